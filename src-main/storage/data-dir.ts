@@ -1,0 +1,22 @@
+// Where Lenslab keeps its data when no Electron userData is available (headless serve / CLI).
+// Order: explicit --data-dir, then LENSLAB_DATA_DIR, then the platform's per-user data folder.
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export function defaultDataDir(platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env): string {
+  const home = homedir();
+  if (platform === 'win32') return join(env.APPDATA || join(home, 'AppData', 'Roaming'), 'Lenslab');
+  if (platform === 'darwin') return join(home, 'Library', 'Application Support', 'Lenslab');
+  return join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'lenslab');
+}
+
+export function resolveDataDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit && explicit.trim()) return resolve(explicit);
+  if (env.LENSLAB_DATA_DIR && env.LENSLAB_DATA_DIR.trim()) return resolve(env.LENSLAB_DATA_DIR);
+  return defaultDataDir(process.platform, env);
+}
+
+/** The database file inside a data directory. */
+export function databasePath(dataDir: string): string {
+  return join(dataDir, 'lenslab.db');
+}

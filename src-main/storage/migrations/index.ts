@@ -1,0 +1,14 @@
+// The ordered list of schema migrations. A new area adds its own numbered file
+// (e.g. 0002-datasets-extra.ts) and one line below.
+import type { Database } from 'better-sqlite3';
+import m0001 from './0001-initial';
+
+export interface Migration {
+  version: number;
+  name: string;
+  up(db: Database): void;
+}
+
+export const migrations: Migration[] = [
+  m0001,
+];
