@@ -1,0 +1,198 @@
+// Graph -> ONNX ModelProto bytes, with large initializers optionally moved to an external-data file.
+// Field numbers follow onnx/onnx.proto (IR version 8..11).
+
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Attr, Graph, Shape, TensorData, Value } from './builder';
+import { DTYPE_BYTES, ONNX_DTYPE, TypedArray } from './dtype';
+import { PbWriter } from './protobuf';
+
+export interface SerializeOptions {
+  /** Move initializers of at least `threshold` bytes (default 1024) into the file named `location` (relative). */
+  external?: { location: string; threshold?: number; align?: number };
+  /** Write output shapes (not only dtypes) into the model. Default true (ORT then checks them against its inference). */
+  outputShapes?: boolean;
+  producerVersion?: string;
+  /** Model metadata (metadata_props). */
+  metadata?: Record<string, string>;
+}
+
+export interface ExternalChunk {
+  offset: number;
+  bytes: Uint8Array;
+}
+
+export interface SerializedModel {
+  model: Uint8Array;
+  /** Bytes for the external-data file (sparse: each chunk at its offset), when any initializer went external. */
+  external: { location: string; size: number; chunks: ExternalChunk[] } | null;
+}
+
+/** IR version matching the default-domain opset (what onnx.helper would pick). */
+export function irVersionFor(opset: number): number {
+  if (opset >= 23) return 11;
+  if (opset >= 21) return 10;
+  if (opset >= 19) return 9;
+  return 8;
+}
+
+function bytesOf(a: TypedArray): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+export function serializeModel(graph: Graph, opts: SerializeOptions = {}): SerializedModel {
+  if (graph.parent) throw new Error('serializeModel: pass the root graph, not a subgraph');
+  const ext = opts.external ? { location: opts.external.location, threshold: opts.external.threshold ?? 1024, align: opts.external.align ?? 4096 } : null;
+  const chunks: ExternalChunk[] = [];
+  let extSize = 0;
+  const domains = new Map<string, number>([['', graph.opset], ...Object.entries(graph.domains)]);
+
+  const writeTensor = (w: PbWriter, name: string, td: TensorData, allowExternal: boolean): void => {
+    w.packedVarints(1, td.dims);
+    w.uint(2, ONNX_DTYPE[td.dtype]);
+    if (name) w.string(8, name);
+    if ('external' in td.data) {
+      const e = td.data.external;
+      if (e.location.startsWith('/') || e.location.split(/[\\/]/).includes('..'))
+        throw new Error(`tensor '${name}': external location '${e.location}' must be relative to the model folder`);
+      w.message(13, (m) => m.string(1, 'location').string(2, e.location));
+      w.message(13, (m) => m.string(1, 'offset').string(2, String(e.offset)));
+      w.message(13, (m) => m.string(1, 'length').string(2, String(e.length)));
+      w.uint(14, 1);
+      return;
+    }
+    const raw = bytesOf(td.data);
+    if (raw.length !== td.dims.reduce((a, b) => a * b, 1) * DTYPE_BYTES[td.dtype]) throw new Error(`tensor '${name}': data size mismatch`);
+    if (ext && allowExternal && raw.length >= ext.threshold) {
+      const align = raw.length >= 65536 ? Math.max(ext.align, 65536) : ext.align;
+      const offset = Math.ceil(extSize / align) * align;
+      chunks.push({ offset, bytes: raw });
+      extSize = offset + raw.length;
+      w.message(13, (m) => m.string(1, 'location').string(2, ext.location));
+      w.message(13, (m) => m.string(1, 'offset').string(2, String(offset)));
+      w.message(13, (m) => m.string(1, 'length').string(2, String(raw.length)));
+      w.uint(14, 1);
+      return;
+    }
+    w.bytes(9, raw);
+  };
+
+  const writeValueInfo = (w: PbWriter, v: Value, withShape: boolean): void => {
+    w.string(1, v.name);
+    w.message(2, (tp) =>
+      tp.message(1, (tt) => {
+        tt.uint(1, ONNX_DTYPE[v.dtype]);
+        if (withShape && v.shape !== null) writeShape(tt, v.shape);
+      }),
+    );
+  };
+  const writeShape = (w: PbWriter, shape: Shape): void => {
+    w.message(2, (sp) => {
+      for (const d of shape)
+        sp.message(1, (dim) => {
+          if (typeof d === 'number') dim.uint(1, d);
+          else if (d !== '?') dim.string(2, d);
+        });
+    });
+  };
+
+  const writeAttr = (w: PbWriter, name: string, a: Attr): void => {
+    w.string(1, name);
+    switch (a.type) {
+      case 'float':
+        w.float(2, a.value).uint(20, 1);
+        break;
+      case 'int':
+        w.uint(3, a.value).uint(20, 2);
+        break;
+      case 'string':
+        w.string(4, a.value).uint(20, 3);
+        break;
+      case 'tensor':
+        w.message(5, (t) => writeTensor(t, '', a.value, false)).uint(20, 4);
+        break;
+      case 'graph':
+        w.message(6, (gw) => writeGraph(gw, a.value, true)).uint(20, 5);
+        break;
+      case 'floats':
+        w.packedFloats(7, a.value).uint(20, 6);
+        break;
+      case 'ints':
+        w.packedVarints(8, a.value).uint(20, 7);
+        break;
+      case 'strings':
+        for (const s of a.value) w.string(9, s);
+        w.uint(20, 8);
+        break;
+    }
+  };
+
+  const writeGraph = (w: PbWriter, g: Graph, isSub: boolean): void => {
+    for (const n of g.nodes) {
+      if (n.domain && !domains.has(n.domain)) throw new Error(`node '${n.name}' (${n.opType}) uses domain '${n.domain}' with no opset; pass it in GraphOptions.domains`);
+      w.message(1, (nw) => {
+        for (const x of n.inputs) nw.string(1, x ? x.name : '');
+        for (const o of n.outputs) nw.string(2, o.name);
+        nw.string(3, n.name);
+        nw.string(4, n.opType);
+        for (const [k, a] of Object.entries(n.attrs)) nw.message(5, (aw) => writeAttr(aw, k, a));
+        if (n.domain) nw.string(7, n.domain);
+      });
+    }
+    w.string(2, g.name);
+    for (const v of g.initializers) w.message(5, (tw) => writeTensor(tw, v.name, g.initData.get(v)!, !isSub));
+    const inputNames = new Set(g.inputs.map((v) => v.name));
+    for (const v of g.initializers) if (inputNames.has(v.name)) throw new Error(`'${v.name}' is both a graph input and an initializer (a fed value would be ignored)`);
+    for (const v of g.inputs) w.message(11, (vw) => writeValueInfo(vw, v, true));
+    if (g.outputs.length === 0 && !isSub) throw new Error(`graph '${g.name}' has no outputs`);
+    for (const v of g.outputs) w.message(12, (vw) => writeValueInfo(vw, v, opts.outputShapes ?? true));
+  };
+
+  const w = new PbWriter(1 << 16);
+  w.uint(1, irVersionFor(graph.opset));
+  w.string(2, 'lenslab');
+  w.string(3, opts.producerVersion ?? '0.1.0');
+  w.message(7, (gw) => writeGraph(gw, graph, false));
+  for (const [d, v] of domains) w.message(8, (ow) => (d ? ow.string(1, d).uint(2, v) : ow.uint(2, v)));
+  for (const [k, v] of Object.entries(opts.metadata ?? {})) w.message(14, (m) => m.string(1, k).string(2, v));
+  return { model: w.finish(), external: chunks.length ? { location: ext!.location, size: extSize, chunks } : null };
+}
+
+function writeFileAtomic(path: string, write: (fd: number) => void): void {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    write(fd);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30), position + off);
+}
+
+/**
+ * Write `graph` to `path` (atomically). Initializers of at least `externalThreshold` bytes (default 1024; Infinity
+ * keeps all inline) go to `<basename(path)>.data` next to it, which ORT memory-maps when loading from the path.
+ */
+export function saveModel(graph: Graph, path: string, opts: Omit<SerializeOptions, 'external'> & { externalThreshold?: number } = {}): { modelPath: string; dataPath: string | null } {
+  const threshold = opts.externalThreshold ?? 1024;
+  const location = `${basename(path)}.data`;
+  const ser = serializeModel(graph, { ...opts, external: Number.isFinite(threshold) ? { location, threshold } : undefined });
+  let dataPath: string | null = null;
+  if (ser.external) {
+    dataPath = `${path}.data`;
+    writeFileAtomic(dataPath, (fd) => {
+      for (const c of ser.external!.chunks) writeAll(fd, c.bytes, c.offset);
+    });
+  }
+  writeFileAtomic(path, (fd) => writeAll(fd, ser.model, 0));
+  return { modelPath: path, dataPath };
+}

@@ -1,0 +1,109 @@
+// onnxruntime-node sessions: execution-provider choice with fallback, threads, optimization level, and run helpers
+// that check feeds by name.
+
+import * as ort from 'onnxruntime-node';
+import { cpus } from 'node:os';
+
+export type Provider = 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
+
+export interface SessionOptions {
+  /** Preferred execution provider; falls back to cpu with a message when it is not present. Default 'cpu'. */
+  provider?: Provider | 'auto';
+  /** Intra-op threads (default: number of CPU cores). */
+  threads?: number;
+  interOpThreads?: number;
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Memory-pattern planning (default true). */
+  memPattern?: boolean;
+  memArena?: boolean;
+  /** ORT log severity: 0 verbose .. 4 fatal (default 3: errors only). */
+  logSeverity?: 0 | 1 | 2 | 3 | 4;
+  /** Where fallback messages go (default console.warn). */
+  onWarning?: (message: string) => void;
+  /** Raw ORT session config entries (session.* keys). */
+  config?: Record<string, string>;
+}
+
+/** Execution providers this onnxruntime-node build has (bundled or installable). */
+export function availableProviders(): string[] {
+  return ort.listSupportedBackends().map((b) => b.name);
+}
+
+function autoProvider(): Provider {
+  return 'cpu';
+}
+
+export class Session {
+  private constructor(
+    readonly inner: ort.InferenceSession,
+    /** The provider actually in use. */
+    readonly provider: Provider,
+    /** Why the preferred provider was not used, or null. */
+    readonly fallback: string | null,
+    readonly source: string,
+  ) {}
+
+  get inputNames(): readonly string[] {
+    return this.inner.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.inner.outputNames;
+  }
+
+  /** Create a session from a model path (external data next to it is memory-mapped) or model bytes. */
+  static async create(model: string | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
+    const source = typeof model === 'string' ? model : `<${model.byteLength} bytes>`;
+    const want: Provider = opts.provider === undefined || opts.provider === 'auto' ? autoProvider() : opts.provider;
+    const base: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: opts.threads ?? cpus().length,
+      interOpNumThreads: opts.interOpThreads ?? 1,
+      graphOptimizationLevel: opts.optimization ?? 'all',
+      enableMemPattern: opts.memPattern ?? true,
+      enableCpuMemArena: opts.memArena ?? true,
+      executionMode: 'sequential',
+      logSeverityLevel: opts.logSeverity ?? 3,
+      ...(opts.config ? { extra: { ...opts.config } } : {}),
+    };
+    const warn = opts.onWarning ?? ((m: string) => console.warn(m));
+    const load = (providers: Provider[]) =>
+      typeof model === 'string'
+        ? ort.InferenceSession.create(model, { ...base, executionProviders: providers })
+        : ort.InferenceSession.create(model, { ...base, executionProviders: providers });
+    let fallback: string | null = null;
+    if (want !== 'cpu') {
+      const avail = availableProviders();
+      if (!avail.includes(want)) {
+        fallback = `execution provider '${want}' is not available in this onnxruntime-node build (available: ${avail.join(', ')}); using cpu`;
+      } else {
+        try {
+          return new Session(await load([want, 'cpu']), want, null, source);
+        } catch (e) {
+          fallback = `execution provider '${want}' failed to start (${(e as Error).message.split('\n')[0]}); using cpu`;
+        }
+      }
+      warn(`lenslab engine: ${fallback}`);
+    }
+    try {
+      return new Session(await load(['cpu']), 'cpu', fallback, source);
+    } catch (e) {
+      throw new Error(`cannot load ONNX model ${source}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Run with `feeds` (every graph input must be given; unknown names are an error) and return the requested outputs
+   * (default all).
+   */
+  async run(feeds: Record<string, ort.Tensor>, fetch?: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    for (const name of this.inputNames) if (!(name in feeds)) throw new Error(`run ${this.source}: missing input '${name}'`);
+    for (const name of Object.keys(feeds))
+      if (!this.inputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an input of this model (inputs: ${this.inputNames.join(', ')})`);
+    if (fetch) for (const name of fetch) if (!this.outputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an output of this model`);
+    const res = fetch ? await this.inner.run(feeds, fetch as string[]) : await this.inner.run(feeds);
+    return res as Record<string, ort.Tensor>;
+  }
+
+  async dispose(): Promise<void> {
+    await this.inner.release();
+  }
+}
