@@ -1,0 +1,55 @@
+// The backend: one database, the service registry, the dispatcher and the event bus.
+// Every host (Electron utilityProcess, `lenslab serve`, the CLI, tests) creates one of these.
+import { mkdirSync } from 'node:fs';
+import { openDatabase, closeDatabase, type Database } from '../storage/database';
+import { databasePath } from '../storage/data-dir';
+import { markInterruptedRuns } from '../storage/runs-queries';
+import { registry } from './registry';
+import type { ServiceContext } from './context';
+import { Dispatcher, EventBus, type Logger } from '../transport/dispatcher';
+
+export interface BackendOptions {
+  dataDir: string;
+  /** Database file; defaults to <dataDir>/lenslab.db. ':memory:' for tests. */
+  dbFile?: string;
+  host?: string;
+  log?: Logger;
+  /** Mark runs left 'running' by a dead process as 'interrupted' (default true; the CLI passes false). */
+  recoverRuns?: boolean;
+}
+
+export interface Backend {
+  readonly db: Database;
+  readonly dataDir: string;
+  readonly dispatcher: Dispatcher;
+  readonly events: EventBus;
+  readonly ctx: ServiceContext;
+  close(): void;
+}
+
+export function createBackend(options: BackendOptions): Backend {
+  mkdirSync(options.dataDir, { recursive: true });
+  const db = openDatabase(options.dbFile ?? databasePath(options.dataDir));
+  if (options.recoverRuns ?? true) markInterruptedRuns(db);
+  const bus = new EventBus();
+  const ctx: ServiceContext = {
+    db,
+    dataDir: options.dataDir,
+    host: options.host ?? 'test',
+    emit: (event, payload) => bus.emit(event, payload),
+  };
+  const dispatcher = new Dispatcher(registry, ctx, options.log);
+  let closed = false;
+  return {
+    db,
+    dataDir: options.dataDir,
+    dispatcher,
+    events: bus,
+    ctx,
+    close() {
+      if (closed) return;
+      closed = true;
+      closeDatabase(db);
+    },
+  };
+}

@@ -1,0 +1,24 @@
+// What every service handler receives, and the handler types the registry checks against the contract.
+import type { Database } from '../storage/database';
+import type { EventName, EventPayload, MethodName, ParsedParams, Result } from '../contract/index';
+
+export interface ServiceContext {
+  db: Database;
+  /** Root of all Lenslab data (database, images, thumbs, models, runs). */
+  dataDir: string;
+  /** How the backend is hosted: 'electron' | 'serve' | 'cli' | 'test'. */
+  host: string;
+  /** Push an event to every connected client. The payload is validated against the contract. */
+  emit<E extends EventName>(event: E, payload: EventPayload<E>): void;
+}
+
+/** A handler for contract method M: parsed params in, the method's result out. */
+export type Handler<M extends MethodName> = (params: ParsedParams<M>, ctx: ServiceContext) => Result<M> | Promise<Result<M>>;
+
+/** Handlers for a subset of methods (what one service file exports). */
+export type Handlers<Names extends MethodName> = { [M in Names]: Handler<M> };
+
+/** Helper so a service file gets its handlers type-checked: `export const fooHandlers = handlers({...})`. */
+export function handlers<const Names extends MethodName>(h: Handlers<Names>): Handlers<Names> {
+  return h;
+}

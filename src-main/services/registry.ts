@@ -1,0 +1,15 @@
+// Every contract method mapped to its handler. The `satisfies` below fails to compile when a
+// contract method has no handler: a new domain adds its contract file, its service file and one line here.
+import type { Handlers } from './context';
+import type { MethodName } from '../contract/index';
+import { systemHandlers } from './system';
+import { datasetsHandlers } from './datasets';
+import { runsHandlers } from './runs';
+
+export const registry = {
+  ...systemHandlers,
+  ...datasetsHandlers,
+  ...runsHandlers,
+} satisfies Handlers<MethodName>;
+
+export type Registry = Handlers<MethodName>;
