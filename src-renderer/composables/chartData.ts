@@ -1,0 +1,73 @@
+// Data shaping for uPlot: several named series with their own x (steps) merged onto one x axis.
+export interface ChartPoint {
+  step: number;
+  value: number | null;
+}
+export interface ChartSeries {
+  name: string;
+  /** CSS colour; default: the theme palette (--chart-1 … --chart-8). */
+  color?: string;
+  points: readonly ChartPoint[];
+  /** Draw dashed (e.g. a base model, or eval vs train). */
+  dashed?: boolean;
+}
+
+export type Aligned = [number[], ...(number | null)[][]];
+
+/**
+ * Merge series onto the sorted union of their steps; a series has null where it has no point.
+ * Points may arrive unsorted or with repeated steps (the last value wins). With `logScale`,
+ * values <= 0 become null since they cannot be drawn.
+ */
+export function alignSeries(series: readonly Pick<ChartSeries, 'points'>[], logScale = false): Aligned {
+  const clean = (v: number | null): number | null => (v === null || !Number.isFinite(v) || (logScale && v <= 0) ? null : v);
+  // Fast path: every series already sorted by step with identical steps (the usual live training case).
+  if (series.length > 0 && sameSortedSteps(series)) {
+    const xs = series[0].points.map((p) => p.step);
+    return [xs, ...series.map((s) => s.points.map((p) => clean(p.value)))];
+  }
+  const maps = series.map((s) => {
+    const m = new Map<number, number | null>();
+    for (const p of s.points) m.set(p.step, p.value);
+    return m;
+  });
+  const steps = new Set<number>();
+  for (const m of maps) for (const k of m.keys()) steps.add(k);
+  const xs = [...steps].sort((a, b) => a - b);
+  return [xs, ...maps.map((m) => xs.map((x) => (m.has(x) ? clean(m.get(x) as number | null) : null)))];
+}
+
+function sameSortedSteps(series: readonly Pick<ChartSeries, 'points'>[]): boolean {
+  const first = series[0].points;
+  for (let i = 1; i < first.length; i++) if (!(first[i].step > first[i - 1].step)) return false;
+  for (let s = 1; s < series.length; s++) {
+    const pts = series[s].points;
+    if (pts.length !== first.length) return false;
+    for (let i = 0; i < pts.length; i++) if (pts[i].step !== first[i].step) return false;
+  }
+  return true;
+}
+
+/** A sentence for screen readers: what the chart shows and the latest values. */
+export function chartSummary(title: string, series: readonly ChartSeries[], format: (v: number) => string = String): string {
+  if (series.every((s) => s.points.length === 0)) return `${title}: no data yet`;
+  const parts = series.map((s) => {
+    let last: ChartPoint | undefined;
+    for (let i = s.points.length - 1; i >= 0; i--) {
+      if (s.points[i].value !== null) {
+        last = s.points[i];
+        break;
+      }
+    }
+    return last ? `${s.name} ${format(last.value as number)} at step ${last.step} (${s.points.length} points)` : `${s.name} no data`;
+  });
+  return `${title}: ${parts.join('; ')}`;
+}
+
+/** A signature that changes when series are added/removed/renamed/recoloured (needs a chart rebuild). */
+export function structureKey(series: readonly ChartSeries[]): string {
+  return series.map((s) => `${s.name}|${s.color ?? ''}|${s.dashed ? 1 : 0}`).join('\n');
+}
+
+/** Default palette, readable on light and dark backgrounds; overridable with --chart-N CSS variables. */
+export const DEFAULT_PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#8b5cf6', '#14b8a6', '#ec4899', '#84cc16'];

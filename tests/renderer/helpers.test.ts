@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatDuration, estimateEta, formatBytes, formatMetric, formatPercent } from '../../src-renderer/composables/format';
+import { useUndoStack } from '../../src-renderer/composables/useUndoStack';
+import { alignSeries, chartSummary, structureKey } from '../../src-renderer/composables/chartData';
+import {
+  defaultsOf,
+  parseNumberInput,
+  validateField,
+  validateAll,
+  type FieldSpec,
+} from '../../src-renderer/composables/hyperparams';
+
+test('formatDuration / estimateEta', () => {
+  assert.equal(formatDuration(0), '0s');
+  assert.equal(formatDuration(75), '1m 15s');
+  assert.equal(formatDuration(3725), '1h 02m');
+  assert.equal(formatDuration(90061), '1d 1h');
+  assert.equal(formatDuration(-1), '—');
+  assert.equal(formatDuration(NaN), '—');
+  assert.equal(estimateEta(100, 25, 100), 300);
+  assert.equal(estimateEta(100, 0, 100), null, 'unknown before the first step');
+  assert.equal(estimateEta(100, 10, 0), null);
+});
+
+test('formatBytes / formatMetric / formatPercent', () => {
+  assert.equal(formatBytes(512), '512 B');
+  assert.equal(formatBytes(1536), '1.5 KB');
+  assert.equal(formatBytes(3 * 1024 ** 3), '3.0 GB');
+  assert.equal(formatBytes(300 * 1024 ** 2), '300 MB');
+  assert.equal(formatMetric(0.000123), '1.23e-4');
+  assert.equal(formatMetric(0.53123), '0.5312');
+  assert.equal(formatMetric(12345.6), '12,346');
+  assert.equal(formatMetric(null), '—');
+  assert.equal(formatMetric(0), '0');
+  assert.equal(formatPercent(0.4567), '45.7%');
+});
+
+test('useUndoStack: records, coalesces a typing burst, undo/redo, new edit clears redo', () => {
+  const u = useUndoStack('a');
+  u.record('ab', 'caption');
+  u.record('abc', 'caption'); // same field: one step
+  u.record('abc!', 'answer');
+  assert.equal(u.present.value, 'abc!');
+  assert.equal(u.undo(), 'abc');
+  assert.equal(u.undo(), 'a', 'the typing burst undoes as one step');
+  assert.equal(u.canUndo.value, false);
+  assert.equal(u.undo(), undefined);
+  assert.equal(u.redo(), 'abc');
+  assert.equal(u.canRedo.value, true);
+  u.record('abX', 'caption'); // after undo, typing in the same field starts a new step
+  assert.equal(u.canRedo.value, false);
+  assert.equal(u.undo(), 'abc');
+  u.seal();
+  u.reset('fresh');
+  assert.equal(u.present.value, 'fresh');
+  assert.equal(u.canUndo.value, false);
+  const small = useUndoStack(0, 3);
+  for (let i = 1; i <= 10; i++) small.record(i);
+  let n = 0;
+  while (small.undo() !== undefined) n++;
+  assert.equal(n, 3, 'history is bounded');
+});
+
+test('alignSeries merges steps, fills gaps with null, drops non-positive values for log scale', () => {
+  const train = { points: [{ step: 1, value: 2 }, { step: 2, value: 1.5 }, { step: 3, value: 1.2 }, { step: 4, value: 0 }] };
+  const evalS = { points: [{ step: 4, value: 1.4 }, { step: 2, value: 1.6 }] };
+  assert.deepEqual(alignSeries([train, evalS]), [
+    [1, 2, 3, 4],
+    [2, 1.5, 1.2, 0],
+    [null, 1.6, null, 1.4],
+  ]);
+  assert.deepEqual(alignSeries([train], true), [[1, 2, 3, 4], [2, 1.5, 1.2, null]]);
+  // Duplicated step: last value wins; NaN becomes a gap.
+  assert.deepEqual(alignSeries([{ points: [{ step: 1, value: 5 }, { step: 1, value: 6 }, { step: 2, value: NaN }] }]), [[1, 2], [6, null]]);
+  assert.deepEqual(alignSeries([]), [[]]);
+});
+
+test('chartSummary and structureKey', () => {
+  const s = [
+    { name: 'train', points: [{ step: 1, value: 2 }, { step: 2, value: null }] },
+    { name: 'eval', points: [] },
+  ];
+  assert.equal(chartSummary('Loss', s), 'Loss: train 2 at step 1 (2 points); eval no data');
+  assert.equal(chartSummary('Loss', [{ name: 'a', points: [] }]), 'Loss: no data yet');
+  assert.notEqual(structureKey(s), structureKey([s[0]]));
+  assert.equal(structureKey(s), structureKey(s.map((x) => ({ ...x, points: [] }))), 'points do not change the structure');
+});
+
+const FIELDS: FieldSpec[] = [
+  { key: 'method', label: 'Method', type: 'select', default: 'lora', options: [{ value: 'lora', label: 'LoRA' }, { value: 'projector', label: 'Projector only' }] },
+  { key: 'lr', label: 'Learning rate', type: 'number', default: 2e-4, min: 0, exclusiveMin: true, max: 1 },
+  { key: 'rank', label: 'LoRA rank', type: 'number', default: 8, min: 1, max: 256, integer: true, visibleWhen: (v) => v.method === 'lora' },
+  { key: 'warmup', label: 'Warmup steps', type: 'number', default: 10, min: 0, integer: true, check: (v, all) => (typeof v === 'number' && v > Number(all.steps) ? 'Warmup must not exceed the number of steps' : null) },
+  { key: 'steps', label: 'Steps', type: 'number', default: 100, min: 1, integer: true },
+  { key: 'name', label: 'Run name', type: 'text', default: '', required: true, maxLength: 10 },
+];
+
+test('hyperparams: defaults, number parsing and messages in words', () => {
+  const d = defaultsOf(FIELDS);
+  assert.deepEqual(d, { method: 'lora', lr: 2e-4, rank: 8, warmup: 10, steps: 100, name: '' });
+  assert.equal(parseNumberInput('3e-4'), 3e-4);
+  assert.equal(parseNumberInput(' 16 '), 16);
+  assert.equal(parseNumberInput('1,000'), 1000);
+  assert.equal(parseNumberInput('.5'), 0.5);
+  assert.equal(parseNumberInput('abc'), null);
+  assert.equal(parseNumberInput('1e'), null);
+  assert.equal(parseNumberInput(''), null);
+  const lr = FIELDS[1];
+  assert.equal(validateField(lr, 0, d), 'Must be greater than 0');
+  assert.equal(validateField(lr, 2, d), 'Must be at most 1');
+  assert.equal(validateField(lr, null, d, 'fast'), '“fast” is not a number');
+  assert.equal(validateField(lr, null, d, ''), 'Required');
+  assert.equal(validateField(FIELDS[2], 2.5, d), 'Must be a whole number');
+  assert.equal(validateField(FIELDS[2], 0, d), 'Must be at least 1');
+  assert.equal(validateField(FIELDS[0], 'full', d), 'Choose one of the options');
+  assert.equal(validateField(FIELDS[5], 'a very long name', d), 'At most 10 characters');
+});
+
+test('validateAll skips hidden fields and runs cross-field checks', () => {
+  const values = { method: 'projector', lr: 1e-3, rank: 0, warmup: 200, steps: 100, name: 'x' };
+  const errors = validateAll(FIELDS, values);
+  assert.deepEqual(errors, { warmup: 'Warmup must not exceed the number of steps' }, 'rank is hidden for projector-only');
+  const raw = validateAll(FIELDS, { ...values, method: 'lora' }, { lr: '1e-3x' });
+  assert.deepEqual(Object.keys(raw).sort(), ['lr', 'rank', 'warmup']);
+  assert.equal(raw.lr, '“1e-3x” is not a number');
+});
