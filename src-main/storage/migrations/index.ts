@@ -2,6 +2,7 @@
 // (e.g. 0002-datasets-extra.ts) and one line below.
 import type { Database } from 'better-sqlite3';
 import m0001 from './0001-initial';
+import m0002 from './0002-datasets-extra';
 
 export interface Migration {
   version: number;
@@ -11,4 +12,5 @@ export interface Migration {
 
 export const migrations: Migration[] = [
   m0001,
+  m0002,
 ];
