@@ -125,3 +125,12 @@ test('validateAll skips hidden fields and runs cross-field checks', () => {
   assert.deepEqual(Object.keys(raw).sort(), ['lr', 'rank', 'warmup']);
   assert.equal(raw.lr, '“1e-3x” is not a number');
 });
+
+import { describeError } from '../../src-renderer/composables/errors';
+test('describeError gives a title in words for API error codes and keeps the field', () => {
+  const e = Object.assign(new Error('invalid params: name: must not be empty'), { code: 'invalid_request', field: 'name' });
+  assert.deepEqual(describeError(e), { title: 'Please check the input', message: 'invalid params: name: must not be empty', field: 'name' });
+  assert.equal(describeError(new TypeError('Failed to fetch')).title, 'Lost the connection to Lenslab');
+  assert.deepEqual(describeError('plain words'), { title: 'Something went wrong', message: 'plain words' });
+  assert.equal(describeError(new Error('boom'), 'Import failed').title, 'Import failed');
+});
