@@ -1,0 +1,78 @@
+// The pieces a CLI command group is made of. One file per group (serve.ts, datasets.ts, runs.ts, ...),
+// each exporting a CommandGroup; index.ts lists them.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ApiError } from '../../contract/errors';
+import type { CallArgs, MethodName, Result } from '../../contract/index';
+import { createBackend, type Backend } from '../../services/backend';
+import { resolveDataDir } from '../../storage/data-dir';
+
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface CommandContext {
+  io: CliIO;
+  /** Where to keep data: --data-dir, then LENSLAB_DATA_DIR, then the platform default. */
+  dataDir: string;
+  /** --json: print machine-readable JSON instead of text. */
+  json: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface CommandGroup {
+  /** First word on the command line, e.g. 'datasets'. */
+  name: string;
+  /** One line for `lenslab --help`. */
+  summary: string;
+  /** Full usage text for `lenslab <name> --help`. */
+  usage: string;
+  /** Run with the words after the group name (global flags already removed). Returns the exit code. */
+  run(argv: string[], ctx: CommandContext): Promise<number>;
+}
+
+/** A usage mistake: printed with the group's usage, exit code 2. */
+export class UsageError extends Error {}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs in strict mode, turning its errors into UsageError. */
+export function parse<O extends Options>(argv: string[], options: O, allowPositionals = true) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+export type Call = <M extends MethodName>(method: M, ...args: CallArgs<M>) => Promise<Result<M>>;
+
+/** Open the backend on the data dir, run fn with a typed `call`, close. Errors keep their ApiError type. */
+export async function withBackend<T>(ctx: CommandContext, fn: (call: Call, backend: Backend) => Promise<T>): Promise<T> {
+  const backend = createBackend({ dataDir: ctx.dataDir, host: 'cli', recoverRuns: false });
+  try {
+    const call: Call = (method, ...args) => backend.dispatcher.call(method, args[0]) as Promise<Result<typeof method>>;
+    return await fn(call, backend);
+  } finally {
+    backend.close();
+  }
+}
+
+export function printJson(ctx: CommandContext, value: unknown): void {
+  ctx.io.out(JSON.stringify(value, null, 2));
+}
+
+/** A plain-text table with left-aligned columns. */
+export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
+
+/** Parse a positive integer argument or throw a UsageError naming it. */
+export function intArg(value: string | undefined, name: string): number {
+  if (value === undefined || !/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`${name} must be a positive integer, got ${value ?? 'nothing'}`);
+  return Number(value);
+}
+
+export { ApiError, resolveDataDir };

@@ -1,0 +1,11 @@
+// Every CLI command group. A new group: add a file next to this one and one line below.
+import type { CommandGroup } from './command';
+import { serveCommand } from './serve';
+import { datasetsCommand } from './datasets';
+import { runsCommand } from './runs';
+
+export const commandGroups: CommandGroup[] = [
+  serveCommand,
+  datasetsCommand,
+  runsCommand,
+];
