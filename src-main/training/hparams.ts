@@ -1,0 +1,232 @@
+// Hyperparameters of a fine-tuning run: one zod schema with defaults, cross-field checks whose messages name the
+// field (and its CLI flag), checks against the dataset size, the learning-rate schedule, and a hash that tells
+// whether a checkpoint was made with the same training settings.
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { BatchSchedule } from './batching';
+
+export const METHODS = ['lora', 'projector', 'lora+projector'] as const;
+export type Method = (typeof METHODS)[number];
+export const SCHEDULES = ['cosine', 'linear', 'constant'] as const;
+export type LrScheduleKind = (typeof SCHEDULES)[number];
+
+/** Module names LoRA may target (LLaMA / Qwen2 decoder linear layers). */
+export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+
+export const hparamsSchema = z
+  .object({
+    /** What is trained: LoRA adapters in the decoder, the vision→text projector, or both. */
+    method: z.enum(METHODS).default('lora'),
+    /** LoRA rank r. */
+    rank: int(1, 1024).default(8),
+    /** LoRA alpha; the update is scaled by alpha / rank. */
+    alpha: z.number().positive().max(1e4).default(16),
+    /** Dropout on the LoRA input (0 = off). */
+    dropout: z.number().min(0).lt(1).default(0.05),
+    /** Decoder linear layers that get adapters. */
+    targetModules: z.array(z.enum(LORA_TARGETS)).min(1).default(['q_proj', 'k_proj', 'v_proj', 'o_proj']),
+    /** Peak learning rate. */
+    lr: z.number().positive().max(1).default(2e-4),
+    /** AdamW decoupled weight decay. */
+    weightDecay: z.number().min(0).max(1).default(0),
+    /** AdamW (beta1, beta2). */
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]),
+    /** AdamW epsilon. */
+    eps: z.number().positive().max(1).default(1e-8),
+    /** Linear warmup length in steps (or give warmupRatio, not both). */
+    warmupSteps: int(0).optional(),
+    /** Linear warmup as a fraction of the total steps. */
+    warmupRatio: z.number().min(0).lt(1).optional(),
+    /** Decay after warmup. */
+    schedule: z.enum(SCHEDULES).default('cosine'),
+    /** The learning rate the decay ends at, as a fraction of lr. */
+    minLrRatio: z.number().min(0).max(1).default(0),
+    /** Passes over the training split (or give maxSteps, not both; neither = 3 epochs). */
+    epochs: int(1, 10000).optional(),
+    /** Optimizer steps to run. */
+    maxSteps: int(1, 10_000_000).optional(),
+    /** Samples per micro-batch. */
+    batchSize: int(1, 4096).default(4),
+    /** Micro-batches per optimizer step (effective batch = batchSize × gradAccum). */
+    gradAccum: int(1, 4096).default(1),
+    /** Longest sample, in tokens with image tokens expanded; longer samples are refused, never cut. */
+    maxSeqLen: int(8, 131072).default(1024),
+    /** Seed for initialisation, shuffling and dropout. */
+    seed: int(0, 0xffffffff).default(42),
+    /** Evaluate every N steps (0 = only at the end). */
+    evalEvery: int(0).default(0),
+    /** Write a checkpoint every N steps (0 = only at the end). */
+    saveEvery: int(0).default(50),
+    /** How many recent checkpoints to keep. */
+    keepLastK: int(1, 1000).default(3),
+    /** Global gradient-norm clipping threshold (0 = off). */
+    clipNorm: z.number().min(0).max(1e6).default(1),
+  })
+  .strict()
+  .superRefine((h, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (h.epochs !== undefined && h.maxSteps !== undefined) issue('maxSteps', 'give either epochs or maxSteps, not both');
+    if (h.warmupSteps !== undefined && h.warmupRatio !== undefined) issue('warmupRatio', 'give either warmupSteps or warmupRatio, not both');
+    if (h.maxSteps !== undefined && h.warmupSteps !== undefined && h.warmupSteps >= h.maxSteps)
+      issue('warmupSteps', `warmup (${h.warmupSteps} steps) must be shorter than maxSteps (${h.maxSteps})`);
+    if (h.method !== 'projector' && new Set(h.targetModules).size !== h.targetModules.length)
+      issue('targetModules', `lists a module twice: ${h.targetModules.join(', ')}`);
+    if (h.schedule === 'constant' && h.minLrRatio !== 0) issue('minLrRatio', 'has no effect with schedule "constant"; leave it at 0');
+  });
+
+export type HparamsInput = z.input<typeof hparamsSchema>;
+/** Parsed hyperparameters with defaults filled in (epochs is set when maxSteps is not). */
+export type Hparams = z.output<typeof hparamsSchema>;
+
+/** camelCase field → CLI flag (`batchSize` → `--batch-size`). */
+export function cliFlag(field: string): string {
+  return '--' + field.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+export interface HparamIssue {
+  /** Field name (camelCase, as in the schema); '' for the object itself. */
+  field: string;
+  message: string;
+}
+
+/** Invalid hyperparameters; the message names every offending field and its CLI flag. */
+export class HparamsError extends Error {
+  constructor(readonly issues: HparamIssue[]) {
+    super(`invalid hyperparameters: ${issues.map((i) => (i.field ? `${i.field} (${cliFlag(i.field.split('.')[0])}): ${i.message}` : i.message)).join('; ')}`);
+    this.name = 'HparamsError';
+  }
+}
+
+function describe(issue: z.core.$ZodIssue, input: unknown): HparamIssue {
+  const field = issue.path.map(String).join('.');
+  let got: unknown = input;
+  for (const p of issue.path) got = got && typeof got === 'object' ? (got as Record<PropertyKey, unknown>)[p as PropertyKey] : undefined;
+  if (issue.code === 'unrecognized_keys') return { field: '', message: `unknown hyperparameter${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}` };
+  let message = issue.message;
+  if (issue.code === 'too_small') message = `must be ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}`;
+  else if (issue.code === 'too_big') message = `must be ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}`;
+  else if (issue.code === 'invalid_type' && issue.expected === 'int') message = 'must be an integer';
+  else if (issue.code === 'invalid_value') message = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (issue.code !== 'custom' && got !== undefined) message += ` (got ${JSON.stringify(got)})`;
+  return { field, message };
+}
+
+/** Validate and fill defaults; throws HparamsError naming each bad field. With neither epochs nor maxSteps, epochs = 3. */
+export function parseHparams(input: unknown): Hparams {
+  const r = hparamsSchema.safeParse(input ?? {});
+  if (!r.success) throw new HparamsError(r.error.issues.map((i) => describe(i, input)));
+  const h = r.data;
+  if (h.epochs === undefined && h.maxSteps === undefined) h.epochs = 3;
+  return h;
+}
+
+// ---------------------------------------------------------------------------------------------- against the data
+
+export interface RunPlan {
+  totalSteps: number;
+  stepsPerEpoch: number;
+  warmupSteps: number;
+  /** Samples per optimizer step. */
+  effectiveBatch: number;
+}
+
+/**
+ * Check the hyperparameters against the dataset and work out the step counts. Throws HparamsError naming the field
+ * when the combination cannot train (no training items, warmup as long as the run, eval asked with no eval items).
+ */
+export function planRun(h: Hparams, data: { trainSamples: number; evalSamples?: number }): RunPlan {
+  const issues: HparamIssue[] = [];
+  if (data.trainSamples < 1) throw new HparamsError([{ field: '', message: 'the training split is empty: assign items to "train" first' }]);
+  const schedule = new BatchSchedule({
+    numSamples: data.trainSamples,
+    batchSize: h.batchSize,
+    gradAccum: h.gradAccum,
+    seed: h.seed,
+    epochs: h.maxSteps === undefined ? h.epochs ?? 3 : undefined,
+    maxSteps: h.maxSteps,
+  });
+  const totalSteps = schedule.totalSteps;
+  const warmupSteps = h.warmupSteps ?? Math.floor((h.warmupRatio ?? 0) * totalSteps);
+  if (warmupSteps >= totalSteps)
+    issues.push({ field: h.warmupSteps !== undefined ? 'warmupSteps' : 'warmupRatio', message: `warmup (${warmupSteps} steps) must be shorter than the run (${totalSteps} steps)` });
+  if (h.evalEvery > 0 && (data.evalSamples ?? 0) === 0)
+    issues.push({ field: 'evalEvery', message: 'evaluation is requested but the dataset has no validation items; set 0 or assign items to "val"' });
+  if (issues.length) throw new HparamsError(issues);
+  return { totalSteps, stepsPerEpoch: schedule.stepsPerEpoch, warmupSteps, effectiveBatch: h.batchSize * h.gradAccum };
+}
+
+// ---------------------------------------------------------------------------------------------- LR schedule
+
+/**
+ * Learning rate for optimizer step `step` (1-based) of `totalSteps`: linear warmup lr·step/W for step ≤ W, then
+ * decay over the remaining steps with progress p = (step − W − 1)/(totalSteps − W), so the first step after warmup
+ * is at the peak and no step is spent at lr = 0: cosine lr_min + (lr − lr_min)·(1 + cos πp)/2, linear
+ * lr − (lr − lr_min)·p, constant lr. lr_min = lr·minLrRatio.
+ */
+export function lrAt(step: number, h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRatio'>, totalSteps: number, warmupSteps: number): number {
+  if (!Number.isInteger(step) || step < 1 || step > totalSteps) throw new Error(`lrAt: step ${step} outside 1..${totalSteps}`);
+  if (warmupSteps > 0 && step <= warmupSteps) return (h.lr * step) / warmupSteps;
+  const min = h.lr * h.minLrRatio;
+  const p = (step - warmupSteps - 1) / Math.max(1, totalSteps - warmupSteps);
+  if (h.schedule === 'cosine') return min + ((h.lr - min) * (1 + Math.cos(Math.PI * p))) / 2;
+  if (h.schedule === 'linear') return h.lr - (h.lr - min) * p;
+  return h.lr;
+}
+
+// ---------------------------------------------------------------------------------------------- hashing, CLI
+
+/** Fields that do not change the trained result (how often to evaluate/save); left out of the hash. */
+const NON_TRAINING_FIELDS = new Set(['evalEvery', 'saveEvery', 'keepLastK']);
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/** sha256 (hex) of the training-relevant settings; a checkpoint resumes only into a run with the same hash. */
+export function hparamsHash(h: Hparams): string {
+  const rel: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(h)) if (!NON_TRAINING_FIELDS.has(k)) rel[k] = v;
+  return createHash('sha256').update(canonical(rel)).digest('hex');
+}
+
+const NUMBER_FIELDS = new Set(['rank', 'alpha', 'dropout', 'lr', 'weightDecay', 'eps', 'warmupSteps', 'warmupRatio', 'minLrRatio', 'epochs', 'maxSteps', 'batchSize', 'gradAccum', 'maxSeqLen', 'seed', 'evalEvery', 'saveEvery', 'keepLastK', 'clipNorm']);
+const CLI_ALIASES: Record<string, string> = { steps: 'maxSteps', 'max-steps': 'maxSteps', 'target-modules': 'targetModules' };
+
+/**
+ * Hyperparameters from CLI flags (`{ 'batch-size': '8', lr: '1e-4', steps: '200', betas: '0.9,0.99' }`), validated by
+ * parseHparams. Non-numeric numbers and unknown flags are HparamsErrors naming the flag.
+ */
+export function hparamsFromCli(flags: Record<string, string>): Hparams {
+  const out: Record<string, unknown> = {};
+  const issues: HparamIssue[] = [];
+  for (const [rawKey, value] of Object.entries(flags)) {
+    const key = rawKey.replace(/^--/, '');
+    const field = CLI_ALIASES[key] ?? key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (!(field in hparamsSchema.shape)) {
+      issues.push({ field: '', message: `unknown option --${key}` });
+      continue;
+    }
+    if (NUMBER_FIELDS.has(field)) {
+      const n = Number(value);
+      if (value.trim() === '' || !Number.isFinite(n)) issues.push({ field, message: `must be a number (got ${JSON.stringify(value)})` });
+      else out[field] = n;
+    } else if (field === 'betas') {
+      const parts = value.split(',').map((s) => Number(s.trim()));
+      if (parts.length !== 2 || parts.some((p) => !Number.isFinite(p))) issues.push({ field, message: `must be two numbers "b1,b2" (got ${JSON.stringify(value)})` });
+      else out[field] = parts;
+    } else if (field === 'targetModules') out[field] = value.split(',').map((s) => s.trim()).filter(Boolean);
+    else out[field] = value;
+  }
+  if (issues.length) throw new HparamsError(issues);
+  return parseHparams(out);
+}
