@@ -71,3 +71,20 @@ export function structureKey(series: readonly ChartSeries[]): string {
 
 /** Default palette, readable on light and dark backgrounds; overridable with --chart-N CSS variables. */
 export const DEFAULT_PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#8b5cf6', '#14b8a6', '#ec4899', '#84cc16'];
+
+/**
+ * TensorBoard-style smoothing: exponential moving average with debiasing, so the first points are
+ * not pulled towards zero. weight 0 returns the points unchanged; nulls stay null and are skipped.
+ */
+export function emaSmooth(points: readonly ChartPoint[], weight: number): ChartPoint[] {
+  if (!(weight > 0)) return points.slice();
+  const w = Math.min(weight, 0.999);
+  let last = 0;
+  let n = 0;
+  return points.map((p) => {
+    if (p.value === null || !Number.isFinite(p.value)) return { step: p.step, value: null };
+    last = last * w + (1 - w) * p.value;
+    n++;
+    return { step: p.step, value: last / (1 - Math.pow(w, n)) };
+  });
+}

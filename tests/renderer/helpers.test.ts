@@ -134,3 +134,14 @@ test('describeError gives a title in words for API error codes and keeps the fie
   assert.deepEqual(describeError('plain words'), { title: 'Something went wrong', message: 'plain words' });
   assert.equal(describeError(new Error('boom'), 'Import failed').title, 'Import failed');
 });
+
+import { emaSmooth } from '../../src-renderer/composables/chartData';
+test('emaSmooth is debiased, keeps nulls, and is the identity at weight 0', () => {
+  const pts = [{ step: 1, value: 10 }, { step: 2, value: null }, { step: 3, value: 0 }];
+  const s = emaSmooth(pts, 0.5);
+  assert.equal(s[0].value, 10, 'first point is not pulled towards zero');
+  assert.equal(s[1].value, null);
+  // last = 0.5*5 + 0.5*0 = 2.5, debias 1 - 0.25 = 0.75 -> 3.333…
+  assert.ok(Math.abs((s[2].value as number) - 10 / 3) < 1e-12);
+  assert.deepEqual(emaSmooth(pts, 0), pts);
+});
