@@ -1,0 +1,291 @@
+// Memory needed by a training run, estimated before it starts, compared with what the machine has.
+//
+// Input is a small shape description (`ModelShape`), independent of the Models engineer's config type;
+// `shapeFromLlavaConfig` fills it from a parsed LLaVA config. All sizes are bytes.
+//
+// The estimate (documented so the UI can show it term by term):
+//   weights      = (vision + projector + decoder params) × weightBytes × weightCopies
+//   adapter      = LoRA params × 4                     (fp32; the projector's own weights are already in `weights`)
+//   gradients    = trainable × 4
+//   optimizer    = trainable × 2 × 4                   (AdamW first and second moments, fp32)
+//   activations  = B · T · L · a · 4, the decoder tensors kept for the backward pass, with per token and layer
+//                  a = 6h + 3·q + 3·kv + 4·I + 2·H·T + Σ_targets (r + dropout·in)
+//                  (h hidden, q = H·d query width, kv = H_kv·d, I MLP width, H heads, T sequence length incl. image
+//                  tokens; the 2·H·T term is the attention scores and probabilities). Backward always runs through
+//                  the whole decoder: LoRA sits in every layer, and projector gradients flow back through all of it.
+//   logits       = B · T · V · 4 × 3                   (logits, log-softmax, their gradient)
+//   vision       = images · (P·(6h_v + 2·I_v) + 2·H_v·P²) · 4   (frozen tower: forward only, one layer live at a time)
+//                  + images · P · h_v · 4 when the projector trains (its input is kept)
+//   workspace    = 2 × one decoder layer's activations (gradients in flight during backward)
+//   runtime      = 256 MiB + 10 % of everything above (onnxruntime arenas, Node heap, fragmentation)
+// These are approximations for planning; measured peak RSS (npm run bench:train) is the ground truth.
+import { freemem, totalmem } from 'node:os';
+import type { LlavaModelConfig } from '../models/config';
+import type { LoraTarget, Method } from './hparams';
+
+/** The shape numbers the estimate needs. `params` fields override the computed parameter counts. */
+export interface ModelShape {
+  vision?: {
+    hiddenSize: number;
+    intermediateSize: number;
+    numLayers: number;
+    numHeads: number;
+    /** Tokens per image inside the tower (patches + class token). */
+    tokensPerImage: number;
+    patchSize: number;
+    numChannels: number;
+    params?: number;
+  };
+  projector: { inFeatures: number; outFeatures: number; type: 'mlp' | 'linear'; params?: number };
+  decoder: {
+    vocabSize: number;
+    hiddenSize: number;
+    intermediateSize: number;
+    numLayers: number;
+    numHeads: number;
+    numKvHeads: number;
+    headDim: number;
+    tieEmbeddings: boolean;
+    /** q/k/v projections carry biases (Qwen2). */
+    qkvBias?: boolean;
+    params?: number;
+  };
+  /** Image tokens each image adds to the decoder sequence. */
+  imageTokens: number;
+  /** Bytes per stored weight as held in memory (4 = float32, 2 = float16/bfloat16). */
+  weightBytes: number;
+}
+
+export interface TrainSetup {
+  method: Method;
+  rank: number;
+  targetModules: readonly LoraTarget[];
+  dropout?: number;
+  batchSize: number;
+  /** Longest sequence in tokens, image tokens included. */
+  maxSeqLen: number;
+  imagesPerSample?: number;
+  /** How many copies of the base weights the runtime holds (e.g. 2 if train and eval sessions do not share them). */
+  weightCopies?: number;
+}
+
+export interface MemoryBreakdown {
+  weights: number;
+  adapter: number;
+  gradients: number;
+  optimizer: number;
+  activations: number;
+  logits: number;
+  vision: number;
+  workspace: number;
+  runtime: number;
+  total: number;
+}
+
+export interface MemoryEstimate {
+  fits: boolean;
+  breakdown: MemoryBreakdown;
+  params: { vision: number; projector: number; decoder: number; lora: number; trainable: number };
+  /** Bytes the run may use: the available memory passed in or measured now. */
+  availableBytes: number;
+  totalBytes: number;
+  /** Human-readable changes that would make it fit (empty when it fits). */
+  suggestions: string[];
+  /** One line: "needs 3.1 GiB of 7.8 GiB available". */
+  summary: string;
+}
+
+const MIB = 1024 * 1024;
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export function visionParams(v: NonNullable<ModelShape['vision']>): number {
+  if (v.params !== undefined) return v.params;
+  const h = v.hiddenSize;
+  const embed = v.numChannels * v.patchSize * v.patchSize * h + v.tokensPerImage * h + h; // patch conv, positions, class/bias
+  const layer = 4 * (h * h + h) + (h * v.intermediateSize + v.intermediateSize) + (v.intermediateSize * h + h) + 4 * h;
+  return embed + v.numLayers * layer + 4 * h; // pre/post layer norms
+}
+
+export function projectorParams(p: ModelShape['projector']): number {
+  if (p.params !== undefined) return p.params;
+  const first = p.inFeatures * p.outFeatures + p.outFeatures;
+  return p.type === 'mlp' ? first + p.outFeatures * p.outFeatures + p.outFeatures : first;
+}
+
+function linearDims(d: ModelShape['decoder'], target: LoraTarget): [number, number] {
+  const q = d.numHeads * d.headDim;
+  const kv = d.numKvHeads * d.headDim;
+  switch (target) {
+    case 'q_proj':
+      return [d.hiddenSize, q];
+    case 'k_proj':
+    case 'v_proj':
+      return [d.hiddenSize, kv];
+    case 'o_proj':
+      return [q, d.hiddenSize];
+    case 'gate_proj':
+    case 'up_proj':
+      return [d.hiddenSize, d.intermediateSize];
+    case 'down_proj':
+      return [d.intermediateSize, d.hiddenSize];
+  }
+}
+
+export function decoderParams(d: ModelShape['decoder']): number {
+  if (d.params !== undefined) return d.params;
+  const q = d.numHeads * d.headDim;
+  const kv = d.numKvHeads * d.headDim;
+  const h = d.hiddenSize;
+  const layer = h * q + 2 * h * kv + q * h + 3 * h * d.intermediateSize + 2 * h + (d.qkvBias ? q + 2 * kv : 0);
+  return d.vocabSize * h * (d.tieEmbeddings ? 1 : 2) + d.numLayers * layer + h;
+}
+
+/** LoRA parameters: rank × (in + out) per targeted linear per layer. */
+export function loraParams(d: ModelShape['decoder'], rank: number, targets: readonly LoraTarget[]): number {
+  let perLayer = 0;
+  for (const t of targets) {
+    const [i, o] = linearDims(d, t);
+    perLayer += rank * (i + o);
+  }
+  return perLayer * d.numLayers;
+}
+
+/** Available memory now: process.availableMemory() where Node has it (cgroup-aware), else os.freemem(). */
+export function availableMemory(): number {
+  const pa = (process as unknown as { availableMemory?: () => number }).availableMemory;
+  const v = typeof pa === 'function' ? pa.call(process) : 0;
+  return v > 0 ? v : freemem();
+}
+
+function breakdownFor(shape: ModelShape, s: TrainSetup) {
+  const d = shape.decoder;
+  const pv = shape.vision ? visionParams(shape.vision) : 0;
+  const pp = projectorParams(shape.projector);
+  const pd = decoderParams(d);
+  const usesLora = s.method !== 'projector';
+  const usesProj = s.method !== 'lora';
+  const pl = usesLora ? loraParams(d, s.rank, s.targetModules) : 0;
+  const trainable = pl + (usesProj ? pp : 0);
+  const B = s.batchSize;
+  const T = s.maxSeqLen;
+  const q = d.numHeads * d.headDim;
+  const kv = d.numKvHeads * d.headDim;
+  let loraExtra = 0;
+  if (usesLora) for (const t of s.targetModules) loraExtra += s.rank + ((s.dropout ?? 0) > 0 ? linearDims(d, t)[0] : 0);
+  const perTokenLayer = 6 * d.hiddenSize + 3 * q + 3 * kv + 4 * d.intermediateSize + 2 * d.numHeads * T + loraExtra;
+  const layerAct = B * T * perTokenLayer * 4;
+  const images = B * (s.imagesPerSample ?? 1);
+  let vision = 0;
+  if (shape.vision) {
+    const v = shape.vision;
+    const P = v.tokensPerImage;
+    vision = images * (P * (6 * v.hiddenSize + 2 * v.intermediateSize) + 2 * v.numHeads * P * P) * 4;
+    if (usesProj) vision += images * P * v.hiddenSize * 4;
+  }
+  const parts = {
+    weights: (pv + pp + pd) * shape.weightBytes * (s.weightCopies ?? 1),
+    adapter: pl * 4,
+    gradients: trainable * 4,
+    optimizer: trainable * 2 * 4,
+    activations: layerAct * d.numLayers,
+    logits: B * T * d.vocabSize * 4 * 3,
+    vision,
+    workspace: 2 * layerAct,
+  };
+  const sub = Object.values(parts).reduce((a, b) => a + b, 0);
+  const runtime = 256 * MIB + 0.1 * sub;
+  const breakdown: MemoryBreakdown = { ...parts, runtime, total: sub + runtime };
+  return { breakdown, params: { vision: pv, projector: pp, decoder: pd, lora: pl, trainable } };
+}
+
+/**
+ * Estimate the memory of training with `setup` and compare it with `availableBytes` (default: available now).
+ * When it does not fit, suggestions name concrete smaller settings that would, computed with the same formula.
+ */
+export function estimateTrainingMemory(shape: ModelShape, setup: TrainSetup, opts: { availableBytes?: number; totalBytes?: number } = {}): MemoryEstimate {
+  const availableBytes = opts.availableBytes ?? availableMemory();
+  const totalBytes = opts.totalBytes ?? totalmem();
+  const { breakdown, params } = breakdownFor(shape, setup);
+  const fits = breakdown.total <= availableBytes;
+  const suggestions: string[] = [];
+  if (!fits) {
+    const fitsWith = (patch: Partial<TrainSetup>) => breakdownFor(shape, { ...setup, ...patch }).breakdown.total <= availableBytes;
+    // smaller micro-batch, same effective batch through gradient accumulation
+    for (let b = setup.batchSize >> 1; b >= 1; b >>= 1) {
+      if (fitsWith({ batchSize: b })) {
+        const accum = Math.ceil(setup.batchSize / b);
+        suggestions.push(`use batch size ${b} with gradient accumulation ×${accum} (keeps the effective batch of ${setup.batchSize})`);
+        break;
+      }
+    }
+    // shorter sequences (keep room for the image tokens)
+    const minLen = Math.max(16, shape.imageTokens * (setup.imagesPerSample ?? 1) + 16);
+    for (let t = setup.maxSeqLen >> 1; t >= minLen; t >>= 1) {
+      if (fitsWith({ maxSeqLen: t })) {
+        suggestions.push(`limit sequences to ${t} tokens (max_seq_len; image tokens count)`);
+        break;
+      }
+    }
+    if (setup.batchSize > 1 && !suggestions.length && fitsWith({ batchSize: 1, maxSeqLen: Math.max(minLen, setup.maxSeqLen >> 1) }))
+      suggestions.push(`use batch size 1 and sequences of at most ${Math.max(minLen, setup.maxSeqLen >> 1)} tokens`);
+    if (shape.imageTokens > 64)
+      suggestions.push(`use fewer image tokens per image (now ${shape.imageTokens}; a lower image resolution or a model with fewer patches)`);
+    if (setup.method !== 'projector' && setup.targetModules.length > 2 && !fitsWith({}))
+      suggestions.push('target fewer modules with LoRA (e.g. only q_proj and v_proj) or use a lower rank');
+    if (breakdown.weights + 256 * MIB > availableBytes)
+      suggestions.push(`the model's weights alone take ${formatBytes(breakdown.weights)}: choose a smaller model`);
+    if (breakdown.total <= 0.9 * totalBytes) suggestions.push(`close other applications: the machine has ${formatBytes(totalBytes)} in all`);
+  }
+  const summary = `needs about ${formatBytes(breakdown.total)} of ${formatBytes(availableBytes)} available`;
+  return { fits, breakdown, params, availableBytes, totalBytes, suggestions, summary };
+}
+
+/** A refusal message (with the suggestions) when the estimate does not fit, else null. */
+export function memoryRefusal(e: MemoryEstimate): string | null {
+  if (e.fits) return null;
+  const parts = Object.entries(e.breakdown)
+    .filter(([k, v]) => k !== 'total' && v > 0)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([k, v]) => `${k} ${formatBytes(v)}`);
+  return `not enough memory: training ${e.summary} (largest: ${parts.join(', ')}).${e.suggestions.length ? ` Try: ${e.suggestions.join('; ')}.` : ''}`;
+}
+
+/** The shape numbers of a parsed LLaVA config. `weightBytes` defaults to 4 (weights held as float32). */
+export function shapeFromLlavaConfig(c: LlavaModelConfig, weightBytes = 4): ModelShape {
+  return {
+    vision: {
+      hiddenSize: c.vision.hiddenSize,
+      intermediateSize: c.vision.intermediateSize,
+      numLayers: c.vision.numHiddenLayers,
+      numHeads: c.vision.numAttentionHeads,
+      tokensPerImage: c.vision.numPositions,
+      patchSize: c.vision.patchSize,
+      numChannels: c.vision.numChannels,
+    },
+    projector: { inFeatures: c.projector.inFeatures, outFeatures: c.projector.outFeatures, type: c.projector.type },
+    decoder: {
+      vocabSize: c.text.vocabSize,
+      hiddenSize: c.text.hiddenSize,
+      intermediateSize: c.text.intermediateSize,
+      numLayers: c.text.numHiddenLayers,
+      numHeads: c.text.numAttentionHeads,
+      numKvHeads: c.text.numKeyValueHeads,
+      headDim: c.text.headDim,
+      tieEmbeddings: c.text.tieWordEmbeddings,
+      qkvBias: c.text.qkvBias,
+    },
+    imageTokens: c.numImageTokens,
+    weightBytes,
+  };
+}

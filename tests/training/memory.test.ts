@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decoderParams, visionParams, loraParams, estimateTrainingMemory, memoryRefusal, formatBytes, type ModelShape } from '../../src-main/training/memory';
+
+const GiB = 1024 ** 3;
+
+test('parameter counts match published model sizes', () => {
+  // Qwen2-0.5B: 494,032,768 parameters (tied embeddings, q/k/v biases)
+  assert.equal(decoderParams({ vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numLayers: 24, numHeads: 14, numKvHeads: 2, headDim: 64, tieEmbeddings: true, qkvBias: true }), 494_032_768);
+  // TinyLlama-1.1B: 1,100,048,384
+  assert.equal(decoderParams({ vocabSize: 32000, hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, headDim: 64, tieEmbeddings: false }), 1_100_048_384);
+  // CLIP ViT-L/14 vision tower (224 px, 257 positions): 303,179,776
+  assert.equal(visionParams({ hiddenSize: 1024, intermediateSize: 4096, numLayers: 24, numHeads: 16, tokensPerImage: 257, patchSize: 14, numChannels: 3 }), 303_179_776);
+  // LLaMA-7B with LoRA r=8 on q_proj, v_proj: PEFT prints "trainable params: 4,194,304"
+  assert.equal(loraParams({ vocabSize: 32000, hiddenSize: 4096, intermediateSize: 11008, numLayers: 32, numHeads: 32, numKvHeads: 32, headDim: 128, tieEmbeddings: false }, 8, ['q_proj', 'v_proj']), 4_194_304);
+});
+
+const small: ModelShape = {
+  vision: { hiddenSize: 768, intermediateSize: 3072, numLayers: 12, numHeads: 12, tokensPerImage: 197, patchSize: 16, numChannels: 3 },
+  projector: { inFeatures: 768, outFeatures: 896, type: 'mlp' },
+  decoder: { vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numLayers: 24, numHeads: 14, numKvHeads: 2, headDim: 64, tieEmbeddings: true, qkvBias: true },
+  imageTokens: 196,
+  weightBytes: 4,
+};
+const setup = { method: 'lora' as const, rank: 8, targetModules: ['q_proj', 'v_proj'] as const, batchSize: 8, maxSeqLen: 512 };
+
+test('breakdown follows the documented formula', () => {
+  const e = estimateTrainingMemory(small, { ...setup, targetModules: [...setup.targetModules] }, { availableBytes: 64 * GiB, totalBytes: 64 * GiB });
+  assert.equal(e.fits, true);
+  assert.deepEqual(e.suggestions, []);
+  const b = e.breakdown;
+  assert.equal(b.weights, (e.params.vision + e.params.projector + e.params.decoder) * 4);
+  assert.equal(e.params.trainable, e.params.lora);
+  assert.equal(b.optimizer, 2 * b.gradients);
+  assert.equal(b.logits, 8 * 512 * 151936 * 4 * 3);
+  // activations: B·T·L·(6h + 3q + 3kv + 4I + 2·H·T + Σ r) · 4
+  const a = 6 * 896 + 3 * 896 + 3 * 128 + 4 * 4864 + 2 * 14 * 512 + 2 * 8;
+  assert.equal(b.activations, 8 * 512 * 24 * a * 4);
+  const sum = b.weights + b.adapter + b.gradients + b.optimizer + b.activations + b.logits + b.vision + b.workspace + b.runtime;
+  assert.ok(Math.abs(sum - b.total) < 1);
+  // training the projector adds its gradients and optimizer state
+  const proj = estimateTrainingMemory(small, { ...setup, targetModules: [...setup.targetModules], method: 'lora+projector' }, { availableBytes: 64 * GiB });
+  assert.equal(proj.params.trainable, e.params.lora + e.params.projector);
+  // activations grow with batch and sequence length
+  const bigger = estimateTrainingMemory(small, { ...setup, targetModules: [...setup.targetModules], batchSize: 16 }, { availableBytes: 64 * GiB });
+  assert.ok(bigger.breakdown.activations > 1.99 * b.activations);
+});
+
+test('refusal with concrete suggestions when it does not fit', () => {
+  const s = { ...setup, targetModules: [...setup.targetModules] };
+  const need = estimateTrainingMemory(small, s, { availableBytes: 64 * GiB }).breakdown.total;
+  const e = estimateTrainingMemory(small, s, { availableBytes: need * 0.6, totalBytes: 64 * GiB });
+  assert.equal(e.fits, false);
+  const text = e.suggestions.join(' | ');
+  assert.match(text, /batch size \d with gradient accumulation ×\d+ \(keeps the effective batch of 8\)/);
+  assert.match(text, /limit sequences to \d+ tokens/);
+  assert.match(text, /fewer image tokens per image \(now 196/);
+  // the suggested batch size really fits by the same estimate
+  const b = Number(/batch size (\d+)/.exec(text)![1]);
+  assert.ok(estimateTrainingMemory(small, { ...s, batchSize: b }, { availableBytes: need * 0.6 }).fits);
+  const msg = memoryRefusal(e)!;
+  assert.match(msg, /^not enough memory: training needs about .* available \(largest: .*\)\. Try: /);
+  assert.equal(memoryRefusal(estimateTrainingMemory(small, s, { availableBytes: 64 * GiB })), null);
+  // weights alone too big
+  const tiny = estimateTrainingMemory(small, s, { availableBytes: 1 * GiB, totalBytes: 1 * GiB });
+  assert.match(tiny.suggestions.join(' '), /weights alone take 2\.\d GiB: choose a smaller model/);
+  assert.equal(formatBytes(1536), '1.5 KiB');
+});
