@@ -136,12 +136,31 @@ function safePath(get: GetPathForFile, f: File): string | null {
   }
 }
 
+/** '/home/u/ds/img/a.jpg' with relative 'ds/img/a.jpg' -> '/home/u/ds' (either separator). */
+function folderOf(abs: string, rel: string): string {
+  const depth = rel.split('/').length - 1; // segments below the top folder
+  let p = abs;
+  for (let i = 0; i < depth; i++) {
+    const cut = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
+    if (cut <= 0) return abs;
+    p = p.slice(0, cut);
+  }
+  return p;
+}
+
 /** Files chosen with <input type=file> (with or without webkitdirectory). */
 export function collectPicked(files: ArrayLike<File>, getPathForFile?: GetPathForFile): DropResult {
   const list = Array.from(files);
-  if (getPathForFile) {
-    const paths = list.map((f) => safePath(getPathForFile, f)).filter((p): p is string => !!p);
-    if (paths.length === list.length && paths.length > 0) return { kind: 'paths', paths };
+  if (getPathForFile && list.length > 0) {
+    // A folder picker yields every file under the folder: hand over the folder itself instead.
+    const paths: string[] = [];
+    for (const f of list) {
+      const p = safePath(getPathForFile, f);
+      if (!p) break;
+      const rel = (f as File & { webkitRelativePath?: string }).webkitRelativePath || '';
+      paths.push(rel.includes('/') ? folderOf(p, rel) : p);
+    }
+    if (paths.length === list.length) return { kind: 'paths', paths: [...new Set(paths)] };
   }
   const out: DroppedFile[] = [];
   for (const f of list) {

@@ -105,6 +105,13 @@ test('collectPicked uses webkitRelativePath for folder pickers and skips hidden 
   const r = collectPicked([f1, f2, f3]);
   assert.deepEqual((r as Extract<DropResult, { kind: 'files' }>).files.map((f) => f.relativePath), ['ds/img/a.jpg', 'b.jpg']);
   assert.deepEqual(collectPicked([f3], () => '/abs/b.jpg'), { kind: 'paths', paths: ['/abs/b.jpg'] });
+  // Electron folder picker: every file has a path; the import gets the picked folder once.
+  const g = new File(['g'], 'c.jpg');
+  Object.defineProperty(g, 'webkitRelativePath', { value: 'ds/c.jpg' });
+  const abs = new Map<File, string>([[f1, '/home/u/ds/img/a.jpg'], [g, '/home/u/ds/c.jpg']]);
+  assert.deepEqual(collectPicked([f1, g], (f) => abs.get(f) ?? ''), { kind: 'paths', paths: ['/home/u/ds'] });
+  const win = new Map<File, string>([[f1, 'C:\\Users\\u\\ds\\img\\a.jpg']]);
+  assert.deepEqual(collectPicked([f1], (f) => win.get(f) ?? ''), { kind: 'paths', paths: ['C:\\Users\\u\\ds'] });
 });
 
 function dragEvent(dt: DataTransferLike | null) {
