@@ -1,0 +1,56 @@
+// A plain folder of images. A caption sits in a sidecar `<name>.txt` (or none: the item is to be labeled).
+// Sub-folder names become tags (`cats/1.jpg` → tag `cats`); a top folder named train/val/test sets the split.
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { MAX_TEXT_CHARS } from '../schemas';
+import { splitFromDirName, walkFiles } from '../read';
+import { isImageName, type NormalizedItem, type Split } from '../types';
+import type { ParseContext } from './common';
+
+export function parseFolder(ctx: ParseContext, files = walkFiles(ctx.root)) {
+  const items: NormalizedItem[] = [];
+  const images = new Set(files.filter(isImageName).map(stem));
+  const present = new Set(files); // the walk skips symbolic links, so a sidecar cannot point outside
+  for (const rel of files) {
+    if (!isImageName(rel)) {
+      if (rel.toLowerCase().endsWith('.txt') && !images.has(stem(rel))) ctx.warn(rel, 'caption file has no image beside it; ignored');
+      continue;
+    }
+    const abs = join(ctx.root, rel);
+    const item: NormalizedItem = { sourcePath: rel, image: { path: abs, original: rel }, annotations: [] };
+    const dirs = rel.split('/').slice(0, -1);
+    let split: Split | undefined;
+    if (dirs.length > 0 && (split = splitFromDirName(dirs[0]))) {
+      item.split = split;
+      dirs.shift();
+    }
+    if (dirs.length > 0) item.tags = [dirs.join('/')];
+    const sidecar = `${stem(rel)}.txt`;
+    const sideAbs = join(ctx.root, sidecar);
+    if (present.has(sidecar)) {
+      const size = statSync(sideAbs).size;
+      if (size > MAX_TEXT_CHARS * 4) {
+        ctx.error(rel, `caption file ${sidecar} is too large (${size} bytes)`);
+        continue;
+      }
+      let text = readFileSync(sideAbs, 'utf8');
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      text = text.replace(/\r\n/g, '\n').trim();
+      if (text.length > MAX_TEXT_CHARS) {
+        ctx.error(rel, `caption in ${sidecar} is too long (${text.length} characters; limit ${MAX_TEXT_CHARS})`);
+        continue;
+      }
+      if (text.includes('\uFFFD')) ctx.warn(rel, `caption file ${sidecar} is not valid UTF-8; undecodable bytes were replaced`);
+      if (text === '') ctx.warn(rel, `caption file ${sidecar} is empty; imported without a caption`);
+      else item.annotations.push({ kind: 'caption', data: { text } });
+    }
+    items.push(item);
+  }
+  return { format: 'folder' as const, items, problems: ctx.problems };
+}
+
+function stem(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  const dot = rel.lastIndexOf('.');
+  return dot > slash ? rel.slice(0, dot) : rel;
+}

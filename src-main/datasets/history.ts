@@ -1,0 +1,205 @@
+// Undo/redo kept in the database (survives restarts). Every labeling operation runs through a Recorder
+// that performs its row changes and remembers each one (insert / delete with the whole row, update with
+// the changed columns before and after). Undo applies the inverse changes in reverse order; redo replays
+// them. `history_cursor.seq` is the last applied entry; a new operation drops entries past the cursor.
+import type { Database } from 'better-sqlite3';
+import { nowIso } from '../storage/database';
+
+export type HistTable = 'items' | 'annotations' | 'tags' | 'item_tags' | 'item_sources';
+type Row = Record<string, unknown>;
+export interface Change {
+  t: HistTable;
+  op: 'insert' | 'delete' | 'update';
+  key: Record<string, number>;
+  before?: Row;
+  after?: Row;
+}
+
+const KEYS: Record<HistTable, string[]> = {
+  items: ['id'],
+  annotations: ['id'],
+  tags: ['id'],
+  item_tags: ['item_id', 'tag_id'],
+  item_sources: ['item_id'],
+};
+/** Rows that a delete cascades to: recorded first so undo restores them. */
+const CHILDREN: Partial<Record<HistTable, { t: HistTable; fk: string }[]>> = {
+  items: [
+    { t: 'item_tags', fk: 'item_id' },
+    { t: 'annotations', fk: 'item_id' },
+    { t: 'item_sources', fk: 'item_id' },
+  ],
+  tags: [{ t: 'item_tags', fk: 'tag_id' }],
+};
+
+function where(t: HistTable): string {
+  return KEYS[t].map((k) => `${k} = @${k}`).join(' AND ');
+}
+function keyOf(t: HistTable, row: Row): Record<string, number> {
+  return Object.fromEntries(KEYS[t].map((k) => [k, row[k] as number]));
+}
+
+export class HistoryConflictError extends Error {}
+
+function insertRow(db: Database, t: HistTable, row: Row): void {
+  const cols = Object.keys(row);
+  db.prepare(`INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`).run(row);
+}
+function deleteRow(db: Database, t: HistTable, key: Record<string, number>): void {
+  const n = db.prepare(`DELETE FROM ${t} WHERE ${where(t)}`).run(key).changes;
+  if (n !== 1) throw new HistoryConflictError(`${t} ${JSON.stringify(key)} no longer exists`);
+}
+function updateRow(db: Database, t: HistTable, key: Record<string, number>, patch: Row): void {
+  const cols = Object.keys(patch);
+  if (cols.length === 0) return;
+  const params: Row = { ...key };
+  cols.forEach((c, i) => (params[`v${i}`] = patch[c]));
+  const n = db.prepare(`UPDATE ${t} SET ${cols.map((c, i) => `${c} = @v${i}`).join(', ')} WHERE ${where(t)}`).run(params).changes;
+  if (n !== 1) throw new HistoryConflictError(`${t} ${JSON.stringify(key)} no longer exists`);
+}
+
+/** Performs row changes and records them for undo. */
+export class Recorder {
+  readonly changes: Change[] = [];
+  constructor(readonly db: Database) {}
+
+  insert(t: HistTable, row: Row): void {
+    insertRow(this.db, t, row);
+    this.changes.push({ t, op: 'insert', key: keyOf(t, row), after: row });
+  }
+
+  /** Delete one row (and, first, the rows that would cascade from it). Returns false when it did not exist. */
+  delete(t: HistTable, key: Record<string, number>): boolean {
+    const row = this.db.prepare(`SELECT * FROM ${t} WHERE ${where(t)}`).get(key) as Row | undefined;
+    if (!row) return false;
+    for (const child of CHILDREN[t] ?? []) {
+      const kids = this.db.prepare(`SELECT * FROM ${child.t} WHERE ${child.fk} = ?`).all(key.id) as Row[];
+      for (const k of kids) this.delete(child.t, keyOf(child.t, k));
+    }
+    deleteRow(this.db, t, key);
+    this.changes.push({ t, op: 'delete', key, before: row });
+    return true;
+  }
+
+  /** Update columns of one row; records only the columns that actually change. Returns false when nothing changed. */
+  update(t: HistTable, key: Record<string, number>, patch: Row): boolean {
+    const row = this.db.prepare(`SELECT * FROM ${t} WHERE ${where(t)}`).get(key) as Row | undefined;
+    if (!row) throw new HistoryConflictError(`${t} ${JSON.stringify(key)} does not exist`);
+    const before: Row = {};
+    const after: Row = {};
+    for (const [c, v] of Object.entries(patch)) {
+      if (row[c] !== v && !(c === 'updated_at')) {
+        before[c] = row[c];
+        after[c] = v;
+      }
+    }
+    if (Object.keys(after).length === 0) return false;
+    if ('updated_at' in patch) {
+      before.updated_at = row.updated_at;
+      after.updated_at = patch.updated_at;
+    }
+    updateRow(this.db, t, key, after);
+    this.changes.push({ t, op: 'update', key, before, after });
+    return true;
+  }
+}
+
+function cursor(db: Database, datasetId: number): number {
+  return (db.prepare('SELECT seq FROM history_cursor WHERE dataset_id = ?').get(datasetId) as { seq: number } | undefined)?.seq ?? 0;
+}
+function setCursor(db: Database, datasetId: number, seq: number): void {
+  db.prepare('INSERT INTO history_cursor (dataset_id, seq) VALUES (?, ?) ON CONFLICT(dataset_id) DO UPDATE SET seq = excluded.seq').run(datasetId, seq);
+}
+
+/** Most entries kept per dataset; older ones are dropped (they can no longer be undone). */
+export const MAX_HISTORY = 500;
+
+/**
+ * Run `fn` in one transaction with a Recorder; when it changed anything, append a history entry labeled
+ * `label` (dropping redo entries past the cursor). Returns fn's result.
+ */
+export function recordOperation<T>(db: Database, datasetId: number, label: string, fn: (rec: Recorder) => T): T {
+  return db.transaction(() => {
+    const rec = new Recorder(db);
+    const result = fn(rec);
+    if (rec.changes.length > 0) {
+      const seq = cursor(db, datasetId);
+      db.prepare('DELETE FROM history WHERE dataset_id = ? AND seq > ?').run(datasetId, seq);
+      db.prepare('INSERT INTO history (dataset_id, seq, label, changes_json, created_at) VALUES (?, ?, ?, ?, ?)').run(
+        datasetId,
+        seq + 1,
+        label,
+        JSON.stringify(rec.changes),
+        nowIso(),
+      );
+      setCursor(db, datasetId, seq + 1);
+      db.prepare('DELETE FROM history WHERE dataset_id = ? AND seq <= ?').run(datasetId, seq + 1 - MAX_HISTORY);
+      db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(nowIso(), datasetId);
+    }
+    return result;
+  }).immediate();
+}
+
+/** Forget redo entries (called when the dataset changes outside the history, e.g. by an import). */
+export function dropRedo(db: Database, datasetId: number): void {
+  db.prepare('DELETE FROM history WHERE dataset_id = ? AND seq > ?').run(datasetId, cursor(db, datasetId));
+}
+
+export interface HistoryState {
+  canUndo: boolean;
+  canRedo: boolean;
+  /** Label of the operation undo would revert. */
+  undoLabel?: string;
+  redoLabel?: string;
+  position: number;
+  entries: { seq: number; label: string; createdAt: string; applied: boolean }[];
+}
+
+export function historyState(db: Database, datasetId: number): HistoryState {
+  const seq = cursor(db, datasetId);
+  const entries = (db.prepare('SELECT seq, label, created_at FROM history WHERE dataset_id = ? ORDER BY seq').all(datasetId) as { seq: number; label: string; created_at: string }[]).map(
+    (e) => ({ seq: e.seq, label: e.label, createdAt: e.created_at, applied: e.seq <= seq }),
+  );
+  const undoE = entries.find((e) => e.seq === seq);
+  const redoE = entries.find((e) => e.seq === seq + 1);
+  return { canUndo: !!undoE, canRedo: !!redoE, undoLabel: undoE?.label, redoLabel: redoE?.label, position: seq, entries };
+}
+
+function entryAt(db: Database, datasetId: number, seq: number): { label: string; changes: Change[] } | undefined {
+  const r = db.prepare('SELECT label, changes_json FROM history WHERE dataset_id = ? AND seq = ?').get(datasetId, seq) as { label: string; changes_json: string } | undefined;
+  return r ? { label: r.label, changes: JSON.parse(r.changes_json) as Change[] } : undefined;
+}
+
+/** Revert the last applied operation. Returns its label, or undefined when there is nothing to undo. */
+export function undo(db: Database, datasetId: number): string | undefined {
+  return db.transaction(() => {
+    const seq = cursor(db, datasetId);
+    const e = entryAt(db, datasetId, seq);
+    if (!e) return undefined;
+    for (const c of [...e.changes].reverse()) {
+      if (c.op === 'insert') deleteRow(db, c.t, c.key);
+      else if (c.op === 'delete') insertRow(db, c.t, c.before!);
+      else updateRow(db, c.t, c.key, c.before!);
+    }
+    setCursor(db, datasetId, seq - 1);
+    db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(nowIso(), datasetId);
+    return e.label;
+  }).immediate();
+}
+
+/** Re-apply the next undone operation. Returns its label, or undefined when there is nothing to redo. */
+export function redo(db: Database, datasetId: number): string | undefined {
+  return db.transaction(() => {
+    const seq = cursor(db, datasetId);
+    const e = entryAt(db, datasetId, seq + 1);
+    if (!e) return undefined;
+    for (const c of e.changes) {
+      if (c.op === 'insert') insertRow(db, c.t, c.after!);
+      else if (c.op === 'delete') deleteRow(db, c.t, c.key);
+      else updateRow(db, c.t, c.key, c.after!);
+    }
+    setCursor(db, datasetId, seq + 1);
+    db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(nowIso(), datasetId);
+    return e.label;
+  }).immediate();
+}

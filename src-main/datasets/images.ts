@@ -1,0 +1,123 @@
+// Content-addressed image store inside the data directory:
+//   <dataDir>/images/<hash[0:2]>/<hash>.<ext>   (sha256 of the file's bytes)
+//   <dataDir>/thumbs/<hash[0:2]>/<hash>.webp
+// Files are written atomically (temp + rename) and never modified; an import that fails removes
+// only the files it created and no row refers to.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+import type { ImageSource } from './types';
+
+/** Largest image file accepted (bytes). */
+export const MAX_IMAGE_BYTES = 200 * 1024 * 1024;
+export const THUMB_SIZE = 256;
+
+export interface StoredImage {
+  hash: string;
+  ext: string;
+  width: number;
+  height: number;
+  bytes: number;
+}
+
+const EXT: Record<string, string> = { jpeg: 'jpg', jpg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', tiff: 'tif', avif: 'avif', heif: 'heic' };
+
+export function imagePath(dataDir: string, hash: string, ext: string): string {
+  return join(dataDir, 'images', hash.slice(0, 2), `${hash}.${ext}`);
+}
+export function thumbPath(dataDir: string, hash: string): string {
+  return join(dataDir, 'thumbs', hash.slice(0, 2), `${hash}.webp`);
+}
+
+export function writeAtomic(file: string, data: Uint8Array): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+export class ImageError extends Error {}
+
+/** Read the bytes of an image source (with a size limit). */
+export function readImageBytes(src: ImageSource): Uint8Array {
+  if ('bytes' in src) {
+    if (src.bytes.length > MAX_IMAGE_BYTES) throw new ImageError(`image is too large (${src.bytes.length} bytes; limit ${MAX_IMAGE_BYTES})`);
+    return src.bytes;
+  }
+  let size: number;
+  try {
+    size = statSync(src.path).size;
+  } catch {
+    throw new ImageError(`image file not found: ${src.original}`);
+  }
+  if (size > MAX_IMAGE_BYTES) throw new ImageError(`image is too large (${size} bytes; limit ${MAX_IMAGE_BYTES})`);
+  if (size === 0) throw new ImageError(`image file is empty: ${src.original}`);
+  return readFileSync(src.path);
+}
+
+/**
+ * Hash, validate (fully decode) and store one image with its thumbnail. `created` lists files this call
+ * wrote (for cleanup if the surrounding import fails). Throws ImageError for corrupt or unsupported images.
+ */
+export async function storeImage(dataDir: string, src: ImageSource): Promise<{ image: StoredImage; created: string[]; isNew: boolean }> {
+  const bytes = readImageBytes(src);
+  if (bytes.length === 0) throw new ImageError('image is empty (0 bytes)');
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+  try {
+    meta = await sharp(bytes, { failOn: 'error' }).metadata();
+  } catch (err) {
+    throw new ImageError(`corrupt or unsupported image: ${shortSharpMessage(err)}`);
+  }
+  const ext = meta.format ? EXT[meta.format] : undefined;
+  if (!ext) throw new ImageError(`unsupported image format '${meta.format ?? 'unknown'}' (supported: JPEG, PNG, WebP, GIF, TIFF, AVIF)`);
+  if (!meta.width || !meta.height) throw new ImageError('image has no dimensions');
+  const oriented = (meta.orientation ?? 1) >= 5;
+  const width = oriented ? meta.height : meta.width;
+  const height = oriented ? meta.width : meta.height;
+  const created: string[] = [];
+  const thumb = thumbPath(dataDir, hash);
+  if (!existsSync(thumb)) {
+    let data: Buffer;
+    try {
+      // Decoding the whole image for the thumbnail also proves it is not truncated.
+      data = await sharp(bytes, { failOn: 'error' })
+        .rotate()
+        .resize(THUMB_SIZE, THUMB_SIZE, { fit: 'inside', withoutEnlargement: true })
+        .webp({ quality: 75 })
+        .toBuffer();
+    } catch (err) {
+      throw new ImageError(`corrupt image: ${shortSharpMessage(err)}`);
+    }
+    writeAtomic(thumb, data);
+    created.push(thumb);
+  }
+  const file = imagePath(dataDir, hash, ext);
+  const isNew = !existsSync(file);
+  if (isNew) {
+    writeAtomic(file, bytes);
+    created.push(file);
+  }
+  return { image: { hash, ext, width, height, bytes: bytes.length }, created, isNew };
+}
+
+function shortSharpMessage(err: unknown): string {
+  const m = (err as Error)?.message ?? String(err);
+  return m.split('\n')[0].replace(/^Input (buffer|file) /, '').slice(0, 200);
+}
+
+/** Remove the given files unless an item or a chat message still refers to their hash. */
+export function removeUnreferenced(db: import('better-sqlite3').Database, files: string[]): void {
+  const used = db.prepare('SELECT 1 FROM items WHERE image_hash = ? UNION ALL SELECT 1 FROM messages WHERE image_hash = ? LIMIT 1');
+  for (const f of files) {
+    const hash = /([0-9a-f]{64})\.[a-z]+$/.exec(f)?.[1];
+    if (hash && used.get(hash, hash)) continue;
+    rmSync(f, { force: true });
+  }
+}

@@ -1,0 +1,163 @@
+// Import: parse a source (pure), store its images content-addressed with thumbnails, then insert every
+// row in ONE transaction. Either the whole import is stored or nothing is (files it created are removed
+// again). The report lists per item what was skipped and why.
+import { basename, extname, resolve } from 'node:path';
+import type { Database } from 'better-sqlite3';
+import { nowIso } from '../storage/database';
+import { checkAnnotation } from './annotations';
+import { dropRedo } from './history';
+import { ImageError, removeUnreferenced, storeImage, type StoredImage } from './images';
+import { parseSource, type ParseSourceOptions } from './parse';
+import { allocIds, createDataset, ensureTag, findDataset } from './rows';
+import { ImportError, formatProblem, type ImportFormat, type ImportProblem, type NormalizedItem } from './types';
+
+export interface ImportOptions extends ParseSourceOptions {
+  /** Target dataset: a name (created when missing) or an id. Default: the source's base name. */
+  dataset?: string | number;
+  /** Abort (store nothing) when any record has an error. Default false: skip bad records and report them. */
+  strict?: boolean;
+  /** Called as images are stored. */
+  onProgress?: (done: number, total: number) => void;
+  /** Images processed at once (default 4). */
+  concurrency?: number;
+}
+
+export interface ImportReport {
+  datasetId: number;
+  datasetName: string;
+  importId: number;
+  format: ImportFormat;
+  source: string;
+  imported: number;
+  annotations: number;
+  /** Records not imported, each with the reason. */
+  skipped: ImportProblem[];
+  warnings: ImportProblem[];
+  imagesStored: number;
+  imagesReused: number;
+}
+
+export async function importDataset(db: Database, dataDir: string, source: string, options: ImportOptions = {}): Promise<ImportReport> {
+  const parsed = await parseSource(source, { ...options, tempDir: options.tempDir ?? dataDir });
+  const created: string[] = [];
+  try {
+    const problems = [...parsed.problems];
+    if (options.strict) throwIfErrors(problems, source);
+    if (parsed.items.length === 0) {
+      const errs = problems.filter((p) => p.severity === 'error');
+      throw new ImportError(
+        errs.length > 0
+          ? `${basename(source)}: nothing to import: all ${errs.length} record(s) have errors; first: ${formatProblem(errs[0])}`
+          : `${basename(source)}: nothing to import (no items found)`,
+        { file: basename(source), problems },
+      );
+    }
+    // Images: hash, validate, copy + thumbnail (outside the transaction; content-addressed, so harmless if we abort).
+    const images = new Map<NormalizedItem, StoredImage>();
+    const failed = new Set<NormalizedItem>();
+    let stored = 0;
+    let reused = 0;
+    const withImage = parsed.items.filter((it) => it.image);
+    let done = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < withImage.length) {
+        const it = withImage[next++];
+        try {
+          const r = await storeImage(dataDir, it.image!);
+          created.push(...r.created);
+          if (r.isNew) stored++;
+          else reused++;
+          images.set(it, r.image);
+        } catch (err) {
+          if (!(err instanceof ImageError)) throw err;
+          failed.add(it);
+          problems.push({ ref: it.sourcePath, field: 'image', message: `${err.message} (${it.image!.original})`, severity: 'error' });
+        }
+        options.onProgress?.(++done, withImage.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+    if (options.strict) throwIfErrors(problems, source);
+    const items = parsed.items.filter((it) => !failed.has(it));
+    for (const it of items) it.annotations = it.annotations.map((a, k) => checkAnnotation(a, `${it.sourcePath}: annotations[${k}]`));
+    if (items.length === 0) {
+      throw new ImportError(`${basename(source)}: nothing to import: every item was skipped; first: ${formatProblem(problems.find((p) => p.severity === 'error')!)}`, {
+        file: basename(source),
+        problems,
+      });
+    }
+    const report = db.transaction(() => store(db, source, parsed.format, options, items, images, problems)).immediate();
+    return { ...report, imagesStored: stored, imagesReused: reused };
+  } catch (err) {
+    removeUnreferenced(db, created);
+    if (err instanceof ImportError) throw err;
+    throw new ImportError(`${basename(source)}: import failed: ${(err as Error).message}`, { file: basename(source), cause: err });
+  } finally {
+    parsed.cleanup();
+  }
+}
+
+function throwIfErrors(problems: ImportProblem[], source: string): void {
+  const errs = problems.filter((p) => p.severity === 'error');
+  if (errs.length === 0) return;
+  const more = errs.length > 1 ? ` (and ${errs.length - 1} more)` : '';
+  throw new ImportError(`${basename(source)}: ${formatProblem(errs[0])}${more}`, { file: basename(source), problems });
+}
+
+function store(
+  db: Database,
+  source: string,
+  format: ImportFormat,
+  options: ImportOptions,
+  items: NormalizedItem[],
+  images: Map<NormalizedItem, StoredImage>,
+  problems: ImportProblem[],
+): Omit<ImportReport, 'imagesStored' | 'imagesReused'> {
+  const now = nowIso();
+  const target = options.dataset ?? basename(resolve(source), extname(source));
+  let ds = findDataset(db, target);
+  if (!ds) {
+    if (typeof target === 'number') throw new ImportError(`dataset ${target} does not exist`);
+    const name = target.trim();
+    if (!name || name.length > 100 || /[\u0000-\u001f\u007f]/.test(name)) throw new ImportError(`invalid dataset name '${name}'`);
+    ds = { id: createDataset(db, name), name };
+  }
+  const datasetId = ds.id;
+  const skipped = problems.filter((p) => p.severity === 'error');
+  const warnings = problems.filter((p) => p.severity === 'warning');
+  const optionsJson = JSON.stringify({ format: options.format, imageRoot: options.imageRoot, textColumn: options.textColumn, imageColumn: options.imageColumn, strict: options.strict });
+  const importId = Number(
+    db
+      .prepare('INSERT INTO imports (dataset_id, source, format, options_json, item_count, skipped_count, problems_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(datasetId, resolve(source), format, optionsJson, items.length, new Set(skipped.map((p) => p.ref)).size, JSON.stringify(problems.slice(0, 10_000)), now).lastInsertRowid,
+  );
+  const basePos = (db.prepare('SELECT COALESCE(MAX(position), -1) AS p FROM items WHERE dataset_id = ?').get(datasetId) as { p: number }).p + 1;
+  const firstItem = allocIds(db, 'items', items.length);
+  const annCount = items.reduce((n, it) => n + it.annotations.length, 0);
+  const firstAnn = annCount > 0 ? allocIds(db, 'annotations', annCount) : 0;
+  const insItem = db.prepare(
+    `INSERT INTO items (id, dataset_id, image_hash, image_ext, width, height, bytes, source_path, split, position, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insAnn = db.prepare('INSERT INTO annotations (id, item_id, kind, data_json, position, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insSrc = db.prepare('INSERT INTO item_sources (item_id, import_id, record, image_original) VALUES (?, ?, ?, ?)');
+  const insTag = db.prepare('INSERT OR IGNORE INTO item_tags (item_id, tag_id) VALUES (?, ?)');
+  const tagIds = new Map<string, number>();
+  let annId = firstAnn;
+  items.forEach((it, i) => {
+    const id = firstItem + i;
+    const img = images.get(it);
+    insItem.run(id, datasetId, img?.hash ?? null, img?.ext ?? null, img?.width ?? null, img?.height ?? null, img?.bytes ?? null, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now);
+    it.annotations.forEach((a, k) => insAnn.run(annId++, id, a.kind, JSON.stringify(a.data), k, now, now));
+    insSrc.run(id, importId, it.sourcePath, it.image?.original ?? null);
+    for (const t of it.tags ?? []) {
+      let tid = tagIds.get(t);
+      if (tid === undefined) tagIds.set(t, (tid = ensureTag(db, datasetId, t)[0]));
+      insTag.run(id, tid);
+    }
+  });
+  dropRedo(db, datasetId);
+  db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(now, datasetId);
+  return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: items.length, annotations: annCount, skipped, warnings };
+}

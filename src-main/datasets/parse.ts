@@ -1,0 +1,138 @@
+// The parse/normalize layer's entry: detect a source's format (or take the caller's), read it into
+// normalized items plus per-item problems. Touches no database. Zips are extracted into a temporary
+// folder, which `cleanup()` removes.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { ParseContext, assemble, type ParseOptions, type RecordOut } from './formats/common';
+import { conversationKind, parseConversationRecords } from './formats/conversation';
+import { parseFolder } from './formats/folder';
+import { findMetadataFiles, parseImagefolder } from './formats/imagefolder';
+import { parseParquetFiles } from './formats/parquet';
+import { findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
+import { readCsvRecords, readJsonRecords, splitFromName, walkFiles, type JsonRecord } from './read';
+import { archiveRoot, extractZip, type ZipLimits } from './zip';
+import { IMPORT_FORMATS, ImportError, isImageName, type ImportFormat, type ParseResult } from './types';
+
+export interface ParseSourceOptions extends ParseOptions {
+  /** Force a format instead of detecting it. For a zip, the format of its contents. */
+  format?: ImportFormat;
+  /** Where a zip is extracted (a temporary folder is made inside). Defaults to the OS temp folder. */
+  tempDir?: string;
+  zipLimits?: Partial<ZipLimits>;
+}
+
+export interface ParsedSource extends ParseResult {
+  /** The folder paths are resolved against. */
+  root: string;
+  /** Set when the source was a zip archive. */
+  archive?: string;
+  cleanup(): void;
+}
+
+const JSON_EXT = /\.(json|jsonl|ndjson)$/i;
+
+export async function parseSource(source: string, options: ParseSourceOptions = {}): Promise<ParsedSource> {
+  const path = resolve(source);
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new ImportError(`${source}: not found`, { file: source });
+  }
+  if (options.format && !IMPORT_FORMATS.includes(options.format)) {
+    throw new ImportError(`unknown format '${options.format}' (expected one of ${IMPORT_FORMATS.join(', ')})`);
+  }
+  if (st.isFile() && (options.format === 'zip' || /\.zip$/i.test(path))) {
+    const tmp = mkdtempSync(join(options.tempDir ?? join(dirname(path), '.'), '.lenslab-unzip-'));
+    const cleanup = () => rmSync(tmp, { recursive: true, force: true });
+    try {
+      extractZip(path, tmp, options.zipLimits);
+      const root = archiveRoot(tmp);
+      const inner = await parsePath(root, { ...options, format: options.format === 'zip' ? undefined : options.format });
+      inner.problems.forEach((p) => (p.ref = `${basename(path)}:${p.ref}`));
+      return { ...inner, root, archive: path, cleanup };
+    } catch (err) {
+      cleanup();
+      if (err instanceof ImportError) throw new ImportError(`${basename(path)}: ${err.message}`, { file: basename(path), problems: err.problems, cause: err });
+      throw err;
+    }
+  }
+  const res = await parsePath(path, options);
+  return { ...res, root: st.isDirectory() ? path : dirname(path), cleanup: () => {} };
+}
+
+async function parsePath(path: string, options: ParseSourceOptions): Promise<ParseResult> {
+  const isDir = statSync(path).isDirectory();
+  const root = isDir ? path : dirname(path);
+  const ctx = new ParseContext(root, options);
+  const forced = options.format;
+  if (!isDir) {
+    const name = basename(path);
+    if (forced === 'parquet' || (!forced && /\.parquet$/i.test(name))) return parseParquetFiles(ctx, [path]);
+    if (forced === 'imagefolder' || (!forced && /^metadata\.(jsonl|csv|json)$/i.test(name))) return parseImagefolder(ctx, [ctx.label(path), ...walkFiles(root).filter((f) => f !== ctx.label(path) && isImageName(f))]);
+    if (/\.csv$/i.test(name)) return parseRecordFiles(ctx, [path], forced);
+    if (JSON_EXT.test(name)) return parseRecordFiles(ctx, [path], forced);
+    if (forced === 'folder' || forced === 'vqa-folders') return parsePath(root, options);
+    if (isImageName(name)) throw new ImportError(`${name}: a single image is not a dataset; import the folder that holds it`, { file: name });
+    throw new ImportError(`${name}: unrecognized file type (expected a folder, .zip, .json, .jsonl, .csv or .parquet)`, { file: name });
+  }
+  const files = walkFiles(path);
+  const format = forced ?? detectDirectory(files);
+  switch (format) {
+    case 'imagefolder':
+      if (findMetadataFiles(files).length === 0) throw new ImportError(`${basename(path)}: no metadata.jsonl or metadata.csv found`);
+      return parseImagefolder(ctx, files);
+    case 'parquet': {
+      const pq = files.filter((f) => /\.parquet$/i.test(f));
+      if (pq.length === 0) throw new ImportError(`${basename(path)}: no .parquet files found`);
+      return parseParquetFiles(ctx, pq.map((f) => join(path, f)));
+    }
+    case 'vqa-folders':
+      if (findSampleFolders(files).length === 0) throw new ImportError(`${basename(path)}: no sample folders with a data.json found`);
+      return parseVqaFolders(ctx, files);
+    case 'llava':
+    case 'messages':
+    case 'vqa': {
+      const top = topRecordFiles(files);
+      if (top.length === 0) throw new ImportError(`${basename(path)}: no .json or .jsonl file found at the top of the folder`);
+      return parseRecordFiles(ctx, top.map((f) => join(path, f)), forced);
+    }
+    case 'folder':
+      if (!files.some(isImageName)) throw new ImportError(`${basename(path)}: no images found`);
+      return parseFolder(ctx, files);
+    case 'zip':
+      throw new ImportError(`${basename(path)}: is a folder, not a zip archive`);
+  }
+}
+
+function topRecordFiles(files: string[]): string[] {
+  return files.filter((f) => !f.includes('/') && (JSON_EXT.test(f) || /\.csv$/i.test(f)) && !/^(metadata|dataset_info|dataset_infos|config|state)\.(json|jsonl|csv)$/i.test(f));
+}
+
+/** The format of a folder from the files it holds. */
+export function detectDirectory(files: string[]): ImportFormat {
+  if (findMetadataFiles(files).length > 0) return 'imagefolder';
+  if (files.some((f) => /\.parquet$/i.test(f))) return 'parquet';
+  if (topRecordFiles(files).some((f) => JSON_EXT.test(f))) return 'llava';
+  if (findSampleFolders(files).length > 0) return 'vqa-folders';
+  if (files.some(isImageName)) return 'folder';
+  throw new ImportError('no images or dataset files found (expected images, metadata.jsonl/csv, .json/.jsonl, .parquet or sample folders with data.json)');
+}
+
+/** JSON / JSONL / CSV record files: each record is routed by its shape (conversation, or image + labels). */
+function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFormat): ParseResult {
+  const records: RecordOut[] = [];
+  let format: ImportFormat | undefined = forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : undefined;
+  for (const file of files) {
+    const label = ctx.label(file);
+    const raw: JsonRecord[] = /\.csv$/i.test(file) ? readCsvRecords(file, label, ctx.problems) : readJsonRecords(file, label, ctx.problems);
+    const split = splitFromName(basename(file));
+    const convCount = raw.filter((r) => conversationKind(r.value)).length;
+    const kind: ImportFormat =
+      forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : convCount * 2 >= raw.length && convCount > 0 ? conversationKind(raw.find((r) => conversationKind(r.value))!.value)! : 'vqa';
+    format ??= kind;
+    const got = kind === 'vqa' ? parseVqaRecords(ctx, file, raw, split) : parseConversationRecords(ctx, file, raw, split);
+    records.push(...got);
+  }
+  return { format: format ?? 'vqa', items: assemble(records), problems: ctx.problems };
+}

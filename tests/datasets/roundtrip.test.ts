@@ -1,0 +1,118 @@
+// Every import format imports, exports (LLaVA, messages, imagefolder) and re-imports to the same
+// items and labels (image content, annotations with their kinds, tags, splits).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp';
+import { openDatabase, closeDatabase, type Database } from '../../src-main/storage/database';
+import { importDataset } from '../../src-main/datasets/import';
+import { exportDataset } from '../../src-main/datasets/export';
+import { loadItems } from '../../src-main/datasets/rows';
+import { imagePath, thumbPath } from '../../src-main/datasets/images';
+import { EXPORT_FORMATS } from '../../src-main/datasets/types';
+import * as F from './fixtures';
+
+let tmp: ReturnType<typeof tempDir>;
+let db: Database;
+let dataDir: string;
+
+before(() => {
+  tmp = tempDir('ds-roundtrip-');
+  dataDir = join(tmp.dir, 'data');
+  db = openDatabase(join(dataDir, 'lenslab.db'));
+});
+after(() => {
+  closeDatabase(db);
+  tmp.cleanup();
+});
+
+function snapshot(datasetId: number) {
+  return loadItems(db, datasetId).map((it) => ({
+    image: it.image ? `${it.image.hash}.${it.image.ext}` : null,
+    annotations: it.annotations.map(({ kind, data }) => ({ kind, data })),
+    tags: it.tags,
+    split: it.split,
+  }));
+}
+
+const sources: [string, (root: string) => Promise<void>, string, number][] = [
+  ['folder', F.folderDataset, 'folder', 4],
+  ['imagefolder-jsonl', F.imagefolderJsonl, 'imagefolder', 3],
+  ['imagefolder-csv', F.imagefolderCsv, 'imagefolder', 3],
+  ['llava', F.llavaJson, 'llava', 4],
+  ['messages', F.messagesJsonl, 'messages', 3],
+  ['vqa', F.vqaJsonl, 'vqa', 3],
+  ['vqa-folders', F.vqaFolders, 'vqa-folders', 3],
+  ['parquet', F.parquetDataset, 'parquet', 3],
+];
+
+for (const [name, make, format, count] of sources) {
+  test(`${name}: import, export to every format, re-import gives the same items and labels`, async () => {
+    const src = join(tmp.dir, 'src', name);
+    await make(src);
+    const rep = await importDataset(db, dataDir, src, { dataset: name, strict: true });
+    assert.equal(rep.format, format);
+    assert.equal(rep.imported, count);
+    assert.deepEqual(rep.skipped, []);
+    const original = snapshot(rep.datasetId);
+    assert.equal(original.length, count);
+    for (const it of loadItems(db, rep.datasetId)) {
+      if (!it.image) continue;
+      assert.ok(existsSync(imagePath(dataDir, it.image.hash, it.image.ext)), 'image stored content-addressed');
+      assert.ok(existsSync(thumbPath(dataDir, it.image.hash)), 'thumbnail made');
+      assert.ok(it.sourcePath, 'original path kept');
+    }
+    for (const fmt of EXPORT_FORMATS) {
+      const out = join(tmp.dir, 'out', `${name}-${fmt}`);
+      const ex = exportDataset(db, dataDir, rep.datasetId, out, { format: fmt });
+      const withoutImage = original.filter((o) => o.image === null).length;
+      const unlabeled = original.filter((o) => o.annotations.length === 0).length;
+      const expectSkipped = fmt === 'imagefolder' ? withoutImage : unlabeled;
+      assert.equal(ex.skipped.length, expectSkipped, `${fmt} skipped ${JSON.stringify(ex.skipped)}`);
+      const back = await importDataset(db, dataDir, out, { dataset: `${name}-${fmt}`, strict: true });
+      const expected = original.filter((o) => (fmt === 'imagefolder' ? o.image !== null : o.annotations.length > 0));
+      assert.deepEqual(snapshot(back.datasetId), expected, `${name} → ${fmt} → re-import`);
+    }
+  });
+}
+
+test('zip of a dataset imports like the folder', async () => {
+  const src = join(tmp.dir, 'src', 'zipme');
+  await F.vqaJsonl(src);
+  const files: Record<string, Uint8Array> = {};
+  for (const rel of ['vqa.jsonl', 'v/0.png', 'v/1.png', 'v/2.png']) files[`ds/${rel}`] = readFileSync(join(src, rel));
+  const zip = join(tmp.dir, 'src', 'ds.zip');
+  writeFileSync(zip, F.zipOf(files));
+  const rep = await importDataset(db, dataDir, zip, { strict: true });
+  assert.equal(rep.datasetName, 'ds');
+  assert.equal(rep.format, 'vqa');
+  assert.equal(rep.imported, 3);
+  const items = loadItems(db, rep.datasetId);
+  assert.deepEqual(items[1].annotations.map((a) => a.data), [{ question: 'Q1?', answer: F.CAPTIONS[1] }]);
+});
+
+test('export without lenslab fields is plain LLaVA / LLaMA-Factory JSON', async () => {
+  const src = join(tmp.dir, 'src', 'plain');
+  await F.vqaJsonl(src);
+  const rep = await importDataset(db, dataDir, src, { dataset: 'plain' });
+  const out = join(tmp.dir, 'out', 'plain-llava');
+  exportDataset(db, dataDir, rep.datasetId, out, { format: 'llava', lenslabFields: false });
+  const data = JSON.parse(readFileSync(join(out, 'data.json'), 'utf8'));
+  assert.equal(data.length, 3);
+  assert.deepEqual(Object.keys(data[0]).sort(), ['conversations', 'id', 'image']);
+  assert.deepEqual(data[0].conversations, [
+    { from: 'human', value: '<image>\nQ0?' },
+    { from: 'gpt', value: F.CAPTIONS[0] },
+  ]);
+  assert.ok(existsSync(join(out, data[0].image)));
+  const out2 = join(tmp.dir, 'out', 'plain-messages');
+  exportDataset(db, dataDir, rep.datasetId, out2, { format: 'messages', lenslabFields: false });
+  const line = JSON.parse(readFileSync(join(out2, 'data.jsonl'), 'utf8').split('\n')[0]);
+  assert.deepEqual(line.messages, [
+    { role: 'user', content: '<image>\nQ0?' },
+    { role: 'assistant', content: F.CAPTIONS[0] },
+  ]);
+  assert.equal(line.images.length, 1);
+  assert.throws(() => exportDataset(db, dataDir, rep.datasetId, out2, { format: 'messages' }), /not empty/);
+});
