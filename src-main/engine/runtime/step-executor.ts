@@ -1,0 +1,215 @@
+// Step executor: owns the training sessions and keeps trainable parameters and AdamW moments as ORT tensors between
+// steps (each step's outputs become the next step's inputs; nothing is copied back to JS unless asked).
+//
+//   accumulation 1:  one fused session (forward + backward + clip + AdamW)
+//   accumulation >1: a grad session per micro-batch (acc += scale * grad) and an apply session (clip + AdamW)
+
+import * as ort from 'onnxruntime-node';
+import type { TypedArray } from '../graph/dtype';
+import { buildApplyStep, buildGradStep, buildTrainStep, stepNames, type ParamSpec, type TrainProgramOptions } from '../programs/train-step';
+import { buildScore, type ScoreProgramOptions } from '../programs/score';
+import { modelSource } from './cache';
+import { Session, type SessionOptions } from './session';
+import { tensor } from './tensor';
+
+export type Feeds = Record<string, ort.Tensor>;
+
+export interface StepExecutorOptions extends TrainProgramOptions {
+  /** Micro-batches per optimizer step (default 1 = fused graph). */
+  accumulation?: number;
+  session?: SessionOptions;
+  /** Compiled-graph cache: folder and a key describing (architecture, shapes, options). */
+  cacheDir?: string;
+  cacheKey?: unknown;
+  /** Optional eval program over the same params. */
+  score?: Omit<ScoreProgramOptions, 'params'>;
+}
+
+export interface StepResult {
+  /** Scale-weighted sum of micro-batch losses (the mean with default scales). */
+  loss: number;
+  microLosses: number[];
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Extra forward outputs of the last micro-batch. */
+  outputs: Record<string, ort.Tensor>;
+}
+
+export interface ExecutorState {
+  /** Optimizer steps done. */
+  t: number;
+  params: Record<string, Float32Array | Float64Array>;
+  m: Record<string, Float32Array | Float64Array>;
+  v: Record<string, Float32Array | Float64Array>;
+}
+
+function n(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function scalarOf(t: ort.Tensor): number {
+  return Number((t.data as ArrayLike<number>)[0]);
+}
+
+export class StepExecutor {
+  private params = new Map<string, ort.Tensor>();
+  private m = new Map<string, ort.Tensor>();
+  private v = new Map<string, ort.Tensor>();
+  /** Optimizer steps done so far (the next step uses t + 1 for bias correction). */
+  t = 0;
+
+  private constructor(
+    readonly specs: readonly ParamSpec[],
+    readonly accumulation: number,
+    private fused: Session | null,
+    private grad: Session | null,
+    private apply: Session | null,
+    private scorer: Session | null,
+    readonly dataInputs: readonly string[],
+    readonly extraOutputs: readonly string[],
+  ) {}
+
+  static async create(o: StepExecutorOptions, init: Record<string, TypedArray | ArrayLike<number>>): Promise<StepExecutor> {
+    const acc = o.accumulation ?? 1;
+    if (!Number.isInteger(acc) || acc < 1) throw new Error(`step executor: accumulation must be a positive integer, got ${acc}`);
+    const key = (kind: string) => (o.cacheKey === undefined ? undefined : { kind, key: o.cacheKey, adamw: o.adamw ?? null, clip: o.clipNorm ?? null, params: o.params });
+    const src = (kind: string, build: () => import('../graph/builder').Graph) => modelSource(build, { cacheDir: o.cacheDir, key: key(kind) });
+    let fused: Session | null = null;
+    let grad: Session | null = null;
+    let apply: Session | null = null;
+    let scorer: Session | null = null;
+    let dataInputs: string[] = [];
+    let extra: string[] = [];
+    const program = (p: { dataInputs: string[]; extraOutputs: string[] }) => {
+      dataInputs = p.dataInputs;
+      extra = p.extraOutputs;
+    };
+    if (acc === 1) {
+      fused = await Session.create(src('fused', () => { const p = buildTrainStep(o); program(p); return p.graph; }), o.session);
+    } else {
+      grad = await Session.create(src('grad', () => { const p = buildGradStep(o); program(p); return p.graph; }), o.session);
+      apply = await Session.create(src('apply', () => buildApplyStep(o).graph), o.session);
+    }
+    if (o.score) scorer = await Session.create(src('score', () => buildScore({ ...o.score!, params: o.params }).graph), o.session);
+    const main = fused ?? grad!;
+    const fixed = new Set<string>(o.params.flatMap((p) => [stepNames.param(p.name), stepNames.m(p.name), stepNames.v(p.name), stepNames.acc(p.name)]));
+    fixed.add(stepNames.lr).add(stepNames.step).add(stepNames.gradScale);
+    if (dataInputs.length === 0) dataInputs = main.inputNames.filter((x) => !fixed.has(x)); // cache hit: read from the session
+    if (extra.length === 0) extra = main.outputNames.filter((x) => x !== stepNames.loss && x !== stepNames.gradNorm && !x.startsWith('new.'));
+    const ex = new StepExecutor(o.params, acc, fused, grad, apply, scorer, dataInputs, extra);
+    for (const p of o.params) {
+      const d = init[p.name];
+      if (!d) throw new Error(`step executor: no initial value for parameter '${p.name}'`);
+      if (d.length !== n(p.shape)) throw new Error(`step executor: parameter '${p.name}' has ${d.length} values, shape [${p.shape.join(',')}] needs ${n(p.shape)}`);
+      const dt = p.dtype ?? 'float32';
+      ex.params.set(p.name, tensor(dt, p.shape, dt === 'float64' ? Float64Array.from(d as ArrayLike<number>) : Float32Array.from(d as ArrayLike<number>)));
+      ex.m.set(p.name, tensor(dt, p.shape));
+      ex.v.set(p.name, tensor(dt, p.shape));
+    }
+    return ex;
+  }
+
+  private paramFeeds(): Feeds {
+    const f: Feeds = {};
+    for (const p of this.specs) f[stepNames.param(p.name)] = this.params.get(p.name)!;
+    return f;
+  }
+  private optFeeds(lr: number): Feeds {
+    const f: Feeds = { [stepNames.lr]: tensor('float32', [], [lr]), [stepNames.step]: tensor('float32', [], [this.t + 1]) };
+    for (const p of this.specs) {
+      f[stepNames.m(p.name)] = this.m.get(p.name)!;
+      f[stepNames.v(p.name)] = this.v.get(p.name)!;
+    }
+    return f;
+  }
+  private takeUpdates(r: Record<string, ort.Tensor>): void {
+    for (const p of this.specs) {
+      this.params.set(p.name, r[stepNames.paramOut(p.name)]);
+      this.m.set(p.name, r[stepNames.mOut(p.name)]);
+      this.v.set(p.name, r[stepNames.vOut(p.name)]);
+    }
+  }
+  private checkData(feeds: Feeds, i: number): void {
+    for (const k of this.dataInputs) if (!(k in feeds)) throw new Error(`train step: micro-batch ${i} lacks input '${k}'`);
+    for (const k of Object.keys(feeds)) if (!this.dataInputs.includes(k)) throw new Error(`train step: micro-batch ${i} has unknown input '${k}' (inputs: ${this.dataInputs.join(', ')})`);
+  }
+
+  /**
+   * One optimizer step over 1..accumulation micro-batches at learning rate `lr`. `scales` weight each micro-batch's
+   * gradient (default 1/count, i.e. the mean).
+   */
+  async step(batches: Feeds | Feeds[], lr: number, scales?: number[]): Promise<StepResult> {
+    const list = Array.isArray(batches) ? batches : [batches];
+    if (list.length === 0) throw new Error('train step: no micro-batches');
+    if (list.length > this.accumulation) throw new Error(`train step: ${list.length} micro-batches, executor built for accumulation ${this.accumulation}`);
+    if (!Number.isFinite(lr)) throw new Error(`train step: lr must be finite, got ${lr}`);
+    const sc = scales ?? list.map(() => 1 / list.length);
+    if (sc.length !== list.length) throw new Error(`train step: ${sc.length} scales for ${list.length} micro-batches`);
+    list.forEach((b, i) => this.checkData(b, i));
+    if (this.fused) {
+      if (sc[0] !== 1) throw new Error('train step: fused step (accumulation 1) takes no gradient scale');
+      const r = await this.fused.run({ ...list[0], ...this.paramFeeds(), ...this.optFeeds(lr) });
+      this.takeUpdates(r);
+      this.t++;
+      const loss = scalarOf(r[stepNames.loss]);
+      return { loss, microLosses: [loss], gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(r, this.extraOutputs) };
+    }
+    let acc: Feeds = {};
+    for (const p of this.specs) acc[stepNames.acc(p.name)] = tensor(p.dtype ?? 'float32', p.shape);
+    const losses: number[] = [];
+    let last: Record<string, ort.Tensor> = {};
+    for (let i = 0; i < list.length; i++) {
+      const r = await this.grad!.run({ ...list[i], ...this.paramFeeds(), ...acc, [stepNames.gradScale]: tensor('float32', [], [sc[i]]) });
+      const next: Feeds = {};
+      for (const p of this.specs) next[stepNames.acc(p.name)] = r[stepNames.accOut(p.name)];
+      acc = next;
+      losses.push(scalarOf(r[stepNames.loss]));
+      last = r;
+    }
+    const r = await this.apply!.run({ ...this.paramFeeds(), ...this.optFeeds(lr), ...acc });
+    this.takeUpdates(r);
+    this.t++;
+    return { loss: losses.reduce((a, l, i) => a + l * sc[i], 0), microLosses: losses, gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(last, this.extraOutputs) };
+  }
+
+  /** Run the score program (per-sample losses) with the current parameters. */
+  async score(feeds: Feeds): Promise<Record<string, ort.Tensor>> {
+    if (!this.scorer) throw new Error('step executor: created without a score program');
+    return this.scorer.run({ ...feeds, ...this.paramFeeds() });
+  }
+
+  /** Current parameter tensors (ORT tensors; do not mutate). */
+  paramTensors(): Record<string, ort.Tensor> {
+    return Object.fromEntries(this.params);
+  }
+
+  /** Copy of params and optimizer state, for checkpoints. */
+  state(): ExecutorState {
+    const copy = (m: Map<string, ort.Tensor>) =>
+      Object.fromEntries([...m].map(([k, t]) => [k, (t.data as Float32Array | Float64Array).slice()]));
+    return { t: this.t, params: copy(this.params), m: copy(this.m), v: copy(this.v) };
+  }
+
+  /** Restore a state() (resume from a checkpoint). */
+  loadState(s: ExecutorState): void {
+    for (const p of this.specs) {
+      const dt = p.dtype ?? 'float32';
+      for (const [what, src, dst] of [['params', s.params, this.params], ['m', s.m, this.m], ['v', s.v, this.v]] as const) {
+        const d = src[p.name];
+        if (!d || d.length !== n(p.shape)) throw new Error(`loadState: ${what}['${p.name}'] missing or of wrong size`);
+        dst.set(p.name, tensor(dt, p.shape, dt === 'float64' ? Float64Array.from(d) : Float32Array.from(d)));
+      }
+    }
+    this.t = s.t;
+  }
+
+  async dispose(): Promise<void> {
+    for (const s of [this.fused, this.grad, this.apply, this.scorer]) if (s) await s.dispose();
+  }
+}
+
+function pick(r: Record<string, ort.Tensor>, names: readonly string[]): Record<string, ort.Tensor> {
+  const o: Record<string, ort.Tensor> = {};
+  for (const k of names) if (k in r) o[k] = r[k];
+  return o;
+}
