@@ -1,0 +1,514 @@
+// One normalized config across the model families Lenslab runs, parsed from a Hugging Face config.json.
+//
+// Defaults are transformers' own when a key is absent (configuration_llava.py, configuration_clip.py,
+// configuration_siglip.py, configuration_llama.py, configuration_qwen2.py), because published config.json
+// files only carry the keys that differ from those defaults (e.g. llava-1.5-7b-hf's text_config has 5 keys).
+// Every problem is an error naming the file and the field (dotted path, e.g. text_config.num_key_value_heads).
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${file}: ${field ? `field "${field}": ` : ''}${message}`);
+  }
+}
+
+export const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_fast', 'gelu_pytorch_tanh', 'quick_gelu', 'silu', 'swish', 'relu'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
+
+export type VisionModelType = 'clip_vision_model' | 'siglip_vision_model';
+export type TextModelType = 'llama' | 'qwen2';
+
+/** A ViT vision tower (CLIP or SigLIP), as CLIPVisionModel / SiglipVisionModel build it. */
+export interface VisionConfig {
+  modelType: VisionModelType;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  /** hiddenSize / numAttentionHeads */
+  headDim: number;
+  numChannels: number;
+  imageSize: number;
+  patchSize: number;
+  hiddenAct: Activation;
+  layerNormEps: number;
+  /** CLIP: a learned class embedding is prepended to the patch tokens. SigLIP: none. */
+  classToken: boolean;
+  /** CLIP: `pre_layrnorm` is applied to the embeddings before the encoder. */
+  preLayerNorm: boolean;
+  /** SigLIP's patch conv has a bias; CLIP's has none. */
+  patchBias: boolean;
+  /** SigLIP's attention-pooling head (vision_use_head, default true); unused by LLaVA but present in checkpoints. */
+  useHead: boolean;
+  /** floor(imageSize / patchSize)^2 */
+  numPatches: number;
+  /** numPatches + (classToken ? 1 : 0): rows of position_embedding */
+  numPositions: number;
+}
+
+export interface RopeConfig {
+  theta: number;
+  /** 'default' (plain RoPE), 'linear' (positions / factor), 'llama3' (frequency-dependent scaling). */
+  type: 'default' | 'linear' | 'llama3';
+  factor: number;
+  /** llama3 only */
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
+  originalMaxPositionEmbeddings?: number;
+}
+
+/** A LLaMA-style decoder (LLaMA, TinyLlama, SmolLM2, Qwen2). */
+export interface TextConfig {
+  modelType: TextModelType;
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+  headDim: number;
+  hiddenAct: Activation;
+  maxPositionEmbeddings: number;
+  rmsNormEps: number;
+  rope: RopeConfig;
+  /** q/k/v projections have biases (Qwen2: always; LLaMA: attention_bias). */
+  qkvBias: boolean;
+  /** o_proj has a bias (LLaMA attention_bias only). */
+  oBias: boolean;
+  /** gate/up/down have biases (LLaMA mlp_bias). */
+  mlpBias: boolean;
+  /** lm_head shares embed_tokens' weight (no lm_head.weight stored). */
+  tieWordEmbeddings: boolean;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+  padTokenId: number | null;
+}
+
+export interface ProjectorConfig {
+  /** 'mlp': linear_1 -> act -> linear_2 (transformers' LlavaMultiModalProjector); 'linear': linear_1 only
+   *  (original LLaVA's mm_projector_type "linear"; stored as "mm_projector_type": "linear" in config.json). */
+  type: 'mlp' | 'linear';
+  inFeatures: number;
+  outFeatures: number;
+  hiddenAct: Activation;
+  bias: boolean;
+}
+
+export interface LlavaModelConfig {
+  kind: 'llava';
+  modelType: 'llava';
+  vision: VisionConfig;
+  text: TextConfig;
+  projector: ProjectorConfig;
+  imageTokenIndex: number;
+  /** as in config.json: an index into the vision tower's hidden_states (negative from the end), or a list */
+  visionFeatureLayer: number | number[];
+  /** resolved indices into hidden_states (length numHiddenLayers + 1; 0 = embeddings), concatenated on features */
+  visionFeatureLayers: number[];
+  visionFeatureSelectStrategy: 'default' | 'full';
+  imageSeqLength: number;
+  /** image tokens one <image> expands to: numPositions minus the first token when strategy is 'default' */
+  numImageTokens: number;
+  tieWordEmbeddings: boolean;
+  raw: Record<string, unknown>;
+}
+
+export interface VisionModelConfig {
+  kind: 'vision';
+  /** clip / siglip (full dual-encoder folder; only the vision half is used) or the *_vision_model alone */
+  modelType: 'clip' | 'siglip' | VisionModelType;
+  vision: VisionConfig;
+  raw: Record<string, unknown>;
+}
+
+export interface TextModelConfig {
+  kind: 'text';
+  modelType: TextModelType;
+  text: TextConfig;
+  raw: Record<string, unknown>;
+}
+
+export type ModelConfig = LlavaModelConfig | VisionModelConfig | TextModelConfig;
+
+export const SUPPORTED_MODEL_TYPES = ['llava', 'clip', 'clip_vision_model', 'siglip', 'siglip_vision_model', 'llama', 'qwen2'] as const;
+
+// ---------------------------------------------------------------- field readers
+
+type Obj = Record<string, unknown>;
+
+class Reader {
+  constructor(
+    readonly file: string,
+    readonly obj: Obj,
+    readonly path: string,
+  ) {}
+  field(key: string): string {
+    return this.path ? `${this.path}.${key}` : key;
+  }
+  err(key: string, msg: string): never {
+    throw new ConfigError(this.file, this.field(key), msg);
+  }
+  has(key: string): boolean {
+    return this.obj[key] !== undefined && this.obj[key] !== null;
+  }
+  int(key: string, def?: number, min = 1): number {
+    const v = this.obj[key] ?? def;
+    if (v === undefined) this.err(key, 'is required');
+    if (typeof v !== 'number' || !Number.isInteger(v)) this.err(key, `must be an integer, got ${JSON.stringify(v)}`);
+    if (v < min) this.err(key, `must be >= ${min}, got ${v}`);
+    return v;
+  }
+  intOrNull(key: string, def: number | null): number | null {
+    const v = this.obj[key] === undefined ? def : this.obj[key];
+    if (v === null) return null;
+    if (typeof v !== 'number' || !Number.isInteger(v)) this.err(key, `must be an integer or null, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  num(key: string, def?: number): number {
+    const v = this.obj[key] ?? def;
+    if (v === undefined) this.err(key, 'is required');
+    if (typeof v !== 'number' || !Number.isFinite(v)) this.err(key, `must be a number, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  bool(key: string, def: boolean): boolean {
+    const v = this.obj[key] ?? def;
+    if (typeof v !== 'boolean') this.err(key, `must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  str(key: string, def?: string): string {
+    const v = this.obj[key] ?? def;
+    if (v === undefined) this.err(key, 'is required');
+    if (typeof v !== 'string') this.err(key, `must be a string, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  act(key: string, def: Activation): Activation {
+    const v = this.str(key, def);
+    if (!(ACTIVATIONS as readonly string[]).includes(v)) this.err(key, `unsupported activation "${v}" (supported: ${ACTIVATIONS.join(', ')})`);
+    return v as Activation;
+  }
+  sub(key: string): Reader | null {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'object' || Array.isArray(v)) this.err(key, 'must be an object');
+    return new Reader(this.file, v as Obj, this.field(key));
+  }
+}
+
+// ---------------------------------------------------------------- families
+
+function parseVision(r: Reader, modelType: VisionModelType, defaults: Partial<Record<string, unknown>> = {}): VisionConfig {
+  const d = (k: string, v: unknown) => (defaults[k] !== undefined ? defaults[k] : v);
+  const siglip = modelType === 'siglip_vision_model';
+  const hiddenSize = r.int('hidden_size', d('hidden_size', 768) as number);
+  const numAttentionHeads = r.int('num_attention_heads', d('num_attention_heads', 12) as number);
+  if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+  const imageSize = r.int('image_size', d('image_size', 224) as number);
+  const patchSize = r.int('patch_size', d('patch_size', siglip ? 16 : 32) as number);
+  if (patchSize > imageSize) r.err('patch_size', `${patchSize} is larger than image_size ${imageSize}`);
+  // the patch conv has stride patch_size and no padding: a remainder is dropped (SigLIP-so400m: 384 / 14 -> 27 x 27)
+  const numPatches = Math.floor(imageSize / patchSize) ** 2;
+  const classToken = !siglip;
+  return {
+    modelType,
+    hiddenSize,
+    intermediateSize: r.int('intermediate_size', d('intermediate_size', 3072) as number),
+    numHiddenLayers: r.int('num_hidden_layers', d('num_hidden_layers', 12) as number),
+    numAttentionHeads,
+    headDim: hiddenSize / numAttentionHeads,
+    numChannels: r.int('num_channels', 3),
+    imageSize,
+    patchSize,
+    hiddenAct: r.act('hidden_act', siglip ? 'gelu_pytorch_tanh' : 'quick_gelu'),
+    layerNormEps: r.num('layer_norm_eps', siglip ? 1e-6 : 1e-5),
+    classToken,
+    preLayerNorm: !siglip,
+    patchBias: siglip,
+    useHead: siglip ? r.bool('vision_use_head', true) : false,
+    numPatches,
+    numPositions: numPatches + (classToken ? 1 : 0),
+  };
+}
+
+function parseRope(r: Reader, text: { maxPositionEmbeddings: number }): RopeConfig {
+  // transformers >= 5 writes rope_parameters {rope_type, rope_theta, ...}; earlier versions rope_theta + rope_scaling.
+  const params = r.sub('rope_parameters');
+  const scaling = params ?? r.sub('rope_scaling');
+  const theta = params && params.has('rope_theta') ? params.num('rope_theta') : r.num('rope_theta', 10000);
+  if (theta <= 0) r.err('rope_theta', `must be > 0, got ${theta}`);
+  if (!scaling) return { theta, type: 'default', factor: 1 };
+  const typeKey = scaling.has('rope_type') ? 'rope_type' : 'type';
+  const type = scaling.str(typeKey, 'default');
+  if (type === 'default') return { theta, type: 'default', factor: 1 };
+  const factor = scaling.num('factor');
+  if (factor <= 0) scaling.err('factor', `must be > 0, got ${factor}`);
+  if (type === 'linear') return { theta, type: 'linear', factor };
+  if (type === 'llama3') {
+    return {
+      theta,
+      type: 'llama3',
+      factor,
+      lowFreqFactor: scaling.num('low_freq_factor'),
+      highFreqFactor: scaling.num('high_freq_factor'),
+      originalMaxPositionEmbeddings: scaling.int('original_max_position_embeddings'),
+    };
+  }
+  return scaling.err(typeKey, `unsupported RoPE scaling "${type}" (supported: default, linear, llama3); max_position_embeddings is ${text.maxPositionEmbeddings}`);
+}
+
+function parseText(r: Reader, modelType: TextModelType): TextConfig {
+  const qwen = modelType === 'qwen2';
+  const hiddenSize = r.int('hidden_size', 4096);
+  const numAttentionHeads = r.int('num_attention_heads', 32);
+  const numKeyValueHeads = r.has('num_key_value_heads') ? r.int('num_key_value_heads') : numAttentionHeads;
+  if (numAttentionHeads % numKeyValueHeads !== 0)
+    r.err('num_key_value_heads', `${numKeyValueHeads} does not divide num_attention_heads ${numAttentionHeads}`);
+  let headDim: number;
+  if (r.has('head_dim')) headDim = r.int('head_dim');
+  else {
+    if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+    headDim = hiddenSize / numAttentionHeads;
+  }
+  if (headDim % 2 !== 0) r.err('head_dim', `RoPE needs an even head_dim, got ${headDim}`);
+  const maxPositionEmbeddings = r.int('max_position_embeddings', qwen ? 32768 : 2048);
+  const attentionBias = qwen ? false : r.bool('attention_bias', false);
+  const eos = r.obj.eos_token_id === undefined ? (qwen ? null : 2) : r.obj.eos_token_id;
+  let eosTokenIds: number[];
+  if (eos === null) eosTokenIds = [];
+  else if (typeof eos === 'number' && Number.isInteger(eos)) eosTokenIds = [eos];
+  else if (Array.isArray(eos) && eos.every((x) => Number.isInteger(x))) eosTokenIds = eos as number[];
+  else r.err('eos_token_id', `must be an integer, a list of integers or null, got ${JSON.stringify(eos)}`);
+  if (qwen && r.bool('use_sliding_window', false)) r.err('use_sliding_window', 'sliding-window attention is not supported');
+  return {
+    modelType,
+    vocabSize: r.int('vocab_size', qwen ? 151936 : 32000),
+    hiddenSize,
+    intermediateSize: r.int('intermediate_size', qwen ? 22016 : 11008),
+    numHiddenLayers: r.int('num_hidden_layers', 32),
+    numAttentionHeads,
+    numKeyValueHeads,
+    headDim,
+    hiddenAct: r.act('hidden_act', 'silu'),
+    maxPositionEmbeddings,
+    rmsNormEps: r.num('rms_norm_eps', 1e-6),
+    rope: parseRope(r, { maxPositionEmbeddings }),
+    qkvBias: qwen ? true : attentionBias,
+    oBias: attentionBias,
+    mlpBias: qwen ? false : r.bool('mlp_bias', false),
+    tieWordEmbeddings: r.bool('tie_word_embeddings', false),
+    bosTokenId: r.intOrNull('bos_token_id', qwen ? null : 1),
+    eosTokenIds,
+    padTokenId: r.intOrNull('pad_token_id', null),
+  };
+}
+
+function modelTypeOf(r: Reader, def?: string): string {
+  const mt = r.obj.model_type ?? def;
+  if (mt === undefined) r.err('model_type', 'is missing');
+  if (typeof mt !== 'string') r.err('model_type', `must be a string, got ${JSON.stringify(mt)}`);
+  return mt;
+}
+
+function parseVisionSub(r: Reader): VisionConfig {
+  const mt = modelTypeOf(r, 'clip_vision_model');
+  if (mt !== 'clip_vision_model' && mt !== 'siglip_vision_model')
+    r.err('model_type', `unknown vision model_type "${mt}" (supported: clip_vision_model, siglip_vision_model)`);
+  return parseVision(r, mt);
+}
+
+function parseTextSub(r: Reader): TextConfig {
+  const mt = modelTypeOf(r, 'llama');
+  if (mt !== 'llama' && mt !== 'qwen2') r.err('model_type', `unknown text model_type "${mt}" (supported: llama, qwen2)`);
+  return parseText(r, mt);
+}
+
+function parseLlava(r: Reader): LlavaModelConfig {
+  const vr = r.sub('vision_config');
+  // LlavaConfig's default vision tower is CLIP ViT-L/14-336
+  const vision = vr
+    ? parseVisionSub(vr)
+    : parseVision(new Reader(r.file, {}, 'vision_config'), 'clip_vision_model', {
+        intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336, num_hidden_layers: 24, num_attention_heads: 16,
+      });
+  const text = parseTextSub(r.sub('text_config') ?? new Reader(r.file, {}, 'text_config'));
+  const strategy = r.str('vision_feature_select_strategy', 'default');
+  if (strategy !== 'default' && strategy !== 'full') r.err('vision_feature_select_strategy', `must be "default" or "full", got "${strategy}"`);
+  const rawLayer = r.obj.vision_feature_layer ?? -2;
+  const nStates = vision.numHiddenLayers + 1; // hidden_states = embeddings + one per layer
+  const layers = Array.isArray(rawLayer) ? rawLayer : [rawLayer];
+  if (layers.length === 0) r.err('vision_feature_layer', 'is an empty list');
+  const visionFeatureLayers = layers.map((l) => {
+    if (typeof l !== 'number' || !Number.isInteger(l)) r.err('vision_feature_layer', `must be an integer or a list of integers, got ${JSON.stringify(rawLayer)}`);
+    const idx = l < 0 ? nStates + l : l;
+    if (idx < 0 || idx >= nStates) r.err('vision_feature_layer', `${l} is out of range for a vision tower with ${vision.numHiddenLayers} layers`);
+    return idx;
+  });
+  const ptype = r.str('mm_projector_type', 'mlp2x_gelu');
+  if (ptype !== 'linear' && !/^mlp2x_/.test(ptype)) r.err('mm_projector_type', `unsupported projector "${ptype}" (supported: linear, mlp2x_gelu)`);
+  const projector: ProjectorConfig = {
+    type: ptype === 'linear' ? 'linear' : 'mlp',
+    inFeatures: vision.hiddenSize * visionFeatureLayers.length,
+    outFeatures: text.hiddenSize,
+    hiddenAct: r.act('projector_hidden_act', 'gelu'),
+    bias: r.bool('multimodal_projector_bias', true),
+  };
+  const imageTokenIndex = r.has('image_token_index') ? r.int('image_token_index', undefined, 0) : r.int('image_token_id', 32000, 0);
+  // image_token_index may equal vocab_size (LlavaConfig's own defaults do): image positions are replaced by image
+  // features, so the id is never looked up in embed_tokens (the compiled graph must not gather it either).
+  // LlavaConfig: tie_word_embeddings defaults to False but is forwarded from text_config when that says true
+  const tie = r.bool('tie_word_embeddings', false) || text.tieWordEmbeddings;
+  return {
+    kind: 'llava',
+    modelType: 'llava',
+    vision,
+    text: { ...text, tieWordEmbeddings: tie },
+    projector,
+    imageTokenIndex,
+    visionFeatureLayer: rawLayer as number | number[],
+    visionFeatureLayers,
+    visionFeatureSelectStrategy: strategy,
+    imageSeqLength: r.int('image_seq_length', 576),
+    numImageTokens: vision.numPositions - (strategy === 'default' ? 1 : 0),
+    tieWordEmbeddings: tie,
+    raw: r.obj,
+  };
+}
+
+/** Parse a config.json object. `file` is used in error messages. */
+export function parseHfConfig(json: unknown, file = 'config.json'): ModelConfig {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(file, '', 'is not a JSON object');
+  const r = new Reader(file, json as Obj, '');
+  const mt = modelTypeOf(r);
+  switch (mt) {
+    case 'llava':
+      return parseLlava(r);
+    case 'clip':
+    case 'siglip': {
+      const vr = r.sub('vision_config') ?? new Reader(file, {}, 'vision_config');
+      return { kind: 'vision', modelType: mt, vision: parseVision(vr, mt === 'clip' ? 'clip_vision_model' : 'siglip_vision_model'), raw: r.obj };
+    }
+    case 'clip_vision_model':
+    case 'siglip_vision_model':
+      return { kind: 'vision', modelType: mt, vision: parseVision(r, mt), raw: r.obj };
+    case 'llama':
+    case 'qwen2':
+      return { kind: 'text', modelType: mt, text: parseText(r, mt), raw: r.obj };
+    default:
+      return r.err('model_type', `unknown model_type "${mt}" (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+  }
+}
+
+/** Read and parse `path` (a config.json). */
+export async function readHfConfig(path: string): Promise<ModelConfig> {
+  const { readFile } = await import('node:fs/promises');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(path, '', `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(path, '', `is not valid JSON (${(e as Error).message})`);
+  }
+  return parseHfConfig(json, path);
+}
+
+// ---------------------------------------------------------------- writing
+
+/** config.json fields of a vision tower, explicit (every field written, not only non-defaults). */
+export function visionToHf(v: VisionConfig): Obj {
+  const o: Obj = {
+    model_type: v.modelType,
+    hidden_size: v.hiddenSize,
+    intermediate_size: v.intermediateSize,
+    num_hidden_layers: v.numHiddenLayers,
+    num_attention_heads: v.numAttentionHeads,
+    num_channels: v.numChannels,
+    image_size: v.imageSize,
+    patch_size: v.patchSize,
+    hidden_act: v.hiddenAct,
+    layer_norm_eps: v.layerNormEps,
+    attention_dropout: 0.0,
+  };
+  if (v.modelType === 'siglip_vision_model') o.vision_use_head = v.useHead;
+  return o;
+}
+
+export function textToHf(t: TextConfig): Obj {
+  const o: Obj = {
+    model_type: t.modelType,
+    vocab_size: t.vocabSize,
+    hidden_size: t.hiddenSize,
+    intermediate_size: t.intermediateSize,
+    num_hidden_layers: t.numHiddenLayers,
+    num_attention_heads: t.numAttentionHeads,
+    num_key_value_heads: t.numKeyValueHeads,
+    head_dim: t.headDim,
+    hidden_act: t.hiddenAct,
+    max_position_embeddings: t.maxPositionEmbeddings,
+    rms_norm_eps: t.rmsNormEps,
+    rope_theta: t.rope.theta,
+    rope_scaling:
+      t.rope.type === 'default'
+        ? null
+        : t.rope.type === 'linear'
+          ? { rope_type: 'linear', factor: t.rope.factor }
+          : {
+              rope_type: 'llama3',
+              factor: t.rope.factor,
+              low_freq_factor: t.rope.lowFreqFactor,
+              high_freq_factor: t.rope.highFreqFactor,
+              original_max_position_embeddings: t.rope.originalMaxPositionEmbeddings,
+            },
+    tie_word_embeddings: t.tieWordEmbeddings,
+    bos_token_id: t.bosTokenId,
+    eos_token_id: t.eosTokenIds.length === 1 ? t.eosTokenIds[0] : t.eosTokenIds.length === 0 ? null : t.eosTokenIds,
+    pad_token_id: t.padTokenId,
+    attention_dropout: 0.0,
+    use_cache: true,
+  };
+  if (t.modelType === 'llama') {
+    o.attention_bias = t.oBias;
+    o.mlp_bias = t.mlpBias;
+  } else {
+    o.use_sliding_window = false;
+  }
+  return o;
+}
+
+export interface LlavaConfigInput {
+  vision: VisionConfig;
+  text: TextConfig;
+  projectorType?: 'mlp' | 'linear';
+  projectorHiddenAct?: Activation;
+  projectorBias?: boolean;
+  imageTokenIndex: number;
+  visionFeatureLayer?: number | number[];
+  visionFeatureSelectStrategy?: 'default' | 'full';
+}
+
+/** A complete LLaVA config.json object (classic LlavaForConditionalGeneration layout). Parse it to get the normalized form. */
+export function llavaToHf(c: LlavaConfigInput): Obj {
+  const strategy = c.visionFeatureSelectStrategy ?? 'default';
+  const o: Obj = {
+    architectures: ['LlavaForConditionalGeneration'],
+    model_type: 'llava',
+    vision_config: visionToHf(c.vision),
+    text_config: textToHf(c.text),
+    image_token_index: c.imageTokenIndex,
+    projector_hidden_act: c.projectorHiddenAct ?? 'gelu',
+    multimodal_projector_bias: c.projectorBias ?? true,
+    vision_feature_layer: c.visionFeatureLayer ?? -2,
+    vision_feature_select_strategy: strategy,
+    image_seq_length: c.vision.numPositions - (strategy === 'default' ? 1 : 0),
+    tie_word_embeddings: c.text.tieWordEmbeddings,
+    torch_dtype: 'float32',
+  };
+  if (c.projectorType === 'linear') o.mm_projector_type = 'linear';
+  return o;
+}
