@@ -1,0 +1,21 @@
+// The Electron utilityProcess entry: hosts the backend (database + services) and answers the main
+// process over process.parentPort. No electron import: utilityProcess provides parentPort on `process`.
+import { createBackend } from '../services/backend';
+import { serveOverPort, type ChildPortLike } from '../transport/ipc';
+import { resolveDataDir } from '../storage/data-dir';
+
+const parentPort = (process as unknown as { parentPort?: ChildPortLike }).parentPort;
+if (!parentPort) {
+  console.error('backend-process must be started by Electron as a utilityProcess');
+  process.exit(1);
+}
+
+const backend = createBackend({ dataDir: resolveDataDir(), host: 'electron' });
+serveOverPort(backend, parentPort);
+
+const shutdown = () => {
+  backend.close();
+  process.exit(0);
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

@@ -1,0 +1,17 @@
+/// <reference types="vite/client" />
+import type { LenslabBridge } from '../src-main/contract/index';
+
+declare global {
+  interface Window {
+    /** Exposed by the Electron preload; undefined in a browser (serve mode). */
+    lenslab?: LenslabBridge;
+  }
+}
+
+declare module '*.vue' {
+  import type { DefineComponent } from 'vue';
+  const component: DefineComponent<object, object, unknown>;
+  export default component;
+}
+
+export {};
