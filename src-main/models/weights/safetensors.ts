@@ -33,6 +33,22 @@ export interface TensorSource {
   get(name: string): Float32Array;
 }
 
+/** A TensorSource over tensors held in memory. */
+export function memorySource(m: Map<string, Tensor>): TensorSource & { tensors: Map<string, Tensor> } {
+  const get = (n: string): Tensor => {
+    const t = m.get(n);
+    if (!t) throw new SafetensorsError(`no tensor named "${n}"`);
+    return t;
+  };
+  return {
+    tensors: m,
+    names: () => [...m.keys()],
+    has: (n) => m.has(n),
+    info: (n) => ({ dtype: get(n).dtype, shape: get(n).shape }),
+    get: (n) => get(n).data,
+  };
+}
+
 const MAX_HEADER = 100 * 1024 * 1024; // the reference implementation's limit
 
 export class SafetensorsError extends Error {}
