@@ -126,7 +126,11 @@ test('every section renders; runs and datasets come from the backend', async () 
 
   // dark theme via prefers-color-scheme
   await page.emulateMedia({ colorScheme: 'dark' });
-  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  // evaluated in the page (tsconfig.node has no DOM types, so reach the globals through globalThis)
+  const bg = await page.evaluate(() => {
+    const g = globalThis as any;
+    return g.getComputedStyle(g.document.body).backgroundColor as string;
+  });
   assert.equal(bg, 'rgb(20, 22, 26)');
   await page.screenshot({ path: screenshotPath('runs-dark') });
   await closePage(page);
