@@ -2,9 +2,11 @@
 // Runs every tests/**/*.test.ts with Node's test runner and the tsx loader.
 // Node 20's --test takes no globs, so the files are collected here.
 // Usage: node scripts/test.mjs [substring ...]   (only files whose path contains one of the substrings)
-import { readdirSync, statSync } from 'node:fs';
+// When e2e tests are chosen and the built renderer (out/renderer) is missing or older than its sources,
+// it is built first. The run ends with a plain "N passed, N failed" line; the exit code is the runner's.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -22,9 +24,53 @@ if (chosen.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-const res = spawnSync(
+
+function newestMtime(paths) {
+  let newest = 0;
+  const visit = (p) => {
+    if (!existsSync(p)) return;
+    const st = statSync(p);
+    if (st.isDirectory()) {
+      for (const name of readdirSync(p)) if (name !== 'node_modules') visit(join(p, name));
+    } else newest = Math.max(newest, st.mtimeMs);
+  };
+  paths.forEach(visit);
+  return newest;
+}
+
+if (chosen.some((f) => f.startsWith('tests/e2e/'))) {
+  const built = join(root, 'out', 'renderer', 'index.html');
+  const sources = ['src-renderer', 'src-main/contract', 'electron.vite.config.ts', 'tsconfig.web.json'].map((p) => join(root, p));
+  if (!existsSync(built) || statSync(built).mtimeMs < newestMtime(sources)) {
+    console.log('building the renderer for the e2e tests (electron-vite build)…');
+    const b = spawnSync(process.execPath, [join(root, 'node_modules', 'electron-vite', 'bin', 'electron-vite.js'), 'build'], {
+      cwd: root,
+      stdio: 'inherit',
+    });
+    if (b.status !== 0) {
+      console.error('electron-vite build failed');
+      process.exit(b.status ?? 1);
+    }
+  }
+}
+
+const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...chosen],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, LENSLAB_TEST: '1' } },
+  { cwd: root, stdio: ['inherit', 'pipe', 'inherit'], env: { ...process.env, LENSLAB_TEST: '1' } },
 );
-process.exit(res.status ?? 1);
+let tail = '';
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk);
+  tail = (tail + chunk.toString()).slice(-4000);
+});
+child.on('close', (code, signal) => {
+  const last = (re) => {
+    const all = [...tail.matchAll(re)];
+    return all.length ? Number(all[all.length - 1][1]) : NaN;
+  };
+  const pass = last(/ℹ pass (\d+)/g);
+  const fail = last(/ℹ fail (\d+)/g);
+  console.log(`${Number.isNaN(pass) ? '?' : pass} passed, ${Number.isNaN(fail) ? '?' : fail} failed`);
+  process.exit(code ?? (signal ? 1 : 0));
+});
