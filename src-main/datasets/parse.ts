@@ -50,6 +50,7 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
       const root = archiveRoot(tmp);
       const inner = await parsePath(root, { ...options, format: options.format === 'zip' ? undefined : options.format });
       inner.problems.forEach((p) => (p.ref = `${basename(path)}:${p.ref}`));
+      inner.items.forEach((it) => (it.sourcePath = `${basename(path)}:${it.sourcePath}`));
       return { ...inner, root, archive: path, cleanup };
     } catch (err) {
       cleanup();
