@@ -18,30 +18,32 @@ export const ADAMW_DEFAULTS: Required<AdamWConfig> = { beta1: 0.9, beta2: 0.999,
 
 /** Per-step scalars shared by all parameters (computed once per graph). */
 export interface AdamWScalars {
-  lr: Value;
   /** lr / (1 - b1^t) */
   stepSize: Value;
   /** 1 / sqrt(1 - b2^t) */
   invSqrtBc2: Value;
-  /** 1 - lr * wd (for decayed params) */
-  decay: Value;
+  /** lr * wd */
+  lrWd: Value;
 }
 
-/** Scalars in `dtype` (the parameters' dtype; lr and t are cast when they differ). */
+/**
+ * Scalars in `dtype` (the parameters' dtype). They are computed in float64 and cast once: in float32,
+ * 1 - 0.999^t loses ~1e-5 relative accuracy, which would bias every parameter's update the same way.
+ */
 export function adamwScalars(g: Graph, lr: Value, t: Value, cfg: AdamWConfig = {}, dtype: DType = lr.dtype): AdamWScalars {
   const c = { ...ADAMW_DEFAULTS, ...cfg };
-  const dt = dtype;
-  const to = ONNX_DTYPE[dt];
+  const F64 = ONNX_DTYPE.float64;
   return g.scope('adamw', () => {
-    const tt = t.dtype === dt ? t : g.op1('Cast', [t], { to });
-    lr = lr.dtype === dt ? lr : g.op1('Cast', [lr], { to });
-    const bc1 = g.op1('Sub', [g.scalar(1, dt), g.op1('Pow', [g.scalar(c.beta1, dt), tt])]);
-    const bc2 = g.op1('Sub', [g.scalar(1, dt), g.op1('Pow', [g.scalar(c.beta2, dt), tt])]);
+    const k = (x: number) => g.scalar(x, 'float64');
+    const t64 = t.dtype === 'float64' ? t : g.op1('Cast', [t], { to: F64 });
+    const lr64 = lr.dtype === 'float64' ? lr : g.op1('Cast', [lr], { to: F64 });
+    const bc1 = g.op1('Sub', [k(1), g.op1('Pow', [k(c.beta1), t64])]);
+    const bc2 = g.op1('Sub', [k(1), g.op1('Pow', [k(c.beta2), t64])]);
+    const out = (v: Value) => (dtype === 'float64' ? v : g.op1('Cast', [v], { to: ONNX_DTYPE[dtype] }));
     return {
-      lr,
-      stepSize: g.op1('Div', [lr, bc1]),
-      invSqrtBc2: g.op1('Reciprocal', [g.op1('Sqrt', [bc2])]),
-      decay: g.op1('Sub', [g.scalar(1, dt), g.op1('Mul', [lr, g.scalar(c.weightDecay, dt)])]),
+      stepSize: out(g.op1('Div', [lr64, bc1])),
+      invSqrtBc2: out(g.op1('Reciprocal', [g.op1('Sqrt', [bc2])])),
+      lrWd: out(g.op1('Mul', [lr64, k(c.weightDecay)])),
     };
   });
 }
@@ -67,6 +69,7 @@ export function adamwUpdate(
   const v2 = g.op1('Add', [g.op1('Mul', [v, k(c.beta2)]), g.op1('Mul', [g.op1('Mul', [grad, grad]), k(1 - c.beta2)])]);
   const denom = g.op1('Add', [g.op1('Mul', [g.op1('Sqrt', [v2]), s.invSqrtBc2]), k(c.eps)]);
   const upd = g.op1('Mul', [g.op1('Div', [m2, denom]), s.stepSize]);
-  const pd = decay && c.weightDecay !== 0 ? g.op1('Mul', [p, s.decay]) : p;
-  return { p: g.op1('Sub', [pd, upd]), m: m2, v: v2 };
+  // p - lr*wd*p - upd  (same as p*(1 - lr*wd) - upd, without rounding 1 - lr*wd)
+  const total = decay && c.weightDecay !== 0 ? g.op1('Add', [upd, g.op1('Mul', [p, s.lrWd])]) : upd;
+  return { p: g.op1('Sub', [p, total]), m: m2, v: v2 };
 }

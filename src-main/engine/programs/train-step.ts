@@ -37,6 +37,8 @@ export interface TrainProgramOptions {
   params: readonly ParamSpec[];
   forward: ForwardBuilder;
   adamw?: AdamWConfig;
+  /** Also output each raw (pre-clip) gradient as `grad.<name>` (for tests and debugging). */
+  outputGrads?: boolean;
   /** Clip gradients to this global L2 norm (none when undefined/null). */
   clipNorm?: number | null;
   opset?: number;
@@ -58,6 +60,7 @@ export const stepNames = {
   gradScale: 'grad_scale',
   loss: 'loss',
   gradNorm: 'grad_norm',
+  grad: (n: string) => `grad.${n}`,
 } as const;
 
 export interface StepProgram {
@@ -96,6 +99,7 @@ function runForward(g: Graph, o: TrainProgramOptions, params: Record<string, Val
     extra.push(k);
   }
   const grads = gradients(loss, o.params.map((p) => params[p.name]));
+  if (o.outputGrads) o.params.forEach((p, i) => g.output(grads[i], stepNames.grad(p.name)));
   return { loss, extra, grads, dataInputs };
 }
 

@@ -33,6 +33,8 @@ export interface StepResult {
   gradNorm: number;
   /** Extra forward outputs of the last micro-batch. */
   outputs: Record<string, ort.Tensor>;
+  /** Raw gradients by parameter name (fused step built with outputGrads only). */
+  grads: Record<string, ort.Tensor>;
 }
 
 export interface ExecutorState {
@@ -95,7 +97,7 @@ export class StepExecutor {
     const fixed = new Set<string>(o.params.flatMap((p) => [stepNames.param(p.name), stepNames.m(p.name), stepNames.v(p.name), stepNames.acc(p.name)]));
     fixed.add(stepNames.lr).add(stepNames.step).add(stepNames.gradScale);
     if (dataInputs.length === 0) dataInputs = main.inputNames.filter((x) => !fixed.has(x)); // cache hit: read from the session
-    if (extra.length === 0) extra = main.outputNames.filter((x) => x !== stepNames.loss && x !== stepNames.gradNorm && !x.startsWith('new.'));
+    if (extra.length === 0) extra = main.outputNames.filter((x) => x !== stepNames.loss && x !== stepNames.gradNorm && !x.startsWith('new.') && !x.startsWith('grad.'));
     const ex = new StepExecutor(o.params, acc, fused, grad, apply, scorer, dataInputs, extra);
     for (const p of o.params) {
       const d = init[p.name];
@@ -152,7 +154,9 @@ export class StepExecutor {
       this.takeUpdates(r);
       this.t++;
       const loss = scalarOf(r[stepNames.loss]);
-      return { loss, microLosses: [loss], gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(r, this.extraOutputs) };
+      const grads: Record<string, ort.Tensor> = {};
+      for (const p of this.specs) if (stepNames.grad(p.name) in r) grads[p.name] = r[stepNames.grad(p.name)];
+      return { loss, microLosses: [loss], gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(r, this.extraOutputs), grads };
     }
     let acc: Feeds = {};
     for (const p of this.specs) acc[stepNames.acc(p.name)] = tensor(p.dtype ?? 'float32', p.shape);
@@ -169,7 +173,7 @@ export class StepExecutor {
     const r = await this.apply!.run({ ...this.paramFeeds(), ...this.optFeeds(lr), ...acc });
     this.takeUpdates(r);
     this.t++;
-    return { loss: losses.reduce((a, l, i) => a + l * sc[i], 0), microLosses: losses, gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(last, this.extraOutputs) };
+    return { loss: losses.reduce((a, l, i) => a + l * sc[i], 0), microLosses: losses, gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(last, this.extraOutputs), grads: {} };
   }
 
   /** Run the score program (per-sample losses) with the current parameters. */
