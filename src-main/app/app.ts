@@ -2,6 +2,7 @@
 // stand-in: windows (contextIsolation, sandbox, no nodeIntegration), the IPC relay to the backend
 // utilityProcess, the lenslab-media: protocol and navigation lockdown.
 import type * as ElectronNS from 'electron';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRelay, type ParentSideLike, type Relay } from '../transport/ipc';
@@ -20,6 +21,14 @@ export interface AppOptions {
 }
 
 export const MEDIA_SCHEME = 'lenslab-media';
+
+/**
+ * Where scripts/ensure-electron.mjs keeps better-sqlite3 compiled for Electron's ABI, apart from Node's copy
+ * (better-sqlite3 is not N-API, so one build cannot serve both). Keep in step with electronSqliteBinding there.
+ */
+export function electronSqliteBindingPath(appRoot: string, electronVersion: string, platform: string = process.platform, arch: string = process.arch): string {
+  return join(appRoot, 'node_modules', '.lenslab-electron', `electron-${electronVersion}-${platform}-${arch}`, 'better_sqlite3.node');
+}
 const MEDIA_PATH = /^\/media\/(images|thumbs)\/([0-9a-f]{2})\/([0-9a-f]{64})\.([a-z0-9]{1,5})$/;
 
 export const WEB_PREFERENCES = {
@@ -65,9 +74,11 @@ export function startApp(electron: ElectronModule, options: AppOptions): Started
   }
 
   function startBackend(): void {
+    const electronVersion = process.versions.electron;
+    const binding = electronVersion ? electronSqliteBindingPath(app.getAppPath(), electronVersion) : undefined;
     const child = utilityProcess.fork(join(options.mainDir, 'backend.js'), [], {
       serviceName: 'Lenslab backend',
-      env: { ...env, LENSLAB_DATA_DIR: dataDir },
+      env: { ...env, LENSLAB_DATA_DIR: dataDir, ...(binding && existsSync(binding) ? { LENSLAB_SQLITE_BINDING: binding } : {}) },
       stdio: 'inherit',
     });
     relay.attach(child as unknown as ParentSideLike);

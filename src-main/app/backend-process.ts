@@ -10,7 +10,12 @@ if (!parentPort) {
   process.exit(1);
 }
 
-const backend = createBackend({ dataDir: resolveDataDir(), host: 'electron' });
+// LENSLAB_SQLITE_BINDING: better-sqlite3 compiled for Electron's ABI (set by main when present).
+const backend = createBackend({
+  dataDir: resolveDataDir(),
+  host: 'electron',
+  sqliteBinding: process.env.LENSLAB_SQLITE_BINDING || undefined,
+});
 serveOverPort(backend, parentPort);
 
 const shutdown = () => {

@@ -16,6 +16,8 @@ export interface BackendOptions {
   log?: Logger;
   /** Mark runs left 'running' by a dead process as 'interrupted' (default true; the CLI passes false). */
   recoverRuns?: boolean;
+  /** A better_sqlite3.node built for this runtime (Electron); see scripts/ensure-electron.mjs. */
+  sqliteBinding?: string;
 }
 
 export interface Backend {
@@ -29,7 +31,7 @@ export interface Backend {
 
 export function createBackend(options: BackendOptions): Backend {
   mkdirSync(options.dataDir, { recursive: true });
-  const db = openDatabase(options.dbFile ?? databasePath(options.dataDir));
+  const db = openDatabase(options.dbFile ?? databasePath(options.dataDir), { nativeBinding: options.sqliteBinding });
   if (options.recoverRuns ?? true) markInterruptedRuns(db);
   const bus = new EventBus();
   const ctx: ServiceContext = {

@@ -13,12 +13,17 @@ export interface OpenOptions {
   /** Milliseconds to wait on a locked database before failing (default 5000). */
   busyTimeoutMs?: number;
   readonly?: boolean;
+  /** Path of a better_sqlite3.node to load instead of the default (Electron needs one built for its ABI). */
+  nativeBinding?: string;
 }
 
 /** Open (creating if needed) the database at `file` (or ':memory:') and migrate it to the latest version. */
 export function openDatabase(file: string, options: OpenOptions = {}): Database {
   if (file !== ':memory:' && !options.readonly) mkdirSync(dirname(file), { recursive: true });
-  const db = new BetterSqlite3(file, { readonly: options.readonly ?? false });
+  const db = new BetterSqlite3(file, {
+    readonly: options.readonly ?? false,
+    ...(options.nativeBinding ? { nativeBinding: options.nativeBinding } : {}),
+  });
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     if (!options.readonly) {
