@@ -101,6 +101,7 @@ export function createFakeElectron(userData: string) {
   const electron = {
     app: {
       requestSingleInstanceLock: () => true,
+      getAppPath: () => userData,
       whenReady: () => Promise.resolve(),
       getPath: (name: string) => {
         if (name !== 'userData') throw new Error(`unexpected getPath(${name})`);
