@@ -1,0 +1,308 @@
+// The job runner: each run executes in its own process (child_process.fork of entry.ts). The runner validates the
+// spec before any work, stores what the job reports (metrics, checkpoints, status) in SQLite, re-emits every event
+// to subscribers, and drives pause / resume / cancel. A run whose process disappears without saying goodbye
+// (SIGKILL, crash, power loss, app crash) becomes 'interrupted'; resume continues from its latest checkpoint.
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Database } from '../storage/database';
+import type { RunStatus } from '../storage/runs-queries';
+import { cleanCheckpoints } from '../training/checkpoints';
+import { checkpointRoot } from './driver';
+import { pidAlive, processIsLive, readProcessFile, writeProcessFile } from './process-file';
+import type { JobEvent, JobSpec, ParentMessage } from './protocol';
+import { getRun, loadJobSpec, recordCheckpoint, runsWithStatus, saveJobSpec, setRunProgress, storeMetrics, updateRunStatus } from './store';
+import { loadTrainerModule } from './trainer';
+
+export type RunnerEvent = { runId: number } & (
+  | JobEvent
+  | { type: 'status'; status: RunStatus; error: string | null }
+);
+
+export interface JobRunnerOptions {
+  db: Database;
+  /** The job entry module (default: entry.ts beside this file). */
+  entry?: string;
+  /** Node flags for the job process (default ['--import', 'tsx'] so it runs TypeScript). */
+  execArgv?: string[];
+  /** How long cancel waits for the job to stop between steps before killing it (default 30 s). */
+  cancelGraceMs?: number;
+  /** A heartbeat older than this means the job process is gone (default 15 s). */
+  staleHeartbeatMs?: number;
+}
+
+interface Active {
+  runId: number;
+  spec: JobSpec;
+  child: ChildProcess;
+  pid: number;
+  requested: 'pause' | 'cancel' | null;
+  terminal: JobEvent | null;
+  exited: Promise<RunStatus>;
+  killTimer: NodeJS.Timeout | null;
+}
+
+const RESUMABLE: RunStatus[] = ['paused', 'interrupted'];
+
+export class JobRunner {
+  private readonly db: Database;
+  private readonly entry: string;
+  private readonly execArgv: string[];
+  private readonly cancelGraceMs: number;
+  private readonly staleMs: number;
+  private readonly active = new Map<number, Active>();
+  private readonly listeners = new Set<(e: RunnerEvent) => void>();
+
+  constructor(opts: JobRunnerOptions) {
+    this.db = opts.db;
+    this.entry = opts.entry ?? fileURLToPath(new URL('./entry.ts', import.meta.url));
+    this.execArgv = opts.execArgv ?? ['--import', 'tsx'];
+    this.cancelGraceMs = opts.cancelGraceMs ?? 30_000;
+    this.staleMs = opts.staleHeartbeatMs ?? 15_000;
+  }
+
+  /** Receive every event of every run (job events and status changes). Returns an unsubscribe function. */
+  subscribe(fn: (e: RunnerEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  isActive(runId: number): boolean {
+    return this.active.has(runId);
+  }
+
+  pid(runId: number): number | null {
+    return this.active.get(runId)?.pid ?? null;
+  }
+
+  /**
+   * Validate the spec (trainer config, hyperparameters against the data) and start the run's job process.
+   * Invalid specs throw here, before any process starts or any status changes. The run must exist and not be active.
+   */
+  async startJob(runId: number, spec: JobSpec): Promise<{ pid: number; totalSteps: number | null }> {
+    const run = getRun(this.db, runId);
+    if (!run) throw new Error(`run ${runId} does not exist`);
+    if (this.active.has(runId)) throw new Error(`run ${runId} is already running`);
+    if (run.status !== 'queued') throw new Error(`run ${runId} is ${run.status}; only a queued run can be started (use resume for a paused or interrupted one)`);
+    const normalized: JobSpec = { ...spec, outDir: resolve(spec.outDir) };
+    const { totalSteps } = (await loadTrainerModule(normalized.trainer)).validateConfig(normalized.config);
+    saveJobSpec(this.db, runId, normalized);
+    if (totalSteps !== null) setRunProgress(this.db, runId, 0, totalSteps);
+    const pid = this.spawn(runId, normalized, false);
+    return { pid, totalSteps };
+  }
+
+  /** Continue a paused or interrupted run from its latest checkpoint (from the start if it has none). */
+  async resume(runId: number): Promise<{ pid: number }> {
+    const run = getRun(this.db, runId);
+    if (!run) throw new Error(`run ${runId} does not exist`);
+    if (this.active.has(runId)) throw new Error(`run ${runId} is already running`);
+    if (!RESUMABLE.includes(run.status)) throw new Error(`run ${runId} is ${run.status}; only a paused or interrupted run can be resumed`);
+    const spec = loadJobSpec(this.db, runId);
+    if (!spec) throw new Error(`run ${runId} has no job spec to resume from`);
+    // A job process from an earlier app session may still be finishing its last step: let it go first.
+    const old = readProcessFile(spec.outDir);
+    if (old && !old.endedAt && old.pid !== process.pid) await this.waitForExit(old.pid, this.cancelGraceMs);
+    (await loadTrainerModule(spec.trainer)).validateConfig(spec.config);
+    return { pid: this.spawn(runId, spec, true) };
+  }
+
+  /** Ask a running job to finish its step, checkpoint and stop. Resolves with the run's status once it has stopped. */
+  pause(runId: number): Promise<RunStatus> {
+    const a = this.active.get(runId);
+    if (!a) throw new Error(`run ${runId} is not running`);
+    if (!a.requested) {
+      a.requested = 'pause';
+      this.send(a, { type: 'pause' });
+    }
+    return a.exited;
+  }
+
+  /**
+   * Stop a run for good. A running job stops after its current step without writing a checkpoint (killed after
+   * cancelGraceMs); any partial checkpoint data is removed. A paused/interrupted/queued run is marked cancelled.
+   */
+  async cancel(runId: number): Promise<RunStatus> {
+    const a = this.active.get(runId);
+    if (!a) {
+      const run = getRun(this.db, runId);
+      if (!run) throw new Error(`run ${runId} does not exist`);
+      if (['completed', 'failed', 'cancelled'].includes(run.status)) return run.status;
+      const spec = loadJobSpec(this.db, runId);
+      if (spec) cleanCheckpoints(checkpointRoot(spec.outDir));
+      this.setStatus(runId, 'cancelled', null);
+      return 'cancelled';
+    }
+    a.requested = 'cancel';
+    this.send(a, { type: 'cancel' });
+    if (!a.killTimer)
+      a.killTimer = setTimeout(() => {
+        if (this.active.get(runId) === a) a.child.kill('SIGKILL');
+      }, this.cancelGraceMs);
+    return a.exited;
+  }
+
+  /** Resolves with the run's status when its job process has exited (at once if it is not running). */
+  wait(runId: number): Promise<RunStatus> {
+    const a = this.active.get(runId);
+    if (a) return a.exited;
+    const run = getRun(this.db, runId);
+    if (!run) return Promise.reject(new Error(`run ${runId} does not exist`));
+    return Promise.resolve(run.status);
+  }
+
+  /**
+   * Call at service start (and whenever useful): runs marked 'running' that no live process is working on become
+   * 'interrupted', and what their dead process left half-written is removed. Returns the run ids changed.
+   */
+  recover(): number[] {
+    const changed: number[] = [];
+    for (const runId of runsWithStatus(this.db, 'running')) {
+      if (this.active.has(runId)) continue;
+      const spec = loadJobSpec(this.db, runId);
+      const info = spec ? readProcessFile(spec.outDir) : null;
+      if (info && processIsLive(info, this.staleMs)) continue; // another runner's job, or one still finishing
+      if (spec) cleanCheckpoints(checkpointRoot(spec.outDir));
+      this.setStatus(runId, 'interrupted', 'the job process is gone (the app or the job stopped unexpectedly); resume continues from the last checkpoint');
+      changed.push(runId);
+    }
+    return changed;
+  }
+
+  /** Pause every running job (e.g. when the app quits); resolves when all have stopped. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.active.keys()].map((id) => this.pause(id).catch(() => undefined)));
+  }
+
+  // ------------------------------------------------------------------------------------------------ internals
+
+  private emit(e: RunnerEvent): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(e);
+      } catch {
+        /* a listener's error must not break the runner */
+      }
+    }
+  }
+
+  private setStatus(runId: number, status: RunStatus, error: string | null, step?: number): void {
+    updateRunStatus(this.db, runId, status, { error, step });
+    this.emit({ runId, type: 'status', status, error });
+  }
+
+  private send(a: Active, m: ParentMessage): void {
+    try {
+      if (a.child.connected) a.child.send(m);
+    } catch {
+      /* the child is exiting; its exit handler settles the status */
+    }
+  }
+
+  private async waitForExit(pid: number, graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (pidAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+      while (pidAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private spawn(runId: number, spec: JobSpec, resume: boolean): number {
+    mkdirSync(spec.outDir, { recursive: true });
+    const logFd = openSync(resolve(spec.outDir, 'job.log'), 'a');
+    let child: ChildProcess;
+    try {
+      child = fork(this.entry, [], { execArgv: this.execArgv, stdio: ['ignore', logFd, logFd, 'ipc'], serialization: 'json' });
+    } finally {
+      closeSync(logFd);
+    }
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`could not start the job process for run ${runId}`);
+    const now = new Date().toISOString();
+    writeProcessFile(spec.outDir, { pid, runId, startedAt: now, heartbeatAt: now });
+    let settle!: (s: RunStatus) => void;
+    const a: Active = {
+      runId,
+      spec,
+      child,
+      pid,
+      requested: null,
+      terminal: null,
+      exited: new Promise<RunStatus>((r) => (settle = r)),
+      killTimer: null,
+    };
+    this.active.set(runId, a);
+    this.setStatus(runId, 'running', null);
+    child.on('message', (m: unknown) => this.onMessage(a, m as JobEvent));
+    child.on('exit', (code, signal) => settle(this.onExit(a, code, signal)));
+    child.on('error', () => {
+      /* 'exit' follows and settles the status */
+    });
+    child.send({ type: 'start', runId, spec, resume } satisfies ParentMessage);
+    return pid;
+  }
+
+  private onMessage(a: Active, e: JobEvent): void {
+    if (!e || typeof e !== 'object' || typeof e.type !== 'string') return;
+    const { runId } = a;
+    try {
+      switch (e.type) {
+        case 'started':
+          setRunProgress(this.db, runId, e.step, e.totalSteps);
+          break;
+        case 'progress':
+          storeMetrics(this.db, runId, e);
+          setRunProgress(this.db, runId, e.step, e.totalSteps);
+          break;
+        case 'eval':
+          storeMetrics(this.db, runId, e);
+          break;
+        case 'checkpoint':
+          recordCheckpoint(this.db, runId, e);
+          break;
+        case 'paused':
+        case 'cancelled':
+        case 'done':
+        case 'failed':
+          a.terminal = e;
+          break;
+      }
+    } catch (err) {
+      this.emit({ runId, type: 'log', level: 'error', message: `could not store ${e.type} event: ${(err as Error).message}` });
+    }
+    this.emit({ runId, ...e });
+  }
+
+  private onExit(a: Active, code: number | null, signal: NodeJS.Signals | null): RunStatus {
+    if (a.killTimer) clearTimeout(a.killTimer);
+    this.active.delete(a.runId);
+    // Whatever the way out, no half-written checkpoint stays behind.
+    try {
+      cleanCheckpoints(checkpointRoot(a.spec.outDir));
+    } catch {
+      /* the run dir may have been removed */
+    }
+    const t = a.terminal;
+    let status: RunStatus;
+    let error: string | null = null;
+    if (t?.type === 'done') status = 'completed';
+    else if (t?.type === 'paused') status = 'paused';
+    else if (t?.type === 'cancelled' || a.requested === 'cancel') status = 'cancelled';
+    else if (t?.type === 'failed') {
+      status = 'failed';
+      error = t.message;
+    } else {
+      status = 'interrupted';
+      error = `the job process ended unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}); resume continues from the last checkpoint`;
+    }
+    const step = t && 'step' in t ? t.step : undefined;
+    this.setStatus(a.runId, status, error, step);
+    return status;
+  }
+}

@@ -1,0 +1,82 @@
+// What the job runner writes to SQLite: run status/step, metric points, checkpoint rows, the job spec.
+// Run status and metrics go through Foundation's runs-queries; the few updates it lacks are here.
+import type { Database } from '../storage/database';
+import { nowIso } from '../storage/database';
+import { getRun, insertMetrics, updateRunStatus, type MetricPoint, type RunStatus } from '../storage/runs-queries';
+import type { JobEvent, JobSpec } from './protocol';
+
+export { getRun, updateRunStatus };
+
+/** Keep the job spec inside the run's config (config_json.job), so resume and recovery can find the run dir. */
+export function saveJobSpec(db: Database, runId: number, spec: JobSpec): void {
+  const r = db
+    .prepare(`UPDATE runs SET config_json = json_set(CASE WHEN json_valid(config_json) THEN config_json ELSE '{}' END, '$.job', json(?)), updated_at = ? WHERE id = ?`)
+    .run(JSON.stringify(spec), nowIso(), runId);
+  if (r.changes === 0) throw new Error(`run ${runId} does not exist`);
+}
+
+export function loadJobSpec(db: Database, runId: number): JobSpec | null {
+  const row = db.prepare('SELECT config_json FROM runs WHERE id = ?').get(runId) as { config_json: string } | undefined;
+  if (!row) throw new Error(`run ${runId} does not exist`);
+  try {
+    const job = (JSON.parse(row.config_json) as { job?: JobSpec }).job;
+    return job && typeof job.outDir === 'string' && typeof job.trainer === 'string' ? job : null;
+  } catch {
+    return null;
+  }
+}
+
+export function setRunProgress(db: Database, runId: number, step: number, totalSteps: number | null): void {
+  db.prepare('UPDATE runs SET step = ?, total_steps = COALESCE(?, total_steps), updated_at = ? WHERE id = ?').run(step, totalSteps, nowIso(), runId);
+}
+
+/** Metric names as stored: loss, lr, grad_norm, samples_per_sec, tokens_per_sec; eval metrics as eval_<name>. */
+export function metricPoints(e: JobEvent): MetricPoint[] {
+  if (e.type === 'progress')
+    return [
+      { step: e.step, name: 'loss', value: e.loss },
+      { step: e.step, name: 'lr', value: e.lr },
+      { step: e.step, name: 'grad_norm', value: e.gradNorm },
+      { step: e.step, name: 'samples_per_sec', value: e.samplesPerSec },
+      { step: e.step, name: 'tokens_per_sec', value: e.tokensPerSec },
+    ];
+  if (e.type === 'eval')
+    return Object.entries(e.metrics).map(([k, v]) => ({ step: e.step, name: k.startsWith('eval_') ? k : `eval_${k}`, value: Number.isFinite(v) ? v : null }));
+  return [];
+}
+
+export function storeMetrics(db: Database, runId: number, e: JobEvent): void {
+  const points = metricPoints(e).map((p) => ({ ...p, value: p.value !== null && Number.isFinite(p.value) ? p.value : null }));
+  if (points.length) insertMetrics(db, runId, points);
+}
+
+export function recordCheckpoint(db: Database, runId: number, e: Extract<JobEvent, { type: 'checkpoint' }>): void {
+  const now = nowIso();
+  db.transaction(() => {
+    db.prepare(
+      `INSERT INTO checkpoints (run_id, step, kind, path, bytes, metrics_json, created_at) VALUES (?, ?, 'state', ?, ?, ?, ?)
+       ON CONFLICT (run_id, step, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, metrics_json = excluded.metrics_json, created_at = excluded.created_at`,
+    ).run(runId, e.step, e.path, e.bytes, JSON.stringify(e.metrics ?? {}), now);
+    const del = db.prepare(`DELETE FROM checkpoints WHERE run_id = ? AND step = ? AND kind = 'state'`);
+    for (const s of e.pruned) del.run(runId, s);
+  })();
+}
+
+export interface CheckpointRow {
+  id: number;
+  run_id: number;
+  step: number;
+  kind: string;
+  path: string;
+  bytes: number | null;
+  metrics_json: string;
+  created_at: string;
+}
+
+export function listCheckpointRows(db: Database, runId: number): CheckpointRow[] {
+  return db.prepare('SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step').all(runId) as CheckpointRow[];
+}
+
+export function runsWithStatus(db: Database, status: RunStatus): number[] {
+  return (db.prepare('SELECT id FROM runs WHERE status = ? ORDER BY id').all(status) as { id: number }[]).map((r) => r.id);
+}

@@ -1,0 +1,76 @@
+// The interface every trainer implements, so the job driver (driver.ts) can run, checkpoint, pause and resume it
+// without knowing what it trains. The toy logistic-regression trainer (toy-trainer.ts) implements it for the job
+// tests; the VLM LoRA trainer implements the same interface and registers one line in TRAINERS below.
+import type { CheckpointFiles, LoadedCheckpoint } from '../training/checkpoints';
+
+/** What one optimizer step reports. */
+export interface StepResult {
+  /** 1-based number of the step just taken (== trainer.step afterwards). */
+  step: number;
+  epoch?: number;
+  /** Mean loss over the step's loss tokens (NaN/Inf stops the run). */
+  loss: number;
+  lr: number;
+  /** Global gradient norm before clipping (NaN/Inf stops the run). */
+  gradNorm: number;
+  /** Samples and (non-padding) tokens processed by the step. */
+  samples: number;
+  tokens: number;
+}
+
+/** Evaluation results: scalar metrics such as { loss, exact_match, bleu4, cider }. */
+export interface EvalResult {
+  metrics: Record<string, number>;
+  /** Optional per-item predictions the caller may store. */
+  predictions?: { itemKey: string | number; prompt: string; output: string; reference?: string; scores?: Record<string, number> }[];
+}
+
+/** When the driver evaluates and saves; from the trainer's hyperparameters. 0 = only at the end. */
+export interface LoopPlan {
+  totalSteps: number;
+  evalEvery: number;
+  saveEvery: number;
+  keepLastK: number;
+}
+
+export interface Trainer {
+  readonly plan: LoopPlan;
+  /** Optimizer steps completed so far. */
+  readonly step: number;
+  /** Set up from scratch (null) or continue exactly from a checkpoint this trainer wrote with saveState. */
+  init(resume: LoadedCheckpoint | null): Promise<void>;
+  /** Take one optimizer step (all its gradient-accumulation micro-batches). */
+  trainStep(): Promise<StepResult>;
+  /** Evaluate without changing any training state (RNG, data position, parameters). */
+  evaluate(): Promise<EvalResult>;
+  /** Everything needed to continue exactly: parameters, optimizer state, RNG state, data position, step. */
+  saveState(): CheckpointFiles;
+  /** Write the final artifacts (e.g. the adapter in PEFT layout) into `dir`. */
+  exportFinal(dir: string): Promise<void>;
+  dispose?(): Promise<void>;
+}
+
+/** Context the job driver gives a trainer. */
+export interface TrainerContext {
+  /** The run directory (checkpoints/ and final/ live under it). */
+  outDir: string;
+  log(message: string, level?: 'info' | 'warn' | 'error'): void;
+}
+
+/** A trainer module: validate a config cheaply (in the parent, before any work) and create a trainer (in the job). */
+export interface TrainerModule {
+  /** Throw an error naming the field when the config cannot train; returns the planned total steps when known. */
+  validateConfig(config: unknown): { totalSteps: number | null };
+  createTrainer(config: unknown, ctx: TrainerContext): Trainer;
+}
+
+/** Trainer kinds by name. A job spec names one; the job process imports only that module. */
+export const TRAINERS: Record<string, () => Promise<TrainerModule>> = {
+  toy: async () => (await import('./toy-trainer')).toyTrainerModule,
+};
+
+export async function loadTrainerModule(kind: string): Promise<TrainerModule> {
+  const load = TRAINERS[kind];
+  if (!load) throw new Error(`unknown trainer "${kind}" (known: ${Object.keys(TRAINERS).join(', ')})`);
+  return load();
+}
