@@ -218,14 +218,16 @@ export function describeHotkeys(list: Hotkey[], defaultGroup = 'General'): Short
     .map((h) => ({ keys: Array.isArray(h.keys) ? h.keys : [h.keys], description: h.description as string, group: h.group ?? defaultGroup }));
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- DOM listeners take Event subtypes
+type AnyListener = (e: any) => void;
 export interface ListenerTarget {
-  addEventListener(type: string, listener: (e: never) => void, options?: unknown): void;
-  removeEventListener(type: string, listener: (e: never) => void, options?: unknown): void;
+  addEventListener(type: string, listener: AnyListener, options?: boolean): void;
+  removeEventListener(type: string, listener: AnyListener, options?: boolean): void;
 }
 
 export interface UseHotkeysOptions {
   /** Element (or ref to one) to scope the keymap to; default: the window. */
-  target?: ListenerTarget | null | Ref<ListenerTarget | null | undefined>;
+  target?: ListenerTarget | null | Readonly<Ref<ListenerTarget | null | undefined>>;
   platform?: Platform;
   /** When false the keymap is inactive. */
   enabled?: Ref<boolean> | (() => boolean);
@@ -262,7 +264,7 @@ export function useHotkeys(hotkeys: Hotkey[] | Ref<Hotkey[]> | (() => Hotkey[]),
   };
 
   let attached: ListenerTarget | null = null;
-  const listener = onKeyDown as unknown as (e: never) => void;
+  const listener: AnyListener = onKeyDown;
   const attach = (t: ListenerTarget | null | undefined) => {
     if (attached) attached.removeEventListener('keydown', listener, options.capture ?? false);
     attached = t ?? null;

@@ -95,16 +95,16 @@ test('comboLabel renders platform key caps', () => {
 });
 
 class FakeTarget {
-  listeners = new Map<string, Set<(e: never) => void>>();
-  addEventListener(type: string, fn: (e: never) => void) {
+  listeners = new Map<string, Set<(e: KeyEventLike) => void>>();
+  addEventListener(type: string, fn: (e: KeyEventLike) => void) {
     if (!this.listeners.has(type)) this.listeners.set(type, new Set());
     this.listeners.get(type)!.add(fn);
   }
-  removeEventListener(type: string, fn: (e: never) => void) {
+  removeEventListener(type: string, fn: (e: KeyEventLike) => void) {
     this.listeners.get(type)?.delete(fn);
   }
   dispatch(e: KeyEventLike) {
-    for (const fn of this.listeners.get('keydown') ?? []) (fn as (e: KeyEventLike) => void)(e);
+    for (const fn of this.listeners.get('keydown') ?? []) fn(e);
   }
   count() {
     return this.listeners.get('keydown')?.size ?? 0;

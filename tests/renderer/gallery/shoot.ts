@@ -34,7 +34,7 @@ try {
   });
   page.on('pageerror', (e) => errors.push(`${page.url()}: ${e.message}`));
   await page.goto(base);
-  const names: string[] = await page.evaluate(() => (window as unknown as { __demos: string[] }).__demos);
+  const names = (await page.evaluate('window.__demos')) as string[];
   const chosen = only.length ? names.filter((n) => only.includes(n)) : names;
   for (const n of only) if (!names.includes(n)) errors.push(`no demo named ${n} (have: ${names.join(', ')})`);
   for (const theme of themes) {
@@ -42,7 +42,7 @@ try {
       await page.goto(`${base}?c=${name}&theme=${theme}`);
       await page.waitForSelector('[data-demo] > *', { timeout: 15000 });
       await page.waitForLoadState('networkidle');
-      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
       await page.waitForTimeout(150);
       const file = join(outDir, `${name}-${theme}.png`);
       await page.screenshot({ path: file, fullPage: true });
