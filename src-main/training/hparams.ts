@@ -3,6 +3,7 @@
 // whether a checkpoint was made with the same training settings.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { lrAt as engineLrAt, type Schedule } from '../engine/optim/schedules';
 import { BatchSchedule } from './batching';
 
 export const METHODS = ['lora', 'projector', 'lora+projector'] as const;
@@ -160,20 +161,19 @@ export function planRun(h: Hparams, data: { trainSamples: number; evalSamples?: 
 
 // ---------------------------------------------------------------------------------------------- LR schedule
 
+/** The engine's schedule (src-main/engine/optim/schedules.ts) for these hyperparameters and plan. */
+export function lrSchedule(h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRatio'>, totalSteps: number, warmupSteps: number): Schedule {
+  return { kind: h.schedule, baseLr: h.lr, warmupSteps, totalSteps, minRatio: h.minLrRatio };
+}
+
 /**
- * Learning rate for optimizer step `step` (1-based) of `totalSteps`: linear warmup lr·step/W for step ≤ W, then
- * decay over the remaining steps with progress p = (step − W − 1)/(totalSteps − W), so the first step after warmup
- * is at the peak and no step is spent at lr = 0: cosine lr_min + (lr − lr_min)·(1 + cos πp)/2, linear
- * lr − (lr − lr_min)·p, constant lr. lr_min = lr·minLrRatio.
+ * Learning rate of optimizer step `step` (1-based) of `totalSteps`, by the engine's schedule, which follows Hugging
+ * Face's get_{constant,linear,cosine}_schedule_with_warmup on the 0-based index step − 1: warmup lr·(step−1)/W, then
+ * cosine lr_min + (lr − lr_min)·(1 + cos πp)/2 or linear, with p = (step − 1 − W)/(totalSteps − W); lr_min = lr·minLrRatio.
  */
 export function lrAt(step: number, h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRatio'>, totalSteps: number, warmupSteps: number): number {
   if (!Number.isInteger(step) || step < 1 || step > totalSteps) throw new Error(`lrAt: step ${step} outside 1..${totalSteps}`);
-  if (warmupSteps > 0 && step <= warmupSteps) return (h.lr * step) / warmupSteps;
-  const min = h.lr * h.minLrRatio;
-  const p = (step - warmupSteps - 1) / Math.max(1, totalSteps - warmupSteps);
-  if (h.schedule === 'cosine') return min + ((h.lr - min) * (1 + Math.cos(Math.PI * p))) / 2;
-  if (h.schedule === 'linear') return h.lr - (h.lr - min) * p;
-  return h.lr;
+  return engineLrAt(lrSchedule(h, totalSteps, warmupSteps), step - 1);
 }
 
 // ---------------------------------------------------------------------------------------------- hashing, CLI

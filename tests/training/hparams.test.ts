@@ -40,16 +40,16 @@ test('planRun checks against the dataset size', () => {
   assert.throws(() => planRun(parseHparams({ evalEvery: 10 }), { trainSamples: 8, evalSamples: 0 }), /evalEvery.*no validation items/);
 });
 
-test('LR schedule: linear warmup then cosine / linear decay', () => {
+test('LR schedule (the engine\'s, HF semantics on step − 1): linear warmup then cosine / linear decay', () => {
   const h = parseHparams({ lr: 1, schedule: 'cosine' });
-  assert.equal(lrAt(1, h, 10, 2), 0.5);
-  assert.equal(lrAt(2, h, 10, 2), 1);
+  assert.equal(lrAt(1, h, 10, 2), 0);
+  assert.equal(lrAt(2, h, 10, 2), 0.5);
   assert.equal(lrAt(3, h, 10, 2), 1); // first step after warmup at the peak
-  assert.ok(Math.abs(lrAt(7, h, 10, 2) - (1 + Math.cos(Math.PI * 4 / 8)) / 2) < 1e-15);
+  assert.ok(Math.abs(lrAt(7, h, 10, 2) - (1 + Math.cos((Math.PI * 4) / 8)) / 2) < 1e-15);
   assert.ok(lrAt(10, h, 10, 2) > 0);
   const lin = parseHparams({ lr: 0.5, schedule: 'linear', minLrRatio: 0.5 });
   assert.equal(lrAt(1, lin, 5, 0), 0.5);
-  assert.equal(lrAt(5, lin, 5, 0), 0.5 - 0.25 * (4 / 5));
+  assert.ok(Math.abs(lrAt(5, lin, 5, 0) - 0.5 * (0.5 + 0.5 * (1 / 5))) < 1e-15);
   assert.equal(lrAt(4, parseHparams({ lr: 0.3, schedule: 'constant' }), 5, 0), 0.3);
   assert.throws(() => lrAt(0, h, 10, 2), /outside/);
 });
