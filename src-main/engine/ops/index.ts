@@ -1,5 +1,6 @@
 // Loads every op family so their gradient and shape rules are registered. Add new family files here.
 export * from './elementwise';
 export * from './matmul';
+export * from './norm';
 export { registerOp, getOp, registeredOps, type GradContext, type GradRule, type OpSpec } from './registry';
 export { unbroadcast, sumAll, type Operand } from './util';
