@@ -87,14 +87,15 @@ export class Recorder {
     if (!row) throw new HistoryConflictError(`${t} ${JSON.stringify(key)} does not exist`);
     const before: Row = {};
     const after: Row = {};
+    const onlyTouch = Object.keys(patch).every((c) => c === 'updated_at');
     for (const [c, v] of Object.entries(patch)) {
-      if (row[c] !== v && !(c === 'updated_at')) {
+      if (row[c] !== v && (c !== 'updated_at' || onlyTouch)) {
         before[c] = row[c];
         after[c] = v;
       }
     }
     if (Object.keys(after).length === 0) return false;
-    if ('updated_at' in patch) {
+    if ('updated_at' in patch && !onlyTouch) {
       before.updated_at = row.updated_at;
       after.updated_at = patch.updated_at;
     }
