@@ -1,0 +1,48 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp';
+import { openDatabase, closeDatabase } from '../../src-main/storage/database';
+import { insertRun, getRun } from '../../src-main/storage/runs-queries';
+import { JobRunner } from '../../src-main/jobs/runner';
+import { runInForeground } from '../../src-main/jobs/foreground';
+import { formatProgress, formatDuration } from '../../src-main/jobs/progress';
+
+const { dir, cleanup } = tempDir('fg-');
+const db = openDatabase(':memory:');
+const runner = new JobRunner({ db });
+after(async () => {
+  await runner.shutdown();
+  closeDatabase(db);
+  cleanup();
+});
+
+test('progress line shows bar, step, loss, lr, grad norm, throughput and ETA', () => {
+  const line = formatProgress({ type: 'progress', step: 40, totalSteps: 100, loss: 0.693147, lr: 2e-4, gradNorm: 0.52, samplesPerSec: 31.25, tokensPerSec: 4010.4, etaSec: 72 }, 10);
+  assert.equal(line, '[####------]  40% step 40/100 loss 0.6931 lr 2.00e-4 gnorm 0.52 | 31.3 samples/s 4010 tok/s | ETA 1m12s');
+  assert.equal(formatDuration(3725), '1h02m');
+});
+
+test('runInForeground prints progress and events; stop pauses, resume finishes', async () => {
+  const runId = insertRun(db, { name: 'fg', config: {} }).id;
+  const spec = { trainer: 'toy', outDir: join(dir, 'run'), config: { hparams: { maxSteps: 30, saveEvery: 10, evalEvery: 10, lr: 0.05 }, data: { numSamples: 64, dim: 4 }, debug: { stepDelayMs: 10 } } };
+  let text = '';
+  const io = { write: (t: string) => void (text += t), isTTY: false };
+  const stop = new AbortController();
+  const off = runner.subscribe((e) => {
+    if (e.runId === runId && e.type === 'progress' && e.step === 12) stop.abort();
+  });
+  assert.equal(await runInForeground(runner, runId, { start: { spec }, io, stop: stop.signal, every: 5 }), 'paused');
+  off();
+  assert.match(text, /^training 30 steps\n/);
+  assert.match(text, /\[#+-+\]\s+16% step 5\/30 loss /);
+  assert.match(text, /eval at step 10: loss [\d.]+, accuracy [\d.]+/);
+  assert.match(text, /pausing after the current step/);
+  assert.match(text, /paused at step 1\d; resume continues from there/);
+  text = '';
+  assert.equal(await runInForeground(runner, runId, { start: { resume: true }, io }), 'completed');
+  assert.match(text, /^resumed from the checkpoint at step 1\d \(30 steps in all\)/);
+  assert.match(text, /step 30\/30/);
+  assert.match(text, /done: loss [\d.]+, accuracy [\d.]+; output in .*final/);
+  assert.equal(getRun(db, runId)!.status, 'completed');
+});
