@@ -24,8 +24,13 @@ export interface JobRunnerOptions {
   db: Database;
   /** The job entry module (default: entry.ts beside this file). */
   entry?: string;
-  /** Node flags for the job process (default ['--import', 'tsx'] so it runs TypeScript). */
+  /** Node flags for the job process (default ['--import', 'tsx'] so it runs TypeScript; [] for a built .js entry). */
   execArgv?: string[];
+  /** Executable for the job process (default process.execPath). Under Electron pass its binary and
+   *  env.ELECTRON_RUN_AS_NODE = '1' so the job runs as plain Node. */
+  execPath?: string;
+  /** Environment of the job process (default process.env). */
+  env?: NodeJS.ProcessEnv;
   /** How long cancel waits for the job to stop between steps before killing it (default 30 s). */
   cancelGraceMs?: number;
   /** A heartbeat older than this means the job process is gone (default 15 s). */
@@ -49,6 +54,8 @@ export class JobRunner {
   private readonly db: Database;
   private readonly entry: string;
   private readonly execArgv: string[];
+  private readonly execPath: string | undefined;
+  private readonly env: NodeJS.ProcessEnv | undefined;
   private readonly cancelGraceMs: number;
   private readonly staleMs: number;
   private readonly active = new Map<number, Active>();
@@ -58,6 +65,8 @@ export class JobRunner {
     this.db = opts.db;
     this.entry = opts.entry ?? fileURLToPath(new URL('./entry.ts', import.meta.url));
     this.execArgv = opts.execArgv ?? ['--import', 'tsx'];
+    this.execPath = opts.execPath;
+    this.env = opts.env;
     this.cancelGraceMs = opts.cancelGraceMs ?? 30_000;
     this.staleMs = opts.staleHeartbeatMs ?? 15_000;
   }
@@ -218,7 +227,13 @@ export class JobRunner {
     const logFd = openSync(resolve(spec.outDir, 'job.log'), 'a');
     let child: ChildProcess;
     try {
-      child = fork(this.entry, [], { execArgv: this.execArgv, stdio: ['ignore', logFd, logFd, 'ipc'], serialization: 'json' });
+      child = fork(this.entry, [], {
+        execArgv: this.execArgv,
+        execPath: this.execPath,
+        env: this.env,
+        stdio: ['ignore', logFd, logFd, 'ipc'],
+        serialization: 'json',
+      });
     } finally {
       closeSync(logFd);
     }
