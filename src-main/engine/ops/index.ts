@@ -3,5 +3,6 @@ export * from './elementwise';
 export * from './matmul';
 export * from './norm';
 export * from './loss';
+export * from './rotary';
 export { registerOp, getOp, registeredOps, type GradContext, type GradRule, type OpSpec } from './registry';
 export { unbroadcast, sumAll, type Operand } from './util';
