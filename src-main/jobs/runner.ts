@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Database } from '../storage/database';
 import type { RunStatus } from '../storage/runs-queries';
 import { cleanCheckpoints } from '../training/checkpoints';
+import type { MemoryEstimate } from '../training/memory';
 import { checkpointRoot } from './driver';
 import { pidAlive, processIsLive, readProcessFile, writeProcessFile } from './process-file';
 import type { JobEvent, JobSpec, ParentMessage } from './protocol';
@@ -89,17 +90,17 @@ export class JobRunner {
    * Validate the spec (trainer config, hyperparameters against the data) and start the run's job process.
    * Invalid specs throw here, before any process starts or any status changes. The run must exist and not be active.
    */
-  async startJob(runId: number, spec: JobSpec): Promise<{ pid: number; totalSteps: number | null }> {
+  async startJob(runId: number, spec: JobSpec): Promise<{ pid: number; totalSteps: number | null; memory?: MemoryEstimate }> {
     const run = getRun(this.db, runId);
     if (!run) throw new Error(`run ${runId} does not exist`);
     if (this.active.has(runId)) throw new Error(`run ${runId} is already running`);
     if (run.status !== 'queued') throw new Error(`run ${runId} is ${run.status}; only a queued run can be started (use resume for a paused or interrupted one)`);
     const normalized: JobSpec = { ...spec, outDir: resolve(spec.outDir) };
-    const { totalSteps } = (await loadTrainerModule(normalized.trainer)).validateConfig(normalized.config);
+    const { totalSteps, memory } = (await loadTrainerModule(normalized.trainer)).validateConfig(normalized.config);
     saveJobSpec(this.db, runId, normalized);
     if (totalSteps !== null) setRunProgress(this.db, runId, 0, totalSteps);
     const pid = this.spawn(runId, normalized, false);
-    return { pid, totalSteps };
+    return { pid, totalSteps, memory };
   }
 
   /** Continue a paused or interrupted run from its latest checkpoint (from the start if it has none). */

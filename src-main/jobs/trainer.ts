@@ -2,6 +2,7 @@
 // without knowing what it trains. The toy logistic-regression trainer (toy-trainer.ts) implements it for the job
 // tests; the VLM LoRA trainer implements the same interface and registers one line in TRAINERS below.
 import type { CheckpointFiles, LoadedCheckpoint } from '../training/checkpoints';
+import type { MemoryEstimate } from '../training/memory';
 
 /** What one optimizer step reports. */
 export interface StepResult {
@@ -59,8 +60,12 @@ export interface TrainerContext {
 
 /** A trainer module: validate a config cheaply (in the parent, before any work) and create a trainer (in the job). */
 export interface TrainerModule {
-  /** Throw an error naming the field when the config cannot train; returns the planned total steps when known. */
-  validateConfig(config: unknown): { totalSteps: number | null };
+  /**
+   * Throw an error naming the field when the config cannot train (bad hyperparameters, data that does not fit the
+   * model, not enough memory: see training/memory.ts memoryRefusal). Returns the planned total steps when known and
+   * the memory estimate to show the user.
+   */
+  validateConfig(config: unknown): { totalSteps: number | null; memory?: MemoryEstimate };
   createTrainer(config: unknown, ctx: TrainerContext): Trainer;
 }
 
