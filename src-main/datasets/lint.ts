@@ -1,0 +1,323 @@
+// The dataset linter: per-item findings, stored in lint_results (the latest lint of a dataset) and filterable.
+// Rules:
+//   image_missing         the item's image file is gone from the data folder                        (error)
+//   image_corrupt         the stored file does not match its hash/size or does not decode          (error)
+//   image_token_mismatch  a conversation's `<image>` count differs from the item's image count     (error)
+//   empty_answer          blank caption / answer / assistant turn                                   (error)
+//   no_assistant          a chat with no assistant turn (nothing to learn)                          (error)
+//   empty_question        blank question / user turn                                                (warning)
+//   duplicate_image       exact duplicate image (same hash) as other items                          (warning)
+//   near_duplicate_caption captions equal after normalization, or very similar (word-shingle Jaccard) (warning)
+//   too_long              a rendered conversation exceeds the model's context                       (error)
+//   render_error          the chat template cannot render the conversation                          (error)
+//   unlabeled             no annotations yet                                                        (info)
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { Database } from 'better-sqlite3';
+import sharp from 'sharp';
+import { nowIso } from '../storage/database';
+import { countImageTokens, itemConversations, type ConversationOptions } from './conversation';
+import { imagePath } from './images';
+import { renderConversation, type RenderSetup } from './render';
+import { loadItems, type FullItem } from './rows';
+
+export const LINT_RULES = [
+  'image_missing',
+  'image_corrupt',
+  'image_token_mismatch',
+  'empty_answer',
+  'no_assistant',
+  'empty_question',
+  'duplicate_image',
+  'near_duplicate_caption',
+  'too_long',
+  'render_error',
+  'unlabeled',
+] as const;
+export type LintRule = (typeof LINT_RULES)[number];
+export type LintSeverity = 'error' | 'warning' | 'info';
+
+export interface LintFinding {
+  itemId: number;
+  rule: LintRule;
+  severity: LintSeverity;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface LintOptions {
+  /** Decode every image with sharp and re-hash it (slower). Default false: check presence and size. */
+  deep?: boolean;
+  /** The chosen model: enables `too_long` (and `render_error`). */
+  model?: RenderSetup & { contextLength: number };
+  /** Jaccard similarity of word 3-shingles at or above which captions are near-duplicates (default 0.8). */
+  nearDuplicateThreshold?: number;
+  conversation?: ConversationOptions;
+  /** Store the findings in lint_results, replacing the dataset's previous lint (default true). */
+  store?: boolean;
+}
+
+export interface LintReport {
+  datasetId: number;
+  items: number;
+  findings: LintFinding[];
+  /** Findings per rule. */
+  counts: Partial<Record<LintRule, number>>;
+  /** Items with at least one error. */
+  itemsWithErrors: number;
+}
+
+export async function lintDataset(db: Database, dataDir: string, datasetId: number, opts: LintOptions = {}): Promise<LintReport> {
+  if (!db.prepare('SELECT 1 FROM datasets WHERE id = ?').get(datasetId)) throw new Error(`dataset ${datasetId} does not exist`);
+  const items = loadItems(db, datasetId);
+  const findings: LintFinding[] = [];
+  const add = (itemId: number, rule: LintRule, severity: LintSeverity, message: string, data?: Record<string, unknown>) =>
+    findings.push(data ? { itemId, rule, severity, message, data } : { itemId, rule, severity, message });
+
+  for (const it of items) {
+    await checkImage(it, dataDir, !!opts.deep, add);
+    checkLabels(it, add);
+    if (opts.model) checkLength(it, opts.model, opts.conversation ?? {}, add);
+  }
+  checkDuplicateImages(items, add);
+  checkNearDuplicates(items, opts.nearDuplicateThreshold ?? 0.8, add);
+
+  findings.sort((a, b) => a.itemId - b.itemId || LINT_RULES.indexOf(a.rule) - LINT_RULES.indexOf(b.rule));
+  const counts: Partial<Record<LintRule, number>> = {};
+  for (const f of findings) counts[f.rule] = (counts[f.rule] ?? 0) + 1;
+  const itemsWithErrors = new Set(findings.filter((f) => f.severity === 'error').map((f) => f.itemId)).size;
+  if (opts.store !== false) {
+    db.transaction(() => {
+      db.prepare('DELETE FROM lint_results WHERE dataset_id = ?').run(datasetId);
+      const ins = db.prepare('INSERT INTO lint_results (dataset_id, item_id, rule, severity, message, data_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      const now = nowIso();
+      for (const f of findings) ins.run(datasetId, f.itemId, f.rule, f.severity, f.message, JSON.stringify(f.data ?? {}), now);
+    }).immediate();
+  }
+  return { datasetId, items: items.length, findings, counts, itemsWithErrors };
+}
+
+type Add = (itemId: number, rule: LintRule, severity: LintSeverity, message: string, data?: Record<string, unknown>) => void;
+
+async function checkImage(it: FullItem, dataDir: string, deep: boolean, add: Add): Promise<void> {
+  if (!it.image) return;
+  const file = imagePath(dataDir, it.image.hash, it.image.ext);
+  if (!existsSync(file)) {
+    add(it.id, 'image_missing', 'error', `image file is missing from the data folder (${it.image.hash.slice(0, 12)}….${it.image.ext})`);
+    return;
+  }
+  const size = statSync(file).size;
+  if (it.image.bytes != null && size !== it.image.bytes) {
+    add(it.id, 'image_corrupt', 'error', `image file has ${size} bytes, expected ${it.image.bytes}`);
+    return;
+  }
+  if (!deep) return;
+  const bytes = readFileSync(file);
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  if (hash !== it.image.hash) {
+    add(it.id, 'image_corrupt', 'error', 'image file content does not match its hash');
+    return;
+  }
+  try {
+    await sharp(bytes, { failOn: 'error' }).resize(8, 8).raw().toBuffer();
+  } catch (err) {
+    add(it.id, 'image_corrupt', 'error', `image does not decode: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+const blank = (s: string) => s.trim() === '';
+
+function checkLabels(it: FullItem, add: Add): void {
+  if (it.annotations.length === 0) {
+    add(it.id, 'unlabeled', 'info', 'no labels yet');
+    return;
+  }
+  const expected = it.image ? 1 : 0;
+  it.annotations.forEach((a, k) => {
+    const where = `${a.kind} ${k + 1}`;
+    if (a.kind === 'caption') {
+      if (blank(a.data.text)) add(it.id, 'empty_answer', 'error', `${where}: caption is empty`, { annotationId: a.id });
+      const n = countImageTokens([{ role: 'user', content: a.data.text }]);
+      if (n > 0) add(it.id, 'image_token_mismatch', 'error', `${where}: caption contains ${n} <image> tag(s)`, { annotationId: a.id, found: n, expected: 0 });
+    } else if (a.kind === 'qa') {
+      if (blank(a.data.answer)) add(it.id, 'empty_answer', 'error', `${where}: answer is empty`, { annotationId: a.id });
+      if (blank(a.data.question)) add(it.id, 'empty_question', 'warning', `${where}: question is empty`, { annotationId: a.id });
+      const n = countImageTokens([{ role: 'user', content: a.data.question }]);
+      if (n > 1 || (n === 1 && !it.image)) add(it.id, 'image_token_mismatch', 'error', `${where}: ${n} <image> tag(s) in the question but ${expected} image`, { annotationId: a.id, found: n, expected });
+    } else {
+      const msgs = a.data.messages;
+      if (!msgs.some((m) => m.role === 'assistant')) add(it.id, 'no_assistant', 'error', `${where}: no assistant turn`, { annotationId: a.id });
+      msgs.forEach((m, i) => {
+        if (m.role === 'assistant' && blank(m.content)) add(it.id, 'empty_answer', 'error', `${where}: assistant turn ${i + 1} is empty`, { annotationId: a.id, message: i });
+        if (m.role === 'user' && blank(m.content)) add(it.id, 'empty_question', 'warning', `${where}: user turn ${i + 1} is empty`, { annotationId: a.id, message: i });
+      });
+      const n = countImageTokens(msgs);
+      if (n !== expected) add(it.id, 'image_token_mismatch', 'error', `${where}: ${n} <image> tag(s) but ${expected} image`, { annotationId: a.id, found: n, expected });
+    }
+  });
+}
+
+function checkLength(it: FullItem, model: RenderSetup & { contextLength: number }, copts: ConversationOptions, add: Add): void {
+  const convs = itemConversations(it.annotations, !!it.image, copts);
+  convs.forEach((c, k) => {
+    try {
+      const r = renderConversation(c.messages, model);
+      if (r.ids.length > model.contextLength) {
+        add(it.id, 'too_long', 'error', `conversation ${k + 1} (${c.kind}) is ${r.ids.length} tokens; the model's context is ${model.contextLength}`, { tokens: r.ids.length, limit: model.contextLength, conversation: k });
+      }
+    } catch (err) {
+      add(it.id, 'render_error', 'error', `conversation ${k + 1} (${c.kind}): ${(err as Error).message}`, { conversation: k });
+    }
+  });
+}
+
+function checkDuplicateImages(items: FullItem[], add: Add): void {
+  const byHash = new Map<string, number[]>();
+  for (const it of items) {
+    if (!it.image) continue;
+    let l = byHash.get(it.image.hash);
+    if (!l) byHash.set(it.image.hash, (l = []));
+    l.push(it.id);
+  }
+  for (const ids of byHash.values()) {
+    if (ids.length < 2) continue;
+    for (const id of ids) {
+      const others = ids.filter((o) => o !== id);
+      add(id, 'duplicate_image', 'warning', `same image as item${others.length > 1 ? 's' : ''} ${others.slice(0, 5).join(', ')}${others.length > 5 ? '…' : ''}`, { others });
+    }
+  }
+}
+
+/** Lowercase, strip punctuation, collapse whitespace. */
+export function normalizeText(s: string): string {
+  return s
+    .toLowerCase()
+    .normalize('NFKC')
+    .replace(/[^\p{L}\p{N}\s]+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+function shingles(norm: string): Set<string> {
+  const w = norm.split(' ').filter(Boolean);
+  const out = new Set<string>();
+  if (w.length < 3) {
+    if (w.length) out.add(w.join(' '));
+    return out;
+  }
+  for (let i = 0; i + 3 <= w.length; i++) out.add(`${w[i]} ${w[i + 1]} ${w[i + 2]}`);
+  return out;
+}
+
+function jaccard(a: Set<string>, b: Set<string>): number {
+  let inter = 0;
+  for (const x of a) if (b.has(x)) inter++;
+  return inter / (a.size + b.size - inter || 1);
+}
+
+function hash32(s: string, seed: number): number {
+  let h = 0x811c9dc5 ^ seed;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * Near-duplicate captions: MinHash (32 hashes, 16 bands of 2) finds candidate pairs without comparing
+ * every pair; candidates are confirmed with the exact Jaccard similarity of word 3-shingles.
+ */
+function checkNearDuplicates(items: FullItem[], threshold: number, add: Add): void {
+  interface Cap {
+    itemId: number;
+    text: string;
+    norm: string;
+    sh: Set<string>;
+  }
+  const caps: Cap[] = [];
+  for (const it of items) for (const a of it.annotations) if (a.kind === 'caption' && !blank(a.data.text)) {
+    const norm = normalizeText(a.data.text);
+    if (norm) caps.push({ itemId: it.id, text: a.data.text, norm, sh: shingles(norm) });
+  }
+  const H = 32;
+  const R = 2;
+  const buckets = new Map<string, number[]>();
+  caps.forEach((c, idx) => {
+    const sig: number[] = [];
+    for (let h = 0; h < H; h++) {
+      let min = 0xffffffff;
+      for (const s of c.sh) {
+        const v = hash32(s, h * 0x9e3779b1);
+        if (v < min) min = v;
+      }
+      sig.push(min);
+    }
+    for (let b = 0; b < H / R; b++) {
+      const key = `${b}:${sig.slice(b * R, b * R + R).join(',')}`;
+      let l = buckets.get(key);
+      if (!l) buckets.set(key, (l = []));
+      l.push(idx);
+    }
+  });
+  const seen = new Set<string>();
+  const found = new Map<number, Map<number, number>>();
+  for (const l of buckets.values()) {
+    if (l.length < 2 || l.length > 2000) continue;
+    for (let i = 0; i < l.length; i++) {
+      for (let j = i + 1; j < l.length; j++) {
+        const a = caps[l[i]];
+        const b = caps[l[j]];
+        if (a.itemId === b.itemId) continue;
+        const key = `${l[i]}:${l[j]}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const sim = a.norm === b.norm ? 1 : jaccard(a.sh, b.sh);
+        if (sim < threshold) continue;
+        for (const [x, y] of [[a, b], [b, a]] as const) {
+          let m = found.get(x.itemId);
+          if (!m) found.set(x.itemId, (m = new Map()));
+          m.set(y.itemId, Math.max(m.get(y.itemId) ?? 0, sim));
+        }
+      }
+    }
+  }
+  for (const [itemId, m] of found) {
+    const others = [...m.entries()].sort((p, q) => q[1] - p[1] || p[0] - q[0]);
+    const best = others[0];
+    add(itemId, 'near_duplicate_caption', 'warning', `caption ${best[1] === 1 ? 'is the same as' : `is ${Math.round(best[1] * 100)}% similar to`} the caption of item ${best[0]}${others.length > 1 ? ` (and ${others.length - 1} more)` : ''}`, {
+      others: others.map(([id, sim]) => ({ itemId: id, similarity: Math.round(sim * 1000) / 1000 })),
+    });
+  }
+}
+
+/** Stored findings of the latest lint, filtered. */
+export function listLintResults(db: Database, datasetId: number, filter: { rule?: LintRule; severity?: LintSeverity; itemId?: number } = {}): LintFinding[] {
+  const where = ['dataset_id = ?'];
+  const params: unknown[] = [datasetId];
+  if (filter.rule) {
+    where.push('rule = ?');
+    params.push(filter.rule);
+  }
+  if (filter.severity) {
+    where.push('severity = ?');
+    params.push(filter.severity);
+  }
+  if (filter.itemId !== undefined) {
+    where.push('item_id = ?');
+    params.push(filter.itemId);
+  }
+  const rows = db.prepare(`SELECT item_id, rule, severity, message, data_json FROM lint_results WHERE ${where.join(' AND ')} ORDER BY item_id, id`).all(...params) as {
+    item_id: number;
+    rule: LintRule;
+    severity: LintSeverity;
+    message: string;
+    data_json: string;
+  }[];
+  return rows.map((r) => {
+    const data = JSON.parse(r.data_json) as Record<string, unknown>;
+    const f: LintFinding = { itemId: r.item_id, rule: r.rule, severity: r.severity, message: r.message };
+    if (Object.keys(data).length) f.data = data;
+    return f;
+  });
+}
