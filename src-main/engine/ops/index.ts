@@ -1,6 +1,7 @@
 // Loads every op family so their gradient and shape rules are registered. Add new family files here.
 export * from './elementwise';
 export * from './matmul';
+export * from './shape';
 export * from './norm';
 export * from './loss';
 export * from './rotary';
