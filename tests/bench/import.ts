@@ -1,0 +1,108 @@
+// Benchmark: import 2,000 generated images with sidecar captions (folder format) into a fresh data folder,
+// with hashing, validation, thumbnails and the one-transaction insert. Reports images/s and peak RSS.
+// Baseline, measured in the same run on the same files: read + sha256 + copy each file (the I/O floor).
+// Each measurement runs in its own child process so peak RSS belongs to that phase alone.
+//
+//   npm run bench:import [-- --count 2000 --size 256]
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+
+async function generate(dir: string, count: number, size: number): Promise<number> {
+  mkdirSync(dir, { recursive: true });
+  const colours = ['red', 'green', 'blue', 'yellow', 'purple', 'orange'];
+  const shapes = ['circle', 'square', 'triangle', 'star'];
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    // A gradient plus a coloured block: distinct, compressible like a photo-ish JPEG.
+    const raw = Buffer.alloc(size * size * 3);
+    const c = [(i * 37) % 256, (i * 91) % 256, (i * 13) % 256];
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++) {
+        const o = (y * size + x) * 3;
+        const inBlock = Math.abs(x - ((i * 7) % size)) < size / 6 && Math.abs(y - ((i * 11) % size)) < size / 6;
+        raw[o] = inBlock ? c[0] : (x + i) & 255;
+        raw[o + 1] = inBlock ? c[1] : (y * 2) & 255;
+        raw[o + 2] = inBlock ? c[2] : (x ^ y) & 255;
+      }
+    const jpg = await sharp(raw, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+    bytes += jpg.length;
+    const sub = `part${Math.floor(i / 500)}`;
+    mkdirSync(join(dir, sub), { recursive: true });
+    writeFileSync(join(dir, sub, `img${String(i).padStart(5, '0')}.jpg`), jpg);
+    writeFileSync(join(dir, sub, `img${String(i).padStart(5, '0')}.txt`), `A ${colours[i % colours.length]} ${shapes[i % shapes.length]} on a gradient, number ${i}.`);
+  }
+  return bytes;
+}
+
+async function child(mode: string, src: string, work: string): Promise<void> {
+  const t0 = performance.now();
+  let images = 0;
+  if (mode === 'baseline') {
+    const out = join(work, 'copy');
+    mkdirSync(out, { recursive: true });
+    for (const sub of readdirSync(src).sort()) {
+      for (const f of readdirSync(join(src, sub)).sort()) {
+        if (!f.endsWith('.jpg')) continue;
+        const b = readFileSync(join(src, sub, f));
+        const h = createHash('sha256').update(b).digest('hex');
+        copyFileSync(join(src, sub, f), join(out, `${h}.jpg`));
+        images++;
+      }
+    }
+  } else {
+    const { openDatabase, closeDatabase } = await import('../../src-main/storage/database');
+    const { importDataset } = await import('../../src-main/datasets/import');
+    const db = openDatabase(join(work, 'lenslab.db'));
+    const rep = await importDataset(db, work, src, { dataset: 'bench', strict: true });
+    images = rep.imported;
+    if (rep.annotations !== images) throw new Error(`expected ${images} captions, got ${rep.annotations}`);
+    closeDatabase(db);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  process.stdout.write(JSON.stringify({ mode, images, seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+}
+
+async function main(): Promise<void> {
+  if (args[0] === '--child') return child(args[1], args[2], args[3]);
+  const count = opt('count', 2000);
+  const size = opt('size', 256);
+  const root = mkdtempSync(join(tmpdir(), 'lenslab-bench-import-'));
+  try {
+    const src = join(root, 'src');
+    const g0 = performance.now();
+    const bytes = await generate(src, count, size);
+    console.log(`generated ${count} JPEGs ${size}×${size} (${(bytes / 1024 / 1024).toFixed(1)} MiB) + captions in ${((performance.now() - g0) / 1000).toFixed(1)} s`);
+    const self = fileURLToPath(import.meta.url);
+    const run = (mode: string) => {
+      const work = join(root, `work-${mode}`);
+      mkdirSync(work, { recursive: true });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, src, work], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${mode} failed:\n${r.stderr}`);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as { images: number; seconds: number; peakRssMiB: number };
+    };
+    const base = run('baseline');
+    const imp = run('import');
+    const fmt = (r: typeof base) => `${(r.images / r.seconds).toFixed(1)} images/s (${r.seconds.toFixed(2)} s), peak RSS ${r.peakRssMiB.toFixed(0)} MiB`;
+    console.log(`baseline (read + sha256 + copy): ${fmt(base)}`);
+    console.log(`import (validate + thumbnails + SQLite): ${fmt(imp)}`);
+    console.log(`import takes ${(imp.seconds / base.seconds).toFixed(1)}× the baseline time`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
