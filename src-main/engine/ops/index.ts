@@ -2,8 +2,12 @@
 export * from './elementwise';
 export * from './matmul';
 export * from './shape';
+export * from './activations';
+export * from './softmax';
+export * from './reduce';
 export * from './norm';
 export * from './loss';
 export * from './rotary';
+export * from './attention';
 export { registerOp, getOp, registeredOps, type GradContext, type GradRule, type OpSpec } from './registry';
 export { unbroadcast, sumAll, type Operand } from './util';

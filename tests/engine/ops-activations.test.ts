@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as A from '../../src-main/engine/ops/activations';
+import { gradcheck } from './gradcheck';
+import { forward } from './opcheck';
+
+const shapes = [[7], [2, 3, 4]];
+
+for (const shape of shapes) {
+  test(`Gelu (fused, tanh approximation) gradient in float64, shape [${shape}]`, async () => {
+    await gradcheck({ inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.gelu(x, { approximate: 'tanh' }) });
+  });
+  test(`Gelu (fused, exact) gradient in float32 (no double Erf kernel in ORT CPU), shape [${shape}]`, async () => {
+    await gradcheck({ dtype: 'float32', inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.gelu(x) });
+  });
+  test(`Gelu compositions: tanh in float64, exact in float32, shape [${shape}]`, async () => {
+    await gradcheck({ inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.geluComposite(x, 'tanh') });
+    await gradcheck({ dtype: 'float32', inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.geluComposite(x, 'none') });
+  });
+  test(`QuickGELU, SiLU, Relu gradients in float64, shape [${shape}]`, async () => {
+    await gradcheck({ inputs: [{ name: 'x', shape, range: [-4, 4] }], build: (_g, [x]) => A.quickGelu(x) });
+    await gradcheck({ inputs: [{ name: 'x', shape, range: [-4, 4] }], build: (_g, [x]) => A.silu(x) });
+    await gradcheck({ inputs: [{ name: 'x', shape, range: [-2, 2] }], build: (_g, [x]) => A.relu(x) });
+  });
+}
+
+test('activation forward values match their definitions (fused Gelu = composition)', async () => {
+  const xs = [-3, -1.5, -0.3, 0, 0.2, 1, 2.5, 4];
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const tanhGelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+  const f64 = await forward([{ name: 'x', shape: [8], values: xs }], (_g, [x]) => [
+    A.gelu(x, { approximate: 'tanh' }),
+    A.geluComposite(x, 'tanh'),
+    A.quickGelu(x),
+    A.silu(x),
+    A.relu(x),
+    A.activation('gelu_pytorch_tanh', x),
+  ]);
+  xs.forEach((v, i) => {
+    // ORT's Gelu function body carries its constants as float attributes (sqrt(2/pi) rounded to float32)
+    assert.ok(Math.abs(f64[0].data[i] - tanhGelu(v)) < 1e-7);
+    assert.ok(Math.abs(f64[1].data[i] - tanhGelu(v)) < 1e-12);
+    assert.ok(Math.abs(f64[2].data[i] - v * sig(1.702 * v)) < 1e-12);
+    assert.ok(Math.abs(f64[3].data[i] - v * sig(v)) < 1e-12);
+    assert.equal(f64[4].data[i], Math.max(v, 0));
+    assert.equal(f64[5].data[i], f64[0].data[i]);
+  });
+  const f32 = await forward([{ name: 'x', shape: [8], dtype: 'float32', values: xs }], (_g, [x]) => [A.gelu(x), A.geluComposite(x), A.activation('gelu', x)]);
+  // exact GELU reference values (x * Phi(x)) from scipy: Phi(1) = 0.8413447460685429, Phi(-1.5) = 0.0668072012688581
+  assert.ok(Math.abs(f32[0].data[5] - 0.8413447460685429) < 1e-6);
+  assert.ok(Math.abs(f32[0].data[1] - -1.5 * 0.0668072012688581) < 1e-6);
+  xs.forEach((_, i) => {
+    assert.ok(Math.abs(f32[0].data[i] - f32[1].data[i]) < 1e-6);
+    assert.equal(f32[2].data[i], f32[0].data[i]);
+  });
+});
+
+test('activation() names unknown activations', async () => {
+  await assert.rejects(
+    forward([{ name: 'x', shape: [1], values: [0] }], (_g, [x]) => A.activation('mish', x)),
+    /activation 'mish' is not supported/,
+  );
+});
+
+test('Gelu falls back to the composition below opset 20', async () => {
+  const [o] = await forward([{ name: 'x', shape: [3], dtype: 'float32', values: [-1, 0, 1] }], (g, [x]) => {
+    const y = A.gelu(x, { approximate: 'tanh' });
+    assert.ok(!g.nodes.some((n) => n.opType === 'Gelu'));
+    return y;
+  }, 18);
+  assert.ok(Math.abs(o.data[2] - 0.8411920070648193) < 1e-6);
+});
