@@ -1,0 +1,350 @@
+// LoRA adapters in PEFT's on-disk format, and merging them into base weights. No graphs here: this is the data
+// side (which modules get adapters, their shapes and key names, adapter_config.json, adapter_model.safetensors,
+// W' = W + scaling * B @ A); the training / inference graphs that use it are built elsewhere.
+//
+// PEFT layout (peft.utils.save_and_load): tensor keys are "base_model.model.<module>.lora_A.weight" [r, in] and
+// ".lora_B.weight" [out, r]; fully trained modules (modules_to_save, e.g. the projector) are stored as
+// "base_model.model.<module>.<param>". scaling = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora.
+// Module names are written in the classic layout (language_model.model.layers.N…); on load the transformers >= 4.52
+// names (model.language_model.layers.N…) are accepted as well.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LlavaModelConfig, ModelConfig, TextModelConfig } from './config';
+import { canonicalName, expectedTensors, weightLayout } from './weights/names';
+import { SafetensorsFile, writeSafetensors, type TensorSource } from './weights/safetensors';
+import { writeJsonAtomic } from './hf-folder';
+
+export class PeftError extends Error {}
+
+/** Decoder projections LoRA can target (LLaMA / Qwen2 names). */
+export const DECODER_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type DecoderTarget = (typeof DECODER_TARGETS)[number];
+/** The same roles in a CLIP / SigLIP layer (no gate). */
+const VISION_NAME: Record<DecoderTarget, string | null> = { q_proj: 'q_proj', k_proj: 'k_proj', v_proj: 'v_proj', o_proj: 'out_proj', gate_proj: null, up_proj: 'fc1', down_proj: 'fc2' };
+
+export type TrainMode = 'lora' | 'projector' | 'lora+projector';
+
+export interface LoraSpec {
+  mode: TrainMode;
+  r: number;
+  alpha: number;
+  dropout: number;
+  targets: DecoderTarget[];
+  /** also put adapters on the vision tower's matching projections */
+  includeVision: boolean;
+  useRslora: boolean;
+}
+
+export function loraScaling(spec: Pick<LoraSpec, 'r' | 'alpha' | 'useRslora'>): number {
+  return spec.useRslora ? spec.alpha / Math.sqrt(spec.r) : spec.alpha / spec.r;
+}
+
+/** One adapted linear layer. */
+export interface LoraModule {
+  /** canonical module path, e.g. "language_model.model.layers.0.self_attn.q_proj" */
+  module: string;
+  /** its base weight tensor ("<module>.weight"), shape [outFeatures, inFeatures] */
+  weight: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** PEFT tensor keys */
+  keyA: string;
+  keyB: string;
+}
+
+const PREFIX = 'base_model.model.';
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * PEFT target_modules as a regex (PEFT full-matches a string target against module names), restricted to the
+ * decoder (and the vision tower when asked), accepting both transformers layouts of LLaVA.
+ */
+export function targetModulesRegex(config: ModelConfig, spec: Pick<LoraSpec, 'targets' | 'includeVision'>): string {
+  const dec = spec.targets.filter((t) => t.endsWith('_proj'));
+  const attn = dec.filter((t) => ['q_proj', 'k_proj', 'v_proj', 'o_proj'].includes(t));
+  const mlp = dec.filter((t) => ['gate_proj', 'up_proj', 'down_proj'].includes(t));
+  const groups: string[] = [];
+  if (attn.length) groups.push(`self_attn\\.(?:${attn.join('|')})`);
+  if (mlp.length) groups.push(`mlp\\.(?:${mlp.join('|')})`);
+  if (groups.length === 0) throw new PeftError('LoRA needs at least one target module');
+  const decPrefix = config.kind === 'llava' ? '(?:language_model\\.model|model\\.language_model)' : 'model';
+  const parts = [`${decPrefix}\\.layers\\.\\d+\\.(?:${groups.join('|')})`];
+  if (spec.includeVision && config.kind === 'llava') {
+    const va = spec.targets.map((t) => VISION_NAME[t]).filter((x): x is string => x !== null && !x.startsWith('fc'));
+    const vm = spec.targets.map((t) => VISION_NAME[t]).filter((x): x is string => x !== null && x.startsWith('fc'));
+    const vg: string[] = [];
+    if (va.length) vg.push(`self_attn\\.(?:${va.join('|')})`);
+    if (vm.length) vg.push(`mlp\\.(?:${vm.join('|')})`);
+    if (vg.length) parts.push(`(?:model\\.)?vision_tower\\.vision_model\\.encoder\\.layers\\.\\d+\\.(?:${vg.join('|')})`);
+  }
+  return parts.length === 1 ? parts[0] : `(?:${parts.join('|')})`;
+}
+
+/** Does a PEFT target_modules value select this module name? (list: exact or ".suffix" match; string: full regex match) */
+export function matchesTarget(target: string | string[], module: string): boolean {
+  if (typeof target === 'string') return new RegExp(`^(?:${target})$`).test(module);
+  return target.some((t) => module === t || module.endsWith(`.${t}`));
+}
+
+/** Every linear layer of the model (canonical module names) with its shape. */
+function linearModules(config: ModelConfig): Array<{ module: string; out: number; in: number }> {
+  return expectedTensors(config)
+    .filter((s) => s.name.endsWith('.weight') && s.shape.length === 2 && /(_proj|\.fc[12]|linear_[12])\.weight$/.test(s.name))
+    .map((s) => ({ module: s.name.slice(0, -'.weight'.length), out: s.shape[0], in: s.shape[1] }));
+}
+
+/** Other names a canonical module may have in a transformers >= 4.52 checkpoint / adapter. */
+function alternativeNames(module: string): string[] {
+  const out = [module];
+  if (module.startsWith('language_model.model.')) out.push('model.language_model.' + module.slice('language_model.model.'.length));
+  if (module.startsWith('vision_tower.')) out.push('model.' + module);
+  if (module.startsWith('multi_modal_projector.')) out.push('model.' + module);
+  return out;
+}
+
+/** The modules a PEFT target selects, in canonical names. */
+export function resolveLoraModules(config: ModelConfig, target: string | string[]): LoraModule[] {
+  const mods = linearModules(config).filter((m) => !m.module.startsWith('multi_modal_projector.') && alternativeNames(m.module).some((n) => matchesTarget(target, n)));
+  return mods.map((m) => ({
+    module: m.module,
+    weight: `${m.module}.weight`,
+    inFeatures: m.in,
+    outFeatures: m.out,
+    keyA: `${PREFIX}${m.module}.lora_A.weight`,
+    keyB: `${PREFIX}${m.module}.lora_B.weight`,
+  }));
+}
+
+/** The projector tensors fully trained in 'projector' and 'lora+projector' modes. */
+export function projectorParams(config: ModelConfig): string[] {
+  if (config.kind !== 'llava') return [];
+  const lay = weightLayout(config);
+  return expectedTensors(config).filter((s) => s.name.startsWith(lay.projector!)).map((s) => s.name);
+}
+
+/** adapter_config.json as PEFT writes it. */
+export function adapterConfigJson(config: ModelConfig, spec: LoraSpec, baseModelNameOrPath = ''): Record<string, unknown> {
+  const lora = spec.mode !== 'projector';
+  return {
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: baseModelNameOrPath,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layer_replication: null,
+    layers_pattern: null,
+    layers_to_transform: null,
+    loftq_config: {},
+    lora_alpha: spec.alpha,
+    lora_dropout: spec.dropout,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: spec.mode === 'lora' ? null : ['multi_modal_projector'],
+    peft_type: 'LORA',
+    r: spec.r,
+    rank_pattern: {},
+    revision: null,
+    // projector-only still needs a valid LoRA config for PEFT: a target that matches nothing trainable is not
+    // allowed there, so the decoder targets stay and their B matrices are zero (a no-op adapter)
+    target_modules: targetModulesRegex(config, lora ? spec : { ...spec, targets: ['q_proj'], includeVision: false }),
+    task_type: 'CAUSAL_LM',
+    use_dora: false,
+    use_rslora: spec.useRslora,
+    lenslab: { mode: spec.mode, targets: spec.targets, include_vision: spec.includeVision },
+  };
+}
+
+export interface ParsedAdapterConfig {
+  r: number;
+  alpha: number;
+  dropout: number;
+  useRslora: boolean;
+  targetModules: string | string[];
+  modulesToSave: string[];
+  raw: Record<string, unknown>;
+}
+
+export function parseAdapterConfig(json: unknown, file = 'adapter_config.json'): ParsedAdapterConfig {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new PeftError(`${file}: not a JSON object`);
+  const o = json as Record<string, unknown>;
+  const err = (f: string, m: string): never => {
+    throw new PeftError(`${file}: field "${f}": ${m}`);
+  };
+  if ((o.peft_type ?? 'LORA') !== 'LORA') err('peft_type', `only LORA adapters are supported, got ${JSON.stringify(o.peft_type)}`);
+  const r = o.r ?? 8;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) err('r', `must be a positive integer, got ${JSON.stringify(r)}`);
+  const alpha = o.lora_alpha ?? 8;
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha)) err('lora_alpha', `must be a number, got ${JSON.stringify(alpha)}`);
+  const dropout = o.lora_dropout ?? 0;
+  if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) err('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  const tm = o.target_modules;
+  if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.every((x) => typeof x === 'string')))) err('target_modules', `must be a regex string or a list of names, got ${JSON.stringify(tm)}`);
+  if (o.use_dora === true) err('use_dora', 'DoRA adapters are not supported');
+  if ((o.bias ?? 'none') !== 'none') err('bias', `only "none" is supported, got ${JSON.stringify(o.bias)}`);
+  if (o.fan_in_fan_out === true) err('fan_in_fan_out', 'is only used by GPT-2 style Conv1D layers, which these models do not have');
+  for (const f of ['rank_pattern', 'alpha_pattern'])
+    if (o[f] && typeof o[f] === 'object' && Object.keys(o[f] as object).length > 0) err(f, 'per-module ranks/alphas are not supported');
+  if (o.layers_to_transform !== undefined && o.layers_to_transform !== null) err('layers_to_transform', 'is not supported');
+  const mts = o.modules_to_save ?? [];
+  if (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string')) err('modules_to_save', `must be a list of names, got ${JSON.stringify(mts)}`);
+  const useRslora = o.use_rslora === true;
+  return { r: r as number, alpha: alpha as number, dropout: dropout as number, useRslora, targetModules: tm as string | string[], modulesToSave: mts as string[], raw: o };
+}
+
+/** A loaded or trained adapter: per-module A/B matrices plus fully trained tensors (canonical names). */
+export interface Adapter {
+  config: ParsedAdapterConfig;
+  scaling: number;
+  modules: LoraModule[];
+  /** module -> A [r, in] and B [out, r], row-major */
+  lora: Map<string, { a: Float32Array; b: Float32Array }>;
+  /** canonical tensor name -> replacement values (modules_to_save) */
+  saved: Map<string, Float32Array>;
+}
+
+/** Save an adapter in PEFT format: adapter_config.json + adapter_model.safetensors (f32). */
+export function saveAdapter(dir: string, config: ModelConfig, spec: LoraSpec, lora: Map<string, { a: Float32Array; b: Float32Array }>, saved: Map<string, Float32Array> = new Map(), baseModel = ''): string[] {
+  const acfg = adapterConfigJson(config, spec, baseModel);
+  const parsed = parseAdapterConfig(acfg);
+  const modules = resolveLoraModules(config, parsed.targetModules);
+  const specs = new Map(expectedTensors(config).map((s) => [s.name, s.shape]));
+  const tensors: Array<{ name: string; dtype: 'F32'; shape: number[]; data: () => Float32Array }> = [];
+  for (const m of modules) {
+    let ab = lora.get(m.module);
+    if (!ab) {
+      if (spec.mode !== 'projector') throw new PeftError(`no LoRA weights for module "${m.module}"`);
+      ab = { a: new Float32Array(spec.r * m.inFeatures), b: new Float32Array(m.outFeatures * spec.r) };
+    }
+    if (ab.a.length !== spec.r * m.inFeatures) throw new PeftError(`module "${m.module}": lora_A has ${ab.a.length} values, expected [${spec.r}, ${m.inFeatures}]`);
+    if (ab.b.length !== m.outFeatures * spec.r) throw new PeftError(`module "${m.module}": lora_B has ${ab.b.length} values, expected [${m.outFeatures}, ${spec.r}]`);
+    const { a, b } = ab;
+    tensors.push({ name: m.keyA, dtype: 'F32', shape: [spec.r, m.inFeatures], data: () => a });
+    tensors.push({ name: m.keyB, dtype: 'F32', shape: [m.outFeatures, spec.r], data: () => b });
+  }
+  const unknown = [...lora.keys()].filter((k) => !modules.some((m) => m.module === k));
+  if (unknown.length) throw new PeftError(`LoRA weights for modules the adapter config does not target: ${unknown.slice(0, 5).join(', ')}`);
+  if (spec.mode !== 'lora') {
+    for (const name of projectorParams(config)) {
+      const v = saved.get(name);
+      if (!v) throw new PeftError(`mode ${spec.mode}: projector tensor "${name}" is missing`);
+      const shape = specs.get(name)!;
+      if (v.length !== shape.reduce((x, y) => x * y, 1)) throw new PeftError(`projector tensor "${name}" has ${v.length} values, expected ${JSON.stringify(shape)}`);
+      tensors.push({ name: PREFIX + name, dtype: 'F32', shape, data: () => v });
+    }
+  }
+  mkdirSync(dir, { recursive: true });
+  writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors);
+  writeJsonAtomic(join(dir, 'adapter_config.json'), acfg);
+  return ['adapter_config.json', 'adapter_model.safetensors'];
+}
+
+/** Load a PEFT LoRA adapter for a base model config; every tensor is checked against the modules it adapts. */
+export function loadAdapter(dir: string, config: ModelConfig): Adapter {
+  const cfgPath = join(dir, 'adapter_config.json');
+  if (!existsSync(cfgPath)) throw new PeftError(`${dir}: no adapter_config.json`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  } catch (e) {
+    throw new PeftError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
+  }
+  const acfg = parseAdapterConfig(json, cfgPath);
+  const wPath = join(dir, 'adapter_model.safetensors');
+  if (!existsSync(wPath)) {
+    if (existsSync(join(dir, 'adapter_model.bin'))) throw new PeftError(`${join(dir, 'adapter_model.bin')}: PyTorch pickle weights are not loaded (they can run code); save the adapter as safetensors`);
+    throw new PeftError(`${dir}: no adapter_model.safetensors`);
+  }
+  const modules = resolveLoraModules(config, acfg.targetModules);
+  if (modules.length === 0) throw new PeftError(`${cfgPath}: field "target_modules": ${JSON.stringify(acfg.targetModules)} matches no linear layer of this ${config.modelType} model`);
+  const byModule = new Map(modules.map((m) => [m.module, m]));
+  const specs = new Map(expectedTensors(config).map((s) => [s.name, s.shape]));
+  const f = SafetensorsFile.open(wPath);
+  try {
+    const lora = new Map<string, { a?: Float32Array; b?: Float32Array }>();
+    const saved = new Map<string, Float32Array>();
+    for (const key of f.names()) {
+      if (!key.startsWith(PREFIX)) throw new PeftError(`${wPath}: tensor "${key}" does not start with "${PREFIX}"`);
+      const rest = key.slice(PREFIX.length).replace(/\.default(?=\.weight$)/, '');
+      const info = f.info(key);
+      const m = /^(.*)\.lora_([AB])\.weight$/.exec(rest);
+      if (m) {
+        const canon = canonicalName(config, `${m[1]}.weight`);
+        const mod = canon ? byModule.get(canon.slice(0, -'.weight'.length)) : undefined;
+        if (!mod) throw new PeftError(`${wPath}: tensor "${key}" adapts a module that target_modules does not select`);
+        const want = m[2] === 'A' ? [acfg.r, mod.inFeatures] : [mod.outFeatures, acfg.r];
+        if (info.shape.length !== 2 || info.shape[0] !== want[0] || info.shape[1] !== want[1])
+          throw new PeftError(`${wPath}: tensor "${key}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(want)} (r = ${acfg.r})`);
+        const e = lora.get(mod.module) ?? {};
+        if (m[2] === 'A') e.a = f.get(key);
+        else e.b = f.get(key);
+        lora.set(mod.module, e);
+        continue;
+      }
+      // modules_to_save: "<module>.<param>" (PEFT strips "modules_to_save.default")
+      const plain = rest.replace(/\.modules_to_save\.default\./, '.');
+      const canon = canonicalName(config, plain);
+      const shape = canon ? specs.get(canon) : undefined;
+      if (!canon || !shape || !acfg.modulesToSave.some((mm) => alternativeNames(canon).some((n) => n.startsWith(`${mm}.`) || n.includes(`.${mm}.`))))
+        throw new PeftError(`${wPath}: unexpected tensor "${key}" (not a LoRA matrix of a targeted module, not in modules_to_save)`);
+      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))
+        throw new PeftError(`${wPath}: tensor "${key}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(shape)}`);
+      saved.set(canon, f.get(key));
+    }
+    const missing = modules.filter((m) => !lora.get(m.module)?.a || !lora.get(m.module)?.b).map((m) => m.keyA.replace(/\.lora_A\.weight$/, ''));
+    if (missing.length) throw new PeftError(`${wPath}: missing LoRA matrices for ${missing.length} targeted module(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ' …' : ''}`);
+    const done = new Map([...lora].map(([k, v]) => [k, { a: v.a!, b: v.b! }]));
+    return { config: acfg, scaling: loraScaling({ r: acfg.r, alpha: acfg.alpha, useRslora: acfg.useRslora }), modules, lora: done, saved };
+  } finally {
+    f.close();
+  }
+}
+
+/** W + scaling * B @ A for one module (W is [out, in] row-major). */
+export function mergedWeight(w: Float32Array, a: Float32Array, b: Float32Array, out: number, inn: number, r: number, scaling: number): Float32Array {
+  const res = Float32Array.from(w);
+  const row = new Float64Array(inn);
+  for (let o = 0; o < out; o++) {
+    row.fill(0);
+    for (let k = 0; k < r; k++) {
+      const bk = b[o * r + k];
+      if (bk === 0) continue;
+      const aoff = k * inn;
+      for (let i = 0; i < inn; i++) row[i] += bk * a[aoff + i];
+    }
+    const off = o * inn;
+    for (let i = 0; i < inn; i++) res[off + i] += scaling * row[i];
+  }
+  return res;
+}
+
+/** Base weights with an adapter merged in, as a lazy TensorSource (save it with saveHfFolder for a new HF folder). */
+export function mergeAdapter(base: TensorSource, adapter: Adapter): TensorSource {
+  const byWeight = new Map(adapter.modules.map((m) => [m.weight, m]));
+  return {
+    names: () => base.names(),
+    has: (n) => base.has(n),
+    info: (n) => base.info(n),
+    get: (n) => {
+      const s = adapter.saved.get(n);
+      if (s) return s;
+      const m = byWeight.get(n);
+      const w = base.get(n);
+      if (!m) return w;
+      const ab = adapter.lora.get(m.module)!;
+      return mergedWeight(w, ab.a, ab.b, m.outFeatures, m.inFeatures, adapter.config.r, adapter.scaling);
+    },
+  };
+}
+
+/** A LoRA spec from a decoder-only or LLaVA config's point of view, validated. */
+export function validateLoraSpec(config: LlavaModelConfig | TextModelConfig, spec: LoraSpec): void {
+  if (!Number.isInteger(spec.r) || spec.r < 1) throw new PeftError(`LoRA rank must be a positive integer, got ${spec.r}`);
+  if (!(spec.dropout >= 0 && spec.dropout < 1)) throw new PeftError(`LoRA dropout must be in [0, 1), got ${spec.dropout}`);
+  for (const t of spec.targets) if (!(DECODER_TARGETS as readonly string[]).includes(t)) throw new PeftError(`unknown LoRA target "${t}" (known: ${DECODER_TARGETS.join(', ')})`);
+  if (spec.mode !== 'lora' && config.kind !== 'llava') throw new PeftError(`mode ${spec.mode} needs a LLaVA model (it trains the projector)`);
+}
