@@ -45,6 +45,18 @@ export function weightLayout(config: ModelConfig): WeightLayout {
   }
 }
 
+/** "vision_tower.vision_model.encoder.layers.3." — append "self_attn.q_proj.weight", "mlp.fc1.bias", "layer_norm1.weight" … */
+export function visionLayerPrefix(layout: WeightLayout, layer: number): string {
+  if (layout.vision === undefined) throw new Error('this model has no vision tower');
+  return `${layout.vision}encoder.layers.${layer}.`;
+}
+
+/** "language_model.model.layers.3." — append "self_attn.q_proj.weight", "mlp.gate_proj.weight", "input_layernorm.weight" … */
+export function decoderLayerPrefix(layout: WeightLayout, layer: number): string {
+  if (layout.decoder === undefined) throw new Error('this model has no decoder');
+  return `${layout.decoder}layers.${layer}.`;
+}
+
 /** CLIPVisionTransformer / SiglipVisionTransformer parameters, under `prefix` (e.g. "vision_model."). */
 export function visionTensors(v: VisionConfig, prefix: string): TensorSpec[] {
   const h = v.hiddenSize;
