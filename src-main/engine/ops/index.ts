@@ -8,5 +8,6 @@ export * from './reduce';
 export * from './norm';
 export * from './loss';
 export * from './rotary';
+export * from './attention';
 export { registerOp, getOp, registeredOps, type GradContext, type GradRule, type OpSpec } from './registry';
 export { unbroadcast, sumAll, type Operand } from './util';
