@@ -180,6 +180,78 @@ test('LineChart appends live points without re-creating the chart', async () => 
   await page.close();
 });
 
+test('HyperparamForm: scientific notation, messages in words for bad input, reset to default, advanced fields', async () => {
+  const page = await open('HyperparamForm');
+  const state = async () => JSON.parse((await page.getByTestId('state').textContent()) ?? '{}');
+  assert.equal((await state()).valid, false);
+  await page.getByText('Must be at least 1', { exact: true }).waitFor();
+  const steps = page.getByLabel('Steps', { exact: true });
+  await steps.fill('300');
+  assert.equal((await state()).values.steps, 300);
+  assert.equal((await state()).valid, true, 'warmup < steps now too');
+  const lr = page.getByLabel('Learning rate', { exact: true });
+  await lr.fill('1e-4');
+  assert.equal((await state()).values.lr, 1e-4);
+  await lr.fill('fast');
+  await page.getByText('“fast” is not a number', { exact: true }).waitFor();
+  assert.equal(await lr.getAttribute('aria-invalid'), 'true');
+  assert.equal((await state()).valid, false);
+  assert.equal(await lr.inputValue(), 'fast', 'what was typed stays while another field changes');
+  await page.getByLabel('Batch size', { exact: true }).fill('8');
+  assert.equal(await lr.inputValue(), 'fast');
+  await page.getByRole('button', { name: /^Reset Learning rate to 2e-4$/ }).click();
+  assert.equal(await lr.inputValue(), '2e-4');
+  assert.equal((await state()).values.lr, 2e-4);
+  // Projector-only hides the LoRA fields.
+  await page.getByLabel('Method', { exact: true }).selectOption('projector');
+  assert.equal(await page.getByLabel('LoRA rank', { exact: true }).count(), 0);
+  await page.close();
+});
+
+test('ShortcutHelp opens with ?, closes with Escape; LintPanel filters; MemoryEstimate offers suggestions', async () => {
+  const page = await open('ShortcutHelp');
+  const dialog = page.getByRole('dialog', { name: 'Keyboard shortcuts' });
+  await dialog.waitFor();
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  assert.equal(await page.getByTestId('open').textContent(), 'false');
+  await page.keyboard.press('Shift+Slash');
+  await dialog.waitFor();
+  assert.ok(await dialog.getByText('Jump to the next unlabeled item').isVisible());
+  await page.close();
+
+  const lint = await open('LintPanel');
+  await lint.getByRole('button', { name: /Image missing\s*3/ }).click();
+  assert.equal(await lint.getByTestId('filter').textContent(), 'missing_image');
+  await lint.getByRole('button', { name: /Image missing\s*3/ }).click();
+  assert.equal(await lint.getByTestId('filter').textContent(), 'none', 'clicking the active group clears the filter');
+  await lint.getByRole('button', { name: 'Show examples of Empty caption' }).click();
+  await lint.getByRole('button', { name: 'Item 200 has an empty caption' }).click();
+  await lint.getByText('opened: 200').waitFor();
+  await lint.close();
+
+  const mem = await open('MemoryEstimate');
+  await mem.getByRole('alert').getByText('This run would not fit in memory.').waitFor();
+  await mem.getByRole('button', { name: 'Train the projector only' }).click();
+  await mem.getByText('applied: projector').waitFor();
+  await mem.close();
+});
+
+test('ChatTranscript streams into the last message and marks the log busy', async () => {
+  const page = await open('ChatTranscript');
+  const tuned = page.getByRole('region', { name: 'Fine-tuned · run 3, step 200' });
+  const log = tuned.getByRole('log');
+  const len0 = (await log.textContent())?.length ?? 0;
+  await page.waitForFunction(
+    (n) => (document.querySelectorAll('[role=log]')[1]?.textContent?.length ?? 0) > n + 10,
+    len0,
+  );
+  assert.equal(await log.getAttribute('aria-busy'), 'true');
+  assert.equal(await tuned.locator('.cursor').count(), 1);
+  assert.equal(await page.getByRole('region', { name: 'Base · demo-llava' }).getByRole('log').getAttribute('aria-busy'), 'false');
+  await page.close();
+});
+
 test('no component threw in the page', () => {
   assert.deepEqual(pageErrors, []);
 });
