@@ -5,6 +5,7 @@ export * from './shape';
 export * from './activations';
 export * from './softmax';
 export * from './reduce';
+export * from './indexing';
 export * from './norm';
 export * from './loss';
 export * from './rotary';
