@@ -98,12 +98,13 @@ export function blockFeeds(c: BlockConfig, t: Pick<BlockTensors, 'ids' | 'mask' 
   };
 }
 
-/** The block's forward pass and mean cross-entropy loss; frozen weights become initializers. */
+/** The block's forward pass and mean cross-entropy loss. Weights not among the trainable params `p` (by the names of
+ *  frozenShapes) become initializers from `frozen`. */
 export function blockForward(g: Graph, c: BlockConfig, p: Readonly<Record<string, Value>>, frozen: Record<string, Float32Array | ArrayLike<number>>): ForwardResult {
   const { hd } = dims(c);
   const { B, T, D, heads: H, kv_heads: KV, vocab: V } = c;
   const W: Record<string, Value> = {};
-  for (const [k, shape] of Object.entries(frozenShapes(c))) W[k] = g.initializer(`frozen.${k}`, 'float32', shape, Float32Array.from(frozen[k]));
+  for (const [k, shape] of Object.entries(frozenShapes(c))) W[k] = p[k] ?? g.initializer(`frozen.${k}`, 'float32', shape, Float32Array.from(frozen[k]));
   const ids = g.input('input_ids', 'int64', [B, T]);
   const attnMask = g.input('attention_mask', 'int64', [B, T]);
   const labels = g.input('labels', 'int64', [B, T]);

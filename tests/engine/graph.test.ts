@@ -125,3 +125,22 @@ test('unknown execution provider falls back to cpu with a message', async () => 
   assert.equal(msgs.length, 1);
   await s.dispose();
 });
+
+test('subgraphs (If branches) may use outer values and serialize with unique names', async () => {
+  const g = new Graph('if');
+  const x = g.input('x', 'float32', [3]);
+  const cond = g.input('cond', 'bool', []);
+  const twice = g.op1('Add', [x, x]);
+  const thenG = g.subgraph('then');
+  thenG.output(thenG.op1('Mul', [twice, thenG.scalar(10)]));
+  const elseG = g.subgraph('else');
+  elseG.output(elseG.op1('Neg', [twice]));
+  g.output(g.op1('If', [cond], { then_branch: thenG, else_branch: elseG }, { outTypes: [{ dtype: 'float32', shape: [3] }] }), 'y');
+  const names = [...g.nodes, ...thenG.nodes, ...elseG.nodes].map((n) => n.name);
+  assert.equal(new Set(names).size, names.length);
+  const s = await Session.create(serializeModel(g).model, { threads: 1 });
+  const x0 = tensor('float32', [3], [1, 2, 3]);
+  assert.deepEqual(toNumbers((await s.run({ x: x0, cond: tensor('bool', [], [true]) })).y), [20, 40, 60]);
+  assert.deepEqual(toNumbers((await s.run({ x: x0, cond: tensor('bool', [], [false]) })).y), [-2, -4, -6]);
+  await s.dispose();
+});

@@ -7,6 +7,7 @@ import { lrAt } from '../../src-main/engine/optim/schedules';
 import { StepExecutor } from '../../src-main/engine/runtime/step-executor';
 import { tensor } from '../../src-main/engine/runtime/tensor';
 import { rng } from './gradcheck';
+import { blockFeeds, blockForward, blockParams, blockTensors, frozenShapes, type BlockConfig } from './block';
 
 test('a tiny MLP memorizes a random batch to near-zero loss (cosine schedule, clipping, accumulation 2)', async () => {
   const N = 8, D = 6, H = 32, O = 3;
@@ -51,5 +52,25 @@ test('a tiny MLP memorizes a random batch to near-zero loss (cosine schedule, cl
   }
   assert.ok(first > 0.1, `initial loss ${first}`);
   assert.ok(last < 1e-3, `final loss ${last} (initial ${first})`);
+  await ex.dispose();
+});
+
+test('a tiny transformer LM (embedding, attention, SwiGLU, head all trainable, LoRA too) memorizes a batch', async () => {
+  const c: BlockConfig = { B: 2, T: 8, D: 32, heads: 4, kv_heads: 2, ffn: 64, vocab: 16, rank: 4, lora_alpha: 8, rms_eps: 1e-6, rope_theta: 10000 };
+  const t = blockTensors(c, 5, 0.2);
+  const params = [...blockParams(c), ...Object.entries(frozenShapes(c)).map(([name, shape]) => ({ name, shape, decay: !name.startsWith('norm') }))];
+  const ex = await StepExecutor.create(
+    { params, forward: (g, p) => blockForward(g, c, p, {}), clipNorm: 1, adamw: { weightDecay: 0 }, session: { threads: 1 } },
+    { ...t.init, ...t.frozen },
+  );
+  const feeds = blockFeeds(c, t);
+  let first = 0, last = 0;
+  for (let s = 0; s < 150; s++) {
+    const r = await ex.step(feeds, lrAt({ kind: 'linear', baseLr: 1e-2, warmupSteps: 5, totalSteps: 150 }, s));
+    if (s === 0) first = r.loss;
+    last = r.loss;
+  }
+  assert.ok(first > 1.5, `initial loss ${first}`);
+  assert.ok(last < 0.01, `final loss ${last} (initial ${first})`);
   await ex.dispose();
 });
