@@ -1,0 +1,205 @@
+// LLaVA assembly (transformers' LlavaForConditionalGeneration) and the standalone forward graphs built on it.
+//
+// Image features: the vision tower's hidden_states at vision_feature_layer(s) (concatenated on the feature axis when
+// several), minus the class token with the 'default' select strategy, through the projector: [N, numImageTokens, D].
+// Merge: every position whose id is image_token_index takes the next image feature row, in row-major order over the
+// whole batch (transformers' masked_scatter): image n fills the n-th run of numImageTokens image positions. Text
+// positions embed their ids; image positions look up row 0 (image_token_index may equal vocab_size, outside the
+// table) and are then replaced with Where, so gradients reach the projector through the Gather of the features.
+// pixel_values therefore holds the batch's images in order, [N, 3, H, W] with N = the number of <image> runs (one per
+// row for single-image samples); a row without an image simply uses none.
+//
+// Graph I/O names (inference graphs): input_ids int64 [B, S], attention_mask int64 [B, P+S], pixel_values
+// float32 [N, 3, H, W], past_key_values.<i>.key/value [B, n_kv, P, head_dim] -> logits [B, S or 1, V],
+// present.<i>.key/value [B, n_kv, P+S, head_dim].
+
+import { Graph, type Value } from '../engine/graph/builder';
+import type { DType } from '../engine/graph/dtype';
+import type { LlavaModelConfig, ModelConfig, TextModelConfig } from './config';
+import { GraphWeights, type LoraBinding } from './layers';
+import { decoderPositions, embedTokens, type DecoderNames, type DecoderResult, type KvPair } from './decoder/llama';
+import { projector } from './projector/mlp';
+import { decoderFor, visionTowerFor } from './registry';
+import { weightLayout } from './weights/names';
+import type { TensorSource } from './weights/safetensors';
+import { mergeAdapter, type Adapter } from './peft';
+
+export const IO = {
+  inputIds: 'input_ids',
+  attentionMask: 'attention_mask',
+  pixelValues: 'pixel_values',
+  positionIds: 'position_ids',
+  logits: 'logits',
+  pastKey: (i: number) => `past_key_values.${i}.key`,
+  pastValue: (i: number) => `past_key_values.${i}.value`,
+  presentKey: (i: number) => `present.${i}.key`,
+  presentValue: (i: number) => `present.${i}.value`,
+} as const;
+
+export type CausalConfig = LlavaModelConfig | TextModelConfig;
+
+export function decoderNames(cfg: CausalConfig): DecoderNames {
+  const lay = weightLayout(cfg);
+  return { prefix: lay.decoder!, lmHead: lay.lmHead! };
+}
+
+/** Projected image features [N, numImageTokens, text hidden] of pixel_values [N, 3, H, W]. */
+export function imageFeatures(w: GraphWeights, cfg: LlavaModelConfig, pixelValues: Value): Value {
+  const g = w.g;
+  const lay = weightLayout(cfg);
+  const tower = visionTowerFor(cfg.vision);
+  const layers = cfg.visionFeatureLayers;
+  const r = tower(w, cfg.vision, lay.vision!, pixelValues, { states: layers });
+  let feats = layers.map((l) => r.states.get(l)!);
+  if (cfg.visionFeatureSelectStrategy === 'default') feats = feats.map((f) => g.op1('Slice', [f, g.ints([1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]));
+  const f = feats.length === 1 ? feats[0] : g.op1('Concat', feats, { axis: -1 });
+  return projector(w, cfg.projector, lay.projector!, f);
+}
+
+/** Input embeddings [B, S, D]: token embeddings with image positions replaced by image features (when given). */
+export function llavaEmbeddings(w: GraphWeights, cfg: CausalConfig, ids: Value, features: Value | null): Value {
+  const g = w.g;
+  const names = decoderNames(cfg);
+  if (cfg.kind !== 'llava') return embedTokens(w, names, ids);
+  return g.scope('merge', () => {
+    const imgTok = g.constant(cfg.imageTokenIndex, 'int64', []);
+    const zero = g.constant(0, 'int64', []);
+    const isImg = g.op1('Equal', [ids, imgTok]);
+    const textIds = g.op1('Where', [isImg, zero, ids]);
+    const text = embedTokens(w, names, textIds);
+    if (!features) return text;
+    const D = cfg.text.hiddenSize;
+    const flatFeats = g.op1('Reshape', [features, g.ints([-1, D])]);
+    // index of each image position into the flattened features: running count over the batch, row-major
+    const cnt = g.op1('Reshape', [g.op1('Cast', [isImg], { to: 7 }), g.ints([-1])]);
+    const cs = g.op1('CumSum', [cnt, g.constant(0, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: ['?'] }] });
+    const idx = g.op1('Reshape', [g.op1('Sub', [cs, g.constant(1, 'int64', [])]), g.op1('Shape', [ids])], {}, { outTypes: [{ dtype: 'int64', shape: ids.shape }] });
+    const safeIdx = g.op1('Where', [isImg, idx, zero]);
+    const img = g.op1('Gather', [flatFeats, safeIdx], { axis: 0 });
+    return g.op1('Where', [g.op1('Unsqueeze', [isImg, g.ints([-1])]), img, text]);
+  });
+}
+
+export interface CausalForwardInputs {
+  inputIds: Value;
+  attentionMask: Value;
+  pixelValues?: Value | null;
+  /** int64 [B or 1, S]; default from `positions`. */
+  positionIds?: Value | null;
+  past?: readonly KvPair[] | null;
+}
+
+export interface CausalForwardOptions {
+  logits?: 'all' | 'last' | 'none';
+  present?: boolean;
+  /** How positions are derived when positionIds is not given (default 'mask'; see decoderPositions). */
+  positions?: 'range' | 'mask';
+}
+
+/** LLaVA (or text-only causal LM) forward: embeddings + merge + decoder. */
+export function causalForward(w: GraphWeights, cfg: CausalConfig, inp: CausalForwardInputs, o: CausalForwardOptions = {}): DecoderResult {
+  const g = w.g;
+  const feats = inp.pixelValues && cfg.kind === 'llava' ? imageFeatures(w, cfg, inp.pixelValues) : null;
+  if (inp.pixelValues && cfg.kind !== 'llava') throw new Error('pixel_values given to a text-only model');
+  const embeds = llavaEmbeddings(w, cfg, inp.inputIds, feats);
+  let positions = inp.positionIds ?? null;
+  if (!positions) {
+    const mode = o.positions ?? 'mask';
+    const pastLen = inp.past?.length ? g.op1('Squeeze', [g.op1('Shape', [inp.past[0].key], { start: 2, end: 3 }), g.ints([0])]) : 0;
+    positions = g.scope('positions', () => decoderPositions(inp.inputIds, inp.attentionMask, mode, pastLen));
+  }
+  return decoderFor(cfg.text)(w, cfg.text, decoderNames(cfg), { embeds, attentionMask: inp.attentionMask, positions, past: inp.past }, { logits: o.logits, present: o.present });
+}
+
+// ---- standalone inference graphs -------------------------------------------------------------------------------
+
+/** A model as the graph builders need it (HfModel from loadHfFolder satisfies this). */
+export interface ModelWeights {
+  config: ModelConfig;
+  weights: TensorSource;
+}
+
+export interface ForwardGraphOptions {
+  /** 'full': logits only; 'prefill': + present k/v; 'decode': past k/v inputs + present outputs. Default 'full'. */
+  mode?: 'full' | 'prefill' | 'decode';
+  /** Give the graph a pixel_values input (default: LLaVA in full/prefill mode). */
+  image?: boolean;
+  /** Logits of every position (default for 'full') or of the last one (default for prefill/decode). */
+  logits?: 'all' | 'last';
+  /** Positions from the attention mask (default; left padding works), past + range, or a position_ids input. */
+  positions?: 'range' | 'mask' | 'input';
+  /** A PEFT adapter: merged into the weights at build time (default), or applied as separate LoRA branches. */
+  adapter?: Adapter | null;
+  adapterMode?: 'merge' | 'lora';
+  /** Graph float type (default float32). */
+  dtype?: DType;
+  /** Static batch size (default symbolic 'B'). */
+  batch?: number;
+  name?: string;
+}
+
+/** LoRA branches of an adapter as constants, by module. */
+export function adapterBindings(g: Graph, adapter: Adapter, dtype: DType = 'float32'): Map<string, LoraBinding> {
+  const m = new Map<string, LoraBinding>();
+  const r = adapter.config.r;
+  for (const mod of adapter.modules) {
+    const ab = adapter.lora.get(mod.module);
+    if (!ab) continue;
+    const conv = (d: Float32Array) => (dtype === 'float64' ? Float64Array.from(d) : d);
+    const a = g.initializer(`${mod.keyA}`, dtype, [r, mod.inFeatures], conv(ab.a));
+    const b = g.initializer(`${mod.keyB}`, dtype, [mod.outFeatures, r], conv(ab.b));
+    m.set(mod.module, { a, b, scaling: adapter.scaling });
+  }
+  return m;
+}
+
+/** A standalone ONNX graph of the model's forward with the IO names above. */
+export function buildForwardGraph(model: ModelWeights, o: ForwardGraphOptions = {}): Graph {
+  const cfg = model.config;
+  if (cfg.kind === 'vision') throw new Error('buildForwardGraph: a vision-only model has no decoder');
+  const mode = o.mode ?? 'full';
+  const dtype = o.dtype ?? 'float32';
+  const g = new Graph(o.name ?? `${cfg.modelType}_${mode}`);
+  let source = model.weights;
+  let lora: Map<string, LoraBinding> | undefined;
+  if (o.adapter) {
+    if ((o.adapterMode ?? 'merge') === 'merge') source = mergeAdapter(model.weights, o.adapter);
+    else lora = adapterBindings(g, o.adapter, dtype);
+  }
+  const overrides = o.adapter && o.adapterMode === 'lora' ? o.adapter.saved : undefined;
+  const w = new GraphWeights(g, source, { dtype, lora, overrides });
+  const B = o.batch ?? 'B';
+  const inputIds = g.input(IO.inputIds, 'int64', [B, mode === 'decode' ? 'S' : 'T']);
+  const attentionMask = g.input(IO.attentionMask, 'int64', [B, mode === 'decode' ? 'L' : 'T']);
+  const image = o.image ?? (cfg.kind === 'llava' && mode !== 'decode');
+  if (image && cfg.kind !== 'llava') throw new Error('buildForwardGraph: image input on a text-only model');
+  let pixelValues: Value | null = null;
+  if (image && cfg.kind === 'llava') {
+    const v = cfg.vision;
+    pixelValues = g.input(IO.pixelValues, dtype, ['N', v.numChannels, v.imageSize, v.imageSize]);
+  }
+  const t = cfg.text;
+  let past: KvPair[] | null = null;
+  if (mode === 'decode') {
+    past = [];
+    for (let i = 0; i < t.numHiddenLayers; i++)
+      past.push({
+        key: g.input(IO.pastKey(i), dtype, [B, t.numKeyValueHeads, 'P', t.headDim]),
+        value: g.input(IO.pastValue(i), dtype, [B, t.numKeyValueHeads, 'P', t.headDim]),
+      });
+  }
+  const positionIds = o.positions === 'input' ? g.input(IO.positionIds, 'int64', [B, mode === 'decode' ? 'S' : 'T']) : null;
+  const r = causalForward(
+    w,
+    cfg,
+    { inputIds, attentionMask, pixelValues, positionIds, past },
+    { logits: o.logits ?? (mode === 'full' ? 'all' : 'last'), present: mode !== 'full', positions: o.positions === 'input' ? undefined : o.positions },
+  );
+  g.output(r.logits!, IO.logits);
+  if (r.present)
+    r.present.forEach((p, i) => {
+      g.output(p.key, IO.presentKey(i));
+      g.output(p.value, IO.presentValue(i));
+    });
+  return g;
+}
