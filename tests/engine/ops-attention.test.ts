@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, type Value } from '../../src-main/engine/graph/builder';
 import { attention, paddingMask } from '../../src-main/engine/ops/attention';
+import { gradients } from '../../src-main/engine/autodiff';
 import { matmul } from '../../src-main/engine/ops/matmul';
 import { gradcheck } from './gradcheck';
 import { assertAllClose, randomValues, runGraph } from './ops-run';
@@ -134,6 +135,25 @@ test('attention gradient wrt q, k, v (float64, GQA 4/2, causal, right padding)',
   });
 });
 
+for (const dtype of ['float64', 'float32'] as const)
+  test(`attention gradient reusing saved probabilities (saveProbs), GQA, causal + padding, ${dtype}`, async () => {
+    await gradcheck({
+      dtype,
+      inputs: [
+        { name: 'q', shape: [B, H, 3, 4] },
+        { name: 'k', shape: [B, Hkv, 3, 4] },
+        { name: 'v', shape: [B, Hkv, 3, 4] },
+        { name: 'mask', shape: [B, 3], dtype: 'int64', values: [1, 1, 0, 1, 1, 1] },
+      ],
+      build: (g, [Q, K, V, M]) => {
+        const r = attention(Q, K, V, { causal: true, mask: M, saveProbs: true });
+        const n = g.nodes.find((x) => x.opType === 'Attention')!;
+        assert.equal(n.outputs.length, 4, 'probabilities output emitted');
+        return r.out;
+      },
+    });
+  });
+
 test('attention gradient, non-causal with key padding and a custom scale (vision-style, H = Hkv = 3)', async () => {
   await gradcheck({
     inputs: [
@@ -243,4 +263,18 @@ test('attention validates heads, dtypes and cache pairs, naming the tensors; pad
   assert.throws(() => attention(g.input('q3', 'float32', [1, 3, 32]), K2, V), /must be \[B, heads, S, head_dim\]/);
   const m = g.input('mask', 'int64', [1, 3]);
   assert.equal(paddingMask(m, 'float32'), paddingMask(m, 'float32'));
+});
+
+test('the backward recomputes the probabilities by default and reuses them with saveProbs', () => {
+  for (const saveProbs of [false, true]) {
+    const g = new Graph('t');
+    const Q = g.input('q', 'float32', [1, 4, 3, 8]);
+    const K = g.input('k', 'float32', [1, 2, 3, 8]);
+    const V = g.input('v', 'float32', [1, 2, 3, 8]);
+    const { out } = attention(Q, K, V, { causal: true, saveProbs });
+    const before = g.nodes.length;
+    gradients(out, [Q, K, V]);
+    const softmaxes = g.nodes.slice(before).filter((n) => n.opType === 'Softmax').length;
+    assert.equal(softmaxes, saveProbs ? 0 : 1, `saveProbs ${saveProbs}`);
+  }
 });

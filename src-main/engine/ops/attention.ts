@@ -1,20 +1,25 @@
 // Scaled dot-product multi-head attention with grouped KV heads, padding masks, causal masking and a KV cache, as the
 // standard opset-23 `Attention` op, plus its gradient rule.
 //
-// Why the fused op (measured on ORT 1.30 CPU, 1 thread, float32, q [1,14,512,64], k/v [1,2,512,64], causal):
-// Attention with is_causal 12.3 ms, Attention with a materialized [1,1,S,S] additive mask 16.8 ms, a primitive composite
-// (grouped MatMul/Softmax/MatMul, no KV repetition) 19.3 ms, the composite with KV repeated by Expand 25.5 ms. ORT runs
-// the op in float32 and float64, with GQA (query head h uses KV head floor(h / (n_heads / n_kv_heads)), as transformers'
-// repeat_kv) and with past_key/past_value (present = concat(past, new) along the sequence; is_causal is aligned to the
-// bottom right, i.e. query t sees keys 0..P+t, what decoding needs).
+// Why the fused op (ORT 1.30 CPU, 1 thread, float32, q [1,14,S,64], k/v [1,2,S,64], causal; min of 60 interleaved runs on
+// a shared, loaded 2-core machine, so +-20% noise; scratch bench, not committed): forward, S = 512: Attention 8.2-9.8 ms
+// vs a primitive composite (grouped MatMul/Softmax/MatMul, no KV repetition) 8.4-8.7 ms; forward+backward: Attention +
+// this rule 31-58 ms, with saveProbs 38-45 ms, composite differentiated by autodiff 29-64 ms; S = 1024: 126 / 109 / 110
+// ms. Speed is a wash; the op wins on memory (the rule recomputes the probabilities instead of keeping every layer's
+// [B, H, S, L] tensor until the backward: ~58 MB per layer for 14 heads at S = 1024 in float32), on the KV cache
+// (concat built in) and on graph size. ORT runs it in float32 (a kernel) and float64 (the ONNX function body), with
+// GQA (query head h uses KV head floor(h / (n_heads / n_kv_heads)), as transformers' repeat_kv) and past_key/
+// past_value (present = concat(past, new) along the sequence; is_causal aligned bottom-right: query t sees keys
+// 0..P+t). ORT quirks handled here: the CPU kernel wants the mask's query axis to be S (no broadcast there), and the
+// float64 function body fails to load with is_causal plus a mask, so with a padding mask the causal part is folded into
+// one additive [B, 1, S, L] mask shared by all layers.
 //
-// The gradient rule recomputes the probabilities from Q, K and the mask (one extra Q K^T per layer in the backward)
-// instead of storing them: the [B, H, S, L] probabilities of every layer would otherwise stay alive until the backward
-// (~58 MB per layer for 14 heads at S = 1024 in float32). It works on the grouped layout [B, n_kv, G*S, d], so KV heads
-// are never repeated and their gradients sum over the group inside the MatMuls.
+// The gradient rule works on the grouped layout [B, n_kv, G*S, d], so KV heads are never repeated and their gradients
+// sum over the group inside the MatMuls. With `saveProbs` the forward also outputs the probabilities
+// (qk_matmul_output_mode 3) and the rule reuses them (one MatMul + Softmax less, more memory).
 //
 // Masks are additive and finite (-1e9 in float32/float64, -3e4 in float16), never -inf: a fully padded query row (left
-// padding under a causal mask) gives a uniform row instead of NaN.
+// padding under a causal mask) gives a finite, meaningless row instead of NaN (its loss is ignored anyway).
 
 import type { Dim, Graph, Value } from '../graph/builder';
 import type { DType } from '../graph/dtype';
@@ -67,6 +72,11 @@ export interface AttentionOptions {
   pastValue?: Value | null;
   /** Default 1/sqrt(head_dim). */
   scale?: number;
+  /**
+   * Also output the probabilities [B, n_heads, S, L] (qk_matmul_output_mode 3) so the backward reuses them instead of
+   * recomputing: faster training, but every layer's probabilities stay in memory until the backward. Training only.
+   */
+  saveProbs?: boolean;
 }
 
 export interface AttentionResult {
@@ -115,16 +125,18 @@ export function attention(q: Value, k: Value, v: Value, o: AttentionOptions = {}
       isCausal = false;
     }
   }
+  const withPresent = past || !!o.saveProbs;
   const outTypes = [
     { dtype: q.dtype, shape: [qs[0], H, qs[2], vs[3]] },
-    ...(past
+    ...(withPresent
       ? [
           { dtype: q.dtype, shape: [ks[0], Hkv, L, d] },
           { dtype: q.dtype, shape: [vs[0], Hkv, L, vs[3]] },
         ]
       : []),
+    ...(o.saveProbs ? [{ dtype: q.dtype, shape: [qs[0], H, qs[2], L] }] : []),
   ];
-  const attrs = { is_causal: isCausal ? 1 : undefined, scale: o.scale };
+  const attrs = { is_causal: isCausal ? 1 : undefined, scale: o.scale, qk_matmul_output_mode: o.saveProbs ? 3 : undefined };
   const outs = g.op('Attention', [q, k, v, mask, o.pastKey, o.pastValue], attrs, { outputs: outTypes.length, outTypes });
   return past ? { out: outs[0], presentKey: outs[1], presentValue: outs[2] } : { out: outs[0] };
 }
@@ -160,21 +172,25 @@ function attentionGrad(c: GradContext): (Value | null)[] {
   const perHead = (x: Value) => (H === Hkv ? x : g.op1('Reshape', [x, g.ints([0, H, -1, 0])])); // inverse
   const T = (x: Value) => g.op1('Transpose', [x], { perm: [0, 1, 3, 2] });
 
-  // Recompute the probabilities P [B, H, S, L].
+  if (c.gradOutputs[3]) throw new Error('gradients through the probabilities output are not supported');
   const Qg = grouped(Q!);
-  let s = g.op1('Mul', [g.op1('MatMul', [Qg, T(Kt)]), g.scalar(scale, dt)]);
-  s = perHead(s);
-  if (M) {
-    const add = M.dtype === 'bool' ? g.op1('Where', [M, g.scalar(0, dt), g.scalar(maskValue(dt), dt)]) : M;
-    s = g.op1('Add', [s, add]);
-  }
-  if (causal) {
-    const len = (v: Value) => g.op1('Squeeze', [g.op1('Shape', [v], { start: 2, end: 3 }), g.ints([0])]);
-    const S = qs[2];
-    const L = Kt.shape?.[2] ?? '?';
-    s = g.op1('Add', [s, causalMask(g, typeof S === 'number' ? S : len(Q!), typeof L === 'number' ? L : len(Kt), S, L, dt)]);
-  }
-  const Pg = grouped(g.op1('Softmax', [s], { axis: -1 })); // [B, Hkv, G*S, L]
+  // P [B, H, S, L]: the forward's probabilities output when it was saved, else recomputed from Q, K and the masks.
+  const recompute = (): Value => {
+    let s = perHead(g.op1('Mul', [g.op1('MatMul', [Qg, T(Kt)]), g.scalar(scale, dt)]));
+    if (M) {
+      const add = M.dtype === 'bool' ? g.op1('Where', [M, g.scalar(0, dt), g.scalar(maskValue(dt), dt)]) : M;
+      s = g.op1('Add', [s, add]);
+    }
+    if (causal) {
+      const len = (v: Value) => g.op1('Squeeze', [g.op1('Shape', [v], { start: 2, end: 3 }), g.ints([0])]);
+      const S = qs[2];
+      const L = Kt.shape?.[2] ?? '?';
+      s = g.op1('Add', [s, causalMask(g, typeof S === 'number' ? S : len(Q!), typeof L === 'number' ? L : len(Kt), S, L, dt)]);
+    }
+    return g.op1('Softmax', [s], { axis: -1 });
+  };
+  const saved = aInt(c.attrs, 'qk_matmul_output_mode', 0) === 3 && c.outputs[3] ? c.outputs[3] : null;
+  const Pg = grouped(saved ?? recompute()); // [B, Hkv, G*S, L]
 
   let dKt: Value | null = null;
   let dVt: Value | null = null;
