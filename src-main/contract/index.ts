@@ -6,18 +6,21 @@ import type { z } from 'zod';
 import { systemEvents, systemMethods } from './system';
 import { datasetsEvents, datasetsMethods } from './datasets';
 import { runsEvents, runsMethods } from './runs';
+import { trainingEvents, trainingMethods } from './training';
 import type { ApiErrorData } from './errors';
 
 export const methods = {
   ...systemMethods,
   ...datasetsMethods,
   ...runsMethods,
+  ...trainingMethods,
 };
 
 export const events = {
   ...systemEvents,
   ...datasetsEvents,
   ...runsEvents,
+  ...trainingEvents,
 };
 
 export type Methods = typeof methods;

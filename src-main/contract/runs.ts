@@ -36,9 +36,20 @@ export const runsMethods = defineMethods({
   },
   'runs.get': { input: z.strictObject({ id: Id }), output: Run, summary: 'One run.' },
   'runs.metrics': {
-    input: z.strictObject({ id: Id, name: z.string().min(1).optional() }),
-    output: z.object({ points: z.array(MetricPoint) }),
-    summary: "A run's metric series (all names, or one).",
+    input: z.strictObject({
+      id: Id,
+      name: z.string().min(1).optional(),
+      /** Only these metric names (loss, lr, grad_norm, samples_per_sec, tokens_per_sec, eval_<name>). */
+      names: z.array(z.string().min(1)).max(100).optional(),
+      /** Only points after this step (for incremental chart updates). */
+      sinceStep: z.int().optional(),
+    }),
+    output: z.object({
+      points: z.array(MetricPoint),
+      /** The same points by name, as columns (steps ascending). */
+      series: z.record(z.string(), z.object({ steps: z.array(z.int()), values: z.array(z.number().nullable()) })),
+    }),
+    summary: "A run's metric series (all names, or some; optionally only after a step).",
   },
 });
 

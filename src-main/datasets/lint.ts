@@ -20,20 +20,9 @@ import { countImageTokens, itemConversations, type ConversationOptions } from '.
 import { imagePath } from './images';
 import { renderConversation, type RenderSetup } from './render';
 import { loadItems, type FullItem } from './rows';
+import { LINT_RULES } from '../contract/datasets-io';
 
-export const LINT_RULES = [
-  'image_missing',
-  'image_corrupt',
-  'image_token_mismatch',
-  'empty_answer',
-  'no_assistant',
-  'empty_question',
-  'duplicate_image',
-  'near_duplicate_caption',
-  'too_long',
-  'render_error',
-  'unlabeled',
-] as const;
+export { LINT_RULES };
 export type LintRule = (typeof LINT_RULES)[number];
 export type LintSeverity = 'error' | 'warning' | 'info';
 

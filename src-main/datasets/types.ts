@@ -50,10 +50,10 @@ export interface ParseResult {
   problems: ImportProblem[];
 }
 
-export const IMPORT_FORMATS = ['folder', 'imagefolder', 'llava', 'messages', 'vqa', 'vqa-folders', 'parquet', 'zip'] as const;
+// The format lists are part of the API contract (pure TS), defined there once.
+import { EXPORT_FORMATS, IMPORT_FORMATS } from '../contract/datasets-io';
+export { EXPORT_FORMATS, IMPORT_FORMATS };
 export type ImportFormat = (typeof IMPORT_FORMATS)[number];
-
-export const EXPORT_FORMATS = ['llava', 'messages', 'imagefolder'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** A whole-import failure (nothing was stored). `file` and `field` name the culprit when known. */

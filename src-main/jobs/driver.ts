@@ -62,7 +62,7 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
     const evaluate = async () => {
       const r = await trainer!.evaluate();
       lastEval = r.metrics;
-      emit({ type: 'eval', step, metrics: r.metrics });
+      emit({ type: 'eval', step, metrics: r.metrics, task: r.task, split: r.split, predictions: r.predictions });
       return r.metrics;
     };
 

@@ -35,11 +35,33 @@ export interface ProgressEvent {
   etaSec: number;
 }
 
+/** One generated answer of an evaluation during training (stored by the runner as a prediction). */
+export interface EvalPrediction {
+  key: string | number;
+  itemId?: number | null;
+  prompt: string;
+  output: string;
+  references: string[];
+  scores: Record<string, number>;
+}
+
+export interface EvalEvent {
+  type: 'eval';
+  step: number;
+  metrics: Record<string, number>;
+  /** Generation results, when the trainer generated answers: stored as an evaluation of the run at this step. */
+  task?: 'vqa' | 'caption';
+  split?: 'train' | 'val' | 'test';
+  predictions?: EvalPrediction[];
+  /** Set by the runner once the predictions are stored. */
+  evaluationId?: number;
+}
+
 /** Child → parent. */
 export type JobEvent =
   | { type: 'started'; step: number; totalSteps: number; resumedFrom: number | null; pid: number }
   | ProgressEvent
-  | { type: 'eval'; step: number; metrics: Record<string, number> }
+  | EvalEvent
   | { type: 'checkpoint'; step: number; path: string; bytes: number; pruned: number[]; metrics: Record<string, number> }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
   | { type: 'paused'; step: number }

@@ -13,7 +13,7 @@ import type { MemoryEstimate } from '../training/memory';
 import { checkpointRoot } from './driver';
 import { pidAlive, processIsLive, readProcessFile, writeProcessFile } from './process-file';
 import type { JobEvent, JobSpec, ParentMessage } from './protocol';
-import { getRun, loadJobSpec, recordCheckpoint, runsWithStatus, saveJobSpec, setRunProgress, storeMetrics, updateRunStatus } from './store';
+import { getRun, loadJobSpec, recordCheckpoint, runsWithStatus, saveJobSpec, setRunProgress, storeMetrics, storeTrainingEvaluation, updateRunStatus } from './store';
 import { loadTrainerModule } from './trainer';
 
 export type RunnerEvent = { runId: number } & (
@@ -90,13 +90,18 @@ export class JobRunner {
    * Validate the spec (trainer config, hyperparameters against the data) and start the run's job process.
    * Invalid specs throw here, before any process starts or any status changes. The run must exist and not be active.
    */
-  async startJob(runId: number, spec: JobSpec): Promise<{ pid: number; totalSteps: number | null; memory?: MemoryEstimate }> {
+  async startJob(
+    runId: number,
+    spec: JobSpec,
+    opts: { validated?: { totalSteps: number | null; memory?: MemoryEstimate } } = {},
+  ): Promise<{ pid: number; totalSteps: number | null; memory?: MemoryEstimate }> {
     const run = getRun(this.db, runId);
     if (!run) throw new Error(`run ${runId} does not exist`);
     if (this.active.has(runId)) throw new Error(`run ${runId} is already running`);
     if (run.status !== 'queued') throw new Error(`run ${runId} is ${run.status}; only a queued run can be started (use resume for a paused or interrupted one)`);
     const normalized: JobSpec = { ...spec, outDir: resolve(spec.outDir) };
-    const { totalSteps, memory } = (await loadTrainerModule(normalized.trainer)).validateConfig(normalized.config);
+    // `validated`: the caller has just run the same checks (the service does, to answer with the estimate)
+    const { totalSteps, memory } = opts.validated ?? (await loadTrainerModule(normalized.trainer)).validateConfig(normalized.config);
     saveJobSpec(this.db, runId, normalized);
     if (totalSteps !== null) setRunProgress(this.db, runId, 0, totalSteps);
     const pid = this.spawn(runId, normalized, false);
@@ -183,6 +188,27 @@ export class JobRunner {
   /** Pause every running job (e.g. when the app quits); resolves when all have stopped. */
   async shutdown(): Promise<void> {
     await Promise.all([...this.active.keys()].map((id) => this.pause(id).catch(() => undefined)));
+  }
+
+  /**
+   * Let go of every running job without waiting (the database is about to close): stop handling its events and
+   * disconnect it. A job that loses its parent pauses itself (finishes its step, checkpoints, exits); the run stays
+   * 'running' in the database until the next recover() marks it interrupted, and resume continues it.
+   */
+  detach(): void {
+    for (const a of this.active.values()) {
+      a.child.removeAllListeners('message');
+      a.child.removeAllListeners('exit');
+      a.child.on('error', () => undefined);
+      if (a.killTimer) clearTimeout(a.killTimer);
+      try {
+        if (a.child.connected) a.child.disconnect();
+      } catch {
+        /* already gone */
+      }
+    }
+    this.active.clear();
+    this.listeners.clear();
   }
 
   // ------------------------------------------------------------------------------------------------ internals
@@ -278,6 +304,7 @@ export class JobRunner {
           break;
         case 'eval':
           storeMetrics(this.db, runId, e);
+          if (e.predictions?.length) e.evaluationId = storeTrainingEvaluation(this.db, runId, e);
           break;
         case 'checkpoint':
           recordCheckpoint(this.db, runId, e);
@@ -292,7 +319,8 @@ export class JobRunner {
     } catch (err) {
       this.emit({ runId, type: 'log', level: 'error', message: `could not store ${e.type} event: ${(err as Error).message}` });
     }
-    this.emit({ runId, ...e });
+    // predictions are stored; listeners get the evaluation id instead of the list
+    this.emit(e.type === 'eval' && e.predictions ? { runId, ...e, predictions: undefined } : { runId, ...e });
   }
 
   private onExit(a: Active, code: number | null, signal: NodeJS.Signals | null): RunStatus {

@@ -3,7 +3,8 @@
 import type { Database } from '../storage/database';
 import { nowIso } from '../storage/database';
 import { getRun, insertMetrics, updateRunStatus, type MetricPoint, type RunStatus } from '../storage/runs-queries';
-import type { JobEvent, JobSpec } from './protocol';
+import type { EvalEvent, JobEvent, JobSpec } from './protocol';
+import { createEvaluation, storeEvaluationResult } from '../eval/store';
 
 export { getRun, updateRunStatus };
 
@@ -57,6 +58,9 @@ export function recordCheckpoint(db: Database, runId: number, e: Extract<JobEven
       `INSERT INTO checkpoints (run_id, step, kind, path, bytes, metrics_json, created_at) VALUES (?, ?, 'state', ?, ?, ?, ?)
        ON CONFLICT (run_id, step, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, metrics_json = excluded.metrics_json, created_at = excluded.created_at`,
     ).run(runId, e.step, e.path, e.bytes, JSON.stringify(e.metrics ?? {}), now);
+    // the evaluation made at this step (just before the checkpoint) belongs to it
+    const ck = db.prepare(`SELECT id FROM checkpoints WHERE run_id = ? AND step = ? AND kind = 'state'`).get(runId, e.step) as { id: number };
+    db.prepare(`UPDATE evaluations SET checkpoint_id = ? WHERE run_id = ? AND json_extract(config_json, '$.step') = ?`).run(ck.id, runId, e.step);
     const del = db.prepare(`DELETE FROM checkpoints WHERE run_id = ? AND step = ? AND kind = 'state'`);
     for (const s of e.pruned) del.run(runId, s);
   })();
@@ -79,4 +83,55 @@ export function listCheckpointRows(db: Database, runId: number): CheckpointRow[]
 
 export function runsWithStatus(db: Database, status: RunStatus): number[] {
   return (db.prepare('SELECT id FROM runs WHERE status = ? ORDER BY id').all(status) as { id: number }[]).map((r) => r.id);
+}
+
+/** A run's metric points (by name, then step), filtered by names and/or `step > sinceStep`, also as columns per name. */
+export function metricSeries(
+  db: Database,
+  runId: number,
+  filter: { names?: string[]; sinceStep?: number } = {},
+): { points: MetricPoint[]; series: Record<string, { steps: number[]; values: (number | null)[] }> } {
+  const where = ['run_id = ?'];
+  const args: unknown[] = [runId];
+  if (filter.names) {
+    if (filter.names.length === 0) return { points: [], series: {} };
+    where.push(`name IN (${filter.names.map(() => '?').join(', ')})`);
+    args.push(...filter.names);
+  }
+  if (filter.sinceStep !== undefined) {
+    where.push('step > ?');
+    args.push(filter.sinceStep);
+  }
+  const points = db.prepare(`SELECT step, name, value FROM metrics WHERE ${where.join(' AND ')} ORDER BY name, step`).all(...args) as MetricPoint[];
+  const series: Record<string, { steps: number[]; values: (number | null)[] }> = {};
+  for (const p of points) {
+    const s = (series[p.name] ??= { steps: [], values: [] });
+    s.steps.push(p.step);
+    s.values.push(p.value);
+  }
+  return { points, series };
+}
+
+/** Store the predictions of an evaluation made during training as an evaluation of the run at that step. */
+export function storeTrainingEvaluation(db: Database, runId: number, e: EvalEvent): number {
+  const run = getRun(db, runId);
+  return db.transaction(() => {
+    const id = createEvaluation(db, {
+      runId,
+      modelId: run?.model_id ?? null,
+      datasetId: run?.dataset_id ?? null,
+      split: e.split ?? null,
+      config: { step: e.step, source: 'training' },
+    });
+    storeEvaluationResult(db, id, {
+      task: e.task ?? 'vqa',
+      metrics: e.metrics,
+      predictions: (e.predictions ?? []).map((p) => ({
+        item: { key: p.key, itemId: p.itemId ?? null, prompt: p.prompt, references: p.references },
+        output: p.output,
+        scores: p.scores,
+      })),
+    });
+    return id;
+  })();
 }

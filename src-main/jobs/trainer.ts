@@ -3,6 +3,7 @@
 // tests; the VLM LoRA trainer implements the same interface and registers one line in TRAINERS below.
 import type { CheckpointFiles, LoadedCheckpoint } from '../training/checkpoints';
 import type { MemoryEstimate } from '../training/memory';
+import type { EvalPrediction } from './protocol';
 
 /** What one optimizer step reports. */
 export interface StepResult {
@@ -22,8 +23,10 @@ export interface StepResult {
 /** Evaluation results: scalar metrics such as { loss, exact_match, bleu4, cider }. */
 export interface EvalResult {
   metrics: Record<string, number>;
-  /** Optional per-item predictions the caller may store. */
-  predictions?: { itemKey: string | number; prompt: string; output: string; reference?: string; scores?: Record<string, number> }[];
+  /** Generation results, stored by the runner as an evaluation of the run at this step (predictions per checkpoint). */
+  task?: 'vqa' | 'caption';
+  split?: 'train' | 'val' | 'test';
+  predictions?: EvalPrediction[];
 }
 
 /** When the driver evaluates and saves; from the trainer's hyperparameters. 0 = only at the end. */

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { openDatabase, closeDatabase, type Database } from '../storage/database';
 import { databasePath } from '../storage/data-dir';
-import { markInterruptedRuns } from '../storage/runs-queries';
+import { detachTraining, recoverTraining, shutdownTraining } from './training';
 import { registry } from './registry';
 import type { ServiceContext } from './context';
 import { Dispatcher, EventBus, type Logger } from '../transport/dispatcher';
@@ -26,13 +26,14 @@ export interface Backend {
   readonly dispatcher: Dispatcher;
   readonly events: EventBus;
   readonly ctx: ServiceContext;
+  /** Pause running training jobs (each checkpoints) and wait for them; call before close() when quitting. */
+  shutdown(): Promise<void>;
   close(): void;
 }
 
 export function createBackend(options: BackendOptions): Backend {
   mkdirSync(options.dataDir, { recursive: true });
   const db = openDatabase(options.dbFile ?? databasePath(options.dataDir), { nativeBinding: options.sqliteBinding });
-  if (options.recoverRuns ?? true) markInterruptedRuns(db);
   const bus = new EventBus();
   const ctx: ServiceContext = {
     db,
@@ -40,6 +41,8 @@ export function createBackend(options: BackendOptions): Backend {
     host: options.host ?? 'test',
     emit: (event, payload) => bus.emit(event, payload),
   };
+  // runs left 'running' whose job process is gone become 'interrupted' (a live job is left alone)
+  if (options.recoverRuns ?? true) recoverTraining(ctx);
   const dispatcher = new Dispatcher(registry, ctx, options.log);
   let closed = false;
   return {
@@ -48,9 +51,13 @@ export function createBackend(options: BackendOptions): Backend {
     dispatcher,
     events: bus,
     ctx,
+    async shutdown() {
+      if (!closed) await shutdownTraining(ctx);
+    },
     close() {
       if (closed) return;
       closed = true;
+      detachTraining(ctx);
       closeDatabase(db);
     },
   };

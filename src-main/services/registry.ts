@@ -5,11 +5,13 @@ import type { MethodName } from '../contract/index';
 import { systemHandlers } from './system';
 import { datasetsHandlers } from './datasets';
 import { runsHandlers } from './runs';
+import { trainingHandlers } from './training';
 
 export const registry = {
   ...systemHandlers,
   ...datasetsHandlers,
   ...runsHandlers,
+  ...trainingHandlers,
 } satisfies Handlers<MethodName>;
 
 export type Registry = Handlers<MethodName>;

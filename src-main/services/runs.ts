@@ -3,7 +3,8 @@ import { ApiError } from '../contract/errors';
 import type { Run } from '../contract/runs';
 import { handlers } from './context';
 import type { Database } from '../storage/database';
-import { getRun, listMetrics, listRuns, type RunSummaryRow } from '../storage/runs-queries';
+import { getRun, listRuns, type RunSummaryRow } from '../storage/runs-queries';
+import { metricSeries } from '../jobs/store';
 
 export function toRun(r: RunSummaryRow): Run {
   let config: Record<string, unknown> = {};
@@ -43,6 +44,6 @@ export const runsHandlers = handlers({
   'runs.get': (p, ctx) => toRun(requireRun(ctx.db, p.id)),
   'runs.metrics': (p, ctx) => {
     requireRun(ctx.db, p.id);
-    return { points: listMetrics(ctx.db, p.id, p.name) };
+    return metricSeries(ctx.db, p.id, { names: p.names ?? (p.name ? [p.name] : undefined), sinceStep: p.sinceStep });
   },
 });

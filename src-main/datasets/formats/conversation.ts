@@ -9,8 +9,8 @@ import type { JsonRecord } from '../read';
 /** Does this record look like a conversation record (either form)? */
 export function conversationKind(v: unknown): 'llava' | 'messages' | undefined {
   if (!isRecord(v)) return undefined;
-  if (Array.isArray(v.conversations)) return 'llava';
-  if (Array.isArray(v.messages)) return 'messages';
+  if ('conversations' in v) return 'llava';
+  if ('messages' in v) return 'messages';
   return undefined;
 }
 

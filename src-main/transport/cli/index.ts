@@ -3,9 +3,12 @@ import type { CommandGroup } from './command';
 import { serveCommand } from './serve';
 import { datasetsCommand } from './datasets';
 import { runsCommand } from './runs';
+import { importCommand, exportCommand } from './import';
 
 export const commandGroups: CommandGroup[] = [
   serveCommand,
   datasetsCommand,
   runsCommand,
+  importCommand,
+  exportCommand,
 ];

@@ -1,0 +1,240 @@
+// Dataset contents behind the contract (contract/datasets-io.ts): import/export, items and labels, tags,
+// splits, undo/redo, lint and the tokenized preview. The work is done in src-main/datasets/.
+import { isAbsolute, join, resolve } from 'node:path';
+import { ApiError } from '../contract/errors';
+import type { Item } from '../contract/datasets-io';
+import { handlers, type ServiceContext } from './context';
+import { exportDataset } from '../datasets/export';
+import { historyState } from '../datasets/history';
+import { importDataset } from '../datasets/import';
+import { lintDataset, listLintResults } from '../datasets/lint';
+import { renderSetupFromFolder } from '../datasets/model-setup';
+import * as ops from '../datasets/ops';
+import { getFullItem, itemProvenance, listItems, tagCounts } from '../datasets/query';
+import { previewItem } from '../datasets/render';
+import { resolveInside } from '../datasets/paths';
+import { splitDataset } from '../datasets/split';
+import type { FullItem } from '../datasets/rows';
+import { ImportError, formatProblem } from '../datasets/types';
+
+function toItem(it: FullItem, datasetId: number): Item {
+  return { ...it, datasetId } as Item;
+}
+
+function requireDatasetId(ctx: ServiceContext, id: number, field = 'datasetId'): void {
+  if (!ctx.db.prepare('SELECT 1 FROM datasets WHERE id = ?').get(id)) throw new ApiError('not_found', `dataset ${id} does not exist`, field);
+}
+
+/** Run a datasets-area function, mapping its errors to ApiErrors that keep the field. */
+async function guard<T>(fn: () => T | Promise<T>, field?: string): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    if (err instanceof ops.DatasetOpError) throw new ApiError(err.code, err.message, err.field);
+    if (err instanceof ImportError) throw new ApiError('invalid_request', err.message, field);
+    throw err;
+  }
+}
+
+function changed(ctx: ServiceContext, datasetId: number, reason: string): void {
+  ctx.emit('items.changed', { datasetId, reason });
+  ctx.emit('datasets.changed', { kind: 'updated', id: datasetId });
+}
+
+function modelDir(ctx: ServiceContext, modelId: number): string {
+  const row = ctx.db.prepare('SELECT path FROM models WHERE id = ?').get(modelId) as { path: string } | undefined;
+  if (!row) throw new ApiError('not_found', `model ${modelId} does not exist`, 'modelId');
+  return isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
+}
+
+function modelSetup(ctx: ServiceContext, modelId: number) {
+  try {
+    return renderSetupFromFolder(modelDir(ctx, modelId));
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw new ApiError('unavailable', `model ${modelId} cannot be used for tokenization: ${(err as Error).message}`, 'modelId');
+  }
+}
+
+const MAX_LISTED = 1000;
+
+export const datasetIoHandlers = handlers({
+  'datasets.import': async (p, ctx) => {
+    if (p.dataset !== undefined && p.datasetId !== undefined) throw new ApiError('invalid_request', 'give dataset (a name) or datasetId, not both', 'datasetId');
+    if (p.datasetId !== undefined) requireDatasetId(ctx, p.datasetId);
+    const existed = p.dataset !== undefined && !!ctx.db.prepare('SELECT 1 FROM datasets WHERE name = ?').get(p.dataset);
+    let last = 0;
+    const rep = await guard(
+      () =>
+        importDataset(ctx.db, ctx.dataDir, resolve(p.path), {
+          dataset: p.datasetId ?? p.dataset,
+          format: p.format,
+          strict: p.strict,
+          imageRoot: p.imageRoot,
+          textColumn: p.textColumn,
+          imageColumn: p.imageColumn,
+          onProgress: (done, total) => {
+            const now = Date.now();
+            if (done === total || now - last > 250) {
+              last = now;
+              ctx.emit('datasets.importProgress', { path: p.path, done, total });
+            }
+          },
+        }),
+      'path',
+    );
+    ctx.emit('datasets.changed', { kind: existed || p.datasetId !== undefined ? 'updated' : 'created', id: rep.datasetId });
+    ctx.emit('items.changed', { datasetId: rep.datasetId, reason: 'import' });
+    return {
+      ...rep,
+      skipped: rep.skipped.slice(0, MAX_LISTED),
+      skippedCount: rep.skipped.length,
+      warnings: rep.warnings.slice(0, MAX_LISTED),
+      warningCount: rep.warnings.length,
+    };
+  },
+  'datasets.export': (p, ctx) => {
+    requireDatasetId(ctx, p.datasetId);
+    try {
+      return exportDataset(ctx.db, ctx.dataDir, p.datasetId, resolve(p.dir), {
+        format: p.format,
+        split: p.split,
+        itemIds: p.itemIds,
+        captionPrompt: p.captionPrompt,
+        lenslabFields: p.lenslabFields,
+        overwrite: p.overwrite,
+      });
+    } catch (err) {
+      if (/not empty/.test((err as Error).message)) throw new ApiError('conflict', (err as Error).message, 'dir');
+      throw err;
+    }
+  },
+  'items.list': (p, ctx) => {
+    requireDatasetId(ctx, p.datasetId);
+    const { items, total } = listItems(ctx.db, p.datasetId, p);
+    return { items: items.map((it) => toItem(it, p.datasetId)), total };
+  },
+  'items.get': (p, ctx) => {
+    const it = getFullItem(ctx.db, p.id);
+    if (!it) throw new ApiError('not_found', `item ${p.id} does not exist`, 'id');
+    return { ...toItem(it, it.datasetId), provenance: itemProvenance(ctx.db, p.id) };
+  },
+  'items.add': async (p, ctx) => {
+    requireDatasetId(ctx, p.datasetId);
+    const items = p.items.map((it, i) => {
+      let image;
+      if (it.imagePath !== undefined) {
+        const abs = resolve(it.imagePath);
+        const r = resolveInside([abs], abs, abs);
+        if (!r.ok) throw new ApiError('invalid_request', `${it.imagePath}: ${r.reason}`, `items.${i}.imagePath`);
+        image = { path: r.path, original: it.imagePath };
+      }
+      return { image, annotations: it.annotations, tags: it.tags, split: it.split };
+    });
+    const ids = await guard(() => ops.addItems(ctx.db, ctx.dataDir, p.datasetId, items));
+    changed(ctx, p.datasetId, 'add');
+    return { ids, history: historyState(ctx.db, p.datasetId) };
+  },
+  'items.delete': async (p, ctx) => {
+    const n = await guard(() => ops.deleteItems(ctx.db, p.datasetId, p.itemIds));
+    changed(ctx, p.datasetId, 'delete');
+    return { changed: n, history: historyState(ctx.db, p.datasetId) };
+  },
+  'items.setAnnotations': async (p, ctx) => {
+    const ids = await guard(() => ops.setAnnotations(ctx.db, p.datasetId, p.itemId, p.annotations));
+    changed(ctx, p.datasetId, 'edit');
+    return { ids, history: historyState(ctx.db, p.datasetId) };
+  },
+  'annotations.add': async (p, ctx) => {
+    const id = await guard(() => ops.addAnnotation(ctx.db, p.datasetId, p.itemId, p.annotation, p.position));
+    changed(ctx, p.datasetId, 'edit');
+    return { id, history: historyState(ctx.db, p.datasetId) };
+  },
+  'annotations.update': async (p, ctx) => {
+    const row = ctx.db.prepare('SELECT a.kind, i.dataset_id AS ds FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.id = ?').get(p.id) as { kind: string; ds: number } | undefined;
+    if (!row) throw new ApiError('not_found', `annotation ${p.id} does not exist`, 'id');
+    if (row.kind !== p.annotation.kind) throw new ApiError('invalid_request', `annotation ${p.id} is a ${row.kind}, not a ${p.annotation.kind}`, 'annotation.kind');
+    const did = await guard(() => ops.updateAnnotation(ctx.db, p.id, p.annotation.data));
+    if (did) changed(ctx, row.ds, 'edit');
+    return { changed: did ? 1 : 0, history: historyState(ctx.db, row.ds) };
+  },
+  'annotations.delete': async (p, ctx) => {
+    const row = ctx.db.prepare('SELECT i.dataset_id AS ds FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.id = ?').get(p.id) as { ds: number } | undefined;
+    if (!row) throw new ApiError('not_found', `annotation ${p.id} does not exist`, 'id');
+    await guard(() => ops.deleteAnnotation(ctx.db, p.id));
+    changed(ctx, row.ds, 'edit');
+    return { changed: 1, history: historyState(ctx.db, row.ds) };
+  },
+  'items.tag': async (p, ctx) => {
+    const n = await guard(() => ops.addTags(ctx.db, p.datasetId, p.itemIds, p.tags));
+    changed(ctx, p.datasetId, 'tag');
+    return { changed: n, history: historyState(ctx.db, p.datasetId) };
+  },
+  'items.untag': async (p, ctx) => {
+    const n = await guard(() => ops.removeTags(ctx.db, p.datasetId, p.itemIds, p.tags));
+    changed(ctx, p.datasetId, 'tag');
+    return { changed: n, history: historyState(ctx.db, p.datasetId) };
+  },
+  'items.setSplit': async (p, ctx) => {
+    const n = await guard(() => ops.setSplit(ctx.db, p.datasetId, p.itemIds, p.split));
+    changed(ctx, p.datasetId, 'split');
+    return { changed: n, history: historyState(ctx.db, p.datasetId) };
+  },
+  'items.replaceText': async (p, ctx) => {
+    const n = await guard(() => ops.replaceText(ctx.db, p.datasetId, p.itemIds, p.find, p.replace, { regex: p.regex, caseSensitive: p.caseSensitive, scope: p.scope }));
+    changed(ctx, p.datasetId, 'edit');
+    return { changed: n, history: historyState(ctx.db, p.datasetId) };
+  },
+  'datasets.tags': (p, ctx) => {
+    requireDatasetId(ctx, p.datasetId);
+    return { tags: tagCounts(ctx.db, p.datasetId) };
+  },
+  'datasets.split': async (p, ctx) => {
+    const r = await guard(() => splitDataset(ctx.db, p.datasetId, { seed: p.seed, train: p.train, val: p.val, test: p.test, stratifyBy: p.stratifyBy }));
+    changed(ctx, p.datasetId, 'split');
+    return { ...r, history: historyState(ctx.db, p.datasetId) };
+  },
+  'datasets.undo': async (p, ctx) => {
+    const label = await guard(() => ops.undo(ctx.db, p.datasetId));
+    if (label !== undefined) changed(ctx, p.datasetId, 'undo');
+    return { label: label ?? null, history: historyState(ctx.db, p.datasetId) };
+  },
+  'datasets.redo': async (p, ctx) => {
+    const label = await guard(() => ops.redo(ctx.db, p.datasetId));
+    if (label !== undefined) changed(ctx, p.datasetId, 'redo');
+    return { label: label ?? null, history: historyState(ctx.db, p.datasetId) };
+  },
+  'datasets.history': (p, ctx) => {
+    requireDatasetId(ctx, p.datasetId);
+    return historyState(ctx.db, p.datasetId);
+  },
+  'datasets.lint': async (p, ctx) => {
+    requireDatasetId(ctx, p.datasetId);
+    let model;
+    if (p.modelId !== undefined) {
+      const setup = modelSetup(ctx, p.modelId);
+      model = { ...setup, contextLength: p.contextLength ?? setup.contextLength };
+    } else if (p.contextLength !== undefined) {
+      throw new ApiError('invalid_request', 'contextLength needs a modelId (its tokenizer counts the tokens)', 'contextLength');
+    }
+    const r = await lintDataset(ctx.db, ctx.dataDir, p.datasetId, { deep: p.deep, model });
+    return { datasetId: r.datasetId, items: r.items, counts: r.counts as Record<string, number>, itemsWithErrors: r.itemsWithErrors, findings: r.findings };
+  },
+  'datasets.lintResults': (p, ctx) => {
+    requireDatasetId(ctx, p.datasetId);
+    return { findings: listLintResults(ctx.db, p.datasetId, { rule: p.rule, severity: p.severity, itemId: p.itemId }) };
+  },
+  'items.preview': (p, ctx) => {
+    const it = getFullItem(ctx.db, p.itemId);
+    if (!it) throw new ApiError('not_found', `item ${p.itemId} does not exist`, 'itemId');
+    const setup = modelSetup(ctx, p.modelId);
+    try {
+      return { contextLength: setup.contextLength, conversations: previewItem({ annotations: it.annotations, hasImage: !!it.image }, setup, { captionPrompt: p.captionPrompt }) };
+    } catch (err) {
+      throw new ApiError('invalid_request', `item ${p.itemId}: ${(err as Error).message}`, 'itemId');
+    }
+  },
+});
+
+void formatProblem;

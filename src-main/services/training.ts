@@ -1,0 +1,389 @@
+// Training runs and evaluations: one JobRunner per backend (each run in its own process), its events forwarded
+// to clients (runs.progress / runs.status / runs.eval / runs.checkpoint / runs.log) and stored in SQLite by the
+// runner. Every check that can fail (hyperparameters, data against the model, memory) runs before a run row is
+// created or a process starts, and is answered as invalid_request naming the field.
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ApiError } from '../contract/errors';
+import type { Checkpoint, Evaluation, MemoryEstimateData, PredictionData } from '../contract/training';
+import { handlers, type ServiceContext } from './context';
+import { requireRun, toRun } from './runs';
+import { requireDataset } from './datasets';
+import type { Database } from '../storage/database';
+import { getRun, insertRun, deleteRun } from '../storage/runs-queries';
+import { JobRunner, type JobRunnerOptions, type RunnerEvent } from '../jobs/runner';
+import { listCheckpointRows, loadJobSpec } from '../jobs/store';
+import { finalDir } from '../jobs/driver';
+import { loadTrainerModule, TRAINERS } from '../jobs/trainer';
+import type { JobSpec } from '../jobs/protocol';
+import { HparamsError } from '../training/hparams';
+import { SampleError } from '../training/batching';
+import { memoryRefusal, type MemoryEstimate } from '../training/memory';
+import { snapshotDataset, writeSnapshot } from '../training/data';
+import { checkVlmRun, MemoryRefusalError, VlmCheckError, type VlmCheck } from '../training/vlm-config';
+import { compareResults, type EvalRunResult } from '../eval/evaluate';
+import { decodeReferences, getEvaluation, loadEvaluationResult, type EvaluationRow } from '../eval/store';
+
+// ------------------------------------------------------------------------------------------------ runtime
+
+interface Runtime {
+  runner: JobRunner;
+  off: () => void;
+}
+
+const runtimes = new WeakMap<Database, Runtime>();
+
+/**
+ * How job processes are started. Plain Node / tsx: the TypeScript entry under tsx (the defaults). Electron: its
+ * binary as Node (ELECTRON_RUN_AS_NODE=1) and a built .js entry, given by LENSLAB_JOB_ENTRY.
+ */
+export function jobRunnerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<JobRunnerOptions, 'db'> {
+  const entry = env.LENSLAB_JOB_ENTRY || undefined;
+  const electron = !!process.versions.electron;
+  return {
+    entry,
+    execArgv: entry?.endsWith('.js') || entry?.endsWith('.mjs') ? [] : undefined,
+    execPath: electron ? process.execPath : undefined,
+    env: electron ? { ...env, ELECTRON_RUN_AS_NODE: '1' } : undefined,
+  };
+}
+
+const finite = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Number.isFinite(v) ? v : null]));
+
+function forward(ctx: ServiceContext, e: RunnerEvent): void {
+  const { runId } = e;
+  switch (e.type) {
+    case 'progress':
+      ctx.emit('runs.progress', {
+        runId,
+        step: e.step,
+        totalSteps: e.totalSteps,
+        metrics: finite({
+          loss: e.loss,
+          lr: e.lr,
+          grad_norm: e.gradNorm,
+          samples_per_sec: e.samplesPerSec,
+          tokens_per_sec: e.tokensPerSec,
+          eta_sec: e.etaSec,
+          ...(e.epoch === undefined ? {} : { epoch: e.epoch }),
+        }),
+      });
+      break;
+    case 'status':
+      ctx.emit('runs.status', { runId, status: e.status, error: e.error });
+      break;
+    case 'eval':
+      ctx.emit('runs.eval', { runId, step: e.step, metrics: finite(e.metrics), evaluationId: e.evaluationId ?? null });
+      break;
+    case 'checkpoint':
+      ctx.emit('runs.checkpoint', { runId, step: e.step, path: e.path, bytes: e.bytes, pruned: e.pruned });
+      break;
+    case 'log':
+      ctx.emit('runs.log', { runId, level: e.level, message: e.message });
+      break;
+    case 'failed':
+      ctx.emit('runs.log', { runId, level: 'error', message: e.message });
+      break;
+  }
+}
+
+/** The backend's job runner (created on first use). */
+export function trainingRuntime(ctx: ServiceContext): Runtime {
+  let rt = runtimes.get(ctx.db);
+  if (!rt) {
+    const runner = new JobRunner({ db: ctx.db, ...jobRunnerOptionsFromEnv() });
+    const off = runner.subscribe((e) => {
+      try {
+        forward(ctx, e);
+      } catch (err) {
+        console.error('[lenslab] could not forward a training event:', err);
+      }
+    });
+    rt = { runner, off };
+    runtimes.set(ctx.db, rt);
+  }
+  return rt;
+}
+
+/** At backend start: runs left 'running' by a process that is gone become 'interrupted' (resumable). */
+export function recoverTraining(ctx: ServiceContext): number[] {
+  return trainingRuntime(ctx).runner.recover();
+}
+
+/** Pause every running job (each finishes its step and checkpoints) and stop forwarding events. */
+export async function shutdownTraining(ctx: ServiceContext): Promise<void> {
+  const rt = runtimes.get(ctx.db);
+  if (!rt) return;
+  await rt.runner.shutdown();
+  rt.off();
+  runtimes.delete(ctx.db);
+}
+
+/** Stop forwarding and let go of running jobs at once (before the database closes); they pause themselves. */
+export function detachTraining(ctx: ServiceContext): void {
+  const rt = runtimes.get(ctx.db);
+  if (!rt) return;
+  rt.off();
+  rt.runner.detach();
+  runtimes.delete(ctx.db);
+}
+
+// ------------------------------------------------------------------------------------------------ helpers
+
+/** The folder of a model reference: a registered model's path (relative to the data dir) or a folder on disk. */
+export function resolveModel(ctx: ServiceContext, ref: { id: number } | { path: string }): { dir: string; modelId: number | null } {
+  let dir: string;
+  let modelId: number | null = null;
+  if ('id' in ref) {
+    const row = ctx.db.prepare('SELECT id, path FROM models WHERE id = ?').get(ref.id) as { id: number; path: string } | undefined;
+    if (!row) throw new ApiError('not_found', `model ${ref.id} does not exist`, 'model.id');
+    dir = isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
+    modelId = row.id;
+  } else dir = resolve(ref.path);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ApiError('invalid_request', `model folder ${dir} does not exist`, 'id' in ref ? 'model.id' : 'model.path');
+  return { dir, modelId };
+}
+
+/** Training check failures as API errors naming the field. */
+export function toTrainingError(e: unknown, fallbackField = 'hparams'): unknown {
+  if (e instanceof ApiError) return e;
+  if (e instanceof HparamsError) {
+    const f = e.issues.find((i) => i.field)?.field;
+    return new ApiError('invalid_request', e.message, f ? `hparams.${f}` : 'hparams');
+  }
+  if (e instanceof SampleError) return new ApiError('invalid_request', `the data does not fit the model: ${e.message}`, 'data');
+  if (e instanceof VlmCheckError) return new ApiError('invalid_request', e.message, e.field);
+  if (e instanceof MemoryRefusalError) return new ApiError('invalid_request', e.message, 'hparams');
+  if (e instanceof Error) return new ApiError('invalid_request', e.message, fallbackField);
+  return e;
+}
+
+function toMemory(m: MemoryEstimate): MemoryEstimateData {
+  return { ...m, breakdown: { ...m.breakdown }, params: { ...m.params } };
+}
+
+function checkVlm(ctx: ServiceContext, p: { model: { id: number } | { path: string }; data: { datasetId: number; trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' }; hparams: Record<string, unknown>; evalMaxItems?: number }, refuseMemory: boolean) {
+  const model = resolveModel(ctx, p.model);
+  requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
+  const snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
+  let check: VlmCheck;
+  try {
+    check = checkVlmRun({
+      modelDir: model.dir,
+      snapshot,
+      trainSplit: p.data.trainSplit,
+      evalSplit: p.data.evalSplit,
+      hparams: p.hparams,
+      evalMaxItems: p.evalMaxItems,
+      refuseMemory,
+    });
+  } catch (e) {
+    throw toTrainingError(e);
+  }
+  return { model, snapshot, check };
+}
+
+function runBusyError(e: unknown, field = 'id'): unknown {
+  if (e instanceof Error && !(e instanceof ApiError)) return new ApiError('conflict', e.message, field);
+  return e;
+}
+
+function toCheckpoint(r: ReturnType<typeof listCheckpointRows>[number]): Checkpoint {
+  let metrics: Record<string, number | null> = {};
+  try {
+    metrics = JSON.parse(r.metrics_json) as Record<string, number | null>;
+  } catch {
+    /* shown as {} */
+  }
+  return { id: r.id, runId: r.run_id, step: r.step, kind: r.kind, path: r.path, bytes: r.bytes, metrics, createdAt: r.created_at };
+}
+
+export function toEvaluation(db: Database, r: EvaluationRow): Evaluation {
+  const config = safeJson(r.config_json);
+  const count = (db.prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?').get(r.id) as { n: number }).n;
+  return {
+    id: r.id,
+    runId: r.run_id,
+    checkpointId: r.checkpoint_id,
+    step: typeof config.step === 'number' ? config.step : null,
+    modelId: r.model_id,
+    datasetId: r.dataset_id,
+    split: r.split,
+    task: typeof config.task === 'string' ? config.task : null,
+    config,
+    status: r.status,
+    metrics: safeJson(r.metrics_json) as Record<string, number | null>,
+    predictionCount: count,
+    error: r.error,
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+function safeJson(s: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(s) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function requireEvaluation(db: Database, id: number, field = 'id'): EvaluationRow {
+  const row = getEvaluation(db, id);
+  if (!row) throw new ApiError('not_found', `evaluation ${id} does not exist`, field);
+  return row;
+}
+
+function loadCompleted(db: Database, id: number, field: string): EvalRunResult {
+  const row = requireEvaluation(db, id, field);
+  if (row.status !== 'completed') throw new ApiError('conflict', `evaluation ${id} is ${row.status}, not completed`, field);
+  return loadEvaluationResult(db, id);
+}
+
+// ------------------------------------------------------------------------------------------------ handlers
+
+export const trainingHandlers = handlers({
+  'runs.estimate': (p, ctx) => {
+    const { check } = checkVlm(ctx, p, false);
+    return {
+      memory: toMemory(check.memory),
+      plan: { ...check.plan, trainSamples: check.trainSamples, evalSamples: check.evalSamples, longestSample: check.longestSample },
+      refusal: memoryRefusal(check.memory),
+    };
+  },
+
+  'runs.start': async (p, ctx) => {
+    const { runner } = trainingRuntime(ctx);
+    if (p.trainer !== 'vlm' && !(p.trainer in TRAINERS)) throw new ApiError('invalid_request', `unknown trainer "${p.trainer}" (known: ${Object.keys(TRAINERS).join(', ')})`, 'trainer');
+    const outDirOf = (id: number) => (p.outDir ? resolve(p.outDir) : join(ctx.dataDir, 'runs', String(id)));
+    let spec: (outDir: string) => JobSpec;
+    let validated: { totalSteps: number | null; memory?: MemoryEstimate };
+    let row: { name: string; modelId: number | null; datasetId: number | null; config: Record<string, unknown> };
+    let snapshotFor: ((outDir: string) => void) | null = null;
+    if (p.trainer === 'vlm') {
+      if (!p.model) throw new ApiError('invalid_request', 'model is required for VLM training', 'model');
+      if (!p.data) throw new ApiError('invalid_request', 'data is required for VLM training', 'data');
+      const { model, snapshot, check } = checkVlm(ctx, { model: p.model, data: p.data, hparams: p.hparams, evalMaxItems: p.evalMaxItems }, true);
+      validated = { totalSteps: check.plan.totalSteps, memory: check.memory };
+      row = {
+        name: p.name ?? `${check.hp.method} on ${snapshot.source.name}`,
+        modelId: model.modelId,
+        datasetId: p.data.datasetId,
+        config: { trainer: 'vlm', model: p.model, data: p.data, hparams: check.hp, autoSplit: snapshot.autoSplit },
+      };
+      const data = p.data;
+      snapshotFor = (outDir) => writeSnapshot(join(outDir, 'data.json'), snapshot);
+      spec = (outDir) => ({
+        trainer: 'vlm',
+        outDir,
+        config: {
+          model: model.dir,
+          data: { file: join(outDir, 'data.json'), trainSplit: data.trainSplit, evalSplit: data.evalSplit },
+          hparams: p.hparams,
+          eval: { maxItems: p.evalMaxItems ?? 64 },
+        },
+      });
+    } else {
+      const config = { ...(p.options ?? {}), hparams: p.hparams };
+      try {
+        validated = (await loadTrainerModule(p.trainer)).validateConfig(config);
+      } catch (e) {
+        throw toTrainingError(e, 'options');
+      }
+      row = { name: p.name ?? `${p.trainer} run`, modelId: null, datasetId: null, config: { trainer: p.trainer, hparams: p.hparams, options: p.options ?? {} } };
+      spec = (outDir) => ({ trainer: p.trainer, outDir, config });
+    }
+    const run = insertRun(ctx.db, { ...row, totalSteps: validated.totalSteps });
+    const outDir = outDirOf(run.id);
+    try {
+      snapshotFor?.(outDir);
+      await runner.startJob(run.id, spec(outDir), { validated });
+    } catch (e) {
+      deleteRun(ctx.db, run.id);
+      throw toTrainingError(e);
+    }
+    return { run: toRun(requireRun(ctx.db, run.id)), memory: validated.memory ? toMemory(validated.memory) : null };
+  },
+
+  'runs.pause': async (p, ctx) => {
+    requireRun(ctx.db, p.id);
+    const { runner } = trainingRuntime(ctx);
+    if (!runner.isActive(p.id)) throw new ApiError('conflict', `run ${p.id} is ${getRun(ctx.db, p.id)!.status}, not running`, 'id');
+    await runner.pause(p.id);
+    return toRun(requireRun(ctx.db, p.id));
+  },
+
+  'runs.resume': async (p, ctx) => {
+    requireRun(ctx.db, p.id);
+    const { runner } = trainingRuntime(ctx);
+    runner.recover();
+    try {
+      await runner.resume(p.id);
+    } catch (e) {
+      throw runBusyError(e);
+    }
+    return toRun(requireRun(ctx.db, p.id));
+  },
+
+  'runs.cancel': async (p, ctx) => {
+    requireRun(ctx.db, p.id);
+    const { runner } = trainingRuntime(ctx);
+    try {
+      await runner.cancel(p.id);
+    } catch (e) {
+      throw runBusyError(e);
+    }
+    return toRun(requireRun(ctx.db, p.id));
+  },
+
+  'runs.checkpoints': (p, ctx) => {
+    requireRun(ctx.db, p.id);
+    const spec = loadJobSpec(ctx.db, p.id);
+    const fin = spec ? finalDir(spec.outDir) : null;
+    return { checkpoints: listCheckpointRows(ctx.db, p.id).map(toCheckpoint), finalDir: fin && existsSync(fin) ? fin : null };
+  },
+
+  'evaluations.list': (p, ctx) => {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (p.runId !== undefined) {
+      where.push('run_id = ?');
+      args.push(p.runId);
+    }
+    if (p.datasetId !== undefined) {
+      where.push('dataset_id = ?');
+      args.push(p.datasetId);
+    }
+    const rows = ctx.db
+      .prepare(`SELECT * FROM evaluations${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC`)
+      .all(...args) as EvaluationRow[];
+    return { evaluations: rows.map((r) => toEvaluation(ctx.db, r)) };
+  },
+
+  'evaluations.get': (p, ctx) => toEvaluation(ctx.db, requireEvaluation(ctx.db, p.id)),
+
+  'evaluations.predictions': (p, ctx) => {
+    requireEvaluation(ctx.db, p.id);
+    const total = (ctx.db.prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?').get(p.id) as { n: number }).n;
+    const rows = ctx.db
+      .prepare('SELECT id, item_id, prompt, output, reference, scores_json FROM predictions WHERE evaluation_id = ? ORDER BY id LIMIT ? OFFSET ?')
+      .all(p.id, p.limit, p.offset) as { id: number; item_id: number | null; prompt: string; output: string; reference: string | null; scores_json: string }[];
+    const predictions: PredictionData[] = rows.map((r) => {
+      const { key, ...scores } = safeJson(r.scores_json) as { key?: string | number } & Record<string, number | null>;
+      return { id: r.id, itemId: r.item_id, key: key ?? null, prompt: r.prompt, output: r.output, references: decodeReferences(r.reference), scores };
+    });
+    return { predictions, total };
+  },
+
+  'evaluations.compare': (p, ctx) => {
+    const base = loadCompleted(ctx.db, p.baseId, 'baseId');
+    const tuned = loadCompleted(ctx.db, p.tunedId, 'tunedId');
+    try {
+      const c = compareResults(base, tuned);
+      return { task: c.task, metrics: c.metrics, items: c.items.map(({ key, prompt, references, base: b, tuned: t, change }) => ({ key, prompt, references, base: b, tuned: t, change })) };
+    } catch (e) {
+      throw new ApiError('invalid_request', (e as Error).message, 'tunedId');
+    }
+  },
+});

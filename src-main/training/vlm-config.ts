@@ -1,0 +1,197 @@
+// The VLM trainer's config and the checks that run before any work: hyperparameters, the model folder (a LLaVA
+// with tokenizer and chat template), every training sample rendered with the model's template and tokenizer
+// (datasets/render.ts) and checked against the model (length, vocabulary, images), the step plan, and the memory
+// estimate (refused, with suggestions, when it does not fit). Used in the parent (service / CLI) before a job
+// process starts, and again in the job process to build the same samples.
+import { z } from 'zod';
+import { loadHfFolder, type HfModel } from '../models/hf-folder';
+import type { LlavaModelConfig } from '../models/config';
+import { RenderError, renderItem, type RenderSetup } from '../datasets/render';
+import { assertSamplesFit, SampleError, type RenderedSample, type SampleProblem } from './batching';
+import { parseHparams, planRun, HparamsError, type Hparams, type RunPlan } from './hparams';
+import { estimateTrainingMemory, memoryRefusal, shapeFromLlavaConfig, type MemoryEstimate } from './memory';
+import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type DataSnapshot, type GenItem } from './data';
+import type { EvalTask } from '../eval/metrics';
+
+export const vlmConfigSchema = z
+  .object({
+    /** The base model: a Hugging Face LLaVA folder (absolute path). */
+    model: z.string().min(1),
+    data: z
+      .object({
+        /** The run's data snapshot (training/data.ts), written when the run was created. */
+        file: z.string().min(1),
+        trainSplit: z.enum(['train', 'val', 'test']).default('train'),
+        evalSplit: z.enum(['train', 'val', 'test']).default('val'),
+      })
+      .strict(),
+    hparams: z.record(z.string(), z.unknown()).prefault({}),
+    eval: z
+      .object({
+        /** Items of the eval split generated at each evaluation (evenly spaced subset). */
+        maxItems: z.int().min(1).max(100_000).default(64),
+        maxNewTokens: z.int().min(1).max(4096).default(32),
+        task: z.enum(['vqa', 'caption']).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Test hooks. */
+    debug: z.object({ stepDelayMs: z.number().min(0).default(0) }).strict().prefault({}),
+  })
+  .strict();
+
+export type VlmConfigInput = z.input<typeof vlmConfigSchema>;
+export type VlmConfig = z.output<typeof vlmConfigSchema>;
+
+export function parseVlmConfig(config: unknown): VlmConfig {
+  const r = vlmConfigSchema.safeParse(config ?? {});
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new Error(`VLM trainer config: ${i.path.join('.') || '(root)'}: ${i.message}`);
+  }
+  return r.data;
+}
+
+/** The model cannot take this data / these settings; `field` names what to change. */
+export class VlmCheckError extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+    this.name = 'VlmCheckError';
+  }
+}
+
+/** Not enough memory; carries the estimate (with suggestions). */
+export class MemoryRefusalError extends Error {
+  constructor(readonly estimate: MemoryEstimate) {
+    super(memoryRefusal(estimate) ?? 'not enough memory');
+    this.name = 'MemoryRefusalError';
+  }
+}
+
+/** Open a model folder as a LLaVA with tokenizer and chat template, or throw naming what is missing. */
+export function openLlava(dir: string): HfModel & { config: LlavaModelConfig } {
+  let m: HfModel;
+  try {
+    m = loadHfFolder(dir);
+  } catch (e) {
+    throw new VlmCheckError(`model: ${(e as Error).message}`, 'model');
+  }
+  const fail = (msg: string) => {
+    m.close();
+    throw new VlmCheckError(`model ${dir}: ${msg}`, 'model');
+  };
+  if (m.config.kind !== 'llava') fail(`is a ${m.config.modelType} model; training needs a LLaVA (vision + language) model`);
+  if (!m.tokenizer) fail('has no tokenizer.json');
+  if (!m.chatTemplate) fail('has no chat template (tokenizer_config.json chat_template or chat_template.jinja)');
+  return m as HfModel & { config: LlavaModelConfig };
+}
+
+export function renderSetupFor(m: HfModel & { config: LlavaModelConfig }): RenderSetup {
+  return { template: m.chatTemplate!, tokenizer: m.tokenizer!, image: { tokenId: m.config.imageTokenIndex, count: m.config.numImageTokens } };
+}
+
+/** Every conversation of the items rendered for training; items the template cannot render are SampleErrors. */
+export function renderSamples(items: readonly DataItem[], setup: RenderSetup): { samples: (RenderedSample & { item: number })[]; problems: SampleProblem[] } {
+  const samples: (RenderedSample & { item: number })[] = [];
+  const problems: SampleProblem[] = [];
+  items.forEach((it, i) => {
+    try {
+      for (const s of renderItem({ id: it.key, annotations: it.annotations, hasImage: it.image !== null }, setup)) samples.push({ ...s, item: i });
+    } catch (e) {
+      if (!(e instanceof RenderError)) throw e;
+      problems.push({ index: i, key: it.key, message: e.message });
+    }
+  });
+  return { samples, problems };
+}
+
+export interface VlmCheck {
+  hp: Hparams;
+  plan: RunPlan;
+  memory: MemoryEstimate;
+  config: LlavaModelConfig;
+  trainSamples: number;
+  evalSamples: number;
+  longestSample: number;
+  evalTask: EvalTask;
+  evalItems: GenItem[];
+}
+
+/**
+ * Everything that can be checked without training. Throws HparamsError (names the field), SampleError (names the
+ * items), VlmCheckError (model / data) or MemoryRefusalError. `availableBytes` overrides the measured free memory.
+ */
+export function checkVlmRun(input: {
+  modelDir: string;
+  snapshot: DataSnapshot;
+  trainSplit?: 'train' | 'val' | 'test';
+  evalSplit?: 'train' | 'val' | 'test';
+  hparams: unknown;
+  evalMaxItems?: number;
+  evalTask?: EvalTask;
+  availableBytes?: number;
+  /** Throw MemoryRefusalError when the estimate does not fit (default true; false returns it with fits = false). */
+  refuseMemory?: boolean;
+}): VlmCheck {
+  const hp = parseHparams(input.hparams);
+  const trainSplit = input.trainSplit ?? 'train';
+  const evalSplit = input.evalSplit ?? 'val';
+  const trainItems = itemsOfSplit(input.snapshot, trainSplit);
+  const evalData = itemsOfSplit(input.snapshot, evalSplit);
+  if (trainItems.length === 0)
+    throw new VlmCheckError(`the dataset "${input.snapshot.source.name}" has no items in the ${trainSplit} split; assign a split first`, 'data');
+  const m = openLlava(input.modelDir);
+  try {
+    const setup = renderSetupFor(m);
+    const rendered = renderSamples(trainItems, setup);
+    if (rendered.problems.length) throw new SampleError(rendered.problems);
+    const vocabSize = m.config.text.vocabSize;
+    assertSamplesFit(rendered.samples, { maxSeqLen: hp.maxSeqLen, vocabSize, maxImagesPerSample: 1 });
+    const withoutImage = rendered.samples.filter((s) => s.imageCount === 0 && trainItems[s.item].image !== null);
+    if (withoutImage.length)
+      throw new SampleError(withoutImage.map((s) => ({ index: s.item, key: s.key ?? s.item, message: 'has an image but no <image> in its conversation' })));
+    const noFile = rendered.samples.filter((s) => s.imageCount > 0 && trainItems[s.item].image === null);
+    if (noFile.length) throw new SampleError(noFile.map((s) => ({ index: s.item, key: s.key ?? s.item, message: 'has <image> in its conversation but no image' })));
+    const ev = evalItems(evalData, { task: input.evalTask });
+    const evalSamples = renderSamples(evalData, setup).samples.length;
+    const plan = planRun(hp, { trainSamples: rendered.samples.length, evalSamples });
+    if (hp.maxSteps === undefined && plan.totalSteps === 0) throw new HparamsError([{ field: 'epochs', message: 'the run has no steps' }]);
+    const longest = Math.max(...rendered.samples.map((s) => s.ids.length));
+    const memory = estimateTrainingMemory(
+      shapeFromLlavaConfig(m.config),
+      { method: hp.method, rank: hp.rank, targetModules: hp.targetModules, dropout: hp.dropout, batchSize: hp.batchSize, maxSeqLen: longest, imagesPerSample: 1 },
+      { availableBytes: input.availableBytes },
+    );
+    if (!memory.fits && (input.refuseMemory ?? true)) throw new MemoryRefusalError(memory);
+    return {
+      hp,
+      plan,
+      memory,
+      config: m.config,
+      trainSamples: rendered.samples.length,
+      evalSamples,
+      longestSample: longest,
+      evalTask: ev.task,
+      evalItems: subsample(ev.items, input.evalMaxItems),
+    };
+  } finally {
+    m.close();
+  }
+}
+
+/** checkVlmRun for a job config (reads the snapshot file). */
+export function checkVlmConfig(cfg: VlmConfig, opts: { availableBytes?: number } = {}): VlmCheck {
+  return checkVlmRun({
+    modelDir: cfg.model,
+    snapshot: readSnapshot(cfg.data.file),
+    trainSplit: cfg.data.trainSplit,
+    evalSplit: cfg.data.evalSplit,
+    hparams: cfg.hparams,
+    evalMaxItems: cfg.eval.maxItems,
+    evalTask: cfg.eval.task,
+    availableBytes: opts.availableBytes,
+  });
+}

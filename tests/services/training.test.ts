@@ -1,0 +1,159 @@
+// Training runs through the dispatcher, as every transport calls them: start → progress events → completed,
+// pause / resume, cancel, metric series and checkpoints, refusals before any run exists; with the toy trainer
+// (a job process per run, the same runner the VLM trainer uses).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createBackend } from '../../src-main/services/backend';
+import type { ApiErrorData } from '../../src-main/contract/errors';
+import { insertRun, updateRunStatus } from '../../src-main/storage/runs-queries';
+import { saveJobSpec } from '../../src-main/jobs/store';
+import { tempDir } from '../helpers/tmp';
+
+const tmp = tempDir('training-svc-');
+const quiet = { error() {}, warn() {} };
+const backend = createBackend({ dataDir: tmp.dir, host: 'test', log: quiet });
+const seen: { event: string; payload: any }[] = [];
+backend.events.subscribe((event, payload) => seen.push({ event, payload }));
+after(async () => {
+  await backend.shutdown();
+  backend.close();
+  tmp.cleanup();
+});
+
+async function ok(method: string, params?: unknown): Promise<any> {
+  const env = await backend.dispatcher.dispatch(method, params);
+  if (!env.ok) assert.fail(`${method} failed: ${JSON.stringify(env.error)}`);
+  return env.result;
+}
+async function fail(method: string, params?: unknown): Promise<ApiErrorData> {
+  const env = await backend.dispatcher.dispatch(method, params);
+  if (env.ok) assert.fail(`${method} unexpectedly succeeded: ${JSON.stringify(env.result)}`);
+  return env.error;
+}
+const eventsOf = (runId: number, name: string) => seen.filter((s) => s.event === name && s.payload.runId === runId).map((s) => s.payload);
+function waitFor(pred: () => boolean, what: string, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (pred()) return resolve();
+      if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+const toy = (hp: Record<string, unknown>, debug: Record<string, unknown> = {}) => ({
+  trainer: 'toy',
+  hparams: { maxSteps: 30, batchSize: 8, lr: 0.05, seed: 3, saveEvery: 10, keepLastK: 2, evalEvery: 10, ...hp },
+  options: { data: { numSamples: 120, evalSamples: 40, dim: 5 }, debug },
+});
+
+test('start → progress events → completed, metrics and checkpoints stored', async () => {
+  const { run, memory } = await ok('runs.start', { name: 'toy A', ...toy({}) });
+  assert.equal(run.status, 'running');
+  assert.equal(run.totalSteps, 30);
+  assert.equal(memory, null);
+  await waitFor(() => eventsOf(run.id, 'runs.status').some((p) => p.status === 'completed'), 'completion');
+  const progress = eventsOf(run.id, 'runs.progress');
+  assert.deepEqual(progress.map((p) => p.step), Array.from({ length: 30 }, (_, i) => i + 1));
+  for (const p of progress) {
+    for (const k of ['loss', 'lr', 'grad_norm', 'samples_per_sec', 'tokens_per_sec', 'eta_sec']) assert.equal(typeof p.metrics[k], 'number', `${k} at step ${p.step}`);
+    assert.equal(p.totalSteps, 30);
+  }
+  assert.equal(progress.at(-1).metrics.eta_sec, 0);
+  assert.deepEqual(eventsOf(run.id, 'runs.eval').map((e) => e.step), [10, 20, 30]);
+  assert.deepEqual(eventsOf(run.id, 'runs.checkpoint').map((e) => e.step), [10, 20, 30]);
+
+  const done = await ok('runs.get', { id: run.id });
+  assert.equal(done.status, 'completed');
+  assert.equal(done.step, 30);
+  assert.equal(done.config.job.trainer, 'toy');
+
+  const m = await ok('runs.metrics', { id: run.id, names: ['loss', 'eval_accuracy'] });
+  assert.deepEqual(Object.keys(m.series).sort(), ['eval_accuracy', 'loss']);
+  assert.equal(m.series.loss.steps.length, 30);
+  assert.deepEqual(m.series.eval_accuracy.steps, [10, 20, 30]);
+  assert.ok(m.series.loss.values[29] < m.series.loss.values[0], 'loss goes down');
+  const since = await ok('runs.metrics', { id: run.id, names: ['lr'], sinceStep: 25 });
+  assert.deepEqual(since.series.lr.steps, [26, 27, 28, 29, 30]);
+  assert.equal((await ok('runs.metrics', { id: run.id, name: 'loss' })).points.length, 30, 'the one-name form still works');
+
+  const ck = await ok('runs.checkpoints', { id: run.id });
+  assert.deepEqual(ck.checkpoints.map((c: any) => c.step), [20, 30], 'keep-last-2 pruned the rows as well as the folders');
+  for (const c of ck.checkpoints) assert.ok(existsSync(join(c.path, 'manifest.json')), c.path);
+  assert.equal(typeof ck.checkpoints[1].metrics.accuracy, 'number');
+  assert.equal(ck.finalDir, join(tmp.dir, 'runs', String(run.id), 'final'));
+  assert.ok(existsSync(join(ck.finalDir, 'model.safetensors')));
+});
+
+test('pause, then resume to completion', async () => {
+  const { run } = await ok('runs.start', toy({ maxSteps: 40, saveEvery: 0 }, { stepDelayMs: 25 }));
+  await waitFor(() => eventsOf(run.id, 'runs.progress').length >= 3, 'a few steps');
+  const paused = await ok('runs.pause', { id: run.id });
+  assert.equal(paused.status, 'paused');
+  assert.ok(paused.step >= 3 && paused.step < 40, `paused at ${paused.step}`);
+  const ck = await ok('runs.checkpoints', { id: run.id });
+  assert.deepEqual(ck.checkpoints.map((c: any) => c.step), [paused.step], 'pausing wrote a checkpoint at the step reached');
+  assert.equal((await fail('runs.pause', { id: run.id })).code, 'conflict');
+
+  const resumed = await ok('runs.resume', { id: run.id });
+  assert.equal(resumed.status, 'running');
+  await waitFor(() => eventsOf(run.id, 'runs.status').some((p) => p.status === 'completed'), 'completion after resume');
+  const steps = eventsOf(run.id, 'runs.progress').map((p) => p.step);
+  assert.deepEqual(steps, Array.from({ length: 40 }, (_, i) => i + 1), 'no step repeated or skipped across the pause');
+  assert.equal((await fail('runs.resume', { id: run.id })).code, 'conflict', 'a completed run cannot be resumed');
+});
+
+test('cancel stops a running run and writes no checkpoint after it', async () => {
+  const { run } = await ok('runs.start', toy({ maxSteps: 200, saveEvery: 5, keepLastK: 1 }, { stepDelayMs: 20 }));
+  await waitFor(() => eventsOf(run.id, 'runs.progress').length >= 7, 'a few steps');
+  const r = await ok('runs.cancel', { id: run.id });
+  assert.equal(r.status, 'cancelled');
+  assert.ok(r.step < 200);
+  const root = join(tmp.dir, 'runs', String(run.id), 'checkpoints');
+  const dirs = readdirSync(root);
+  assert.ok(dirs.every((d) => /^step-\d+$/.test(d)), `no temp folders left: ${dirs}`);
+  const ck = await ok('runs.checkpoints', { id: run.id });
+  assert.ok(ck.checkpoints.every((c: any) => c.step % 5 === 0 && c.step <= r.step), 'only scheduled checkpoints, none at the cancel');
+  assert.equal(ck.finalDir, null);
+  assert.equal((await ok('runs.cancel', { id: run.id })).status, 'cancelled', 'cancelling again is harmless');
+});
+
+test('invalid hyperparameters and configs are refused before any run exists, naming the field', async () => {
+  const before = (await ok('runs.list')).runs.length;
+  const bad = await fail('runs.start', toy({ batchSize: 0 }));
+  assert.equal(bad.code, 'invalid_request');
+  assert.equal(bad.field, 'hparams.batchSize');
+  assert.match(bad.message, /batchSize \(--batch-size\)/);
+  const both = await fail('runs.start', toy({ epochs: 2 }));
+  assert.equal(both.field, 'hparams.maxSteps');
+  const warm = await fail('runs.start', toy({ warmupSteps: 30 }));
+  assert.equal(warm.field, 'hparams.warmupSteps');
+  const unknown = await fail('runs.start', { trainer: 'nope' });
+  assert.equal(unknown.field, 'trainer');
+  const noModel = await fail('runs.start', { hparams: {} });
+  assert.equal(noModel.field, 'model');
+  const opt = await fail('runs.start', { trainer: 'toy', options: { data: { dim: -1 } } });
+  assert.equal(opt.field, 'options');
+  assert.equal((await ok('runs.list')).runs.length, before, 'no run row was created');
+  assert.equal((await fail('runs.pause', { id: 9999 })).code, 'not_found');
+});
+
+test('a run left "running" by a dead process is interrupted at backend start and resumes', async () => {
+  // a run whose job process is gone: status running, a job spec, no live process
+  const run = insertRun(backend.db, { name: 'orphan', config: {} });
+  const outDir = join(tmp.dir, 'runs', 'orphan');
+  saveJobSpec(backend.db, run.id, { trainer: 'toy', outDir, config: toy({ maxSteps: 6 }).options && { ...toy({ maxSteps: 6 }).options, hparams: toy({ maxSteps: 6 }).hparams } });
+  updateRunStatus(backend.db, run.id, 'running');
+  const other = createBackend({ dataDir: tmp.dir, host: 'test', log: quiet });
+  try {
+    assert.equal((await other.dispatcher.call('runs.get', { id: run.id }) as any).status, 'interrupted');
+  } finally {
+    other.close();
+  }
+  const r = await ok('runs.resume', { id: run.id });
+  assert.equal(r.status, 'running');
+  await waitFor(() => eventsOf(run.id, 'runs.status').some((p) => p.status === 'completed'), 'completion of the resumed orphan');
+});
