@@ -88,6 +88,17 @@ test('VirtualGrid keeps the DOM small with 10,000 items and handles mouse and ke
   await page.getByText('10000 selected').waitFor();
   await page.keyboard.press('Escape');
   await page.getByText('0 selected').waitFor();
+
+  // Scrolling the focused cell out of the window (its element is recycled) leaves focus on the grid,
+  // and the next arrow key brings the focused item back.
+  await grid.evaluate((el) => {
+    el.scrollTop = 0;
+  });
+  await page.waitForSelector('[role=option][aria-posinset="1"]');
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('role')), 'listbox');
+  await page.keyboard.press('ArrowLeft');
+  await page.waitForFunction(() => document.activeElement?.getAttribute('aria-posinset') === '9999');
+  assert.equal(await cell(9999).getAttribute('aria-selected'), 'true');
   await page.close();
 });
 
