@@ -4,6 +4,10 @@ import { Graph, type Value } from '../../src-main/engine/graph/builder';
 import { attention, paddingMask } from '../../src-main/engine/ops/attention';
 import { gradients } from '../../src-main/engine/autodiff';
 import { matmul } from '../../src-main/engine/ops/matmul';
+import { add } from '../../src-main/engine/ops/elementwise';
+import { rmsNorm } from '../../src-main/engine/ops/norm';
+import { applyRotary, rangePositions, ropeCache } from '../../src-main/engine/ops/rotary';
+import { reshape, transpose } from '../../src-main/engine/ops/shape';
 import { gradcheck } from './gradcheck';
 import { assertAllClose, randomValues, runGraph } from './ops-run';
 
@@ -277,4 +281,61 @@ test('the backward recomputes the probabilities by default and reuses them with 
     const softmaxes = g.nodes.slice(before).filter((n) => n.opType === 'Softmax').length;
     assert.equal(softmaxes, saveProbs ? 0 : 1, `saveProbs ${saveProbs}`);
   }
+});
+
+/** A LLaMA/Qwen2 attention block: RMSNorm -> q/k/v projections -> heads -> RoPE -> GQA causal attention -> o_proj + x. */
+function llamaAttentionBlock(g: Graph, x: Value, wn: Value, wq: Value, wk: Value, wv: Value, wo: Value, ids: Value, mask: Value, nH: number, nKv: number, hd: number): Value {
+  const [Bn, T] = [x.shape![0] as number, x.shape![1] as number];
+  const h = rmsNorm(x, wn, { epsilon: 1e-6 });
+  const heads = (w: Value, n: number) => transpose(reshape(matmul(h, w), [Bn, T, n, hd]), [0, 2, 1, 3]);
+  const cache = ropeCache(g, rangePositions(ids), hd, 10000, { type: 'linear', factor: 2 }, x.dtype);
+  const a = attention(applyRotary(heads(wq, nH), cache), applyRotary(heads(wk, nKv), cache), heads(wv, nKv), { causal: true, mask }).out;
+  return add(matmul(reshape(transpose(a, [0, 2, 1, 3]), [Bn, T, nH * hd]), wo), x);
+}
+
+const blockInputs = (dtype: 'float64' | 'float32') => {
+  const [Bn, T, Dm, nH, nKv, hd] = [2, 4, 8, 4, 2, 4];
+  return {
+    dims: { Bn, T, Dm, nH, nKv, hd },
+    inputs: [
+      { name: 'x', shape: [Bn, T, Dm], dtype },
+      { name: 'wn', shape: [Dm], range: [0.5, 1.5] as [number, number], dtype },
+      { name: 'wq', shape: [Dm, nH * hd], dtype },
+      { name: 'wk', shape: [Dm, nKv * hd], dtype },
+      { name: 'wv', shape: [Dm, nKv * hd], dtype, grad: false }, // frozen
+      { name: 'wo', shape: [nH * hd, Dm], dtype },
+      { name: 'ids', shape: [Bn, T], dtype: 'int64' as const, values: new Array(Bn * T).fill(0) },
+      { name: 'mask', shape: [Bn, T], dtype: 'int64' as const, values: [1, 1, 1, 1, 1, 1, 1, 0] },
+    ],
+  };
+};
+
+test('LLaMA attention block (RMSNorm, projections, RoPE, GQA causal attention, o_proj) gradient wrt x and weights, float64', async () => {
+  const { dims, inputs } = blockInputs('float64');
+  await gradcheck({
+    inputs,
+    maxElems: 24,
+    build: (g, [x, wn, wq, wk, wv, wo, ids, mask]) => llamaAttentionBlock(g, x, wn, wq, wk, wv, wo, ids, mask, dims.nH, dims.nKv, dims.hd),
+  });
+});
+
+test('LLaMA attention block: float32 (fused RotaryEmbedding) forward matches float64 (rotation-matrix RoPE)', async () => {
+  const outs: Float64Array[] = [];
+  for (const dtype of ['float64', 'float32'] as const) {
+    const { dims, inputs } = blockInputs(dtype);
+    const feeds = inputs.map((inp, i) => ({
+      name: inp.name,
+      dtype: inp.dtype,
+      shape: inp.shape,
+      values: inp.values ?? randomValues(inp.shape.reduce((a, b) => a * b, 1), 100 + i, ...(inp.range ?? [-1, 1])),
+    }));
+    const [y] = await runGraph(feeds, (g, [x, wn, wq, wk, wv, wo, ids, mask]) => {
+      const out = llamaAttentionBlock(g, x, wn, wq, wk, wv, wo, ids, mask, dims.nH, dims.nKv, dims.hd);
+      const fused = g.nodes.filter((n) => n.opType === 'RotaryEmbedding').length;
+      assert.equal(fused, dtype === 'float32' ? 2 : 0, `${dtype}: RotaryEmbedding nodes`);
+      return out;
+    });
+    outs.push(y.data);
+  }
+  assertAllClose(outs[1], outs[0], 1e-5, 1e-5, 'float32 vs float64 block');
 });
