@@ -7,6 +7,7 @@ import { systemEvents, systemMethods } from './system';
 import { datasetsEvents, datasetsMethods } from './datasets';
 import { runsEvents, runsMethods } from './runs';
 import { trainingEvents, trainingMethods } from './training';
+import { datasetsIoEvents, datasetsIoMethods } from './datasets-io';
 import type { ApiErrorData } from './errors';
 
 export const methods = {
@@ -14,6 +15,7 @@ export const methods = {
   ...datasetsMethods,
   ...runsMethods,
   ...trainingMethods,
+  ...datasetsIoMethods,
 };
 
 export const events = {
@@ -21,6 +23,7 @@ export const events = {
   ...datasetsEvents,
   ...runsEvents,
   ...trainingEvents,
+  ...datasetsIoEvents,
 };
 
 export type Methods = typeof methods;

@@ -6,12 +6,14 @@ import { systemHandlers } from './system';
 import { datasetsHandlers } from './datasets';
 import { runsHandlers } from './runs';
 import { trainingHandlers } from './training';
+import { datasetIoHandlers } from './dataset-io';
 
 export const registry = {
   ...systemHandlers,
   ...datasetsHandlers,
   ...runsHandlers,
   ...trainingHandlers,
+  ...datasetIoHandlers,
 } satisfies Handlers<MethodName>;
 
 export type Registry = Handlers<MethodName>;
