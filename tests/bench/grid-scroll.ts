@@ -89,7 +89,7 @@ const server = await createServer({ configFile: join(here, '..', 'renderer', 'ga
 await server.listen();
 const base = server.resolvedUrls?.local[0] ?? '';
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  executablePath: process.env.LENSLAB_CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
 });

@@ -22,7 +22,7 @@ await server.listen();
 const base = server.resolvedUrls?.local[0];
 if (!base) throw new Error('vite did not report a URL');
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  executablePath: process.env.LENSLAB_CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
 });
