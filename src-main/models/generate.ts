@@ -1,0 +1,526 @@
+// Generation and scoring with a LLaVA (or text-only) model, optionally with a PEFT adapter merged in.
+//
+// Three ONNX graphs, built by llava.ts buildForwardGraph and compiled once into the engine's graph cache
+// (runtime/cache.ts compileCached, keyed by the model files' identity, the adapter's bytes and the graph options):
+//   prefill  input_ids [1,T], attention_mask [1,T], pixel_values [1,3,H,W] → logits of the last position
+//            + present.<i>.key/value [1, n_kv, T, head_dim] for every layer
+//   decode   input_ids [1,1], attention_mask [1,P+1], past_key_values.<i>.key/value [1,n_kv,P,hd] → logits + present
+//   score    (built on first score()) the full forward + per-token cross-entropy against shifted labels
+// Prompts are rendered exactly as for training (chat template → tokenizer with the same special-token rule as
+// datasets/render.ts → each <image> placeholder expanded to numImageTokens copies), so a fine-tuned model sees at
+// inference the very tokens it was trained on. Token choice and stopping are in sampling.ts.
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Session, type SessionOptions } from '../engine/runtime/session';
+import { compileCached } from '../engine/runtime/cache';
+import { ort, tensor } from '../engine/runtime/tensor';
+import { softmaxCrossEntropy } from '../engine/ops/loss';
+import { renderConversation, type RenderSetup } from '../datasets/render';
+import { ChatTemplate, LLAVA_CHAT_TEMPLATE } from './chat-template';
+import type { HfModel } from './hf-folder';
+import { loadHfFolder } from './hf-folder';
+import type { LensTokenizer } from './tokenizer';
+import type { ImageInput } from './image-processor';
+import { loadAdapter, type Adapter } from './peft';
+import { IO, buildForwardGraph, type ForwardGraphOptions } from './llava';
+import { Sampler, StopStrings, validateSamplingOptions, type FinishReason, type SamplingOptions } from './sampling';
+import type { LlavaModelConfig, TextModelConfig } from './config';
+
+export class GenerateError extends Error {}
+
+export const IMAGE_TAG = '<image>';
+
+export interface ChatTurn {
+  role: 'system' | 'user' | 'assistant' | string;
+  /** Plain text; "<image>" marks where the image goes (added before the first user turn's text when absent). */
+  content: string;
+}
+
+export interface GenerateRequest {
+  /** An image file path, encoded bytes, or decoded RGB; omit for text only. */
+  image?: ImageInput | null;
+  messages: ChatTurn[];
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Default: generation_config.json max_new_tokens, else 128; never past the model's context length. */
+  maxNewTokens?: number;
+  /** Stop when the text contains one of these (it is cut from the answer and never streamed). */
+  stop?: string[];
+  /** Checked between tokens: generation ends with finishReason 'cancelled' and the text so far. */
+  signal?: AbortSignal;
+  /** Called once per generated token (EOS included) with the text it adds (may be '' while held back). */
+  onToken?(t: { id: number; text: string }): void;
+  /** false: recompute the whole sequence every step instead of using the KV cache (reference path, slow). */
+  kvCache?: boolean;
+}
+
+export interface GenerateTimings {
+  /** Image preprocessing + prompt rendering. */
+  prepareMs: number;
+  prefillMs: number;
+  /** From the generate() call to the first token chosen. */
+  firstTokenMs: number;
+  /** Decode steps after the first token. */
+  decodeMs: number;
+  decodeTokens: number;
+  /** decodeTokens / decodeMs * 1000 (NaN with no decode step). */
+  tokensPerSecond: number;
+}
+
+export interface GenerateResult {
+  /** Every generated id, EOS included when the model produced it. */
+  ids: number[];
+  /** The answer: decoded without special tokens, cut at a stop string. */
+  text: string;
+  finishReason: FinishReason;
+  promptTokens: number;
+  timings: GenerateTimings;
+}
+
+export interface ScoreSample {
+  image?: ImageInput | null;
+  /** A conversation with at least one assistant turn: its tokens are the ones scored. */
+  messages: ChatTurn[];
+}
+
+export interface ScoreResult {
+  /** Mean negative log-likelihood (nats) per assistant token, NaN with none. */
+  loss: number;
+  /** Number of assistant tokens scored. */
+  tokens: number;
+}
+
+export interface GeneratorOptions {
+  /** Where compiled graphs are cached (default <os tmp>/lenslab-graph-cache). */
+  cacheDir?: string;
+  session?: SessionOptions;
+  /** Called with progress while graphs are compiled / loaded. */
+  onStatus?(message: string): void;
+}
+
+export interface Generator {
+  readonly model: HfModel;
+  readonly adapter: Adapter | null;
+  readonly eosIds: ReadonlySet<number>;
+  /** Context length (max_position_embeddings). */
+  readonly contextLength: number;
+  generate(req: GenerateRequest, opts?: GenerateOptions): Promise<GenerateResult>;
+  /** Mean token loss per sample over its assistant tokens (the same tokens training puts in the loss). */
+  score(samples: readonly ScoreSample[], opts?: { signal?: AbortSignal; onProgress?(done: number, total: number): void }): Promise<ScoreResult[]>;
+  /** The prompt ids generate() would feed for a request (images expanded). */
+  promptIds(messages: ChatTurn[], hasImage: boolean): number[];
+  dispose(): Promise<void>;
+}
+
+type CausalConfig = LlavaModelConfig | TextModelConfig;
+
+// ---------------------------------------------------------------- prompt rendering
+
+/** The render setup of a model: its chat template (LLaVA-1.5 style when it has none), tokenizer, image expansion. */
+export function renderSetupOf(model: HfModel): RenderSetup {
+  const cfg = model.config;
+  if (cfg.kind === 'vision') throw new GenerateError(`${model.dir}: a vision-only model cannot generate text`);
+  const tokenizer = model.tokenizer;
+  if (!tokenizer) throw new GenerateError(`${model.dir}: no tokenizer.json`);
+  const template = model.chatTemplate ?? new ChatTemplate(LLAVA_CHAT_TEMPLATE, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken }, 'built-in LLaVA template');
+  return { template, tokenizer, ...(cfg.kind === 'llava' ? { image: { tokenId: cfg.imageTokenIndex, count: cfg.numImageTokens } } : {}) };
+}
+
+/**
+ * Put the image tag in place: with an image and no "<image>" in any turn, "<image>\n" goes before the first user
+ * turn's text (as datasets/conversation.ts does for training). Checks the tag count against the image.
+ */
+export function placeImage(messages: readonly ChatTurn[], hasImage: boolean): ChatTurn[] {
+  if (!Array.isArray(messages) || messages.length === 0) throw new GenerateError('messages: at least one message is needed');
+  messages.forEach((m, i) => {
+    if (!m || typeof m.role !== 'string') throw new GenerateError(`messages[${i}].role must be a string`);
+    if (typeof m.content !== 'string') throw new GenerateError(`messages[${i}].content must be a string`);
+  });
+  const tags = messages.reduce((n, m) => n + m.content.split(IMAGE_TAG).length - 1, 0);
+  const out = messages.map((m) => ({ role: m.role, content: m.content }));
+  if (hasImage) {
+    if (tags > 1) throw new GenerateError(`messages: ${tags} "${IMAGE_TAG}" tags but one image`);
+    if (tags === 0) {
+      const first = out.findIndex((m) => m.role === 'user');
+      if (first === -1) throw new GenerateError('messages: an image needs a user message to attach to');
+      out[first].content = `${IMAGE_TAG}\n${out[first].content}`;
+    }
+  } else if (tags > 0) {
+    throw new GenerateError(`messages: "${IMAGE_TAG}" appears ${tags} time(s) but no image was given`);
+  }
+  return out;
+}
+
+/**
+ * The generation prompt's ids: the template with the generation prompt, tokenized with datasets/render.ts's rule
+ * (the tokenizer's special tokens unless the text already starts with the bos token), images expanded.
+ */
+export function renderPromptIds(setup: RenderSetup, messages: readonly ChatTurn[]): number[] {
+  let text: string;
+  try {
+    text = setup.template.render(messages as ChatTurn[] as never, { addGenerationPrompt: true });
+  } catch (e) {
+    throw new GenerateError(`chat template failed: ${(e as Error).message}`);
+  }
+  const bos = setup.tokenizer.bosToken;
+  const special = (setup.addSpecialTokens ?? true) && !(bos && text.startsWith(bos));
+  const ids = setup.tokenizer.encode(text, { addSpecialTokens: special });
+  if (!setup.image) return ids;
+  const img = setup.image;
+  return ids.flatMap((id) => (id === img.tokenId ? new Array<number>(img.count).fill(id) : [id]));
+}
+
+// ---------------------------------------------------------------- graph compilation
+
+function fileIdentity(dir: string): unknown {
+  const files = ['config.json', 'model.safetensors', 'model.safetensors.index.json'].filter((f) => existsSync(join(dir, f)));
+  const idx = join(dir, 'model.safetensors.index.json');
+  if (existsSync(idx)) {
+    try {
+      const map = (JSON.parse(readFileSync(idx, 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {};
+      for (const f of new Set(Object.values(map))) files.push(f);
+    } catch {
+      /* loadHfFolder already validated it */
+    }
+  }
+  return files.sort().map((f) => {
+    const st = statSync(join(dir, f));
+    return [f, st.size, Math.round(st.mtimeMs)];
+  });
+}
+
+function adapterIdentity(adapter: Adapter | null): unknown {
+  if (!adapter) return null;
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ r: adapter.config.r, alpha: adapter.config.alpha, scaling: adapter.scaling, modules: adapter.modules.map((m) => m.module) }));
+  for (const [mod, ab] of [...adapter.lora].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    h.update(mod);
+    h.update(new Uint8Array(ab.a.buffer, ab.a.byteOffset, ab.a.byteLength));
+    h.update(new Uint8Array(ab.b.buffer, ab.b.byteOffset, ab.b.byteLength));
+  }
+  for (const [name, v] of [...adapter.saved].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    h.update(name);
+    h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+  return h.digest('hex');
+}
+
+type GraphKind = 'prefill-image' | 'prefill-text' | 'decode' | 'score-image' | 'score-text';
+
+const SCORE_LOSS = 'token_loss';
+const SCORE_LABELS = 'labels';
+
+function graphOptions(kind: GraphKind, adapter: Adapter | null): ForwardGraphOptions {
+  const base: ForwardGraphOptions = { batch: 1, adapter, adapterMode: 'merge', positions: 'mask' };
+  switch (kind) {
+    case 'prefill-image':
+      return { ...base, mode: 'prefill', image: true, logits: 'last' };
+    case 'prefill-text':
+      return { ...base, mode: 'prefill', image: false, logits: 'last' };
+    case 'decode':
+      return { ...base, mode: 'decode', image: false, logits: 'last' };
+    case 'score-image':
+      return { ...base, mode: 'full', image: true, logits: 'all' };
+    case 'score-text':
+      return { ...base, mode: 'full', image: false, logits: 'all' };
+  }
+}
+
+function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null) {
+  const g = buildForwardGraph(model, { ...graphOptions(kind, adapter), name: `lenslab_${kind}` });
+  if (kind.startsWith('score')) {
+    // per-token cross-entropy against labels (-100 = not scored) instead of the [1, T, V] logits
+    const logits = g.outputs.find((v) => v.name === IO.logits);
+    if (!logits) throw new Error('score graph: no logits output');
+    g.outputs.length = 0;
+    const V = (model.config as CausalConfig).text.vocabSize;
+    const labels = g.input(SCORE_LABELS, 'int64', [1, 'T']);
+    const flat = g.op1('Reshape', [logits, g.ints([-1, V])]);
+    const flatLabels = g.op1('Reshape', [labels, g.ints([-1])]);
+    const { loss } = softmaxCrossEntropy(flat, flatLabels, { reduction: 'none', ignoreIndex: -100 });
+    g.output(loss, SCORE_LOSS);
+  }
+  return g;
+}
+
+// ---------------------------------------------------------------- generator
+
+function eosIdsOf(model: HfModel): Set<number> {
+  const ids = new Set<number>();
+  const cfg = model.config as CausalConfig;
+  for (const id of cfg.text.eosTokenIds) ids.add(id);
+  if (model.tokenizer?.eosTokenId != null) ids.add(model.tokenizer.eosTokenId);
+  const gen = model.json.generationConfig?.eos_token_id;
+  for (const id of Array.isArray(gen) ? gen : [gen]) if (typeof id === 'number' && Number.isInteger(id)) ids.add(id);
+  return ids;
+}
+
+function defaultMaxNewTokens(model: HfModel): number {
+  const v = model.json.generationConfig?.max_new_tokens;
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : 128;
+}
+
+function lastRow(t: ort.Tensor): Float32Array {
+  const d = t.data as Float32Array;
+  const V = t.dims[t.dims.length - 1];
+  return d.subarray(d.length - V);
+}
+
+function i64(ids: readonly number[]): ort.Tensor {
+  return tensor('int64', [1, ids.length], BigInt64Array.from(ids, (x) => BigInt(x)));
+}
+function ones(n: number): ort.Tensor {
+  return tensor('int64', [1, n], new BigInt64Array(n).fill(1n));
+}
+
+/**
+ * A generator for a loaded model (loadHfFolder) and optional adapter (peft.ts loadAdapter). Compiles (or reuses) the
+ * prefill and decode graphs and opens their ORT sessions; call dispose() to release them (the model stays open).
+ */
+export async function createGenerator(model: HfModel, adapter: Adapter | null = null, options: GeneratorOptions = {}): Promise<Generator> {
+  if (model.config.kind === 'vision') throw new GenerateError(`${model.dir}: a vision-only model cannot generate text`);
+  const cfg: CausalConfig = model.config;
+  const setup = renderSetupOf(model);
+  const tokenizer = model.tokenizer as LensTokenizer;
+  const cacheDir = options.cacheDir ?? join(tmpdir(), 'lenslab-graph-cache');
+  const identity = { model: fileIdentity(model.dir), adapter: adapterIdentity(adapter) };
+  const status = options.onStatus ?? (() => {});
+  const sessions = new Map<GraphKind, Promise<Session>>();
+  let disposed = false;
+
+  const session = (kind: GraphKind): Promise<Session> => {
+    if (disposed) return Promise.reject(new GenerateError('the generator was disposed'));
+    let s = sessions.get(kind);
+    if (!s) {
+      s = (async () => {
+        status(`compiling the ${kind} graph`);
+        const key = { what: 'lenslab-generate', kind, ...identity, options: { ...graphOptions(kind, null), adapter: identity.adapter } };
+        const entry = compileCached(cacheDir, key, () => buildGraph(model, kind, adapter));
+        status(`loading the ${kind} graph${entry.hit ? ' (cached)' : ''}`);
+        return Session.create(entry.path, options.session);
+      })();
+      sessions.set(kind, s);
+      s.catch(() => sessions.delete(kind));
+    }
+    return s;
+  };
+
+  const hasVision = cfg.kind === 'llava';
+  await session('decode');
+  await session(hasVision ? 'prefill-image' : 'prefill-text');
+
+  const eosIds = eosIdsOf(model);
+  const contextLength = cfg.text.maxPositionEmbeddings;
+
+  async function pixels(image: ImageInput): Promise<ort.Tensor> {
+    if (cfg.kind !== 'llava') throw new GenerateError(`${model.dir}: a text-only model cannot take an image`);
+    if (!model.imageProcessor) throw new GenerateError(`${model.dir}: no preprocessor_config.json`);
+    const pv = await model.imageProcessor.process(image);
+    return tensor('float32', [1, 3, pv.height, pv.width], pv.data);
+  }
+
+  async function prefill(ids: number[], pv: ort.Tensor | null): Promise<{ logits: Float32Array; past: ort.Tensor[] }> {
+    const s = await session(pv ? 'prefill-image' : 'prefill-text');
+    const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64(ids), [IO.attentionMask]: ones(ids.length) };
+    if (pv) feeds[IO.pixelValues] = pv;
+    const out = await s.run(feeds);
+    const past: ort.Tensor[] = [];
+    for (let i = 0; i < cfg.text.numHiddenLayers; i++) past.push(out[IO.presentKey(i)], out[IO.presentValue(i)]);
+    return { logits: lastRow(out[IO.logits]), past };
+  }
+
+  async function decodeStep(id: number, past: ort.Tensor[], total: number): Promise<{ logits: Float32Array; past: ort.Tensor[] }> {
+    const s = await session('decode');
+    const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64([id]), [IO.attentionMask]: ones(total) };
+    for (let i = 0; i < cfg.text.numHiddenLayers; i++) {
+      feeds[IO.pastKey(i)] = past[2 * i];
+      feeds[IO.pastValue(i)] = past[2 * i + 1];
+    }
+    const out = await s.run(feeds);
+    const next: ort.Tensor[] = [];
+    for (let i = 0; i < cfg.text.numHiddenLayers; i++) next.push(out[IO.presentKey(i)], out[IO.presentValue(i)]);
+    for (const t of past) t.dispose?.();
+    return { logits: lastRow(out[IO.logits]), past: next };
+  }
+
+  function promptIds(messages: ChatTurn[], hasImage: boolean): number[] {
+    return renderPromptIds(setup, placeImage(messages, hasImage));
+  }
+
+  async function generate(req: GenerateRequest, opts: GenerateOptions = {}): Promise<GenerateResult> {
+    if (disposed) throw new GenerateError('the generator was disposed');
+    const t0 = performance.now();
+    validateSamplingOptions(opts);
+    const maxNew = opts.maxNewTokens ?? defaultMaxNewTokens(model);
+    if (!Number.isInteger(maxNew) || maxNew < 1) throw new GenerateError(`maxNewTokens must be a positive integer, got ${maxNew}`);
+    const sampler = new Sampler(opts);
+    const stops = new StopStrings(opts.stop ?? []);
+    const hasImage = req.image !== undefined && req.image !== null;
+    const ids = promptIds(req.messages, hasImage);
+    if (ids.length >= contextLength) throw new GenerateError(`the prompt is ${ids.length} tokens; the model's context is ${contextLength}`);
+    const budget = Math.min(maxNew, contextLength - ids.length);
+    const pv = hasImage ? await pixels(req.image as ImageInput) : null;
+    const tPrep = performance.now();
+
+    const seq = ids.slice();
+    const gen: number[] = [];
+    const dec = tokenizer.streamDecoder({ skipSpecialTokens: true });
+    let shown = 0;
+    let streamed = '';
+    let finish: FinishReason = 'length';
+    const answerText = (all: number[]) => tokenizer.decode(all.filter((x) => !eosIds.has(x)), { skipSpecialTokens: true });
+    let prefillMs = 0;
+    let firstTokenMs = 0;
+    let tDecode0 = 0;
+    let past: ort.Tensor[] | null = null;
+    const useCache = opts.kvCache ?? true;
+
+    try {
+      for (let step = 0; step < budget; step++) {
+        if (opts.signal?.aborted) {
+          finish = 'cancelled';
+          break;
+        }
+        let logits: Float32Array;
+        if (step === 0 || !useCache) {
+          const tp = performance.now();
+          const r = await prefill(seq, pv);
+          if (step === 0) prefillMs = performance.now() - tp;
+          logits = r.logits;
+          if (useCache) past = r.past;
+          else for (const t of r.past) t.dispose?.();
+        } else {
+          const r = await decodeStep(seq[seq.length - 1], past!, seq.length);
+          logits = r.logits;
+          past = r.past;
+        }
+        const id = sampler.next(logits, seq);
+        if (step === 0) {
+          firstTokenMs = performance.now() - t0;
+          tDecode0 = performance.now();
+        }
+        seq.push(id);
+        gen.push(id);
+        const isEos = eosIds.has(id);
+        if (!isEos) dec.push(id);
+        const last = isEos || step === budget - 1;
+        // mid-stream: the streaming decoder's text (complete characters only); at the end: the full decode
+        const text = last ? answerText(gen) : dec.text;
+        const st = stops.check(text);
+        let emitTo: number;
+        if (st.stopped) {
+          finish = 'stop';
+          emitTo = st.end;
+        } else {
+          if (isEos) finish = 'eos';
+          emitTo = last ? text.length : st.end; // at the end nothing follows: flush what was held back
+        }
+        let delta = '';
+        if (emitTo > shown && text.startsWith(streamed)) {
+          delta = text.slice(shown, emitTo);
+          shown = emitTo;
+          streamed = text.slice(0, shown);
+        }
+        opts.onToken?.({ id, text: delta });
+        if (st.stopped || isEos) break;
+      }
+    } finally {
+      if (past) for (const t of past) t.dispose?.();
+    }
+    const full = answerText(gen);
+    const st = stops.check(full);
+    const text = st.stopped ? full.slice(0, st.end) : full;
+    const decodeMs = gen.length > 1 ? performance.now() - tDecode0 : 0;
+    const decodeTokens = Math.max(0, gen.length - 1);
+    return {
+      ids: gen,
+      text,
+      finishReason: finish,
+      promptTokens: ids.length,
+      timings: { prepareMs: tPrep - t0, prefillMs, firstTokenMs, decodeMs, decodeTokens, tokensPerSecond: decodeTokens > 0 ? (decodeTokens / decodeMs) * 1000 : NaN },
+    };
+  }
+
+  async function score(samples: readonly ScoreSample[], o: { signal?: AbortSignal; onProgress?(done: number, total: number): void } = {}): Promise<ScoreResult[]> {
+    if (disposed) throw new GenerateError('the generator was disposed');
+    const out: ScoreResult[] = [];
+    for (let k = 0; k < samples.length; k++) {
+      if (o.signal?.aborted) throw new GenerateError('scoring cancelled');
+      const s = samples[k];
+      const hasImage = s.image !== undefined && s.image !== null;
+      let r;
+      try {
+        r = renderConversation(placeImage(s.messages, hasImage) as Parameters<typeof renderConversation>[0], setup);
+      } catch (e) {
+        throw new GenerateError(`sample ${k}: ${(e as Error).message}`);
+      }
+      if (r.ids.length > contextLength) throw new GenerateError(`sample ${k}: ${r.ids.length} tokens, more than the model's context of ${contextLength}`);
+      // labels[t] = ids[t + 1] where that token is in the loss (the logits at t predict token t + 1)
+      const labels = new BigInt64Array(r.ids.length).fill(-100n);
+      let n = 0;
+      for (let t = 0; t + 1 < r.ids.length; t++)
+        if (r.lossMask[t + 1]) {
+          labels[t] = BigInt(r.ids[t + 1]);
+          n++;
+        }
+      if (n === 0) {
+        out.push({ loss: NaN, tokens: 0 });
+        o.onProgress?.(k + 1, samples.length);
+        continue;
+      }
+      const pv = hasImage ? await pixels(s.image as ImageInput) : null;
+      const sess = await session(pv ? 'score-image' : 'score-text');
+      const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64(r.ids), [IO.attentionMask]: ones(r.ids.length), [SCORE_LABELS]: tensor('int64', [1, r.ids.length], labels) };
+      if (pv) feeds[IO.pixelValues] = pv;
+      const res = await sess.run(feeds);
+      const losses = res[SCORE_LOSS].data as Float32Array;
+      let sum = 0;
+      for (let t = 0; t < losses.length; t++) if (labels[t] !== -100n) sum += losses[t];
+      out.push({ loss: sum / n, tokens: n });
+      o.onProgress?.(k + 1, samples.length);
+    }
+    return out;
+  }
+
+  async function dispose(): Promise<void> {
+    if (disposed) return;
+    disposed = true;
+    const all = [...sessions.values()];
+    sessions.clear();
+    for (const p of all) {
+      try {
+        await (await p).dispose();
+      } catch {
+        /* a session that failed to load has nothing to release */
+      }
+    }
+  }
+
+  return { model, adapter, eosIds, contextLength, generate, score, promptIds, dispose };
+}
+
+/** Open a model folder (and adapter folder) and create its generator; dispose() also closes the model. */
+export async function loadGenerator(modelDir: string, adapterDir?: string | null, options: GeneratorOptions = {}): Promise<Generator> {
+  if (!existsSync(modelDir)) throw new GenerateError(`${modelDir}: model folder not found`);
+  if (adapterDir && !existsSync(adapterDir)) throw new GenerateError(`${adapterDir}: adapter folder not found`);
+  const model = loadHfFolder(modelDir);
+  try {
+    if (model.config.kind === 'vision') throw new GenerateError(`${modelDir}: a vision-only model cannot generate text`);
+    const adapter = adapterDir ? loadAdapter(adapterDir, model.config) : null;
+    const g = await createGenerator(model, adapter, options);
+    const inner = g.dispose;
+    return {
+      ...g,
+      async dispose() {
+        await inner();
+        model.close();
+      },
+    };
+  } catch (e) {
+    model.close();
+    throw e;
+  }
+}
