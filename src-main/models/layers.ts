@@ -33,7 +33,7 @@ export interface GraphWeightsOptions {
   overrides?: ReadonlyMap<string, Float32Array>;
   /** LoRA bindings by module name (canonical, without ".weight"). */
   lora?: ReadonlyMap<string, LoraBinding>;
-  /** Seed for LoRA dropout masks (RandomUniformLike); default 0. */
+  /** Seed for LoRA dropout masks (Dropout op seed); default 0. */
   dropoutSeed?: number;
 }
 
@@ -148,17 +148,20 @@ export class GraphWeights {
   }
 
   /**
-   * Inverted dropout x * (u >= p) / (1 - p), u ~ U[0, 1) drawn by RandomUniformLike over a zeros tensor of x's shape
-   * (built from Shape(x), so the random branch never depends on a differentiated value). ORT advances the generator
-   * on every run: masks differ per step but are not reproducible across sessions.
+   * Inverted dropout x * mask / (1 - p). The mask is the second output of the standard Dropout op (training_mode =
+   * true) applied to a ones tensor built from Shape(x), so the random branch never depends on a differentiated value
+   * and needs no gradient rule. Measured on ORT 1.30 CPU: there are no opset-22 RandomUniform* / Bernoulli kernels,
+   * and with optimization 'all' a Dropout whose mask output is unused is removed even in training mode, hence the
+   * mask output. ORT advances the generator on every run: masks differ per step, not reproducible across sessions.
    */
   private dropout(x: Value, p: number): Value {
     const g = this.g;
-    const zeros = g.op1('ConstantOfShape', [g.op1('Shape', [x])], { value: { dtype: this.dtype, dims: [1], data: this.dtype === 'float64' ? new Float64Array(1) : new Float32Array(1) } }, { outTypes: [{ dtype: this.dtype, shape: x.shape }] });
+    const one = this.dtype === 'float64' ? new Float64Array([1]) : new Float32Array([1]);
+    const ones = g.op1('ConstantOfShape', [g.op1('Shape', [x])], { value: { dtype: this.dtype, dims: [1], data: one } }, { outTypes: [{ dtype: this.dtype, shape: x.shape }] });
     const seed = (this.opts.dropoutSeed ?? 0) * 1009 + this.dropoutCounter++;
-    const u = g.op1('RandomUniformLike', [zeros], { low: attr.float(0), high: attr.float(1), seed: attr.float(seed) }, { outTypes: [{ dtype: this.dtype, shape: x.shape }] });
-    const keep = g.op1('Cast', [g.op1('GreaterOrEqual', [u, g.scalar(p, this.dtype)])], { to: this.dtype === 'float64' ? 11 : 1 });
-    return g.op1('Mul', [x, g.op1('Mul', [keep, g.scalar(1 / (1 - p), this.dtype)])]);
+    const [, keep] = g.op('Dropout', [ones, g.scalar(p, this.dtype), g.constant(true, 'bool', [])], { seed: attr.int(seed) }, { outputs: 2, outTypes: [{ dtype: this.dtype, shape: x.shape }, { dtype: 'bool', shape: x.shape }] });
+    const scaled = g.op1('Mul', [g.op1('Cast', [keep], { to: this.dtype === 'float64' ? 11 : 1 }), g.scalar(1 / (1 - p), this.dtype)]);
+    return g.op1('Mul', [x, scaled]);
   }
 }
 

@@ -1,0 +1,369 @@
+// The trainable VLM (agreed interface, /work/interfaces.md): which tensors train, the forward + loss the engine's
+// step programs differentiate, initial values, and the adapter files that come out of it. Plus the inference
+// logits graph with an optional adapter.
+//
+// Trainable set by method:
+//   'lora'            LoRA A/B on the target modules (decoder; + vision tower with includeVision)
+//   'projector'       the projector's tensors (full), nothing else
+//   'lora+projector'  both
+//   'full'            every tensor of the chosen parts (default decoder + projector; opts.fullParts) — used to
+//                     pretrain the demo base model; saved as a whole Hugging Face folder (saveFullModel)
+// Everything else is frozen: initializers inside the graph, never graph inputs.
+//
+// Parameter names: LoRA matrices use PEFT's keys ("base_model.model.<module>.lora_A.weight" [r, in], "...lora_B.weight"
+// [out, r]); fully trained tensors their canonical checkpoint names ("multi_modal_projector.linear_1.weight").
+//
+// Data inputs of the forward (graph input names):
+//   input_ids int64 [B, T], attention_mask int64 [B, T], labels int64 [B, T] (unshifted, -100 = ignored: the loss
+//   compares logits[t] with labels[t+1]), pixel_values float32 [N, 3, H, W] (LLaVA only): the batch's images in row
+//   order, N = number of <image> runs in the batch (one per row for single-image rows; see llava.ts). A batch with no
+//   image still needs N >= 1: feed one zero image, it is not used.
+// Outputs: loss = sum of token losses / number of label tokens (0 when there are none), token_loss_sum, token_count
+// (to re-weight micro-batches by tokens).
+
+import type { Graph, Value } from '../engine/graph/builder';
+import type { DType } from '../engine/graph/dtype';
+import type { ForwardBuilder, ParamSpec } from '../engine/programs/train-step';
+import type { ScoreResult } from '../engine/programs/score';
+import { softmaxCrossEntropy } from '../engine/ops/loss';
+import type { LlavaModelConfig, ModelConfig, TextModelConfig } from './config';
+import type { HfModel } from './hf-folder';
+import { loadHfFolder, saveHfFolder } from './hf-folder';
+import { GraphWeights, type LoraBinding } from './layers';
+import { buildForwardGraph, causalForward, IO, type ForwardGraphOptions } from './llava';
+import {
+  DECODER_TARGETS,
+  loadAdapter as loadPeftAdapter,
+  loraScaling,
+  projectorParams,
+  resolveLoraModules,
+  saveAdapter as savePeftAdapter,
+  targetModulesRegex,
+  validateLoraSpec,
+  type Adapter,
+  type DecoderTarget,
+  type LoraModule,
+  type LoraSpec,
+} from './peft';
+import { expectedTensors, weightLayout } from './weights/names';
+import type { TensorSource } from './weights/safetensors';
+import { Rng } from './demo/rng';
+import type { LensTokenizer } from './tokenizer';
+import type { ChatTemplate } from './chat-template';
+import type { ImageProcessor } from './image-processor';
+
+export type TrainMethod = 'lora' | 'projector' | 'lora+projector' | 'full';
+
+export interface LoraOptions {
+  rank: number;
+  alpha: number;
+  /** Dropout on the LoRA branch's input in training graphs (score graphs never drop). */
+  dropout: number;
+  /** q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj */
+  targetModules: string[];
+  /** Also adapt the vision tower's matching projections (q/k/v/out_proj, fc1/fc2). Default false. */
+  includeVision?: boolean;
+  /** scaling alpha / sqrt(r) instead of alpha / r. Default false. */
+  useRslora?: boolean;
+}
+
+/** A model the builders accept: a loaded folder (HfModel) or any config + tensor source. */
+export interface ModelLike {
+  config: ModelConfig;
+  weights: TensorSource;
+}
+
+/** A loaded LLaVA folder with everything chat and training need. */
+export interface LoadedVlm extends HfModel {
+  config: LlavaModelConfig;
+  tokenizer: LensTokenizer;
+  chatTemplate: ChatTemplate;
+  imageProcessor: ImageProcessor;
+  imageTokenId: number;
+  numImageTokens: number;
+}
+
+/** loadHfFolder + the checks that a folder is a usable LLaVA (tokenizer, chat template, image processor). */
+export function loadVlm(dir: string): LoadedVlm {
+  const m = loadHfFolder(dir);
+  const fail = (msg: string): never => {
+    m.close();
+    throw new Error(`${dir}: ${msg}`);
+  };
+  if (m.config.kind !== 'llava') fail(`model_type "${m.config.modelType}" is not a vision-language (llava) model`);
+  if (!m.tokenizer) fail('no tokenizer.json');
+  if (!m.chatTemplate) fail('no chat template (tokenizer_config.json chat_template or chat_template.jinja)');
+  if (!m.imageProcessor) fail('no preprocessor_config.json');
+  const cfg = m.config as LlavaModelConfig;
+  return Object.assign(m, { config: cfg, tokenizer: m.tokenizer!, chatTemplate: m.chatTemplate!, imageProcessor: m.imageProcessor!, imageTokenId: cfg.imageTokenIndex, numImageTokens: cfg.numImageTokens });
+}
+
+export interface TrainableVlmOptions {
+  /** Informational (memory estimates, checks); the graph's B and T stay symbolic. */
+  maxSeqLen?: number;
+  batchSize?: number;
+  /** 'full' method: which parts train (default ['projector', 'decoder']). */
+  fullParts?: Array<'vision' | 'projector' | 'decoder'>;
+  /** Graph float type (default float32). */
+  dtype?: DType;
+  /** Seed mixed into the LoRA dropout masks. */
+  dropoutSeed?: number;
+}
+
+/** What each parameter is. */
+export interface ParamInfo {
+  kind: 'lora_A' | 'lora_B' | 'full';
+  /** LoRA: module name; full: canonical tensor name */
+  target: string;
+}
+
+export interface TrainableVlm {
+  method: TrainMethod;
+  lora: LoraOptions | null;
+  params: ParamSpec[];
+  paramInfo: Map<string, ParamInfo>;
+  /** LoRA modules adapted (empty for projector/full). */
+  loraModules: LoraModule[];
+  /** LoRA A ~ kaiming-uniform (PEFT: bound 1/sqrt(in)), B = 0; full tensors from the folder. */
+  initialValues(seed: number): Record<string, Float32Array>;
+  forward: ForwardBuilder;
+  /** Forward for the engine's score program: per-row mean token loss [B], token_loss_sum [B], token_count [B]. */
+  score: (g: Graph, params: Readonly<Record<string, Value>>) => ScoreResult;
+  dataInputs: { input_ids: 'int64 [B,T]'; attention_mask: 'int64 [B,T]'; labels: 'int64 [B,T], -100 = ignored'; pixel_values?: 'float32 [N,3,H,W]' };
+}
+
+function asCausal(cfg: ModelConfig): LlavaModelConfig | TextModelConfig {
+  if (cfg.kind === 'vision') throw new Error('a vision-only model cannot be trained as a language model');
+  return cfg;
+}
+
+/** LoraOptions -> peft.ts LoraSpec (validated). */
+export function loraSpec(cfg: ModelConfig, method: TrainMethod, lora: LoraOptions): LoraSpec {
+  if (method === 'full') throw new Error("method 'full' has no LoRA spec");
+  const targets = lora.targetModules as DecoderTarget[];
+  const spec: LoraSpec = { mode: method, r: lora.rank, alpha: lora.alpha, dropout: lora.dropout, targets, includeVision: !!lora.includeVision, useRslora: !!lora.useRslora };
+  validateLoraSpec(asCausal(cfg), spec);
+  return spec;
+}
+
+function loraModulesFor(cfg: ModelConfig, spec: LoraSpec): LoraModule[] {
+  return resolveLoraModules(cfg, targetModulesRegex(cfg, spec));
+}
+
+function fullTensorNames(cfg: ModelConfig, parts: Array<'vision' | 'projector' | 'decoder'>): string[] {
+  const lay = weightLayout(cfg);
+  const prefixes: string[] = [];
+  if (parts.includes('vision') && lay.vision) prefixes.push(lay.vision);
+  if (parts.includes('projector') && lay.projector) prefixes.push(lay.projector);
+  if (parts.includes('decoder')) {
+    if (lay.decoder) prefixes.push(lay.decoder);
+    if (lay.lmHead) prefixes.push(lay.lmHead);
+  }
+  return expectedTensors(cfg)
+    .filter((s) => !s.optional && prefixes.some((p) => s.name.startsWith(p)))
+    .map((s) => s.name);
+}
+
+/** The trainable VLM for a method. */
+export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: LoraOptions | null, opts: TrainableVlmOptions = {}): TrainableVlm {
+  const cfg = asCausal(model.config);
+  if (!['lora', 'projector', 'lora+projector', 'full'].includes(method)) throw new Error(`unknown training method "${method}" (lora, projector, lora+projector, full)`);
+  const specs = new Map(expectedTensors(cfg).map((s) => [s.name, s.shape]));
+  const params: ParamSpec[] = [];
+  const paramInfo = new Map<string, ParamInfo>();
+  let modules: LoraModule[] = [];
+  let spec: LoraSpec | null = null;
+  if (method === 'lora' || method === 'lora+projector') {
+    if (!lora) throw new Error(`method ${method} needs LoRA options`);
+    spec = loraSpec(cfg, method, lora);
+    modules = loraModulesFor(cfg, spec);
+    if (modules.length === 0) throw new Error(`LoRA targets ${JSON.stringify(lora.targetModules)} match no layer of this model`);
+    for (const m of modules) {
+      params.push({ name: m.keyA, shape: [spec.r, m.inFeatures] }, { name: m.keyB, shape: [m.outFeatures, spec.r] });
+      paramInfo.set(m.keyA, { kind: 'lora_A', target: m.module });
+      paramInfo.set(m.keyB, { kind: 'lora_B', target: m.module });
+    }
+  }
+  let full: string[] = [];
+  if (method === 'projector' || method === 'lora+projector') {
+    if (cfg.kind !== 'llava') throw new Error(`method ${method} needs a LLaVA model (it trains the projector)`);
+    full = projectorParams(cfg);
+  } else if (method === 'full') full = fullTensorNames(cfg, opts.fullParts ?? ['projector', 'decoder']);
+  for (const n of full) {
+    const shape = specs.get(n)!;
+    params.push({ name: n, shape, decay: shape.length > 1 });
+    paramInfo.set(n, { kind: 'full', target: n });
+  }
+  if (params.length === 0) throw new Error(`method ${method}: nothing to train`);
+  const dtype = opts.dtype ?? 'float32';
+  const scaling = spec ? loraScaling(spec) : 1;
+
+  const build = (g: Graph, p: Readonly<Record<string, Value>>, training: boolean) => {
+    const fullParams: Record<string, Value> = {};
+    for (const n of full) fullParams[n] = p[n];
+    const bindings = new Map<string, LoraBinding>();
+    for (const m of modules) bindings.set(m.module, { a: p[m.keyA], b: p[m.keyB], scaling, dropout: training ? (spec?.dropout ?? 0) : 0 });
+    const w = new GraphWeights(g, model.weights, { dtype, params: fullParams, lora: bindings, dropoutSeed: opts.dropoutSeed });
+    const T: (string | number)[] = ['B', 'T'];
+    const inputIds = g.input(IO.inputIds, 'int64', T);
+    const attentionMask = g.input(IO.attentionMask, 'int64', T);
+    const labels = g.input('labels', 'int64', T);
+    let pixelValues: Value | null = null;
+    if (cfg.kind === 'llava') pixelValues = g.input(IO.pixelValues, dtype, ['N', cfg.vision.numChannels, cfg.vision.imageSize, cfg.vision.imageSize]);
+    const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues }, { logits: 'all', positions: 'mask' });
+    return g.scope('loss', () => tokenLosses(g, r.logits!, labels, cfg.text.vocabSize));
+  };
+
+  const forward: ForwardBuilder = (g, p) => {
+    const t = build(g, p, true);
+    const sum = g.op1('ReduceSum', [t.perToken], { keepdims: 0 });
+    const count = g.op1('ReduceSum', [t.valid], { keepdims: 0 });
+    const loss = g.op1('Div', [sum, g.op1('Max', [count, g.scalar(1, sum)])]);
+    return { loss, outputs: { token_loss_sum: sum, token_count: count } };
+  };
+  const score = (g: Graph, p: Readonly<Record<string, Value>>): ScoreResult => {
+    const t = build(g, p, false);
+    const sum = g.op1('ReduceSum', [t.perToken, g.ints([1])], { keepdims: 0 });
+    const count = g.op1('ReduceSum', [t.valid, g.ints([1])], { keepdims: 0 });
+    const losses = g.op1('Div', [sum, g.op1('Max', [count, g.scalar(1, sum)])]);
+    return { losses, outputs: { token_loss_sum: sum, token_count: count } };
+  };
+
+  const initialValues = (seed: number): Record<string, Float32Array> => {
+    const out: Record<string, Float32Array> = {};
+    const rng = new Rng(seed);
+    for (const m of modules) {
+      const bound = 1 / Math.sqrt(m.inFeatures);
+      const a = new Float32Array(spec!.r * m.inFeatures);
+      for (let i = 0; i < a.length; i++) a[i] = (2 * rng.next() - 1) * bound;
+      out[m.keyA] = a;
+      out[m.keyB] = new Float32Array(m.outFeatures * spec!.r);
+    }
+    for (const n of full) out[n] = Float32Array.from(model.weights.get(n));
+    return out;
+  };
+
+  return {
+    method,
+    lora: spec ? lora : null,
+    params,
+    paramInfo,
+    loraModules: modules,
+    initialValues,
+    forward,
+    score,
+    dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(cfg.kind === 'llava' ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}) },
+  };
+}
+
+/** Causal shift + cross-entropy: per-token losses [B, T-1] (0 where ignored) and the valid mask [B, T-1] (float). */
+export function tokenLosses(g: Graph, logits: Value, labels: Value, vocab: number): { perToken: Value; valid: Value } {
+  const big = g.ints([Number.MAX_SAFE_INTEGER]);
+  const ax1 = g.ints([1]);
+  const lg = g.op1('Slice', [logits, g.ints([0]), g.ints([-1]), ax1]);
+  const lb = g.op1('Slice', [labels, g.ints([1]), big, ax1]);
+  const ce = softmaxCrossEntropy(g.op1('Reshape', [lg, g.ints([-1, vocab])]), g.op1('Reshape', [lb, g.ints([-1])]), { reduction: 'none', ignoreIndex: -100 });
+  const shape = g.op1('Shape', [lb]);
+  const perToken = g.op1('Reshape', [ce.loss, shape], {}, { outTypes: [{ dtype: logits.dtype, shape: [labels.shape?.[0] ?? '?', '?'] }] });
+  const valid = g.op1('Cast', [g.op1('Not', [g.op1('Equal', [lb, g.constant(-100, 'int64', [])])])], { to: logits.dtype === 'float64' ? 11 : 1 });
+  return { perToken, valid };
+}
+
+// ---- adapters ----------------------------------------------------------------------------------------------------
+
+/** Trained values (by parameter name) -> a peft.ts Adapter (for merging or LoRA graphs), without touching disk. */
+export function adapterFromValues(model: ModelLike, method: TrainMethod, lora: LoraOptions | null, values: Record<string, Float32Array>): Adapter {
+  if (method === 'full') throw new Error("method 'full' produces a whole model, not an adapter (saveFullModel)");
+  const cfg = model.config;
+  const spec = loraSpec(cfg, method, lora ?? { rank: 8, alpha: 8, dropout: 0, targetModules: ['q_proj'] });
+  const modules = method === 'projector' ? [] : loraModulesFor(cfg, spec);
+  const map = new Map<string, { a: Float32Array; b: Float32Array }>();
+  for (const m of modules) {
+    const a = values[m.keyA];
+    const b = values[m.keyB];
+    if (!a || !b) throw new Error(`adapter values: missing ${!a ? m.keyA : m.keyB}`);
+    map.set(m.module, { a, b });
+  }
+  const saved = new Map<string, Float32Array>();
+  if (method !== 'lora') for (const n of projectorParams(cfg)) {
+    if (!values[n]) throw new Error(`adapter values: missing projector tensor ${n}`);
+    saved.set(n, values[n]);
+  }
+  return {
+    config: { r: spec.r, alpha: spec.alpha, dropout: spec.dropout, useRslora: spec.useRslora, targetModules: targetModulesRegex(cfg, spec), modulesToSave: method === 'lora' ? [] : ['multi_modal_projector'], raw: {} },
+    scaling: loraScaling(spec),
+    modules,
+    lora: map,
+    saved,
+  };
+}
+
+/** PEFT adapter folder: adapter_config.json + adapter_model.safetensors. Returns the files written. */
+export function saveAdapter(dir: string, model: ModelLike, method: TrainMethod, lora: LoraOptions | null, values: Record<string, Float32Array>, baseModel = ''): string[] {
+  const a = adapterFromValues(model, method, lora, values);
+  const spec = loraSpec(model.config, method, lora ?? { rank: 8, alpha: 8, dropout: 0, targetModules: ['q_proj'] });
+  return savePeftAdapter(dir, model.config, spec, a.lora, a.saved, baseModel);
+}
+
+/** Load a PEFT adapter folder back into (method, lora, values) with the same parameter names as training. */
+export function loadAdapter(dir: string, model: ModelLike): { method: TrainMethod; lora: LoraOptions; values: Record<string, Float32Array>; adapter: Adapter } {
+  const adapter = loadPeftAdapter(dir, model.config);
+  const raw = adapter.config.raw as { lenslab?: { mode?: TrainMethod; targets?: string[]; include_vision?: boolean } };
+  const hasProjector = adapter.saved.size > 0;
+  const method: TrainMethod = raw.lenslab?.mode ?? (hasProjector ? 'lora+projector' : 'lora');
+  const targets =
+    raw.lenslab?.targets ??
+    DECODER_TARGETS.filter((t) => adapter.modules.some((m) => m.module.endsWith(`.${t}`)));
+  const lora: LoraOptions = {
+    rank: adapter.config.r,
+    alpha: adapter.config.alpha,
+    dropout: adapter.config.dropout,
+    targetModules: [...targets],
+    includeVision: raw.lenslab?.include_vision ?? adapter.modules.some((m) => m.module.includes('vision_tower')),
+    useRslora: adapter.config.useRslora,
+  };
+  const values: Record<string, Float32Array> = {};
+  if (method !== 'projector')
+    for (const m of adapter.modules) {
+      const ab = adapter.lora.get(m.module)!;
+      values[m.keyA] = ab.a;
+      values[m.keyB] = ab.b;
+    }
+  for (const [n, v] of adapter.saved) values[n] = v;
+  return { method, lora, values, adapter };
+}
+
+/** A 'full'-method result as a whole Hugging Face folder (the base folder's files, trained tensors replaced). */
+export function saveFullModel(dir: string, model: HfModel, values: Record<string, Float32Array>): string[] {
+  const base = model.weights;
+  const weights: TensorSource = {
+    names: () => base.names(),
+    has: (n) => base.has(n),
+    info: (n) => base.info(n),
+    get: (n) => values[n] ?? base.get(n),
+  };
+  return saveHfFolder(dir, {
+    config: model.json.config,
+    weights,
+    tokenizer: model.json.tokenizer,
+    tokenizerConfig: model.json.tokenizerConfig,
+    preprocessorConfig: model.json.preprocessorConfig,
+    generationConfig: model.json.generationConfig,
+    chatTemplateJinja: model.json.chatTemplateJinja,
+  });
+}
+
+// ---- inference -----------------------------------------------------------------------------------------------------
+
+export interface LogitsGraphOptions extends Omit<ForwardGraphOptions, 'adapter' | 'mode'> {
+  /** A PEFT Adapter, or trained values with their method and LoRA options. */
+  adapter?: Adapter | { method: TrainMethod; lora: LoraOptions | null; values: Record<string, Float32Array> } | null;
+}
+
+/** input_ids, attention_mask, pixel_values -> logits [B, T, V] (see llava.ts for the names). */
+export function buildLogitsGraph(model: ModelLike, o: LogitsGraphOptions = {}): Graph {
+  const a = o.adapter ? ('values' in o.adapter ? adapterFromValues(model, o.adapter.method, o.adapter.lora, o.adapter.values) : o.adapter) : null;
+  return buildForwardGraph(model, { ...o, adapter: a, mode: 'full' });
+}
+
+export { buildForwardGraph, IO };
