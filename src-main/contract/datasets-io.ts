@@ -254,6 +254,11 @@ export const datasetsIoMethods = defineMethods({
     output: z.object({ contextLength: z.int(), conversations: z.array(ConversationPreview) }),
     summary: "The item rendered through a model's chat template: each token and whether it is in the loss.",
   },
+  'datasets.cleanImages': {
+    input: z.strictObject({ minAgeMinutes: z.number().nonnegative().optional() }),
+    output: z.object({ removed: z.int(), kept: z.int(), bytesFreed: z.int() }),
+    summary: 'Remove stored images no item, chat or undo history refers to (older than minAgeMinutes, default 60).',
+  },
 });
 
 export const datasetsIoEvents = defineEvents({

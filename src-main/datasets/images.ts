@@ -4,7 +4,7 @@
 // Files are written atomically (temp + rename) and never modified; an import that fails removes
 // only the files it created and no row refers to.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import type { ImageSource } from './types';
@@ -120,4 +120,52 @@ export function removeUnreferenced(db: import('better-sqlite3').Database, files:
     if (hash && used.get(hash, hash)) continue;
     rmSync(f, { force: true });
   }
+}
+
+/**
+ * Remove stored images and thumbnails that nothing refers to: no item, no chat message, and no undo/redo
+ * history entry (so undoing a delete still finds its image). Files younger than `minAgeMs` are kept, so an
+ * import in progress (files written, rows not yet committed) is never disturbed.
+ */
+export function collectImageGarbage(db: import('better-sqlite3').Database, dataDir: string, opts: { minAgeMs?: number } = {}): { removed: number; kept: number; bytesFreed: number } {
+  const minAge = opts.minAgeMs ?? 60 * 60 * 1000;
+  const used = new Set<string>();
+  for (const r of db.prepare('SELECT DISTINCT image_hash AS h FROM items WHERE image_hash IS NOT NULL UNION SELECT DISTINCT image_hash FROM messages WHERE image_hash IS NOT NULL').all() as { h: string }[]) used.add(r.h);
+  for (const r of db.prepare("SELECT changes_json FROM history WHERE changes_json LIKE '%image_hash%'").iterate() as Iterable<{ changes_json: string }>) {
+    for (const m of r.changes_json.matchAll(/"image_hash":"([0-9a-f]{64})"/g)) used.add(m[1]);
+  }
+  let removed = 0;
+  let kept = 0;
+  let bytesFreed = 0;
+  const now = Date.now();
+  for (const top of ['images', 'thumbs']) {
+    const base = join(dataDir, top);
+    if (!existsSync(base)) continue;
+    for (const sub of readdirSync(base)) {
+      const dir = join(base, sub);
+      if (!statSync(dir).isDirectory()) continue;
+      for (const f of readdirSync(dir)) {
+        const hash = /^([0-9a-f]{64})\.[a-z0-9]+$/.exec(f)?.[1];
+        const p = join(dir, f);
+        const st = statSync(p);
+        if (!hash) {
+          // leftovers of interrupted atomic writes
+          if (f.endsWith('.tmp') && now - st.mtimeMs >= minAge) {
+            rmSync(p, { force: true });
+            removed++;
+            bytesFreed += st.size;
+          }
+          continue;
+        }
+        if (used.has(hash) || now - st.mtimeMs < minAge) {
+          kept++;
+          continue;
+        }
+        rmSync(p, { force: true });
+        removed++;
+        bytesFreed += st.size;
+      }
+    }
+  }
+  return { removed, kept, bytesFreed };
 }

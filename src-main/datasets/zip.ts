@@ -4,6 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { unzipSync } from 'fflate';
 import { safeArchiveName } from './paths';
+import { splitFromDirName } from './read';
 import { ImportError } from './types';
 
 export interface ZipLimits {
@@ -92,12 +93,13 @@ export function extractZip(zipFile: string, dest: string, limits: Partial<ZipLim
   return { entries: entries.length, bytes: written };
 }
 
-/** When an extracted archive holds one folder and nothing else, that folder is the dataset root. */
+/** When an extracted archive holds one folder and nothing else, that folder is the dataset root (repeatedly). */
 export function archiveRoot(dest: string): string {
   let root = dest;
   for (let depth = 0; depth < 4; depth++) {
     const names = readdirSync(root).filter((n) => !n.startsWith('.') && n !== '__MACOSX');
-    if (names.length === 1 && statSync(join(root, names[0])).isDirectory()) root = join(root, names[0]);
+    // A lone train/ val/ test/ folder is kept: its name sets the split.
+    if (names.length === 1 && statSync(join(root, names[0])).isDirectory() && !splitFromDirName(names[0])) root = join(root, names[0]);
     else break;
   }
   return root;

@@ -15,7 +15,8 @@ import { previewItem } from '../datasets/render';
 import { resolveInside } from '../datasets/paths';
 import { splitDataset } from '../datasets/split';
 import type { FullItem } from '../datasets/rows';
-import { ImportError, formatProblem } from '../datasets/types';
+import { ImportError } from '../datasets/types';
+import { collectImageGarbage } from '../datasets/images';
 
 function toItem(it: FullItem, datasetId: number): Item {
   return { ...it, datasetId } as Item;
@@ -235,6 +236,5 @@ export const datasetIoHandlers = handlers({
       throw new ApiError('invalid_request', `item ${p.itemId}: ${(err as Error).message}`, 'itemId');
     }
   },
+  'datasets.cleanImages': (p, ctx) => collectImageGarbage(ctx.db, ctx.dataDir, { minAgeMs: p.minAgeMinutes === undefined ? undefined : p.minAgeMinutes * 60_000 }),
 });
-
-void formatProblem;

@@ -118,6 +118,9 @@ test('import, browse, label, undo/redo, split, lint, preview and export through 
   assert.ok(ex.skipped.every((s: any) => s.reason === 'no labels to export'));
   assert.ok(existsSync(join(out, 'data.jsonl')));
   await rejectsWith(call('datasets.export', { datasetId: ds, dir: out, format: 'messages' }), 'conflict', 'dir', /not empty/);
+  const gc = await call('datasets.cleanImages', { minAgeMinutes: 0 });
+  assert.equal(gc.removed, 0, 'every stored image is in use');
+  assert.ok(gc.kept >= 6);
 });
 
 test('lenslab import / export on the command line', async () => {

@@ -2,7 +2,8 @@
 // items and labels (image content, annotations with their kinds, tags, splits).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { walkFiles } from '../../src-main/datasets/read';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { openDatabase, closeDatabase, type Database } from '../../src-main/storage/database';
@@ -76,6 +77,23 @@ for (const [name, make, format, count] of sources) {
     }
   });
 }
+
+test('a zip of each format imports to the same items as the folder', async () => {
+  for (const [name, , format] of sources) {
+    const src = join(tmp.dir, 'src', name);
+    const files: Record<string, Uint8Array> = {};
+    for (const rel of walkFiles(src)) files[`${name}/${rel}`] = readFileSync(join(src, rel));
+    const zip = join(tmp.dir, 'zips', `${name}.zip`);
+    mkdirSync(join(tmp.dir, 'zips'), { recursive: true });
+    writeFileSync(zip, F.zipOf(files));
+    const rep = await importDataset(db, dataDir, zip, { dataset: `zip-${name}`, strict: true });
+    assert.equal(rep.format, format, name);
+    const folder = (db.prepare('SELECT id FROM datasets WHERE name = ?').get(name) as { id: number }).id;
+    assert.deepEqual(snapshot(rep.datasetId), snapshot(folder), `${name}.zip`);
+    assert.match(loadItems(db, rep.datasetId)[0].sourcePath ?? '', /./);
+    assert.ok(!readdirSync(dataDir).some((f) => f.includes('unzip')), 'the extraction folder is removed');
+  }
+});
 
 test('zip of a dataset imports like the folder', async () => {
   const src = join(tmp.dir, 'src', 'zipme');
