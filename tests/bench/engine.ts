@@ -1,5 +1,5 @@
 // npm run bench:engine [-- --steps N --warmup N --rounds N --threads N --opt all|extended|basic|disabled --skip-torch
-//                         --torch-coretype Haswell|SkylakeX|Zen
+//                         --torch-coretype Haswell|SkylakeX|Zen --profile
 //                         --B 4 --T 128 --D 768 --heads 12 --kv 4 --ffn 2048 --vocab 1024 --rank 16]
 //
 // Step time of a transformer-block LoRA training step (B4, T128, D768, rank 16 by default) in Lenslab (ONNX Runtime,
@@ -8,7 +8,8 @@
 // ratio, and achieved GFLOP/s against an estimate of this CPU's peak.
 
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Graph } from '../../src-main/engine/graph/builder';
@@ -140,6 +141,47 @@ function torchCoretype(): string {
   return process.env.OPENBLAS_CORETYPE ?? '';
 }
 
+/** --profile: ORT per-op profile of a few fused steps. The sum over nodes of each node's fastest kernel time is an
+ *  estimate of the step time without contention from other processes on this shared machine. */
+async function profileRun(): Promise<void> {
+  const ort = await import('onnxruntime-node');
+  const { buildTrainStep, stepNames } = await import('../../src-main/engine/programs/train-step');
+  const dir = mkdtempSync(join(tmpdir(), 'lenslab-prof-'));
+  const t = blockTensors(cfg, 0, 0.02);
+  const params = blockParams(cfg);
+  const prog = buildTrainStep({ params, forward: (g, p) => blockForward(g, cfg, p, t.frozen), clipNorm: 1 });
+  const s = await ort.InferenceSession.create(serializeModel(prog.graph).model, {
+    intraOpNumThreads: threads, graphOptimizationLevel: optimization, enableProfiling: true, profileFilePrefix: join(dir, 'prof'),
+  });
+  const feeds: Record<string, ReturnType<typeof tensor>> = { ...blockFeeds(cfg, t), lr: tensor('float32', [], [1e-4]), step: tensor('float32', [], [1]) };
+  for (const p of params) {
+    feeds[stepNames.param(p.name)] = tensor('float32', p.shape, t.init[p.name]);
+    feeds[stepNames.m(p.name)] = tensor('float32', p.shape);
+    feeds[stepNames.v(p.name)] = tensor('float32', p.shape);
+  }
+  for (let i = 0; i < 8; i++) await s.run(feeds);
+  await (s as unknown as { endProfiling(): Promise<void> }).endProfiling();
+  const file = readdirSync(dir).find((f) => f.startsWith('prof'))!;
+  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { cat: string; name: string; dur: number; args: { op_name: string } }[];
+  rmSync(dir, { recursive: true, force: true });
+  const nodes = new Map<string, { op: string; min: number }>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    const n = nodes.get(e.name);
+    if (!n) nodes.set(e.name, { op: e.args.op_name, min: e.dur });
+    else n.min = Math.min(n.min, e.dur);
+  }
+  const byOp = new Map<string, number>();
+  let total = 0;
+  for (const n of nodes.values()) {
+    byOp.set(n.op, (byOp.get(n.op) ?? 0) + n.min);
+    total += n.min;
+  }
+  console.log(`profile: ${nodes.size} kernels; sum of per-kernel fastest times ${(total / 1000).toFixed(1)} ms/step (${(stepFlops(cfg).total / (total / 1e6) / 1e9).toFixed(0)} GFLOP/s) = uncontended estimate`);
+  console.log('  ' + [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([op, us]) => `${op} ${(us / 1000).toFixed(1)}`).join(', ') + ' (ms)');
+  await s.release();
+}
+
 function torchRun(): { ms: number[]; losses: number[]; blas: string; threads: number; torch: string } {
   const script = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'engine_torch.py');
   const env = { ...process.env };
@@ -177,14 +219,16 @@ async function main() {
     lossCheck = `losses decrease over the timed steps: Lenslab ${a.losses[0].toFixed(4)} -> ${a.losses.at(-1)!.toFixed(4)}, PyTorch ${b.losses[0].toFixed(4)} -> ${b.losses.at(-1)!.toFixed(4)} (different random data; correctness is pinned by tests/engine fixtures)`;
   }
   const gemm = await gemmRate();
+  if (args.includes('--profile')) await profileRun();
   const lm = median(L);
   const pm = median(P);
   const gf = (ms: number) => flops.total / (ms / 1000) / 1e9;
   console.log(lossCheck);
   console.log(`times: median (min) per step over ${L.length} steps each`);
   console.log(`Lenslab (onnxruntime-node ${(await import('onnxruntime-node')).env.versions.common}): median ${lm.toFixed(1)} ms/step (min ${Math.min(...L).toFixed(1)}), ${gf(lm).toFixed(1)} GFLOP/s; graph build + autodiff + serialize + ORT session ${lensInfo.sessionMs.toFixed(0)} ms`);
-  console.log(`PyTorch ${torchInfo.torch} (${torchInfo.threads} threads, BLAS ${torchInfo.blas}, OPENBLAS_CORETYPE=${torchCoretype() || 'auto'}): median ${pm.toFixed(1)} ms/step (min ${Math.min(...P).toFixed(1)}), ${gf(pm).toFixed(1)} GFLOP/s`);
-  console.log(`ratio Lenslab/PyTorch step time: ${(lm / pm).toFixed(2)}x of medians, ${(Math.min(...L) / Math.min(...P)).toFixed(2)}x of minimums  (${lm < pm ? 'Lenslab faster' : 'PyTorch faster'})`);
+  if (!Number.isFinite(pm)) console.log('PyTorch skipped (--skip-torch)');
+  else console.log(`PyTorch ${torchInfo.torch} (${torchInfo.threads} threads, BLAS ${torchInfo.blas}, OPENBLAS_CORETYPE=${torchCoretype() || 'auto'}): median ${pm.toFixed(1)} ms/step (min ${Math.min(...P).toFixed(1)}), ${gf(pm).toFixed(1)} GFLOP/s`);
+  if (Number.isFinite(pm)) console.log(`ratio Lenslab/PyTorch step time: ${(lm / pm).toFixed(2)}x of medians, ${(Math.min(...L) / Math.min(...P)).toFixed(2)}x of minimums  (${lm < pm ? 'Lenslab faster' : 'PyTorch faster'})`);
   console.log(`peak estimate ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.how}`);
   console.log(`achieved (median; best step in brackets): Lenslab ${((100 * gf(lm)) / peak.gflops).toFixed(1)}% of peak [${((100 * gf(Math.min(...L))) / peak.gflops).toFixed(1)}%], PyTorch ${((100 * gf(pm)) / peak.gflops).toFixed(1)}% [${((100 * gf(Math.min(...P))) / peak.gflops).toFixed(1)}%]; plain ORT GEMM [${cfg.B * cfg.T}x${cfg.D}]@[${cfg.D}x${cfg.ffn}] now: ${gemm.toFixed(1)} GFLOP/s (${((100 * gemm) / peak.gflops).toFixed(1)}%)`);
   console.log(`load average during run: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} (the machine is shared; figures are noisy)`);
