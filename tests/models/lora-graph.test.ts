@@ -59,10 +59,11 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return d;
 }
 
-for (const [name, method, lora] of [
+const CASES: Array<[string, TrainMethod, LoraOptions]> = [
   ['decoder + vision LoRA with a changed projector', 'lora+projector', { rank: 4, alpha: 8, dropout: 0, targetModules: ALL, includeVision: true }],
   ['attention-only rsLoRA', 'lora', { rank: 8, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'], useRslora: true }],
-] as const) {
+];
+for (const [name, method, lora] of CASES) {
   test(`${name}: LoRA branches == merged weights (1e-4); saved PEFT adapter reloads to identical logits`, async () => {
     const values = randomValues(method, lora, 5);
     const adapter = adapterFromValues(m, method, lora, values);
