@@ -5,6 +5,8 @@ declare global {
   interface Window {
     /** Exposed by the Electron preload; undefined in a browser (serve mode). */
     lenslab?: LenslabBridge;
+    /** Exposed by the Electron preload: the absolute path of a dropped or picked File. */
+    lenslabFiles?: { getPathForFile(file: File): string };
   }
 }
 

@@ -3,6 +3,7 @@
 //   POST /api/<method>     body: JSON params          → {result} | {error}
 //   GET  /ws               WebSocket: {id, method, params} → {id, result} | {id, error}; events {event, payload}
 //   GET  /media/...        images and thumbnails from the data dir
+//   PUT  /upload/<batch>/<path>, DELETE /upload/<batch>   browser file uploads into a staging folder (upload.ts)
 //   GET  /...              the renderer (index.html, assets)
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { existsSync } from 'node:fs';
@@ -15,6 +16,7 @@ import type { ErrorCode } from '../../contract/errors';
 import { ApiError } from '../../contract/errors';
 import { authenticate, cookieName, hostAllowed, newToken, originAllowed } from './auth';
 import { MEDIA_PATH, safeResolve, sendFile } from './static';
+import { UPLOAD_PREFIX, Uploads } from './upload';
 
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL('../../../out/renderer', import.meta.url));
 const MAX_BODY = 16 * 1024 * 1024;
@@ -113,6 +115,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const log = options.log ?? (() => {});
   let port = 0; // known after listen
   const sockets = new Set<Socket>();
+  const uploads = new Uploads(backend.dataDir);
+  uploads.clearAll();
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err) => {
@@ -143,6 +147,26 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       source === 'query'
         ? { 'Set-Cookie': `${cookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=/` }
         : {};
+
+    if (url.pathname.startsWith(UPLOAD_PREFIX)) {
+      if (!originAllowed(req.headers.origin, port)) {
+        sendError(res, new ApiError('unauthorized', 'cross-origin request refused'));
+        return;
+      }
+      try {
+        const { batch, rel } = uploads.parse(url.pathname);
+        if (req.method === 'PUT' && rel !== null) sendJson(res, 200, { result: await uploads.put(batch, rel, req) });
+        else if (req.method === 'DELETE' && rel === null) {
+          uploads.remove(batch);
+          sendJson(res, 200, { result: { deleted: true } });
+        } else sendError(res, new ApiError('invalid_request', 'use PUT /upload/<batch>/<path> or DELETE /upload/<batch>', 'method'), { Allow: 'PUT, DELETE' });
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        if (!req.complete) res.setHeader('Connection', 'close');
+        sendError(res, e);
+      }
+      return;
+    }
 
     if (url.pathname.startsWith('/api/')) {
       if (req.method !== 'POST') {
