@@ -135,5 +135,5 @@ function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFor
     const got = kind === 'vqa' ? parseVqaRecords(ctx, file, raw, split) : parseConversationRecords(ctx, file, raw, split);
     records.push(...got);
   }
-  return { format: format ?? 'vqa', items: assemble(records), problems: ctx.problems };
+  return { format: format ?? 'vqa', items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
 }

@@ -134,3 +134,32 @@ test('export without lenslab fields is plain LLaVA / LLaMA-Factory JSON', async 
   assert.equal(line.images.length, 1);
   assert.throws(() => exportDataset(db, dataDir, rep.datasetId, out2, { format: 'messages' }), /not empty/);
 });
+
+test('records about the same image become one item (one split), unless groupByImage is false', async () => {
+  const src = join(tmp.dir, 'src', 'multi-q');
+  F.write(src, 'a.png', await F.png(901));
+  F.write(src, 'b.png', await F.png(902));
+  F.write(
+    src,
+    'vqa.jsonl',
+    [
+      { image: 'a.png', question: 'Colour?', answer: 'Red.' },
+      { image: 'b.png', question: 'Colour?', answer: 'Blue.' },
+      { image: 'a.png', question: 'Shape?', answer: 'Square.' },
+    ]
+      .map((r) => JSON.stringify(r))
+      .join('\n'),
+  );
+  const rep = await importDataset(db, dataDir, src, { dataset: 'multi-q', strict: true });
+  assert.equal(rep.imported, 2);
+  const items = loadItems(db, rep.datasetId);
+  assert.deepEqual(items[0].annotations.map((a) => a.data), [{ question: 'Colour?', answer: 'Red.' }, { question: 'Shape?', answer: 'Square.' }]);
+  const prov = db.prepare('SELECT record FROM item_sources WHERE item_id = ?').get(items[0].id) as { record: string };
+  assert.equal(prov.record, 'vqa.jsonl:1 (+1 more)');
+  const out = join(tmp.dir, 'out', 'multi-q');
+  exportDataset(db, dataDir, rep.datasetId, out, { format: 'llava' });
+  const back = await importDataset(db, dataDir, out, { dataset: 'multi-q-back', strict: true });
+  assert.deepEqual(snapshot(back.datasetId), snapshot(rep.datasetId));
+  const apart = await importDataset(db, dataDir, src, { dataset: 'multi-q-apart', groupByImage: false });
+  assert.equal(apart.imported, 3);
+});

@@ -12,6 +12,8 @@ export interface ParseOptions {
   textColumn?: string;
   /** imagefolder / parquet: the column holding images. */
   imageColumn?: string;
+  /** Records naming the same image file become one item (default true). */
+  groupByImage?: boolean;
 }
 
 export class ParseContext {
@@ -81,16 +83,30 @@ export function readMeta(ctx: ParseContext, ref: string, value: unknown): Lensla
   return r.data;
 }
 
-/** Records → items. Records carrying the same `lenslab.item` key become one item (their annotations in order). */
-export function assemble(records: RecordOut[]): NormalizedItem[] {
+/**
+ * Records → items. Records carrying the same `lenslab.item` key become one item (their annotations in order).
+ * Unless `groupByImage` is false, records without that key that name the same image file (and split) also
+ * become one item: several questions about one picture are one item with several QA pairs, which keeps the
+ * picture in a single split.
+ */
+export function assemble(records: RecordOut[], opts: { groupByImage?: boolean } = {}): NormalizedItem[] {
   const items: NormalizedItem[] = [];
-  const byKey = new Map<string, NormalizedItem>();
+  const byKey = new Map<string, { item: NormalizedItem; refs: number }>();
   for (const r of records) {
-    const key = r.meta ? `${typeof r.meta.item}:${r.meta.item}` : undefined;
+    const key = r.meta
+      ? `meta:${typeof r.meta.item}:${r.meta.item}`
+      : opts.groupByImage !== false && r.image && 'path' in r.image
+        ? `image:${r.split ?? ''}:${r.image.path}`
+        : undefined;
     const existing = key ? byKey.get(key) : undefined;
     if (existing) {
-      existing.annotations.push(...r.annotations);
-      existing.image ??= r.image;
+      existing.item.annotations.push(...r.annotations);
+      existing.item.image ??= r.image;
+      if (!r.meta) {
+        existing.refs++;
+        existing.item.sourcePath = `${existing.item.sourcePath.replace(/ \(\+\d+ more\)$/, '')} (+${existing.refs - 1} more)`;
+        for (const t of r.tags ?? []) if (!existing.item.tags?.includes(t)) (existing.item.tags ??= []).push(t);
+      }
       continue;
     }
     const item: NormalizedItem = { sourcePath: r.ref, annotations: [...r.annotations] };
@@ -100,7 +116,7 @@ export function assemble(records: RecordOut[]): NormalizedItem[] {
     const split = r.meta?.split ?? r.split;
     if (split) item.split = split;
     items.push(item);
-    if (key) byKey.set(key, item);
+    if (key) byKey.set(key, { item, refs: 1 });
   }
   return items;
 }

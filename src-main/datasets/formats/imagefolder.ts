@@ -51,5 +51,5 @@ export function parseImagefolder(ctx: ParseContext, files = walkFiles(ctx.root))
     ctx.warn(rel, 'image has no metadata row; imported without labels');
     records.push({ ref: rel, image: { path: abs, original: rel }, annotations: [], split: rel.includes('/') ? splitFromDirName(rel.split('/')[0]) : undefined });
   }
-  return { format: 'imagefolder' as const, items: assemble(records), problems: ctx.problems };
+  return { format: 'imagefolder' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
 }

@@ -27,7 +27,7 @@ function looksLikeImageValue(v: unknown): boolean {
 export async function parseParquetFiles(ctx: ParseContext, files: string[]) {
   const records: RecordOut[] = [];
   for (const file of files) records.push(...(await parseOne(ctx, file)));
-  return { format: 'parquet' as const, items: assemble(records), problems: ctx.problems };
+  return { format: 'parquet' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
 }
 
 async function openBuffer(file: string): Promise<AsyncBuffer> {

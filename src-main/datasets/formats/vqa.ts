@@ -116,5 +116,5 @@ export function parseVqaFolders(ctx: ParseContext, files: string[]) {
     }
     records.push({ ref, image, annotations, meta, split: dir.includes('/') ? splitFromDirName(dir.split('/')[0]) : undefined });
   }
-  return { format: 'vqa-folders' as const, items: assemble(records), problems: ctx.problems };
+  return { format: 'vqa-folders' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
 }
