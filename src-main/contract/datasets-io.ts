@@ -107,6 +107,8 @@ export const datasetsIoMethods = defineMethods({
       imageRoot: Path.optional(),
       textColumn: z.string().min(1).max(200).optional(),
       imageColumn: z.string().min(1).max(200).optional(),
+      /** Records naming the same image file become one item (default true). */
+      groupByImage: z.boolean().optional(),
     }),
     output: ImportReport,
     summary: 'Import a dataset (format detected unless given): all of it or nothing; lists skipped records with reasons.',

@@ -75,6 +75,7 @@ export const datasetIoHandlers = handlers({
           imageRoot: p.imageRoot,
           textColumn: p.textColumn,
           imageColumn: p.imageColumn,
+          groupByImage: p.groupByImage,
           onProgress: (done, total) => {
             const now = Date.now();
             if (done === total || now - last > 250) {

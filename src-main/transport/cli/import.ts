@@ -17,6 +17,7 @@ Options:
   --image-root DIR     also look for relative image paths here (LLaVA image folder)
   --text-column C      the caption column (imagefolder / parquet)
   --image-column C     the image column (parquet)
+  --no-group           keep records about the same image as separate items (default: one item per image)
   --json, --data-dir DIR`;
 
 const exportUsage = `lenslab export DATASET_ID DIR --format F [options]
@@ -49,6 +50,7 @@ export const importCommand: CommandGroup = {
       'image-root': { type: 'string' },
       'text-column': { type: 'string' },
       'image-column': { type: 'string' },
+      'no-group': { type: 'boolean' },
     });
     if (positionals.length !== 1) throw new UsageError('import takes exactly one PATH');
     const rep = await withBackend(ctx, (call, backend) => {
@@ -73,6 +75,7 @@ export const importCommand: CommandGroup = {
         imageRoot: values['image-root'],
         textColumn: values['text-column'],
         imageColumn: values['image-column'],
+        groupByImage: values['no-group'] ? false : undefined,
       }).finally(off);
     });
     if (ctx.json) {
