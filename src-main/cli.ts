@@ -26,7 +26,7 @@ function mainUsage(groups: CommandGroup[]): string {
 /** Run the CLI with argv (without node and script); returns the exit code. */
 export async function runCli(
   argv: string[],
-  io: CliIO = { out: (t) => process.stdout.write(`${t}\n`), err: (t) => process.stderr.write(`${t}\n`) },
+  io: CliIO = { out: (t) => process.stdout.write(`${t}\n`), err: (t) => process.stderr.write(`${t}\n`), write: (t) => process.stdout.write(t) },
   env: NodeJS.ProcessEnv = process.env,
   groups: CommandGroup[] = commandGroups,
 ): Promise<number> {

@@ -8,6 +8,7 @@ import { datasetsEvents, datasetsMethods } from './datasets';
 import { runsEvents, runsMethods } from './runs';
 import { trainingEvents, trainingMethods } from './training';
 import { datasetsIoEvents, datasetsIoMethods } from './datasets-io';
+import { chatEvents, chatMethods } from './chat';
 import type { ApiErrorData } from './errors';
 
 export const methods = {
@@ -16,6 +17,7 @@ export const methods = {
   ...runsMethods,
   ...trainingMethods,
   ...datasetsIoMethods,
+  ...chatMethods,
 };
 
 export const events = {
@@ -24,6 +26,7 @@ export const events = {
   ...runsEvents,
   ...trainingEvents,
   ...datasetsIoEvents,
+  ...chatEvents,
 };
 
 export type Methods = typeof methods;

@@ -29,6 +29,8 @@ import { Sampler, StopStrings, validateSamplingOptions, type FinishReason, type 
 import type { LlavaModelConfig, TextModelConfig } from './config';
 
 export class GenerateError extends Error {}
+/** The image given to generate/score cannot be read or decoded. */
+export class ImageInputError extends GenerateError {}
 
 export const IMAGE_TAG = '<image>';
 
@@ -208,6 +210,9 @@ function adapterIdentity(adapter: Adapter | null): unknown {
   return h.digest('hex');
 }
 
+/** Bump when the graphs built here change for the same model (invalidates cached generate/score graphs). */
+export const GENERATE_GRAPH_VERSION = 1;
+
 type GraphKind = 'prefill-image' | 'prefill-text' | 'decode' | 'score-image' | 'score-text';
 
 const SCORE_LOSS = 'token_loss';
@@ -297,7 +302,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     if (!s) {
       s = (async () => {
         status(`compiling the ${kind} graph`);
-        const key = { what: 'lenslab-generate', kind, ...identity, options: { ...graphOptions(kind, null), adapter: identity.adapter } };
+        const key = { what: 'lenslab-generate', version: GENERATE_GRAPH_VERSION, kind, ...identity, options: { ...graphOptions(kind, null), adapter: identity.adapter } };
         const entry = compileCached(cacheDir, key, () => buildGraph(model, kind, adapter));
         status(`loading the ${kind} graph${entry.hit ? ' (cached)' : ''}`);
         return Session.create(entry.path, options.session);
@@ -318,7 +323,12 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   async function pixels(image: ImageInput): Promise<ort.Tensor> {
     if (cfg.kind !== 'llava') throw new GenerateError(`${model.dir}: a text-only model cannot take an image`);
     if (!model.imageProcessor) throw new GenerateError(`${model.dir}: no preprocessor_config.json`);
-    const pv = await model.imageProcessor.process(image);
+    let pv;
+    try {
+      pv = await model.imageProcessor.process(image);
+    } catch (e) {
+      throw new ImageInputError((e as Error).message);
+    }
     return tensor('float32', [1, 3, pv.height, pv.width], pv.data);
   }
 

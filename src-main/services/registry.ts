@@ -7,6 +7,7 @@ import { datasetsHandlers } from './datasets';
 import { runsHandlers } from './runs';
 import { trainingHandlers } from './training';
 import { datasetIoHandlers } from './dataset-io';
+import { chatHandlers } from './chat';
 
 export const registry = {
   ...systemHandlers,
@@ -14,6 +15,7 @@ export const registry = {
   ...runsHandlers,
   ...trainingHandlers,
   ...datasetIoHandlers,
+  ...chatHandlers,
 } satisfies Handlers<MethodName>;
 
 export type Registry = Handlers<MethodName>;

@@ -9,6 +9,8 @@ import { resolveDataDir } from '../../storage/data-dir';
 export interface CliIO {
   out(text: string): void;
   err(text: string): void;
+  /** Raw stdout without a newline (streamed text); optional, commands fall back to out() per line. */
+  write?(text: string): void;
 }
 
 export interface CommandContext {

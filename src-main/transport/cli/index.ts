@@ -4,6 +4,7 @@ import { serveCommand } from './serve';
 import { datasetsCommand } from './datasets';
 import { runsCommand } from './runs';
 import { importCommand, exportCommand } from './import';
+import { generateCommand, scoreCommand } from './generate';
 
 export const commandGroups: CommandGroup[] = [
   serveCommand,
@@ -11,4 +12,5 @@ export const commandGroups: CommandGroup[] = [
   runsCommand,
   importCommand,
   exportCommand,
+  generateCommand, scoreCommand,
 ];

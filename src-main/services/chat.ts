@@ -1,0 +1,373 @@
+// Chat: generate replies with a model folder (+ adapter) about an image, streaming tokens as chat.token events, and
+// keep chats and their messages in the `chats` / `messages` tables (migration 0001).
+//
+// Generation runs in a worker_thread (models/generate-worker.ts) that keeps up to two loaded generators: building a
+// model's graphs on first use is synchronous JS (seconds for a 0.5B model) and sampling over a large vocabulary
+// takes milliseconds per token, neither of which may stall the backend's event loop (other requests, events).
+// Where the worker entry is not on disk (a bundle without it) or LENSLAB_CHAT_IN_PROCESS=1, a GeneratorPool in this
+// thread is used instead. One generation runs at a time; others queue and can be cancelled while queued.
+//
+// Where the model folder and adapter live is kept in chats.settings_json ({modelDir, adapterDir, options}); a
+// message's image is stored in the content-addressed image store (images/<hh>/<sha256>.<ext>) and referenced by
+// messages.image_hash / image_ext. The model sees the conversation's latest image, tagged on its message.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ApiError } from '../contract/errors';
+import type { Chat, ChatImage, ChatMessage, ChatRole } from '../contract/chat';
+import { handlers, type ServiceContext } from './context';
+import type { Database } from '../storage/database';
+import { nowIso } from '../storage/database';
+import { imagePath, storeImage } from '../datasets/images';
+import { GeneratorPool, GeneratorWorker, errorName, type GeneratorHost, type PoolRequest } from '../models/generate-worker';
+import type { ChatTurn } from '../models/generate';
+
+const IMAGE_TAG = '<image>';
+
+// ---------------------------------------------------------------- errors
+
+const MODEL_ERRORS = new Set(['HfFolderError', 'ConfigError', 'TokenizerError', 'SafetensorsError', 'ChatTemplateError', 'PreprocessorError']);
+
+/** Map an error from loading a model / adapter / image or generating to an ApiError naming the field. */
+export function modelErrorToApi(e: unknown, field?: string): ApiError {
+  if (e instanceof ApiError) return e;
+  const name = errorName(e);
+  const message = e instanceof Error ? e.message : String(e);
+  if (name === 'ImageInputError') return new ApiError('invalid_request', message, 'image');
+  if (name === 'PeftError') return new ApiError('invalid_request', message, 'adapter');
+  if (MODEL_ERRORS.has(name)) return new ApiError('invalid_request', message, 'model');
+  if (name === 'SamplingError') return new ApiError('invalid_request', message, 'options');
+  if (name === 'GenerateError' || name === 'RenderError') {
+    if (/model folder not found/.test(message)) return new ApiError('not_found', message, 'model');
+    if (/adapter folder not found/.test(message)) return new ApiError('not_found', message, 'adapter');
+    return new ApiError('invalid_request', message, field);
+  }
+  return new ApiError('internal', `generation failed: ${message}`);
+}
+
+// ---------------------------------------------------------------- runtime per backend
+
+interface ChatRuntime {
+  host: GeneratorHost;
+  running: Map<string, AbortController>;
+}
+
+const runtimes = new WeakMap<ServiceContext, ChatRuntime>();
+
+/** Options for tests / hosts: where the generation worker lives, or no worker at all. */
+export const chatHostOptions: { inProcess?: boolean; maxGenerators?: number; entry?: string; execArgv?: string[] } = {};
+
+function runtime(ctx: ServiceContext): ChatRuntime {
+  let rt = runtimes.get(ctx);
+  if (!rt) {
+    const cacheDir = join(ctx.dataDir, 'cache', 'graphs');
+    const inProcess = chatHostOptions.inProcess ?? (process.env.LENSLAB_CHAT_IN_PROCESS === '1' || !GeneratorWorker.available(chatHostOptions.entry));
+    const host = inProcess
+      ? new GeneratorPool({ cacheDir, maxGenerators: chatHostOptions.maxGenerators })
+      : new GeneratorWorker({ cacheDir, maxGenerators: chatHostOptions.maxGenerators, entry: chatHostOptions.entry, execArgv: chatHostOptions.execArgv });
+    rt = { host, running: new Map() };
+    runtimes.set(ctx, rt);
+  }
+  return rt;
+}
+
+/** Release the loaded models (and the worker) of a backend; the next chat.generate starts afresh. */
+export async function closeChat(ctx: ServiceContext): Promise<void> {
+  const rt = runtimes.get(ctx);
+  if (!rt) return;
+  runtimes.delete(ctx);
+  for (const c of rt.running.values()) c.abort();
+  await rt.host.close();
+}
+
+// ---------------------------------------------------------------- rows
+
+interface ChatRow {
+  id: number;
+  title: string;
+  model_id: number | null;
+  run_id: number | null;
+  checkpoint_id: number | null;
+  settings_json: string;
+  created_at: string;
+  updated_at: string;
+  message_count: number;
+}
+interface MessageRow {
+  id: number;
+  chat_id: number;
+  role: ChatRole;
+  content: string;
+  image_hash: string | null;
+  image_ext: string | null;
+  position: number;
+  stats_json: string;
+  created_at: string;
+}
+
+function jsonObject(text: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function toChat(r: ChatRow): Chat {
+  const settings = jsonObject(r.settings_json);
+  return {
+    id: r.id,
+    title: r.title,
+    modelId: r.model_id,
+    runId: r.run_id,
+    checkpointId: r.checkpoint_id,
+    modelDir: typeof settings.modelDir === 'string' ? settings.modelDir : null,
+    adapterDir: typeof settings.adapterDir === 'string' ? settings.adapterDir : null,
+    settings,
+    messageCount: r.message_count,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toMessage(r: MessageRow): ChatMessage {
+  return {
+    id: r.id,
+    chatId: r.chat_id,
+    role: r.role,
+    content: r.content,
+    imageHash: r.image_hash,
+    imageExt: r.image_ext,
+    position: r.position,
+    stats: jsonObject(r.stats_json),
+    createdAt: r.created_at,
+  };
+}
+
+const CHAT_SELECT = 'SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id) AS message_count FROM chats c';
+
+function getChatRow(db: Database, id: number): ChatRow | undefined {
+  return db.prepare(`${CHAT_SELECT} WHERE c.id = ?`).get(id) as ChatRow | undefined;
+}
+
+function requireChat(db: Database, id: number, field = 'id'): ChatRow {
+  const r = getChatRow(db, id);
+  if (!r) throw new ApiError('not_found', `chat ${id} does not exist`, field);
+  return r;
+}
+
+function chatMessages(db: Database, chatId: number): MessageRow[] {
+  return db.prepare('SELECT * FROM messages WHERE chat_id = ? ORDER BY position, id').all(chatId) as MessageRow[];
+}
+
+function insertMessage(db: Database, m: { chatId: number; role: ChatRole; content: string; imageHash?: string | null; imageExt?: string | null; stats?: Record<string, unknown> }): MessageRow {
+  const pos = (db.prepare('SELECT COALESCE(MAX(position) + 1, 0) AS p FROM messages WHERE chat_id = ?').get(m.chatId) as { p: number }).p;
+  const now = nowIso();
+  const info = db
+    .prepare('INSERT INTO messages (chat_id, role, content, image_hash, image_ext, position, stats_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    .run(m.chatId, m.role, m.content, m.imageHash ?? null, m.imageExt ?? null, pos, JSON.stringify(m.stats ?? {}), now);
+  db.prepare('UPDATE chats SET updated_at = ? WHERE id = ?').run(now, m.chatId);
+  return db.prepare('SELECT * FROM messages WHERE id = ?').get(info.lastInsertRowid) as MessageRow;
+}
+
+// ---------------------------------------------------------------- resolving the model and the image
+
+function resolveDir(ctx: ServiceContext, dir: string, field: string, what: string): string {
+  const p = isAbsolute(dir) ? dir : resolve(dir);
+  if (!existsSync(p)) throw new ApiError('not_found', `${what} folder not found: ${dir}`, field);
+  if (!statSync(p).isDirectory()) throw new ApiError('invalid_request', `${what} path is not a folder: ${dir}`, field);
+  return p;
+}
+
+function modelPathById(ctx: ServiceContext, id: number): string {
+  const row = ctx.db.prepare('SELECT path FROM models WHERE id = ?').get(id) as { path: string } | undefined;
+  if (!row) throw new ApiError('not_found', `model ${id} does not exist`, 'modelId');
+  return isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
+}
+
+function storedImageExt(dataDir: string, hash: string): string | null {
+  const dir = join(dataDir, 'images', hash.slice(0, 2));
+  if (!existsSync(dir)) return null;
+  const f = readdirSync(dir).find((n) => n.startsWith(`${hash}.`) && !n.endsWith('.tmp'));
+  return f ? f.slice(hash.length + 1) : null;
+}
+
+interface ResolvedImage {
+  /** what the generator reads */
+  input: string | Uint8Array;
+  hash: string | null;
+  ext: string | null;
+}
+
+async function resolveImage(ctx: ServiceContext, img: ChatImage, save: boolean): Promise<ResolvedImage> {
+  if ('hash' in img) {
+    const ext = storedImageExt(ctx.dataDir, img.hash);
+    if (!ext) throw new ApiError('not_found', `no stored image with hash ${img.hash}`, 'image.hash');
+    return { input: imagePath(ctx.dataDir, img.hash, ext), hash: img.hash, ext };
+  }
+  let bytes: Uint8Array | null = null;
+  let path: string | null = null;
+  if ('path' in img) {
+    path = isAbsolute(img.path) ? img.path : resolve(img.path);
+    if (!existsSync(path) || !statSync(path).isFile()) throw new ApiError('not_found', `image file not found: ${img.path}`, 'image.path');
+  } else {
+    bytes = Buffer.from(img.base64, 'base64');
+    if (bytes.length === 0) throw new ApiError('invalid_request', 'image: the base64 data is empty', 'image.base64');
+  }
+  if (!save) return { input: path ?? bytes!, hash: null, ext: null };
+  try {
+    const { image } = await storeImage(ctx.dataDir, path ? { path, original: path } : { bytes: bytes!, original: 'uploaded image' });
+    return { input: imagePath(ctx.dataDir, image.hash, image.ext), hash: image.hash, ext: image.ext };
+  } catch (e) {
+    throw new ApiError('invalid_request', `image: ${(e as Error).message}`, 'path' in img ? 'image.path' : 'image.base64');
+  }
+}
+
+/** The model's view of a conversation: the latest image's message carries the one "<image>" tag. */
+export function conversationTurns(msgs: Array<{ role: string; content: string; hasImage: boolean }>): { turns: ChatTurn[]; imageIndex: number } {
+  let imageIndex = -1;
+  msgs.forEach((m, i) => {
+    if (m.hasImage) imageIndex = i;
+  });
+  const turns = msgs.map((m, i) => {
+    const text = m.content.split(IMAGE_TAG).join('');
+    return { role: m.role, content: i === imageIndex ? `${IMAGE_TAG}\n${text}` : text };
+  });
+  return { turns, imageIndex };
+}
+
+function titleFrom(text: string): string {
+  const t = text.replace(/\s+/g, ' ').trim();
+  return t.length > 60 ? `${t.slice(0, 57)}…` : t || 'New chat';
+}
+
+// ---------------------------------------------------------------- handlers
+
+export const chatHandlers = handlers({
+  'chat.generate': async (p, ctx) => {
+    const rt = runtime(ctx);
+    if (rt.running.has(p.requestId)) throw new ApiError('conflict', `request ${p.requestId} is already running`, 'requestId');
+    const ac = new AbortController();
+    rt.running.set(p.requestId, ac);
+    try {
+      const save = p.save ?? true;
+      const db = ctx.db;
+      const chat = p.chatId !== undefined ? requireChat(db, p.chatId, 'chatId') : null;
+      const settings = chat ? jsonObject(chat.settings_json) : {};
+      // the model: explicit folder, registered model, or the chat's own
+      let modelDir: string;
+      let modelId: number | null = chat?.model_id ?? null;
+      if (p.modelDir !== undefined) modelDir = resolveDir(ctx, p.modelDir, 'modelDir', 'model');
+      else if (p.modelId !== undefined) {
+        modelDir = resolveDir(ctx, modelPathById(ctx, p.modelId), 'modelId', 'model');
+        modelId = p.modelId;
+      } else if (typeof settings.modelDir === 'string') modelDir = resolveDir(ctx, settings.modelDir, 'chatId', 'the chat\'s model');
+      else if (modelId !== null) modelDir = resolveDir(ctx, modelPathById(ctx, modelId), 'chatId', 'the chat\'s model');
+      else throw new ApiError('invalid_request', 'give modelDir or modelId (the model to chat with)', 'modelDir');
+      let adapterDir: string | null;
+      if (p.adapterDir !== undefined) adapterDir = p.adapterDir === null ? null : resolveDir(ctx, p.adapterDir, 'adapterDir', 'adapter');
+      else adapterDir = typeof settings.adapterDir === 'string' && !p.modelDir && !p.modelId ? resolveDir(ctx, settings.adapterDir, 'chatId', 'the chat\'s adapter') : null;
+
+      const firstUser = p.messages.findIndex((m) => m.role === 'user');
+      if (p.image && firstUser === -1) throw new ApiError('invalid_request', 'an image needs a user message to attach to', 'image');
+      const image = p.image ? await resolveImage(ctx, p.image, save) : null;
+
+      // the whole conversation: stored turns, then the new ones
+      const history = chat ? chatMessages(db, chat.id) : [];
+      let historyImage: string | null = null;
+      for (const m of history) if (m.image_hash && m.image_ext) historyImage = imagePath(ctx.dataDir, m.image_hash, m.image_ext);
+      const all = [
+        ...history.map((m) => ({ role: m.role, content: m.content, hasImage: !!m.image_hash })),
+        ...p.messages.map((m, i) => ({ role: m.role, content: m.content, hasImage: !!image && i === firstUser })),
+      ];
+      const { turns, imageIndex } = conversationTurns(all);
+      const imageInput = imageIndex === -1 ? null : imageIndex >= history.length ? image!.input : historyImage;
+      if (imageIndex !== -1 && imageInput === null) throw new ApiError('not_found', 'the chat\'s image is no longer in the image store', 'chatId');
+      if (imageInput !== null && typeof imageInput === 'string' && !existsSync(imageInput)) throw new ApiError('not_found', `the chat's image file is missing: ${imageInput}`, 'chatId');
+
+      // store the new turns before generating (a crash keeps the question)
+      let chatId: number | null = chat?.id ?? null;
+      const options = p.options ?? {};
+      if (save) {
+        const newSettings = { ...settings, modelDir, adapterDir, options };
+        db.transaction(() => {
+          if (chatId === null) {
+            const now = nowIso();
+            const title = p.title ?? titleFrom(p.messages.find((m) => m.role === 'user')?.content ?? '');
+            chatId = Number(
+              db.prepare('INSERT INTO chats (title, model_id, settings_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(title, modelId, JSON.stringify(newSettings), now, now).lastInsertRowid,
+            );
+          } else {
+            db.prepare('UPDATE chats SET settings_json = ?, model_id = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(newSettings), modelId, nowIso(), chatId);
+          }
+          p.messages.forEach((m, i) =>
+            insertMessage(db, { chatId: chatId!, role: m.role, content: m.content, ...(image && i === firstUser ? { imageHash: image.hash, imageExt: image.ext } : {}) }),
+          );
+        })();
+        ctx.emit('chats.changed', { kind: chat ? 'updated' : 'created', id: chatId! });
+      }
+
+      const req: PoolRequest = { modelDir, adapterDir, image: imageInput, messages: turns };
+      let index = 0;
+      const cid = chatId;
+      let result;
+      try {
+        result = await rt.host.generate(req, options, {
+          signal: ac.signal,
+          onToken: (t) => ctx.emit('chat.token', { requestId: p.requestId, chatId: cid, index: index++, id: t.id, text: t.text }),
+          onStatus: (message) => ctx.emit('chat.status', { requestId: p.requestId, message }),
+        });
+      } catch (e) {
+        throw modelErrorToApi(e, 'messages');
+      }
+      const tps = Number.isFinite(result.timings.tokensPerSecond) ? result.timings.tokensPerSecond : null;
+      let message: ChatMessage | null = null;
+      if (save && chatId !== null) {
+        const stats = {
+          promptTokens: result.promptTokens,
+          tokens: result.ids.length,
+          finishReason: result.finishReason,
+          firstTokenMs: Math.round(result.timings.firstTokenMs),
+          tokensPerSecond: tps,
+          modelDir,
+          adapterDir,
+        };
+        message = toMessage(insertMessage(db, { chatId, role: 'assistant', content: result.text, stats }));
+        ctx.emit('chats.changed', { kind: 'updated', id: chatId });
+      }
+      return {
+        requestId: p.requestId,
+        chatId,
+        text: result.text,
+        ids: result.ids,
+        finishReason: result.finishReason,
+        promptTokens: result.promptTokens,
+        firstTokenMs: result.timings.firstTokenMs,
+        tokensPerSecond: tps,
+        message,
+      };
+    } finally {
+      rt.running.delete(p.requestId);
+    }
+  },
+  'chat.cancel': (p, ctx) => {
+    const c = runtimes.get(ctx)?.running.get(p.requestId);
+    if (!c || c.signal.aborted) return { cancelled: false };
+    c.abort();
+    return { cancelled: true };
+  },
+  'chats.list': (_p, ctx) => ({ chats: (ctx.db.prepare(`${CHAT_SELECT} ORDER BY c.updated_at DESC, c.id DESC`).all() as ChatRow[]).map(toChat) }),
+  'chats.get': (p, ctx) => ({ chat: toChat(requireChat(ctx.db, p.id)), messages: chatMessages(ctx.db, p.id).map(toMessage) }),
+  'chats.update': (p, ctx) => {
+    requireChat(ctx.db, p.id);
+    if (p.title !== undefined) ctx.db.prepare('UPDATE chats SET title = ?, updated_at = ? WHERE id = ?').run(p.title.trim() || 'New chat', nowIso(), p.id);
+    ctx.emit('chats.changed', { kind: 'updated', id: p.id });
+    return toChat(requireChat(ctx.db, p.id));
+  },
+  'chats.delete': (p, ctx) => {
+    requireChat(ctx.db, p.id);
+    ctx.db.prepare('DELETE FROM chats WHERE id = ?').run(p.id);
+    ctx.emit('chats.changed', { kind: 'deleted', id: p.id });
+    return { deleted: true as const, id: p.id };
+  },
+});
