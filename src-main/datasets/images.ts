@@ -138,6 +138,16 @@ export function collectImageGarbage(db: import('better-sqlite3').Database, dataD
   let kept = 0;
   let bytesFreed = 0;
   const now = Date.now();
+  // zip extraction folders left by a crashed import
+  if (existsSync(dataDir)) {
+    for (const f of readdirSync(dataDir)) {
+      const p = join(dataDir, f);
+      if (f.startsWith('.lenslab-unzip-') && now - statSync(p).mtimeMs >= minAge) {
+        rmSync(p, { recursive: true, force: true });
+        removed++;
+      }
+    }
+  }
   for (const top of ['images', 'thumbs']) {
     const base = join(dataDir, top);
     if (!existsSync(base)) continue;

@@ -2,6 +2,7 @@
 // normalized items plus per-item problems. Touches no database. Zips are extracted into a temporary
 // folder, which `cleanup()` removes.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ParseContext, assemble, type ParseOptions, type RecordOut } from './formats/common';
 import { conversationKind, parseConversationRecords } from './formats/conversation';
@@ -43,7 +44,7 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
     throw new ImportError(`unknown format '${options.format}' (expected one of ${IMPORT_FORMATS.join(', ')})`);
   }
   if (st.isFile() && (options.format === 'zip' || /\.zip$/i.test(path))) {
-    const tmp = mkdtempSync(join(options.tempDir ?? join(dirname(path), '.'), '.lenslab-unzip-'));
+    const tmp = mkdtempSync(join(options.tempDir ?? tmpdir(), '.lenslab-unzip-'));
     const cleanup = () => rmSync(tmp, { recursive: true, force: true });
     try {
       extractZip(path, tmp, options.zipLimits);
