@@ -9,6 +9,7 @@ import { runsEvents, runsMethods } from './runs';
 import { trainingEvents, trainingMethods } from './training';
 import { datasetsIoEvents, datasetsIoMethods } from './datasets-io';
 import { chatEvents, chatMethods } from './chat';
+import { modelsEvents, modelsMethods } from './models';
 import type { ApiErrorData } from './errors';
 
 export const methods = {
@@ -17,6 +18,7 @@ export const methods = {
   ...runsMethods,
   ...trainingMethods,
   ...datasetsIoMethods,
+  ...modelsMethods,
   ...chatMethods,
 };
 
@@ -26,6 +28,7 @@ export const events = {
   ...runsEvents,
   ...trainingEvents,
   ...datasetsIoEvents,
+  ...modelsEvents,
   ...chatEvents,
 };
 

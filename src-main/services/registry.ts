@@ -7,6 +7,7 @@ import { datasetsHandlers } from './datasets';
 import { runsHandlers } from './runs';
 import { trainingHandlers } from './training';
 import { datasetIoHandlers } from './dataset-io';
+import { modelsHandlers } from './models';
 import { chatHandlers } from './chat';
 
 export const registry = {
@@ -15,6 +16,7 @@ export const registry = {
   ...runsHandlers,
   ...trainingHandlers,
   ...datasetIoHandlers,
+  ...modelsHandlers,
   ...chatHandlers,
 } satisfies Handlers<MethodName>;
 
