@@ -146,6 +146,20 @@ export const trainingMethods = defineMethods({
     output: z.object({ checkpoints: z.array(Checkpoint), finalDir: z.string().nullable() }),
     summary: "A run's kept checkpoints (oldest first) and its final adapter folder once completed.",
   },
+  'evaluations.start': {
+    input: z.strictObject({
+      model: ModelRef,
+      /** An adapter folder (PEFT layout), or a run's final adapter / checkpoint (step). */
+      adapter: z.union([z.strictObject({ path: z.string().min(1) }), z.strictObject({ runId: Id, step: z.int().nonnegative().optional() })]).optional(),
+      data: z.strictObject({ datasetId: Id, split: DataSplit.default('val') }),
+      maxItems: z.int().min(1).max(100_000).optional(),
+      maxNewTokens: z.int().min(1).max(4096).default(32),
+      /** vqa (exact match) or caption (BLEU-4, CIDEr); default: from the split's annotations. */
+      task: z.enum(['vqa', 'caption']).optional(),
+    }),
+    output: Evaluation,
+    summary: 'Evaluate a model (with an optional adapter) on a dataset split in the background; predictions are stored per item.',
+  },
   'evaluations.list': {
     input: z.strictObject({ runId: Id.optional(), datasetId: Id.optional() }),
     output: z.object({ evaluations: z.array(Evaluation) }),
@@ -174,6 +188,11 @@ export const trainingMethods = defineMethods({
       ),
     }),
     summary: 'Base vs fine-tuned on the same items: metric deltas and per-item changes.',
+  },
+  'evaluations.cancel': {
+    input: z.strictObject({ id: Id }),
+    output: Evaluation,
+    summary: 'Stop a running evaluation.',
   },
 });
 

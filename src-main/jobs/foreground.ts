@@ -14,8 +14,8 @@ export interface ForegroundIO {
 }
 
 export interface ForegroundOptions {
-  /** Start a queued run with this spec, or resume a paused/interrupted one. */
-  start: { spec: JobSpec } | { resume: true };
+  /** Start a queued run with this spec, resume a paused/interrupted one, or follow one already started (by the service). */
+  start: { spec: JobSpec } | { resume: true } | { attach: true };
   io: ForegroundIO;
   stop?: AbortSignal;
   /** Without a TTY, print progress every N steps (default: about 20 lines per run). */
@@ -53,7 +53,7 @@ export async function runInForeground(runner: JobRunner, runId: number, o: Foreg
   };
   try {
     if ('spec' in o.start) await runner.startJob(runId, o.start.spec);
-    else await runner.resume(runId);
+    else if ('resume' in o.start) await runner.resume(runId);
     if (o.stop?.aborted) onStop();
     o.stop?.addEventListener('abort', onStop, { once: true });
     const status = await runner.wait(runId);

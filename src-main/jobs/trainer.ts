@@ -75,6 +75,7 @@ export interface TrainerModule {
 /** Trainer kinds by name. A job spec names one; the job process imports only that module. */
 export const TRAINERS: Record<string, () => Promise<TrainerModule>> = {
   toy: async () => (await import('./toy-trainer')).toyTrainerModule,
+  vlm: async () => (await import('../training/vlm-trainer')).vlmTrainerModule,
 };
 
 export async function loadTrainerModule(kind: string): Promise<TrainerModule> {

@@ -14,21 +14,25 @@ import { getRun, insertRun, deleteRun } from '../storage/runs-queries';
 import { JobRunner, type JobRunnerOptions, type RunnerEvent } from '../jobs/runner';
 import { listCheckpointRows, loadJobSpec } from '../jobs/store';
 import { finalDir } from '../jobs/driver';
+import { pidAlive } from '../jobs/process-file';
 import { loadTrainerModule, TRAINERS } from '../jobs/trainer';
 import type { JobSpec } from '../jobs/protocol';
 import { HparamsError } from '../training/hparams';
 import { SampleError } from '../training/batching';
 import { memoryRefusal, type MemoryEstimate } from '../training/memory';
-import { snapshotDataset, writeSnapshot } from '../training/data';
+import { evalItems, itemsOfSplit, snapshotDataset, subsample, writeSnapshot } from '../training/data';
+import { evaluateModel } from '../eval/model-eval';
 import { checkVlmRun, MemoryRefusalError, VlmCheckError, type VlmCheck } from '../training/vlm-config';
 import { compareResults, type EvalRunResult } from '../eval/evaluate';
-import { decodeReferences, getEvaluation, loadEvaluationResult, type EvaluationRow } from '../eval/store';
+import { createEvaluation, decodeReferences, failEvaluation, getEvaluation, loadEvaluationResult, storeEvaluationResult, type EvaluationRow } from '../eval/store';
 
 // ------------------------------------------------------------------------------------------------ runtime
 
 interface Runtime {
   runner: JobRunner;
   off: () => void;
+  /** Background evaluations in this backend, by evaluation id. */
+  evals: Map<number, { abort: AbortController; done: Promise<void> }>;
 }
 
 const runtimes = new WeakMap<Database, Runtime>();
@@ -99,7 +103,7 @@ export function trainingRuntime(ctx: ServiceContext): Runtime {
         console.error('[lenslab] could not forward a training event:', err);
       }
     });
-    rt = { runner, off };
+    rt = { runner, off, evals: new Map() };
     runtimes.set(ctx.db, rt);
   }
   return rt;
@@ -107,6 +111,10 @@ export function trainingRuntime(ctx: ServiceContext): Runtime {
 
 /** At backend start: runs left 'running' by a process that is gone become 'interrupted' (resumable). */
 export function recoverTraining(ctx: ServiceContext): number[] {
+  // evaluations whose backend process is gone will never finish
+  const rows = ctx.db.prepare(`SELECT id, json_extract(config_json, '$.pid') AS pid FROM evaluations WHERE status = 'running'`).all() as { id: number; pid: number | null }[];
+  for (const r of rows)
+    if (r.pid !== process.pid && (r.pid === null || !pidAlive(r.pid))) failEvaluation(ctx.db, r.id, 'the process running it stopped', 'interrupted');
   return trainingRuntime(ctx).runner.recover();
 }
 
@@ -114,7 +122,8 @@ export function recoverTraining(ctx: ServiceContext): number[] {
 export async function shutdownTraining(ctx: ServiceContext): Promise<void> {
   const rt = runtimes.get(ctx.db);
   if (!rt) return;
-  await rt.runner.shutdown();
+  for (const e of rt.evals.values()) e.abort.abort();
+  await Promise.all([rt.runner.shutdown(), ...[...rt.evals.values()].map((e) => e.done)]);
   rt.off();
   runtimes.delete(ctx.db);
 }
@@ -124,6 +133,7 @@ export function detachTraining(ctx: ServiceContext): void {
   const rt = runtimes.get(ctx.db);
   if (!rt) return;
   rt.off();
+  for (const e of rt.evals.values()) e.abort.abort();
   rt.runner.detach();
   runtimes.delete(ctx.db);
 }
@@ -241,6 +251,111 @@ function loadCompleted(db: Database, id: number, field: string): EvalRunResult {
   return loadEvaluationResult(db, id);
 }
 
+/** The adapter folder of an adapter reference: a folder, a run's final adapter, or a run checkpoint's adapter. */
+export function resolveAdapter(ctx: ServiceContext, ref: { path: string } | { runId: number; step?: number }): string {
+  if ('path' in ref) {
+    const dir = resolve(ref.path);
+    if (!existsSync(join(dir, 'adapter_config.json'))) throw new ApiError('invalid_request', `${dir} is not an adapter folder (no adapter_config.json)`, 'adapter.path');
+    return dir;
+  }
+  requireRun(ctx.db, ref.runId, 'adapter.runId');
+  if (ref.step !== undefined) {
+    const row = listCheckpointRows(ctx.db, ref.runId).find((c) => c.step === ref.step);
+    if (!row) throw new ApiError('not_found', `run ${ref.runId} has no checkpoint at step ${ref.step}`, 'adapter.step');
+    const dir = join(row.path, 'adapter');
+    if (!existsSync(join(dir, 'adapter_config.json'))) throw new ApiError('invalid_request', `checkpoint ${row.path} holds no adapter`, 'adapter.step');
+    return dir;
+  }
+  const spec = loadJobSpec(ctx.db, ref.runId);
+  const fin = spec ? finalDir(spec.outDir) : null;
+  if (!fin || !existsSync(join(fin, 'adapter_config.json'))) throw new ApiError('conflict', `run ${ref.runId} has no final adapter (it has not completed); give a checkpoint step`, 'adapter.runId');
+  return fin;
+}
+
+export interface EvaluationRequest {
+  model: { id: number } | { path: string };
+  adapter?: { path: string } | { runId: number; step?: number };
+  data: { datasetId: number; split: 'train' | 'val' | 'test' };
+  maxItems?: number;
+  maxNewTokens: number;
+  task?: 'vqa' | 'caption';
+}
+
+/**
+ * Check an evaluation request, create its row (status running) and run it in the background. `done` settles when the
+ * predictions are stored (or the evaluation failed / was cancelled); events evaluations.progress / .status follow it.
+ */
+export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id: number; done: Promise<EvaluationRow> } {
+  const model = resolveModel(ctx, p.model);
+  const adapterDir = p.adapter ? resolveAdapter(ctx, p.adapter) : null;
+  requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
+  const snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
+  const ev = evalItems(itemsOfSplit(snapshot, p.data.split), { task: p.task });
+  if (ev.items.length === 0)
+    throw new ApiError('invalid_request', `dataset ${p.data.datasetId} has no items with a reference answer in the ${p.data.split} split${snapshot.autoSplit ? ' (it has no split; a 90/10 train/val split was assumed)' : ''}`, 'data.split');
+  const items = subsample(ev.items, p.maxItems);
+  const runId = p.adapter && 'runId' in p.adapter ? p.adapter.runId : null;
+  let checkpointId: number | null = null;
+  if (p.adapter && 'runId' in p.adapter && p.adapter.step !== undefined)
+    checkpointId = listCheckpointRows(ctx.db, p.adapter.runId).find((c) => c.step === (p.adapter as { step: number }).step)?.id ?? null;
+  const id = createEvaluation(ctx.db, {
+    runId,
+    checkpointId,
+    modelId: model.modelId,
+    datasetId: p.data.datasetId,
+    split: p.data.split,
+    config: { pid: process.pid, model: model.dir, adapter: adapterDir, maxItems: p.maxItems ?? null, maxNewTokens: p.maxNewTokens, items: items.length, autoSplit: snapshot.autoSplit, ...(p.adapter && 'runId' in p.adapter && p.adapter.step !== undefined ? { step: p.adapter.step } : {}) },
+  });
+  const rt = trainingRuntime(ctx);
+  const abort = new AbortController();
+  const emit = (payload: Parameters<typeof ctx.emit<'evaluations.status'>>[1]) => {
+    try {
+      ctx.emit('evaluations.status', payload);
+    } catch {
+      /* the backend may be closing */
+    }
+  };
+  const work = (async () => {
+    try {
+      let last = 0;
+      const result = await evaluateModel({
+        modelDir: model.dir,
+        adapterDir,
+        task: ev.task,
+        items,
+        maxNewTokens: p.maxNewTokens,
+        signal: abort.signal,
+        onProgress: (done, total) => {
+          const now = Date.now();
+          if (done === total || now - last > 250) {
+            last = now;
+            try {
+              ctx.emit('evaluations.progress', { id, done, total });
+            } catch {
+              /* closing */
+            }
+          }
+        },
+      });
+      storeEvaluationResult(ctx.db, id, result);
+      emit({ id, status: 'completed', metrics: result.metrics, error: null });
+    } catch (e) {
+      const cancelled = abort.signal.aborted;
+      const message = cancelled ? 'cancelled' : (e as Error).message;
+      try {
+        failEvaluation(ctx.db, id, message, cancelled ? 'cancelled' : 'failed');
+      } catch {
+        /* the database closed under us */
+      }
+      emit({ id, status: cancelled ? 'cancelled' : 'failed', error: message });
+    } finally {
+      rt.evals.delete(id);
+    }
+  })();
+  rt.evals.set(id, { abort, done: work });
+  return { id, done: work.then(() => getEvaluation(ctx.db, id)!) };
+}
+
 // ------------------------------------------------------------------------------------------------ handlers
 
 export const trainingHandlers = handlers({
@@ -342,6 +457,21 @@ export const trainingHandlers = handlers({
     const spec = loadJobSpec(ctx.db, p.id);
     const fin = spec ? finalDir(spec.outDir) : null;
     return { checkpoints: listCheckpointRows(ctx.db, p.id).map(toCheckpoint), finalDir: fin && existsSync(fin) ? fin : null };
+  },
+
+  'evaluations.start': (p, ctx) => {
+    const { id } = startEvaluation(ctx, p);
+    return toEvaluation(ctx.db, requireEvaluation(ctx.db, id));
+  },
+
+  'evaluations.cancel': async (p, ctx) => {
+    requireEvaluation(ctx.db, p.id);
+    const e = trainingRuntime(ctx).evals.get(p.id);
+    if (e) {
+      e.abort.abort();
+      await e.done;
+    }
+    return toEvaluation(ctx.db, requireEvaluation(ctx.db, p.id));
   },
 
   'evaluations.list': (p, ctx) => {

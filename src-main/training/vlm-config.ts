@@ -3,6 +3,8 @@
 // (datasets/render.ts) and checked against the model (length, vocabulary, images), the step plan, and the memory
 // estimate (refused, with suggestions, when it does not fit). Used in the parent (service / CLI) before a job
 // process starts, and again in the job process to build the same samples.
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { z } from 'zod';
 import { loadHfFolder, type HfModel } from '../models/hf-folder';
 import type { LlavaModelConfig } from '../models/config';
@@ -12,6 +14,11 @@ import { parseHparams, planRun, HparamsError, type Hparams, type RunPlan } from 
 import { estimateTrainingMemory, memoryRefusal, shapeFromLlavaConfig, type MemoryEstimate } from './memory';
 import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type DataSnapshot, type GenItem } from './data';
 import type { EvalTask } from '../eval/metrics';
+
+/** Where compiled graphs are cached (shared across runs of the same model and settings). */
+export function graphCacheDir(): string {
+  return process.env.LENSLAB_GRAPH_CACHE || join(tmpdir(), 'lenslab-graph-cache');
+}
 
 export const vlmConfigSchema = z
   .object({

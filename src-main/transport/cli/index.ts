@@ -3,6 +3,8 @@ import type { CommandGroup } from './command';
 import { serveCommand } from './serve';
 import { datasetsCommand } from './datasets';
 import { runsCommand } from './runs';
+import { trainCommand } from './train';
+import { evalCommand } from './eval';
 import { importCommand, exportCommand } from './import';
 import { generateCommand, scoreCommand } from './generate';
 
@@ -10,6 +12,8 @@ export const commandGroups: CommandGroup[] = [
   serveCommand,
   datasetsCommand,
   runsCommand,
+  trainCommand,
+  evalCommand,
   importCommand,
   exportCommand,
   generateCommand, scoreCommand,

@@ -1,0 +1,368 @@
+// The VLM trainer: LoRA / projector fine-tuning of a LLaVA model on a run's data snapshot, as a Trainer the job
+// driver runs (jobs/driver.ts: progress, eval/save cadence, pause/cancel, resume from the newest checkpoint).
+//
+//   init      load the model folder (models/program.ts loadVlm), render the training split with the model's chat
+//             template (datasets/render.ts), buildTrainableVlm → the engine's StepExecutor (fused step, or grad +
+//             apply steps with gradient accumulation; graphs cached on disk), restore a checkpoint when resuming
+//   trainStep next planned step (BatchSchedule) → collate each micro-batch → one optimizer step at lrAt(step);
+//             micro-batch gradients are weighted by their loss tokens, so the step's loss is the token mean
+//   evaluate  eval loss through the score program with the current parameters, then greedy generation on the eval
+//             split (models/generate.ts with the current adapter) scored by eval/evaluate.ts (exact match for QA,
+//             BLEU-4 / CIDEr for captions); predictions go to the runner, which stores them for this step
+//   saveState adapter/ (PEFT layout, exactly what exportFinal writes) + optimizer.safetensors (AdamW moments) +
+//             state.json {step, optimizer t, data position, hparams hash, data hash}
+//
+// LoRA dropout masks come from ONNX RandomUniformLike with a fixed seed inside the training graph; ORT keeps that
+// generator's state in the session and it cannot be checkpointed, so a resumed run with dropout > 0 draws different
+// masks than an uninterrupted one would. With dropout 0 resuming reproduces the uninterrupted run exactly.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { StepExecutor, type Feeds } from '../engine/runtime/step-executor';
+import { tensor } from '../engine/runtime/tensor';
+import { adapterFromValues, buildTrainableVlm, loadAdapter, loadVlm, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
+import { createGenerator } from '../models/generate';
+import { BatchSchedule, collate, type Batch, type DataPosition, type RenderedSample } from './batching';
+import type { CheckpointFiles, LoadedCheckpoint, StateTensor } from './checkpoints';
+import { hparamsHash, lrAt, parseHparams, planRun, type Hparams } from './hparams';
+import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type GenItem } from './data';
+import { checkVlmConfig, graphCacheDir, parseVlmConfig, renderSamples, renderSetupFor, type VlmConfig } from './vlm-config';
+import { runEvaluation } from '../eval/evaluate';
+import type { EvalTask } from '../eval/metrics';
+import type { EvalResult, LoopPlan, StepResult, Trainer, TrainerContext, TrainerModule } from '../jobs/trainer';
+import type { EvalPrediction } from '../jobs/protocol';
+
+/** Sizes and mtimes of a model folder's files: a changed model never reuses a cached graph. */
+function folderIdentity(dir: string): unknown {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json') || f.endsWith('.safetensors'))
+    .sort()
+    .map((f) => {
+      const s = statSync(join(dir, f));
+      return [f, s.size, Math.floor(s.mtimeMs)];
+    });
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+interface SavedState {
+  kind: 'lenslab-vlm';
+  step: number;
+  /** Optimizer steps taken (AdamW bias correction). */
+  t: number;
+  hparamsHash: string;
+  dataHash: string;
+  position: DataPosition;
+}
+
+export function loraOptions(hp: Hparams): LoraOptions {
+  return { rank: hp.rank, alpha: hp.alpha, dropout: hp.dropout, targetModules: [...hp.targetModules] };
+}
+
+/** A small LRU of preprocessed images (pixel values), bounded in bytes. */
+class PixelCache {
+  private map = new Map<string, Float32Array>();
+  private bytes = 0;
+  constructor(
+    private readonly model: LoadedVlm,
+    private readonly budget = 256 * 1024 * 1024,
+  ) {}
+  async get(path: string): Promise<Float32Array> {
+    const hit = this.map.get(path);
+    if (hit) {
+      this.map.delete(path);
+      this.map.set(path, hit);
+      return hit;
+    }
+    let px: Float32Array;
+    try {
+      px = (await this.model.imageProcessor.process(path)).data;
+    } catch (e) {
+      throw new Error(`image ${path}: ${(e as Error).message}`);
+    }
+    this.map.set(path, px);
+    this.bytes += px.byteLength;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.budget || this.map.size <= 1) break;
+      this.map.delete(k);
+      this.bytes -= v.byteLength;
+    }
+    return px;
+  }
+}
+
+class VlmTrainer implements Trainer {
+  plan!: LoopPlan;
+  private readonly hp: Hparams;
+  private warmup = 0;
+  private model!: LoadedVlm;
+  private tvlm!: TrainableVlm;
+  private executor!: StepExecutor;
+  private schedule!: BatchSchedule;
+  private samples: (RenderedSample & { item: number })[] = [];
+  private trainItems: DataItem[] = [];
+  private evalSamples: (RenderedSample & { item: number })[] = [];
+  private evalData: DataItem[] = [];
+  private genItems: GenItem[] = [];
+  private task: EvalTask = 'vqa';
+  private pixels!: PixelCache;
+  private padId = 0;
+  private dataHash = '';
+  private _step = 0;
+
+  constructor(
+    private readonly cfg: VlmConfig,
+    private readonly ctx: TrainerContext,
+  ) {
+    this.hp = parseHparams(cfg.hparams);
+  }
+
+  get step(): number {
+    return this._step;
+  }
+
+  private newSchedule(position?: DataPosition): BatchSchedule {
+    const h = this.hp;
+    return new BatchSchedule(
+      { numSamples: this.samples.length, batchSize: h.batchSize, gradAccum: h.gradAccum, seed: h.seed, epochs: h.maxSteps === undefined ? h.epochs : undefined, maxSteps: h.maxSteps },
+      position,
+    );
+  }
+
+  async init(resume: LoadedCheckpoint | null): Promise<void> {
+    const hp = this.hp;
+    const t0 = performance.now();
+    this.model = loadVlm(this.cfg.model);
+    const snap = readSnapshot(this.cfg.data.file);
+    this.dataHash = sha256(readFileSync(this.cfg.data.file, 'utf8'));
+    this.trainItems = itemsOfSplit(snap, this.cfg.data.trainSplit);
+    this.evalData = itemsOfSplit(snap, this.cfg.data.evalSplit);
+    const setup = renderSetupFor(this.model);
+    this.samples = renderSamples(this.trainItems, setup).samples;
+    this.evalSamples = renderSamples(this.evalData, setup).samples;
+    const ev = evalItems(this.evalData, { task: this.cfg.eval.task });
+    this.task = ev.task;
+    this.genItems = subsample(ev.items, this.cfg.eval.maxItems);
+    const runPlan = planRun(hp, { trainSamples: this.samples.length, evalSamples: this.evalSamples.length });
+    this.warmup = runPlan.warmupSteps;
+    this.plan = { totalSteps: runPlan.totalSteps, evalEvery: hp.evalEvery, saveEvery: hp.saveEvery, keepLastK: hp.keepLastK };
+    this.schedule = this.newSchedule();
+    const tk = this.model.tokenizer;
+    this.padId = tk.padTokenId ?? tk.eosTokenId ?? 0;
+    this.pixels = new PixelCache(this.model);
+
+    this.tvlm = buildTrainableVlm(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), { dropoutSeed: hp.seed, maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize });
+    const cacheKey = {
+      what: 'lenslab-train',
+      model: folderIdentity(this.cfg.model),
+      method: hp.method,
+      lora: hp.method === 'projector' ? null : loraOptions(hp),
+      dropoutSeed: hp.seed,
+    };
+    this.executor = await StepExecutor.create(
+      {
+        params: this.tvlm.params,
+        forward: this.tvlm.forward,
+        adamw: { beta1: hp.betas[0], beta2: hp.betas[1], eps: hp.eps, weightDecay: hp.weightDecay },
+        clipNorm: hp.clipNorm > 0 ? hp.clipNorm : null,
+        accumulation: hp.gradAccum,
+        cacheDir: graphCacheDir(),
+        cacheKey,
+        score: { forward: this.tvlm.score },
+      },
+      this.tvlm.initialValues(hp.seed),
+    );
+    if (resume) await this.restore(resume);
+    this.ctx.log(
+      `${hp.method} on ${this.samples.length} training samples (${this.trainItems.length} items), ${this.tvlm.params.length} trainable tensors; ` +
+        `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s${resume ? `, resumed at step ${this._step}` : ''}`,
+    );
+  }
+
+  private async restore(ck: LoadedCheckpoint): Promise<void> {
+    const st = ck.json<SavedState>('state.json');
+    if (st.kind !== 'lenslab-vlm') throw new Error(`checkpoint ${ck.dir} was not written by the VLM trainer`);
+    if (st.hparamsHash !== hparamsHash(this.hp)) throw new Error(`checkpoint ${ck.dir} was made with other hyperparameters; it cannot be resumed with these`);
+    if (st.dataHash !== this.dataHash) throw new Error(`checkpoint ${ck.dir} was made with other data; it cannot be resumed with this run's data`);
+    const { values } = loadAdapter(join(ck.dir, 'adapter'), this.model);
+    const opt = ck.tensors('optimizer.safetensors');
+    const m: Record<string, Float32Array> = {};
+    const v: Record<string, Float32Array> = {};
+    const params: Record<string, Float32Array> = {};
+    for (const p of this.tvlm.params) {
+      const val = values[p.name];
+      const mm = opt.get(`exp_avg.${p.name}`);
+      const vv = opt.get(`exp_avg_sq.${p.name}`);
+      if (!val || !mm || !vv) throw new Error(`checkpoint ${ck.dir}: no saved ${!val ? 'value' : 'optimizer state'} for ${p.name}`);
+      params[p.name] = val;
+      m[p.name] = Float32Array.from(mm.data);
+      v[p.name] = Float32Array.from(vv.data);
+    }
+    this.executor.loadState({ t: st.t, params, m, v });
+    this.schedule = this.newSchedule(st.position);
+    this._step = st.step;
+  }
+
+  /** Feeds of one collated batch: ids, mask, labels as int64, the batch's images in row order. */
+  private async feeds(b: Batch, items: DataItem[], sampleList: (RenderedSample & { item: number })[]): Promise<Feeds> {
+    const cfg = this.model.config.vision;
+    const size = cfg.numChannels * cfg.imageSize * cfg.imageSize;
+    const images: Float32Array[] = [];
+    for (let r = 0; r < b.batchSize; r++) {
+      if (b.imageCounts[r] === 0) continue;
+      const item = items[sampleList[b.sampleIndices[r]].item];
+      if (!item.image) throw new Error(`item ${item.key}: has <image> but no image file`);
+      images.push(await this.pixels.get(item.image));
+    }
+    const n = Math.max(1, images.length); // the graph needs N >= 1; an unused zero image when no row has one
+    const px = new Float32Array(n * size);
+    images.forEach((im, i) => {
+      if (im.length !== size) throw new Error(`image has ${im.length} values, the model takes ${size}`);
+      px.set(im, i * size);
+    });
+    const toI64 = (a: Int32Array) => BigInt64Array.from(a, (x) => BigInt(x));
+    const dims = [b.batchSize, b.seqLen];
+    return {
+      input_ids: tensor('int64', dims, toI64(b.inputIds)),
+      attention_mask: tensor('int64', dims, toI64(b.attentionMask)),
+      labels: tensor('int64', dims, toI64(b.labels)),
+      pixel_values: tensor('float32', [n, cfg.numChannels, cfg.imageSize, cfg.imageSize], px),
+    };
+  }
+
+  async trainStep(): Promise<StepResult> {
+    const planned = this.schedule.nextStep();
+    const batches = planned.microBatches.map((idx) => collate(this.samples, idx, { padId: this.padId }));
+    const feeds: Feeds[] = [];
+    for (const b of batches) feeds.push(await this.feeds(b, this.trainItems, this.samples));
+    const lossTokens = batches.map((b) => b.lossTokens);
+    const total = lossTokens.reduce((a, c) => a + c, 0);
+    const scales = this.executor.accumulation === 1 ? undefined : lossTokens.map((c) => (total > 0 ? c / total : 1 / batches.length));
+    const lr = lrAt(planned.step, this.hp, this.plan.totalSteps, this.warmup);
+    const r = await this.executor.step(feeds, lr, scales);
+    this._step = planned.step;
+    if (this.cfg.debug.stepDelayMs > 0) await new Promise((res) => setTimeout(res, this.cfg.debug.stepDelayMs));
+    return {
+      step: planned.step,
+      epoch: planned.epoch,
+      loss: r.loss,
+      lr,
+      gradNorm: r.gradNorm,
+      samples: batches.reduce((a, b) => a + b.batchSize, 0),
+      tokens: batches.reduce((a, b) => a + b.tokens, 0),
+    };
+  }
+
+  /** Current trained values by parameter name. */
+  values(): Record<string, Float32Array> {
+    const s = this.executor.state();
+    return Object.fromEntries(Object.entries(s.params).map(([k, v]) => [k, Float32Array.from(v)]));
+  }
+
+  /** Mean token loss over the eval split with the current parameters (score program; no dropout). */
+  async evalLoss(): Promise<number> {
+    let sum = 0;
+    let count = 0;
+    const bs = this.hp.batchSize;
+    for (let i = 0; i < this.evalSamples.length; i += bs) {
+      const idx = Array.from({ length: Math.min(bs, this.evalSamples.length - i) }, (_, k) => i + k);
+      const b = collate(this.evalSamples, idx, { padId: this.padId });
+      const r = await this.executor.score(await this.feeds(b, this.evalData, this.evalSamples));
+      const s = r.token_loss_sum.data as Float32Array;
+      const c = r.token_count.data as Float32Array;
+      for (let k = 0; k < s.length; k++) {
+        sum += s[k];
+        count += c[k];
+      }
+    }
+    return count > 0 ? sum / count : Number.NaN;
+  }
+
+  async evaluate(): Promise<EvalResult> {
+    const metrics: Record<string, number> = {};
+    if (this.evalSamples.length) metrics.loss = await this.evalLoss();
+    if (this.genItems.length === 0) return { metrics };
+    const hp = this.hp;
+    const adapter = adapterFromValues(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values());
+    // graphs with this step's adapter baked in are used once: keep them out of the shared cache
+    const cacheDir = mkdtempSync(join(this.ctx.outDir, '.eval-graphs-'));
+    const gen = await createGenerator(this.model, adapter, { cacheDir });
+    try {
+      const r = await runEvaluation({
+        task: this.task,
+        items: this.genItems,
+        generate: async (item) => {
+          const g = item as GenItem;
+          const out = await gen.generate({ image: g.image, messages: g.messages }, { maxNewTokens: this.cfg.eval.maxNewTokens });
+          return out.text.trim();
+        },
+      });
+      Object.assign(metrics, r.metrics);
+      const predictions: EvalPrediction[] = r.predictions.map((p) => ({
+        key: p.item.key,
+        itemId: p.item.itemId ?? null,
+        prompt: p.item.prompt,
+        output: p.output,
+        references: p.item.references,
+        scores: p.scores,
+      }));
+      return { metrics, task: this.task, split: this.cfg.data.evalSplit, predictions };
+    } finally {
+      await gen.dispose();
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  }
+
+  private adapterFiles(): Record<string, Buffer> {
+    const dir = mkdtempSync(join(tmpdir(), 'lenslab-adapter-'));
+    try {
+      const hp = this.hp;
+      saveAdapter(dir, this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values(), this.cfg.model);
+      return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))]));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  saveState(): CheckpointFiles {
+    const s = this.executor.state();
+    const opt: Record<string, StateTensor> = {};
+    for (const p of this.tvlm.params) {
+      opt[`exp_avg.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(s.m[p.name]) };
+      opt[`exp_avg_sq.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(s.v[p.name]) };
+    }
+    const state: SavedState = { kind: 'lenslab-vlm', step: this._step, t: s.t, hparamsHash: hparamsHash(this.hp), dataHash: this.dataHash, position: this.schedule.position() };
+    const files: CheckpointFiles = {
+      'optimizer.safetensors': { kind: 'safetensors', tensors: opt, metadata: { format: 'pt', t: String(s.t) } },
+      'state.json': { kind: 'json', value: state },
+    };
+    for (const [f, data] of Object.entries(this.adapterFiles())) files[`adapter/${f}`] = { kind: 'bytes', data };
+    return files;
+  }
+
+  async exportFinal(dir: string): Promise<void> {
+    const hp = this.hp;
+    saveAdapter(dir, this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values(), this.cfg.model);
+    this.ctx.log(`adapter written to ${dir}`);
+  }
+
+  async dispose(): Promise<void> {
+    await this.executor?.dispose();
+    this.model?.close();
+  }
+}
+
+export const vlmTrainerModule: TrainerModule = {
+  validateConfig(config) {
+    const cfg = parseVlmConfig(config);
+    if (!existsSync(cfg.data.file)) throw new Error(`VLM trainer config: data.file ${cfg.data.file} does not exist`);
+    const check = checkVlmConfig(cfg);
+    return { totalSteps: check.plan.totalSteps, memory: check.memory };
+  },
+  createTrainer(config, ctx) {
+    return new VlmTrainer(parseVlmConfig(config), ctx);
+  },
+};

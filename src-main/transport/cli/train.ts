@@ -1,0 +1,213 @@
+// `lenslab train`: check (hyperparameters, data against the model, memory estimate), then train in a job process
+// with a progress bar. Ctrl-C pauses (checkpoint); the same command with the same --out resumes.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, extname, resolve } from 'node:path';
+import type { CommandContext, CommandGroup } from './command';
+import { UsageError, parse, printJson, type Call } from './command';
+import { ApiError } from '../../contract/errors';
+import { createBackend, type Backend } from '../../services/backend';
+import { trainingRuntime } from '../../services/training';
+import { getDatasetByName, getDataset } from '../../storage/datasets-queries';
+import { HparamsError, hparamsFromCli, hparamsSchema, cliFlag } from '../../training/hparams';
+import { formatBytes } from '../../training/memory';
+import { runInForeground, type ForegroundIO } from '../../jobs/foreground';
+import { formatDuration } from '../../jobs/progress';
+
+const HP_FIELDS = Object.keys(hparamsSchema.shape);
+const HP_FLAGS = [...HP_FIELDS.map((f) => cliFlag(f).slice(2)), 'steps'];
+
+const usage = `lenslab train --model DIR --data PATH_OR_DATASET --out DIR [options]
+
+Fine-tune a LLaVA model folder on a dataset (an imported dataset's id or name, or a path that is imported
+first; a path imported before is reused). Hyperparameters, the data against the model and the memory estimate
+are checked before anything starts. Ctrl-C pauses after the current step (with a checkpoint); running the same
+command with the same --out resumes.
+
+Options:
+  --method M          lora (default), projector or lora+projector
+  --rank N --alpha X  LoRA rank (8) and alpha (16)
+  --lr X              peak learning rate (2e-4)
+  --epochs N | --steps N
+  --batch-size N --grad-accum N --seed N
+  --eval-every N      evaluate every N steps (0: at the end only)
+  --save-every N      checkpoint every N steps (50; 0: at the end only)
+  also: --dropout --target-modules q_proj,v_proj --weight-decay --warmup-steps|--warmup-ratio --schedule
+        cosine|linear|constant --min-lr-ratio --max-seq-len --keep-last-k --clip-norm --betas b1,b2 --eps
+  --eval-items N      items of the eval split generated at each evaluation (64)
+  --train-split S --eval-split S   (train / val)
+  --name NAME         run name
+  --json, --data-dir DIR`;
+
+/**
+ * A dataset for --data: an id, a name, or a path (imported into a new dataset unless a dataset was already imported
+ * from that path, which is then reused).
+ */
+export async function resolveDataArg(
+  backend: Backend,
+  call: Call,
+  arg: string,
+  note: (line: string) => void,
+): Promise<{ datasetId: number; name: string }> {
+  const db = backend.db;
+  if (/^\d+$/.test(arg)) {
+    const d = getDataset(db, Number(arg));
+    if (d) return { datasetId: d.id, name: d.name };
+  }
+  const byName = getDatasetByName(db, arg);
+  if (byName) return { datasetId: byName.id, name: byName.name };
+  const path = resolve(arg);
+  if (!existsSync(path)) throw new UsageError(`--data: "${arg}" is neither a dataset (id or name) nor an existing file or folder`);
+  const prev = db
+    .prepare('SELECT i.dataset_id AS id, d.name FROM imports i JOIN datasets d ON d.id = i.dataset_id WHERE i.source = ? ORDER BY i.id DESC LIMIT 1')
+    .get(path) as { id: number; name: string } | undefined;
+  if (prev) {
+    note(`using dataset ${prev.id} "${prev.name}", imported from ${path} before`);
+    return { datasetId: prev.id, name: prev.name };
+  }
+  const base = statSync(path).isFile() ? `${basename(dirname(path))} ${basename(path, extname(path))}` : basename(path);
+  let name = base;
+  for (let i = 2; getDatasetByName(db, name); i++) name = `${base} (${i})`;
+  const rep = await call('datasets.import', { path, dataset: name });
+  note(`imported ${rep.imported} item(s) from ${path} into dataset ${rep.datasetId} "${rep.datasetName}"${rep.skippedCount ? ` (${rep.skippedCount} record(s) skipped)` : ''}`);
+  return { datasetId: rep.datasetId, name: rep.datasetName };
+}
+
+/** Progress output: redrawn in place on a terminal, else whole lines to the error stream. */
+export function foregroundIO(ctx: CommandContext): ForegroundIO {
+  const tty = !!process.stderr.isTTY && !ctx.json && ctx.env.LENSLAB_NO_TTY !== '1';
+  let buf = '';
+  return {
+    isTTY: tty,
+    write(text) {
+      if (tty) {
+        process.stderr.write(text);
+        return;
+      }
+      buf += text;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        ctx.io.err(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    },
+  };
+}
+
+function runOfOutDir(backend: Backend, outDir: string): { id: number; status: string } | undefined {
+  return backend.db
+    .prepare(`SELECT id, status FROM runs WHERE json_extract(config_json, '$.job.outDir') = ? ORDER BY id DESC LIMIT 1`)
+    .get(outDir) as { id: number; status: string } | undefined;
+}
+
+export const trainCommand: CommandGroup = {
+  name: 'train',
+  summary: 'fine-tune a model with LoRA / the projector (progress bar; Ctrl-C pauses, rerun resumes)',
+  usage,
+  async run(argv, ctx) {
+    const hpOptions = Object.fromEntries(HP_FLAGS.map((f) => [f, { type: 'string' as const }]));
+    const { values, positionals } = parse(
+      argv,
+      {
+        ...hpOptions,
+        model: { type: 'string' },
+        data: { type: 'string' },
+        out: { type: 'string' },
+        name: { type: 'string' },
+        'eval-items': { type: 'string' },
+        'train-split': { type: 'string' },
+        'eval-split': { type: 'string' },
+      },
+      false,
+    );
+    if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (!values.out) throw new UsageError('--out DIR is required (the run folder; the same --out resumes a paused run)');
+    const flags: Record<string, string> = {};
+    const all = values as Record<string, string | boolean | undefined>;
+    for (const f of HP_FLAGS) if (typeof all[f] === 'string') flags[f] = all[f] as string;
+    const split = (v: unknown, name: string): 'train' | 'val' | 'test' | undefined => {
+      if (v === undefined) return undefined;
+      if (v !== 'train' && v !== 'val' && v !== 'test') throw new UsageError(`${name} must be train, val or test`);
+      return v;
+    };
+    const evalItems = values['eval-items'] === undefined ? undefined : Number(values['eval-items']);
+    if (evalItems !== undefined && (!Number.isInteger(evalItems) || evalItems < 1)) throw new UsageError('--eval-items must be a positive integer');
+    const outDir = resolve(values.out as string);
+    const note = (line: string) => (ctx.json ? ctx.io.err(line) : ctx.io.out(line));
+
+    const backend = createBackend({ dataDir: ctx.dataDir, host: 'cli' });
+    const call: Call = (method, ...args) => backend.dispatcher.call(method, args[0]) as never;
+    const stop = new AbortController();
+    const onSigint = () => stop.abort();
+    try {
+      const { runner } = trainingRuntime(backend.ctx);
+      const existing = runOfOutDir(backend, outDir);
+      let runId: number;
+      const t0 = Date.now();
+      if (existing) {
+        if (existing.status === 'running') throw new ApiError('conflict', `run ${existing.id} in ${outDir} is running in another process`, 'out');
+        if (existing.status !== 'paused' && existing.status !== 'interrupted')
+          throw new UsageError(`--out ${outDir} already holds run ${existing.id} (${existing.status}); choose another folder`);
+        if (Object.keys(flags).length || values.model || values.data) note(`resuming run ${existing.id} with the settings it started with (the options given are not used)`);
+        else note(`resuming run ${existing.id} from its last checkpoint`);
+        runId = existing.id;
+        process.once('SIGINT', onSigint);
+        const status = await runInForeground(runner, runId, { start: { resume: true }, io: foregroundIO(ctx), stop: stop.signal });
+        return await finish(ctx, call, runId, status, outDir, t0);
+      }
+      if (!values.model) throw new UsageError('--model DIR is required');
+      if (!values.data) throw new UsageError('--data PATH_OR_DATASET is required');
+      if (existsSync(outDir) && readdirSync(outDir).length > 0) throw new UsageError(`--out ${outDir} is not empty and holds no run of this data folder; choose an empty or new folder`);
+      let hparams;
+      try {
+        hparams = hparamsFromCli(flags);
+      } catch (e) {
+        if (e instanceof HparamsError) throw new UsageError(e.message);
+        throw e;
+      }
+      const model = { path: resolve(values.model as string) };
+      const data = await resolveDataArg(backend, call, values.data as string, note);
+      const dataRef = { datasetId: data.datasetId, trainSplit: split(values['train-split'], '--train-split'), evalSplit: split(values['eval-split'], '--eval-split') };
+      const est = await call('runs.estimate', { model, data: dataRef, hparams });
+      const p = est.plan;
+      note(
+        `plan: ${p.totalSteps} steps (${p.stepsPerEpoch}/epoch, batch ${p.effectiveBatch}) on ${p.trainSamples} training samples, ${p.evalSamples} eval samples; longest sample ${p.longestSample} tokens`,
+      );
+      note(`memory: ${est.memory.summary} (weights ${formatBytes(est.memory.breakdown.weights)}, activations ${formatBytes(est.memory.breakdown.activations)})`);
+      if (est.refusal) {
+        ctx.io.err(`error: ${est.refusal}`);
+        return 1;
+      }
+      const started = await call('runs.start', { name: values.name as string | undefined, model, data: dataRef, hparams, evalMaxItems: evalItems, outDir });
+      runId = started.run.id;
+      note(`run ${runId} started in ${outDir}`);
+      process.once('SIGINT', onSigint);
+      const status = await runInForeground(runner, runId, { start: { attach: true }, io: foregroundIO(ctx), stop: stop.signal });
+      return await finish(ctx, call, runId, status, outDir, t0);
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+      backend.close();
+    }
+  },
+};
+
+async function finish(ctx: CommandContext, call: Call, runId: number, status: string, outDir: string, t0: number): Promise<number> {
+  const run = await call('runs.get', { id: runId });
+  const ck = await call('runs.checkpoints', { id: runId });
+  const last = ck.checkpoints.at(-1);
+  if (ctx.json) {
+    printJson(ctx, { run, finalDir: ck.finalDir, checkpoints: ck.checkpoints });
+    return status === 'completed' ? 0 : status === 'paused' ? 0 : 1;
+  }
+  const took = formatDuration((Date.now() - t0) / 1000);
+  if (status === 'completed') {
+    ctx.io.out(`run ${runId} completed: ${run.step} steps in ${took}; adapter in ${ck.finalDir}`);
+    if (last) ctx.io.out(`final metrics: ${Object.entries(last.metrics).map(([k, v]) => `${k} ${v === null ? 'n/a' : Number(v.toPrecision(4))}`).join(', ')}`);
+    return 0;
+  }
+  if (status === 'paused') {
+    ctx.io.out(`run ${runId} paused at step ${run.step}/${run.totalSteps}; resume with: lenslab train --out ${outDir}`);
+    return 0;
+  }
+  ctx.io.err(`run ${runId} ${status}${run.error ? `: ${run.error}` : ''}`);
+  return 1;
+}
