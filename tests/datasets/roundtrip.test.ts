@@ -13,6 +13,7 @@ import { loadItems } from '../../src-main/datasets/rows';
 import { imagePath, thumbPath } from '../../src-main/datasets/images';
 import { EXPORT_FORMATS } from '../../src-main/datasets/types';
 import * as F from './fixtures';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 
 let tmp: ReturnType<typeof tempDir>;
 let db: Database;
@@ -162,4 +163,50 @@ test('records about the same image become one item (one split), unless groupByIm
   assert.deepEqual(snapshot(back.datasetId), snapshot(rep.datasetId));
   const apart = await importDataset(db, dataDir, src, { dataset: 'multi-q-apart', groupByImage: false });
   assert.equal(apart.imported, 3);
+});
+
+test('parquet in the TRL / LLaMA-Factory shape: messages with content parts + an images list', async () => {
+  const src = join(tmp.dir, 'src', 'trl');
+  const img = new Uint8Array(await F.png(903));
+  // Nested list<struct> columns, as the datasets library writes them.
+  const buf = parquetWriteBuffer({
+    columnData: [
+      {
+        name: 'messages',
+        data: [
+          [
+            { role: 'user', content: [{ type: 'image', text: null }, { type: 'text', text: 'What is this?' }] },
+            { role: 'assistant', content: [{ type: 'text', text: 'A tiny square.' }] },
+          ],
+        ],
+      },
+      { name: 'images', data: [[{ bytes: img, path: null }]] },
+    ],
+    schema: [
+      { name: 'root', num_children: 2 },
+      { name: 'messages', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
+      { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+      { name: 'element', repetition_type: 'OPTIONAL', num_children: 2 },
+      { name: 'role', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+      { name: 'content', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
+      { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+      { name: 'element', repetition_type: 'OPTIONAL', num_children: 2 },
+      { name: 'type', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+      { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+      { name: 'images', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
+      { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+      { name: 'element', repetition_type: 'OPTIONAL', num_children: 2 },
+      { name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' },
+      { name: 'path', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+    ],
+  });
+  F.write(src, 'data/train-00000-of-00001.parquet', new Uint8Array(buf));
+  const rep = await importDataset(db, dataDir, src, { dataset: 'trl', strict: true });
+  assert.equal(rep.format, 'parquet');
+  const [item] = loadItems(db, rep.datasetId);
+  assert.equal(item.split, 'train');
+  assert.ok(item.image);
+  assert.deepEqual(item.annotations.map(({ kind, data }) => ({ kind, data })), [
+    { kind: 'chat', data: { messages: [{ role: 'user', content: '<image>\nWhat is this?' }, { role: 'assistant', content: 'A tiny square.' }] } },
+  ]);
 });

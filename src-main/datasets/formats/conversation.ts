@@ -105,7 +105,7 @@ function fromMessages(ctx: ParseContext, file: string, ref: string, value: unkno
 }
 
 /** Content parts (`{type:'image'}`, `{type:'text', text}`) → text with `<image>` tags, LLaVA style (`<image>\n` before text). */
-function joinParts(parts: { type: string; text?: string }[]): string {
+export function joinParts(parts: { type: string; text?: string }[]): string {
   let out = '';
   for (const p of parts) {
     if (p.type === 'image') out += IMAGE_TOKEN;

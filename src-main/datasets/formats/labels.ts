@@ -5,6 +5,7 @@ import { conversationToAnnotations, normalizeRole } from '../conversation';
 import { IMAGE_TOKEN, type Annotation, type ChatMessage } from '../types';
 import type { LenslabMeta } from '../schemas';
 import { isRecord, type ParseContext } from './common';
+import { joinParts } from './conversation';
 
 export const CAPTION_KEYS = ['text', 'caption', 'captions', 'description', 'sentence', 'sentences', 'label_text'];
 export const QUESTION_KEYS = ['question', 'q', 'query', 'instruction', 'prompt'];
@@ -69,7 +70,7 @@ function chatOf(field: string, v: unknown): ChatMessage[] {
     if (!role) throw new FieldError(`${field}[${i}].role`, `unsupported role '${speaker}'`);
     const raw = t.content ?? t.value;
     const content = Array.isArray(raw)
-      ? raw.map((p, k) => (isRecord(p) && p.type === 'image' ? IMAGE_TOKEN : str(`${field}[${i}].content[${k}].text`, isRecord(p) ? p.text : p))).join('')
+      ? joinParts(raw.map((p, k) => (isRecord(p) && p.type === 'image' ? { type: 'image' } : { type: 'text', text: str(`${field}[${i}].content[${k}].text`, isRecord(p) ? p.text : p) })))
       : str(`${field}[${i}].content`, raw);
     return { role, content };
   });
