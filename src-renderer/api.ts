@@ -175,3 +175,94 @@ export function errorMessage(e: unknown): string {
   if (e instanceof Error) return e.message;
   return String(e);
 }
+
+/** Electron's path of a dropped/picked File (absent in a browser, where files are uploaded instead). */
+export const getPathForFile: ((file: File) => string) | undefined =
+  typeof window !== 'undefined' && window.lenslabFiles ? (f: File) => window.lenslabFiles!.getPathForFile(f) : undefined;
+
+export interface UploadFile {
+  /** Path relative to the dropped root ('photos/a.jpg'). */
+  relativePath: string;
+  file: File;
+}
+export interface UploadProgress {
+  files: number;
+  totalFiles: number;
+  bytes: number;
+  totalBytes: number;
+}
+export interface UploadedBatch {
+  batch: string;
+  /** Absolute staging folder on the server. */
+  root: string;
+  /** What to import: the single top-level entry when there is one (a folder or a file), else the staging folder. */
+  importPath: string;
+}
+
+function newBatchId(): string {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return 'b-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function uploadRequest(method: 'PUT' | 'DELETE', path: string, body?: Blob): Promise<unknown> {
+  const token = serveToken();
+  const res = await fetch(path, {
+    method,
+    body,
+    credentials: 'same-origin',
+    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { 'Content-Type': 'application/octet-stream' } : {}) },
+  });
+  let json: { result?: unknown; error?: { code: string; message: string; field?: string } } = {};
+  try {
+    json = await res.json();
+  } catch {
+    // fall through to the status check
+  }
+  if (!res.ok || json.error) {
+    throw json.error ? ApiError.from(json.error as never) : new ApiError('internal', `upload failed with HTTP ${res.status}`);
+  }
+  return json.result;
+}
+
+/**
+ * Serve mode: stream dropped files into a staging folder on the server (3 at a time), so a method taking a
+ * path (datasets.import, items.add, ...) can read them. Call `discardUpload(batch)` afterwards.
+ */
+export async function uploadFiles(files: readonly UploadFile[], onProgress?: (p: UploadProgress) => void): Promise<UploadedBatch> {
+  if (files.length === 0) throw new ApiError('invalid_request', 'nothing to upload: no files were dropped');
+  const batch = newBatchId();
+  const p: UploadProgress = { files: 0, totalFiles: files.length, bytes: 0, totalBytes: files.reduce((a, f) => a + f.file.size, 0) };
+  onProgress?.({ ...p });
+  let root = '';
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const f = files[next++];
+      const rel = f.relativePath.replace(/^\/+/, '');
+      const r = (await uploadRequest('PUT', `/upload/${batch}/${encodeURIComponent(rel)}`, f.file)) as { root: string };
+      root = r.root;
+      p.files++;
+      p.bytes += f.file.size;
+      onProgress?.({ ...p });
+    }
+  };
+  try {
+    await Promise.all([worker(), worker(), worker()]);
+  } catch (e) {
+    void discardUpload(batch);
+    throw e;
+  }
+  const tops = new Set(files.map((f) => f.relativePath.replace(/^\/+/, '').split('/')[0]));
+  const importPath = tops.size === 1 ? `${root}/${[...tops][0]}` : root;
+  return { batch, root, importPath };
+}
+
+/** Delete a staging folder (errors are ignored: the server clears leftovers at its next start). */
+export async function discardUpload(batch: string): Promise<void> {
+  try {
+    await uploadRequest('DELETE', `/upload/${batch}`);
+  } catch {
+    // ignored
+  }
+}

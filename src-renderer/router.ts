@@ -4,6 +4,8 @@ import TrainView from './views/TrainView.vue';
 import RunsView from './views/RunsView.vue';
 import ChatView from './views/ChatView.vue';
 import ModelsView from './views/ModelsView.vue';
+import DatasetView from './views/DatasetView.vue';
+import LabelingView from './views/LabelingView.vue';
 
 /** The sections shown in the sidebar, in order. */
 export const sections = [
@@ -17,6 +19,9 @@ export const sections = [
 const routes: RouteRecordRaw[] = [
   { path: '/', redirect: '/datasets' },
   ...sections.map((s) => ({ path: s.path, name: s.name, component: s.component, meta: { title: s.title } })),
+  { path: '/datasets/:id(\\d+)', name: 'dataset', component: DatasetView, meta: { title: 'Dataset', section: 'datasets' } },
+  { path: '/datasets/:id(\\d+)/items/:itemId(\\d+)', name: 'label', component: LabelingView, meta: { title: 'Label', section: 'datasets' } },
+  { path: '/runs/:id(\\d+)', name: 'run', component: RunsView, meta: { title: 'Run', section: 'runs' } },
   { path: '/:pathMatch(.*)*', redirect: '/datasets' },
 ];
 

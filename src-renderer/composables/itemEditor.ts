@@ -16,8 +16,10 @@ export function cloneAnnotations(list: readonly EditorAnnotation[]): EditorAnnot
   });
 }
 
+/** Same content (kinds, order, text); ids are ignored, since a save may store the same labels under new ids. */
 export function sameAnnotations(a: readonly EditorAnnotation[], b: readonly EditorAnnotation[]): boolean {
-  return JSON.stringify(cloneAnnotations(a)) === JSON.stringify(cloneAnnotations(b));
+  const content = (l: readonly EditorAnnotation[]) => JSON.stringify(cloneAnnotations(l).map(({ kind, data }) => ({ kind, data })));
+  return content(a) === content(b);
 }
 
 /** Split a message into (has leading image token, the rest) for the chip UI. A token mid-text stays in the text. */
