@@ -381,7 +381,10 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     let shown = 0;
     let streamed = '';
     let finish: FinishReason = 'length';
-    const answerText = (all: number[]) => tokenizer.decode(all.filter((x) => !eosIds.has(x)), { skipSpecialTokens: true });
+    // ids past the tokenizer's vocabulary (embedding tables are often padded, e.g. Qwen2's 151,936 rows for 151,665
+    // tokens) have no text, as in transformers' decode
+    const hasText = (x: number) => !eosIds.has(x) && x < tokenizer.vocabSize;
+    const answerText = (all: number[]) => tokenizer.decode(all.filter(hasText), { skipSpecialTokens: true });
     let prefillMs = 0;
     let firstTokenMs = 0;
     let tDecode0 = 0;
@@ -415,7 +418,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
         seq.push(id);
         gen.push(id);
         const isEos = eosIds.has(id);
-        if (!isEos) dec.push(id);
+        if (hasText(id)) dec.push(id);
         const last = isEos || step === budget - 1;
         // mid-stream: the streaming decoder's text (complete characters only); at the end: the full decode
         const text = last ? answerText(gen) : dec.text;

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
-import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
+import { demoPreprocessorConfig, demoTokenizerFiles, randomWeights, tinyLlavaConfig, writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
+import { expectedTensors } from '../../src-main/models/weights/names';
+import { memorySource } from '../../src-main/models/weights/safetensors';
 import { loadHfFolder, saveHfFolder, type HfModel } from '../../src-main/models/hf-folder';
 import { makeSample } from '../../src-main/models/demo/shapes';
 import { createGenerator, loadGenerator, renderSetupOf, GenerateError, type Generator } from '../../src-main/models/generate';
@@ -281,6 +283,36 @@ test('an adapter changes the output, and equals generating from the merged folde
   } finally {
     await withAdapter.dispose();
     await merged.dispose();
+  }
+});
+
+test('ids past the tokenizer (padded embedding rows) are generated without text and without failing', async () => {
+  const dir = join(tmp.dir, 'padded-vocab');
+  const { tokenizer, tokenizerConfig } = demoTokenizerFiles();
+  const vocab = (tokenizer.model as { vocab: Record<string, number> }).vocab;
+  const n = Object.keys(vocab).length;
+  const cfg = tinyLlavaConfig(n + 200, vocab['<image>']);
+  const weights = randomWeights(expectedTensors(cfg), 4, 0.2);
+  // lm_head: every row 0 but two opposite rows past the tokenizer: one of them is always the argmax
+  const head = weights.get('language_model.lm_head.weight')!;
+  const H = cfg.text.hiddenSize;
+  const data = new Float32Array(head.data.length);
+  for (let i = 0; i < H; i++) {
+    data[(n + 100) * H + i] = 1 + (i % 3);
+    data[(n + 101) * H + i] = -(1 + (i % 3));
+  }
+  weights.set('language_model.lm_head.weight', { ...head, data });
+  saveHfFolder(dir, { config: cfg.raw, weights: memorySource(weights), tokenizer, tokenizerConfig, preprocessorConfig: demoPreprocessorConfig(cfg.vision.imageSize) });
+  const g = await loadGenerator(dir, null, { cacheDir });
+  try {
+    const texts: string[] = [];
+    const r = await g.generate({ image: setups[0].image, messages: [{ role: 'user', content: 'Hi' }] }, { maxNewTokens: 4, onToken: (t) => texts.push(t.text) });
+    assert.equal(r.ids.length, 4);
+    assert.ok(r.ids.every((id) => id === n + 100 || id === n + 101), JSON.stringify(r.ids));
+    assert.equal(r.text, '');
+    assert.deepEqual(texts, ['', '', '', '']);
+  } finally {
+    await g.dispose();
   }
 });
 

@@ -1,0 +1,244 @@
+// Benchmark: generation with one image on this machine's CPU, for the demo LLaVA and a ~0.5B random LLaVA in real
+// shapes (SigLIP-base/16 at 224 px + Qwen2-0.5B: 24 layers, 896 hidden, 14/2 heads, 151,936 vocab, tied head).
+// Per model, each phase in its own child process (so peak RSS is that phase's):
+//   cold   compile the prefill + decode graphs into an empty graph cache and open the sessions
+//   warm   open from the cache, then: time to first token (image decode + preprocessing + prefill incl. the vision
+//          tower + first sample), decode tokens/s with the KV cache, and the baseline measured in the same run:
+//          decoding by full recomputation (what generation costs without the cache); ratio = cached / recompute.
+//   lag    the backend thread's worst event-loop stall while a generator loads (from the cache) and generates,
+//          hosted in this thread vs in the chat service's worker_thread.
+// The random weights are written once to <os tmp>/lenslab-bench-generate (about 2.3 GB for the 0.5B model, plus
+// the compiled graphs) and reused by later runs.
+//
+//   npm run bench:generate [-- --tokens 32 --skip-big --fresh]
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { llavaToHf, parseHfConfig, type LlavaModelConfig, type TextConfig, type VisionConfig } from '../../src-main/models/config';
+import { demoTokenizerFiles, randomWeights, writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
+import { expectedTensors } from '../../src-main/models/weights/names';
+import { memorySource } from '../../src-main/models/weights/safetensors';
+import { saveHfFolder } from '../../src-main/models/hf-folder';
+import { loadGenerator, type GenerateResult } from '../../src-main/models/generate';
+import { GeneratorWorker } from '../../src-main/models/generate-worker';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const ROOT = join(tmpdir(), 'lenslab-bench-generate');
+const QUESTION = 'What shapes are in the picture, and what colours are they?';
+
+// ---------------------------------------------------------------- models
+
+function writeHalfBLlava(dir: string): LlavaModelConfig {
+  const { tokenizer, tokenizerConfig } = demoTokenizerFiles(512);
+  const imageTokenIndex = (tokenizer.model as { vocab: Record<string, number> }).vocab['<image>'];
+  const vision: VisionConfig = {
+    modelType: 'siglip_vision_model', hiddenSize: 768, intermediateSize: 3072, numHiddenLayers: 12, numAttentionHeads: 12, headDim: 64,
+    numChannels: 3, imageSize: 224, patchSize: 16, hiddenAct: 'gelu_pytorch_tanh', layerNormEps: 1e-6, classToken: false, preLayerNorm: false,
+    patchBias: true, useHead: false, numPatches: 196, numPositions: 196,
+  };
+  const text: TextConfig = {
+    modelType: 'qwen2', vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numHiddenLayers: 24, numAttentionHeads: 14, numKeyValueHeads: 2,
+    headDim: 64, hiddenAct: 'silu', maxPositionEmbeddings: 32768, rmsNormEps: 1e-6, rope: { theta: 1000000, type: 'default', factor: 1 },
+    qkvBias: true, oBias: false, mlpBias: false, tieWordEmbeddings: true, bosTokenId: 1, eosTokenIds: [2], padTokenId: 3,
+  };
+  const json = llavaToHf({ vision, text, imageTokenIndex, projectorHiddenAct: 'gelu', visionFeatureLayer: -1, visionFeatureSelectStrategy: 'full' });
+  const config = parseHfConfig(json, 'bench config.json') as LlavaModelConfig;
+  mkdirSync(dir, { recursive: true });
+  saveHfFolder(dir, {
+    config: config.raw,
+    weights: memorySource(randomWeights(expectedTensors(config), 7, 0.02)),
+    tokenizer,
+    tokenizerConfig,
+    preprocessorConfig: {
+      do_convert_rgb: true, do_normalize: true, do_rescale: true, do_resize: true, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5],
+      image_processor_type: 'SiglipImageProcessor', processor_class: 'LlavaProcessor', resample: 2, rescale_factor: 1 / 255, size: { height: 224, width: 224 },
+    },
+    generationConfig: { bos_token_id: 1, eos_token_id: 2, pad_token_id: 3, max_new_tokens: 64 },
+  });
+  return config;
+}
+
+function dirBytes(dir: string): number {
+  let n = 0;
+  for (const f of readdirSync(dir, { withFileTypes: true })) n += f.isDirectory() ? dirBytes(join(dir, f.name)) : statSync(join(dir, f.name)).size;
+  return n;
+}
+
+// ---------------------------------------------------------------- child phases
+
+function lagMeter(periodMs = 5) {
+  let last = performance.now();
+  let max = 0;
+  const iv = setInterval(() => {
+    const now = performance.now();
+    max = Math.max(max, now - last - periodMs);
+    last = now;
+  }, periodMs);
+  return {
+    reset() {
+      last = performance.now();
+      max = 0;
+    },
+    stop() {
+      clearInterval(iv);
+      return Math.max(0, max);
+    },
+    get max() {
+      return Math.max(0, max);
+    },
+  };
+}
+
+const fmtBytes = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rssMb = () => process.memoryUsage().rss / 2 ** 20;
+const peakMb = () => process.resourceUsage().maxRSS / 1024;
+
+async function child(phase: string, modelDir: string, cacheDir: string, image: string, tokens: number, recomputeTokens: number): Promise<void> {
+  const messages = [{ role: 'user', content: QUESTION }];
+  const out: Record<string, unknown> = { phase };
+  if (phase === 'cold') {
+    const t0 = performance.now();
+    const g = await loadGenerator(modelDir, null, { cacheDir });
+    out.compileMs = performance.now() - t0;
+    out.rssMb = rssMb();
+    await g.dispose();
+  } else if (phase === 'warm') {
+    const t0 = performance.now();
+    const g = await loadGenerator(modelDir, null, { cacheDir });
+    out.loadMs = performance.now() - t0;
+    out.rssAfterLoadMb = rssMb();
+    await g.generate({ image, messages }, { maxNewTokens: 2 }); // warm-up (first-run allocations)
+    const runs: GenerateResult[] = [];
+    for (let i = 0; i < 3; i++) runs.push(await g.generate({ image, messages }, { maxNewTokens: tokens }));
+    out.promptTokens = runs[0].promptTokens;
+    out.ttftMs = median(runs.map((r) => r.timings.firstTokenMs));
+    out.prefillMs = median(runs.map((r) => r.timings.prefillMs));
+    out.prepareMs = median(runs.map((r) => r.timings.prepareMs));
+    out.decodeTokens = runs[0].timings.decodeTokens;
+    out.tokPerS = median(runs.map((r) => r.timings.tokensPerSecond));
+    // baseline: the same decoding by full recomputation (prefill of the whole sequence per token)
+    const full = await g.generate({ image, messages }, { maxNewTokens: recomputeTokens + 1, kvCache: false });
+    out.recomputeTokPerS = full.timings.tokensPerSecond;
+    out.sameTokens = JSON.stringify(full.ids) === JSON.stringify(runs[0].ids.slice(0, full.ids.length));
+    out.rssMb = rssMb();
+    await g.dispose();
+  } else if (phase === 'lag-thread' || phase === 'lag-worker') {
+    const meter = lagMeter();
+    const t0 = performance.now();
+    let loadLag: number;
+    let genLag: number;
+    if (phase === 'lag-thread') {
+      const g = await loadGenerator(modelDir, null, { cacheDir });
+      out.loadMs = performance.now() - t0;
+      loadLag = meter.max;
+      meter.reset();
+      await g.generate({ image, messages }, { maxNewTokens: tokens, temperature: 0.8, topP: 0.9, topK: 50, seed: 1 });
+      genLag = meter.max;
+      await g.dispose();
+    } else {
+      const w = new GeneratorWorker({ cacheDir });
+      // the first request loads the model in the worker; a 1-token request isolates the load
+      await w.generate({ modelDir, image, messages }, { maxNewTokens: 1 });
+      out.loadMs = performance.now() - t0;
+      loadLag = meter.max;
+      meter.reset();
+      await w.generate({ modelDir, image, messages }, { maxNewTokens: tokens, temperature: 0.8, topP: 0.9, topK: 50, seed: 1 }, { onToken: () => {} });
+      genLag = meter.max;
+      await w.close();
+    }
+    meter.stop();
+    out.loadLagMs = loadLag;
+    out.genLagMs = genLag;
+  }
+  out.peakRssMb = peakMb();
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+function runChild(phase: string, modelDir: string, cacheDir: string, image: string, tokens: number, recomputeTokens: number): Record<string, number | string | boolean> {
+  const self = fileURLToPath(import.meta.url);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', phase, modelDir, cacheDir, image, String(tokens), String(recomputeTokens)], {
+    encoding: 'utf8',
+    maxBuffer: 16 << 20,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`child ${phase} failed (${r.status}): ${r.stdout}`);
+  const line = r.stdout.trim().split('\n').pop()!;
+  return JSON.parse(line);
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const tokens = opt('tokens', 32);
+  mkdirSync(ROOT, { recursive: true });
+  const image = join(ROOT, 'photo.jpg');
+  if (!existsSync(image)) {
+    // a 640x480 "photo": gradient + blocks, JPEG-compressed, so decoding and resizing cost what a real photo costs
+    const w = 640;
+    const h = 480;
+    const raw = Buffer.alloc(w * h * 3);
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        const o = (y * w + x) * 3;
+        const block = (Math.floor(x / 80) + Math.floor(y / 80)) % 3;
+        raw[o] = block === 0 ? 220 : (x * 255) / w;
+        raw[o + 1] = block === 1 ? 200 : (y * 255) / h;
+        raw[o + 2] = block === 2 ? 180 : ((x ^ y) & 255);
+      }
+    await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 88 }).toFile(image);
+  }
+  const models: Array<{ name: string; dir: string; write: (d: string) => LlavaModelConfig; recompute: number }> = [
+    { name: 'demo (tiny LLaVA)', dir: join(ROOT, 'demo'), write: (d) => writeTinyLlava(d, 0), recompute: 16 },
+  ];
+  if (!flag('skip-big')) models.push({ name: '0.5B (SigLIP-B/16 + Qwen2-0.5B shapes)', dir: join(ROOT, 'half-b'), write: writeHalfBLlava, recompute: 3 });
+
+  const rows: string[] = [];
+  for (const m of models) {
+    if (flag('fresh')) rmSync(m.dir, { recursive: true, force: true });
+    if (!existsSync(join(m.dir, 'config.json'))) {
+      const t0 = performance.now();
+      const cfg = m.write(m.dir);
+      console.log(`${m.name}: wrote random weights (${fmtBytes(dirBytes(m.dir))}, vision ${cfg.vision.modelType}, text ${cfg.text.modelType}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    const cacheDir = join(ROOT, `cache-${m.name.split(' ')[0]}`);
+    rmSync(cacheDir, { recursive: true, force: true });
+    const cold = runChild('cold', m.dir, cacheDir, image, tokens, m.recompute);
+    const warm = runChild('warm', m.dir, cacheDir, image, tokens, m.recompute);
+    const lagT = runChild('lag-thread', m.dir, cacheDir, image, tokens, m.recompute);
+    const lagW = runChild('lag-worker', m.dir, cacheDir, image, tokens, m.recompute);
+    const n = (x: unknown, d = 0) => (typeof x === 'number' ? x.toFixed(d) : String(x));
+    const weights = dirBytes(m.dir);
+    const tokps = warm.tokPerS as number;
+    rows.push(
+      [
+        `## ${m.name}: ${fmtBytes(weights)} of f32 weights, prompt ${warm.promptTokens} tokens (image + question), ${warm.decodeTokens} decode tokens`,
+        `compile (cold cache): ${n((cold.compileMs as number) / 1000, 1)} s, peak RSS ${n(cold.peakRssMb)} MB; graph cache ${fmtBytes(dirBytes(cacheDir))}`,
+        `load (warm cache):    ${n((warm.loadMs as number) / 1000, 2)} s, RSS after load ${n(warm.rssAfterLoadMb)} MB`,
+        `time to first token:  ${n(warm.ttftMs)} ms (image decode+preprocess ${n(warm.prepareMs, 1)} ms, prefill ${n(warm.prefillMs)} ms)`,
+        `decode:               ${n(tokps, 1)} tokens/s with the KV cache vs ${n(warm.recomputeTokPerS, 2)} tokens/s by full recomputation (baseline) = ${n(tokps / (warm.recomputeTokPerS as number), 1)}x; same tokens: ${warm.sameTokens}`,
+        `                      weights streamed per second at that rate: ${((weights * tokps) / 1e9).toFixed(1)} GB/s`,
+        `peak RSS (generate):  ${n(warm.peakRssMb)} MB`,
+        `event-loop stall of the calling thread, in-thread vs worker_thread: load ${n(lagT.loadLagMs)} vs ${n(lagW.loadLagMs)} ms, generate (T=0.8, top-k 50, top-p 0.9) ${n(lagT.genLagMs)} vs ${n(lagW.genLagMs)} ms`,
+      ].join('\n'),
+    );
+    console.log(rows[rows.length - 1]);
+    console.log();
+  }
+  writeFileSync(join(ROOT, 'last-report.txt'), rows.join('\n\n') + '\n');
+}
+
+if (args[0] === '--child') {
+  const [, phase, modelDir, cacheDir, image, tokens, recompute] = args;
+  await child(phase, modelDir, cacheDir, image, Number(tokens), Number(recompute));
+} else {
+  await main();
+}
