@@ -116,7 +116,7 @@ test('chat.generate in the worker: streamed tokens, saved turns, follow-up reuse
   await ok(b, 'chats.delete', { id: r.chatId });
   assert.deepEqual((await ok(b, 'chats.list')).chats.map((c: any) => c.id), [r3.chatId]);
   assert.equal((await fail(b, 'chats.get', { id: r.chatId })).code, 'not_found');
-  assert.equal(b.db.prepare('SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?').get(r.chatId).n, 0);
+  assert.equal((b.db.prepare('SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?').get(r.chatId) as { n: number }).n, 0);
 
   // save: false stores nothing
   const before = (await ok(b, 'chats.list')).chats.length;
