@@ -46,8 +46,10 @@ export const Model = z.object({
   report: ModelReport.nullable(),
   params: z.number().nullable(),
   bytes: z.number().nullable(),
-  /** 'demo' for the bundled demo model. */
+  /** 'demo' (the demo model), 'composed', 'merged', or null for an imported folder. */
   source: z.string().nullable(),
+  /** The folder is inside the data folder's models/ (Lenslab made it): models.delete may delete its files. */
+  managed: z.boolean(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });

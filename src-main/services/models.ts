@@ -125,9 +125,14 @@ export function toModel(ctx: ServiceContext, row: ModelRow): Model {
     params: row.params,
     bytes: row.bytes,
     source,
+    managed: isManaged(ctx, path),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+function isManaged(ctx: ServiceContext, dir: string): boolean {
+  return resolve(dir).startsWith(resolve(ctx.dataDir, 'models') + sep);
 }
 
 function getRow(db: Database, id: number, field = 'id'): ModelRow {
@@ -256,7 +261,7 @@ export const modelsHandlers = handlers({
   'models.delete': (p, ctx) => {
     const row = getRow(ctx.db, p.id);
     const dir = resolve(absPath(ctx, row.path));
-    const inside = dir.startsWith(resolve(ctx.dataDir, 'models') + sep);
+    const inside = isManaged(ctx, dir);
     if (p.deleteFiles && !inside) throw new ApiError('invalid_request', `${dir} was not created by Lenslab (it is outside the data folder): delete it yourself`, 'deleteFiles');
     ctx.db.prepare('DELETE FROM models WHERE id = ?').run(p.id);
     let filesDeleted = false;

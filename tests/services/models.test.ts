@@ -46,6 +46,7 @@ test('the demo model installs once, validates, and reports what it holds', async
   const a = await ok('models.installDemo', {});
   assert.equal(a.created, true);
   assert.equal(a.model.source, 'demo');
+  assert.equal(a.model.managed, a.model.path.startsWith(join(data, 'models')));
   assert.equal(a.model.available, true);
   assert.equal(a.report.kind, 'llava');
   assert.equal(a.report.family, 'llava-llama');
@@ -82,6 +83,7 @@ test('inspect and import name the problem; a folder registers once; rename and d
   assert.equal(r.model.name, 'My tiny LLaVA');
   assert.equal(r.model.path, dir);
   assert.equal(r.model.kind, 'base');
+  assert.equal(r.model.managed, false);
   assert.equal((await fail('models.import', { path: dir })).code, 'conflict');
   const renamed = await ok('models.update', { id: r.model.id, name: 'Renamed' });
   assert.equal(renamed.name, 'Renamed');

@@ -1,0 +1,159 @@
+// Chat: saved chats and the open conversation, in one pane or two side by side (the base model and the same model
+// with a fine-tuned adapter, each its own saved chat, asked the same questions). Answers stream in from chat.token
+// events; stop cancels the running generations.
+import { defineStore } from 'pinia';
+import { reactive, ref } from 'vue';
+import type { Chat, ChatMessage } from '../../src-main/contract/chat';
+import type { Params } from '../../src-main/contract/index';
+import type { TranscriptMessage } from '../components/types';
+import { api, errorMessage, mediaUrl } from '../api';
+
+export type { Chat, ChatMessage };
+
+/** What a pane talks to: a registered model, optionally with an adapter folder. */
+export interface PaneTarget {
+  modelId: number;
+  adapterDir: string | null;
+  label: string;
+}
+
+export interface Pane {
+  key: string;
+  target: PaneTarget;
+  chatId: number | null;
+  messages: TranscriptMessage[];
+  requestId: string | null;
+  /** "Loading the model…" while the backend prepares it. */
+  status: string | null;
+}
+
+/** An image picked for the next question: a data URL to show and the base64 to send. */
+export interface PendingImage {
+  url: string;
+  base64: string;
+  name: string;
+}
+
+let seq = 0;
+const newRequestId = () => `ui-${Date.now().toString(36)}-${(seq++).toString(36)}`;
+
+export function toTranscript(m: ChatMessage): TranscriptMessage {
+  const s = m.stats as { tokens?: number; tokensPerSecond?: number | null; finishReason?: string };
+  return {
+    id: m.id,
+    role: m.role,
+    content: m.content.replace(/^<image>\s*/, ''),
+    imageUrl: m.imageHash && m.imageExt ? mediaUrl('images', m.imageHash, m.imageExt) : null,
+    stopped: s.finishReason === 'cancelled',
+    stats: m.role === 'assistant' && s.tokens !== undefined ? { tokens: s.tokens, ...(typeof s.tokensPerSecond === 'number' ? { tokensPerSecond: s.tokensPerSecond } : {}) } : null,
+  };
+}
+
+export const useChatStore = defineStore('chat', () => {
+  const chats = ref<Chat[]>([]);
+  const loaded = ref(false);
+  const error = ref<string | null>(null);
+  const panes = ref<Pane[]>([]);
+  const byRequest = reactive(new Map<string, TranscriptMessage>());
+
+  async function loadChats(): Promise<void> {
+    try {
+      chats.value = (await api.call('chats.list')).chats;
+      loaded.value = true;
+      error.value = null;
+    } catch (e) {
+      error.value = errorMessage(e);
+    }
+  }
+
+  /** Start over with these targets (one pane, or base + fine-tuned side by side). */
+  function setTargets(targets: PaneTarget[]): void {
+    panes.value = targets.map((t, i) => ({ key: `p${i}`, target: t, chatId: null, messages: [], requestId: null, status: null }));
+  }
+
+  /** Open a saved chat in a single pane. */
+  async function openChat(id: number): Promise<Chat> {
+    const r = await api.call('chats.get', { id });
+    const c = r.chat;
+    panes.value = [
+      {
+        key: `chat-${id}`,
+        target: { modelId: c.modelId ?? 0, adapterDir: c.adapterDir, label: c.title },
+        chatId: id,
+        messages: r.messages.map(toTranscript),
+        requestId: null,
+        status: null,
+      },
+    ];
+    return c;
+  }
+
+  const busy = () => panes.value.some((p) => p.requestId !== null);
+
+  async function askPane(pane: Pane, text: string, image: PendingImage | null): Promise<void> {
+    const requestId = newRequestId();
+    pane.messages.push({ id: `u-${requestId}`, role: 'user', content: text, imageUrl: image?.url ?? null });
+    pane.messages.push({ id: `a-${requestId}`, role: 'assistant', content: '', streaming: true });
+    const answer = pane.messages[pane.messages.length - 1];
+    byRequest.set(requestId, answer);
+    pane.requestId = requestId;
+    pane.status = null;
+    const params: Params<'chat.generate'> = {
+      requestId,
+      messages: [{ role: 'user', content: text }],
+      ...(pane.chatId !== null ? { chatId: pane.chatId } : {}),
+      modelId: pane.target.modelId,
+      adapterDir: pane.target.adapterDir,
+      ...(image ? { image: { base64: image.base64 } } : {}),
+      ...(pane.chatId === null && pane.target.adapterDir ? { title: `${text.slice(0, 50)} (${pane.target.label})` } : {}),
+    };
+    try {
+      const r = await api.call('chat.generate', params);
+      pane.chatId = r.chatId;
+      answer.content = r.text;
+      answer.stopped = r.finishReason === 'cancelled';
+      answer.stats = { tokens: r.ids.length, ...(r.tokensPerSecond !== null ? { tokensPerSecond: r.tokensPerSecond } : {}) };
+    } catch (e) {
+      answer.error = errorMessage(e);
+    } finally {
+      answer.streaming = false;
+      byRequest.delete(requestId);
+      pane.requestId = null;
+      pane.status = null;
+    }
+  }
+
+  /** Ask every pane the same question (they run one after another on the backend). */
+  async function ask(text: string, image: PendingImage | null): Promise<void> {
+    await Promise.all(panes.value.map((p) => askPane(p, text, image)));
+    void loadChats();
+  }
+
+  async function stop(): Promise<void> {
+    await Promise.all(panes.value.filter((p) => p.requestId).map((p) => api.call('chat.cancel', { requestId: p.requestId! }).catch(() => null)));
+  }
+
+  async function rename(id: number, title: string): Promise<void> {
+    await api.call('chats.update', { id, title });
+    await loadChats();
+  }
+  async function remove(id: number): Promise<void> {
+    await api.call('chats.delete', { id });
+    panes.value = panes.value.map((p) => (p.chatId === id ? { ...p, chatId: null, messages: [] } : p));
+    await loadChats();
+  }
+
+  api.on('chat.token', (t) => {
+    const m = byRequest.get(t.requestId);
+    if (m) m.content += t.text;
+  });
+  api.on('chat.status', (s) => {
+    const p = panes.value.find((x) => x.requestId === s.requestId);
+    if (p) p.status = s.message;
+  });
+  api.on('chats.changed', () => {
+    if (loaded.value) void loadChats();
+  });
+
+  return { chats, loaded, error, panes, busy, loadChats, setTargets, openChat, ask, stop, rename, remove };
+});
