@@ -1,11 +1,15 @@
 // Generation and scoring with a LLaVA (or text-only) model, optionally with a PEFT adapter merged in.
 //
-// Three ONNX graphs, built by llava.ts buildForwardGraph and compiled once into the engine's graph cache
-// (runtime/cache.ts compileCached, keyed by the model files' identity, the adapter's bytes and the graph options):
-//   prefill  input_ids [1,T], attention_mask [1,T], pixel_values [1,3,H,W] → logits of the last position
-//            + present.<i>.key/value [1, n_kv, T, head_dim] for every layer
-//   decode   input_ids [1,1], attention_mask [1,P+1], past_key_values.<i>.key/value [1,n_kv,P,hd] → logits + present
-//   score    (built on first score()) the full forward + per-token cross-entropy against shifted labels
+// Graphs, built from llava.ts's pieces and compiled once into the engine's graph cache (runtime/cache.ts
+// compileCached, keyed by the model files' identity, the adapter's bytes and the graph options):
+//   vision   pixel_values [1,3,H,W] → image_features [1, numImageTokens, hidden] (vision tower + projector)
+//   decoder  input_ids [1,S], attention_mask [1,P+S], image_features, past_key_values.<i>.key/value [1,n_kv,P,hd]
+//            → logits of the last position + present.<i>.key/value [1,n_kv,P+S,hd]
+//            Prefill is this graph with P = 0 (empty past) and the prompt's S tokens; each decode step is S = 1.
+//            One graph for both keeps one copy of the decoder weights in memory (a separate prefill graph would
+//            hold a second copy: +2 GB RSS for a 0.5B model); the tied lm_head is a Gemm on embed_tokens (transB)
+//            instead of a transposed copy of the table.
+//   score    (built on first score()) llava.ts's full forward + per-token cross-entropy against shifted labels
 // Prompts are rendered exactly as for training (chat template → tokenizer with the same special-token rule as
 // datasets/render.ts → each <image> placeholder expanded to numImageTokens copies), so a fine-tuned model sees at
 // inference the very tokens it was trained on. Token choice and stopping are in sampling.ts.
@@ -24,7 +28,12 @@ import { loadHfFolder } from './hf-folder';
 import type { LensTokenizer } from './tokenizer';
 import type { ImageInput } from './image-processor';
 import { loadAdapter, type Adapter } from './peft';
-import { IO, buildForwardGraph, type ForwardGraphOptions } from './llava';
+import { Graph } from '../engine/graph/builder';
+import { IO, buildForwardGraph, decoderNames, imageFeatures, llavaEmbeddings, type ForwardGraphOptions } from './llava';
+import { GraphWeights } from './layers';
+import { decoderFor } from './registry';
+import { decoderPositions } from './decoder/llama';
+import { mergeAdapter } from './peft';
 import { Sampler, StopStrings, validateSamplingOptions, type FinishReason, type SamplingOptions } from './sampling';
 import type { LlavaModelConfig, TextModelConfig } from './config';
 
@@ -211,44 +220,77 @@ function adapterIdentity(adapter: Adapter | null): unknown {
 }
 
 /** Bump when the graphs built here change for the same model (invalidates cached generate/score graphs). */
-export const GENERATE_GRAPH_VERSION = 1;
+export const GENERATE_GRAPH_VERSION = 2;
 
-type GraphKind = 'prefill-image' | 'prefill-text' | 'decode' | 'score-image' | 'score-text';
+type GraphKind = 'vision' | 'decoder' | 'score-image' | 'score-text';
 
 const SCORE_LOSS = 'token_loss';
 const SCORE_LABELS = 'labels';
+const FEATURES = 'image_features';
 
-function graphOptions(kind: GraphKind, adapter: Adapter | null): ForwardGraphOptions {
-  const base: ForwardGraphOptions = { batch: 1, adapter, adapterMode: 'merge', positions: 'mask' };
-  switch (kind) {
-    case 'prefill-image':
-      return { ...base, mode: 'prefill', image: true, logits: 'last' };
-    case 'prefill-text':
-      return { ...base, mode: 'prefill', image: false, logits: 'last' };
-    case 'decode':
-      return { ...base, mode: 'decode', image: false, logits: 'last' };
-    case 'score-image':
-      return { ...base, mode: 'full', image: true, logits: 'all' };
-    case 'score-text':
-      return { ...base, mode: 'full', image: false, logits: 'all' };
-  }
+function scoreOptions(kind: 'score-image' | 'score-text', adapter: Adapter | null): ForwardGraphOptions {
+  return { batch: 1, adapter, adapterMode: 'merge', positions: 'mask', mode: 'full', image: kind === 'score-image', logits: 'all' };
 }
 
-function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null) {
-  const g = buildForwardGraph(model, { ...graphOptions(kind, adapter), name: `lenslab_${kind}` });
-  if (kind.startsWith('score')) {
-    // per-token cross-entropy against labels (-100 = not scored) instead of the [1, T, V] logits
-    const logits = g.outputs.find((v) => v.name === IO.logits);
-    if (!logits) throw new Error('score graph: no logits output');
-    g.outputs.length = 0;
-    const V = (model.config as CausalConfig).text.vocabSize;
-    const labels = g.input(SCORE_LABELS, 'int64', [1, 'T']);
-    const flat = g.op1('Reshape', [logits, g.ints([-1, V])]);
-    const flatLabels = g.op1('Reshape', [labels, g.ints([-1])]);
-    const { loss } = softmaxCrossEntropy(flat, flatLabels, { reduction: 'none', ignoreIndex: -100 });
-    g.output(loss, SCORE_LOSS);
-  }
+/** The vision tower + projector alone: pixel_values → image_features. */
+function buildVisionGraph(model: HfModel, adapter: Adapter | null): Graph {
+  const cfg = model.config as LlavaModelConfig;
+  const g = new Graph('lenslab_vision');
+  const w = new GraphWeights(g, adapter ? mergeAdapter(model.weights, adapter) : model.weights);
+  const v = cfg.vision;
+  const pv = g.input(IO.pixelValues, 'float32', [1, v.numChannels, v.imageSize, v.imageSize]);
+  g.output(imageFeatures(w, cfg, pv), FEATURES);
   return g;
+}
+
+/** The decoder with a KV cache, for prefill (empty past) and decode; image features are an input. */
+function buildDecoderGraph(model: HfModel, adapter: Adapter | null): Graph {
+  const cfg = model.config as CausalConfig;
+  const t = cfg.text;
+  const g = new Graph('lenslab_decoder');
+  const w = new GraphWeights(g, adapter ? mergeAdapter(model.weights, adapter) : model.weights);
+  const ids = g.input(IO.inputIds, 'int64', [1, 'S']);
+  const mask = g.input(IO.attentionMask, 'int64', [1, 'L']);
+  const feats = cfg.kind === 'llava' ? g.input(FEATURES, 'float32', [1, cfg.numImageTokens, t.hiddenSize]) : null;
+  const past = [];
+  for (let i = 0; i < t.numHiddenLayers; i++)
+    past.push({ key: g.input(IO.pastKey(i), 'float32', [1, t.numKeyValueHeads, 'P', t.headDim]), value: g.input(IO.pastValue(i), 'float32', [1, t.numKeyValueHeads, 'P', t.headDim]) });
+  const embeds = llavaEmbeddings(w, cfg, ids, feats);
+  const positions = g.scope('positions', () => decoderPositions(ids, mask, 'mask'));
+  const names = decoderNames(cfg);
+  const r = decoderFor(t)(w, t, names, { embeds, attentionMask: mask, positions, past }, { logits: 'none', present: true });
+  // logits of the last position: [1, D] x [V, D]^T with Gemm(transB), so the table is used in checkpoint layout
+  const last = g.op1('Slice', [r.hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]);
+  const h2 = g.op1('Reshape', [last, g.ints([1, t.hiddenSize])]);
+  const head = w.tensor(t.tieWordEmbeddings ? `${names.prefix}embed_tokens.weight` : names.lmHead);
+  const logits = g.op1('Gemm', [h2, head], { transB: 1 }, { outTypes: [{ dtype: 'float32', shape: [1, t.vocabSize] }] });
+  g.output(g.op1('Reshape', [logits, g.ints([1, 1, t.vocabSize])]), IO.logits);
+  r.present!.forEach((p, i) => {
+    g.output(p.key, IO.presentKey(i));
+    g.output(p.value, IO.presentValue(i));
+  });
+  return g;
+}
+
+function buildScoreGraph(model: HfModel, kind: 'score-image' | 'score-text', adapter: Adapter | null): Graph {
+  const g = buildForwardGraph(model, { ...scoreOptions(kind, adapter), name: `lenslab_${kind}` });
+  // per-token cross-entropy against labels (-100 = not scored) instead of the [1, T, V] logits
+  const logits = g.outputs.find((v) => v.name === IO.logits);
+  if (!logits) throw new Error('score graph: no logits output');
+  g.outputs.length = 0;
+  const V = (model.config as CausalConfig).text.vocabSize;
+  const labels = g.input(SCORE_LABELS, 'int64', [1, 'T']);
+  const flat = g.op1('Reshape', [logits, g.ints([-1, V])]);
+  const flatLabels = g.op1('Reshape', [labels, g.ints([-1])]);
+  const { loss } = softmaxCrossEntropy(flat, flatLabels, { reduction: 'none', ignoreIndex: -100 });
+  g.output(loss, SCORE_LOSS);
+  return g;
+}
+
+function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null): Graph {
+  if (kind === 'vision') return buildVisionGraph(model, adapter);
+  if (kind === 'decoder') return buildDecoderGraph(model, adapter);
+  return buildScoreGraph(model, kind, adapter);
 }
 
 // ---------------------------------------------------------------- generator
@@ -302,7 +344,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     if (!s) {
       s = (async () => {
         status(`compiling the ${kind} graph`);
-        const key = { what: 'lenslab-generate', version: GENERATE_GRAPH_VERSION, kind, ...identity, options: { ...graphOptions(kind, null), adapter: identity.adapter } };
+        const key = { what: 'lenslab-generate', version: GENERATE_GRAPH_VERSION, kind, ...identity };
         const entry = compileCached(cacheDir, key, () => buildGraph(model, kind, adapter));
         status(`loading the ${kind} graph${entry.hit ? ' (cached)' : ''}`);
         return Session.create(entry.path, options.session);
@@ -314,11 +356,17 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   };
 
   const hasVision = cfg.kind === 'llava';
-  await session('decode');
-  await session(hasVision ? 'prefill-image' : 'prefill-text');
+  await session('decoder');
+  if (hasVision) await session('vision');
 
   const eosIds = eosIdsOf(model);
   const contextLength = cfg.text.maxPositionEmbeddings;
+  const t = cfg.text;
+  const emptyPast = () => {
+    const out: ort.Tensor[] = [];
+    for (let i = 0; i < 2 * t.numHiddenLayers; i++) out.push(tensor('float32', [1, t.numKeyValueHeads, 0, t.headDim], new Float32Array(0)));
+    return out;
+  };
 
   async function pixels(image: ImageInput): Promise<ort.Tensor> {
     if (cfg.kind !== 'llava') throw new GenerateError(`${model.dir}: a text-only model cannot take an image`);
@@ -332,27 +380,27 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     return tensor('float32', [1, 3, pv.height, pv.width], pv.data);
   }
 
-  async function prefill(ids: number[], pv: ort.Tensor | null): Promise<{ logits: Float32Array; past: ort.Tensor[] }> {
-    const s = await session(pv ? 'prefill-image' : 'prefill-text');
-    const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64(ids), [IO.attentionMask]: ones(ids.length) };
-    if (pv) feeds[IO.pixelValues] = pv;
-    const out = await s.run(feeds);
-    const past: ort.Tensor[] = [];
-    for (let i = 0; i < cfg.text.numHiddenLayers; i++) past.push(out[IO.presentKey(i)], out[IO.presentValue(i)]);
-    return { logits: lastRow(out[IO.logits]), past };
+  /** Image features of the pixels, or zeros when there is no image (no position reads them then). */
+  async function features(pv: ort.Tensor | null): Promise<ort.Tensor | null> {
+    if (cfg.kind !== 'llava') return null;
+    if (!pv) return tensor('float32', [1, cfg.numImageTokens, t.hiddenSize]);
+    const out = await (await session('vision')).run({ [IO.pixelValues]: pv });
+    return out[FEATURES];
   }
 
-  async function decodeStep(id: number, past: ort.Tensor[], total: number): Promise<{ logits: Float32Array; past: ort.Tensor[] }> {
-    const s = await session('decode');
-    const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64([id]), [IO.attentionMask]: ones(total) };
-    for (let i = 0; i < cfg.text.numHiddenLayers; i++) {
+  /** One decoder run over `ids` (new tokens) after `past` (past.length = 2 * layers; length 0 along P = prefill). */
+  async function step(ids: readonly number[], past: ort.Tensor[], pastLen: number, feats: ort.Tensor | null): Promise<{ logits: Float32Array; past: ort.Tensor[] }> {
+    const s = await session('decoder');
+    const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64(ids), [IO.attentionMask]: ones(pastLen + ids.length) };
+    if (feats) feeds[FEATURES] = feats;
+    for (let i = 0; i < t.numHiddenLayers; i++) {
       feeds[IO.pastKey(i)] = past[2 * i];
       feeds[IO.pastValue(i)] = past[2 * i + 1];
     }
     const out = await s.run(feeds);
     const next: ort.Tensor[] = [];
-    for (let i = 0; i < cfg.text.numHiddenLayers; i++) next.push(out[IO.presentKey(i)], out[IO.presentValue(i)]);
-    for (const t of past) t.dispose?.();
+    for (let i = 0; i < t.numHiddenLayers; i++) next.push(out[IO.presentKey(i)], out[IO.presentValue(i)]);
+    for (const x of past) x.dispose?.();
     return { logits: lastRow(out[IO.logits]), past: next };
   }
 
@@ -389,29 +437,31 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     let firstTokenMs = 0;
     let tDecode0 = 0;
     let past: ort.Tensor[] | null = null;
+    let feats: ort.Tensor | null = null;
     const useCache = opts.kvCache ?? true;
 
     try {
-      for (let step = 0; step < budget; step++) {
+      for (let i = 0; i < budget; i++) {
         if (opts.signal?.aborted) {
           finish = 'cancelled';
           break;
         }
         let logits: Float32Array;
-        if (step === 0 || !useCache) {
+        if (i === 0 || !useCache) {
           const tp = performance.now();
-          const r = await prefill(seq, pv);
-          if (step === 0) prefillMs = performance.now() - tp;
+          if (i === 0) feats = await features(pv);
+          const r = await step(seq, emptyPast(), 0, feats);
+          if (i === 0) prefillMs = performance.now() - tp;
           logits = r.logits;
           if (useCache) past = r.past;
-          else for (const t of r.past) t.dispose?.();
+          else for (const x of r.past) x.dispose?.();
         } else {
-          const r = await decodeStep(seq[seq.length - 1], past!, seq.length);
+          const r = await step([seq[seq.length - 1]], past!, seq.length - 1, feats);
           logits = r.logits;
           past = r.past;
         }
         const id = sampler.next(logits, seq);
-        if (step === 0) {
+        if (i === 0) {
           firstTokenMs = performance.now() - t0;
           tDecode0 = performance.now();
         }
@@ -419,7 +469,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
         gen.push(id);
         const isEos = eosIds.has(id);
         if (hasText(id)) dec.push(id);
-        const last = isEos || step === budget - 1;
+        const last = isEos || i === budget - 1;
         // mid-stream: the streaming decoder's text (complete characters only); at the end: the full decode
         const text = last ? answerText(gen) : dec.text;
         const st = stops.check(text);
