@@ -159,8 +159,17 @@ function fullTensorNames(cfg: ModelConfig, parts: Array<'vision' | 'projector' |
     if (lay.decoder) prefixes.push(lay.decoder);
     if (lay.lmHead) prefixes.push(lay.lmHead);
   }
+  // vision tensors LLaVA never reads: post_layernorm, the pooling head, layers after the last feature layer
+  const lastLayer = cfg.kind === 'llava' ? Math.max(...cfg.visionFeatureLayers) : 0;
+  const unusedVision = (n: string): boolean => {
+    if (!lay.vision || !n.startsWith(lay.vision)) return false;
+    const rest = n.slice(lay.vision.length);
+    if (rest.startsWith('post_layernorm.') || rest.startsWith('head.')) return true;
+    const l = /^encoder\.layers\.(\d+)\./.exec(rest);
+    return !!l && Number(l[1]) >= lastLayer;
+  };
   return expectedTensors(cfg)
-    .filter((s) => !s.optional && prefixes.some((p) => s.name.startsWith(p)))
+    .filter((s) => !s.optional && prefixes.some((p) => s.name.startsWith(p)) && !unusedVision(s.name))
     .map((s) => s.name);
 }
 
@@ -196,6 +205,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
   }
   if (params.length === 0) throw new Error(`method ${method}: nothing to train`);
   const dtype = opts.dtype ?? 'float32';
+  if (dtype !== 'float32') for (const p of params) p.dtype = dtype;
   const scaling = spec ? loraScaling(spec) : 1;
 
   const build = (g: Graph, p: Readonly<Record<string, Value>>, training: boolean) => {
@@ -334,7 +344,7 @@ export function loadAdapter(dir: string, model: ModelLike): { method: TrainMetho
 }
 
 /** A 'full'-method result as a whole Hugging Face folder (the base folder's files, trained tensors replaced). */
-export function saveFullModel(dir: string, model: HfModel, values: Record<string, Float32Array>): string[] {
+export function saveFullModel(dir: string, model: HfModel, values: Record<string, Float32Array>, o: { dtype?: 'F32' | 'F16' | 'BF16' } = {}): string[] {
   const base = model.weights;
   const weights: TensorSource = {
     names: () => base.names(),
@@ -350,6 +360,7 @@ export function saveFullModel(dir: string, model: HfModel, values: Record<string
     preprocessorConfig: model.json.preprocessorConfig,
     generationConfig: model.json.generationConfig,
     chatTemplateJinja: model.json.chatTemplateJinja,
+    dtype: o.dtype,
   });
 }
 

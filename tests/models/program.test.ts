@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { buildTrainableVlm, buildLogitsGraph, loadVlm, saveAdapter, saveFullModel, loadAdapter, type LoadedVlm, type LoraOptions } from '../../src-main/models/program';
-import { buildTrainStep, serializeModel, Session, StepExecutor } from '../../src-main/engine';
+import { buildTrainStep, serializeModel, Session, StepExecutor, tensor } from '../../src-main/engine';
+import { Rng } from '../../src-main/models/demo/rng';
 import { demoRows, makeFeeds, type QaRow } from './program-fixture';
 import { existsSync } from 'node:fs';
 
@@ -144,4 +145,50 @@ test('lora+projector and full training both reduce the loss; a full result saves
   assert.deepEqual(m2.weights.get('language_model.model.norm.weight'), full.values['language_model.model.norm.weight']);
   assert.deepEqual(m2.weights.get('vision_tower.vision_model.post_layernorm.weight'), m.weights.get('vision_tower.vision_model.post_layernorm.weight'));
   m2.close();
+});
+
+test('float64 whole-model gradients (vision tower, projector, decoder) match central differences', async () => {
+  // a small variant (32 px, 16 image tokens) with the tanh GELU in the projector: ORT has no float64 Erf
+  const d = join(dir, 'f64');
+  writeTinyLlava(d, 2, { initStd: 0.2, projectorHiddenAct: 'gelu_pytorch_tanh', imageSize: 32, patchSize: 8 });
+  const small = loadVlm(d);
+  try {
+    const r32 = await demoRows(small, 11, 2, 'colors');
+    const f = makeFeeds(small, r32);
+    const feeds = { ...f, pixel_values: tensor('float64', f.pixel_values.dims as number[], Float64Array.from(f.pixel_values.data as Float32Array)) };
+    const tv = buildTrainableVlm(small, 'full', null, { fullParts: ['vision', 'projector', 'decoder'], dtype: 'float64' });
+    // ORT's QuickGelu fusion has a float32-only kernel: float64 sessions run with basic optimizations
+    const session = { optimization: 'basic' as const, threads: 1 };
+    const init = tv.initialValues(0);
+    const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, outputGrads: true, session }, init);
+    const grads = (await ex.step(feeds, 0)).grads;
+    await ex.dispose();
+    const rng = new Rng(3);
+    const eps = 1e-5;
+    for (const part of ['vision_tower.', 'multi_modal_projector.', 'language_model.']) {
+      const dirs: Record<string, Float64Array> = {};
+      let analytic = 0;
+      for (const p of tv.params) {
+        const n = init[p.name].length;
+        const dv = new Float64Array(n);
+        if (p.name.startsWith(part)) for (let i = 0; i < n; i++) dv[i] = rng.normal();
+        dirs[p.name] = dv;
+        const g = grads[p.name].data as Float64Array;
+        for (let i = 0; i < n; i++) analytic += g[i] * dv[i];
+      }
+      const lossAt = async (s: number) => {
+        const v: Record<string, Float64Array> = {};
+        for (const p of tv.params) v[p.name] = Float64Array.from(init[p.name], (x, i) => x + s * eps * dirs[p.name][i]);
+        const e = await StepExecutor.create({ params: tv.params, forward: tv.forward, session }, v);
+        const l = (await e.step(feeds, 0)).loss;
+        await e.dispose();
+        return l;
+      };
+      const numeric = ((await lossAt(1)) - (await lossAt(-1))) / (2 * eps);
+      assert.ok(Math.abs(analytic) > 1e-3, `${part} has a gradient`);
+      assert.ok(Math.abs(analytic - numeric) < 1e-5 * Math.max(1, Math.abs(numeric)), `${part}: analytic ${analytic} vs numeric ${numeric}`);
+    }
+  } finally {
+    small.close();
+  }
 });
