@@ -5,6 +5,7 @@ import RunsView from './views/RunsView.vue';
 import ChatView from './views/ChatView.vue';
 import ModelsView from './views/ModelsView.vue';
 import DatasetView from './views/DatasetView.vue';
+import RunView from './views/RunView.vue';
 import LabelingView from './views/LabelingView.vue';
 
 /** The sections shown in the sidebar, in order. */
@@ -21,7 +22,7 @@ const routes: RouteRecordRaw[] = [
   ...sections.map((s) => ({ path: s.path, name: s.name, component: s.component, meta: { title: s.title } })),
   { path: '/datasets/:id(\\d+)', name: 'dataset', component: DatasetView, meta: { title: 'Dataset', section: 'datasets' } },
   { path: '/datasets/:id(\\d+)/items/:itemId(\\d+)', name: 'label', component: LabelingView, meta: { title: 'Label', section: 'datasets' } },
-  { path: '/runs/:id(\\d+)', name: 'run', component: RunsView, meta: { title: 'Run', section: 'runs' } },
+  { path: '/runs/:id(\\d+)', name: 'run', component: RunView, meta: { title: 'Run', section: 'runs' } },
   { path: '/:pathMatch(.*)*', redirect: '/datasets' },
 ];
 

@@ -1,0 +1,82 @@
+// Pure helpers for the Runs views: a one-line summary of a run's settings, its best metrics, and predictions
+// (with a base model's answers to the same items) in the shape PredictionGallery shows.
+import type { ChartPoint } from './chartData';
+import type { Prediction } from '../components/types';
+
+/** Metrics where lower is better (losses); everything else (accuracy, BLEU, CIDEr) is higher-better. */
+export const LOWER_IS_BETTER = (name: string) => /loss|perplexity/.test(name);
+
+/** "lora r8 · lr 2e-4 · 3 epochs · batch 4×1" from a run's config ({hparams: ...}). */
+export function runSummary(config: Record<string, unknown>): string {
+  const h = (config.hparams ?? {}) as Record<string, unknown>;
+  if (!h || typeof h !== 'object' || Object.keys(h).length === 0) return typeof config.trainer === 'string' ? String(config.trainer) : '—';
+  const parts: string[] = [];
+  const method = typeof h.method === 'string' ? h.method : null;
+  if (method) parts.push(method !== 'projector' && typeof h.rank === 'number' ? `${method} r${h.rank}` : method);
+  if (typeof h.lr === 'number') parts.push(`lr ${h.lr < 1e-2 ? h.lr.toExponential().replace('e+', 'e') : h.lr}`);
+  if (typeof h.maxSteps === 'number') parts.push(`${h.maxSteps} steps`);
+  else if (typeof h.epochs === 'number') parts.push(`${h.epochs} epoch${h.epochs === 1 ? '' : 's'}`);
+  if (typeof h.batchSize === 'number') parts.push(`batch ${h.batchSize}${typeof h.gradAccum === 'number' && h.gradAccum > 1 ? `×${h.gradAccum}` : ''}`);
+  return parts.join(' · ');
+}
+
+export interface BestMetric {
+  name: string;
+  value: number;
+  step: number;
+}
+
+/** The best value of the train loss and of each evaluation metric. */
+export function bestMetrics(series: ReadonlyMap<string, readonly ChartPoint[]> | undefined): BestMetric[] {
+  if (!series) return [];
+  const out: BestMetric[] = [];
+  for (const [name, points] of series) {
+    if (name !== 'loss' && !name.startsWith('eval_')) continue;
+    let best: ChartPoint | null = null;
+    for (const p of points) {
+      if (p.value === null || !Number.isFinite(p.value)) continue;
+      if (!best || (LOWER_IS_BETTER(name) ? p.value < best.value! : p.value > best.value!)) best = p;
+    }
+    if (best) out.push({ name, value: best.value!, step: best.step });
+  }
+  return out.sort((a, b) => (a.name === 'loss' ? -1 : b.name === 'loss' ? 1 : a.name.localeCompare(b.name)));
+}
+
+export interface StoredPrediction {
+  id: number;
+  itemId: number | null;
+  key: string | number | null;
+  prompt: string;
+  output: string;
+  references: string[];
+  scores: Record<string, number | null>;
+}
+
+function correctOf(scores: Record<string, number | null>): boolean | null {
+  const em = scores.exact_match ?? scores.accuracy;
+  return em === undefined || em === null ? null : em >= 0.5;
+}
+function scoreOf(scores: Record<string, number | null>): number | null {
+  if (scores.exact_match !== undefined || scores.accuracy !== undefined) return null;
+  const v = scores.bleu4 ?? scores.cider ?? null;
+  return v === undefined ? null : v;
+}
+const joinKey = (p: StoredPrediction) => (p.itemId !== null ? `i${p.itemId}` : `k${String(p.key)}|${p.prompt}`);
+
+/** Predictions for the gallery; with `base`, each item also shows the base model's answer to the same prompt. */
+export function toGallery(preds: readonly StoredPrediction[], imageOf: (itemId: number) => string | null, base?: readonly StoredPrediction[]): Prediction[] {
+  const byKey = new Map((base ?? []).map((b) => [`${joinKey(b)}|${b.prompt}`, b]));
+  return preds.map((p) => {
+    const b = byKey.get(`${joinKey(p)}|${p.prompt}`);
+    return {
+      id: p.id,
+      imageUrl: p.itemId !== null ? imageOf(p.itemId) : null,
+      question: p.prompt.replace(/<image>\s*/g, '').trim(),
+      reference: p.references.length ? p.references.join(' | ') : null,
+      prediction: p.output,
+      correct: correctOf(p.scores),
+      score: scoreOf(p.scores),
+      compare: b ? { prediction: b.output, correct: correctOf(b.scores), score: scoreOf(b.scores) } : null,
+    };
+  });
+}

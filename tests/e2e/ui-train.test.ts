@@ -1,0 +1,109 @@
+// Training from the UI on the tiny demo model: set up a short run, start it, watch the loss chart gain points,
+// pause, resume, and find the run in Runs with its curve.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { screenshotPath } from './harness';
+import { call, uiFixture, until, type UiFixture } from './ui-helpers';
+import { writeDemoDataset } from '../../src-main/models/demo/dataset';
+
+let ui: UiFixture;
+before(async () => {
+  ui = await uiFixture();
+});
+after(async () => {
+  await ui?.cleanup();
+});
+
+/** A hyperparameter's text box (its label also names the reset button next to it). */
+const field = (page: Page, name: string) => page.getByRole('textbox', { name, exact: true });
+
+/** Points in a chart's series, read from its accessible summary ("train loss 2.1 at step 5 (5 points)"). */
+async function chartPoints(page: Page, chart: string, series: string): Promise<number> {
+  const label = (await page.getByRole('figure', { name: chart, exact: true }).getByRole('img').getAttribute('aria-label')) ?? '';
+  const m = new RegExp(`${series} [^;]* \\((\\d+) points\\)`).exec(label);
+  return m ? Number(m[1]) : 0;
+}
+
+test('start a short run on the demo model, the loss chart grows, pause, resume, the run shows in Runs with its curve', async () => {
+  const dir = ui.dataDir();
+  const src = join(ui.dataDir('e2e-src-'), 'icons');
+  await writeDemoDataset(src, { seed: 5, count: 10, families: ['colors'] });
+  const server = await ui.serve(dir);
+  const ds = await call(server, 'datasets.import', { path: join(src, 'llava.json'), dataset: 'icons' });
+
+  const page = await ui.newPage({ height: 900 });
+  await page.goto(`${server.url}#/train?dataset=${ds.datasetId}`);
+  await page.getByRole('heading', { name: 'Train', level: 1 }).waitFor();
+  await page.getByRole('button', { name: 'Add the demo model' }).click();
+  await until(async () => (await page.getByLabel('Base model').inputValue()) !== '', 'the demo model in the picker', 30_000);
+
+  // a short run: 24 steps of 2 samples, a checkpoint every 8
+  await page.getByLabel('Train for').selectOption('steps');
+  await field(page, 'Steps').fill('24');
+  await field(page, 'Batch size').fill('2');
+  await field(page, 'Learning rate').fill('2e-3');
+  // inline validation in words
+  await field(page, 'LoRA rank').fill('0');
+  await page.getByText('Must be at least 1').waitFor();
+  await field(page, 'LoRA rank').fill('4');
+  await page.locator('summary').filter({ hasText: 'Advanced' }).click();
+  await field(page, 'Checkpoint every').fill('8');
+  await page.getByLabel('Run name').fill('icons-demo-lora');
+  const plan = page.getByRole('definition').filter({ hasText: /^24 \(/ });
+  await plan.waitFor({ timeout: 20_000 });
+  await page.getByText('Fits', { exact: true }).waitFor();
+  await page.screenshot({ path: screenshotPath('ui-train-setup') });
+
+  await page.getByRole('button', { name: 'Start training' }).click();
+  const monitor = page.getByRole('region', { name: 'Run icons-demo-lora' });
+  await monitor.waitFor();
+  await until(async () => (await chartPoints(page, 'Loss', 'train loss')) >= 2, 'loss points', 60_000);
+  await page.screenshot({ path: screenshotPath('ui-train-running') });
+
+  // pause: the job finishes its step, checkpoints and stops
+  await monitor.getByRole('button', { name: /Pause/ }).click();
+  await monitor.getByRole('heading', { name: 'icons-demo-lora paused' }).waitFor({ timeout: 30_000 });
+  const runs = (await call(server, 'runs.list', {})).runs;
+  assert.equal(runs.length, 1);
+  const pausedAt = runs[0].step;
+  assert.equal(runs[0].status, 'paused');
+  assert.ok(pausedAt >= 2 && pausedAt < 24, `paused mid-run (step ${pausedAt})`);
+  await page.screenshot({ path: screenshotPath('ui-train-paused') });
+
+  await monitor.getByRole('button', { name: /Resume/ }).click();
+  await until(async () => (await call(server, 'runs.get', { id: runs[0].id })).step > pausedAt, 'steps after the resume', 60_000);
+  await until(async () => (await chartPoints(page, 'Loss', 'train loss')) > pausedAt, 'the chart continuing', 30_000);
+  await until(async () => (await call(server, 'runs.get', { id: runs[0].id })).status === 'completed', 'the run to complete', 90_000);
+  await monitor.getByRole('heading', { name: 'icons-demo-lora completed' }).waitFor();
+  const metrics = await call(server, 'runs.metrics', { id: runs[0].id, names: ['loss'] });
+  assert.equal(metrics.series.loss.steps.length, 24, 'one loss point per step across the pause');
+
+  // Runs: the row, and its curve in the comparison chart
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Runs' }).click();
+  const row = page.getByRole('table', { name: 'Runs' }).getByRole('row').filter({ hasText: 'icons-demo-lora' });
+  await row.waitFor();
+  assert.match(await row.innerText(), /completed/);
+  assert.match(await row.innerText(), /lora r4/);
+  await until(async () => (await chartPoints(page, 'loss', 'icons-demo-lora')) === 24, 'the run curve in Runs');
+  await page.screenshot({ path: screenshotPath('ui-runs') });
+
+  // the run page: charts, checkpoints, predictions of the final evaluation
+  await row.getByRole('link', { name: 'icons-demo-lora' }).click();
+  await page.getByRole('table', { name: 'Checkpoints' }).waitFor();
+  const preds = page.getByRole('region', { name: 'Predictions per evaluation' });
+  await preds.getByRole('region', { name: 'Predictions' }).getByText(/^Question$/).first().waitFor();
+  // base vs fine-tuned on the same items: evaluate the base model, its answers appear beside the run's
+  await preds.getByRole('button', { name: 'Evaluate the base model on the same items' }).click();
+  await preds.getByRole('radio', { name: /Changed vs Base/ }).waitFor({ timeout: 60_000 });
+  await preds.getByRole('definition').filter({ hasText: /./ }).first().waitFor();
+  assert.ok((await preds.getByRole('term').filter({ hasText: /^Base$/ }).count()) > 0, 'the base answers are shown');
+  await page.locator('main.content').evaluate((el) => el.scrollTo(0, 0));
+  await page.screenshot({ path: screenshotPath('ui-run-detail') });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.locator('main.content').evaluate((el) => el.scrollTo(0, 10_000));
+  await page.screenshot({ path: screenshotPath('ui-run-detail-dark') });
+  await ui.closePage(page);
+  await server.stop();
+});
