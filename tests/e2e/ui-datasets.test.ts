@@ -55,6 +55,18 @@ test('drop a folder, label an item with the keyboard, undo, redo, restart: the l
   await page.getByRole('button', { name: 'Clear filters' }).first().click();
   await until(async () => (await grid.getByRole('option').count()) === 6, 'all items again');
 
+  // lint: the panel lists what the backend found
+  await page.getByRole('button', { name: 'Check for problems' }).click();
+  const lint = page.getByRole('region', { name: 'Dataset problems' });
+  await lint.waitFor();
+  await until(async () => !(await lint.innerText()).includes('checking'), 'the lint to finish');
+  const datasetId = Number(/datasets\/(\d+)/.exec(page.url())![1]);
+  const findings = (await call(server, 'datasets.lintResults', { datasetId })).findings;
+  assert.equal(Number(await lint.locator('.total').innerText()), findings.length);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: screenshotPath('ui-dataset-grid-dark') });
+  await page.emulateMedia({ colorScheme: 'light' });
+
   // open the first item with the keyboard (Enter on the focused cell)
   await grid.getByRole('option').first().focus();
   await page.keyboard.press('Enter');

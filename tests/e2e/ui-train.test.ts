@@ -104,6 +104,16 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.locator('main.content').evaluate((el) => el.scrollTo(0, 10_000));
   await page.screenshot({ path: screenshotPath('ui-run-detail-dark') });
+
+  // the labeling view tokenizes an item for the model: which tokens are in the loss
+  const item = (await call(server, 'items.list', { datasetId: ds.datasetId, limit: 1 })).items[0];
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.goto(`${server.url}#/datasets/${ds.datasetId}/items/${item.id}`);
+  await page.getByRole('button', { name: 'Show tokens' }).click();
+  const tokens = page.getByText(/tokens in the loss/).first();
+  await tokens.waitFor();
+  assert.match(await tokens.innerText(), /[1-9]\d* of \d+ tokens in the loss/);
+  await page.screenshot({ path: screenshotPath('ui-labeling-tokens'), fullPage: false });
   await ui.closePage(page);
   await server.stop();
 });
