@@ -105,9 +105,15 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await page.locator('main.content').evaluate((el) => el.scrollTo(0, 10_000));
   await page.screenshot({ path: screenshotPath('ui-run-detail-dark') });
 
+  // from the run to a side-by-side chat with its final adapter
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.getByRole('button', { name: 'Chat: base vs fine-tuned' }).click();
+  await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
+  await page.getByRole('region', { name: /^Base: Demo: tiny LLaVA/ }).waitFor();
+  await page.getByRole('region', { name: 'Fine-tuned: icons-demo-lora (final)' }).waitFor();
+
   // the labeling view tokenizes an item for the model: which tokens are in the loss
   const item = (await call(server, 'items.list', { datasetId: ds.datasetId, limit: 1 })).items[0];
-  await page.emulateMedia({ colorScheme: 'light' });
   await page.goto(`${server.url}#/datasets/${ds.datasetId}/items/${item.id}`);
   await page.getByRole('button', { name: 'Show tokens' }).click();
   const tokens = page.getByText(/tokens in the loss/).first();
