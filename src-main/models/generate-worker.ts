@@ -142,6 +142,8 @@ export interface WorkerHostOptions extends PoolConfig {
   /** Worker entry (default this file; a .ts entry is loaded through tsx, a built .js one directly). */
   entry?: string;
   execArgv?: string[];
+  /** Stop the worker (releasing its models' memory) after this long without requests (default 10 min). */
+  idleMs?: number;
 }
 
 interface Pending {
@@ -157,7 +159,13 @@ export class GeneratorWorker implements GeneratorHost {
   private pending = new Map<number, Pending>();
   private nextId = 1;
   private closing: Promise<void> | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
   constructor(private readonly options: WorkerHostOptions) {}
+
+  /** Whether a worker thread is running now (it starts on demand and stops when idle). */
+  get started(): boolean {
+    return this.worker !== null;
+  }
 
   /** Whether a worker entry exists to start (false in a bundle without it: use GeneratorPool instead). */
   static available(entry = GENERATE_WORKER_ENTRY): boolean {
@@ -166,7 +174,7 @@ export class GeneratorWorker implements GeneratorHost {
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const { entry, execArgv, ...config } = this.options;
+    const { entry, execArgv, idleMs: _idle, ...config } = this.options;
     const file = entry ?? GENERATE_WORKER_ENTRY;
     const data = { workerData: { [WORKER_FLAG]: true, config }, execArgv: execArgv ?? [] };
     // a TypeScript entry (running from source) is loaded through tsx's loader, registered inside the worker
@@ -202,7 +210,10 @@ export class GeneratorWorker implements GeneratorHost {
     else {
       this.pending.delete(m.rid);
       p.hooks.signal?.removeEventListener('abort', p.onAbort!);
-      if (this.pending.size === 0) this.worker?.unref();
+      if (this.pending.size === 0) {
+        this.worker?.unref();
+        this.armIdle();
+      }
       if (m.t === 'done') p.resolve(m.result);
       else {
         const e = new Error(m.message);
@@ -214,6 +225,8 @@ export class GeneratorWorker implements GeneratorHost {
 
   generate(req: PoolRequest, opts: PoolOptions, hooks: PoolHooks = {}): Promise<GenerateResult> {
     if (this.closing) return Promise.reject(new Error('the generator worker is closed'));
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     const w = this.start();
     const rid = this.nextId++;
     return new Promise<GenerateResult>((resolve, reject) => {
@@ -229,7 +242,20 @@ export class GeneratorWorker implements GeneratorHost {
     });
   }
 
+  private armIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      const w = this.worker;
+      if (!w || this.pending.size > 0 || this.closing) return;
+      this.worker = null; // its exit is no failure of anything pending
+      w.postMessage({ t: 'close' } satisfies ToWorker);
+    }, this.options.idleMs ?? 10 * 60_000);
+    this.idleTimer.unref();
+  }
+
   close(): Promise<void> {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.closing) return this.closing;
     const w = this.worker;
     this.closing = (async () => {
