@@ -1,9 +1,10 @@
 // Hosting generators for a long-lived process (the chat service): a small LRU of loaded generators keyed by
 // (model folder, adapter folder), one generation at a time (2 CPU cores: concurrent runs would only slow each other),
 // cancel for running and queued requests. GeneratorPool does this in the calling thread; GeneratorWorker runs a
-// GeneratorPool in a worker_thread so that model loading (graph building and serialization on a cache miss is
-// synchronous JS: seconds for a 0.5B model) and per-token JS work (sampling over a 150k vocabulary, detokenizing)
-// never stall the backend's event loop. This file is also the worker's entry.
+// GeneratorPool in a worker_thread so that nothing of generation stalls the backend's event loop: onnxruntime-node
+// runs session.run and model loading synchronously on the calling thread (a 0.5B prefill: seconds), graph building
+// on a cache miss is synchronous JS, and per-token JS work (sampling over a 150k vocabulary, detokenizing) adds up.
+// This file is also the worker's entry.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

@@ -1,9 +1,11 @@
 // Chat: generate replies with a model folder (+ adapter) about an image, streaming tokens as chat.token events, and
 // keep chats and their messages in the `chats` / `messages` tables (migration 0001).
 //
-// Generation runs in a worker_thread (models/generate-worker.ts) that keeps up to two loaded generators: building a
-// model's graphs on first use is synchronous JS (seconds for a 0.5B model) and sampling over a large vocabulary
-// takes milliseconds per token, neither of which may stall the backend's event loop (other requests, events).
+// Generation runs in a worker_thread (models/generate-worker.ts) that keeps up to two loaded generators. Measured
+// (npm run bench:generate, 0.5B model): onnxruntime-node runs session.run and model loading synchronously on the
+// calling thread (only deferred by setImmediate), so in this thread a prefill stalls the event loop ~3-4 s and a
+// load ~2.5 s (a first-use graph compile is synchronous JS too: ~20 s); from the worker the stalls seen here were
+// 0.1-0.2 s (CPU contention on 2 cores, not blocking). The worker stops after 10 idle minutes, freeing the memory.
 // Where the worker entry is not on disk (a bundle without it) or LENSLAB_CHAT_IN_PROCESS=1, a GeneratorPool in this
 // thread is used instead. One generation runs at a time; others queue and can be cancelled while queued.
 //
