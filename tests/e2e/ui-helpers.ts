@@ -69,12 +69,12 @@ export async function call<M extends MethodName>(server: ServeProcess, method: M
 }
 
 /** Poll until fn returns a truthy value (or throw after timeoutMs with the last value). */
-export async function until<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 15_000): Promise<T> {
+export async function until<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 15_000): Promise<Exclude<T, null | undefined | false>> {
   const end = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
     last = await fn();
-    if (last) return last;
+    if (last) return last as Exclude<T, null | undefined | false>;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, 100));
   }
