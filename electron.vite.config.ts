@@ -43,6 +43,9 @@ export default defineConfig({
         input: {
           main: resolve(root, 'src-main/app/main.ts'),
           backend: resolve(root, 'src-main/app/backend-process.ts'),
+          // started by the backend as separate processes / threads, so they need entries of their own
+          job: resolve(root, 'src-main/jobs/entry.ts'),
+          'generate-worker': resolve(root, 'src-main/models/generate-worker.ts'),
         },
       },
     },

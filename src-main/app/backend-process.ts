@@ -3,6 +3,20 @@
 import { createBackend } from '../services/backend';
 import { serveOverPort, type ChildPortLike } from '../transport/ipc';
 import { resolveDataDir } from '../storage/data-dir';
+import { chatHostOptions } from '../services/chat';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+// Training jobs and the generation worker are bundled beside this file (electron.vite.config.ts): point the services
+// at those built entries (a job runs as Electron's binary in Node mode, see services/training.ts).
+const here = import.meta.dirname;
+const jobEntry = join(here, 'job.js');
+if (!process.env.LENSLAB_JOB_ENTRY && existsSync(jobEntry)) process.env.LENSLAB_JOB_ENTRY = jobEntry;
+const workerEntry = join(here, 'generate-worker.js');
+if (existsSync(workerEntry)) {
+  chatHostOptions.entry = workerEntry;
+  chatHostOptions.execArgv = [];
+}
 
 const parentPort = (process as unknown as { parentPort?: ChildPortLike }).parentPort;
 if (!parentPort) {
