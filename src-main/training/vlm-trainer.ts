@@ -20,6 +20,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { StepExecutor, type Feeds } from '../engine/runtime/step-executor';
+import { Session } from '../engine/runtime/session';
+import { modelSource } from '../engine/runtime/cache';
+import { buildScore } from '../engine/programs/score';
+import { stepNames } from '../engine/programs/train-step';
 import { tensor } from '../engine/runtime/tensor';
 import { adapterFromValues, buildTrainableVlm, loadAdapter, loadVlm, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
 import { createGenerator } from '../models/generate';
@@ -112,6 +116,7 @@ class VlmTrainer implements Trainer {
   private padId = 0;
   private dataHash = '';
   private _step = 0;
+  private cacheKey: unknown = null;
 
   constructor(
     private readonly cfg: VlmConfig,
@@ -162,6 +167,7 @@ class VlmTrainer implements Trainer {
       lora: hp.method === 'projector' ? null : loraOptions(hp),
       dropoutSeed: hp.seed,
     };
+    this.cacheKey = cacheKey;
     this.executor = await StepExecutor.create(
       {
         params: this.tvlm.params,
@@ -171,7 +177,6 @@ class VlmTrainer implements Trainer {
         accumulation: hp.gradAccum,
         cacheDir: graphCacheDir(),
         cacheKey,
-        score: { forward: this.tvlm.score },
       },
       this.tvlm.initialValues(hp.seed),
     );
@@ -262,23 +267,35 @@ class VlmTrainer implements Trainer {
     return Object.fromEntries(Object.entries(s.params).map(([k, v]) => [k, Float32Array.from(v)]));
   }
 
-  /** Mean token loss over the eval split with the current parameters (score program; no dropout). */
+  /**
+   * Mean token loss over the eval split with the current parameters (the score program: no dropout). Its session
+   * holds another copy of the frozen weights, so it is loaded for the evaluation only (from the graph cache).
+   */
   async evalLoss(): Promise<number> {
-    let sum = 0;
-    let count = 0;
-    const bs = this.hp.batchSize;
-    for (let i = 0; i < this.evalSamples.length; i += bs) {
-      const idx = Array.from({ length: Math.min(bs, this.evalSamples.length - i) }, (_, k) => i + k);
-      const b = collate(this.evalSamples, idx, { padId: this.padId });
-      const r = await this.executor.score(await this.feeds(b, this.evalData, this.evalSamples));
-      const s = r.token_loss_sum.data as Float32Array;
-      const c = r.token_count.data as Float32Array;
-      for (let k = 0; k < s.length; k++) {
-        sum += s[k];
-        count += c[k];
+    const scorer = await Session.create(
+      modelSource(() => buildScore({ params: this.tvlm.params, forward: this.tvlm.score }).graph, { cacheDir: graphCacheDir(), key: { kind: 'score', key: this.cacheKey, params: this.tvlm.params } }),
+    );
+    try {
+      const params: Feeds = {};
+      for (const [name, t] of Object.entries(this.executor.paramTensors())) params[stepNames.param(name)] = t;
+      let sum = 0;
+      let count = 0;
+      const bs = this.hp.batchSize;
+      for (let i = 0; i < this.evalSamples.length; i += bs) {
+        const idx = Array.from({ length: Math.min(bs, this.evalSamples.length - i) }, (_, k) => i + k);
+        const b = collate(this.evalSamples, idx, { padId: this.padId });
+        const r = await scorer.run({ ...(await this.feeds(b, this.evalData, this.evalSamples)), ...params });
+        const s = r.token_loss_sum.data as Float32Array;
+        const c = r.token_count.data as Float32Array;
+        for (let k = 0; k < s.length; k++) {
+          sum += s[k];
+          count += c[k];
+        }
       }
+      return count > 0 ? sum / count : Number.NaN;
+    } finally {
+      await scorer.dispose();
     }
-    return count > 0 ? sum / count : Number.NaN;
   }
 
   async evaluate(): Promise<EvalResult> {

@@ -1,0 +1,237 @@
+// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --skip-large --batch-demo 16 --batch-large 2]
+//
+// LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
+// step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
+//   demo: the tiny demo LLaVA (CLIP-style 2x64 tower, 2x96 LLaMA decoder), 64 px icons, batch 16
+//   0.5B: a random LLaVA of about half a billion parameters (CLIP-B/16-like 12x768 tower at 224 px = 196 image tokens,
+//         Qwen2-0.5B-like 24x896 decoder with 14/2 heads and a 4864 MLP; demo tokenizer, so a 512-token vocabulary)
+// against the same step in PyTorch (Debian torch 1.13, float32, tests/bench/train_torch.py: same shapes, same
+// LoRA targets and rank, same thread count), measured in the same run. Each side runs in its own process, so peak
+// RSS is that process's. Also printed: the memory estimate Lenslab shows before a run (training/memory.ts) next to
+// the measured peak. Models and data are generated once into <os tmp>/lenslab-bench-train.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
+import { writeDemoDataset } from '../../src-main/models/demo/dataset';
+import { writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
+import { formatBytes } from '../../src-main/training/memory';
+
+const args = process.argv.slice(2);
+const arg = (name: string, d: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : d;
+};
+const has = (name: string) => args.includes(`--${name}`);
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+interface WorkerInput {
+  model: string;
+  data: string;
+  batchSize: number;
+  steps: number;
+  warmup: number;
+  threads: number;
+}
+interface WorkerOutput {
+  initMs: number;
+  ms: number[];
+  samples: number;
+  tokens: number;
+  losses: number[];
+  peakRss: number;
+  estimate: number;
+  imageTokens: number;
+  params: { total: number; trainable: number };
+}
+
+// ------------------------------------------------------------------------------------------------ worker (child)
+
+/** This process's peak resident set (VmHWM; getrusage's maxrss would include the parent's image before exec). */
+function peakRss(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : process.resourceUsage().maxRSS * 1024;
+}
+
+async function worker(input: WorkerInput): Promise<void> {
+  process.env.OMP_NUM_THREADS = String(input.threads);
+  const { vlmTrainerModule } = await import('../../src-main/training/vlm-trainer');
+  const config = {
+    model: input.model,
+    data: { file: input.data },
+    hparams: { method: 'lora', rank: 16, alpha: 32, dropout: 0, maxSteps: input.warmup + input.steps, batchSize: input.batchSize, saveEvery: 0, evalEvery: 0, lr: 1e-4 },
+    eval: { maxItems: 1 },
+  };
+  const check = vlmTrainerModule.validateConfig(config);
+  const out = mkdtempSync(join(tmpdir(), 'lenslab-bench-run-'));
+  const trainer = vlmTrainerModule.createTrainer(config, { outDir: out, log: () => {} });
+  const t0 = performance.now();
+  await trainer.init(null);
+  const initMs = performance.now() - t0;
+  const ms: number[] = [];
+  const losses: number[] = [];
+  let samples = 0;
+  let tokens = 0;
+  for (let i = 0; i < input.warmup + input.steps; i++) {
+    const t = performance.now();
+    const r = await trainer.trainStep();
+    const dt = performance.now() - t;
+    losses.push(r.loss);
+    if (i >= input.warmup) {
+      ms.push(dt);
+      samples += r.samples;
+      tokens += r.tokens;
+    }
+  }
+  await trainer.dispose?.();
+  rmSync(out, { recursive: true, force: true });
+  const cfg = JSON.parse(readFileSync(join(input.model, 'config.json'), 'utf8'));
+  const m = check.memory!;
+  const res: WorkerOutput = {
+    initMs,
+    ms,
+    samples,
+    tokens,
+    losses,
+    peakRss: peakRss(),
+    estimate: m.breakdown.total,
+    imageTokens: (cfg.vision_config.image_size / cfg.vision_config.patch_size) ** 2,
+    params: { total: m.params.vision + m.params.projector + m.params.decoder, trainable: m.params.trainable },
+  };
+  process.stdout.write(`${JSON.stringify(res)}\n`);
+}
+
+// ------------------------------------------------------------------------------------------------ parent
+
+const root = join(tmpdir(), 'lenslab-bench-train');
+const threads = arg('threads', cpus().length);
+const steps = arg('steps', 5);
+const warmup = arg('warmup', 2);
+
+const LARGE: TinyLlavaOptions = {
+  imageSize: 224,
+  patchSize: 16,
+  visionHidden: 768,
+  visionLayers: 12,
+  visionHeads: 12,
+  visionIntermediate: 3072,
+  textHidden: 896,
+  textLayers: 24,
+  textHeads: 14,
+  textKvHeads: 2,
+  textIntermediate: 4864,
+};
+
+async function setup(): Promise<{ data: string; models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number }[] }> {
+  mkdirSync(root, { recursive: true });
+  const icons = join(root, 'icons');
+  if (!existsSync(join(icons, 'vqa.jsonl'))) await writeDemoDataset(icons, { seed: 3, count: 64, size: 64, families: ['colors'] });
+  const items = readFileSync(join(icons, 'vqa.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l, i) => {
+      const r = JSON.parse(l) as { image: string; question: string; answer: string };
+      return { key: String(i), itemId: null, image: join(icons, r.image), annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }], split: 'train' as const };
+    });
+  const snap: DataSnapshot = { format: 'lenslab-data', version: 1, source: { datasetId: null, name: 'bench icons' }, autoSplit: false, items };
+  const data = join(root, 'data.json');
+  writeSnapshot(data, snap);
+  const models = [{ name: 'demo', dir: join(root, 'demo'), opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) }];
+  if (!has('skip-large')) models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
+  for (const m of models)
+    if (!existsSync(join(m.dir, 'model.safetensors'))) {
+      process.stderr.write(`writing the ${m.name} model to ${m.dir} ...\n`);
+      writeTinyLlava(m.dir, 0, m.opts);
+    }
+  return { data, models };
+}
+
+function runWorker(input: WorkerInput): WorkerOutput {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', JSON.stringify(input)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    env: { ...process.env, LENSLAB_GRAPH_CACHE: join(root, 'graph-cache') },
+  });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) throw new Error(`lenslab worker failed (${r.status}): ${r.stderr.slice(-3000)}`);
+  return JSON.parse(line) as WorkerOutput;
+}
+
+function runTorch(cfg: Record<string, unknown>): { ms: number[]; peak_rss: number; torch: string; threads: number } | { error: string } {
+  // Debian's OpenBLAS picks a slow kernel on AVX-512 machines unless told the core type (as bench:engine does)
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
+  if (/\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) env.OPENBLAS_CORETYPE ??= 'SkylakeX';
+  const r = spawnSync('/usr/bin/python3', [join(here, 'train_torch.py'), JSON.stringify(cfg)], { encoding: 'utf8', maxBuffer: 1 << 24, env });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) return { error: (r.stderr || r.error?.message || `exit ${r.status}`).slice(-500) };
+  return JSON.parse(line);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const { data, models } = await setup();
+  console.log(`bench:train — LoRA (rank 16, q/k/v/o) training steps, ${threads} threads, ${steps} timed steps after ${warmup} warm-up; median step time`);
+  const rows: string[][] = [];
+  for (const m of models) {
+    process.stderr.write(`[${m.name}] lenslab ...\n`);
+    const ours = runWorker({ model: m.dir, data, batchSize: m.batch, steps, warmup, threads });
+    const cfg = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8'));
+    const seq = Math.round(ours.tokens / ours.samples);
+    const oursStep = median(ours.ms);
+    const oursSps = (m.batch / oursStep) * 1000;
+    rows.push([
+      m.name,
+      'lenslab (onnxruntime)',
+      `${(ours.params.total / 1e6).toFixed(1)}M / ${(ours.params.trainable / 1e6).toFixed(2)}M`,
+      `B${m.batch} T${seq}`,
+      `${oursStep.toFixed(0)} ms`,
+      oursSps.toFixed(2),
+      formatBytes(ours.peakRss),
+      `${formatBytes(ours.estimate)} est.; init ${(ours.initMs / 1000).toFixed(1)} s; loss ${ours.losses[0].toFixed(3)} -> ${ours.losses.at(-1)!.toFixed(3)}`,
+    ]);
+    if (has('skip-torch')) continue;
+    process.stderr.write(`[${m.name}] pytorch ...\n`);
+    const v = cfg.vision_config;
+    const t = cfg.text_config;
+    const torch = runTorch({
+      vision: { hidden: v.hidden_size, layers: v.num_hidden_layers, heads: v.num_attention_heads, inter: v.intermediate_size, image: v.image_size, patch: v.patch_size },
+      text: { hidden: t.hidden_size, layers: t.num_hidden_layers, heads: t.num_attention_heads, kv: t.num_key_value_heads, inter: t.intermediate_size, vocab: t.vocab_size },
+      B: m.batch,
+      T: seq,
+      image_tokens: ours.imageTokens,
+      answer_tokens: 3,
+      rank: 16,
+      alpha: 32,
+      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+      steps,
+      warmup,
+      threads,
+    });
+    if ('error' in torch) {
+      rows.push([m.name, 'pytorch 1.13', '', '', 'failed', '', '', torch.error.split('\n').pop() ?? '']);
+      continue;
+    }
+    const tStep = median(torch.ms);
+    rows.push([
+      m.name,
+      `pytorch ${torch.torch}`,
+      '',
+      `B${m.batch} T${seq}`,
+      `${tStep.toFixed(0)} ms`,
+      ((m.batch / tStep) * 1000).toFixed(2),
+      formatBytes(torch.peak_rss),
+      `lenslab/pytorch step time ${(oursStep / tStep).toFixed(2)}x, peak RSS ${(ours.peakRss / torch.peak_rss).toFixed(2)}x`,
+    ]);
+  }
+  const head = ['model', 'runtime', 'params / LoRA', 'batch', 'step', 'samples/s', 'peak RSS', 'notes'];
+  const all = [head, ...rows];
+  const w = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  for (const r of all) console.log(r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(w[i]))).join('  '));
+}
+
+const wi = args.indexOf('--worker');
+if (wi >= 0) await worker(JSON.parse(args[wi + 1]) as WorkerInput);
+else await main();
