@@ -158,3 +158,38 @@ test('a SIGKILLed run resumes from its checkpoint to the same adapter as an unin
   assert.equal(lb.length, 8);
   for (let i = 0; i < 8; i++) assert.ok(Math.abs(la[i] - lb[i]) <= 1e-5 * Math.max(1, Math.abs(la[i])), `loss at step ${i + 1}: ${la[i]} vs ${lb[i]}`);
 });
+
+test('evaluations.start over the API: the base and a run\'s adapter on the same items, stored and compared', async () => {
+  const runId = (backend.db.prepare("SELECT id FROM runs WHERE status = 'completed' ORDER BY id LIMIT 1").get() as { id: number }).id;
+  const statuses: any[] = [];
+  const off = backend.events.subscribe((e, p) => {
+    if (e === 'evaluations.status') statuses.push(p);
+  });
+  const settle = async (id: number) => {
+    const t0 = Date.now();
+    while (!statuses.some((s) => s.id === id)) {
+      if (Date.now() - t0 > 60_000) throw new Error(`evaluation ${id} did not finish`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return statuses.find((s) => s.id === id);
+  };
+  const start = (adapter?: unknown) =>
+    backend.dispatcher.call('evaluations.start', { model: { path: modelDir }, ...(adapter ? { adapter } : {}), data: { datasetId, split: 'val' }, maxNewTokens: 3 }) as Promise<any>;
+  const base = await start();
+  assert.equal(base.status, 'running');
+  assert.equal((await settle(base.id)).status, 'completed');
+  const tuned = await start({ runId });
+  assert.equal((await settle(tuned.id)).status, 'completed');
+  off();
+  const got = (await backend.dispatcher.call('evaluations.get', { id: tuned.id })) as any;
+  assert.equal(got.runId, runId);
+  assert.equal(got.task, 'vqa');
+  assert.ok(got.predictionCount >= 1);
+  assert.equal(typeof got.metrics.exact_match, 'number');
+  const listed = (await backend.dispatcher.call('evaluations.list', { runId })) as any;
+  assert.ok(listed.evaluations.some((e: any) => e.id === tuned.id));
+  const cmp = (await backend.dispatcher.call('evaluations.compare', { baseId: base.id, tunedId: tuned.id })) as any;
+  assert.equal(cmp.items.length, got.predictionCount, 'same items');
+  const noCk = await fail('evaluations.start', { model: { path: modelDir }, adapter: { runId, step: 1 }, data: { datasetId } });
+  assert.equal(noCk.field, 'adapter.step');
+});
