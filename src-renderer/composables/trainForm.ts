@@ -53,7 +53,7 @@ export const TRAIN_FIELDS: FieldSpec[] = [
       { value: 'all', label: 'Attention and MLP (all 7)' },
     ],
   },
-  { key: 'dropout', label: 'LoRA dropout', type: 'number', default: 0.05, min: 0, max: 0.99, advanced: true, visibleWhen: notProjector },
+  { key: 'dropout', label: 'LoRA dropout', type: 'number', default: 0, min: 0, max: 0.99, advanced: true, visibleWhen: notProjector },
   {
     key: 'schedule',
     label: 'Learning-rate schedule',
