@@ -63,6 +63,10 @@ process.on('message', (m: ParentMessage) => {
   }
 });
 
+// Ctrl-C in a terminal reaches the whole foreground process group, this job included: the parent (lenslab train)
+// turns it into a pause request, so the job itself must not die of it.
+process.on('SIGINT', () => {});
+
 process.on('disconnect', () => {
   if (!started) process.exit(0);
   control.pause = true;

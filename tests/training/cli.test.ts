@@ -4,6 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { runCli } from '../../src-main/cli';
@@ -73,4 +75,40 @@ test('train, then evaluate base and adapter on the same items', async () => {
   const ck = await cli('eval', '--model', modelDir, '--run', '1', '--step', '4', '--data', vqa);
   assert.equal(ck.code, 1);
   assert.match(ck.err, /run 1 has no checkpoint at step 4/);
+});
+
+test('Ctrl-C pauses `lenslab train` after a step (with a checkpoint); the same command resumes it to the end', async () => {
+  const out = join(tmp.dir, 'run-int');
+  const cliPath = fileURLToPath(new URL('../../src-main/cli.ts', import.meta.url));
+  const args = ['--import', 'tsx', cliPath, '--data-dir', dataDir, 'train', '--model', modelDir, '--data', vqa, '--out', out, '--steps', '400', '--batch-size', '2', '--save-every', '0'];
+  // the CLI and its job in one process group, as in a terminal: SIGINT goes to both
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  let sent = false;
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    if (!sent && /step \d+\/400/.test(stderr) && child.pid) {
+      sent = true;
+      try {
+        process.kill(-child.pid, 'SIGINT');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /pausing after the current step/);
+  const m = /run (\d+) paused at step (\d+)\/400; resume with: lenslab train --out /.exec(stdout);
+  assert.ok(m, stdout + stderr);
+  assert.ok(Number(m[2]) < 400);
+  assert.ok(existsSync(join(out, 'checkpoints', `step-${m[2].padStart(6, '0')}`, 'adapter', 'adapter_model.safetensors')), 'the pause wrote a checkpoint');
+
+  const again = await cli('train', '--out', out);
+  assert.equal(again.code, 0, again.err);
+  assert.match(again.out, new RegExp(`resuming run ${m[1]} from its last checkpoint`));
+  assert.match(again.err, new RegExp(`resumed from the checkpoint at step ${m[2]}`));
+  assert.match(again.out, new RegExp(`run ${m[1]} completed: 400 steps`));
 });
