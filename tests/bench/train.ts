@@ -2,7 +2,8 @@
 //
 // LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
 // step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
-//   demo: the tiny demo LLaVA (CLIP-style 2x64 tower, 2x96 LLaMA decoder), 64 px icons, batch 16
+//   demo: the demo LLaVA (resources/demo/model: CLIP-style 2x64 tower at 48 px = 9 image tokens, 2x96 LLaMA decoder;
+//         else the demo writer's 64 px default), icons, batch 16
 //   0.5B: a random LLaVA of about half a billion parameters (CLIP-B/16-like 12x768 tower at 224 px = 196 image tokens,
 //         Qwen2-0.5B-like 24x896 decoder with 14/2 heads and a 4864 MLP; demo tokenizer, so a 512-token vocabulary)
 // against the same step in PyTorch (Debian torch 1.13, float32, tests/bench/train_torch.py: same shapes, same
@@ -138,7 +139,10 @@ async function setup(): Promise<{ data: string; models: { name: string; dir: str
   const snap: DataSnapshot = { format: 'lenslab-data', version: 1, source: { datasetId: null, name: 'bench icons' }, autoSplit: false, items };
   const data = join(root, 'data.json');
   writeSnapshot(data, snap);
-  const models = [{ name: 'demo', dir: join(root, 'demo'), opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) }];
+  // the bundled demo base (resources/demo/model) when present, else the demo writer's default tiny LLaVA
+  const bundled = join(here, '..', '..', 'resources', 'demo', 'model');
+  const demoDir = existsSync(join(bundled, 'config.json')) ? bundled : join(root, 'demo');
+  const models = [{ name: 'demo', dir: demoDir, opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) }];
   if (!has('skip-large')) models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
   for (const m of models)
     if (!existsSync(join(m.dir, 'model.safetensors'))) {
