@@ -11,7 +11,7 @@ import type { LlavaModelConfig } from '../models/config';
 import { RenderError, renderItem, type RenderSetup } from '../datasets/render';
 import { assertSamplesFit, SampleError, type RenderedSample, type SampleProblem } from './batching';
 import { parseHparams, planRun, HparamsError, type Hparams, type RunPlan } from './hparams';
-import { estimateTrainingMemory, memoryRefusal, shapeFromLlavaConfig, type MemoryEstimate } from './memory';
+import { availableMemory, estimateTrainingMemory, memoryRefusal, shapeFromLlavaConfig, type MemoryEstimate } from './memory';
 import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type DataSnapshot, type GenItem } from './data';
 import type { EvalTask } from '../eval/metrics';
 
@@ -76,6 +76,19 @@ export class MemoryRefusalError extends Error {
     super(memoryRefusal(estimate) ?? 'not enough memory');
     this.name = 'MemoryRefusalError';
   }
+}
+
+/**
+ * Memory a run may use: LENSLAB_MEMORY_LIMIT (bytes, or with a K/M/G suffix) caps what is available now, e.g. to
+ * leave room for other programs. Undefined = what the machine has available now.
+ */
+export function memoryLimit(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.LENSLAB_MEMORY_LIMIT?.trim();
+  if (!v) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i.exec(v);
+  if (!m) throw new Error(`LENSLAB_MEMORY_LIMIT: expected bytes or a size like 6G, got ${JSON.stringify(v)}`);
+  const bytes = Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
+  return Math.min(bytes, availableMemory());
 }
 
 /** Open a model folder as a LLaVA with tokenizer and chat template, or throw naming what is missing. */
@@ -172,7 +185,7 @@ export function checkVlmRun(input: {
       // weightCopies 2: the session holds the frozen weights as initializers, and building / loading the graph holds
       // a second copy for a while (bench:train measures 5.2 GiB peak for a 0.45B model whose weights are 1.7 GiB)
       { method: hp.method, rank: hp.rank, targetModules: hp.targetModules, dropout: hp.dropout, batchSize: hp.batchSize, maxSeqLen: longest, imagesPerSample: 1, weightCopies: 2 },
-      { availableBytes: input.availableBytes },
+      { availableBytes: input.availableBytes ?? memoryLimit() },
     );
     if (!memory.fits && (input.refuseMemory ?? true)) throw new MemoryRefusalError(memory);
     return {

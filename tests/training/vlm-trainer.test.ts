@@ -68,6 +68,27 @@ test('estimate and refusals before any run starts, naming the problem', async ()
   assert.equal(getRunCount(), runsBefore, 'no run was created');
 });
 
+test('a run that does not fit in memory is refused with suggestions (LENSLAB_MEMORY_LIMIT)', async () => {
+  const model = { path: modelDir };
+  const data = { datasetId };
+  process.env.LENSLAB_MEMORY_LIMIT = '262M';
+  try {
+    const est = (await backend.dispatcher.call('runs.estimate', { model, data, hparams: { maxSteps: 5, batchSize: 64 } })) as any;
+    assert.equal(est.memory.fits, false);
+    assert.equal(est.memory.availableBytes, 262 * 1024 * 1024);
+    assert.ok(est.memory.suggestions.length > 0);
+    assert.match(est.refusal, /^not enough memory: training needs about [\d.]+ MiB of 262\.0 MiB available .*Try: /);
+    const before = getRunCount();
+    const r = await fail('runs.start', { model, data, hparams: { maxSteps: 5, batchSize: 64 } });
+    assert.equal(r.code, 'invalid_request');
+    assert.equal(r.field, 'hparams');
+    assert.match(r.message, /not enough memory.*use batch size \d+ with gradient accumulation/);
+    assert.equal(getRunCount(), before);
+  } finally {
+    delete process.env.LENSLAB_MEMORY_LIMIT;
+  }
+});
+
 function getRunCount(): number {
   return (backend.db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
 }
