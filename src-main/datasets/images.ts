@@ -3,10 +3,11 @@
 //   <dataDir>/thumbs/<hash[0:2]>/<hash>.webp
 // Files are written atomically (temp + rename) and never modified; an import that fails removes
 // only the files it created and no row refers to.
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
+import { writeBytesAtomic } from '../util/atomic-write';
 import type { ImageSource } from './types';
 
 /** Largest image file accepted (bytes). */
@@ -32,14 +33,7 @@ export function thumbPath(dataDir: string, hash: string): string {
 
 export function writeAtomic(file: string, data: Uint8Array): void {
   mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeBytesAtomic(file, data, { fsync: false });
 }
 
 export class ImageError extends Error {}

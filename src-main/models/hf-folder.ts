@@ -4,10 +4,11 @@
 // tokenizer_config.json, the chat template and preprocessor_config.json, and checks every tensor the config
 // implies against the files: a missing tensor, a wrong shape, or a tensor the config does not explain is an
 // error naming the file and the tensor. Weights stay on disk and are read one tensor at a time.
-import { existsSync, mkdirSync, readFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseHfConfig, type ModelConfig } from './config';
-import { ShardedSafetensors, SafetensorsError, writeFileAtomic, writeWeightsFolder, type TensorInfo, type TensorSource, type TensorToWrite } from './weights/safetensors';
+import { writeTextAtomic } from '../util/atomic-write';
+import { ShardedSafetensors, SafetensorsError, writeWeightsFolder, type TensorInfo, type TensorSource, type TensorToWrite } from './weights/safetensors';
 import { isFloatDtype, type Dtype, type FloatDtype } from './weights/dtype';
 import { canonicalName, expectedTensors, weightLayout, type TensorSpec, type WeightLayout } from './weights/names';
 import { LensTokenizer, TokenizerError } from './tokenizer';
@@ -211,13 +212,7 @@ export interface HfFolderContent {
   maxShardBytes?: number;
 }
 
-export function writeTextAtomic(path: string, text: string): void {
-  writeFileAtomic(path, (fd) => {
-    const b = Buffer.from(text);
-    let done = 0;
-    while (done < b.length) done += writeSync(fd, b, done, b.length - done);
-  });
-}
+export { writeTextAtomic };
 
 export function writeJsonAtomic(path: string, obj: unknown): void {
   writeTextAtomic(path, JSON.stringify(obj, null, 2) + '\n');

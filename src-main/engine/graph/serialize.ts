@@ -1,8 +1,8 @@
 // Graph -> ONNX ModelProto bytes, with large initializers optionally moved to an external-data file.
 // Field numbers follow onnx/onnx.proto (IR version 8..11).
 
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
+import { writeAll, writeFileAtomic } from '../../util/atomic-write';
 import { Attr, Graph, Shape, TensorData, Value } from './builder';
 import { DTYPE_BYTES, ONNX_DTYPE, TypedArray } from './dtype';
 import { PbWriter } from './protobuf';
@@ -156,26 +156,6 @@ export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Seria
   for (const [d, v] of domains) w.message(8, (ow) => (d ? ow.string(1, d).uint(2, v) : ow.uint(2, v)));
   for (const [k, v] of Object.entries(opts.metadata ?? {})) w.message(14, (m) => m.string(1, k).string(2, v));
   return { model: w.finish(), external: chunks.length ? { location: ext!.location, size: extSize, chunks } : null };
-}
-
-function writeFileAtomic(path: string, write: (fd: number) => void): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    write(fd);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-}
-
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
-  let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30), position + off);
 }
 
 /**

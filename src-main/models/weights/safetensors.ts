@@ -4,8 +4,9 @@
 // header {"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets": [begin, end]}}, then the byte
 // buffer; offsets are relative to the buffer start. Reading is lazy: the header is parsed and validated on open,
 // each tensor is read from the file descriptor on demand, so a multi-GB file is never loaded whole.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeSync, fsyncSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
+import { writeAll, writeFileAtomic, writeTextAtomic } from '../../util/atomic-write';
 import { DTYPE_BYTES, bytesToF32, f32ToBytes, isDtype, isFloatDtype, numel, type Dtype, type FloatDtype } from './dtype';
 
 export interface TensorInfo {
@@ -188,27 +189,6 @@ export interface TensorToWrite {
   dtype: FloatDtype;
   shape: number[];
   data: () => Float32Array | Uint8Array;
-}
-
-/** Write `path` atomically: into a temp file beside it, fsync, rename. */
-export function writeFileAtomic(path: string, write: (fd: number) => void): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    write(fd);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
 }
 
 /** Write a safetensors file (atomic). Tensors are laid out sorted by name; metadata defaults to {"format":"pt"}. */
@@ -431,7 +411,7 @@ export function writeWeightsFolder(dir: string, tensors: TensorToWrite[], opts: 
     names.push(fname);
   });
   const index = { metadata: { total_size: total }, weight_map: weightMap };
-  writeFileAtomic(indexPath, (fd) => writeAll(fd, Buffer.from(JSON.stringify(index, null, 2) + '\n')));
+  writeTextAtomic(indexPath, JSON.stringify(index, null, 2) + '\n');
   rmSync(singlePath, { force: true });
   names.push(`${stem}.safetensors.index.json`);
   return names;
