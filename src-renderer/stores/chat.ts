@@ -7,6 +7,7 @@ import type { Chat, ChatMessage } from '../../src-main/contract/chat';
 import type { Params } from '../../src-main/contract/index';
 import type { TranscriptMessage } from '../components/types';
 import { api, errorMessage, mediaUrl } from '../api';
+import { useLoadedList } from './loadedList';
 
 export type { Chat, ChatMessage };
 
@@ -50,21 +51,9 @@ export function toTranscript(m: ChatMessage): TranscriptMessage {
 }
 
 export const useChatStore = defineStore('chat', () => {
-  const chats = ref<Chat[]>([]);
-  const loaded = ref(false);
-  const error = ref<string | null>(null);
+  const { list: chats, loaded, error, load: loadChats, reloadOn } = useLoadedList(async () => (await api.call('chats.list')).chats);
   const panes = ref<Pane[]>([]);
   const byRequest = reactive(new Map<string, TranscriptMessage>());
-
-  async function loadChats(): Promise<void> {
-    try {
-      chats.value = (await api.call('chats.list')).chats;
-      loaded.value = true;
-      error.value = null;
-    } catch (e) {
-      error.value = errorMessage(e);
-    }
-  }
 
   /** Start over with these targets (one pane, or base + fine-tuned side by side). */
   function setTargets(targets: PaneTarget[]): void {
@@ -151,9 +140,7 @@ export const useChatStore = defineStore('chat', () => {
     const p = panes.value.find((x) => x.requestId === s.requestId);
     if (p) p.status = s.message;
   });
-  api.on('chats.changed', () => {
-    if (loaded.value) void loadChats();
-  });
+  reloadOn('chats.changed');
 
   return { chats, loaded, error, panes, busy, loadChats, setTargets, openChat, ask, stop, rename, remove };
 });

@@ -2,8 +2,9 @@ import { defineStore } from 'pinia';
 import { ref } from 'vue';
 import type { Dataset } from '../../src-main/contract/datasets';
 import type { ImportReport } from '../../src-main/contract/datasets-io';
-import { api, ApiError, discardUpload, errorMessage, uploadFiles } from '../api';
+import { api, ApiError, discardUpload, uploadFiles } from '../api';
 import type { DropResult } from '../composables/useDropImport';
+import { useLoadedList } from './loadedList';
 
 export type { ImportReport };
 
@@ -20,24 +21,8 @@ export interface ImportProgress {
 const IMAGE_EXT = /\.(png|jpe?g|webp|gif|bmp|tiff?)$/i;
 
 export const useDatasetsStore = defineStore('datasets', () => {
-  const datasets = ref<Dataset[]>([]);
-  const loaded = ref(false);
-  const loading = ref(false);
-  const error = ref<string | null>(null);
+  const { list: datasets, loaded, loading, error, load, reloadOn } = useLoadedList(async () => (await api.call('datasets.list')).datasets);
   const importing = ref<ImportProgress | null>(null);
-
-  async function load(): Promise<void> {
-    loading.value = true;
-    try {
-      datasets.value = (await api.call('datasets.list')).datasets;
-      error.value = null;
-      loaded.value = true;
-    } catch (e) {
-      error.value = errorMessage(e);
-    } finally {
-      loading.value = false;
-    }
-  }
 
   /** Create a dataset; throws ApiError (with .field) so a form can show it next to the input. */
   async function create(name: string, description?: string): Promise<Dataset> {
@@ -104,12 +89,7 @@ export const useDatasetsStore = defineStore('datasets', () => {
   }
 
   // Another window, the CLI or an import changed something: refresh.
-  api.on('datasets.changed', () => {
-    if (loaded.value) void load();
-  });
-  api.on('items.changed', () => {
-    if (loaded.value) void load();
-  });
+  reloadOn('datasets.changed', 'items.changed');
   api.on('datasets.importProgress', (p) => {
     if (importing.value?.phase === 'importing') importing.value = { ...importing.value, done: p.done, total: p.total };
   });

@@ -2,33 +2,18 @@ import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
 import type { Model, ModelReport } from '../../src-main/contract/models';
 import type { Params } from '../../src-main/contract/index';
-import { api, errorMessage } from '../api';
+import { api } from '../api';
+import { useLoadedList } from './loadedList';
 
 export type { Model, ModelReport };
 
 export const useModelsStore = defineStore('models', () => {
-  const models = ref<Model[]>([]);
-  const loaded = ref(false);
-  const loading = ref(false);
-  const error = ref<string | null>(null);
+  const { list: models, loaded, loading, error, load, reloadOn } = useLoadedList(async () => (await api.call('models.list')).models);
   /** A long operation (demo install, compose, merge) in progress, in words. */
   const working = ref<string | null>(null);
 
   /** Models that can be trained and chatted with (full LLaVA folders that are still there). */
   const usable = computed(() => models.value.filter((m) => m.available && (m.report?.kind ?? 'llava') === 'llava'));
-
-  async function load(): Promise<void> {
-    loading.value = true;
-    try {
-      models.value = (await api.call('models.list')).models;
-      error.value = null;
-      loaded.value = true;
-    } catch (e) {
-      error.value = errorMessage(e);
-    } finally {
-      loading.value = false;
-    }
-  }
 
   async function run<T>(what: string, fn: () => Promise<T>): Promise<T> {
     working.value = what;
@@ -49,9 +34,7 @@ export const useModelsStore = defineStore('models', () => {
   const exportAdapter = (p: Params<'models.exportAdapter'>) => run('Exporting the adapter…', () => api.call('models.exportAdapter', p));
   const merge = (p: Params<'models.merge'>) => run('Merging the adapter into the weights…', () => api.call('models.merge', p));
 
-  api.on('models.changed', () => {
-    if (loaded.value) void load();
-  });
+  reloadOn('models.changed');
 
   return { models, usable, loaded, loading, error, working, load, inspect, importFolder, installDemo, compose, rename, remove, exportAdapter, merge };
 });

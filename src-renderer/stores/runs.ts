@@ -6,7 +6,8 @@ import type { Run, MetricPoint } from '../../src-main/contract/runs';
 import type { Checkpoint } from '../../src-main/contract/training';
 import type { Params, Result } from '../../src-main/contract/index';
 import type { ChartPoint } from '../composables/chartData';
-import { api, errorMessage } from '../api';
+import { api } from '../api';
+import { useLoadedList } from './loadedList';
 
 export type { Run, Checkpoint, MetricPoint };
 
@@ -32,29 +33,13 @@ export interface AdapterChoice {
 export const ACTIVE_STATUSES = new Set(['queued', 'running']);
 
 export const useRunsStore = defineStore('runs', () => {
-  const runs = ref<Run[]>([]);
-  const loaded = ref(false);
-  const loading = ref(false);
-  const error = ref<string | null>(null);
+  const { list: runs, loaded, loading, error, load } = useLoadedList(async () => (await api.call('runs.list')).runs);
   const live = reactive(new Map<number, LiveProgress>());
   /** runId → metric name → points (steps ascending). shallow: charts get a version bump instead of deep proxies. */
   const series = shallowRef(new Map<number, Map<string, ChartPoint[]>>());
   const seriesVersion = ref(0);
   const logs = reactive(new Map<number, { level: string; message: string }[]>());
   const adapters = ref<AdapterChoice[]>([]);
-
-  async function load(): Promise<void> {
-    loading.value = true;
-    try {
-      runs.value = (await api.call('runs.list')).runs;
-      error.value = null;
-      loaded.value = true;
-    } catch (e) {
-      error.value = errorMessage(e);
-    } finally {
-      loading.value = false;
-    }
-  }
 
   function upsert(run: Run) {
     const i = runs.value.findIndex((r) => r.id === run.id);
