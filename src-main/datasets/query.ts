@@ -1,7 +1,7 @@
 // Read queries for the UI/API: a filtered page of items with labels and tags, tag counts, provenance.
 import type { Database } from 'better-sqlite3';
 import type { LintRule } from './lint';
-import { toAnnotation, type AnnotationRow, type FullItem, type ItemRow } from './rows';
+import { assembleItems, type AnnotationRow, type FullItem, type ItemRow, type ItemTagRow } from './rows';
 import type { Split } from './types';
 
 export interface ItemFilter {
@@ -50,20 +50,8 @@ export function hydrate(db: Database, rows: ItemRow[]): FullItem[] {
   const anns = db.prepare('SELECT a.* FROM annotations a WHERE a.item_id IN (SELECT value FROM json_each(?)) ORDER BY a.item_id, a.position, a.id').all(ids) as AnnotationRow[];
   const tags = db
     .prepare('SELECT it.item_id, t.name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE it.item_id IN (SELECT value FROM json_each(?)) ORDER BY t.name')
-    .all(ids) as { item_id: number; name: string }[];
-  const annBy = new Map<number, AnnotationRow[]>();
-  for (const a of anns) (annBy.get(a.item_id) ?? annBy.set(a.item_id, []).get(a.item_id)!).push(a);
-  const tagBy = new Map<number, string[]>();
-  for (const t of tags) (tagBy.get(t.item_id) ?? tagBy.set(t.item_id, []).get(t.item_id)!).push(t.name);
-  return rows.map((r) => ({
-    id: r.id,
-    image: r.image_hash ? { hash: r.image_hash, ext: r.image_ext ?? 'bin', width: r.width, height: r.height, bytes: r.bytes } : null,
-    sourcePath: r.source_path,
-    split: r.split,
-    position: r.position,
-    annotations: (annBy.get(r.id) ?? []).map((a) => ({ ...toAnnotation(a), id: a.id })),
-    tags: tagBy.get(r.id) ?? [],
-  }));
+    .all(ids) as ItemTagRow[];
+  return assembleItems(rows, anns, tags);
 }
 
 export function getFullItem(db: Database, id: number): (FullItem & { datasetId: number }) | undefined {

@@ -112,15 +112,29 @@ export function loadItems(db: Database, datasetId: number, opts: { ids?: number[
   const anns = db
     .prepare('SELECT a.* FROM annotations a JOIN items i ON i.id = a.item_id WHERE i.dataset_id = ? ORDER BY a.item_id, a.position, a.id')
     .all(datasetId) as AnnotationRow[];
-  const byItem = new Map<number, AnnotationRow[]>();
-  for (const a of anns) {
-    let l = byItem.get(a.item_id);
-    if (!l) byItem.set(a.item_id, (l = []));
-    l.push(a);
-  }
   const tags = db
     .prepare('SELECT it.item_id, t.name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE t.dataset_id = ? ORDER BY t.name')
-    .all(datasetId) as { item_id: number; name: string }[];
+    .all(datasetId) as ItemTagRow[];
+  return assembleItems(rows, anns, tags);
+}
+
+/** An item's tag name, as the item_tags ⨝ tags queries return it. */
+export interface ItemTagRow {
+  item_id: number;
+  name: string;
+}
+
+/**
+ * Item rows + their annotation rows (ordered by item, position, id) + tag rows (ordered by name) → items.
+ * Annotations and tags of items not in `rows` are ignored.
+ */
+export function assembleItems(rows: ItemRow[], anns: AnnotationRow[], tags: ItemTagRow[]): FullItem[] {
+  const annsBy = new Map<number, AnnotationRow[]>();
+  for (const a of anns) {
+    let l = annsBy.get(a.item_id);
+    if (!l) annsBy.set(a.item_id, (l = []));
+    l.push(a);
+  }
   const tagsBy = new Map<number, string[]>();
   for (const t of tags) {
     let l = tagsBy.get(t.item_id);
@@ -133,7 +147,7 @@ export function loadItems(db: Database, datasetId: number, opts: { ids?: number[
     sourcePath: r.source_path,
     split: r.split,
     position: r.position,
-    annotations: (byItem.get(r.id) ?? []).map((a) => ({ ...toAnnotation(a), id: a.id })),
+    annotations: (annsBy.get(r.id) ?? []).map((a) => ({ ...toAnnotation(a), id: a.id })),
     tags: tagsBy.get(r.id) ?? [],
   }));
 }
