@@ -2,7 +2,7 @@
 // to clients (runs.progress / runs.status / runs.eval / runs.checkpoint / runs.log) and stored in SQLite by the
 // runner. Every check that can fail (hyperparameters, data against the model, memory) runs before a run row is
 // created or a process starts, and is answered as invalid_request naming the field.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import type { Checkpoint, Evaluation, MemoryEstimateData, PredictionData } from '../contract/training';
@@ -372,6 +372,8 @@ export const trainingHandlers = handlers({
     const { runner } = trainingRuntime(ctx);
     if (p.trainer !== 'vlm' && !(p.trainer in TRAINERS)) throw new ApiError('invalid_request', `unknown trainer "${p.trainer}" (known: ${Object.keys(TRAINERS).join(', ')})`, 'trainer');
     const outDirOf = (id: number) => (p.outDir ? resolve(p.outDir) : join(ctx.dataDir, 'runs', String(id)));
+    if (p.outDir && existsSync(resolve(p.outDir)) && readdirSync(resolve(p.outDir)).length > 0)
+      throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
     let spec: (outDir: string) => JobSpec;
     let validated: { totalSteps: number | null; memory?: MemoryEstimate };
     let row: { name: string; modelId: number | null; datasetId: number | null; config: Record<string, unknown> };

@@ -137,6 +137,8 @@ test('invalid hyperparameters and configs are refused before any run exists, nam
   assert.equal(noModel.field, 'model');
   const opt = await fail('runs.start', { trainer: 'toy', options: { data: { dim: -1 } } });
   assert.equal(opt.field, 'options');
+  const used = await fail('runs.start', { ...toy({}), outDir: join(tmp.dir, 'runs') });
+  assert.equal(used.field, 'outDir', 'a folder that already holds something is not a new run folder');
   assert.equal((await ok('runs.list')).runs.length, before, 'no run row was created');
   assert.equal((await fail('runs.pause', { id: 9999 })).code, 'not_found');
 });
