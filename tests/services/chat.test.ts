@@ -10,8 +10,8 @@ import { chatHostOptions, closeChat, conversationTurns } from '../../src-main/se
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { makeSample } from '../../src-main/models/demo/shapes';
 import { loadGenerator } from '../../src-main/models/generate';
-import type { ApiErrorData } from '../../src-main/contract/errors';
 import { tempDir } from '../helpers/tmp';
+import { failOn as fail, okOn as ok } from '../helpers/dispatch';
 
 const tmp = tempDir('chat-');
 const quiet = { error() {}, warn() {} };
@@ -29,16 +29,6 @@ function newBackend(name: string): { backend: Backend; events: { event: string; 
   return { backend, events };
 }
 
-async function ok(b: Backend, method: string, params?: unknown): Promise<any> {
-  const env = await b.dispatcher.dispatch(method, params);
-  if (!env.ok) assert.fail(`${method} failed: ${JSON.stringify(env.error)}`);
-  return env.result;
-}
-async function fail(b: Backend, method: string, params?: unknown): Promise<ApiErrorData> {
-  const env = await b.dispatcher.dispatch(method, params);
-  if (env.ok) assert.fail(`${method} unexpectedly succeeded: ${JSON.stringify(env.result)}`);
-  return env.error;
-}
 
 before(async () => {
   writeTinyLlava(modelDir, 0, { initStd: 0.2 });

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createBackend, type Backend } from '../../src-main/services/backend';
-import type { ApiErrorData } from '../../src-main/contract/errors';
 import { tempDir } from '../helpers/tmp';
+import { dispatchTo } from '../helpers/dispatch';
 import { writeTinyLlava, randomWeights, demoPreprocessorConfig, DEMO_CORPUS_SEED } from '../../src-main/models/demo/tiny-llava';
 import { loadHfFolder, saveHfFolder } from '../../src-main/models/hf-folder';
 import { adapterConfigJson, resolveLoraModules, saveAdapter, type LoraSpec } from '../../src-main/models/peft';
@@ -30,16 +30,7 @@ after(() => {
   tmp.cleanup();
 });
 
-async function ok(method: string, params?: unknown): Promise<any> {
-  const env = await backend.dispatcher.dispatch(method, params);
-  if (!env.ok) assert.fail(`${method} failed: ${JSON.stringify(env.error)}`);
-  return env.result;
-}
-async function fail(method: string, params?: unknown): Promise<ApiErrorData> {
-  const env = await backend.dispatcher.dispatch(method, params);
-  if (env.ok) assert.fail(`${method} unexpectedly succeeded`);
-  return env.error;
-}
+const { ok, fail } = dispatchTo(() => backend);
 
 test('the demo model installs once, validates, and reports what it holds', async () => {
   assert.deepEqual((await ok('models.list')).models, []);

@@ -6,8 +6,8 @@ import { insertRun, updateRunStatus, insertMetrics } from '../../src-main/storag
 import { LENSLAB_VERSION } from '../../src-main/services/version';
 import { methods } from '../../src-main/contract/index';
 import { registry } from '../../src-main/services/registry';
-import type { ApiErrorData } from '../../src-main/contract/errors';
 import { tempDir } from '../helpers/tmp';
+import { dispatchTo } from '../helpers/dispatch';
 
 const tmp = tempDir('services-');
 after(() => tmp.cleanup());
@@ -23,16 +23,7 @@ beforeEach(() => {
 });
 afterEach(() => backend.close());
 
-async function ok(method: string, params?: unknown): Promise<any> {
-  const env = await backend.dispatcher.dispatch(method, params);
-  if (!env.ok) assert.fail(`${method} failed: ${JSON.stringify(env.error)}`);
-  return env.result;
-}
-async function fail(method: string, params?: unknown): Promise<ApiErrorData> {
-  const env = await backend.dispatcher.dispatch(method, params);
-  if (env.ok) assert.fail(`${method} unexpectedly succeeded: ${JSON.stringify(env.result)}`);
-  return env.error;
-}
+const { ok, fail } = dispatchTo(() => backend);
 
 test('every contract method has a handler and vice versa', () => {
   assert.deepEqual(Object.keys(registry).sort(), Object.keys(methods).sort());
