@@ -6,6 +6,7 @@ import { nowIso } from '../storage/database';
 import { recordOperation } from './history';
 import { DatasetOpError } from './ops';
 import type { Split } from './types';
+import { mulberry32 } from '../util/mulberry32';
 
 export interface SplitOptions {
   seed: number;
@@ -25,17 +26,7 @@ export interface SplitResult {
   groups?: Record<string, Record<Split, number>>;
 }
 
-/** mulberry32: a small, well-mixed 32-bit PRNG; the same seed gives the same sequence everywhere. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export function shuffled<T>(list: T[], rand: () => number): T[] {
   const a = [...list];

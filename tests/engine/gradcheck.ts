@@ -12,6 +12,7 @@ import { serializeModel } from '../../src-main/engine/graph/serialize';
 import { gradients } from '../../src-main/engine/autodiff';
 import { Session } from '../../src-main/engine/runtime/session';
 import { tensor, toFloat64, ort } from '../../src-main/engine/runtime/tensor';
+import { mulberry32 } from '../../src-main/util/mulberry32';
 
 export interface GradcheckInput {
   name: string;
@@ -48,16 +49,7 @@ export interface GradcheckResult {
 }
 
 /** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export async function gradcheck(spec: GradcheckSpec): Promise<GradcheckResult> {
   const fdt: DType = spec.dtype ?? 'float64';

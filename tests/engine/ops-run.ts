@@ -6,6 +6,7 @@ import type { DType } from '../../src-main/engine/graph/dtype';
 import { serializeModel } from '../../src-main/engine/graph/serialize';
 import { Session } from '../../src-main/engine/runtime/session';
 import { tensor, toFloat64 } from '../../src-main/engine/runtime/tensor';
+import { mulberry32 } from '../../src-main/util/mulberry32';
 
 export interface RunInput {
   name: string;
@@ -45,14 +46,8 @@ export function assertAllClose(actual: ArrayLike<number>, expected: ArrayLike<nu
 
 /** Deterministic values in [lo, hi). */
 export function randomValues(n: number, seed: number, lo = -1, hi = 1): Float64Array {
-  let a = seed >>> 0;
+  const rand = mulberry32(seed);
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rand();
   return out;
 }

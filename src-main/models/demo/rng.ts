@@ -1,17 +1,16 @@
 // Small deterministic PRNG (mulberry32) with normal samples, for demo data and random init.
 
+import { mulberry32 } from '../../util/mulberry32';
+
 export class Rng {
-  private s: number;
+  private readonly uniform: () => number;
   private spare: number | null = null;
   constructor(seed: number) {
-    this.s = seed >>> 0;
+    this.uniform = mulberry32(seed);
   }
   /** uniform in [0, 1) */
   next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.uniform();
   }
   /** integer in [lo, hi] */
   int(lo: number, hi: number): number {
