@@ -118,13 +118,28 @@ export function collectDrop(dt: DataTransferLike, getPathForFile?: GetPathForFil
     const out: DroppedFile[] = [];
     if (entries.length > 0) {
       for (const e of entries) await walkEntry(e, '', out);
-      for (const f of looseFiles) if (!isIgnoredName(f.name)) out.push({ relativePath: f.name, file: f });
+      for (const f of looseFiles) pushLoose(out, f);
     } else {
-      // No entries API (or a synthetic drop): plain files only.
-      for (const f of files) if (!isIgnoredName(f.name)) out.push({ relativePath: f.name, file: f });
+      // No entries (an older browser, a drag source that gives none, or a drop made by a script, where
+      // Chromium's webkitGetAsEntry() returns null): the plain files, each under its webkitRelativePath
+      // when it has one (keeps a folder's structure), else its name.
+      for (const f of files.length > 0 ? files : looseFiles) pushLoose(out, f);
     }
     return { kind: 'files', files: out } as DropResult;
   })();
+}
+
+/** 'ds/img/a.jpg' for a file that carries a folder-relative path, else its name. */
+function relativePathOf(f: File): string {
+  const rel = (f as File & { webkitRelativePath?: string }).webkitRelativePath;
+  return rel ? rel.replace(/\\/g, '/').replace(/^\/+/, '') : f.name;
+}
+
+/** Add a file that came without an entry, unless a segment of its path is hidden or an OS file. */
+function pushLoose(out: DroppedFile[], f: File): void {
+  const rel = relativePathOf(f);
+  if (rel.split('/').some((seg) => seg === '' || isIgnoredName(seg))) return; // isIgnoredName covers '.' and '..'
+  out.push({ relativePath: rel, file: f });
 }
 
 function safePath(get: GetPathForFile, f: File): string | null {
@@ -163,11 +178,7 @@ export function collectPicked(files: ArrayLike<File>, getPathForFile?: GetPathFo
     if (paths.length === list.length) return { kind: 'paths', paths: [...new Set(paths)] };
   }
   const out: DroppedFile[] = [];
-  for (const f of list) {
-    const rel = (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name;
-    if (rel.split('/').some(isIgnoredName)) continue;
-    out.push({ relativePath: rel, file: f });
-  }
+  for (const f of list) pushLoose(out, f);
   return { kind: 'files', files: out };
 }
 

@@ -144,3 +144,44 @@ test('useDropImport: nested enter/leave keeps the highlight; drop emits; an empt
   assert.equal(results.length, 1);
   assert.match(d.error.value ?? '', /Nothing to import/);
 });
+
+test('collectDrop without entries (webkitGetAsEntry() null, as for a scripted drop) keeps webkitRelativePath folders', async () => {
+  const withRel = (content: string, name: string, rel: string) => {
+    const f = new File([content], name);
+    Object.defineProperty(f, 'webkitRelativePath', { value: rel });
+    return f;
+  };
+  const files = [
+    withRel('img', 'a.png', 'icons/images/a.png'),
+    withRel('{}', 'data.jsonl', 'icons/data.jsonl'),
+    withRel('x', 'HEAD', 'icons/.git/HEAD'),
+    withRel('y', 'w.png', 'drop\\w.png'), // backslashes from some sources become '/'
+    new File(['z'], 'loose.png'), // no relative path: its name
+    new File(['q'], '.DS_Store'),
+  ];
+  const dt: DataTransferLike = {
+    types: ['Files'],
+    files,
+    items: files.map((f) => ({ kind: 'file', webkitGetAsEntry: () => null, getAsFile: () => f })),
+  };
+  const r = (await collectDrop(dt)) as Extract<DropResult, { kind: 'files' }>;
+  assert.equal(r.kind, 'files');
+  assert.deepEqual(r.files.map((f) => f.relativePath), ['icons/images/a.png', 'icons/data.jsonl', 'drop/w.png', 'loose.png']);
+  assert.equal(r.files[0].file, files[0]);
+  assert.equal(await r.files[1].file.text(), '{}');
+
+  // a source that gives items without entries and no `files` list: the items' files are used the same way
+  const itemsOnly = (await collectDrop({ types: ['Files'], files: [], items: dt.items })) as Extract<DropResult, { kind: 'files' }>;
+  assert.deepEqual(itemsOnly.files.map((f) => f.relativePath), r.files.map((f) => f.relativePath));
+
+  // next to a walked folder, an entry-less file keeps its relative path too
+  const mixed = (await collectDrop({
+    types: ['Files'],
+    files: [new File([], 'set'), files[0]],
+    items: [
+      { kind: 'file', webkitGetAsEntry: () => dirEntry('set', [fileEntry('1.jpg')]), getAsFile: () => null },
+      { kind: 'file', webkitGetAsEntry: () => null, getAsFile: () => files[0] },
+    ],
+  })) as Extract<DropResult, { kind: 'files' }>;
+  assert.deepEqual(mixed.files.map((f) => f.relativePath), ['set/1.jpg', 'icons/images/a.png']);
+});
