@@ -4,11 +4,12 @@ import { createBackend } from '../services/backend';
 import { serveOverPort, type ChildPortLike } from '../transport/ipc';
 import { resolveDataDir } from '../storage/data-dir';
 import { chatHostOptions } from '../services/chat';
+import { workHostOptions } from '../services/work';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-// Training jobs and the generation worker are bundled beside this file (electron.vite.config.ts): point the services
-// at those built entries (a job runs as Electron's binary in Node mode, see services/training.ts).
+// Training jobs, the generation worker and the backend worker (run checks, evaluations, previews) are bundled beside
+// this file (electron.vite.config.ts): point the services at those built entries (a job runs as Electron's binary in Node mode, see services/training.ts).
 const here = import.meta.dirname;
 const jobEntry = join(here, 'job.js');
 if (!process.env.LENSLAB_JOB_ENTRY && existsSync(jobEntry)) process.env.LENSLAB_JOB_ENTRY = jobEntry;
@@ -17,6 +18,11 @@ if (existsSync(workerEntry)) {
   chatHostOptions.entry = workerEntry;
   chatHostOptions.execArgv = [];
 }
+const backendWorkerEntry = join(here, 'backend-worker.js');
+if (existsSync(backendWorkerEntry)) {
+  workHostOptions.entry = backendWorkerEntry;
+  workHostOptions.execArgv = [];
+} else workHostOptions.inProcess = true; // this bundle's own file is no worker entry
 
 const parentPort = (process as unknown as { parentPort?: ChildPortLike }).parentPort;
 if (!parentPort) {

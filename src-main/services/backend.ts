@@ -5,6 +5,7 @@ import { openDatabase, closeDatabase, type Database } from '../storage/database'
 import { databasePath } from '../storage/data-dir';
 import { detachTraining, recoverTraining, shutdownTraining } from './training';
 import { registry } from './registry';
+import { closeWork, terminateWork } from './work';
 import type { ServiceContext } from './context';
 import { Dispatcher, EventBus, type Logger } from '../transport/dispatcher';
 
@@ -52,12 +53,13 @@ export function createBackend(options: BackendOptions): Backend {
     events: bus,
     ctx,
     async shutdown() {
-      if (!closed) await shutdownTraining(ctx);
+      if (!closed) await Promise.all([shutdownTraining(ctx), closeWork(ctx)]);
     },
     close() {
       if (closed) return;
       closed = true;
       detachTraining(ctx);
+      terminateWork(ctx);
       closeDatabase(db);
     },
   };

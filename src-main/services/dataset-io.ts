@@ -11,7 +11,8 @@ import { lintDataset, listLintResults } from '../datasets/lint';
 import { renderSetupFromFolder } from '../datasets/model-setup';
 import * as ops from '../datasets/ops';
 import { getFullItem, itemProvenance, listItems, tagCounts } from '../datasets/query';
-import { previewItem } from '../datasets/render';
+import { PreviewSetupError } from '../training/backend-worker';
+import { workHost } from './work';
 import { resolveInside } from '../datasets/paths';
 import { splitDataset } from '../datasets/split';
 import type { FullItem } from '../datasets/rows';
@@ -227,13 +228,15 @@ export const datasetIoHandlers = handlers({
     requireDatasetId(ctx, p.datasetId);
     return { findings: listLintResults(ctx.db, p.datasetId, { rule: p.rule, severity: p.severity, itemId: p.itemId }) };
   },
-  'items.preview': (p, ctx) => {
+  // the tokenizer load (first use of a model) and the tokenizing run in the backend's worker thread (services/work.ts)
+  'items.preview': async (p, ctx) => {
     const it = getFullItem(ctx.db, p.itemId);
     if (!it) throw new ApiError('not_found', `item ${p.itemId} does not exist`, 'itemId');
-    const setup = modelSetup(ctx, p.modelId);
+    const dir = modelDir(ctx, p.modelId);
     try {
-      return { contextLength: setup.contextLength, conversations: previewItem({ annotations: it.annotations, hasImage: !!it.image }, setup, { captionPrompt: p.captionPrompt }) };
+      return await workHost(ctx).preview({ modelDir: dir, item: { annotations: it.annotations, hasImage: !!it.image }, opts: { captionPrompt: p.captionPrompt } });
     } catch (err) {
+      if (err instanceof PreviewSetupError) throw new ApiError('unavailable', `model ${p.modelId} cannot be used for tokenization: ${err.message}`, 'modelId');
       throw new ApiError('invalid_request', `item ${p.itemId}: ${(err as Error).message}`, 'itemId');
     }
   },

@@ -21,8 +21,8 @@ import { HparamsError } from '../training/hparams';
 import { SampleError } from '../training/batching';
 import { memoryRefusal, type MemoryEstimate } from '../training/memory';
 import { evalItems, itemsOfSplit, snapshotDataset, subsample, writeSnapshot } from '../training/data';
-import { evaluateModel } from '../eval/model-eval';
-import { checkVlmRun, MemoryRefusalError, VlmCheckError, type VlmCheck } from '../training/vlm-config';
+import { MemoryRefusalError, VlmCheckError, type VlmCheck } from '../training/vlm-config';
+import { newWorkHost, workHost } from './work';
 import { compareResults, type EvalRunResult } from '../eval/evaluate';
 import { createEvaluation, decodeReferences, failEvaluation, getEvaluation, loadEvaluationResult, storeEvaluationResult, type EvaluationRow } from '../eval/store';
 
@@ -172,13 +172,17 @@ function toMemory(m: MemoryEstimate): MemoryEstimateData {
   return { ...m, breakdown: { ...m.breakdown }, params: { ...m.params } };
 }
 
-function checkVlm(ctx: ServiceContext, p: { model: { id: number } | { path: string }; data: { datasetId: number; trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' }; hparams: Record<string, unknown>; evalMaxItems?: number }, refuseMemory: boolean) {
+/**
+ * The run check (training/vlm-config.ts checkVlmRun: model + tokenizer loaded, every sample rendered and tokenized,
+ * plan, memory estimate) runs in the backend's worker thread (services/work.ts), never on this event loop.
+ */
+async function checkVlm(ctx: ServiceContext, p: { model: { id: number } | { path: string }; data: { datasetId: number; trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' }; hparams: Record<string, unknown>; evalMaxItems?: number }, refuseMemory: boolean) {
   const model = resolveModel(ctx, p.model);
   requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
   const snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
   let check: VlmCheck;
   try {
-    check = checkVlmRun({
+    check = await workHost(ctx).check({
       modelDir: model.dir,
       snapshot,
       trainSplit: p.data.trainSplit,
@@ -315,28 +319,28 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
       /* the backend may be closing */
     }
   };
+  // the model loads and generates in a worker thread of its own (freed when the evaluation ends)
+  const host = newWorkHost();
   const work = (async () => {
     try {
       let last = 0;
-      const result = await evaluateModel({
-        modelDir: model.dir,
-        adapterDir,
-        task: ev.task,
-        items,
-        maxNewTokens: p.maxNewTokens,
-        signal: abort.signal,
-        onProgress: (done, total) => {
-          const now = Date.now();
-          if (done === total || now - last > 250) {
-            last = now;
-            try {
-              ctx.emit('evaluations.progress', { id, done, total });
-            } catch {
-              /* closing */
+      const result = await host.evaluate(
+        { modelDir: model.dir, adapterDir, task: ev.task, items, maxNewTokens: p.maxNewTokens },
+        {
+          signal: abort.signal,
+          onProgress: (done, total) => {
+            const now = Date.now();
+            if (done === total || now - last > 250) {
+              last = now;
+              try {
+                ctx.emit('evaluations.progress', { id, done, total });
+              } catch {
+                /* closing */
+              }
             }
-          }
+          },
         },
-      });
+      );
       storeEvaluationResult(ctx.db, id, result);
       emit({ id, status: 'completed', metrics: result.metrics, error: null });
     } catch (e) {
@@ -350,6 +354,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
       emit({ id, status: cancelled ? 'cancelled' : 'failed', error: message });
     } finally {
       rt.evals.delete(id);
+      await host.close().catch(() => {});
     }
   })();
   rt.evals.set(id, { abort, done: work });
@@ -359,8 +364,8 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
 // ------------------------------------------------------------------------------------------------ handlers
 
 export const trainingHandlers = handlers({
-  'runs.estimate': (p, ctx) => {
-    const { check } = checkVlm(ctx, p, false);
+  'runs.estimate': async (p, ctx) => {
+    const { check } = await checkVlm(ctx, p, false);
     return {
       memory: toMemory(check.memory),
       plan: { ...check.plan, trainSamples: check.trainSamples, evalSamples: check.evalSamples, longestSample: check.longestSample },
@@ -381,7 +386,7 @@ export const trainingHandlers = handlers({
     if (p.trainer === 'vlm') {
       if (!p.model) throw new ApiError('invalid_request', 'model is required for VLM training', 'model');
       if (!p.data) throw new ApiError('invalid_request', 'data is required for VLM training', 'data');
-      const { model, snapshot, check } = checkVlm(ctx, { model: p.model, data: p.data, hparams: p.hparams, evalMaxItems: p.evalMaxItems }, true);
+      const { model, snapshot, check } = await checkVlm(ctx, { model: p.model, data: p.data, hparams: p.hparams, evalMaxItems: p.evalMaxItems }, true);
       validated = { totalSteps: check.plan.totalSteps, memory: check.memory };
       row = {
         name: p.name ?? `${check.hp.method} on ${snapshot.source.name}`,
