@@ -10,8 +10,9 @@
 // The histogram's values include the 10 ms sampling interval itself: an idle loop reads about 10 ms, and a stall
 // of the loop adds to that.
 //
-//   npm run bench:lag [-- --steps 1500 --batch 4 --max-seconds 60 --no-chat --trace --keep]
-// (--trace lists each stall over 50 ms with the event the client saw last; --keep leaves the data folder.)
+//   npm run bench:lag [-- --steps 1500 --batch 4 --items 24 --max-seconds 60 --no-chat --trace --keep]
+// (--trace lists each stall over 50 ms with the event the client saw last; --keep leaves the data folder;
+// --items: demo dataset size: runs.start's check renders and tokenizes every item, e.g. --items 3000.)
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,7 @@ import type { MethodName, Params, Result } from '../../src-main/contract/index';
 const { values } = parseArgs({
   options: {
     steps: { type: 'string', default: '1500' },
+    items: { type: 'string', default: '24' },
     batch: { type: 'string', default: '4' },
     'max-seconds': { type: 'string', default: '60' },
     'no-chat': { type: 'boolean', default: false },
@@ -134,7 +136,7 @@ function endWindow(w: { h: IntervalHistogram; t: number; probe: NodeJS.Timeout }
 
 const demo = await client.call('models.installDemo', {});
 const src = join(dataDir, 'demo-src');
-await writeDemoDataset(src, { seed: 5, count: 24, families: ['colors'] });
+await writeDemoDataset(src, { seed: 5, count: Number(values.items), families: ['colors'] });
 const imp = await client.call('datasets.import', { path: join(src, 'llava.json'), dataset: 'icons' });
 await client.call('datasets.split', { datasetId: imp.datasetId, seed: 0, train: 0.75, val: 0.25, test: 0 });
 const model = { id: demo.model.id };
