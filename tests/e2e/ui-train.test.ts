@@ -16,6 +16,9 @@ after(async () => {
   await ui?.cleanup();
 });
 
+/** Steps of the run (see the test). */
+const STEPS = 2000;
+
 /** A hyperparameter's text box (its label also names the reset button next to it). */
 const field = (page: Page, name: string) => page.getByRole('textbox', { name, exact: true });
 
@@ -39,9 +42,11 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await page.getByRole('button', { name: 'Add the demo model' }).click();
   await until(async () => (await page.getByLabel('Base model').inputValue()) !== '', 'the demo model in the picker', 30_000);
 
-  // a short run: 24 steps of 2 samples, a checkpoint every 8
+  // a run of STEPS steps of 2 samples, a checkpoint every STEPS / 4. A demo-model step takes a few ms, so the run
+  // is long enough (seconds, more under load) for the Pause click, which follows the chart's first points, to land
+  // mid-run: with 24 steps the run completed before the click arrived and never paused.
   await page.getByLabel('Train for').selectOption('steps');
-  await field(page, 'Steps').fill('24');
+  await field(page, 'Steps').fill(String(STEPS));
   await field(page, 'Batch size').fill('2');
   await field(page, 'Learning rate').fill('2e-3');
   // inline validation in words
@@ -49,55 +54,60 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await page.getByText('Must be at least 1').waitFor();
   await field(page, 'LoRA rank').fill('4');
   await page.locator('summary').filter({ hasText: 'Advanced' }).click();
-  await field(page, 'Checkpoint every').fill('8');
+  await field(page, 'Checkpoint every').fill(String(STEPS / 4));
   await page.getByLabel('Run name').fill('icons-demo-lora');
-  const plan = page.getByRole('definition').filter({ hasText: /^24 \(/ });
-  await plan.waitFor({ timeout: 20_000 });
-  await page.getByText('Fits', { exact: true }).waitFor();
+  const plan = page.getByRole('definition').filter({ hasText: new RegExp(`^${STEPS} \\(`) });
+  await plan.waitFor({ timeout: 60_000 });
+  await page.getByText('Fits', { exact: true }).waitFor({ timeout: 60_000 });
   await page.screenshot({ path: screenshotPath('ui-train-setup') });
 
   await page.getByRole('button', { name: 'Start training' }).click();
   const monitor = page.getByRole('region', { name: 'Run icons-demo-lora' });
-  await monitor.waitFor();
-  await until(async () => (await chartPoints(page, 'Loss', 'train loss')) >= 2, 'loss points', 60_000);
+  await monitor.waitFor({ timeout: 60_000 });
+  await until(async () => (await chartPoints(page, 'Loss', 'train loss')) >= 2, 'loss points', 120_000);
   await page.screenshot({ path: screenshotPath('ui-train-running') });
 
   // pause: the job finishes its step, checkpoints and stops
   await monitor.getByRole('button', { name: /Pause/ }).click();
-  await monitor.getByRole('heading', { name: 'icons-demo-lora paused' }).waitFor({ timeout: 30_000 });
+  const settled = await until(async () => {
+    const r = (await call(server, 'runs.list', {})).runs[0];
+    return r && r.status !== 'running' && r;
+  }, 'the run to stop running after Pause', 120_000);
+  assert.equal(settled.status, 'paused', `the run paused (it is ${settled.status} at step ${settled.step}/${settled.totalSteps})`);
+  await monitor.getByRole('heading', { name: 'icons-demo-lora paused' }).waitFor({ timeout: 60_000 });
   const runs = (await call(server, 'runs.list', {})).runs;
   assert.equal(runs.length, 1);
   const pausedAt = runs[0].step;
   assert.equal(runs[0].status, 'paused');
-  assert.ok(pausedAt >= 2 && pausedAt < 24, `paused mid-run (step ${pausedAt})`);
+  assert.ok(pausedAt >= 2 && pausedAt < STEPS, `paused mid-run (step ${pausedAt})`);
   await page.screenshot({ path: screenshotPath('ui-train-paused') });
 
   await monitor.getByRole('button', { name: /Resume/ }).click();
-  await until(async () => (await call(server, 'runs.get', { id: runs[0].id })).step > pausedAt, 'steps after the resume', 60_000);
-  await until(async () => (await chartPoints(page, 'Loss', 'train loss')) > pausedAt, 'the chart continuing', 30_000);
-  await until(async () => (await call(server, 'runs.get', { id: runs[0].id })).status === 'completed', 'the run to complete', 90_000);
-  await monitor.getByRole('heading', { name: 'icons-demo-lora completed' }).waitFor();
+  await until(async () => (await call(server, 'runs.get', { id: runs[0].id })).step > pausedAt, 'steps after the resume', 120_000);
+  await until(async () => (await chartPoints(page, 'Loss', 'train loss')) > pausedAt, 'the chart continuing', 60_000);
+  await until(async () => (await call(server, 'runs.get', { id: runs[0].id })).status === 'completed', 'the run to complete', 180_000);
+  await monitor.getByRole('heading', { name: 'icons-demo-lora completed' }).waitFor({ timeout: 60_000 });
   const metrics = await call(server, 'runs.metrics', { id: runs[0].id, names: ['loss'] });
-  assert.equal(metrics.series.loss.steps.length, 24, 'one loss point per step across the pause');
+  assert.equal(metrics.series.loss.steps.length, STEPS, 'one loss point per step across the pause');
 
   // Runs: the row, and its curve in the comparison chart
   await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Runs' }).click();
   const row = page.getByRole('table', { name: 'Runs' }).getByRole('row').filter({ hasText: 'icons-demo-lora' });
-  await row.waitFor();
+  await row.waitFor({ timeout: 60_000 });
   assert.match(await row.innerText(), /completed/);
   assert.match(await row.innerText(), /lora r4/);
-  await until(async () => (await chartPoints(page, 'loss', 'icons-demo-lora')) === 24, 'the run curve in Runs');
+  await until(async () => (await chartPoints(page, 'loss', 'icons-demo-lora')) === STEPS, 'the run curve in Runs', 60_000);
   await page.screenshot({ path: screenshotPath('ui-runs') });
 
   // the run page: charts, checkpoints, predictions of the final evaluation
   await row.getByRole('link', { name: 'icons-demo-lora' }).click();
-  await page.getByRole('table', { name: 'Checkpoints' }).waitFor();
+  await page.getByRole('table', { name: 'Checkpoints' }).waitFor({ timeout: 60_000 });
   const preds = page.getByRole('region', { name: 'Predictions per evaluation' });
-  await preds.getByRole('region', { name: 'Predictions' }).getByText(/^Question$/).first().waitFor();
+  await preds.getByRole('region', { name: 'Predictions' }).getByText(/^Question$/).first().waitFor({ timeout: 60_000 });
   // base vs fine-tuned on the same items: evaluate the base model, its answers appear beside the run's
   await preds.getByRole('button', { name: 'Evaluate the base model on the same items' }).click();
-  await preds.getByRole('radio', { name: /Changed vs Base/ }).waitFor({ timeout: 60_000 });
-  await preds.getByRole('definition').filter({ hasText: /./ }).first().waitFor();
+  await preds.getByRole('radio', { name: /Changed vs Base/ }).waitFor({ timeout: 120_000 });
+  await preds.getByRole('definition').filter({ hasText: /./ }).first().waitFor({ timeout: 60_000 });
   assert.ok((await preds.getByRole('term').filter({ hasText: /^Base$/ }).count()) > 0, 'the base answers are shown');
   await page.locator('main.content').evaluate((el) => el.scrollTo(0, 0));
   await page.screenshot({ path: screenshotPath('ui-run-detail') });
@@ -108,16 +118,16 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   // from the run to a side-by-side chat with its final adapter
   await page.emulateMedia({ colorScheme: 'light' });
   await page.getByRole('button', { name: 'Chat: base vs fine-tuned' }).click();
-  await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
-  await page.getByRole('region', { name: /^Base: Demo: tiny LLaVA/ }).waitFor();
-  await page.getByRole('region', { name: 'Fine-tuned: icons-demo-lora (final)' }).waitFor();
+  await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor({ timeout: 60_000 });
+  await page.getByRole('region', { name: /^Base: Demo: tiny LLaVA/ }).waitFor({ timeout: 60_000 });
+  await page.getByRole('region', { name: 'Fine-tuned: icons-demo-lora (final)' }).waitFor({ timeout: 60_000 });
 
   // the labeling view tokenizes an item for the model: which tokens are in the loss
   const item = (await call(server, 'items.list', { datasetId: ds.datasetId, limit: 1 })).items[0];
   await page.goto(`${server.url}#/datasets/${ds.datasetId}/items/${item.id}`);
   await page.getByRole('button', { name: 'Show tokens' }).click();
   const tokens = page.getByText(/tokens in the loss/).first();
-  await tokens.waitFor();
+  await tokens.waitFor({ timeout: 60_000 });
   assert.match(await tokens.innerText(), /[1-9]\d* of \d+ tokens in the loss/);
   await page.screenshot({ path: screenshotPath('ui-labeling-tokens'), fullPage: false });
   await ui.closePage(page);
