@@ -15,4 +15,17 @@ export { buildScore, type ScoreProgramOptions, type ScoreResult, type ScoreProgr
 export { Session, availableProviders, type Provider, type SessionOptions } from './runtime/session';
 export { tensor, scalarTensor, toNumbers, toFloat64, ort } from './runtime/tensor';
 export { StepExecutor, type StepExecutorOptions, type StepResult, type ExecutorState, type Feeds } from './runtime/step-executor';
-export { compileCached, contentHash, stableStringify, modelSource, ENGINE_GRAPH_VERSION, type CachedModel } from './runtime/cache';
+export {
+  compileCached,
+  contentHash,
+  stableStringify,
+  modelSource,
+  ENGINE_GRAPH_VERSION,
+  evictGraphCache,
+  listGraphCache,
+  graphCacheCap,
+  parseByteSize,
+  type CachedModel,
+  type CompileCachedOptions,
+  type EvictionReport,
+} from './runtime/cache';

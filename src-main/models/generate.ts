@@ -336,6 +336,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   const identity = { model: fileIdentity(model.dir), adapter: adapterIdentity(adapter) };
   const status = options.onStatus ?? (() => {});
   const sessions = new Map<GraphKind, Promise<Session>>();
+  const releases: (() => void)[] = [];
   let disposed = false;
 
   const session = (kind: GraphKind): Promise<Session> => {
@@ -347,7 +348,14 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
         const key = { what: 'lenslab-generate', version: GENERATE_GRAPH_VERSION, kind, ...identity };
         const entry = compileCached(cacheDir, key, () => buildGraph(model, kind, adapter));
         status(`loading the ${kind} graph${entry.hit ? ' (cached)' : ''}`);
-        return Session.create(entry.path, options.session);
+        try {
+          const s = await Session.create(entry.path, options.session);
+          releases.push(entry.release); // the cache keeps the entry (no eviction) until dispose()
+          return s;
+        } catch (e) {
+          entry.release();
+          throw e;
+        }
       })();
       sessions.set(kind, s);
       s.catch(() => sessions.delete(kind));
@@ -560,6 +568,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
         /* a session that failed to load has nothing to release */
       }
     }
+    for (const r of releases.splice(0)) r();
   }
 
   return { model, adapter, eosIds, contextLength, generate, score, promptIds, dispose };
