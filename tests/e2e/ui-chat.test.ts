@@ -96,6 +96,25 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   // dark theme
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: screenshotPath('ui-chat-dark') });
+
+  // opening a saved chat moves the pickers to its model and adapter (and does not start a new chat)
+  const savedList = page.getByRole('complementary', { name: 'Saved chats' });
+  const tuned = all.find((c) => c.adapterDir === adapterDir)!;
+  const based = all.find((c) => c.title === 'What color is the circle?')!;
+  await savedList.locator(`button.open[title="${based.title}"]`).click();
+  await until(async () => (await page.getByLabel('Adapter', { exact: true }).inputValue()) === '', 'the adapter picker back on "None" for the base chat');
+  assert.equal(await page.getByRole('combobox', { name: 'Model', exact: true }).inputValue(), String(based.modelId));
+  assert.equal(await page.getByLabel('Side by side with the base model').isChecked(), false);
+  assert.equal(await panes.count(), 1);
+  assert.equal(await panes.locator('.msg.role-assistant .text').count(), 1, 'the base chat\'s transcript is shown');
+  await savedList.locator(`button.open[title="${tuned.title}"]`).click();
+  await until(async () => (await page.getByLabel('Adapter', { exact: true }).inputValue()) === 'custom', 'the adapter picker on the chat\'s adapter folder');
+  assert.equal(await page.getByLabel('Adapter folder').inputValue(), adapterDir);
+  await page.getByText(/^Fine-tuned: /).waitFor();
+  await new Promise((r) => setTimeout(r, 600)); // past the adapter folder field's debounce: the opened chat stays open
+  assert.equal(await panes.locator('.msg.role-assistant .text').count(), 1, 'the fine-tuned chat\'s transcript is still shown');
+  assert.equal(await savedList.locator('li.active').count(), 1);
+  await page.screenshot({ path: screenshotPath('ui-chat-reopened-dark') });
   await ui.closePage(page);
   await server.stop();
 });
