@@ -88,3 +88,35 @@ export function emaSmooth(points: readonly ChartPoint[], weight: number): ChartP
     return { step: p.step, value: last / (1 - Math.pow(w, n)) };
   });
 }
+
+/**
+ * An axis range for data whose min equals max (a single point, or a flat line), which uPlot would otherwise
+ * stretch oddly (e.g. 0..100 around a lone 0, or 0..4000 around a lone step 2000): the value ± 10% (at least
+ * ± `minPad`), never crossing zero for non-negative data. Null when min and max differ (keep the default).
+ */
+export function flatRange(min: number | null, max: number | null, minPad = 1): [number, number] | null {
+  if (min === null || max === null || min !== max || !Number.isFinite(min)) return null;
+  const pad = Math.max(Math.abs(min) * 0.1, minPad);
+  const lo = min - pad;
+  return [min >= 0 && lo < 0 ? 0 : lo, min + pad];
+}
+
+/**
+ * Axis tick labels that tell the ticks apart: `format` first; when it gives two ticks the same label
+ * (e.g. 2.0e-3 for 0.002 and 0.00199), more significant digits until they differ.
+ */
+export function tickLabels(splits: readonly (number | null)[], format: (v: number) => string): string[] {
+  const labels = splits.map((v) => (v === null ? '' : format(v)));
+  const distinct = (ls: string[]) => new Set(ls.filter((l) => l !== '')).size === ls.filter((l) => l !== '').length;
+  if (distinct(labels)) return labels;
+  for (let digits = 3; digits <= 8; digits++) {
+    const more = splits.map((v) => {
+      if (v === null) return '';
+      if (v === 0) return '0';
+      const a = Math.abs(v);
+      return a < 1e-3 || a >= 1e6 ? v.toExponential(digits - 1).replace('e+', 'e') : String(Number(v.toPrecision(digits)));
+    });
+    if (distinct(more)) return more;
+  }
+  return labels;
+}

@@ -145,3 +145,22 @@ test('emaSmooth is debiased, keeps nulls, and is the identity at weight 0', () =
   assert.ok(Math.abs((s[2].value as number) - 10 / 3) < 1e-12);
   assert.deepEqual(emaSmooth(pts, 0), pts);
 });
+
+import { flatRange, tickLabels } from '../../src-renderer/composables/chartData';
+
+test('flatRange: a lone value gets a range around it (not crossing zero for non-negative data); differing min/max keep the default', () => {
+  assert.deepEqual(flatRange(2000, 2000), [1800, 2200]);
+  assert.deepEqual(flatRange(1, 1), [0, 2]);
+  assert.deepEqual(flatRange(0, 0, 1), [0, 1]);
+  assert.deepEqual(flatRange(0.5, 0.5, 0), [0.45, 0.55]);
+  assert.deepEqual(flatRange(-4, -4, 0), [-4.4, -3.6]);
+  assert.equal(flatRange(1, 2), null);
+  assert.equal(flatRange(null, null), null);
+});
+
+test('tickLabels: more digits only when the format gives two ticks the same label', () => {
+  const exp1 = (v: number) => v.toExponential(1).replace('e+', 'e');
+  assert.deepEqual(tickLabels([0.001997, 0.001998, 0.001999, null], exp1), ['0.001997', '0.001998', '0.001999', '']);
+  assert.deepEqual(tickLabels([0, 0.001, 0.002], exp1), ['0.0e0', '1.0e-3', '2.0e-3']);
+  assert.deepEqual(tickLabels([0.0019, 0.00195, 0.002], (v) => String(Number(v.toPrecision(2)))), ['0.0019', '0.00195', '0.002']);
+});
