@@ -8,8 +8,13 @@
 // arrives in the same layout as the checkpoint and the optimizer state.
 //
 // LoRA (PEFT semantics): y = x W^T + b + scaling * (dropout(x) A^T) B^T with A [r, in], B [out, r].
+//
+// LoRA dropout is counter-based: the keep-mask of a module is a pure function of (the graph input `dropout_seed`,
+// the module's name, each element's flat index in x), an integer hash built from standard uint32 ops (Mul/Add wrap
+// mod 2^32, BitShift, BitwiseXor). The caller feeds a new seed per step (see dropoutStepSeed), so masks are
+// reproducible from a seed and a resumed run draws exactly the masks an uninterrupted run would.
 
-import { attr, type Graph, type Value } from '../engine/graph/builder';
+import type { Graph, Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import type { TensorSource } from './weights/safetensors';
 
@@ -33,9 +38,15 @@ export interface GraphWeightsOptions {
   overrides?: ReadonlyMap<string, Float32Array>;
   /** LoRA bindings by module name (canonical, without ".weight"). */
   lora?: ReadonlyMap<string, LoraBinding>;
-  /** Seed for LoRA dropout masks (Dropout op seed); default 0. */
-  dropoutSeed?: number;
+  /**
+   * The int64 scalar whose low 32 bits seed the LoRA dropout masks. Default: the graph input `dropout_seed`
+   * (DROPOUT_SEED_INPUT), created on the first linear layer that drops (graphs without dropout have no such input).
+   */
+  dropoutSeed?: Value;
 }
+
+/** Name of the int64 scalar graph input that seeds LoRA dropout masks in training graphs. */
+export const DROPOUT_SEED_INPUT = 'dropout_seed';
 
 /** A checkpoint seen from inside one graph: each tensor becomes one value, created on first use. */
 export class GraphWeights {
@@ -43,7 +54,8 @@ export class GraphWeights {
   private cache = new Map<string, Value>();
   private used = new Set<string>();
   private loraUsed = new Set<string>();
-  private dropoutCounter = 0;
+  private seedValue: Value | null = null;
+  private flatIndex = new Map<Value, Value>();
 
   constructor(
     readonly g: Graph,
@@ -137,7 +149,7 @@ export class GraphWeights {
     if (l) {
       this.loraUsed.add(module);
       let xin = x;
-      if (l.dropout && l.dropout > 0) xin = this.dropout(x, l.dropout);
+      if (l.dropout && l.dropout > 0) xin = g.op1('Mul', [x, loraDropoutMask(g, x, l.dropout, this.dropoutSeedValue(), module, this.dtype, this.flatIndexOf(x))]);
       const at = g.op1('Transpose', [l.a], { perm: [1, 0] });
       const bt = g.op1('Transpose', [l.b], { perm: [1, 0] });
       let z = g.op1('MatMul', [g.op1('MatMul', [xin, at]), bt]);
@@ -147,22 +159,102 @@ export class GraphWeights {
     return y;
   }
 
-  /**
-   * Inverted dropout x * mask / (1 - p). The mask is the second output of the standard Dropout op (training_mode =
-   * true) applied to a ones tensor built from Shape(x), so the random branch never depends on a differentiated value
-   * and needs no gradient rule. Measured on ORT 1.30 CPU: there are no opset-22 RandomUniform* / Bernoulli kernels,
-   * and with optimization 'all' a Dropout whose mask output is unused is removed even in training mode, hence the
-   * mask output. ORT advances the generator on every run: masks differ per step, not reproducible across sessions.
-   */
-  private dropout(x: Value, p: number): Value {
-    const g = this.g;
-    const one = this.dtype === 'float64' ? new Float64Array([1]) : new Float32Array([1]);
-    const ones = g.op1('ConstantOfShape', [g.op1('Shape', [x])], { value: { dtype: this.dtype, dims: [1], data: one } }, { outTypes: [{ dtype: this.dtype, shape: x.shape }] });
-    const seed = (this.opts.dropoutSeed ?? 0) * 1009 + this.dropoutCounter++;
-    const [, keep] = g.op('Dropout', [ones, g.scalar(p, this.dtype), g.constant(true, 'bool', [])], { seed: attr.int(seed) }, { outputs: 2, outTypes: [{ dtype: this.dtype, shape: x.shape }, { dtype: 'bool', shape: x.shape }] });
-    const scaled = g.op1('Mul', [g.op1('Cast', [keep], { to: this.dtype === 'float64' ? 11 : 1 }), g.scalar(1 / (1 - p), this.dtype)]);
-    return g.op1('Mul', [x, scaled]);
+  private dropoutSeedValue(): Value {
+    if (!this.seedValue) this.seedValue = this.opts.dropoutSeed ?? this.g.input(DROPOUT_SEED_INPUT, 'int64', []);
+    return this.seedValue;
   }
+  /** q/k/v (and gate/up) read the same x: one index tensor for all their masks. */
+  private flatIndexOf(x: Value): Value {
+    let v = this.flatIndex.get(x);
+    if (!v) this.flatIndex.set(x, (v = flatIndexU32(this.g, x)));
+    return v;
+  }
+}
+
+// ---- counter-based LoRA dropout ------------------------------------------------------------------------------------
+//
+// key(seed, module)  = mix(uint32(seed) ^ fnv1a(module))
+// h(i)               = mix(i * 0x9E3779B9 + key)          (i = flat element index of x, uint32 arithmetic)
+// keep(i)            = h(i) >= round(p * 2^32)             (P(keep) = 1 - p up to 2^-32)
+// mask(i)            = keep(i) / (1 - p)
+// mix is Wellons' lowbias32 (second constant set, both multipliers below 2^31). Everything comes from the seed and
+// the shape of x, never from a differentiated value, so autodiff sees a constant mask (integer ops stop its walk).
+// The same functions in JS (mix32, dropoutMaskReference) are the reference the tests compare against.
+
+const MIX_M1 = 0x21f0aaad;
+const MIX_M2 = 0x735a2d97;
+const GOLDEN = 0x9e3779b9;
+
+/** lowbias32: a bijective uint32 mixer. */
+export function mix32(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, MIX_M1) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, MIX_M2) >>> 0;
+  return (x ^ (x >>> 15)) >>> 0;
+}
+
+/** FNV-1a of a module name (uint32): the per-module stream id. */
+export function moduleHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(name)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h;
+}
+
+/** The `dropout_seed` of one micro-batch: a hash of the run's seed, the optimizer step and the micro-batch index. */
+export function dropoutStepSeed(runSeed: number, step: number, micro = 0): number {
+  const base = mix32((runSeed >>> 0) ^ mix32(Math.floor(runSeed / 2 ** 32) >>> 0));
+  return mix32((base + Math.imul(step >>> 0, GOLDEN) + Math.imul(micro >>> 0, 0x85ebca6b)) >>> 0);
+}
+
+function keepThreshold(p: number): number {
+  if (!(p > 0 && p < 1)) throw new Error(`LoRA dropout must be in (0, 1) (got ${p})`);
+  return Math.min(0xffffffff, Math.round(p * 2 ** 32));
+}
+
+/** JS reference of the graph's mask: n values (0 or 1/(1-p)) for flat indices 0..n-1. */
+export function dropoutMaskReference(seed: number | bigint, module: string, n: number, p: number): Float64Array {
+  const s = Number(BigInt.asUintN(32, BigInt(seed)));
+  const key = mix32((s ^ moduleHash(module)) >>> 0);
+  const thr = keepThreshold(p);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = mix32((Math.imul(i, GOLDEN) + key) >>> 0) >= thr ? 1 / (1 - p) : 0;
+  return out;
+}
+
+function graphMix(g: Graph, x: Value): Value {
+  const u = (v: number) => g.constant(new Uint32Array([v]), 'uint32', []);
+  const t = { outTypes: [{ dtype: 'uint32' as DType, shape: x.shape }] };
+  const xorShift = (v: Value, k: number) => g.op1('BitwiseXor', [v, g.op1('BitShift', [v, u(k)], { direction: 'RIGHT' }, t)], {}, t);
+  let h = xorShift(x, 16);
+  h = g.op1('Mul', [h, u(MIX_M1)], {}, t);
+  h = xorShift(h, 15);
+  h = g.op1('Mul', [h, u(MIX_M2)], {}, t);
+  return xorShift(h, 15);
+}
+
+/**
+ * The inverted-dropout mask of x (same shape, `dtype`): 0 or 1/(1-p) per element, from `seed` (int64 scalar, low 32
+ * bits used), the module name and each element's flat index (`index`: flatIndexU32(g, x), to share between
+ * modules that read the same x). Multiply it into x.
+ */
+/** uint32 flat element indices of x, in x's shape (0, 1, ..., size - 1). */
+export function flatIndexU32(g: Graph, x: Value): Value {
+  const flat = g.op1('Range', [g.constant(0, 'int64', []), g.op1('Size', [x]), g.constant(1, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: ['?'] }] });
+  return g.op1('Reshape', [g.op1('Cast', [flat], { to: 12 }, { outTypes: [{ dtype: 'uint32', shape: ['?'] }] }), g.op1('Shape', [x])], {}, { outTypes: [{ dtype: 'uint32', shape: x.shape }] });
+}
+
+export function loraDropoutMask(g: Graph, x: Value, p: number, seed: Value, module: string, dtype: DType, index?: Value): Value {
+  const thr = keepThreshold(p);
+  const u = (v: number) => g.constant(new Uint32Array([v]), 'uint32', []);
+  const scalarU32 = { outTypes: [{ dtype: 'uint32' as DType, shape: [] }] };
+  const seed32 = g.op1('Cast', [seed], { to: 12 }, scalarU32);
+  const key = graphMix(g, g.op1('BitwiseXor', [seed32, u(moduleHash(module))], {}, scalarU32));
+  const idx = index ?? flatIndexU32(g, x);
+  const t = { outTypes: [{ dtype: 'uint32' as DType, shape: x.shape }] };
+  const h = graphMix(g, g.op1('Add', [g.op1('Mul', [idx, u(GOLDEN)], {}, t), key], {}, t));
+  const keep = g.op1('GreaterOrEqual', [h, u(thr)], {}, { outTypes: [{ dtype: 'bool', shape: x.shape }] });
+  return g.op1('Mul', [g.op1('Cast', [keep], { to: onnxFloat(dtype) }), g.scalar(1 / (1 - p), dtype)]);
 }
 
 /** [B, S, H*d] -> [B, H, S, d] */

@@ -17,7 +17,9 @@
 //   input_ids int64 [B, T], attention_mask int64 [B, T], labels int64 [B, T] (unshifted, -100 = ignored: the loss
 //   compares logits[t] with labels[t+1]), pixel_values float32 [N, 3, H, W] (LLaVA only): the batch's images in row
 //   order, N = number of <image> runs in the batch (one per row for single-image rows; see llava.ts). A batch with no
-//   image still needs N >= 1: feed one zero image, it is not used.
+//   image still needs N >= 1: feed one zero image, it is not used. With LoRA dropout > 0 the training forward also
+//   takes dropout_seed int64 [] (DROPOUT_SEED_INPUT): the masks are a pure function of it (layers.ts), so feed a new
+//   one per micro-batch (dropoutStepSeed(runSeed, step, micro)); the score forward has no dropout and no such input.
 // Outputs: loss = sum of token losses / number of label tokens (0 when there are none), token_loss_sum, token_count
 // (to re-weight micro-batches by tokens).
 
@@ -106,8 +108,6 @@ export interface TrainableVlmOptions {
   fullParts?: Array<'vision' | 'projector' | 'decoder'>;
   /** Graph float type (default float32). */
   dtype?: DType;
-  /** Seed mixed into the LoRA dropout masks. */
-  dropoutSeed?: number;
 }
 
 /** What each parameter is. */
@@ -129,7 +129,7 @@ export interface TrainableVlm {
   forward: ForwardBuilder;
   /** Forward for the engine's score program: per-row mean token loss [B], token_loss_sum [B], token_count [B]. */
   score: (g: Graph, params: Readonly<Record<string, Value>>) => ScoreResult;
-  dataInputs: { input_ids: 'int64 [B,T]'; attention_mask: 'int64 [B,T]'; labels: 'int64 [B,T], -100 = ignored'; pixel_values?: 'float32 [N,3,H,W]' };
+  dataInputs: { input_ids: 'int64 [B,T]'; attention_mask: 'int64 [B,T]'; labels: 'int64 [B,T], -100 = ignored'; pixel_values?: 'float32 [N,3,H,W]'; dropout_seed?: 'int64 [], training forward with LoRA dropout > 0' };
 }
 
 function asCausal(cfg: ModelConfig): LlavaModelConfig | TextModelConfig {
@@ -213,7 +213,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     for (const n of full) fullParams[n] = p[n];
     const bindings = new Map<string, LoraBinding>();
     for (const m of modules) bindings.set(m.module, { a: p[m.keyA], b: p[m.keyB], scaling, dropout: training ? (spec?.dropout ?? 0) : 0 });
-    const w = new GraphWeights(g, model.weights, { dtype, params: fullParams, lora: bindings, dropoutSeed: opts.dropoutSeed });
+    const w = new GraphWeights(g, model.weights, { dtype, params: fullParams, lora: bindings });
     const T: (string | number)[] = ['B', 'T'];
     const inputIds = g.input(IO.inputIds, 'int64', T);
     const attentionMask = g.input(IO.attentionMask, 'int64', T);
@@ -262,7 +262,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     initialValues,
     forward,
     score,
-    dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(cfg.kind === 'llava' ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}) },
+    dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(cfg.kind === 'llava' ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}), ...(spec && spec.dropout > 0 ? { dropout_seed: 'int64 [], training forward with LoRA dropout > 0' as const } : {}) },
   };
 }
 
@@ -378,3 +378,4 @@ export function buildLogitsGraph(model: ModelLike, o: LogitsGraphOptions = {}): 
 }
 
 export { buildForwardGraph, IO };
+export { DROPOUT_SEED_INPUT, dropoutStepSeed } from './layers';

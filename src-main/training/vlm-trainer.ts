@@ -12,9 +12,9 @@
 //   saveState adapter/ (PEFT layout, exactly what exportFinal writes) + optimizer.safetensors (AdamW moments) +
 //             state.json {step, optimizer t, data position, hparams hash, data hash}
 //
-// LoRA dropout masks come from ONNX RandomUniformLike with a fixed seed inside the training graph; ORT keeps that
-// generator's state in the session and it cannot be checkpointed, so a resumed run with dropout > 0 draws different
-// masks than an uninterrupted one would. With dropout 0 resuming reproduces the uninterrupted run exactly.
+// LoRA dropout masks are a hash of the graph input dropout_seed (models/layers.ts), fed per micro-batch as
+// dropoutStepSeed(hp.seed, step, micro): a function of the run's seed and its position only, so they are reproducible
+// from the seed and a resumed run draws exactly the masks of an uninterrupted one, whatever the dropout.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { modelSource } from '../engine/runtime/cache';
 import { buildScore } from '../engine/programs/score';
 import { stepNames } from '../engine/programs/train-step';
 import { tensor } from '../engine/runtime/tensor';
-import { adapterFromValues, buildTrainableVlm, loadAdapter, loadVlm, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
+import { adapterFromValues, buildTrainableVlm, DROPOUT_SEED_INPUT, dropoutStepSeed, loadAdapter, loadVlm, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
 import { createGenerator } from '../models/generate';
 import { BatchSchedule, collate, type Batch, type DataPosition, type RenderedSample } from './batching';
 import type { CheckpointFiles, LoadedCheckpoint, StateTensor } from './checkpoints';
@@ -159,13 +159,12 @@ class VlmTrainer implements Trainer {
     this.padId = tk.padTokenId ?? tk.eosTokenId ?? 0;
     this.pixels = new PixelCache(this.model);
 
-    this.tvlm = buildTrainableVlm(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), { dropoutSeed: hp.seed, maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize });
+    this.tvlm = buildTrainableVlm(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize });
     const cacheKey = {
       what: 'lenslab-train',
       model: folderIdentity(this.cfg.model),
       method: hp.method,
       lora: hp.method === 'projector' ? null : loraOptions(hp),
-      dropoutSeed: hp.seed,
     };
     this.cacheKey = cacheKey;
     this.executor = await StepExecutor.create(
@@ -243,6 +242,8 @@ class VlmTrainer implements Trainer {
     const batches = planned.microBatches.map((idx) => collate(this.samples, idx, { padId: this.padId }));
     const feeds: Feeds[] = [];
     for (const b of batches) feeds.push(await this.feeds(b, this.trainItems, this.samples));
+    if (this.executor.dataInputs.includes(DROPOUT_SEED_INPUT))
+      feeds.forEach((f, i) => (f[DROPOUT_SEED_INPUT] = tensor('int64', [], [BigInt(dropoutStepSeed(this.hp.seed, planned.step, i))])));
     const lossTokens = batches.map((b) => b.lossTokens);
     const total = lossTokens.reduce((a, c) => a + c, 0);
     const scales = this.executor.accumulation === 1 ? undefined : lossTokens.map((c) => (total > 0 ? c / total : 1 / batches.length));
