@@ -25,8 +25,8 @@ export const hparamsSchema = z
     rank: int(1, 1024).default(8),
     /** LoRA alpha; the update is scaled by alpha / rank. */
     alpha: z.number().positive().max(1e4).default(16),
-    /** Dropout on the LoRA input (0 = off, PEFT's default). With dropout > 0 a resumed run draws other dropout
-     *  masks than an uninterrupted one (the masks' RNG lives inside the ONNX session), so it ends close, not equal. */
+    /** Dropout on the LoRA input (0 = off, PEFT's default). Masks are a function of (seed, step, micro-batch), so a
+     *  resumed run equals an uninterrupted one with any dropout; > 0 costs a per-element hash in each LoRA module. */
     dropout: z.number().min(0).lt(1).default(0),
     /** Decoder linear layers that get adapters. */
     targetModules: z.array(z.enum(LORA_TARGETS)).min(1).default(['q_proj', 'k_proj', 'v_proj', 'o_proj']),

@@ -3,7 +3,8 @@
 //  - metrics per step and checkpoints (PEFT adapter + optimizer state) in SQLite and on disk, predictions of the
 //    evaluations during training stored per checkpoint;
 //  - a run SIGKILLed after a checkpoint, recovered as interrupted and resumed, ends with the same adapter as an
-//    uninterrupted run (dropout 0: see vlm-trainer.ts on dropout masks).
+//    uninterrupted run, with LoRA dropout 0.1 (masks are a hash of dropout_seed, fed per micro-batch from the run's
+//    seed and step: see vlm-trainer.ts).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -101,7 +102,7 @@ function newJob(debug: { stepDelayMs?: number } = {}) {
   const config: VlmConfigInput = {
     model: modelDir,
     data: { file: join(outDir, 'data.json') },
-    hparams: { method: 'lora+projector', maxSteps: 8, batchSize: 4, gradAccum: 2, lr: 3e-3, dropout: 0, saveEvery: 2, keepLastK: 2, evalEvery: 4, seed: 11, rank: 4, alpha: 8 },
+    hparams: { method: 'lora+projector', maxSteps: 8, batchSize: 4, gradAccum: 2, lr: 3e-3, dropout: 0.1, saveEvery: 2, keepLastK: 2, evalEvery: 4, seed: 11, rank: 4, alpha: 8 },
     eval: { maxItems: 3, maxNewTokens: 3 },
     debug,
   };
