@@ -16,13 +16,21 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import sharp from 'sharp';
 import { nowIso } from '../storage/database';
-import { countImageTokens, itemConversations, type ConversationOptions } from './conversation';
+import { countImageTokens, type ConversationOptions } from './conversation';
 import { imagePath } from './images';
-import { renderConversation, type RenderSetup } from './render';
+import type { RenderSetup } from './render';
+import { lengthItem, measureLengths, type ItemLengths, type LengthItem } from './lint-lengths';
 import { loadItems, type FullItem } from './rows';
 import { LINT_RULES } from '../contract/datasets-io';
 
 export { LINT_RULES };
+export { lengthItem, measureLengths, type ItemLengths, type LengthItem, type ConversationLength } from './lint-lengths';
+
+/**
+ * Measures token lengths elsewhere (the backend's worker thread): called once with every item, resolves to the
+ * model's context length and one ItemLengths per item, in order (lint-lengths.ts measureLengths).
+ */
+export type LengthMeasurer = (items: LengthItem[], conversation: ConversationOptions) => Promise<{ contextLength: number; lengths: ItemLengths[] }>;
 export type LintRule = (typeof LINT_RULES)[number];
 export type LintSeverity = 'error' | 'warning' | 'info';
 
@@ -37,8 +45,12 @@ export interface LintFinding {
 export interface LintOptions {
   /** Decode every image with sharp and re-hash it (slower). Default false: check presence and size. */
   deep?: boolean;
-  /** The chosen model: enables `too_long` (and `render_error`). */
+  /** The chosen model: enables `too_long` (and `render_error`), measured in this thread. */
   model?: RenderSetup & { contextLength: number };
+  /** Instead of `model`: measure the lengths with this (e.g. in a worker); same findings. */
+  measure?: LengthMeasurer;
+  /** With `measure`: the context length to check against instead of the measured model's. */
+  contextLength?: number;
   /** Jaccard similarity of word 3-shingles at or above which captions are near-duplicates (default 0.8). */
   nearDuplicateThreshold?: number;
   conversation?: ConversationOptions;
@@ -63,10 +75,24 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
   const add = (itemId: number, rule: LintRule, severity: LintSeverity, message: string, data?: Record<string, unknown>) =>
     findings.push(data ? { itemId, rule, severity, message, data } : { itemId, rule, severity, message });
 
+  if (opts.model && opts.measure) throw new Error('lint: give model or measure, not both');
+  const copts = opts.conversation ?? {};
+  // the measuring (a worker's tokenizing) runs while this thread checks the images
+  const measured = opts.measure?.(items.map(lengthItem), copts);
+  measured?.catch(() => {}); // awaited below; an early image-check failure must not leave it unhandled
   for (const it of items) {
     await checkImage(it, dataDir, !!opts.deep, add);
     checkLabels(it, add);
-    if (opts.model) checkLength(it, opts.model, opts.conversation ?? {}, add);
+    if (opts.model) checkLength(measureLengths([lengthItem(it)], opts.model, copts)[0], opts.model.contextLength, add);
+  }
+  if (measured) {
+    const m = await measured;
+    if (m.lengths.length !== items.length) throw new Error(`lint: measured ${m.lengths.length} items of ${items.length}`);
+    const limit = opts.contextLength ?? m.contextLength;
+    m.lengths.forEach((l, k) => {
+      if (l.itemId !== items[k].id) throw new Error(`lint: measured item ${l.itemId} where item ${items[k].id} was sent`);
+      checkLength(l, limit, add);
+    });
   }
   checkDuplicateImages(items, add);
   checkNearDuplicates(items, opts.nearDuplicateThreshold ?? 0.8, add);
@@ -146,16 +172,11 @@ function checkLabels(it: FullItem, add: Add): void {
   });
 }
 
-function checkLength(it: FullItem, model: RenderSetup & { contextLength: number }, copts: ConversationOptions, add: Add): void {
-  const convs = itemConversations(it.annotations, !!it.image, copts);
-  convs.forEach((c, k) => {
-    try {
-      const r = renderConversation(c.messages, model);
-      if (r.ids.length > model.contextLength) {
-        add(it.id, 'too_long', 'error', `conversation ${k + 1} (${c.kind}) is ${r.ids.length} tokens; the model's context is ${model.contextLength}`, { tokens: r.ids.length, limit: model.contextLength, conversation: k });
-      }
-    } catch (err) {
-      add(it.id, 'render_error', 'error', `conversation ${k + 1} (${c.kind}): ${(err as Error).message}`, { conversation: k });
+function checkLength(l: ItemLengths, limit: number, add: Add): void {
+  l.conversations.forEach((c, k) => {
+    if ('error' in c) add(l.itemId, 'render_error', 'error', `conversation ${k + 1} (${c.kind}): ${c.error}`, { conversation: k });
+    else if (c.tokens > limit) {
+      add(l.itemId, 'too_long', 'error', `conversation ${k + 1} (${c.kind}) is ${c.tokens} tokens; the model's context is ${limit}`, { tokens: c.tokens, limit, conversation: k });
     }
   });
 }

@@ -7,8 +7,7 @@ import { handlers, type ServiceContext } from './context';
 import { exportDataset } from '../datasets/export';
 import { historyState } from '../datasets/history';
 import { importDataset } from '../datasets/import';
-import { lintDataset, listLintResults } from '../datasets/lint';
-import { renderSetupFromFolder } from '../datasets/model-setup';
+import { lintDataset, listLintResults, type LengthMeasurer } from '../datasets/lint';
 import * as ops from '../datasets/ops';
 import { getFullItem, itemProvenance, listItems, tagCounts } from '../datasets/query';
 import { PreviewSetupError } from '../training/backend-worker';
@@ -48,15 +47,6 @@ function modelDir(ctx: ServiceContext, modelId: number): string {
   const row = ctx.db.prepare('SELECT path FROM models WHERE id = ?').get(modelId) as { path: string } | undefined;
   if (!row) throw new ApiError('not_found', `model ${modelId} does not exist`, 'modelId');
   return isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
-}
-
-function modelSetup(ctx: ServiceContext, modelId: number) {
-  try {
-    return renderSetupFromFolder(modelDir(ctx, modelId));
-  } catch (err) {
-    if (err instanceof ApiError) throw err;
-    throw new ApiError('unavailable', `model ${modelId} cannot be used for tokenization: ${(err as Error).message}`, 'modelId');
-  }
 }
 
 const MAX_LISTED = 1000;
@@ -212,16 +202,25 @@ export const datasetIoHandlers = handlers({
     requireDatasetId(ctx, p.datasetId);
     return historyState(ctx.db, p.datasetId);
   },
+  // the items are read here; the tokenizer load and each item's tokenizing (too_long) run in the backend's worker
   'datasets.lint': async (p, ctx) => {
     requireDatasetId(ctx, p.datasetId);
-    let model;
-    if (p.modelId !== undefined) {
-      const setup = modelSetup(ctx, p.modelId);
-      model = { ...setup, contextLength: p.contextLength ?? setup.contextLength };
+    let measure: LengthMeasurer | undefined;
+    const modelId = p.modelId;
+    if (modelId !== undefined) {
+      const dir = modelDir(ctx, modelId);
+      measure = async (items, conversation) => {
+        try {
+          return await workHost(ctx).lintLengths({ modelDir: dir, items, conversation });
+        } catch (err) {
+          if (err instanceof PreviewSetupError) throw new ApiError('unavailable', `model ${modelId} cannot be used for tokenization: ${err.message}`, 'modelId');
+          throw err;
+        }
+      };
     } else if (p.contextLength !== undefined) {
       throw new ApiError('invalid_request', 'contextLength needs a modelId (its tokenizer counts the tokens)', 'contextLength');
     }
-    const r = await lintDataset(ctx.db, ctx.dataDir, p.datasetId, { deep: p.deep, model });
+    const r = await lintDataset(ctx.db, ctx.dataDir, p.datasetId, { deep: p.deep, measure, contextLength: p.contextLength });
     return { datasetId: r.datasetId, items: r.items, counts: r.counts as Record<string, number>, itemsWithErrors: r.itemsWithErrors, findings: r.findings };
   },
   'datasets.lintResults': (p, ctx) => {

@@ -6,6 +6,8 @@
 //             generates for every item
 //   preview   items.preview: the model's tokenizer + template (loaded once per folder, cached in the worker) and
 //             one item rendered and tokenized
+//   lintLengths datasets.lint with a model: every item's conversations rendered and measured in tokens (the items are
+//             read from SQLite and the findings stored on the main thread)
 // Errors cross the thread boundary by name + own fields and are rebuilt as the same classes (HparamsError,
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
@@ -20,6 +22,8 @@ import { evaluateModel, type ModelEvalOptions } from '../eval/model-eval';
 import type { EvalRunResult } from '../eval/evaluate';
 import { renderSetupFromFolder } from '../datasets/model-setup';
 import { previewItem, type ConversationPreview } from '../datasets/render';
+import { measureLengths, type ItemLengths, type LengthItem } from '../datasets/lint-lengths';
+import type { ConversationOptions } from '../datasets/conversation';
 
 export type CheckInput = Parameters<typeof checkVlmRun>[0];
 export type EvaluateInput = Omit<ModelEvalOptions, 'signal' | 'onProgress'>;
@@ -32,8 +36,19 @@ export interface PreviewResult {
   contextLength: number;
   conversations: ConversationPreview[];
 }
+export interface LintLengthsInput {
+  modelDir: string;
+  items: LengthItem[];
+  conversation?: ConversationOptions;
+}
+export interface LintLengthsResult {
+  /** The model's context length. */
+  contextLength: number;
+  /** One per item, in order. */
+  lengths: ItemLengths[];
+}
 
-/** items.preview: the model folder cannot give a tokenizer + template (the message is the loader's). */
+/** items.preview / datasets.lint: the model folder cannot give a tokenizer + template (the message is the loader's). */
 export class PreviewSetupError extends Error {
   constructor(message: string) {
     super(message);
@@ -51,19 +66,28 @@ export interface WorkHost {
   check(input: CheckInput): Promise<VlmCheck>;
   evaluate(input: EvaluateInput, hooks?: WorkHooks): Promise<EvalRunResult>;
   preview(input: PreviewInput): Promise<PreviewResult>;
+  lintLengths(input: LintLengthsInput): Promise<LintLengthsResult>;
   close(): Promise<void>;
 }
 
 // ---------------------------------------------------------------- the work itself
 
-function preview(input: PreviewInput): PreviewResult {
-  let setup;
+function setupOf(modelDir: string) {
   try {
-    setup = renderSetupFromFolder(input.modelDir);
+    return renderSetupFromFolder(modelDir);
   } catch (e) {
     throw new PreviewSetupError((e as Error).message);
   }
+}
+
+function preview(input: PreviewInput): PreviewResult {
+  const setup = setupOf(input.modelDir);
   return { contextLength: setup.contextLength, conversations: previewItem(input.item, setup, input.opts) };
+}
+
+function lintLengths(input: LintLengthsInput): LintLengthsResult {
+  const setup = setupOf(input.modelDir);
+  return { contextLength: setup.contextLength, lengths: measureLengths(input.items, setup, input.conversation) };
 }
 
 /** The work in this thread (tests, bundles without the worker entry, LENSLAB_WORK_IN_PROCESS=1). */
@@ -76,6 +100,9 @@ export class WorkLocal implements WorkHost {
   }
   async preview(input: PreviewInput): Promise<PreviewResult> {
     return preview(input);
+  }
+  async lintLengths(input: LintLengthsInput): Promise<LintLengthsResult> {
+    return lintLengths(input);
   }
   async close(): Promise<void> {}
 }
@@ -129,7 +156,11 @@ export function fromWire(w: WireError): Error {
 
 // ---------------------------------------------------------------- worker thread
 
-type Op = { op: 'check'; input: CheckInput } | { op: 'evaluate'; input: EvaluateInput } | { op: 'preview'; input: PreviewInput };
+type Op =
+  | { op: 'check'; input: CheckInput }
+  | { op: 'evaluate'; input: EvaluateInput }
+  | { op: 'preview'; input: PreviewInput }
+  | { op: 'lintLengths'; input: LintLengthsInput };
 type ToWorker = ({ t: 'call'; rid: number } & Op) | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'progress'; rid: number; done: number; total: number }
@@ -251,6 +282,9 @@ export class WorkThread implements WorkHost {
   preview(input: PreviewInput): Promise<PreviewResult> {
     return this.call({ op: 'preview', input });
   }
+  lintLengths(input: LintLengthsInput): Promise<LintLengthsResult> {
+    return this.call({ op: 'lintLengths', input });
+  }
 
   private armIdle(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
@@ -321,6 +355,7 @@ function runWorker(): void {
       const run = (): Promise<unknown> => {
         if (m.op === 'check') return local.check(m.input);
         if (m.op === 'preview') return local.preview(m.input);
+        if (m.op === 'lintLengths') return local.lintLengths(m.input);
         let last = 0;
         return local.evaluate(m.input, {
           signal: ac.signal,

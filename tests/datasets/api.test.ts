@@ -102,6 +102,11 @@ test('import, browse, label, undo/redo, split, lint, preview and export through 
   assert.equal(dup.findings.length, 2);
   assert.equal((await call('items.list', { datasetId: ds, lintRule: 'duplicate_image' })).total, 2);
   await rejectsWith(call('datasets.lint', { datasetId: ds, contextLength: 5 }), 'invalid_request', 'contextLength', /needs a modelId/);
+  // the model's tokenizer loads in the backend worker: a bad folder is the same typed error, and the stored lint stays
+  await rejectsWith(call('datasets.lint', { datasetId: ds, modelId: 999 }), 'not_found', 'modelId', /model 999 does not exist/);
+  const badModel = Number(be.db.prepare('INSERT INTO models (name, path, created_at, updated_at) VALUES (?, ?, ?, ?)').run('bad', join(tmp.dir, 'no-model'), now, now).lastInsertRowid);
+  await rejectsWith(call('datasets.lint', { datasetId: ds, modelId: badModel }), 'unavailable', 'modelId', new RegExp(`model ${badModel} cannot be used for tokenization: .*config\\.json`));
+  assert.equal((await call('datasets.lintResults', { datasetId: ds, rule: 'too_long' })).findings.length, lint.counts.too_long);
   await rejectsWith(call('items.preview', { itemId: ids[0], modelId: 999 }), 'not_found', 'modelId', /model 999 does not exist/);
 
   const pv = await call('items.preview', { itemId: ids[0], modelId });

@@ -12,6 +12,10 @@ import { MemoryRefusalError, VlmCheckError } from '../../src-main/training/vlm-c
 import { PreviewSetupError, WorkLocal, WorkThread, type CheckInput } from '../../src-main/training/backend-worker';
 import { getFullItem } from '../../src-main/datasets/query';
 import { importIcons, writeTinyModel } from './vlm-fixture';
+import { lengthItem, lintDataset, measureLengths, type LengthItem } from '../../src-main/datasets/lint';
+import { loadItems } from '../../src-main/datasets/rows';
+import { importDataset } from '../../src-main/datasets/import';
+import { renderSetupFromFolder } from '../../src-main/datasets/model-setup';
 
 const tmp = tempDir('backend-worker-');
 const backend = createBackend({ dataDir: join(tmp.dir, 'app'), host: 'test', log: { error() {}, warn() {} } });
@@ -76,4 +80,46 @@ test('the tokenized preview in the worker equals the preview in this thread; a b
   assert.ok(a.conversations.length > 0 && a.conversations[0].tokens.length > 0);
   const bad = await rejection(thread.preview({ ...req, modelDir: join(tmp.dir, 'nope') }));
   assert.ok(bad instanceof PreviewSetupError);
+});
+
+test('datasets.lint lengths measured in the worker give the same findings as in this thread (too_long)', async () => {
+  const setup = renderSetupFromFolder(modelDir);
+  const dataDir = join(tmp.dir, 'app');
+  // the icons' captions (their lengths vary with the number of shapes) as a second dataset, and the QA items
+  const capId = (await importDataset(backend.db, dataDir, join(tmp.dir, 'icons', 'captions.jsonl'), { dataset: 'captions' })).datasetId;
+  const items = loadItems(backend.db, capId).map(lengthItem);
+  const own = measureLengths(items, setup);
+  const counts = own.flatMap((l) => l.conversations.map((c) => ('tokens' in c ? c.tokens : 0))).sort((a, b) => a - b);
+  const limit = counts[Math.floor(counts.length / 2)]; // about half the conversations are too long
+  assert.ok(counts[0] <= limit && counts[counts.length - 1] > limit, `lengths ${counts.join(',')}`);
+  const inThread = await lintDataset(backend.db, dataDir, capId, { model: { ...setup, contextLength: limit }, store: false });
+  const viaWorker = await lintDataset(backend.db, dataDir, capId, {
+    measure: (its, conversation) => thread.lintLengths({ modelDir, items: its, conversation }),
+    contextLength: limit,
+    store: false,
+  });
+  assert.ok(thread.started);
+  assert.deepEqual(viaWorker, inThread);
+  assert.ok((inThread.counts.too_long ?? 0) > 0, JSON.stringify(inThread.counts));
+  assert.match(inThread.findings.find((f) => f.rule === 'too_long')!.message, new RegExp(`tokens; the model's context is ${limit}$`));
+  // the model's own context when none is given
+  const full = await lintDataset(backend.db, dataDir, capId, { measure: (its, c) => thread.lintLengths({ modelDir, items: its, conversation: c }), store: false });
+  assert.deepEqual(full, await lintDataset(backend.db, dataDir, capId, { model: setup, store: false }));
+  // the raw measurements agree too, and a bad folder is a PreviewSetupError
+  assert.deepEqual((await thread.lintLengths({ modelDir, items })).lengths, own);
+  assert.deepEqual(await thread.lintLengths({ modelDir, items }), await local.lintLengths({ modelDir, items }));
+  const bad = await rejection(thread.lintLengths({ modelDir: join(tmp.dir, 'nope'), items }));
+  assert.ok(bad instanceof PreviewSetupError);
+});
+
+test('a conversation that does not render is a render_error, the same in the worker', async () => {
+  // a role that is not a string: the chat template refuses it (stored data never has one; the path is the same)
+  const items = [
+    { itemId: 1, hasImage: false, annotations: [{ id: 1, kind: 'chat', data: { messages: [{ role: 42, content: 'a' }, { role: 'assistant', content: 'b' }] } }] },
+    { itemId: 2, hasImage: false, annotations: [{ id: 2, kind: 'chat', data: { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'b' }] } }] },
+  ] as unknown as LengthItem[];
+  const [w, l] = await Promise.all([thread.lintLengths({ modelDir, items }), local.lintLengths({ modelDir, items })]);
+  assert.deepEqual(w, l);
+  assert.deepEqual(w.lengths[0].conversations, [{ kind: 'chat', error: 'chat template failed: messages[0].role must be a string' }]);
+  assert.ok('tokens' in w.lengths[1].conversations[0] && w.lengths[1].conversations[0].tokens > 0);
 });
