@@ -321,6 +321,16 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
   };
   // the model loads and generates in a worker thread of its own (freed when the evaluation ends)
   const host = newWorkHost();
+  // The row is read while the evaluation still owns the database: after `finally` (the worker's shutdown) the backend
+  // may already be closed, and `done` must not touch it then.
+  let row: EvaluationRow | undefined;
+  const readRow = () => {
+    try {
+      row = getEvaluation(ctx.db, id);
+    } catch {
+      /* the database closed under us */
+    }
+  };
   const work = (async () => {
     try {
       let last = 0;
@@ -342,6 +352,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
         },
       );
       storeEvaluationResult(ctx.db, id, result);
+      readRow();
       emit({ id, status: 'completed', metrics: result.metrics, error: null });
     } catch (e) {
       const cancelled = abort.signal.aborted;
@@ -351,6 +362,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
       } catch {
         /* the database closed under us */
       }
+      readRow();
       emit({ id, status: cancelled ? 'cancelled' : 'failed', error: message });
     } finally {
       rt.evals.delete(id);
@@ -358,7 +370,13 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
     }
   })();
   rt.evals.set(id, { abort, done: work });
-  return { id, done: work.then(() => getEvaluation(ctx.db, id)!) };
+  return {
+    id,
+    done: work.then(() => {
+      if (!row) throw new Error(`evaluation ${id}: the database closed before its result could be read`);
+      return row;
+    }),
+  };
 }
 
 // ------------------------------------------------------------------------------------------------ handlers
