@@ -121,6 +121,7 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
     await trainer.exportFinal(tmp);
     if (existsSync(out)) rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);
+    log(`final adapter written to ${out}`);
     emit({ type: 'done', step, metrics, outputDir: out });
     return 'done';
   } catch (e) {

@@ -260,7 +260,6 @@ class ToyTrainer implements Trainer {
       { name: 'w', dtype: 'F32', shape: [dim], data: () => this.w },
     ]);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ kind: 'toy-logreg', dim, step: this._step }, null, 1));
-    this.ctx.log(`final model written to ${dir}`);
   }
 }
 

@@ -364,7 +364,6 @@ class VlmTrainer implements Trainer {
   async exportFinal(dir: string): Promise<void> {
     const hp = this.hp;
     saveAdapter(dir, this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values(), this.cfg.model);
-    this.ctx.log(`adapter written to ${dir}`);
   }
 
   async dispose(): Promise<void> {

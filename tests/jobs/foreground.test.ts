@@ -40,7 +40,15 @@ test('runInForeground prints progress and events; stop pauses, resume finishes',
   assert.match(text, /pausing after the current step/);
   assert.match(text, /paused at step 1\d; resume continues from there/);
   text = '';
+  const logs: string[] = [];
+  const offLog = runner.subscribe((e) => {
+    if (e.runId === runId && e.type === 'log') logs.push(e.message);
+  });
   assert.equal(await runInForeground(runner, runId, { start: { resume: true }, io }), 'completed');
+  offLog();
+  // the log names the final folder after its atomic rename, never the temporary one
+  assert.ok(logs.includes(`final adapter written to ${join(spec.outDir, 'final')}`), logs.join('\n'));
+  assert.ok(!logs.some((m) => m.includes('.tmp-')), logs.join('\n'));
   assert.match(text, /^resumed from the checkpoint at step 1\d \(30 steps in all\)/);
   assert.match(text, /step 30\/30/);
   assert.match(text, /done: loss [\d.]+, accuracy [\d.]+; output in .*final/);
