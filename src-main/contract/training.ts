@@ -143,8 +143,8 @@ export const trainingMethods = defineMethods({
   },
   'runs.checkpoints': {
     input: z.strictObject({ id: Id }),
-    output: z.object({ checkpoints: z.array(Checkpoint), finalDir: z.string().nullable() }),
-    summary: "A run's kept checkpoints (oldest first) and its final adapter folder once completed.",
+    output: z.object({ checkpoints: z.array(Checkpoint), finalDir: z.string().nullable(), finalBytes: z.number().int().nonnegative().nullable() }),
+    summary: "A run's kept checkpoints (oldest first) and its final adapter folder (and its size in bytes) once completed.",
   },
   'evaluations.start': {
     input: z.strictObject({

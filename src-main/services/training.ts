@@ -202,6 +202,17 @@ function runBusyError(e: unknown, field = 'id'): unknown {
   return e;
 }
 
+/** Total bytes of the files in a folder and its subfolders (the final adapter's size, like a checkpoint's). */
+function folderBytes(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const full = join(dir, e.name);
+    if (e.isDirectory()) total += folderBytes(full);
+    else if (e.isFile()) total += statSync(full).size;
+  }
+  return total;
+}
+
 function toCheckpoint(r: ReturnType<typeof listCheckpointRows>[number]): Checkpoint {
   let metrics: Record<string, number | null> = {};
   try {
@@ -481,7 +492,8 @@ export const trainingHandlers = handlers({
     requireRun(ctx.db, p.id);
     const spec = loadJobSpec(ctx.db, p.id);
     const fin = spec ? finalDir(spec.outDir) : null;
-    return { checkpoints: listCheckpointRows(ctx.db, p.id).map(toCheckpoint), finalDir: fin && existsSync(fin) ? fin : null };
+    const has = !!fin && existsSync(fin);
+    return { checkpoints: listCheckpointRows(ctx.db, p.id).map(toCheckpoint), finalDir: has ? fin : null, finalBytes: has ? folderBytes(fin) : null };
   },
 
   'evaluations.start': (p, ctx) => {

@@ -3,7 +3,7 @@
 // (a job process per run, the same runner the VLM trainer uses).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createBackend } from '../../src-main/services/backend';
 import type { ApiErrorData } from '../../src-main/contract/errors';
@@ -86,6 +86,9 @@ test('start → progress events → completed, metrics and checkpoints stored', 
   assert.equal(typeof ck.checkpoints[1].metrics.accuracy, 'number');
   assert.equal(ck.finalDir, join(tmp.dir, 'runs', String(run.id), 'final'));
   assert.ok(existsSync(join(ck.finalDir, 'model.safetensors')));
+  const finalFiles = readdirSync(ck.finalDir);
+  assert.equal(ck.finalBytes, finalFiles.reduce((s: number, f: string) => s + statSync(join(ck.finalDir, f)).size, 0), 'the final adapter has a size like the checkpoints');
+  assert.ok(ck.finalBytes > 0);
 });
 
 test('pause, then resume to completion', async () => {
@@ -118,6 +121,7 @@ test('cancel stops a running run and writes no checkpoint after it', async () =>
   const ck = await ok('runs.checkpoints', { id: run.id });
   assert.ok(ck.checkpoints.every((c: any) => c.step % 5 === 0 && c.step <= r.step), 'only scheduled checkpoints, none at the cancel');
   assert.equal(ck.finalDir, null);
+  assert.equal(ck.finalBytes, null);
   assert.equal((await ok('runs.cancel', { id: run.id })).status, 'cancelled', 'cancelling again is harmless');
 });
 
