@@ -336,9 +336,9 @@ export interface ScoredPrediction {
 export interface TaskScores {
   task: EvalTask;
   count: number;
-  /** Corpus scores: vqa → exact_match, vqa_accuracy (both in [0,1]); caption → bleu4 ([0,1]) and cider. */
+  /** Corpus scores: vqa → exact_match, vqa_accuracy (both in [0,1]); caption → bleu4 ([0,1]), cider and exact_match ([0,1]). */
   metrics: Record<string, number>;
-  /** Per-item scores in input order (vqa: exact_match, vqa_accuracy; caption: bleu4 sentence-level, cider). */
+  /** Per-item scores in input order (vqa: exact_match, vqa_accuracy; caption: bleu4 sentence-level, cider, exact_match). */
   perItem: Record<string, number>[];
 }
 
@@ -355,6 +355,13 @@ export function scorePredictions(task: EvalTask, preds: readonly ScoredPredictio
   const items = preds.map((p) => ({ hypothesis: p.prediction, references: p.references }));
   const bleu = corpusBleu(items);
   const cider = corpusCider(items);
-  const perItem = preds.map((p, i) => ({ bleu4: sentenceBleu(p.prediction, p.references), cider: cider.perItem[i] }));
-  return { task, count: preds.length, metrics: { bleu4: bleu.bleu, cider: cider.cider }, perItem };
+  const perItem = preds.map((p, i) => ({ bleu4: sentenceBleu(p.prediction, p.references), cider: cider.perItem[i], exact_match: captionExactMatch(p.prediction, p.references) }));
+  const exact = perItem.length ? perItem.reduce((s, x) => s + x.exact_match, 0) / perItem.length : 0;
+  return { task, count: preds.length, metrics: { bleu4: bleu.bleu, cider: cider.cider, exact_match: exact }, perItem };
+}
+
+/** 1 when the caption equals a reference after caption tokenisation (case and punctuation ignored), else 0. */
+export function captionExactMatch(prediction: string, references: readonly string[]): number {
+  const p = tokenizeCaption(prediction).join(' ');
+  return references.some((r) => tokenizeCaption(r).join(' ') === p) ? 1 : 0;
 }

@@ -56,10 +56,9 @@ function correctOf(scores: Record<string, number | null>): boolean | null {
   const em = scores.exact_match ?? scores.accuracy;
   return em === undefined || em === null ? null : em >= 0.5;
 }
+/** A caption's graded score (BLEU-4, else CIDEr), shown next to its exact-match mark; none for VQA-style answers. */
 function scoreOf(scores: Record<string, number | null>): number | null {
-  if (scores.exact_match !== undefined || scores.accuracy !== undefined) return null;
-  const v = scores.bleu4 ?? scores.cider ?? null;
-  return v === undefined ? null : v;
+  return scores.bleu4 ?? scores.cider ?? null;
 }
 const joinKey = (p: StoredPrediction) => (p.itemId !== null ? `i${p.itemId}` : `k${String(p.key)}|${p.prompt}`);
 

@@ -154,5 +154,14 @@ test('scorePredictions gives corpus and per-item scores per task', () => {
   close(cap.metrics.bleu4, 0.5373891136394127, 1e-12);
   close(cap.metrics.cider, 3.0971627176597085, 1e-9);
   assert.equal(cap.perItem.length, 4);
+  // captions also get a per-item exact match (case and punctuation ignored), so a gallery can mark items right/wrong
+  const ex = scorePredictions('caption', [
+    { prediction: 'A dog runs on the grass.', references: ['a cat sleeps', 'a dog runs on the grass'] },
+    { prediction: 'a dog runs', references: ['a dog runs on the grass'] },
+  ]);
+  assert.deepEqual(ex.perItem.map((p) => p.exact_match), [1, 0]);
+  assert.equal(ex.metrics.exact_match, 0.5);
+  assert.deepEqual(Object.keys(ex.metrics).sort(), ['bleu4', 'cider', 'exact_match']);
+  assert.equal(ex.perItem[0].bleu4, sentenceBleu('A dog runs on the grass.', ['a cat sleeps', 'a dog runs on the grass']), 'the other scores are unchanged');
   assert.throws(() => scorePredictions('caption', [{ prediction: 'x', references: [] }]), /item 0 has no reference captions/);
 });

@@ -41,4 +41,8 @@ test('run summaries, best metrics and the prediction gallery rows', () => {
   const base = [{ id: 9, itemId: 7, key: 0, prompt: '<image>\nHow many stars?', output: 'red', references: ['two'], scores: { exact_match: 0 } }];
   const rows = toGallery(tuned, (id) => `/thumb/${id}`, base);
   assert.deepEqual(rows[0], { id: 1, imageUrl: '/thumb/7', question: 'How many stars?', reference: 'two', prediction: 'two', correct: true, score: null, compare: { prediction: 'red', correct: false, score: null } });
+  // a caption item is marked by its exact match and still shows its BLEU-4
+  const cap = toGallery([{ id: 2, itemId: 8, key: 1, prompt: '<image>\nDescribe.', output: 'a red star', references: ['a red star'], scores: { bleu4: 0.9, cider: 3, exact_match: 1 } }], () => null);
+  assert.equal(cap[0].correct, true);
+  assert.equal(cap[0].score, 0.9);
 });
