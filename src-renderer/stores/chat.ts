@@ -94,7 +94,6 @@ export const useChatStore = defineStore('chat', () => {
       modelId: pane.target.modelId,
       adapterDir: pane.target.adapterDir,
       ...(image ? { image: { base64: image.base64 } } : {}),
-      ...(pane.chatId === null && pane.target.adapterDir ? { title: `${text.slice(0, 50)} (${pane.target.label})` } : {}),
     };
     try {
       const r = await api.call('chat.generate', params);

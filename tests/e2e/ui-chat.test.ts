@@ -107,7 +107,9 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   assert.equal(await page.getByLabel('Side by side with the base model').isChecked(), false);
   assert.equal(await panes.count(), 1);
   assert.equal(await panes.locator('.msg.role-assistant .text').count(), 1, 'the base chat\'s transcript is shown');
-  await savedList.locator(`button.open[title="${tuned.title}"]`).click();
+  // its title is the question alone: the list's "fine-tuned" tag says it has an adapter
+  assert.equal(tuned.title, 'How many shapes are there?');
+  await savedList.locator('li', { has: page.locator('.tag', { hasText: 'fine-tuned' }) }).locator('button.open').click();
   await until(async () => (await page.getByLabel('Adapter', { exact: true }).inputValue()) === 'custom', 'the adapter picker on the chat\'s adapter folder');
   assert.equal(await page.getByLabel('Adapter folder').inputValue(), adapterDir);
   await page.getByText(/^Fine-tuned: /).waitFor();
