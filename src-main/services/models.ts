@@ -12,9 +12,7 @@ import { loadHfFolder, saveHfFolder, type HfModel } from '../models/hf-folder';
 import { composeLlava } from '../models/compose';
 import { loadAdapter, mergeAdapter } from '../models/peft';
 import { writeTinyLlava } from '../models/demo/tiny-llava';
-import { listCheckpointRows, loadJobSpec } from '../jobs/store';
-import { finalDir } from '../jobs/driver';
-import { requireRun } from './runs';
+import { resolveAdapter } from './training';
 
 /** Where a pretrained demo model is bundled (scripts/pretrain-demo.ts --out resources/demo/model). */
 export const BUNDLED_DEMO_DIR = fileURLToPath(new URL('../../resources/demo/model', import.meta.url));
@@ -173,27 +171,6 @@ function requireEmptyDir(dir: string, overwrite: boolean | undefined, field: str
   }
 }
 
-/** The folder of an adapter reference (a PEFT folder, a run's final adapter or one checkpoint's). */
-export function adapterFolder(ctx: ServiceContext, ref: { path: string } | { runId: number; step?: number }): string {
-  if ('path' in ref) {
-    const dir = resolve(ref.path);
-    if (!existsSync(join(dir, 'adapter_config.json'))) throw new ApiError('invalid_request', `${dir} is not an adapter folder (no adapter_config.json)`, 'adapter.path');
-    return dir;
-  }
-  requireRun(ctx.db, ref.runId, 'adapter.runId');
-  if (ref.step !== undefined) {
-    const row = listCheckpointRows(ctx.db, ref.runId).find((c) => c.step === ref.step);
-    if (!row) throw new ApiError('not_found', `run ${ref.runId} has no checkpoint at step ${ref.step}`, 'adapter.step');
-    const dir = join(absPath(ctx, row.path), 'adapter');
-    if (!existsSync(join(dir, 'adapter_config.json'))) throw new ApiError('invalid_request', `the checkpoint at step ${ref.step} holds no adapter`, 'adapter.step');
-    return dir;
-  }
-  const spec = loadJobSpec(ctx.db, ref.runId);
-  const fin = spec ? finalDir(spec.outDir) : null;
-  if (!fin || !existsSync(join(fin, 'adapter_config.json'))) throw new ApiError('conflict', `run ${ref.runId} has no final adapter yet (it has not completed); choose a checkpoint step`, 'adapter.runId');
-  return fin;
-}
-
 function toApi(e: unknown, field: string): never {
   if (e instanceof ApiError) throw e;
   throw new ApiError('invalid_request', (e as Error).message, field);
@@ -273,7 +250,7 @@ export const modelsHandlers = handlers({
     return { deleted: true as const, id: p.id, filesDeleted };
   },
   'models.exportAdapter': (p, ctx) => {
-    const src = adapterFolder(ctx, p.adapter);
+    const src = resolveAdapter(ctx, p.adapter);
     const dir = resolve(p.dir);
     requireEmptyDir(dir, p.overwrite, 'dir');
     mkdirSync(dir, { recursive: true });
@@ -296,7 +273,7 @@ export const modelsHandlers = handlers({
       baseDir = absPath(ctx, row.path);
       baseId = row.id;
     } else baseDir = resolve(p.model.path);
-    const adapterDir = adapterFolder(ctx, p.adapter);
+    const adapterDir = resolveAdapter(ctx, p.adapter);
     const out = p.dir ? resolve(p.dir) : modelsDir(ctx, p.name);
     requireEmptyDir(out, p.overwrite, 'dir');
     let base: HfModel;

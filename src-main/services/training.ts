@@ -277,13 +277,13 @@ export function resolveAdapter(ctx: ServiceContext, ref: { path: string } | { ru
   if (ref.step !== undefined) {
     const row = listCheckpointRows(ctx.db, ref.runId).find((c) => c.step === ref.step);
     if (!row) throw new ApiError('not_found', `run ${ref.runId} has no checkpoint at step ${ref.step}`, 'adapter.step');
-    const dir = join(row.path, 'adapter');
-    if (!existsSync(join(dir, 'adapter_config.json'))) throw new ApiError('invalid_request', `checkpoint ${row.path} holds no adapter`, 'adapter.step');
+    const dir = join(isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path), 'adapter');
+    if (!existsSync(join(dir, 'adapter_config.json'))) throw new ApiError('invalid_request', `the checkpoint at step ${ref.step} holds no adapter`, 'adapter.step');
     return dir;
   }
   const spec = loadJobSpec(ctx.db, ref.runId);
   const fin = spec ? finalDir(spec.outDir) : null;
-  if (!fin || !existsSync(join(fin, 'adapter_config.json'))) throw new ApiError('conflict', `run ${ref.runId} has no final adapter (it has not completed); give a checkpoint step`, 'adapter.runId');
+  if (!fin || !existsSync(join(fin, 'adapter_config.json'))) throw new ApiError('conflict', `run ${ref.runId} has no final adapter yet (it has not completed); choose a checkpoint step`, 'adapter.runId');
   return fin;
 }
 
