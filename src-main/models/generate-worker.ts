@@ -7,10 +7,13 @@
 // This file is also the worker's entry.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadGenerator, type GenerateOptions, type GenerateResult, type Generator, type ChatTurn } from './generate';
 import type { SessionOptions } from '../engine/runtime/session';
+import { WorkerHost, errorName } from '../util/worker-host';
+
+export { errorName };
 
 export interface PoolRequest {
   modelDir: string;
@@ -147,25 +150,16 @@ export interface WorkerHostOptions extends PoolConfig {
   idleMs?: number;
 }
 
-interface Pending {
-  resolve(r: GenerateResult): void;
-  reject(e: Error): void;
-  hooks: PoolHooks;
-  onAbort?: () => void;
-}
-
 /** A GeneratorPool in a worker_thread. The worker is started on first use and does not keep the process alive. */
-export class GeneratorWorker implements GeneratorHost {
-  private worker: Worker | null = null;
-  private pending = new Map<number, Pending>();
-  private nextId = 1;
-  private closing: Promise<void> | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
-  constructor(private readonly options: WorkerHostOptions) {}
-
-  /** Whether a worker thread is running now (it starts on demand and stops when idle). */
-  get started(): boolean {
-    return this.worker !== null;
+export class GeneratorWorker extends WorkerHost<PoolHooks, FromWorker> implements GeneratorHost {
+  constructor(options: WorkerHostOptions) {
+    const { entry, execArgv, idleMs, ...config } = options;
+    super({
+      entry: entry ?? GENERATE_WORKER_ENTRY,
+      worker: { workerData: { [WORKER_FLAG]: true, config }, execArgv: execArgv ?? [] },
+      idleMs: idleMs ?? 10 * 60_000,
+      label: 'generation worker',
+    });
   }
 
   /** Whether a worker entry exists to start (false in a bundle without it: use GeneratorPool instead). */
@@ -173,114 +167,20 @@ export class GeneratorWorker implements GeneratorHost {
     return existsSync(entry);
   }
 
-  private start(): Worker {
-    if (this.worker) return this.worker;
-    const { entry, execArgv, idleMs: _idle, ...config } = this.options;
-    const file = entry ?? GENERATE_WORKER_ENTRY;
-    const data = { workerData: { [WORKER_FLAG]: true, config }, execArgv: execArgv ?? [] };
-    // a TypeScript entry (running from source) is loaded through tsx's loader, registered inside the worker
-    const w = file.endsWith('.ts')
-      ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(file).href)}); });`,
-          { ...data, eval: true },
-        )
-      : new Worker(file, data);
-    w.unref();
-    w.on('message', (m: FromWorker) => this.onMessage(m));
-    const fail = (err: Error) => {
-      if (this.worker !== w) return;
-      this.worker = null;
-      for (const [rid, p] of this.pending) {
-        this.pending.delete(rid);
-        p.hooks.signal?.removeEventListener('abort', p.onAbort!);
-        p.reject(err);
-      }
-    };
-    w.on('error', (e) => fail(e instanceof Error ? e : new Error(String(e))));
-    w.on('exit', (code) => fail(new Error(`the generation worker exited (code ${code})`)));
-    this.worker = w;
-    return w;
+  protected onEvent(m: FromWorker, hooks: PoolHooks): void {
+    if (m.t === 'token') hooks.onToken?.({ id: m.id, text: m.text });
+    else if (m.t === 'status') hooks.onStatus?.(m.message);
   }
 
-  private onMessage(m: FromWorker): void {
-    if (m.t === 'closed') return;
-    const p = this.pending.get(m.rid);
-    if (!p) return;
-    if (m.t === 'token') p.hooks.onToken?.({ id: m.id, text: m.text });
-    else if (m.t === 'status') p.hooks.onStatus?.(m.message);
-    else {
-      this.pending.delete(m.rid);
-      p.hooks.signal?.removeEventListener('abort', p.onAbort!);
-      if (this.pending.size === 0) {
-        this.worker?.unref();
-        this.armIdle();
-      }
-      if (m.t === 'done') p.resolve(m.result);
-      else {
-        const e = new Error(m.message);
-        e.name = m.name;
-        p.reject(e);
-      }
-    }
+  protected errorOf(m: Extract<FromWorker, { t: 'error' }>): Error {
+    const e = new Error(m.message);
+    e.name = m.name;
+    return e;
   }
 
   generate(req: PoolRequest, opts: PoolOptions, hooks: PoolHooks = {}): Promise<GenerateResult> {
-    if (this.closing) return Promise.reject(new Error('the generator worker is closed'));
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    const w = this.start();
-    const rid = this.nextId++;
-    return new Promise<GenerateResult>((resolve, reject) => {
-      const p: Pending = { resolve, reject, hooks };
-      if (hooks.signal) {
-        p.onAbort = () => this.worker?.postMessage({ t: 'cancel', rid } satisfies ToWorker);
-        hooks.signal.addEventListener('abort', p.onAbort, { once: true });
-      }
-      this.pending.set(rid, p);
-      w.ref(); // a request in flight keeps the process alive until it answers
-      w.postMessage({ t: 'generate', rid, req, opts } satisfies ToWorker);
-      if (hooks.signal?.aborted) p.onAbort!();
-    });
+    return this.request((rid) => ({ t: 'generate', rid, req, opts }) satisfies ToWorker, hooks);
   }
-
-  private armIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
-      const w = this.worker;
-      if (!w || this.pending.size > 0 || this.closing) return;
-      this.worker = null; // its exit is no failure of anything pending
-      w.postMessage({ t: 'close' } satisfies ToWorker);
-    }, this.options.idleMs ?? 10 * 60_000);
-    this.idleTimer.unref();
-  }
-
-  close(): Promise<void> {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.closing) return this.closing;
-    const w = this.worker;
-    this.closing = (async () => {
-      if (!w) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => void w.terminate().then(() => resolve()), 10_000);
-        timer.unref();
-        w.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        w.ref();
-        w.postMessage({ t: 'close' } satisfies ToWorker);
-      });
-      this.worker = null;
-    })();
-    return this.closing;
-  }
-}
-
-/** A thrown error's class name (custom Error subclasses keep name 'Error'), so the other thread can map it. */
-export function errorName(e: unknown): string {
-  if (!(e instanceof Error)) return 'Error';
-  return e.name !== 'Error' ? e.name : (e.constructor?.name ?? 'Error');
 }
 
 function runWorker(): void {

@@ -13,8 +13,9 @@
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
 // thread (WorkLocal). This file is also the worker's entry (built as backend-worker.js, electron.vite.config.ts).
 import { existsSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { SHARE_ENV, Worker, isMainThread, parentPort, workerData, type WorkerOptions } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { SHARE_ENV, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { WorkerHost, errorName } from '../util/worker-host';
 import { checkVlmRun, MemoryRefusalError, VlmCheckError, type VlmCheck } from './vlm-config';
 import { HparamsError } from './hparams';
 import { SampleError } from './batching';
@@ -115,15 +116,10 @@ interface WireError {
   fields: Record<string, unknown>;
 }
 
-function className(e: unknown): string {
-  if (!(e instanceof Error)) return 'Error';
-  return e.name !== 'Error' ? e.name : (e.constructor?.name ?? 'Error');
-}
-
 function toWire(e: unknown): WireError {
   const fields: Record<string, unknown> = {};
   if (e && typeof e === 'object') for (const [k, v] of Object.entries(e)) if (k !== 'name' && k !== 'message' && k !== 'stack') fields[k] = v;
-  return { name: className(e), message: e instanceof Error ? e.message : String(e), fields };
+  return { name: errorName(e), message: e instanceof Error ? e.message : String(e), fields };
 }
 
 /** Rebuild an error from the worker as its own class (so instanceof checks in the services hold). */
@@ -181,96 +177,34 @@ export interface WorkThreadOptions {
   idleMs?: number;
 }
 
-interface Pending {
-  resolve(r: unknown): void;
-  reject(e: Error): void;
-  hooks: WorkHooks;
-  onAbort?: () => void;
-}
-
 /** The work in a worker_thread, started on first use; it does not keep the process alive while idle. */
-export class WorkThread implements WorkHost {
-  private worker: Worker | null = null;
-  private pending = new Map<number, Pending>();
-  private nextId = 1;
-  private closing: Promise<void> | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
-  constructor(private readonly options: WorkThreadOptions = {}) {}
+export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements WorkHost {
+  constructor(options: WorkThreadOptions = {}) {
+    super({
+      entry: options.entry ?? BACKEND_WORKER_ENTRY,
+      // SHARE_ENV: the worker reads this thread's environment as it is at each call (LENSLAB_MEMORY_LIMIT,
+      // LENSLAB_GRAPH_CACHE), not a copy taken when it started
+      worker: { workerData: { [WORKER_FLAG]: true }, execArgv: options.execArgv ?? [], env: SHARE_ENV },
+      idleMs: options.idleMs ?? 5 * 60_000,
+      label: 'backend worker',
+    });
+  }
 
   /** Whether a worker entry exists to start (false in a bundle without it: use WorkLocal instead). */
   static available(entry = BACKEND_WORKER_ENTRY): boolean {
     return existsSync(entry);
   }
 
-  /** Whether a worker thread is running now. */
-  get started(): boolean {
-    return this.worker !== null;
+  protected onEvent(m: FromWorker, hooks: WorkHooks): void {
+    if (m.t === 'progress') hooks.onProgress?.(m.done, m.total);
   }
 
-  private start(): Worker {
-    if (this.worker) return this.worker;
-    const file = this.options.entry ?? BACKEND_WORKER_ENTRY;
-    // SHARE_ENV: the worker reads this thread's environment as it is at each call (LENSLAB_MEMORY_LIMIT,
-    // LENSLAB_GRAPH_CACHE), not a copy taken when it started
-    const data: WorkerOptions = { workerData: { [WORKER_FLAG]: true }, execArgv: this.options.execArgv ?? [], env: SHARE_ENV };
-    const w = file.endsWith('.ts')
-      ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(file).href)}); });`,
-          { ...data, eval: true },
-        )
-      : new Worker(file, data);
-    w.unref();
-    w.on('message', (m: FromWorker) => this.onMessage(m));
-    const fail = (err: Error) => {
-      if (this.worker !== w) return;
-      this.worker = null;
-      for (const [rid, p] of this.pending) {
-        this.pending.delete(rid);
-        if (p.onAbort) p.hooks.signal?.removeEventListener('abort', p.onAbort);
-        p.reject(err);
-      }
-    };
-    w.on('error', (e) => fail(e instanceof Error ? e : new Error(String(e))));
-    w.on('exit', (code) => fail(new Error(`the backend worker exited (code ${code})`)));
-    this.worker = w;
-    return w;
-  }
-
-  private onMessage(m: FromWorker): void {
-    if (m.t === 'closed') return;
-    const p = this.pending.get(m.rid);
-    if (!p) return;
-    if (m.t === 'progress') {
-      p.hooks.onProgress?.(m.done, m.total);
-      return;
-    }
-    this.pending.delete(m.rid);
-    if (p.onAbort) p.hooks.signal?.removeEventListener('abort', p.onAbort);
-    if (this.pending.size === 0) {
-      this.worker?.unref();
-      this.armIdle();
-    }
-    if (m.t === 'done') p.resolve(m.result);
-    else p.reject(fromWire(m.error));
+  protected errorOf(m: Extract<FromWorker, { t: 'error' }>): Error {
+    return fromWire(m.error);
   }
 
   private call<T>(op: Op, hooks: WorkHooks = {}): Promise<T> {
-    if (this.closing) return Promise.reject(new Error('the backend worker is closed'));
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    const w = this.start();
-    const rid = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const p: Pending = { resolve: resolve as (r: unknown) => void, reject, hooks };
-      if (hooks.signal) {
-        p.onAbort = () => this.worker?.postMessage({ t: 'cancel', rid } satisfies ToWorker);
-        hooks.signal.addEventListener('abort', p.onAbort, { once: true });
-      }
-      this.pending.set(rid, p);
-      w.ref(); // a request in flight keeps the process alive until it answers
-      w.postMessage({ t: 'call', rid, ...op } satisfies ToWorker);
-      if (hooks.signal?.aborted) p.onAbort!();
-    });
+    return this.request((rid) => ({ t: 'call', rid, ...op }) satisfies ToWorker, hooks);
   }
 
   check(input: CheckInput): Promise<VlmCheck> {
@@ -284,48 +218,6 @@ export class WorkThread implements WorkHost {
   }
   lintLengths(input: LintLengthsInput): Promise<LintLengthsResult> {
     return this.call({ op: 'lintLengths', input });
-  }
-
-  private armIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
-      const w = this.worker;
-      if (!w || this.pending.size > 0 || this.closing) return;
-      this.worker = null; // its exit is no failure of anything pending
-      w.postMessage({ t: 'close' } satisfies ToWorker);
-    }, this.options.idleMs ?? 5 * 60_000);
-    this.idleTimer.unref();
-  }
-
-  /** Cancel what is running, stop the worker and wait for it (terminated after 10 s). */
-  close(): Promise<void> {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.closing) return this.closing;
-    const w = this.worker;
-    this.closing = (async () => {
-      if (!w) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => void w.terminate().then(() => resolve()), 10_000);
-        timer.unref();
-        w.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        w.ref();
-        w.postMessage({ t: 'close' } satisfies ToWorker);
-      });
-      this.worker = null;
-    })();
-    return this.closing;
-  }
-
-  /** Stop the worker now without waiting (the backend is closing); what is pending fails. */
-  terminate(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.closing ??= Promise.resolve();
-    const w = this.worker;
-    if (w) void w.terminate();
   }
 }
 
