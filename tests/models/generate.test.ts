@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
-import { demoPreprocessorConfig, demoTokenizerFiles, randomWeights, tinyLlavaConfig, writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
+import { demoPreprocessorConfig, demoTokenizerFiles, randomWeights, tinyLlavaConfig, writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource } from '../../src-main/models/weights/safetensors';
 import { loadHfFolder, saveHfFolder, type HfModel } from '../../src-main/models/hf-folder';
@@ -21,18 +21,10 @@ import { logSoftmax } from '../../src-main/models/sampling';
 import { Rng } from '../../src-main/training/rng';
 import type { LlavaModelConfig } from '../../src-main/models/config';
 import type { RgbImage } from '../../src-main/models/image-processor';
+import { tinyLlavaReference, type TinyLlavaRefCase } from '../fixtures/models/tiny-llava-reference';
 
-interface RefCase {
-  name: string;
-  seed: number;
-  options: TinyLlavaOptions;
-  image: { seed: number; index: number };
-  question: string;
-  input_ids: number[];
-  expanded_input_ids_length: number;
-  greedy_tokens: number[];
-}
-const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/tiny-llava-reference.json'), 'utf8')) as { cases: RefCase[] };
+const ref = tinyLlavaReference;
+type RefCase = TinyLlavaRefCase;
 
 const tmp = tempDir('generate-');
 const cacheDir = join(tmp.dir, 'graph-cache');

@@ -4,30 +4,21 @@
 // graphs: prefill + decode steps give the full forward's logits, and left padding with mask positions changes nothing.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
-import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
+import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { loadHfFolder, type HfModel } from '../../src-main/models/hf-folder';
 import { makeSample } from '../../src-main/models/demo/shapes';
 import { buildForwardGraph, IO } from '../../src-main/models/llava';
 import { serializeModel, Session, tensor, type ort } from '../../src-main/engine';
 import type { LlavaModelConfig } from '../../src-main/models/config';
+import { tinyLlavaReference, type TinyLlavaRefCase } from '../fixtures/models/tiny-llava-reference';
 
 const { dir, cleanup } = tempDir('logits-');
 after(cleanup);
 
-interface RefCase {
-  name: string;
-  seed: number;
-  options: TinyLlavaOptions;
-  image: { seed: number; index: number };
-  input_ids: number[];
-  logits_positions: number[];
-  logits: number[][];
-  greedy_tokens: number[];
-}
-const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/tiny-llava-reference.json'), 'utf8')) as { cases: RefCase[] };
+const ref = tinyLlavaReference;
+type RefCase = TinyLlavaRefCase;
 
 async function setup(c: RefCase): Promise<{ m: HfModel; cfg: LlavaModelConfig; pv: Float32Array; ids: number[] }> {
   const d = join(dir, c.name);

@@ -4,30 +4,17 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
-import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
+import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { loadHfFolder } from '../../src-main/models/hf-folder';
 import { makeSample } from '../../src-main/models/demo/shapes';
 import { expectedTensors } from '../../src-main/models/weights/names';
+import { tinyLlavaReference, type TinyLlavaRefCase } from '../fixtures/models/tiny-llava-reference';
 
 const { dir, cleanup } = tempDir('tiny-llava-');
 after(cleanup);
 
-interface RefCase {
-  name: string;
-  seed: number;
-  options: TinyLlavaOptions;
-  image: { seed: number; index: number };
-  question: string;
-  prompt: string;
-  model_sha256: string;
-  pixel_values_sum: number;
-  pixel_values_sumsq: number;
-  input_ids: number[];
-  expanded_input_ids_length: number;
-  logits: number[][];
-  greedy_tokens: number[];
-}
-const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/tiny-llava-reference.json'), 'utf8')) as { cases: RefCase[] };
+const ref = tinyLlavaReference;
+type RefCase = TinyLlavaRefCase;
 
 test('the tiny LLaVA folder is exact HF layout and has what the demo needs', () => {
   const d = join(dir, 'plain');
