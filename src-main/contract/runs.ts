@@ -56,11 +56,15 @@ export const runsMethods = defineMethods({
 export const runsEvents = defineEvents({
   /** A run's status changed (queued → running → completed, ...). */
   'runs.status': z.object({ runId: Id, status: RunStatus, error: z.string().nullable().optional() }),
-  /** Progress of a running run: the step just finished and its scalar metrics. */
+  /**
+   * Progress of a running run, at most ~10 per second: the last step finished and its scalar metrics, and in
+   * `points` every step finished since the previous event (ascending, the last one included).
+   */
   'runs.progress': z.object({
     runId: Id,
     step: z.int().nonnegative(),
     totalSteps: z.int().nonnegative().nullable(),
     metrics: z.record(z.string(), z.number().nullable()),
+    points: z.array(z.object({ step: z.int().nonnegative(), metrics: z.record(z.string(), z.number().nullable()) })).min(1),
   }),
 });

@@ -54,27 +54,79 @@ export function jobRunnerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): O
 
 const finite = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Number.isFinite(v) ? v : null]));
 
-function forward(ctx: ServiceContext, e: RunnerEvent): void {
+/**
+ * runs.progress goes out at most once per this many ms per run, carrying every step finished since the last one.
+ * A small model steps in a millisecond or two; one event per step floods a browser renderer (one WebSocket task
+ * each) until it stops painting, so the UI coalesces here, where the steps are still all known.
+ */
+export const PROGRESS_INTERVAL_MS = 100;
+
+type ProgressPoint = { step: number; metrics: Record<string, number | null> };
+
+/** Batches one backend's progress events per run (see PROGRESS_INTERVAL_MS); other events flush a run's batch first. */
+export class ProgressBatcher {
+  private pending = new Map<number, { points: ProgressPoint[]; totalSteps: number | null; timer?: NodeJS.Timeout }>();
+  private lastSent = new Map<number, number>();
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly intervalMs = PROGRESS_INTERVAL_MS,
+  ) {}
+
+  add(runId: number, totalSteps: number | null, point: ProgressPoint): void {
+    let p = this.pending.get(runId);
+    if (!p) this.pending.set(runId, (p = { points: [], totalSteps }));
+    p.points.push(point);
+    p.totalSteps = totalSteps;
+    if (p.timer) return;
+    const wait = (this.lastSent.get(runId) ?? -Infinity) + this.intervalMs - Date.now();
+    if (wait <= 0) this.flush(runId);
+    else p.timer = setTimeout(() => this.flush(runId), wait);
+  }
+
+  flush(runId: number): void {
+    const p = this.pending.get(runId);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(runId);
+    this.lastSent.set(runId, Date.now());
+    const last = p.points[p.points.length - 1];
+    this.ctx.emit('runs.progress', { runId, step: last.step, totalSteps: p.totalSteps, metrics: last.metrics, points: p.points });
+  }
+
+  /** A run stopped: its next progress (after a resume) goes out at once. */
+  forget(runId: number): void {
+    this.flush(runId);
+    this.lastSent.delete(runId);
+  }
+
+  /** Send what is pending now, leaving no timer behind (the forwarding stops). */
+  flushAll(): void {
+    for (const runId of [...this.pending.keys()]) this.flush(runId);
+    this.lastSent.clear();
+  }
+}
+
+function forward(ctx: ServiceContext, batcher: ProgressBatcher, e: RunnerEvent): void {
   const { runId } = e;
+  if (e.type === 'progress') {
+    const metrics = finite({
+      loss: e.loss,
+      lr: e.lr,
+      grad_norm: e.gradNorm,
+      samples_per_sec: e.samplesPerSec,
+      tokens_per_sec: e.tokensPerSec,
+      eta_sec: e.etaSec,
+      ...(e.epoch === undefined ? {} : { epoch: e.epoch }),
+    });
+    batcher.add(runId, e.totalSteps, { step: e.step, metrics });
+    return;
+  }
+  // the steps before a status change, an evaluation or a checkpoint reach clients before it
+  batcher.flush(runId);
   switch (e.type) {
-    case 'progress':
-      ctx.emit('runs.progress', {
-        runId,
-        step: e.step,
-        totalSteps: e.totalSteps,
-        metrics: finite({
-          loss: e.loss,
-          lr: e.lr,
-          grad_norm: e.gradNorm,
-          samples_per_sec: e.samplesPerSec,
-          tokens_per_sec: e.tokensPerSec,
-          eta_sec: e.etaSec,
-          ...(e.epoch === undefined ? {} : { epoch: e.epoch }),
-        }),
-      });
-      break;
     case 'status':
       ctx.emit('runs.status', { runId, status: e.status, error: e.error });
+      if (e.status !== 'running' && e.status !== 'queued') batcher.forget(runId);
       break;
     case 'eval':
       ctx.emit('runs.eval', { runId, step: e.step, metrics: finite(e.metrics), evaluationId: e.evaluationId ?? null });
@@ -96,13 +148,18 @@ export function trainingRuntime(ctx: ServiceContext): Runtime {
   let rt = runtimes.get(ctx.db);
   if (!rt) {
     const runner = new JobRunner({ db: ctx.db, ...jobRunnerOptionsFromEnv() });
-    const off = runner.subscribe((e) => {
+    const batcher = new ProgressBatcher(ctx);
+    const unsubscribe = runner.subscribe((e) => {
       try {
-        forward(ctx, e);
+        forward(ctx, batcher, e);
       } catch (err) {
         console.error('[lenslab] could not forward a training event:', err);
       }
     });
+    const off = () => {
+      batcher.flushAll();
+      unsubscribe();
+    };
     rt = { runner, off, evals: new Map() };
     runtimes.set(ctx.db, rt);
   }

@@ -134,7 +134,7 @@ export const useRunsStore = defineStore('runs', () => {
       if (r.status === 'queued') r.status = 'running';
     }
     live.set(p.runId, { step: p.step, totalSteps: p.totalSteps, etaSec: p.metrics.eta_sec ?? null, metrics: p.metrics, at: Date.now() });
-    for (const [name, v] of Object.entries(p.metrics)) if (name !== 'eta_sec') pushPoint(p.runId, name, p.step, v);
+    for (const pt of p.points) for (const [name, v] of Object.entries(pt.metrics)) if (name !== 'eta_sec') pushPoint(p.runId, name, pt.step, v);
     seriesVersion.value++;
   });
   api.on('runs.eval', (p) => {

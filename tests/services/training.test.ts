@@ -33,6 +33,8 @@ async function fail(method: string, params?: unknown): Promise<ApiErrorData> {
   return env.error;
 }
 const eventsOf = (runId: number, name: string) => seen.filter((s) => s.event === name && s.payload.runId === runId).map((s) => s.payload);
+/** Steps reported so far (progress events batch every step since the previous one in `points`). */
+const stepsSeen = (runId: number) => eventsOf(runId, 'runs.progress').flatMap((e) => e.points.map((p: any) => p.step));
 function waitFor(pred: () => boolean, what: string, ms = 60_000): Promise<void> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
@@ -56,7 +58,9 @@ test('start → progress events → completed, metrics and checkpoints stored', 
   assert.equal(run.totalSteps, 30);
   assert.equal(memory, null);
   await waitFor(() => eventsOf(run.id, 'runs.status').some((p) => p.status === 'completed'), 'completion');
-  const progress = eventsOf(run.id, 'runs.progress');
+  const events = eventsOf(run.id, 'runs.progress');
+  for (const e of events) assert.deepEqual({ step: e.step, metrics: e.metrics }, e.points.at(-1), 'an event names its last point');
+  const progress = events.flatMap((e) => e.points.map((p: any) => ({ ...p, totalSteps: e.totalSteps })));
   assert.deepEqual(progress.map((p) => p.step), Array.from({ length: 30 }, (_, i) => i + 1));
   for (const p of progress) {
     for (const k of ['loss', 'lr', 'grad_norm', 'samples_per_sec', 'tokens_per_sec', 'eta_sec']) assert.equal(typeof p.metrics[k], 'number', `${k} at step ${p.step}`);
@@ -93,7 +97,7 @@ test('start → progress events → completed, metrics and checkpoints stored', 
 
 test('pause, then resume to completion', async () => {
   const { run } = await ok('runs.start', toy({ maxSteps: 40, saveEvery: 0 }, { stepDelayMs: 25 }));
-  await waitFor(() => eventsOf(run.id, 'runs.progress').length >= 3, 'a few steps');
+  await waitFor(() => stepsSeen(run.id).length >= 3, 'a few steps');
   const paused = await ok('runs.pause', { id: run.id });
   assert.equal(paused.status, 'paused');
   assert.ok(paused.step >= 3 && paused.step < 40, `paused at ${paused.step}`);
@@ -104,14 +108,14 @@ test('pause, then resume to completion', async () => {
   const resumed = await ok('runs.resume', { id: run.id });
   assert.equal(resumed.status, 'running');
   await waitFor(() => eventsOf(run.id, 'runs.status').some((p) => p.status === 'completed'), 'completion after resume');
-  const steps = eventsOf(run.id, 'runs.progress').map((p) => p.step);
+  const steps = stepsSeen(run.id);
   assert.deepEqual(steps, Array.from({ length: 40 }, (_, i) => i + 1), 'no step repeated or skipped across the pause');
   assert.equal((await fail('runs.resume', { id: run.id })).code, 'conflict', 'a completed run cannot be resumed');
 });
 
 test('cancel stops a running run and writes no checkpoint after it', async () => {
   const { run } = await ok('runs.start', toy({ maxSteps: 200, saveEvery: 5, keepLastK: 1 }, { stepDelayMs: 20 }));
-  await waitFor(() => eventsOf(run.id, 'runs.progress').length >= 7, 'a few steps');
+  await waitFor(() => stepsSeen(run.id).length >= 7, 'a few steps');
   const r = await ok('runs.cancel', { id: run.id });
   assert.equal(r.status, 'cancelled');
   assert.ok(r.step < 200);
