@@ -1,7 +1,7 @@
-// Generation and scoring with a LLaVA (or text-only) model, optionally with a PEFT adapter merged in.
+// Generation and scoring with a LLaVA (or text-only) model, optionally with a PEFT adapter.
 //
 // Graphs, built from llava.ts's pieces and compiled once into the engine's graph cache (runtime/cache.ts
-// compileCached, keyed by the model files' identity, the adapter's bytes and the graph options):
+// compileCached, keyed by the model files' identity, the adapter's structure and the graph options):
 //   vision   pixel_values [1,3,H,W] → image_features [1, numImageTokens, hidden] (vision tower + projector)
 //   decoder  input_ids [1,S], attention_mask [1,P+S], image_features, past_key_values.<i>.key/value [1,n_kv,P,hd]
 //            → logits of the last position + present.<i>.key/value [1,n_kv,P+S,hd]
@@ -13,7 +13,12 @@
 // Prompts are rendered exactly as for training (chat template → tokenizer with the same special-token rule as
 // datasets/render.ts → each <image> placeholder expanded to numImageTokens copies), so a fine-tuned model sees at
 // inference the very tokens it was trained on. Token choice and stopping are in sampling.ts.
-import { createHash } from 'node:crypto';
+//
+// An adapter is not merged into the weights: its LoRA branches (scaling * x A^T B^T) and its saved tensors
+// (modules_to_save, e.g. a trained projector) are graph inputs (llava.ts AdapterInputs), fed at every run from the
+// generator's adapter. A graph thus depends on the adapter's structure (rank, scaling, adapted modules, saved
+// tensor names; adapterStructure), not its values: every checkpoint of a run, and every adapter of the same shape,
+// reuses the same compiled graphs, and the cache holds the base weights once (external data), not once per adapter.
 import { readFileSync, statSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,11 +34,10 @@ import type { LensTokenizer } from './tokenizer';
 import type { ImageInput } from './image-processor';
 import { loadAdapter, type Adapter } from './peft';
 import { Graph } from '../engine/graph/builder';
-import { IO, buildForwardGraph, decoderNames, imageFeatures, llavaEmbeddings, type ForwardGraphOptions } from './llava';
+import { AdapterInputs, IO, adapterInputTensors, adapterStructure, buildForwardGraph, decoderNames, imageFeatures, llavaEmbeddings, type ForwardGraphOptions } from './llava';
 import { GraphWeights } from './layers';
 import { decoderFor } from './registry';
 import { decoderPositions } from './decoder/llama';
-import { mergeAdapter } from './peft';
 import { Sampler, StopStrings, validateSamplingOptions, type FinishReason, type SamplingOptions } from './sampling';
 import type { LlavaModelConfig, TextModelConfig } from './config';
 
@@ -203,24 +207,8 @@ function fileIdentity(dir: string): unknown {
   });
 }
 
-function adapterIdentity(adapter: Adapter | null): unknown {
-  if (!adapter) return null;
-  const h = createHash('sha256');
-  h.update(JSON.stringify({ r: adapter.config.r, alpha: adapter.config.alpha, scaling: adapter.scaling, modules: adapter.modules.map((m) => m.module) }));
-  for (const [mod, ab] of [...adapter.lora].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    h.update(mod);
-    h.update(new Uint8Array(ab.a.buffer, ab.a.byteOffset, ab.a.byteLength));
-    h.update(new Uint8Array(ab.b.buffer, ab.b.byteOffset, ab.b.byteLength));
-  }
-  for (const [name, v] of [...adapter.saved].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    h.update(name);
-    h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-  }
-  return h.digest('hex');
-}
-
 /** Bump when the graphs built here change for the same model (invalidates cached generate/score graphs). */
-export const GENERATE_GRAPH_VERSION = 2;
+export const GENERATE_GRAPH_VERSION = 3;
 
 type GraphKind = 'vision' | 'decoder' | 'score-image' | 'score-text';
 
@@ -229,14 +217,19 @@ const SCORE_LABELS = 'labels';
 const FEATURES = 'image_features';
 
 function scoreOptions(kind: 'score-image' | 'score-text', adapter: Adapter | null): ForwardGraphOptions {
-  return { batch: 1, adapter, adapterMode: 'merge', positions: 'mask', mode: 'full', image: kind === 'score-image', logits: 'all' };
+  return { batch: 1, adapter, adapterMode: 'inputs', positions: 'mask', mode: 'full', image: kind === 'score-image', logits: 'all' };
+}
+
+/** The model's weights inside g, with the adapter's tensors as graph inputs (AdapterInputs). */
+function graphWeights(g: Graph, model: HfModel, adapter: Adapter | null): GraphWeights {
+  return new GraphWeights(g, model.weights, adapter ? { lazy: new AdapterInputs(g, adapter, model.weights) } : {});
 }
 
 /** The vision tower + projector alone: pixel_values → image_features. */
 function buildVisionGraph(model: HfModel, adapter: Adapter | null): Graph {
   const cfg = model.config as LlavaModelConfig;
   const g = new Graph('lenslab_vision');
-  const w = new GraphWeights(g, adapter ? mergeAdapter(model.weights, adapter) : model.weights);
+  const w = graphWeights(g, model, adapter);
   const v = cfg.vision;
   const pv = g.input(IO.pixelValues, 'float32', [1, v.numChannels, v.imageSize, v.imageSize]);
   g.output(imageFeatures(w, cfg, pv), FEATURES);
@@ -248,7 +241,7 @@ function buildDecoderGraph(model: HfModel, adapter: Adapter | null): Graph {
   const cfg = model.config as CausalConfig;
   const t = cfg.text;
   const g = new Graph('lenslab_decoder');
-  const w = new GraphWeights(g, adapter ? mergeAdapter(model.weights, adapter) : model.weights);
+  const w = graphWeights(g, model, adapter);
   const ids = g.input(IO.inputIds, 'int64', [1, 'S']);
   const mask = g.input(IO.attentionMask, 'int64', [1, 'L']);
   const feats = cfg.kind === 'llava' ? g.input(FEATURES, 'float32', [1, cfg.numImageTokens, t.hiddenSize]) : null;
@@ -333,7 +326,17 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   const setup = renderSetupOf(model);
   const tokenizer = model.tokenizer as LensTokenizer;
   const cacheDir = options.cacheDir ?? join(tmpdir(), 'lenslab-graph-cache');
-  const identity = { model: fileIdentity(model.dir), adapter: adapterIdentity(adapter) };
+  const identity = { model: fileIdentity(model.dir), adapter: adapter ? adapterStructure(adapter) : null };
+  // the adapter's tensors, fed to every run of a graph that has them as inputs (ort tensors over the adapter's arrays)
+  const adapterFeeds = new Map<string, ort.Tensor>();
+  if (adapter) for (const x of adapterInputTensors(adapter, model.weights)) adapterFeeds.set(x.name, tensor('float32', x.dims, x.data));
+  const run = async (s: Session, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> => {
+    if (adapterFeeds.size) for (const n of s.inputNames) {
+      const x = adapterFeeds.get(n);
+      if (x) feeds[n] = x;
+    }
+    return s.run(feeds);
+  };
   const status = options.onStatus ?? (() => {});
   const sessions = new Map<GraphKind, Promise<Session>>();
   const releases: (() => void)[] = [];
@@ -392,7 +395,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   async function features(pv: ort.Tensor | null): Promise<ort.Tensor | null> {
     if (cfg.kind !== 'llava') return null;
     if (!pv) return tensor('float32', [1, cfg.numImageTokens, t.hiddenSize]);
-    const out = await (await session('vision')).run({ [IO.pixelValues]: pv });
+    const out = await run(await session('vision'), { [IO.pixelValues]: pv });
     return out[FEATURES];
   }
 
@@ -405,7 +408,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
       feeds[IO.pastKey(i)] = past[2 * i];
       feeds[IO.pastValue(i)] = past[2 * i + 1];
     }
-    const out = await s.run(feeds);
+    const out = await run(s, feeds);
     const next: ort.Tensor[] = [];
     for (let i = 0; i < t.numHiddenLayers; i++) next.push(out[IO.presentKey(i)], out[IO.presentValue(i)]);
     for (const x of past) x.dispose?.();
@@ -546,7 +549,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
       const sess = await session(pv ? 'score-image' : 'score-text');
       const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64(r.ids), [IO.attentionMask]: ones(r.ids.length), [SCORE_LABELS]: tensor('int64', [1, r.ids.length], labels) };
       if (pv) feeds[IO.pixelValues] = pv;
-      const res = await sess.run(feeds);
+      const res = await run(sess, feeds);
       const losses = res[SCORE_LOSS].data as Float32Array;
       let sum = 0;
       for (let t = 0; t < losses.length; t++) if (labels[t] !== -100n) sum += losses[t];

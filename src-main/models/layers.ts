@@ -39,10 +39,25 @@ export interface GraphWeightsOptions {
   /** LoRA bindings by module name (canonical, without ".weight"). */
   lora?: ReadonlyMap<string, LoraBinding>;
   /**
+   * Tensors the caller creates on first use (e.g. an adapter's LoRA matrices and saved tensors as graph inputs,
+   * llava.ts AdapterInputs), so a graph only gets the ones its layers read. Consulted after `lora` / `params`.
+   */
+  lazy?: LazyTensors;
+  /**
    * The int64 scalar whose low 32 bits seed the LoRA dropout masks. Default: the graph input `dropout_seed`
    * (DROPOUT_SEED_INPUT), created on the first linear layer that drops (graphs without dropout have no such input).
    */
   dropoutSeed?: Value;
+}
+
+/** Tensors supplied by the caller on first use (a graph value per name / module, created at most once). */
+export interface LazyTensors {
+  /** Whether tensor(name) gives a value (must not create one). */
+  has(name: string): boolean;
+  /** The tensor in checkpoint (HF) layout, or undefined when this source has no such tensor. */
+  tensor(name: string): Value | undefined;
+  /** The LoRA binding of a module, or undefined when it has none. */
+  lora(module: string): LoraBinding | undefined;
 }
 
 /** Name of the int64 scalar graph input that seeds LoRA dropout masks in training graphs. */
@@ -67,11 +82,18 @@ export class GraphWeights {
   }
 
   has(name: string): boolean {
-    return !!this.opts.params?.[name] || !!this.opts.overrides?.has(name) || this.source.has(name);
+    return !!this.opts.params?.[name] || !!this.opts.lazy?.has(name) || !!this.opts.overrides?.has(name) || this.source.has(name);
+  }
+
+  /** A caller-supplied value for the tensor (a trainable parameter or a lazy tensor), else undefined. */
+  private supplied(name: string): Value | undefined {
+    const p = this.opts.params?.[name];
+    if (p) return p;
+    return this.opts.lazy?.has(name) ? this.opts.lazy.tensor(name) : undefined;
   }
 
   shapeOf(name: string): number[] {
-    const p = this.opts.params?.[name];
+    const p = this.opts.params?.[name]; // a lazy tensor has its source tensor's shape (not created just to ask)
     if (p) return (p.shape ?? []).map(Number);
     return this.source.info(name).shape;
   }
@@ -98,7 +120,7 @@ export class GraphWeights {
 
   /** The tensor in checkpoint layout (a parameter input when trainable, else an initializer). */
   tensor(name: string): Value {
-    const p = this.opts.params?.[name];
+    const p = this.supplied(name);
     if (p) {
       this.used.add(name);
       return p;
@@ -116,7 +138,7 @@ export class GraphWeights {
 
   /** A 2-D weight [out, in] as the MatMul right operand [in, out]. */
   weightT(name: string): Value {
-    const p = this.opts.params?.[name];
+    const p = this.supplied(name);
     if (p) {
       this.used.add(name);
       return this.g.op1('Transpose', [p], { perm: [1, 0] });
@@ -145,7 +167,7 @@ export class GraphWeights {
     const bname = `${module}.bias`;
     const wantBias = o.bias ?? this.has(bname);
     if (wantBias) y = g.op1('Add', [y, this.tensor(bname)]);
-    const l = this.opts.lora?.get(module);
+    const l = this.opts.lora?.get(module) ?? this.opts.lazy?.lora(module);
     if (l) {
       this.loraUsed.add(module);
       let xin = x;
