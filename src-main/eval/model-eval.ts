@@ -1,8 +1,5 @@
 // Evaluate a model folder (with an optional PEFT adapter folder) on evaluation items: greedy generation with the
 // engine (models/generate.ts) scored by runEvaluation. Used by evaluations.start and `lenslab eval`.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { loadGenerator } from '../models/generate';
 import { runEvaluation, type EvalRunResult } from './evaluate';
 import type { EvalTask } from './metrics';
@@ -20,9 +17,8 @@ export interface ModelEvalOptions {
 }
 
 export async function evaluateModel(o: ModelEvalOptions): Promise<EvalRunResult> {
-  // graphs with an adapter baked in are used once: keep them out of the shared cache
-  const own = o.adapterDir ? mkdtempSync(join(tmpdir(), 'lenslab-eval-graphs-')) : null;
-  const gen = await loadGenerator(o.modelDir, o.adapterDir ?? null, { cacheDir: own ?? graphCacheDir() });
+  // the shared cache: generation graphs depend on an adapter's structure only (its tensors are graph inputs)
+  const gen = await loadGenerator(o.modelDir, o.adapterDir ?? null, { cacheDir: graphCacheDir() });
   try {
     return await runEvaluation({
       task: o.task,
@@ -37,6 +33,5 @@ export async function evaluateModel(o: ModelEvalOptions): Promise<EvalRunResult>
     });
   } finally {
     await gen.dispose();
-    if (own) rmSync(own, { recursive: true, force: true });
   }
 }

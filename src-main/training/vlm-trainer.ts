@@ -305,9 +305,8 @@ class VlmTrainer implements Trainer {
     if (this.genItems.length === 0) return { metrics };
     const hp = this.hp;
     const adapter = adapterFromValues(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values());
-    // graphs with this step's adapter baked in are used once: keep them out of the shared cache
-    const cacheDir = mkdtempSync(join(this.ctx.outDir, '.eval-graphs-'));
-    const gen = await createGenerator(this.model, adapter, { cacheDir });
+    // the generation graphs take the adapter as inputs: every evaluation of the run reuses the same cached graphs
+    const gen = await createGenerator(this.model, adapter, { cacheDir: graphCacheDir() });
     try {
       const r = await runEvaluation({
         task: this.task,
@@ -330,7 +329,6 @@ class VlmTrainer implements Trainer {
       return { metrics, task: this.task, split: this.cfg.data.evalSplit, predictions };
     } finally {
       await gen.dispose();
-      rmSync(cacheDir, { recursive: true, force: true });
     }
   }
 
