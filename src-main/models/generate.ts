@@ -19,11 +19,13 @@
 // generator's adapter. A graph thus depends on the adapter's structure (rank, scaling, adapted modules, saved
 // tensor names; adapterStructure), not its values: every checkpoint of a run, and every adapter of the same shape,
 // reuses the same compiled graphs, and the cache holds the base weights once (external data), not once per adapter.
+// Generators open at once in a thread whose graphs are the same cache entry share its ORT sessions (one copy of the
+// weights in memory), each feeding its own adapter.
 import { readFileSync, statSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Session, type SessionOptions } from '../engine/runtime/session';
-import { compileCached } from '../engine/runtime/cache';
+import { compileCached, stableStringify } from '../engine/runtime/cache';
 import { ort, tensor } from '../engine/runtime/tensor';
 import { softmaxCrossEntropy } from '../engine/ops/loss';
 import { renderConversation, type RenderSetup } from '../datasets/render';
@@ -286,6 +288,50 @@ function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null): G
   return buildScoreGraph(model, kind, adapter);
 }
 
+// ---------------------------------------------------------------- shared sessions
+
+/**
+ * ORT sessions open in this thread, by graph file and session options. Generators whose graphs are the same cache
+ * entry (one model with no adapter, or with adapters of one structure: the adapter's tensors are feeds, never part
+ * of the session) share one session and so one copy of the weights in memory; the last release disposes it.
+ */
+const openSessions = new Map<string, { session: Promise<Session>; refs: number }>();
+
+function acquireSession(path: string, opts: SessionOptions | undefined): { session: Promise<Session>; release(): Promise<void> } {
+  const key = `${resolve(path)}\u0000${stableStringify(opts ?? {})}`;
+  let rec = openSessions.get(key);
+  if (!rec) {
+    const created = { session: Session.create(path, opts), refs: 0 };
+    openSessions.set(key, created);
+    created.session.catch(() => {
+      if (openSessions.get(key) === created) openSessions.delete(key);
+    });
+    rec = created;
+  }
+  rec.refs++;
+  const held = rec;
+  let released = false;
+  return {
+    session: held.session,
+    async release() {
+      if (released) return;
+      released = true;
+      if (--held.refs > 0) return;
+      if (openSessions.get(key) === held) openSessions.delete(key);
+      try {
+        await (await held.session).dispose();
+      } catch {
+        /* a session that failed to load has nothing to release */
+      }
+    },
+  };
+}
+
+/** How many generation / scoring ORT sessions this thread holds open (shared ones count once). */
+export function openGenerateSessions(): number {
+  return openSessions.size;
+}
+
 // ---------------------------------------------------------------- generator
 
 function eosIdsOf(model: HfModel): Set<number> {
@@ -339,7 +385,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   };
   const status = options.onStatus ?? (() => {});
   const sessions = new Map<GraphKind, Promise<Session>>();
-  const releases: (() => void)[] = [];
+  const releases: (() => Promise<void>)[] = [];
   let disposed = false;
 
   const session = (kind: GraphKind): Promise<Session> => {
@@ -351,11 +397,17 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
         const key = { what: 'lenslab-generate', version: GENERATE_GRAPH_VERSION, kind, ...identity };
         const entry = compileCached(cacheDir, key, () => buildGraph(model, kind, adapter));
         status(`loading the ${kind} graph${entry.hit ? ' (cached)' : ''}`);
+        const shared = acquireSession(entry.path, options.session);
         try {
-          const s = await Session.create(entry.path, options.session);
-          releases.push(entry.release); // the cache keeps the entry (no eviction) until dispose()
+          const s = await shared.session;
+          // the cache keeps the entry (no eviction) and the session stays open until dispose()
+          releases.push(async () => {
+            await shared.release();
+            entry.release();
+          });
           return s;
         } catch (e) {
+          await shared.release();
           entry.release();
           throw e;
         }
@@ -564,14 +616,8 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     disposed = true;
     const all = [...sessions.values()];
     sessions.clear();
-    for (const p of all) {
-      try {
-        await (await p).dispose();
-      } catch {
-        /* a session that failed to load has nothing to release */
-      }
-    }
-    for (const r of releases.splice(0)) r();
+    for (const p of all) await p.catch(() => {}); // loads in flight register their release when they finish
+    for (const r of releases.splice(0)) await r();
   }
 
   return { model, adapter, eosIds, contextLength, generate, score, promptIds, dispose };

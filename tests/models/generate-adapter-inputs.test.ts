@@ -10,7 +10,7 @@ import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { loadHfFolder, saveHfFolder, type HfModel } from '../../src-main/models/hf-folder';
 import { makeSample } from '../../src-main/models/demo/shapes';
-import { createGenerator, loadGenerator, renderSetupOf, type Generator } from '../../src-main/models/generate';
+import { createGenerator, loadGenerator, openGenerateSessions, renderSetupOf, type Generator } from '../../src-main/models/generate';
 import { renderConversation } from '../../src-main/datasets/render';
 import { loadAdapter, mergeAdapter, projectorParams, resolveLoraModules, saveAdapter, targetModulesRegex, type Adapter, type LoraSpec } from '../../src-main/models/peft';
 import { ADAPTER_INPUT, adapterInputTensors, adapterStructure, buildForwardGraph, IO } from '../../src-main/models/llava';
@@ -195,6 +195,34 @@ test('generation: two checkpoints share one compiled graph set and each equals i
   assert.deepEqual((await base2.generate(ask(), { maxNewTokens: c.greedy_tokens.length })).ids, c.greedy_tokens);
   assert.equal((await base2.score(scored()))[0].loss, baseScore.loss);
   for (const e of baseEntries) assert.ok(entries().includes(e), `base entry ${e} still in the cache`);
+});
+
+test('generators with same-structure adapters share their ORT sessions, each with its own adapter feeds', async () => {
+  const dir2 = join(tmp.dir, 'share-cache');
+  const want: number[][] = [];
+  for (const a of adapters) {
+    const g = await createGenerator(m, a, { cacheDir: dir2 });
+    want.push((await g.generate(ask(), { maxNewTokens: 8 })).ids);
+    await g.dispose();
+  }
+  const n0 = openGenerateSessions();
+  const g1 = await createGenerator(m, adapters[0], { cacheDir: dir2 });
+  assert.equal(openGenerateSessions(), n0 + 2, 'decoder + vision');
+  const g2 = await createGenerator(m, adapters[1], { cacheDir: dir2 });
+  assert.equal(openGenerateSessions(), n0 + 2, 'the second generator opens no session');
+  try {
+    // interleaved and concurrent runs: each generator feeds its own adapter
+    const [r1, r2] = await Promise.all([g1.generate(ask(), { maxNewTokens: 8 }), g2.generate(ask(), { maxNewTokens: 8 })]);
+    assert.deepEqual(r1.ids, want[0]);
+    assert.deepEqual(r2.ids, want[1]);
+    await g1.dispose();
+    assert.equal(openGenerateSessions(), n0 + 2, 'still held by the second generator');
+    assert.deepEqual((await g2.generate(ask(), { maxNewTokens: 8 })).ids, want[1]);
+  } finally {
+    await g1.dispose();
+    await g2.dispose();
+  }
+  assert.equal(openGenerateSessions(), n0, 'the last dispose closes them');
 });
 
 test('a structurally different adapter (another rank) compiles its own graphs', async () => {
