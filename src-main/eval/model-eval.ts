@@ -14,11 +14,13 @@ export interface ModelEvalOptions {
   maxNewTokens?: number;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /** The compiled-graph cache (default: LENSLAB_GRAPH_CACHE or the temp folder, see graphCacheDir). */
+  cacheDir?: string;
 }
 
 export async function evaluateModel(o: ModelEvalOptions): Promise<EvalRunResult> {
   // the shared cache: generation graphs depend on an adapter's structure only (its tensors are graph inputs)
-  const gen = await loadGenerator(o.modelDir, o.adapterDir ?? null, { cacheDir: graphCacheDir() });
+  const gen = await loadGenerator(o.modelDir, o.adapterDir ?? null, { cacheDir: o.cacheDir ?? graphCacheDir() });
   try {
     return await runEvaluation({
       task: o.task,

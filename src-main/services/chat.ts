@@ -14,6 +14,7 @@
 // messages.image_hash / image_ext. The model sees the conversation's latest image, tagged on its message.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { graphCacheDirOf } from '../storage/data-dir';
 import { ApiError } from '../contract/errors';
 import type { Chat, ChatImage, ChatMessage, ChatRole } from '../contract/chat';
 import { handlers, type ServiceContext } from './context';
@@ -61,7 +62,7 @@ export const chatHostOptions: { inProcess?: boolean; maxGenerators?: number; ent
 function runtime(ctx: ServiceContext): ChatRuntime {
   let rt = runtimes.get(ctx);
   if (!rt) {
-    const cacheDir = join(ctx.dataDir, 'cache', 'graphs');
+    const cacheDir = graphCacheDirOf(ctx.dataDir);
     const inProcess = chatHostOptions.inProcess ?? (process.env.LENSLAB_CHAT_IN_PROCESS === '1' || !GeneratorWorker.available(chatHostOptions.entry));
     const host = inProcess
       ? new GeneratorPool({ cacheDir, maxGenerators: chatHostOptions.maxGenerators })

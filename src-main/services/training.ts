@@ -10,6 +10,7 @@ import { handlers, type ServiceContext } from './context';
 import { requireRun, toRun } from './runs';
 import { requireDataset } from './datasets';
 import type { Database } from '../storage/database';
+import { GRAPH_CACHE_ENV, graphCacheDirOf } from '../storage/data-dir';
 import { getRun, insertRun, deleteRun } from '../storage/runs-queries';
 import { JobRunner, type JobRunnerOptions, type RunnerEvent } from '../jobs/runner';
 import { listCheckpointRows, loadJobSpec } from '../jobs/store';
@@ -147,7 +148,9 @@ function forward(ctx: ServiceContext, batcher: ProgressBatcher, e: RunnerEvent):
 export function trainingRuntime(ctx: ServiceContext): Runtime {
   let rt = runtimes.get(ctx.db);
   if (!rt) {
-    const runner = new JobRunner({ db: ctx.db, ...jobRunnerOptionsFromEnv() });
+    const o = jobRunnerOptionsFromEnv();
+    // jobs compile into the data directory's graph cache, the one chat and evaluations use
+    const runner = new JobRunner({ db: ctx.db, ...o, env: { ...(o.env ?? process.env), [GRAPH_CACHE_ENV]: graphCacheDirOf(ctx.dataDir) } });
     const batcher = new ProgressBatcher(ctx);
     const unsubscribe = runner.subscribe((e) => {
       try {
@@ -403,7 +406,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
     try {
       let last = 0;
       const result = await host.evaluate(
-        { modelDir: model.dir, adapterDir, task: ev.task, items, maxNewTokens: p.maxNewTokens },
+        { modelDir: model.dir, adapterDir, task: ev.task, items, maxNewTokens: p.maxNewTokens, cacheDir: graphCacheDirOf(ctx.dataDir) },
         {
           signal: abort.signal,
           onProgress: (done, total) => {

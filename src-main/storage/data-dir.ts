@@ -20,3 +20,16 @@ export function resolveDataDir(explicit?: string, env: NodeJS.ProcessEnv = proce
 export function databasePath(dataDir: string): string {
   return join(dataDir, 'lenslab.db');
 }
+
+/** The env variable that moves the compiled-graph cache (else it lives in the data directory). */
+export const GRAPH_CACHE_ENV = 'LENSLAB_GRAPH_CACHE';
+
+/**
+ * The one compiled-graph cache of a data directory: chat, the CLI, evaluations and training jobs all compile into
+ * it, so a graph built by one (say an evaluation's generation graphs) is a cache hit for the others, and one size
+ * cap covers it. LENSLAB_GRAPH_CACHE overrides it.
+ */
+export function graphCacheDirOf(dataDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  const v = env[GRAPH_CACHE_ENV];
+  return v && v.trim() ? resolve(v) : join(dataDir, 'cache', 'graphs');
+}

@@ -2,7 +2,8 @@
 // its assistant tokens), straight on a model folder: no database involved. Compiled graphs are cached in
 // <data dir>/cache/graphs.
 import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { graphCacheDirOf } from '../../storage/data-dir';
 import type { CommandContext, CommandGroup } from './command';
 import { UsageError, intArg, parse, printJson, table } from './command';
 import { ApiError } from '../../contract/errors';
@@ -68,7 +69,7 @@ async function openGenerator(ctx: CommandContext, model: string | undefined, ada
   const modelDir = requirePath(model, '--model', 'dir');
   const adapterDir = adapter === undefined ? null : requirePath(adapter, '--adapter', 'dir');
   try {
-    return await loadGenerator(modelDir, adapterDir, { cacheDir: join(ctx.dataDir, 'cache', 'graphs') });
+    return await loadGenerator(modelDir, adapterDir, { cacheDir: graphCacheDirOf(ctx.dataDir) });
   } catch (e) {
     throw modelErrorToApi(e);
   }
