@@ -44,9 +44,18 @@ export function isApiError(e: unknown): e is ApiError {
   return e instanceof ApiError;
 }
 
+/** Longest field name or path echoed back in an error (keys come from the request and may be huge). */
+const MAX_FIELD = 200;
+/** At most this many unknown field names are listed in one error. */
+const MAX_KEYS = 5;
+
+function clipText(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
 /** A readable dotted path for a zod issue path ("items.3.caption"); "" for the root. */
 export function formatPath(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === 'symbol' ? p.toString() : String(p))).join('.');
+  return clipText(path.map((p) => (typeof p === 'symbol' ? p.toString() : String(p))).join('.'), MAX_FIELD);
 }
 
 /**
@@ -59,11 +68,12 @@ export function errorFromIssues(issues: readonly z.core.$ZodIssue[], what: strin
   for (const issue of issues) {
     let field = formatPath(issue.path);
     if (issue.code === 'unrecognized_keys') {
-      const keys = (issue as { keys: string[] }).keys;
-      field = [field, keys[0]].filter(Boolean).join('.');
-      parts.push(`${keys.map((k) => [formatPath(issue.path), k].filter(Boolean).join('.')).join(', ')}: unknown field`);
+      const keys = (issue as { keys: string[] }).keys.map((k) => clipText([formatPath(issue.path), k].filter(Boolean).join('.'), MAX_FIELD));
+      field = keys[0] ?? field;
+      const more = keys.length > MAX_KEYS ? ` and ${keys.length - MAX_KEYS} more` : '';
+      parts.push(`${keys.slice(0, MAX_KEYS).join(', ')}${more}: unknown field${keys.length > 1 ? 's' : ''}`);
     } else {
-      parts.push(`${field || '(root)'}: ${issue.message}`);
+      parts.push(`${field || '(root)'}: ${clipText(issue.message, 500)}`);
     }
     if (firstField === undefined) firstField = field || undefined;
     if (parts.length >= 5) break;

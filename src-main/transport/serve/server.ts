@@ -90,20 +90,39 @@ function sendError(res: ServerResponse, e: ApiError, extra: Record<string, strin
   sendJson(res, STATUS_OF[e.code], { error: e.toData() }, extra);
 }
 
+/** A request body over the limit: answered with 413 and the connection closed (nothing more is read). */
+class BodyTooLarge extends ApiError {
+  constructor() {
+    super('invalid_request', `request body is larger than ${MAX_BODY} bytes`, 'params');
+  }
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolveBody, reject) => {
+    // refuse a declared oversize body at once instead of waiting for (or reading) any of it
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > MAX_BODY) {
+      reject(new BodyTooLarge());
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
+    let failed = false;
     req.on('data', (c: Buffer) => {
+      if (failed) return;
       size += c.length;
       if (size > MAX_BODY) {
-        reject(new ApiError('invalid_request', `request body is larger than ${MAX_BODY} bytes`));
-        req.destroy();
+        failed = true;
+        chunks.length = 0;
+        req.pause();
+        reject(new BodyTooLarge());
         return;
       }
       chunks.push(c);
     });
-    req.on('end', () => resolveBody(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => {
+      if (!failed) resolveBody(Buffer.concat(chunks).toString('utf8'));
+    });
     req.on('error', reject);
   });
 }
@@ -179,7 +198,15 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       }
       const method = decodeURIComponent(url.pathname.slice('/api/'.length));
       let params: unknown;
-      const body = await readBody(req);
+      let body: string;
+      try {
+        body = await readBody(req);
+      } catch (e) {
+        if (!(e instanceof BodyTooLarge)) throw e;
+        sendJson(res, 413, { error: e.toData() }, { Connection: 'close' });
+        res.on('finish', () => req.destroy());
+        return;
+      }
       if (body.trim().length > 0) {
         try {
           params = JSON.parse(body);
