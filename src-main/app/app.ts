@@ -117,7 +117,9 @@ export function startApp(electron: ElectronModule, options: AppOptions): Started
 
   const ready = app.whenReady().then(() => {
     dataDir = options.dataDir || env.LENSLAB_DATA_DIR || app.getPath('userData');
+    // The app needs no permission (camera, notifications, clipboard-read, HID, ...): requests and checks both say no.
     session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
+    session.defaultSession.setPermissionCheckHandler(() => false);
 
     protocol.handle(MEDIA_SCHEME, (request) => {
       const url = new URL(request.url);

@@ -74,12 +74,23 @@ test('main process: secure window, IPC relay to the backend utilityProcess, even
   let granted: boolean | undefined;
   record.permissionHandler!(null, 'media', (ok) => (granted = ok));
   assert.equal(granted, false);
+  for (const permission of ['clipboard-read', 'notifications', 'hid', 'serial', 'usb', 'geolocation', 'media']) {
+    assert.equal(record.permissionCheckHandler?.(null, permission, 'file://'), false, `permission check ${permission}`);
+  }
+  for (const url of ['javascript:alert(1)', 'mailto:a@b.example', 'lenslab-media://media/x', 'smb://host/share', 'HTTPS://x.example', ' https://x.example']) {
+    assert.deepEqual(win.webContents.windowOpenHandler!({ url }), { action: 'deny' }, url);
+  }
   assert.deepEqual(win.webContents.windowOpenHandler!({ url: 'https://lenslab.example/docs' }), { action: 'deny' });
   assert.deepEqual(win.webContents.windowOpenHandler!({ url: 'file:///etc/passwd' }), { action: 'deny' });
   assert.deepEqual(record.opened, ['https://lenslab.example/docs']);
   let prevented = false;
   win.webContents.emit('will-navigate', { preventDefault: () => (prevented = true) }, 'https://evil.example/');
   assert.equal(prevented, true);
+  for (const url of ['file:///etc/passwd', `${pathToFileURL(join(tmp.dir, 'out', 'renderer', 'other.html')).href}`, `${MEDIA_SCHEME}://media/thumbs/x`, 'javascript:alert(1)', `${pathToFileURL(rendererIndex).href}?x=1`]) {
+    prevented = false;
+    win.webContents.emit('will-navigate', { preventDefault: () => (prevented = true) }, url);
+    assert.equal(prevented, true, url);
+  }
   prevented = false;
   win.webContents.emit('will-navigate', { preventDefault: () => (prevented = true) }, `${pathToFileURL(rendererIndex).href}#/runs`);
   assert.equal(prevented, false);

@@ -93,6 +93,7 @@ export function createFakeElectron(userData: string) {
     forks: [] as FakeUtilityProcess[],
     opened: [] as string[],
     permissionHandler: undefined as undefined | ((wc: unknown, permission: string, cb: (ok: boolean) => void) => void),
+    permissionCheckHandler: undefined as undefined | ((wc: unknown, permission: string, origin: string) => boolean),
     quitCalled: false,
     handlers,
     protocolHandlers,
@@ -148,6 +149,9 @@ export function createFakeElectron(userData: string) {
       defaultSession: {
         setPermissionRequestHandler: (h: typeof record.permissionHandler) => {
           record.permissionHandler = h;
+        },
+        setPermissionCheckHandler: (h: typeof record.permissionCheckHandler) => {
+          record.permissionCheckHandler = h;
         },
       },
     },
