@@ -212,7 +212,7 @@ function fileIdentity(dir: string): unknown {
 /** Bump when the graphs built here change for the same model (invalidates cached generate/score graphs). */
 export const GENERATE_GRAPH_VERSION = 3;
 
-type GraphKind = 'vision' | 'decoder' | 'score-image' | 'score-text';
+export type GraphKind = 'vision' | 'decoder' | 'score-image' | 'score-text';
 
 const SCORE_LOSS = 'token_loss';
 const SCORE_LABELS = 'labels';
@@ -282,7 +282,8 @@ function buildScoreGraph(model: HfModel, kind: 'score-image' | 'score-text', ada
   return g;
 }
 
-function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null): Graph {
+/** One generation graph of `model` (what compileCached builds on a miss; exported for bench:compile). */
+export function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null): Graph {
   if (kind === 'vision') return buildVisionGraph(model, adapter);
   if (kind === 'decoder') return buildDecoderGraph(model, adapter);
   return buildScoreGraph(model, kind, adapter);

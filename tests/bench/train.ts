@@ -13,7 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
@@ -125,7 +125,7 @@ const LARGE: TinyLlavaOptions = {
   textIntermediate: 4864,
 };
 
-async function setup(): Promise<{ data: string; models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number }[] }> {
+export async function setup(): Promise<{ data: string; models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number }[] }> {
   mkdirSync(root, { recursive: true });
   const icons = join(root, 'icons');
   if (!existsSync(join(icons, 'vqa.jsonl'))) await writeDemoDataset(icons, { seed: 3, count: 64, size: 64, families: ['colors'] });
@@ -236,6 +236,9 @@ async function main(): Promise<void> {
   for (const r of all) console.log(r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(w[i]))).join('  '));
 }
 
-const wi = args.indexOf('--worker');
-if (wi >= 0) await worker(JSON.parse(args[wi + 1]) as WorkerInput);
-else await main();
+// run only as the entry script (bench:compile imports setup from here)
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const wi = args.indexOf('--worker');
+  if (wi >= 0) await worker(JSON.parse(args[wi + 1]) as WorkerInput);
+  else await main();
+}
