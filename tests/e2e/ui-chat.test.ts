@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { screenshotPath } from './harness';
-import { call, uiFixture, until, type UiFixture } from './ui-helpers';
+import { call, horizontalOverflow, uiFixture, until, type UiFixture } from './ui-helpers';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { loadHfFolder } from '../../src-main/models/hf-folder';
 import { adapterConfigJson, resolveLoraModules, saveAdapter, type LoraSpec } from '../../src-main/models/peft';
@@ -33,6 +33,12 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   await row.waitFor({ timeout: 20_000 });
   assert.match(await row.innerText(), /clip/);
   await page.screenshot({ path: screenshotPath('ui-models') });
+  // a narrow window: the row's buttons wrap inside the table instead of running off the page
+  await page.setViewportSize({ width: 900, height: 700 });
+  await until(async () => (await horizontalOverflow(page)) <= 0, 'the models table to fit a 900 px window');
+  const remove = await row.getByRole('button', { name: /^Remove / }).boundingBox();
+  assert.ok(remove && remove.x + remove.width <= 900, `the Remove button is inside the window (${JSON.stringify(remove)})`);
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // chat with it about an attached image
   await row.getByRole('link', { name: 'Chat' }).click();

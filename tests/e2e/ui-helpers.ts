@@ -79,3 +79,8 @@ export async function until<T>(fn: () => Promise<T> | T, what: string, timeoutMs
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** How many pixels the page's content area is wider than the window shows (0: nothing is pushed off to the side). */
+export async function horizontalOverflow(page: Page): Promise<number> {
+  return page.locator('main.content').evaluate((el) => el.scrollWidth - el.clientWidth);
+}

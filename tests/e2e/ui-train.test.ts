@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { screenshotPath } from './harness';
-import { call, uiFixture, until, type UiFixture } from './ui-helpers';
+import { call, horizontalOverflow, uiFixture, until, type UiFixture } from './ui-helpers';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 
 let ui: UiFixture;
@@ -98,6 +98,10 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   assert.match(await row.innerText(), /lora r4/);
   await until(async () => (await chartPoints(page, 'loss', 'icons-demo-lora')) === STEPS, 'the run curve in Runs', 60_000);
   await page.screenshot({ path: screenshotPath('ui-runs') });
+  // a narrow window: the wide runs table scrolls in its own box, the page does not scroll sideways
+  await page.setViewportSize({ width: 900, height: 900 });
+  await until(async () => (await horizontalOverflow(page)) <= 0, 'the runs page to fit a 900 px window');
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // the run page: charts, checkpoints, predictions of the final evaluation
   await row.getByRole('link', { name: 'icons-demo-lora' }).click();
