@@ -102,6 +102,15 @@ export function flatRange(min: number | null, max: number | null, minPad = 1): [
 }
 
 /**
+ * Width in CSS pixels of a y axis whose tick labels measure `labelWidths` (tick marks, the gap and a margin
+ * around the widest label; 40 at least): a fixed width cut long labels such as 0.001995 on the left.
+ */
+export function yAxisSize(labelWidths: readonly number[], tickSize = 4, gap = 5): number {
+  const widest = labelWidths.reduce((m, w) => Math.max(m, w), 0);
+  return Math.max(40, Math.ceil(widest) + tickSize + gap + 8);
+}
+
+/**
  * Axis tick labels that tell the ticks apart: `format` first; when it gives two ticks the same label
  * (e.g. 2.0e-3 for 0.002 and 0.00199), more significant digits until they differ.
  */

@@ -15,6 +15,7 @@ declare const document: any;
 declare const window: any;
 declare const DataTransfer: any;
 declare const DragEvent: any;
+declare const getComputedStyle: any;
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 let server: ViteDevServer;
@@ -185,7 +186,15 @@ test('LineChart appends live points without re-creating the chart', async () => 
   await page.waitForFunction((s) => Number(document.querySelector('.u-legend .u-value')?.textContent) > s + 3, firstStep);
   const same = await page.evaluate(() => document.querySelector('canvas') === window.__canvas);
   assert.ok(same, 'the same canvas keeps being drawn on');
-  assert.equal(await page.locator('canvas').count(), 4);
+  assert.equal(await page.locator('canvas').count(), 5);
+  // long tick labels (0.001995): the y axis has room for them next to its tick marks (4 px) and gap (5 px)
+  const room = await page.evaluate(() => {
+    const fig = [...document.querySelectorAll('figure')].find((f: any) => f.textContent.includes('Constant learning rate')) as any;
+    const ctx = document.createElement('canvas').getContext('2d');
+    ctx.font = `11px ${getComputedStyle(fig).fontFamily}`;
+    return { plotLeft: fig.querySelector('.u-over').offsetLeft, label: ctx.measureText('0.001995').width };
+  });
+  assert.ok(room.plotLeft >= room.label + 9, `y axis ${room.plotLeft}px wide for a ${room.label.toFixed(1)}px label`);
   const label = await page.getByRole('img').first().getAttribute('aria-label');
   assert.match(label ?? '', /^Loss: train [\d.]+ at step \d+ \(\d+ points\); eval /);
   await page.close();

@@ -146,7 +146,7 @@ test('emaSmooth is debiased, keeps nulls, and is the identity at weight 0', () =
   assert.deepEqual(emaSmooth(pts, 0), pts);
 });
 
-import { flatRange, tickLabels } from '../../src-renderer/composables/chartData';
+import { flatRange, tickLabels, yAxisSize } from '../../src-renderer/composables/chartData';
 
 test('flatRange: a lone value gets a range around it (not crossing zero for non-negative data); differing min/max keep the default', () => {
   assert.deepEqual(flatRange(2000, 2000), [1800, 2200]);
@@ -163,4 +163,12 @@ test('tickLabels: more digits only when the format gives two ticks the same labe
   assert.deepEqual(tickLabels([0.001997, 0.001998, 0.001999, null], exp1), ['0.001997', '0.001998', '0.001999', '']);
   assert.deepEqual(tickLabels([0, 0.001, 0.002], exp1), ['0.0e0', '1.0e-3', '2.0e-3']);
   assert.deepEqual(tickLabels([0.0019, 0.00195, 0.002], (v) => String(Number(v.toPrecision(2)))), ['0.0019', '0.00195', '0.002']);
+});
+
+test('yAxisSize: wide enough for the widest tick label, 40 px at least', () => {
+  assert.equal(yAxisSize([]), 40);
+  assert.equal(yAxisSize([10, 20]), 40);
+  const w = yAxisSize([18, 44.3, 30]);
+  assert.ok(w >= 44.3 + 4 + 5, `${w}`);
+  assert.ok(yAxisSize([60]) > yAxisSize([44]));
 });
