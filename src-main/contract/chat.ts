@@ -31,7 +31,7 @@ export type GenerationOptions = z.infer<typeof GenerationOptions>;
 /** The image of a turn: one from the image store (its sha256), a file on this machine, or uploaded bytes. */
 export const ChatImage = z.union([
   z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 hex digest') }),
-  z.strictObject({ path: z.string().min(1) }),
+  z.strictObject({ path: z.string().min(1).max(4096) }),
   z.strictObject({ base64: z.string().min(1).max(70_000_000, 'image is too large (at most ~50 MB)') }),
 ]);
 export type ChatImage = z.infer<typeof ChatImage>;
@@ -75,9 +75,9 @@ export const chatMethods = defineMethods({
       /** Continue this chat (its stored messages come first); omit to start a new one. */
       chatId: Id.optional(),
       /** The model: a folder, or a registered model's id; a continued chat defaults to its own. */
-      modelDir: z.string().min(1).optional(),
+      modelDir: z.string().min(1).max(4096).optional(),
       modelId: Id.optional(),
-      adapterDir: z.string().min(1).nullable().optional(),
+      adapterDir: z.string().min(1).max(4096).nullable().optional(),
       /** An image for the first new user turn (the conversation's latest image is the one the model sees). */
       image: ChatImage.optional(),
       /** New turns, normally one user message ("<image>" is added for the image when absent). */

@@ -14,7 +14,7 @@ export const DataSplit = z.enum(SPLITS);
 /** A base model: a registered model (models table) or a Hugging Face LLaVA folder on disk. */
 export const ModelRef = z.union([
   z.strictObject({ id: Id }),
-  z.strictObject({ path: z.string().min(1, 'must not be empty') }),
+  z.strictObject({ path: z.string().min(1, 'must not be empty').max(4096) }),
 ]);
 export type ModelRef = z.infer<typeof ModelRef>;
 
@@ -68,7 +68,7 @@ export const StartRunInput = z.strictObject({
   /** Trainer-specific settings for non-VLM trainers. */
   options: JsonObject.optional(),
   /** Run directory (default <data dir>/runs/<run id>). */
-  outDir: z.string().min(1).optional(),
+  outDir: z.string().min(1).max(4096).optional(),
 });
 
 export const Checkpoint = z.object({
@@ -150,7 +150,7 @@ export const trainingMethods = defineMethods({
     input: z.strictObject({
       model: ModelRef,
       /** An adapter folder (PEFT layout), or a run's final adapter / checkpoint (step). */
-      adapter: z.union([z.strictObject({ path: z.string().min(1) }), z.strictObject({ runId: Id, step: z.int().nonnegative().optional() })]).optional(),
+      adapter: z.union([z.strictObject({ path: z.string().min(1).max(4096) }), z.strictObject({ runId: Id, step: z.int().nonnegative().optional() })]).optional(),
       data: z.strictObject({ datasetId: Id, split: DataSplit.default('val') }),
       maxItems: z.int().min(1).max(100_000).optional(),
       maxNewTokens: z.int().min(1).max(4096).default(32),
