@@ -90,6 +90,13 @@ test('drop a folder, label an item with the keyboard, undo, redo, restart: the l
   assert.deepEqual(added.data, { question: 'What is in the corner?', answer: 'a keyboard-made label' });
   await page.getByRole('button', { name: /Undo/ }).and(page.locator(':not([disabled])')).first().waitFor();
   await page.screenshot({ path: screenshotPath('ui-labeling') });
+  // a narrow window stacks the image above the editor; the editor still starts inside the window
+  await page.setViewportSize({ width: 900, height: 700 });
+  await until(async () => {
+    const box = await page.getByRole('form', { name: `Annotations of item ${itemId}` }).boundingBox();
+    return box !== null && box.y < 700 - 60;
+  }, 'the editor to start inside a 900x700 window');
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // Ctrl+Z with a clean draft undoes the saved change in the backend; Ctrl+Shift+Z redoes it
   await page.keyboard.press('Control+z');
@@ -104,10 +111,11 @@ test('drop a folder, label an item with the keyboard, undo, redo, restart: the l
   await page.keyboard.press('Alt+ArrowDown');
   await until(() => !page.url().includes(`/items/${itemId}`), 'the next item');
   await page.getByText('2 of 6').waitFor();
-  await ui.closePage(page);
 
-  // restart: the label is stored, and the history still knows how to undo it
+  // restart: the page says the backend is gone while it is; the label is stored, and the history still knows how to undo it
   await server.stop('SIGTERM');
+  await page.getByRole('alert').filter({ hasText: 'Lost the connection to Lenslab' }).waitFor();
+  await ui.closePage(page, { allow: /ERR_CONNECTION_REFUSED|WebSocket connection/ });
   server = await ui.serve(dir);
   page = await ui.newPage();
   await page.goto(`${server.url}#/datasets/${saved.datasetId}/items/${itemId}`);
