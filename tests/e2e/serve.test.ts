@@ -68,6 +68,10 @@ test('create a dataset through the UI, restart the server, it is still there; re
   await page.getByLabel('Name', { exact: true }).fill('Garden birds');
   await page.getByLabel(/Description/).fill('Feeder camera, spring');
   await page.getByRole('button', { name: 'Create dataset' }).click();
+  // the new (empty) dataset opens, ready for images
+  await page.getByRole('heading', { name: 'Garden birds', level: 1 }).waitFor();
+  await page.getByText('This dataset is empty').waitFor();
+  await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Datasets' }).click();
   const row = page.getByRole('row').filter({ hasText: 'Garden birds' });
   await row.waitFor();
   assert.match(await row.innerText(), /Feeder camera, spring/);
@@ -116,6 +120,8 @@ test('every section renders; runs and datasets come from the backend', async () 
     await page.getByRole('heading', { name: section, level: 1 }).waitFor();
     await page.getByText(expectText).first().waitFor();
     assert.equal(await page.title(), `${section} · Lenslab`);
+    // the sections that need a model offer the demo model in one click
+    if (section === 'Chat' || section === 'Models') assert.equal(await page.getByRole('button', { name: 'Add the demo model' }).count(), 1);
     await page.screenshot({ path: screenshotPath(section.toLowerCase()) });
   }
   // the run row shows the interrupted status: serve marks runs left running by a dead process
