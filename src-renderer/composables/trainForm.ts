@@ -29,8 +29,8 @@ export const TRAIN_FIELDS: FieldSpec[] = [
     type: 'select',
     default: 'epochs',
     options: [
-      { value: 'epochs', label: 'A number of passes over the data (epochs)' },
-      { value: 'steps', label: 'A number of optimizer steps' },
+      { value: 'epochs', label: 'Epochs (passes over the data)' },
+      { value: 'steps', label: 'Optimizer steps' },
     ],
   },
   { key: 'epochs', label: 'Epochs', type: 'number', default: 3, min: 1, max: 10000, integer: true, visibleWhen: (v) => v.duration === 'epochs' },

@@ -25,10 +25,16 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   await writeDemoDataset(src, { seed: 4, count: 1, families: ['colors'] });
   const server = await ui.serve(dir);
   const page = await ui.newPage();
-  await page.goto(`${server.url}#/models`);
-  await page.getByRole('heading', { name: 'Models', level: 1 }).waitFor();
-  await page.getByText('No models yet').waitFor();
+  // Chat with no model yet: its empty state adds the demo model in one click and becomes the chat
+  await page.goto(`${server.url}#/chat`);
+  await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
+  await page.getByText('No conversations yet').waitFor();
   await page.getByRole('button', { name: 'Add the demo model' }).click();
+  await until(async () => (await page.getByRole('combobox', { name: 'Model', exact: true }).inputValue().catch(() => '')) !== '', 'the demo model in the chat\'s model picker', 30_000);
+  await page.getByLabel('Your question').waitFor();
+
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Models' }).click();
+  await page.getByRole('heading', { name: 'Models', level: 1 }).waitFor();
   const row = page.getByRole('row').filter({ hasText: 'Demo: tiny LLaVA' });
   await row.waitFor({ timeout: 20_000 });
   assert.match(await row.innerText(), /clip/);
