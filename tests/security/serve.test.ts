@@ -155,6 +155,16 @@ test('an oversize JSON body is refused with 413 without being read: declared, st
   assert.deepEqual(logs.filter((l) => /request failed/.test(l)), []);
 });
 
+test('a malformed method name is a 400 naming the method, not a logged 500', async () => {
+  const r = await raw(req('POST', '/api/%E0%A4%A', bearer(), 0));
+  assert.equal(r.status, 400);
+  assert.equal(JSON.parse(r.body).error.field, 'method');
+  const long = await raw(req('POST', `/api/${'m'.repeat(5000)}`, bearer(), 0));
+  assert.equal(long.status, 404);
+  assert.ok(long.body.length < 400, 'an unknown method name is not echoed in full');
+  assert.deepEqual(logs.filter((l) => /request failed/.test(l)), []);
+});
+
 test('an error for a request full of unknown fields does not echo them all back', async () => {
   const params: Record<string, string> = { name: 'ok' };
   for (let i = 0; i < 5000; i++) params[`k${i}_${'x'.repeat(40)}`] = 'v';

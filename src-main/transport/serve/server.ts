@@ -196,7 +196,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         sendError(res, new ApiError('unauthorized', 'cross-origin request refused'));
         return;
       }
-      const method = decodeURIComponent(url.pathname.slice('/api/'.length));
+      let method: string;
+      try {
+        method = decodeURIComponent(url.pathname.slice('/api/'.length));
+      } catch {
+        sendError(res, new ApiError('invalid_request', 'the method name is not valid URL encoding', 'method'));
+        return;
+      }
       let params: unknown;
       let body: string;
       try {
