@@ -104,6 +104,15 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   assert.equal(all.length, 3);
   assert.equal(all.filter((c) => c.adapterDir === adapterDir).length, 1);
   await page.screenshot({ path: screenshotPath('ui-chat-side-by-side') });
+  // a narrow window: the saved chats make room; the two panes stay side by side and the question box on screen
+  await page.setViewportSize({ width: 900, height: 700 });
+  await until(async () => {
+    const [a, b] = await Promise.all([panes.nth(0).boundingBox(), panes.nth(1).boundingBox()]);
+    const q = await page.getByLabel('Your question').boundingBox();
+    return a && b && q && Math.abs(a.y - b.y) < 2 && q.y + q.height <= 700;
+  }, 'side-by-side panes and the question box inside a 900x700 window');
+  await page.screenshot({ path: screenshotPath('ui-chat-side-by-side-narrow') });
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // dark theme
   await page.emulateMedia({ colorScheme: 'dark' });
