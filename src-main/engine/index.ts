@@ -1,7 +1,7 @@
 // Lenslab engine public API: build ONNX graphs in TypeScript, differentiate them, and run them with onnxruntime-node.
 // No Electron, no database: plain Node.
 
-export { Graph, Value, attr, makeTensorData, type Dim, type Shape, type Node, type Attr, type AttrInput, type TensorData, type ExternalRef, type OpOptions, type GraphOptions } from './graph/builder';
+export { Graph, Value, attr, makeTensorData, type Dim, type Shape, type Node, type Attr, type AttrInput, type TensorData, type ExternalRef, type LazyRef, inMemoryData, type OpOptions, type GraphOptions } from './graph/builder';
 export { registerShapeRule, getShapeRule, broadcastShapes, type ShapeRule, type OutType } from './graph/shape';
 export type { DType, TypedArray } from './graph/dtype';
 export { serializeModel, saveModel, irVersionFor, type SerializeOptions, type SerializedModel } from './graph/serialize';

@@ -7,6 +7,11 @@
 // weight is a graph input in Hugging Face layout ([out, in]); its layer is MatMul(x, Transpose(W)), so the gradient
 // arrives in the same layout as the checkpoint and the optimizer state.
 //
+// Frozen initializers are lazy (engine LazyRef): a tensor is read from the checkpoint (and converted / transposed)
+// only when the graph is written, and saveModel writes and drops them one at a time, so compiling a model holds about
+// one weight matrix beyond the graph, not a converted copy of every weight (npm run bench:compile). The source must
+// stay open until the graph is serialized.
+//
 // LoRA (PEFT semantics): y = x W^T + b + scaling * (dropout(x) A^T) B^T with A [r, in], B [out, r].
 //
 // LoRA dropout is counter-based: the keep-mask of a module is a pure function of (the graph input `dropout_seed`,
@@ -118,6 +123,11 @@ export class GraphWeights {
     return this.dtype === 'float64' ? Float64Array.from(d) : d;
   }
 
+  /** Fails at build time (not when the graph is written) for a tensor neither overridden nor in the source. */
+  private check(name: string): void {
+    if (!this.opts.overrides?.has(name) && !this.source.has(name)) throw new Error(`weights: no tensor "${name}" in the model`);
+  }
+
   /** The tensor in checkpoint layout (a parameter input when trainable, else an initializer). */
   tensor(name: string): Value {
     const p = this.supplied(name);
@@ -127,10 +137,11 @@ export class GraphWeights {
     }
     const hit = this.cache.get(name);
     if (hit) return hit;
+    this.check(name);
     const shape = this.source.has(name) ? this.source.info(name).shape : null;
-    const d = this.data(name);
-    const dims = shape ?? [d.length];
-    const v = this.g.initializer(name, this.dtype, dims, this.typed(d));
+    const dims = shape ?? [this.data(name).length];
+    // read (and converted) only when the graph is written, one tensor at a time (serialize.ts LazyRef)
+    const v = this.g.initializer(name, this.dtype, dims, { lazy: { read: () => this.typed(this.data(name)) } });
     this.cache.set(name, v);
     this.used.add(name);
     return v;
@@ -146,14 +157,21 @@ export class GraphWeights {
     const key = `${name}.T`;
     const hit = this.cache.get(key);
     if (hit) return hit;
+    this.check(name);
     const info = this.source.has(name) ? this.source.info(name) : null;
-    const d = this.data(name);
     const shape = info?.shape;
     if (!shape || shape.length !== 2) throw new Error(`weights: "${name}" is not a matrix (shape ${JSON.stringify(shape)})`);
     const [o, i] = shape;
-    const t = new Float32Array(o * i);
-    for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) t[c * o + r] = d[r * i + c];
-    const v = this.g.initializer(key, this.dtype, [i, o], this.typed(t));
+    // read and transposed only when the graph is written; the source copy is garbage once transposed, the
+    // transposed one once written (serialize.ts LazyRef)
+    const read = () => {
+      const d = this.data(name);
+      if (d.length !== o * i) throw new Error(`weights: "${name}" has ${d.length} values for shape [${o},${i}]`);
+      const t = new Float32Array(o * i);
+      for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) t[c * o + r] = d[r * i + c];
+      return this.typed(t);
+    };
+    const v = this.g.initializer(key, this.dtype, [i, o], { lazy: { read } });
     this.cache.set(key, v);
     this.used.add(name);
     return v;

@@ -16,11 +16,28 @@ export type { ShapeRule } from './shape';
 export type Dim = number | string;
 export type Shape = readonly Dim[];
 
-/** Tensor data kept in memory, or a reference to bytes in an external file (relative to the model's folder). */
+/**
+ * Tensor data kept in memory, a reference to bytes in an external file (relative to the model's folder), or data
+ * produced on demand when the model is serialized (LazyRef).
+ */
 export interface TensorData {
   dtype: DType;
   dims: readonly number[];
-  data: TypedArray | ExternalRef;
+  data: TypedArray | ExternalRef | LazyRef;
+}
+/**
+ * Data read only when the model is written: saveModel reads each lazy initializer bound for the external-data file,
+ * writes it and drops it before the next, so a graph's weights (e.g. read from a checkpoint and transposed) are never
+ * all in memory at once. `read` must return the tensor's dtype's typed array with exactly dims' element count, and
+ * may be called more than once (each serialization reads again). Such initializers have no constValue.
+ */
+export interface LazyRef {
+  lazy: { read(): TypedArray };
+}
+
+/** The typed array of in-memory tensor data, or null for external and lazy data. */
+export function inMemoryData(td: TensorData): TypedArray | null {
+  return 'external' in td.data || 'lazy' in td.data ? null : td.data;
 }
 export interface ExternalRef {
   external: { location: string; offset: number; length: number };
@@ -207,13 +224,13 @@ export class Graph {
     name: string,
     dtype: DType,
     dims: readonly number[],
-    data: TypedArray | ExternalRef | ArrayLike<number | bigint | boolean>,
+    data: TypedArray | ExternalRef | LazyRef | ArrayLike<number | bigint | boolean>,
     opts: { scoped?: boolean } = {},
   ): Value {
     const full = this.claimName(name, opts.scoped ?? false);
     const td = makeTensorData(dtype, dims, data, full);
     const v = new Value(this, full, dtype, dims.slice(), null, 'initializer');
-    if (!('external' in td.data)) v.constValue = td;
+    if (inMemoryData(td)) v.constValue = td;
     this.initializers.push(v);
     this.initData.set(v, td);
     return v;
@@ -370,12 +387,16 @@ export class Graph {
 export function makeTensorData(
   dtype: DType,
   dims: readonly number[],
-  data: TypedArray | ExternalRef | ArrayLike<number | bigint | boolean>,
+  data: TypedArray | ExternalRef | LazyRef | ArrayLike<number | bigint | boolean>,
   what: string,
 ): TensorData {
   for (const d of dims) if (!Number.isInteger(d) || d < 0) throw new Error(`tensor '${what}': bad dim ${d} in [${dims.join(',')}]`);
   const n = dims.reduce((a, b) => a * b, 1);
   if (typeof data === 'object' && data !== null && 'external' in data) return { dtype, dims: dims.slice(), data: data as ExternalRef };
+  if (typeof data === 'object' && data !== null && 'lazy' in data) {
+    if (typeof (data as LazyRef).lazy?.read !== 'function') throw new Error(`tensor '${what}': lazy data needs a read() function`);
+    return { dtype, dims: dims.slice(), data: data as LazyRef };
+  }
   const arr = isTypedArrayOf(dtype, data) ? (data as TypedArray) : toTypedArray(dtype, data as ArrayLike<number | bigint | boolean>);
   if (arr.length !== n) throw new Error(`tensor '${what}': ${arr.length} elements for dims [${dims.join(',')}] (${n} expected)`);
   return { dtype, dims: dims.slice(), data: arr };

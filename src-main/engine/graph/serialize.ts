@@ -4,7 +4,7 @@
 import { basename } from 'node:path';
 import { writeAll, writeFileAtomic } from '../../util/atomic-write';
 import { Attr, Graph, Shape, TensorData, Value } from './builder';
-import { DTYPE_BYTES, ONNX_DTYPE, TypedArray } from './dtype';
+import { DTYPE_BYTES, ONNX_DTYPE, TypedArray, isTypedArrayOf } from './dtype';
 import { PbWriter } from './protobuf';
 
 export interface SerializeOptions {
@@ -17,14 +17,23 @@ export interface SerializeOptions {
   metadata?: Record<string, string>;
 }
 
+/** One initializer's bytes in the external-data file. */
 export interface ExternalChunk {
+  /** The initializer's name (for errors). */
+  name: string;
   offset: number;
-  bytes: Uint8Array;
+  length: number;
+  /**
+   * The bytes (exactly `length`): in-memory data as a view, lazy data (LazyRef) read now, so a caller that writes
+   * the chunks one by one and drops each (saveModel) holds one lazy tensor at a time. Throws naming the tensor when a
+   * lazy read gives the wrong type or size.
+   */
+  read(): Uint8Array;
 }
 
 export interface SerializedModel {
   model: Uint8Array;
-  /** Bytes for the external-data file (sparse: each chunk at its offset), when any initializer went external. */
+  /** The external-data file (sparse: each chunk at its offset), when any initializer went external. */
   external: { location: string; size: number; chunks: ExternalChunk[] } | null;
 }
 
@@ -38,6 +47,18 @@ export function irVersionFor(opset: number): number {
 
 function bytesOf(a: TypedArray): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** The bytes of a tensor's in-memory or lazy data, checked against its dtype and dims. */
+function tensorBytes(name: string, td: TensorData, length: number): Uint8Array {
+  if ('external' in td.data) throw new Error(`tensor '${name}': external data has no bytes here`);
+  let arr: TypedArray;
+  if ('lazy' in td.data) {
+    arr = td.data.lazy.read();
+    if (!isTypedArrayOf(td.dtype, arr)) throw new Error(`tensor '${name}': lazy read gave a ${(arr as object)?.constructor?.name ?? typeof arr}, not ${td.dtype} data`);
+  } else arr = td.data;
+  if (arr.byteLength !== length) throw new Error(`tensor '${name}': data size mismatch (${arr.byteLength} bytes for dims [${td.dims.join(',')}] of ${td.dtype}, ${length} expected)`);
+  return bytesOf(arr);
 }
 
 export function serializeModel(graph: Graph, opts: SerializeOptions = {}): SerializedModel {
@@ -61,20 +82,21 @@ export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Seria
       w.uint(14, 1);
       return;
     }
-    const raw = bytesOf(td.data);
-    if (raw.length !== td.dims.reduce((a, b) => a * b, 1) * DTYPE_BYTES[td.dtype]) throw new Error(`tensor '${name}': data size mismatch`);
-    if (ext && allowExternal && raw.length >= ext.threshold) {
-      const align = raw.length >= 65536 ? Math.max(ext.align, 65536) : ext.align;
+    const length = td.dims.reduce((a, b) => a * b, 1) * DTYPE_BYTES[td.dtype];
+    if (ext && allowExternal && length >= ext.threshold) {
+      // in-memory data is checked now; lazy data when the chunk is read (see ExternalChunk.read)
+      if (!('lazy' in td.data)) tensorBytes(name, td, length);
+      const align = length >= 65536 ? Math.max(ext.align, 65536) : ext.align;
       const offset = Math.ceil(extSize / align) * align;
-      chunks.push({ offset, bytes: raw });
-      extSize = offset + raw.length;
+      chunks.push({ name, offset, length, read: () => tensorBytes(name, td, length) });
+      extSize = offset + length;
       w.message(13, (m) => m.string(1, 'location').string(2, ext.location));
       w.message(13, (m) => m.string(1, 'offset').string(2, String(offset)));
-      w.message(13, (m) => m.string(1, 'length').string(2, String(raw.length)));
+      w.message(13, (m) => m.string(1, 'length').string(2, String(length)));
       w.uint(14, 1);
       return;
     }
-    w.bytes(9, raw);
+    w.bytes(9, tensorBytes(name, td, length));
   };
 
   const writeValueInfo = (w: PbWriter, v: Value, withShape: boolean): void => {
@@ -161,6 +183,8 @@ export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Seria
 /**
  * Write `graph` to `path` (atomically). Initializers of at least `externalThreshold` bytes (default 1024; Infinity
  * keeps all inline) go to `<basename(path)>.data` next to it, which ORT memory-maps when loading from the path.
+ * The data file is written chunk by chunk, each lazy initializer read just before its write, so the peak memory of a
+ * save is the in-memory initializers plus the largest lazy one, not all of them.
  */
 export function saveModel(graph: Graph, path: string, opts: Omit<SerializeOptions, 'external'> & { externalThreshold?: number } = {}): { modelPath: string; dataPath: string | null } {
   const threshold = opts.externalThreshold ?? 1024;
@@ -169,8 +193,9 @@ export function saveModel(graph: Graph, path: string, opts: Omit<SerializeOption
   let dataPath: string | null = null;
   if (ser.external) {
     dataPath = `${path}.data`;
+    // one chunk at a time: a lazy initializer's bytes (e.g. a transposed weight) are garbage once written
     writeFileAtomic(dataPath, (fd) => {
-      for (const c of ser.external!.chunks) writeAll(fd, c.bytes, c.offset);
+      for (const c of ser.external!.chunks) writeAll(fd, c.read(), c.offset);
     });
   }
   writeFileAtomic(path, (fd) => writeAll(fd, ser.model, 0));

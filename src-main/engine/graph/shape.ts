@@ -65,7 +65,7 @@ export function numel(shape: Shape | null): number | null {
 export function constInts(v: Value | null | undefined): number[] | null {
   if (!v || !v.constValue) return null;
   const d = v.constValue.data;
-  if ('external' in d) return null;
+  if ('external' in d || 'lazy' in d) return null;
   return Array.from(d as ArrayLike<number | bigint>, (x) => Number(x));
 }
 

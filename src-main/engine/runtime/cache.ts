@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Graph } from '../graph/builder';
+import { DTYPE_BYTES } from '../graph/dtype';
 import { saveModel, serializeModel } from '../graph/serialize';
 
 /** Bump when the engine's graph output changes for the same key (invalidates every cached graph). */
@@ -334,7 +335,7 @@ export function modelSource(graph: Graph | (() => Graph), o: { cacheDir?: string
   if (o.cacheDir && o.key !== undefined) return compileCached(o.cacheDir, o.key, typeof graph === 'function' ? graph : () => graph).path;
   const g = typeof graph === 'function' ? graph() : graph;
   let bytes = 0;
-  for (const td of g.initData.values()) if (!('external' in td.data)) bytes += td.data.byteLength;
+  for (const td of g.initData.values()) if (!('external' in td.data)) bytes += td.dims.reduce((a, b) => a * b, 1) * DTYPE_BYTES[td.dtype];
   if (bytes > (o.maxInlineBytes ?? 1 << 30)) throw new Error(`graph '${g.name}' has ${bytes} bytes of initializers: give cacheDir and key to load it from disk`);
   return serializeModel(g).model;
 }
