@@ -1,7 +1,8 @@
 // Static files for serve mode: the built renderer and the content-addressed media store,
 // both resolved so that no request path can escape its root.
-import { createReadStream, statSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, statSync } from 'node:fs';
 import { extname, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream';
 import type { ServerResponse } from 'node:http';
 
 const TYPES: Record<string, string> = {
@@ -49,18 +50,30 @@ export function safeResolve(root: string, pathname: string): string | undefined 
   return full;
 }
 
-/** Stream a regular file; returns false when it does not exist or is not a file. */
+/**
+ * Stream a regular file; returns false when it does not exist or is not a file. The file is opened before
+ * answering, so one removed meanwhile (image garbage collection) is a 404, not an unhandled stream error that
+ * would end the server; a client that goes away closes the file.
+ */
 export function sendFile(res: ServerResponse, file: string, headers: Record<string, string> = {}): boolean {
   let size: number;
+  let fd: number;
   try {
-    const st = statSync(file);
-    if (!st.isFile()) return false;
-    size = st.size;
+    if (!statSync(file).isFile()) return false;
+    fd = openSync(file, 'r');
   } catch {
     return false;
   }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a file');
+    size = st.size;
+  } catch {
+    closeSync(fd);
+    return false;
+  }
   res.writeHead(200, { 'Content-Type': contentType(file), 'Content-Length': String(size), ...headers });
-  createReadStream(file).pipe(res);
+  pipeline(createReadStream('', { fd, autoClose: true }), res, () => {});
   return true;
 }
 
