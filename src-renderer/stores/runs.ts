@@ -28,6 +28,8 @@ export interface AdapterChoice {
   /** Absolute folder on the backend's machine. */
   dir: string;
   label: string;
+  /** The run's base model (null when it was removed). */
+  modelId: number | null;
 }
 
 export const ACTIVE_STATUSES = new Set(['queued', 'running']);
@@ -109,9 +111,9 @@ export const useRunsStore = defineStore('runs', () => {
     list.forEach((r, i) => {
       const c = all[i];
       if (!c) return;
-      if (c.finalDir) out.push({ runId: r.id, runName: r.name, step: null, dir: c.finalDir, label: `${r.name} (final)` });
+      if (c.finalDir) out.push({ runId: r.id, runName: r.name, step: null, dir: c.finalDir, label: `${r.name} (final)`, modelId: r.modelId });
       for (const cp of [...c.checkpoints].reverse()) {
-        out.push({ runId: r.id, runName: r.name, step: cp.step, dir: `${cp.path}/adapter`, label: `${r.name} (step ${cp.step})` });
+        out.push({ runId: r.id, runName: r.name, step: cp.step, dir: `${cp.path}/adapter`, label: `${r.name} (step ${cp.step})`, modelId: r.modelId });
       }
     });
     adapters.value = out;

@@ -134,6 +134,17 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await tokens.waitFor({ timeout: 60_000 });
   assert.match(await tokens.innerText(), /[1-9]\d* of \d+ tokens in the loss/);
   await page.screenshot({ path: screenshotPath('ui-labeling-tokens'), fullPage: false });
+
+  // Models: export the run's final adapter; the result shows next to the form (not out of sight at the page's top),
+  // and the merge form already names the run's base model
+  await page.goto(`${server.url}#/models`);
+  const adapters = page.getByRole('region', { name: 'Fine-tuned adapters' });
+  await adapters.getByLabel('Adapter', { exact: true }).selectOption({ label: 'icons-demo-lora (final)' });
+  assert.equal(await adapters.getByLabel('Base model').inputValue(), String(runs[0].modelId));
+  const exportDir = join(ui.dataDir('e2e-export-'), 'adapter');
+  await adapters.getByLabel('Empty folder to write to').fill(exportDir);
+  await adapters.getByRole('button', { name: 'Export adapter' }).click();
+  await adapters.getByRole('status').filter({ hasText: `to ${exportDir}` }).waitFor({ timeout: 30_000 });
   await ui.closePage(page);
   await server.stop();
 });
