@@ -97,6 +97,29 @@ class BodyTooLarge extends ApiError {
   }
 }
 
+/**
+ * After an early answer, read and drop what the client still sends so it can read that answer (closing with
+ * unread data makes the kernel reset the connection, and the answer is lost); a client that keeps sending
+ * for long is cut off.
+ */
+function drainOrCut(req: IncomingMessage): void {
+  if (req.complete) return;
+  let extra = 0;
+  const cut = setTimeout(() => req.destroy(), 10_000);
+  cut.unref();
+  const stop = () => clearTimeout(cut);
+  req.on('end', stop);
+  req.on('close', stop);
+  req.on('data', (c: Buffer) => {
+    extra += c.length;
+    if (extra > 4 * MAX_BODY) {
+      stop();
+      req.destroy();
+    }
+  });
+  req.resume();
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolveBody, reject) => {
     // refuse a declared oversize body at once instead of waiting for (or reading) any of it
@@ -209,8 +232,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         body = await readBody(req);
       } catch (e) {
         if (!(e instanceof BodyTooLarge)) throw e;
-        sendJson(res, 413, { error: e.toData() }, { Connection: 'close' });
-        res.on('finish', () => req.destroy());
+        sendJson(res, 413, { error: e.toData() });
+        drainOrCut(req);
         return;
       }
       if (body.trim().length > 0) {

@@ -83,7 +83,13 @@ export class Uploads {
     if (state.files >= MAX_BATCH_FILES) throw new ApiError('invalid_request', `an upload holds at most ${MAX_BATCH_FILES} files`, 'batch');
     state.files++;
     this.batches.set(batch, state);
-    mkdirSync(dirname(target), { recursive: true });
+    try {
+      mkdirSync(dirname(target), { recursive: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR' || code === 'EEXIST') throw new ApiError('invalid_request', `${rel}: a file of the same name as one of its folders was uploaded`, 'path');
+      throw e;
+    }
     // a file and a folder of the same name (a/b and a/b/c) cannot both exist
     try {
       if (statSync(target).isDirectory()) throw new ApiError('invalid_request', `${rel}: a folder of that name was uploaded`, 'path');
