@@ -63,6 +63,12 @@ test('drop a folder, label an item with the keyboard, undo, redo, restart: the l
   const datasetId = Number(/datasets\/(\d+)/.exec(page.url())![1]);
   const findings = (await call(server, 'datasets.lintResults', { datasetId })).findings;
   assert.equal(Number(await lint.locator('.total').innerText()), findings.length);
+  // export: the result shows in the Export card, where the button is
+  const exportCard = page.getByRole('region', { name: 'Export' });
+  const exportDir = join(ui.dataDir('e2e-export-'), 'out');
+  await exportCard.getByLabel('Folder on the Lenslab machine').fill(exportDir);
+  await exportCard.getByRole('button', { name: 'Export' }).click();
+  await exportCard.getByRole('status').filter({ hasText: /^Exported 6 items/ }).waitFor({ timeout: 30_000 });
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: screenshotPath('ui-dataset-grid-dark') });
   await page.emulateMedia({ colorScheme: 'light' });
