@@ -8,12 +8,12 @@
 //   5. evaluate the fine-tuned adapter on the same val items, print both scores and where everything is stored
 //
 // Usage: npx tsx scripts/demo.ts [--data-dir DIR] [--family shapes|colors|counting|positions] [--count 1200]
-//          [--steps N] [--lr X] [--method lora|lora+projector] [--rank 16] [--eval-items 120]
+//          [--steps N] [--lr X] [--method lora|lora+projector] [--rank 16] [--eval-items 120]  (--help: USAGE below)
 // Defaults: with the pretrained base (captions + colours) the family is shapes, 400 steps of 16, LoRA on every
 // decoder projection; with a random base, colours, 500 steps, LoRA + projector.
 import { parseArgs } from 'node:util';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import { createBackend } from '../src-main/services/backend';
 import { trainingRuntime } from '../src-main/services/training';
@@ -24,18 +24,41 @@ import { writeTinyLlava } from '../src-main/models/demo/tiny-llava';
 import { FAMILIES, type Family } from '../src-main/models/demo/shapes';
 import type { EventName, MethodName, Params, Result } from '../src-main/contract/index';
 
-const { values } = parseArgs({
-  options: {
-    'data-dir': { type: 'string' },
-    family: { type: 'string' },
-    count: { type: 'string', default: '1200' },
-    steps: { type: 'string' },
-    lr: { type: 'string' },
-    method: { type: 'string' },
-    rank: { type: 'string', default: '16' },
-    'eval-items': { type: 'string', default: '120' },
-  },
-});
+const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [options])
+
+  --family F       question family to fine-tune on: shapes (default with the pretrained base), colors (default
+                   with a random base), counting or positions
+  --steps N        training steps of 16 (400 with the pretrained base, 500 with a random one)
+  --data-dir DIR   keep the data and the run here (default: a fresh temp folder)
+  --count N        generated icon images (1200)
+  --lr X           peak learning rate (3e-3)
+  --method M       lora (default with the pretrained base) or lora+projector (default with a random base)
+  --rank N         LoRA rank (16; alpha is twice the rank)
+  --eval-items N   held-out questions evaluated before and after (120)`;
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      'data-dir': { type: 'string' },
+      family: { type: 'string' },
+      count: { type: 'string', default: '1200' },
+      steps: { type: 'string' },
+      lr: { type: 'string' },
+      method: { type: 'string' },
+      rank: { type: 'string', default: '16' },
+      'eval-items': { type: 'string', default: '120' },
+    },
+  });
+} catch (e) {
+  console.error(`error: ${(e as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+const { values } = parsed;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const pretrainedBase = existsSync(join(import.meta.dirname, '..', 'resources', 'demo', 'model', 'config.json'));
 // the pretrained base knows captions and colours; shapes are new to it. A random base learns colours best.
 const family = (values.family ?? (pretrainedBase ? 'shapes' : 'colors')) as Family;
@@ -45,6 +68,9 @@ if (!FAMILIES.includes(family)) {
 }
 const t0 = Date.now();
 const dataDir = values['data-dir'] ?? mkdtempSync(join(tmpdir(), 'lenslab-demo-'));
+// the CLI, as the README spells it (relative to the repo root when run from there, as `npm run demo` does)
+const lenslabBin = join(import.meta.dirname, '..', 'bin', 'lenslab.mjs');
+const lenslabCmd = `node ${relative(process.cwd(), lenslabBin).startsWith('..') ? lenslabBin : relative(process.cwd(), lenslabBin)}`;
 const say = (s = '') => process.stdout.write(`${s}\n`);
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
@@ -146,7 +172,7 @@ try {
   const ck = await call('runs.checkpoints', { id: runId });
   say();
   say(`run ${runId} is stored in ${join(dataDir, 'runs', String(runId))} (adapter in ${ck.finalDir}); metrics, checkpoints and predictions in ${join(dataDir, 'lenslab.db')}`);
-  say(`try: npx tsx src-main/cli.ts --data-dir ${dataDir} eval --model ${'path' in model ? model.path : join(import.meta.dirname, '..', 'resources', 'demo', 'model')} --run ${runId} --data ${datasetId} --max-items ${values['eval-items']} --compare ${base.id}`);
+  say(`try: ${lenslabCmd} --data-dir ${dataDir} eval --model ${'path' in model ? model.path : join(import.meta.dirname, '..', 'resources', 'demo', 'model')} --run ${runId} --data ${datasetId} --max-items ${values['eval-items']} --compare ${base.id}`);
   say(`total time ${formatDuration((Date.now() - t0) / 1000)}`);
 } catch (e) {
   console.error(`demo failed: ${(e as Error).stack ?? e}`);

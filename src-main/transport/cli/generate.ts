@@ -36,7 +36,7 @@ Options: --json, --data-dir DIR (compiled-graph cache)`;
 const scoreUsage = `lenslab score --model DIR [--adapter DIR] --data FILE [--json]
 
 Mean token loss (negative log-likelihood per assistant token, nats) of each sample in FILE: a LLaVA JSON, a
-messages/VQA JSON or JSONL file, a CSV, a parquet file or an image folder with metadata (anything \`datasets import\`
+messages/VQA JSON or JSONL file, a CSV, a parquet file or an image folder with metadata (anything \`lenslab import\`
 reads). Captions are scored as answers to "Describe the image.", QA pairs as a multi-turn chat.
 
   --model DIR               model folder

@@ -18,7 +18,8 @@ export const runsCommand: CommandGroup = {
     const { values } = parse(rest, { status: { type: 'string' } }, false);
     const { runs } = await withBackend(ctx, (call) => call('runs.list', { status: values.status as RunStatus | undefined }));
     if (ctx.json) printJson(ctx, runs);
-    else if (runs.length === 0) ctx.io.out('No runs yet. Start one from the Train section of the app.');
+    else if (runs.length === 0)
+      ctx.io.out(values.status ? `No runs with status ${values.status}.` : 'No runs yet. Start one with `lenslab train` or from the Train section of the app.');
     else
       ctx.io.out(
         table(

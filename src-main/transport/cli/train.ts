@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { CommandContext, CommandGroup } from './command';
-import { UsageError, parse, printJson, type Call } from './command';
+import { UsageError, parse, printJson, resolveDataDir, type Call } from './command';
 import { ApiError } from '../../contract/errors';
 import { createBackend, type Backend } from '../../services/backend';
 import { trainingRuntime } from '../../services/training';
@@ -21,15 +21,15 @@ const usage = `lenslab train --model DIR --data PATH_OR_DATASET --out DIR [optio
 Fine-tune a LLaVA model folder on a dataset (an imported dataset's id or name, or a path that is imported
 first; a path imported before is reused). Hyperparameters, the data against the model and the memory estimate
 are checked before anything starts. Ctrl-C pauses after the current step (with a checkpoint); running the same
-command with the same --out resumes.
+command with the same --out (or just \`lenslab train --out DIR\`) resumes.
 
 Options:
   --method M          lora (default), projector or lora+projector
   --rank N --alpha X  LoRA rank (8) and alpha (16)
   --lr X              peak learning rate (2e-4)
-  --epochs N | --steps N
-  --batch-size N --grad-accum N --seed N
-  --eval-every N      evaluate every N steps (0: at the end only)
+  --epochs N | --steps N   passes over the training split (3) or optimizer steps instead
+  --batch-size N --grad-accum N --seed N   (4, 1, 42)
+  --eval-every N      evaluate every N steps (0, the default: at the end only)
   --save-every N      checkpoint every N steps (50; 0: at the end only)
   also: --dropout --target-modules q_proj,v_proj --weight-decay --warmup-steps|--warmup-ratio --schedule
         cosine|linear|constant --min-lr-ratio --max-seq-len --keep-last-k --clip-norm --betas b1,b2 --eps
@@ -205,7 +205,8 @@ async function finish(ctx: CommandContext, call: Call, runId: number, status: st
     return 0;
   }
   if (status === 'paused') {
-    ctx.io.out(`run ${runId} paused at step ${run.step}/${run.totalSteps}; resume with: lenslab train --out ${outDir}`);
+    const dirFlag = ctx.dataDir === resolveDataDir(undefined, ctx.env) ? '' : ` --data-dir ${ctx.dataDir}`;
+    ctx.io.out(`run ${runId} paused at step ${run.step}/${run.totalSteps}; resume with: lenslab train --out ${outDir}${dirFlag}`);
     return 0;
   }
   ctx.io.err(`run ${runId} ${status}${run.error ? `: ${run.error}` : ''}`);
