@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { createBackend, type Backend } from '../../src-main/services/backend';
-import { startServer, type RunningServer } from '../../src-main/transport/serve/server';
+import { MAX_BODY, startServer, type RunningServer } from '../../src-main/transport/serve/server';
 import { uploadsRoot } from '../../src-main/transport/serve/upload';
 import { tempDir } from '../helpers/tmp';
 
@@ -145,7 +145,7 @@ test('an oversize JSON body is refused with 413 without being read: declared, st
   assert.equal(JSON.parse(declared.body).error.code, 'invalid_request');
   // chunked (no length up front): cut off once past the limit
   const chunk = Buffer.alloc(1024 * 1024, 0x20);
-  const chunks = Buffer.concat(Array.from({ length: 18 }, () => Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])));
+  const chunks = Buffer.concat(Array.from({ length: Math.ceil(MAX_BODY / chunk.length) + 2 }, () => Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])));
   const chunked = await raw(req('POST', '/api/datasets.create', { ...bearer(), 'Transfer-Encoding': 'chunked' }), chunks);
   assert.equal(chunked.status, 413);
   assert.match(JSON.parse(chunked.body).error.message, /larger than \d+ bytes/);
@@ -162,6 +162,29 @@ test('a malformed method name is a 400 naming the method, not a logged 500', asy
   assert.equal(long.status, 404);
   assert.ok(long.body.length < 400, 'an unknown method name is not echoed in full');
   assert.deepEqual(logs.filter((l) => /request failed/.test(l)), []);
+});
+
+test('a chat image as large as the contract allows fits in one WebSocket message; a larger message is refused alone', async () => {
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws?token=${server.token}`);
+  await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+  const replies: any[] = [];
+  let closed: number | undefined;
+  ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+  ws.on('close', (code) => (closed = code));
+  // 52 MB of base64 (a ~39 MB photo): validated and answered (no model given), the socket stays open
+  ws.send(JSON.stringify({ id: 1, method: 'chat.generate', params: { image: { base64: 'A'.repeat(52_000_000) } } }));
+  ws.send(JSON.stringify({ id: 2, method: 'system.info' }));
+  for (let i = 0; i < 400 && !replies.some((m) => m.id === 1) && closed === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(closed, undefined, 'the socket was not closed');
+  const big = replies.find((m) => m.id === 1);
+  assert.ok(big?.error, JSON.stringify(big));
+  assert.ok(JSON.stringify(big).length < 2000, 'the error does not echo the image');
+  for (let i = 0; i < 200 && !replies.some((m) => m.id === 2); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(replies.find((m) => m.id === 2)?.result.host, 'serve');
+  // past the limit: that socket is closed (1009), nothing buffered beyond the bound
+  ws.send(Buffer.alloc(MAX_BODY + 1024, 0x20).toString());
+  for (let i = 0; i < 400 && closed === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(closed, 1009);
 });
 
 test('an error for a request full of unknown fields does not echo them all back', async () => {

@@ -19,7 +19,12 @@ import { MEDIA_PATH, safeResolve, sendFile } from './static';
 import { UPLOAD_PREFIX, Uploads } from './upload';
 
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL('../../../out/renderer', import.meta.url));
-const MAX_BODY = 16 * 1024 * 1024;
+/**
+ * Largest JSON request (POST /api body or WebSocket message). The contract's largest field is a chat image as
+ * base64 (at most 70,000,000 characters), so a smaller limit would refuse requests the contract allows (and a
+ * WebSocket message over it closes the socket with 1009, failing every request in flight on it).
+ */
+export const MAX_BODY = 80 * 1024 * 1024;
 
 export interface ServeOptions {
   backend: Backend;
