@@ -1,6 +1,6 @@
 // `lenslab import PATH` and `lenslab export DATASET DIR`: dataset import/export from the command line.
 import type { CommandGroup } from './command';
-import { UsageError, intArg, parse, printJson, withBackend } from './command';
+import { ApiError, UsageError, intArg, parse, printJson, withBackend } from './command';
 import { EXPORT_FORMATS, IMPORT_FORMATS } from '../../contract/datasets-io';
 
 const importUsage = `lenslab import PATH [options]
@@ -122,7 +122,11 @@ export const exportCommand: CommandGroup = {
         lenslabFields: values.plain ? false : undefined,
         overwrite: values.overwrite,
       }),
-    );
+    ).catch((e: unknown) => {
+      // the service speaks of "allow overwriting"; on the command line that is --overwrite
+      if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite) throw new ApiError(e.code, `${e.message}; --overwrite replaces its contents`, e.field);
+      throw e;
+    });
     if (ctx.json) printJson(ctx, rep);
     else {
       ctx.io.out(`Exported ${rep.items} item(s) as ${rep.records} ${format} record(s) and ${rep.images} image(s) to ${rep.file}`);
