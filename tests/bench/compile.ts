@@ -1,4 +1,4 @@
-// npm run bench:compile [-- --cases train,vision,decoder --skip-run]
+// npm run bench:compile [-- --cases train,vision,decoder --skip-run --model DIR]
 //
 // Peak memory of compiling a real-size model's graphs on a graph-cache miss (what the first training run or the
 // first chat with a model pays): the 0.45B random LLaVA of bench:train (CLIP-B/16-like 12x768 tower at 224 px,
@@ -12,6 +12,8 @@
 // memory estimate Lenslab shows before a run of bench:train's 0.5B configuration (training/memory.ts). Then (unless
 // --skip-run) that whole training run twice (bench:train's worker, 1 + 2 steps) into one empty graph cache: the first
 // run compiles (miss), the second loads (hit); their peak RSS against the estimate.
+// --model DIR compiles (and trains) that LLaVA folder instead, e.g. bench:generate's
+// <os tmp>/lenslab-bench-generate/half-b (Qwen2's 151,936-token vocabulary: a 544 MB embedding, tied head).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -96,8 +98,9 @@ async function child(name: string, modelDir: string): Promise<void> {
 async function main(): Promise<void> {
   const { setup } = await import('./train'); // bench:train's generator: writes the 0.45B LLaVA once
   const { data, models } = await setup();
-  const big = models.find((m) => m.name === '0.5B');
-  if (!big) throw new Error('bench:compile needs the 0.5B model (do not pass --skip-large)');
+  const found = models.find((m) => m.name === '0.5B');
+  if (!found) throw new Error('bench:compile needs the 0.5B model (do not pass --skip-large)');
+  const big = { ...found, dir: opt('model', found.dir) };
   const weights = readdirSync(big.dir)
     .filter((f) => f.endsWith('.safetensors'))
     .reduce((s, f) => s + statSync(join(big.dir, f)).size, 0);

@@ -51,6 +51,9 @@ export function memorySource(m: Map<string, Tensor>): TensorSource & { tensors: 
 }
 
 const MAX_HEADER = 100 * 1024 * 1024; // the reference implementation's limit
+/** Bytes read per step when converting a tensor to float32. */
+const READ_CHUNK = 16 * 1024 * 1024;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export class SafetensorsError extends Error {}
 
@@ -125,10 +128,39 @@ export class SafetensorsFile implements TensorSource {
     }
     return buf;
   }
+  /** Read `len` bytes of the data buffer at `offset` into `dst`. */
+  private readInto(name: string, dst: Uint8Array, offset: number): void {
+    if (this.fd === null) fail(this.path, `read of "${name}" after close`);
+    let done = 0;
+    while (done < dst.length) {
+      const r = readSync(this.fd, dst, done, dst.length - done, this.dataStart + offset + done);
+      if (r === 0) fail(this.path, `tensor "${name}": file ended while reading`);
+      done += r;
+    }
+  }
+  /**
+   * The tensor as float32. F32 is read straight into the result (on little-endian machines); other dtypes are read
+   * and converted in chunks of about 16 MiB, so the file's bytes and the float32 copy are never both whole in memory.
+   */
   get(name: string): Float32Array {
     const t = this.info(name);
     if (!isFloatDtype(t.dtype) && t.dtype !== 'F64') fail(this.path, `tensor "${name}" has dtype ${t.dtype}; only F32, F16, BF16 (and F64) load as float32`);
-    return bytesToF32(this.readBytes(name), t.dtype, numel(t.shape));
+    const n = numel(t.shape);
+    const out = new Float32Array(n);
+    if (t.dtype === 'F32' && LITTLE_ENDIAN) {
+      this.readInto(name, new Uint8Array(out.buffer), t.offsets[0]);
+      return out;
+    }
+    const eb = DTYPE_BYTES[t.dtype];
+    const per = Math.max(1, Math.floor(READ_CHUNK / eb));
+    const buf = new Uint8Array(Math.min(per, n) * eb);
+    for (let i = 0; i < n; i += per) {
+      const k = Math.min(per, n - i);
+      const part = buf.subarray(0, k * eb);
+      this.readInto(name, part, t.offsets[0] + i * eb);
+      out.set(bytesToF32(part, t.dtype, k), i);
+    }
+    return out;
   }
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
