@@ -79,3 +79,25 @@ export function toGallery(preds: readonly StoredPrediction[], imageOf: (itemId: 
     };
   });
 }
+
+/** The words over a run's progress bar for its status (a cancelled or failed run is not "Training"). */
+export function progressLabel(status: string): string {
+  switch (status) {
+    case 'queued':
+      return 'Waiting to start';
+    case 'running':
+      return 'Training';
+    case 'paused':
+      return 'Paused';
+    case 'interrupted':
+      return 'Interrupted: resume to continue';
+    case 'cancelled':
+      return 'Cancelled';
+    case 'failed':
+      return 'Failed';
+    case 'completed':
+      return 'Finished';
+    default:
+      return status;
+  }
+}

@@ -129,6 +129,12 @@ test('every section renders; runs and datasets come from the backend', async () 
   const runRow = page.getByRole('row').filter({ hasText: 'receipts-lora-r8' });
   assert.match(await runRow.innerText(), /interrupted/);
   assert.match(await runRow.innerText(), /Receipts/);
+  // its page says so over the progress bar (not "Training") and offers Resume
+  await runRow.getByRole('link', { name: 'receipts-lora-r8' }).click();
+  const monitor = page.getByRole('region', { name: 'Run receipts-lora-r8' });
+  await monitor.getByText('Interrupted: resume to continue').waitFor();
+  assert.equal(await monitor.getByRole('button', { name: /Resume/ }).count(), 1);
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Runs' }).click();
 
   // dark theme via prefers-color-scheme
   await page.emulateMedia({ colorScheme: 'dark' });

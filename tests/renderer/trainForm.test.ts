@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { TRAIN_FIELDS, toHparams, suggestionPatch, formFieldOf } from '../../src-renderer/composables/trainForm';
 import { defaultsOf } from '../../src-renderer/composables/hyperparams';
 import { parseHparams } from '../../src-main/training/hparams';
-import { runSummary, bestMetrics, toGallery } from '../../src-renderer/composables/runView';
+import { runSummary, bestMetrics, toGallery, progressLabel } from '../../src-renderer/composables/runView';
 
 test("the Train form's defaults are the backend's defaults, and every form value parses", () => {
   const fromForm = parseHparams(toHparams(defaultsOf(TRAIN_FIELDS)));
@@ -45,4 +45,14 @@ test('run summaries, best metrics and the prediction gallery rows', () => {
   const cap = toGallery([{ id: 2, itemId: 8, key: 1, prompt: '<image>\nDescribe.', output: 'a red star', references: ['a red star'], scores: { bleu4: 0.9, cider: 3, exact_match: 1 } }], () => null);
   assert.equal(cap[0].correct, true);
   assert.equal(cap[0].score, 0.9);
+});
+
+test('progressLabel: the words over the progress bar follow the run status', () => {
+  assert.equal(progressLabel('running'), 'Training');
+  assert.equal(progressLabel('paused'), 'Paused');
+  assert.equal(progressLabel('completed'), 'Finished');
+  assert.equal(progressLabel('cancelled'), 'Cancelled');
+  assert.equal(progressLabel('failed'), 'Failed');
+  assert.match(progressLabel('interrupted'), /resume/);
+  assert.notEqual(progressLabel('queued'), 'Training');
 });
