@@ -21,7 +21,10 @@ export interface ExportOptions {
   captionPrompt?: string;
   /** Add the `lenslab` field to every record (default true). */
   lenslabFields?: boolean;
-  /** Replace a non-empty output folder (default false: refuse). */
+  /**
+   * Replace a non-empty output folder (default false: refuse). Only a folder holding nothing but what an export
+   * writes (an annotation file, images/) is replaced; anything else in it is refused by name, never deleted.
+   */
   overwrite?: boolean;
 }
 
@@ -41,7 +44,11 @@ export const EXPORT_FILE: Record<ExportFormat, string> = { llava: 'data.json', m
 export function exportDataset(db: Database, dataDir: string, datasetId: number, outDir: string, options: ExportOptions): ExportReport {
   if (!EXPORT_FORMATS.includes(options.format)) throw new Error(`unknown export format '${options.format}' (expected ${EXPORT_FORMATS.join(', ')})`);
   const dir = resolve(outDir);
-  if (existsSync(dir) && readdirSync(dir).length > 0 && !options.overwrite) throw new Error(`${dir}: folder is not empty (choose another or allow overwriting)`);
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    if (!options.overwrite) throw new Error(`${dir}: folder is not empty (choose another or allow overwriting)`);
+    const foreign = foreignEntry(dir);
+    if (foreign) throw new Error(`${dir}: will not overwrite a folder that is not a Lenslab export (it holds ${foreign}); choose an empty folder`);
+  }
   const items = loadItems(db, datasetId, { split: options.split, ids: options.itemIds });
   const tmp = join(dirname(dir), `.${basename(dir)}.export-${process.pid}-${Date.now()}`);
   mkdirSync(join(tmp, 'images'), { recursive: true });
@@ -75,14 +82,32 @@ export function exportDataset(db: Database, dataDir: string, datasetId: number, 
     const file = join(tmp, EXPORT_FILE[options.format]);
     writeFileSync(file, options.format === 'llava' ? JSON.stringify(records, null, 1) + '\n' : records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
     // Remove images of skipped items that nothing else uses (copied set is exact, so nothing to do) and move into place.
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    // the old export moves aside, the new one into place, then the old one goes
+    const old = existsSync(dir) ? `${tmp}.old` : null;
+    if (old) renameSync(dir, old);
     mkdirSync(dirname(dir), { recursive: true });
     renameSync(tmp, dir);
+    if (old) rmSync(old, { recursive: true, force: true });
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
   return { format: options.format, dir, file: join(dir, EXPORT_FILE[options.format]), items: exportedItems, records: records.length, images: copied.size, skipped };
+}
+
+/** The first entry of `dir` an export would not have written (by name), or null when it holds only export files. */
+function foreignEntry(dir: string): string | null {
+  const files = new Set(Object.values(EXPORT_FILE));
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isFile() && files.has(e.name)) continue;
+    if (e.isDirectory() && e.name === 'images') {
+      const odd = readdirSync(join(dir, e.name), { withFileTypes: true }).find((f) => !f.isFile() || !/^[0-9a-f]{16,}\.[a-z0-9]+$/.test(f.name));
+      if (odd) return `'images/${odd.name}'`;
+      continue;
+    }
+    return `'${e.name}'`;
+  }
+  return null;
 }
 
 function meta(it: FullItem, kind: Conversation['kind'] | undefined, options: ExportOptions): Record<string, unknown> {

@@ -99,7 +99,7 @@ export const datasetIoHandlers = handlers({
         overwrite: p.overwrite,
       });
     } catch (err) {
-      if (/not empty/.test((err as Error).message)) throw new ApiError('conflict', (err as Error).message, 'dir');
+      if (/not empty|will not overwrite/.test((err as Error).message)) throw new ApiError('conflict', (err as Error).message, 'dir');
       throw err;
     }
   },

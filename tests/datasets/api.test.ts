@@ -2,7 +2,7 @@
 // and the `lenslab import` / `lenslab export` CLI commands.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { createBackend, type Backend } from '../../src-main/services/backend';
@@ -123,6 +123,20 @@ test('import, browse, label, undo/redo, split, lint, preview and export through 
   assert.ok(ex.skipped.every((s: any) => s.reason === 'no labels to export'));
   assert.ok(existsSync(join(out, 'data.jsonl')));
   await rejectsWith(call('datasets.export', { datasetId: ds, dir: out, format: 'messages' }), 'conflict', 'dir', /not empty/);
+  // overwrite replaces an earlier export (to another format too) ...
+  const again = await call('datasets.export', { datasetId: ds, dir: out, format: 'llava', overwrite: true });
+  assert.ok(existsSync(join(out, 'data.json')) && !existsSync(join(out, 'data.jsonl')), 'the old export was replaced');
+  assert.equal(again.dir, out);
+  // ... but never a folder holding anything else: refused by name, nothing deleted
+  writeFileSync(join(out, 'notes.txt'), 'mine');
+  await rejectsWith(call('datasets.export', { datasetId: ds, dir: out, format: 'messages', overwrite: true }), 'conflict', 'dir', /not a Lenslab export \(it holds 'notes.txt'\)/);
+  assert.equal(readFileSync(join(out, 'notes.txt'), 'utf8'), 'mine');
+  assert.ok(existsSync(join(out, 'data.json')), 'the export beside it is untouched');
+  const home = join(tmp.dir, 'home');
+  mkdirSync(join(home, 'images'), { recursive: true });
+  writeFileSync(join(home, 'images', 'holiday.jpg'), 'x');
+  await rejectsWith(call('datasets.export', { datasetId: ds, dir: home, format: 'messages', overwrite: true }), 'conflict', 'dir', /it holds 'images\/holiday.jpg'/);
+  assert.ok(existsSync(join(home, 'images', 'holiday.jpg')));
   const gc = await call('datasets.cleanImages', { minAgeMinutes: 0 });
   assert.equal(gc.removed, 0, 'every stored image is in use');
   assert.ok(gc.kept >= 6);
