@@ -124,7 +124,7 @@ export const exportCommand: CommandGroup = {
       }),
     ).catch((e: unknown) => {
       // the service speaks of "allow overwriting"; on the command line that is --overwrite
-      if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite) throw new ApiError(e.code, `${e.message}; --overwrite replaces its contents`, e.field);
+      if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite) throw new ApiError(e.code, `${e.message}; --overwrite replaces an earlier export there`, e.field);
       throw e;
     });
     if (ctx.json) printJson(ctx, rep);
