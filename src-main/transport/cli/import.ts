@@ -28,7 +28,7 @@ Options:
   --format F           ${EXPORT_FORMATS.join(', ')}
   --split S            only train, val or test
   --plain              leave out Lenslab's own "lenslab" field (kinds, tags, split) from records
-  --overwrite          replace a non-empty DIR
+  --overwrite          replace an earlier Lenslab export in DIR (other folders are refused)
   --json, --data-dir DIR`;
 
 function oneOf<T extends string>(value: string | undefined, list: readonly T[], name: string): T | undefined {
