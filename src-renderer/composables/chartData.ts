@@ -92,13 +92,17 @@ export function emaSmooth(points: readonly ChartPoint[], weight: number): ChartP
 /**
  * An axis range for data whose min equals max (a single point, or a flat line), which uPlot would otherwise
  * stretch oddly (e.g. 0..100 around a lone 0, or 0..4000 around a lone step 2000): the value ± 10% (at least
- * ± `minPad`), never crossing zero for non-negative data. Null when min and max differ (keep the default).
+ * ± `minPad`), never crossing zero for non-negative data. "Equal" is relative (within 1e-6 of the value): the
+ * learning rate of a cosine schedule's first steps differs in the 12th digit, and uPlot's own range around
+ * such a sliver drew neither ticks nor the line. Null when min and max differ (keep the default).
  */
 export function flatRange(min: number | null, max: number | null, minPad = 1): [number, number] | null {
-  if (min === null || max === null || min !== max || !Number.isFinite(min)) return null;
-  const pad = Math.max(Math.abs(min) * 0.1, minPad);
-  const lo = min - pad;
-  return [min >= 0 && lo < 0 ? 0 : lo, min + pad];
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return null;
+  if (Math.abs(max - min) > 1e-6 * Math.max(Math.abs(min), Math.abs(max))) return null;
+  const mid = min === max ? min : (min + max) / 2;
+  const pad = Math.max(Math.abs(mid) * 0.1, minPad);
+  const lo = mid - pad;
+  return [mid >= 0 && lo < 0 ? 0 : lo, mid + pad];
 }
 
 /**

@@ -156,6 +156,10 @@ test('flatRange: a lone value gets a range around it (not crossing zero for non-
   assert.deepEqual(flatRange(-4, -4, 0), [-4.4, -3.6]);
   assert.equal(flatRange(1, 2), null);
   assert.equal(flatRange(null, null), null);
+  // nearly flat (a cosine schedule's first steps): a range around it, not uPlot's sliver
+  const r = flatRange(2e-4 * (1 - 1e-11), 2e-4, 0)!;
+  assert.ok(r && Math.abs(r[0] - 1.8e-4) < 1e-12 && Math.abs(r[1] - 2.2e-4) < 1e-12, `${r}`);
+  assert.equal(flatRange(0.199, 0.2, 0), null);
 });
 
 test('tickLabels: more digits only when the format gives two ticks the same label', () => {
