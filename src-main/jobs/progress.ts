@@ -13,7 +13,11 @@ export function formatDuration(sec: number): string {
 function num(x: number, digits = 4): string {
   if (!Number.isFinite(x)) return String(x);
   const a = Math.abs(x);
-  return a !== 0 && (a < 1e-3 || a >= 1e5) ? x.toExponential(2) : x.toPrecision(digits).replace(/\.?0+$/, '');
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return x.toExponential(2);
+  if (a >= 10 ** digits) return String(Math.round(x)); // toPrecision would switch to exponent form
+  const t = x.toPrecision(digits);
+  // trailing zeros of the fraction only: 270 stays 270, 0.5200 becomes 0.52
+  return t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t;
 }
 
 /** `[########------------]  40% step 40/100 loss 0.6931 lr 2.00e-4 gnorm 0.52 | 31.2 samples/s 4010 tok/s | ETA 1m12s` */

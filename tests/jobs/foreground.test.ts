@@ -21,6 +21,15 @@ test('progress line shows bar, step, loss, lr, grad norm, throughput and ETA', (
   const line = formatProgress({ type: 'progress', step: 40, totalSteps: 100, loss: 0.693147, lr: 2e-4, gradNorm: 0.52, samplesPerSec: 31.25, tokensPerSec: 4010.4, etaSec: 72 }, 10);
   assert.equal(line, '[####------]  40% step 40/100 loss 0.6931 lr 2.00e-4 gnorm 0.52 | 31.3 samples/s 4010 tok/s | ETA 1m12s');
   assert.equal(formatDuration(3725), '1h02m');
+  // whole numbers keep their zeros (270.2 samples/s once printed as "27")
+  const at = (samplesPerSec: number, loss = 2) => formatProgress({ type: 'progress', step: 1, totalSteps: 2, loss, lr: 1e-3, gradNorm: 1, samplesPerSec, tokensPerSec: 0, etaSec: 0 }, 4);
+  assert.match(at(270.2), / \| 270 samples\/s /);
+  assert.match(at(100), / \| 100 samples\/s /);
+  assert.match(at(1000.4), / \| 1000 samples\/s /);
+  assert.match(at(12345.6), / \| 12346 samples\/s /);
+  assert.match(at(0.5), / \| 0\.5 samples\/s /);
+  assert.match(at(1, 10), / loss 10 /);
+  assert.match(at(1, 0.25), / loss 0\.25 /);
 });
 
 test('runInForeground prints progress and events; stop pauses, resume finishes', async () => {
