@@ -1,4 +1,5 @@
 // Runs: list / get / metrics. (Creating and driving runs belongs to the training service.)
+import { basename } from 'node:path';
 import { ApiError } from '../contract/errors';
 import type { Run } from '../contract/runs';
 import { handlers } from './context';
@@ -18,7 +19,7 @@ export function toRun(r: RunSummaryRow): Run {
     id: r.id,
     name: r.name,
     modelId: r.model_id,
-    modelName: r.model_name,
+    modelName: r.model_name ?? modelFolderName(config),
     datasetId: r.dataset_id,
     datasetName: r.dataset_name,
     config,
@@ -31,6 +32,12 @@ export function toRun(r: RunSummaryRow): Run {
     finishedAt: r.finished_at,
     updatedAt: r.updated_at,
   };
+}
+
+/** A run on a model folder that is not in the Models list (`lenslab train --model DIR`) is named by the folder. */
+function modelFolderName(config: Record<string, unknown>): string | null {
+  const m = config.model as { path?: unknown } | undefined;
+  return m && typeof m === 'object' && typeof m.path === 'string' && m.path ? basename(m.path) : null;
 }
 
 export function requireRun(db: Database, id: number, field = 'id'): RunSummaryRow {

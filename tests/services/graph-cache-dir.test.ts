@@ -50,6 +50,9 @@ test("a run's evaluation graphs land in the data directory's cache and serve a l
   await waitFor(() => events.some((e) => e.event === 'runs.status' && e.payload.runId === run.id && ['completed', 'failed'].includes(e.payload.status)), 'the run');
   const final = events.find((e) => e.event === 'runs.status' && e.payload.runId === run.id && e.payload.status !== 'running');
   assert.equal(final?.payload.status, 'completed', final?.payload.error ?? '');
+  const listed = ((await backend.dispatcher.call('runs.list', {})) as any).runs.find((r: any) => r.id === run.id);
+  assert.equal(listed.modelId, null);
+  assert.equal(listed.modelName, 'model', 'a run on a model folder outside the Models list is named by the folder');
   assert.ok(events.some((e) => e.event === 'runs.eval' && e.payload.runId === run.id), 'the run evaluated (generation graphs compiled)');
 
   const cache = graphCacheDirOf(dataDir, {});
