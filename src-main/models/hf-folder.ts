@@ -48,6 +48,11 @@ export class HfWeights implements TensorSource {
     if (s === undefined) throw new HfFolderError(`no tensor "${name}" in this model`);
     return this.files.get(s);
   }
+  getRange(name: string, start: number, count: number): Float32Array {
+    const s = this.stored.get(name);
+    if (s === undefined) throw new HfFolderError(`no tensor "${name}" in this model`);
+    return this.files.getRange(s, start, count);
+  }
   /** the name under which the tensor is stored in the file (differs for transformers >= 4.52 LLaVA layouts) */
   storedName(name: string): string | undefined {
     return this.stored.get(name);

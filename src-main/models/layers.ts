@@ -65,6 +65,9 @@ export interface LazyTensors {
   lora(module: string): LoraBinding | undefined;
 }
 
+/** Bytes of float32 rows read per block when transposing a weight from a source with getRange. */
+const TRANSPOSE_BLOCK = 16 * 1024 * 1024;
+
 /** Name of the int64 scalar graph input that seeds LoRA dropout masks in training graphs. */
 export const DROPOUT_SEED_INPUT = 'dropout_seed';
 
@@ -164,7 +167,19 @@ export class GraphWeights {
     const [o, i] = shape;
     // read and transposed only when the graph is written; the source copy is garbage once transposed, the
     // transposed one once written (serialize.ts LazyRef)
+    const src = this.source;
     const read = () => {
+      if (!this.opts.overrides?.has(name) && src.getRange) {
+        // from the file a block of rows at a time: the whole untransposed matrix is never in memory
+        const t = new Float32Array(o * i);
+        const rowsPer = Math.max(1, Math.floor(TRANSPOSE_BLOCK / (i * 4)));
+        for (let r0 = 0; r0 < o; r0 += rowsPer) {
+          const nr = Math.min(rowsPer, o - r0);
+          const blk = src.getRange(name, r0 * i, nr * i);
+          for (let r = 0; r < nr; r++) for (let c = 0; c < i; c++) t[c * o + r0 + r] = blk[r * i + c];
+        }
+        return this.typed(t);
+      }
       const d = this.data(name);
       if (d.length !== o * i) throw new Error(`weights: "${name}" has ${d.length} values for shape [${o},${i}]`);
       const t = new Float32Array(o * i);

@@ -62,3 +62,29 @@ test('GraphWeights still fails at build time for a missing tensor or a non-matri
   assert.throws(() => gw.weightT('lin.bias'), /weights: "lin.bias" is not a matrix/);
   assert.deepEqual(reads, []);
 });
+
+test('weightT reads a source with getRange a block of rows at a time and transposes exactly', async () => {
+  const [o, i] = [5000, 1000]; // 20 MB of float32: two blocks of rows
+  const w = new Float32Array(o * i).map((_, k) => Math.sin(k * 0.001) + (k % 13));
+  const base = memorySource(new Map([['big.weight', { dtype: 'F32' as const, shape: [o, i], data: w }]]));
+  const ranges: [number, number][] = [];
+  const source: TensorSource = {
+    ...base,
+    get: () => assert.fail('the whole tensor is not read'),
+    getRange: (n, start, count) => (ranges.push([start, count]), base.get(n).slice(start, start + count)),
+  };
+  const g = new Graph('rows');
+  g.output(new GraphWeights(g, source).weightT('big.weight'), 'wt');
+  const ser = serializeModel(g, { external: { location: 'd' } });
+  const bytes = ser.external!.chunks[0].read();
+  const t = new Float32Array(bytes.buffer, bytes.byteOffset, o * i);
+  assert.ok(ranges.length >= 2, `read in ${ranges.length} blocks`);
+  assert.equal(ranges.reduce((a, r) => a + r[1], 0), o * i, 'every element read once');
+  for (const k of [0, 1, 999, 1000, 4_999_999, 2_345_678]) {
+    const [c, r] = [Math.floor(k / o), k % o];
+    assert.equal(t[k], w[r * i + c], `element ${k}`);
+  }
+  let same = true;
+  for (let r = 0; r < o && same; r++) for (let c = 0; c < i; c++) if (t[c * o + r] !== w[r * i + c]) (same = false);
+  assert.ok(same, 'the whole matrix is transposed');
+});

@@ -11,7 +11,7 @@ import { bytesToF32 } from '../../src-main/models/weights/dtype';
 const { dir, cleanup } = tempDir('safetensors-chunked-');
 after(cleanup);
 
-test('chunked float32 reads equal whole-buffer conversion for F32, F16 and BF16 across chunk boundaries', () => {
+test('chunked float32 reads (whole tensors and ranges) equal whole-buffer conversion for F32, F16 and BF16 across chunk boundaries', () => {
   const n = 9_000_001; // F16/BF16: 18 MB, two chunks, the second short; F32: 36 MB in one read
   const vals = () => {
     const a = new Float32Array(n);
@@ -33,6 +33,13 @@ test('chunked float32 reads equal whole-buffer conversion for F32, F16 and BF16 
       const got = f.get(name);
       assert.equal(got.length, want.length, name);
       assert.ok(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${name}: same float32 bits`);
+      if (name === 'pad') continue;
+      // ranges (as GraphWeights reads blocks of rows): the same values as the whole tensor's slice
+      for (const [start, count] of [[0, 10], [8_388_600, 20], [n - 5, 5], [234567, 8_388_609], [n, 0]]) {
+        const r = f.getRange(name, start, count);
+        assert.ok(Buffer.from(r.buffer).equals(Buffer.from(want.slice(start, start + count).buffer)), `${name}[${start}, +${count})`);
+      }
+      assert.throws(() => f.getRange(name, n - 1, 2), new RegExp(`tensor "${name}": range \\[${n - 1}, ${n + 1}\\) is outside its ${n} elements`));
     }
   } finally {
     f.close();

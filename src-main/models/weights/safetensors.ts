@@ -32,6 +32,8 @@ export interface TensorSource {
   info(name: string): { dtype: Dtype; shape: number[] };
   /** Read (and convert) one tensor to float32. */
   get(name: string): Float32Array;
+  /** Optional: elements [start, start + count) of the flattened tensor as float32, without reading the rest. */
+  getRange?(name: string, start: number, count: number): Float32Array;
 }
 
 /** A TensorSource over tensors held in memory. */
@@ -143,21 +145,28 @@ export class SafetensorsFile implements TensorSource {
    * and converted in chunks of about 16 MiB, so the file's bytes and the float32 copy are never both whole in memory.
    */
   get(name: string): Float32Array {
+    return this.getRange(name, 0, numel(this.info(name).shape));
+  }
+  /** Elements [start, start + count) of the flattened tensor as float32 (read as get() reads). */
+  getRange(name: string, start: number, count: number): Float32Array {
     const t = this.info(name);
     if (!isFloatDtype(t.dtype) && t.dtype !== 'F64') fail(this.path, `tensor "${name}" has dtype ${t.dtype}; only F32, F16, BF16 (and F64) load as float32`);
-    const n = numel(t.shape);
-    const out = new Float32Array(n);
+    const total = numel(t.shape);
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > total)
+      fail(this.path, `tensor "${name}": range [${start}, ${start + count}) is outside its ${total} elements`);
+    const out = new Float32Array(count);
+    const eb = DTYPE_BYTES[t.dtype];
+    const base = t.offsets[0] + start * eb;
     if (t.dtype === 'F32' && LITTLE_ENDIAN) {
-      this.readInto(name, new Uint8Array(out.buffer), t.offsets[0]);
+      this.readInto(name, new Uint8Array(out.buffer), base);
       return out;
     }
-    const eb = DTYPE_BYTES[t.dtype];
     const per = Math.max(1, Math.floor(READ_CHUNK / eb));
-    const buf = new Uint8Array(Math.min(per, n) * eb);
-    for (let i = 0; i < n; i += per) {
-      const k = Math.min(per, n - i);
+    const buf = new Uint8Array(Math.min(per, count) * eb);
+    for (let i = 0; i < count; i += per) {
+      const k = Math.min(per, count - i);
       const part = buf.subarray(0, k * eb);
-      this.readInto(name, part, t.offsets[0] + i * eb);
+      this.readInto(name, part, base + i * eb);
       out.set(bytesToF32(part, t.dtype, k), i);
     }
     return out;
@@ -388,6 +397,9 @@ export class ShardedSafetensors implements TensorSource {
   }
   get(name: string): Float32Array {
     return this.fileOf(name).get(name);
+  }
+  getRange(name: string, start: number, count: number): Float32Array {
+    return this.fileOf(name).getRange(name, start, count);
   }
   readBytes(name: string): Buffer {
     return this.fileOf(name).readBytes(name);
