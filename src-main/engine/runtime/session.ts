@@ -2,12 +2,18 @@
 // that check feeds by name.
 
 import * as ort from 'onnxruntime-node';
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
 
 export type Provider = 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
 
 export interface SessionOptions {
-  /** Preferred execution provider; falls back to cpu with a message when it is not present. Default 'cpu'. */
+  /**
+   * Preferred execution provider; falls back to cpu with a message when it is not present. Default: LENSLAB_PROVIDER,
+   * else 'auto' (cuda when its provider libraries are installed, else cpu).
+   */
   provider?: Provider | 'auto';
   /** Intra-op threads (default: number of CPU cores). */
   threads?: number;
@@ -29,8 +35,45 @@ export function availableProviders(): string[] {
   return ort.listSupportedBackends().map((b) => b.name);
 }
 
-function autoProvider(): Provider {
-  return 'cpu';
+export const PROVIDER_ENV = 'LENSLAB_PROVIDER';
+const PROVIDER_NAMES: readonly (Provider | 'auto')[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'];
+
+/** LENSLAB_PROVIDER (auto, cpu, cuda, dml, coreml, webgpu), or undefined when unset; a bad value is an error naming it. */
+export function providerFromEnv(env: NodeJS.ProcessEnv = process.env): Provider | 'auto' | undefined {
+  const v = env[PROVIDER_ENV]?.trim().toLowerCase();
+  if (!v) return undefined;
+  if (!(PROVIDER_NAMES as readonly string[]).includes(v)) throw new Error(`${PROVIDER_ENV}: unknown execution provider '${env[PROVIDER_ENV]}' (expected ${PROVIDER_NAMES.join(', ')})`);
+  return v as Provider | 'auto';
+}
+
+/** The folders holding this platform's onnxruntime-node binding (bin/napi-v*\/<platform>/<arch>). */
+function bindingDirs(): string[] {
+  try {
+    const root = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin');
+    return readdirSync(root)
+      .filter((d) => d.startsWith('napi-v'))
+      .map((d) => join(root, d, process.platform, process.arch))
+      .filter((d) => existsSync(d));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Whether a provider can be used: bundled with this onnxruntime-node build, or installable and its provider library
+ * is present next to the binding (CUDA: `npm rebuild onnxruntime-node` with ONNXRUNTIME_NODE_INSTALL=cuda12, README).
+ */
+export function providerInstalled(name: Provider, dirs: readonly string[] = bindingDirs()): boolean {
+  const b = ort.listSupportedBackends().find((x) => x.name === name);
+  if (!b) return false;
+  if (b.bundled) return true;
+  const lib = process.platform === 'win32' ? `onnxruntime_providers_${name}.dll` : `libonnxruntime_providers_${name}.so`;
+  return dirs.some((d) => existsSync(join(d, lib)));
+}
+
+/** 'auto': the CUDA provider when its libraries are installed, else cpu. (DirectML and CoreML: ask by name.) */
+export function autoProvider(installed: (p: Provider) => boolean = (p) => providerInstalled(p)): Provider {
+  return installed('cuda') ? 'cuda' : 'cpu';
 }
 
 export class Session {
@@ -53,7 +96,8 @@ export class Session {
   /** Create a session from a model path (external data next to it is memory-mapped) or model bytes. */
   static async create(model: string | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
     const source = typeof model === 'string' ? model : `<${model.byteLength} bytes>`;
-    const want: Provider = opts.provider === undefined || opts.provider === 'auto' ? autoProvider() : opts.provider;
+    const asked = opts.provider ?? providerFromEnv() ?? 'auto';
+    const want: Provider = asked === 'auto' ? autoProvider() : asked;
     const base: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: opts.threads ?? cpus().length,
       interOpNumThreads: opts.interOpThreads ?? 1,
@@ -74,6 +118,8 @@ export class Session {
       const avail = availableProviders();
       if (!avail.includes(want)) {
         fallback = `execution provider '${want}' is not available in this onnxruntime-node build (available: ${avail.join(', ')}); using cpu`;
+      } else if (!providerInstalled(want)) {
+        fallback = `execution provider '${want}' is not installed (README, "GPU": npm rebuild onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12); using cpu`;
       } else {
         try {
           return new Session(await load([want, 'cpu']), want, null, source);
