@@ -106,6 +106,21 @@ export function flatRange(min: number | null, max: number | null, minPad = 1): [
 }
 
 /**
+ * Which ticks of a log axis get a label: the powers of ten (0.01, 0.1, 1), or 1/2/5 × a power of ten, or every
+ * whole mantissa, whichever first gives two labels. uPlot also labelled the axis's bottom, where the range hugs the
+ * data, with an odd number such as 0.001164. Unlabelled ticks are null (they keep their grid line).
+ */
+export function logTickFilter(splits: readonly (number | null)[]): (number | null)[] {
+  const mantissa = (v: number) => v / Math.pow(10, Math.floor(Math.log10(v) + 1e-9));
+  const near = (a: number, b: number) => Math.abs(a - b) < 1e-6 * b;
+  for (const keep of [[1], [1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
+    const out = splits.map((v) => (v !== null && v > 0 && keep.some((k) => near(mantissa(v), k)) ? v : null));
+    if (out.filter((v) => v !== null).length >= 2) return out;
+  }
+  return [...splits];
+}
+
+/**
  * Width in CSS pixels of a y axis whose tick labels measure `labelWidths` (tick marks, the gap and a margin
  * around the widest label; 40 at least): a fixed width cut long labels such as 0.001995 on the left.
  */

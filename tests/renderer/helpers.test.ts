@@ -146,7 +146,7 @@ test('emaSmooth is debiased, keeps nulls, and is the identity at weight 0', () =
   assert.deepEqual(emaSmooth(pts, 0), pts);
 });
 
-import { flatRange, tickLabels, yAxisSize } from '../../src-renderer/composables/chartData';
+import { flatRange, tickLabels, yAxisSize, logTickFilter } from '../../src-renderer/composables/chartData';
 
 test('flatRange: a lone value gets a range around it (not crossing zero for non-negative data); differing min/max keep the default', () => {
   assert.deepEqual(flatRange(2000, 2000), [1800, 2200]);
@@ -175,4 +175,14 @@ test('yAxisSize: wide enough for the widest tick label, 40 px at least', () => {
   const w = yAxisSize([18, 44.3, 30]);
   assert.ok(w >= 44.3 + 4 + 5, `${w}`);
   assert.ok(yAxisSize([60]) > yAxisSize([44]));
+});
+
+test('logTickFilter: a log axis labels powers of ten, not the odd value where its range starts', () => {
+  const splits = [0.001164, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
+  assert.deepEqual(logTickFilter(splits), [null, null, null, null, 0.01, null, null, 0.1, null]);
+  // less than a decade: 1/2/5 steps instead
+  assert.deepEqual(logTickFilter([0.15, 0.2, 0.3, 0.4, 0.5]), [null, 0.2, null, null, 0.5]);
+  // nothing nice: every whole mantissa, else every tick as it came
+  assert.deepEqual(logTickFilter([0.31, 0.4, 0.6]), [null, 0.4, 0.6]);
+  assert.deepEqual(logTickFilter([0.31, 0.33]), [0.31, 0.33]);
 });
