@@ -18,6 +18,11 @@
 //                  + images · P · h_v · 4 when the projector trains (its input is kept)
 //   workspace    = 2 × one decoder layer's activations (gradients in flight during backward)
 //   runtime      = 256 MiB + 10 % of everything above (onnxruntime arenas, Node heap, fragmentation)
+// No term for compiling the graphs on a run's first start (graph-cache miss): the frozen weights are read, converted
+// and transposed one tensor at a time while the graph is written (engine LazyRef, models/layers.ts), so the compile
+// peaks at the graph plus about one weight tensor and leaves nothing resident, before any of the terms above is
+// allocated (npm run bench:compile: 0.45B LLaVA, compile peak 0.17 × its weights; first run 0.95 × this estimate,
+// same as a run that finds its graphs cached).
 // These are approximations for planning; measured peak RSS (npm run bench:train) is the ground truth.
 import { freemem, totalmem } from 'node:os';
 import type { LlavaModelConfig } from '../models/config';
