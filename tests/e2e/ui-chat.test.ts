@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { screenshotPath } from './harness';
 import { call, horizontalOverflow, uiFixture, until, type UiFixture } from './ui-helpers';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
@@ -49,6 +50,12 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   // chat with it about an attached image
   await row.getByRole('link', { name: 'Chat' }).click();
   await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
+  // a file that is not an image is refused in words
+  const notes = join(ui.dataDir('e2e-notes-'), 'notes.txt');
+  writeFileSync(notes, 'not an image');
+  await page.getByTestId('chat-image-input').setInputFiles(notes);
+  const refused = page.getByRole('alert').filter({ hasText: 'Could not attach the image' });
+  await refused.filter({ hasText: 'notes.txt is not an image' }).waitFor();
   await page.getByTestId('chat-image-input').setInputFiles(join(src, 'images', '00000.png'));
   await page.getByRole('img', { name: /Attached: 00000\.png/ }).waitFor();
   await page.getByLabel('Your question').fill('What color is the circle?');
