@@ -113,10 +113,13 @@ export class WebSocketBridge implements LenslabBridge {
   }
 }
 
-/** The token from ?token= (kept in sessionStorage so in-app navigation and reloads keep it). */
+let tokenSeen: string | null = null;
+
+/** The token from ?token= (kept in memory and sessionStorage so in-app navigation and reloads keep it). */
 export function serveToken(loc: Location = location): string | null {
   const fromUrl = new URLSearchParams(loc.search).get('token');
   if (fromUrl) {
+    tokenSeen = fromUrl;
     try {
       sessionStorage.setItem('lenslab-token', fromUrl);
     } catch {
@@ -124,11 +127,25 @@ export function serveToken(loc: Location = location): string | null {
     }
     return fromUrl;
   }
+  if (tokenSeen) return tokenSeen;
   try {
     return sessionStorage.getItem('lenslab-token');
   } catch {
     return null;
   }
+}
+
+/**
+ * Take the token out of the address bar once it is kept (serveToken), so it does not stay in the browser's history,
+ * bookmarks or a shared screenshot. The rest of the URL (path, other parameters, the route after #) is unchanged.
+ */
+export function hideTokenInUrl(loc: Location = location, hist: History = history): void {
+  const params = new URLSearchParams(loc.search);
+  if (!params.has('token')) return;
+  serveToken(loc);
+  params.delete('token');
+  const q = params.toString();
+  hist.replaceState(hist.state, '', `${loc.pathname}${q ? `?${q}` : ''}${loc.hash}`);
 }
 
 export function webSocketUrl(loc: Location = location): string {
