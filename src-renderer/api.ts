@@ -12,6 +12,7 @@ import type {
   Result,
 } from '../src-main/contract/index';
 import { ApiError } from '../src-main/contract/errors';
+import { reconnectWatcher } from './composables/reconnect';
 
 export { ApiError };
 
@@ -178,6 +179,14 @@ export function onConnectionState(listener: (s: ConnectionState) => void): () =>
   if (wsBridge) return wsBridge.onState(listener);
   listener('open');
   return () => {};
+}
+
+/**
+ * Call `listener` each time the backend is reached again after the connection was lost (not on the first open):
+ * events sent meanwhile were missed, so what was loaded may be stale.
+ */
+export function onReconnect(listener: () => void): () => void {
+  return onConnectionState(reconnectWatcher(listener));
 }
 
 /** URL of a stored image or thumbnail (content-addressed by sha256). */

@@ -2,7 +2,7 @@
 // whether a load is in flight, and the last load error. A failed load keeps the last good list.
 import { ref, type Ref } from 'vue';
 import type { EventName } from '../../src-main/contract/index';
-import { api, errorMessage } from '../api';
+import { api, errorMessage, onReconnect } from '../api';
 
 export interface LoadedList<T> {
   list: Ref<T[]>;
@@ -11,7 +11,10 @@ export interface LoadedList<T> {
   error: Ref<string | null>;
   /** Fetch the list; a failure goes to `error` (never thrown). */
   load: () => Promise<void>;
-  /** Reload when one of these events arrives (another window, the CLI or a job changed something), once loaded. */
+  /**
+   * Reload when one of these events arrives (another window, the CLI or a job changed something), once loaded.
+   * (Every loaded list also reloads after a lost connection comes back.)
+   */
   reloadOn: (...events: EventName[]) => void;
 }
 
@@ -40,6 +43,11 @@ export function useLoadedList<T>(fetch: () => Promise<T[]>): LoadedList<T> {
         if (loaded.value) void load();
       });
   }
+
+  // events missed while the connection was down: a loaded list reloads when the backend is back
+  onReconnect(() => {
+    if (loaded.value) void load();
+  });
 
   return { list, loaded, loading, error, load, reloadOn };
 }

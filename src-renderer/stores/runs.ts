@@ -6,7 +6,7 @@ import type { Run, MetricPoint } from '../../src-main/contract/runs';
 import type { Checkpoint } from '../../src-main/contract/training';
 import type { Params, Result } from '../../src-main/contract/index';
 import type { ChartPoint } from '../composables/chartData';
-import { api } from '../api';
+import { api, onReconnect } from '../api';
 import { useLoadedList } from './loadedList';
 
 export type { Run, Checkpoint, MetricPoint };
@@ -119,6 +119,11 @@ export const useRunsStore = defineStore('runs', () => {
     adapters.value = out;
     return out;
   }
+
+  // progress missed while the connection was down: reload the series already shown (the list reloads itself)
+  onReconnect(() => {
+    for (const runId of series.value.keys()) void loadMetrics(runId).catch(() => {});
+  });
 
   api.on('runs.status', (p) => {
     const r = runs.value.find((x) => x.id === p.runId);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDuration, estimateEta, formatBytes, formatMetric, formatPercent } from '../../src-renderer/composables/format';
 import { useUndoStack } from '../../src-renderer/composables/useUndoStack';
+import { reconnectWatcher } from '../../src-renderer/composables/reconnect';
 import { alignSeries, chartSummary, structureKey } from '../../src-renderer/composables/chartData';
 import {
   defaultsOf,
@@ -185,4 +186,20 @@ test('logTickFilter: a log axis labels powers of ten, not the odd value where it
   // nothing nice: every whole mantissa, else every tick as it came
   assert.deepEqual(logTickFilter([0.31, 0.4, 0.6]), [null, 0.4, 0.6]);
   assert.deepEqual(logTickFilter([0.31, 0.33]), [0.31, 0.33]);
+});
+
+test('reconnectWatcher: called when the connection is open again after being lost, not on the first open', () => {
+  let calls = 0;
+  const w = reconnectWatcher(() => calls++);
+  for (const s of ['connecting', 'closed', 'connecting', 'open'] as const) w(s); // failed tries before the first open
+  assert.equal(calls, 0);
+  w('open');
+  assert.equal(calls, 0, 'open again without a loss is not a reconnect');
+  for (const s of ['closed', 'connecting', 'closed', 'connecting'] as const) w(s);
+  assert.equal(calls, 0);
+  w('open');
+  assert.equal(calls, 1);
+  w('closed');
+  w('open');
+  assert.equal(calls, 2);
 });
