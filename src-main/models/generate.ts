@@ -210,7 +210,7 @@ function fileIdentity(dir: string): unknown {
 }
 
 /** Bump when the graphs built here change for the same model (invalidates cached generate/score graphs). */
-export const GENERATE_GRAPH_VERSION = 3;
+export const GENERATE_GRAPH_VERSION = 4; // 4: score graphs' head is Gemm(transB) on the table (decoder/llama.ts lmHead)
 
 export type GraphKind = 'vision' | 'decoder' | 'score-image' | 'score-text';
 

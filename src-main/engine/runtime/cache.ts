@@ -17,7 +17,9 @@ import { DTYPE_BYTES } from '../graph/dtype';
 import { saveModel, serializeModel } from '../graph/serialize';
 
 /** Bump when the engine's graph output changes for the same key (invalidates every cached graph). */
-export const ENGINE_GRAPH_VERSION = 1;
+// 2: the LM head is a Gemm(transB) on the checkpoint-layout table (a tied embedding stored once, decoder/llama.ts
+//    lmHead); the training program's cache key (training/vlm-trainer.ts) has no version of its own.
+export const ENGINE_GRAPH_VERSION = 2;
 
 /** JSON with sorted object keys (typed arrays and bigints made explicit), so equal keys hash equally. */
 export function stableStringify(x: unknown): string {

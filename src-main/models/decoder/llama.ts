@@ -1,7 +1,7 @@
 // LLaMA-style decoder (LlamaModel + lm_head, and Qwen2 through the config flags: q/k/v biases), as transformers
 // computes it: RMSNorm pre-norm blocks, RoPE (theta + default/linear/llama3 scaling) on q and k, grouped-query
 // attention with a causal + padding mask, SwiGLU MLP (down(act(gate(x)) * up(x))), final RMSNorm, lm_head (or the
-// transposed embedding table when tied).
+// embedding table when tied, shared with the token lookup: lmHead).
 //
 // KV cache: with `past` given (one {key, value} per layer, [B, n_kv, P, head_dim]), attention runs over past + new
 // keys and `present` returns the concatenations; the attention mask then covers P + S positions and the positions of
@@ -115,8 +115,25 @@ export function decoderForward(w: GraphWeights, cfg: TextConfig, names: DecoderN
   return { hidden, logits, present: wantPresent ? present : null };
 }
 
-/** hidden [B, S, hidden] -> logits [B, S, vocab] (tied: embed_tokens^T). */
+/**
+ * hidden [B, S, hidden] -> logits [B, S, vocab] (tied: embed_tokens is the head).
+ *
+ * The head is used in checkpoint layout [V, D]: [B*S, D] x [V, D]^T as one Gemm(transB=1), reshaped back. A tied
+ * embedding is thus one initializer shared by the Gather and the head (a MatMul against a transposed copy would store
+ * the table twice: V x D x 4 bytes more, 544 MB for Qwen2-0.5B, in every compiled graph; a Transpose node of the
+ * initializer would be folded by ORT into that same copy at session load). Autodiff: Gemm's rule gives the hidden
+ * states' gradient as Gemm(dy, W) and a trainable head's as Gemm(dy^T, h), in checkpoint layout.
+ */
 export function lmHead(w: GraphWeights, cfg: TextConfig, names: DecoderNames, hidden: Value): Value {
+  const g = w.g;
   const name = cfg.tieWordEmbeddings ? `${names.prefix}embed_tokens.weight` : names.lmHead;
-  return w.g.op1('MatMul', [hidden, w.weightT(name)]);
+  const D = cfg.hiddenSize;
+  const V = cfg.vocabSize;
+  const shape = hidden.shape;
+  const flat = g.op1('Reshape', [hidden, g.ints([-1, D])], {}, { outTypes: [{ dtype: hidden.dtype, shape: ['?', D] }] });
+  const logits = g.op1('Gemm', [flat, w.tensor(name)], { transB: 1 }, { outTypes: [{ dtype: hidden.dtype, shape: ['?', V] }] });
+  // [B, S] of hidden (its leading dims) + [V]
+  const lead = g.op1('Shape', [hidden], { start: 0, end: -1 });
+  const outShape = g.op1('Concat', [lead, g.ints([V])], { axis: 0 });
+  return g.op1('Reshape', [logits, outShape], {}, { outTypes: [{ dtype: hidden.dtype, shape: shape ? [...shape.slice(0, -1), V] : null }] });
 }
