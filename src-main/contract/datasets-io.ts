@@ -51,6 +51,13 @@ export const ImportReport = z.object({
   warningCount: z.int().nonnegative(),
   imagesStored: z.int().nonnegative(),
   imagesReused: z.int().nonnegative(),
+  /**
+   * Incoming items not stored because the dataset already holds the same item (same image content and the
+   * same labels after normalization; an unlabeled one whose image is already there). Not errors.
+   * Capped at 1000; see alreadyPresentCount. Always empty for a new dataset.
+   */
+  alreadyPresent: z.array(z.object({ ref: z.string(), itemId: Id, message: z.string() })),
+  alreadyPresentCount: z.int().nonnegative(),
 });
 export type ImportReport = z.infer<typeof ImportReport>;
 

@@ -1,6 +1,11 @@
 // Import: parse a source (pure), store its images content-addressed with thumbnails, then insert every
 // row in ONE transaction. Either the whole import is stored or nothing is (files it created are removed
 // again). The report lists per item what was skipped and why.
+//
+// Importing into a dataset that already has items skips every incoming item that is already there
+// (see `alreadyPresentKey` for what "the same" means); those are counted in `alreadyPresent`, not
+// stored, and not errors. Importing into a new dataset stores every item, as does an import whose
+// records duplicate each other (the linter flags those).
 import { basename, extname, resolve } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { nowIso } from '../storage/database';
@@ -9,7 +14,7 @@ import { dropRedo } from './history';
 import { ImageError, removeUnreferenced, storeImage, type StoredImage } from './images';
 import { parseSource, type ParseSourceOptions } from './parse';
 import { allocIds, createDataset, ensureTag, findDataset } from './rows';
-import { ImportError, formatProblem, type ImportFormat, type ImportProblem, type NormalizedItem } from './types';
+import { ImportError, formatProblem, type Annotation, type ImportFormat, type ImportProblem, type NormalizedItem } from './types';
 
 export interface ImportOptions extends ParseSourceOptions {
   /** Target dataset: a name (created when missing) or an id. Default: the source's base name. */
@@ -35,6 +40,16 @@ export interface ImportReport {
   warnings: ImportProblem[];
   imagesStored: number;
   imagesReused: number;
+  /** Items not stored because the dataset already holds the same item (same image, same labels). */
+  alreadyPresent: AlreadyPresent[];
+}
+
+export interface AlreadyPresent {
+  /** The incoming record, e.g. `llava.json[3]`. */
+  ref: string;
+  /** The item of the dataset that already holds it. */
+  itemId: number;
+  message: string;
 }
 
 export async function importDataset(db: Database, dataDir: string, source: string, options: ImportOptions = {}): Promise<ImportReport> {
@@ -110,11 +125,12 @@ function store(
   source: string,
   format: ImportFormat,
   options: ImportOptions,
-  items: NormalizedItem[],
+  incoming: NormalizedItem[],
   images: Map<NormalizedItem, StoredImage>,
   problems: ImportProblem[],
 ): Omit<ImportReport, 'imagesStored' | 'imagesReused'> {
   const now = nowIso();
+  let items = incoming;
   const target = options.dataset ?? basename(resolve(source), extname(source));
   let ds = findDataset(db, target);
   if (!ds) {
@@ -124,6 +140,26 @@ function store(
     ds = { id: createDataset(db, name), name };
   }
   const datasetId = ds.id;
+  const present = presentItems(db, datasetId, items, images);
+  const alreadyPresent: AlreadyPresent[] = [];
+  if (present) {
+    const fresh: NormalizedItem[] = [];
+    for (const it of items) {
+      const hash = images.get(it)?.hash ?? '';
+      const same = present.byKey.get(alreadyPresentKey(hash, it.annotations));
+      if (same !== undefined) {
+        alreadyPresent.push({ ref: it.sourcePath, itemId: same, message: `already in this dataset (item ${same})` });
+        continue;
+      }
+      const withImage = it.annotations.length === 0 && hash ? present.byImage.get(hash) : undefined;
+      if (withImage !== undefined) {
+        alreadyPresent.push({ ref: it.sourcePath, itemId: withImage, message: `no labels, and its image is already in this dataset (item ${withImage})` });
+        continue;
+      }
+      fresh.push(it);
+    }
+    items = fresh;
+  }
   const skipped = problems.filter((p) => p.severity === 'error');
   const warnings = problems.filter((p) => p.severity === 'warning');
   const optionsJson = JSON.stringify({ format: options.format, imageRoot: options.imageRoot, textColumn: options.textColumn, imageColumn: options.imageColumn, strict: options.strict, groupByImage: options.groupByImage });
@@ -132,6 +168,10 @@ function store(
       .prepare('INSERT INTO imports (dataset_id, source, format, options_json, item_count, skipped_count, problems_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(datasetId, resolve(source), format, optionsJson, items.length, new Set(skipped.map((p) => p.ref)).size, JSON.stringify(problems.slice(0, 10_000)), now).lastInsertRowid,
   );
+  if (items.length === 0) {
+    // everything was already there: the import is recorded, the dataset and its history are untouched
+    return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: 0, annotations: 0, skipped, warnings, alreadyPresent };
+  }
   const basePos = (db.prepare('SELECT COALESCE(MAX(position), -1) AS p FROM items WHERE dataset_id = ?').get(datasetId) as { p: number }).p + 1;
   const firstItem = allocIds(db, 'items', items.length);
   const annCount = items.reduce((n, it) => n + it.annotations.length, 0);
@@ -159,5 +199,65 @@ function store(
   });
   dropRedo(db, datasetId);
   db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(now, datasetId);
-  return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: items.length, annotations: annCount, skipped, warnings };
+  return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: items.length, annotations: annCount, skipped, warnings, alreadyPresent };
+}
+
+/**
+ * What makes an incoming item "already in this dataset": the same image content (sha256; '' for an item
+ * without image) and the same labels, compared as a multiset (order does not matter) of
+ * (kind, text fields) after normalizing each text: Unicode NFC, CRLF/CR → LF, leading/trailing
+ * whitespace trimmed. Case, inner whitespace and punctuation count; a chat's messages count in order with
+ * their roles. Tags, split and source path are not compared (the item already there keeps its own).
+ */
+export function alreadyPresentKey(imageHash: string, annotations: readonly Annotation[]): string {
+  const norm = (t: string) => t.normalize('NFC').replace(/\r\n?/g, '\n').trim();
+  const sigs = annotations.map((a) => {
+    switch (a.kind) {
+      case 'caption':
+        return JSON.stringify(['caption', norm(a.data.text)]);
+      case 'qa':
+        return JSON.stringify(['qa', norm(a.data.question), norm(a.data.answer)]);
+      case 'chat':
+        return JSON.stringify(['chat', ...a.data.messages.map((m) => [m.role, norm(m.content)])]);
+    }
+  });
+  return `${imageHash}\n${sigs.sort().join('\n')}`;
+}
+
+/**
+ * The dataset's items as `alreadyPresentKey` → lowest item id, and image hash → lowest item id, read in
+ * one query. Only items whose image is among the incoming ones (or without image, when some incoming item
+ * has none) are keyed. Undefined when the dataset has no items.
+ */
+function presentItems(db: Database, datasetId: number, items: NormalizedItem[], images: Map<NormalizedItem, StoredImage>): { byKey: Map<string, number>; byImage: Map<string, number> } | undefined {
+  const hashes = new Set(items.map((it) => images.get(it)?.hash ?? ''));
+  const rows = db
+    .prepare(
+      `SELECT i.id, i.image_hash AS hash, a.kind, a.data_json AS data FROM items i LEFT JOIN annotations a ON a.item_id = i.id
+       WHERE i.dataset_id = ? ORDER BY i.id, a.position`,
+    )
+    .raw()
+    .iterate(datasetId) as IterableIterator<[number, string | null, Annotation['kind'] | null, string | null]>;
+  const byKey = new Map<string, number>();
+  const byImage = new Map<string, number>();
+  let any = false;
+  let cur: { id: number; hash: string; anns: Annotation[] } | undefined;
+  const flush = () => {
+    if (!cur) return;
+    const key = alreadyPresentKey(cur.hash, cur.anns);
+    if (!byKey.has(key)) byKey.set(key, cur.id);
+  };
+  for (const [id, hash, kind, data] of rows) {
+    any = true;
+    const h = hash ?? '';
+    if (!hashes.has(h)) continue;
+    if (cur?.id !== id) {
+      flush();
+      cur = { id, hash: h, anns: [] };
+      if (h && !byImage.has(h)) byImage.set(h, id);
+    }
+    if (kind !== null && data !== null) cur.anns.push({ kind, data: JSON.parse(data) } as Annotation);
+  }
+  flush();
+  return any ? { byKey, byImage } : undefined;
 }

@@ -9,7 +9,7 @@ import { conversationKind, parseConversationRecords } from './formats/conversati
 import { parseFolder } from './formats/folder';
 import { findMetadataFiles, parseImagefolder } from './formats/imagefolder';
 import { parseParquetFiles } from './formats/parquet';
-import { findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
+import { NO_LABELS_WARNING, findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
 import { readCsvRecords, readJsonRecords, splitFromName, walkFiles, type JsonRecord } from './read';
 import { archiveRoot, extractZip, type ZipLimits } from './zip';
 import { IMPORT_FORMATS, ImportError, isImageName, type ImportFormat, type ParseResult } from './types';
@@ -123,9 +123,10 @@ export function detectDirectory(files: string[]): ImportFormat {
 
 /** JSON / JSONL / CSV record files: each record is routed by its shape (conversation, or image + labels). */
 function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFormat): ParseResult {
-  const records: RecordOut[] = [];
+  const perFile: { file: string; got: RecordOut[]; problemsFrom: number; problemsTo: number }[] = [];
   let format: ImportFormat | undefined = forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : undefined;
   for (const file of files) {
+    const problemsFrom = ctx.problems.length;
     const label = ctx.label(file);
     const raw: JsonRecord[] = /\.csv$/i.test(file) ? readCsvRecords(file, label, ctx.problems) : readJsonRecords(file, label, ctx.problems);
     const split = splitFromName(basename(file));
@@ -134,7 +135,31 @@ function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFor
       forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : convCount * 2 >= raw.length && convCount > 0 ? conversationKind(raw.find((r) => conversationKind(r.value))!.value)! : 'vqa';
     format ??= kind;
     const got = kind === 'vqa' ? parseVqaRecords(ctx, file, raw, split) : parseConversationRecords(ctx, file, raw, split);
-    records.push(...got);
+    perFile.push({ file, got, problemsFrom, problemsTo: ctx.problems.length });
   }
-  return { format: format ?? 'vqa', items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
+  // A folder with several annotation files may also hold a side file whose records name images but carry
+  // no labels at all (e.g. the demo's scenes.jsonl: ground-truth objects). When another file of the same
+  // folder has labels, such a file is left out with ONE warning instead of an unlabeled-item warning per
+  // record. Alone (or when no file has labels) it imports as before: unlabeled items, a warning each.
+  const unlabeledOnly = (f: (typeof perFile)[number]) =>
+    f.got.length > 0 &&
+    f.got.every((r) => r.annotations.length === 0 && !r.meta) &&
+    ctx.problems.slice(f.problemsFrom, f.problemsTo).every((p) => p.severity === 'warning' && p.message === NO_LABELS_WARNING);
+  const ignored = perFile.length > 1 && perFile.some((f) => f.got.some((r) => r.annotations.length > 0)) ? new Set(perFile.filter(unlabeledOnly)) : new Set<(typeof perFile)[number]>();
+  const records: RecordOut[] = [];
+  const problems = [];
+  let at = 0;
+  for (const f of perFile) {
+    problems.push(...ctx.problems.slice(at, f.problemsFrom));
+    if (ignored.has(f)) {
+      const label = ctx.label(f.file);
+      problems.push({ ref: label, message: `not imported: none of its ${f.got.length} record(s) has labels (question/answer, caption, text or conversation fields); the labels come from the other annotation files`, severity: 'warning' as const });
+    } else {
+      problems.push(...ctx.problems.slice(f.problemsFrom, f.problemsTo));
+      records.push(...f.got);
+    }
+    at = f.problemsTo;
+  }
+  problems.push(...ctx.problems.slice(at));
+  return { format: format ?? 'vqa', items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems };
 }

@@ -85,6 +85,8 @@ export const datasetIoHandlers = handlers({
       skippedCount: rep.skipped.length,
       warnings: rep.warnings.slice(0, MAX_LISTED),
       warningCount: rep.warnings.length,
+      alreadyPresent: rep.alreadyPresent.slice(0, MAX_LISTED),
+      alreadyPresentCount: rep.alreadyPresent.length,
     };
   },
   'datasets.export': (p, ctx) => {

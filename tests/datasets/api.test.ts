@@ -161,12 +161,17 @@ test('lenslab import / export on the command line', async () => {
   assert.equal(await cli('import', src, '--format', 'nope', '--data-dir', dataDir), 2);
   assert.match(io.err.join('\n'), /--format must be one of/);
   assert.equal(await cli('import', join(src, 'data.json'), '--dataset-id', '1', '--json', '--data-dir', dataDir), 0);
-  assert.equal(JSON.parse(io.out.join('\n')).imported, 4);
+  // the same file again into the same dataset: nothing is added, the report says why
+  const again = JSON.parse(io.out.join('\n'));
+  assert.equal(again.imported, 0);
+  assert.equal(again.alreadyPresentCount, 4);
+  assert.equal(await cli('import', join(src, 'data.json'), '--dataset-id', '1', '--data-dir', dataDir), 0);
+  assert.match(io.out.join('\n'), /Imported 0 item\(s\)[^]*Not imported again: 4 item\(s\) already in this dataset/);
   const out = join(tmp.dir, 'cli-out');
   assert.equal(await cli('export', '1', out, '--format', 'llava', '--plain', '--data-dir', dataDir), 0, io.err.join('\n'));
-  assert.match(io.out.join('\n'), /Exported 8 item\(s\) as 8 llava record\(s\) and 3 image\(s\)/);
+  assert.match(io.out.join('\n'), /Exported 4 item\(s\) as 4 llava record\(s\) and 3 image\(s\)/);
   const data = JSON.parse(readFileSync(join(out, 'data.json'), 'utf8'));
-  assert.equal(data.length, 8);
+  assert.equal(data.length, 4);
   assert.equal(data[0].lenslab, undefined);
   assert.equal(await cli('export', '1', out, '--data-dir', dataDir), 2);
   assert.match(io.err.join('\n'), /--format is required/);

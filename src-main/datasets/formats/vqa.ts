@@ -24,6 +24,9 @@ function imageField(row: Record<string, unknown>): [string, unknown] | undefined
   return undefined;
 }
 
+/** The per-record warning for a record with an image and no labels. */
+export const NO_LABELS_WARNING = 'no question/answer or caption fields; imported without labels';
+
 export function parseVqaRecords(ctx: ParseContext, file: string, records: JsonRecord[], split?: RecordOut['split']): RecordOut[] {
   const out: RecordOut[] = [];
   for (const { ref, value } of records) {
@@ -47,7 +50,7 @@ export function parseVqaRecords(ctx: ParseContext, file: string, records: JsonRe
     const meta = readMeta(ctx, ref, value.lenslab);
     const annotations = labelsFromRow(ctx, ref, value, { textColumn: ctx.options.textColumn, meta });
     if (!annotations) continue;
-    if (annotations.length === 0) ctx.warn(ref, 'no question/answer or caption fields; imported without labels');
+    if (annotations.length === 0) ctx.warn(ref, NO_LABELS_WARNING);
     out.push({ ref, image, annotations, meta, split });
   }
   return out;

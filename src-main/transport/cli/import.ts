@@ -84,6 +84,7 @@ export const importCommand: CommandGroup = {
     }
     ctx.io.out(`Imported ${rep.imported} item(s) with ${rep.annotations} label(s) into dataset ${rep.datasetId} "${rep.datasetName}" (format ${rep.format}).`);
     ctx.io.out(`Images: ${rep.imagesStored} stored, ${rep.imagesReused} already present.`);
+    if (rep.alreadyPresentCount > 0) ctx.io.out(`Not imported again: ${rep.alreadyPresentCount} item(s) already in this dataset (same image, same labels).`);
     const line = (p: { ref: string; field?: string; message: string }) => `  ${p.ref}${p.field ? `${p.field.startsWith('[') ? '' : '.'}${p.field}` : ''}: ${p.message}`;
     if (rep.skippedCount > 0) {
       ctx.io.out(`Skipped ${rep.skippedCount} record(s):`);
