@@ -423,6 +423,11 @@ test(`fuzz: ${cases.length} malformed inputs each give a clear error and store n
     for (const it of loadItems(db, rep.datasetId)) {
       assert.ok(it.image || it.annotations.length > 0, `${c.name}: empty item stored`);
     }
+    // the same source again into the same dataset: every good item is already there, nothing is added
+    const again = await importDataset(db, dataDir, path, { ...c.opts, dataset: rep.datasetId });
+    assert.equal(again.imported, 0, `${c.name}: re-import added ${again.imported}`);
+    assert.equal(again.alreadyPresent.length, rep.imported, `${c.name}: already present`);
+    assert.equal(loadItems(db, rep.datasetId).length, rep.imported, `${c.name}: items after the re-import`);
   }
 });
 
