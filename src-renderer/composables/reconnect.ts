@@ -1,6 +1,7 @@
 // Telling a reconnect from the first connect: the state sequence of the backend connection in, a call out each
 // time the connection is open again after it was lost (events sent meanwhile were missed).
-import type { ConnectionState } from '../api';
+/** The backend connection's states (api.ts ConnectionState; not imported: api.ts opens a socket on import). */
+type ConnectionState = 'connecting' | 'open' | 'closed';
 
 export function reconnectWatcher(onBack: () => void): (s: ConnectionState) => void {
   let wasOpen = false;
