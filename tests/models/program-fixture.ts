@@ -1,9 +1,10 @@
 // Shared by the program / LoRA-graph tests: a tiny LLaVA and training batches from the demo scenes
 // (prompt tokens ignored, answer + </s> as labels, right padding, one image per row).
 import type { ort } from '../../src-main/engine';
-import { tensor } from '../../src-main/engine';
+import assert from 'node:assert/strict';
+import { StepExecutor, tensor, type StepExecutorOptions } from '../../src-main/engine';
 import { makeSample, type Family } from '../../src-main/models/demo/shapes';
-import type { LoadedVlm } from '../../src-main/models/program';
+import type { LoadedVlm, TrainableVlm } from '../../src-main/models/program';
 
 export interface QaRow {
   pixels: Float32Array;
@@ -54,4 +55,38 @@ export function makeFeeds(m: LoadedVlm, rows: QaRow[]): Record<string, ort.Tenso
     labels: tensor('int64', [B, T], labels),
     pixel_values: tensor('float32', [B, 3, S, S], pix),
   };
+}
+
+/**
+ * Float64 gradient check along one direction: Σ grad·dir (from the step's output gradients at `init`) against the
+ * central difference of the step's loss at init ± eps·dir. Asserts a non-trivial gradient and agreement to 1e-5.
+ */
+export async function assertDirectionalGradient(o: {
+  tv: Pick<TrainableVlm, 'params' | 'forward'>;
+  init: Record<string, ArrayLike<number>>;
+  grads: Record<string, ort.Tensor>;
+  dirs: Record<string, Float64Array>;
+  feeds: Record<string, ort.Tensor>;
+  session: StepExecutorOptions['session'];
+  label: string;
+  eps?: number;
+}): Promise<void> {
+  const eps = o.eps ?? 1e-5;
+  let analytic = 0;
+  for (const p of o.tv.params) {
+    const g = o.grads[p.name].data as Float64Array;
+    const d = o.dirs[p.name];
+    for (let i = 0; i < g.length; i++) analytic += g[i] * d[i];
+  }
+  const lossAt = async (s: number) => {
+    const v: Record<string, Float64Array> = {};
+    for (const p of o.tv.params) v[p.name] = Float64Array.from(o.init[p.name], (x, i) => x + s * eps * o.dirs[p.name][i]);
+    const e = await StepExecutor.create({ params: o.tv.params, forward: o.tv.forward, session: o.session }, v);
+    const l = (await e.step(o.feeds, 0)).loss;
+    await e.dispose();
+    return l;
+  };
+  const numeric = ((await lossAt(1)) - (await lossAt(-1))) / (2 * eps);
+  assert.ok(Math.abs(analytic) > 1e-3, `${o.label}: has a gradient (${analytic})`);
+  assert.ok(Math.abs(analytic - numeric) < 1e-5 * Math.max(1, Math.abs(numeric)), `${o.label}: analytic ${analytic} vs numeric ${numeric}`);
 }
