@@ -15,8 +15,9 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { StepExecutor, lrAt, serializeModel, Session, tensor, type ort } from '../src-main/engine';
+import { StepExecutor, lrAt, serializeModel, Session, type ort } from '../src-main/engine';
 import { writeTinyLlava } from '../src-main/models/demo/tiny-llava';
+import { greedyAnswer, padBatch } from '../src-main/models/demo/feeds';
 import { CAPTION_PROMPT } from '../src-main/models/demo/dataset';
 import { FAMILIES, makeSample, type Family } from '../src-main/models/demo/shapes';
 import { buildLogitsGraph, buildTrainableVlm, loadVlm, saveFullModel, type LoadedVlm } from '../src-main/models/program';
@@ -89,64 +90,26 @@ function promptIds(m: LoadedVlm, question: string): number[] {
 }
 
 function batchFeeds(m: LoadedVlm, exs: Example[]): Record<string, ort.Tensor> {
-  const rows = exs.map((e) => {
-    const p = promptIds(m, e.prompt);
-    const a = [...m.tokenizer.encode(' ' + e.answer, { addSpecialTokens: false }), m.tokenizer.eosTokenId!];
-    return { ids: [...p, ...a], labels: [...p.map(() => -100), ...a] };
-  });
-  const T = Math.max(...rows.map((r) => r.ids.length));
-  const B = rows.length;
-  const ids = new BigInt64Array(B * T).fill(BigInt(m.tokenizer.padTokenId ?? 0));
-  const mask = new BigInt64Array(B * T);
-  const labels = new BigInt64Array(B * T).fill(-100n);
-  rows.forEach((r, b) =>
-    r.ids.forEach((id, t) => {
-      ids[b * T + t] = BigInt(id);
-      mask[b * T + t] = 1n;
-      labels[b * T + t] = BigInt(r.labels[t]);
+  return padBatch(
+    m,
+    exs.map((e) => {
+      const p = promptIds(m, e.prompt);
+      const a = [...m.tokenizer.encode(' ' + e.answer, { addSpecialTokens: false }), m.tokenizer.eosTokenId!];
+      return { ids: [...p, ...a], labels: [...p.map(() => -100), ...a], pixels: e.pixels };
     }),
   );
-  const n = exs[0].pixels.length;
-  const pix = new Float32Array(B * n);
-  exs.forEach((e, b) => pix.set(e.pixels, b * n));
-  const S = m.config.vision.imageSize;
-  return {
-    input_ids: tensor('int64', [B, T], ids),
-    attention_mask: tensor('int64', [B, T], mask),
-    labels: tensor('int64', [B, T], labels),
-    pixel_values: tensor('float32', [B, 3, S, S], pix),
-  };
 }
 
 /** Greedy answers by full recomputation (the tiny model makes this cheap), exact match after trimming. */
 async function evaluate(m: LoadedVlm, kinds: Array<Family | 'caption'>, count: number): Promise<Record<string, { accuracy: number; n: number; examples: string[] }>> {
   const sess = await Session.create(serializeModel(buildLogitsGraph(m)).model, { threads: THREADS });
-  const V = m.config.text.vocabSize;
-  const S = m.config.vision.imageSize;
   const out: Record<string, { accuracy: number; n: number; examples: string[] }> = {};
   for (const kind of kinds) {
     let ok = 0;
     const examples: string[] = [];
     for (let i = 0; i < count; i++) {
       const e = await example(m, EVAL_START + i * kinds.length + kinds.indexOf(kind), kinds);
-      const seq = promptIds(m, e.prompt);
-      const gen: number[] = [];
-      const maxNew = kind === 'caption' ? 40 : 6;
-      for (let k = 0; k < maxNew; k++) {
-        const T = seq.length;
-        const r = await sess.run({
-          input_ids: tensor('int64', [1, T], BigInt64Array.from(seq.map(BigInt))),
-          attention_mask: tensor('int64', [1, T], new BigInt64Array(T).fill(1n)),
-          pixel_values: tensor('float32', [1, 3, S, S], e.pixels),
-        });
-        const lg = r.logits.data as Float32Array;
-        let best = 0;
-        for (let j = 1; j < V; j++) if (lg[(T - 1) * V + j] > lg[(T - 1) * V + best]) best = j;
-        if (best === m.tokenizer.eosTokenId) break;
-        gen.push(best);
-        seq.push(best);
-      }
-      const text = m.tokenizer.decode(gen, { skipSpecialTokens: true }).trim();
+      const text = await greedyAnswer(m, sess, promptIds(m, e.prompt), e.pixels, kind === 'caption' ? 40 : 6);
       if (text === e.answer) ok++;
       if (examples.length < 3) examples.push(`${e.prompt} -> ${JSON.stringify(text)} (want ${JSON.stringify(e.answer)})`);
     }

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { buildLogitsGraph, loadVlm, type LoadedVlm } from '../../src-main/models/program';
-import { serializeModel, Session, tensor } from '../../src-main/engine';
+import { serializeModel, Session } from '../../src-main/engine';
+import { greedyAnswer } from '../../src-main/models/demo/feeds';
 import { makeSample, type Family } from '../../src-main/models/demo/shapes';
 import { CAPTION_PROMPT } from '../../src-main/models/demo/dataset';
 import { encodeRow } from './program-fixture';
@@ -15,8 +16,6 @@ const DIR = join(import.meta.dirname, '../../resources/demo/model');
 const SEED = 4242;
 
 async function accuracy(m: LoadedVlm, sess: Session, kind: Family | 'caption', n: number): Promise<number> {
-  const V = m.config.text.vocabSize;
-  const S = m.config.vision.imageSize;
   let ok = 0;
   let seen = 0;
   for (let i = 0; seen < n; i++) {
@@ -27,22 +26,7 @@ async function accuracy(m: LoadedVlm, sess: Session, kind: Family | 'caption', n
     const pixels = (await m.imageProcessor.process({ data: s.rgb, width: 64, height: 64 })).data;
     const row = encodeRow(m, { question: qa.question, answer: qa.answer });
     const seq = row.ids.slice(0, row.labels.findIndex((x) => x !== -100));
-    const gen: number[] = [];
-    for (let k = 0; k < (kind === 'caption' ? 40 : 4); k++) {
-      const T = seq.length;
-      const r = await sess.run({
-        input_ids: tensor('int64', [1, T], BigInt64Array.from(seq.map(BigInt))),
-        attention_mask: tensor('int64', [1, T], new BigInt64Array(T).fill(1n)),
-        pixel_values: tensor('float32', [1, 3, S, S], pixels),
-      });
-      const lg = r.logits.data as Float32Array;
-      let best = 0;
-      for (let j = 1; j < V; j++) if (lg[(T - 1) * V + j] > lg[(T - 1) * V + best]) best = j;
-      if (best === m.tokenizer.eosTokenId) break;
-      gen.push(best);
-      seq.push(best);
-    }
-    if (m.tokenizer.decode(gen, { skipSpecialTokens: true }).trim() === qa.answer) ok++;
+    if ((await greedyAnswer(m, sess, seq, pixels, kind === 'caption' ? 40 : 4)) === qa.answer) ok++;
   }
   return ok / n;
 }

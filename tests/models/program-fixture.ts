@@ -2,7 +2,8 @@
 // (prompt tokens ignored, answer + </s> as labels, right padding, one image per row).
 import type { ort } from '../../src-main/engine';
 import assert from 'node:assert/strict';
-import { StepExecutor, tensor, type StepExecutorOptions } from '../../src-main/engine';
+import { StepExecutor, type StepExecutorOptions } from '../../src-main/engine';
+import { padBatch } from '../../src-main/models/demo/feeds';
 import { makeSample, type Family } from '../../src-main/models/demo/shapes';
 import type { LoadedVlm, TrainableVlm } from '../../src-main/models/program';
 
@@ -33,28 +34,7 @@ export function encodeRow(m: LoadedVlm, r: { question: string; answer: string })
 }
 
 export function makeFeeds(m: LoadedVlm, rows: QaRow[]): Record<string, ort.Tensor> {
-  const enc = rows.map((r) => encodeRow(m, r));
-  const T = Math.max(...enc.map((e) => e.ids.length));
-  const B = rows.length;
-  const ids = new BigInt64Array(B * T).fill(BigInt(m.tokenizer.padTokenId ?? 0));
-  const mask = new BigInt64Array(B * T);
-  const labels = new BigInt64Array(B * T).fill(-100n);
-  enc.forEach((e, b) =>
-    e.ids.forEach((id, t) => {
-      ids[b * T + t] = BigInt(id);
-      mask[b * T + t] = 1n;
-      labels[b * T + t] = BigInt(e.labels[t]);
-    }),
-  );
-  const S = m.config.vision.imageSize;
-  const pix = new Float32Array(B * 3 * S * S);
-  rows.forEach((r, b) => pix.set(r.pixels, b * 3 * S * S));
-  return {
-    input_ids: tensor('int64', [B, T], ids),
-    attention_mask: tensor('int64', [B, T], mask),
-    labels: tensor('int64', [B, T], labels),
-    pixel_values: tensor('float32', [B, 3, S, S], pix),
-  };
+  return padBatch(m, rows.map((r) => ({ ...encodeRow(m, r), pixels: r.pixels })));
 }
 
 /**
