@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser, startServe, type ServeProcess } from './harness';
 import { tempDir } from '../helpers/tmp';
+export { until } from '../helpers/wait';
 import type { MethodName, Params, Result } from '../../src-main/contract/index';
 
 export interface UiFixture {
@@ -69,16 +70,6 @@ export async function call<M extends MethodName>(server: ServeProcess, method: M
 }
 
 /** Poll until fn returns a truthy value (or throw after timeoutMs with the last value). */
-export async function until<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 15_000): Promise<Exclude<T, null | undefined | false>> {
-  const end = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await fn();
-    if (last) return last as Exclude<T, null | undefined | false>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** How many pixels the page's content area is wider than the window shows (0: nothing is pushed off to the side). */
 export async function horizontalOverflow(page: Page): Promise<number> {

@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { tempDir } from '../helpers/tmp';
+import { runnerEvent } from '../helpers/wait';
 import { openDatabase, closeDatabase } from '../../src-main/storage/database';
 import { insertRun, getRun, listMetrics, updateRunStatus } from '../../src-main/storage/runs-queries';
 import { JobRunner, type RunnerEvent } from '../../src-main/jobs/runner';
@@ -34,16 +35,7 @@ function newRun(config: ToyConfigInput): { runId: number; spec: JobSpec } {
   return { runId, spec: { trainer: 'toy', outDir: join(dir, `run-${n++}`), config } };
 }
 /** Resolve with the first event matching `pred` for a run. */
-function when(runId: number, pred: (e: RunnerEvent) => boolean): Promise<RunnerEvent> {
-  return new Promise((resolve) => {
-    const off = runner.subscribe((e) => {
-      if (e.runId === runId && pred(e)) {
-        off();
-        resolve(e);
-      }
-    });
-  });
-}
+const when = (runId: number, pred: (e: RunnerEvent) => boolean) => runnerEvent(runner, runId, pred);
 const finalWeights = (spec: JobSpec) => {
   const t = readSafetensors(join(spec.outDir, 'final', 'model.safetensors'));
   return [...t.get('w')!.data, ...t.get('b')!.data];

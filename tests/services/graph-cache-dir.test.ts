@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/wait';
 import { createBackend } from '../../src-main/services/backend';
 import { graphCacheDirOf } from '../../src-main/storage/data-dir';
 import { importIcons, writeTinyModel } from '../training/vlm-fixture';
@@ -34,13 +35,8 @@ test("a run's evaluation graphs land in the data directory's cache and serve a l
   await backend.dispatcher.call('datasets.split', { datasetId, seed: 0, train: 0.75, val: 0.25, test: 0 });
   const events: { event: string; payload: any }[] = [];
   const off = backend.events.subscribe((event, payload) => events.push({ event, payload }));
-  const waitFor = async (pred: () => boolean, what: string) => {
-    const t0 = Date.now();
-    while (!pred()) {
-      if (Date.now() - t0 > 120_000) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
+  const waitFor = (pred: () => boolean, what: string) => until(pred, what, 120_000, 25);
+
   const { run } = (await backend.dispatcher.call('runs.start', {
     model: { path: modelDir },
     data: { datasetId, trainSplit: 'train', evalSplit: 'val' },

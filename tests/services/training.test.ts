@@ -10,6 +10,7 @@ import type { ApiErrorData } from '../../src-main/contract/errors';
 import { insertRun, updateRunStatus } from '../../src-main/storage/runs-queries';
 import { saveJobSpec } from '../../src-main/jobs/store';
 import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/wait';
 
 const tmp = tempDir('training-svc-');
 const quiet = { error() {}, warn() {} };
@@ -35,17 +36,8 @@ async function fail(method: string, params?: unknown): Promise<ApiErrorData> {
 const eventsOf = (runId: number, name: string) => seen.filter((s) => s.event === name && s.payload.runId === runId).map((s) => s.payload);
 /** Steps reported so far (progress events batch every step since the previous one in `points`). */
 const stepsSeen = (runId: number) => eventsOf(runId, 'runs.progress').flatMap((e) => e.points.map((p: any) => p.step));
-function waitFor(pred: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (pred()) return resolve();
-      if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
+/** Wait (polling every 20 ms, up to 60 s) until `pred` holds. */
+const waitFor = (pred: () => boolean, what: string) => until(pred, what, 60_000, 20);
 const toy = (hp: Record<string, unknown>, debug: Record<string, unknown> = {}) => ({
   trainer: 'toy',
   hparams: { maxSteps: 30, batchSize: 8, lr: 0.05, seed: 3, saveEvery: 10, keepLastK: 2, evalEvery: 10, ...hp },

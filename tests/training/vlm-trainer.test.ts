@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
+import { runnerEvent } from '../helpers/wait';
 import { createBackend } from '../../src-main/services/backend';
 import type { ApiErrorData } from '../../src-main/contract/errors';
 import { JobRunner, type RunnerEvent } from '../../src-main/jobs/runner';
@@ -108,16 +109,7 @@ function newJob(debug: { stepDelayMs?: number } = {}) {
   };
   return { runId, spec: { trainer: 'vlm', outDir, config } };
 }
-function when(runId: number, pred: (e: RunnerEvent) => boolean): Promise<RunnerEvent> {
-  return new Promise((resolve) => {
-    const off = runner.subscribe((e) => {
-      if (e.runId === runId && pred(e)) {
-        off();
-        resolve(e);
-      }
-    });
-  });
-}
+const when = (runId: number, pred: (e: RunnerEvent) => boolean) => runnerEvent(runner, runId, pred);
 function adapterTensors(outDir: string): Map<string, Float32Array> {
   const t = readSafetensors(join(outDir, 'final', 'adapter_model.safetensors'));
   return new Map([...t].map(([k, v]) => [k, Float32Array.from(v.data)]));
