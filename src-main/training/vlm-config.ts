@@ -3,6 +3,7 @@
 // (datasets/render.ts) and checked against the model (length, vocabulary, images), the step plan, and the memory
 // estimate (refused, with suggestions, when it does not fit). Used in the parent (service / CLI) before a job
 // process starts, and again in the job process to build the same samples.
+import { GRAPH_CACHE_ENV } from '../storage/data-dir';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { z } from 'zod';
@@ -15,9 +16,12 @@ import { availableMemory, estimateTrainingMemory, memoryRefusal, shapeFromLlavaC
 import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type DataSnapshot, type GenItem } from './data';
 import type { EvalTask } from '../eval/metrics';
 
-/** Where compiled graphs are cached (shared across runs of the same model and settings). */
+/**
+ * Where a job process compiles graphs: LENSLAB_GRAPH_CACHE, which the backend sets to its data directory's cache
+ * (storage/data-dir.ts graphCacheDirOf), else the temp folder (a job started by hand).
+ */
 export function graphCacheDir(): string {
-  return process.env.LENSLAB_GRAPH_CACHE || join(tmpdir(), 'lenslab-graph-cache');
+  return process.env[GRAPH_CACHE_ENV] || join(tmpdir(), 'lenslab-graph-cache');
 }
 
 export const vlmConfigSchema = z

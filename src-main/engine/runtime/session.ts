@@ -46,8 +46,14 @@ export function providerFromEnv(env: NodeJS.ProcessEnv = process.env): Provider 
   return v as Provider | 'auto';
 }
 
-/** The folders holding this platform's onnxruntime-node binding (bin/napi-v*\/<platform>/<arch>). */
+let bindingDirsFound: string[] | undefined;
+
+/** The folders holding this platform's onnxruntime-node binding (bin/napi-v*\/<platform>/<arch>); looked up once. */
 function bindingDirs(): string[] {
+  return (bindingDirsFound ??= findBindingDirs());
+}
+
+function findBindingDirs(): string[] {
   try {
     const root = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin');
     return readdirSync(root)
