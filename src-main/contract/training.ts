@@ -54,19 +54,14 @@ export const RunPlanSchema = z.object({
 });
 export type RunPlanData = z.infer<typeof RunPlanSchema>;
 
-export const TrainerKind = z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a trainer name such as "vlm"');
-
+/** A LoRA / projector fine-tuning run of a LLaVA model on a dataset. */
 export const StartRunInput = z.strictObject({
   name: Name.optional(),
-  /** 'vlm' (default): LoRA / projector fine-tuning of a LLaVA model. Other kinds (e.g. 'toy') take `options`. */
-  trainer: TrainerKind.default('vlm'),
-  model: ModelRef.optional(),
-  data: TrainData.optional(),
+  model: ModelRef,
+  data: TrainData,
   hparams: Hparams.default({}),
   /** Evaluation during training: at most this many items of the eval split are generated (default 64). */
   evalMaxItems: z.int().min(1).max(100_000).optional(),
-  /** Trainer-specific settings for non-VLM trainers. */
-  options: JsonObject.optional(),
   /** Run directory (default <data dir>/runs/<run id>). */
   outDir: z.string().min(1).max(4096).optional(),
 });

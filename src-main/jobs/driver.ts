@@ -5,7 +5,8 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanCheckpoints, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../training/checkpoints';
 import type { JobEvent, JobSpec } from './protocol';
-import { loadTrainerModule, type Trainer } from './trainer';
+import type { Trainer } from './trainer';
+import { loadTrainerModule } from './trainers';
 
 export type JobOutcome = 'done' | 'paused' | 'cancelled' | 'failed';
 
@@ -20,10 +21,6 @@ export function checkpointRoot(outDir: string): string {
 
 export function finalDir(outDir: string): string {
   return join(outDir, 'final');
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
@@ -50,10 +47,7 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
     let lastEval: Record<string, number> = {};
     const save = (metrics: Record<string, number>) => {
       const files = trainer!.saveState();
-      const ref = saveCheckpoint(root, step, files, {
-        info: { metrics },
-        beforeCommit: spec.debugCommitDelayMs ? () => sleepSync(spec.debugCommitDelayMs!) : undefined,
-      });
+      const ref = saveCheckpoint(root, step, files, { info: { metrics } });
       // prune only after the new one is committed, and report what went
       const pruned = pruneCheckpoints(root, plan.keepLastK);
       lastSaved = step;

@@ -1,16 +1,14 @@
 // Messages between the job runner (parent) and a job process (child), over Node's IPC channel.
 // Pure types and small helpers; no Node imports, so the contract/renderer side can share the event shapes.
 
-/** What a job runs: a trainer kind (see TRAINERS), its config, and the run directory. JSON-safe. */
+/** What a job runs: a trainer kind (see trainers.ts), its config, and the run directory. JSON-safe. */
 export interface JobSpec {
-  /** Trainer kind, e.g. 'toy' or 'vlm'. */
+  /** Trainer kind: 'vlm' in the app. */
   trainer: string;
   /** The run directory: checkpoints/, final/, process.json and job.log live here. */
   outDir: string;
   /** Trainer-specific config (hyperparameters, model dir, dataset...), validated by the trainer module. */
   config: unknown;
-  /** Test hook: milliseconds to block inside every checkpoint write, before it commits (simulates slow disks). */
-  debugCommitDelayMs?: number;
 }
 
 /** Parent → child. */

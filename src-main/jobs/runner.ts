@@ -14,7 +14,7 @@ import { checkpointRoot } from './driver';
 import { pidAlive, processIsLive, readProcessFile, writeProcessFile } from './process-file';
 import type { JobEvent, JobSpec, ParentMessage } from './protocol';
 import { getRun, loadJobSpec, recordCheckpoint, runsWithStatus, saveJobSpec, setRunProgress, storeMetrics, storeTrainingEvaluation, updateRunStatus } from './store';
-import { loadTrainerModule } from './trainer';
+import { loadTrainerModule } from './trainers';
 
 export type RunnerEvent = { runId: number } & (
   | JobEvent

@@ -1,6 +1,5 @@
 // The interface every trainer implements, so the job driver (driver.ts) can run, checkpoint, pause and resume it
-// without knowing what it trains. The toy logistic-regression trainer (toy-trainer.ts) implements it for the job
-// tests; the VLM LoRA trainer implements the same interface and registers one line in TRAINERS below.
+// without knowing what it trains. The registry of implementations is trainers.ts.
 import type { CheckpointFiles, LoadedCheckpoint } from '../training/checkpoints';
 import type { MemoryEstimate } from '../training/memory';
 import type { EvalPrediction } from './protocol';
@@ -70,16 +69,4 @@ export interface TrainerModule {
    */
   validateConfig(config: unknown): { totalSteps: number | null; memory?: MemoryEstimate };
   createTrainer(config: unknown, ctx: TrainerContext): Trainer;
-}
-
-/** Trainer kinds by name. A job spec names one; the job process imports only that module. */
-export const TRAINERS: Record<string, () => Promise<TrainerModule>> = {
-  toy: async () => (await import('./toy-trainer')).toyTrainerModule,
-  vlm: async () => (await import('../training/vlm-trainer')).vlmTrainerModule,
-};
-
-export async function loadTrainerModule(kind: string): Promise<TrainerModule> {
-  const load = TRAINERS[kind];
-  if (!load) throw new Error(`unknown trainer "${kind}" (known: ${Object.keys(TRAINERS).join(', ')})`);
-  return load();
 }

@@ -16,7 +16,6 @@ import { JobRunner, type JobRunnerOptions, type RunnerEvent } from '../jobs/runn
 import { listCheckpointRows, loadJobSpec } from '../jobs/store';
 import { finalDir } from '../jobs/driver';
 import { pidAlive } from '../jobs/process-file';
-import { loadTrainerModule, TRAINERS } from '../jobs/trainer';
 import type { JobSpec } from '../jobs/protocol';
 import { HparamsError } from '../training/hparams';
 import { SampleError } from '../training/batching';
@@ -464,57 +463,36 @@ export const trainingHandlers = handlers({
 
   'runs.start': async (p, ctx) => {
     const { runner } = trainingRuntime(ctx);
-    if (p.trainer !== 'vlm' && !(p.trainer in TRAINERS)) throw new ApiError('invalid_request', `unknown trainer "${p.trainer}" (known: ${Object.keys(TRAINERS).join(', ')})`, 'trainer');
-    const outDirOf = (id: number) => (p.outDir ? resolve(p.outDir) : join(ctx.dataDir, 'runs', String(id)));
     if (p.outDir && existsSync(resolve(p.outDir)) && readdirSync(resolve(p.outDir)).length > 0)
       throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
-    let spec: (outDir: string) => JobSpec;
-    let validated: { totalSteps: number | null; memory?: MemoryEstimate };
-    let row: { name: string; modelId: number | null; datasetId: number | null; config: Record<string, unknown> };
-    let snapshotFor: ((outDir: string) => void) | null = null;
-    if (p.trainer === 'vlm') {
-      if (!p.model) throw new ApiError('invalid_request', 'model is required for VLM training', 'model');
-      if (!p.data) throw new ApiError('invalid_request', 'data is required for VLM training', 'data');
-      const { model, snapshot, check } = await checkVlm(ctx, { model: p.model, data: p.data, hparams: p.hparams, evalMaxItems: p.evalMaxItems }, true);
-      validated = { totalSteps: check.plan.totalSteps, memory: check.memory };
-      row = {
-        name: p.name ?? `${check.hp.method} on ${snapshot.source.name}`,
-        modelId: model.modelId,
-        datasetId: p.data.datasetId,
-        config: { trainer: 'vlm', model: p.model, data: p.data, hparams: check.hp, autoSplit: snapshot.autoSplit },
-      };
-      const data = p.data;
-      snapshotFor = (outDir) => writeSnapshot(join(outDir, 'data.json'), snapshot);
-      spec = (outDir) => ({
-        trainer: 'vlm',
-        outDir,
-        config: {
-          model: model.dir,
-          data: { file: join(outDir, 'data.json'), trainSplit: data.trainSplit, evalSplit: data.evalSplit },
-          hparams: p.hparams,
-          eval: { maxItems: p.evalMaxItems ?? 64 },
-        },
-      });
-    } else {
-      const config = { ...(p.options ?? {}), hparams: p.hparams };
-      try {
-        validated = (await loadTrainerModule(p.trainer)).validateConfig(config);
-      } catch (e) {
-        throw toTrainingError(e, 'options');
-      }
-      row = { name: p.name ?? `${p.trainer} run`, modelId: null, datasetId: null, config: { trainer: p.trainer, hparams: p.hparams, options: p.options ?? {} } };
-      spec = (outDir) => ({ trainer: p.trainer, outDir, config });
-    }
-    const run = insertRun(ctx.db, { ...row, totalSteps: validated.totalSteps });
-    const outDir = outDirOf(run.id);
+    const { model, snapshot, check } = await checkVlm(ctx, p, true);
+    const validated = { totalSteps: check.plan.totalSteps, memory: check.memory };
+    const run = insertRun(ctx.db, {
+      name: p.name ?? `${check.hp.method} on ${snapshot.source.name}`,
+      modelId: model.modelId,
+      datasetId: p.data.datasetId,
+      config: { trainer: 'vlm', model: p.model, data: p.data, hparams: check.hp, autoSplit: snapshot.autoSplit },
+      totalSteps: validated.totalSteps,
+    });
+    const outDir = p.outDir ? resolve(p.outDir) : join(ctx.dataDir, 'runs', String(run.id));
+    const spec: JobSpec = {
+      trainer: 'vlm',
+      outDir,
+      config: {
+        model: model.dir,
+        data: { file: join(outDir, 'data.json'), trainSplit: p.data.trainSplit, evalSplit: p.data.evalSplit },
+        hparams: p.hparams,
+        eval: { maxItems: p.evalMaxItems ?? 64 },
+      },
+    };
     try {
-      snapshotFor?.(outDir);
-      await runner.startJob(run.id, spec(outDir), { validated });
+      writeSnapshot(join(outDir, 'data.json'), snapshot);
+      await runner.startJob(run.id, spec, { validated });
     } catch (e) {
       deleteRun(ctx.db, run.id);
       throw toTrainingError(e);
     }
-    return { run: toRun(requireRun(ctx.db, run.id)), memory: validated.memory ? toMemory(validated.memory) : null };
+    return { run: toRun(requireRun(ctx.db, run.id)), memory: toMemory(validated.memory) };
   },
 
   'runs.pause': async (p, ctx) => {

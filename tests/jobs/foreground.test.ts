@@ -7,10 +7,12 @@ import { insertRun, getRun } from '../../src-main/storage/runs-queries';
 import { JobRunner } from '../../src-main/jobs/runner';
 import { runInForeground } from '../../src-main/jobs/foreground';
 import { formatProgress, formatDuration } from '../../src-main/jobs/progress';
+import { registerToyTrainer, TOY_JOB_ENTRY } from './fixtures/toy-trainer';
 
 const { dir, cleanup } = tempDir('fg-');
 const db = openDatabase(':memory:');
-const runner = new JobRunner({ db });
+registerToyTrainer();
+const runner = new JobRunner({ db, entry: TOY_JOB_ENTRY });
 after(async () => {
   await runner.shutdown();
   closeDatabase(db);

@@ -13,11 +13,12 @@ import { writeProcessFile, readProcessFile } from '../../src-main/jobs/process-f
 import { listCheckpoints, verifyCheckpoint } from '../../src-main/training/checkpoints';
 import { readSafetensors } from '../../src-main/models/weights/safetensors';
 import type { JobSpec } from '../../src-main/jobs/protocol';
-import type { ToyConfigInput } from '../../src-main/jobs/toy-trainer';
+import { registerToyTrainer, TOY_JOB_ENTRY, type ToyConfigInput } from './fixtures/toy-trainer';
 
 const { dir, cleanup } = tempDir('jobs-');
 const db = openDatabase(join(dir, 'lenslab.db'));
-const runner = new JobRunner({ db, cancelGraceMs: 300 });
+registerToyTrainer();
+const runner = new JobRunner({ db, cancelGraceMs: 300, entry: TOY_JOB_ENTRY });
 after(async () => {
   await runner.shutdown();
   closeDatabase(db);
@@ -126,8 +127,7 @@ test('cancel stops the run and leaves no half-written checkpoint, even when kill
   assert.deepEqual(listCheckpoints(join(a.spec.outDir, 'checkpoints')).map((c) => c.step).filter((s) => s > 5), []);
 
   // cancel while the job is blocked inside a checkpoint write: the grace period runs out, it is killed mid-save
-  const b = newRun(baseConfig({}, { saveEvery: 1 }));
-  b.spec.debugCommitDelayMs = 1500;
+  const b = newRun(baseConfig({ commitDelayMs: 1500 }, { saveEvery: 1 }));
   const seenB = when(b.runId, (e) => e.type === 'progress' && e.step === 2);
   await runner.startJob(b.runId, b.spec);
   await seenB; // step 2's checkpoint is being written now

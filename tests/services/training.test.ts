@@ -1,6 +1,6 @@
-// Training runs through the dispatcher, as every transport calls them: start → progress events → completed,
-// pause / resume, cancel, metric series and checkpoints, refusals before any run exists; with the toy trainer
-// (a job process per run, the same runner the VLM trainer uses).
+// Training runs through the dispatcher, as every transport calls them: runs.start on a tiny LLaVA → progress events
+// → completed, refusals before any run exists; then pause / resume, cancel, metric series and checkpoints of runs
+// of the toy trainer (a test fixture the API cannot start), started on the backend's own job runner.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -9,12 +9,20 @@ import { createBackend } from '../../src-main/services/backend';
 import type { ApiErrorData } from '../../src-main/contract/errors';
 import { insertRun, updateRunStatus } from '../../src-main/storage/runs-queries';
 import { saveJobSpec } from '../../src-main/jobs/store';
+import { trainingRuntime } from '../../src-main/services/training';
 import { tempDir } from '../helpers/tmp';
 import { until } from '../helpers/wait';
+import { registerToyTrainer, TOY_JOB_ENTRY } from '../jobs/fixtures/toy-trainer';
+import { importIcons, writeTinyModel } from '../training/vlm-fixture';
 
 const tmp = tempDir('training-svc-');
 const quiet = { error() {}, warn() {} };
+// the backend's job processes know the toy trainer too (the app's entry knows only 'vlm')
+registerToyTrainer();
+process.env.LENSLAB_JOB_ENTRY = TOY_JOB_ENTRY;
 const backend = createBackend({ dataDir: tmp.dir, host: 'test', log: quiet });
+const modelDir = writeTinyModel(join(tmp.dir, 'model'));
+const datasetId = await importIcons(backend.db, tmp.dir, join(tmp.dir, 'icons'));
 const seen: { event: string; payload: any }[] = [];
 backend.events.subscribe((event, payload) => seen.push({ event, payload }));
 after(async () => {
@@ -38,17 +46,48 @@ const eventsOf = (runId: number, name: string) => seen.filter((s) => s.event ===
 const stepsSeen = (runId: number) => eventsOf(runId, 'runs.progress').flatMap((e) => e.points.map((p: any) => p.step));
 /** Wait (polling every 20 ms, up to 60 s) until `pred` holds. */
 const waitFor = (pred: () => boolean, what: string) => until(pred, what, 60_000, 20);
-const toy = (hp: Record<string, unknown>, debug: Record<string, unknown> = {}) => ({
-  trainer: 'toy',
+const vlm = (hp: Record<string, unknown> = {}) => ({
+  model: { path: modelDir },
+  data: { datasetId },
+  hparams: { maxSteps: 4, batchSize: 4, lr: 3e-3, seed: 3, saveEvery: 2, keepLastK: 1, evalEvery: 2, rank: 4, alpha: 8, ...hp },
+  evalMaxItems: 2,
+});
+const toyConfig = (hp: Record<string, unknown>, debug: Record<string, unknown> = {}) => ({
   hparams: { maxSteps: 30, batchSize: 8, lr: 0.05, seed: 3, saveEvery: 10, keepLastK: 2, evalEvery: 10, ...hp },
-  options: { data: { numSamples: 120, evalSamples: 40, dim: 5 }, debug },
+  data: { numSamples: 120, evalSamples: 40, dim: 5 },
+  debug,
+});
+/** A toy run on the backend's job runner (the service's own), as runs.start would leave it: a row and a job. */
+async function startToy(hp: Record<string, unknown>, debug: Record<string, unknown> = {}): Promise<{ id: number }> {
+  const run = insertRun(backend.db, { name: 'toy', config: {} });
+  await trainingRuntime(backend.ctx).runner.startJob(run.id, { trainer: 'toy', outDir: join(tmp.dir, 'runs', String(run.id)), config: toyConfig(hp, debug) });
+  return run;
+}
+
+test('runs.start on a tiny LLaVA → progress events → completed, adapter and checkpoints stored', async () => {
+  const { run, memory } = await ok('runs.start', { name: 'vlm A', ...vlm() });
+  assert.equal(run.status, 'running');
+  assert.equal(run.totalSteps, 4);
+  assert.equal(memory.fits, true);
+  await waitFor(() => eventsOf(run.id, 'runs.status').some((p) => p.status !== 'running'), 'the end of the run');
+  assert.deepEqual(eventsOf(run.id, 'runs.status').map((p) => p.status), ['running', 'completed'], JSON.stringify(eventsOf(run.id, 'runs.log')));
+  assert.deepEqual(stepsSeen(run.id), [1, 2, 3, 4]);
+  assert.deepEqual(eventsOf(run.id, 'runs.eval').map((e) => e.step), [2, 4]);
+  assert.ok(eventsOf(run.id, 'runs.eval').every((e) => typeof e.evaluationId === 'number'), 'the predictions are stored as evaluations');
+  assert.deepEqual(eventsOf(run.id, 'runs.checkpoint').map((e) => e.step), [2, 4]);
+  const done = await ok('runs.get', { id: run.id });
+  assert.equal(done.status, 'completed');
+  assert.equal(done.config.job.trainer, 'vlm');
+  assert.equal(done.config.hparams.method, 'lora');
+  const ck = await ok('runs.checkpoints', { id: run.id });
+  assert.deepEqual(ck.checkpoints.map((c: any) => c.step), [4]);
+  assert.equal(ck.finalDir, join(tmp.dir, 'runs', String(run.id), 'final'));
+  assert.ok(existsSync(join(ck.finalDir, 'adapter_model.safetensors')) && existsSync(join(ck.finalDir, 'adapter_config.json')));
+  assert.ok(ck.finalBytes > 0);
 });
 
-test('start → progress events → completed, metrics and checkpoints stored', async () => {
-  const { run, memory } = await ok('runs.start', { name: 'toy A', ...toy({}) });
-  assert.equal(run.status, 'running');
-  assert.equal(run.totalSteps, 30);
-  assert.equal(memory, null);
+test('start → progress events → completed, metrics and checkpoints stored (toy run)', async () => {
+  const run = await startToy({});
   await waitFor(() => eventsOf(run.id, 'runs.status').some((p) => p.status === 'completed'), 'completion');
   const events = eventsOf(run.id, 'runs.progress');
   for (const e of events) assert.deepEqual({ step: e.step, metrics: e.metrics }, e.points.at(-1), 'an event names its last point');
@@ -66,6 +105,7 @@ test('start → progress events → completed, metrics and checkpoints stored', 
   assert.equal(done.status, 'completed');
   assert.equal(done.step, 30);
   assert.equal(done.config.job.trainer, 'toy');
+  assert.equal(done.totalSteps, 30);
 
   const m = await ok('runs.metrics', { id: run.id, names: ['loss', 'eval_accuracy'] });
   assert.deepEqual(Object.keys(m.series).sort(), ['eval_accuracy', 'loss']);
@@ -88,7 +128,7 @@ test('start → progress events → completed, metrics and checkpoints stored', 
 });
 
 test('pause, then resume to completion', async () => {
-  const { run } = await ok('runs.start', toy({ maxSteps: 40, saveEvery: 0 }, { stepDelayMs: 25 }));
+  const run = await startToy({ maxSteps: 40, saveEvery: 0 }, { stepDelayMs: 25 });
   await waitFor(() => stepsSeen(run.id).length >= 3, 'a few steps');
   const paused = await ok('runs.pause', { id: run.id });
   assert.equal(paused.status, 'paused');
@@ -106,7 +146,7 @@ test('pause, then resume to completion', async () => {
 });
 
 test('cancel stops a running run and writes no checkpoint after it', async () => {
-  const { run } = await ok('runs.start', toy({ maxSteps: 200, saveEvery: 5, keepLastK: 1 }, { stepDelayMs: 20 }));
+  const run = await startToy({ maxSteps: 200, saveEvery: 5, keepLastK: 1 }, { stepDelayMs: 20 });
   await waitFor(() => stepsSeen(run.id).length >= 7, 'a few steps');
   const r = await ok('runs.cancel', { id: run.id });
   assert.equal(r.status, 'cancelled');
@@ -123,21 +163,23 @@ test('cancel stops a running run and writes no checkpoint after it', async () =>
 
 test('invalid hyperparameters and configs are refused before any run exists, naming the field', async () => {
   const before = (await ok('runs.list')).runs.length;
-  const bad = await fail('runs.start', toy({ batchSize: 0 }));
+  const bad = await fail('runs.start', vlm({ batchSize: 0 }));
   assert.equal(bad.code, 'invalid_request');
   assert.equal(bad.field, 'hparams.batchSize');
   assert.match(bad.message, /batchSize \(--batch-size\)/);
-  const both = await fail('runs.start', toy({ epochs: 2 }));
+  const both = await fail('runs.start', vlm({ epochs: 2 }));
   assert.equal(both.field, 'hparams.maxSteps');
-  const warm = await fail('runs.start', toy({ warmupSteps: 30 }));
+  const warm = await fail('runs.start', vlm({ warmupSteps: 4 }));
   assert.equal(warm.field, 'hparams.warmupSteps');
-  const unknown = await fail('runs.start', { trainer: 'nope' });
-  assert.equal(unknown.field, 'trainer');
-  const noModel = await fail('runs.start', { hparams: {} });
+  // the toy trainer is a test fixture: the API names no trainer and takes no trainer options
+  const toy = await fail('runs.start', { ...vlm(), trainer: 'toy' });
+  assert.equal(toy.code, 'invalid_request');
+  assert.match(toy.message, /trainer/);
+  const opt = await fail('runs.start', { ...vlm(), options: { data: { dim: 5 } } });
+  assert.match(opt.message, /options/);
+  const noModel = await fail('runs.start', { data: { datasetId }, hparams: {} });
   assert.equal(noModel.field, 'model');
-  const opt = await fail('runs.start', { trainer: 'toy', options: { data: { dim: -1 } } });
-  assert.equal(opt.field, 'options');
-  const used = await fail('runs.start', { ...toy({}), outDir: join(tmp.dir, 'runs') });
+  const used = await fail('runs.start', { ...vlm(), outDir: join(tmp.dir, 'runs') });
   assert.equal(used.field, 'outDir', 'a folder that already holds something is not a new run folder');
   assert.equal((await ok('runs.list')).runs.length, before, 'no run row was created');
   assert.equal((await fail('runs.pause', { id: 9999 })).code, 'not_found');
@@ -147,7 +189,7 @@ test('a run left "running" by a dead process is interrupted at backend start and
   // a run whose job process is gone: status running, a job spec, no live process
   const run = insertRun(backend.db, { name: 'orphan', config: {} });
   const outDir = join(tmp.dir, 'runs', 'orphan');
-  saveJobSpec(backend.db, run.id, { trainer: 'toy', outDir, config: toy({ maxSteps: 6 }).options && { ...toy({ maxSteps: 6 }).options, hparams: toy({ maxSteps: 6 }).hparams } });
+  saveJobSpec(backend.db, run.id, { trainer: 'toy', outDir, config: toyConfig({ maxSteps: 6 }) });
   updateRunStatus(backend.db, run.id, 'running');
   const other = createBackend({ dataDir: tmp.dir, host: 'test', log: quiet });
   try {
