@@ -7,7 +7,7 @@ import { detachTraining, recoverTraining, shutdownTraining } from './training';
 import { registry } from './registry';
 import { closeWork, terminateWork } from './work';
 import type { ServiceContext } from './context';
-import { Dispatcher, EventBus, type Logger } from '../transport/dispatcher';
+import { Dispatcher, EventBus, type Logger } from './dispatcher';
 
 export interface BackendOptions {
   dataDir: string;

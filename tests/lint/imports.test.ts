@@ -1,4 +1,5 @@
-// Import rules: only src-main/app/ may import electron; contract/ and the renderer stay free of node and electron.
+// Import rules: only src-main/app/ may import electron; contract/ and the renderer stay free of node and electron;
+// src-main's folders import one way (LAYERS below).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -81,4 +82,74 @@ test('contract/ does not touch DOM or node globals', () => {
     }
   }
   assert.deepEqual(offenders, []);
+});
+
+// The backend's layers, top to bottom: a folder imports only from its own layer's folders or from below (and
+// contract/ and util/, which everyone may use and which import no other folder). The dispatcher and event bus are
+// services/; transport/ adapts them to IPC, HTTP/WebSocket and the CLI.
+const LAYERS: string[][] = [
+  ['app', 'cli.ts'],
+  ['transport'],
+  ['services'],
+  ['jobs', 'training', 'datasets', 'eval', 'models', 'hub'],
+  ['engine', 'storage'],
+];
+const SHARED = new Set(['contract', 'util']);
+
+/** Every relative import inside src-main as [from file, top-level folder (or file) it reaches]. */
+function srcMainEdges(): { file: string; from: string; to: string; spec: string }[] {
+  const base = join(root, 'src-main');
+  const top = (p: string) => relative(base, p).split(sep)[0];
+  const edges: { file: string; from: string; to: string; spec: string }[] = [];
+  for (const f of sources('src-main')) {
+    for (const s of importsOf(readFileSync(f, 'utf8'))) {
+      if (!s.startsWith('.')) continue;
+      const target = join(f, '..', s);
+      if (relative(base, target).startsWith('..')) continue;
+      edges.push({ file: relative(root, f), from: top(f), to: top(target).replace(/\.ts$/, '') === 'cli' ? 'cli.ts' : top(target), spec: s });
+    }
+  }
+  return edges;
+}
+
+type Edge = { file: string; from: string; to: string; spec: string };
+
+/** Edges that break the layering, and folders that have no layer. */
+function directionOffenders(edges: Edge[]): { offenders: string[]; unknown: string[] } {
+  const rank = new Map<string, number>();
+  LAYERS.forEach((names, i) => names.forEach((n) => rank.set(n, i)));
+  const offenders: string[] = [];
+  const unknown = new Set<string>();
+  for (const e of edges) {
+    if (e.from === e.to) continue;
+    for (const n of [e.from, e.to]) if (!rank.has(n) && !SHARED.has(n)) unknown.add(n);
+    if (SHARED.has(e.from)) {
+      if (!SHARED.has(e.to)) offenders.push(`${e.file} imports ${e.spec} (${e.from}/ imports no other folder)`);
+      continue;
+    }
+    if (SHARED.has(e.to) || !rank.has(e.from) || !rank.has(e.to)) continue;
+    const up = rank.get(e.to)! < rank.get(e.from)!;
+    // the domain folders use each other (training reads datasets, jobs run trainers); other layers do not
+    const sideways = rank.get(e.to) === rank.get(e.from) && !LAYERS[rank.get(e.from)!].includes('jobs');
+    if (up || sideways) offenders.push(`${e.file} imports ${e.spec} (${e.from} → ${e.to})`);
+  }
+  return { offenders, unknown: [...unknown] };
+}
+
+test('src-main imports go one way: app → transport → services → domain folders → engine, storage', () => {
+  const edges = srcMainEdges();
+  assert.ok(edges.some((e) => e.from === 'transport' && e.to === 'services'), 'the scanner sees transport → services');
+  const { offenders, unknown } = directionOffenders(edges);
+  assert.deepEqual(unknown, [], 'every src-main folder has a place in LAYERS (tests/lint/imports.test.ts)');
+  assert.deepEqual(offenders, []);
+});
+
+test('the direction check fails on back-edges, sideways edges and unknown folders', () => {
+  const e = (from: string, to: string): Edge => ({ file: `src-main/${from}/x.ts`, from, to, spec: `../${to}/y` });
+  assert.deepEqual(directionOffenders([e('transport', 'services'), e('services', 'jobs'), e('training', 'datasets'), e('jobs', 'storage'), e('engine', 'util')]), { offenders: [], unknown: [] });
+  assert.deepEqual(directionOffenders([e('services', 'transport')]).offenders, ['src-main/services/x.ts imports ../transport/y (services → transport)']);
+  assert.equal(directionOffenders([e('storage', 'jobs')]).offenders.length, 1);
+  assert.equal(directionOffenders([e('engine', 'storage')]).offenders.length, 1);
+  assert.equal(directionOffenders([e('contract', 'services')]).offenders.length, 1);
+  assert.deepEqual(directionOffenders([e('newthing', 'storage')]).unknown, ['newthing']);
 });

@@ -2,7 +2,7 @@
 // and turn every failure into a typed error envelope (never a thrown exception, never a crash).
 import { events, isEventName, isMethodName, methods, type Envelope, type EventName, type MethodName } from '../contract/index';
 import { ApiError, errorFromIssues } from '../contract/errors';
-import type { ServiceContext, Handlers } from '../services/context';
+import type { ServiceContext, Handlers } from './context';
 
 export type Logger = Pick<Console, 'error' | 'warn'>;
 
