@@ -76,7 +76,7 @@ export function exportDataset(db: Database, dataDir: string, datasetId: number, 
         skipped.push({ itemId: it.id, reason: recs });
         continue;
       }
-      records.push(...recs);
+      for (const r of recs) records.push(r);
       exportedItems++;
     }
     const file = join(tmp, EXPORT_FILE[options.format]);

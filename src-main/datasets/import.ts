@@ -80,7 +80,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
         const it = withImage[next++];
         try {
           const r = await storeImage(dataDir, it.image!);
-          created.push(...r.created);
+          for (const f of r.created) created.push(f);
           if (r.isNew) stored++;
           else reused++;
           images.set(it, r.image);

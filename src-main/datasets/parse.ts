@@ -10,9 +10,9 @@ import { parseFolder } from './formats/folder';
 import { findMetadataFiles, parseImagefolder } from './formats/imagefolder';
 import { parseParquetFiles } from './formats/parquet';
 import { NO_LABELS_WARNING, findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
-import { readCsvRecords, readJsonRecords, splitFromName, walkFiles, type JsonRecord } from './read';
+import { jsonRecords, readCsvRecords, splitFromName, walkFiles, type JsonRecord, type SkippedEntry } from './read';
 import { archiveRoot, extractZip, type ZipLimits } from './zip';
-import { IMPORT_FORMATS, ImportError, isImageName, type ImportFormat, type ParseResult } from './types';
+import { IMPORT_FORMATS, ImportError, isImageName, type ImportFormat, type ImportProblem, type ParseResult } from './types';
 
 export interface ParseSourceOptions extends ParseOptions {
   /** Force a format instead of detecting it. For a zip, the format of its contents. */
@@ -78,8 +78,11 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
     if (isImageName(name)) throw new ImportError(`${name}: a single image is not a dataset; import the folder that holds it`, { file: name });
     throw new ImportError(`${name}: unrecognized file type (expected a folder, .zip, .json, .jsonl, .csv or .parquet)`, { file: name });
   }
-  const files = walkFiles(path);
+  const skipped: SkippedEntry[] = [];
+  const files = walkFiles(path, { skipped });
   const format = forced ?? detectDirectory(files);
+  // links and special files named like dataset files are said to be left out, and why
+  for (const e of skipped) if (isImageName(e.rel) || /\.(json|jsonl|ndjson|csv|parquet|txt)$/i.test(e.rel)) ctx.warn(e.rel, `not imported: ${e.reason}`);
   switch (format) {
     case 'imagefolder':
       if (findMetadataFiles(files).length === 0) throw new ImportError(`${basename(path)}: no metadata.jsonl or metadata.csv found`);
@@ -121,20 +124,55 @@ export function detectDirectory(files: string[]): ImportFormat {
   throw new ImportError('no images or dataset files found (expected images, metadata.jsonl/csv, .json/.jsonl, .parquet or sample folders with data.json)');
 }
 
-/** JSON / JSONL / CSV record files: each record is routed by its shape (conversation, or image + labels). */
+/** Records looked at to decide a file's kind (conversation, or image + labels) before it is streamed. */
+const KIND_SAMPLE = 1000;
+
+/** Append without spreading (spreading a large array into push overflows the call stack). */
+function append<T>(to: T[], from: readonly T[], start = 0, end = from.length): void {
+  for (let i = start; i < end; i++) to.push(from[i]);
+}
+
+/**
+ * JSON / JSONL / CSV record files: each record is routed by its shape (conversation, or image + labels).
+ * JSON arrays and JSON Lines are streamed: a file's kind is decided from its first records, then each
+ * record is parsed as it is read, so only the parsed records are held, never the raw documents.
+ */
 function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFormat): ParseResult {
   const perFile: { file: string; got: RecordOut[]; problemsFrom: number; problemsTo: number }[] = [];
   let format: ImportFormat | undefined = forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : undefined;
   for (const file of files) {
     const problemsFrom = ctx.problems.length;
     const label = ctx.label(file);
-    const raw: JsonRecord[] = /\.csv$/i.test(file) ? readCsvRecords(file, label, ctx.problems) : readJsonRecords(file, label, ctx.problems);
+    const source: Iterable<JsonRecord> = /\.csv$/i.test(file) ? readCsvRecords(file, label, ctx.problems) : jsonRecords(file, label, ctx.problems);
     const split = splitFromName(basename(file));
-    const convCount = raw.filter((r) => conversationKind(r.value)).length;
+    const it = source[Symbol.iterator]();
+    const head: JsonRecord[] = [];
+    let done = false;
+    while (head.length < KIND_SAMPLE) {
+      const n = it.next();
+      if (n.done) {
+        done = true;
+        break;
+      }
+      head.push(n.value);
+    }
+    const convCount = head.filter((r) => conversationKind(r.value)).length;
     const kind: ImportFormat =
-      forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : convCount * 2 >= raw.length && convCount > 0 ? conversationKind(raw.find((r) => conversationKind(r.value))!.value)! : 'vqa';
+      forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : convCount * 2 >= head.length && convCount > 0 ? conversationKind(head.find((r) => conversationKind(r.value))!.value)! : 'vqa';
     format ??= kind;
-    const got = kind === 'vqa' ? parseVqaRecords(ctx, file, raw, split) : parseConversationRecords(ctx, file, raw, split);
+    const parse = (batch: JsonRecord[]) => (kind === 'vqa' ? parseVqaRecords(ctx, file, batch, split) : parseConversationRecords(ctx, file, batch, split));
+    const got = parse(head);
+    if (!done) {
+      let batch: JsonRecord[] = [];
+      for (let n = it.next(); !n.done; n = it.next()) {
+        batch.push(n.value);
+        if (batch.length >= KIND_SAMPLE) {
+          append(got, parse(batch));
+          batch = [];
+        }
+      }
+      append(got, parse(batch));
+    }
     perFile.push({ file, got, problemsFrom, problemsTo: ctx.problems.length });
   }
   // A folder with several annotation files may also hold a side file whose records name images but carry
@@ -147,19 +185,19 @@ function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFor
     ctx.problems.slice(f.problemsFrom, f.problemsTo).every((p) => p.severity === 'warning' && p.message === NO_LABELS_WARNING);
   const ignored = perFile.length > 1 && perFile.some((f) => f.got.some((r) => r.annotations.length > 0)) ? new Set(perFile.filter(unlabeledOnly)) : new Set<(typeof perFile)[number]>();
   const records: RecordOut[] = [];
-  const problems = [];
+  const problems: ImportProblem[] = [];
   let at = 0;
   for (const f of perFile) {
-    problems.push(...ctx.problems.slice(at, f.problemsFrom));
+    append(problems, ctx.problems, at, f.problemsFrom);
     if (ignored.has(f)) {
       const label = ctx.label(f.file);
       problems.push({ ref: label, message: `not imported: none of its ${f.got.length} record(s) has labels (question/answer, caption, text or conversation fields); the labels come from the other annotation files`, severity: 'warning' as const });
     } else {
-      problems.push(...ctx.problems.slice(f.problemsFrom, f.problemsTo));
-      records.push(...f.got);
+      append(problems, ctx.problems, f.problemsFrom, f.problemsTo);
+      append(records, f.got);
     }
     at = f.problemsTo;
   }
-  problems.push(...ctx.problems.slice(at));
+  append(problems, ctx.problems, at);
   return { format: format ?? 'vqa', items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems };
 }

@@ -1,6 +1,7 @@
 // Path safety for imports: every path a dataset file mentions must resolve inside the import root.
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileKind } from './read';
 
 export type Resolved = { ok: true; path: string } | { ok: false; reason: string };
 
@@ -33,7 +34,8 @@ export function resolveInside(roots: string[], base: string, ref: unknown, opts:
   const real = realOrSelf(target);
   if (!realRoots.some((r) => isInside(r, real))) return { ok: false, reason: `path links outside the import folder: ${clip(ref)}` };
   try {
-    if (!statSync(real).isFile()) return { ok: false, reason: `not a regular file: ${clip(ref)}` };
+    const st = statSync(real);
+    if (!st.isFile()) return { ok: false, reason: `not a regular file (${fileKind(st)}): ${clip(ref)}` };
   } catch (err) {
     return { ok: false, reason: `cannot read ${clip(ref)}: ${(err as Error).message}` };
   }

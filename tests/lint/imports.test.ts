@@ -9,15 +9,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
+/** Source files under `dir`. A missing or empty folder throws: a rule checked over nothing would pass. */
 function sources(dir: string): string[] {
   const out: string[] = [];
   (function walk(d: string) {
-    let names: string[];
-    try {
-      names = readdirSync(d);
-    } catch {
-      return;
-    }
+    const names = readdirSync(d);
     for (const name of names) {
       if (name === 'node_modules' || name.startsWith('.')) continue;
       const p = join(d, name);
@@ -25,6 +21,7 @@ function sources(dir: string): string[] {
       else if (/\.(ts|mts|cts|js|mjs|cjs|vue|tsx)$/.test(name)) out.push(p);
     }
   })(join(root, dir));
+  if (out.length === 0) throw new Error(`no source files under ${dir}`);
   return out;
 }
 

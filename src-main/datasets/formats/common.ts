@@ -100,7 +100,7 @@ export function assemble(records: RecordOut[], opts: { groupByImage?: boolean } 
         : undefined;
     const existing = key ? byKey.get(key) : undefined;
     if (existing) {
-      existing.item.annotations.push(...r.annotations);
+      for (const a of r.annotations) existing.item.annotations.push(a);
       existing.item.image ??= r.image;
       if (!r.meta) {
         existing.refs++;

@@ -26,7 +26,7 @@ function looksLikeImageValue(v: unknown): boolean {
 
 export async function parseParquetFiles(ctx: ParseContext, files: string[]) {
   const records: RecordOut[] = [];
-  for (const file of files) records.push(...(await parseOne(ctx, file)));
+  for (const file of files) for (const r of await parseOne(ctx, file)) records.push(r);
   return { format: 'parquet' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
 }
 

@@ -100,7 +100,7 @@ export function parseVqaFolders(ctx: ParseContext, files: string[]) {
         bad = true;
         break;
       }
-      annotations.push(...a);
+      for (const x of a) annotations.push(x);
     }
     if (bad) continue;
     let image;
