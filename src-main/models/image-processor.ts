@@ -1,11 +1,13 @@
 // Image preprocessing from preprocessor_config.json (CLIPImageProcessor / SiglipImageProcessor /
-// LlavaImageProcessor), implemented with sharp. Output is float32 CHW pixel_values.
+// LlavaImageProcessor): decoding with sharp (exact against PIL for the modes tested), resizing with PIL's own
+// resampling re-done in JS (pil-resample.ts). Output is float32 CHW pixel_values.
 //
 // Order, as transformers does it: convert to RGB (alpha dropped, not composited, like PIL's convert("RGB")),
 // [pad to square with the mean colour: LlavaImageProcessor do_pad], resize (CLIP: shortest edge, aspect kept,
 // long side int(size * long / short); SigLIP: exact height x width), center crop (top = (h - crop_h) // 2),
 // rescale (x * rescale_factor), normalize ((x - mean) / std). Resize and crop work on uint8 as PIL does.
 import sharp from 'sharp';
+import { pilResize } from './pil-resample';
 
 export class PreprocessorError extends Error {}
 
@@ -98,12 +100,40 @@ export interface RgbImage {
 
 export type ImageInput = string | Buffer | Uint8Array | RgbImage;
 
-const KERNELS: Record<number, 'nearest' | 'linear' | 'cubic' | 'lanczos3'> = { 0: 'nearest', 1: 'lanczos3', 2: 'linear', 3: 'cubic', 4: 'linear', 5: 'linear' };
-
-/** Decode any image sharp reads (PNG, JPEG, WebP, ...) to interleaved RGB uint8. */
+/**
+ * Decode any image sharp reads (PNG, JPEG, WebP, ...) to interleaved RGB uint8, equal to what transformers' processors
+ * get from PIL: Image.open + exif_transpose (transformers' load_image) + convert("RGB"). PIL's conversions:
+ * alpha dropped, not composited (RGBA, LA, P with transparency); greyscale repeated; palette looked up; 16-bit RGB(A)
+ * keeps the high byte; 16-bit greyscale (PIL mode "I") is clipped to 255, not scaled; CMYK becomes
+ * nk - nk*c/255 with nk = 255 - k (Pillow's cmyk2rgb, no ICC). Embedded ICC profiles are ignored, as PIL ignores them.
+ */
 export async function decodeRgb(input: string | Buffer | Uint8Array, what = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
   try {
-    const { data, info } = await sharp(input).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const open = () => sharp(input, { ignoreIcc: true, autoOrient: true });
+    const meta = await open().metadata();
+    if (meta.space === 'cmyk') {
+      const { data, info } = await open().pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
+      if (info.channels !== 4) throw new Error(`CMYK image decoded to ${info.channels} channels`);
+      const n = info.width * info.height;
+      const rgb = new Uint8Array(n * 3);
+      for (let i = 0; i < n; i++) {
+        const nk = 255 - data[4 * i + 3];
+        for (let c = 0; c < 3; c++) {
+          const t = data[4 * i + c] * nk + 128;
+          rgb[3 * i + c] = nk - (((t >> 8) + t) >> 8);
+        }
+      }
+      return { data: rgb, width: info.width, height: info.height };
+    }
+    if (meta.depth === 'ushort' && meta.channels === 1) {
+      const { data, info } = await open().toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+      const u16 = new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
+      const n = info.width * info.height;
+      const rgb = new Uint8Array(n * 3);
+      for (let i = 0; i < n; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Math.min(255, u16[i * info.channels]);
+      return { data: rgb, width: info.width, height: info.height };
+    }
+    const { data, info } = await open().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) {
       // greyscale sources come back with one channel on some paths: expand
       const rgb = new Uint8Array(info.width * info.height * 3);
@@ -124,13 +154,11 @@ export function shortestEdgeSize(width: number, height: number, shortest: number
   return width <= height ? { width: shortest, height: newLong } : { width: newLong, height: shortest };
 }
 
+/** PIL's Image.resize(..., resample, reducing_gap=None) on RGB uint8 (see pil-resample.ts), as transformers' resize does. */
 export async function resizeRgb(img: RgbImage, width: number, height: number, resample = 3): Promise<RgbImage> {
   if (img.width === width && img.height === height) return img;
-  const out = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), { raw: { width: img.width, height: img.height, channels: 3 } })
-    .resize(width, height, { kernel: KERNELS[resample] ?? 'cubic', fit: 'fill' })
-    .raw()
-    .toBuffer();
-  return { data: new Uint8Array(out.buffer, out.byteOffset, out.length), width, height };
+  const out = pilResize({ ...img, channels: 3 }, width, height, resample);
+  return { data: out.data, width, height };
 }
 
 /** transformers' center_crop: top = (h - ch) // 2, left = (w - cw) // 2; zero-pads when the image is smaller. */
@@ -220,6 +248,7 @@ export class ImageProcessor {
     const hw = img.width * img.height;
     const out = new Float32Array(3 * hw);
     const scale = c.doRescale ? c.rescaleFactor : 1;
+    // one rounding to float32 at the end; numpy rounds after rescale and after each normalize step (<= 1 ulp apart)
     for (let ch = 0; ch < 3; ch++) {
       const mean = c.doNormalize ? c.imageMean[ch] : 0;
       const std = c.doNormalize ? c.imageStd[ch] : 1;
