@@ -13,6 +13,10 @@ for (const shape of shapes) {
   test(`Gelu (fused, exact) gradient in float32 (no double Erf kernel in ORT CPU), shape [${shape}]`, async () => {
     await gradcheck({ dtype: 'float32', inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.gelu(x) });
   });
+  test(`Gelu (fused, exact) gradient in float64 on the JS reference evaluator, shape [${shape}]`, async () => {
+    await gradcheck({ evaluator: 'js', inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.gelu(x) });
+    await gradcheck({ evaluator: 'js', inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.geluComposite(x, 'none') });
+  });
   test(`Gelu compositions: tanh in float64, exact in float32, shape [${shape}]`, async () => {
     await gradcheck({ inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.geluComposite(x, 'tanh') });
     await gradcheck({ dtype: 'float32', inputs: [{ name: 'x', shape, range: [-3, 3] }], build: (_g, [x]) => A.geluComposite(x, 'none') });

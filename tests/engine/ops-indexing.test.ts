@@ -168,6 +168,22 @@ test('Cast gradient: float32 <-> float64 round trip; casts to int/bool carry non
   assert.deepEqual([...o.data], [1, -2, 3]);
 });
 
+test('Cast gradient in float64: through a float32 stretch (back-cast to float64) and float64 -> float64', async () => {
+  // x^2 has exact central differences, so a wide eps keeps float32 rounding (~6e-8 relative) far below the tolerance
+  await gradcheck({ eps: 0.05, inputs: [{ name: 'x', shape: [2, 3], range: [0.5, 2] }], build: (_g, [x]) => I.cast(square(I.cast(x, 'float32')), 'float64') });
+  await gradcheck({ inputs: [{ name: 'x', shape: [4] }], build: (_g, [x]) => mul(I.cast(square(x), 'float64'), x) });
+});
+
+test('CastLike gradient in float64: to the first input only (the target y gets its gradient through the Mul alone)', async () => {
+  await gradcheck({
+    inputs: [
+      { name: 'x', shape: [2, 3] },
+      { name: 'y', shape: [3] },
+    ],
+    build: (g, [x, y]) => mul(g.op1('CastLike', [mul(x, x), y]), y),
+  });
+});
+
 test('comparison helpers', async () => {
   const outs = await forward([{ name: 'x', shape: [4], values: iota(4) }], (_g, [x]) =>
     [I.less(x, 2), I.lessOrEqual(x, 2), I.greaterOrEqual(x, 2), I.logicalAnd(I.greater(x, 0), I.less(x, 3)), I.logicalOr(I.equal(x, 0), I.equal(x, 3))].map((m) =>

@@ -128,6 +128,26 @@ test('RotaryEmbedding (fused) gradient rule wrt x, float32, with a projection be
   });
 });
 
+// The fused op's rule (the same op with negated sin) in float64: ORT has no double RotaryEmbedding kernel, so the JS
+// reference evaluator runs it (after agreeing with ORT's float32 kernel on the same graph). The rule holds for any
+// cos/sin tables (both halves of a pair share them), so the tables are random, full and partial rotation.
+for (const [dims, rd] of [[[1, 2, 3, 8], 0], [[2, 1, 4, 4], 0], [[2, 2, 3, 8], 4]] as const)
+  test(`RotaryEmbedding (fused) gradient wrt x in float64, [${dims}]${rd ? `, rotary_embedding_dim ${rd}` : ''}`, async () => {
+    const half = (rd || dims[3]) / 2;
+    const cache = [dims[0], dims[2], half];
+    await gradcheck({
+      evaluator: 'js',
+      inputs: [
+        { name: 'x', shape: [...dims] },
+        { name: 'w', shape: [dims[3]] },
+        { name: 'cos', shape: cache, grad: false },
+        { name: 'sin', shape: cache, grad: false },
+      ],
+      build: (g, [x, w, cos, sin]) =>
+        g.op1('RotaryEmbedding', [g.op1('Mul', [x, w]), cos, sin], { interleaved: 0, ...(rd ? { rotary_embedding_dim: rd, num_heads: dims[1] } : {}) }),
+    });
+  });
+
 test('applyRotary rejects bad layouts and float64 fused', () => {
   const g = new Graph('t');
   const pos = g.input('pos', 'int64', [1, 4]);

@@ -28,6 +28,8 @@ export interface SessionOptions {
   onWarning?: (message: string) => void;
   /** Raw ORT session config entries (session.* keys). */
   config?: Record<string, string>;
+  /** Whether a provider's libraries are present (default providerInstalled); tests use it to reach the start failure. */
+  installed?: (p: Provider) => boolean;
 }
 
 /** Execution providers this onnxruntime-node build has (bundled or installable). */
@@ -103,7 +105,8 @@ export class Session {
   static async create(model: string | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
     const source = typeof model === 'string' ? model : `<${model.byteLength} bytes>`;
     const asked = opts.provider ?? providerFromEnv() ?? 'auto';
-    const want: Provider = asked === 'auto' ? autoProvider() : asked;
+    const installed = opts.installed ?? ((p: Provider) => providerInstalled(p));
+    const want: Provider = asked === 'auto' ? autoProvider(installed) : asked;
     const base: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: opts.threads ?? cpus().length,
       interOpNumThreads: opts.interOpThreads ?? 1,
@@ -124,7 +127,7 @@ export class Session {
       const avail = availableProviders();
       if (!avail.includes(want)) {
         fallback = `execution provider '${want}' is not available in this onnxruntime-node build (available: ${avail.join(', ')}); using cpu`;
-      } else if (!providerInstalled(want)) {
+      } else if (!installed(want)) {
         fallback = `execution provider '${want}' is not installed (README, "GPU": npm rebuild onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12); using cpu`;
       } else {
         try {
