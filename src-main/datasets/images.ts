@@ -4,10 +4,11 @@
 // Files are written atomically (temp + rename) and never modified; an import that fails removes
 // only the files it created and no row refers to.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { writeBytesAtomic } from '../util/atomic-write';
+import { readRegularFile, removeTree } from './read';
 import type { ImageSource } from './types';
 
 /** Largest image file accepted (bytes). */
@@ -31,28 +32,45 @@ export function thumbPath(dataDir: string, hash: string): string {
   return join(dataDir, 'thumbs', hash.slice(0, 2), `${hash}.webp`);
 }
 
+/** Most pixels an image may have (width × height), checked from its header before it is decoded. */
+export const MAX_IMAGE_PIXELS = 64 * 1000 * 1000;
+
+/** A write into the image store failed (disk full, read-only, …): the message names the file. */
+export class StoreWriteError extends Error {
+  readonly code?: string;
+  constructor(file: string, err: unknown) {
+    super(`cannot write ${file}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    this.name = 'StoreWriteError';
+    this.code = (err as NodeJS.ErrnoException)?.code;
+  }
+}
+
 export function writeAtomic(file: string, data: Uint8Array): void {
-  mkdirSync(dirname(file), { recursive: true });
-  writeBytesAtomic(file, data, { fsync: false });
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeBytesAtomic(file, data, { fsync: false });
+  } catch (err) {
+    throw new StoreWriteError(file, err);
+  }
 }
 
 export class ImageError extends Error {}
 
-/** Read the bytes of an image source (with a size limit). */
+/** Read the bytes of an image source (with a size limit). Only regular files are opened (never a FIFO or device). */
 export function readImageBytes(src: ImageSource): Uint8Array {
   if ('bytes' in src) {
     if (src.bytes.length > MAX_IMAGE_BYTES) throw new ImageError(`image is too large (${src.bytes.length} bytes; limit ${MAX_IMAGE_BYTES})`);
     return src.bytes;
   }
-  let size: number;
+  if (!existsSync(src.path)) throw new ImageError(`image file not found: ${src.original}`);
+  let bytes: Buffer;
   try {
-    size = statSync(src.path).size;
-  } catch {
-    throw new ImageError(`image file not found: ${src.original}`);
+    bytes = readRegularFile(src.path, src.original, MAX_IMAGE_BYTES, 'image');
+  } catch (err) {
+    throw new ImageError((err as Error).message.replace(/^.*?: (image is too large|not a regular file)/, '$1'));
   }
-  if (size > MAX_IMAGE_BYTES) throw new ImageError(`image is too large (${size} bytes; limit ${MAX_IMAGE_BYTES})`);
-  if (size === 0) throw new ImageError(`image file is empty: ${src.original}`);
-  return readFileSync(src.path);
+  if (bytes.length === 0) throw new ImageError(`image file is empty: ${src.original}`);
+  return bytes;
 }
 
 /**
@@ -72,6 +90,10 @@ export async function storeImage(dataDir: string, src: ImageSource): Promise<{ i
   const ext = meta.format ? EXT[meta.format] : undefined;
   if (!ext) throw new ImageError(`unsupported image format '${meta.format ?? 'unknown'}' (supported: JPEG, PNG, WebP, GIF, TIFF, AVIF)`);
   if (!meta.width || !meta.height) throw new ImageError('image has no dimensions');
+  // only the first frame of an animation is decoded, so the limit is on one frame
+  if (meta.width * meta.height > MAX_IMAGE_PIXELS) {
+    throw new ImageError(`image is too large: ${meta.width}×${meta.height} = ${((meta.width * meta.height) / 1e6).toFixed(1)} megapixels (limit MAX_IMAGE_PIXELS = ${MAX_IMAGE_PIXELS / 1e6} megapixels)`);
+  }
   const oriented = (meta.orientation ?? 1) >= 5;
   const width = oriented ? meta.height : meta.width;
   const height = oriented ? meta.width : meta.height;
@@ -81,7 +103,7 @@ export async function storeImage(dataDir: string, src: ImageSource): Promise<{ i
     let data: Buffer;
     try {
       // Decoding the whole image for the thumbnail also proves it is not truncated.
-      data = await sharp(bytes, { failOn: 'error' })
+      data = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })
         .rotate()
         .resize(THUMB_SIZE, THUMB_SIZE, { fit: 'inside', withoutEnlargement: true })
         .webp({ quality: 75 })
@@ -137,7 +159,7 @@ export function collectImageGarbage(db: import('better-sqlite3').Database, dataD
     for (const f of readdirSync(dataDir)) {
       const p = join(dataDir, f);
       if (f.startsWith('.lenslab-unzip-') && now - statSync(p).mtimeMs >= minAge) {
-        rmSync(p, { recursive: true, force: true });
+        removeTree(p);
         removed++;
       }
     }

@@ -25,6 +25,8 @@ export interface ImportOptions extends ParseSourceOptions {
   onProgress?: (done: number, total: number) => void;
   /** Images processed at once (default 4). */
   concurrency?: number;
+  /** Cancels the import: nothing is stored, files it wrote are removed. */
+  signal?: AbortSignal;
 }
 
 export interface ImportReport {
@@ -75,17 +77,25 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     const withImage = parsed.items.filter((it) => it.image);
     let done = 0;
     let next = 0;
+    // The first failure that is not about one image (disk full, store not writable, cancelled) stops every
+    // worker before its next image, and the import waits for all of them to settle before removing what
+    // they wrote: nothing is written after the failure, nothing written is left behind.
+    let fatal: { err: unknown } | undefined;
     const worker = async () => {
-      while (next < withImage.length) {
+      while (next < withImage.length && !fatal) {
         const it = withImage[next++];
         try {
+          options.signal?.throwIfAborted();
           const r = await storeImage(dataDir, it.image!);
           for (const f of r.created) created.push(f);
           if (r.isNew) stored++;
           else reused++;
           images.set(it, r.image);
         } catch (err) {
-          if (!(err instanceof ImageError)) throw err;
+          if (!(err instanceof ImageError)) {
+            fatal ??= { err };
+            return;
+          }
           failed.add(it);
           problems.push({ ref: it.sourcePath, field: 'image', message: `${err.message} (${it.image!.original})`, severity: 'error' });
         }
@@ -93,6 +103,8 @@ export async function importDataset(db: Database, dataDir: string, source: strin
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+    if (fatal) throw fatal.err;
+    options.signal?.throwIfAborted();
     if (options.strict) throwIfErrors(problems, source);
     const items = parsed.items.filter((it) => !failed.has(it));
     for (const it of items) it.annotations = it.annotations.map((a, k) => checkAnnotation(a, `${it.sourcePath}: annotations[${k}]`));
@@ -107,6 +119,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
   } catch (err) {
     removeUnreferenced(db, created);
     if (err instanceof ImportError) throw err;
+    if (options.signal?.aborted) throw new ImportError(`${basename(source)}: import cancelled; nothing was stored`, { file: basename(source), cause: err });
     throw new ImportError(`${basename(source)}: import failed: ${(err as Error).message}`, { file: basename(source), cause: err });
   } finally {
     parsed.cleanup();

@@ -1,7 +1,7 @@
 // The parse/normalize layer's entry: detect a source's format (or take the caller's), read it into
 // normalized items plus per-item problems. Touches no database. Zips are extracted into a temporary
 // folder, which `cleanup()` removes.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ParseContext, assemble, type ParseOptions, type RecordOut } from './formats/common';
@@ -10,7 +10,7 @@ import { parseFolder } from './formats/folder';
 import { findMetadataFiles, parseImagefolder } from './formats/imagefolder';
 import { parseParquetFiles } from './formats/parquet';
 import { NO_LABELS_WARNING, findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
-import { jsonRecords, readCsvRecords, splitFromName, walkFiles, type JsonRecord, type SkippedEntry } from './read';
+import { jsonRecords, readCsvRecords, removeTree, splitFromName, walkFiles, type JsonRecord, type SkippedEntry } from './read';
 import { archiveRoot, extractZip, type ZipLimits } from './zip';
 import { IMPORT_FORMATS, ImportError, isImageName, type ImportFormat, type ImportProblem, type ParseResult } from './types';
 
@@ -45,7 +45,13 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
   }
   if (st.isFile() && (options.format === 'zip' || /\.zip$/i.test(path))) {
     const tmp = mkdtempSync(join(options.tempDir ?? tmpdir(), '.lenslab-unzip-'));
-    const cleanup = () => rmSync(tmp, { recursive: true, force: true });
+    const cleanup = () => {
+      try {
+        removeTree(tmp);
+      } catch {
+        // left for datasets.cleanImages, which removes stale extraction folders
+      }
+    };
     try {
       extractZip(path, tmp, options.zipLimits);
       const root = archiveRoot(tmp);

@@ -4,7 +4,7 @@
 // Record files are untrusted: they are opened only when they are regular files (a FIFO or device would
 // block or never end), JSON arrays and JSON Lines are streamed record by record so memory stays bounded
 // by the largest record (itself limited), and bytes that are not UTF-8 become a warning naming the offset.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmdirSync, unlinkSync, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { basename, join } from 'node:path';
 import { ImportError, type ImportProblem } from './types';
@@ -535,6 +535,36 @@ export function walkFiles(root: string, opts: { maxDepth?: number; skipped?: Ski
     for (let k = next.length - 1; k >= 0; k--) stack.push(next[k]);
   }
   return out;
+}
+
+/**
+ * Remove a folder tree of any depth. Iterative, and every sub-folder is first moved up to the top folder,
+ * so no path ever grows past the top folder's own length plus one name: a tree deeper than the stack or
+ * longer than PATH_MAX (a hostile archive) is removed like any other. A missing `top` is not an error.
+ */
+export function removeTree(top: string): void {
+  try {
+    if (!lstatSync(top).isDirectory()) {
+      unlinkSync(top);
+      return;
+    }
+  } catch {
+    return;
+  }
+  const folders = [top];
+  let moved = 0;
+  for (let k = 0; k < folders.length; k++) {
+    const dir = folders[k];
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (lstatSync(p).isDirectory()) {
+        const flat = dir === top ? p : join(top, `.rm-${moved++}-${name.slice(0, 32)}`);
+        if (flat !== p) renameSync(p, flat);
+        folders.push(flat);
+      } else unlinkSync(p);
+    }
+  }
+  for (let k = folders.length - 1; k >= 0; k--) rmdirSync(folders[k]);
 }
 
 /** `train` / `val` / `test` from a file or folder name such as `train-00000-of-00001.parquet` or `validation`. */

@@ -1,6 +1,6 @@
 // LLaVA / ShareGPT records (`conversations` of {from, value}, `image` or `images`) and the
 // `messages` + `images` form (LLaMA-Factory, TRL; content as a string or a list of parts).
-import { conversationToAnnotations, normalizeRole } from '../conversation';
+import { conversationToAnnotations, countImageTokens, normalizeRole } from '../conversation';
 import { llavaRecord, messagesRecord, zodProblems } from '../schemas';
 import { IMAGE_TOKEN, type Annotation, type ChatMessage, type ImageSource } from '../types';
 import { isRecord, readMeta, type ParseContext, type RecordOut } from './common';
@@ -36,6 +36,11 @@ function finish(ctx: ParseContext, ref: string, messages: ChatMessage[], images:
   if (images.length > 1) {
     ctx.error(ref, `has ${images.length} images; a Lenslab item holds one image (split the sample or keep one image)`, 'images');
     return undefined;
+  }
+  const tags = countImageTokens(messages);
+  if (tags > images.length) {
+    const field = 'conversations' in raw ? 'conversations' : 'messages';
+    ctx.warn(ref, `${tags} ${IMAGE_TOKEN} tags but ${images.length} image${images.length === 1 ? '' : 's'}: each tag stands for one image, so this record cannot be trained as it is (the linter reports it as image_token_mismatch); remove the extra tag${tags - images.length === 1 ? '' : 's'}`, field);
   }
   const meta = readMeta(ctx, ref, raw.lenslab);
   let annotations: Annotation[] | undefined;

@@ -1,10 +1,10 @@
 // Parquet with an image column holding bytes (Hugging Face `Image` feature: a struct {bytes, path}),
 // raw binary, or a path; text columns as in imagefolder. Several files (e.g. data/train-00000-of-00001.parquet)
 // are read in turn; a file name starting with train/validation/test sets the split.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { basename } from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
-import { splitFromName } from '../read';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { openRegularFile, readRegularFile, splitFromName } from '../read';
 import { ImportError, type ImageSource } from '../types';
 import { assemble, isRecord, readMeta, type ParseContext, type RecordOut } from './common';
 import { labelsFromRow } from './labels';
@@ -30,13 +30,58 @@ export async function parseParquetFiles(ctx: ParseContext, files: string[]) {
   return { format: 'parquet' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
 }
 
-async function openBuffer(file: string): Promise<AsyncBuffer> {
-  const size = statSync(file).size;
+/** Most rows one Parquet file may declare. */
+export const MAX_PARQUET_ROWS = 20_000_000;
+/** Largest column chunk once decompressed, as its metadata declares it (bytes). */
+export const MAX_PARQUET_CHUNK_BYTES = 2 * 1024 ** 3;
+
+async function openBuffer(file: string, label: string): Promise<{ buf: AsyncBuffer; size: number }> {
+  // opened as a regular file first: a FIFO or device is refused by kind instead of blocking the read
+  const { fd, size } = openRegularFile(file, label);
+  closeSync(fd);
   if (size <= 256 * 1024 * 1024) {
-    const b = readFileSync(file);
-    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+    const b = readRegularFile(file, label, 256 * 1024 * 1024);
+    return { buf: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer, size: b.length };
   }
-  return asyncBufferFromFile(file);
+  return { buf: await asyncBufferFromFile(file), size };
+}
+
+const num = (v: unknown): number => (typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : NaN);
+
+/**
+ * Every count, offset and length the footer declares, checked against the file's real size before a row is
+ * decoded: a footer may claim 2^50 rows or pages past the end of the file, and must not make the import
+ * loop or allocate on its word.
+ */
+export function checkParquetMetadata(metadata: FileMetaData, size: number, label: string): number {
+  const fail = (msg: string) => new ImportError(`${label}: ${msg}`, { file: label });
+  const numRows = num(metadata.num_rows);
+  if (!Number.isSafeInteger(numRows) || numRows < 0) throw fail(`the footer declares an invalid row count (${String(metadata.num_rows)})`);
+  if (numRows > MAX_PARQUET_ROWS) throw fail(`the footer declares ${numRows} rows (limit MAX_PARQUET_ROWS = ${MAX_PARQUET_ROWS} per file)`);
+  const dataEnd = size - num(metadata.metadata_length) - 8;
+  let sum = 0;
+  metadata.row_groups.forEach((rg, g) => {
+    const rows = num(rg.num_rows);
+    if (!Number.isSafeInteger(rows) || rows < 0) throw fail(`row group ${g} declares an invalid row count (${String(rg.num_rows)})`);
+    sum += rows;
+    rg.columns.forEach((c, k) => {
+      const m = c.meta_data;
+      const name = m?.path_in_schema?.join('.') || `#${k}`;
+      if (c.file_path) throw fail(`row group ${g}, column '${name}' lives in another file (${c.file_path}); only self-contained Parquet files are read`);
+      if (!m) throw fail(`row group ${g}, column '${name}' has no metadata`);
+      const offsets = [num(m.data_page_offset), m.dictionary_page_offset === undefined ? NaN : num(m.dictionary_page_offset)].filter((x) => Number.isFinite(x) && x > 0);
+      const start = Math.min(...offsets);
+      const len = num(m.total_compressed_size);
+      if (!Number.isFinite(start) || !Number.isSafeInteger(len) || len < 0) throw fail(`row group ${g}, column '${name}': invalid page offsets in the footer`);
+      if (start < 4 || start + len > dataEnd) {
+        throw fail(`row group ${g}, column '${name}': its pages (bytes ${start}–${start + len}) lie past the end of the data (the file has ${size} bytes, data ends at ${Math.max(0, dataEnd)}); the file is truncated or corrupt`);
+      }
+      const raw = num(m.total_uncompressed_size);
+      if (!Number.isSafeInteger(raw) || raw < 0 || raw > MAX_PARQUET_CHUNK_BYTES) throw fail(`row group ${g}, column '${name}' declares ${String(m.total_uncompressed_size)} bytes once decompressed (limit ${MAX_PARQUET_CHUNK_BYTES})`);
+    });
+  });
+  if (sum !== numRows) throw fail(`the footer declares ${numRows} rows but its row groups hold ${sum}`);
+  return numRows;
 }
 
 async function parseOne(ctx: ParseContext, file: string): Promise<RecordOut[]> {
@@ -46,10 +91,16 @@ async function parseOne(ctx: ParseContext, file: string): Promise<RecordOut[]> {
   let numRows: number;
   let metadata;
   try {
-    buf = await openBuffer(file);
-    metadata = await parquetMetadataAsync(buf);
-    numRows = Number(metadata.num_rows);
+    let size: number;
+    ({ buf, size } = await openBuffer(file, label));
+    try {
+      metadata = await parquetMetadataAsync(buf);
+    } catch (err) {
+      throw new ImportError(`${label}: not a readable Parquet file: ${(err as Error).message}`, { file: label, cause: err });
+    }
+    numRows = checkParquetMetadata(metadata, size, label);
   } catch (err) {
+    if (err instanceof ImportError) throw err;
     throw new ImportError(`${label}: not a readable Parquet file: ${(err as Error).message}`, { file: label, cause: err });
   }
   const out: RecordOut[] = [];
@@ -61,6 +112,8 @@ async function parseOne(ctx: ParseContext, file: string): Promise<RecordOut[]> {
     } catch (err) {
       throw new ImportError(`${label}: cannot decode rows ${start}–${Math.min(numRows, start + ROW_CHUNK) - 1}: ${(err as Error).message}`, { file: label, cause: err });
     }
+    const want = Math.min(numRows, start + ROW_CHUNK) - start;
+    if (rows.length !== want) throw new ImportError(`${label}: the footer declares ${numRows} rows but rows ${start}–${start + want - 1} decode to ${rows.length}; the file is corrupt`, { file: label });
     if (start === 0 && rows.length > 0) {
       const cols = Object.keys(rows[0]);
       if (imageColumn && !cols.includes(imageColumn)) throw new ImportError(`${label}: image column '${imageColumn}' not found (columns: ${cols.join(', ')})`, { file: label });
