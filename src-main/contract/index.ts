@@ -10,6 +10,7 @@ import { trainingEvents, trainingMethods } from './training';
 import { datasetsIoEvents, datasetsIoMethods } from './datasets-io';
 import { chatEvents, chatMethods } from './chat';
 import { modelsEvents, modelsMethods } from './models';
+import { hubEvents, hubMethods } from './hub';
 import type { ApiErrorData } from './errors';
 
 export const methods = {
@@ -20,6 +21,7 @@ export const methods = {
   ...datasetsIoMethods,
   ...modelsMethods,
   ...chatMethods,
+  ...hubMethods,
 };
 
 export const events = {
@@ -30,6 +32,7 @@ export const events = {
   ...datasetsIoEvents,
   ...modelsEvents,
   ...chatEvents,
+  ...hubEvents,
 };
 
 export type Methods = typeof methods;

@@ -144,6 +144,15 @@ class Meter {
 }
 
 export async function pullModel(o: PullOptions): Promise<PullResult> {
+  const stopTimers: Array<() => void> = [];
+  try {
+    return await pullInner(o, stopTimers);
+  } finally {
+    for (const f of stopTimers) f();
+  }
+}
+
+async function pullInner(o: PullOptions, stopTimers: Array<() => void>): Promise<PullResult> {
   const rc = new RepoCache(o.cacheDir, o.repo);
   const maxAttempts = o.maxAttempts ?? 5;
   const backoff = o.backoffMs ?? 1000;
@@ -152,9 +161,23 @@ export async function pullModel(o: PullOptions): Promise<PullResult> {
   const progress: PullProgress = { phase: 'resolving', file: null, bytes: 0, totalBytes: 0, filesDone: 0, filesTotal: 0, bytesPerSecond: null, etaSeconds: null, retries: 0, message: null };
   const meter = new Meter();
   let lastEmit = 0;
+  let trailing: NodeJS.Timeout | null = null;
+  stopTimers.push(() => {
+    if (trailing) clearTimeout(trailing);
+    trailing = null;
+  });
   const emit = (force = false) => {
     const now = Date.now();
-    if (!force && now - lastEmit < 100) return;
+    if (!force && now - lastEmit < 100) {
+      // a throttled update still goes out soon, so a transfer that stalls shows where it stopped
+      trailing ??= setTimeout(() => {
+        trailing = null;
+        emit(true);
+      }, 100 - (now - lastEmit));
+      return;
+    }
+    if (trailing) clearTimeout(trailing);
+    trailing = null;
     lastEmit = now;
     meter.add(progress.bytes);
     progress.bytesPerSecond = meter.rate();

@@ -6,6 +6,7 @@ import { databasePath } from '../storage/data-dir';
 import { detachTraining, recoverTraining, shutdownTraining } from './training';
 import { registry } from './registry';
 import { closeWork, terminateWork } from './work';
+import { abortPulls, stopPulls } from './hub';
 import type { ServiceContext } from './context';
 import { Dispatcher, EventBus, type Logger } from './dispatcher';
 
@@ -53,11 +54,12 @@ export function createBackend(options: BackendOptions): Backend {
     events: bus,
     ctx,
     async shutdown() {
-      if (!closed) await Promise.all([shutdownTraining(ctx), closeWork(ctx)]);
+      if (!closed) await Promise.all([shutdownTraining(ctx), closeWork(ctx), stopPulls(ctx)]);
     },
     close() {
       if (closed) return;
       closed = true;
+      abortPulls(ctx);
       detachTraining(ctx);
       terminateWork(ctx);
       closeDatabase(db);

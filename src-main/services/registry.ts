@@ -9,6 +9,7 @@ import { trainingHandlers } from './training';
 import { datasetIoHandlers } from './dataset-io';
 import { modelsHandlers } from './models';
 import { chatHandlers } from './chat';
+import { hubHandlers } from './hub';
 
 export const registry = {
   ...systemHandlers,
@@ -18,6 +19,7 @@ export const registry = {
   ...datasetIoHandlers,
   ...modelsHandlers,
   ...chatHandlers,
+  ...hubHandlers,
 } satisfies Handlers<MethodName>;
 
 export type Registry = Handlers<MethodName>;

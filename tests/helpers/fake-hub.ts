@@ -8,6 +8,8 @@
 // (RepoNotFound), unknown revisions 404 (RevisionNotFound). Faults can be queued per file: an HTTP status (429 with
 // Retry-After, 5xx), a transfer cut short after N bytes, or corrupted bytes. Every request is logged.
 import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -184,4 +186,11 @@ export class FakeHub {
     }
     res.end(body);
   }
+}
+
+/** The top-level files of a folder as a fake repo's files (e.g. resources/demo/model). */
+export function filesOf(dir: string): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const f of readdirSync(dir)) if (statSync(join(dir, f)).isFile()) out[f] = readFileSync(join(dir, f));
+  return out;
 }

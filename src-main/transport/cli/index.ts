@@ -7,6 +7,7 @@ import { trainCommand } from './train';
 import { evalCommand } from './eval';
 import { importCommand, exportCommand } from './import';
 import { generateCommand, scoreCommand } from './generate';
+import { pullCommand } from './pull';
 
 export const commandGroups: CommandGroup[] = [
   serveCommand,
@@ -17,4 +18,5 @@ export const commandGroups: CommandGroup[] = [
   importCommand,
   exportCommand,
   generateCommand, scoreCommand,
+  pullCommand,
 ];
