@@ -25,6 +25,7 @@ import { readFileSync, statSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Session, type SessionOptions } from '../engine/runtime/session';
+import { openProgram, resolveProvider, type RunSession } from '../engine/runtime/device-session';
 import { compileCached, stableStringify } from '../engine/runtime/cache';
 import { ort, tensor } from '../engine/runtime/tensor';
 import { softmaxCrossEntropy } from '../engine/ops/loss';
@@ -377,7 +378,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   // the adapter's tensors, fed to every run of a graph that has them as inputs (ort tensors over the adapter's arrays)
   const adapterFeeds = new Map<string, ort.Tensor>();
   if (adapter) for (const x of adapterInputTensors(adapter, model.weights)) adapterFeeds.set(x.name, tensor('float32', x.dims, x.data));
-  const run = async (s: Session, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> => {
+  const run = async (s: RunSession, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> => {
     if (adapterFeeds.size) for (const n of s.inputNames) {
       const x = adapterFeeds.get(n);
       if (x) feeds[n] = x;
@@ -385,17 +386,25 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     return s.run(feeds);
   };
   const status = options.onStatus ?? (() => {});
-  const sessions = new Map<GraphKind, Promise<Session>>();
+  const sessions = new Map<GraphKind, Promise<RunSession>>();
   const releases: (() => Promise<void>)[] = [];
   let disposed = false;
 
-  const session = (kind: GraphKind): Promise<Session> => {
+  const session = (kind: GraphKind): Promise<RunSession> => {
     if (disposed) return Promise.reject(new GenerateError('the generator was disposed'));
     let s = sessions.get(kind);
     if (!s) {
       s = (async () => {
         status(`compiling the ${kind} graph`);
         const key = { what: 'lenslab-generate', version: GENERATE_GRAPH_VERSION, kind, ...identity };
+        if (resolveProvider(options.session) === 'webgpu') {
+          // the KV cache and the image features stay in device memory between runs; only the logits come back
+          const deviceOutputs = [FEATURES];
+          for (let i = 0; i < cfg.text.numHiddenLayers; i++) deviceOutputs.push(IO.presentKey(i), IO.presentValue(i));
+          const s = await openProgram(() => buildGraph(model, kind, adapter), { cacheDir, key, session: options.session, deviceOutputs });
+          releases.push(() => s.dispose());
+          return s;
+        }
         const entry = compileCached(cacheDir, key, () => buildGraph(model, kind, adapter));
         status(`loading the ${kind} graph${entry.hit ? ' (cached)' : ''}`);
         const shared = acquireSession(entry.path, options.session);
@@ -556,6 +565,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
       }
     } finally {
       if (past) for (const t of past) t.dispose?.();
+      if (feats && feats.location !== 'cpu') feats.dispose();
     }
     const full = answerText(gen);
     const st = stops.check(full);

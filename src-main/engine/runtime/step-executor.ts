@@ -8,8 +8,8 @@ import * as ort from 'onnxruntime-node';
 import type { TypedArray } from '../graph/dtype';
 import { buildApplyStep, buildGradStep, buildTrainStep, stepNames, type ParamSpec, type TrainProgramOptions } from '../programs/train-step';
 import { buildScore, type ScoreProgramOptions } from '../programs/score';
-import { modelSource } from './cache';
-import { Session, type SessionOptions } from './session';
+import { DeviceReader, onDevice, openProgram, type RunSession } from './device-session';
+import type { SessionOptions } from './session';
 import { tensor } from './tensor';
 
 export type Feeds = Record<string, ort.Tensor>;
@@ -63,10 +63,10 @@ export class StepExecutor {
   private constructor(
     readonly specs: readonly ParamSpec[],
     readonly accumulation: number,
-    private fused: Session | null,
-    private grad: Session | null,
-    private apply: Session | null,
-    private scorer: Session | null,
+    private fused: RunSession | null,
+    private grad: RunSession | null,
+    private apply: RunSession | null,
+    private scorer: RunSession | null,
     readonly dataInputs: readonly string[],
     readonly extraOutputs: readonly string[],
   ) {}
@@ -75,11 +75,15 @@ export class StepExecutor {
     const acc = o.accumulation ?? 1;
     if (!Number.isInteger(acc) || acc < 1) throw new Error(`step executor: accumulation must be a positive integer, got ${acc}`);
     const key = (kind: string) => (o.cacheKey === undefined ? undefined : { kind, key: o.cacheKey, adamw: o.adamw ?? null, clip: o.clipNorm ?? null, params: o.params });
-    const src = (kind: string, build: () => import('../graph/builder').Graph) => modelSource(build, { cacheDir: o.cacheDir, key: key(kind) });
-    let fused: Session | null = null;
-    let grad: Session | null = null;
-    let apply: Session | null = null;
-    let scorer: Session | null = null;
+    // parameters, moments and accumulators are outputs fed back as the next run's inputs: on an accelerator they stay
+    // in device memory between steps (device-session.ts), only the loss, grad norm and extra outputs come to the CPU
+    const resident = o.params.flatMap((p) => [stepNames.paramOut(p.name), stepNames.mOut(p.name), stepNames.vOut(p.name), stepNames.accOut(p.name)]);
+    const src = (kind: string, build: () => import('../graph/builder').Graph) =>
+      openProgram(build, { cacheDir: o.cacheDir, key: key(kind), session: o.session, deviceOutputs: kind === 'score' ? [] : resident });
+    let fused: RunSession | null = null;
+    let grad: RunSession | null = null;
+    let apply: RunSession | null = null;
+    let scorer: RunSession | null = null;
     let dataInputs: string[] = [];
     let extra: string[] = [];
     const program = (p: { dataInputs: string[]; extraOutputs: string[] }) => {
@@ -87,12 +91,12 @@ export class StepExecutor {
       extra = p.extraOutputs;
     };
     if (acc === 1) {
-      fused = await Session.create(src('fused', () => { const p = buildTrainStep(o); program(p); return p.graph; }), o.session);
+      fused = await src('fused', () => { const p = buildTrainStep(o); program(p); return p.graph; });
     } else {
-      grad = await Session.create(src('grad', () => { const p = buildGradStep(o); program(p); return p.graph; }), o.session);
-      apply = await Session.create(src('apply', () => buildApplyStep(o).graph), o.session);
+      grad = await src('grad', () => { const p = buildGradStep(o); program(p); return p.graph; });
+      apply = await src('apply', () => buildApplyStep(o).graph);
     }
-    if (o.score) scorer = await Session.create(src('score', () => buildScore({ ...o.score!, params: o.params }).graph), o.session);
+    if (o.score) scorer = await src('score', () => buildScore({ ...o.score!, params: o.params }).graph);
     const main = fused ?? grad!;
     const fixed = new Set<string>(o.params.flatMap((p) => [stepNames.param(p.name), stepNames.m(p.name), stepNames.v(p.name), stepNames.acc(p.name)]));
     fixed.add(stepNames.lr).add(stepNames.step).add(stepNames.gradScale);
@@ -125,6 +129,7 @@ export class StepExecutor {
     return f;
   }
   private takeUpdates(r: Record<string, ort.Tensor>): void {
+    for (const m of [this.params, this.m, this.v]) for (const t of m.values()) if (onDevice(t)) t.dispose();
     for (const p of this.specs) {
       this.params.set(p.name, r[stepNames.paramOut(p.name)]);
       this.m.set(p.name, r[stepNames.mOut(p.name)]);
@@ -166,11 +171,13 @@ export class StepExecutor {
       const r = await this.grad!.run({ ...list[i], ...this.paramFeeds(), ...acc, [stepNames.gradScale]: tensor('float32', [], [sc[i]]) });
       const next: Feeds = {};
       for (const p of this.specs) next[stepNames.acc(p.name)] = r[stepNames.accOut(p.name)];
+      for (const t of Object.values(acc)) if (onDevice(t)) t.dispose();
       acc = next;
       losses.push(scalarOf(r[stepNames.loss]));
       last = r;
     }
     const r = await this.apply!.run({ ...this.paramFeeds(), ...this.optFeeds(lr), ...acc });
+    for (const t of Object.values(acc)) if (onDevice(t)) t.dispose();
     this.takeUpdates(r);
     this.t++;
     return { loss: losses.reduce((a, l, i) => a + l * sc[i], 0), microLosses: losses, gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(last, this.extraOutputs), grads: {} };
@@ -182,13 +189,42 @@ export class StepExecutor {
     return this.scorer.run({ ...feeds, ...this.paramFeeds() });
   }
 
+  /** Whether parameters or moments are held in device memory now (between steps on an accelerator). */
+  get resident(): boolean {
+    return [this.params, this.m, this.v].some((m) => [...m.values()].some(onDevice));
+  }
+
+  /**
+   * Bring device-resident parameters and moments to the CPU (through CPU-bound outputs of a read-back session, never
+   * by reading a device tensor); the next step uploads them again. Call before state() / paramTensors() on an
+   * accelerator: checkpoints, evaluations, the final export. A no-op on the CPU.
+   */
+  async sync(): Promise<void> {
+    if (!this.resident) return;
+    const order = this.specs.flatMap((p) => [[this.params, p], [this.m, p], [this.v, p]] as const);
+    this.reader ??= new DeviceReader(order.map(([, p]) => ({ dtype: p.dtype ?? 'float32', shape: p.shape })));
+    const cpu = await this.reader.read(order.map(([m, p]) => m.get(p.name)!));
+    order.forEach(([m, p], i) => {
+      const old = m.get(p.name)!;
+      m.set(p.name, cpu[i]);
+      if (old !== cpu[i] && onDevice(old)) old.dispose();
+    });
+  }
+  private reader: DeviceReader | null = null;
+
+  private assertOnHost(what: string): void {
+    if (this.resident) throw new Error(`step executor: ${what} while the state is on the device; await sync() first`);
+  }
+
   /** Current parameter tensors (ORT tensors; do not mutate). */
   paramTensors(): Record<string, ort.Tensor> {
+    this.assertOnHost('paramTensors()');
     return Object.fromEntries(this.params);
   }
 
   /** Copy of params and optimizer state, for checkpoints. */
   state(): ExecutorState {
+    this.assertOnHost('state()');
     const copy = (m: Map<string, ort.Tensor>) =>
       Object.fromEntries([...m].map(([k, t]) => [k, (t.data as Float32Array | Float64Array).slice()]));
     return { t: this.t, params: copy(this.params), m: copy(this.m), v: copy(this.v) };
@@ -196,6 +232,7 @@ export class StepExecutor {
 
   /** Restore a state() (resume from a checkpoint). */
   loadState(s: ExecutorState): void {
+    for (const m of [this.params, this.m, this.v]) for (const t of m.values()) if (onDevice(t)) t.dispose();
     for (const p of this.specs) {
       const dt = p.dtype ?? 'float32';
       for (const [what, src, dst] of [['params', s.params, this.params], ['m', s.m, this.m], ['v', s.v, this.v]] as const) {
@@ -207,7 +244,28 @@ export class StepExecutor {
     this.t = s.t;
   }
 
+  /** The sessions' provider ('webgpu' when the programs run on the WebGPU device). */
+  get provider(): string {
+    return (this.fused ?? this.grad)!.provider;
+  }
+
+  /** Host<->device bytes of the step sessions so far (accelerators only; null on the CPU). */
+  transfer(): { runs: number; toDevice: number; fromDevice: number } | null {
+    const ss = [this.fused, this.grad, this.apply].filter((s): s is RunSession => !!s && 'transfer' in s);
+    if (ss.length === 0) return null;
+    const t = { runs: 0, toDevice: 0, fromDevice: 0 };
+    for (const s of ss) {
+      const x = (s as unknown as { transfer: typeof t }).transfer;
+      t.runs += x.runs;
+      t.toDevice += x.toDevice;
+      t.fromDevice += x.fromDevice;
+    }
+    return t;
+  }
+
   async dispose(): Promise<void> {
+    for (const m of [this.params, this.m, this.v]) for (const t of m.values()) if (onDevice(t)) t.dispose();
+    await this.reader?.dispose();
     for (const s of [this.fused, this.grad, this.apply, this.scorer]) if (s) await s.dispose();
   }
 }
