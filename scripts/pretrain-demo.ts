@@ -78,7 +78,7 @@ interface Example {
 async function example(m: LoadedVlm, index: number, kinds: Array<Family | 'caption'>): Promise<Example> {
   const kind = kinds[index % kinds.length];
   const s = makeSample(DATA_SEED, index, { size: SOURCE_SIZE, families: kind === 'caption' ? [] : [kind] });
-  const pixels = (await m.imageProcessor.process({ data: s.rgb, width: SOURCE_SIZE, height: SOURCE_SIZE })).data;
+  const pixels = (await m.imageProcessor!.process({ data: s.rgb, width: SOURCE_SIZE, height: SOURCE_SIZE })).data;
   if (kind === 'caption') return { pixels, prompt: CAPTION_PROMPT, answer: s.caption, family: 'caption' };
   if (s.qa.length === 0) return example(m, index + kinds.length * 7919, kinds);
   return { pixels, prompt: s.qa[0].question, answer: s.qa[0].answer, family: kind };

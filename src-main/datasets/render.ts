@@ -34,10 +34,11 @@ export interface RenderSetup {
   template: ChatFormatter;
   tokenizer: TextTokenizer;
   /**
-   * Image placeholder expansion: each `tokenId` in the ids becomes `count` copies (never in the loss).
-   * Omit to keep one placeholder token per image.
+   * Image placeholder expansion: each `tokenId` in the ids becomes `ids` (the model family's tokens for one image,
+   * e.g. Idefics3's tile markers and image tokens), or `count` copies of itself when `ids` is absent; never in the
+   * loss. Omit to keep one placeholder token per image.
    */
-  image?: { tokenId: number; count: number };
+  image?: { tokenId: number; count: number; ids?: readonly number[] };
   /** Let the tokenizer add its special tokens (e.g. <s>) unless the template already starts with bosToken. Default true. */
   addSpecialTokens?: boolean;
 }
@@ -98,11 +99,12 @@ export function renderConversation(messages: ChatMessage[], setup: RenderSetup):
   }
   const outIds: number[] = [];
   const outMask: number[] = [];
+  const expansion = setup.image.ids ?? new Array<number>(setup.image.count).fill(setup.image.tokenId);
   for (let k = 0; k < ids.length; k++) {
     if (ids[k] === setup.image.tokenId) {
       imageCount++;
-      for (let j = 0; j < setup.image.count; j++) {
-        outIds.push(setup.image.tokenId);
+      for (const id of expansion) {
+        outIds.push(id);
         outMask.push(0);
       }
     } else {

@@ -4,6 +4,10 @@
 // configuration_siglip.py, configuration_llama.py, configuration_qwen2.py), because published config.json
 // files only carry the keys that differ from those defaults (e.g. llava-1.5-7b-hf's text_config has 5 keys).
 // Every problem is an error naming the file and the field (dotted path, e.g. text_config.num_key_value_heads).
+// Sizes are bounded (SIZE_LIMITS) so an absurd config is refused here, before anything is allocated for it.
+// The vision-language families parse their own top level (families/<family>/config.ts) with the readers below.
+import type { Idefics3ModelConfig } from './families/idefics3/config';
+import { parseVlmConfig, vlmModelTypes } from './registry';
 
 export class ConfigError extends Error {
   constructor(
@@ -131,15 +135,50 @@ export interface TextModelConfig {
   raw: Record<string, unknown>;
 }
 
-export type ModelConfig = LlavaModelConfig | VisionModelConfig | TextModelConfig;
+/** A vision-language model of one of the families under families/ (registry.ts maps model_type to it). */
+export type VlmModelConfig = LlavaModelConfig | Idefics3ModelConfig;
 
-export const SUPPORTED_MODEL_TYPES = ['llava', 'clip', 'clip_vision_model', 'siglip', 'siglip_vision_model', 'llama', 'qwen2'] as const;
+export type ModelConfig = VlmModelConfig | VisionModelConfig | TextModelConfig;
+
+/** A vision tower or a language model alone (compose them into a LLaVA). */
+export const COMPONENT_MODEL_TYPES = ['clip', 'clip_vision_model', 'siglip', 'siglip_vision_model', 'llama', 'qwen2'] as const;
+
+/** Every model_type config.json may have: the families' (registry.ts) and the components'. */
+export function supportedModelTypes(): string[] {
+  return [...vlmModelTypes(), ...COMPONENT_MODEL_TYPES];
+}
+
+/** A vision-language model (any family), as opposed to a vision tower or a language model alone. */
+export function isVlm(c: ModelConfig): c is VlmModelConfig {
+  return c.kind !== 'vision' && c.kind !== 'text';
+}
 
 // ---------------------------------------------------------------- field readers
 
+/**
+ * Upper bounds of size fields, far above any published model (Llama-3.1-405B: 126 layers, 16384 hidden, 53248
+ * intermediate; Qwen2: 152064 vocab) and low enough that the tensor list and graphs of a config within them stay
+ * buildable. A config above one is refused from the config alone, naming the field.
+ */
+export const SIZE_LIMITS: Readonly<Record<string, number>> = {
+  num_hidden_layers: 1024,
+  hidden_size: 65536,
+  intermediate_size: 262144,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  vocab_size: 4_194_304,
+  max_position_embeddings: 16_777_216,
+  image_size: 16384,
+  patch_size: 1024,
+  num_channels: 16,
+  scale_factor: 64,
+  image_seq_length: 1_048_576,
+};
+
 type Obj = Record<string, unknown>;
 
-class Reader {
+export class Reader {
   constructor(
     readonly file: string,
     readonly obj: Obj,
@@ -159,6 +198,8 @@ class Reader {
     if (v === undefined) this.err(key, 'is required');
     if (typeof v !== 'number' || !Number.isInteger(v)) this.err(key, `must be an integer, got ${JSON.stringify(v)}`);
     if (v < min) this.err(key, `must be >= ${min}, got ${v}`);
+    const max = SIZE_LIMITS[key];
+    if (max !== undefined && v > max) this.err(key, `${v} is larger than any model Lenslab can run (at most ${max})`);
     return v;
   }
   intOrNull(key: string, def: number | null): number | null {
@@ -199,7 +240,7 @@ class Reader {
 
 // ---------------------------------------------------------------- families
 
-function parseVision(r: Reader, modelType: VisionModelType, defaults: Partial<Record<string, unknown>> = {}): VisionConfig {
+export function parseVision(r: Reader, modelType: VisionModelType, defaults: Partial<Record<string, unknown>> = {}): VisionConfig {
   const d = (k: string, v: unknown) => (defaults[k] !== undefined ? defaults[k] : v);
   const siglip = modelType === 'siglip_vision_model';
   const hiddenSize = r.int('hidden_size', d('hidden_size', 768) as number);
@@ -258,7 +299,7 @@ function parseRope(r: Reader, text: { maxPositionEmbeddings: number }): RopeConf
   return scaling.err(typeKey, `unsupported RoPE scaling "${type}" (supported: default, linear, llama3); max_position_embeddings is ${text.maxPositionEmbeddings}`);
 }
 
-function parseText(r: Reader, modelType: TextModelType): TextConfig {
+export function parseText(r: Reader, modelType: TextModelType): TextConfig {
   const qwen = modelType === 'qwen2';
   const hiddenSize = r.int('hidden_size', 4096);
   const numAttentionHeads = r.int('num_attention_heads', 32);
@@ -304,76 +345,24 @@ function parseText(r: Reader, modelType: TextModelType): TextConfig {
   };
 }
 
-function modelTypeOf(r: Reader, def?: string): string {
+export function modelTypeOf(r: Reader, def?: string): string {
   const mt = r.obj.model_type ?? def;
   if (mt === undefined) r.err('model_type', 'is missing');
   if (typeof mt !== 'string') r.err('model_type', `must be a string, got ${JSON.stringify(mt)}`);
   return mt;
 }
 
-function parseVisionSub(r: Reader): VisionConfig {
+export function parseVisionSub(r: Reader): VisionConfig {
   const mt = modelTypeOf(r, 'clip_vision_model');
   if (mt !== 'clip_vision_model' && mt !== 'siglip_vision_model')
     r.err('model_type', `unknown vision model_type "${mt}" (supported: clip_vision_model, siglip_vision_model)`);
   return parseVision(r, mt);
 }
 
-function parseTextSub(r: Reader): TextConfig {
+export function parseTextSub(r: Reader): TextConfig {
   const mt = modelTypeOf(r, 'llama');
   if (mt !== 'llama' && mt !== 'qwen2') r.err('model_type', `unknown text model_type "${mt}" (supported: llama, qwen2)`);
   return parseText(r, mt);
-}
-
-function parseLlava(r: Reader): LlavaModelConfig {
-  const vr = r.sub('vision_config');
-  // LlavaConfig's default vision tower is CLIP ViT-L/14-336
-  const vision = vr
-    ? parseVisionSub(vr)
-    : parseVision(new Reader(r.file, {}, 'vision_config'), 'clip_vision_model', {
-        intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336, num_hidden_layers: 24, num_attention_heads: 16,
-      });
-  const text = parseTextSub(r.sub('text_config') ?? new Reader(r.file, {}, 'text_config'));
-  const strategy = r.str('vision_feature_select_strategy', 'default');
-  if (strategy !== 'default' && strategy !== 'full') r.err('vision_feature_select_strategy', `must be "default" or "full", got "${strategy}"`);
-  const rawLayer = r.obj.vision_feature_layer ?? -2;
-  const nStates = vision.numHiddenLayers + 1; // hidden_states = embeddings + one per layer
-  const layers = Array.isArray(rawLayer) ? rawLayer : [rawLayer];
-  if (layers.length === 0) r.err('vision_feature_layer', 'is an empty list');
-  const visionFeatureLayers = layers.map((l) => {
-    if (typeof l !== 'number' || !Number.isInteger(l)) r.err('vision_feature_layer', `must be an integer or a list of integers, got ${JSON.stringify(rawLayer)}`);
-    const idx = l < 0 ? nStates + l : l;
-    if (idx < 0 || idx >= nStates) r.err('vision_feature_layer', `${l} is out of range for a vision tower with ${vision.numHiddenLayers} layers`);
-    return idx;
-  });
-  const ptype = r.str('mm_projector_type', 'mlp2x_gelu');
-  if (ptype !== 'linear' && !/^mlp2x_/.test(ptype)) r.err('mm_projector_type', `unsupported projector "${ptype}" (supported: linear, mlp2x_gelu)`);
-  const projector: ProjectorConfig = {
-    type: ptype === 'linear' ? 'linear' : 'mlp',
-    inFeatures: vision.hiddenSize * visionFeatureLayers.length,
-    outFeatures: text.hiddenSize,
-    hiddenAct: r.act('projector_hidden_act', 'gelu'),
-    bias: r.bool('multimodal_projector_bias', true),
-  };
-  const imageTokenIndex = r.has('image_token_index') ? r.int('image_token_index', undefined, 0) : r.int('image_token_id', 32000, 0);
-  // image_token_index may equal vocab_size (LlavaConfig's own defaults do): image positions are replaced by image
-  // features, so the id is never looked up in embed_tokens (the compiled graph must not gather it either).
-  // LlavaConfig: tie_word_embeddings defaults to False but is forwarded from text_config when that says true
-  const tie = r.bool('tie_word_embeddings', false) || text.tieWordEmbeddings;
-  return {
-    kind: 'llava',
-    modelType: 'llava',
-    vision,
-    text: { ...text, tieWordEmbeddings: tie },
-    projector,
-    imageTokenIndex,
-    visionFeatureLayer: rawLayer as number | number[],
-    visionFeatureLayers,
-    visionFeatureSelectStrategy: strategy,
-    imageSeqLength: r.int('image_seq_length', 576),
-    numImageTokens: vision.numPositions - (strategy === 'default' ? 1 : 0),
-    tieWordEmbeddings: tie,
-    raw: r.obj,
-  };
 }
 
 /** Parse a config.json object. `file` is used in error messages. */
@@ -381,9 +370,9 @@ export function parseHfConfig(json: unknown, file = 'config.json'): ModelConfig 
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(file, '', 'is not a JSON object');
   const r = new Reader(file, json as Obj, '');
   const mt = modelTypeOf(r);
+  const vlm = parseVlmConfig(r, mt);
+  if (vlm) return vlm;
   switch (mt) {
-    case 'llava':
-      return parseLlava(r);
     case 'clip':
     case 'siglip': {
       const vr = r.sub('vision_config') ?? new Reader(file, {}, 'vision_config');
@@ -396,7 +385,7 @@ export function parseHfConfig(json: unknown, file = 'config.json'): ModelConfig 
     case 'qwen2':
       return { kind: 'text', modelType: mt, text: parseText(r, mt), raw: r.obj };
     default:
-      return r.err('model_type', `unknown model_type "${mt}" (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+      return r.err('model_type', `unknown model_type "${mt}" (supported: ${supportedModelTypes().join(', ')})`);
   }
 }
 
@@ -481,34 +470,4 @@ export function textToHf(t: TextConfig): Obj {
   return o;
 }
 
-export interface LlavaConfigInput {
-  vision: VisionConfig;
-  text: TextConfig;
-  projectorType?: 'mlp' | 'linear';
-  projectorHiddenAct?: Activation;
-  projectorBias?: boolean;
-  imageTokenIndex: number;
-  visionFeatureLayer?: number | number[];
-  visionFeatureSelectStrategy?: 'default' | 'full';
-}
-
-/** A complete LLaVA config.json object (classic LlavaForConditionalGeneration layout). Parse it to get the normalized form. */
-export function llavaToHf(c: LlavaConfigInput): Obj {
-  const strategy = c.visionFeatureSelectStrategy ?? 'default';
-  const o: Obj = {
-    architectures: ['LlavaForConditionalGeneration'],
-    model_type: 'llava',
-    vision_config: visionToHf(c.vision),
-    text_config: textToHf(c.text),
-    image_token_index: c.imageTokenIndex,
-    projector_hidden_act: c.projectorHiddenAct ?? 'gelu',
-    multimodal_projector_bias: c.projectorBias ?? true,
-    vision_feature_layer: c.visionFeatureLayer ?? -2,
-    vision_feature_select_strategy: strategy,
-    image_seq_length: c.vision.numPositions - (strategy === 'default' ? 1 : 0),
-    tie_word_embeddings: c.text.tieWordEmbeddings,
-    torch_dtype: 'float32',
-  };
-  if (c.projectorType === 'linear') o.mm_projector_type = 'linear';
-  return o;
-}
+export { llavaToHf, type LlavaConfigInput } from './families/llava/config';

@@ -1,4 +1,4 @@
-// Generation and scoring with a LLaVA (or text-only) model, optionally with a PEFT adapter.
+// Generation and scoring with a vision-language model of any family (or a text-only model), optionally with a PEFT adapter.
 //
 // Graphs, built from llava.ts's pieces and compiled once into the engine's graph cache (runtime/cache.ts
 // compileCached, keyed by the model files' identity, the adapter's structure and the graph options):
@@ -30,7 +30,6 @@ import { compileCached, stableStringify } from '../engine/runtime/cache';
 import { ort, tensor } from '../engine/runtime/tensor';
 import { softmaxCrossEntropy } from '../engine/ops/loss';
 import { renderConversation, type RenderSetup } from '../datasets/render';
-import { ChatTemplate, LLAVA_CHAT_TEMPLATE } from './chat-template';
 import type { HfModel } from './hf-folder';
 import { loadHfFolder } from './hf-folder';
 import type { LensTokenizer } from './tokenizer';
@@ -42,7 +41,9 @@ import { GraphWeights } from './layers';
 import { decoderFor } from './registry';
 import { decoderPositions } from './decoder/llama';
 import { Sampler, StopStrings, validateSamplingOptions, type FinishReason, type SamplingOptions } from './sampling';
-import type { LlavaModelConfig, TextModelConfig } from './config';
+import { isVlm, type TextModelConfig, type VlmModelConfig } from './config';
+import type { ImageFrames, ImageGrid } from './families/types';
+import { renderSetupOf as modelRenderSetup } from './program';
 
 export class GenerateError extends Error {}
 /** The image given to generate/score cannot be read or decoded. */
@@ -128,23 +129,23 @@ export interface Generator {
   generate(req: GenerateRequest, opts?: GenerateOptions): Promise<GenerateResult>;
   /** Mean token loss per sample over its assistant tokens (the same tokens training puts in the loss). */
   score(samples: readonly ScoreSample[], opts?: { signal?: AbortSignal; onProgress?(done: number, total: number): void }): Promise<ScoreResult[]>;
-  /** The prompt ids generate() would feed for a request (images expanded). */
-  promptIds(messages: ChatTurn[], hasImage: boolean): number[];
+  /** The prompt ids generate() would feed for a request (images expanded for `grid`, default the largest). */
+  promptIds(messages: ChatTurn[], hasImage: boolean, grid?: ImageGrid): number[];
   dispose(): Promise<void>;
 }
 
-type CausalConfig = LlavaModelConfig | TextModelConfig;
+type CausalConfig = VlmModelConfig | TextModelConfig;
 
 // ---------------------------------------------------------------- prompt rendering
 
-/** The render setup of a model: its chat template (LLaVA-1.5 style when it has none), tokenizer, image expansion. */
-export function renderSetupOf(model: HfModel): RenderSetup {
-  const cfg = model.config;
-  if (cfg.kind === 'vision') throw new GenerateError(`${model.dir}: a vision-only model cannot generate text`);
-  const tokenizer = model.tokenizer;
-  if (!tokenizer) throw new GenerateError(`${model.dir}: no tokenizer.json`);
-  const template = model.chatTemplate ?? new ChatTemplate(LLAVA_CHAT_TEMPLATE, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken }, 'built-in LLaVA template');
-  return { template, tokenizer, ...(cfg.kind === 'llava' ? { image: { tokenId: cfg.imageTokenIndex, count: cfg.numImageTokens } } : {}) };
+/** The render setup of a model (program.ts renderSetupOf) for an image of this grid (default: the largest). */
+export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
+  if (model.config.kind === 'vision') throw new GenerateError(`${model.dir}: a vision-only model cannot generate text`);
+  try {
+    return modelRenderSetup(model, grid);
+  } catch (e) {
+    throw new GenerateError((e as Error).message);
+  }
 }
 
 /**
@@ -211,7 +212,7 @@ function fileIdentity(dir: string): unknown {
 }
 
 /** Bump when the graphs built here change for the same model (invalidates cached generate/score graphs). */
-export const GENERATE_GRAPH_VERSION = 4; // 4: score graphs' head is Gemm(transB) on the table (decoder/llama.ts lmHead)
+export const GENERATE_GRAPH_VERSION = 5; // 5: vision graph takes N frames, decoder graph N frames' features
 
 export type GraphKind = 'vision' | 'decoder' | 'score-image' | 'score-text';
 
@@ -228,13 +229,14 @@ function graphWeights(g: Graph, model: HfModel, adapter: Adapter | null): GraphW
   return new GraphWeights(g, model.weights, adapter ? { lazy: new AdapterInputs(g, adapter, model.weights) } : {});
 }
 
-/** The vision tower + projector alone: pixel_values → image_features. */
+/** The vision tower + connector alone: pixel_values [N frames, 3, S, S] → image_features [N, tokens per frame, D]. */
 function buildVisionGraph(model: HfModel, adapter: Adapter | null): Graph {
-  const cfg = model.config as LlavaModelConfig;
+  const cfg = model.config;
+  if (!isVlm(cfg)) throw new GenerateError(`${model.dir}: a ${cfg.modelType} model has no vision tower and connector`);
   const g = new Graph('lenslab_vision');
   const w = graphWeights(g, model, adapter);
   const v = cfg.vision;
-  const pv = g.input(IO.pixelValues, 'float32', [1, v.numChannels, v.imageSize, v.imageSize]);
+  const pv = g.input(IO.pixelValues, 'float32', ['N', v.numChannels, v.imageSize, v.imageSize]);
   g.output(imageFeatures(w, cfg, pv), FEATURES);
   return g;
 }
@@ -247,7 +249,7 @@ function buildDecoderGraph(model: HfModel, adapter: Adapter | null): Graph {
   const w = graphWeights(g, model, adapter);
   const ids = g.input(IO.inputIds, 'int64', [1, 'S']);
   const mask = g.input(IO.attentionMask, 'int64', [1, 'L']);
-  const feats = cfg.kind === 'llava' ? g.input(FEATURES, 'float32', [1, cfg.numImageTokens, t.hiddenSize]) : null;
+  const feats = isVlm(cfg) ? g.input(FEATURES, 'float32', ['N', cfg.numImageTokens, t.hiddenSize]) : null;
   const past = [];
   for (let i = 0; i < t.numHiddenLayers; i++)
     past.push({ key: g.input(IO.pastKey(i), 'float32', [1, t.numKeyValueHeads, 'P', t.headDim]), value: g.input(IO.pastValue(i), 'float32', [1, t.numKeyValueHeads, 'P', t.headDim]) });
@@ -428,7 +430,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     return s;
   };
 
-  const hasVision = cfg.kind === 'llava';
+  const hasVision = isVlm(cfg);
   await session('decoder');
   if (hasVision) await session('vision');
 
@@ -441,21 +443,31 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     return out;
   };
 
-  async function pixels(image: ImageInput): Promise<ort.Tensor> {
-    if (cfg.kind !== 'llava') throw new GenerateError(`${model.dir}: a text-only model cannot take an image`);
-    if (!model.imageProcessor) throw new GenerateError(`${model.dir}: no preprocessor_config.json`);
-    let pv;
+  /** The image's frames as pixel_values [frames, 3, H, W] and the grid its tokens follow. */
+  async function pixels(image: ImageInput): Promise<{ pv: ort.Tensor; grid: ImageGrid }> {
+    if (!isVlm(cfg)) throw new GenerateError(`${model.dir}: a text-only model cannot take an image`);
+    if (!model.images) throw new GenerateError(`${model.dir}: no preprocessor_config.json`);
+    let f: ImageFrames;
     try {
-      pv = await model.imageProcessor.process(image);
+      f = await model.images.process(image);
     } catch (e) {
       throw new ImageInputError((e as Error).message);
     }
-    return tensor('float32', [1, 3, pv.height, pv.width], pv.data);
+    return { pv: tensor('float32', [f.frames, 3, f.height, f.width], f.data), grid: { rows: f.rows, cols: f.cols } };
   }
+  const setups = new Map<string, RenderSetup>();
+  /** The render setup for an image of this grid (one per grid, built once). */
+  const setupFor = (grid: ImageGrid | null): RenderSetup => {
+    if (!grid) return setup;
+    const key = `${grid.rows}x${grid.cols}`;
+    let s = setups.get(key);
+    if (!s) setups.set(key, (s = renderSetupOf(model, grid)));
+    return s;
+  };
 
   /** Image features of the pixels, or zeros when there is no image (no position reads them then). */
   async function features(pv: ort.Tensor | null): Promise<ort.Tensor | null> {
-    if (cfg.kind !== 'llava') return null;
+    if (!isVlm(cfg)) return null;
     if (!pv) return tensor('float32', [1, cfg.numImageTokens, t.hiddenSize]);
     const out = await run(await session('vision'), { [IO.pixelValues]: pv });
     return out[FEATURES];
@@ -477,8 +489,8 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     return { logits: lastRow(out[IO.logits]), past: next };
   }
 
-  function promptIds(messages: ChatTurn[], hasImage: boolean): number[] {
-    return renderPromptIds(setup, placeImage(messages, hasImage));
+  function promptIds(messages: ChatTurn[], hasImage: boolean, grid?: ImageGrid): number[] {
+    return renderPromptIds(setupFor(grid ?? null), placeImage(messages, hasImage));
   }
 
   async function generate(req: GenerateRequest, opts: GenerateOptions = {}): Promise<GenerateResult> {
@@ -490,10 +502,12 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     const sampler = new Sampler(opts);
     const stops = new StopStrings(opts.stop ?? []);
     const hasImage = req.image !== undefined && req.image !== null;
-    const ids = promptIds(req.messages, hasImage);
+    placeImage(req.messages, hasImage); // message errors before the image is decoded
+    const img = hasImage ? await pixels(req.image as ImageInput) : null;
+    const pv = img?.pv ?? null;
+    const ids = promptIds(req.messages, hasImage, img?.grid);
     if (ids.length >= contextLength) throw new GenerateError(`the prompt is ${ids.length} tokens; the model's context is ${contextLength}`);
     const budget = Math.min(maxNew, contextLength - ids.length);
-    const pv = hasImage ? await pixels(req.image as ImageInput) : null;
     const tPrep = performance.now();
 
     const seq = ids.slice();
@@ -589,9 +603,13 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
       const s = samples[k];
       const hasImage = s.image !== undefined && s.image !== null;
       let r;
+      let img: { pv: ort.Tensor; grid: ImageGrid } | null = null;
       try {
-        r = renderConversation(placeImage(s.messages, hasImage) as Parameters<typeof renderConversation>[0], setup);
+        const msgs = placeImage(s.messages, hasImage) as Parameters<typeof renderConversation>[0];
+        if (hasImage) img = await pixels(s.image as ImageInput);
+        r = renderConversation(msgs, setupFor(img?.grid ?? null));
       } catch (e) {
+        if (e instanceof ImageInputError) throw e;
         throw new GenerateError(`sample ${k}: ${(e as Error).message}`);
       }
       if (r.ids.length > contextLength) throw new GenerateError(`sample ${k}: ${r.ids.length} tokens, more than the model's context of ${contextLength}`);
@@ -608,7 +626,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
         o.onProgress?.(k + 1, samples.length);
         continue;
       }
-      const pv = hasImage ? await pixels(s.image as ImageInput) : null;
+      const pv = img?.pv ?? null;
       const sess = await session(pv ? 'score-image' : 'score-text');
       const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64(r.ids), [IO.attentionMask]: ones(r.ids.length), [SCORE_LABELS]: tensor('int64', [1, r.ids.length], labels) };
       if (pv) feeds[IO.pixelValues] = pv;

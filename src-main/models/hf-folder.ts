@@ -6,7 +6,9 @@
 // error naming the file and the tensor. Weights stay on disk and are read one tensor at a time.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, parseHfConfig, type ModelConfig } from './config';
+import { ConfigError, isVlm, parseHfConfig, type ModelConfig } from './config';
+import type { FamilyImageProcessor } from './families/types';
+import { vlmFamilyOf } from './registry';
 import { writeTextAtomic } from '../util/atomic-write';
 import { ShardedSafetensors, SafetensorsError, writeWeightsFolder, type TensorInfo, type TensorSource, type TensorToWrite } from './weights/safetensors';
 import { isFloatDtype, type Dtype, type FloatDtype } from './weights/dtype';
@@ -69,13 +71,17 @@ export interface HfModel {
   weights: HfWeights;
   tokenizer: LensTokenizer | null;
   chatTemplate: ChatTemplate | null;
+  /** the CLIP / SigLIP one-frame processor (LLaVA, vision towers); null where the family has its own (Idefics3) */
   imageProcessor: ImageProcessor | null;
+  /** a vision-language model's processor, as its family defines it (frames, tiles, token grid) */
+  images: FamilyImageProcessor | null;
   /** the JSON files as read, for saving back unchanged */
   json: {
     config: Record<string, unknown>;
     tokenizer?: Record<string, unknown>;
     tokenizerConfig?: Record<string, unknown>;
     preprocessorConfig?: Record<string, unknown>;
+    processorConfig?: Record<string, unknown>;
     generationConfig?: Record<string, unknown>;
     chatTemplateJinja?: string;
   };
@@ -174,8 +180,8 @@ export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
         const vocab = config.text.vocabSize;
         if (tokenizer.vocabSize > vocab) throw new HfFolderError(`${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${vocab}`);
       }
-      if (config.kind === 'llava' && tokenizer.idToToken(config.imageTokenIndex) === undefined)
-        throw new HfFolderError(`${tokPath}: no token with id ${config.imageTokenIndex} (config.json's image_token_index)`);
+      if (isVlm(config) && tokenizer.idToToken(config.imageTokenIndex) === undefined)
+        throw new HfFolderError(`${tokPath}: no token with id ${config.imageTokenIndex} (config.json's ${config.kind === 'llava' ? 'image_token_index' : 'image_token_id'})`);
       const found = findChatTemplate(dir, tokenizer.files.tokenizerConfig);
       if (found) {
         chatTemplate = new ChatTemplate(found.source, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken, unk_token: tokenizer.unkToken, pad_token: tokenizer.padToken }, found.origin);
@@ -185,16 +191,27 @@ export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
       throw new HfFolderError(`${dir}: no tokenizer.json (a ${config.modelType} model needs one)`);
     }
     let imageProcessor: ImageProcessor | null = null;
+    let images: FamilyImageProcessor | null = null;
     const ppPath = join(dir, 'preprocessor_config.json');
+    const pcPath = join(dir, 'processor_config.json');
+    if (existsSync(pcPath)) json.processorConfig = readJsonFile(pcPath);
     if (existsSync(ppPath)) {
       json.preprocessorConfig = readJsonFile(ppPath);
-      imageProcessor = new ImageProcessor(parsePreprocessorConfig(json.preprocessorConfig, ppPath));
+      if (isVlm(config)) {
+        const family = vlmFamilyOf(config);
+        images = family.imageProcessor(config, json.preprocessorConfig, ppPath, json.processorConfig);
+        imageProcessor = images.base ?? null;
+        if (tokenizer) {
+          const missing = family.requiredTokens(config, images.maxGrid()).filter((t) => tokenizer!.tokenToId(t) === undefined);
+          if (missing.length) throw new HfFolderError(`${tokPath}: no token ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''} (a ${config.modelType} model's processor writes them)`);
+        }
+      } else imageProcessor = new ImageProcessor(parsePreprocessorConfig(json.preprocessorConfig, ppPath));
     } else if (opts.preprocessor ?? config.kind !== 'text') {
       throw new HfFolderError(`${dir}: no preprocessor_config.json (a ${config.modelType} model needs one)`);
     }
     const genPath = join(dir, 'generation_config.json');
     if (existsSync(genPath)) json.generationConfig = readJsonFile(genPath);
-    return { dir, config, layout: weightLayout(config), weights, tokenizer, chatTemplate, imageProcessor, json, close: () => weights.close() };
+    return { dir, config, layout: weightLayout(config), weights, tokenizer, chatTemplate, imageProcessor, images, json, close: () => weights.close() };
   } catch (e) {
     weights.close();
     throw e;
@@ -211,6 +228,8 @@ export interface HfFolderContent {
   tokenizer?: Record<string, unknown>;
   tokenizerConfig?: Record<string, unknown>;
   preprocessorConfig?: Record<string, unknown>;
+  /** processor_config.json (Idefics3 / SmolVLM: image_seq_len) */
+  processorConfig?: Record<string, unknown>;
   generationConfig?: Record<string, unknown>;
   chatTemplateJinja?: string;
   /** shard when the weights are larger than this many bytes (default 5 GB) */
@@ -233,7 +252,7 @@ export function saveHfFolder(dir: string, content: HfFolderContent | HfModel): s
   const c: HfFolderContent =
     'layout' in content
       ? { config: content.json.config, weights: content.weights, tokenizer: content.json.tokenizer, tokenizerConfig: content.json.tokenizerConfig,
-          preprocessorConfig: content.json.preprocessorConfig, generationConfig: content.json.generationConfig, chatTemplateJinja: content.json.chatTemplateJinja }
+          preprocessorConfig: content.json.preprocessorConfig, processorConfig: content.json.processorConfig, generationConfig: content.json.generationConfig, chatTemplateJinja: content.json.chatTemplateJinja }
       : content;
   const config = parseHfConfig(c.config, join(dir, 'config.json'));
   const specs = expectedTensors(config);
@@ -262,6 +281,7 @@ export function saveHfFolder(dir: string, content: HfFolderContent | HfModel): s
     ['tokenizer.json', c.tokenizer],
     ['tokenizer_config.json', c.tokenizerConfig],
     ['preprocessor_config.json', c.preprocessorConfig],
+    ['processor_config.json', c.processorConfig],
     ['generation_config.json', c.generationConfig],
   ];
   for (const [name, obj] of opt) {

@@ -1,7 +1,7 @@
-// LLaVA assembly (transformers' LlavaForConditionalGeneration) and the standalone forward graphs built on it.
+// The vision-language assembly every family shares, and the standalone forward graphs built on it.
 //
-// Image features: the vision tower's hidden_states at vision_feature_layer(s) (concatenated on the feature axis when
-// several), minus the class token with the 'default' select strategy, through the projector: [N, numImageTokens, D].
+// Image features: the family's vision tower + connector (families/<family>/ imageFeatures), [N, tokens per frame, D]
+// (LLaVA: hidden_states at vision_feature_layer(s), minus the class token with the 'default' strategy, projector).
 // Merge: every position whose id is image_token_index takes the next image feature row, in row-major order over the
 // whole batch (transformers' masked_scatter): image n fills the n-th run of numImageTokens image positions. Text
 // positions embed their ids; image positions look up row 0 (image_token_index may equal vocab_size, outside the
@@ -15,11 +15,10 @@
 
 import { Graph, type Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
-import type { LlavaModelConfig, ModelConfig, TextModelConfig } from './config';
+import { isVlm, type ModelConfig, type TextModelConfig, type VlmModelConfig } from './config';
 import { GraphWeights, type LazyTensors, type LoraBinding } from './layers';
 import { decoderPositions, embedTokens, type DecoderNames, type DecoderResult, type KvPair } from './decoder/llama';
-import { projector } from './projector/mlp';
-import { decoderFor, visionTowerFor } from './registry';
+import { decoderFor, vlmFamilyOf } from './registry';
 import { weightLayout } from './weights/names';
 import type { TensorSource } from './weights/safetensors';
 import { mergeAdapter, type Adapter } from './peft';
@@ -36,31 +35,23 @@ export const IO = {
   presentValue: (i: number) => `present.${i}.value`,
 } as const;
 
-export type CausalConfig = LlavaModelConfig | TextModelConfig;
+export type CausalConfig = VlmModelConfig | TextModelConfig;
 
 export function decoderNames(cfg: CausalConfig): DecoderNames {
   const lay = weightLayout(cfg);
   return { prefix: lay.decoder!, lmHead: lay.lmHead! };
 }
 
-/** Projected image features [N, numImageTokens, text hidden] of pixel_values [N, 3, H, W]. */
-export function imageFeatures(w: GraphWeights, cfg: LlavaModelConfig, pixelValues: Value): Value {
-  const g = w.g;
-  const lay = weightLayout(cfg);
-  const tower = visionTowerFor(cfg.vision);
-  const layers = cfg.visionFeatureLayers;
-  const r = tower(w, cfg.vision, lay.vision!, pixelValues, { states: layers });
-  let feats = layers.map((l) => r.states.get(l)!);
-  if (cfg.visionFeatureSelectStrategy === 'default') feats = feats.map((f) => g.op1('Slice', [f, g.ints([1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]));
-  const f = feats.length === 1 ? feats[0] : g.op1('Concat', feats, { axis: -1 });
-  return projector(w, cfg.projector, lay.projector!, f);
+/** Projected image features [N, tokens per frame, text hidden] of pixel_values [N, 3, H, W] (the family's). */
+export function imageFeatures(w: GraphWeights, cfg: VlmModelConfig, pixelValues: Value): Value {
+  return vlmFamilyOf(cfg).imageFeatures(w, cfg, pixelValues);
 }
 
 /** Input embeddings [B, S, D]: token embeddings with image positions replaced by image features (when given). */
 export function llavaEmbeddings(w: GraphWeights, cfg: CausalConfig, ids: Value, features: Value | null): Value {
   const g = w.g;
   const names = decoderNames(cfg);
-  if (cfg.kind !== 'llava') return embedTokens(w, names, ids);
+  if (!isVlm(cfg)) return embedTokens(w, names, ids);
   return g.scope('merge', () => {
     const imgTok = g.constant(cfg.imageTokenIndex, 'int64', []);
     const zero = g.constant(0, 'int64', []);
@@ -99,8 +90,8 @@ export interface CausalForwardOptions {
 /** LLaVA (or text-only causal LM) forward: embeddings + merge + decoder. */
 export function causalForward(w: GraphWeights, cfg: CausalConfig, inp: CausalForwardInputs, o: CausalForwardOptions = {}): DecoderResult {
   const g = w.g;
-  const feats = inp.pixelValues && cfg.kind === 'llava' ? imageFeatures(w, cfg, inp.pixelValues) : null;
-  if (inp.pixelValues && cfg.kind !== 'llava') throw new Error('pixel_values given to a text-only model');
+  const feats = inp.pixelValues && isVlm(cfg) ? imageFeatures(w, cfg, inp.pixelValues) : null;
+  if (inp.pixelValues && !isVlm(cfg)) throw new Error('pixel_values given to a text-only model');
   const embeds = llavaEmbeddings(w, cfg, inp.inputIds, feats);
   let positions = inp.positionIds ?? null;
   if (!positions) {
@@ -278,10 +269,10 @@ export function buildForwardGraph(model: ModelWeights, o: ForwardGraphOptions = 
   const B = o.batch ?? 'B';
   const inputIds = g.input(IO.inputIds, 'int64', [B, mode === 'decode' ? 'S' : 'T']);
   const attentionMask = g.input(IO.attentionMask, 'int64', [B, mode === 'decode' ? 'L' : 'T']);
-  const image = o.image ?? (cfg.kind === 'llava' && mode !== 'decode');
-  if (image && cfg.kind !== 'llava') throw new Error('buildForwardGraph: image input on a text-only model');
+  const image = o.image ?? (isVlm(cfg) && mode !== 'decode');
+  if (image && !isVlm(cfg)) throw new Error('buildForwardGraph: image input on a text-only model');
   let pixelValues: Value | null = null;
-  if (image && cfg.kind === 'llava') {
+  if (image && isVlm(cfg)) {
     const v = cfg.vision;
     pixelValues = g.input(IO.pixelValues, dtype, ['N', v.numChannels, v.imageSize, v.imageSize]);
   }

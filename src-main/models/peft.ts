@@ -5,11 +5,14 @@
 // PEFT layout (peft.utils.save_and_load): tensor keys are "base_model.model.<module>.lora_A.weight" [r, in] and
 // ".lora_B.weight" [out, r]; fully trained modules (modules_to_save, e.g. the projector) are stored as
 // "base_model.model.<module>.<param>". scaling = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora.
-// Module names are written in the classic layout (language_model.model.layers.N…); on load the transformers >= 4.52
-// names (model.language_model.layers.N…) are accepted as well.
+// Module names are the family's canonical names (LLaVA: the classic layout language_model.model.layers.N…; on load
+// the transformers >= 4.52 names model.language_model.layers.N… are accepted as well; Idefics3: model.text_model.…);
+// the family (families/<family>/ peft) says which module prefixes hold the decoder and vision layers and which
+// module the 'projector' method saves whole (modules_to_save).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LlavaModelConfig, ModelConfig, TextModelConfig } from './config';
+import { isVlm, type ModelConfig, type TextModelConfig, type VlmModelConfig } from './config';
+import { vlmFamilyOf } from './registry';
 import { canonicalName, expectedTensors, weightLayout } from './weights/names';
 import { SafetensorsFile, writeSafetensors, type TensorSource } from './weights/safetensors';
 import { writeJsonAtomic } from './hf-folder';
@@ -70,15 +73,16 @@ export function targetModulesRegex(config: ModelConfig, spec: Pick<LoraSpec, 'ta
   if (attn.length) groups.push(`self_attn\\.(?:${attn.join('|')})`);
   if (mlp.length) groups.push(`mlp\\.(?:${mlp.join('|')})`);
   if (groups.length === 0) throw new PeftError('LoRA needs at least one target module');
-  const decPrefix = config.kind === 'llava' ? '(?:language_model\\.model|model\\.language_model)' : 'model';
+  const fam = isVlm(config) ? vlmFamilyOf(config) : null;
+  const decPrefix = fam ? fam.peft.decoderLayers : 'model';
   const parts = [`${decPrefix}\\.layers\\.\\d+\\.(?:${groups.join('|')})`];
-  if (spec.includeVision && config.kind === 'llava') {
+  if (spec.includeVision && fam) {
     const va = spec.targets.map((t) => VISION_NAME[t]).filter((x): x is string => x !== null && !x.startsWith('fc'));
     const vm = spec.targets.map((t) => VISION_NAME[t]).filter((x): x is string => x !== null && x.startsWith('fc'));
     const vg: string[] = [];
     if (va.length) vg.push(`self_attn\\.(?:${va.join('|')})`);
     if (vm.length) vg.push(`mlp\\.(?:${vm.join('|')})`);
-    if (vg.length) parts.push(`(?:model\\.)?vision_tower\\.vision_model\\.encoder\\.layers\\.\\d+\\.(?:${vg.join('|')})`);
+    if (vg.length) parts.push(`${fam.peft.visionLayers}\\.encoder\\.layers\\.\\d+\\.(?:${vg.join('|')})`);
   }
   return parts.length === 1 ? parts[0] : `(?:${parts.join('|')})`;
 }
@@ -96,18 +100,15 @@ function linearModules(config: ModelConfig): Array<{ module: string; out: number
     .map((s) => ({ module: s.name.slice(0, -'.weight'.length), out: s.shape[0], in: s.shape[1] }));
 }
 
-/** Other names a canonical module may have in a transformers >= 4.52 checkpoint / adapter. */
-function alternativeNames(module: string): string[] {
-  const out = [module];
-  if (module.startsWith('language_model.model.')) out.push('model.language_model.' + module.slice('language_model.model.'.length));
-  if (module.startsWith('vision_tower.')) out.push('model.' + module);
-  if (module.startsWith('multi_modal_projector.')) out.push('model.' + module);
-  return out;
+/** Other names a canonical module may have in another published layout of its family. */
+function alternativeNames(config: ModelConfig, module: string): string[] {
+  return isVlm(config) ? vlmFamilyOf(config).peft.alternativeNames(module) : [module];
 }
 
-/** The modules a PEFT target selects, in canonical names. */
+/** The modules a PEFT target selects, in canonical names (the connector is never a LoRA target). */
 export function resolveLoraModules(config: ModelConfig, target: string | string[]): LoraModule[] {
-  const mods = linearModules(config).filter((m) => !m.module.startsWith('multi_modal_projector.') && alternativeNames(m.module).some((n) => matchesTarget(target, n)));
+  const connector = isVlm(config) ? vlmFamilyOf(config).layout(config).projector : undefined;
+  const mods = linearModules(config).filter((m) => !(connector && m.module.startsWith(connector)) && alternativeNames(config, m.module).some((n) => matchesTarget(target, n)));
   return mods.map((m) => ({
     module: m.module,
     weight: `${m.module}.weight`,
@@ -120,9 +121,15 @@ export function resolveLoraModules(config: ModelConfig, target: string | string[
 
 /** The projector tensors fully trained in 'projector' and 'lora+projector' modes. */
 export function projectorParams(config: ModelConfig): string[] {
-  if (config.kind !== 'llava') return [];
+  if (!isVlm(config)) return [];
   const lay = weightLayout(config);
   return expectedTensors(config).filter((s) => s.name.startsWith(lay.projector!)).map((s) => s.name);
+}
+
+/** The module the 'projector' method trains whole, as PEFT's modules_to_save names it. */
+export function connectorModule(config: ModelConfig): string {
+  if (!isVlm(config)) throw new PeftError(`a ${config.modelType} model has no projector`);
+  return vlmFamilyOf(config).peft.connector;
 }
 
 /** adapter_config.json as PEFT writes it. */
@@ -144,7 +151,7 @@ export function adapterConfigJson(config: ModelConfig, spec: LoraSpec, baseModel
     lora_dropout: spec.dropout,
     megatron_config: null,
     megatron_core: 'megatron.core',
-    modules_to_save: spec.mode === 'lora' ? null : ['multi_modal_projector'],
+    modules_to_save: spec.mode === 'lora' ? null : [connectorModule(config)],
     peft_type: 'LORA',
     r: spec.r,
     rank_pattern: {},
@@ -289,7 +296,7 @@ export function loadAdapter(dir: string, config: ModelConfig): Adapter {
       const plain = rest.replace(/\.modules_to_save\.default\./, '.');
       const canon = canonicalName(config, plain);
       const shape = canon ? specs.get(canon) : undefined;
-      if (!canon || !shape || !acfg.modulesToSave.some((mm) => alternativeNames(canon).some((n) => n.startsWith(`${mm}.`) || n.includes(`.${mm}.`))))
+      if (!canon || !shape || !acfg.modulesToSave.some((mm) => alternativeNames(config, canon).some((n) => n.startsWith(`${mm}.`) || n.includes(`.${mm}.`))))
         throw new PeftError(`${wPath}: unexpected tensor "${key}" (not a LoRA matrix of a targeted module, not in modules_to_save)`);
       if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))
         throw new PeftError(`${wPath}: tensor "${key}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(shape)}`);
@@ -342,9 +349,9 @@ export function mergeAdapter(base: TensorSource, adapter: Adapter): TensorSource
 }
 
 /** A LoRA spec from a decoder-only or LLaVA config's point of view, validated. */
-export function validateLoraSpec(config: LlavaModelConfig | TextModelConfig, spec: LoraSpec): void {
+export function validateLoraSpec(config: VlmModelConfig | TextModelConfig, spec: LoraSpec): void {
   if (!Number.isInteger(spec.r) || spec.r < 1) throw new PeftError(`LoRA rank must be a positive integer, got ${spec.r}`);
   if (!(spec.dropout >= 0 && spec.dropout < 1)) throw new PeftError(`LoRA dropout must be in [0, 1), got ${spec.dropout}`);
   for (const t of spec.targets) if (!(DECODER_TARGETS as readonly string[]).includes(t)) throw new PeftError(`unknown LoRA target "${t}" (known: ${DECODER_TARGETS.join(', ')})`);
-  if (spec.mode !== 'lora' && config.kind !== 'llava') throw new PeftError(`mode ${spec.mode} needs a LLaVA model (it trains the projector)`);
+  if (spec.mode !== 'lora' && !isVlm(config)) throw new PeftError(`mode ${spec.mode} needs a vision-language model (it trains the projector)`);
 }

@@ -15,8 +15,8 @@
 //
 // Data inputs of the forward (graph input names):
 //   input_ids int64 [B, T], attention_mask int64 [B, T], labels int64 [B, T] (unshifted, -100 = ignored: the loss
-//   compares logits[t] with labels[t+1]), pixel_values float32 [N, 3, H, W] (LLaVA only): the batch's images in row
-//   order, N = number of <image> runs in the batch (one per row for single-image rows; see llava.ts). A batch with no
+//   compares logits[t] with labels[t+1]), pixel_values float32 [N, 3, H, W] (vision-language models): the batch's
+//   frames in row order, N = number of frames (LLaVA: one per <image>; Idefics3: tiles + global image; see llava.ts). A batch with no
 //   image still needs N >= 1: feed one zero image, it is not used. With LoRA dropout > 0 the training forward also
 //   takes dropout_seed int64 [] (DROPOUT_SEED_INPUT): the masks are a pure function of it (layers.ts), so feed a new
 //   one per micro-batch (dropoutStepSeed(runSeed, step, micro)); the score forward has no dropout and no such input.
@@ -28,7 +28,10 @@ import type { DType } from '../engine/graph/dtype';
 import type { ForwardBuilder, ParamSpec } from '../engine/programs/train-step';
 import type { ScoreResult } from '../engine/programs/score';
 import { softmaxCrossEntropy } from '../engine/ops/loss';
-import type { LlavaModelConfig, ModelConfig, TextModelConfig } from './config';
+import { isVlm, type ModelConfig, type TextModelConfig, type VlmModelConfig } from './config';
+import type { FamilyImageProcessor, ImageGrid } from './families/types';
+import { vlmFamilyOf } from './registry';
+import type { RenderSetup } from '../datasets/render';
 import type { HfModel } from './hf-folder';
 import { loadHfFolder, saveHfFolder } from './hf-folder';
 import { GraphWeights, type LoraBinding } from './layers';
@@ -50,8 +53,9 @@ import {
 import { expectedTensors, weightLayout } from './weights/names';
 import type { TensorSource } from './weights/safetensors';
 import { Rng } from './demo/rng';
+import { connectorModule } from './peft';
 import type { LensTokenizer } from './tokenizer';
-import type { ChatTemplate } from './chat-template';
+import { ChatTemplate, LLAVA_CHAT_TEMPLATE } from './chat-template';
 import type { ImageProcessor } from './image-processor';
 
 export type TrainMethod = 'lora' | 'projector' | 'lora+projector' | 'full';
@@ -75,29 +79,48 @@ export interface ModelLike {
   weights: TensorSource;
 }
 
-/** A loaded LLaVA folder with everything chat and training need. */
+/** A loaded vision-language folder (any family) with everything chat and training need. */
 export interface LoadedVlm extends HfModel {
-  config: LlavaModelConfig;
+  config: VlmModelConfig;
   tokenizer: LensTokenizer;
   chatTemplate: ChatTemplate;
-  imageProcessor: ImageProcessor;
+  /** the family's image processor (frames and tile grid of an image) */
+  images: FamilyImageProcessor;
   imageTokenId: number;
+  /** image tokens per frame */
   numImageTokens: number;
 }
 
-/** loadHfFolder + the checks that a folder is a usable LLaVA (tokenizer, chat template, image processor). */
+/** The one loader of a vision-language folder: loadHfFolder + the checks that it is usable (tokenizer, chat template, image processor). */
 export function loadVlm(dir: string): LoadedVlm {
   const m = loadHfFolder(dir);
   const fail = (msg: string): never => {
     m.close();
     throw new Error(`${dir}: ${msg}`);
   };
-  if (m.config.kind !== 'llava') fail(`model_type "${m.config.modelType}" is not a vision-language (llava) model`);
+  const cfg = m.config;
+  if (!isVlm(cfg)) return fail(`model_type "${cfg.modelType}" is not a vision-language model; training and chat need one (compose a vision tower with a language model first)`);
   if (!m.tokenizer) fail('no tokenizer.json');
   if (!m.chatTemplate) fail('no chat template (tokenizer_config.json chat_template or chat_template.jinja)');
-  if (!m.imageProcessor) fail('no preprocessor_config.json');
-  const cfg = m.config as LlavaModelConfig;
-  return Object.assign(m, { config: cfg, tokenizer: m.tokenizer!, chatTemplate: m.chatTemplate!, imageProcessor: m.imageProcessor!, imageTokenId: cfg.imageTokenIndex, numImageTokens: cfg.numImageTokens });
+  if (!m.images) fail('no preprocessor_config.json');
+  return Object.assign(m, { config: cfg, tokenizer: m.tokenizer!, chatTemplate: m.chatTemplate!, images: m.images!, imageTokenId: cfg.imageTokenIndex, numImageTokens: cfg.numImageTokens });
+}
+
+/**
+ * The one render setup of a model folder (training, eval, chat, dataset lint and token preview): its chat template
+ * (the built-in LLaVA-1.5 template when the folder has none), tokenizer, and what one image placeholder becomes
+ * (the family's token ids for `grid`; default: the largest grid the processor makes, so lengths are upper bounds).
+ */
+export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
+  const cfg = model.config;
+  if (cfg.kind === 'vision') throw new Error(`${model.dir}: a vision-only model has no tokenizer or chat template`);
+  const tokenizer = model.tokenizer;
+  if (!tokenizer) throw new Error(`${model.dir}: no tokenizer.json`);
+  const template = model.chatTemplate ?? new ChatTemplate(LLAVA_CHAT_TEMPLATE, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken }, 'built-in LLaVA template');
+  if (!isVlm(cfg)) return { template, tokenizer };
+  const g = grid ?? model.images?.maxGrid() ?? { rows: 0, cols: 0 };
+  const ids = vlmFamilyOf(cfg).imageTokenIds(cfg, tokenizer, g);
+  return { template, tokenizer, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };
 }
 
 export interface TrainableVlmOptions {
@@ -132,7 +155,7 @@ export interface TrainableVlm {
   dataInputs: { input_ids: 'int64 [B,T]'; attention_mask: 'int64 [B,T]'; labels: 'int64 [B,T], -100 = ignored'; pixel_values?: 'float32 [N,3,H,W]'; dropout_seed?: 'int64 [], training forward with LoRA dropout > 0' };
 }
 
-function asCausal(cfg: ModelConfig): LlavaModelConfig | TextModelConfig {
+function asCausal(cfg: ModelConfig): VlmModelConfig | TextModelConfig {
   if (cfg.kind === 'vision') throw new Error('a vision-only model cannot be trained as a language model');
   return cfg;
 }
@@ -159,14 +182,10 @@ function fullTensorNames(cfg: ModelConfig, parts: Array<'vision' | 'projector' |
     if (lay.decoder) prefixes.push(lay.decoder);
     if (lay.lmHead) prefixes.push(lay.lmHead);
   }
-  // vision tensors LLaVA never reads: post_layernorm, the pooling head, layers after the last feature layer
-  const lastLayer = cfg.kind === 'llava' ? Math.max(...cfg.visionFeatureLayers) : 0;
+  // vision tensors the family's image features never read (LLaVA: post_layernorm, the pooling head, later layers)
   const unusedVision = (n: string): boolean => {
-    if (!lay.vision || !n.startsWith(lay.vision)) return false;
-    const rest = n.slice(lay.vision.length);
-    if (rest.startsWith('post_layernorm.') || rest.startsWith('head.')) return true;
-    const l = /^encoder\.layers\.(\d+)\./.exec(rest);
-    return !!l && Number(l[1]) >= lastLayer;
+    if (!lay.vision || !n.startsWith(lay.vision) || !isVlm(cfg)) return false;
+    return vlmFamilyOf(cfg).unusedVisionTensor(cfg, n.slice(lay.vision.length));
   };
   return expectedTensors(cfg)
     .filter((s) => !s.optional && prefixes.some((p) => s.name.startsWith(p)) && !unusedVision(s.name))
@@ -195,7 +214,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
   }
   let full: string[] = [];
   if (method === 'projector' || method === 'lora+projector') {
-    if (cfg.kind !== 'llava') throw new Error(`method ${method} needs a LLaVA model (it trains the projector)`);
+    if (!isVlm(cfg)) throw new Error(`method ${method} needs a vision-language model (it trains the projector)`);
     full = projectorParams(cfg);
   } else if (method === 'full') full = fullTensorNames(cfg, opts.fullParts ?? ['projector', 'decoder']);
   for (const n of full) {
@@ -219,7 +238,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     const attentionMask = g.input(IO.attentionMask, 'int64', T);
     const labels = g.input('labels', 'int64', T);
     let pixelValues: Value | null = null;
-    if (cfg.kind === 'llava') pixelValues = g.input(IO.pixelValues, dtype, ['N', cfg.vision.numChannels, cfg.vision.imageSize, cfg.vision.imageSize]);
+    if (isVlm(cfg)) pixelValues = g.input(IO.pixelValues, dtype, ['N', cfg.vision.numChannels, cfg.vision.imageSize, cfg.vision.imageSize]);
     const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues }, { logits: 'all', positions: 'mask' });
     return g.scope('loss', () => tokenLosses(g, r.logits!, labels, cfg.text.vocabSize));
   };
@@ -262,7 +281,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     initialValues,
     forward,
     score,
-    dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(cfg.kind === 'llava' ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}), ...(spec && spec.dropout > 0 ? { dropout_seed: 'int64 [], training forward with LoRA dropout > 0' as const } : {}) },
+    dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(isVlm(cfg) ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}), ...(spec && spec.dropout > 0 ? { dropout_seed: 'int64 [], training forward with LoRA dropout > 0' as const } : {}) },
   };
 }
 
@@ -300,7 +319,7 @@ export function adapterFromValues(model: ModelLike, method: TrainMethod, lora: L
     saved.set(n, values[n]);
   }
   return {
-    config: { r: spec.r, alpha: spec.alpha, dropout: spec.dropout, useRslora: spec.useRslora, targetModules: targetModulesRegex(cfg, spec), modulesToSave: method === 'lora' ? [] : ['multi_modal_projector'], raw: {} },
+    config: { r: spec.r, alpha: spec.alpha, dropout: spec.dropout, useRslora: spec.useRslora, targetModules: targetModulesRegex(cfg, spec), modulesToSave: method === 'lora' ? [] : [connectorModule(cfg)], raw: {} },
     scaling: loraScaling(spec),
     modules,
     lora: map,
@@ -320,6 +339,7 @@ export function loadAdapter(dir: string, model: ModelLike): { method: TrainMetho
   const adapter = loadPeftAdapter(dir, model.config);
   const raw = adapter.config.raw as { lenslab?: { mode?: TrainMethod; targets?: string[]; include_vision?: boolean } };
   const hasProjector = adapter.saved.size > 0;
+  const visionPrefix = weightLayout(model.config).vision;
   const method: TrainMethod = raw.lenslab?.mode ?? (hasProjector ? 'lora+projector' : 'lora');
   const targets =
     raw.lenslab?.targets ??
@@ -329,7 +349,7 @@ export function loadAdapter(dir: string, model: ModelLike): { method: TrainMetho
     alpha: adapter.config.alpha,
     dropout: adapter.config.dropout,
     targetModules: [...targets],
-    includeVision: raw.lenslab?.include_vision ?? adapter.modules.some((m) => m.module.includes('vision_tower')),
+    includeVision: raw.lenslab?.include_vision ?? adapter.modules.some((m) => visionPrefix !== undefined && m.module.startsWith(visionPrefix)),
     useRslora: adapter.config.useRslora,
   };
   const values: Record<string, Float32Array> = {};
@@ -358,6 +378,7 @@ export function saveFullModel(dir: string, model: HfModel, values: Record<string
     tokenizer: model.json.tokenizer,
     tokenizerConfig: model.json.tokenizerConfig,
     preprocessorConfig: model.json.preprocessorConfig,
+    processorConfig: model.json.processorConfig,
     generationConfig: model.json.generationConfig,
     chatTemplateJinja: model.json.chatTemplateJinja,
     dtype: o.dtype,

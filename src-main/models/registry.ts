@@ -1,9 +1,12 @@
-// model_type -> graph builder. The normalized config (config.ts) says which family a folder is; this table says which
-// function builds it. Qwen2 is the LLaMA decoder with q/k/v biases (TextConfig.qkvBias), SigLIP the ViT of
-// clip-vit.ts with SigLIP's flags.
+// model_type -> model family. A vision-language family is one unit under families/ (families/types.ts): adding one
+// is a folder there plus its line in vlmFamilies(). The components (vision towers, decoders) are graph builders:
+// Qwen2 is the LLaMA decoder with q/k/v biases (TextConfig.qkvBias), SigLIP the ViT of clip-vit.ts with SigLIP's flags.
 
 import type { Value } from '../engine/graph/builder';
-import type { ModelConfig, TextConfig, TextModelType, VisionConfig, VisionModelType } from './config';
+import type { ModelConfig, Reader, TextConfig, TextModelType, VisionConfig, VisionModelType, VlmModelConfig } from './config';
+import type { VlmFamily } from './families/types';
+import { llavaFamily } from './families/llava';
+import { idefics3Family } from './families/idefics3';
 import type { GraphWeights } from './layers';
 import { decoderForward, type DecoderInputs, type DecoderNames, type DecoderOptions, type DecoderResult } from './decoder/llama';
 import { clipVisionTower, type VisionTowerOptions, type VisionTowerResult } from './vision/clip-vit';
@@ -11,6 +14,34 @@ import { siglipVisionTower } from './vision/siglip';
 
 export type VisionTowerBuilder = (w: GraphWeights, cfg: VisionConfig, prefix: string, pixelValues: Value, o?: VisionTowerOptions) => VisionTowerResult;
 export type DecoderBuilder = (w: GraphWeights, cfg: TextConfig, names: DecoderNames, inp: DecoderInputs, o?: DecoderOptions) => DecoderResult;
+
+/** The vision-language families, one entry each (a function: the family modules import this one). */
+export function vlmFamilies(): readonly VlmFamily[] {
+  return [llavaFamily, idefics3Family] as unknown as VlmFamily[];
+}
+
+/** Every model_type a family reads. */
+export function vlmModelTypes(): string[] {
+  return vlmFamilies().flatMap((f) => f.modelTypes);
+}
+
+/** The family that reads this config.json model_type, if any. */
+export function vlmFamilyForModelType(modelType: string): VlmFamily | undefined {
+  return vlmFamilies().find((f) => f.modelTypes.includes(modelType));
+}
+
+/** The family of a parsed vision-language config. */
+export function vlmFamilyOf<C extends VlmModelConfig>(c: C): VlmFamily<C> {
+  const f = vlmFamilies().find((x) => x.name === c.kind);
+  if (!f) throw new Error(`no model family "${c.kind}" (supported: ${vlmFamilies().map((x) => x.name).join(', ')})`);
+  return f as unknown as VlmFamily<C>;
+}
+
+/** config.parseHfConfig's dispatch: the family's parse for its model types, null for the components. */
+export function parseVlmConfig(r: Reader, modelType: string): VlmModelConfig | null {
+  const f = vlmFamilyForModelType(modelType);
+  return f ? f.parseConfig(r, modelType) : null;
+}
 
 export const VISION_TOWERS: Record<VisionModelType, VisionTowerBuilder> = {
   clip_vision_model: clipVisionTower,
@@ -34,18 +65,19 @@ export function decoderFor(cfg: TextConfig): DecoderBuilder {
   return b;
 }
 
-/** What Lenslab can run from a config: 'vlm' (LLaVA), 'lm' (text-only causal LM), 'vision' (a tower alone). */
+/** What Lenslab can run from a config: 'vlm' (a family's vision-language model), 'lm' (text-only causal LM), 'vision' (a tower alone). */
 export function runnableKind(cfg: ModelConfig): 'vlm' | 'lm' | 'vision' {
   switch (cfg.kind) {
-    case 'llava':
-      visionTowerFor(cfg.vision);
-      decoderFor(cfg.text);
-      return 'vlm';
     case 'text':
       decoderFor(cfg.text);
       return 'lm';
     case 'vision':
       visionTowerFor(cfg.vision);
       return 'vision';
+    default:
+      vlmFamilyOf(cfg);
+      visionTowerFor(cfg.vision);
+      decoderFor(cfg.text);
+      return 'vlm';
   }
 }

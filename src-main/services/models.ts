@@ -9,6 +9,8 @@ import type { Model, ModelReport } from '../contract/models';
 import { handlers, type ServiceContext } from './context';
 import { nowIso, type Database } from '../storage/database';
 import { loadHfFolder, saveHfFolder, type HfModel } from '../models/hf-folder';
+import { isVlm } from '../models/config';
+import { vlmFamilyOf } from '../models/registry';
 import { composeLlava } from '../models/compose';
 import { loadAdapter, mergeAdapter } from '../models/peft';
 import { writeTinyLlava } from '../models/demo/tiny-llava';
@@ -55,11 +57,14 @@ export function reportOf(model: HfModel): ModelReport {
   if (c.kind !== 'vision' && !model.chatTemplate) warnings.push('no chat template in the folder: the built-in LLaVA-1.5 template is used');
   if (c.kind === 'text') warnings.push('a language model alone cannot see images: compose it with a vision tower first');
   if (c.kind === 'vision') warnings.push('a vision tower alone cannot answer: compose it with a language model first');
-  const family = c.kind === 'llava' ? `llava-${c.text.modelType}` : c.modelType.replace(/_vision_model$/, '');
+  const vlm = isVlm(c);
+  const family = isVlm(c) ? vlmFamilyOf(c).describe(c) : c.modelType.replace(/_vision_model$/, '');
+  const shape = isVlm(c) ? vlmFamilyOf(c).shape(c, model.images) : null;
   return {
     path: model.dir,
     modelType: c.modelType,
-    kind: c.kind,
+    // 'llava' in the contract means a whole vision-language model (trains and chats), of any family
+    kind: vlm ? 'llava' : (c.kind as 'text' | 'vision'),
     family,
     params,
     bytes,
@@ -68,11 +73,11 @@ export function reportOf(model: HfModel): ModelReport {
     text: t
       ? { modelType: t.modelType, hiddenSize: t.hiddenSize, layers: t.numHiddenLayers, heads: t.numAttentionHeads, kvHeads: t.numKeyValueHeads, vocabSize: t.vocabSize, contextLength: t.maxPositionEmbeddings }
       : null,
-    projector: c.kind === 'llava' ? `${c.projector.type}${c.projector.type === 'mlp' ? ` (${c.projector.hiddenAct})` : ''}` : null,
-    imageTokens: c.kind === 'llava' ? c.numImageTokens : null,
+    projector: isVlm(c) ? vlmFamilyOf(c).connectorLabel(c) : null,
+    imageTokens: shape ? shape.tokensPerFrame * shape.maxFramesPerImage : null,
     hasTokenizer: !!model.tokenizer,
     hasChatTemplate: !!model.chatTemplate,
-    hasPreprocessor: !!model.imageProcessor,
+    hasPreprocessor: !!(model.images ?? model.imageProcessor),
     warnings,
   };
 }

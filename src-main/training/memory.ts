@@ -25,7 +25,9 @@
 // same as a run that finds its graphs cached).
 // These are approximations for planning; measured peak RSS (npm run bench:train) is the ground truth.
 import { freemem, totalmem } from 'node:os';
-import type { LlavaModelConfig } from '../models/config';
+import type { VlmModelConfig } from '../models/config';
+import type { FamilyImageProcessor } from '../models/families/types';
+import { vlmFamilyOf } from '../models/registry';
 import type { LoraTarget, Method } from './hparams';
 
 /** The shape numbers the estimate needs. `params` fields override the computed parameter counts. */
@@ -266,19 +268,16 @@ export function memoryRefusal(e: MemoryEstimate): string | null {
   return `not enough memory: training ${e.summary} (largest: ${parts.join(', ')}).${e.suggestions.length ? ` Try: ${e.suggestions.join('; ')}.` : ''}`;
 }
 
-/** The shape numbers of a parsed LLaVA config. `weightBytes` defaults to 4 (weights held as float32). */
-export function shapeFromLlavaConfig(c: LlavaModelConfig, weightBytes = 4): ModelShape {
+/**
+ * The shape numbers of a vision-language config, as its family (models/families) describes them; `imageTokens` is
+ * per frame and `framesPerImage` the frames of the largest image (pass it as TrainSetup.imagesPerSample).
+ * `weightBytes` defaults to 4 (weights held as float32).
+ */
+export function shapeOfVlm(c: VlmModelConfig, weightBytes = 4, images?: FamilyImageProcessor | null): ModelShape & { framesPerImage: number } {
+  const s = vlmFamilyOf(c).shape(c, images);
   return {
-    vision: {
-      hiddenSize: c.vision.hiddenSize,
-      intermediateSize: c.vision.intermediateSize,
-      numLayers: c.vision.numHiddenLayers,
-      numHeads: c.vision.numAttentionHeads,
-      tokensPerImage: c.vision.numPositions,
-      patchSize: c.vision.patchSize,
-      numChannels: c.vision.numChannels,
-    },
-    projector: { inFeatures: c.projector.inFeatures, outFeatures: c.projector.outFeatures, type: c.projector.type },
+    vision: { ...s.vision },
+    projector: { ...s.connector },
     decoder: {
       vocabSize: c.text.vocabSize,
       hiddenSize: c.text.hiddenSize,
@@ -290,7 +289,8 @@ export function shapeFromLlavaConfig(c: LlavaModelConfig, weightBytes = 4): Mode
       tieEmbeddings: c.text.tieWordEmbeddings,
       qkvBias: c.text.qkvBias,
     },
-    imageTokens: c.numImageTokens,
+    imageTokens: s.tokensPerFrame,
+    framesPerImage: s.maxFramesPerImage,
     weightBytes,
   };
 }

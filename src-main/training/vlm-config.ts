@@ -1,5 +1,5 @@
-// The VLM trainer's config and the checks that run before any work: hyperparameters, the model folder (a LLaVA
-// with tokenizer and chat template), every training sample rendered with the model's template and tokenizer
+// The VLM trainer's config and the checks that run before any work: hyperparameters, the model folder (a
+// vision-language model of any family, with tokenizer and chat template), every training sample rendered with the model's template and tokenizer
 // (datasets/render.ts) and checked against the model (length, vocabulary, images), the step plan, and the memory
 // estimate (refused, with suggestions, when it does not fit). Used in the parent (service / CLI) before a job
 // process starts, and again in the job process to build the same samples.
@@ -7,12 +7,12 @@ import { GRAPH_CACHE_ENV } from '../storage/data-dir';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { z } from 'zod';
-import { loadHfFolder, type HfModel } from '../models/hf-folder';
-import type { LlavaModelConfig } from '../models/config';
+import type { VlmModelConfig } from '../models/config';
+import { loadVlm, renderSetupOf, type LoadedVlm } from '../models/program';
 import { RenderError, renderItem, type RenderSetup } from '../datasets/render';
 import { assertSamplesFit, SampleError, type RenderedSample, type SampleProblem } from './batching';
 import { parseHparams, planRun, HparamsError, type Hparams, type RunPlan } from './hparams';
-import { availableMemory, estimateTrainingMemory, memoryRefusal, shapeFromLlavaConfig, type MemoryEstimate } from './memory';
+import { availableMemory, estimateTrainingMemory, memoryRefusal, shapeOfVlm, type MemoryEstimate } from './memory';
 import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type DataSnapshot, type GenItem } from './data';
 import type { EvalTask } from '../eval/metrics';
 
@@ -95,35 +95,34 @@ export function memoryLimit(env: NodeJS.ProcessEnv = process.env): number | unde
   return Math.min(bytes, availableMemory());
 }
 
-/** Open a model folder as a LLaVA with tokenizer and chat template, or throw naming what is missing. */
-export function openLlava(dir: string): HfModel & { config: LlavaModelConfig } {
-  let m: HfModel;
+/** Open a model folder as a vision-language model with tokenizer and chat template (models/program.ts loadVlm). */
+export function openVlm(dir: string): LoadedVlm {
   try {
-    m = loadHfFolder(dir);
+    return loadVlm(dir);
   } catch (e) {
     throw new VlmCheckError(`model: ${(e as Error).message}`, 'model');
   }
-  const fail = (msg: string) => {
-    m.close();
-    throw new VlmCheckError(`model ${dir}: ${msg}`, 'model');
-  };
-  if (m.config.kind !== 'llava') fail(`is a ${m.config.modelType} model; training needs a LLaVA (vision + language) model`);
-  if (!m.tokenizer) fail('has no tokenizer.json');
-  if (!m.chatTemplate) fail('has no chat template (tokenizer_config.json chat_template or chat_template.jinja)');
-  return m as HfModel & { config: LlavaModelConfig };
 }
 
-export function renderSetupFor(m: HfModel & { config: LlavaModelConfig }): RenderSetup {
-  return { template: m.chatTemplate!, tokenizer: m.tokenizer!, image: { tokenId: m.config.imageTokenIndex, count: m.config.numImageTokens } };
+/**
+ * The render setup of a loaded model (models/program.ts renderSetupOf), for the largest image its processor makes:
+ * sample lengths checked with it are upper bounds. The trainer renders each item with its image's own grid.
+ */
+export function renderSetupFor(m: LoadedVlm): RenderSetup {
+  return renderSetupOf(m);
 }
 
-/** Every conversation of the items rendered for training; items the template cannot render are SampleErrors. */
-export function renderSamples(items: readonly DataItem[], setup: RenderSetup): { samples: (RenderedSample & { item: number })[]; problems: SampleProblem[] } {
+/**
+ * Every conversation of the items rendered for training; items the template cannot render are SampleErrors.
+ * `setup` may depend on the item (its image's tile grid).
+ */
+export function renderSamples(items: readonly DataItem[], setup: RenderSetup | ((item: DataItem, index: number) => RenderSetup)): { samples: (RenderedSample & { item: number })[]; problems: SampleProblem[] } {
   const samples: (RenderedSample & { item: number })[] = [];
   const problems: SampleProblem[] = [];
   items.forEach((it, i) => {
     try {
-      for (const s of renderItem({ id: it.key, annotations: it.annotations, hasImage: it.image !== null }, setup)) samples.push({ ...s, item: i });
+      const st = typeof setup === 'function' ? setup(it, i) : setup;
+      for (const s of renderItem({ id: it.key, annotations: it.annotations, hasImage: it.image !== null }, st)) samples.push({ ...s, item: i });
     } catch (e) {
       if (!(e instanceof RenderError)) throw e;
       problems.push({ index: i, key: it.key, message: e.message });
@@ -136,7 +135,7 @@ export interface VlmCheck {
   hp: Hparams;
   plan: RunPlan;
   memory: MemoryEstimate;
-  config: LlavaModelConfig;
+  config: VlmModelConfig;
   trainSamples: number;
   evalSamples: number;
   longestSample: number;
@@ -167,7 +166,7 @@ export function checkVlmRun(input: {
   const evalData = itemsOfSplit(input.snapshot, evalSplit);
   if (trainItems.length === 0)
     throw new VlmCheckError(`the dataset "${input.snapshot.source.name}" has no items in the ${trainSplit} split; assign a split first`, 'data');
-  const m = openLlava(input.modelDir);
+  const m = openVlm(input.modelDir);
   try {
     const setup = renderSetupFor(m);
     const rendered = renderSamples(trainItems, setup);
@@ -184,11 +183,12 @@ export function checkVlmRun(input: {
     const plan = planRun(hp, { trainSamples: rendered.samples.length, evalSamples });
     if (hp.maxSteps === undefined && plan.totalSteps === 0) throw new HparamsError([{ field: 'epochs', message: 'the run has no steps' }]);
     const longest = Math.max(...rendered.samples.map((s) => s.ids.length));
+    const shape = shapeOfVlm(m.config, 4, m.images);
     const memory = estimateTrainingMemory(
-      shapeFromLlavaConfig(m.config),
+      shape,
       // weightCopies 2: the session holds the frozen weights as initializers, and building / loading the graph holds
       // a second copy for a while (bench:train measures 5.2 GiB peak for a 0.45B model whose weights are 1.7 GiB)
-      { method: hp.method, rank: hp.rank, targetModules: hp.targetModules, dropout: hp.dropout, batchSize: hp.batchSize, maxSeqLen: longest, imagesPerSample: 1, weightCopies: 2 },
+      { method: hp.method, rank: hp.rank, targetModules: hp.targetModules, dropout: hp.dropout, batchSize: hp.batchSize, maxSeqLen: longest, imagesPerSample: shape.framesPerImage, weightCopies: 2 },
       { availableBytes: input.availableBytes ?? memoryLimit() },
     );
     if (!memory.fits && (input.refuseMemory ?? true)) throw new MemoryRefusalError(memory);

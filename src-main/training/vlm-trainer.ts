@@ -25,7 +25,8 @@ import { modelSource } from '../engine/runtime/cache';
 import { buildScore } from '../engine/programs/score';
 import { stepNames } from '../engine/programs/train-step';
 import { tensor } from '../engine/runtime/tensor';
-import { adapterFromValues, buildTrainableVlm, DROPOUT_SEED_INPUT, dropoutStepSeed, loadAdapter, loadVlm, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
+import { adapterFromValues, buildTrainableVlm, DROPOUT_SEED_INPUT, dropoutStepSeed, loadAdapter, loadVlm, renderSetupOf, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
+import type { RenderSetup } from '../datasets/render';
 import { createGenerator } from '../models/generate';
 import { BatchSchedule, collate, type Batch, type DataPosition, type RenderedSample } from './batching';
 import type { CheckpointFiles, LoadedCheckpoint, StateTensor } from './checkpoints';
@@ -83,7 +84,7 @@ class PixelCache {
     }
     let px: Float32Array;
     try {
-      px = (await this.model.imageProcessor.process(path)).data;
+      px = (await this.model.images.process(path)).data;
     } catch (e) {
       throw new Error(`image ${path}: ${(e as Error).message}`);
     }
@@ -145,7 +146,7 @@ class VlmTrainer implements Trainer {
     this.dataHash = sha256(readFileSync(this.cfg.data.file, 'utf8'));
     this.trainItems = itemsOfSplit(snap, this.cfg.data.trainSplit);
     this.evalData = itemsOfSplit(snap, this.cfg.data.evalSplit);
-    const setup = renderSetupFor(this.model);
+    const setup = await this.itemSetups([...this.trainItems, ...this.evalData]);
     this.samples = renderSamples(this.trainItems, setup).samples;
     this.evalSamples = renderSamples(this.evalData, setup).samples;
     const ev = evalItems(this.evalData, { task: this.cfg.eval.task });
@@ -210,7 +211,33 @@ class VlmTrainer implements Trainer {
     this._step = st.step;
   }
 
-  /** Feeds of one collated batch: ids, mask, labels as int64, the batch's images in row order. */
+  /**
+   * Each item's render setup: its image's tile grid decides the tokens one <image> becomes (families whose
+   * processor splits images read the image's size; one-frame families share one setup).
+   */
+  private async itemSetups(items: readonly DataItem[]): Promise<(item: DataItem) => RenderSetup> {
+    const images = this.model.images;
+    const max = images.maxGrid();
+    const base = renderSetupFor(this.model);
+    if (max.rows === 0 && max.cols === 0) return () => base;
+    const byGrid = new Map<string, RenderSetup>();
+    const byPath = new Map<string, RenderSetup>();
+    for (const it of items) {
+      if (!it.image || byPath.has(it.image)) continue;
+      let grid;
+      try {
+        grid = await images.gridOf(it.image);
+      } catch (e) {
+        throw new Error(`image ${it.image}: ${(e as Error).message}`);
+      }
+      const key = `${grid.rows}x${grid.cols}`;
+      if (!byGrid.has(key)) byGrid.set(key, renderSetupOf(this.model, grid));
+      byPath.set(it.image, byGrid.get(key)!);
+    }
+    return (it) => (it.image ? byPath.get(it.image)! : base);
+  }
+
+  /** Feeds of one collated batch: ids, mask, labels as int64, the batch's images' frames in row order. */
   private async feeds(b: Batch, items: DataItem[], sampleList: (RenderedSample & { item: number })[]): Promise<Feeds> {
     const cfg = this.model.config.vision;
     const size = cfg.numChannels * cfg.imageSize * cfg.imageSize;
@@ -221,12 +248,16 @@ class VlmTrainer implements Trainer {
       if (!item.image) throw new Error(`item ${item.key}: has <image> but no image file`);
       images.push(await this.pixels.get(item.image));
     }
-    const n = Math.max(1, images.length); // the graph needs N >= 1; an unused zero image when no row has one
+    // every image is one or more frames of `size` values (tiles + global image for families that split images)
+    const frames = images.reduce((a, im) => a + im.length / size, 0);
+    const n = Math.max(1, frames); // the graph needs N >= 1; an unused zero image when no row has one
     const px = new Float32Array(n * size);
-    images.forEach((im, i) => {
-      if (im.length !== size) throw new Error(`image has ${im.length} values, the model takes ${size}`);
-      px.set(im, i * size);
-    });
+    let at = 0;
+    for (const im of images) {
+      if (im.length === 0 || im.length % size !== 0) throw new Error(`image has ${im.length} values, the model takes frames of ${size}`);
+      px.set(im, at);
+      at += im.length;
+    }
     const toI64 = (a: Int32Array) => BigInt64Array.from(a, (x) => BigInt(x));
     const dims = [b.batchSize, b.seqLen];
     return {

@@ -23,7 +23,7 @@ async function accuracy(m: LoadedVlm, sess: Session, kind: Family | 'caption', n
     const qa = kind === 'caption' ? { question: CAPTION_PROMPT, answer: s.caption } : s.qa[0];
     if (!qa) continue;
     seen++;
-    const pixels = (await m.imageProcessor.process({ data: s.rgb, width: 64, height: 64 })).data;
+    const pixels = (await m.imageProcessor!.process({ data: s.rgb, width: 64, height: 64 })).data;
     const row = encodeRow(m, { question: qa.question, answer: qa.answer });
     const seq = row.ids.slice(0, row.labels.findIndex((x) => x !== -100));
     if ((await greedyAnswer(m, sess, seq, pixels, kind === 'caption' ? 40 : 4)) === qa.answer) ok++;

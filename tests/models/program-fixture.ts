@@ -19,7 +19,7 @@ export async function demoRows(m: LoadedVlm, seed: number, count: number, family
   for (let i = start; rows.length < count; i++) {
     const s = makeSample(seed, i, { size: S, families: [family] });
     if (s.qa.length === 0) continue;
-    const pv = await m.imageProcessor.process({ data: s.rgb, width: S, height: S });
+    const pv = await m.imageProcessor!.process({ data: s.rgb, width: S, height: S });
     rows.push({ pixels: pv.data, question: s.qa[0].question, answer: s.qa[0].answer });
   }
   return rows;

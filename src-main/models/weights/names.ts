@@ -1,14 +1,12 @@
 // The exact tensor names and shapes transformers saves for each architecture, and the mapping between
-// checkpoint layouts.
+// checkpoint layouts. The parts (vision tower, projector, decoder) are here; a vision-language family
+// (families/<family>/) puts them together under its own prefixes and maps its published layouts.
 //
-// Canonical names are the classic layout, which Lenslab also writes:
-//   LlavaForConditionalGeneration (transformers < 4.52):
-//     vision_tower.vision_model.*   multi_modal_projector.linear_{1,2}.*   language_model.model.*   language_model.lm_head.weight
+// Canonical names of the components:
 //   CLIPVisionModel / SiglipVisionModel: vision_model.*       (CLIPModel / SiglipModel: same, plus text_model.* which is ignored)
 //   LlamaForCausalLM / Qwen2ForCausalLM: model.*  lm_head.weight
-// transformers >= 4.52 saves LLaVA as model.vision_tower.*, model.multi_modal_projector.*, model.language_model.*, lm_head.weight;
-// those are accepted on load and mapped to the canonical names.
 import type { LlavaModelConfig, ModelConfig, ProjectorConfig, TextConfig, VisionConfig } from '../config';
+import { vlmFamilyOf } from '../registry';
 
 export interface TensorSpec {
   name: string;
@@ -31,17 +29,12 @@ export interface WeightLayout {
 
 export function weightLayout(config: ModelConfig): WeightLayout {
   switch (config.kind) {
-    case 'llava':
-      return {
-        vision: 'vision_tower.vision_model.',
-        projector: 'multi_modal_projector.',
-        decoder: 'language_model.model.',
-        lmHead: 'language_model.lm_head.weight',
-      };
     case 'vision':
       return { vision: 'vision_model.' };
     case 'text':
       return { decoder: 'model.', lmHead: 'lm_head.weight' };
+    default:
+      return vlmFamilyOf(config).layout(config);
   }
 }
 
@@ -139,16 +132,12 @@ export function decoderTensors(t: TextConfig, prefix: string, lmHead: string): T
 export function expectedTensors(config: ModelConfig): TensorSpec[] {
   const lay = weightLayout(config);
   switch (config.kind) {
-    case 'llava':
-      return [
-        ...visionTensors(config.vision, lay.vision!),
-        ...projectorTensors(config.projector, lay.projector!),
-        ...decoderTensors(config.text, lay.decoder!, lay.lmHead!),
-      ];
     case 'vision':
       return visionTensors(config.vision, lay.vision!);
     case 'text':
       return decoderTensors(config.text, lay.decoder!, lay.lmHead!);
+    default:
+      return vlmFamilyOf(config).tensors(config);
   }
 }
 
@@ -162,15 +151,8 @@ const IGNORED_BUFFERS = [/(^|\.)position_ids$/, /(^|\.)rotary_emb\.inv_freq$/, /
 export function canonicalName(config: ModelConfig, stored: string): string | null {
   if (IGNORED_BUFFERS.some((re) => re.test(stored))) return null;
   switch (config.kind) {
-    case 'llava': {
-      let n = stored;
-      if (n.startsWith('model.language_model.')) n = 'language_model.model.' + n.slice('model.language_model.'.length);
-      else if (n.startsWith('model.vision_tower.')) n = n.slice('model.'.length);
-      else if (n.startsWith('model.multi_modal_projector.')) n = n.slice('model.'.length);
-      else if (n === 'lm_head.weight') n = 'language_model.lm_head.weight';
-      if (n === 'language_model.lm_head.weight' && config.tieWordEmbeddings) return null;
-      return n;
-    }
+    default:
+      return vlmFamilyOf(config).canonicalName(config, stored);
     case 'vision':
       if (/^(text_model\.|text_projection\.|visual_projection\.|logit_scale$|logit_bias$)/.test(stored)) return null;
       return stored;
