@@ -38,7 +38,8 @@ function folderBytes(dir: string): { bytes: number; files: string[] } {
   let bytes = 0;
   const files: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (!e.isFile()) continue;
+    // a Hub cache snapshot holds symlinks into blobs/: count what they point at
+    if (!e.isFile() && !(e.isSymbolicLink() && statSync(join(dir, e.name), { throwIfNoEntry: false })?.isFile())) continue;
     files.push(e.name);
     bytes += statSync(join(dir, e.name)).size;
   }

@@ -56,6 +56,7 @@ describe('hub service', () => {
     assert.equal(model.name, 'lenslab/demo-llava');
     assert.equal(model.path, done.dir);
     assert.equal(model.report.kind, 'llava');
+    assert.ok(model.bytes > 800_000, `the size counts the linked blobs (${model.bytes})`);
     assert.ok(events.some((e) => e.id === pull.id && e.progress.phase === 'downloading' && e.progress.bytes > 0 && e.progress.bytes < e.progress.totalBytes));
     assert.equal(events.filter((e) => e.id === pull.id).at(-1).status, 'done');
     // pulled again: nothing downloaded, the same model
