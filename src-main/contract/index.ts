@@ -11,6 +11,7 @@ import { datasetsIoEvents, datasetsIoMethods } from './datasets-io';
 import { chatEvents, chatMethods } from './chat';
 import { modelsEvents, modelsMethods } from './models';
 import { hubEvents, hubMethods } from './hub';
+import { modelsExportEvents, modelsExportMethods } from './models-export';
 import type { ApiErrorData } from './errors';
 
 export const methods = {
@@ -20,6 +21,7 @@ export const methods = {
   ...trainingMethods,
   ...datasetsIoMethods,
   ...modelsMethods,
+  ...modelsExportMethods,
   ...chatMethods,
   ...hubMethods,
 };
@@ -31,6 +33,7 @@ export const events = {
   ...trainingEvents,
   ...datasetsIoEvents,
   ...modelsEvents,
+  ...modelsExportEvents,
   ...chatEvents,
   ...hubEvents,
 };

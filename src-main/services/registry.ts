@@ -8,6 +8,7 @@ import { runsHandlers } from './runs';
 import { trainingHandlers } from './training';
 import { datasetIoHandlers } from './dataset-io';
 import { modelsHandlers } from './models';
+import { modelsExportHandlers } from './models-export';
 import { chatHandlers } from './chat';
 import { hubHandlers } from './hub';
 
@@ -18,6 +19,7 @@ export const registry = {
   ...trainingHandlers,
   ...datasetIoHandlers,
   ...modelsHandlers,
+  ...modelsExportHandlers,
   ...chatHandlers,
   ...hubHandlers,
 } satisfies Handlers<MethodName>;

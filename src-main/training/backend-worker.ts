@@ -6,6 +6,7 @@
 //             generates for every item
 //   preview   items.preview: the model's tokenizer + template (loaded once per folder, cached in the worker) and
 //             one item rendered and tokenized
+//   exportGguf models.exportGguf: a model folder (+ adapter merged) written as GGUF files, tensor by tensor
 //   lintLengths datasets.lint with a model: every item's conversations rendered and measured in tokens (the items are
 //             read from SQLite and the findings stored on the main thread)
 // Errors cross the thread boundary by name + own fields and are rebuilt as the same classes (HparamsError,
@@ -25,6 +26,9 @@ import { renderSetupFromFolder } from '../datasets/model-setup';
 import { previewItem, type ConversationPreview } from '../datasets/render';
 import { measureLengths, type ItemLengths, type LengthItem } from '../datasets/lint-lengths';
 import type { ConversationOptions } from '../datasets/conversation';
+import { exportGguf, GgufExportError, type GgufExportOptions, type GgufExportReport } from '../export/gguf/export';
+
+export type GgufExportInput = Omit<GgufExportOptions, 'onProgress'>;
 
 export type CheckInput = Parameters<typeof checkVlmRun>[0];
 export type EvaluateInput = Omit<ModelEvalOptions, 'signal' | 'onProgress'>;
@@ -68,6 +72,7 @@ export interface WorkHost {
   evaluate(input: EvaluateInput, hooks?: WorkHooks): Promise<EvalRunResult>;
   preview(input: PreviewInput): Promise<PreviewResult>;
   lintLengths(input: LintLengthsInput): Promise<LintLengthsResult>;
+  exportGguf(input: GgufExportInput, hooks?: WorkHooks): Promise<GgufExportReport>;
   close(): Promise<void>;
 }
 
@@ -104,6 +109,9 @@ export class WorkLocal implements WorkHost {
   }
   async lintLengths(input: LintLengthsInput): Promise<LintLengthsResult> {
     return lintLengths(input);
+  }
+  async exportGguf(input: GgufExportInput, hooks: WorkHooks = {}): Promise<GgufExportReport> {
+    return exportGguf({ ...input, onProgress: (p) => hooks.onProgress?.(p.tensor, p.tensors) });
   }
   async close(): Promise<void> {}
 }
@@ -142,6 +150,9 @@ export function fromWire(w: WireError): Error {
     case 'PreviewSetupError':
       e = new PreviewSetupError(w.message);
       break;
+    case 'GgufExportError':
+      e = new GgufExportError(w.message, f.field);
+      break;
     default:
       e = Object.assign(new Error(w.message), f);
       e.name = w.name;
@@ -156,7 +167,8 @@ type Op =
   | { op: 'check'; input: CheckInput }
   | { op: 'evaluate'; input: EvaluateInput }
   | { op: 'preview'; input: PreviewInput }
-  | { op: 'lintLengths'; input: LintLengthsInput };
+  | { op: 'lintLengths'; input: LintLengthsInput }
+  | { op: 'exportGguf'; input: GgufExportInput };
 type ToWorker = ({ t: 'call'; rid: number } & Op) | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'progress'; rid: number; done: number; total: number }
@@ -219,6 +231,9 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   lintLengths(input: LintLengthsInput): Promise<LintLengthsResult> {
     return this.call({ op: 'lintLengths', input });
   }
+  exportGguf(input: GgufExportInput, hooks: WorkHooks = {}): Promise<GgufExportReport> {
+    return this.call({ op: 'exportGguf', input }, hooks);
+  }
 }
 
 function runWorker(): void {
@@ -249,7 +264,7 @@ function runWorker(): void {
         if (m.op === 'preview') return local.preview(m.input);
         if (m.op === 'lintLengths') return local.lintLengths(m.input);
         let last = 0;
-        return local.evaluate(m.input, {
+        const hooks: WorkHooks = {
           signal: ac.signal,
           onProgress: (done, total) => {
             // the service throttles what it emits; spare the port most of the messages anyway
@@ -259,7 +274,9 @@ function runWorker(): void {
               send({ t: 'progress', rid: m.rid, done, total });
             }
           },
-        });
+        };
+        if (m.op === 'exportGguf') return local.exportGguf(m.input, hooks);
+        return local.evaluate(m.input, hooks);
       };
       const done = run()
         .then(

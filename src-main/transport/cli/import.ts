@@ -2,6 +2,7 @@
 import type { CommandGroup } from './command';
 import { ApiError, UsageError, intArg, parse, printJson, withBackend } from './command';
 import { EXPORT_FORMATS, IMPORT_FORMATS } from '../../contract/datasets-io';
+import { GGUF_QUANTS } from '../../contract/models-export';
 
 const importUsage = `lenslab import PATH [options]
 
@@ -21,8 +22,18 @@ Options:
   --json, --data-dir DIR`;
 
 const exportUsage = `lenslab export DATASET_ID DIR --format F [options]
+lenslab export --model DIR [--adapter DIR | --run ID [--step N]] OUT --format gguf [--quant Q] [--name NAME]
 
-Export a dataset into DIR (which must be empty) with its images copied alongside.
+Export a dataset into DIR (which must be empty) with its images copied alongside, or a model (LLaVA, LLaMA or
+Qwen2; with an adapter merged in) as GGUF files for llama.cpp, Ollama and LM Studio: <name>-<quant>.gguf, for a
+LLaVA mmproj-<name>-<quant>.gguf (the vision tower and projector), and an Ollama Modelfile
+(\`ollama create NAME -f OUT/Modelfile\`).
+
+Model options (--format gguf):
+  --model DIR          the model folder, or a registered model's id
+  --adapter DIR        a PEFT adapter folder to merge in (or --run ID [--step N]: a run's adapter)
+  --quant Q            ${GGUF_QUANTS.join(', ')} (default q8_0; the mmproj stays q8_0 for q4_0)
+  --name NAME          the name in the files (default: the model or adapter folder's name)
 
 Options:
   --format F           ${EXPORT_FORMATS.join(', ')}
@@ -110,7 +121,14 @@ export const exportCommand: CommandGroup = {
       split: { type: 'string' },
       plain: { type: 'boolean' },
       overwrite: { type: 'boolean' },
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      run: { type: 'string' },
+      step: { type: 'string' },
+      quant: { type: 'string' },
+      name: { type: 'string' },
     });
+    if (values.format === 'gguf' || values.model !== undefined) return exportModel(values, positionals, ctx);
     if (positionals.length !== 2) throw new UsageError('export takes DATASET_ID and DIR');
     const format = oneOf(values.format, EXPORT_FORMATS, '--format');
     if (!format) throw new UsageError('--format is required');
@@ -136,3 +154,47 @@ export const exportCommand: CommandGroup = {
     return 0;
   },
 };
+
+type ExportValues = { format?: string; overwrite?: boolean; model?: string; adapter?: string; run?: string; step?: string; quant?: string; name?: string };
+
+async function exportModel(values: ExportValues, positionals: string[], ctx: Parameters<CommandGroup['run']>[1]): Promise<number> {
+  if (values.format !== 'gguf') throw new UsageError('--model exports need --format gguf');
+  if (!values.model) throw new UsageError('--format gguf needs --model DIR (or a registered model id)');
+  if (positionals.length !== 1) throw new UsageError('a GGUF export takes one output folder OUT');
+  if (values.adapter && values.run) throw new UsageError('give --adapter or --run, not both');
+  if (values.step !== undefined && !values.run) throw new UsageError('--step needs --run');
+  const model = /^\d+$/.test(values.model) ? { id: intArg(values.model, '--model') } : { path: values.model };
+  const adapter = values.adapter
+    ? { path: values.adapter }
+    : values.run
+      ? { runId: intArg(values.run, '--run'), step: values.step === undefined ? undefined : intArg(values.step, '--step') }
+      : undefined;
+  const quant = oneOf(values.quant, GGUF_QUANTS, '--quant');
+  const rep = await withBackend(ctx, (call, backend) => {
+    let shown = -1;
+    const off = ctx.json
+      ? () => {}
+      : backend.events.subscribe((event, payload) => {
+          if (event !== 'models.exportProgress') return;
+          const e = payload as { done: number; total: number };
+          const pct = e.total ? Math.floor((100 * e.done) / e.total) : 100;
+          if (pct >= shown + 25 || e.done === e.total) {
+            shown = pct;
+            ctx.io.err(`tensors ${e.done}/${e.total}`);
+          }
+        });
+    return call('models.exportGguf', { model, adapter, dir: positionals[0], quant, name: values.name, overwrite: values.overwrite }).finally(off);
+  }).catch((e: unknown) => {
+    if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite) throw new ApiError(e.code, `${e.message}; --overwrite replaces an earlier GGUF export there`, e.field);
+    throw e;
+  });
+  if (ctx.json) printJson(ctx, rep);
+  else {
+    const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    ctx.io.out(`Exported ${rep.quant} GGUF to ${rep.dir}:`);
+    ctx.io.out(`  ${rep.model.file} (${rep.model.tensors} tensors, ${mb(rep.model.bytes)})`);
+    if (rep.mmproj) ctx.io.out(`  ${rep.mmproj.file} (${rep.mmproj.tensors} tensors, ${mb(rep.mmproj.bytes)})`);
+    ctx.io.out(`  Modelfile: ollama create NAME -f ${rep.modelfile}`);
+  }
+  return 0;
+}
