@@ -45,8 +45,8 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
 
     let lastSaved = latest ? latest.step : -1;
     let lastEval: Record<string, number> = {};
-    const save = (metrics: Record<string, number>) => {
-      const files = trainer!.saveState();
+    const save = async (metrics: Record<string, number>) => {
+      const files = await trainer!.saveState();
       const ref = saveCheckpoint(root, step, files, { info: { metrics } });
       // prune only after the new one is committed, and report what went
       const pruned = pruneCheckpoints(root, plan.keepLastK);
@@ -95,7 +95,7 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
       });
       const last = r.step >= plan.totalSteps;
       if (!last && plan.evalEvery > 0 && r.step % plan.evalEvery === 0) await evaluate();
-      if (!last && plan.saveEvery > 0 && r.step % plan.saveEvery === 0) save(lastEval);
+      if (!last && plan.saveEvery > 0 && r.step % plan.saveEvery === 0) await save(lastEval);
     }
 
     if (trainer.step < plan.totalSteps) {
@@ -103,12 +103,12 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
         emit({ type: 'cancelled', step });
         return 'cancelled';
       }
-      if (lastSaved !== step) save(lastEval);
+      if (lastSaved !== step) await save(lastEval);
       emit({ type: 'paused', step });
       return 'paused';
     }
     const metrics = await evaluate();
-    if (lastSaved !== step) save(metrics);
+    if (lastSaved !== step) await save(metrics);
     const out = finalDir(spec.outDir);
     const tmp = `${out}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });

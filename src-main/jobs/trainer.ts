@@ -47,7 +47,7 @@ export interface Trainer {
   /** Evaluate without changing any training state (RNG, data position, parameters). */
   evaluate(): Promise<EvalResult>;
   /** Everything needed to continue exactly: parameters, optimizer state, RNG state, data position, step. */
-  saveState(): CheckpointFiles;
+  saveState(): CheckpointFiles | Promise<CheckpointFiles>;
   /** Write the final artifacts (e.g. the adapter in PEFT layout) into `dir`. */
   exportFinal(dir: string): Promise<void>;
   dispose?(): Promise<void>;

@@ -46,6 +46,11 @@ export const vlmConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Where the step programs run: 'auto' (LENSLAB_PROVIDER, else a GPU only where it measured faster than the CPU
+     * for this model: runtime/provider-choice.ts), or a provider by name. Default: LENSLAB_PROVIDER, else auto.
+     */
+    provider: z.enum(['auto', 'cpu', 'cuda', 'webgpu']).optional(),
     /** Test hooks. */
     debug: z.object({ stepDelayMs: z.number().min(0).default(0) }).strict().prefault({}),
   })

@@ -20,8 +20,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { StepExecutor, type Feeds } from '../engine/runtime/step-executor';
-import { Session } from '../engine/runtime/session';
-import { modelSource } from '../engine/runtime/cache';
+import type { SessionOptions } from '../engine/runtime/session';
+import { openProgram } from '../engine/runtime/device-session';
 import { buildScore } from '../engine/programs/score';
 import { stepNames } from '../engine/programs/train-step';
 import { tensor } from '../engine/runtime/tensor';
@@ -177,11 +177,13 @@ class VlmTrainer implements Trainer {
         accumulation: hp.gradAccum,
         cacheDir: graphCacheDir(),
         cacheKey,
+        session: this.sessionOptions(),
       },
       this.tvlm.initialValues(hp.seed),
     );
     if (resume) await this.restore(resume);
     this.ctx.log(
+      `device: ${this.executor.provider}${this.executor.provider === 'webgpu' ? ' (parameters and optimizer state stay in GPU memory between steps)' : ''}; ` +
       `${hp.method} on ${this.samples.length} training samples (${this.trainItems.length} items), ${this.tvlm.params.length} trainable tensors; ` +
         `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s${resume ? `, resumed at step ${this._step}` : ''}`,
     );
@@ -293,7 +295,12 @@ class VlmTrainer implements Trainer {
     };
   }
 
-  /** Current trained values by parameter name. */
+  /** Session options of every program of the run: the run's provider, else LENSLAB_PROVIDER / auto. */
+  private sessionOptions(): SessionOptions | undefined {
+    return this.cfg.provider ? { provider: this.cfg.provider } : undefined;
+  }
+
+  /** Current trained values by parameter name (call after `await this.executor.sync()`). */
   values(): Record<string, Float32Array> {
     const s = this.executor.state();
     return Object.fromEntries(Object.entries(s.params).map(([k, v]) => [k, Float32Array.from(v)]));
@@ -304,9 +311,11 @@ class VlmTrainer implements Trainer {
    * holds another copy of the frozen weights, so it is loaded for the evaluation only (from the graph cache).
    */
   async evalLoss(): Promise<number> {
-    const scorer = await Session.create(
-      modelSource(() => buildScore({ params: this.tvlm.params, forward: this.tvlm.score }).graph, { cacheDir: graphCacheDir(), key: { kind: 'score', key: this.cacheKey, params: this.tvlm.params } }),
-    );
+    const scorer = await openProgram(() => buildScore({ params: this.tvlm.params, forward: this.tvlm.score }).graph, {
+      cacheDir: graphCacheDir(),
+      key: { kind: 'score', key: this.cacheKey, params: this.tvlm.params },
+      session: this.sessionOptions(),
+    });
     try {
       const params: Feeds = {};
       for (const [name, t] of Object.entries(this.executor.paramTensors())) params[stepNames.param(name)] = t;
@@ -331,13 +340,14 @@ class VlmTrainer implements Trainer {
   }
 
   async evaluate(): Promise<EvalResult> {
+    await this.executor.sync();
     const metrics: Record<string, number> = {};
     if (this.evalSamples.length) metrics.loss = await this.evalLoss();
     if (this.genItems.length === 0) return { metrics };
     const hp = this.hp;
     const adapter = adapterFromValues(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values());
     // the generation graphs take the adapter as inputs: every evaluation of the run reuses the same cached graphs
-    const gen = await createGenerator(this.model, adapter, { cacheDir: graphCacheDir() });
+    const gen = await createGenerator(this.model, adapter, { cacheDir: graphCacheDir(), session: this.sessionOptions() });
     try {
       const r = await runEvaluation({
         task: this.task,
@@ -374,7 +384,8 @@ class VlmTrainer implements Trainer {
     }
   }
 
-  saveState(): CheckpointFiles {
+  async saveState(): Promise<CheckpointFiles> {
+    await this.executor.sync();
     const s = this.executor.state();
     const opt: Record<string, StateTensor> = {};
     for (const p of this.tvlm.params) {
@@ -391,6 +402,7 @@ class VlmTrainer implements Trainer {
   }
 
   async exportFinal(dir: string): Promise<void> {
+    await this.executor.sync();
     const hp = this.hp;
     saveAdapter(dir, this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values(), this.cfg.model);
   }
