@@ -189,7 +189,8 @@ export function renderPromptIds(setup: RenderSetup, messages: readonly ChatTurn[
   const ids = setup.tokenizer.encode(text, { addSpecialTokens: special });
   if (!setup.image) return ids;
   const img = setup.image;
-  return ids.flatMap((id) => (id === img.tokenId ? new Array<number>(img.count).fill(id) : [id]));
+  const expansion = img.ids ?? new Array<number>(img.count).fill(img.tokenId);
+  return ids.flatMap((id) => (id === img.tokenId ? [...expansion] : [id]));
 }
 
 // ---------------------------------------------------------------- graph compilation
