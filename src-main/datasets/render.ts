@@ -2,7 +2,10 @@
 // This is the ONE place that decides which tokens are in the loss; the trainer, the tokenized preview and
 // the "too long" lint all call it.
 //
-// Rule: exactly the assistant turns' tokens are in the loss: the assistant content plus the template's
+// Templates with {% generation %} blocks (published llava-hf templates) say themselves which text is the
+// assistant's: the loss mask is exactly what transformers' return_assistant_tokens_mask gives for them.
+//
+// Otherwise, rule: exactly the assistant turns' tokens are in the loss: the assistant content plus the template's
 // end-of-turn token(s) after it (e.g. `</s>`, `<|im_end|>`), not the role header before it, nor whitespace
 // after the end-of-turn token.
 //
@@ -18,6 +21,11 @@ import type { Annotation, ChatMessage } from './types';
 /** What render needs from a chat template (models/chat-template.ts ChatTemplate satisfies it). */
 export interface ChatFormatter {
   render(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+  /** Where the template came from, for errors (a file and field). */
+  readonly origin?: string;
+  /** The template marks assistant text with {% generation %}: the loss mask follows those spans. */
+  readonly hasGeneration?: boolean;
+  renderWithSpans?(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): { text: string; generationSpans: Array<[number, number]> };
 }
 
 /** What render needs from a tokenizer (models/tokenizer.ts LensTokenizer satisfies it). */
@@ -41,6 +49,8 @@ export interface RenderSetup {
   image?: { tokenId: number; count: number; ids?: readonly number[] };
   /** Let the tokenizer add its special tokens (e.g. <s>) unless the template already starts with bosToken. Default true. */
   addSpecialTokens?: boolean;
+  /** What the setup had to assume (e.g. no chat template in the folder, a built-in one is used). */
+  warnings?: string[];
 }
 
 export class RenderError extends Error {}
@@ -76,13 +86,28 @@ export function renderConversation(messages: ChatMessage[], setup: RenderSetup):
       throw new RenderError(`chat template failed: ${(err as Error).message}`);
     }
   };
-  const full = render(messages, false);
+  const tpl = setup.template;
+  const spanned = tpl.hasGeneration && tpl.renderWithSpans ? renderSpans(tpl, messages) : null;
+  const full = spanned ? spanned.text : render(messages, false);
   const bos = setup.tokenizer.bosToken;
   const special = (setup.addSpecialTokens ?? true) && !(bos && full.startsWith(bos));
   const enc = (t: string) => setup.tokenizer.encode(t, { addSpecialTokens: special });
   const ids = enc(full);
   const mask = new Array<number>(ids.length).fill(0);
-  for (let i = 0; i < messages.length; i++) {
+  if (spanned) {
+    // transformers' return_assistant_tokens_mask: from the token holding the span's first character to the token
+    // holding its last (char_to_token(start) .. char_to_token(end - 1)); a token is located as the first one where
+    // the tokenization of the text before that character stops agreeing with the whole text's
+    for (const [s, e] of spanned.generationSpans) {
+      if (e <= s) continue;
+      const start = lcp(enc(full.slice(0, s)), ids);
+      const upto = enc(full.slice(0, e));
+      const agreed = lcp(upto, ids);
+      const end = agreed < upto.length && agreed < ids.length ? agreed + 1 : agreed;
+      for (let k = start; k < end; k++) mask[k] = 1;
+    }
+  }
+  for (let i = 0; i < messages.length && !spanned; i++) {
     if (messages[i].role !== 'assistant') continue;
     const prompt = render(messages.slice(0, i), true);
     const upto = render(messages.slice(0, i + 1), false);
@@ -112,7 +137,22 @@ export function renderConversation(messages: ChatMessage[], setup: RenderSetup):
       outMask.push(mask[k]);
     }
   }
+  const tags = countImages(messages);
+  if (tags > 0 && imageCount !== tags) {
+    throw new RenderError(
+      `${tpl.origin ?? 'the chat template'}: the conversation has ${tags} image(s) but the rendered text holds ${imageCount} image token(s) (id ${setup.image.tokenId}); ` +
+        (imageCount === 0 ? 'the template writes no image placeholder, so the model would never see the image' : 'the template places images differently than the conversation does'),
+    );
+  }
   return { text: full, ids: outIds, lossMask: outMask, imageCount, compactIds: ids, compactMask: mask.map((m, k) => (ids[k] === setup.image!.tokenId ? 0 : m)) };
+}
+
+function renderSpans(tpl: ChatFormatter, messages: ChatMessage[]): { text: string; generationSpans: Array<[number, number]> } {
+  try {
+    return tpl.renderWithSpans!(messages, { addGenerationPrompt: false });
+  } catch (err) {
+    throw new RenderError(`chat template failed: ${(err as Error).message}`);
+  }
 }
 
 function countImages(messages: ChatMessage[]): number {

@@ -97,6 +97,8 @@ export interface GenerateResult {
   finishReason: FinishReason;
   promptTokens: number;
   timings: GenerateTimings;
+  /** What the model's setup had to assume (e.g. no chat template: the built-in one was used). */
+  warnings?: string[];
 }
 
 export interface ScoreSample {
@@ -148,6 +150,7 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
   }
 }
 
+
 /**
  * Put the image tag in place: with an image and no "<image>" in any turn, "<image>\n" goes before the first user
  * turn's text (as datasets/conversation.ts does for training). Checks the tag count against the image.
@@ -189,6 +192,14 @@ export function renderPromptIds(setup: RenderSetup, messages: readonly ChatTurn[
   const ids = setup.tokenizer.encode(text, { addSpecialTokens: special });
   if (!setup.image) return ids;
   const img = setup.image;
+  const tags = messages.reduce((n, m) => n + (typeof m.content === 'string' ? m.content.split(IMAGE_TAG).length - 1 : 0), 0);
+  const found = ids.reduce((n, id) => n + (id === img.tokenId ? 1 : 0), 0);
+  if (tags > 0 && found !== tags) {
+    throw new GenerateError(
+      `${setup.template.origin ?? 'the chat template'}: the prompt has ${tags} image(s) but the rendered text holds ${found} image token(s) (id ${img.tokenId}); ` +
+        (found === 0 ? 'the template writes no image placeholder, so the model would not see the image' : 'the template places images differently than the messages do'),
+    );
+  }
   const expansion = img.ids ?? new Array<number>(img.count).fill(img.tokenId);
   return ids.flatMap((id) => (id === img.tokenId ? [...expansion] : [id]));
 }
@@ -592,6 +603,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
       text,
       finishReason: finish,
       promptTokens: ids.length,
+      ...(setup.warnings?.length ? { warnings: [...setup.warnings] } : {}),
       timings: { prepareMs: tPrep - t0, prefillMs, firstTokenMs, decodeMs, decodeTokens, tokensPerSecond: decodeTokens > 0 ? (decodeTokens / decodeMs) * 1000 : NaN },
     };
   }

@@ -55,7 +55,7 @@ import type { TensorSource } from './weights/safetensors';
 import { Rng } from './demo/rng';
 import { connectorModule } from './peft';
 import type { LensTokenizer } from './tokenizer';
-import { ChatTemplate, LLAVA_CHAT_TEMPLATE } from './chat-template';
+import { ChatTemplate, LLAVA_CHAT_TEMPLATE, missingTemplateWarning } from './chat-template';
 import type { ImageProcessor } from './image-processor';
 
 export type TrainMethod = 'lora' | 'projector' | 'lora+projector' | 'full';
@@ -117,10 +117,11 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
   const tokenizer = model.tokenizer;
   if (!tokenizer) throw new Error(`${model.dir}: no tokenizer.json`);
   const template = model.chatTemplate ?? new ChatTemplate(LLAVA_CHAT_TEMPLATE, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken }, 'built-in LLaVA template');
-  if (!isVlm(cfg)) return { template, tokenizer };
+  const warnings = model.chatTemplate ? [] : [missingTemplateWarning(model.dir)];
+  if (!isVlm(cfg)) return { template, tokenizer, warnings };
   const g = grid ?? model.images?.maxGrid() ?? { rows: 0, cols: 0 };
   const ids = vlmFamilyOf(cfg).imageTokenIds(cfg, tokenizer, g);
-  return { template, tokenizer, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };
+  return { template, tokenizer, warnings, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };
 }
 
 export interface TrainableVlmOptions {

@@ -100,3 +100,40 @@ test('renderItem: one sample per caption and per run of QA pairs; previewItem li
   assert.equal(pv[1].totalTokens, samples[1].ids.length);
   assert.equal(pv[1].lossTokens, samples[1].lossMask.reduce((a, b) => a + b, 0));
 });
+
+test('a template with {% generation %} puts exactly its generation spans in the loss (the published llava-1.5 template)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const files = demoTokenizerFiles();
+  const tok = new LensTokenizer({ tokenizerJson: files.tokenizer, tokenizerConfig: files.tokenizerConfig });
+  const src = (JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/chat-templates/llava-1.5.json'), 'utf8')) as { chat_template: string }).chat_template;
+  const template = new ChatTemplate(src, { bos_token: tok.bosToken, eos_token: tok.eosToken }, 'llava-1.5/chat_template.json: field "chat_template"');
+  assert.equal(template.hasGeneration, true);
+  const setup: RenderSetup = { template, tokenizer: tok, image: { tokenId: tok.imageTokenId(), count: 4 } };
+  const r = renderConversation(conv.slice(1), setup);
+  // string content became parts: the image first, then the text; the answers are the generation blocks
+  assert.equal(r.text, 'USER: <image>\nWhat is it? ASSISTANT: A red square. USER: Sure? ASSISTANT: Yes, quite sure. ');
+  const spans = lossSpans(r.compactIds, r.compactMask, (x) => tok.decode(x));
+  // each span runs from the answer's first token to the token holding its last character (the trailing space),
+  // as transformers' char_to_token mask does; nothing of "USER:"/"ASSISTANT:" headers before the answers
+  assert.equal(spans.length, 2);
+  assert.ok(spans[0].startsWith(' A red square.') || spans[0].startsWith('A red square.'), spans[0]);
+  assert.ok(spans[1].includes('Yes, quite sure.'), spans[1]);
+  assert.ok(!spans.some((s) => s.includes('ASSISTANT')), JSON.stringify(spans));
+  assert.equal(r.ids.filter((i) => i === tok.imageTokenId()).length, 4);
+});
+
+test('a template that writes no image placeholder is an error naming it, not a silently ignored image', () => {
+  const files = demoTokenizerFiles();
+  const tok = new LensTokenizer({ tokenizerJson: files.tokenizer, tokenizerConfig: files.tokenizerConfig });
+  // a parts template that only prints text parts: the image part is dropped
+  const template = new ChatTemplate(
+    "{% for m in messages %}{{ m['role'] }}: {% for p in m['content'] %}{% if p['type'] == 'text' %}{{ p['text'] }}{% endif %}{% endfor %}\n{% endfor %}",
+    { bos_token: tok.bosToken, eos_token: tok.eosToken },
+    'folder/chat_template.jinja',
+  );
+  assert.equal(template.contentStyle, 'parts');
+  assert.equal(template.writesImages, false);
+  const setup: RenderSetup = { template, tokenizer: tok, image: { tokenId: tok.imageTokenId(), count: 4 } };
+  assert.throws(() => renderConversation(conv.slice(1, 3), setup), /^Error: folder\/chat_template\.jinja: the conversation has 1 image\(s\) but the rendered text holds 0 image token\(s\).*the template writes no image placeholder|folder\/chat_template\.jinja: the conversation has 1 image\(s\) but the rendered text holds 0 image token/);
+});

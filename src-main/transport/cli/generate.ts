@@ -22,7 +22,7 @@ const sampling = `  --max-new-tokens N        at most N new tokens (default: the
 const generateUsage = `lenslab generate --model DIR [--adapter DIR] [--image FILE] --prompt TEXT [options]
 
 Answer PROMPT about the image with the model in DIR (a Hugging Face LLaVA folder), optionally with a PEFT
-LoRA adapter. The answer is streamed; with --json one JSON object {ids, text, finishReason, promptTokens, timings}.
+LoRA adapter. The answer is streamed; with --json one JSON object {ids, text, finishReason, promptTokens, timings[, warnings]}.
 
   --model DIR               model folder (config.json, model.safetensors, tokenizer.json, ...)
   --adapter DIR             adapter folder (adapter_config.json + adapter_model.safetensors)
@@ -132,9 +132,12 @@ export const generateCommand: CommandGroup = {
       } catch (e) {
         throw modelErrorToApi(e, image ? 'image' : undefined);
       }
-      if (ctx.json) printJson(ctx, { ids: r.ids, text: r.text, finishReason: r.finishReason, promptTokens: r.promptTokens, timings: r.timings });
-      else if (write) write('\n');
-      else ctx.io.out(line);
+      if (ctx.json) printJson(ctx, { ids: r.ids, text: r.text, finishReason: r.finishReason, promptTokens: r.promptTokens, timings: r.timings, ...(r.warnings ? { warnings: r.warnings } : {}) });
+      else {
+        if (write) write('\n');
+        else ctx.io.out(line);
+        for (const w of r.warnings ?? []) ctx.io.err(`warning: ${w}`);
+      }
       return 0;
     } finally {
       await g.dispose();

@@ -1,0 +1,192 @@
+// Chat templates come from downloaded folders, so they are untrusted programs: a loop over range(1e9) or two
+// nested loops would otherwise abort V8 or spin the server's thread forever. They are parsed and rendered in a
+// worker_thread with a V8 heap limit, and the calling thread waits for the answer synchronously (Atomics.wait on a
+// shared flag, receiveMessageOnPort), so ChatTemplate.render stays a plain synchronous call for its many callers.
+//
+// Limits, checked inside the worker (so an overrun ends in a precise error within the time limit):
+// - time: every 64 interpreter steps (expressions, statements, loop variable updates) the clock is read;
+// - output: the characters the interpreter produces are counted as they are produced (every nesting level counts
+//   them again, so the running budget is 4x the cap), and the result is capped;
+// - range(): at most 100000 items, as Jinja's sandbox (transformers' ImmutableSandboxedEnvironment) refuses more;
+// - memory: the worker's V8 heap is capped; running out ends the worker, not the process.
+// A worker that does not answer in time (out of memory, stuck in native code) is terminated and a new one is
+// started for the next call.
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+
+export interface TemplateLimits {
+  /** wall-clock time for one parse or render, ms */
+  timeMs: number;
+  /** characters of rendered text */
+  maxOutputChars: number;
+  /** the worker's V8 old-generation heap, MiB */
+  memoryMb: number;
+}
+
+export const DEFAULT_TEMPLATE_LIMITS: TemplateLimits = { timeMs: 2000, maxOutputChars: 4_000_000, memoryMb: 256 };
+
+export type SandboxReply = { ok: true; text?: string } | { ok: false; kind: 'parse' | 'render' | 'limit'; message: string };
+
+// Plain JS run with eval: true, so it needs no build entry of its own and works the same from source and bundled.
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { port, flag, jinjaUrl } = workerData;
+const MAX_RANGE = 100000;
+class LimitError extends Error {}
+import(jinjaUrl).then(({ Template, Interpreter, Environment }) => {
+  let deadline = Infinity;
+  let budget = Infinity;
+  let steps = 0;
+  const tick = () => {
+    if ((++steps & 63) === 0 && Date.now() > deadline) throw new LimitError('time');
+  };
+  const evaluate = Interpreter.prototype.evaluate;
+  Interpreter.prototype.evaluate = function (statement, environment) {
+    tick();
+    const r = evaluate.call(this, statement, environment);
+    if (r && r.type === 'StringValue' && typeof r.value === 'string') {
+      budget -= r.value.length;
+      if (budget < 0) throw new LimitError('output');
+    }
+    return r;
+  };
+  const range = (start, stop, step = 1) => {
+    if (stop === undefined) { stop = start; start = 0; }
+    if (![start, stop, step].every((x) => typeof x === 'number' && Number.isFinite(x))) throw new Error('range() takes numbers');
+    if (step === 0) throw new Error('range() step must not be zero');
+    const n = Math.max(0, Math.ceil((stop - start) / step));
+    if (n > MAX_RANGE) throw new Error('range too big: the sandbox blocks ranges larger than ' + MAX_RANGE + ' items (as Jinja\\'s sandbox in transformers does), got ' + n);
+    const out = [];
+    for (let i = 0; i < n; i++) out.push(start + i * step);
+    return out;
+  };
+  // the engine's own range() is replaced wherever it is declared as a global
+  // loops set their variables on every iteration, even when their body is empty
+  const setVariable = Environment.prototype.setVariable;
+  Environment.prototype.setVariable = function (name, value) {
+    tick();
+    return setVariable.call(this, name, value);
+  };
+  const set = Environment.prototype.set;
+  Environment.prototype.set = function (name, value) {
+    return set.call(this, name, name === 'range' && typeof value === 'function' ? range : value);
+  };
+  const cache = new Map();
+  const compile = (source) => {
+    let t = cache.get(source);
+    if (!t) {
+      t = new Template(source);
+      cache.set(source, t);
+      if (cache.size > 16) cache.delete(cache.keys().next().value);
+    }
+    return t;
+  };
+  const answer = (reply) => {
+    port.postMessage(reply);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  };
+  port.on('message', (req) => {
+    const limits = req.limits;
+    deadline = Date.now() + limits.timeMs;
+    budget = limits.maxOutputChars * 4;
+    steps = 0;
+    let stage = 'parse';
+    try {
+      const t = compile(req.source);
+      if (req.op === 'parse') return answer({ ok: true });
+      stage = 'render';
+      const text = t.render(req.items);
+      if (typeof text !== 'string') throw new Error('the template produced no text');
+      if (text.length > limits.maxOutputChars) throw new LimitError('output');
+      answer({ ok: true, text });
+    } catch (e) {
+      if (e instanceof LimitError) {
+        answer({ ok: false, kind: 'limit', message: e.message === 'time'
+          ? 'stopped after ' + limits.timeMs + ' ms (time limit): a loop that does not end, or one far too long'
+          : 'stopped: the output exceeds ' + limits.maxOutputChars + ' characters (output limit)' });
+      } else if (e instanceof RangeError && /Invalid (string|array) length|Maximum call stack/.test(e.message)) {
+        answer({ ok: false, kind: 'limit', message: 'stopped: ' + e.message + ' (size limit)' });
+      } else {
+        answer({ ok: false, kind: stage, message: e instanceof Error ? e.message : String(e) });
+      }
+    } finally {
+      deadline = Infinity;
+      budget = Infinity;
+    }
+  });
+}, (e) => {
+  port.on('message', () => {
+    port.postMessage({ ok: false, kind: 'render', message: 'the template engine did not load: ' + (e && e.message) });
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  });
+});
+`;
+
+interface Running {
+  worker: Worker;
+  port: MessagePort;
+  flag: Int32Array;
+  memoryMb: number;
+}
+
+let running: Running | null = null;
+/** Worker starts and restarts, for tests. */
+export const sandboxStats = { starts: 0, kills: 0 };
+
+function start(memoryMb: number): Running {
+  const { port1, port2 } = new MessageChannel();
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { port: port2, flag, jinjaUrl: import.meta.resolve('@huggingface/jinja') },
+    transferList: [port2],
+    resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
+    stdout: true,
+    stderr: true,
+  });
+  // an out-of-memory end is reported to the waiting call as a missing answer; nothing else to do here
+  worker.on('error', () => {});
+  worker.unref();
+  port1.unref();
+  sandboxStats.starts++;
+  return { worker, port: port1, flag, memoryMb };
+}
+
+function kill(r: Running): void {
+  sandboxStats.kills++;
+  if (running === r) running = null;
+  r.port.close();
+  void r.worker.terminate();
+}
+
+/** Parse (op 'parse') or render a template in the sandbox worker, synchronously. */
+export function sandboxCall(op: 'parse' | 'render', source: string, items: Record<string, unknown>, limits: TemplateLimits = DEFAULT_TEMPLATE_LIMITS): SandboxReply {
+  if (running && running.memoryMb !== limits.memoryMb) kill(running);
+  const r = (running ??= start(limits.memoryMb));
+  Atomics.store(r.flag, 0, 0);
+  try {
+    r.port.postMessage({ op, source, items, limits });
+  } catch (e) {
+    return { ok: false, kind: 'render', message: `the template's variables cannot be passed to it (${(e as Error).message})` };
+  }
+  // the worker checks the time itself; the extra wait covers its start-up and a loaded machine
+  const waitMs = limits.timeMs + 5000;
+  Atomics.wait(r.flag, 0, 0, waitMs);
+  const got = receiveMessageOnPort(r.port);
+  if (!got) {
+    kill(r);
+    return { ok: false, kind: 'limit', message: `stopped: no answer within ${waitMs} ms, or the ${limits.memoryMb} MiB memory limit was reached` };
+  }
+  return got.message as SandboxReply;
+}
+
+/** Stop the worker (it never keeps the process alive; this is for tests and shutdown). */
+export function stopTemplateSandbox(): void {
+  if (running) {
+    const r = running;
+    running = null;
+    r.port.close();
+    void r.worker.terminate();
+  }
+}
