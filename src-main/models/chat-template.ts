@@ -8,7 +8,8 @@
 // Message content: callers pass a string (the "<image>" tag marks the image, as datasets and generate write it) or
 // a list of parts ({type: 'text', text} / {type: 'image'}). Published VLM templates (llava-hf, SmolVLM) read
 // content only as a list of parts; text-model templates read it as a string. Which one a template reads is found
-// once by rendering probe messages both ways, and content is converted to that form: "<image>\nWhat?" becomes
+// once by rendering probe messages both ways (a template reading both gets strings), and content is converted to
+// that form: "<image>\nWhat?" becomes
 // [{type: 'image'}, {type: 'text', text: 'What?'}] (the newline after a tag belongs to the tag), and parts given to
 // a string template become "<image>\n" + text.
 import { existsSync, readFileSync } from 'node:fs';
@@ -155,7 +156,8 @@ export class ChatTemplate {
     // a string template given a list prints the list itself ("[{'type': 'text', ...}]"): that is not reading parts
     const partsRead = asParts !== null && asParts.includes(mark) && !/['"]type['"]|\[object /.test(asParts);
     const stringRead = asString !== null && asString.includes(mark);
-    const style = partsRead ? 'parts' : stringRead ? 'string' : 'string';
+    // a template that reads both forms gets strings, where the "<image>" tag stays where the caller put it
+    const style = partsRead && !stringRead ? 'parts' : 'string';
     let writesImages = true;
     if (style === 'parts') {
       const withImage = attempt([{ type: 'image' }, { type: 'text', text: mark }]);
