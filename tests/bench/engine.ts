@@ -1,6 +1,7 @@
 // npm run bench:engine [-- --steps N --warmup N --rounds N --threads N --opt all|extended|basic|disabled --skip-torch
 //                         --torch-coretype Haswell|SkylakeX|Zen --profile
 //                         --B 4 --T 128 --D 768 --heads 12 --kv 4 --ffn 2048 --vocab 1024 --rank 16]
+// npm run bench:engine -- --provider webgpu …: the step on an accelerator, resident vs copied (engine-device.ts)
 //
 // Step time of a transformer-block LoRA training step (B4, T128, D768, rank 16 by default) in Lenslab (ONNX Runtime,
 // our autodiff + AdamW in one graph) and in PyTorch (Debian torch 1.13, same threads, same shapes, same maths:
@@ -234,7 +235,8 @@ async function main() {
   console.log(`load average during run: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} (the machine is shared; figures are noisy)`);
 }
 
-main().catch((e) => {
+const providerArg = flag('provider');
+(providerArg && providerArg !== 'cpu' ? import('./engine-device').then((m) => m.deviceBench(providerArg as 'webgpu' | 'cuda')) : main()).catch((e) => {
   console.error(e);
   process.exit(1);
 });

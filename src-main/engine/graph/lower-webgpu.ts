@@ -9,11 +9,13 @@
 //   SoftmaxCrossEntropyLoss      ReduceMax / Exp / ReduceSum / Log (log-softmax) + GatherElements of the labels, the
 //                                ignore_index as a float weight (LogSoftmax and NegativeLogLikelihoodLoss have no kernel)
 //   Sum                          a chain of Add
+//   Equal (int vs big constant)  compared in float32 on the device (the loss gradient's one-hot, see lowerEqual)
 // Integer bookkeeping (positions, masks, dropout hashes, shape arithmetic) is not lowered here: graph/split.ts moves
 // it to a CPU prologue graph, since the WebGPU provider has no int64 / bit kernels for most of it.
 
 import type { Graph, Node, Value } from './builder';
 import type { DType } from './dtype';
+import { DEVICE_ONLY } from './split';
 
 const ONNX_FLOAT: Partial<Record<DType, number>> = { float32: 1, float16: 10, float64: 11 };
 
@@ -121,7 +123,27 @@ function lowerSum(g: Graph, n: Node): void {
   bind(g, acc, n.outputs[0]);
 }
 
-const RULES: Record<string, (g: Graph, n: Node) => void> = {
+/**
+ * Equal of integers against a large integer constant (the loss gradient's one-hot: labels [N, 1] vs classes [1, V])
+ * compared in float32 on the device (exact below 2^24) instead of on the CPU prologue, which would upload an [N, V]
+ * result every step. Other Equals are left alone (split.ts runs them on the CPU).
+ */
+function lowerEqual(g: Graph, n: Node): boolean {
+  const [a, b] = n.inputs as Value[];
+  const big = (v: Value) => v.kind === 'initializer' && !!v.constValue && v.constValue.dims.reduce((x, y) => x * y, 1) > 64;
+  if (!a || !b || (a.dtype !== 'int64' && a.dtype !== 'int32') || a.dtype !== b.dtype || (!big(a) && !big(b))) return false;
+  const f = (v: Value) => {
+    if (!big(v)) return g.op1('Cast', [v], { to: 1 });
+    const c = g.constant(Float32Array.from(v.constValue!.data as ArrayLike<number | bigint>, Number), 'float32', v.constValue!.dims);
+    DEVICE_ONLY.add(c);
+    return c;
+  };
+  bind(g, g.op1('Equal', [f(a), f(b)]), n.outputs[0]);
+  return true;
+}
+
+const RULES: Record<string, (g: Graph, n: Node) => void | boolean> = {
+  Equal: lowerEqual,
   Attention: lowerAttention,
   SoftmaxCrossEntropyLoss: lowerSoftmaxCrossEntropy,
   Sum: lowerSum,
@@ -141,8 +163,8 @@ export function lowerForWebGpu(g: Graph): number {
       g.nodes.push(n);
       continue;
     }
-    rule(g, n); // appends the replacement nodes at the end, i.e. at this node's place
-    count++;
+    if (rule(g, n) === false) g.nodes.push(n); // a rule may decline; else its nodes are appended at this node's place
+    else count++;
   }
   return count;
 }

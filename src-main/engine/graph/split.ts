@@ -9,8 +9,8 @@
 // results become inputs of the device graph, which then holds no node the accelerator cannot run. A test loads the
 // device graph with `session.disable_cpu_ep_fallback = 1`, so any node that would still land on the CPU fails it.
 //
-//   host values    graph inputs that are integer/bool or scalars; in-memory initializers up to HOST_CONST_LIMIT
-//                  elements; outputs of host nodes. A node is a host node when all its inputs are host values.
+//   host values    graph inputs that are integer/bool or scalars; small in-memory initializers (HOST_CONST_LIMIT);
+//                  outputs of host nodes. A node is a host node when all its inputs are host values.
 //   Shape / Size   of a device value: rewritten from the value's known shape (numbers, and symbolic dims taken from
 //                  the graph input where the symbol first appears), so it becomes host arithmetic. The shape of a
 //                  device graph input X comes in as the host input `shape_of::X` (int64 [rank]), which the runner
@@ -20,8 +20,15 @@
 import { Graph, inMemoryData, type Node, type Value } from './builder';
 
 export const SHAPE_INPUT_PREFIX = 'shape_of::';
-/** In-memory initializers with at most this many elements may be used by host nodes (weights stay on the device). */
+/**
+ * In-memory initializers host nodes may read: integer ones up to HOST_CONST_LIMIT elements, float ones up to
+ * HOST_FLOAT_CONST_LIMIT (scalars, RoPE frequencies); larger float constants are weights and stay on the device, so
+ * nothing computed from them alone is recomputed on the host and uploaded every run.
+ */
 export const HOST_CONST_LIMIT = 1 << 16;
+export const HOST_FLOAT_CONST_LIMIT = 256;
+/** Constants a lowering wants on the device whatever their size (see lower-webgpu.ts lowerEqual). */
+export const DEVICE_ONLY = new WeakSet<Value>();
 
 const UNARY = new Set(['Identity', 'Cast', 'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Abs', 'Relu', 'Sigmoid', 'Tanh', 'Not']);
 const INT_TYPES = new Set(['int64', 'int32', 'int16', 'int8', 'uint64', 'uint32', 'uint16', 'uint8', 'bool']);
@@ -44,7 +51,7 @@ export function splitHostDevice(g: Graph): SplitGraphs {
   for (const v of g.inputs) if (isHostInput(v)) host.add(v);
   for (const v of g.initializers) {
     const d = inMemoryData(g.initData.get(v)!);
-    if (d && d.length <= HOST_CONST_LIMIT) host.add(v);
+    if (d && !DEVICE_ONLY.has(v) && d.length <= (INT_TYPES.has(v.dtype) ? HOST_CONST_LIMIT : HOST_FLOAT_CONST_LIMIT)) host.add(v);
   }
   // first graph input (and axis) holding each symbolic dim
   const symbolSource = new Map<string, { input: Value; axis: number }>();

@@ -21,6 +21,11 @@ export interface StepExecutorOptions extends TrainProgramOptions {
   /** Compiled-graph cache: folder and a key describing (architecture, shapes, options). */
   cacheDir?: string;
   cacheKey?: unknown;
+  /**
+   * On an accelerator, keep parameters, moments and accumulators in device memory between steps (default true);
+   * false copies them to the host and back every step (the benchmarks' baseline).
+   */
+  keepOnDevice?: boolean;
   /** Optional eval program over the same params. */
   score?: Omit<ScoreProgramOptions, 'params'>;
 }
@@ -79,7 +84,7 @@ export class StepExecutor {
     // in device memory between steps (device-session.ts), only the loss, grad norm and extra outputs come to the CPU
     const resident = o.params.flatMap((p) => [stepNames.paramOut(p.name), stepNames.mOut(p.name), stepNames.vOut(p.name), stepNames.accOut(p.name)]);
     const src = (kind: string, build: () => import('../graph/builder').Graph) =>
-      openProgram(build, { cacheDir: o.cacheDir, key: key(kind), session: o.session, deviceOutputs: kind === 'score' ? [] : resident });
+      openProgram(build, { cacheDir: o.cacheDir, key: key(kind), session: o.session, deviceOutputs: kind === 'score' || o.keepOnDevice === false ? [] : resident });
     let fused: RunSession | null = null;
     let grad: RunSession | null = null;
     let apply: RunSession | null = null;
