@@ -149,6 +149,8 @@ export class ChatTemplate {
     const mark = 'lenslab probe text 7f3a';
     const attempt = (content: string | ContentPart[]): string | null => {
       const r = sandboxCall('render', this.engineSource, this.items([{ role: 'user', content }], true), this.limits);
+      // a template that overruns a limit on a one-line probe is broken whatever it is given: say so once
+      if (!r.ok && r.kind === 'limit') throw new ChatTemplateError(`${this.origin}: rendering ${r.message}`);
       return r.ok && typeof r.text === 'string' ? r.text.replace(MARKERS, '') : null;
     };
     const asString = attempt(mark);

@@ -171,7 +171,7 @@ export function sandboxCall(op: 'parse' | 'render', source: string, items: Recor
     return { ok: false, kind: 'render', message: `the template's variables cannot be passed to it (${(e as Error).message})` };
   }
   // the worker checks the time itself; the extra wait covers its start-up and a loaded machine
-  const waitMs = limits.timeMs + 5000;
+  const waitMs = limits.timeMs + 3000;
   Atomics.wait(r.flag, 0, 0, waitMs);
   const got = receiveMessageOnPort(r.port);
   if (!got) {
