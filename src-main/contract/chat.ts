@@ -80,6 +80,8 @@ export const chatMethods = defineMethods({
       adapterDir: z.string().min(1).max(4096).nullable().optional(),
       /** An image for the first new user turn (the conversation's latest image is the one the model sees). */
       image: ChatImage.optional(),
+      /** Which of the new turns (index into messages, a user turn) the image belongs to; default the first user turn. */
+      imageTurn: z.int().nonnegative().max(99).optional(),
       /** New turns, normally one user message ("<image>" is added for the image when absent). */
       messages: z.array(NewTurn).min(1).max(100),
       options: GenerationOptions.optional(),

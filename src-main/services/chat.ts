@@ -271,7 +271,8 @@ export const chatHandlers = handlers({
       if (p.adapterDir !== undefined) adapterDir = p.adapterDir === null ? null : resolveDir(ctx, p.adapterDir, 'adapterDir', 'adapter');
       else adapterDir = typeof settings.adapterDir === 'string' && !p.modelDir && !p.modelId ? resolveDir(ctx, settings.adapterDir, 'chatId', 'the chat\'s adapter') : null;
 
-      const firstUser = p.messages.findIndex((m) => m.role === 'user');
+      const firstUser = p.imageTurn ?? p.messages.findIndex((m) => m.role === 'user');
+      if (p.imageTurn !== undefined && p.messages[p.imageTurn]?.role !== 'user') throw new ApiError('invalid_request', `imageTurn ${p.imageTurn} is not a user message`, 'imageTurn');
       if (p.image && firstUser === -1) throw new ApiError('invalid_request', 'an image needs a user message to attach to', 'image');
       const image = p.image ? await resolveImage(ctx, p.image, save) : null;
 

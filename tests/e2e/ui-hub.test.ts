@@ -1,6 +1,7 @@
 // Getting a model from the Hub through the UI: the catalog (sizes, fits, unsupported families greyed with the
 // reason), a download from a local fake Hub that is cut short once (retried automatically) and then stopped by the
-// user mid-file, resumed with a Range request from the bytes on disk, registered, and chatted with.
+// user mid-file, resumed with a Range request from the bytes on disk, registered, and chatted with: in the app,
+// then through the OpenAI-compatible endpoint with an image_url data URL.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -96,5 +97,22 @@ test('pull a model from the Hub with an interruption, stop and resume it, then c
   assert.equal(chats[0].modelId, model!.id);
   const got = await call(server, 'chats.get', { id: chats[0].id });
   assert.ok(got.messages[1].content.length > 0, 'the pulled model answered');
+
+  // the same model through the OpenAI-compatible endpoint of this `lenslab serve`, with an image_url data URL
+  const { readFileSync } = await import('node:fs');
+  const png = readFileSync(join(src, 'images', '00000.png')).toString('base64');
+  const res = await fetch(`${server.origin}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json', 'User-Agent': 'OpenAI/Python 1.54.0' },
+    body: JSON.stringify({
+      model: 'lenslab/demo-llava',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'What color is the circle?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }],
+      temperature: 0,
+    }),
+  });
+  assert.equal(res.status, 200);
+  const completion = (await res.json()) as { object: string; choices: Array<{ message: { content: string }; finish_reason: string }> };
+  assert.equal(completion.object, 'chat.completion');
+  assert.equal(completion.choices[0].message.content.trim(), got.messages[1].content.trim(), 'the endpoint answers as the chat did (greedy)');
   await ui.closePage(page);
 });

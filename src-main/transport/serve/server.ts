@@ -17,6 +17,7 @@ import { ApiError } from '../../contract/errors';
 import { authenticate, cookieName, hostAllowed, newToken, originAllowed } from './auth';
 import { MEDIA_PATH, safeResolve, sendFile } from './static';
 import { UPLOAD_PREFIX, Uploads } from './upload';
+import { handleOpenAi, OPENAI_PREFIX } from './openai';
 
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL('../../../out/renderer', import.meta.url));
 /**
@@ -212,6 +213,15 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         if (!req.complete) res.setHeader('Connection', 'close');
         sendError(res, e);
       }
+      return;
+    }
+
+    if (url.pathname.startsWith(OPENAI_PREFIX)) {
+      if (!originAllowed(req.headers.origin, port)) {
+        sendError(res, new ApiError('unauthorized', 'cross-origin request refused'));
+        return;
+      }
+      await handleOpenAi(req, res, url, backend, readBody, (r, status, body) => sendJson(r, status, body));
       return;
     }
 
