@@ -47,6 +47,7 @@ export default defineConfig({
           job: resolve(root, 'src-main/jobs/entry.ts'),
           'generate-worker': resolve(root, 'src-main/models/generate-worker.ts'),
           'backend-worker': resolve(root, 'src-main/training/backend-worker.ts'),
+          'import-worker': resolve(root, 'src-main/datasets/import-worker.ts'),
         },
       },
     },

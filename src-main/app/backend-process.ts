@@ -7,6 +7,7 @@ import { chatHostOptions } from '../services/chat';
 import { workHostOptions } from '../services/work';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { importWorkerOptions } from '../datasets/import-worker';
 
 // Training jobs, the generation worker and the backend worker (run checks, evaluations, previews) are bundled beside
 // this file (electron.vite.config.ts): point the services at those built entries (a job runs as Electron's binary in Node mode, see services/training.ts).
@@ -23,6 +24,9 @@ if (existsSync(backendWorkerEntry)) {
   workHostOptions.entry = backendWorkerEntry;
   workHostOptions.execArgv = [];
 } else workHostOptions.inProcess = true; // this bundle's own file is no worker entry
+const importWorkerEntry = join(here, 'import-worker.js');
+if (existsSync(importWorkerEntry)) importWorkerOptions.entry = importWorkerEntry;
+else importWorkerOptions.inProcess = true;
 
 const parentPort = (process as unknown as { parentPort?: ChildPortLike }).parentPort;
 if (!parentPort) {

@@ -27,6 +27,10 @@ export interface ImportOptions extends ParseSourceOptions {
   concurrency?: number;
   /** Cancels the import: nothing is stored, files it wrote are removed. */
   signal?: AbortSignal;
+  /** Called once the source is read, with the number of items found. */
+  onParsed?: (items: number) => void;
+  /** Called with the files each stored image created (so a host can remove them if this thread dies). */
+  onCreated?: (files: string[]) => void;
 }
 
 export interface ImportReport {
@@ -58,7 +62,8 @@ export async function importDataset(db: Database, dataDir: string, source: strin
   const parsed = await parseSource(source, { ...options, tempDir: options.tempDir ?? dataDir });
   const created: string[] = [];
   try {
-    const problems = [...parsed.problems];
+    options.onParsed?.(parsed.items.length);
+    const problems = parsed.problems.slice();
     if (options.strict) throwIfErrors(problems, source);
     if (parsed.items.length === 0) {
       const errs = problems.filter((p) => p.severity === 'error');
@@ -88,6 +93,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
           options.signal?.throwIfAborted();
           const r = await storeImage(dataDir, it.image!);
           for (const f of r.created) created.push(f);
+          if (r.created.length) options.onCreated?.(r.created);
           if (r.isNew) stored++;
           else reused++;
           images.set(it, r.image);

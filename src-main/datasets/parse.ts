@@ -10,7 +10,7 @@ import { parseFolder } from './formats/folder';
 import { findMetadataFiles, parseImagefolder } from './formats/imagefolder';
 import { parseParquetFiles } from './formats/parquet';
 import { NO_LABELS_WARNING, findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
-import { jsonRecords, readCsvRecords, removeTree, splitFromName, walkFiles, type JsonRecord, type SkippedEntry } from './read';
+import { fileKind, jsonRecords, readCsvRecords, removeTree, splitFromName, walkFiles, type JsonRecord, type SkippedEntry } from './read';
 import { archiveRoot, extractZip, type ZipLimits } from './zip';
 import { IMPORT_FORMATS, ImportError, isImageName, type ImportFormat, type ImportProblem, type ParseResult } from './types';
 
@@ -40,6 +40,7 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
   } catch {
     throw new ImportError(`${source}: not found`, { file: source });
   }
+  if (!st.isFile() && !st.isDirectory()) throw new ImportError(`${source}: not a regular file (${fileKind(st)}); only regular files and folders are imported`, { file: basename(source) });
   if (options.format && !IMPORT_FORMATS.includes(options.format)) {
     throw new ImportError(`unknown format '${options.format}' (expected one of ${IMPORT_FORMATS.join(', ')})`);
   }

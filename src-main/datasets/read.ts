@@ -282,7 +282,7 @@ function* jsonArray(chunks: Iterable<string>, label: string, problems: ImportPro
     collecting = false;
     since = false;
     index++;
-    if (over) {
+    if (over || total > MAX_RECORD_CHARS) {
       problems.push({ ref, message: over === 'depth' ? `record is nested too deeply (more than ${MAX_RECORD_DEPTH} levels)` : tooLarge('record', total, MAX_RECORD_CHARS), severity: 'error' });
       over = undefined;
       return undefined;

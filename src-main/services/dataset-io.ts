@@ -7,6 +7,7 @@ import { handlers, type ServiceContext } from './context';
 import { exportDataset } from '../datasets/export';
 import { historyState } from '../datasets/history';
 import { importDataset } from '../datasets/import';
+import { canImportInWorker, importInWorker } from '../datasets/import-worker';
 import { lintDataset, listLintResults, type LengthMeasurer } from '../datasets/lint';
 import * as ops from '../datasets/ops';
 import { getFullItem, itemProvenance, listItems, tagCounts } from '../datasets/query';
@@ -57,9 +58,11 @@ export const datasetIoHandlers = handlers({
     if (p.datasetId !== undefined) requireDatasetId(ctx, p.datasetId);
     const existed = p.dataset !== undefined && !!ctx.db.prepare('SELECT 1 FROM datasets WHERE name = ?').get(p.dataset);
     let last = 0;
+    // untrusted files are read in a worker with memory and time limits (datasets/import-worker.ts)
+    const run = canImportInWorker(ctx.db) ? importInWorker : importDataset;
     const rep = await guard(
       () =>
-        importDataset(ctx.db, ctx.dataDir, resolve(p.path), {
+        run(ctx.db, ctx.dataDir, resolve(p.path), {
           dataset: p.datasetId ?? p.dataset,
           format: p.format,
           strict: p.strict,

@@ -3,7 +3,8 @@
 // are read in turn; a file name starting with train/validation/test sets the split.
 import { closeSync } from 'node:fs';
 import { basename } from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type PageHeader } from 'hyparquet';
+import { parquetHeader } from 'hyparquet/src/column.js';
 import { openRegularFile, readRegularFile, splitFromName } from '../read';
 import { ImportError, type ImageSource } from '../types';
 import { assemble, isRecord, readMeta, type ParseContext, type RecordOut } from './common';
@@ -84,6 +85,53 @@ export function checkParquetMetadata(metadata: FileMetaData, size: number, label
   return numRows;
 }
 
+/**
+ * Walk every page header of every column chunk and check its sizes and counts before the decoder sees them:
+ * a page size that is negative or runs past its chunk, or a value count out of range, would make the decoder
+ * loop or allocate on the file's word.
+ */
+export async function checkParquetPages(buf: AsyncBuffer, metadata: FileMetaData, label: string): Promise<void> {
+  const fail = (msg: string) => new ImportError(`${label}: ${msg}; the file is corrupt`, { file: label });
+  for (const [g, rg] of metadata.row_groups.entries()) {
+    const rows = num(rg.num_rows);
+    for (const [k, c] of rg.columns.entries()) {
+      const m = c.meta_data!;
+      const name = m.path_in_schema?.join('.') || `#${k}`;
+      const start = Math.min(...[num(m.data_page_offset), m.dictionary_page_offset === undefined ? NaN : num(m.dictionary_page_offset)].filter((x) => Number.isFinite(x) && x > 0));
+      const len = num(m.total_compressed_size);
+      const bytes = await buf.slice(start, start + len);
+      const reader = { view: new DataView(bytes), offset: 0 };
+      let values = 0;
+      for (let page = 0; reader.offset < len - 1; page++) {
+        const where = `row group ${g}, column '${name}', page ${page}`;
+        let h: PageHeader;
+        try {
+          h = parquetHeader(reader);
+        } catch (err) {
+          throw fail(`${where}: unreadable page header (${(err as Error).message})`);
+        }
+        const size = num(h.compressed_page_size);
+        const raw = num(h.uncompressed_page_size);
+        if (!Number.isSafeInteger(size) || size < 0 || reader.offset + size > len) throw fail(`${where}: page size ${String(h.compressed_page_size)} runs outside its column chunk (${len} bytes)`);
+        if (!Number.isSafeInteger(raw) || raw < 0 || raw > MAX_PARQUET_CHUNK_BYTES) throw fail(`${where}: declares ${String(h.uncompressed_page_size)} bytes once decompressed (limit ${MAX_PARQUET_CHUNK_BYTES})`);
+        const n = num(h.data_page_header?.num_values ?? h.data_page_header_v2?.num_values ?? h.dictionary_page_header?.num_values ?? 0);
+        if (!Number.isSafeInteger(n) || n < 0) throw fail(`${where}: invalid value count ${n}`);
+        if (h.data_page_header_v2) {
+          const r = num(h.data_page_header_v2.num_rows);
+          const dl = num(h.data_page_header_v2.definition_levels_byte_length);
+          const rl = num(h.data_page_header_v2.repetition_levels_byte_length);
+          if (!(r >= 0 && r <= rows) || !(dl >= 0 && rl >= 0 && dl + rl <= size)) throw fail(`${where}: inconsistent v2 page header`);
+        }
+        // a value takes at least one bit once decoded from a page of `raw` bytes (plus its levels)
+        if (h.type !== 'DICTIONARY_PAGE' && n > Math.max(rows, raw * 8 + 8) * 64) throw fail(`${where}: declares ${n} values for ${rows} rows`);
+        if (h.type !== 'DICTIONARY_PAGE') values += n;
+        reader.offset += size;
+      }
+      if (values < rows && m.path_in_schema.length === 1 && values !== num(m.num_values)) throw fail(`row group ${g}, column '${name}': its pages hold ${values} values for ${rows} rows`);
+    }
+  }
+}
+
 async function parseOne(ctx: ParseContext, file: string): Promise<RecordOut[]> {
   const label = ctx.label(file);
   const split = splitFromName(basename(file));
@@ -99,6 +147,7 @@ async function parseOne(ctx: ParseContext, file: string): Promise<RecordOut[]> {
       throw new ImportError(`${label}: not a readable Parquet file: ${(err as Error).message}`, { file: label, cause: err });
     }
     numRows = checkParquetMetadata(metadata, size, label);
+    await checkParquetPages(buf, metadata, label);
   } catch (err) {
     if (err instanceof ImportError) throw err;
     throw new ImportError(`${label}: not a readable Parquet file: ${(err as Error).message}`, { file: label, cause: err });
