@@ -2,7 +2,7 @@
 // chat template and tokenizer, measured in tokens. Plain data in and out, so the backend runs it in its worker thread
 // (training/backend-worker.ts lintLengths) while the rest of the lint (SQLite, files) stays on the main thread.
 import { itemConversations, type Conversation, type ConversationOptions } from './conversation';
-import { renderConversation, type RenderSetup } from './render';
+import { renderConversation, setupForImage, type RenderSetup } from './render';
 import type { FullItem } from './rows';
 
 /** What the length check needs of an item (no image bytes). */
@@ -10,6 +10,8 @@ export interface LengthItem {
   itemId: number;
   annotations: FullItem['annotations'];
   hasImage: boolean;
+  /** the image's size, for models whose image tokens depend on it (tiles) */
+  imageSize?: { width: number | null; height: number | null } | null;
 }
 
 /** One conversation of an item (itemConversations order): its token count, or why it did not render. */
@@ -21,7 +23,7 @@ export interface ItemLengths {
 }
 
 export function lengthItem(it: Pick<FullItem, 'id' | 'annotations' | 'image'>): LengthItem {
-  return { itemId: it.id, annotations: it.annotations, hasImage: !!it.image };
+  return { itemId: it.id, annotations: it.annotations, hasImage: !!it.image, imageSize: it.image ? { width: it.image.width, height: it.image.height } : null };
 }
 
 /** Token lengths of every conversation of every item (same order as `items`). */
@@ -30,7 +32,7 @@ export function measureLengths(items: readonly LengthItem[], setup: RenderSetup,
     itemId: it.itemId,
     conversations: itemConversations(it.annotations, it.hasImage, copts).map((c): ConversationLength => {
       try {
-        return { kind: c.kind, tokens: renderConversation(c.messages, setup).ids.length };
+        return { kind: c.kind, tokens: renderConversation(c.messages, setupForImage(setup, it.imageSize)).ids.length };
       } catch (err) {
         return { kind: c.kind, error: (err as Error).message };
       }

@@ -51,6 +51,16 @@ export interface RenderSetup {
   addSpecialTokens?: boolean;
   /** What the setup had to assume (e.g. no chat template in the folder, a built-in one is used). */
   warnings?: string[];
+  /**
+   * The setup for an image of this size, where the model's image tokens depend on it (tiles); without it (or
+   * without a size) `image` holds the largest expansion, so lengths are upper bounds.
+   */
+  forImage?(width: number, height: number): RenderSetup;
+}
+
+/** The setup for an item's image when its size is known. */
+export function setupForImage(setup: RenderSetup, size?: { width: number | null; height: number | null } | null): RenderSetup {
+  return setup.forImage && size?.width && size.height ? setup.forImage(size.width, size.height) : setup;
 }
 
 export class RenderError extends Error {}
@@ -198,7 +208,8 @@ export interface ConversationPreview {
 }
 
 /** The tokenized preview of an item: rendered template text and each token with whether it is in the loss. */
-export function previewItem(item: { annotations: Annotation[]; hasImage: boolean }, setup: RenderSetup, opts: ConversationOptions = {}): ConversationPreview[] {
+export function previewItem(item: { annotations: Annotation[]; hasImage: boolean; imageSize?: { width: number | null; height: number | null } | null }, setup: RenderSetup, opts: ConversationOptions = {}): ConversationPreview[] {
+  setup = setupForImage(setup, item.imageSize);
   return itemConversations(item.annotations, item.hasImage, opts).map((c) => {
     const r = renderConversation(c.messages, setup);
     const tokens: PreviewToken[] = r.compactIds.map((id, k) => {

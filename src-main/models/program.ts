@@ -119,9 +119,25 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
   const template = model.chatTemplate ?? new ChatTemplate(LLAVA_CHAT_TEMPLATE, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken }, 'built-in LLaVA template');
   const warnings = model.chatTemplate ? [] : [missingTemplateWarning(model.dir)];
   if (!isVlm(cfg)) return { template, tokenizer, warnings };
-  const g = grid ?? model.images?.maxGrid() ?? { rows: 0, cols: 0 };
-  const ids = vlmFamilyOf(cfg).imageTokenIds(cfg, tokenizer, g);
-  return { template, tokenizer, warnings, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };
+  const family = vlmFamilyOf(cfg);
+  const images = model.images;
+  const setupFor = (g: ImageGrid): RenderSetup => {
+    const ids = family.imageTokenIds(cfg, tokenizer, g);
+    return { template, tokenizer, warnings, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };
+  };
+  const setup = setupFor(grid ?? images?.maxGrid() ?? { rows: 0, cols: 0 });
+  const max = images?.maxGrid();
+  if (grid || !images || !max || (max.rows === 0 && max.cols === 0)) return setup;
+  // tile grids: one setup per grid, made when an image of that size is first rendered
+  const byGrid = new Map<string, RenderSetup>();
+  setup.forImage = (width, height) => {
+    const g = images.grid(width, height);
+    const key = `${g.rows}x${g.cols}`;
+    let s = byGrid.get(key);
+    if (!s) byGrid.set(key, (s = setupFor(g)));
+    return s;
+  };
+  return setup;
 }
 
 export interface TrainableVlmOptions {

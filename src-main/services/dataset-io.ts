@@ -238,7 +238,7 @@ export const datasetIoHandlers = handlers({
     if (!it) throw new ApiError('not_found', `item ${p.itemId} does not exist`, 'itemId');
     const dir = modelDir(ctx, p.modelId);
     try {
-      return await workHost(ctx).preview({ modelDir: dir, item: { annotations: it.annotations, hasImage: !!it.image }, opts: { captionPrompt: p.captionPrompt } });
+      return await workHost(ctx).preview({ modelDir: dir, item: { annotations: it.annotations, hasImage: !!it.image, imageSize: it.image ? { width: it.image.width, height: it.image.height } : null }, opts: { captionPrompt: p.captionPrompt } });
     } catch (err) {
       if (err instanceof PreviewSetupError) throw new ApiError('unavailable', `model ${p.modelId} cannot be used for tokenization: ${err.message}`, 'modelId');
       throw new ApiError('invalid_request', `item ${p.itemId}: ${(err as Error).message}`, 'itemId');

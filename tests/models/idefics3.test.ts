@@ -235,3 +235,27 @@ test('a LoRA + connector adapter is saved with the PEFT keys of Idefics3ForCondi
     m.close();
   }
 });
+
+test('dataset lint and token preview count the tiles of each image (a wide image takes fewer tokens)', async () => {
+  const { renderSetupFromFolder } = await import('../../src-main/datasets/model-setup');
+  const { measureLengths } = await import('../../src-main/datasets/lint-lengths');
+  const { previewItem } = await import('../../src-main/datasets/render');
+  const setup = renderSetupFromFolder(modelDir);
+  const annotations = [{ kind: 'qa', data: { question: QUESTION, answer: ANSWER } }] as never;
+  const [square, wide, unknown] = measureLengths(
+    [
+      { itemId: 1, annotations, hasImage: true, imageSize: { width: 40, height: 40 } },
+      { itemId: 2, annotations, hasImage: true, imageSize: { width: 64, height: 20 } },
+      { itemId: 3, annotations, hasImage: true, imageSize: null },
+    ],
+    setup,
+  ).map((l) => (l.conversations[0] as { tokens: number }).tokens);
+  // 2 x 2 tiles + global vs 1 x 2 + global: two more tiles (<fake_token_around_image> <row_r_col_c> + 4 image
+  // tokens each) and one more row break; unknown size: the largest grid
+  assert.equal(square - wide, 2 * (2 + 4) + 1);
+  assert.equal(unknown, square);
+  const p = previewItem({ annotations, hasImage: true, imageSize: { width: 64, height: 20 } }, setup);
+  assert.equal(p[0].totalTokens, wide);
+  const img = p[0].tokens.find((t) => t.repeat);
+  assert.ok(img && img.repeat! > 3 * 4, 'the placeholder stands for its tiles, markers and image tokens');
+});
