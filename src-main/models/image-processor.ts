@@ -102,14 +102,56 @@ export type ImageInput = string | Buffer | Uint8Array | RgbImage;
 
 /**
  * Decode any image sharp reads (PNG, JPEG, WebP, ...) to interleaved RGB uint8, equal to what transformers' processors
- * get from PIL: Image.open + exif_transpose (transformers' load_image) + convert("RGB"). PIL's conversions:
+ * get from PIL: Image.open + convert("RGB") (no EXIF rotation, as Image.open). PIL's conversions:
  * alpha dropped, not composited (RGBA, LA, P with transparency); greyscale repeated; palette looked up; 16-bit RGB(A)
  * keeps the high byte; 16-bit greyscale (PIL mode "I") is clipped to 255, not scaled; CMYK becomes
  * nk - nk*c/255 with nk = 255 - k (Pillow's cmyk2rgb, no ICC). Embedded ICC profiles are ignored, as PIL ignores them.
  */
-export async function decodeRgb(input: string | Buffer | Uint8Array, what = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
+export async function decodeRgb(input: string | Buffer | Uint8Array, what = typeof input === 'string' ? input : 'image', opts: DecodeOptions = {}): Promise<RgbImage> {
+  const rgb = await decodeRgbDropAlpha(input, what);
+  if (opts.alpha !== 'white') return rgb;
+  let alpha: Buffer;
   try {
-    const open = () => sharp(input, { ignoreIcc: true, autoOrient: true });
+    alpha = await sharp(input, { ignoreIcc: true }).ensureAlpha().extractChannel(3).raw().toBuffer();
+  } catch (e) {
+    throw new PreprocessorError(`${what}: cannot decode image (${(e as Error).message})`);
+  }
+  if (alpha.length !== rgb.width * rgb.height) throw new PreprocessorError(`${what}: the alpha channel has ${alpha.length} values for ${rgb.width}x${rgb.height} pixels`);
+  return compositeOverWhite(rgb, alpha);
+}
+
+export interface DecodeOptions {
+  /**
+   * 'drop' (default): PIL's convert("RGB"). 'white': Idefics2/3's convert_to_rgb, convert("RGBA") then
+   * Image.alpha_composite over opaque white, so transparent areas become white instead of their hidden colour.
+   */
+  alpha?: 'drop' | 'white';
+}
+
+/** Pillow's ImagingAlphaComposite (7-bit fixed point, rounded divisions by 255) of `rgb` + `alpha` over opaque white. */
+export function compositeOverWhite(img: RgbImage, alpha: Uint8Array): RgbImage {
+  const P = 7;
+  const div255 = (a: number) => (((a >>> 8) + a) >>> 8);
+  const out = new Uint8Array(img.data.length);
+  for (let i = 0; i < alpha.length; i++) {
+    const a = alpha[i];
+    if (a === 0) {
+      out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = 255;
+      continue;
+    }
+    const blend = 255 * (255 - a);
+    const outa255 = a * 255 + blend;
+    const coef1 = Math.floor((a * 255 * 255 * (1 << P)) / outa255);
+    const coef2 = 255 * (1 << P) - coef1;
+    for (let c = 0; c < 3; c++) out[3 * i + c] = div255(img.data[3 * i + c] * coef1 + 255 * coef2 + (0x80 << P)) >>> P;
+  }
+  return { data: out, width: img.width, height: img.height };
+}
+
+async function decodeRgbDropAlpha(input: string | Buffer | Uint8Array, what: string): Promise<RgbImage> {
+  try {
+    // no EXIF rotation: PIL's Image.open does not apply it, and image sizes (tile grids) are read from the header
+    const open = () => sharp(input, { ignoreIcc: true });
     const meta = await open().metadata();
     if (meta.space === 'cmyk') {
       const { data, info } = await open().pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });

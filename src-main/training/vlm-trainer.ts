@@ -187,6 +187,8 @@ class VlmTrainer implements Trainer {
       `${hp.method} on ${this.samples.length} training samples (${this.trainItems.length} items), ${this.tvlm.params.length} trainable tensors; ` +
         `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s${resume ? `, resumed at step ${this._step}` : ''}`,
     );
+    // e.g. no chat template in the folder: the run uses a built-in one, which the user must be told
+    for (const w of renderSetupFor(this.model).warnings ?? []) this.ctx.log(`warning: ${w}`);
   }
 
   private async restore(ck: LoadedCheckpoint): Promise<void> {

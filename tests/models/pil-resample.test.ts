@@ -8,7 +8,7 @@ import { pilResize, PIL_BICUBIC } from '../../src-main/models/pil-resample';
 import { decodeRgb, ImageProcessor, parsePreprocessorConfig } from '../../src-main/models/image-processor';
 
 const DIR = join(import.meta.dirname, '../fixtures/models/pil');
-interface Case { input: string; op: 'convert' | 'resize' | 'clip'; mode?: string; resample?: number; shortest_edge?: number; crop?: number; width: number; height: number; rgb_b64: string }
+interface Case { input: string; op: 'convert' | 'resize' | 'clip' | 'composite_white'; mode?: string; resample?: number; shortest_edge?: number; crop?: number; width: number; height: number; rgb_b64: string }
 const ref = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8')) as { cases: Case[] };
 
 function maxDiff(a: Uint8Array, b: Uint8Array): { max: number; count: number } {
@@ -36,6 +36,16 @@ test('decoding equals PIL Image.open(...).convert("RGB") for every mode', async 
   }
   // RGBA, LA, P (with and without transparency), L, 16-bit greyscale (PIL "I"), 16-bit RGB, CMYK JPEG, RGB JPEG
   assert.deepEqual([...modes].sort(), ['CMYK', 'I', 'L', 'LA', 'P', 'RGB', 'RGBA']);
+});
+
+test('Idefics2/3 convert_to_rgb: alpha composited over white exactly as Pillow does', async () => {
+  const cases = ref.cases.filter((x) => x.op === 'composite_white');
+  assert.ok(cases.length >= 7);
+  for (const c of cases) {
+    const img = await decodeRgb(join(DIR, c.input), c.input, { alpha: 'white' });
+    const d = maxDiff(img.data, want(c));
+    assert.equal(d.max, 0, `${c.input} (PIL mode ${c.mode}): ${d.count} values differ, max ${d.max}`);
+  }
 });
 
 test('pilResize equals PIL Image.resize for every filter, down and up, odd sizes', async () => {

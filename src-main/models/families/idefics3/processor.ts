@@ -165,7 +165,8 @@ export class Idefics3ImageProcessor implements FamilyImageProcessor {
   /** The uint8 frames (tiles row-major, then the global image) and the grid. */
   async frames(input: ImageInput): Promise<{ frames: RgbImage[]; grid: ImageGrid }> {
     const c = this.config;
-    let img: RgbImage = typeof input === 'string' || input instanceof Uint8Array ? await decodeRgb(input) : input;
+    // Idefics3's convert_to_rgb composites transparency over white (not PIL's plain convert("RGB"))
+    let img: RgbImage = typeof input === 'string' || input instanceof Uint8Array ? await decodeRgb(input, undefined, { alpha: c.doConvertRgb ? 'white' : 'drop' }) : input;
     if (img.data.length !== img.width * img.height * 3) throw new PreprocessorError(`image data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3`);
     if (c.doResize) {
       const s = longestEdgeSize(img.width, img.height, c.longestEdge);
