@@ -16,7 +16,6 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import { createBackend } from '../src-main/services/backend';
-import { trainingRuntime } from '../src-main/services/training';
 import { runInForeground } from '../src-main/jobs/foreground';
 import { formatDuration } from '../src-main/jobs/progress';
 import { writeDemoDataset } from '../src-main/models/demo/dataset';
@@ -149,7 +148,7 @@ try {
     saveEvery: 50,
     seed: 0,
   };
-  const { runner } = trainingRuntime(backend.ctx);
+  const { runner } = backend.ctx.training;
   const started = await call('runs.start', { name: `demo: LoRA on ${family}`, model, data: { datasetId }, hparams, evalMaxItems: 16 });
   const runId = started.run.id;
   say(`fine-tuning: run ${runId}, ${method} rank ${hparams.rank} on ${hparams.targetModules.length} module kinds, ${started.run.totalSteps} steps of ${hparams.batchSize} (memory ${started.memory?.summary})`);

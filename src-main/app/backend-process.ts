@@ -3,27 +3,22 @@
 import { createBackend } from '../services/backend';
 import { serveOverPort, type ChildPortLike } from '../transport/ipc';
 import { resolveDataDir } from '../storage/data-dir';
-import { chatHostOptions } from '../services/chat';
-import { workHostOptions } from '../services/work';
+import type { ChatHostOptions } from '../services/chat';
+import type { WorkHostOptions } from '../services/work';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { importWorkerOptions } from '../datasets/import-worker';
 
 // Training jobs, the generation worker and the backend worker (run checks, evaluations, previews) are bundled beside
-// this file (electron.vite.config.ts): point the services at those built entries (a job runs as Electron's binary in Node mode, see services/training.ts).
+// this file (electron.vite.config.ts): point the services at those built entries (a job runs as Electron's binary in Node mode, see services/training-runtime.ts).
 const here = import.meta.dirname;
 const jobEntry = join(here, 'job.js');
 if (!process.env.LENSLAB_JOB_ENTRY && existsSync(jobEntry)) process.env.LENSLAB_JOB_ENTRY = jobEntry;
 const workerEntry = join(here, 'generate-worker.js');
-if (existsSync(workerEntry)) {
-  chatHostOptions.entry = workerEntry;
-  chatHostOptions.execArgv = [];
-}
+const chat: ChatHostOptions = existsSync(workerEntry) ? { entry: workerEntry, execArgv: [] } : {};
 const backendWorkerEntry = join(here, 'backend-worker.js');
-if (existsSync(backendWorkerEntry)) {
-  workHostOptions.entry = backendWorkerEntry;
-  workHostOptions.execArgv = [];
-} else workHostOptions.inProcess = true; // this bundle's own file is no worker entry
+// without its built entry the work runs in this thread (this bundle's own file is no worker entry)
+const work: WorkHostOptions = existsSync(backendWorkerEntry) ? { entry: backendWorkerEntry, execArgv: [] } : { inProcess: true };
 const importWorkerEntry = join(here, 'import-worker.js');
 if (existsSync(importWorkerEntry)) importWorkerOptions.entry = importWorkerEntry;
 else importWorkerOptions.inProcess = true;
@@ -39,6 +34,8 @@ const backend = createBackend({
   dataDir: resolveDataDir(),
   host: 'electron',
   sqliteBinding: process.env.LENSLAB_SQLITE_BINDING || undefined,
+  chat,
+  work,
 });
 serveOverPort(backend, parentPort);
 

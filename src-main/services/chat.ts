@@ -14,7 +14,6 @@
 // messages.image_hash / image_ext. The model sees the conversation's latest image, tagged on its message.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { graphCacheDirOf } from '../storage/data-dir';
 import { ApiError } from '../contract/errors';
 import type { Chat, ChatImage, ChatMessage, ChatRole } from '../contract/chat';
 import { handlers, type ServiceContext } from './context';
@@ -49,37 +48,51 @@ export function modelErrorToApi(e: unknown, field?: string): ApiError {
 
 // ---------------------------------------------------------------- runtime per backend
 
-interface ChatRuntime {
-  host: GeneratorHost;
-  running: Map<string, AbortController>;
+/** Where the generation worker lives (Electron: the built generate-worker.js) or no worker; how many models stay loaded. */
+export interface ChatHostOptions {
+  inProcess?: boolean;
+  maxGenerators?: number;
+  entry?: string;
+  execArgv?: string[];
 }
 
-const runtimes = new WeakMap<ServiceContext, ChatRuntime>();
+/** A backend's generation host (started on first use) and its running requests by id. */
+export class ChatRuntime {
+  private current: GeneratorHost | null = null;
+  readonly running = new Map<string, AbortController>();
 
-/** Options for tests / hosts: where the generation worker lives, or no worker at all. */
-export const chatHostOptions: { inProcess?: boolean; maxGenerators?: number; entry?: string; execArgv?: string[] } = {};
+  constructor(
+    private readonly cacheDir: string,
+    private readonly options: ChatHostOptions = {},
+  ) {}
 
-function runtime(ctx: ServiceContext): ChatRuntime {
-  let rt = runtimes.get(ctx);
-  if (!rt) {
-    const cacheDir = graphCacheDirOf(ctx.dataDir);
-    const inProcess = chatHostOptions.inProcess ?? (process.env.LENSLAB_CHAT_IN_PROCESS === '1' || !GeneratorWorker.available(chatHostOptions.entry));
-    const host = inProcess
-      ? new GeneratorPool({ cacheDir, maxGenerators: chatHostOptions.maxGenerators })
-      : new GeneratorWorker({ cacheDir, maxGenerators: chatHostOptions.maxGenerators, entry: chatHostOptions.entry, execArgv: chatHostOptions.execArgv });
-    rt = { host, running: new Map() };
-    runtimes.set(ctx, rt);
+  get host(): GeneratorHost {
+    if (!this.current) {
+      const o = this.options;
+      const inProcess = o.inProcess ?? (process.env.LENSLAB_CHAT_IN_PROCESS === '1' || !GeneratorWorker.available(o.entry));
+      this.current = inProcess
+        ? new GeneratorPool({ cacheDir: this.cacheDir, maxGenerators: o.maxGenerators })
+        : new GeneratorWorker({ cacheDir: this.cacheDir, maxGenerators: o.maxGenerators, entry: o.entry, execArgv: o.execArgv });
+    }
+    return this.current;
   }
-  return rt;
-}
 
-/** Release the loaded models (and the worker) of a backend; the next chat.generate starts afresh. */
-export async function closeChat(ctx: ServiceContext): Promise<void> {
-  const rt = runtimes.get(ctx);
-  if (!rt) return;
-  runtimes.delete(ctx);
-  for (const c of rt.running.values()) c.abort();
-  await rt.host.close();
+  /** Cancel what runs, release the loaded models (and the worker) and wait; the next chat.generate starts afresh. */
+  async close(): Promise<void> {
+    for (const c of this.running.values()) c.abort();
+    const h = this.current;
+    this.current = null;
+    await h?.close();
+  }
+
+  /** Stop at once (the backend is closing): a worker is terminated, an in-process pool frees its models when idle. */
+  terminate(): void {
+    for (const c of this.running.values()) c.abort();
+    const h = this.current;
+    this.current = null;
+    if (h instanceof GeneratorWorker) h.terminate();
+    else void h?.close().catch(() => {});
+  }
 }
 
 // ---------------------------------------------------------------- rows
@@ -248,7 +261,7 @@ function titleFrom(text: string): string {
 
 export const chatHandlers = handlers({
   'chat.generate': async (p, ctx) => {
-    const rt = runtime(ctx);
+    const rt = ctx.chat;
     if (rt.running.has(p.requestId)) throw new ApiError('conflict', `request ${p.requestId} is already running`, 'requestId');
     const ac = new AbortController();
     rt.running.set(p.requestId, ac);
@@ -355,7 +368,7 @@ export const chatHandlers = handlers({
     }
   },
   'chat.cancel': (p, ctx) => {
-    const c = runtimes.get(ctx)?.running.get(p.requestId);
+    const c = ctx.chat.running.get(p.requestId);
     if (!c || c.signal.aborted) return { cancelled: false };
     c.abort();
     return { cancelled: true };

@@ -1,6 +1,9 @@
 // What every service handler receives, and the handler types the registry checks against the contract.
 import type { Database } from '../storage/database';
 import type { EventName, EventPayload, MethodName, ParsedParams, Result } from '../contract/index';
+import type { TrainingRuntime } from './training-runtime';
+import type { WorkRuntime } from './work';
+import type { ChatRuntime } from './chat';
 
 export interface ServiceContext {
   db: Database;
@@ -10,6 +13,10 @@ export interface ServiceContext {
   host: string;
   /** Push an event to every connected client. The payload is validated against the contract. */
   emit<E extends EventName>(event: E, payload: EventPayload<E>): void;
+  /** The backend's runtimes, built by createBackend and disposed of by it (Backend.shutdown / close). */
+  training: TrainingRuntime;
+  work: WorkRuntime;
+  chat: ChatRuntime;
 }
 
 /** A handler for contract method M: parsed params in, the method's result out. */

@@ -12,7 +12,6 @@ import { lintDataset, listLintResults, type LengthMeasurer } from '../datasets/l
 import * as ops from '../datasets/ops';
 import { getFullItem, itemProvenance, listItems, tagCounts } from '../datasets/query';
 import { PreviewSetupError } from '../training/backend-worker';
-import { workHost } from './work';
 import { resolveInside } from '../datasets/paths';
 import { splitDataset } from '../datasets/split';
 import type { FullItem } from '../datasets/rows';
@@ -216,7 +215,7 @@ export const datasetIoHandlers = handlers({
       const dir = modelDir(ctx, modelId);
       measure = async (items, conversation) => {
         try {
-          return await workHost(ctx).lintLengths({ modelDir: dir, items, conversation });
+          return await ctx.work.shared().lintLengths({ modelDir: dir, items, conversation });
         } catch (err) {
           if (err instanceof PreviewSetupError) throw new ApiError('unavailable', `model ${modelId} cannot be used for tokenization: ${err.message}`, 'modelId');
           throw err;
@@ -238,7 +237,7 @@ export const datasetIoHandlers = handlers({
     if (!it) throw new ApiError('not_found', `item ${p.itemId} does not exist`, 'itemId');
     const dir = modelDir(ctx, p.modelId);
     try {
-      return await workHost(ctx).preview({ modelDir: dir, item: { annotations: it.annotations, hasImage: !!it.image, imageSize: it.image ? { width: it.image.width, height: it.image.height } : null }, opts: { captionPrompt: p.captionPrompt } });
+      return await ctx.work.shared().preview({ modelDir: dir, item: { annotations: it.annotations, hasImage: !!it.image, imageSize: it.image ? { width: it.image.width, height: it.image.height } : null }, opts: { captionPrompt: p.captionPrompt } });
     } catch (err) {
       if (err instanceof PreviewSetupError) throw new ApiError('unavailable', `model ${p.modelId} cannot be used for tokenization: ${err.message}`, 'modelId');
       throw new ApiError('invalid_request', `item ${p.itemId}: ${(err as Error).message}`, 'itemId');

@@ -72,6 +72,11 @@ export class EventBus {
     return () => this.listeners.delete(listener);
   }
 
+  /** Drop every listener (the backend is closing). */
+  clear(): void {
+    this.listeners.clear();
+  }
+
   emit(event: EventName, payload: unknown): void {
     if (!isEventName(event)) throw new Error(`unknown event "${String(event)}"`);
     const parsed = events[event].safeParse(payload);

@@ -4,7 +4,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import { handlers } from './context';
-import { newWorkHost } from './work';
 import { resolveAdapter } from './training';
 import { GgufExportError } from '../export/gguf/export';
 
@@ -18,7 +17,7 @@ export const modelsExportHandlers = handlers({
     } else modelDir = resolve(p.model.path);
     const adapterDir = p.adapter ? resolveAdapter(ctx, p.adapter) : undefined;
     const dir = resolve(p.dir);
-    const host = newWorkHost();
+    const host = ctx.work.newHost();
     let last = 0;
     try {
       const r = await host.exportGguf(
@@ -42,7 +41,7 @@ export const modelsExportHandlers = handlers({
       }
       throw e;
     } finally {
-      await host.close();
+      await ctx.work.release(host);
     }
   },
 });

@@ -1,6 +1,5 @@
-// Training runs and evaluations: one JobRunner per backend (each run in its own process), its events forwarded
-// to clients (runs.progress / runs.status / runs.eval / runs.checkpoint / runs.log) and stored in SQLite by the
-// runner. Every check that can fail (hyperparameters, data against the model, memory) runs before a run row is
+// Training runs and evaluations on the backend's training runtime (training-runtime.ts: one JobRunner, each run in
+// its own process, its events forwarded to clients and stored in SQLite by the runner). Every check that can fail (hyperparameters, data against the model, memory) runs before a run row is
 // created or a process starts, and is answered as invalid_request naming the field.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -22,180 +21,8 @@ import { SampleError } from '../training/batching';
 import { memoryRefusal, type MemoryEstimate } from '../training/memory';
 import { evalItems, itemsOfSplit, snapshotDataset, subsample, writeSnapshot } from '../training/data';
 import { MemoryRefusalError, VlmCheckError, type VlmCheck } from '../training/vlm-config';
-import { newWorkHost, workHost } from './work';
 import { compareResults, type EvalRunResult } from '../eval/evaluate';
 import { createEvaluation, decodeReferences, failEvaluation, getEvaluation, loadEvaluationResult, storeEvaluationResult, type EvaluationRow } from '../eval/store';
-
-// ------------------------------------------------------------------------------------------------ runtime
-
-interface Runtime {
-  runner: JobRunner;
-  off: () => void;
-  /** Background evaluations in this backend, by evaluation id. */
-  evals: Map<number, { abort: AbortController; done: Promise<void> }>;
-}
-
-const runtimes = new WeakMap<Database, Runtime>();
-
-/**
- * How job processes are started. Plain Node / tsx: the TypeScript entry under tsx (the defaults). Electron: its
- * binary as Node (ELECTRON_RUN_AS_NODE=1) and a built .js entry, given by LENSLAB_JOB_ENTRY.
- */
-export function jobRunnerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<JobRunnerOptions, 'db'> {
-  const entry = env.LENSLAB_JOB_ENTRY || undefined;
-  const electron = !!process.versions.electron;
-  return {
-    entry,
-    execArgv: entry?.endsWith('.js') || entry?.endsWith('.mjs') ? [] : undefined,
-    execPath: electron ? process.execPath : undefined,
-    env: electron ? { ...env, ELECTRON_RUN_AS_NODE: '1' } : undefined,
-  };
-}
-
-const finite = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Number.isFinite(v) ? v : null]));
-
-/**
- * runs.progress goes out at most once per this many ms per run, carrying every step finished since the last one.
- * A small model steps in a millisecond or two; one event per step floods a browser renderer (one WebSocket task
- * each) until it stops painting, so the UI coalesces here, where the steps are still all known.
- */
-export const PROGRESS_INTERVAL_MS = 100;
-
-type ProgressPoint = { step: number; metrics: Record<string, number | null> };
-
-/** Batches one backend's progress events per run (see PROGRESS_INTERVAL_MS); other events flush a run's batch first. */
-export class ProgressBatcher {
-  private pending = new Map<number, { points: ProgressPoint[]; totalSteps: number | null; timer?: NodeJS.Timeout }>();
-  private lastSent = new Map<number, number>();
-  constructor(
-    private readonly ctx: ServiceContext,
-    private readonly intervalMs = PROGRESS_INTERVAL_MS,
-  ) {}
-
-  add(runId: number, totalSteps: number | null, point: ProgressPoint): void {
-    let p = this.pending.get(runId);
-    if (!p) this.pending.set(runId, (p = { points: [], totalSteps }));
-    p.points.push(point);
-    p.totalSteps = totalSteps;
-    if (p.timer) return;
-    const wait = (this.lastSent.get(runId) ?? -Infinity) + this.intervalMs - Date.now();
-    if (wait <= 0) this.flush(runId);
-    else p.timer = setTimeout(() => this.flush(runId), wait);
-  }
-
-  flush(runId: number): void {
-    const p = this.pending.get(runId);
-    if (!p) return;
-    clearTimeout(p.timer);
-    this.pending.delete(runId);
-    this.lastSent.set(runId, Date.now());
-    const last = p.points[p.points.length - 1];
-    this.ctx.emit('runs.progress', { runId, step: last.step, totalSteps: p.totalSteps, metrics: last.metrics, points: p.points });
-  }
-
-  /** A run stopped: its next progress (after a resume) goes out at once. */
-  forget(runId: number): void {
-    this.flush(runId);
-    this.lastSent.delete(runId);
-  }
-
-  /** Send what is pending now, leaving no timer behind (the forwarding stops). */
-  flushAll(): void {
-    for (const runId of [...this.pending.keys()]) this.flush(runId);
-    this.lastSent.clear();
-  }
-}
-
-function forward(ctx: ServiceContext, batcher: ProgressBatcher, e: RunnerEvent): void {
-  const { runId } = e;
-  if (e.type === 'progress') {
-    const metrics = finite({
-      loss: e.loss,
-      lr: e.lr,
-      grad_norm: e.gradNorm,
-      samples_per_sec: e.samplesPerSec,
-      tokens_per_sec: e.tokensPerSec,
-      eta_sec: e.etaSec,
-      ...(e.epoch === undefined ? {} : { epoch: e.epoch }),
-    });
-    batcher.add(runId, e.totalSteps, { step: e.step, metrics });
-    return;
-  }
-  // the steps before a status change, an evaluation or a checkpoint reach clients before it
-  batcher.flush(runId);
-  switch (e.type) {
-    case 'status':
-      ctx.emit('runs.status', { runId, status: e.status, error: e.error });
-      if (e.status !== 'running' && e.status !== 'queued') batcher.forget(runId);
-      break;
-    case 'eval':
-      ctx.emit('runs.eval', { runId, step: e.step, metrics: finite(e.metrics), evaluationId: e.evaluationId ?? null });
-      break;
-    case 'checkpoint':
-      ctx.emit('runs.checkpoint', { runId, step: e.step, path: e.path, bytes: e.bytes, pruned: e.pruned });
-      break;
-    case 'log':
-      ctx.emit('runs.log', { runId, level: e.level, message: e.message });
-      break;
-    case 'failed':
-      ctx.emit('runs.log', { runId, level: 'error', message: e.message });
-      break;
-  }
-}
-
-/** The backend's job runner (created on first use). */
-export function trainingRuntime(ctx: ServiceContext): Runtime {
-  let rt = runtimes.get(ctx.db);
-  if (!rt) {
-    const o = jobRunnerOptionsFromEnv();
-    // jobs compile into the data directory's graph cache, the one chat and evaluations use
-    const runner = new JobRunner({ db: ctx.db, ...o, env: { ...(o.env ?? process.env), [GRAPH_CACHE_ENV]: graphCacheDirOf(ctx.dataDir) } });
-    const batcher = new ProgressBatcher(ctx);
-    const unsubscribe = runner.subscribe((e) => {
-      try {
-        forward(ctx, batcher, e);
-      } catch (err) {
-        console.error('[lenslab] could not forward a training event:', err);
-      }
-    });
-    const off = () => {
-      batcher.flushAll();
-      unsubscribe();
-    };
-    rt = { runner, off, evals: new Map() };
-    runtimes.set(ctx.db, rt);
-  }
-  return rt;
-}
-
-/** At backend start: runs left 'running' by a process that is gone become 'interrupted' (resumable). */
-export function recoverTraining(ctx: ServiceContext): number[] {
-  // evaluations whose backend process is gone will never finish
-  const rows = ctx.db.prepare(`SELECT id, json_extract(config_json, '$.pid') AS pid FROM evaluations WHERE status = 'running'`).all() as { id: number; pid: number | null }[];
-  for (const r of rows)
-    if (r.pid !== process.pid && (r.pid === null || !pidAlive(r.pid))) failEvaluation(ctx.db, r.id, 'the process running it stopped', 'interrupted');
-  return trainingRuntime(ctx).runner.recover();
-}
-
-/** Pause every running job (each finishes its step and checkpoints) and stop forwarding events. */
-export async function shutdownTraining(ctx: ServiceContext): Promise<void> {
-  const rt = runtimes.get(ctx.db);
-  if (!rt) return;
-  for (const e of rt.evals.values()) e.abort.abort();
-  await Promise.all([rt.runner.shutdown(), ...[...rt.evals.values()].map((e) => e.done)]);
-  rt.off();
-  runtimes.delete(ctx.db);
-}
-
-/** Stop forwarding and let go of running jobs at once (before the database closes); they pause themselves. */
-export function detachTraining(ctx: ServiceContext): void {
-  const rt = runtimes.get(ctx.db);
-  if (!rt) return;
-  rt.off();
-  for (const e of rt.evals.values()) e.abort.abort();
-  rt.runner.detach();
-  runtimes.delete(ctx.db);
-}
 
 // ------------------------------------------------------------------------------------------------ helpers
 
@@ -241,7 +68,7 @@ async function checkVlm(ctx: ServiceContext, p: { model: { id: number } | { path
   const snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
   let check: VlmCheck;
   try {
-    check = await workHost(ctx).check({
+    check = await ctx.work.shared().check({
       modelDir: model.dir,
       snapshot,
       trainSplit: p.data.trainSplit,
@@ -380,7 +207,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
     split: p.data.split,
     config: { pid: process.pid, model: model.dir, adapter: adapterDir, maxItems: p.maxItems ?? null, maxNewTokens: p.maxNewTokens, items: items.length, autoSplit: snapshot.autoSplit, ...(p.adapter && 'runId' in p.adapter && p.adapter.step !== undefined ? { step: p.adapter.step } : {}) },
   });
-  const rt = trainingRuntime(ctx);
+  const rt = ctx.training;
   const abort = new AbortController();
   const emit = (payload: Parameters<typeof ctx.emit<'evaluations.status'>>[1]) => {
     try {
@@ -390,7 +217,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
     }
   };
   // the model loads and generates in a worker thread of its own (freed when the evaluation ends)
-  const host = newWorkHost();
+  const host = ctx.work.newHost();
   // The row is read while the evaluation still owns the database: after `finally` (the worker's shutdown) the backend
   // may already be closed, and `done` must not touch it then.
   let row: EvaluationRow | undefined;
@@ -436,7 +263,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
       emit({ id, status: cancelled ? 'cancelled' : 'failed', error: message });
     } finally {
       rt.evals.delete(id);
-      await host.close().catch(() => {});
+      await ctx.work.release(host).catch(() => {});
     }
   })();
   rt.evals.set(id, { abort, done: work });
@@ -462,7 +289,7 @@ export const trainingHandlers = handlers({
   },
 
   'runs.start': async (p, ctx) => {
-    const { runner } = trainingRuntime(ctx);
+    const { runner } = ctx.training;
     if (p.outDir && existsSync(resolve(p.outDir)) && readdirSync(resolve(p.outDir)).length > 0)
       throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
     const { model, snapshot, check } = await checkVlm(ctx, p, true);
@@ -497,7 +324,7 @@ export const trainingHandlers = handlers({
 
   'runs.pause': async (p, ctx) => {
     requireRun(ctx.db, p.id);
-    const { runner } = trainingRuntime(ctx);
+    const { runner } = ctx.training;
     if (!runner.isActive(p.id)) throw new ApiError('conflict', `run ${p.id} is ${getRun(ctx.db, p.id)!.status}, not running`, 'id');
     await runner.pause(p.id);
     return toRun(requireRun(ctx.db, p.id));
@@ -505,7 +332,7 @@ export const trainingHandlers = handlers({
 
   'runs.resume': async (p, ctx) => {
     requireRun(ctx.db, p.id);
-    const { runner } = trainingRuntime(ctx);
+    const { runner } = ctx.training;
     runner.recover();
     try {
       await runner.resume(p.id);
@@ -517,7 +344,7 @@ export const trainingHandlers = handlers({
 
   'runs.cancel': async (p, ctx) => {
     requireRun(ctx.db, p.id);
-    const { runner } = trainingRuntime(ctx);
+    const { runner } = ctx.training;
     try {
       await runner.cancel(p.id);
     } catch (e) {
@@ -541,7 +368,7 @@ export const trainingHandlers = handlers({
 
   'evaluations.cancel': async (p, ctx) => {
     requireEvaluation(ctx.db, p.id);
-    const e = trainingRuntime(ctx).evals.get(p.id);
+    const e = ctx.training.evals.get(p.id);
     if (e) {
       e.abort.abort();
       await e.done;

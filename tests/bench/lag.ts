@@ -20,7 +20,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { createBackend } from '../../src-main/services/backend';
-import { closeChat } from '../../src-main/services/chat';
 import { startServer } from '../../src-main/transport/serve/server';
 import { imageName, writeDemoDataset } from '../../src-main/models/demo/dataset';
 import type { MethodName, Params, Result } from '../../src-main/contract/index';
@@ -238,7 +237,7 @@ if (values.trace) {
 say(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 client.close();
-await closeChat(backend.ctx);
+await backend.ctx.chat.close();
 await backend.shutdown();
 await server.close();
 backend.close();

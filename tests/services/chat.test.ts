@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { createBackend, type Backend } from '../../src-main/services/backend';
-import { chatHostOptions, closeChat, conversationTurns } from '../../src-main/services/chat';
+import { conversationTurns, type ChatHostOptions } from '../../src-main/services/chat';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { makeSample } from '../../src-main/models/demo/shapes';
 import { loadGenerator } from '../../src-main/models/generate';
@@ -21,8 +21,8 @@ const question = 'How many squares are there?';
 let expected: number[] = [];
 const backends: Backend[] = [];
 
-function newBackend(name: string): { backend: Backend; events: { event: string; payload: any }[] } {
-  const backend = createBackend({ dataDir: join(tmp.dir, name), dbFile: ':memory:', host: 'test', log: quiet });
+function newBackend(name: string, chat: ChatHostOptions): { backend: Backend; events: { event: string; payload: any }[] } {
+  const backend = createBackend({ dataDir: join(tmp.dir, name), dbFile: ':memory:', host: 'test', log: quiet, chat });
   const events: { event: string; payload: any }[] = [];
   backend.events.subscribe((event, payload) => events.push({ event, payload }));
   backends.push(backend);
@@ -42,10 +42,9 @@ before(async () => {
 
 after(async () => {
   for (const b of backends) {
-    await closeChat(b.ctx);
+    await b.shutdown();
     b.close();
   }
-  chatHostOptions.inProcess = undefined;
   tmp.cleanup();
 });
 
@@ -60,8 +59,7 @@ test('conversation turns: the latest image is tagged once, stray tags dropped', 
 });
 
 test('chat.generate in the worker: streamed tokens, saved turns, follow-up reuses the image, list/get/rename/delete', async () => {
-  const { backend: b, events } = newBackend('worker');
-  chatHostOptions.inProcess = false;
+  const { backend: b, events } = newBackend('worker', { inProcess: false });
   const r = await ok(b, 'chat.generate', { requestId: 'r1', modelDir, image: { path: imageFile }, messages: [{ role: 'user', content: question }], options: { maxNewTokens: 8 } });
   assert.deepEqual(r.ids, expected, 'same tokens as a generator in this thread');
   assert.equal(r.finishReason, 'length');
@@ -118,8 +116,7 @@ test('chat.generate in the worker: streamed tokens, saved turns, follow-up reuse
 });
 
 test('chat.cancel: a queued request in the worker returns cancelled with no tokens', async () => {
-  const { backend: b } = newBackend('worker-cancel');
-  chatHostOptions.inProcess = false;
+  const { backend: b } = newBackend('worker-cancel', { inProcess: false });
   const first = b.dispatcher.dispatch('chat.generate', { requestId: 'a', modelDir, messages: [{ role: 'user', content: 'Describe the image.' }], options: { maxNewTokens: 20 } });
   const second = b.dispatcher.dispatch('chat.generate', { requestId: 'b', modelDir, messages: [{ role: 'user', content: 'Describe the image.' }], options: { maxNewTokens: 20 } });
   assert.deepEqual(await ok(b, 'chat.cancel', { requestId: 'b' }), { cancelled: true });
@@ -134,8 +131,7 @@ test('chat.cancel: a queued request in the worker returns cancelled with no toke
 });
 
 test('chat.cancel mid-stream (in-process host): stops after the token it was called on', async () => {
-  const { backend: b, events } = newBackend('in-process');
-  chatHostOptions.inProcess = true;
+  const { backend: b, events } = newBackend('in-process', { inProcess: true });
   const unsub = b.events.subscribe((event, payload: any) => {
     if (event === 'chat.token' && payload.index === 2) void b.dispatcher.dispatch('chat.cancel', { requestId: 'c' });
   });
@@ -150,8 +146,7 @@ test('chat.cancel mid-stream (in-process host): stops after the token it was cal
 });
 
 test('errors name the field: model, image, chat, request id, options', async () => {
-  const { backend: b } = newBackend('errors');
-  chatHostOptions.inProcess = true;
+  const { backend: b } = newBackend('errors', { inProcess: true });
   const msg = [{ role: 'user', content: 'hi' }];
   let e = await fail(b, 'chat.generate', { requestId: 'e1', modelDir: join(tmp.dir, 'missing-model'), messages: msg });
   assert.equal(e.code, 'not_found');

@@ -2,7 +2,7 @@
 // one, in order; a status change, evaluation or checkpoint first sends the steps before it.
 import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProgressBatcher } from '../../src-main/services/training';
+import { ProgressBatcher } from '../../src-main/services/training-runtime';
 import type { ServiceContext } from '../../src-main/services/context';
 
 function fakeContext() {

@@ -9,7 +9,6 @@ import { createBackend } from '../../src-main/services/backend';
 import type { ApiErrorData } from '../../src-main/contract/errors';
 import { insertRun, updateRunStatus } from '../../src-main/storage/runs-queries';
 import { saveJobSpec } from '../../src-main/jobs/store';
-import { trainingRuntime } from '../../src-main/services/training';
 import { tempDir } from '../helpers/tmp';
 import { until } from '../helpers/wait';
 import { registerToyTrainer, TOY_JOB_ENTRY } from '../jobs/fixtures/toy-trainer';
@@ -19,8 +18,7 @@ const tmp = tempDir('training-svc-');
 const quiet = { error() {}, warn() {} };
 // the backend's job processes know the toy trainer too (the app's entry knows only 'vlm')
 registerToyTrainer();
-process.env.LENSLAB_JOB_ENTRY = TOY_JOB_ENTRY;
-const backend = createBackend({ dataDir: tmp.dir, host: 'test', log: quiet });
+const backend = createBackend({ dataDir: tmp.dir, host: 'test', log: quiet, jobs: { entry: TOY_JOB_ENTRY } });
 const modelDir = writeTinyModel(join(tmp.dir, 'model'));
 const datasetId = await importIcons(backend.db, tmp.dir, join(tmp.dir, 'icons'));
 const seen: { event: string; payload: any }[] = [];
@@ -60,7 +58,7 @@ const toyConfig = (hp: Record<string, unknown>, debug: Record<string, unknown> =
 /** A toy run on the backend's job runner (the service's own), as runs.start would leave it: a row and a job. */
 async function startToy(hp: Record<string, unknown>, debug: Record<string, unknown> = {}): Promise<{ id: number }> {
   const run = insertRun(backend.db, { name: 'toy', config: {} });
-  await trainingRuntime(backend.ctx).runner.startJob(run.id, { trainer: 'toy', outDir: join(tmp.dir, 'runs', String(run.id)), config: toyConfig(hp, debug) });
+  await backend.ctx.training.runner.startJob(run.id, { trainer: 'toy', outDir: join(tmp.dir, 'runs', String(run.id)), config: toyConfig(hp, debug) });
   return run;
 }
 
@@ -191,7 +189,7 @@ test('a run left "running" by a dead process is interrupted at backend start and
   const outDir = join(tmp.dir, 'runs', 'orphan');
   saveJobSpec(backend.db, run.id, { trainer: 'toy', outDir, config: toyConfig({ maxSteps: 6 }) });
   updateRunStatus(backend.db, run.id, 'running');
-  const other = createBackend({ dataDir: tmp.dir, host: 'test', log: quiet });
+  const other = createBackend({ dataDir: tmp.dir, host: 'test', log: quiet, jobs: { entry: TOY_JOB_ENTRY } });
   try {
     assert.equal((await other.dispatcher.call('runs.get', { id: run.id }) as any).status, 'interrupted');
   } finally {

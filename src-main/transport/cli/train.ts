@@ -6,7 +6,6 @@ import type { CommandContext, CommandGroup } from './command';
 import { UsageError, parse, printJson, resolveDataDir, type Call } from './command';
 import { ApiError } from '../../contract/errors';
 import { createBackend, type Backend } from '../../services/backend';
-import { trainingRuntime } from '../../services/training';
 import { getDatasetByName, getDataset } from '../../storage/datasets-queries';
 import { HparamsError, hparamsFromCli, hparamsSchema, cliFlag } from '../../training/hparams';
 import { formatBytes } from '../../training/memory';
@@ -139,7 +138,7 @@ export const trainCommand: CommandGroup = {
     const stop = new AbortController();
     const onSigint = () => stop.abort();
     try {
-      const { runner } = trainingRuntime(backend.ctx);
+      const { runner } = backend.ctx.training;
       const existing = runOfOutDir(backend, outDir);
       let runId: number;
       const t0 = Date.now();
