@@ -110,6 +110,8 @@ export class ChatTemplate {
   private specials: Record<string, string | null>;
   private limits: TemplateLimits;
   private probed: { style: 'parts' | 'string'; writesImages: boolean } | null = null;
+  /** The first limit this template overran: every later render fails with it at once instead of waiting again. */
+  private overrun: ChatTemplateError | null = null;
 
   constructor(
     source: string,
@@ -150,7 +152,7 @@ export class ChatTemplate {
     const attempt = (content: string | ContentPart[]): string | null => {
       const r = sandboxCall('render', this.engineSource, this.items([{ role: 'user', content }], true), this.limits);
       // a template that overruns a limit on a one-line probe is broken whatever it is given: say so once
-      if (!r.ok && r.kind === 'limit') throw new ChatTemplateError(`${this.origin}: rendering ${r.message}`);
+      if (!r.ok && r.kind === 'limit') throw (this.overrun = new ChatTemplateError(`${this.origin}: rendering ${r.message}`));
       return r.ok && typeof r.text === 'string' ? r.text.replace(MARKERS, '') : null;
     };
     const asString = attempt(mark);
@@ -182,6 +184,7 @@ export class ChatTemplate {
 
   /** Render, and say where each {% generation %} block's text is (empty when the template has none). */
   renderWithSpans(messages: ChatMessage[], opts: RenderOptions = {}): RenderedChat {
+    if (this.overrun) throw this.overrun;
     if (!Array.isArray(messages)) throw new ChatTemplateError('messages must be a list');
     messages.forEach((m, i) => {
       if (!m || typeof m.role !== 'string') throw new ChatTemplateError(`messages[${i}].role must be a string`);
@@ -198,7 +201,7 @@ export class ChatTemplate {
     });
     const r = sandboxCall('render', this.engineSource, this.items(shaped, opts.addGenerationPrompt ?? false, opts.extra), this.limits);
     if (!r.ok) {
-      if (r.kind === 'limit') throw new ChatTemplateError(`${this.origin}: rendering ${r.message}`);
+      if (r.kind === 'limit') throw (this.overrun = new ChatTemplateError(`${this.origin}: rendering ${r.message}`));
       throw new ChatTemplateError(`${this.origin}: rendering failed (${describeEngineError(r.message)})`);
     }
     const raw = r.text ?? '';
