@@ -42,11 +42,11 @@ test('published templates render exactly as transformers renders them, with the 
     assert.deepEqual(r.generationSpans, c.generation_spans.map(([a, b]) => [utf16Offset(c.text, a), utf16Offset(c.text, b)]), what);
     names.add(c.template);
   }
-  assert.deepEqual([...names].sort(), ['llava-1.5', 'llava-interleave-qwen', 'llava-onevision-qwen', 'multiline-generation', 'qwen2-text', 'smolvlm']);
+  assert.deepEqual([...names].sort(), ['llava-1.5', 'llava-interleave-qwen', 'llava-onevision-qwen', 'multiline-generation', 'qwen2-text', 'smolvlm', 'smolvlm2']);
 });
 
 test('each template is read in the form it expects: parts for the VLM templates, strings for text models', () => {
-  for (const n of ['llava-1.5', 'llava-interleave-qwen', 'llava-onevision-qwen', 'smolvlm']) {
+  for (const n of ['llava-1.5', 'llava-interleave-qwen', 'llava-onevision-qwen', 'smolvlm', 'smolvlm2']) {
     assert.equal(template(n).contentStyle, 'parts', n);
     assert.equal(template(n).writesImages, true, n);
   }
