@@ -4,6 +4,9 @@
 // Usage: node scripts/test.mjs [substring ...]   (only files whose path contains one of the substrings)
 // When e2e tests are chosen and the built renderer (out/renderer) is missing or older than its sources,
 // it is built first. The run ends with a plain "N passed, N failed" line; the exit code is the runner's.
+// Tests run on the CPU provider (LENSLAB_PROVIDER=cpu unless set): 'auto' would time every new model on each usable
+// GPU (WebGPU on llvmpipe here) before its first run; the device tests name their provider, and
+// tests/engine/provider-choice.test.ts covers 'auto'.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -57,7 +60,7 @@ if (chosen.some((f) => f.startsWith('tests/e2e/'))) {
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...chosen],
-  { cwd: root, stdio: ['inherit', 'pipe', 'inherit'], env: { ...process.env, LENSLAB_TEST: '1' } },
+  { cwd: root, stdio: ['inherit', 'pipe', 'inherit'], env: { LENSLAB_PROVIDER: 'cpu', ...process.env, LENSLAB_TEST: '1' } },
 );
 let tail = '';
 child.stdout.on('data', (chunk) => {

@@ -55,6 +55,10 @@ export const RunPlanSchema = z.object({
 export type RunPlanData = z.infer<typeof RunPlanSchema>;
 
 /** A LoRA / projector fine-tuning run of a LLaVA model on a dataset. */
+/** Execution device of a run or a chat: 'auto' measures (engine/runtime/provider-choice.ts), the others are asked by name. */
+export const Device = z.enum(['auto', 'cpu', 'webgpu', 'cuda']);
+export type Device = z.infer<typeof Device>;
+
 export const StartRunInput = z.strictObject({
   name: Name.optional(),
   model: ModelRef,
@@ -64,6 +68,8 @@ export const StartRunInput = z.strictObject({
   evalMaxItems: z.int().min(1).max(100_000).optional(),
   /** Run directory (default <data dir>/runs/<run id>). */
   outDir: z.string().min(1).max(4096).optional(),
+  /** Where the run computes: auto (a GPU only where a measured step beat the CPU on this machine), cpu, webgpu, cuda. */
+  device: Device.optional(),
 });
 
 export const Checkpoint = z.object({
@@ -127,7 +133,7 @@ export const trainingMethods = defineMethods({
     summary: 'Finish the current step, write a checkpoint and stop; resume continues from there.',
   },
   'runs.resume': {
-    input: z.strictObject({ id: Id }),
+    input: z.strictObject({ id: Id, /** Continue on another device (e.g. the CPU after the GPU was lost). */ device: Device.optional() }),
     output: Run,
     summary: 'Continue a paused or interrupted run from its latest checkpoint.',
   },

@@ -120,6 +120,15 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
     return 'done';
   } catch (e) {
     const err = e as Error;
+    if (err?.name === 'DeviceError') {
+      // The GPU cannot be used (no adapter, driver refused, device lost): the state on it is gone, the checkpoints
+      // on disk are whole (saveCheckpoint is atomic). Pause, so a resume continues from the latest one, on the CPU if
+      // the user says so (runs.resume device).
+      const reason = `paused: ${err.message}. Resume to continue from the latest checkpoint (choose the CPU if the GPU stays unavailable).`;
+      emit({ type: 'log', level: 'warn', message: reason });
+      emit({ type: 'paused', step, reason });
+      return 'paused';
+    }
     emit({ type: 'failed', step, message: err.message || String(e) });
     if (err.stack) emit({ type: 'log', level: 'error', message: err.stack });
     return 'failed';

@@ -109,7 +109,7 @@ export class JobRunner {
   }
 
   /** Continue a paused or interrupted run from its latest checkpoint (from the start if it has none). */
-  async resume(runId: number): Promise<{ pid: number }> {
+  async resume(runId: number, o: { provider?: 'auto' | 'cpu' | 'cuda' | 'webgpu' } = {}): Promise<{ pid: number }> {
     const run = getRun(this.db, runId);
     if (!run) throw new Error(`run ${runId} does not exist`);
     if (this.active.has(runId)) throw new Error(`run ${runId} is already running`);
@@ -119,6 +119,11 @@ export class JobRunner {
     // A job process from an earlier app session may still be finishing its last step: let it go first.
     const old = readProcessFile(spec.outDir);
     if (old && !old.endedAt && old.pid !== process.pid) await this.waitForExit(old.pid, this.cancelGraceMs);
+    // a device chosen at resume (e.g. the CPU after the GPU was lost) replaces the run's for this and later resumes
+    if (o.provider) {
+      spec.config = { ...(spec.config as Record<string, unknown>), provider: o.provider };
+      saveJobSpec(this.db, runId, spec);
+    }
     (await loadTrainerModule(spec.trainer)).validateConfig(spec.config);
     return { pid: this.spawn(runId, spec, true) };
   }
@@ -336,7 +341,10 @@ export class JobRunner {
     let status: RunStatus;
     let error: string | null = null;
     if (t?.type === 'done') status = 'completed';
-    else if (t?.type === 'paused') status = 'paused';
+    else if (t?.type === 'paused') {
+      status = 'paused';
+      error = t.reason ?? null;
+    }
     else if (t?.type === 'cancelled' || a.requested === 'cancel') status = 'cancelled';
     else if (t?.type === 'failed') {
       status = 'failed';

@@ -310,6 +310,7 @@ export const trainingHandlers = handlers({
         data: { file: join(outDir, 'data.json'), trainSplit: p.data.trainSplit, evalSplit: p.data.evalSplit },
         hparams: p.hparams,
         eval: { maxItems: p.evalMaxItems ?? 64 },
+        ...(p.device ? { provider: p.device } : {}),
       },
     };
     try {
@@ -335,7 +336,7 @@ export const trainingHandlers = handlers({
     const { runner } = ctx.training;
     runner.recover();
     try {
-      await runner.resume(p.id);
+      await runner.resume(p.id, { provider: p.device });
     } catch (e) {
       throw runBusyError(e);
     }

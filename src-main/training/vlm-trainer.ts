@@ -20,7 +20,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { StepExecutor, type Feeds } from '../engine/runtime/step-executor';
-import type { SessionOptions } from '../engine/runtime/session';
+import { providerFromEnv, PROVIDER_ENV, type Provider, type SessionOptions } from '../engine/runtime/session';
+import { chooseProvider, type ProviderChoice } from '../engine/runtime/provider-choice';
 import { openProgram } from '../engine/runtime/device-session';
 import { buildScore } from '../engine/programs/score';
 import { stepNames } from '../engine/programs/train-step';
@@ -168,22 +169,12 @@ class VlmTrainer implements Trainer {
       lora: hp.method === 'projector' ? null : loraOptions(hp),
     };
     this.cacheKey = cacheKey;
-    this.executor = await StepExecutor.create(
-      {
-        params: this.tvlm.params,
-        forward: this.tvlm.forward,
-        adamw: { beta1: hp.betas[0], beta2: hp.betas[1], eps: hp.eps, weightDecay: hp.weightDecay },
-        clipNorm: hp.clipNorm > 0 ? hp.clipNorm : null,
-        accumulation: hp.gradAccum,
-        cacheDir: graphCacheDir(),
-        cacheKey,
-        session: this.sessionOptions(),
-      },
-      this.tvlm.initialValues(hp.seed),
-    );
+    this.device = await this.pickDevice();
+    this.executor = await this.newExecutor(this.device.provider);
     if (resume) await this.restore(resume);
+    const where = this.executor.provider === this.device.provider ? this.device.reason : `${this.device.provider} unavailable, fell back`;
+    this.ctx.log(`device: ${this.executor.provider} (${where}${this.executor.resident || this.executor.provider === 'webgpu' ? '; parameters and optimizer state stay in GPU memory between steps' : ''})`);
     this.ctx.log(
-      `device: ${this.executor.provider}${this.executor.provider === 'webgpu' ? ' (parameters and optimizer state stay in GPU memory between steps)' : ''}; ` +
       `${hp.method} on ${this.samples.length} training samples (${this.trainItems.length} items), ${this.tvlm.params.length} trainable tensors; ` +
         `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s${resume ? `, resumed at step ${this._step}` : ''}`,
     );
@@ -297,9 +288,66 @@ class VlmTrainer implements Trainer {
     };
   }
 
-  /** Session options of every program of the run: the run's provider, else LENSLAB_PROVIDER / auto. */
-  private sessionOptions(): SessionOptions | undefined {
-    return this.cfg.provider ? { provider: this.cfg.provider } : undefined;
+  /** Where the run's programs run and why (pickDevice). */
+  device: ProviderChoice = { provider: 'cpu', reason: 'not chosen yet', measured: {}, cached: false };
+
+  private newExecutor(provider: Provider): Promise<StepExecutor> {
+    const hp = this.hp;
+    return StepExecutor.create(
+      {
+        params: this.tvlm.params,
+        forward: this.tvlm.forward,
+        adamw: { beta1: hp.betas[0], beta2: hp.betas[1], eps: hp.eps, weightDecay: hp.weightDecay },
+        clipNorm: hp.clipNorm > 0 ? hp.clipNorm : null,
+        accumulation: hp.gradAccum,
+        cacheDir: graphCacheDir(),
+        cacheKey: this.cacheKey,
+        session: { provider },
+      },
+      this.tvlm.initialValues(hp.seed),
+    );
+  }
+
+  /**
+   * The run's provider: config.provider, else LENSLAB_PROVIDER, else 'auto', which times one step of this very
+   * program on the CPU and on each usable GPU provider (first batch, after a warm-up step) and keeps the fastest
+   * (engine/runtime/provider-choice.ts; the verdict is cached per machine and model next to the graph cache).
+   */
+  private async pickDevice(): Promise<ProviderChoice> {
+    const asked = this.cfg.provider ?? providerFromEnv() ?? 'auto';
+    if (asked !== 'auto') return { provider: asked, reason: this.cfg.provider ? 'chosen for this run' : `${PROVIDER_ENV}=${asked}`, measured: {}, cached: false };
+    const n = Math.min(this.hp.batchSize, this.samples.length);
+    const probeBatches = Array.from({ length: this.hp.gradAccum }, () => collate(this.samples, Array.from({ length: n }, (_, i) => i), { padId: this.padId }));
+    const choice = await chooseProvider({
+      key: { ...(this.cacheKey as object), batchSize: this.hp.batchSize, gradAccum: this.hp.gradAccum, maxSeqLen: this.hp.maxSeqLen },
+      cacheDir: graphCacheDir(),
+      probe: async (p) => {
+        const ex = await this.newExecutor(p);
+        try {
+          const feeds: Feeds[] = [];
+          for (const b of probeBatches) feeds.push(await this.feeds(b, this.trainItems, this.samples));
+          if (ex.dataInputs.includes(DROPOUT_SEED_INPUT)) feeds.forEach((f) => (f[DROPOUT_SEED_INPUT] = tensor('int64', [], [0n])));
+          const one = () => ex.step(ex.accumulation === 1 ? feeds[0] : feeds, 0);
+          await one(); // warm-up: kernel / shader compilation
+          let best = Infinity;
+          for (let i = 0; i < 2; i++) {
+            const t = performance.now();
+            await one();
+            best = Math.min(best, performance.now() - t);
+          }
+          return best;
+        } finally {
+          await ex.dispose();
+        }
+      },
+    });
+    if (!choice.cached) this.ctx.log(`device probe: ${choice.reason}`);
+    return choice;
+  }
+
+  /** Session options of the run's other programs (evaluation scoring, generation): the run's device. */
+  private sessionOptions(): SessionOptions {
+    return { provider: this.executor?.provider === 'webgpu' || this.executor?.provider === 'cuda' ? this.executor.provider : 'cpu' };
   }
 
   /** Current trained values by parameter name (call after `await this.executor.sync()`). */

@@ -89,3 +89,23 @@ test('a 50-step LoRA run on WebGPU, SIGKILLed and resumed, ends with the adapter
   for (let i = 0; i < 50; i++) assert.ok(Math.abs(la[i] - lb[i]) <= 1e-4, `loss at step ${i + 1}: cpu ${la[i]} vs webgpu ${lb[i]}`);
   assert.ok(la[49] < la[0], 'the run learns');
 });
+
+test('without a usable GPU a WebGPU run pauses with the reason, and resumes on the CPU when asked', async () => {
+  const j = newJob('webgpu');
+  (j.spec.config.hparams as Record<string, unknown>).maxSteps = 4;
+  const prev = process.env.VK_ICD_FILENAMES;
+  process.env.VK_ICD_FILENAMES = join(tmp.dir, 'no-vulkan-driver.json'); // the job process finds no Vulkan driver
+  try {
+    await runner.startJob(j.runId, j.spec);
+    assert.equal(await runner.wait(j.runId), 'paused');
+  } finally {
+    if (prev === undefined) delete process.env.VK_ICD_FILENAMES;
+    else process.env.VK_ICD_FILENAMES = prev;
+  }
+  const run = getRun(backend.db, j.runId)!;
+  assert.equal(run.status, 'paused');
+  assert.match(run.error ?? '', /^paused: the WebGPU device cannot run .*adapter.*Resume to continue from the latest checkpoint/);
+  await runner.resume(j.runId, { provider: 'cpu' });
+  assert.equal(await runner.wait(j.runId), 'completed', getRun(backend.db, j.runId)?.error ?? '');
+  assert.equal(listMetrics(backend.db, j.runId, 'loss').length, 4);
+});

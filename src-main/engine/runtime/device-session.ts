@@ -244,7 +244,13 @@ export class SplitSession implements RunSession {
       df[n] = t;
     }
     const want = (fetch ?? this.outputNames).filter((n) => this.device.outputNames.includes(n));
-    const out = (await this.device.run(df, want)) as Record<string, ort.Tensor>;
+    let out: Record<string, ort.Tensor>;
+    try {
+      out = (await this.device.run(df, want)) as Record<string, ort.Tensor>;
+    } catch (e) {
+      // the inputs were checked above: what fails here is the device (lost, out of memory, driver reset)
+      throw new DeviceError(`the WebGPU device failed running ${this.source}: ${(e as Error).message.split('\n')[0]}`, 'webgpu');
+    }
     let down = 0;
     for (const [n, t] of Object.entries(out)) if (!this.deviceOutputs.has(n) && !onDevice(t)) down += bytesOf(t);
     for (const n of fetch ?? this.outputNames) if (!(n in out) && n in hostOut) out[n] = hostOut[n];
