@@ -119,6 +119,11 @@ export const chatMethods = defineMethods({
     output: Chat,
     summary: 'Rename a chat.',
   },
+  'chats.truncate': {
+    input: z.strictObject({ id: Id, fromPosition: z.int().nonnegative() }),
+    output: z.object({ chat: Chat, removed: z.int().nonnegative() }),
+    summary: 'Delete the messages at and after a position (to regenerate an answer or edit a question and ask again).',
+  },
   'chats.delete': { input: z.strictObject({ id: Id }), output: z.object({ deleted: z.literal(true), id: Id }), summary: 'Delete a chat and its messages.' },
 });
 

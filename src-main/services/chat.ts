@@ -381,6 +381,13 @@ export const chatHandlers = handlers({
     ctx.emit('chats.changed', { kind: 'updated', id: p.id });
     return toChat(requireChat(ctx.db, p.id));
   },
+  'chats.truncate': (p, ctx) => {
+    requireChat(ctx.db, p.id);
+    const removed = ctx.db.prepare('DELETE FROM messages WHERE chat_id = ? AND position >= ?').run(p.id, p.fromPosition).changes;
+    ctx.db.prepare('UPDATE chats SET updated_at = ? WHERE id = ?').run(nowIso(), p.id);
+    ctx.emit('chats.changed', { kind: 'updated', id: p.id });
+    return { chat: toChat(requireChat(ctx.db, p.id)), removed };
+  },
   'chats.delete': (p, ctx) => {
     requireChat(ctx.db, p.id);
     ctx.db.prepare('DELETE FROM chats WHERE id = ?').run(p.id);

@@ -51,6 +51,11 @@ export interface TranscriptMessage {
   stopped?: boolean;
   /** e.g. { tokens: 42, tokensPerSecond: 7.9 } */
   stats?: { tokens?: number; tokensPerSecond?: number; seconds?: number } | null;
+  /** Why an answer ended: 'eos' (end of turn), 'stop' (a stop string), 'length' (max tokens), 'cancelled'. */
+  finishReason?: string | null;
+  /** Saved messages: position in the chat and the stored image (to regenerate or edit). */
+  position?: number;
+  imageHash?: string | null;
 }
 
 export interface Prediction {

@@ -3,7 +3,7 @@
 // events; stop cancels the running generations.
 import { defineStore } from 'pinia';
 import { reactive, ref } from 'vue';
-import type { Chat, ChatMessage } from '../../src-main/contract/chat';
+import type { Chat, ChatMessage, GenerationOptions } from '../../src-main/contract/chat';
 import type { Params } from '../../src-main/contract/index';
 import type { TranscriptMessage } from '../components/types';
 import { api, errorMessage, mediaUrl } from '../api';
@@ -28,11 +28,18 @@ export interface Pane {
   status: string | null;
 }
 
-/** An image picked for the next question: a data URL to show and the base64 to send. */
+/** An image picked for the next question: a data URL to show and the base64 to send (or a stored image's hash). */
 export interface PendingImage {
   url: string;
   base64: string;
   name: string;
+  hash?: string;
+}
+
+/** What every question is sent with: the sampling options and, for a new chat, a system prompt. */
+export interface AskSettings {
+  options?: GenerationOptions;
+  system?: string;
 }
 
 let seq = 0;
@@ -46,6 +53,9 @@ export function toTranscript(m: ChatMessage): TranscriptMessage {
     content: m.content.replace(/^<image>\s*/, ''),
     imageUrl: m.imageHash && m.imageExt ? mediaUrl('images', m.imageHash, m.imageExt) : null,
     stopped: s.finishReason === 'cancelled',
+    finishReason: s.finishReason ?? null,
+    position: m.position,
+    imageHash: m.imageHash,
     stats: m.role === 'assistant' && s.tokens !== undefined ? { tokens: s.tokens, ...(typeof s.tokensPerSecond === 'number' ? { tokensPerSecond: s.tokensPerSecond } : {}) } : null,
   };
 }
@@ -79,7 +89,7 @@ export const useChatStore = defineStore('chat', () => {
 
   const busy = () => panes.value.some((p) => p.requestId !== null);
 
-  async function askPane(pane: Pane, text: string, image: PendingImage | null): Promise<void> {
+  async function askPane(pane: Pane, text: string, image: PendingImage | null, settings: AskSettings = {}): Promise<void> {
     const requestId = newRequestId();
     pane.messages.push({ id: `u-${requestId}`, role: 'user', content: text, imageUrl: image?.url ?? null });
     pane.messages.push({ id: `a-${requestId}`, role: 'assistant', content: '', streaming: true });
@@ -89,18 +99,25 @@ export const useChatStore = defineStore('chat', () => {
     pane.status = null;
     const params: Params<'chat.generate'> = {
       requestId,
-      messages: [{ role: 'user', content: text }],
+      messages: [...(pane.chatId === null && settings.system?.trim() ? [{ role: 'system' as const, content: settings.system.trim() }] : []), { role: 'user', content: text }],
       ...(pane.chatId !== null ? { chatId: pane.chatId } : {}),
       modelId: pane.target.modelId,
       adapterDir: pane.target.adapterDir,
-      ...(image ? { image: { base64: image.base64 } } : {}),
+      ...(image ? { image: image.hash ? { hash: image.hash } : { base64: image.base64 } } : {}),
+      ...(settings.options ? { options: settings.options } : {}),
     };
     try {
       const r = await api.call('chat.generate', params);
       pane.chatId = r.chatId;
       answer.content = r.text;
       answer.stopped = r.finishReason === 'cancelled';
+      answer.finishReason = r.finishReason;
       answer.stats = { tokens: r.ids.length, ...(r.tokensPerSecond !== null ? { tokensPerSecond: r.tokensPerSecond } : {}) };
+      // the stored turns carry positions and image hashes (what regenerate and edit need)
+      if (r.chatId !== null) {
+        const saved = await api.call('chats.get', { id: r.chatId }).catch(() => null);
+        if (saved && pane.chatId === r.chatId) pane.messages = saved.messages.map(toTranscript);
+      }
     } catch (e) {
       answer.error = errorMessage(e);
     } finally {
@@ -112,9 +129,31 @@ export const useChatStore = defineStore('chat', () => {
   }
 
   /** Ask every pane the same question (they run one after another on the backend). */
-  async function ask(text: string, image: PendingImage | null): Promise<void> {
-    await Promise.all(panes.value.map((p) => askPane(p, text, image)));
+  async function ask(text: string, image: PendingImage | null, settings: AskSettings = {}): Promise<void> {
+    await Promise.all(panes.value.map((p) => askPane(p, text, image, settings)));
     void loadChats();
+  }
+
+  /**
+   * Ask again from the user turn at `index` of a pane: its saved messages from there on are deleted, then the
+   * question (edited, or as it was for a regenerate) is sent with the same image.
+   */
+  async function resend(pane: Pane, index: number, text: string, settings: AskSettings = {}): Promise<void> {
+    const m = pane.messages[index];
+    if (!m || m.role !== 'user' || pane.requestId) return;
+    if (pane.chatId !== null && m.position !== undefined) await api.call('chats.truncate', { id: pane.chatId, fromPosition: m.position });
+    const image: PendingImage | null = m.imageHash && m.imageUrl ? { url: m.imageUrl, base64: '', name: 'image', hash: m.imageHash } : null;
+    pane.messages = pane.messages.slice(0, index);
+    // a system prompt stays in the chat (it was saved before this turn)
+    await askPane(pane, text, image, { options: settings.options });
+    void loadChats();
+  }
+
+  /** Regenerate the last answer of a pane. */
+  async function regenerate(pane: Pane, settings: AskSettings = {}): Promise<void> {
+    let i = pane.messages.length - 1;
+    while (i >= 0 && pane.messages[i].role !== 'user') i--;
+    if (i >= 0) await resend(pane, i, pane.messages[i].content, settings);
   }
 
   async function stop(): Promise<void> {
@@ -141,5 +180,5 @@ export const useChatStore = defineStore('chat', () => {
   });
   reloadOn('chats.changed');
 
-  return { chats, loaded, error, panes, busy, loadChats, setTargets, openChat, ask, stop, rename, remove };
+  return { chats, loaded, error, panes, busy, loadChats, setTargets, openChat, ask, resend, regenerate, stop, rename, remove };
 });

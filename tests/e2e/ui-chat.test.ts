@@ -36,7 +36,7 @@ test('add the demo model, ask about an image, the answer streams in and is saved
 
   await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Models' }).click();
   await page.getByRole('heading', { name: 'Models', level: 1 }).waitFor();
-  const row = page.getByRole('row').filter({ hasText: 'Demo: tiny LLaVA' });
+  const row = page.getByRole('table', { name: 'Models' }).getByRole('row').filter({ hasText: 'Demo: tiny LLaVA' });
   await row.waitFor({ timeout: 20_000 });
   assert.match(await row.innerText(), /clip/);
   await page.screenshot({ path: screenshotPath('ui-models') });

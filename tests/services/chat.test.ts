@@ -101,6 +101,15 @@ test('chat.generate in the worker: streamed tokens, saved turns, follow-up reuse
   const list = await ok(b, 'chats.list');
   assert.deepEqual(list.chats.map((c: any) => c.title), ['Shapes', question]);
   assert.equal((await ok(b, 'chats.update', { id: r3.chatId, title: 'Renamed' })).title, 'Renamed');
+  // regenerate: drop the answer (position 1) and ask again with the stored image: the same greedy answer
+  const cut = await ok(b, 'chats.truncate', { id: r3.chatId, fromPosition: 1 });
+  assert.equal(cut.removed, 1);
+  assert.equal(cut.chat.messageCount, 1);
+  assert.equal((await fail(b, 'chats.truncate', { id: 9999, fromPosition: 0 })).code, 'not_found');
+  await ok(b, 'chats.truncate', { id: r3.chatId, fromPosition: 0 });
+  const regen = await ok(b, 'chat.generate', { requestId: 'r3b', chatId: r3.chatId, image: { hash: messages[0].imageHash }, messages: [{ role: 'user', content: question }], options: { maxNewTokens: 8 } });
+  assert.deepEqual(regen.ids, expected);
+  assert.deepEqual((await ok(b, 'chats.get', { id: r3.chatId })).messages.map((m: any) => [m.role, m.position]), [['user', 0], ['assistant', 1]]);
   await ok(b, 'chats.delete', { id: r.chatId });
   assert.deepEqual((await ok(b, 'chats.list')).chats.map((c: any) => c.id), [r3.chatId]);
   assert.equal((await fail(b, 'chats.get', { id: r.chatId })).code, 'not_found');
