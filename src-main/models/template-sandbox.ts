@@ -60,6 +60,12 @@ import(jinjaUrl).then(({ Template, Interpreter, Environment }) => {
     return out;
   };
   // the engine's own range() is replaced wherever it is declared as a global
+  // Python prints True / False / None where JS would print true / false / null
+  const probe = new Environment();
+  probe.set('b', true);
+  probe.set('n', null);
+  Object.getPrototypeOf(probe.lookupVariable('b')).toString = function () { return this.value ? 'True' : 'False'; };
+  Object.getPrototypeOf(probe.lookupVariable('n')).toString = function () { return 'None'; };
   // loops set their variables on every iteration, even when their body is empty
   const setVariable = Environment.prototype.setVariable;
   Environment.prototype.setVariable = function (name, value) {

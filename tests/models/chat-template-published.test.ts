@@ -10,7 +10,13 @@ import { ChatTemplate, contentToParts, findChatTemplate, rewriteGenerationTags, 
 
 const DIR = join(import.meta.dirname, '../fixtures/models/chat-templates');
 interface Case { template: string; title: string; messages: ChatMessage[]; add_generation_prompt: boolean; text: string; generation_spans: Array<[number, number]> }
-const ref = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8')) as { specials: Record<string, Record<string, string | null>>; cases: Case[]; refusals: Record<string, string> };
+const ref = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8')) as {
+  specials: Record<string, Record<string, string | null>>;
+  cases: Case[];
+  environment: Array<{ template: string; text: string }>;
+  environment_messages: ChatMessage[];
+  refusals: Record<string, string>;
+};
 
 const templates = new Map<string, ChatTemplate>();
 function template(name: string): ChatTemplate {
@@ -43,6 +49,14 @@ test('published templates render exactly as transformers renders them, with the 
     names.add(c.template);
   }
   assert.deepEqual([...names].sort(), ['llava-1.5', 'llava-interleave-qwen', 'llava-onevision-qwen', 'multiline-generation', 'qwen2-text', 'smolvlm', 'smolvlm2']);
+});
+
+test('filters, tests, methods, loops, macros and whitespace control render as in transformers\' environment', () => {
+  assert.ok(ref.environment.length >= 20);
+  for (const c of ref.environment) assert.equal(new ChatTemplate(c.template).render(ref.environment_messages), c.text, c.template);
+  // what the engine lacks fails naming the feature, never a wrong text
+  assert.throws(() => new ChatTemplate("{{ 'abc' | reverse }}").render([]), /unsupported Jinja feature: the filter "reverse" on a string/);
+  assert.throws(() => new ChatTemplate("{{ '%s' | format('a') }}").render([]), /unsupported Jinja feature: the filter "format" on a string/);
 });
 
 test('each template is read in the form it expects: parts for the VLM templates, strings for text models', () => {
