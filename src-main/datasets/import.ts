@@ -86,15 +86,27 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     // worker before its next image, and the import waits for all of them to settle before removing what
     // they wrote: nothing is written after the failure, nothing written is left behind.
     let fatal: { err: unknown } | undefined;
+    // Records that name the same file (kept apart with groupByImage off, or in several record files) read,
+    // hash and decode it once.
+    const byPath = new Map<string, Promise<Awaited<ReturnType<typeof storeImage>>>>();
     const worker = async () => {
       while (next < withImage.length && !fatal) {
         const it = withImage[next++];
         try {
           options.signal?.throwIfAborted();
-          const r = await storeImage(dataDir, it.image!);
-          for (const f of r.created) created.push(f);
-          if (r.created.length) options.onCreated?.(r.created);
-          if (r.isNew) stored++;
+          const src = it.image!;
+          let pending = 'path' in src ? byPath.get(src.path) : undefined;
+          const first = !pending;
+          if (!pending) {
+            pending = storeImage(dataDir, src);
+            if ('path' in src) byPath.set(src.path, pending);
+          }
+          const r = await pending;
+          if (first) {
+            for (const f of r.created) created.push(f);
+            if (r.created.length) options.onCreated?.(r.created);
+          }
+          if (first && r.isNew) stored++;
           else reused++;
           images.set(it, r.image);
         } catch (err) {

@@ -4,7 +4,7 @@
 // tokenizer_config.json, the chat template and preprocessor_config.json, and checks every tensor the config
 // implies against the files: a missing tensor, a wrong shape, or a tensor the config does not explain is an
 // error naming the file and the tensor. Weights stay on disk and are read one tensor at a time.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, isVlm, parseHfConfig, type ModelConfig } from './config';
 import type { FamilyImageProcessor } from './families/types';
@@ -98,6 +98,8 @@ export interface LoadOptions {
 function readJsonFile(path: string): Record<string, unknown> {
   let text: string;
   try {
+    // a FIFO or device would block the read (or never end): only regular files are read
+    if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new HfFolderError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);

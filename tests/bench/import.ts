@@ -4,10 +4,18 @@
 // <h[0:2]>/<h>.jpg layout (the I/O floor of storing images, without validation, thumbnails or database).
 // Each measurement runs in its own child process so peak RSS belongs to that phase alone.
 //
+// With --records N: a LLaVA .json array of N records (each names one of 1,000 small JPEGs; imported with
+// groupByImage off, so N items + N chats) imported through the backend's `datasets.import` (the import
+// worker), while this thread answers `datasets.list` every 20 ms. Reports records/s, the process's peak RSS
+// (worker included), the event loop's delay (p50 / p99 / max, perf_hooks.monitorEventLoopDelay) and the
+// datasets.list latency during the import. Baseline in the same run: streaming the same file through the
+// record reader and JSON.parse (the floor of reading the records, no validation or database).
+//
 //   npm run bench:import [-- --count 2000 --size 256]
+//   npm run bench:import -- --records 1000000
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +54,87 @@ async function generate(dir: string, count: number, size: number): Promise<numbe
   return bytes;
 }
 
+/** A LLaVA .json array of `n` records naming 1,000 small JPEGs under images/, written in pieces. */
+async function generateRecords(dir: string, n: number): Promise<number> {
+  mkdirSync(join(dir, 'images'), { recursive: true });
+  for (let i = 0; i < 1000; i++) {
+    const c = { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 13) % 256 };
+    writeFileSync(join(dir, 'images', `img${i}.jpg`), await sharp({ create: { width: 16, height: 16, channels: 3, background: c } }).jpeg().toBuffer());
+  }
+  const fd = openSync(join(dir, 'llava.json'), 'w');
+  let bytes = 0;
+  let buf = '[';
+  for (let i = 0; i < n; i++) {
+    const rec = {
+      id: `r${i}`,
+      image: `img${i % 1000}.jpg`,
+      conversations: [
+        { from: 'human', value: `<image>\nWhat is shown in picture ${i}?` },
+        { from: 'gpt', value: `A small square of colour number ${i % 1000}, seen in record ${i}.` },
+      ],
+    };
+    buf += (i ? ',\n' : '') + JSON.stringify(rec);
+    if (buf.length > 1 << 20) {
+      bytes += writeSync(fd, buf);
+      buf = '';
+    }
+  }
+  bytes += writeSync(fd, `${buf}]\n`);
+  closeSync(fd);
+  return bytes;
+}
+
+const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0);
+
+async function recordsChild(mode: string, src: string, work: string): Promise<void> {
+  const file = join(src, 'llava.json');
+  const t0 = performance.now();
+  if (mode === 'records-baseline') {
+    const { jsonRecords } = await import('../../src-main/datasets/read');
+    let n = 0;
+    for (const r of jsonRecords(file, 'llava.json', [])) if (r.value) n++;
+    const seconds = (performance.now() - t0) / 1000;
+    process.stdout.write(JSON.stringify({ mode, records: n, seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+    return;
+  }
+  const { monitorEventLoopDelay } = await import('node:perf_hooks');
+  const { createBackend } = await import('../../src-main/services/backend');
+  const be = createBackend({ dataDir: work });
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  const lat: number[] = [];
+  let busy = false;
+  const tick = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    const s = performance.now();
+    void Promise.resolve(be.dispatcher.call('datasets.list' as never, undefined as never)).finally(() => {
+      lat.push(performance.now() - s);
+      busy = false;
+    });
+  }, 20);
+  h.enable();
+  const rep = (await be.dispatcher.call('datasets.import' as never, { path: file, dataset: 'bench', groupByImage: false } as never)) as { imported: number; annotations: number };
+  h.disable();
+  clearInterval(tick);
+  const seconds = (performance.now() - t0) / 1000;
+  be.close();
+  lat.sort((a, b) => a - b);
+  const ms = (ns: number) => ns / 1e6;
+  process.stdout.write(
+    JSON.stringify({
+      mode,
+      records: rep.imported,
+      annotations: rep.annotations,
+      seconds,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      loop: { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) },
+      list: { n: lat.length, p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] ?? 0 },
+    }) + '\n',
+  );
+}
+
 async function child(mode: string, src: string, work: string): Promise<void> {
+  if (mode.startsWith('records')) return recordsChild(mode, src, work);
   const t0 = performance.now();
   let images = 0;
   if (mode === 'baseline') {
@@ -78,6 +166,7 @@ async function child(mode: string, src: string, work: string): Promise<void> {
 
 async function main(): Promise<void> {
   if (args[0] === '--child') return child(args[1], args[2], args[3]);
+  if (args.includes('--records')) return records(opt('records', 1_000_000));
   const count = opt('count', 2000);
   const size = opt('size', 256);
   const root = mkdtempSync(join(tmpdir(), 'lenslab-bench-import-'));
@@ -104,6 +193,34 @@ async function main(): Promise<void> {
     const fmt = (r: typeof base) => `${(r.images / r.seconds).toFixed(1)} images/s (${r.seconds.toFixed(2)} s), peak RSS ${r.peakRssMiB.toFixed(0)} MiB`;
     console.log(`baseline (read + sha256 + write, best of 2): ${fmt(base)}`);
     console.log(`import (validate + thumbnails + SQLite): ${fmt(imp)}`);
+    console.log(`import takes ${(imp.seconds / base.seconds).toFixed(1)}× the baseline time`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function records(n: number): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'lenslab-bench-records-'));
+  try {
+    const src = join(root, 'src');
+    const g0 = performance.now();
+    const bytes = await generateRecords(src, n);
+    console.log(`generated ${n} LLaVA records (${(bytes / 1024 / 1024).toFixed(1)} MiB, 1,000 images) in ${((performance.now() - g0) / 1000).toFixed(1)} s`);
+    const self = fileURLToPath(import.meta.url);
+    const run = (mode: string) => {
+      const work = join(root, `work-${mode}`);
+      mkdirSync(work, { recursive: true });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, src, work], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (r.status !== 0) throw new Error(`${mode} failed:\n${r.stderr}`);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!);
+    };
+    spawnSync('sync');
+    const base = run('records-baseline');
+    const imp = run('records-import');
+    console.log(`baseline (stream + JSON.parse each record): ${(base.records / base.seconds).toFixed(0)} records/s (${base.seconds.toFixed(1)} s), peak RSS ${base.peakRssMiB.toFixed(0)} MiB`);
+    console.log(`import through datasets.import (worker): ${imp.records} items, ${(imp.records / imp.seconds).toFixed(0)} records/s (${imp.seconds.toFixed(1)} s), peak RSS ${imp.peakRssMiB.toFixed(0)} MiB`);
+    console.log(`event loop delay during the import: p50 ${imp.loop.p50.toFixed(1)} ms, p99 ${imp.loop.p99.toFixed(1)} ms, max ${imp.loop.max.toFixed(1)} ms`);
+    console.log(`datasets.list during the import (${imp.list.n} calls): p50 ${imp.list.p50.toFixed(1)} ms, p99 ${imp.list.p99.toFixed(1)} ms, max ${imp.list.max.toFixed(1)} ms`);
     console.log(`import takes ${(imp.seconds / base.seconds).toFixed(1)}× the baseline time`);
   } finally {
     rmSync(root, { recursive: true, force: true });

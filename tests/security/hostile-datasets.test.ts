@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startWorker } from '../../src-main/util/worker-host';
@@ -124,4 +124,47 @@ test('a sample of hostile sources through `lenslab import`: exit 1 with one clea
     if (code === 1) assert.ok(c.names.some((n) => r.stderr.includes(n)), `${c.name}: the message names none of ${c.names.join(', ')}:\n${r.stderr.slice(0, 800)}`);
   }
   assert.ok(!readdirSync(dataDir).some((f) => f.startsWith('.lenslab-unzip-')), 'no extraction folder is left');
+});
+
+test('hostile model files: a FIFO, socket or folder named model.safetensors / config.json is refused by kind, never opened', () => {
+  const dir = join(tmp.dir, 'models');
+  const cases: [string, string, RegExp][] = [];
+  const mk = (name: string, make: (d: string) => void, file: string, re: RegExp) => {
+    const d = join(dir, name);
+    mkdirSync(d, { recursive: true });
+    make(d);
+    cases.push([name, d, re]);
+    void file;
+  };
+  mk('fifo-weights', (d) => spawnSync('mkfifo', [join(d, 'model.safetensors')]), 'model.safetensors', /model\.safetensors: not a regular file \(a FIFO\)/);
+  mk('folder-weights', (d) => mkdirSync(join(d, 'model.safetensors')), 'model.safetensors', /model\.safetensors: not a regular file \(a folder\)/);
+  mk('fifo-index', (d) => spawnSync('mkfifo', [join(d, 'model.safetensors.index.json')]), 'model.safetensors.index.json', /model\.safetensors\.index\.json: cannot read index \(not a regular file\)/);
+  mk('huge-header', (d) => {
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(2n ** 60n);
+    writeFileSync(join(d, 'model.safetensors'), b);
+  }, 'model.safetensors', /model\.safetensors: header length \d+ exceeds/);
+  mk('short-header', (d) => {
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(1000n);
+    writeFileSync(join(d, 'model.safetensors'), b);
+  }, 'model.safetensors', /runs past the end/);
+  // each in a child process with a time limit: a blocking open would hang it, not this test runner
+  const script = `import { ShardedSafetensors } from ${JSON.stringify(join(root, 'src-main/models/weights/safetensors.ts'))};
+    const out = [];
+    for (const d of JSON.parse(process.argv[1])) { try { ShardedSafetensors.openFolder(d); out.push('opened'); } catch (e) { out.push(String(e.message)); } }
+    console.log(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(cases.map((c) => c[1]))], { encoding: 'utf8', timeout: 30_000, cwd: root });
+  assert.equal(r.status, 0, `exit ${r.status} (signal ${r.signal}): ${r.stderr.slice(0, 500)}`);
+  const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as string[];
+  cases.forEach(([name, , re], i) => assert.match(got[i], re, name));
+  // config.json as a FIFO: the folder loader says so instead of blocking on the read
+  const cfg = join(dir, 'fifo-config');
+  mkdirSync(cfg, { recursive: true });
+  spawnSync('mkfifo', [join(cfg, 'config.json')]);
+  const script2 = `import { loadHfFolder } from ${JSON.stringify(join(root, 'src-main/models/hf-folder.ts'))};
+    try { loadHfFolder(process.argv[1]); console.log('loaded'); } catch (e) { console.log(String(e.message)); }`;
+  const r2 = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script2, cfg], { encoding: 'utf8', timeout: 30_000, cwd: root });
+  assert.equal(r2.status, 0, `exit ${r2.status} (signal ${r2.signal}): ${r2.stderr.slice(0, 500)}`);
+  assert.match(r2.stdout, /config\.json: cannot read \(not a regular file\)/);
 });

@@ -28,6 +28,14 @@ export class ParseContext {
   label(abs: string): string {
     return relative(this.root, abs).split('\\').join('/') || '.';
   }
+  private readonly strings = new Map<string, string>();
+  /** One copy of a string many records repeat (image paths: a million records may name a thousand files). */
+  intern(s: string): string {
+    const have = this.strings.get(s);
+    if (have !== undefined) return have;
+    if (this.strings.size < 1_000_000) this.strings.set(s, s);
+    return s;
+  }
   error(ref: string, message: string, field?: string): void {
     this.problems.push({ ref, field, message, severity: 'error' });
   }
@@ -44,7 +52,7 @@ export class ParseContext {
     let first: string | undefined;
     for (const base of [...new Set(bases)]) {
       const r = resolveInside(this.roots, base, written);
-      if (r.ok) return { path: r.path, original: String(written) };
+      if (r.ok) return { path: this.intern(r.path), original: this.intern(String(written)) };
       first ??= r.reason;
       if (!r.reason.startsWith('file not found')) break; // escapes / bad types fail the same from every base
     }

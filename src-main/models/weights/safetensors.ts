@@ -4,7 +4,7 @@
 // header {"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets": [begin, end]}}, then the byte
 // buffer; offsets are relative to the buffer start. Reading is lazy: the header is parsed and validated on open,
 // each tensor is read from the file descriptor on demand, so a multi-GB file is never loaded whole.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { writeAll, writeFileAtomic, writeTextAtomic } from '../../util/atomic-write';
 import { DTYPE_BYTES, bytesToF32, f32ToBytes, isDtype, isFloatDtype, numel, type Dtype, type FloatDtype } from './dtype';
@@ -82,12 +82,15 @@ export class SafetensorsFile implements TensorSource {
   static open(path: string): SafetensorsFile {
     let fd: number;
     try {
-      fd = openSync(path, 'r');
+      // O_NONBLOCK: opening a FIFO without a writer would block this thread forever; fstat then refuses it
+      fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
     } catch (e) {
       fail(path, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     try {
-      const size = fstatSync(fd).size;
+      const st = fstatSync(fd);
+      if (!st.isFile()) fail(path, `not a regular file (${st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a folder' : 'a device'}); weights are read only from regular files`);
+      const size = st.size;
       if (size < 8) fail(path, `file is ${size} bytes, too short for a safetensors header`);
       const lenBuf = Buffer.alloc(8);
       readSync(fd, lenBuf, 0, 8, 0);
@@ -307,6 +310,7 @@ export function safeJoin(dir: string, rel: string, what: string): string {
 export function readShardIndex(path: string): ShardIndex {
   let json: unknown;
   try {
+    if (!statSync(path).isFile()) throw new Error('not a regular file');
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     fail(path, `cannot read index (${(e as Error).message})`);
