@@ -1,5 +1,7 @@
-// Benchmark: generation with one image on this machine's CPU, for the demo LLaVA and a ~0.5B random LLaVA in real
-// shapes (SigLIP-base/16 at 224 px + Qwen2-0.5B: 24 layers, 896 hidden, 14/2 heads, 151,936 vocab, tied head).
+// Benchmark: generation with one image on this machine's CPU, for the demo LLaVA, a ~0.5B random LLaVA in real
+// shapes (SigLIP-base/16 at 224 px + Qwen2-0.5B: 24 layers, 896 hidden, 14/2 heads, 151,936 vocab, tied head), and a
+// random Idefics3 in SmolVLM-256M's shapes (12x768 SigLIP at 512 px, pixel shuffle x4 = 64 image tokens, 30x576
+// SmolLM2 decoder, 49,152 vocab, untied head; one frame per image; --skip-smolvlm).
 // Per model, each phase in its own child process (so peak RSS is that phase's):
 //   cold   compile the prefill + decode graphs into an empty graph cache and open the sessions
 //   warm   open from the cache, then: time to first token (image decode + preprocessing + prefill incl. the vision
@@ -10,7 +12,7 @@
 // The random weights are written once to <os tmp>/lenslab-bench-generate (about 2.3 GB for the 0.5B model, plus
 // the compiled graphs) and reused by later runs.
 //
-//   npm run bench:generate [-- --tokens 32 --skip-big --fresh]
+//   npm run bench:generate [-- --tokens 32 --skip-big --skip-smolvlm --only-smolvlm --fresh]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { llavaToHf, parseHfConfig, type LlavaModelConfig, type TextConfig, type VisionConfig } from '../../src-main/models/config';
 import { demoTokenizerFiles, randomWeights, writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
+import { SMOLVLM_256M, writeTinyIdefics3 } from '../../src-main/models/demo/tiny-idefics3';
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource } from '../../src-main/models/weights/safetensors';
 import { saveHfFolder } from '../../src-main/models/hf-folder';
@@ -196,10 +199,12 @@ async function main(): Promise<void> {
       }
     await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 88 }).toFile(image);
   }
-  const models: Array<{ name: string; dir: string; write: (d: string) => LlavaModelConfig; recompute: number }> = [
-    { name: 'demo (tiny LLaVA)', dir: join(ROOT, 'demo'), write: (d) => writeTinyLlava(d, 0), recompute: 16 },
-  ];
-  if (!flag('skip-big')) models.push({ name: '0.5B (SigLIP-B/16 + Qwen2-0.5B shapes)', dir: join(ROOT, 'half-b'), write: writeHalfBLlava, recompute: 3 });
+  const models: Array<{ name: string; dir: string; write: (d: string) => { vision: { modelType: string }; text: { modelType: string } }; recompute: number }> = [];
+  if (!flag('only-smolvlm')) {
+    models.push({ name: 'demo (tiny LLaVA)', dir: join(ROOT, 'demo'), write: (d) => writeTinyLlava(d, 0), recompute: 16 });
+    if (!flag('skip-big')) models.push({ name: '0.5B (SigLIP-B/16 + Qwen2-0.5B shapes)', dir: join(ROOT, 'half-b'), write: writeHalfBLlava, recompute: 3 });
+  }
+  if (!flag('skip-smolvlm')) models.push({ name: 'smolvlm-256m (Idefics3, SmolVLM-256M shapes)', dir: join(ROOT, 'smolvlm-256m'), write: (d) => writeTinyIdefics3(d, 7, SMOLVLM_256M), recompute: 3 });
 
   const rows: string[] = [];
   for (const m of models) {

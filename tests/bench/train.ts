@@ -6,6 +6,9 @@
 //         else the demo writer's 64 px default), icons, batch 16
 //   0.5B: a random LLaVA of about half a billion parameters (CLIP-B/16-like 12x768 tower at 224 px = 196 image tokens,
 //         Qwen2-0.5B-like 24x896 decoder with 14/2 heads and a 4864 MLP; demo tokenizer, so a 512-token vocabulary)
+//   smolvlm-256m: a random Idefics3 in SmolVLM-256M's shapes (12x768 SigLIP at 512 px, pixel shuffle x4 = 64 image
+//         tokens per frame, 30x576 SmolLM2 decoder, 49,152 vocabulary, untied head), one frame per image, batch 2
+//         (--skip-smolvlm); train_torch.py models LLaVA only, so it has no PyTorch row
 // against the same step in PyTorch (Debian torch 1.13, float32, tests/bench/train_torch.py: same shapes, same
 // LoRA targets and rank, same thread count), measured in the same run. Each side runs in its own process, so peak
 // RSS is that process's. Also printed: the memory estimate Lenslab shows before a run (training/memory.ts) next to
@@ -16,6 +19,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
+import { SMOLVLM_256M, writeTinyIdefics3 } from '../../src-main/models/demo/tiny-idefics3';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
 import { formatBytes } from '../../src-main/training/memory';
@@ -125,7 +129,7 @@ const LARGE: TinyLlavaOptions = {
   textIntermediate: 4864,
 };
 
-export async function setup(): Promise<{ data: string; models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number }[] }> {
+export async function setup(): Promise<{ data: string; models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' }[] }> {
   mkdirSync(root, { recursive: true });
   const icons = join(root, 'icons');
   if (!existsSync(join(icons, 'vqa.jsonl'))) await writeDemoDataset(icons, { seed: 3, count: 64, size: 64, families: ['colors'] });
@@ -142,12 +146,14 @@ export async function setup(): Promise<{ data: string; models: { name: string; d
   // the bundled demo base (resources/demo/model) when present, else the demo writer's default tiny LLaVA
   const bundled = join(here, '..', '..', 'resources', 'demo', 'model');
   const demoDir = existsSync(join(bundled, 'config.json')) ? bundled : join(root, 'demo');
-  const models = [{ name: 'demo', dir: demoDir, opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) }];
+  const models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' }[] = [{ name: 'demo', dir: demoDir, opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) }];
   if (!has('skip-large')) models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
+  if (!has('skip-smolvlm')) models.push({ name: 'smolvlm-256m', dir: join(root, 'smolvlm-256m'), opts: {}, batch: arg('batch-smolvlm', 2), family: 'idefics3' });
   for (const m of models)
     if (!existsSync(join(m.dir, 'model.safetensors'))) {
       process.stderr.write(`writing the ${m.name} model to ${m.dir} ...\n`);
-      writeTinyLlava(m.dir, 0, m.opts);
+      if (m.family === 'idefics3') writeTinyIdefics3(m.dir, 0, SMOLVLM_256M);
+      else writeTinyLlava(m.dir, 0, m.opts);
     }
   return { data, models };
 }
@@ -196,7 +202,7 @@ async function main(): Promise<void> {
       formatBytes(ours.peakRss),
       `${formatBytes(ours.estimate)} est.; init ${(ours.initMs / 1000).toFixed(1)} s; loss ${ours.losses[0].toFixed(3)} -> ${ours.losses.at(-1)!.toFixed(3)}`,
     ]);
-    if (has('skip-torch')) continue;
+    if (has('skip-torch') || m.family === 'idefics3') continue;
     process.stderr.write(`[${m.name}] pytorch ...\n`);
     const v = cfg.vision_config;
     const t = cfg.text_config;

@@ -136,3 +136,29 @@ export function writeTinyIdefics3(dir: string, seed: number, o: TinyIdefics3Opti
   });
   return config;
 }
+
+/**
+ * HuggingFaceTB/SmolVLM-256M-Instruct's shapes (SigLIP 12x768 at 512 px / patch 16, pixel shuffle x4 -> 64 tokens per
+ * frame, SmolLM2-135M-like 30x576 decoder with 9/3 heads and a 1536 MLP, untied head) with a 49,152-row vocabulary,
+ * for benchmarks. `longestEdge` 512 keeps one frame per image (the model's own processor uses 2048: 4 x 4 tiles + global).
+ */
+export const SMOLVLM_256M: TinyIdefics3Options = {
+  modelType: 'idefics3',
+  imageSize: 512,
+  patchSize: 16,
+  scaleFactor: 4,
+  visionHidden: 768,
+  visionLayers: 12,
+  visionHeads: 12,
+  visionIntermediate: 3072,
+  textHidden: 576,
+  textLayers: 30,
+  textHeads: 9,
+  textKvHeads: 3,
+  textIntermediate: 1536,
+  vocabSize: 49152,
+  tokenizer: 'bytes',
+  tieWordEmbeddings: false,
+  longestEdge: 512,
+  maxPositionEmbeddings: 8192,
+};
