@@ -19,7 +19,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { llavaToHf, parseHfConfig, type LlavaModelConfig, type TextConfig, type VisionConfig } from '../../src-main/models/config';
+import {
+  llavaToHf,
+  parseHfConfig,
+  type LlavaModelConfig,
+  type TextConfig,
+  type VisionConfig,
+} from '../../src-main/models/config';
 import { demoTokenizerFiles, randomWeights, writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { SMOLVLM_256M, writeTinyIdefics3 } from '../../src-main/models/demo/tiny-idefics3';
 import { expectedTensors } from '../../src-main/models/weights/names';
@@ -43,16 +49,53 @@ function writeHalfBLlava(dir: string): LlavaModelConfig {
   const { tokenizer, tokenizerConfig } = demoTokenizerFiles(512);
   const imageTokenIndex = (tokenizer.model as { vocab: Record<string, number> }).vocab['<image>'];
   const vision: VisionConfig = {
-    modelType: 'siglip_vision_model', hiddenSize: 768, intermediateSize: 3072, numHiddenLayers: 12, numAttentionHeads: 12, headDim: 64,
-    numChannels: 3, imageSize: 224, patchSize: 16, hiddenAct: 'gelu_pytorch_tanh', layerNormEps: 1e-6, classToken: false, preLayerNorm: false,
-    patchBias: true, useHead: false, numPatches: 196, numPositions: 196,
+    modelType: 'siglip_vision_model',
+    hiddenSize: 768,
+    intermediateSize: 3072,
+    numHiddenLayers: 12,
+    numAttentionHeads: 12,
+    headDim: 64,
+    numChannels: 3,
+    imageSize: 224,
+    patchSize: 16,
+    hiddenAct: 'gelu_pytorch_tanh',
+    layerNormEps: 1e-6,
+    classToken: false,
+    preLayerNorm: false,
+    patchBias: true,
+    useHead: false,
+    numPatches: 196,
+    numPositions: 196,
   };
   const text: TextConfig = {
-    modelType: 'qwen2', vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numHiddenLayers: 24, numAttentionHeads: 14, numKeyValueHeads: 2,
-    headDim: 64, hiddenAct: 'silu', maxPositionEmbeddings: 32768, rmsNormEps: 1e-6, rope: { theta: 1000000, type: 'default', factor: 1 },
-    qkvBias: true, oBias: false, mlpBias: false, tieWordEmbeddings: true, bosTokenId: 1, eosTokenIds: [2], padTokenId: 3,
+    modelType: 'qwen2',
+    vocabSize: 151936,
+    hiddenSize: 896,
+    intermediateSize: 4864,
+    numHiddenLayers: 24,
+    numAttentionHeads: 14,
+    numKeyValueHeads: 2,
+    headDim: 64,
+    hiddenAct: 'silu',
+    maxPositionEmbeddings: 32768,
+    rmsNormEps: 1e-6,
+    rope: { theta: 1000000, type: 'default', factor: 1 },
+    qkvBias: true,
+    oBias: false,
+    mlpBias: false,
+    tieWordEmbeddings: true,
+    bosTokenId: 1,
+    eosTokenIds: [2],
+    padTokenId: 3,
   };
-  const json = llavaToHf({ vision, text, imageTokenIndex, projectorHiddenAct: 'gelu', visionFeatureLayer: -1, visionFeatureSelectStrategy: 'full' });
+  const json = llavaToHf({
+    vision,
+    text,
+    imageTokenIndex,
+    projectorHiddenAct: 'gelu',
+    visionFeatureLayer: -1,
+    visionFeatureSelectStrategy: 'full',
+  });
   const config = parseHfConfig(json, 'bench config.json') as LlavaModelConfig;
   mkdirSync(dir, { recursive: true });
   saveHfFolder(dir, {
@@ -61,8 +104,17 @@ function writeHalfBLlava(dir: string): LlavaModelConfig {
     tokenizer,
     tokenizerConfig,
     preprocessorConfig: {
-      do_convert_rgb: true, do_normalize: true, do_rescale: true, do_resize: true, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5],
-      image_processor_type: 'SiglipImageProcessor', processor_class: 'LlavaProcessor', resample: 2, rescale_factor: 1 / 255, size: { height: 224, width: 224 },
+      do_convert_rgb: true,
+      do_normalize: true,
+      do_rescale: true,
+      do_resize: true,
+      image_mean: [0.5, 0.5, 0.5],
+      image_std: [0.5, 0.5, 0.5],
+      image_processor_type: 'SiglipImageProcessor',
+      processor_class: 'LlavaProcessor',
+      resample: 2,
+      rescale_factor: 1 / 255,
+      size: { height: 224, width: 224 },
     },
     generationConfig: { bos_token_id: 1, eos_token_id: 2, pad_token_id: 3, max_new_tokens: 64 },
   });
@@ -71,7 +123,8 @@ function writeHalfBLlava(dir: string): LlavaModelConfig {
 
 function dirBytes(dir: string): number {
   let n = 0;
-  for (const f of readdirSync(dir, { withFileTypes: true })) n += f.isDirectory() ? dirBytes(join(dir, f.name)) : statSync(join(dir, f.name)).size;
+  for (const f of readdirSync(dir, { withFileTypes: true }))
+    n += f.isDirectory() ? dirBytes(join(dir, f.name)) : statSync(join(dir, f.name)).size;
   return n;
 }
 
@@ -105,7 +158,14 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 const peakMb = () => process.resourceUsage().maxRSS / 1024;
 
-async function child(phase: string, modelDir: string, cacheDir: string, image: string, tokens: number, recomputeTokens: number): Promise<void> {
+async function child(
+  phase: string,
+  modelDir: string,
+  cacheDir: string,
+  image: string,
+  tokens: number,
+  recomputeTokens: number,
+): Promise<void> {
   const messages = [{ role: 'user', content: QUESTION }];
   const out: Record<string, unknown> = { phase };
   if (phase === 'cold') {
@@ -154,7 +214,11 @@ async function child(phase: string, modelDir: string, cacheDir: string, image: s
       out.loadMs = performance.now() - t0;
       loadLag = meter.max;
       meter.reset();
-      await w.generate({ modelDir, image, messages }, { maxNewTokens: tokens, temperature: 0.8, topP: 0.9, topK: 50, seed: 1 }, { onToken: () => {} });
+      await w.generate(
+        { modelDir, image, messages },
+        { maxNewTokens: tokens, temperature: 0.8, topP: 0.9, topK: 50, seed: 1 },
+        { onToken: () => {} },
+      );
       genLag = meter.max;
       await w.close();
     }
@@ -166,13 +230,24 @@ async function child(phase: string, modelDir: string, cacheDir: string, image: s
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
-function runChild(phase: string, modelDir: string, cacheDir: string, image: string, tokens: number, recomputeTokens: number): Record<string, number | string | boolean> {
+function runChild(
+  phase: string,
+  modelDir: string,
+  cacheDir: string,
+  image: string,
+  tokens: number,
+  recomputeTokens: number,
+): Record<string, number | string | boolean> {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', phase, modelDir, cacheDir, image, String(tokens), String(recomputeTokens)], {
-    encoding: 'utf8',
-    maxBuffer: 16 << 20,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', self, '--child', phase, modelDir, cacheDir, image, String(tokens), String(recomputeTokens)],
+    {
+      encoding: 'utf8',
+      maxBuffer: 16 << 20,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   if (r.status !== 0) throw new Error(`child ${phase} failed (${r.status}): ${r.stdout}`);
   const line = r.stdout.trim().split('\n').pop()!;
   return JSON.parse(line);
@@ -195,16 +270,40 @@ async function main(): Promise<void> {
         const block = (Math.floor(x / 80) + Math.floor(y / 80)) % 3;
         raw[o] = block === 0 ? 220 : (x * 255) / w;
         raw[o + 1] = block === 1 ? 200 : (y * 255) / h;
-        raw[o + 2] = block === 2 ? 180 : ((x ^ y) & 255);
+        raw[o + 2] = block === 2 ? 180 : (x ^ y) & 255;
       }
-    await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 88 }).toFile(image);
+    await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+      .jpeg({ quality: 88 })
+      .toFile(image);
   }
-  const models: Array<{ name: string; dir: string; write: (d: string) => { vision: { modelType: string }; text: { modelType: string } }; recompute: number }> = [];
+  const models: Array<{
+    name: string;
+    dir: string;
+    write: (d: string) => { vision: { modelType: string }; text: { modelType: string } };
+    recompute: number;
+  }> = [];
   if (!flag('only-smolvlm')) {
-    models.push({ name: 'demo (tiny LLaVA)', dir: join(ROOT, 'demo'), write: (d) => writeTinyLlava(d, 0), recompute: 16 });
-    if (!flag('skip-big')) models.push({ name: '0.5B (SigLIP-B/16 + Qwen2-0.5B shapes)', dir: join(ROOT, 'half-b'), write: writeHalfBLlava, recompute: 3 });
+    models.push({
+      name: 'demo (tiny LLaVA)',
+      dir: join(ROOT, 'demo'),
+      write: (d) => writeTinyLlava(d, 0),
+      recompute: 16,
+    });
+    if (!flag('skip-big'))
+      models.push({
+        name: '0.5B (SigLIP-B/16 + Qwen2-0.5B shapes)',
+        dir: join(ROOT, 'half-b'),
+        write: writeHalfBLlava,
+        recompute: 3,
+      });
   }
-  if (!flag('skip-smolvlm')) models.push({ name: 'smolvlm-256m (Idefics3, SmolVLM-256M shapes)', dir: join(ROOT, 'smolvlm-256m'), write: (d) => writeTinyIdefics3(d, 7, SMOLVLM_256M), recompute: 3 });
+  if (!flag('skip-smolvlm'))
+    models.push({
+      name: 'smolvlm-256m (Idefics3, SmolVLM-256M shapes)',
+      dir: join(ROOT, 'smolvlm-256m'),
+      write: (d) => writeTinyIdefics3(d, 7, SMOLVLM_256M),
+      recompute: 3,
+    });
 
   const rows: string[] = [];
   for (const m of models) {
@@ -212,7 +311,9 @@ async function main(): Promise<void> {
     if (!existsSync(join(m.dir, 'config.json'))) {
       const t0 = performance.now();
       const cfg = m.write(m.dir);
-      console.log(`${m.name}: wrote random weights (${fmtBytes(dirBytes(m.dir))}, vision ${cfg.vision.modelType}, text ${cfg.text.modelType}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(
+        `${m.name}: wrote random weights (${fmtBytes(dirBytes(m.dir))}, vision ${cfg.vision.modelType}, text ${cfg.text.modelType}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
     }
     const cacheDir = join(ROOT, `cache-${m.name.split(' ')[0]}`);
     rmSync(cacheDir, { recursive: true, force: true });

@@ -66,7 +66,17 @@ async function worker(input: WorkerInput): Promise<void> {
   const config = {
     model: input.model,
     data: { file: input.data },
-    hparams: { method: 'lora', rank: 16, alpha: 32, dropout: 0, maxSteps: input.warmup + input.steps, batchSize: input.batchSize, saveEvery: 0, evalEvery: 0, lr: 1e-4 },
+    hparams: {
+      method: 'lora',
+      rank: 16,
+      alpha: 32,
+      dropout: 0,
+      maxSteps: input.warmup + input.steps,
+      batchSize: input.batchSize,
+      saveEvery: 0,
+      evalEvery: 0,
+      lr: 1e-4,
+    },
     eval: { maxItems: 1 },
   };
   const check = vlmTrainerModule.validateConfig(config);
@@ -129,26 +139,52 @@ const LARGE: TinyLlavaOptions = {
   textIntermediate: 4864,
 };
 
-export async function setup(): Promise<{ data: string; models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' }[] }> {
+export async function setup(): Promise<{
+  data: string;
+  models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' }[];
+}> {
   mkdirSync(root, { recursive: true });
   const icons = join(root, 'icons');
-  if (!existsSync(join(icons, 'vqa.jsonl'))) await writeDemoDataset(icons, { seed: 3, count: 64, size: 64, families: ['colors'] });
+  if (!existsSync(join(icons, 'vqa.jsonl')))
+    await writeDemoDataset(icons, { seed: 3, count: 64, size: 64, families: ['colors'] });
   const items = readFileSync(join(icons, 'vqa.jsonl'), 'utf8')
     .trim()
     .split('\n')
     .map((l, i) => {
       const r = JSON.parse(l) as { image: string; question: string; answer: string };
-      return { key: String(i), itemId: null, image: join(icons, r.image), annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }], split: 'train' as const };
+      return {
+        key: String(i),
+        itemId: null,
+        image: join(icons, r.image),
+        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }],
+        split: 'train' as const,
+      };
     });
-  const snap: DataSnapshot = { format: 'lenslab-data', version: 1, source: { datasetId: null, name: 'bench icons' }, autoSplit: false, items };
+  const snap: DataSnapshot = {
+    format: 'lenslab-data',
+    version: 1,
+    source: { datasetId: null, name: 'bench icons' },
+    autoSplit: false,
+    items,
+  };
   const data = join(root, 'data.json');
   writeSnapshot(data, snap);
   // the bundled demo base (resources/demo/model) when present, else the demo writer's default tiny LLaVA
   const bundled = join(here, '..', '..', 'resources', 'demo', 'model');
   const demoDir = existsSync(join(bundled, 'config.json')) ? bundled : join(root, 'demo');
-  const models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' }[] = [{ name: 'demo', dir: demoDir, opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) }];
-  if (!has('skip-large')) models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
-  if (!has('skip-smolvlm')) models.push({ name: 'smolvlm-256m', dir: join(root, 'smolvlm-256m'), opts: {}, batch: arg('batch-smolvlm', 2), family: 'idefics3' });
+  const models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' }[] = [
+    { name: 'demo', dir: demoDir, opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) },
+  ];
+  if (!has('skip-large'))
+    models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
+  if (!has('skip-smolvlm'))
+    models.push({
+      name: 'smolvlm-256m',
+      dir: join(root, 'smolvlm-256m'),
+      opts: {},
+      batch: arg('batch-smolvlm', 2),
+      family: 'idefics3',
+    });
   for (const m of models)
     if (!existsSync(join(m.dir, 'model.safetensors'))) {
       process.stderr.write(`writing the ${m.name} model to ${m.dir} ...\n`);
@@ -159,23 +195,35 @@ export async function setup(): Promise<{ data: string; models: { name: string; d
 }
 
 function runWorker(input: WorkerInput): WorkerOutput {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', JSON.stringify(input)], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-    env: { ...process.env, LENSLAB_GRAPH_CACHE: join(root, 'graph-cache') },
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', JSON.stringify(input)],
+    {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+      env: { ...process.env, LENSLAB_GRAPH_CACHE: join(root, 'graph-cache') },
+    },
+  );
   const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.status !== 0 || !line.startsWith('{')) throw new Error(`lenslab worker failed (${r.status}): ${r.stderr.slice(-3000)}`);
+  if (r.status !== 0 || !line.startsWith('{'))
+    throw new Error(`lenslab worker failed (${r.status}): ${r.stderr.slice(-3000)}`);
   return JSON.parse(line) as WorkerOutput;
 }
 
-function runTorch(cfg: Record<string, unknown>): { ms: number[]; peak_rss: number; torch: string; threads: number } | { error: string } {
+function runTorch(
+  cfg: Record<string, unknown>,
+): { ms: number[]; peak_rss: number; torch: string; threads: number } | { error: string } {
   // Debian's OpenBLAS picks a slow kernel on AVX-512 machines unless told the core type (as bench:engine does)
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
   if (/\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) env.OPENBLAS_CORETYPE ??= 'SkylakeX';
-  const r = spawnSync('/usr/bin/python3', [join(here, 'train_torch.py'), JSON.stringify(cfg)], { encoding: 'utf8', maxBuffer: 1 << 24, env });
+  const r = spawnSync('/usr/bin/python3', [join(here, 'train_torch.py'), JSON.stringify(cfg)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    env,
+  });
   const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.status !== 0 || !line.startsWith('{')) return { error: (r.stderr || r.error?.message || `exit ${r.status}`).slice(-500) };
+  if (r.status !== 0 || !line.startsWith('{'))
+    return { error: (r.stderr || r.error?.message || `exit ${r.status}`).slice(-500) };
   return JSON.parse(line);
 }
 
@@ -183,7 +231,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const { data, models } = await setup();
-  console.log(`bench:train — LoRA (rank 16, q/k/v/o) training steps, ${threads} threads, ${steps} timed steps after ${warmup} warm-up; median step time`);
+  console.log(
+    `bench:train — LoRA (rank 16, q/k/v/o) training steps, ${threads} threads, ${steps} timed steps after ${warmup} warm-up; median step time`,
+  );
   const rows: string[][] = [];
   for (const m of models) {
     process.stderr.write(`[${m.name}] lenslab ...\n`);
@@ -207,8 +257,22 @@ async function main(): Promise<void> {
     const v = cfg.vision_config;
     const t = cfg.text_config;
     const torch = runTorch({
-      vision: { hidden: v.hidden_size, layers: v.num_hidden_layers, heads: v.num_attention_heads, inter: v.intermediate_size, image: v.image_size, patch: v.patch_size },
-      text: { hidden: t.hidden_size, layers: t.num_hidden_layers, heads: t.num_attention_heads, kv: t.num_key_value_heads, inter: t.intermediate_size, vocab: t.vocab_size },
+      vision: {
+        hidden: v.hidden_size,
+        layers: v.num_hidden_layers,
+        heads: v.num_attention_heads,
+        inter: v.intermediate_size,
+        image: v.image_size,
+        patch: v.patch_size,
+      },
+      text: {
+        hidden: t.hidden_size,
+        layers: t.num_hidden_layers,
+        heads: t.num_attention_heads,
+        kv: t.num_key_value_heads,
+        inter: t.intermediate_size,
+        vocab: t.vocab_size,
+      },
       B: m.batch,
       T: seq,
       image_tokens: ours.imageTokens,

@@ -11,18 +11,34 @@ import { tempDir } from '../helpers/tmp';
 import { parseHfConfig, ConfigError } from '../../src-main/models/config';
 import { writeTinyIdefics3 } from '../../src-main/models/demo/tiny-idefics3';
 import { Idefics3ImageProcessor, imagePromptString } from '../../src-main/models/families/idefics3/processor';
-import { adapterFromValues, buildTrainableVlm, loadVlm, renderSetupOf, saveAdapter } from '../../src-main/models/program';
+import {
+  adapterFromValues,
+  buildTrainableVlm,
+  loadVlm,
+  renderSetupOf,
+  saveAdapter,
+} from '../../src-main/models/program';
 import { buildForwardGraph, IO } from '../../src-main/models/llava';
 import { createGenerator, renderPromptIds } from '../../src-main/models/generate';
 import { loadAdapter as loadPeft } from '../../src-main/models/peft';
 import { SafetensorsFile } from '../../src-main/models/weights/safetensors';
 import { runnableKind } from '../../src-main/models/registry';
 import { serializeModel, Session, StepExecutor, tensor } from '../../src-main/engine';
-import { ADAPTER_LORA, ANSWER, gradDirection, IDEFICS3_OPTIONS, QUESTION, referenceAdapterValues, referenceImage } from '../fixtures/models/idefics3';
+import {
+  ADAPTER_LORA,
+  ANSWER,
+  gradDirection,
+  IDEFICS3_OPTIONS,
+  QUESTION,
+  referenceAdapterValues,
+  referenceImage,
+} from '../fixtures/models/idefics3';
 
 const { dir, cleanup } = tempDir('idefics3-');
 after(cleanup);
-const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/idefics3-reference.json'), 'utf8')) as {
+const ref = JSON.parse(
+  readFileSync(join(import.meta.dirname, '../fixtures/models/idefics3-reference.json'), 'utf8'),
+) as {
   seed: number;
   model_sha256: string;
   frames: number;
@@ -49,7 +65,9 @@ function refPixels(dtype: 'float32' | 'float64' = 'float32') {
   const hw = S * S;
   const out = dtype === 'float32' ? new Float32Array(refU8.length) : new Float64Array(refU8.length);
   for (let f = 0; f < ref.frames; f++)
-    for (let c = 0; c < 3; c++) for (let i = 0; i < hw; i++) out[(f * 3 + c) * hw + i] = Math.fround((Math.fround(refU8[f * hw * 3 + i * 3 + c] * (1 / 255)) - 0.5) / 0.5);
+    for (let c = 0; c < 3; c++)
+      for (let i = 0; i < hw; i++)
+        out[(f * 3 + c) * hw + i] = Math.fround((Math.fround(refU8[f * hw * 3 + i * 3 + c] * (1 / 255)) - 0.5) / 0.5);
   return tensor(dtype, [ref.frames, 3, S, S], out as Float32Array);
 }
 
@@ -60,8 +78,27 @@ test('SmolVLM-256M config.json: transformers defaults, pixel-shuffle token count
     image_token_id: 49190,
     scale_factor: 4,
     tie_word_embeddings: false,
-    text_config: { model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_attention_heads: 9, num_hidden_layers: 30, num_key_value_heads: 3, rms_norm_eps: 1e-5, rope_theta: 100000, vocab_size: 49280, max_position_embeddings: 8192 },
-    vision_config: { model_type: 'idefics3_vision', hidden_size: 768, image_size: 512, intermediate_size: 3072, num_attention_heads: 12, num_hidden_layers: 12, patch_size: 16 },
+    text_config: {
+      model_type: 'llama',
+      hidden_size: 576,
+      intermediate_size: 1536,
+      num_attention_heads: 9,
+      num_hidden_layers: 30,
+      num_key_value_heads: 3,
+      rms_norm_eps: 1e-5,
+      rope_theta: 100000,
+      vocab_size: 49280,
+      max_position_embeddings: 8192,
+    },
+    vision_config: {
+      model_type: 'idefics3_vision',
+      hidden_size: 768,
+      image_size: 512,
+      intermediate_size: 3072,
+      num_attention_heads: 12,
+      num_hidden_layers: 12,
+      patch_size: 16,
+    },
   });
   if (c.kind !== 'idefics3') throw new Error('idefics3 expected');
   assert.equal(runnableKind(c), 'vlm');
@@ -71,28 +108,54 @@ test('SmolVLM-256M config.json: transformers defaults, pixel-shuffle token count
   assert.equal(c.vision.layerNormEps, 1e-6);
   assert.equal(c.text.rmsNormEps, 1e-5);
   assert.equal(c.tieWordEmbeddings, false);
-  const d = parseHfConfig({ model_type: 'smolvlm', vision_config: { image_size: 256 }, text_config: { vocab_size: 128259 } });
+  const d = parseHfConfig({
+    model_type: 'smolvlm',
+    vision_config: { image_size: 256 },
+    text_config: { vocab_size: 128259 },
+  });
   if (d.kind !== 'idefics3') throw new Error('idefics3 expected');
   // Idefics3VisionConfig defaults: 1152 hidden, patch 32 (256 px -> 8 x 8 patches -> 16 tokens at scale 2)
   assert.equal(d.vision.hiddenSize, 1152);
   assert.equal(d.numImageTokens, 16);
   assert.equal(d.imageTokenIndex, 128257);
   // the default 224 px gives 7 x 7 patches, which pixel shuffle by 2 cannot take (transformers fails there too)
-  assert.throws(() => parseHfConfig({ model_type: 'idefics3', vision_config: { image_size: 224, patch_size: 32 } }), /scale_factor.*7 x 7/);
+  assert.throws(
+    () => parseHfConfig({ model_type: 'idefics3', vision_config: { image_size: 224, patch_size: 32 } }),
+    /scale_factor.*7 x 7/,
+  );
 });
 
 test('bad configs: unknown model_type lists the families; absurd sizes are refused from the config alone, naming the field', () => {
-  assert.throws(() => parseHfConfig({ model_type: 'blip-2' }, 'x/config.json'), (e: Error) => e instanceof ConfigError && /x\/config.json: field "model_type": unknown model_type "blip-2" \(supported: llava, idefics3, smolvlm, clip/.test(e.message));
+  assert.throws(
+    () => parseHfConfig({ model_type: 'blip-2' }, 'x/config.json'),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      /x\/config.json: field "model_type": unknown model_type "blip-2" \(supported: llava, idefics3, smolvlm, clip/.test(
+        e.message,
+      ),
+  );
   const t0 = performance.now();
-  assert.throws(() => parseHfConfig({ model_type: 'llava', text_config: { num_hidden_layers: 1000000 } }), /field "text_config.num_hidden_layers": 1000000 is larger than any model/);
-  assert.throws(() => parseHfConfig({ model_type: 'idefics3', vision_config: { hidden_size: 10_000_000 } }), /field "vision_config.hidden_size"/);
+  assert.throws(
+    () => parseHfConfig({ model_type: 'llava', text_config: { num_hidden_layers: 1000000 } }),
+    /field "text_config.num_hidden_layers": 1000000 is larger than any model/,
+  );
+  assert.throws(
+    () => parseHfConfig({ model_type: 'idefics3', vision_config: { hidden_size: 10_000_000 } }),
+    /field "vision_config.hidden_size"/,
+  );
   assert.throws(() => parseHfConfig({ model_type: 'llama', vocab_size: 1e9 }), /field "vocab_size"/);
   assert.throws(() => parseHfConfig({ model_type: 'idefics3', scale_factor: 100000 }), /field "scale_factor"/);
   assert.ok(performance.now() - t0 < 1000);
 });
 
 test('the tiny Idefics3 folder is the published layout and loads as a vision-language model', () => {
-  assert.equal(createHash('sha256').update(readFileSync(join(modelDir, 'model.safetensors'))).digest('hex'), ref.model_sha256, 'the fixture weights are reproduced');
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(modelDir, 'model.safetensors')))
+      .digest('hex'),
+    ref.model_sha256,
+    'the fixture weights are reproduced',
+  );
   const f = SafetensorsFile.open(join(modelDir, 'model.safetensors'));
   const names = f.names();
   f.close();
@@ -116,7 +179,9 @@ test('processor: tiles + global image as the PIL reference (uint8 exact), grid a
     assert.deepEqual(grid, { rows: ref.rows, cols: ref.cols });
     assert.equal(frames.length, ref.frames);
     let diff = 0;
-    frames.forEach((f, n) => f.data.forEach((v, i) => (diff = Math.max(diff, Math.abs(v - refU8[n * f.data.length + i])))));
+    frames.forEach((f, n) =>
+      f.data.forEach((v, i) => (diff = Math.max(diff, Math.abs(v - refU8[n * f.data.length + i])))),
+    );
     assert.equal(diff, 0, `max |uint8 - PIL| = ${diff}`);
     assert.deepEqual(p.grid(40, 24), grid);
     assert.deepEqual(await p.gridOf(referenceImage()), grid);
@@ -126,7 +191,10 @@ test('processor: tiles + global image as the PIL reference (uint8 exact), grid a
     assert.ok(ref.expanded_prompt.includes(imagePromptString(grid, 4)));
     assert.equal(ids.filter((x) => x === m.imageTokenId).length, ref.frames * m.numImageTokens);
     // one frame (no split) for a small image: <fake><global-img> + 4 x <image> + <fake>
-    assert.equal(imagePromptString({ rows: 0, cols: 0 }, 2), '<fake_token_around_image><global-img><image><image><fake_token_around_image>');
+    assert.equal(
+      imagePromptString({ rows: 0, cols: 0 }, 2),
+      '<fake_token_around_image><global-img><image><image><fake_token_around_image>',
+    );
   } finally {
     m.close();
   }
@@ -152,10 +220,21 @@ test('logits match the PyTorch reference within 1e-4; greedy generation gives it
     assert.ok(d < 1e-4, `max |logit - reference| = ${d}`);
     const gen = await createGenerator(m, null, { cacheDir: join(dir, 'cache') });
     try {
-      const out = await gen.generate({ image: referenceImage(), messages: [{ role: 'user', content: QUESTION }] }, { maxNewTokens: ref.greedy.length });
+      const out = await gen.generate(
+        { image: referenceImage(), messages: [{ role: 'user', content: QUESTION }] },
+        { maxNewTokens: ref.greedy.length },
+      );
       assert.deepEqual(out.ids, ref.greedy);
       assert.equal(out.promptTokens, ref.input_ids.length);
-      const [s] = await gen.score([{ image: referenceImage(), messages: [{ role: 'user', content: QUESTION }, { role: 'assistant', content: ` ${ANSWER}` }] }]);
+      const [s] = await gen.score([
+        {
+          image: referenceImage(),
+          messages: [
+            { role: 'user', content: QUESTION },
+            { role: 'assistant', content: ` ${ANSWER}` },
+          ],
+        },
+      ]);
       assert.ok(Math.abs(s.loss - ref.loss) < 1e-4, `score loss ${s.loss} vs ${ref.loss}`);
       assert.equal(s.tokens, ref.train_labels.filter((x) => x !== -100).length);
     } finally {
@@ -166,7 +245,7 @@ test('logits match the PyTorch reference within 1e-4; greedy generation gives it
   }
 });
 
-test('float64 training step: the loss and every tensor\'s gradient match PyTorch', async () => {
+test("float64 training step: the loss and every tensor's gradient match PyTorch", async () => {
   const m = loadVlm(modelDir);
   try {
     const tv = buildTrainableVlm(m, 'full', null, { fullParts: ['vision', 'projector', 'decoder'], dtype: 'float64' });
@@ -179,7 +258,10 @@ test('float64 training step: the loss and every tensor\'s gradient match PyTorch
       labels: tensor('int64', [1, T], BigInt64Array.from(ref.train_labels.map(BigInt))),
       pixel_values: refPixels('float64'),
     };
-    const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, outputGrads: true, session: { optimization: 'basic', threads: 1 } }, tv.initialValues(0));
+    const ex = await StepExecutor.create(
+      { params: tv.params, forward: tv.forward, outputGrads: true, session: { optimization: 'basic', threads: 1 } },
+      tv.initialValues(0),
+    );
     const r = await ex.step(feeds, 0);
     await ex.dispose();
     // float64 graphs, but ONNX float attributes (attention scale, norm epsilons) are float32: agreement is ~1e-8
@@ -194,8 +276,14 @@ test('float64 training step: the loss and every tensor\'s gradient match PyTorch
       for (let i = 0; i < g.length; i++) dot += g[i] * dir[i];
       const tol = 1e-5 * Math.max(1, want.norm);
       assert.ok(Math.abs(Math.sqrt(n2) - want.norm) < tol, `${p.name}: |grad| ${Math.sqrt(n2)} vs ${want.norm}`);
-      assert.ok(Math.abs(dot - want.dot) < 1e-5 * Math.max(1, Math.abs(want.dot), want.norm), `${p.name}: grad . d ${dot} vs ${want.dot}`);
-      assert.ok(want.norm > 0 || p.name.startsWith('model.text_model.embed_tokens'), `${p.name}: the reference has a gradient`);
+      assert.ok(
+        Math.abs(dot - want.dot) < 1e-5 * Math.max(1, Math.abs(want.dot), want.norm),
+        `${p.name}: grad . d ${dot} vs ${want.dot}`,
+      );
+      assert.ok(
+        want.norm > 0 || p.name.startsWith('model.text_model.embed_tokens'),
+        `${p.name}: the reference has a gradient`,
+      );
       want.head.forEach((v, i) => assert.ok(Math.abs(g[i] - v) < tol, `${p.name}[${i}]: ${g[i]} vs ${v}`));
     }
   } finally {
@@ -224,7 +312,15 @@ test('a LoRA + connector adapter is saved with the PEFT keys of Idefics3ForCondi
     assert.equal(back.saved.size, 1);
     const gen = await createGenerator(m, back, { cacheDir: join(dir, 'cache') });
     try {
-      const [s] = await gen.score([{ image: referenceImage(), messages: [{ role: 'user', content: QUESTION }, { role: 'assistant', content: ` ${ANSWER}` }] }]);
+      const [s] = await gen.score([
+        {
+          image: referenceImage(),
+          messages: [
+            { role: 'user', content: QUESTION },
+            { role: 'assistant', content: ` ${ANSWER}` },
+          ],
+        },
+      ]);
       assert.ok(Math.abs(s.loss - ref.adapter_loss) < 1e-4, `adapter loss ${s.loss} vs ${ref.adapter_loss}`);
     } finally {
       await gen.dispose();

@@ -28,7 +28,16 @@ export const SMOLVLM_CHAT_TEMPLATE =
 export function idefics3SpecialTokens(grid: number): string[] {
   const rows: string[] = [];
   for (let r = 1; r <= grid; r++) for (let c = 1; c <= grid; c++) rows.push(`<row_${r}_col_${c}>`);
-  return ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<end_of_utterance>', '<image>', '<fake_token_around_image>', '<global-img>', ...rows];
+  return [
+    '<|endoftext|>',
+    '<|im_start|>',
+    '<|im_end|>',
+    '<end_of_utterance>',
+    '<image>',
+    '<fake_token_around_image>',
+    '<global-img>',
+    ...rows,
+  ];
 }
 
 export interface TinyIdefics3Options {
@@ -56,14 +65,28 @@ export interface TinyIdefics3Options {
   initStd?: number;
 }
 
-function tokenizerFiles(o: TinyIdefics3Options, grid: number): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; vocab: Record<string, number> } {
+function tokenizerFiles(
+  o: TinyIdefics3Options,
+  grid: number,
+): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; vocab: Record<string, number> } {
   const specials = idefics3SpecialTokens(grid);
   const bpe = o.tokenizer === 'bytes';
-  const tokenizer = trainByteLevelBpe(bpe ? [] : demoCorpus(DEMO_CORPUS_SEED, 3000), { vocabSize: bpe ? specials.length + 256 : (o.vocabSize ?? 512), specialTokens: specials, bosToken: null });
+  const tokenizer = trainByteLevelBpe(bpe ? [] : demoCorpus(DEMO_CORPUS_SEED, 3000), {
+    vocabSize: bpe ? specials.length + 256 : (o.vocabSize ?? 512),
+    specialTokens: specials,
+    bosToken: null,
+  });
   const vocab = (tokenizer.model as { vocab: Record<string, number> }).vocab;
   const addedTokensDecoder: Record<string, unknown> = {};
   specials.forEach((content, id) => {
-    addedTokensDecoder[String(id)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+    addedTokensDecoder[String(id)] = {
+      content,
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
   });
   const tokenizerConfig = {
     add_prefix_space: false,
@@ -96,18 +119,53 @@ export function writeTinyIdefics3(dir: string, seed: number, o: TinyIdefics3Opti
   const th = o.textHidden ?? 48;
   const theads = o.textHeads ?? 4;
   const vision: VisionConfig = {
-    modelType: 'siglip_vision_model', hiddenSize: vh, intermediateSize: o.visionIntermediate ?? 64, numHiddenLayers: o.visionLayers ?? 2,
-    numAttentionHeads: vheads, headDim: vh / vheads, numChannels: 3, imageSize, patchSize, hiddenAct: 'gelu_pytorch_tanh', layerNormEps: 1e-6,
-    classToken: false, preLayerNorm: false, patchBias: true, useHead: false, numPatches: (imageSize / patchSize) ** 2, numPositions: (imageSize / patchSize) ** 2,
+    modelType: 'siglip_vision_model',
+    hiddenSize: vh,
+    intermediateSize: o.visionIntermediate ?? 64,
+    numHiddenLayers: o.visionLayers ?? 2,
+    numAttentionHeads: vheads,
+    headDim: vh / vheads,
+    numChannels: 3,
+    imageSize,
+    patchSize,
+    hiddenAct: 'gelu_pytorch_tanh',
+    layerNormEps: 1e-6,
+    classToken: false,
+    preLayerNorm: false,
+    patchBias: true,
+    useHead: false,
+    numPatches: (imageSize / patchSize) ** 2,
+    numPositions: (imageSize / patchSize) ** 2,
   };
   const eos = vocab['<end_of_utterance>'];
   const text: TextConfig = {
-    modelType: 'llama', vocabSize, hiddenSize: th, intermediateSize: o.textIntermediate ?? 96, numHiddenLayers: o.textLayers ?? 2,
-    numAttentionHeads: theads, numKeyValueHeads: o.textKvHeads ?? 2, headDim: th / theads, hiddenAct: 'silu', maxPositionEmbeddings: o.maxPositionEmbeddings ?? 2048,
-    rmsNormEps: 1e-5, rope: { theta: 100000, type: 'default', factor: 1 }, qkvBias: false, oBias: false, mlpBias: false,
-    tieWordEmbeddings: o.tieWordEmbeddings ?? false, bosTokenId: vocab['<|im_start|>'], eosTokenIds: [eos], padTokenId: vocab['<|im_end|>'],
+    modelType: 'llama',
+    vocabSize,
+    hiddenSize: th,
+    intermediateSize: o.textIntermediate ?? 96,
+    numHiddenLayers: o.textLayers ?? 2,
+    numAttentionHeads: theads,
+    numKeyValueHeads: o.textKvHeads ?? 2,
+    headDim: th / theads,
+    hiddenAct: 'silu',
+    maxPositionEmbeddings: o.maxPositionEmbeddings ?? 2048,
+    rmsNormEps: 1e-5,
+    rope: { theta: 100000, type: 'default', factor: 1 },
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    tieWordEmbeddings: o.tieWordEmbeddings ?? false,
+    bosTokenId: vocab['<|im_start|>'],
+    eosTokenIds: [eos],
+    padTokenId: vocab['<|im_end|>'],
   };
-  const json = idefics3ToHf({ modelType: o.modelType, vision, text, scaleFactor: o.scaleFactor ?? 2, imageTokenId: vocab['<image>'] });
+  const json = idefics3ToHf({
+    modelType: o.modelType,
+    vision,
+    text,
+    scaleFactor: o.scaleFactor ?? 2,
+    imageTokenId: vocab['<image>'],
+  });
   const config = parseHfConfig(json, 'tiny-idefics3 config.json') as Idefics3ModelConfig;
   mkdirSync(dir, { recursive: true });
   saveHfFolder(dir, {
@@ -132,7 +190,12 @@ export function writeTinyIdefics3(dir: string, seed: number, o: TinyIdefics3Opti
       size: { longest_edge: longestEdge },
     },
     processorConfig: { image_seq_len: config.numImageTokens, processor_class: 'Idefics3Processor' },
-    generationConfig: { bos_token_id: vocab['<|im_start|>'], eos_token_id: eos, pad_token_id: vocab['<|im_end|>'], max_new_tokens: 32 },
+    generationConfig: {
+      bos_token_id: vocab['<|im_start|>'],
+      eos_token_id: eos,
+      pad_token_id: vocab['<|im_end|>'],
+      max_new_tokens: 32,
+    },
   });
   return config;
 }

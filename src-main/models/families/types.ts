@@ -43,7 +43,15 @@ export interface FamilyImageProcessor {
 
 /** What the token counts and the memory estimate need about a model. */
 export interface VlmShape {
-  vision: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; tokensPerImage: number; patchSize: number; numChannels: number };
+  vision: {
+    hiddenSize: number;
+    intermediateSize: number;
+    numLayers: number;
+    numHeads: number;
+    tokensPerImage: number;
+    patchSize: number;
+    numChannels: number;
+  };
   connector: { inFeatures: number; outFeatures: number; type: 'mlp' | 'linear' };
   /** image tokens one frame adds to the decoder sequence */
   tokensPerFrame: number;
@@ -80,7 +88,12 @@ export interface VlmFamily<C extends VlmModelConfig = VlmModelConfig> {
   /** Vision tensors the features never read (not trained by the 'full' method). */
   unusedVisionTensor(c: C, restOfName: string): boolean;
   /** preprocessor_config.json (+ processor_config.json when published) -> the processor */
-  imageProcessor(c: C, preprocessor: Record<string, unknown>, file: string, processorConfig?: Record<string, unknown>): FamilyImageProcessor;
+  imageProcessor(
+    c: C,
+    preprocessor: Record<string, unknown>,
+    file: string,
+    processorConfig?: Record<string, unknown>,
+  ): FamilyImageProcessor;
   /** The ids one image placeholder becomes for a grid (what the family's transformers processor writes). */
   imageTokenIds(c: C, tokens: TokenLookup, grid: ImageGrid): number[];
   /** Special tokens the tokenizer must know for images up to this grid (checked on load). */

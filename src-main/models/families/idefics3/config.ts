@@ -31,15 +31,34 @@ const VISION_TYPES = ['idefics3_vision', 'smolvlm_vision', 'idefics3', 'smolvlm'
 export function parseIdefics3(r: Reader, modelType: string): Idefics3ModelConfig {
   const vr = r.sub('vision_config') ?? new Reader(r.file, {}, 'vision_config');
   const vmt = vr.str('model_type', modelType === 'smolvlm' ? 'smolvlm_vision' : 'idefics3_vision');
-  if (!VISION_TYPES.includes(vmt)) vr.err('model_type', `unknown vision model_type "${vmt}" (supported: ${VISION_TYPES.join(', ')})`);
-  const vision = { ...parseVision(vr, 'siglip_vision_model', { hidden_size: 1152, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 16, patch_size: 32 }), useHead: false };
+  if (!VISION_TYPES.includes(vmt))
+    vr.err('model_type', `unknown vision model_type "${vmt}" (supported: ${VISION_TYPES.join(', ')})`);
+  const vision = {
+    ...parseVision(vr, 'siglip_vision_model', {
+      hidden_size: 1152,
+      intermediate_size: 3072,
+      num_hidden_layers: 12,
+      num_attention_heads: 16,
+      patch_size: 32,
+    }),
+    useHead: false,
+  };
   const side = vision.imageSize / vision.patchSize;
-  if (!Number.isInteger(side)) vr.err('patch_size', `${vision.patchSize} does not divide image_size ${vision.imageSize}`);
+  if (!Number.isInteger(side))
+    vr.err('patch_size', `${vision.patchSize} does not divide image_size ${vision.imageSize}`);
   const text = parseTextSub(r.sub('text_config') ?? new Reader(r.file, {}, 'text_config'));
   const scaleFactor = r.int('scale_factor', 2);
-  if (side % scaleFactor !== 0) r.err('scale_factor', `${scaleFactor} does not divide the ${side} x ${side} patch grid (vision_config.image_size / patch_size)`);
+  if (side % scaleFactor !== 0)
+    r.err(
+      'scale_factor',
+      `${scaleFactor} does not divide the ${side} x ${side} patch grid (vision_config.image_size / patch_size)`,
+    );
   const imageTokenIndex = r.int('image_token_id', 128257, 0);
-  if (imageTokenIndex >= text.vocabSize) r.err('image_token_id', `${imageTokenIndex} is outside the vocabulary of ${text.vocabSize} (text_config.vocab_size)`);
+  if (imageTokenIndex >= text.vocabSize)
+    r.err(
+      'image_token_id',
+      `${imageTokenIndex} is outside the vocabulary of ${text.vocabSize} (text_config.vocab_size)`,
+    );
   const tie = r.bool('tie_word_embeddings', false) || text.tieWordEmbeddings;
   return {
     kind: 'idefics3',

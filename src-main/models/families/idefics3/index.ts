@@ -32,7 +32,11 @@ export const idefics3Family: VlmFamily<Idefics3ModelConfig> = {
   describe: (c) => `${c.modelType}-${c.text.modelType}`,
   connectorLabel: (c) => `pixel shuffle x${c.scaleFactor} + linear`,
   layout: () => LAYOUT,
-  tensors: (c) => [...visionTensors(c.vision, LAYOUT.vision), { name: `${PROJ}.weight`, shape: [c.connector.outFeatures, c.connector.inFeatures] }, ...decoderTensors(c.text, LAYOUT.decoder, LAYOUT.lmHead)],
+  tensors: (c) => [
+    ...visionTensors(c.vision, LAYOUT.vision),
+    { name: `${PROJ}.weight`, shape: [c.connector.outFeatures, c.connector.inFeatures] },
+    ...decoderTensors(c.text, LAYOUT.decoder, LAYOUT.lmHead),
+  ],
   canonicalName(c, stored) {
     if (stored === LAYOUT.lmHead && c.tieWordEmbeddings) return null;
     return stored;
@@ -42,7 +46,9 @@ export const idefics3Family: VlmFamily<Idefics3ModelConfig> = {
     const v = c.vision;
     const p = LAYOUT.vision;
     const last = visionTower(w, v, p, pixelValues, { states: [v.numHiddenLayers] }).last;
-    const x = layerNorm(last, w.tensor(`${p}post_layernorm.weight`), w.tensor(`${p}post_layernorm.bias`), { epsilon: v.layerNormEps });
+    const x = layerNorm(last, w.tensor(`${p}post_layernorm.weight`), w.tensor(`${p}post_layernorm.bias`), {
+      epsilon: v.layerNormEps,
+    });
     return g.scope('connector', () => {
       // Idefics3Connector.pixel_shuffle: [N, h*w, E] -> [N, h/s * w/s, E*s*s], as its view/permute sequence
       const s = c.scaleFactor;
@@ -61,16 +67,21 @@ export const idefics3Family: VlmFamily<Idefics3ModelConfig> = {
   imageProcessor(c, json, file, processorConfig) {
     const pc = parseIdefics3Preprocessor(json, file);
     if (pc.maxImageSize !== c.vision.imageSize)
-      throw new PreprocessorError(`${file}: field "max_image_size.longest_edge": ${pc.maxImageSize} is not the vision tower's image_size ${c.vision.imageSize} (config.json)`);
+      throw new PreprocessorError(
+        `${file}: field "max_image_size.longest_edge": ${pc.maxImageSize} is not the vision tower's image_size ${c.vision.imageSize} (config.json)`,
+      );
     const seq = processorConfig?.image_seq_len;
     if (seq !== undefined && seq !== c.numImageTokens)
-      throw new PreprocessorError(`processor_config.json: field "image_seq_len": ${JSON.stringify(seq)} does not match config.json, whose vision tower and scale_factor give ${c.numImageTokens} tokens per image`);
+      throw new PreprocessorError(
+        `processor_config.json: field "image_seq_len": ${JSON.stringify(seq)} does not match config.json, whose vision tower and scale_factor give ${c.numImageTokens} tokens per image`,
+      );
     return new Idefics3ImageProcessor(pc);
   },
   imageTokenIds: (c, tokens, grid) => imagePromptIds(grid, c.numImageTokens, tokens),
   requiredTokens(_c, grid) {
     const out: string[] = [IDEFICS3_TOKENS.fake, IDEFICS3_TOKENS.global, IDEFICS3_TOKENS.image];
-    for (let r = 1; r <= (grid?.rows ?? 0); r++) for (let col = 1; col <= (grid?.cols ?? 0); col++) out.push(`<row_${r}_col_${col}>`);
+    for (let r = 1; r <= (grid?.rows ?? 0); r++)
+      for (let col = 1; col <= (grid?.cols ?? 0); col++) out.push(`<row_${r}_col_${col}>`);
     return out;
   },
   peft: {

@@ -43,19 +43,23 @@ export function parseIdefics3Preprocessor(json: Record<string, unknown>, file: s
   const edge = (k: string, d: number): number => {
     const v = json[k] ?? { longest_edge: d };
     const e = v && typeof v === 'object' ? (v as Record<string, unknown>).longest_edge : undefined;
-    if (typeof e !== 'number' || !Number.isInteger(e) || e < 1 || e > MAX_IMAGE_SIZE) err(`${k}.longest_edge`, `must be an integer from 1 to ${MAX_IMAGE_SIZE}, got ${JSON.stringify(v)}`);
+    if (typeof e !== 'number' || !Number.isInteger(e) || e < 1 || e > MAX_IMAGE_SIZE)
+      err(`${k}.longest_edge`, `must be an integer from 1 to ${MAX_IMAGE_SIZE}, got ${JSON.stringify(v)}`);
     return e as number;
   };
   const triple = (k: string): [number, number, number] => {
     const v = json[k] ?? [0.5, 0.5, 0.5];
     const arr = typeof v === 'number' ? [v, v, v] : v;
-    if (!Array.isArray(arr) || arr.length !== 3 || !arr.every((x) => typeof x === 'number' && Number.isFinite(x))) err(k, `must be 3 numbers, got ${JSON.stringify(v)}`);
+    if (!Array.isArray(arr) || arr.length !== 3 || !arr.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      err(k, `must be 3 numbers, got ${JSON.stringify(v)}`);
     return arr as [number, number, number];
   };
   const resample = json.resample ?? 1;
-  if (typeof resample !== 'number' || ![1, 2, 3, 4, 5].includes(resample)) err('resample', `must be a PIL resample code 1-5, got ${JSON.stringify(resample)}`);
+  if (typeof resample !== 'number' || ![1, 2, 3, 4, 5].includes(resample))
+    err('resample', `must be a PIL resample code 1-5, got ${JSON.stringify(resample)}`);
   const rescaleFactor = json.rescale_factor ?? 1 / 255;
-  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor)) err('rescale_factor', `must be a number, got ${JSON.stringify(rescaleFactor)}`);
+  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor))
+    err('rescale_factor', `must be a number, got ${JSON.stringify(rescaleFactor)}`);
   const imageStd = triple('image_std');
   if (imageStd.some((x) => x === 0)) err('image_std', 'has a zero');
   return {
@@ -121,7 +125,8 @@ function crop(img: RgbImage, x0: number, y0: number, x1: number, y1: number): Rg
   const w = x1 - x0;
   const h = y1 - y0;
   const out = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) out.set(img.data.subarray(((y + y0) * img.width + x0) * 3, ((y + y0) * img.width + x1) * 3), y * w * 3);
+  for (let y = 0; y < h; y++)
+    out.set(img.data.subarray(((y + y0) * img.width + x0) * 3, ((y + y0) * img.width + x1) * 3), y * w * 3);
   return { data: out, width: w, height: h };
 }
 
@@ -166,8 +171,12 @@ export class Idefics3ImageProcessor implements FamilyImageProcessor {
   async frames(input: ImageInput): Promise<{ frames: RgbImage[]; grid: ImageGrid }> {
     const c = this.config;
     // Idefics3's convert_to_rgb composites transparency over white (not PIL's plain convert("RGB"))
-    let img: RgbImage = typeof input === 'string' || input instanceof Uint8Array ? await decodeRgb(input, undefined, { alpha: c.doConvertRgb ? 'white' : 'drop' }) : input;
-    if (img.data.length !== img.width * img.height * 3) throw new PreprocessorError(`image data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3`);
+    let img: RgbImage =
+      typeof input === 'string' || input instanceof Uint8Array
+        ? await decodeRgb(input, undefined, { alpha: c.doConvertRgb ? 'white' : 'drop' })
+        : input;
+    if (img.data.length !== img.width * img.height * 3)
+      throw new PreprocessorError(`image data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3`);
     if (c.doResize) {
       const s = longestEdgeSize(img.width, img.height, c.longestEdge);
       img = pilResizeRgb(img, s.width, s.height, c.resample);
@@ -204,7 +213,8 @@ export class Idefics3ImageProcessor implements FamilyImageProcessor {
     const out = new Float32Array(frames.length * 3 * hw);
     const scale = c.doRescale ? c.rescaleFactor : 1;
     frames.forEach((f, n) => {
-      if (f.width !== m || f.height !== m) throw new PreprocessorError(`frame ${n} is ${f.width}x${f.height}, expected ${m}x${m}`);
+      if (f.width !== m || f.height !== m)
+        throw new PreprocessorError(`frame ${n} is ${f.width}x${f.height}, expected ${m}x${m}`);
       for (let ch = 0; ch < 3; ch++) {
         const mean = c.doNormalize ? c.imageMean[ch] : 0;
         const std = c.doNormalize ? c.imageStd[ch] : 1;

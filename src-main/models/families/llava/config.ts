@@ -23,23 +23,32 @@ export function parseLlava(r: Reader): LlavaModelConfig {
   const vision = vr
     ? parseVisionSub(vr)
     : parseVision(new Reader(r.file, {}, 'vision_config'), 'clip_vision_model', {
-        intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336, num_hidden_layers: 24, num_attention_heads: 16,
+        intermediate_size: 4096,
+        hidden_size: 1024,
+        patch_size: 14,
+        image_size: 336,
+        num_hidden_layers: 24,
+        num_attention_heads: 16,
       });
   const text = parseTextSub(r.sub('text_config') ?? new Reader(r.file, {}, 'text_config'));
   const strategy = r.str('vision_feature_select_strategy', 'default');
-  if (strategy !== 'default' && strategy !== 'full') r.err('vision_feature_select_strategy', `must be "default" or "full", got "${strategy}"`);
+  if (strategy !== 'default' && strategy !== 'full')
+    r.err('vision_feature_select_strategy', `must be "default" or "full", got "${strategy}"`);
   const rawLayer = r.obj.vision_feature_layer ?? -2;
   const nStates = vision.numHiddenLayers + 1; // hidden_states = embeddings + one per layer
   const layers = Array.isArray(rawLayer) ? rawLayer : [rawLayer];
   if (layers.length === 0) r.err('vision_feature_layer', 'is an empty list');
   const visionFeatureLayers = layers.map((l) => {
-    if (typeof l !== 'number' || !Number.isInteger(l)) r.err('vision_feature_layer', `must be an integer or a list of integers, got ${JSON.stringify(rawLayer)}`);
+    if (typeof l !== 'number' || !Number.isInteger(l))
+      r.err('vision_feature_layer', `must be an integer or a list of integers, got ${JSON.stringify(rawLayer)}`);
     const idx = l < 0 ? nStates + l : l;
-    if (idx < 0 || idx >= nStates) r.err('vision_feature_layer', `${l} is out of range for a vision tower with ${vision.numHiddenLayers} layers`);
+    if (idx < 0 || idx >= nStates)
+      r.err('vision_feature_layer', `${l} is out of range for a vision tower with ${vision.numHiddenLayers} layers`);
     return idx;
   });
   const ptype = r.str('mm_projector_type', 'mlp2x_gelu');
-  if (ptype !== 'linear' && !/^mlp2x_/.test(ptype)) r.err('mm_projector_type', `unsupported projector "${ptype}" (supported: linear, mlp2x_gelu)`);
+  if (ptype !== 'linear' && !/^mlp2x_/.test(ptype))
+    r.err('mm_projector_type', `unsupported projector "${ptype}" (supported: linear, mlp2x_gelu)`);
   const projector: ProjectorConfig = {
     type: ptype === 'linear' ? 'linear' : 'mlp',
     inFeatures: vision.hiddenSize * visionFeatureLayers.length,
@@ -47,7 +56,9 @@ export function parseLlava(r: Reader): LlavaModelConfig {
     hiddenAct: r.act('projector_hidden_act', 'gelu'),
     bias: r.bool('multimodal_projector_bias', true),
   };
-  const imageTokenIndex = r.has('image_token_index') ? r.int('image_token_index', undefined, 0) : r.int('image_token_id', 32000, 0);
+  const imageTokenIndex = r.has('image_token_index')
+    ? r.int('image_token_index', undefined, 0)
+    : r.int('image_token_id', 32000, 0);
   // image_token_index may equal vocab_size (LlavaConfig's own defaults do): image positions are replaced by image
   // features, so the id is never looked up in embed_tokens (the compiled graph must not gather it either).
   // LlavaConfig: tie_word_embeddings defaults to False but is forwarded from text_config when that says true

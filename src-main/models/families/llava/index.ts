@@ -28,7 +28,11 @@ export const llavaFamily: VlmFamily<LlavaModelConfig> = {
   describe: (c) => `llava-${c.text.modelType}`,
   connectorLabel: (c) => `${c.projector.type}${c.projector.type === 'mlp' ? ` (${c.projector.hiddenAct})` : ''}`,
   layout: () => LAYOUT,
-  tensors: (c) => [...visionTensors(c.vision, LAYOUT.vision), ...projectorTensors(c.projector, LAYOUT.projector), ...decoderTensors(c.text, LAYOUT.decoder, LAYOUT.lmHead)],
+  tensors: (c) => [
+    ...visionTensors(c.vision, LAYOUT.vision),
+    ...projectorTensors(c.projector, LAYOUT.projector),
+    ...decoderTensors(c.text, LAYOUT.decoder, LAYOUT.lmHead),
+  ],
   canonicalName(c, stored) {
     let n = stored;
     if (n.startsWith('model.language_model.')) n = 'language_model.model.' + n.slice('model.language_model.'.length);
@@ -43,7 +47,8 @@ export const llavaFamily: VlmFamily<LlavaModelConfig> = {
     const layers = c.visionFeatureLayers;
     const r = visionTowerFor(c.vision)(w, c.vision, LAYOUT.vision, pixelValues, { states: layers });
     let feats = layers.map((l) => r.states.get(l)!);
-    if (c.visionFeatureSelectStrategy === 'default') feats = feats.map((f) => g.op1('Slice', [f, g.ints([1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]));
+    if (c.visionFeatureSelectStrategy === 'default')
+      feats = feats.map((f) => g.op1('Slice', [f, g.ints([1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]));
     const f = feats.length === 1 ? feats[0] : g.op1('Concat', feats, { axis: -1 });
     return projector(w, c.projector, LAYOUT.projector, f);
   },
@@ -74,7 +79,8 @@ export const llavaFamily: VlmFamily<LlavaModelConfig> = {
     connector: 'multi_modal_projector',
     alternativeNames(module) {
       const out = [module];
-      if (module.startsWith('language_model.model.')) out.push('model.language_model.' + module.slice('language_model.model.'.length));
+      if (module.startsWith('language_model.model.'))
+        out.push('model.language_model.' + module.slice('language_model.model.'.length));
       if (module.startsWith('vision_tower.')) out.push('model.' + module);
       if (module.startsWith('multi_modal_projector.')) out.push('model.' + module);
       return out;
