@@ -4,7 +4,8 @@ import { realpathSync } from 'node:fs';
 import { ApiError } from './contract/errors';
 import { commandGroups } from './transport/cli/index';
 import { UsageError, type CliIO, type CommandGroup } from './transport/cli/command';
-import { resolveDataDir } from './storage/data-dir';
+import { databasePath, resolveDataDir } from './storage/data-dir';
+import { StorageError, storageReason } from './storage/database';
 import { LENSLAB_VERSION } from './services/version';
 
 function mainUsage(groups: CommandGroup[]): string {
@@ -80,6 +81,14 @@ export async function runCli(
     if (e instanceof ApiError) {
       if (json) io.err(JSON.stringify({ error: e.toData() }));
       else io.err(`error (${e.code}): ${e.message}`);
+      return 1;
+    }
+    // the data folder or database cannot be written (read-only, full, permissions): the path and why, no stack
+    const code = (e as { code?: unknown }).code;
+    if (e instanceof StorageError || (typeof code === 'string' && code.startsWith('SQLITE_'))) {
+      const message = e instanceof StorageError ? e.message : `the database ${databasePath(resolveDataDir(dataDir, env))} failed: ${storageReason(e)}`;
+      if (json) io.err(JSON.stringify({ error: { code: 'unavailable', message } }));
+      else io.err(`error: ${message}`);
       return 1;
     }
     io.err(`error: ${(e as Error).stack ?? String(e)}`);

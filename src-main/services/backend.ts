@@ -3,7 +3,7 @@
 // `lenslab serve`, the CLI, tests) creates one of these; it builds every runtime and disposes of all of them from
 // one list, so a closed backend leaves no worker, job process, timer or open file behind.
 import { mkdirSync } from 'node:fs';
-import { openDatabase, closeDatabase, type Database } from '../storage/database';
+import { openDatabase, closeDatabase, storageError, type Database } from '../storage/database';
 import { databasePath, graphCacheDirOf } from '../storage/data-dir';
 import { registry } from './registry';
 import { abortPulls, stopPulls } from './hub';
@@ -29,6 +29,8 @@ export interface BackendOptions {
   work?: WorkHostOptions;
   /** The chat generation worker (Electron: its built entry), or in-process generation. */
   chat?: ChatHostOptions;
+  /** Open the database read-only (nothing migrated or written; works where the data folder cannot be written). */
+  readonly?: boolean;
 }
 
 export interface Backend {
@@ -50,8 +52,14 @@ interface Part {
 }
 
 export function createBackend(options: BackendOptions): Backend {
-  mkdirSync(options.dataDir, { recursive: true });
-  const db = openDatabase(options.dbFile ?? databasePath(options.dataDir), { nativeBinding: options.sqliteBinding });
+  if (!options.readonly) {
+    try {
+      mkdirSync(options.dataDir, { recursive: true });
+    } catch (err) {
+      throw storageError('cannot create the data folder', options.dataDir, err);
+    }
+  }
+  const db = openDatabase(options.dbFile ?? databasePath(options.dataDir), { nativeBinding: options.sqliteBinding, readonly: options.readonly });
   const parts: Part[] = [{ shutdown: async () => {}, close: () => closeDatabase(db) }];
   try {
     const bus = new EventBus();
@@ -67,7 +75,7 @@ export function createBackend(options: BackendOptions): Backend {
     // hub pulls (services/hub.ts) are kept per backend by that service; they stop with the backend all the same
     parts.push({ shutdown: () => stopPulls(ctx), close: () => abortPulls(ctx) });
     // runs left 'running' whose job process is gone become 'interrupted' (a live job is left alone)
-    if (options.recoverRuns ?? true) training.recover();
+    if ((options.recoverRuns ?? true) && !options.readonly) training.recover();
     const dispatcher = new Dispatcher(registry, ctx, options.log);
     let closed = false;
     return {

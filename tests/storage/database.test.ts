@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { openDatabase, closeDatabase, schemaVersion, migrate } from '../../src-main/storage/database';
 import { migrations } from '../../src-main/storage/migrations/index';
 import { tempDir } from '../helpers/tmp';
@@ -113,6 +114,49 @@ test('STRICT types, CHECK constraints and cascades are enforced', () => {
     assert.equal(r.dataset_id, null);
     db.prepare('DELETE FROM runs WHERE id = ?').run(run);
     assert.equal((db.prepare('SELECT COUNT(*) AS n FROM metrics').get() as { n: number }).n, 0);
+  } finally {
+    closeDatabase(db);
+  }
+});
+
+/** Start `n` open-child processes, wait until all have loaded, release them together; their outputs. */
+async function openTogether(file: string, n: number, delayMs: (i: number) => number, mode = ''): Promise<string[]> {
+  const kids = Array.from({ length: n }, (_, i) => {
+    const c = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'open-child.ts'), file, String(delayMs(i)), mode], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    const ready = new Promise<void>((res) => c.stdout.on('data', (d) => ((out += d), out.includes('ready\n') && res())));
+    const done = new Promise<string>((res) => c.on('close', () => res(out.replace('ready\n', '').trim())));
+    return { c, ready, done };
+  });
+  await Promise.all(kids.map((k) => k.ready));
+  for (const k of kids) k.c.stdin.write('go\n');
+  return Promise.all(kids.map((k) => k.done));
+}
+
+test('processes that open a new database while another is migrating it wait, then apply nothing twice', async () => {
+  // The first child's first migration takes 300 ms; the others arrive during it (0..250 ms later), read version 0,
+  // and must find it applied once they get the write lock.
+  const file = join(tmp.dir, 'race-slow', 'lenslab.db');
+  const results = await openTogether(file, 6, (i) => i * 50, 'slow');
+  assert.deepEqual(results, Array(6).fill('ok'));
+  const db = openDatabase(file, { migrations: [] });
+  try {
+    assert.deepEqual((db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as { version: number; name: string }[]).map((r) => `${r.version} ${r.name}`), ['1 slow', '2 next']);
+    assert.equal((db.prepare('SELECT COUNT(*) AS n FROM a').get() as { n: number }).n, 6);
+  } finally {
+    closeDatabase(db);
+  }
+});
+
+test('several processes opening one new database at the same moment all migrate it once', async () => {
+  const file = join(tmp.dir, 'race', 'lenslab.db');
+  const results = await openTogether(file, 8, (i) => i * 2);
+  assert.deepEqual(results, Array(8).fill('ok'));
+  const db = openDatabase(file);
+  try {
+    const recorded = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
+    assert.deepEqual(recorded.map((r) => r.version), migrations.map((m) => m.version).sort((a, b) => a - b));
+    assert.equal((db.prepare('SELECT COUNT(*) AS n FROM datasets').get() as { n: number }).n, 8);
   } finally {
     closeDatabase(db);
   }

@@ -4,7 +4,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ApiError } from '../../contract/errors';
 import type { CallArgs, MethodName, Result } from '../../contract/index';
 import { createBackend, type Backend } from '../../services/backend';
-import { resolveDataDir } from '../../storage/data-dir';
+import { existsSync } from 'node:fs';
+import { databasePath, resolveDataDir } from '../../storage/data-dir';
+import { StorageError, isNotWritable } from '../../storage/database';
 
 export interface CliIO {
   out(text: string): void;
@@ -49,9 +51,20 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
 
 export type Call = <M extends MethodName>(method: M, ...args: CallArgs<M>) => Promise<Result<M>>;
 
-/** Open the backend on the data dir, run fn with a typed `call`, close. Errors keep their ApiError type. */
-export async function withBackend<T>(ctx: CommandContext, fn: (call: Call, backend: Backend) => Promise<T>): Promise<T> {
-  const backend = createBackend({ dataDir: ctx.dataDir, host: 'cli', recoverRuns: false });
+/**
+ * Open the backend on the data dir, run fn with a typed `call`, close. Errors keep their ApiError type. A command
+ * that only reads (`readonly`) still runs where the data folder cannot be written: it reads the database read-only
+ * and says so on stderr.
+ */
+export async function withBackend<T>(ctx: CommandContext, fn: (call: Call, backend: Backend) => Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
+  let backend: Backend;
+  try {
+    backend = createBackend({ dataDir: ctx.dataDir, host: 'cli', recoverRuns: false });
+  } catch (err) {
+    if (!opts.readonly || !(err instanceof StorageError) || !isNotWritable({ code: err.code }) || !existsSync(databasePath(ctx.dataDir))) throw err;
+    backend = createBackend({ dataDir: ctx.dataDir, host: 'cli', recoverRuns: false, readonly: true });
+    ctx.io.err(`note: ${err.message}; reading it read-only`);
+  }
   try {
     const call: Call = (method, ...args) => backend.dispatcher.call(method, args[0]) as Promise<Result<typeof method>>;
     return await fn(call, backend);

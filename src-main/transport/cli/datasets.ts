@@ -19,7 +19,7 @@ export const datasetsCommand: CommandGroup = {
     switch (sub) {
       case 'list': {
         parse(rest, {}, false);
-        const { datasets } = await withBackend(ctx, (call) => call('datasets.list'));
+        const { datasets } = await withBackend(ctx, (call) => call('datasets.list'), { readonly: true });
         if (ctx.json) printJson(ctx, datasets);
         else if (datasets.length === 0) ctx.io.out('No datasets yet. Create one with: lenslab datasets create NAME');
         else ctx.io.out(table(['ID', 'NAME', 'ITEMS', 'UPDATED'], datasets.map((d) => [d.id, d.name, d.itemCount, d.updatedAt])));

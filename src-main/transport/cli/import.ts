@@ -141,6 +141,7 @@ export const exportCommand: CommandGroup = {
         lenslabFields: values.plain ? false : undefined,
         overwrite: values.overwrite,
       }),
+      { readonly: true },
     ).catch((e: unknown) => {
       // the service speaks of "allow overwriting"; on the command line that is --overwrite
       if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite) throw new ApiError(e.code, `${e.message}; --overwrite replaces an earlier export there`, e.field);
