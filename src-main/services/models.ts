@@ -59,6 +59,14 @@ export function reportOf(model: HfModel): ModelReport {
   if (c.kind === 'text') warnings.push('a language model alone cannot see images: compose it with a vision tower first');
   if (c.kind === 'vision') warnings.push('a vision tower alone cannot answer: compose it with a language model first');
   const vlm = isVlm(c);
+  if (vlm && model.chatTemplate) {
+    // a template that drops image parts would make chat and training run without the image: say so up front
+    try {
+      if (!model.chatTemplate.writesImages) warnings.push(`${model.chatTemplate.origin}: the chat template writes nothing for an image, so the model could never see one`);
+    } catch (e) {
+      warnings.push((e as Error).message);
+    }
+  }
   const family = isVlm(c) ? vlmFamilyOf(c).describe(c) : c.modelType.replace(/_vision_model$/, '');
   const shape = isVlm(c) ? vlmFamilyOf(c).shape(c, model.images) : null;
   return {

@@ -86,6 +86,17 @@ test('inspect and import name the problem; a folder registers once; rename and d
   assert.equal((await fail('models.get', { id: r.model.id })).code, 'not_found');
 });
 
+test('inspect warns about a chat template that drops images, naming the file', async () => {
+  const dir = join(tmp.dir, 'no-image-template');
+  writeTinyLlava(dir, 3);
+  writeFileSync(join(dir, 'chat_template.jinja'), "{% for m in messages %}{% for p in m['content'] | selectattr('type', 'equalto', 'text') %}{{ p['text'] }}{% endfor %}{% endfor %}");
+  const r = await ok('models.inspect', { path: dir });
+  assert.ok(r.warnings.some((w: string) => w.includes(join(dir, 'chat_template.jinja')) && /writes nothing for an image/.test(w)), JSON.stringify(r.warnings));
+  const good = join(tmp.dir, 'good-template');
+  writeTinyLlava(good, 3);
+  assert.ok(!(await ok('models.inspect', { path: good })).warnings.some((w: string) => /image/.test(w) && /template/.test(w)));
+});
+
 test('compose a LLaVA from a CLIP tower and a LLaMA in the data folder', async () => {
   const vdir = join(tmp.dir, 'clip');
   const vjson = { architectures: ['CLIPVisionModel'], ...visionToHf({
