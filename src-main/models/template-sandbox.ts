@@ -39,9 +39,53 @@ import(jinjaUrl).then(({ Template, Interpreter, Environment }) => {
   const tick = () => {
     if ((++steps & 63) === 0 && Date.now() > deadline) throw new LimitError('time');
   };
+  // {% break %} / {% continue %}: the engine drops what the iteration wrote before them (Jinja keeps it). A loop
+  // body's block returns that text instead and a break is replayed when the loop asks for its next iteration.
+  const forBodies = new WeakSet();
+  const pendingBreak = [];
+  const isControl = (e) => e instanceof Error && (e.constructor.name === 'BreakControl' || e.constructor.name === 'ContinueControl');
+  const evaluateBlock = Interpreter.prototype.evaluateBlock;
+  const StringValue = evaluateBlock.call(new Interpreter(new Environment()), [], new Environment()).constructor;
+  Interpreter.prototype.evaluateBlock = function (statements, environment) {
+    const loopBody = forBodies.has(statements);
+    const top = pendingBreak.length - 1;
+    if (loopBody && pendingBreak[top]) {
+      const e = pendingBreak[top];
+      pendingBreak[top] = null;
+      throw e;
+    }
+    let result = '';
+    for (const statement of statements) {
+      let v;
+      try {
+        v = this.evaluate(statement, environment);
+      } catch (e) {
+        if (!isControl(e)) throw e;
+        const partial = result + (e.partialOutput || '');
+        if (!loopBody) {
+          e.partialOutput = partial;
+          throw e;
+        }
+        e.partialOutput = '';
+        if (e.constructor.name === 'BreakControl') pendingBreak[top] = e;
+        return new StringValue(partial);
+      }
+      if (v.type !== 'NullValue' && v.type !== 'UndefinedValue') result += v.toString();
+    }
+    return new StringValue(result);
+  };
   const evaluate = Interpreter.prototype.evaluate;
   Interpreter.prototype.evaluate = function (statement, environment) {
     tick();
+    if (statement && statement.type === 'For') {
+      forBodies.add(statement.body);
+      pendingBreak.push(null);
+      try {
+        return evaluate.call(this, statement, environment);
+      } finally {
+        pendingBreak.pop();
+      }
+    }
     const r = evaluate.call(this, statement, environment);
     if (r && r.type === 'StringValue' && typeof r.value === 'string') {
       budget -= r.value.length;
