@@ -41,6 +41,7 @@ import(jinjaUrl).then(({ Template, Interpreter, Environment }) => {
   };
   // {% break %} / {% continue %}: the engine drops what the iteration wrote before them (Jinja keeps it). A loop
   // body's block returns that text instead and a break is replayed when the loop asks for its next iteration.
+  const STATEMENTS = new Set(['Program', 'Set', 'If', 'For', 'Macro', 'CallStatement', 'Break', 'Continue', 'FilterStatement', 'Comment']);
   const forBodies = new WeakSet();
   const pendingBreak = [];
   const isControl = (e) => e instanceof Error && (e.constructor.name === 'BreakControl' || e.constructor.name === 'ContinueControl');
@@ -70,7 +71,10 @@ import(jinjaUrl).then(({ Template, Interpreter, Environment }) => {
         if (e.constructor.name === 'BreakControl') pendingBreak[top] = e;
         return new StringValue(partial);
       }
-      if (v.type !== 'NullValue' && v.type !== 'UndefinedValue') result += v.toString();
+      // an expression that is None prints "None" in Jinja; statements ({% set %}, {% if %}, ...) print nothing
+      if (v.type === 'NullValue') {
+        if (!STATEMENTS.has(statement.type)) result += 'None';
+      } else if (v.type !== 'UndefinedValue') result += v.toString();
     }
     return new StringValue(result);
   };
