@@ -81,6 +81,20 @@ import(jinjaUrl).then(({ Template, Interpreter, Environment }) => {
   const evaluate = Interpreter.prototype.evaluate;
   Interpreter.prototype.evaluate = function (statement, environment) {
     tick();
+    if (statement && statement.type === 'CallExpression') {
+      try {
+        return evaluate.call(this, statement, environment);
+      } catch (e) {
+        // name what was called: a Python method or global the engine does not have
+        if (e instanceof Error && !e.calleeNamed && /Cannot call something that is not a function/.test(e.message)) {
+          const c = statement.callee;
+          const name = c && c.type === 'MemberExpression' && c.property ? c.property.value : c && c.value;
+          e.message = 'unsupported Jinja feature: the method or function "' + name + '"';
+          e.calleeNamed = true;
+        }
+        throw e;
+      }
+    }
     if (statement && statement.type === 'For') {
       forBodies.add(statement.body);
       pendingBreak.push(null);

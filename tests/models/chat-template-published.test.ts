@@ -125,4 +125,6 @@ test('unsupported Jinja features fail naming the file and the feature', () => {
   assert.throws(() => new ChatTemplate("{% extends 'base' %}{% block x %}{% endblock %}", {}, o), /unsupported Jinja feature: the \{% extends %\} tag, the \{% block %\} tag, the \{% endblock %\} tag/);
   assert.throws(() => new ChatTemplate('{{ messages | frobnicate }}', {}, o).render([{ role: 'user', content: 'x' }]), /m\/tokenizer_config\.json: field "chat_template": rendering failed \(unsupported Jinja feature: the filter "frobnicate"/);
   assert.throws(() => new ChatTemplate('{% if messages is frobnicated %}x{% endif %}', {}, o).render([]), /field "chat_template": rendering failed \(unsupported Jinja feature: the test "is frobnicated"\)/);
+  assert.throws(() => new ChatTemplate("{{ 'x'.zfill(3) }}", {}, o).render([]), /field "chat_template": rendering failed \(unsupported Jinja feature: the method or function "zfill"\)/);
+  assert.throws(() => new ChatTemplate('{% with a = 1 %}{{ a }}{% endwith %}', {}, o), /unsupported Jinja feature: the \{% with %\} tag/);
 });
