@@ -20,7 +20,14 @@ export const DEFAULT_CHAT_SETTINGS: ChatSettings = { systemPrompt: '', temperatu
 
 const KEY = 'lenslab.chat.settings';
 
-export function loadChatSettings(storage: Pick<Storage, 'getItem'> | null = globalThis.localStorage ?? null): ChatSettings {
+/** The part of Web Storage used here (declared so the node-side type check, which has no DOM, reads this file). */
+interface KeyValueStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+const browserStorage = (): KeyValueStore | null => (globalThis as { localStorage?: KeyValueStore }).localStorage ?? null;
+
+export function loadChatSettings(storage: Pick<KeyValueStore, 'getItem'> | null = browserStorage()): ChatSettings {
   try {
     const raw = storage?.getItem(KEY);
     const v = raw ? (JSON.parse(raw) as Partial<ChatSettings>) : {};
@@ -32,7 +39,7 @@ export function loadChatSettings(storage: Pick<Storage, 'getItem'> | null = glob
   }
 }
 
-export function saveChatSettings(s: ChatSettings, storage: Pick<Storage, 'setItem'> | null = globalThis.localStorage ?? null): void {
+export function saveChatSettings(s: ChatSettings, storage: Pick<KeyValueStore, 'setItem'> | null = browserStorage()): void {
   try {
     storage?.setItem(KEY, JSON.stringify(s));
   } catch {

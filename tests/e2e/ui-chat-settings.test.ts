@@ -88,7 +88,7 @@ test('sampling settings, stop reason, regenerate, edit and copy in the chat', as
   // copy an answer
   await page.getByRole('button', { name: 'Copy answer' }).click();
   await page.getByRole('button', { name: 'Copy answer' }).filter({ hasText: 'Copied' }).waitFor();
-  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), saved.messages[2].content);
+  assert.equal(await page.evaluate<string>('navigator.clipboard.readText()'), saved.messages[2].content);
   await page.screenshot({ path: screenshotPath('ui-chat-settings') });
 
   // reopening the chat later brings back the settings it was answered with
