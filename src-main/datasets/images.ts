@@ -117,7 +117,13 @@ export async function storeImage(dataDir: string, src: ImageSource): Promise<{ i
   const file = imagePath(dataDir, hash, ext);
   const isNew = !existsSync(file);
   if (isNew) {
-    writeAtomic(file, bytes);
+    try {
+      writeAtomic(file, bytes);
+    } catch (err) {
+      // the caller never sees this call's list: remove the thumbnail it wrote before failing
+      for (const f of created) rmSync(f, { force: true });
+      throw err;
+    }
     created.push(file);
   }
   return { image: { hash, ext, width, height, bytes: bytes.length }, created, isNew };
