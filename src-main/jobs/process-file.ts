@@ -3,6 +3,7 @@
 // (after a crash of the job, or of the app that started it).
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pidAlive } from '../util/pid';
 
 export interface ProcessInfo {
   pid: number;
@@ -35,15 +36,7 @@ export function readProcessFile(outDir: string): ProcessInfo | null {
   }
 }
 
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { pidAlive };
 
 /** True when the recorded process still runs, has not ended, and wrote a heartbeat within `staleMs`. */
 export function processIsLive(info: ProcessInfo | null, staleMs: number, now = Date.now()): boolean {

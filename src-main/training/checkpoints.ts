@@ -27,6 +27,7 @@ import {
 } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { readSafetensors, writeSafetensors, type Tensor } from '../models/weights/safetensors';
+import { pidAlive } from '../util/pid';
 
 export const MANIFEST = 'manifest.json';
 const FORMAT = 'lenslab-checkpoint';
@@ -116,15 +117,6 @@ function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export interface SaveOptions {
   /** After saving, keep only the newest K complete checkpoints (default: keep all). */

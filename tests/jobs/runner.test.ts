@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { tempDir } from '../helpers/tmp';
+import { makeZombie } from '../helpers/zombie';
 import { runnerEvent } from '../helpers/wait';
 import { openDatabase, closeDatabase } from '../../src-main/storage/database';
 import { insertRun, getRun, listMetrics, updateRunStatus } from '../../src-main/storage/runs-queries';
@@ -180,9 +181,14 @@ test('recover(): running runs whose process is gone become interrupted; live one
   const gone = mk({ pid: dead.pid!, heartbeatAgoMs: 0 });
   const stale = mk({ pid: process.pid, heartbeatAgoMs: 60_000 });
   const live = mk({ pid: process.pid, heartbeatAgoMs: 0 });
+  // a job just SIGKILLed whose parent has not reaped it yet: a zombie, with a heartbeat a moment old
+  const z = process.platform === 'linux' ? await makeZombie() : null;
+  const zombie = z ? mk({ pid: z.pid, heartbeatAgoMs: 0 }) : null;
   const fresh = new JobRunner({ db });
   const changed = fresh.recover();
+  z?.done();
   assert.ok(changed.includes(gone) && changed.includes(stale) && !changed.includes(live));
+  if (zombie) assert.ok(changed.includes(zombie), 'a zombie job is dead');
   assert.equal(getRun(db, gone)!.status, 'interrupted');
   assert.equal(getRun(db, live)!.status, 'running');
   updateRunStatus(db, live, 'cancelled');
