@@ -126,3 +126,17 @@ test('bad preprocessor_config.json fields are named', () => {
   assert.deepEqual(old.size, { shortestEdge: 224 });
   assert.deepEqual(old.cropSize, { height: 224, width: 224 });
 });
+
+test('EXIF orientation is not applied, as PIL Image.open does not: pixels and size as stored', async () => {
+  const stored = await sharp(Buffer.from([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]), { raw: { width: 2, height: 2, channels: 3 } })
+    .png()
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
+  assert.equal((await sharp(stored).metadata()).orientation, 6);
+  const img = await decodeRgb(stored);
+  assert.deepEqual([img.width, img.height], [2, 2]);
+  assert.deepEqual([...img.data], [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]);
+  const wide = await sharp({ create: { width: 3, height: 1, channels: 3, background: { r: 1, g: 2, b: 3 } } }).jpeg().withMetadata({ orientation: 8 }).toBuffer();
+  const w = await decodeRgb(wide);
+  assert.deepEqual([w.width, w.height], [3, 1]);
+});
