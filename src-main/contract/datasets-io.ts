@@ -263,6 +263,11 @@ export const datasetsIoMethods = defineMethods({
     output: z.object({ contextLength: z.int(), conversations: z.array(ConversationPreview) }),
     summary: "The item rendered through a model's chat template: each token and whether it is in the loss.",
   },
+  'datasets.cancelImport': {
+    input: z.strictObject({ path: Path }),
+    output: z.object({ cancelled: z.boolean() }),
+    summary: 'Cancel the running import of this path: nothing of it is stored. cancelled is false when none runs.',
+  },
   'datasets.cleanImages': {
     input: z.strictObject({ minAgeMinutes: z.number().nonnegative().optional() }),
     output: z.object({ removed: z.int(), kept: z.int(), bytesFreed: z.int() }),

@@ -51,6 +51,9 @@ function modelDir(ctx: ServiceContext, modelId: number): string {
 
 const MAX_LISTED = 1000;
 
+/** Imports in progress by resolved source path, for datasets.cancelImport. */
+const runningImports = new Map<string, Set<AbortController>>();
+
 export const datasetIoHandlers = handlers({
   'datasets.import': async (p, ctx) => {
     if (p.dataset !== undefined && p.datasetId !== undefined) throw new ApiError('invalid_request', 'give dataset (a name) or datasetId, not both', 'datasetId');
@@ -59,9 +62,15 @@ export const datasetIoHandlers = handlers({
     let last = 0;
     // untrusted files are read in a worker with memory and time limits (datasets/import-worker.ts)
     const run = canImportInWorker(ctx.db) ? importInWorker : importDataset;
+    const key = resolve(p.path);
+    const abort = new AbortController();
+    const running = runningImports.get(key) ?? new Set<AbortController>();
+    running.add(abort);
+    runningImports.set(key, running);
     const rep = await guard(
       () =>
         run(ctx.db, ctx.dataDir, resolve(p.path), {
+          signal: abort.signal,
           dataset: p.datasetId ?? p.dataset,
           format: p.format,
           strict: p.strict,
@@ -78,7 +87,10 @@ export const datasetIoHandlers = handlers({
           },
         }),
       'path',
-    );
+    ).finally(() => {
+      running.delete(abort);
+      if (running.size === 0) runningImports.delete(key);
+    });
     ctx.emit('datasets.changed', { kind: existed || p.datasetId !== undefined ? 'updated' : 'created', id: rep.datasetId });
     ctx.emit('items.changed', { datasetId: rep.datasetId, reason: 'import' });
     return {
@@ -90,6 +102,11 @@ export const datasetIoHandlers = handlers({
       alreadyPresent: rep.alreadyPresent.slice(0, MAX_LISTED),
       alreadyPresentCount: rep.alreadyPresent.length,
     };
+  },
+  'datasets.cancelImport': (p) => {
+    const running = runningImports.get(resolve(p.path));
+    for (const a of running ?? []) a.abort();
+    return { cancelled: !!running?.size };
   },
   'datasets.export': (p, ctx) => {
     requireDatasetId(ctx, p.datasetId);

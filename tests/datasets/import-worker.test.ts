@@ -124,3 +124,23 @@ test('a store write that fails (disk full, not writable) names the file, stops t
   assert.equal((db2.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n, 0);
   closeDatabase(db2);
 });
+
+test('datasets.cancelImport cancels a running import through the API; nothing of it is stored', async () => {
+  const { createBackend } = await import('../../src-main/services/backend');
+  const be = createBackend({ dataDir: join(tmp.dir, 'api-data') });
+  try {
+    const src = await dataset('apicancel', 300);
+    const call = (m: string, p?: unknown) => be.dispatcher.call(m as never, p as never) as Promise<any>;
+    assert.deepEqual(await call('datasets.cancelImport', { path: src }), { cancelled: false }, 'nothing runs yet');
+    let asked: Promise<unknown> | undefined;
+    const off = be.events.subscribe((e) => {
+      if (e === 'datasets.importProgress' && !asked) asked = call('datasets.cancelImport', { path: src });
+    });
+    await assert.rejects(call('datasets.import', { path: src, dataset: 'apicancel' }), (e: Error) => /^apicancel: import cancelled; nothing was stored$/.test(e.message));
+    off();
+    assert.deepEqual(await asked, { cancelled: true });
+    assert.deepEqual((await call('datasets.list')).datasets.map((d: { name: string }) => d.name), [], 'no dataset, no items');
+  } finally {
+    be.close();
+  }
+});
