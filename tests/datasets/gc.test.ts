@@ -1,7 +1,7 @@
 // Image garbage collection keeps everything an item, a chat message or the undo history still refers to.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { openDatabase, closeDatabase } from '../../src-main/storage/database';
@@ -41,6 +41,33 @@ test('gc removes only unreferenced images, and never ones an undo may bring back
     assert.ok(files(itemsB[0]).every(existsSync), 'image 50 is still used by dataset a');
     assert.ok(!files(itemsB[1]).some(existsSync));
     assert.equal(loadItems(db, ra.datasetId).length, 3);
+  } finally {
+    closeDatabase(db);
+    tmp.cleanup();
+  }
+});
+
+test('gc removes a leftover extraction folder 2,000 levels deep (deeper than PATH_MAX) without recursion', () => {
+  const tmp = tempDir('ds-gc-deep-');
+  const dataDir = join(tmp.dir, 'data');
+  const db = openDatabase(join(dataDir, 'lenslab.db'));
+  try {
+    // built by renames (each step moves the whole chain one level down), since the full path is too long for mkdir
+    const top = join(dataDir, '.lenslab-unzip-leftover');
+    const chain = join(dataDir, 'chain');
+    const step = join(dataDir, 'step');
+    mkdirSync(chain);
+    writeFileSync(join(chain, 'x.png'), 'x');
+    for (let i = 0; i < 2000; i++) {
+      mkdirSync(step);
+      renameSync(chain, join(step, 'a'));
+      renameSync(step, chain);
+    }
+    renameSync(chain, top);
+    const r = collectImageGarbage(db, dataDir, { minAgeMs: 0 });
+    assert.equal(r.removed, 1);
+    assert.ok(!existsSync(top), 'the whole chain is gone');
+    assert.deepEqual(readdirSync(dataDir).filter((f) => f.startsWith('.')), [], 'nothing left beside it');
   } finally {
     closeDatabase(db);
     tmp.cleanup();
