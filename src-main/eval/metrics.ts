@@ -340,6 +340,28 @@ export interface TaskScores {
   metrics: Record<string, number>;
   /** Per-item scores in input order (vqa: exact_match, vqa_accuracy; caption: bleu4 sentence-level, cider, exact_match). */
   perItem: Record<string, number>[];
+  /** vqa: the most common reference answer (metrics.majority_baseline is its exact match). */
+  majorityAnswer?: string;
+}
+
+/**
+ * What a model that always gives the most common answer would score (exact match): the floor a fine-tune must beat
+ * on a question set with a dominant answer (the demo's shapes: always "triangle" scores 28%). Ties go to the answer
+ * seen first.
+ */
+export function majorityBaseline(preds: readonly ScoredPrediction[]): { answer: string; exactMatch: number } {
+  const counts = new Map<string, { n: number; text: string }>();
+  for (const p of preds) {
+    const key = normalizeVqaAnswer(p.references[0] ?? '');
+    const c = counts.get(key);
+    if (c) c.n++;
+    else counts.set(key, { n: 1, text: p.references[0] ?? '' });
+  }
+  let best: { n: number; text: string } | null = null;
+  for (const c of counts.values()) if (!best || c.n > best.n) best = c;
+  if (!best || !preds.length) return { answer: '', exactMatch: 0 };
+  const answer = best.text;
+  return { answer, exactMatch: preds.reduce((s, p) => s + vqaExactMatch(answer, p.references), 0) / preds.length };
 }
 
 /** Score a list of predictions for a task; the shape evaluations store (metrics_json, predictions.scores_json). */
@@ -350,7 +372,8 @@ export function scorePredictions(task: EvalTask, preds: readonly ScoredPredictio
   if (task === 'vqa') {
     const perItem = preds.map((p) => ({ exact_match: vqaExactMatch(p.prediction, p.references), vqa_accuracy: vqaAccuracy(p.prediction, p.references) }));
     const mean = (k: 'exact_match' | 'vqa_accuracy') => (perItem.length ? perItem.reduce((s, x) => s + x[k], 0) / perItem.length : 0);
-    return { task, count: preds.length, metrics: { exact_match: mean('exact_match'), vqa_accuracy: mean('vqa_accuracy') }, perItem };
+    const majority = majorityBaseline(preds);
+    return { task, count: preds.length, metrics: { exact_match: mean('exact_match'), vqa_accuracy: mean('vqa_accuracy'), majority_baseline: majority.exactMatch }, perItem, majorityAnswer: majority.answer };
   }
   const items = preds.map((p) => ({ hypothesis: p.prediction, references: p.references }));
   const bleu = corpusBleu(items);

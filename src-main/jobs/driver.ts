@@ -60,6 +60,9 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
       return r.metrics;
     };
 
+    // the base model's score at step 0, so the curves start where training started (a resumed run has it already)
+    if (step === 0 && plan.evalAtStart && !latest) await evaluate();
+
     let emaStepSec = 0;
     let emaSamples = 0;
     let emaTokens = 0;

@@ -32,6 +32,8 @@ export interface EvalResult {
 export interface LoopPlan {
   totalSteps: number;
   evalEvery: number;
+  /** Evaluate once before the first step (step 0: the base model). */
+  evalAtStart?: boolean;
   saveEvery: number;
   keepLastK: number;
 }

@@ -60,6 +60,9 @@ export const hparamsSchema = z
     seed: int(0, 0xffffffff).default(42),
     /** Evaluate every N steps (0 = only at the end). */
     evalEvery: int(0).default(0),
+    /** Evaluate the base model before the first step too (step 0), so the curves show what training gained; skipped
+     *  when the dataset has no validation items. Off by default here; the app's Train form turns it on. */
+    evalAtStart: z.boolean().default(false),
     /** Write a checkpoint every N steps (0 = only at the end). */
     saveEvery: int(0).default(50),
     /** How many recent checkpoints to keep. */
@@ -180,7 +183,7 @@ export function lrAt(step: number, h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRa
 // ---------------------------------------------------------------------------------------------- hashing, CLI
 
 /** Fields that do not change the trained result (how often to evaluate/save); left out of the hash. */
-const NON_TRAINING_FIELDS = new Set(['evalEvery', 'saveEvery', 'keepLastK']);
+const NON_TRAINING_FIELDS = new Set(['evalEvery', 'evalAtStart', 'saveEvery', 'keepLastK']);
 
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
@@ -226,6 +229,12 @@ export function hparamsFromCli(flags: Record<string, string>): Hparams {
       if (parts.length !== 2 || parts.some((p) => !Number.isFinite(p))) issues.push({ field, message: `must be two numbers "b1,b2" (got ${JSON.stringify(value)})` });
       else out[field] = parts;
     } else if (field === 'targetModules') out[field] = value.split(',').map((s) => s.trim()).filter(Boolean);
+    else if (field === 'evalAtStart') {
+      const v = value.trim().toLowerCase();
+      if (['true', 'yes', '1', ''].includes(v)) out[field] = true;
+      else if (['false', 'no', '0'].includes(v)) out[field] = false;
+      else issues.push({ field, message: `must be true or false (got ${JSON.stringify(value)})` });
+    }
     else out[field] = value;
   }
   if (issues.length) throw new HparamsError(issues);

@@ -155,7 +155,7 @@ class VlmTrainer implements Trainer {
     this.genItems = subsample(ev.items, this.cfg.eval.maxItems);
     const runPlan = planRun(hp, { trainSamples: this.samples.length, evalSamples: this.evalSamples.length });
     this.warmup = runPlan.warmupSteps;
-    this.plan = { totalSteps: runPlan.totalSteps, evalEvery: hp.evalEvery, saveEvery: hp.saveEvery, keepLastK: hp.keepLastK };
+    this.plan = { totalSteps: runPlan.totalSteps, evalEvery: hp.evalEvery, evalAtStart: hp.evalAtStart && this.evalSamples.length > 0, saveEvery: hp.saveEvery, keepLastK: hp.keepLastK };
     this.schedule = this.newSchedule();
     const tk = this.model.tokenizer;
     this.padId = tk.padTokenId ?? tk.eosTokenId ?? 0;

@@ -148,3 +148,32 @@ export function tickLabels(splits: readonly (number | null)[], format: (v: numbe
   }
   return labels;
 }
+
+const METRIC_LABELS: Record<string, string> = {
+  loss: 'Train loss',
+  eval_loss: 'Eval loss',
+  exact_match: 'Exact match',
+  vqa_accuracy: 'VQA accuracy',
+  majority_baseline: 'Always the most common answer',
+  accuracy: 'Accuracy',
+  bleu4: 'BLEU-4',
+  cider: 'CIDEr',
+  lr: 'Learning rate',
+  grad_norm: 'Gradient norm',
+  samples_per_sec: 'Samples/s',
+  tokens_per_sec: 'Tokens/s',
+};
+
+/** A metric's name for people: eval_exact_match → "Exact match", eval_cider → "CIDEr". */
+export function metricLabel(name: string): string {
+  if (METRIC_LABELS[name]) return METRIC_LABELS[name];
+  const bare = name.replace(/^eval_/, '');
+  if (METRIC_LABELS[bare]) return METRIC_LABELS[bare];
+  const t = bare.replace(/_/g, ' ');
+  return t.charAt(0).toUpperCase() + t.slice(1);
+}
+
+/** Metrics that are not fractions in [0, 1] get a chart (an axis) of their own: CIDEr runs to 10. */
+export function ownAxisMetric(name: string): boolean {
+  return /^(eval_)?cider$/.test(name);
+}

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   normalizeVqaAnswer,
+  majorityBaseline,
   processPunctuation,
   vqaExactMatch,
   vqaAccuracy,
@@ -164,4 +165,17 @@ test('scorePredictions gives corpus and per-item scores per task', () => {
   assert.deepEqual(Object.keys(ex.metrics).sort(), ['bleu4', 'cider', 'exact_match']);
   assert.equal(ex.perItem[0].bleu4, sentenceBleu('A dog runs on the grass.', ['a cat sleeps', 'a dog runs on the grass']), 'the other scores are unchanged');
   assert.throws(() => scorePredictions('caption', [{ prediction: 'x', references: [] }]), /item 0 has no reference captions/);
+});
+
+test('the majority baseline is the exact match of always giving the most common answer', () => {
+  const refs = ['triangle', 'Triangle.', 'circle', 'square', 'triangle', 'circle', 'star'];
+  const preds = refs.map((r) => ({ prediction: 'circle', references: [r] }));
+  const m = majorityBaseline(preds);
+  assert.equal(m.answer, 'triangle');
+  assert.equal(m.exactMatch, 3 / 7, 'case and punctuation are normalised as exact match does');
+  const s = scorePredictions('vqa', preds);
+  assert.equal(s.metrics.majority_baseline, 3 / 7);
+  assert.equal(s.metrics.exact_match, 2 / 7);
+  assert.equal(s.majorityAnswer, 'triangle');
+  assert.deepEqual(majorityBaseline([]), { answer: '', exactMatch: 0 });
 });

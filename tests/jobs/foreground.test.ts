@@ -65,3 +65,18 @@ test('runInForeground prints progress and events; stop pauses, resume finishes',
   assert.match(text, /done: loss [\d.]+, accuracy [\d.]+; output in .*final/);
   assert.equal(getRun(db, runId)!.status, 'completed');
 });
+
+test('evalAtStart evaluates the base model at step 0, before the first step, and not again on resume', async () => {
+  const runId = insertRun(db, { name: 'fg-start', config: {} }).id;
+  const spec = { trainer: 'toy', outDir: join(dir, 'run-start'), config: { hparams: { maxSteps: 6, saveEvery: 3, evalAtStart: true, lr: 0.05 }, data: { numSamples: 32, dim: 4 } } };
+  const events: Array<{ type: string; step?: number }> = [];
+  const off = runner.subscribe((e) => {
+    if (e.runId === runId && (e.type === 'eval' || e.type === 'progress')) events.push({ type: e.type, step: (e as { step?: number }).step });
+  });
+  let text = '';
+  assert.equal(await runInForeground(runner, runId, { start: { spec }, io: { write: (t: string) => void (text += t), isTTY: false } }), 'completed');
+  off();
+  assert.deepEqual(events[0], { type: 'eval', step: 0 }, JSON.stringify(events));
+  assert.deepEqual(events.filter((e) => e.type === 'eval').map((e) => e.step), [0, 6]);
+  assert.match(text, /eval at step 0: loss [\d.]+/);
+});

@@ -29,6 +29,7 @@ Options:
   --epochs N | --steps N   passes over the training split (3) or optimizer steps instead
   --batch-size N --grad-accum N --seed N   (4, 1, 42)
   --eval-every N      evaluate every N steps (0, the default: at the end only)
+  --eval-at-start true  evaluate the base model before the first step too (step 0 on the curves)
   --save-every N      checkpoint every N steps (50; 0: at the end only)
   also: --dropout --target-modules q_proj,v_proj --weight-decay --warmup-steps|--warmup-ratio --schedule
         cosine|linear|constant --min-lr-ratio --max-seq-len --keep-last-k --clip-norm --betas b1,b2 --eps
