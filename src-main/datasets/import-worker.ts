@@ -183,7 +183,8 @@ if (!isMainThread && (workerData as WorkerInput | undefined)?.[FLAG]) {
     let db: Database | undefined;
     let lastProgress = 0;
     try {
-      db = openDatabase(dbFile);
+      // the same better-sqlite3 build as the backend's (Electron's ABI where it runs under Electron)
+      db = openDatabase(dbFile, { nativeBinding: process.env.LENSLAB_SQLITE_BINDING || undefined });
       const report = await importDataset(db, dataDir, source, {
         ...options,
         signal: abort.signal,
