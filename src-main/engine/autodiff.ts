@@ -9,6 +9,7 @@ import { numel } from './graph/shape';
 import './ops';
 import { getOp, type GradContext } from './ops/registry';
 import { sumAll } from './ops/util';
+import { zerosLike } from './ops/shape';
 
 export interface GradientOptions {
   /** dLoss/dY for each y (default ones, i.e. the gradient of sum(y)). */
@@ -23,9 +24,8 @@ export interface GradientOptions {
 export function onesLike(g: Graph, v: Value): Value {
   return fillLike(g, v, 1);
 }
-export function zerosLike(g: Graph, v: Value): Value {
-  return fillLike(g, v, 0);
-}
+/** The one zerosLike (ops/shape.ts), re-exported where gradients are taken. */
+export { zerosLike };
 function fillLike(g: Graph, v: Value, x: number): Value {
   const n = numel(v.shape);
   if (n !== null && n <= 16) {

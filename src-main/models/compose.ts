@@ -10,7 +10,7 @@ import { loadHfFolder, saveHfFolder, HfFolderError, type HfModel } from './hf-fo
 import { expectedTensors, projectorTensors, weightLayout } from './weights/names';
 import type { TensorSource } from './weights/safetensors';
 import type { FloatDtype } from './weights/dtype';
-import { Rng } from './demo/rng';
+import { demoRng } from './demo/rng';
 
 export interface ComposeOptions {
   /** CLIP / SigLIP folder (model_type clip, clip_vision_model, siglip or siglip_vision_model) */
@@ -89,7 +89,7 @@ export function composeLlava(opts: ComposeOptions): ComposeResult {
     const tlay = weightLayout(text.config);
 
     // projector: fresh weights
-    const rng = new Rng(opts.seed ?? 0);
+    const rng = demoRng(opts.seed ?? 0);
     const std = opts.initStd ?? 0.02;
     const projector = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const s of projectorTensors(config.projector, lay.projector!)) {

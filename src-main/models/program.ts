@@ -52,7 +52,7 @@ import {
 } from './peft';
 import { expectedTensors, weightLayout } from './weights/names';
 import type { TensorSource } from './weights/safetensors';
-import { Rng } from './demo/rng';
+import { demoRng } from './demo/rng';
 import { connectorModule } from './peft';
 import type { LensTokenizer } from './tokenizer';
 import { ChatTemplate, LLAVA_CHAT_TEMPLATE, missingTemplateWarning } from './chat-template';
@@ -277,7 +277,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
 
   const initialValues = (seed: number): Record<string, Float32Array> => {
     const out: Record<string, Float32Array> = {};
-    const rng = new Rng(seed);
+    const rng = demoRng(seed);
     for (const m of modules) {
       const bound = 1 / Math.sqrt(m.inFeatures);
       const a = new Float32Array(spec!.r * m.inFeatures);

@@ -10,7 +10,7 @@ import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { loadHfFolder } from '../../src-main/models/hf-folder';
 import { adapterConfigJson, resolveLoraModules, saveAdapter, type LoraSpec } from '../../src-main/models/peft';
 import type { LlavaModelConfig } from '../../src-main/models/config';
-import { Rng } from '../../src-main/models/demo/rng';
+import { demoRng } from '../../src-main/models/demo/rng';
 
 let ui: UiFixture;
 before(async () => {
@@ -86,7 +86,7 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   const config = loaded.config as LlavaModelConfig;
   loaded.close();
   const spec: LoraSpec = { mode: 'lora', r: 4, alpha: 64, dropout: 0, targets: ['q_proj', 'v_proj', 'o_proj'], includeVision: false, useRslora: false };
-  const rng = new Rng(3);
+  const rng = demoRng(3);
   const modules = resolveLoraModules(config, adapterConfigJson(config, spec).target_modules as string);
   const lora = new Map(modules.map((m) => [m.module, { a: Float32Array.from({ length: 4 * m.inFeatures }, () => rng.normal()), b: Float32Array.from({ length: m.outFeatures * 4 }, () => rng.normal()) }]));
   const adapterDir = join(ui.dataDir('e2e-adapter-'), 'adapter');

@@ -19,7 +19,7 @@ import { parseHfConfig, textToHf, type TextConfig } from '../../src-main/models/
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource } from '../../src-main/models/weights/safetensors';
 import { saveAdapter, loadAdapter } from '../../src-main/models/peft';
-import { Rng } from '../../src-main/models/demo/rng';
+import { demoRng } from '../../src-main/models/demo/rng';
 import { decodeTensor, encodeQ4_0, encodeQ8_0, encodeF16 } from '../../src-main/export/gguf/format';
 import { readGguf, readGgufTensor } from '../../src-main/export/gguf/reader';
 import { exportGguf, permuteRope, GgufExportError, type GgufQuant } from '../../src-main/export/gguf/export';
@@ -189,7 +189,7 @@ function writeQwen2(dir: string): void {
 /** A LoRA adapter on q/v of the demo model with non-zero B. */
 function writeAdapter(dir: string, m: HfModel): void {
   const spec = { mode: 'lora' as const, r: 4, alpha: 8, dropout: 0, targets: ['q_proj' as const, 'v_proj' as const], includeVision: false, useRslora: false };
-  const rng = new Rng(5);
+  const rng = demoRng(5);
   const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
   for (let l = 0; l < 2; l++)
     for (const [p, out] of [

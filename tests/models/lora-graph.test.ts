@@ -12,7 +12,7 @@ import { buildTrainStep, Graph, serializeModel, Session, StepExecutor } from '..
 import { buildScore } from '../../src-main/engine/programs/score';
 import { tensor } from '../../src-main/engine/runtime/tensor';
 import { DROPOUT_SEED_INPUT, dropoutMaskReference, dropoutStepSeed, loraDropoutMask } from '../../src-main/models/layers';
-import { Rng } from '../../src-main/models/demo/rng';
+import { demoRng } from '../../src-main/models/demo/rng';
 import { assertDirectionalGradient, demoRows, makeFeeds, type QaRow } from './program-fixture';
 import type { Adapter } from '../../src-main/models/peft';
 
@@ -34,7 +34,7 @@ const ALL = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'do
 /** Random non-zero values for every trainable tensor of a method (projector tensors perturbed from the base). */
 function randomValues(method: TrainMethod, lora: LoraOptions, seed: number): Record<string, Float32Array> {
   const tv = buildTrainableVlm(m, method, lora);
-  const rng = new Rng(seed);
+  const rng = demoRng(seed);
   const init = tv.initialValues(seed);
   const out: Record<string, Float32Array> = {};
   for (const p of tv.params) {
@@ -176,7 +176,7 @@ test('float64 LoRA gradients with dropout match central differences (the mask is
     const feeds = { ...f, pixel_values: tensor('float64', f.pixel_values.dims as number[], Float64Array.from(f.pixel_values.data as Float32Array)), [DROPOUT_SEED_INPUT]: tensor('int64', [], [5n]) };
     const lora: LoraOptions = { rank: 4, alpha: 8, dropout: 0.3, targetModules: ['q_proj', 'v_proj', 'up_proj'] };
     const tv = buildTrainableVlm(small, 'lora', lora, { dtype: 'float64' });
-    const rng = new Rng(4);
+    const rng = demoRng(4);
     const init: Record<string, Float64Array> = {};
     for (const [k, v] of Object.entries(tv.initialValues(0))) init[k] = Float64Array.from(v, (x) => x + 0.1 * rng.normal());
     const session = { optimization: 'basic' as const, threads: 1 };

@@ -10,7 +10,7 @@ import {
   adapterConfigJson, loadAdapter, loraScaling, matchesTarget, mergeAdapter, mergedWeight, resolveLoraModules, saveAdapter, targetModulesRegex,
   projectorParams, type LoraSpec,
 } from '../../src-main/models/peft';
-import { Rng } from '../../src-main/models/demo/rng';
+import { demoRng } from '../../src-main/models/demo/rng';
 import type { LlavaModelConfig } from '../../src-main/models/config';
 
 const { dir, cleanup } = tempDir('peft-');
@@ -22,7 +22,7 @@ before(() => {
 });
 
 function randomLora(spec: LoraSpec, seed: number) {
-  const rng = new Rng(seed);
+  const rng = demoRng(seed);
   const acfg = adapterConfigJson(config, spec);
   const modules = resolveLoraModules(config, acfg.target_modules as string);
   const lora = new Map(modules.map((m) => [m.module, {

@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { buildTrainableVlm, buildLogitsGraph, loadVlm, saveAdapter, saveFullModel, loadAdapter, type LoadedVlm, type LoraOptions } from '../../src-main/models/program';
 import { buildTrainStep, serializeModel, Session, StepExecutor, tensor } from '../../src-main/engine';
-import { Rng } from '../../src-main/models/demo/rng';
+import { demoRng } from '../../src-main/models/demo/rng';
 import { assertDirectionalGradient, demoRows, makeFeeds, type QaRow } from './program-fixture';
 import { existsSync } from 'node:fs';
 
@@ -163,7 +163,7 @@ test('float64 whole-model gradients (vision tower, projector, decoder) match cen
     const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, outputGrads: true, session }, init);
     const grads = (await ex.step(feeds, 0)).grads;
     await ex.dispose();
-    const rng = new Rng(3);
+    const rng = demoRng(3);
     for (const part of ['vision_tower.', 'multi_modal_projector.', 'language_model.']) {
       const dirs: Record<string, Float64Array> = {};
       for (const p of tv.params) {

@@ -12,7 +12,7 @@ import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { buildTrainableVlm, buildLogitsGraph, loadVlm, type LoadedVlm, type LoraOptions } from '../../src-main/models/program';
 import { buildGraph } from '../../src-main/models/generate';
 import { buildScore, buildTrainStep, serializeModel, StepExecutor, tensor, type Graph } from '../../src-main/engine';
-import { Rng } from '../../src-main/models/demo/rng';
+import { demoRng } from '../../src-main/models/demo/rng';
 import { assertDirectionalGradient, demoRows, makeFeeds } from './program-fixture';
 
 const { dir, cleanup } = tempDir('tied-');
@@ -107,7 +107,7 @@ test('tied head, float64: gradients reaching the hidden states (LoRA) and a trai
       const tv = buildTrainableVlm(small, method, method === 'lora' ? LORA : null, { ...opts, dtype: 'float64' });
       if (method === 'full') assert.ok(tv.params.some((p) => p.name === EMBED) && !tv.params.some((p) => p.name === HEAD), 'the tied table trains as one tensor');
       const init: Record<string, Float64Array> = {};
-      const rng = new Rng(9);
+      const rng = demoRng(9);
       // LoRA B starts at 0 (no gradient reaches A): start from small random B so every LoRA tensor has one
       for (const [n, v] of Object.entries(tv.initialValues(0))) init[n] = Float64Array.from(v, (x) => (method === 'lora' && x === 0 ? 0.05 * rng.normal() : x));
       const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, outputGrads: true, session }, init);

@@ -15,7 +15,7 @@ import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource } from '../../src-main/models/weights/safetensors';
 import { trainByteLevelBpe } from '../../src-main/models/demo/bpe';
 import { demoCorpus } from '../../src-main/models/demo/dataset';
-import { Rng } from '../../src-main/models/demo/rng';
+import { demoRng } from '../../src-main/models/demo/rng';
 
 const tmp = tempDir('models-svc-');
 const data = join(tmp.dir, 'data');
@@ -136,7 +136,7 @@ test('an adapter folder exports as PEFT files and merges into a new registered m
   const config = loaded.config as LlavaModelConfig;
   loaded.close();
   const spec: LoraSpec = { mode: 'lora', r: 2, alpha: 4, dropout: 0, targets: ['q_proj', 'v_proj'], includeVision: false, useRslora: false };
-  const rng = new Rng(9);
+  const rng = demoRng(9);
   const modules = resolveLoraModules(config, adapterConfigJson(config, spec).target_modules as string);
   const lora = new Map(modules.map((m) => [m.module, { a: Float32Array.from({ length: 2 * m.inFeatures }, () => rng.normal()), b: Float32Array.from({ length: m.outFeatures * 2 }, () => rng.normal()) }]));
   const adir = join(tmp.dir, 'adapter');

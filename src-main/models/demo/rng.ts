@@ -1,46 +1,13 @@
-// Small deterministic PRNG (mulberry32) with normal samples, for demo data and random init.
+// Demo data and random init draw from the mulberry32 stream of the one Rng (training/rng.ts).
 
-import { mulberry32 } from '../../util/mulberry32';
+import { Rng } from '../../training/rng';
 
-export class Rng {
-  private readonly uniform: () => number;
-  private spare: number | null = null;
-  constructor(seed: number) {
-    this.uniform = mulberry32(seed);
-  }
-  /** uniform in [0, 1) */
-  next(): number {
-    return this.uniform();
-  }
-  /** integer in [lo, hi] */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.next() * xs.length)];
-  }
-  shuffle<T>(xs: T[]): T[] {
-    for (let i = xs.length - 1; i > 0; i--) {
-      const j = Math.floor(this.next() * (i + 1));
-      [xs[i], xs[j]] = [xs[j], xs[i]];
-    }
-    return xs;
-  }
-  /** standard normal (Box-Muller) */
-  normal(): number {
-    if (this.spare !== null) {
-      const v = this.spare;
-      this.spare = null;
-      return v;
-    }
-    let u = 0;
-    while (u === 0) u = this.next();
-    const v = this.next();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
+/** The demo stream of `seed` (training/rng.ts Rng on mulberry32): demo data and random weights are pinned to it. */
+export function demoRng(seed: number): Rng {
+  return Rng.mulberry32(seed);
 }
+
+export type { Rng };
 
 /** Mix a seed and an index into an independent 32-bit seed. */
 export function subSeed(seed: number, index: number): number {

@@ -1,7 +1,7 @@
 // Procedural icon scenes for the demo dataset: circles, squares, triangles and stars in a few colours on a
 // 3x3 grid, rasterized in plain JS (4x4 supersampling), with questions and answers computed from the scene:
 // counting, colours, shapes, positions, plus captions. Everything is deterministic in (seed, index).
-import { Rng, subSeed } from './rng';
+import { demoRng, subSeed, type Rng } from './rng';
 
 export const SHAPES = ['circle', 'square', 'triangle', 'star'] as const;
 export type Shape = (typeof SHAPES)[number];
@@ -65,7 +65,7 @@ export interface SceneOptions {
 /** A random scene: 1..maxObjects objects in distinct cells of a 3x3 grid; no two objects touch. */
 export function makeScene(rng: Rng, opts: SceneOptions = {}): Scene {
   const size = opts.size ?? 64;
-  const n = rng.int(opts.minObjects ?? 1, Math.min(opts.maxObjects ?? 5, 9));
+  const n = rng.between(opts.minObjects ?? 1, Math.min(opts.maxObjects ?? 5, 9));
   const cells = rng.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 8]).slice(0, n).sort((a, b) => a - b);
   const cell = size / 3;
   const objects = cells.map((c) => {
@@ -221,7 +221,7 @@ export interface SampleOptions extends SceneOptions {
 
 /** Sample `index` of the dataset with `seed`: the same (seed, index) always gives the same sample. */
 export function makeSample(seed: number, index: number, opts: SampleOptions = {}): Sample {
-  const rng = new Rng(subSeed(seed, index));
+  const rng = demoRng(subSeed(seed, index));
   const scene = makeScene(rng, opts);
   const qa: QA[] = [];
   for (const f of opts.families ?? FAMILIES) {

@@ -10,7 +10,7 @@ import { saveHfFolder } from '../hf-folder';
 import { LLAVA_CHAT_TEMPLATE } from '../chat-template';
 import { trainByteLevelBpe } from './bpe';
 import { demoCorpus } from './dataset';
-import { Rng } from './rng';
+import { demoRng } from './rng';
 
 export const DEMO_SPECIAL_TOKENS = ['<unk>', '<s>', '</s>', '<pad>', '<image>'];
 export const DEMO_CORPUS_SEED = 1234;
@@ -101,7 +101,7 @@ export function tinyLlavaConfig(vocabSize: number, imageTokenIndex: number, o: T
 
 /** Random weights for every tensor a config expects: matrices ~ N(0, std), biases ~ N(0, std), norm weights ~ 1 + N(0, std). */
 export function randomWeights(specs: Array<{ name: string; shape: number[] }>, seed: number, std = 0.02): Map<string, Tensor> {
-  const rng = new Rng(seed);
+  const rng = demoRng(seed);
   const out = new Map<string, Tensor>();
   for (const s of specs) {
     const n = s.shape.reduce((a, b) => a * b, 1);
