@@ -25,6 +25,8 @@ export const GenerationOptions = z.strictObject({
   repetitionPenalty: z.number().gt(0).max(10).optional(),
   seed: z.int().optional(),
   stop: z.array(z.string().min(1).max(200)).max(8).optional(),
+  /** Weight-only quantization of the model's graphs: int8 (u8 x s8) or int4 (block 32); default none (float32). */
+  quantize: z.enum(['none', 'int8', 'int4']).optional(),
 });
 export type GenerationOptions = z.infer<typeof GenerationOptions>;
 

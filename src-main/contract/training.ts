@@ -155,6 +155,8 @@ export const trainingMethods = defineMethods({
       data: z.strictObject({ datasetId: Id, split: DataSplit.default('val') }),
       maxItems: z.int().min(1).max(100_000).optional(),
       maxNewTokens: z.int().min(1).max(4096).default(32),
+      /** Weight-only quantization for generation: int8 or int4; default none (float32). */
+      quantize: z.enum(['none', 'int8', 'int4']).optional(),
       /** vqa (exact match) or caption (BLEU-4, CIDEr); default: from the split's annotations. */
       task: z.enum(['vqa', 'caption']).optional(),
     }),

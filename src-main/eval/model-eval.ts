@@ -16,11 +16,13 @@ export interface ModelEvalOptions {
   signal?: AbortSignal;
   /** The compiled-graph cache (default: LENSLAB_GRAPH_CACHE or the temp folder, see graphCacheDir). */
   cacheDir?: string;
+  /** Weight-only quantization of the generation graphs (models/quantize.ts). */
+  quantize?: 'none' | 'int8' | 'int4';
 }
 
 export async function evaluateModel(o: ModelEvalOptions): Promise<EvalRunResult> {
   // the shared cache: generation graphs depend on an adapter's structure only (its tensors are graph inputs)
-  const gen = await loadGenerator(o.modelDir, o.adapterDir ?? null, { cacheDir: o.cacheDir ?? graphCacheDir() });
+  const gen = await loadGenerator(o.modelDir, o.adapterDir ?? null, { cacheDir: o.cacheDir ?? graphCacheDir(), quantize: o.quantize });
   try {
     return await runEvaluation({
       task: o.task,

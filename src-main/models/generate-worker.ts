@@ -9,6 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { QuantScheme } from './quantize';
 import { loadGenerator, type GenerateOptions, type GenerateResult, type Generator, type ChatTurn } from './generate';
 import type { SessionOptions } from '../engine/runtime/session';
 import { WorkerHost, errorName } from '../util/worker-host';
@@ -23,7 +24,10 @@ export interface PoolRequest {
   messages: ChatTurn[];
 }
 
-export type PoolOptions = Omit<GenerateOptions, 'signal' | 'onToken' | 'kvCache'>;
+export type PoolOptions = Omit<GenerateOptions, 'signal' | 'onToken' | 'kvCache'> & {
+  /** Weight-only quantization of the generator's graphs (a generator per model, adapter and scheme). */
+  quantize?: QuantScheme;
+};
 
 export interface PoolHooks {
   signal?: AbortSignal;
@@ -73,8 +77,8 @@ export class GeneratorPool implements GeneratorHost {
   private closed = false;
   constructor(private readonly config: PoolConfig) {}
 
-  private async generator(modelDir: string, adapterDir: string | null, onStatus?: (m: string) => void): Promise<Generator> {
-    const key = `${modelDir}\u0000${adapterDir ?? ''}`;
+  private async generator(modelDir: string, adapterDir: string | null, quantize: QuantScheme, onStatus?: (m: string) => void): Promise<Generator> {
+    const key = `${modelDir}\u0000${adapterDir ?? ''}\u0000${quantize}`;
     const id = `${identity(modelDir)}#${identity(adapterDir)}`;
     const hit = this.gens.get(key);
     if (hit && hit.id === id) {
@@ -93,7 +97,7 @@ export class GeneratorPool implements GeneratorHost {
       await (await old.g.catch(() => null))?.dispose();
     }
     onStatus?.(`loading ${modelDir}${adapterDir ? ` with adapter ${adapterDir}` : ''}`);
-    const g = loadGenerator(modelDir, adapterDir, { cacheDir: this.config.cacheDir, session: this.config.session, onStatus });
+    const g = loadGenerator(modelDir, adapterDir, { cacheDir: this.config.cacheDir, session: this.config.session, onStatus, quantize });
     this.gens.set(key, { id, g });
     g.catch(() => {
       if (this.gens.get(key)?.g === g) this.gens.delete(key);
@@ -105,10 +109,11 @@ export class GeneratorPool implements GeneratorHost {
     if (this.closed) return Promise.reject(new Error('the generator pool is closed'));
     const run = async () => {
       if (hooks.signal?.aborted) return cancelledResult();
-      const g = await this.generator(req.modelDir, req.adapterDir ?? null, hooks.onStatus);
+      const { quantize, ...genOpts } = opts;
+      const g = await this.generator(req.modelDir, req.adapterDir ?? null, quantize ?? 'none', hooks.onStatus);
       if (hooks.signal?.aborted) return cancelledResult();
       const image = req.image instanceof Uint8Array && !Buffer.isBuffer(req.image) ? Buffer.from(req.image.buffer, req.image.byteOffset, req.image.byteLength) : req.image;
-      return g.generate({ image, messages: req.messages }, { ...opts, signal: hooks.signal, onToken: hooks.onToken });
+      return g.generate({ image, messages: req.messages }, { ...genOpts, signal: hooks.signal, onToken: hooks.onToken });
     };
     const p = this.tail.then(run, run);
     this.tail = p.catch(() => {});

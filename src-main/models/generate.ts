@@ -38,6 +38,7 @@ import { loadAdapter, type Adapter } from './peft';
 import { Graph } from '../engine/graph/builder';
 import { AdapterInputs, IO, adapterInputTensors, adapterStructure, buildForwardGraph, decoderNames, imageFeatures, llavaEmbeddings, type ForwardGraphOptions } from './llava';
 import { GraphWeights } from './layers';
+import { parseQuantScheme, QUANT_SCHEME_VERSION, QUANT_SESSION_CONFIG, type QuantScheme } from './quantize';
 import { decoderFor } from './registry';
 import { decoderPositions } from './decoder/llama';
 import { Sampler, StopStrings, validateSamplingOptions, type FinishReason, type SamplingOptions } from './sampling';
@@ -120,6 +121,11 @@ export interface GeneratorOptions {
   session?: SessionOptions;
   /** Called with progress while graphs are compiled / loaded. */
   onStatus?(message: string): void;
+  /**
+   * Weight-only quantization of the vision and decoder graphs (quantize.ts): int8 (u8 x s8) or int4 (block 32,
+   * MatMulNBits). Quantized once, when the graph is compiled into the cache (keyed by the scheme and its version).
+   */
+  quantize?: QuantScheme;
 }
 
 export interface Generator {
@@ -237,16 +243,19 @@ function scoreOptions(kind: 'score-image' | 'score-text', adapter: Adapter | nul
 }
 
 /** The model's weights inside g, with the adapter's tensors as graph inputs (AdapterInputs). */
-function graphWeights(g: Graph, model: HfModel, adapter: Adapter | null): GraphWeights {
-  return new GraphWeights(g, model.weights, adapter ? { lazy: new AdapterInputs(g, adapter, model.weights) } : {});
+function graphWeights(g: Graph, model: HfModel, adapter: Adapter | null, quantize: QuantScheme = 'none'): GraphWeights {
+  return new GraphWeights(g, model.weights, {
+    ...(adapter ? { lazy: new AdapterInputs(g, adapter, model.weights) } : {}),
+    ...(quantize !== 'none' ? { quantize } : {}),
+  });
 }
 
 /** The vision tower + connector alone: pixel_values [N frames, 3, S, S] → image_features [N, tokens per frame, D]. */
-function buildVisionGraph(model: HfModel, adapter: Adapter | null): Graph {
+function buildVisionGraph(model: HfModel, adapter: Adapter | null, quantize: QuantScheme): Graph {
   const cfg = model.config;
   if (!isVlm(cfg)) throw new GenerateError(`${model.dir}: a ${cfg.modelType} model has no vision tower and connector`);
   const g = new Graph('lenslab_vision');
-  const w = graphWeights(g, model, adapter);
+  const w = graphWeights(g, model, adapter, quantize);
   const v = cfg.vision;
   const pv = g.input(IO.pixelValues, 'float32', ['N', v.numChannels, v.imageSize, v.imageSize]);
   g.output(imageFeatures(w, cfg, pv), FEATURES);
@@ -254,11 +263,11 @@ function buildVisionGraph(model: HfModel, adapter: Adapter | null): Graph {
 }
 
 /** The decoder with a KV cache, for prefill (empty past) and decode; image features are an input. */
-function buildDecoderGraph(model: HfModel, adapter: Adapter | null): Graph {
+function buildDecoderGraph(model: HfModel, adapter: Adapter | null, quantize: QuantScheme): Graph {
   const cfg = model.config as CausalConfig;
   const t = cfg.text;
   const g = new Graph('lenslab_decoder');
-  const w = graphWeights(g, model, adapter);
+  const w = graphWeights(g, model, adapter, quantize);
   const ids = g.input(IO.inputIds, 'int64', [1, 'S']);
   const mask = g.input(IO.attentionMask, 'int64', [1, 'L']);
   const feats = isVlm(cfg) ? g.input(FEATURES, 'float32', ['N', cfg.numImageTokens, t.hiddenSize]) : null;
@@ -272,8 +281,7 @@ function buildDecoderGraph(model: HfModel, adapter: Adapter | null): Graph {
   // logits of the last position: [1, D] x [V, D]^T with Gemm(transB), so the table is used in checkpoint layout
   const last = g.op1('Slice', [r.hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]);
   const h2 = g.op1('Reshape', [last, g.ints([1, t.hiddenSize])]);
-  const head = w.tensor(t.tieWordEmbeddings ? `${names.prefix}embed_tokens.weight` : names.lmHead);
-  const logits = g.op1('Gemm', [h2, head], { transB: 1 }, { outTypes: [{ dtype: 'float32', shape: [1, t.vocabSize] }] });
+  const logits = w.head(h2, t.tieWordEmbeddings ? `${names.prefix}embed_tokens.weight` : names.lmHead, t.vocabSize);
   g.output(g.op1('Reshape', [logits, g.ints([1, 1, t.vocabSize])]), IO.logits);
   r.present!.forEach((p, i) => {
     g.output(p.key, IO.presentKey(i));
@@ -298,9 +306,9 @@ function buildScoreGraph(model: HfModel, kind: 'score-image' | 'score-text', ada
 }
 
 /** One generation graph of `model` (what compileCached builds on a miss; exported for bench:compile). */
-export function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null): Graph {
-  if (kind === 'vision') return buildVisionGraph(model, adapter);
-  if (kind === 'decoder') return buildDecoderGraph(model, adapter);
+export function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null, quantize: QuantScheme = 'none'): Graph {
+  if (kind === 'vision') return buildVisionGraph(model, adapter, quantize);
+  if (kind === 'decoder') return buildDecoderGraph(model, adapter, quantize);
   return buildScoreGraph(model, kind, adapter);
 }
 
@@ -388,7 +396,15 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   const setup = renderSetupOf(model);
   const tokenizer = model.tokenizer as LensTokenizer;
   const cacheDir = options.cacheDir ?? join(tmpdir(), 'lenslab-graph-cache');
-  const identity = { model: fileIdentity(model.dir), adapter: adapter ? adapterStructure(adapter) : null };
+  const quantize = parseQuantScheme(options.quantize ?? 'none');
+  // a quantized graph's key names the scheme and its version: an older scheme's cache entry is never read
+  const identity = {
+    model: fileIdentity(model.dir),
+    adapter: adapter ? adapterStructure(adapter) : null,
+    ...(quantize !== 'none' ? { quantize, quantVersion: QUANT_SCHEME_VERSION } : {}),
+  };
+  const sessionOptions: SessionOptions | undefined =
+    quantize === 'int4' ? { ...options.session, config: { ...QUANT_SESSION_CONFIG, ...options.session?.config } } : options.session;
   // the adapter's tensors, fed to every run of a graph that has them as inputs (ort tensors over the adapter's arrays)
   const adapterFeeds = new Map<string, ort.Tensor>();
   if (adapter) for (const x of adapterInputTensors(adapter, model.weights)) adapterFeeds.set(x.name, tensor('float32', x.dims, x.data));
@@ -411,17 +427,19 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
       s = (async () => {
         status(`compiling the ${kind} graph`);
         const key = { what: 'lenslab-generate', version: GENERATE_GRAPH_VERSION, kind, ...identity };
+        // score graphs (losses) stay float32
+        const q = kind === 'vision' || kind === 'decoder' ? quantize : 'none';
         if (resolveProvider(options.session) === 'webgpu') {
           // the KV cache and the image features stay in device memory between runs; only the logits come back
           const deviceOutputs = [FEATURES];
           for (let i = 0; i < cfg.text.numHiddenLayers; i++) deviceOutputs.push(IO.presentKey(i), IO.presentValue(i));
-          const s = await openProgram(() => buildGraph(model, kind, adapter), { cacheDir, key, session: options.session, deviceOutputs });
+          const s = await openProgram(() => buildGraph(model, kind, adapter, q), { cacheDir, key, session: sessionOptions, deviceOutputs });
           releases.push(() => s.dispose());
           return s;
         }
-        const entry = compileCached(cacheDir, key, () => buildGraph(model, kind, adapter));
+        const entry = compileCached(cacheDir, key, () => buildGraph(model, kind, adapter, q));
         status(`loading the ${kind} graph${entry.hit ? ' (cached)' : ''}`);
-        const shared = acquireSession(entry.path, options.session);
+        const shared = acquireSession(entry.path, sessionOptions);
         try {
           const s = await shared.session;
           // the cache keeps the entry (no eviction) and the session stays open until dispose()

@@ -22,6 +22,7 @@
 import type { Graph, Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import type { TensorSource } from './weights/safetensors';
+import { quantizedGather, quantizedMatMul } from './quantize';
 
 /** LoRA matrices of one module, as graph values (parameters or constants). */
 export interface LoraBinding {
@@ -53,6 +54,11 @@ export interface GraphWeightsOptions {
    * (DROPOUT_SEED_INPUT), created on the first linear layer that drops (graphs without dropout have no such input).
    */
   dropoutSeed?: Value;
+  /**
+   * Weight-only quantization of the frozen matrices of linear layers, the token table and the LM head (inference
+   * graphs; quantize.ts). Trainable and caller-supplied tensors, and LoRA branches, stay float.
+   */
+  quantize?: 'int8' | 'int4';
 }
 
 /** Tensors supplied by the caller on first use (a graph value per name / module, created at most once). */
@@ -196,7 +202,7 @@ export class GraphWeights {
   linear(x: Value, module: string, o: { bias?: boolean } = {}): Value {
     const g = this.g;
     const wname = `${module}.weight`;
-    let y = g.op1('MatMul', [x, this.weightT(wname)]);
+    let y = this.quantized(x, wname) ?? g.op1('MatMul', [x, this.weightT(wname)]);
     const bname = `${module}.bias`;
     const wantBias = o.bias ?? this.has(bname);
     if (wantBias) y = g.op1('Add', [y, this.tensor(bname)]);
@@ -212,6 +218,38 @@ export class GraphWeights {
       y = g.op1('Add', [y, z]);
     }
     return y;
+  }
+
+  /** Whether `name` is a frozen checkpoint matrix that the quantize option applies to. */
+  private quantizable(name: string): boolean {
+    return !!this.opts.quantize && this.dtype === 'float32' && !this.supplied(name) && (this.opts.overrides?.has(name) || this.source.has(name));
+  }
+
+  /** x [..., in] @ W^T with W quantized, or null (not quantizing, or the layer cannot take the scheme). */
+  private quantized(x: Value, name: string): Value | null {
+    if (!this.quantizable(name)) return null;
+    const shape = this.opts.overrides?.has(name) ? null : this.source.info(name).shape;
+    if (!shape || shape.length !== 2) return null;
+    const y = quantizedMatMul(this.g, x, name, shape[0], shape[1], this.opts.quantize!, () => this.data(name));
+    if (y) this.used.add(name);
+    return y;
+  }
+
+  /** Rows `ids` of a table [rows, cols] (token embeddings): int8 rows when quantizing, else Gather on the float table. */
+  embedding(name: string, ids: Value): Value {
+    if (this.quantizable(name) && !this.opts.overrides?.has(name)) {
+      const [rows, cols] = this.source.info(name).shape;
+      this.used.add(name);
+      return quantizedGather(this.g, name, rows, cols, ids, () => this.data(name));
+    }
+    return this.g.op1('Gather', [this.tensor(name), ids], { axis: 0 });
+  }
+
+  /** h [N, in] @ W^T for a [out, in] table in checkpoint layout (the LM head, tied or not): Gemm(transB) or quantized. */
+  head(h: Value, name: string, out: number): Value {
+    const q = this.quantized(h, name);
+    if (q) return q;
+    return this.g.op1('Gemm', [h, this.tensor(name)], { transB: 1 }, { outTypes: [{ dtype: this.dtype, shape: [h.shape?.[0] ?? '?', out] }] });
   }
 
   private dropoutSeedValue(): Value {

@@ -180,6 +180,7 @@ export interface EvaluationRequest {
   maxItems?: number;
   maxNewTokens: number;
   task?: 'vqa' | 'caption';
+  quantize?: 'none' | 'int8' | 'int4';
 }
 
 /**
@@ -205,7 +206,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
     modelId: model.modelId,
     datasetId: p.data.datasetId,
     split: p.data.split,
-    config: { pid: process.pid, model: model.dir, adapter: adapterDir, maxItems: p.maxItems ?? null, maxNewTokens: p.maxNewTokens, items: items.length, autoSplit: snapshot.autoSplit, ...(p.adapter && 'runId' in p.adapter && p.adapter.step !== undefined ? { step: p.adapter.step } : {}) },
+    config: { pid: process.pid, model: model.dir, adapter: adapterDir, maxItems: p.maxItems ?? null, maxNewTokens: p.maxNewTokens, quantize: p.quantize ?? 'none', items: items.length, autoSplit: snapshot.autoSplit, ...(p.adapter && 'runId' in p.adapter && p.adapter.step !== undefined ? { step: p.adapter.step } : {}) },
   });
   const rt = ctx.training;
   const abort = new AbortController();
@@ -232,7 +233,7 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
     try {
       let last = 0;
       const result = await host.evaluate(
-        { modelDir: model.dir, adapterDir, task: ev.task, items, maxNewTokens: p.maxNewTokens, cacheDir: graphCacheDirOf(ctx.dataDir) },
+        { modelDir: model.dir, adapterDir, task: ev.task, items, maxNewTokens: p.maxNewTokens, cacheDir: graphCacheDirOf(ctx.dataDir), quantize: p.quantize },
         {
           signal: abort.signal,
           onProgress: (done, total) => {

@@ -12,7 +12,13 @@
 // The random weights are written once to <os tmp>/lenslab-bench-generate (about 2.3 GB for the 0.5B model, plus
 // the compiled graphs) and reused by later runs.
 //
+// With --quantize (e.g. --quantize none,int8,int4; --quant-only skips the phases above) each scheme runs in a child
+// of its own: graphs compiled (quantized) into a fresh cache, then TTFT, decode tokens/s and peak RSS, with the same
+// answer's tokens compared to float32's. --llama f32,q8_0,q4_0 exports the model to GGUF (export/gguf) and runs
+// llama.cpp (@fugood/llama.node, CPU, same threads) on the same image and question in the same run.
+//
 //   npm run bench:generate [-- --tokens 32 --skip-big --skip-smolvlm --only-smolvlm --fresh]
+//   npm run bench:generate -- --quant-only --skip-smolvlm --quantize none,int8,int4 --llama f32,q8_0,q4_0 --tokens 16
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,12 +39,19 @@ import { memorySource } from '../../src-main/models/weights/safetensors';
 import { saveHfFolder } from '../../src-main/models/hf-folder';
 import { loadGenerator, type GenerateResult } from '../../src-main/models/generate';
 import { GeneratorWorker } from '../../src-main/models/generate-worker';
+import { parseQuantScheme } from '../../src-main/models/quantize';
+import { exportGguf, type GgufQuant } from '../../src-main/export/gguf/export';
+import { cpus } from 'node:os';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
 const opt = (name: string, def: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : def;
+};
+const list = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1].split(',').filter(Boolean) : [];
 };
 const ROOT = join(tmpdir(), 'lenslab-bench-generate');
 const QUESTION = 'What shapes are in the picture, and what colours are they?';
@@ -194,6 +207,43 @@ async function child(
     out.sameTokens = JSON.stringify(full.ids) === JSON.stringify(runs[0].ids.slice(0, full.ids.length));
     out.rssMb = rssMb();
     await g.dispose();
+  } else if (phase.startsWith('quant-')) {
+    const quantize = parseQuantScheme(phase.slice('quant-'.length));
+    const t0 = performance.now();
+    const g = await loadGenerator(modelDir, null, { cacheDir, quantize });
+    out.loadMs = performance.now() - t0;
+    await g.generate({ image, messages }, { maxNewTokens: 2 });
+    const runs: GenerateResult[] = [];
+    for (let i = 0; i < 3; i++) runs.push(await g.generate({ image, messages }, { maxNewTokens: tokens }));
+    out.ttftMs = median(runs.map((r) => r.timings.firstTokenMs));
+    out.tokPerS = median(runs.map((r) => r.timings.tokensPerSecond));
+    out.decodeTokens = runs[0].timings.decodeTokens;
+    out.ids = JSON.stringify(runs[0].ids);
+    await g.dispose();
+  } else if (phase.startsWith('llama-')) {
+    // llama.cpp on the GGUF export of the same model (written by the parent), same image and question
+    const quant = phase.slice('llama-'.length) as GgufQuant;
+    const llama = await import('@fugood/llama.node');
+    const dir = join(cacheDir, `gguf-${quant}`);
+    const files = readdirSync(dir);
+    const model = join(dir, files.find((f) => f.endsWith('.gguf') && !f.startsWith('mmproj-'))!);
+    const mmproj = files.find((f) => f.startsWith('mmproj-'));
+    const t0 = performance.now();
+    const ctx = await llama.loadModel({ model, n_ctx: 1024, n_threads: cpus().length, n_gpu_layers: 0, n_parallel: 1 });
+    if (mmproj) ctx.initMultimodal({ path: join(dir, mmproj), use_gpu: false });
+    out.loadMs = performance.now() - t0;
+    const prompt = `USER: <__media__>\n${QUESTION}\nASSISTANT:`;
+    // one answer: a second completion on the context would reuse its cached prompt
+    const s0 = performance.now();
+    let first = 0;
+    const r = await ctx.completion({ prompt, media_paths: mmproj ? [image] : undefined, n_predict: tokens, temperature: 0, ignore_eos: true }, () => {
+      if (!first) first = performance.now() - s0;
+    });
+    keep.push(ctx);
+    const ttft = [first];
+    const tps = [r.timings.predicted_per_second];
+    out.ttftMs = median(ttft);
+    out.tokPerS = median(tps);
   } else if (phase === 'lag-thread' || phase === 'lag-worker') {
     const meter = lagMeter();
     const t0 = performance.now();
@@ -228,7 +278,10 @@ async function child(
   }
   out.peakRssMb = peakMb();
   process.stdout.write(`${JSON.stringify(out)}\n`);
+  // llama.node crashes when a context is collected at exit with another model loaded: leave without teardown
+  if (phase.startsWith('llama-')) process.exit(0);
 }
+const keep: unknown[] = [];
 
 function runChild(
   phase: string,
@@ -317,6 +370,36 @@ async function main(): Promise<void> {
     }
     const cacheDir = join(ROOT, `cache-${m.name.split(' ')[0]}`);
     rmSync(cacheDir, { recursive: true, force: true });
+    const schemes = list('quantize');
+    const llamaQuants = list('llama') as GgufQuant[];
+    if (schemes.length || llamaQuants.length) {
+      const lines = [`## ${m.name}: weight-only quantization, ${tokens} tokens, ${cpus().length} threads (peak RSS of each child process)`];
+      lines.push('| | load+compile (s) | TTFT (ms) | decode tokens/s | peak RSS (MB) | same tokens as f32 |');
+      lines.push('|---|---|---|---|---|---|');
+      let base: Record<string, number | string | boolean> | null = null;
+      for (const q of schemes) {
+        const qc = join(ROOT, `cache-quant-${q}`);
+        rmSync(qc, { recursive: true, force: true });
+        const r = runChild(`quant-${q}`, m.dir, qc, image, tokens, 0);
+        if (q === 'none') base = r;
+        const same = base ? String(r.ids === base.ids) : '';
+        lines.push(`| Lenslab ${q} | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | ${same} |`);
+        rmSync(qc, { recursive: true, force: true });
+      }
+      for (const q of llamaQuants) {
+        const gdir = join(cacheDir, `gguf-${q}`);
+        const t0 = performance.now();
+        exportGguf({ modelDir: m.dir, outDir: gdir, quant: q, overwrite: true });
+        const exportS = (performance.now() - t0) / 1000;
+        const r = runChild(`llama-${q}`, m.dir, cacheDir, image, tokens, 0);
+        lines.push(`| llama.cpp ${q.toUpperCase()} (export ${exportS.toFixed(0)} s) | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | |`);
+        rmSync(gdir, { recursive: true, force: true });
+      }
+      rows.push(lines.join('\n'));
+      console.log(rows[rows.length - 1]);
+      console.log();
+      if (flag('quant-only')) continue;
+    }
     const cold = runChild('cold', m.dir, cacheDir, image, tokens, m.recompute);
     const warm = runChild('warm', m.dir, cacheDir, image, tokens, m.recompute);
     const lagT = runChild('lag-thread', m.dir, cacheDir, image, tokens, m.recompute);

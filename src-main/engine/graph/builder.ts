@@ -398,7 +398,7 @@ export function makeTensorData(
     return { dtype, dims: dims.slice(), data: data as LazyRef };
   }
   const arr = isTypedArrayOf(dtype, data) ? (data as TypedArray) : toTypedArray(dtype, data as ArrayLike<number | bigint | boolean>);
-  if (arr.length !== n) throw new Error(`tensor '${what}': ${arr.length} elements for dims [${dims.join(',')}] (${n} expected)`);
+  if (dtype === 'int4' ? arr.length !== Math.ceil(n / 2) : arr.length !== n) throw new Error(`tensor '${what}': ${arr.length} elements for dims [${dims.join(',')}] (${n} expected)`);
   return { dtype, dims: dims.slice(), data: arr };
 }
 

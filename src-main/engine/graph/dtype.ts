@@ -13,7 +13,9 @@ export type DType =
   | 'uint32'
   | 'int64'
   | 'uint64'
-  | 'bool';
+  | 'bool'
+  /** 4-bit signed, two per byte (low nibble first), as ONNX INT4: weights only (DequantizeLinear / MatMulNBits) */
+  | 'int4';
 
 /** TensorProto.DataType enum values. */
 export const ONNX_DTYPE: Record<DType, number> = {
@@ -30,6 +32,7 @@ export const ONNX_DTYPE: Record<DType, number> = {
   uint32: 12,
   uint64: 13,
   bfloat16: 16,
+  int4: 22,
 };
 
 export const DTYPE_FROM_ONNX: Record<number, DType> = Object.fromEntries(
@@ -50,6 +53,7 @@ export const DTYPE_BYTES: Record<DType, number> = {
   int64: 8,
   uint64: 8,
   bool: 1,
+  int4: 0.5,
 };
 
 export type TypedArray =
@@ -80,6 +84,8 @@ export function typedArrayFor(dtype: DType, n: number): TypedArray {
     case 'uint8':
     case 'bool':
       return new Uint8Array(n);
+    case 'int4':
+      return new Uint8Array(Math.ceil(n / 2));
     case 'int16':
       return new Int16Array(n);
     case 'int32':
@@ -125,6 +131,7 @@ export function isTypedArrayOf(dtype: DType, a: unknown): boolean {
       return a instanceof Int8Array;
     case 'uint8':
     case 'bool':
+    case 'int4':
       return a instanceof Uint8Array;
     case 'int16':
       return a instanceof Int16Array;

@@ -28,6 +28,8 @@ export interface SessionOptions {
   onWarning?: (message: string) => void;
   /** Raw ORT session config entries (session.* keys). */
   config?: Record<string, string>;
+  /** Write the graph as ORT optimized it here (to check which fusions fired). */
+  optimizedModelPath?: string;
   /** Whether a provider's libraries are present (default providerInstalled); tests use it to reach the start failure. */
   installed?: (p: Provider) => boolean;
 }
@@ -116,6 +118,7 @@ export class Session {
       executionMode: 'sequential',
       logSeverityLevel: opts.logSeverity ?? 3,
       ...(opts.config ? { extra: { ...opts.config } } : {}),
+      ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
     };
     const warn = opts.onWarning ?? ((m: string) => console.warn(m));
     const load = (providers: Provider[]) =>

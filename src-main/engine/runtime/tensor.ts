@@ -20,6 +20,7 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   int64: 'int64',
   uint64: 'uint64',
   bool: 'bool',
+  int4: 'int4',
 };
 
 /**

@@ -55,7 +55,7 @@ export interface DecoderNames {
 
 /** Token embeddings [B, S, hidden] of int64 ids [B, S] (ids must be valid rows of embed_tokens). */
 export function embedTokens(w: GraphWeights, names: DecoderNames, ids: Value): Value {
-  return w.g.op1('Gather', [w.tensor(`${names.prefix}embed_tokens.weight`), ids], { axis: 0 });
+  return w.embedding(`${names.prefix}embed_tokens.weight`, ids);
 }
 
 /**

@@ -1,4 +1,5 @@
 // `lenslab eval`: evaluate a model (optionally with an adapter) on a dataset split; predictions are stored.
+import { parseQuantScheme, type QuantScheme } from '../../models/quantize';
 import { resolve } from 'node:path';
 import type { CommandGroup } from './command';
 import { UsageError, intArg, parse, printJson, type Call } from './command';
@@ -18,6 +19,7 @@ Options:
   --split S            train, val (default) or test
   --max-items N        evaluate an evenly spaced subset of N items
   --max-new-tokens N   answer length limit (32)
+  --quantize Q         none, int8 or int4: weight-only quantized generation (default none)
   --task T             vqa or caption (default: from the annotations)
   --compare EVAL_ID    also print the change against an earlier evaluation on the same items (e.g. the base)
   --show N             print N predictions (5; 0 for none)
@@ -39,6 +41,7 @@ export const evalCommand: CommandGroup = {
         split: { type: 'string' },
         'max-items': { type: 'string' },
         'max-new-tokens': { type: 'string' },
+        quantize: { type: 'string' },
         task: { type: 'string' },
         compare: { type: 'string' },
         show: { type: 'string' },
@@ -51,6 +54,12 @@ export const evalCommand: CommandGroup = {
     if (values.adapter && values.run) throw new UsageError('give --adapter or --run, not both');
     if (values.step && !values.run) throw new UsageError('--step needs --run');
     const split = values.split ?? 'val';
+    let quantize: QuantScheme;
+    try {
+      quantize = parseQuantScheme(values.quantize, '--quantize');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     if (split !== 'train' && split !== 'val' && split !== 'test') throw new UsageError('--split must be train, val or test');
     const task = values.task;
     if (task !== undefined && task !== 'vqa' && task !== 'caption') throw new UsageError('--task must be vqa or caption');
@@ -90,6 +99,7 @@ export const evalCommand: CommandGroup = {
         maxItems: values['max-items'] === undefined ? undefined : intArg(values['max-items'], '--max-items'),
         maxNewTokens: values['max-new-tokens'] === undefined ? 32 : intArg(values['max-new-tokens'], '--max-new-tokens'),
         task: task as 'vqa' | 'caption' | undefined,
+        quantize: quantize === 'none' ? undefined : quantize,
       });
       current = id;
       process.once('SIGINT', abort);

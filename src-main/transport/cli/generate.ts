@@ -8,6 +8,7 @@ import type { CommandContext, CommandGroup } from './command';
 import { UsageError, intArg, parse, printJson, table } from './command';
 import { ApiError } from '../../contract/errors';
 import { loadGenerator, type ChatTurn, type Generator, type GenerateOptions, type ScoreSample } from '../../models/generate';
+import { parseQuantScheme, type QuantScheme } from '../../models/quantize';
 import { itemConversations } from '../../datasets/conversation';
 import { parseSource } from '../../datasets/parse';
 import { modelErrorToApi } from '../../services/chat';
@@ -29,6 +30,8 @@ LoRA adapter. The answer is streamed; with --json one JSON object {ids, text, fi
   --image FILE              image to ask about (omit for a text-only prompt)
   --prompt TEXT             the question / instruction
   --system TEXT             a system message before it
+  --quantize none|int8|int4 weight-only quantization of the vision tower and decoder (default none); quantized
+                            once into the graph cache (see README, Quantized inference)
 ${sampling}
 
 Options: --json, --data-dir DIR (compiled-graph cache)`;
@@ -65,11 +68,17 @@ function numArg(v: string | undefined, name: string): number | undefined {
 
 const modelOptions = { model: { type: 'string' }, adapter: { type: 'string' } } as const;
 
-async function openGenerator(ctx: CommandContext, model: string | undefined, adapter: string | undefined): Promise<Generator> {
+async function openGenerator(ctx: CommandContext, model: string | undefined, adapter: string | undefined, quantize?: string): Promise<Generator> {
   const modelDir = requirePath(model, '--model', 'dir');
   const adapterDir = adapter === undefined ? null : requirePath(adapter, '--adapter', 'dir');
+  let scheme: QuantScheme;
   try {
-    return await loadGenerator(modelDir, adapterDir, { cacheDir: graphCacheDirOf(ctx.dataDir) });
+    scheme = parseQuantScheme(quantize, '--quantize');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  try {
+    return await loadGenerator(modelDir, adapterDir, { cacheDir: graphCacheDirOf(ctx.dataDir), quantize: scheme });
   } catch (e) {
     throw modelErrorToApi(e);
   }
@@ -87,6 +96,7 @@ export const generateCommand: CommandGroup = {
         image: { type: 'string' },
         prompt: { type: 'string' },
         system: { type: 'string' },
+        quantize: { type: 'string' },
         'max-new-tokens': { type: 'string' },
         temperature: { type: 'string' },
         'top-k': { type: 'string' },
@@ -112,7 +122,7 @@ export const generateCommand: CommandGroup = {
     const messages: ChatTurn[] = [];
     if (values.system !== undefined) messages.push({ role: 'system', content: values.system });
     messages.push({ role: 'user', content: values.prompt });
-    const g = await openGenerator(ctx, values.model, values.adapter);
+    const g = await openGenerator(ctx, values.model, values.adapter, values.quantize);
     try {
       let line = '';
       const write = ctx.io.write?.bind(ctx.io);
