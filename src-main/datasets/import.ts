@@ -138,6 +138,10 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     removeUnreferenced(db, created);
     if (err instanceof ImportError) throw err;
     if (options.signal?.aborted) throw new ImportError(`${basename(source)}: import cancelled; nothing was stored`, { file: basename(source), cause: err });
+    const code = (err as { code?: string })?.code;
+    if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE') {
+      throw new ImportError(`${basename(source)}: import failed: cannot write the database ${db.name}: ${(err as Error).message}; nothing was stored`, { file: basename(source), cause: err });
+    }
     throw new ImportError(`${basename(source)}: import failed: ${(err as Error).message}`, { file: basename(source), cause: err });
   } finally {
     parsed.cleanup();

@@ -144,3 +144,28 @@ test('datasets.cancelImport cancels a running import through the API; nothing of
     be.close();
   }
 });
+
+test('a full database (SQLITE_FULL) fails the import naming the database file; its images are removed', async () => {
+  const { importDataset } = await import('../../src-main/datasets/import');
+  const src = await dataset('dbfull', 20);
+  // long answers: the rows need pages the database may not grow to
+  write(src, 'data.jsonl', Array.from({ length: 20 }, (_, i) => JSON.stringify({ image: `img${i}.png`, question: `q${i}`, answer: `a${i} `.repeat(2000) })).join('\n'));
+  const dd = join(tmp.dir, 'dbfull-data');
+  const db2 = openDatabase(join(dd, 'lenslab.db'));
+  const pages = db2.pragma('page_count', { simple: true }) as number;
+  db2.pragma(`max_page_count = ${pages}`); // room for almost nothing: the insert runs out of pages
+  await assert.rejects(importDataset(db2, dd, src, {}), (e: unknown) => {
+    assert.ok(e instanceof ImportError);
+    assert.match(e.message, /^dbfull: import failed: cannot write the database .*dbfull-data\/lenslab\.db: database or disk is full; nothing was stored$/);
+    return true;
+  });
+  const left = ['images', 'thumbs'].flatMap((top) => {
+    try {
+      return readdirSync(join(dd, top), { recursive: true }).map(String).filter((f) => /\.[a-z]+$/.test(f));
+    } catch {
+      return [];
+    }
+  });
+  assert.deepEqual(left, []);
+  closeDatabase(db2);
+});
