@@ -4,6 +4,7 @@
 // pauses: it finishes the step, writes a checkpoint and exits, so nothing is lost and resume continues from there.
 import { mkdirSync } from 'node:fs';
 import { runJob, type JobControl } from './driver';
+import { appendJournal } from './journal';
 import { writeProcessFile, type ProcessInfo } from './process-file';
 import type { JobEvent, ParentMessage } from './protocol';
 
@@ -36,7 +37,17 @@ async function run(m: Extract<ParentMessage, { type: 'start' }>): Promise<void> 
   const timer = setInterval(beat, 1000);
   timer.unref();
   let pending: Promise<void> = Promise.resolve();
+  let journalError: string | null = null;
   const outcome = await runJob(m.spec, m.resume, control, (e) => {
+    // journaled first: if the parent is gone (or dies before storing it), recover()/resume read it from here
+    try {
+      appendJournal(m.spec.outDir, e);
+    } catch (err) {
+      if (!journalError) {
+        journalError = (err as Error).message;
+        pending = send({ type: 'log', level: 'warn', message: `cannot write the run's event journal: ${journalError}` });
+      }
+    }
     pending = send(e);
   });
   clearInterval(timer);

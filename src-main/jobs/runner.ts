@@ -13,6 +13,7 @@ import type { MemoryEstimate } from '../training/memory';
 import { checkpointRoot } from './driver';
 import { pidAlive, processIsLive, readProcessFile, writeProcessFile } from './process-file';
 import type { JobEvent, JobSpec, ParentMessage } from './protocol';
+import { reconcileRun, type JobTerminal } from './reconcile';
 import { getRun, loadJobSpec, recordCheckpoint, runsWithStatus, saveJobSpec, setRunProgress, storeMetrics, storeTrainingEvaluation, updateRunStatus } from './store';
 import { loadTrainerModule } from './trainers';
 
@@ -119,6 +120,7 @@ export class JobRunner {
     // A job process from an earlier app session may still be finishing its last step: let it go first.
     const old = readProcessFile(spec.outDir);
     if (old && !old.endedAt && old.pid !== process.pid) await this.waitForExit(old.pid, this.cancelGraceMs);
+    this.reconcile(runId, spec.outDir);
     // a device chosen at resume (e.g. the CPU after the GPU was lost) replaces the run's for this and later resumes
     if (o.provider) {
       spec.config = { ...(spec.config as Record<string, unknown>), provider: o.provider };
@@ -184,7 +186,13 @@ export class JobRunner {
       const info = spec ? readProcessFile(spec.outDir) : null;
       if (info && processIsLive(info, this.staleMs)) continue; // another runner's job, or one still finishing
       if (spec) cleanCheckpoints(checkpointRoot(spec.outDir));
-      this.setStatus(runId, 'interrupted', 'the job process is gone (the app or the job stopped unexpectedly); resume continues from the last checkpoint');
+      // what the job did after its parent stopped listening (it pauses itself when the parent dies) is in its journal
+      const t = spec ? this.reconcile(runId, spec.outDir) : null;
+      if (t?.type === 'paused') this.setStatus(runId, 'paused', t.reason ?? 'paused itself when the process that started it went away; resume continues from its checkpoint', t.step);
+      else if (t?.type === 'done') this.setStatus(runId, 'completed', null, t.step);
+      else if (t?.type === 'failed') this.setStatus(runId, 'failed', t.message, t.step);
+      else if (t?.type === 'cancelled') this.setStatus(runId, 'cancelled', null, t.step);
+      else this.setStatus(runId, 'interrupted', 'the job process is gone (the app or the job stopped unexpectedly); resume continues from the last checkpoint');
       changed.push(runId);
     }
     return changed;
@@ -231,6 +239,16 @@ export class JobRunner {
   private setStatus(runId: number, status: RunStatus, error: string | null, step?: number): void {
     updateRunStatus(this.db, runId, status, { error, step });
     this.emit({ runId, type: 'status', status, error });
+  }
+
+  /** reconcileRun, logged instead of thrown (a damaged journal or folder must not stop a status change). */
+  private reconcile(runId: number, outDir: string): JobTerminal | null {
+    try {
+      return reconcileRun(this.db, runId, outDir);
+    } catch (err) {
+      this.emit({ runId, type: 'log', level: 'error', message: `could not reconcile run ${runId} with ${outDir}: ${(err as Error).message}` });
+      return null;
+    }
   }
 
   private send(a: Active, m: ParentMessage): void {
@@ -337,7 +355,9 @@ export class JobRunner {
     } catch {
       /* the run dir may have been removed */
     }
-    const t = a.terminal;
+    // events that did not arrive (or could not be stored) are in the job's journal; rows follow the folders on disk
+    const journaled = this.reconcile(a.runId, a.spec.outDir);
+    const t = a.terminal ?? journaled;
     let status: RunStatus;
     let error: string | null = null;
     if (t?.type === 'done') status = 'completed';

@@ -81,6 +81,17 @@ export function listCheckpointRows(db: Database, runId: number): CheckpointRow[]
   return db.prepare('SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step').all(runId) as CheckpointRow[];
 }
 
+/** The highest step with a metric named `name` (or, ending in '%', starting with it); 0 when none. */
+export function maxMetricStep(db: Database, runId: number, name: string): number {
+  const op = name.endsWith('%') ? 'LIKE' : '=';
+  return (db.prepare(`SELECT MAX(step) AS s FROM metrics WHERE run_id = ? AND name ${op} ?`).get(runId, name) as { s: number | null }).s ?? 0;
+}
+
+export function deleteCheckpointRows(db: Database, runId: number, steps: readonly number[]): void {
+  const del = db.prepare(`DELETE FROM checkpoints WHERE run_id = ? AND step = ? AND kind = 'state'`);
+  for (const s of steps) del.run(runId, s);
+}
+
 export function runsWithStatus(db: Database, status: RunStatus): number[] {
   return (db.prepare('SELECT id FROM runs WHERE status = ? ORDER BY id').all(status) as { id: number }[]).map((r) => r.id);
 }

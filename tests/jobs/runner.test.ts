@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { tempDir } from '../helpers/tmp';
 import { makeZombie } from '../helpers/zombie';
-import { runnerEvent } from '../helpers/wait';
+import { runnerEvent, until } from '../helpers/wait';
 import { openDatabase, closeDatabase } from '../../src-main/storage/database';
 import { insertRun, getRun, listMetrics, updateRunStatus } from '../../src-main/storage/runs-queries';
 import { JobRunner, type RunnerEvent } from '../../src-main/jobs/runner';
@@ -194,7 +194,7 @@ test('recover(): running runs whose process is gone become interrupted; live one
   updateRunStatus(db, live, 'cancelled');
 });
 
-test('app crash: the orphaned job checkpoints and exits; the next app start marks it interrupted and resume completes it', async () => {
+test('app crash: the orphaned job checkpoints and exits; the next app start marks it paused and resume completes it', async () => {
   const ref = await reference;
   const r = newRun(baseConfig({ stepDelayMs: 15 }));
   const parent = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'parent.ts'), join(dir, 'lenslab.db'), String(r.runId), JSON.stringify(r.spec)], {
@@ -217,8 +217,57 @@ test('app crash: the orphaned job checkpoints and exits; the next app start mark
   assert.equal(readProcessFile(r.spec.outDir)?.pid, jobPid);
   assert.equal(getRun(db, r.runId)!.status, 'running', 'nobody was left to record the end');
   assert.ok(runner.recover().includes(r.runId));
-  assert.equal(getRun(db, r.runId)!.status, 'interrupted');
+  assert.equal(getRun(db, r.runId)!.status, 'paused', 'the job paused itself; its journal says so');
   await runner.resume(r.runId);
   assert.equal(await runner.wait(r.runId), 'completed');
+  assertClose(finalWeights(r.spec), ref.weights);
+});
+
+/** Start fixtures/parent.ts (a stand-in for `lenslab train`) on a run; resolves with it and its job's pid once the job has checkpointed. */
+async function startParent(r: { runId: number; spec: JobSpec }, resume: boolean) {
+  const parent = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'parent.ts'), join(dir, 'lenslab.db'), String(r.runId), JSON.stringify(r.spec), resume ? 'resume' : 'start'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const jobPid = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    parent.stdout!.on('data', (d) => {
+      out += String(d);
+      const m = /ready (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    parent.on('exit', () => reject(new Error(`parent exited early: ${out}`)));
+  });
+  return { parent, jobPid };
+}
+
+test('SIGKILL of the parent only (the job pauses itself), three times: metrics and checkpoint rows match the files', async () => {
+  const ref = await reference;
+  const r = newRun(baseConfig({ stepDelayMs: 20 }));
+  const root = join(r.spec.outDir, 'checkpoints');
+  const rowsMatchDisk = () =>
+    assert.deepEqual(
+      listCheckpointRows(db, r.runId).map((c) => [c.step, c.path]),
+      listCheckpoints(root).map((c) => [c.step, c.dir]),
+      'one row per checkpoint folder, none for a pruned one',
+    );
+  const allSteps = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  for (let kill = 0; kill < 3; kill++) {
+    const { parent, jobPid } = await startParent(r, kill > 0);
+    parent.kill('SIGKILL');
+    await until(() => readProcessFile(r.spec.outDir)?.pid === jobPid && readProcessFile(r.spec.outDir)?.endedAt, `job ${jobPid} to pause itself`, 20_000);
+    assert.equal(getRun(db, r.runId)!.status, 'running', 'nobody was left to record the pause');
+    assert.ok(runner.recover().includes(r.runId));
+    const run = getRun(db, r.runId)!;
+    assert.equal(run.status, 'paused', `kill ${kill}: ${run.error}`);
+    assert.ok(run.step < 40, `kill ${kill} came before the end (step ${run.step})`);
+    rowsMatchDisk();
+    assert.equal(listCheckpointRows(db, r.runId).at(-1)?.step, run.step, 'the pause checkpoint is recorded');
+    for (const name of ['loss', 'lr', 'grad_norm']) assert.deepEqual(listMetrics(db, r.runId, name).map((p) => p.step), allSteps(run.step), `${name}, kill ${kill}`);
+  }
+  await runner.resume(r.runId);
+  assert.equal(await runner.wait(r.runId), 'completed');
+  rowsMatchDisk();
+  assert.deepEqual(listMetrics(db, r.runId, 'loss').map((p) => p.step), allSteps(40));
+  assert.deepEqual(listMetrics(db, r.runId, 'eval_loss').map((p) => p.step), [10, 20, 30, 40]);
   assertClose(finalWeights(r.spec), ref.weights);
 });
