@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { systemEvents, systemMethods } from './system';
 import { datasetsEvents, datasetsMethods } from './datasets';
 import { runsEvents, runsMethods } from './runs';
-import { trainingEvents, trainingMethods } from './training';
+import { evaluationsEvents, evaluationsMethods } from './evaluations';
 import { datasetsIoEvents, datasetsIoMethods } from './datasets-io';
 import { chatEvents, chatMethods } from './chat';
 import { modelsEvents, modelsMethods } from './models';
@@ -18,7 +18,7 @@ export const methods = {
   ...systemMethods,
   ...datasetsMethods,
   ...runsMethods,
-  ...trainingMethods,
+  ...evaluationsMethods,
   ...datasetsIoMethods,
   ...modelsMethods,
   ...modelsExportMethods,
@@ -30,7 +30,7 @@ export const events = {
   ...systemEvents,
   ...datasetsEvents,
   ...runsEvents,
-  ...trainingEvents,
+  ...evaluationsEvents,
   ...datasetsIoEvents,
   ...modelsEvents,
   ...modelsExportEvents,

@@ -4,7 +4,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import { handlers } from './context';
-import { resolveAdapter } from './training';
+import { resolveAdapter } from './model-refs';
 import { GgufExportError } from '../export/gguf/export';
 
 export const modelsExportHandlers = handlers({

@@ -14,7 +14,7 @@ import { vlmFamilyOf } from '../models/registry';
 import { composeLlava } from '../models/compose';
 import { loadAdapter, mergeAdapter } from '../models/peft';
 import { writeTinyLlava } from '../models/demo/tiny-llava';
-import { resolveAdapter } from './training';
+import { resolveAdapter } from './model-refs';
 
 /** Where a pretrained demo model is bundled (scripts/pretrain-demo.ts --out resources/demo/model). */
 export const BUNDLED_DEMO_DIR = fileURLToPath(new URL('../../resources/demo/model', import.meta.url));

@@ -5,7 +5,7 @@ import type { MethodName } from '../contract/index';
 import { systemHandlers } from './system';
 import { datasetsHandlers } from './datasets';
 import { runsHandlers } from './runs';
-import { trainingHandlers } from './training';
+import { evaluationsHandlers } from './evaluations';
 import { datasetIoHandlers } from './dataset-io';
 import { modelsHandlers } from './models';
 import { modelsExportHandlers } from './models-export';
@@ -16,7 +16,7 @@ export const registry = {
   ...systemHandlers,
   ...datasetsHandlers,
   ...runsHandlers,
-  ...trainingHandlers,
+  ...evaluationsHandlers,
   ...datasetIoHandlers,
   ...modelsHandlers,
   ...modelsExportHandlers,

@@ -1,11 +1,25 @@
-// Runs: list / get / metrics. (Creating and driving runs belongs to the training service.)
-import { basename } from 'node:path';
+// runs.*: list / get / metric series, and training runs on the backend's training runtime (training-runtime.ts: one
+// JobRunner, each run in its own process, its events forwarded to clients and stored in SQLite by the runner):
+// estimate, start, pause / resume / cancel, checkpoints. Every check that can fail (hyperparameters, data against
+// the model, memory) runs before a run row is created or a process starts, and is answered as invalid_request
+// naming the field.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
-import type { Run } from '../contract/runs';
-import { handlers } from './context';
+import type { Checkpoint, MemoryEstimateData, Run } from '../contract/runs';
+import { handlers, type ServiceContext } from './context';
+import { requireDataset } from './datasets';
+import { resolveModel } from './model-refs';
 import type { Database } from '../storage/database';
-import { getRun, listRuns, type RunSummaryRow } from '../storage/runs-queries';
-import { metricSeries } from '../jobs/store';
+import { deleteRun, getRun, insertRun, listRuns, type RunSummaryRow } from '../storage/runs-queries';
+import { listCheckpointRows, loadJobSpec, metricSeries } from '../jobs/store';
+import { finalDir } from '../jobs/driver';
+import type { JobSpec } from '../jobs/protocol';
+import { HparamsError } from '../training/hparams';
+import { SampleError } from '../training/batching';
+import { memoryRefusal, type MemoryEstimate } from '../training/memory';
+import { snapshotDataset, writeSnapshot } from '../training/data';
+import { MemoryRefusalError, VlmCheckError, type VlmCheck } from '../training/vlm-config';
 
 export function toRun(r: RunSummaryRow): Run {
   let config: Record<string, unknown> = {};
@@ -46,11 +60,169 @@ export function requireRun(db: Database, id: number, field = 'id'): RunSummaryRo
   return row;
 }
 
+/** Training check failures as API errors naming the field. */
+export function toTrainingError(e: unknown, fallbackField = 'hparams'): unknown {
+  if (e instanceof ApiError) return e;
+  if (e instanceof HparamsError) {
+    const f = e.issues.find((i) => i.field)?.field;
+    return new ApiError('invalid_request', e.message, f ? `hparams.${f}` : 'hparams');
+  }
+  if (e instanceof SampleError) return new ApiError('invalid_request', `the data does not fit the model: ${e.message}`, 'data');
+  if (e instanceof VlmCheckError) return new ApiError('invalid_request', e.message, e.field);
+  if (e instanceof MemoryRefusalError) return new ApiError('invalid_request', e.message, 'hparams');
+  if (e instanceof Error) return new ApiError('invalid_request', e.message, fallbackField);
+  return e;
+}
+
+function toMemory(m: MemoryEstimate): MemoryEstimateData {
+  return { ...m, breakdown: { ...m.breakdown }, params: { ...m.params } };
+}
+
+/**
+ * The run check (training/vlm-config.ts checkVlmRun: model + tokenizer loaded, every sample rendered and tokenized,
+ * plan, memory estimate) runs in the backend's worker thread (services/work.ts), never on this event loop.
+ */
+
+/**
+ * The run check (training/vlm-config.ts checkVlmRun: model + tokenizer loaded, every sample rendered and tokenized,
+ * plan, memory estimate) runs in the backend's worker thread (services/work.ts), never on this event loop.
+ */
+async function checkVlm(ctx: ServiceContext, p: { model: { id: number } | { path: string }; data: { datasetId: number; trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' }; hparams: Record<string, unknown>; evalMaxItems?: number }, refuseMemory: boolean) {
+  const model = resolveModel(ctx, p.model);
+  requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
+  const snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
+  let check: VlmCheck;
+  try {
+    check = await ctx.work.shared().check({
+      modelDir: model.dir,
+      snapshot,
+      trainSplit: p.data.trainSplit,
+      evalSplit: p.data.evalSplit,
+      hparams: p.hparams,
+      evalMaxItems: p.evalMaxItems,
+      refuseMemory,
+    });
+  } catch (e) {
+    throw toTrainingError(e);
+  }
+  return { model, snapshot, check };
+}
+
+function runBusyError(e: unknown, field = 'id'): unknown {
+  if (e instanceof Error && !(e instanceof ApiError)) return new ApiError('conflict', e.message, field);
+  return e;
+}
+
+/** Total bytes of the files in a folder and its subfolders (the final adapter's size, like a checkpoint's). */
+
+/** Total bytes of the files in a folder and its subfolders (the final adapter's size, like a checkpoint's). */
+function folderBytes(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const full = join(dir, e.name);
+    if (e.isDirectory()) total += folderBytes(full);
+    else if (e.isFile()) total += statSync(full).size;
+  }
+  return total;
+}
+
+function toCheckpoint(r: ReturnType<typeof listCheckpointRows>[number]): Checkpoint {
+  let metrics: Record<string, number | null> = {};
+  try {
+    metrics = JSON.parse(r.metrics_json) as Record<string, number | null>;
+  } catch {
+    /* shown as {} */
+  }
+  return { id: r.id, runId: r.run_id, step: r.step, kind: r.kind, path: r.path, bytes: r.bytes, metrics, createdAt: r.created_at };
+}
+
 export const runsHandlers = handlers({
   'runs.list': (p, ctx) => ({ runs: listRuns(ctx.db, { status: p.status, datasetId: p.datasetId }).map(toRun) }),
   'runs.get': (p, ctx) => toRun(requireRun(ctx.db, p.id)),
   'runs.metrics': (p, ctx) => {
     requireRun(ctx.db, p.id);
     return metricSeries(ctx.db, p.id, { names: p.names ?? (p.name ? [p.name] : undefined), sinceStep: p.sinceStep });
+  },
+  'runs.estimate': async (p, ctx) => {
+    const { check } = await checkVlm(ctx, p, false);
+    return {
+      memory: toMemory(check.memory),
+      plan: { ...check.plan, trainSamples: check.trainSamples, evalSamples: check.evalSamples, longestSample: check.longestSample },
+      refusal: memoryRefusal(check.memory),
+    };
+  },
+
+  'runs.start': async (p, ctx) => {
+    const { runner } = ctx.training;
+    if (p.outDir && existsSync(resolve(p.outDir)) && readdirSync(resolve(p.outDir)).length > 0)
+      throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
+    const { model, snapshot, check } = await checkVlm(ctx, p, true);
+    const validated = { totalSteps: check.plan.totalSteps, memory: check.memory };
+    const run = insertRun(ctx.db, {
+      name: p.name ?? `${check.hp.method} on ${snapshot.source.name}`,
+      modelId: model.modelId,
+      datasetId: p.data.datasetId,
+      config: { trainer: 'vlm', model: p.model, data: p.data, hparams: check.hp, autoSplit: snapshot.autoSplit },
+      totalSteps: validated.totalSteps,
+    });
+    const outDir = p.outDir ? resolve(p.outDir) : join(ctx.dataDir, 'runs', String(run.id));
+    const spec: JobSpec = {
+      trainer: 'vlm',
+      outDir,
+      config: {
+        model: model.dir,
+        data: { file: join(outDir, 'data.json'), trainSplit: p.data.trainSplit, evalSplit: p.data.evalSplit },
+        hparams: p.hparams,
+        eval: { maxItems: p.evalMaxItems ?? 64 },
+        ...(p.device ? { provider: p.device } : {}),
+      },
+    };
+    try {
+      writeSnapshot(join(outDir, 'data.json'), snapshot);
+      await runner.startJob(run.id, spec, { validated });
+    } catch (e) {
+      deleteRun(ctx.db, run.id);
+      throw toTrainingError(e);
+    }
+    return { run: toRun(requireRun(ctx.db, run.id)), memory: toMemory(validated.memory) };
+  },
+
+  'runs.pause': async (p, ctx) => {
+    requireRun(ctx.db, p.id);
+    const { runner } = ctx.training;
+    if (!runner.isActive(p.id)) throw new ApiError('conflict', `run ${p.id} is ${getRun(ctx.db, p.id)!.status}, not running`, 'id');
+    await runner.pause(p.id);
+    return toRun(requireRun(ctx.db, p.id));
+  },
+
+  'runs.resume': async (p, ctx) => {
+    requireRun(ctx.db, p.id);
+    const { runner } = ctx.training;
+    runner.recover();
+    try {
+      await runner.resume(p.id, { provider: p.device });
+    } catch (e) {
+      throw runBusyError(e);
+    }
+    return toRun(requireRun(ctx.db, p.id));
+  },
+
+  'runs.cancel': async (p, ctx) => {
+    requireRun(ctx.db, p.id);
+    const { runner } = ctx.training;
+    try {
+      await runner.cancel(p.id);
+    } catch (e) {
+      throw runBusyError(e);
+    }
+    return toRun(requireRun(ctx.db, p.id));
+  },
+
+  'runs.checkpoints': (p, ctx) => {
+    requireRun(ctx.db, p.id);
+    const spec = loadJobSpec(ctx.db, p.id);
+    const fin = spec ? finalDir(spec.outDir) : null;
+    const has = !!fin && existsSync(fin);
+    return { checkpoints: listCheckpointRows(ctx.db, p.id).map(toCheckpoint), finalDir: has ? fin : null, finalBytes: has ? folderBytes(fin) : null };
   },
 });

@@ -3,7 +3,7 @@
 import { defineStore } from 'pinia';
 import { reactive, ref, shallowRef, triggerRef } from 'vue';
 import type { Run, MetricPoint } from '../../src-main/contract/runs';
-import type { Checkpoint } from '../../src-main/contract/training';
+import type { Checkpoint } from '../../src-main/contract/runs';
 import type { Params, Result } from '../../src-main/contract/index';
 import type { ChartPoint } from '../composables/chartData';
 import { api, onReconnect } from '../api';

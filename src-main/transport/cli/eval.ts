@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { CommandGroup } from './command';
 import { UsageError, intArg, parse, printJson, type Call } from './command';
 import { createBackend } from '../../services/backend';
-import { startEvaluation } from '../../services/training';
+import { startEvaluation } from '../../services/evaluations';
 import { resolveDataArg } from './train';
 
 const usage = `lenslab eval --model DIR [--adapter DIR | --run ID [--step N]] --data PATH_OR_DATASET [options]
