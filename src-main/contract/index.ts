@@ -75,7 +75,7 @@ export interface LenslabBridge {
   on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void;
 }
 
-/** The typed client the renderer and tests use (see src-renderer/api.ts, transport/client.ts). */
+/** The typed client the renderer uses (src-renderer/api.ts: window.lenslab in Electron, the WebSocket in a browser). */
 export interface LenslabClient {
   call<M extends MethodName>(method: M, ...args: CallArgs<M>): Promise<Result<M>>;
   on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void;

@@ -1,4 +1,4 @@
-// The trainable VLM (agreed interface, /work/interfaces.md): which tensors train, the forward + loss the engine's
+// The trainable VLM: which tensors train, the forward + loss the engine's
 // step programs differentiate, initial values, and the adapter files that come out of it. Plus the inference
 // logits graph with an optional adapter.
 //

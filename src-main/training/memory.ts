@@ -1,6 +1,6 @@
 // Memory needed by a training run, estimated before it starts, compared with what the machine has.
 //
-// Input is a small shape description (`ModelShape`), independent of the Models engineer's config type;
+// Input is a small shape description (`ModelShape`), independent of the models' config types;
 // `shapeFromLlavaConfig` fills it from a parsed LLaVA config. All sizes are bytes.
 //
 // The estimate (documented so the UI can show it term by term):

@@ -1,4 +1,4 @@
-// Benchmark: the main (backend) process's event-loop lag while a training run is going (issue 7: should stay under
+// Benchmark: the main (backend) process's event-loop lag while a training run is going (it should stay under
 // 50 ms). The backend is created in this process as `lenslab serve` creates it (createBackend, host 'serve', the
 // HTTP + WebSocket server in front of it), and a WebSocket client subscribes to the events it forwards, reacting to
 // them as the renderer's runs store does (runs.status → runs.get). Measured with
