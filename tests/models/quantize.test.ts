@@ -12,14 +12,14 @@ import { decodeTensor, encodeQ4_0 } from '../../src-main/export/gguf/format';
 import { loadGenerator } from '../../src-main/models/generate';
 import { GeneratorPool } from '../../src-main/models/generate-worker';
 import { makeSample } from '../../src-main/models/demo/shapes';
-import { Rng } from '../../src-main/models/demo/rng';
+import { demoRng } from '../../src-main/models/demo/rng';
 
 const { dir: tmp, cleanup } = tempDir('quantize-');
 after(cleanup);
 const DEMO = join(import.meta.dirname, '../../resources/demo/model');
 
 function randn(n: number, seed: number, std = 0.05): Float32Array {
-  const r = new Rng(seed);
+  const r = demoRng(seed);
   return Float32Array.from({ length: n }, () => std * r.normal());
 }
 
