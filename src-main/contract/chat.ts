@@ -3,7 +3,7 @@
 // Pure TS + zod.
 import { z } from 'zod';
 import { defineEvents, defineMethods } from './define';
-import { Id, JsonObject, Timestamp } from './common';
+import { Device, Id, JsonObject, Timestamp } from './common';
 
 export const CHAT_ROLES = ['system', 'user', 'assistant'] as const;
 export const ChatRole = z.enum(CHAT_ROLES);
@@ -87,6 +87,8 @@ export const chatMethods = defineMethods({
       /** New turns, normally one user message ("<image>" is added for the image when absent). */
       messages: z.array(NewTurn).min(1).max(100),
       options: GenerationOptions.optional(),
+      /** Where to generate: auto (a GPU only where a short measured answer beat the CPU), cpu, webgpu, cuda. */
+      device: Device.optional(),
       /** Store the chat and its messages (default true). */
       save: z.boolean().optional(),
       title: z.string().max(200).optional(),
@@ -102,6 +104,8 @@ export const chatMethods = defineMethods({
       tokensPerSecond: z.number().nullable(),
       /** The saved assistant message (null with save: false). */
       message: ChatMessage.nullable(),
+      /** Where it was generated and why. */
+      device: z.object({ provider: z.string(), reason: z.string() }).nullable(),
     }),
     summary: 'Generate the assistant reply (streamed as chat.token events), saving the turns to the chat.',
   },

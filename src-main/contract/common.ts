@@ -16,3 +16,7 @@ export const Name = z
   .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters');
 /** A free-form JSON object (config blobs). */
 export const JsonObject = z.record(z.string(), z.unknown());
+
+/** Execution device of a run or a chat: 'auto' measures (engine/runtime/provider-choice.ts), the others are asked by name. */
+export const Device = z.enum(['auto', 'cpu', 'webgpu', 'cuda']);
+export type Device = z.infer<typeof Device>;

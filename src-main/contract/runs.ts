@@ -3,7 +3,7 @@
 // the renderer).
 import { z } from 'zod';
 import { defineEvents, defineMethods } from './define';
-import { Id, JsonObject, Name, Timestamp } from './common';
+import { Device, Id, JsonObject, Name, Timestamp } from './common';
 
 export const RUN_STATUSES = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
 export const RunStatus = z.enum(RUN_STATUSES);
@@ -77,10 +77,6 @@ export const RunPlanSchema = z.object({
   longestSample: z.int().nonnegative(),
 });
 export type RunPlanData = z.infer<typeof RunPlanSchema>;
-
-/** Execution device of a run or a chat: 'auto' measures (engine/runtime/provider-choice.ts), the others are asked by name. */
-export const Device = z.enum(['auto', 'cpu', 'webgpu', 'cuda']);
-export type Device = z.infer<typeof Device>;
 
 /** A LoRA / projector fine-tuning run of a LLaVA model on a dataset. */
 export const StartRunInput = z.strictObject({

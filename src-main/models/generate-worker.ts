@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { QuantScheme } from './quantize';
 import { loadGenerator, type GenerateOptions, type GenerateResult, type Generator, type ChatTurn } from './generate';
-import type { SessionOptions } from '../engine/runtime/session';
+import { providerFromEnv, PROVIDER_ENV, type Provider, type SessionOptions } from '../engine/runtime/session';
+import { chooseProvider, type ProviderChoice } from '../engine/runtime/provider-choice';
 import { WorkerHost, errorName } from '../util/worker-host';
 
 export { errorName };
@@ -22,6 +23,12 @@ export interface PoolRequest {
   /** An image file path or encoded bytes. */
   image?: string | Uint8Array | null;
   messages: ChatTurn[];
+  /**
+   * Where to generate: a provider by name, or 'auto' (time a short greedy answer on the CPU and on each usable GPU,
+   * keep the fastest; cached per machine and model: engine/runtime/provider-choice.ts). Default: the pool's session
+   * options (LENSLAB_PROVIDER, else CUDA when installed, else the CPU).
+   */
+  device?: 'auto' | 'cpu' | 'webgpu' | 'cuda';
 }
 
 export type PoolOptions = Omit<GenerateOptions, 'signal' | 'onToken' | 'kvCache'> & {
@@ -77,8 +84,45 @@ export class GeneratorPool implements GeneratorHost {
   private closed = false;
   constructor(private readonly config: PoolConfig) {}
 
-  private async generator(modelDir: string, adapterDir: string | null, quantize: QuantScheme, onStatus?: (m: string) => void): Promise<Generator> {
-    const key = `${modelDir}\u0000${adapterDir ?? ''}\u0000${quantize}`;
+  private devices = new Map<string, Promise<ProviderChoice>>();
+
+  /** The provider for a request's device, and why. */
+  private async device(req: PoolRequest, onStatus?: (m: string) => void): Promise<{ provider: Provider | undefined; reason: string }> {
+    const d = req.device;
+    if (!d) {
+      const p = this.config.session?.provider ?? providerFromEnv();
+      return { provider: undefined, reason: p && p !== 'auto' ? `${PROVIDER_ENV}=${p}` : 'default: CUDA when installed, else the CPU' };
+    }
+    if (d !== 'auto') return { provider: d, reason: 'chosen for this chat' };
+    const key = `${identity(req.modelDir)}#${identity(req.adapterDir)}`;
+    let c = this.devices.get(key);
+    if (!c) {
+      onStatus?.('measuring which device generates fastest here (once per model)');
+      c = chooseProvider({
+        key: { what: 'generate', model: identity(req.modelDir), adapter: identity(req.adapterDir) },
+        cacheDir: this.config.cacheDir,
+        probe: async (p) => {
+          const g = await loadGenerator(req.modelDir, req.adapterDir ?? null, { cacheDir: this.config.cacheDir, session: { ...this.config.session, provider: p } });
+          try {
+            const ask = () => g.generate({ messages: [{ role: 'user', content: 'Hello' }] }, { maxNewTokens: 4 });
+            await ask(); // warm-up: kernel / shader compilation
+            const t = performance.now();
+            await ask();
+            return performance.now() - t;
+          } finally {
+            await g.dispose();
+          }
+        },
+      });
+      this.devices.set(key, c);
+      c.catch(() => this.devices.delete(key));
+    }
+    const r = await c;
+    return { provider: r.provider, reason: r.reason };
+  }
+
+  private async generator(modelDir: string, adapterDir: string | null, quantize: QuantScheme, onStatus?: (m: string) => void, provider?: Provider): Promise<Generator> {
+    const key = `${modelDir}\u0000${adapterDir ?? ''}\u0000${quantize}\u0000${provider ?? ''}`;
     const id = `${identity(modelDir)}#${identity(adapterDir)}`;
     const hit = this.gens.get(key);
     if (hit && hit.id === id) {
@@ -97,7 +141,8 @@ export class GeneratorPool implements GeneratorHost {
       await (await old.g.catch(() => null))?.dispose();
     }
     onStatus?.(`loading ${modelDir}${adapterDir ? ` with adapter ${adapterDir}` : ''}`);
-    const g = loadGenerator(modelDir, adapterDir, { cacheDir: this.config.cacheDir, session: this.config.session, onStatus, quantize });
+    const session = provider ? { ...this.config.session, provider } : this.config.session;
+    const g = loadGenerator(modelDir, adapterDir, { cacheDir: this.config.cacheDir, session, onStatus, quantize });
     this.gens.set(key, { id, g });
     g.catch(() => {
       if (this.gens.get(key)?.g === g) this.gens.delete(key);
@@ -110,10 +155,12 @@ export class GeneratorPool implements GeneratorHost {
     const run = async () => {
       if (hooks.signal?.aborted) return cancelledResult();
       const { quantize, ...genOpts } = opts;
-      const g = await this.generator(req.modelDir, req.adapterDir ?? null, quantize ?? 'none', hooks.onStatus);
+      const dev = await this.device(req, hooks.onStatus);
+      const g = await this.generator(req.modelDir, req.adapterDir ?? null, quantize ?? 'none', hooks.onStatus, dev.provider);
       if (hooks.signal?.aborted) return cancelledResult();
       const image = req.image instanceof Uint8Array && !Buffer.isBuffer(req.image) ? Buffer.from(req.image.buffer, req.image.byteOffset, req.image.byteLength) : req.image;
-      return g.generate({ image, messages: req.messages }, { ...genOpts, signal: hooks.signal, onToken: hooks.onToken });
+      const r = await g.generate({ image, messages: req.messages }, { ...genOpts, signal: hooks.signal, onToken: hooks.onToken });
+      return { ...r, device: { provider: g.provider, reason: g.provider === (dev.provider ?? g.provider) ? dev.reason : `${dev.provider} unavailable, fell back` } };
     };
     const p = this.tail.then(run, run);
     this.tail = p.catch(() => {});

@@ -100,6 +100,8 @@ export interface GenerateResult {
   timings: GenerateTimings;
   /** What the model's setup had to assume (e.g. no chat template: the built-in one was used). */
   warnings?: string[];
+  /** Where it ran and why (set by the generator pool, generate-worker.ts). */
+  device?: { provider: string; reason: string };
 }
 
 export interface ScoreSample {
@@ -134,6 +136,8 @@ export interface Generator {
   readonly eosIds: ReadonlySet<number>;
   /** Context length (max_position_embeddings). */
   readonly contextLength: number;
+  /** The execution provider its decoder runs on ('cpu', 'webgpu', 'cuda'). */
+  readonly provider: string;
   generate(req: GenerateRequest, opts?: GenerateOptions): Promise<GenerateResult>;
   /** Mean token loss per sample over its assistant tokens (the same tokens training puts in the loss). */
   score(samples: readonly ScoreSample[], opts?: { signal?: AbortSignal; onProgress?(done: number, total: number): void }): Promise<ScoreResult[]>;
@@ -461,7 +465,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   };
 
   const hasVision = isVlm(cfg);
-  await session('decoder');
+  const provider = (await session('decoder')).provider;
   if (hasVision) await session('vision');
 
   const eosIds = eosIdsOf(model);
@@ -680,7 +684,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     for (const r of releases.splice(0)) await r();
   }
 
-  return { model, adapter, eosIds, contextLength, generate, score, promptIds, dispose };
+  return { model, adapter, eosIds, contextLength, provider, generate, score, promptIds, dispose };
 }
 
 /** Open a model folder (and adapter folder) and create its generator; dispose() also closes the model. */

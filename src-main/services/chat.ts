@@ -324,7 +324,7 @@ export const chatHandlers = handlers({
         ctx.emit('chats.changed', { kind: chat ? 'updated' : 'created', id: chatId! });
       }
 
-      const req: PoolRequest = { modelDir, adapterDir, image: imageInput, messages: turns };
+      const req: PoolRequest = { modelDir, adapterDir, image: imageInput, messages: turns, ...(p.device ? { device: p.device } : {}) };
       let index = 0;
       const cid = chatId;
       let result;
@@ -348,6 +348,7 @@ export const chatHandlers = handlers({
           tokensPerSecond: tps,
           modelDir,
           adapterDir,
+          ...(result.device ? { device: result.device.provider } : {}),
         };
         message = toMessage(insertMessage(db, { chatId, role: 'assistant', content: result.text, stats }));
         ctx.emit('chats.changed', { kind: 'updated', id: chatId });
@@ -362,6 +363,7 @@ export const chatHandlers = handlers({
         firstTokenMs: result.timings.firstTokenMs,
         tokensPerSecond: tps,
         message,
+        device: result.device ?? null,
       };
     } finally {
       rt.running.delete(p.requestId);

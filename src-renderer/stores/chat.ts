@@ -46,7 +46,7 @@ let seq = 0;
 const newRequestId = () => `ui-${Date.now().toString(36)}-${(seq++).toString(36)}`;
 
 export function toTranscript(m: ChatMessage): TranscriptMessage {
-  const s = m.stats as { tokens?: number; tokensPerSecond?: number | null; finishReason?: string };
+  const s = m.stats as { tokens?: number; tokensPerSecond?: number | null; finishReason?: string; device?: string };
   return {
     id: m.id,
     role: m.role,
@@ -56,7 +56,7 @@ export function toTranscript(m: ChatMessage): TranscriptMessage {
     finishReason: s.finishReason ?? null,
     position: m.position,
     imageHash: m.imageHash,
-    stats: m.role === 'assistant' && s.tokens !== undefined ? { tokens: s.tokens, ...(typeof s.tokensPerSecond === 'number' ? { tokensPerSecond: s.tokensPerSecond } : {}) } : null,
+    stats: m.role === 'assistant' && s.tokens !== undefined ? { tokens: s.tokens, ...(typeof s.tokensPerSecond === 'number' ? { tokensPerSecond: s.tokensPerSecond } : {}), ...(typeof s.device === 'string' ? { device: s.device } : {}) } : null,
   };
 }
 
@@ -89,6 +89,9 @@ export const useChatStore = defineStore('chat', () => {
 
   const busy = () => panes.value.some((p) => p.requestId !== null);
 
+  /** Where answers are generated: '' = the app's default (LENSLAB_PROVIDER, else CUDA when installed, else CPU). */
+  const device = ref<'' | 'auto' | 'cpu' | 'webgpu' | 'cuda'>('');
+
   async function askPane(pane: Pane, text: string, image: PendingImage | null, settings: AskSettings = {}): Promise<void> {
     const requestId = newRequestId();
     pane.messages.push({ id: `u-${requestId}`, role: 'user', content: text, imageUrl: image?.url ?? null });
@@ -105,6 +108,7 @@ export const useChatStore = defineStore('chat', () => {
       adapterDir: pane.target.adapterDir,
       ...(image ? { image: image.hash ? { hash: image.hash } : { base64: image.base64 } } : {}),
       ...(settings.options ? { options: settings.options } : {}),
+      ...(device.value ? { device: device.value } : {}),
     };
     try {
       const r = await api.call('chat.generate', params);
@@ -112,7 +116,7 @@ export const useChatStore = defineStore('chat', () => {
       answer.content = r.text;
       answer.stopped = r.finishReason === 'cancelled';
       answer.finishReason = r.finishReason;
-      answer.stats = { tokens: r.ids.length, ...(r.tokensPerSecond !== null ? { tokensPerSecond: r.tokensPerSecond } : {}) };
+      answer.stats = { tokens: r.ids.length, ...(r.tokensPerSecond !== null ? { tokensPerSecond: r.tokensPerSecond } : {}), ...(r.device ? { device: `${r.device.provider} (${r.device.reason})` } : {}) };
       // the stored turns carry positions and image hashes (what regenerate and edit need)
       if (r.chatId !== null) {
         const saved = await api.call('chats.get', { id: r.chatId }).catch(() => null);
@@ -180,5 +184,5 @@ export const useChatStore = defineStore('chat', () => {
   });
   reloadOn('chats.changed');
 
-  return { chats, loaded, error, panes, busy, loadChats, setTargets, openChat, ask, resend, regenerate, stop, rename, remove };
+  return { chats, loaded, error, panes, busy, device, loadChats, setTargets, openChat, ask, resend, regenerate, stop, rename, remove };
 });

@@ -94,13 +94,14 @@ export const useRunsStore = defineStore('runs', () => {
     triggerRef(series);
     return r;
   }
-  async function control(action: 'runs.pause' | 'runs.resume' | 'runs.cancel', id: number): Promise<Run> {
-    const r = await api.call(action, { id });
+  async function control(action: 'runs.pause' | 'runs.resume' | 'runs.cancel', id: number, extra: { device?: 'auto' | 'cpu' | 'webgpu' | 'cuda' } = {}): Promise<Run> {
+    const r = await api.call(action, { id, ...extra });
     upsert(r);
     return r;
   }
   const pause = (id: number) => control('runs.pause', id);
-  const resume = (id: number) => control('runs.resume', id);
+  /** Continue a run; `device` moves it (e.g. to the CPU after its GPU was lost). */
+  const resume = (id: number, device?: 'auto' | 'cpu' | 'webgpu' | 'cuda') => control('runs.resume', id, device ? { device } : {});
   const cancel = (id: number) => control('runs.cancel', id);
 
   /** Adapters of finished or stopped runs (final first, then checkpoints newest first). */

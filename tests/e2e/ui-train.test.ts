@@ -56,6 +56,7 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await page.locator('summary').filter({ hasText: 'Advanced' }).click();
   await field(page, 'Checkpoint every').fill(String(STEPS / 4));
   await page.getByLabel('Run name').fill('icons-demo-lora');
+  await page.getByLabel('Device').selectOption('cpu');
   const plan = page.getByRole('definition').filter({ hasText: new RegExp(`^${STEPS} \\(`) });
   await plan.waitFor({ timeout: 60_000 });
   await page.getByText('Fits', { exact: true }).waitFor({ timeout: 60_000 });
@@ -65,6 +66,8 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   const monitor = page.getByRole('region', { name: 'Run icons-demo-lora' });
   await monitor.waitFor({ timeout: 60_000 });
   await until(async () => (await chartPoints(page, 'Loss', 'train loss')) >= 2, 'loss points', 120_000);
+  // where it runs and why (the trainer's device line)
+  await monitor.getByLabel('Device').filter({ hasText: /^Runs on CPU · chosen for this run$/ }).waitFor({ timeout: 60_000 });
   await page.screenshot({ path: screenshotPath('ui-train-running') });
 
   // pause: the job finishes its step, checkpoints and stops
