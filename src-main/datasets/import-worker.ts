@@ -5,7 +5,7 @@
 // worker when it breaks a limit:
 //   - memory: the worker's V8 heap is capped (resourceLimits), so a hostile file fails alone;
 //   - time: parsing (before the first image is stored) must finish within `parseTimeoutMs`, and after it the
-//     worker must report progress at least every `stallMs`;
+//     worker must report progress (images stored, rows inserted) at least every `stallMs`;
 //   - a stopped or crashed worker leaves nothing: its extraction folder is removed, and the image files it
 //     reported writing are removed unless a row refers to them. Its transaction never committed.
 // This file is also the worker's entry (built as import-worker.js, electron.vite.config.ts).
@@ -59,6 +59,7 @@ type FromWorker =
   | { t: 'parsed'; items: number }
   | { t: 'progress'; done: number; total: number }
   | { t: 'created'; files: string[] }
+  | { t: 'alive' }
   | { t: 'done'; report: ImportReport }
   | { t: 'error'; message: string; file?: string; problems: ImportProblem[]; name: string };
 
@@ -140,6 +141,9 @@ export function importInWorker(db: Database, dataDir: string, source: string, op
           arm(L.stallMs, `no progress for ${Math.round(L.stallMs / 1000)} s (limit stallMs)`);
           onProgress?.(m.done, m.total);
           break;
+        case 'alive':
+          arm(L.stallMs, `no progress for ${Math.round(L.stallMs / 1000)} s (limit stallMs)`);
+          break;
         case 'created':
           for (const f of m.files) created.push(f);
           break;
@@ -190,6 +194,13 @@ if (!isMainThread && (workerData as WorkerInput | undefined)?.[FLAG]) {
         signal: abort.signal,
         onParsed: (n) => post({ t: 'parsed', items: n }),
         onCreated: (files) => post({ t: 'created', files }),
+        onInserting: () => {
+          const now = Date.now();
+          if (now - lastProgress >= 1000) {
+            lastProgress = now;
+            post({ t: 'alive' });
+          }
+        },
         onProgress: (done, total) => {
           const now = Date.now();
           if (done === total || now - lastProgress >= 100) {

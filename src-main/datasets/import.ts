@@ -31,6 +31,8 @@ export interface ImportOptions extends ParseSourceOptions {
   onParsed?: (items: number) => void;
   /** Called with the files each stored image created (so a host can remove them if this thread dies). */
   onCreated?: (files: string[]) => void;
+  /** Called every few thousand rows while the items are inserted (the insert of a large import takes a while). */
+  onInserting?: (done: number, total: number) => void;
 }
 
 export interface ImportReport {
@@ -221,6 +223,7 @@ function store(
   const tagIds = new Map<string, number>();
   let annId = firstAnn;
   items.forEach((it, i) => {
+    if (i % 5000 === 0) options.onInserting?.(i, items.length);
     const id = firstItem + i;
     const img = images.get(it);
     insItem.run(id, datasetId, img?.hash ?? null, img?.ext ?? null, img?.width ?? null, img?.height ?? null, img?.bytes ?? null, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now);
