@@ -11,6 +11,7 @@ import { datasetsIoEvents, datasetsIoMethods } from './datasets-io';
 import { chatEvents, chatMethods } from './chat';
 import { modelsEvents, modelsMethods } from './models';
 import { hubEvents, hubMethods } from './hub';
+import { samplesMethods } from './samples';
 import { modelsExportEvents, modelsExportMethods } from './models-export';
 import type { ApiErrorData } from './errors';
 
@@ -24,6 +25,7 @@ export const methods = {
   ...modelsExportMethods,
   ...chatMethods,
   ...hubMethods,
+  ...samplesMethods,
 };
 
 export const events = {

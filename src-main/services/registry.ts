@@ -11,6 +11,7 @@ import { modelsHandlers } from './models';
 import { modelsExportHandlers } from './models-export';
 import { chatHandlers } from './chat';
 import { hubHandlers } from './hub';
+import { samplesHandlers } from './samples';
 
 export const registry = {
   ...systemHandlers,
@@ -22,6 +23,7 @@ export const registry = {
   ...modelsExportHandlers,
   ...chatHandlers,
   ...hubHandlers,
+  ...samplesHandlers,
 } satisfies Handlers<MethodName>;
 
 export type Registry = Handlers<MethodName>;
