@@ -311,6 +311,7 @@ export const modelsHandlers = handlers({
         tokenizer: base.json.tokenizer,
         tokenizerConfig: base.json.tokenizerConfig,
         preprocessorConfig: base.json.preprocessorConfig,
+        processorConfig: base.json.processorConfig,
         generationConfig: base.json.generationConfig,
         chatTemplateJinja: base.json.chatTemplateJinja,
       });

@@ -8,7 +8,7 @@
 //         Qwen2-0.5B-like 24x896 decoder with 14/2 heads and a 4864 MLP; demo tokenizer, so a 512-token vocabulary)
 //   smolvlm-256m: a random Idefics3 in SmolVLM-256M's shapes (12x768 SigLIP at 512 px, pixel shuffle x4 = 64 image
 //         tokens per frame, 30x576 SmolLM2 decoder, 49,152 vocabulary, untied head), one frame per image, batch 2
-//         (--skip-smolvlm); train_torch.py models LLaVA only, so it has no PyTorch row
+//         (--skip-smolvlm, --only-smolvlm); train_torch.py models LLaVA only, so it has no PyTorch row
 // against the same step in PyTorch (Debian torch 1.13, float32, tests/bench/train_torch.py: same shapes, same
 // LoRA targets and rank, same thread count), measured in the same run. Each side runs in its own process, so peak
 // RSS is that process's. Also printed: the memory estimate Lenslab shows before a run (training/memory.ts) next to
@@ -177,6 +177,7 @@ export async function setup(): Promise<{
   ];
   if (!has('skip-large'))
     models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
+  if (has('only-smolvlm')) models.length = 0;
   if (!has('skip-smolvlm'))
     models.push({
       name: 'smolvlm-256m',

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { parseHfConfig, ConfigError } from '../../src-main/models/config';
@@ -20,7 +20,8 @@ import {
 } from '../../src-main/models/program';
 import { buildForwardGraph, IO } from '../../src-main/models/llava';
 import { createGenerator, renderPromptIds } from '../../src-main/models/generate';
-import { loadAdapter as loadPeft } from '../../src-main/models/peft';
+import { loadAdapter as loadPeft, mergeAdapter } from '../../src-main/models/peft';
+import { saveHfFolder } from '../../src-main/models/hf-folder';
 import { SafetensorsFile } from '../../src-main/models/weights/safetensors';
 import { runnableKind } from '../../src-main/models/registry';
 import { serializeModel, Session, StepExecutor, tensor } from '../../src-main/engine';
@@ -327,6 +328,19 @@ test('a LoRA + connector adapter is saved with the PEFT keys of Idefics3ForCondi
     }
     // trained values -> Adapter without disk: the same
     assert.equal(adapterFromValues(m, 'lora+projector', ADAPTER_LORA, values).modules.length, 6);
+    // merged into a new folder (as models.merge writes it): the same loss with no adapter
+    const merged = join(dir, 'merged');
+    saveHfFolder(merged, { ...m.json, weights: mergeAdapter(m.weights, back) });
+    const mm = loadVlm(merged);
+    const g2 = await createGenerator(mm, null, { cacheDir: join(dir, 'cache') });
+    try {
+      assert.ok(existsSync(join(merged, 'processor_config.json')));
+      const [s2] = await g2.score([{ image: referenceImage(), messages: [{ role: 'user', content: QUESTION }, { role: 'assistant', content: ` ${ANSWER}` }] }]);
+      assert.ok(Math.abs(s2.loss - ref.adapter_loss) < 1e-4, `merged loss ${s2.loss} vs ${ref.adapter_loss}`);
+    } finally {
+      await g2.dispose();
+      mm.close();
+    }
   } finally {
     m.close();
   }
