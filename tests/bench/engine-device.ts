@@ -60,7 +60,8 @@ export async function deviceBench(provider: Provider): Promise<void> {
   };
   const cpu = await run('cpu', true);
   console.log(`cpu                  median ${cpu.median.toFixed(1)} ms/step (min ${cpu.min.toFixed(1)}); loss ${cpu.first.toFixed(4)} -> ${cpu.last.toFixed(4)}`);
-  for (const keep of [true, false]) {
+  // CUDA sessions are plain ORT sessions (no gpu-buffer outputs in onnxruntime-node): only the copied path exists
+  for (const keep of provider === 'webgpu' ? [true, false] : [false]) {
     const r = await run(provider, keep);
     const per = (x: number) => (r.tr ? (x / r.tr.runs).toFixed(0) : '-');
     console.log(
@@ -69,4 +70,6 @@ export async function deviceBench(provider: Provider): Promise<void> {
     );
   }
   console.log(`copied moves the state both ways every step (${stateBytes} B each way beyond the data); resident moves the data up and ~12 B of scalars down`);
+  if (provider === 'cuda')
+    console.log(`CUDA: the copy share of a step is about (bytes up + down) / the PCIe bandwidth (~12 GB/s for PCIe 3 x16) over the step time above; with a GPU, rerun to judge a native IoBinding path`);
 }

@@ -9,6 +9,8 @@ import { dirname, join } from 'node:path';
 
 export type Provider = 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
 
+const BYTES: Record<string, number> = { float32: 4, float16: 2, float64: 8, int64: 8, int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1, bool: 1 };
+
 export interface SessionOptions {
   /**
    * Preferred execution provider; falls back to cpu with a message when it is not present. Default: LENSLAB_PROVIDER,
@@ -96,6 +98,9 @@ export class Session {
     readonly source: string,
   ) {}
 
+  /** Bytes fed to and read from an accelerator provider by run() (stays 0 on the CPU). */
+  readonly transfer = { runs: 0, toDevice: 0, fromDevice: 0 };
+
   get inputNames(): readonly string[] {
     return this.inner.inputNames;
   }
@@ -158,6 +163,14 @@ export class Session {
       if (!this.inputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an input of this model (inputs: ${this.inputNames.join(', ')})`);
     if (fetch) for (const name of fetch) if (!this.outputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an output of this model`);
     const res = fetch ? await this.inner.run(feeds, fetch as string[]) : await this.inner.run(feeds);
+    if (this.provider !== 'cpu') {
+      // a plain session on an accelerator takes CPU tensors and returns CPU tensors: every feed goes up, every output
+      // comes down (what the benchmarks report as the copied path, e.g. for CUDA)
+      const bytes = (t: ort.Tensor) => t.dims.reduce((a, b) => a * b, 1) * (BYTES[t.type] ?? 4);
+      this.transfer.runs++;
+      for (const t of Object.values(feeds)) this.transfer.toDevice += bytes(t);
+      for (const t of Object.values(res)) this.transfer.fromDevice += bytes(t as ort.Tensor);
+    }
     return res as Record<string, ort.Tensor>;
   }
 

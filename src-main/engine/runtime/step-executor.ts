@@ -256,7 +256,7 @@ export class StepExecutor {
 
   /** Host<->device bytes of the step sessions so far (accelerators only; null on the CPU). */
   transfer(): { runs: number; toDevice: number; fromDevice: number } | null {
-    const ss = [this.fused, this.grad, this.apply].filter((s): s is RunSession => !!s && 'transfer' in s);
+    const ss = [this.fused, this.grad, this.apply].filter((s): s is RunSession => !!s && s.provider !== 'cpu' && 'transfer' in s);
     if (ss.length === 0) return null;
     const t = { runs: 0, toDevice: 0, fromDevice: 0 };
     for (const s of ss) {
