@@ -46,7 +46,7 @@ export default defineConfig({
           // started by the backend as separate processes / threads, so they need entries of their own
           job: resolve(root, 'src-main/jobs/entry.ts'),
           'generate-worker': resolve(root, 'src-main/models/generate-worker.ts'),
-          'backend-worker': resolve(root, 'src-main/training/backend-worker.ts'),
+          'backend-worker': resolve(root, 'src-main/services/work-worker.ts'),
           'import-worker': resolve(root, 'src-main/datasets/import-worker.ts'),
         },
       },

@@ -1,6 +1,6 @@
 // The model-dependent part of the lint (too_long / render_error): each item's conversations rendered with the model's
 // chat template and tokenizer, measured in tokens. Plain data in and out, so the backend runs it in its worker thread
-// (training/backend-worker.ts lintLengths) while the rest of the lint (SQLite, files) stays on the main thread.
+// (services/work-worker.ts lintLengths) while the rest of the lint (SQLite, files) stays on the main thread.
 import { itemConversations, type Conversation, type ConversationOptions } from './conversation';
 import { renderConversation, setupForImage, type RenderSetup } from './render';
 import type { FullItem } from './rows';

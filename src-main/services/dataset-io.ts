@@ -11,7 +11,7 @@ import { canImportInWorker, importInWorker } from '../datasets/import-worker';
 import { lintDataset, listLintResults, type LengthMeasurer } from '../datasets/lint';
 import * as ops from '../datasets/ops';
 import { getFullItem, itemProvenance, listItems, tagCounts } from '../datasets/query';
-import { PreviewSetupError } from '../training/backend-worker';
+import { PreviewSetupError } from './work-worker';
 import { resolveInside } from '../datasets/paths';
 import { splitDataset } from '../datasets/split';
 import type { FullItem } from '../datasets/rows';

@@ -1,8 +1,8 @@
-// The backend's worker thread for heavy handler work (training/backend-worker.ts): the run check of runs.estimate /
+// The backend's worker thread for heavy handler work (work-worker.ts): the run check of runs.estimate /
 // runs.start and the tokenized preview share one per backend (started on first use, stopped when idle or when
 // the backend closes); each evaluation gets a worker of its own (its model's memory is freed when it ends).
 // Where the worker entry is not on disk or LENSLAB_WORK_IN_PROCESS=1, the work runs in this thread instead.
-import { WorkLocal, WorkThread, type WorkHost } from '../training/backend-worker';
+import { WorkLocal, WorkThread, type WorkHost } from './work-worker';
 
 /** Where the worker entry lives (Electron: the built backend-worker.js), or no worker at all (inProcess). */
 export interface WorkHostOptions {

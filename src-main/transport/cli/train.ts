@@ -9,8 +9,8 @@ import { createBackend, type Backend } from '../../services/backend';
 import { getDatasetByName, getDataset } from '../../storage/datasets-queries';
 import { HparamsError, hparamsFromCli, hparamsSchema, cliFlag } from '../../training/hparams';
 import { formatBytes } from '../../training/memory';
-import { runInForeground, type ForegroundIO } from '../../jobs/foreground';
-import { formatDuration } from '../../jobs/progress';
+import { runInForeground, type ForegroundIO } from './foreground';
+import { formatDuration } from './progress';
 
 const HP_FIELDS = Object.keys(hparamsSchema.shape);
 const HP_FLAGS = [...HP_FIELDS.map((f) => cliFlag(f).slice(2)), 'steps'];

@@ -1,10 +1,10 @@
 // Run one job to its end while printing progress — what `lenslab train` does. On a TTY the progress bar is redrawn
 // in place; otherwise a progress line is printed every `every` steps. Aborting `stop` (the CLI wires Ctrl-C to it)
 // pauses the run: the job finishes its step and checkpoints, and `lenslab train` with the same --out resumes it.
-import type { RunStatus } from '../storage/runs-queries';
-import type { JobSpec } from './protocol';
+import type { RunStatus } from '../../storage/runs-queries';
+import type { JobSpec } from '../../jobs/protocol';
 import { formatEvent, formatProgress } from './progress';
-import type { JobRunner } from './runner';
+import type { JobRunner } from '../../jobs/runner';
 
 export interface ForegroundIO {
   /** Write text as-is (no newline added). */

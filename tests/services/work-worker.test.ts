@@ -1,4 +1,4 @@
-// The backend worker (training/backend-worker.ts): the run check and the tokenized preview give the same results in
+// The backend worker (services/work-worker.ts): the run check and the tokenized preview give the same results in
 // a worker_thread as in this thread, and their errors come back as the same classes with the same fields.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,9 +9,9 @@ import { snapshotDataset } from '../../src-main/training/data';
 import { HparamsError } from '../../src-main/training/hparams';
 import { SampleError } from '../../src-main/training/batching';
 import { MemoryRefusalError, VlmCheckError } from '../../src-main/training/vlm-config';
-import { PreviewSetupError, WorkLocal, WorkThread, type CheckInput } from '../../src-main/training/backend-worker';
+import { PreviewSetupError, WorkLocal, WorkThread, type CheckInput } from '../../src-main/services/work-worker';
 import { getFullItem } from '../../src-main/datasets/query';
-import { importIcons, writeTinyModel } from './vlm-fixture';
+import { importIcons, writeTinyModel } from '../training/vlm-fixture';
 import { lengthItem, lintDataset, measureLengths, type LengthItem } from '../../src-main/datasets/lint';
 import { loadItems } from '../../src-main/datasets/rows';
 import { importDataset } from '../../src-main/datasets/import';

@@ -1,6 +1,6 @@
 // Text rendering of job events for the CLI (`lenslab train` progress bar and log lines).
-import type { ProgressEvent } from './protocol';
-import type { RunnerEvent } from './runner';
+import type { ProgressEvent } from '../../jobs/protocol';
+import type { RunnerEvent } from '../../jobs/runner';
 
 export function formatDuration(sec: number): string {
   if (!Number.isFinite(sec) || sec < 0) return '?';

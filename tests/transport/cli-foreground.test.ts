@@ -5,9 +5,9 @@ import { tempDir } from '../helpers/tmp';
 import { openDatabase, closeDatabase } from '../../src-main/storage/database';
 import { insertRun, getRun } from '../../src-main/storage/runs-queries';
 import { JobRunner } from '../../src-main/jobs/runner';
-import { runInForeground } from '../../src-main/jobs/foreground';
-import { formatProgress, formatDuration } from '../../src-main/jobs/progress';
-import { registerToyTrainer, TOY_JOB_ENTRY } from './fixtures/toy-trainer';
+import { runInForeground } from '../../src-main/transport/cli/foreground';
+import { formatProgress, formatDuration } from '../../src-main/transport/cli/progress';
+import { registerToyTrainer, TOY_JOB_ENTRY } from '../jobs/fixtures/toy-trainer';
 
 const { dir, cleanup } = tempDir('fg-');
 const db = openDatabase(':memory:');

@@ -1,4 +1,4 @@
-// Heavy work that service handlers need, run in a worker_thread so that the backend's event loop (every client's
+// The backend worker: heavy work that service handlers need (services/work.ts hosts it), run in a worker_thread so that the backend's event loop (every client's
 // requests and events) never stalls on it:
 //   check     checkVlmRun (runs.estimate / runs.start): loads the model folder and tokenizer, renders and tokenizes
 //             every sample of the split, plans and estimates memory; synchronous, seconds for thousands of items
@@ -17,9 +17,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SHARE_ENV, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { WorkerHost, errorName } from '../util/worker-host';
-import { checkVlmRun, MemoryRefusalError, VlmCheckError, type VlmCheck } from './vlm-config';
-import { HparamsError } from './hparams';
-import { SampleError } from './batching';
+import { checkVlmRun, MemoryRefusalError, VlmCheckError, type VlmCheck } from '../training/vlm-config';
+import { HparamsError } from '../training/hparams';
+import { SampleError } from '../training/batching';
 import { evaluateModel, type ModelEvalOptions } from '../eval/model-eval';
 import type { EvalRunResult } from '../eval/evaluate';
 import { renderSetupFromFolder } from '../datasets/model-setup';
