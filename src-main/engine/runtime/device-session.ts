@@ -288,11 +288,16 @@ export class DeviceReader {
       const { serializeModel } = await import('../graph/serialize');
       this.session = ort.InferenceSession.create(serializeModel(g).model, { executionProviders: ['webgpu'], preferredOutputLocation: 'cpu', logSeverityLevel: 3 });
     }
-    const s = await this.session;
-    const feeds: Record<string, ort.Tensor> = {};
-    ts.forEach((t, i) => (feeds[`x${i}`] = t));
-    const out = await s.run(feeds);
-    return this.names.map((n) => out[n]);
+    try {
+      const s = await this.session;
+      const feeds: Record<string, ort.Tensor> = {};
+      ts.forEach((t, i) => (feeds[`x${i}`] = t));
+      const out = await s.run(feeds);
+      return this.names.map((n) => out[n]);
+    } catch (e) {
+      this.session = null;
+      throw new DeviceError(`reading the training state back from the WebGPU device failed: ${(e as Error).message.split('\n')[0]}`, 'webgpu');
+    }
   }
 
   async dispose(): Promise<void> {
