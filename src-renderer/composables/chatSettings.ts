@@ -14,9 +14,11 @@ export interface ChatSettings {
   seed: string;
   /** One stop string per line. */
   stop: string;
+  /** Weights: '' (float32), 'int8' or 'int4' (weight-only quantized, faster and smaller; see the README). */
+  quantize: string;
 }
 
-export const DEFAULT_CHAT_SETTINGS: ChatSettings = { systemPrompt: '', temperature: '0', topK: '', topP: '', repetitionPenalty: '', maxNewTokens: '', seed: '', stop: '' };
+export const DEFAULT_CHAT_SETTINGS: ChatSettings = { systemPrompt: '', temperature: '0', topK: '', topP: '', repetitionPenalty: '', maxNewTokens: '', seed: '', stop: '', quantize: '' };
 
 const KEY = 'lenslab.chat.settings';
 
@@ -85,6 +87,8 @@ export function toOptions(s: ChatSettings): GenerationOptions {
   if (stop.length > 8) throw new SettingsError('stop', 'at most 8 stop strings');
   if (stop.some((x) => x.length > 200)) throw new SettingsError('stop', 'a stop string has at most 200 characters');
   if (stop.length) o.stop = stop;
+  if (s.quantize === 'int8' || s.quantize === 'int4') o.quantize = s.quantize;
+  else if (s.quantize !== '' && s.quantize !== 'none') throw new SettingsError('quantize', 'Weights must be float32, int8 or int4');
   return o;
 }
 
@@ -100,6 +104,7 @@ export function settingsFromOptions(o: Record<string, unknown>, base: ChatSettin
     maxNewTokens: str(o.maxNewTokens),
     seed: str(o.seed),
     stop: Array.isArray(o.stop) ? o.stop.filter((x) => typeof x === 'string').map((x) => (x as string).replace(/\n/g, '\\n')).join('\n') : '',
+    quantize: o.quantize === 'int8' || o.quantize === 'int4' ? o.quantize : '',
   };
 }
 

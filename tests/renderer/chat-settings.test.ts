@@ -5,8 +5,8 @@ import { DEFAULT_CHAT_SETTINGS, SettingsError, finishText, loadChatSettings, sav
 test('chat settings become chat.generate options; empty fields are the model defaults', () => {
   assert.deepEqual(toOptions(DEFAULT_CHAT_SETTINGS), { temperature: 0 });
   assert.deepEqual(toOptions({ ...DEFAULT_CHAT_SETTINGS, temperature: '', stop: '' }), {});
-  const o = toOptions({ systemPrompt: 'x', temperature: '0.7', topK: '40', topP: '0.9', repetitionPenalty: '1.1', maxNewTokens: '64', seed: '7', stop: 'END\n\\n\\n\n' });
-  assert.deepEqual(o, { temperature: 0.7, topK: 40, topP: 0.9, repetitionPenalty: 1.1, maxNewTokens: 64, seed: 7, stop: ['END', '\n\n'] });
+  const o = toOptions({ systemPrompt: 'x', temperature: '0.7', topK: '40', topP: '0.9', repetitionPenalty: '1.1', maxNewTokens: '64', seed: '7', stop: 'END\n\\n\\n\n', quantize: 'int4' });
+  assert.deepEqual(o, { temperature: 0.7, topK: 40, topP: 0.9, repetitionPenalty: 1.1, maxNewTokens: 64, seed: 7, stop: ['END', '\n\n'], quantize: 'int4' });
   // back again: a saved chat's options fill the panel
   const back = settingsFromOptions(o as Record<string, unknown>, { ...DEFAULT_CHAT_SETTINGS, systemPrompt: 'keep' });
   assert.equal(back.systemPrompt, 'keep');
