@@ -107,9 +107,16 @@ export function contrastiveLoraModules(c: ContrastiveConfig, towers: 'text' | 'v
   return out;
 }
 
-/** The projection tensors trained by the 'projections' method. */
-export function contrastiveProjectionTensors(c: ContrastiveConfig): string[] {
-  return c.kind === 'clip' ? ['visual_projection.weight', 'text_projection.weight', 'logit_scale'] : [`${TEXT_PREFIX}head.weight`, `${TEXT_PREFIX}head.bias`, 'logit_scale', 'logit_bias'];
+/** The modules the 'projections' method trains (PEFT modules_to_save; logit_scale / logit_bias are bare parameters
+ *  PEFT cannot save, so they stay frozen). */
+export function contrastiveProjectionModules(c: ContrastiveConfig): string[] {
+  return c.kind === 'clip' ? ['visual_projection', 'text_projection'] : [`${TEXT_PREFIX}head`, `${VISION_PREFIX}head`];
+}
+
+/** Every tensor of those modules. */
+export function contrastiveProjectionTensors(c: ContrastiveConfig): TensorSpec[] {
+  const mods = contrastiveProjectionModules(c);
+  return contrastiveTensors(c).filter((s) => mods.some((m) => s.name.startsWith(`${m}.`)));
 }
 
 function l2normalize(w: GraphWeights, x: Value): Value {

@@ -10,9 +10,10 @@ import { modelSource } from '../../../engine/runtime/cache';
 import { Session } from '../../../engine/runtime/session';
 import { tensor } from '../../../engine/runtime/tensor';
 import { ImageProcessor, parsePreprocessorConfig, type ImageInput } from '../../image-processor';
-import { GraphWeights, type LoraBinding } from '../../layers';
+import { GraphWeights } from '../../layers';
 import { LensTokenizer } from '../../tokenizer';
 import { ShardedSafetensors, type TensorSource, type TensorInfo } from '../../weights/safetensors';
+import { adapterLoraBindings, mergedTensors, type ContrastiveAdapter } from './adapter';
 import { parseContrastiveConfig, type ContrastiveConfig } from './config';
 import { contrastiveCanonicalName, contrastiveLogits, contrastiveLoss, contrastiveTensors, imageEmbeds, textEmbeds } from './graph';
 
@@ -193,16 +194,19 @@ export async function imageBatch(m: ContrastiveModel, images: readonly ImageInpu
 }
 
 export interface ContrastiveGraphOptions {
-  /** LoRA bindings by module (adapter applied as constants) */
-  lora?: ReadonlyMap<string, LoraBinding>;
-  /** replacement tensors (canonical names), e.g. trained projections saved in an adapter */
-  overrides?: ReadonlyMap<string, Float32Array>;
+  /** a PEFT adapter: LoRA branches as constants plus its saved tensors, or merged into the weights (merge: true) */
+  adapter?: ContrastiveAdapter | null;
+  merge?: boolean;
 }
 
 /** The inference graph: inputs pixel_values, input_ids, text_pool_index; outputs embeddings, logits and loss. */
 export function buildContrastiveGraph(m: ContrastiveModel, o: ContrastiveGraphOptions = {}): Graph {
   const g = new Graph(`${m.config.kind}-contrastive`);
-  const w = new GraphWeights(g, m.weights, { lora: o.lora, overrides: o.overrides });
+  const ad = o.adapter;
+  const w = new GraphWeights(g, m.weights, {
+    lora: ad && !o.merge ? adapterLoraBindings(ad, m.config, g) : undefined,
+    overrides: ad ? (o.merge ? mergedTensors(ad, m.config, m.weights) : ad.saved) : undefined,
+  });
   const S = m.config.vision.imageSize;
   const pv = g.input('pixel_values', 'float32', ['N', 3, S, S]);
   const ids = g.input('input_ids', 'int64', ['B', 'T']);
