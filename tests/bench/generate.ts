@@ -383,6 +383,7 @@ async function main(): Promise<void> {
         const r = runChild(`quant-${q}`, m.dir, qc, image, tokens, 0);
         if (q === 'none') base = r;
         const same = base ? String(r.ids === base.ids) : '';
+        console.log(`[${m.name}] Lenslab ${q}: ${JSON.stringify({ ...r, ids: undefined })}`);
         lines.push(`| Lenslab ${q} | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | ${same} |`);
         rmSync(qc, { recursive: true, force: true });
       }
@@ -392,6 +393,7 @@ async function main(): Promise<void> {
         exportGguf({ modelDir: m.dir, outDir: gdir, quant: q, overwrite: true });
         const exportS = (performance.now() - t0) / 1000;
         const r = runChild(`llama-${q}`, m.dir, cacheDir, image, tokens, 0);
+        console.log(`[${m.name}] llama.cpp ${q}: ${JSON.stringify(r)}`);
         lines.push(`| llama.cpp ${q.toUpperCase()} (export ${exportS.toFixed(0)} s) | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | |`);
         rmSync(gdir, { recursive: true, force: true });
       }
