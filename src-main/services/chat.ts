@@ -260,7 +260,7 @@ function titleFrom(text: string): string {
 // ---------------------------------------------------------------- handlers
 
 export const chatHandlers = handlers({
-  'chat.generate': async (p, ctx) => {
+  'chat.generate': async (p, ctx, request) => {
     const rt = ctx.chat;
     if (rt.running.has(p.requestId)) throw new ApiError('conflict', `request ${p.requestId} is already running`, 'requestId');
     const ac = new AbortController();
@@ -330,7 +330,8 @@ export const chatHandlers = handlers({
       let result;
       try {
         result = await rt.host.generate(req, options, {
-          signal: ac.signal,
+          // chat.cancel, or the client that asked going away
+          signal: request ? AbortSignal.any([ac.signal, request.signal]) : ac.signal,
           onToken: (t) => ctx.emit('chat.token', { requestId: p.requestId, chatId: cid, index: index++, id: t.id, text: t.text }),
           onStatus: (message) => ctx.emit('chat.status', { requestId: p.requestId, message }),
         });

@@ -19,8 +19,17 @@ export interface ServiceContext {
   chat: ChatRuntime;
 }
 
-/** A handler for contract method M: parsed params in, the method's result out. */
-export type Handler<M extends MethodName> = (params: ParsedParams<M>, ctx: ServiceContext) => Result<M> | Promise<Result<M>>;
+/** One request as the transport delivered it. */
+export interface RequestContext {
+  /**
+   * Aborted when whoever asked is gone: the WebSocket closed, the HTTP client hung up, the CLI got Ctrl-C. A handler
+   * doing long work passes it on; what it started in the background (evaluations, runs) is not tied to it.
+   */
+  signal: AbortSignal;
+}
+
+/** A handler for contract method M: parsed params in, the method's result out (req: absent when a service calls another's handler). */
+export type Handler<M extends MethodName> = (params: ParsedParams<M>, ctx: ServiceContext, req?: RequestContext) => Result<M> | Promise<Result<M>>;
 
 /** Handlers for a subset of methods (what one service file exports). */
 export type Handlers<Names extends MethodName> = { [M in Names]: Handler<M> };

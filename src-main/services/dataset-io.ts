@@ -55,7 +55,7 @@ const MAX_LISTED = 1000;
 const runningImports = new Map<string, Set<AbortController>>();
 
 export const datasetIoHandlers = handlers({
-  'datasets.import': async (p, ctx) => {
+  'datasets.import': async (p, ctx, req) => {
     if (p.dataset !== undefined && p.datasetId !== undefined) throw new ApiError('invalid_request', 'give dataset (a name) or datasetId, not both', 'datasetId');
     if (p.datasetId !== undefined) requireDatasetId(ctx, p.datasetId);
     const existed = p.dataset !== undefined && !!ctx.db.prepare('SELECT 1 FROM datasets WHERE name = ?').get(p.dataset);
@@ -70,7 +70,8 @@ export const datasetIoHandlers = handlers({
     const rep = await guard(
       () =>
         run(ctx.db, ctx.dataDir, resolve(p.path), {
-          signal: abort.signal,
+          // datasets.cancelImport, or the client that asked going away
+          signal: req ? AbortSignal.any([abort.signal, req.signal]) : abort.signal,
           dataset: p.datasetId ?? p.dataset,
           format: p.format,
           strict: p.strict,

@@ -2,9 +2,12 @@
 // and turn every failure into a typed error envelope (never a thrown exception, never a crash).
 import { events, isEventName, isMethodName, methods, type Envelope, type EventName, type MethodName } from '../contract/index';
 import { ApiError, errorFromIssues } from '../contract/errors';
-import type { ServiceContext, Handlers } from './context';
+import type { ServiceContext, Handlers, RequestContext } from './context';
 
 export type Logger = Pick<Console, 'error' | 'warn'>;
+
+/** The signal of a request nobody can abandon (in-process callers that pass none). */
+const NEVER = new AbortController().signal;
 
 export class Dispatcher {
   constructor(
@@ -14,16 +17,16 @@ export class Dispatcher {
   ) {}
 
   /** Handle one request. Always resolves, with a result or a typed error. */
-  async dispatch(method: unknown, params: unknown): Promise<Envelope> {
+  async dispatch(method: unknown, params: unknown, req: Partial<RequestContext> = {}): Promise<Envelope> {
     try {
-      return { ok: true, result: await this.call(method, params) };
+      return { ok: true, result: await this.call(method, params, req) };
     } catch (err) {
       return { ok: false, error: toApiError(err, typeof method === 'string' ? method : '?', this.log).toData() };
     }
   }
 
   /** Like dispatch but throws ApiError; for in-process callers (CLI). */
-  async call(method: unknown, params: unknown): Promise<unknown> {
+  async call(method: unknown, params: unknown, req: Partial<RequestContext> = {}): Promise<unknown> {
     if (typeof method !== 'string' || method.length === 0) {
       throw new ApiError('invalid_request', 'request has no method name', 'method');
     }
@@ -31,8 +34,8 @@ export class Dispatcher {
     const def = methods[method];
     const parsed = def.input.safeParse(params === undefined || params === null ? {} : params);
     if (!parsed.success) throw errorFromIssues(parsed.error.issues, `params of ${method}`);
-    const handler = this.registry[method] as (p: unknown, ctx: ServiceContext) => unknown;
-    const result = await handler(parsed.data, this.ctx);
+    const handler = this.registry[method] as (p: unknown, ctx: ServiceContext, req: RequestContext) => unknown;
+    const result = await handler(parsed.data, this.ctx, { signal: req.signal ?? NEVER });
     const checked = def.output.safeParse(result);
     if (!checked.success) {
       const e = errorFromIssues(checked.error.issues, `result of ${method}`);

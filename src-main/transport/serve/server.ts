@@ -259,7 +259,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
           return;
         }
       }
-      const env = await backend.dispatcher.dispatch(method, params);
+      // a client that hangs up before the answer abandons the request
+      const gone = new AbortController();
+      const onClose = () => {
+        if (!res.writableEnded) gone.abort();
+      };
+      res.once('close', onClose);
+      const env = await backend.dispatcher.dispatch(method, params, { signal: gone.signal });
+      res.off('close', onClose);
       if (env.ok) sendJson(res, 200, { result: env.result });
       else sendJson(res, STATUS_OF[env.error.code], { error: env.error });
       return;
@@ -312,13 +319,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
 
   wss.on('connection', (ws: WebSocket) => {
+    // every request on a socket is abandoned when it closes (a generation stops, an import is cancelled)
+    const closed = new AbortController();
+    ws.once('close', () => closed.abort());
     ws.on('message', (data, isBinary) => {
-      void onMessage(ws, isBinary ? null : data.toString());
+      void onMessage(ws, isBinary ? null : data.toString(), closed.signal);
     });
     ws.on('error', () => ws.terminate());
   });
 
-  async function onMessage(ws: WebSocket, text: string | null): Promise<void> {
+  async function onMessage(ws: WebSocket, text: string | null, signal: AbortSignal): Promise<void> {
     let msg: unknown;
     try {
       if (text === null) throw new Error('binary frames are not accepted');
@@ -333,7 +343,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       send(ws, { id, error: new ApiError('invalid_request', 'a request is {id, method, params} with a string or number id', 'id').toData() });
       return;
     }
-    const env = await backend.dispatcher.dispatch(m.method, m.params);
+    const env = await backend.dispatcher.dispatch(m.method, m.params, { signal });
     send(ws, env.ok ? { id, result: env.result } : { id, error: env.error });
   }
 
