@@ -12,6 +12,7 @@ import { chatEvents, chatMethods } from './chat';
 import { modelsEvents, modelsMethods } from './models';
 import { hubEvents, hubMethods } from './hub';
 import { samplesMethods } from './samples';
+import { runsManageMethods } from './runs-manage';
 import { modelsExportEvents, modelsExportMethods } from './models-export';
 import type { ApiErrorData } from './errors';
 
@@ -26,6 +27,7 @@ export const methods = {
   ...chatMethods,
   ...hubMethods,
   ...samplesMethods,
+  ...runsManageMethods,
 };
 
 export const events = {

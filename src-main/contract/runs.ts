@@ -25,6 +25,8 @@ export const Run = z.object({
   startedAt: Timestamp.nullable(),
   finishedAt: Timestamp.nullable(),
   updatedAt: Timestamp,
+  /** Archived runs are hidden from the Runs list unless asked for; their files and metrics stay. */
+  archivedAt: Timestamp.nullable(),
 });
 export type Run = z.infer<typeof Run>;
 

@@ -12,6 +12,7 @@ import { modelsExportHandlers } from './models-export';
 import { chatHandlers } from './chat';
 import { hubHandlers } from './hub';
 import { samplesHandlers } from './samples';
+import { runsManageHandlers } from './runs-manage';
 
 export const registry = {
   ...systemHandlers,
@@ -24,6 +25,7 @@ export const registry = {
   ...chatHandlers,
   ...hubHandlers,
   ...samplesHandlers,
+  ...runsManageHandlers,
 } satisfies Handlers<MethodName>;
 
 export type Registry = Handlers<MethodName>;

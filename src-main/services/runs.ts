@@ -42,6 +42,7 @@ export function toRun(r: RunSummaryRow): Run {
     totalSteps: r.total_steps,
     error: r.error,
     createdAt: r.created_at,
+    archivedAt: r.archived_at ?? null,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
     updatedAt: r.updated_at,

@@ -19,6 +19,8 @@ export interface RunRow {
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /** When the run was archived (hidden from the list by default), else null. */
+  archived_at: string | null;
 }
 
 /** A run joined with the names of its model and dataset (null when unset or deleted). */
@@ -82,6 +84,19 @@ export function updateRunStatus(
     )
     .run(status, extra.step ?? null, extra.error ?? null, status, now, terminal ? 1 : 0, now, now, id);
   return info.changes === 0 ? undefined : getRun(db, id);
+}
+
+export function renameRun(db: Database, id: number, name: string): boolean {
+  return db.prepare('UPDATE runs SET name = ?, updated_at = ? WHERE id = ?').run(name, nowIso(), id).changes > 0;
+}
+
+export function setRunArchived(db: Database, id: number, archived: boolean): boolean {
+  const now = nowIso();
+  return db.prepare('UPDATE runs SET archived_at = ?, updated_at = ? WHERE id = ?').run(archived ? now : null, now, id).changes > 0;
+}
+
+export function runNameTaken(db: Database, name: string, exceptId: number): boolean {
+  return !!db.prepare('SELECT 1 FROM runs WHERE name = ? AND id != ?').get(name, exceptId);
 }
 
 export function deleteRun(db: Database, id: number): boolean {

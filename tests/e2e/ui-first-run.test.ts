@@ -36,7 +36,10 @@ test('sample dataset → quick-start preset → run with a step-0 baseline → c
   assert.match(cli, /--lr 0\.003 .*--target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj/);
   assert.match(cli, /--eval-at-start true/);
   await page.getByLabel('Run name').fill('first-run');
-  await page.getByText('Fits', { exact: true }).waitFor({ timeout: 60_000 });
+  await page.getByText('Fits', { exact: true }).waitFor({ timeout: 120_000 }).catch(async (e) => {
+    await page.screenshot({ path: screenshotPath('ui-first-run-fail'), fullPage: true });
+    throw e;
+  });
   await page.getByRole('button', { name: 'Start training' }).click();
   const monitor = page.getByRole('region', { name: 'Run first-run' });
   await monitor.waitFor({ timeout: 60_000 });
@@ -81,5 +84,22 @@ test('sample dataset → quick-start preset → run with a step-0 baseline → c
   const [c] = (await call(server, 'chats.list', {})).chats;
   assert.equal(c.adapterDir, adapterDir);
   assert.deepEqual(c.settings.options, { temperature: 0, maxNewTokens: 8 });
+
+  // Runs: rename, archive (hidden until asked for), delete with its files after confirming
+  await page.goto(`${server.url}#/runs`);
+  const table = page.getByRole('table', { name: 'Runs' });
+  await table.getByRole('button', { name: 'Rename first-run' }).click();
+  await table.getByLabel('New name for first-run').fill('shapes quick start');
+  await table.getByRole('button', { name: 'Save' }).click();
+  await table.getByRole('link', { name: 'shapes quick start' }).waitFor();
+  await table.getByRole('button', { name: 'Archive shapes quick start' }).click();
+  await until(async () => (await table.getByRole('link', { name: 'shapes quick start' }).count()) === 0, 'the archived run hidden');
+  await page.getByLabel('Show archived (1)').check();
+  await table.getByRole('button', { name: 'Unarchive shapes quick start' }).waitFor();
+  page.once('dialog', (d) => void d.accept());
+  await table.getByRole('button', { name: 'Delete shapes quick start' }).click();
+  await until(async () => (await call(server, 'runs.list', {})).runs.length === 0, 'the run deleted');
+  const { existsSync } = await import('node:fs');
+  assert.ok(!existsSync(adapterDir), 'its folder went with it');
   await ui.closePage(page);
 });

@@ -3,6 +3,7 @@
 import type { Database } from 'better-sqlite3';
 import m0001 from './0001-initial';
 import m0002 from './0002-datasets-extra';
+import m0003 from './0003-runs-archived';
 
 export interface Migration {
   version: number;
@@ -13,4 +14,5 @@ export interface Migration {
 export const migrations: Migration[] = [
   m0001,
   m0002,
+  m0003,
 ];
