@@ -16,12 +16,12 @@
 import { Graph, type Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import { isVlm, type ModelConfig, type TextModelConfig, type VlmModelConfig } from './config';
-import { GraphWeights, type LazyTensors, type LoraBinding } from './layers';
+import { GraphWeights, type LoraBinding } from './layers';
 import { decoderPositions, embedTokens, type DecoderNames, type DecoderResult, type KvPair } from './decoder/llama';
 import { decoderFor, vlmFamilyOf } from './registry';
 import { weightLayout } from './weights/names';
 import type { TensorSource } from './weights/safetensors';
-import { mergeAdapter, type Adapter } from './peft';
+import { AdapterInputs, adapterBindings, mergeAdapter, type Adapter } from './peft';
 
 export const IO = {
   inputIds: 'input_ids',
@@ -133,120 +133,8 @@ export interface ForwardGraphOptions {
   name?: string;
 }
 
-/** LoRA branches of an adapter as constants, by module. */
-export function adapterBindings(g: Graph, adapter: Adapter, dtype: DType = 'float32'): Map<string, LoraBinding> {
-  const m = new Map<string, LoraBinding>();
-  const r = adapter.config.r;
-  for (const mod of adapter.modules) {
-    const ab = adapter.lora.get(mod.module);
-    if (!ab) continue;
-    const conv = (d: Float32Array) => (dtype === 'float64' ? Float64Array.from(d) : d);
-    const a = g.initializer(`${mod.keyA}`, dtype, [r, mod.inFeatures], conv(ab.a));
-    const b = g.initializer(`${mod.keyB}`, dtype, [mod.outFeatures, r], conv(ab.b));
-    m.set(mod.module, { a, b, scaling: adapter.scaling });
-  }
-  return m;
-}
-
-// ---- adapters as graph inputs -------------------------------------------------------------------------------------
-
-/** Graph input names of an adapter's tensors ('inputs' mode). */
-export const ADAPTER_INPUT = {
-  loraA: (module: string) => `adapter.${module}.lora_A`,
-  loraB: (module: string) => `adapter.${module}.lora_B`,
-  saved: (name: string) => `adapter.saved.${name}`,
-} as const;
-
-/** One adapter tensor to feed: its input name, dims and values (float32, row-major). */
-export interface AdapterInputTensor {
-  name: string;
-  dims: number[];
-  data: Float32Array;
-}
-
-/**
- * Every tensor of an adapter as graph input feeds: LoRA A [r, in] and B [out, r] per adapted module, each saved
- * (modules_to_save) tensor in the base tensor's shape. A graph holds only the inputs its layers read: feed the ones
- * among its input names. Throws naming the tensor when a length does not match its shape.
- */
-export function adapterInputTensors(adapter: Adapter, base: TensorSource): AdapterInputTensor[] {
-  const out: AdapterInputTensor[] = [];
-  const r = adapter.config.r;
-  const check = (name: string, dims: number[], data: Float32Array) => {
-    const n = dims.reduce((a, b) => a * b, 1);
-    if (data.length !== n) throw new Error(`adapter tensor ${name}: ${data.length} values, expected ${JSON.stringify(dims)}`);
-    out.push({ name, dims, data });
-  };
-  for (const mod of adapter.modules) {
-    const ab = adapter.lora.get(mod.module);
-    if (!ab) continue;
-    check(ADAPTER_INPUT.loraA(mod.module), [r, mod.inFeatures], ab.a);
-    check(ADAPTER_INPUT.loraB(mod.module), [mod.outFeatures, r], ab.b);
-  }
-  for (const [name, data] of adapter.saved) {
-    if (!base.has(name)) throw new Error(`adapter tensor ${name}: the model has no such tensor`);
-    check(ADAPTER_INPUT.saved(name), base.info(name).shape, data);
-  }
-  return out;
-}
-
-/**
- * What an 'inputs'-mode graph depends on in an adapter: rank, scaling, the adapted modules (with their shapes) and
- * the saved tensors' names and sizes, never the values. Equal structures can share one compiled graph.
- */
-export function adapterStructure(adapter: Adapter): unknown {
-  const modules = adapter.modules.filter((m) => adapter.lora.has(m.module)).map((m) => [m.module, m.inFeatures, m.outFeatures]);
-  modules.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const saved = [...adapter.saved].map(([n, v]) => [n, v.length]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return { r: adapter.config.r, scaling: adapter.scaling, modules, saved };
-}
-
-/**
- * An adapter's tensors as graph inputs (GraphWeights `lazy`), each created when a layer first reads it: the LoRA
- * branch of a module gets inputs ADAPTER_INPUT.loraA/loraB with the adapter's scaling as a constant, a saved tensor
- * gets ADAPTER_INPUT.saved and replaces the base tensor (HF layout). No dropout (inference graphs).
- */
-export class AdapterInputs implements LazyTensors {
-  private readonly bindings = new Map<string, LoraBinding>();
-  private readonly values = new Map<string, Value>();
-  private readonly modules: Map<string, Adapter['modules'][number]>;
-
-  constructor(
-    readonly g: Graph,
-    readonly adapter: Adapter,
-    readonly base: TensorSource,
-    readonly dtype: DType = 'float32',
-  ) {
-    this.modules = new Map(adapter.modules.filter((m) => adapter.lora.has(m.module)).map((m) => [m.module, m]));
-  }
-
-  has(name: string): boolean {
-    return this.adapter.saved.has(name);
-  }
-
-  tensor(name: string): Value | undefined {
-    if (!this.adapter.saved.has(name)) return undefined;
-    let v = this.values.get(name);
-    if (!v) this.values.set(name, (v = this.g.input(ADAPTER_INPUT.saved(name), this.dtype, this.base.info(name).shape)));
-    return v;
-  }
-
-  lora(module: string): LoraBinding | undefined {
-    const mod = this.modules.get(module);
-    if (!mod) return undefined;
-    let b = this.bindings.get(module);
-    if (!b) {
-      const r = this.adapter.config.r;
-      b = {
-        a: this.g.input(ADAPTER_INPUT.loraA(module), this.dtype, [r, mod.inFeatures]),
-        b: this.g.input(ADAPTER_INPUT.loraB(module), this.dtype, [mod.outFeatures, r]),
-        scaling: this.adapter.scaling,
-      };
-      this.bindings.set(module, b);
-    }
-    return b;
-  }
-}
+// The adapter as graph constants or graph inputs lives with the adapter files (peft.ts); re-exported for callers here.
+export { ADAPTER_INPUT, AdapterInputs, adapterBindings, adapterInputTensors, adapterStructure, type AdapterInputTensor } from './peft';
 
 /** A standalone ONNX graph of the model's forward with the IO names above. */
 export function buildForwardGraph(model: ModelWeights, o: ForwardGraphOptions = {}): Graph {
