@@ -4,6 +4,7 @@
 // pauses: it finishes the step, writes a checkpoint and exits, so nothing is lost and resume continues from there.
 import { mkdirSync } from 'node:fs';
 import { runJob, type JobControl } from './driver';
+import { releaseFolderLock } from './folder-lock';
 import { appendJournal } from './journal';
 import { writeProcessFile, type ProcessInfo } from './process-file';
 import type { JobEvent, ParentMessage } from './protocol';
@@ -54,6 +55,7 @@ async function run(m: Extract<ParentMessage, { type: 'start' }>): Promise<void> 
   info.endedAt = new Date().toISOString();
   info.outcome = outcome;
   beat();
+  releaseFolderLock(m.spec.outDir, process.pid);
   await pending;
   process.exitCode = outcome === 'failed' ? 1 : 0;
   // Leave once the IPC channel has flushed; a native library holding the loop open must not keep us alive.

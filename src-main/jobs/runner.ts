@@ -14,6 +14,7 @@ import { checkpointRoot } from './driver';
 import { pidAlive, processIsLive, readProcessFile, writeProcessFile } from './process-file';
 import type { JobEvent, JobSpec, ParentMessage } from './protocol';
 import { reconcileRun, type JobTerminal } from './reconcile';
+import { acquireFolderLock, releaseFolderLock, type FolderLock } from './folder-lock';
 import { getRun, loadJobSpec, recordCheckpoint, runsWithStatus, saveJobSpec, setRunProgress, storeMetrics, storeTrainingEvaluation, updateRunStatus } from './store';
 import { loadTrainerModule } from './trainers';
 
@@ -94,7 +95,7 @@ export class JobRunner {
   async startJob(
     runId: number,
     spec: JobSpec,
-    opts: { validated?: { totalSteps: number | null; memory?: MemoryEstimate } } = {},
+    opts: { validated?: { totalSteps: number | null; memory?: MemoryEstimate }; lock?: FolderLock } = {},
   ): Promise<{ pid: number; totalSteps: number | null; memory?: MemoryEstimate }> {
     const run = getRun(this.db, runId);
     if (!run) throw new Error(`run ${runId} does not exist`);
@@ -103,10 +104,17 @@ export class JobRunner {
     const normalized: JobSpec = { ...spec, outDir: resolve(spec.outDir) };
     // `validated`: the caller has just run the same checks (the service does, to answer with the estimate)
     const { totalSteps, memory } = opts.validated ?? (await loadTrainerModule(normalized.trainer)).validateConfig(normalized.config);
-    saveJobSpec(this.db, runId, normalized);
-    if (totalSteps !== null) setRunProgress(this.db, runId, 0, totalSteps);
-    const pid = this.spawn(runId, normalized, false);
-    return { pid, totalSteps, memory };
+    // the caller may hold the folder's lock already (the service takes it before writing the data snapshot)
+    const lock = opts.lock ?? acquireFolderLock(normalized.outDir, `run ${runId}, starting`);
+    try {
+      saveJobSpec(this.db, runId, normalized);
+      if (totalSteps !== null) setRunProgress(this.db, runId, 0, totalSteps);
+      const pid = this.spawn(runId, normalized, false, lock);
+      return { pid, totalSteps, memory };
+    } catch (e) {
+      if (!opts.lock) lock.release();
+      throw e;
+    }
   }
 
   /** Continue a paused or interrupted run from its latest checkpoint (from the start if it has none). */
@@ -120,14 +128,23 @@ export class JobRunner {
     // A job process from an earlier app session may still be finishing its last step: let it go first.
     const old = readProcessFile(spec.outDir);
     if (old && !old.endedAt && old.pid !== process.pid) await this.waitForExit(old.pid, this.cancelGraceMs);
-    this.reconcile(runId, spec.outDir);
-    // a device chosen at resume (e.g. the CPU after the GPU was lost) replaces the run's for this and later resumes
-    if (o.provider) {
-      spec.config = { ...(spec.config as Record<string, unknown>), provider: o.provider };
-      saveJobSpec(this.db, runId, spec);
+    // one resume at a time: another process (or a second call here) resuming the same run holds the folder
+    const lock = acquireFolderLock(spec.outDir, `run ${runId}, resuming`);
+    try {
+      const now = getRun(this.db, runId)!;
+      if (this.active.has(runId) || !RESUMABLE.includes(now.status)) throw new Error(`run ${runId} is ${this.active.has(runId) ? 'running' : now.status}; only a paused or interrupted run can be resumed`);
+      this.reconcile(runId, spec.outDir);
+      // a device chosen at resume (e.g. the CPU after the GPU was lost) replaces the run's for this and later resumes
+      if (o.provider) {
+        spec.config = { ...(spec.config as Record<string, unknown>), provider: o.provider };
+        saveJobSpec(this.db, runId, spec);
+      }
+      (await loadTrainerModule(spec.trainer)).validateConfig(spec.config);
+      return { pid: this.spawn(runId, spec, true, lock) };
+    } catch (e) {
+      lock.release();
+      throw e;
     }
-    (await loadTrainerModule(spec.trainer)).validateConfig(spec.config);
-    return { pid: this.spawn(runId, spec, true) };
   }
 
   /** Ask a running job to finish its step, checkpoint and stop. Resolves with the run's status once it has stopped. */
@@ -272,7 +289,7 @@ export class JobRunner {
     }
   }
 
-  private spawn(runId: number, spec: JobSpec, resume: boolean): number {
+  private spawn(runId: number, spec: JobSpec, resume: boolean, lock: FolderLock): number {
     mkdirSync(spec.outDir, { recursive: true });
     const logFd = openSync(resolve(spec.outDir, 'job.log'), 'a');
     let child: ChildProcess;
@@ -289,6 +306,8 @@ export class JobRunner {
     }
     const pid = child.pid;
     if (pid === undefined) throw new Error(`could not start the job process for run ${runId}`);
+    // the job process holds the folder from now on (it removes the lock at its end, as does onExit)
+    lock.handOver(pid, `run ${runId}, job process`);
     const now = new Date().toISOString();
     writeProcessFile(spec.outDir, { pid, runId, startedAt: now, heartbeatAt: now });
     let settle!: (s: RunStatus) => void;
@@ -349,6 +368,7 @@ export class JobRunner {
   private onExit(a: Active, code: number | null, signal: NodeJS.Signals | null): RunStatus {
     if (a.killTimer) clearTimeout(a.killTimer);
     this.active.delete(a.runId);
+    releaseFolderLock(a.spec.outDir, a.pid);
     // Whatever the way out, no half-written checkpoint stays behind.
     try {
       cleanCheckpoints(checkpointRoot(a.spec.outDir));

@@ -14,6 +14,7 @@ import type { Database } from '../storage/database';
 import { deleteRun, getRun, insertRun, listRuns, type RunSummaryRow } from '../storage/runs-queries';
 import { listCheckpointRows, loadJobSpec, metricSeries } from '../jobs/store';
 import { finalDir } from '../jobs/driver';
+import { acquireFolderLock, folderEntries, FolderBusyError, type FolderLock } from '../jobs/folder-lock';
 import type { JobSpec } from '../jobs/protocol';
 import { HparamsError } from '../training/hparams';
 import { SampleError } from '../training/batching';
@@ -155,9 +156,26 @@ export const runsHandlers = handlers({
 
   'runs.start': async (p, ctx) => {
     const { runner } = ctx.training;
-    if (p.outDir && existsSync(resolve(p.outDir)) && readdirSync(resolve(p.outDir)).length > 0)
-      throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
-    const { model, snapshot, check } = await checkVlm(ctx, p, true);
+    // locked before the emptiness check and until the job process holds it: two starts on one folder cannot both pass
+    let lock: FolderLock | null = null;
+    const lockFolder = (dir: string) => {
+      try {
+        return acquireFolderLock(dir, 'a run starting');
+      } catch (e) {
+        throw e instanceof FolderBusyError ? new ApiError('conflict', e.message, 'outDir') : e;
+      }
+    };
+    if (p.outDir) lock = lockFolder(resolve(p.outDir));
+    let checked: Awaited<ReturnType<typeof checkVlm>>;
+    try {
+      if (p.outDir && folderEntries(resolve(p.outDir)).length > 0)
+        throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
+      checked = await checkVlm(ctx, p, true);
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
+    const { model, snapshot, check } = checked;
     const validated = { totalSteps: check.plan.totalSteps, memory: check.memory };
     const run = insertRun(ctx.db, {
       name: p.name ?? `${check.hp.method} on ${snapshot.source.name}`,
@@ -179,9 +197,11 @@ export const runsHandlers = handlers({
       },
     };
     try {
+      lock ??= lockFolder(outDir);
       writeSnapshot(join(outDir, 'data.json'), snapshot);
-      await runner.startJob(run.id, spec, { validated });
+      await runner.startJob(run.id, spec, { validated, lock });
     } catch (e) {
+      lock?.release();
       deleteRun(ctx.db, run.id);
       throw toTrainingError(e);
     }

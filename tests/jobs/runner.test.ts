@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { tempDir } from '../helpers/tmp';
 import { makeZombie } from '../helpers/zombie';
+import { folderLockHolder } from '../../src-main/jobs/folder-lock';
 import { runnerEvent, until } from '../helpers/wait';
 import { openDatabase, closeDatabase } from '../../src-main/storage/database';
 import { insertRun, getRun, listMetrics, updateRunStatus } from '../../src-main/storage/runs-queries';
@@ -224,10 +225,17 @@ test('app crash: the orphaned job checkpoints and exits; the next app start mark
 });
 
 /** Start fixtures/parent.ts (a stand-in for `lenslab train`) on a run; resolves with it and its job's pid once the job has checkpointed. */
-async function startParent(r: { runId: number; spec: JobSpec }, resume: boolean) {
-  const parent = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'parent.ts'), join(dir, 'lenslab.db'), String(r.runId), JSON.stringify(r.spec), resume ? 'resume' : 'start'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+async function startParent(r: { runId: number; spec: JobSpec }, resume: boolean, gate?: { loaded: () => void; go: Promise<void> }) {
+  const mode = gate ? 'resume-on-go' : resume ? 'resume' : 'start';
+  const parent = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'parent.ts'), join(dir, 'lenslab.db'), String(r.runId), JSON.stringify(r.spec), mode], {
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
+  if (gate) {
+    await new Promise<void>((res) => parent.stdout!.on('data', (d) => String(d).includes('loaded') && res()));
+    gate.loaded();
+    await gate.go;
+    parent.stdin!.write('go\n');
+  }
   const jobPid = await new Promise<number>((resolve, reject) => {
     let out = '';
     parent.stdout!.on('data', (d) => {
@@ -239,6 +247,41 @@ async function startParent(r: { runId: number; spec: JobSpec }, resume: boolean)
   });
   return { parent, jobPid };
 }
+
+test('two resumes of one paused run started together (two processes): one runs, the other is refused naming the holder', async () => {
+  const r = newRun(baseConfig({ stepDelayMs: 20 }));
+  await runner.startJob(r.runId, r.spec);
+  await when(r.runId, (e) => e.type === 'checkpoint');
+  assert.equal(await runner.pause(r.runId), 'paused');
+  // both load, then both are released at once: both find the run paused, only the folder lock stops the second
+  let loaded = 0;
+  let release!: () => void;
+  const go = new Promise<void>((res) => (release = res));
+  const gate = { go, loaded: () => void (++loaded === 2 && release()) };
+  const outcomes = await Promise.allSettled([startParent(r, true, gate), startParent(r, true, gate)]);
+  const ok = outcomes.filter((o) => o.status === 'fulfilled') as PromiseFulfilledResult<Awaited<ReturnType<typeof startParent>>>[];
+  const refused = outcomes.filter((o) => o.status === 'rejected') as PromiseRejectedResult[];
+  assert.equal(ok.length, 1, `exactly one resume runs: ${refused.map((x) => x.reason).join('; ')}`);
+  assert.equal(refused.length, 1);
+  assert.match(String(refused[0].reason), new RegExp(`refused run folder ${r.spec.outDir} is in use by process \\d+ \\(run ${r.runId}, `));
+  // the one that runs: stop it (its job pauses itself), then finish the run here
+  ok[0].value.parent.kill('SIGKILL');
+  await until(() => readProcessFile(r.spec.outDir)?.pid === ok[0].value.jobPid && readProcessFile(r.spec.outDir)?.endedAt, 'the job to pause itself', 20_000);
+  runner.recover();
+  await runner.resume(r.runId);
+  assert.equal(await runner.wait(r.runId), 'completed');
+  assert.deepEqual(listMetrics(db, r.runId, 'loss').map((p) => p.step), Array.from({ length: 40 }, (_, i) => i + 1));
+});
+
+test('a second run on a folder in use is refused while the first runs, and may start once it has finished', async () => {
+  const a = newRun(baseConfig({ stepDelayMs: 10 }));
+  const b = newRun(baseConfig());
+  await runner.startJob(a.runId, a.spec);
+  await assert.rejects(runner.startJob(b.runId, { ...b.spec, outDir: a.spec.outDir }), new RegExp(`run folder ${a.spec.outDir} is in use by process \\d+ \\(run ${a.runId}, job process`));
+  assert.equal(getRun(db, b.runId)!.status, 'queued');
+  assert.equal(await runner.wait(a.runId), 'completed');
+  assert.equal(folderLockHolder(a.spec.outDir), null, 'the lock went with the job');
+});
 
 test('SIGKILL of the parent only (the job pauses itself), three times: metrics and checkpoint rows match the files', async () => {
   const ref = await reference;

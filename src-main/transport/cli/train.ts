@@ -1,6 +1,7 @@
 // `lenslab train`: check (hyperparameters, data against the model, memory estimate), then train in a job process
 // with a progress bar. Ctrl-C pauses (checkpoint); the same command with the same --out resumes.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { FolderBusyError, folderEntries, folderLockHolder } from '../../jobs/folder-lock';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { CommandContext, CommandGroup } from './command';
 import { UsageError, parse, printJson, resolveDataDir, type Call } from './command';
@@ -140,6 +141,9 @@ export const trainCommand: CommandGroup = {
     const onSigint = () => stop.abort();
     try {
       const { runner } = backend.ctx.training;
+      // another process works in this folder (a run starting or resuming, or its job): say which, whatever the run
+      const holder = folderLockHolder(outDir);
+      if (holder && holder.pid !== process.pid) throw new ApiError('conflict', new FolderBusyError(outDir, holder).message, 'out');
       const existing = runOfOutDir(backend, outDir);
       let runId: number;
       const t0 = Date.now();
@@ -156,7 +160,7 @@ export const trainCommand: CommandGroup = {
       }
       if (!values.model) throw new UsageError('--model DIR is required');
       if (!values.data) throw new UsageError('--data PATH_OR_DATASET is required');
-      if (existsSync(outDir) && readdirSync(outDir).length > 0) throw new UsageError(`--out ${outDir} is not empty and holds no run of this data folder; choose an empty or new folder`);
+      if (folderEntries(outDir).length > 0) throw new UsageError(`--out ${outDir} is not empty and holds no run of this data folder; choose an empty or new folder`);
       let hparams;
       try {
         hparams = hparamsFromCli(flags);
