@@ -4,7 +4,7 @@ import type { Database } from '../storage/database';
 import { nowIso } from '../storage/database';
 import { getRun, insertMetrics, updateRunStatus, type MetricPoint, type RunStatus } from '../storage/runs-queries';
 import type { EvalEvent, JobEvent, JobSpec } from './protocol';
-import { createEvaluation, storeEvaluationResult } from '../eval/store';
+import { createEvaluation, storeEvaluationResult } from '../storage/evaluations-queries';
 
 export { getRun, updateRunStatus };
 

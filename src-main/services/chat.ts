@@ -18,7 +18,8 @@ import { ApiError } from '../contract/errors';
 import type { Chat, ChatImage, ChatMessage, ChatRole } from '../contract/chat';
 import { handlers, type ServiceContext } from './context';
 import type { Database } from '../storage/database';
-import { nowIso } from '../storage/database';
+import { chatMessages, deleteChat, getChatRow, insertChat, insertMessage, listChatRows, renameChat, truncateChat, updateChatSettings, type ChatRow, type MessageRow } from '../storage/chats-queries';
+import { getModelPath } from '../storage/models-queries';
 import { imagePath, storeImage } from '../datasets/images';
 import { GeneratorPool, GeneratorWorker, errorName, type GeneratorHost, type PoolRequest } from '../models/generate-worker';
 import type { ChatTurn } from '../models/generate';
@@ -97,29 +98,6 @@ export class ChatRuntime {
 
 // ---------------------------------------------------------------- rows
 
-interface ChatRow {
-  id: number;
-  title: string;
-  model_id: number | null;
-  run_id: number | null;
-  checkpoint_id: number | null;
-  settings_json: string;
-  created_at: string;
-  updated_at: string;
-  message_count: number;
-}
-interface MessageRow {
-  id: number;
-  chat_id: number;
-  role: ChatRole;
-  content: string;
-  image_hash: string | null;
-  image_ext: string | null;
-  position: number;
-  stats_json: string;
-  created_at: string;
-}
-
 function jsonObject(text: string): Record<string, unknown> {
   try {
     const v = JSON.parse(text) as unknown;
@@ -160,30 +138,10 @@ function toMessage(r: MessageRow): ChatMessage {
   };
 }
 
-const CHAT_SELECT = 'SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id) AS message_count FROM chats c';
-
-function getChatRow(db: Database, id: number): ChatRow | undefined {
-  return db.prepare(`${CHAT_SELECT} WHERE c.id = ?`).get(id) as ChatRow | undefined;
-}
-
 function requireChat(db: Database, id: number, field = 'id'): ChatRow {
   const r = getChatRow(db, id);
   if (!r) throw new ApiError('not_found', `chat ${id} does not exist`, field);
   return r;
-}
-
-function chatMessages(db: Database, chatId: number): MessageRow[] {
-  return db.prepare('SELECT * FROM messages WHERE chat_id = ? ORDER BY position, id').all(chatId) as MessageRow[];
-}
-
-function insertMessage(db: Database, m: { chatId: number; role: ChatRole; content: string; imageHash?: string | null; imageExt?: string | null; stats?: Record<string, unknown> }): MessageRow {
-  const pos = (db.prepare('SELECT COALESCE(MAX(position) + 1, 0) AS p FROM messages WHERE chat_id = ?').get(m.chatId) as { p: number }).p;
-  const now = nowIso();
-  const info = db
-    .prepare('INSERT INTO messages (chat_id, role, content, image_hash, image_ext, position, stats_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-    .run(m.chatId, m.role, m.content, m.imageHash ?? null, m.imageExt ?? null, pos, JSON.stringify(m.stats ?? {}), now);
-  db.prepare('UPDATE chats SET updated_at = ? WHERE id = ?').run(now, m.chatId);
-  return db.prepare('SELECT * FROM messages WHERE id = ?').get(info.lastInsertRowid) as MessageRow;
 }
 
 // ---------------------------------------------------------------- resolving the model and the image
@@ -196,7 +154,7 @@ function resolveDir(ctx: ServiceContext, dir: string, field: string, what: strin
 }
 
 function modelPathById(ctx: ServiceContext, id: number): string {
-  const row = ctx.db.prepare('SELECT path FROM models WHERE id = ?').get(id) as { path: string } | undefined;
+  const row = getModelPath(ctx.db, id);
   if (!row) throw new ApiError('not_found', `model ${id} does not exist`, 'modelId');
   return isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
 }
@@ -309,14 +267,9 @@ export const chatHandlers = handlers({
         const newSettings = { ...settings, modelDir, adapterDir, options };
         db.transaction(() => {
           if (chatId === null) {
-            const now = nowIso();
             const title = p.title ?? titleFrom(p.messages.find((m) => m.role === 'user')?.content ?? '');
-            chatId = Number(
-              db.prepare('INSERT INTO chats (title, model_id, settings_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(title, modelId, JSON.stringify(newSettings), now, now).lastInsertRowid,
-            );
-          } else {
-            db.prepare('UPDATE chats SET settings_json = ?, model_id = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(newSettings), modelId, nowIso(), chatId);
-          }
+            chatId = insertChat(db, { title, modelId, settings: newSettings });
+          } else updateChatSettings(db, chatId, modelId, newSettings);
           p.messages.forEach((m, i) =>
             insertMessage(db, { chatId: chatId!, role: m.role, content: m.content, ...(image && i === firstUser ? { imageHash: image.hash, imageExt: image.ext } : {}) }),
           );
@@ -376,24 +329,23 @@ export const chatHandlers = handlers({
     c.abort();
     return { cancelled: true };
   },
-  'chats.list': (_p, ctx) => ({ chats: (ctx.db.prepare(`${CHAT_SELECT} ORDER BY c.updated_at DESC, c.id DESC`).all() as ChatRow[]).map(toChat) }),
+  'chats.list': (_p, ctx) => ({ chats: listChatRows(ctx.db).map(toChat) }),
   'chats.get': (p, ctx) => ({ chat: toChat(requireChat(ctx.db, p.id)), messages: chatMessages(ctx.db, p.id).map(toMessage) }),
   'chats.update': (p, ctx) => {
     requireChat(ctx.db, p.id);
-    if (p.title !== undefined) ctx.db.prepare('UPDATE chats SET title = ?, updated_at = ? WHERE id = ?').run(p.title.trim() || 'New chat', nowIso(), p.id);
+    if (p.title !== undefined) renameChat(ctx.db, p.id, p.title.trim() || 'New chat');
     ctx.emit('chats.changed', { kind: 'updated', id: p.id });
     return toChat(requireChat(ctx.db, p.id));
   },
   'chats.truncate': (p, ctx) => {
     requireChat(ctx.db, p.id);
-    const removed = ctx.db.prepare('DELETE FROM messages WHERE chat_id = ? AND position >= ?').run(p.id, p.fromPosition).changes;
-    ctx.db.prepare('UPDATE chats SET updated_at = ? WHERE id = ?').run(nowIso(), p.id);
+    const removed = truncateChat(ctx.db, p.id, p.fromPosition);
     ctx.emit('chats.changed', { kind: 'updated', id: p.id });
     return { chat: toChat(requireChat(ctx.db, p.id)), removed };
   },
   'chats.delete': (p, ctx) => {
     requireChat(ctx.db, p.id);
-    ctx.db.prepare('DELETE FROM chats WHERE id = ?').run(p.id);
+    deleteChat(ctx.db, p.id);
     ctx.emit('chats.changed', { kind: 'deleted', id: p.id });
     return { deleted: true as const, id: p.id };
   },

@@ -4,6 +4,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import type { Item } from '../contract/datasets-io';
 import { handlers, type ServiceContext } from './context';
+import { getModelPath } from '../storage/models-queries';
 import { exportDataset } from '../datasets/export';
 import { historyState } from '../datasets/history';
 import { importDataset } from '../datasets/import';
@@ -44,7 +45,7 @@ function changed(ctx: ServiceContext, datasetId: number, reason: string): void {
 }
 
 function modelDir(ctx: ServiceContext, modelId: number): string {
-  const row = ctx.db.prepare('SELECT path FROM models WHERE id = ?').get(modelId) as { path: string } | undefined;
+  const row = getModelPath(ctx.db, modelId);
   if (!row) throw new ApiError('not_found', `model ${modelId} does not exist`, 'modelId');
   return isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
 }

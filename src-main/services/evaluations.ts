@@ -11,11 +11,22 @@ import { graphCacheDirOf } from '../storage/data-dir';
 import { listCheckpointRows } from '../jobs/store';
 import { evalItems, itemsOfSplit, snapshotDataset, subsample } from '../training/data';
 import { compareResults, type EvalRunResult } from '../eval/evaluate';
-import { createEvaluation, decodeReferences, failEvaluation, getEvaluation, loadEvaluationResult, storeEvaluationResult, type EvaluationRow } from '../eval/store';
+import {
+  countPredictions,
+  createEvaluation,
+  decodeReferences,
+  failEvaluation,
+  getEvaluation,
+  listEvaluations,
+  listPredictions,
+  loadEvaluationResult,
+  storeEvaluationResult,
+  type EvaluationRow,
+} from '../storage/evaluations-queries';
 
 export function toEvaluation(db: Database, r: EvaluationRow): Evaluation {
   const config = safeJson(r.config_json);
-  const count = (db.prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?').get(r.id) as { n: number }).n;
+  const count = countPredictions(db, r.id);
   return {
     id: r.id,
     runId: r.run_id,
@@ -179,19 +190,7 @@ export const evaluationsHandlers = handlers({
   },
 
   'evaluations.list': (p, ctx) => {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (p.runId !== undefined) {
-      where.push('run_id = ?');
-      args.push(p.runId);
-    }
-    if (p.datasetId !== undefined) {
-      where.push('dataset_id = ?');
-      args.push(p.datasetId);
-    }
-    const rows = ctx.db
-      .prepare(`SELECT * FROM evaluations${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC`)
-      .all(...args) as EvaluationRow[];
+    const rows = listEvaluations(ctx.db, { runId: p.runId, datasetId: p.datasetId });
     return { evaluations: rows.map((r) => toEvaluation(ctx.db, r)) };
   },
 
@@ -199,10 +198,8 @@ export const evaluationsHandlers = handlers({
 
   'evaluations.predictions': (p, ctx) => {
     requireEvaluation(ctx.db, p.id);
-    const total = (ctx.db.prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?').get(p.id) as { n: number }).n;
-    const rows = ctx.db
-      .prepare('SELECT id, item_id, prompt, output, reference, scores_json FROM predictions WHERE evaluation_id = ? ORDER BY id LIMIT ? OFFSET ?')
-      .all(p.id, p.limit, p.offset) as { id: number; item_id: number | null; prompt: string; output: string; reference: string | null; scores_json: string }[];
+    const total = countPredictions(ctx.db, p.id);
+    const rows = listPredictions(ctx.db, p.id, p.limit, p.offset);
     const predictions: PredictionData[] = rows.map((r) => {
       const { key, ...scores } = safeJson(r.scores_json) as { key?: string | number } & Record<string, number | null>;
       return { id: r.id, itemId: r.item_id, key: key ?? null, prompt: r.prompt, output: r.output, references: decodeReferences(r.reference), scores };

@@ -5,6 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import type { ServiceContext } from './context';
 import { getRun } from '../storage/runs-queries';
+import { getModelPath } from '../storage/models-queries';
 import { listCheckpointRows, loadJobSpec } from '../jobs/store';
 import { finalDir } from '../jobs/driver';
 
@@ -13,7 +14,7 @@ export function resolveModel(ctx: ServiceContext, ref: { id: number } | { path: 
   let dir: string;
   let modelId: number | null = null;
   if ('id' in ref) {
-    const row = ctx.db.prepare('SELECT id, path FROM models WHERE id = ?').get(ref.id) as { id: number; path: string } | undefined;
+    const row = getModelPath(ctx.db, ref.id);
     if (!row) throw new ApiError('not_found', `model ${ref.id} does not exist`, 'model.id');
     dir = isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
     modelId = row.id;

@@ -4,6 +4,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import { handlers } from './context';
+import { getModelPath } from '../storage/models-queries';
 import { resolveAdapter } from './model-refs';
 import { GgufExportError } from '../export/gguf/export';
 
@@ -11,7 +12,7 @@ export const modelsExportHandlers = handlers({
   'models.exportGguf': async (p, ctx) => {
     let modelDir: string;
     if ('id' in p.model) {
-      const row = ctx.db.prepare('SELECT path FROM models WHERE id = ?').get(p.model.id) as { path: string } | undefined;
+      const row = getModelPath(ctx.db, p.model.id);
       if (!row) throw new ApiError('not_found', `model ${p.model.id} does not exist`, 'model.id');
       modelDir = isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
     } else modelDir = resolve(p.model.path);

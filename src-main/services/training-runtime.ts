@@ -5,7 +5,7 @@ import type { ServiceContext } from './context';
 import { GRAPH_CACHE_ENV, graphCacheDirOf } from '../storage/data-dir';
 import { JobRunner, type JobRunnerOptions, type RunnerEvent } from '../jobs/runner';
 import { pidAlive } from '../jobs/process-file';
-import { failEvaluation } from '../eval/store';
+import { failEvaluation, runningEvaluations } from '../storage/evaluations-queries';
 
 /** How job processes start (JobRunnerOptions without the database). */
 export type JobProcessOptions = Omit<JobRunnerOptions, 'db'>;
@@ -146,8 +146,7 @@ export class TrainingRuntime {
   /** At backend start: runs left 'running' by a process that is gone become 'interrupted' (resumable). */
   recover(): number[] {
     // evaluations whose backend process is gone will never finish
-    const rows = this.ctx.db.prepare(`SELECT id, json_extract(config_json, '$.pid') AS pid FROM evaluations WHERE status = 'running'`).all() as { id: number; pid: number | null }[];
-    for (const r of rows)
+    for (const r of runningEvaluations(this.ctx.db))
       if (r.pid !== process.pid && (r.pid === null || !pidAlive(r.pid))) failEvaluation(this.ctx.db, r.id, 'the process running it stopped', 'interrupted');
     return this.runner.recover();
   }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDatabase, closeDatabase } from '../../src-main/storage/database';
 import { runEvaluation, compareResults, taskForAnnotation, type EvalItem } from '../../src-main/eval/evaluate';
-import { createEvaluation, storeEvaluationResult, loadEvaluationResult, getEvaluation, failEvaluation, encodeReferences, decodeReferences } from '../../src-main/eval/store';
+import { createEvaluation, storeEvaluationResult, loadEvaluationResult, getEvaluation, failEvaluation, encodeReferences, decodeReferences } from '../../src-main/storage/evaluations-queries';
 
 const items: EvalItem[] = [
   { key: 'a', prompt: '<image>\nHow many stars?', references: ['2'] },

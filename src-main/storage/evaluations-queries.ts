@@ -1,8 +1,27 @@
-// Evaluations and their per-item predictions in SQLite (tables from migration 0001: evaluations, predictions).
-import type { Database } from '../storage/database';
-import { nowIso } from '../storage/database';
-import type { EvalItem, EvalRunResult, Prediction } from './evaluate';
-import type { EvalTask } from './metrics';
+// Typed queries for evaluations and their per-item predictions (tables from migration 0001: evaluations,
+// predictions). The result shapes are eval/evaluate.ts's EvalRunResult, spelled out here so storage imports nothing
+// above it.
+import type { Database } from './database';
+import { nowIso } from './database';
+
+type EvalTask = 'vqa' | 'caption';
+interface EvalItem {
+  key: string | number;
+  itemId?: number | null;
+  prompt: string;
+  references: string[];
+}
+interface Prediction {
+  item: EvalItem;
+  output: string;
+  scores: Record<string, number>;
+}
+/** eval/evaluate.ts EvalRunResult. */
+export interface StoredEvalResult {
+  task: EvalTask;
+  metrics: Record<string, number>;
+  predictions: Prediction[];
+}
 
 export interface NewEvaluation {
   runId?: number | null;
@@ -60,7 +79,7 @@ export function createEvaluation(db: Database, e: NewEvaluation): number {
 }
 
 /** Store every prediction and mark the evaluation completed with its metrics, in one transaction. */
-export function storeEvaluationResult(db: Database, evaluationId: number, r: EvalRunResult): void {
+export function storeEvaluationResult(db: Database, evaluationId: number, r: StoredEvalResult): void {
   const ins = db.prepare(
     'INSERT INTO predictions (evaluation_id, item_id, prompt, output, reference, scores_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -85,7 +104,7 @@ export function getEvaluation(db: Database, id: number): EvaluationRow | undefin
 }
 
 /** A stored evaluation back as an EvalRunResult (predictions in insertion order). */
-export function loadEvaluationResult(db: Database, id: number): EvalRunResult {
+export function loadEvaluationResult(db: Database, id: number): StoredEvalResult {
   const row = getEvaluation(db, id);
   if (!row) throw new Error(`evaluation ${id} does not exist`);
   if (row.status !== 'completed') throw new Error(`evaluation ${id} is ${row.status}`);
@@ -99,4 +118,45 @@ export function loadEvaluationResult(db: Database, id: number): EvalRunResult {
     return { item, output: p.output, scores };
   });
   return { task: config.task ?? 'vqa', metrics: JSON.parse(row.metrics_json) as Record<string, number>, predictions };
+}
+
+/** Predictions stored for an evaluation. */
+export function countPredictions(db: Database, evaluationId: number): number {
+  return (db.prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?').get(evaluationId) as { n: number }).n;
+}
+
+export interface PredictionRow {
+  id: number;
+  item_id: number | null;
+  prompt: string;
+  output: string;
+  reference: string | null;
+  scores_json: string;
+}
+
+/** One page of an evaluation's predictions, in insertion order. */
+export function listPredictions(db: Database, evaluationId: number, limit: number, offset: number): PredictionRow[] {
+  return db
+    .prepare('SELECT id, item_id, prompt, output, reference, scores_json FROM predictions WHERE evaluation_id = ? ORDER BY id LIMIT ? OFFSET ?')
+    .all(evaluationId, limit, offset) as PredictionRow[];
+}
+
+/** Evaluations, newest first, optionally of one run and/or one dataset. */
+export function listEvaluations(db: Database, filter: { runId?: number; datasetId?: number } = {}): EvaluationRow[] {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (filter.runId !== undefined) {
+    where.push('run_id = ?');
+    args.push(filter.runId);
+  }
+  if (filter.datasetId !== undefined) {
+    where.push('dataset_id = ?');
+    args.push(filter.datasetId);
+  }
+  return db.prepare(`SELECT * FROM evaluations${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC`).all(...args) as EvaluationRow[];
+}
+
+/** Evaluations marked running, with the pid of the process that runs them (null when not recorded). */
+export function runningEvaluations(db: Database): { id: number; pid: number | null }[] {
+  return db.prepare(`SELECT id, json_extract(config_json, '$.pid') AS pid FROM evaluations WHERE status = 'running'`).all() as { id: number; pid: number | null }[];
 }
