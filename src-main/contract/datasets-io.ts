@@ -78,6 +78,7 @@ export const LINT_RULES = [
   'no_assistant',
   'empty_question',
   'duplicate_image',
+  'duplicate_sample',
   'near_duplicate_caption',
   'too_long',
   'render_error',

@@ -7,6 +7,8 @@
 //   no_assistant          a chat with no assistant turn (nothing to learn)                          (error)
 //   empty_question        blank question / user turn                                                (warning)
 //   duplicate_image       exact duplicate image (same hash) as other items                          (warning)
+//   duplicate_sample      two labels of one item teach the same thing (the same question and answer
+//                         from two files of a folder, e.g. llava.json and vqa.jsonl): trained twice  (error)
 //   near_duplicate_caption captions equal after normalization, or very similar (word-shingle Jaccard) (warning)
 //   too_long              a rendered conversation exceeds the model's context                       (error)
 //   render_error          the chat template cannot render the conversation                          (error)
@@ -83,6 +85,7 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
   for (const it of items) {
     await checkImage(it, dataDir, !!opts.deep, add);
     checkLabels(it, add);
+    checkDuplicateSamples(it, add);
     if (opts.model) checkLength(measureLengths([lengthItem(it)], opts.model, copts)[0], opts.model.contextLength, add);
   }
   if (measured) {
@@ -169,6 +172,25 @@ function checkLabels(it: FullItem, add: Add): void {
       const n = countImageTokens(msgs);
       if (n !== expected) add(it.id, 'image_token_mismatch', 'error', `${where}: ${n} <image> tag(s) but ${expected} image`, { annotationId: a.id, found: n, expected });
     }
+  });
+}
+
+/** What a label teaches, as user/assistant text with <image> tags, case of whitespace and Unicode form ignored. */
+function sampleKey(a: FullItem['annotations'][number]): string {
+  const norm = (t: string) => t.replace(/<image>/g, '').normalize('NFC').replace(/\s+/g, ' ').trim();
+  if (a.kind === 'caption') return JSON.stringify(['caption', norm(a.data.text)]);
+  if (a.kind === 'qa') return JSON.stringify([['user', norm(a.data.question)], ['assistant', norm(a.data.answer)]]);
+  return JSON.stringify(a.data.messages.map((m) => [m.role, norm(m.content)]));
+}
+
+/** Labels of one item that are the same training sample (a question imported from two files counts twice). */
+function checkDuplicateSamples(it: FullItem, add: Add): void {
+  const seen = new Map<string, number>();
+  it.annotations.forEach((a, k) => {
+    const key = sampleKey(a);
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, k);
+    else add(it.id, 'duplicate_sample', 'error', `${a.kind} ${k + 1} teaches the same as ${it.annotations[first].kind} ${first + 1} (the same question and answer, e.g. from two files of one folder): it would be trained twice; delete one`, { annotationId: a.id, duplicateOf: it.annotations[first].id });
   });
 }
 

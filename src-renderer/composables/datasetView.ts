@@ -28,6 +28,7 @@ export const LINT_LABELS: Record<string, string> = {
   no_assistant: 'No answer turn',
   empty_question: 'Empty question',
   duplicate_image: 'Duplicate images',
+  duplicate_sample: 'Same question twice',
   near_duplicate_caption: 'Near-duplicate captions',
   too_long: 'Longer than the context',
   render_error: 'Cannot be rendered',
