@@ -41,7 +41,7 @@ test('auto takes the fastest measured provider, caches the verdict, and names wh
   assert.match(none.reason, /^auto: no GPU provider usable here/);
 });
 
-test('on llvmpipe a real LoRA step is measured on the CPU and on WebGPU, and auto keeps the CPU', async () => {
+test('on llvmpipe a real LoRA step is measured on the CPU and on WebGPU, and auto keeps the faster', async () => {
   const { candidates, skipped } = await gpuCandidates();
   assert.ok(candidates.includes('webgpu'), `WebGPU adapter expected (Mesa from bookworm-backports): ${skipped.join('; ')}`);
   const cfg: BlockConfig = { B: 2, T: 16, D: 64, heads: 4, kv_heads: 2, ffn: 128, vocab: 128, rank: 4, lora_alpha: 8, rms_eps: 1e-6, rope_theta: 10000 };
@@ -65,6 +65,10 @@ test('on llvmpipe a real LoRA step is measured on the CPU and on WebGPU, and aut
     },
   });
   assert.ok(choice.measured.cpu! > 0 && choice.measured.webgpu! > 0, JSON.stringify(choice.measured));
-  // llvmpipe runs each kernel as a CPU thread dispatch: an order of magnitude slower than ORT's CPU kernels here
-  assert.equal(choice.provider, 'cpu', choice.reason);
+  // Which side wins on llvmpipe depends on the machine's load at the moment, so the test pins the rule, not the
+  // winner: auto keeps whichever step it measured faster, and its reason names both timings.
+  const faster = choice.measured.webgpu! < choice.measured.cpu! ? 'webgpu' : 'cpu';
+  assert.equal(choice.provider, faster, choice.reason);
+  assert.match(choice.reason, /cpu/);
+  assert.match(choice.reason, /webgpu/);
 });
