@@ -22,6 +22,7 @@ describe('hub service', () => {
     await hub.start();
     hub.addRepo('lenslab/demo-llava', { files: { ...filesOf(BUNDLED_DEMO_DIR), 'pytorch_model.bin': randomBytes(10) } });
     hub.addRepo('HuggingFaceTB/SmolVLM-256M-Instruct', { files: { 'config.json': JSON.stringify({ model_type: 'idefics3' }), 'model.safetensors': randomBytes(5000) } });
+    hub.addRepo('Salesforce/blip-vqa-base', { files: { 'config.json': JSON.stringify({ model_type: 'blip' }), 'model.safetensors': randomBytes(5000) } });
     process.env.HF_ENDPOINT = hub.endpoint;
     process.env.HF_HUB_CACHE = join(tmp.dir, 'hf');
     delete process.env.HF_TOKEN;
@@ -68,11 +69,11 @@ describe('hub service', () => {
   });
 
   it('refuses an unsupported family after config.json, with the reason, before the weights', async () => {
-    const { pull } = await ok('hub.pull', { repo: 'HuggingFaceTB/SmolVLM-256M-Instruct' });
+    const { pull } = await ok('hub.pull', { repo: 'Salesforce/blip-vqa-base' });
     const done = await finished(pull.id);
     assert.equal(done.status, 'failed');
-    assert.match(done.error.message, /cannot be used yet: Idefics3 family/);
-    const blobs = readdirSync(join(tmp.dir, 'hf', 'models--HuggingFaceTB--SmolVLM-256M-Instruct', 'blobs'));
+    assert.match(done.error.message, /cannot be used yet: BLIP family/);
+    const blobs = readdirSync(join(tmp.dir, 'hf', 'models--Salesforce--blip-vqa-base', 'blobs'));
     assert.equal(blobs.length, 1, 'only config.json was fetched');
   });
 
@@ -109,9 +110,12 @@ describe('hub service', () => {
     assert.ok(llava.trainBytes > llava.chatBytes);
     assert.ok(['fits', 'chat-only', 'too-big'].includes(llava.fit));
     const smol = c.entries.find((e: any) => e.id === 'smolvlm-256m');
-    assert.equal(smol.supported, false);
-    assert.match(smol.note, /idefics3/);
-    assert.equal(smol.sources[0].cached, true);
+    assert.equal(smol.supported, true);
+    assert.match(smol.note, /Idefics3/);
+    const blip = c.entries.find((e: any) => e.id === 'blip-vqa-base');
+    assert.equal(blip.supported, false);
+    assert.match(blip.note, /blip/);
+    assert.equal(blip.sources[0].cached, true);
     const demo = c.entries.find((e: any) => e.id === 'demo');
     assert.equal(demo.fit, 'fits');
     assert.ok(existsSync(c.cacheDir));
