@@ -1,4 +1,5 @@
 // `lenslab eval`: evaluate a model (optionally with an adapter) on a dataset split; predictions are stored.
+import { contrastiveEval, isContrastiveFolder, modelArg } from './contrastive';
 import { parseQuantScheme, type QuantScheme } from '../../models/quantize';
 import { resolve } from 'node:path';
 import type { CommandGroup } from './command';
@@ -12,6 +13,9 @@ const usage = `lenslab eval --model DIR [--adapter DIR | --run ID [--step N]] --
 Generate an answer for every item of a split (greedy) and score it: exact match for questions (VQA),
 BLEU-4 and CIDEr for captions. The evaluation and its predictions are stored; compare two with --compare.
 A dataset without any split is split 90/10 train/val the same way training does it.
+With a CLIP / SigLIP folder: zero-shot accuracy over the items' tags as class names (--template "a photo of a {}."
+repeatable) and text->image / image->text recall@1/5/10 over the split's captioned images, the base model beside
+the adapter's (not stored).
 
 Options:
   --adapter DIR        a PEFT adapter folder (e.g. a run's final/)
@@ -30,6 +34,7 @@ export const evalCommand: CommandGroup = {
   summary: 'evaluate a model or adapter on a dataset split (exact match / BLEU-4 / CIDEr)',
   usage,
   async run(argv, ctx) {
+    if (isContrastiveFolder(modelArg(argv))) return contrastiveEval(argv, ctx);
     const { values, positionals } = parse(
       argv,
       {

@@ -11,6 +11,7 @@ import { loadGenerator, type ChatTurn, type Generator, type GenerateOptions, typ
 import { parseQuantScheme, type QuantScheme } from '../../models/quantize';
 import { itemConversations } from '../../datasets/conversation';
 import { parseSource } from '../../datasets/parse';
+import { contrastiveScore, isContrastiveFolder, modelArg } from './contrastive';
 import { modelErrorToApi } from '../../services/chat';
 
 const sampling = `  --max-new-tokens N        at most N new tokens (default: the model's generation_config, else 128)
@@ -41,6 +42,8 @@ const scoreUsage = `lenslab score --model DIR [--adapter DIR] --data FILE [--jso
 Mean token loss (negative log-likelihood per assistant token, nats) of each sample in FILE: a LLaVA JSON, a
 messages/VQA JSON or JSONL file, a CSV, a parquet file or an image folder with metadata (anything \`lenslab import\`
 reads). Captions are scored as answers to "Describe the image.", QA pairs as a multi-turn chat.
+With a CLIP / SigLIP folder: the contrastive loss of the batch of captioned images (--limit N, 32) and its
+logits matrix (text x image).
 
   --model DIR               model folder
   --adapter DIR             adapter folder
@@ -160,6 +163,7 @@ export const scoreCommand: CommandGroup = {
   summary: 'mean token loss per sample of a data file (assistant tokens)',
   usage: scoreUsage,
   async run(argv, ctx) {
+    if (isContrastiveFolder(modelArg(argv))) return contrastiveScore(argv, ctx);
     const { values } = parse(argv, { ...modelOptions, data: { type: 'string' }, limit: { type: 'string' } }, false);
     const dataPath = requirePath(values.data, '--data', 'any');
     const limit = values.limit === undefined ? Infinity : intArg(values.limit, '--limit');

@@ -8,6 +8,7 @@ import { evalCommand } from './eval';
 import { importCommand, exportCommand } from './import';
 import { generateCommand, scoreCommand } from './generate';
 import { pullCommand } from './pull';
+import { embedCommand } from './contrastive';
 
 export const commandGroups: CommandGroup[] = [
   serveCommand,
@@ -18,5 +19,6 @@ export const commandGroups: CommandGroup[] = [
   importCommand,
   exportCommand,
   generateCommand, scoreCommand,
+  embedCommand,
   pullCommand,
 ];

@@ -12,6 +12,7 @@ import { HparamsError, hparamsFromCli, hparamsSchema, cliFlag } from '../../trai
 import { formatBytes } from '../../training/memory';
 import { runInForeground, type ForegroundIO } from './foreground';
 import { formatDuration } from './progress';
+import { contrastiveTrain } from './contrastive';
 
 const HP_FIELDS = Object.keys(hparamsSchema.shape);
 const HP_FLAGS = [...HP_FIELDS.map((f) => cliFlag(f).slice(2)), 'steps'];
@@ -24,7 +25,10 @@ are checked before anything starts. Ctrl-C pauses after the current step (with a
 command with the same --out (or just \`lenslab train --out DIR\`) resumes.
 
 Options:
-  --method M          lora (default), projector or lora+projector
+  --method M          lora (default), projector or lora+projector; contrastive for a CLIP / SigLIP folder:
+                      image-text contrastive loss, writes a PEFT adapter to --out (foreground); its options:
+                      --contrastive-method lora|projections --towers text|vision|both --target-modules q_proj,v_proj
+                      --batch-size N (>= 2: the other pairs are the negatives; --grad-accum adds none)
   --rank N --alpha X  LoRA rank (8) and alpha (16)
   --lr X              peak learning rate (2e-4)
   --epochs N | --steps N   passes over the training split (3) or optimizer steps instead
@@ -105,6 +109,8 @@ export const trainCommand: CommandGroup = {
   summary: 'fine-tune a model with LoRA / the projector (progress bar; Ctrl-C pauses, rerun resumes)',
   usage,
   async run(argv, ctx) {
+    // CLIP / SigLIP contrastive fine-tuning runs in the foreground and writes a PEFT adapter (cli/contrastive.ts)
+    if (argv.some((a, i) => a === '--method=contrastive' || (a === '--method' && argv[i + 1] === 'contrastive'))) return contrastiveTrain(argv, ctx);
     const hpOptions = Object.fromEntries(HP_FLAGS.map((f) => [f, { type: 'string' as const }]));
     const { values, positionals } = parse(
       argv,

@@ -200,7 +200,7 @@ export interface ContrastiveGraphOptions {
 }
 
 /** The inference graph: inputs pixel_values, input_ids, text_pool_index; outputs embeddings, logits and loss. */
-export function buildContrastiveGraph(m: ContrastiveModel, o: ContrastiveGraphOptions = {}): Graph {
+export function buildContrastiveGraph(m: ContrastiveModel, o: ContrastiveGraphOptions = {}, withLoss = true): Graph {
   const g = new Graph(`${m.config.kind}-contrastive`);
   const ad = o.adapter;
   const w = new GraphWeights(g, m.weights, {
@@ -215,7 +215,7 @@ export function buildContrastiveGraph(m: ContrastiveModel, o: ContrastiveGraphOp
   g.output(out.imageEmbeds, 'image_embeds');
   g.output(out.textEmbeds, 'text_embeds');
   g.output(out.logitsPerText, 'logits_per_text');
-  g.output(contrastiveLoss(w, m.config, out), 'loss');
+  if (withLoss) g.output(contrastiveLoss(w, m.config, out), 'loss');
   return g;
 }
 
@@ -231,14 +231,26 @@ export interface ContrastiveResult {
 
 /** Runs the model on images and texts (one ORT session per runner). */
 export class ContrastiveRunner {
+  private embedSession: Session | null = null;
   private constructor(
     readonly model: ContrastiveModel,
     private session: Session,
+    private o: ContrastiveGraphOptions & { cacheDir?: string; cacheKey?: unknown },
   ) {}
 
   static async create(m: ContrastiveModel, o: ContrastiveGraphOptions & { cacheDir?: string; cacheKey?: unknown } = {}): Promise<ContrastiveRunner> {
-    const src = modelSource(() => buildContrastiveGraph(m, o), { cacheDir: o.cacheDir, key: o.cacheKey });
-    return new ContrastiveRunner(m, await Session.create(src, { threads: 2 }));
+    const src = modelSource(() => buildContrastiveGraph(m, o), { cacheDir: o.cacheDir, key: o.cacheKey === undefined ? undefined : { loss: true, key: o.cacheKey } });
+    return new ContrastiveRunner(m, await Session.create(src, { threads: 2 }), o);
+  }
+
+  /** The graph without the loss, for batches whose texts and images do not pair up (built on first use). */
+  private async unpaired(): Promise<Session> {
+    if (!this.embedSession) {
+      const o = this.o;
+      const src = modelSource(() => buildContrastiveGraph(this.model, o, false), { cacheDir: o.cacheDir, key: o.cacheKey === undefined ? undefined : { loss: false, key: o.cacheKey } });
+      this.embedSession = await Session.create(src, { threads: 2 });
+    }
+    return this.embedSession;
   }
 
   /** Embeddings and logits; the loss pairs text i with image i (null when the counts differ). */
@@ -247,16 +259,17 @@ export class ContrastiveRunner {
     const ib = await imageBatch(this.model, images);
     const tb = textBatch(this.model, texts);
     const S = ib.size;
-    const r = await this.session.run({
+    const paired = ib.n === tb.batch;
+    const session = paired ? this.session : await this.unpaired();
+    const r = await session.run({
       pixel_values: tensor('float32', [ib.n, 3, S, S], ib.data),
       input_ids: tensor('int64', [tb.batch, tb.length], tb.ids),
       text_pool_index: tensor('int64', [tb.batch], tb.poolIndex),
-    }, ['image_embeds', 'text_embeds', 'logits_per_text', ...(ib.n === tb.batch ? ['loss'] : [])]);
+    });
     const E = this.model.config.projectionDim;
     const ie = r.image_embeds.data as Float32Array;
     const te = r.text_embeds.data as Float32Array;
     const lg = r.logits_per_text.data as Float32Array;
-    const paired = ib.n === tb.batch;
     return {
       imageEmbeds: Array.from({ length: ib.n }, (_, i) => ie.slice(i * E, (i + 1) * E)),
       textEmbeds: Array.from({ length: tb.batch }, (_, i) => te.slice(i * E, (i + 1) * E)),
@@ -268,5 +281,6 @@ export class ContrastiveRunner {
 
   async release(): Promise<void> {
     await this.session.dispose();
+    await this.embedSession?.dispose();
   }
 }

@@ -1,0 +1,256 @@
+// CLI for CLIP / SigLIP folders: `lenslab embed`, and the contrastive forms of `lenslab score`, `lenslab eval` and
+// `lenslab train --method contrastive` (train.ts, generate.ts and eval.ts hand over when --model is a CLIP / SigLIP
+// folder or the method is contrastive). Data: any file or folder `lenslab datasets import` reads; an item's first
+// caption is its text, its first tag its class name for zero-shot, its split selects it for --split.
+
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { CommandContext, CommandGroup } from './command';
+import { UsageError, intArg, parse, printJson, table } from './command';
+import { ApiError } from '../../contract/errors';
+import { parseSource } from '../../datasets/parse';
+import type { ImageInput } from '../../models/image-processor';
+import { loadContrastiveAdapter, type ContrastiveAdapter } from '../../models/families/contrastive/adapter';
+import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../../models/families/contrastive/model';
+import { embedAll, evaluateContrastive, type ContrastiveEval } from '../../eval/contrastive';
+import { ContrastiveTrainError, trainContrastiveToFolder } from '../../training/contrastive';
+
+/** Whether a --model folder is a CLIP / SigLIP dual encoder (config.json model_type clip or siglip). */
+export function isContrastiveFolder(dir: string | undefined): boolean {
+  if (!dir) return false;
+  const p = join(resolve(dir), 'config.json');
+  if (!existsSync(p)) return false;
+  try {
+    const mt = JSON.parse(readFileSync(p, 'utf8')).model_type;
+    return mt === 'clip' || mt === 'siglip';
+  } catch {
+    return false;
+  }
+}
+
+/** The --model value of an argv (before the full parse). */
+export function modelArg(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--model') return argv[i + 1];
+    if (argv[i].startsWith('--model=')) return argv[i].slice('--model='.length);
+  }
+  return undefined;
+}
+
+export interface DataPair {
+  ref: string;
+  image: ImageInput;
+  text?: string;
+  label?: string;
+  split?: string;
+}
+
+/** Image items of a data file or folder, with their first caption and first tag. */
+export async function readPairs(path: string, o: { split?: string; limit?: number; warn?: (line: string) => void } = {}): Promise<DataPair[]> {
+  let parsed;
+  try {
+    parsed = await parseSource(resolve(path));
+  } catch (e) {
+    throw new ApiError('invalid_request', `${path}: ${(e as Error).message}`, 'data');
+  }
+  try {
+    for (const p of parsed.problems) if (p.severity === 'error') o.warn?.(`${p.severity}: ${p.ref}: ${p.message}`);
+    const out: DataPair[] = [];
+    for (const it of parsed.items) {
+      if (!it.image) continue;
+      if (o.split && (it.split ?? 'train') !== o.split) continue;
+      const cap = it.annotations.find((a) => a.kind === 'caption');
+      const image: ImageInput = 'path' in it.image ? it.image.path : Buffer.from(it.image.bytes);
+      out.push({ ref: it.sourcePath, image, text: cap?.kind === 'caption' ? cap.data.text : undefined, label: it.tags?.[0], split: it.split });
+      if (o.limit !== undefined && out.length >= o.limit) break;
+    }
+    // images are read by path later: copy bytes of archives before cleanup
+    for (const p of out) if (typeof p.image === 'string' && parsed.archive) p.image = readFileSync(p.image);
+    return out;
+  } finally {
+    parsed.cleanup();
+  }
+}
+
+function openModel(model: string | undefined, adapter: string | undefined): { m: ContrastiveModel; ad: ContrastiveAdapter | null } {
+  if (!model) throw new UsageError('--model DIR is required');
+  let m: ContrastiveModel;
+  try {
+    m = loadContrastive(resolve(model));
+  } catch (e) {
+    throw new ApiError('invalid_request', (e as Error).message, 'model');
+  }
+  try {
+    return { m, ad: adapter ? loadContrastiveAdapter(resolve(adapter), m.config) : null };
+  } catch (e) {
+    m.close();
+    throw new ApiError('invalid_request', (e as Error).message, 'adapter');
+  }
+}
+
+const round = (v: number) => Number(v.toFixed(6));
+
+const embedUsage = `lenslab embed --model DIR [--adapter DIR] --data PATH [--limit N] [--json]
+
+Normalized image and text embeddings of every image item of a data file or folder with a CLIP or SigLIP model
+(an item's first caption is its text). Texts longer than the text tower's positions are truncated with a warning.`;
+
+export const embedCommand: CommandGroup = {
+  name: 'embed',
+  summary: 'normalized image and text embeddings of a data file with a CLIP / SigLIP model',
+  usage: embedUsage,
+  async run(argv, ctx) {
+    const { values } = parse(argv, { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, limit: { type: 'string' } }, false);
+    if (!values.data) throw new UsageError('--data PATH is required');
+    const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
+    const pairs = await readPairs(values.data, { limit, warn: (l) => ctx.io.err(l) });
+    if (!pairs.length) throw new ApiError('invalid_request', `${values.data}: no image items`, 'data');
+    const { m, ad } = openModel(values.model, values.adapter);
+    try {
+      const runner = await ContrastiveRunner.create(m, { adapter: ad });
+      const withText = pairs.filter((p) => p.text !== undefined);
+      const e = await embedAll(runner, pairs.map((p) => p.image), withText.map((p) => p.text!));
+      await runner.release();
+      for (const w of e.warnings) ctx.io.err(`warning: ${w}`);
+      const textOf = new Map(withText.map((p, i) => [p, e.texts[i]]));
+      const items = pairs.map((p, i) => ({ ref: p.ref, text: p.text ?? null, image_embeds: Array.from(e.images[i], round), text_embeds: textOf.has(p) ? Array.from(textOf.get(p)!, round) : null }));
+      if (ctx.json) printJson(ctx, { model: m.config.modelType, dim: m.config.projectionDim, items });
+      else ctx.io.out(table(['ITEM', 'TEXT', 'DIM'], items.map((x) => [x.ref, x.text, x.image_embeds.length])));
+      return 0;
+    } finally {
+      m.close();
+    }
+  },
+};
+
+/** `lenslab score` on a CLIP / SigLIP model: the batch's contrastive loss and logits matrix. */
+export async function contrastiveScore(argv: string[], ctx: CommandContext): Promise<number> {
+  const { values } = parse(argv, { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, limit: { type: 'string' } }, false);
+  if (!values.data) throw new UsageError('--data PATH is required');
+  const limit = values.limit === undefined ? 32 : intArg(values.limit, '--limit');
+  const pairs = (await readPairs(values.data, { warn: (l) => ctx.io.err(l) })).filter((p) => p.text !== undefined).slice(0, limit);
+  if (pairs.length < 2) throw new ApiError('invalid_request', `${values.data}: ${pairs.length} captioned image(s); the contrastive loss needs at least 2 pairs`, 'data');
+  const { m, ad } = openModel(values.model, values.adapter);
+  try {
+    const runner = await ContrastiveRunner.create(m, { adapter: ad });
+    const r = await runner.run(pairs.map((p) => p.image), pairs.map((p) => p.text!));
+    await runner.release();
+    for (const w of r.warnings) ctx.io.err(`warning: ${w}`);
+    const loss = m.config.kind === 'clip' ? 'clip (symmetric cross-entropy)' : 'siglip (sigmoid)';
+    if (ctx.json) printJson(ctx, { model: m.config.modelType, lossType: loss, loss: r.loss, items: pairs.map((p) => ({ ref: p.ref, text: p.text })), logitsPerText: r.logitsPerText.map((row) => row.map(round)) });
+    else {
+      ctx.io.out(`batch of ${pairs.length} pairs, ${loss} loss ${r.loss!.toFixed(4)}`);
+      ctx.io.out(table(['TEXT \\ IMAGE', ...pairs.map((_, j) => String(j + 1))], r.logitsPerText.map((row, i) => [`${i + 1} ${pairs[i].text!.slice(0, 30)}`, ...row.map((v) => v.toFixed(2))])));
+    }
+    return 0;
+  } finally {
+    m.close();
+  }
+}
+
+function fmtEval(e: ContrastiveEval | null, k: string, which: 'imageToText' | 'textToImage'): string {
+  const v = e?.recall?.[which][k];
+  return v === undefined ? '-' : v.toFixed(3);
+}
+
+/** `lenslab eval` on a CLIP / SigLIP model: zero-shot accuracy and recall@1/5/10, the base model's beside. */
+export async function contrastiveEval(argv: string[], ctx: CommandContext): Promise<number> {
+  const { values } = parse(
+    argv,
+    { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' }, 'max-items': { type: 'string' }, template: { type: 'string', multiple: true } },
+    false,
+  );
+  if (!values.data) throw new UsageError('--data PATH is required');
+  const max = values['max-items'] === undefined ? undefined : intArg(values['max-items'], '--max-items');
+  const split = values.split ?? 'val';
+  const pairs = await readPairs(values.data, { split, limit: max, warn: (l) => ctx.io.err(l) });
+  if (!pairs.length) throw new ApiError('invalid_request', `${values.data}: no image items in split "${split}"`, 'data');
+  const { m, ad } = openModel(values.model, values.adapter);
+  try {
+    const templates = values.template as string[] | undefined;
+    const tuned = ad ? await evaluateContrastive(m, pairs, { adapter: ad, templates }) : null;
+    const base = await evaluateContrastive(m, pairs, { templates });
+    for (const w of base.warnings) ctx.io.err(`warning: ${w}`);
+    if (ctx.json) {
+      printJson(ctx, { model: m.config.modelType, split, pairs: base.pairs, base: strip(base), ...(tuned ? { adapter: strip(tuned) } : {}) });
+      return 0;
+    }
+    const cols = ad ? ['METRIC', 'BASE', 'ADAPTER'] : ['METRIC', 'BASE'];
+    const acc = (e: ContrastiveEval | null) => (e?.zeroShot.accuracy == null ? '-' : e.zeroShot.accuracy.toFixed(3));
+    const rows: (string | number)[][] = [[`zero-shot accuracy (${base.zeroShot.items} items, ${base.zeroShot.classes.length} classes)`, acc(base), ...(ad ? [acc(tuned)] : [])]];
+    for (const k of ['R@1', 'R@5', 'R@10']) {
+      rows.push([`text->image ${k}`, fmtEval(base, k, 'textToImage'), ...(ad ? [fmtEval(tuned, k, 'textToImage')] : [])]);
+      rows.push([`image->text ${k}`, fmtEval(base, k, 'imageToText'), ...(ad ? [fmtEval(tuned, k, 'imageToText')] : [])]);
+    }
+    ctx.io.out(`${m.config.modelType} on ${pairs.length} "${split}" items (${base.pairs} image-text pairs)`);
+    ctx.io.out(table(cols, rows));
+    return 0;
+  } finally {
+    m.close();
+  }
+}
+
+function strip(e: ContrastiveEval) {
+  return { zeroShot: { items: e.zeroShot.items, classes: e.zeroShot.classes, accuracy: e.zeroShot.accuracy }, recall: e.recall };
+}
+
+/** `lenslab train --method contrastive`: fine-tune in the foreground and write a PEFT adapter to --out. */
+export async function contrastiveTrain(argv: string[], ctx: CommandContext): Promise<number> {
+  const { values } = parse(
+    argv,
+    {
+      method: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'train-split': { type: 'string' },
+      'contrastive-method': { type: 'string' }, towers: { type: 'string' }, 'target-modules': { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
+      lr: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'grad-accum': { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' },
+    },
+    false,
+  );
+  if (!values.data) throw new UsageError('--data PATH is required');
+  if (!values.out) throw new UsageError('--out DIR is required (the adapter folder)');
+  const out = resolve(values.out);
+  if (existsSync(out) && readdirSync(out).length) throw new UsageError(`--out ${out} is not empty; choose an empty or new folder`);
+  const num = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!Number.isFinite(x)) throw new UsageError(`${name} must be a number (got "${v}")`);
+    return x;
+  };
+  const towers = values.towers ?? 'both';
+  if (towers !== 'text' && towers !== 'vision' && towers !== 'both') throw new UsageError('--towers must be text, vision or both');
+  const method = values['contrastive-method'] ?? 'lora';
+  if (method !== 'lora' && method !== 'projections') throw new UsageError('--contrastive-method must be lora or projections');
+  const split = values['train-split'] ?? 'train';
+  const pairs = (await readPairs(values.data, { split, warn: (l) => ctx.io.err(l) })).filter((p) => p.text !== undefined);
+  const { m } = openModel(values.model, undefined);
+  try {
+    const note = (l: string) => (ctx.json ? ctx.io.err(l) : ctx.io.out(l));
+    note(`${m.config.modelType}: ${pairs.length} image-text pairs from split "${split}"; in-batch negatives: batch size = negatives + 1 (accumulation adds none)`);
+    const t0 = Date.now();
+    let res;
+    try {
+      res = await trainContrastiveToFolder(
+        m,
+        pairs.map((p) => ({ image: p.image, text: p.text! })),
+        {
+          method, towers, targets: values['target-modules']?.split(',').map((s) => s.trim()).filter(Boolean),
+          rank: num(values.rank, '--rank'), alpha: num(values.alpha, '--alpha'), lr: num(values.lr, '--lr'), epochs: num(values.epochs, '--epochs'),
+          batchSize: num(values['batch-size'], '--batch-size'), gradAccum: num(values['grad-accum'], '--grad-accum'), seed: num(values.seed, '--seed'),
+          weightDecay: num(values['weight-decay'], '--weight-decay'),
+          onStep: (s) => {
+            if (s.step === 1 || s.step === s.total || s.step % 10 === 0) ctx.io.err(`step ${s.step}/${s.total} loss ${s.loss.toFixed(4)}`);
+          },
+        },
+        out,
+      );
+    } catch (e) {
+      if (e instanceof ContrastiveTrainError) throw new ApiError('invalid_request', e.message, 'hparams');
+      throw e;
+    }
+    const summary = { out, steps: res.steps, firstLoss: res.losses[0] ?? null, lastLoss: res.losses.at(-1) ?? null, seconds: (Date.now() - t0) / 1000 };
+    if (ctx.json) printJson(ctx, summary);
+    else note(`wrote a PEFT adapter to ${out} after ${res.steps} steps (loss ${summary.firstLoss?.toFixed(4)} -> ${summary.lastLoss?.toFixed(4)}, ${summary.seconds.toFixed(1)} s)`);
+    return 0;
+  } finally {
+    m.close();
+  }
+}
