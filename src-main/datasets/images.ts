@@ -160,11 +160,11 @@ export function collectImageGarbage(db: import('better-sqlite3').Database, dataD
   let kept = 0;
   let bytesFreed = 0;
   const now = Date.now();
-  // zip extraction folders left by a crashed import
+  // zip extraction and record staging folders left by a crashed import
   if (existsSync(dataDir)) {
     for (const f of readdirSync(dataDir)) {
       const p = join(dataDir, f);
-      if (f.startsWith('.lenslab-unzip-') && now - statSync(p).mtimeMs >= minAge) {
+      if ((f.startsWith('.lenslab-unzip-') || f.startsWith('.lenslab-import-')) && now - statSync(p).mtimeMs >= minAge) {
         removeTree(p);
         removed++;
       }

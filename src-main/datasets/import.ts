@@ -1,11 +1,14 @@
 // Import: parse a source (pure), store its images content-addressed with thumbnails, then insert every
 // row in ONE transaction. Either the whole import is stored or nothing is (files it created are removed
-// again). The report lists per item what was skipped and why.
+// again). The report lists per item what was skipped and why. Items of record files are streamed from a
+// scratch file on disk (stage.ts), so memory does not grow with the number of records: what is held is
+// one result per image file, the problems, and (on re-import) one digest per existing item.
 //
 // Importing into a dataset that already has items skips every incoming item that is already there
 // (see `alreadyPresentKey` for what "the same" means); those are counted in `alreadyPresent`, not
 // stored, and not errors. Importing into a new dataset stores every item, as does an import whose
 // records duplicate each other (the linter flags those).
+import { createHash } from 'node:crypto';
 import { basename, extname, resolve } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { nowIso } from '../storage/database';
@@ -13,8 +16,8 @@ import { checkAnnotation } from './annotations';
 import { dropRedo } from './history';
 import { ImageError, removeUnreferenced, storeImage, type StoredImage } from './images';
 import { parseSource, type ParseSourceOptions } from './parse';
-import { allocIds, createDataset, ensureTag, findDataset } from './rows';
-import { ImportError, formatProblem, type Annotation, type ImportFormat, type ImportProblem, type NormalizedItem } from './types';
+import { createDataset, ensureTag, findDataset, nextId, setHighWater } from './rows';
+import { ImportError, formatProblem, type Annotation, type ImageSource, type ImportFormat, type ImportProblem, type NormalizedItem } from './types';
 
 export interface ImportOptions extends ParseSourceOptions {
   /** Target dataset: a name (created when missing) or an id. Default: the source's base name. */
@@ -61,13 +64,18 @@ export interface AlreadyPresent {
 }
 
 export async function importDataset(db: Database, dataDir: string, source: string, options: ImportOptions = {}): Promise<ImportReport> {
-  const parsed = await parseSource(source, { ...options, tempDir: options.tempDir ?? dataDir });
+  // Records of JSON / JSONL / CSV files stay on disk until they are inserted (stage.ts): the items are read
+  // as a stream, twice (images, then the transaction), and only compact per-image results stay in memory.
+  const parsed = await parseSource(source, { ...options, tempDir: options.tempDir ?? dataDir, stage: true });
   const created: string[] = [];
+  const staged = parsed.staged;
+  const items: Iterable<NormalizedItem> = staged ?? parsed.items;
+  const itemCount = staged ? staged.count : parsed.items.length;
   try {
-    options.onParsed?.(parsed.items.length);
+    options.onParsed?.(itemCount);
     const problems = parsed.problems.slice();
     if (options.strict) throwIfErrors(problems, source);
-    if (parsed.items.length === 0) {
+    if (itemCount === 0) {
       const errs = problems.filter((p) => p.severity === 'error');
       throw new ImportError(
         errs.length > 0
@@ -77,13 +85,16 @@ export async function importDataset(db: Database, dataDir: string, source: strin
       );
     }
     // Images: hash, validate, copy + thumbnail (outside the transaction; content-addressed, so harmless if we abort).
-    const images = new Map<NormalizedItem, StoredImage>();
-    const failed = new Set<NormalizedItem>();
+    // Results are kept per image file (its path) or per embedded image (its source object), never per item.
+    const images = new Map<string | ImageSource, StoredImage>();
+    const failed = new Set<string | ImageSource>();
+    const keyOf = (src: ImageSource) => ('path' in src ? src.path : src);
+    let failedItems = 0;
     let stored = 0;
     let reused = 0;
-    const withImage = parsed.items.filter((it) => it.image);
+    const withImage = staged ? staged.withImage : parsed.items.filter((it) => it.image).length;
     let done = 0;
-    let next = 0;
+    const iter = items[Symbol.iterator]();
     // The first failure that is not about one image (disk full, store not writable, cancelled) stops every
     // worker before its next image, and the import waits for all of them to settle before removing what
     // they wrote: nothing is written after the failure, nothing written is left behind.
@@ -92,11 +103,14 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     // hash and decode it once.
     const byPath = new Map<string, Promise<Awaited<ReturnType<typeof storeImage>>>>();
     const worker = async () => {
-      while (next < withImage.length && !fatal) {
-        const it = withImage[next++];
+      while (!fatal) {
+        const n = iter.next();
+        if (n.done) return;
+        const it = n.value;
+        if (!it.image) continue;
         try {
           options.signal?.throwIfAborted();
-          const src = it.image!;
+          const src = it.image;
           let pending = 'path' in src ? byPath.get(src.path) : undefined;
           const first = !pending;
           if (!pending) {
@@ -110,31 +124,42 @@ export async function importDataset(db: Database, dataDir: string, source: strin
           }
           if (first && r.isNew) stored++;
           else reused++;
-          images.set(it, r.image);
+          images.set(keyOf(src), r.image);
         } catch (err) {
           if (!(err instanceof ImageError)) {
             fatal ??= { err };
             return;
           }
-          failed.add(it);
-          problems.push({ ref: it.sourcePath, field: 'image', message: `${err.message} (${it.image!.original})`, severity: 'error' });
+          failed.add(keyOf(it.image));
+          failedItems++;
+          problems.push({ ref: it.sourcePath, field: 'image', message: `${err.message} (${it.image.original})`, severity: 'error' });
         }
-        options.onProgress?.(++done, withImage.length);
+        options.onProgress?.(++done, withImage);
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+    } finally {
+      iter.return?.();
+    }
+    byPath.clear();
     if (fatal) throw fatal.err;
     options.signal?.throwIfAborted();
     if (options.strict) throwIfErrors(problems, source);
-    const items = parsed.items.filter((it) => !failed.has(it));
-    for (const it of items) it.annotations = it.annotations.map((a, k) => checkAnnotation(a, `${it.sourcePath}: annotations[${k}]`));
-    if (items.length === 0) {
+    if (itemCount - failedItems === 0) {
       throw new ImportError(`${basename(source)}: nothing to import: every item was skipped; first: ${formatProblem(problems.find((p) => p.severity === 'error')!)}`, {
         file: basename(source),
         problems,
       });
     }
-    const report = db.transaction(() => store(db, source, parsed.format, options, items, images, problems)).immediate();
+    const imageOf = (it: NormalizedItem) => (it.image ? images.get(keyOf(it.image)) : undefined);
+    const isFailed = (it: NormalizedItem) => !!it.image && failed.has(keyOf(it.image));
+    // the images the dataset's items are compared with (and '' when some item has none)
+    const hashes = new Set<string>();
+    for (const im of images.values()) hashes.add(im.hash);
+    if (itemCount > withImage) hashes.add('');
+    const incoming = { items, count: itemCount, imageOf, isFailed, hashes };
+    const report = db.transaction(() => store(db, source, parsed.format, options, incoming, problems)).immediate();
     return { ...report, imagesStored: stored, imagesReused: reused };
   } catch (err) {
     removeUnreferenced(db, created);
@@ -157,17 +182,27 @@ function throwIfErrors(problems: ImportProblem[], source: string): void {
   throw new ImportError(`${basename(source)}: ${formatProblem(errs[0])}${more}`, { file: basename(source), problems });
 }
 
+/**
+ * Inserts the items in one pass over them (they may be streamed from disk): each is checked, compared with
+ * the dataset's items and inserted as it comes. Ids and positions are taken in order from the first free
+ * ones; the id high-water marks and the import's item count are set at the end, in the same transaction.
+ */
 function store(
   db: Database,
   source: string,
   format: ImportFormat,
   options: ImportOptions,
-  incoming: NormalizedItem[],
-  images: Map<NormalizedItem, StoredImage>,
+  incoming: {
+    items: Iterable<NormalizedItem>;
+    count: number;
+    imageOf: (it: NormalizedItem) => StoredImage | undefined;
+    isFailed: (it: NormalizedItem) => boolean;
+    /** The incoming items' image hashes ('' for none). */
+    hashes: Set<string>;
+  },
   problems: ImportProblem[],
 ): Omit<ImportReport, 'imagesStored' | 'imagesReused'> {
   const now = nowIso();
-  let items = incoming;
   const target = options.dataset ?? basename(resolve(source), extname(source));
   let ds = findDataset(db, target);
   if (!ds) {
@@ -177,42 +212,20 @@ function store(
     ds = { id: createDataset(db, name), name };
   }
   const datasetId = ds.id;
-  const present = presentItems(db, datasetId, items, images);
+  const present = presentItems(db, datasetId, incoming.hashes);
+  const { imageOf, isFailed } = incoming;
   const alreadyPresent: AlreadyPresent[] = [];
-  if (present) {
-    const fresh: NormalizedItem[] = [];
-    for (const it of items) {
-      const hash = images.get(it)?.hash ?? '';
-      const same = present.byKey.get(alreadyPresentKey(hash, it.annotations));
-      if (same !== undefined) {
-        alreadyPresent.push({ ref: it.sourcePath, itemId: same, message: `already in this dataset (item ${same})` });
-        continue;
-      }
-      const withImage = it.annotations.length === 0 && hash ? present.byImage.get(hash) : undefined;
-      if (withImage !== undefined) {
-        alreadyPresent.push({ ref: it.sourcePath, itemId: withImage, message: `no labels, and its image is already in this dataset (item ${withImage})` });
-        continue;
-      }
-      fresh.push(it);
-    }
-    items = fresh;
-  }
   const skipped = problems.filter((p) => p.severity === 'error');
   const warnings = problems.filter((p) => p.severity === 'warning');
   const optionsJson = JSON.stringify({ format: options.format, imageRoot: options.imageRoot, textColumn: options.textColumn, imageColumn: options.imageColumn, strict: options.strict, groupByImage: options.groupByImage });
   const importId = Number(
     db
       .prepare('INSERT INTO imports (dataset_id, source, format, options_json, item_count, skipped_count, problems_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(datasetId, resolve(source), format, optionsJson, items.length, new Set(skipped.map((p) => p.ref)).size, JSON.stringify(problems.slice(0, 10_000)), now).lastInsertRowid,
+      .run(datasetId, resolve(source), format, optionsJson, 0, new Set(skipped.map((p) => p.ref)).size, JSON.stringify(problems.slice(0, 10_000)), now).lastInsertRowid,
   );
-  if (items.length === 0) {
-    // everything was already there: the import is recorded, the dataset and its history are untouched
-    return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: 0, annotations: 0, skipped, warnings, alreadyPresent };
-  }
   const basePos = (db.prepare('SELECT COALESCE(MAX(position), -1) AS p FROM items WHERE dataset_id = ?').get(datasetId) as { p: number }).p + 1;
-  const firstItem = allocIds(db, 'items', items.length);
-  const annCount = items.reduce((n, it) => n + it.annotations.length, 0);
-  const firstAnn = annCount > 0 ? allocIds(db, 'annotations', annCount) : 0;
+  const firstItem = nextId(db, 'items');
+  const firstAnn = nextId(db, 'annotations');
   const insItem = db.prepare(
     `INSERT INTO items (id, dataset_id, image_hash, image_ext, width, height, bytes, source_path, split, position, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -222,10 +235,27 @@ function store(
   const insTag = db.prepare('INSERT OR IGNORE INTO item_tags (item_id, tag_id) VALUES (?, ?)');
   const tagIds = new Map<string, number>();
   let annId = firstAnn;
-  items.forEach((it, i) => {
-    if (i % 5000 === 0) options.onInserting?.(i, items.length);
+  let i = 0;
+  let seen = 0;
+  for (const it of incoming.items) {
+    if (seen++ % 5000 === 0) options.onInserting?.(seen - 1, incoming.count);
+    if (isFailed(it)) continue;
+    it.annotations = it.annotations.map((a, k) => checkAnnotation(a, `${it.sourcePath}: annotations[${k}]`));
+    const img = imageOf(it);
+    if (present) {
+      const hash = img?.hash ?? '';
+      const same = present.byKey.get(keyDigest(alreadyPresentKey(hash, it.annotations)));
+      if (same !== undefined) {
+        alreadyPresent.push({ ref: it.sourcePath, itemId: same, message: `already in this dataset (item ${same})` });
+        continue;
+      }
+      const withImage = it.annotations.length === 0 && hash ? present.byImage.get(hash) : undefined;
+      if (withImage !== undefined) {
+        alreadyPresent.push({ ref: it.sourcePath, itemId: withImage, message: `no labels, and its image is already in this dataset (item ${withImage})` });
+        continue;
+      }
+    }
     const id = firstItem + i;
-    const img = images.get(it);
     insItem.run(id, datasetId, img?.hash ?? null, img?.ext ?? null, img?.width ?? null, img?.height ?? null, img?.bytes ?? null, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now);
     it.annotations.forEach((a, k) => insAnn.run(annId++, id, a.kind, JSON.stringify(a.data), k, now, now));
     insSrc.run(id, importId, it.sourcePath, it.image?.original ?? null);
@@ -234,10 +264,18 @@ function store(
       if (tid === undefined) tagIds.set(t, (tid = ensureTag(db, datasetId, t)[0]));
       insTag.run(id, tid);
     }
-  });
+    i++;
+  }
+  if (i === 0) {
+    // everything was already there: the import is recorded, the dataset and its history are untouched
+    return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: 0, annotations: 0, skipped, warnings, alreadyPresent };
+  }
+  setHighWater(db, 'items', firstItem + i - 1);
+  if (annId > firstAnn) setHighWater(db, 'annotations', annId - 1);
+  db.prepare('UPDATE imports SET item_count = ? WHERE id = ?').run(i, importId);
   dropRedo(db, datasetId);
   db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(now, datasetId);
-  return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: items.length, annotations: annCount, skipped, warnings, alreadyPresent };
+  return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: i, annotations: annId - firstAnn, skipped, warnings, alreadyPresent };
 }
 
 /**
@@ -262,13 +300,17 @@ export function alreadyPresentKey(imageHash: string, annotations: readonly Annot
   return `${imageHash}\n${sigs.sort().join('\n')}`;
 }
 
+/** A key's sha256: the dataset's items are held as digests, not as their (long) label texts. */
+function keyDigest(key: string): string {
+  return createHash('sha256').update(key).digest('base64');
+}
+
 /**
- * The dataset's items as `alreadyPresentKey` → lowest item id, and image hash → lowest item id, read in
+ * The dataset's items as `alreadyPresentKey` (its digest) → lowest item id, and image hash → lowest item id, read in
  * one query. Only items whose image is among the incoming ones (or without image, when some incoming item
  * has none) are keyed. Undefined when the dataset has no items.
  */
-function presentItems(db: Database, datasetId: number, items: NormalizedItem[], images: Map<NormalizedItem, StoredImage>): { byKey: Map<string, number>; byImage: Map<string, number> } | undefined {
-  const hashes = new Set(items.map((it) => images.get(it)?.hash ?? ''));
+function presentItems(db: Database, datasetId: number, hashes: Set<string>): { byKey: Map<string, number>; byImage: Map<string, number> } | undefined {
   const rows = db
     .prepare(
       `SELECT i.id, i.image_hash AS hash, a.kind, a.data_json AS data FROM items i LEFT JOIN annotations a ON a.item_id = i.id
@@ -282,7 +324,7 @@ function presentItems(db: Database, datasetId: number, items: NormalizedItem[], 
   let cur: { id: number; hash: string; anns: Annotation[] } | undefined;
   const flush = () => {
     if (!cur) return;
-    const key = alreadyPresentKey(cur.hash, cur.anns);
+    const key = keyDigest(alreadyPresentKey(cur.hash, cur.anns));
     if (!byKey.has(key)) byKey.set(key, cur.id);
   };
   for (const [id, hash, kind, data] of rows) {

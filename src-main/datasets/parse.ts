@@ -11,6 +11,7 @@ import { findMetadataFiles, parseImagefolder } from './formats/imagefolder';
 import { parseParquetFiles } from './formats/parquet';
 import { NO_LABELS_WARNING, findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
 import { fileKind, jsonRecords, readCsvRecords, removeTree, splitFromName, walkFiles, type JsonRecord, type SkippedEntry } from './read';
+import { RecordStage } from './stage';
 import { archiveRoot, extractZip, type ZipLimits } from './zip';
 import { IMPORT_FORMATS, ImportError, isImageName, type ImportFormat, type ImportProblem, type ParseResult } from './types';
 
@@ -20,6 +21,11 @@ export interface ParseSourceOptions extends ParseOptions {
   /** Where a zip is extracted (a temporary folder is made inside). Defaults to the OS temp folder. */
   tempDir?: string;
   zipLimits?: Partial<ZipLimits>;
+  /**
+   * Keep the records of JSON / JSONL / CSV files on disk (`staged`, see stage.ts; a scratch folder in
+   * `tempDir`) instead of in `items`, so a million records do not sit in the heap. `cleanup()` removes it.
+   */
+  stage?: boolean;
 }
 
 export interface ParsedSource extends ParseResult {
@@ -59,7 +65,9 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
       const inner = await parsePath(root, { ...options, format: options.format === 'zip' ? undefined : options.format });
       inner.problems.forEach((p) => (p.ref = `${basename(path)}:${p.ref}`));
       inner.items.forEach((it) => (it.sourcePath = `${basename(path)}:${it.sourcePath}`));
-      return { ...inner, root, archive: path, cleanup };
+      if (inner.staged) inner.staged.refPrefix = `${basename(path)}:`;
+      const staged = inner.staged;
+      return { ...inner, root, archive: path, cleanup: () => (staged?.close(), cleanup()) };
     } catch (err) {
       cleanup();
       if (err instanceof ImportError) throw new ImportError(`${basename(path)}: ${err.message}`, { file: basename(path), problems: err.problems, cause: err });
@@ -67,7 +75,7 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
     }
   }
   const res = await parsePath(path, options);
-  return { ...res, root: st.isDirectory() ? path : dirname(path), cleanup: () => {} };
+  return { ...res, root: st.isDirectory() ? path : dirname(path), cleanup: () => res.staged?.close() };
 }
 
 async function parsePath(path: string, options: ParseSourceOptions): Promise<ParseResult> {
@@ -79,8 +87,8 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
     const name = basename(path);
     if (forced === 'parquet' || (!forced && /\.parquet$/i.test(name))) return parseParquetFiles(ctx, [path]);
     if (forced === 'imagefolder' || (!forced && /^metadata\.(jsonl|csv|json)$/i.test(name))) return parseImagefolder(ctx, [ctx.label(path), ...walkFiles(root).filter((f) => f !== ctx.label(path) && isImageName(f))]);
-    if (/\.csv$/i.test(name)) return parseRecordFiles(ctx, [path], forced);
-    if (JSON_EXT.test(name)) return parseRecordFiles(ctx, [path], forced);
+    if (/\.csv$/i.test(name)) return parseRecordFiles(ctx, [path], forced, stageIn(options));
+    if (JSON_EXT.test(name)) return parseRecordFiles(ctx, [path], forced, stageIn(options));
     if (forced === 'folder' || forced === 'vqa-folders') return parsePath(root, options);
     if (isImageName(name)) throw new ImportError(`${name}: a single image is not a dataset; import the folder that holds it`, { file: name });
     throw new ImportError(`${name}: unrecognized file type (expected a folder, .zip, .json, .jsonl, .csv or .parquet)`, { file: name });
@@ -107,7 +115,7 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
     case 'vqa': {
       const top = topRecordFiles(files);
       if (top.length === 0) throw new ImportError(`${basename(path)}: no .json or .jsonl file found at the top of the folder`);
-      return parseRecordFiles(ctx, top.map((f) => join(path, f)), forced);
+      return parseRecordFiles(ctx, top.map((f) => join(path, f)), forced, stageIn(options));
     }
     case 'folder':
       if (!files.some(isImageName)) throw new ImportError(`${basename(path)}: no images found`);
@@ -115,6 +123,11 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
     case 'zip':
       throw new ImportError(`${basename(path)}: is a folder, not a zip archive`);
   }
+}
+
+/** Where record files are staged on disk (undefined: kept in memory). */
+function stageIn(options: ParseSourceOptions): string | undefined {
+  return options.stage ? (options.tempDir ?? tmpdir()) : undefined;
 }
 
 function topRecordFiles(files: string[]): string[] {
@@ -142,10 +155,34 @@ function append<T>(to: T[], from: readonly T[], start = 0, end = from.length): v
 /**
  * JSON / JSONL / CSV record files: each record is routed by its shape (conversation, or image + labels).
  * JSON arrays and JSON Lines are streamed: a file's kind is decided from its first records, then each
- * record is parsed as it is read, so only the parsed records are held, never the raw documents.
+ * record is parsed as it is read, so only the parsed records are held, never the raw documents; with
+ * `stageDir` not even those: they go to a RecordStage on disk as they are parsed.
  */
-function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFormat): ParseResult {
-  const perFile: { file: string; got: RecordOut[]; problemsFrom: number; problemsTo: number }[] = [];
+function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFormat, stageDir?: string): ParseResult {
+  const stage = stageDir ? new RecordStage(stageDir, { groupByImage: ctx.options.groupByImage }) : undefined;
+  try {
+    return readRecordFiles(ctx, files, forced, stage);
+  } catch (err) {
+    stage?.close();
+    throw err;
+  }
+}
+
+interface FileRecords {
+  file: string;
+  /** Its records (when not staged). */
+  got: RecordOut[];
+  count: number;
+  /** Records with annotations. */
+  withLabels: number;
+  /** Records with annotations or a `lenslab` field. */
+  labeledOrMeta: number;
+  problemsFrom: number;
+  problemsTo: number;
+}
+
+function readRecordFiles(ctx: ParseContext, files: string[], forced: ImportFormat | undefined, stage: RecordStage | undefined): ParseResult {
+  const perFile: FileRecords[] = [];
   let format: ImportFormat | undefined = forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : undefined;
   for (const file of files) {
     const problemsFrom = ctx.problems.length;
@@ -167,44 +204,59 @@ function parseRecordFiles(ctx: ParseContext, files: string[], forced?: ImportFor
     const kind: ImportFormat =
       forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : convCount * 2 >= head.length && convCount > 0 ? conversationKind(head.find((r) => conversationKind(r.value))!.value)! : 'vqa';
     format ??= kind;
-    const parse = (batch: JsonRecord[]) => (kind === 'vqa' ? parseVqaRecords(ctx, file, batch, split) : parseConversationRecords(ctx, file, batch, split));
-    const got = parse(head);
+    const f: FileRecords = { file, got: [], count: 0, withLabels: 0, labeledOrMeta: 0, problemsFrom, problemsTo: problemsFrom };
+    const index = perFile.length;
+    const parse = (batch: JsonRecord[]) => {
+      const out = kind === 'vqa' ? parseVqaRecords(ctx, file, batch, split) : parseConversationRecords(ctx, file, batch, split);
+      for (const r of out) {
+        f.count++;
+        if (r.annotations.length > 0) f.withLabels++;
+        if (r.annotations.length > 0 || r.meta) f.labeledOrMeta++;
+      }
+      if (stage) stage.add(index, out);
+      else append(f.got, out);
+    };
+    parse(head);
     if (!done) {
       let batch: JsonRecord[] = [];
       for (let n = it.next(); !n.done; n = it.next()) {
         batch.push(n.value);
         if (batch.length >= KIND_SAMPLE) {
-          append(got, parse(batch));
+          parse(batch);
           batch = [];
         }
       }
-      append(got, parse(batch));
+      parse(batch);
     }
-    perFile.push({ file, got, problemsFrom, problemsTo: ctx.problems.length });
+    f.problemsTo = ctx.problems.length;
+    perFile.push(f);
   }
   // A folder with several annotation files may also hold a side file whose records name images but carry
   // no labels at all (e.g. the demo's scenes.jsonl: ground-truth objects). When another file of the same
   // folder has labels, such a file is left out with ONE warning instead of an unlabeled-item warning per
   // record. Alone (or when no file has labels) it imports as before: unlabeled items, a warning each.
-  const unlabeledOnly = (f: (typeof perFile)[number]) =>
-    f.got.length > 0 &&
-    f.got.every((r) => r.annotations.length === 0 && !r.meta) &&
-    ctx.problems.slice(f.problemsFrom, f.problemsTo).every((p) => p.severity === 'warning' && p.message === NO_LABELS_WARNING);
-  const ignored = perFile.length > 1 && perFile.some((f) => f.got.some((r) => r.annotations.length > 0)) ? new Set(perFile.filter(unlabeledOnly)) : new Set<(typeof perFile)[number]>();
+  const unlabeledOnly = (f: FileRecords) =>
+    f.count > 0 && f.labeledOrMeta === 0 && ctx.problems.slice(f.problemsFrom, f.problemsTo).every((p) => p.severity === 'warning' && p.message === NO_LABELS_WARNING);
+  const ignored = perFile.length > 1 && perFile.some((f) => f.withLabels > 0) ? new Set(perFile.filter(unlabeledOnly)) : new Set<FileRecords>();
   const records: RecordOut[] = [];
   const problems: ImportProblem[] = [];
   let at = 0;
-  for (const f of perFile) {
+  perFile.forEach((f, index) => {
     append(problems, ctx.problems, at, f.problemsFrom);
     if (ignored.has(f)) {
       const label = ctx.label(f.file);
-      problems.push({ ref: label, message: `not imported: none of its ${f.got.length} record(s) has labels (question/answer, caption, text or conversation fields); the labels come from the other annotation files`, severity: 'warning' as const });
+      problems.push({ ref: label, message: `not imported: none of its ${f.count} record(s) has labels (question/answer, caption, text or conversation fields); the labels come from the other annotation files`, severity: 'warning' as const });
+      stage?.drop(index);
     } else {
       append(problems, ctx.problems, f.problemsFrom, f.problemsTo);
       append(records, f.got);
     }
     at = f.problemsTo;
-  }
+  });
   append(problems, ctx.problems, at);
+  if (stage) {
+    stage.finish();
+    return { format: format ?? 'vqa', items: [], problems, staged: stage };
+  }
   return { format: format ?? 'vqa', items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems };
 }

@@ -38,6 +38,18 @@ export interface TagRow {
 export const ID_TABLES = ['items', 'annotations', 'tags'] as const;
 export type IdTable = (typeof ID_TABLES)[number];
 
+/** The id `allocIds` would hand out next, without taking it (take it with `setHighWater`). */
+export function nextId(db: Database, table: IdTable): number {
+  const max = (db.prepare(`SELECT COALESCE(MAX(id), 0) AS m FROM ${table}`).get() as { m: number }).m;
+  const hw = (db.prepare('SELECT max_id FROM id_high_water WHERE tbl = ?').get(table) as { max_id: number } | undefined)?.max_id ?? 0;
+  return Math.max(max, hw) + 1;
+}
+
+/** Records `maxId` as taken (ids up to it are never handed out again). */
+export function setHighWater(db: Database, table: IdTable, maxId: number): void {
+  db.prepare('INSERT INTO id_high_water (tbl, max_id) VALUES (?, ?) ON CONFLICT(tbl) DO UPDATE SET max_id = MAX(max_id, excluded.max_id)').run(table, maxId);
+}
+
 /**
  * Reserve `n` consecutive ids in `table` and return the first. Ids are never reused, even after the rows
  * holding them were deleted (undo/redo re-inserts rows with their old ids).

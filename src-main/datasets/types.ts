@@ -48,7 +48,11 @@ export interface ParseResult {
   format: ImportFormat;
   items: NormalizedItem[];
   problems: ImportProblem[];
+  /** The items, when they are kept on disk instead (`items` is then empty). */
+  staged?: RecordStage;
 }
+
+import type { RecordStage } from './stage';
 
 // The format lists are part of the API contract (pure TS), defined there once.
 import { EXPORT_FORMATS, IMPORT_FORMATS } from '../contract/datasets-io';

@@ -101,11 +101,7 @@ export function assemble(records: RecordOut[], opts: { groupByImage?: boolean } 
   const items: NormalizedItem[] = [];
   const byKey = new Map<string, { item: NormalizedItem; refs: number }>();
   for (const r of records) {
-    const key = r.meta
-      ? `meta:${typeof r.meta.item}:${r.meta.item}`
-      : opts.groupByImage !== false && r.image && 'path' in r.image
-        ? `image:${r.split ?? ''}:${r.image.path}`
-        : undefined;
+    const key = groupKey(r, opts);
     const existing = key ? byKey.get(key) : undefined;
     if (existing) {
       for (const a of r.annotations) existing.item.annotations.push(a);
@@ -127,6 +123,15 @@ export function assemble(records: RecordOut[], opts: { groupByImage?: boolean } 
     if (key) byKey.set(key, { item, refs: 1 });
   }
   return items;
+}
+
+/** The key of the item a record joins (records with the same key are one item); undefined: an item of its own. */
+export function groupKey(r: RecordOut, opts: { groupByImage?: boolean } = {}): string | undefined {
+  return r.meta
+    ? `meta:${typeof r.meta.item}:${r.meta.item}`
+    : opts.groupByImage !== false && r.image && 'path' in r.image
+      ? `image:${r.split ?? ''}:${r.image.path}`
+      : undefined;
 }
 
 export function isRecord(v: unknown): v is Record<string, unknown> {
