@@ -1,6 +1,7 @@
 // CLIP and SigLIP (CLIPModel / SiglipModel) against the float64 PyTorch reference
 // (tests/fixtures/models/contrastive-reference.json): normalized embeddings, the logits matrix and the contrastive
 // loss from Lenslab's float32 inference graph, and the loss's gradients from a float64 graph through our autodiff;
+// PEFT adapters written by the contrastive trainer against PyTorch with the adapter merged under PEFT's rules;
 // the host-side text handling (EOS pooling rules, truncation) and the bad-input errors.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,8 @@ import { writeTinyContrastive } from '../../src-main/models/demo/tiny-contrastiv
 import { parseContrastiveConfig } from '../../src-main/models/families/contrastive/config';
 import { contrastiveLogits, contrastiveLoss, imageEmbeds, textEmbeds } from '../../src-main/models/families/contrastive/graph';
 import { ContrastiveRunner, imageBatch, loadContrastive, textBatch, textPoolPosition } from '../../src-main/models/families/contrastive/model';
-import { CONTRASTIVE_CASES, contrastiveImages } from '../fixtures/models/contrastive-cases';
+import { ADAPTER_CASES, CONTRASTIVE_CASES, adapterEvalImages, adapterEvalTexts, contrastiveImages } from '../fixtures/models/contrastive-cases';
+import { loadContrastiveAdapter } from '../../src-main/models/families/contrastive/adapter';
 
 const { dir, cleanup } = tempDir('contrastive-');
 after(cleanup);
@@ -127,3 +129,22 @@ test('config errors name the field', () => {
   assert.throws(() => parseContrastiveConfig({ model_type: 'llava' }, 'x/config.json'), /x\/config\.json.*model_type/);
   assert.throws(() => parseContrastiveConfig({ model_type: 'clip', text_config: { hidden_size: 30, num_attention_heads: 4 } }, 'c.json'), /text_config\.num_attention_heads/);
 });
+
+const adapterRef = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/contrastive-adapter-reference.json'), 'utf8'));
+for (const c of ADAPTER_CASES) {
+  test(`${c.kind}: an adapter from the contrastive trainer gives PyTorch's logits with it merged under PEFT's rules`, async () => {
+    const folder = join(dir, `adapter-base-${c.kind}`);
+    writeTinyContrastive(folder, c.kind, c.seed);
+    const m = loadContrastive(folder);
+    const ad = loadContrastiveAdapter(join(import.meta.dirname, '../fixtures/models/contrastive-adapters', c.kind), m.config);
+    const r = adapterRef[c.kind];
+    for (const merge of [false, true]) {
+      const runner = await ContrastiveRunner.create(m, { adapter: ad, merge });
+      const out = await runner.run(adapterEvalImages(), adapterEvalTexts);
+      await runner.release();
+      out.logitsPerText.forEach((row, i) => assert.ok(maxDiff(row, r.logits_per_text[i]) < 1e-4, `${merge ? 'merged' : 'LoRA branches'}: row ${i}`));
+      assert.ok(Math.abs(out.loss! - r.loss) < 1e-4);
+    }
+    m.close();
+  });
+}
