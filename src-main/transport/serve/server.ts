@@ -18,6 +18,7 @@ import { authenticate, cookieName, hostAllowed, newToken, originAllowed } from '
 import { MEDIA_PATH, safeResolve, sendFile } from './static';
 import { UPLOAD_PREFIX, Uploads } from './upload';
 import { handleOpenAi, OPENAI_PREFIX } from './openai';
+import { handleDownload, isDownload } from './download';
 
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL('../../../out/renderer', import.meta.url));
 /**
@@ -269,6 +270,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       res.off('close', onClose);
       if (env.ok) sendJson(res, 200, { result: env.result });
       else sendJson(res, STATUS_OF[env.error.code], { error: env.error });
+      return;
+    }
+
+    if (isDownload(url.pathname) && req.method === 'GET') {
+      try {
+        await handleDownload(url, res, backend, { ...COMMON_HEADERS, ...setCookie });
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        if (!res.headersSent) sendError(res, e);
+        else res.destroy();
+      }
       return;
     }
 
