@@ -3,8 +3,9 @@
 // NaN/Inf, and honour pause (checkpoint, then stop) and cancel (stop, write nothing) between steps.
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanCheckpoints, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../training/checkpoints';
+import { cleanCheckpoints, latestCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../training/checkpoints';
 import type { JobEvent, JobSpec } from './protocol';
+import { isDiskFull, nameDiskFull } from '../util/disk-full';
 import type { Trainer } from './trainer';
 import { loadTrainerModule } from './trainers';
 
@@ -115,7 +116,12 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
     const out = finalDir(spec.outDir);
     const tmp = `${out}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
-    await trainer.exportFinal(tmp);
+    try {
+      await trainer.exportFinal(tmp);
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw nameDiskFull(e, 'cannot write the final adapter', tmp);
+    }
     if (existsSync(out)) rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);
     log(`final adapter written to ${out}`);
@@ -132,10 +138,27 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
       emit({ type: 'paused', step, reason });
       return 'paused';
     }
+    if (isDiskFull(err)) {
+      // A full disk (say the compiled-graph cache before step 1, or a checkpoint) loses nothing that was saved: the
+      // checkpoints on disk are whole. Pause, so the run resumes once space is freed, instead of failing it for good.
+      const reason = `paused: ${err.message}. Free some disk space and resume; it continues from the latest checkpoint.`;
+      emit({ type: 'log', level: 'warn', message: reason });
+      emit({ type: 'paused', step: lastCheckpointStep(spec.outDir) ?? 0, reason });
+      return 'paused';
+    }
     emit({ type: 'failed', step, message: err.message || String(e) });
     if (err.stack) emit({ type: 'log', level: 'error', message: err.stack });
     return 'failed';
   } finally {
     await trainer?.dispose?.().catch(() => undefined);
+  }
+}
+
+/** The step of the newest complete checkpoint in the run folder (what a resume continues from), or null. */
+function lastCheckpointStep(outDir: string): number | null {
+  try {
+    return listCheckpoints(checkpointRoot(outDir)).at(-1)?.step ?? null;
+  } catch {
+    return null;
   }
 }

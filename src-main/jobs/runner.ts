@@ -258,6 +258,22 @@ export class JobRunner {
     this.emit({ runId, type: 'status', status, error });
   }
 
+  /**
+   * setStatus where a job has ended: a database that cannot be written (SQLITE_FULL, read-only) must not crash the
+   * host or leave wait() hanging. The row keeps 'running'; the job's journal holds its outcome, so the next
+   * recover() (when the database can be written again) records it.
+   */
+  private settleStatus(runId: number, status: RunStatus, error: string | null, step?: number): void {
+    try {
+      this.setStatus(runId, status, error, step);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const message = `could not record that run ${runId} is ${status} in the database: ${(err as Error).message}${code ? ` (${code})` : ''}; the next start of Lenslab records it from the run folder`;
+      this.emit({ runId, type: 'log', level: 'error', message });
+      this.emit({ runId, type: 'status', status, error });
+    }
+  }
+
   /** reconcileRun, logged instead of thrown (a damaged journal or folder must not stop a status change). */
   private reconcile(runId: number, outDir: string): JobTerminal | null {
     try {
@@ -394,7 +410,7 @@ export class JobRunner {
       error = `the job process ended unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}); resume continues from the last checkpoint`;
     }
     const step = t && 'step' in t ? t.step : undefined;
-    this.setStatus(a.runId, status, error, step);
+    this.settleStatus(a.runId, status, error, step);
     return status;
   }
 }

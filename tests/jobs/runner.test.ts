@@ -1,8 +1,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { tempDir } from '../helpers/tmp';
 import { makeZombie } from '../helpers/zombie';
 import { folderLockHolder } from '../../src-main/jobs/folder-lock';
@@ -313,4 +313,66 @@ test('SIGKILL of the parent only (the job pauses itself), three times: metrics a
   assert.deepEqual(listMetrics(db, r.runId, 'loss').map((p) => p.step), allSteps(40));
   assert.deepEqual(listMetrics(db, r.runId, 'eval_loss').map((p) => p.step), [10, 20, 30, 40]);
   assertClose(finalWeights(r.spec), ref.weights);
+});
+
+/** A 64 KiB tmpfs at `mnt` (root only; null where it cannot be mounted). */
+function smallDisk(mnt: string): (() => void) | null {
+  mkdirSync(mnt, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt], { stdio: 'ignore' });
+  } catch {
+    return null;
+  }
+  return () => execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
+}
+
+test('a full disk before step 1 (the compiled-graph cache) pauses the run naming the folder; it resumes once there is space', async (t) => {
+  const mnt = join(dir, 'small-disk');
+  const unmount = smallDisk(mnt);
+  if (!unmount) return t.skip('mounting a small tmpfs needs root');
+  try {
+    const cache = join(mnt, 'graphs');
+    const r = newRun(baseConfig({ graphCacheDir: cache }));
+    await runner.startJob(r.runId, r.spec);
+    assert.equal(await runner.wait(r.runId), 'paused', getRun(db, r.runId)!.error ?? '');
+    const run = getRun(db, r.runId)!;
+    assert.match(run.error ?? '', new RegExp(`^paused: cannot write the compiled-graph cache entry ${cache}/[0-9a-f]{16,}: no space left on device \\(ENOSPC\\)\\. Free some disk space and resume`));
+    assert.equal(run.step, 0);
+    assert.deepEqual(readdirSync(cache), [], 'no partial cache entry is left');
+    execFileSync('mount', ['-o', 'remount,size=8m', mnt], { stdio: 'ignore' }); // space freed
+    await runner.resume(r.runId);
+    assert.equal(await runner.wait(r.runId), 'completed');
+  } finally {
+    unmount();
+  }
+});
+
+test('the database cannot be written when the job ends (SQLITE_FULL): no crash, wait() settles, recover() records it later', async () => {
+  const r = newRun(baseConfig({ stepDelayMs: 5 }));
+  const logs: string[] = [];
+  const real = db.prepare.bind(db);
+  let full = false;
+  const off = runner.subscribe((e) => {
+    if (e.runId !== r.runId) return;
+    if (e.type === 'log') logs.push(e.message);
+    if (e.type === 'progress' && e.step === 30) full = true; // from here on every write fails
+  });
+  (db as unknown as { prepare: (sql: string) => unknown }).prepare = (sql: string) => {
+    if (full && /^\s*(INSERT|UPDATE|DELETE)/i.test(sql)) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    return real(sql);
+  };
+  try {
+    await runner.startJob(r.runId, r.spec);
+    assert.equal(await runner.wait(r.runId), 'completed');
+  } finally {
+    delete (db as unknown as { prepare?: unknown }).prepare;
+    off();
+  }
+  assert.equal(getRun(db, r.runId)!.status, 'running', 'the end could not be written');
+  assert.ok(logs.some((m) => new RegExp(`^could not record that run ${r.runId} is completed in the database: database or disk is full \\(SQLITE_FULL\\)`).test(m)), logs.join('\n'));
+  assert.ok(listMetrics(db, r.runId, 'loss').length < 40, 'steps after the disk filled were not stored');
+  // the database can be written again: the next start of the app records the outcome and the missing steps
+  assert.ok(runner.recover().includes(r.runId));
+  assert.equal(getRun(db, r.runId)!.status, 'completed');
+  assert.deepEqual(listMetrics(db, r.runId, 'loss').map((p) => p.step), Array.from({ length: 40 }, (_, i) => i + 1));
 });

@@ -9,6 +9,7 @@
 // entries any process used less than `recentMs` (default 5 min) ago. An entry is renamed out of the cache before it is
 // deleted; a rename or delete that fails (Windows: a file memory-mapped by ORT) leaves it in place for a later pass.
 
+import { nameDiskFull } from '../../util/disk-full';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -314,7 +315,7 @@ export function compileCached(cacheDir: string, key: unknown, build: () => Graph
       }
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
-      throw e;
+      throw nameDiskFull(e, 'cannot write the compiled-graph cache entry', dir);
     }
     try {
       evictGraphCache(cacheDir, { maxBytes, recentMs: opts.recentMs });
@@ -324,7 +325,7 @@ export function compileCached(cacheDir: string, key: unknown, build: () => Graph
     return { path, hash, hit: false, release };
   } catch (e) {
     release();
-    throw e;
+    throw nameDiskFull(e, 'cannot write the compiled-graph cache', cacheDir);
   }
 }
 
