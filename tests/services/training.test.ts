@@ -199,3 +199,23 @@ test('a run left "running" by a dead process is interrupted at backend start and
   assert.equal(r.status, 'running');
   await waitFor(() => eventsOf(run.id, 'runs.status').some((p) => p.status === 'completed'), 'completion of the resumed orphan');
 });
+
+test('two runs.start on one new folder at once: one runs, the other is refused (conflict on outDir), no second row', async () => {
+  const outDir = join(tmp.dir, 'runs', 'shared');
+  const rows = () => (backend.db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
+  const before = rows();
+  const [a, b] = await Promise.all([backend.dispatcher.dispatch('runs.start', { ...vlm(), outDir }), backend.dispatcher.dispatch('runs.start', { ...vlm(), outDir })]);
+  const won = [a, b].filter((x) => x.ok) as { ok: true; result: any }[];
+  const lost = [a, b].filter((x) => !x.ok) as { ok: false; error: ApiErrorData }[];
+  assert.equal(won.length, 1, JSON.stringify(lost));
+  assert.equal(lost.length, 1);
+  assert.equal(lost[0].error.code, 'conflict');
+  assert.equal(lost[0].error.field, 'outDir');
+  assert.match(lost[0].error.message, new RegExp(`^run folder ${outDir} is in use by process ${process.pid} \\(a run starting`));
+  const id = won[0].result.run.id;
+  await waitFor(() => eventsOf(id, 'runs.status').some((p) => p.status !== 'running'), 'the end of the run');
+  assert.equal((await ok('runs.get', { id })).status, 'completed');
+  assert.equal(rows(), before + 1, 'the refused start left no run behind');
+  const again = await fail('runs.start', { ...vlm(), outDir });
+  assert.equal(again.field, 'outDir', 'a finished run folder is not empty');
+});
