@@ -33,7 +33,6 @@ export type Run = z.infer<typeof Run>;
 export const MetricPoint = z.object({ step: z.int(), name: z.string(), value: z.number().nullable() });
 export type MetricPoint = z.infer<typeof MetricPoint>;
 
-export const TRAIN_METHODS = ['lora', 'projector', 'lora+projector'] as const;
 export const SPLITS = ['train', 'val', 'test'] as const;
 export const DataSplit = z.enum(SPLITS);
 

@@ -20,14 +20,13 @@ import { writeJsonAtomic } from './hf-folder';
 import type { Graph, Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import type { LazyTensors, LoraBinding } from './layers';
+import { LORA_TARGETS, type LoraTarget } from '../contract/hparams';
 
 export class PeftError extends Error {}
 
 /** Decoder projections LoRA can target (LLaMA / Qwen2 names). */
-export const DECODER_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type DecoderTarget = (typeof DECODER_TARGETS)[number];
 /** The same roles in a CLIP / SigLIP layer (no gate). */
-const VISION_NAME: Record<DecoderTarget, string | null> = { q_proj: 'q_proj', k_proj: 'k_proj', v_proj: 'v_proj', o_proj: 'out_proj', gate_proj: null, up_proj: 'fc1', down_proj: 'fc2' };
+const VISION_NAME: Record<LoraTarget, string | null> = { q_proj: 'q_proj', k_proj: 'k_proj', v_proj: 'v_proj', o_proj: 'out_proj', gate_proj: null, up_proj: 'fc1', down_proj: 'fc2' };
 
 export type TrainMode = 'lora' | 'projector' | 'lora+projector';
 
@@ -36,7 +35,7 @@ export interface LoraSpec {
   r: number;
   alpha: number;
   dropout: number;
-  targets: DecoderTarget[];
+  targets: LoraTarget[];
   /** also put adapters on the vision tower's matching projections */
   includeVision: boolean;
   useRslora: boolean;
@@ -356,7 +355,7 @@ export function mergeAdapter(base: TensorSource, adapter: Adapter): TensorSource
 export function validateLoraSpec(config: VlmModelConfig | TextModelConfig, spec: LoraSpec): void {
   if (!Number.isInteger(spec.r) || spec.r < 1) throw new PeftError(`LoRA rank must be a positive integer, got ${spec.r}`);
   if (!(spec.dropout >= 0 && spec.dropout < 1)) throw new PeftError(`LoRA dropout must be in [0, 1), got ${spec.dropout}`);
-  for (const t of spec.targets) if (!(DECODER_TARGETS as readonly string[]).includes(t)) throw new PeftError(`unknown LoRA target "${t}" (known: ${DECODER_TARGETS.join(', ')})`);
+  for (const t of spec.targets) if (!(LORA_TARGETS as readonly string[]).includes(t)) throw new PeftError(`unknown LoRA target "${t}" (known: ${LORA_TARGETS.join(', ')})`);
   if (spec.mode !== 'lora' && !isVlm(config)) throw new PeftError(`mode ${spec.mode} needs a vision-language model (it trains the projector)`);
 }
 

@@ -37,7 +37,6 @@ import { loadHfFolder, saveHfFolder } from './hf-folder';
 import { GraphWeights, type LoraBinding } from './layers';
 import { buildForwardGraph, causalForward, IO, type ForwardGraphOptions } from './llava';
 import {
-  DECODER_TARGETS,
   loadAdapter as loadPeftAdapter,
   loraScaling,
   projectorParams,
@@ -46,7 +45,6 @@ import {
   targetModulesRegex,
   validateLoraSpec,
   type Adapter,
-  type DecoderTarget,
   type LoraModule,
   type LoraSpec,
 } from './peft';
@@ -57,8 +55,10 @@ import { connectorModule } from './peft';
 import type { LensTokenizer } from './tokenizer';
 import { ChatTemplate, LLAVA_CHAT_TEMPLATE, missingTemplateWarning } from './chat-template';
 import type { ImageProcessor } from './image-processor';
+import { LORA_TARGETS, type LoraTarget, type TrainMethod as HparamsMethod } from '../contract/hparams';
 
-export type TrainMethod = 'lora' | 'projector' | 'lora+projector' | 'full';
+/** The API's methods (contract/hparams.ts TRAIN_METHODS) and 'full' (every weight, for the engine's own tests). */
+export type TrainMethod = HparamsMethod | 'full';
 
 export interface LoraOptions {
   rank: number;
@@ -180,7 +180,7 @@ function asCausal(cfg: ModelConfig): VlmModelConfig | TextModelConfig {
 /** LoraOptions -> peft.ts LoraSpec (validated). */
 export function loraSpec(cfg: ModelConfig, method: TrainMethod, lora: LoraOptions): LoraSpec {
   if (method === 'full') throw new Error("method 'full' has no LoRA spec");
-  const targets = lora.targetModules as DecoderTarget[];
+  const targets = lora.targetModules as LoraTarget[];
   const spec: LoraSpec = { mode: method, r: lora.rank, alpha: lora.alpha, dropout: lora.dropout, targets, includeVision: !!lora.includeVision, useRslora: !!lora.useRslora };
   validateLoraSpec(asCausal(cfg), spec);
   return spec;
@@ -360,7 +360,7 @@ export function loadAdapter(dir: string, model: ModelLike): { method: TrainMetho
   const method: TrainMethod = raw.lenslab?.mode ?? (hasProjector ? 'lora+projector' : 'lora');
   const targets =
     raw.lenslab?.targets ??
-    DECODER_TARGETS.filter((t) => adapter.modules.some((m) => m.module.endsWith(`.${t}`)));
+    LORA_TARGETS.filter((t) => adapter.modules.some((m) => m.module.endsWith(`.${t}`)));
   const lora: LoraOptions = {
     rank: adapter.config.r,
     alpha: adapter.config.alpha,

@@ -2,13 +2,14 @@
 // their conversion to the `hparams` object runs.estimate / runs.start take, and the memory estimate's suggestions
 // turned into field changes where they name concrete values.
 import type { FieldSpec, HyperValues } from './hyperparams';
+import { LORA_TARGETS } from '../../src-main/contract/hparams';
 
 const notProjector = (v: HyperValues) => v.method !== 'projector';
 
 export const TARGET_PRESETS: Record<string, string[]> = {
   attention: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
   qv: ['q_proj', 'v_proj'],
-  all: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  all: [...LORA_TARGETS],
 };
 
 export const TRAIN_FIELDS: FieldSpec[] = [

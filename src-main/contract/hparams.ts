@@ -1,0 +1,86 @@
+// Hyperparameters of a fine-tuning run, as the API, the CLI and the trainer take them: the one list of training
+// methods, of LoRA target modules and of learning-rate schedules, and the zod schema with defaults, limits and
+// cross-field checks (training/hparams.ts parses with it and words the errors with CLI flags; the renderer's Train
+// form offers the same choices). Pure TS + zod (imported by the renderer).
+import { z } from 'zod';
+
+/** What is trained: LoRA adapters in the decoder, the vision→text projector, or both. */
+export const TRAIN_METHODS = ['lora', 'projector', 'lora+projector'] as const;
+export type TrainMethod = (typeof TRAIN_METHODS)[number];
+export const SCHEDULES = ['cosine', 'linear', 'constant'] as const;
+export type LrScheduleKind = (typeof SCHEDULES)[number];
+
+/** Module names LoRA may target (the decoder's attention and MLP linear layers, LLaMA / Qwen2 naming). */
+export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+
+export const hparamsSchema = z
+  .object({
+    /** What is trained: LoRA adapters in the decoder, the vision→text projector, or both. */
+    method: z.enum(TRAIN_METHODS).default('lora'),
+    /** LoRA rank r. */
+    rank: int(1, 1024).default(8),
+    /** LoRA alpha; the update is scaled by alpha / rank. */
+    alpha: z.number().positive().max(1e4).default(16),
+    /** Dropout on the LoRA input (0 = off, PEFT's default). Masks are a function of (seed, step, micro-batch), so a
+     *  resumed run equals an uninterrupted one with any dropout; > 0 costs a per-element hash in each LoRA module. */
+    dropout: z.number().min(0).lt(1).default(0),
+    /** Decoder linear layers that get adapters. */
+    targetModules: z.array(z.enum(LORA_TARGETS)).min(1).default(['q_proj', 'k_proj', 'v_proj', 'o_proj']),
+    /** Peak learning rate. */
+    lr: z.number().positive().max(1).default(2e-4),
+    /** AdamW decoupled weight decay. */
+    weightDecay: z.number().min(0).max(1).default(0),
+    /** AdamW (beta1, beta2). */
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]),
+    /** AdamW epsilon. */
+    eps: z.number().positive().max(1).default(1e-8),
+    /** Linear warmup length in steps (or give warmupRatio, not both). */
+    warmupSteps: int(0).optional(),
+    /** Linear warmup as a fraction of the total steps. */
+    warmupRatio: z.number().min(0).lt(1).optional(),
+    /** Decay after warmup. */
+    schedule: z.enum(SCHEDULES).default('cosine'),
+    /** The learning rate the decay ends at, as a fraction of lr. */
+    minLrRatio: z.number().min(0).max(1).default(0),
+    /** Passes over the training split (or give maxSteps, not both; neither = 3 epochs). */
+    epochs: int(1, 10000).optional(),
+    /** Optimizer steps to run. */
+    maxSteps: int(1, 10_000_000).optional(),
+    /** Samples per micro-batch. */
+    batchSize: int(1, 4096).default(4),
+    /** Micro-batches per optimizer step (effective batch = batchSize × gradAccum). */
+    gradAccum: int(1, 4096).default(1),
+    /** Longest sample, in tokens with image tokens expanded; longer samples are refused, never cut. */
+    maxSeqLen: int(8, 131072).default(1024),
+    /** Seed for initialisation, shuffling and dropout. */
+    seed: int(0, 0xffffffff).default(42),
+    /** Evaluate every N steps (0 = only at the end). */
+    evalEvery: int(0).default(0),
+    /** Evaluate the base model before the first step too (step 0), so the curves show what training gained; skipped
+     *  when the dataset has no validation items. Off by default here; the app's Train form turns it on. */
+    evalAtStart: z.boolean().default(false),
+    /** Write a checkpoint every N steps (0 = only at the end). */
+    saveEvery: int(0).default(50),
+    /** How many recent checkpoints to keep. */
+    keepLastK: int(1, 1000).default(3),
+    /** Global gradient-norm clipping threshold (0 = off). */
+    clipNorm: z.number().min(0).max(1e6).default(1),
+  })
+  .strict()
+  .superRefine((h, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (h.epochs !== undefined && h.maxSteps !== undefined) issue('maxSteps', 'give either epochs or maxSteps, not both');
+    if (h.warmupSteps !== undefined && h.warmupRatio !== undefined) issue('warmupRatio', 'give either warmupSteps or warmupRatio, not both');
+    if (h.maxSteps !== undefined && h.warmupSteps !== undefined && h.warmupSteps >= h.maxSteps)
+      issue('warmupSteps', `warmup (${h.warmupSteps} steps) must be shorter than maxSteps (${h.maxSteps})`);
+    if (h.method !== 'projector' && new Set(h.targetModules).size !== h.targetModules.length)
+      issue('targetModules', `lists a module twice: ${h.targetModules.join(', ')}`);
+    if (h.schedule === 'constant' && h.minLrRatio !== 0) issue('minLrRatio', 'has no effect with schedule "constant"; leave it at 0');
+  });
+
+export type HparamsInput = z.input<typeof hparamsSchema>;
+/** Parsed hyperparameters with defaults filled in (epochs is set when maxSteps is not). */
+export type Hparams = z.output<typeof hparamsSchema>;
