@@ -1,0 +1,64 @@
+// Text and image search of a dataset with a CLIP model and a contrastive adapter: the matching images come first,
+// embeddings are cached per (model, adapter) and a different adapter gets its own cache.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp';
+import { createBackend } from '../../src-main/services/backend';
+import { loadItems } from '../../src-main/datasets/rows';
+import { searchDataset, embeddingCacheKey } from '../../src-main/datasets/embedding-search';
+import { writeTinyContrastive } from '../../src-main/models/demo/tiny-contrastive';
+import { writeContrastiveDataset } from '../../src-main/models/demo/contrastive-dataset';
+import { loadContrastive } from '../../src-main/models/families/contrastive/model';
+import { trainContrastiveToFolder } from '../../src-main/training/contrastive';
+import { readPairs } from '../../src-main/transport/cli/contrastive';
+
+const { dir, cleanup } = tempDir('embedding-search-');
+after(cleanup);
+
+test('text search returns the matching images first; results are cached per model and adapter', async () => {
+  const model = join(dir, 'clip');
+  const data = join(dir, 'shapes');
+  const adapter = join(dir, 'adapter');
+  writeTinyContrastive(model, 'clip', 1, { imageSize: 32, patchSize: 8, hidden: 64, layers: 2, heads: 4, std: 0.1, textPositions: 32 });
+  await writeContrastiveDataset(data);
+  const m = loadContrastive(model);
+  const pairs = (await readPairs(data, { split: 'train' })).map((p) => ({ image: p.image, text: p.text! }));
+  await trainContrastiveToFolder(m, pairs, { method: 'lora', epochs: 15, batchSize: 16, lr: 3e-3 }, adapter);
+  m.close();
+
+  const dataDir = join(dir, 'lenslab');
+  const backend = createBackend({ dataDir, host: 'cli' });
+  try {
+    const rep = await backend.dispatcher.call('datasets.import', { path: join(data, 'val'), dataset: 'val shapes' });
+    const ds = rep.datasetId;
+    const items = loadItems(backend.db, ds);
+    assert.equal(items.length, 20);
+    const tagOf = new Map(items.map((it) => [it.id, it.tags[0]]));
+
+    const first = await searchDataset(backend.db, dataDir, ds, { model, adapter, text: 'a red circle', limit: 20 });
+    assert.equal(first.embedded, 20);
+    assert.equal(first.items.length, 20);
+    const rank = first.items.findIndex((x) => tagOf.get(x.itemId) === 'red circle');
+    assert.ok(rank >= 0 && rank < 5, `the red circle ranks ${rank + 1} of 20`);
+    // how well text search ranks over all 20 classes: mean rank of the matching image
+    let sum = 0;
+    for (const cls of new Set(tagOf.values())) {
+      const r = await searchDataset(backend.db, dataDir, ds, { model, adapter, text: `a ${cls}`, limit: 20 });
+      assert.equal(r.embedded, 0);
+      assert.equal(r.cached, 20);
+      sum += r.items.findIndex((x) => tagOf.get(x.itemId) === cls);
+    }
+    assert.ok(sum / 20 < 2.5, `mean rank of the matching image ${sum / 20 + 1} (chance 10.5)`);
+
+    const like = await searchDataset(backend.db, dataDir, ds, { model, adapter, itemId: items[3].id, limit: 3 });
+    assert.equal(like.items[0].itemId, items[3].id);
+    assert.ok(Math.abs(like.items[0].score - 1) < 1e-4);
+
+    assert.notEqual(embeddingCacheKey(model, adapter), embeddingCacheKey(model, null));
+    const base = await searchDataset(backend.db, dataDir, ds, { model, text: 'a red circle' });
+    assert.equal(base.embedded, 20, 'the base model has its own cache');
+  } finally {
+    backend.close();
+  }
+});
