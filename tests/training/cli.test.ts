@@ -3,11 +3,16 @@
 // base and of the run's adapter on the same items, compared.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/wait';
+import { openDatabase, closeDatabase } from '../../src-main/storage/database';
+import { listMetrics } from '../../src-main/storage/runs-queries';
+import { listCheckpointRows } from '../../src-main/jobs/store';
+import { listCheckpoints } from '../../src-main/training/checkpoints';
 import { runCli } from '../../src-main/cli';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { writeTinyModel } from './vlm-fixture';
@@ -111,4 +116,40 @@ test('Ctrl-C pauses `lenslab train` after a step (with a checkpoint); the same c
   assert.match(again.out, new RegExp(`resuming run ${m[1]} from its last checkpoint`));
   assert.match(again.err, new RegExp(`resumed from the checkpoint at step ${m[2]}`));
   assert.match(again.out, new RegExp(`run ${m[1]} completed: 400 steps`));
+});
+
+test('SIGKILL of `lenslab train` alone: its job pauses itself; every step and checkpoint is on record, and the same command resumes', async () => {
+  const out = join(tmp.dir, 'run-killed');
+  const cliPath = fileURLToPath(new URL('../../src-main/cli.ts', import.meta.url));
+  const args = ['--import', 'tsx', cliPath, '--data-dir', dataDir, 'train', '--model', modelDir, '--data', vqa, '--out', out, '--steps', '120', '--batch-size', '2', '--save-every', '4', '--eval-every', '0'];
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stdout.on('data', () => undefined);
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    const m = /step (\d+)\/120/g;
+    let last = 0;
+    for (let x = m.exec(stderr); x; x = m.exec(stderr)) last = Number(x[1]);
+    if (last >= 14) child.kill('SIGKILL'); // the CLI only: its job keeps running and pauses itself
+  });
+  await new Promise((r) => child.on('exit', r));
+  const ended = await until(() => (existsSync(join(out, 'process.json')) && JSON.parse(readFileSync(join(out, 'process.json'), 'utf8')).endedAt ? JSON.parse(readFileSync(join(out, 'process.json'), 'utf8')) : null), 'the job to pause itself', 60_000);
+  assert.equal(ended.outcome, 'paused', stderr);
+
+  const again = await cli('train', '--out', out);
+  assert.equal(again.code, 0, again.err);
+  const runId = Number(/resuming run (\d+) from its last checkpoint/.exec(again.out)?.[1]);
+  assert.ok(runId > 0, again.out);
+  assert.match(again.out, new RegExp(`run ${runId} completed: 120 steps`));
+  const db = openDatabase(join(dataDir, 'lenslab.db'));
+  try {
+    assert.deepEqual(listMetrics(db, runId, 'loss').map((p) => p.step), Array.from({ length: 120 }, (_, i) => i + 1), 'every step, those after the kill included');
+    assert.deepEqual(
+      listCheckpointRows(db, runId).map((c) => [c.step, c.path]),
+      listCheckpoints(join(out, 'checkpoints')).map((c) => [c.step, c.dir]),
+      'the checkpoint rows are the checkpoint folders',
+    );
+  } finally {
+    closeDatabase(db);
+  }
 });
