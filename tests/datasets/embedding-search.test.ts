@@ -30,7 +30,7 @@ test('text search returns the matching images first; results are cached per mode
   const dataDir = join(dir, 'lenslab');
   const backend = createBackend({ dataDir, host: 'cli' });
   try {
-    const rep = await backend.dispatcher.call('datasets.import', { path: join(data, 'val'), dataset: 'val shapes' });
+    const rep = (await backend.dispatcher.call('datasets.import', { path: join(data, 'val'), dataset: 'val shapes' })) as { datasetId: number };
     const ds = rep.datasetId;
     const items = loadItems(backend.db, ds);
     assert.equal(items.length, 20);
