@@ -3,6 +3,7 @@ import { ref } from 'vue';
 import type { Dataset } from '../../src-main/contract/datasets';
 import type { ImportReport } from '../../src-main/contract/datasets-io';
 import { api, ApiError, discardUpload, uploadFiles } from '../api';
+import { uploadLabel } from '../composables/uploadLabel';
 import type { DropResult } from '../composables/useDropImport';
 import { useLoadedList } from './loadedList';
 
@@ -65,7 +66,12 @@ export const useDatasetsStore = defineStore('datasets', () => {
         });
         try {
           importing.value = { phase: 'importing', done: 0, total: 0, source: 0, sources: 1 };
-          reports.push(await api.call('datasets.import', { path: up.importPath, ...(target.datasetId ? { datasetId: target.datasetId } : {}) }));
+          // several loose files land in the upload's batch folder: name the dataset and the report after the files,
+          // never after the batch id
+          const label = uploadLabel(drop.files.map((f) => f.relativePath));
+          const several = new Set(drop.files.map((f) => f.relativePath.replace(/^\/+/, '').split('/')[0])).size > 1;
+          const r = await api.call('datasets.import', { path: up.importPath, ...(target.datasetId ? { datasetId: target.datasetId } : several ? { dataset: label.name } : {}) });
+          reports.push({ ...r, source: label.text });
         } finally {
           void discardUpload(up.batch);
         }
@@ -98,3 +104,4 @@ export const useDatasetsStore = defineStore('datasets', () => {
 });
 
 export { ApiError };
+

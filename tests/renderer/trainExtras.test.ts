@@ -40,3 +40,11 @@ test('warnings: a tiny validation split, many epochs over few samples', () => {
   assert.deepEqual(trainWarnings({ train: 960, val: 240 }, { maxSteps: 400, batchSize: 16 }), []);
   assert.match(trainWarnings({ train: 10, val: 0 }, { epochs: 3 })[0], /No validation items/);
 });
+
+test('an upload is named after its files, never the batch id', async () => {
+  const { uploadLabel } = await import('../../src-renderer/composables/uploadLabel');
+  assert.deepEqual(uploadLabel(['icons/a.png', 'icons/b.png']), { text: 'icons', name: 'icons' });
+  assert.deepEqual(uploadLabel(['data.json']), { text: 'data.json', name: 'data' });
+  assert.deepEqual(uploadLabel(['llava.json', 'vqa.jsonl']), { text: 'llava.json and vqa.jsonl', name: 'llava (+1)' });
+  assert.deepEqual(uploadLabel(['a.json', 'b.png', 'c.png', 'd.png']), { text: 'a.json, b.png and 2 more files', name: 'a (+3)' });
+});
