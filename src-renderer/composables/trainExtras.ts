@@ -83,3 +83,18 @@ export function trainWarnings(counts: { train: number; val: number } | null, h: 
   if (epochs > 20 && counts.train < 1000) out.push(`About ${Math.round(epochs)} passes over ${counts.train} training samples: the model may learn them by heart. Watch the eval loss, or use fewer steps.`);
   return out;
 }
+
+/**
+ * Train loss far below eval loss: the model is learning its training samples rather than the task. Compares the
+ * latest eval loss with the mean train loss of the steps before it (up to 20).
+ */
+export function overfitWarning(train: readonly { step: number; value: number | null }[], evalLoss: readonly { step: number; value: number | null }[]): string | null {
+  const last = [...evalLoss].reverse().find((p) => p.value !== null);
+  if (!last || last.step === 0) return null;
+  const recent = train.filter((p) => p.value !== null && p.step <= last.step).slice(-20);
+  if (recent.length < 5) return null;
+  const t = recent.reduce((a, p) => a + p.value!, 0) / recent.length;
+  if (last.value! > 2 * t && last.value! - t > 0.5)
+    return `Train loss (${t.toFixed(2)}) is far below eval loss (${last.value!.toFixed(2)}) at step ${last.step}: the model is learning the training samples by heart. Fewer steps, more data or a lower learning rate help.`;
+  return null;
+}

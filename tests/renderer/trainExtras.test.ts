@@ -48,3 +48,11 @@ test('an upload is named after its files, never the batch id', async () => {
   assert.deepEqual(uploadLabel(['llava.json', 'vqa.jsonl']), { text: 'llava.json and vqa.jsonl', name: 'llava (+1)' });
   assert.deepEqual(uploadLabel(['a.json', 'b.png', 'c.png', 'd.png']), { text: 'a.json, b.png and 2 more files', name: 'a (+3)' });
 });
+
+test('train loss far below eval loss is named; close losses and the step-0 evaluation are not', async () => {
+  const { overfitWarning } = await import('../../src-renderer/composables/trainExtras');
+  const train = Array.from({ length: 30 }, (_, i) => ({ step: i + 1, value: 0.1 }));
+  assert.match(overfitWarning(train, [{ step: 0, value: 11 }, { step: 30, value: 1.4 }]) ?? '', /Train loss \(0\.10\) is far below eval loss \(1\.40\) at step 30/);
+  assert.equal(overfitWarning(train, [{ step: 30, value: 0.15 }]), null);
+  assert.equal(overfitWarning(train, [{ step: 0, value: 11 }]), null);
+});
