@@ -3,7 +3,7 @@
 // NaN/Inf, and honour pause (checkpoint, then stop) and cancel (stop, write nothing) between steps.
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanCheckpoints, latestCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../training/checkpoints';
+import { cleanCheckpoints, latestCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, stepDirName } from '../training/checkpoints';
 import type { JobEvent, JobSpec } from './protocol';
 import { isDiskFull, nameDiskFull } from '../util/disk-full';
 import type { Trainer } from './trainer';
@@ -48,7 +48,12 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
     let lastEval: Record<string, number> = {};
     const save = async (metrics: Record<string, number>) => {
       const files = await trainer!.saveState();
-      const ref = saveCheckpoint(root, step, files, { info: { metrics } });
+      let ref;
+      try {
+        ref = saveCheckpoint(root, step, files, { info: { metrics } });
+      } catch (e) {
+        throw nameDiskFull(e, 'cannot write the checkpoint', join(root, stepDirName(step)));
+      }
       // prune only after the new one is committed, and report what went
       const pruned = pruneCheckpoints(root, plan.keepLastK);
       lastSaved = step;
