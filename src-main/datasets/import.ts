@@ -87,7 +87,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     // Images: hash, validate, copy + thumbnail (outside the transaction; content-addressed, so harmless if we abort).
     // Results are kept per image file (its path) or per embedded image (its source object), never per item.
     const images = new Map<string | ImageSource, StoredImage>();
-    const failed = new Set<string | ImageSource>();
+    const failed = new Map<string | ImageSource, ImageError>();
     const keyOf = (src: ImageSource) => ('path' in src ? src.path : src);
     let failedItems = 0;
     let stored = 0;
@@ -100,8 +100,8 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     // they wrote: nothing is written after the failure, nothing written is left behind.
     let fatal: { err: unknown } | undefined;
     // Records that name the same file (kept apart with groupByImage off, or in several record files) read,
-    // hash and decode it once.
-    const byPath = new Map<string, Promise<Awaited<ReturnType<typeof storeImage>>>>();
+    // hash and decode it once: later ones find its result (or its error), those meanwhile wait for it.
+    const inFlight = new Map<string, Promise<Awaited<ReturnType<typeof storeImage>>>>();
     const worker = async () => {
       while (!fatal) {
         const n = iter.next();
@@ -111,26 +111,39 @@ export async function importDataset(db: Database, dataDir: string, source: strin
         try {
           options.signal?.throwIfAborted();
           const src = it.image;
-          let pending = 'path' in src ? byPath.get(src.path) : undefined;
-          const first = !pending;
-          if (!pending) {
-            pending = storeImage(dataDir, src);
-            if ('path' in src) byPath.set(src.path, pending);
+          const key = keyOf(src);
+          const known = failed.get(key);
+          if (known) throw known;
+          if (images.has(key)) reused++;
+          else {
+            let pending = 'path' in src ? inFlight.get(src.path) : undefined;
+            const first = !pending;
+            if (!pending) {
+              pending = storeImage(dataDir, src);
+              if ('path' in src) inFlight.set(src.path, pending);
+            }
+            let r;
+            try {
+              r = await pending;
+            } catch (err) {
+              if (first && err instanceof ImageError) failed.set(key, err);
+              throw err;
+            } finally {
+              if (first && 'path' in src) inFlight.delete(src.path);
+            }
+            if (first) {
+              for (const f of r.created) created.push(f);
+              if (r.created.length) options.onCreated?.(r.created);
+            }
+            if (first && r.isNew) stored++;
+            else reused++;
+            images.set(key, r.image);
           }
-          const r = await pending;
-          if (first) {
-            for (const f of r.created) created.push(f);
-            if (r.created.length) options.onCreated?.(r.created);
-          }
-          if (first && r.isNew) stored++;
-          else reused++;
-          images.set(keyOf(src), r.image);
         } catch (err) {
           if (!(err instanceof ImageError)) {
             fatal ??= { err };
             return;
           }
-          failed.add(keyOf(it.image));
           failedItems++;
           problems.push({ ref: it.sourcePath, field: 'image', message: `${err.message} (${it.image.original})`, severity: 'error' });
         }
@@ -142,7 +155,6 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     } finally {
       iter.return?.();
     }
-    byPath.clear();
     if (fatal) throw fatal.err;
     options.signal?.throwIfAborted();
     if (options.strict) throwIfErrors(problems, source);

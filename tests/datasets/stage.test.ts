@@ -131,3 +131,41 @@ test('a record file that fails to parse leaves no staging folder', async () => {
   await assert.rejects(parseSource(join(src, 'data.json'), { tempDir: scratch, stage: true }));
   assert.deepEqual(readdirSync(scratch), ['.keep']);
 });
+
+test('records naming the same broken image are each skipped with its error; a shared good image is stored once', async () => {
+  const { openDatabase, closeDatabase } = await import('../../src-main/storage/database');
+  const { importDataset } = await import('../../src-main/datasets/import');
+  const src = join(tmp.dir, 'broken');
+  F.write(src, 'good.png', await F.png(955));
+  F.write(src, 'bad.png', 'not a png');
+  const recs = [
+    { image: 'bad.png', question: 'Q1', answer: 'A1' },
+    { image: 'good.png', question: 'Q2', answer: 'A2' },
+    { image: 'bad.png', question: 'Q3', answer: 'A3' },
+    { image: 'good.png', question: 'Q4', answer: 'A4' },
+  ];
+  F.write(src, 'vqa.jsonl', recs.map((r) => JSON.stringify(r)).join('\n'));
+  const dataDir = join(tmp.dir, 'broken-data');
+  const db = openDatabase(join(dataDir, 'lenslab.db'));
+  try {
+    const rep = await importDataset(db, dataDir, join(src, 'vqa.jsonl'), {
+      dataset: 'b',
+      groupByImage: false,
+      concurrency: 2,
+    });
+    assert.equal(rep.imported, 2);
+    assert.equal(rep.imagesStored, 1);
+    assert.equal(rep.imagesReused, 1);
+    assert.deepEqual(rep.skipped.map((p) => [p.ref, p.field]).sort(), [
+      ['vqa.jsonl:1', 'image'],
+      ['vqa.jsonl:3', 'image'],
+    ]);
+    assert.ok(rep.skipped.every((p) => p.message.endsWith('(bad.png)')));
+    assert.deepEqual(
+      readdirSync(dataDir).filter((f) => f.startsWith('.lenslab-')),
+      [],
+    );
+  } finally {
+    closeDatabase(db);
+  }
+});
