@@ -210,6 +210,21 @@ export const datasetsIoMethods = defineMethods({
     output: Changed,
     summary: 'Find and replace in the labels of a selection. Undoable.',
   },
+  'datasets.search': {
+    input: z.strictObject({
+      datasetId: Id,
+      modelId: Id,
+      text: z.string().min(1).max(1000).optional(),
+      itemId: Id.optional(),
+      limit: z.int().min(1).max(10_000).optional(),
+    }),
+    output: z.object({
+      items: z.array(z.object({ itemId: Id, score: z.number() })),
+      embedded: z.int().nonnegative(),
+      cached: z.int().nonnegative(),
+    }),
+    summary: "Rank a dataset's images against a text or an item's image with a CLIP / SigLIP model (embeddings cached per model).",
+  },
   'datasets.tags': {
     input: z.strictObject({ datasetId: Id }),
     output: z.object({ tags: z.array(z.object({ name: z.string(), count: z.int() })) }),

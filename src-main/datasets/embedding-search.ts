@@ -73,9 +73,25 @@ function writeCache(dir: string, c: Cache): void {
   writeAtomic(join(dir, 'index.json'), new TextEncoder().encode(JSON.stringify({ dim: c.dim, hashes })));
 }
 
-export async function searchDataset(db: Database, dataDir: string, datasetId: number, o: SearchOptions): Promise<SearchResult> {
+/** An image item as the search needs it (no database access: this runs in the backend's worker). */
+export interface SearchItem {
+  id: number;
+  image: { hash: string; ext: string };
+}
+
+/** The image items of a dataset. */
+export function searchItemsOf(db: Database, datasetId: number): SearchItem[] {
+  return loadItems(db, datasetId)
+    .filter((it) => it.image)
+    .map((it) => ({ id: it.id, image: { hash: it.image!.hash, ext: it.image!.ext } }));
+}
+
+export function searchDataset(db: Database, dataDir: string, datasetId: number, o: SearchOptions): Promise<SearchResult> {
+  return searchImages(dataDir, searchItemsOf(db, datasetId), o);
+}
+
+export async function searchImages(dataDir: string, items: readonly SearchItem[], o: SearchOptions): Promise<SearchResult> {
   if ((o.text === undefined) === (o.itemId === undefined)) throw new Error('search: give a text or an item, not both');
-  const items = loadItems(db, datasetId).filter((it) => it.image);
   if (!items.length) return { items: [], embedded: 0, cached: 0 };
   const key = embeddingCacheKey(o.model, o.adapter);
   const cacheDir = join(dataDir, 'cache', 'embeddings', key);
@@ -98,7 +114,7 @@ export async function searchDataset(db: Database, dataDir: string, datasetId: nu
         q = r.textEmbeds[0];
       } else {
         const it = items.find((x) => x.id === o.itemId);
-        if (!it) throw new Error(`search: item ${o.itemId} is not an image item of dataset ${datasetId}`);
+        if (!it) throw new Error(`search: item ${o.itemId} is not an image item of this dataset`);
         q = cache.vectors.get(it.image!.hash)!;
       }
       const scored = items.map((it) => {

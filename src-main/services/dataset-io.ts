@@ -1,5 +1,7 @@
 // Dataset contents behind the contract (contract/datasets-io.ts): import/export, items and labels, tags,
 // splits, undo/redo, lint and the tokenized preview. The work is done in src-main/datasets/.
+import { searchItemsOf } from '../datasets/embedding-search';
+import { isContrastiveFolder } from '../models/families/contrastive/folder';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import type { Item } from '../contract/datasets-io';
@@ -201,6 +203,15 @@ export const datasetIoHandlers = handlers({
     const n = await guard(() => ops.replaceText(ctx.db, p.datasetId, p.itemIds, p.find, p.replace, { regex: p.regex, caseSensitive: p.caseSensitive, scope: p.scope }));
     changed(ctx, p.datasetId, 'edit');
     return { changed: n, history: historyState(ctx.db, p.datasetId) };
+  },
+  'datasets.search': async (p, ctx) => {
+    requireDatasetId(ctx, p.datasetId);
+    if ((p.text === undefined) === (p.itemId === undefined)) throw new ApiError('invalid_request', 'give a text or an itemId, not both', p.text === undefined ? 'text' : 'itemId');
+    const dir = modelDir(ctx, p.modelId);
+    if (!isContrastiveFolder(dir)) throw new ApiError('invalid_request', `model ${p.modelId} is not a CLIP or SigLIP model (image search needs one)`, 'modelId');
+    const items = searchItemsOf(ctx.db, p.datasetId);
+    if (p.itemId !== undefined && !items.some((it) => it.id === p.itemId)) throw new ApiError('not_found', `item ${p.itemId} is not an image item of dataset ${p.datasetId}`, 'itemId');
+    return ctx.work.shared().embeddingSearch({ dataDir: ctx.dataDir, items, options: { model: dir, text: p.text, itemId: p.itemId, limit: p.limit } });
   },
   'datasets.tags': (p, ctx) => {
     requireDatasetId(ctx, p.datasetId);

@@ -13,6 +13,7 @@
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
 // thread (WorkLocal). This file is also the worker's entry (built as backend-worker.js, electron.vite.config.ts).
+import { searchImages, type SearchItem, type SearchOptions, type SearchResult } from '../datasets/embedding-search';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SHARE_ENV, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -73,7 +74,15 @@ export interface WorkHost {
   preview(input: PreviewInput): Promise<PreviewResult>;
   lintLengths(input: LintLengthsInput): Promise<LintLengthsResult>;
   exportGguf(input: GgufExportInput, hooks?: WorkHooks): Promise<GgufExportReport>;
+  embeddingSearch(input: EmbeddingSearchInput): Promise<SearchResult>;
   close(): Promise<void>;
+}
+
+/** datasets.search: a dataset's image items ranked against a text or an item's image (CLIP / SigLIP). */
+export interface EmbeddingSearchInput {
+  dataDir: string;
+  items: SearchItem[];
+  options: SearchOptions;
 }
 
 // ---------------------------------------------------------------- the work itself
@@ -112,6 +121,9 @@ export class WorkLocal implements WorkHost {
   }
   async exportGguf(input: GgufExportInput, hooks: WorkHooks = {}): Promise<GgufExportReport> {
     return exportGguf({ ...input, onProgress: (p) => hooks.onProgress?.(p.tensor, p.tensors) });
+  }
+  embeddingSearch(input: EmbeddingSearchInput): Promise<SearchResult> {
+    return searchImages(input.dataDir, input.items, input.options);
   }
   async close(): Promise<void> {}
 }
@@ -168,7 +180,8 @@ type Op =
   | { op: 'evaluate'; input: EvaluateInput }
   | { op: 'preview'; input: PreviewInput }
   | { op: 'lintLengths'; input: LintLengthsInput }
-  | { op: 'exportGguf'; input: GgufExportInput };
+  | { op: 'exportGguf'; input: GgufExportInput }
+  | { op: 'embeddingSearch'; input: EmbeddingSearchInput };
 type ToWorker = ({ t: 'call'; rid: number } & Op) | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'progress'; rid: number; done: number; total: number }
@@ -234,6 +247,9 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   exportGguf(input: GgufExportInput, hooks: WorkHooks = {}): Promise<GgufExportReport> {
     return this.call({ op: 'exportGguf', input }, hooks);
   }
+  embeddingSearch(input: EmbeddingSearchInput): Promise<SearchResult> {
+    return this.call({ op: 'embeddingSearch', input });
+  }
 }
 
 function runWorker(): void {
@@ -263,6 +279,7 @@ function runWorker(): void {
         if (m.op === 'check') return local.check(m.input);
         if (m.op === 'preview') return local.preview(m.input);
         if (m.op === 'lintLengths') return local.lintLengths(m.input);
+        if (m.op === 'embeddingSearch') return local.embeddingSearch(m.input);
         let last = 0;
         const hooks: WorkHooks = {
           signal: ac.signal,

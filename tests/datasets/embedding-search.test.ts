@@ -62,3 +62,25 @@ test('text search returns the matching images first; results are cached per mode
     backend.close();
   }
 });
+
+test('datasets.search over the API: a registered CLIP model, cached embeddings, bad requests named', async () => {
+  const model = join(dir, 'clip');
+  const dataDir = join(dir, 'lenslab-api');
+  const backend = createBackend({ dataDir, host: 'cli' });
+  try {
+    const call = (m: string, p: unknown) => backend.dispatcher.call(m as never, p as never) as Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const ds = (await call('datasets.import', { path: join(dir, 'shapes', 'val'), dataset: 'val' })).datasetId as number;
+    const modelId = (await call('models.import', { path: model })).model.id as number;
+    const items = loadItems(backend.db, ds);
+    const r1 = await call('datasets.search', { datasetId: ds, modelId, itemId: items[5].id, limit: 4 });
+    assert.equal(r1.items.length, 4);
+    assert.equal(r1.items[0].itemId, items[5].id);
+    assert.deepEqual([r1.embedded, r1.cached], [20, 0]);
+    const r2 = await call('datasets.search', { datasetId: ds, modelId, text: 'a red circle' });
+    assert.deepEqual([r2.embedded, r2.cached], [0, 20]);
+    await assert.rejects(call('datasets.search', { datasetId: ds, modelId, text: 'x', itemId: items[0].id }), /not both/);
+    await assert.rejects(call('datasets.search', { datasetId: ds, modelId, itemId: 999999 }), /item 999999/);
+  } finally {
+    backend.close();
+  }
+});

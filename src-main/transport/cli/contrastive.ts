@@ -12,21 +12,11 @@ import { parseSource } from '../../datasets/parse';
 import type { ImageInput } from '../../models/image-processor';
 import { loadContrastiveAdapter, type ContrastiveAdapter } from '../../models/families/contrastive/adapter';
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../../models/families/contrastive/model';
+import { isContrastiveFolder } from '../../models/families/contrastive/folder';
 import { embedAll, evaluateContrastive, type ContrastiveEval } from '../../eval/contrastive';
 import { ContrastiveTrainError, trainContrastiveToFolder } from '../../training/contrastive';
 
-/** Whether a --model folder is a CLIP / SigLIP dual encoder (config.json model_type clip or siglip). */
-export function isContrastiveFolder(dir: string | undefined): boolean {
-  if (!dir) return false;
-  const p = join(resolve(dir), 'config.json');
-  if (!existsSync(p)) return false;
-  try {
-    const mt = JSON.parse(readFileSync(p, 'utf8')).model_type;
-    return mt === 'clip' || mt === 'siglip';
-  } catch {
-    return false;
-  }
-}
+export { isContrastiveFolder };
 
 /** The --model value of an argv (before the full parse). */
 export function modelArg(argv: string[]): string | undefined {
