@@ -44,7 +44,7 @@ test('lenslab pull downloads, resumes a cut transfer, registers; --cached and --
   assert.equal(cached.snapshots[0].modelId, 1);
   r = await cli('pull', '--catalog', '--data-dir', dir);
   assert.equal(r.code, 0);
-  assert.match(r.out, /SmolVLM 256M Instruct .*not supported: Idefics3/);
+  assert.match(r.out, /BLIP VQA base .*not supported: BLIP family/);
   assert.match(r.out, /llava-hf\/llava-interleave-qwen-0\.5b-hf\s+1\.7 GiB/);
   r = await cli('pull', 'nobody/nothing', '--data-dir', dir);
   assert.equal(r.code, 1);
