@@ -7,6 +7,7 @@ import { ApiError } from '../contract/errors';
 import type { Item } from '../contract/datasets-io';
 import { handlers, type ServiceContext } from './context';
 import { getModelPath } from '../storage/models-queries';
+import { annotationOwner, datasetExists, datasetNameExists } from '../storage/datasets-queries';
 import { exportDataset } from '../datasets/export';
 import { historyState } from '../datasets/history';
 import { importDataset } from '../datasets/import';
@@ -26,7 +27,7 @@ function toItem(it: FullItem, datasetId: number): Item {
 }
 
 function requireDatasetId(ctx: ServiceContext, id: number, field = 'datasetId'): void {
-  if (!ctx.db.prepare('SELECT 1 FROM datasets WHERE id = ?').get(id)) throw new ApiError('not_found', `dataset ${id} does not exist`, field);
+  if (!datasetExists(ctx.db, id)) throw new ApiError('not_found', `dataset ${id} does not exist`, field);
 }
 
 /** Run a datasets-area function, mapping its errors to ApiErrors that keep the field. */
@@ -61,7 +62,7 @@ export const datasetIoHandlers = handlers({
   'datasets.import': async (p, ctx, req) => {
     if (p.dataset !== undefined && p.datasetId !== undefined) throw new ApiError('invalid_request', 'give dataset (a name) or datasetId, not both', 'datasetId');
     if (p.datasetId !== undefined) requireDatasetId(ctx, p.datasetId);
-    const existed = p.dataset !== undefined && !!ctx.db.prepare('SELECT 1 FROM datasets WHERE name = ?').get(p.dataset);
+    const existed = p.dataset !== undefined && datasetNameExists(ctx.db, p.dataset);
     let last = 0;
     // untrusted files are read in a worker with memory and time limits (datasets/import-worker.ts)
     const run = canImportInWorker(ctx.db) ? importInWorker : importDataset;
@@ -170,19 +171,19 @@ export const datasetIoHandlers = handlers({
     return { id, history: historyState(ctx.db, p.datasetId) };
   },
   'annotations.update': async (p, ctx) => {
-    const row = ctx.db.prepare('SELECT a.kind, i.dataset_id AS ds FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.id = ?').get(p.id) as { kind: string; ds: number } | undefined;
+    const row = annotationOwner(ctx.db, p.id);
     if (!row) throw new ApiError('not_found', `annotation ${p.id} does not exist`, 'id');
     if (row.kind !== p.annotation.kind) throw new ApiError('invalid_request', `annotation ${p.id} is a ${row.kind}, not a ${p.annotation.kind}`, 'annotation.kind');
     const did = await guard(() => ops.updateAnnotation(ctx.db, p.id, p.annotation.data));
-    if (did) changed(ctx, row.ds, 'edit');
-    return { changed: did ? 1 : 0, history: historyState(ctx.db, row.ds) };
+    if (did) changed(ctx, row.datasetId, 'edit');
+    return { changed: did ? 1 : 0, history: historyState(ctx.db, row.datasetId) };
   },
   'annotations.delete': async (p, ctx) => {
-    const row = ctx.db.prepare('SELECT i.dataset_id AS ds FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.id = ?').get(p.id) as { ds: number } | undefined;
+    const row = annotationOwner(ctx.db, p.id);
     if (!row) throw new ApiError('not_found', `annotation ${p.id} does not exist`, 'id');
     await guard(() => ops.deleteAnnotation(ctx.db, p.id));
-    changed(ctx, row.ds, 'edit');
-    return { changed: 1, history: historyState(ctx.db, row.ds) };
+    changed(ctx, row.datasetId, 'edit');
+    return { changed: 1, history: historyState(ctx.db, row.datasetId) };
   },
   'items.tag': async (p, ctx) => {
     const n = await guard(() => ops.addTags(ctx.db, p.datasetId, p.itemIds, p.tags));

@@ -3,6 +3,7 @@ import { ApiError } from '../contract/errors';
 import type { Dataset } from '../contract/datasets';
 import { handlers } from './context';
 import type { Database } from '../storage/database';
+import { unfinishedRunOfDataset } from '../storage/runs-queries';
 import {
   deleteDataset,
   getDataset,
@@ -62,9 +63,7 @@ export const datasetsHandlers = handlers({
   'datasets.delete': (p, ctx) => {
     ctx.db.transaction(() => {
       requireDataset(ctx.db, p.id);
-      const busy = ctx.db
-        .prepare(`SELECT id FROM runs WHERE dataset_id = ? AND status IN ('queued','running','paused') LIMIT 1`)
-        .get(p.id) as { id: number } | undefined;
+      const busy = unfinishedRunOfDataset(ctx.db, p.id);
       if (busy) throw new ApiError('conflict', `dataset ${p.id} is used by run ${busy.id}, which has not finished`, 'id');
       deleteDataset(ctx.db, p.id);
     }).immediate();

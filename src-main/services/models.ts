@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { ApiError } from '../contract/errors';
 import type { Model, ModelReport } from '../contract/models';
 import { handlers, type ServiceContext } from './context';
-import { nowIso, type Database } from '../storage/database';
+import type { Database } from '../storage/database';
+import { deleteModelRow, getModelRow, insertModelRow, listModelRows, modelByPath, modelNameTaken, renameModel, type ModelRow } from '../storage/models-queries';
 import { loadHfFolder, saveHfFolder, type HfModel } from '../models/hf-folder';
 import { isVlm } from '../models/config';
 import { vlmFamilyOf } from '../models/registry';
@@ -19,20 +20,6 @@ import { resolveAdapter } from './model-refs';
 /** Where a pretrained demo model is bundled (scripts/pretrain-demo.ts --out resources/demo/model). */
 export const BUNDLED_DEMO_DIR = fileURLToPath(new URL('../../resources/demo/model', import.meta.url));
 export const DEMO_NAME = 'Demo: tiny LLaVA';
-
-interface ModelRow {
-  id: number;
-  name: string;
-  kind: 'base' | 'adapter' | 'merged';
-  family: string | null;
-  path: string;
-  base_model_id: number | null;
-  config_json: string;
-  params: number | null;
-  bytes: number | null;
-  created_at: string;
-  updated_at: string;
-}
 
 function folderBytes(dir: string): { bytes: number; files: string[] } {
   let bytes = 0;
@@ -148,7 +135,7 @@ function isManaged(ctx: ServiceContext, dir: string): boolean {
 }
 
 function getRow(db: Database, id: number, field = 'id'): ModelRow {
-  const row = db.prepare('SELECT * FROM models WHERE id = ?').get(id) as ModelRow | undefined;
+  const row = getModelRow(db, id);
   if (!row) throw new ApiError('not_found', `model ${id} does not exist`, field);
   return row;
 }
@@ -160,12 +147,17 @@ function storedPath(ctx: ServiceContext, dir: string): string {
 }
 
 function insertModel(ctx: ServiceContext, p: { name: string; kind: Model['kind']; dir: string; report: ModelReport; source?: string; baseModelId?: number | null }): Model {
-  if (ctx.db.prepare('SELECT 1 FROM models WHERE name = ?').get(p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
-  const now = nowIso();
-  const info = ctx.db
-    .prepare('INSERT INTO models (name, kind, family, path, base_model_id, config_json, params, bytes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-    .run(p.name, p.kind, p.report.family, storedPath(ctx, p.dir), p.baseModelId ?? null, JSON.stringify({ report: p.report, source: p.source ?? null }), p.report.params, p.report.bytes, now, now);
-  const id = Number(info.lastInsertRowid);
+  if (modelNameTaken(ctx.db, p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
+  const id = insertModelRow(ctx.db, {
+    name: p.name,
+    kind: p.kind,
+    family: p.report.family,
+    path: storedPath(ctx, p.dir),
+    baseModelId: p.baseModelId ?? null,
+    config: { report: p.report, source: p.source ?? null },
+    params: p.report.params,
+    bytes: p.report.bytes,
+  });
   ctx.emit('models.changed', { kind: 'created', id });
   return toModel(ctx, getRow(ctx.db, id));
 }
@@ -192,25 +184,25 @@ function toApi(e: unknown, field: string): never {
 
 export const modelsHandlers = handlers({
   'models.list': (_p, ctx) => {
-    const rows = ctx.db.prepare('SELECT * FROM models ORDER BY created_at DESC, id DESC').all() as ModelRow[];
+    const rows = listModelRows(ctx.db);
     return { models: rows.map((r) => toModel(ctx, r)) };
   },
   'models.get': (p, ctx) => toModel(ctx, getRow(ctx.db, p.id)),
   'models.inspect': (p) => inspectFolder(p.path),
   'models.import': (p, ctx) => {
     const report = inspectFolder(p.path);
-    const dup = ctx.db.prepare('SELECT id, name FROM models WHERE path = ?').get(storedPath(ctx, report.path)) as { id: number; name: string } | undefined;
+    const dup = modelByPath(ctx.db, storedPath(ctx, report.path));
     if (dup) throw new ApiError('conflict', `this folder is already registered as "${dup.name}"`, 'path');
     const name = p.name ?? (report.path.split(/[\\/]/).filter(Boolean).pop() || 'model');
     return { model: insertModel(ctx, { name, kind: 'base', dir: report.path, report }), report };
   },
   'models.installDemo': (_p, ctx) => {
-    const existing = (ctx.db.prepare('SELECT * FROM models').all() as ModelRow[]).find((r) => parseConfig(r).source === 'demo');
+    const existing = listModelRows(ctx.db).find((r) => parseConfig(r).source === 'demo');
     if (existing && existsSync(join(absPath(ctx, existing.path), 'config.json'))) {
       const model = toModel(ctx, existing);
       return { model, report: model.report ?? inspectFolder(model.path), created: false };
     }
-    if (existing) ctx.db.prepare('DELETE FROM models WHERE id = ?').run(existing.id);
+    if (existing) deleteModelRow(ctx.db, existing.id);
     let dir: string;
     let name: string;
     if (existsSync(join(BUNDLED_DEMO_DIR, 'config.json'))) {
@@ -223,11 +215,11 @@ export const modelsHandlers = handlers({
       name = `${DEMO_NAME} (random init)`;
     }
     const report = inspectFolder(dir);
-    if (ctx.db.prepare('SELECT 1 FROM models WHERE name = ?').get(name)) name = `${name} ${Date.now()}`;
+    if (modelNameTaken(ctx.db, name)) name = `${name} ${Date.now()}`;
     return { model: insertModel(ctx, { name, kind: 'base', dir, report, source: 'demo' }), report, created: true };
   },
   'models.compose': (p, ctx) => {
-    if (ctx.db.prepare('SELECT 1 FROM models WHERE name = ?').get(p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
+    if (modelNameTaken(ctx.db, p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
     inspectFolder(p.visionPath, 'visionPath');
     inspectFolder(p.textPath, 'textPath');
     const out = modelsDir(ctx, p.name);
@@ -244,8 +236,8 @@ export const modelsHandlers = handlers({
   },
   'models.update': (p, ctx) => {
     const row = getRow(ctx.db, p.id);
-    if (p.name !== row.name && ctx.db.prepare('SELECT 1 FROM models WHERE name = ?').get(p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
-    ctx.db.prepare('UPDATE models SET name = ?, updated_at = ? WHERE id = ?').run(p.name, nowIso(), p.id);
+    if (p.name !== row.name && modelNameTaken(ctx.db, p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
+    renameModel(ctx.db, p.id, p.name);
     ctx.emit('models.changed', { kind: 'updated', id: p.id });
     return toModel(ctx, getRow(ctx.db, p.id));
   },
@@ -254,7 +246,7 @@ export const modelsHandlers = handlers({
     const dir = resolve(absPath(ctx, row.path));
     const inside = isManaged(ctx, dir);
     if (p.deleteFiles && !inside) throw new ApiError('invalid_request', `${dir} was not created by Lenslab (it is outside the data folder): delete it yourself`, 'deleteFiles');
-    ctx.db.prepare('DELETE FROM models WHERE id = ?').run(p.id);
+    deleteModelRow(ctx.db, p.id);
     let filesDeleted = false;
     if (p.deleteFiles && inside) {
       rmSync(dir, { recursive: true, force: true });
@@ -279,7 +271,7 @@ export const modelsHandlers = handlers({
     return { dir, files, bytes };
   },
   'models.merge': (p, ctx) => {
-    if (ctx.db.prepare('SELECT 1 FROM models WHERE name = ?').get(p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
+    if (modelNameTaken(ctx.db, p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
     let baseDir: string;
     let baseId: number | null = null;
     if ('id' in p.model) {

@@ -135,3 +135,15 @@ export function markInterruptedRuns(db: Database): number {
     .prepare(`UPDATE runs SET status = 'interrupted', finished_at = ?, updated_at = ? WHERE status = 'running'`)
     .run(now, now).changes;
 }
+
+/** The newest run whose job writes into `outDir` (`lenslab train --out`), if any. */
+export function runOfOutDir(db: Database, outDir: string): { id: number; status: RunStatus } | undefined {
+  return db.prepare(`SELECT id, status FROM runs WHERE json_extract(config_json, '$.job.outDir') = ? ORDER BY id DESC LIMIT 1`).get(outDir) as
+    | { id: number; status: RunStatus }
+    | undefined;
+}
+
+/** A run of the dataset that has not finished (queued, running or paused), if any. */
+export function unfinishedRunOfDataset(db: Database, datasetId: number): { id: number } | undefined {
+  return db.prepare(`SELECT id FROM runs WHERE dataset_id = ? AND status IN ('queued','running','paused') LIMIT 1`).get(datasetId) as { id: number } | undefined;
+}

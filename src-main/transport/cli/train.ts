@@ -7,7 +7,8 @@ import type { CommandContext, CommandGroup } from './command';
 import { UsageError, parse, printJson, resolveDataDir, type Call } from './command';
 import { ApiError } from '../../contract/errors';
 import { createBackend, type Backend } from '../../services/backend';
-import { getDatasetByName, getDataset } from '../../storage/datasets-queries';
+import { datasetImportedFrom, getDatasetByName, getDataset } from '../../storage/datasets-queries';
+import { runOfOutDir } from '../../storage/runs-queries';
 import { HparamsError, hparamsFromCli, hparamsSchema, cliFlag } from '../../training/hparams';
 import { formatBytes } from '../../training/memory';
 import { runInForeground, type ForegroundIO } from './foreground';
@@ -62,9 +63,7 @@ export async function resolveDataArg(
   if (byName) return { datasetId: byName.id, name: byName.name };
   const path = resolve(arg);
   if (!existsSync(path)) throw new UsageError(`--data: "${arg}" is neither a dataset (id or name) nor an existing file or folder`);
-  const prev = db
-    .prepare('SELECT i.dataset_id AS id, d.name FROM imports i JOIN datasets d ON d.id = i.dataset_id WHERE i.source = ? ORDER BY i.id DESC LIMIT 1')
-    .get(path) as { id: number; name: string } | undefined;
+  const prev = datasetImportedFrom(db, path);
   if (prev) {
     note(`using dataset ${prev.id} "${prev.name}", imported from ${path} before`);
     return { datasetId: prev.id, name: prev.name };
@@ -98,11 +97,6 @@ export function foregroundIO(ctx: CommandContext): ForegroundIO {
   };
 }
 
-function runOfOutDir(backend: Backend, outDir: string): { id: number; status: string } | undefined {
-  return backend.db
-    .prepare(`SELECT id, status FROM runs WHERE json_extract(config_json, '$.job.outDir') = ? ORDER BY id DESC LIMIT 1`)
-    .get(outDir) as { id: number; status: string } | undefined;
-}
 
 export const trainCommand: CommandGroup = {
   name: 'train',
@@ -150,7 +144,7 @@ export const trainCommand: CommandGroup = {
       // another process works in this folder (a run starting or resuming, or its job): say which, whatever the run
       const holder = folderLockHolder(outDir);
       if (holder && holder.pid !== process.pid) throw new ApiError('conflict', new FolderBusyError(outDir, holder).message, 'out');
-      const existing = runOfOutDir(backend, outDir);
+      const existing = runOfOutDir(backend.db, outDir);
       let runId: number;
       const t0 = Date.now();
       if (existing) {
