@@ -39,6 +39,7 @@ test('sampling settings, stop reason, regenerate, edit and copy in the chat', as
   await panel.getByLabel('System prompt').fill('Answer in one word.');
   await panel.getByLabel('Max tokens').fill('1');
   await page.getByTestId('chat-image-input').setInputFiles(join(src, 'images', '00000.png'));
+  await page.getByRole('img', { name: /Attached: 00000\.png/ }).waitFor();
   await page.getByLabel('Your question').fill('What color is the circle?');
   await page.keyboard.press('Enter');
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });

@@ -99,6 +99,7 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   await until(async () => (await panes.count()) === 2, 'two panes');
   await page.getByText(/^Fine-tuned: /).waitFor();
   await page.getByTestId('chat-image-input').setInputFiles(join(src, 'images', '00000.png'));
+  await page.getByRole('img', { name: /Attached: 00000\.png/ }).waitFor();
   await page.getByLabel('Your question').fill('How many shapes are there?');
   await page.getByRole('button', { name: 'Send' }).click();
   await page.getByRole('button', { name: /Stop/ }).waitFor();

@@ -76,6 +76,7 @@ test('sample dataset → quick-start preset → run with a step-0 baseline → c
   const src = join(ui.dataDir('e2e-src-'), 'icons');
   await writeDemoDataset(src, { seed: 99, count: 1, families: ['shapes'] });
   await page.getByTestId('chat-image-input').setInputFiles(join(src, 'images', '00000.png'));
+  await page.getByRole('img', { name: /Attached: 00000\.png/ }).waitFor();
   await page.getByLabel('Your question').fill('What shape is at the top left?');
   await page.keyboard.press('Enter');
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });

@@ -87,6 +87,7 @@ test('pull a model from the Hub with an interruption, stop and resume it, then c
   await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
   await until(async () => (await page.getByRole('combobox', { name: 'Model', exact: true }).locator('option:checked').innerText().catch(() => '')) === 'lenslab/demo-llava', 'the pulled model picked');
   await page.getByTestId('chat-image-input').setInputFiles(join(src, 'images', '00000.png'));
+  await page.getByRole('img', { name: /Attached: 00000\.png/ }).waitFor();
   await page.getByLabel('Your question').fill('What color is the circle?');
   await page.keyboard.press('Enter');
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 90_000 });
