@@ -1,6 +1,6 @@
 // Chat on a chosen device: chat.generate with device 'webgpu' runs the generation graphs on the WebGPU provider
 // (llvmpipe here) with the KV cache on the device and answers with the CPU's tokens; the reply says where it ran and
-// why; 'auto' times a short answer on the CPU and on WebGPU once per model and keeps the faster (the CPU on llvmpipe).
+// why; 'auto' times a short answer on the CPU and on WebGPU once per model and keeps the faster.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ after(async () => {
   tmp.cleanup();
 });
 
-test('chat.generate on WebGPU gives the CPU answer and says where it ran; auto measures and keeps the CPU here', async () => {
+test('chat.generate on WebGPU gives the CPU answer and says where it ran; auto measures and keeps the faster', async () => {
   const ask = (requestId: string, device?: string) =>
     ok(backend, 'chat.generate', { requestId, modelDir: DEMO, messages: [{ role: 'user', content: 'Describe the picture.' }], options: { maxNewTokens: 6 }, save: false, ...(device ? { device } : {}) });
   const cpu = await ask('c', 'cpu');
@@ -27,8 +27,11 @@ test('chat.generate on WebGPU gives the CPU answer and says where it ran; auto m
   assert.equal(gpu.device.provider, 'webgpu');
   assert.deepEqual(gpu.ids, cpu.ids, 'same greedy tokens on WebGPU');
   const auto = await ask('a', 'auto');
-  assert.match(auto.device.reason, /^auto: measured cpu [\d.]+ ms\/step vs webgpu [\d.]+ ms\/step; /);
-  assert.equal(auto.device.provider, 'cpu', auto.device.reason);
+  // which side wins on llvmpipe depends on the machine's load, so the rule is pinned, not the winner
+  // (the min rule itself is tested with fake probes in tests/engine/provider-choice.test.ts)
+  const m = /^auto: measured cpu [\d.]+ ms\/step vs webgpu [\d.]+ ms\/step; (the CPU is fastest here|webgpu is fastest)$/.exec(auto.device.reason);
+  assert.ok(m, auto.device.reason);
+  assert.equal(auto.device.provider, m[1] === 'webgpu is fastest' ? 'webgpu' : 'cpu', auto.device.reason);
   assert.deepEqual(auto.ids, cpu.ids);
   const dflt = await ask('d');
   assert.equal(dflt.device.provider, 'cpu');
