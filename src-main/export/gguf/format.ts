@@ -1,7 +1,7 @@
 // GGUF (version 3), as llama.cpp's ggml/gguf read it: the value and tensor type codes, block sizes, and the
 // reference quantizers for Q8_0 and Q4_0 (bit-exact with ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref,
 // so a file written here holds the same blocks llama.cpp's own converter and llama-quantize would write).
-import { f16BitsToF32, f32ToF16Bits } from '../../models/weights/dtype';
+import { bytesToF32, f16BitsToF32, f32ToF16Bits } from '../../models/weights/dtype';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
@@ -132,15 +132,10 @@ export function encodeTensor(type: GgmlTypeName, x: Float32Array): Uint8Array {
 
 /** The float32 values a tensor's bytes stand for (ggml's dequantize_row_* for the quantized types). */
 export function decodeTensor(type: GgmlTypeName, bytes: Uint8Array, count: number): Float32Array {
+  if (type === 'F32' || type === 'F16') return bytesToF32(bytes, type, count);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);
   switch (type) {
-    case 'F32':
-      for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
-      return out;
-    case 'F16':
-      for (let i = 0; i < count; i++) out[i] = f16BitsToF32(dv.getUint16(i * 2, true));
-      return out;
     case 'Q8_0':
       for (let b = 0; b < count / 32; b++) {
         const d = f16BitsToF32(dv.getUint16(b * 34, true));
