@@ -142,7 +142,10 @@ test('drop a folder on the DropZone (drag-over highlight, import report), label 
     return it.annotations.length === before.annotations.length + 1 ? it : null;
   }, 'the saved QA pair');
   assert.deepEqual(saved.annotations[saved.annotations.length - 1].data, { question: 'Which color fills it?', answer: 'a dropped label' });
-  await page.getByRole('button', { name: /Undo/ }).and(page.locator(':not([disabled])')).first().waitFor();
+  // Mod+Z undoes the draft while it still differs from what is stored, so wait until the editor has taken the
+  // saved annotations back (status "Saved") and the saved change is what Undo would take back.
+  await page.getByRole('form', { name: `Annotations of item ${itemId}` }).getByRole('status').getByText('Saved', { exact: true }).waitFor();
+  await page.locator('button[title^="Undo: "]:not([disabled])').first().waitFor();
 
   // undo, redo with the keyboard
   await page.keyboard.press('Control+z');
