@@ -34,7 +34,21 @@ export const useModelsStore = defineStore('models', () => {
   const exportAdapter = (p: Params<'models.exportAdapter'>) => run('Exporting the adapter…', () => api.call('models.exportAdapter', p));
   const merge = (p: Params<'models.merge'>) => run('Merging the adapter into the weights…', () => api.call('models.merge', p));
 
+  /** The GGUF export in progress: tensors written of the total (the worker reports about ten times a second). */
+  const ggufProgress = ref<{ dir: string; done: number; total: number } | null>(null);
+  api.on('models.exportProgress', (p) => {
+    if (working.value) ggufProgress.value = p;
+  });
+  async function exportGguf(p: Params<'models.exportGguf'>) {
+    ggufProgress.value = null;
+    try {
+      return await run('Writing the GGUF files…', () => api.call('models.exportGguf', p));
+    } finally {
+      ggufProgress.value = null;
+    }
+  }
+
   reloadOn('models.changed');
 
-  return { models, usable, loaded, loading, error, working, load, inspect, importFolder, installDemo, compose, rename, remove, exportAdapter, merge };
+  return { models, usable, loaded, loading, error, working, load, inspect, importFolder, installDemo, compose, rename, remove, exportAdapter, merge, exportGguf, ggufProgress };
 });
