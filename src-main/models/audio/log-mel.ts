@@ -1,0 +1,205 @@
+// Whisper's log-mel input features, as transformers' WhisperFeatureExtractor computes them (numpy path,
+// feature_extraction_whisper.py `_np_extract_fbank_features` with audio_utils.spectrogram / mel_filter_bank):
+//
+//   1. the mono waveform (float32) is padded with `padding_value` or truncated to chunk_length * sampling_rate samples
+//   2. STFT: frames of n_fft samples every hop_length, centered (n_fft / 2 samples of reflect padding each side),
+//      periodic Hann window (np.hanning(n_fft + 1)[:-1]), one-sided, power |X|^2
+//   3. mel: filters from mel_filter_bank(1 + n_fft / 2, feature_size, 0 Hz, 8000 Hz, sampling_rate, norm='slaney',
+//      mel_scale='slaney'), then max(1e-10, .) and log10
+//   4. the last frame is dropped (3001 -> 3000 frames for 30 s), values clamped below at (max over the clip) - 8,
+//      then (x + 4) / 4
+//
+// The spectrogram is computed in float64 like numpy; the result is float32 [feature_size, nb_max_frames] per clip.
+// The DFT is a direct sum with precomputed cos/sin tables (n_fft = 400 is not a power of two): 3000 frames x 201 bins
+// x 400 taps for a 30 s clip.
+
+export interface WhisperFeatureConfig {
+  /** feature_size: mel bins (80, or 128 for large-v3) */
+  featureSize: number;
+  samplingRate: number;
+  hopLength: number;
+  /** chunk_length in seconds (30): clips are padded / truncated to this */
+  chunkLength: number;
+  nFft: number;
+  paddingValue: number;
+  /** chunkLength * samplingRate */
+  nSamples: number;
+  /** nSamples / hopLength (3000) */
+  nbMaxFrames: number;
+}
+
+/** preprocessor_config.json of a Whisper folder (WhisperFeatureExtractor), with transformers' defaults. */
+export function parseWhisperFeatureConfig(json: Record<string, unknown>, file = 'preprocessor_config.json'): WhisperFeatureConfig {
+  const int = (key: string, def: number, min: number, max: number): number => {
+    const v = json[key] ?? def;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new Error(`${file}: field "${key}": must be an integer in [${min}, ${max}] (got ${JSON.stringify(v)})`);
+    return v;
+  };
+  const fx = json.feature_extractor_type;
+  if (fx !== undefined && fx !== 'WhisperFeatureExtractor') throw new Error(`${file}: field "feature_extractor_type": "${String(fx)}" is not WhisperFeatureExtractor`);
+  const featureSize = int('feature_size', 80, 1, 512);
+  const samplingRate = int('sampling_rate', 16000, 1000, 192000);
+  const hopLength = int('hop_length', 160, 1, 100000);
+  const chunkLength = int('chunk_length', 30, 1, 600);
+  const nFft = int('n_fft', 400, 2, 16384);
+  const pv = json.padding_value ?? 0;
+  if (typeof pv !== 'number' || !Number.isFinite(pv)) throw new Error(`${file}: field "padding_value": must be a number (got ${JSON.stringify(pv)})`);
+  const nSamples = chunkLength * samplingRate;
+  return { featureSize, samplingRate, hopLength, chunkLength, nFft, paddingValue: pv, nSamples, nbMaxFrames: Math.floor(nSamples / hopLength) };
+}
+
+/** WhisperFeatureExtractor's defaults (whisper-tiny/base/small: 80 bins, 16 kHz, hop 160, 30 s, n_fft 400). */
+export function whisperFeatureConfig(over: Partial<Record<string, number>> = {}): WhisperFeatureConfig {
+  return parseWhisperFeatureConfig(over as Record<string, unknown>, 'WhisperFeatureExtractor');
+}
+
+function hertzToMelSlaney(f: number): number {
+  const minLogHertz = 1000;
+  const minLogMel = 15;
+  const logstep = 27 / Math.log(6.4);
+  return f >= minLogHertz ? minLogMel + Math.log(f / minLogHertz) * logstep : (3 * f) / 200;
+}
+
+function melToHertzSlaney(m: number): number {
+  const minLogHertz = 1000;
+  const minLogMel = 15;
+  const logstep = Math.log(6.4) / 27;
+  return m >= minLogMel ? minLogHertz * Math.exp(logstep * (m - minLogMel)) : (200 * m) / 3;
+}
+
+/** np.linspace(a, b, n) (numpy's formula: a + i * step, the last point exactly b). */
+function linspace(a: number, b: number, n: number): Float64Array {
+  const out = new Float64Array(n);
+  const step = (b - a) / (n - 1);
+  for (let i = 0; i < n; i++) out[i] = a + i * step;
+  if (n > 1) out[n - 1] = b;
+  return out;
+}
+
+/**
+ * audio_utils.mel_filter_bank(num_frequency_bins, num_mel_filters, min_frequency, max_frequency, sampling_rate,
+ * norm='slaney', mel_scale='slaney'): [num_frequency_bins, num_mel_filters], row-major.
+ */
+export function melFilterBank(numFrequencyBins: number, numMelFilters: number, minFrequency: number, maxFrequency: number, samplingRate: number): Float64Array {
+  const melFreqs = linspace(hertzToMelSlaney(minFrequency), hertzToMelSlaney(maxFrequency), numMelFilters + 2);
+  const filterFreqs = melFreqs.map(melToHertzSlaney);
+  const fftFreqs = linspace(0, Math.floor(samplingRate / 2), numFrequencyBins);
+  const out = new Float64Array(numFrequencyBins * numMelFilters);
+  for (let m = 0; m < numMelFilters; m++) {
+    const dDown = filterFreqs[m + 1] - filterFreqs[m];
+    const dUp = filterFreqs[m + 2] - filterFreqs[m + 1];
+    const enorm = 2 / (filterFreqs[m + 2] - filterFreqs[m]);
+    for (let f = 0; f < numFrequencyBins; f++) {
+      const down = -(filterFreqs[m] - fftFreqs[f]) / dDown;
+      const up = (filterFreqs[m + 2] - fftFreqs[f]) / dUp;
+      out[f * numMelFilters + m] = Math.max(0, Math.min(down, up)) * enorm;
+    }
+  }
+  return out;
+}
+
+/** Features [featureSize, nbMaxFrames] of one clip, and how it was fitted to the window. */
+export interface LogMelResult {
+  data: Float32Array;
+  bins: number;
+  frames: number;
+  /** the clip was longer than the window and its tail was cut (transformers truncates silently) */
+  truncated: boolean;
+  /** samples of the clip inside the window */
+  samples: number;
+}
+
+/** The extractor with its tables built once (window, DFT twiddles, mel filters). */
+export class WhisperFeatureExtractor {
+  private readonly window: Float64Array;
+  private readonly cos: Float64Array;
+  private readonly sin: Float64Array;
+  private readonly mel: Float64Array;
+  readonly bins: number;
+
+  constructor(readonly config: WhisperFeatureConfig) {
+    const n = config.nFft;
+    this.bins = 1 + Math.floor(n / 2);
+    // periodic Hann: np.hanning(n + 1)[:-1] = 0.5 - 0.5 cos(2 pi i / n)
+    this.window = new Float64Array(n);
+    for (let i = 0; i < n; i++) this.window[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
+    this.cos = new Float64Array(this.bins * n);
+    this.sin = new Float64Array(this.bins * n);
+    for (let k = 0; k < this.bins; k++)
+      for (let t = 0; t < n; t++) {
+        // (k * t) mod n keeps the angle small, so the tables are as exact as numpy's FFT twiddles
+        const a = (2 * Math.PI * ((k * t) % n)) / n;
+        this.cos[k * n + t] = Math.cos(a);
+        this.sin[k * n + t] = Math.sin(a);
+      }
+    this.mel = melFilterBank(this.bins, config.featureSize, 0, 8000, config.samplingRate);
+  }
+
+  /** Log-mel features of one mono clip at config.samplingRate (resample first; this does not). */
+  extract(waveform: Float32Array | Float64Array | readonly number[]): LogMelResult {
+    const c = this.config;
+    const n = c.nFft;
+    const hop = c.hopLength;
+    const half = Math.floor(n / 2);
+    const len = c.nSamples;
+    if (len <= half) throw new Error(`WhisperFeatureExtractor: the window (${len} samples) must be longer than n_fft / 2 (${half})`);
+    // pad / truncate to the window, as float32 (np.asarray(raw_speech, dtype=np.float32))
+    const x = new Float32Array(len).fill(c.paddingValue);
+    const samples = Math.min(waveform.length, len);
+    for (let i = 0; i < samples; i++) x[i] = waveform[i];
+    // center=True, pad_mode='reflect' (numpy reflect: the edge sample is not repeated)
+    const padded = new Float64Array(len + 2 * half);
+    for (let i = 0; i < padded.length; i++) {
+      let j = i - half;
+      if (j < 0) j = -j;
+      else if (j >= len) j = 2 * (len - 1) - j;
+      padded[i] = x[j];
+    }
+    const numFrames = 1 + Math.floor((padded.length - n) / hop);
+    const frames = numFrames - 1; // log_spec[:, :-1]
+    const bins = this.bins;
+    const M = c.featureSize;
+    const logSpec = new Float32Array(M * frames);
+    const power = new Float64Array(bins);
+    const buf = new Float64Array(n);
+    for (let f = 0; f < frames; f++) {
+      const off = f * hop;
+      for (let t = 0; t < n; t++) buf[t] = padded[off + t] * this.window[t];
+      for (let k = 0; k < bins; k++) {
+        let re = 0;
+        let im = 0;
+        const row = k * n;
+        for (let t = 0; t < n; t++) {
+          re += buf[t] * this.cos[row + t];
+          im -= buf[t] * this.sin[row + t];
+        }
+        power[k] = re * re + im * im;
+      }
+      for (let m = 0; m < M; m++) {
+        let s = 0;
+        for (let k = 0; k < bins; k++) s += this.mel[k * M + m] * power[k];
+        logSpec[m * frames + f] = Math.log10(Math.max(1e-10, s));
+      }
+    }
+    let max = -Infinity;
+    for (const v of logSpec) if (v > max) max = v;
+    const floor = Math.fround(max - 8);
+    for (let i = 0; i < logSpec.length; i++) logSpec[i] = (Math.max(logSpec[i], floor) + 4) / 4;
+    return { data: logSpec, bins: M, frames, truncated: waveform.length > len, samples };
+  }
+
+  /** Features of several clips stacked [N, featureSize, nbMaxFrames] (input_features). */
+  batch(clips: ReadonlyArray<Float32Array | Float64Array | readonly number[]>): { data: Float32Array; dims: [number, number, number]; truncated: boolean[] } {
+    const c = this.config;
+    const per = c.featureSize * c.nbMaxFrames;
+    const data = new Float32Array(clips.length * per);
+    const truncated: boolean[] = [];
+    clips.forEach((clip, i) => {
+      const r = this.extract(clip);
+      if (r.frames !== c.nbMaxFrames) throw new Error(`WhisperFeatureExtractor: ${r.frames} frames, expected ${c.nbMaxFrames}`);
+      data.set(r.data, i * per);
+      truncated.push(r.truncated);
+    });
+    return { data, dims: [clips.length, c.featureSize, c.nbMaxFrames], truncated };
+  }
+}
