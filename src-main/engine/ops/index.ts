@@ -10,5 +10,6 @@ export * from './norm';
 export * from './loss';
 export * from './rotary';
 export * from './attention';
+export * from './conv';
 export { registerOp, getOp, registeredOps, type GradContext, type GradRule, type OpSpec } from './registry';
 export { unbroadcast, sumAll, type Operand } from './util';
