@@ -22,6 +22,7 @@ import { saveAdapter, loadAdapter } from '../../src-main/models/peft';
 import { demoRng } from '../../src-main/models/demo/rng';
 import { decodeTensor, encodeQ4_0, encodeQ8_0, encodeF16 } from '../../src-main/export/gguf/format';
 import { readGguf, readGgufTensor } from '../../src-main/export/gguf/reader';
+import { writeTinyIdefics3 } from '../../src-main/models/demo/tiny-idefics3';
 import { exportGguf, permuteRope, GgufExportError, type GgufQuant } from '../../src-main/export/gguf/export';
 import { writeSiglipQwen2Llava } from '../fixtures/models/siglip-qwen2';
 
@@ -168,6 +169,16 @@ test('a model llama.cpp cannot represent is refused naming the family and the fi
     (e: unknown) => e instanceof GgufExportError && /llava \(siglip_vision_model \+ qwen2\).*mm_projector_type is linear/.test(e.message),
   );
   assert.ok(!existsSync(join(tmp, 'x1')));
+});
+
+test('a family without a GGUF writer for its vision side is refused whole, not exported blind', () => {
+  const d = join(tmp, 'idefics3');
+  writeTinyIdefics3(d, 3);
+  assert.throws(
+    () => exportGguf({ modelDir: d, outDir: join(tmp, 'x2'), quant: 'f16' }),
+    (e: unknown) => e instanceof GgufExportError && e.field === 'model' && /idefics3 \(siglip_vision_model \+ llama\).*model_type is idefics3: .*vision side \(mmproj\)/.test(e.message),
+  );
+  assert.ok(!existsSync(join(tmp, 'x2')));
 });
 
 // ---------------------------------------------------------------- llama.cpp against Lenslab

@@ -3,7 +3,8 @@
 //   <name>-<quant>.gguf          the decoder: architecture "llama" or "qwen2", tensor names and metadata as
 //                                llama.cpp's convert_hf_to_gguf.py writes them (LLaMA's q/k rows permuted for
 //                                ggml's interleaved RoPE), tokenizer.ggml.* from tokenizer.json, the chat template
-//   mmproj-<name>-<quant>.gguf   LLaVA only: the vision tower and projector as a "clip" model with projector "mlp"
+//   mmproj-<name>-<quant>.gguf   a vision-language model's vision side, as its family writes it (families/*/gguf.ts;
+//                                LLaVA: the vision tower and projector as a "clip" model with projector "mlp")
 //   Modelfile                    for `ollama create NAME -f Modelfile`
 // The folder is written under a temporary name and renamed into place; an existing folder is replaced only when
 // asked and only if it holds nothing but an earlier GGUF export.
@@ -11,15 +12,16 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, write
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadHfFolder, type HfModel } from '../../models/hf-folder';
 import { loadAdapter, mergeAdapter } from '../../models/peft';
-import type { LlavaModelConfig, TextConfig } from '../../models/config';
+import { isVlm, type TextConfig, type VlmModelConfig } from '../../models/config';
+import { vlmFamilyOf } from '../../models/registry';
+import type { VlmGgufExport } from '../../models/families/types';
 import type { TensorSource } from '../../models/weights/safetensors';
-import { LlamaFileType, type GgmlTypeName } from './format';
+import { LlamaFileType, ggufWeightType, type GgufQuant } from './format';
 import { tokenizerMetadata } from './tokenizer-meta';
 import { writeGguf, type GgufTensorPlan, type GgufValue, type GgufWriteReport } from './writer';
 import { ollamaModelfile } from './modelfile';
 
-export const GGUF_QUANTS = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
-export type GgufQuant = (typeof GGUF_QUANTS)[number];
+export { GGUF_QUANTS, type GgufQuant } from './format';
 
 export class GgufExportError extends Error {
   constructor(
@@ -74,27 +76,29 @@ function slug(s: string): string {
   );
 }
 
+/** The family's writer of the vision side (mmproj), if it has one. */
+function visionExport(c: VlmModelConfig): VlmGgufExport<VlmModelConfig> | undefined {
+  return vlmFamilyOf(c).gguf;
+}
+
 /** What llama.cpp cannot represent of a config, as one error naming the family, the field and the reason. */
 export function checkGgufSupport(m: HfModel): void {
   const c = m.config;
-  const fam = c.kind === 'llava' ? `llava (${c.vision.modelType} + ${c.text.modelType})` : c.modelType;
+  const vlm = isVlm(c) ? c : null;
+  const fam = vlm ? `${vlm.kind} (${vlm.vision.modelType} + ${vlm.text.modelType})` : c.modelType;
   const no = (field: string, why: string): never => {
     throw new GgufExportError(`GGUF export does not support this ${fam} model: config.json ${field} ${why}`, 'model');
   };
   if (c.kind === 'vision') return no('model_type', `is ${c.modelType}: a vision tower alone is not a model llama.cpp can chat with (export a LLaVA or a text model)`);
   const t: TextConfig = c.text;
-  if (t.hiddenAct !== 'silu' && t.hiddenAct !== 'swish') no(`${c.kind === 'llava' ? 'text_config.' : ''}hidden_act`, `is ${t.hiddenAct}; llama.cpp's llama/qwen2 use SiLU`);
+  if (t.hiddenAct !== 'silu' && t.hiddenAct !== 'swish') no(`${vlm ? 'text_config.' : ''}hidden_act`, `is ${t.hiddenAct}; llama.cpp's llama/qwen2 use SiLU`);
   if (t.modelType === 'qwen2' && (t.oBias || t.mlpBias)) no('text_config', 'has o_proj or MLP biases, which qwen2 in llama.cpp has no tensors for');
   if (!m.tokenizer) no('tokenizer.json', 'is missing');
-  if (c.kind !== 'llava') return;
-  const v = c.vision;
-  if (c.projector.type !== 'mlp') no('mm_projector_type', `is ${c.projector.type}; llama.cpp's LLaVA projector ("mlp") is linear_1 -> GELU -> linear_2`);
-  if (!/^gelu/.test(c.projector.hiddenAct)) no('projector_hidden_act', `is ${c.projector.hiddenAct}; llama.cpp's mlp projector uses GELU`);
-  if (c.visionFeatureLayers.length !== 1) no('vision_feature_layer', `lists ${c.visionFeatureLayers.length} layers; llama.cpp's mlp projector takes one`);
-  if (c.visionFeatureLayers[0] < 1) no('vision_feature_layer', 'selects the patch embeddings (no encoder layer)');
-  if (v.classToken && c.visionFeatureSelectStrategy !== 'default') no('vision_feature_select_strategy', `is "${c.visionFeatureSelectStrategy}"; llama.cpp drops the class token of CLIP ("default")`);
-  if (!v.classToken && c.visionFeatureSelectStrategy !== 'full') no('vision_feature_select_strategy', `is "default" on a tower without a class token (it drops a patch); llama.cpp keeps every patch`);
-  if (!['quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(v.hiddenAct)) no('vision_config.hidden_act', `is ${v.hiddenAct}; llama.cpp's clip has GELU and quick GELU`);
+  if (!vlm) return;
+  // a decoder without its vision side would chat blind: a family without an mmproj writer is refused whole
+  const g = visionExport(vlm);
+  if (!g) no('model_type', `is ${vlm.modelType}: Lenslab cannot write this family's vision side (mmproj) for llama.cpp yet`);
+  g!.check(vlm, no);
   if (!m.imageProcessor) no('preprocessor_config.json', 'is missing (image mean and std)');
 }
 
@@ -136,20 +140,12 @@ export function llama3RopeFactors(t: TextConfig): Float32Array {
   return out;
 }
 
-function weightType(quant: GgufQuant, shape: number[], opts: { output?: boolean } = {}): GgmlTypeName {
-  if (quant === 'f32' || shape.length !== 2) return 'F32';
-  const ne0 = shape[1];
-  if (quant === 'f16') return 'F16';
-  const q: GgmlTypeName = quant === 'q4_0' && !opts.output ? 'Q4_0' : 'Q8_0';
-  return ne0 % 32 === 0 ? q : 'F16';
-}
-
 function decoderPlan(c: { text: TextConfig }, decPrefix: string, lmHead: string, w: TensorSource, quant: GgufQuant): GgufTensorPlan[] {
   const t = c.text;
   const plans: GgufTensorPlan[] = [];
   const add = (name: string, src: string, opts: { output?: boolean; permuteHeads?: number } = {}) => {
     const shape = w.info(src).shape;
-    const type = weightType(quant, shape, opts);
+    const type = ggufWeightType(quant, shape, opts);
     const read = opts.permuteHeads
       ? () => permuteRope(w.get(src), opts.permuteHeads!, shape[0], shape.length === 2 ? shape[1] : 1)
       : () => w.get(src);
@@ -219,78 +215,6 @@ function decoderKv(m: HfModel, t: TextConfig, name: string, quant: GgufQuant, fi
   return kv;
 }
 
-function mmprojPlan(c: LlavaModelConfig, w: TensorSource, quant: GgufQuant): GgufTensorPlan[] {
-  const v = c.vision;
-  const vp = 'vision_tower.vision_model.';
-  const plans: GgufTensorPlan[] = [];
-  // the vision side is small and precision-sensitive: its 2-D weights are f16 or q8_0 (never q4_0)
-  const q: GgufQuant = quant === 'q4_0' ? 'q8_0' : quant;
-  const add = (name: string, src: string, type?: GgmlTypeName) => {
-    const shape = w.info(src).shape;
-    plans.push({ name, shape, type: type ?? weightType(q, shape), read: () => w.get(src) });
-  };
-  if (v.classToken) add('v.class_embd', `${vp}embeddings.class_embedding`, 'F32');
-  add('v.patch_embd.weight', `${vp}embeddings.patch_embedding.weight`, quant === 'f32' ? 'F32' : 'F16');
-  if (v.patchBias) add('v.patch_embd.bias', `${vp}embeddings.patch_embedding.bias`, 'F32');
-  add('v.position_embd.weight', `${vp}embeddings.position_embedding.weight`, 'F32');
-  if (v.preLayerNorm) {
-    add('v.pre_ln.weight', `${vp}pre_layrnorm.weight`);
-    add('v.pre_ln.bias', `${vp}pre_layrnorm.bias`);
-  }
-  // only the layers up to the feature layer run (LLaVA never reads post_layernorm)
-  const layers = c.visionFeatureLayers[0];
-  for (let l = 0; l < layers; l++) {
-    const L = `${vp}encoder.layers.${l}.`;
-    const B = `v.blk.${l}.`;
-    for (const [g, hf] of [
-      ['attn_q', 'self_attn.q_proj'],
-      ['attn_k', 'self_attn.k_proj'],
-      ['attn_v', 'self_attn.v_proj'],
-      ['attn_out', 'self_attn.out_proj'],
-      ['ln1', 'layer_norm1'],
-      ['ffn_up', 'mlp.fc1'],
-      ['ffn_down', 'mlp.fc2'],
-      ['ln2', 'layer_norm2'],
-    ] as const) {
-      add(`${B}${g}.weight`, `${L}${hf}.weight`);
-      add(`${B}${g}.bias`, `${L}${hf}.bias`);
-    }
-  }
-  add('mm.0.weight', 'multi_modal_projector.linear_1.weight');
-  if (c.projector.bias) add('mm.0.bias', 'multi_modal_projector.linear_1.bias');
-  add('mm.2.weight', 'multi_modal_projector.linear_2.weight');
-  if (c.projector.bias) add('mm.2.bias', 'multi_modal_projector.linear_2.bias');
-  return plans;
-}
-
-function mmprojKv(m: HfModel, c: LlavaModelConfig, name: string, quant: GgufQuant): Map<string, GgufValue> {
-  const v = c.vision;
-  const ip = m.imageProcessor!.config;
-  const kv = new Map<string, GgufValue>();
-  kv.set('general.architecture', { type: 'string', value: 'clip' });
-  kv.set('general.type', { type: 'string', value: 'mmproj' });
-  kv.set('general.name', { type: 'string', value: name });
-  kv.set('general.file_type', { type: 'u32', value: quant === 'f32' ? LlamaFileType.F32 : quant === 'f16' ? LlamaFileType.F16 : LlamaFileType.Q8_0 });
-  kv.set('clip.has_text_encoder', { type: 'bool', value: false });
-  kv.set('clip.has_vision_encoder', { type: 'bool', value: true });
-  kv.set('clip.has_llava_projector', { type: 'bool', value: true });
-  kv.set('clip.projector_type', { type: 'string', value: 'mlp' });
-  kv.set('clip.use_gelu', { type: 'bool', value: v.hiddenAct !== 'quick_gelu' });
-  kv.set('clip.vision.image_size', { type: 'u32', value: v.imageSize });
-  kv.set('clip.vision.patch_size', { type: 'u32', value: v.patchSize });
-  kv.set('clip.vision.embedding_length', { type: 'u32', value: v.hiddenSize });
-  kv.set('clip.vision.feed_forward_length', { type: 'u32', value: v.intermediateSize });
-  kv.set('clip.vision.projection_dim', { type: 'u32', value: c.projector.outFeatures });
-  kv.set('clip.vision.attention.head_count', { type: 'u32', value: v.numAttentionHeads });
-  kv.set('clip.vision.attention.layer_norm_epsilon', { type: 'f32', value: v.layerNormEps });
-  kv.set('clip.vision.block_count', { type: 'u32', value: c.visionFeatureLayers[0] });
-  // hidden_states index (0 = the embeddings): clip.cpp runs exactly this many layers and takes their output
-  kv.set('clip.vision.feature_layer', { type: 'array', itemType: 'i32', value: [c.visionFeatureLayers[0]] });
-  kv.set('clip.vision.image_mean', { type: 'array', itemType: 'f32', value: ip.imageMean });
-  kv.set('clip.vision.image_std', { type: 'array', itemType: 'f32', value: ip.imageStd });
-  return kv;
-}
-
 /** Export a model folder (plus an optional adapter merged in) as GGUF files and an Ollama Modelfile. */
 export function exportGguf(o: GgufExportOptions): GgufExportReport {
   const dir = resolve(o.outDir);
@@ -327,9 +251,10 @@ export function exportGguf(o: GgufExportOptions): GgufExportReport {
         ),
       };
       let mmproj: GgufExportReport['mmproj'] = null;
-      if (c.kind === 'llava') {
+      if (isVlm(c)) {
+        const g = visionExport(c)!;
         const f = `mmproj-${base}-${o.quant === 'q4_0' ? 'q8_0' : o.quant}.gguf`;
-        mmproj = { file: f, ...writeGguf(join(tmp, f), mmprojKv(m, c, name, o.quant), mmprojPlan(c, weights, o.quant), (i, n) => o.onProgress?.({ file: f, tensor: i, tensors: n })) };
+        mmproj = { file: f, ...writeGguf(join(tmp, f), g.kv(c, m.imageProcessor!.config, name, o.quant), g.tensors(c, weights, o.quant), (i, n) => o.onProgress?.({ file: f, tensor: i, tensors: n })) };
       }
       writeFileSync(join(tmp, 'Modelfile'), ollamaModelfile({ model: modelFile, mmproj: mmproj?.file ?? null, template: m.chatTemplate, tokenizer: m.tokenizer! }));
       if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });

@@ -154,3 +154,17 @@ export function decodeTensor(type: GgmlTypeName, bytes: Uint8Array, count: numbe
       return out;
   }
 }
+
+/** The precisions an export writes the decoder's 2-D weights in. */
+export const GGUF_QUANTS = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
+export type GgufQuant = (typeof GGUF_QUANTS)[number];
+
+/** The ggml type of one tensor: 1-D tensors stay F32; a quantized type needs rows that are whole 32-value blocks
+ *  (F16 otherwise); the output matrix is never Q4_0, as llama.cpp's converter keeps it. */
+export function ggufWeightType(quant: GgufQuant, shape: number[], opts: { output?: boolean } = {}): GgmlTypeName {
+  if (quant === 'f32' || shape.length !== 2) return 'F32';
+  const ne0 = shape[1];
+  if (quant === 'f16') return 'F16';
+  const q: GgmlTypeName = quant === 'q4_0' && !opts.output ? 'Q4_0' : 'Q8_0';
+  return ne0 % 32 === 0 ? q : 'F16';
+}

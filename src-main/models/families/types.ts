@@ -12,6 +12,10 @@ import type { Reader, VlmModelConfig } from '../config';
 import type { GraphWeights } from '../layers';
 import type { ImageInput, ImageProcessor } from '../image-processor';
 import type { TensorSpec, WeightLayout } from '../weights/names';
+import type { PreprocessorConfig } from '../image-processor';
+import type { TensorSource } from '../weights/safetensors';
+import type { GgufQuant } from '../../export/gguf/format';
+import type { GgufTensorPlan, GgufValue } from '../../export/gguf/writer';
 
 /** The tile grid an image is split into: rows x cols tiles plus a global image; 0 x 0 when it is one frame. */
 export interface ImageGrid {
@@ -65,6 +69,14 @@ export interface TokenLookup {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
 }
 
+/** The vision side as llama.cpp's mtmd loads it: the metadata and tensors of the mmproj GGUF beside the decoder's. */
+export interface VlmGgufExport<C> {
+  /** Refuse (through `no`, naming the config.json field and the reason) what llama.cpp's clip.cpp cannot run. */
+  check(c: C, no: (field: string, why: string) => never): void;
+  kv(c: C, preprocessor: PreprocessorConfig, name: string, quant: GgufQuant): Map<string, GgufValue>;
+  tensors(c: C, weights: TensorSource, quant: GgufQuant): GgufTensorPlan[];
+}
+
 export interface VlmFamily<C extends VlmModelConfig = VlmModelConfig> {
   /** e.g. 'llava', 'idefics3' (= ModelConfig.kind) */
   name: C['kind'];
@@ -107,4 +119,6 @@ export interface VlmFamily<C extends VlmModelConfig = VlmModelConfig> {
     alternativeNames(module: string): string[];
   };
   shape(c: C, processor?: FamilyImageProcessor | null): VlmShape;
+  /** GGUF export of the vision side (absent: the family cannot be exported for llama.cpp yet). */
+  gguf?: VlmGgufExport<C>;
 }

@@ -12,6 +12,7 @@ import { visionTowerFor } from '../../registry';
 import { decoderTensors, projectorTensors, visionTensors } from '../../weights/names';
 import type { VlmFamily } from '../types';
 import { parseLlava } from './config';
+import { llavaGguf } from './gguf';
 
 const LAYOUT = {
   vision: 'vision_tower.vision_model.',
@@ -100,4 +101,5 @@ export const llavaFamily: VlmFamily<LlavaModelConfig> = {
     tokensPerFrame: c.numImageTokens,
     maxFramesPerImage: 1,
   }),
+  gguf: llavaGguf,
 };
