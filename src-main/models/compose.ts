@@ -67,6 +67,8 @@ export function composeLlava(opts: ComposeOptions): ComposeResult {
     if (!vision.json.preprocessorConfig) throw new HfFolderError(`${opts.visionDir}: no preprocessor_config.json (the vision tower's image preprocessing)`);
     text = loadHfFolder(opts.textDir, { tokenizer: false, preprocessor: false });
     if (text.config.kind !== 'text') throw new HfFolderError(`${join(opts.textDir, 'config.json')}: field "model_type": "${text.config.modelType}" is not a language model (llama, qwen2)`);
+    // a LLaVA's decoder is LLaMA-style (language_model.model.layers.*); OPT is BLIP-2's decoder, not LLaVA's
+    if (text.config.text.modelType === 'opt') throw new HfFolderError(`${join(opts.textDir, 'config.json')}: field "model_type": "opt" cannot be composed into a LLaVA (llama, qwen2)`);
     if (!text.tokenizer) throw new HfFolderError(`${opts.textDir}: no tokenizer.json`);
     const v = vision.config.vision;
     const t = text.config.text;

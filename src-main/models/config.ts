@@ -7,6 +7,7 @@
 // Sizes are bounded (SIZE_LIMITS) so an absurd config is refused here, before anything is allocated for it.
 // The vision-language families parse their own top level (families/<family>/config.ts) with the readers below.
 import type { Idefics3ModelConfig } from './families/idefics3/config';
+import { parseOpt, optToHf, type OptOptions } from './decoder/opt';
 import { parseVlmConfig, vlmModelTypes } from './registry';
 
 export class ConfigError extends Error {
@@ -23,7 +24,7 @@ export const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_fast', 'gelu_pytorch_tanh'
 export type Activation = (typeof ACTIVATIONS)[number];
 
 export type VisionModelType = 'clip_vision_model' | 'siglip_vision_model';
-export type TextModelType = 'llama' | 'qwen2';
+export type TextModelType = 'llama' | 'qwen2' | 'opt';
 
 /** A ViT vision tower (CLIP or SigLIP), as CLIPVisionModel / SiglipVisionModel build it. */
 export interface VisionConfig {
@@ -89,6 +90,8 @@ export interface TextConfig {
   bosTokenId: number | null;
   eosTokenIds: number[];
   padTokenId: number | null;
+  /** OPT only (decoder/opt.ts): learned positions, LayerNorm blocks, fc1/fc2; the RoPE / RMSNorm fields are unused. */
+  opt?: OptOptions;
 }
 
 export interface ProjectorConfig {
@@ -141,7 +144,7 @@ export type VlmModelConfig = LlavaModelConfig | Idefics3ModelConfig;
 export type ModelConfig = VlmModelConfig | VisionModelConfig | TextModelConfig;
 
 /** A vision tower or a language model alone (compose them into a LLaVA). */
-export const COMPONENT_MODEL_TYPES = ['clip', 'clip_vision_model', 'siglip', 'siglip_vision_model', 'llama', 'qwen2'] as const;
+export const COMPONENT_MODEL_TYPES = ['clip', 'clip_vision_model', 'siglip', 'siglip_vision_model', 'llama', 'qwen2', 'opt'] as const;
 
 /** Every model_type config.json may have: the families' (registry.ts) and the components'. */
 export function supportedModelTypes(): string[] {
@@ -300,6 +303,7 @@ function parseRope(r: Reader, text: { maxPositionEmbeddings: number }): RopeConf
 }
 
 export function parseText(r: Reader, modelType: TextModelType): TextConfig {
+  if (modelType === 'opt') return parseOpt(r);
   const qwen = modelType === 'qwen2';
   const hiddenSize = r.int('hidden_size', 4096);
   const numAttentionHeads = r.int('num_attention_heads', 32);
@@ -361,7 +365,7 @@ export function parseVisionSub(r: Reader): VisionConfig {
 
 export function parseTextSub(r: Reader): TextConfig {
   const mt = modelTypeOf(r, 'llama');
-  if (mt !== 'llama' && mt !== 'qwen2') r.err('model_type', `unknown text model_type "${mt}" (supported: llama, qwen2)`);
+  if (mt !== 'llama' && mt !== 'qwen2' && mt !== 'opt') r.err('model_type', `unknown text model_type "${mt}" (supported: llama, qwen2, opt)`);
   return parseText(r, mt);
 }
 
@@ -383,6 +387,7 @@ export function parseHfConfig(json: unknown, file = 'config.json'): ModelConfig 
       return { kind: 'vision', modelType: mt, vision: parseVision(r, mt), raw: r.obj };
     case 'llama':
     case 'qwen2':
+    case 'opt':
       return { kind: 'text', modelType: mt, text: parseText(r, mt), raw: r.obj };
     default:
       return r.err('model_type', `unknown model_type "${mt}" (supported: ${supportedModelTypes().join(', ')})`);
@@ -429,6 +434,7 @@ export function visionToHf(v: VisionConfig): Obj {
 }
 
 export function textToHf(t: TextConfig): Obj {
+  if (t.modelType === 'opt') return optToHf(t);
   const o: Obj = {
     model_type: t.modelType,
     vocab_size: t.vocabSize,

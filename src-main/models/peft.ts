@@ -73,11 +73,20 @@ export function targetModulesRegex(config: ModelConfig, spec: Pick<LoraSpec, 'ta
   const attn = dec.filter((t) => ['q_proj', 'k_proj', 'v_proj', 'o_proj'].includes(t));
   const mlp = dec.filter((t) => ['gate_proj', 'up_proj', 'down_proj'].includes(t));
   const groups: string[] = [];
-  if (attn.length) groups.push(`self_attn\\.(?:${attn.join('|')})`);
-  if (mlp.length) groups.push(`mlp\\.(?:${mlp.join('|')})`);
-  if (groups.length === 0) throw new PeftError('LoRA needs at least one target module');
+  // OPT names the same roles out_proj, fc1 (up) and fc2 (down), the MLP directly in the layer, and has no gate
+  const opt = config.kind !== 'vision' && config.text.modelType === 'opt';
+  if (opt) {
+    const a = attn.map((t) => (t === 'o_proj' ? 'out_proj' : t));
+    const m = mlp.map((t) => VISION_NAME[t]).filter((x): x is string => x !== null);
+    if (a.length) groups.push(`self_attn\\.(?:${a.join('|')})`);
+    if (m.length) groups.push(`(?:${m.join('|')})`);
+  } else {
+    if (attn.length) groups.push(`self_attn\\.(?:${attn.join('|')})`);
+    if (mlp.length) groups.push(`mlp\\.(?:${mlp.join('|')})`);
+  }
+  if (groups.length === 0) throw new PeftError(opt ? `LoRA targets ${JSON.stringify(spec.targets)} match no OPT layer (gate_proj has none)` : 'LoRA needs at least one target module');
   const fam = isVlm(config) ? vlmFamilyOf(config) : null;
-  const decPrefix = fam ? fam.peft.decoderLayers : 'model';
+  const decPrefix = fam ? fam.peft.decoderLayers : opt ? 'model\\.decoder' : 'model';
   const parts = [`${decPrefix}\\.layers\\.\\d+\\.(?:${groups.join('|')})`];
   if (spec.includeVision && fam) {
     const va = spec.targets.map((t) => VISION_NAME[t]).filter((x): x is string => x !== null && !x.startsWith('fc'));

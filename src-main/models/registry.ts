@@ -8,6 +8,7 @@ import type { VlmFamily } from './families/types';
 import { llavaFamily } from './families/llava';
 import { idefics3Family } from './families/idefics3';
 import type { GraphWeights } from './layers';
+import { optDecoderForward } from './decoder/opt';
 import { decoderForward, type DecoderInputs, type DecoderNames, type DecoderOptions, type DecoderResult } from './decoder/llama';
 import { clipVisionTower, type VisionTowerOptions, type VisionTowerResult } from './vision/clip-vit';
 import { siglipVisionTower } from './vision/siglip';
@@ -51,6 +52,7 @@ export const VISION_TOWERS: Record<VisionModelType, VisionTowerBuilder> = {
 export const DECODERS: Record<TextModelType, DecoderBuilder> = {
   llama: decoderForward,
   qwen2: decoderForward,
+  opt: optDecoderForward,
 };
 
 export function visionTowerFor(cfg: VisionConfig): VisionTowerBuilder {

@@ -7,6 +7,7 @@
 //   LlamaForCausalLM / Qwen2ForCausalLM: model.*  lm_head.weight
 import type { LlavaModelConfig, ModelConfig, ProjectorConfig, TextConfig, VisionConfig } from '../config';
 import { vlmFamilyOf } from '../registry';
+import { optTensors } from '../decoder/opt';
 
 export interface TensorSpec {
   name: string;
@@ -32,7 +33,8 @@ export function weightLayout(config: ModelConfig): WeightLayout {
     case 'vision':
       return { vision: 'vision_model.' };
     case 'text':
-      return { decoder: 'model.', lmHead: 'lm_head.weight' };
+      // OPTForCausalLM keeps its decoder one level down (model.decoder.*)
+      return { decoder: config.text.modelType === 'opt' ? 'model.decoder.' : 'model.', lmHead: 'lm_head.weight' };
     default:
       return vlmFamilyOf(config).layout(config);
   }
@@ -101,8 +103,9 @@ export function projectorTensors(pc: ProjectorConfig, prefix: string): TensorSpe
   return out;
 }
 
-/** LlamaModel / Qwen2Model parameters under `prefix` (e.g. "model."), plus lm_head unless tied. */
+/** LlamaModel / Qwen2Model (or OPTDecoder, decoder/opt.ts) parameters under `prefix` (e.g. "model."), plus lm_head unless tied. */
 export function decoderTensors(t: TextConfig, prefix: string, lmHead: string): TensorSpec[] {
+  if (t.modelType === 'opt') return optTensors(t, prefix, lmHead);
   const h = t.hiddenSize;
   const q = t.numAttentionHeads * t.headDim;
   const kv = t.numKeyValueHeads * t.headDim;
