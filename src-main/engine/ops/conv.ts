@@ -9,6 +9,8 @@
 // lowering on ops they already cover. A strided conv needs a static time length (the Slice backward's rule).
 
 import type { Value } from '../graph/builder';
+// the Pad / Slice shape and gradient rules the composite relies on
+import './shape';
 
 export interface Conv1dOptions {
   stride?: number;
