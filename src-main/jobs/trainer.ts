@@ -3,6 +3,7 @@
 import type { CheckpointFiles, LoadedCheckpoint } from '../training/checkpoints';
 import type { MemoryEstimate } from '../training/memory';
 import type { EvalPrediction } from './protocol';
+import type { PhaseTotals } from '../util/phase-timer';
 
 /** What one optimizer step reports. */
 export interface StepResult {
@@ -53,6 +54,8 @@ export interface Trainer {
   /** Write the final artifacts (e.g. the adapter in PEFT layout) into `dir`. */
   exportFinal(dir: string): Promise<void>;
   dispose?(): Promise<void>;
+  /** Summed wall time of the steps so far by phase (util/phase-timer.ts), for benchmarks and slow-step reports. */
+  phases?(): PhaseTotals;
 }
 
 /** Context the job driver gives a trainer. */

@@ -38,6 +38,7 @@ import { runEvaluation } from '../eval/evaluate';
 import type { EvalTask } from '../eval/metrics';
 import type { EvalResult, LoopPlan, StepResult, Trainer, TrainerContext, TrainerModule } from '../jobs/trainer';
 import type { EvalPrediction } from '../jobs/protocol';
+import { PhaseTimer, type PhaseTotals } from '../util/phase-timer';
 
 /** Sizes and mtimes of a model folder's files: a changed model never reuses a cached graph. */
 function folderIdentity(dir: string): unknown {
@@ -64,8 +65,26 @@ interface SavedState {
   position: DataPosition;
 }
 
+/**
+ * Training sessions let idle ORT threads sleep instead of spin-waiting (session.ts `spin`): a run shares the cores
+ * with the app, its UI and whatever else the user does, and bench:train's demo step ran 1.5-4x faster that way on a
+ * loaded machine. LENSLAB_ORT_SPIN=1 brings spinning back.
+ */
+const TRAIN_SPIN = false;
+
 export function loraOptions(hp: Hparams): LoraOptions {
   return { rank: hp.rank, alpha: hp.alpha, dropout: hp.dropout, targetModules: [...hp.targetModules] };
+}
+
+/** int32 ids -> int64 without a BigInt per element: little-endian low word + sign-extended high word. */
+function toI64(a: Int32Array): BigInt64Array {
+  const out = new BigInt64Array(a.length);
+  const w = new Int32Array(out.buffer);
+  for (let i = 0; i < a.length; i++) {
+    w[2 * i] = a[i];
+    w[2 * i + 1] = a[i] < 0 ? -1 : 0;
+  }
+  return out;
 }
 
 /** A small LRU of preprocessed images (pixel values), bounded in bytes. */
@@ -119,6 +138,8 @@ class VlmTrainer implements Trainer {
   private dataHash = '';
   private _step = 0;
   private cacheKey: unknown = null;
+  /** Wall time of the training steps' phases outside the executor: 'batch', 'images', 'feeds', 'report'. */
+  private readonly timer = new PhaseTimer();
 
   constructor(
     private readonly cfg: VlmConfig,
@@ -237,12 +258,15 @@ class VlmTrainer implements Trainer {
     const cfg = this.model.config.vision;
     const size = cfg.numChannels * cfg.imageSize * cfg.imageSize;
     const images: Float32Array[] = [];
+    const ti = performance.now();
     for (let r = 0; r < b.batchSize; r++) {
       if (b.imageCounts[r] === 0) continue;
       const item = items[sampleList[b.sampleIndices[r]].item];
       if (!item.image) throw new Error(`item ${item.key}: has <image> but no image file`);
       images.push(await this.pixels.get(item.image));
     }
+    const tf = performance.now();
+    this.timer.add('images', tf - ti);
     // every image is one or more frames of `size` values (tiles + global image for families that split images)
     const frames = images.reduce((a, im) => a + im.length / size, 0);
     const n = Math.max(1, frames); // the graph needs N >= 1; an unused zero image when no row has one
@@ -253,19 +277,30 @@ class VlmTrainer implements Trainer {
       px.set(im, at);
       at += im.length;
     }
-    const toI64 = (a: Int32Array) => BigInt64Array.from(a, (x) => BigInt(x));
     const dims = [b.batchSize, b.seqLen];
-    return {
+    const feeds = {
       input_ids: tensor('int64', dims, toI64(b.inputIds)),
       attention_mask: tensor('int64', dims, toI64(b.attentionMask)),
       labels: tensor('int64', dims, toI64(b.labels)),
       pixel_values: tensor('float32', [n, cfg.numChannels, cfg.imageSize, cfg.imageSize], px),
     };
+    this.timer.add('feeds', performance.now() - tf);
+    return feeds;
+  }
+
+  /** Summed wall time of the training steps so far by phase (the trainer's and the step executor's). */
+  phases(): PhaseTotals {
+    const all = new PhaseTimer();
+    all.merge(this.timer.totals());
+    if (this.executor) all.merge(this.executor.phases.totals());
+    return all.totals();
   }
 
   async trainStep(): Promise<StepResult> {
+    const t0 = performance.now();
     const planned = this.schedule.nextStep();
     const batches = planned.microBatches.map((idx) => collate(this.samples, idx, { padId: this.padId }));
+    this.timer.add('batch', performance.now() - t0);
     const feeds: Feeds[] = [];
     for (const b of batches) feeds.push(await this.feeds(b, this.trainItems, this.samples));
     if (this.executor.dataInputs.includes(DROPOUT_SEED_INPUT))
@@ -302,7 +337,7 @@ class VlmTrainer implements Trainer {
         accumulation: hp.gradAccum,
         cacheDir: graphCacheDir(),
         cacheKey: this.cacheKey,
-        session: { provider },
+        session: { provider, spin: TRAIN_SPIN },
       },
       this.tvlm.initialValues(hp.seed),
     );
@@ -347,7 +382,7 @@ class VlmTrainer implements Trainer {
 
   /** Session options of the run's other programs (evaluation scoring, generation): the run's device. */
   private sessionOptions(): SessionOptions {
-    return { provider: this.executor?.provider === 'webgpu' || this.executor?.provider === 'cuda' ? this.executor.provider : 'cpu' };
+    return { provider: this.executor?.provider === 'webgpu' || this.executor?.provider === 'cuda' ? this.executor.provider : 'cpu', spin: TRAIN_SPIN };
   }
 
   /** Current trained values by parameter name (call after `await this.executor.sync()`). */

@@ -1,4 +1,4 @@
-// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --skip-large --batch-demo 16 --batch-large 2]
+// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --skip-large --skip-variants --batch-demo 16 --batch-large 2]
 //
 // LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
 // step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
@@ -12,10 +12,12 @@
 // against the same step in PyTorch (Debian torch 1.13, float32, tests/bench/train_torch.py: same shapes, same
 // LoRA targets and rank, same thread count), measured in the same run. Each side runs in its own process, so peak
 // RSS is that process's. Also printed: the memory estimate Lenslab shows before a run (training/memory.ts) next to
-// the measured peak. Models and data are generated once into <os tmp>/lenslab-bench-train.
+// the measured peak, where each model's step time goes (trainer.phases(): batch, images, feeds, step.prep/run/post),
+// and for the demo two variants (--skip-variants): ORT's spinning threads instead of the trainer's sleeping ones, and
+// whole steps through the job driver (progress events journaled as a job process does). Models and data are generated once into <os tmp>/lenslab-bench-train.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
@@ -23,6 +25,7 @@ import { SMOLVLM_256M, writeTinyIdefics3 } from '../../src-main/models/demo/tiny
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
 import { formatBytes } from '../../src-main/training/memory';
+import { formatPhases, PhaseTimer, type PhaseTotals } from '../../src-main/util/phase-timer';
 
 const args = process.argv.slice(2);
 const arg = (name: string, d: number) => {
@@ -39,6 +42,10 @@ interface WorkerInput {
   steps: number;
   warmup: number;
   threads: number;
+  /** ORT threads spin-wait (LENSLAB_ORT_SPIN=1) instead of the trainer's default (sleep). */
+  spin?: boolean;
+  /** Time whole steps through the job driver (jobs/driver.ts: progress events journaled as a job does). */
+  driver?: boolean;
 }
 interface WorkerOutput {
   initMs: number;
@@ -50,6 +57,8 @@ interface WorkerOutput {
   estimate: number;
   imageTokens: number;
   params: { total: number; trainable: number };
+  /** Summed phase times of the timed steps (trainer.phases()), and their count. */
+  phases?: PhaseTotals;
 }
 
 // ------------------------------------------------------------------------------------------------ worker (child)
@@ -62,6 +71,7 @@ function peakRss(): number {
 
 async function worker(input: WorkerInput): Promise<void> {
   process.env.OMP_NUM_THREADS = String(input.threads);
+  if (input.spin) process.env.LENSLAB_ORT_SPIN = '1';
   const { vlmTrainerModule } = await import('../../src-main/training/vlm-trainer');
   const config = {
     model: input.model,
@@ -81,26 +91,61 @@ async function worker(input: WorkerInput): Promise<void> {
   };
   const check = vlmTrainerModule.validateConfig(config);
   const out = mkdtempSync(join(tmpdir(), 'lenslab-bench-run-'));
-  const trainer = vlmTrainerModule.createTrainer(config, { outDir: out, log: () => {} });
-  const t0 = performance.now();
-  await trainer.init(null);
-  const initMs = performance.now() - t0;
   const ms: number[] = [];
   const losses: number[] = [];
   let samples = 0;
   let tokens = 0;
-  for (let i = 0; i < input.warmup + input.steps; i++) {
-    const t = performance.now();
-    const r = await trainer.trainStep();
-    const dt = performance.now() - t;
-    losses.push(r.loss);
-    if (i >= input.warmup) {
-      ms.push(dt);
-      samples += r.samples;
-      tokens += r.tokens;
+  let initMs = 0;
+  let phases: PhaseTotals | undefined;
+  if (input.driver) {
+    // the job process's loop: progress events journaled to events.jsonl (jobs/entry.ts), the final evaluation and
+    // checkpoint after the timed steps; a step is the time between two progress events
+    const { runJob } = await import('../../src-main/jobs/driver');
+    const { appendJournal } = await import('../../src-main/jobs/journal');
+    const t0 = performance.now();
+    let last = 0;
+    let i = 0;
+    await runJob({ trainer: 'vlm', outDir: out, config }, false, { pause: false, cancel: false }, (e) => {
+      appendJournal(out, e);
+      const now = performance.now();
+      if (e.type === 'started') initMs = now - t0;
+      if (e.type === 'progress') {
+        losses.push(e.loss);
+        if (i >= input.warmup) {
+          ms.push(now - last);
+          samples += input.batchSize;
+        }
+        i++;
+      }
+      if (e.type === 'started' || e.type === 'progress') last = performance.now();
+    });
+  } else {
+    const trainer = vlmTrainerModule.createTrainer(config, { outDir: out, log: () => {} });
+    const t0 = performance.now();
+    await trainer.init(null);
+    initMs = performance.now() - t0;
+    let base: PhaseTotals | undefined;
+    for (let i = 0; i < input.warmup + input.steps; i++) {
+      if (i === input.warmup) base = trainer.phases?.();
+      const t = performance.now();
+      const r = await trainer.trainStep();
+      const dt = performance.now() - t;
+      losses.push(r.loss);
+      if (i >= input.warmup) {
+        ms.push(dt);
+        samples += r.samples;
+        tokens += r.tokens;
+      }
     }
+    const after = trainer.phases?.();
+    if (after && base) {
+      const p = new PhaseTimer();
+      p.merge(after);
+      p.merge({ ms: Object.fromEntries(Object.entries(base.ms).map(([k, v]) => [k, -v])), count: Object.fromEntries(Object.entries(base.count).map(([k, v]) => [k, -v])) });
+      phases = p.totals();
+    }
+    await trainer.dispose?.();
   }
-  await trainer.dispose?.();
   rmSync(out, { recursive: true, force: true });
   const cfg = JSON.parse(readFileSync(join(input.model, 'config.json'), 'utf8'));
   const m = check.memory!;
@@ -114,6 +159,7 @@ async function worker(input: WorkerInput): Promise<void> {
     estimate: m.breakdown.total,
     imageTokens: (cfg.vision_config.image_size / cfg.vision_config.patch_size) ** 2,
     params: { total: m.params.vision + m.params.projector + m.params.decoder, trainable: m.params.trainable },
+    phases,
   };
   process.stdout.write(`${JSON.stringify(res)}\n`);
 }
@@ -236,6 +282,7 @@ async function main(): Promise<void> {
     `bench:train — LoRA (rank 16, q/k/v/o) training steps, ${threads} threads, ${steps} timed steps after ${warmup} warm-up; median step time`,
   );
   const rows: string[][] = [];
+  const notes: string[] = [];
   for (const m of models) {
     process.stderr.write(`[${m.name}] lenslab ...\n`);
     const ours = runWorker({ model: m.dir, data, batchSize: m.batch, steps, warmup, threads });
@@ -253,6 +300,16 @@ async function main(): Promise<void> {
       formatBytes(ours.peakRss),
       `${formatBytes(ours.estimate)} est.; init ${(ours.initMs / 1000).toFixed(1)} s; loss ${ours.losses[0].toFixed(3)} -> ${ours.losses.at(-1)!.toFixed(3)}`,
     ]);
+    if (ours.phases) notes.push(`${m.name} step phases (lenslab): ${formatPhases(ours.phases, ours.ms.length)}`);
+    if (m.name === 'demo' && !has('skip-variants')) {
+      // the same step with ORT's spinning threads (its default), and whole steps through the job driver
+      for (const [label, extra] of [['lenslab, spinning threads', { spin: true }], ['lenslab via job driver', { driver: true }]] as const) {
+        process.stderr.write(`[${m.name}] ${label} ...\n`);
+        const v = runWorker({ model: m.dir, data, batchSize: m.batch, steps, warmup, threads, ...extra });
+        const st = median(v.ms);
+        rows.push([m.name, label, '', `B${m.batch} T${seq}`, `${st.toFixed(0)} ms`, ((m.batch / st) * 1000).toFixed(2), formatBytes(v.peakRss), `${(st / oursStep).toFixed(2)}x the default step`]);
+      }
+    }
     if (has('skip-torch') || m.family === 'idefics3') continue;
     process.stderr.write(`[${m.name}] pytorch ...\n`);
     const v = cfg.vision_config;
@@ -305,6 +362,8 @@ async function main(): Promise<void> {
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   for (const r of all) console.log(r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(w[i]))).join('  '));
+  for (const n of notes) console.log(n);
+  console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} (1/5/15 min) on ${cpus().length} cores`);
 }
 
 // run only as the entry script (bench:compile imports setup from here)

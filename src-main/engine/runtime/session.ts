@@ -28,6 +28,13 @@ export interface SessionOptions {
   logSeverity?: 0 | 1 | 2 | 3 | 4;
   /** Where fallback messages go (default console.warn). */
   onWarning?: (message: string) => void;
+  /**
+   * Whether idle intra-op threads spin-wait for work (ORT's default) or sleep (false). Spinning saves a wake-up per
+   * parallel op on an idle machine, but when other processes share the cores a spinning thread burns the time slice
+   * the thread it waits for needs: a small model's training step (hundreds of short ops) ran 2-4x slower that way.
+   * Default: LENSLAB_ORT_SPIN (1/0) when set, else ORT's default.
+   */
+  spin?: boolean;
   /** Raw ORT session config entries (session.* keys). */
   config?: Record<string, string>;
   /** Write the graph as ORT optimized it here (to check which fusions fired). */
@@ -88,6 +95,25 @@ export function autoProvider(installed: (p: Provider) => boolean = (p) => provid
   return installed('cuda') ? 'cuda' : 'cpu';
 }
 
+export const SPIN_ENV = 'LENSLAB_ORT_SPIN';
+
+/** LENSLAB_ORT_SPIN as a boolean (1/true/on, 0/false/off), undefined when unset; a bad value is an error naming it. */
+export function spinFromEnv(env: NodeJS.ProcessEnv = process.env): boolean | undefined {
+  const v = env[SPIN_ENV]?.trim().toLowerCase();
+  if (!v) return undefined;
+  if (['1', 'true', 'on', 'yes'].includes(v)) return true;
+  if (['0', 'false', 'off', 'no'].includes(v)) return false;
+  throw new Error(`${SPIN_ENV}: expected 1 or 0, got '${env[SPIN_ENV]}'`);
+}
+
+/** ORT's session config entries: opts.config plus the spinning choice (session.intra_op.allow_spinning). */
+function extraConfig(opts: SessionOptions): { extra?: Record<string, string> } {
+  const entries: Record<string, string> = { ...(opts.config ?? {}) };
+  const spin = spinFromEnv() ?? opts.spin;
+  if (spin !== undefined) entries['session.intra_op.allow_spinning'] = spin ? '1' : '0';
+  return Object.keys(entries).length ? { extra: entries } : {};
+}
+
 export class Session {
   private constructor(
     readonly inner: ort.InferenceSession,
@@ -97,6 +123,8 @@ export class Session {
     readonly fallback: string | null,
     readonly source: string,
   ) {}
+
+  private inputSet: Set<string> | null = null;
 
   /** Bytes fed to and read from an accelerator provider by run() (stays 0 on the CPU). */
   readonly transfer = { runs: 0, toDevice: 0, fromDevice: 0 };
@@ -122,7 +150,7 @@ export class Session {
       enableCpuMemArena: opts.memArena ?? true,
       executionMode: 'sequential',
       logSeverityLevel: opts.logSeverity ?? 3,
-      ...(opts.config ? { extra: { ...opts.config } } : {}),
+      ...extraConfig(opts),
       ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
     };
     const warn = opts.onWarning ?? ((m: string) => console.warn(m));
@@ -159,8 +187,10 @@ export class Session {
    */
   async run(feeds: Record<string, ort.Tensor>, fetch?: readonly string[]): Promise<Record<string, ort.Tensor>> {
     for (const name of this.inputNames) if (!(name in feeds)) throw new Error(`run ${this.source}: missing input '${name}'`);
+    // a training step feeds hundreds of state tensors: a set, not a scan of the input list per feed
+    const inputs = (this.inputSet ??= new Set(this.inputNames));
     for (const name of Object.keys(feeds))
-      if (!this.inputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an input of this model (inputs: ${this.inputNames.join(', ')})`);
+      if (!inputs.has(name)) throw new Error(`run ${this.source}: '${name}' is not an input of this model (inputs: ${this.inputNames.join(', ')})`);
     if (fetch) for (const name of fetch) if (!this.outputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an output of this model`);
     const res = fetch ? await this.inner.run(feeds, fetch as string[]) : await this.inner.run(feeds);
     if (this.provider !== 'cpu') {

@@ -11,6 +11,7 @@ import { buildScore, type ScoreProgramOptions } from '../programs/score';
 import { DeviceReader, onDevice, openProgram, type RunSession } from './device-session';
 import type { SessionOptions } from './session';
 import { tensor } from './tensor';
+import { PhaseTimer } from '../../util/phase-timer';
 
 export type Feeds = Record<string, ort.Tensor>;
 
@@ -64,6 +65,11 @@ export class StepExecutor {
   private v = new Map<string, ort.Tensor>();
   /** Optimizer steps done so far (the next step uses t + 1 for bias correction). */
   t = 0;
+  /**
+   * Wall time of each step's phases: 'step.prep' (feeds assembled and checked in JS), 'step.run' (inside ORT:
+   * forward, backward, clip, AdamW), 'step.post' (updated state taken, loss and norm read).
+   */
+  readonly phases = new PhaseTimer();
 
   private constructor(
     readonly specs: readonly ParamSpec[],
@@ -141,9 +147,11 @@ export class StepExecutor {
       this.v.set(p.name, r[stepNames.vOut(p.name)]);
     }
   }
+  private dataSet: Set<string> | null = null;
   private checkData(feeds: Feeds, i: number): void {
     for (const k of this.dataInputs) if (!(k in feeds)) throw new Error(`train step: micro-batch ${i} lacks input '${k}'`);
-    for (const k of Object.keys(feeds)) if (!this.dataInputs.includes(k)) throw new Error(`train step: micro-batch ${i} has unknown input '${k}' (inputs: ${this.dataInputs.join(', ')})`);
+    const known = (this.dataSet ??= new Set(this.dataInputs));
+    for (const k of Object.keys(feeds)) if (!known.has(k)) throw new Error(`train step: micro-batch ${i} has unknown input '${k}' (inputs: ${this.dataInputs.join(', ')})`);
   }
 
   /**
@@ -155,25 +163,37 @@ export class StepExecutor {
     if (list.length === 0) throw new Error('train step: no micro-batches');
     if (list.length > this.accumulation) throw new Error(`train step: ${list.length} micro-batches, executor built for accumulation ${this.accumulation}`);
     if (!Number.isFinite(lr)) throw new Error(`train step: lr must be finite, got ${lr}`);
+    const t0 = performance.now();
     const sc = scales ?? list.map(() => 1 / list.length);
     if (sc.length !== list.length) throw new Error(`train step: ${sc.length} scales for ${list.length} micro-batches`);
     list.forEach((b, i) => this.checkData(b, i));
     if (this.fused) {
       if (sc[0] !== 1) throw new Error('train step: fused step (accumulation 1) takes no gradient scale');
-      const r = await this.fused.run({ ...list[0], ...this.paramFeeds(), ...this.optFeeds(lr) });
+      const feeds = { ...list[0], ...this.paramFeeds(), ...this.optFeeds(lr) };
+      const t1 = performance.now();
+      const r = await this.fused.run(feeds);
+      const t2 = performance.now();
       this.takeUpdates(r);
       this.t++;
       const loss = scalarOf(r[stepNames.loss]);
       const grads: Record<string, ort.Tensor> = {};
       for (const p of this.specs) if (stepNames.grad(p.name) in r) grads[p.name] = r[stepNames.grad(p.name)];
-      return { loss, microLosses: [loss], gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(r, this.extraOutputs), grads };
+      const out = { loss, microLosses: [loss], gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(r, this.extraOutputs), grads };
+      this.phases.add('step.prep', t1 - t0);
+      this.phases.add('step.run', t2 - t1);
+      this.phases.add('step.post', performance.now() - t2);
+      return out;
     }
     let acc: Feeds = {};
     for (const p of this.specs) acc[stepNames.acc(p.name)] = tensor(p.dtype ?? 'float32', p.shape);
     const losses: number[] = [];
     let last: Record<string, ort.Tensor> = {};
+    let runMs = 0;
     for (let i = 0; i < list.length; i++) {
-      const r = await this.grad!.run({ ...list[i], ...this.paramFeeds(), ...acc, [stepNames.gradScale]: tensor('float32', [], [sc[i]]) });
+      const feeds = { ...list[i], ...this.paramFeeds(), ...acc, [stepNames.gradScale]: tensor('float32', [], [sc[i]]) };
+      const tr = performance.now();
+      const r = await this.grad!.run(feeds);
+      runMs += performance.now() - tr;
       const next: Feeds = {};
       for (const p of this.specs) next[stepNames.acc(p.name)] = r[stepNames.accOut(p.name)];
       for (const t of Object.values(acc)) if (onDevice(t)) t.dispose();
@@ -181,10 +201,17 @@ export class StepExecutor {
       losses.push(scalarOf(r[stepNames.loss]));
       last = r;
     }
-    const r = await this.apply!.run({ ...this.paramFeeds(), ...this.optFeeds(lr), ...acc });
+    const applyFeeds = { ...this.paramFeeds(), ...this.optFeeds(lr), ...acc };
+    const ta = performance.now();
+    const r = await this.apply!.run(applyFeeds);
+    const tb = performance.now();
+    runMs += tb - ta;
     for (const t of Object.values(acc)) if (onDevice(t)) t.dispose();
     this.takeUpdates(r);
     this.t++;
+    this.phases.add('step.run', runMs);
+    this.phases.add('step.prep', tb - t0 - runMs);
+    this.phases.add('step.post', performance.now() - tb);
     return { loss: losses.reduce((a, l, i) => a + l * sc[i], 0), microLosses: losses, gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(last, this.extraOutputs), grads: {} };
   }
 
