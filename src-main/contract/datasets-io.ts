@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { defineEvents, defineMethods } from './define';
 import { Id, Name, Timestamp } from './common';
 
-export const IMPORT_FORMATS = ['folder', 'imagefolder', 'llava', 'messages', 'vqa', 'vqa-folders', 'parquet', 'zip'] as const;
+export const IMPORT_FORMATS = ['folder', 'imagefolder', 'llava', 'messages', 'vqa', 'vqa-folders', 'parquet', 'zip', 'icon-vqa'] as const;
 export const EXPORT_FORMATS = ['llava', 'messages', 'imagefolder'] as const;
 export const SplitName = z.enum(['train', 'val', 'test']);
 const Text = z.string().max(1_000_000, 'must be at most 1,000,000 characters');

@@ -7,6 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { ParseContext, assemble, type ParseOptions, type RecordOut } from './formats/common';
 import { conversationKind, parseConversationRecords } from './formats/conversation';
 import { parseFolder } from './formats/folder';
+import { findPidRecordFiles, isPidRecordFile, parseIconVqa } from './formats/icon-vqa';
 import { findMetadataFiles, parseImagefolder } from './formats/imagefolder';
 import { parseParquetFiles } from './formats/parquet';
 import { NO_LABELS_WARNING, findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
@@ -87,6 +88,8 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
     const name = basename(path);
     if (forced === 'parquet' || (!forced && /\.parquet$/i.test(name))) return parseParquetFiles(ctx, [path]);
     if (forced === 'imagefolder' || (!forced && /^metadata\.(jsonl|csv|json)$/i.test(name))) return parseImagefolder(ctx, [ctx.label(path), ...walkFiles(root).filter((f) => f !== ctx.label(path) && isImageName(f))]);
+    // a pid record file (icon-VQA layout) names image folders, not images: they are looked up beside it
+    if (forced === 'icon-vqa' || (!forced && isPidRecordFile(path, name))) return parseIconVqa(ctx, walkFiles(root), [path]);
     if (/\.csv$/i.test(name)) return parseRecordFiles(ctx, [path], forced, stageIn(options));
     if (JSON_EXT.test(name)) return parseRecordFiles(ctx, [path], forced, stageIn(options));
     if (forced === 'folder' || forced === 'vqa-folders') return parsePath(root, options);
@@ -95,7 +98,8 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
   }
   const skipped: SkippedEntry[] = [];
   const files = walkFiles(path, { skipped });
-  const format = forced ?? detectDirectory(files);
+  const pidFiles = forced === undefined || forced === 'icon-vqa' ? findPidRecordFiles(path, files) : [];
+  const format = forced ?? (pidFiles.length > 0 && findMetadataFiles(files).length === 0 ? 'icon-vqa' : detectDirectory(files));
   // links and special files named like dataset files are said to be left out, and why
   for (const e of skipped) if (isImageName(e.rel) || /\.(json|jsonl|ndjson|csv|parquet|txt)$/i.test(e.rel)) ctx.warn(e.rel, `not imported: ${e.reason}`);
   switch (format) {
@@ -120,6 +124,9 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
     case 'folder':
       if (!files.some(isImageName)) throw new ImportError(`${basename(path)}: no images found`);
       return parseFolder(ctx, files);
+    case 'icon-vqa':
+      if (pidFiles.length === 0) throw new ImportError(`${basename(path)}: no .jsonl file of {pid, question, answer} records found (at the top of the folder or one folder down)`);
+      return parseIconVqa(ctx, files, pidFiles.map((f) => join(path, f)), { samples: true });
     case 'zip':
       throw new ImportError(`${basename(path)}: is a folder, not a zip archive`);
   }

@@ -577,7 +577,10 @@ export function splitFromName(name: string): 'train' | 'val' | 'test' | undefine
   return 'val';
 }
 
-/** `train` / `val` / `test` when a folder is named exactly so (train, training, val, valid, validation, dev, test, testing). */
+/**
+ * `train` / `val` / `test` when a folder is named so (train, training, val, valid, validation, dev, test, testing),
+ * alone or with a `_data` / `_set` / `_split` suffix (`test_data`, as published layouts name their held-out folder).
+ */
 export function splitFromDirName(name: string): 'train' | 'val' | 'test' | undefined {
-  return /^(train|training|val|valid|validation|dev|test|testing)$/i.test(name) ? splitFromName(name) : undefined;
+  return /^(train|training|val|valid|validation|dev|test|testing)([-_](data|set|split))?$/i.test(name) ? splitFromName(name) : undefined;
 }

@@ -2,7 +2,7 @@
 // raw binary, or a path; text columns as in imagefolder. Several files (e.g. data/train-00000-of-00001.parquet)
 // are read in turn; a file name starting with train/validation/test sets the split.
 import { closeSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type PageHeader } from 'hyparquet';
 import { parquetHeader } from 'hyparquet/src/column.js';
 import { openRegularFile, readRegularFile, splitFromName } from '../read';
@@ -27,8 +27,37 @@ function looksLikeImageValue(v: unknown): boolean {
 
 export async function parseParquetFiles(ctx: ParseContext, files: string[]) {
   const records: RecordOut[] = [];
+  checkShards(ctx, files);
   for (const file of files) for (const r of await parseOne(ctx, file)) records.push(r);
   return { format: 'parquet' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
+}
+
+const SHARD = /^(.*)-(\d+)-of-(\d+)\.parquet$/i;
+
+/**
+ * Hugging Face writes a split as shards `train-00000-of-00003.parquet` …: a shard missing from the source is
+ * said once per split (the rows of the shards present are imported), so a partial download does not pass silently.
+ */
+function checkShards(ctx: ParseContext, files: string[]): void {
+  const groups = new Map<string, { dir: string; prefix: string; total: number; width: number; have: Set<number> }>();
+  for (const f of files) {
+    const m = SHARD.exec(basename(f));
+    if (!m) continue;
+    const dir = dirname(ctx.label(f));
+    const total = Number(m[3]);
+    const key = JSON.stringify([dir, m[1], total]);
+    const g = groups.get(key) ?? { dir, prefix: m[1], total, width: m[3].length, have: new Set<number>() };
+    g.have.add(Number(m[2]));
+    groups.set(key, g);
+  }
+  for (const g of groups.values()) {
+    if (g.total > 100_000 || g.have.size >= g.total) continue;
+    const missing: number[] = [];
+    for (let i = 0; i < g.total && missing.length < 3; i++) if (!g.have.has(i)) missing.push(i);
+    const name = (i: number) => `${g.dir === '.' ? '' : `${g.dir}/`}${g.prefix}-${String(i).padStart(g.width, '0')}-of-${String(g.total).padStart(g.width, '0')}.parquet`;
+    const count = g.total - g.have.size;
+    ctx.warn(name(missing[0]), `shard missing: ${g.have.size} of the ${g.total} shards of '${g.prefix}' are here (${count} missing${missing.length > 1 ? `, also ${missing.slice(1).map(name).join(', ')}` : ''}); the rows of the others were imported`);
+  }
 }
 
 /** Most rows one Parquet file may declare. */

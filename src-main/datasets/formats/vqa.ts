@@ -3,7 +3,7 @@
 import { basename, dirname, join } from 'node:path';
 import { readTextFile, splitFromDirName, type JsonRecord } from '../read';
 import { MAX_TEXT_CHARS } from '../schemas';
-import { isImageName, type Annotation } from '../types';
+import { isImageName, type Annotation, type Split } from '../types';
 import { assemble, isRecord, readMeta, type ParseContext, type RecordOut } from './common';
 import { IMAGE_KEYS, labelsFromRow } from './labels';
 
@@ -62,8 +62,25 @@ export function findSampleFolders(files: string[]): string[] {
 }
 
 export function parseVqaFolders(ctx: ParseContext, files: string[]) {
-  const dirs = findSampleFolders(files);
+  const records = sampleFolderRecords(ctx, files, findSampleFolders(files));
+  return { format: 'vqa-folders' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
+}
+
+/**
+ * The records of sample folders (`dirs`, relative to the root). A sample's split comes from its top folder
+ * (`test/`, `test_data/`), else from the root's own name (a dropped `test_data` folder), else `defaultSplit`.
+ */
+export function sampleFolderRecords(ctx: ParseContext, files: string[], dirs: string[], defaultSplit?: Split): RecordOut[] {
   const records: RecordOut[] = [];
+  const rootSplit = splitFromDirName(basename(ctx.root));
+  const inDirOf = new Map<string, string[]>();
+  for (const f of files) {
+    if (!isImageName(f)) continue;
+    const d = dirname(f);
+    const list = inDirOf.get(d);
+    if (list) list.push(f);
+    else inDirOf.set(d, [f]);
+  }
   for (const dir of dirs) {
     const ref = `${dir}/data.json`;
     const abs = join(ctx.root, ref);
@@ -108,7 +125,7 @@ export function parseVqaFolders(ctx: ParseContext, files: string[]) {
       image = ctx.image(ref, imageRef[0], imageRef[1], abs);
       if (!image) continue;
     } else {
-      const inDir = files.filter((f) => dirname(f) === dir && isImageName(f));
+      const inDir = inDirOf.get(dir) ?? [];
       const named = inDir.filter((f) => /^image\./i.test(basename(f)));
       const pickRel = named.length === 1 ? named[0] : inDir.length === 1 ? inDir[0] : undefined;
       if (!pickRel) {
@@ -117,7 +134,7 @@ export function parseVqaFolders(ctx: ParseContext, files: string[]) {
       }
       image = { path: join(ctx.root, pickRel), original: pickRel };
     }
-    records.push({ ref, image, annotations, meta, split: dir.includes('/') ? splitFromDirName(dir.split('/')[0]) : undefined });
+    records.push({ ref, image, annotations, meta, split: (dir.includes('/') ? splitFromDirName(dir.split('/')[0]) : undefined) ?? rootSplit ?? defaultSplit });
   }
-  return { format: 'vqa-folders' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
+  return records;
 }

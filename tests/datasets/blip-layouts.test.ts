@@ -1,0 +1,195 @@
+// The dataset layouts of the BLIP VQA and BLIP-2 captioning recipes import as their authors lay them out:
+// icon-VQA (train.jsonl of pids + image folders, test_data sample folders as the held-out split), Hugging Face
+// `datasets` parquet (image structs, sharded files, a dataset card beside them) and COCO-Karpathy JSON. Bad
+// input names the file, line or row, and field; a strict import of it stores nothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp';
+import { openDatabase, closeDatabase, type Database } from '../../src-main/storage/database';
+import { importDataset } from '../../src-main/datasets/import';
+import { parseSource } from '../../src-main/datasets/parse';
+import { loadItems } from '../../src-main/datasets/rows';
+import { formatProblem, ImportError } from '../../src-main/datasets/types';
+import { HF_CAPTIONS, ICON_TEST, ICON_TRAIN, KARPATHY, cocoKarpathy, hfParquet, hfParquetPaths, iconVqa } from './blip-layouts';
+
+let tmp: ReturnType<typeof tempDir>;
+let db: Database;
+let dataDir: string;
+let n = 0;
+const fresh = (name: string) => join(tmp.dir, `src${n++}`, name);
+
+before(() => {
+  tmp = tempDir('ds-blip-');
+  dataDir = join(tmp.dir, 'data');
+  db = openDatabase(join(dataDir, 'lenslab.db'));
+});
+after(() => {
+  closeDatabase(db);
+  tmp.cleanup();
+});
+
+const counts = () => db.prepare('SELECT (SELECT COUNT(*) FROM datasets) AS d, (SELECT COUNT(*) FROM items) AS i, (SELECT COUNT(*) FROM annotations) AS a').get() as { d: number; i: number; a: number };
+
+function qaBySplit(datasetId: number) {
+  return loadItems(db, datasetId)
+    .map((it) => ({ split: it.split, qa: it.annotations.map((a) => a.data as { question: string; answer: string }) }))
+    .flatMap((it) => it.qa.map((q) => `${it.split}|${q.question}|${q.answer}`))
+    .sort();
+}
+
+const expectedTrain = ICON_TRAIN.map((r) => `train|${r.question}|${r.answer}`);
+const expectedTest = ICON_TEST.map((r) => `test|${r.question}|${r.answer}`);
+
+test('icon-VQA, the parent folder: train.jsonl pids find their images, test_data items go to the test split', async () => {
+  const src = fresh('iconqa');
+  await iconVqa(src);
+  const rep = await importDataset(db, dataDir, src, { strict: true });
+  assert.equal(rep.format, 'icon-vqa');
+  assert.equal(rep.imported, ICON_TRAIN.length + ICON_TEST.length);
+  assert.deepEqual(rep.skipped, []);
+  assert.deepEqual(rep.warnings, []);
+  assert.deepEqual(qaBySplit(rep.datasetId), [...expectedTest, ...expectedTrain].sort());
+  // the test id '100' that is also a training pid does not take the training image
+  const items = loadItems(db, rep.datasetId);
+  const hashes = new Set(items.map((it) => it.image!.hash));
+  assert.equal(hashes.size, items.length, 'every item has its own image');
+  const sources = db.prepare('SELECT s.record, s.image_original FROM item_sources s JOIN items i ON i.id = s.item_id WHERE i.dataset_id = ? ORDER BY s.record').all(rep.datasetId) as { record: string; image_original: string }[];
+  assert.deepEqual(
+    sources.find((s) => s.record === 'train.jsonl:1'),
+    { record: 'train.jsonl:1', image_original: 'train_fill_in_blank/train_fill_in_blank/100/image.png' },
+  );
+  assert.ok(sources.some((s) => s.record === 'test_data/100/data.json' && s.image_original === 'test_data/100/image.png'));
+});
+
+test('icon-VQA: the train folder alone, the test folder alone, the parent with the train folder one level down, the .jsonl file', async () => {
+  const parent = fresh('icon-nested');
+  await iconVqa(parent, { train: 'train' });
+  const all = await importDataset(db, dataDir, parent, { strict: true });
+  assert.equal(all.format, 'icon-vqa');
+  assert.deepEqual(qaBySplit(all.datasetId), [...expectedTest, ...expectedTrain].sort());
+
+  const train = await importDataset(db, dataDir, join(parent, 'train'), { dataset: 'icon-train', strict: true });
+  assert.equal(train.format, 'icon-vqa');
+  assert.deepEqual(qaBySplit(train.datasetId), expectedTrain.slice().sort());
+
+  const testOnly = await importDataset(db, dataDir, join(parent, 'test_data'), { dataset: 'icon-test', strict: true });
+  assert.equal(testOnly.format, 'vqa-folders');
+  assert.deepEqual(qaBySplit(testOnly.datasetId), expectedTest.slice().sort(), 'a dropped test_data folder is the held-out split');
+
+  const file = await importDataset(db, dataDir, join(parent, 'train', 'train.jsonl'), { dataset: 'icon-file', strict: true });
+  assert.equal(file.format, 'icon-vqa');
+  assert.deepEqual(qaBySplit(file.datasetId), expectedTrain.slice().sort(), 'the file alone imports its records, not the test folder');
+});
+
+test('icon-VQA bad input: a line missing its answer, a pid without an image folder; strict stores nothing', async () => {
+  const src = fresh('icon-bad');
+  const lines = ICON_TRAIN.map((r) => JSON.stringify(r));
+  lines[1] = JSON.stringify({ pid: '101', question: 'How many stars are there?' });
+  lines[2] = JSON.stringify({ pid: '999', question: 'How many circles are there?', answer: '2' });
+  lines[3] = JSON.stringify({ question: 'How many hearts are there?', answer: '5' });
+  await iconVqa(src, { lines });
+  const parsed = await parseSource(src);
+  try {
+    const errs = parsed.problems.filter((p) => p.severity === 'error').map(formatProblem);
+    assert.equal(errs.length, 3, errs.join('\n'));
+    assert.match(errs[0], /^train\.jsonl:2\.answer: missing/);
+    assert.match(errs[1], /^train\.jsonl:3\.pid: no image for pid "999"/);
+    assert.match(errs[2], /^train\.jsonl:4\.pid: missing/);
+  } finally {
+    parsed.cleanup();
+  }
+  const before = counts();
+  await assert.rejects(importDataset(db, dataDir, src, { dataset: 'icon-bad', strict: true }), (err: unknown) => {
+    assert.ok(err instanceof ImportError);
+    assert.match(err.message, /train\.jsonl:2\.answer: missing .*\(and 2 more\)/);
+    return true;
+  });
+  assert.deepEqual(counts(), before, 'nothing stored');
+  // without strict the good records are imported and each bad one is reported with its line and field
+  const rep = await importDataset(db, dataDir, src, { dataset: 'icon-bad' });
+  assert.equal(rep.imported, 1 + ICON_TEST.length);
+  assert.deepEqual(
+    rep.skipped.map((p) => `${p.ref}.${p.field}`),
+    ['train.jsonl:2.answer', 'train.jsonl:3.pid', 'train.jsonl:4.pid'],
+  );
+});
+
+test('HF parquet: sharded train-0000N-of-00002 files with README.md and dataset_info.json beside them', async () => {
+  const src = fresh('football-dataset');
+  await hfParquet(src);
+  const rep = await importDataset(db, dataDir, src, { strict: true });
+  assert.equal(rep.format, 'parquet');
+  assert.equal(rep.imported, HF_CAPTIONS.length);
+  assert.deepEqual(rep.warnings, [], 'the card and dataset_info.json are not datasets and not warned about');
+  const items = loadItems(db, rep.datasetId);
+  assert.deepEqual(
+    items.map((it) => [it.split, (it.annotations[0].data as { text: string }).text]),
+    HF_CAPTIONS.map((t) => ['train', t]),
+    'rows of both shards, in shard order, split from the file name',
+  );
+  const orig = db.prepare('SELECT s.image_original FROM item_sources s JOIN items i ON i.id = s.item_id WHERE i.dataset_id = ? ORDER BY i.position').all(rep.datasetId) as { image_original: string }[];
+  assert.equal(orig[3].image_original, 'data/train-00001-of-00002.parquet[0].image (football_3.png)');
+
+  // a shard left out: imported with one warning naming it
+  const partial = fresh('football-partial');
+  await hfParquet(partial, { shards: [1] });
+  const rep2 = await importDataset(db, dataDir, partial);
+  assert.equal(rep2.imported, 2);
+  assert.equal(rep2.warnings.length, 1);
+  assert.equal(rep2.warnings[0].ref, 'data/train-00000-of-00002.parquet');
+  assert.match(rep2.warnings[0].message, /shard missing: 1 of the 2 shards of 'train'/);
+});
+
+test('HF parquet bad input: image structs whose paths do not exist name the file, row and column; nothing stored', async () => {
+  const src = fresh('pq-missing');
+  await hfParquetPaths(src, false);
+  const before = counts();
+  for (const strict of [true, false]) {
+    await assert.rejects(importDataset(db, dataDir, src, { dataset: 'pq-missing', strict }), (err: unknown) => {
+      assert.ok(err instanceof ImportError);
+      assert.match(err.message, /train-00000-of-00001\.parquet\[0\]\.image\.path: file not found: images\/p0\.png/);
+      return true;
+    });
+    assert.deepEqual(counts(), before, 'nothing stored');
+  }
+  // the same file with its images beside it imports
+  const ok = fresh('pq-paths');
+  await hfParquetPaths(ok, true);
+  const rep = await importDataset(db, dataDir, ok, { strict: true });
+  assert.equal(rep.imported, 2);
+});
+
+test('COCO-Karpathy JSON: captions of one image become one item, images relative to the JSON, image_id ignored', async () => {
+  const src = fresh('coco');
+  await cocoKarpathy(src);
+  // through the folder and through the file
+  for (const source of [src, join(src, 'coco_karpathy_train.json')]) {
+    const rep = await importDataset(db, dataDir, source, { dataset: `coco-${source.length}`, strict: true });
+    assert.equal(rep.imported, 3);
+    assert.deepEqual(rep.warnings, []);
+    const items = loadItems(db, rep.datasetId);
+    assert.deepEqual(
+      items.map((it) => it.annotations.map((a) => `${a.kind}:${(a.data as { text: string }).text}`)),
+      [[`caption:${KARPATHY[0].caption}`, `caption:${KARPATHY[1].caption}`], [`caption:${KARPATHY[2].caption}`], [`caption:${KARPATHY[3].caption}`]],
+    );
+    assert.deepEqual(
+      items.map((it) => it.image!.ext),
+      ['jpg', 'jpg', 'jpg'],
+    );
+  }
+  // a record whose image is missing, a record without a caption: named by index and field; strict stores nothing
+  const bad = fresh('coco-bad');
+  await cocoKarpathy(bad);
+  const recs = [...KARPATHY, { caption: 'a dog', image: 'val2014/missing.jpg', image_id: 'coco_1' }, { caption: 7, image: KARPATHY[3].image, image_id: 'coco_9' }];
+  writeFileSync(join(bad, 'coco_karpathy_train.json'), JSON.stringify(recs));
+  const before = counts();
+  await assert.rejects(importDataset(db, dataDir, bad, { dataset: 'coco-bad', strict: true }), (err: unknown) => {
+    assert.ok(err instanceof ImportError);
+    assert.match(err.message, /coco_karpathy_train\.json\[4\]\.image: file not found: val2014\/missing\.jpg \(and 1 more\)/);
+    assert.deepEqual(err.problems.filter((p) => p.severity === 'error').map(formatProblem)[1], 'coco_karpathy_train.json[5].caption: expected string, received number');
+    return true;
+  });
+  assert.deepEqual(counts(), before, 'nothing stored');
+});
