@@ -1,10 +1,10 @@
-// Export a Hugging Face folder (LLaVA or a LLaMA / Qwen2 text model), optionally with a PEFT adapter merged in,
+// Export a Hugging Face folder (LLaVA, SmolVLM / Idefics3, or a LLaMA / Qwen2 text model), optionally with a PEFT adapter merged in,
 // as GGUF files llama.cpp, Ollama and LM Studio load:
 //   <name>-<quant>.gguf          the decoder: architecture "llama" or "qwen2", tensor names and metadata as
 //                                llama.cpp's convert_hf_to_gguf.py writes them (LLaMA's q/k rows permuted for
 //                                ggml's interleaved RoPE), tokenizer.ggml.* from tokenizer.json, the chat template
 //   mmproj-<name>-<quant>.gguf   a vision-language model's vision side, as its family writes it (families/*/gguf.ts;
-//                                LLaVA: the vision tower and projector as a "clip" model with projector "mlp")
+//                                LLaVA: projector "mlp"; Idefics3: projector "idefics3")
 //   Modelfile                    for `ollama create NAME -f Modelfile`
 // The folder is written under a temporary name and renamed into place; an existing folder is replaced only when
 // asked and only if it holds nothing but an earlier GGUF export.
@@ -99,7 +99,7 @@ export function checkGgufSupport(m: HfModel): void {
   const g = visionExport(vlm);
   if (!g) no('model_type', `is ${vlm.modelType}: Lenslab cannot write this family's vision side (mmproj) for llama.cpp yet`);
   g!.check(vlm, no);
-  if (!m.imageProcessor) no('preprocessor_config.json', 'is missing (image mean and std)');
+  if (!m.images) no('preprocessor_config.json', 'is missing (image mean and std)');
 }
 
 /** LLaMA's q/k rows permuted from HF's rotate-half order to ggml's interleaved RoPE (convert_hf_to_gguf permute). */
@@ -254,7 +254,7 @@ export function exportGguf(o: GgufExportOptions): GgufExportReport {
       if (isVlm(c)) {
         const g = visionExport(c)!;
         const f = `mmproj-${base}-${o.quant === 'q4_0' ? 'q8_0' : o.quant}.gguf`;
-        mmproj = { file: f, ...writeGguf(join(tmp, f), g.kv(c, m.imageProcessor!.config, name, o.quant), g.tensors(c, weights, o.quant), (i, n) => o.onProgress?.({ file: f, tensor: i, tensors: n })) };
+        mmproj = { file: f, ...writeGguf(join(tmp, f), g.kv(c, m.images!, name, o.quant), g.tensors(c, weights, o.quant), (i, n) => o.onProgress?.({ file: f, tensor: i, tensors: n })) };
       }
       writeFileSync(join(tmp, 'Modelfile'), ollamaModelfile({ model: modelFile, mmproj: mmproj?.file ?? null, template: m.chatTemplate, tokenizer: m.tokenizer! }));
       if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });

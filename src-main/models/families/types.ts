@@ -12,7 +12,6 @@ import type { Reader, VlmModelConfig } from '../config';
 import type { GraphWeights } from '../layers';
 import type { ImageInput, ImageProcessor } from '../image-processor';
 import type { TensorSpec, WeightLayout } from '../weights/names';
-import type { PreprocessorConfig } from '../image-processor';
 import type { TensorSource } from '../weights/safetensors';
 import type { GgufQuant } from '../../export/gguf/format';
 import type { GgufTensorPlan, GgufValue } from '../../export/gguf/writer';
@@ -73,7 +72,8 @@ export interface TokenLookup {
 export interface VlmGgufExport<C> {
   /** Refuse (through `no`, naming the config.json field and the reason) what llama.cpp's clip.cpp cannot run. */
   check(c: C, no: (field: string, why: string) => never): void;
-  kv(c: C, preprocessor: PreprocessorConfig, name: string, quant: GgufQuant): Map<string, GgufValue>;
+  /** metadata of the mmproj file; `images` is the family's own processor (image size, mean and std) */
+  kv(c: C, images: FamilyImageProcessor, name: string, quant: GgufQuant): Map<string, GgufValue>;
   tensors(c: C, weights: TensorSource, quant: GgufQuant): GgufTensorPlan[];
 }
 

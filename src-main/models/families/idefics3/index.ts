@@ -14,6 +14,7 @@ import { visionTower } from '../../vision/clip-vit';
 import { decoderTensors, visionTensors } from '../../weights/names';
 import type { VlmFamily } from '../types';
 import { parseIdefics3, type Idefics3ModelConfig } from './config';
+import { idefics3Gguf } from './gguf';
 import { Idefics3ImageProcessor, IDEFICS3_TOKENS, imagePromptIds, parseIdefics3Preprocessor } from './processor';
 
 const LAYOUT = {
@@ -107,6 +108,7 @@ export const idefics3Family: VlmFamily<Idefics3ModelConfig> = {
       maxFramesPerImage: g.rows * g.cols + 1,
     };
   },
+  gguf: idefics3Gguf,
 };
 
 export type { Idefics3ModelConfig };

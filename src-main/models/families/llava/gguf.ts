@@ -2,11 +2,11 @@
 // (convert_hf_to_gguf.py's LlavaVisionModel): the CLIP / SigLIP tower up to the feature layer, then the two-layer
 // projector. What clip.cpp cannot represent is refused naming the config.json field.
 import type { LlavaModelConfig } from '../../config';
-import type { PreprocessorConfig } from '../../image-processor';
 import type { TensorSource } from '../../weights/safetensors';
-import { LlamaFileType, ggufWeightType, type GgmlTypeName, type GgufQuant } from '../../../export/gguf/format';
+import type { GgufQuant } from '../../../export/gguf/format';
 import type { GgufTensorPlan, GgufValue } from '../../../export/gguf/writer';
-import type { VlmGgufExport } from '../types';
+import { mmprojKv, mmprojPlans, vitLayerPlans } from '../../vision/gguf';
+import type { FamilyImageProcessor, VlmGgufExport } from '../types';
 
 function check(c: LlavaModelConfig, no: (field: string, why: string) => never): void {
   const v = c.vision;
@@ -22,13 +22,7 @@ function check(c: LlavaModelConfig, no: (field: string, why: string) => never): 
 function tensors(c: LlavaModelConfig, w: TensorSource, quant: GgufQuant): GgufTensorPlan[] {
   const v = c.vision;
   const vp = 'vision_tower.vision_model.';
-  const plans: GgufTensorPlan[] = [];
-  // the vision side is small and precision-sensitive: its 2-D weights are f16 or q8_0 (never q4_0)
-  const q: GgufQuant = quant === 'q4_0' ? 'q8_0' : quant;
-  const add = (name: string, src: string, type?: GgmlTypeName) => {
-    const shape = w.info(src).shape;
-    plans.push({ name, shape, type: type ?? ggufWeightType(q, shape), read: () => w.get(src) });
-  };
+  const { plans, add } = mmprojPlans(w, quant);
   if (v.classToken) add('v.class_embd', `${vp}embeddings.class_embedding`, 'F32');
   add('v.patch_embd.weight', `${vp}embeddings.patch_embedding.weight`, quant === 'f32' ? 'F32' : 'F16');
   if (v.patchBias) add('v.patch_embd.bias', `${vp}embeddings.patch_embedding.bias`, 'F32');
@@ -38,24 +32,7 @@ function tensors(c: LlavaModelConfig, w: TensorSource, quant: GgufQuant): GgufTe
     add('v.pre_ln.bias', `${vp}pre_layrnorm.bias`);
   }
   // only the layers up to the feature layer run (LLaVA never reads post_layernorm)
-  const layers = c.visionFeatureLayers[0];
-  for (let l = 0; l < layers; l++) {
-    const L = `${vp}encoder.layers.${l}.`;
-    const B = `v.blk.${l}.`;
-    for (const [g, hf] of [
-      ['attn_q', 'self_attn.q_proj'],
-      ['attn_k', 'self_attn.k_proj'],
-      ['attn_v', 'self_attn.v_proj'],
-      ['attn_out', 'self_attn.out_proj'],
-      ['ln1', 'layer_norm1'],
-      ['ffn_up', 'mlp.fc1'],
-      ['ffn_down', 'mlp.fc2'],
-      ['ln2', 'layer_norm2'],
-    ] as const) {
-      add(`${B}${g}.weight`, `${L}${hf}.weight`);
-      add(`${B}${g}.bias`, `${L}${hf}.bias`);
-    }
-  }
+  vitLayerPlans(add, vp, c.visionFeatureLayers[0]);
   add('mm.0.weight', 'multi_modal_projector.linear_1.weight');
   if (c.projector.bias) add('mm.0.bias', 'multi_modal_projector.linear_1.bias');
   add('mm.2.weight', 'multi_modal_projector.linear_2.weight');
@@ -63,30 +40,22 @@ function tensors(c: LlavaModelConfig, w: TensorSource, quant: GgufQuant): GgufTe
   return plans;
 }
 
-function kv(c: LlavaModelConfig, ip: PreprocessorConfig, name: string, quant: GgufQuant): Map<string, GgufValue> {
-  const v = c.vision;
-  const kv = new Map<string, GgufValue>();
-  kv.set('general.architecture', { type: 'string', value: 'clip' });
-  kv.set('general.type', { type: 'string', value: 'mmproj' });
-  kv.set('general.name', { type: 'string', value: name });
-  kv.set('general.file_type', { type: 'u32', value: quant === 'f32' ? LlamaFileType.F32 : quant === 'f16' ? LlamaFileType.F16 : LlamaFileType.Q8_0 });
-  kv.set('clip.has_text_encoder', { type: 'bool', value: false });
-  kv.set('clip.has_vision_encoder', { type: 'bool', value: true });
+function kv(c: LlavaModelConfig, images: FamilyImageProcessor, name: string, quant: GgufQuant): Map<string, GgufValue> {
+  const ip = images.base!.config;
+  const kv = mmprojKv({
+    name,
+    quant,
+    vision: c.vision,
+    projectorType: 'mlp',
+    projectionDim: c.projector.outFeatures,
+    // hidden_states index (0 = the embeddings): clip.cpp runs exactly this many layers and takes their output
+    blockCount: c.visionFeatureLayers[0],
+    imageMean: ip.imageMean,
+    imageStd: ip.imageStd,
+    useGelu: c.vision.hiddenAct !== 'quick_gelu',
+  });
   kv.set('clip.has_llava_projector', { type: 'bool', value: true });
-  kv.set('clip.projector_type', { type: 'string', value: 'mlp' });
-  kv.set('clip.use_gelu', { type: 'bool', value: v.hiddenAct !== 'quick_gelu' });
-  kv.set('clip.vision.image_size', { type: 'u32', value: v.imageSize });
-  kv.set('clip.vision.patch_size', { type: 'u32', value: v.patchSize });
-  kv.set('clip.vision.embedding_length', { type: 'u32', value: v.hiddenSize });
-  kv.set('clip.vision.feed_forward_length', { type: 'u32', value: v.intermediateSize });
-  kv.set('clip.vision.projection_dim', { type: 'u32', value: c.projector.outFeatures });
-  kv.set('clip.vision.attention.head_count', { type: 'u32', value: v.numAttentionHeads });
-  kv.set('clip.vision.attention.layer_norm_epsilon', { type: 'f32', value: v.layerNormEps });
-  kv.set('clip.vision.block_count', { type: 'u32', value: c.visionFeatureLayers[0] });
-  // hidden_states index (0 = the embeddings): clip.cpp runs exactly this many layers and takes their output
   kv.set('clip.vision.feature_layer', { type: 'array', itemType: 'i32', value: [c.visionFeatureLayers[0]] });
-  kv.set('clip.vision.image_mean', { type: 'array', itemType: 'f32', value: ip.imageMean });
-  kv.set('clip.vision.image_std', { type: 'array', itemType: 'f32', value: ip.imageStd });
   return kv;
 }
 
