@@ -22,7 +22,7 @@
 import type { Graph, Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import type { TensorSource } from './weights/safetensors';
-import { quantizedGather, quantizedMatMul } from './quantize';
+import { frozenMatMulNBits, quantizeFallbackReason, quantizedGather, quantizedMatMul, type NBitsOptions } from './quantize';
 
 /** LoRA matrices of one module, as graph values (parameters or constants). */
 export interface LoraBinding {
@@ -59,6 +59,21 @@ export interface GraphWeightsOptions {
    * graphs; quantize.ts). Trainable and caller-supplied tensors, and LoRA branches, stay float.
    */
   quantize?: 'int8' | 'int4';
+  /**
+   * How quantized matrices enter the graph: 'inference' (default: the DequantizeLinear / dynamic-int8 patterns ORT
+   * fuses, forward only) or 'training' (MatMulNBits blocks with a gradient for the activations, quantize.ts
+   * frozenMatMulNBits), for a frozen quantized base under trainable LoRA.
+   */
+  quantizeFor?: 'inference' | 'training';
+  /** MatMulNBits options of the training form (accuracy level). */
+  nbits?: NBitsOptions;
+}
+
+/** A frozen matrix that the quantize option left float32, and why. */
+export interface QuantFallback {
+  name: string;
+  shape: number[];
+  reason: string;
 }
 
 /** Tensors supplied by the caller on first use (a graph value per name / module, created at most once). */
@@ -85,6 +100,7 @@ export class GraphWeights {
   private loraUsed = new Set<string>();
   private seedValue: Value | null = null;
   private flatIndex = new Map<Value, Value>();
+  private fallbacks = new Map<string, QuantFallback>();
 
   constructor(
     readonly g: Graph,
@@ -115,6 +131,10 @@ export class GraphWeights {
   /** Names of the source's tensors that some layer used (for checks that a builder consumed what it should). */
   usedNames(): string[] {
     return [...this.used];
+  }
+  /** Frozen matrices the quantize option applied to that stayed float32 (e.g. an input size not a multiple of 32). */
+  quantFallbacks(): QuantFallback[] {
+    return [...this.fallbacks.values()];
   }
   /** LoRA modules that some linear layer applied. */
   usedLora(): string[] {
@@ -230,8 +250,12 @@ export class GraphWeights {
     if (!this.quantizable(name)) return null;
     const shape = this.opts.overrides?.has(name) ? null : this.source.info(name).shape;
     if (!shape || shape.length !== 2) return null;
-    const y = quantizedMatMul(this.g, x, name, shape[0], shape[1], this.opts.quantize!, () => this.data(name));
+    const y =
+      this.opts.quantizeFor === 'training'
+        ? frozenMatMulNBits(this.g, x, name, shape[0], shape[1], this.opts.quantize!, () => this.data(name), this.opts.nbits)
+        : quantizedMatMul(this.g, x, name, shape[0], shape[1], this.opts.quantize!, () => this.data(name));
     if (y) this.used.add(name);
+    else this.fallbacks.set(name, { name, shape: [...shape], reason: quantizeFallbackReason(shape, this.opts.quantize!) ?? 'not quantizable' });
     return y;
   }
 

@@ -23,7 +23,7 @@
 // Outputs: loss = sum of token losses / number of label tokens (0 when there are none), token_loss_sum, token_count
 // (to re-weight micro-batches by tokens).
 
-import type { Graph, Value } from '../engine/graph/builder';
+import { Graph, type Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import type { ForwardBuilder, ParamSpec } from '../engine/programs/train-step';
 import type { ScoreResult } from '../engine/programs/score';
@@ -34,7 +34,8 @@ import { vlmFamilyOf } from './registry';
 import type { RenderSetup } from '../datasets/render';
 import type { HfModel } from './hf-folder';
 import { loadHfFolder, saveHfFolder } from './hf-folder';
-import { GraphWeights, type LoraBinding } from './layers';
+import { GraphWeights, type LoraBinding, type QuantFallback } from './layers';
+import { quantizeFallbackReason, type NBitsOptions, type QuantScheme } from './quantize';
 import { buildForwardGraph, causalForward, IO, type ForwardGraphOptions } from './llava';
 import {
   loadAdapter as loadPeftAdapter,
@@ -148,6 +149,13 @@ export interface TrainableVlmOptions {
   fullParts?: Array<'vision' | 'projector' | 'decoder'>;
   /** Graph float type (default float32). */
   dtype?: DType;
+  /**
+   * Frozen base weights held as int8 / int4 blocks (QLoRA-style; quantize.ts frozenMatMulNBits) under float32
+   * trainable tensors; matrices that cannot take the blocks stay float32 (quantizeFallbacks names them).
+   */
+  quantizeBase?: QuantScheme;
+  /** MatMulNBits options of the quantized base (tests: accuracy level 0 for float32 arithmetic). */
+  nbits?: NBitsOptions;
 }
 
 /** What each parameter is. */
@@ -166,6 +174,8 @@ export interface TrainableVlm {
   loraModules: LoraModule[];
   /** LoRA A ~ kaiming-uniform (PEFT: bound 1/sqrt(in)), B = 0; full tensors from the folder. */
   initialValues(seed: number): Record<string, Float32Array>;
+  /** Frozen matrices that keep float32 under the quantizeBase option, with the reason (empty without one). */
+  quantizeFallbacks(): QuantFallback[];
   forward: ForwardBuilder;
   /** Forward for the engine's score program: per-row mean token loss [B], token_loss_sum [B], token_count [B]. */
   score: (g: Graph, params: Readonly<Record<string, Value>>) => ScoreResult;
@@ -244,12 +254,17 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
   if (dtype !== 'float32') for (const p of params) p.dtype = dtype;
   const scaling = spec ? loraScaling(spec) : 1;
 
+  const qb = opts.quantizeBase ?? 'none';
+  if (qb !== 'none' && dtype !== 'float32') throw new Error(`a ${qb} base trains in float32 only (dtype ${dtype})`);
+  const quant = qb === 'none' ? {} : { quantize: qb, quantizeFor: 'training' as const, nbits: opts.nbits };
+  let lastWeights: GraphWeights | null = null;
   const build = (g: Graph, p: Readonly<Record<string, Value>>, training: boolean) => {
     const fullParams: Record<string, Value> = {};
     for (const n of full) fullParams[n] = p[n];
     const bindings = new Map<string, LoraBinding>();
     for (const m of modules) bindings.set(m.module, { a: p[m.keyA], b: p[m.keyB], scaling, dropout: training ? (spec?.dropout ?? 0) : 0 });
-    const w = new GraphWeights(g, model.weights, { dtype, params: fullParams, lora: bindings });
+    const w = new GraphWeights(g, model.weights, { dtype, params: fullParams, lora: bindings, ...quant });
+    lastWeights = w;
     const T: (string | number)[] = ['B', 'T'];
     const inputIds = g.input(IO.inputIds, 'int64', T);
     const attentionMask = g.input(IO.attentionMask, 'int64', T);
@@ -289,6 +304,16 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     return out;
   };
 
+  const quantizeFallbacks = (): QuantFallback[] => {
+    if (qb === 'none') return [];
+    // a scratch build of the score graph: initializers are lazy, so nothing is read or quantized
+    const g = new Graph('quantize_plan');
+    const p: Record<string, Value> = {};
+    for (const ps of params) p[ps.name] = g.input(`param.${ps.name}`, dtype, ps.shape);
+    build(g, p, false);
+    return lastWeights!.quantFallbacks();
+  };
+
   return {
     method,
     lora: spec ? lora : null,
@@ -296,6 +321,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     paramInfo,
     loraModules: modules,
     initialValues,
+    quantizeFallbacks,
     forward,
     score,
     dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(isVlm(cfg) ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}), ...(spec && spec.dropout > 0 ? { dropout_seed: 'int64 [], training forward with LoRA dropout > 0' as const } : {}) },

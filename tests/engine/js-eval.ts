@@ -152,6 +152,56 @@ function castTo(to: number, t: HostTensor): HostTensor {
   throw new Error(`js-eval: Cast to ${dt ?? to} is not implemented`);
 }
 
+/** a [..., M, K] @ b [K, N] (a right operand of rank 2, the only form the checked rules emit). */
+function matmul2(a: HostTensor, b: HostTensor): HostTensor {
+  if (b.dims.length !== 2) throw new Error('js-eval: MatMul with a right operand of rank != 2 is not implemented');
+  const [K, N] = b.dims;
+  if (a.dims[a.dims.length - 1] !== K) throw new Error(`js-eval: MatMul inner dims ${a.dims.at(-1)} vs ${K}`);
+  const rows = a.data.length / K;
+  const out = new Float64Array(rows * N);
+  for (let r = 0; r < rows; r++)
+    for (let k = 0; k < K; k++) {
+      const av = a.data[r * K + k];
+      for (let n = 0; n < N; n++) out[r * N + n] += av * b.data[k * N + n];
+    }
+  return { dims: [...a.dims.slice(0, -1), N], data: out };
+}
+
+function concat(ts: readonly HostTensor[], axisIn: number): HostTensor {
+  const rank = ts[0].dims.length;
+  const axis = axisIn < 0 ? axisIn + rank : axisIn;
+  const outer = size(ts[0].dims.slice(0, axis));
+  const inner = size(ts[0].dims.slice(axis + 1));
+  const dims = [...ts[0].dims];
+  dims[axis] = ts.reduce((a, t) => a + t.dims[axis], 0);
+  const out = new Float64Array(size(dims));
+  let at = 0;
+  for (let o = 0; o < outer; o++)
+    for (const t of ts) {
+      const n = t.dims[axis] * inner;
+      out.set(t.data.subarray(o * n, (o + 1) * n), at);
+      at += n;
+    }
+  return { dims, data: out };
+}
+
+/** com.microsoft MatMulNBits without zero points: A [..., K] @ W^T, W [N, K] from unsigned blocks and scales. */
+function matMulNBits(a: HostTensor, b: HostTensor, scales: HostTensor, attrs: Readonly<Record<string, Attr>>): HostTensor {
+  const K = attrInt(attrs, 'K', 0);
+  const N = attrInt(attrs, 'N', 0);
+  const bits = attrInt(attrs, 'bits', 4);
+  const bs = attrInt(attrs, 'block_size', 32);
+  const nb = K / bs;
+  const w = new Float64Array(K * N); // [K, N], the MatMul right operand
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < K; k++) {
+      const i = n * K + k;
+      const u = bits === 4 ? (i & 1 ? b.data[i >> 1] >> 4 : b.data[i >> 1] & 0x0f) - 8 : b.data[i] - 128;
+      w[k * N + n] = u * scales.data[n * nb + Math.floor(k / bs)];
+    }
+  return matmul2(a, { dims: [K, N], data: w });
+}
+
 /** Evaluate the graph's outputs (or `fetch`, by output name) from `feeds` (by input name). */
 export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: readonly string[]): Record<string, HostTensor> {
   const vals = new Map<Value, HostTensor>();
@@ -205,6 +255,21 @@ export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: r
         break;
       }
       case 'Cast': out = castTo(attrInt(n.attrs, 'to', 0), x); break;
+      case 'MatMul': out = matmul2(x, ins[1]!); break;
+      case 'MatMulNBits':
+        if (ins.length > 3 && ins.slice(3).some(Boolean)) throw new Error('js-eval: MatMulNBits with zero points / g_idx / bias is not implemented');
+        out = matMulNBits(x, ins[1]!, ins[2]!, n.attrs);
+        break;
+      case 'BitwiseAnd': out = nary([x, ins[1]!], (a, b) => a & b); break;
+      case 'BitShift': out = nary([x, ins[1]!], attrString(n.attrs, 'direction', '') === 'RIGHT' ? (a, b) => a >>> b : (a, b) => (a << b) & 0xff); break;
+      case 'Unsqueeze': {
+        const axes = Array.from(ins[1]!.data).map((a) => (a < 0 ? a + x.dims.length + 1 : a)).sort((p, q) => p - q);
+        const dims = [...x.dims];
+        for (const a of axes) dims.splice(a, 0, 1);
+        out = { dims, data: x.data };
+        break;
+      }
+      case 'Concat': out = concat(ins as HostTensor[], attrInt(n.attrs, 'axis', 0)); break;
       case 'CastLike': {
         const target = n.inputs[1]!.dtype;
         out = target === 'float64' ? x : target === 'float32' ? unaryOp(x, Math.fround) : (() => { throw new Error(`js-eval: CastLike to ${target} is not implemented`); })();

@@ -272,6 +272,15 @@ export class Graph {
     return this.constant(values, 'int64', [values.length]);
   }
 
+  /**
+   * Declare an operator domain (e.g. com.microsoft) on the root graph, so a builder deep inside a model can emit one
+   * of its ops without the caller knowing in advance; an existing declaration keeps its version.
+   */
+  useDomain(domain: string, version: number): void {
+    const d = this.root().domains as Record<string, number>;
+    d[domain] ??= version;
+  }
+
   private root(): Graph {
     let g: Graph = this;
     while (g.parent) g = g.parent;

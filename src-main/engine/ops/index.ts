@@ -11,5 +11,6 @@ export * from './loss';
 export * from './rotary';
 export * from './attention';
 export * from './conv';
+export * from './quantized';
 export { registerOp, getOp, registeredOps, type GradContext, type GradRule, type OpSpec } from './registry';
 export { unbroadcast, sumAll, type Operand } from './util';

@@ -131,7 +131,8 @@ export function lmHead(w: GraphWeights, cfg: TextConfig, names: DecoderNames, hi
   const V = cfg.vocabSize;
   const shape = hidden.shape;
   const flat = g.op1('Reshape', [hidden, g.ints([-1, D])], {}, { outTypes: [{ dtype: hidden.dtype, shape: ['?', D] }] });
-  const logits = g.op1('Gemm', [flat, w.tensor(name)], { transB: 1 }, { outTypes: [{ dtype: hidden.dtype, shape: ['?', V] }] });
+  // Gemm(transB) on the float table, or the quantized form when the weights are quantized (a quantized base)
+  const logits = w.head(flat, name, V);
   // [B, S] of hidden (its leading dims) + [V]
   const lead = g.op1('Shape', [hidden], { start: 0, end: -1 });
   const outShape = g.op1('Concat', [lead, g.ints([V])], { axis: 0 });
