@@ -55,9 +55,12 @@ export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_conf
   };
   const type = typeof o.image_processor_type === 'string' ? o.image_processor_type : '';
   const siglip = /siglip/i.test(type);
+  // BlipImageProcessor: an int size means a square (get_size_dict default_to_square), no center crop, 384 by default
+  const blip = /^blip/i.test(type);
+  const square = siglip || blip;
   let size: PreprocessorConfig['size'];
-  const s = o.size ?? (siglip ? { height: 224, width: 224 } : { shortest_edge: 224 });
-  if (typeof s === 'number') size = siglip ? { height: posInt(s, 'size'), width: s } : { shortestEdge: posInt(s, 'size') };
+  const s = o.size ?? (blip ? { height: 384, width: 384 } : siglip ? { height: 224, width: 224 } : { shortest_edge: 224 });
+  if (typeof s === 'number') size = square ? { height: posInt(s, 'size'), width: s } : { shortestEdge: posInt(s, 'size') };
   else if (s && typeof s === 'object' && 'shortest_edge' in s) size = { shortestEdge: posInt((s as Record<string, unknown>).shortest_edge, 'size.shortest_edge') };
   else if (s && typeof s === 'object' && 'height' in s && 'width' in s)
     size = { height: posInt((s as Record<string, unknown>).height, 'size.height'), width: posInt((s as Record<string, unknown>).width, 'size.width') };
@@ -80,7 +83,7 @@ export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_conf
     doResize: bool('do_resize', true),
     size,
     resample: resample as number,
-    doCenterCrop: bool('do_center_crop', !siglip),
+    doCenterCrop: bool('do_center_crop', !square),
     cropSize,
     doRescale: bool('do_rescale', true),
     rescaleFactor: rescaleFactor as number,

@@ -74,3 +74,16 @@ test('Gelu falls back to the composition below opset 20', async () => {
   }, 18);
   assert.ok(Math.abs(o.data[2] - 0.8411920070648193) < 1e-6);
 });
+
+test('erfSeries (float64 exact GELU) matches erf to 1e-15 and runs on ORT in float64', async () => {
+  const xs = [0.1, 0.5, 1, 2, 3, -1.5, 4, 5, 5.9, 7, -30, 0];
+  const want = [0.1124629160182849, 0.5204998778130465, 0.8427007929497149, 0.9953222650189527, 0.9999779095030014, -0.9661051464753108, 0.9999999845827421, 0.9999999999984626, 0.9999999999999999, 1, -1, 0];
+  const { runGraph } = await import('./ops-run');
+  const [out] = await runGraph([{ name: 'x', dtype: 'float64', shape: [xs.length], values: xs }], (_g, [x]) => A.erfSeries(x));
+  for (let i = 0; i < xs.length; i++) assert.ok(Math.abs(out.data[i] - want[i]) < 2e-15, `erf(${xs[i]}) = ${out.data[i]}, want ${want[i]}`);
+});
+
+test('activation("gelu") in float64 (erf series) has a correct gradient on ORT (float64 check)', async () => {
+  for (const shape of [[7], [2, 3, 4]])
+    await gradcheck({ inputs: [{ name: 'x', shape, range: [-4, 4] }], build: (_g, [x]) => A.activation('gelu', x) });
+});

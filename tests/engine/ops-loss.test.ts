@@ -121,3 +121,73 @@ test('softmaxCrossEntropy rejects float labels and mismatched shapes, naming the
   assert.throws(() => softmaxCrossEntropy(x, g.input('lab2', 'int64', [5])), /labels 'lab2' \[5\] do not match scores \[4,10\]/);
   assert.throws(() => softmaxCrossEntropy(x, g.input('lab3', 'int64', [4, 1])), /rank 1/);
 });
+
+// PyTorch CrossEntropyLoss(label_smoothing=e, ignore_index=-100) per target: (1-e) nll + e mean_c(-log p_c).
+function refSmoothed(x: Float64Array, N: number, C: number, labels: number[], e: number) {
+  const per: number[] = [];
+  for (let n = 0; n < N; n++) {
+    const row = Array.from(x.subarray(n * C, (n + 1) * C));
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
+    const logp = row.map((v) => v - lse);
+    if (labels[n] === -100) per.push(0);
+    else per.push((1 - e) * -logp[labels[n]] + (e * -logp.reduce((a, b) => a + b, 0)) / C);
+  }
+  return per;
+}
+
+test('labelSmoothedCrossEntropy forward vs the PyTorch formula (smoothing 0.1, ignored targets)', async () => {
+  const { labelSmoothedCrossEntropy } = await import('../../src-main/engine/ops/loss');
+  const labels = [1, -100, 3, 0, -100, 2];
+  const x = randomValues(6 * 5, 11, -3, 3);
+  const outs = await runGraph(
+    [
+      { name: 'x', dtype: 'float64', shape: [6, 5], values: x },
+      { name: 'l', dtype: 'int64', shape: [6], values: labels },
+    ],
+    (_g, [X, L]) => {
+      const r = labelSmoothedCrossEntropy(X, L, { smoothing: 0.1 });
+      return [r.perTarget, r.sum, r.count, r.mean];
+    },
+  );
+  const per = refSmoothed(x, 6, 5, labels, 0.1);
+  const sum = per.reduce((a, b) => a + b, 0);
+  assertAllClose(outs[0].data, per, 1e-12, 1e-12, 'per target');
+  assertAllClose(outs[1].data, [sum], 1e-12, 1e-12, 'sum');
+  assertAllClose(outs[2].data, [4], 0, 0, 'count');
+  assertAllClose(outs[3].data, [sum / 4], 1e-12, 1e-12, 'mean');
+});
+
+for (const smoothing of [0, 0.1, 0.3]) {
+  test(`labelSmoothedCrossEntropy gradient (float64), smoothing ${smoothing}, ignored targets`, async () => {
+    const { labelSmoothedCrossEntropy } = await import('../../src-main/engine/ops/loss');
+    await gradcheck({
+      inputs: [
+        { name: 'x', shape: [5, 4], range: [-2, 2] },
+        { name: 'labels', shape: [5], dtype: 'int64', values: [1, -100, 3, 0, 2] },
+      ],
+      build: (_g, [x, l]) => {
+        const r = labelSmoothedCrossEntropy(x, l, { smoothing });
+        return [r.mean, r.perTarget];
+      },
+    });
+  });
+}
+
+test('labelSmoothedCrossEntropy: all targets ignored gives loss 0 and a zero gradient; bad smoothing is named', async () => {
+  const { labelSmoothedCrossEntropy } = await import('../../src-main/engine/ops/loss');
+  const outs = await runGraph(
+    [
+      { name: 'x', dtype: 'float64', shape: [2, 3], values: [1, 2, 3, -1, 0, 4] },
+      { name: 'l', dtype: 'int64', shape: [2], values: [-100, -100] },
+    ],
+    (_g, [X, L]) => {
+      const r = labelSmoothedCrossEntropy(X, L, { smoothing: 0.1 });
+      return [r.mean, gradients(r.mean, [X])[0]];
+    },
+  );
+  assertAllClose(outs[0].data, [0], 0, 0, 'loss');
+  assert.ok([...outs[1].data].every((v) => v === 0), 'gradient');
+  const g = new Graph('t');
+  assert.throws(() => labelSmoothedCrossEntropy(g.input('s', 'float32', [2, 3]), g.input('y', 'int64', [2]), { smoothing: 1 }), /smoothing must be in \[0, 1\)/);
+});

@@ -119,3 +119,54 @@ registerOp('SoftmaxCrossEntropyLoss', {
     return [parts.length === 1 ? parts[0] : g.op1('Add', parts)];
   },
 });
+
+export interface LabelSmoothedOptions {
+  /** PyTorch's CrossEntropyLoss label_smoothing in [0, 1). */
+  smoothing: number;
+  /** Targets equal to this are ignored (default -100); null: none ignored. */
+  ignoreIndex?: number | null;
+}
+
+export interface LabelSmoothedResult {
+  /** Per-target loss [N] (0 at ignored targets). */
+  perTarget: Value;
+  /** Sum of the per-target losses (scalar). */
+  sum: Value;
+  /** Number of non-ignored targets (scalar, the scores' float type). */
+  count: Value;
+  /** sum / max(count, 1): PyTorch's 'mean' (an all-ignored batch gives 0 and a zero gradient, not NaN). */
+  mean: Value;
+}
+
+/**
+ * Cross-entropy with label smoothing as PyTorch's CrossEntropyLoss(label_smoothing = e): per target
+ * (1 - e) * (-log p[label]) + e * mean_c(-log p[c]), ignored targets excluded from both terms and from the count.
+ * Scores [N, C], labels [N]. Built from SoftmaxCrossEntropyLoss (its loss and log_prob outputs) and elementwise ops,
+ * so the gradient comes from their rules.
+ */
+export function labelSmoothedCrossEntropy(scores: Value, labels: Value, o: LabelSmoothedOptions): LabelSmoothedResult {
+  const g = graphOf(scores, labels);
+  const e = o.smoothing;
+  if (!(e >= 0 && e < 1)) throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): smoothing must be in [0, 1) (got ${e})`);
+  const ss = scores.shape;
+  if (!ss || ss.length !== 2) throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): scores must be [N, C] (got [${ss}])`);
+  const C = ss[1];
+  if (typeof C !== 'number') throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): the class count must be static (got ${C})`);
+  const ignore = o.ignoreIndex === undefined ? -100 : o.ignoreIndex;
+  const { loss: nll, logProb } = softmaxCrossEntropy(scores, labels, { reduction: 'none', ignoreIndex: ignore });
+  const dt = scores.dtype;
+  const to = dt === 'float64' ? 11 : dt === 'float16' ? 10 : 1;
+  const valid =
+    ignore === null
+      ? g.op1('Cast', [g.op1('Equal', [labels, labels])], { to })
+      : g.op1('Cast', [g.op1('Not', [g.op1('Equal', [labels, g.constant(ignore, labels.dtype, [])])])], { to });
+  let per = nll;
+  if (e > 0) {
+    const smooth = g.op1('Mul', [g.op1('ReduceSum', [logProb, g.ints([1])], { keepdims: 0 }), g.scalar(-1 / C, dt)]);
+    per = g.op1('Add', [g.op1('Mul', [nll, g.scalar(1 - e, dt)]), g.op1('Mul', [g.op1('Mul', [smooth, g.scalar(e, dt)]), valid])]);
+  }
+  const sum = g.op1('ReduceSum', [per], { keepdims: 0 });
+  const count = g.op1('ReduceSum', [valid], { keepdims: 0 });
+  const mean = g.op1('Div', [sum, g.op1('Max', [count, g.scalar(1, dt)])]);
+  return { perTarget: per, sum, count, mean };
+}
