@@ -5,10 +5,14 @@
 //   2. generate icon images with questions of one family (default: shapes), import them, split 80/20 (seeded)
 //   3. evaluate the base model on the held-out val items (greedy answers, exact match)
 //   4. fine-tune with LoRA in a job process (progress bar)
-//   5. evaluate the fine-tuned adapter on the same val items, print both scores and where everything is stored
+//   5. evaluate the fine-tuned adapter on the same val items, print both scores (and the majority-answer baseline)
+//      and where everything is stored
+//   6. with --quantize: the fine-tuned model again with int8 / int4 weights, its exact match and how many answers
+//      equal the float32 ones
 //
 // Usage: npx tsx scripts/demo.ts [--data-dir DIR] [--family shapes|colors|counting|positions] [--count 1200]
-//          [--steps N] [--lr X] [--method lora|lora+projector] [--rank 16] [--eval-items 120]  (--help: USAGE below)
+//          [--steps N] [--lr X] [--method lora|lora+projector] [--rank 16] [--eval-items 120]
+//          [--quantize int8,int4]  (--help: USAGE below)
 // Defaults: with the pretrained base (captions + colours) the family is shapes, 400 steps of 16, LoRA on every
 // decoder projection; with a random base, colours, 500 steps, LoRA + projector.
 import { parseArgs } from 'node:util';
@@ -33,7 +37,9 @@ const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [option
   --lr X           peak learning rate (3e-3)
   --method M       lora (default with the pretrained base) or lora+projector (default with a random base)
   --rank N         LoRA rank (16; alpha is twice the rank)
-  --eval-items N   held-out questions evaluated before and after (120)`;
+  --eval-items N   held-out questions evaluated before and after (120)
+  --quantize LIST  also evaluate the fine-tuned model with int8 and/or int4 weights (e.g. int8,int4): exact match
+                   beside float32's and the share of answers equal to float32's`;
 let parsed;
 try {
   parsed = parseArgs({
@@ -47,6 +53,7 @@ try {
       method: { type: 'string' },
       rank: { type: 'string', default: '16' },
       'eval-items': { type: 'string', default: '120' },
+      quantize: { type: 'string' },
     },
   });
 } catch (e) {
@@ -65,6 +72,12 @@ if (!FAMILIES.includes(family)) {
   console.error(`--family must be one of ${FAMILIES.join(', ')}`);
   process.exit(2);
 }
+const quantSchemes = (values.quantize ?? '').split(',').filter(Boolean);
+for (const q of quantSchemes)
+  if (q !== 'int8' && q !== 'int4') {
+    console.error(`--quantize: "${q}" is not int8 or int4`);
+    process.exit(2);
+  }
 const t0 = Date.now();
 const dataDir = values['data-dir'] ?? mkdtempSync(join(tmpdir(), 'lenslab-demo-'));
 // the CLI, as the README spells it (relative to the repo root when run from there, as `npm run demo` does)
@@ -88,10 +101,10 @@ function nextEvent(name: EventName, pred: (p: any) => boolean): Promise<any> {
   });
 }
 
-async function evaluate(label: string, adapter?: { runId: number }) {
+async function evaluate(label: string, adapter?: { runId: number }, quantize?: 'int8' | 'int4') {
   const t = Date.now();
   const done = nextEvent('evaluations.status', () => true);
-  const ev = await call('evaluations.start', { model, adapter, data: { datasetId, split: 'val' }, maxItems: Number(values['eval-items']), maxNewTokens: 8, task: 'vqa' });
+  const ev = await call('evaluations.start', { model, adapter, data: { datasetId, split: 'val' }, maxItems: Number(values['eval-items']), maxNewTokens: 8, task: 'vqa', ...(quantize ? { quantize } : {}) });
   const st = await done;
   if (st.status !== 'completed') throw new Error(`${label} evaluation ${st.status}: ${st.error}`);
   const got = await call('evaluations.get', { id: ev.id });
@@ -165,9 +178,23 @@ try {
   const worse = cmp.items.filter((i) => i.change === 'worse').length;
   const em = cmp.metrics.exact_match;
   say();
-  say(`exact match: ${pct(em.base)} -> ${pct(em.tuned)} (${em.delta >= 0 ? '+' : ''}${(100 * em.delta).toFixed(1)} points; ${better} answers fixed, ${worse} broken)`);
+  say(`exact match: ${pct(em.base)} -> ${pct(em.tuned)} (${em.delta >= 0 ? '+' : ''}${(100 * em.delta).toFixed(1)} points; ${better} answers fixed, ${worse} broken); always answering the most common answer: ${pct(tuned.metrics.majority_baseline)}`);
   for (const it of cmp.items.filter((i) => i.change === 'better').slice(0, 4))
     say(`  "${it.prompt}"  base: ${JSON.stringify(it.base)}  fine-tuned: ${JSON.stringify(it.tuned)}  (reference ${JSON.stringify(it.references[0])})`);
+
+  // 6. the same fine-tuned model with quantized weights: exact match and answers equal to float32's
+  if (quantSchemes.length) {
+    say();
+    const answers = async (id: number) => new Map((await call('evaluations.predictions', { id, limit: 1000 })).predictions.map((p) => [p.key ?? p.itemId, p.output]));
+    const f32 = await answers(tuned.id);
+    for (const q of quantSchemes as ('int8' | 'int4')[]) {
+      const ev = await evaluate(`fine-tuned, ${q}  `, { runId }, q);
+      const got = await answers(ev.id);
+      const same = [...got].filter(([id, p]) => f32.get(id) === p).length;
+      const d = (ev.metrics.exact_match ?? 0) - (tuned.metrics.exact_match ?? 0);
+      say(`  ${q}: exact match ${pct(ev.metrics.exact_match)} vs float32 ${pct(tuned.metrics.exact_match)} (${d >= 0 ? '+' : ''}${(100 * d).toFixed(1)} points); ${same} of ${got.size} answers equal to float32's`);
+    }
+  }
   const ck = await call('runs.checkpoints', { id: runId });
   say();
   say(`run ${runId} is stored in ${join(dataDir, 'runs', String(runId))} (adapter in ${ck.finalDir}); metrics, checkpoints and predictions in ${join(dataDir, 'lenslab.db')}`);
