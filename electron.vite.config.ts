@@ -48,6 +48,7 @@ export default defineConfig({
           'generate-worker': resolve(root, 'src-main/models/generate-worker.ts'),
           'backend-worker': resolve(root, 'src-main/services/work-worker.ts'),
           'import-worker': resolve(root, 'src-main/datasets/import-worker.ts'),
+          'media-worker': resolve(root, 'src-main/media/media-worker.ts'),
         },
       },
     },

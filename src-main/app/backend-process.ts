@@ -8,6 +8,7 @@ import type { WorkHostOptions } from '../services/work';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { importWorkerOptions } from '../datasets/import-worker';
+import { mediaWorkerOptions } from '../media/media-worker';
 
 // Training jobs, the generation worker and the backend worker (run checks, evaluations, previews) are bundled beside
 // this file (electron.vite.config.ts): point the services at those built entries (a job runs as Electron's binary in Node mode, see services/training-runtime.ts).
@@ -22,6 +23,9 @@ const work: WorkHostOptions = existsSync(backendWorkerEntry) ? { entry: backendW
 const importWorkerEntry = join(here, 'import-worker.js');
 if (existsSync(importWorkerEntry)) importWorkerOptions.entry = importWorkerEntry;
 else importWorkerOptions.inProcess = true;
+const mediaWorkerEntry = join(here, 'media-worker.js');
+if (existsSync(mediaWorkerEntry)) mediaWorkerOptions.entry = mediaWorkerEntry;
+else mediaWorkerOptions.inProcess = true;
 
 const parentPort = (process as unknown as { parentPort?: ChildPortLike }).parentPort;
 if (!parentPort) {
