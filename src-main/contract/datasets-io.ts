@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { defineEvents, defineMethods } from './define';
 import { Id, Name, Timestamp } from './common';
+import { AdapterRef } from './models';
 
 export const IMPORT_FORMATS = ['folder', 'imagefolder', 'llava', 'messages', 'vqa', 'vqa-folders', 'parquet', 'zip', 'icon-vqa'] as const;
 export const EXPORT_FORMATS = ['llava', 'messages', 'imagefolder'] as const;
@@ -216,6 +217,8 @@ export const datasetsIoMethods = defineMethods({
       modelId: Id,
       text: z.string().min(1).max(1000).optional(),
       itemId: Id.optional(),
+      /** A contrastive adapter of the model (a folder, or a run's final / checkpoint adapter). */
+      adapter: AdapterRef.optional(),
       limit: z.int().min(1).max(10_000).optional(),
     }),
     output: z.object({
@@ -296,4 +299,6 @@ export const datasetsIoEvents = defineEvents({
   'datasets.importProgress': z.object({ path: z.string(), done: z.int().nonnegative(), total: z.int().nonnegative() }),
   /** A dataset's items or labels changed (import, edit, undo, ...). */
   'items.changed': z.object({ datasetId: Id, reason: z.string() }),
+  /** Images embedded so far by a datasets.search whose model had not seen them. */
+  'datasets.searchProgress': z.object({ datasetId: Id, modelId: Id, done: z.int().nonnegative(), total: z.int().nonnegative() }),
 });

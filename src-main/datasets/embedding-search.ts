@@ -3,16 +3,16 @@
 // <dataDir>/cache/embeddings/<key>/ (index.json: image hashes in order + the dimension; vectors.f32: the normalized
 // vectors), keyed by a hash of the model's config.json, its weight files' sizes and mtimes, and the adapter's bytes, so
 // another model or a retrained adapter gets a fresh cache. Images are content-addressed, so an image shared by items
-// or datasets is embedded once. A query is one text (or a cached vector) and a dot product per image.
+// or datasets is embedded once. A query is one text (or a cached vector) and a dot product per image;
+// the model stays loaded for a minute after a query so the next one costs only that.
 
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { imagePath, writeAtomic } from './images';
-import { loadItems } from './rows';
-import { loadContrastiveAdapter } from '../models/families/contrastive/adapter';
-import { ContrastiveRunner, loadContrastive } from '../models/families/contrastive/model';
+import { loadContrastiveAdapter, type ContrastiveAdapter } from '../models/families/contrastive/adapter';
+import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../models/families/contrastive/model';
 import { embedAll } from '../eval/contrastive';
 
 export interface SearchOptions {
@@ -79,56 +79,147 @@ export interface SearchItem {
   image: { hash: string; ext: string };
 }
 
-/** The image items of a dataset. */
+/** The image items of a dataset, in the grid's order (ids and image keys only: no labels to assemble). */
 export function searchItemsOf(db: Database, datasetId: number): SearchItem[] {
-  return loadItems(db, datasetId)
-    .filter((it) => it.image)
-    .map((it) => ({ id: it.id, image: { hash: it.image!.hash, ext: it.image!.ext } }));
+  const rows = db
+    .prepare('SELECT id, image_hash, image_ext FROM items WHERE dataset_id = ? AND image_hash IS NOT NULL ORDER BY position, id')
+    .all(datasetId) as Array<{ id: number; image_hash: string; image_ext: string | null }>;
+  return rows.map((r) => ({ id: r.id, image: { hash: r.image_hash, ext: r.image_ext ?? 'bin' } }));
 }
 
-export function searchDataset(db: Database, dataDir: string, datasetId: number, o: SearchOptions): Promise<SearchResult> {
-  return searchImages(dataDir, searchItemsOf(db, datasetId), o);
+export function searchDataset(db: Database, dataDir: string, datasetId: number, o: SearchOptions, hooks: SearchHooks = {}): Promise<SearchResult> {
+  return searchImages(dataDir, searchItemsOf(db, datasetId), o, hooks);
 }
 
-export async function searchImages(dataDir: string, items: readonly SearchItem[], o: SearchOptions): Promise<SearchResult> {
+export interface SearchHooks {
+  /** images embedded so far of those missing from the cache */
+  onProgress?(done: number, total: number): void;
+  signal?: AbortSignal;
+}
+
+/** Images embedded per model call; the cache is written every CACHE_EVERY new images so a cancel keeps most. */
+const CHUNK = 32;
+const CACHE_EVERY = 1024;
+/** A model stays loaded this long after its last query, so the next query is only a text embedding and a scan. */
+const KEEP_WARM_MS = 60_000;
+
+interface Warm {
+  key: string;
+  model: ContrastiveModel;
+  adapter: ContrastiveAdapter | null;
+  runner: ContrastiveRunner | null;
+  cache: Cache;
+  timer: ReturnType<typeof setTimeout> | null;
+  busy: Promise<unknown>;
+}
+let warm: Warm | null = null;
+
+async function dropWarm(): Promise<void> {
+  const w = warm;
+  warm = null;
+  if (!w) return;
+  if (w.timer) clearTimeout(w.timer);
+  await w.busy.catch(() => {});
+  await w.runner?.release();
+  w.model.close();
+}
+
+/** Release the model kept loaded between queries (tests, shutdown). */
+export function releaseSearchModel(): Promise<void> {
+  return dropWarm();
+}
+
+async function warmFor(dataDir: string, o: SearchOptions): Promise<Warm> {
+  const key = `${resolve(dataDir)}\0${embeddingCacheKey(o.model, o.adapter)}`;
+  if (warm?.key === key) return warm;
+  await dropWarm();
+  const cacheDir = cacheDirOf(dataDir, o);
+  const model = loadContrastive(resolve(o.model));
+  try {
+    const adapter = o.adapter ? loadContrastiveAdapter(resolve(o.adapter), model.config) : null;
+    const cache = (existsSync(cacheDir) && readCache(cacheDir)) || { dim: model.config.projectionDim, vectors: new Map<string, Float32Array>() };
+    warm = { key, model, adapter, runner: null, cache, timer: null, busy: Promise.resolve() };
+    return warm;
+  } catch (e) {
+    model.close();
+    throw e;
+  }
+}
+
+function cacheDirOf(dataDir: string, o: SearchOptions): string {
+  return join(dataDir, 'cache', 'embeddings', embeddingCacheKey(o.model, o.adapter));
+}
+
+export async function searchImages(dataDir: string, items: readonly SearchItem[], o: SearchOptions, hooks: SearchHooks = {}): Promise<SearchResult> {
   if ((o.text === undefined) === (o.itemId === undefined)) throw new Error('search: give a text or an item, not both');
   if (!items.length) return { items: [], embedded: 0, cached: 0 };
-  const key = embeddingCacheKey(o.model, o.adapter);
-  const cacheDir = join(dataDir, 'cache', 'embeddings', key);
-  const m = loadContrastive(resolve(o.model));
+  const w = await warmFor(dataDir, o);
+  if (w.timer) clearTimeout(w.timer);
+  // one query at a time per loaded model: a second one waits and then finds the first one's vectors cached
+  const run = w.busy.catch(() => {}).then(() => query(w, dataDir, items, o, hooks));
+  w.busy = run;
   try {
-    const ad = o.adapter ? loadContrastiveAdapter(resolve(o.adapter), m.config) : null;
-    const cache = (existsSync(cacheDir) && readCache(cacheDir)) || { dim: m.config.projectionDim, vectors: new Map<string, Float32Array>() };
-    const missing = [...new Map(items.filter((it) => !cache.vectors.has(it.image!.hash)).map((it) => [it.image!.hash, it.image!])).values()];
-    let runner: ContrastiveRunner | null = null;
-    const getRunner = async () => (runner ??= await ContrastiveRunner.create(m, { adapter: ad }));
-    try {
-      if (missing.length) {
-        const e = await embedAll(await getRunner(), missing.map((im) => imagePath(dataDir, im.hash, im.ext)), []);
-        missing.forEach((im, i) => cache.vectors.set(im.hash, e.images[i]));
-        writeCache(cacheDir, cache);
-      }
-      let q: Float32Array;
-      if (o.text !== undefined) {
-        const r = await (await getRunner()).run([imagePath(dataDir, items[0].image!.hash, items[0].image!.ext)], [o.text]);
-        q = r.textEmbeds[0];
-      } else {
-        const it = items.find((x) => x.id === o.itemId);
-        if (!it) throw new Error(`search: item ${o.itemId} is not an image item of this dataset`);
-        q = cache.vectors.get(it.image!.hash)!;
-      }
-      const scored = items.map((it) => {
-        const v = cache.vectors.get(it.image!.hash)!;
-        let s = 0;
-        for (let j = 0; j < v.length; j++) s += v[j] * q[j];
-        return { itemId: it.id, score: s };
-      });
-      scored.sort((a, b) => b.score - a.score || a.itemId - b.itemId);
-      return { items: scored.slice(0, o.limit ?? 50), embedded: missing.length, cached: items.length - missing.length };
-    } finally {
-      await (runner as ContrastiveRunner | null)?.release();
-    }
+    return await run;
   } finally {
-    m.close();
+    if (warm === w) {
+      w.timer = setTimeout(() => void dropWarm(), KEEP_WARM_MS);
+      w.timer.unref?.();
+    }
   }
+}
+
+async function query(w: Warm, dataDir: string, items: readonly SearchItem[], o: SearchOptions, hooks: SearchHooks): Promise<SearchResult> {
+  const cache = w.cache;
+  const cacheDir = cacheDirOf(dataDir, o);
+  const getRunner = async () => (w.runner ??= await ContrastiveRunner.create(w.model, { adapter: w.adapter }));
+  const missing = [...new Map(items.filter((it) => !cache.vectors.has(it.image.hash)).map((it) => [it.image.hash, it.image])).values()];
+  if (o.itemId !== undefined && !items.some((x) => x.id === o.itemId)) throw new Error(`search: item ${o.itemId} is not an image item of this dataset`);
+  if (missing.length) {
+    const runner = await getRunner();
+    hooks.onProgress?.(0, missing.length);
+    let sinceWrite = 0;
+    try {
+      for (let i = 0; i < missing.length; i += CHUNK) {
+        if (hooks.signal?.aborted) throw new Error('search: cancelled');
+        const part = missing.slice(i, i + CHUNK);
+        const e = await embedAll(runner, part.map((im) => imagePath(dataDir, im.hash, im.ext)), [], CHUNK);
+        part.forEach((im, j) => cache.vectors.set(im.hash, e.images[j]));
+        sinceWrite += part.length;
+        if (sinceWrite >= CACHE_EVERY) {
+          writeCache(cacheDir, cache);
+          sinceWrite = 0;
+        }
+        hooks.onProgress?.(Math.min(i + CHUNK, missing.length), missing.length);
+      }
+    } finally {
+      if (sinceWrite) writeCache(cacheDir, cache);
+    }
+  }
+  let q: Float32Array;
+  if (o.text !== undefined) {
+    const r = await (await getRunner()).run([imagePath(dataDir, items[0].image.hash, items[0].image.ext)], [o.text]);
+    q = r.textEmbeds[0];
+  } else {
+    const it = items.find((x) => x.id === o.itemId)!;
+    q = cache.vectors.get(it.image.hash)!;
+  }
+  return { ...rankByVector(items, (h) => cache.vectors.get(h)!, q, o.limit ?? 50), embedded: missing.length, cached: items.length - missing.length };
+}
+
+/** The items ranked by the dot product of their (normalized) vectors with q, best first; ties by item id. */
+export function rankByVector(items: readonly SearchItem[], vec: (hash: string) => Float32Array, q: Float32Array, limit: number): { items: Array<{ itemId: number; score: number }> } {
+  const n = items.length;
+  const scores = new Float32Array(n);
+  const d = q.length;
+  for (let i = 0; i < n; i++) {
+    const v = vec(items[i].image.hash);
+    let s = 0;
+    for (let j = 0; j < d; j++) s += v[j] * q[j];
+    scores[i] = s;
+  }
+  const order = Array.from({ length: n }, (_, i) => i);
+  const better = (a: number, b: number) => scores[b] - scores[a] || items[a].id - items[b].id;
+  // a partial selection would do for small limits, but sorting 10,000 indices is about a millisecond
+  order.sort(better);
+  return { items: order.slice(0, Math.min(limit, n)).map((i) => ({ itemId: items[i].id, score: scores[i] })) };
 }

@@ -1,6 +1,7 @@
 // Dataset contents behind the contract (contract/datasets-io.ts): import/export, items and labels, tags,
 // splits, undo/redo, lint and the tokenized preview. The work is done in src-main/datasets/.
 import { searchItemsOf } from '../datasets/embedding-search';
+import { resolveAdapter } from './model-refs';
 import { isContrastiveFolder } from '../models/families/contrastive/folder';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
@@ -212,7 +213,24 @@ export const datasetIoHandlers = handlers({
     if (!isContrastiveFolder(dir)) throw new ApiError('invalid_request', `model ${p.modelId} is not a CLIP or SigLIP model (image search needs one)`, 'modelId');
     const items = searchItemsOf(ctx.db, p.datasetId);
     if (p.itemId !== undefined && !items.some((it) => it.id === p.itemId)) throw new ApiError('not_found', `item ${p.itemId} is not an image item of dataset ${p.datasetId}`, 'itemId');
-    return ctx.work.shared().embeddingSearch({ dataDir: ctx.dataDir, items, options: { model: dir, text: p.text, itemId: p.itemId, limit: p.limit } });
+    const adapter = p.adapter ? resolveAdapter(ctx, p.adapter) : null;
+    let last = 0;
+    const onProgress = (done: number, total: number) => {
+      const now = Date.now();
+      if (done === 0 || done === total || now - last > 200) {
+        last = now;
+        ctx.emit('datasets.searchProgress', { datasetId: p.datasetId, modelId: p.modelId, done, total });
+      }
+    };
+    try {
+      return await ctx.work.shared().embeddingSearch({ dataDir: ctx.dataDir, items, options: { model: dir, adapter, text: p.text, itemId: p.itemId, limit: p.limit } }, { onProgress });
+    } catch (e) {
+      // a model or adapter folder that does not load: its errors name the file
+      const msg = (e as Error).message ?? String(e);
+      if (adapter && msg.includes(adapter)) throw new ApiError('invalid_request', msg, 'adapter');
+      if (msg.startsWith(dir)) throw new ApiError('invalid_request', msg, 'modelId');
+      throw e;
+    }
   },
   'datasets.tags': (p, ctx) => {
     requireDatasetId(ctx, p.datasetId);

@@ -74,7 +74,7 @@ export interface WorkHost {
   preview(input: PreviewInput): Promise<PreviewResult>;
   lintLengths(input: LintLengthsInput): Promise<LintLengthsResult>;
   exportGguf(input: GgufExportInput, hooks?: WorkHooks): Promise<GgufExportReport>;
-  embeddingSearch(input: EmbeddingSearchInput): Promise<SearchResult>;
+  embeddingSearch(input: EmbeddingSearchInput, hooks?: WorkHooks): Promise<SearchResult>;
   close(): Promise<void>;
 }
 
@@ -122,8 +122,8 @@ export class WorkLocal implements WorkHost {
   async exportGguf(input: GgufExportInput, hooks: WorkHooks = {}): Promise<GgufExportReport> {
     return exportGguf({ ...input, onProgress: (p) => hooks.onProgress?.(p.tensor, p.tensors) });
   }
-  embeddingSearch(input: EmbeddingSearchInput): Promise<SearchResult> {
-    return searchImages(input.dataDir, input.items, input.options);
+  embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<SearchResult> {
+    return searchImages(input.dataDir, input.items, input.options, hooks);
   }
   async close(): Promise<void> {}
 }
@@ -247,8 +247,8 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   exportGguf(input: GgufExportInput, hooks: WorkHooks = {}): Promise<GgufExportReport> {
     return this.call({ op: 'exportGguf', input }, hooks);
   }
-  embeddingSearch(input: EmbeddingSearchInput): Promise<SearchResult> {
-    return this.call({ op: 'embeddingSearch', input });
+  embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<SearchResult> {
+    return this.call({ op: 'embeddingSearch', input }, hooks);
   }
 }
 
@@ -279,7 +279,6 @@ function runWorker(): void {
         if (m.op === 'check') return local.check(m.input);
         if (m.op === 'preview') return local.preview(m.input);
         if (m.op === 'lintLengths') return local.lintLengths(m.input);
-        if (m.op === 'embeddingSearch') return local.embeddingSearch(m.input);
         let last = 0;
         const hooks: WorkHooks = {
           signal: ac.signal,
@@ -293,6 +292,7 @@ function runWorker(): void {
           },
         };
         if (m.op === 'exportGguf') return local.exportGguf(m.input, hooks);
+        if (m.op === 'embeddingSearch') return local.embeddingSearch(m.input, hooks);
         return local.evaluate(m.input, hooks);
       };
       const done = run()

@@ -7,6 +7,11 @@ import { useLoadedList } from './loadedList';
 
 export type { Model, ModelReport };
 
+/** Whether a model report is a whole CLIP / SigLIP (both towers), not a vision tower alone. */
+export function isContrastiveReport(r: ModelReport | null | undefined): boolean {
+  return !!r && (r.modelType === 'clip' || r.modelType === 'siglip');
+}
+
 export const useModelsStore = defineStore('models', () => {
   const { list: models, loaded, loading, error, load, reloadOn } = useLoadedList(async () => (await api.call('models.list')).models);
   /** A long operation (demo install, compose, merge) in progress, in words. */
@@ -14,6 +19,9 @@ export const useModelsStore = defineStore('models', () => {
 
   /** Models that can be trained and chatted with (full LLaVA folders that are still there). */
   const usable = computed(() => models.value.filter((m) => m.available && (m.report?.kind ?? 'llava') === 'llava'));
+
+  /** CLIP / SigLIP dual encoders (image + text towers): image search, contrastive training. */
+  const contrastive = computed(() => models.value.filter((m) => m.available && isContrastiveReport(m.report)));
 
   async function run<T>(what: string, fn: () => Promise<T>): Promise<T> {
     working.value = what;
@@ -50,5 +58,5 @@ export const useModelsStore = defineStore('models', () => {
 
   reloadOn('models.changed');
 
-  return { models, usable, loaded, loading, error, working, load, inspect, importFolder, installDemo, compose, rename, remove, exportAdapter, merge, exportGguf, ggufProgress };
+  return { models, usable, contrastive, loaded, loading, error, working, load, inspect, importFolder, installDemo, compose, rename, remove, exportAdapter, merge, exportGguf, ggufProgress };
 });
