@@ -12,6 +12,8 @@ export const SystemInfo = z.object({
   platform: z.string(),
   /** 'electron' | 'serve' | 'cli' | 'test' — how the backend is hosted. */
   host: z.string(),
+  /** config.json model_type values of the vision-language families this build loads (training presets check it). */
+  modelTypes: z.array(z.string()).optional(),
 });
 export type SystemInfo = z.infer<typeof SystemInfo>;
 

@@ -3,6 +3,7 @@
 // settings that make a run look better or worse than it is.
 import { TARGET_PRESETS } from './trainForm';
 import type { HyperValues } from './hyperparams';
+import type { TrainPreset } from '../../src-main/contract/presets';
 
 export interface PresetModel {
   name: string;
@@ -31,6 +32,27 @@ export function quickStartPreset(m: PresetModel): Preset {
     label: 'LoRA r16 on attention, lr 2e-4, 3 epochs of 4',
     values: { method: 'lora', rank: 16, alpha: 32, targets: 'attention', lr: 2e-4, duration: 'epochs', epochs: 3, batchSize: 4, gradAccum: 1, evalAtStart: true },
   };
+}
+
+/**
+ * Form values of a recipe preset (contract/presets.ts) over the current ones: what the recipe states replaces the
+ * field, everything else (a BLIP-2 recipe's batch size and length) stays as the person set it.
+ */
+export function presetValues(p: TrainPreset, current: HyperValues): HyperValues {
+  const h = p.hparams;
+  const v: HyperValues = { ...current, method: h.method, rank: h.rank, alpha: h.alpha, dropout: h.dropout, lr: h.lr, weightDecay: h.weightDecay, schedule: h.schedule, clipNorm: h.clipNorm, warmupRatio: 0 };
+  const t = [...h.targetModules].sort().join(',');
+  const hit = Object.entries(TARGET_PRESETS).find(([, mods]) => [...mods].sort().join(',') === t);
+  if (hit) v.targets = hit[0];
+  if (h.batchSize !== undefined) {
+    v.batchSize = h.batchSize;
+    v.gradAccum = 1;
+  }
+  if (h.epochs !== undefined) {
+    v.duration = 'epochs';
+    v.epochs = h.epochs;
+  }
+  return v;
 }
 
 /** Form values from a run's stored hyperparameters (clone settings), over the form's defaults. */

@@ -10,6 +10,8 @@ export const TARGET_PRESETS: Record<string, string[]> = {
   attention: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
   qv: ['q_proj', 'v_proj'],
   all: [...LORA_TARGETS],
+  // BLIP's BERT text model names its attention projections query / key / value (the blip-vqa-lora recipe)
+  'query-key': ['query', 'key'],
 };
 
 export const TRAIN_FIELDS: FieldSpec[] = [
@@ -52,6 +54,8 @@ export const TRAIN_FIELDS: FieldSpec[] = [
       { value: 'attention', label: 'Attention (q, k, v, o)' },
       { value: 'qv', label: 'Queries and values only (q, v)' },
       { value: 'all', label: 'Attention and MLP (all 7)' },
+      // offered once the backend takes these names (the BLIP family), so every choice of the form parses
+      ...(TARGET_PRESETS['query-key'].every((t) => (LORA_TARGETS as readonly string[]).includes(t)) ? [{ value: 'query-key', label: 'BLIP text attention (query, key)', hint: 'Only BLIP models have these layers.' }] : []),
     ],
   },
   { key: 'dropout', label: 'LoRA dropout', type: 'number', default: 0, min: 0, max: 0.99, advanced: true, visibleWhen: notProjector },

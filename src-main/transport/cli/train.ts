@@ -1,8 +1,8 @@
 // `lenslab train`: check (hyperparameters, data against the model, memory estimate), then train in a job process
 // with a progress bar. Ctrl-C pauses (checkpoint); the same command with the same --out resumes.
 import { FolderBusyError, folderEntries, folderLockHolder } from '../../jobs/folder-lock';
-import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, extname, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { CommandContext, CommandGroup } from './command';
 import { UsageError, parse, printJson, resolveDataDir, type Call } from './command';
 import { ApiError } from '../../contract/errors';
@@ -14,6 +14,8 @@ import { formatBytes } from '../../training/memory';
 import { runInForeground, type ForegroundIO } from './foreground';
 import { formatDuration } from './progress';
 import { contrastiveTrain } from './contrastive';
+import { TRAIN_PRESET_IDS, presetById, presetFlags, presetProblem } from '../../contract/presets';
+import { vlmModelTypes } from '../../models/registry';
 
 const HP_FIELDS = Object.keys(hparamsSchema.shape);
 const HP_FLAGS = [...HP_FIELDS.map((f) => cliFlag(f).slice(2)), 'steps'];
@@ -26,6 +28,10 @@ are checked before anything starts. Ctrl-C pauses after the current step (with a
 command with the same --out (or just \`lenslab train --out DIR\`) resumes.
 
 Options:
+  --preset ID         a published recipe's hyperparameters as defaults (the flags given win): blip-vqa-lora
+                      (LoRA r16 α32 dropout 0.05 on query,key, lr 4e-5, batch 8, 1 epoch) or blip2-caption-lora
+                      (LoRA r16 α32 dropout 0.05 on q_proj,v_proj, lr 5e-5); refused, saying why, for a model
+                      of another family or where this build does not load the preset's family
   --method M          lora (default), projector or lora+projector; contrastive for a CLIP / SigLIP folder:
                       image-text contrastive loss, writes a PEFT adapter to --out (foreground); its options:
                       --contrastive-method lora|projections --towers text|vision|both --target-modules q_proj,v_proj
@@ -117,6 +123,7 @@ export const trainCommand: CommandGroup = {
         'eval-items': { type: 'string' },
         'train-split': { type: 'string' },
         'eval-split': { type: 'string' },
+        preset: { type: 'string' },
       },
       false,
     );
@@ -161,6 +168,7 @@ export const trainCommand: CommandGroup = {
       if (!values.model) throw new UsageError('--model DIR is required');
       if (!values.data) throw new UsageError('--data PATH_OR_DATASET is required');
       if (folderEntries(outDir).length > 0) throw new UsageError(`--out ${outDir} is not empty and holds no run of this data folder; choose an empty or new folder`);
+      if (typeof values.preset === 'string') Object.assign(flags, withPreset(values.preset, resolve(values.model as string), flags, note));
       let hparams;
       try {
         hparams = hparamsFromCli(flags);
@@ -193,6 +201,32 @@ export const trainCommand: CommandGroup = {
     }
   },
 };
+
+/** config.json's model_type of a model folder (null when it cannot be read: the backend's check then says why). */
+function modelTypeOf(dir: string): string | null {
+  try {
+    const file = join(dir, 'config.json');
+    if (statSync(file).size > 4 * 1024 * 1024) return null;
+    const v = (JSON.parse(readFileSync(file, 'utf8')) as { model_type?: unknown }).model_type;
+    return typeof v === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The flags of --preset ID under the user's own flags; a preset that cannot train this model is a usage error saying why. */
+export function withPreset(id: string, modelDir: string, flags: Record<string, string>, note: (line: string) => void): Record<string, string> {
+  const preset = presetById(id);
+  if (!preset) throw new UsageError(`--preset: unknown preset "${id}" (one of ${TRAIN_PRESET_IDS.join(', ')})`);
+  const problem = presetProblem(preset, { loadedModelTypes: vlmModelTypes(), modelType: modelTypeOf(modelDir), modelLabel: modelDir });
+  if (problem) throw new UsageError(problem);
+  const base = presetFlags(preset);
+  // the user's duration replaces the preset's
+  if ('steps' in flags || 'max-steps' in flags) delete base.epochs;
+  const given = Object.keys(flags);
+  note(`preset ${preset.id}: ${preset.description}${given.length ? ` Given: ${given.map((k) => `--${k}`).join(' ')}.` : ''}`);
+  return { ...base, ...flags };
+}
 
 async function finish(ctx: CommandContext, call: Call, runId: number, status: string, outDir: string, t0: number): Promise<number> {
   const run = await call('runs.get', { id: runId });
