@@ -7,6 +7,7 @@
 // Sizes are bounded (SIZE_LIMITS) so an absurd config is refused here, before anything is allocated for it.
 // The vision-language families parse their own top level (families/<family>/config.ts) with the readers below.
 import type { Idefics3ModelConfig } from './families/idefics3/config';
+import type { Blip2ModelConfig } from './families/blip2/config';
 import { parseOpt, optToHf, type OptOptions } from './decoder/opt';
 import { parseVlmConfig, vlmModelTypes } from './registry';
 
@@ -23,7 +24,7 @@ export class ConfigError extends Error {
 export const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_fast', 'gelu_pytorch_tanh', 'quick_gelu', 'silu', 'swish', 'relu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
 
-export type VisionModelType = 'clip_vision_model' | 'siglip_vision_model';
+export type VisionModelType = 'clip_vision_model' | 'siglip_vision_model' | 'blip_2_vision_model';
 export type TextModelType = 'llama' | 'qwen2' | 'opt';
 
 /** A ViT vision tower (CLIP or SigLIP), as CLIPVisionModel / SiglipVisionModel build it. */
@@ -52,6 +53,8 @@ export interface VisionConfig {
   numPatches: number;
   /** numPatches + (classToken ? 1 : 0): rows of position_embedding */
   numPositions: number;
+  /** BLIP-style fused qkv (vision/blip-vit.ts): 'qv' = q_bias + v_bias (BLIP-2), 'none'; absent for CLIP / SigLIP */
+  qkvBias?: 'full' | 'qv' | 'none';
 }
 
 export interface RopeConfig {
@@ -139,7 +142,7 @@ export interface TextModelConfig {
 }
 
 /** A vision-language model of one of the families under families/ (registry.ts maps model_type to it). */
-export type VlmModelConfig = LlavaModelConfig | Idefics3ModelConfig;
+export type VlmModelConfig = LlavaModelConfig | Idefics3ModelConfig | Blip2ModelConfig;
 
 export type ModelConfig = VlmModelConfig | VisionModelConfig | TextModelConfig;
 

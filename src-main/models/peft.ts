@@ -134,8 +134,17 @@ export function resolveLoraModules(config: ModelConfig, target: string | string[
 /** The projector tensors fully trained in 'projector' and 'lora+projector' modes. */
 export function projectorParams(config: ModelConfig): string[] {
   if (!isVlm(config)) return [];
+  const mods = vlmFamilyOf(config).peft.connectorModules;
+  if (mods) return expectedTensors(config).filter((s) => mods.some((m) => s.name.startsWith(`${m}.`))).map((s) => s.name);
   const lay = weightLayout(config);
   return expectedTensors(config).filter((s) => s.name.startsWith(lay.projector!)).map((s) => s.name);
+}
+
+/** Every module the 'projector' method saves whole (PEFT's modules_to_save). */
+export function connectorModules(config: ModelConfig): string[] {
+  if (!isVlm(config)) throw new PeftError(`a ${config.modelType} model has no projector`);
+  const p = vlmFamilyOf(config).peft;
+  return [...(p.connectorModules ?? [p.connector])];
 }
 
 /** The module the 'projector' method trains whole, as PEFT's modules_to_save names it. */
@@ -163,7 +172,7 @@ export function adapterConfigJson(config: ModelConfig, spec: LoraSpec, baseModel
     lora_dropout: spec.dropout,
     megatron_config: null,
     megatron_core: 'megatron.core',
-    modules_to_save: spec.mode === 'lora' ? null : [connectorModule(config)],
+    modules_to_save: spec.mode === 'lora' ? null : connectorModules(config),
     peft_type: 'LORA',
     r: spec.r,
     rank_pattern: {},

@@ -52,7 +52,7 @@ import {
 import { expectedTensors, weightLayout } from './weights/names';
 import type { TensorSource } from './weights/safetensors';
 import { demoRng } from './demo/rng';
-import { connectorModule } from './peft';
+import { connectorModules } from './peft';
 import type { LensTokenizer } from './tokenizer';
 import { ChatTemplate, LLAVA_CHAT_TEMPLATE, missingTemplateWarning } from './chat-template';
 import type { ImageProcessor } from './image-processor';
@@ -102,6 +102,9 @@ export function loadVlm(dir: string): LoadedVlm {
   const cfg = m.config;
   if (!isVlm(cfg)) return fail(`model_type "${cfg.modelType}" is not a vision-language model; training and chat need one (compose a vision tower with a language model first)`);
   if (!m.tokenizer) fail('no tokenizer.json');
+  // a family whose published folders have no template (BLIP-2) brings its own
+  const builtIn = vlmFamilyOf(cfg).chat;
+  if (!m.chatTemplate && builtIn) m.chatTemplate = familyTemplate(builtIn, m.tokenizer!);
   if (!m.chatTemplate) fail('no chat template (tokenizer_config.json chat_template or chat_template.jinja)');
   if (!m.images) fail('no preprocessor_config.json');
   return Object.assign(m, { config: cfg, tokenizer: m.tokenizer!, chatTemplate: m.chatTemplate!, images: m.images!, imageTokenId: cfg.imageTokenIndex, numImageTokens: cfg.numImageTokens });
@@ -117,14 +120,19 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
   if (cfg.kind === 'vision') throw new Error(`${model.dir}: a vision-only model has no tokenizer or chat template`);
   const tokenizer = model.tokenizer;
   if (!tokenizer) throw new Error(`${model.dir}: no tokenizer.json`);
-  const template = model.chatTemplate ?? new ChatTemplate(LLAVA_CHAT_TEMPLATE, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken }, 'built-in LLaVA template');
-  const warnings = model.chatTemplate ? [] : [missingTemplateWarning(model.dir)];
+  const builtIn = isVlm(cfg) ? vlmFamilyOf(cfg).chat : undefined;
+  const familyOwn = !!builtIn && (!model.chatTemplate || model.chatTemplate.origin === builtIn.origin);
+  const template =
+    model.chatTemplate ??
+    (builtIn ? familyTemplate(builtIn, tokenizer) : new ChatTemplate(LLAVA_CHAT_TEMPLATE, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken }, 'built-in LLaVA template'));
+  const warnings = model.chatTemplate || builtIn ? [] : [missingTemplateWarning(model.dir)];
   if (!isVlm(cfg)) return { template, tokenizer, warnings };
   const family = vlmFamilyOf(cfg);
   const images = model.images;
+  const special = familyOwn ? { addSpecialTokens: builtIn!.addSpecialTokens } : {};
   const setupFor = (g: ImageGrid): RenderSetup => {
     const ids = family.imageTokenIds(cfg, tokenizer, g);
-    return { template, tokenizer, warnings, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };
+    return { template, tokenizer, warnings, ...special, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };
   };
   const setup = setupFor(grid ?? images?.maxGrid() ?? { rows: 0, cols: 0 });
   const max = images?.maxGrid();
@@ -139,6 +147,11 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
     return s;
   };
   return setup;
+}
+
+/** A family's built-in chat template with the tokenizer's special tokens as variables. */
+function familyTemplate(chat: { template: string; origin: string }, tokenizer: LensTokenizer): ChatTemplate {
+  return new ChatTemplate(chat.template, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken, unk_token: tokenizer.unkToken, pad_token: tokenizer.padToken }, chat.origin);
 }
 
 export interface TrainableVlmOptions {
@@ -202,20 +215,17 @@ function loraModulesFor(cfg: ModelConfig, spec: LoraSpec): LoraModule[] {
 
 function fullTensorNames(cfg: ModelConfig, parts: Array<'vision' | 'projector' | 'decoder'>): string[] {
   const lay = weightLayout(cfg);
-  const prefixes: string[] = [];
-  if (parts.includes('vision') && lay.vision) prefixes.push(lay.vision);
-  if (parts.includes('projector') && lay.projector) prefixes.push(lay.projector);
-  if (parts.includes('decoder')) {
-    if (lay.decoder) prefixes.push(lay.decoder);
-    if (lay.lmHead) prefixes.push(lay.lmHead);
-  }
+  // the connector is whatever is neither vision tower nor decoder (LLaVA's projector; BLIP-2's query tokens, Q-Former
+  // and language projection)
+  const partOf = (n: string): 'vision' | 'projector' | 'decoder' =>
+    lay.vision && n.startsWith(lay.vision) ? 'vision' : (lay.decoder && n.startsWith(lay.decoder)) || n === lay.lmHead ? 'decoder' : 'projector';
   // vision tensors the family's image features never read (LLaVA: post_layernorm, the pooling head, later layers)
   const unusedVision = (n: string): boolean => {
     if (!lay.vision || !n.startsWith(lay.vision) || !isVlm(cfg)) return false;
     return vlmFamilyOf(cfg).unusedVisionTensor(cfg, n.slice(lay.vision.length));
   };
   return expectedTensors(cfg)
-    .filter((s) => !s.optional && prefixes.some((p) => s.name.startsWith(p)) && !unusedVision(s.name))
+    .filter((s) => !s.optional && parts.includes(partOf(s.name)) && !unusedVision(s.name))
     .map((s) => s.name);
 }
 
@@ -362,7 +372,7 @@ export function adapterFromValues(model: ModelLike, method: TrainMethod, lora: L
     saved.set(n, values[n]);
   }
   return {
-    config: { r: spec.r, alpha: spec.alpha, dropout: spec.dropout, useRslora: spec.useRslora, targetModules: targetModulesRegex(cfg, spec), modulesToSave: method === 'lora' ? [] : [connectorModule(cfg)], raw: {} },
+    config: { r: spec.r, alpha: spec.alpha, dropout: spec.dropout, useRslora: spec.useRslora, targetModules: targetModulesRegex(cfg, spec), modulesToSave: method === 'lora' ? [] : connectorModules(cfg), raw: {} },
     scaling: loraScaling(spec),
     modules,
     lora: map,

@@ -7,6 +7,7 @@ import type { ModelConfig, Reader, TextConfig, TextModelType, VisionConfig, Visi
 import type { VlmFamily } from './families/types';
 import { llavaFamily } from './families/llava';
 import { idefics3Family } from './families/idefics3';
+import { blip2Family, blip2VisionTower } from './families/blip2';
 import type { GraphWeights } from './layers';
 import { optDecoderForward } from './decoder/opt';
 import { decoderForward, type DecoderInputs, type DecoderNames, type DecoderOptions, type DecoderResult } from './decoder/llama';
@@ -18,7 +19,7 @@ export type DecoderBuilder = (w: GraphWeights, cfg: TextConfig, names: DecoderNa
 
 /** The vision-language families, one entry each (a function: the family modules import this one). */
 export function vlmFamilies(): readonly VlmFamily[] {
-  return [llavaFamily, idefics3Family] as unknown as VlmFamily[];
+  return [llavaFamily, idefics3Family, blip2Family] as unknown as VlmFamily[];
 }
 
 /** Every model_type a family reads. */
@@ -47,6 +48,7 @@ export function parseVlmConfig(r: Reader, modelType: string): VlmModelConfig | n
 export const VISION_TOWERS: Record<VisionModelType, VisionTowerBuilder> = {
   clip_vision_model: clipVisionTower,
   siglip_vision_model: siglipVisionTower,
+  blip_2_vision_model: (...a) => blip2VisionTower(...a),
 };
 
 export const DECODERS: Record<TextModelType, DecoderBuilder> = {

@@ -28,6 +28,7 @@ import { freemem, totalmem } from 'node:os';
 import type { VlmModelConfig } from '../models/config';
 import type { FamilyImageProcessor } from '../models/families/types';
 import { vlmFamilyOf } from '../models/registry';
+import { decoderTensors, weightLayout } from '../models/weights/names';
 import type { LoraTarget, Method } from './hparams';
 
 /** The shape numbers the estimate needs. `params` fields override the computed parameter counts. */
@@ -268,6 +269,11 @@ export function memoryRefusal(e: MemoryEstimate): string | null {
   return `not enough memory: training ${e.summary} (largest: ${parts.join(', ')}).${e.suggestions.length ? ` Try: ${e.suggestions.join('; ')}.` : ''}`;
 }
 
+function decoderTensorParams(c: VlmModelConfig): number {
+  const lay = weightLayout(c);
+  return decoderTensors(c.text, lay.decoder!, lay.lmHead!).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+}
+
 /**
  * The shape numbers of a vision-language config, as its family (models/families) describes them; `imageTokens` is
  * per frame and `framesPerImage` the frames of the largest image (pass it as TrainSetup.imagesPerSample).
@@ -288,6 +294,8 @@ export function shapeOfVlm(c: VlmModelConfig, weightBytes = 4, images?: FamilyIm
       headDim: c.text.headDim,
       tieEmbeddings: c.text.tieWordEmbeddings,
       qkvBias: c.text.qkvBias,
+      // counted from the decoder's tensor list: exact for every decoder (OPT: two MLP matrices, biases, positions)
+      params: decoderTensorParams(c),
     },
     imageTokens: s.tokensPerFrame,
     framesPerImage: s.maxFramesPerImage,

@@ -128,10 +128,10 @@ test('SmolVLM-256M config.json: transformers defaults, pixel-shuffle token count
 
 test('bad configs: unknown model_type lists the families; absurd sizes are refused from the config alone, naming the field', () => {
   assert.throws(
-    () => parseHfConfig({ model_type: 'blip-2' }, 'x/config.json'),
+    () => parseHfConfig({ model_type: 'instructblip' }, 'x/config.json'),
     (e: Error) =>
       e instanceof ConfigError &&
-      /x\/config.json: field "model_type": unknown model_type "blip-2" \(supported: llava, idefics3, smolvlm, clip/.test(
+      /x\/config.json: field "model_type": unknown model_type "instructblip" \(supported: llava, idefics3, smolvlm, blip-2, clip/.test(
         e.message,
       ),
   );

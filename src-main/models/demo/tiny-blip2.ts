@@ -1,9 +1,13 @@
-// Random-initialized tiny OPT (OPTForCausalLM) folders in the published layout (config.json as OPTConfig writes it,
-// model.safetensors with model.decoder.* and lm_head.weight when untied, a GPT-2 byte-level BPE tokenizer.json with
-// OPT's special tokens: <s> 0, <pad> 1, </s> 2, <unk> 3, and </s> prepended as OPT's tokenizer does), for tests and
-// benchmarks. Weights are deterministic in the seed.
+// Random-initialized tiny OPT (OPTForCausalLM) and BLIP-2 OPT (Blip2ForConditionalGeneration) folders in the
+// published layouts, for tests and benchmarks: config.json as OPTConfig / Blip2Config write it, model.safetensors
+// (model.decoder.*; vision_model.*, query_tokens, qformer.*, language_projection.*, language_model.*), a GPT-2
+// byte-level BPE tokenizer.json with OPT's special tokens (<s> 0, <pad> 1, </s> 2, <unk> 3; </s> prepended as OPT's
+// tokenizer does; BLIP-2 adds "<image>"), and for BLIP-2 preprocessor_config.json (BlipImageProcessor) and
+// processor_config.json (num_query_tokens), as the updated Salesforce/blip2-opt-* repositories publish them.
+// Weights are deterministic in the seed.
 import { mkdirSync } from 'node:fs';
-import { parseHfConfig, type TextConfig, type TextModelConfig } from '../config';
+import { parseHfConfig, type TextConfig, type TextModelConfig, type VisionConfig } from '../config';
+import { blip2ToHf, type Blip2ModelConfig, type QFormerConfig } from '../families/blip2/config';
 import { optToHf } from '../decoder/opt';
 import { expectedTensors } from '../weights/names';
 import { memorySource, type Tensor } from '../weights/safetensors';
@@ -115,6 +119,95 @@ export function writeTinyOpt(dir: string, seed: number, o: TinyOptOptions = {}):
     tokenizer: tok.tokenizer,
     tokenizerConfig: tok.tokenizerConfig,
     generationConfig: { bos_token_id: 2, eos_token_id: text.eosTokenIds[0], pad_token_id: 1, max_new_tokens: 32 },
+  });
+  return config;
+}
+
+export interface TinyBlip2Options extends TinyOptOptions {
+  imageSize?: number;
+  patchSize?: number;
+  visionHidden?: number;
+  visionLayers?: number;
+  visionHeads?: number;
+  visionIntermediate?: number;
+  qformerHidden?: number;
+  qformerLayers?: number;
+  qformerHeads?: number;
+  qformerIntermediate?: number;
+  crossAttentionFrequency?: number;
+  numQueryTokens?: number;
+}
+
+/** The normalized config of a tiny BLIP-2 (before parsing). */
+export function tinyBlip2Parts(o: TinyBlip2Options, vocabSize: number, imageTokenIndex: number, eos: number): { vision: VisionConfig; qformer: QFormerConfig; text: TextConfig; numQueryTokens: number; imageTokenIndex: number } {
+  const imageSize = o.imageSize ?? 32;
+  const patchSize = o.patchSize ?? 8;
+  const vh = o.visionHidden ?? 32;
+  const vheads = o.visionHeads ?? 4;
+  const n = Math.floor(imageSize / patchSize) ** 2;
+  const vision: VisionConfig = {
+    modelType: 'blip_2_vision_model',
+    hiddenSize: vh,
+    intermediateSize: o.visionIntermediate ?? 64,
+    numHiddenLayers: o.visionLayers ?? 2,
+    numAttentionHeads: vheads,
+    headDim: vh / vheads,
+    numChannels: 3,
+    imageSize,
+    patchSize,
+    hiddenAct: 'gelu',
+    layerNormEps: 1e-6,
+    classToken: true,
+    preLayerNorm: false,
+    patchBias: true,
+    useHead: false,
+    numPatches: n,
+    numPositions: n + 1,
+    qkvBias: 'qv',
+  };
+  const qformer: QFormerConfig = {
+    hiddenSize: o.qformerHidden ?? 32,
+    numHiddenLayers: o.qformerLayers ?? 3,
+    numAttentionHeads: o.qformerHeads ?? 4,
+    intermediateSize: o.qformerIntermediate ?? 48,
+    hiddenAct: 'gelu',
+    layerNormEps: 1e-12,
+    crossAttentionFrequency: o.crossAttentionFrequency ?? 2,
+    encoderHiddenSize: vh,
+    vocabSize: 30522,
+    maxPositionEmbeddings: 512,
+  };
+  return { vision, qformer, text: tinyOptText(vocabSize, { ...o, eosTokenId: eos }), numQueryTokens: o.numQueryTokens ?? 4, imageTokenIndex };
+}
+
+/** Write a random tiny Blip2ForConditionalGeneration folder (OPT decoder, image_token_index layout); returns its config. */
+export function writeTinyBlip2(dir: string, seed: number, o: TinyBlip2Options = {}): Blip2ModelConfig {
+  const tok = optTokenizerFiles(320, ['<image>']);
+  // LAVIS trained BLIP-2 to end captions with "\n"; the published text_config.eos_token_id is its token (50118)
+  const newline = tok.vocab['\u010a'];
+  const parts = tinyBlip2Parts(o, o.vocabSize ?? tok.size + 7, tok.vocab['<image>'], newline);
+  const config = parseHfConfig(blip2ToHf(parts), 'tiny-blip2 config.json') as Blip2ModelConfig;
+  mkdirSync(dir, { recursive: true });
+  saveHfFolder(dir, {
+    config: config.raw,
+    weights: memorySource(randomBlip2Weights(expectedTensors(config), seed, o.initStd ?? 0.02)),
+    tokenizer: tok.tokenizer,
+    tokenizerConfig: { ...tok.tokenizerConfig, processor_class: 'Blip2Processor' },
+    preprocessorConfig: {
+      do_convert_rgb: true,
+      do_normalize: true,
+      do_rescale: true,
+      do_resize: true,
+      image_mean: [0.48145466, 0.4578275, 0.40821073],
+      image_processor_type: 'BlipImageProcessor',
+      image_std: [0.26862954, 0.26130258, 0.27577711],
+      processor_class: 'Blip2Processor',
+      resample: 3,
+      rescale_factor: 1 / 255,
+      size: { height: parts.vision.imageSize, width: parts.vision.imageSize },
+    },
+    processorConfig: { num_query_tokens: parts.numQueryTokens, processor_class: 'Blip2Processor' },
+    generationConfig: { bos_token_id: 2, eos_token_id: newline, pad_token_id: 1, max_new_tokens: 32 },
   });
   return config;
 }

@@ -55,7 +55,8 @@ export interface VlmShape {
     patchSize: number;
     numChannels: number;
   };
-  connector: { inFeatures: number; outFeatures: number; type: 'mlp' | 'linear' };
+  /** `params`: the connector's parameter count where it is not the in x out projector's (BLIP-2's Q-Former) */
+  connector: { inFeatures: number; outFeatures: number; type: 'mlp' | 'linear'; params?: number };
   /** image tokens one frame adds to the decoder sequence */
   tokensPerFrame: number;
   /** frames of the largest image */
@@ -116,8 +117,13 @@ export interface VlmFamily<C extends VlmModelConfig = VlmModelConfig> {
     decoderLayers: string;
     visionLayers: string;
     connector: string;
+    /** every module the 'projector' method trains whole and saves (modules_to_save); default [connector] */
+    connectorModules?: readonly string[];
     alternativeNames(module: string): string[];
   };
+  /** A built-in chat template for folders that publish none (BLIP-2), and whether the tokenizer adds its own
+   *  special tokens to the rendered text (false when the template writes them, e.g. after the image tokens). */
+  chat?: { template: string; origin: string; addSpecialTokens: boolean };
   shape(c: C, processor?: FamilyImageProcessor | null): VlmShape;
   /** GGUF export of the vision side (absent: the family cannot be exported for llama.cpp yet). */
   gguf?: VlmGgufExport<C>;

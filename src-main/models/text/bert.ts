@@ -35,6 +35,8 @@ export interface BertAttentionOptions {
   mask?: Value | null;
   /** causal self-attention (decoders) */
   causal?: boolean;
+  /** the submodule holding query/key/value: "self" (BERT, BLIP), "attention" (BLIP-2's Q-Former) */
+  inner?: string;
 }
 
 /** BertAttention (self + output) under `prefix` (e.g. "encoder.layer.0.attention." or "...crossattention."). */
@@ -44,9 +46,10 @@ export function bertAttention(w: GraphWeights, c: BertBlockConfig, prefix: strin
   if (c.hiddenSize % H !== 0) throw new Error(`BERT block: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${H}`);
   const d = c.hiddenSize / H;
   const src = o.kv ?? x;
-  const q = splitHeads(g, w.linear(x, `${prefix}self.query`), H, d);
-  const k = splitHeads(g, w.linear(src, `${prefix}self.key`), H, d);
-  const v = splitHeads(g, w.linear(src, `${prefix}self.value`), H, d);
+  const S = `${prefix}${o.inner ?? 'self'}.`;
+  const q = splitHeads(g, w.linear(x, `${S}query`), H, d);
+  const k = splitHeads(g, w.linear(src, `${S}key`), H, d);
+  const v = splitHeads(g, w.linear(src, `${S}value`), H, d);
   const a = attention(q, k, v, { scale: 1 / Math.sqrt(d), mask: o.mask ?? null, causal: !!o.causal }).out;
   const y = w.linear(mergeHeads(g, a, H, d), `${prefix}output.dense`);
   return layerNorm(g.op1('Add', [y, x]), w.tensor(`${prefix}output.LayerNorm.weight`), w.tensor(`${prefix}output.LayerNorm.bias`), { epsilon: c.layerNormEps });
@@ -88,6 +91,8 @@ export function bertLayer(w: GraphWeights, c: BertBlockConfig, layerPrefix: stri
 
 export interface BertLayerTensorOptions {
   crossAttention?: boolean;
+  /** see BertAttentionOptions.inner */
+  inner?: string;
   ffn?: BertFeedForwardNames;
 }
 
@@ -96,14 +101,15 @@ export function bertLayerTensors(c: BertBlockConfig, layerPrefix: string, o: Ber
   const D = c.hiddenSize;
   const E = c.encoderHiddenSize ?? D;
   const out: { name: string; shape: number[] }[] = [];
+  const S = o.inner ?? 'self';
   const attn = (p: string, kvIn: number) => {
     out.push(
-      { name: `${p}self.query.weight`, shape: [D, D] },
-      { name: `${p}self.query.bias`, shape: [D] },
-      { name: `${p}self.key.weight`, shape: [D, kvIn] },
-      { name: `${p}self.key.bias`, shape: [D] },
-      { name: `${p}self.value.weight`, shape: [D, kvIn] },
-      { name: `${p}self.value.bias`, shape: [D] },
+      { name: `${p}${S}.query.weight`, shape: [D, D] },
+      { name: `${p}${S}.query.bias`, shape: [D] },
+      { name: `${p}${S}.key.weight`, shape: [D, kvIn] },
+      { name: `${p}${S}.key.bias`, shape: [D] },
+      { name: `${p}${S}.value.weight`, shape: [D, kvIn] },
+      { name: `${p}${S}.value.bias`, shape: [D] },
       { name: `${p}output.dense.weight`, shape: [D, D] },
       { name: `${p}output.dense.bias`, shape: [D] },
       { name: `${p}output.LayerNorm.weight`, shape: [D] },
