@@ -75,6 +75,8 @@ export interface CausalForwardInputs {
   inputIds: Value;
   attentionMask: Value;
   pixelValues?: Value | null;
+  /** Projected image features [N, tokens per frame, text hidden] instead of pixelValues (computed elsewhere). */
+  imageFeatures?: Value | null;
   /** int64 [B or 1, S]; default from `positions`. */
   positionIds?: Value | null;
   past?: readonly KvPair[] | null;
@@ -90,8 +92,9 @@ export interface CausalForwardOptions {
 /** LLaVA (or text-only causal LM) forward: embeddings + merge + decoder. */
 export function causalForward(w: GraphWeights, cfg: CausalConfig, inp: CausalForwardInputs, o: CausalForwardOptions = {}): DecoderResult {
   const g = w.g;
-  const feats = inp.pixelValues && isVlm(cfg) ? imageFeatures(w, cfg, inp.pixelValues) : null;
-  if (inp.pixelValues && !isVlm(cfg)) throw new Error('pixel_values given to a text-only model');
+  if ((inp.pixelValues || inp.imageFeatures) && !isVlm(cfg)) throw new Error('pixel_values given to a text-only model');
+  if (inp.pixelValues && inp.imageFeatures) throw new Error('causalForward: pixel values or image features, not both');
+  const feats = inp.imageFeatures ?? (inp.pixelValues && isVlm(cfg) ? imageFeatures(w, cfg, inp.pixelValues) : null);
   const embeds = llavaEmbeddings(w, cfg, inp.inputIds, feats);
   let positions = inp.positionIds ?? null;
   if (!positions) {

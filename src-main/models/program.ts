@@ -36,7 +36,7 @@ import type { HfModel } from './hf-folder';
 import { loadHfFolder, saveHfFolder } from './hf-folder';
 import { GraphWeights, type LoraBinding, type QuantFallback } from './layers';
 import { quantizeFallbackReason, type NBitsOptions, type QuantScheme } from './quantize';
-import { buildForwardGraph, causalForward, IO, type ForwardGraphOptions } from './llava';
+import { buildForwardGraph, causalForward, imageFeatures, IO, type ForwardGraphOptions } from './llava';
 import {
   loadAdapter as loadPeftAdapter,
   loraScaling,
@@ -169,6 +169,58 @@ export interface TrainableVlmOptions {
   quantizeBase?: QuantScheme;
   /** MatMulNBits options of the quantized base (tests: accuracy level 0 for float32 arithmetic). */
   nbits?: NBitsOptions;
+  /**
+   * What the graph takes for images: pixel_values (default), or image features computed and cached outside it
+   * (IMAGE_FEATURES_INPUT) at a layer featureCacheLayer allows for this method: 'projected' = the connector's
+   * output, 'tower' = the tower's output, the connector (which trains) applied in the graph.
+   */
+  imageInput?: 'pixels' | FeatureLayer;
+}
+
+/** Where image features can be cached: after the connector, or before it (the family's splitFeatures). */
+export type FeatureLayer = 'tower' | 'projected';
+
+/** The graph input of cached image features: float32 [N frames, tokens, dim] (featureShape). */
+export const IMAGE_FEATURES_INPUT = 'image_features';
+
+/**
+ * The last layer of the image path whose output no training can change, or null when the tower itself trains: the
+ * connector's output when it is frozen ('lora' on the decoder), the tower's output when only the connector trains
+ * ('projector', 'lora+projector', 'full' without the tower) and the family can split there.
+ */
+export function featureCacheLayer(cfg: ModelConfig, method: TrainMethod, lora: LoraOptions | null, fullParts?: Array<'vision' | 'projector' | 'decoder'>): FeatureLayer | null {
+  if (!isVlm(cfg)) return null;
+  if ((method === 'lora' || method === 'lora+projector') && lora?.includeVision) return null;
+  const parts = method === 'full' ? (fullParts ?? ['projector', 'decoder']) : [];
+  if (parts.includes('vision')) return null;
+  const connectorTrains = method === 'projector' || method === 'lora+projector' || parts.includes('projector');
+  if (!connectorTrains) return 'projected';
+  return vlmFamilyOf(cfg).splitFeatures ? 'tower' : null;
+}
+
+/** [tokens, dim] of one frame's features at `layer`. */
+export function featureShape(cfg: VlmModelConfig, layer: FeatureLayer): { tokens: number; dim: number } {
+  if (layer === 'projected') return { tokens: cfg.numImageTokens, dim: cfg.text.hiddenSize };
+  const split = vlmFamilyOf(cfg).splitFeatures;
+  if (!split) throw new Error(`${cfg.modelType}: the family cannot split its image features at the tower`);
+  return split.towerShape(cfg);
+}
+
+/**
+ * The image path alone, up to `layer`: pixel_values [N, 3, S, S] -> IMAGE_FEATURES_INPUT [N, tokens, dim], with the
+ * frozen weights as the training graph holds them (opts.quantizeBase), so cached features equal in-graph ones.
+ */
+export function buildFeatureGraph(model: ModelLike, layer: FeatureLayer, opts: Pick<TrainableVlmOptions, 'quantizeBase' | 'nbits'> = {}): Graph {
+  const cfg = model.config;
+  if (!isVlm(cfg)) throw new Error(`a ${cfg.modelType} model has no image features`);
+  const g = new Graph(`lenslab_features_${layer}`);
+  const qb = opts.quantizeBase ?? 'none';
+  const w = new GraphWeights(g, model.weights, qb === 'none' ? {} : { quantize: qb, quantizeFor: 'training', nbits: opts.nbits });
+  const v = cfg.vision;
+  const pv = g.input(IO.pixelValues, 'float32', ['N', v.numChannels, v.imageSize, v.imageSize]);
+  const f = layer === 'projected' ? imageFeatures(w, cfg, pv) : vlmFamilyOf(cfg).splitFeatures!.tower(w, cfg, pv);
+  g.output(f, IMAGE_FEATURES_INPUT);
+  return g;
 }
 
 /** What each parameter is. */
@@ -192,7 +244,7 @@ export interface TrainableVlm {
   forward: ForwardBuilder;
   /** Forward for the engine's score program: per-row mean token loss [B], token_loss_sum [B], token_count [B]. */
   score: (g: Graph, params: Readonly<Record<string, Value>>) => ScoreResult;
-  dataInputs: { input_ids: 'int64 [B,T]'; attention_mask: 'int64 [B,T]'; labels: 'int64 [B,T], -100 = ignored'; pixel_values?: 'float32 [N,3,H,W]'; dropout_seed?: 'int64 [], training forward with LoRA dropout > 0' };
+  dataInputs: { input_ids: 'int64 [B,T]'; attention_mask: 'int64 [B,T]'; labels: 'int64 [B,T], -100 = ignored'; pixel_values?: 'float32 [N,3,H,W]'; image_features?: 'float32 [N,tokens,dim]'; dropout_seed?: 'int64 [], training forward with LoRA dropout > 0' };
 }
 
 function asCausal(cfg: ModelConfig): VlmModelConfig | TextModelConfig {
@@ -262,6 +314,13 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
   if (params.length === 0) throw new Error(`method ${method}: nothing to train`);
   const dtype = opts.dtype ?? 'float32';
   if (dtype !== 'float32') for (const p of params) p.dtype = dtype;
+  const imageInput = opts.imageInput ?? 'pixels';
+  if (imageInput !== 'pixels') {
+    const allowed = featureCacheLayer(cfg, method, lora, opts.fullParts);
+    // features from before a layer that trains would be stale; 'tower' is also right when the connector is frozen
+    if (allowed === null || (allowed === 'tower' && imageInput === 'projected'))
+      throw new Error(`method ${method}${lora?.includeVision ? ' with LoRA on the vision tower' : ''}: image features at the ${imageInput} layer would not follow training`);
+  }
   const scaling = spec ? loraScaling(spec) : 1;
 
   const qb = opts.quantizeBase ?? 'none';
@@ -280,8 +339,16 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     const attentionMask = g.input(IO.attentionMask, 'int64', T);
     const labels = g.input('labels', 'int64', T);
     let pixelValues: Value | null = null;
-    if (isVlm(cfg)) pixelValues = g.input(IO.pixelValues, dtype, ['N', cfg.vision.numChannels, cfg.vision.imageSize, cfg.vision.imageSize]);
-    const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues }, { logits: 'all', positions: 'mask' });
+    let feats: Value | null = null;
+    if (!isVlm(cfg)) {
+      /* a text-only model: no image input */
+    } else if (imageInput === 'pixels') pixelValues = g.input(IO.pixelValues, dtype, ['N', cfg.vision.numChannels, cfg.vision.imageSize, cfg.vision.imageSize]);
+    else {
+      const sh = featureShape(cfg, imageInput);
+      const x = g.input(IMAGE_FEATURES_INPUT, dtype, ['N', sh.tokens, sh.dim]);
+      feats = imageInput === 'projected' ? x : vlmFamilyOf(cfg).splitFeatures!.connector(w, cfg, x);
+    }
+    const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues, imageFeatures: feats }, { logits: 'all', positions: 'mask' });
     return g.scope('loss', () => tokenLosses(g, r.logits!, labels, cfg.text.vocabSize));
   };
 
@@ -334,7 +401,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     quantizeFallbacks,
     forward,
     score,
-    dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(isVlm(cfg) ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}), ...(spec && spec.dropout > 0 ? { dropout_seed: 'int64 [], training forward with LoRA dropout > 0' as const } : {}) },
+    dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(isVlm(cfg) && imageInput === 'pixels' ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}), ...(isVlm(cfg) && imageInput !== 'pixels' ? { image_features: 'float32 [N,tokens,dim]' as const } : {}), ...(spec && spec.dropout > 0 ? { dropout_seed: 'int64 [], training forward with LoRA dropout > 0' as const } : {}) },
   };
 }
 

@@ -2,7 +2,7 @@
 // (runs.progress / runs.status / runs.eval / runs.checkpoint / runs.log; progress batched per run) and stored in
 // SQLite by the runner, and the backend's background evaluations. createBackend builds it and disposes of it.
 import type { ServiceContext } from './context';
-import { GRAPH_CACHE_ENV, graphCacheDirOf } from '../storage/data-dir';
+import { FEATURE_CACHE_ENV, featureCacheDirOf, GRAPH_CACHE_ENV, graphCacheDirOf } from '../storage/data-dir';
 import { JobRunner, type JobRunnerOptions, type RunnerEvent } from '../jobs/runner';
 import { pidAlive } from '../jobs/process-file';
 import { failEvaluation, runningEvaluations } from '../storage/evaluations-queries';
@@ -128,7 +128,7 @@ export class TrainingRuntime {
     jobs: JobProcessOptions = jobRunnerOptionsFromEnv(),
   ) {
     // jobs compile into the data directory's graph cache, the one chat and evaluations use
-    this.runner = new JobRunner({ db: ctx.db, ...jobs, env: { ...(jobs.env ?? process.env), [GRAPH_CACHE_ENV]: graphCacheDirOf(ctx.dataDir) } });
+    this.runner = new JobRunner({ db: ctx.db, ...jobs, env: { ...(jobs.env ?? process.env), [GRAPH_CACHE_ENV]: graphCacheDirOf(ctx.dataDir), [FEATURE_CACHE_ENV]: featureCacheDirOf(ctx.dataDir) } });
     const batcher = new ProgressBatcher(ctx);
     const unsubscribe = this.runner.subscribe((e) => {
       try {

@@ -33,3 +33,12 @@ export function graphCacheDirOf(dataDir: string, env: NodeJS.ProcessEnv = proces
   const v = env[GRAPH_CACHE_ENV];
   return v && v.trim() ? resolve(v) : join(dataDir, 'cache', 'graphs');
 }
+
+/** The env variable that moves the image-feature cache (training/feature-cache.ts; else it lives in the data directory). */
+export const FEATURE_CACHE_ENV = 'LENSLAB_FEATURE_CACHE';
+
+/** The image-feature cache of a data directory: features of frozen image paths, shared by the runs on it. */
+export function featureCacheDirOf(dataDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  const v = env[FEATURE_CACHE_ENV];
+  return v && v.trim() ? resolve(v) : join(dataDir, 'cache', 'features');
+}

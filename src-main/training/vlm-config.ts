@@ -51,6 +51,11 @@ export const vlmConfigSchema = z
      * for this model: runtime/provider-choice.ts), or a provider by name. Default: LENSLAB_PROVIDER, else auto.
      */
     provider: z.enum(['auto', 'cpu', 'cuda', 'webgpu']).optional(),
+    /**
+     * Compute each image's features once and reuse them in later epochs and evaluations when nothing before that
+     * layer trains (training/feature-cache.ts; disk cache: LENSLAB_FEATURE_CACHE, LENSLAB_FEATURE_CACHE_MAX).
+     */
+    featureCache: z.boolean().default(true),
     /** Test hooks. */
     debug: z.object({ stepDelayMs: z.number().min(0).default(0) }).strict().prefault({}),
   })

@@ -26,7 +26,7 @@ import { openProgram } from '../engine/runtime/device-session';
 import { buildScore } from '../engine/programs/score';
 import { stepNames } from '../engine/programs/train-step';
 import { tensor } from '../engine/runtime/tensor';
-import { adapterFromValues, buildTrainableVlm, DROPOUT_SEED_INPUT, dropoutStepSeed, loadAdapter, loadVlm, renderSetupOf, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
+import { adapterFromValues, buildFeatureGraph, buildTrainableVlm, DROPOUT_SEED_INPUT, featureCacheLayer, featureShape, IMAGE_FEATURES_INPUT, type FeatureLayer, type TrainableVlmOptions, dropoutStepSeed, loadAdapter, loadVlm, renderSetupOf, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
 import type { RenderSetup } from '../datasets/render';
 import { createGenerator } from '../models/generate';
 import { BatchSchedule, collate, type Batch, type DataPosition, type RenderedSample } from './batching';
@@ -39,6 +39,10 @@ import type { EvalTask } from '../eval/metrics';
 import type { EvalResult, LoopPlan, StepResult, Trainer, TrainerContext, TrainerModule } from '../jobs/trainer';
 import type { EvalPrediction } from '../jobs/protocol';
 import { PhaseTimer, type PhaseTotals } from '../util/phase-timer';
+import { FeatureCache, featureCacheDir, type ImageFeatures } from './feature-cache';
+import { stableStringify } from '../engine/runtime/cache';
+import { weightLayout } from '../models/weights/names';
+import type { RunSession } from '../engine/runtime/device-session';
 
 /** Sizes and mtimes of a model folder's files: a changed model never reuses a cached graph. */
 function folderIdentity(dir: string): unknown {
@@ -138,8 +142,16 @@ class VlmTrainer implements Trainer {
   private dataHash = '';
   private _step = 0;
   private cacheKey: unknown = null;
-  /** Wall time of the training steps' phases outside the executor: 'batch', 'images', 'feeds', 'report'. */
+  /** Wall time of the training steps' phases outside the executor: 'batch', 'images', 'feeds'. */
   private readonly timer = new PhaseTimer();
+  /** Where image features are cached (models/program.ts featureCacheLayer), or null: pixels go into the step. */
+  private featureLayer: FeatureLayer | null = null;
+  private features: FeatureCache | null = null;
+  /** The trainable graph's options; the feature program holds the frozen weights the same way (quantizeBase). */
+  private vlmOptions: TrainableVlmOptions = {};
+  private vision: RunSession | null = null;
+  /** Runs of the vision program and the images they computed (features cached). */
+  readonly visionCalls = { runs: 0, images: 0 };
 
   constructor(
     private readonly cfg: VlmConfig,
@@ -182,13 +194,18 @@ class VlmTrainer implements Trainer {
     this.padId = tk.padTokenId ?? tk.eosTokenId ?? 0;
     this.pixels = new PixelCache(this.model);
 
-    this.tvlm = buildTrainableVlm(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize });
+    const lora = hp.method === 'projector' ? null : loraOptions(hp);
+    this.featureLayer = this.cfg.featureCache ? featureCacheLayer(this.model.config, hp.method, lora) : null;
+    this.vlmOptions = { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize, imageInput: this.featureLayer ?? 'pixels' };
+    this.tvlm = buildTrainableVlm(this.model, hp.method, lora, this.vlmOptions);
     const cacheKey = {
       what: 'lenslab-train',
       model: folderIdentity(this.cfg.model),
       method: hp.method,
-      lora: hp.method === 'projector' ? null : loraOptions(hp),
+      lora,
+      ...(this.featureLayer ? { imageInput: this.featureLayer } : {}),
     };
+    if (this.featureLayer) this.features = this.openFeatureCache(this.featureLayer);
     this.cacheKey = cacheKey;
     this.device = await this.pickDevice();
     this.executor = await this.newExecutor(this.device.provider);
@@ -253,18 +270,103 @@ class VlmTrainer implements Trainer {
     return (it) => (it.image ? byPath.get(it.image)! : base);
   }
 
-  /** Feeds of one collated batch: ids, mask, labels as int64, the batch's images' frames in row order. */
+  /**
+   * The feature cache of this run: keyed by the format version, config.json, the processor's configs, the layer and
+   * the bytes of every tensor the features read (the tower, and the connector for 'projected').
+   */
+  private openFeatureCache(layer: FeatureLayer): FeatureCache {
+    const t0 = performance.now();
+    const m = this.model;
+    const lay = weightLayout(m.config);
+    const prefixes = [lay.vision, layer === 'projected' ? lay.projector : null].filter((p): p is string => !!p);
+    const h = createHash('sha256');
+    for (const name of m.weights.names().filter((n) => prefixes.some((p) => n.startsWith(p))).sort()) {
+      const d = m.weights.get(name);
+      h.update(name).update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    }
+    const scope = stableStringify({ layer, quantizeBase: this.vlmOptions.quantizeBase ?? 'none', nbits: this.vlmOptions.nbits ?? null, config: m.json.config, preprocessor: m.json.preprocessorConfig ?? null, processor: m.json.processorConfig ?? null, weights: h.digest('hex') });
+    const dir = featureCacheDir();
+    this.ctx.log(`image features: computed once per image at the ${layer === 'projected' ? "connector's output" : "tower's output (the connector trains)"} and cached in ${dir} (keyed in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    return new FeatureCache({ dir, scope, warn: (msg) => this.ctx.log(`warning: ${msg}`, 'warn') });
+  }
+
+  /** Features of these images at the cache's layer: cached ones read, the others computed in one vision run. */
+  private async imageFeatures(paths: string[]): Promise<ImageFeatures[]> {
+    const cache = this.features!;
+    const keys = paths.map((p) => {
+      try {
+        return cache.keyOf(p);
+      } catch (e) {
+        throw new Error(`image ${p}: ${(e as Error).message}`);
+      }
+    });
+    const out: (ImageFeatures | null)[] = keys.map((k) => cache.lookup(k));
+    const missing = [...new Set(keys.filter((_, i) => !out[i]))];
+    if (missing.length) {
+      const pxs: Float32Array[] = [];
+      // pixels of a cached image are not needed again: processed here, not kept in the pixel cache
+      for (const k of missing) {
+        const p = paths[keys.indexOf(k)];
+        try {
+          pxs.push((await this.model.images.process(p)).data);
+        } catch (e) {
+          throw new Error(`image ${p}: ${(e as Error).message}`);
+        }
+      }
+      const computed = await this.runVision(pxs);
+      missing.forEach((k, i) => cache.store(k, computed[i]));
+      for (let i = 0; i < out.length; i++) out[i] ??= computed[missing.indexOf(keys[i])];
+    }
+    return out as ImageFeatures[];
+  }
+
+  /** The vision program (pixels -> features at the cache's layer) over these images' frames, split per image. */
+  private async runVision(pxs: Float32Array[]): Promise<ImageFeatures[]> {
+    const v = this.model.config.vision;
+    const size = v.numChannels * v.imageSize * v.imageSize;
+    const layer = this.featureLayer!;
+    const quant = { quantizeBase: this.vlmOptions.quantizeBase, nbits: this.vlmOptions.nbits };
+    this.vision ??= await openProgram(() => buildFeatureGraph(this.model, layer, quant), {
+      cacheDir: graphCacheDir(),
+      key: { kind: 'features', layer, model: folderIdentity(this.cfg.model), ...quant },
+      session: this.sessionOptions(),
+    });
+    const frames = pxs.map((p) => p.length / size);
+    const all = new Float32Array(frames.reduce((a, f) => a + f, 0) * size);
+    let at = 0;
+    for (const p of pxs) {
+      all.set(p, at);
+      at += p.length;
+    }
+    const r = await this.vision.run({ pixel_values: tensor('float32', [all.length / size, v.numChannels, v.imageSize, v.imageSize], all) });
+    this.visionCalls.runs++;
+    this.visionCalls.images += pxs.length;
+    const f = r[IMAGE_FEATURES_INPUT];
+    const [, tokens, dim] = f.dims as number[];
+    const data = f.data as Float32Array;
+    let off = 0;
+    return frames.map((n) => {
+      const d = data.slice(off, off + n * tokens * dim);
+      off += n * tokens * dim;
+      return { dims: [n, tokens, dim], data: d };
+    });
+  }
+
+  /** Feeds of one collated batch: ids, mask, labels as int64, the batch's images (frames or cached features) in row order. */
   private async feeds(b: Batch, items: DataItem[], sampleList: (RenderedSample & { item: number })[]): Promise<Feeds> {
     const cfg = this.model.config.vision;
     const size = cfg.numChannels * cfg.imageSize * cfg.imageSize;
     const images: Float32Array[] = [];
+    const paths: string[] = [];
     const ti = performance.now();
     for (let r = 0; r < b.batchSize; r++) {
       if (b.imageCounts[r] === 0) continue;
       const item = items[sampleList[b.sampleIndices[r]].item];
       if (!item.image) throw new Error(`item ${item.key}: has <image> but no image file`);
-      images.push(await this.pixels.get(item.image));
+      paths.push(item.image);
     }
+    if (this.featureLayer) return this.featureFeeds(b, paths, ti);
+    for (const p of paths) images.push(await this.pixels.get(p));
     const tf = performance.now();
     this.timer.add('images', tf - ti);
     // every image is one or more frames of `size` values (tiles + global image for families that split images)
@@ -283,6 +385,30 @@ class VlmTrainer implements Trainer {
       attention_mask: tensor('int64', dims, toI64(b.attentionMask)),
       labels: tensor('int64', dims, toI64(b.labels)),
       pixel_values: tensor('float32', [n, cfg.numChannels, cfg.imageSize, cfg.imageSize], px),
+    };
+    this.timer.add('feeds', performance.now() - tf);
+    return feeds;
+  }
+
+  private async featureFeeds(b: Batch, paths: string[], ti: number): Promise<Feeds> {
+    const feats = await this.imageFeatures(paths);
+    const tf = performance.now();
+    this.timer.add('images', tf - ti);
+    const { tokens, dim } = featureShape(this.model.config, this.featureLayer!);
+    const frames = Math.max(1, feats.reduce((a, f) => a + f.dims[0], 0)); // N >= 1: an unused zero frame when no row has an image
+    const x = new Float32Array(frames * tokens * dim);
+    let at = 0;
+    for (const f of feats) {
+      if (f.dims[1] !== tokens || f.dims[2] !== dim) throw new Error(`image features of shape [${f.dims.join(', ')}], the model takes [frames, ${tokens}, ${dim}]`);
+      x.set(f.data, at);
+      at += f.data.length;
+    }
+    const dims = [b.batchSize, b.seqLen];
+    const feeds = {
+      input_ids: tensor('int64', dims, toI64(b.inputIds)),
+      attention_mask: tensor('int64', dims, toI64(b.attentionMask)),
+      labels: tensor('int64', dims, toI64(b.labels)),
+      [IMAGE_FEATURES_INPUT]: tensor('float32', [frames, tokens, dim], x),
     };
     this.timer.add('feeds', performance.now() - tf);
     return feeds;
@@ -492,7 +618,14 @@ class VlmTrainer implements Trainer {
     saveAdapter(dir, this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values(), this.cfg.model);
   }
 
+  /** The feature cache's counters (hits, misses, rebuilt files), or null when features are not cached. */
+  featureStats(): (FeatureCache['stats'] & { layer: FeatureLayer }) | null {
+    return this.features && this.featureLayer ? { ...this.features.stats, layer: this.featureLayer } : null;
+  }
+
   async dispose(): Promise<void> {
+    await this.vision?.dispose();
+    this.vision = null;
     await this.executor?.dispose();
     this.model?.close();
   }

@@ -98,6 +98,16 @@ export interface VlmFamily<C extends VlmModelConfig = VlmModelConfig> {
   canonicalName(c: C, stored: string): string | null;
   /** Projected image features [N, tokensPerFrame, text hidden] of pixel_values [N, 3, S, S]. */
   imageFeatures(w: GraphWeights, c: C, pixelValues: Value): Value;
+  /**
+   * The same image path split at the connector (imageFeatures = connector(tower)), so features can be cached before a
+   * connector that trains: the tower's output [N, tokens, dim] of pixel_values, its shape, and the connector on it.
+   * Optional: without it, features are cached only when the connector is frozen too.
+   */
+  splitFeatures?: {
+    tower(w: GraphWeights, c: C, pixelValues: Value): Value;
+    towerShape(c: C): { tokens: number; dim: number };
+    connector(w: GraphWeights, c: C, towerFeatures: Value): Value;
+  };
   /** Vision tensors the features never read (not trained by the 'full' method). */
   unusedVisionTensor(c: C, restOfName: string): boolean;
   /** preprocessor_config.json (+ processor_config.json when published) -> the processor */

@@ -8,7 +8,9 @@
 // Published layout (the canonical names): model.vision_model.*, model.connector.modality_projection.proj.weight,
 // model.text_model.*, lm_head.weight (absent when tied).
 import { layerNorm } from '../../../engine/ops/norm';
+import type { Value } from '../../../engine/graph/builder';
 import type { VlmModelConfig } from '../../config';
+import type { GraphWeights } from '../../layers';
 import { PreprocessorError } from '../../image-processor';
 import { visionTower } from '../../vision/clip-vit';
 import { decoderTensors, visionTensors } from '../../weights/names';
@@ -24,6 +26,34 @@ const LAYOUT = {
   lmHead: 'lm_head.weight',
 };
 const PROJ = 'model.connector.modality_projection.proj';
+
+/** The SigLIP tower's last hidden state after post_layernorm: [N, patches, E]. */
+function postLnTower(w: GraphWeights, c: Idefics3ModelConfig, pixelValues: Value): Value {
+  const v = c.vision;
+  const p = LAYOUT.vision;
+  const last = visionTower(w, v, p, pixelValues, { states: [v.numHiddenLayers] }).last;
+  return layerNorm(last, w.tensor(`${p}post_layernorm.weight`), w.tensor(`${p}post_layernorm.bias`), {
+    epsilon: v.layerNormEps,
+  });
+}
+
+/** Idefics3Connector: pixel shuffle [N, h*w, E] -> [N, h/s * w/s, E*s*s] (its view/permute sequence), then the linear. */
+function pixelShuffleConnector(w: GraphWeights, c: Idefics3ModelConfig, x: Value): Value {
+  const g = w.g;
+  const v = c.vision;
+  return g.scope('connector', () => {
+    const s = c.scaleFactor;
+    const side = v.imageSize / v.patchSize;
+    const E = v.hiddenSize;
+    const N = -1;
+    let y = g.op1('Reshape', [x, g.ints([N, side, side / s, E * s])]);
+    y = g.op1('Transpose', [y], { perm: [0, 2, 1, 3] });
+    y = g.op1('Reshape', [y, g.ints([N, side / s, side / s, E * s * s])]);
+    y = g.op1('Transpose', [y], { perm: [0, 2, 1, 3] });
+    y = g.op1('Reshape', [y, g.ints([N, (side / s) * (side / s), E * s * s])]);
+    return w.linear(y, PROJ, { bias: false });
+  });
+}
 
 export const idefics3Family: VlmFamily<Idefics3ModelConfig> = {
   name: 'idefics3',
@@ -43,26 +73,12 @@ export const idefics3Family: VlmFamily<Idefics3ModelConfig> = {
     return stored;
   },
   imageFeatures(w, c, pixelValues) {
-    const g = w.g;
-    const v = c.vision;
-    const p = LAYOUT.vision;
-    const last = visionTower(w, v, p, pixelValues, { states: [v.numHiddenLayers] }).last;
-    const x = layerNorm(last, w.tensor(`${p}post_layernorm.weight`), w.tensor(`${p}post_layernorm.bias`), {
-      epsilon: v.layerNormEps,
-    });
-    return g.scope('connector', () => {
-      // Idefics3Connector.pixel_shuffle: [N, h*w, E] -> [N, h/s * w/s, E*s*s], as its view/permute sequence
-      const s = c.scaleFactor;
-      const side = v.imageSize / v.patchSize;
-      const E = v.hiddenSize;
-      const N = -1;
-      let y = g.op1('Reshape', [x, g.ints([N, side, side / s, E * s])]);
-      y = g.op1('Transpose', [y], { perm: [0, 2, 1, 3] });
-      y = g.op1('Reshape', [y, g.ints([N, side / s, side / s, E * s * s])]);
-      y = g.op1('Transpose', [y], { perm: [0, 2, 1, 3] });
-      y = g.op1('Reshape', [y, g.ints([N, (side / s) * (side / s), E * s * s])]);
-      return w.linear(y, PROJ, { bias: false });
-    });
+    return pixelShuffleConnector(w, c, postLnTower(w, c, pixelValues));
+  },
+  splitFeatures: {
+    tower: (w, c, pixelValues) => postLnTower(w, c, pixelValues),
+    towerShape: (c) => ({ tokens: (c.vision.imageSize / c.vision.patchSize) ** 2, dim: c.vision.hiddenSize }),
+    connector: (w, c, x) => pixelShuffleConnector(w, c, x),
   },
   unusedVisionTensor: () => false,
   imageProcessor(c, json, file, processorConfig) {

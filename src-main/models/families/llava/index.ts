@@ -5,7 +5,9 @@
 //   vision_tower.vision_model.*   multi_modal_projector.linear_{1,2}.*   language_model.model.*   language_model.lm_head.weight
 // transformers >= 4.52 saves model.vision_tower.*, model.multi_modal_projector.*, model.language_model.*, lm_head.weight;
 // those are accepted on load and mapped to the canonical names.
+import type { Value } from '../../../engine/graph/builder';
 import type { LlavaModelConfig } from '../../config';
+import type { GraphWeights } from '../../layers';
 import { ImageProcessor, parsePreprocessorConfig } from '../../image-processor';
 import { projector } from '../../projector/mlp';
 import { visionTowerFor } from '../../registry';
@@ -20,6 +22,17 @@ const LAYOUT = {
   decoder: 'language_model.model.',
   lmHead: 'language_model.lm_head.weight',
 };
+
+/** The tower's hidden states at the feature layer(s), class token dropped by the 'default' strategy, concatenated. */
+function selectedFeatures(w: GraphWeights, c: LlavaModelConfig, pixelValues: Value): Value {
+  const g = w.g;
+  const layers = c.visionFeatureLayers;
+  const r = visionTowerFor(c.vision)(w, c.vision, LAYOUT.vision, pixelValues, { states: layers });
+  let feats = layers.map((l) => r.states.get(l)!);
+  if (c.visionFeatureSelectStrategy === 'default')
+    feats = feats.map((f) => g.op1('Slice', [f, g.ints([1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]));
+  return feats.length === 1 ? feats[0] : g.op1('Concat', feats, { axis: -1 });
+}
 
 export const llavaFamily: VlmFamily<LlavaModelConfig> = {
   name: 'llava',
@@ -44,14 +57,12 @@ export const llavaFamily: VlmFamily<LlavaModelConfig> = {
     return n;
   },
   imageFeatures(w, c, pixelValues) {
-    const g = w.g;
-    const layers = c.visionFeatureLayers;
-    const r = visionTowerFor(c.vision)(w, c.vision, LAYOUT.vision, pixelValues, { states: layers });
-    let feats = layers.map((l) => r.states.get(l)!);
-    if (c.visionFeatureSelectStrategy === 'default')
-      feats = feats.map((f) => g.op1('Slice', [f, g.ints([1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]));
-    const f = feats.length === 1 ? feats[0] : g.op1('Concat', feats, { axis: -1 });
-    return projector(w, c.projector, LAYOUT.projector, f);
+    return projector(w, c.projector, LAYOUT.projector, selectedFeatures(w, c, pixelValues));
+  },
+  splitFeatures: {
+    tower: (w, c, pixelValues) => selectedFeatures(w, c, pixelValues),
+    towerShape: (c) => ({ tokens: c.numImageTokens, dim: c.projector.inFeatures }),
+    connector: (w, c, x) => projector(w, c.projector, LAYOUT.projector, x),
   },
   unusedVisionTensor(c, rest) {
     // post_layernorm, the pooling head and layers after the last feature layer are never read
