@@ -9,8 +9,8 @@
 //   document frequencies counted over the references of the evaluated corpus, clipped hypothesis weights, a Gaussian
 //   length penalty (sigma = 6), averaged over n and over references, times 10.
 //
-// Text for BLEU/CIDEr goes through `tokenizeCaption` (lowercase, punctuation removed), an approximation of the
-// PTB tokenizer coco-caption runs before scoring.
+// Text for BLEU/CIDEr goes through `tokenizeCaption`: the PTB tokenisation coco-caption runs before scoring (clitics
+// split, punctuation tokens dropped), reproduced rule by rule in TypeScript (no Java at run time).
 
 // ---------------------------------------------------------------------------------------------- VQA normalisation
 
@@ -116,17 +116,91 @@ export function vqaAccuracy(prediction: string, references: readonly string[]): 
 
 // ---------------------------------------------------------------------------------------------- tokenisation
 
+/** Tokens coco-caption's PTBTokenizer wrapper drops after tokenising (pycocoevalcap/tokenizer/ptbtokenizer.py). */
+const PTB_DROPPED = new Set(["''", "'", '``', '`', '-lrb-', '-rrb-', '-lcb-', '-rcb-', '.', '?', '!', ',', ':', '-', '--', '...', ';']);
+/** Words PTB keeps a final period on (abbreviations); other words have it split off as a '.' token. */
+const PTB_ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'st', 'jr', 'sr', 'prof', 'vs', 'etc', 'inc', 'ltd', 'co', 'corp', 'no', 'mt', 'ft', 'ave', 'jan', 'feb', 'mar', 'apr', 'aug', 'sept', 'oct', 'nov', 'dec']);
+/** PTB's split of informal contractions (Stanford PTBLexer): cannot → can not, gonna → gon na … */
+const PTB_SPLIT_WORDS: Record<string, string[]> = {
+  cannot: ['can', 'not'], gonna: ['gon', 'na'], gotta: ['got', 'ta'], wanna: ['wan', 'na'], lemme: ['lem', 'me'],
+  gimme: ['gim', 'me'], "'tis": ["'t", 'is'], "'twas": ["'t", 'was'],
+};
+const PTB_CONTRACTION = /^(.+?)(n't|'s|'m|'re|'ve|'ll|'d)$/;
+const PTB_LEADING = /^(``|\.\.\.|--|["'`([{<$#])/;
+const PTB_TRAILING = /(''|\.\.\.|--|["'`)\]}>,;:?!%])$/;
+const PTB_BRACKETS: Record<string, string> = { '(': '-lrb-', ')': '-rrb-', '[': '-lsb-', ']': '-rsb-', '{': '-lcb-', '}': '-rcb-', '"': "''", '<': '<', '>': '>' };
+
+/** One whitespace-free chunk into PTB tokens (already lowercased). */
+function ptbChunk(chunk: string, out: string[]): void {
+  const tail: string[] = [];
+  let w = chunk;
+  // opening quotes, brackets and currency / number signs come off the front
+  for (let m = PTB_LEADING.exec(w); m && w.length > 0; m = PTB_LEADING.exec(w)) {
+    // a leading apostrophe that starts a contraction ('s, 're, 'tis) stays on its word
+    if (m[1] === "'" && (/^'(s|m|d|re|ve|ll|t|tis|twas)$/.test(w) || /^'\d0s$/.test(w))) break;
+    out.push(PTB_BRACKETS[m[1]] ?? (m[1] === "'" ? '`' : m[1]));
+    w = w.slice(m[1].length);
+  }
+  // closing punctuation comes off the back (kept in order)
+  for (;;) {
+    const m = PTB_TRAILING.exec(w);
+    if (m && w.length > m[1].length) {
+      tail.unshift(PTB_BRACKETS[m[1]] ?? m[1]);
+      w = w.slice(0, -m[1].length);
+      continue;
+    }
+    if (m && w.length === m[1].length) break;
+    // a final period: split off unless the word is an abbreviation or an acronym with inner periods (u.s.)
+    if (w.length > 1 && w.endsWith('.') && !w.endsWith('..')) {
+      const stem = w.slice(0, -1);
+      if (!PTB_ABBREVIATIONS.has(stem) && !(stem.includes('.') && /^[\p{L}.]+$/u.test(stem))) {
+        tail.unshift('.');
+        w = stem;
+        continue;
+      }
+    }
+    break;
+  }
+  if (w.length > 0) {
+    // inner dashes and ellipses separate words; single hyphens (black-and-white) and slashes (and/or) do not
+    const parts = w.split(/(--|\.\.\.)/).filter((x) => x.length > 0);
+    for (const part of parts) {
+      if (part === '--' || part === '...') {
+        out.push(part);
+        continue;
+      }
+      const split = PTB_SPLIT_WORDS[part];
+      if (split) {
+        out.push(...split);
+        continue;
+      }
+      const c = PTB_CONTRACTION.exec(part);
+      if (c && /\p{L}/u.test(c[1])) out.push(c[1], c[2]);
+      else out.push(part);
+    }
+  }
+  out.push(...tail);
+}
+
 /**
- * Lowercase and split a caption into words, dropping punctuation (PTB-tokenizer approximation: coco-caption removes
- * the tokens '' ' `` ` -LRB- -RRB- -LCB- -RCB- . ? ! , : - -- ... ; after tokenising). Apostrophes inside words are kept.
+ * Lowercase and tokenise a caption as coco-caption does before BLEU / CIDEr: Stanford's PTBTokenizer (`-lowerCase`),
+ * then the punctuation tokens it produces dropped. Reproduced rules: quotes become `` / '' (dropped), brackets
+ * -LRB- / -RRB- (dropped; square brackets -LSB- / -RSB- are not in the drop list and stay), clitics split off
+ * (`can't` → `ca n't`, `she's` → `she 's`, `cannot` → `can not`), a final period split off except after
+ * abbreviations and acronyms, `$`, `#` and `%` their own tokens, hyphenated words, numbers such as 3.5 or 1,000
+ * and `and/or` kept whole, `--` and `...` dropped. Curly quotes and apostrophes count as straight ones and dashes
+ * (– —) as `--`. Not reproduced: PTB's rarer lexer cases (emoticons, URLs, phone numbers, British spellings).
  */
 export function tokenizeCaption(text: string): string[] {
-  return text
+  const norm = text
     .toLowerCase()
-    .replace(/[^\p{L}\p{N}'\s]+/gu, ' ')
-    .split(/\s+/)
-    .map((w) => w.replace(/^'+|'+$/g, ''))
-    .filter((w) => w.length > 0);
+    .replace(/[\u2018\u2019\u201a\u2032]/g, "'")
+    .replace(/[\u201c\u201d\u201e\u2033]/g, '"')
+    .replace(/[\u2013\u2014]/g, ' -- ')
+    .replace(/\u2026/g, '...');
+  const out: string[] = [];
+  for (const chunk of norm.split(/\s+/)) if (chunk.length > 0) ptbChunk(chunk, out);
+  return out.filter((t) => !PTB_DROPPED.has(t));
 }
 
 type Tokens = readonly string[];
@@ -336,11 +410,13 @@ export interface ScoredPrediction {
 export interface TaskScores {
   task: EvalTask;
   count: number;
-  /** Corpus scores: vqa → exact_match, vqa_accuracy (both in [0,1]); caption → bleu4 ([0,1]), cider and exact_match ([0,1]). */
+  /** Corpus scores: vqa → exact_match, vqa_accuracy, majority_baseline (all in [0,1]); caption → bleu4 ([0,1]), cider,
+   *  exact_match ([0,1]) and the trivial baseline's baseline_bleu4 / baseline_cider (see captionBaseline). */
   metrics: Record<string, number>;
   /** Per-item scores in input order (vqa: exact_match, vqa_accuracy; caption: bleu4 sentence-level, cider, exact_match). */
   perItem: Record<string, number>[];
-  /** vqa: the most common reference answer (metrics.majority_baseline is its exact match). */
+  /** vqa: the most common reference answer (metrics.majority_baseline is its exact match); caption: the most common
+   *  reference caption (metrics.baseline_bleu4 / baseline_cider are its scores). */
   majorityAnswer?: string;
 }
 
@@ -380,7 +456,36 @@ export function scorePredictions(task: EvalTask, preds: readonly ScoredPredictio
   const cider = corpusCider(items);
   const perItem = preds.map((p, i) => ({ bleu4: sentenceBleu(p.prediction, p.references), cider: cider.perItem[i], exact_match: captionExactMatch(p.prediction, p.references) }));
   const exact = perItem.length ? perItem.reduce((s, x) => s + x.exact_match, 0) / perItem.length : 0;
-  return { task, count: preds.length, metrics: { bleu4: bleu.bleu, cider: cider.cider, exact_match: exact }, perItem };
+  const base = captionBaseline(preds);
+  return {
+    task,
+    count: preds.length,
+    metrics: { bleu4: bleu.bleu, cider: cider.cider, exact_match: exact, baseline_bleu4: base.bleu4, baseline_cider: base.cider },
+    perItem,
+    majorityAnswer: base.caption,
+  };
+}
+
+/**
+ * The trivial caption baseline: the most common reference caption (compared after tokenisation; ties go to the one
+ * seen first) given as the prediction for every item, scored like a model (corpus BLEU-4 and CIDEr-D). A fine-tune
+ * that does not beat it has learnt the corpus's favourite sentence, not the images.
+ */
+export function captionBaseline(preds: readonly ScoredPrediction[]): { caption: string; bleu4: number; cider: number } {
+  const counts = new Map<string, { n: number; text: string }>();
+  for (const p of preds)
+    for (const r of p.references) {
+      const key = tokenizeCaption(r).join(' ');
+      const c = counts.get(key);
+      if (c) c.n++;
+      else counts.set(key, { n: 1, text: r });
+    }
+  let best: { n: number; text: string } | null = null;
+  for (const c of counts.values()) if (!best || c.n > best.n) best = c;
+  if (!best || preds.length === 0) return { caption: '', bleu4: 0, cider: 0 };
+  const caption = best.text;
+  const items = preds.map((p) => ({ hypothesis: caption, references: p.references }));
+  return { caption, bleu4: corpusBleu(items).bleu, cider: corpusCider(items).cider };
 }
 
 /** 1 when the caption equals a reference after caption tokenisation (case and punctuation ignored), else 0. */

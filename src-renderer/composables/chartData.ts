@@ -155,6 +155,8 @@ const METRIC_LABELS: Record<string, string> = {
   exact_match: 'Exact match',
   vqa_accuracy: 'VQA accuracy',
   majority_baseline: 'Always the most common answer',
+  baseline_bleu4: 'BLEU-4, always the most common caption',
+  baseline_cider: 'CIDEr, always the most common caption',
   accuracy: 'Accuracy',
   bleu4: 'BLEU-4',
   cider: 'CIDEr',
@@ -175,5 +177,10 @@ export function metricLabel(name: string): string {
 
 /** Metrics that are not fractions in [0, 1] get a chart (an axis) of their own: CIDEr runs to 10. */
 export function ownAxisMetric(name: string): boolean {
-  return /^(eval_)?cider$/.test(name);
+  return /^(eval_)?(baseline_)?cider$/.test(name);
+}
+
+/** Trivial baselines (always the most common answer / caption): drawn dashed beside the model's own metric. */
+export function baselineMetric(name: string): boolean {
+  return /^(eval_)?(majority_baseline|baseline_[a-z0-9]+)$/.test(name);
 }

@@ -101,3 +101,34 @@ export function progressLabel(status: string): string {
       return status;
   }
 }
+
+export interface EvalScoreRow {
+  metric: string;
+  label: string;
+  tuned: number | null;
+  /** The base model on the same items (null: not evaluated yet). */
+  base: number | null;
+  /** A trivial predictor: always the most common answer (VQA) or caption. */
+  baseline: number | null;
+}
+
+const SCORE_ROWS: { metric: string; label: string; baseline: string }[] = [
+  { metric: 'exact_match', label: 'Exact match', baseline: 'majority_baseline' },
+  { metric: 'bleu4', label: 'BLEU-4', baseline: 'baseline_bleu4' },
+  { metric: 'cider', label: 'CIDEr', baseline: 'baseline_cider' },
+];
+
+/**
+ * The evaluation's main scores beside the base model's on the same items and a trivial baseline's: exact match with
+ * "always the most common answer" for VQA; BLEU-4 and CIDEr with "always the most common caption" for captions.
+ */
+export function evalScoreRows(tuned: Record<string, number | null>, base: Record<string, number | null> | null): EvalScoreRow[] {
+  const caption = tuned.bleu4 !== undefined || tuned.cider !== undefined;
+  return SCORE_ROWS.filter((r) => tuned[r.metric] !== undefined && (caption ? r.metric !== 'exact_match' : true)).map((r) => ({
+    metric: r.metric,
+    label: r.label,
+    tuned: tuned[r.metric] ?? null,
+    base: base?.[r.metric] ?? null,
+    baseline: tuned[r.baseline] ?? null,
+  }));
+}

@@ -11,6 +11,7 @@ import {
   sentenceBleu,
   corpusCider,
   scorePredictions,
+  captionBaseline,
 } from '../../src-main/eval/metrics';
 
 const close = (a: number, b: number, tol = 1e-9, msg = '') => assert.ok(Math.abs(a - b) <= tol, `${msg} ${a} vs ${b}`);
@@ -49,9 +50,33 @@ test('VQA exact match and soft accuracy', () => {
   assert.throws(() => vqaExactMatch('x', []), /no reference/);
 });
 
-test('caption tokenisation lowercases and drops punctuation', () => {
+test('caption tokenisation is PTB tokenisation with coco-caption\'s punctuation dropped', () => {
   assert.deepEqual(tokenizeCaption('A man, riding a horse.'), ['a', 'man', 'riding', 'a', 'horse']);
-  assert.deepEqual(tokenizeCaption("It's 'quoted'!"), ["it's", 'quoted']);
+  assert.deepEqual(tokenizeCaption("It's 'quoted'!"), ['it', "'s", 'quoted']);
+  // Stanford PTBTokenizer's documented example ("Oh , no , '' she 's saying , `` our $ 400 blender ca n't …"),
+  // lowercased and without the tokens coco-caption drops
+  assert.equal(
+    tokenizeCaption('"Oh, no," she\'s saying, "our $400 blender can\'t handle something this hard!"').join(' '),
+    "oh no she 's saying our $ 400 blender ca n't handle something this hard",
+  );
+  // hyphenated words, decimals, thousands, slashes, abbreviations and acronyms stay whole; cannot and brackets split
+  assert.deepEqual(tokenizeCaption('A black-and-white photo of Mr. Smith in the U.S.'), ['a', 'black-and-white', 'photo', 'of', 'mr.', 'smith', 'in', 'the', 'u.s.']);
+  assert.deepEqual(tokenizeCaption('The 3.5 ft. dog (brown) -- cannot run... 50% of 1,000'), ['the', '3.5', 'ft.', 'dog', 'brown', 'can', 'not', 'run', '50', '%', 'of', '1,000']);
+  // curly quotes and apostrophes, dashes
+  assert.deepEqual(tokenizeCaption('dogs\' toys and/or cats\u2019 toys \u2014 \u201cnice\u201d'), ['dogs', 'toys', 'and/or', 'cats', 'toys', 'nice']);
+  assert.deepEqual(tokenizeCaption('A woman wearing a net on her head cutting a cake. '), ['a', 'woman', 'wearing', 'a', 'net', 'on', 'her', 'head', 'cutting', 'a', 'cake']);
+});
+
+test('BLEU-4 after PTB tokenisation: a hand-computed case (checked with tests/eval/reference_metrics.py)', () => {
+  // hyp: a dog 's ball on the red mat (8) · refs: the dog 's ball is on the red mat (9), a ball on a mat (5)
+  // clipped matches 8/8, 6/7, 3/6, 1/5; closest reference length 9 → BP = exp(1 − 9/8)
+  const r = corpusBleu([{ hypothesis: "A dog's ball, on the red mat.", references: ["The dog's ball is on the red mat", 'a ball on a mat'] }]);
+  assert.deepEqual(r.matches, [8, 6, 3, 1]);
+  assert.deepEqual(r.totals, [8, 7, 6, 5]);
+  assert.equal(r.hypothesisLength, 8);
+  assert.equal(r.referenceLength, 9);
+  close(r.bleu, Math.exp(1 - 9 / 8) * Math.pow((8 / 8) * (6 / 7) * (3 / 6) * (1 / 5), 1 / 4), 1e-15);
+  close(r.bleu, 0.47750342648354643, 1e-15, 'the Python reference on the same tokens');
 });
 
 test('BLEU: hand-computed cases', () => {
@@ -162,9 +187,28 @@ test('scorePredictions gives corpus and per-item scores per task', () => {
   ]);
   assert.deepEqual(ex.perItem.map((p) => p.exact_match), [1, 0]);
   assert.equal(ex.metrics.exact_match, 0.5);
-  assert.deepEqual(Object.keys(ex.metrics).sort(), ['bleu4', 'cider', 'exact_match']);
+  assert.deepEqual(Object.keys(ex.metrics).sort(), ['baseline_bleu4', 'baseline_cider', 'bleu4', 'cider', 'exact_match']);
   assert.equal(ex.perItem[0].bleu4, sentenceBleu('A dog runs on the grass.', ['a cat sleeps', 'a dog runs on the grass']), 'the other scores are unchanged');
   assert.throws(() => scorePredictions('caption', [{ prediction: 'x', references: [] }]), /item 0 has no reference captions/);
+});
+
+test('the caption baseline: the most common reference caption for every item, scored like a model', () => {
+  const preds = [
+    { prediction: 'a dog runs on the grass', references: ['A dog runs on the grass.', 'a brown dog running'] },
+    { prediction: 'a cat on a sofa', references: ['a cat sleeps on a sofa', 'a dog runs on the grass'] },
+    { prediction: 'two birds on a wire', references: ['two birds sit on a wire', 'birds on a power line'] },
+  ];
+  const b = captionBaseline(preds);
+  assert.equal(b.caption, 'A dog runs on the grass.', 'the same caption after tokenisation counts together; the first spelling is kept');
+  const asModel = scorePredictions('caption', preds.map((p) => ({ ...p, prediction: b.caption })));
+  assert.equal(b.bleu4, asModel.metrics.bleu4);
+  assert.equal(b.cider, asModel.metrics.cider);
+  const model = scorePredictions('caption', preds);
+  assert.equal(model.metrics.baseline_bleu4, b.bleu4);
+  assert.equal(model.metrics.baseline_cider, b.cider);
+  assert.equal(model.majorityAnswer, b.caption);
+  assert.ok(model.metrics.cider > b.cider, `a model describing each image beats the baseline (${model.metrics.cider} vs ${b.cider})`);
+  assert.deepEqual(captionBaseline([]), { caption: '', bleu4: 0, cider: 0 });
 });
 
 test('the majority baseline is the exact match of always giving the most common answer', () => {
