@@ -10,8 +10,8 @@
 //      then (x + 4) / 4
 //
 // The spectrogram is computed in float64 like numpy; the result is float32 [feature_size, nb_max_frames] per clip.
-// The DFT is a direct sum with precomputed cos/sin tables (n_fft = 400 is not a power of two): 3000 frames x 201 bins
-// x 400 taps for a 30 s clip.
+// The DFT is a mixed-radix FFT (n_fft = 400 = 2^4 * 5^2: 400 x (2+2+2+2+5+5) complex multiply-adds per frame instead
+// of 400 x 201 for the direct sum); sizes with a large prime factor fall back to that factor's direct sum.
 
 export interface WhisperFeatureConfig {
   /** feature_size: mel bins (80, or 128 for large-v3) */
@@ -112,8 +112,7 @@ export interface LogMelResult {
 /** The extractor with its tables built once (window, DFT twiddles, mel filters). */
 export class WhisperFeatureExtractor {
   private readonly window: Float64Array;
-  private readonly cos: Float64Array;
-  private readonly sin: Float64Array;
+  private readonly fft: MixedRadixFft;
   private readonly mel: Float64Array;
   readonly bins: number;
 
@@ -123,15 +122,7 @@ export class WhisperFeatureExtractor {
     // periodic Hann: np.hanning(n + 1)[:-1] = 0.5 - 0.5 cos(2 pi i / n)
     this.window = new Float64Array(n);
     for (let i = 0; i < n; i++) this.window[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
-    this.cos = new Float64Array(this.bins * n);
-    this.sin = new Float64Array(this.bins * n);
-    for (let k = 0; k < this.bins; k++)
-      for (let t = 0; t < n; t++) {
-        // (k * t) mod n keeps the angle small, so the tables are as exact as numpy's FFT twiddles
-        const a = (2 * Math.PI * ((k * t) % n)) / n;
-        this.cos[k * n + t] = Math.cos(a);
-        this.sin[k * n + t] = Math.sin(a);
-      }
+    this.fft = new MixedRadixFft(n);
     this.mel = melFilterBank(this.bins, config.featureSize, 0, 8000, config.samplingRate);
   }
 
@@ -162,19 +153,12 @@ export class WhisperFeatureExtractor {
     const logSpec = new Float32Array(M * frames);
     const power = new Float64Array(bins);
     const buf = new Float64Array(n);
+    const zeros = new Float64Array(n);
     for (let f = 0; f < frames; f++) {
       const off = f * hop;
       for (let t = 0; t < n; t++) buf[t] = padded[off + t] * this.window[t];
-      for (let k = 0; k < bins; k++) {
-        let re = 0;
-        let im = 0;
-        const row = k * n;
-        for (let t = 0; t < n; t++) {
-          re += buf[t] * this.cos[row + t];
-          im -= buf[t] * this.sin[row + t];
-        }
-        power[k] = re * re + im * im;
-      }
+      const { re, im } = this.fft.transform(buf, zeros);
+      for (let k = 0; k < bins; k++) power[k] = re[k] * re[k] + im[k] * im[k];
       for (let m = 0; m < M; m++) {
         let s = 0;
         for (let k = 0; k < bins; k++) s += this.mel[k * M + m] * power[k];
@@ -201,5 +185,79 @@ export class WhisperFeatureExtractor {
       truncated.push(r.truncated);
     });
     return { data, dims: [clips.length, c.featureSize, c.nbMaxFrames], truncated };
+  }
+}
+
+/** Complex DFT X[k] = sum_t x[t] exp(-2 pi i k t / n) by recursive mixed-radix decimation in time. */
+export class MixedRadixFft {
+  private readonly factors: number[] = [];
+  private readonly wr: Float64Array;
+  private readonly wi: Float64Array;
+  private readonly outRe: Float64Array;
+  private readonly outIm: Float64Array;
+  private readonly tmpRe: Float64Array;
+  private readonly tmpIm: Float64Array;
+
+  constructor(readonly n: number) {
+    let m = n;
+    for (let p = 2; m > 1; ) {
+      if (m % p === 0) {
+        this.factors.push(p);
+        m /= p;
+      } else p = p * p > m ? m : p + 1;
+    }
+    this.wr = new Float64Array(n);
+    this.wi = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      const a = (2 * Math.PI * j) / n;
+      this.wr[j] = Math.cos(a);
+      this.wi[j] = -Math.sin(a);
+    }
+    this.outRe = new Float64Array(n);
+    this.outIm = new Float64Array(n);
+    this.tmpRe = new Float64Array(n);
+    this.tmpIm = new Float64Array(n);
+  }
+
+  /** The transform of (re, im); the result arrays are reused by the next call. */
+  transform(re: Float64Array, im: Float64Array): { re: Float64Array; im: Float64Array } {
+    this.rec(re, im, 0, 1, this.n, 0, 0);
+    return { re: this.outRe, im: this.outIm };
+  }
+
+  private rec(xr: Float64Array, xi: Float64Array, inOff: number, stride: number, n: number, outOff: number, fi: number): void {
+    const or = this.outRe;
+    const oi = this.outIm;
+    if (n === 1) {
+      or[outOff] = xr[inOff];
+      oi[outOff] = xi[inOff];
+      return;
+    }
+    const p = this.factors[fi];
+    const m = n / p;
+    for (let r = 0; r < p; r++) this.rec(xr, xi, inOff + r * stride, stride * p, m, outOff + r * m, fi + 1);
+    // X[k + q m] = sum_r Y_r[k] W_n^(r (k + q m)), W_n^j = W_N^(j N / n)
+    const step = this.n / n;
+    const tr = this.tmpRe;
+    const ti = this.tmpIm;
+    for (let k = 0; k < m; k++)
+      for (let q = 0; q < p; q++) {
+        const kk = k + q * m;
+        let sr = 0;
+        let si = 0;
+        for (let r = 0; r < p; r++) {
+          const j = ((r * kk) % n) * step;
+          const yr = or[outOff + r * m + k];
+          const yi = oi[outOff + r * m + k];
+          sr += yr * this.wr[j] - yi * this.wi[j];
+          si += yr * this.wi[j] + yi * this.wr[j];
+        }
+        tr[kk] = sr;
+        ti[kk] = si;
+      }
+    for (let k = 0; k < n; k++) {
+      or[outOff + k] = tr[k];
+      oi[outOff + k] = ti[k];
+    }
   }
 }

@@ -24,6 +24,8 @@ export interface TinyWhisperOptions {
   vocabSize?: number;
   /** std of the normal init of weight matrices (default 0.02) */
   initStd?: number;
+  /** std of the two convs' weights (default initStd) */
+  convStd?: number;
 }
 
 export function tinyWhisperJson(o: TinyWhisperOptions = {}): { config: Record<string, unknown>; preprocessorConfig: Record<string, unknown> } {
@@ -96,12 +98,12 @@ function whisperDecoderTensors(c: Record<string, number>, prefix: string): Tenso
 }
 
 /** Random tensors for specs: matrices ~ N(0, std), norm weights 1 + N(0, 0.1), biases N(0, 0.1); `special` overrides. */
-export function randomTensors(specs: TensorSpec[], seed: number, std: number, special: (name: string) => Float32Array | null = () => null): Map<string, Tensor> {
+export function randomTensors(specs: TensorSpec[], seed: number, std: number, special: (name: string, n: number) => Float32Array | null = () => null): Map<string, Tensor> {
   const rng = demoRng(seed);
   const m = new Map<string, Tensor>();
   for (const s of specs) {
     const n = s.shape.reduce((a, b) => a * b, 1);
-    let data = special(s.name);
+    let data = special(s.name, n);
     if (!data) {
       data = new Float32Array(n);
       const isNorm = /(layer_?norm|ln_|norm)[^.]*\.weight$/.test(s.name);
@@ -117,8 +119,13 @@ export function writeTinyWhisper(dir: string, seed: number, o: TinyWhisperOption
   const { config, preprocessorConfig } = tinyWhisperJson(o);
   const enc = parseWhisperEncoder(new Reader('tiny whisper config', config, ''));
   const specs = [...whisperEncoderTensors(enc, 'model.encoder.'), ...whisperDecoderTensors(config as unknown as Record<string, number>, 'model.decoder.')];
+  const convRng = demoRng(seed + 0x5eed);
   const weights = memorySource(
-    randomTensors(specs, seed, o.initStd ?? 0.02, (name) => (name === 'model.encoder.embed_positions.weight' ? whisperSinusoids(enc.maxSourcePositions, enc.dModel) : null)),
+    randomTensors(specs, seed, o.initStd ?? 0.02, (name, n) => {
+      if (name === 'model.encoder.embed_positions.weight') return whisperSinusoids(enc.maxSourcePositions, enc.dModel);
+      if (o.convStd !== undefined && /^model\.encoder\.conv[12]\.weight$/.test(name)) return Float32Array.from({ length: n }, () => o.convStd! * convRng.normal());
+      return null;
+    }),
   );
   return writeModelFolder(dir, specs, weights, { 'config.json': config, 'preprocessor_config.json': preprocessorConfig });
 }

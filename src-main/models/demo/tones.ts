@@ -19,6 +19,8 @@ export function addTone(out: Float32Array, freq: number, start: number, seconds:
 }
 
 export interface ToneSample {
+  /** what is in the clip, for projector-only training on captions */
+  caption: string;
   samples: Float32Array;
   sampleRate: number;
   question: string;
@@ -45,12 +47,23 @@ export function toneSample(seed: number, index: number, seconds = 1): ToneSample
     const len = 0.3 * seconds;
     addTone(samples, firstHigher ? hi : lo, 0.1 * seconds, len, amp, sr);
     addTone(samples, firstHigher ? lo : hi, 0.55 * seconds, len, amp, sr);
-    return { samples, sampleRate: sr, question: TONE_QUESTIONS.higher, answer: firstHigher ? 'first' : 'second', task: 'higher' };
+    return { samples, sampleRate: sr, question: TONE_QUESTIONS.higher, answer: firstHigher ? 'first' : 'second', task: 'higher', caption: toneCaption(firstHigher ? 0 : 2) };
   }
   const count = 1 + Math.floor(rng.next() * 4);
   const freq = 300 + rng.next() * 1200;
   const amp = 0.3 + 0.3 * rng.next();
   const slot = (0.9 * seconds) / 4;
   for (let b = 0; b < count; b++) addTone(samples, freq, 0.05 * seconds + b * slot, slot * 0.5, amp, sr);
-  return { samples, sampleRate: sr, question: TONE_QUESTIONS.beeps, answer: BEEP_WORDS[count - 1], task: 'beeps' };
+  return { samples, sampleRate: sr, question: TONE_QUESTIONS.beeps, answer: BEEP_WORDS[count - 1], task: 'beeps', caption: toneCaption(2 * count + 3) };
 }
+
+/** Caption texts: even k < 4 the two-tone clips (high then low, low then high), odd k the beep counts. */
+export function toneCaption(k: number): string {
+  const c = k % 12;
+  if (c === 0) return 'a high tone then a low tone';
+  if (c === 2) return 'a low tone then a high tone';
+  if (c % 2 === 1 && c >= 5) return `${BEEP_WORDS[Math.min(3, (c - 5) / 2)]} short beeps`.replace('one short beeps', 'one short beep');
+  return 'a tone';
+}
+
+export const CAPTION_QUESTION = 'Describe the sound.';
