@@ -12,6 +12,7 @@ import { parseQuantScheme, type QuantScheme } from '../../models/quantize';
 import { itemConversations } from '../../datasets/conversation';
 import { parseSource } from '../../datasets/parse';
 import { contrastiveScore, isContrastiveFolder, modelArg } from './contrastive';
+import { blipGenerate, blipScore, isBlipFolder } from './blip';
 import { modelErrorToApi } from '../../services/chat';
 
 const sampling = `  --max-new-tokens N        at most N new tokens (default: the model's generation_config, else 128)
@@ -24,7 +25,8 @@ const sampling = `  --max-new-tokens N        at most N new tokens (default: the
 const generateUsage = `lenslab generate --model DIR [--adapter DIR] [--image FILE] --prompt TEXT [options]
 
 Answer PROMPT about the image with the model in DIR (a Hugging Face LLaVA folder), optionally with a PEFT
-LoRA adapter. The answer is streamed; with --json one JSON object {ids, text, finishReason, promptTokens, timings[, warnings]}.
+LoRA adapter. With a BLIP VQA folder (BlipForQuestionAnswering): one question about --image, answered greedily
+(single turn; --max-new-tokens, default 19). The answer is streamed; with --json one JSON object {ids, text, finishReason, promptTokens, timings[, warnings]}.
 
   --model DIR               model folder (config.json, model.safetensors, tokenizer.json, ...)
   --adapter DIR             adapter folder (adapter_config.json + adapter_model.safetensors)
@@ -42,6 +44,7 @@ const scoreUsage = `lenslab score --model DIR [--adapter DIR] --data FILE [--jso
 Mean token loss (negative log-likelihood per assistant token, nats) of each sample in FILE: a LLaVA JSON, a
 messages/VQA JSON or JSONL file, a CSV, a parquet file or an image folder with metadata (anything \`lenslab import\`
 reads). Captions are scored as answers to "Describe the image.", QA pairs as a multi-turn chat.
+With a BLIP VQA folder: BlipForQuestionAnswering's loss (label-smoothed) per question-answer item.
 With a CLIP / SigLIP folder: the contrastive loss of the batch of captioned images (--limit N, 32) and its
 logits matrix (text x image).
 
@@ -92,6 +95,7 @@ export const generateCommand: CommandGroup = {
   summary: 'answer a prompt about an image with a model folder (+ adapter)',
   usage: generateUsage,
   async run(argv, ctx) {
+    if (isBlipFolder(modelArg(argv))) return blipGenerate(argv, ctx);
     const { values } = parse(
       argv,
       {
@@ -164,6 +168,7 @@ export const scoreCommand: CommandGroup = {
   usage: scoreUsage,
   async run(argv, ctx) {
     if (isContrastiveFolder(modelArg(argv))) return contrastiveScore(argv, ctx);
+    if (isBlipFolder(modelArg(argv))) return blipScore(argv, ctx);
     const { values } = parse(argv, { ...modelOptions, data: { type: 'string' }, limit: { type: 'string' } }, false);
     const dataPath = requirePath(values.data, '--data', 'any');
     const limit = values.limit === undefined ? Infinity : intArg(values.limit, '--limit');

@@ -13,9 +13,10 @@ import { HparamsError, hparamsFromCli, hparamsSchema, cliFlag } from '../../trai
 import { formatBytes } from '../../training/memory';
 import { runInForeground, type ForegroundIO } from './foreground';
 import { formatDuration } from './progress';
-import { contrastiveTrain } from './contrastive';
+import { contrastiveTrain, modelArg } from './contrastive';
 import { TRAIN_PRESET_IDS, presetById, presetFlags, presetProblem } from '../../contract/presets';
 import { vlmModelTypes } from '../../models/registry';
+import { blipTrain, isBlipFolder } from './blip';
 
 const HP_FIELDS = Object.keys(hparamsSchema.shape);
 const HP_FLAGS = [...HP_FIELDS.map((f) => cliFlag(f).slice(2)), 'steps'];
@@ -36,6 +37,9 @@ Options:
                       image-text contrastive loss, writes a PEFT adapter to --out (foreground); its options:
                       --contrastive-method lora|projections --towers text|vision|both --target-modules q_proj,v_proj
                       --batch-size N (>= 2: the other pairs are the negatives; --grad-accum adds none)
+                      With a BLIP VQA folder: LoRA in the foreground, a PEFT adapter in --out; defaults are the
+                      blip-vqa-lora recipe (--target-modules query,key --rank 16 --alpha 32 --dropout 0.05
+                      --lr 4e-5 --batch-size 8 --epochs 1); --limit N trains on the first N questions
   --rank N --alpha X  LoRA rank (8) and alpha (16)
   --lr X              peak learning rate (2e-4)
   --epochs N | --steps N   passes over the training split (3) or optimizer steps instead
@@ -111,6 +115,8 @@ export const trainCommand: CommandGroup = {
   async run(argv, ctx) {
     // CLIP / SigLIP contrastive fine-tuning runs in the foreground and writes a PEFT adapter (cli/contrastive.ts)
     if (argv.some((a, i) => a === '--method=contrastive' || (a === '--method' && argv[i + 1] === 'contrastive'))) return contrastiveTrain(argv, ctx);
+    // BLIP VQA: LoRA in the foreground, a PEFT adapter in --out (cli/blip.ts)
+    if (isBlipFolder(modelArg(argv))) return blipTrain(argv, ctx);
     const hpOptions = Object.fromEntries(HP_FLAGS.map((f) => [f, { type: 'string' as const }]));
     const { values, positionals } = parse(
       argv,

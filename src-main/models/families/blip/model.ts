@@ -15,7 +15,8 @@ import { modelSource } from '../../../engine/runtime/cache';
 import { Session } from '../../../engine/runtime/session';
 import { tensor } from '../../../engine/runtime/tensor';
 import { ImageProcessor, parsePreprocessorConfig, type ImageInput } from '../../image-processor';
-import { GraphWeights, type LoraBinding } from '../../layers';
+import { GraphWeights } from '../../layers';
+import { blipLoraBindings, mergedBlipTensors, type BlipAdapter } from './adapter';
 import { LensTokenizer } from '../../tokenizer';
 import { ShardedSafetensors, type TensorInfo, type TensorSource } from '../../weights/safetensors';
 import { parseBlipConfig, type BlipConfig } from './config';
@@ -203,15 +204,19 @@ export async function blipPixelValues(m: BlipModel, images: readonly ImageInput[
 }
 
 export interface BlipGraphOptions {
-  /** LoRA branches (an adapter's, as constants) by module */
-  lora?: Map<string, LoraBinding>;
-  /** tensors replacing the folder's (an adapter merged, or its saved modules) */
-  overrides?: Map<string, Float32Array>;
+  /** a PEFT adapter: LoRA branches as constants, or merged into the weights (merge: true) */
+  adapter?: BlipAdapter | null;
+  merge?: boolean;
   dtype?: 'float32' | 'float64';
 }
 
 function weightsOf(g: Graph, m: BlipModel, o: BlipGraphOptions): GraphWeights {
-  return new GraphWeights(g, m.weights, { lora: o.lora, overrides: o.overrides, dtype: o.dtype });
+  const ad = o.adapter;
+  return new GraphWeights(g, m.weights, {
+    lora: ad && !o.merge ? blipLoraBindings(ad, m.config, g) : undefined,
+    overrides: ad && o.merge ? mergedBlipTensors(ad, m.weights) : undefined,
+    dtype: o.dtype,
+  });
 }
 
 /** pixel_values, input_ids, attention_mask -> question_embeds [B, S, D] (the VQA encoder, run once per question). */
@@ -350,7 +355,9 @@ export class BlipRunner {
         if (best === c.text.sepTokenId) break;
       }
       const tokens = ids.slice(1);
-      out.push({ answer: this.model.tokenizer.decode(tokens, { skipSpecialTokens: true }).trim(), tokens });
+      // ids past the tokenizer's (a vocab_size padded beyond it) have no text: skipped, as a fast tokenizer's decode does
+      const known = tokens.filter((t) => t < this.model.tokenizer.vocabSize);
+      out.push({ answer: this.model.tokenizer.decode(known, { skipSpecialTokens: true }).trim(), tokens });
     }
     return out;
   }
