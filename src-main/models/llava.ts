@@ -22,6 +22,7 @@ import { decoderFor, vlmFamilyOf } from './registry';
 import { weightLayout } from './weights/names';
 import type { TensorSource } from './weights/safetensors';
 import { AdapterInputs, adapterBindings, mergeAdapter, type Adapter } from './peft';
+import { videoFeatures } from './video';
 
 export const IO = {
   inputIds: 'input_ids',
@@ -80,6 +81,8 @@ export interface CausalForwardInputs {
   /** int64 [B or 1, S]; default from `positions`. */
   positionIds?: Value | null;
   past?: readonly KvPair[] | null;
+  /** pixel_values are video frames: their features are pooled per frame (video.ts), e.g. 2 for 2×2. */
+  videoPool?: number | null;
 }
 
 export interface CausalForwardOptions {
@@ -94,7 +97,8 @@ export function causalForward(w: GraphWeights, cfg: CausalConfig, inp: CausalFor
   const g = w.g;
   if ((inp.pixelValues || inp.imageFeatures) && !isVlm(cfg)) throw new Error('pixel_values given to a text-only model');
   if (inp.pixelValues && inp.imageFeatures) throw new Error('causalForward: pixel values or image features, not both');
-  const feats = inp.imageFeatures ?? (inp.pixelValues && isVlm(cfg) ? imageFeatures(w, cfg, inp.pixelValues) : null);
+  const fromPixels = (pv: Value, c: VlmModelConfig) => (inp.videoPool ? videoFeatures(w, c, pv, inp.videoPool) : imageFeatures(w, c, pv));
+  const feats = inp.imageFeatures ?? (inp.pixelValues && isVlm(cfg) ? fromPixels(inp.pixelValues, cfg) : null);
   const embeds = llavaEmbeddings(w, cfg, inp.inputIds, feats);
   let positions = inp.positionIds ?? null;
   if (!positions) {
@@ -118,6 +122,8 @@ export interface ForwardGraphOptions {
   mode?: 'full' | 'prefill' | 'decode';
   /** Give the graph a pixel_values input (default: LLaVA in full/prefill mode). */
   image?: boolean;
+  /** pixel_values are the frames of a video: pooled per frame by this window (video.ts; 2 = 2×2). */
+  videoPool?: number;
   /** Logits of every position (default for 'full') or of the last one (default for prefill/decode). */
   logits?: 'all' | 'last';
   /** Positions from the attention mask (default; left padding works), past + range, or a position_ids input. */
@@ -181,7 +187,7 @@ export function buildForwardGraph(model: ModelWeights, o: ForwardGraphOptions = 
   const r = causalForward(
     w,
     cfg,
-    { inputIds, attentionMask, pixelValues, positionIds, past },
+    { inputIds, attentionMask, pixelValues, positionIds, past, videoPool: o.videoPool },
     { logits: o.logits ?? (mode === 'full' ? 'all' : 'last'), present: mode !== 'full', positions: o.positions === 'input' ? undefined : o.positions },
   );
   g.output(r.logits!, IO.logits);

@@ -37,6 +37,7 @@ import { loadHfFolder, saveHfFolder } from './hf-folder';
 import { GraphWeights, type LoraBinding, type QuantFallback } from './layers';
 import { quantizeFallbackReason, type NBitsOptions, type QuantScheme } from './quantize';
 import { buildForwardGraph, causalForward, imageFeatures, IO, type ForwardGraphOptions } from './llava';
+import { poolFrameFeatures } from './video';
 import {
   loadAdapter as loadPeftAdapter,
   loraScaling,
@@ -175,6 +176,8 @@ export interface TrainableVlmOptions {
    * output, 'tower' = the tower's output, the connector (which trains) applied in the graph.
    */
   imageInput?: 'pixels' | FeatureLayer;
+  /** pixel_values (or cached features) are video frames, pooled per frame by this window (video.ts; 2 = 2×2). */
+  videoPool?: number;
 }
 
 /** Where image features can be cached: after the connector, or before it (the family's splitFeatures). */
@@ -347,8 +350,9 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
       const sh = featureShape(cfg, imageInput);
       const x = g.input(IMAGE_FEATURES_INPUT, dtype, ['N', sh.tokens, sh.dim]);
       feats = imageInput === 'projected' ? x : vlmFamilyOf(cfg).splitFeatures!.connector(w, cfg, x);
+      if (opts.videoPool) feats = poolFrameFeatures(g, cfg, feats, opts.videoPool);
     }
-    const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues, imageFeatures: feats }, { logits: 'all', positions: 'mask' });
+    const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues, imageFeatures: feats, videoPool: opts.videoPool }, { logits: 'all', positions: 'mask' });
     return g.scope('loss', () => tokenLosses(g, r.logits!, labels, cfg.text.vocabSize));
   };
 

@@ -35,6 +35,7 @@ export interface ImageFrames extends ImageGrid {
 export interface FamilyImageProcessor {
   /** the one-frame CLIP / SigLIP processor underneath, for families that use one (LLaVA) */
   base?: ImageProcessor;
+  /** An image's frames: tiles row-major first, the whole image last (one frame when it is not tiled). */
   process(input: ImageInput): Promise<ImageFrames>;
   /** The grid an image becomes (a file is read only as far as its header). */
   gridOf(input: ImageInput): Promise<ImageGrid>;
@@ -108,6 +109,11 @@ export interface VlmFamily<C extends VlmModelConfig = VlmModelConfig> {
     towerShape(c: C): { tokens: number; dim: number };
     connector(w: GraphWeights, c: C, towerFeatures: Value): Value;
   };
+  /**
+   * How the tokensPerFrame feature rows of one frame lie in the image, row-major (video pools them 2×2 per frame,
+   * video.ts). Absent or null: the rows are no spatial grid (a class token kept, learned queries) and are not pooled.
+   */
+  featureGrid?(c: C): ImageGrid | null;
   /** Vision tensors the features never read (not trained by the 'full' method). */
   unusedVisionTensor(c: C, restOfName: string): boolean;
   /** preprocessor_config.json (+ processor_config.json when published) -> the processor */

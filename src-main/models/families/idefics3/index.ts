@@ -80,6 +80,11 @@ export const idefics3Family: VlmFamily<Idefics3ModelConfig> = {
     towerShape: (c) => ({ tokens: (c.vision.imageSize / c.vision.patchSize) ** 2, dim: c.vision.hiddenSize }),
     connector: (w, c, x) => pixelShuffleConnector(w, c, x),
   },
+  featureGrid(c) {
+    // pixel shuffle keeps the patches' row-major order at side/s × side/s
+    const side = c.vision.imageSize / c.vision.patchSize / c.scaleFactor;
+    return { rows: side, cols: side };
+  },
   unusedVisionTensor: () => false,
   imageProcessor(c, json, file, processorConfig) {
     const pc = parseIdefics3Preprocessor(json, file);

@@ -64,6 +64,12 @@ export const llavaFamily: VlmFamily<LlavaModelConfig> = {
     towerShape: (c) => ({ tokens: c.numImageTokens, dim: c.projector.inFeatures }),
     connector: (w, c, x) => projector(w, c.projector, LAYOUT.projector, x),
   },
+  featureGrid(c) {
+    // 'full' keeps the class token in front of the patch grid
+    if (c.visionFeatureSelectStrategy !== 'default') return null;
+    const side = c.vision.imageSize / c.vision.patchSize;
+    return Number.isInteger(side) && side * side === c.numImageTokens ? { rows: side, cols: side } : null;
+  },
   unusedVisionTensor(c, rest) {
     // post_layernorm, the pooling head and layers after the last feature layer are never read
     if (rest.startsWith('post_layernorm.') || rest.startsWith('head.')) return true;
