@@ -167,3 +167,29 @@ test('training: projector, then LoRA + projector with PEFT names; steps on one b
     m.close();
   }
 });
+
+test('generation with a KV cache gives the tokens of full recomputation', async () => {
+  const m = loadAudioLlm(built.dir);
+  try {
+    const { AudioLlmCachedGenerator } = await import('../../src-main/models/audio/generate');
+    const { AudioLlmGenerator, promptIds } = await import('../../src-main/models/audio/train');
+    const frames = m.features.config.nbMaxFrames;
+    const s = toneSample(4, 1);
+    const f = clipFeatures(m.features, [{ samples: s.samples, sampleRate: s.sampleRate }]);
+    const cached = await AudioLlmCachedGenerator.create(m, frames);
+    const r = await cached.greedy(promptIds(m, s.question), f, 6);
+    await cached.dispose();
+    assert.equal(r.ids.length, 6);
+    assert.equal(r.decodeMs.length, 5);
+    // the recomputing generator with the folder's own projector as its parameters is the base model
+    const t = buildTrainableAudioLlm(m, 'projector', null, frames);
+    const full = await AudioLlmGenerator.create(m, t);
+    const text = await full.answer([s.question], f, t.initialValues(0), t.params, 6);
+    await full.dispose();
+    const eos = new Set(m.config.text.eosTokenIds);
+    const upToEos = r.ids.slice(0, r.ids.findIndex((id) => eos.has(id)) >= 0 ? r.ids.findIndex((id) => eos.has(id)) : r.ids.length);
+    assert.equal(m.tokenizer.decode(upToEos, { skipSpecialTokens: true }).trim(), text[0]);
+  } finally {
+    m.close();
+  }
+});

@@ -15,13 +15,14 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Graph, Value } from '../../engine/graph/builder';
+import { Graph, type Value } from '../../engine/graph/builder';
 import { activation, silu } from '../../engine/ops/activations';
 import { rmsNorm } from '../../engine/ops/norm';
 import { ConfigError, Reader, parseTextSub, textToHf, type TextConfig } from '../config';
-import { embedTokens, decoderPositions, type DecoderResult } from '../decoder/llama';
+import { embedTokens, decoderPositions, type DecoderResult, type KvPair } from '../decoder/llama';
 import { HfFolderError, type HfWeights } from '../hf-folder';
-import type { GraphWeights } from '../layers';
+import { GraphWeights as GraphWeightsCtor, type GraphWeights } from '../layers';
+import type { TensorSource } from '../weights/safetensors';
 import { decoderFor } from '../registry';
 import { ChatTemplate, findChatTemplate } from '../chat-template';
 import { LensTokenizer } from '../tokenizer';
@@ -207,6 +208,46 @@ export function audioLlmForward(w: GraphWeights, c: UltravoxConfig, inp: AudioLl
   const embeds = audioEmbeddings(w, c, inp.inputIds, feats);
   const positions = g.scope('positions', () => decoderPositions(inp.inputIds, inp.attentionMask, 'mask'));
   return decoderFor(c.text)(w, c.text, { prefix: ULTRAVOX_LAYOUT.decoder, lmHead: ULTRAVOX_LAYOUT.lmHead }, { embeds, attentionMask: inp.attentionMask, positions }, { logits: o.logits ?? 'all' });
+}
+
+/**
+ * Generation graphs with a KV cache. 'prefill': input_ids [B, T], attention_mask [B, T], input_features
+ * [N, mel bins, frames] -> logits of the last position [B, 1, V] + present.<i>.key/value; 'decode': input_ids [B, 1],
+ * attention_mask [B, P+1], past_key_values.<i>.key/value [B, n_kv, P, head_dim] -> logits + present (text only: the
+ * audio lives in the cache). Positions come from the mask (left padding works).
+ */
+export function buildAudioLlmGraph(m: { config: UltravoxConfig; weights: TensorSource }, mode: 'prefill' | 'decode', frames: number, o: { quantize?: 'int8' | 'int4' } = {}): Graph {
+  const c = m.config;
+  const t = c.text;
+  const g = new Graph(`ultravox_${mode}`);
+  const w = new GraphWeightsCtor(g, m.weights, { quantize: o.quantize });
+  const ids = g.input('input_ids', 'int64', ['B', mode === 'decode' ? 1 : 'T']);
+  const mask = g.input('attention_mask', 'int64', ['B', mode === 'decode' ? 'L' : 'T']);
+  const names = { prefix: ULTRAVOX_LAYOUT.decoder, lmHead: ULTRAVOX_LAYOUT.lmHead };
+  let embeds: Value;
+  let past: KvPair[] | null = null;
+  let pastLen: Value | number = 0;
+  if (mode === 'prefill') {
+    const x = inputFeaturesInput(g, c, frames);
+    embeds = audioEmbeddings(w, c, ids, audioFeatures(w, c, x));
+  } else {
+    past = [];
+    for (let i = 0; i < t.numHiddenLayers; i++)
+      past.push({
+        key: g.input(`past_key_values.${i}.key`, 'float32', ['B', t.numKeyValueHeads, 'P', t.headDim]),
+        value: g.input(`past_key_values.${i}.value`, 'float32', ['B', t.numKeyValueHeads, 'P', t.headDim]),
+      });
+    embeds = embedTokens(w, names, ids);
+    pastLen = g.op1('Squeeze', [g.op1('Shape', [past[0].key], { start: 2, end: 3 }), g.ints([0])]);
+  }
+  const positions = g.scope('positions', () => decoderPositions(ids, mask, 'mask', pastLen));
+  const r = decoderFor(t)(w, t, names, { embeds, attentionMask: mask, positions, past }, { logits: 'last', present: true });
+  g.output(r.logits!, 'logits');
+  r.present!.forEach((p, i) => {
+    g.output(p.key, `present.${i}.key`);
+    g.output(p.value, `present.${i}.value`);
+  });
+  return g;
 }
 
 /** The graph input of the clips' features: float32 [N, mel bins, frames] (frames static: the extractor's window). */
