@@ -56,6 +56,8 @@ export interface RenderSetup {
    * without a size) `image` holds the largest expansion, so lengths are upper bounds.
    */
   forImage?(width: number, height: number): RenderSetup;
+  /** The model's own user prompt for caption annotations (BLIP-2: '', prompt-free captioning); default conversation.ts's. */
+  captionPrompt?: string;
 }
 
 /** The setup for an item's image when its size is known. */
@@ -184,7 +186,7 @@ export interface RenderedSample {
  * per chat) into training samples.
  */
 export function renderItem(item: { id: number | string; annotations: Annotation[]; hasImage: boolean }, setup: RenderSetup, opts: ConversationOptions = {}): RenderedSample[] {
-  return itemConversations(item.annotations, item.hasImage, opts).map((c, k) => {
+  return itemConversations(item.annotations, item.hasImage, { ...opts, captionPrompt: opts.captionPrompt ?? setup.captionPrompt }).map((c, k) => {
     const r = renderConversation(c.messages, setup);
     return { ids: r.ids, lossMask: r.lossMask, imageCount: r.imageCount, key: `${item.id}#${k}` };
   });
@@ -210,7 +212,7 @@ export interface ConversationPreview {
 /** The tokenized preview of an item: rendered template text and each token with whether it is in the loss. */
 export function previewItem(item: { annotations: Annotation[]; hasImage: boolean; imageSize?: { width: number | null; height: number | null } | null }, setup: RenderSetup, opts: ConversationOptions = {}): ConversationPreview[] {
   setup = setupForImage(setup, item.imageSize);
-  return itemConversations(item.annotations, item.hasImage, opts).map((c) => {
+  return itemConversations(item.annotations, item.hasImage, { ...opts, captionPrompt: opts.captionPrompt ?? setup.captionPrompt }).map((c) => {
     const r = renderConversation(c.messages, setup);
     const tokens: PreviewToken[] = r.compactIds.map((id, k) => {
       const t: PreviewToken = { id, text: tokenText(setup.tokenizer, id), inLoss: r.compactMask[k] === 1 };

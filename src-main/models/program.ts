@@ -130,7 +130,7 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
   if (!isVlm(cfg)) return { template, tokenizer, warnings };
   const family = vlmFamilyOf(cfg);
   const images = model.images;
-  const special = familyOwn ? { addSpecialTokens: builtIn!.addSpecialTokens } : {};
+  const special = familyOwn ? { addSpecialTokens: builtIn!.addSpecialTokens, ...(builtIn!.captionPrompt !== undefined ? { captionPrompt: builtIn!.captionPrompt } : {}) } : {};
   const setupFor = (g: ImageGrid): RenderSetup => {
     const ids = family.imageTokenIds(cfg, tokenizer, g);
     return { template, tokenizer, warnings, ...special, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };

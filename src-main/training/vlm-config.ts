@@ -188,7 +188,7 @@ export function checkVlmRun(input: {
       throw new SampleError(withoutImage.map((s) => ({ index: s.item, key: s.key ?? s.item, message: 'has an image but no <image> in its conversation' })));
     const noFile = rendered.samples.filter((s) => s.imageCount > 0 && trainItems[s.item].image === null);
     if (noFile.length) throw new SampleError(noFile.map((s) => ({ index: s.item, key: s.key ?? s.item, message: 'has <image> in its conversation but no image' })));
-    const ev = evalItems(evalData, { task: input.evalTask });
+    const ev = evalItems(evalData, { task: input.evalTask, captionPrompt: setup.captionPrompt });
     const evalSamples = renderSamples(evalData, setup).samples.length;
     const plan = planRun(hp, { trainSamples: rendered.samples.length, evalSamples });
     if (hp.maxSteps === undefined && plan.totalSteps === 0) throw new HparamsError([{ field: 'epochs', message: 'the run has no steps' }]);

@@ -183,7 +183,7 @@ class VlmTrainer implements Trainer {
     const setup = await this.itemSetups([...this.trainItems, ...this.evalData]);
     this.samples = renderSamples(this.trainItems, setup).samples;
     this.evalSamples = renderSamples(this.evalData, setup).samples;
-    const ev = evalItems(this.evalData, { task: this.cfg.eval.task });
+    const ev = evalItems(this.evalData, { task: this.cfg.eval.task, captionPrompt: renderSetupFor(this.model).captionPrompt });
     this.task = ev.task;
     this.genItems = subsample(ev.items, this.cfg.eval.maxItems);
     const runPlan = planRun(hp, { trainSamples: this.samples.length, evalSamples: this.evalSamples.length });

@@ -132,6 +132,11 @@ test('the tiny folder: published layout, Blip2Processor prompt ids, BlipImagePro
     const r = renderConversation([{ role: 'user', content: `<image>\n${BLIP2_QUESTION}` }, { role: 'assistant', content: BLIP2_ANSWER }] as never, setup);
     assert.deepEqual(r.ids, ref.train_ids);
     assert.deepEqual(r.ids.map((x, i) => (r.lossMask[i] ? x : -100)), ref.train_labels);
+    // caption annotations train prompt-free: image tokens, </s>, the caption and "\n" (in the loss)
+    const { renderItem } = await import('../../src-main/datasets/render');
+    const [cap] = renderItem({ id: 1, annotations: [{ kind: 'caption', data: { text: 'two red circles' } }] as never, hasImage: true }, setup);
+    assert.deepEqual(cap.ids, [...ref.caption_ids, ...m.tokenizer.encode('two red circles\n', { addSpecialTokens: false })]);
+    assert.equal(cap.lossMask.indexOf(1), ref.caption_ids.length);
     const f = await m.images.process(blip2Image());
     assert.equal(f.frames, 1);
     let d = 0;

@@ -139,7 +139,7 @@ export interface VlmFamily<C extends VlmModelConfig = VlmModelConfig> {
   };
   /** A built-in chat template for folders that publish none (BLIP-2), and whether the tokenizer adds its own
    *  special tokens to the rendered text (false when the template writes them, e.g. after the image tokens). */
-  chat?: { template: string; origin: string; addSpecialTokens: boolean };
+  chat?: { template: string; origin: string; addSpecialTokens: boolean; captionPrompt?: string };
   shape(c: C, processor?: FamilyImageProcessor | null): VlmShape;
   /** GGUF export of the vision side (absent: the family cannot be exported for llama.cpp yet). */
   gguf?: VlmGgufExport<C>;

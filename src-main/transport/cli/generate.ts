@@ -7,7 +7,7 @@ import { graphCacheDirOf } from '../../storage/data-dir';
 import type { CommandContext, CommandGroup } from './command';
 import { UsageError, intArg, parse, printJson, table } from './command';
 import { ApiError } from '../../contract/errors';
-import { loadGenerator, type ChatTurn, type Generator, type GenerateOptions, type ScoreSample } from '../../models/generate';
+import { loadGenerator, renderSetupOf, type ChatTurn, type Generator, type GenerateOptions, type ScoreSample } from '../../models/generate';
 import { parseQuantScheme, type QuantScheme } from '../../models/quantize';
 import { itemConversations } from '../../datasets/conversation';
 import { parseSource } from '../../datasets/parse';
@@ -43,7 +43,7 @@ const scoreUsage = `lenslab score --model DIR [--adapter DIR] --data FILE [--jso
 
 Mean token loss (negative log-likelihood per assistant token, nats) of each sample in FILE: a LLaVA JSON, a
 messages/VQA JSON or JSONL file, a CSV, a parquet file or an image folder with metadata (anything \`lenslab import\`
-reads). Captions are scored as answers to "Describe the image.", QA pairs as a multi-turn chat.
+reads). Captions are scored as answers to "Describe the image." (BLIP-2: to no prompt), QA pairs as a multi-turn chat.
 With a BLIP VQA folder: BlipForQuestionAnswering's loss (label-smoothed) per question-answer item.
 With a CLIP / SigLIP folder: the contrastive loss of the batch of captioned images (--limit N, 32) and its
 logits matrix (text x image).
@@ -180,17 +180,19 @@ export const scoreCommand: CommandGroup = {
     }
     try {
       for (const p of parsed.problems) ctx.io.err(`${p.severity}: ${p.ref}${p.field ? ` (${p.field})` : ''}: ${p.message}`);
+      const g = await openGenerator(ctx, values.model, values.adapter);
+      // captions are scored with the model's own caption prompt (BLIP-2: none)
+      const captionPrompt = renderSetupOf(g.model).captionPrompt;
       const samples: Array<ScoreSample & { ref: string; kind: string }> = [];
       for (const item of parsed.items) {
         const image = item.image ? ('path' in item.image ? item.image.path : Buffer.from(item.image.bytes)) : null;
-        itemConversations(item.annotations, !!item.image).forEach((c, k, all) => {
+        itemConversations(item.annotations, !!item.image, { captionPrompt }).forEach((c, k, all) => {
           if (samples.length < limit) samples.push({ image, messages: c.messages, ref: all.length > 1 ? `${item.sourcePath}#${k}` : item.sourcePath, kind: c.kind });
         });
       }
-      if (samples.length === 0) throw new ApiError('invalid_request', `${values.data}: no samples with annotations to score`, 'data');
-      const g = await openGenerator(ctx, values.model, values.adapter);
       let results;
       try {
+        if (samples.length === 0) throw new ApiError('invalid_request', `${values.data}: no samples with annotations to score`, 'data');
         results = await g.score(samples);
       } catch (e) {
         throw modelErrorToApi(e, 'data');

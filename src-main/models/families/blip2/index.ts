@@ -9,7 +9,7 @@
 //
 // Prompts: BLIP-2 folders publish no chat template; the built-in one writes what Blip2Processor gives,
 // "<image>" (expanded to num_query_tokens image tokens) then "</s>" then the text: nothing for prompt-free
-// captioning, "Question: ... Answer:" for VQA. Answers are trained as " answer\n" (a space after a prompt; "\n" is
+// captioning (captions train and evaluate with no prompt), "Question: ... Answer:" for VQA. Answers are trained as " answer\n" (a space after a prompt; "\n" is
 // the published text_config.eos_token_id, as LAVIS trained BLIP-2), inside {% generation %} so the loss mask follows.
 // LoRA: PEFT's default targets for blip-2 are OPT's q_proj / v_proj; the 'projector' method is Q-Former-only
 // (qformer + language_projection, saved as modules_to_save; the query_tokens parameter is not a module, so PEFT
@@ -115,7 +115,7 @@ export const blip2Family: VlmFamily<Blip2ModelConfig> = {
     connectorModules: ['qformer', 'language_projection'],
     alternativeNames: (m) => [m],
   },
-  chat: { template: BLIP2_CHAT_TEMPLATE, origin: 'built-in BLIP-2 template', addSpecialTokens: false },
+  chat: { template: BLIP2_CHAT_TEMPLATE, origin: 'built-in BLIP-2 template', addSpecialTokens: false, captionPrompt: '' },
   shape: (c) => ({
     vision: {
       hiddenSize: c.vision.hiddenSize,
