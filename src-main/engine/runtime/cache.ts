@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import type { Graph } from '../graph/builder';
 import { DTYPE_BYTES } from '../graph/dtype';
 import { saveModel, serializeModel } from '../graph/serialize';
+import { collectGarbage } from '../../util/gc';
 
 /** Bump when the engine's graph output changes for the same key (invalidates every cached graph). */
 // 2: the LM head is a Gemm(transB) on the checkpoint-layout table (a tied embedding stored once, decoder/llama.ts
@@ -304,6 +305,8 @@ export function compileCached(cacheDir: string, key: unknown, build: () => Graph
     mkdirSync(tmp);
     try {
       saveModel(build(), join(tmp, 'model.onnx'), { externalThreshold: opts.externalThreshold });
+      // the graph and every weight it read are garbage now; collect them before a session loads the saved file
+      collectGarbage();
       writeFileSync(join(tmp, 'key.json'), stableStringify(key));
       writeFileSync(join(tmp, USED_FILE), '');
       try {
