@@ -193,3 +193,62 @@ test('COCO-Karpathy JSON: captions of one image become one item, images relative
   });
   assert.deepEqual(counts(), before, 'nothing stored');
 });
+
+test('icon-VQA: a pid that is not a folder name, or not a string or integer, is refused by name; paths never leave the root', async () => {
+  const src = fresh('icon-hostile');
+  const lines = [
+    JSON.stringify({ pid: '../../etc', question: 'q?', answer: '1' }),
+    JSON.stringify({ pid: { $ne: 1 }, question: 'q?', answer: '1' }),
+    JSON.stringify({ pid: 100, question: 'How many diamonds are there?', answer: 1 }),
+    '{"pid": "101", "question": ',
+  ];
+  await iconVqa(src, { lines });
+  const parsed = await parseSource(src);
+  try {
+    const errs = parsed.problems.filter((p) => p.severity === 'error').map(formatProblem);
+    assert.deepEqual(errs.map((e) => e.replace(/: .*$/, '')), ['train.jsonl:1.pid', 'train.jsonl:2.pid', 'train.jsonl:4']);
+    assert.match(errs[0], /"\.\.\/\.\.\/etc" is not a folder name/);
+    assert.match(errs[1], /expected a string or an integer, got object/);
+    assert.match(errs[2], /invalid JSON/);
+    // an integer pid and a numeric answer are read as the published files write them
+    const train = parsed.items.filter((it) => it.split === 'train');
+    assert.equal(train.length, 1);
+    assert.deepEqual(train[0].annotations, [{ kind: 'qa', data: { question: 'How many diamonds are there?', answer: '1' } }]);
+  } finally {
+    parsed.cleanup();
+  }
+});
+
+test('lenslab import: the three layouts, and the error of a parquet with missing image paths', async () => {
+  const { runCli } = await import('../../src-main/cli');
+  const cli = async (...argv: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) }, {});
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  };
+  const dir = join(tmp.dir, 'cli-data');
+  const icon = fresh('iconqa');
+  await iconVqa(icon);
+  let r = await cli('import', icon, '--data-dir', dir);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /Imported 6 item\(s\) with 6 label\(s\) into dataset 1 "iconqa" \(format icon-vqa\)/);
+  const football = fresh('football-dataset');
+  await hfParquet(football);
+  r = await cli('import', football, '--data-dir', dir, '--json');
+  assert.equal(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out).imported, 5);
+  const coco = fresh('coco');
+  await cocoKarpathy(coco);
+  r = await cli('import', join(coco, 'coco_karpathy_train.json'), '--data-dir', dir);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /Imported 3 item\(s\) with 4 label\(s\)/);
+  const broken = fresh('broken');
+  await hfParquetPaths(broken, false);
+  r = await cli('import', broken, '--data-dir', dir);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /train-00000-of-00001\.parquet\[0\]\.image\.path: file not found: images\/p0\.png/);
+  r = await cli('datasets', 'list', '--data-dir', dir, '--json');
+  const names = (JSON.parse(r.out) as { name: string }[]).map((d) => d.name).sort();
+  assert.deepEqual(names, ['coco_karpathy_train', 'football-dataset', 'iconqa'], 'the failed import stored no dataset');
+});

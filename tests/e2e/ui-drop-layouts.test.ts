@@ -1,7 +1,8 @@
 // The BLIP / BLIP-2 recipes' dataset layouts dropped on the Datasets page's DropZone in Chromium against
 // `lenslab serve` (upload, then import): the icon-VQA parent, its train folder and its test_data folder, a Hugging Face
 // `datasets` parquet folder (two shards, README.md card, dataset_info.json) and a COCO-Karpathy folder; a parquet
-// whose image paths do not exist fails naming file, row and column, and stores nothing.
+// whose image paths do not exist fails naming file, row and column, and stores nothing. The Train view then evaluates
+// the icon-VQA dataset on its test items and fills its form from the blip-vqa-lora preset.
 //
 // The drop is a script-made DataTransfer (no entries), as in ui-drop.test.ts: useDropImport's entry-less path keeps
 // the folders from each file's webkitRelativePath.
@@ -133,6 +134,30 @@ test('drop the icon-VQA, HF parquet and COCO-Karpathy layouts: each imports with
   assert.equal((await call(server, 'datasets.list', {})).datasets.length, before, 'nothing stored');
   assert.equal(await datasetByName('broken-parquet'), undefined);
   await page.screenshot({ path: screenshotPath('ui-drop-layouts-error') });
+
+  // the Train view on the icon-VQA dataset: no validation items, so it evaluates on the held-out test items; the
+  // blip-vqa-lora preset fills the form with editable values and says plainly when BLIP cannot be trained here
+  await page.goto(`${server.url}#/train?dataset=${icon.id}`);
+  await page.getByRole('heading', { name: 'Train', level: 1 }).waitFor();
+  await page.getByText(`This dataset has no validation items: the run evaluates on its ${ICON_TEST.length} test items`, { exact: false }).waitFor();
+  assert.equal(await page.locator('#eval-split').inputValue(), 'test');
+  await page.locator('#train-recipe').selectOption('blip-vqa-lora');
+  await page.getByText(/^Preset blip-vqa-lora:/).waitFor();
+  assert.equal(await page.getByLabel('LoRA rank', { exact: true }).inputValue(), '16');
+  assert.equal(await page.getByLabel('LoRA alpha', { exact: true }).inputValue(), '32');
+  assert.equal(Number(await page.getByLabel('Learning rate', { exact: true }).inputValue()), 4e-5);
+  assert.equal(await page.getByLabel('Batch size', { exact: true }).inputValue(), '8');
+  assert.equal(await page.getByLabel('Epochs', { exact: true }).inputValue(), '1');
+  const info = await call(server, 'system.info', {});
+  const problem = page.getByTestId('recipe-problem');
+  if (!(info.modelTypes ?? []).includes('blip')) {
+    await problem.waitFor();
+    assert.match(await problem.innerText(), /^The blip-vqa-lora preset is for BLIP models \(BlipForQuestionAnswering, config\.json model_type "blip"\)\. This version of Lenslab does not load the BLIP model family yet/);
+  }
+  // the values stay editable
+  await page.getByLabel('LoRA rank', { exact: true }).fill('8');
+  assert.equal(await page.getByLabel('LoRA rank', { exact: true }).inputValue(), '8');
+  await page.screenshot({ path: screenshotPath('ui-drop-layouts-train-preset') });
   await ui.closePage(page, { allow: /Failed to load resource|the server responded with a status of/ });
   await server.stop();
 });

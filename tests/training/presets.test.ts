@@ -121,3 +121,15 @@ test('the Train view: a preset fills the form as editable defaults and the form 
     { rank: 16, alpha: 32, dropout: 0.05, targetModules: ['query', 'key'], lr: 4e-5, batchSize: 8, epochs: 1, maxSteps: undefined },
   );
 });
+
+test('lenslab train --preset for a model of another family exits with the reason before anything is imported or started', async () => {
+  const { runCli } = await import('../../src-main/cli');
+  const err: string[] = [];
+  const code = await runCli(
+    ['train', '--preset', 'blip2-caption-lora', '--model', modelDir('llava-cli', 'llava'), '--data', join(tmp.dir, 'no-such-data'), '--out', join(tmp.dir, 'out'), '--data-dir', join(tmp.dir, 'data')],
+    { out: () => {}, err: (t) => err.push(t) },
+    {},
+  );
+  assert.notEqual(code, 0);
+  assert.match(err.join('\n'), /The blip2-caption-lora preset is for BLIP-2 models \(Blip2ForConditionalGeneration, config\.json model_type "blip-2"\)/);
+});
