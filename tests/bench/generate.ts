@@ -19,6 +19,7 @@
 //
 //   npm run bench:generate [-- --tokens 32 --skip-big --skip-smolvlm --only-smolvlm --fresh]
 //   npm run bench:generate -- --quant-only --skip-smolvlm --quantize none,int8,int4 --llama f32,q8_0,q4_0 --tokens 16
+//   npm run bench:generate -- --audio [--tokens 16]   (a 10 s clip through an audio LLM: tests/bench/generate-audio.ts)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -427,7 +428,11 @@ async function main(): Promise<void> {
   writeFileSync(join(ROOT, 'last-report.txt'), rows.join('\n\n') + '\n');
 }
 
-if (args[0] === '--child') {
+if (flag('audio')) {
+  // the audio row (10 s clip, Whisper-base + Qwen2-0.5B shapes) runs on its own: tests/bench/generate-audio.ts
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(new URL('./generate-audio.ts', import.meta.url)), ...args], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+} else if (args[0] === '--child') {
   const [, phase, modelDir, cacheDir, image, tokens, recompute] = args;
   await child(phase, modelDir, cacheDir, image, Number(tokens), Number(recompute));
 } else {

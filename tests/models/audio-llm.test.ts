@@ -193,3 +193,45 @@ test('generation with a KV cache gives the tokens of full recomputation', async 
     m.close();
   }
 });
+
+test('a WAV file at 44.1 kHz reaches the model through the media decoder (resampled to 16 kHz)', async () => {
+  const { decodeAudio } = await import('../../src-main/media/audio');
+  const rate = 44100;
+  const n = Math.round(0.5 * rate);
+  const bytes = new Uint8Array(44 + 2 * n);
+  const dv = new DataView(bytes.buffer);
+  const ascii = (o: number, s: string) => [...s].forEach((ch, i) => (bytes[o + i] = ch.charCodeAt(0)));
+  ascii(0, 'RIFF');
+  dv.setUint32(4, 36 + 2 * n, true);
+  ascii(8, 'WAVE');
+  ascii(12, 'fmt ');
+  dv.setUint32(16, 16, true);
+  dv.setUint16(20, 1, true);
+  dv.setUint16(22, 1, true);
+  dv.setUint32(24, rate, true);
+  dv.setUint32(28, 2 * rate, true);
+  dv.setUint16(32, 2, true);
+  dv.setUint16(34, 16, true);
+  ascii(36, 'data');
+  dv.setUint32(40, 2 * n, true);
+  for (let i = 0; i < n; i++) dv.setInt16(44 + 2 * i, Math.round(12000 * Math.sin((2 * Math.PI * 660 * i) / rate)), true);
+  const m = loadAudioLlm(built.dir);
+  try {
+    const raw = await decodeAudio(bytes, 'tone.wav', { sampleRate: null });
+    assert.throws(() => clipFeatures(m.features, [{ ...raw, name: 'tone.wav' }]), /tone\.wav: sample rate 44100 Hz, the model takes 16000 Hz/);
+    const clip = await decodeAudio(bytes, 'tone.wav');
+    assert.equal(clip.sampleRate, 16000);
+    const f = clipFeatures(m.features, [{ ...clip, name: 'tone.wav' }]);
+    assert.deepEqual(f.dims, [1, 80, 100]);
+    assert.deepEqual(f.warnings, []);
+    // the tone's energy lands in the mel bins around 660 Hz, in the first half second only
+    const frames = f.dims[2];
+    const col = (t: number) => Array.from({ length: 80 }, (_, b) => f.data[b * frames + t]);
+    const peak = col(20).indexOf(Math.max(...col(20)));
+    // 660 Hz = 9.9 mel (Slaney, linear below 1 kHz); 82 points over 0..45.2 mel put it near bin 16
+    assert.ok(peak >= 14 && peak <= 19, `peak mel bin ${peak}`);
+    assert.ok(Math.max(...col(80)) < Math.max(...col(20)) - 1);
+  } finally {
+    m.close();
+  }
+});
