@@ -54,6 +54,7 @@ const ids64 = (ids: number[]) => tensor('int64', [1, ids.length], BigInt64Array.
 const ones = (n: number) => tensor('int64', [1, n], new BigInt64Array(n).fill(1n));
 const vqa = [{ role: 'user', content: BLIP2_QUESTION }];
 const vqaTrain = [...vqa, { role: 'assistant', content: BLIP2_ANSWER }];
+const placeImageFirst = (msgs: Array<{ role: string; content: string }>) => msgs.map((x, i) => (i === 0 ? { ...x, content: `<image>\n${x.content}` } : x));
 
 /** Salesforce/blip2-opt-2.7b's config.json (the updated repository: image_token_index, fields at their values). */
 const OPT27 = {
@@ -168,6 +169,12 @@ test('logits match PyTorch within 1e-4; the generator gives its greedy answer an
       assert.equal(a.promptTokens, ref.input_ids.length);
       const c = await gen.generate({ image: blip2Image(), messages: [{ role: 'user', content: '' }] }, { maxNewTokens: ref.caption_greedy.length });
       assert.deepEqual(c.ids, ref.caption_greedy);
+      // chat: a follow-up question continues the same prompt (image tokens and </s> once, "\n" after each answer)
+      const follow = [...vqaTrain, { role: 'user', content: 'Question: what color is it? Answer:' }];
+      const f = await gen.generate({ image: blip2Image(), messages: follow }, { maxNewTokens: 2 });
+      const want = [...ref.input_ids.slice(0, m.config.numQueryTokens), ...m.tokenizer.encode(`${BLIP2_QUESTION} ${BLIP2_ANSWER}\nQuestion: what color is it? Answer:`)];
+      assert.equal(f.promptTokens, want.length);
+      assert.deepEqual(renderPromptIds(renderSetupOf(m), placeImageFirst(follow)), want);
       const [s] = await gen.score([{ image: blip2Image(), messages: vqaTrain }]);
       assert.ok(Math.abs(s.loss - ref.loss) < 1e-4, `score loss ${s.loss} vs ${ref.loss}`);
       assert.equal(s.tokens, ref.train_labels.filter((x) => x !== -100).length);

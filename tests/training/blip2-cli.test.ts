@@ -69,6 +69,8 @@ for (const method of ['lora', 'projector'] as const) {
     const t = await cli('train', '--model', modelDir, '--data', captions, '--out', out, ...flags, '--steps', '4', '--batch-size', '2', '--save-every', '4', '--eval-items', '2');
     assert.equal(t.code, 0, t.err);
     assert.match(t.out, /run \d+ completed: 4 steps/);
+    // frozen parts' image features are cached: after the Q-Former for LoRA, after the vision model when the Q-Former trains
+    assert.match(t.out + t.err, method === 'lora' ? /image features: computed once per image at the connector's output/ : /image features: computed once per image at the tower's output/);
     const adapter = join(out, 'final');
     assert.ok(existsSync(join(adapter, 'adapter_model.safetensors')));
     const cfg = JSON.parse(readFileSync(join(adapter, 'adapter_config.json'), 'utf8'));

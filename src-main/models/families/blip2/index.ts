@@ -83,6 +83,12 @@ export const blip2Family: VlmFamily<Blip2ModelConfig> = {
     const image = blipVisionModel(w, blip2VisionConfig(c.vision), LAYOUT.vision, pixelValues);
     return qformerFeatures(w, c.qformer, c.numQueryTokens, image);
   },
+  // the Q-Former-only method caches the vision model's output and runs the Q-Former in the training graph
+  splitFeatures: {
+    tower: (w, c, pixelValues) => blipVisionModel(w, blip2VisionConfig(c.vision), LAYOUT.vision, pixelValues),
+    towerShape: (c) => ({ tokens: c.vision.numPositions, dim: c.vision.hiddenSize }),
+    connector: (w, c, x) => qformerFeatures(w, c.qformer, c.numQueryTokens, x),
+  },
   unusedVisionTensor: () => false,
   imageProcessor(c, json, file, processorConfig) {
     const pc = parsePreprocessorConfig(json, file);
