@@ -6,7 +6,11 @@
 // batch's answer tokens). LoRA dropout is the engine's counter-based mask seeded per step (dropoutStepSeed), so a
 // run is a function of its seed. The result is a PEFT adapter folder (families/blip/adapter.ts).
 
-import { mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Value } from '../engine/graph/builder';
+import { blipTensors } from '../models/families/blip/graph';
+import { writeSafetensors } from '../models/weights/safetensors';
 import { StepExecutor, tensor } from '../engine';
 import type { ImageInput } from '../models/image-processor';
 import { DROPOUT_SEED_INPUT, dropoutStepSeed, GraphWeights, type LoraBinding } from '../models/layers';
@@ -22,6 +26,8 @@ export interface VqaTriple {
 }
 
 export interface BlipTrainOptions {
+  /** 'lora' (default): an adapter; 'full': every tensor trained (a new model folder, e.g. to pretrain a tiny base) */
+  method?: 'lora' | 'full';
   /** PEFT target_modules (default ["query", "key"]) */
   targets?: string[];
   rank?: number;
@@ -55,6 +61,8 @@ export class BlipTrainError extends Error {}
 
 export interface BlipTrainResult {
   adapter: BlipAdapter;
+  /** method 'full': every tensor after training, by published name */
+  tensors?: Map<string, Float32Array>;
   losses: number[];
   steps: number;
 }
@@ -74,9 +82,11 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
   const c = m.config;
   const R = BLIP_VQA_RECIPE;
   const targets = o.targets ?? [...R.targets];
-  let modules: string[];
+  const full = o.method === 'full';
+  if (o.method !== undefined && o.method !== 'lora' && !full) throw new BlipTrainError(`method "${o.method}" (supported: lora, full)`);
+  let modules: string[] = [];
   try {
-    modules = blipLoraModules(c, targets);
+    if (!full) modules = blipLoraModules(c, targets);
   } catch (e) {
     throw new BlipTrainError((e as Error).message);
   }
@@ -99,6 +109,11 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
     init[`${mod}.lora_A.weight`] = a;
     init[`${mod}.lora_B.weight`] = new Float32Array(out * r);
   }
+  const fullNames = full ? blipTensors(c).map((t) => t.name).filter((n) => m.weights.has(n)) : [];
+  for (const n of fullNames) {
+    params.push({ name: n, shape: m.weights.info(n).shape });
+    init[n] = Float32Array.from(m.weights.get(n));
+  }
   const acc = o.gradAccum ?? 1;
   const S = c.vision.imageSize;
   const ex = await StepExecutor.create(
@@ -107,7 +122,9 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
       forward: (g, p) => {
         const lora = new Map<string, LoraBinding>();
         for (const mod of modules) lora.set(mod, { a: p[`${mod}.lora_A.weight`], b: p[`${mod}.lora_B.weight`], scaling, dropout });
-        const w = new GraphWeights(g, m.weights, { lora });
+        const trainable: Record<string, Value> = {};
+        for (const n of fullNames) trainable[n] = p[n];
+        const w = new GraphWeights(g, m.weights, { lora, params: trainable });
         const x = {
           pv: g.input('pixel_values', 'float32', ['B', 3, S, S]),
           ids: g.input('input_ids', 'int64', ['B', 'S']),
@@ -164,10 +181,22 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
     const get = (n: string) => Float32Array.from(values[n].data as Float32Array);
     const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
     for (const mod of modules) lora.set(mod, { a: get(`${mod}.lora_A.weight`), b: get(`${mod}.lora_B.weight`) });
-    return { adapter: { r, alpha, scaling, dropout, targetModules: targets, lora }, losses, steps: total };
+    const tensors = full ? new Map(fullNames.map((n) => [n, get(n)])) : undefined;
+    return { adapter: { r, alpha, scaling, dropout, targetModules: targets, lora }, tensors, losses, steps: total };
   } finally {
     await ex.dispose();
   }
+}
+
+/** A trained model as a folder in the published layout: the tensors plus the base folder's other files. */
+export function saveBlipModel(m: BlipModel, tensors: Map<string, Float32Array>, outDir: string): void {
+  mkdirSync(outDir, { recursive: true });
+  writeSafetensors(
+    join(outDir, 'model.safetensors'),
+    [...tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: m.weights.info(name).shape, data: () => data })),
+  );
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json', 'vocab.txt'])
+    if (existsSync(join(m.dir, f))) copyFileSync(join(m.dir, f), join(outDir, f));
 }
 
 /** Train and write the PEFT adapter to outDir. */

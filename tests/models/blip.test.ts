@@ -182,3 +182,40 @@ test('bad BLIP folders and configs: errors name the file, tensor or field', () =
   );
   assert.throws(() => parseBlipConfig({ model_type: 'blip', text_config: { label_smoothing: 1.5 } }, 'c.json'), /label_smoothing.*\[0, 1\)/);
 });
+
+test('BlipForConditionalGeneration: caption loss, logits and greedy captions (prompt-free and "a picture of") equal PyTorch', async () => {
+  const { BLIP_CAPTION_SEED, BLIP_CAPTIONS, BLIP_CAPTION_PROMPT } = await import('../fixtures/models/blip-cases');
+  const { buildCaptionLossGraph } = await import('../../src-main/models/families/blip/model');
+  const r = ref.caption;
+  const d = join(dir, 'caption');
+  writeTinyBlip(d, BLIP_CAPTION_SEED, { architecture: 'BlipForConditionalGeneration' });
+  assert.equal(createHash('sha256').update(readFileSync(join(d, 'model.safetensors'))).digest('hex'), r.model_sha256);
+  const m = loadBlip(d);
+  assert.ok(!m.weights.names().some((n) => n.startsWith('text_encoder.')), 'the captioning layout has no question encoder');
+  const ab = answerBatch(m, BLIP_CAPTIONS);
+  assert.deepEqual(rows(ab.ids, ab.length), r.input_ids);
+  assert.deepEqual(m.tokenizer.encode(BLIP_CAPTION_PROMPT), r.prompt_ids);
+  const runner = new BlipRunner(m);
+  const lo = await runner.captionLoss(blipImages(), BLIP_CAPTIONS);
+  assert.ok(Math.abs(lo.loss - r.loss) < 1e-4, `loss ${lo.loss} vs ${r.loss}`);
+  lo.items.forEach((v, i) => assert.ok(Math.abs(v - r.item_losses[i]) < 1e-4, `item ${i}: ${v} vs ${r.item_losses[i]}`));
+  const free = await runner.caption(blipImages());
+  assert.deepEqual(free.map((x) => x.tokens), r.greedy);
+  const prompted = await runner.caption(blipImages(), BLIP_CAPTION_PROMPT);
+  assert.deepEqual(prompted.map((x) => x.tokens), r.greedy_prompt);
+  assert.ok(prompted[0].answer.startsWith('a picture of'), prompted[0].answer);
+  await assert.rejects(runner.answer(blipImages(), BLIP_CAPTIONS), /BlipForConditionalGeneration writes captions; questions need BlipForQuestionAnswering/);
+  await runner.release();
+  const S = m.config.vision.imageSize;
+  const pv = await blipPixelValues(m, blipImages());
+  const s = await Session.create(serializeModel(buildCaptionLossGraph(m)).model, { threads: 2 });
+  const out = await s.run({
+    pixel_values: tensor('float32', [2, 3, S, S], pv.data),
+    input_ids: tensor('int64', [2, ab.length], ab.ids),
+    attention_mask: tensor('int64', [2, ab.length], ab.mask),
+    labels: tensor('int64', [2, ab.length], ab.labels),
+  });
+  await s.dispose();
+  assert.ok(maxDiff(out.logits.data as Float32Array, r.logits) < 1e-4, 'caption logits');
+  m.close();
+});

@@ -178,7 +178,7 @@ export function questionBatch(m: BlipModel, questions: readonly string[]): IdBat
   return b;
 }
 
-/** Answers as decoder input ids ([bos] answer [SEP]) and labels (-100 at padding). */
+/** Answers (VQA) or captions (captioning) as decoder input ids ([bos] text [SEP]) and labels (-100 at padding). */
 export function answerBatch(m: BlipModel, answers: readonly string[]): IdBatch & { labels: BigInt64Array } {
   const warnings: string[] = [];
   const rows = answers.map((a, i) => {
@@ -232,11 +232,14 @@ export function buildQuestionGraph(m: BlipModel, o: BlipGraphOptions = {}): Grap
   return g;
 }
 
-/** decoder_input_ids, question_embeds, question_mask -> logits of the last position [B, V] (greedy steps). */
+/**
+ * decoder_input_ids, question_embeds, question_mask -> logits of the last position [B, V] (greedy steps). The encoder
+ * states are the question (VQA) or the image embeddings (captioning); the input keeps the VQA name.
+ */
 export function buildAnswerStepGraph(m: BlipModel, o: BlipGraphOptions = {}): Graph {
   const g = new Graph('blip-answer-step');
   const w = weightsOf(g, m, o);
-  const D = m.config.text.hiddenSize;
+  const D = m.config.text.encoderHiddenSize; // the question (VQA: = hidden_size) or the image (captioning)
   const V = m.config.text.vocabSize;
   const ids = g.input('decoder_input_ids', 'int64', ['B', 'T']);
   const q = g.input('question_embeds', w.dtype, ['B', 'S', D]);
@@ -272,6 +275,51 @@ export function buildVqaLossGraph(m: BlipModel, o: BlipGraphOptions = {}): Graph
   return g;
 }
 
+/** pixel_values -> image_embeds [B, 1 + patches, D] (what the captioning decoder attends to). */
+export function buildImageGraph(m: BlipModel, o: BlipGraphOptions = {}): Graph {
+  const g = new Graph('blip-image');
+  const w = weightsOf(g, m, o);
+  const S = m.config.vision.imageSize;
+  g.output(blipImageEmbeds(w, m.config, g.input('pixel_values', w.dtype, ['B', 3, S, S])), 'image_embeds');
+  return g;
+}
+
+export interface CaptionInputs {
+  pv: import('../../../engine/graph/builder').Value;
+  ids: import('../../../engine/graph/builder').Value;
+  mask: import('../../../engine/graph/builder').Value;
+  labels: import('../../../engine/graph/builder').Value;
+}
+
+/** BlipForConditionalGeneration's forward + loss: the decoder over the caption, cross-attending to the image. */
+export function captionForward(w: GraphWeights, c: BlipConfig, x: CaptionInputs) {
+  const g = w.g;
+  const logits = blipDecoderLogits(w, c, x.ids, x.mask, blipImageEmbeds(w, c, x.pv), null);
+  const loss = blipLmLoss(w, c, logits, x.labels);
+  const rows = g.op1('Reshape', [loss.perTarget, g.op1('Concat', [g.op1('Shape', [x.ids], { end: 1 }), g.ints([-1])], { axis: 0 })]);
+  const rowLoss = g.op1('ReduceSum', [rows, g.ints([1])], { keepdims: 0 });
+  return { logits, loss, rowLoss };
+}
+
+/** Captioning loss graph: pixel_values, input_ids, attention_mask, labels -> logits, loss, loss_sum, loss_count, row_loss. */
+export function buildCaptionLossGraph(m: BlipModel, o: BlipGraphOptions = {}): Graph {
+  const g = new Graph('blip-caption-loss');
+  const w = weightsOf(g, m, o);
+  const S = m.config.vision.imageSize;
+  const out = captionForward(w, m.config, {
+    pv: g.input('pixel_values', w.dtype, ['B', 3, S, S]),
+    ids: g.input('input_ids', 'int64', ['B', 'T']),
+    mask: g.input('attention_mask', 'int64', ['B', 'T']),
+    labels: g.input('labels', 'int64', ['B', 'T']),
+  });
+  g.output(out.logits, 'logits');
+  g.output(out.loss.mean, 'loss');
+  g.output(out.loss.sum, 'loss_sum');
+  g.output(out.loss.count, 'loss_count');
+  g.output(out.rowLoss, 'row_loss');
+  return g;
+}
+
 export interface VqaInputs {
   pv: import('../../../engine/graph/builder').Value;
   ids: import('../../../engine/graph/builder').Value;
@@ -293,6 +341,15 @@ export function vqaForward(w: GraphWeights, c: BlipConfig, x: VqaInputs) {
   return { logits, loss, rowLoss };
 }
 
+/** Each row's loss sum over its targets / its target count. */
+function itemMeans(rows: Float32Array, ab: { labels: BigInt64Array; length: number }): number[] {
+  return Array.from(rows, (s, b) => {
+    let n = 0;
+    for (let t = 1; t < ab.length; t++) if (ab.labels[b * ab.length + t] !== -100n) n++;
+    return s / Math.max(n, 1);
+  });
+}
+
 export interface BlipAnswer {
   answer: string;
   /** generated ids after the bos, up to and including [SEP] when it came */
@@ -310,31 +367,95 @@ export class BlipRunner {
   private question: Session | null = null;
   private step: Session | null = null;
   private lossSession: Session | null = null;
+  private image: Session | null = null;
+  private captionLossSession: Session | null = null;
   constructor(
     readonly model: BlipModel,
     private o: BlipRunnerOptions = {},
   ) {}
 
-  private async session(which: 'question' | 'step' | 'loss'): Promise<Session> {
+  private async session(which: 'question' | 'step' | 'loss' | 'image' | 'captionLoss'): Promise<Session> {
     const o = this.o;
-    const build = which === 'question' ? buildQuestionGraph : which === 'step' ? buildAnswerStepGraph : buildVqaLossGraph;
+    const builders = { question: buildQuestionGraph, step: buildAnswerStepGraph, loss: buildVqaLossGraph, image: buildImageGraph, captionLoss: buildCaptionLossGraph };
     const key = o.cacheKey === undefined ? undefined : { which, key: o.cacheKey };
-    const s = await Session.create(modelSource(() => build(this.model, o), { cacheDir: o.cacheDir, key }), { threads: o.threads ?? 2 });
+    const s = await Session.create(modelSource(() => builders[which](this.model, o), { cacheDir: o.cacheDir, key }), { threads: o.threads ?? 2 });
     if (which === 'question') this.question = s;
     else if (which === 'step') this.step = s;
-    else this.lossSession = s;
+    else if (which === 'loss') this.lossSession = s;
+    else if (which === 'image') this.image = s;
+    else this.captionLossSession = s;
     return s;
+  }
+
+  /** Greedy from `start` attending to `enc` [1, L, D]: ids after start, up to [SEP] or maxLength in all. */
+  private async greedy(enc: import('onnxruntime-node').Tensor, start: number[], maxLength: number): Promise<number[]> {
+    const c = this.model.config;
+    const st = this.step ?? (await this.session('step'));
+    const L = Number(enc.dims[1]);
+    const encMask = tensor('int64', [1, L], new BigInt64Array(L).fill(1n));
+    const ids = [...start];
+    while (ids.length < maxLength) {
+      const s = await st.run({ decoder_input_ids: tensor('int64', [1, ids.length], BigInt64Array.from(ids.map(BigInt))), question_embeds: enc, question_mask: encMask });
+      const lg = s.logits.data as Float32Array;
+      let best = 0;
+      for (let v = 1; v < lg.length; v++) if (lg[v] > lg[best]) best = v;
+      ids.push(best);
+      if (best === c.text.sepTokenId) break;
+    }
+    return ids.slice(start.length);
+  }
+
+  private text(ids: number[]): string {
+    // ids past the tokenizer's (a vocab_size padded beyond it) have no text: skipped, as a fast tokenizer's decode does
+    return this.model.tokenizer.decode(ids.filter((t) => t < this.model.tokenizer.vocabSize), { skipSpecialTokens: true }).trim();
+  }
+
+  /**
+   * Captions (BlipForConditionalGeneration.generate): greedy from [bos] (+ the prompt's tokens, "a picture of"
+   * style, its [CLS] replaced by bos and its final [SEP] dropped) to [SEP] or max_length 20 counting the prompt.
+   * `text` is the prompt and the continuation, as transformers decodes the whole sequence.
+   */
+  async caption(images: readonly ImageInput[], prompt = '', o: { maxLength?: number } = {}): Promise<Array<BlipAnswer & { promptTokens: number }>> {
+    const c = this.model.config;
+    if (c.architecture !== 'BlipForConditionalGeneration') throw new BlipError(`${this.model.dir}: ${c.architecture} answers questions; captions need BlipForConditionalGeneration`);
+    const is = this.image ?? (await this.session('image'));
+    const S = c.vision.imageSize;
+    const start = prompt ? this.model.tokenizer.encode(prompt).slice(0, -1) : [c.text.bosTokenId];
+    start[0] = c.text.bosTokenId;
+    const out: Array<BlipAnswer & { promptTokens: number }> = [];
+    for (const img of images) {
+      const pv = await blipPixelValues(this.model, [img]);
+      const r = await is.run({ pixel_values: tensor('float32', [1, 3, S, S], pv.data) });
+      const tokens = await this.greedy(r.image_embeds, start, o.maxLength ?? 20);
+      out.push({ answer: this.text([...start.slice(1), ...tokens]), tokens, promptTokens: start.length });
+    }
+    return out;
+  }
+
+  /** Captioning losses of (image, caption) pairs: the batch's mean and each item's token mean. */
+  async captionLoss(images: readonly ImageInput[], captions: readonly string[]): Promise<{ loss: number; sum: number; count: number; items: number[] }> {
+    if (images.length !== captions.length) throw new BlipError(`${images.length} image(s) for ${captions.length} caption(s): they pair up one to one`);
+    const ls = this.captionLossSession ?? (await this.session('captionLoss'));
+    const S = this.model.config.vision.imageSize;
+    const pv = await blipPixelValues(this.model, images);
+    const ab = answerBatch(this.model, captions);
+    const r = await ls.run({
+      pixel_values: tensor('float32', [pv.n, 3, S, S], pv.data),
+      input_ids: tensor('int64', [ab.batch, ab.length], ab.ids),
+      attention_mask: tensor('int64', [ab.batch, ab.length], ab.mask),
+      labels: tensor('int64', [ab.batch, ab.length], ab.labels),
+    });
+    return { loss: (r.loss.data as Float32Array)[0], sum: (r.loss_sum.data as Float32Array)[0], count: (r.loss_count.data as Float32Array)[0], items: itemMeans(r.row_loss.data as Float32Array, ab) };
   }
 
   /** Greedy answers, one per (image, question) pair. */
   async answer(images: readonly ImageInput[], questions: readonly string[], o: { maxLength?: number } = {}): Promise<BlipAnswer[]> {
     if (images.length !== questions.length) throw new BlipError(`${images.length} image(s) for ${questions.length} question(s): they pair up one to one`);
     const c = this.model.config;
+    if (c.architecture !== 'BlipForQuestionAnswering') throw new BlipError(`${this.model.dir}: ${c.architecture} writes captions; questions need BlipForQuestionAnswering`);
     const out: BlipAnswer[] = [];
     const qs = this.question ?? (await this.session('question'));
-    const st = this.step ?? (await this.session('step'));
     const S = c.vision.imageSize;
-    const maxLength = o.maxLength ?? 20;
     for (let i = 0; i < images.length; i++) {
       const pv = await blipPixelValues(this.model, [images[i]]);
       const qb = questionBatch(this.model, [questions[i]]);
@@ -343,21 +464,9 @@ export class BlipRunner {
         input_ids: tensor('int64', [1, qb.length], qb.ids),
         attention_mask: tensor('int64', [1, qb.length], qb.mask),
       });
-      const qe = r.question_embeds;
-      const qmask = new BigInt64Array(qb.length).fill(1n); // generate passes an all-ones question mask
-      const ids = [c.text.bosTokenId];
-      while (ids.length < maxLength) {
-        const s = await st.run({ decoder_input_ids: tensor('int64', [1, ids.length], BigInt64Array.from(ids.map(BigInt))), question_embeds: qe, question_mask: tensor('int64', [1, qb.length], qmask) });
-        const lg = s.logits.data as Float32Array;
-        let best = 0;
-        for (let v = 1; v < lg.length; v++) if (lg[v] > lg[best]) best = v;
-        ids.push(best);
-        if (best === c.text.sepTokenId) break;
-      }
-      const tokens = ids.slice(1);
-      // ids past the tokenizer's (a vocab_size padded beyond it) have no text: skipped, as a fast tokenizer's decode does
-      const known = tokens.filter((t) => t < this.model.tokenizer.vocabSize);
-      out.push({ answer: this.model.tokenizer.decode(known, { skipSpecialTokens: true }).trim(), tokens });
+      // generate passes an all-ones question mask (one unpadded question here)
+      const tokens = await this.greedy(r.question_embeds, [c.text.bosTokenId], o.maxLength ?? 20);
+      out.push({ answer: this.text(tokens), tokens });
     }
     return out;
   }
@@ -379,18 +488,10 @@ export class BlipRunner {
       decoder_attention_mask: tensor('int64', [ab.batch, ab.length], ab.mask),
       labels: tensor('int64', [ab.batch, ab.length], ab.labels),
     });
-    const rows = r.row_loss.data as Float32Array;
-    const items = Array.from(rows, (s, b) => {
-      let n = 0;
-      for (let t = 1; t < ab.length; t++) if (ab.labels[b * ab.length + t] !== -100n) n++;
-      return s / Math.max(n, 1);
-    });
-    return { loss: (r.loss.data as Float32Array)[0], sum: (r.loss_sum.data as Float32Array)[0], count: (r.loss_count.data as Float32Array)[0], items };
+    return { loss: (r.loss.data as Float32Array)[0], sum: (r.loss_sum.data as Float32Array)[0], count: (r.loss_count.data as Float32Array)[0], items: itemMeans(r.row_loss.data as Float32Array, ab) };
   }
 
   async release(): Promise<void> {
-    await this.question?.dispose();
-    await this.step?.dispose();
-    await this.lossSession?.dispose();
+    for (const x of [this.question, this.step, this.lossSession, this.image, this.captionLossSession]) await x?.dispose();
   }
 }
