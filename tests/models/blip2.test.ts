@@ -172,7 +172,7 @@ test('logits match PyTorch within 1e-4; the generator gives its greedy answer an
       // chat: a follow-up question continues the same prompt (image tokens and </s> once, "\n" after each answer)
       const follow = [...vqaTrain, { role: 'user', content: 'Question: what color is it? Answer:' }];
       const f = await gen.generate({ image: blip2Image(), messages: follow }, { maxNewTokens: 2 });
-      const want = [...ref.input_ids.slice(0, m.config.numQueryTokens), ...m.tokenizer.encode(`${BLIP2_QUESTION} ${BLIP2_ANSWER}\nQuestion: what color is it? Answer:`)];
+      const want = [...ref.input_ids.slice(0, m.numImageTokens), ...m.tokenizer.encode(`${BLIP2_QUESTION} ${BLIP2_ANSWER}\nQuestion: what color is it? Answer:`)];
       assert.equal(f.promptTokens, want.length);
       assert.deepEqual(renderPromptIds(renderSetupOf(m), placeImageFirst(follow)), want);
       const [s] = await gen.score([{ image: blip2Image(), messages: vqaTrain }]);
