@@ -142,7 +142,7 @@ class VlmTrainer implements Trainer {
   private dataHash = '';
   private _step = 0;
   private cacheKey: unknown = null;
-  /** Wall time of the training steps' phases outside the executor: 'batch', 'images', 'feeds'. */
+  /** Wall time of the training steps' phases outside the executor: 'batch', 'images', 'vision', 'feeds'. */
   private readonly timer = new PhaseTimer();
   /** Where image features are cached (models/program.ts featureCacheLayer), or null: pixels go into the step. */
   private featureLayer: FeatureLayer | null = null;
@@ -152,6 +152,7 @@ class VlmTrainer implements Trainer {
   private vision: RunSession | null = null;
   /** Runs of the vision program and the images they computed (features cached). */
   readonly visionCalls = { runs: 0, images: 0 };
+  private visionMs = 0;
 
   constructor(
     private readonly cfg: VlmConfig,
@@ -338,7 +339,9 @@ class VlmTrainer implements Trainer {
       all.set(p, at);
       at += p.length;
     }
+    const tv = performance.now();
     const r = await this.vision.run({ pixel_values: tensor('float32', [all.length / size, v.numChannels, v.imageSize, v.imageSize], all) });
+    this.visionMs += performance.now() - tv;
     this.visionCalls.runs++;
     this.visionCalls.images += pxs.length;
     const f = r[IMAGE_FEATURES_INPUT];
@@ -391,9 +394,12 @@ class VlmTrainer implements Trainer {
   }
 
   private async featureFeeds(b: Batch, paths: string[], ti: number): Promise<Feeds> {
+    const v0 = this.visionMs;
     const feats = await this.imageFeatures(paths);
     const tf = performance.now();
-    this.timer.add('images', tf - ti);
+    // 'images': decoding, hashing, cache reads and writes; 'vision': the vision program's runs
+    this.timer.add('vision', this.visionMs - v0);
+    this.timer.add('images', tf - ti - (this.visionMs - v0));
     const { tokens, dim } = featureShape(this.model.config, this.featureLayer!);
     const frames = Math.max(1, feats.reduce((a, f) => a + f.dims[0], 0)); // N >= 1: an unused zero frame when no row has an image
     const x = new Float32Array(frames * tokens * dim);

@@ -1,4 +1,4 @@
-// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --skip-large --skip-variants --batch-demo 16 --batch-large 2]
+// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --skip-large --skip-variants --skip-cache --batch-demo 16 --batch-large 2]
 //
 // LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
 // step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
@@ -14,7 +14,9 @@
 // RSS is that process's. Also printed: the memory estimate Lenslab shows before a run (training/memory.ts) next to
 // the measured peak, where each model's step time goes (trainer.phases(): batch, images, feeds, step.prep/run/post),
 // and for the demo two variants (--skip-variants): ORT's spinning threads instead of the trainer's sleeping ones, and
-// whole steps through the job driver (progress events journaled as a job process does). Models and data are generated once into <os tmp>/lenslab-bench-train.
+// whole steps through the job driver (progress events journaled as a job process does). With the image-feature cache
+// (--skip-cache to leave out): 2 epochs over batch x min(steps, 5) samples, the median step of epoch 1 (features
+// computed) vs epoch 2 (read back); the other rows run the whole step, vision tower included, as PyTorch does. Models and data are generated once into <os tmp>/lenslab-bench-train.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -23,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
 import { SMOLVLM_256M, writeTinyIdefics3 } from '../../src-main/models/demo/tiny-idefics3';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
-import { writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
+import { readSnapshot, writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
 import { formatBytes } from '../../src-main/training/memory';
 import { formatPhases, PhaseTimer, type PhaseTotals } from '../../src-main/util/phase-timer';
 
@@ -46,6 +48,11 @@ interface WorkerInput {
   spin?: boolean;
   /** Time whole steps through the job driver (jobs/driver.ts: progress events journaled as a job does). */
   driver?: boolean;
+  /**
+   * Image-feature cache: 2 epochs over the first batchSize x steps samples with the cache on (a fresh folder), the
+   * step times of each epoch (epoch 1 runs the vision program, epoch 2 reads cached features).
+   */
+  cacheEpochs?: boolean;
 }
 interface WorkerOutput {
   initMs: number;
@@ -59,6 +66,9 @@ interface WorkerOutput {
   params: { total: number; trainable: number };
   /** Summed phase times of the timed steps (trainer.phases()), and their count. */
   phases?: PhaseTotals;
+  /** cacheEpochs: each step's epoch (0-based) and the images the vision program computed. */
+  epochs?: number[];
+  visionImages?: number;
 }
 
 // ------------------------------------------------------------------------------------------------ worker (child)
@@ -81,14 +91,24 @@ async function worker(input: WorkerInput): Promise<void> {
       rank: 16,
       alpha: 32,
       dropout: 0,
-      maxSteps: input.warmup + input.steps,
+      ...(input.cacheEpochs ? { epochs: 2 } : { maxSteps: input.warmup + input.steps }),
       batchSize: input.batchSize,
       saveEvery: 0,
       evalEvery: 0,
       lr: 1e-4,
     },
     eval: { maxItems: 1 },
+    // the whole step, vision tower included (as PyTorch's), unless the cache is what is measured
+    featureCache: !!input.cacheEpochs,
   };
+  const epochs: number[] = [];
+  if (input.cacheEpochs) {
+    const snap = readSnapshot(input.data);
+    snap.items = snap.items.slice(0, input.batchSize * input.steps);
+    config.data.file = join(mkdtempSync(join(tmpdir(), 'lenslab-bench-data-')), 'data.json');
+    writeSnapshot(config.data.file, snap);
+    process.env.LENSLAB_FEATURE_CACHE = mkdtempSync(join(tmpdir(), 'lenslab-bench-features-'));
+  }
   const check = vlmTrainerModule.validateConfig(config);
   const out = mkdtempSync(join(tmpdir(), 'lenslab-bench-run-'));
   const ms: number[] = [];
@@ -97,6 +117,7 @@ async function worker(input: WorkerInput): Promise<void> {
   let tokens = 0;
   let initMs = 0;
   let phases: PhaseTotals | undefined;
+  let visionImages: number | undefined;
   if (input.driver) {
     // the job process's loop: progress events journaled to events.jsonl (jobs/entry.ts), the final evaluation and
     // checkpoint after the timed steps; a step is the time between two progress events
@@ -125,18 +146,22 @@ async function worker(input: WorkerInput): Promise<void> {
     await trainer.init(null);
     initMs = performance.now() - t0;
     let base: PhaseTotals | undefined;
-    for (let i = 0; i < input.warmup + input.steps; i++) {
-      if (i === input.warmup) base = trainer.phases?.();
+    const warm = input.cacheEpochs ? 0 : input.warmup;
+    const total = input.cacheEpochs ? trainer.plan.totalSteps : input.warmup + input.steps;
+    for (let i = 0; i < total; i++) {
+      if (i === warm) base = trainer.phases?.();
       const t = performance.now();
       const r = await trainer.trainStep();
       const dt = performance.now() - t;
       losses.push(r.loss);
-      if (i >= input.warmup) {
+      if (i >= warm) {
         ms.push(dt);
+        epochs.push(r.epoch ?? 0);
         samples += r.samples;
         tokens += r.tokens;
       }
     }
+    visionImages = (trainer as unknown as { visionCalls?: { images: number } }).visionCalls?.images;
     const after = trainer.phases?.();
     if (after && base) {
       const p = new PhaseTimer();
@@ -160,7 +185,10 @@ async function worker(input: WorkerInput): Promise<void> {
     imageTokens: (cfg.vision_config.image_size / cfg.vision_config.patch_size) ** 2,
     params: { total: m.params.vision + m.params.projector + m.params.decoder, trainable: m.params.trainable },
     phases,
+    epochs,
+    visionImages,
   };
+  if (input.cacheEpochs) rmSync(process.env.LENSLAB_FEATURE_CACHE!, { recursive: true, force: true });
   process.stdout.write(`${JSON.stringify(res)}\n`);
 }
 
@@ -309,6 +337,17 @@ async function main(): Promise<void> {
         const st = median(v.ms);
         rows.push([m.name, label, '', `B${m.batch} T${seq}`, `${st.toFixed(0)} ms`, ((m.batch / st) * 1000).toFixed(2), formatBytes(v.peakRss), `${(st / oursStep).toFixed(2)}x the default step`]);
       }
+    }
+    if (!has('skip-cache') && m.family !== 'idefics3') {
+      // epoch 1 computes each image's features once (vision program + step without the tower); epoch 2 reads them
+      process.stderr.write(`[${m.name}] lenslab, feature cache over 2 epochs ...\n`);
+      const k = Math.max(3, Math.min(steps, 5));
+      const c = runWorker({ model: m.dir, data, batchSize: m.batch, steps: k, warmup: 0, threads, cacheEpochs: true });
+      const e1 = median(c.ms.filter((_, i) => c.epochs![i] === 0));
+      const e2 = median(c.ms.filter((_, i) => c.epochs![i] === 1));
+      rows.push([m.name, 'lenslab, feature cache: epoch 1', '', `B${m.batch} T${seq}`, `${e1.toFixed(0)} ms`, ((m.batch / e1) * 1000).toFixed(2), formatBytes(c.peakRss), `${k} steps an epoch; vision program computed ${c.visionImages} images, all in epoch 1`]);
+      rows.push([m.name, 'lenslab, feature cache: epoch 2', '', `B${m.batch} T${seq}`, `${e2.toFixed(0)} ms`, ((m.batch / e2) * 1000).toFixed(2), '', `epoch 1 / epoch 2 step time ${(e1 / e2).toFixed(2)}x; whole step without the cache ${(oursStep / e2).toFixed(2)}x epoch 2's`]);
+      if (c.phases) notes.push(`${m.name} step phases with the feature cache, both epochs: ${formatPhases(c.phases, c.ms.length)}`);
     }
     if (has('skip-torch') || m.family === 'idefics3') continue;
     process.stderr.write(`[${m.name}] pytorch ...\n`);

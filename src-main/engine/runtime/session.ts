@@ -2,7 +2,7 @@
 // that check feeds by name.
 
 import * as ort from 'onnxruntime-node';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -35,6 +35,11 @@ export interface SessionOptions {
    * Default: LENSLAB_ORT_SPIN (1/0) when set, else ORT's default.
    */
   spin?: boolean;
+  /**
+   * Write ORT's profile (chrome-trace JSON, one event per node run) with this file prefix; it is written when the
+   * session is disposed. Default: LENSLAB_ORT_PROFILE=<folder> profiles every session into that folder.
+   */
+  profilePrefix?: string;
   /** Raw ORT session config entries (session.* keys). */
   config?: Record<string, string>;
   /** Write the graph as ORT optimized it here (to check which fusions fired). */
@@ -114,6 +119,16 @@ function extraConfig(opts: SessionOptions): { extra?: Record<string, string> } {
   return Object.keys(entries).length ? { extra: entries } : {};
 }
 
+export const PROFILE_ENV = 'LENSLAB_ORT_PROFILE';
+
+function profiling(opts: SessionOptions): { enableProfiling?: boolean; profileFilePrefix?: string } {
+  const dir = process.env[PROFILE_ENV]?.trim();
+  const prefix = opts.profilePrefix ?? (dir ? join(dir, 'ort') : undefined);
+  if (!prefix) return {};
+  if (dir) mkdirSync(dir, { recursive: true });
+  return { enableProfiling: true, profileFilePrefix: prefix };
+}
+
 export class Session {
   private constructor(
     readonly inner: ort.InferenceSession,
@@ -123,6 +138,9 @@ export class Session {
     readonly fallback: string | null,
     readonly source: string,
   ) {}
+
+  /** Whether ORT profiles this session (profilePrefix / LENSLAB_ORT_PROFILE): the profile is written on dispose. */
+  private profiled = false;
 
   private inputSet: Set<string> | null = null;
 
@@ -151,6 +169,7 @@ export class Session {
       executionMode: 'sequential',
       logSeverityLevel: opts.logSeverity ?? 3,
       ...extraConfig(opts),
+      ...profiling(opts),
       ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
     };
     const warn = opts.onWarning ?? ((m: string) => console.warn(m));
@@ -167,7 +186,7 @@ export class Session {
         fallback = `execution provider '${want}' is not installed (README, "GPU": npm rebuild onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12); using cpu`;
       } else {
         try {
-          return new Session(await load([want, 'cpu']), want, null, source);
+          return Object.assign(new Session(await load([want, 'cpu']), want, null, source), { profiled: !!base.enableProfiling });
         } catch (e) {
           fallback = `execution provider '${want}' failed to start (${(e as Error).message.split('\n')[0]}); using cpu`;
         }
@@ -175,7 +194,7 @@ export class Session {
       warn(`lenslab engine: ${fallback}`);
     }
     try {
-      return new Session(await load(['cpu']), 'cpu', fallback, source);
+      return Object.assign(new Session(await load(['cpu']), 'cpu', fallback, source), { profiled: !!base.enableProfiling });
     } catch (e) {
       throw new Error(`cannot load ONNX model ${source}: ${(e as Error).message}`);
     }
@@ -205,6 +224,7 @@ export class Session {
   }
 
   async dispose(): Promise<void> {
+    if (this.profiled) this.inner.endProfiling();
     await this.inner.release();
   }
 }
