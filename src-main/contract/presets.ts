@@ -16,6 +16,8 @@ export interface TrainPreset {
   architecture: string;
   /** config.json model_type values of the family. */
   modelTypes: readonly string[];
+  /** Where the app's trainer does not load the family but `lenslab train` trains it: that command. */
+  terminal?: string;
   /** Hyperparameters in the API's names (contract/hparams.ts); target module names as the family's PEFT names them. */
   hparams: {
     method: 'lora';
@@ -44,6 +46,8 @@ export const TRAIN_PRESETS: readonly TrainPreset[] = [
     familyLabel: 'BLIP',
     architecture: 'BlipForQuestionAnswering',
     modelTypes: ['blip'],
+    // BLIP VQA trains in the CLI's foreground trainer (transport/cli/blip.ts), not in runs.start
+    terminal: 'lenslab train --model BLIP_VQA_DIR --data DATA --out ADAPTER_DIR --preset blip-vqa-lora',
     hparams: { method: 'lora', rank: 16, alpha: 32, dropout: 0.05, targetModules: ['query', 'key'], lr: 4e-5, weightDecay: 0.01, schedule: 'constant', clipNorm: 0, batchSize: 8, epochs: 1 },
   },
   {
@@ -67,16 +71,17 @@ export function presetById(id: string): TrainPreset | undefined {
 
 /**
  * Why this preset cannot train here, in words (null: it can). `loadedModelTypes`: the config.json model_type values
- * this build loads (undefined: not known, not checked); `modelType`: the chosen model's, when one is chosen.
+ * the trainer loads (undefined: not known, not checked); `modelType`: the chosen model's, when one is chosen.
  */
 export function presetProblem(p: TrainPreset, o: { loadedModelTypes?: readonly string[]; modelType?: string | null; modelLabel?: string } = {}): string | null {
   const needs = `${p.familyLabel} models (${p.architecture}, config.json model_type "${p.modelTypes[0]}")`;
-  const loaded = o.loadedModelTypes === undefined || p.modelTypes.some((t) => o.loadedModelTypes!.includes(t));
-  const targetsKnown = p.hparams.targetModules.every((t) => (LORA_TARGETS as readonly string[]).includes(t));
-  if (!loaded || !targetsKnown) return `The ${p.id} preset is for ${needs}. This version of Lenslab does not load the ${p.familyLabel} model family yet, so it cannot train with this preset.`;
   if (o.modelType != null && !p.modelTypes.includes(o.modelType))
     return `The ${p.id} preset is for ${needs}; the chosen model${o.modelLabel ? ` (${o.modelLabel})` : ''} is model_type "${o.modelType}". Choose a ${p.familyLabel} model to use it.`;
-  return null;
+  const loaded = o.loadedModelTypes === undefined || p.modelTypes.some((t) => o.loadedModelTypes!.includes(t));
+  const targetsKnown = p.hparams.targetModules.every((t) => (LORA_TARGETS as readonly string[]).includes(t));
+  if (loaded && targetsKnown) return null;
+  if (p.terminal) return `The ${p.id} preset is for ${needs}. The app cannot train ${p.familyLabel} models yet; train them from a terminal: ${p.terminal}`;
+  return `The ${p.id} preset is for ${needs}. This version of Lenslab does not load the ${p.familyLabel} model family yet, so it cannot train with this preset.`;
 }
 
 /** The preset as `lenslab train` flags (the CLI merges the user's flags over them). */
