@@ -81,6 +81,7 @@ export const LINT_RULES = [
   'duplicate_image',
   'duplicate_sample',
   'near_duplicate_caption',
+  'near_duplicate_image',
   'too_long',
   'render_error',
   'unlabeled',
@@ -262,6 +263,12 @@ export const datasetsIoMethods = defineMethods({
       modelId: Id.optional(),
       /** Override the model's context length. */
       contextLength: z.int().positive().optional(),
+      /** Find near-duplicate images with this CLIP / SigLIP model (models table id): their embeddings' cosine. */
+      imageModelId: Id.optional(),
+      /** A contrastive adapter of imageModelId. */
+      imageAdapter: AdapterRef.optional(),
+      /** Cosine at or above which two different images are near-duplicates (default 0.95). */
+      nearDuplicateImageThreshold: z.number().gt(0).max(1).optional(),
     }),
     output: z.object({
       datasetId: Id,

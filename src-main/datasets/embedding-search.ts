@@ -83,8 +83,9 @@ export interface SearchItem {
 export function searchItemsOf(db: Database, datasetId: number): SearchItem[] {
   const rows = db
     .prepare('SELECT id, image_hash, image_ext FROM items WHERE dataset_id = ? AND image_hash IS NOT NULL ORDER BY position, id')
-    .all(datasetId) as Array<{ id: number; image_hash: string; image_ext: string | null }>;
-  return rows.map((r) => ({ id: r.id, image: { hash: r.image_hash, ext: r.image_ext ?? 'bin' } }));
+    .raw()
+    .all(datasetId) as Array<[number, string, string | null]>;
+  return rows.map((r) => ({ id: r[0], image: { hash: r[1], ext: r[2] ?? 'bin' } }));
 }
 
 export function searchDataset(db: Database, dataDir: string, datasetId: number, o: SearchOptions, hooks: SearchHooks = {}): Promise<SearchResult> {
@@ -111,6 +112,7 @@ interface Warm {
   cache: Cache;
   timer: ReturnType<typeof setTimeout> | null;
   busy: Promise<unknown>;
+  index?: ItemIndex;
 }
 let warm: Warm | null = null;
 
@@ -129,7 +131,7 @@ export function releaseSearchModel(): Promise<void> {
   return dropWarm();
 }
 
-async function warmFor(dataDir: string, o: SearchOptions): Promise<Warm> {
+async function warmFor(dataDir: string, o: EmbedOptions): Promise<Warm> {
   const key = `${resolve(dataDir)}\0${embeddingCacheKey(o.model, o.adapter)}`;
   if (warm?.key === key) return warm;
   await dropWarm();
@@ -146,7 +148,7 @@ async function warmFor(dataDir: string, o: SearchOptions): Promise<Warm> {
   }
 }
 
-function cacheDirOf(dataDir: string, o: SearchOptions): string {
+function cacheDirOf(dataDir: string, o: EmbedOptions): string {
   return join(dataDir, 'cache', 'embeddings', embeddingCacheKey(o.model, o.adapter));
 }
 
@@ -168,42 +170,170 @@ export async function searchImages(dataDir: string, items: readonly SearchItem[]
   }
 }
 
-async function query(w: Warm, dataDir: string, items: readonly SearchItem[], o: SearchOptions, hooks: SearchHooks): Promise<SearchResult> {
+/** Embed the items' images the cache lacks (written to the cache as it goes); returns how many were embedded. */
+async function ensureVectors(w: Warm, dataDir: string, items: readonly SearchItem[], o: SearchOptions | EmbedOptions, hooks: SearchHooks): Promise<number> {
   const cache = w.cache;
   const cacheDir = cacheDirOf(dataDir, o);
-  const getRunner = async () => (w.runner ??= await ContrastiveRunner.create(w.model, { adapter: w.adapter }));
   const missing = [...new Map(items.filter((it) => !cache.vectors.has(it.image.hash)).map((it) => [it.image.hash, it.image])).values()];
-  if (o.itemId !== undefined && !items.some((x) => x.id === o.itemId)) throw new Error(`search: item ${o.itemId} is not an image item of this dataset`);
-  if (missing.length) {
-    const runner = await getRunner();
-    hooks.onProgress?.(0, missing.length);
-    let sinceWrite = 0;
-    try {
-      for (let i = 0; i < missing.length; i += CHUNK) {
-        if (hooks.signal?.aborted) throw new Error('search: cancelled');
-        const part = missing.slice(i, i + CHUNK);
-        const e = await embedAll(runner, part.map((im) => imagePath(dataDir, im.hash, im.ext)), [], CHUNK);
-        part.forEach((im, j) => cache.vectors.set(im.hash, e.images[j]));
-        sinceWrite += part.length;
-        if (sinceWrite >= CACHE_EVERY) {
-          writeCache(cacheDir, cache);
-          sinceWrite = 0;
-        }
-        hooks.onProgress?.(Math.min(i + CHUNK, missing.length), missing.length);
+  if (!missing.length) return 0;
+  const runner = (w.runner ??= await ContrastiveRunner.create(w.model, { adapter: w.adapter }));
+  hooks.onProgress?.(0, missing.length);
+  let sinceWrite = 0;
+  try {
+    for (let i = 0; i < missing.length; i += CHUNK) {
+      if (hooks.signal?.aborted) throw new Error('search: cancelled');
+      const part = missing.slice(i, i + CHUNK);
+      const e = await embedAll(runner, part.map((im) => imagePath(dataDir, im.hash, im.ext)), [], CHUNK);
+      part.forEach((im, j) => cache.vectors.set(im.hash, e.images[j]));
+      sinceWrite += part.length;
+      if (sinceWrite >= CACHE_EVERY) {
+        writeCache(cacheDir, cache);
+        sinceWrite = 0;
       }
-    } finally {
-      if (sinceWrite) writeCache(cacheDir, cache);
+      hooks.onProgress?.(Math.min(i + CHUNK, missing.length), missing.length);
     }
+  } finally {
+    if (sinceWrite) writeCache(cacheDir, cache);
   }
+  return missing.length;
+}
+
+async function query(w: Warm, dataDir: string, items: readonly SearchItem[], o: SearchOptions, hooks: SearchHooks): Promise<SearchResult> {
+  const cache = w.cache;
+  if (o.itemId !== undefined && !items.some((x) => x.id === o.itemId)) throw new Error(`search: item ${o.itemId} is not an image item of this dataset`);
+  const embedded = await ensureVectors(w, dataDir, items, o, hooks);
   let q: Float32Array;
   if (o.text !== undefined) {
-    const r = await (await getRunner()).run([imagePath(dataDir, items[0].image.hash, items[0].image.ext)], [o.text]);
-    q = r.textEmbeds[0];
+    const runner = (w.runner ??= await ContrastiveRunner.create(w.model, { adapter: w.adapter }));
+    q = (await runner.embedTexts([o.text])).embeds[0];
   } else {
     const it = items.find((x) => x.id === o.itemId)!;
     q = cache.vectors.get(it.image.hash)!;
   }
-  return { ...rankByVector(items, (h) => cache.vectors.get(h)!, q, o.limit ?? 50), embedded: missing.length, cached: items.length - missing.length };
+  return { items: rankIndex(indexOf(w, items), q, o.limit ?? 50), embedded, cached: items.length - embedded };
+}
+
+export interface EmbedOptions {
+  model: string;
+  adapter?: string | null;
+}
+
+/** An item whose image is near another item's (different file, cosine at or above the threshold). */
+export interface NearDuplicateImage {
+  itemId: number;
+  /** the most similar other item, and the cosine of their embeddings */
+  otherItemId: number;
+  similarity: number;
+  /** other items at or above the threshold */
+  count: number;
+}
+
+/**
+ * Items whose images embed within `threshold` cosine of another item's image. Identical files (same hash) are left
+ * to the exact-duplicate rule. Every pair of distinct images is compared (n^2/2 dot products; 10,000 images of a
+ * 512-dim model are about 25 GFLOP, seconds in this worker).
+ */
+export async function nearDuplicateImages(dataDir: string, items: readonly SearchItem[], o: EmbedOptions, threshold: number, hooks: SearchHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
+  if (!(threshold > 0 && threshold <= 1)) throw new Error(`near-duplicate threshold must be in (0, 1] (got ${threshold})`);
+  if (items.length < 2) return { items: [], embedded: 0 };
+  const w = await warmFor(dataDir, o);
+  if (w.timer) clearTimeout(w.timer);
+  const run = w.busy.catch(() => {}).then(async () => {
+    const embedded = await ensureVectors(w, dataDir, items, o, hooks);
+    const hashes = [...new Set(items.map((it) => it.image.hash))];
+    const d = w.cache.dim;
+    const M = new Float32Array(hashes.length * d);
+    hashes.forEach((h, i) => M.set(w.cache.vectors.get(h)!, i * d));
+    // per distinct image: its best neighbour and how many are over the threshold
+    const best = new Int32Array(hashes.length).fill(-1);
+    const bestSim = new Float32Array(hashes.length).fill(-Infinity);
+    const over = new Int32Array(hashes.length);
+    for (let a = 0; a < hashes.length; a++) {
+      const oa = a * d;
+      for (let b = a + 1; b < hashes.length; b++) {
+        const ob = b * d;
+        let s = 0;
+        for (let j = 0; j < d; j++) s += M[oa + j] * M[ob + j];
+        if (s >= threshold) {
+          over[a]++;
+          over[b]++;
+          if (s > bestSim[a]) (bestSim[a] = s), (best[a] = b);
+          if (s > bestSim[b]) (bestSim[b] = s), (best[b] = a);
+        }
+      }
+    }
+    const firstItem = new Map<string, number>();
+    for (const it of items) if (!firstItem.has(it.image.hash)) firstItem.set(it.image.hash, it.id);
+    const index = new Map(hashes.map((h, i) => [h, i]));
+    const out: NearDuplicateImage[] = [];
+    for (const it of items) {
+      const i = index.get(it.image.hash)!;
+      if (best[i] < 0) continue;
+      out.push({ itemId: it.id, otherItemId: firstItem.get(hashes[best[i]])!, similarity: bestSim[i], count: over[i] });
+    }
+    return { items: out, embedded };
+  });
+  w.busy = run;
+  try {
+    return await run;
+  } finally {
+    if (warm === w) {
+      w.timer = setTimeout(() => void dropWarm(), KEEP_WARM_MS);
+      w.timer.unref?.();
+    }
+  }
+}
+
+/** A dataset's items as one matrix: row k holds item k's vector (rebuilt when the items or the cache change). */
+interface ItemIndex {
+  sig: string;
+  ids: Float64Array;
+  matrix: Float32Array;
+  dim: number;
+}
+
+/** Identifies an item list cheaply: its length, and a hash over its ids and the first characters of its image hashes. */
+function itemsSignature(items: readonly SearchItem[], cacheSize: number): string {
+  let h = 0x811c9dc5;
+  for (const it of items) {
+    h = Math.imul(h ^ it.id, 0x01000193);
+    h = Math.imul(h ^ it.image.hash.charCodeAt(0) ^ (it.image.hash.charCodeAt(1) << 8) ^ (it.image.hash.charCodeAt(2) << 16), 0x01000193);
+  }
+  return `${items.length}:${cacheSize}:${h >>> 0}`;
+}
+
+function indexOf(w: Warm, items: readonly SearchItem[]): ItemIndex {
+  const sig = itemsSignature(items, w.cache.vectors.size);
+  if (w.index?.sig === sig) return w.index;
+  const d = w.cache.dim;
+  const matrix = new Float32Array(items.length * d);
+  const ids = new Float64Array(items.length);
+  items.forEach((it, k) => {
+    ids[k] = it.id;
+    matrix.set(w.cache.vectors.get(it.image.hash)!, k * d);
+  });
+  w.index = { sig, ids, matrix, dim: d };
+  return w.index;
+}
+
+/** The best `limit` rows of an index against q (dot products), best first; ties by item id. */
+function rankIndex(ix: ItemIndex, q: Float32Array, limit: number): Array<{ itemId: number; score: number }> {
+  const n = ix.ids.length;
+  const d = ix.dim;
+  const M = ix.matrix;
+  const scores = new Float32Array(n);
+  for (let i = 0, o = 0; i < n; i++, o += d) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += M[o + j] * q[j];
+    scores[i] = s;
+  }
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => scores[b] - scores[a] || ix.ids[a] - ix.ids[b]);
+  const k = Math.min(limit, n);
+  const out = new Array<{ itemId: number; score: number }>(k);
+  for (let i = 0; i < k; i++) out[i] = { itemId: ix.ids[order[i]], score: scores[order[i]] };
+  return out;
 }
 
 /** The items ranked by the dot product of their (normalized) vectors with q, best first; ties by item id. */

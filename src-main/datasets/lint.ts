@@ -10,6 +10,8 @@
 //   duplicate_sample      two labels of one item teach the same thing (the same question and answer
 //                         from two files of a folder, e.g. llava.json and vqa.jsonl): trained twice  (error)
 //   near_duplicate_caption captions equal after normalization, or very similar (word-shingle Jaccard) (warning)
+//   near_duplicate_image  another item's (different) image embeds within the cosine threshold of this one's with
+//                         the chosen CLIP / SigLIP model; names the closest item and the similarity   (warning)
 //   too_long              a rendered conversation exceeds the model's context                       (error)
 //   render_error          the chat template cannot render the conversation                          (error)
 //   unlabeled             no annotations yet                                                        (info)
@@ -53,6 +55,16 @@ export interface LintOptions {
   measure?: LengthMeasurer;
   /** With `measure`: the context length to check against instead of the measured model's. */
   contextLength?: number;
+  /**
+   * Near-duplicate images by embedding (e.g. a worker's CLIP pass over the image items, embedding-search.ts
+   * nearDuplicateImages): resolves to the items with a near image. Runs while this thread checks the rest.
+   */
+  nearImages?: {
+    find(items: Array<{ id: number; image: { hash: string; ext: string } }>): Promise<Array<{ itemId: number; otherItemId: number; similarity: number; count: number }>>;
+    threshold: number;
+    /** the model's name, for the message */
+    model: string;
+  };
   /** Jaccard similarity of word 3-shingles at or above which captions are near-duplicates (default 0.8). */
   nearDuplicateThreshold?: number;
   conversation?: ConversationOptions;
@@ -82,6 +94,8 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
   // the measuring (a worker's tokenizing) runs while this thread checks the images
   const measured = opts.measure?.(items.map(lengthItem), copts);
   measured?.catch(() => {}); // awaited below; an early image-check failure must not leave it unhandled
+  const near = opts.nearImages?.find(items.filter((it) => it.image).map((it) => ({ id: it.id, image: { hash: it.image!.hash, ext: it.image!.ext } })));
+  near?.catch(() => {});
   for (const it of items) {
     await checkImage(it, dataDir, !!opts.deep, add);
     checkLabels(it, add);
@@ -98,6 +112,18 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
     });
   }
   checkDuplicateImages(items, add);
+  if (near) {
+    const ni = opts.nearImages!;
+    for (const n of await near) {
+      const more = n.count > 1 ? ` (and ${n.count - 1} more)` : '';
+      add(n.itemId, 'near_duplicate_image', 'warning', `image is a near-duplicate of the image of item ${n.otherItemId}${more}: cosine ${n.similarity.toFixed(4)} ≥ ${ni.threshold} with ${ni.model}`, {
+        otherItemId: n.otherItemId,
+        similarity: n.similarity,
+        threshold: ni.threshold,
+        count: n.count,
+      });
+    }
+  }
   checkNearDuplicates(items, opts.nearDuplicateThreshold ?? 0.8, add);
 
   findings.sort((a, b) => a.itemId - b.itemId || LINT_RULES.indexOf(a.rule) - LINT_RULES.indexOf(b.rule));

@@ -7,13 +7,13 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import type { Item } from '../contract/datasets-io';
 import { handlers, type ServiceContext } from './context';
-import { getModelPath } from '../storage/models-queries';
+import { getModelPath, getModelRow } from '../storage/models-queries';
 import { annotationOwner, datasetExists, datasetNameExists } from '../storage/datasets-queries';
 import { exportDataset } from '../datasets/export';
 import { historyState } from '../datasets/history';
 import { importDataset } from '../datasets/import';
 import { canImportInWorker, importInWorker } from '../datasets/import-worker';
-import { lintDataset, listLintResults, type LengthMeasurer } from '../datasets/lint';
+import { lintDataset, listLintResults, type LengthMeasurer, type LintOptions } from '../datasets/lint';
 import * as ops from '../datasets/ops';
 import { getFullItem, itemProvenance, listItems, tagCounts } from '../datasets/query';
 import { PreviewSetupError } from './work-worker';
@@ -273,7 +273,22 @@ export const datasetIoHandlers = handlers({
     } else if (p.contextLength !== undefined) {
       throw new ApiError('invalid_request', 'contextLength needs a modelId (its tokenizer counts the tokens)', 'contextLength');
     }
-    const r = await lintDataset(ctx.db, ctx.dataDir, p.datasetId, { deep: p.deep, measure, contextLength: p.contextLength });
+    let nearImages: LintOptions['nearImages'];
+    if (p.imageModelId !== undefined) {
+      const dir = modelDir(ctx, p.imageModelId);
+      if (!isContrastiveFolder(dir)) throw new ApiError('invalid_request', `model ${p.imageModelId} is not a CLIP or SigLIP model (near-duplicate images need one)`, 'imageModelId');
+      const adapter = p.imageAdapter ? resolveAdapter(ctx, p.imageAdapter) : null;
+      const threshold = p.nearDuplicateImageThreshold ?? 0.95;
+      const name = getModelRow(ctx.db, p.imageModelId)?.name ?? `model ${p.imageModelId}`;
+      nearImages = {
+        threshold,
+        model: adapter ? `${name} + adapter` : name,
+        find: async (items) => (await ctx.work.shared().nearDuplicateImages({ dataDir: ctx.dataDir, items, options: { model: dir, adapter }, threshold })).items,
+      };
+    } else if (p.imageAdapter !== undefined || p.nearDuplicateImageThreshold !== undefined) {
+      throw new ApiError('invalid_request', 'near-duplicate images need an imageModelId (a CLIP or SigLIP model)', p.imageAdapter !== undefined ? 'imageAdapter' : 'nearDuplicateImageThreshold');
+    }
+    const r = await lintDataset(ctx.db, ctx.dataDir, p.datasetId, { deep: p.deep, measure, contextLength: p.contextLength, nearImages });
     return { datasetId: r.datasetId, items: r.items, counts: r.counts as Record<string, number>, itemsWithErrors: r.itemsWithErrors, findings: r.findings };
   },
   'datasets.lintResults': (p, ctx) => {

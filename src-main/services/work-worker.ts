@@ -13,7 +13,7 @@
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
 // thread (WorkLocal). This file is also the worker's entry (built as backend-worker.js, electron.vite.config.ts).
-import { searchImages, type SearchItem, type SearchOptions, type SearchResult } from '../datasets/embedding-search';
+import { nearDuplicateImages, searchImages, type EmbedOptions, type NearDuplicateImage, type SearchItem, type SearchOptions, type SearchResult } from '../datasets/embedding-search';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SHARE_ENV, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -75,7 +75,16 @@ export interface WorkHost {
   lintLengths(input: LintLengthsInput): Promise<LintLengthsResult>;
   exportGguf(input: GgufExportInput, hooks?: WorkHooks): Promise<GgufExportReport>;
   embeddingSearch(input: EmbeddingSearchInput, hooks?: WorkHooks): Promise<SearchResult>;
+  nearDuplicateImages(input: NearDuplicateImagesInput, hooks?: WorkHooks): Promise<{ items: NearDuplicateImage[]; embedded: number }>;
   close(): Promise<void>;
+}
+
+/** datasets.lint with an image model: items whose images embed near another's. */
+export interface NearDuplicateImagesInput {
+  dataDir: string;
+  items: SearchItem[];
+  options: EmbedOptions;
+  threshold: number;
 }
 
 /** datasets.search: a dataset's image items ranked against a text or an item's image (CLIP / SigLIP). */
@@ -124,6 +133,9 @@ export class WorkLocal implements WorkHost {
   }
   embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<SearchResult> {
     return searchImages(input.dataDir, input.items, input.options, hooks);
+  }
+  nearDuplicateImages(input: NearDuplicateImagesInput, hooks: WorkHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
+    return nearDuplicateImages(input.dataDir, input.items, input.options, input.threshold, hooks);
   }
   async close(): Promise<void> {}
 }
@@ -181,7 +193,8 @@ type Op =
   | { op: 'preview'; input: PreviewInput }
   | { op: 'lintLengths'; input: LintLengthsInput }
   | { op: 'exportGguf'; input: GgufExportInput }
-  | { op: 'embeddingSearch'; input: EmbeddingSearchInput };
+  | { op: 'embeddingSearch'; input: EmbeddingSearchInput }
+  | { op: 'nearDuplicateImages'; input: NearDuplicateImagesInput };
 type ToWorker = ({ t: 'call'; rid: number } & Op) | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'progress'; rid: number; done: number; total: number }
@@ -250,6 +263,9 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<SearchResult> {
     return this.call({ op: 'embeddingSearch', input }, hooks);
   }
+  nearDuplicateImages(input: NearDuplicateImagesInput, hooks: WorkHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
+    return this.call({ op: 'nearDuplicateImages', input }, hooks);
+  }
 }
 
 function runWorker(): void {
@@ -293,6 +309,7 @@ function runWorker(): void {
         };
         if (m.op === 'exportGguf') return local.exportGguf(m.input, hooks);
         if (m.op === 'embeddingSearch') return local.embeddingSearch(m.input, hooks);
+        if (m.op === 'nearDuplicateImages') return local.nearDuplicateImages(m.input, hooks);
         return local.evaluate(m.input, hooks);
       };
       const done = run()

@@ -30,6 +30,7 @@ export const LINT_LABELS: Record<string, string> = {
   duplicate_image: 'Duplicate images',
   duplicate_sample: 'Same question twice',
   near_duplicate_caption: 'Near-duplicate captions',
+  near_duplicate_image: 'Near-duplicate images',
   too_long: 'Longer than the context',
   render_error: 'Cannot be rendered',
   unlabeled: 'Unlabeled',

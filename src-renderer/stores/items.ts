@@ -163,7 +163,7 @@ export const useItemsStore = defineStore('items', () => {
   const undo = () => mutate((datasetId) => api.call('datasets.undo', { datasetId }));
   const redo = () => mutate((datasetId) => api.call('datasets.redo', { datasetId }));
 
-  async function lint(opts: { modelId?: number; deep?: boolean } = {}): Promise<Result<'datasets.lint'>> {
+  async function lint(opts: { modelId?: number; deep?: boolean; imageModelId?: number; nearDuplicateImageThreshold?: number } = {}): Promise<Result<'datasets.lint'>> {
     const id = datasetId.value;
     if (id === null) throw new Error('no dataset is open');
     linting.value = true;

@@ -6,15 +6,19 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { createBackend } from '../../src-main/services/backend';
 import { loadItems } from '../../src-main/datasets/rows';
-import { searchDataset, embeddingCacheKey } from '../../src-main/datasets/embedding-search';
+import { searchDataset, embeddingCacheKey, releaseSearchModel } from '../../src-main/datasets/embedding-search';
 import { writeTinyContrastive } from '../../src-main/models/demo/tiny-contrastive';
 import { writeContrastiveDataset } from '../../src-main/models/demo/contrastive-dataset';
-import { loadContrastive } from '../../src-main/models/families/contrastive/model';
+import { ContrastiveRunner, loadContrastive } from '../../src-main/models/families/contrastive/model';
+import { loadContrastiveAdapter } from '../../src-main/models/families/contrastive/adapter';
 import { trainContrastiveToFolder } from '../../src-main/training/contrastive';
 import { readPairs } from '../../src-main/transport/cli/contrastive';
 
 const { dir, cleanup } = tempDir('embedding-search-');
-after(cleanup);
+after(async () => {
+  await releaseSearchModel();
+  cleanup();
+});
 
 test('text search returns the matching images first; results are cached per model and adapter', async () => {
   const model = join(dir, 'clip');
@@ -82,5 +86,30 @@ test('datasets.search over the API: a registered CLIP model, cached embeddings, 
     await assert.rejects(call('datasets.search', { datasetId: ds, modelId, itemId: 999999 }), /item 999999/);
   } finally {
     backend.close();
+  }
+});
+
+test('a text query runs the text tower alone: the same normalized embedding as the whole model gives', async () => {
+  const model = join(dir, 'clip');
+  const m = loadContrastive(model);
+  const ad = loadContrastiveAdapter(join(dir, 'adapter'), m.config);
+  const runner = await ContrastiveRunner.create(m, { adapter: ad });
+  try {
+    const texts = ['a red circle', 'one blue star on a plain background'];
+    const img = (await readPairs(join(dir, 'shapes'), { split: 'val' }))[0].image;
+    const full = await runner.run([img, img], texts);
+    const alone = await runner.embedTexts(texts);
+    assert.equal(alone.embeds.length, 2);
+    for (let i = 0; i < 2; i++) {
+      let norm = 0;
+      for (let j = 0; j < alone.embeds[i].length; j++) {
+        assert.ok(Math.abs(alone.embeds[i][j] - full.textEmbeds[i][j]) < 1e-5, `text ${i} dim ${j}`);
+        norm += alone.embeds[i][j] ** 2;
+      }
+      assert.ok(Math.abs(norm - 1) < 1e-5);
+    }
+  } finally {
+    await runner.release();
+    m.close();
   }
 });

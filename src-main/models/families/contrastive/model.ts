@@ -54,6 +54,8 @@ export interface ContrastiveModel {
   dir: string;
   config: ContrastiveConfig;
   weights: TensorSource & { close(): void };
+  /** the folder's safetensors under their stored names (weights reads through them) */
+  storedFiles: ShardedSafetensors;
   tokenizer: LensTokenizer;
   imageProcessor: ImageProcessor;
   close(): void;
@@ -119,7 +121,7 @@ export function loadContrastive(dir: string): ContrastiveModel {
     const ppPath = join(dir, 'preprocessor_config.json');
     if (!existsSync(ppPath)) throw new ContrastiveError(`${dir}: no preprocessor_config.json (a ${config.modelType} model needs one)`);
     const imageProcessor = new ImageProcessor(parsePreprocessorConfig(readJson(ppPath), ppPath));
-    return { dir, config, weights, tokenizer, imageProcessor, close: () => weights.close() };
+    return { dir, config, weights, storedFiles: files, tokenizer, imageProcessor, close: () => weights.close() };
   } catch (e) {
     files.close();
     throw e;
@@ -219,6 +221,20 @@ export function buildContrastiveGraph(m: ContrastiveModel, o: ContrastiveGraphOp
   return g;
 }
 
+/** The text tower alone (inputs input_ids, text_pool_index; output text_features, not normalized), for queries. */
+export function buildTextGraph(m: ContrastiveModel, o: ContrastiveGraphOptions = {}): Graph {
+  const g = new Graph(`${m.config.kind}-text`);
+  const ad = o.adapter;
+  const w = new GraphWeights(g, m.weights, {
+    lora: ad && !o.merge ? adapterLoraBindings(ad, m.config, g) : undefined,
+    overrides: ad ? (o.merge ? mergedTensors(ad, m.config, m.weights) : ad.saved) : undefined,
+  });
+  const ids = g.input('input_ids', 'int64', ['B', 'T']);
+  const pool = g.input('text_pool_index', 'int64', ['B']);
+  g.output(textEmbeds(w, m.config, ids, pool), 'text_features');
+  return g;
+}
+
 export interface ContrastiveResult {
   imageEmbeds: Float32Array[];
   textEmbeds: Float32Array[];
@@ -232,6 +248,7 @@ export interface ContrastiveResult {
 /** Runs the model on images and texts (one ORT session per runner). */
 export class ContrastiveRunner {
   private embedSession: Session | null = null;
+  private textSession: Session | null = null;
   private constructor(
     readonly model: ContrastiveModel,
     private session: Session,
@@ -251,6 +268,29 @@ export class ContrastiveRunner {
       this.embedSession = await Session.create(src, { threads: 2 });
     }
     return this.embedSession;
+  }
+
+  /** Normalized text embeddings without running the image tower (a search query). */
+  async embedTexts(texts: readonly string[]): Promise<{ embeds: Float32Array[]; warnings: string[] }> {
+    if (texts.length === 0) return { embeds: [], warnings: [] };
+    if (!this.textSession) {
+      const o = this.o;
+      const src = modelSource(() => buildTextGraph(this.model, o), { cacheDir: o.cacheDir, key: o.cacheKey === undefined ? undefined : { text: true, key: o.cacheKey } });
+      this.textSession = await Session.create(src, { threads: 2 });
+    }
+    const tb = textBatch(this.model, texts);
+    const r = await this.textSession.run({ input_ids: tensor('int64', [tb.batch, tb.length], tb.ids), text_pool_index: tensor('int64', [tb.batch], tb.poolIndex) });
+    const E = this.model.config.projectionDim;
+    const all = r.text_features.data as Float32Array;
+    const embeds = Array.from({ length: tb.batch }, (_, i) => {
+      const v = all.slice(i * E, (i + 1) * E);
+      let n = 0;
+      for (const x of v) n += x * x;
+      n = Math.sqrt(n) || 1;
+      for (let j = 0; j < E; j++) v[j] /= n;
+      return v;
+    });
+    return { embeds, warnings: tb.warnings };
   }
 
   /** Embeddings and logits; the loss pairs text i with image i (null when the counts differ). */
@@ -282,5 +322,6 @@ export class ContrastiveRunner {
   async release(): Promise<void> {
     await this.session.dispose();
     await this.embedSession?.dispose();
+    await this.textSession?.dispose();
   }
 }
