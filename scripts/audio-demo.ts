@@ -7,6 +7,7 @@
 //   4. stage 1: train the projector alone on captions ("a low tone then a high tone", "three short beeps")
 //   5. stage 2: LoRA on every decoder projection + the projector, on the questions
 //   6. evaluate again; print base vs fine-tuned exact match, the majority baseline and chance per question
+//      (with --keep DIR the parts, the composed model and the trained adapter stay in DIR)
 //
 // Usage: npx tsx scripts/audio-demo.ts [--steps1 N] [--steps2 N] [--train N] [--eval N] [--seed S] [--keep DIR]
 import { parseArgs } from 'node:util';
@@ -20,11 +21,12 @@ import { CAPTION_QUESTION, toneSample, type ToneSample } from '../src-main/model
 import { clipFeatures, loadAudioLlm, type LoadedAudioLlm } from '../src-main/models/audio/ultravox';
 import { AudioLlmGenerator, buildTrainableAudioLlm, trainBatch, type AudioExample, type TrainableAudioLlm } from '../src-main/models/audio/train';
 import { demoRng } from '../src-main/models/demo/rng';
+import { saveAudioAdapter } from '../src-main/models/audio/adapter';
 
 const { values: a } = parseArgs({
   options: {
     steps1: { type: 'string', default: '150' },
-    steps2: { type: 'string', default: '250' },
+    steps2: { type: 'string', default: '300' },
     train: { type: 'string', default: '512' },
     eval: { type: 'string', default: '128' },
     batch: { type: 'string', default: '16' },
@@ -36,7 +38,7 @@ const { values: a } = parseArgs({
   },
 });
 if (a.help) {
-  console.log('npx tsx scripts/audio-demo.ts [--steps1 150] [--steps2 250] [--train 512] [--eval 128] [--batch 16] [--seed 0] [--keep DIR]');
+  console.log('npx tsx scripts/audio-demo.ts [--steps1 150] [--steps2 300] [--train 512] [--eval 128] [--batch 16] [--seed 0] [--keep DIR]');
   process.exit(0);
 }
 const seed = Number(a.seed);
@@ -117,6 +119,7 @@ console.log(`stage 2: LoRA r${lora.rank} on ${stage2.modules.length} decoder pro
 const init2 = { ...baseValues, ...p1 };
 const p2 = await trainStage(stage2, init2, Number(a.steps2), Number(a.lr2), (s) => ({ question: s.question, answer: s.answer }), 'lora+projector');
 const tuned = await evaluate(gen, stage2, p2);
+if (a.keep) saveAudioAdapter(join(root, 'adapter'), m, 'lora+projector', lora, p2, composed.dir);
 await gen.dispose();
 m.close();
 
@@ -128,5 +131,5 @@ console.log(`  majority baseline                   ${pct(majorityScore)}`);
 console.log(`  base (composed)                     ${pct(base.all).padEnd(8)} ${pct(base.higher).padEnd(14)} ${pct(base.beeps)}`);
 console.log(`  fine-tuned                          ${pct(tuned.all).padEnd(8)} ${pct(tuned.higher).padEnd(14)} ${pct(tuned.beeps)}`);
 console.log(`  e.g. ${JSON.stringify(tuned.sample)} for ${JSON.stringify(val.slice(0, 6).map((v) => v.answer))}`);
-console.log(`total ${secs()} s${a.keep ? `, model in ${composed.dir}` : ''}`);
+console.log(`total ${secs()} s${a.keep ? `, model in ${composed.dir}, adapter (PEFT) in ${join(root, 'adapter')}` : ''}`);
 if (!a.keep) rmSync(root, { recursive: true, force: true });

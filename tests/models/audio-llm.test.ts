@@ -235,3 +235,47 @@ test('a WAV file at 44.1 kHz reaches the model through the media decoder (resamp
     m.close();
   }
 });
+
+test('a trained audio adapter saves as a PEFT folder, loads back, and merged gives the LoRA-branch answers', async () => {
+  const { saveAudioAdapter, loadAudioAdapter, mergeAudioAdapter } = await import('../../src-main/models/audio/adapter');
+  const { AudioLlmCachedGenerator } = await import('../../src-main/models/audio/generate');
+  const { AudioLlmGenerator, promptIds } = await import('../../src-main/models/audio/train');
+  const m = loadAudioLlm(built.dir);
+  try {
+    const frames = m.features.config.nbMaxFrames;
+    const lora = { rank: 4, alpha: 8, targetModules: ['q_proj', 'v_proj', 'down_proj'] };
+    const t = buildTrainableAudioLlm(m, 'lora+projector', lora, frames);
+    // a non-trivial state: B != 0, projector moved
+    const values = t.initialValues(3);
+    let k = 0;
+    for (const p of t.params) {
+      const v = values[p.name];
+      for (let i = 0; i < v.length; i++) v[i] += 0.05 * Math.sin(++k * 0.37);
+    }
+    const dir = join(tmp.dir, 'adapter');
+    saveAudioAdapter(dir, m, 'lora+projector', lora, values, built.dir);
+    const cfg = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
+    const re = new RegExp(`^(?:${cfg.target_modules})$`);
+    assert.ok(re.test('language_model.model.layers.1.self_attn.q_proj') && re.test('language_model.model.layers.0.mlp.down_proj'));
+    assert.ok(!re.test('audio_tower.layers.0.self_attn.q_proj') && !re.test('language_model.model.layers.0.self_attn.k_proj'));
+    assert.deepEqual(cfg.modules_to_save, ['multi_modal_projector']);
+    const back = loadAudioAdapter(dir, m);
+    assert.equal(back.method, 'lora+projector');
+    assert.deepEqual(back.lora, lora);
+    for (const p of t.params) assert.deepEqual(back.values[p.name], values[p.name], p.name);
+    const s = toneSample(6, 2);
+    const f = clipFeatures(m.features, [{ samples: s.samples, sampleRate: s.sampleRate }]);
+    const branch = await AudioLlmGenerator.create(m, t);
+    const a1 = (await branch.answer([s.question], f, values, t.params, 5))[0];
+    await branch.dispose();
+    const merged = await AudioLlmCachedGenerator.create({ config: m.config, weights: mergeAudioAdapter(m, 'lora+projector', lora, back.values) }, frames);
+    const r = await merged.greedy(promptIds(m, s.question), f, 5, { stopAtEos: true });
+    await merged.dispose();
+    const eos = new Set(m.config.text.eosTokenIds);
+    assert.equal(m.tokenizer.decode(r.ids.filter((id) => !eos.has(id)), { skipSpecialTokens: true }).trim(), a1);
+    writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, r: 8 }));
+    assert.throws(() => loadAudioAdapter(dir, m), /adapter_model\.safetensors: tensor "base_model\.model\.language_model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[4,64\], the model needs \[8,64\]/);
+  } finally {
+    m.close();
+  }
+});
