@@ -14,6 +14,13 @@ export type LrScheduleKind = (typeof SCHEDULES)[number];
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
+/**
+ * How the frozen base weights are held while training: float32, or int8 / int4 blocks of 32 (QLoRA-style; adapters
+ * and the projector stay float32, and the adapter applies to the float base).
+ */
+export const BASE_QUANTS = ['none', 'int8', 'int4'] as const;
+export type BaseQuant = (typeof BASE_QUANTS)[number];
+
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
 
 export const hparamsSchema = z
@@ -68,6 +75,8 @@ export const hparamsSchema = z
     keepLastK: int(1, 1000).default(3),
     /** Global gradient-norm clipping threshold (0 = off). */
     clipNorm: z.number().min(0).max(1e6).default(1),
+    /** Frozen base weights as int8 / int4 blocks (less memory; LoRA and the projector stay float32), or none. */
+    quantizeBase: z.enum(BASE_QUANTS).default('none'),
   })
   .strict()
   .superRefine((h, ctx) => {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { lrAt as engineLrAt, type Schedule } from '../engine/optim/schedules';
 import { BatchSchedule } from './batching';
 
-export { TRAIN_METHODS, SCHEDULES, LORA_TARGETS, hparamsSchema } from '../contract/hparams';
+export { TRAIN_METHODS, SCHEDULES, LORA_TARGETS, BASE_QUANTS, hparamsSchema } from '../contract/hparams';
 export type { TrainMethod as Method, LrScheduleKind, LoraTarget, HparamsInput, Hparams } from '../contract/hparams';
 import { hparamsSchema, type Hparams, type HparamsInput } from '../contract/hparams';
 
@@ -123,7 +123,8 @@ function canonical(v: unknown): string {
 /** sha256 (hex) of the training-relevant settings; a checkpoint resumes only into a run with the same hash. */
 export function hparamsHash(h: Hparams): string {
   const rel: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(h)) if (!NON_TRAINING_FIELDS.has(k)) rel[k] = v;
+  // a float base leaves the hash as it was before quantizeBase existed: older checkpoints still resume
+  for (const [k, v] of Object.entries(h)) if (!NON_TRAINING_FIELDS.has(k) && !(k === 'quantizeBase' && v === 'none')) rel[k] = v;
   return createHash('sha256').update(canonical(rel)).digest('hex');
 }
 

@@ -4,7 +4,12 @@
 // `shapeFromLlavaConfig` fills it from a parsed LLaVA config. All sizes are bytes.
 //
 // The estimate (documented so the UI can show it term by term):
-//   weights      = (vision + projector + decoder params) × weightBytes × weightCopies
+//   weights      = (vision + projector + decoder params) × weightBytes × weightCopies; with a quantized base
+//                  (quantizeBase int8 / int4) each frozen matrix whose input size divides by 32 takes
+//                  1 + 4/32 (int8) or 0.5 + 4/32 (int4) bytes per parameter (blocks of 32 with a float32 scale), the
+//                  token table int8 rows (1 byte + a scale per row), a tied table a second copy as the head's blocks;
+//                  norms, biases, patch and position embeddings, a trained projector and odd-sized matrices stay
+//                  weightBytes
 //   adapter      = LoRA params × 4                     (fp32; the projector's own weights are already in `weights`)
 //   gradients    = trainable × 4
 //   optimizer    = trainable × 2 × 4                   (AdamW first and second moments, fp32)
@@ -16,7 +21,10 @@
 //   logits       = B · T · V · 4 × 3                   (logits, log-softmax, their gradient)
 //   vision       = images · (P·(6h_v + 2·I_v) + 2·H_v·P²) · 4   (frozen tower: forward only, one layer live at a time)
 //                  + images · P · h_v · 4 when the projector trains (its input is kept)
-//   workspace    = 2 × one decoder layer's activations (gradients in flight during backward)
+//   workspace    = 2 × one decoder layer's activations (gradients in flight during backward); with a quantized
+//                  base + 2 × (4 + 2) bytes × min(largest frozen matrix, 4M) elements: the backward unpacks each
+//                  matrix (or 4M-element row chunk of it) into uint8 values and one float32 copy right before its dX
+//                  matmul, and about two such buffers are live in ORT's arena
 //   runtime      = 256 MiB + 10 % of everything above (onnxruntime arenas, Node heap, fragmentation)
 // No term for compiling the graphs on a run's first start (graph-cache miss): the frozen weights are read, converted
 // and transposed one tensor at a time while the graph is written (engine LazyRef, models/layers.ts), so the compile
@@ -75,6 +83,8 @@ export interface TrainSetup {
   imagesPerSample?: number;
   /** How many copies of the base weights the runtime holds (e.g. 2 if train and eval sessions do not share them). */
   weightCopies?: number;
+  /** Frozen base held as int8 / int4 blocks (training/hparams quantizeBase); default none. */
+  quantizeBase?: 'none' | 'int8' | 'int4';
 }
 
 export interface MemoryBreakdown {
@@ -175,6 +185,51 @@ export function availableMemory(): number {
   return v > 0 ? v : freemem();
 }
 
+/** Bytes per parameter of a quantized frozen matrix (blocks of 32 values with one float32 scale). */
+export function quantizedBytesPerParam(scheme: 'int8' | 'int4'): number {
+  return (scheme === 'int4' ? 0.5 : 1) + 4 / 32;
+}
+
+/**
+ * Bytes of the base's weights with frozen matrices held as `scheme` blocks (see the header): the same layers as
+ * visionParams / projectorParams / decoderParams, each matrix priced by whether its input size divides by 32.
+ */
+export function quantizedWeightBytes(shape: ModelShape, scheme: 'int8' | 'int4', projectorTrains: boolean): number {
+  const fb = shape.weightBytes;
+  const qb = quantizedBytesPerParam(scheme);
+  const mat = (inn: number, out: number) => inn * out * (inn % 32 === 0 ? qb : fb);
+  let bytes = 0;
+  const v = shape.vision;
+  if (v) {
+    const h = v.hiddenSize;
+    const I = v.intermediateSize;
+    const embed = v.numChannels * v.patchSize * v.patchSize * h + v.tokensPerImage * h + h;
+    const layer = 4 * mat(h, h) + mat(h, I) + mat(I, h) + (4 * h + I + h + 4 * h) * fb;
+    bytes += embed * fb + v.numLayers * layer + 4 * h * fb;
+  }
+  const p = shape.projector;
+  if (projectorTrains) bytes += projectorParams(p) * fb;
+  else bytes += mat(p.inFeatures, p.outFeatures) + (p.type === 'mlp' ? mat(p.outFeatures, p.outFeatures) + p.outFeatures * fb : 0) + p.outFeatures * fb;
+  const d = shape.decoder;
+  const h = d.hiddenSize;
+  const q = d.numHeads * d.headDim;
+  const kv = d.numKvHeads * d.headDim;
+  const I = d.intermediateSize;
+  const layer = mat(h, q) + 2 * mat(h, kv) + mat(q, h) + 2 * mat(h, I) + mat(I, h) + 2 * h * fb + (d.qkvBias ? (q + 2 * kv) * fb : 0);
+  const table = d.vocabSize * (h + 4); // int8 rows + a float32 scale per row
+  bytes += table + mat(h, d.vocabSize) + d.numLayers * layer + h * fb;
+  return bytes;
+}
+
+/** Elements of the largest frozen matrix of the vision tower, projector and decoder (the LM head included). */
+function largestFrozenMatrix(shape: ModelShape): number {
+  const d = shape.decoder;
+  const q = d.numHeads * d.headDim;
+  let m = Math.max(d.hiddenSize * q, d.hiddenSize * d.intermediateSize, d.hiddenSize * d.vocabSize, shape.projector.inFeatures * shape.projector.outFeatures);
+  if (shape.vision) m = Math.max(m, shape.vision.hiddenSize * shape.vision.intermediateSize);
+  return m;
+}
+
 function breakdownFor(shape: ModelShape, s: TrainSetup) {
   const d = shape.decoder;
   const pv = shape.vision ? visionParams(shape.vision) : 0;
@@ -182,6 +237,7 @@ function breakdownFor(shape: ModelShape, s: TrainSetup) {
   const pd = decoderParams(d);
   const usesLora = s.method !== 'projector';
   const usesProj = s.method !== 'lora';
+  const qz = s.quantizeBase ?? 'none';
   const pl = usesLora ? loraParams(d, s.rank, s.targetModules) : 0;
   const trainable = pl + (usesProj ? pp : 0);
   const B = s.batchSize;
@@ -201,14 +257,14 @@ function breakdownFor(shape: ModelShape, s: TrainSetup) {
     if (usesProj) vision += images * P * v.hiddenSize * 4;
   }
   const parts = {
-    weights: (pv + pp + pd) * shape.weightBytes * (s.weightCopies ?? 1),
+    weights: (qz === 'none' ? (pv + pp + pd) * shape.weightBytes : quantizedWeightBytes(shape, qz, usesProj)) * (s.weightCopies ?? 1),
     adapter: pl * 4,
     gradients: trainable * 4,
     optimizer: trainable * 2 * 4,
     activations: layerAct * d.numLayers,
     logits: B * T * d.vocabSize * 4 * 3,
     vision,
-    workspace: 2 * layerAct,
+    workspace: 2 * layerAct + (qz === 'none' ? 0 : 2 * 6 * Math.min(largestFrozenMatrix(shape), 1 << 22)),
   };
   const sub = Object.values(parts).reduce((a, b) => a + b, 0);
   const runtime = 256 * MIB + 0.1 * sub;
@@ -250,6 +306,8 @@ export function estimateTrainingMemory(shape: ModelShape, setup: TrainSetup, opt
       suggestions.push(`use fewer image tokens per image (now ${shape.imageTokens}; a lower image resolution or a model with fewer patches)`);
     if (setup.method !== 'projector' && setup.targetModules.length > 2 && !fitsWith({}))
       suggestions.push('target fewer modules with LoRA (e.g. only q_proj and v_proj) or use a lower rank');
+    if ((setup.quantizeBase ?? 'none') !== 'int4' && fitsWith({ quantizeBase: 'int4' }))
+      suggestions.push('hold the frozen base as int4 (quantizeBase int4, --quantize-base int4; the adapter stays float32)');
     if (breakdown.weights + 256 * MIB > availableBytes)
       suggestions.push(`the model's weights alone take ${formatBytes(breakdown.weights)}: choose a smaller model`);
     if (breakdown.total <= 0.9 * totalBytes) suggestions.push(`close other applications: the machine has ${formatBytes(totalBytes)} in all`);

@@ -198,7 +198,7 @@ export function checkVlmRun(input: {
       shape,
       // weightCopies 2: the session holds the frozen weights as initializers, and building / loading the graph holds
       // a second copy for a while (bench:train measures 5.2 GiB peak for a 0.45B model whose weights are 1.7 GiB)
-      { method: hp.method, rank: hp.rank, targetModules: hp.targetModules, dropout: hp.dropout, batchSize: hp.batchSize, maxSeqLen: longest, imagesPerSample: shape.framesPerImage, weightCopies: 2 },
+      { method: hp.method, rank: hp.rank, targetModules: hp.targetModules, dropout: hp.dropout, batchSize: hp.batchSize, maxSeqLen: longest, imagesPerSample: shape.framesPerImage, weightCopies: 2, quantizeBase: hp.quantizeBase },
       { availableBytes: input.availableBytes ?? memoryLimit() },
     );
     if (!memory.fits && (input.refuseMemory ?? true)) throw new MemoryRefusalError(memory);

@@ -29,6 +29,7 @@ import { tensor } from '../engine/runtime/tensor';
 import { adapterFromValues, buildFeatureGraph, buildTrainableVlm, DROPOUT_SEED_INPUT, featureCacheLayer, featureShape, IMAGE_FEATURES_INPUT, type FeatureLayer, type TrainableVlmOptions, dropoutStepSeed, loadAdapter, loadVlm, renderSetupOf, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
 import type { RenderSetup } from '../datasets/render';
 import { createGenerator } from '../models/generate';
+import { QUANT_SCHEME_VERSION } from '../models/quantize';
 import { BatchSchedule, collate, type Batch, type DataPosition, type RenderedSample } from './batching';
 import type { CheckpointFiles, LoadedCheckpoint, StateTensor } from './checkpoints';
 import { hparamsHash, lrAt, parseHparams, planRun, type Hparams } from './hparams';
@@ -197,7 +198,7 @@ class VlmTrainer implements Trainer {
 
     const lora = hp.method === 'projector' ? null : loraOptions(hp);
     this.featureLayer = this.cfg.featureCache ? featureCacheLayer(this.model.config, hp.method, lora) : null;
-    this.vlmOptions = { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize, imageInput: this.featureLayer ?? 'pixels' };
+    this.vlmOptions = { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize, imageInput: this.featureLayer ?? 'pixels', quantizeBase: hp.quantizeBase };
     this.tvlm = buildTrainableVlm(this.model, hp.method, lora, this.vlmOptions);
     const cacheKey = {
       what: 'lenslab-train',
@@ -205,6 +206,8 @@ class VlmTrainer implements Trainer {
       method: hp.method,
       lora,
       ...(this.featureLayer ? { imageInput: this.featureLayer } : {}),
+      // a quantized base names its scheme and version: graphs of another scheme are never read
+      ...(hp.quantizeBase !== 'none' ? { quantizeBase: hp.quantizeBase, quantVersion: QUANT_SCHEME_VERSION } : {}),
     };
     if (this.featureLayer) this.features = this.openFeatureCache(this.featureLayer);
     this.cacheKey = cacheKey;
@@ -217,6 +220,16 @@ class VlmTrainer implements Trainer {
       `${hp.method} on ${this.samples.length} training samples (${this.trainItems.length} items), ${this.tvlm.params.length} trainable tensors; ` +
         `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s${resume ? `, resumed at step ${this._step}` : ''}`,
     );
+    if (hp.quantizeBase !== 'none') {
+      const kept = this.tvlm.quantizeFallbacks();
+      this.ctx.log(`frozen base held as ${hp.quantizeBase} blocks of 32 (LoRA${hp.method === 'lora' ? '' : ' and projector'} in float32)`);
+      if (kept.length)
+        this.ctx.log(
+          `note: ${kept.length} frozen matri${kept.length === 1 ? 'x stays' : 'ces stay'} float32 under ${hp.quantizeBase}: ` +
+            kept.slice(0, 6).map((k) => `${k.name} [${k.shape.join(', ')}] (${k.reason})`).join('; ') +
+            (kept.length > 6 ? `; and ${kept.length - 6} more` : ''),
+        );
+    }
     // e.g. no chat template in the folder: the run uses a built-in one, which the user must be told
     for (const w of renderSetupFor(this.model).warnings ?? []) this.ctx.log(`warning: ${w}`);
   }
@@ -564,7 +577,8 @@ class VlmTrainer implements Trainer {
     const hp = this.hp;
     const adapter = adapterFromValues(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values());
     // the generation graphs take the adapter as inputs: every evaluation of the run reuses the same cached graphs
-    const gen = await createGenerator(this.model, adapter, { cacheDir: graphCacheDir(), session: this.sessionOptions() });
+    // generation reads the base as the run trains it (int4 / int8 inference graphs of the same blocks' scheme)
+    const gen = await createGenerator(this.model, adapter, { cacheDir: graphCacheDir(), session: this.sessionOptions(), quantize: hp.quantizeBase });
     try {
       const r = await runEvaluation({
         task: this.task,

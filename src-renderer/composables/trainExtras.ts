@@ -58,7 +58,7 @@ export function presetValues(p: TrainPreset, current: HyperValues): HyperValues 
 /** Form values from a run's stored hyperparameters (clone settings), over the form's defaults. */
 export function valuesFromHparams(h: Record<string, unknown>, defaults: HyperValues): HyperValues {
   const v: HyperValues = { ...defaults };
-  const copy = ['method', 'rank', 'alpha', 'dropout', 'lr', 'batchSize', 'gradAccum', 'schedule', 'weightDecay', 'clipNorm', 'maxSeqLen', 'evalEvery', 'saveEvery', 'keepLastK', 'seed', 'evalAtStart'];
+  const copy = ['method', 'rank', 'alpha', 'dropout', 'lr', 'batchSize', 'gradAccum', 'schedule', 'weightDecay', 'clipNorm', 'maxSeqLen', 'evalEvery', 'saveEvery', 'keepLastK', 'seed', 'evalAtStart', 'quantizeBase'];
   for (const k of copy) if (h[k] !== undefined && k in defaults) v[k] = h[k] as HyperValues[string];
   if (typeof h.maxSteps === 'number') {
     v.duration = 'steps';

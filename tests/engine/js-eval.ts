@@ -149,6 +149,7 @@ function castTo(to: number, t: HostTensor): HostTensor {
   if (dt === 'float64') return t;
   if (dt === 'float32') return unaryOp(t, Math.fround);
   if (dt === 'int64' || dt === 'int32') return unaryOp(t, Math.trunc);
+  if (dt === 'uint8') return unaryOp(t, (v) => Math.trunc(v) & 0xff);
   throw new Error(`js-eval: Cast to ${dt ?? to} is not implemented`);
 }
 
@@ -261,6 +262,17 @@ export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: r
         out = matMulNBits(x, ins[1]!, ins[2]!, n.attrs);
         break;
       case 'BitwiseAnd': out = nary([x, ins[1]!], (a, b) => a & b); break;
+      case 'BitwiseOr': out = nary([x, ins[1]!], (a, b) => a | b); break;
+      case 'Shape': {
+        if (n.attrs.start || n.attrs.end) throw new Error('js-eval: Shape with start / end is not implemented');
+        out = { dims: [x.dims.length], data: Float64Array.from(x.dims) };
+        break;
+      }
+      case 'ReduceMin': {
+        if (ins[1] || attrInt(n.attrs, 'keepdims', 1) !== 0) throw new Error('js-eval: only ReduceMin over all axes without keepdims is implemented');
+        out = { dims: [], data: Float64Array.of(Math.min(...x.data)) };
+        break;
+      }
       case 'BitShift': out = nary([x, ins[1]!], attrString(n.attrs, 'direction', '') === 'RIGHT' ? (a, b) => a >>> b : (a, b) => (a << b) & 0xff); break;
       case 'Unsqueeze': {
         const axes = Array.from(ins[1]!.data).map((a) => (a < 0 ? a + x.dims.length + 1 : a)).sort((p, q) => p - q);
@@ -270,6 +282,46 @@ export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: r
         break;
       }
       case 'Concat': out = concat(ins as HostTensor[], attrInt(n.attrs, 'axis', 0)); break;
+      case 'Slice': {
+        if (ins[4]) throw new Error('js-eval: Slice with steps is not implemented');
+        const axes = ins[3] ? Array.from(ins[3].data) : Array.from(ins[1]!.data, (_, i) => i);
+        let cur = x;
+        axes.forEach((a0, i) => {
+          const a = a0 < 0 ? a0 + cur.dims.length : a0;
+          const d = cur.dims[a];
+          const clamp = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
+          const s0 = clamp(ins[1]!.data[i]);
+          const e0 = Math.max(s0, clamp(ins[2]!.data[i]));
+          const outer = size(cur.dims.slice(0, a));
+          const inner = size(cur.dims.slice(a + 1));
+          const dims = [...cur.dims];
+          dims[a] = e0 - s0;
+          const data = new Float64Array(size(dims));
+          for (let o = 0; o < outer; o++) data.set(cur.data.subarray((o * d + s0) * inner, (o * d + e0) * inner), o * (e0 - s0) * inner);
+          cur = { dims, data };
+        });
+        out = cur;
+        break;
+      }
+      case 'Expand': {
+        const dims = broadcastDims([x.dims, Array.from(ins[1]!.data)]);
+        out = nary([x, { dims, data: new Float64Array(size(dims)) }], (a) => a);
+        break;
+      }
+      case 'DequantizeLinear': {
+        // blocked along `axis` (scale and zero point: x's shape with that axis divided by block_size)
+        const axis = attrInt(n.attrs, 'axis', 1);
+        const bs = attrInt(n.attrs, 'block_size', 0);
+        const [sc, zp] = [ins[1]!, ins[2]];
+        if (!bs || axis !== x.dims.length - 1) throw new Error('js-eval: only DequantizeLinear blocked along the last axis is implemented');
+        const last = x.dims[axis];
+        const nbl = sc.dims[axis];
+        out = { dims: [...x.dims], data: x.data.map((v, i) => {
+          const j = Math.floor(i / last) * nbl + Math.floor((i % last) / bs);
+          return (v - (zp ? zp.data[j] : 0)) * sc.data[j];
+        }) };
+        break;
+      }
       case 'CastLike': {
         const target = n.inputs[1]!.dtype;
         out = target === 'float64' ? x : target === 'float32' ? unaryOp(x, Math.fround) : (() => { throw new Error(`js-eval: CastLike to ${target} is not implemented`); })();

@@ -18,6 +18,9 @@ test("the Train form's defaults are the backend's defaults, and every form value
   assert.equal(steps.warmupRatio, 0.1);
   const all = parseHparams(toHparams({ ...defaultsOf(TRAIN_FIELDS), targets: 'all' }));
   assert.equal(all.targetModules.length, 7);
+  assert.equal(parseHparams(toHparams({ ...defaultsOf(TRAIN_FIELDS), quantizeBase: 'int4' })).quantizeBase, 'int4');
+  assert.equal('quantizeBase' in toHparams(defaultsOf(TRAIN_FIELDS)), false, 'a float base sends nothing new');
+  assert.deepEqual(suggestionPatch('hold the frozen base as int4 (quantizeBase int4, --quantize-base int4; the adapter stays float32)'), { quantizeBase: 'int4' });
 });
 
 test('memory suggestions that name values become field changes; backend fields map to form fields', () => {

@@ -70,3 +70,17 @@ test('CLI flags map to fields; bad numbers and unknown flags are named', () => {
   assert.throws(() => hparamsFromCli({ lr: 'fast' }), /lr \(--lr\): must be a number \(got "fast"\)/);
   assert.throws(() => hparamsFromCli({ 'learning-rate': '1' }), /unknown option --learning-rate/);
 });
+
+test('quantizeBase: --quantize-base int4|int8|none, named when wrong; a float base keeps the hash of before it existed', () => {
+  assert.equal(parseHparams({}).quantizeBase, 'none');
+  assert.equal(hparamsFromCli({ 'quantize-base': 'int4' }).quantizeBase, 'int4');
+  assert.equal(hparamsFromCli({ 'quantize-base': 'int8' }).quantizeBase, 'int8');
+  assert.throws(() => hparamsFromCli({ 'quantize-base': 'int3' }), /quantizeBase \(--quantize-base\): must be one of "none", "int8", "int4" \(got "int3"\)/);
+  const none = parseHparams({ lr: 1e-3 });
+  // the hash of a checkpoint written before the field existed: the same fields without quantizeBase
+  const { quantizeBase: _q, ...older } = none;
+  void _q;
+  assert.equal(hparamsHash(none), hparamsHash(older as typeof none));
+  assert.notEqual(hparamsHash(none), hparamsHash(parseHparams({ lr: 1e-3, quantizeBase: 'int4' })));
+  assert.notEqual(hparamsHash(parseHparams({ quantizeBase: 'int8' })), hparamsHash(parseHparams({ quantizeBase: 'int4' })));
+});

@@ -66,3 +66,37 @@ test('refusal with concrete suggestions when it does not fit', () => {
   assert.match(tiny.suggestions.join(' '), /weights alone take 2\.\d GiB: choose a smaller model/);
   assert.equal(formatBytes(1536), '1.5 KiB');
 });
+
+test('a quantized base prices frozen matrices by their blocks and suggests int4 when the float base does not fit', () => {
+  const s = { ...setup, targetModules: [...setup.targetModules] };
+  const f = estimateTrainingMemory(small, s, { availableBytes: 64 * GiB });
+  const q8 = estimateTrainingMemory(small, { ...s, quantizeBase: 'int8' }, { availableBytes: 64 * GiB });
+  const q4 = estimateTrainingMemory(small, { ...s, quantizeBase: 'int4' }, { availableBytes: 64 * GiB });
+  // Qwen2-0.5B decoder (tied 151936 x 896 table: int8 rows + int4 head blocks) + CLIP-B tower + projector
+  const h = 896;
+  const lin = 24 * (h * 896 + 2 * h * 128 + 896 * h + 3 * h * 4864);
+  const table = 151936 * (h + 4) + 151936 * h * (0.5 + 4 / 32);
+  const rest = 24 * (2 * h + 896 + 2 * 128) + h; // norms and q/k/v biases stay float32
+  const v = small.vision!;
+  const vlin = 12 * (4 * 768 * 768 + 2 * 768 * 3072);
+  const vrest = (3 * 16 * 16 * 768 + 197 * 768 + 768) + 12 * (4 * 768 + 3072 + 768 + 4 * 768) + 4 * 768;
+  const proj = (768 * 896 + 896 * 896) * (0.5 + 4 / 32) + 2 * 896 * 4;
+  assert.equal(v.hiddenSize, 768);
+  assert.ok(Math.abs(q4.breakdown.weights - ((lin + vlin) * (0.5 + 4 / 32) + table + (rest + vrest) * 4 + proj)) < 1, `${q4.breakdown.weights}`);
+  assert.ok(q4.breakdown.weights < 0.25 * f.breakdown.weights && q8.breakdown.weights < 0.4 * f.breakdown.weights);
+  assert.ok(q4.breakdown.weights < q8.breakdown.weights);
+  // the unpacking buffer of the backward: 2 x 6 bytes x the largest frozen matrix (the head) capped at 4M elements
+  assert.equal(q4.breakdown.workspace - f.breakdown.workspace, 2 * 6 * (1 << 22));
+  // a trained projector keeps its float32 weights
+  const qp = estimateTrainingMemory(small, { ...s, method: 'lora+projector', quantizeBase: 'int4' }, { availableBytes: 64 * GiB });
+  assert.ok(Math.abs(qp.breakdown.weights - q4.breakdown.weights - (projectorFloatBytes() - proj)) < 1);
+  // a machine where float32 does not fit but int4 does
+  const tight = estimateTrainingMemory(small, s, { availableBytes: (q4.breakdown.total + f.breakdown.total) / 2, totalBytes: 64 * GiB });
+  assert.equal(tight.fits, false);
+  assert.match(tight.suggestions.join(' | '), /hold the frozen base as int4 \(quantizeBase int4, --quantize-base int4/);
+  assert.doesNotMatch(estimateTrainingMemory(small, { ...s, quantizeBase: 'int4' }, { availableBytes: q4.breakdown.total * 0.9 }).suggestions.join(' '), /hold the frozen base as int4/);
+});
+
+function projectorFloatBytes(): number {
+  return (768 * 896 + 896 + 896 * 896 + 896) * 4;
+}
