@@ -29,7 +29,7 @@ export const MEDIA_SCHEME = 'lenslab-media';
 export function electronSqliteBindingPath(appRoot: string, electronVersion: string, platform: string = process.platform, arch: string = process.arch): string {
   return join(appRoot, 'node_modules', '.lenslab-electron', `electron-${electronVersion}-${platform}-${arch}`, 'better_sqlite3.node');
 }
-const MEDIA_PATH = /^\/media\/(images|thumbs)\/([0-9a-f]{2})\/([0-9a-f]{64})\.([a-z0-9]{1,5})$/;
+const MEDIA_PATH = /^\/media\/(images|thumbs|media)\/([0-9a-f]{2})\/([0-9a-f]{64})\.([a-z0-9]{1,5})$/;
 
 export const WEB_PREFERENCES = {
   contextIsolation: true,

@@ -27,6 +27,11 @@ export const Item = z.object({
   datasetId: Id,
   /** Content-addressed image: the renderer builds its URL from hash + ext (images/ and thumbs/ in the data dir). */
   image: z.object({ hash: z.string(), ext: z.string(), width: z.int().nullable(), height: z.int().nullable(), bytes: z.int().nullable() }).nullable(),
+  /** An audio clip or a video instead of an image (media/<h[0:2]>/<hash>.<ext> in the data dir; a video's poster is its thumb). */
+  media: z
+    .object({ kind: z.enum(['audio', 'video']), hash: z.string(), ext: z.string(), bytes: z.int().nullable(), meta: z.record(z.string(), z.union([z.number(), z.string()])) })
+    .nullable()
+    .optional(),
   /** Where the item came from (original image path or record). */
   sourcePath: z.string().nullable(),
   split: SplitName.nullable(),
@@ -85,6 +90,8 @@ export const LINT_RULES = [
   'too_long',
   'render_error',
   'unlabeled',
+  'media_missing',
+  'clip_too_long',
 ] as const;
 export const LintRule = z.enum(LINT_RULES);
 export const LintSeverity = z.enum(['error', 'warning', 'info']);

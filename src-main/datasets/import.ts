@@ -15,6 +15,7 @@ import { nowIso } from '../storage/database';
 import { checkAnnotation } from './annotations';
 import { dropRedo } from './history';
 import { ImageError, removeUnreferenced, storeImage, type StoredImage } from './images';
+import { mediaKindOf, storeMedia, type StoredMedia } from './media-store';
 import { parseSource, type ParseSourceOptions } from './parse';
 import { createDataset, ensureTag, findDataset, nextId, setHighWater } from './rows';
 import { ImportError, formatProblem, type Annotation, type ImageSource, type ImportFormat, type ImportProblem, type NormalizedItem } from './types';
@@ -86,7 +87,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     }
     // Images: hash, validate, copy + thumbnail (outside the transaction; content-addressed, so harmless if we abort).
     // Results are kept per image file (its path) or per embedded image (its source object), never per item.
-    const images = new Map<string | ImageSource, StoredImage>();
+    const images = new Map<string | ImageSource, StoredImage | StoredMedia>();
     const failed = new Map<string | ImageSource, ImageError>();
     const keyOf = (src: ImageSource) => ('path' in src ? src.path : src);
     let failedItems = 0;
@@ -101,7 +102,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     let fatal: { err: unknown } | undefined;
     // Records that name the same file (kept apart with groupByImage off, or in several record files) read,
     // hash and decode it once: later ones find its result (or its error), those meanwhile wait for it.
-    const inFlight = new Map<string, Promise<Awaited<ReturnType<typeof storeImage>>>>();
+    const inFlight = new Map<string, Promise<Awaited<ReturnType<typeof storeItemFile>>>>();
     const worker = async () => {
       while (!fatal) {
         const n = iter.next();
@@ -119,7 +120,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
             let pending = 'path' in src ? inFlight.get(src.path) : undefined;
             const first = !pending;
             if (!pending) {
-              pending = storeImage(dataDir, src);
+              pending = storeItemFile(dataDir, src);
               if ('path' in src) inFlight.set(src.path, pending);
             }
             let r;
@@ -132,6 +133,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
               if (first && 'path' in src) inFlight.delete(src.path);
             }
             if (first) {
+              if (r.warning) problems.push({ ref: it.sourcePath, field: r.image.media?.kind ?? 'image', message: `${r.warning} (${src.original})`, severity: 'warning' });
               for (const f of r.created) created.push(f);
               if (r.created.length) options.onCreated?.(r.created);
             }
@@ -145,7 +147,7 @@ export async function importDataset(db: Database, dataDir: string, source: strin
             return;
           }
           failedItems++;
-          problems.push({ ref: it.sourcePath, field: 'image', message: `${err.message} (${it.image.original})`, severity: 'error' });
+          problems.push({ ref: it.sourcePath, field: mediaKindOf(it.image, 'bytes' in it.image ? it.image.bytes : undefined) ?? 'image', message: `${err.message} (${it.image.original})`, severity: 'error' });
         }
         options.onProgress?.(++done, withImage);
       }
@@ -207,7 +209,7 @@ function store(
   incoming: {
     items: Iterable<NormalizedItem>;
     count: number;
-    imageOf: (it: NormalizedItem) => StoredImage | undefined;
+    imageOf: (it: NormalizedItem) => (StoredImage & { media?: StoredMedia['media'] }) | undefined;
     isFailed: (it: NormalizedItem) => boolean;
     /** The incoming items' image hashes ('' for none). */
     hashes: Set<string>;
@@ -239,8 +241,8 @@ function store(
   const firstItem = nextId(db, 'items');
   const firstAnn = nextId(db, 'annotations');
   const insItem = db.prepare(
-    `INSERT INTO items (id, dataset_id, image_hash, image_ext, width, height, bytes, source_path, split, position, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO items (id, dataset_id, image_hash, image_ext, width, height, bytes, source_path, split, position, created_at, updated_at, media_kind, media_hash, media_ext, media_json)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insAnn = db.prepare('INSERT INTO annotations (id, item_id, kind, data_json, position, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
   const insSrc = db.prepare('INSERT INTO item_sources (item_id, import_id, record, image_original) VALUES (?, ?, ?, ?)');
@@ -268,7 +270,9 @@ function store(
       }
     }
     const id = firstItem + i;
-    insItem.run(id, datasetId, img?.hash ?? null, img?.ext ?? null, img?.width ?? null, img?.height ?? null, img?.bytes ?? null, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now);
+    const media = img?.media;
+    if (media) insItem.run(id, datasetId, null, null, img.width || null, img.height || null, img.bytes, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now, media.kind, img.hash, img.ext, JSON.stringify(media.meta));
+    else insItem.run(id, datasetId, img?.hash ?? null, img?.ext ?? null, img?.width ?? null, img?.height ?? null, img?.bytes ?? null, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now, null, null, null, null);
     it.annotations.forEach((a, k) => insAnn.run(annId++, id, a.kind, JSON.stringify(a.data), k, now, now));
     insSrc.run(id, importId, it.sourcePath, it.image?.original ?? null);
     for (const t of it.tags ?? []) {
@@ -288,6 +292,12 @@ function store(
   dropRedo(db, datasetId);
   db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(now, datasetId);
   return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: i, annotations: annId - firstAnn, skipped, warnings, alreadyPresent };
+}
+
+/** An item's file: an audio clip or a video (by its name, or an embedded file's bytes) goes to the media store. */
+async function storeItemFile(dataDir: string, src: ImageSource): Promise<{ image: StoredImage & { media?: StoredMedia['media'] }; created: string[]; isNew: boolean; warning?: string }> {
+  const kind = mediaKindOf(src, 'bytes' in src ? src.bytes : undefined);
+  return kind ? storeMedia(dataDir, src, kind) : storeImage(dataDir, src);
 }
 
 /**
@@ -325,7 +335,7 @@ function keyDigest(key: string): string {
 function presentItems(db: Database, datasetId: number, hashes: Set<string>): { byKey: Map<string, number>; byImage: Map<string, number> } | undefined {
   const rows = db
     .prepare(
-      `SELECT i.id, i.image_hash AS hash, a.kind, a.data_json AS data FROM items i LEFT JOIN annotations a ON a.item_id = i.id
+      `SELECT i.id, COALESCE(i.image_hash, i.media_hash) AS hash, a.kind, a.data_json AS data FROM items i LEFT JOIN annotations a ON a.item_id = i.id
        WHERE i.dataset_id = ? ORDER BY i.id, a.position`,
     )
     .raw()

@@ -15,6 +15,9 @@
 //   too_long              a rendered conversation exceeds the model's context                       (error)
 //   render_error          the chat template cannot render the conversation                          (error)
 //   unlabeled             no annotations yet                                                        (info)
+//   media_missing         the item's audio/video file is gone from the data folder, or its size changed (error)
+//   clip_too_long         audio longer than the encoder's 30 s window (split into windows or truncated
+//                         when trained), a video longer than 30 s (its sampled frames lie far apart) (warning)
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
@@ -22,6 +25,8 @@ import sharp from 'sharp';
 import { nowIso } from '../storage/database';
 import { countImageTokens, type ConversationOptions } from './conversation';
 import { imagePath } from './images';
+import { longClipWarning, mediaPath } from './media-store';
+import { CLIP_WINDOW_SECONDS } from '../media/audio';
 import type { RenderSetup } from './render';
 import { lengthItem, measureLengths, type ItemLengths, type LengthItem } from './lint-lengths';
 import { loadItems, type FullItem } from './rows';
@@ -98,6 +103,7 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
   near?.catch(() => {});
   for (const it of items) {
     await checkImage(it, dataDir, !!opts.deep, add);
+    checkMedia(it, dataDir, add);
     checkLabels(it, add);
     checkDuplicateSamples(it, add);
     if (opts.model) checkLength(measureLengths([lengthItem(it)], opts.model, copts)[0], opts.model.contextLength, add);
@@ -167,6 +173,22 @@ async function checkImage(it: FullItem, dataDir: string, deep: boolean, add: Add
   } catch (err) {
     add(it.id, 'image_corrupt', 'error', `image does not decode: ${(err as Error).message.split('\n')[0]}`);
   }
+}
+
+function checkMedia(it: FullItem, dataDir: string, add: Add): void {
+  const m = it.media;
+  if (!m) return;
+  const file = mediaPath(dataDir, m.hash, m.ext);
+  if (!existsSync(file)) {
+    add(it.id, 'media_missing', 'error', `${m.kind} file is missing from the data folder (${m.hash.slice(0, 12)}….${m.ext})`);
+    return;
+  }
+  if (m.bytes != null && statSync(file).size !== m.bytes) {
+    add(it.id, 'media_missing', 'error', `${m.kind} file has ${statSync(file).size} bytes, expected ${m.bytes}`);
+    return;
+  }
+  const seconds = Number(m.meta.seconds);
+  if (seconds > CLIP_WINDOW_SECONDS) add(it.id, 'clip_too_long', 'warning', longClipWarning(m.kind, seconds), { seconds });
 }
 
 const blank = (s: string) => s.trim() === '';

@@ -14,7 +14,7 @@ import { NO_LABELS_WARNING, findSampleFolders, parseVqaFolders, parseVqaRecords 
 import { fileKind, jsonRecords, readCsvRecords, removeTree, splitFromName, walkFiles, type JsonRecord, type SkippedEntry } from './read';
 import { RecordStage } from './stage';
 import { archiveRoot, extractZip, type ZipLimits } from './zip';
-import { IMPORT_FORMATS, ImportError, isImageName, type ImportFormat, type ImportProblem, type ParseResult } from './types';
+import { IMPORT_FORMATS, ImportError, isImageName, isItemFileName, type ImportFormat, type ImportProblem, type ParseResult } from './types';
 
 export interface ParseSourceOptions extends ParseOptions {
   /** Force a format instead of detecting it. For a zip, the format of its contents. */
@@ -87,7 +87,7 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
   if (!isDir) {
     const name = basename(path);
     if (forced === 'parquet' || (!forced && /\.parquet$/i.test(name))) return parseParquetFiles(ctx, [path]);
-    if (forced === 'imagefolder' || (!forced && /^metadata\.(jsonl|csv|json)$/i.test(name))) return parseImagefolder(ctx, [ctx.label(path), ...walkFiles(root).filter((f) => f !== ctx.label(path) && isImageName(f))]);
+    if (forced === 'imagefolder' || (!forced && /^metadata\.(jsonl|csv|json)$/i.test(name))) return parseImagefolder(ctx, [ctx.label(path), ...walkFiles(root).filter((f) => f !== ctx.label(path) && isItemFileName(f))]);
     // a pid record file (icon-VQA layout) names image folders, not images: they are looked up beside it
     if (forced === 'icon-vqa' || (!forced && isPidRecordFile(path, name))) return parseIconVqa(ctx, walkFiles(root), [path]);
     if (/\.csv$/i.test(name)) return parseRecordFiles(ctx, [path], forced, stageIn(options));
@@ -101,7 +101,7 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
   const pidFiles = forced === undefined || forced === 'icon-vqa' ? findPidRecordFiles(path, files) : [];
   const format = forced ?? (pidFiles.length > 0 && findMetadataFiles(files).length === 0 ? 'icon-vqa' : detectDirectory(files));
   // links and special files named like dataset files are said to be left out, and why
-  for (const e of skipped) if (isImageName(e.rel) || /\.(json|jsonl|ndjson|csv|parquet|txt)$/i.test(e.rel)) ctx.warn(e.rel, `not imported: ${e.reason}`);
+  for (const e of skipped) if (isItemFileName(e.rel) || /\.(json|jsonl|ndjson|csv|parquet|txt)$/i.test(e.rel)) ctx.warn(e.rel, `not imported: ${e.reason}`);
   switch (format) {
     case 'imagefolder':
       if (findMetadataFiles(files).length === 0) throw new ImportError(`${basename(path)}: no metadata.jsonl or metadata.csv found`);
@@ -122,7 +122,7 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
       return parseRecordFiles(ctx, top.map((f) => join(path, f)), forced, stageIn(options));
     }
     case 'folder':
-      if (!files.some(isImageName)) throw new ImportError(`${basename(path)}: no images found`);
+      if (!files.some(isItemFileName)) throw new ImportError(`${basename(path)}: no images, audio or video files found`);
       return parseFolder(ctx, files);
     case 'icon-vqa':
       if (pidFiles.length === 0) throw new ImportError(`${basename(path)}: no .jsonl file of {pid, question, answer} records found (at the top of the folder or one folder down)`);
@@ -147,7 +147,7 @@ export function detectDirectory(files: string[]): ImportFormat {
   if (files.some((f) => /\.parquet$/i.test(f))) return 'parquet';
   if (topRecordFiles(files).some((f) => JSON_EXT.test(f))) return 'llava';
   if (findSampleFolders(files).length > 0) return 'vqa-folders';
-  if (files.some(isImageName)) return 'folder';
+  if (files.some(isItemFileName)) return 'folder';
   throw new ImportError('no images or dataset files found (expected images, metadata.jsonl/csv, .json/.jsonl, .parquet or sample folders with data.json)');
 }
 

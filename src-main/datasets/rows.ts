@@ -16,6 +16,11 @@ export interface ItemRow {
   position: number;
   created_at: string;
   updated_at: string;
+  /** an audio clip or video instead of an image (migration 0004) */
+  media_kind?: 'audio' | 'video' | null;
+  media_hash?: string | null;
+  media_ext?: string | null;
+  media_json?: string | null;
 }
 
 export interface AnnotationRow {
@@ -107,11 +112,27 @@ export function toAnnotation(r: AnnotationRow): Annotation {
 export interface FullItem {
   id: number;
   image: { hash: string; ext: string; width: number | null; height: number | null; bytes: number | null } | null;
+  /** An audio clip or a video (media store, datasets/media-store.ts); such an item has no image. */
+  media?: ItemMedia | null;
   sourcePath: string | null;
   split: Split | null;
   position: number;
   annotations: (Annotation & { id: number })[];
   tags: string[];
+}
+
+export interface ItemMedia {
+  kind: 'audio' | 'video';
+  hash: string;
+  ext: string;
+  bytes: number | null;
+  /** seconds, sampleRate, channels (audio); width, height, frames, fps (video) */
+  meta: Record<string, number | string>;
+}
+
+function mediaOf(r: ItemRow): ItemMedia | null {
+  if (!r.media_kind || !r.media_hash) return null;
+  return { kind: r.media_kind, hash: r.media_hash, ext: r.media_ext ?? 'bin', bytes: r.bytes, meta: r.media_json ? (JSON.parse(r.media_json) as ItemMedia['meta']) : {} };
 }
 
 export function loadItems(db: Database, datasetId: number, opts: { ids?: number[]; split?: Split } = {}): FullItem[] {
@@ -156,6 +177,7 @@ export function assembleItems(rows: ItemRow[], anns: AnnotationRow[], tags: Item
   return rows.map((r) => ({
     id: r.id,
     image: r.image_hash ? { hash: r.image_hash, ext: r.image_ext ?? 'bin', width: r.width, height: r.height, bytes: r.bytes } : null,
+    media: mediaOf(r),
     sourcePath: r.source_path,
     split: r.split,
     position: r.position,

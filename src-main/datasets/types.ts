@@ -83,3 +83,13 @@ export function isImageName(name: string): boolean {
   const lower = name.toLowerCase();
   return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
 }
+/** Audio and video an item can hold instead of an image (media/audio.ts, media/video.ts decode them). */
+export const MEDIA_EXTENSIONS = ['.wav', '.wave', '.flac', '.mp3', '.ogg', '.oga', '.opus', '.m4a', '.aac', '.mp4', '.m4v', '.mov', '.webm', '.mkv', '.avi'] as const;
+export function isMediaName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return MEDIA_EXTENSIONS.some((e) => lower.endsWith(e));
+}
+/** A file an item can be made of: an image, an audio clip or a video. */
+export function isItemFileName(name: string): boolean {
+  return isImageName(name) || isMediaName(name);
+}

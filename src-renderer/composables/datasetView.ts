@@ -34,6 +34,8 @@ export const LINT_LABELS: Record<string, string> = {
   too_long: 'Longer than the context',
   render_error: 'Cannot be rendered',
   unlabeled: 'Unlabeled',
+  media_missing: 'Audio/video file missing',
+  clip_too_long: 'Clip longer than 30 s',
 };
 
 export type SplitFilter = 'train' | 'val' | 'test' | 'none';

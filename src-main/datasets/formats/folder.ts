@@ -1,19 +1,19 @@
-// A plain folder of images. A caption sits in a sidecar `<name>.txt` (or none: the item is to be labeled).
+// A plain folder of images, audio clips or videos. A caption sits in a sidecar `<name>.txt` (or none: the item is to be labeled).
 // Sub-folder names become tags (`cats/1.jpg` → tag `cats`); a top folder named train/val/test sets the split.
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_TEXT_CHARS } from '../schemas';
 import { splitFromDirName, walkFiles } from '../read';
-import { isImageName, type NormalizedItem, type Split } from '../types';
+import { isItemFileName, type NormalizedItem, type Split } from '../types';
 import type { ParseContext } from './common';
 
 export function parseFolder(ctx: ParseContext, files = walkFiles(ctx.root)) {
   const items: NormalizedItem[] = [];
-  const images = new Set(files.filter(isImageName).map(stem));
+  const images = new Set(files.filter(isItemFileName).map(stem));
   const present = new Set(files); // the walk skips symbolic links, so a sidecar cannot point outside
   for (const rel of files) {
-    if (!isImageName(rel)) {
-      if (rel.toLowerCase().endsWith('.txt') && !images.has(stem(rel))) ctx.warn(rel, 'caption file has no image beside it; ignored');
+    if (!isItemFileName(rel)) {
+      if (rel.toLowerCase().endsWith('.txt') && !images.has(stem(rel))) ctx.warn(rel, 'caption file has no image, audio or video file beside it; ignored');
       continue;
     }
     const abs = join(ctx.root, rel);

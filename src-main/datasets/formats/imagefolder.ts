@@ -4,7 +4,7 @@
 import { basename, dirname, join } from 'node:path';
 import { readCsvRecords, readJsonRecords, splitFromDirName, walkFiles } from '../read';
 import { imagefolderRow, zodProblems } from '../schemas';
-import { isImageName } from '../types';
+import { isItemFileName } from '../types';
 import { assemble, isRecord, readMeta, type ParseContext, type RecordOut } from './common';
 import { labelsFromRow } from './labels';
 
@@ -44,7 +44,7 @@ export function parseImagefolder(ctx: ParseContext, files = walkFiles(ctx.root))
   }
   const metaDirs = metas.map((m) => dirname(m));
   for (const rel of files) {
-    if (!isImageName(rel)) continue;
+    if (!isItemFileName(rel)) continue;
     const abs = join(ctx.root, rel);
     if (used.has(abs)) continue;
     if (!metaDirs.some((d) => d === '.' || rel.startsWith(`${d}/`))) continue;

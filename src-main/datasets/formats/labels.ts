@@ -10,7 +10,8 @@ import { joinParts } from './conversation';
 export const CAPTION_KEYS = ['text', 'caption', 'captions', 'description', 'sentence', 'sentences', 'label_text'];
 export const QUESTION_KEYS = ['question', 'q', 'query', 'instruction', 'prompt'];
 export const ANSWER_KEYS = ['answer', 'a', 'answers', 'response', 'output', 'multiple_choice_answer'];
-export const IMAGE_KEYS = ['file_name', 'image', 'image_path', 'img', 'image_file', 'filename', 'path', 'images'];
+// audio / video: an item holds a clip instead of an image (HF audiofolder, JSONL with an `audio` or `video` field)
+export const IMAGE_KEYS = ['file_name', 'image', 'image_path', 'img', 'image_file', 'filename', 'path', 'images', 'audio', 'video', 'audio_path', 'video_path'];
 const IGNORED = new Set(['lenslab', 'id', 'split', 'tags', ...IMAGE_KEYS]);
 
 export interface LabelOptions {

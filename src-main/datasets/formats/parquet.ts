@@ -10,7 +10,8 @@ import { ImportError, type ImageSource } from '../types';
 import { assemble, isRecord, readMeta, type ParseContext, type RecordOut } from './common';
 import { labelsFromRow } from './labels';
 
-const IMAGE_COLUMNS = ['image', 'images', 'img', 'picture', 'photo', 'image_bytes', 'file_name', 'image_path'];
+// audio / video: HF `Audio` / `Video` features, the same {bytes, path} struct (the bytes tell which it is)
+const IMAGE_COLUMNS = ['image', 'images', 'img', 'picture', 'photo', 'image_bytes', 'file_name', 'image_path', 'audio', 'video'];
 /** Rows decoded at a time (bounds memory for big files). */
 const ROW_CHUNK = 512;
 

@@ -4,6 +4,7 @@ import type { Database } from 'better-sqlite3';
 import m0001 from './0001-initial';
 import m0002 from './0002-datasets-extra';
 import m0003 from './0003-runs-archived';
+import m0004 from './0004-media-items';
 
 export interface Migration {
   version: number;
@@ -15,4 +16,5 @@ export const migrations: Migration[] = [
   m0001,
   m0002,
   m0003,
+  m0004,
 ];

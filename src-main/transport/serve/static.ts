@@ -78,4 +78,4 @@ export function sendFile(res: ServerResponse, file: string, headers: Record<stri
 }
 
 /** Media paths clients may fetch: images/<aa>/<sha256>.<ext> and thumbs/<aa>/<sha256>.webp. */
-export const MEDIA_PATH = /^\/media\/(images|thumbs)\/([0-9a-f]{2})\/([0-9a-f]{64})\.([a-z0-9]{1,5})$/;
+export const MEDIA_PATH = /^\/media\/(images|thumbs|media)\/([0-9a-f]{2})\/([0-9a-f]{64})\.([a-z0-9]{1,5})$/;
