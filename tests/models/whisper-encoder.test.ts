@@ -84,3 +84,37 @@ test('a Whisper folder with a wrong tensor, a mismatched extractor or a pickle i
   unlinkSync(join(pk, 'model.safetensors'));
   assert.throws(() => loadWhisperEncoder(pk), /pytorch_model\.bin: PyTorch pickle weights are not loaded/);
 });
+
+test('WhisperModel (encoder.*) and bare-encoder layouts load to the same tensors; the decoder is not read', async () => {
+  const { readSafetensors, writeSafetensors } = await import('../../src-main/models/weights/safetensors');
+  const { mkdirSync } = await import('node:fs');
+  const src = join(tmp.dir, 'layouts-src');
+  writeTinyWhisper(src, 2);
+  const tensors = readSafetensors(join(src, 'model.safetensors'));
+  const variants: Record<string, (n: string) => string | null> = {
+    whisper_model: (n) => n.slice('model.'.length),
+    bare_encoder: (n) => (n.startsWith('model.encoder.') ? n.slice('model.encoder.'.length) : null),
+  };
+  const ref = loadWhisperEncoder(src);
+  try {
+    for (const [name, rename] of Object.entries(variants)) {
+      const dir = join(tmp.dir, `layout-${name}`);
+      mkdirSync(dir, { recursive: true });
+      writeSafetensors(
+        join(dir, 'model.safetensors'),
+        [...tensors].flatMap(([n, t]) => (rename(n) === null ? [] : [{ name: rename(n)!, dtype: 'F32' as const, shape: t.shape, data: () => t.data }])),
+      );
+      copyFileSync(join(src, 'config.json'), join(dir, 'config.json'));
+      copyFileSync(join(src, 'preprocessor_config.json'), join(dir, 'preprocessor_config.json'));
+      const m = loadWhisperEncoder(dir);
+      try {
+        assert.deepEqual(m.weights.names().sort(), ref.weights.names().sort(), name);
+        for (const n of ['encoder.conv1.weight', 'encoder.layers.1.fc2.bias', 'encoder.layer_norm.weight']) assert.deepEqual(m.weights.get(n), ref.weights.get(n), `${name}: ${n}`);
+      } finally {
+        m.close();
+      }
+    }
+  } finally {
+    ref.close();
+  }
+});
