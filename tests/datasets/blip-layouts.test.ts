@@ -179,6 +179,15 @@ test('COCO-Karpathy JSON: captions of one image become one item, images relative
       ['jpg', 'jpg', 'jpg'],
     );
   }
+  // the Karpathy val/test files: one record per image with a list of captions
+  const test5 = fresh('coco-test');
+  await cocoKarpathy(test5, { name: 'coco_karpathy_test.json' });
+  writeFileSync(join(test5, 'coco_karpathy_test.json'), JSON.stringify([{ image: KARPATHY[0].image, caption: [KARPATHY[0].caption, KARPATHY[1].caption, 'a cake'] }]));
+  const rt = await importDataset(db, dataDir, test5, { dataset: 'coco-test', strict: true });
+  assert.equal(rt.imported, 1);
+  assert.equal(rt.format, 'vqa');
+  assert.deepEqual(loadItems(db, rt.datasetId)[0].annotations.map((a) => (a.data as { text: string }).text), [KARPATHY[0].caption, KARPATHY[1].caption, 'a cake']);
+
   // a record whose image is missing, a record without a caption: named by index and field; strict stores nothing
   const bad = fresh('coco-bad');
   await cocoKarpathy(bad);
