@@ -1,4 +1,5 @@
-// Fine-tuning BLIP VQA (BlipForQuestionAnswering) on (image, question, answer) triples with LoRA, through the
+// Fine-tuning BLIP VQA (BlipForQuestionAnswering) on (image, question, answer) triples, or BLIP captioning
+// (BlipForConditionalGeneration) on captioned images, with LoRA, through the
 // engine's training step (our autodiff + AdamW): the published recipe's defaults are LoRA r = 16, alpha = 32,
 // dropout = 0.05 on PEFT's target_modules ["query", "key"] (every BERT attention's query/key in the question encoder
 // and the answer decoder, self- and cross-attention), AdamW lr 4e-5 (PyTorch's weight decay 0.01), batch 8, 1 epoch,
@@ -15,10 +16,11 @@ import { StepExecutor, tensor } from '../engine';
 import type { ImageInput } from '../models/image-processor';
 import { DROPOUT_SEED_INPUT, dropoutStepSeed, GraphWeights, type LoraBinding } from '../models/layers';
 import { blipLinearModules, blipLoraModules, saveBlipAdapter, type BlipAdapter } from '../models/families/blip/adapter';
-import { answerBatch, blipPixelValues, questionBatch, vqaForward, type BlipModel } from '../models/families/blip/model';
+import { answerBatch, blipPixelValues, captionForward, questionBatch, vqaForward, type BlipModel } from '../models/families/blip/model';
 import { Rng } from './rng';
 import { presetById } from '../contract/presets';
 
+/** A VQA triple, or (captioning models) an image and its caption in `answer` with no question. */
 export interface VqaTriple {
   image: ImageInput;
   question: string;
@@ -68,8 +70,7 @@ export interface BlipTrainResult {
 }
 
 function checkOptions(m: BlipModel, o: BlipTrainOptions, n: number): void {
-  if (m.config.architecture !== 'BlipForQuestionAnswering') throw new BlipTrainError(`${m.dir}: ${m.config.architecture} is not a VQA model (BlipForQuestionAnswering)`);
-  if (n < 1) throw new BlipTrainError('no (image, question, answer) items to train on');
+  if (n < 1) throw new BlipTrainError(m.config.architecture === 'BlipForQuestionAnswering' ? 'no (image, question, answer) items to train on' : 'no captioned images to train on');
   const ints: Array<[string, number | undefined]> = [['rank', o.rank], ['epochs', o.epochs], ['batch size', o.batchSize], ['grad accumulation', o.gradAccum]];
   for (const [name, v] of ints) if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new BlipTrainError(`${name} must be a positive integer (got ${v})`);
   if (o.dropout !== undefined && !(o.dropout >= 0 && o.dropout < 1)) throw new BlipTrainError(`LoRA dropout must be in [0, 1) (got ${o.dropout})`);
@@ -116,6 +117,7 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
   }
   const acc = o.gradAccum ?? 1;
   const S = c.vision.imageSize;
+  const captioning = c.architecture === 'BlipForConditionalGeneration';
   const ex = await StepExecutor.create(
     {
       params,
@@ -125,6 +127,15 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
         const trainable: Record<string, Value> = {};
         for (const n of fullNames) trainable[n] = p[n];
         const w = new GraphWeights(g, m.weights, { lora, params: trainable });
+        if (captioning)
+          return {
+            loss: captionForward(w, c, {
+              pv: g.input('pixel_values', 'float32', ['B', 3, S, S]),
+              ids: g.input('input_ids', 'int64', ['B', 'T']),
+              mask: g.input('attention_mask', 'int64', ['B', 'T']),
+              labels: g.input('labels', 'int64', ['B', 'T']),
+            }).loss.mean,
+          };
         const x = {
           pv: g.input('pixel_values', 'float32', ['B', 3, S, S]),
           ids: g.input('input_ids', 'int64', ['B', 'S']),
@@ -148,16 +159,19 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
     const feedsOf = (idx: number[], step: number, micro: number) => {
       const pv = new Float32Array(idx.length * per);
       idx.forEach((k, j) => pv.set(pixels.data.subarray(k * per, (k + 1) * per), j * per));
-      const qb = questionBatch(m, idx.map((k) => items[k].question));
       const ab = answerBatch(m, idx.map((k) => items[k].answer));
-      const feeds: Record<string, ReturnType<typeof tensor>> = {
-        pixel_values: tensor('float32', [idx.length, 3, S, S], pv),
-        input_ids: tensor('int64', [qb.batch, qb.length], qb.ids),
-        attention_mask: tensor('int64', [qb.batch, qb.length], qb.mask),
-        decoder_input_ids: tensor('int64', [ab.batch, ab.length], ab.ids),
-        decoder_attention_mask: tensor('int64', [ab.batch, ab.length], ab.mask),
-        labels: tensor('int64', [ab.batch, ab.length], ab.labels),
-      };
+      const feeds: Record<string, ReturnType<typeof tensor>> = { pixel_values: tensor('float32', [idx.length, 3, S, S], pv) };
+      if (captioning) {
+        feeds.input_ids = tensor('int64', [ab.batch, ab.length], ab.ids);
+        feeds.attention_mask = tensor('int64', [ab.batch, ab.length], ab.mask);
+      } else {
+        const qb = questionBatch(m, idx.map((k) => items[k].question));
+        feeds.input_ids = tensor('int64', [qb.batch, qb.length], qb.ids);
+        feeds.attention_mask = tensor('int64', [qb.batch, qb.length], qb.mask);
+        feeds.decoder_input_ids = tensor('int64', [ab.batch, ab.length], ab.ids);
+        feeds.decoder_attention_mask = tensor('int64', [ab.batch, ab.length], ab.mask);
+      }
+      feeds.labels = tensor('int64', [ab.batch, ab.length], ab.labels);
       if (ex.dataInputs.includes(DROPOUT_SEED_INPUT)) feeds[DROPOUT_SEED_INPUT] = tensor('int64', [], [BigInt(dropoutStepSeed(seed, step, micro))]);
       return feeds;
     };

@@ -95,7 +95,7 @@ test('train: the recipe LoRA on query/key writes a PEFT adapter that generate an
 test('BLIP CLI: bad input is a clear error naming the flag or file', async () => {
   let r = await cli(['generate', '--model', modelDir, '--prompt', 'how many?']);
   assert.notEqual(r.code, 0);
-  assert.match(r.err, /--image FILE is required: BLIP VQA answers a question about an image/);
+  assert.match(r.err, /--image FILE is required: BLIP answers a question about an image or captions it/);
   r = await cli(['generate', '--model', modelDir, '--image', images[0], '--prompt', 'hi', '--temperature', '0.7']);
   assert.match(r.err, /answers greedily/);
   r = await cli(['train', '--model', modelDir, '--data', dataFile, '--out', join(tmp.dir, 'bad'), '--target-modules', 'q_proj']);
@@ -103,4 +103,40 @@ test('BLIP CLI: bad input is a clear error naming the flag or file', async () =>
   assert.match(r.err, /target module "q_proj" matches no linear layer/);
   r = await cli(['score', '--model', modelDir, '--adapter', join(tmp.dir, 'nope'), '--data', dataFile]);
   assert.match(r.err, /nope: not found \(--adapter\)/);
+});
+
+test('BlipForConditionalGeneration: generate --json (with and without --prompt), score --json and train', async () => {
+  const { BLIP_CAPTION_SEED, BLIP_CAPTIONS, BLIP_CAPTION_PROMPT } = await import('../fixtures/models/blip-cases');
+  const r = ref.caption;
+  const capDir = join(tmp.dir, 'caption-model');
+  writeTinyBlip(capDir, BLIP_CAPTION_SEED, { architecture: 'BlipForConditionalGeneration' });
+  const capFile = join(tmp.dir, 'captions.jsonl');
+  writeFileSync(capFile, BLIP_CAPTIONS.map((c, i) => JSON.stringify({ image: `img${i}.png`, caption: c })).join('\n') + '\n');
+  for (let i = 0; i < 2; i++) {
+    const free = await cli(['generate', '--model', capDir, '--image', images[i], '--json']);
+    assert.equal(free.code, 0, free.err);
+    assert.deepEqual(JSON.parse(free.out).ids, r.greedy[i]);
+    const p = await cli(['generate', '--model', capDir, '--image', images[i], '--prompt', BLIP_CAPTION_PROMPT, '--json']);
+    assert.equal(p.code, 0, p.err);
+    const j = JSON.parse(p.out);
+    assert.deepEqual(j.ids, r.greedy_prompt[i]);
+    assert.match(j.text, /^a picture of/);
+  }
+  const s = await cli(['score', '--model', capDir, '--data', capFile, '--json']);
+  assert.equal(s.code, 0, s.err);
+  const sj = JSON.parse(s.out);
+  sj.samples.forEach((x: { loss: number; kind: string }, i: number) => {
+    assert.equal(x.kind, 'caption');
+    assert.ok(Math.abs(x.loss - r.item_losses[i]) < 1e-4, `caption ${i}: ${x.loss} vs ${r.item_losses[i]}`);
+  });
+  assert.ok(Math.abs(sj.tokenWeightedLoss - r.loss) < 1e-4);
+  const out = join(tmp.dir, 'caption-adapter');
+  const t = await cli(['train', '--model', capDir, '--data', capFile, '--out', out, '--epochs', '2', '--batch-size', '2', '--lr', '1e-2', '--json']);
+  assert.equal(t.code, 0, t.err);
+  assert.ok(JSON.parse(t.out).steps === 2);
+  const f = SafetensorsFile.open(join(out, 'adapter_model.safetensors'));
+  const names = f.names();
+  f.close();
+  assert.equal(names.length, 16); // the decoder's 8 query/key modules (self + cross, 2 layers), A and B
+  assert.ok(names.every((n) => n.startsWith('base_model.model.text_decoder.bert.encoder.layer.')));
 });

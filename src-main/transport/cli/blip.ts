@@ -1,5 +1,5 @@
-// CLI for BLIP VQA folders: the BLIP forms of `lenslab generate` (one question about one image: the question is
-// encoded once with the image, the answer decoded greedily), `lenslab score` (BlipForQuestionAnswering's loss per
+// CLI for BLIP folders: the BLIP forms of `lenslab generate` (VQA: one question about one image, the question
+// encoded once with the image, the answer decoded greedily; captioning: a caption, optionally continuing --prompt), `lenslab score` (BlipForQuestionAnswering's loss per
 // (image, question, answer) item) and `lenslab train` (LoRA, foreground, writes a PEFT adapter to --out).
 // generate.ts and train.ts hand over when --model is a BLIP folder. Data: any file or folder `lenslab datasets
 // import` reads; every question-answer annotation of an image item is one triple.
@@ -26,8 +26,8 @@ export interface VqaItem {
   split?: string;
 }
 
-/** (image, question, answer) triples of a data file or folder, in item order. */
-export async function readVqaItems(path: string, o: { split?: string; limit?: number; warn?: (line: string) => void } = {}): Promise<VqaItem[]> {
+/** (image, question, answer) triples of a data file or folder, in item order; with `captions`, (image, caption) pairs. */
+export async function readVqaItems(path: string, o: { split?: string; limit?: number; captions?: boolean; warn?: (line: string) => void } = {}): Promise<VqaItem[]> {
   let parsed;
   try {
     parsed = await parseSource(resolve(path));
@@ -40,10 +40,18 @@ export async function readVqaItems(path: string, o: { split?: string; limit?: nu
     for (const it of parsed.items) {
       if (!it.image) continue;
       if (o.split && (it.split ?? 'train') !== o.split) continue;
+      const image: ImageInput = 'path' in it.image ? it.image.path : Buffer.from(it.image.bytes);
+      if (o.captions) {
+        const caps = it.annotations.filter((a) => a.kind === 'caption');
+        caps.forEach((a, k) => {
+          if (a.kind !== 'caption' || (o.limit !== undefined && out.length >= o.limit)) return;
+          out.push({ ref: caps.length > 1 ? `${it.sourcePath}#${k}` : it.sourcePath, image, question: '', answer: a.data.text, split: it.split });
+        });
+        continue;
+      }
       const qas = it.annotations.filter((a) => a.kind === 'qa');
       qas.forEach((a, k) => {
         if (a.kind !== 'qa' || (o.limit !== undefined && out.length >= o.limit)) return;
-        const image: ImageInput = 'path' in it.image! ? it.image!.path : Buffer.from(it.image!.bytes);
         out.push({ ref: qas.length > 1 ? `${it.sourcePath}#${k}` : it.sourcePath, image, question: a.data.question, answer: a.data.answer, split: it.split });
       });
     }
@@ -96,20 +104,26 @@ export async function blipGenerate(argv: string[], ctx: CommandContext): Promise
     },
     false,
   );
-  if (values.prompt === undefined) throw new UsageError('--prompt is required (the question)');
-  if (values.image === undefined) throw new UsageError('--image FILE is required: BLIP VQA answers a question about an image');
+  if (values.image === undefined) throw new UsageError('--image FILE is required: BLIP answers a question about an image or captions it');
   if (values.temperature !== undefined && Number(values.temperature) !== 0) throw new UsageError('BLIP VQA answers greedily (as transformers\' generate for BlipForQuestionAnswering): --temperature must be 0');
   if (values.quantize !== undefined && values.quantize !== 'none') throw new UsageError('--quantize is not supported for BLIP models');
   const image = resolve(values.image);
   if (!existsSync(image)) throw new ApiError('not_found', `${values.image}: not found (--image)`, 'image');
-  const maxNew = values['max-new-tokens'] === undefined ? 19 : intArg(values['max-new-tokens'], '--max-new-tokens');
+  // transformers' default max_length 20 counts the whole sequence (bos and any caption prompt)
+  const maxNew = values['max-new-tokens'] === undefined ? null : intArg(values['max-new-tokens'], '--max-new-tokens');
   const { m, ad } = openModel(values.model, values.adapter);
   try {
+    const captioning = m.config.architecture === 'BlipForConditionalGeneration';
+    if (!captioning && values.prompt === undefined) throw new UsageError('--prompt is required (the question)');
     const runner = runnerOf(ctx, m, ad);
     const t0 = performance.now();
     let r;
     try {
-      [r] = await runner.answer([image], [values.prompt], { maxLength: maxNew + 1 });
+      if (captioning) {
+        const start = values.prompt ? m.tokenizer.encode(values.prompt).length - 1 : 1;
+        const [c] = await runner.caption([image], values.prompt ?? '', { maxLength: maxNew === null ? 20 : start + maxNew });
+        r = c;
+      } else [r] = await runner.answer([image], [values.prompt!], { maxLength: maxNew === null ? 20 : 1 + maxNew });
     } catch (e) {
       throw new ApiError('invalid_request', (e as Error).message, 'image');
     } finally {
@@ -120,7 +134,7 @@ export async function blipGenerate(argv: string[], ctx: CommandContext): Promise
     const warnings = [...(values.system !== undefined ? ['BLIP VQA has no system message: --system was ignored'] : [])];
     if (ctx.json)
       printJson(ctx, {
-        ids: r.tokens, text: r.answer, finishReason, promptTokens: m.tokenizer.encode(values.prompt).length,
+        ids: r.tokens, text: r.answer, finishReason, promptTokens: values.prompt === undefined ? 1 : m.tokenizer.encode(values.prompt).length,
         timings: { totalMs: ms, decodeTokens: r.tokens.length }, ...(warnings.length ? { warnings } : {}),
       });
     else {
@@ -138,10 +152,11 @@ export async function blipScore(argv: string[], ctx: CommandContext): Promise<nu
   const { values } = parse(argv, { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, limit: { type: 'string' } }, false);
   if (!values.data) throw new UsageError('--data FILE is required');
   const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
-  const items = await readVqaItems(values.data, { limit, warn: (l) => ctx.io.err(l) });
-  if (!items.length) throw new ApiError('invalid_request', `${values.data}: no image items with a question and answer to score`, 'data');
   const { m, ad } = openModel(values.model, values.adapter);
   try {
+    const captioning = m.config.architecture === 'BlipForConditionalGeneration';
+    const items = await readVqaItems(values.data, { limit, captions: captioning, warn: (l) => ctx.io.err(l) });
+    if (!items.length) throw new ApiError('invalid_request', `${values.data}: no image items with ${captioning ? 'a caption' : 'a question and answer'} to score`, 'data');
     const runner = runnerOf(ctx, m, ad);
     const rows: Array<{ ref: string; kind: string; loss: number; tokens: number }> = [];
     let sum = 0;
@@ -149,12 +164,12 @@ export async function blipScore(argv: string[], ctx: CommandContext): Promise<nu
     try {
       for (let i = 0; i < items.length; i += 8) {
         const b = items.slice(i, i + 8);
-        const r = await runner.loss(b.map((x) => x.image), b.map((x) => x.question), b.map((x) => x.answer));
+        const r = captioning ? await runner.captionLoss(b.map((x) => x.image), b.map((x) => x.answer)) : await runner.loss(b.map((x) => x.image), b.map((x) => x.question), b.map((x) => x.answer));
         const ab = answerBatch(m, b.map((x) => x.answer));
         b.forEach((x, k) => {
           let n = 0;
           for (let t = 1; t < ab.length; t++) if (ab.labels[k * ab.length + t] !== -100n) n++;
-          rows.push({ ref: x.ref, kind: 'qa', loss: r.items[k], tokens: n });
+          rows.push({ ref: x.ref, kind: captioning ? 'caption' : 'qa', loss: r.items[k], tokens: n });
         });
         sum += r.sum;
         count += r.count;
@@ -204,13 +219,14 @@ export async function blipTrain(argv: string[], ctx: CommandContext): Promise<nu
   };
   const split = values['train-split'] ?? 'train';
   const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
-  const items = await readVqaItems(values.data, { split, limit, warn: (l) => ctx.io.err(l) });
   const { m } = openModel(values.model, undefined);
   try {
+    const captioning = m.config.architecture === 'BlipForConditionalGeneration';
+    const items = await readVqaItems(values.data, { split, limit, captions: captioning, warn: (l) => ctx.io.err(l) });
     const note = (l: string) => (ctx.json ? ctx.io.err(l) : ctx.io.out(l));
     const R = BLIP_VQA_RECIPE;
     const targets = values['target-modules']?.split(',').map((s) => s.trim()).filter(Boolean);
-    note(`BLIP VQA: ${items.length} question(s) from split "${split}"; LoRA r=${values.rank ?? R.rank} alpha=${values.alpha ?? R.alpha} dropout=${values.dropout ?? R.dropout} on ${(targets ?? R.targets).join(', ')}`);
+    note(`BLIP ${captioning ? 'captioning' : 'VQA'}: ${items.length} ${captioning ? 'caption' : 'question'}(s) from split "${split}"; LoRA r=${values.rank ?? R.rank} alpha=${values.alpha ?? R.alpha} dropout=${values.dropout ?? R.dropout} on ${(targets ?? R.targets).join(', ')}`);
     const t0 = Date.now();
     let res;
     try {

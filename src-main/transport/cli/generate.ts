@@ -25,8 +25,9 @@ const sampling = `  --max-new-tokens N        at most N new tokens (default: the
 const generateUsage = `lenslab generate --model DIR [--adapter DIR] [--image FILE] --prompt TEXT [options]
 
 Answer PROMPT about the image with the model in DIR (a Hugging Face LLaVA folder), optionally with a PEFT
-LoRA adapter. With a BLIP VQA folder (BlipForQuestionAnswering): one question about --image, answered greedily
-(single turn; --max-new-tokens, default 19). The answer is streamed; with --json one JSON object {ids, text, finishReason, promptTokens, timings[, warnings]}.
+LoRA adapter. With a BLIP folder: BlipForQuestionAnswering answers one question about --image greedily (single
+turn); BlipForConditionalGeneration captions --image, continuing --prompt when given (e.g. "a picture of"); both stop
+at 20 tokens in all unless --max-new-tokens, as transformers' generate. The answer is streamed; with --json one JSON object {ids, text, finishReason, promptTokens, timings[, warnings]}.
 
   --model DIR               model folder (config.json, model.safetensors, tokenizer.json, ...)
   --adapter DIR             adapter folder (adapter_config.json + adapter_model.safetensors)
