@@ -8,6 +8,7 @@ import { evalCommand } from './eval';
 import { importCommand, exportCommand } from './import';
 import { generateCommand, scoreCommand } from './generate';
 import { pullCommand } from './pull';
+import { audioCommand } from './audio';
 import { embedCommand } from './contrastive';
 
 export const commandGroups: CommandGroup[] = [
@@ -21,4 +22,5 @@ export const commandGroups: CommandGroup[] = [
   generateCommand, scoreCommand,
   embedCommand,
   pullCommand,
+  audioCommand,
 ];

@@ -1,0 +1,95 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp';
+import { runCli } from '../../src-main/cli';
+import { writeTinyWhisper } from '../../src-main/models/demo/tiny-whisper';
+import { writeTinyTextLlm } from '../../src-main/models/demo/tiny-audio-llm';
+import { toneSample } from '../../src-main/models/demo/tones';
+
+const { dir, cleanup } = tempDir('cli-audio-');
+after(cleanup);
+
+/** PCM16 mono WAV bytes. */
+function wav(samples: Float32Array, rate: number): Uint8Array {
+  const n = samples.length;
+  const b = new Uint8Array(44 + 2 * n);
+  const dv = new DataView(b.buffer);
+  const ascii = (o: number, s: string) => [...s].forEach((ch, i) => (b[o + i] = ch.charCodeAt(0)));
+  ascii(0, 'RIFF');
+  dv.setUint32(4, 36 + 2 * n, true);
+  ascii(8, 'WAVEfmt ');
+  dv.setUint32(16, 16, true);
+  dv.setUint16(20, 1, true);
+  dv.setUint16(22, 1, true);
+  dv.setUint32(24, rate, true);
+  dv.setUint32(28, 2 * rate, true);
+  dv.setUint16(32, 2, true);
+  dv.setUint16(34, 16, true);
+  ascii(36, 'data');
+  dv.setUint32(40, 2 * n, true);
+  for (let i = 0; i < n; i++) dv.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32767))), true);
+  return b;
+}
+
+async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) }, { LENSLAB_DATA_DIR: join(dir, 'data') });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+test('lenslab audio compose, train (projector, then LoRA from it) and ask, from WAV files and a JSONL', async () => {
+  writeTinyWhisper(join(dir, 'whisper'), 1, { initStd: 0.02, convStd: 0.3 });
+  writeTinyTextLlm(join(dir, 'llama'), 2);
+  const composed = join(dir, 'audio-llm');
+  let r = await cli(['audio', 'compose', '--whisper', join(dir, 'whisper'), '--llm', join(dir, 'llama'), '--out', composed]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /stack-4 projector .* audio token id \d+ \(added\)/);
+  const data = join(dir, 'set');
+  mkdirSync(join(data, 'clips'), { recursive: true });
+  const lines: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const s = toneSample(3, i);
+    // every other clip at 22.05 kHz: resampled on the way in
+    const rate = i % 2 ? 22050 : 16000;
+    const x = rate === 16000 ? s.samples : Float32Array.from({ length: Math.round(s.samples.length * rate / 16000) }, (_, k) => s.samples[Math.min(s.samples.length - 1, Math.round(k * 16000 / rate))]);
+    writeFileSync(join(data, 'clips', `${i}.wav`), wav(x, rate));
+    lines.push(JSON.stringify(i < 2 ? { audio: `clips/${i}.wav`, caption: s.caption } : { audio: `clips/${i}.wav`, question: s.question, answer: s.answer }));
+  }
+  writeFileSync(join(data, 'data.jsonl'), lines.join('\n') + '\n');
+  r = await cli(['audio', 'train', '--model', composed, '--data', join(data, 'data.jsonl'), '--out', join(dir, 'stage1'), '--steps', '3', '--batch-size', '4']);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(existsSync(join(dir, 'stage1', 'adapter_model.safetensors')));
+  r = await cli(['audio', 'train', '--model', composed, '--data', join(data, 'data.jsonl'), '--out', join(dir, 'stage2'), '--method', 'lora+projector', '--init', join(dir, 'stage1'), '--steps', '3', '--batch-size', '4', '--rank', '4', '--target-modules', 'q_proj,v_proj']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /lora\+projector, 6 clips, final loss/);
+  r = await cli(['--json', 'audio', 'ask', '--model', composed, '--adapter', join(dir, 'stage2'), '--audio', join(data, 'clips', '3.wav'), '--question', 'How many beeps?', '--max-tokens', '4']);
+  assert.equal(r.code, 0, r.err);
+  const a = JSON.parse(r.out);
+  assert.equal(a.question, 'How many beeps?');
+  assert.ok(a.tokens >= 1 && a.tokens <= 4);
+});
+
+test('lenslab audio: bad data and bad files are named; usage errors exit 2', async () => {
+  const data = join(dir, 'bad');
+  mkdirSync(data, { recursive: true });
+  writeFileSync(join(data, 'escape.jsonl'), JSON.stringify({ audio: '../secret.wav', caption: 'x' }) + '\n');
+  let r = await cli(['audio', 'train', '--model', join(dir, 'audio-llm'), '--data', join(data, 'escape.jsonl'), '--out', join(dir, 'x')]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /escape\.jsonl:1: field "audio": "\.\.\/secret\.wav" leaves the data folder/);
+  writeFileSync(join(data, 'noanswer.jsonl'), JSON.stringify({ audio: 'a.wav', question: 'q' }) + '\n');
+  r = await cli(['audio', 'train', '--model', join(dir, 'audio-llm'), '--data', join(data, 'noanswer.jsonl'), '--out', join(dir, 'x')]);
+  assert.match(r.err, /noanswer\.jsonl:1: needs "question" and "answer" strings, or a "caption" string/);
+  writeFileSync(join(data, 'broken.wav'), 'RIFF....not a wav');
+  r = await cli(['audio', 'ask', '--model', join(dir, 'audio-llm'), '--audio', join(data, 'broken.wav')]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /broken\.wav/);
+  r = await cli(['audio', 'listen']);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /unknown audio command "listen"/);
+  r = await cli(['audio', 'ask', '--model', join(dir, 'nope'), '--audio', join(data, 'broken.wav')]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /nope: no config\.json/);
+});
