@@ -12,8 +12,11 @@ export const ModelReport = z.object({
   path: z.string(),
   /** config.json model_type ('llava', 'llama', 'clip_vision_model', ...). */
   modelType: z.string(),
-  /** What it can do here: a full LLaVA (train + chat), a language model or a vision tower (compose them). */
-  kind: z.enum(['llava', 'text', 'vision']),
+  /**
+   * What it can do here: a full LLaVA (train + chat), a language model or a vision tower (compose them), or a
+   * CLIP / SigLIP dual encoder (image search, contrastive training; its vision tower composes like a 'vision' one).
+   */
+  kind: z.enum(['llava', 'text', 'vision', 'contrastive']),
   /** e.g. 'llava-llama' / 'llava-qwen2' / 'llama' / 'clip'. */
   family: z.string(),
   params: z.number(),

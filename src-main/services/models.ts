@@ -16,6 +16,9 @@ import { composeLlava } from '../models/compose';
 import { loadAdapter, mergeAdapter } from '../models/peft';
 import { writeTinyLlava } from '../models/demo/tiny-llava';
 import { resolveAdapter } from './model-refs';
+import { isContrastiveFolder } from '../models/families/contrastive/folder';
+import { mergeContrastiveFolder } from '../models/families/contrastive/merge';
+import { ContrastiveAdapterError } from '../models/families/contrastive/adapter';
 
 /** Where a pretrained demo model is bundled (scripts/pretrain-demo.ts --out resources/demo/model). */
 export const BUNDLED_DEMO_DIR = fileURLToPath(new URL('../../resources/demo/model', import.meta.url));
@@ -44,7 +47,9 @@ export function reportOf(model: HfModel): ModelReport {
   const warnings: string[] = [];
   if (c.kind !== 'vision' && !model.chatTemplate) warnings.push('no chat template in the folder: the built-in LLaVA-1.5 template is used');
   if (c.kind === 'text') warnings.push('a language model alone cannot see images: compose it with a vision tower first');
-  if (c.kind === 'vision') warnings.push('a vision tower alone cannot answer: compose it with a language model first');
+  const contrastive = c.kind === 'vision' && (c.modelType === 'clip' || c.modelType === 'siglip');
+  if (contrastive) warnings.push(`a ${c.modelType === 'clip' ? 'CLIP' : 'SigLIP'} model searches images and trains contrastively; to chat, compose its vision tower with a language model`);
+  else if (c.kind === 'vision') warnings.push('a vision tower alone cannot answer: compose it with a language model first');
   const vlm = isVlm(c);
   if (vlm && model.chatTemplate) {
     // a template that drops image parts would make chat and training run without the image: say so up front
@@ -60,7 +65,7 @@ export function reportOf(model: HfModel): ModelReport {
     path: model.dir,
     modelType: c.modelType,
     // 'llava' in the contract means a whole vision-language model (trains and chats), of any family
-    kind: vlm ? 'llava' : (c.kind as 'text' | 'vision'),
+    kind: vlm ? 'llava' : contrastive ? 'contrastive' : (c.kind as 'text' | 'vision'),
     family,
     params,
     bytes,
@@ -282,6 +287,16 @@ export const modelsHandlers = handlers({
     const adapterDir = resolveAdapter(ctx, p.adapter);
     const out = p.dir ? resolve(p.dir) : modelsDir(ctx, p.name);
     requireEmptyDir(out, p.overwrite, 'dir');
+    if (isContrastiveFolder(baseDir)) {
+      // a CLIP / SigLIP dual encoder with a contrastive adapter: its own layout (both towers, projections)
+      try {
+        mergeContrastiveFolder(baseDir, adapterDir, out, { dtype: p.dtype });
+      } catch (e) {
+        toApi(e, e instanceof ContrastiveAdapterError ? 'adapter' : 'model');
+      }
+      const report = inspectFolder(out);
+      return { model: insertModel(ctx, { name: p.name, kind: 'merged', dir: out, report, source: 'merged', baseModelId: baseId }), report };
+    }
     let base: HfModel;
     try {
       base = loadHfFolder(baseDir, { tokenizer: false, preprocessor: false });
