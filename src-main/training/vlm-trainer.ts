@@ -5,7 +5,9 @@
 //             template (datasets/render.ts), buildTrainableVlm → the engine's StepExecutor (fused step, or grad +
 //             apply steps with gradient accumulation; graphs cached on disk), restore a checkpoint when resuming
 //   trainStep next planned step (BatchSchedule) → collate each micro-batch → one optimizer step at lrAt(step);
-//             micro-batch gradients are weighted by their loss tokens, so the step's loss is the token mean
+//             micro-batch gradients are weighted by their loss tokens, so the step's loss is the token mean. When
+//             nothing in the image path trains up to a layer (featureCacheLayer), the step takes image features at
+//             that layer, computed once per image by a separate vision program and cached (feature-cache.ts)
 //   evaluate  eval loss through the score program with the current parameters, then greedy generation on the eval
 //             split (models/generate.ts with the current adapter) scored by eval/evaluate.ts (exact match for QA,
 //             BLEU-4 / CIDEr for captions); predictions go to the runner, which stores them for this step
@@ -100,13 +102,18 @@ class PixelCache {
     private readonly model: LoadedVlm,
     private readonly budget = 256 * 1024 * 1024,
   ) {}
-  async get(path: string): Promise<Float32Array> {
+  /** The cached pixels, without an await (a step's hits cost no trips through the event loop). */
+  peek(path: string): Float32Array | undefined {
     const hit = this.map.get(path);
     if (hit) {
       this.map.delete(path);
       this.map.set(path, hit);
-      return hit;
     }
+    return hit;
+  }
+  async get(path: string): Promise<Float32Array> {
+    const hit = this.peek(path);
+    if (hit) return hit;
     let px: Float32Array;
     try {
       px = (await this.model.images.process(path)).data;
@@ -382,7 +389,7 @@ class VlmTrainer implements Trainer {
       paths.push(item.image);
     }
     if (this.featureLayer) return this.featureFeeds(b, paths, ti);
-    for (const p of paths) images.push(await this.pixels.get(p));
+    for (const p of paths) images.push(this.pixels.peek(p) ?? (await this.pixels.get(p)));
     const tf = performance.now();
     this.timer.add('images', tf - ti);
     // every image is one or more frames of `size` values (tiles + global image for families that split images)

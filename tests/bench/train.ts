@@ -1,4 +1,4 @@
-// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --skip-large --skip-variants --skip-cache --batch-demo 16 --batch-large 2]
+// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --batch-demo 16 --batch-large 2]
 //
 // LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
 // step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
@@ -291,6 +291,9 @@ function runTorch(
   // Debian's OpenBLAS picks a slow kernel on AVX-512 machines unless told the core type (as bench:engine does)
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
   if (/\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) env.OPENBLAS_CORETYPE ??= 'SkylakeX';
+  // idle OpenMP threads sleep, as Lenslab's training sessions' do (session.ts spin), unless told otherwise: spinning
+  // GOMP threads on cores other processes share made PyTorch's demo step 100x slower, which says nothing about it
+  if (!has('torch-spin')) env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const r = spawnSync('/usr/bin/python3', [join(here, 'train_torch.py'), JSON.stringify(cfg)], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
