@@ -88,7 +88,7 @@ const LAYERS: string[][] = [
   ['app', 'cli.ts'],
   ['transport'],
   ['services'],
-  ['jobs', 'training', 'datasets', 'eval', 'models', 'hub', 'export'],
+  ['jobs', 'training', 'datasets', 'eval', 'models', 'hub', 'export', 'media'],
   ['engine', 'storage'],
 ];
 const SHARED = new Set(['contract', 'util']);
