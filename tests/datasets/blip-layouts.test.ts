@@ -4,7 +4,8 @@
 // input names the file, line or row, and field; a strict import of it stores nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { png, write } from './fixtures';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { openDatabase, closeDatabase, type Database } from '../../src-main/storage/database';
@@ -81,6 +82,28 @@ test('icon-VQA: the train folder alone, the test folder alone, the parent with t
   const file = await importDataset(db, dataDir, join(parent, 'train', 'train.jsonl'), { dataset: 'icon-file', strict: true });
   assert.equal(file.format, 'icon-vqa');
   assert.deepEqual(qaBySplit(file.datasetId), expectedTrain.slice().sort(), 'the file alone imports its records, not the test folder');
+});
+
+test('icon-VQA: the image tree alone (no train.jsonl) imports unlabeled with one warning saying where the labels are', async () => {
+  const src = fresh('icon-images');
+  await iconVqa(src);
+  const rep = await importDataset(db, dataDir, join(src, 'train_fill_in_blank'), { dataset: 'icon-images' });
+  assert.equal(rep.format, 'folder');
+  assert.equal(rep.imported, ICON_TRAIN.length);
+  assert.equal(rep.warnings.length, 1);
+  assert.match(rep.warnings[0].message, /labels are in the train\.jsonl beside that folder: import the folder that holds train\.jsonl/);
+  // train.jsonl with the image tree (a drop of both) is the layout again
+  const both = fresh('icon-both');
+  await iconVqa(both);
+  rmSync(join(both, 'test_data'), { recursive: true });
+  const rep2 = await importDataset(db, dataDir, both, { dataset: 'icon-both', strict: true });
+  assert.equal(rep2.format, 'icon-vqa');
+  assert.equal(rep2.imported, ICON_TRAIN.length);
+  // a plain folder of captioned or differently named images is not warned about
+  const plain = fresh('plain');
+  write(plain, 'a/image.png', await png(300));
+  write(plain, 'b/photo.png', await png(301));
+  assert.deepEqual((await importDataset(db, dataDir, plain, { dataset: 'plain' })).warnings, []);
 });
 
 test('icon-VQA bad input: a line missing its answer, a pid without an image folder; strict stores nothing', async () => {

@@ -110,6 +110,18 @@ test('drop the icon-VQA, HF parquet and COCO-Karpathy layouts: each imports with
   const testData = await dropAndReport(join(src, 'nested', 'test_data'), 'test_data', ICON_TEST.length);
   assert.equal(await splitCount(testData.id, 'test'), ICON_TEST.length, 'a dropped test_data folder is the held-out split');
 
+  // train.jsonl and its image tree dropped together (two entries): the layout again, whatever the batch is named
+  const pair = [
+    { relativePath: 'train.jsonl', base64: readFileSync(join(src, 'iconqa', 'train.jsonl')).toString('base64') },
+    ...folderFiles(join(src, 'iconqa', 'train_fill_in_blank'), 'train_fill_in_blank'),
+  ];
+  assert.equal(await dropFiles(page, pair), true);
+  const pairReport = page.getByRole('status', { name: /^Import report for / });
+  await pairReport.waitFor({ timeout: 30_000 });
+  assert.match(await pairReport.innerText(), new RegExp(`Imported ${ICON_TRAIN.length} items into`));
+  const newest = (await call(server, 'datasets.list', {})).datasets.reduce((a, b) => (b.id > a.id ? b : a));
+  assert.equal(await splitCount(newest.id, 'train'), ICON_TRAIN.length);
+
   // HF datasets parquet: two shards, the card and dataset_info.json beside them
   const football = await dropAndReport(join(src, 'football-dataset'), 'football-dataset', HF_CAPTIONS.length);
   assert.equal(await splitCount(football.id, 'train'), HF_CAPTIONS.length);

@@ -46,6 +46,14 @@ export function parseFolder(ctx: ParseContext, files = walkFiles(ctx.root)) {
     }
     items.push(item);
   }
+  // icon-VQA's image tree (<pid>/image.png) imported without the train.jsonl that labels it
+  const imageFiles = files.filter(isItemFileName);
+  if (imageFiles.length > 0 && items.every((it) => it.annotations.length === 0) && imageFiles.every((f) => /(^|\/)[^/]+\/image\.[^./]+$/i.test(f))) {
+    ctx.warn(
+      '.',
+      `every image is an image.* file in a folder of its own, as the icon-VQA layout stores them by pid (train_fill_in_blank/<pid>/image.png); their labels are in the train.jsonl beside that folder: import the folder that holds train.jsonl (or drop train.jsonl together with this folder) to get the questions and answers. Imported without labels.`,
+    );
+  }
   return { format: 'folder' as const, items, problems: ctx.problems };
 }
 
