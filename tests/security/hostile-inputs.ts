@@ -518,5 +518,35 @@ export async function generateHostileCases(root: string): Promise<Generated> {
     const d = dirFor(`pq-data-flip-${s}`);
     cases.push({ name: `parquet data with flipped bytes (seed ${s})`, path: put(join(d, 'x.parquet'), flip(pq, 700 + s, 1 + (s % 6), 4, dataEnd)), names: ['x.parquet'], outcome: 'either' });
   }
+  // --- 11. icon-VQA (train.jsonl of pids naming image folders): pids that are not folder names, image folders
+  // that are links out of the import, a pid with several images, a huge line ---
+  {
+    const iconDir = (tag: string, lines: unknown[], pids: string[] = ['1']) => {
+      const d = dirFor(`icon-${tag}`);
+      for (const pid of pids) put(join(d, 'train_fill_in_blank', 'train_fill_in_blank', pid, 'image.png'), good);
+      put(join(d, 'train.jsonl'), lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n');
+      return d;
+    };
+    const ok = { pid: '1', question: 'How many?', answer: '1' };
+    for (const [nm, pid, why] of [
+      ['escaping pid', '../../../outside', /is not a folder name/],
+      ['absolute pid', '/etc', /is not a folder name/],
+      ['pid with a NUL', 'a\u0000b', /is not a folder name/],
+      ['1 MiB pid', 'p'.repeat(1024 * 1024), /is not a folder name/],
+      ['object pid', { toString: 'x' }, /expected a string or an integer/],
+      ['float pid', 1.5, /expected a string or an integer/],
+    ] as [string, unknown, RegExp][]) {
+      cases.push({ name: `icon-vqa: ${nm}`, path: iconDir(nm, [ok, { ...ok, pid }]), names: ['train.jsonl:2'], outcome: 'import', items: 1, report: new RegExp(`train\\.jsonl:2\\.pid.*(${why.source})`) });
+    }
+    let d = iconDir('link-out', [ok, { ...ok, pid: '2' }]);
+    mkdirSync(join(d, 'train_fill_in_blank', 'train_fill_in_blank', '2'), { recursive: true });
+    symlinkSync(join(root, 'outside.png'), join(d, 'train_fill_in_blank', 'train_fill_in_blank', '2', 'image.png'));
+    cases.push({ name: 'icon-vqa: the image of a pid is a link out of the import', path: d, names: ['train.jsonl:2'], outcome: 'import', items: 1, report: /train\.jsonl:2\.pid: no image for pid "2"/ });
+    d = iconDir('two-images', [ok, { ...ok, pid: '2' }], ['1', '2']);
+    put(join(d, 'train_extra', '2', 'image.png'), jpg);
+    cases.push({ name: 'icon-vqa: two image folders for one pid', path: d, names: ['train.jsonl:2'], outcome: 'import', items: 1, report: /train\.jsonl:2\.pid: several images for pid "2"/ });
+    d = iconDir('huge-line', [ok, JSON.stringify({ ...ok, question: 'q'.repeat(17 * 1024 * 1024) })]);
+    cases.push({ name: 'icon-vqa: a 17 MiB line', path: d, names: ['train.jsonl:2'], outcome: 'import', items: 1, report: /train\.jsonl:2.*line is too large/ });
+  }
   return { cases, close: () => servers.forEach((s) => s.close()) };
 }
