@@ -161,6 +161,7 @@ class VlmTrainer implements Trainer {
   /** Runs of the vision program and the images they computed (features cached). */
   readonly visionCalls = { runs: 0, images: 0 };
   private visionMs = 0;
+  private loggedLookups = 0;
 
   constructor(
     private readonly cfg: VlmConfig,
@@ -580,6 +581,11 @@ class VlmTrainer implements Trainer {
     await this.executor.sync();
     const metrics: Record<string, number> = {};
     if (this.evalSamples.length) metrics.loss = await this.evalLoss();
+    const fs = this.features?.stats;
+    if (fs && fs.misses + fs.memoryHits + fs.diskHits > this.loggedLookups) {
+      this.loggedLookups = fs.misses + fs.memoryHits + fs.diskHits;
+      this.ctx.log(`image features so far: ${fs.misses} computed, ${fs.memoryHits + fs.diskHits} reused (${fs.diskHits} from disk)${fs.rebuilt ? `, ${fs.rebuilt} unreadable cache files rebuilt` : ''}`);
+    }
     if (this.genItems.length === 0) return { metrics };
     const hp = this.hp;
     const adapter = adapterFromValues(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values());

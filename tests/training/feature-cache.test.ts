@@ -61,6 +61,7 @@ async function train(root: string, model: string, data: string, method: string, 
       samples += r.samples;
       images.push(probe.visionCalls.images);
     }
+    await tr.evaluate();
     return { losses, images, epochs, samples, runs: probe.visionCalls.runs, stats: probe.featureStats(), logs };
   } finally {
     await tr.dispose?.();
@@ -103,6 +104,7 @@ test('epoch 2 and a second run skip the vision tower and train to the same losse
       const again = await train(root, model, data, method, true);
       assert.equal(again.runs, 0);
       assert.equal(again.stats!.diskHits, cached.images[1]);
+      assert.ok(again.logs.some((l) => l.includes('0 computed') && l.includes(`(${cached.images[1]} from disk)`)), again.logs.join('\n'));
       assert.deepEqual(again.losses, cached.losses);
     }
   } finally {
