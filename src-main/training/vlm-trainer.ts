@@ -162,6 +162,9 @@ class VlmTrainer implements Trainer {
   readonly visionCalls = { runs: 0, images: 0 };
   private visionMs = 0;
   private loggedLookups = 0;
+  /** Images of the run whose features were not looked up yet; the vision program is released when none is left. */
+  private readonly uncached = new Set<string>();
+  private visionReleased = false;
 
   constructor(
     private readonly cfg: VlmConfig,
@@ -217,7 +220,10 @@ class VlmTrainer implements Trainer {
       // a quantized base names its scheme and version: graphs of another scheme are never read
       ...(hp.quantizeBase !== 'none' ? { quantizeBase: hp.quantizeBase, quantVersion: QUANT_SCHEME_VERSION } : {}),
     };
-    if (this.featureLayer) this.features = this.openFeatureCache(this.featureLayer);
+    if (this.featureLayer) {
+      this.features = this.openFeatureCache(this.featureLayer);
+      for (const it of [...this.trainItems, ...this.evalData]) if (it.image) this.uncached.add(it.image);
+    }
     this.cacheKey = cacheKey;
     this.device = await this.pickDevice();
     this.executor = await this.newExecutor(this.device.provider);
@@ -338,6 +344,15 @@ class VlmTrainer implements Trainer {
       const computed = await this.runVision(pxs);
       missing.forEach((k, i) => cache.store(k, computed[i]));
       for (let i = 0; i < out.length; i++) out[i] ??= computed[missing.indexOf(keys[i])];
+    }
+    for (const p of paths) this.uncached.delete(p);
+    if (this.uncached.size === 0 && this.vision && !this.visionReleased) {
+      // every image of the run has its features: the tower's weights need not stay in memory (a miss after an
+      // eviction opens the program again, from the graph cache)
+      this.visionReleased = true;
+      await this.vision.dispose();
+      this.vision = null;
+      this.ctx.log('image features: every image of the run is cached; the vision program is released');
     }
     return out as ImageFeatures[];
   }

@@ -97,6 +97,7 @@ test('epoch 2 and a second run skip the vision tower and train to the same losse
       assert.equal(cached.stats!.misses, cached.images[1]);
       assert.equal(cached.stats!.memoryHits + cached.stats!.misses, cached.samples, JSON.stringify(cached.stats));
       assert.ok(cached.logs.some((l) => l.includes('image features: computed once per image')), cached.logs.join('\n'));
+      assert.ok(cached.logs.some((l) => l.includes('the vision program is released')), cached.logs.join('\n'));
       for (let i = 0; i < plain.losses.length; i++)
         assert.ok(Math.abs(plain.losses[i] - cached.losses[i]) <= 1e-5 * Math.max(1, Math.abs(plain.losses[i])), `${method} step ${i + 1}: loss ${cached.losses[i]} with the cache, ${plain.losses[i]} without`);
       assert.notEqual(plain.losses[0], plain.losses[3], 'training moved the loss');
