@@ -28,6 +28,7 @@ import { FAMILIES, type Family } from '../src-main/models/demo/shapes';
 import type { EventName, MethodName, Params, Result } from '../src-main/contract/index';
 
 const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [options])
+  (npm run demo -- --model blip: the BLIP VQA LoRA recipe on a tiny BLIP, see scripts/blip-demo.ts)
 
   --family F       question family to fine-tune on: shapes (default with the pretrained base), colors (default
                    with a random base), counting or positions
@@ -40,6 +41,17 @@ const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [option
   --eval-items N   held-out questions evaluated before and after (120)
   --quantize LIST  also evaluate the fine-tuned model with int8 and/or int4 weights (e.g. int8,int4): exact match
                    beside float32's and the share of answers equal to float32's`;
+// `--model blip`: the BLIP VQA recipe on a tiny BLIP and an icon-VQA set (scripts/blip-demo.ts)
+const modelAt = process.argv.indexOf('--model');
+const demoModel = modelAt >= 0 ? process.argv[modelAt + 1] : process.argv.find((a) => a.startsWith('--model='))?.slice('--model='.length);
+if (demoModel !== undefined) {
+  if (demoModel !== 'blip') {
+    console.error(`--model: "${demoModel}" is not a demo model (blip; without --model the tiny LLaVA demo runs)`);
+    process.exit(2);
+  }
+  const { blipDemo } = await import('./blip-demo');
+  process.exit(await blipDemo(process.argv.slice(2)));
+}
 let parsed;
 try {
   parsed = parseArgs({
