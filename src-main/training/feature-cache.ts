@@ -84,7 +84,14 @@ export class FeatureCache {
   private diskOk: boolean;
   private readonly scopeHash: string;
   private readonly fileHashes = new Map<string, { size: number; mtimeMs: number; hash: string }>();
-  readonly stats: FeatureCacheStats = { memoryHits: 0, diskHits: 0, misses: 0, rebuilt: 0, evicted: 0, writeFailures: 0 };
+  readonly stats: FeatureCacheStats = {
+    memoryHits: 0,
+    diskHits: 0,
+    misses: 0,
+    rebuilt: 0,
+    evicted: 0,
+    writeFailures: 0,
+  };
 
   constructor(private readonly o: FeatureCacheOptions) {
     this.scopeHash = sha256(`lenslab-features/${FEATURE_CACHE_VERSION}/${o.scope}`);
@@ -233,7 +240,9 @@ export class FeatureCache {
       this.stats.writeFailures++;
       this.diskOk = false;
       const why = isDiskFull(e) ? 'the disk is full' : (e as Error).message;
-      this.o.warn(`image feature cache: cannot write to ${this.o.dir} (${why}); features stay in memory only and are recomputed when they fall out of it`);
+      this.o.warn(
+        `image feature cache: cannot write to ${this.o.dir} (${why}); features stay in memory only and are recomputed when they fall out of it`,
+      );
     }
   }
 
@@ -256,9 +265,13 @@ export class FeatureCache {
 }
 
 function atomicWrite(path: string, bytes: Buffer[]): void {
-  writeFileAtomic(path, (fd) => {
-    for (const b of bytes) writeSync(fd, b);
-  }, { fsync: false });
+  writeFileAtomic(
+    path,
+    (fd) => {
+      for (const b of bytes) writeSync(fd, b);
+    },
+    { fsync: false },
+  );
 }
 
 /** MAGIC, u32 version, u32 header length, header JSON {key, dims, sha256}, float32 data (little-endian). */

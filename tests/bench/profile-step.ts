@@ -26,7 +26,11 @@ interface Ev {
   cat: string;
   name: string;
   dur: number;
-  args?: { op_name?: string; input_type_shape?: Record<string, number[]>[]; output_type_shape?: Record<string, number[]>[] };
+  args?: {
+    op_name?: string;
+    input_type_shape?: Record<string, number[]>[];
+    output_type_shape?: Record<string, number[]>[];
+  };
 }
 
 const SLICE: TinyLlavaOptions = {
@@ -61,7 +65,15 @@ function gemmFlops(e: Ev): number {
   return 2 * prod(out) * k;
 }
 
-const GEMM = new Set(['MatMul', 'Gemm', 'FusedMatMul', 'MatMulNBits', 'MatMulInteger', 'QGemm', 'DynamicQuantizeMatMul']);
+const GEMM = new Set([
+  'MatMul',
+  'Gemm',
+  'FusedMatMul',
+  'MatMulNBits',
+  'MatMulInteger',
+  'QGemm',
+  'DynamicQuantizeMatMul',
+]);
 
 function region(name: string): string {
   const n = name.replace(/_kernel_time$/, '').replace(/^fwd\//, '');
@@ -84,12 +96,40 @@ function suspect(e: Ev): string | null {
     return null;
   }
   if (op === 'Softmax' || op === 'SoftmaxGrad') return 'softmax';
-  if (/LayerNorm|SimplifiedLayerNorm|RMSNorm|ReduceMean|Pow|Sqrt|Reciprocal/.test(op)) return 'norms (LayerNorm / RMSNorm pieces)';
+  if (/LayerNorm|SimplifiedLayerNorm|RMSNorm|ReduceMean|Pow|Sqrt|Reciprocal/.test(op))
+    return 'norms (LayerNorm / RMSNorm pieces)';
   if (op === 'Cast') return 'casts';
-  if (op === 'Where' || op === 'Expand' || op === 'Equal' || op === 'Not' || op === 'And' || op === 'Or') return 'Where / Expand / mask chains';
+  if (op === 'Where' || op === 'Expand' || op === 'Equal' || op === 'Not' || op === 'And' || op === 'Or')
+    return 'Where / Expand / mask chains';
   if (op === 'Transpose') return 'transposes';
-  if (op === 'Concat' || op === 'Slice' || op === 'Split' || op === 'Gather' || op === 'GatherElements' || op === 'ScatterElements' || op === 'ScatterND' || op === 'Pad' || op === 'Tile') return 'copies (Concat / Slice / Gather / Scatter / Pad)';
-  if (op === 'Add' || op === 'Mul' || op === 'Sub' || op === 'Div' || op === 'Neg' || op === 'Sigmoid' || op === 'Tanh' || op === 'Erf' || op === 'Exp' || op === 'Gelu' || op === 'FastGelu' || op === 'QuickGelu' || op === 'BiasGelu') return 'elementwise (Add / Mul / activations)';
+  if (
+    op === 'Concat' ||
+    op === 'Slice' ||
+    op === 'Split' ||
+    op === 'Gather' ||
+    op === 'GatherElements' ||
+    op === 'ScatterElements' ||
+    op === 'ScatterND' ||
+    op === 'Pad' ||
+    op === 'Tile'
+  )
+    return 'copies (Concat / Slice / Gather / Scatter / Pad)';
+  if (
+    op === 'Add' ||
+    op === 'Mul' ||
+    op === 'Sub' ||
+    op === 'Div' ||
+    op === 'Neg' ||
+    op === 'Sigmoid' ||
+    op === 'Tanh' ||
+    op === 'Erf' ||
+    op === 'Exp' ||
+    op === 'Gelu' ||
+    op === 'FastGelu' ||
+    op === 'QuickGelu' ||
+    op === 'BiasGelu'
+  )
+    return 'elementwise (Add / Mul / activations)';
   if (op.startsWith('Reduce')) return 'reductions';
   return null;
 }
@@ -114,7 +154,17 @@ async function main(): Promise<void> {
   const config = {
     model: dir,
     data: { file: data },
-    hparams: { method: 'lora', rank: 16, alpha: 32, dropout: 0, maxSteps: steps + 1, batchSize: batch, saveEvery: 0, evalEvery: 0, lr: 1e-4 },
+    hparams: {
+      method: 'lora',
+      rank: 16,
+      alpha: 32,
+      dropout: 0,
+      maxSteps: steps + 1,
+      batchSize: batch,
+      saveEvery: 0,
+      evalEvery: 0,
+      lr: 1e-4,
+    },
     eval: { maxItems: 1 },
     featureCache: args.includes('--feature-cache'),
   };
@@ -133,9 +183,13 @@ async function main(): Promise<void> {
   rmSync(out, { recursive: true, force: true });
 
   // the step session's profile: the largest file (others are the provider probe's or empty)
-  const files = readdirSync(prof).map((f) => join(prof, f)).sort((a, b) => readFileSync(b).length - readFileSync(a).length);
-  const events = (JSON.parse(readFileSync(files[0], 'utf8')) as Ev[]).filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
-  if (!args.includes("--keep")) rmSync(prof, { recursive: true, force: true });
+  const files = readdirSync(prof)
+    .map((f) => join(prof, f))
+    .sort((a, b) => readFileSync(b).length - readFileSync(a).length);
+  const events = (JSON.parse(readFileSync(files[0], 'utf8')) as Ev[]).filter(
+    (e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'),
+  );
+  if (!args.includes('--keep')) rmSync(prof, { recursive: true, force: true });
   else console.log(`profile kept in ${prof}`);
   // the first run is the warm-up (allocations, prepacking): keep the last `steps` runs, split by repeated node names
   const firstName = events[0]?.name;
@@ -159,25 +213,47 @@ async function main(): Promise<void> {
   const pct = (us: number) => `${((100 * us) / total).toFixed(1)}%`;
   const perRun = (us: number) => `${(us / runs / 1000).toFixed(1)} ms`;
   const wall = [...ms.slice(1)].sort((a, b) => a - b)[Math.floor((ms.length - 1) / 2)];
-  console.log(`bench:profile — LoRA step on a ${visionLayers}+${textLayers}-layer slice of the 0.45B LLaVA shapes, B${batch}, ${runs} profiled steps; load average ${loadavg()[0].toFixed(1)}`);
-  console.log(`step wall time (median) ${wall.toFixed(0)} ms; node time per step ${perRun(total)} (${pct(total)} of the nodes' sum; the rest of the wall time is the session's own overhead and JS)`);
+  console.log(
+    `bench:profile — LoRA step on a ${visionLayers}+${textLayers}-layer slice of the 0.45B LLaVA shapes, B${batch}, ${runs} profiled steps; load average ${loadavg()[0].toFixed(1)}`,
+  );
+  console.log(
+    `step wall time (median) ${wall.toFixed(0)} ms; node time per step ${perRun(total)} (${pct(total)} of the nodes' sum; the rest of the wall time is the session's own overhead and JS)`,
+  );
   const gemm = by((e) => (GEMM.has(e.args?.op_name ?? '') ? 'gemm' : 'other'));
-  for (const [k, r] of gemm) console.log(`  ${k.padEnd(6)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}${r.flops ? `  ${(r.flops / runs / 1e9).toFixed(1)} GFLOP a step, ${(r.flops / r.us / 1e3).toFixed(0)} GFLOP/s while in GEMMs, ${(r.flops / total / 1e3).toFixed(0)} GFLOP/s over all node time` : ''}`);
+  for (const [k, r] of gemm)
+    console.log(
+      `  ${k.padEnd(6)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}${r.flops ? `  ${(r.flops / runs / 1e9).toFixed(1)} GFLOP a step, ${(r.flops / r.us / 1e3).toFixed(0)} GFLOP/s while in GEMMs, ${(r.flops / total / 1e3).toFixed(0)} GFLOP/s over all node time` : ''}`,
+    );
   // ORT's thread_scheduling_stats: did a pool thread take part in the node, or did the calling thread run it alone
-  const helped = (e: Ev) => Object.values((e.args as { thread_scheduling_stats?: { sub_threads?: Record<string, { num_run?: number }> } })?.thread_scheduling_stats?.sub_threads ?? {}).some((t) => (t.num_run ?? 0) > 0);
+  const helped = (e: Ev) =>
+    Object.values(
+      (e.args as { thread_scheduling_stats?: { sub_threads?: Record<string, { num_run?: number }> } })
+        ?.thread_scheduling_stats?.sub_threads ?? {},
+    ).some((t) => (t.num_run ?? 0) > 0);
   const gemmUs = timed.filter((e) => GEMM.has(e.args?.op_name ?? '')).reduce((a, e) => a + e.dur, 0);
   const gemmHelped = timed.filter((e) => GEMM.has(e.args?.op_name ?? '') && helped(e)).reduce((a, e) => a + e.dur, 0);
-  console.log(`  GEMM time in nodes where a pool thread took part: ${((100 * gemmHelped) / Math.max(1, gemmUs)).toFixed(0)}% (the rest ran on the calling thread alone)`);
+  console.log(
+    `  GEMM time in nodes where a pool thread took part: ${((100 * gemmHelped) / Math.max(1, gemmUs)).toFixed(0)}% (the rest ran on the calling thread alone)`,
+  );
   console.log('by op type (top 16):');
-  for (const [k, r] of by((e) => e.args?.op_name ?? '?').slice(0, 16)) console.log(`  ${k.padEnd(28)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}  ${r.n / runs} nodes`);
+  for (const [k, r] of by((e) => e.args?.op_name ?? '?').slice(0, 16))
+    console.log(`  ${k.padEnd(28)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}  ${r.n / runs} nodes`);
   console.log('by region:');
-  for (const [k, r] of by((e) => region(e.name))) console.log(`  ${k.padEnd(28)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}`);
+  for (const [k, r] of by((e) => region(e.name)))
+    console.log(`  ${k.padEnd(28)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}`);
   console.log('named suspects (outside the big GEMMs):');
-  for (const [k, r] of by(suspect)) console.log(`  ${k.padEnd(48)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}  ${r.n / runs} nodes`);
+  for (const [k, r] of by(suspect))
+    console.log(`  ${k.padEnd(48)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}  ${r.n / runs} nodes`);
   console.log('slowest single nodes:');
   const agg = by((e) => `${e.name.replace(/_kernel_time$/, '')} [${e.args?.op_name}]`).slice(0, 12);
-  for (const [k, r] of agg) console.log(`  ${k.slice(0, 90).padEnd(90)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}`);
-  if (phases) console.log(`trainer phases (all steps): ${Object.entries(phases.ms).map(([k, v]) => `${k} ${(v / ms.length).toFixed(1)} ms`).join(', ')}`);
+  for (const [k, r] of agg)
+    console.log(`  ${k.slice(0, 90).padEnd(90)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}`);
+  if (phases)
+    console.log(
+      `trainer phases (all steps): ${Object.entries(phases.ms)
+        .map(([k, v]) => `${k} ${(v / ms.length).toFixed(1)} ms`)
+        .join(', ')}`,
+    );
 }
 
 mkdirSync(tmpdir(), { recursive: true });

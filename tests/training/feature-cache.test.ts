@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
 import { vlmTrainerModule } from '../../src-main/training/vlm-trainer';
-import { encodeEntry, FeatureCache, FEATURE_CACHE_ENV, parseEntry, type ImageFeatures } from '../../src-main/training/feature-cache';
+import {
+  encodeEntry,
+  FeatureCache,
+  FEATURE_CACHE_ENV,
+  parseEntry,
+  type ImageFeatures,
+} from '../../src-main/training/feature-cache';
 import { featureCacheLayer } from '../../src-main/models/program';
 import { loadHfFolder } from '../../src-main/models/hf-folder';
 import { writeTinyModel } from './vlm-fixture';
@@ -28,9 +34,21 @@ async function setup(root: string): Promise<{ model: string; data: string }> {
     .split('\n')
     .map((l, i) => {
       const r = JSON.parse(l) as { image: string; question: string; answer: string };
-      return { key: String(i), itemId: null, image: join(icons, r.image), annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }], split: 'train' as const };
+      return {
+        key: String(i),
+        itemId: null,
+        image: join(icons, r.image),
+        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }],
+        split: 'train' as const,
+      };
     });
-  const snap: DataSnapshot = { format: 'lenslab-data', version: 1, source: { datasetId: null, name: 'icons' }, autoSplit: false, items };
+  const snap: DataSnapshot = {
+    format: 'lenslab-data',
+    version: 1,
+    source: { datasetId: null, name: 'icons' },
+    autoSplit: false,
+    items,
+  };
   const data = join(root, 'data.json');
   writeSnapshot(data, snap);
   return { model, data };
@@ -41,12 +59,27 @@ async function train(root: string, model: string, data: string, method: string, 
   const config = {
     model,
     data: { file: data },
-    hparams: { method, rank: 4, alpha: 8, dropout: 0, epochs: 2, batchSize: 4, saveEvery: 0, evalEvery: 0, evalAtStart: false, lr: 5e-3, seed: 3 },
+    hparams: {
+      method,
+      rank: 4,
+      alpha: 8,
+      dropout: 0,
+      epochs: 2,
+      batchSize: 4,
+      saveEvery: 0,
+      evalEvery: 0,
+      evalAtStart: false,
+      lr: 5e-3,
+      seed: 3,
+    },
     eval: { maxItems: 1 },
     featureCache,
   };
   const logs: string[] = [];
-  const tr = vlmTrainerModule.createTrainer(config, { outDir: mkdtempSync(join(root, 'run-')), log: (m) => logs.push(m) });
+  const tr = vlmTrainerModule.createTrainer(config, {
+    outDir: mkdtempSync(join(root, 'run-')),
+    log: (m) => logs.push(m),
+  });
   await tr.init(null);
   const probe = tr as unknown as Probe;
   const losses: number[] = [];
@@ -78,11 +111,23 @@ test('epoch 2 and a second run skip the vision tower and train to the same losse
     const distinct = new Set(snap.items.map((it) => readFileSync(it.image!).toString('base64'))).size;
     assert.ok(distinct >= 4, `${distinct} distinct images`);
     const cfg = loadHfFolder(model).config;
-    assert.equal(featureCacheLayer(cfg, 'lora', { rank: 4, alpha: 8, dropout: 0, targetModules: ['q_proj'] }), 'projected');
-    assert.equal(featureCacheLayer(cfg, 'lora+projector', { rank: 4, alpha: 8, dropout: 0, targetModules: ['q_proj'] }), 'tower');
-    assert.equal(featureCacheLayer(cfg, 'lora', { rank: 4, alpha: 8, dropout: 0, targetModules: ['q_proj'], includeVision: true }), null);
+    assert.equal(
+      featureCacheLayer(cfg, 'lora', { rank: 4, alpha: 8, dropout: 0, targetModules: ['q_proj'] }),
+      'projected',
+    );
+    assert.equal(
+      featureCacheLayer(cfg, 'lora+projector', { rank: 4, alpha: 8, dropout: 0, targetModules: ['q_proj'] }),
+      'tower',
+    );
+    assert.equal(
+      featureCacheLayer(cfg, 'lora', { rank: 4, alpha: 8, dropout: 0, targetModules: ['q_proj'], includeVision: true }),
+      null,
+    );
 
-    for (const [method, layer] of [['lora', 'projected'], ['lora+projector', 'tower']] as const) {
+    for (const [method, layer] of [
+      ['lora', 'projected'],
+      ['lora+projector', 'tower'],
+    ] as const) {
       const plain = await train(root, model, data, method, false);
       assert.equal(plain.stats, null);
       assert.equal(plain.runs, 0, 'pixels go into the step: no separate vision program');
@@ -92,20 +137,35 @@ test('epoch 2 and a second run skip the vision tower and train to the same losse
       assert.deepEqual(cached.epochs, [0, 0, 1, 1]); // 0-based epochs
       // epoch 1 computes each distinct image once (keys are the files' bytes: equal icons share features);
       // epoch 2 runs the vision program not at all
-      assert.ok(cached.images[1] > 0 && cached.images[1] <= distinct, `${cached.images[1]} images computed, ${distinct} distinct`);
+      assert.ok(
+        cached.images[1] > 0 && cached.images[1] <= distinct,
+        `${cached.images[1]} images computed, ${distinct} distinct`,
+      );
       assert.equal(cached.images[3], cached.images[1], `vision calls by step: ${cached.images.join(', ')}`);
       assert.equal(cached.stats!.misses, cached.images[1]);
       assert.equal(cached.stats!.memoryHits + cached.stats!.misses, cached.samples, JSON.stringify(cached.stats));
-      assert.ok(cached.logs.some((l) => l.includes('image features: computed once per image')), cached.logs.join('\n'));
-      assert.ok(cached.logs.some((l) => l.includes('the vision program is released')), cached.logs.join('\n'));
+      assert.ok(
+        cached.logs.some((l) => l.includes('image features: computed once per image')),
+        cached.logs.join('\n'),
+      );
+      assert.ok(
+        cached.logs.some((l) => l.includes('the vision program is released')),
+        cached.logs.join('\n'),
+      );
       for (let i = 0; i < plain.losses.length; i++)
-        assert.ok(Math.abs(plain.losses[i] - cached.losses[i]) <= 1e-5 * Math.max(1, Math.abs(plain.losses[i])), `${method} step ${i + 1}: loss ${cached.losses[i]} with the cache, ${plain.losses[i]} without`);
+        assert.ok(
+          Math.abs(plain.losses[i] - cached.losses[i]) <= 1e-5 * Math.max(1, Math.abs(plain.losses[i])),
+          `${method} step ${i + 1}: loss ${cached.losses[i]} with the cache, ${plain.losses[i]} without`,
+        );
       assert.notEqual(plain.losses[0], plain.losses[3], 'training moved the loss');
       // a second run on the same model and images reads every feature from disk
       const again = await train(root, model, data, method, true);
       assert.equal(again.runs, 0);
       assert.equal(again.stats!.diskHits, cached.images[1]);
-      assert.ok(again.logs.some((l) => l.includes('0 computed') && l.includes(`(${cached.images[1]} from disk)`)), again.logs.join('\n'));
+      assert.ok(
+        again.logs.some((l) => l.includes('0 computed') && l.includes(`(${cached.images[1]} from disk)`)),
+        again.logs.join('\n'),
+      );
       assert.deepEqual(again.losses, cached.losses);
     }
   } finally {
@@ -165,7 +225,13 @@ test('disk cache: foreign, damaged and other-version files are rebuilt; LRU size
 
     // LRU: room for two entries; the least recently used goes when a third comes
     const entry = Buffer.concat(encodeEntry(k0, feats(0))).length;
-    const lru = new FeatureCache({ dir: join(root, 'lru'), scope: 'm', maxBytes: 2 * entry + 10, memoryBytes: 0, warn: (m) => warns.push(m) });
+    const lru = new FeatureCache({
+      dir: join(root, 'lru'),
+      scope: 'm',
+      maxBytes: 2 * entry + 10,
+      memoryBytes: 0,
+      warn: (m) => warns.push(m),
+    });
     const [x, y, z] = [1, 2, 3].map((i) => lru.keyOf(imgs[i]));
     lru.store(x, feats(1));
     lru.store(y, feats(2));

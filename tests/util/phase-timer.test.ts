@@ -23,7 +23,11 @@ test('phase timer sums time and counts per phase, merges and formats largest fir
   const s = formatPhases({ ms: { a: 1, b: 3 }, count: { a: 1, b: 1 } }, 2);
   assert.equal(s, 'b 75% (1.50 ms), a 25% (0.50 ms)');
   // a timed phase that throws is still counted
-  await assert.rejects(t.time('bad', () => { throw new Error('x'); }));
+  await assert.rejects(
+    t.time('bad', () => {
+      throw new Error('x');
+    }),
+  );
   assert.equal(t.totals().count.bad, 1);
   t.reset();
   assert.deepEqual(t.totals(), { ms: {}, count: {} });
