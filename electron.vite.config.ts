@@ -14,8 +14,10 @@ export function rendererCsp(dev: boolean): string {
     "script-src 'self'",
     dev ? "style-src 'self' 'unsafe-inline'" : "style-src 'self'",
     "img-src 'self' data: blob: lenslab-media:",
+    // audio/video items play from the media store; the waveform reads the clip's bytes (fetch)
+    "media-src 'self' blob: lenslab-media:",
     "font-src 'self'",
-    "connect-src 'self' ws://127.0.0.1:* ws://localhost:*",
+    "connect-src 'self' lenslab-media: ws://127.0.0.1:* ws://localhost:*",
     "object-src 'none'",
     "base-uri 'none'",
     "form-action 'self'",

@@ -189,8 +189,8 @@ export function onReconnect(listener: () => void): () => void {
   return onConnectionState(reconnectWatcher(listener));
 }
 
-/** URL of a stored image or thumbnail (content-addressed by sha256). */
-export function mediaUrl(kind: 'images' | 'thumbs', hash: string, ext: string): string {
+/** URL of a stored image, thumbnail, or audio/video file ('media') (content-addressed by sha256). */
+export function mediaUrl(kind: 'images' | 'thumbs' | 'media', hash: string, ext: string): string {
   const rel = `${kind}/${hash.slice(0, 2)}/${hash}.${ext}`;
   return isElectron ? `lenslab-media://media/${rel}` : `/media/${rel}`;
 }

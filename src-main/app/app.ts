@@ -59,7 +59,8 @@ export function startApp(electron: ElectronModule, options: AppOptions): Started
   let dataDir = '';
 
   protocol.registerSchemesAsPrivileged([
-    { scheme: MEDIA_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
+    // stream: <audio>/<video> read stored clips with range requests; corsEnabled: their frames may be drawn to a canvas
+    { scheme: MEDIA_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true, stream: true, corsEnabled: true } },
   ]);
 
   if (!app.requestSingleInstanceLock()) {

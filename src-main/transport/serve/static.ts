@@ -24,6 +24,17 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
   '.map': 'application/json; charset=utf-8',
   '.wasm': 'application/wasm',
+  '.wav': 'audio/wav',
+  '.flac': 'audio/flac',
+  '.mp3': 'audio/mpeg',
+  '.ogg': 'audio/ogg',
+  '.opus': 'audio/ogg',
+  '.m4a': 'audio/mp4',
+  '.mp4': 'video/mp4',
+  '.m4v': 'video/mp4',
+  '.mov': 'video/quicktime',
+  '.webm': 'video/webm',
+  '.mkv': 'video/x-matroska',
 };
 
 export function contentType(file: string): string {
@@ -77,5 +88,5 @@ export function sendFile(res: ServerResponse, file: string, headers: Record<stri
   return true;
 }
 
-/** Media paths clients may fetch: images/<aa>/<sha256>.<ext> and thumbs/<aa>/<sha256>.webp. */
+/** Media paths clients may fetch: images/<aa>/<sha256>.<ext>, thumbs/<aa>/<sha256>.webp and audio/video media/<aa>/<sha256>.<ext>. */
 export const MEDIA_PATH = /^\/media\/(images|thumbs|media)\/([0-9a-f]{2})\/([0-9a-f]{64})\.([a-z0-9]{1,5})$/;
