@@ -6,7 +6,8 @@ import { mkdirSync } from 'node:fs';
 import { openDatabase, closeDatabase, storageError, type Database } from '../storage/database';
 import { databasePath, graphCacheDirOf } from '../storage/data-dir';
 import { registry } from './registry';
-import { abortPulls, stopPulls } from './hub';
+import { HubRuntime } from './hub';
+import { ImportRuntime } from './dataset-io';
 import type { ServiceContext } from './context';
 import { Dispatcher, EventBus, type Logger } from './dispatcher';
 import { TrainingRuntime, jobRunnerOptionsFromEnv, type JobProcessOptions } from './training-runtime';
@@ -71,9 +72,12 @@ export function createBackend(options: BackendOptions): Backend {
     const training = new TrainingRuntime(base, options.jobs ?? jobRunnerOptionsFromEnv());
     parts.push({ shutdown: () => training.shutdown(), close: () => training.detach() });
     parts.push({ shutdown: async () => {}, close: () => bus.clear() });
-    const ctx: ServiceContext = { ...base, training, work, chat };
-    // hub pulls (services/hub.ts) are kept per backend by that service; they stop with the backend all the same
-    parts.push({ shutdown: () => stopPulls(ctx), close: () => abortPulls(ctx) });
+    const hub = new HubRuntime();
+    parts.push({ shutdown: () => hub.stop(), close: () => hub.abort() });
+    // an import still running when the backend closes is cancelled (datasets/import.ts then stores none of it)
+    const imports = new ImportRuntime();
+    parts.push({ shutdown: async () => imports.abort(), close: () => imports.abort() });
+    const ctx: ServiceContext = { ...base, training, work, chat, hub, imports };
     // runs left 'running' whose job process is gone become 'interrupted' (a live job is left alone)
     if ((options.recoverRuns ?? true) && !options.readonly) training.recover();
     const dispatcher = new Dispatcher(registry, ctx, options.log);

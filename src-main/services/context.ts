@@ -4,6 +4,8 @@ import type { EventName, EventPayload, MethodName, ParsedParams, Result } from '
 import type { TrainingRuntime } from './training-runtime';
 import type { WorkRuntime } from './work';
 import type { ChatRuntime } from './chat';
+import type { HubRuntime } from './hub';
+import type { ImportRuntime } from './dataset-io';
 
 export interface ServiceContext {
   db: Database;
@@ -17,6 +19,8 @@ export interface ServiceContext {
   training: TrainingRuntime;
   work: WorkRuntime;
   chat: ChatRuntime;
+  hub: HubRuntime;
+  imports: ImportRuntime;
 }
 
 /** One request as the transport delivered it. */

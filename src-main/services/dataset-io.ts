@@ -56,8 +56,14 @@ function modelDir(ctx: ServiceContext, modelId: number): string {
 
 const MAX_LISTED = 1000;
 
-/** Imports in progress by resolved source path, for datasets.cancelImport. */
-const runningImports = new Map<string, Set<AbortController>>();
+/** A backend's imports in progress by resolved source path, for datasets.cancelImport; aborted when it closes. */
+export class ImportRuntime {
+  readonly running = new Map<string, Set<AbortController>>();
+
+  abort(): void {
+    for (const set of this.running.values()) for (const a of set) a.abort();
+  }
+}
 
 export const datasetIoHandlers = handlers({
   'datasets.import': async (p, ctx, req) => {
@@ -69,6 +75,7 @@ export const datasetIoHandlers = handlers({
     const run = canImportInWorker(ctx.db) ? importInWorker : importDataset;
     const key = resolve(p.path);
     const abort = new AbortController();
+    const runningImports = ctx.imports.running;
     const running = runningImports.get(key) ?? new Set<AbortController>();
     running.add(abort);
     runningImports.set(key, running);
@@ -109,8 +116,8 @@ export const datasetIoHandlers = handlers({
       alreadyPresentCount: rep.alreadyPresent.length,
     };
   },
-  'datasets.cancelImport': (p) => {
-    const running = runningImports.get(resolve(p.path));
+  'datasets.cancelImport': (p, ctx) => {
+    const running = ctx.imports.running.get(resolve(p.path));
     for (const a of running ?? []) a.abort();
     return { cancelled: !!running?.size };
   },

@@ -23,11 +23,25 @@ interface Running {
   done: Promise<void>;
 }
 
-const state = new WeakMap<object, Map<string, Running>>();
+/** A backend's pulls by id (running and finished, for hub.pulls); the backend stops them when it closes. */
+export class HubRuntime {
+  readonly pulls = new Map<string, Running>();
+
+  /** Stop every running pull and wait for each to settle (partial files stay for the next pull). */
+  async stop(): Promise<void> {
+    const all = [...this.pulls.values()].filter((r) => r.pull.status === 'running');
+    for (const r of all) r.abort.abort();
+    await Promise.all(all.map((r) => r.done));
+  }
+
+  /** Stop running pulls at once, without waiting. */
+  abort(): void {
+    for (const r of this.pulls.values()) if (r.pull.status === 'running') r.abort.abort();
+  }
+}
+
 function pulls(ctx: ServiceContext): Map<string, Running> {
-  let m = state.get(ctx.db);
-  if (!m) state.set(ctx.db, (m = new Map()));
-  return m;
+  return ctx.hub.pulls;
 }
 
 /** Test hook: tests shorten the retry backoff. */
@@ -188,14 +202,3 @@ export const hubHandlers = handlers({
   },
 });
 
-/** Wait for every running pull to stop (the backend is closing). */
-export async function stopPulls(ctx: ServiceContext): Promise<void> {
-  const all = [...pulls(ctx).values()].filter((r) => r.pull.status === 'running');
-  for (const r of all) r.abort.abort();
-  await Promise.all(all.map((r) => r.done));
-}
-
-/** Stop running pulls at once (the backend is closing; partial files stay for the next pull). */
-export function abortPulls(ctx: ServiceContext): void {
-  for (const r of pulls(ctx).values()) if (r.pull.status === 'running') r.abort.abort();
-}

@@ -54,9 +54,15 @@ export type Call = <M extends MethodName>(method: M, ...args: CallArgs<M>) => Pr
 /**
  * Open the backend on the data dir, run fn with a typed `call`, close. Errors keep their ApiError type. A command
  * that only reads (`readonly`) still runs where the data folder cannot be written: it reads the database read-only
- * and says so on stderr.
+ * and says so on stderr. A long command (`interruptible`) gets its requests cancelled by the first Ctrl-C, through
+ * the request's AbortSignal, so the handler stops cleanly and the command reports it; a second Ctrl-C kills the
+ * process as usual.
  */
-export async function withBackend<T>(ctx: CommandContext, fn: (call: Call, backend: Backend) => Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
+export async function withBackend<T>(
+  ctx: CommandContext,
+  fn: (call: Call, backend: Backend) => Promise<T>,
+  opts: { readonly?: boolean; interruptible?: boolean } = {},
+): Promise<T> {
   let backend: Backend;
   try {
     backend = createBackend({ dataDir: ctx.dataDir, host: 'cli', recoverRuns: false });
@@ -65,10 +71,14 @@ export async function withBackend<T>(ctx: CommandContext, fn: (call: Call, backe
     backend = createBackend({ dataDir: ctx.dataDir, host: 'cli', recoverRuns: false, readonly: true });
     ctx.io.err(`note: ${err.message}; reading it read-only`);
   }
+  const interrupt = new AbortController();
+  const onSigint = () => interrupt.abort(new ApiError('cancelled', 'interrupted (Ctrl-C)'));
+  if (opts.interruptible) process.once('SIGINT', onSigint);
   try {
-    const call: Call = (method, ...args) => backend.dispatcher.call(method, args[0]) as Promise<Result<typeof method>>;
+    const call: Call = (method, ...args) => backend.dispatcher.call(method, args[0], { signal: interrupt.signal }) as Promise<Result<typeof method>>;
     return await fn(call, backend);
   } finally {
+    process.removeListener('SIGINT', onSigint);
     backend.close();
   }
 }

@@ -88,7 +88,7 @@ export const importCommand: CommandGroup = {
         imageColumn: values['image-column'],
         groupByImage: values['no-group'] ? false : undefined,
       }).finally(off);
-    });
+    }, { interruptible: true });
     if (ctx.json) {
       printJson(ctx, rep);
       return 0;
