@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
+import type { ParsedParams } from '../contract/index';
 import type { Checkpoint, MemoryEstimateData, Run } from '../contract/runs';
 import { handlers, type ServiceContext } from './context';
 import { requireDataset } from './datasets';
@@ -16,10 +17,13 @@ import { listCheckpointRows, loadJobSpec, metricSeries } from '../jobs/store';
 import { finalDir } from '../jobs/driver';
 import { acquireFolderLock, folderEntries, FolderBusyError, type FolderLock } from '../jobs/folder-lock';
 import type { JobSpec } from '../jobs/protocol';
-import { HparamsError } from '../training/hparams';
+import { HparamsError, parseHparams } from '../training/hparams';
+import type { Hparams } from '../contract/hparams';
 import { SampleError } from '../training/batching';
 import { memoryRefusal, type MemoryEstimate } from '../training/memory';
 import { snapshotDataset, writeSnapshot } from '../training/data';
+import { isContrastiveFolder } from '../models/families/contrastive/folder';
+import { contrastiveJobConfig, planContrastiveRun } from './contrastive-runs';
 import { MemoryRefusalError, VlmCheckError, type VlmCheck } from '../training/vlm-config';
 
 export function toRun(r: RunSummaryRow): Run {
@@ -138,6 +142,49 @@ function toCheckpoint(r: ReturnType<typeof listCheckpointRows>[number]): Checkpo
   return { id: r.id, runId: r.run_id, step: r.step, kind: r.kind, path: r.path, bytes: r.bytes, metrics, createdAt: r.created_at };
 }
 
+type StartParams = ParsedParams<'runs.start'>;
+
+/** runs.start for a CLIP / SigLIP model: the 'contrastive' trainer on the dataset's image-caption pairs. */
+async function startContrastive(ctx: ServiceContext, p: StartParams, model: { dir: string; modelId: number | null }, lock: FolderLock | null, lockFolder: (dir: string) => FolderLock) {
+  let plan: ReturnType<typeof planContrastiveRun>;
+  let hp!: Hparams;
+  let snapshot: ReturnType<typeof snapshotDataset>;
+  try {
+    if (p.outDir && folderEntries(resolve(p.outDir)).length > 0)
+      throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
+    requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
+    snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
+    try {
+      hp = parseHparams(p.hparams ?? {});
+    } catch (e) {
+      throw toTrainingError(e);
+    }
+    plan = planContrastiveRun(hp, snapshot, p.data);
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
+  const run = insertRun(ctx.db, {
+    name: p.name ?? `contrastive ${plan.options.method} on ${snapshot.source.name}`,
+    modelId: model.modelId,
+    datasetId: p.data.datasetId,
+    config: { trainer: 'contrastive', model: p.model, data: p.data, hparams: hp, contrastive: plan.options, autoSplit: snapshot.autoSplit },
+    totalSteps: plan.totalSteps,
+  });
+  const outDir = p.outDir ? resolve(p.outDir) : join(ctx.dataDir, 'runs', String(run.id));
+  const spec: JobSpec = { trainer: 'contrastive', outDir, config: contrastiveJobConfig(model.dir, join(outDir, 'data.json'), p.data, hp, plan) };
+  try {
+    lock ??= lockFolder(outDir);
+    writeSnapshot(join(outDir, 'data.json'), snapshot);
+    await ctx.training.runner.startJob(run.id, spec, { validated: { totalSteps: plan.totalSteps }, lock });
+  } catch (e) {
+    lock?.release();
+    deleteRun(ctx.db, run.id);
+    throw toTrainingError(e);
+  }
+  return { run: toRun(requireRun(ctx.db, run.id)), memory: null };
+}
+
 export const runsHandlers = handlers({
   'runs.list': (p, ctx) => ({ runs: listRuns(ctx.db, { status: p.status, datasetId: p.datasetId }).map(toRun) }),
   'runs.get': (p, ctx) => toRun(requireRun(ctx.db, p.id)),
@@ -166,6 +213,15 @@ export const runsHandlers = handlers({
       }
     };
     if (p.outDir) lock = lockFolder(resolve(p.outDir));
+    let resolved: ReturnType<typeof resolveModel>;
+    try {
+      resolved = resolveModel(ctx, p.model);
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
+    // a CLIP / SigLIP model trains contrastively (its own trainer kind); everything else is a VLM run
+    if (isContrastiveFolder(resolved.dir)) return startContrastive(ctx, p, resolved, lock, lockFolder);
     let checked: Awaited<ReturnType<typeof checkVlm>>;
     try {
       if (p.outDir && folderEntries(resolve(p.outDir)).length > 0)
