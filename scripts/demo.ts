@@ -40,7 +40,10 @@ const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [option
   --rank N         LoRA rank (16; alpha is twice the rank)
   --eval-items N   held-out questions evaluated before and after (120)
   --quantize LIST  also evaluate the fine-tuned model with int8 and/or int4 weights (e.g. int8,int4): exact match
-                   beside float32's and the share of answers equal to float32's`;
+                   beside float32's and the share of answers equal to float32's
+  --quantize-base Q  fine-tune on a frozen base held as int8 / int4 blocks (QLoRA; the adapter stays float32)
+  --compare-base Q   fine-tune twice with the same steps and seed, on the float32 base and on a Q (int8 / int4) base,
+                   and print both exact matches (the Q-trained adapter on the float32 base and on the Q base)`;
 // `--model blip`: the BLIP VQA recipe on a tiny BLIP and an icon-VQA set (scripts/blip-demo.ts)
 const modelAt = process.argv.indexOf('--model');
 const demoModel = modelAt >= 0 ? process.argv[modelAt + 1] : process.argv.find((a) => a.startsWith('--model='))?.slice('--model='.length);
@@ -66,6 +69,8 @@ try {
       rank: { type: 'string', default: '16' },
       'eval-items': { type: 'string', default: '120' },
       quantize: { type: 'string' },
+      'quantize-base': { type: 'string' },
+      'compare-base': { type: 'string' },
     },
   });
 } catch (e) {
@@ -90,6 +95,16 @@ for (const q of quantSchemes)
     console.error(`--quantize: "${q}" is not int8 or int4`);
     process.exit(2);
   }
+const baseScheme = (flag: 'quantize-base' | 'compare-base'): 'none' | 'int8' | 'int4' => {
+  const v = values[flag] ?? 'none';
+  if (v !== 'none' && v !== 'int8' && v !== 'int4') {
+    console.error(`--${flag} must be none, int8 or int4 (got ${JSON.stringify(v)})`);
+    process.exit(2);
+  }
+  return v;
+};
+const quantizeBase = baseScheme('quantize-base');
+const compareBase = baseScheme('compare-base');
 const t0 = Date.now();
 const dataDir = values['data-dir'] ?? mkdtempSync(join(tmpdir(), 'lenslab-demo-'));
 // the CLI, as the README spells it (relative to the repo root when run from there, as `npm run demo` does)
@@ -122,6 +137,39 @@ async function evaluate(label: string, adapter?: { runId: number }, quantize?: '
   const got = await call('evaluations.get', { id: ev.id });
   say(`${label}: exact match ${pct(got.metrics.exact_match)} on ${got.predictionCount} held-out questions (${((Date.now() - t) / 1000).toFixed(1)} s)`);
   return got;
+}
+
+/** Steps 5 and 6 for one fine-tuning run: its adapter on the held-out items, compared with the base model. */
+async function report(runId: number, base: Awaited<ReturnType<typeof evaluate>>): Promise<void> {
+  // 5. fine-tuned, on the same items
+  const tuned = await evaluate('fine-tuned (LoRA)', { runId });
+  const cmp = await call('evaluations.compare', { baseId: base.id, tunedId: tuned.id });
+  const better = cmp.items.filter((i) => i.change === 'better').length;
+  const worse = cmp.items.filter((i) => i.change === 'worse').length;
+  const em = cmp.metrics.exact_match;
+  say();
+  say(`exact match: ${pct(em.base)} -> ${pct(em.tuned)} (${em.delta >= 0 ? '+' : ''}${(100 * em.delta).toFixed(1)} points; ${better} answers fixed, ${worse} broken); always answering the most common answer: ${pct(tuned.metrics.majority_baseline)}`);
+  for (const it of cmp.items.filter((i) => i.change === 'better').slice(0, 4))
+    say(`  "${it.prompt}"  base: ${JSON.stringify(it.base)}  fine-tuned: ${JSON.stringify(it.tuned)}  (reference ${JSON.stringify(it.references[0])})`);
+
+  // 6. the same fine-tuned model with quantized weights: exact match and answers equal to float32's
+  if (quantSchemes.length) {
+    say();
+    const answers = async (id: number) => new Map((await call('evaluations.predictions', { id, limit: 1000 })).predictions.map((p) => [p.key ?? p.itemId, p.output]));
+    const f32 = await answers(tuned.id);
+    for (const q of quantSchemes as ('int8' | 'int4')[]) {
+      const ev = await evaluate(`fine-tuned, ${q}  `, { runId }, q);
+      const got = await answers(ev.id);
+      const same = [...got].filter(([id, p]) => f32.get(id) === p).length;
+      const d = (ev.metrics.exact_match ?? 0) - (tuned.metrics.exact_match ?? 0);
+      say(`  ${q}: exact match ${pct(ev.metrics.exact_match)} vs float32 ${pct(tuned.metrics.exact_match)} (${d >= 0 ? '+' : ''}${(100 * d).toFixed(1)} points); ${same} of ${got.size} answers equal to float32's`);
+    }
+  }
+  const ck = await call('runs.checkpoints', { id: runId });
+  say();
+  say(`run ${runId} is stored in ${join(dataDir, 'runs', String(runId))} (adapter in ${ck.finalDir}); metrics, checkpoints and predictions in ${join(dataDir, 'lenslab.db')}`);
+  say(`try: ${lenslabCmd} --data-dir ${dataDir} eval --model ${'path' in model ? model.path : join(import.meta.dirname, '..', 'resources', 'demo', 'model')} --run ${runId} --data ${datasetId} --max-items ${values['eval-items']} --compare ${base.id}`);
+  say(`total time ${formatDuration((Date.now() - t0) / 1000)}`);
 }
 
 let model: { id: number } | { path: string };
@@ -160,58 +208,45 @@ try {
 
   // 4. fine-tune
   const method = (values.method ?? (pretrained ? 'lora' : 'lora+projector')) as 'lora' | 'lora+projector';
-  const hparams = {
-    method,
-    rank: Number(values.rank),
-    alpha: 2 * Number(values.rank),
-    dropout: 0,
-    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-    lr: values.lr ? Number(values.lr) : 3e-3,
-    warmupSteps: 10,
-    batchSize: 16,
-    maxSteps: values.steps ? Number(values.steps) : pretrained ? 400 : 500,
-    saveEvery: 50,
-    seed: 0,
+  const steps = values.steps ? Number(values.steps) : pretrained ? 400 : 500;
+  const fineTune = async (q: 'none' | 'int8' | 'int4'): Promise<number> => {
+    const hparams = {
+      method,
+      rank: Number(values.rank),
+      alpha: 2 * Number(values.rank),
+      dropout: 0,
+      targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      lr: values.lr ? Number(values.lr) : 3e-3,
+      warmupSteps: 10,
+      batchSize: 16,
+      maxSteps: steps,
+      saveEvery: 50,
+      seed: 0,
+      ...(q !== 'none' ? { quantizeBase: q } : {}),
+    };
+    const { runner } = backend.ctx.training;
+    const started = await call('runs.start', { name: `demo: LoRA on ${family}${q !== 'none' ? `, ${q} base` : ''}`, model, data: { datasetId }, hparams, evalMaxItems: 16 });
+    const id = started.run.id;
+    say(`fine-tuning: run ${id}, ${method} rank ${hparams.rank} on ${hparams.targetModules.length} module kinds, ${started.run.totalSteps} steps of ${hparams.batchSize}${q !== 'none' ? `, frozen base as ${q} blocks` : ''} (memory ${started.memory?.summary})`);
+    const status = await runInForeground(runner, id, {
+      start: { attach: true },
+      io: { isTTY: !!process.stdout.isTTY, write: (t) => process.stdout.write(t) },
+    });
+    if (status !== 'completed') throw new Error(`the run ended ${status}: ${(await call('runs.get', { id })).error}`);
+    return id;
   };
-  const { runner } = backend.ctx.training;
-  const started = await call('runs.start', { name: `demo: LoRA on ${family}`, model, data: { datasetId }, hparams, evalMaxItems: 16 });
-  const runId = started.run.id;
-  say(`fine-tuning: run ${runId}, ${method} rank ${hparams.rank} on ${hparams.targetModules.length} module kinds, ${started.run.totalSteps} steps of ${hparams.batchSize} (memory ${started.memory?.summary})`);
-  const status = await runInForeground(runner, runId, {
-    start: { attach: true },
-    io: { isTTY: !!process.stdout.isTTY, write: (t) => process.stdout.write(t) },
-  });
-  if (status !== 'completed') throw new Error(`the run ended ${status}: ${(await call('runs.get', { id: runId })).error}`);
-
-  // 5. fine-tuned, on the same items
-  const tuned = await evaluate('fine-tuned (LoRA)', { runId });
-  const cmp = await call('evaluations.compare', { baseId: base.id, tunedId: tuned.id });
-  const better = cmp.items.filter((i) => i.change === 'better').length;
-  const worse = cmp.items.filter((i) => i.change === 'worse').length;
-  const em = cmp.metrics.exact_match;
-  say();
-  say(`exact match: ${pct(em.base)} -> ${pct(em.tuned)} (${em.delta >= 0 ? '+' : ''}${(100 * em.delta).toFixed(1)} points; ${better} answers fixed, ${worse} broken); always answering the most common answer: ${pct(tuned.metrics.majority_baseline)}`);
-  for (const it of cmp.items.filter((i) => i.change === 'better').slice(0, 4))
-    say(`  "${it.prompt}"  base: ${JSON.stringify(it.base)}  fine-tuned: ${JSON.stringify(it.tuned)}  (reference ${JSON.stringify(it.references[0])})`);
-
-  // 6. the same fine-tuned model with quantized weights: exact match and answers equal to float32's
-  if (quantSchemes.length) {
+  if (compareBase === 'none') await report(await fineTune(quantizeBase), base);
+  else {
+    // the same run twice (steps, seed, data order): on the float32 base, then on the quantized one
+    const f = (await evaluate('float32 base, fine-tuned       ', { runId: await fineTune('none') })).metrics.exact_match ?? 0;
+    const qRun = await fineTune(compareBase);
+    const onFloat = (await evaluate(`${compareBase} base, fine-tuned, on float32`, { runId: qRun })).metrics.exact_match ?? 0;
+    const onQ = (await evaluate(`${compareBase} base, fine-tuned, on ${compareBase}   `, { runId: qRun }, compareBase)).metrics.exact_match ?? 0;
+    const d = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)} points`;
     say();
-    const answers = async (id: number) => new Map((await call('evaluations.predictions', { id, limit: 1000 })).predictions.map((p) => [p.key ?? p.itemId, p.output]));
-    const f32 = await answers(tuned.id);
-    for (const q of quantSchemes as ('int8' | 'int4')[]) {
-      const ev = await evaluate(`fine-tuned, ${q}  `, { runId }, q);
-      const got = await answers(ev.id);
-      const same = [...got].filter(([id, p]) => f32.get(id) === p).length;
-      const d = (ev.metrics.exact_match ?? 0) - (tuned.metrics.exact_match ?? 0);
-      say(`  ${q}: exact match ${pct(ev.metrics.exact_match)} vs float32 ${pct(tuned.metrics.exact_match)} (${d >= 0 ? '+' : ''}${(100 * d).toFixed(1)} points); ${same} of ${got.size} answers equal to float32's`);
-    }
+    say(`exact match after ${steps} steps (seed 0): float32 base ${pct(f)}; ${compareBase} base ${pct(onFloat)} with its adapter on the float32 base (${d(onFloat - f)}), ${pct(onQ)} on the ${compareBase} base (${d(onQ - f)}); base model ${pct(base.metrics.exact_match)}`);
+    say(`total time ${formatDuration((Date.now() - t0) / 1000)}`);
   }
-  const ck = await call('runs.checkpoints', { id: runId });
-  say();
-  say(`run ${runId} is stored in ${join(dataDir, 'runs', String(runId))} (adapter in ${ck.finalDir}); metrics, checkpoints and predictions in ${join(dataDir, 'lenslab.db')}`);
-  say(`try: ${lenslabCmd} --data-dir ${dataDir} eval --model ${'path' in model ? model.path : join(import.meta.dirname, '..', 'resources', 'demo', 'model')} --run ${runId} --data ${datasetId} --max-items ${values['eval-items']} --compare ${base.id}`);
-  say(`total time ${formatDuration((Date.now() - t0) / 1000)}`);
 } catch (e) {
   console.error(`demo failed: ${(e as Error).stack ?? e}`);
   exitCode = 1;

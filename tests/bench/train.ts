@@ -1,4 +1,4 @@
-// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --batch-demo 16 --batch-large 2]
+// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --skip-quant --batch-demo 16 --batch-large 2]
 //
 // LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
 // step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
@@ -16,7 +16,10 @@
 // and for the demo two variants (--skip-variants): ORT's spinning threads instead of the trainer's sleeping ones, and
 // whole steps through the job driver (progress events journaled as a job process does). With the image-feature cache
 // (--skip-cache to leave out): 2 epochs over batch x min(steps, 5) samples, the median step of epoch 1 (features
-// computed) vs epoch 2 (read back); the other rows run the whole step, vision tower included, as PyTorch does. Models and data are generated once into <os tmp>/lenslab-bench-train.
+// computed) vs epoch 2 (read back); the other rows run the whole step, vision tower included, as PyTorch does.
+// With an int4 frozen base (--skip-quant to leave out): the same step, its peak RSS and step time against the float32
+// base's row (hparams.quantizeBase: MatMulNBits forward, the blocks unpacked for dX; LoRA in float32).
+// Models and data are generated once into <os tmp>/lenslab-bench-train.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -53,6 +56,8 @@ interface WorkerInput {
    * step times of each epoch (epoch 1 runs the vision program, epoch 2 reads cached features).
    */
   cacheEpochs?: boolean;
+  /** Frozen base held as int8 / int4 blocks (hparams.quantizeBase). */
+  quantizeBase?: 'int8' | 'int4';
 }
 interface WorkerOutput {
   initMs: number;
@@ -96,6 +101,7 @@ async function worker(input: WorkerInput): Promise<void> {
       saveEvery: 0,
       evalEvery: 0,
       lr: 1e-4,
+      ...(input.quantizeBase ? { quantizeBase: input.quantizeBase } : {}),
     },
     eval: { maxItems: 1 },
     // the whole step, vision tower included (as PyTorch's), unless the cache is what is measured
@@ -332,6 +338,22 @@ async function main(): Promise<void> {
       `${formatBytes(ours.estimate)} est.; init ${(ours.initMs / 1000).toFixed(1)} s; loss ${ours.losses[0].toFixed(3)} -> ${ours.losses.at(-1)!.toFixed(3)}`,
     ]);
     if (ours.phases) notes.push(`${m.name} step phases (lenslab): ${formatPhases(ours.phases, ours.ms.length)}`);
+    if (!has('skip-quant')) {
+      // the same step on an int4 frozen base (QLoRA-style: MatMulNBits forward, blocks unpacked for dX)
+      process.stderr.write(`[${m.name}] lenslab, int4 base ...\n`);
+      const q = runWorker({ model: m.dir, data, batchSize: m.batch, steps, warmup, threads, quantizeBase: 'int4' });
+      const st = median(q.ms);
+      rows.push([
+        m.name,
+        'lenslab, int4 base',
+        '',
+        `B${m.batch} T${seq}`,
+        `${st.toFixed(0)} ms`,
+        ((m.batch / st) * 1000).toFixed(2),
+        formatBytes(q.peakRss),
+        `${formatBytes(q.estimate)} est.; vs float32 base: peak RSS ${(q.peakRss / ours.peakRss).toFixed(2)}x, step time ${(st / oursStep).toFixed(2)}x; loss ${q.losses[0].toFixed(3)} -> ${q.losses.at(-1)!.toFixed(3)}`,
+      ]);
+    }
     if (m.name === 'demo' && !has('skip-variants')) {
       // the same step with ORT's spinning threads (its default), and whole steps through the job driver
       for (const [label, extra] of [['lenslab, spinning threads', { spin: true }], ['lenslab via job driver', { driver: true }]] as const) {
