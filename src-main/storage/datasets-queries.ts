@@ -66,6 +66,11 @@ export function datasetImportedFrom(db: Database, source: string): { id: number;
     | undefined;
 }
 
+/** A dataset's id and name alone (no counts); undefined when no such dataset. */
+export function datasetName(db: Database, id: number): { id: number; name: string } | undefined {
+  return db.prepare('SELECT id, name FROM datasets WHERE id = ?').get(id) as { id: number; name: string } | undefined;
+}
+
 export function datasetExists(db: Database, id: number): boolean {
   return !!db.prepare('SELECT 1 FROM datasets WHERE id = ?').get(id);
 }

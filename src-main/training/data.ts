@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { Database } from '../storage/database';
+import { datasetName } from '../storage/datasets-queries';
 import { loadItems } from '../datasets/rows';
 import { imagePath } from '../datasets/images';
 import { mulberry32, shuffled } from '../datasets/split';
@@ -72,7 +73,7 @@ export function withSplits(items: DataItem[]): { items: DataItem[]; autoSplit: b
 
 /** Snapshot of a dataset in the database (images resolved to their files in the data dir). */
 export function snapshotDataset(db: Database, dataDir: string, datasetId: number): DataSnapshot {
-  const ds = db.prepare('SELECT id, name FROM datasets WHERE id = ?').get(datasetId) as { id: number; name: string } | undefined;
+  const ds = datasetName(db, datasetId);
   if (!ds) throw new Error(`dataset ${datasetId} does not exist`);
   const raw: DataItem[] = loadItems(db, datasetId).map((it) => ({
     key: String(it.id),
