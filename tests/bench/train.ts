@@ -9,6 +9,9 @@
 //   smolvlm-256m: a random Idefics3 in SmolVLM-256M's shapes (12x768 SigLIP at 512 px, pixel shuffle x4 = 64 image
 //         tokens per frame, 30x576 SmolLM2 decoder, 49,152 vocabulary, untied head), one frame per image, batch 2
 //         (--skip-smolvlm, --only-smolvlm); train_torch.py models LLaVA only, so it has no PyTorch row
+//   blip2-0.28b: a random BLIP-2 OPT of reduced width (ViT-B/16-like 12x768 vision model at 224 px, the published
+//         Q-Former shape with 32 queries, OPT-125m-like 12x768 decoder), batch 2 (--skip-blip2, --only-blip2), against
+//         train_blip2_torch.py (frozen vision model + Q-Former under no_grad each step, LoRA on the OPT decoder)
 // against the same step in PyTorch (Debian torch 1.13, float32, tests/bench/train_torch.py: same shapes, same
 // LoRA targets and rank, same thread count), measured in the same run. Each side runs in its own process, so peak
 // RSS is that process's. Also printed: the memory estimate Lenslab shows before a run (training/memory.ts) next to
@@ -21,12 +24,15 @@
 // base's row (hparams.quantizeBase: MatMulNBits forward, the blocks unpacked for dX; LoRA in float32).
 // Models and data are generated once into <os tmp>/lenslab-bench-train.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTinyLlava, type TinyLlavaOptions } from '../../src-main/models/demo/tiny-llava';
 import { SMOLVLM_256M, writeTinyIdefics3 } from '../../src-main/models/demo/tiny-idefics3';
+import { BLIP2_BENCH, writeTinyBlip2 } from '../../src-main/models/demo/tiny-blip2';
+import { expectedTensors } from '../../src-main/models/weights/names';
+import { parseHfConfig } from '../../src-main/models/config';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { readSnapshot, writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
 import { formatBytes } from '../../src-main/training/memory';
@@ -221,7 +227,7 @@ const LARGE: TinyLlavaOptions = {
 
 export async function setup(): Promise<{
   data: string;
-  models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' }[];
+  models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' | 'blip2' }[];
 }> {
   mkdirSync(root, { recursive: true });
   const icons = join(root, 'icons');
@@ -252,13 +258,13 @@ export async function setup(): Promise<{
   // the bundled demo base (resources/demo/model) when present, else the demo writer's default tiny LLaVA
   const bundled = join(here, '..', '..', 'resources', 'demo', 'model');
   const demoDir = existsSync(join(bundled, 'config.json')) ? bundled : join(root, 'demo');
-  const models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' }[] = [
+  const models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' | 'blip2' }[] = [
     { name: 'demo', dir: demoDir, opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) },
   ];
   if (!has('skip-large'))
     models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
-  if (has('only-smolvlm')) models.length = 0;
-  if (!has('skip-smolvlm'))
+  if (has('only-smolvlm') || has('only-blip2')) models.length = 0;
+  if (!has('skip-smolvlm') && !has('only-blip2'))
     models.push({
       name: 'smolvlm-256m',
       dir: join(root, 'smolvlm-256m'),
@@ -266,10 +272,13 @@ export async function setup(): Promise<{
       batch: arg('batch-smolvlm', 2),
       family: 'idefics3',
     });
+  if (!has('skip-blip2') && !has('only-smolvlm'))
+    models.push({ name: 'blip2-0.28b', dir: join(root, 'blip2-0.28b'), opts: {}, batch: arg('batch-blip2', 2), family: 'blip2' });
   for (const m of models)
     if (!existsSync(join(m.dir, 'model.safetensors'))) {
       process.stderr.write(`writing the ${m.name} model to ${m.dir} ...\n`);
       if (m.family === 'idefics3') writeTinyIdefics3(m.dir, 0, SMOLVLM_256M);
+      else if (m.family === 'blip2') writeTinyBlip2(m.dir, 0, BLIP2_BENCH);
       else writeTinyLlava(m.dir, 0, m.opts);
     }
   return { data, models };
@@ -293,6 +302,7 @@ function runWorker(input: WorkerInput): WorkerOutput {
 
 function runTorch(
   cfg: Record<string, unknown>,
+  script = 'train_torch.py',
 ): { ms: number[]; peak_rss: number; torch: string; threads: number } | { error: string } {
   // Debian's OpenBLAS picks a slow kernel on AVX-512 machines unless told the core type (as bench:engine does)
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
@@ -300,7 +310,7 @@ function runTorch(
   // idle OpenMP threads sleep, as Lenslab's training sessions' do (session.ts spin), unless told otherwise: spinning
   // GOMP threads on cores other processes share made PyTorch's demo step 100x slower, which says nothing about it
   if (!has('torch-spin')) env.OMP_WAIT_POLICY ??= 'PASSIVE';
-  const r = spawnSync('/usr/bin/python3', [join(here, 'train_torch.py'), JSON.stringify(cfg)], {
+  const r = spawnSync('/usr/bin/python3', [join(here, script), JSON.stringify(cfg)], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
     env,
@@ -338,6 +348,8 @@ async function main(): Promise<void> {
       `${formatBytes(ours.estimate)} est.; init ${(ours.initMs / 1000).toFixed(1)} s; loss ${ours.losses[0].toFixed(3)} -> ${ours.losses.at(-1)!.toFixed(3)}`,
     ]);
     if (ours.phases) notes.push(`${m.name} step phases (lenslab): ${formatPhases(ours.phases, ours.ms.length)}`);
+    // each row as soon as it is measured (a long PyTorch run cut short still leaves ours)
+    process.stderr.write(`[${m.name}] ${rows.at(-1)!.join(' | ')}\n`);
     if (!has('skip-quant')) {
       // the same step on an int4 frozen base (QLoRA-style: MatMulNBits forward, blocks unpacked for dX)
       process.stderr.write(`[${m.name}] lenslab, int4 base ...\n`);
@@ -378,7 +390,15 @@ async function main(): Promise<void> {
     process.stderr.write(`[${m.name}] pytorch ...\n`);
     const v = cfg.vision_config;
     const t = cfg.text_config;
-    const torch = runTorch({
+    let torchCfg: Record<string, unknown>;
+    let script = 'train_torch.py';
+    if (m.family === 'blip2') {
+      // the same tensors (names and shapes) with random values, as the PyTorch side builds them
+      const specs = join(root, 'blip2-specs.json');
+      writeFileSync(specs, JSON.stringify(expectedTensors(parseHfConfig(cfg)).map((s) => [s.name, s.shape])));
+      script = 'train_blip2_torch.py';
+      torchCfg = { specs, config: join(m.dir, 'config.json'), B: m.batch, T: seq, answer_tokens: 3, rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], steps, warmup, threads };
+    } else torchCfg = {
       vision: {
         hidden: v.hidden_size,
         layers: v.num_hidden_layers,
@@ -405,12 +425,14 @@ async function main(): Promise<void> {
       steps,
       warmup,
       threads,
-    });
+    };
+    const torch = runTorch(torchCfg, script);
     if ('error' in torch) {
       rows.push([m.name, 'pytorch 1.13', '', '', 'failed', '', '', torch.error.split('\n').pop() ?? '']);
       continue;
     }
     const tStep = median(torch.ms);
+    process.stderr.write(`[${m.name}] pytorch: ${tStep.toFixed(0)} ms a step, peak RSS ${formatBytes(torch.peak_rss)}\n`);
     rows.push([
       m.name,
       `pytorch ${torch.torch}`,

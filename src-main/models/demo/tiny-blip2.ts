@@ -123,6 +123,30 @@ export function writeTinyOpt(dir: string, seed: number, o: TinyOptOptions = {}):
   return config;
 }
 
+/**
+ * A reduced-width BLIP-2 OPT for benchmarks (about 0.28B parameters): a ViT-B/16-like 12x768 vision model at 224 px
+ * (197 tokens), the published Q-Former shape (12x768, cross-attention every 2nd layer, 32 queries), an OPT-125m-like
+ * 12x768 decoder (ffn 3072); the toy tokenizer's vocabulary.
+ */
+export const BLIP2_BENCH: TinyBlip2Options = {
+  imageSize: 224,
+  patchSize: 16,
+  visionHidden: 768,
+  visionLayers: 12,
+  visionHeads: 12,
+  visionIntermediate: 3072,
+  qformerHidden: 768,
+  qformerLayers: 12,
+  qformerHeads: 12,
+  qformerIntermediate: 3072,
+  numQueryTokens: 32,
+  hidden: 768,
+  layers: 12,
+  heads: 12,
+  ffn: 3072,
+  maxPositionEmbeddings: 512,
+};
+
 export interface TinyBlip2Options extends TinyOptOptions {
   imageSize?: number;
   patchSize?: number;
