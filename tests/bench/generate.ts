@@ -15,17 +15,21 @@
 // With --quantize (e.g. --quantize none,int8,int4; --quant-only skips the phases above) each scheme runs in a child
 // of its own: graphs compiled (quantized) into a fresh cache, then TTFT, decode tokens/s and peak RSS, with the same
 // answer's tokens compared to float32's. --llama f32,q8_0,q4_0 exports the model to GGUF (export/gguf) and runs
-// llama.cpp (@fugood/llama.node, CPU, same threads) on the same image and question in the same run.
+// llama.cpp (@fugood/llama.node, CPU, same threads) on the same image and question in the same run. --context N
+// (with --quantize / --llama) measures decode again after a prompt of about N tokens (the image, a long text, the
+// question) and prints the slowdown against the short prompt, for Lenslab and llama.cpp alike.
 //
 //   npm run bench:generate [-- --tokens 32 --skip-big --skip-smolvlm --only-smolvlm --fresh]
 //   npm run bench:generate -- --quant-only --skip-smolvlm --quantize none,int8,int4 --llama f32,q8_0,q4_0 --tokens 16
 //   npm run bench:generate -- --audio [--tokens 16]   (a 10 s clip through an audio LLM: tests/bench/generate-audio.ts)
+//   npm run bench:generate -- --quant-only --skip-smolvlm --quantize int4 --llama q4_0 --tokens 16 --context 2000
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { loadHfFolder } from '../../src-main/models/hf-folder';
 import {
   llavaToHf,
   parseHfConfig,
@@ -56,6 +60,34 @@ const list = (name: string) => {
 };
 const ROOT = join(tmpdir(), 'lenslab-bench-generate');
 const QUESTION = 'What shapes are in the picture, and what colours are they?';
+/** --context N reaches the child through the environment (its argv is positional) as "N:words", words being how
+ *  many of longText's words make about N tokens with the model's tokenizer. */
+const CONTEXT_ENV = 'LENSLAB_BENCH_CONTEXT';
+function contextFromEnv(): { tokens: number; words: number } {
+  const [t, w] = (process.env[CONTEXT_ENV] ?? '0:0').split(':').map(Number);
+  return { tokens: t, words: w };
+}
+/** Words of longText that the tokenizer of the model in `dir` makes into about `tokens` tokens. */
+function calibrateWords(dir: string, tokens: number): number {
+  const m = loadHfFolder(dir, { preprocessor: false });
+  try {
+    let words = tokens;
+    for (let i = 0; i < 4; i++) {
+      const n = m.tokenizer!.encode(longText(words), { addSpecialTokens: false }).length;
+      words = Math.max(1, Math.round((words * tokens) / n));
+    }
+    return words;
+  } finally {
+    m.close();
+  }
+}
+/** About `n` tokens of text (a tokenizer gives roughly one token per word of it) before the question. */
+function longText(n: number): string {
+  const words = 'the quick brown fox jumps over the lazy dog while seven red squares and three blue circles wait'.split(' ');
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(words[i % words.length]);
+  return `${out.join(' ')}.\n`;
+}
 
 // ---------------------------------------------------------------- models
 
@@ -220,6 +252,15 @@ async function child(
     out.tokPerS = median(runs.map((r) => r.timings.tokensPerSecond));
     out.decodeTokens = runs[0].timings.decodeTokens;
     out.ids = JSON.stringify(runs[0].ids);
+    const context = contextFromEnv();
+    if (context.tokens > 0 && g.contextLength >= context.tokens + tokens + 512) {
+      // the same decode after a long prompt: attention and the KV cache grow with it, the weights do not
+      const long = [{ role: 'user', content: longText(context.words) + QUESTION }];
+      const r = await g.generate({ image, messages: long }, { maxNewTokens: tokens });
+      out.longPromptTokens = r.promptTokens;
+      out.longTokPerS = r.timings.tokensPerSecond;
+      out.longTtftMs = r.timings.firstTokenMs;
+    }
     await g.dispose();
   } else if (phase.startsWith('llama-')) {
     // llama.cpp on the GGUF export of the same model (written by the parent), same image and question
@@ -245,6 +286,23 @@ async function child(
     const tps = [r.timings.predicted_per_second];
     out.ttftMs = median(ttft);
     out.tokPerS = median(tps);
+    const context = contextFromEnv();
+    const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as { text_config?: { max_position_embeddings?: number }; max_position_embeddings?: number };
+    const maxPos = cfg.text_config?.max_position_embeddings ?? cfg.max_position_embeddings ?? 0;
+    if (context.tokens > 0 && maxPos >= context.tokens + tokens + 512) {
+      const lctx = await llama.loadModel({ model, n_ctx: context.tokens + 1024, n_threads: cpus().length, n_gpu_layers: 0, n_parallel: 1 });
+      if (mmproj) lctx.initMultimodal({ path: join(dir, mmproj), use_gpu: false });
+      keep.push(lctx);
+      const s1 = performance.now();
+      let first1 = 0;
+      const long = `USER: <__media__>\n${longText(context.words)}${QUESTION}\nASSISTANT:`;
+      const lr = await lctx.completion({ prompt: long, media_paths: mmproj ? [image] : undefined, n_predict: tokens, temperature: 0, ignore_eos: true }, () => {
+        if (!first1) first1 = performance.now() - s1;
+      });
+      out.longPromptTokens = lr.timings.prompt_n;
+      out.longTokPerS = lr.timings.predicted_per_second;
+      out.longTtftMs = first1;
+    }
   } else if (phase === 'lag-thread' || phase === 'lag-worker') {
     const meter = lagMeter();
     const t0 = performance.now();
@@ -374,9 +432,14 @@ async function main(): Promise<void> {
     const schemes = list('quantize');
     const llamaQuants = list('llama') as GgufQuant[];
     if (schemes.length || llamaQuants.length) {
+      const context = opt('context', 0);
+      if (context > 0) process.env[CONTEXT_ENV] = `${context}:${calibrateWords(m.dir, context)}`;
       const lines = [`## ${m.name}: weight-only quantization, ${tokens} tokens, ${cpus().length} threads (peak RSS of each child process)`];
-      lines.push('| | load+compile (s) | TTFT (ms) | decode tokens/s | peak RSS (MB) | same tokens as f32 |');
-      lines.push('|---|---|---|---|---|---|');
+      const longHead = context > 0 ? ` prompt tokens (long) | decode tokens/s (long) | slowdown |` : '';
+      lines.push(`| | load+compile (s) | TTFT (ms) | decode tokens/s | peak RSS (MB) | same tokens as f32 |${longHead}`);
+      lines.push(`|---|---|---|---|---|---|${context > 0 ? '---|---|---|' : ''}`);
+      const longCells = (r: Record<string, number | string | boolean>) =>
+        context <= 0 ? '' : r.longTokPerS === undefined ? ' n/a (context too short) | | |' : ` ${r.longPromptTokens} | ${(r.longTokPerS as number).toFixed(2)} | ${((r.tokPerS as number) / (r.longTokPerS as number)).toFixed(2)}x |`;
       let base: Record<string, number | string | boolean> | null = null;
       for (const q of schemes) {
         const qc = join(ROOT, `cache-quant-${q}`);
@@ -385,7 +448,7 @@ async function main(): Promise<void> {
         if (q === 'none') base = r;
         const same = base ? String(r.ids === base.ids) : '';
         console.log(`[${m.name}] Lenslab ${q}: ${JSON.stringify({ ...r, ids: undefined })}`);
-        lines.push(`| Lenslab ${q} | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | ${same} |`);
+        lines.push(`| Lenslab ${q} | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | ${same} |${longCells(r)}`);
         rmSync(qc, { recursive: true, force: true });
       }
       for (const q of llamaQuants) {
@@ -395,7 +458,7 @@ async function main(): Promise<void> {
         const exportS = (performance.now() - t0) / 1000;
         const r = runChild(`llama-${q}`, m.dir, cacheDir, image, tokens, 0);
         console.log(`[${m.name}] llama.cpp ${q}: ${JSON.stringify(r)}`);
-        lines.push(`| llama.cpp ${q.toUpperCase()} (export ${exportS.toFixed(0)} s) | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | |`);
+        lines.push(`| llama.cpp ${q.toUpperCase()} (export ${exportS.toFixed(0)} s) | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | |${longCells(r)}`);
         rmSync(gdir, { recursive: true, force: true });
       }
       rows.push(lines.join('\n'));
