@@ -38,6 +38,14 @@ export const ChatImage = z.union([
 ]);
 export type ChatImage = z.infer<typeof ChatImage>;
 
+/** An audio clip of a turn (for an audio LLM): one from the media store (its sha256), a file here, or uploaded bytes. */
+export const ChatAudio = z.union([
+  z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 hex digest') }),
+  z.strictObject({ path: z.string().min(1).max(4096) }),
+  z.strictObject({ base64: z.string().min(1).max(70_000_000, 'audio is too large (at most ~50 MB)') }),
+]);
+export type ChatAudio = z.infer<typeof ChatAudio>;
+
 export const ChatMessage = z.object({
   id: Id,
   chatId: Id,
@@ -45,6 +53,9 @@ export const ChatMessage = z.object({
   content: z.string(),
   imageHash: z.string().nullable(),
   imageExt: z.string().nullable(),
+  /** An attached audio clip in the media store (media/<hh>/<sha256>.<ext>). */
+  audioHash: z.string().nullable(),
+  audioExt: z.string().nullable(),
   position: z.int().nonnegative(),
   /** Assistant turns: {promptTokens, tokens, finishReason, firstTokenMs, tokensPerSecond}. */
   stats: JsonObject,
@@ -82,7 +93,12 @@ export const chatMethods = defineMethods({
       adapterDir: z.string().min(1).max(4096).nullable().optional(),
       /** An image for the first new user turn (the conversation's latest image is the one the model sees). */
       image: ChatImage.optional(),
-      /** Which of the new turns (index into messages, a user turn) the image belongs to; default the first user turn. */
+      /**
+       * An audio clip for a model that takes audio (models.list: report.inputs has 'audio'); WAV or FLAC, decoded
+       * and resampled to the model's rate. Like the image, it belongs to the imageTurn turn.
+       */
+      audio: ChatAudio.optional(),
+      /** Which of the new turns (index into messages, a user turn) the image or audio belongs to; default the first user turn. */
       imageTurn: z.int().nonnegative().max(99).optional(),
       /** New turns, normally one user message ("<image>" is added for the image when absent). */
       messages: z.array(NewTurn).min(1).max(100),

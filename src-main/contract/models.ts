@@ -14,9 +14,11 @@ export const ModelReport = z.object({
   modelType: z.string(),
   /**
    * What it can do here: a full LLaVA (train + chat), a language model or a vision tower (compose them), or a
-   * CLIP / SigLIP dual encoder (image search, contrastive training; its vision tower composes like a 'vision' one).
+   * CLIP / SigLIP dual encoder (image search, contrastive training; its vision tower composes like a 'vision' one),
+   * or an audio LLM (Whisper encoder + projector + decoder, Ultravox layout: chats about audio clips; trains with
+   * `lenslab audio train`).
    */
-  kind: z.enum(['llava', 'text', 'vision', 'contrastive']),
+  kind: z.enum(['llava', 'text', 'vision', 'contrastive', 'audio-llm']),
   /** e.g. 'llava-llama' / 'llava-qwen2' / 'llama' / 'clip'. */
   family: z.string(),
   params: z.number(),
@@ -27,6 +29,10 @@ export const ModelReport = z.object({
   projector: z.string().nullable(),
   /** Tokens one <image> becomes (LLaVA). */
   imageTokens: z.int().nullable(),
+  /** What the model takes in chat besides text ('image', 'audio'); absent in reports stored before it was added. */
+  inputs: z.array(z.enum(['text', 'image', 'audio'])).optional(),
+  /** An audio LLM's encoder and the tokens one clip becomes. */
+  audio: z.object({ modelType: z.string(), melBins: z.int(), hiddenSize: z.int(), layers: z.int(), windowSeconds: z.number(), stackFactor: z.int(), audioTokens: z.int() }).nullable().optional(),
   hasTokenizer: z.boolean(),
   hasChatTemplate: z.boolean(),
   hasPreprocessor: z.boolean(),

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { QuantScheme } from './quantize';
-import { loadGenerator, type GenerateOptions, type GenerateResult, type Generator, type ChatTurn } from './generate';
+import { GenerateError, loadGenerator, type GenerateOptions, type GenerateResult, type ChatTurn } from './generate';
+import { isAudioLlmFolder, loadAudioChatGenerator } from './audio/chat';
+import type { AudioClip } from './audio/ultravox';
 import { providerFromEnv, PROVIDER_ENV, type Provider, type SessionOptions } from '../engine/runtime/session';
 import { chooseProvider, type ProviderChoice } from '../engine/runtime/provider-choice';
 import { WorkerHost, errorName } from '../util/worker-host';
@@ -22,6 +24,8 @@ export interface PoolRequest {
   adapterDir?: string | null;
   /** An image file path or encoded bytes. */
   image?: string | Uint8Array | null;
+  /** A decoded clip (mono samples at the model's rate), for a model that takes audio (chatInputsOf). */
+  audio?: AudioClip | null;
   messages: ChatTurn[];
   /**
    * Where to generate: a provider by name, or 'auto' (time a short greedy answer on the CPU and on each usable GPU,
@@ -55,6 +59,41 @@ export interface PoolConfig {
   session?: SessionOptions;
 }
 
+/** What a model folder takes besides text in chat, asked of the folder (an audio LLM: clips; the others: images). */
+export function chatInputsOf(modelDir: string): { image: boolean; audio: boolean } {
+  return isAudioLlmFolder(modelDir) ? { image: false, audio: true } : { image: true, audio: false };
+}
+
+/** A loaded chat model of any kind: the image generator (generate.ts) or an audio LLM's (audio/chat.ts). */
+interface Hosted {
+  readonly provider: string;
+  generate(req: { image?: string | Buffer | null; audio?: AudioClip | null; messages: ChatTurn[] }, opts: GenerateOptions): Promise<GenerateResult>;
+  dispose(): Promise<void>;
+}
+
+async function loadHosted(modelDir: string, adapterDir: string | null, o: Parameters<typeof loadGenerator>[2] = {}): Promise<Hosted> {
+  if (isAudioLlmFolder(modelDir)) {
+    const g = await loadAudioChatGenerator(modelDir, adapterDir, { quantize: o.quantize, onStatus: o.onStatus });
+    return {
+      provider: g.provider,
+      generate: async (req, opts) => {
+        if (req.image) throw new GenerateError(`${modelDir}: an audio model hears clips; it cannot take an image`);
+        return g.generate({ audio: req.audio ?? null, messages: req.messages }, opts);
+      },
+      dispose: () => g.dispose(),
+    };
+  }
+  const g = await loadGenerator(modelDir, adapterDir, o);
+  return {
+    provider: g.provider,
+    generate: async (req, opts) => {
+      if (req.audio) throw new GenerateError(`${modelDir}: this model cannot take audio (an audio LLM, e.g. one made by lenslab audio compose, can)`);
+      return g.generate({ image: req.image, messages: req.messages }, opts);
+    },
+    dispose: () => g.dispose(),
+  };
+}
+
 function identity(dir: string | null | undefined): string {
   if (!dir) return '';
   const parts: string[] = [dir];
@@ -79,7 +118,7 @@ const cancelledResult = (): GenerateResult => ({
 
 /** Generators in this thread, serialized. */
 export class GeneratorPool implements GeneratorHost {
-  private gens = new Map<string, { id: string; g: Promise<Generator> }>();
+  private gens = new Map<string, { id: string; g: Promise<Hosted> }>();
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
   constructor(private readonly config: PoolConfig) {}
@@ -102,7 +141,7 @@ export class GeneratorPool implements GeneratorHost {
         key: { what: 'generate', model: identity(req.modelDir), adapter: identity(req.adapterDir) },
         cacheDir: this.config.cacheDir,
         probe: async (p) => {
-          const g = await loadGenerator(req.modelDir, req.adapterDir ?? null, { cacheDir: this.config.cacheDir, session: { ...this.config.session, provider: p } });
+          const g = await loadHosted(req.modelDir, req.adapterDir ?? null, { cacheDir: this.config.cacheDir, session: { ...this.config.session, provider: p } });
           try {
             const ask = () => g.generate({ messages: [{ role: 'user', content: 'Hello' }] }, { maxNewTokens: 4 });
             await ask(); // warm-up: kernel / shader compilation
@@ -121,7 +160,7 @@ export class GeneratorPool implements GeneratorHost {
     return { provider: r.provider, reason: r.reason };
   }
 
-  private async generator(modelDir: string, adapterDir: string | null, quantize: QuantScheme, onStatus?: (m: string) => void, provider?: Provider): Promise<Generator> {
+  private async generator(modelDir: string, adapterDir: string | null, quantize: QuantScheme, onStatus?: (m: string) => void, provider?: Provider): Promise<Hosted> {
     const key = `${modelDir}\u0000${adapterDir ?? ''}\u0000${quantize}\u0000${provider ?? ''}`;
     const id = `${identity(modelDir)}#${identity(adapterDir)}`;
     const hit = this.gens.get(key);
@@ -142,7 +181,7 @@ export class GeneratorPool implements GeneratorHost {
     }
     onStatus?.(`loading ${modelDir}${adapterDir ? ` with adapter ${adapterDir}` : ''}`);
     const session = provider ? { ...this.config.session, provider } : this.config.session;
-    const g = loadGenerator(modelDir, adapterDir, { cacheDir: this.config.cacheDir, session, onStatus, quantize });
+    const g = loadHosted(modelDir, adapterDir, { cacheDir: this.config.cacheDir, session, onStatus, quantize });
     this.gens.set(key, { id, g });
     g.catch(() => {
       if (this.gens.get(key)?.g === g) this.gens.delete(key);
@@ -159,7 +198,7 @@ export class GeneratorPool implements GeneratorHost {
       const g = await this.generator(req.modelDir, req.adapterDir ?? null, quantize ?? 'none', hooks.onStatus, dev.provider);
       if (hooks.signal?.aborted) return cancelledResult();
       const image = req.image instanceof Uint8Array && !Buffer.isBuffer(req.image) ? Buffer.from(req.image.buffer, req.image.byteOffset, req.image.byteLength) : req.image;
-      const r = await g.generate({ image, messages: req.messages }, { ...genOpts, signal: hooks.signal, onToken: hooks.onToken });
+      const r = await g.generate({ image, audio: req.audio, messages: req.messages }, { ...genOpts, signal: hooks.signal, onToken: hooks.onToken });
       return { ...r, device: { provider: g.provider, reason: g.provider === (dev.provider ?? g.provider) ? dev.reason : `${dev.provider} unavailable, fell back` } };
     };
     const p = this.tail.then(run, run);

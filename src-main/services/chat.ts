@@ -15,13 +15,21 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
-import type { Chat, ChatImage, ChatMessage, ChatRole } from '../contract/chat';
+import { createHash } from 'node:crypto';
+import type { Chat, ChatAudio, ChatImage, ChatMessage, ChatRole } from '../contract/chat';
 import { handlers, type ServiceContext } from './context';
 import type { Database } from '../storage/database';
 import { chatMessages, deleteChat, getChatRow, insertChat, insertMessage, listChatRows, renameChat, truncateChat, updateChatSettings, type ChatRow, type MessageRow } from '../storage/chats-queries';
 import { getModelPath } from '../storage/models-queries';
-import { imagePath, storeImage } from '../datasets/images';
-import { GeneratorPool, GeneratorWorker, errorName, type GeneratorHost, type PoolRequest } from '../models/generate-worker';
+import { imagePath, storeImage, writeAtomic } from '../datasets/images';
+import { mediaPath } from '../datasets/media-store';
+import { readRegularFile } from '../datasets/read';
+import { decodeAudioInWorker } from '../media/media-worker';
+import { AUDIO_LIMITS } from '../media/limits';
+import { TARGET_SAMPLE_RATE } from '../media/audio';
+import { GeneratorPool, GeneratorWorker, chatInputsOf, errorName, type GeneratorHost, type PoolRequest } from '../models/generate-worker';
+import type { AudioClip } from '../models/audio/ultravox';
+import { AUDIO_TAG } from '../models/audio/chat';
 import type { ChatTurn } from '../models/generate';
 
 const IMAGE_TAG = '<image>';
@@ -36,6 +44,7 @@ export function modelErrorToApi(e: unknown, field?: string): ApiError {
   const name = errorName(e);
   const message = e instanceof Error ? e.message : String(e);
   if (name === 'ImageInputError') return new ApiError('invalid_request', message, 'image');
+  if (name === 'MediaError') return new ApiError('invalid_request', message, 'audio');
   if (name === 'PeftError') return new ApiError('invalid_request', message, 'adapter');
   if (MODEL_ERRORS.has(name)) return new ApiError('invalid_request', message, 'model');
   if (name === 'SamplingError') return new ApiError('invalid_request', message, 'options');
@@ -132,6 +141,8 @@ function toMessage(r: MessageRow): ChatMessage {
     content: r.content,
     imageHash: r.image_hash,
     imageExt: r.image_ext,
+    audioHash: r.audio_hash ?? null,
+    audioExt: r.audio_ext ?? null,
     position: r.position,
     stats: jsonObject(r.stats_json),
     createdAt: r.created_at,
@@ -197,17 +208,74 @@ async function resolveImage(ctx: ServiceContext, img: ChatImage, save: boolean):
   }
 }
 
-/** The model's view of a conversation: the latest image's message carries the one "<image>" tag. */
-export function conversationTurns(msgs: Array<{ role: string; content: string; hasImage: boolean }>): { turns: ChatTurn[]; imageIndex: number } {
+/**
+ * The model's view of a conversation: the latest image's message carries the one "<image>" tag, the latest audio
+ * clip's message the one "<audio>" tag (stray tags typed by the user are dropped).
+ */
+export function conversationTurns(msgs: Array<{ role: string; content: string; hasImage: boolean; hasAudio?: boolean }>): { turns: ChatTurn[]; imageIndex: number; audioIndex: number } {
   let imageIndex = -1;
+  let audioIndex = -1;
   msgs.forEach((m, i) => {
     if (m.hasImage) imageIndex = i;
+    if (m.hasAudio) audioIndex = i;
   });
   const turns = msgs.map((m, i) => {
-    const text = m.content.split(IMAGE_TAG).join('');
-    return { role: m.role, content: i === imageIndex ? `${IMAGE_TAG}\n${text}` : text };
+    let text = m.content.split(IMAGE_TAG).join('');
+    if (audioIndex !== -1) text = text.split(AUDIO_TAG).join('');
+    if (i === imageIndex) text = `${IMAGE_TAG}\n${text}`;
+    if (i === audioIndex) text = `${AUDIO_TAG}\n${text}`;
+    return { role: m.role, content: text };
   });
-  return { turns, imageIndex };
+  return { turns, imageIndex, audioIndex };
+}
+
+interface ResolvedAudio {
+  clip: AudioClip;
+  hash: string | null;
+  ext: string | null;
+}
+
+/** Read a chat's clip (bytes size-limited), decode it off this thread, and store it in the media store when saving. */
+async function resolveAudio(ctx: ServiceContext, a: ChatAudio, save: boolean, signal: AbortSignal): Promise<ResolvedAudio> {
+  let bytes: Uint8Array;
+  let label: string;
+  let field: string;
+  if ('hash' in a) {
+    field = 'audio.hash';
+    const dir = join(ctx.dataDir, 'media', a.hash.slice(0, 2));
+    const f = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith(`${a.hash}.`) && !n.endsWith('.tmp')) : undefined;
+    if (!f) throw new ApiError('not_found', `no stored audio with hash ${a.hash}`, field);
+    label = join(dir, f);
+    bytes = readRegularFile(label, label, AUDIO_LIMITS.maxBytes, 'audio file');
+  } else if ('path' in a) {
+    field = 'audio.path';
+    const path = isAbsolute(a.path) ? a.path : resolve(a.path);
+    if (!existsSync(path) || !statSync(path).isFile()) throw new ApiError('not_found', `audio file not found: ${a.path}`, field);
+    label = a.path;
+    try {
+      bytes = readRegularFile(path, label, AUDIO_LIMITS.maxBytes, 'audio file');
+    } catch (e) {
+      throw new ApiError('invalid_request', (e as Error).message, field);
+    }
+  } else {
+    field = 'audio.base64';
+    label = 'uploaded audio';
+    bytes = Buffer.from(a.base64, 'base64');
+    if (bytes.length === 0) throw new ApiError('invalid_request', 'audio: the base64 data is empty', field);
+  }
+  let decoded;
+  try {
+    decoded = await decodeAudioInWorker(bytes, { label, sampleRate: TARGET_SAMPLE_RATE, signal });
+  } catch (e) {
+    throw new ApiError('invalid_request', (e as Error).message, field);
+  }
+  const clip: AudioClip = { samples: decoded.samples, sampleRate: decoded.sampleRate, name: label };
+  if (!save) return { clip, hash: null, ext: null };
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  const ext = decoded.format === 'flac' ? 'flac' : 'wav';
+  const file = mediaPath(ctx.dataDir, hash, ext);
+  if (!existsSync(file)) writeAtomic(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return { clip, hash, ext };
 }
 
 function titleFrom(text: string): string {
@@ -245,17 +313,36 @@ export const chatHandlers = handlers({
       const firstUser = p.imageTurn ?? p.messages.findIndex((m) => m.role === 'user');
       if (p.imageTurn !== undefined && p.messages[p.imageTurn]?.role !== 'user') throw new ApiError('invalid_request', `imageTurn ${p.imageTurn} is not a user message`, 'imageTurn');
       if (p.image && firstUser === -1) throw new ApiError('invalid_request', 'an image needs a user message to attach to', 'image');
+      if (p.audio && firstUser === -1) throw new ApiError('invalid_request', 'an audio clip needs a user message to attach to', 'audio');
+      // what the model takes besides text is the model's to say
+      const accepts = chatInputsOf(modelDir);
+      if (p.audio && !accepts.audio) throw new ApiError('invalid_request', `${modelDir}: this model cannot take audio (an audio LLM can: lenslab audio compose, or import an Ultravox-layout folder)`, 'audio');
+      if (p.image && !accepts.image) throw new ApiError('invalid_request', `${modelDir}: this model takes audio clips, not images`, 'image');
       const image = p.image ? await resolveImage(ctx, p.image, save) : null;
+      const audio = p.audio ? await resolveAudio(ctx, p.audio, save, ac.signal) : null;
 
       // the whole conversation: stored turns, then the new ones
       const history = chat ? chatMessages(db, chat.id) : [];
       let historyImage: string | null = null;
       for (const m of history) if (m.image_hash && m.image_ext) historyImage = imagePath(ctx.dataDir, m.image_hash, m.image_ext);
+      let historyAudio: string | null = null;
+      for (const m of history) if (m.audio_hash && m.audio_ext) historyAudio = mediaPath(ctx.dataDir, m.audio_hash, m.audio_ext);
       const all = [
-        ...history.map((m) => ({ role: m.role, content: m.content, hasImage: !!m.image_hash })),
-        ...p.messages.map((m, i) => ({ role: m.role, content: m.content, hasImage: !!image && i === firstUser })),
+        ...history.map((m) => ({ role: m.role, content: m.content, hasImage: accepts.image && !!m.image_hash, hasAudio: accepts.audio && !!m.audio_hash })),
+        ...p.messages.map((m, i) => ({ role: m.role, content: m.content, hasImage: !!image && i === firstUser, hasAudio: !!audio && i === firstUser })),
       ];
-      const { turns, imageIndex } = conversationTurns(all);
+      const { turns, imageIndex, audioIndex } = conversationTurns(all);
+      let audioClip: AudioClip | null = null;
+      if (audioIndex !== -1 && audioIndex >= history.length) audioClip = audio!.clip;
+      else if (audioIndex !== -1) {
+        if (!historyAudio || !existsSync(historyAudio)) throw new ApiError('not_found', 'the chat\'s audio clip is no longer in the media store', 'chatId');
+        try {
+          const d = await decodeAudioInWorker(historyAudio, { sampleRate: TARGET_SAMPLE_RATE, signal: ac.signal });
+          audioClip = { samples: d.samples, sampleRate: d.sampleRate, name: historyAudio };
+        } catch (e) {
+          throw new ApiError('invalid_request', (e as Error).message, 'chatId');
+        }
+      }
       const imageInput = imageIndex === -1 ? null : imageIndex >= history.length ? image!.input : historyImage;
       if (imageIndex !== -1 && imageInput === null) throw new ApiError('not_found', 'the chat\'s image is no longer in the image store', 'chatId');
       if (imageInput !== null && typeof imageInput === 'string' && !existsSync(imageInput)) throw new ApiError('not_found', `the chat's image file is missing: ${imageInput}`, 'chatId');
@@ -271,13 +358,19 @@ export const chatHandlers = handlers({
             chatId = insertChat(db, { title, modelId, settings: newSettings });
           } else updateChatSettings(db, chatId, modelId, newSettings);
           p.messages.forEach((m, i) =>
-            insertMessage(db, { chatId: chatId!, role: m.role, content: m.content, ...(image && i === firstUser ? { imageHash: image.hash, imageExt: image.ext } : {}) }),
+            insertMessage(db, {
+              chatId: chatId!,
+              role: m.role,
+              content: m.content,
+              ...(image && i === firstUser ? { imageHash: image.hash, imageExt: image.ext } : {}),
+              ...(audio && i === firstUser ? { audioHash: audio.hash, audioExt: audio.ext } : {}),
+            }),
           );
         })();
         ctx.emit('chats.changed', { kind: chat ? 'updated' : 'created', id: chatId! });
       }
 
-      const req: PoolRequest = { modelDir, adapterDir, image: imageInput, messages: turns, ...(p.device ? { device: p.device } : {}) };
+      const req: PoolRequest = { modelDir, adapterDir, image: imageInput, audio: audioClip, messages: turns, ...(p.device ? { device: p.device } : {}) };
       let index = 0;
       const cid = chatId;
       let result;

@@ -5,7 +5,7 @@ import { ApiError } from '../contract/errors';
 import type { Evaluation, PredictionData } from '../contract/evaluations';
 import { handlers, type ServiceContext } from './context';
 import { requireDataset } from './datasets';
-import { resolveAdapter, resolveModel } from './model-refs';
+import { requireNotAudioLlm, resolveAdapter, resolveModel } from './model-refs';
 import type { Database } from '../storage/database';
 import { graphCacheDirOf } from '../storage/data-dir';
 import { listCheckpointRows } from '../jobs/store';
@@ -85,6 +85,7 @@ export interface EvaluationRequest {
  */
 export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id: number; done: Promise<EvaluationRow> } {
   const model = resolveModel(ctx, p.model);
+  requireNotAudioLlm(model.dir, 'evaluation', 'id' in p.model ? 'model.id' : 'model.path');
   const adapterDir = p.adapter ? resolveAdapter(ctx, p.adapter) : null;
   requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
   const snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);

@@ -8,6 +8,16 @@ import { getRun } from '../storage/runs-queries';
 import { getModelPath } from '../storage/models-queries';
 import { listCheckpointRows, loadJobSpec } from '../jobs/store';
 import { finalDir } from '../jobs/driver';
+import { chatInputsOf } from '../models/generate-worker';
+
+/**
+ * Refuse, with a message saying what works instead, a feature the image models have and an audio LLM does not yet
+ * (asked of the folder: an audio LLM takes audio in chat).
+ */
+export function requireNotAudioLlm(dir: string, feature: string, field: string): void {
+  if (chatInputsOf(dir).audio)
+    throw new ApiError('invalid_request', `${dir}: ${feature} is not available for audio LLMs yet (train one with \`lenslab audio train\`, chat with it and its adapter in Chat)`, field);
+}
 
 /** The folder of a model reference: a registered model's path (relative to the data dir) or a folder on disk. */
 export function resolveModel(ctx: ServiceContext, ref: { id: number } | { path: string }): { dir: string; modelId: number | null } {

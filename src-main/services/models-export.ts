@@ -5,7 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import { handlers } from './context';
 import { getModelPath } from '../storage/models-queries';
-import { resolveAdapter } from './model-refs';
+import { requireNotAudioLlm, resolveAdapter } from './model-refs';
 import { GgufExportError } from '../export/gguf/export';
 
 export const modelsExportHandlers = handlers({
@@ -16,6 +16,7 @@ export const modelsExportHandlers = handlers({
       if (!row) throw new ApiError('not_found', `model ${p.model.id} does not exist`, 'model.id');
       modelDir = isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
     } else modelDir = resolve(p.model.path);
+    requireNotAudioLlm(modelDir, 'GGUF export', 'id' in p.model ? 'model.id' : 'model.path');
     const adapterDir = p.adapter ? resolveAdapter(ctx, p.adapter) : undefined;
     const dir = resolve(p.dir);
     const host = ctx.work.newHost();

@@ -15,10 +15,12 @@ import { vlmFamilyOf } from '../models/registry';
 import { composeLlava } from '../models/compose';
 import { loadAdapter, mergeAdapter } from '../models/peft';
 import { writeTinyLlava } from '../models/demo/tiny-llava';
-import { resolveAdapter } from './model-refs';
+import { requireNotAudioLlm, resolveAdapter } from './model-refs';
 import { isContrastiveFolder } from '../models/families/contrastive/folder';
 import { mergeContrastiveFolder } from '../models/families/contrastive/merge';
 import { ContrastiveAdapterError } from '../models/families/contrastive/adapter';
+import { chatInputsOf } from '../models/generate-worker';
+import { loadAudioLlm, type LoadedAudioLlm } from '../models/audio/ultravox';
 
 /** Where a pretrained demo model is bundled (scripts/pretrain-demo.ts --out resources/demo/model). */
 export const BUNDLED_DEMO_DIR = fileURLToPath(new URL('../../resources/demo/model', import.meta.url));
@@ -76,9 +78,44 @@ export function reportOf(model: HfModel): ModelReport {
       : null,
     projector: isVlm(c) ? vlmFamilyOf(c).connectorLabel(c) : null,
     imageTokens: shape ? shape.tokensPerFrame * shape.maxFramesPerImage : null,
+    inputs: vlm ? ['text', 'image'] : c.kind === 'text' ? ['text'] : [],
     hasTokenizer: !!model.tokenizer,
     hasChatTemplate: !!model.chatTemplate,
     hasPreprocessor: !!(model.images ?? model.imageProcessor),
+    warnings,
+  };
+}
+
+/** Features of the app an audio LLM does not have yet, said on its report. */
+export const AUDIO_LLM_LIMITS =
+  'training jobs from the app, evaluations and GGUF export are not available for audio LLMs yet: train with `lenslab audio train` and chat here with its adapter';
+
+/** The report of an audio LLM folder (models/audio/: Whisper encoder + projector + decoder, Ultravox layout). */
+export function audioLlmReport(m: LoadedAudioLlm): ModelReport {
+  const c = m.config;
+  let params = 0;
+  for (const name of m.weights.names()) params += m.weights.info(name).shape.reduce((a, b) => a * b, 1);
+  const { bytes, files } = folderBytes(m.dir);
+  const t = c.text;
+  const warnings = [AUDIO_LLM_LIMITS];
+  if (!m.chatTemplate) warnings.push('no chat template in the folder: the model cannot chat until one is added (tokenizer_config.json chat_template)');
+  return {
+    path: m.dir,
+    modelType: c.modelType,
+    kind: 'audio-llm',
+    family: `ultravox-${t.modelType}`,
+    params,
+    bytes,
+    files,
+    vision: null,
+    text: { modelType: t.modelType, hiddenSize: t.hiddenSize, layers: t.numHiddenLayers, heads: t.numAttentionHeads, kvHeads: t.numKeyValueHeads, vocabSize: t.vocabSize, contextLength: t.maxPositionEmbeddings },
+    projector: `stack ${c.projector.stackFactor} + ${c.projector.act} MLP`,
+    imageTokens: null,
+    inputs: ['text', 'audio'],
+    audio: { modelType: 'whisper', melBins: c.audio.numMelBins, hiddenSize: c.audio.dModel, layers: c.audio.numLayers, windowSeconds: m.features.config.chunkLength, stackFactor: c.projector.stackFactor, audioTokens: m.tokensPerClip },
+    hasTokenizer: true,
+    hasChatTemplate: !!m.chatTemplate,
+    hasPreprocessor: true,
     warnings,
   };
 }
@@ -88,6 +125,19 @@ export function inspectFolder(dir: string, field = 'path'): ModelReport {
   const abs = resolve(dir);
   if (!existsSync(abs)) throw new ApiError('invalid_request', `${abs} does not exist`, field);
   if (!statSync(abs).isDirectory()) throw new ApiError('invalid_request', `${abs} is not a folder (give the folder holding config.json)`, field);
+  if (chatInputsOf(abs).audio) {
+    let m: LoadedAudioLlm;
+    try {
+      m = loadAudioLlm(abs);
+    } catch (e) {
+      throw new ApiError('invalid_request', (e as Error).message, field);
+    }
+    try {
+      return audioLlmReport(m);
+    } finally {
+      m.close();
+    }
+  }
   let model: HfModel;
   try {
     model = loadHfFolder(abs, { tokenizer: false, preprocessor: false });
@@ -284,6 +334,7 @@ export const modelsHandlers = handlers({
       baseDir = absPath(ctx, row.path);
       baseId = row.id;
     } else baseDir = resolve(p.model.path);
+    requireNotAudioLlm(baseDir, 'merging an adapter into the weights', 'id' in p.model ? 'model.id' : 'model.path');
     const adapterDir = resolveAdapter(ctx, p.adapter);
     const out = p.dir ? resolve(p.dir) : modelsDir(ctx, p.name);
     requireEmptyDir(out, p.overwrite, 'dir');

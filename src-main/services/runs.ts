@@ -10,7 +10,7 @@ import type { ParsedParams } from '../contract/index';
 import type { Checkpoint, MemoryEstimateData, Run } from '../contract/runs';
 import { handlers, type ServiceContext } from './context';
 import { requireDataset } from './datasets';
-import { resolveModel } from './model-refs';
+import { requireNotAudioLlm, resolveModel } from './model-refs';
 import type { Database } from '../storage/database';
 import { deleteRun, getRun, insertRun, listRuns, type RunSummaryRow } from '../storage/runs-queries';
 import { listCheckpointRows, loadJobSpec, metricSeries } from '../jobs/store';
@@ -95,6 +95,7 @@ function toMemory(m: MemoryEstimate): MemoryEstimateData {
  */
 async function checkVlm(ctx: ServiceContext, p: { model: { id: number } | { path: string }; data: { datasetId: number; trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' }; hparams: Record<string, unknown>; evalMaxItems?: number }, refuseMemory: boolean) {
   const model = resolveModel(ctx, p.model);
+  requireNotAudioLlm(model.dir, 'a training job from the app', 'id' in p.model ? 'model.id' : 'model.path');
   requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
   const snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
   let check: VlmCheck;

@@ -22,6 +22,8 @@ export interface MessageRow {
   content: string;
   image_hash: string | null;
   image_ext: string | null;
+  audio_hash: string | null;
+  audio_ext: string | null;
   position: number;
   stats_json: string;
   created_at: string;
@@ -43,12 +45,12 @@ export function chatMessages(db: Database, chatId: number): MessageRow[] {
 }
 
 /** Append a message at the chat's next position; the chat's updated_at moves. */
-export function insertMessage(db: Database, m: { chatId: number; role: ChatRole; content: string; imageHash?: string | null; imageExt?: string | null; stats?: Record<string, unknown> }): MessageRow {
+export function insertMessage(db: Database, m: { chatId: number; role: ChatRole; content: string; imageHash?: string | null; imageExt?: string | null; audioHash?: string | null; audioExt?: string | null; stats?: Record<string, unknown> }): MessageRow {
   const pos = (db.prepare('SELECT COALESCE(MAX(position) + 1, 0) AS p FROM messages WHERE chat_id = ?').get(m.chatId) as { p: number }).p;
   const now = nowIso();
   const info = db
-    .prepare('INSERT INTO messages (chat_id, role, content, image_hash, image_ext, position, stats_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-    .run(m.chatId, m.role, m.content, m.imageHash ?? null, m.imageExt ?? null, pos, JSON.stringify(m.stats ?? {}), now);
+    .prepare('INSERT INTO messages (chat_id, role, content, image_hash, image_ext, audio_hash, audio_ext, position, stats_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    .run(m.chatId, m.role, m.content, m.imageHash ?? null, m.imageExt ?? null, m.audioHash ?? null, m.audioExt ?? null, pos, JSON.stringify(m.stats ?? {}), now);
   touchChat(db, m.chatId, now);
   return db.prepare('SELECT * FROM messages WHERE id = ?').get(info.lastInsertRowid) as MessageRow;
 }

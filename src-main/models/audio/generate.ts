@@ -38,16 +38,35 @@ export class AudioLlmCachedGenerator {
     return new AudioLlmCachedGenerator(m.config, prefill, decode);
   }
 
+  /** The execution provider the decoder runs on. */
+  get provider(): string {
+    return this.decode.provider;
+  }
+
   /** Greedy continuation of `ids` (audio placeholder already expanded) for the clips' input_features. */
   async greedy(ids: readonly number[], features: { data: Float32Array; dims: [number, number, number] }, maxNew: number, o: { stopAtEos?: boolean } = {}): Promise<CachedGreedyResult> {
-    const c = this.c;
-    const V = c.text.vocabSize;
-    const eos = new Set(c.text.eosTokenIds);
-    const argmax = (d: Float32Array) => {
+    const V = this.c.text.vocabSize;
+    const eos = new Set(this.c.text.eosTokenIds);
+    const out: number[] = [];
+    const r = await this.run(ids, features, (logits) => {
       let best = 0;
-      for (let v = 1; v < V; v++) if (d[v] > d[best]) best = v;
-      return best;
-    };
+      for (let v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
+      out.push(best);
+      return out.length < maxNew && !(o.stopAtEos && eos.has(best)) ? best : null;
+    });
+    return { ids: out, prefillMs: r.prefillMs, decodeMs: r.decodeMs };
+  }
+
+  /**
+   * Prefill `ids` with the clips' features, then decode with the cache: `next` gets each step's last-position logits
+   * and returns the token to feed next, or null to stop. The sampling policy (greedy, a chat's sampler) is the caller's.
+   */
+  async run(
+    ids: readonly number[],
+    features: { data: Float32Array; dims: [number, number, number] },
+    next: (logits: Float32Array) => number | null,
+  ): Promise<{ prefillMs: number; decodeMs: number[] }> {
+    const c = this.c;
     const T = ids.length;
     const t0 = performance.now();
     let r = await this.prefill.run({
@@ -55,15 +74,14 @@ export class AudioLlmCachedGenerator {
       attention_mask: tensor('int64', [1, T], new BigInt64Array(T).fill(1n)),
       input_features: tensor('float32', features.dims, features.data),
     });
-    let next = argmax(r.logits.data as Float32Array);
+    let id = next(r.logits.data as Float32Array);
     const prefillMs = performance.now() - t0;
-    const out = [next];
     const decodeMs: number[] = [];
     let len = T;
-    while (out.length < maxNew && !(o.stopAtEos && eos.has(next))) {
+    while (id !== null) {
       const t1 = performance.now();
       const feeds: Record<string, ReturnType<typeof tensor>> = {
-        input_ids: tensor('int64', [1, 1], BigInt64Array.of(BigInt(next))),
+        input_ids: tensor('int64', [1, 1], BigInt64Array.of(BigInt(id))),
         attention_mask: tensor('int64', [1, len + 1], new BigInt64Array(len + 1).fill(1n)),
       };
       for (let i = 0; i < c.text.numHiddenLayers; i++) {
@@ -71,12 +89,11 @@ export class AudioLlmCachedGenerator {
         feeds[`past_key_values.${i}.value`] = r[`present.${i}.value`];
       }
       r = await this.decode.run(feeds);
-      next = argmax(r.logits.data as Float32Array);
-      decodeMs.push(performance.now() - t1);
-      out.push(next);
       len++;
+      id = next(r.logits.data as Float32Array);
+      decodeMs.push(performance.now() - t1);
     }
-    return { ids: out, prefillMs, decodeMs };
+    return { prefillMs, decodeMs };
   }
 
   async dispose(): Promise<void> {

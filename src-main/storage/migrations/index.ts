@@ -5,6 +5,7 @@ import m0001 from './0001-initial';
 import m0002 from './0002-datasets-extra';
 import m0003 from './0003-runs-archived';
 import m0004 from './0004-media-items';
+import m0005 from './0005-message-audio';
 
 export interface Migration {
   version: number;
@@ -17,4 +18,5 @@ export const migrations: Migration[] = [
   m0002,
   m0003,
   m0004,
+  m0005,
 ];
