@@ -56,6 +56,9 @@ export interface TranscriptMessage {
   /** Saved messages: position in the chat and the stored image (to regenerate or edit). */
   position?: number;
   imageHash?: string | null;
+  /** Served URL / object URL of an attached audio clip, and the stored clip's hash. */
+  audioUrl?: string | null;
+  audioHash?: string | null;
 }
 
 export interface Prediction {

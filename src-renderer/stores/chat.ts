@@ -8,6 +8,9 @@ import type { Params } from '../../src-main/contract/index';
 import type { TranscriptMessage } from '../components/types';
 import { api, errorMessage, mediaUrl } from '../api';
 import { useLoadedList } from './loadedList';
+import type { PendingAudio } from '../composables/audioClip';
+
+export type { PendingAudio };
 
 export type { Chat, ChatMessage };
 
@@ -50,8 +53,10 @@ export function toTranscript(m: ChatMessage): TranscriptMessage {
   return {
     id: m.id,
     role: m.role,
-    content: m.content.replace(/^<image>\s*/, ''),
+    content: m.content.replace(/^<image>\s*/, '').replace(/^<audio>\s*/, ''),
     imageUrl: m.imageHash && m.imageExt ? mediaUrl('images', m.imageHash, m.imageExt) : null,
+    audioUrl: m.audioHash && m.audioExt ? mediaUrl('media', m.audioHash, m.audioExt) : null,
+    audioHash: m.audioHash,
     stopped: s.finishReason === 'cancelled',
     finishReason: s.finishReason ?? null,
     position: m.position,
@@ -92,9 +97,9 @@ export const useChatStore = defineStore('chat', () => {
   /** Where answers are generated: '' = the app's default (LENSLAB_PROVIDER, else CUDA when installed, else CPU). */
   const device = ref<'' | 'auto' | 'cpu' | 'webgpu' | 'cuda'>('');
 
-  async function askPane(pane: Pane, text: string, image: PendingImage | null, settings: AskSettings = {}): Promise<void> {
+  async function askPane(pane: Pane, text: string, image: PendingImage | null, settings: AskSettings = {}, audio: PendingAudio | null = null): Promise<void> {
     const requestId = newRequestId();
-    pane.messages.push({ id: `u-${requestId}`, role: 'user', content: text, imageUrl: image?.url ?? null });
+    pane.messages.push({ id: `u-${requestId}`, role: 'user', content: text, imageUrl: image?.url ?? null, audioUrl: audio?.url ?? null });
     pane.messages.push({ id: `a-${requestId}`, role: 'assistant', content: '', streaming: true });
     const answer = pane.messages[pane.messages.length - 1];
     byRequest.set(requestId, answer);
@@ -107,6 +112,7 @@ export const useChatStore = defineStore('chat', () => {
       modelId: pane.target.modelId,
       adapterDir: pane.target.adapterDir,
       ...(image ? { image: image.hash ? { hash: image.hash } : { base64: image.base64 } } : {}),
+      ...(audio ? { audio: audio.hash ? { hash: audio.hash } : { base64: audio.base64 } } : {}),
       ...(settings.options ? { options: settings.options } : {}),
       ...(device.value ? { device: device.value } : {}),
     };
@@ -133,8 +139,8 @@ export const useChatStore = defineStore('chat', () => {
   }
 
   /** Ask every pane the same question (they run one after another on the backend). */
-  async function ask(text: string, image: PendingImage | null, settings: AskSettings = {}): Promise<void> {
-    await Promise.all(panes.value.map((p) => askPane(p, text, image, settings)));
+  async function ask(text: string, image: PendingImage | null, settings: AskSettings = {}, audio: PendingAudio | null = null): Promise<void> {
+    await Promise.all(panes.value.map((p) => askPane(p, text, image, settings, audio)));
     void loadChats();
   }
 
@@ -147,9 +153,10 @@ export const useChatStore = defineStore('chat', () => {
     if (!m || m.role !== 'user' || pane.requestId) return;
     if (pane.chatId !== null && m.position !== undefined) await api.call('chats.truncate', { id: pane.chatId, fromPosition: m.position });
     const image: PendingImage | null = m.imageHash && m.imageUrl ? { url: m.imageUrl, base64: '', name: 'image', hash: m.imageHash } : null;
+    const audio: PendingAudio | null = m.audioHash && m.audioUrl ? { url: m.audioUrl, base64: '', name: 'audio', hash: m.audioHash } : null;
     pane.messages = pane.messages.slice(0, index);
     // a system prompt stays in the chat (it was saved before this turn)
-    await askPane(pane, text, image, { options: settings.options });
+    await askPane(pane, text, image, { options: settings.options }, audio);
     void loadChats();
   }
 

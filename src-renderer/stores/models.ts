@@ -19,6 +19,8 @@ export const useModelsStore = defineStore('models', () => {
 
   /** Models that can be trained and chatted with (full LLaVA folders that are still there). */
   const usable = computed(() => models.value.filter((m) => m.available && (m.report?.kind ?? 'llava') === 'llava'));
+  /** Models to chat with: the vision-language ones and those that take audio (what a model takes: report.inputs). */
+  const chattable = computed(() => models.value.filter((m) => m.available && ((m.report?.kind ?? 'llava') === 'llava' || !!m.report?.inputs?.includes('audio'))));
 
   /** CLIP / SigLIP dual encoders (image + text towers): image search, contrastive training. */
   const contrastive = computed(() => models.value.filter((m) => m.available && isContrastiveReport(m.report)));
@@ -58,5 +60,5 @@ export const useModelsStore = defineStore('models', () => {
 
   reloadOn('models.changed');
 
-  return { models, usable, contrastive, loaded, loading, error, working, load, inspect, importFolder, installDemo, compose, rename, remove, exportAdapter, merge, exportGguf, ggufProgress };
+  return { models, usable, chattable, contrastive, loaded, loading, error, working, load, inspect, importFolder, installDemo, compose, rename, remove, exportAdapter, merge, exportGguf, ggufProgress };
 });
