@@ -3,42 +3,8 @@ import type { Database } from 'better-sqlite3';
 import { nowIso } from '../storage/database';
 import type { Annotation, Split } from './types';
 
-export interface ItemRow {
-  id: number;
-  dataset_id: number;
-  image_hash: string | null;
-  image_ext: string | null;
-  width: number | null;
-  height: number | null;
-  bytes: number | null;
-  source_path: string | null;
-  split: Split | null;
-  position: number;
-  created_at: string;
-  updated_at: string;
-  /** an audio clip or video instead of an image (migration 0004) */
-  media_kind?: 'audio' | 'video' | null;
-  media_hash?: string | null;
-  media_ext?: string | null;
-  media_json?: string | null;
-}
-
-export interface AnnotationRow {
-  id: number;
-  item_id: number;
-  kind: Annotation['kind'];
-  data_json: string;
-  position: number;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface TagRow {
-  id: number;
-  dataset_id: number;
-  name: string;
-  created_at: string;
-}
+export type { ItemRow, AnnotationRow, TagRow, ItemTagRow } from '../storage/items-queries';
+import type { ItemRow, AnnotationRow, ItemTagRow } from '../storage/items-queries';
 
 export const ID_TABLES = ['items', 'annotations', 'tags'] as const;
 export type IdTable = (typeof ID_TABLES)[number];
@@ -149,12 +115,6 @@ export function loadItems(db: Database, datasetId: number, opts: { ids?: number[
     .prepare('SELECT it.item_id, t.name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE t.dataset_id = ? ORDER BY t.name')
     .all(datasetId) as ItemTagRow[];
   return assembleItems(rows, anns, tags);
-}
-
-/** An item's tag name, as the item_tags ⨝ tags queries return it. */
-export interface ItemTagRow {
-  item_id: number;
-  name: string;
 }
 
 /**

@@ -7,6 +7,8 @@ import { recordOperation } from './history';
 import { DatasetOpError } from './ops';
 import type { Split } from './types';
 import { mulberry32 } from '../util/mulberry32';
+import { datasetExists } from '../storage/datasets-queries';
+import { firstTagRows, insertSplitRecord, itemSplitRows } from '../storage/items-queries';
 
 export interface SplitOptions {
   seed: number;
@@ -56,10 +58,10 @@ export function checkFractions(o: { train: number; val: number; test: number }):
 }
 
 export function splitDataset(db: Database, datasetId: number, opts: SplitOptions): SplitResult {
-  if (!db.prepare('SELECT 1 FROM datasets WHERE id = ?').get(datasetId)) throw new DatasetOpError('not_found', `dataset ${datasetId} does not exist`, 'datasetId');
+  if (!datasetExists(db, datasetId)) throw new DatasetOpError('not_found', `dataset ${datasetId} does not exist`, 'datasetId');
   checkFractions(opts);
   if (!Number.isInteger(opts.seed)) throw new DatasetOpError('invalid_request', 'seed must be an integer', 'seed');
-  let items = db.prepare('SELECT id, split FROM items WHERE dataset_id = ? ORDER BY id').all(datasetId) as { id: number; split: Split | null }[];
+  let items = itemSplitRows(db, datasetId);
   if (opts.itemIds) {
     const want = new Set(opts.itemIds);
     const found = new Set(items.map((i) => i.id));
@@ -73,10 +75,7 @@ export function splitDataset(db: Database, datasetId: number, opts: SplitOptions
   const groups = new Map<string, number[]>();
   if (opts.stratifyBy === 'tag') {
     const firstTag = new Map<number, string>();
-    const rows = db
-      .prepare('SELECT it.item_id, MIN(t.name) AS name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE t.dataset_id = ? GROUP BY it.item_id')
-      .all(datasetId) as { item_id: number; name: string }[];
-    for (const r of rows) firstTag.set(r.item_id, r.name);
+    for (const r of firstTagRows(db, datasetId)) firstTag.set(r.item_id, r.name);
     for (const it of items) {
       const key = firstTag.get(it.id) ?? 'untagged';
       let g = groups.get(key);
@@ -104,10 +103,7 @@ export function splitDataset(db: Database, datasetId: number, opts: SplitOptions
       const s = assignment.get(it.id)!;
       if (it.split !== s) rec.update('items', { id: it.id }, { split: s, updated_at: now });
     }
-    return Number(
-      db.prepare('INSERT INTO splits (dataset_id, seed, train, val, test, stratify_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(datasetId, opts.seed, fr.train, fr.val, fr.test, opts.stratifyBy ?? null, now)
-        .lastInsertRowid,
-    );
+    return insertSplitRecord(db, { datasetId, seed: opts.seed, train: fr.train, val: fr.val, test: fr.test, stratifyBy: opts.stratifyBy ?? null, createdAt: now });
   });
   return opts.stratifyBy === 'tag' ? { splitId, counts, groups: perGroup } : { splitId, counts };
 }

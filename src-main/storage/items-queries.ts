@@ -1,0 +1,144 @@
+// Typed queries for a dataset's items, their annotations and tags, provenance and split records. The row types
+// are the tables' columns; datasets/ turns them into items (datasets/rows.ts assembleItems).
+import type { Database } from './database';
+
+export type ItemSplit = 'train' | 'val' | 'test';
+
+export interface ItemRow {
+  id: number;
+  dataset_id: number;
+  image_hash: string | null;
+  image_ext: string | null;
+  width: number | null;
+  height: number | null;
+  bytes: number | null;
+  source_path: string | null;
+  split: ItemSplit | null;
+  position: number;
+  created_at: string;
+  updated_at: string;
+  /** an audio clip or video instead of an image (migration 0004) */
+  media_kind?: 'audio' | 'video' | null;
+  media_hash?: string | null;
+  media_ext?: string | null;
+  media_json?: string | null;
+}
+
+export interface AnnotationRow {
+  id: number;
+  item_id: number;
+  kind: 'caption' | 'qa' | 'chat';
+  data_json: string;
+  position: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TagRow {
+  id: number;
+  dataset_id: number;
+  name: string;
+  created_at: string;
+}
+
+/** An item's tag name, as the item_tags ⨝ tags queries return it. */
+export interface ItemTagRow {
+  item_id: number;
+  name: string;
+}
+
+/** What a page of items is filtered by (all optional; absent means no filter). */
+export interface ItemRowFilter {
+  offset?: number;
+  limit?: number;
+  split?: ItemSplit | 'none';
+  tag?: string;
+  /** items with a lint result of this rule */
+  lintRule?: string;
+  /** a substring of an annotation's text, case-insensitive */
+  search?: string;
+  unlabeled?: boolean;
+}
+
+/** A page of a dataset's item rows in position order (limit 200 by default) and how many match in all. */
+export function pageItemRows(db: Database, datasetId: number, f: ItemRowFilter = {}): { rows: ItemRow[]; total: number } {
+  const where = ['i.dataset_id = @ds'];
+  const params: Record<string, unknown> = { ds: datasetId };
+  if (f.split === 'none') where.push('i.split IS NULL');
+  else if (f.split) {
+    where.push('i.split = @split');
+    params.split = f.split;
+  }
+  if (f.tag !== undefined) {
+    where.push('EXISTS (SELECT 1 FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE it.item_id = i.id AND t.name = @tag)');
+    params.tag = f.tag;
+  }
+  if (f.lintRule) {
+    where.push('EXISTS (SELECT 1 FROM lint_results l WHERE l.item_id = i.id AND l.rule = @rule)');
+    params.rule = f.lintRule;
+  }
+  if (f.search) {
+    where.push("EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND instr(lower(a.data_json), lower(@search)) > 0)");
+    // matched against the stored JSON text, so the needle is JSON-escaped the same way
+    params.search = JSON.stringify(f.search).slice(1, -1);
+  }
+  if (f.unlabeled === true) where.push('NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id)');
+  if (f.unlabeled === false) where.push('EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id)');
+  const w = where.join(' AND ');
+  const total = (db.prepare(`SELECT COUNT(*) AS n FROM items i WHERE ${w}`).get(params) as { n: number }).n;
+  const rows = db.prepare(`SELECT i.* FROM items i WHERE ${w} ORDER BY i.position, i.id LIMIT @limit OFFSET @offset`).all({ ...params, limit: f.limit ?? 200, offset: f.offset ?? 0 }) as ItemRow[];
+  return { rows, total };
+}
+
+/** The annotation rows of these items, ordered by item, position, id. */
+export function annotationRowsOf(db: Database, itemIds: readonly number[]): AnnotationRow[] {
+  return db.prepare('SELECT a.* FROM annotations a WHERE a.item_id IN (SELECT value FROM json_each(?)) ORDER BY a.item_id, a.position, a.id').all(JSON.stringify(itemIds)) as AnnotationRow[];
+}
+
+/** The tag names of these items, ordered by name. */
+export function itemTagRowsOf(db: Database, itemIds: readonly number[]): ItemTagRow[] {
+  return db
+    .prepare('SELECT it.item_id, t.name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE it.item_id IN (SELECT value FROM json_each(?)) ORDER BY t.name')
+    .all(JSON.stringify(itemIds)) as ItemTagRow[];
+}
+
+export function itemRow(db: Database, id: number): ItemRow | undefined {
+  return db.prepare('SELECT * FROM items WHERE id = ?').get(id) as ItemRow | undefined;
+}
+
+export function itemSourceRow(db: Database, itemId: number): { import_id: number | null; record: string; image_original: string | null } | undefined {
+  return db.prepare('SELECT import_id, record, image_original FROM item_sources WHERE item_id = ?').get(itemId) as
+    | { import_id: number | null; record: string; image_original: string | null }
+    | undefined;
+}
+
+/** Every tag of a dataset with how many items carry it, by name. */
+export function tagCountRows(db: Database, datasetId: number): { name: string; count: number }[] {
+  return db
+    .prepare('SELECT t.name, COUNT(it.item_id) AS count FROM tags t LEFT JOIN item_tags it ON it.tag_id = t.id WHERE t.dataset_id = ? GROUP BY t.id ORDER BY t.name')
+    .all(datasetId) as { name: string; count: number }[];
+}
+
+/** Each item of a dataset with its split, by id. */
+export function itemSplitRows(db: Database, datasetId: number): { id: number; split: ItemSplit | null }[] {
+  return db.prepare('SELECT id, split FROM items WHERE dataset_id = ? ORDER BY id').all(datasetId) as { id: number; split: ItemSplit | null }[];
+}
+
+/** The alphabetically first tag of each tagged item of a dataset. */
+export function firstTagRows(db: Database, datasetId: number): { item_id: number; name: string }[] {
+  return db
+    .prepare('SELECT it.item_id, MIN(t.name) AS name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE t.dataset_id = ? GROUP BY it.item_id')
+    .all(datasetId) as { item_id: number; name: string }[];
+}
+
+/** Record a split that was applied; returns its id. */
+export function insertSplitRecord(
+  db: Database,
+  r: { datasetId: number; seed: number; train: number; val: number; test: number; stratifyBy: string | null; createdAt: string },
+): number {
+  return Number(
+    db
+      .prepare('INSERT INTO splits (dataset_id, seed, train, val, test, stratify_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(r.datasetId, r.seed, r.train, r.val, r.test, r.stratifyBy, r.createdAt).lastInsertRowid,
+  );
+}
