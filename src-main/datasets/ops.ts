@@ -7,6 +7,16 @@ import { recordOperation, redo as redoOp, undo as undoOp, type Recorder } from '
 import { storeImage, ImageError, type StoredImage } from './images';
 import { allocIds, getItem, type AnnotationRow, type ItemRow } from './rows';
 import type { Annotation, ImageSource, Split } from './types';
+import { datasetExists } from '../storage/datasets-queries';
+import {
+  annotationPositions,
+  annotationRowsOfItem,
+  annotationWithDataset,
+  itemHasTag,
+  nextItemPosition,
+  tagIdByName,
+  tagInUse,
+} from '../storage/items-queries';
 
 export class DatasetOpError extends Error {
   constructor(
@@ -20,7 +30,7 @@ export class DatasetOpError extends Error {
 }
 
 function requireDataset(db: Database, datasetId: number): void {
-  if (!db.prepare('SELECT 1 FROM datasets WHERE id = ?').get(datasetId)) throw new DatasetOpError('not_found', `dataset ${datasetId} does not exist`, 'datasetId');
+  if (!datasetExists(db, datasetId)) throw new DatasetOpError('not_found', `dataset ${datasetId} does not exist`, 'datasetId');
 }
 
 function requireItems(db: Database, datasetId: number, itemIds: number[], field = 'itemIds'): ItemRow[] {
@@ -38,7 +48,7 @@ function requireItems(db: Database, datasetId: number, itemIds: number[], field 
 }
 
 function requireAnnotation(db: Database, annotationId: number): { ann: AnnotationRow; datasetId: number } {
-  const r = db.prepare('SELECT a.*, i.dataset_id AS ds FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.id = ?').get(annotationId) as (AnnotationRow & { ds: number }) | undefined;
+  const r = annotationWithDataset(db, annotationId);
   if (!r) throw new DatasetOpError('not_found', `annotation ${annotationId} does not exist`, 'annotationId');
   const { ds, ...ann } = r;
   return { ann, datasetId: ds };
@@ -63,8 +73,8 @@ function touchItem(rec: Recorder, itemId: number, now: string): void {
 }
 
 function tagId(rec: Recorder, datasetId: number, name: string, create: boolean): number | undefined {
-  const row = rec.db.prepare('SELECT id FROM tags WHERE dataset_id = ? AND name = ?').get(datasetId, name) as { id: number } | undefined;
-  if (row || !create) return row?.id;
+  const existing = tagIdByName(rec.db, datasetId, name);
+  if (existing !== undefined || !create) return existing;
   const id = allocIds(rec.db, 'tags');
   rec.insert('tags', { id, dataset_id: datasetId, name, created_at: nowIso() });
   return id;
@@ -105,7 +115,7 @@ export async function addItems(db: Database, dataDir: string, datasetId: number,
   }
   return recordOperation(db, datasetId, items.length === 1 ? 'add item' : `add ${items.length} items`, (rec) => {
     const now = nowIso();
-    let pos = (db.prepare('SELECT COALESCE(MAX(position), -1) AS p FROM items WHERE dataset_id = ?').get(datasetId) as { p: number }).p + 1;
+    let pos = nextItemPosition(db, datasetId);
     const ids: number[] = [];
     items.forEach((it, i) => {
       const id = allocIds(db, 'items');
@@ -147,7 +157,7 @@ export function addAnnotation(db: Database, datasetId: number, itemId: number, a
   const a = validAnnotation(annotation, 'annotation');
   return recordOperation(db, datasetId, `add ${a.kind}`, (rec) => {
     const now = nowIso();
-    const existing = db.prepare('SELECT id, position FROM annotations WHERE item_id = ? ORDER BY position, id').all(itemId) as { id: number; position: number }[];
+    const existing = annotationPositions(db, itemId);
     const at = position === undefined ? existing.length : Math.max(0, Math.min(position, existing.length));
     existing.forEach((e, i) => {
       const want = i < at ? i : i + 1;
@@ -187,7 +197,7 @@ export function setAnnotations(db: Database, datasetId: number, itemId: number, 
   const next = annotations.map((a, i) => validAnnotation(a, `annotations.${i}`));
   return recordOperation(db, datasetId, 'edit labels', (rec) => {
     const now = nowIso();
-    const old = db.prepare('SELECT * FROM annotations WHERE item_id = ? ORDER BY position, id').all(itemId) as AnnotationRow[];
+    const old = annotationRowsOfItem(db, itemId);
     const ids: number[] = [];
     next.forEach((a, i) => {
       const o = old[i];
@@ -215,7 +225,7 @@ export function addTags(db: Database, datasetId: number, itemIds: number[], tags
     for (const name of names) {
       const tid = tagId(rec, datasetId, name, true)!;
       for (const r of rows) {
-        if (db.prepare('SELECT 1 FROM item_tags WHERE item_id = ? AND tag_id = ?').get(r.id, tid)) continue;
+        if (itemHasTag(db, r.id, tid)) continue;
         rec.insert('item_tags', { item_id: r.id, tag_id: tid });
         n++;
       }
@@ -234,7 +244,7 @@ export function removeTags(db: Database, datasetId: number, itemIds: number[], t
       const tid = tagId(rec, datasetId, name, false);
       if (tid === undefined) continue;
       for (const r of rows) if (rec.delete('item_tags', { item_id: r.id, tag_id: tid })) n++;
-      if (!db.prepare('SELECT 1 FROM item_tags WHERE tag_id = ? LIMIT 1').get(tid)) rec.delete('tags', { id: tid });
+      if (!tagInUse(db, tid)) rec.delete('tags', { id: tid });
     }
     return n;
   });
@@ -275,7 +285,7 @@ export function replaceText(db: Database, datasetId: number, itemIds: number[], 
     const now = nowIso();
     let n = 0;
     for (const r of rows) {
-      const anns = db.prepare('SELECT * FROM annotations WHERE item_id = ?').all(r.id) as AnnotationRow[];
+      const anns = annotationRowsOfItem(db, r.id, false);
       let changed = false;
       for (const a of anns) {
         const data = JSON.parse(a.data_json);

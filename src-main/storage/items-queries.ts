@@ -142,3 +142,39 @@ export function insertSplitRecord(
       .run(r.datasetId, r.seed, r.train, r.val, r.test, r.stratifyBy, r.createdAt).lastInsertRowid,
   );
 }
+
+/** An annotation with the dataset of its item; undefined when no such annotation. */
+export function annotationWithDataset(db: Database, annotationId: number): (AnnotationRow & { ds: number }) | undefined {
+  return db.prepare('SELECT a.*, i.dataset_id AS ds FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.id = ?').get(annotationId) as
+    | (AnnotationRow & { ds: number })
+    | undefined;
+}
+
+export function tagIdByName(db: Database, datasetId: number, name: string): number | undefined {
+  return (db.prepare('SELECT id FROM tags WHERE dataset_id = ? AND name = ?').get(datasetId, name) as { id: number } | undefined)?.id;
+}
+
+/** The position after the last item of a dataset (0 when it has none). */
+export function nextItemPosition(db: Database, datasetId: number): number {
+  return (db.prepare('SELECT COALESCE(MAX(position), -1) AS p FROM items WHERE dataset_id = ?').get(datasetId) as { p: number }).p + 1;
+}
+
+/** An item's annotation ids and positions, in position order. */
+export function annotationPositions(db: Database, itemId: number): { id: number; position: number }[] {
+  return db.prepare('SELECT id, position FROM annotations WHERE item_id = ? ORDER BY position, id').all(itemId) as { id: number; position: number }[];
+}
+
+/** An item's annotation rows; in position order when `ordered`, else in storage order. */
+export function annotationRowsOfItem(db: Database, itemId: number, ordered = true): AnnotationRow[] {
+  const sql = ordered ? 'SELECT * FROM annotations WHERE item_id = ? ORDER BY position, id' : 'SELECT * FROM annotations WHERE item_id = ?';
+  return db.prepare(sql).all(itemId) as AnnotationRow[];
+}
+
+export function itemHasTag(db: Database, itemId: number, tagId: number): boolean {
+  return !!db.prepare('SELECT 1 FROM item_tags WHERE item_id = ? AND tag_id = ?').get(itemId, tagId);
+}
+
+/** Whether any item still carries the tag. */
+export function tagInUse(db: Database, tagId: number): boolean {
+  return !!db.prepare('SELECT 1 FROM item_tags WHERE tag_id = ? LIMIT 1').get(tagId);
+}
