@@ -8,7 +8,8 @@
 //   4. train every part (--method full, default) or LoRA + projector (--method lora+projector)
 //   5. evaluate again; print base vs fine-tuned exact match, the majority baseline and chance
 //
-// Usage: npx tsx scripts/video-demo.ts [--steps N] [--train N] [--eval N] [--batch N] [--lr X] [--method full|lora+projector] [--frames N] [--seed S] [--keep DIR]
+// Usage: npx tsx scripts/video-demo.ts [--steps N] [--train N] [--eval N] [--batch N] [--lr X] [--method full|lora+projector]
+//        [--directions 4|2] [--init-std X] [--frames N] [--seed S] [--keep DIR]
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,7 +55,7 @@ const { values: a } = parseArgs({
 });
 if (a.help) {
   console.log(
-    'npx tsx scripts/video-demo.ts [--steps 300] [--train 256] [--eval 64] [--batch 8] [--lr 2e-3] [--method full|lora+projector] [--frames 4] [--seed 0] [--keep DIR]',
+    'npx tsx scripts/video-demo.ts [--steps 300] [--train 256] [--eval 64] [--batch 8] [--lr 2e-3] [--method full|lora+projector] [--directions 4|2] [--init-std 0.2] [--frames 4] [--seed 0] [--keep DIR]',
   );
   process.exit(0);
 }
