@@ -1,74 +1,25 @@
-// Row types and small queries of the datasets area (items, annotations, tags, provenance).
+// Items as the datasets area uses them (rows assembled with their annotations, tags and media); the row types
+// and queries are storage/items-queries.ts, re-exported here for the datasets code.
 import type { Database } from 'better-sqlite3';
-import { nowIso } from '../storage/database';
 import type { Annotation, Split } from './types';
 
 export type { ItemRow, AnnotationRow, TagRow, ItemTagRow } from '../storage/items-queries';
-import type { ItemRow, AnnotationRow, ItemTagRow } from '../storage/items-queries';
+import { datasetAnnotationRows, datasetItemRows, datasetItemTagRows, type ItemRow, type AnnotationRow, type ItemTagRow } from '../storage/items-queries';
 
-export const ID_TABLES = ['items', 'annotations', 'tags'] as const;
-export type IdTable = (typeof ID_TABLES)[number];
-
-/** The id `allocIds` would hand out next, without taking it (take it with `setHighWater`). */
-export function nextId(db: Database, table: IdTable): number {
-  const max = (db.prepare(`SELECT COALESCE(MAX(id), 0) AS m FROM ${table}`).get() as { m: number }).m;
-  const hw = (db.prepare('SELECT max_id FROM id_high_water WHERE tbl = ?').get(table) as { max_id: number } | undefined)?.max_id ?? 0;
-  return Math.max(max, hw) + 1;
-}
-
-/** Records `maxId` as taken (ids up to it are never handed out again). */
-export function setHighWater(db: Database, table: IdTable, maxId: number): void {
-  db.prepare('INSERT INTO id_high_water (tbl, max_id) VALUES (?, ?) ON CONFLICT(tbl) DO UPDATE SET max_id = MAX(max_id, excluded.max_id)').run(table, maxId);
-}
-
-/**
- * Reserve `n` consecutive ids in `table` and return the first. Ids are never reused, even after the rows
- * holding them were deleted (undo/redo re-inserts rows with their old ids).
- */
-export function allocIds(db: Database, table: IdTable, n = 1): number {
-  const max = (db.prepare(`SELECT COALESCE(MAX(id), 0) AS m FROM ${table}`).get() as { m: number }).m;
-  const hw = (db.prepare('SELECT max_id FROM id_high_water WHERE tbl = ?').get(table) as { max_id: number } | undefined)?.max_id ?? 0;
-  const first = Math.max(max, hw) + 1;
-  db.prepare('INSERT INTO id_high_water (tbl, max_id) VALUES (?, ?) ON CONFLICT(tbl) DO UPDATE SET max_id = excluded.max_id').run(table, first + n - 1);
-  return first;
-}
-
-/** The dataset with this name or id; created when `create` and it is a name that does not exist. */
-export function findDataset(db: Database, ref: string | number): { id: number; name: string } | undefined {
-  return (typeof ref === 'number'
-    ? db.prepare('SELECT id, name FROM datasets WHERE id = ?').get(ref)
-    : db.prepare('SELECT id, name FROM datasets WHERE name = ?').get(ref)) as { id: number; name: string } | undefined;
-}
-
-export function createDataset(db: Database, name: string, description = ''): number {
-  const now = nowIso();
-  return Number(db.prepare('INSERT INTO datasets (name, description, created_at, updated_at) VALUES (?, ?, ?, ?)').run(name, description, now, now).lastInsertRowid);
-}
-
-export function touchDataset(db: Database, datasetId: number): void {
-  db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(nowIso(), datasetId);
-}
-
-/** Tag id for `name` in the dataset (created if missing). Returns [id, created]. */
-export function ensureTag(db: Database, datasetId: number, name: string): [number, boolean] {
-  const row = db.prepare('SELECT id FROM tags WHERE dataset_id = ? AND name = ?').get(datasetId, name) as { id: number } | undefined;
-  if (row) return [row.id, false];
-  const id = allocIds(db, 'tags');
-  db.prepare('INSERT INTO tags (id, dataset_id, name, created_at) VALUES (?, ?, ?, ?)').run(id, datasetId, name, nowIso());
-  return [id, true];
-}
-
-export function getItem(db: Database, id: number): ItemRow | undefined {
-  return db.prepare('SELECT * FROM items WHERE id = ?').get(id) as ItemRow | undefined;
-}
-
-export function itemAnnotations(db: Database, itemId: number): AnnotationRow[] {
-  return db.prepare('SELECT * FROM annotations WHERE item_id = ? ORDER BY position, id').all(itemId) as AnnotationRow[];
-}
-
-export function itemTagNames(db: Database, itemId: number): string[] {
-  return (db.prepare('SELECT t.name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE it.item_id = ? ORDER BY t.name').all(itemId) as { name: string }[]).map((r) => r.name);
-}
+export {
+  ID_TABLES,
+  type IdTable,
+  nextId,
+  setHighWater,
+  allocIds,
+  findDataset,
+  createDataset,
+  touchDataset,
+  ensureTag,
+  getItem,
+  itemAnnotations,
+  itemTagNames,
+} from '../storage/items-queries';
 
 export function toAnnotation(r: AnnotationRow): Annotation {
   return { kind: r.kind, data: JSON.parse(r.data_json) } as Annotation;
@@ -102,18 +53,14 @@ function mediaOf(r: ItemRow): ItemMedia | null {
 }
 
 export function loadItems(db: Database, datasetId: number, opts: { ids?: number[]; split?: Split } = {}): FullItem[] {
-  let rows = db.prepare('SELECT * FROM items WHERE dataset_id = ? ORDER BY position, id').all(datasetId) as ItemRow[];
+  let rows = datasetItemRows(db, datasetId);
   if (opts.ids) {
     const want = new Set(opts.ids);
     rows = rows.filter((r) => want.has(r.id));
   }
   if (opts.split) rows = rows.filter((r) => r.split === opts.split);
-  const anns = db
-    .prepare('SELECT a.* FROM annotations a JOIN items i ON i.id = a.item_id WHERE i.dataset_id = ? ORDER BY a.item_id, a.position, a.id')
-    .all(datasetId) as AnnotationRow[];
-  const tags = db
-    .prepare('SELECT it.item_id, t.name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE t.dataset_id = ? ORDER BY t.name')
-    .all(datasetId) as ItemTagRow[];
+  const anns = datasetAnnotationRows(db, datasetId);
+  const tags = datasetItemTagRows(db, datasetId);
   return assembleItems(rows, anns, tags);
 }
 
