@@ -88,6 +88,31 @@ export function searchItemsOf(db: Database, datasetId: number): SearchItem[] {
   return rows.map((r) => ({ id: r[0], image: { hash: r[1], ext: r[2] ?? 'bin' } }));
 }
 
+/**
+ * Item lists kept in the worker between queries, by a key the caller derives from the database's write counters: a
+ * repeat query sends only the key, so it costs neither reading 10,000 rows from SQLite nor passing them to the worker.
+ * A few lists (datasets) are kept; any write to the database changes the key, and the caller then sends the list again.
+ */
+const KEEP_LISTS = 4;
+const keptLists = new Map<string, readonly SearchItem[]>();
+
+/** Keep an item list under a key (the latest KEEP_LISTS lists); returns it. */
+export function keepItems(key: string, items: readonly SearchItem[]): readonly SearchItem[] {
+  keptLists.delete(key);
+  keptLists.set(key, items);
+  while (keptLists.size > KEEP_LISTS) keptLists.delete(keptLists.keys().next().value!);
+  return items;
+}
+
+/** The item list kept under a key, or null when it was never sent or has been dropped. */
+export function keptItems(key: string): readonly SearchItem[] | null {
+  const items = keptLists.get(key);
+  if (!items) return null;
+  keptLists.delete(key);
+  keptLists.set(key, items);
+  return items;
+}
+
 export function searchDataset(db: Database, dataDir: string, datasetId: number, o: SearchOptions, hooks: SearchHooks = {}): Promise<SearchResult> {
   return searchImages(dataDir, searchItemsOf(db, datasetId), o, hooks);
 }

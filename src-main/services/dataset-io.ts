@@ -218,8 +218,11 @@ export const datasetIoHandlers = handlers({
     if ((p.text === undefined) === (p.itemId === undefined)) throw new ApiError('invalid_request', 'give a text or an itemId, not both', p.text === undefined ? 'text' : 'itemId');
     const dir = modelDir(ctx, p.modelId);
     if (!isContrastiveFolder(dir)) throw new ApiError('invalid_request', `model ${p.modelId} is not a CLIP or SigLIP model (image search needs one)`, 'modelId');
-    const items = searchItemsOf(ctx.db, p.datasetId);
-    if (p.itemId !== undefined && !items.some((it) => it.id === p.itemId)) throw new ApiError('not_found', `item ${p.itemId} is not an image item of dataset ${p.datasetId}`, 'itemId');
+    if (p.itemId !== undefined && !ctx.db.prepare('SELECT 1 FROM items WHERE id = ? AND dataset_id = ? AND image_hash IS NOT NULL').get(p.itemId, p.datasetId))
+      throw new ApiError('not_found', `item ${p.itemId} is not an image item of dataset ${p.datasetId}`, 'itemId');
+    // The worker keeps the item list under this key: data_version moves when another connection commits, and
+    // total_changes() with every write of this one, so no edit, import or reorder can leave a stale list in use.
+    const itemsKey = `${p.datasetId}:${ctx.db.pragma('data_version', { simple: true })}:${ctx.db.prepare('SELECT total_changes()').pluck().get()}`;
     const adapter = p.adapter ? resolveAdapter(ctx, p.adapter) : null;
     let last = 0;
     const onProgress = (done: number, total: number) => {
@@ -230,7 +233,13 @@ export const datasetIoHandlers = handlers({
       }
     };
     try {
-      return await ctx.work.shared().embeddingSearch({ dataDir: ctx.dataDir, items, options: { model: dir, adapter, text: p.text, itemId: p.itemId, limit: p.limit } }, { onProgress });
+      const options = { model: dir, adapter, text: p.text, itemId: p.itemId, limit: p.limit };
+      let r = await ctx.work.shared().embeddingSearch({ dataDir: ctx.dataDir, itemsKey, options }, { onProgress });
+      if (r.needItems) r = await ctx.work.shared().embeddingSearch({ dataDir: ctx.dataDir, itemsKey, items: searchItemsOf(ctx.db, p.datasetId), options }, { onProgress });
+      if (r.needItems) throw new Error('datasets.search: the worker did not take the item list');
+      const items = new Array<{ itemId: number; score: number }>(r.ids.length);
+      for (let i = 0; i < items.length; i++) items[i] = { itemId: r.ids[i], score: r.scores[i] };
+      return { items, embedded: r.embedded, cached: r.cached };
     } catch (e) {
       // a model or adapter folder that does not load: its errors name the file
       const msg = (e as Error).message ?? String(e);

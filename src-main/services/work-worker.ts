@@ -13,7 +13,7 @@
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
 // thread (WorkLocal). This file is also the worker's entry (built as backend-worker.js, electron.vite.config.ts).
-import { nearDuplicateImages, searchImages, type EmbedOptions, type NearDuplicateImage, type SearchItem, type SearchOptions, type SearchResult } from '../datasets/embedding-search';
+import { keepItems, keptItems, nearDuplicateImages, searchImages, type EmbedOptions, type NearDuplicateImage, type SearchItem, type SearchOptions, type SearchResult } from '../datasets/embedding-search';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SHARE_ENV, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -74,7 +74,7 @@ export interface WorkHost {
   preview(input: PreviewInput): Promise<PreviewResult>;
   lintLengths(input: LintLengthsInput): Promise<LintLengthsResult>;
   exportGguf(input: GgufExportInput, hooks?: WorkHooks): Promise<GgufExportReport>;
-  embeddingSearch(input: EmbeddingSearchInput, hooks?: WorkHooks): Promise<SearchResult>;
+  embeddingSearch(input: EmbeddingSearchInput, hooks?: WorkHooks): Promise<EmbeddingSearchOutput>;
   nearDuplicateImages(input: NearDuplicateImagesInput, hooks?: WorkHooks): Promise<{ items: NearDuplicateImage[]; embedded: number }>;
   close(): Promise<void>;
 }
@@ -90,9 +90,17 @@ export interface NearDuplicateImagesInput {
 /** datasets.search: a dataset's image items ranked against a text or an item's image (CLIP / SigLIP). */
 export interface EmbeddingSearchInput {
   dataDir: string;
-  items: SearchItem[];
+  /** the dataset's image items; may be left out when `itemsKey` names a list this worker kept */
+  items?: SearchItem[];
+  /** identifies the item list (it changes whenever the items may have): the worker keeps the list under it */
+  itemsKey?: string;
   options: SearchOptions;
 }
+
+/** The ranked items as two arrays (cheap to pass between threads), or a request for the item list. */
+export type EmbeddingSearchOutput =
+  | { needItems: true }
+  | { needItems?: undefined; ids: Float64Array; scores: Float32Array; embedded: number; cached: number };
 
 // ---------------------------------------------------------------- the work itself
 
@@ -131,8 +139,15 @@ export class WorkLocal implements WorkHost {
   async exportGguf(input: GgufExportInput, hooks: WorkHooks = {}): Promise<GgufExportReport> {
     return exportGguf({ ...input, onProgress: (p) => hooks.onProgress?.(p.tensor, p.tensors) });
   }
-  embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<SearchResult> {
-    return searchImages(input.dataDir, input.items, input.options, hooks);
+  async embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<EmbeddingSearchOutput> {
+    let items: readonly SearchItem[] | null = input.items ?? null;
+    if (input.itemsKey !== undefined) items = items ? keepItems(input.itemsKey, items) : keptItems(input.itemsKey);
+    if (!items) return { needItems: true };
+    const r: SearchResult = await searchImages(input.dataDir, items, input.options, hooks);
+    const ids = new Float64Array(r.items.length);
+    const scores = new Float32Array(r.items.length);
+    r.items.forEach((it, i) => ((ids[i] = it.itemId), (scores[i] = it.score)));
+    return { ids, scores, embedded: r.embedded, cached: r.cached };
   }
   nearDuplicateImages(input: NearDuplicateImagesInput, hooks: WorkHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
     return nearDuplicateImages(input.dataDir, input.items, input.options, input.threshold, hooks);
@@ -260,7 +275,7 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   exportGguf(input: GgufExportInput, hooks: WorkHooks = {}): Promise<GgufExportReport> {
     return this.call({ op: 'exportGguf', input }, hooks);
   }
-  embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<SearchResult> {
+  embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<EmbeddingSearchOutput> {
     return this.call({ op: 'embeddingSearch', input }, hooks);
   }
   nearDuplicateImages(input: NearDuplicateImagesInput, hooks: WorkHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {

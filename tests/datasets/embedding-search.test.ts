@@ -84,6 +84,15 @@ test('datasets.search over the API: a registered CLIP model, cached embeddings, 
     assert.deepEqual([r2.embedded, r2.cached], [0, 20]);
     await assert.rejects(call('datasets.search', { datasetId: ds, modelId, text: 'x', itemId: items[0].id }), /not both/);
     await assert.rejects(call('datasets.search', { datasetId: ds, modelId, itemId: 999999 }), /item 999999/);
+    // the worker keeps the item list between queries: an edit must not leave it ranking a deleted item
+    assert.ok(r2.items.some((it: { itemId: number }) => it.itemId === items[5].id));
+    await call('items.delete', { datasetId: ds, itemIds: [items[5].id] });
+    const r3 = await call('datasets.search', { datasetId: ds, modelId, text: 'a red circle' });
+    assert.equal(r3.items.length, 19);
+    assert.ok(!r3.items.some((it: { itemId: number }) => it.itemId === items[5].id));
+    await assert.rejects(call('datasets.search', { datasetId: ds, modelId, itemId: items[5].id }), /item \d+ is not an image item/);
+    await call('datasets.undo', { datasetId: ds });
+    assert.equal((await call('datasets.search', { datasetId: ds, modelId, text: 'a red circle' })).items.length, 20);
   } finally {
     backend.close();
   }
