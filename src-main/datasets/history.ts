@@ -4,9 +4,26 @@
 // them. `history_cursor.seq` is the last applied entry; a new operation drops entries past the cursor.
 import type { Database } from 'better-sqlite3';
 import { nowIso } from '../storage/database';
+import { touchDataset } from '../storage/items-queries';
+import {
+  HIST_KEYS,
+  deleteHistRow,
+  deleteHistoryAfter,
+  deleteHistoryUpTo,
+  histChildRows,
+  histRow,
+  historyCursor as cursor,
+  historyEntryRow,
+  historyEntryRows,
+  insertHistRow,
+  insertHistoryEntry,
+  setHistoryCursor as setCursor,
+  updateHistRow,
+  type HistRow as Row,
+  type HistTable,
+} from '../storage/history-queries';
 
-export type HistTable = 'items' | 'annotations' | 'tags' | 'item_tags' | 'item_sources';
-type Row = Record<string, unknown>;
+export type { HistTable };
 export interface Change {
   t: HistTable;
   op: 'insert' | 'delete' | 'update';
@@ -15,13 +32,6 @@ export interface Change {
   after?: Row;
 }
 
-const KEYS: Record<HistTable, string[]> = {
-  items: ['id'],
-  annotations: ['id'],
-  tags: ['id'],
-  item_tags: ['item_id', 'tag_id'],
-  item_sources: ['item_id'],
-};
 /** Rows that a delete cascades to: recorded first so undo restores them. */
 const CHILDREN: Partial<Record<HistTable, { t: HistTable; fk: string }[]>> = {
   items: [
@@ -32,29 +42,20 @@ const CHILDREN: Partial<Record<HistTable, { t: HistTable; fk: string }[]>> = {
   tags: [{ t: 'item_tags', fk: 'tag_id' }],
 };
 
-function where(t: HistTable): string {
-  return KEYS[t].map((k) => `${k} = @${k}`).join(' AND ');
-}
 function keyOf(t: HistTable, row: Row): Record<string, number> {
-  return Object.fromEntries(KEYS[t].map((k) => [k, row[k] as number]));
+  return Object.fromEntries(HIST_KEYS[t].map((k) => [k, row[k] as number]));
 }
 
 export class HistoryConflictError extends Error {}
 
-function insertRow(db: Database, t: HistTable, row: Row): void {
-  const cols = Object.keys(row);
-  db.prepare(`INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`).run(row);
-}
+const insertRow = insertHistRow;
 function deleteRow(db: Database, t: HistTable, key: Record<string, number>): void {
-  const n = db.prepare(`DELETE FROM ${t} WHERE ${where(t)}`).run(key).changes;
+  const n = deleteHistRow(db, t, key);
   if (n !== 1) throw new HistoryConflictError(`${t} ${JSON.stringify(key)} no longer exists`);
 }
 function updateRow(db: Database, t: HistTable, key: Record<string, number>, patch: Row): void {
-  const cols = Object.keys(patch);
-  if (cols.length === 0) return;
-  const params: Row = { ...key };
-  cols.forEach((c, i) => (params[`v${i}`] = patch[c]));
-  const n = db.prepare(`UPDATE ${t} SET ${cols.map((c, i) => `${c} = @v${i}`).join(', ')} WHERE ${where(t)}`).run(params).changes;
+  if (Object.keys(patch).length === 0) return;
+  const n = updateHistRow(db, t, key, patch);
   if (n !== 1) throw new HistoryConflictError(`${t} ${JSON.stringify(key)} no longer exists`);
 }
 
@@ -70,10 +71,10 @@ export class Recorder {
 
   /** Delete one row (and, first, the rows that would cascade from it). Returns false when it did not exist. */
   delete(t: HistTable, key: Record<string, number>): boolean {
-    const row = this.db.prepare(`SELECT * FROM ${t} WHERE ${where(t)}`).get(key) as Row | undefined;
+    const row = histRow(this.db, t, key);
     if (!row) return false;
     for (const child of CHILDREN[t] ?? []) {
-      const kids = this.db.prepare(`SELECT * FROM ${child.t} WHERE ${child.fk} = ?`).all(key.id) as Row[];
+      const kids = histChildRows(this.db, child.t, child.fk, key.id);
       for (const k of kids) this.delete(child.t, keyOf(child.t, k));
     }
     deleteRow(this.db, t, key);
@@ -83,7 +84,7 @@ export class Recorder {
 
   /** Update columns of one row; records only the columns that actually change. Returns false when nothing changed. */
   update(t: HistTable, key: Record<string, number>, patch: Row): boolean {
-    const row = this.db.prepare(`SELECT * FROM ${t} WHERE ${where(t)}`).get(key) as Row | undefined;
+    const row = histRow(this.db, t, key);
     if (!row) throw new HistoryConflictError(`${t} ${JSON.stringify(key)} does not exist`);
     const before: Row = {};
     const after: Row = {};
@@ -105,13 +106,6 @@ export class Recorder {
   }
 }
 
-function cursor(db: Database, datasetId: number): number {
-  return (db.prepare('SELECT seq FROM history_cursor WHERE dataset_id = ?').get(datasetId) as { seq: number } | undefined)?.seq ?? 0;
-}
-function setCursor(db: Database, datasetId: number, seq: number): void {
-  db.prepare('INSERT INTO history_cursor (dataset_id, seq) VALUES (?, ?) ON CONFLICT(dataset_id) DO UPDATE SET seq = excluded.seq').run(datasetId, seq);
-}
-
 /** Most entries kept per dataset; older ones are dropped (they can no longer be undone). */
 export const MAX_HISTORY = 500;
 
@@ -125,17 +119,11 @@ export function recordOperation<T>(db: Database, datasetId: number, label: strin
     const result = fn(rec);
     if (rec.changes.length > 0) {
       const seq = cursor(db, datasetId);
-      db.prepare('DELETE FROM history WHERE dataset_id = ? AND seq > ?').run(datasetId, seq);
-      db.prepare('INSERT INTO history (dataset_id, seq, label, changes_json, created_at) VALUES (?, ?, ?, ?, ?)').run(
-        datasetId,
-        seq + 1,
-        label,
-        JSON.stringify(rec.changes),
-        nowIso(),
-      );
+      deleteHistoryAfter(db, datasetId, seq);
+      insertHistoryEntry(db, { datasetId, seq: seq + 1, label, changesJson: JSON.stringify(rec.changes), createdAt: nowIso() });
       setCursor(db, datasetId, seq + 1);
-      db.prepare('DELETE FROM history WHERE dataset_id = ? AND seq <= ?').run(datasetId, seq + 1 - MAX_HISTORY);
-      db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(nowIso(), datasetId);
+      deleteHistoryUpTo(db, datasetId, seq + 1 - MAX_HISTORY);
+      touchDataset(db, datasetId);
     }
     return result;
   }).immediate();
@@ -143,7 +131,7 @@ export function recordOperation<T>(db: Database, datasetId: number, label: strin
 
 /** Forget redo entries (called when the dataset changes outside the history, e.g. by an import). */
 export function dropRedo(db: Database, datasetId: number): void {
-  db.prepare('DELETE FROM history WHERE dataset_id = ? AND seq > ?').run(datasetId, cursor(db, datasetId));
+  deleteHistoryAfter(db, datasetId, cursor(db, datasetId));
 }
 
 export interface HistoryState {
@@ -158,7 +146,7 @@ export interface HistoryState {
 
 export function historyState(db: Database, datasetId: number): HistoryState {
   const seq = cursor(db, datasetId);
-  const entries = (db.prepare('SELECT seq, label, created_at FROM history WHERE dataset_id = ? ORDER BY seq').all(datasetId) as { seq: number; label: string; created_at: string }[]).map(
+  const entries = historyEntryRows(db, datasetId).map(
     (e) => ({ seq: e.seq, label: e.label, createdAt: e.created_at, applied: e.seq <= seq }),
   );
   const undoE = entries.find((e) => e.seq === seq);
@@ -167,7 +155,7 @@ export function historyState(db: Database, datasetId: number): HistoryState {
 }
 
 function entryAt(db: Database, datasetId: number, seq: number): { label: string; changes: Change[] } | undefined {
-  const r = db.prepare('SELECT label, changes_json FROM history WHERE dataset_id = ? AND seq = ?').get(datasetId, seq) as { label: string; changes_json: string } | undefined;
+  const r = historyEntryRow(db, datasetId, seq);
   return r ? { label: r.label, changes: JSON.parse(r.changes_json) as Change[] } : undefined;
 }
 
@@ -183,7 +171,7 @@ export function undo(db: Database, datasetId: number): string | undefined {
       else updateRow(db, c.t, c.key, c.before!);
     }
     setCursor(db, datasetId, seq - 1);
-    db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(nowIso(), datasetId);
+    touchDataset(db, datasetId);
     return e.label;
   }).immediate();
 }
@@ -200,7 +188,7 @@ export function redo(db: Database, datasetId: number): string | undefined {
       else updateRow(db, c.t, c.key, c.after!);
     }
     setCursor(db, datasetId, seq + 1);
-    db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(nowIso(), datasetId);
+    touchDataset(db, datasetId);
     return e.label;
   }).immediate();
 }
