@@ -73,7 +73,7 @@ interface Hosted {
 
 async function loadHosted(modelDir: string, adapterDir: string | null, o: Parameters<typeof loadGenerator>[2] = {}): Promise<Hosted> {
   if (isAudioLlmFolder(modelDir)) {
-    const g = await loadAudioChatGenerator(modelDir, adapterDir, { quantize: o.quantize, onStatus: o.onStatus });
+    const g = await loadAudioChatGenerator(modelDir, adapterDir, { quantize: o.quantize, provider: o.session?.provider, onStatus: o.onStatus });
     return {
       provider: g.provider,
       generate: async (req, opts) => {

@@ -14,6 +14,8 @@ import { toneSample } from '../../src-main/models/demo/tones';
 import { clipFeatures, loadAudioLlm } from '../../src-main/models/audio/ultravox';
 import { promptIds } from '../../src-main/models/audio/train';
 import { AudioLlmCachedGenerator } from '../../src-main/models/audio/generate';
+import { buildTrainableAudioLlm } from '../../src-main/models/audio/train';
+import { loadAudioAdapter, mergeAudioAdapter, saveAudioAdapter } from '../../src-main/models/audio/adapter';
 import { decodeAudioFile } from '../../src-main/media/audio';
 import { mediaPath } from '../../src-main/datasets/media-store';
 import { tempDir } from '../helpers/tmp';
@@ -27,6 +29,8 @@ const llavaDir = join(tmp.dir, 'tiny-llava');
 const clipFile = join(tmp.dir, 'tones.wav');
 const sample = toneSample(7, 1);
 let expected: number[] = [];
+let expectedTuned: number[] = [];
+const adapterDir = join(tmp.dir, 'adapter');
 
 /** PCM16 mono WAV bytes. */
 function wav(samples: Float32Array, rate: number): Uint8Array {
@@ -72,6 +76,18 @@ before(async () => {
       expected = (await g.greedy(promptIds(m, sample.question), f, 8, { stopAtEos: true })).ids;
     } finally {
       await g.dispose();
+    }
+    // a projector adapter with other weights, and its answer from the merged weights
+    const t = buildTrainableAudioLlm(m, 'projector', null, m.features.config.nbMaxFrames);
+    const v = t.initialValues(0);
+    for (const k of Object.keys(v)) v[k] = v[k].map((x, i) => x + 0.5 * Math.sin(i + 1));
+    saveAudioAdapter(adapterDir, m, 'projector', null, v, modelDir);
+    const a = loadAudioAdapter(adapterDir, m);
+    const gt = await AudioLlmCachedGenerator.create({ config: m.config, weights: mergeAudioAdapter(m, a.method, a.lora, a.values) }, m.features.config.nbMaxFrames);
+    try {
+      expectedTuned = (await gt.greedy(promptIds(m, sample.question), f, 8, { stopAtEos: true })).ids;
+    } finally {
+      await gt.dispose();
     }
   } finally {
     m.close();
@@ -159,4 +175,17 @@ test('chat.generate refuses mismatched inputs and bad clips, naming the field', 
   assert.equal(e.field, 'audio.path');
   // nothing half-written: the refused requests stored no chat
   assert.deepEqual((await ok(b, 'chats.list', {})).chats, []);
+});
+
+test('chat.generate with an audio adapter answers as the merged weights do; a broken adapter names the field', async () => {
+  const { backend: b } = newBackend('adapter', { inProcess: true });
+  assert.notDeepEqual(expectedTuned, expected, 'the adapter changes the answer');
+  const r = await ok(b, 'chat.generate', { requestId: 't1', modelDir, adapterDir, audio: { path: clipFile }, messages: [{ role: 'user', content: sample.question }], options: { maxNewTokens: 8 }, device: 'cpu' });
+  assert.deepEqual(r.ids, expectedTuned);
+  assert.deepEqual(r.device, { provider: 'cpu', reason: 'chosen for this chat' });
+  assert.equal((await ok(b, 'chats.get', { id: r.chatId })).chat.adapterDir, adapterDir);
+  const e = await fail(b, 'chat.generate', { requestId: 't2', modelDir, adapterDir: tmp.dir, audio: { path: clipFile }, messages: [{ role: 'user', content: sample.question }], save: false });
+  assert.equal(e.code, 'invalid_request');
+  assert.equal(e.field, 'adapter');
+  assert.match(e.message, /not an adapter folder/);
 });

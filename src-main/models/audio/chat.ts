@@ -9,6 +9,7 @@ import { Sampler, StopStrings, validateSamplingOptions, type FinishReason } from
 import { GenerateError, type ChatTurn, type GenerateOptions, type GenerateResult } from '../generate';
 import type { TensorSource } from '../weights/safetensors';
 import { PeftError } from '../peft';
+import type { SessionOptions } from '../../engine/runtime/session';
 import { readJsonObject } from './folder';
 import { AudioLlmCachedGenerator } from './generate';
 import { loadAudioAdapter, mergeAudioAdapter } from './adapter';
@@ -47,7 +48,7 @@ export interface AudioChatGenerator {
 export async function loadAudioChatGenerator(
   modelDir: string,
   adapterDir: string | null,
-  o: { threads?: number; quantize?: 'none' | 'int8' | 'int4'; onStatus?(m: string): void } = {},
+  o: { threads?: number; quantize?: 'none' | 'int8' | 'int4'; provider?: SessionOptions['provider']; onStatus?(m: string): void } = {},
 ): Promise<AudioChatGenerator> {
   if (!existsSync(modelDir)) throw new GenerateError(`${modelDir}: model folder not found`);
   if (adapterDir && !existsSync(adapterDir)) throw new GenerateError(`${adapterDir}: adapter folder not found`);
@@ -66,7 +67,7 @@ export async function loadAudioChatGenerator(
     }
     o.onStatus?.(`compiling ${modelDir}`);
     const quantize = o.quantize && o.quantize !== 'none' ? o.quantize : undefined;
-    cached = await AudioLlmCachedGenerator.create({ config: m.config, weights }, m.features.config.nbMaxFrames, { threads: o.threads, quantize });
+    cached = await AudioLlmCachedGenerator.create({ config: m.config, weights }, m.features.config.nbMaxFrames, { threads: o.threads, quantize, provider: o.provider });
   } catch (e) {
     m.close();
     throw e;

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { saveModel, serializeModel } from '../../engine/graph/serialize';
-import { Session } from '../../engine/runtime/session';
+import { Session, type SessionOptions } from '../../engine/runtime/session';
 import { tensor } from '../../engine/runtime/tensor';
 import type { TensorSource } from '../weights/safetensors';
 import { buildAudioLlmGraph, type UltravoxConfig } from './ultravox';
@@ -25,13 +25,13 @@ export class AudioLlmCachedGenerator {
     private readonly decode: Session,
   ) {}
 
-  static async create(m: { config: UltravoxConfig; weights: TensorSource }, frames: number, o: { dir?: string; threads?: number; quantize?: 'int8' | 'int4' } = {}): Promise<AudioLlmCachedGenerator> {
+  static async create(m: { config: UltravoxConfig; weights: TensorSource }, frames: number, o: { dir?: string; threads?: number; quantize?: 'int8' | 'int4'; provider?: SessionOptions['provider'] } = {}): Promise<AudioLlmCachedGenerator> {
     const open = async (mode: 'prefill' | 'decode') => {
       const g = buildAudioLlmGraph(m, mode, frames, { quantize: o.quantize });
-      if (!o.dir) return Session.create(serializeModel(g).model, { threads: o.threads ?? 2 });
+      if (!o.dir) return Session.create(serializeModel(g).model, { threads: o.threads ?? 2, provider: o.provider });
       mkdirSync(o.dir, { recursive: true });
       const { modelPath } = saveModel(g, join(o.dir, `${mode}.onnx`));
-      return Session.create(modelPath, { threads: o.threads ?? 2 });
+      return Session.create(modelPath, { threads: o.threads ?? 2, provider: o.provider });
     };
     const prefill = await open('prefill');
     const decode = await open('decode');
