@@ -9,6 +9,7 @@ import type { Item } from '../contract/datasets-io';
 import { handlers, type ServiceContext } from './context';
 import { getModelPath, getModelRow } from '../storage/models-queries';
 import { annotationOwner, datasetExists, datasetNameExists } from '../storage/datasets-queries';
+import { databaseWriteStamp, isImageItemOf } from '../storage/items-queries';
 import { exportDataset } from '../datasets/export';
 import { historyState } from '../datasets/history';
 import { importDataset } from '../datasets/import';
@@ -218,11 +219,11 @@ export const datasetIoHandlers = handlers({
     if ((p.text === undefined) === (p.itemId === undefined)) throw new ApiError('invalid_request', 'give a text or an itemId, not both', p.text === undefined ? 'text' : 'itemId');
     const dir = modelDir(ctx, p.modelId);
     if (!isContrastiveFolder(dir)) throw new ApiError('invalid_request', `model ${p.modelId} is not a CLIP or SigLIP model (image search needs one)`, 'modelId');
-    if (p.itemId !== undefined && !ctx.db.prepare('SELECT 1 FROM items WHERE id = ? AND dataset_id = ? AND image_hash IS NOT NULL').get(p.itemId, p.datasetId))
+    if (p.itemId !== undefined && !isImageItemOf(ctx.db, p.itemId, p.datasetId))
       throw new ApiError('not_found', `item ${p.itemId} is not an image item of dataset ${p.datasetId}`, 'itemId');
-    // The worker keeps the item list under this key: data_version moves when another connection commits, and
-    // total_changes() with every write of this one, so no edit, import or reorder can leave a stale list in use.
-    const itemsKey = `${p.datasetId}:${ctx.db.pragma('data_version', { simple: true })}:${ctx.db.prepare('SELECT total_changes()').pluck().get()}`;
+    // The worker keeps the item list under this key, which moves with every write to the database, so no edit,
+    // import or reorder can leave a stale list in use.
+    const itemsKey = `${p.datasetId}:${databaseWriteStamp(ctx.db)}`;
     const adapter = p.adapter ? resolveAdapter(ctx, p.adapter) : null;
     let last = 0;
     const onProgress = (done: number, total: number) => {

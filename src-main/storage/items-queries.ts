@@ -262,3 +262,16 @@ export function datasetItemTagRows(db: Database, datasetId: number): ItemTagRow[
     .prepare('SELECT it.item_id, t.name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE t.dataset_id = ? ORDER BY t.name')
     .all(datasetId) as ItemTagRow[];
 }
+
+/** Whether an item of the dataset has an image (a "more like this" query needs one). */
+export function isImageItemOf(db: Database, itemId: number, datasetId: number): boolean {
+  return db.prepare('SELECT 1 FROM items WHERE id = ? AND dataset_id = ? AND image_hash IS NOT NULL').get(itemId, datasetId) !== undefined;
+}
+
+/**
+ * A string that changes with every write to the database: data_version moves when another connection commits,
+ * total_changes() with each write of this one. Caches derived from rows key on it.
+ */
+export function databaseWriteStamp(db: Database): string {
+  return `${db.pragma('data_version', { simple: true })}:${db.prepare('SELECT total_changes()').pluck().get()}`;
+}
