@@ -11,6 +11,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { imagePath, writeAtomic } from './images';
+import { imageItemTuples } from '../storage/items-queries';
 import { loadContrastiveAdapter, type ContrastiveAdapter } from '../models/families/contrastive/adapter';
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../models/families/contrastive/model';
 import { embedAll } from '../eval/contrastive';
@@ -81,10 +82,7 @@ export interface SearchItem {
 
 /** The image items of a dataset, in the grid's order (ids and image keys only: no labels to assemble). */
 export function searchItemsOf(db: Database, datasetId: number): SearchItem[] {
-  const rows = db
-    .prepare('SELECT id, image_hash, image_ext FROM items WHERE dataset_id = ? AND image_hash IS NOT NULL ORDER BY position, id')
-    .raw()
-    .all(datasetId) as Array<[number, string, string | null]>;
+  const rows = imageItemTuples(db, datasetId);
   return rows.map((r) => ({ id: r[0], image: { hash: r[1], ext: r[2] ?? 'bin' } }));
 }
 

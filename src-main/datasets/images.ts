@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { writeBytesAtomic } from '../util/atomic-write';
 import { readRegularFile, removeTree } from './read';
 import type { ImageSource } from './types';
+import { hashReferenceCheck, historyChangesWithHashes, referencedHashes } from '../storage/media-refs-queries';
 
 /** Largest image file accepted (bytes). */
 export const MAX_IMAGE_BYTES = 200 * 1024 * 1024;
@@ -136,10 +137,10 @@ function shortSharpMessage(err: unknown): string {
 
 /** Remove the given files unless an item or a chat message still refers to their hash. */
 export function removeUnreferenced(db: import('better-sqlite3').Database, files: string[]): void {
-  const used = db.prepare('SELECT 1 FROM items WHERE image_hash = ? OR media_hash = ? UNION ALL SELECT 1 FROM messages WHERE image_hash = ? LIMIT 1');
+  const used = hashReferenceCheck(db);
   for (const f of files) {
     const hash = /([0-9a-f]{64})\.[a-z0-9]+$/.exec(f)?.[1];
-    if (hash && used.get(hash, hash, hash)) continue;
+    if (hash && used(hash)) continue;
     rmSync(f, { force: true });
   }
 }
@@ -152,9 +153,9 @@ export function removeUnreferenced(db: import('better-sqlite3').Database, files:
 export function collectImageGarbage(db: import('better-sqlite3').Database, dataDir: string, opts: { minAgeMs?: number } = {}): { removed: number; kept: number; bytesFreed: number } {
   const minAge = opts.minAgeMs ?? 60 * 60 * 1000;
   const used = new Set<string>();
-  for (const r of db.prepare('SELECT DISTINCT image_hash AS h FROM items WHERE image_hash IS NOT NULL UNION SELECT DISTINCT media_hash FROM items WHERE media_hash IS NOT NULL UNION SELECT DISTINCT image_hash FROM messages WHERE image_hash IS NOT NULL').all() as { h: string }[]) used.add(r.h);
-  for (const r of db.prepare("SELECT changes_json FROM history WHERE changes_json LIKE '%image_hash%' OR changes_json LIKE '%media_hash%'").iterate() as Iterable<{ changes_json: string }>) {
-    for (const m of r.changes_json.matchAll(/"(?:image|media)_hash":"([0-9a-f]{64})"/g)) used.add(m[1]);
+  for (const h of referencedHashes(db)) used.add(h);
+  for (const changes of historyChangesWithHashes(db)) {
+    for (const m of changes.matchAll(/"(?:image|media)_hash":"([0-9a-f]{64})"/g)) used.add(m[1]);
   }
   let removed = 0;
   let kept = 0;

@@ -23,6 +23,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import sharp from 'sharp';
 import { nowIso } from '../storage/database';
+import { datasetExists } from '../storage/datasets-queries';
+import { lintResultRows, replaceLintResults } from '../storage/lint-queries';
 import { countImageTokens, type ConversationOptions } from './conversation';
 import { imagePath } from './images';
 import { longClipWarning, mediaPath } from './media-store';
@@ -88,7 +90,7 @@ export interface LintReport {
 }
 
 export async function lintDataset(db: Database, dataDir: string, datasetId: number, opts: LintOptions = {}): Promise<LintReport> {
-  if (!db.prepare('SELECT 1 FROM datasets WHERE id = ?').get(datasetId)) throw new Error(`dataset ${datasetId} does not exist`);
+  if (!datasetExists(db, datasetId)) throw new Error(`dataset ${datasetId} does not exist`);
   const items = loadItems(db, datasetId);
   const findings: LintFinding[] = [];
   const add = (itemId: number, rule: LintRule, severity: LintSeverity, message: string, data?: Record<string, unknown>) =>
@@ -137,12 +139,8 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
   for (const f of findings) counts[f.rule] = (counts[f.rule] ?? 0) + 1;
   const itemsWithErrors = new Set(findings.filter((f) => f.severity === 'error').map((f) => f.itemId)).size;
   if (opts.store !== false) {
-    db.transaction(() => {
-      db.prepare('DELETE FROM lint_results WHERE dataset_id = ?').run(datasetId);
-      const ins = db.prepare('INSERT INTO lint_results (dataset_id, item_id, rule, severity, message, data_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      const now = nowIso();
-      for (const f of findings) ins.run(datasetId, f.itemId, f.rule, f.severity, f.message, JSON.stringify(f.data ?? {}), now);
-    }).immediate();
+    const rows = findings.map((f) => ({ itemId: f.itemId, rule: f.rule, severity: f.severity, message: f.message, dataJson: JSON.stringify(f.data ?? {}) }));
+    replaceLintResults(db, datasetId, rows, nowIso());
   }
   return { datasetId, items: items.length, findings, counts, itemsWithErrors };
 }
@@ -373,30 +371,10 @@ function checkNearDuplicates(items: FullItem[], threshold: number, add: Add): vo
 
 /** Stored findings of the latest lint, filtered. */
 export function listLintResults(db: Database, datasetId: number, filter: { rule?: LintRule; severity?: LintSeverity; itemId?: number } = {}): LintFinding[] {
-  const where = ['dataset_id = ?'];
-  const params: unknown[] = [datasetId];
-  if (filter.rule) {
-    where.push('rule = ?');
-    params.push(filter.rule);
-  }
-  if (filter.severity) {
-    where.push('severity = ?');
-    params.push(filter.severity);
-  }
-  if (filter.itemId !== undefined) {
-    where.push('item_id = ?');
-    params.push(filter.itemId);
-  }
-  const rows = db.prepare(`SELECT item_id, rule, severity, message, data_json FROM lint_results WHERE ${where.join(' AND ')} ORDER BY item_id, id`).all(...params) as {
-    item_id: number;
-    rule: LintRule;
-    severity: LintSeverity;
-    message: string;
-    data_json: string;
-  }[];
+  const rows = lintResultRows(db, datasetId, filter);
   return rows.map((r) => {
     const data = JSON.parse(r.data_json) as Record<string, unknown>;
-    const f: LintFinding = { itemId: r.item_id, rule: r.rule, severity: r.severity, message: r.message };
+    const f: LintFinding = { itemId: r.item_id, rule: r.rule as LintRule, severity: r.severity as LintSeverity, message: r.message };
     if (Object.keys(data).length) f.data = data;
     return f;
   });

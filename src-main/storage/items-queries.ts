@@ -275,3 +275,11 @@ export function isImageItemOf(db: Database, itemId: number, datasetId: number): 
 export function databaseWriteStamp(db: Database): string {
   return `${db.pragma('data_version', { simple: true })}:${db.prepare('SELECT total_changes()').pluck().get()}`;
 }
+
+/** [id, image_hash, image_ext] of a dataset's items that have an image, in position order (raw rows: large datasets). */
+export function imageItemTuples(db: Database, datasetId: number): Array<[number, string, string | null]> {
+  return db
+    .prepare('SELECT id, image_hash, image_ext FROM items WHERE dataset_id = ? AND image_hash IS NOT NULL ORDER BY position, id')
+    .raw()
+    .all(datasetId) as Array<[number, string, string | null]>;
+}
