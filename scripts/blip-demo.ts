@@ -9,7 +9,7 @@
 //      demo's learning rate is higher than the recipe's 4e-5, see --lr, since its model starts far weaker)
 //   5. exact match of the fine-tuned adapter on the same test items, beside the base and the baseline
 // Usage: npm run demo -- --model blip [--family shapes|colors|counting|positions] [--train N] [--test N]
-//          [--pretrain-steps N] [--epochs N] [--lr X] [--data-dir DIR]
+//          [--pretrain-steps N] [--pretrain-lr X] [--init-std X] [--image-size N] [--epochs N] [--lr X] [--data-dir DIR]
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +29,8 @@ const USAGE = `npm run demo -- --model blip [options]
   --test N            held-out test questions (100)
   --pretrain-steps N  steps of 16 pretraining the tiny base on general icon questions (400)
   --pretrain-lr X     its learning rate (1e-3)
+  --init-std X        std of the random base's weights before pretraining (0.02)
+  --image-size N      the base's image size, patches of 16 (64; 48 puts each cell of the scenes' 3x3 grid in one patch)
   --epochs N          LoRA epochs over the training questions (3)
   --lr X              LoRA learning rate (2e-3; the published recipe's 4e-5 is for blip-vqa-base)
   --data-dir DIR      keep the model, data and adapter here (default: a fresh temp folder)`;
@@ -55,9 +57,9 @@ function rephrase(q: string): string {
   return q;
 }
 
-async function pretrain(root: string, baseDir: string, family: Family, preSteps: number, lr: number, secs: () => string): Promise<void> {
+async function pretrain(root: string, baseDir: string, family: Family, preSteps: number, lr: number, std: number, imageSize: number, secs: () => string): Promise<void> {
   const randomDir = join(root, 'random-blip');
-  writeTinyBlip(randomDir, 11, { imageSize: 64, patchSize: 16, hidden: 64, layers: 2, heads: 4, std: 0.02 });
+  writeTinyBlip(randomDir, 11, { imageSize, patchSize: 16, hidden: 64, layers: 2, heads: 4, std });
   const pre: VqaTriple[] = [];
   for (let i = 0; pre.length < preSteps * 16; i++) {
     const s = makeSample(101, i);
@@ -82,7 +84,7 @@ export async function blipDemo(argv: string[]): Promise<number> {
       options: {
         model: { type: 'string' }, help: { type: 'boolean', short: 'h' }, family: { type: 'string', default: 'shapes' }, train: { type: 'string', default: '400' },
         test: { type: 'string', default: '100' }, 'pretrain-steps': { type: 'string', default: '400' }, epochs: { type: 'string', default: '3' },
-        lr: { type: 'string', default: '2e-3' }, 'data-dir': { type: 'string' }, 'pretrain-lr': { type: 'string', default: '1e-3' },
+        lr: { type: 'string', default: '2e-3' }, 'data-dir': { type: 'string' }, 'pretrain-lr': { type: 'string', default: '1e-3' }, 'init-std': { type: 'string', default: '0.02' }, 'image-size': { type: 'string', default: '64' },
       },
     }));
   } catch (e) {
@@ -108,6 +110,10 @@ export async function blipDemo(argv: string[]): Promise<number> {
   const preSteps = int(values['pretrain-steps']!, '--pretrain-steps');
   const epochs = int(values.epochs!, '--epochs');
   const lr = Number(values.lr);
+  const std = Number(values['init-std']);
+  if (!(std > 0 && Number.isFinite(std))) throw new Error('--init-std must be a positive number');
+  const imageSize = int(values['image-size']!, '--image-size');
+  if (imageSize % 16 !== 0) throw new Error('--image-size must be a multiple of the patch size 16');
   const root = values['data-dir'] ?? mkdtempSync(join(tmpdir(), 'lenslab-blip-demo-'));
   mkdirSync(root, { recursive: true });
   const t0 = Date.now();
@@ -117,7 +123,7 @@ export async function blipDemo(argv: string[]): Promise<number> {
   //    holds one from an earlier run reuses it
   const baseDir = join(root, 'blip-vqa-tiny');
   if (existsSync(join(baseDir, 'model.safetensors'))) console.log(`1. reusing the pretrained tiny BLIP in ${baseDir}`);
-  else await pretrain(root, baseDir, family, preSteps, Number(values['pretrain-lr']), secs);
+  else await pretrain(root, baseDir, family, preSteps, Number(values['pretrain-lr']), std, imageSize, secs);
 
 
   // 2. the icon-VQA set of the target family in the published layout
