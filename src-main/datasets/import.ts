@@ -12,6 +12,8 @@ import { createHash } from 'node:crypto';
 import { basename, extname, resolve } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { nowIso } from '../storage/database';
+import { nextItemPosition } from '../storage/items-queries';
+import { importRowWriter, insertImportRecord, presentItemTuples, setDatasetUpdatedAt, setImportItemCount } from '../storage/imports-queries';
 import { checkAnnotation } from './annotations';
 import { dropRedo } from './history';
 import { ImageError, removeUnreferenced, storeImage, type StoredImage } from './images';
@@ -232,21 +234,19 @@ function store(
   const skipped = problems.filter((p) => p.severity === 'error');
   const warnings = problems.filter((p) => p.severity === 'warning');
   const optionsJson = JSON.stringify({ format: options.format, imageRoot: options.imageRoot, textColumn: options.textColumn, imageColumn: options.imageColumn, strict: options.strict, groupByImage: options.groupByImage });
-  const importId = Number(
-    db
-      .prepare('INSERT INTO imports (dataset_id, source, format, options_json, item_count, skipped_count, problems_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(datasetId, resolve(source), format, optionsJson, 0, new Set(skipped.map((p) => p.ref)).size, JSON.stringify(problems.slice(0, 10_000)), now).lastInsertRowid,
-  );
-  const basePos = (db.prepare('SELECT COALESCE(MAX(position), -1) AS p FROM items WHERE dataset_id = ?').get(datasetId) as { p: number }).p + 1;
+  const importId = insertImportRecord(db, {
+    datasetId,
+    source: resolve(source),
+    format,
+    optionsJson,
+    skippedCount: new Set(skipped.map((p) => p.ref)).size,
+    problemsJson: JSON.stringify(problems.slice(0, 10_000)),
+    createdAt: now,
+  });
+  const basePos = nextItemPosition(db, datasetId);
   const firstItem = nextId(db, 'items');
   const firstAnn = nextId(db, 'annotations');
-  const insItem = db.prepare(
-    `INSERT INTO items (id, dataset_id, image_hash, image_ext, width, height, bytes, source_path, split, position, created_at, updated_at, media_kind, media_hash, media_ext, media_json)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const insAnn = db.prepare('INSERT INTO annotations (id, item_id, kind, data_json, position, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  const insSrc = db.prepare('INSERT INTO item_sources (item_id, import_id, record, image_original) VALUES (?, ?, ?, ?)');
-  const insTag = db.prepare('INSERT OR IGNORE INTO item_tags (item_id, tag_id) VALUES (?, ?)');
+  const write = importRowWriter(db);
   const tagIds = new Map<string, number>();
   let annId = firstAnn;
   let i = 0;
@@ -271,14 +271,14 @@ function store(
     }
     const id = firstItem + i;
     const media = img?.media;
-    if (media) insItem.run(id, datasetId, null, null, img.width || null, img.height || null, img.bytes, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now, media.kind, img.hash, img.ext, JSON.stringify(media.meta));
-    else insItem.run(id, datasetId, img?.hash ?? null, img?.ext ?? null, img?.width ?? null, img?.height ?? null, img?.bytes ?? null, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now, null, null, null, null);
-    it.annotations.forEach((a, k) => insAnn.run(annId++, id, a.kind, JSON.stringify(a.data), k, now, now));
-    insSrc.run(id, importId, it.sourcePath, it.image?.original ?? null);
+    if (media) write.item(id, datasetId, null, null, img.width || null, img.height || null, img.bytes, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now, media.kind, img.hash, img.ext, JSON.stringify(media.meta));
+    else write.item(id, datasetId, img?.hash ?? null, img?.ext ?? null, img?.width ?? null, img?.height ?? null, img?.bytes ?? null, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now, null, null, null, null);
+    it.annotations.forEach((a, k) => write.annotation(annId++, id, a.kind, JSON.stringify(a.data), k, now, now));
+    write.source(id, importId, it.sourcePath, it.image?.original ?? null);
     for (const t of it.tags ?? []) {
       let tid = tagIds.get(t);
       if (tid === undefined) tagIds.set(t, (tid = ensureTag(db, datasetId, t)[0]));
-      insTag.run(id, tid);
+      write.tag(id, tid);
     }
     i++;
   }
@@ -288,9 +288,9 @@ function store(
   }
   setHighWater(db, 'items', firstItem + i - 1);
   if (annId > firstAnn) setHighWater(db, 'annotations', annId - 1);
-  db.prepare('UPDATE imports SET item_count = ? WHERE id = ?').run(i, importId);
+  setImportItemCount(db, importId, i);
   dropRedo(db, datasetId);
-  db.prepare('UPDATE datasets SET updated_at = ? WHERE id = ?').run(now, datasetId);
+  setDatasetUpdatedAt(db, datasetId, now);
   return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: i, annotations: annId - firstAnn, skipped, warnings, alreadyPresent };
 }
 
@@ -333,13 +333,7 @@ function keyDigest(key: string): string {
  * has none) are keyed. Undefined when the dataset has no items.
  */
 function presentItems(db: Database, datasetId: number, hashes: Set<string>): { byKey: Map<string, number>; byImage: Map<string, number> } | undefined {
-  const rows = db
-    .prepare(
-      `SELECT i.id, COALESCE(i.image_hash, i.media_hash) AS hash, a.kind, a.data_json AS data FROM items i LEFT JOIN annotations a ON a.item_id = i.id
-       WHERE i.dataset_id = ? ORDER BY i.id, a.position`,
-    )
-    .raw()
-    .iterate(datasetId) as IterableIterator<[number, string | null, Annotation['kind'] | null, string | null]>;
+  const rows = presentItemTuples(db, datasetId) as IterableIterator<[number, string | null, Annotation['kind'] | null, string | null]>;
   const byKey = new Map<string, number>();
   const byImage = new Map<string, number>();
   let any = false;
