@@ -29,8 +29,8 @@ const USAGE = `npm run demo -- --model blip [options]
   --test N            held-out test questions (100)
   --pretrain-steps N  steps of 16 pretraining the tiny base on general icon questions (400)
   --pretrain-lr X     its learning rate (1e-3)
-  --init-std X        std of the random base's weights before pretraining (0.02)
-  --image-size N      the base's image size, patches of 16 (64; 48 puts each cell of the scenes' 3x3 grid in one patch)
+  --init-std X        std of the random base's weights before pretraining (0.2; at 0.02 the image barely reaches the logits)
+  --image-size N      the base's image size, patches of 16 (48: each cell of the scenes' 3x3 grid in one patch)
   --epochs N          LoRA epochs over the training questions (3)
   --lr X              LoRA learning rate (2e-3; the published recipe's 4e-5 is for blip-vqa-base)
   --data-dir DIR      keep the model, data and adapter here (default: a fresh temp folder)`;
@@ -84,7 +84,7 @@ export async function blipDemo(argv: string[]): Promise<number> {
       options: {
         model: { type: 'string' }, help: { type: 'boolean', short: 'h' }, family: { type: 'string', default: 'shapes' }, train: { type: 'string', default: '400' },
         test: { type: 'string', default: '100' }, 'pretrain-steps': { type: 'string', default: '400' }, epochs: { type: 'string', default: '3' },
-        lr: { type: 'string', default: '2e-3' }, 'data-dir': { type: 'string' }, 'pretrain-lr': { type: 'string', default: '1e-3' }, 'init-std': { type: 'string', default: '0.02' }, 'image-size': { type: 'string', default: '64' },
+        lr: { type: 'string', default: '2e-3' }, 'data-dir': { type: 'string' }, 'pretrain-lr': { type: 'string', default: '1e-3' }, 'init-std': { type: 'string', default: '0.2' }, 'image-size': { type: 'string', default: '48' },
       },
     }));
   } catch (e) {
