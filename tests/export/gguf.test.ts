@@ -21,6 +21,7 @@ import { memorySource } from '../../src-main/models/weights/safetensors';
 import { saveAdapter, loadAdapter } from '../../src-main/models/peft';
 import { demoRng } from '../../src-main/models/demo/rng';
 import { decodeTensor, encodeQ4_0, encodeQ8_0, encodeF16 } from '../../src-main/export/gguf/format';
+import type { LensTokenizer } from '../../src-main/models/tokenizer';
 import { readGguf, readGgufTensor } from '../../src-main/export/gguf/reader';
 import { writeTinyIdefics3 } from '../../src-main/models/demo/tiny-idefics3';
 import { exportGguf, permuteRope, GgufExportError, type GgufQuant } from '../../src-main/export/gguf/export';
@@ -325,19 +326,26 @@ async function compare(label: string, modelDir: string, opts: { adapter?: string
   }
   // greedy tokens: the same from the first one on, for at least `agree` tokens (a near-tie after that may go either way
   // within the precision the backends differ by)
-  // compared as bytes: llama.cpp shows a lone byte token as "byte: \\xNN" and a control token (EOS) as ""
+  const g = greedyAgreement(tok, ref.greedy, lc.greedyTokens);
+  lc.greedyTokens = g.theirs;
+  assert.ok(g.same >= Math.min(opts.agree, g.lens.length), `${label}: greedy tokens agree for ${g.same} of ${g.lens.length}: llama.cpp ${JSON.stringify(g.theirs)} vs Lenslab ${JSON.stringify(g.lens)}`);
+  return { ref, lc };
+}
+
+/**
+ * Lenslab's greedy ids and llama.cpp's greedy token strings as hex bytes, and how many agree from the first one on.
+ * Compared as bytes: llama.cpp shows a lone byte token as "byte: \\xNN" and a control token (EOS) as "".
+ */
+function greedyAgreement(tok: LensTokenizer, ids: number[], llamaTokens: string[]): { lens: string[]; theirs: string[]; same: number } {
   const unbyte = new Map(bytesToUnicode().map((ch, b) => [ch, b]));
-  const lensTokens = ref.greedy.map((id) =>
-    tok.specialIds.has(id) ? '' : Buffer.from([...tok.idToToken(id)!].map((ch) => unbyte.get(ch)!)).toString('hex'),
-  );
-  lc.greedyTokens = lc.greedyTokens.map((t) => {
+  const lens = ids.map((id) => (tok.specialIds.has(id) ? '' : Buffer.from([...tok.idToToken(id)!].map((ch) => unbyte.get(ch)!)).toString('hex')));
+  const theirs = llamaTokens.map((t) => {
     const b = /^byte: \\x([0-9a-fA-F]{2})$/.exec(t);
     return b ? b[1].toLowerCase() : Buffer.from(t, 'utf8').toString('hex');
   });
   let same = 0;
-  while (same < lensTokens.length && same < lc.greedyTokens.length && lensTokens[same] === lc.greedyTokens[same]) same++;
-  assert.ok(same >= Math.min(opts.agree, lensTokens.length), `${label}: greedy tokens agree for ${same} of ${lensTokens.length}: llama.cpp ${JSON.stringify(lc.greedyTokens)} vs Lenslab ${JSON.stringify(lensTokens)}`);
-  return { ref, lc };
+  while (same < lens.length && same < theirs.length && lens[same] === theirs[same]) same++;
+  return { lens, theirs, same };
 }
 
 test('llama.cpp runs the exported demo LLaVA (text only): same tokens, same first-token probabilities', async () => {
@@ -378,7 +386,6 @@ test('llama.cpp runs an exported SmolVLM (Idefics3) with images split into tiles
   const s = makeSample(7, 3, { size: 48 });
   const m = loadHfFolder(d);
   const gen = await createGenerator(m);
-  const unbyte = new Map(bytesToUnicode().map((ch, b) => [ch, b]));
   const tok = m.tokenizer!;
   const answers: string[] = [];
   try {
@@ -393,13 +400,7 @@ test('llama.cpp runs an exported SmolVLM (Idefics3) with images split into tiles
       await sharp(Buffer.from(s.rgb), { raw: { width: 48, height: 48, channels: 3 } }).resize(w, h).png().toFile(img);
       const ours = (await gen.generate({ image: img, messages: question }, { maxNewTokens: 8, temperature: 0 })).ids;
       const lc = await llamaCpp(r.model.path, r.mmproj!.path, prompt, img, 8);
-      const lens = ours.map((i) => (tok.specialIds.has(i) ? '' : Buffer.from([...tok.idToToken(i)!].map((ch) => unbyte.get(ch)!)).toString('hex')));
-      const theirs = lc.greedyTokens.map((t) => {
-        const b = /^byte: \\x([0-9a-fA-F]{2})$/.exec(t);
-        return b ? b[1].toLowerCase() : Buffer.from(t, 'utf8').toString('hex');
-      });
-      let same = 0;
-      while (same < lens.length && same < theirs.length && lens[same] === theirs[same]) same++;
+      const { lens, theirs, same } = greedyAgreement(tok, ours, lc.greedyTokens);
       // llama.cpp resizes tiles with its own bicubic, not PIL's LANCZOS, and these random weights amplify the
       // difference: the answers part after the first tokens
       assert.ok(same >= 2, `${w}x${h}: greedy tokens agree for ${same} of ${lens.length}: llama.cpp ${JSON.stringify(theirs)} vs Lenslab ${JSON.stringify(lens)}`);
