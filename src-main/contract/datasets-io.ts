@@ -175,6 +175,21 @@ export const datasetsIoMethods = defineMethods({
     output: Item.extend({ provenance: z.object({ importId: Id.nullable(), record: z.string(), imageOriginal: z.string().nullable() }).nullable() }),
     summary: 'One item, with where it was imported from.',
   },
+  'items.videoFrames': {
+    input: z.strictObject({
+      id: Id,
+      /** How many frames, sampled uniformly as the model samples them (default 8). */
+      frames: z.int().min(1).max(64).optional(),
+      /** Height of each frame in pixels, aspect kept (default 72: a strip thumbnail). */
+      height: z.int().min(16).max(1024).optional(),
+    }),
+    output: z.object({
+      frames: z.array(z.object({ index: z.int().nonnegative(), time: z.number().nonnegative(), png: z.string() })),
+      total: z.int().nonnegative(),
+      fps: z.number().nonnegative(),
+    }),
+    summary: "A video item's uniformly sampled frames (the frames the model is shown), decoded by ffmpeg, as base64 PNG.",
+  },
   'items.add': {
     input: z.strictObject({
       datasetId: Id,

@@ -161,11 +161,14 @@ export function collectImageGarbage(db: import('better-sqlite3').Database, dataD
   let kept = 0;
   let bytesFreed = 0;
   const now = Date.now();
+  // Date.now() is whole milliseconds and a file's mtime is not, so a file written this millisecond looks younger
+  // than zero: with no minimum age every file is old enough
+  const oldEnough = (mtimeMs: number) => minAge <= 0 || now - mtimeMs >= minAge;
   // zip extraction and record staging folders left by a crashed import
   if (existsSync(dataDir)) {
     for (const f of readdirSync(dataDir)) {
       const p = join(dataDir, f);
-      if ((f.startsWith('.lenslab-unzip-') || f.startsWith('.lenslab-import-')) && now - statSync(p).mtimeMs >= minAge) {
+      if ((f.startsWith('.lenslab-unzip-') || f.startsWith('.lenslab-import-')) && oldEnough(statSync(p).mtimeMs)) {
         removeTree(p);
         removed++;
       }
@@ -183,14 +186,14 @@ export function collectImageGarbage(db: import('better-sqlite3').Database, dataD
         const st = statSync(p);
         if (!hash) {
           // leftovers of interrupted atomic writes
-          if (f.endsWith('.tmp') && now - st.mtimeMs >= minAge) {
+          if (f.endsWith('.tmp') && oldEnough(st.mtimeMs)) {
             rmSync(p, { force: true });
             removed++;
             bytesFreed += st.size;
           }
           continue;
         }
-        if (used.has(hash) || now - st.mtimeMs < minAge) {
+        if (used.has(hash) || !oldEnough(st.mtimeMs)) {
           kept++;
           continue;
         }

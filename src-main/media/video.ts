@@ -178,7 +178,7 @@ export function uniformFrameIndices(total: number, n: number): number[] {
 export async function extractVideoFrames(
   path: string,
   n: number,
-  opts: { file?: string; limits?: Partial<VideoLimits> } = {},
+  opts: { file?: string; limits?: Partial<VideoLimits>; /** scale each frame to this height (aspect kept) */ height?: number } = {},
 ): Promise<VideoFrames> {
   const file = opts.file ?? path;
   const lim = { ...VIDEO_LIMITS, ...opts.limits };
@@ -202,7 +202,7 @@ export async function extractVideoFrames(
         '-an',
         '-sn',
         '-vf',
-        `select=${select}`,
+        opts.height ? `select=${select},scale=-2:${Math.round(opts.height)}` : `select=${select}`,
         '-fps_mode',
         'passthrough',
         '-frames:v',

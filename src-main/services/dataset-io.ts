@@ -23,6 +23,10 @@ import { splitDataset } from '../datasets/split';
 import type { FullItem } from '../datasets/rows';
 import { ImportError } from '../datasets/types';
 import { collectImageGarbage } from '../datasets/images';
+import { mediaPath } from '../datasets/media-store';
+import { extractVideoFrames, findFfmpeg, NO_FFMPEG } from '../media/video';
+import { MediaError } from '../media/errors';
+import { existsSync } from 'node:fs';
 
 function toItem(it: FullItem, datasetId: number): Item {
   return { ...it, datasetId } as Item;
@@ -147,6 +151,23 @@ export const datasetIoHandlers = handlers({
     const it = getFullItem(ctx.db, p.id);
     if (!it) throw new ApiError('not_found', `item ${p.id} does not exist`, 'id');
     return { ...toItem(it, it.datasetId), provenance: itemProvenance(ctx.db, p.id) };
+  },
+  'items.videoFrames': async (p, ctx) => {
+    const it = getFullItem(ctx.db, p.id);
+    if (!it) throw new ApiError('not_found', `item ${p.id} does not exist`, 'id');
+    if (it.media?.kind !== 'video') throw new ApiError('invalid_request', `item ${p.id} is not a video`, 'id');
+    const path = mediaPath(ctx.dataDir, it.media.hash, it.media.ext);
+    if (!existsSync(path)) throw new ApiError('not_found', `the video of item ${p.id} is missing from the data folder (${path})`, 'id');
+    if (!findFfmpeg()) throw new ApiError('unavailable', NO_FFMPEG, 'id');
+    // ffmpeg runs as a child process with the media limits, so the backend's thread only waits
+    const v = await extractVideoFrames(path, p.frames ?? 8, { file: `item ${p.id}`, height: p.height ?? 72 }).catch((e: unknown) => {
+      throw e instanceof MediaError ? new ApiError('invalid_request', e.message, 'id') : e;
+    });
+    return {
+      frames: v.png.map((png, k) => ({ index: v.indices[k], time: v.times[k], png: png.toString('base64') })),
+      total: v.frames,
+      fps: v.fps,
+    };
   },
   'items.add': async (p, ctx) => {
     requireDatasetId(ctx, p.datasetId);
