@@ -77,6 +77,9 @@ export const hparamsSchema = z
     clipNorm: z.number().min(0).max(1e6).default(1),
     /** Frozen base weights as int8 / int4 blocks (less memory; LoRA and the projector stay float32), or none. */
     quantizeBase: z.enum(BASE_QUANTS).default('none'),
+    /** Pack a micro-batch's samples end to end into fewer rows (attention masked per sample, positions restarting at
+     *  each sample) instead of padding each to the longest: same loss and gradients, less padding computed. */
+    packing: z.boolean().default(false),
   })
   .strict()
   .superRefine((h, ctx) => {

@@ -108,6 +108,8 @@ export function lrAt(step: number, h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRa
 
 /** Fields that do not change the trained result (how often to evaluate/save); left out of the hash. */
 const NON_TRAINING_FIELDS = new Set(['evalEvery', 'evalAtStart', 'saveEvery', 'keepLastK']);
+/** Fields that change how a step is computed but not its loss and gradients; a checkpoint resumes across them. */
+const LAYOUT_FIELDS = new Set(['packing']);
 
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
@@ -124,7 +126,7 @@ function canonical(v: unknown): string {
 export function hparamsHash(h: Hparams): string {
   const rel: Record<string, unknown> = {};
   // a float base leaves the hash as it was before quantizeBase existed: older checkpoints still resume
-  for (const [k, v] of Object.entries(h)) if (!NON_TRAINING_FIELDS.has(k) && !(k === 'quantizeBase' && v === 'none')) rel[k] = v;
+  for (const [k, v] of Object.entries(h)) if (!NON_TRAINING_FIELDS.has(k) && !LAYOUT_FIELDS.has(k) && !(k === 'quantizeBase' && v === 'none')) rel[k] = v;
   return createHash('sha256').update(canonical(rel)).digest('hex');
 }
 
@@ -154,7 +156,7 @@ export function hparamsFromCli(flags: Record<string, string>): Hparams {
       if (parts.length !== 2 || parts.some((p) => !Number.isFinite(p))) issues.push({ field, message: `must be two numbers "b1,b2" (got ${JSON.stringify(value)})` });
       else out[field] = parts;
     } else if (field === 'targetModules') out[field] = value.split(',').map((s) => s.trim()).filter(Boolean);
-    else if (field === 'evalAtStart') {
+    else if (field === 'evalAtStart' || field === 'packing') {
       const v = value.trim().toLowerCase();
       if (['true', 'yes', '1', ''].includes(v)) out[field] = true;
       else if (['false', 'no', '0'].includes(v)) out[field] = false;

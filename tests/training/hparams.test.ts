@@ -84,3 +84,14 @@ test('quantizeBase: --quantize-base int4|int8|none, named when wrong; a float ba
   assert.notEqual(hparamsHash(none), hparamsHash(parseHparams({ lr: 1e-3, quantizeBase: 'int4' })));
   assert.notEqual(hparamsHash(parseHparams({ quantizeBase: 'int8' })), hparamsHash(parseHparams({ quantizeBase: 'int4' })));
 });
+
+test('packing: off by default, --packing true|false, and a checkpoint resumes across it (same loss and gradients)', () => {
+  assert.equal(parseHparams({}).packing, false);
+  assert.equal(hparamsFromCli({ packing: 'true' }).packing, true);
+  assert.equal(hparamsFromCli({ packing: 'false' }).packing, false);
+  assert.throws(() => hparamsFromCli({ packing: 'maybe' }), /packing \(--packing\): must be true or false/);
+  assert.equal(hparamsHash(parseHparams({ lr: 1e-3 })), hparamsHash(parseHparams({ lr: 1e-3, packing: true })));
+  const { packing: _p, ...older } = parseHparams({ lr: 1e-3 });
+  void _p;
+  assert.equal(hparamsHash(parseHparams({ lr: 1e-3 })), hparamsHash(older as ReturnType<typeof parseHparams>));
+});

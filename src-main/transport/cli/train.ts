@@ -49,6 +49,7 @@ Options:
   --save-every N      checkpoint every N steps (50; 0: at the end only)
   --quantize-base none|int8|int4   hold the frozen base as int8 / int4 blocks of 32 (QLoRA; less memory, the
                       adapter stays float32 and applies to the float base; default none)
+  --packing true      pack each micro-batch's samples end to end instead of padding them (same loss and gradients)
   also: --dropout --target-modules q_proj,v_proj --weight-decay --warmup-steps|--warmup-ratio --schedule
         cosine|linear|constant --min-lr-ratio --max-seq-len --keep-last-k --clip-norm --betas b1,b2 --eps
   --eval-items N      items of the eval split generated at each evaluation (64)
