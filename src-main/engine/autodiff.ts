@@ -85,6 +85,9 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
     return l[0];
   };
 
+  const wrtSet = new Set(wrt);
+  const isWrt = (v: Value) => wrtSet.has(v);
+
   const scope = opts.scope ?? 'grad';
   return g.scope(scope, () => {
     outs.forEach((y, i) => {
@@ -103,7 +106,7 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
       const spec = getOp(n.opType, n.domain);
       if (spec?.zeroGrad) continue;
       if (!spec?.grad) throw new Error(`no gradient rule for op '${n.domain ? n.domain + ':' : ''}${n.opType}' (node '${n.name}')`);
-      const ctx: GradContext = { g, node: n, inputs: n.inputs, outputs: n.outputs, gradOutputs, needs, attrs: n.attrs };
+      const ctx: GradContext = { g, node: n, inputs: n.inputs, outputs: n.outputs, gradOutputs, needs, attrs: n.attrs, isWrt };
       let res: readonly (Value | null | undefined)[];
       try {
         res = spec.grad(ctx);

@@ -248,12 +248,66 @@ async function main(): Promise<void> {
   const agg = by((e) => `${e.name.replace(/_kernel_time$/, '')} [${e.args?.op_name}]`).slice(0, 12);
   for (const [k, r] of agg)
     console.log(`  ${k.slice(0, 90).padEnd(90)} ${perRun(r.us).padStart(10)} ${pct(r.us).padStart(6)}`);
+  await plainGemms(timed, runs);
   if (phases)
     console.log(
       `trainer phases (all steps): ${Object.entries(phases.ms)
         .map(([k, v]) => `${k} ${(v / ms.length).toFixed(1)} ms`)
         .join(', ')}`,
     );
+}
+
+/**
+ * The largest GEMM shapes of the step (MatMuls against a constant matrix: the profile lists only A's shape) next to
+ * ORT's plain MatMul at the same [M, K] @ [K, N] measured right after, so a node running below the GEMM rate of its
+ * own shape shows apart from the machine's load.
+ */
+async function plainGemms(timed: Ev[], runs: number): Promise<void> {
+  const { Graph } = await import('../../src-main/engine/graph/builder');
+  const { serializeModel } = await import('../../src-main/engine/graph/serialize');
+  const { Session } = await import('../../src-main/engine/runtime/session');
+  const { tensor } = await import('../../src-main/engine/runtime/tensor');
+  delete process.env.LENSLAB_ORT_PROFILE; // these sessions are timed by the clock, not profiled
+  const m = new Map<string, { M: number; K: number; N: number; us: number; n: number; flops: number }>();
+  for (const e of timed) {
+    if (e.args?.op_name !== 'MatMul' || shapes(e).length !== 1) continue;
+    const a = shapes(e)[0];
+    const out = (e.args?.output_type_shape ?? []).map((o) => Object.values(o)[0] ?? [])[0];
+    if (!a || !out || a.length < 2) continue;
+    const K = a[a.length - 1];
+    const N = out[out.length - 1];
+    const M = a.slice(0, -1).reduce((p, q) => p * q, 1);
+    const key = `${M}x${K}x${N}`;
+    const r = m.get(key) ?? { M, K, N, us: 0, n: 0, flops: 0 };
+    r.us += e.dur;
+    r.n++;
+    r.flops += 2 * M * K * N;
+    m.set(key, r);
+  }
+  const top = [...m.values()].sort((a, b) => b.us - a.us).slice(0, 6);
+  console.log('largest GEMM shapes in the step vs ORT plain MatMul at the same shape (measured now):');
+  for (const r of top) {
+    const g = new Graph('gemm');
+    const a = g.input('a', 'float32', [r.M, r.K]);
+    const b = g.initializer('b', 'float32', [r.K, r.N], new Float32Array(r.K * r.N).map((_, i) => ((i % 13) - 6) / 130));
+    g.output(g.op1('MatMul', [a, b]), 'y');
+    const sess = await Session.create(serializeModel(g).model, { provider: 'cpu' });
+    const feeds = { a: tensor('float32', [r.M, r.K], new Float32Array(r.M * r.K).map((_, i) => ((i % 7) - 3) / 7)) };
+    for (let i = 0; i < 2; i++) await sess.run(feeds);
+    const ms: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const t = performance.now();
+      await sess.run(feeds);
+      ms.push(performance.now() - t);
+    }
+    await sess.dispose();
+    ms.sort((x, y) => x - y);
+    const plain = (2 * r.M * r.K * r.N) / (ms[3] / 1000) / 1e9;
+    const inStep = r.flops / r.us / 1e3;
+    console.log(
+      `  [${r.M}x${r.K}]@[${r.K}x${r.N}] x${r.n / runs} a step: ${(r.us / runs / 1000).toFixed(1)} ms, ${inStep.toFixed(0)} GFLOP/s in the step; plain MatMul ${ms[3].toFixed(1)} ms (median of 7), ${plain.toFixed(0)} GFLOP/s: ${(inStep / plain).toFixed(2)}x`,
+    );
+  }
 }
 
 mkdirSync(tmpdir(), { recursive: true });

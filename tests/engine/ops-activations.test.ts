@@ -87,3 +87,41 @@ test('activation("gelu") in float64 (erf series) has a correct gradient on ORT (
   for (const shape of [[7], [2, 3, 4]])
     await gradcheck({ inputs: [{ name: 'x', shape, range: [-4, 4] }], build: (_g, [x]) => A.activation('gelu', x) });
 });
+
+test('SiLU gate x * Sigmoid(x): one folded rule, exact through SwiGLU, the Sigmoid shared, either operand order', async () => {
+  const { sigmoid, mul } = await import('../../src-main/engine/ops/elementwise');
+  const { gradients } = await import('../../src-main/engine/autodiff');
+  const shape = [2, 3, 5];
+  // SwiGLU: silu(g) * u, as the decoder MLP
+  await gradcheck({ inputs: [{ name: 'g', shape, range: [-4, 4] }, { name: 'u', shape }], build: (_g, [g, u]) => mul(A.silu(g), u) });
+  // Sigmoid(x) * x, and the Sigmoid also read by another op (its own rule adds that path)
+  await gradcheck({
+    inputs: [{ name: 'x', shape, range: [-4, 4] }, { name: 'w', shape }],
+    build: (_g, [x, w]) => {
+      const s = sigmoid(x);
+      return [mul(s, x), mul(s, w)];
+    },
+  });
+  // the rule replaces Mul + Sigmoid chains: no Sub (1 - s) is emitted
+  const [o] = await forward([{ name: 'x', shape: [4], values: [-2, -0.5, 0.5, 3] }], (g, [x]) => {
+    const y = A.silu(x);
+    const n0 = g.nodes.length;
+    const [dx] = gradients(y, [x]);
+    assert.deepEqual(g.nodes.slice(n0).map((n) => n.opType).filter((t) => t !== 'ConstantOfShape' && t !== 'Shape' && t !== 'Constant'), ['Mul', 'Sub', 'Mul', 'Add']);
+    return dx;
+  });
+  for (const [i, x] of [-2, -0.5, 0.5, 3].entries()) {
+    const s = 1 / (1 + Math.exp(-x));
+    assert.ok(Math.abs(o.data[i] - (s + x * s * (1 - s))) < 1e-12);
+  }
+  // a gradient asked for the Sigmoid's output itself keeps the two paths apart
+  const [dx, ds] = await forward([{ name: 'x', shape: [3], values: [-1, 0.25, 2] }], (g, [x]) => {
+    const s = sigmoid(x);
+    return gradients(mul(x, s), [x, s]);
+  });
+  for (const [i, x] of [-1, 0.25, 2].entries()) {
+    const s = 1 / (1 + Math.exp(-x));
+    assert.ok(Math.abs(ds.data[i] - x) < 1e-12);
+    assert.ok(Math.abs(dx.data[i] - (s + x * s * (1 - s))) < 1e-12);
+  }
+});

@@ -55,10 +55,33 @@ registerOp('Sub', {
   },
 });
 
+/**
+ * The operand x of y = x * Sigmoid(x) (SiLU, the SwiGLU gate), or -1 when the Mul is not that. Its rule gives x the
+ * whole derivative through both factors (the Sigmoid's own rule then sees no gradient from this Mul), unless a
+ * gradient was asked for the Sigmoid's output itself.
+ */
+function siluOperand(c: GradContext): number {
+  const [a, b] = c.inputs as Value[];
+  for (const [i, x, s] of [[0, a, b], [1, b, a]] as const) {
+    const p = s.producer;
+    if (p && p.opType === 'Sigmoid' && p.domain === '' && p.inputs[0] === x && !c.isWrt?.(s)) return i;
+  }
+  return -1;
+}
+
 registerOp('Mul', {
   grad: (c) => {
     const gy = c.gradOutputs[0]!;
     const [a, b] = c.inputs as Value[];
+    const silu = siluOperand(c);
+    if (silu >= 0) {
+      // d(x s)/dx = s + x s (1 - s) = s (1 + x - y): with P = gy s, dx = P + P (x - y), four passes over the tensor
+      // where the Mul and Sigmoid rules chained take six (Mul, Mul, Sub, Mul, Mul, Add)
+      const x = c.inputs[silu]!;
+      const p = mul(gy, c.inputs[1 - silu]!);
+      const gx = add(p, mul(p, sub(x, c.outputs[0])));
+      return silu === 0 ? [gx, null] : [null, gx];
+    }
     const s = shapes(c);
     return [
       c.needs[0] ? unbroadcast(c.g, mul(gy, b), s.y, s.a, 'Mul grad') : null,

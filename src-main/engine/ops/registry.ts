@@ -16,6 +16,8 @@ export interface GradContext {
   /** needs[i]: emit a gradient for input i. Rules must not emit work for inputs that are not needed. */
   readonly needs: readonly boolean[];
   readonly attrs: Readonly<Record<string, Attr>>;
+  /** Whether a gradient was asked for this value itself (a rule that folds a path through it must not then). */
+  readonly isWrt?: (v: Value) => boolean;
 }
 
 /** Returns dLoss/dInput for each input (null/undefined where not needed or zero). */

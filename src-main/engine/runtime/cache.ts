@@ -21,7 +21,8 @@ import { collectGarbage } from '../../util/gc';
 /** Bump when the engine's graph output changes for the same key (invalidates every cached graph). */
 // 2: the LM head is a Gemm(transB) on the checkpoint-layout table (a tied embedding stored once, decoder/llama.ts
 //    lmHead); the training program's cache key (training/vlm-trainer.ts) has no version of its own.
-export const ENGINE_GRAPH_VERSION = 2;
+// 3: the SiLU gate x * Sigmoid(x) has one folded gradient rule (ops/elementwise.ts), two passes fewer a layer.
+export const ENGINE_GRAPH_VERSION = 3;
 
 /** JSON with sorted object keys (typed arrays and bigints made explicit), so equal keys hash equally. */
 export function stableStringify(x: unknown): string {
