@@ -17,6 +17,7 @@ import { Graph, type Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import { isVlm, type ModelConfig, type TextModelConfig, type VlmModelConfig } from './config';
 import { GraphWeights, type LoraBinding } from './layers';
+import { maskValue } from '../engine/ops/attention';
 import { decoderPositions, embedTokens, type DecoderNames, type DecoderResult, type KvPair } from './decoder/llama';
 import { decoderFor, vlmFamilyOf } from './registry';
 import { weightLayout } from './weights/names';
@@ -90,6 +91,33 @@ export interface CausalForwardOptions {
   present?: boolean;
   /** How positions are derived when positionIds is not given (default 'mask'; see decoderPositions). */
   positions?: 'range' | 'mask';
+  /** attention_mask holds sample ordinals of packed rows (packedMask); no KV cache. */
+  packed?: boolean;
+}
+
+/**
+ * Packed rows (training/batching.ts pack): attention_mask [B, T] holds each token's sample ordinal within its row
+ * (1, 2, … for the samples laid end to end, 0 for the padding after them). A token attends only to tokens of its own
+ * sample (the attention adds the causal part; padding attends to padding, so no row of the mask is empty) and its
+ * position counts from its sample's first token, so every sample computes what it would alone in a row of its own.
+ * Returns the additive mask [B, 1, T, T] and the positions [B, T] (the number of earlier-or-same tokens of the same
+ * sample, minus one).
+ */
+export function packedMask(g: Graph, segments: Value, dtype: DType): { mask: Value; positions: Value } {
+  const s = segments.shape;
+  const B = s?.[0] ?? '?';
+  const T = s?.[1] ?? '?';
+  const same = g.op1('Equal', [g.op1('Unsqueeze', [segments, g.ints([2])]), g.op1('Unsqueeze', [segments, g.ints([1])])]);
+  const len = g.op1('Squeeze', [g.op1('Shape', [segments], { start: 1, end: 2 }), g.ints([0])]);
+  const r = g.op1('Range', [g.constant(0, 'int64', []), len, g.constant(1, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: [T] }] });
+  // [i, j]: key j at or before query i
+  const causal = g.op1('LessOrEqual', [g.op1('Unsqueeze', [r, g.ints([0])]), g.op1('Unsqueeze', [r, g.ints([1])])]);
+  const seen = g.op1('Cast', [g.op1('And', [same, causal])], { to: 7 });
+  const count = g.op1('ReduceSum', [seen, g.ints([-1])], { keepdims: 0 }, { outTypes: [{ dtype: 'int64', shape: [B, T] }] });
+  const positions = g.op1('Sub', [count, g.constant(1, 'int64', [])]);
+  const add = g.op1('Where', [same, g.scalar(0, dtype), g.scalar(maskValue(dtype), dtype)]);
+  const mask = g.op1('Unsqueeze', [add, g.ints([1])], {}, { outTypes: [{ dtype, shape: [B, 1, T, T] }] });
+  return { mask, positions };
 }
 
 /** LLaVA (or text-only causal LM) forward: embeddings + merge + decoder. */
@@ -101,12 +129,19 @@ export function causalForward(w: GraphWeights, cfg: CausalConfig, inp: CausalFor
   const feats = inp.imageFeatures ?? (inp.pixelValues && isVlm(cfg) ? fromPixels(inp.pixelValues, cfg) : null);
   const embeds = llavaEmbeddings(w, cfg, inp.inputIds, feats);
   let positions = inp.positionIds ?? null;
+  let mask = inp.attentionMask;
+  if (o.packed) {
+    if (inp.past) throw new Error('causalForward: packed rows take no KV cache');
+    const p = g.scope('packing', () => packedMask(g, inp.attentionMask, w.dtype));
+    mask = p.mask;
+    positions ??= p.positions;
+  }
   if (!positions) {
     const mode = o.positions ?? 'mask';
     const pastLen = inp.past?.length ? g.op1('Squeeze', [g.op1('Shape', [inp.past[0].key], { start: 2, end: 3 }), g.ints([0])]) : 0;
     positions = g.scope('positions', () => decoderPositions(inp.inputIds, inp.attentionMask, mode, pastLen));
   }
-  return decoderFor(cfg.text)(w, cfg.text, decoderNames(cfg), { embeds, attentionMask: inp.attentionMask, positions, past: inp.past }, { logits: o.logits, present: o.present });
+  return decoderFor(cfg.text)(w, cfg.text, decoderNames(cfg), { embeds, attentionMask: mask, positions, past: inp.past }, { logits: o.logits, present: o.present });
 }
 
 // ---- standalone inference graphs -------------------------------------------------------------------------------

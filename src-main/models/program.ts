@@ -178,6 +178,12 @@ export interface TrainableVlmOptions {
   imageInput?: 'pixels' | FeatureLayer;
   /** pixel_values (or cached features) are video frames, pooled per frame by this window (video.ts; 2 = 2×2). */
   videoPool?: number;
+  /**
+   * The training forward takes packed rows (training/batching.ts pack): attention_mask holds sample ordinals, so
+   * attention stays within a sample and positions restart at each (llava.ts packedMask). An unpacked batch (a mask
+   * of 0 / 1) is a packed batch of one sample a row. The score forward stays unpacked.
+   */
+  packed?: boolean;
 }
 
 /** Where image features can be cached: after the connector, or before it (the family's splitFeatures). */
@@ -352,7 +358,7 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
       feats = imageInput === 'projected' ? x : vlmFamilyOf(cfg).splitFeatures!.connector(w, cfg, x);
       if (opts.videoPool) feats = poolFrameFeatures(g, cfg, feats, opts.videoPool);
     }
-    const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues, imageFeatures: feats, videoPool: opts.videoPool }, { logits: 'all', positions: 'mask' });
+    const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues, imageFeatures: feats, videoPool: opts.videoPool }, { logits: 'all', positions: 'mask', packed: training && !!opts.packed });
     return g.scope('loss', () => tokenLosses(g, r.logits!, labels, cfg.text.vocabSize));
   };
 

@@ -29,11 +29,11 @@ export interface Batch {
   seqLen: number;
   /** [batchSize × seqLen] row-major, right-padded with padId. */
   inputIds: Int32Array;
-  /** [batchSize × seqLen] 1 for real tokens, 0 for padding. */
+  /** [batchSize × seqLen] 1 for real tokens, 0 for padding (packed: the token's sample ordinal in its row, see pack). */
   attentionMask: Int32Array;
   /** [batchSize × seqLen] ids where lossMask is 1, IGNORE_INDEX elsewhere (padding included). Unshifted. */
   labels: Int32Array;
-  /** Indices of the samples in the order of the rows. */
+  /** Indices of the samples in the order of the rows (packed: row by row, left to right). */
   sampleIndices: number[];
   /** Images per row. */
   imageCounts: number[];
@@ -145,6 +145,79 @@ export function collate(samples: readonly RenderedSample[], indices: readonly nu
     tokens += r.ids.length;
   });
   return { batchSize: B, seqLen: T, inputIds, attentionMask, labels, sampleIndices: [...indices], imageCounts: rows.map((r) => r.imageCount), tokens, lossTokens };
+}
+
+export interface PackOptions {
+  padId: number;
+  /** Longest packed row; default the longest sample of the batch, so a packed batch is never longer than a padded one. */
+  capacity?: number;
+  maxSeqLen?: number;
+}
+
+/**
+ * Lay the given samples end to end in as few rows as first-fit decreasing finds (longest first, each into the first
+ * row with room; no sample is split), instead of one padded row each. attentionMask then holds each token's sample
+ * ordinal within its row (1, 2, …; 0 for the padding at the row's end), which the packed training graph turns into
+ * per-sample attention and positions (models/llava.ts packedMask). The label of each sample's first token is ignored,
+ * so no token is trained to predict the next sample: the loss terms, their count (lossTokens) and thus the loss and
+ * its gradients are those of the padded batch. sampleIndices lists the samples row by row, left to right (the order
+ * their images go in); imageCounts is per row.
+ */
+export function pack(samples: readonly RenderedSample[], indices: readonly number[], opts: PackOptions): Batch {
+  if (indices.length === 0) throw new Error('pack: empty batch');
+  const rows = indices.map((i) => {
+    const s = samples[i];
+    if (!s) throw new Error(`pack: no sample at index ${i}`);
+    return s;
+  });
+  const problems = checkSamples(rows, { maxSeqLen: opts.maxSeqLen ?? Number.POSITIVE_INFINITY }).map((p) => ({
+    ...p,
+    index: indices[p.index],
+    key: rows[p.index].key ?? indices[p.index],
+  }));
+  if (problems.length > 0) throw new SampleError(problems);
+  const longest = Math.max(...rows.map((r) => r.ids.length));
+  const cap = Math.max(longest, opts.capacity ?? longest);
+  const order = rows.map((_, k) => k).sort((a, b) => rows[b].ids.length - rows[a].ids.length || a - b);
+  const bins: { used: number; items: number[] }[] = [];
+  for (const k of order) {
+    const n = rows[k].ids.length;
+    const bin = bins.find((b) => b.used + n <= cap);
+    if (bin) {
+      bin.used += n;
+      bin.items.push(k);
+    } else bins.push({ used: n, items: [k] });
+  }
+  const B = bins.length;
+  const T = Math.max(...bins.map((b) => b.used));
+  const inputIds = new Int32Array(B * T).fill(opts.padId);
+  const attentionMask = new Int32Array(B * T);
+  const labels = new Int32Array(B * T).fill(IGNORE_INDEX);
+  const sampleIndices: number[] = [];
+  const imageCounts: number[] = [];
+  let tokens = 0;
+  let lossTokens = 0;
+  bins.forEach((bin, b) => {
+    let at = b * T;
+    let images = 0;
+    bin.items.forEach((k, ordinal) => {
+      const r = rows[k];
+      for (let t = 0; t < r.ids.length; t++) {
+        inputIds[at + t] = r.ids[t];
+        attentionMask[at + t] = ordinal + 1;
+        if (r.lossMask[t] && t > 0) {
+          labels[at + t] = r.ids[t];
+          lossTokens++;
+        }
+      }
+      at += r.ids.length;
+      tokens += r.ids.length;
+      images += r.imageCount;
+      sampleIndices.push(indices[k]);
+    });
+    imageCounts.push(images);
+  });
+  return { batchSize: B, seqLen: T, inputIds, attentionMask, labels, sampleIndices, imageCounts, tokens, lossTokens };
 }
 
 // ---------------------------------------------------------------------------------------------- iteration order

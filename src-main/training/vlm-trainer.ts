@@ -32,7 +32,7 @@ import { adapterFromValues, buildFeatureGraph, buildTrainableVlm, DROPOUT_SEED_I
 import type { RenderSetup } from '../datasets/render';
 import { createGenerator } from '../models/generate';
 import { QUANT_SCHEME_VERSION } from '../models/quantize';
-import { BatchSchedule, collate, type Batch, type DataPosition, type RenderedSample } from './batching';
+import { BatchSchedule, collate, pack, type Batch, type DataPosition, type RenderedSample } from './batching';
 import type { CheckpointFiles, LoadedCheckpoint, StateTensor } from './checkpoints';
 import { hparamsHash, lrAt, parseHparams, planRun, type Hparams } from './hparams';
 import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type GenItem } from './data';
@@ -209,7 +209,7 @@ class VlmTrainer implements Trainer {
 
     const lora = hp.method === 'projector' ? null : loraOptions(hp);
     this.featureLayer = this.cfg.featureCache ? featureCacheLayer(this.model.config, hp.method, lora) : null;
-    this.vlmOptions = { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize, imageInput: this.featureLayer ?? 'pixels', quantizeBase: hp.quantizeBase };
+    this.vlmOptions = { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize, imageInput: this.featureLayer ?? 'pixels', quantizeBase: hp.quantizeBase, packed: hp.packing };
     this.tvlm = buildTrainableVlm(this.model, hp.method, lora, this.vlmOptions);
     const cacheKey = {
       what: 'lenslab-train',
@@ -217,6 +217,7 @@ class VlmTrainer implements Trainer {
       method: hp.method,
       lora,
       ...(this.featureLayer ? { imageInput: this.featureLayer } : {}),
+      ...(hp.packing ? { packed: true } : {}),
       // a quantized base names its scheme and version: graphs of another scheme are never read
       ...(hp.quantizeBase !== 'none' ? { quantizeBase: hp.quantizeBase, quantVersion: QUANT_SCHEME_VERSION } : {}),
     };
@@ -398,9 +399,10 @@ class VlmTrainer implements Trainer {
     const images: Float32Array[] = [];
     const paths: string[] = [];
     const ti = performance.now();
-    for (let r = 0; r < b.batchSize; r++) {
-      if (b.imageCounts[r] === 0) continue;
-      const item = items[sampleList[b.sampleIndices[r]].item];
+    // samples in row order (several a row when packed); each brings its image
+    for (const i of b.sampleIndices) {
+      if (sampleList[i].imageCount === 0) continue;
+      const item = items[sampleList[i].item];
       if (!item.image) throw new Error(`item ${item.key}: has <image> but no image file`);
       paths.push(item.image);
     }
@@ -467,7 +469,7 @@ class VlmTrainer implements Trainer {
   async trainStep(): Promise<StepResult> {
     const t0 = performance.now();
     const planned = this.schedule.nextStep();
-    const batches = planned.microBatches.map((idx) => collate(this.samples, idx, { padId: this.padId }));
+    const batches = planned.microBatches.map((idx) => (this.hp.packing ? pack(this.samples, idx, { padId: this.padId }) : collate(this.samples, idx, { padId: this.padId })));
     this.timer.add('batch', performance.now() - t0);
     const feeds: Feeds[] = [];
     for (const b of batches) feeds.push(await this.feeds(b, this.trainItems, this.samples));
@@ -486,7 +488,7 @@ class VlmTrainer implements Trainer {
       loss: r.loss,
       lr,
       gradNorm: r.gradNorm,
-      samples: batches.reduce((a, b) => a + b.batchSize, 0),
+      samples: batches.reduce((a, b) => a + b.sampleIndices.length, 0),
       tokens: batches.reduce((a, b) => a + b.tokens, 0),
     };
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { collate, checkSamples, assertSamplesFit, BatchSchedule, IGNORE_INDEX, SampleError, type RenderedSample } from '../../src-main/training/batching';
+import { collate, pack, checkSamples, assertSamplesFit, BatchSchedule, IGNORE_INDEX, SampleError, type RenderedSample } from '../../src-main/training/batching';
 
 const s = (ids: number[], mask: number[], key?: string, imageCount = 0): RenderedSample => ({ ids, lossMask: mask, imageCount, key });
 
@@ -90,4 +90,28 @@ test('schedule refuses bad settings with the field named', () => {
   assert.throws(() => new BatchSchedule({ numSamples: 5, batchSize: 0, seed: 1, epochs: 1 }), /batch_size/);
   assert.throws(() => new BatchSchedule({ numSamples: 5, batchSize: 2, seed: 1 }), /epochs or max_steps/);
   assert.throws(() => new BatchSchedule({ numSamples: 3, batchSize: 4, seed: 1, epochs: 1, dropLast: true }), /fewer than batch_size/);
+});
+
+test('pack lays samples end to end, first-fit decreasing, ordinals in the mask, each first label ignored', () => {
+  const samples = [s([1, 2, 3, 4, 5, 6], [0, 0, 1, 1, 1, 1], 'long', 1), s([7, 8, 9], [1, 1, 1], 'a', 1), s([10, 11], [0, 1], 'b'), s([12, 13, 14], [0, 1, 1], 'c', 1)];
+  const padded = collate(samples, [0, 1, 2, 3], { padId: 0 });
+  const b = pack(samples, [0, 1, 2, 3], { padId: 0 });
+  // capacity = the longest sample (6): [long], [a, c], [b]
+  assert.equal(b.batchSize, 3);
+  assert.equal(b.seqLen, 6);
+  assert.deepEqual(b.sampleIndices, [0, 1, 3, 2]);
+  assert.deepEqual(b.imageCounts, [1, 2, 0]);
+  assert.deepEqual([...b.inputIds], [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 10, 11, 0, 0, 0, 0]);
+  assert.deepEqual([...b.attentionMask], [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 0, 0, 0, 0]);
+  const I = IGNORE_INDEX;
+  // sample a's first token is a target of nothing (its label at t = 0 is never used), nor is c's: not the next of a
+  assert.deepEqual([...b.labels], [I, I, 3, 4, 5, 6, I, 8, 9, I, 13, 14, I, 11, I, I, I, I]);
+  assert.equal(b.tokens, padded.tokens);
+  assert.equal(b.lossTokens, padded.lossTokens);
+  // a wider capacity packs more into a row; a sample never splits
+  const wide = pack(samples, [0, 1, 2, 3], { padId: 0, capacity: 9 });
+  assert.equal(wide.batchSize, 2);
+  assert.deepEqual(wide.sampleIndices, [0, 1, 3, 2]);
+  assert.deepEqual([...wide.attentionMask].slice(0, 9), [1, 1, 1, 1, 1, 1, 2, 2, 2]);
+  assert.throws(() => pack(samples, [0], { padId: 0, maxSeqLen: 4 }), /long.*6 tokens/);
 });
