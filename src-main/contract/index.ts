@@ -14,6 +14,7 @@ import { hubEvents, hubMethods } from './hub';
 import { samplesMethods } from './samples';
 import { runsManageMethods } from './runs-manage';
 import { modelsExportEvents, modelsExportMethods } from './models-export';
+import { inferenceEvents, inferenceMethods } from './inference';
 import type { ApiErrorData } from './errors';
 
 export const methods = {
@@ -28,6 +29,7 @@ export const methods = {
   ...hubMethods,
   ...samplesMethods,
   ...runsManageMethods,
+  ...inferenceMethods,
 };
 
 export const events = {
@@ -40,6 +42,7 @@ export const events = {
   ...modelsExportEvents,
   ...chatEvents,
   ...hubEvents,
+  ...inferenceEvents,
 };
 
 export type Methods = typeof methods;

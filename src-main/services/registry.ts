@@ -13,6 +13,7 @@ import { chatHandlers } from './chat';
 import { hubHandlers } from './hub';
 import { samplesHandlers } from './samples';
 import { runsManageHandlers } from './runs-manage';
+import { inferenceHandlers } from './inference';
 
 export const registry = {
   ...systemHandlers,
@@ -26,6 +27,7 @@ export const registry = {
   ...hubHandlers,
   ...samplesHandlers,
   ...runsManageHandlers,
+  ...inferenceHandlers,
 } satisfies Handlers<MethodName>;
 
 export type Registry = Handlers<MethodName>;

@@ -9,6 +9,7 @@
 //   exportGguf models.exportGguf: a model folder (+ adapter merged) written as GGUF files, tensor by tensor
 //   lintLengths datasets.lint with a model: every item's conversations rendered and measured in tokens (the items are
 //             read from SQLite and the findings stored on the main thread)
+//   score / generateBlip  inference.score and BLIP's inference.generate on a model folder (inference-work.ts)
 // Errors cross the thread boundary by name + own fields and are rebuilt as the same classes (HparamsError,
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
@@ -28,6 +29,8 @@ import { previewItem, type ConversationPreview } from '../datasets/render';
 import { measureLengths, type ItemLengths, type LengthItem } from '../datasets/lint-lengths';
 import type { ConversationOptions } from '../datasets/conversation';
 import { exportGguf, GgufExportError, type GgufExportOptions, type GgufExportReport } from '../export/gguf/export';
+import { ApiError } from '../contract/errors';
+import { generateBlip, scoreFolder, type FolderGenerateInput, type FolderScoreInput, type GenerateOutput, type ScoreOutput } from './inference-work';
 
 export type GgufExportInput = Omit<GgufExportOptions, 'onProgress'>;
 
@@ -76,6 +79,8 @@ export interface WorkHost {
   exportGguf(input: GgufExportInput, hooks?: WorkHooks): Promise<GgufExportReport>;
   embeddingSearch(input: EmbeddingSearchInput, hooks?: WorkHooks): Promise<EmbeddingSearchOutput>;
   nearDuplicateImages(input: NearDuplicateImagesInput, hooks?: WorkHooks): Promise<{ items: NearDuplicateImage[]; embedded: number }>;
+  score(input: FolderScoreInput, hooks?: WorkHooks): Promise<ScoreOutput>;
+  generateBlip(input: FolderGenerateInput, hooks?: WorkHooks): Promise<GenerateOutput>;
   close(): Promise<void>;
 }
 
@@ -152,6 +157,12 @@ export class WorkLocal implements WorkHost {
   nearDuplicateImages(input: NearDuplicateImagesInput, hooks: WorkHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
     return nearDuplicateImages(input.dataDir, input.items, input.options, input.threshold, hooks);
   }
+  score(input: FolderScoreInput, hooks: WorkHooks = {}): Promise<ScoreOutput> {
+    return scoreFolder(input, hooks);
+  }
+  generateBlip(input: FolderGenerateInput, hooks: WorkHooks = {}): Promise<GenerateOutput> {
+    return generateBlip(input, hooks);
+  }
   async close(): Promise<void> {}
 }
 
@@ -192,6 +203,9 @@ export function fromWire(w: WireError): Error {
     case 'GgufExportError':
       e = new GgufExportError(w.message, f.field);
       break;
+    case 'ApiError':
+      e = new ApiError(f.code ?? 'internal', w.message, f.field);
+      break;
     default:
       e = Object.assign(new Error(w.message), f);
       e.name = w.name;
@@ -209,7 +223,9 @@ type Op =
   | { op: 'lintLengths'; input: LintLengthsInput }
   | { op: 'exportGguf'; input: GgufExportInput }
   | { op: 'embeddingSearch'; input: EmbeddingSearchInput }
-  | { op: 'nearDuplicateImages'; input: NearDuplicateImagesInput };
+  | { op: 'nearDuplicateImages'; input: NearDuplicateImagesInput }
+  | { op: 'score'; input: FolderScoreInput }
+  | { op: 'generateBlip'; input: FolderGenerateInput };
 type ToWorker = ({ t: 'call'; rid: number } & Op) | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'progress'; rid: number; done: number; total: number }
@@ -281,6 +297,12 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   nearDuplicateImages(input: NearDuplicateImagesInput, hooks: WorkHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
     return this.call({ op: 'nearDuplicateImages', input }, hooks);
   }
+  score(input: FolderScoreInput, hooks: WorkHooks = {}): Promise<ScoreOutput> {
+    return this.call({ op: 'score', input }, hooks);
+  }
+  generateBlip(input: FolderGenerateInput, hooks: WorkHooks = {}): Promise<GenerateOutput> {
+    return this.call({ op: 'generateBlip', input }, hooks);
+  }
 }
 
 function runWorker(): void {
@@ -325,6 +347,8 @@ function runWorker(): void {
         if (m.op === 'exportGguf') return local.exportGguf(m.input, hooks);
         if (m.op === 'embeddingSearch') return local.embeddingSearch(m.input, hooks);
         if (m.op === 'nearDuplicateImages') return local.nearDuplicateImages(m.input, hooks);
+        if (m.op === 'score') return local.score(m.input, hooks);
+        if (m.op === 'generateBlip') return local.generateBlip(m.input, hooks);
         return local.evaluate(m.input, hooks);
       };
       const done = run()

@@ -11,6 +11,8 @@ import type { Value } from '../../engine/graph/builder';
 import { activation } from '../../engine/ops/activations';
 import { attention } from '../../engine/ops/attention';
 import { layerNorm } from '../../engine/ops/norm';
+// the q/k/v Split below needs its shape rule, which registers with the shape ops
+import '../../engine/ops/shape';
 import { mergeHeads, type GraphWeights } from '../layers';
 
 export interface BlipVisionConfig {

@@ -4,7 +4,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ApiError } from '../../contract/errors';
 import type { CallArgs, MethodName, Result } from '../../contract/index';
 import { createBackend, type Backend } from '../../services/backend';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { databasePath, resolveDataDir } from '../../storage/data-dir';
 import { StorageError, isNotWritable } from '../../storage/database';
 
@@ -98,6 +99,23 @@ export function table(headers: string[], rows: (string | number | null | undefin
 export function intArg(value: string | undefined, name: string): number {
   if (value === undefined || !/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`${name} must be a positive integer, got ${value ?? 'nothing'}`);
   return Number(value);
+}
+
+/** A path flag that must exist (a file, a folder or either); errors name the flag. */
+export function requirePath(value: string | undefined, flag: string, kind: 'file' | 'dir' | 'any'): string {
+  if (!value) throw new UsageError(`${flag} is required`);
+  const p = resolve(value);
+  if (!existsSync(p)) throw new ApiError('not_found', `${value}: not found (${flag})`, flag.replace(/^--/, ''));
+  const st = statSync(p);
+  if (kind === 'dir' && !st.isDirectory()) throw new ApiError('invalid_request', `${value}: is not a folder (${flag})`, flag.replace(/^--/, ''));
+  if (kind === 'file' && !st.isFile()) throw new ApiError('invalid_request', `${value}: is not a file (${flag})`, flag.replace(/^--/, ''));
+  return p;
+}
+
+/** --model and --adapter as references the service takes (both checked to exist here, naming the flag). */
+export function modelRefs(model: string | undefined, adapter: string | undefined): { model: { path: string }; adapter?: { path: string } } {
+  const modelDir = requirePath(model, '--model', 'dir');
+  return { model: { path: modelDir }, ...(adapter === undefined ? {} : { adapter: { path: requirePath(adapter, '--adapter', 'dir') } }) };
 }
 
 export { ApiError, resolveDataDir };

@@ -1,22 +1,21 @@
-// CLI for CLIP / SigLIP folders: `lenslab embed`, and the contrastive forms of `lenslab score`, `lenslab eval` and
-// `lenslab train --method contrastive` (train.ts, generate.ts and eval.ts hand over when --model is a CLIP / SigLIP
-// folder or the method is contrastive). Data: any file or folder `lenslab datasets import` reads; an item's first
+// CLI for CLIP / SigLIP folders: `lenslab embed`, and the contrastive forms of `lenslab eval` and `lenslab train
+// --method contrastive` (train.ts and eval.ts hand over when --model is a CLIP / SigLIP folder or the method is
+// contrastive; `lenslab score` needs no contrastive flags: inference.score). Data: any file or folder `lenslab datasets import` reads; an item's first
 // caption is its text, its first tag its class name for zero-shot, its split selects it for --split.
 
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { CommandContext, CommandGroup } from './command';
 import { UsageError, intArg, parse, printJson, table } from './command';
 import { ApiError } from '../../contract/errors';
-import { parseSource } from '../../datasets/parse';
-import type { ImageInput } from '../../models/image-processor';
+import { readPairs, type DataPair } from '../../datasets/pairs';
 import { loadContrastiveAdapter, type ContrastiveAdapter } from '../../models/families/contrastive/adapter';
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../../models/families/contrastive/model';
 import { isContrastiveFolder } from '../../models/families/contrastive/folder';
 import { embedAll, evaluateContrastive, type ContrastiveEval } from '../../eval/contrastive';
 import { ContrastiveTrainError, trainContrastiveToFolder } from '../../training/contrastive';
 
-export { isContrastiveFolder };
+export { isContrastiveFolder, readPairs, type DataPair };
 
 /** The --model value of an argv (before the full parse). */
 export function modelArg(argv: string[]): string | undefined {
@@ -25,41 +24,6 @@ export function modelArg(argv: string[]): string | undefined {
     if (argv[i].startsWith('--model=')) return argv[i].slice('--model='.length);
   }
   return undefined;
-}
-
-export interface DataPair {
-  ref: string;
-  image: ImageInput;
-  text?: string;
-  label?: string;
-  split?: string;
-}
-
-/** Image items of a data file or folder, with their first caption and first tag. */
-export async function readPairs(path: string, o: { split?: string; limit?: number; warn?: (line: string) => void } = {}): Promise<DataPair[]> {
-  let parsed;
-  try {
-    parsed = await parseSource(resolve(path));
-  } catch (e) {
-    throw new ApiError('invalid_request', `${path}: ${(e as Error).message}`, 'data');
-  }
-  try {
-    for (const p of parsed.problems) if (p.severity === 'error') o.warn?.(`${p.severity}: ${p.ref}: ${p.message}`);
-    const out: DataPair[] = [];
-    for (const it of parsed.items) {
-      if (!it.image) continue;
-      if (o.split && (it.split ?? 'train') !== o.split) continue;
-      const cap = it.annotations.find((a) => a.kind === 'caption');
-      const image: ImageInput = 'path' in it.image ? it.image.path : Buffer.from(it.image.bytes);
-      out.push({ ref: it.sourcePath, image, text: cap?.kind === 'caption' ? cap.data.text : undefined, label: it.tags?.[0], split: it.split });
-      if (o.limit !== undefined && out.length >= o.limit) break;
-    }
-    // images are read by path later: copy bytes of archives before cleanup
-    for (const p of out) if (typeof p.image === 'string' && parsed.archive) p.image = readFileSync(p.image);
-    return out;
-  } finally {
-    parsed.cleanup();
-  }
 }
 
 function openModel(model: string | undefined, adapter: string | undefined): { m: ContrastiveModel; ad: ContrastiveAdapter | null } {
@@ -112,31 +76,6 @@ export const embedCommand: CommandGroup = {
     }
   },
 };
-
-/** `lenslab score` on a CLIP / SigLIP model: the batch's contrastive loss and logits matrix. */
-export async function contrastiveScore(argv: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parse(argv, { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, limit: { type: 'string' } }, false);
-  if (!values.data) throw new UsageError('--data PATH is required');
-  const limit = values.limit === undefined ? 32 : intArg(values.limit, '--limit');
-  const pairs = (await readPairs(values.data, { warn: (l) => ctx.io.err(l) })).filter((p) => p.text !== undefined).slice(0, limit);
-  if (pairs.length < 2) throw new ApiError('invalid_request', `${values.data}: ${pairs.length} captioned image(s); the contrastive loss needs at least 2 pairs`, 'data');
-  const { m, ad } = openModel(values.model, values.adapter);
-  try {
-    const runner = await ContrastiveRunner.create(m, { adapter: ad });
-    const r = await runner.run(pairs.map((p) => p.image), pairs.map((p) => p.text!));
-    await runner.release();
-    for (const w of r.warnings) ctx.io.err(`warning: ${w}`);
-    const loss = m.config.kind === 'clip' ? 'clip (symmetric cross-entropy)' : 'siglip (sigmoid)';
-    if (ctx.json) printJson(ctx, { model: m.config.modelType, lossType: loss, loss: r.loss, items: pairs.map((p) => ({ ref: p.ref, text: p.text })), logitsPerText: r.logitsPerText.map((row) => row.map(round)) });
-    else {
-      ctx.io.out(`batch of ${pairs.length} pairs, ${loss} loss ${r.loss!.toFixed(4)}`);
-      ctx.io.out(table(['TEXT \\ IMAGE', ...pairs.map((_, j) => String(j + 1))], r.logitsPerText.map((row, i) => [`${i + 1} ${pairs[i].text!.slice(0, 30)}`, ...row.map((v) => v.toFixed(2))])));
-    }
-    return 0;
-  } finally {
-    m.close();
-  }
-}
 
 function fmtEval(e: ContrastiveEval | null, k: string, which: 'imageToText' | 'textToImage'): string {
   const v = e?.recall?.[which][k];

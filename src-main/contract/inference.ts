@@ -1,0 +1,108 @@
+// Inference straight on a model folder (or a registered model), with an optional adapter, nothing stored: one
+// answer about an image (streamed as inference.token events carrying the caller's requestId) and the loss of every
+// sample of a data file. What `lenslab generate` and `lenslab score` do, for the UI and scripts too. The request's
+// AbortSignal (a closed WebSocket, Ctrl-C) stops the work. Pure TS + zod.
+import { z } from 'zod';
+import { defineEvents, defineMethods } from './define';
+import { Id } from './common';
+import { ModelRef } from './runs';
+import { ChatRole, FinishReason, RequestId } from './chat';
+
+const Path = z.string().min(1, 'must not be empty').max(4096);
+
+/** An adapter folder (PEFT layout), or a run's final adapter / its checkpoint at a step. */
+export const AdapterRef = z.union([z.strictObject({ path: Path }), z.strictObject({ runId: Id, step: z.int().nonnegative().optional() })]);
+export type AdapterRef = z.infer<typeof AdapterRef>;
+
+/**
+ * Sampling settings, all optional (greedy, the model's default length). Only the types are checked here: the
+ * sampler checks the ranges and names `options` (so a caller sees the same message whatever the model).
+ */
+export const SamplingOptions = z.strictObject({
+  maxNewTokens: z.int().min(1).max(4096).optional(),
+  /** 0 = greedy */
+  temperature: z.number().optional(),
+  topK: z.int().optional(),
+  topP: z.number().optional(),
+  repetitionPenalty: z.number().optional(),
+  seed: z.number().optional(),
+  stop: z.array(z.string().min(1).max(200)).max(8).optional(),
+  /** Weight-only quantization of the model's graphs: int8 (u8 x s8) or int4 (block 32); default none (float32). */
+  quantize: z.enum(['none', 'int8', 'int4']).optional(),
+});
+
+const ScoredSample = z.object({
+  ref: z.string(),
+  /** 'qa', 'caption', ... (the conversation's kind) */
+  kind: z.string(),
+  /** Mean negative log-likelihood per scored token (nats); null where the sample had no token to score. */
+  loss: z.number().nullable(),
+  tokens: z.int().nonnegative(),
+});
+
+export const inferenceMethods = defineMethods({
+  'inference.generate': {
+    input: z.strictObject({
+      /** Ties inference.token events to this call; without it no tokens are streamed. */
+      requestId: RequestId.optional(),
+      model: ModelRef,
+      adapter: AdapterRef.optional(),
+      /** An image file on this machine to ask about. */
+      image: z.strictObject({ path: Path }).optional(),
+      /** The conversation, normally [system?, user]; a captioning model (BLIP) may take none and caption the image. */
+      messages: z.array(z.strictObject({ role: ChatRole, content: z.string().max(100_000) })).max(100),
+      options: SamplingOptions.optional(),
+    }),
+    output: z.object({
+      ids: z.array(z.int()),
+      text: z.string(),
+      finishReason: FinishReason,
+      promptTokens: z.int().nonnegative(),
+      /** Milliseconds per phase and counts (null where not measurable, e.g. tokens per second with no decode step). */
+      timings: z.record(z.string(), z.number().nullable()),
+      /** What the model's setup had to assume or ignored. */
+      warnings: z.array(z.string()).optional(),
+    }),
+    summary: 'Answer a prompt (about an image) with a model folder and optional adapter; nothing is stored.',
+  },
+  'inference.score': {
+    input: z.strictObject({
+      model: ModelRef,
+      adapter: AdapterRef.optional(),
+      /** A data file or folder on this machine (anything datasets.import reads). */
+      data: z.strictObject({ path: Path }),
+      /** Score only the first N samples (a CLIP / SigLIP batch: default 32). */
+      limit: z.int().min(1).max(1_000_000).optional(),
+    }),
+    output: z.discriminatedUnion('kind', [
+      z.object({
+        /** Token loss per sample over its answer tokens (VLMs: assistant tokens; BLIP: label-smoothed answer loss). */
+        kind: z.literal('tokens'),
+        samples: z.array(ScoredSample),
+        meanLoss: z.number().nullable(),
+        tokenWeightedLoss: z.number().nullable(),
+        tokens: z.int().nonnegative(),
+        /** BLIP's label smoothing of the loss (absent for the other families). */
+        labelSmoothing: z.number().optional(),
+        /** Problems found reading the data. */
+        warnings: z.array(z.string()),
+      }),
+      z.object({
+        /** CLIP / SigLIP: the contrastive loss of the batch of captioned images and its logits (text x image). */
+        kind: z.literal('contrastive'),
+        model: z.string(),
+        lossType: z.string(),
+        loss: z.number(),
+        items: z.array(z.object({ ref: z.string(), text: z.string() })),
+        logitsPerText: z.array(z.array(z.number())),
+        warnings: z.array(z.string()),
+      }),
+    ]),
+    summary: "The loss of each sample of a data file under a model folder (+ adapter): mean token loss, or a CLIP / SigLIP batch's contrastive loss.",
+  },
+});
+
+export const inferenceEvents = defineEvents({
+  /** One generated piece of an inference.generate call with a requestId: `text` is what it adds (may be ''). */
+  'inference.token': z.object({ requestId: RequestId, index: z.int().nonnegative(), text: z.string() }),
+});
