@@ -26,6 +26,7 @@ import { writeDemoDataset } from '../src-main/models/demo/dataset';
 import { writeTinyLlava } from '../src-main/models/demo/tiny-llava';
 import { FAMILIES, type Family } from '../src-main/models/demo/shapes';
 import type { EventName, MethodName, Params, Result } from '../src-main/contract/index';
+import { LORA_TARGETS } from '../src-main/contract/hparams';
 
 const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [options])
   (npm run demo -- --model blip: the BLIP VQA LoRA recipe on a tiny BLIP, see scripts/blip-demo.ts)
@@ -215,7 +216,7 @@ try {
       rank: Number(values.rank),
       alpha: 2 * Number(values.rank),
       dropout: 0,
-      targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      targetModules: [...LORA_TARGETS],
       lr: values.lr ? Number(values.lr) : 3e-3,
       warmupSteps: 10,
       batchSize: 16,

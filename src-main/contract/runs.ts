@@ -3,11 +3,23 @@
 // the renderer).
 import { z } from 'zod';
 import { defineEvents, defineMethods } from './define';
-import { Device, Id, JsonObject, Name, Timestamp } from './common';
+import { Device, Id, Name, Timestamp } from './common';
+import { hparamsSchema, StoredHparams } from './hparams';
 
 export const RUN_STATUSES = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
 export const RunStatus = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof RunStatus>;
+
+/**
+ * A run's settings as stored (the job spec, the data split, …). `hparams` holds the hyperparameters this version takes;
+ * any a run recorded by an older or newer version that this one does not (an unknown field, a value outside today's
+ * choices or limits) are in `otherHparams`, exactly as stored (contract/hparams.ts readStoredHparams).
+ */
+export const RunConfig = z.looseObject({
+  hparams: StoredHparams.optional(),
+  otherHparams: z.record(z.string(), z.unknown()).optional(),
+});
+export type RunConfig = z.infer<typeof RunConfig>;
 
 export const Run = z.object({
   id: Id,
@@ -16,7 +28,7 @@ export const Run = z.object({
   modelName: z.string().nullable(),
   datasetId: Id.nullable(),
   datasetName: z.string().nullable(),
-  config: JsonObject,
+  config: RunConfig,
   status: RunStatus,
   step: z.int().nonnegative(),
   totalSteps: z.int().nonnegative().nullable(),
@@ -51,8 +63,11 @@ export const TrainData = z.strictObject({
 });
 export type TrainData = z.infer<typeof TrainData>;
 
-/** Hyperparameters as training/hparams.ts parses them (camelCase; unknown fields are refused naming them). */
-export const Hparams = JsonObject;
+/**
+ * Hyperparameters (contract/hparams.ts): defaults filled in, limits and cross-field checks; a bad one is refused by
+ * the dispatcher naming its path (`hparams.rank`), an unknown field too.
+ */
+export const Hparams = hparamsSchema.prefault({});
 
 export const MemoryEstimateSchema = z.object({
   fits: z.boolean(),
@@ -84,7 +99,7 @@ export const StartRunInput = z.strictObject({
   name: Name.optional(),
   model: ModelRef,
   data: TrainData,
-  hparams: Hparams.default({}),
+  hparams: Hparams,
   /** Evaluation during training: at most this many items of the eval split are generated (default 64). */
   evalMaxItems: z.int().min(1).max(100_000).optional(),
   /** Run directory (default <data dir>/runs/<run id>). */
@@ -129,7 +144,7 @@ export const runsMethods = defineMethods({
     summary: "A run's metric series (all names, or some; optionally only after a step).",
   },
   'runs.estimate': {
-    input: z.strictObject({ model: ModelRef, data: TrainData, hparams: Hparams.default({}) }),
+    input: z.strictObject({ model: ModelRef, data: TrainData, hparams: Hparams }),
     output: z.object({ memory: MemoryEstimateSchema, plan: RunPlanSchema, refusal: z.string().nullable() }),
     summary: 'Memory estimate and step plan of a training run before it starts (refusal names why it cannot run).',
   },

@@ -18,7 +18,7 @@ import { finalDir } from '../jobs/driver';
 import { acquireFolderLock, folderEntries, FolderBusyError, type FolderLock } from '../jobs/folder-lock';
 import type { JobSpec } from '../jobs/protocol';
 import { HparamsError, parseHparams } from '../training/hparams';
-import type { Hparams } from '../contract/hparams';
+import { readStoredHparams, type Hparams } from '../contract/hparams';
 import { SampleError } from '../training/batching';
 import { memoryRefusal, type MemoryEstimate } from '../training/memory';
 import { snapshotDataset, writeSnapshot } from '../training/data';
@@ -33,6 +33,11 @@ export function toRun(r: RunSummaryRow): Run {
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) config = parsed as Record<string, unknown>;
   } catch {
     // a corrupt config stays visible as {} rather than breaking the list
+  }
+  if ('hparams' in config) {
+    // another version's fields or values are shown apart, as stored, rather than refused or dropped
+    const { hparams, other } = readStoredHparams(config.hparams);
+    config = { ...config, hparams, ...(Object.keys(other).length ? { otherHparams: other } : {}) };
   }
   return {
     id: r.id,

@@ -8,7 +8,7 @@ import { BatchSchedule } from './batching';
 
 export { TRAIN_METHODS, SCHEDULES, LORA_TARGETS, BASE_QUANTS, hparamsSchema } from '../contract/hparams';
 export type { TrainMethod as Method, LrScheduleKind, LoraTarget, HparamsInput, Hparams } from '../contract/hparams';
-import { hparamsSchema, type Hparams, type HparamsInput } from '../contract/hparams';
+import { DEFAULT_EPOCHS, hparamsSchema, type Hparams, type HparamsInput } from '../contract/hparams';
 
 /** camelCase field → CLI flag (`batchSize` → `--batch-size`). */
 export function cliFlag(field: string): string {
@@ -29,26 +29,18 @@ export class HparamsError extends Error {
   }
 }
 
-function describe(issue: z.core.$ZodIssue, input: unknown): HparamIssue {
-  const field = issue.path.map(String).join('.');
-  let got: unknown = input;
-  for (const p of issue.path) got = got && typeof got === 'object' ? (got as Record<PropertyKey, unknown>)[p as PropertyKey] : undefined;
-  if (issue.code === 'unrecognized_keys') return { field: '', message: `unknown hyperparameter${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}` };
-  let message = issue.message;
-  if (issue.code === 'too_small') message = `must be ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}`;
-  else if (issue.code === 'too_big') message = `must be ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}`;
-  else if (issue.code === 'invalid_type' && issue.expected === 'int') message = 'must be an integer';
-  else if (issue.code === 'invalid_value') message = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-  if (issue.code !== 'custom' && got !== undefined) message += ` (got ${JSON.stringify(got)})`;
-  return { field, message };
+function describe(issue: z.core.$ZodIssue): HparamIssue {
+  // the schema words its issues (contract/hparams.ts hparamMessage); unknown fields are about the object itself
+  if (issue.code === 'unrecognized_keys') return { field: '', message: issue.message };
+  return { field: issue.path.map(String).join('.'), message: issue.message };
 }
 
-/** Validate and fill defaults; throws HparamsError naming each bad field. With neither epochs nor maxSteps, epochs = 3. */
+/** Validate and fill defaults; throws HparamsError naming each bad field. With neither epochs nor maxSteps, epochs = DEFAULT_EPOCHS (3). */
 export function parseHparams(input: unknown): Hparams {
   const r = hparamsSchema.safeParse(input ?? {});
-  if (!r.success) throw new HparamsError(r.error.issues.map((i) => describe(i, input)));
+  if (!r.success) throw new HparamsError(r.error.issues.map(describe));
   const h = r.data;
-  if (h.epochs === undefined && h.maxSteps === undefined) h.epochs = 3;
+  if (h.epochs === undefined && h.maxSteps === undefined) h.epochs = DEFAULT_EPOCHS;
   return h;
 }
 
@@ -74,7 +66,7 @@ export function planRun(h: Hparams, data: { trainSamples: number; evalSamples?: 
     batchSize: h.batchSize,
     gradAccum: h.gradAccum,
     seed: h.seed,
-    epochs: h.maxSteps === undefined ? h.epochs ?? 3 : undefined,
+    epochs: h.maxSteps === undefined ? h.epochs ?? DEFAULT_EPOCHS : undefined,
     maxSteps: h.maxSteps,
   });
   const totalSteps = schedule.totalSteps;

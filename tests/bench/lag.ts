@@ -140,7 +140,7 @@ const imp = await client.call('datasets.import', { path: join(src, 'llava.json')
 await client.call('datasets.split', { datasetId: imp.datasetId, seed: 0, train: 0.75, val: 0.25, test: 0 });
 const model = { id: demo.model.id };
 const data = { datasetId: imp.datasetId, trainSplit: 'train' as const, evalSplit: 'val' as const };
-const hparams = { method: 'lora', rank: 4, alpha: 8, lr: 2e-3, batchSize: BATCH, maxSteps: STEPS, saveEvery: 50, warmupSteps: 10 };
+const hparams = { method: 'lora' as const, rank: 4, alpha: 8, lr: 2e-3, batchSize: BATCH, maxSteps: STEPS, saveEvery: 50, warmupSteps: 10 };
 const est = await client.call('runs.estimate', { model, data, hparams });
 if (est.refusal) throw new Error(`runs.estimate refused the run: ${est.refusal}`);
 const image = join(src, imageName(0));

@@ -164,7 +164,8 @@ test('invalid hyperparameters and configs are refused before any run exists, nam
   const bad = await fail('runs.start', vlm({ batchSize: 0 }));
   assert.equal(bad.code, 'invalid_request');
   assert.equal(bad.field, 'hparams.batchSize');
-  assert.match(bad.message, /batchSize \(--batch-size\)/);
+  // refused by the contract's schema, in the API's path (the CLI names the flag, --batch-size)
+  assert.match(bad.message, /hparams\.batchSize: must be ≥ 1 \(got 0\)/);
   const both = await fail('runs.start', vlm({ epochs: 2 }));
   assert.equal(both.field, 'hparams.maxSteps');
   const warm = await fail('runs.start', vlm({ warmupSteps: 4 }));
