@@ -95,22 +95,26 @@ export interface LoadOptions {
   preprocessor?: boolean;
 }
 
-function readJsonFile(path: string): Record<string, unknown> {
+/**
+ * A JSON object from a regular file (a FIFO or device would block the read, or never end). Errors name the file;
+ * `toError` gives them the caller's error class.
+ */
+export function readJsonObject(path: string, toError: (message: string) => Error = (m) => new HfFolderError(m)): Record<string, unknown> {
   let text: string;
   try {
-    // a FIFO or device would block the read (or never end): only regular files are read
     if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new HfFolderError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw toError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  let j: unknown;
   try {
-    const j = JSON.parse(text);
-    if (!j || typeof j !== 'object' || Array.isArray(j)) throw new Error('not a JSON object');
-    return j;
+    j = JSON.parse(text);
   } catch (e) {
-    throw new HfFolderError(`${path}: not valid JSON (${(e as Error).message})`);
+    throw toError(`${path}: not valid JSON (${(e as Error).message})`);
   }
+  if (!j || typeof j !== 'object' || Array.isArray(j)) throw toError(`${path}: not valid JSON (not a JSON object)`);
+  return j as Record<string, unknown>;
 }
 
 function listNames(names: string[], max = 8): string {
@@ -150,7 +154,7 @@ export function checkWeights(config: ModelConfig, files: ShardedSafetensors, whe
 export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new HfFolderError(`${dir}: no config.json`);
-  const configJson = readJsonFile(configPath);
+  const configJson = readJsonObject(configPath);
   const config = parseHfConfig(configJson, configPath);
 
   if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'))) {
@@ -196,9 +200,9 @@ export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
     let images: FamilyImageProcessor | null = null;
     const ppPath = join(dir, 'preprocessor_config.json');
     const pcPath = join(dir, 'processor_config.json');
-    if (existsSync(pcPath)) json.processorConfig = readJsonFile(pcPath);
+    if (existsSync(pcPath)) json.processorConfig = readJsonObject(pcPath);
     if (existsSync(ppPath)) {
-      json.preprocessorConfig = readJsonFile(ppPath);
+      json.preprocessorConfig = readJsonObject(ppPath);
       if (isVlm(config)) {
         const family = vlmFamilyOf(config);
         images = family.imageProcessor(config, json.preprocessorConfig, ppPath, json.processorConfig);
@@ -212,7 +216,7 @@ export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
       throw new HfFolderError(`${dir}: no preprocessor_config.json (a ${config.modelType} model needs one)`);
     }
     const genPath = join(dir, 'generation_config.json');
-    if (existsSync(genPath)) json.generationConfig = readJsonFile(genPath);
+    if (existsSync(genPath)) json.generationConfig = readJsonObject(genPath);
     return { dir, config, layout: weightLayout(config), weights, tokenizer, chatTemplate, imageProcessor, images, json, close: () => weights.close() };
   } catch (e) {
     weights.close();

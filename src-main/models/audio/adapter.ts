@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HfFolderError, writeJsonAtomic } from '../hf-folder';
 import { readSafetensors, writeSafetensors, type TensorSource } from '../weights/safetensors';
-import { readJsonObject } from './folder';
+import { readJsonObject } from '../hf-folder';
 import { ULTRAVOX_LAYOUT, type UltravoxConfig } from './ultravox';
 import { buildTrainableAudioLlm, type AudioLoraOptions, type AudioTrainMethod } from './train';
 

@@ -10,7 +10,7 @@ import { GenerateError, type ChatTurn, type GenerateOptions, type GenerateResult
 import type { TensorSource } from '../weights/safetensors';
 import { PeftError } from '../peft';
 import type { SessionOptions } from '../../engine/runtime/session';
-import { readJsonObject } from './folder';
+import { readJsonObject } from '../hf-folder';
 import { AudioLlmCachedGenerator } from './generate';
 import { loadAudioAdapter, mergeAudioAdapter } from './adapter';
 import { clipFeatures, expandAudioTokens, loadAudioLlm, type AudioClip, type LoadedAudioLlm } from './ultravox';

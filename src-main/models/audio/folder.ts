@@ -4,30 +4,13 @@
 // hf-folder.ts: every stored name maps to a canonical one or is known-irrelevant, shapes equal what config.json says,
 // float dtypes only, no pickle weights, errors name the file and the tensor.
 
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HfFolderError, HfWeights, writeJsonAtomic } from '../hf-folder';
 import { isFloatDtype } from '../weights/dtype';
 import type { TensorSpec } from '../weights/names';
 import { ShardedSafetensors, writeWeightsFolder, type TensorSource, type TensorToWrite } from '../weights/safetensors';
 import type { FloatDtype } from '../weights/dtype';
-
-export function readJsonObject(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    if (!statSync(path).isFile()) throw new Error('not a regular file');
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new HfFolderError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const j = JSON.parse(text);
-    if (!j || typeof j !== 'object' || Array.isArray(j)) throw new Error('not a JSON object');
-    return j as Record<string, unknown>;
-  } catch (e) {
-    throw new HfFolderError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
 
 const list = (names: string[], max = 8) => names.slice(0, max).join(', ') + (names.length > max ? ` and ${names.length - max} more` : '');
 

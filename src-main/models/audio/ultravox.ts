@@ -20,14 +20,14 @@ import { activation, silu } from '../../engine/ops/activations';
 import { rmsNorm } from '../../engine/ops/norm';
 import { ConfigError, Reader, parseTextSub, textToHf, type TextConfig } from '../config';
 import { embedTokens, decoderPositions, type DecoderResult, type KvPair } from '../decoder/llama';
-import { HfFolderError, type HfWeights } from '../hf-folder';
+import { HfFolderError, readJsonObject, type HfWeights } from '../hf-folder';
 import { GraphWeights as GraphWeightsCtor, type GraphWeights } from '../layers';
 import type { TensorSource } from '../weights/safetensors';
 import { decoderFor } from '../registry';
 import { ChatTemplate, findChatTemplate } from '../chat-template';
 import { LensTokenizer } from '../tokenizer';
 import { decoderTensors, type TensorSpec } from '../weights/names';
-import { openCheckedWeights, readJsonObject } from './folder';
+import { openCheckedWeights } from './folder';
 import { WhisperFeatureExtractor, parseWhisperFeatureConfig } from './log-mel';
 import { checkFeaturesFitEncoder, parseWhisperEncoder, whisperEncoder, whisperEncoderTensors, whisperEncoderToHf, whisperOutputLength, type WhisperEncoderConfig } from './whisper';
 

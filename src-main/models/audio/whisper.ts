@@ -25,8 +25,8 @@ import { mergeHeads, splitHeads, type GraphWeights } from '../layers';
 import type { TensorSpec } from '../weights/names';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { HfFolderError, type HfWeights } from '../hf-folder';
-import { openCheckedWeights, readJsonObject } from './folder';
+import { HfFolderError, readJsonObject, type HfWeights } from '../hf-folder';
+import { openCheckedWeights } from './folder';
 import { WhisperFeatureExtractor, parseWhisperFeatureConfig, type WhisperFeatureConfig } from './log-mel';
 
 export interface WhisperEncoderConfig {

@@ -8,7 +8,8 @@
 //                  sep_token_id, generate's eos) or max_length (20, transformers' default, counting the bos); the
 //                  decoder attends to every question position (generate passes an all-ones question mask)
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { readJsonObject } from '../../hf-folder';
 import { join } from 'node:path';
 import { Graph } from '../../../engine/graph/builder';
 import { modelSource } from '../../../engine/runtime/cache';
@@ -64,23 +65,6 @@ export interface BlipModel {
   close(): void;
 }
 
-function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new BlipError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const j = JSON.parse(text);
-    if (!j || typeof j !== 'object' || Array.isArray(j)) throw new Error('not a JSON object');
-    return j;
-  } catch (e) {
-    throw new BlipError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
 /** Whether a model folder is BLIP (config.json model_type "blip"). */
 export function isBlipFolder(dir: string | undefined): boolean {
   if (!dir) return false;
@@ -104,7 +88,7 @@ function role(name: string): string {
 export function loadBlip(dir: string): BlipModel {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new BlipError(`${dir}: no config.json`);
-  const config = parseBlipConfig(readJson(configPath), configPath);
+  const config = parseBlipConfig(readJsonObject(configPath, (m) => new BlipError(m)), configPath);
   if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json')))
     throw new BlipError(`${dir}: no model.safetensors or model.safetensors.index.json`);
   const files = ShardedSafetensors.openFolder(dir);
@@ -128,7 +112,7 @@ export function loadBlip(dir: string): BlipModel {
       throw new BlipError(`${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's text_config.vocab_size is ${config.text.vocabSize}`);
     const ppPath = join(dir, 'preprocessor_config.json');
     if (!existsSync(ppPath)) throw new BlipError(`${dir}: no preprocessor_config.json (a BLIP model needs one)`);
-    const imageProcessor = new ImageProcessor(parsePreprocessorConfig(readJson(ppPath), ppPath));
+    const imageProcessor = new ImageProcessor(parsePreprocessorConfig(readJsonObject(ppPath, (m) => new BlipError(m)), ppPath));
     return { dir, config, weights, tokenizer, imageProcessor, close: () => weights.close() };
   } catch (e) {
     files.close();

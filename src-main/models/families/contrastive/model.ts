@@ -3,7 +3,8 @@
 // the host side of the text tower: tokenization, truncation to the tower's positions (with a warning, never an index
 // error), padding and the pooled position of each text as transformers computes it.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonObject } from '../../hf-folder';
 import { join } from 'node:path';
 import { Graph } from '../../../engine/graph/builder';
 import { modelSource } from '../../../engine/runtime/cache';
@@ -61,23 +62,6 @@ export interface ContrastiveModel {
   close(): void;
 }
 
-function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ContrastiveError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const j = JSON.parse(text);
-    if (!j || typeof j !== 'object' || Array.isArray(j)) throw new Error('not a JSON object');
-    return j;
-  } catch (e) {
-    throw new ContrastiveError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
 /** What each missing tensor is, for the error message. */
 function tensorRole(name: string): string {
   if (name === 'logit_bias') return " (SiglipModel's logit bias, added to every logit)";
@@ -91,7 +75,7 @@ function tensorRole(name: string): string {
 export function loadContrastive(dir: string): ContrastiveModel {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new ContrastiveError(`${dir}: no config.json`);
-  const config = parseContrastiveConfig(readJson(configPath), configPath);
+  const config = parseContrastiveConfig(readJsonObject(configPath, (m) => new ContrastiveError(m)), configPath);
   if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json')))
     throw new ContrastiveError(`${dir}: no model.safetensors or model.safetensors.index.json`);
   const files = ShardedSafetensors.openFolder(dir);
@@ -120,7 +104,7 @@ export function loadContrastive(dir: string): ContrastiveModel {
       throw new ContrastiveError(`${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's text_config.vocab_size is ${config.text.vocabSize}`);
     const ppPath = join(dir, 'preprocessor_config.json');
     if (!existsSync(ppPath)) throw new ContrastiveError(`${dir}: no preprocessor_config.json (a ${config.modelType} model needs one)`);
-    const imageProcessor = new ImageProcessor(parsePreprocessorConfig(readJson(ppPath), ppPath));
+    const imageProcessor = new ImageProcessor(parsePreprocessorConfig(readJsonObject(ppPath, (m) => new ContrastiveError(m)), ppPath));
     return { dir, config, weights, storedFiles: files, tokenizer, imageProcessor, close: () => weights.close() };
   } catch (e) {
     files.close();
