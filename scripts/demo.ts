@@ -39,6 +39,7 @@ const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [option
   --lr X           peak learning rate (3e-3)
   --method M       lora (default with the pretrained base) or lora+projector (default with a random base)
   --rank N         LoRA rank (16; alpha is twice the rank)
+  --seed N         training seed: LoRA initialization and data order (0)
   --eval-items N   held-out questions evaluated before and after (120)
   --quantize LIST  also evaluate the fine-tuned model with int8 and/or int4 weights (e.g. int8,int4): exact match
                    beside float32's and the share of answers equal to float32's
@@ -72,6 +73,7 @@ try {
       quantize: { type: 'string' },
       'quantize-base': { type: 'string' },
       'compare-base': { type: 'string' },
+      seed: { type: 'string', default: '0' },
     },
   });
 } catch (e) {
@@ -105,6 +107,11 @@ const baseScheme = (flag: 'quantize-base' | 'compare-base'): 'none' | 'int8' | '
   return v;
 };
 const quantizeBase = baseScheme('quantize-base');
+const seed = Number(values.seed);
+if (!Number.isSafeInteger(seed) || seed < 0) {
+  console.error(`--seed must be a non-negative integer (got ${JSON.stringify(values.seed)})`);
+  process.exit(2);
+}
 const compareBase = baseScheme('compare-base');
 const t0 = Date.now();
 const dataDir = values['data-dir'] ?? mkdtempSync(join(tmpdir(), 'lenslab-demo-'));
@@ -222,7 +229,7 @@ try {
       batchSize: 16,
       maxSteps: steps,
       saveEvery: 50,
-      seed: 0,
+      seed,
       ...(q !== 'none' ? { quantizeBase: q } : {}),
     };
     const { runner } = backend.ctx.training;
@@ -245,7 +252,7 @@ try {
     const onQ = (await evaluate(`${compareBase} base, fine-tuned, on ${compareBase}   `, { runId: qRun }, compareBase)).metrics.exact_match ?? 0;
     const d = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)} points`;
     say();
-    say(`exact match after ${steps} steps (seed 0): float32 base ${pct(f)}; ${compareBase} base ${pct(onFloat)} with its adapter on the float32 base (${d(onFloat - f)}), ${pct(onQ)} on the ${compareBase} base (${d(onQ - f)}); base model ${pct(base.metrics.exact_match)}`);
+    say(`exact match after ${steps} steps (seed ${seed}): float32 base ${pct(f)}; ${compareBase} base ${pct(onFloat)} with its adapter on the float32 base (${d(onFloat - f)}), ${pct(onQ)} on the ${compareBase} base (${d(onQ - f)}); base model ${pct(base.metrics.exact_match)}`);
     say(`total time ${formatDuration((Date.now() - t0) / 1000)}`);
   }
 } catch (e) {

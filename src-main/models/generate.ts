@@ -38,7 +38,7 @@ import { loadAdapter, type Adapter } from './peft';
 import { Graph } from '../engine/graph/builder';
 import { AdapterInputs, IO, adapterInputTensors, adapterStructure, buildForwardGraph, decoderNames, imageFeatures, llavaEmbeddings, type ForwardGraphOptions } from './llava';
 import { GraphWeights } from './layers';
-import { parseQuantScheme, QUANT_SCHEME_VERSION, QUANT_SESSION_CONFIG, type QuantScheme } from './quantize';
+import { parseQuantScheme, quantKeyVersion, QUANT_SESSION_CONFIG, type QuantScheme } from './quantize';
 import { decoderFor } from './registry';
 import { decoderPositions } from './decoder/llama';
 import { Sampler, StopStrings, validateSamplingOptions, type FinishReason, type SamplingOptions } from './sampling';
@@ -405,7 +405,7 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   const identity = {
     model: fileIdentity(model.dir),
     adapter: adapter ? adapterStructure(adapter) : null,
-    ...(quantize !== 'none' ? { quantize, quantVersion: QUANT_SCHEME_VERSION } : {}),
+    ...(quantize !== 'none' ? { quantize, quantVersion: quantKeyVersion.current } : {}),
   };
   const sessionOptions: SessionOptions | undefined =
     quantize === 'int4' ? { ...options.session, config: { ...QUANT_SESSION_CONFIG, ...options.session?.config } } : options.session;

@@ -28,6 +28,16 @@ export const QUANT_SCHEMES = ['none', 'int8', 'int4'] as const;
 export type QuantScheme = (typeof QUANT_SCHEMES)[number];
 /** Bump when the quantized layout or arithmetic changes: cached graphs of an older scheme are rebuilt, never read. */
 export const QUANT_SCHEME_VERSION = 1;
+/** The version cache keys name: QUANT_SCHEME_VERSION (tests change it to check that older entries are rebuilt). */
+export const quantKeyVersion = { current: QUANT_SCHEME_VERSION };
+
+/**
+ * What names a quantized frozen base in cache keys (training graphs, cached image features): the scheme and its
+ * version, so an entry of another scheme or version is rebuilt, never read. Empty for a float base (keys as before).
+ */
+export function quantCacheKey(scheme: QuantScheme): { quantizeBase?: QuantScheme; quantVersion?: number } {
+  return scheme === 'none' ? {} : { quantizeBase: scheme, quantVersion: quantKeyVersion.current };
+}
 export const INT4_BLOCK = 32;
 
 /** Session config for graphs with int4 weights: MatMulNBits computes in int8 (accuracy level 4, VNNI on x86). */

@@ -31,7 +31,7 @@ import { tensor } from '../engine/runtime/tensor';
 import { adapterFromValues, buildFeatureGraph, buildTrainableVlm, DROPOUT_SEED_INPUT, featureCacheLayer, featureShape, IMAGE_FEATURES_INPUT, type FeatureLayer, type TrainableVlmOptions, dropoutStepSeed, loadAdapter, loadVlm, renderSetupOf, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
 import type { RenderSetup } from '../datasets/render';
 import { createGenerator } from '../models/generate';
-import { QUANT_SCHEME_VERSION } from '../models/quantize';
+import { quantCacheKey } from '../models/quantize';
 import { BatchSchedule, collate, pack, type Batch, type DataPosition, type RenderedSample } from './batching';
 import type { CheckpointFiles, LoadedCheckpoint, StateTensor } from './checkpoints';
 import { hparamsHash, lrAt, parseHparams, planRun, type Hparams } from './hparams';
@@ -218,8 +218,8 @@ class VlmTrainer implements Trainer {
       lora,
       ...(this.featureLayer ? { imageInput: this.featureLayer } : {}),
       ...(hp.packing ? { packed: true } : {}),
-      // a quantized base names its scheme and version: graphs of another scheme are never read
-      ...(hp.quantizeBase !== 'none' ? { quantizeBase: hp.quantizeBase, quantVersion: QUANT_SCHEME_VERSION } : {}),
+      // a quantized base names its scheme and version: graphs of another scheme or version are never read
+      ...quantCacheKey(hp.quantizeBase),
     };
     if (this.featureLayer) {
       this.features = this.openFeatureCache(this.featureLayer);
@@ -313,7 +313,7 @@ class VlmTrainer implements Trainer {
       const d = m.weights.get(name);
       h.update(name).update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
     }
-    const scope = stableStringify({ layer, quantizeBase: this.vlmOptions.quantizeBase ?? 'none', nbits: this.vlmOptions.nbits ?? null, config: m.json.config, preprocessor: m.json.preprocessorConfig ?? null, processor: m.json.processorConfig ?? null, weights: h.digest('hex') });
+    const scope = stableStringify({ layer, quantizeBase: this.vlmOptions.quantizeBase ?? 'none', ...quantCacheKey(this.vlmOptions.quantizeBase ?? 'none'), nbits: this.vlmOptions.nbits ?? null, config: m.json.config, preprocessor: m.json.preprocessorConfig ?? null, processor: m.json.processorConfig ?? null, weights: h.digest('hex') });
     const dir = featureCacheDir();
     this.ctx.log(`image features: computed once per image at the ${layer === 'projected' ? "connector's output" : "tower's output (the connector trains)"} and cached in ${dir} (keyed in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     return new FeatureCache({ dir, scope, warn: (msg) => this.ctx.log(`warning: ${msg}`, 'warn') });
@@ -366,7 +366,7 @@ class VlmTrainer implements Trainer {
     const quant = { quantizeBase: this.vlmOptions.quantizeBase, nbits: this.vlmOptions.nbits };
     this.vision ??= await openProgram(() => buildFeatureGraph(this.model, layer, quant), {
       cacheDir: graphCacheDir(),
-      key: { kind: 'features', layer, model: folderIdentity(this.cfg.model), ...quant },
+      key: { kind: 'features', layer, model: folderIdentity(this.cfg.model), ...quant, ...quantCacheKey(quant.quantizeBase ?? 'none') },
       session: this.sessionOptions(),
     });
     const frames = pxs.map((p) => p.length / size);
