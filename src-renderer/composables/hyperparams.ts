@@ -22,6 +22,8 @@ export interface NumberSpec extends BaseSpec {
   max?: number;
   /** min is exclusive (e.g. learning rate > 0). */
   exclusiveMin?: boolean;
+  /** max is exclusive (e.g. dropout < 1). */
+  exclusiveMax?: boolean;
   integer?: boolean;
   step?: number;
   unit?: string;
@@ -74,7 +76,7 @@ export function validateField(f: FieldSpec, value: HyperValue | null, values: Hy
       if (f.min !== undefined) {
         if (f.exclusiveMin ? value <= f.min : value < f.min) return f.exclusiveMin ? `Must be greater than ${fmt(f.min)}` : `Must be at least ${fmt(f.min)}`;
       }
-      if (f.max !== undefined && value > f.max) return `Must be at most ${fmt(f.max)}`;
+      if (f.max !== undefined && (f.exclusiveMax ? value >= f.max : value > f.max)) return f.exclusiveMax ? `Must be less than ${fmt(f.max)}` : `Must be at most ${fmt(f.max)}`;
       break;
     }
     case 'select':

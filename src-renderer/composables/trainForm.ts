@@ -1,31 +1,93 @@
-// The Train view's hyperparameter fields (defaults equal to src-main/training/hparams.ts; a test checks that),
-// their conversion to the `hparams` object runs.estimate / runs.start take, and the memory estimate's suggestions
-// turned into field changes where they name concrete values.
-import type { FieldSpec, HyperValues } from './hyperparams';
-import { LORA_TARGETS } from '../../src-main/contract/hparams';
+// The Train view's hyperparameter fields: types, limits, defaults and choices read from the contract's schema
+// (src-main/contract/hparams.ts; only the words and the layout are the form's own), their conversion to the `hparams`
+// object runs.estimate / runs.start take, and the memory estimate's suggestions turned into field changes where
+// they name concrete values.
+import { z } from 'zod';
+import type { FieldSpec, HyperValues, NumberSpec, SelectSpec } from './hyperparams';
+import {
+  BASE_QUANTS,
+  DEFAULT_EPOCHS,
+  hparamsFields,
+  LORA_TARGETS,
+  SCHEDULES,
+  TRAIN_METHODS,
+  type BaseQuant,
+  type LoraTarget,
+  type LrScheduleKind,
+  type TrainMethod,
+} from '../../src-main/contract/hparams';
+
+type HparamKey = keyof typeof hparamsFields.shape;
+interface JsonField {
+  type?: string;
+  default?: unknown;
+  minimum?: number;
+  exclusiveMinimum?: number;
+  maximum?: number;
+  exclusiveMaximum?: number;
+  enum?: readonly string[];
+}
+/** Each field's JSON Schema (type, limits, default, choices), as the contract's zod schema states them. */
+export const HPARAM_SCHEMA = (z.toJSONSchema(hparamsFields, { io: 'input' }) as { properties: Record<HparamKey, JsonField> }).properties;
 
 const notProjector = (v: HyperValues) => v.method !== 'projector';
 
-export const TARGET_PRESETS: Record<string, string[]> = {
-  attention: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+/**
+ * A number field with the schema's limits and default. `default` only for fields the schema leaves unset (epochs,
+ * maxSteps, warmupRatio: the form needs a value to show); the form's own words and layout in `spec`.
+ */
+function numberField(key: HparamKey, spec: Omit<NumberSpec, 'type' | 'key' | 'default'> & { default?: number }): NumberSpec {
+  const j = HPARAM_SCHEMA[key];
+  const def = spec.default ?? j.default;
+  if (typeof def !== 'number') throw new Error(`hyperparameter ${key} has no default in the schema`);
+  const f: NumberSpec = { ...spec, key, type: 'number', default: def };
+  if (j.type === 'integer') f.integer = true;
+  if (j.exclusiveMinimum !== undefined) Object.assign(f, { min: j.exclusiveMinimum, exclusiveMin: true });
+  else if (j.minimum !== undefined) f.min = j.minimum;
+  if (j.exclusiveMaximum !== undefined) Object.assign(f, { max: j.exclusiveMaximum, exclusiveMax: true });
+  // an integer with no stated maximum is bounded by the safe-integer range: no limit worth showing
+  else if (j.maximum !== undefined && j.maximum < Number.MAX_SAFE_INTEGER) f.max = j.maximum;
+  return f;
+}
+
+/** A select over one of the schema's lists, in its order, with the form's words for each choice. */
+function choiceField<T extends string>(key: HparamKey, values: readonly T[], words: Record<T, { label: string; hint?: string }>, spec: Omit<SelectSpec, 'type' | 'key' | 'default' | 'options'>): SelectSpec {
+  const def = HPARAM_SCHEMA[key].default;
+  if (typeof def !== 'string') throw new Error(`hyperparameter ${key} has no default in the schema`);
+  return { ...spec, key, type: 'select', default: def, options: values.map((v) => ({ value: v, ...words[v] })) };
+}
+
+const METHOD_WORDS: Record<TrainMethod, { label: string; hint: string }> = {
+  lora: { label: 'LoRA on the language model', hint: 'Small adapters in the decoder: the usual choice.' },
+  projector: { label: 'Projector only', hint: 'Trains only the vision-to-text bridge: fastest, least memory.' },
+  'lora+projector': { label: 'LoRA + projector', hint: 'Both: learns most, needs more memory.' },
+};
+const QUANT_WORDS: Record<BaseQuant, { label: string }> = {
+  none: { label: 'float32 (exact)' },
+  int8: { label: 'int8 blocks (about 1/3.5 of the memory)' },
+  int4: { label: 'int4 blocks (about 1/6 of the memory)' },
+};
+const SCHEDULE_WORDS: Record<LrScheduleKind, { label: string }> = {
+  cosine: { label: 'Cosine decay' },
+  linear: { label: 'Linear decay' },
+  constant: { label: 'Constant' },
+};
+
+/** The LoRA layer choices: sets of the schema's targets (the schema's default first, then fewer, then all). */
+export const TARGET_PRESETS = {
+  attention: hparamsFields.shape.targetModules.parse(undefined),
   qv: ['q_proj', 'v_proj'],
-  all: [...LORA_TARGETS],
-  // BLIP's BERT text model names its attention projections query / key / value (the blip-vqa-lora recipe)
-  'query-key': ['query', 'key'],
+  all: LORA_TARGETS,
+} satisfies Record<string, readonly LoraTarget[]>;
+type TargetChoice = keyof typeof TARGET_PRESETS;
+const TARGET_WORDS: Record<TargetChoice, string> = {
+  attention: 'Attention (q, k, v, o)',
+  qv: 'Queries and values only (q, v)',
+  all: `Attention and MLP (all ${LORA_TARGETS.length})`,
 };
 
 export const TRAIN_FIELDS: FieldSpec[] = [
-  {
-    key: 'method',
-    label: 'Method',
-    type: 'select',
-    default: 'lora',
-    options: [
-      { value: 'lora', label: 'LoRA on the language model', hint: 'Small adapters in the decoder: the usual choice.' },
-      { value: 'projector', label: 'Projector only', hint: 'Trains only the vision-to-text bridge: fastest, least memory.' },
-      { value: 'lora+projector', label: 'LoRA + projector', hint: 'Both: learns most, needs more memory.' },
-    ],
-  },
+  choiceField('method', TRAIN_METHODS, METHOD_WORDS, { label: 'Method' }),
   {
     key: 'duration',
     label: 'Train for',
@@ -36,13 +98,13 @@ export const TRAIN_FIELDS: FieldSpec[] = [
       { value: 'steps', label: 'Optimizer steps' },
     ],
   },
-  { key: 'epochs', label: 'Epochs', type: 'number', default: 3, min: 1, max: 10000, integer: true, visibleWhen: (v) => v.duration === 'epochs' },
-  { key: 'maxSteps', label: 'Steps', type: 'number', default: 100, min: 1, max: 10_000_000, integer: true, visibleWhen: (v) => v.duration === 'steps' },
-  { key: 'lr', label: 'Learning rate', type: 'number', default: 2e-4, min: 0, exclusiveMin: true, max: 1, help: 'LoRA usually 1e-4 to 3e-4; a projector alone can take 1e-3.' },
-  { key: 'batchSize', label: 'Batch size', type: 'number', default: 4, min: 1, max: 4096, integer: true, help: 'Samples per micro-batch: the main memory knob.' },
-  { key: 'gradAccum', label: 'Gradient accumulation', type: 'number', default: 1, min: 1, max: 4096, integer: true, help: 'Micro-batches per step: a larger effective batch without more memory.' },
-  { key: 'rank', label: 'LoRA rank', type: 'number', default: 8, min: 1, max: 1024, integer: true, visibleWhen: notProjector, help: 'Higher learns more and uses more memory.' },
-  { key: 'alpha', label: 'LoRA alpha', type: 'number', default: 16, min: 0, exclusiveMin: true, max: 1e4, visibleWhen: notProjector, help: 'The update is scaled by alpha / rank.' },
+  numberField('epochs', { label: 'Epochs', default: DEFAULT_EPOCHS, visibleWhen: (v) => v.duration === 'epochs' }),
+  numberField('maxSteps', { label: 'Steps', default: 100, visibleWhen: (v) => v.duration === 'steps' }),
+  numberField('lr', { label: 'Learning rate', help: 'LoRA usually 1e-4 to 3e-4; a projector alone can take 1e-3.' }),
+  numberField('batchSize', { label: 'Batch size', help: 'Samples per micro-batch: the main memory knob.' }),
+  numberField('gradAccum', { label: 'Gradient accumulation', help: 'Micro-batches per step: a larger effective batch without more memory.' }),
+  numberField('rank', { label: 'LoRA rank', visibleWhen: notProjector, help: 'Higher learns more and uses more memory.' }),
+  numberField('alpha', { label: 'LoRA alpha', visibleWhen: notProjector, help: 'The update is scaled by alpha / rank.' }),
   {
     key: 'targets',
     label: 'LoRA layers',
@@ -50,49 +112,26 @@ export const TRAIN_FIELDS: FieldSpec[] = [
     default: 'attention',
     advanced: true,
     visibleWhen: notProjector,
-    options: [
-      { value: 'attention', label: 'Attention (q, k, v, o)' },
-      { value: 'qv', label: 'Queries and values only (q, v)' },
-      { value: 'all', label: 'Attention and MLP (all 7)' },
-      // offered once the backend takes these names (the BLIP family), so every choice of the form parses
-      ...(TARGET_PRESETS['query-key'].every((t) => (LORA_TARGETS as readonly string[]).includes(t)) ? [{ value: 'query-key', label: 'BLIP text attention (query, key)', hint: 'Only BLIP models have these layers.' }] : []),
-    ],
+    options: Object.entries(TARGET_WORDS).map(([value, label]) => ({ value, label })),
   },
-  { key: 'dropout', label: 'LoRA dropout', type: 'number', default: 0, min: 0, max: 0.99, advanced: true, visibleWhen: notProjector },
-  {
-    key: 'quantizeBase',
+  numberField('dropout', { label: 'LoRA dropout', advanced: true, visibleWhen: notProjector }),
+  choiceField('quantizeBase', BASE_QUANTS, QUANT_WORDS, {
     label: 'Frozen base weights',
-    type: 'select',
-    default: 'none',
     advanced: true,
     help: 'int4 or int8 holds the frozen model in a fraction of the memory (QLoRA); the adapter stays float32 and applies to the original model.',
-    options: [
-      { value: 'none', label: 'float32 (exact)' },
-      { value: 'int8', label: 'int8 blocks (about 1/3.5 of the memory)' },
-      { value: 'int4', label: 'int4 blocks (about 1/6 of the memory)' },
-    ],
-  },
-  {
-    key: 'schedule',
-    label: 'Learning-rate schedule',
-    type: 'select',
-    default: 'cosine',
-    advanced: true,
-    options: [
-      { value: 'cosine', label: 'Cosine decay' },
-      { value: 'linear', label: 'Linear decay' },
-      { value: 'constant', label: 'Constant' },
-    ],
-  },
-  { key: 'warmupRatio', label: 'Warmup', type: 'number', default: 0, min: 0, max: 0.99, advanced: true, unit: 'of the steps', help: 'A fraction such as 0.03.' },
-  { key: 'weightDecay', label: 'Weight decay', type: 'number', default: 0, min: 0, max: 1, advanced: true },
-  { key: 'clipNorm', label: 'Gradient clipping', type: 'number', default: 1, min: 0, max: 1e6, advanced: true, unit: 'norm', help: '0 turns it off.' },
-  { key: 'maxSeqLen', label: 'Longest sample', type: 'number', default: 1024, min: 8, max: 131072, integer: true, advanced: true, unit: 'tokens', help: 'Image tokens count; longer samples are refused, never cut.' },
+  }),
+  choiceField('schedule', SCHEDULES, SCHEDULE_WORDS, { label: 'Learning-rate schedule', advanced: true }),
+  numberField('warmupRatio', { label: 'Warmup', default: 0, advanced: true, unit: 'of the steps', help: 'A fraction such as 0.03.' }),
+  numberField('weightDecay', { label: 'Weight decay', advanced: true }),
+  numberField('clipNorm', { label: 'Gradient clipping', advanced: true, unit: 'norm', help: '0 turns it off.' }),
+  numberField('maxSeqLen', { label: 'Longest sample', advanced: true, unit: 'tokens', help: 'Image tokens count; longer samples are refused, never cut.' }),
+  // the one default the app sets apart from the API's: runs started here evaluate the base model at step 0, so the
+  // curves show what training gained (the schema keeps it off for scripts)
   { key: 'evalAtStart', label: 'Evaluate the base model first', type: 'boolean', default: true, advanced: false, help: 'Step 0 on the curves, so the run shows what it gained. Needs validation items.' },
-  { key: 'evalEvery', label: 'Evaluate every', type: 'number', default: 0, min: 0, integer: true, advanced: true, unit: 'steps', help: '0 = only at the end. Needs validation items.' },
-  { key: 'saveEvery', label: 'Checkpoint every', type: 'number', default: 50, min: 0, integer: true, advanced: true, unit: 'steps', help: '0 = only at the end.' },
-  { key: 'keepLastK', label: 'Checkpoints kept', type: 'number', default: 3, min: 1, max: 1000, integer: true, advanced: true },
-  { key: 'seed', label: 'Seed', type: 'number', default: 42, min: 0, max: 0xffffffff, integer: true, advanced: true },
+  numberField('evalEvery', { label: 'Evaluate every', advanced: true, unit: 'steps', help: '0 = only at the end. Needs validation items.' }),
+  numberField('saveEvery', { label: 'Checkpoint every', advanced: true, unit: 'steps', help: '0 = only at the end.' }),
+  numberField('keepLastK', { label: 'Checkpoints kept', advanced: true }),
+  numberField('seed', { label: 'Seed', advanced: true }),
 ];
 
 /** The `hparams` object of runs.estimate / runs.start for the form's values. */
@@ -116,12 +155,13 @@ export function toHparams(v: HyperValues): Record<string, unknown> {
   if (v.duration === 'steps') h.maxSteps = num('maxSteps');
   else h.epochs = num('epochs');
   if (num('warmupRatio') > 0) h.warmupRatio = num('warmupRatio');
-  if (v.quantizeBase === 'int8' || v.quantizeBase === 'int4') h.quantizeBase = v.quantizeBase;
+  // a float base sends nothing, as before the field existed
+  if (v.quantizeBase !== HPARAM_SCHEMA.quantizeBase.default) h.quantizeBase = v.quantizeBase;
   if (v.method !== 'projector') {
     h.rank = num('rank');
     h.alpha = num('alpha');
     h.dropout = num('dropout');
-    h.targetModules = TARGET_PRESETS[String(v.targets)] ?? TARGET_PRESETS.attention;
+    h.targetModules = [...(TARGET_PRESETS[String(v.targets) as TargetChoice] ?? TARGET_PRESETS.attention)];
   }
   return h;
 }

@@ -1,8 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TRAIN_FIELDS, toHparams, suggestionPatch, formFieldOf } from '../../src-renderer/composables/trainForm';
-import { defaultsOf } from '../../src-renderer/composables/hyperparams';
+import { TRAIN_FIELDS, TARGET_PRESETS, toHparams, suggestionPatch, formFieldOf } from '../../src-renderer/composables/trainForm';
+import { defaultsOf, validateField } from '../../src-renderer/composables/hyperparams';
 import { parseHparams } from '../../src-main/training/hparams';
+import { DEFAULT_EPOCHS, hparamsFields, hparamsSchema, LORA_TARGETS } from '../../src-main/contract/hparams';
+import { TRAIN_PRESETS } from '../../src-main/contract/presets';
+import { presetValues } from '../../src-renderer/composables/trainExtras';
 import { runSummary, bestMetrics, toGallery, progressLabel } from '../../src-renderer/composables/runView';
 
 test("the Train form's defaults are the backend's defaults, and every form value parses", () => {
@@ -21,6 +24,58 @@ test("the Train form's defaults are the backend's defaults, and every form value
   assert.equal(parseHparams(toHparams({ ...defaultsOf(TRAIN_FIELDS), quantizeBase: 'int4' })).quantizeBase, 'int4');
   assert.equal('quantizeBase' in toHparams(defaultsOf(TRAIN_FIELDS)), false, 'a float base sends nothing new');
   assert.deepEqual(suggestionPatch('hold the frozen base as int4 (quantizeBase int4, --quantize-base int4; the adapter stays float32)'), { quantizeBase: 'int4' });
+});
+
+test("the Train form's defaults, limits and choices are the schema's", () => {
+  const schemaDefaults = hparamsSchema.parse({}) as Record<string, unknown>;
+  const shape = hparamsFields.shape as Record<string, { safeParse(v: unknown): { success: boolean } }>;
+  const formDefaults = defaultsOf(TRAIN_FIELDS);
+  let checked = 0;
+  for (const f of TRAIN_FIELDS) {
+    if (!(f.key in shape)) continue;
+    checked++;
+    // the one default the app sets apart (runs started here evaluate the base model at step 0); fields the schema
+    // leaves unset get a value the schema takes (epochs as parseHparams fills it in)
+    if (f.key === 'evalAtStart') assert.equal(f.default, true);
+    else if (f.key in schemaDefaults) assert.deepEqual(f.default, schemaDefaults[f.key], `${f.key}'s default`);
+    else assert.ok(shape[f.key].safeParse(f.default).success, `${f.key}'s default ${f.default} parses`);
+    if (f.key === 'epochs') assert.equal(f.default, DEFAULT_EPOCHS);
+    const form = (v: unknown) => validateField(f, v as number, formDefaults) === null;
+    const schema = (v: unknown) => shape[f.key].safeParse(v).success;
+    if (f.type === 'number') {
+      // both sides of each limit, and a fraction where whole numbers are asked: the form says no exactly where the schema does
+      const probes = [f.default, 0.5, -1];
+      for (const b of [f.min, f.max]) if (b !== undefined) probes.push(b, b - 1e-9, b + 1e-9, b - 1, b + 1);
+      if (f.max === undefined) probes.push(1e9);
+      for (const v of probes) assert.equal(form(v), schema(v), `${f.key} = ${v}: form ${form(v)}, schema ${schema(v)}`);
+    } else if (f.type === 'select') {
+      for (const o of f.options) assert.ok(schema(o.value), `${f.key} option ${o.value}`);
+      const all = (hparamsFields.shape as Record<string, any>)[f.key].unwrap().options as string[];
+      assert.deepEqual(f.options.map((o) => o.value), all, `${f.key}: every choice of the schema, in its order`);
+    }
+  }
+  assert.equal(checked, TRAIN_FIELDS.length - 2, 'every field but duration and targets is a schema field');
+  // the LoRA layer choices are the schema's targets: its default, and all of them
+  assert.deepEqual(TARGET_PRESETS.attention, schemaDefaults.targetModules);
+  assert.deepEqual(TARGET_PRESETS.all, LORA_TARGETS);
+  for (const mods of Object.values(TARGET_PRESETS)) assert.ok(shape.targetModules.safeParse(mods).success);
+  const targets = TRAIN_FIELDS.find((f) => f.key === 'targets');
+  assert.ok(targets?.type === 'select');
+  assert.deepEqual(targets.options.map((o) => o.value), Object.keys(TARGET_PRESETS));
+});
+
+test('recipe presets fill the form; a family target set the app cannot train leaves the layers as they were', () => {
+  const blip2 = TRAIN_PRESETS.find((p) => p.id === 'blip2-caption-lora')!;
+  const v = presetValues(blip2, defaultsOf(TRAIN_FIELDS));
+  assert.equal(v.targets, 'qv');
+  const h = parseHparams(toHparams(v));
+  assert.deepEqual([h.rank, h.alpha, h.dropout, h.lr, h.weightDecay, h.schedule, h.clipNorm], [16, 32, 0.05, 5e-5, 0.01, 'constant', 0]);
+  assert.deepEqual(h.targetModules, ['q_proj', 'v_proj']);
+  // BLIP's BERT text model names its projections query / key: a family fact, not a choice of this form
+  const blip = TRAIN_PRESETS.find((p) => p.id === 'blip-vqa-lora')!;
+  const b = presetValues(blip, { ...defaultsOf(TRAIN_FIELDS), targets: 'all' });
+  assert.equal(b.targets, 'all');
+  assert.equal(parseHparams(toHparams(b)).batchSize, 8);
 });
 
 test('memory suggestions that name values become field changes; backend fields map to form fields', () => {
