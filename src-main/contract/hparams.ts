@@ -10,8 +10,11 @@ export type TrainMethod = (typeof TRAIN_METHODS)[number];
 export const SCHEDULES = ['cosine', 'linear', 'constant'] as const;
 export type LrScheduleKind = (typeof SCHEDULES)[number];
 
+/** The linear layers of a decoder layer's attention and of its MLP (LLaMA / Qwen2 naming). */
+export const ATTENTION_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const;
+export const MLP_TARGETS = ['gate_proj', 'up_proj', 'down_proj'] as const;
 /** Module names LoRA may target (the decoder's attention and MLP linear layers, LLaMA / Qwen2 naming). */
-export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export const LORA_TARGETS = [...ATTENTION_TARGETS, ...MLP_TARGETS] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 /**
@@ -70,7 +73,7 @@ export const hparamsFields = z.strictObject(
      *  resumed run equals an uninterrupted one with any dropout; > 0 costs a per-element hash in each LoRA module. */
     dropout: fraction().default(0),
     /** Decoder linear layers that get adapters. */
-    targetModules: z.array(z.enum(LORA_TARGETS, E), E).min(1, E).default(['q_proj', 'k_proj', 'v_proj', 'o_proj']),
+    targetModules: z.array(z.enum(LORA_TARGETS, E), E).min(1, E).default([...ATTENTION_TARGETS]),
     /** Peak learning rate. */
     lr: num().positive(E).max(1, E).default(2e-4),
     /** AdamW decoupled weight decay. */

@@ -20,7 +20,7 @@ import { writeJsonAtomic } from './hf-folder';
 import type { Graph, Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import type { LazyTensors, LoraBinding } from './layers';
-import { LORA_TARGETS, type LoraTarget } from '../contract/hparams';
+import { ATTENTION_TARGETS, LORA_TARGETS, MLP_TARGETS, type LoraTarget, type TrainMethod } from '../contract/hparams';
 
 export class PeftError extends Error {}
 
@@ -28,7 +28,7 @@ export class PeftError extends Error {}
 /** The same roles in a CLIP / SigLIP layer (no gate). */
 const VISION_NAME: Record<LoraTarget, string | null> = { q_proj: 'q_proj', k_proj: 'k_proj', v_proj: 'v_proj', o_proj: 'out_proj', gate_proj: null, up_proj: 'fc1', down_proj: 'fc2' };
 
-export type TrainMode = 'lora' | 'projector' | 'lora+projector';
+export type TrainMode = TrainMethod;
 
 export interface LoraSpec {
   mode: TrainMode;
@@ -70,8 +70,8 @@ function escapeRe(s: string): string {
  */
 export function targetModulesRegex(config: ModelConfig, spec: Pick<LoraSpec, 'targets' | 'includeVision'>): string {
   const dec = spec.targets.filter((t) => t.endsWith('_proj'));
-  const attn = dec.filter((t) => ['q_proj', 'k_proj', 'v_proj', 'o_proj'].includes(t));
-  const mlp = dec.filter((t) => ['gate_proj', 'up_proj', 'down_proj'].includes(t));
+  const attn = dec.filter((t) => (ATTENTION_TARGETS as readonly string[]).includes(t));
+  const mlp = dec.filter((t) => (MLP_TARGETS as readonly string[]).includes(t));
   const groups: string[] = [];
   // OPT names the same roles out_proj, fc1 (up) and fc2 (down), the MLP directly in the layer, and has no gate
   const opt = config.kind !== 'vision' && config.text.modelType === 'opt';

@@ -57,7 +57,7 @@ import { connectorModules } from './peft';
 import type { LensTokenizer } from './tokenizer';
 import { ChatTemplate, LLAVA_CHAT_TEMPLATE, missingTemplateWarning } from './chat-template';
 import type { ImageProcessor } from './image-processor';
-import { LORA_TARGETS, type LoraTarget, type TrainMethod as HparamsMethod } from '../contract/hparams';
+import { LORA_TARGETS, TRAIN_METHODS, type LoraTarget, type TrainMethod as HparamsMethod } from '../contract/hparams';
 
 /** The API's methods (contract/hparams.ts TRAIN_METHODS) and 'full' (every weight, for the engine's own tests). */
 export type TrainMethod = HparamsMethod | 'full';
@@ -293,7 +293,7 @@ function fullTensorNames(cfg: ModelConfig, parts: Array<'vision' | 'projector' |
 /** The trainable VLM for a method. */
 export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: LoraOptions | null, opts: TrainableVlmOptions = {}): TrainableVlm {
   const cfg = asCausal(model.config);
-  if (!['lora', 'projector', 'lora+projector', 'full'].includes(method)) throw new Error(`unknown training method "${method}" (lora, projector, lora+projector, full)`);
+  if (![...TRAIN_METHODS, 'full'].includes(method)) throw new Error(`unknown training method "${method}" (lora, projector, lora+projector, full)`);
   const specs = new Map(expectedTensors(cfg).map((s) => [s.name, s.shape]));
   const params: ParamSpec[] = [];
   const paramInfo = new Map<string, ParamInfo>();

@@ -12,12 +12,13 @@ import { readSafetensors, writeSafetensors, type TensorSource } from '../weights
 import { readJsonObject } from '../hf-folder';
 import { ULTRAVOX_LAYOUT, type UltravoxConfig } from './ultravox';
 import { buildTrainableAudioLlm, type AudioLoraOptions, type AudioTrainMethod } from './train';
+import { ATTENTION_TARGETS, MLP_TARGETS } from '../../contract/hparams';
 
 const PREFIX = 'base_model.model.';
 
 function targetRegex(targets: readonly string[]): string {
-  const attn = targets.filter((t) => ['q_proj', 'k_proj', 'v_proj', 'o_proj'].includes(t));
-  const mlp = targets.filter((t) => ['gate_proj', 'up_proj', 'down_proj'].includes(t));
+  const attn = targets.filter((t) => (ATTENTION_TARGETS as readonly string[]).includes(t));
+  const mlp = targets.filter((t) => (MLP_TARGETS as readonly string[]).includes(t));
   const alts = [...(attn.length ? [`self_attn\\.(?:${attn.join('|')})`] : []), ...(mlp.length ? [`mlp\\.(?:${mlp.join('|')})`] : [])];
   return `language_model\\.model\\.layers\\.\\d+\\.(?:${alts.join('|')})`;
 }

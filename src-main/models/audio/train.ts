@@ -15,12 +15,13 @@ import { serializeModel } from '../../engine/graph/serialize';
 import { Session } from '../../engine/runtime/session';
 import { tensor } from '../../engine/runtime/tensor';
 import { GraphWeights, type LoraBinding } from '../layers';
+import { ATTENTION_TARGETS, MLP_TARGETS, TRAIN_METHODS, type TrainMethod } from '../../contract/hparams';
 import { tokenLosses } from '../program';
 import { demoRng } from '../demo/rng';
 import type { TensorSource } from '../weights/safetensors';
 import { ULTRAVOX_LAYOUT, audioLlmForward, expandAudioTokens, projectorTensorsOf, ultravoxTensors, type LoadedAudioLlm, type UltravoxConfig } from './ultravox';
 
-export type AudioTrainMethod = 'projector' | 'lora' | 'lora+projector';
+export type AudioTrainMethod = TrainMethod;
 
 export interface AudioLoraOptions {
   rank: number;
@@ -29,8 +30,8 @@ export interface AudioLoraOptions {
   targetModules: string[];
 }
 
-const ATTN = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
-const MLP = ['gate_proj', 'up_proj', 'down_proj'];
+const ATTN: readonly string[] = ATTENTION_TARGETS;
+const MLP: readonly string[] = MLP_TARGETS;
 
 export interface AudioLoraModule {
   module: string;
@@ -72,7 +73,7 @@ export function buildTrainableAudioLlm(
   frames: number,
 ): TrainableAudioLlm {
   const c = m.config;
-  if (!['projector', 'lora', 'lora+projector'].includes(method)) throw new Error(`unknown training method "${method}" (projector, lora, lora+projector)`);
+  if (!(TRAIN_METHODS as readonly string[]).includes(method)) throw new Error(`unknown training method "${method}" (projector, lora, lora+projector)`);
   const modules = method === 'projector' ? [] : audioLoraModules(c, lora?.targetModules ?? []);
   if (method !== 'projector' && (!lora || modules.length === 0)) throw new Error(`method ${method} needs LoRA options with at least one target module`);
   if (lora && (!Number.isInteger(lora.rank) || lora.rank < 1)) throw new Error(`LoRA rank must be a positive integer (got ${lora.rank})`);

@@ -21,6 +21,7 @@ import { loadAudioAdapter, mergeAudioAdapter, saveAudioAdapter } from '../../mod
 import { StepExecutor } from '../../engine/runtime/step-executor';
 import { lrAt } from '../../engine/optim/schedules';
 import { demoRng } from '../../models/demo/rng';
+import { TRAIN_METHODS } from '../../contract/hparams';
 
 const USAGE = `lenslab audio compose --whisper DIR --llm DIR --out DIR [--stack 4] [--projector-hidden N] [--audio-token "<audio>"] [--seed 0]
 lenslab audio train   --model DIR --data FILE.jsonl --out ADAPTER_DIR [--method projector|lora|lora+projector]
@@ -129,7 +130,7 @@ async function train(argv: string[], ctx: CommandContext): Promise<number> {
   );
   if (!values.model || !values.data || !values.out) throw new UsageError('--model DIR, --data FILE.jsonl and --out ADAPTER_DIR are required');
   const method = (values.method ?? 'projector') as AudioTrainMethod;
-  if (!['projector', 'lora', 'lora+projector'].includes(method)) throw new UsageError(`--method ${method}: projector, lora or lora+projector`);
+  if (!(TRAIN_METHODS as readonly string[]).includes(method)) throw new UsageError(`--method ${method}: projector, lora or lora+projector`);
   const steps = intArg(values.steps ?? '300', '--steps');
   const batch = intArg(values['batch-size'] ?? '16', '--batch-size');
   const lr = Number(values.lr ?? '1e-2');
