@@ -51,6 +51,11 @@ export const evaluationsMethods = defineMethods({
       quantize: z.enum(['none', 'int8', 'int4']).optional(),
       /** vqa (exact match) or caption (BLEU-4, CIDEr); default: from the split's annotations. */
       task: z.enum(['vqa', 'caption']).optional(),
+      /**
+       * Answer when the evaluation has ended (completed, failed or cancelled) instead of when it starts; the request's
+       * signal (a closed WebSocket, Ctrl-C) then cancels it.
+       */
+      wait: z.boolean().optional(),
     }),
     output: Evaluation,
     summary: 'Evaluate a model (with an optional adapter) on a dataset split in the background; predictions are stored per item.',

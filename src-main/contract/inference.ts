@@ -1,11 +1,12 @@
 // Inference straight on a model folder (or a registered model), with an optional adapter, nothing stored: one
-// answer about an image (streamed as inference.token events carrying the caller's requestId) and the loss of every
-// sample of a data file. What `lenslab generate` and `lenslab score` do, for the UI and scripts too. The request's
+// answer about an image (streamed as inference.token events carrying the caller's requestId), the loss of every
+// sample of a data file, and a CLIP / SigLIP folder's zero-shot and retrieval scores on a data file. What `lenslab
+// generate`, `lenslab score` and the contrastive `lenslab eval` do, for the UI and scripts too. The request's
 // AbortSignal (a closed WebSocket, Ctrl-C) stops the work. Pure TS + zod.
 import { z } from 'zod';
 import { defineEvents, defineMethods } from './define';
 import { Id } from './common';
-import { ModelRef } from './runs';
+import { DataSplit, ModelRef } from './runs';
 import { ChatRole, FinishReason, RequestId } from './chat';
 
 const Path = z.string().min(1, 'must not be empty').max(4096);
@@ -29,6 +30,13 @@ export const SamplingOptions = z.strictObject({
   stop: z.array(z.string().min(1).max(200)).max(8).optional(),
   /** Weight-only quantization of the model's graphs: int8 (u8 x s8) or int4 (block 32); default none (float32). */
   quantize: z.enum(['none', 'int8', 'int4']).optional(),
+});
+
+const ContrastiveMetrics = z.object({
+  /** Zero-shot classification over the items' first tags as class names. */
+  zeroShot: z.object({ items: z.int().nonnegative(), classes: z.array(z.string()), accuracy: z.number().nullable() }),
+  /** Recall@1/5/10 ("R@1", ...) over the captioned images; null with fewer than two pairs. */
+  recall: z.object({ imageToText: z.record(z.string(), z.number()), textToImage: z.record(z.string(), z.number()) }).nullable(),
 });
 
 const ScoredSample = z.object({
@@ -84,7 +92,7 @@ export const inferenceMethods = defineMethods({
         tokens: z.int().nonnegative(),
         /** BLIP's label smoothing of the loss (absent for the other families). */
         labelSmoothing: z.number().optional(),
-        /** Problems found reading the data. */
+        /** Problems found reading the data and what the model had to assume, one line each, starting with their severity. */
         warnings: z.array(z.string()),
       }),
       z.object({
@@ -99,6 +107,30 @@ export const inferenceMethods = defineMethods({
       }),
     ]),
     summary: "The loss of each sample of a data file under a model folder (+ adapter): mean token loss, or a CLIP / SigLIP batch's contrastive loss.",
+  },
+  'inference.evaluate': {
+    input: z.strictObject({
+      model: ModelRef,
+      adapter: AdapterRef.optional(),
+      /** A data file or folder on this machine; its items' split field selects them. */
+      data: z.strictObject({ path: Path, split: DataSplit.default('val') }),
+      maxItems: z.int().min(1).max(100_000).optional(),
+      /** Zero-shot prompt templates, "{}" for the class name (default: the CLIP paper's "a photo of a {}."). */
+      templates: z.array(z.string().min(1).max(500)).max(100).optional(),
+    }),
+    output: z.object({
+      model: z.string(),
+      split: z.string(),
+      /** Image items of the split evaluated, and the image-text pairs among them. */
+      items: z.int().nonnegative(),
+      pairs: z.int().nonnegative(),
+      base: ContrastiveMetrics,
+      /** The same with the adapter (when one was given). */
+      adapter: ContrastiveMetrics.optional(),
+      /** Problems found reading the data and what the model had to assume, one line each, starting with their severity. */
+      warnings: z.array(z.string()),
+    }),
+    summary: 'A CLIP / SigLIP folder on a data file split: zero-shot accuracy and recall@1/5/10, the base beside the adapter; nothing stored.',
   },
 });
 

@@ -1,4 +1,5 @@
 // Datasets: list / get / create / update / delete. (Import and labeling live in their own service files.)
+import { resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import type { Dataset } from '../contract/datasets';
 import { handlers } from './context';
@@ -6,6 +7,7 @@ import type { Database } from '../storage/database';
 import { unfinishedRunOfDataset } from '../storage/runs-queries';
 import {
   deleteDataset,
+  datasetImportedFrom,
   getDataset,
   getDatasetByName,
   insertDataset,
@@ -40,6 +42,11 @@ function assertNameFree(db: Database, name: string, exceptId?: number): void {
 export const datasetsHandlers = handlers({
   'datasets.list': (_p, ctx) => ({ datasets: listDatasets(ctx.db).map(toDataset) }),
   'datasets.get': (p, ctx) => toDataset(requireDataset(ctx.db, p.id)),
+  'datasets.find': (p, ctx) => {
+    const hit = p.name !== undefined ? getDatasetByName(ctx.db, p.name) : datasetImportedFrom(ctx.db, resolve(p.importedFrom!));
+    const row = hit && getDataset(ctx.db, hit.id);
+    return { dataset: row ? toDataset(row) : null };
+  },
   'datasets.create': (p, ctx) => {
     const row = ctx.db.transaction(() => {
       assertNameFree(ctx.db, p.name);

@@ -175,8 +175,19 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
 }
 
 export const evaluationsHandlers = handlers({
-  'evaluations.start': (p, ctx) => {
-    const { id } = startEvaluation(ctx, p);
+  'evaluations.start': async (p, ctx, req) => {
+    const { id, done } = startEvaluation(ctx, p);
+    if (p.wait) {
+      // the caller going away cancels what it waits for
+      const cancel = () => ctx.training.evals.get(id)?.abort.abort();
+      req?.signal.addEventListener('abort', cancel, { once: true });
+      if (req?.signal.aborted) cancel();
+      try {
+        await done;
+      } finally {
+        req?.signal.removeEventListener('abort', cancel);
+      }
+    }
     return toEvaluation(ctx.db, requireEvaluation(ctx.db, id));
   },
 

@@ -15,10 +15,12 @@ import { BlipRunner, answerBatch, isBlipFolder, loadBlip, type BlipModel } from 
 import { loadContrastiveAdapter, type ContrastiveAdapter } from '../models/families/contrastive/adapter';
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../models/families/contrastive/model';
 import { isContrastiveFolder } from '../models/families/contrastive/folder';
+import { evaluateContrastive, type ContrastiveEval } from '../eval/contrastive';
 import { modelErrorToApi } from './model-errors';
 
 export type ScoreOutput = Result<'inference.score'>;
 export type GenerateOutput = Result<'inference.generate'>;
+export type EvaluateOutput = Result<'inference.evaluate'>;
 
 export interface FolderScoreInput {
   modelDir: string;
@@ -40,6 +42,15 @@ export interface FolderGenerateInput {
   temperature?: number;
   quantize?: string;
   cacheDir: string;
+}
+
+export interface FolderEvaluateInput {
+  modelDir: string;
+  adapterDir: string | null;
+  data: string;
+  split: string;
+  maxItems?: number;
+  templates?: string[];
 }
 
 export interface InferenceHooks {
@@ -201,6 +212,28 @@ async function scoreContrastive(i: FolderScoreInput): Promise<ScoreOutput> {
       logitsPerText: r.logitsPerText.map((row) => Array.from(row, (v) => Number(v.toFixed(6)))),
       warnings,
     };
+  } finally {
+    m.close();
+  }
+}
+
+function metricsOf(e: ContrastiveEval) {
+  return { zeroShot: { items: e.zeroShot.items, classes: e.zeroShot.classes, accuracy: e.zeroShot.accuracy }, recall: e.recall };
+}
+
+/** Zero-shot accuracy and recall@K of a CLIP / SigLIP folder on a data file's split, the adapter's beside the base's. */
+export async function evaluateContrastiveFolder(i: FolderEvaluateInput, hooks: InferenceHooks = {}): Promise<EvaluateOutput> {
+  if (!isContrastiveFolder(i.modelDir)) throw new ApiError('invalid_request', `${i.modelDir}: not a CLIP or SigLIP folder (evaluate the other models on a dataset with evaluations.start)`, 'model');
+  const warnings: string[] = [];
+  const pairs = await readPairs(i.data, { split: i.split, limit: i.maxItems, warn: (l) => warnings.push(l) });
+  if (!pairs.length) throw new ApiError('invalid_request', `${i.data}: no image items in split "${i.split}"`, 'data');
+  const { m, ad } = openContrastive(i.modelDir, i.adapterDir);
+  try {
+    const tuned = ad ? await evaluateContrastive(m, pairs, { adapter: ad, templates: i.templates }) : null;
+    checkAborted(hooks.signal);
+    const base = await evaluateContrastive(m, pairs, { templates: i.templates });
+    warnings.push(...base.warnings.map((w) => `warning: ${w}`));
+    return { model: m.config.modelType, split: i.split, items: pairs.length, pairs: base.pairs, base: metricsOf(base), ...(tuned ? { adapter: metricsOf(tuned) } : {}), warnings };
   } finally {
     m.close();
   }

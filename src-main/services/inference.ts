@@ -1,7 +1,7 @@
 // inference.*: a model folder (or a registered model) with an optional adapter, on one prompt or a data file;
 // nothing stored. Generation for the chat models runs on the chat runtime's generator host (a worker thread, tokens
-// streamed as inference.token events); scoring, and BLIP's generation, in a backend worker of their own (freed when
-// the call ends). The request's AbortSignal stops either.
+// streamed as inference.token events); scoring, BLIP's generation and the CLIP / SigLIP evaluation in a backend
+// worker of their own (freed when the call ends). The request's AbortSignal stops either.
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
@@ -82,6 +82,13 @@ export const inferenceHandlers = handlers({
     if (signal?.aborted) throw cancelled(signal);
     const timings = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, finite(v)]));
     return { ids: r.ids, text: r.text, finishReason: r.finishReason, promptTokens: r.promptTokens, timings, ...(r.warnings?.length ? { warnings: r.warnings } : {}) };
+  },
+  'inference.evaluate': async (p, ctx, req) => {
+    const { dir: modelDir } = resolveModel(ctx, p.model);
+    const adapterDir = adapterDirOf(ctx, p.adapter);
+    existing(p.data.path, 'data.path', 'any');
+    const input = { modelDir, adapterDir, data: p.data.path, split: p.data.split, maxItems: p.maxItems, templates: p.templates };
+    return onWorker(ctx, req?.signal, (h) => h.evaluateContrastive(input, { signal: req?.signal }), 'data');
   },
   'inference.score': async (p, ctx, req) => {
     const { dir: modelDir } = resolveModel(ctx, p.model);

@@ -9,7 +9,8 @@
 //   exportGguf models.exportGguf: a model folder (+ adapter merged) written as GGUF files, tensor by tensor
 //   lintLengths datasets.lint with a model: every item's conversations rendered and measured in tokens (the items are
 //             read from SQLite and the findings stored on the main thread)
-//   score / generateBlip  inference.score and BLIP's inference.generate on a model folder (inference-work.ts)
+//   score / generateBlip / evaluateContrastive  inference.score, BLIP's inference.generate and inference.evaluate on a
+//             model folder (inference-work.ts)
 // Errors cross the thread boundary by name + own fields and are rebuilt as the same classes (HparamsError,
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
@@ -30,7 +31,7 @@ import { measureLengths, type ItemLengths, type LengthItem } from '../datasets/l
 import type { ConversationOptions } from '../datasets/conversation';
 import { exportGguf, GgufExportError, type GgufExportOptions, type GgufExportReport } from '../export/gguf/export';
 import { ApiError } from '../contract/errors';
-import { generateBlip, scoreFolder, type FolderGenerateInput, type FolderScoreInput, type GenerateOutput, type ScoreOutput } from './inference-work';
+import { evaluateContrastiveFolder, generateBlip, scoreFolder, type EvaluateOutput, type FolderEvaluateInput, type FolderGenerateInput, type FolderScoreInput, type GenerateOutput, type ScoreOutput } from './inference-work';
 
 export type GgufExportInput = Omit<GgufExportOptions, 'onProgress'>;
 
@@ -81,6 +82,7 @@ export interface WorkHost {
   nearDuplicateImages(input: NearDuplicateImagesInput, hooks?: WorkHooks): Promise<{ items: NearDuplicateImage[]; embedded: number }>;
   score(input: FolderScoreInput, hooks?: WorkHooks): Promise<ScoreOutput>;
   generateBlip(input: FolderGenerateInput, hooks?: WorkHooks): Promise<GenerateOutput>;
+  evaluateContrastive(input: FolderEvaluateInput, hooks?: WorkHooks): Promise<EvaluateOutput>;
   close(): Promise<void>;
 }
 
@@ -163,6 +165,9 @@ export class WorkLocal implements WorkHost {
   generateBlip(input: FolderGenerateInput, hooks: WorkHooks = {}): Promise<GenerateOutput> {
     return generateBlip(input, hooks);
   }
+  evaluateContrastive(input: FolderEvaluateInput, hooks: WorkHooks = {}): Promise<EvaluateOutput> {
+    return evaluateContrastiveFolder(input, hooks);
+  }
   async close(): Promise<void> {}
 }
 
@@ -225,7 +230,8 @@ type Op =
   | { op: 'embeddingSearch'; input: EmbeddingSearchInput }
   | { op: 'nearDuplicateImages'; input: NearDuplicateImagesInput }
   | { op: 'score'; input: FolderScoreInput }
-  | { op: 'generateBlip'; input: FolderGenerateInput };
+  | { op: 'generateBlip'; input: FolderGenerateInput }
+  | { op: 'evaluateContrastive'; input: FolderEvaluateInput };
 type ToWorker = ({ t: 'call'; rid: number } & Op) | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'progress'; rid: number; done: number; total: number }
@@ -303,6 +309,9 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   generateBlip(input: FolderGenerateInput, hooks: WorkHooks = {}): Promise<GenerateOutput> {
     return this.call({ op: 'generateBlip', input }, hooks);
   }
+  evaluateContrastive(input: FolderEvaluateInput, hooks: WorkHooks = {}): Promise<EvaluateOutput> {
+    return this.call({ op: 'evaluateContrastive', input }, hooks);
+  }
 }
 
 function runWorker(): void {
@@ -349,6 +358,7 @@ function runWorker(): void {
         if (m.op === 'nearDuplicateImages') return local.nearDuplicateImages(m.input, hooks);
         if (m.op === 'score') return local.score(m.input, hooks);
         if (m.op === 'generateBlip') return local.generateBlip(m.input, hooks);
+        if (m.op === 'evaluateContrastive') return local.evaluateContrastive(m.input, hooks);
         return local.evaluate(m.input, hooks);
       };
       const done = run()

@@ -130,6 +130,19 @@ test('inference.score on BLIP and CLIP folders', async () => {
   assert.match(e.message, /at least 2 pairs/);
 });
 
+test('inference.evaluate: zero-shot and recall of a CLIP folder on a data split; bad input names the field', async () => {
+  const capData = join(tmp.dir, 'labelled.jsonl');
+  writeFileSync(capData, blipImages().map((_, i) => JSON.stringify({ image: `b${i}.png`, caption: `picture ${i}`, tags: [`class ${i % 2}`] })).join('\n') + '\n');
+  const r = await ok(backend, 'inference.evaluate', { model: { path: clip }, adapter: undefined, data: { path: capData, split: 'train' } });
+  assert.equal(r.items, blipImages().length);
+  assert.equal(r.pairs, blipImages().length);
+  assert.ok(r.base.recall && r.base.recall.textToImage['R@1'] >= 0 && r.base.recall.textToImage['R@1'] <= 1);
+  assert.equal(r.adapter, undefined);
+  assert.equal((await fail(backend, 'inference.evaluate', { model: { path: clip }, data: { path: capData, split: 'dev' } })).field, 'data.split');
+  assert.equal((await fail(backend, 'inference.evaluate', { model: { path: clip }, data: { path: capData } })).field, 'data');
+  assert.equal((await fail(backend, 'inference.evaluate', { model: { path: llava }, data: { path: capData, split: 'train' } })).field, 'model');
+});
+
 test('inference.score: bad input names the field (across the worker boundary too)', async () => {
   assert.equal((await fail(backend, 'inference.score', { model: { path: llava }, data: { path: join(tmp.dir, 'missing.jsonl') } })).field, 'data.path');
   assert.equal((await fail(backend, 'inference.score', { model: { path: llava }, data: { path: llavaData }, limit: 0 })).field, 'limit');

@@ -6,13 +6,14 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CommandContext, CommandGroup } from './command';
-import { UsageError, intArg, parse, printJson, table } from './command';
+import { UsageError, intArg, modelRefs, parse, printJson, requirePath, table, withBackend } from './command';
+import type { Result } from '../../contract/index';
 import { ApiError } from '../../contract/errors';
 import { readPairs, type DataPair } from '../../datasets/pairs';
 import { loadContrastiveAdapter, type ContrastiveAdapter } from '../../models/families/contrastive/adapter';
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../../models/families/contrastive/model';
 import { isContrastiveFolder } from '../../models/families/contrastive/folder';
-import { embedAll, evaluateContrastive, type ContrastiveEval } from '../../eval/contrastive';
+import { embedAll } from '../../eval/contrastive';
 import { ContrastiveTrainError, trainContrastiveToFolder } from '../../training/contrastive';
 
 export { isContrastiveFolder, readPairs, type DataPair };
@@ -77,12 +78,14 @@ export const embedCommand: CommandGroup = {
   },
 };
 
-function fmtEval(e: ContrastiveEval | null, k: string, which: 'imageToText' | 'textToImage'): string {
+type Metrics = Result<'inference.evaluate'>['base'];
+
+function fmtEval(e: Metrics | undefined, k: string, which: 'imageToText' | 'textToImage'): string {
   const v = e?.recall?.[which][k];
   return v === undefined ? '-' : v.toFixed(3);
 }
 
-/** `lenslab eval` on a CLIP / SigLIP model: zero-shot accuracy and recall@1/5/10, the base model's beside. */
+/** `lenslab eval` on a CLIP / SigLIP model: zero-shot accuracy and recall@1/5/10, the base model's beside (inference.evaluate). */
 export async function contrastiveEval(argv: string[], ctx: CommandContext): Promise<number> {
   const { values } = parse(
     argv,
@@ -92,35 +95,27 @@ export async function contrastiveEval(argv: string[], ctx: CommandContext): Prom
   if (!values.data) throw new UsageError('--data PATH is required');
   const max = values['max-items'] === undefined ? undefined : intArg(values['max-items'], '--max-items');
   const split = values.split ?? 'val';
-  const pairs = await readPairs(values.data, { split, limit: max, warn: (l) => ctx.io.err(l) });
-  if (!pairs.length) throw new ApiError('invalid_request', `${values.data}: no image items in split "${split}"`, 'data');
-  const { m, ad } = openModel(values.model, values.adapter);
-  try {
-    const templates = values.template as string[] | undefined;
-    const tuned = ad ? await evaluateContrastive(m, pairs, { adapter: ad, templates }) : null;
-    const base = await evaluateContrastive(m, pairs, { templates });
-    for (const w of base.warnings) ctx.io.err(`warning: ${w}`);
-    if (ctx.json) {
-      printJson(ctx, { model: m.config.modelType, split, pairs: base.pairs, base: strip(base), ...(tuned ? { adapter: strip(tuned) } : {}) });
-      return 0;
-    }
-    const cols = ad ? ['METRIC', 'BASE', 'ADAPTER'] : ['METRIC', 'BASE'];
-    const acc = (e: ContrastiveEval | null) => (e?.zeroShot.accuracy == null ? '-' : e.zeroShot.accuracy.toFixed(3));
-    const rows: (string | number)[][] = [[`zero-shot accuracy (${base.zeroShot.items} items, ${base.zeroShot.classes.length} classes)`, acc(base), ...(ad ? [acc(tuned)] : [])]];
-    for (const k of ['R@1', 'R@5', 'R@10']) {
-      rows.push([`text->image ${k}`, fmtEval(base, k, 'textToImage'), ...(ad ? [fmtEval(tuned, k, 'textToImage')] : [])]);
-      rows.push([`image->text ${k}`, fmtEval(base, k, 'imageToText'), ...(ad ? [fmtEval(tuned, k, 'imageToText')] : [])]);
-    }
-    ctx.io.out(`${m.config.modelType} on ${pairs.length} "${split}" items (${base.pairs} image-text pairs)`);
-    ctx.io.out(table(cols, rows));
+  if (split !== 'train' && split !== 'val' && split !== 'test') throw new UsageError('--split must be train, val or test');
+  const refs = modelRefs(values.model, values.adapter);
+  requirePath(values.data, '--data', 'any');
+  const r = await withBackend(ctx, (call) => call('inference.evaluate', { ...refs, data: { path: values.data!, split }, maxItems: max, templates: values.template as string[] | undefined }), { readonly: true, interruptible: true });
+  for (const w of r.warnings) ctx.io.err(w);
+  const { base, adapter: tuned } = r;
+  if (ctx.json) {
+    printJson(ctx, { model: r.model, split, pairs: r.pairs, base, ...(tuned ? { adapter: tuned } : {}) });
     return 0;
-  } finally {
-    m.close();
   }
-}
-
-function strip(e: ContrastiveEval) {
-  return { zeroShot: { items: e.zeroShot.items, classes: e.zeroShot.classes, accuracy: e.zeroShot.accuracy }, recall: e.recall };
+  const ad = !!tuned;
+  const cols = ad ? ['METRIC', 'BASE', 'ADAPTER'] : ['METRIC', 'BASE'];
+  const acc = (e: Metrics | undefined) => (e?.zeroShot.accuracy == null ? '-' : e.zeroShot.accuracy.toFixed(3));
+  const rows: (string | number)[][] = [[`zero-shot accuracy (${base.zeroShot.items} items, ${base.zeroShot.classes.length} classes)`, acc(base), ...(ad ? [acc(tuned)] : [])]];
+  for (const k of ['R@1', 'R@5', 'R@10']) {
+    rows.push([`text->image ${k}`, fmtEval(base, k, 'textToImage'), ...(ad ? [fmtEval(tuned, k, 'textToImage')] : [])]);
+    rows.push([`image->text ${k}`, fmtEval(base, k, 'imageToText'), ...(ad ? [fmtEval(tuned, k, 'imageToText')] : [])]);
+  }
+  ctx.io.out(`${r.model} on ${r.items} "${split}" items (${r.pairs} image-text pairs)`);
+  ctx.io.out(table(cols, rows));
+  return 0;
 }
 
 /** `lenslab train --method contrastive`: fine-tune in the foreground and write a PEFT adapter to --out. */

@@ -1,11 +1,11 @@
-// `lenslab eval`: evaluate a model (optionally with an adapter) on a dataset split; predictions are stored.
+// `lenslab eval`: evaluate a model (optionally with an adapter) on a dataset split; predictions are stored. One
+// evaluations.start call that waits for the end (Ctrl-C cancels it through the request's signal), then
+// evaluations.predictions / .compare; a CLIP / SigLIP folder goes to inference.evaluate (contrastive.ts).
 import { contrastiveEval, isContrastiveFolder, modelArg } from './contrastive';
 import { parseQuantScheme, type QuantScheme } from '../../models/quantize';
 import { resolve } from 'node:path';
 import type { CommandGroup } from './command';
-import { UsageError, intArg, parse, printJson, type Call } from './command';
-import { createBackend } from '../../services/backend';
-import { startEvaluation } from '../../services/evaluations';
+import { UsageError, intArg, parse, printJson, withBackend } from './command';
 import { resolveDataArg } from './train';
 
 const usage = `lenslab eval --model DIR [--adapter DIR | --run ID [--step N]] --data PATH_OR_DATASET [options]
@@ -72,75 +72,71 @@ export const evalCommand: CommandGroup = {
     if (!Number.isInteger(show)) throw new UsageError('--show must be a number ≥ 0');
     const note = (line: string) => ctx.io.err(line);
 
-    const backend = createBackend({ dataDir: ctx.dataDir, host: 'cli' });
-    const call: Call = (method, ...args) => backend.dispatcher.call(method, args[0]) as never;
-    const abort = () => {
-      const id = current;
-      if (id !== null) void call('evaluations.cancel', { id }).catch(() => undefined);
-    };
-    let current: number | null = null;
-    try {
-      const data = await resolveDataArg(backend, call, values.data, note);
-      const adapter = values.adapter
-        ? { path: resolve(values.adapter) }
-        : values.run
-          ? { runId: intArg(values.run, '--run'), ...(values.step !== undefined ? { step: /^\d+$/.test(values.step) ? Number(values.step) : intArg(values.step, '--step') } : {}) }
-          : undefined;
-      let shown = -1;
-      const off = backend.events.subscribe((event, payload) => {
-        if (event !== 'evaluations.progress' || ctx.json) return;
-        const p = payload as { done: number; total: number };
-        const pct = p.total ? Math.floor((100 * p.done) / p.total) : 100;
-        if (pct >= shown + 10 || p.done === p.total) {
-          shown = pct;
-          note(`generated ${p.done}/${p.total}`);
+    return withBackend(
+      ctx,
+      async (call, backend) => {
+        const data = await resolveDataArg(call, values.data!, note);
+        const adapter = values.adapter
+          ? { path: resolve(values.adapter) }
+          : values.run
+            ? { runId: intArg(values.run, '--run'), ...(values.step !== undefined ? { step: /^\d+$/.test(values.step) ? Number(values.step) : intArg(values.step, '--step') } : {}) }
+            : undefined;
+        let shown = -1;
+        const off = backend.events.subscribe((event, payload) => {
+          if (event !== 'evaluations.progress' || ctx.json) return;
+          const p = payload as { done: number; total: number };
+          const pct = p.total ? Math.floor((100 * p.done) / p.total) : 100;
+          if (pct >= shown + 10 || p.done === p.total) {
+            shown = pct;
+            note(`generated ${p.done}/${p.total}`);
+          }
+        });
+        const t0 = Date.now();
+        let ev;
+        try {
+          ev = await call('evaluations.start', {
+            model: { path: resolve(values.model!) },
+            adapter,
+            data: { datasetId: data.datasetId, split },
+            maxItems: values['max-items'] === undefined ? undefined : intArg(values['max-items'], '--max-items'),
+            maxNewTokens: values['max-new-tokens'] === undefined ? 32 : intArg(values['max-new-tokens'], '--max-new-tokens'),
+            task: task as 'vqa' | 'caption' | undefined,
+            quantize: quantize === 'none' ? undefined : quantize,
+            wait: true,
+          });
+        } finally {
+          off();
         }
-      });
-      const t0 = Date.now();
-      const { id, done } = startEvaluation(backend.ctx, {
-        model: { path: resolve(values.model) },
-        adapter,
-        data: { datasetId: data.datasetId, split },
-        maxItems: values['max-items'] === undefined ? undefined : intArg(values['max-items'], '--max-items'),
-        maxNewTokens: values['max-new-tokens'] === undefined ? 32 : intArg(values['max-new-tokens'], '--max-new-tokens'),
-        task: task as 'vqa' | 'caption' | undefined,
-        quantize: quantize === 'none' ? undefined : quantize,
-      });
-      current = id;
-      process.once('SIGINT', abort);
-      await done;
-      off();
-      const ev = await call('evaluations.get', { id });
-      if (ev.status !== 'completed') {
-        ctx.io.err(`evaluation ${id} ${ev.status}${ev.error ? `: ${ev.error}` : ''}`);
-        return 1;
-      }
-      const preds = await call('evaluations.predictions', { id, limit: 1000 });
-      const cmp = values.compare ? await call('evaluations.compare', { baseId: intArg(values.compare, '--compare'), tunedId: id }) : null;
-      if (ctx.json) {
-        printJson(ctx, { evaluation: ev, comparison: cmp && { metrics: cmp.metrics }, predictions: preds.predictions });
+        const id = ev.id;
+        if (ev.status !== 'completed') {
+          ctx.io.err(`evaluation ${id} ${ev.status}${ev.error ? `: ${ev.error}` : ''}`);
+          return 1;
+        }
+        const preds = await call('evaluations.predictions', { id, limit: 1000 });
+        const cmp = values.compare ? await call('evaluations.compare', { baseId: intArg(values.compare, '--compare'), tunedId: id }) : null;
+        if (ctx.json) {
+          printJson(ctx, { evaluation: ev, comparison: cmp && { metrics: cmp.metrics }, predictions: preds.predictions });
+          return 0;
+        }
+        const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+        ctx.io.out(
+          `evaluation ${id}: ${ev.task} on ${ev.predictionCount} item(s) of dataset "${data.name}" (${split}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+        );
+        ctx.io.out(Object.entries(ev.metrics).map(([k, v]) => `  ${k.padEnd(12)} ${fmt(v)}`).join('\n'));
+        if (cmp) {
+          ctx.io.out(`against evaluation ${values.compare}:`);
+          ctx.io.out(Object.entries(cmp.metrics).map(([k, m]) => `  ${k.padEnd(12)} ${m.base.toFixed(4)} -> ${m.tuned.toFixed(4)} (${m.delta >= 0 ? '+' : ''}${m.delta.toFixed(4)})`).join('\n'));
+          const better = cmp.items.filter((i) => i.change === 'better').length;
+          const worse = cmp.items.filter((i) => i.change === 'worse').length;
+          ctx.io.out(`  items: ${better} better, ${worse} worse, ${cmp.items.length - better - worse} same`);
+        }
+        for (const p of preds.predictions.slice(0, show)) {
+          const main = p.scores.exact_match ?? p.scores.cider ?? null;
+          ctx.io.out(`  ${main === 1 ? '✓' : main === 0 ? '✗' : ' '} ${JSON.stringify(p.prompt)} -> ${JSON.stringify(p.output)} (reference ${JSON.stringify(p.references[0] ?? '')})`);
+        }
         return 0;
-      }
-      const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
-      ctx.io.out(
-        `evaluation ${id}: ${ev.task} on ${ev.predictionCount} item(s) of dataset "${data.name}" (${split}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
-      );
-      ctx.io.out(Object.entries(ev.metrics).map(([k, v]) => `  ${k.padEnd(12)} ${fmt(v)}`).join('\n'));
-      if (cmp) {
-        ctx.io.out(`against evaluation ${values.compare}:`);
-        ctx.io.out(Object.entries(cmp.metrics).map(([k, m]) => `  ${k.padEnd(12)} ${m.base.toFixed(4)} -> ${m.tuned.toFixed(4)} (${m.delta >= 0 ? '+' : ''}${m.delta.toFixed(4)})`).join('\n'));
-        const better = cmp.items.filter((i) => i.change === 'better').length;
-        const worse = cmp.items.filter((i) => i.change === 'worse').length;
-        ctx.io.out(`  items: ${better} better, ${worse} worse, ${cmp.items.length - better - worse} same`);
-      }
-      for (const p of preds.predictions.slice(0, show)) {
-        const main = p.scores.exact_match ?? p.scores.cider ?? null;
-        ctx.io.out(`  ${main === 1 ? '✓' : main === 0 ? '✗' : ' '} ${JSON.stringify(p.prompt)} -> ${JSON.stringify(p.output)} (reference ${JSON.stringify(p.references[0] ?? '')})`);
-      }
-      return 0;
-    } finally {
-      process.removeListener('SIGINT', abort);
-      backend.close();
-    }
+      },
+      { interruptible: true },
+    );
   },
 };

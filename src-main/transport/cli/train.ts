@@ -7,7 +7,6 @@ import type { CommandContext, CommandGroup } from './command';
 import { UsageError, parse, printJson, resolveDataDir, type Call } from './command';
 import { ApiError } from '../../contract/errors';
 import { createBackend, type Backend } from '../../services/backend';
-import { datasetImportedFrom, getDatasetByName, getDataset } from '../../storage/datasets-queries';
 import { runOfOutDir } from '../../storage/runs-queries';
 import { HparamsError, hparamsFromCli, hparamsSchema, cliFlag } from '../../training/hparams';
 import { formatBytes } from '../../training/memory';
@@ -61,29 +60,27 @@ Options:
  * A dataset for --data: an id, a name, or a path (imported into a new dataset unless a dataset was already imported
  * from that path, which is then reused).
  */
-export async function resolveDataArg(
-  backend: Backend,
-  call: Call,
-  arg: string,
-  note: (line: string) => void,
-): Promise<{ datasetId: number; name: string }> {
-  const db = backend.db;
-  if (/^\d+$/.test(arg)) {
-    const d = getDataset(db, Number(arg));
-    if (d) return { datasetId: d.id, name: d.name };
+export async function resolveDataArg(call: Call, arg: string, note: (line: string) => void): Promise<{ datasetId: number; name: string }> {
+  if (/^\d+$/.test(arg) && Number(arg) >= 1 && Number.isSafeInteger(Number(arg))) {
+    try {
+      const d = await call('datasets.get', { id: Number(arg) });
+      return { datasetId: d.id, name: d.name };
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'not_found')) throw e;
+    }
   }
-  const byName = getDatasetByName(db, arg);
+  const byName = arg.length <= 200 ? (await call('datasets.find', { name: arg })).dataset : null;
   if (byName) return { datasetId: byName.id, name: byName.name };
   const path = resolve(arg);
   if (!existsSync(path)) throw new UsageError(`--data: "${arg}" is neither a dataset (id or name) nor an existing file or folder`);
-  const prev = datasetImportedFrom(db, path);
+  const prev = (await call('datasets.find', { importedFrom: path })).dataset;
   if (prev) {
     note(`using dataset ${prev.id} "${prev.name}", imported from ${path} before`);
     return { datasetId: prev.id, name: prev.name };
   }
   const base = statSync(path).isFile() ? `${basename(dirname(path))} ${basename(path, extname(path))}` : basename(path);
   let name = base;
-  for (let i = 2; getDatasetByName(db, name); i++) name = `${base} (${i})`;
+  for (let i = 2; (await call('datasets.find', { name })).dataset; i++) name = `${base} (${i})`;
   const rep = await call('datasets.import', { path, dataset: name });
   note(`imported ${rep.imported} item(s) from ${path} into dataset ${rep.datasetId} "${rep.datasetName}"${rep.skippedCount ? ` (${rep.skippedCount} record(s) skipped)` : ''}`);
   return { datasetId: rep.datasetId, name: rep.datasetName };
@@ -186,7 +183,7 @@ export const trainCommand: CommandGroup = {
         throw e;
       }
       const model = { path: resolve(values.model as string) };
-      const data = await resolveDataArg(backend, call, values.data as string, note);
+      const data = await resolveDataArg(call, values.data as string, note);
       const dataRef = { datasetId: data.datasetId, trainSplit: split(values['train-split'], '--train-split'), evalSplit: split(values['eval-split'], '--eval-split') };
       const est = await call('runs.estimate', { model, data: dataRef, hparams });
       const p = est.plan;
