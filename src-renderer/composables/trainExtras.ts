@@ -1,7 +1,7 @@
 // The Train view's helpers for a first run that teaches: the quick-start preset per model, the form values of an
 // earlier run (clone settings; kept after a run), the equivalent `lenslab train …` command, and warnings about
 // settings that make a run look better or worse than it is.
-import { TARGET_PRESETS } from './trainForm';
+import { TARGET_PRESETS, TRAIN_FIELDS } from './trainForm';
 import type { HyperValues } from './hyperparams';
 import type { TrainPreset } from '../../src-main/contract/presets';
 
@@ -58,8 +58,8 @@ export function presetValues(p: TrainPreset, current: HyperValues): HyperValues 
 /** Form values from a run's stored hyperparameters (clone settings), over the form's defaults. */
 export function valuesFromHparams(h: Record<string, unknown>, defaults: HyperValues): HyperValues {
   const v: HyperValues = { ...defaults };
-  const copy = ['method', 'rank', 'alpha', 'dropout', 'lr', 'batchSize', 'gradAccum', 'schedule', 'weightDecay', 'clipNorm', 'maxSeqLen', 'evalEvery', 'saveEvery', 'keepLastK', 'seed', 'evalAtStart', 'quantizeBase'];
-  for (const k of copy) if (h[k] !== undefined && k in defaults) v[k] = h[k] as HyperValues[string];
+  // every form field that is a hyperparameter as it is; the run's length and its targets map to the form's choices
+  for (const f of TRAIN_FIELDS) if (!['epochs', 'maxSteps', 'duration', 'targets'].includes(f.key) && h[f.key] !== undefined && f.key in defaults) v[f.key] = h[f.key] as HyperValues[string];
   if (typeof h.maxSteps === 'number') {
     v.duration = 'steps';
     v.maxSteps = h.maxSteps;
@@ -67,7 +67,6 @@ export function valuesFromHparams(h: Record<string, unknown>, defaults: HyperVal
     v.duration = 'epochs';
     v.epochs = h.epochs;
   }
-  if (typeof h.warmupRatio === 'number') v.warmupRatio = h.warmupRatio;
   if (Array.isArray(h.targetModules)) {
     const t = [...h.targetModules].sort().join(',');
     const hit = Object.entries(TARGET_PRESETS).find(([, mods]) => [...mods].sort().join(',') === t);
