@@ -9,7 +9,8 @@
 //                  1 + 4/32 (int8) or 0.5 + 4/32 (int4) bytes per parameter (blocks of 32 with a float32 scale), the
 //                  token table int8 rows (1 byte + a scale per row), a tied table a second copy as the head's blocks;
 //                  norms, biases, patch and position embeddings, a trained projector and odd-sized matrices stay
-//                  weightBytes
+//                  weightBytes (the decoder's own matrices when the shape lists them, e.g. OPT's two MLP matrices,
+//                  else a LLaMA layer's seven; a connector given by its parameter count, BLIP-2's Q-Former, as blocks)
 //   adapter      = LoRA params × 4                     (fp32; the projector's own weights are already in `weights`)
 //   gradients    = trainable × 4
 //   optimizer    = trainable × 2 × 4                   (AdamW first and second moments, fp32)
@@ -65,6 +66,11 @@ export interface ModelShape {
     /** q/k/v projections carry biases (Qwen2). */
     qkvBias?: boolean;
     params?: number;
+    /**
+     * [out, in] of every linear weight of the decoder layers (not the token table or LM head), when known: a
+     * quantized base prices exactly these as blocks (else a LLaMA layer is assumed: q, k, v, o, gate, up, down).
+     */
+    linears?: Array<[number, number]>;
   };
   /** Image tokens each image adds to the decoder sequence. */
   imageTokens: number;
@@ -209,15 +215,24 @@ export function quantizedWeightBytes(shape: ModelShape, scheme: 'int8' | 'int4',
   }
   const p = shape.projector;
   if (projectorTrains) bytes += projectorParams(p) * fb;
+  // a connector known by its parameter count (BLIP-2's Q-Former): nearly all of it is matrices of 768-wide inputs
+  else if (p.params !== undefined) bytes += p.params * qb;
   else bytes += mat(p.inFeatures, p.outFeatures) + (p.type === 'mlp' ? mat(p.outFeatures, p.outFeatures) + p.outFeatures * fb : 0) + p.outFeatures * fb;
   const d = shape.decoder;
   const h = d.hiddenSize;
   const q = d.numHeads * d.headDim;
   const kv = d.numKvHeads * d.headDim;
   const I = d.intermediateSize;
-  const layer = mat(h, q) + 2 * mat(h, kv) + mat(q, h) + 2 * mat(h, I) + mat(I, h) + 2 * h * fb + (d.qkvBias ? (q + 2 * kv) * fb : 0);
   const table = d.vocabSize * (h + 4); // int8 rows + a float32 scale per row
-  bytes += table + mat(h, d.vocabSize) + d.numLayers * layer + h * fb;
+  bytes += table + mat(h, d.vocabSize);
+  if (d.linears && d.params !== undefined) {
+    // the listed matrices as blocks; everything else but the table and head (norms, biases, positions) as floats
+    const inLinears = d.linears.reduce((n, [o, i]) => n + o * i, 0);
+    bytes += d.linears.reduce((n, [o, i]) => n + mat(i, o), 0) + (d.params - inLinears - d.vocabSize * h * (d.tieEmbeddings ? 1 : 2)) * fb;
+    return bytes;
+  }
+  const layer = mat(h, q) + 2 * mat(h, kv) + mat(q, h) + 2 * mat(h, I) + mat(I, h) + 2 * h * fb + (d.qkvBias ? (q + 2 * kv) * fb : 0);
+  bytes += d.numLayers * layer + h * fb;
   return bytes;
 }
 
@@ -332,6 +347,14 @@ function decoderTensorParams(c: VlmModelConfig): number {
   return decoderTensors(c.text, lay.decoder!, lay.lmHead!).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
 }
 
+/** [out, in] of the decoder layers' linear weights (2-D tensors other than the token table, positions and LM head). */
+function decoderLinears(c: VlmModelConfig): Array<[number, number]> {
+  const lay = weightLayout(c);
+  return decoderTensors(c.text, lay.decoder!, lay.lmHead!)
+    .filter((s) => s.shape.length === 2 && s.name !== lay.lmHead && !/embed_(tokens|positions)\.weight$/.test(s.name))
+    .map((s) => [s.shape[0], s.shape[1]]);
+}
+
 /**
  * The shape numbers of a vision-language config, as its family (models/families) describes them; `imageTokens` is
  * per frame and `framesPerImage` the frames of the largest image (pass it as TrainSetup.imagesPerSample).
@@ -354,6 +377,7 @@ export function shapeOfVlm(c: VlmModelConfig, weightBytes = 4, images?: FamilyIm
       qkvBias: c.text.qkvBias,
       // counted from the decoder's tensor list: exact for every decoder (OPT: two MLP matrices, biases, positions)
       params: decoderTensorParams(c),
+      linears: decoderLinears(c),
     },
     imageTokens: s.tokensPerFrame,
     framesPerImage: s.maxFramesPerImage,

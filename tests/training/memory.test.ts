@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decoderParams, visionParams, loraParams, estimateTrainingMemory, memoryRefusal, formatBytes, type ModelShape } from '../../src-main/training/memory';
+import { decoderParams, visionParams, loraParams, estimateTrainingMemory, memoryRefusal, formatBytes, quantizedWeightBytes, shapeOfVlm, type ModelShape } from '../../src-main/training/memory';
+import { tinyBlip2Parts } from '../../src-main/models/demo/tiny-blip2';
+import { blip2ToHf } from '../../src-main/models/families/blip2/config';
+import { parseHfConfig, type VlmModelConfig } from '../../src-main/models/config';
 
 const GiB = 1024 ** 3;
 
@@ -100,3 +103,24 @@ test('a quantized base prices frozen matrices by their blocks and suggests int4 
 function projectorFloatBytes(): number {
   return (768 * 896 + 896 + 896 * 896 + 896) * 4;
 }
+
+test('a quantized OPT decoder is priced by its own matrices; a BLIP-2-OPT-2.7B-shaped LoRA run fits 12 GiB with int4', () => {
+  // Salesforce/blip2-opt-2.7b: ViT-g (39 x 1408, 224 px / 14), Q-Former 12 x 768 with 32 queries, OPT-2.7B
+  // (32 x 2560, ffn 10240, vocabulary 50272, tied head)
+  const parts = tinyBlip2Parts({ imageSize: 224, patchSize: 14, visionHidden: 1408, visionLayers: 39, visionHeads: 16, visionIntermediate: 6144, qformerHidden: 768, qformerLayers: 12, qformerHeads: 12, qformerIntermediate: 3072, numQueryTokens: 32, hidden: 2560, layers: 32, heads: 32, ffn: 10240, vocabSize: 50272, maxPositionEmbeddings: 2048, tieWordEmbeddings: true }, 50272, 50265, 2);
+  const cfg = parseHfConfig({ architectures: ['Blip2ForConditionalGeneration'], ...blip2ToHf(parts), torch_dtype: 'float32' }, 'blip2-opt-2.7b') as VlmModelConfig;
+  const shape = shapeOfVlm(cfg, 4);
+  const d = shape.decoder;
+  const [h, V] = [2560, 50272];
+  assert.equal(d.linears!.length, 32 * 6, 'q, k, v, out_proj, fc1, fc2 per layer');
+  // the decoder's share: the int8 token table, the head's blocks, six matrices a layer as blocks, the rest float32
+  const linear = 32 * (4 * h * h + 2 * h * 10240);
+  const decoder = V * (h + 4) + h * V * 0.625 + linear * 0.625 + (d.params! - linear - V * h) * 4;
+  const noDecoder: ModelShape = { ...shape, decoder: { ...d, vocabSize: 0, params: 0, linears: [] } };
+  assert.equal(quantizedWeightBytes(shape, 'int4', false) - quantizedWeightBytes(noDecoder, 'int4', false), decoder);
+  const setup = { method: 'lora' as const, rank: 16, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const, batchSize: 4, maxSeqLen: 64, imagesPerSample: 1, weightCopies: 2 };
+  const at = (quantizeBase: 'none' | 'int4') => estimateTrainingMemory(shape, { ...setup, quantizeBase }, { availableBytes: 12 * GiB, totalBytes: 16 * GiB });
+  assert.equal(at('none').fits, false, formatBytes(at('none').breakdown.total));
+  assert.equal(at('int4').fits, true, formatBytes(at('int4').breakdown.total));
+  assert.ok(at('int4').breakdown.total < 9 * GiB, formatBytes(at('int4').breakdown.total));
+});
