@@ -12,6 +12,7 @@ import {
   SCHEDULES,
   TRAIN_METHODS,
   type BaseQuant,
+  type HparamsInput,
   type LoraTarget,
   type LrScheduleKind,
   type TrainMethod,
@@ -135,14 +136,15 @@ export const TRAIN_FIELDS: FieldSpec[] = [
 ];
 
 /** The `hparams` object of runs.estimate / runs.start for the form's values. */
-export function toHparams(v: HyperValues): Record<string, unknown> {
+export function toHparams(v: HyperValues): HparamsInput {
   const num = (k: string) => Number(v[k]);
-  const h: Record<string, unknown> = {
-    method: v.method,
+  // selects hold one of the schema's values (TRAIN_FIELDS lists them); the backend checks again
+  const h: HparamsInput = {
+    method: v.method as TrainMethod,
     lr: num('lr'),
     batchSize: num('batchSize'),
     gradAccum: num('gradAccum'),
-    schedule: v.schedule,
+    schedule: v.schedule as LrScheduleKind,
     weightDecay: num('weightDecay'),
     clipNorm: num('clipNorm'),
     maxSeqLen: num('maxSeqLen'),
@@ -156,7 +158,7 @@ export function toHparams(v: HyperValues): Record<string, unknown> {
   else h.epochs = num('epochs');
   if (num('warmupRatio') > 0) h.warmupRatio = num('warmupRatio');
   // a float base sends nothing, as before the field existed
-  if (v.quantizeBase !== HPARAM_SCHEMA.quantizeBase.default) h.quantizeBase = v.quantizeBase;
+  if (v.quantizeBase !== HPARAM_SCHEMA.quantizeBase.default) h.quantizeBase = v.quantizeBase as BaseQuant;
   if (v.method !== 'projector') {
     h.rank = num('rank');
     h.alpha = num('alpha');
