@@ -1,4 +1,4 @@
-// Keeping the Runs list tidy: rename, archive (hidden unless asked for, nothing deleted) and delete (with its
+// Finding a run by its folder, and keeping the Runs list tidy: rename, archive (hidden unless asked for, nothing deleted) and delete (with its
 // folder when Lenslab made it, after the user confirmed in the app). Pure TS + zod.
 import { z } from 'zod';
 import { defineMethods } from './define';
@@ -6,6 +6,11 @@ import { Id, Name } from './common';
 import { Run } from './runs';
 
 export const runsManageMethods = defineMethods({
+  'runs.find': {
+    input: z.strictObject({ outDir: z.string().min(1, 'must not be empty').max(4096) }),
+    output: z.object({ run: Run.nullable() }),
+    summary: 'The latest run whose folder is outDir (resolved), or null: what `lenslab train --out DIR` resumes.',
+  },
   'runs.rename': { input: z.strictObject({ id: Id, name: Name }), output: Run, summary: 'Rename a run.' },
   'runs.archive': {
     input: z.strictObject({ id: Id, archived: z.boolean() }),

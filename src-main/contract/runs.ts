@@ -193,6 +193,16 @@ export const runsEvents = defineEvents({
   'runs.eval': z.object({ runId: Id, step: z.int().nonnegative(), metrics: z.record(z.string(), z.number().nullable()), evaluationId: Id.nullable() }),
   /** A checkpoint was committed (and older ones pruned). */
   'runs.checkpoint': z.object({ runId: Id, step: z.int().nonnegative(), path: z.string(), bytes: z.number(), pruned: z.array(z.int()) }),
+  /** The job started, from the start or resumed from the checkpoint at step `resumedFrom`; totalSteps in all. */
+  'runs.started': z.object({ runId: Id, totalSteps: z.int().nonnegative(), resumedFrom: z.int().nonnegative().nullable() }),
+  /** The job ended its work: done (final metrics, output folder), or paused / cancelled at a step (a failure is a runs.log error). */
+  'runs.ended': z.object({
+    runId: Id,
+    kind: z.enum(['done', 'paused', 'cancelled']),
+    step: z.int().nonnegative(),
+    metrics: z.record(z.string(), z.number().nullable()).optional(),
+    outputDir: z.string().optional(),
+  }),
   /** A line from a run's job (warnings, errors, notes). */
   'runs.log': z.object({ runId: Id, level: z.enum(['info', 'warn', 'error']), message: z.string() }),
 });

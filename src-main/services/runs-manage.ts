@@ -1,10 +1,11 @@
-// Rename, archive and delete runs (contract/runs-manage.ts). A run that is queued or running is refused (pause or
-// cancel it first); a deleted run's folder is removed only when asked and only inside <data>/runs.
+// Find a run by its folder; rename, archive and delete runs (contract/runs-manage.ts). A run that is queued or
+// running is refused (pause or cancel it first); a deleted run's folder is removed only when asked and only inside
+// <data>/runs.
 import { existsSync, rmSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { ApiError } from '../contract/errors';
 import { handlers, type ServiceContext } from './context';
-import { deleteRun, getRun, renameRun, runNameTaken, setRunArchived } from '../storage/runs-queries';
+import { deleteRun, getRun, renameRun, runNameTaken, runOfOutDir, setRunArchived } from '../storage/runs-queries';
 import { loadJobSpec } from '../jobs/store';
 import { toRun } from './runs';
 
@@ -15,6 +16,11 @@ function requireRun(ctx: ServiceContext, id: number) {
 }
 
 export const runsManageHandlers = handlers({
+  'runs.find': (p, ctx) => {
+    const hit = runOfOutDir(ctx.db, resolve(p.outDir));
+    const row = hit && getRun(ctx.db, hit.id);
+    return { run: row ? toRun(row) : null };
+  },
   'runs.rename': (p, ctx) => {
     requireRun(ctx, p.id);
     if (runNameTaken(ctx.db, p.name, p.id)) throw new ApiError('conflict', `a run named "${p.name}" already exists`, 'name');

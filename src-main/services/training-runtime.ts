@@ -113,6 +113,16 @@ function forward(ctx: Pick<ServiceContext, 'emit'>, batcher: ProgressBatcher, e:
     case 'failed':
       ctx.emit('runs.log', { runId, level: 'error', message: e.message });
       break;
+    case 'started':
+      ctx.emit('runs.started', { runId, totalSteps: e.totalSteps, resumedFrom: e.resumedFrom });
+      break;
+    case 'paused':
+    case 'cancelled':
+      ctx.emit('runs.ended', { runId, kind: e.type, step: e.step });
+      break;
+    case 'done':
+      ctx.emit('runs.ended', { runId, kind: 'done', step: e.step, metrics: finite(e.metrics), outputDir: e.outputDir });
+      break;
   }
 }
 

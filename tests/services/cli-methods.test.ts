@@ -66,3 +66,28 @@ test('evaluations.start with wait: the request going away cancels the evaluation
   assert.equal(ev.status, 'cancelled');
   assert.equal((await ok(backend, 'evaluations.get', { id: ev.id })).status, 'cancelled');
 });
+
+test('runs.find by folder; runs.started and runs.ended follow a run to its end', async () => {
+  const outDir = join(tmp.dir, 'run');
+  assert.equal((await ok(backend, 'runs.find', { outDir })).run, null);
+  assert.equal((await fail(backend, 'runs.find', { outDir: '' })).field, 'outDir');
+  assert.equal((await fail(backend, 'runs.find', {})).field, 'outDir');
+  const seen: { event: string; payload: any }[] = [];
+  const off = backend.events.subscribe((event, payload) => seen.push({ event, payload }));
+  const { run } = await ok(backend, 'runs.start', { model: { path: llava }, data: { datasetId, trainSplit: 'train', evalSplit: 'train' }, hparams: { maxSteps: 2, batchSize: 2, rank: 2, saveEvery: 0 }, evalMaxItems: 1, outDir });
+  const ended = () => seen.some((e) => e.event === 'runs.status' && e.payload.runId === run.id && ['completed', 'failed'].includes(e.payload.status));
+  for (let i = 0; i < 1200 && !ended(); i++) await new Promise((r) => setTimeout(r, 100));
+  off();
+  const mine = seen.filter((e) => e.payload.runId === run.id);
+  assert.equal(mine.find((e) => e.event === 'runs.status' && e.payload.status !== 'running')?.payload.status, 'completed', JSON.stringify(mine.filter((e) => e.event === 'runs.log')));
+  assert.deepEqual(mine.find((e) => e.event === 'runs.started')?.payload, { runId: run.id, totalSteps: 2, resumedFrom: null });
+  const end = mine.find((e) => e.event === 'runs.ended')?.payload;
+  assert.equal(end.kind, 'done');
+  assert.equal(end.step, 2);
+  assert.equal(end.outputDir, join(outDir, 'final'));
+  assert.equal(typeof end.metrics.loss, 'number');
+  assert.ok(mine.findIndex((e) => e.event === 'runs.ended') < mine.findIndex((e) => e.event === 'runs.status' && e.payload.status === 'completed'));
+  const found = (await ok(backend, 'runs.find', { outDir })).run;
+  assert.equal(found.id, run.id);
+  assert.equal(found.status, 'completed');
+});

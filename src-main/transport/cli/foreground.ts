@@ -1,5 +1,6 @@
-// Run one job to its end while printing progress — what `lenslab train` does. On a TTY the progress bar is redrawn
-// in place; otherwise a progress line is printed every `every` steps. Aborting `stop` (the CLI wires Ctrl-C to it)
+// Run one job of a JobRunner to its end while printing progress (`lenslab train` prints the same lines from the
+// backend's run events: train.ts). On a TTY the progress bar is redrawn in place; otherwise a progress line is
+// printed every `every` steps. Aborting `stop` (the CLI wires Ctrl-C to it)
 // pauses the run: the job finishes its step and checkpoints, and `lenslab train` with the same --out resumes it.
 import type { RunStatus } from '../../storage/runs-queries';
 import type { JobSpec } from '../../jobs/protocol';

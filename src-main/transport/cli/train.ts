@@ -1,5 +1,6 @@
-// `lenslab train`: check (hyperparameters, data against the model, memory estimate), then train in a job process
-// with a progress bar. Ctrl-C pauses (checkpoint); the same command with the same --out resumes.
+// `lenslab train`: check (hyperparameters, data against the model, memory estimate: runs.estimate), then train in a
+// job process (runs.start, or runs.resume for a paused run found by runs.find) with a progress bar drawn from the run
+// events. Ctrl-C pauses (runs.pause, checkpoint); the same command with the same --out resumes.
 import { FolderBusyError, folderEntries, folderLockHolder } from '../../jobs/folder-lock';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -7,11 +8,13 @@ import type { CommandContext, CommandGroup } from './command';
 import { UsageError, parse, printJson, resolveDataDir, type Call } from './command';
 import { ApiError } from '../../contract/errors';
 import { createBackend, type Backend } from '../../services/backend';
-import { runOfOutDir } from '../../storage/runs-queries';
 import { HparamsError, hparamsFromCli, hparamsSchema, cliFlag } from '../../training/hparams';
 import { formatBytes } from '../../training/memory';
-import { runInForeground, type ForegroundIO } from './foreground';
-import { formatDuration } from './progress';
+import type { ForegroundIO } from './foreground';
+import { formatDuration, formatEvent, formatProgress } from './progress';
+import type { RunnerEvent } from '../../jobs/runner';
+import type { RunStatus } from '../../contract/runs';
+import type { EventName, EventPayload } from '../../contract/index';
 import { contrastiveTrain, modelArg } from './contrastive';
 import { TRAIN_PRESET_IDS, presetById, presetFlags, presetProblem } from '../../contract/presets';
 import { vlmModelTypes } from '../../models/registry';
@@ -148,16 +151,14 @@ export const trainCommand: CommandGroup = {
     const outDir = resolve(values.out as string);
     const note = (line: string) => (ctx.json ? ctx.io.err(line) : ctx.io.out(line));
 
+    // runs left 'running' by a dead job become 'interrupted' (resumable) when the backend opens
     const backend = createBackend({ dataDir: ctx.dataDir, host: 'cli' });
     const call: Call = (method, ...args) => backend.dispatcher.call(method, args[0]) as never;
-    const stop = new AbortController();
-    const onSigint = () => stop.abort();
     try {
-      const { runner } = backend.ctx.training;
       // another process works in this folder (a run starting or resuming, or its job): say which, whatever the run
       const holder = folderLockHolder(outDir);
       if (holder && holder.pid !== process.pid) throw new ApiError('conflict', new FolderBusyError(outDir, holder).message, 'out');
-      const existing = runOfOutDir(backend.db, outDir);
+      const existing = (await call('runs.find', { outDir })).run;
       let runId: number;
       const t0 = Date.now();
       if (existing) {
@@ -167,8 +168,8 @@ export const trainCommand: CommandGroup = {
         if (Object.keys(flags).length || values.model || values.data) note(`resuming run ${existing.id} with the settings it started with (the options given are not used)`);
         else note(`resuming run ${existing.id} from its last checkpoint`);
         runId = existing.id;
-        process.once('SIGINT', onSigint);
-        const status = await runInForeground(runner, runId, { start: { resume: true }, io: foregroundIO(ctx), stop: stop.signal });
+        const id = runId;
+        const { status } = await followRun(ctx, backend, call, async () => (await call('runs.resume', { id })).id);
         return await finish(ctx, call, runId, status, outDir, t0);
       }
       if (!values.model) throw new UsageError('--model DIR is required');
@@ -195,18 +196,127 @@ export const trainCommand: CommandGroup = {
         ctx.io.err(`error: ${est.refusal}`);
         return 1;
       }
-      const started = await call('runs.start', { name: values.name as string | undefined, model, data: dataRef, hparams, evalMaxItems: evalItems, outDir });
-      runId = started.run.id;
-      note(`run ${runId} started in ${outDir}`);
-      process.once('SIGINT', onSigint);
-      const status = await runInForeground(runner, runId, { start: { attach: true }, io: foregroundIO(ctx), stop: stop.signal });
+      const followed = await followRun(ctx, backend, call, async () => {
+        const started = await call('runs.start', { name: values.name as string | undefined, model, data: dataRef, hparams, evalMaxItems: evalItems, outDir });
+        note(`run ${started.run.id} started in ${outDir}`);
+        return started.run.id;
+      });
+      runId = followed.runId;
+      const status = followed.status;
       return await finish(ctx, call, runId, status, outDir, t0);
     } finally {
-      process.removeListener('SIGINT', onSigint);
       backend.close();
     }
   },
 };
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'paused', 'interrupted']);
+
+/**
+ * Start (or resume) a run with `begin` and follow it through the backend's run events to the end of its job,
+ * printing what runInForeground prints for a job it runs; Ctrl-C pauses the run (runs.pause) after the current step.
+ */
+async function followRun(ctx: CommandContext, backend: Backend, call: Call, begin: () => Promise<number>): Promise<{ runId: number; status: RunStatus }> {
+  const io = foregroundIO(ctx);
+  let runId: number | null = null;
+  let totalSteps = 0;
+  let barShown = false;
+  const clearBar = () => {
+    if (barShown) io.write('\r\x1b[2K');
+    barShown = false;
+  };
+  const line = (text: string | null) => {
+    if (!text) return;
+    clearBar();
+    io.write(`${text}\n`);
+  };
+  let settle!: (status: RunStatus) => void;
+  const ended = new Promise<RunStatus>((r) => (settle = r));
+  const early: Array<[EventName, unknown]> = [];
+  const handle = (event: EventName, payload: unknown) => {
+    const n = NaN;
+    switch (event) {
+      case 'runs.started': {
+        const e = payload as EventPayload<'runs.started'>;
+        totalSteps = e.totalSteps;
+        return line(formatEvent({ runId: e.runId, type: 'started', step: e.resumedFrom ?? 0, totalSteps: e.totalSteps, resumedFrom: e.resumedFrom, pid: 0 }));
+      }
+      case 'runs.progress': {
+        const e = payload as EventPayload<'runs.progress'>;
+        const total = e.totalSteps ?? totalSteps;
+        const every = Math.max(1, Math.round(total / 20));
+        for (const pt of io.isTTY ? e.points.slice(-1) : e.points) {
+          const m = pt.metrics;
+          const text = formatProgress({ type: 'progress', step: pt.step, totalSteps: total, loss: m.loss ?? n, lr: m.lr ?? n, gradNorm: m.grad_norm ?? n, samplesPerSec: m.samples_per_sec ?? n, tokensPerSec: m.tokens_per_sec ?? n, etaSec: m.eta_sec ?? n });
+          if (io.isTTY) {
+            io.write(`\r\x1b[2K${text}`);
+            barShown = true;
+          } else if (pt.step % every === 0 || pt.step === total) io.write(`${text}\n`);
+        }
+        return;
+      }
+      case 'runs.eval': {
+        const e = payload as EventPayload<'runs.eval'>;
+        return line(formatEvent({ runId: e.runId, type: 'eval', step: e.step, metrics: finiteOnly(e.metrics) } as RunnerEvent));
+      }
+      case 'runs.checkpoint': {
+        const e = payload as EventPayload<'runs.checkpoint'>;
+        return line(formatEvent({ runId: e.runId, type: 'checkpoint', step: e.step, path: e.path, bytes: e.bytes, pruned: e.pruned, metrics: {} }));
+      }
+      case 'runs.log': {
+        const e = payload as EventPayload<'runs.log'>;
+        return line(formatEvent({ runId: e.runId, type: 'log', level: e.level, message: e.message }));
+      }
+      case 'runs.ended': {
+        const e = payload as EventPayload<'runs.ended'>;
+        if (e.kind === 'done') return line(formatEvent({ runId: e.runId, type: 'done', step: e.step, metrics: finiteOnly(e.metrics ?? {}), outputDir: e.outputDir ?? '' }));
+        return line(formatEvent({ runId: e.runId, type: e.kind, step: e.step }));
+      }
+      case 'runs.status': {
+        const e = payload as EventPayload<'runs.status'>;
+        if (TERMINAL.has(e.status)) {
+          clearBar();
+          settle(e.status);
+        }
+        return;
+      }
+    }
+  };
+  const off = backend.events.subscribe((event, payload) => {
+    if (!event.startsWith('runs.')) return;
+    const id = (payload as { runId?: number }).runId;
+    if (runId === null) early.push([event, payload]);
+    else if (id === runId) handle(event, payload);
+  });
+  const onSigint = () => {
+    const id = runId;
+    if (id === null) return;
+    void call('runs.get', { id })
+      .then((r) => {
+        if (r.status !== 'running') return;
+        clearBar();
+        io.write('pausing after the current step...\n');
+        return call('runs.pause', { id });
+      })
+      .catch(() => undefined);
+  };
+  // the first Ctrl-C pauses; a second one kills the process as usual
+  process.once('SIGINT', onSigint);
+  try {
+    const id = await begin();
+    runId = id;
+    for (const [event, payload] of early.splice(0)) if ((payload as { runId?: number }).runId === id) handle(event, payload);
+    return { runId: id, status: await ended };
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    off();
+  }
+}
+
+/** Metrics as the job sent them (nulls stood for non-finite values). */
+function finiteOnly(m: Record<string, number | null>): Record<string, number> {
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v ?? NaN]));
+}
 
 /** config.json's model_type of a model folder (null when it cannot be read: the backend's check then says why). */
 function modelTypeOf(dir: string): string | null {
