@@ -61,16 +61,22 @@ test('sampling settings, stop reason, regenerate, edit and copy in the chat', as
   await panel.getByLabel('Temperature').fill('1.5');
   await panel.getByLabel('Top-k').fill('20');
   await panel.getByLabel('Seed').fill('11');
-  await page.getByRole('button', { name: 'Regenerate answer' }).click();
-  await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });
-  await until(async () => (await call(server, 'chats.get', { id: c.id })).messages.length === 3 && !(await log.locator('.msg.streaming').count()), 'the regenerated answer saved');
-  saved = await call(server, 'chats.get', { id: c.id });
+  // Regenerating first truncates the chat (a round trip) and only then streams, so right after the click the old
+  // answer still counts as three messages and Send still shows: wait for a new answer row (ids are reused after a
+  // truncate, creation times are not) and the transcript done streaming.
+  const regenerated = async (before: { createdAt: string }) => {
+    await page.getByRole('button', { name: 'Regenerate answer' }).click();
+    await until(async () => {
+      const m = (await call(server, 'chats.get', { id: c.id })).messages;
+      return m.length === 3 && m[2].role === 'assistant' && m[2].createdAt !== before.createdAt && !(await log.locator('.msg.streaming').count());
+    }, 'the regenerated answer saved', 60_000);
+    await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });
+    return call(server, 'chats.get', { id: c.id });
+  };
+  saved = await regenerated(saved.messages[2]);
   const first = saved.messages[2].content;
   assert.deepEqual((await call(server, 'chats.list', {})).chats[0].settings.options, { temperature: 1.5, topK: 20, seed: 11 });
-  await page.getByRole('button', { name: 'Regenerate answer' }).click();
-  await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });
-  await until(async () => (await call(server, 'chats.get', { id: c.id })).messages.length === 3, 'one answer after regenerating');
-  saved = await call(server, 'chats.get', { id: c.id });
+  saved = await regenerated(saved.messages[2]);
   assert.equal(saved.messages[2].content, first, 'same seed, same sampled answer');
   assert.equal(await log.locator('.msg.role-assistant').count(), 1);
 

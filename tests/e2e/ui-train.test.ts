@@ -66,8 +66,9 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   const monitor = page.getByRole('region', { name: 'Run icons-demo-lora' });
   await monitor.waitFor({ timeout: 60_000 });
   await until(async () => (await chartPoints(page, 'Loss', 'train loss')) >= 2, 'loss points', 120_000);
-  // where it runs and why (the trainer's device line)
-  await monitor.getByLabel('Device').filter({ hasText: /^Runs on CPU · chosen for this run$/ }).waitFor({ timeout: 60_000 });
+  // where it runs and why (the trainer's device line). A regex hasText sees the raw textContent, where the template's
+  // line breaks leave a space at either end that the page does not show: allow it.
+  await monitor.getByLabel('Device').filter({ hasText: /^\s*Runs on CPU · chosen for this run\s*$/ }).waitFor({ timeout: 60_000 });
   await page.screenshot({ path: screenshotPath('ui-train-running') });
 
   // pause: the job finishes its step, checkpoints and stops
