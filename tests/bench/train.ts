@@ -1,4 +1,4 @@
-// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --skip-quant --batch-demo 16 --batch-large 2]
+// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --skip-quant --skip-packing --batch-demo 16 --batch-large 2 --batch-mixed 4 --large-layers V,T --siglip-layers V,T]
 //
 // LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
 // step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
@@ -22,6 +22,11 @@
 // computed) vs epoch 2 (read back); the other rows run the whole step, vision tower included, as PyTorch does.
 // With an int4 frozen base (--skip-quant to leave out): the same step, its peak RSS and step time against the float32
 // base's row (hparams.quantizeBase: MatMulNBits forward, the blocks unpacked for dX; LoRA in float32).
+// Sequence packing (--skip-packing to leave out): a mixed-length copy of the data (every fourth answer about two
+// samples longer), the same steps padded vs packed (hparams.packing). --large-layers V,T replaces the 0.5B by its
+// shapes with V vision and T decoder layers (bench:profile's slice), for runs that must stay short; --siglip-layers V,T
+// adds a LLaVA with a tower in SigLIP-so400m's shapes at 384 px (729 image tokens) and the 0.5B's decoder, V + T
+// layers. For a slice the feature cache's epoch 1 / epoch 2 ratio is also scaled to the full layer counts.
 // Models and data are generated once into <os tmp>/lenslab-bench-train.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,6 +69,8 @@ interface WorkerInput {
   cacheEpochs?: boolean;
   /** Frozen base held as int8 / int4 blocks (hparams.quantizeBase). */
   quantizeBase?: 'int8' | 'int4';
+  /** hparams.packing: a micro-batch's samples packed end to end instead of padded. */
+  packing?: boolean;
 }
 interface WorkerOutput {
   initMs: number;
@@ -108,6 +115,7 @@ async function worker(input: WorkerInput): Promise<void> {
       evalEvery: 0,
       lr: 1e-4,
       ...(input.quantizeBase ? { quantizeBase: input.quantizeBase } : {}),
+      ...(input.packing ? { packing: true } : {}),
     },
     eval: { maxItems: 1 },
     // the whole step, vision tower included (as PyTorch's), unless the cache is what is measured
@@ -225,9 +233,27 @@ const LARGE: TinyLlavaOptions = {
   textIntermediate: 4864,
 };
 
+/**
+ * A tower in SigLIP-so400m's shapes at 384 px (1152 wide, 27 layers, 16 heads, 4304 MLP, 14 px patches: 27 x 27 =
+ * 729 image tokens, here from a 378 px input, which the 384 px conv's floor also covers) in the CLIP layout the tiny
+ * writer produces (one class token more, dropped by the 'default' feature strategy), in front of the 0.5B's decoder:
+ * the FLOPs of a SigLIP-so400m LLaVA, not its exact layers.
+ */
+const SIGLIP_SO400M_384: TinyLlavaOptions = { ...LARGE, imageSize: 378, patchSize: 14, visionHidden: 1152, visionLayers: 27, visionHeads: 16, visionIntermediate: 4304, maxPositionEmbeddings: 2048 };
+
+interface BenchModel {
+  name: string;
+  dir: string;
+  opts: TinyLlavaOptions;
+  batch: number;
+  family?: 'idefics3' | 'blip2';
+  /** A reduced-layer slice of a larger model: its layer counts and the full model's, to scale the cache ratio. */
+  slice?: { v: number; t: number; fullV: number; fullT: number };
+}
+
 export async function setup(): Promise<{
   data: string;
-  models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' | 'blip2' }[];
+  models: BenchModel[];
 }> {
   mkdirSync(root, { recursive: true });
   const icons = join(root, 'icons');
@@ -258,10 +284,23 @@ export async function setup(): Promise<{
   // the bundled demo base (resources/demo/model) when present, else the demo writer's default tiny LLaVA
   const bundled = join(here, '..', '..', 'resources', 'demo', 'model');
   const demoDir = existsSync(join(bundled, 'config.json')) ? bundled : join(root, 'demo');
-  const models: { name: string; dir: string; opts: TinyLlavaOptions; batch: number; family?: 'idefics3' | 'blip2' }[] = [
+  const models: BenchModel[] = [
     { name: 'demo', dir: demoDir, opts: {} as TinyLlavaOptions, batch: arg('batch-demo', 16) },
   ];
-  if (!has('skip-large'))
+  const slice = args.indexOf('--large-layers');
+  if (slice >= 0) {
+    // the 0.5B's shapes with fewer layers (bench:profile's slice): each layer's work is the full model's
+    const [v, t] = args[slice + 1].split(',').map(Number);
+    models.push({ name: `0.5B slice ${v}+${t} layers`, dir: join(root, `llava-slice-v${v}-t${t}`), opts: { ...LARGE, visionLayers: v, textLayers: t }, batch: arg('batch-large', 2), slice: { v, t, fullV: LARGE.visionLayers!, fullT: LARGE.textLayers! } });
+  }
+  const sig = args.indexOf('--siglip-layers');
+  if (sig >= 0) {
+    const [v, t] = args[sig + 1].split(',').map(Number);
+    models.push({ name: `SigLIP-so400m 384 px + 0.5B decoder, slice ${v}+${t} layers`, dir: join(root, `llava-siglip384-v${v}-t${t}`), opts: { ...SIGLIP_SO400M_384, visionLayers: v, textLayers: t }, batch: arg('batch-large', 2), slice: { v, t, fullV: SIGLIP_SO400M_384.visionLayers!, fullT: LARGE.textLayers! } });
+  }
+  if (slice >= 0 || sig >= 0) {
+    /* a slice stands in for the 0.5B */
+  } else if (!has('skip-large'))
     models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
   if (has('only-smolvlm') || has('only-blip2')) models.length = 0;
   if (!has('skip-smolvlm') && !has('only-blip2'))
@@ -284,6 +323,24 @@ export async function setup(): Promise<{
   return { data, models };
 }
 
+/** The bench data with every fourth answer `phrases` × 47 tokens longer (a mixed-length data set), written once. */
+function mixedData(data: string, phrases: number): string {
+  const file = join(root, `data-mixed-${phrases}.json`);
+  const snap = readSnapshot(data);
+  snap.items = snap.items.map((it, i) =>
+    i % 4 !== 3
+      ? it
+      : {
+          ...it,
+          annotations: it.annotations.map((a) =>
+            a.kind === 'qa' ? { ...a, data: { ...a.data, answer: `${(a.data as { answer: string }).answer}, ${'the background is plain white and the shape sits in the middle of it; '.repeat(phrases)}` } } : a,
+          ),
+        },
+  );
+  writeSnapshot(file, snap);
+  return file;
+}
+
 function runWorker(input: WorkerInput): WorkerOutput {
   const r = spawnSync(
     process.execPath,
@@ -291,7 +348,9 @@ function runWorker(input: WorkerInput): WorkerOutput {
     {
       encoding: 'utf8',
       maxBuffer: 1 << 24,
-      env: { ...process.env, LENSLAB_GRAPH_CACHE: join(root, 'graph-cache') },
+      // the CPU step, as PyTorch's: the trainer's device probe ('auto') would time each new model and batch shape on
+      // every other provider first, on a software WebGPU device here for many minutes (LENSLAB_PROVIDER=auto: probe)
+      env: { ...process.env, LENSLAB_GRAPH_CACHE: process.env.LENSLAB_GRAPH_CACHE ?? join(root, 'graph-cache'), LENSLAB_PROVIDER: process.env.LENSLAB_PROVIDER ?? 'cpu' },
     },
   );
   const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -375,6 +434,26 @@ async function main(): Promise<void> {
         rows.push([m.name, label, '', `B${m.batch} T${seq}`, `${st.toFixed(0)} ms`, ((m.batch / st) * 1000).toFixed(2), formatBytes(v.peakRss), `${(st / oursStep).toFixed(2)}x the default step`]);
       }
     }
+    if (!has('skip-packing') && !m.family) {
+      // a mixed-length batch: every fourth answer carries a long tail (about the length of two other samples), the
+      // same samples padded to the longest vs packed end to end (hparams.packing), in the same run
+      const long = m.name === 'demo' ? 1 : 5;
+      const mixed = mixedData(data, long);
+      const mb = m.name === 'demo' ? m.batch : arg('batch-mixed', 4);
+      const pr: Record<string, WorkerOutput> = {};
+      for (const packing of [false, true]) {
+        process.stderr.write(`[${m.name}] lenslab, mixed lengths, ${packing ? 'packed' : 'padded'} ...\n`);
+        pr[String(packing)] = runWorker({ model: m.dir, data: mixed, batchSize: mb, steps, warmup, threads, packing });
+      }
+      const [pad, pk] = [pr.false, pr.true];
+      const sp = median(pad.ms);
+      const sk = median(pk.ms);
+      const seqMixed = Math.round(pad.tokens / pad.samples);
+      rows.push([m.name, 'lenslab, mixed lengths, padded', '', `B${mb} ~T${seqMixed}`, `${sp.toFixed(0)} ms`, ((mb / sp) * 1000).toFixed(2), formatBytes(pad.peakRss), `every 4th answer ${long * 47} tokens longer; loss ${pad.losses[0].toFixed(3)} -> ${pad.losses.at(-1)!.toFixed(3)}`]);
+      rows.push([m.name, 'lenslab, mixed lengths, packed', '', `B${mb} ~T${seqMixed}`, `${sk.toFixed(0)} ms`, ((mb / sk) * 1000).toFixed(2), formatBytes(pk.peakRss), `padded / packed step time ${(sp / sk).toFixed(2)}x; loss ${pk.losses[0].toFixed(3)} -> ${pk.losses.at(-1)!.toFixed(3)}`]);
+      for (const [label, r] of [['padded', pad], ['packed', pk]] as const)
+        if (r.phases) notes.push(`${m.name} step phases, mixed lengths ${label}: ${formatPhases(r.phases, r.ms.length)}`);
+    }
     if (!has('skip-cache') && m.family !== 'idefics3') {
       // epoch 1 computes each image's features once (vision program + step without the tower); epoch 2 reads them
       process.stderr.write(`[${m.name}] lenslab, feature cache over 2 epochs ...\n`);
@@ -384,6 +463,18 @@ async function main(): Promise<void> {
       const e2 = median(c.ms.filter((_, i) => c.epochs![i] === 1));
       rows.push([m.name, 'lenslab, feature cache: epoch 1', '', `B${m.batch} T${seq}`, `${e1.toFixed(0)} ms`, ((m.batch / e1) * 1000).toFixed(2), formatBytes(c.peakRss), `${k} steps an epoch; vision program computed ${c.visionImages} images, all in epoch 1`]);
       rows.push([m.name, 'lenslab, feature cache: epoch 2', '', `B${m.batch} T${seq}`, `${e2.toFixed(0)} ms`, ((m.batch / e2) * 1000).toFixed(2), '', `epoch 1 / epoch 2 step time ${(e1 / e2).toFixed(2)}x; whole step without the cache ${(oursStep / e2).toFixed(2)}x epoch 2's`]);
+      if (m.slice && c.phases) {
+        // at full depth: epoch 2 is the decoder's layers (this slice's epoch 2 scaled to the full count; embedding,
+        // head and AdamW scale with it, so this leans high), and the tower costs its vision program's time in epoch 1
+        // scaled likewise; what the cache saves a step is that tower time (image decoding, a fixed cost, left out)
+        const { v, t, fullV, fullT } = m.slice;
+        const tower = (c.phases.ms.vision ?? 0) / c.ms.filter((_, i) => c.epochs![i] === 0).length;
+        const e2Full = (e2 * fullT) / t;
+        const towerFull = (tower * fullV) / v;
+        notes.push(
+          `${m.name}: the tower ${tower.toFixed(0)} ms a step in epoch 1, the step without it (epoch 2) ${e2.toFixed(0)} ms; scaled to ${fullV}+${fullT} layers: tower ~${(towerFull / 1000).toFixed(1)} s, step without it ~${(e2Full / 1000).toFixed(1)} s, so epoch 2 ~${((e2Full + towerFull) / e2Full).toFixed(2)}x faster than a step with the tower`,
+        );
+      }
       if (c.phases) notes.push(`${m.name} step phases with the feature cache, both epochs: ${formatPhases(c.phases, c.ms.length)}`);
     }
     if (has('skip-torch') || m.family === 'idefics3') continue;
