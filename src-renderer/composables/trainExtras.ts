@@ -1,7 +1,7 @@
 // The Train view's helpers for a first run that teaches: the quick-start preset per model, the form values of an
 // earlier run (clone settings; kept after a run), the equivalent `lenslab train …` command, and warnings about
 // settings that make a run look better or worse than it is.
-import { TARGET_PRESETS, TRAIN_FIELDS } from './trainForm';
+import { TRAIN_FIELDS, targetsValue } from './trainForm';
 import type { HyperValues } from './hyperparams';
 import type { TrainPreset } from '../../src-main/contract/presets';
 
@@ -41,9 +41,7 @@ export function quickStartPreset(m: PresetModel): Preset {
 export function presetValues(p: TrainPreset, current: HyperValues): HyperValues {
   const h = p.hparams;
   const v: HyperValues = { ...current, method: h.method, rank: h.rank, alpha: h.alpha, dropout: h.dropout, lr: h.lr, weightDecay: h.weightDecay, schedule: h.schedule, clipNorm: h.clipNorm, warmupRatio: 0 };
-  const t = [...h.targetModules].sort().join(',');
-  const hit = Object.entries(TARGET_PRESETS).find(([, mods]) => [...mods].sort().join(',') === t);
-  if (hit) v.targets = hit[0];
+  v.targets = targetsValue(h.targetModules);
   if (h.batchSize !== undefined) {
     v.batchSize = h.batchSize;
     v.gradAccum = 1;
@@ -67,11 +65,7 @@ export function valuesFromHparams(h: Record<string, unknown>, defaults: HyperVal
     v.duration = 'epochs';
     v.epochs = h.epochs;
   }
-  if (Array.isArray(h.targetModules)) {
-    const t = [...h.targetModules].sort().join(',');
-    const hit = Object.entries(TARGET_PRESETS).find(([, mods]) => [...mods].sort().join(',') === t);
-    if (hit) v.targets = hit[0];
-  }
+  if (Array.isArray(h.targetModules)) v.targets = targetsValue(h.targetModules.map(String));
   return v;
 }
 

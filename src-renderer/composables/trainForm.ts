@@ -135,6 +135,34 @@ export const TRAIN_FIELDS: FieldSpec[] = [
   numberField('seed', { label: 'Seed', advanced: true }),
 ];
 
+/**
+ * The LoRA layers field's value for a list of modules: its choice where one matches, else the modules themselves
+ * ("k_proj,q_proj" of a run started from the CLI, a recipe's family names such as BLIP's "query,key"), which
+ * fieldsFor offers as they are and the backend checks.
+ */
+export function targetsValue(modules: readonly string[]): string {
+  const t = [...modules].sort().join(',');
+  return Object.entries(TARGET_PRESETS).find(([, mods]) => [...mods].sort().join(',') === t)?.[0] ?? modules.join(',');
+}
+
+/** The modules of a LoRA layers value (targetsValue's inverse). */
+export function targetModulesOf(targets: unknown): string[] {
+  const key = String(targets ?? '');
+  if (Object.hasOwn(TARGET_PRESETS, key)) return [...TARGET_PRESETS[key as TargetChoice]];
+  const mods = key.split(',').filter(Boolean);
+  return mods.length ? mods : [...TARGET_PRESETS.attention];
+}
+
+/** TRAIN_FIELDS with the LoRA layers a preset or a cloned run set offered too when they are none of the choices. */
+export function fieldsFor(values: HyperValues): FieldSpec[] {
+  const t = values.targets;
+  return TRAIN_FIELDS.map((f) =>
+    f.key === 'targets' && f.type === 'select' && typeof t === 'string' && t && !f.options.some((o) => o.value === t)
+      ? { ...f, options: [...f.options, { value: t, label: `These layers: ${t.split(',').join(', ')}` }] }
+      : f,
+  );
+}
+
 /** The `hparams` object of runs.estimate / runs.start for the form's values. */
 export function toHparams(v: HyperValues): HparamsInput {
   const num = (k: string) => Number(v[k]);
@@ -163,7 +191,8 @@ export function toHparams(v: HyperValues): HparamsInput {
     h.rank = num('rank');
     h.alpha = num('alpha');
     h.dropout = num('dropout');
-    h.targetModules = [...(TARGET_PRESETS[String(v.targets) as TargetChoice] ?? TARGET_PRESETS.attention)];
+    // names outside the schema's list (a recipe for another family) are sent as they are: the backend names them
+    h.targetModules = targetModulesOf(v.targets) as LoraTarget[];
   }
   return h;
 }

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TRAIN_FIELDS, TARGET_PRESETS, toHparams, suggestionPatch, formFieldOf } from '../../src-renderer/composables/trainForm';
+import { TRAIN_FIELDS, TARGET_PRESETS, fieldsFor, toHparams, suggestionPatch, formFieldOf } from '../../src-renderer/composables/trainForm';
 import { defaultsOf, validateField } from '../../src-renderer/composables/hyperparams';
 import { parseHparams } from '../../src-main/training/hparams';
 import { DEFAULT_EPOCHS, hparamsFields, hparamsSchema, LORA_TARGETS } from '../../src-main/contract/hparams';
 import { TRAIN_PRESETS } from '../../src-main/contract/presets';
-import { presetValues } from '../../src-renderer/composables/trainExtras';
+import { presetValues, valuesFromHparams } from '../../src-renderer/composables/trainExtras';
 import { runSummary, bestMetrics, toGallery, progressLabel } from '../../src-renderer/composables/runView';
 
 test("the Train form's defaults are the backend's defaults, and every form value parses", () => {
@@ -64,18 +64,30 @@ test("the Train form's defaults, limits and choices are the schema's", () => {
   assert.deepEqual(targets.options.map((o) => o.value), Object.keys(TARGET_PRESETS));
 });
 
-test('recipe presets fill the form; a family target set the app cannot train leaves the layers as they were', () => {
+test('recipe presets and cloned runs fill the form; LoRA layers outside its choices are offered as they are', () => {
   const blip2 = TRAIN_PRESETS.find((p) => p.id === 'blip2-caption-lora')!;
   const v = presetValues(blip2, defaultsOf(TRAIN_FIELDS));
   assert.equal(v.targets, 'qv');
   const h = parseHparams(toHparams(v));
   assert.deepEqual([h.rank, h.alpha, h.dropout, h.lr, h.weightDecay, h.schedule, h.clipNorm], [16, 32, 0.05, 5e-5, 0.01, 'constant', 0]);
   assert.deepEqual(h.targetModules, ['q_proj', 'v_proj']);
-  // BLIP's BERT text model names its projections query / key: a family fact, not a choice of this form
+  // BLIP's BERT text model names its projections query / key: a family fact, not a choice of this form; the form
+  // offers them as the recipe gives them and the backend names what it does not take
   const blip = TRAIN_PRESETS.find((p) => p.id === 'blip-vqa-lora')!;
   const b = presetValues(blip, { ...defaultsOf(TRAIN_FIELDS), targets: 'all' });
-  assert.equal(b.targets, 'all');
-  assert.equal(parseHparams(toHparams(b)).batchSize, 8);
+  assert.equal(b.targets, 'query,key');
+  const offered = fieldsFor(b).find((f) => f.key === 'targets');
+  assert.ok(offered?.type === 'select' && offered.options.some((o) => o.value === 'query,key'));
+  assert.equal(validateField(offered, 'query,key', b), null);
+  assert.deepEqual(toHparams(b).targetModules, ['query', 'key']);
+  assert.throws(() => parseHparams(toHparams(b)), /targetModules\.0 \(--target-modules\): must be one of "q_proj"/);
+  // a run started with its own set of layers clones with them
+  const custom = valuesFromHparams({ method: 'lora', targetModules: ['k_proj', 'q_proj'] }, defaultsOf(TRAIN_FIELDS));
+  assert.equal(custom.targets, 'k_proj,q_proj');
+  assert.deepEqual(parseHparams(toHparams(custom)).targetModules, ['k_proj', 'q_proj']);
+  assert.equal(valuesFromHparams({ targetModules: ['v_proj', 'q_proj'] }, defaultsOf(TRAIN_FIELDS)).targets, 'qv');
+  // the usual choices are not repeated
+  assert.deepEqual(fieldsFor(defaultsOf(TRAIN_FIELDS)), TRAIN_FIELDS);
 });
 
 test('memory suggestions that name values become field changes; backend fields map to form fields', () => {
