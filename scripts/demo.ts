@@ -40,6 +40,7 @@ const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [option
   --method M       lora (default with the pretrained base) or lora+projector (default with a random base)
   --rank N         LoRA rank (16; alpha is twice the rank)
   --seed N         training seed: LoRA initialization and data order (0)
+  --seeds LIST     with --compare-base: the comparison at each of these seeds (e.g. 0,1,2,3) and the mean
   --eval-items N   held-out questions evaluated before and after (120)
   --quantize LIST  also evaluate the fine-tuned model with int8 and/or int4 weights (e.g. int8,int4): exact match
                    beside float32's and the share of answers equal to float32's
@@ -74,6 +75,7 @@ try {
       'quantize-base': { type: 'string' },
       'compare-base': { type: 'string' },
       seed: { type: 'string', default: '0' },
+      seeds: { type: 'string' },
     },
   });
 } catch (e) {
@@ -113,6 +115,17 @@ if (!Number.isSafeInteger(seed) || seed < 0) {
   process.exit(2);
 }
 const compareBase = baseScheme('compare-base');
+// one fine-tune's outcome swings with the seed (the held-out shapes are learned by a sudden drop of the loss whose
+// step varies from seed to seed), so a comparison of bases can be made over several seeds and averaged
+const seeds = values.seeds === undefined ? [seed] : values.seeds.split(',').map((v) => Number(v.trim()));
+if (!seeds.length || seeds.some((v) => !Number.isSafeInteger(v) || v < 0) || new Set(seeds).size !== seeds.length) {
+  console.error(`--seeds must be distinct non-negative integers separated by commas (got ${JSON.stringify(values.seeds)})`);
+  process.exit(2);
+}
+if (values.seeds !== undefined && compareBase === 'none') {
+  console.error('--seeds needs --compare-base');
+  process.exit(2);
+}
 const t0 = Date.now();
 const dataDir = values['data-dir'] ?? mkdtempSync(join(tmpdir(), 'lenslab-demo-'));
 // the CLI, as the README spells it (relative to the repo root when run from there, as `npm run demo` does)
@@ -217,7 +230,7 @@ try {
   // 4. fine-tune
   const method = (values.method ?? (pretrained ? 'lora' : 'lora+projector')) as 'lora' | 'lora+projector';
   const steps = values.steps ? Number(values.steps) : pretrained ? 400 : 500;
-  const fineTune = async (q: 'none' | 'int8' | 'int4'): Promise<number> => {
+  const fineTune = async (q: 'none' | 'int8' | 'int4', runSeed = seed): Promise<number> => {
     const hparams = {
       method,
       rank: Number(values.rank),
@@ -229,7 +242,7 @@ try {
       batchSize: 16,
       maxSteps: steps,
       saveEvery: 50,
-      seed,
+      seed: runSeed,
       ...(q !== 'none' ? { quantizeBase: q } : {}),
     };
     const { runner } = backend.ctx.training;
@@ -245,14 +258,25 @@ try {
   };
   if (compareBase === 'none') await report(await fineTune(quantizeBase), base);
   else {
-    // the same run twice (steps, seed, data order): on the float32 base, then on the quantized one
-    const f = (await evaluate('float32 base, fine-tuned       ', { runId: await fineTune('none') })).metrics.exact_match ?? 0;
-    const qRun = await fineTune(compareBase);
-    const onFloat = (await evaluate(`${compareBase} base, fine-tuned, on float32`, { runId: qRun })).metrics.exact_match ?? 0;
-    const onQ = (await evaluate(`${compareBase} base, fine-tuned, on ${compareBase}   `, { runId: qRun }, compareBase)).metrics.exact_match ?? 0;
     const d = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)} points`;
+    const rows: { seed: number; f: number; onFloat: number; onQ: number }[] = [];
+    const lines: string[] = [];
+    for (const s of seeds) {
+      // the same run twice (steps, seed, data order): on the float32 base, then on the quantized one
+      const f = (await evaluate('float32 base, fine-tuned       ', { runId: await fineTune('none', s) })).metrics.exact_match ?? 0;
+      const qRun = await fineTune(compareBase, s);
+      const onFloat = (await evaluate(`${compareBase} base, fine-tuned, on float32`, { runId: qRun })).metrics.exact_match ?? 0;
+      const onQ = (await evaluate(`${compareBase} base, fine-tuned, on ${compareBase}   `, { runId: qRun }, compareBase)).metrics.exact_match ?? 0;
+      rows.push({ seed: s, f, onFloat, onQ });
+      lines.push(`exact match after ${steps} steps (seed ${s}): float32 base ${pct(f)}; ${compareBase} base ${pct(onFloat)} with its adapter on the float32 base (${d(onFloat - f)}), ${pct(onQ)} on the ${compareBase} base (${d(onQ - f)}); base model ${pct(base.metrics.exact_match)}`);
+    }
     say();
-    say(`exact match after ${steps} steps (seed ${seed}): float32 base ${pct(f)}; ${compareBase} base ${pct(onFloat)} with its adapter on the float32 base (${d(onFloat - f)}), ${pct(onQ)} on the ${compareBase} base (${d(onQ - f)}); base model ${pct(base.metrics.exact_match)}`);
+    for (const l of lines) say(l);
+    if (rows.length > 1) {
+      const mean = (k: 'f' | 'onFloat' | 'onQ') => rows.reduce((a, r) => a + r[k], 0) / rows.length;
+      const near = rows.filter((r) => r.onFloat >= r.f - 0.02).length;
+      say(`mean over ${rows.length} seeds: float32 base ${pct(mean('f'))}; ${compareBase} base ${pct(mean('onFloat'))} on the float32 base (${d(mean('onFloat') - mean('f'))}), ${pct(mean('onQ'))} on the ${compareBase} base (${d(mean('onQ') - mean('f'))}); within 2 points of float32 at ${near} of ${rows.length} seeds`);
+    }
     say(`total time ${formatDuration((Date.now() - t0) / 1000)}`);
   }
 } catch (e) {
