@@ -132,9 +132,57 @@ export const inferenceMethods = defineMethods({
     }),
     summary: 'A CLIP / SigLIP folder on a data file split: zero-shot accuracy and recall@1/5/10, the base beside the adapter; nothing stored.',
   },
+  'inference.train': {
+    input: z.strictObject({
+      /** Ties inference.step events to this call; without it no steps are streamed. */
+      requestId: RequestId.optional(),
+      model: ModelRef,
+      /** A data file or folder on this machine; its items' split field selects them. */
+      data: z.strictObject({ path: Path, split: DataSplit.default('train') }),
+      /** The adapter folder to write (empty or new). */
+      outDir: Path,
+      /** Train on the first N items only. */
+      limit: z.int().min(1).max(10_000_000).optional(),
+      /** The trainer's settings; each has the family's recipe default, and the trainer checks the values (naming them). */
+      options: z
+        .strictObject({
+          /** CLIP / SigLIP: lora (default) or projections; BLIP: lora. */
+          method: z.enum(['lora', 'projections']).optional(),
+          /** CLIP / SigLIP LoRA: which towers (default both). */
+          towers: z.enum(['text', 'vision', 'both']).optional(),
+          targetModules: z.array(z.string().min(1).max(200)).max(100).optional(),
+          rank: z.number().optional(),
+          alpha: z.number().optional(),
+          dropout: z.number().optional(),
+          lr: z.number().optional(),
+          epochs: z.number().optional(),
+          batchSize: z.number().optional(),
+          gradAccum: z.number().optional(),
+          seed: z.number().optional(),
+          weightDecay: z.number().optional(),
+          clipNorm: z.number().optional(),
+        })
+        .optional(),
+    }),
+    output: z.object({
+      outDir: z.string(),
+      steps: z.int().nonnegative(),
+      firstLoss: z.number().nullable(),
+      lastLoss: z.number().nullable(),
+      seconds: z.number(),
+      /** What was trained on and how (one line each). */
+      notes: z.array(z.string()),
+      /** Problems found reading the data, one line each, starting with their severity. */
+      warnings: z.array(z.string()),
+    }),
+    summary:
+      'Fine-tune a BLIP or CLIP / SigLIP folder on a data file into a PEFT adapter folder for the length of the call (no run record; the other models train with runs.start); steps as inference.step events.',
+  },
 });
 
 export const inferenceEvents = defineEvents({
+  /** One optimizer step of an inference.train call with a requestId. */
+  'inference.step': z.object({ requestId: RequestId, step: z.int().nonnegative(), total: z.int().nonnegative(), loss: z.number().nullable() }),
   /** One generated piece of an inference.generate call with a requestId: `text` is what it adds (may be ''). */
   'inference.token': z.object({ requestId: RequestId, index: z.int().nonnegative(), text: z.string() }),
 });

@@ -1,8 +1,8 @@
-// The work behind inference.score and the BLIP form of inference.generate, run in the backend worker
-// (work-worker.ts: model loading, graph compiles and ORT runs are synchronous on the calling thread) or in this
-// thread where no worker can start. Errors that name a field are thrown as ApiErrors (rebuilt as ApiErrors on the
+// The work behind inference.score, inference.evaluate, inference.train and the BLIP form of inference.generate, run
+// in the backend worker (work-worker.ts: model loading, graph compiles and ORT runs are synchronous on the calling
+// thread) or in this thread where no worker can start. Errors that name a field are thrown as ApiErrors (rebuilt as ApiErrors on the
 // other side of the worker boundary); the loaders' own errors are mapped by modelErrorToApi.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
 import type { Result } from '../contract/index';
@@ -16,11 +16,14 @@ import { loadContrastiveAdapter, type ContrastiveAdapter } from '../models/famil
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../models/families/contrastive/model';
 import { isContrastiveFolder } from '../models/families/contrastive/folder';
 import { evaluateContrastive, type ContrastiveEval } from '../eval/contrastive';
+import { BLIP_VQA_RECIPE, BlipTrainError, trainBlipToFolder } from '../training/blip';
+import { ContrastiveTrainError, trainContrastiveToFolder } from '../training/contrastive';
 import { modelErrorToApi } from './model-errors';
 
 export type ScoreOutput = Result<'inference.score'>;
 export type GenerateOutput = Result<'inference.generate'>;
 export type EvaluateOutput = Result<'inference.evaluate'>;
+export type TrainOutput = Result<'inference.train'>;
 
 export interface FolderScoreInput {
   modelDir: string;
@@ -53,8 +56,32 @@ export interface FolderEvaluateInput {
   templates?: string[];
 }
 
+export interface FolderTrainInput {
+  modelDir: string;
+  data: string;
+  split: string;
+  outDir: string;
+  limit?: number;
+  options: {
+    method?: 'lora' | 'projections';
+    towers?: 'text' | 'vision' | 'both';
+    targetModules?: string[];
+    rank?: number;
+    alpha?: number;
+    dropout?: number;
+    lr?: number;
+    epochs?: number;
+    batchSize?: number;
+    gradAccum?: number;
+    seed?: number;
+    weightDecay?: number;
+    clipNorm?: number;
+  };
+}
+
 export interface InferenceHooks {
   signal?: AbortSignal;
+  onStep?(s: { step: number; total: number; loss: number }): void;
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
@@ -291,4 +318,58 @@ export async function scoreFolder(i: FolderScoreInput, hooks: InferenceHooks = {
   if (isContrastiveFolder(i.modelDir)) return scoreContrastive(i);
   if (isBlipFolder(i.modelDir)) return scoreBlip(i, hooks);
   return scoreGenerative(i, hooks);
+}
+
+// ---------------------------------------------------------------- adapters trained for the length of a call
+
+/**
+ * LoRA (or CLIP / SigLIP projections) on a BLIP or CLIP / SigLIP folder, written as a PEFT adapter folder. A step
+ * checks the signal: a cancelled call stops before the adapter is written (nothing half-written is left).
+ */
+export async function trainFolder(i: FolderTrainInput, hooks: InferenceHooks = {}): Promise<TrainOutput> {
+  if (existsSync(i.outDir) && readdirSync(i.outDir).length) throw new ApiError('invalid_request', `${i.outDir} is not empty; choose an empty or new folder`, 'outDir');
+  const o = i.options;
+  const notes: string[] = [];
+  const warnings: string[] = [];
+  const onStep = (s: { step: number; total: number; loss: number }) => {
+    checkAborted(hooks.signal);
+    hooks.onStep?.(s);
+  };
+  const t0 = Date.now();
+  let res: { steps: number; losses: number[] };
+  if (isContrastiveFolder(i.modelDir)) {
+    const pairs = (await readPairs(i.data, { split: i.split, warn: (l) => warnings.push(l) })).filter((p) => p.text !== undefined).slice(0, i.limit);
+    const { m } = openContrastive(i.modelDir, null);
+    try {
+      notes.push(`${m.config.modelType}: ${pairs.length} image-text pairs from split "${i.split}"; in-batch negatives: batch size = negatives + 1 (accumulation adds none)`);
+      const opts = { method: o.method ?? 'lora', towers: o.towers ?? 'both', targets: o.targetModules, rank: o.rank, alpha: o.alpha, lr: o.lr, epochs: o.epochs, batchSize: o.batchSize, gradAccum: o.gradAccum, seed: o.seed, weightDecay: o.weightDecay, onStep };
+      try {
+        res = await trainContrastiveToFolder(m, pairs.map((p) => ({ image: p.image, text: p.text! })), opts, i.outDir);
+      } catch (e) {
+        if (e instanceof ContrastiveTrainError) throw new ApiError('invalid_request', e.message, 'options');
+        throw e;
+      }
+    } finally {
+      m.close();
+    }
+  } else if (isBlipFolder(i.modelDir)) {
+    if (o.method !== undefined && o.method !== 'lora') throw new ApiError('invalid_request', `method ${o.method}: BLIP models train with lora`, 'options.method');
+    const { m } = openBlip(i.modelDir, null);
+    try {
+      const captioning = m.config.architecture === 'BlipForConditionalGeneration';
+      const items = await readVqaItems(i.data, { split: i.split, limit: i.limit, captions: captioning, warn: (l) => warnings.push(l) });
+      const R = BLIP_VQA_RECIPE;
+      notes.push(`BLIP ${captioning ? 'captioning' : 'VQA'}: ${items.length} ${captioning ? 'caption' : 'question'}(s) from split "${i.split}"; LoRA r=${o.rank ?? R.rank} alpha=${o.alpha ?? R.alpha} dropout=${o.dropout ?? R.dropout} on ${(o.targetModules ?? R.targets).join(', ')}`);
+      const opts = { targets: o.targetModules, rank: o.rank, alpha: o.alpha, dropout: o.dropout, lr: o.lr, epochs: o.epochs, batchSize: o.batchSize, gradAccum: o.gradAccum, seed: o.seed, weightDecay: o.weightDecay, clipNorm: o.clipNorm, onStep };
+      try {
+        res = await trainBlipToFolder(m, items, opts, i.outDir);
+      } catch (e) {
+        if (e instanceof BlipTrainError) throw new ApiError('invalid_request', e.message, 'options');
+        throw e;
+      }
+    } finally {
+      m.close();
+    }
+  } else throw new ApiError('invalid_request', `${i.modelDir}: not a BLIP or CLIP / SigLIP folder (train the other models with runs.start)`, 'model');
+  return { outDir: i.outDir, steps: res.steps, firstLoss: res.losses[0] ?? null, lastLoss: res.losses.at(-1) ?? null, seconds: (Date.now() - t0) / 1000, notes, warnings };
 }

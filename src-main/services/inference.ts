@@ -1,7 +1,8 @@
 // inference.*: a model folder (or a registered model) with an optional adapter, on one prompt or a data file;
 // nothing stored. Generation for the chat models runs on the chat runtime's generator host (a worker thread, tokens
-// streamed as inference.token events); scoring, BLIP's generation and the CLIP / SigLIP evaluation in a backend
-// worker of their own (freed when the call ends). The request's AbortSignal stops either.
+// streamed as inference.token events); scoring, BLIP's generation, the CLIP / SigLIP evaluation and the BLIP / CLIP /
+// SigLIP adapter training in a backend worker of their own (freed when the call ends). The request's AbortSignal
+// stops either.
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ApiError } from '../contract/errors';
@@ -89,6 +90,16 @@ export const inferenceHandlers = handlers({
     existing(p.data.path, 'data.path', 'any');
     const input = { modelDir, adapterDir, data: p.data.path, split: p.data.split, maxItems: p.maxItems, templates: p.templates };
     return onWorker(ctx, req?.signal, (h) => h.evaluateContrastive(input, { signal: req?.signal }), 'data');
+  },
+  'inference.train': async (p, ctx, req) => {
+    const signal = req?.signal;
+    const { dir: modelDir } = resolveModel(ctx, p.model);
+    existing(p.data.path, 'data.path', 'any');
+    const input = { modelDir, data: p.data.path, split: p.data.split, outDir: resolve(p.outDir), limit: p.limit, options: p.options ?? {} };
+    const onStep = (s: { step: number; total: number; loss: number }) => {
+      if (p.requestId) ctx.emit('inference.step', { requestId: p.requestId, step: s.step, total: s.total, loss: finite(s.loss) });
+    };
+    return onWorker(ctx, signal, (h) => h.trainFolder(input, { signal, onStep }));
   },
   'inference.score': async (p, ctx, req) => {
     const { dir: modelDir } = resolveModel(ctx, p.model);

@@ -9,8 +9,8 @@
 //   exportGguf models.exportGguf: a model folder (+ adapter merged) written as GGUF files, tensor by tensor
 //   lintLengths datasets.lint with a model: every item's conversations rendered and measured in tokens (the items are
 //             read from SQLite and the findings stored on the main thread)
-//   score / generateBlip / evaluateContrastive  inference.score, BLIP's inference.generate and inference.evaluate on a
-//             model folder (inference-work.ts)
+//   score / generateBlip / evaluateContrastive / trainFolder  inference.score, BLIP's inference.generate,
+//             inference.evaluate and inference.train on a model folder (inference-work.ts; train steps as 'step' messages)
 // Errors cross the thread boundary by name + own fields and are rebuilt as the same classes (HparamsError,
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
@@ -31,7 +31,7 @@ import { measureLengths, type ItemLengths, type LengthItem } from '../datasets/l
 import type { ConversationOptions } from '../datasets/conversation';
 import { exportGguf, GgufExportError, type GgufExportOptions, type GgufExportReport } from '../export/gguf/export';
 import { ApiError } from '../contract/errors';
-import { evaluateContrastiveFolder, generateBlip, scoreFolder, type EvaluateOutput, type FolderEvaluateInput, type FolderGenerateInput, type FolderScoreInput, type GenerateOutput, type ScoreOutput } from './inference-work';
+import { evaluateContrastiveFolder, generateBlip, scoreFolder, trainFolder, type EvaluateOutput, type FolderEvaluateInput, type FolderGenerateInput, type FolderScoreInput, type FolderTrainInput, type GenerateOutput, type ScoreOutput, type TrainOutput } from './inference-work';
 
 export type GgufExportInput = Omit<GgufExportOptions, 'onProgress'>;
 
@@ -69,6 +69,8 @@ export class PreviewSetupError extends Error {
 export interface WorkHooks {
   signal?: AbortSignal;
   onProgress?(done: number, total: number): void;
+  /** A training step (trainFolder). */
+  onStep?(s: { step: number; total: number; loss: number }): void;
 }
 
 /** What the services call; the same in a worker or in this thread. */
@@ -83,6 +85,7 @@ export interface WorkHost {
   score(input: FolderScoreInput, hooks?: WorkHooks): Promise<ScoreOutput>;
   generateBlip(input: FolderGenerateInput, hooks?: WorkHooks): Promise<GenerateOutput>;
   evaluateContrastive(input: FolderEvaluateInput, hooks?: WorkHooks): Promise<EvaluateOutput>;
+  trainFolder(input: FolderTrainInput, hooks?: WorkHooks): Promise<TrainOutput>;
   close(): Promise<void>;
 }
 
@@ -168,6 +171,9 @@ export class WorkLocal implements WorkHost {
   evaluateContrastive(input: FolderEvaluateInput, hooks: WorkHooks = {}): Promise<EvaluateOutput> {
     return evaluateContrastiveFolder(input, hooks);
   }
+  trainFolder(input: FolderTrainInput, hooks: WorkHooks = {}): Promise<TrainOutput> {
+    return trainFolder(input, hooks);
+  }
   async close(): Promise<void> {}
 }
 
@@ -231,10 +237,12 @@ type Op =
   | { op: 'nearDuplicateImages'; input: NearDuplicateImagesInput }
   | { op: 'score'; input: FolderScoreInput }
   | { op: 'generateBlip'; input: FolderGenerateInput }
-  | { op: 'evaluateContrastive'; input: FolderEvaluateInput };
+  | { op: 'evaluateContrastive'; input: FolderEvaluateInput }
+  | { op: 'trainFolder'; input: FolderTrainInput };
 type ToWorker = ({ t: 'call'; rid: number } & Op) | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'progress'; rid: number; done: number; total: number }
+  | { t: 'step'; rid: number; step: number; total: number; loss: number }
   | { t: 'done'; rid: number; result: unknown }
   | { t: 'error'; rid: number; error: WireError }
   | { t: 'closed' };
@@ -272,6 +280,7 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
 
   protected onEvent(m: FromWorker, hooks: WorkHooks): void {
     if (m.t === 'progress') hooks.onProgress?.(m.done, m.total);
+    else if (m.t === 'step') hooks.onStep?.({ step: m.step, total: m.total, loss: m.loss });
   }
 
   protected errorOf(m: Extract<FromWorker, { t: 'error' }>): Error {
@@ -311,6 +320,9 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   }
   evaluateContrastive(input: FolderEvaluateInput, hooks: WorkHooks = {}): Promise<EvaluateOutput> {
     return this.call({ op: 'evaluateContrastive', input }, hooks);
+  }
+  trainFolder(input: FolderTrainInput, hooks: WorkHooks = {}): Promise<TrainOutput> {
+    return this.call({ op: 'trainFolder', input }, hooks);
   }
 }
 
@@ -359,6 +371,7 @@ function runWorker(): void {
         if (m.op === 'score') return local.score(m.input, hooks);
         if (m.op === 'generateBlip') return local.generateBlip(m.input, hooks);
         if (m.op === 'evaluateContrastive') return local.evaluateContrastive(m.input, hooks);
+        if (m.op === 'trainFolder') return local.trainFolder(m.input, { ...hooks, onStep: (s) => send({ t: 'step', rid: m.rid, ...s }) });
         return local.evaluate(m.input, hooks);
       };
       const done = run()

@@ -3,7 +3,7 @@
 // field, and a request whose signal is aborted stops as cancelled.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { createBackend, type Backend } from '../../src-main/services/backend';
@@ -151,4 +151,39 @@ test('inference.score: bad input names the field (across the worker boundary too
   assert.equal(e.code, 'invalid_request');
   assert.equal(e.field, 'data');
   assert.equal((await fail(backend, 'inference.score', { model: { path: llava } })).field, 'data');
+});
+
+test('inference.train: a BLIP LoRA adapter in a folder, steps as inference.step events; bad input names the field', async () => {
+  const outDir = join(tmp.dir, 'blip-adapter');
+  events.length = 0;
+  const r = await ok(backend, 'inference.train', { requestId: 't1', model: { path: blip }, data: { path: blipData }, outDir, options: { epochs: 1, batchSize: 2, lr: 1e-2 } });
+  assert.equal(r.outDir, outDir);
+  assert.ok(r.steps >= 1);
+  assert.ok(existsSync(join(outDir, 'adapter_config.json')) && existsSync(join(outDir, 'adapter_model.safetensors')));
+  const steps = events.filter((e) => e.event === 'inference.step' && e.payload.requestId === 't1');
+  assert.equal(steps.length, r.steps);
+  assert.equal(steps.at(-1)!.payload.loss, r.lastLoss);
+  assert.match(r.notes[0], /^BLIP VQA: \d+ question\(s\) from split "train"/);
+  assert.equal((await fail(backend, 'inference.train', { model: { path: blip }, data: { path: blipData }, outDir })).field, 'outDir');
+  const fresh = join(tmp.dir, 'fresh');
+  assert.equal((await fail(backend, 'inference.train', { model: { path: llava }, data: { path: blipData }, outDir: fresh })).field, 'model');
+  assert.equal((await fail(backend, 'inference.train', { model: { path: blip }, data: { path: blipData }, outDir: fresh, options: { rank: 'big' } })).field, 'options.rank');
+  const e = await fail(backend, 'inference.train', { model: { path: blip }, data: { path: blipData }, outDir: fresh, options: { targetModules: ['q_proj'] } });
+  assert.equal(e.field, 'options');
+  assert.match(e.message, /target module "q_proj" matches no linear layer/);
+  assert.equal(existsSync(join(fresh, 'adapter_config.json')), false);
+});
+
+test('inference.train: an aborted request stops before the adapter is written', async () => {
+  const outDir = join(tmp.dir, 'cancelled');
+  mkdirSync(outDir);
+  const ac = new AbortController();
+  const off = backend.events.subscribe((event) => {
+    if (event === 'inference.step') ac.abort();
+  });
+  const env = await backend.dispatcher.dispatch('inference.train', { requestId: 't2', model: { path: blip }, data: { path: blipData }, outDir, options: { epochs: 3, batchSize: 1 } }, { signal: ac.signal });
+  off();
+  assert.equal(env.ok, false);
+  assert.equal(!env.ok && env.error.code, 'cancelled');
+  assert.equal(existsSync(join(outDir, 'adapter_config.json')), false);
 });

@@ -7,23 +7,13 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CommandContext } from './command';
-import { UsageError, intArg, modelRefs, parse, printJson, requirePath } from './command';
-import { ApiError } from '../../contract/errors';
+import { UsageError, intArg, modelRefs, parse, requirePath } from './command';
 import type { Params } from '../../contract/index';
-import { isBlipFolder, loadBlip, type BlipModel } from '../../models/families/blip/model';
-import { BLIP_VQA_RECIPE, BlipTrainError, trainBlipToFolder } from '../../training/blip';
+import { isBlipFolder } from '../../models/families/blip/model';
+import { trainAdapter } from './adapter-train';
 import { readVqaItems, type VqaItem } from '../../datasets/pairs';
 
 export { isBlipFolder, readVqaItems, type VqaItem };
-
-function openModel(model: string | undefined): BlipModel {
-  if (!model) throw new UsageError('--model DIR is required');
-  try {
-    return loadBlip(resolve(model));
-  } catch (e) {
-    throw new ApiError('invalid_request', (e as Error).message, 'model');
-  }
-}
 
 /** `lenslab generate`'s flags for a BLIP folder (VQA: the answer to --prompt about --image; captioning: a caption). */
 export function blipGenerateParams(argv: string[]): Params<'inference.generate'> {
@@ -73,39 +63,18 @@ export async function blipTrain(argv: string[], ctx: CommandContext): Promise<nu
   };
   const split = values['train-split'] ?? 'train';
   const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
-  const m = openModel(values.model);
-  try {
-    const captioning = m.config.architecture === 'BlipForConditionalGeneration';
-    const items = await readVqaItems(values.data, { split, limit, captions: captioning, warn: (l) => ctx.io.err(l) });
-    const note = (l: string) => (ctx.json ? ctx.io.err(l) : ctx.io.out(l));
-    const R = BLIP_VQA_RECIPE;
-    const targets = values['target-modules']?.split(',').map((s) => s.trim()).filter(Boolean);
-    note(`BLIP ${captioning ? 'captioning' : 'VQA'}: ${items.length} ${captioning ? 'caption' : 'question'}(s) from split "${split}"; LoRA r=${values.rank ?? R.rank} alpha=${values.alpha ?? R.alpha} dropout=${values.dropout ?? R.dropout} on ${(targets ?? R.targets).join(', ')}`);
-    const t0 = Date.now();
-    let res;
-    try {
-      res = await trainBlipToFolder(
-        m,
-        items,
-        {
-          targets, rank: num(values.rank, '--rank'), alpha: num(values.alpha, '--alpha'), dropout: num(values.dropout, '--dropout'), lr: num(values.lr, '--lr'),
-          epochs: num(values.epochs, '--epochs'), batchSize: num(values['batch-size'], '--batch-size'), gradAccum: num(values['grad-accum'], '--grad-accum'),
-          seed: num(values.seed, '--seed'), weightDecay: num(values['weight-decay'], '--weight-decay'), clipNorm: num(values['clip-norm'], '--clip-norm'),
-          onStep: (s) => {
-            if (s.step === 1 || s.step === s.total || s.step % 10 === 0) ctx.io.err(`step ${s.step}/${s.total} loss ${s.loss.toFixed(4)}`);
-          },
-        },
-        out,
-      );
-    } catch (e) {
-      if (e instanceof BlipTrainError) throw new ApiError('invalid_request', e.message, 'hparams');
-      throw e;
-    }
-    const summary = { out, steps: res.steps, firstLoss: res.losses[0] ?? null, lastLoss: res.losses.at(-1) ?? null, seconds: (Date.now() - t0) / 1000 };
-    if (ctx.json) printJson(ctx, summary);
-    else note(`wrote a PEFT adapter to ${out} after ${res.steps} steps (loss ${summary.firstLoss?.toFixed(4)} -> ${summary.lastLoss?.toFixed(4)}, ${summary.seconds.toFixed(1)} s)`);
-    return 0;
-  } finally {
-    m.close();
-  }
+  if (!values.model) throw new UsageError('--model DIR is required');
+  requirePath(values.data, '--data', 'any');
+  const targetModules = values['target-modules']?.split(',').map((s) => s.trim()).filter(Boolean);
+  return trainAdapter(ctx, {
+    model: { path: resolve(values.model) },
+    data: { path: values.data, split: split as 'train' | 'val' | 'test' },
+    outDir: out,
+    limit,
+    options: {
+      targetModules, rank: num(values.rank, '--rank'), alpha: num(values.alpha, '--alpha'), dropout: num(values.dropout, '--dropout'), lr: num(values.lr, '--lr'),
+      epochs: num(values.epochs, '--epochs'), batchSize: num(values['batch-size'], '--batch-size'), gradAccum: num(values['grad-accum'], '--grad-accum'),
+      seed: num(values.seed, '--seed'), weightDecay: num(values['weight-decay'], '--weight-decay'), clipNorm: num(values['clip-norm'], '--clip-norm'),
+    },
+  });
 }

@@ -14,7 +14,7 @@ import { loadContrastiveAdapter, type ContrastiveAdapter } from '../../models/fa
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../../models/families/contrastive/model';
 import { isContrastiveFolder } from '../../models/families/contrastive/folder';
 import { embedAll } from '../../eval/contrastive';
-import { ContrastiveTrainError, trainContrastiveToFolder } from '../../training/contrastive';
+import { trainAdapter } from './adapter-train';
 
 export { isContrastiveFolder, readPairs, type DataPair };
 
@@ -144,37 +144,17 @@ export async function contrastiveTrain(argv: string[], ctx: CommandContext): Pro
   const method = values['contrastive-method'] ?? 'lora';
   if (method !== 'lora' && method !== 'projections') throw new UsageError('--contrastive-method must be lora or projections');
   const split = values['train-split'] ?? 'train';
-  const pairs = (await readPairs(values.data, { split, warn: (l) => ctx.io.err(l) })).filter((p) => p.text !== undefined);
-  const { m } = openModel(values.model, undefined);
-  try {
-    const note = (l: string) => (ctx.json ? ctx.io.err(l) : ctx.io.out(l));
-    note(`${m.config.modelType}: ${pairs.length} image-text pairs from split "${split}"; in-batch negatives: batch size = negatives + 1 (accumulation adds none)`);
-    const t0 = Date.now();
-    let res;
-    try {
-      res = await trainContrastiveToFolder(
-        m,
-        pairs.map((p) => ({ image: p.image, text: p.text! })),
-        {
-          method, towers, targets: values['target-modules']?.split(',').map((s) => s.trim()).filter(Boolean),
-          rank: num(values.rank, '--rank'), alpha: num(values.alpha, '--alpha'), lr: num(values.lr, '--lr'), epochs: num(values.epochs, '--epochs'),
-          batchSize: num(values['batch-size'], '--batch-size'), gradAccum: num(values['grad-accum'], '--grad-accum'), seed: num(values.seed, '--seed'),
-          weightDecay: num(values['weight-decay'], '--weight-decay'),
-          onStep: (s) => {
-            if (s.step === 1 || s.step === s.total || s.step % 10 === 0) ctx.io.err(`step ${s.step}/${s.total} loss ${s.loss.toFixed(4)}`);
-          },
-        },
-        out,
-      );
-    } catch (e) {
-      if (e instanceof ContrastiveTrainError) throw new ApiError('invalid_request', e.message, 'hparams');
-      throw e;
-    }
-    const summary = { out, steps: res.steps, firstLoss: res.losses[0] ?? null, lastLoss: res.losses.at(-1) ?? null, seconds: (Date.now() - t0) / 1000 };
-    if (ctx.json) printJson(ctx, summary);
-    else note(`wrote a PEFT adapter to ${out} after ${res.steps} steps (loss ${summary.firstLoss?.toFixed(4)} -> ${summary.lastLoss?.toFixed(4)}, ${summary.seconds.toFixed(1)} s)`);
-    return 0;
-  } finally {
-    m.close();
-  }
+  if (!values.model) throw new UsageError('--model DIR is required');
+  requirePath(values.data, '--data', 'any');
+  return trainAdapter(ctx, {
+    model: { path: resolve(values.model) },
+    data: { path: values.data, split: split as 'train' | 'val' | 'test' },
+    outDir: out,
+    options: {
+      method, towers, targetModules: values['target-modules']?.split(',').map((s) => s.trim()).filter(Boolean),
+      rank: num(values.rank, '--rank'), alpha: num(values.alpha, '--alpha'), lr: num(values.lr, '--lr'), epochs: num(values.epochs, '--epochs'),
+      batchSize: num(values['batch-size'], '--batch-size'), gradAccum: num(values['grad-accum'], '--grad-accum'), seed: num(values.seed, '--seed'),
+      weightDecay: num(values['weight-decay'], '--weight-decay'),
+    },
+  });
 }
