@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { Graph, saveModel, Session, tensor } from '../../src-main/engine';
-import { quantizeInt4, quantizeInt8, quantizedMatMul, quantizedGather, QUANT_SESSION_CONFIG, parseQuantScheme } from '../../src-main/models/quantize';
+import { quantizeInt4, quantizeInt8, quantizedMatMul, quantizedGather, QUANT_SESSION_CONFIG, parseQuantScheme, quantKeyVersion } from '../../src-main/models/quantize';
 import { decodeTensor, encodeQ4_0 } from '../../src-main/export/gguf/format';
 import { loadGenerator } from '../../src-main/models/generate';
 import { GeneratorPool } from '../../src-main/models/generate-worker';
@@ -106,6 +106,35 @@ test('the demo model answers the same with int8 weights and nearly so with int4;
   assert.ok(same('int8') >= 22, `int8: ${same('int8')} of 24 answers equal to float32`);
   assert.ok(same('int4') >= 14, `int4: ${same('int4')} of 24 answers equal to float32`);
   assert.equal(readdirSync(cacheDir).filter((f) => !f.startsWith('.')).length, 6, 'vision + decoder graphs per scheme');
+});
+
+test('a quantized graph cache entry of another scheme version is rebuilt, one of the same version is read', async () => {
+  const cacheDir = join(tmp, 'version-cache');
+  const version = quantKeyVersion.current;
+  const s = makeSample(5, 0, { size: 48 });
+  const answer = async () => {
+    const g = await loadGenerator(DEMO, null, { cacheDir, quantize: 'int4', session: { threads: 1 } });
+    try {
+      return (await g.generate({ image: { data: s.rgb, width: 48, height: 48 }, messages: [{ role: 'user', content: s.qa[0]?.question ?? 'What colour is the shape?' }] }, { maxNewTokens: 6 })).text;
+    } finally {
+      await g.dispose();
+    }
+  };
+  const entries = () => readdirSync(cacheDir).filter((f) => !f.startsWith('.')).sort();
+  try {
+    const first = await answer();
+    const v1 = entries();
+    assert.ok(v1.length > 0);
+    quantKeyVersion.current = version + 1;
+    assert.equal(await answer(), first, 'the same arithmetic under the new key');
+    const v2 = entries();
+    assert.equal(v2.length, 2 * v1.length, 'the other version compiled its own entries');
+    quantKeyVersion.current = version;
+    await answer();
+    assert.deepEqual(entries(), v2, 'the current version read its entries');
+  } finally {
+    quantKeyVersion.current = version;
+  }
 });
 
 test('the chat pool keeps a generator per scheme and answers with the scheme asked for', async () => {
