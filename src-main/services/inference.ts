@@ -30,14 +30,15 @@ function adapterDirOf(ctx: ServiceContext, ref: AdapterRef | undefined): string 
   return 'path' in ref ? existing(ref.path, 'adapter.path', 'dir') : resolveAdapter(ctx, ref);
 }
 
-/** Run fn on a backend worker of its own, released afterwards. */
-async function onWorker<T>(ctx: ServiceContext, signal: AbortSignal | undefined, fn: (host: WorkHost) => Promise<T>, field?: string): Promise<T> {
+/** Run fn on a backend worker of its own, released afterwards; the loaders' errors name `field`, others say `what` failed. */
+async function onWorker<T>(ctx: ServiceContext, signal: AbortSignal | undefined, fn: (host: WorkHost) => Promise<T>, field?: string, what = 'generation'): Promise<T> {
   const host = ctx.work.newHost();
   try {
     return await fn(host);
   } catch (e) {
     if (signal?.aborted) throw cancelled(signal);
-    throw modelErrorToApi(e, field);
+    const api = modelErrorToApi(e, field);
+    throw api.code === 'internal' ? new ApiError('internal', `${what} failed: ${e instanceof Error ? e.message : String(e)}`) : api;
   } finally {
     await ctx.work.release(host);
   }
@@ -89,7 +90,7 @@ export const inferenceHandlers = handlers({
     const adapterDir = adapterDirOf(ctx, p.adapter);
     existing(p.data.path, 'data.path', 'any');
     const input = { modelDir, adapterDir, data: p.data.path, split: p.data.split, maxItems: p.maxItems, templates: p.templates };
-    return onWorker(ctx, req?.signal, (h) => h.evaluateContrastive(input, { signal: req?.signal }), 'data');
+    return onWorker(ctx, req?.signal, (h) => h.evaluateContrastive(input, { signal: req?.signal }), 'data', 'evaluation');
   },
   'inference.train': async (p, ctx, req) => {
     const signal = req?.signal;
@@ -99,13 +100,13 @@ export const inferenceHandlers = handlers({
     const onStep = (s: { step: number; total: number; loss: number }) => {
       if (p.requestId) ctx.emit('inference.step', { requestId: p.requestId, step: s.step, total: s.total, loss: finite(s.loss) });
     };
-    return onWorker(ctx, signal, (h) => h.trainFolder(input, { signal, onStep }));
+    return onWorker(ctx, signal, (h) => h.trainFolder(input, { signal, onStep }), undefined, 'training');
   },
   'inference.score': async (p, ctx, req) => {
     const { dir: modelDir } = resolveModel(ctx, p.model);
     const adapterDir = adapterDirOf(ctx, p.adapter);
     existing(p.data.path, 'data.path', 'any');
     const input = { modelDir, adapterDir, data: p.data.path, limit: p.limit, cacheDir: graphCacheDirOf(ctx.dataDir) };
-    return onWorker(ctx, req?.signal, (h) => h.score(input, { signal: req?.signal }), 'data');
+    return onWorker(ctx, req?.signal, (h) => h.score(input, { signal: req?.signal }), 'data', 'scoring');
   },
 });
