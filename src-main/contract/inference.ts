@@ -132,6 +132,23 @@ export const inferenceMethods = defineMethods({
     }),
     summary: 'A CLIP / SigLIP folder on a data file split: zero-shot accuracy and recall@1/5/10, the base beside the adapter; nothing stored.',
   },
+  'inference.embed': {
+    input: z.strictObject({
+      model: ModelRef,
+      adapter: AdapterRef.optional(),
+      /** A data file or folder on this machine: its image items, each with its first caption as the text. */
+      data: z.strictObject({ path: Path }),
+      limit: z.int().min(1).max(100_000).optional(),
+    }),
+    output: z.object({
+      model: z.string(),
+      dim: z.int().positive(),
+      items: z.array(z.object({ ref: z.string(), text: z.string().nullable(), imageEmbeds: z.array(z.number()), textEmbeds: z.array(z.number()).nullable() })),
+      /** Problems found reading the data and what the model had to assume, one line each, starting with their severity. */
+      warnings: z.array(z.string()),
+    }),
+    summary: 'Normalized image and text embeddings of the image items of a data file with a CLIP / SigLIP folder (+ adapter).',
+  },
   'inference.train': {
     input: z.strictObject({
       /** Ties inference.step events to this call; without it no steps are streamed. */

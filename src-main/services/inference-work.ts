@@ -15,7 +15,7 @@ import { BlipRunner, answerBatch, isBlipFolder, loadBlip, type BlipModel } from 
 import { loadContrastiveAdapter, type ContrastiveAdapter } from '../models/families/contrastive/adapter';
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../models/families/contrastive/model';
 import { isContrastiveFolder } from '../models/families/contrastive/folder';
-import { evaluateContrastive, type ContrastiveEval } from '../eval/contrastive';
+import { embedAll, evaluateContrastive, type ContrastiveEval } from '../eval/contrastive';
 import { BLIP_VQA_RECIPE, BlipTrainError, trainBlipToFolder } from '../training/blip';
 import { ContrastiveTrainError, trainContrastiveToFolder } from '../training/contrastive';
 import { modelErrorToApi } from './model-errors';
@@ -24,6 +24,7 @@ export type ScoreOutput = Result<'inference.score'>;
 export type GenerateOutput = Result<'inference.generate'>;
 export type EvaluateOutput = Result<'inference.evaluate'>;
 export type TrainOutput = Result<'inference.train'>;
+export type EmbedOutput = Result<'inference.embed'>;
 
 export interface FolderScoreInput {
   modelDir: string;
@@ -261,6 +262,28 @@ export async function evaluateContrastiveFolder(i: FolderEvaluateInput, hooks: I
     const base = await evaluateContrastive(m, pairs, { templates: i.templates });
     warnings.push(...base.warnings.map((w) => `warning: ${w}`));
     return { model: m.config.modelType, split: i.split, items: pairs.length, pairs: base.pairs, base: metricsOf(base), ...(tuned ? { adapter: metricsOf(tuned) } : {}), warnings };
+  } finally {
+    m.close();
+  }
+}
+
+/** Normalized image (and caption) embeddings of a data file's image items with a CLIP / SigLIP folder. */
+export async function embedFolder(i: Omit<FolderScoreInput, 'cacheDir'>): Promise<EmbedOutput> {
+  if (!isContrastiveFolder(i.modelDir)) throw new ApiError('invalid_request', `${i.modelDir}: not a CLIP or SigLIP folder`, 'model');
+  const warnings: string[] = [];
+  const pairs = await readPairs(i.data, { limit: i.limit, warn: (l) => warnings.push(l) });
+  if (!pairs.length) throw new ApiError('invalid_request', `${i.data}: no image items`, 'data');
+  const { m, ad } = openContrastive(i.modelDir, i.adapterDir);
+  try {
+    const runner = await ContrastiveRunner.create(m, { adapter: ad });
+    const withText = pairs.filter((p) => p.text !== undefined);
+    const e = await embedAll(runner, pairs.map((p) => p.image), withText.map((p) => p.text!));
+    await runner.release();
+    warnings.push(...e.warnings.map((w) => `warning: ${w}`));
+    const round = (v: number) => Number(v.toFixed(6));
+    const textOf = new Map(withText.map((p, k) => [p, e.texts[k]]));
+    const items = pairs.map((p, k) => ({ ref: p.ref, text: p.text ?? null, imageEmbeds: Array.from(e.images[k], round), textEmbeds: textOf.has(p) ? Array.from(textOf.get(p)!, round) : null }));
+    return { model: m.config.modelType, dim: m.config.projectionDim, items, warnings };
   } finally {
     m.close();
   }

@@ -102,6 +102,12 @@ export const inferenceHandlers = handlers({
     };
     return onWorker(ctx, signal, (h) => h.trainFolder(input, { signal, onStep }), undefined, 'training');
   },
+  'inference.embed': async (p, ctx, req) => {
+    const { dir: modelDir } = resolveModel(ctx, p.model);
+    const adapterDir = adapterDirOf(ctx, p.adapter);
+    existing(p.data.path, 'data.path', 'any');
+    return onWorker(ctx, req?.signal, (h) => h.embed({ modelDir, adapterDir, data: p.data.path, limit: p.limit }), 'data', 'embedding');
+  },
   'inference.score': async (p, ctx, req) => {
     const { dir: modelDir } = resolveModel(ctx, p.model);
     const adapterDir = adapterDirOf(ctx, p.adapter);

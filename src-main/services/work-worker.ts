@@ -9,8 +9,8 @@
 //   exportGguf models.exportGguf: a model folder (+ adapter merged) written as GGUF files, tensor by tensor
 //   lintLengths datasets.lint with a model: every item's conversations rendered and measured in tokens (the items are
 //             read from SQLite and the findings stored on the main thread)
-//   score / generateBlip / evaluateContrastive / trainFolder  inference.score, BLIP's inference.generate,
-//             inference.evaluate and inference.train on a model folder (inference-work.ts; train steps as 'step' messages)
+//   score / generateBlip / evaluateContrastive / trainFolder / embed  inference.score, BLIP's inference.generate,
+//             inference.evaluate, inference.train and inference.embed on a model folder (inference-work.ts; train steps as 'step' messages)
 // Errors cross the thread boundary by name + own fields and are rebuilt as the same classes (HparamsError,
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
@@ -31,9 +31,10 @@ import { measureLengths, type ItemLengths, type LengthItem } from '../datasets/l
 import type { ConversationOptions } from '../datasets/conversation';
 import { exportGguf, GgufExportError, type GgufExportOptions, type GgufExportReport } from '../export/gguf/export';
 import { ApiError } from '../contract/errors';
-import { evaluateContrastiveFolder, generateBlip, scoreFolder, trainFolder, type EvaluateOutput, type FolderEvaluateInput, type FolderGenerateInput, type FolderScoreInput, type FolderTrainInput, type GenerateOutput, type ScoreOutput, type TrainOutput } from './inference-work';
+import { embedFolder, evaluateContrastiveFolder, generateBlip, scoreFolder, trainFolder, type EmbedOutput, type EvaluateOutput, type FolderEvaluateInput, type FolderGenerateInput, type FolderScoreInput, type FolderTrainInput, type GenerateOutput, type ScoreOutput, type TrainOutput } from './inference-work';
 
 export type GgufExportInput = Omit<GgufExportOptions, 'onProgress'>;
+export type EmbedInput = Omit<FolderScoreInput, 'cacheDir'>;
 
 export type CheckInput = Parameters<typeof checkVlmRun>[0];
 export type EvaluateInput = Omit<ModelEvalOptions, 'signal' | 'onProgress'>;
@@ -86,6 +87,7 @@ export interface WorkHost {
   generateBlip(input: FolderGenerateInput, hooks?: WorkHooks): Promise<GenerateOutput>;
   evaluateContrastive(input: FolderEvaluateInput, hooks?: WorkHooks): Promise<EvaluateOutput>;
   trainFolder(input: FolderTrainInput, hooks?: WorkHooks): Promise<TrainOutput>;
+  embed(input: EmbedInput): Promise<EmbedOutput>;
   close(): Promise<void>;
 }
 
@@ -174,6 +176,9 @@ export class WorkLocal implements WorkHost {
   trainFolder(input: FolderTrainInput, hooks: WorkHooks = {}): Promise<TrainOutput> {
     return trainFolder(input, hooks);
   }
+  embed(input: EmbedInput): Promise<EmbedOutput> {
+    return embedFolder(input);
+  }
   async close(): Promise<void> {}
 }
 
@@ -238,7 +243,8 @@ type Op =
   | { op: 'score'; input: FolderScoreInput }
   | { op: 'generateBlip'; input: FolderGenerateInput }
   | { op: 'evaluateContrastive'; input: FolderEvaluateInput }
-  | { op: 'trainFolder'; input: FolderTrainInput };
+  | { op: 'trainFolder'; input: FolderTrainInput }
+  | { op: 'embed'; input: EmbedInput };
 type ToWorker = ({ t: 'call'; rid: number } & Op) | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'progress'; rid: number; done: number; total: number }
@@ -324,6 +330,9 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   trainFolder(input: FolderTrainInput, hooks: WorkHooks = {}): Promise<TrainOutput> {
     return this.call({ op: 'trainFolder', input }, hooks);
   }
+  embed(input: EmbedInput): Promise<EmbedOutput> {
+    return this.call({ op: 'embed', input });
+  }
 }
 
 function runWorker(): void {
@@ -353,6 +362,7 @@ function runWorker(): void {
         if (m.op === 'check') return local.check(m.input);
         if (m.op === 'preview') return local.preview(m.input);
         if (m.op === 'lintLengths') return local.lintLengths(m.input);
+        if (m.op === 'embed') return local.embed(m.input);
         let last = 0;
         const hooks: WorkHooks = {
           signal: ac.signal,

@@ -143,6 +143,20 @@ test('inference.evaluate: zero-shot and recall of a CLIP folder on a data split;
   assert.equal((await fail(backend, 'inference.evaluate', { model: { path: llava }, data: { path: capData, split: 'train' } })).field, 'model');
 });
 
+test('inference.embed: normalized image and caption embeddings; bad input names the field', async () => {
+  const capData = join(tmp.dir, 'embed.jsonl');
+  writeFileSync(capData, [JSON.stringify({ image: 'b0.png', caption: 'a picture' }), JSON.stringify({ image: 'b1.png' })].join('\n') + '\n');
+  const r = await ok(backend, 'inference.embed', { model: { path: clip }, data: { path: capData } });
+  assert.equal(r.items.length, 2);
+  const norm = (v: number[]) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+  assert.ok(Math.abs(norm(r.items[0].imageEmbeds) - 1) < 1e-4 && Math.abs(norm(r.items[0].textEmbeds) - 1) < 1e-4);
+  assert.equal(r.items[0].imageEmbeds.length, r.dim);
+  assert.equal(r.items[1].textEmbeds, null);
+  assert.equal((await ok(backend, 'inference.embed', { model: { path: clip }, data: { path: capData }, limit: 1 })).items.length, 1);
+  assert.equal((await fail(backend, 'inference.embed', { model: { path: llava }, data: { path: capData } })).field, 'model');
+  assert.equal((await fail(backend, 'inference.embed', { model: { path: clip }, data: { path: capData }, limit: -1 })).field, 'limit');
+});
+
 test('inference.score: bad input names the field (across the worker boundary too)', async () => {
   assert.equal((await fail(backend, 'inference.score', { model: { path: llava }, data: { path: join(tmp.dir, 'missing.jsonl') } })).field, 'data.path');
   assert.equal((await fail(backend, 'inference.score', { model: { path: llava }, data: { path: llavaData }, limit: 0 })).field, 'limit');

@@ -1,19 +1,16 @@
-// CLI for CLIP / SigLIP folders: `lenslab embed`, and the contrastive forms of `lenslab eval` and `lenslab train
-// --method contrastive` (train.ts and eval.ts hand over when --model is a CLIP / SigLIP folder or the method is
-// contrastive; `lenslab score` needs no contrastive flags: inference.score). Data: any file or folder `lenslab datasets import` reads; an item's first
-// caption is its text, its first tag its class name for zero-shot, its split selects it for --split.
+// CLI for CLIP / SigLIP folders: `lenslab embed` (inference.embed), and the flags of the contrastive `lenslab eval`
+// (inference.evaluate) and `lenslab train --method contrastive` (inference.train); train.ts and eval.ts hand over
+// when --model is a CLIP / SigLIP folder or the method is contrastive; `lenslab score` needs no contrastive flags.
+// Data: any file or folder `lenslab datasets import` reads; an item's first caption is its text, its first tag its
+// class name for zero-shot, its split selects it for --split.
 
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CommandContext, CommandGroup } from './command';
 import { UsageError, intArg, modelRefs, parse, printJson, requirePath, table, withBackend } from './command';
 import type { Result } from '../../contract/index';
-import { ApiError } from '../../contract/errors';
 import { readPairs, type DataPair } from '../../datasets/pairs';
-import { loadContrastiveAdapter, type ContrastiveAdapter } from '../../models/families/contrastive/adapter';
-import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../../models/families/contrastive/model';
 import { isContrastiveFolder } from '../../models/families/contrastive/folder';
-import { embedAll } from '../../eval/contrastive';
 import { trainAdapter } from './adapter-train';
 
 export { isContrastiveFolder, readPairs, type DataPair };
@@ -26,24 +23,6 @@ export function modelArg(argv: string[]): string | undefined {
   }
   return undefined;
 }
-
-function openModel(model: string | undefined, adapter: string | undefined): { m: ContrastiveModel; ad: ContrastiveAdapter | null } {
-  if (!model) throw new UsageError('--model DIR is required');
-  let m: ContrastiveModel;
-  try {
-    m = loadContrastive(resolve(model));
-  } catch (e) {
-    throw new ApiError('invalid_request', (e as Error).message, 'model');
-  }
-  try {
-    return { m, ad: adapter ? loadContrastiveAdapter(resolve(adapter), m.config) : null };
-  } catch (e) {
-    m.close();
-    throw new ApiError('invalid_request', (e as Error).message, 'adapter');
-  }
-}
-
-const round = (v: number) => Number(v.toFixed(6));
 
 const embedUsage = `lenslab embed --model DIR [--adapter DIR] --data PATH [--limit N] [--json]
 
@@ -58,23 +37,14 @@ export const embedCommand: CommandGroup = {
     const { values } = parse(argv, { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, limit: { type: 'string' } }, false);
     if (!values.data) throw new UsageError('--data PATH is required');
     const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
-    const pairs = await readPairs(values.data, { limit, warn: (l) => ctx.io.err(l) });
-    if (!pairs.length) throw new ApiError('invalid_request', `${values.data}: no image items`, 'data');
-    const { m, ad } = openModel(values.model, values.adapter);
-    try {
-      const runner = await ContrastiveRunner.create(m, { adapter: ad });
-      const withText = pairs.filter((p) => p.text !== undefined);
-      const e = await embedAll(runner, pairs.map((p) => p.image), withText.map((p) => p.text!));
-      await runner.release();
-      for (const w of e.warnings) ctx.io.err(`warning: ${w}`);
-      const textOf = new Map(withText.map((p, i) => [p, e.texts[i]]));
-      const items = pairs.map((p, i) => ({ ref: p.ref, text: p.text ?? null, image_embeds: Array.from(e.images[i], round), text_embeds: textOf.has(p) ? Array.from(textOf.get(p)!, round) : null }));
-      if (ctx.json) printJson(ctx, { model: m.config.modelType, dim: m.config.projectionDim, items });
-      else ctx.io.out(table(['ITEM', 'TEXT', 'DIM'], items.map((x) => [x.ref, x.text, x.image_embeds.length])));
-      return 0;
-    } finally {
-      m.close();
-    }
+    const refs = modelRefs(values.model, values.adapter);
+    requirePath(values.data, '--data', 'any');
+    const r = await withBackend(ctx, (call) => call('inference.embed', { ...refs, data: { path: values.data! }, limit }), { readonly: true, interruptible: true });
+    for (const w of r.warnings) ctx.io.err(w);
+    const items = r.items.map((x) => ({ ref: x.ref, text: x.text, image_embeds: x.imageEmbeds, text_embeds: x.textEmbeds }));
+    if (ctx.json) printJson(ctx, { model: r.model, dim: r.dim, items });
+    else ctx.io.out(table(['ITEM', 'TEXT', 'DIM'], items.map((x) => [x.ref, x.text, x.image_embeds.length])));
+    return 0;
   },
 };
 
