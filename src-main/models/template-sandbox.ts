@@ -10,7 +10,8 @@
 // - range(): at most 100000 items, as Jinja's sandbox (transformers' ImmutableSandboxedEnvironment) refuses more;
 // - memory: the worker's V8 heap is capped; running out ends the worker, not the process.
 // A worker that does not answer in time (out of memory, stuck in native code) is terminated and a new one is
-// started for the next call.
+// started for the next call. The limits count from the request, never the worker's start-up (loading the template
+// engine takes seconds on a loaded machine, which failed renders of ordinary templates).
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
 export interface TemplateLimits {
@@ -29,10 +30,14 @@ export type SandboxReply = { ok: true; text?: string } | { ok: false; kind: 'par
 // Plain JS run with eval: true, so it needs no build entry of its own and works the same from source and bundled.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { port, flag, jinjaUrl } = workerData;
+const { port, flag, jinjaUrl, startDelayMs } = workerData;
 const MAX_RANGE = 100000;
 class LimitError extends Error {}
-import(jinjaUrl).then(({ Template, Interpreter, Environment }) => {
+const ready = () => {
+  Atomics.store(flag, 1, 1);
+  Atomics.notify(flag, 1);
+};
+new Promise((res) => setTimeout(res, startDelayMs)).then(() => import(jinjaUrl)).then(({ Template, Interpreter, Environment }) => {
   let deadline = Infinity;
   let budget = Infinity;
   let steps = 0;
@@ -182,12 +187,14 @@ import(jinjaUrl).then(({ Template, Interpreter, Environment }) => {
       budget = Infinity;
     }
   });
+  ready();
 }, (e) => {
   port.on('message', () => {
     port.postMessage({ ok: false, kind: 'render', message: 'the template engine did not load: ' + (e && e.message) });
     Atomics.store(flag, 0, 1);
     Atomics.notify(flag, 0);
   });
+  ready();
 });
 `;
 
@@ -201,13 +208,19 @@ interface Running {
 let running: Running | null = null;
 /** Worker starts and restarts, for tests. */
 export const sandboxStats = { starts: 0, kills: 0 };
+/** For tests: how long a new worker waits before loading the template engine (a slow start on a loaded machine). */
+export const sandboxTestHooks = { startDelayMs: 0 };
+// Starting a worker and loading the template engine takes a few hundred ms on a quiet machine and many seconds on a
+// loaded one; that is not the template's time, so it has its own, generous wait.
+const STARTUP_WAIT_MS = 60_000;
 
 function start(memoryMb: number): Running {
   const { port1, port2 } = new MessageChannel();
-  const flag = new Int32Array(new SharedArrayBuffer(4));
+  // [0]: an answer is ready; [1]: the template engine is loaded
+  const flag = new Int32Array(new SharedArrayBuffer(8));
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { port: port2, flag, jinjaUrl: import.meta.resolve('@huggingface/jinja') },
+    workerData: { port: port2, flag, jinjaUrl: import.meta.resolve('@huggingface/jinja'), startDelayMs: sandboxTestHooks.startDelayMs },
     transferList: [port2],
     resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
     stdout: true,
@@ -232,13 +245,17 @@ function kill(r: Running): void {
 export function sandboxCall(op: 'parse' | 'render', source: string, items: Record<string, unknown>, limits: TemplateLimits = DEFAULT_TEMPLATE_LIMITS): SandboxReply {
   if (running && running.memoryMb !== limits.memoryMb) kill(running);
   const r = (running ??= start(limits.memoryMb));
+  if (Atomics.load(r.flag, 1) === 0 && Atomics.wait(r.flag, 1, 0, STARTUP_WAIT_MS) === 'timed-out') {
+    kill(r);
+    return { ok: false, kind: 'limit', message: `stopped: the template sandbox did not start within ${STARTUP_WAIT_MS / 1000} s` };
+  }
   Atomics.store(r.flag, 0, 0);
   try {
     r.port.postMessage({ op, source, items, limits });
   } catch (e) {
     return { ok: false, kind: 'render', message: `the template's variables cannot be passed to it (${(e as Error).message})` };
   }
-  // the worker checks the time itself; the extra wait covers its start-up and a loaded machine
+  // the worker checks the time itself; the extra wait covers a loaded machine
   const waitMs = limits.timeMs + 3000;
   Atomics.wait(r.flag, 0, 0, waitMs);
   const got = receiveMessageOnPort(r.port);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandboxStats } from '../../src-main/models/template-sandbox';
+import { sandboxStats, sandboxTestHooks, stopTemplateSandbox } from '../../src-main/models/template-sandbox';
 import { ChatTemplate, contentToParts, findChatTemplate, rewriteGenerationTags, type ChatMessage, type ContentPart } from '../../src-main/models/chat-template';
 
 const DIR = join(import.meta.dirname, '../fixtures/models/chat-templates');
@@ -117,6 +117,21 @@ test('the sandbox refuses what Jinja\'s sandbox refuses, and runaway templates e
   assert.ok(sandboxStats.kills <= kills + 1);
   // and the next render works
   assert.equal(new ChatTemplate('{{ messages[0].content }}').render([{ role: 'user', content: 'still here' }]), 'still here');
+});
+
+test('a slow sandbox start-up (a loaded machine) does not count against a render\'s time limit', () => {
+  stopTemplateSandbox();
+  sandboxTestHooks.startDelayMs = 4500; // longer than the old wait of timeMs + 3000 ms for the first answer
+  try {
+    const t = new ChatTemplate('{{ messages[0].content }}', {}, 'slow/chat_template.jinja', { timeMs: 200 });
+    assert.equal(t.render([{ role: 'user', content: 'after a slow start' }]), 'after a slow start');
+  } finally {
+    sandboxTestHooks.startDelayMs = 0;
+    stopTemplateSandbox();
+  }
+  // a runaway template is still stopped by the time limit once the worker is up
+  const loop = new ChatTemplate('{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}', {}, 'slow/chat_template.jinja', { timeMs: 300 });
+  assert.throws(() => loop.render([]), /rendering stopped after 300 ms \(time limit\)/);
 });
 
 test('unsupported Jinja features fail naming the file and the feature', () => {
