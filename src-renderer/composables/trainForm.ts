@@ -126,6 +126,14 @@ export const TRAIN_FIELDS: FieldSpec[] = [
   numberField('weightDecay', { label: 'Weight decay', advanced: true }),
   numberField('clipNorm', { label: 'Gradient clipping', advanced: true, unit: 'norm', help: '0 turns it off.' }),
   numberField('maxSeqLen', { label: 'Longest sample', advanced: true, unit: 'tokens', help: 'Image tokens count; longer samples are refused, never cut.' }),
+  {
+    key: 'packing',
+    label: 'Pack samples',
+    type: 'boolean',
+    default: HPARAM_SCHEMA.packing.default === true,
+    advanced: true,
+    help: 'Short samples share a row (attention kept within each sample): less padding, the same loss and gradients.',
+  },
   // the one default the app sets apart from the API's: runs started here evaluate the base model at step 0, so the
   // curves show what training gained (the schema keeps it off for scripts)
   { key: 'evalAtStart', label: 'Evaluate the base model first', type: 'boolean', default: true, advanced: false, help: 'Step 0 on the curves, so the run shows what it gained. Needs validation items.' },
@@ -185,6 +193,7 @@ export function toHparams(v: HyperValues): HparamsInput {
   if (v.duration === 'steps') h.maxSteps = num('maxSteps');
   else h.epochs = num('epochs');
   if (num('warmupRatio') > 0) h.warmupRatio = num('warmupRatio');
+  if (v.packing === true) h.packing = true;
   // a float base sends nothing, as before the field existed
   if (v.quantizeBase !== HPARAM_SCHEMA.quantizeBase.default) h.quantizeBase = v.quantizeBase as BaseQuant;
   if (v.method !== 'projector') {

@@ -23,6 +23,8 @@ test("the Train form's defaults are the backend's defaults, and every form value
   assert.equal(all.targetModules.length, 7);
   assert.equal(parseHparams(toHparams({ ...defaultsOf(TRAIN_FIELDS), quantizeBase: 'int4' })).quantizeBase, 'int4');
   assert.equal('quantizeBase' in toHparams(defaultsOf(TRAIN_FIELDS)), false, 'a float base sends nothing new');
+  assert.equal(parseHparams(toHparams({ ...defaultsOf(TRAIN_FIELDS), packing: true })).packing, true);
+  assert.equal('packing' in toHparams(defaultsOf(TRAIN_FIELDS)), false, 'unpacked sends nothing new');
   assert.deepEqual(suggestionPatch('hold the frozen base as int4 (quantizeBase int4, --quantize-base int4; the adapter stays float32)'), { quantizeBase: 'int4' });
 });
 
