@@ -118,7 +118,10 @@ test('add the demo model, ask about an image, the answer streams in and is saved
     const [a, b] = await Promise.all([panes.nth(0).boundingBox(), panes.nth(1).boundingBox()]);
     const q = await page.getByLabel('Your question').boundingBox();
     return a && b && q && Math.abs(a.y - b.y) < 2 && q.y + q.height <= 700;
-  }, 'side-by-side panes and the question box inside a 900x700 window');
+  }, 'side-by-side panes and the question box inside a 900x700 window').catch(async (e) => {
+    await page.screenshot({ path: screenshotPath('ui-chat-side-by-side-narrow-fail'), fullPage: true });
+    throw e;
+  });
   await page.screenshot({ path: screenshotPath('ui-chat-side-by-side-narrow') });
   await page.setViewportSize({ width: 1280, height: 800 });
 
