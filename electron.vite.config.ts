@@ -32,7 +32,13 @@ function cspMeta(): Plugin {
       dev = c.command === 'serve';
     },
     transformIndexHtml() {
-      return [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: rendererCsp(dev) }, injectTo: 'head-prepend' }];
+      return [
+        {
+          tag: 'meta',
+          attrs: { 'http-equiv': 'Content-Security-Policy', content: rendererCsp(dev) },
+          injectTo: 'head-prepend',
+        },
+      ];
     },
   };
 }

@@ -18,7 +18,13 @@ import sharp from 'sharp';
 import { writeTinyBlip } from '../src-main/models/demo/tiny-blip';
 import { FAMILIES, makeSample, type Family } from '../src-main/models/demo/shapes';
 import { BlipRunner, loadBlip, type BlipModel } from '../src-main/models/families/blip/model';
-import { saveBlipModel, trainBlipVqa, trainBlipToFolder, BLIP_VQA_RECIPE, type VqaTriple } from '../src-main/training/blip';
+import {
+  saveBlipModel,
+  trainBlipVqa,
+  trainBlipToFolder,
+  BLIP_VQA_RECIPE,
+  type VqaTriple,
+} from '../src-main/training/blip';
 import { loadBlipAdapter } from '../src-main/models/families/blip/adapter';
 import { readVqaItems } from '../src-main/transport/cli/blip';
 
@@ -35,12 +41,20 @@ const USAGE = `npm run demo -- --model blip [options]
   --lr X              LoRA learning rate (2e-3; the published recipe's 4e-5 is for blip-vqa-base)
   --data-dir DIR      keep the model, data and adapter here (default: a fresh temp folder)`;
 
-const norm = (s: string) => s.trim().toLowerCase().replace(/[.?!]+$/, '');
+const norm = (s: string) =>
+  s
+    .trim()
+    .toLowerCase()
+    .replace(/[.?!]+$/, '');
 
 async function exactMatch(m: BlipModel, items: VqaTriple[], adapterDir: string | null): Promise<number> {
   const runner = new BlipRunner(m, { adapter: adapterDir ? loadBlipAdapter(adapterDir, m.config) : null });
   try {
-    const out = await runner.answer(items.map((t) => t.image), items.map((t) => t.question), { maxLength: 8 });
+    const out = await runner.answer(
+      items.map((t) => t.image),
+      items.map((t) => t.question),
+      { maxLength: 8 },
+    );
     return out.filter((o, i) => norm(o.answer) === norm(items[i].answer)).length / items.length;
   } finally {
     await runner.release();
@@ -57,7 +71,16 @@ function rephrase(q: string): string {
   return q;
 }
 
-async function pretrain(root: string, baseDir: string, family: Family, preSteps: number, lr: number, std: number, imageSize: number, secs: () => string): Promise<void> {
+async function pretrain(
+  root: string,
+  baseDir: string,
+  family: Family,
+  preSteps: number,
+  lr: number,
+  std: number,
+  imageSize: number,
+  secs: () => string,
+): Promise<void> {
   const randomDir = join(root, 'random-blip');
   writeTinyBlip(randomDir, 11, { imageSize, patchSize: 16, hidden: 64, layers: 2, heads: 4, std });
   const pre: VqaTriple[] = [];
@@ -66,11 +89,21 @@ async function pretrain(root: string, baseDir: string, family: Family, preSteps:
     const image = { data: s.rgb, width: 64, height: 64 };
     // captions teach what the objects are; the target family is asked in other words than the icon-VQA set's
     pre.push({ image, question: 'What is in the picture?', answer: s.caption });
-    for (const qa of s.qa) pre.push({ image, question: qa.family === family ? rephrase(qa.question) : qa.question, answer: qa.answer });
+    for (const qa of s.qa)
+      pre.push({ image, question: qa.family === family ? rephrase(qa.question) : qa.question, answer: qa.answer });
   }
-  console.log(`1. pretraining a tiny BLIP VQA (${randomDir}) on ${preSteps * 16} general icon questions (captions, the other families, "${family}" asked in other words), ${preSteps} steps of 16...`);
+  console.log(
+    `1. pretraining a tiny BLIP VQA (${randomDir}) on ${preSteps * 16} general icon questions (captions, the other families, "${family}" asked in other words), ${preSteps} steps of 16...`,
+  );
   const rnd = loadBlip(randomDir);
-  const preRes = await trainBlipVqa(rnd, pre.slice(0, preSteps * 16), { method: 'full', lr, batchSize: 16, epochs: 1, seed: 1, weightDecay: 0 });
+  const preRes = await trainBlipVqa(rnd, pre.slice(0, preSteps * 16), {
+    method: 'full',
+    lr,
+    batchSize: 16,
+    epochs: 1,
+    seed: 1,
+    weightDecay: 0,
+  });
   saveBlipModel(rnd, preRes.tensors!, baseDir);
   rnd.close();
   console.log(`   loss ${preRes.losses[0].toFixed(3)} -> ${preRes.losses.at(-1)!.toFixed(3)} (${secs()})`);
@@ -82,9 +115,18 @@ export async function blipDemo(argv: string[]): Promise<number> {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        model: { type: 'string' }, help: { type: 'boolean', short: 'h' }, family: { type: 'string', default: 'shapes' }, train: { type: 'string', default: '400' },
-        test: { type: 'string', default: '100' }, 'pretrain-steps': { type: 'string', default: '400' }, epochs: { type: 'string', default: '3' },
-        lr: { type: 'string', default: '2e-3' }, 'data-dir': { type: 'string' }, 'pretrain-lr': { type: 'string', default: '1e-3' }, 'init-std': { type: 'string', default: '0.2' }, 'image-size': { type: 'string', default: '48' },
+        model: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        family: { type: 'string', default: 'shapes' },
+        train: { type: 'string', default: '400' },
+        test: { type: 'string', default: '100' },
+        'pretrain-steps': { type: 'string', default: '400' },
+        epochs: { type: 'string', default: '3' },
+        lr: { type: 'string', default: '2e-3' },
+        'data-dir': { type: 'string' },
+        'pretrain-lr': { type: 'string', default: '1e-3' },
+        'init-std': { type: 'string', default: '0.2' },
+        'image-size': { type: 'string', default: '48' },
       },
     }));
   } catch (e) {
@@ -125,7 +167,6 @@ export async function blipDemo(argv: string[]): Promise<number> {
   if (existsSync(join(baseDir, 'model.safetensors'))) console.log(`1. reusing the pretrained tiny BLIP in ${baseDir}`);
   else await pretrain(root, baseDir, family, preSteps, Number(values['pretrain-lr']), std, imageSize, secs);
 
-
   // 2. the icon-VQA set of the target family in the published layout
   const data = join(root, 'icon-vqa');
   rmSync(data, { recursive: true, force: true });
@@ -136,7 +177,9 @@ export async function blipDemo(argv: string[]): Promise<number> {
     const s = makeSample(202, i, { families: [family] });
     if (!s.qa.length) continue;
     const qa = s.qa[0];
-    const png = await sharp(Buffer.from(s.rgb), { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+    const png = await sharp(Buffer.from(s.rgb), { raw: { width: 64, height: 64, channels: 3 } })
+      .png()
+      .toBuffer();
     if (written < nTrain) {
       const pid = String(100 + written);
       const d = join(data, 'train_fill_in_blank', 'train_fill_in_blank', pid);
@@ -148,14 +191,19 @@ export async function blipDemo(argv: string[]): Promise<number> {
       const d = join(data, 'test_data', String(written - nTrain));
       mkdirSync(d, { recursive: true });
       writeFileSync(join(d, 'image.png'), png);
-      writeFileSync(join(d, 'data.json'), JSON.stringify({ question: qa.question, answer: qa.answer, ques_type: 'fill_in_blank' }));
+      writeFileSync(
+        join(d, 'data.json'),
+        JSON.stringify({ question: qa.question, answer: qa.answer, ques_type: 'fill_in_blank' }),
+      );
     }
     written++;
   }
   writeFileSync(join(data, 'train.jsonl'), lines.join('\n') + '\n');
   const train = await readVqaItems(data, { split: 'train' });
   const test = await readVqaItems(data, { split: 'test' });
-  console.log(`2. icon-VQA "${family}" set in the published layout: ${data} (${train.length} train, ${test.length} test questions read by the importer)`);
+  console.log(
+    `2. icon-VQA "${family}" set in the published layout: ${data} (${train.length} train, ${test.length} test questions read by the importer)`,
+  );
 
   // 3. base exact match and the majority baseline
   const base = loadBlip(baseDir);
@@ -167,9 +215,13 @@ export async function blipDemo(argv: string[]): Promise<number> {
   // 4. the recipe's LoRA
   const adapterDir = join(root, 'adapter');
   rmSync(adapterDir, { recursive: true, force: true });
-  console.log(`4. LoRA on ${BLIP_VQA_RECIPE.targets.join(', ')} (r=${BLIP_VQA_RECIPE.rank}, alpha=${BLIP_VQA_RECIPE.alpha}, dropout ${BLIP_VQA_RECIPE.dropout}), batch ${BLIP_VQA_RECIPE.batchSize}, ${epochs} epoch(s), lr ${lr}...`);
+  console.log(
+    `4. LoRA on ${BLIP_VQA_RECIPE.targets.join(', ')} (r=${BLIP_VQA_RECIPE.rank}, alpha=${BLIP_VQA_RECIPE.alpha}, dropout ${BLIP_VQA_RECIPE.dropout}), batch ${BLIP_VQA_RECIPE.batchSize}, ${epochs} epoch(s), lr ${lr}...`,
+  );
   const ft = await trainBlipToFolder(base, train, { epochs, lr, seed: 3 }, adapterDir);
-  console.log(`   ${ft.steps} steps, loss ${ft.losses[0].toFixed(3)} -> ${ft.losses.at(-1)!.toFixed(3)}; PEFT adapter in ${adapterDir} (${secs()})`);
+  console.log(
+    `   ${ft.steps} steps, loss ${ft.losses[0].toFixed(3)} -> ${ft.losses.at(-1)!.toFixed(3)}; PEFT adapter in ${adapterDir} (${secs()})`,
+  );
 
   // 5. fine-tuned exact match
   const ftEm = await exactMatch(base, test, adapterDir);

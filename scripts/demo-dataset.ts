@@ -20,10 +20,15 @@ const { values } = parseArgs({
   },
 });
 if (!values.out) {
-  console.error('usage: npx tsx scripts/demo-dataset.ts --out DIR [--seed N] [--count N] [--start N] [--size 64] [--families a,b] [--max-objects 5] [--captions]');
+  console.error(
+    'usage: npx tsx scripts/demo-dataset.ts --out DIR [--seed N] [--count N] [--start N] [--size 64] [--families a,b] [--max-objects 5] [--captions]',
+  );
   process.exit(2);
 }
-const families = values.families!.split(',').map((s) => s.trim()).filter(Boolean);
+const families = values
+  .families!.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 for (const f of families) {
   if (!(FAMILIES as readonly string[]).includes(f)) {
     console.error(`--families: unknown family "${f}" (known: ${FAMILIES.join(', ')})`);
@@ -47,4 +52,6 @@ const samples = await writeDemoDataset(values.out, {
   families: families as Family[],
   captionsInLlava: values.captions,
 });
-console.log(`wrote ${samples.length} images, ${samples.reduce((s, x) => s + x.qa.length, 0)} questions to ${values.out}`);
+console.log(
+  `wrote ${samples.length} images, ${samples.reduce((s, x) => s + x.qa.length, 0)} questions to ${values.out}`,
+);

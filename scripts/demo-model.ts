@@ -21,7 +21,9 @@ const { values } = parseArgs({
   },
 });
 if (!values.out || !['F32', 'F16', 'BF16'].includes(values.dtype!)) {
-  console.error('usage: npx tsx scripts/demo-model.ts --out DIR [--seed N] [--dtype F32|F16|BF16] [--image-size 64] [--patch-size 8] [--text-hidden 96] [--text-layers 2] [--vision-hidden 64] [--vision-layers 2] [--tie]');
+  console.error(
+    'usage: npx tsx scripts/demo-model.ts --out DIR [--seed N] [--dtype F32|F16|BF16] [--image-size 64] [--patch-size 8] [--text-hidden 96] [--text-layers 2] [--vision-hidden 64] [--vision-layers 2] [--tie]',
+  );
   process.exit(2);
 }
 const opt = (v: string | undefined) => (v === undefined ? undefined : Number(v));

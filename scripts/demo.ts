@@ -49,7 +49,10 @@ const USAGE = `npm run demo [-- options]    (or: npx tsx scripts/demo.ts [option
                    and print both exact matches (the Q-trained adapter on the float32 base and on the Q base)`;
 // `--model blip`: the BLIP VQA recipe on a tiny BLIP and an icon-VQA set (scripts/blip-demo.ts)
 const modelAt = process.argv.indexOf('--model');
-const demoModel = modelAt >= 0 ? process.argv[modelAt + 1] : process.argv.find((a) => a.startsWith('--model='))?.slice('--model='.length);
+const demoModel =
+  modelAt >= 0
+    ? process.argv[modelAt + 1]
+    : process.argv.find((a) => a.startsWith('--model='))?.slice('--model='.length);
 if (demoModel !== undefined) {
   if (demoModel !== 'blip') {
     console.error(`--model: "${demoModel}" is not a demo model (blip; without --model the tiny LLaVA demo runs)`);
@@ -119,7 +122,9 @@ const compareBase = baseScheme('compare-base');
 // step varies from seed to seed), so a comparison of bases can be made over several seeds and averaged
 const seeds = values.seeds === undefined ? [seed] : values.seeds.split(',').map((v) => Number(v.trim()));
 if (!seeds.length || seeds.some((v) => !Number.isSafeInteger(v) || v < 0) || new Set(seeds).size !== seeds.length) {
-  console.error(`--seeds must be distinct non-negative integers separated by commas (got ${JSON.stringify(values.seeds)})`);
+  console.error(
+    `--seeds must be distinct non-negative integers separated by commas (got ${JSON.stringify(values.seeds)})`,
+  );
   process.exit(2);
 }
 if (values.seeds !== undefined && compareBase === 'none') {
@@ -152,11 +157,21 @@ function nextEvent(name: EventName, pred: (p: any) => boolean): Promise<any> {
 async function evaluate(label: string, adapter?: { runId: number }, quantize?: 'int8' | 'int4') {
   const t = Date.now();
   const done = nextEvent('evaluations.status', () => true);
-  const ev = await call('evaluations.start', { model, adapter, data: { datasetId, split: 'val' }, maxItems: Number(values['eval-items']), maxNewTokens: 8, task: 'vqa', ...(quantize ? { quantize } : {}) });
+  const ev = await call('evaluations.start', {
+    model,
+    adapter,
+    data: { datasetId, split: 'val' },
+    maxItems: Number(values['eval-items']),
+    maxNewTokens: 8,
+    task: 'vqa',
+    ...(quantize ? { quantize } : {}),
+  });
   const st = await done;
   if (st.status !== 'completed') throw new Error(`${label} evaluation ${st.status}: ${st.error}`);
   const got = await call('evaluations.get', { id: ev.id });
-  say(`${label}: exact match ${pct(got.metrics.exact_match)} on ${got.predictionCount} held-out questions (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  say(
+    `${label}: exact match ${pct(got.metrics.exact_match)} on ${got.predictionCount} held-out questions (${((Date.now() - t) / 1000).toFixed(1)} s)`,
+  );
   return got;
 }
 
@@ -169,27 +184,43 @@ async function report(runId: number, base: Awaited<ReturnType<typeof evaluate>>)
   const worse = cmp.items.filter((i) => i.change === 'worse').length;
   const em = cmp.metrics.exact_match;
   say();
-  say(`exact match: ${pct(em.base)} -> ${pct(em.tuned)} (${em.delta >= 0 ? '+' : ''}${(100 * em.delta).toFixed(1)} points; ${better} answers fixed, ${worse} broken); always answering the most common answer: ${pct(tuned.metrics.majority_baseline)}`);
+  say(
+    `exact match: ${pct(em.base)} -> ${pct(em.tuned)} (${em.delta >= 0 ? '+' : ''}${(100 * em.delta).toFixed(1)} points; ${better} answers fixed, ${worse} broken); always answering the most common answer: ${pct(tuned.metrics.majority_baseline)}`,
+  );
   for (const it of cmp.items.filter((i) => i.change === 'better').slice(0, 4))
-    say(`  "${it.prompt}"  base: ${JSON.stringify(it.base)}  fine-tuned: ${JSON.stringify(it.tuned)}  (reference ${JSON.stringify(it.references[0])})`);
+    say(
+      `  "${it.prompt}"  base: ${JSON.stringify(it.base)}  fine-tuned: ${JSON.stringify(it.tuned)}  (reference ${JSON.stringify(it.references[0])})`,
+    );
 
   // 6. the same fine-tuned model with quantized weights: exact match and answers equal to float32's
   if (quantSchemes.length) {
     say();
-    const answers = async (id: number) => new Map((await call('evaluations.predictions', { id, limit: 1000 })).predictions.map((p) => [p.key ?? p.itemId, p.output]));
+    const answers = async (id: number) =>
+      new Map(
+        (await call('evaluations.predictions', { id, limit: 1000 })).predictions.map((p) => [
+          p.key ?? p.itemId,
+          p.output,
+        ]),
+      );
     const f32 = await answers(tuned.id);
     for (const q of quantSchemes as ('int8' | 'int4')[]) {
       const ev = await evaluate(`fine-tuned, ${q}  `, { runId }, q);
       const got = await answers(ev.id);
       const same = [...got].filter(([id, p]) => f32.get(id) === p).length;
       const d = (ev.metrics.exact_match ?? 0) - (tuned.metrics.exact_match ?? 0);
-      say(`  ${q}: exact match ${pct(ev.metrics.exact_match)} vs float32 ${pct(tuned.metrics.exact_match)} (${d >= 0 ? '+' : ''}${(100 * d).toFixed(1)} points); ${same} of ${got.size} answers equal to float32's`);
+      say(
+        `  ${q}: exact match ${pct(ev.metrics.exact_match)} vs float32 ${pct(tuned.metrics.exact_match)} (${d >= 0 ? '+' : ''}${(100 * d).toFixed(1)} points); ${same} of ${got.size} answers equal to float32's`,
+      );
     }
   }
   const ck = await call('runs.checkpoints', { id: runId });
   say();
-  say(`run ${runId} is stored in ${join(dataDir, 'runs', String(runId))} (adapter in ${ck.finalDir}); metrics, checkpoints and predictions in ${join(dataDir, 'lenslab.db')}`);
-  say(`try: ${lenslabCmd} --data-dir ${dataDir} eval --model ${'path' in model ? model.path : join(import.meta.dirname, '..', 'resources', 'demo', 'model')} --run ${runId} --data ${datasetId} --max-items ${values['eval-items']} --compare ${base.id}`);
+  say(
+    `run ${runId} is stored in ${join(dataDir, 'runs', String(runId))} (adapter in ${ck.finalDir}); metrics, checkpoints and predictions in ${join(dataDir, 'lenslab.db')}`,
+  );
+  say(
+    `try: ${lenslabCmd} --data-dir ${dataDir} eval --model ${'path' in model ? model.path : join(import.meta.dirname, '..', 'resources', 'demo', 'model')} --run ${runId} --data ${datasetId} --max-items ${values['eval-items']} --compare ${base.id}`,
+  );
   say(`total time ${formatDuration((Date.now() - t0) / 1000)}`);
 }
 
@@ -211,7 +242,9 @@ try {
     const dir = join(dataDir, 'models', 'demo-random');
     writeTinyLlava(dir, 0, { initStd: 0.1 });
     model = { path: dir };
-    say(`base model: random-initialized tiny LLaVA (no pretrained demo base bundled in resources/demo/model) at ${dir}`);
+    say(
+      `base model: random-initialized tiny LLaVA (no pretrained demo base bundled in resources/demo/model) at ${dir}`,
+    );
   }
 
   // 2. data
@@ -221,7 +254,9 @@ try {
   const imp = await call('datasets.import', { path: join(src, 'vqa.jsonl'), dataset: `demo icons (${family})` });
   datasetId = imp.datasetId;
   const split = await call('datasets.split', { datasetId, seed: 0, train: 0.8, val: 0.2, test: 0 });
-  say(`data: ${count} generated icon images with "${family}" questions, imported as dataset ${datasetId}; split ${split.counts.train} train / ${split.counts.val} val`);
+  say(
+    `data: ${count} generated icon images with "${family}" questions, imported as dataset ${datasetId}; split ${split.counts.train} train / ${split.counts.val} val`,
+  );
   say();
 
   // 3. base
@@ -246,9 +281,17 @@ try {
       ...(q !== 'none' ? { quantizeBase: q } : {}),
     };
     const { runner } = backend.ctx.training;
-    const started = await call('runs.start', { name: `demo: LoRA on ${family}${q !== 'none' ? `, ${q} base` : ''}`, model, data: { datasetId }, hparams, evalMaxItems: 16 });
+    const started = await call('runs.start', {
+      name: `demo: LoRA on ${family}${q !== 'none' ? `, ${q} base` : ''}`,
+      model,
+      data: { datasetId },
+      hparams,
+      evalMaxItems: 16,
+    });
     const id = started.run.id;
-    say(`fine-tuning: run ${id}, ${method} rank ${hparams.rank} on ${hparams.targetModules.length} module kinds, ${started.run.totalSteps} steps of ${hparams.batchSize}${q !== 'none' ? `, frozen base as ${q} blocks` : ''} (memory ${started.memory?.summary})`);
+    say(
+      `fine-tuning: run ${id}, ${method} rank ${hparams.rank} on ${hparams.targetModules.length} module kinds, ${started.run.totalSteps} steps of ${hparams.batchSize}${q !== 'none' ? `, frozen base as ${q} blocks` : ''} (memory ${started.memory?.summary})`,
+    );
     const status = await runInForeground(runner, id, {
       start: { attach: true },
       io: { isTTY: !!process.stdout.isTTY, write: (t) => process.stdout.write(t) },
@@ -263,19 +306,28 @@ try {
     const lines: string[] = [];
     for (const s of seeds) {
       // the same run twice (steps, seed, data order): on the float32 base, then on the quantized one
-      const f = (await evaluate('float32 base, fine-tuned       ', { runId: await fineTune('none', s) })).metrics.exact_match ?? 0;
+      const f =
+        (await evaluate('float32 base, fine-tuned       ', { runId: await fineTune('none', s) })).metrics.exact_match ??
+        0;
       const qRun = await fineTune(compareBase, s);
-      const onFloat = (await evaluate(`${compareBase} base, fine-tuned, on float32`, { runId: qRun })).metrics.exact_match ?? 0;
-      const onQ = (await evaluate(`${compareBase} base, fine-tuned, on ${compareBase}   `, { runId: qRun }, compareBase)).metrics.exact_match ?? 0;
+      const onFloat =
+        (await evaluate(`${compareBase} base, fine-tuned, on float32`, { runId: qRun })).metrics.exact_match ?? 0;
+      const onQ =
+        (await evaluate(`${compareBase} base, fine-tuned, on ${compareBase}   `, { runId: qRun }, compareBase)).metrics
+          .exact_match ?? 0;
       rows.push({ seed: s, f, onFloat, onQ });
-      lines.push(`exact match after ${steps} steps (seed ${s}): float32 base ${pct(f)}; ${compareBase} base ${pct(onFloat)} with its adapter on the float32 base (${d(onFloat - f)}), ${pct(onQ)} on the ${compareBase} base (${d(onQ - f)}); base model ${pct(base.metrics.exact_match)}`);
+      lines.push(
+        `exact match after ${steps} steps (seed ${s}): float32 base ${pct(f)}; ${compareBase} base ${pct(onFloat)} with its adapter on the float32 base (${d(onFloat - f)}), ${pct(onQ)} on the ${compareBase} base (${d(onQ - f)}); base model ${pct(base.metrics.exact_match)}`,
+      );
     }
     say();
     for (const l of lines) say(l);
     if (rows.length > 1) {
       const mean = (k: 'f' | 'onFloat' | 'onQ') => rows.reduce((a, r) => a + r[k], 0) / rows.length;
       const near = rows.filter((r) => r.onFloat >= r.f - 0.02).length;
-      say(`mean over ${rows.length} seeds: float32 base ${pct(mean('f'))}; ${compareBase} base ${pct(mean('onFloat'))} on the float32 base (${d(mean('onFloat') - mean('f'))}), ${pct(mean('onQ'))} on the ${compareBase} base (${d(mean('onQ') - mean('f'))}); within 2 points of float32 at ${near} of ${rows.length} seeds`);
+      say(
+        `mean over ${rows.length} seeds: float32 base ${pct(mean('f'))}; ${compareBase} base ${pct(mean('onFloat'))} on the float32 base (${d(mean('onFloat') - mean('f'))}), ${pct(mean('onQ'))} on the ${compareBase} base (${d(mean('onQ') - mean('f'))}); within 2 points of float32 at ${near} of ${rows.length} seeds`,
+      );
     }
     say(`total time ${formatDuration((Date.now() - t0) / 1000)}`);
   }

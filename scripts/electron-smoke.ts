@@ -10,19 +10,28 @@ import { _electron as electron } from 'playwright-core';
 function appExecutable(): { executablePath?: string; args: string[] } {
   const rel = join(import.meta.dirname, '..', 'release');
   const candidates = [join(rel, 'linux-unpacked', 'lenslab'), join(rel, 'win-unpacked', 'Lenslab.exe')];
-  if (existsSync(rel)) for (const d of readdirSync(rel)) if (d.startsWith('mac')) candidates.push(join(rel, d, 'Lenslab.app', 'Contents', 'MacOS', 'Lenslab'));
+  if (existsSync(rel))
+    for (const d of readdirSync(rel))
+      if (d.startsWith('mac')) candidates.push(join(rel, d, 'Lenslab.app', 'Contents', 'MacOS', 'Lenslab'));
   const found = candidates.find((c) => existsSync(c));
   return found ? { executablePath: found, args: [] } : { args: [join(import.meta.dirname, '..')] };
 }
 
 const userData = mkdtempSync(join(tmpdir(), 'lenslab-smoke-'));
-const app = await electron.launch({ ...appExecutable(), args: [...appExecutable().args, `--user-data-dir=${userData}`], timeout: 120_000 });
+const app = await electron.launch({
+  ...appExecutable(),
+  args: [...appExecutable().args, `--user-data-dir=${userData}`],
+  timeout: 120_000,
+});
 try {
   const page = await app.firstWindow();
   await page.getByRole('heading', { name: 'Datasets', level: 1 }).waitFor({ timeout: 60_000 });
   await page.getByRole('button', { name: 'Try the sample dataset' }).click();
   await page.getByRole('heading', { name: 'Train', level: 1 }).waitFor({ timeout: 120_000 });
-  await page.getByRole('button', { name: 'Add the demo model' }).click().catch(() => undefined);
+  await page
+    .getByRole('button', { name: 'Add the demo model' })
+    .click()
+    .catch(() => undefined);
   await page.getByRole('button', { name: 'Quick start preset' }).click();
   await page.getByRole('textbox', { name: 'Steps', exact: true }).fill('20');
   await page.getByRole('button', { name: 'Start training' }).click();

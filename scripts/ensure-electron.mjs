@@ -19,7 +19,13 @@ const require = createRequire(join(root, 'package.json'));
 
 /** Keep in step with electronSqliteBindingPath in src-main/app/app.ts. */
 export function electronSqliteBinding(appRoot, electronVersion, platform = process.platform, arch = process.arch) {
-  return join(appRoot, 'node_modules', '.lenslab-electron', `electron-${electronVersion}-${platform}-${arch}`, 'better_sqlite3.node');
+  return join(
+    appRoot,
+    'node_modules',
+    '.lenslab-electron',
+    `electron-${electronVersion}-${platform}-${arch}`,
+    'better_sqlite3.node',
+  );
 }
 
 function electronInfo() {
@@ -43,7 +49,11 @@ function fail(lines) {
 function ensureBinary({ dir, version }) {
   if (electronBinaryPresent(dir)) return;
   console.log(`Electron ${version}'s binary is not installed yet; downloading it (node_modules/electron/install.js)…`);
-  const r = spawnSync(process.execPath, [join(dir, 'install.js')], { cwd: dir, stdio: 'inherit', timeout: 15 * 60_000 });
+  const r = spawnSync(process.execPath, [join(dir, 'install.js')], {
+    cwd: dir,
+    stdio: 'inherit',
+    timeout: 15 * 60_000,
+  });
   if (r.status !== 0 || !electronBinaryPresent(dir)) {
     fail([
       `Could not download Electron ${version} (it comes from GitHub; set ELECTRON_MIRROR to use a mirror).`,
@@ -55,8 +65,19 @@ function ensureBinary({ dir, version }) {
 }
 
 function nodeGypPath() {
-  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
-  const bundled = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp))
+    return process.env.npm_config_node_gyp;
+  const bundled = join(
+    dirname(process.execPath),
+    '..',
+    'lib',
+    'node_modules',
+    'npm',
+    'node_modules',
+    'node-gyp',
+    'bin',
+    'node-gyp.js',
+  );
   return existsSync(bundled) ? bundled : null;
 }
 
@@ -71,19 +92,34 @@ function ensureSqlite({ version }) {
     const built = join(work, 'build', 'Release', 'better_sqlite3.node');
     // 1) a prebuilt binary for Electron (downloads from GitHub releases)
     const prebuild = join(dirname(require.resolve('prebuild-install/package.json')), 'bin.js');
-    spawnSync(process.execPath, [prebuild, '--runtime', 'electron', '--target', version, '--arch', process.arch, '--platform', process.platform], {
-      cwd: work,
-      stdio: 'inherit',
-      timeout: 10 * 60_000,
-    });
+    spawnSync(
+      process.execPath,
+      [prebuild, '--runtime', 'electron', '--target', version, '--arch', process.arch, '--platform', process.platform],
+      {
+        cwd: work,
+        stdio: 'inherit',
+        timeout: 10 * 60_000,
+      },
+    );
     // 2) compile from source against Electron's headers
     const gyp = nodeGypPath();
     if (!existsSync(built) && gyp) {
-      spawnSync(process.execPath, [gyp, 'rebuild', '--release', `--target=${version}`, `--arch=${process.arch}`, '--dist-url=https://electronjs.org/headers'], {
-        cwd: work,
-        stdio: 'inherit',
-        timeout: 20 * 60_000,
-      });
+      spawnSync(
+        process.execPath,
+        [
+          gyp,
+          'rebuild',
+          '--release',
+          `--target=${version}`,
+          `--arch=${process.arch}`,
+          '--dist-url=https://electronjs.org/headers',
+        ],
+        {
+          cwd: work,
+          stdio: 'inherit',
+          timeout: 20 * 60_000,
+        },
+      );
     }
     if (!existsSync(built)) {
       fail([

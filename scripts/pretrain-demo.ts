@@ -20,7 +20,13 @@ import { writeTinyLlava } from '../src-main/models/demo/tiny-llava';
 import { greedyAnswer, padBatch } from '../src-main/models/demo/feeds';
 import { CAPTION_PROMPT } from '../src-main/models/demo/dataset';
 import { FAMILIES, makeSample, type Family } from '../src-main/models/demo/shapes';
-import { buildLogitsGraph, buildTrainableVlm, loadVlm, saveFullModel, type LoadedVlm } from '../src-main/models/program';
+import {
+  buildLogitsGraph,
+  buildTrainableVlm,
+  loadVlm,
+  saveFullModel,
+  type LoadedVlm,
+} from '../src-main/models/program';
 
 const { values } = parseArgs({
   options: {
@@ -41,7 +47,9 @@ const { values } = parseArgs({
   },
 });
 if (!values.out) {
-  console.error('usage: npx tsx scripts/pretrain-demo.ts --out DIR [--steps 2000] [--batch 16] [--lr 1e-3] [--seed 0] [--families colors] [--captions true] [--eval 200] [--dtype F16]');
+  console.error(
+    'usage: npx tsx scripts/pretrain-demo.ts --out DIR [--steps 2000] [--batch 16] [--lr 1e-3] [--seed 0] [--families colors] [--captions true] [--eval 200] [--dtype F16]',
+  );
   process.exit(2);
 }
 const STEPS = Number(values.steps);
@@ -51,7 +59,8 @@ const SEED = Number(values.seed);
 const EVAL = Number(values.eval);
 const THREADS = Number(values.threads);
 const TRAIN_FAMILIES = values.families!.split(',').filter(Boolean) as Family[];
-for (const f of TRAIN_FAMILIES) if (!FAMILIES.includes(f)) throw new Error(`--families: unknown family "${f}" (${FAMILIES.join(', ')})`);
+for (const f of TRAIN_FAMILIES)
+  if (!FAMILIES.includes(f)) throw new Error(`--families: unknown family "${f}" (${FAMILIES.join(', ')})`);
 const CAPTIONS = values.captions !== 'false';
 const DATA_SEED = 1000 + SEED;
 // The demo scenes are a 3x3 grid: a 48 px model input with 16 px patches gives one image token per cell (9 tokens),
@@ -85,8 +94,13 @@ async function example(m: LoadedVlm, index: number, kinds: Array<Family | 'capti
 }
 
 function promptIds(m: LoadedVlm, question: string): number[] {
-  const text = m.chatTemplate.render([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: question }] }], { addGenerationPrompt: true });
-  return m.tokenizer.encode(text).flatMap((id) => (id === m.imageTokenId ? new Array<number>(m.numImageTokens).fill(id) : [id]));
+  const text = m.chatTemplate.render(
+    [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: question }] }],
+    { addGenerationPrompt: true },
+  );
+  return m.tokenizer
+    .encode(text)
+    .flatMap((id) => (id === m.imageTokenId ? new Array<number>(m.numImageTokens).fill(id) : [id]));
 }
 
 function batchFeeds(m: LoadedVlm, exs: Example[]): Record<string, ort.Tensor> {
@@ -101,7 +115,11 @@ function batchFeeds(m: LoadedVlm, exs: Example[]): Record<string, ort.Tensor> {
 }
 
 /** Greedy answers by full recomputation (the tiny model makes this cheap), exact match after trimming. */
-async function evaluate(m: LoadedVlm, kinds: Array<Family | 'caption'>, count: number): Promise<Record<string, { accuracy: number; n: number; examples: string[] }>> {
+async function evaluate(
+  m: LoadedVlm,
+  kinds: Array<Family | 'caption'>,
+  count: number,
+): Promise<Record<string, { accuracy: number; n: number; examples: string[] }>> {
   const sess = await Session.create(serializeModel(buildLogitsGraph(m)).model, { threads: THREADS });
   const out: Record<string, { accuracy: number; n: number; examples: string[] }> = {};
   for (const kind of kinds) {
@@ -111,7 +129,8 @@ async function evaluate(m: LoadedVlm, kinds: Array<Family | 'caption'>, count: n
       const e = await example(m, EVAL_START + i * kinds.length + kinds.indexOf(kind), kinds);
       const text = await greedyAnswer(m, sess, promptIds(m, e.prompt), e.pixels, kind === 'caption' ? 40 : 6);
       if (text === e.answer) ok++;
-      if (examples.length < 3) examples.push(`${e.prompt} -> ${JSON.stringify(text)} (want ${JSON.stringify(e.answer)})`);
+      if (examples.length < 3)
+        examples.push(`${e.prompt} -> ${JSON.stringify(text)} (want ${JSON.stringify(e.answer)})`);
     }
     out[kind] = { accuracy: ok / count, n: count, examples };
   }
@@ -127,9 +146,20 @@ const m = loadVlm(join(work, 'init'));
 const kinds: Array<Family | 'caption'> = [...(CAPTIONS ? (['caption'] as const) : []), ...TRAIN_FAMILIES];
 const tv = buildTrainableVlm(m, 'full', null, { fullParts: ['vision', 'projector', 'decoder'] });
 const nParams = tv.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
-console.log(`pretraining ${tv.params.length} tensors (${nParams} parameters) on ${kinds.join(' + ')}: ${STEPS} steps x ${BATCH}, lr ${LR}`);
-const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, clipNorm: 1, adamw: { weightDecay: 0.01 }, session: { threads: THREADS } }, tv.initialValues(SEED));
-const schedule = { kind: 'cosine' as const, baseLr: LR, warmupSteps: Math.min(100, Math.floor(STEPS / 10)), totalSteps: STEPS, minRatio: 0.05 };
+console.log(
+  `pretraining ${tv.params.length} tensors (${nParams} parameters) on ${kinds.join(' + ')}: ${STEPS} steps x ${BATCH}, lr ${LR}`,
+);
+const ex = await StepExecutor.create(
+  { params: tv.params, forward: tv.forward, clipNorm: 1, adamw: { weightDecay: 0.01 }, session: { threads: THREADS } },
+  tv.initialValues(SEED),
+);
+const schedule = {
+  kind: 'cosine' as const,
+  baseLr: LR,
+  warmupSteps: Math.min(100, Math.floor(STEPS / 10)),
+  totalSteps: STEPS,
+  minRatio: 0.05,
+};
 const curve: Array<{ step: number; loss: number }> = [];
 let acc = 0;
 let accN = 0;
@@ -141,7 +171,9 @@ for (let step = 0; step < STEPS; step++) {
   accN++;
   if ((step + 1) % 50 === 0 || step === STEPS - 1) {
     curve.push({ step: step + 1, loss: acc / accN });
-    console.log(`step ${step + 1}/${STEPS}  loss ${(acc / accN).toFixed(4)}  lr ${lrAt(schedule, step).toExponential(2)}  ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(
+      `step ${step + 1}/${STEPS}  loss ${(acc / accN).toFixed(4)}  lr ${lrAt(schedule, step).toExponential(2)}  ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    );
     acc = 0;
     accN = 0;
   }
@@ -158,9 +190,35 @@ const base = loadVlm(values.out);
 const evalKinds: Array<Family | 'caption'> = [...(CAPTIONS ? (['caption'] as const) : []), ...FAMILIES];
 const evaluation = await evaluate(base, evalKinds, EVAL);
 base.close();
-for (const [k, v] of Object.entries(evaluation)) console.log(`held-out ${k}${kinds.includes(k as Family) ? ' (trained)' : ' (unseen)'}: exact match ${(100 * v.accuracy).toFixed(1)}% of ${v.n}; e.g. ${v.examples[0]}`);
+for (const [k, v] of Object.entries(evaluation))
+  console.log(
+    `held-out ${k}${kinds.includes(k as Family) ? ' (trained)' : ' (unseen)'}: exact match ${(100 * v.accuracy).toFixed(1)}% of ${v.n}; e.g. ${v.examples[0]}`,
+  );
 writeFileSync(
   join(values.out, 'pretrain-metrics.json'),
-  JSON.stringify({ script: 'scripts/pretrain-demo.ts', seed: SEED, initStd: INIT_STD, imageSize: IMAGE_SIZE, patchSize: PATCH_SIZE, dtype: DTYPE, dataSeed: DATA_SEED, trainedOn: kinds, steps: STEPS, batch: BATCH, lr: LR, schedule, parameters: nParams, trainSeconds, curve, heldOut: evaluation }, null, 1) + '\n',
+  JSON.stringify(
+    {
+      script: 'scripts/pretrain-demo.ts',
+      seed: SEED,
+      initStd: INIT_STD,
+      imageSize: IMAGE_SIZE,
+      patchSize: PATCH_SIZE,
+      dtype: DTYPE,
+      dataSeed: DATA_SEED,
+      trainedOn: kinds,
+      steps: STEPS,
+      batch: BATCH,
+      lr: LR,
+      schedule,
+      parameters: nParams,
+      trainSeconds,
+      curve,
+      heldOut: evaluation,
+    },
+    null,
+    1,
+  ) + '\n',
 );
-console.log(`wrote ${values.out} in ${((Date.now() - t0) / 1000).toFixed(0)} s (training ${trainSeconds.toFixed(0)} s)`);
+console.log(
+  `wrote ${values.out} in ${((Date.now() - t0) / 1000).toFixed(0)} s (training ${trainSeconds.toFixed(0)} s)`,
+);

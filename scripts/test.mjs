@@ -43,13 +43,19 @@ function newestMtime(paths) {
 
 if (chosen.some((f) => f.startsWith('tests/e2e/'))) {
   const built = join(root, 'out', 'renderer', 'index.html');
-  const sources = ['src-renderer', 'src-main/contract', 'electron.vite.config.ts', 'tsconfig.web.json'].map((p) => join(root, p));
+  const sources = ['src-renderer', 'src-main/contract', 'electron.vite.config.ts', 'tsconfig.web.json'].map((p) =>
+    join(root, p),
+  );
   if (!existsSync(built) || statSync(built).mtimeMs < newestMtime(sources)) {
     console.log('building the renderer for the e2e tests (electron-vite build)…');
-    const b = spawnSync(process.execPath, [join(root, 'node_modules', 'electron-vite', 'bin', 'electron-vite.js'), 'build'], {
-      cwd: root,
-      stdio: 'inherit',
-    });
+    const b = spawnSync(
+      process.execPath,
+      [join(root, 'node_modules', 'electron-vite', 'bin', 'electron-vite.js'), 'build'],
+      {
+        cwd: root,
+        stdio: 'inherit',
+      },
+    );
     if (b.status !== 0) {
       console.error('electron-vite build failed');
       process.exit(b.status ?? 1);
@@ -60,7 +66,11 @@ if (chosen.some((f) => f.startsWith('tests/e2e/'))) {
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...chosen],
-  { cwd: root, stdio: ['inherit', 'pipe', 'inherit'], env: { LENSLAB_PROVIDER: 'cpu', ...process.env, LENSLAB_TEST: '1' } },
+  {
+    cwd: root,
+    stdio: ['inherit', 'pipe', 'inherit'],
+    env: { LENSLAB_PROVIDER: 'cpu', ...process.env, LENSLAB_TEST: '1' },
+  },
 );
 let tail = '';
 child.stdout.on('data', (chunk) => {

@@ -27,7 +27,11 @@ function mainUsage(groups: CommandGroup[]): string {
 /** Run the CLI with argv (without node and script); returns the exit code. */
 export async function runCli(
   argv: string[],
-  io: CliIO = { out: (t) => process.stdout.write(`${t}\n`), err: (t) => process.stderr.write(`${t}\n`), write: (t) => process.stdout.write(t) },
+  io: CliIO = {
+    out: (t) => process.stdout.write(`${t}\n`),
+    err: (t) => process.stderr.write(`${t}\n`),
+    write: (t) => process.stdout.write(t),
+  },
   env: NodeJS.ProcessEnv = process.env,
   groups: CommandGroup[] = commandGroups,
 ): Promise<number> {
@@ -86,7 +90,10 @@ export async function runCli(
     // the data folder or database cannot be written (read-only, full, permissions): the path and why, no stack
     const code = (e as { code?: unknown }).code;
     if (e instanceof StorageError || (typeof code === 'string' && code.startsWith('SQLITE_'))) {
-      const message = e instanceof StorageError ? e.message : `the database ${databasePath(resolveDataDir(dataDir, env))} failed: ${storageReason(e)}`;
+      const message =
+        e instanceof StorageError
+          ? e.message
+          : `the database ${databasePath(resolveDataDir(dataDir, env))} failed: ${storageReason(e)}`;
       if (json) io.err(JSON.stringify({ error: { code: 'unavailable', message } }));
       else io.err(`error: ${message}`);
       return 1;

@@ -73,7 +73,13 @@ export class WebSocketBridge implements LenslabBridge {
   }
 
   private onMessage(text: string): void {
-    let msg: { id?: unknown; result?: unknown; error?: Envelope extends { error: infer E } ? E : never; event?: string; payload?: unknown };
+    let msg: {
+      id?: unknown;
+      result?: unknown;
+      error?: Envelope extends { error: infer E } ? E : never;
+      event?: string;
+      payload?: unknown;
+    };
     try {
       msg = JSON.parse(text);
     } catch {
@@ -204,7 +210,9 @@ export function errorMessage(e: unknown): string {
 
 /** Electron's path of a dropped/picked File (absent in a browser, where files are uploaded instead). */
 export const getPathForFile: ((file: File) => string) | undefined =
-  typeof window !== 'undefined' && window.lenslabFiles ? (f: File) => window.lenslabFiles!.getPathForFile(f) : undefined;
+  typeof window !== 'undefined' && window.lenslabFiles
+    ? (f: File) => window.lenslabFiles!.getPathForFile(f)
+    : undefined;
 
 export interface UploadFile {
   /** Path relative to the dropped root ('photos/a.jpg'). */
@@ -237,7 +245,10 @@ async function uploadRequest(method: 'PUT' | 'DELETE', path: string, body?: Blob
     method,
     body,
     credentials: 'same-origin',
-    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { 'Content-Type': 'application/octet-stream' } : {}) },
+    headers: {
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'Content-Type': 'application/octet-stream' } : {}),
+    },
   });
   let json: { result?: unknown; error?: { code: string; message: string; field?: string } } = {};
   try {
@@ -246,7 +257,9 @@ async function uploadRequest(method: 'PUT' | 'DELETE', path: string, body?: Blob
     // fall through to the status check
   }
   if (!res.ok || json.error) {
-    throw json.error ? ApiError.from(json.error as never) : new ApiError('internal', `upload failed with HTTP ${res.status}`);
+    throw json.error
+      ? ApiError.from(json.error as never)
+      : new ApiError('internal', `upload failed with HTTP ${res.status}`);
   }
   return json.result;
 }
@@ -255,10 +268,18 @@ async function uploadRequest(method: 'PUT' | 'DELETE', path: string, body?: Blob
  * Serve mode: stream dropped files into a staging folder on the server (3 at a time), so a method taking a
  * path (datasets.import, items.add, ...) can read them. Call `discardUpload(batch)` afterwards.
  */
-export async function uploadFiles(files: readonly UploadFile[], onProgress?: (p: UploadProgress) => void): Promise<UploadedBatch> {
+export async function uploadFiles(
+  files: readonly UploadFile[],
+  onProgress?: (p: UploadProgress) => void,
+): Promise<UploadedBatch> {
   if (files.length === 0) throw new ApiError('invalid_request', 'nothing to upload: no files were dropped');
   const batch = newBatchId();
-  const p: UploadProgress = { files: 0, totalFiles: files.length, bytes: 0, totalBytes: files.reduce((a, f) => a + f.file.size, 0) };
+  const p: UploadProgress = {
+    files: 0,
+    totalFiles: files.length,
+    bytes: 0,
+    totalBytes: files.reduce((a, f) => a + f.file.size, 0),
+  };
   onProgress?.({ ...p });
   let root = '';
   let next = 0;

@@ -20,8 +20,18 @@ export const sections = [
 const routes: RouteRecordRaw[] = [
   { path: '/', redirect: '/datasets' },
   ...sections.map((s) => ({ path: s.path, name: s.name, component: s.component, meta: { title: s.title } })),
-  { path: '/datasets/:id(\\d+)', name: 'dataset', component: DatasetView, meta: { title: 'Dataset', section: 'datasets' } },
-  { path: '/datasets/:id(\\d+)/items/:itemId(\\d+)', name: 'label', component: LabelingView, meta: { title: 'Label', section: 'datasets' } },
+  {
+    path: '/datasets/:id(\\d+)',
+    name: 'dataset',
+    component: DatasetView,
+    meta: { title: 'Dataset', section: 'datasets' },
+  },
+  {
+    path: '/datasets/:id(\\d+)/items/:itemId(\\d+)',
+    name: 'label',
+    component: LabelingView,
+    meta: { title: 'Label', section: 'datasets' },
+  },
   { path: '/runs/:id(\\d+)', name: 'run', component: RunView, meta: { title: 'Run', section: 'runs' } },
   { path: '/:pathMatch(.*)*', redirect: '/datasets' },
 ];

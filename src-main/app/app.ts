@@ -8,7 +8,10 @@ import { pathToFileURL } from 'node:url';
 import { createRelay, type ParentSideLike, type Relay } from '../transport/ipc';
 import { INVOKE_CHANNEL, EVENT_CHANNEL } from './bridge';
 
-export type ElectronModule = Pick<typeof ElectronNS, 'app' | 'BrowserWindow' | 'ipcMain' | 'utilityProcess' | 'protocol' | 'net' | 'shell' | 'session'>;
+export type ElectronModule = Pick<
+  typeof ElectronNS,
+  'app' | 'BrowserWindow' | 'ipcMain' | 'utilityProcess' | 'protocol' | 'net' | 'shell' | 'session'
+>;
 
 export interface AppOptions {
   /** The folder holding the built main.js and backend.js (out/main). */
@@ -26,8 +29,19 @@ export const MEDIA_SCHEME = 'lenslab-media';
  * Where scripts/ensure-electron.mjs keeps better-sqlite3 compiled for Electron's ABI, apart from Node's copy
  * (better-sqlite3 is not N-API, so one build cannot serve both). Keep in step with electronSqliteBinding there.
  */
-export function electronSqliteBindingPath(appRoot: string, electronVersion: string, platform: string = process.platform, arch: string = process.arch): string {
-  return join(appRoot, 'node_modules', '.lenslab-electron', `electron-${electronVersion}-${platform}-${arch}`, 'better_sqlite3.node');
+export function electronSqliteBindingPath(
+  appRoot: string,
+  electronVersion: string,
+  platform: string = process.platform,
+  arch: string = process.arch,
+): string {
+  return join(
+    appRoot,
+    'node_modules',
+    '.lenslab-electron',
+    `electron-${electronVersion}-${platform}-${arch}`,
+    'better_sqlite3.node',
+  );
 }
 const MEDIA_PATH = /^\/media\/(images|thumbs|media)\/([0-9a-f]{2})\/([0-9a-f]{64})\.([a-z0-9]{1,5})$/;
 
@@ -60,7 +74,10 @@ export function startApp(electron: ElectronModule, options: AppOptions): Started
 
   protocol.registerSchemesAsPrivileged([
     // stream: <audio>/<video> read stored clips with range requests; corsEnabled: their frames may be drawn to a canvas
-    { scheme: MEDIA_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true, stream: true, corsEnabled: true } },
+    {
+      scheme: MEDIA_SCHEME,
+      privileges: { standard: true, secure: true, supportFetchAPI: true, stream: true, corsEnabled: true },
+    },
   ]);
 
   if (!app.requestSingleInstanceLock()) {
@@ -79,7 +96,11 @@ export function startApp(electron: ElectronModule, options: AppOptions): Started
     const binding = electronVersion ? electronSqliteBindingPath(app.getAppPath(), electronVersion) : undefined;
     const child = utilityProcess.fork(join(options.mainDir, 'backend.js'), [], {
       serviceName: 'Lenslab backend',
-      env: { ...env, LENSLAB_DATA_DIR: dataDir, ...(binding && existsSync(binding) ? { LENSLAB_SQLITE_BINDING: binding } : {}) },
+      env: {
+        ...env,
+        LENSLAB_DATA_DIR: dataDir,
+        ...(binding && existsSync(binding) ? { LENSLAB_SQLITE_BINDING: binding } : {}),
+      },
       stdio: 'inherit',
     });
     relay.attach(child as unknown as ParentSideLike);
@@ -136,7 +157,8 @@ export function startApp(electron: ElectronModule, options: AppOptions): Started
       return relay.invoke(method, params);
     });
     relay.onEvent((name, payload) => {
-      for (const w of BrowserWindow.getAllWindows()) if (!w.isDestroyed()) w.webContents.send(EVENT_CHANNEL, name, payload);
+      for (const w of BrowserWindow.getAllWindows())
+        if (!w.isDestroyed()) w.webContents.send(EVENT_CHANNEL, name, payload);
     });
 
     startBackend();

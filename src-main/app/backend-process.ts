@@ -19,7 +19,9 @@ const workerEntry = join(here, 'generate-worker.js');
 const chat: ChatHostOptions = existsSync(workerEntry) ? { entry: workerEntry, execArgv: [] } : {};
 const backendWorkerEntry = join(here, 'backend-worker.js');
 // without its built entry the work runs in this thread (this bundle's own file is no worker entry)
-const work: WorkHostOptions = existsSync(backendWorkerEntry) ? { entry: backendWorkerEntry, execArgv: [] } : { inProcess: true };
+const work: WorkHostOptions = existsSync(backendWorkerEntry)
+  ? { entry: backendWorkerEntry, execArgv: [] }
+  : { inProcess: true };
 const importWorkerEntry = join(here, 'import-worker.js');
 if (existsSync(importWorkerEntry)) importWorkerOptions.entry = importWorkerEntry;
 else importWorkerOptions.inProcess = true;

@@ -130,7 +130,11 @@ export const chatMethods = defineMethods({
     output: z.object({ cancelled: z.boolean() }),
     summary: 'Stop a running (or queued) chat.generate; it returns the text so far.',
   },
-  'chats.list': { input: z.strictObject({}), output: z.object({ chats: z.array(Chat) }), summary: 'Saved chats, most recent first.' },
+  'chats.list': {
+    input: z.strictObject({}),
+    output: z.object({ chats: z.array(Chat) }),
+    summary: 'Saved chats, most recent first.',
+  },
   'chats.get': {
     input: z.strictObject({ id: Id }),
     output: z.object({ chat: Chat, messages: z.array(ChatMessage) }),
@@ -146,12 +150,22 @@ export const chatMethods = defineMethods({
     output: z.object({ chat: Chat, removed: z.int().nonnegative() }),
     summary: 'Delete the messages at and after a position (to regenerate an answer or edit a question and ask again).',
   },
-  'chats.delete': { input: z.strictObject({ id: Id }), output: z.object({ deleted: z.literal(true), id: Id }), summary: 'Delete a chat and its messages.' },
+  'chats.delete': {
+    input: z.strictObject({ id: Id }),
+    output: z.object({ deleted: z.literal(true), id: Id }),
+    summary: 'Delete a chat and its messages.',
+  },
 });
 
 export const chatEvents = defineEvents({
   /** One generated token of a chat.generate call: `text` is what it adds to the answer (may be ''). */
-  'chat.token': z.object({ requestId: RequestId, chatId: Id.nullable(), index: z.int().nonnegative(), id: z.int(), text: z.string() }),
+  'chat.token': z.object({
+    requestId: RequestId,
+    chatId: Id.nullable(),
+    index: z.int().nonnegative(),
+    id: z.int(),
+    text: z.string(),
+  }),
   /** Loading / compiling the model for a request (first use of a model can take a while). */
   'chat.status': z.object({ requestId: RequestId, message: z.string() }),
   'chats.changed': z.object({ kind: z.enum(['created', 'updated', 'deleted']), id: Id }),

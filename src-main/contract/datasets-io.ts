@@ -5,7 +5,17 @@ import { defineEvents, defineMethods } from './define';
 import { Id, Name, Timestamp } from './common';
 import { AdapterRef } from './models';
 
-export const IMPORT_FORMATS = ['folder', 'imagefolder', 'llava', 'messages', 'vqa', 'vqa-folders', 'parquet', 'zip', 'icon-vqa'] as const;
+export const IMPORT_FORMATS = [
+  'folder',
+  'imagefolder',
+  'llava',
+  'messages',
+  'vqa',
+  'vqa-folders',
+  'parquet',
+  'zip',
+  'icon-vqa',
+] as const;
 export const EXPORT_FORMATS = ['llava', 'messages', 'imagefolder'] as const;
 export const SplitName = z.enum(['train', 'val', 'test']);
 const Text = z.string().max(1_000_000, 'must be at most 1,000,000 characters');
@@ -17,7 +27,10 @@ export const ChatMessage = z.strictObject({ role: z.enum(['system', 'user', 'ass
 export const AnnotationInput = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('caption'), data: z.strictObject({ text: Text }) }),
   z.strictObject({ kind: z.literal('qa'), data: z.strictObject({ question: Text, answer: Text }) }),
-  z.strictObject({ kind: z.literal('chat'), data: z.strictObject({ messages: z.array(ChatMessage).min(1).max(1000) }) }),
+  z.strictObject({
+    kind: z.literal('chat'),
+    data: z.strictObject({ messages: z.array(ChatMessage).min(1).max(1000) }),
+  }),
 ]);
 export type AnnotationInput = z.infer<typeof AnnotationInput>;
 export const Annotation = z.intersection(z.object({ id: Id }), AnnotationInput);
@@ -26,10 +39,24 @@ export const Item = z.object({
   id: Id,
   datasetId: Id,
   /** Content-addressed image: the renderer builds its URL from hash + ext (images/ and thumbs/ in the data dir). */
-  image: z.object({ hash: z.string(), ext: z.string(), width: z.int().nullable(), height: z.int().nullable(), bytes: z.int().nullable() }).nullable(),
+  image: z
+    .object({
+      hash: z.string(),
+      ext: z.string(),
+      width: z.int().nullable(),
+      height: z.int().nullable(),
+      bytes: z.int().nullable(),
+    })
+    .nullable(),
   /** An audio clip or a video instead of an image (media/<h[0:2]>/<hash>.<ext> in the data dir; a video's poster is its thumb). */
   media: z
-    .object({ kind: z.enum(['audio', 'video']), hash: z.string(), ext: z.string(), bytes: z.int().nullable(), meta: z.record(z.string(), z.union([z.number(), z.string()])) })
+    .object({
+      kind: z.enum(['audio', 'video']),
+      hash: z.string(),
+      ext: z.string(),
+      bytes: z.int().nullable(),
+      meta: z.record(z.string(), z.union([z.number(), z.string()])),
+    })
     .nullable()
     .optional(),
   /** Where the item came from (original image path or record). */
@@ -41,7 +68,12 @@ export const Item = z.object({
 });
 export type Item = z.infer<typeof Item>;
 
-export const Problem = z.object({ ref: z.string(), field: z.string().optional(), message: z.string(), severity: z.enum(['error', 'warning']) });
+export const Problem = z.object({
+  ref: z.string(),
+  field: z.string().optional(),
+  message: z.string(),
+  severity: z.enum(['error', 'warning']),
+});
 export const ImportReport = z.object({
   datasetId: Id,
   datasetName: z.string(),
@@ -95,9 +127,20 @@ export const LINT_RULES = [
 ] as const;
 export const LintRule = z.enum(LINT_RULES);
 export const LintSeverity = z.enum(['error', 'warning', 'info']);
-export const LintFinding = z.object({ itemId: Id, rule: LintRule, severity: LintSeverity, message: z.string(), data: z.record(z.string(), z.unknown()).optional() });
+export const LintFinding = z.object({
+  itemId: Id,
+  rule: LintRule,
+  severity: LintSeverity,
+  message: z.string(),
+  data: z.record(z.string(), z.unknown()).optional(),
+});
 
-export const PreviewToken = z.object({ id: z.int(), text: z.string(), inLoss: z.boolean(), repeat: z.int().optional() });
+export const PreviewToken = z.object({
+  id: z.int(),
+  text: z.string(),
+  inLoss: z.boolean(),
+  repeat: z.int().optional(),
+});
 export const ConversationPreview = z.object({
   kind: z.enum(['caption', 'qa', 'chat']),
   text: z.string(),
@@ -128,7 +171,8 @@ export const datasetsIoMethods = defineMethods({
       groupByImage: z.boolean().optional(),
     }),
     output: ImportReport,
-    summary: 'Import a dataset (format detected unless given): all of it or nothing; lists skipped records with reasons.',
+    summary:
+      'Import a dataset (format detected unless given): all of it or nothing; lists skipped records with reasons.',
   },
   'datasets.export': {
     input: z.strictObject({
@@ -172,7 +216,11 @@ export const datasetsIoMethods = defineMethods({
   },
   'items.get': {
     input: z.strictObject({ id: Id }),
-    output: Item.extend({ provenance: z.object({ importId: Id.nullable(), record: z.string(), imageOriginal: z.string().nullable() }).nullable() }),
+    output: Item.extend({
+      provenance: z
+        .object({ importId: Id.nullable(), record: z.string(), imageOriginal: z.string().nullable() })
+        .nullable(),
+    }),
     summary: 'One item, with where it was imported from.',
   },
   'items.videoFrames': {
@@ -188,39 +236,68 @@ export const datasetsIoMethods = defineMethods({
       total: z.int().nonnegative(),
       fps: z.number().nonnegative(),
     }),
-    summary: "A video item's uniformly sampled frames (the frames the model is shown), decoded by ffmpeg, as base64 PNG.",
+    summary:
+      "A video item's uniformly sampled frames (the frames the model is shown), decoded by ffmpeg, as base64 PNG.",
   },
   'items.add': {
     input: z.strictObject({
       datasetId: Id,
       items: z
-        .array(z.strictObject({ imagePath: Path.optional(), annotations: z.array(AnnotationInput).max(1000).optional(), tags: z.array(Tag).max(100).optional(), split: SplitName.nullable().optional() }))
+        .array(
+          z.strictObject({
+            imagePath: Path.optional(),
+            annotations: z.array(AnnotationInput).max(1000).optional(),
+            tags: z.array(Tag).max(100).optional(),
+            split: SplitName.nullable().optional(),
+          }),
+        )
         .min(1)
         .max(10_000),
     }),
     output: z.object({ ids: z.array(Id), history: HistoryState }),
     summary: 'Add items (images from local paths are copied into the data folder). Undoable.',
   },
-  'items.delete': { input: z.strictObject({ datasetId: Id, itemIds: ItemIds }), output: Changed, summary: 'Delete items. Undoable.' },
+  'items.delete': {
+    input: z.strictObject({ datasetId: Id, itemIds: ItemIds }),
+    output: Changed,
+    summary: 'Delete items. Undoable.',
+  },
   'items.setAnnotations': {
     input: z.strictObject({ datasetId: Id, itemId: Id, annotations: z.array(AnnotationInput).max(1000) }),
     output: z.object({ ids: z.array(Id), history: HistoryState }),
     summary: "Replace an item's labels (captions, QA pairs, chats). Undoable.",
   },
   'annotations.add': {
-    input: z.strictObject({ datasetId: Id, itemId: Id, annotation: AnnotationInput, position: z.int().nonnegative().optional() }),
+    input: z.strictObject({
+      datasetId: Id,
+      itemId: Id,
+      annotation: AnnotationInput,
+      position: z.int().nonnegative().optional(),
+    }),
     output: z.object({ id: Id, history: HistoryState }),
     summary: 'Add one label to an item. Undoable.',
   },
   'annotations.update': {
     input: z.strictObject({ id: Id, annotation: AnnotationInput }),
     output: Changed,
-    summary: "Edit one label (its kind stays). Undoable.",
+    summary: 'Edit one label (its kind stays). Undoable.',
   },
   'annotations.delete': { input: z.strictObject({ id: Id }), output: Changed, summary: 'Delete one label. Undoable.' },
-  'items.tag': { input: z.strictObject({ datasetId: Id, itemIds: ItemIds, tags: z.array(Tag).min(1).max(100) }), output: Changed, summary: 'Tag a selection. Undoable.' },
-  'items.untag': { input: z.strictObject({ datasetId: Id, itemIds: ItemIds, tags: z.array(Tag).min(1).max(100) }), output: Changed, summary: 'Remove tags from a selection. Undoable.' },
-  'items.setSplit': { input: z.strictObject({ datasetId: Id, itemIds: ItemIds, split: SplitName.nullable() }), output: Changed, summary: 'Move a selection to a split. Undoable.' },
+  'items.tag': {
+    input: z.strictObject({ datasetId: Id, itemIds: ItemIds, tags: z.array(Tag).min(1).max(100) }),
+    output: Changed,
+    summary: 'Tag a selection. Undoable.',
+  },
+  'items.untag': {
+    input: z.strictObject({ datasetId: Id, itemIds: ItemIds, tags: z.array(Tag).min(1).max(100) }),
+    output: Changed,
+    summary: 'Remove tags from a selection. Undoable.',
+  },
+  'items.setSplit': {
+    input: z.strictObject({ datasetId: Id, itemIds: ItemIds, split: SplitName.nullable() }),
+    output: Changed,
+    summary: 'Move a selection to a split. Undoable.',
+  },
   'items.replaceText': {
     input: z.strictObject({
       datasetId: Id,
@@ -249,7 +326,8 @@ export const datasetsIoMethods = defineMethods({
       embedded: z.int().nonnegative(),
       cached: z.int().nonnegative(),
     }),
-    summary: "Rank a dataset's images against a text or an item's image with a CLIP / SigLIP model (embeddings cached per model).",
+    summary:
+      "Rank a dataset's images against a text or an item's image with a CLIP / SigLIP model (embeddings cached per model).",
   },
   'datasets.tags': {
     input: z.strictObject({ datasetId: Id }),
@@ -273,9 +351,21 @@ export const datasetsIoMethods = defineMethods({
     }),
     summary: 'Assign train/val/test with a seed (optionally stratified by tag). Undoable.',
   },
-  'datasets.undo': { input: z.strictObject({ datasetId: Id }), output: z.object({ label: z.string().nullable(), history: HistoryState }), summary: 'Undo the last labeling operation.' },
-  'datasets.redo': { input: z.strictObject({ datasetId: Id }), output: z.object({ label: z.string().nullable(), history: HistoryState }), summary: 'Redo the last undone operation.' },
-  'datasets.history': { input: z.strictObject({ datasetId: Id }), output: HistoryState, summary: "A dataset's undo/redo history." },
+  'datasets.undo': {
+    input: z.strictObject({ datasetId: Id }),
+    output: z.object({ label: z.string().nullable(), history: HistoryState }),
+    summary: 'Undo the last labeling operation.',
+  },
+  'datasets.redo': {
+    input: z.strictObject({ datasetId: Id }),
+    output: z.object({ label: z.string().nullable(), history: HistoryState }),
+    summary: 'Redo the last undone operation.',
+  },
+  'datasets.history': {
+    input: z.strictObject({ datasetId: Id }),
+    output: HistoryState,
+    summary: "A dataset's undo/redo history.",
+  },
   'datasets.lint': {
     input: z.strictObject({
       datasetId: Id,
@@ -302,7 +392,12 @@ export const datasetsIoMethods = defineMethods({
     summary: 'Lint a dataset; findings are stored and filterable.',
   },
   'datasets.lintResults': {
-    input: z.strictObject({ datasetId: Id, rule: LintRule.optional(), severity: LintSeverity.optional(), itemId: Id.optional() }),
+    input: z.strictObject({
+      datasetId: Id,
+      rule: LintRule.optional(),
+      severity: LintSeverity.optional(),
+      itemId: Id.optional(),
+    }),
     output: z.object({ findings: z.array(LintFinding) }),
     summary: 'Findings of the latest lint, filtered.',
   },
@@ -329,5 +424,10 @@ export const datasetsIoEvents = defineEvents({
   /** A dataset's items or labels changed (import, edit, undo, ...). */
   'items.changed': z.object({ datasetId: Id, reason: z.string() }),
   /** Images embedded so far by a datasets.search whose model had not seen them. */
-  'datasets.searchProgress': z.object({ datasetId: Id, modelId: Id, done: z.int().nonnegative(), total: z.int().nonnegative() }),
+  'datasets.searchProgress': z.object({
+    datasetId: Id,
+    modelId: Id,
+    done: z.int().nonnegative(),
+    total: z.int().nonnegative(),
+  }),
 });

@@ -15,7 +15,11 @@ export type Dataset = z.infer<typeof Dataset>;
 const Description = z.string().max(2000, 'must be at most 2000 characters');
 
 export const datasetsMethods = defineMethods({
-  'datasets.list': { input: NoParams, output: z.object({ datasets: z.array(Dataset) }), summary: 'All datasets, most recently updated first.' },
+  'datasets.list': {
+    input: NoParams,
+    output: z.object({ datasets: z.array(Dataset) }),
+    summary: 'All datasets, most recently updated first.',
+  },
   'datasets.get': { input: z.strictObject({ id: Id }), output: Dataset, summary: 'One dataset.' },
   'datasets.find': {
     input: z
@@ -25,7 +29,10 @@ export const datasetsMethods = defineMethods({
         /** ... or the one most recently imported from this path (as datasets.import received it, resolved). */
         importedFrom: z.string().min(1).max(4096).optional(),
       })
-      .refine((p) => (p.name === undefined) !== (p.importedFrom === undefined), { message: 'give name or importedFrom (one of them)', path: ['name'] }),
+      .refine((p) => (p.name === undefined) !== (p.importedFrom === undefined), {
+        message: 'give name or importedFrom (one of them)',
+        path: ['name'],
+      }),
     output: z.object({ dataset: Dataset.nullable() }),
     summary: 'Look a dataset up by name or by the path it was imported from; null when there is none.',
   },

@@ -68,7 +68,9 @@ export function errorFromIssues(issues: readonly z.core.$ZodIssue[], what: strin
   for (const issue of issues) {
     let field = formatPath(issue.path);
     if (issue.code === 'unrecognized_keys') {
-      const keys = (issue as { keys: string[] }).keys.map((k) => clipText([formatPath(issue.path), k].filter(Boolean).join('.'), MAX_FIELD));
+      const keys = (issue as { keys: string[] }).keys.map((k) =>
+        clipText([formatPath(issue.path), k].filter(Boolean).join('.'), MAX_FIELD),
+      );
       field = keys[0] ?? field;
       const more = keys.length > MAX_KEYS ? ` and ${keys.length - MAX_KEYS} more` : '';
       parts.push(`${keys.slice(0, MAX_KEYS).join(', ')}${more}: unknown field${keys.length > 1 ? 's' : ''}`);

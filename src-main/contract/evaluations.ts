@@ -43,7 +43,12 @@ export const evaluationsMethods = defineMethods({
     input: z.strictObject({
       model: ModelRef,
       /** An adapter folder (PEFT layout), or a run's final adapter / checkpoint (step). */
-      adapter: z.union([z.strictObject({ path: z.string().min(1).max(4096) }), z.strictObject({ runId: Id, step: z.int().nonnegative().optional() })]).optional(),
+      adapter: z
+        .union([
+          z.strictObject({ path: z.string().min(1).max(4096) }),
+          z.strictObject({ runId: Id, step: z.int().nonnegative().optional() }),
+        ])
+        .optional(),
       data: z.strictObject({ datasetId: Id, split: DataSplit.default('val') }),
       maxItems: z.int().min(1).max(100_000).optional(),
       maxNewTokens: z.int().min(1).max(4096).default(32),
@@ -58,16 +63,25 @@ export const evaluationsMethods = defineMethods({
       wait: z.boolean().optional(),
     }),
     output: Evaluation,
-    summary: 'Evaluate a model (with an optional adapter) on a dataset split in the background; predictions are stored per item.',
+    summary:
+      'Evaluate a model (with an optional adapter) on a dataset split in the background; predictions are stored per item.',
   },
   'evaluations.list': {
     input: z.strictObject({ runId: Id.optional(), datasetId: Id.optional() }),
     output: z.object({ evaluations: z.array(Evaluation) }),
     summary: 'Evaluations, newest first.',
   },
-  'evaluations.get': { input: z.strictObject({ id: Id }), output: Evaluation, summary: 'One evaluation with its metrics.' },
+  'evaluations.get': {
+    input: z.strictObject({ id: Id }),
+    output: Evaluation,
+    summary: 'One evaluation with its metrics.',
+  },
   'evaluations.predictions': {
-    input: z.strictObject({ id: Id, offset: z.int().nonnegative().default(0), limit: z.int().min(1).max(1000).default(100) }),
+    input: z.strictObject({
+      id: Id,
+      offset: z.int().nonnegative().default(0),
+      limit: z.int().min(1).max(1000).default(100),
+    }),
     output: z.object({ predictions: z.array(PredictionSchema), total: z.int().nonnegative() }),
     summary: "An evaluation's per-item predictions with their scores.",
   },
@@ -100,5 +114,10 @@ export const evaluationsEvents = defineEvents({
   /** Progress of a background evaluation. */
   'evaluations.progress': z.object({ id: Id, done: z.int().nonnegative(), total: z.int().nonnegative() }),
   /** An evaluation finished, failed or was cancelled. */
-  'evaluations.status': z.object({ id: Id, status: z.enum(EVALUATION_STATUSES), metrics: z.record(z.string(), z.number().nullable()).optional(), error: z.string().nullable().optional() }),
+  'evaluations.status': z.object({
+    id: Id,
+    status: z.enum(EVALUATION_STATUSES),
+    metrics: z.record(z.string(), z.number().nullable()).optional(),
+    error: z.string().nullable().optional(),
+  }),
 });

@@ -32,7 +32,14 @@ function got(input: unknown): string {
   const s = JSON.stringify(input) ?? String(input);
   return ` (got ${s.length > 80 ? `${s.slice(0, 80)}…` : s})`;
 }
-const KINDS: Record<string, string> = { number: 'a number', boolean: 'true or false', array: 'a list', tuple: 'a list', object: 'an object', string: 'a string' };
+const KINDS: Record<string, string> = {
+  number: 'a number',
+  boolean: 'true or false',
+  array: 'a list',
+  tuple: 'a list',
+  object: 'an object',
+  string: 'a string',
+};
 
 /**
  * A bad hyperparameter in words, the same whether it came over the API, from the CLI or the Train form:
@@ -73,7 +80,10 @@ export const hparamsFields = z.strictObject(
      *  resumed run equals an uninterrupted one with any dropout; > 0 costs a per-element hash in each LoRA module. */
     dropout: fraction().default(0),
     /** Decoder linear layers that get adapters. */
-    targetModules: z.array(z.enum(LORA_TARGETS, E), E).min(1, E).default([...ATTENTION_TARGETS]),
+    targetModules: z
+      .array(z.enum(LORA_TARGETS, E), E)
+      .min(1, E)
+      .default([...ATTENTION_TARGETS]),
     /** Peak learning rate. */
     lr: num().positive(E).max(1, E).default(2e-4),
     /** AdamW decoupled weight decay. */
@@ -123,17 +133,18 @@ export const hparamsFields = z.strictObject(
 );
 
 /** The hyperparameters: fields, defaults and limits, and the checks across fields. */
-export const hparamsSchema = hparamsFields
-  .superRefine((h, ctx) => {
-    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
-    if (h.epochs !== undefined && h.maxSteps !== undefined) issue('maxSteps', 'give either epochs or maxSteps, not both');
-    if (h.warmupSteps !== undefined && h.warmupRatio !== undefined) issue('warmupRatio', 'give either warmupSteps or warmupRatio, not both');
-    if (h.maxSteps !== undefined && h.warmupSteps !== undefined && h.warmupSteps >= h.maxSteps)
-      issue('warmupSteps', `warmup (${h.warmupSteps} steps) must be shorter than maxSteps (${h.maxSteps})`);
-    if (h.method !== 'projector' && new Set(h.targetModules).size !== h.targetModules.length)
-      issue('targetModules', `lists a module twice: ${h.targetModules.join(', ')}`);
-    if (h.schedule === 'constant' && h.minLrRatio !== 0) issue('minLrRatio', 'has no effect with schedule "constant"; leave it at 0');
-  });
+export const hparamsSchema = hparamsFields.superRefine((h, ctx) => {
+  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+  if (h.epochs !== undefined && h.maxSteps !== undefined) issue('maxSteps', 'give either epochs or maxSteps, not both');
+  if (h.warmupSteps !== undefined && h.warmupRatio !== undefined)
+    issue('warmupRatio', 'give either warmupSteps or warmupRatio, not both');
+  if (h.maxSteps !== undefined && h.warmupSteps !== undefined && h.warmupSteps >= h.maxSteps)
+    issue('warmupSteps', `warmup (${h.warmupSteps} steps) must be shorter than maxSteps (${h.maxSteps})`);
+  if (h.method !== 'projector' && new Set(h.targetModules).size !== h.targetModules.length)
+    issue('targetModules', `lists a module twice: ${h.targetModules.join(', ')}`);
+  if (h.schedule === 'constant' && h.minLrRatio !== 0)
+    issue('minLrRatio', 'has no effect with schedule "constant"; leave it at 0');
+});
 
 export type HparamsInput = z.input<typeof hparamsSchema>;
 /** Parsed hyperparameters with defaults filled in (epochs is set when maxSteps is not). */
@@ -143,7 +154,10 @@ type Shape = typeof hparamsFields.shape;
 type Bare<S> = S extends z.ZodDefault<infer I> ? I : S extends z.ZodOptional<infer I> ? I : S;
 /** Each field alone, with its type and limits but no default: a stored value is checked, nothing is filled in. */
 const bareFields = Object.fromEntries(
-  Object.entries(hparamsFields.shape).map(([k, s]) => [k, (s instanceof z.ZodDefault || s instanceof z.ZodOptional ? s.unwrap() : s).optional()]),
+  Object.entries(hparamsFields.shape).map(([k, s]) => [
+    k,
+    (s instanceof z.ZodDefault || s instanceof z.ZodOptional ? s.unwrap() : s).optional(),
+  ]),
 ) as { [K in keyof Shape]: z.ZodOptional<Bare<Shape[K]>> };
 
 /** Hyperparameters a stored run recorded, in this version's fields and limits; none required, nothing filled in. */
@@ -161,7 +175,10 @@ export function readStoredHparams(stored: unknown): { hparams: StoredHparams; ot
   const other: Record<string, unknown> = {};
   if (stored && typeof stored === 'object' && !Array.isArray(stored))
     for (const [k, v] of Object.entries(stored)) {
-      const r = Object.hasOwn(bareFields, k) && v !== undefined ? (bareFields[k as keyof Shape] as z.ZodType).safeParse(v) : null;
+      const r =
+        Object.hasOwn(bareFields, k) && v !== undefined
+          ? (bareFields[k as keyof Shape] as z.ZodType).safeParse(v)
+          : null;
       if (r?.success) hparams[k] = r.data;
       else other[k] = v;
     }

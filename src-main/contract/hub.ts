@@ -9,7 +9,14 @@ export const CatalogEntry = z.object({
   id: z.string(),
   title: z.string(),
   description: z.string(),
-  sources: z.array(z.object({ repo: z.string(), role: z.enum(['vlm', 'vision', 'text']), downloadBytes: z.number(), cached: z.boolean() })),
+  sources: z.array(
+    z.object({
+      repo: z.string(),
+      role: z.enum(['vlm', 'vision', 'text']),
+      downloadBytes: z.number(),
+      cached: z.boolean(),
+    }),
+  ),
   compose: z.boolean(),
   supported: z.boolean(),
   note: z.string().nullable(),
@@ -80,9 +87,14 @@ export const hubMethods = defineMethods({
       register: z.boolean().optional(),
     }),
     output: z.object({ pull: Pull }),
-    summary: 'Start downloading a model into the Hub cache (progress as hub.progress events; a pull of the same repo already running is returned).',
+    summary:
+      'Start downloading a model into the Hub cache (progress as hub.progress events; a pull of the same repo already running is returned).',
   },
-  'hub.pulls': { input: NoParams, output: z.object({ pulls: z.array(Pull) }), summary: 'Pulls of this session, newest first.' },
+  'hub.pulls': {
+    input: NoParams,
+    output: z.object({ pulls: z.array(Pull) }),
+    summary: 'Pulls of this session, newest first.',
+  },
   'hub.cancel': {
     input: z.strictObject({ id: z.string().min(1).max(100) }),
     output: z.object({ cancelled: z.boolean() }),
@@ -92,7 +104,17 @@ export const hubMethods = defineMethods({
     input: NoParams,
     output: z.object({
       cacheDir: z.string(),
-      snapshots: z.array(z.object({ repo: z.string(), commit: z.string(), refs: z.array(z.string()), dir: z.string(), files: z.array(z.string()), bytes: z.number(), modelId: Id.nullable() })),
+      snapshots: z.array(
+        z.object({
+          repo: z.string(),
+          commit: z.string(),
+          refs: z.array(z.string()),
+          dir: z.string(),
+          files: z.array(z.string()),
+          bytes: z.number(),
+          modelId: Id.nullable(),
+        }),
+      ),
     }),
     summary: 'Model snapshots already in the Hub cache (downloaded by Lenslab or by Python tools).',
   },

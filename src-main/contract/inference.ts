@@ -12,7 +12,10 @@ import { ChatRole, FinishReason, RequestId } from './chat';
 const Path = z.string().min(1, 'must not be empty').max(4096);
 
 /** An adapter folder (PEFT layout), or a run's final adapter / its checkpoint at a step. */
-export const AdapterRef = z.union([z.strictObject({ path: Path }), z.strictObject({ runId: Id, step: z.int().nonnegative().optional() })]);
+export const AdapterRef = z.union([
+  z.strictObject({ path: Path }),
+  z.strictObject({ runId: Id, step: z.int().nonnegative().optional() }),
+]);
 export type AdapterRef = z.infer<typeof AdapterRef>;
 
 /**
@@ -36,7 +39,9 @@ const ContrastiveMetrics = z.object({
   /** Zero-shot classification over the items' first tags as class names. */
   zeroShot: z.object({ items: z.int().nonnegative(), classes: z.array(z.string()), accuracy: z.number().nullable() }),
   /** Recall@1/5/10 ("R@1", ...) over the captioned images; null with fewer than two pairs. */
-  recall: z.object({ imageToText: z.record(z.string(), z.number()), textToImage: z.record(z.string(), z.number()) }).nullable(),
+  recall: z
+    .object({ imageToText: z.record(z.string(), z.number()), textToImage: z.record(z.string(), z.number()) })
+    .nullable(),
 });
 
 const ScoredSample = z.object({
@@ -106,7 +111,8 @@ export const inferenceMethods = defineMethods({
         warnings: z.array(z.string()),
       }),
     ]),
-    summary: "The loss of each sample of a data file under a model folder (+ adapter): mean token loss, or a CLIP / SigLIP batch's contrastive loss.",
+    summary:
+      "The loss of each sample of a data file under a model folder (+ adapter): mean token loss, or a CLIP / SigLIP batch's contrastive loss.",
   },
   'inference.evaluate': {
     input: z.strictObject({
@@ -130,7 +136,8 @@ export const inferenceMethods = defineMethods({
       /** Problems found reading the data and what the model had to assume, one line each, starting with their severity. */
       warnings: z.array(z.string()),
     }),
-    summary: 'A CLIP / SigLIP folder on a data file split: zero-shot accuracy and recall@1/5/10, the base beside the adapter; nothing stored.',
+    summary:
+      'A CLIP / SigLIP folder on a data file split: zero-shot accuracy and recall@1/5/10, the base beside the adapter; nothing stored.',
   },
   'inference.embed': {
     input: z.strictObject({
@@ -143,11 +150,19 @@ export const inferenceMethods = defineMethods({
     output: z.object({
       model: z.string(),
       dim: z.int().positive(),
-      items: z.array(z.object({ ref: z.string(), text: z.string().nullable(), imageEmbeds: z.array(z.number()), textEmbeds: z.array(z.number()).nullable() })),
+      items: z.array(
+        z.object({
+          ref: z.string(),
+          text: z.string().nullable(),
+          imageEmbeds: z.array(z.number()),
+          textEmbeds: z.array(z.number()).nullable(),
+        }),
+      ),
       /** Problems found reading the data and what the model had to assume, one line each, starting with their severity. */
       warnings: z.array(z.string()),
     }),
-    summary: 'Normalized image and text embeddings of the image items of a data file with a CLIP / SigLIP folder (+ adapter).',
+    summary:
+      'Normalized image and text embeddings of the image items of a data file with a CLIP / SigLIP folder (+ adapter).',
   },
   'inference.train': {
     input: z.strictObject({
@@ -199,7 +214,12 @@ export const inferenceMethods = defineMethods({
 
 export const inferenceEvents = defineEvents({
   /** One optimizer step of an inference.train call with a requestId. */
-  'inference.step': z.object({ requestId: RequestId, step: z.int().nonnegative(), total: z.int().nonnegative(), loss: z.number().nullable() }),
+  'inference.step': z.object({
+    requestId: RequestId,
+    step: z.int().nonnegative(),
+    total: z.int().nonnegative(),
+    loss: z.number().nullable(),
+  }),
   /** One generated piece of an inference.generate call with a requestId: `text` is what it adds (may be ''). */
   'inference.token': z.object({ requestId: RequestId, index: z.int().nonnegative(), text: z.string() }),
 });

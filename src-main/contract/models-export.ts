@@ -25,8 +25,15 @@ export const modelsExportMethods = defineMethods({
       name: Name.optional(),
       overwrite: z.boolean().optional(),
     }),
-    output: z.object({ dir: z.string(), quant: z.enum(GGUF_QUANTS), model: GgufFile, mmproj: GgufFile.nullable(), modelfile: z.string() }),
-    summary: 'Export a model (with an adapter merged in) as GGUF for llama.cpp / Ollama / LM Studio: the decoder, an mmproj for the vision side, an Ollama Modelfile.',
+    output: z.object({
+      dir: z.string(),
+      quant: z.enum(GGUF_QUANTS),
+      model: GgufFile,
+      mmproj: GgufFile.nullable(),
+      modelfile: z.string(),
+    }),
+    summary:
+      'Export a model (with an adapter merged in) as GGUF for llama.cpp / Ollama / LM Studio: the decoder, an mmproj for the vision side, an Ollama Modelfile.',
   },
 });
 

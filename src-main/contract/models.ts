@@ -24,15 +24,38 @@ export const ModelReport = z.object({
   params: z.number(),
   bytes: z.number(),
   files: z.array(z.string()),
-  vision: z.object({ modelType: z.string(), imageSize: z.int(), patchSize: z.int(), hiddenSize: z.int(), layers: z.int() }).nullable(),
-  text: z.object({ modelType: z.string(), hiddenSize: z.int(), layers: z.int(), heads: z.int(), kvHeads: z.int(), vocabSize: z.int(), contextLength: z.int() }).nullable(),
+  vision: z
+    .object({ modelType: z.string(), imageSize: z.int(), patchSize: z.int(), hiddenSize: z.int(), layers: z.int() })
+    .nullable(),
+  text: z
+    .object({
+      modelType: z.string(),
+      hiddenSize: z.int(),
+      layers: z.int(),
+      heads: z.int(),
+      kvHeads: z.int(),
+      vocabSize: z.int(),
+      contextLength: z.int(),
+    })
+    .nullable(),
   projector: z.string().nullable(),
   /** Tokens one <image> becomes (LLaVA). */
   imageTokens: z.int().nullable(),
   /** What the model takes in chat besides text ('image', 'audio'); absent in reports stored before it was added. */
   inputs: z.array(z.enum(['text', 'image', 'audio'])).optional(),
   /** An audio LLM's encoder and the tokens one clip becomes. */
-  audio: z.object({ modelType: z.string(), melBins: z.int(), hiddenSize: z.int(), layers: z.int(), windowSeconds: z.number(), stackFactor: z.int(), audioTokens: z.int() }).nullable().optional(),
+  audio: z
+    .object({
+      modelType: z.string(),
+      melBins: z.int(),
+      hiddenSize: z.int(),
+      layers: z.int(),
+      windowSeconds: z.number(),
+      stackFactor: z.int(),
+      audioTokens: z.int(),
+    })
+    .nullable()
+    .optional(),
   hasTokenizer: z.boolean(),
   hasChatTemplate: z.boolean(),
   hasPreprocessor: z.boolean(),
@@ -65,10 +88,17 @@ export const Model = z.object({
 export type Model = z.infer<typeof Model>;
 
 /** An adapter: a PEFT folder, or a run's final adapter / the adapter of one of its checkpoints. */
-export const AdapterRef = z.union([z.strictObject({ path: Path }), z.strictObject({ runId: Id, step: z.int().nonnegative().optional() })]);
+export const AdapterRef = z.union([
+  z.strictObject({ path: Path }),
+  z.strictObject({ runId: Id, step: z.int().nonnegative().optional() }),
+]);
 
 export const modelsMethods = defineMethods({
-  'models.list': { input: z.strictObject({}), output: z.object({ models: z.array(Model) }), summary: 'Registered models, newest first.' },
+  'models.list': {
+    input: z.strictObject({}),
+    output: z.object({ models: z.array(Model) }),
+    summary: 'Registered models, newest first.',
+  },
   'models.get': { input: z.strictObject({ id: Id }), output: Model, summary: 'One model.' },
   'models.inspect': {
     input: z.strictObject({ path: Path }),
@@ -94,13 +124,15 @@ export const modelsMethods = defineMethods({
       seed: z.int().optional(),
     }),
     output: z.object({ model: Model, report: ModelReport, addedImageToken: z.boolean() }),
-    summary: 'Compose a LLaVA model from a CLIP/SigLIP folder and a LLaMA/Qwen2 folder with a new projector (saved in the data folder).',
+    summary:
+      'Compose a LLaVA model from a CLIP/SigLIP folder and a LLaMA/Qwen2 folder with a new projector (saved in the data folder).',
   },
   'models.update': { input: z.strictObject({ id: Id, name: Name }), output: Model, summary: 'Rename a model.' },
   'models.delete': {
     input: z.strictObject({ id: Id, deleteFiles: z.boolean().optional() }),
     output: z.object({ deleted: z.literal(true), id: Id, filesDeleted: z.boolean() }),
-    summary: 'Forget a model; with deleteFiles its folder is removed too when Lenslab created it (inside the data folder).',
+    summary:
+      'Forget a model; with deleteFiles its folder is removed too when Lenslab created it (inside the data folder).',
   },
   'models.exportAdapter': {
     input: z.strictObject({ adapter: AdapterRef, dir: Path, overwrite: z.boolean().optional() }),

@@ -48,7 +48,19 @@ export const TRAIN_PRESETS: readonly TrainPreset[] = [
     modelTypes: ['blip'],
     // BLIP VQA trains in the CLI's foreground trainer (transport/cli/blip.ts), not in runs.start
     terminal: 'lenslab train --model BLIP_VQA_DIR --data DATA --out ADAPTER_DIR --preset blip-vqa-lora',
-    hparams: { method: 'lora', rank: 16, alpha: 32, dropout: 0.05, targetModules: ['query', 'key'], lr: 4e-5, weightDecay: 0.01, schedule: 'constant', clipNorm: 0, batchSize: 8, epochs: 1 },
+    hparams: {
+      method: 'lora',
+      rank: 16,
+      alpha: 32,
+      dropout: 0.05,
+      targetModules: ['query', 'key'],
+      lr: 4e-5,
+      weightDecay: 0.01,
+      schedule: 'constant',
+      clipNorm: 0,
+      batchSize: 8,
+      epochs: 1,
+    },
   },
   {
     id: 'blip2-caption-lora',
@@ -59,7 +71,17 @@ export const TRAIN_PRESETS: readonly TrainPreset[] = [
     familyLabel: 'BLIP-2',
     architecture: 'Blip2ForConditionalGeneration',
     modelTypes: ['blip-2'],
-    hparams: { method: 'lora', rank: 16, alpha: 32, dropout: 0.05, targetModules: ['q_proj', 'v_proj'], lr: 5e-5, weightDecay: 0.01, schedule: 'constant', clipNorm: 0 },
+    hparams: {
+      method: 'lora',
+      rank: 16,
+      alpha: 32,
+      dropout: 0.05,
+      targetModules: ['q_proj', 'v_proj'],
+      lr: 5e-5,
+      weightDecay: 0.01,
+      schedule: 'constant',
+      clipNorm: 0,
+    },
   },
 ];
 
@@ -73,14 +95,18 @@ export function presetById(id: string): TrainPreset | undefined {
  * Why this preset cannot train here, in words (null: it can). `loadedModelTypes`: the config.json model_type values
  * the trainer loads (undefined: not known, not checked); `modelType`: the chosen model's, when one is chosen.
  */
-export function presetProblem(p: TrainPreset, o: { loadedModelTypes?: readonly string[]; modelType?: string | null; modelLabel?: string } = {}): string | null {
+export function presetProblem(
+  p: TrainPreset,
+  o: { loadedModelTypes?: readonly string[]; modelType?: string | null; modelLabel?: string } = {},
+): string | null {
   const needs = `${p.familyLabel} models (${p.architecture}, config.json model_type "${p.modelTypes[0]}")`;
   if (o.modelType != null && !p.modelTypes.includes(o.modelType))
     return `The ${p.id} preset is for ${needs}; the chosen model${o.modelLabel ? ` (${o.modelLabel})` : ''} is model_type "${o.modelType}". Choose a ${p.familyLabel} model to use it.`;
   const loaded = o.loadedModelTypes === undefined || p.modelTypes.some((t) => o.loadedModelTypes!.includes(t));
   const targetsKnown = p.hparams.targetModules.every((t) => (LORA_TARGETS as readonly string[]).includes(t));
   if (loaded && targetsKnown) return null;
-  if (p.terminal) return `The ${p.id} preset is for ${needs}. The app cannot train ${p.familyLabel} models yet; train them from a terminal: ${p.terminal}`;
+  if (p.terminal)
+    return `The ${p.id} preset is for ${needs}. The app cannot train ${p.familyLabel} models yet; train them from a terminal: ${p.terminal}`;
   return `The ${p.id} preset is for ${needs}. This version of Lenslab does not load the ${p.familyLabel} model family yet, so it cannot train with this preset.`;
 }
 

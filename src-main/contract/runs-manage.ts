@@ -20,6 +20,7 @@ export const runsManageMethods = defineMethods({
   'runs.delete': {
     input: z.strictObject({ id: Id, deleteFiles: z.boolean().optional() }),
     output: z.object({ deleted: z.literal(true), id: Id, filesDeleted: z.boolean(), folder: z.string().nullable() }),
-    summary: 'Delete a run that is not running, its metrics, checkpoints and evaluations; with deleteFiles also its folder when it is inside the data folder.',
+    summary:
+      'Delete a run that is not running, its metrics, checkpoints and evaluations; with deleteFiles also its folder when it is inside the data folder.',
   },
 });

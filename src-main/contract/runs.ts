@@ -159,7 +159,10 @@ export const runsMethods = defineMethods({
     summary: 'Finish the current step, write a checkpoint and stop; resume continues from there.',
   },
   'runs.resume': {
-    input: z.strictObject({ id: Id, /** Continue on another device (e.g. the CPU after the GPU was lost). */ device: Device.optional() }),
+    input: z.strictObject({
+      id: Id,
+      /** Continue on another device (e.g. the CPU after the GPU was lost). */ device: Device.optional(),
+    }),
     output: Run,
     summary: 'Continue a paused or interrupted run from its latest checkpoint.',
   },
@@ -170,8 +173,13 @@ export const runsMethods = defineMethods({
   },
   'runs.checkpoints': {
     input: z.strictObject({ id: Id }),
-    output: z.object({ checkpoints: z.array(Checkpoint), finalDir: z.string().nullable(), finalBytes: z.number().int().nonnegative().nullable() }),
-    summary: "A run's kept checkpoints (oldest first) and its final adapter folder (and its size in bytes) once completed.",
+    output: z.object({
+      checkpoints: z.array(Checkpoint),
+      finalDir: z.string().nullable(),
+      finalBytes: z.number().int().nonnegative().nullable(),
+    }),
+    summary:
+      "A run's kept checkpoints (oldest first) and its final adapter folder (and its size in bytes) once completed.",
   },
 });
 
@@ -187,14 +195,31 @@ export const runsEvents = defineEvents({
     step: z.int().nonnegative(),
     totalSteps: z.int().nonnegative().nullable(),
     metrics: z.record(z.string(), z.number().nullable()),
-    points: z.array(z.object({ step: z.int().nonnegative(), metrics: z.record(z.string(), z.number().nullable()) })).min(1),
+    points: z
+      .array(z.object({ step: z.int().nonnegative(), metrics: z.record(z.string(), z.number().nullable()) }))
+      .min(1),
   }),
   /** An evaluation during training finished (metrics at that step; predictions stored as evaluation evaluationId). */
-  'runs.eval': z.object({ runId: Id, step: z.int().nonnegative(), metrics: z.record(z.string(), z.number().nullable()), evaluationId: Id.nullable() }),
+  'runs.eval': z.object({
+    runId: Id,
+    step: z.int().nonnegative(),
+    metrics: z.record(z.string(), z.number().nullable()),
+    evaluationId: Id.nullable(),
+  }),
   /** A checkpoint was committed (and older ones pruned). */
-  'runs.checkpoint': z.object({ runId: Id, step: z.int().nonnegative(), path: z.string(), bytes: z.number(), pruned: z.array(z.int()) }),
+  'runs.checkpoint': z.object({
+    runId: Id,
+    step: z.int().nonnegative(),
+    path: z.string(),
+    bytes: z.number(),
+    pruned: z.array(z.int()),
+  }),
   /** The job started, from the start or resumed from the checkpoint at step `resumedFrom`; totalSteps in all. */
-  'runs.started': z.object({ runId: Id, totalSteps: z.int().nonnegative(), resumedFrom: z.int().nonnegative().nullable() }),
+  'runs.started': z.object({
+    runId: Id,
+    totalSteps: z.int().nonnegative(),
+    resumedFrom: z.int().nonnegative().nullable(),
+  }),
   /** The job ended its work: done (final metrics, output folder), or paused / cancelled at a step (a failure is a runs.log error). */
   'runs.ended': z.object({
     runId: Id,

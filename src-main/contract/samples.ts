@@ -14,7 +14,14 @@ export const samplesMethods = defineMethods({
       /** Images to generate (default 1,200, as the demo). */
       count: z.int().min(20).max(5000).optional(),
     }),
-    output: z.object({ datasetId: Id, name: z.string(), items: z.int(), counts: z.object({ train: z.int(), val: z.int(), test: z.int() }), created: z.boolean() }),
-    summary: 'Create the sample dataset (generated icon images with questions, split 80/20), or return it when it exists.',
+    output: z.object({
+      datasetId: Id,
+      name: z.string(),
+      items: z.int(),
+      counts: z.object({ train: z.int(), val: z.int(), test: z.int() }),
+      created: z.boolean(),
+    }),
+    summary:
+      'Create the sample dataset (generated icon images with questions, split 80/20), or return it when it exists.',
   },
 });

@@ -8,7 +8,12 @@ export const chatMessageSchema = z.strictObject({ role: z.enum(['system', 'user'
 export const annotationSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('caption'), data: z.strictObject({ text }) }),
   z.strictObject({ kind: z.literal('qa'), data: z.strictObject({ question: text, answer: text }) }),
-  z.strictObject({ kind: z.literal('chat'), data: z.strictObject({ messages: z.array(chatMessageSchema).min(1, { message: 'a chat needs at least one message' }).max(MAX_TURNS) }) }),
+  z.strictObject({
+    kind: z.literal('chat'),
+    data: z.strictObject({
+      messages: z.array(chatMessageSchema).min(1, { message: 'a chat needs at least one message' }).max(MAX_TURNS),
+    }),
+  }),
 ]);
 
 /** Validate an annotation; throws an Error naming the field. */

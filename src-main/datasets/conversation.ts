@@ -24,14 +24,24 @@ function withImage(text: string, hasImage: boolean): string {
  * The conversations of an item, in annotation order: one per caption, one per run of consecutive QA pairs
  * (a multi-turn chat whose first question carries the image), and one per chat annotation (as stored).
  */
-export function itemConversations(annotations: Annotation[], hasImage: boolean, opts: ConversationOptions = {}): Conversation[] {
+export function itemConversations(
+  annotations: Annotation[],
+  hasImage: boolean,
+  opts: ConversationOptions = {},
+): Conversation[] {
   const prompt = opts.captionPrompt ?? DEFAULT_CAPTION_PROMPT;
   const out: Conversation[] = [];
   let qa: ChatMessage[] | undefined;
   for (const a of annotations) {
     if (a.kind !== 'qa') qa = undefined;
     if (a.kind === 'caption') {
-      out.push({ kind: 'caption', messages: [{ role: 'user', content: withImage(prompt, hasImage) }, { role: 'assistant', content: a.data.text }] });
+      out.push({
+        kind: 'caption',
+        messages: [
+          { role: 'user', content: withImage(prompt, hasImage) },
+          { role: 'assistant', content: a.data.text },
+        ],
+      });
     } else if (a.kind === 'qa') {
       if (!qa) out.push({ kind: 'qa', messages: (qa = []) });
       qa.push({ role: 'user', content: qa.length === 0 ? withImage(a.data.question, hasImage) : a.data.question });
@@ -64,7 +74,10 @@ export function conversationToAnnotations(kind: Annotation['kind'], messages: Ch
   }
   const out: Annotation[] = [];
   for (let i = 0; i < turns.length; i += 2) {
-    out.push({ kind: 'qa', data: { question: i === 0 ? stripImageToken(turns[i].content) : turns[i].content, answer: turns[i + 1].content } });
+    out.push({
+      kind: 'qa',
+      data: { question: i === 0 ? stripImageToken(turns[i].content) : turns[i].content, answer: turns[i + 1].content },
+    });
   }
   return out;
 }

@@ -43,8 +43,13 @@ export function embeddingCacheKey(model: string, adapter?: string | null): strin
   const h = createHash('sha256');
   const dir = resolve(model);
   h.update(readFileSync(join(dir, 'config.json')));
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort()) h.update(fileStamp(join(dir, f)));
-  if (adapter) for (const f of ['adapter_config.json', 'adapter_model.safetensors']) h.update(readFileSync(join(resolve(adapter), f)));
+  for (const f of readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort())
+    h.update(fileStamp(join(dir, f)));
+  if (adapter)
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors'])
+      h.update(readFileSync(join(resolve(adapter), f)));
   return h.digest('hex').slice(0, 32);
 }
 
@@ -59,7 +64,10 @@ function readCache(dir: string): Cache | null {
     const buf = readFileSync(join(dir, 'vectors.f32'));
     const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
     if (all.length !== idx.dim * idx.hashes.length) return null; // a torn or foreign file: embed again
-    return { dim: idx.dim, vectors: new Map(idx.hashes.map((h, i) => [h, all.subarray(i * idx.dim, (i + 1) * idx.dim)])) };
+    return {
+      dim: idx.dim,
+      vectors: new Map(idx.hashes.map((h, i) => [h, all.subarray(i * idx.dim, (i + 1) * idx.dim)])),
+    };
   } catch {
     return null;
   }
@@ -111,7 +119,13 @@ export function keptItems(key: string): readonly SearchItem[] | null {
   return items;
 }
 
-export function searchDataset(db: Database, dataDir: string, datasetId: number, o: SearchOptions, hooks: SearchHooks = {}): Promise<SearchResult> {
+export function searchDataset(
+  db: Database,
+  dataDir: string,
+  datasetId: number,
+  o: SearchOptions,
+  hooks: SearchHooks = {},
+): Promise<SearchResult> {
   return searchImages(dataDir, searchItemsOf(db, datasetId), o, hooks);
 }
 
@@ -162,7 +176,10 @@ async function warmFor(dataDir: string, o: EmbedOptions): Promise<Warm> {
   const model = loadContrastive(resolve(o.model));
   try {
     const adapter = o.adapter ? loadContrastiveAdapter(resolve(o.adapter), model.config) : null;
-    const cache = (existsSync(cacheDir) && readCache(cacheDir)) || { dim: model.config.projectionDim, vectors: new Map<string, Float32Array>() };
+    const cache = (existsSync(cacheDir) && readCache(cacheDir)) || {
+      dim: model.config.projectionDim,
+      vectors: new Map<string, Float32Array>(),
+    };
     warm = { key, model, adapter, runner: null, cache, timer: null, busy: Promise.resolve() };
     return warm;
   } catch (e) {
@@ -175,7 +192,12 @@ function cacheDirOf(dataDir: string, o: EmbedOptions): string {
   return join(dataDir, 'cache', 'embeddings', embeddingCacheKey(o.model, o.adapter));
 }
 
-export async function searchImages(dataDir: string, items: readonly SearchItem[], o: SearchOptions, hooks: SearchHooks = {}): Promise<SearchResult> {
+export async function searchImages(
+  dataDir: string,
+  items: readonly SearchItem[],
+  o: SearchOptions,
+  hooks: SearchHooks = {},
+): Promise<SearchResult> {
   if ((o.text === undefined) === (o.itemId === undefined)) throw new Error('search: give a text or an item, not both');
   if (!items.length) return { items: [], embedded: 0, cached: 0 };
   const w = await warmFor(dataDir, o);
@@ -194,10 +216,18 @@ export async function searchImages(dataDir: string, items: readonly SearchItem[]
 }
 
 /** Embed the items' images the cache lacks (written to the cache as it goes); returns how many were embedded. */
-async function ensureVectors(w: Warm, dataDir: string, items: readonly SearchItem[], o: SearchOptions | EmbedOptions, hooks: SearchHooks): Promise<number> {
+async function ensureVectors(
+  w: Warm,
+  dataDir: string,
+  items: readonly SearchItem[],
+  o: SearchOptions | EmbedOptions,
+  hooks: SearchHooks,
+): Promise<number> {
   const cache = w.cache;
   const cacheDir = cacheDirOf(dataDir, o);
-  const missing = [...new Map(items.filter((it) => !cache.vectors.has(it.image.hash)).map((it) => [it.image.hash, it.image])).values()];
+  const missing = [
+    ...new Map(items.filter((it) => !cache.vectors.has(it.image.hash)).map((it) => [it.image.hash, it.image])).values(),
+  ];
   if (!missing.length) return 0;
   const runner = (w.runner ??= await ContrastiveRunner.create(w.model, { adapter: w.adapter }));
   hooks.onProgress?.(0, missing.length);
@@ -206,7 +236,12 @@ async function ensureVectors(w: Warm, dataDir: string, items: readonly SearchIte
     for (let i = 0; i < missing.length; i += CHUNK) {
       if (hooks.signal?.aborted) throw new Error('search: cancelled');
       const part = missing.slice(i, i + CHUNK);
-      const e = await embedAll(runner, part.map((im) => imagePath(dataDir, im.hash, im.ext)), [], CHUNK);
+      const e = await embedAll(
+        runner,
+        part.map((im) => imagePath(dataDir, im.hash, im.ext)),
+        [],
+        CHUNK,
+      );
       part.forEach((im, j) => cache.vectors.set(im.hash, e.images[j]));
       sinceWrite += part.length;
       if (sinceWrite >= CACHE_EVERY) {
@@ -221,9 +256,16 @@ async function ensureVectors(w: Warm, dataDir: string, items: readonly SearchIte
   return missing.length;
 }
 
-async function query(w: Warm, dataDir: string, items: readonly SearchItem[], o: SearchOptions, hooks: SearchHooks): Promise<SearchResult> {
+async function query(
+  w: Warm,
+  dataDir: string,
+  items: readonly SearchItem[],
+  o: SearchOptions,
+  hooks: SearchHooks,
+): Promise<SearchResult> {
   const cache = w.cache;
-  if (o.itemId !== undefined && !items.some((x) => x.id === o.itemId)) throw new Error(`search: item ${o.itemId} is not an image item of this dataset`);
+  if (o.itemId !== undefined && !items.some((x) => x.id === o.itemId))
+    throw new Error(`search: item ${o.itemId} is not an image item of this dataset`);
   const embedded = await ensureVectors(w, dataDir, items, o, hooks);
   let q: Float32Array;
   if (o.text !== undefined) {
@@ -256,46 +298,60 @@ export interface NearDuplicateImage {
  * to the exact-duplicate rule. Every pair of distinct images is compared (n^2/2 dot products; 10,000 images of a
  * 512-dim model are about 25 GFLOP, seconds in this worker).
  */
-export async function nearDuplicateImages(dataDir: string, items: readonly SearchItem[], o: EmbedOptions, threshold: number, hooks: SearchHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
-  if (!(threshold > 0 && threshold <= 1)) throw new Error(`near-duplicate threshold must be in (0, 1] (got ${threshold})`);
+export async function nearDuplicateImages(
+  dataDir: string,
+  items: readonly SearchItem[],
+  o: EmbedOptions,
+  threshold: number,
+  hooks: SearchHooks = {},
+): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
+  if (!(threshold > 0 && threshold <= 1))
+    throw new Error(`near-duplicate threshold must be in (0, 1] (got ${threshold})`);
   if (items.length < 2) return { items: [], embedded: 0 };
   const w = await warmFor(dataDir, o);
   if (w.timer) clearTimeout(w.timer);
-  const run = w.busy.catch(() => {}).then(async () => {
-    const embedded = await ensureVectors(w, dataDir, items, o, hooks);
-    const hashes = [...new Set(items.map((it) => it.image.hash))];
-    const d = w.cache.dim;
-    const M = new Float32Array(hashes.length * d);
-    hashes.forEach((h, i) => M.set(w.cache.vectors.get(h)!, i * d));
-    // per distinct image: its best neighbour and how many are over the threshold
-    const best = new Int32Array(hashes.length).fill(-1);
-    const bestSim = new Float32Array(hashes.length).fill(-Infinity);
-    const over = new Int32Array(hashes.length);
-    for (let a = 0; a < hashes.length; a++) {
-      const oa = a * d;
-      for (let b = a + 1; b < hashes.length; b++) {
-        const ob = b * d;
-        let s = 0;
-        for (let j = 0; j < d; j++) s += M[oa + j] * M[ob + j];
-        if (s >= threshold) {
-          over[a]++;
-          over[b]++;
-          if (s > bestSim[a]) (bestSim[a] = s), (best[a] = b);
-          if (s > bestSim[b]) (bestSim[b] = s), (best[b] = a);
+  const run = w.busy
+    .catch(() => {})
+    .then(async () => {
+      const embedded = await ensureVectors(w, dataDir, items, o, hooks);
+      const hashes = [...new Set(items.map((it) => it.image.hash))];
+      const d = w.cache.dim;
+      const M = new Float32Array(hashes.length * d);
+      hashes.forEach((h, i) => M.set(w.cache.vectors.get(h)!, i * d));
+      // per distinct image: its best neighbour and how many are over the threshold
+      const best = new Int32Array(hashes.length).fill(-1);
+      const bestSim = new Float32Array(hashes.length).fill(-Infinity);
+      const over = new Int32Array(hashes.length);
+      for (let a = 0; a < hashes.length; a++) {
+        const oa = a * d;
+        for (let b = a + 1; b < hashes.length; b++) {
+          const ob = b * d;
+          let s = 0;
+          for (let j = 0; j < d; j++) s += M[oa + j] * M[ob + j];
+          if (s >= threshold) {
+            over[a]++;
+            over[b]++;
+            if (s > bestSim[a]) ((bestSim[a] = s), (best[a] = b));
+            if (s > bestSim[b]) ((bestSim[b] = s), (best[b] = a));
+          }
         }
       }
-    }
-    const firstItem = new Map<string, number>();
-    for (const it of items) if (!firstItem.has(it.image.hash)) firstItem.set(it.image.hash, it.id);
-    const index = new Map(hashes.map((h, i) => [h, i]));
-    const out: NearDuplicateImage[] = [];
-    for (const it of items) {
-      const i = index.get(it.image.hash)!;
-      if (best[i] < 0) continue;
-      out.push({ itemId: it.id, otherItemId: firstItem.get(hashes[best[i]])!, similarity: bestSim[i], count: over[i] });
-    }
-    return { items: out, embedded };
-  });
+      const firstItem = new Map<string, number>();
+      for (const it of items) if (!firstItem.has(it.image.hash)) firstItem.set(it.image.hash, it.id);
+      const index = new Map(hashes.map((h, i) => [h, i]));
+      const out: NearDuplicateImage[] = [];
+      for (const it of items) {
+        const i = index.get(it.image.hash)!;
+        if (best[i] < 0) continue;
+        out.push({
+          itemId: it.id,
+          otherItemId: firstItem.get(hashes[best[i]])!,
+          similarity: bestSim[i],
+          count: over[i],
+        });
+      }
+      return { items: out, embedded };
+    });
   w.busy = run;
   try {
     return await run;
@@ -320,7 +376,10 @@ function itemsSignature(items: readonly SearchItem[], cacheSize: number): string
   let h = 0x811c9dc5;
   for (const it of items) {
     h = Math.imul(h ^ it.id, 0x01000193);
-    h = Math.imul(h ^ it.image.hash.charCodeAt(0) ^ (it.image.hash.charCodeAt(1) << 8) ^ (it.image.hash.charCodeAt(2) << 16), 0x01000193);
+    h = Math.imul(
+      h ^ it.image.hash.charCodeAt(0) ^ (it.image.hash.charCodeAt(1) << 8) ^ (it.image.hash.charCodeAt(2) << 16),
+      0x01000193,
+    );
   }
   return `${items.length}:${cacheSize}:${h >>> 0}`;
 }
@@ -360,7 +419,12 @@ function rankIndex(ix: ItemIndex, q: Float32Array, limit: number): Array<{ itemI
 }
 
 /** The items ranked by the dot product of their (normalized) vectors with q, best first; ties by item id. */
-export function rankByVector(items: readonly SearchItem[], vec: (hash: string) => Float32Array, q: Float32Array, limit: number): { items: Array<{ itemId: number; score: number }> } {
+export function rankByVector(
+  items: readonly SearchItem[],
+  vec: (hash: string) => Float32Array,
+  q: Float32Array,
+  limit: number,
+): { items: Array<{ itemId: number; score: number }> } {
   const n = items.length;
   const scores = new Float32Array(n);
   const d = q.length;

@@ -39,15 +39,29 @@ export interface ExportReport {
   skipped: { itemId: number; reason: string }[];
 }
 
-export const EXPORT_FILE: Record<ExportFormat, string> = { llava: 'data.json', messages: 'data.jsonl', imagefolder: 'metadata.jsonl' };
+export const EXPORT_FILE: Record<ExportFormat, string> = {
+  llava: 'data.json',
+  messages: 'data.jsonl',
+  imagefolder: 'metadata.jsonl',
+};
 
-export function exportDataset(db: Database, dataDir: string, datasetId: number, outDir: string, options: ExportOptions): ExportReport {
-  if (!EXPORT_FORMATS.includes(options.format)) throw new Error(`unknown export format '${options.format}' (expected ${EXPORT_FORMATS.join(', ')})`);
+export function exportDataset(
+  db: Database,
+  dataDir: string,
+  datasetId: number,
+  outDir: string,
+  options: ExportOptions,
+): ExportReport {
+  if (!EXPORT_FORMATS.includes(options.format))
+    throw new Error(`unknown export format '${options.format}' (expected ${EXPORT_FORMATS.join(', ')})`);
   const dir = resolve(outDir);
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     if (!options.overwrite) throw new Error(`${dir}: folder is not empty (choose another or allow overwriting)`);
     const foreign = foreignEntry(dir);
-    if (foreign) throw new Error(`${dir}: will not overwrite a folder that is not a Lenslab export (it holds ${foreign}); choose an empty folder`);
+    if (foreign)
+      throw new Error(
+        `${dir}: will not overwrite a folder that is not a Lenslab export (it holds ${foreign}); choose an empty folder`,
+      );
   }
   const items = loadItems(db, datasetId, { split: options.split, ids: options.itemIds });
   const tmp = join(dirname(dir), `.${basename(dir)}.export-${process.pid}-${Date.now()}`);
@@ -64,14 +78,18 @@ export function exportDataset(db: Database, dataDir: string, datasetId: number, 
         if (!copied.has(rel)) {
           const src = imagePath(dataDir, it.image.hash, it.image.ext);
           if (!existsSync(src)) {
-            skipped.push({ itemId: it.id, reason: `image file missing from the data folder (${it.image.hash}.${it.image.ext})` });
+            skipped.push({
+              itemId: it.id,
+              reason: `image file missing from the data folder (${it.image.hash}.${it.image.ext})`,
+            });
             continue;
           }
           copyFileSync(src, join(tmp, rel));
           copied.add(rel);
         }
       }
-      const recs = options.format === 'imagefolder' ? imagefolderRecords(it, rel, options) : conversationRecords(it, rel, options);
+      const recs =
+        options.format === 'imagefolder' ? imagefolderRecords(it, rel, options) : conversationRecords(it, rel, options);
       if (typeof recs === 'string') {
         skipped.push({ itemId: it.id, reason: recs });
         continue;
@@ -80,7 +98,12 @@ export function exportDataset(db: Database, dataDir: string, datasetId: number, 
       exportedItems++;
     }
     const file = join(tmp, EXPORT_FILE[options.format]);
-    writeFileSync(file, options.format === 'llava' ? JSON.stringify(records, null, 1) + '\n' : records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+    writeFileSync(
+      file,
+      options.format === 'llava'
+        ? JSON.stringify(records, null, 1) + '\n'
+        : records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''),
+    );
     // Remove images of skipped items that nothing else uses (copied set is exact, so nothing to do) and move into place.
     // the old export moves aside, the new one into place, then the old one goes
     const old = existsSync(dir) ? `${tmp}.old` : null;
@@ -92,7 +115,15 @@ export function exportDataset(db: Database, dataDir: string, datasetId: number, 
     rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
-  return { format: options.format, dir, file: join(dir, EXPORT_FILE[options.format]), items: exportedItems, records: records.length, images: copied.size, skipped };
+  return {
+    format: options.format,
+    dir,
+    file: join(dir, EXPORT_FILE[options.format]),
+    items: exportedItems,
+    records: records.length,
+    images: copied.size,
+    skipped,
+  };
 }
 
 /** The first entry of `dir` an export would not have written (by name), or null when it holds only export files. */
@@ -101,7 +132,9 @@ function foreignEntry(dir: string): string | null {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     if (e.isFile() && files.has(e.name)) continue;
     if (e.isDirectory() && e.name === 'images') {
-      const odd = readdirSync(join(dir, e.name), { withFileTypes: true }).find((f) => !f.isFile() || !/^[0-9a-f]{16,}\.[a-z0-9]+$/.test(f.name));
+      const odd = readdirSync(join(dir, e.name), { withFileTypes: true }).find(
+        (f) => !f.isFile() || !/^[0-9a-f]{16,}\.[a-z0-9]+$/.test(f.name),
+      );
       if (odd) return `'images/${odd.name}'`;
       continue;
     }
@@ -132,7 +165,10 @@ function conversationRecords(it: FullItem, rel: string | undefined, options: Exp
     const rec: Record<string, unknown> = { id };
     if (rel) rec.image = rel;
     if (system !== undefined) rec.system = system;
-    rec.conversations = msgs.map((m) => ({ from: m.role === 'user' ? 'human' : m.role === 'assistant' ? 'gpt' : 'system', value: m.content }));
+    rec.conversations = msgs.map((m) => ({
+      from: m.role === 'user' ? 'human' : m.role === 'assistant' ? 'gpt' : 'system',
+      value: m.content,
+    }));
     Object.assign(rec, meta(it, c.kind, options));
     return rec;
   });

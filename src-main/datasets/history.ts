@@ -114,19 +114,27 @@ export const MAX_HISTORY = 500;
  * `label` (dropping redo entries past the cursor). Returns fn's result.
  */
 export function recordOperation<T>(db: Database, datasetId: number, label: string, fn: (rec: Recorder) => T): T {
-  return db.transaction(() => {
-    const rec = new Recorder(db);
-    const result = fn(rec);
-    if (rec.changes.length > 0) {
-      const seq = cursor(db, datasetId);
-      deleteHistoryAfter(db, datasetId, seq);
-      insertHistoryEntry(db, { datasetId, seq: seq + 1, label, changesJson: JSON.stringify(rec.changes), createdAt: nowIso() });
-      setCursor(db, datasetId, seq + 1);
-      deleteHistoryUpTo(db, datasetId, seq + 1 - MAX_HISTORY);
-      touchDataset(db, datasetId);
-    }
-    return result;
-  }).immediate();
+  return db
+    .transaction(() => {
+      const rec = new Recorder(db);
+      const result = fn(rec);
+      if (rec.changes.length > 0) {
+        const seq = cursor(db, datasetId);
+        deleteHistoryAfter(db, datasetId, seq);
+        insertHistoryEntry(db, {
+          datasetId,
+          seq: seq + 1,
+          label,
+          changesJson: JSON.stringify(rec.changes),
+          createdAt: nowIso(),
+        });
+        setCursor(db, datasetId, seq + 1);
+        deleteHistoryUpTo(db, datasetId, seq + 1 - MAX_HISTORY);
+        touchDataset(db, datasetId);
+      }
+      return result;
+    })
+    .immediate();
 }
 
 /** Forget redo entries (called when the dataset changes outside the history, e.g. by an import). */
@@ -146,12 +154,22 @@ export interface HistoryState {
 
 export function historyState(db: Database, datasetId: number): HistoryState {
   const seq = cursor(db, datasetId);
-  const entries = historyEntryRows(db, datasetId).map(
-    (e) => ({ seq: e.seq, label: e.label, createdAt: e.created_at, applied: e.seq <= seq }),
-  );
+  const entries = historyEntryRows(db, datasetId).map((e) => ({
+    seq: e.seq,
+    label: e.label,
+    createdAt: e.created_at,
+    applied: e.seq <= seq,
+  }));
   const undoE = entries.find((e) => e.seq === seq);
   const redoE = entries.find((e) => e.seq === seq + 1);
-  return { canUndo: !!undoE, canRedo: !!redoE, undoLabel: undoE?.label, redoLabel: redoE?.label, position: seq, entries };
+  return {
+    canUndo: !!undoE,
+    canRedo: !!redoE,
+    undoLabel: undoE?.label,
+    redoLabel: redoE?.label,
+    position: seq,
+    entries,
+  };
 }
 
 function entryAt(db: Database, datasetId: number, seq: number): { label: string; changes: Change[] } | undefined {
@@ -161,34 +179,38 @@ function entryAt(db: Database, datasetId: number, seq: number): { label: string;
 
 /** Revert the last applied operation. Returns its label, or undefined when there is nothing to undo. */
 export function undo(db: Database, datasetId: number): string | undefined {
-  return db.transaction(() => {
-    const seq = cursor(db, datasetId);
-    const e = entryAt(db, datasetId, seq);
-    if (!e) return undefined;
-    for (const c of [...e.changes].reverse()) {
-      if (c.op === 'insert') deleteRow(db, c.t, c.key);
-      else if (c.op === 'delete') insertRow(db, c.t, c.before!);
-      else updateRow(db, c.t, c.key, c.before!);
-    }
-    setCursor(db, datasetId, seq - 1);
-    touchDataset(db, datasetId);
-    return e.label;
-  }).immediate();
+  return db
+    .transaction(() => {
+      const seq = cursor(db, datasetId);
+      const e = entryAt(db, datasetId, seq);
+      if (!e) return undefined;
+      for (const c of [...e.changes].reverse()) {
+        if (c.op === 'insert') deleteRow(db, c.t, c.key);
+        else if (c.op === 'delete') insertRow(db, c.t, c.before!);
+        else updateRow(db, c.t, c.key, c.before!);
+      }
+      setCursor(db, datasetId, seq - 1);
+      touchDataset(db, datasetId);
+      return e.label;
+    })
+    .immediate();
 }
 
 /** Re-apply the next undone operation. Returns its label, or undefined when there is nothing to redo. */
 export function redo(db: Database, datasetId: number): string | undefined {
-  return db.transaction(() => {
-    const seq = cursor(db, datasetId);
-    const e = entryAt(db, datasetId, seq + 1);
-    if (!e) return undefined;
-    for (const c of e.changes) {
-      if (c.op === 'insert') insertRow(db, c.t, c.after!);
-      else if (c.op === 'delete') deleteRow(db, c.t, c.key);
-      else updateRow(db, c.t, c.key, c.after!);
-    }
-    setCursor(db, datasetId, seq + 1);
-    touchDataset(db, datasetId);
-    return e.label;
-  }).immediate();
+  return db
+    .transaction(() => {
+      const seq = cursor(db, datasetId);
+      const e = entryAt(db, datasetId, seq + 1);
+      if (!e) return undefined;
+      for (const c of e.changes) {
+        if (c.op === 'insert') insertRow(db, c.t, c.after!);
+        else if (c.op === 'delete') deleteRow(db, c.t, c.key);
+        else updateRow(db, c.t, c.key, c.after!);
+      }
+      setCursor(db, datasetId, seq + 1);
+      touchDataset(db, datasetId);
+      return e.label;
+    })
+    .immediate();
 }

@@ -24,7 +24,16 @@ export interface StoredImage {
   bytes: number;
 }
 
-const EXT: Record<string, string> = { jpeg: 'jpg', jpg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', tiff: 'tif', avif: 'avif', heif: 'heic' };
+const EXT: Record<string, string> = {
+  jpeg: 'jpg',
+  jpg: 'jpg',
+  png: 'png',
+  webp: 'webp',
+  gif: 'gif',
+  tiff: 'tif',
+  avif: 'avif',
+  heif: 'heic',
+};
 
 export function imagePath(dataDir: string, hash: string, ext: string): string {
   return join(dataDir, 'images', hash.slice(0, 2), `${hash}.${ext}`);
@@ -60,7 +69,8 @@ export class ImageError extends Error {}
 /** Read the bytes of an image source (with a size limit). Only regular files are opened (never a FIFO or device). */
 export function readImageBytes(src: ImageSource): Uint8Array {
   if ('bytes' in src) {
-    if (src.bytes.length > MAX_IMAGE_BYTES) throw new ImageError(`image is too large (${src.bytes.length} bytes; limit ${MAX_IMAGE_BYTES})`);
+    if (src.bytes.length > MAX_IMAGE_BYTES)
+      throw new ImageError(`image is too large (${src.bytes.length} bytes; limit ${MAX_IMAGE_BYTES})`);
     return src.bytes;
   }
   if (!existsSync(src.path)) throw new ImageError(`image file not found: ${src.original}`);
@@ -78,7 +88,10 @@ export function readImageBytes(src: ImageSource): Uint8Array {
  * Hash, validate (fully decode) and store one image with its thumbnail. `created` lists files this call
  * wrote (for cleanup if the surrounding import fails). Throws ImageError for corrupt or unsupported images.
  */
-export async function storeImage(dataDir: string, src: ImageSource): Promise<{ image: StoredImage; created: string[]; isNew: boolean }> {
+export async function storeImage(
+  dataDir: string,
+  src: ImageSource,
+): Promise<{ image: StoredImage; created: string[]; isNew: boolean }> {
   const bytes = readImageBytes(src);
   if (bytes.length === 0) throw new ImageError('image is empty (0 bytes)');
   const hash = createHash('sha256').update(bytes).digest('hex');
@@ -89,11 +102,16 @@ export async function storeImage(dataDir: string, src: ImageSource): Promise<{ i
     throw new ImageError(`corrupt or unsupported image: ${shortSharpMessage(err)}`);
   }
   const ext = meta.format ? EXT[meta.format] : undefined;
-  if (!ext) throw new ImageError(`unsupported image format '${meta.format ?? 'unknown'}' (supported: JPEG, PNG, WebP, GIF, TIFF, AVIF)`);
+  if (!ext)
+    throw new ImageError(
+      `unsupported image format '${meta.format ?? 'unknown'}' (supported: JPEG, PNG, WebP, GIF, TIFF, AVIF)`,
+    );
   if (!meta.width || !meta.height) throw new ImageError('image has no dimensions');
   // only the first frame of an animation is decoded, so the limit is on one frame
   if (meta.width * meta.height > MAX_IMAGE_PIXELS) {
-    throw new ImageError(`image is too large: ${meta.width}×${meta.height} = ${((meta.width * meta.height) / 1e6).toFixed(1)} megapixels (limit MAX_IMAGE_PIXELS = ${MAX_IMAGE_PIXELS / 1e6} megapixels)`);
+    throw new ImageError(
+      `image is too large: ${meta.width}×${meta.height} = ${((meta.width * meta.height) / 1e6).toFixed(1)} megapixels (limit MAX_IMAGE_PIXELS = ${MAX_IMAGE_PIXELS / 1e6} megapixels)`,
+    );
   }
   const oriented = (meta.orientation ?? 1) >= 5;
   const width = oriented ? meta.height : meta.width;
@@ -132,7 +150,10 @@ export async function storeImage(dataDir: string, src: ImageSource): Promise<{ i
 
 function shortSharpMessage(err: unknown): string {
   const m = (err as Error)?.message ?? String(err);
-  return m.split('\n')[0].replace(/^Input (buffer|file) /, '').slice(0, 200);
+  return m
+    .split('\n')[0]
+    .replace(/^Input (buffer|file) /, '')
+    .slice(0, 200);
 }
 
 /** Remove the given files unless an item or a chat message still refers to their hash. */
@@ -150,7 +171,11 @@ export function removeUnreferenced(db: import('better-sqlite3').Database, files:
  * history entry (so undoing a delete still finds its image). Files younger than `minAgeMs` are kept, so an
  * import in progress (files written, rows not yet committed) is never disturbed.
  */
-export function collectImageGarbage(db: import('better-sqlite3').Database, dataDir: string, opts: { minAgeMs?: number } = {}): { removed: number; kept: number; bytesFreed: number } {
+export function collectImageGarbage(
+  db: import('better-sqlite3').Database,
+  dataDir: string,
+  opts: { minAgeMs?: number } = {},
+): { removed: number; kept: number; bytesFreed: number } {
   const minAge = opts.minAgeMs ?? 60 * 60 * 1000;
   const used = new Set<string>();
   for (const h of referencedHashes(db)) used.add(h);

@@ -73,14 +73,25 @@ interface WorkerInput {
 
 /** Whether imports can run in a worker here: a database on disk and the worker entry present. */
 export function canImportInWorker(db: Database, entry = importWorkerOptions.entry ?? IMPORT_WORKER_ENTRY): boolean {
-  return !importWorkerOptions.inProcess && db.name !== ':memory:' && !db.memory && existsSync(entry) && process.env.LENSLAB_IMPORT_IN_PROCESS !== '1';
+  return (
+    !importWorkerOptions.inProcess &&
+    db.name !== ':memory:' &&
+    !db.memory &&
+    existsSync(entry) &&
+    process.env.LENSLAB_IMPORT_IN_PROCESS !== '1'
+  );
 }
 
 /**
  * importDataset in a worker thread with limits (see the file comment). `db` is the caller's connection, used
  * only to remove files a stopped worker wrote; the worker writes through its own connection to `db.name`.
  */
-export function importInWorker(db: Database, dataDir: string, source: string, options: WorkerImportOptions = {}): Promise<ImportReport> {
+export function importInWorker(
+  db: Database,
+  dataDir: string,
+  source: string,
+  options: WorkerImportOptions = {},
+): Promise<ImportReport> {
   const L = { ...DEFAULT_IMPORT_LIMITS, ...options.limits };
   const label = basename(source);
   // a folder of its own for any extraction, removed whatever happens to the worker
@@ -93,7 +104,11 @@ export function importInWorker(db: Database, dataDir: string, source: string, op
   return new Promise<ImportReport>((resolve, reject) => {
     let w: Worker;
     try {
-      w = startWorker(entry ?? importWorkerOptions.entry ?? IMPORT_WORKER_ENTRY, { workerData: input, env: SHARE_ENV, resourceLimits: { maxOldGenerationSizeMb: L.maxHeapMb } });
+      w = startWorker(entry ?? importWorkerOptions.entry ?? IMPORT_WORKER_ENTRY, {
+        workerData: input,
+        env: SHARE_ENV,
+        resourceLimits: { maxOldGenerationSizeMb: L.maxHeapMb },
+      });
     } catch (err) {
       removeTree(tempDir);
       reject(err);
@@ -130,7 +145,10 @@ export function importInWorker(db: Database, dataDir: string, source: string, op
       }
       fn();
     };
-    arm(L.parseTimeoutMs, `reading the source took longer than ${Math.round(L.parseTimeoutMs / 1000)} s (limit parseTimeoutMs)`);
+    arm(
+      L.parseTimeoutMs,
+      `reading the source took longer than ${Math.round(L.parseTimeoutMs / 1000)} s (limit parseTimeoutMs)`,
+    );
     w.on('message', (m: FromWorker) => {
       switch (m.t) {
         case 'parsed':
@@ -156,7 +174,8 @@ export function importInWorker(db: Database, dataDir: string, source: string, op
       }
     });
     w.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') stopReason ??= `it needed more than ${L.maxHeapMb} MiB of memory (limit maxHeapMb)`;
+      if (err.code === 'ERR_WORKER_OUT_OF_MEMORY')
+        stopReason ??= `it needed more than ${L.maxHeapMb} MiB of memory (limit maxHeapMb)`;
       else stopReason ??= `the import worker failed: ${err.message}`;
     });
     w.on('exit', () => {
@@ -168,7 +187,14 @@ export function importInWorker(db: Database, dataDir: string, source: string, op
       }
       const why = stopReason ?? 'the import worker exited';
       finish(() =>
-        reject(new ImportError(why === 'cancelled' ? `${label}: import cancelled; nothing was stored` : `${label}: import stopped: ${why}; nothing was stored`, { file: label })),
+        reject(
+          new ImportError(
+            why === 'cancelled'
+              ? `${label}: import cancelled; nothing was stored`
+              : `${label}: import stopped: ${why}; nothing was stored`,
+            { file: label },
+          ),
+        ),
       );
     });
   });
@@ -212,8 +238,15 @@ if (!isMainThread && (workerData as WorkerInput | undefined)?.[FLAG]) {
       post({ t: 'done', report });
     } catch (err) {
       const e = err as Error & { file?: string; problems?: ImportProblem[] };
-      const message = err instanceof ImportError ? e.message : `${basename(source)}: import failed: ${e?.message ?? String(err)}`;
-      post({ t: 'error', message, file: e?.file, problems: (e?.problems ?? []).slice(0, 10_000), name: e?.name ?? 'Error' });
+      const message =
+        err instanceof ImportError ? e.message : `${basename(source)}: import failed: ${e?.message ?? String(err)}`;
+      post({
+        t: 'error',
+        message,
+        file: e?.file,
+        problems: (e?.problems ?? []).slice(0, 10_000),
+        name: e?.name ?? 'Error',
+      });
     } finally {
       if (db) closeDatabase(db);
       port.close();

@@ -13,14 +13,28 @@ import { basename, extname, resolve } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { nowIso } from '../storage/database';
 import { nextItemPosition } from '../storage/items-queries';
-import { importRowWriter, insertImportRecord, presentItemTuples, setDatasetUpdatedAt, setImportItemCount } from '../storage/imports-queries';
+import {
+  importRowWriter,
+  insertImportRecord,
+  presentItemTuples,
+  setDatasetUpdatedAt,
+  setImportItemCount,
+} from '../storage/imports-queries';
 import { checkAnnotation } from './annotations';
 import { dropRedo } from './history';
 import { ImageError, removeUnreferenced, storeImage, type StoredImage } from './images';
 import { mediaKindOf, storeMedia, type StoredMedia } from './media-store';
 import { parseSource, type ParseSourceOptions } from './parse';
 import { createDataset, ensureTag, findDataset, nextId, setHighWater } from './rows';
-import { ImportError, formatProblem, type Annotation, type ImageSource, type ImportFormat, type ImportProblem, type NormalizedItem } from './types';
+import {
+  ImportError,
+  formatProblem,
+  type Annotation,
+  type ImageSource,
+  type ImportFormat,
+  type ImportProblem,
+  type NormalizedItem,
+} from './types';
 
 export interface ImportOptions extends ParseSourceOptions {
   /** Target dataset: a name (created when missing) or an id. Default: the source's base name. */
@@ -66,7 +80,12 @@ export interface AlreadyPresent {
   message: string;
 }
 
-export async function importDataset(db: Database, dataDir: string, source: string, options: ImportOptions = {}): Promise<ImportReport> {
+export async function importDataset(
+  db: Database,
+  dataDir: string,
+  source: string,
+  options: ImportOptions = {},
+): Promise<ImportReport> {
   // Records of JSON / JSONL / CSV files stay on disk until they are inserted (stage.ts): the items are read
   // as a stream, twice (images, then the transaction), and only compact per-image results stay in memory.
   const parsed = await parseSource(source, { ...options, tempDir: options.tempDir ?? dataDir, stage: true });
@@ -135,7 +154,13 @@ export async function importDataset(db: Database, dataDir: string, source: strin
               if (first && 'path' in src) inFlight.delete(src.path);
             }
             if (first) {
-              if (r.warning) problems.push({ ref: it.sourcePath, field: r.image.media?.kind ?? 'image', message: `${r.warning} (${src.original})`, severity: 'warning' });
+              if (r.warning)
+                problems.push({
+                  ref: it.sourcePath,
+                  field: r.image.media?.kind ?? 'image',
+                  message: `${r.warning} (${src.original})`,
+                  severity: 'warning',
+                });
               for (const f of r.created) created.push(f);
               if (r.created.length) options.onCreated?.(r.created);
             }
@@ -149,7 +174,12 @@ export async function importDataset(db: Database, dataDir: string, source: strin
             return;
           }
           failedItems++;
-          problems.push({ ref: it.sourcePath, field: mediaKindOf(it.image, 'bytes' in it.image ? it.image.bytes : undefined) ?? 'image', message: `${err.message} (${it.image.original})`, severity: 'error' });
+          problems.push({
+            ref: it.sourcePath,
+            field: mediaKindOf(it.image, 'bytes' in it.image ? it.image.bytes : undefined) ?? 'image',
+            message: `${err.message} (${it.image.original})`,
+            severity: 'error',
+          });
         }
         options.onProgress?.(++done, withImage);
       }
@@ -163,10 +193,13 @@ export async function importDataset(db: Database, dataDir: string, source: strin
     options.signal?.throwIfAborted();
     if (options.strict) throwIfErrors(problems, source);
     if (itemCount - failedItems === 0) {
-      throw new ImportError(`${basename(source)}: nothing to import: every item was skipped; first: ${formatProblem(problems.find((p) => p.severity === 'error')!)}`, {
-        file: basename(source),
-        problems,
-      });
+      throw new ImportError(
+        `${basename(source)}: nothing to import: every item was skipped; first: ${formatProblem(problems.find((p) => p.severity === 'error')!)}`,
+        {
+          file: basename(source),
+          problems,
+        },
+      );
     }
     const imageOf = (it: NormalizedItem) => (it.image ? images.get(keyOf(it.image)) : undefined);
     const isFailed = (it: NormalizedItem) => !!it.image && failed.has(keyOf(it.image));
@@ -180,12 +213,22 @@ export async function importDataset(db: Database, dataDir: string, source: strin
   } catch (err) {
     removeUnreferenced(db, created);
     if (err instanceof ImportError) throw err;
-    if (options.signal?.aborted) throw new ImportError(`${basename(source)}: import cancelled; nothing was stored`, { file: basename(source), cause: err });
+    if (options.signal?.aborted)
+      throw new ImportError(`${basename(source)}: import cancelled; nothing was stored`, {
+        file: basename(source),
+        cause: err,
+      });
     const code = (err as { code?: string })?.code;
     if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE') {
-      throw new ImportError(`${basename(source)}: import failed: cannot write the database ${db.name}: ${(err as Error).message}; nothing was stored`, { file: basename(source), cause: err });
+      throw new ImportError(
+        `${basename(source)}: import failed: cannot write the database ${db.name}: ${(err as Error).message}; nothing was stored`,
+        { file: basename(source), cause: err },
+      );
     }
-    throw new ImportError(`${basename(source)}: import failed: ${(err as Error).message}`, { file: basename(source), cause: err });
+    throw new ImportError(`${basename(source)}: import failed: ${(err as Error).message}`, {
+      file: basename(source),
+      cause: err,
+    });
   } finally {
     parsed.cleanup();
   }
@@ -224,7 +267,8 @@ function store(
   if (!ds) {
     if (typeof target === 'number') throw new ImportError(`dataset ${target} does not exist`);
     const name = target.trim();
-    if (!name || name.length > 100 || /[\u0000-\u001f\u007f]/.test(name)) throw new ImportError(`invalid dataset name '${name}'`);
+    if (!name || name.length > 100 || /[\u0000-\u001f\u007f]/.test(name))
+      throw new ImportError(`invalid dataset name '${name}'`);
     ds = { id: createDataset(db, name), name };
   }
   const datasetId = ds.id;
@@ -233,7 +277,14 @@ function store(
   const alreadyPresent: AlreadyPresent[] = [];
   const skipped = problems.filter((p) => p.severity === 'error');
   const warnings = problems.filter((p) => p.severity === 'warning');
-  const optionsJson = JSON.stringify({ format: options.format, imageRoot: options.imageRoot, textColumn: options.textColumn, imageColumn: options.imageColumn, strict: options.strict, groupByImage: options.groupByImage });
+  const optionsJson = JSON.stringify({
+    format: options.format,
+    imageRoot: options.imageRoot,
+    textColumn: options.textColumn,
+    imageColumn: options.imageColumn,
+    strict: options.strict,
+    groupByImage: options.groupByImage,
+  });
   const importId = insertImportRecord(db, {
     datasetId,
     source: resolve(source),
@@ -265,14 +316,54 @@ function store(
       }
       const withImage = it.annotations.length === 0 && hash ? present.byImage.get(hash) : undefined;
       if (withImage !== undefined) {
-        alreadyPresent.push({ ref: it.sourcePath, itemId: withImage, message: `no labels, and its image is already in this dataset (item ${withImage})` });
+        alreadyPresent.push({
+          ref: it.sourcePath,
+          itemId: withImage,
+          message: `no labels, and its image is already in this dataset (item ${withImage})`,
+        });
         continue;
       }
     }
     const id = firstItem + i;
     const media = img?.media;
-    if (media) write.item(id, datasetId, null, null, img.width || null, img.height || null, img.bytes, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now, media.kind, img.hash, img.ext, JSON.stringify(media.meta));
-    else write.item(id, datasetId, img?.hash ?? null, img?.ext ?? null, img?.width ?? null, img?.height ?? null, img?.bytes ?? null, it.image?.original ?? it.sourcePath, it.split ?? null, basePos + i, now, now, null, null, null, null);
+    if (media)
+      write.item(
+        id,
+        datasetId,
+        null,
+        null,
+        img.width || null,
+        img.height || null,
+        img.bytes,
+        it.image?.original ?? it.sourcePath,
+        it.split ?? null,
+        basePos + i,
+        now,
+        now,
+        media.kind,
+        img.hash,
+        img.ext,
+        JSON.stringify(media.meta),
+      );
+    else
+      write.item(
+        id,
+        datasetId,
+        img?.hash ?? null,
+        img?.ext ?? null,
+        img?.width ?? null,
+        img?.height ?? null,
+        img?.bytes ?? null,
+        it.image?.original ?? it.sourcePath,
+        it.split ?? null,
+        basePos + i,
+        now,
+        now,
+        null,
+        null,
+        null,
+        null,
+      );
     it.annotations.forEach((a, k) => write.annotation(annId++, id, a.kind, JSON.stringify(a.data), k, now, now));
     write.source(id, importId, it.sourcePath, it.image?.original ?? null);
     for (const t of it.tags ?? []) {
@@ -284,18 +375,48 @@ function store(
   }
   if (i === 0) {
     // everything was already there: the import is recorded, the dataset and its history are untouched
-    return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: 0, annotations: 0, skipped, warnings, alreadyPresent };
+    return {
+      datasetId,
+      datasetName: ds.name,
+      importId,
+      format,
+      source: resolve(source),
+      imported: 0,
+      annotations: 0,
+      skipped,
+      warnings,
+      alreadyPresent,
+    };
   }
   setHighWater(db, 'items', firstItem + i - 1);
   if (annId > firstAnn) setHighWater(db, 'annotations', annId - 1);
   setImportItemCount(db, importId, i);
   dropRedo(db, datasetId);
   setDatasetUpdatedAt(db, datasetId, now);
-  return { datasetId, datasetName: ds.name, importId, format, source: resolve(source), imported: i, annotations: annId - firstAnn, skipped, warnings, alreadyPresent };
+  return {
+    datasetId,
+    datasetName: ds.name,
+    importId,
+    format,
+    source: resolve(source),
+    imported: i,
+    annotations: annId - firstAnn,
+    skipped,
+    warnings,
+    alreadyPresent,
+  };
 }
 
 /** An item's file: an audio clip or a video (by its name, or an embedded file's bytes) goes to the media store. */
-async function storeItemFile(dataDir: string, src: ImageSource): Promise<{ image: StoredImage & { media?: StoredMedia['media'] }; created: string[]; isNew: boolean; warning?: string }> {
+async function storeItemFile(
+  dataDir: string,
+  src: ImageSource,
+): Promise<{
+  image: StoredImage & { media?: StoredMedia['media'] };
+  created: string[];
+  isNew: boolean;
+  warning?: string;
+}> {
   const kind = mediaKindOf(src, 'bytes' in src ? src.bytes : undefined);
   return kind ? storeMedia(dataDir, src, kind) : storeImage(dataDir, src);
 }
@@ -332,8 +453,14 @@ function keyDigest(key: string): string {
  * one query. Only items whose image is among the incoming ones (or without image, when some incoming item
  * has none) are keyed. Undefined when the dataset has no items.
  */
-function presentItems(db: Database, datasetId: number, hashes: Set<string>): { byKey: Map<string, number>; byImage: Map<string, number> } | undefined {
-  const rows = presentItemTuples(db, datasetId) as IterableIterator<[number, string | null, Annotation['kind'] | null, string | null]>;
+function presentItems(
+  db: Database,
+  datasetId: number,
+  hashes: Set<string>,
+): { byKey: Map<string, number>; byImage: Map<string, number> } | undefined {
+  const rows = presentItemTuples(db, datasetId) as IterableIterator<
+    [number, string | null, Annotation['kind'] | null, string | null]
+  >;
   const byKey = new Map<string, number>();
   const byImage = new Map<string, number>();
   let any = false;

@@ -15,7 +15,8 @@ export interface LengthItem {
 }
 
 /** One conversation of an item (itemConversations order): its token count, or why it did not render. */
-export type ConversationLength = { kind: Conversation['kind']; tokens: number } | { kind: Conversation['kind']; error: string };
+export type ConversationLength =
+  { kind: Conversation['kind']; tokens: number } | { kind: Conversation['kind']; error: string };
 
 export interface ItemLengths {
   itemId: number;
@@ -23,11 +24,20 @@ export interface ItemLengths {
 }
 
 export function lengthItem(it: Pick<FullItem, 'id' | 'annotations' | 'image'>): LengthItem {
-  return { itemId: it.id, annotations: it.annotations, hasImage: !!it.image, imageSize: it.image ? { width: it.image.width, height: it.image.height } : null };
+  return {
+    itemId: it.id,
+    annotations: it.annotations,
+    hasImage: !!it.image,
+    imageSize: it.image ? { width: it.image.width, height: it.image.height } : null,
+  };
 }
 
 /** Token lengths of every conversation of every item (same order as `items`). */
-export function measureLengths(items: readonly LengthItem[], setup: RenderSetup, copts: ConversationOptions = {}): ItemLengths[] {
+export function measureLengths(
+  items: readonly LengthItem[],
+  setup: RenderSetup,
+  copts: ConversationOptions = {},
+): ItemLengths[] {
   return items.map((it) => ({
     itemId: it.itemId,
     conversations: itemConversations(it.annotations, it.hasImage, copts).map((c): ConversationLength => {

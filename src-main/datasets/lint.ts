@@ -41,7 +41,10 @@ export { lengthItem, measureLengths, type ItemLengths, type LengthItem, type Con
  * Measures token lengths elsewhere (the backend's worker thread): called once with every item, resolves to the
  * model's context length and one ItemLengths per item, in order (lint-lengths.ts measureLengths).
  */
-export type LengthMeasurer = (items: LengthItem[], conversation: ConversationOptions) => Promise<{ contextLength: number; lengths: ItemLengths[] }>;
+export type LengthMeasurer = (
+  items: LengthItem[],
+  conversation: ConversationOptions,
+) => Promise<{ contextLength: number; lengths: ItemLengths[] }>;
 export type LintRule = (typeof LINT_RULES)[number];
 export type LintSeverity = 'error' | 'warning' | 'info';
 
@@ -67,7 +70,9 @@ export interface LintOptions {
    * nearDuplicateImages): resolves to the items with a near image. Runs while this thread checks the rest.
    */
   nearImages?: {
-    find(items: Array<{ id: number; image: { hash: string; ext: string } }>): Promise<Array<{ itemId: number; otherItemId: number; similarity: number; count: number }>>;
+    find(
+      items: Array<{ id: number; image: { hash: string; ext: string } }>,
+    ): Promise<Array<{ itemId: number; otherItemId: number; similarity: number; count: number }>>;
     threshold: number;
     /** the model's name, for the message */
     model: string;
@@ -89,19 +94,31 @@ export interface LintReport {
   itemsWithErrors: number;
 }
 
-export async function lintDataset(db: Database, dataDir: string, datasetId: number, opts: LintOptions = {}): Promise<LintReport> {
+export async function lintDataset(
+  db: Database,
+  dataDir: string,
+  datasetId: number,
+  opts: LintOptions = {},
+): Promise<LintReport> {
   if (!datasetExists(db, datasetId)) throw new Error(`dataset ${datasetId} does not exist`);
   const items = loadItems(db, datasetId);
   const findings: LintFinding[] = [];
-  const add = (itemId: number, rule: LintRule, severity: LintSeverity, message: string, data?: Record<string, unknown>) =>
-    findings.push(data ? { itemId, rule, severity, message, data } : { itemId, rule, severity, message });
+  const add = (
+    itemId: number,
+    rule: LintRule,
+    severity: LintSeverity,
+    message: string,
+    data?: Record<string, unknown>,
+  ) => findings.push(data ? { itemId, rule, severity, message, data } : { itemId, rule, severity, message });
 
   if (opts.model && opts.measure) throw new Error('lint: give model or measure, not both');
   const copts = opts.conversation ?? {};
   // the measuring (a worker's tokenizing) runs while this thread checks the images
   const measured = opts.measure?.(items.map(lengthItem), copts);
   measured?.catch(() => {}); // awaited below; an early image-check failure must not leave it unhandled
-  const near = opts.nearImages?.find(items.filter((it) => it.image).map((it) => ({ id: it.id, image: { hash: it.image!.hash, ext: it.image!.ext } })));
+  const near = opts.nearImages?.find(
+    items.filter((it) => it.image).map((it) => ({ id: it.id, image: { hash: it.image!.hash, ext: it.image!.ext } })),
+  );
   near?.catch(() => {});
   for (const it of items) {
     await checkImage(it, dataDir, !!opts.deep, add);
@@ -112,10 +129,12 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
   }
   if (measured) {
     const m = await measured;
-    if (m.lengths.length !== items.length) throw new Error(`lint: measured ${m.lengths.length} items of ${items.length}`);
+    if (m.lengths.length !== items.length)
+      throw new Error(`lint: measured ${m.lengths.length} items of ${items.length}`);
     const limit = opts.contextLength ?? m.contextLength;
     m.lengths.forEach((l, k) => {
-      if (l.itemId !== items[k].id) throw new Error(`lint: measured item ${l.itemId} where item ${items[k].id} was sent`);
+      if (l.itemId !== items[k].id)
+        throw new Error(`lint: measured item ${l.itemId} where item ${items[k].id} was sent`);
       checkLength(l, limit, add);
     });
   }
@@ -124,12 +143,18 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
     const ni = opts.nearImages!;
     for (const n of await near) {
       const more = n.count > 1 ? ` (and ${n.count - 1} more)` : '';
-      add(n.itemId, 'near_duplicate_image', 'warning', `image is a near-duplicate of the image of item ${n.otherItemId}${more}: cosine ${n.similarity.toFixed(4)} ≥ ${ni.threshold} with ${ni.model}`, {
-        otherItemId: n.otherItemId,
-        similarity: n.similarity,
-        threshold: ni.threshold,
-        count: n.count,
-      });
+      add(
+        n.itemId,
+        'near_duplicate_image',
+        'warning',
+        `image is a near-duplicate of the image of item ${n.otherItemId}${more}: cosine ${n.similarity.toFixed(4)} ≥ ${ni.threshold} with ${ni.model}`,
+        {
+          otherItemId: n.otherItemId,
+          similarity: n.similarity,
+          threshold: ni.threshold,
+          count: n.count,
+        },
+      );
     }
   }
   checkNearDuplicates(items, opts.nearDuplicateThreshold ?? 0.8, add);
@@ -139,19 +164,36 @@ export async function lintDataset(db: Database, dataDir: string, datasetId: numb
   for (const f of findings) counts[f.rule] = (counts[f.rule] ?? 0) + 1;
   const itemsWithErrors = new Set(findings.filter((f) => f.severity === 'error').map((f) => f.itemId)).size;
   if (opts.store !== false) {
-    const rows = findings.map((f) => ({ itemId: f.itemId, rule: f.rule, severity: f.severity, message: f.message, dataJson: JSON.stringify(f.data ?? {}) }));
+    const rows = findings.map((f) => ({
+      itemId: f.itemId,
+      rule: f.rule,
+      severity: f.severity,
+      message: f.message,
+      dataJson: JSON.stringify(f.data ?? {}),
+    }));
     replaceLintResults(db, datasetId, rows, nowIso());
   }
   return { datasetId, items: items.length, findings, counts, itemsWithErrors };
 }
 
-type Add = (itemId: number, rule: LintRule, severity: LintSeverity, message: string, data?: Record<string, unknown>) => void;
+type Add = (
+  itemId: number,
+  rule: LintRule,
+  severity: LintSeverity,
+  message: string,
+  data?: Record<string, unknown>,
+) => void;
 
 async function checkImage(it: FullItem, dataDir: string, deep: boolean, add: Add): Promise<void> {
   if (!it.image) return;
   const file = imagePath(dataDir, it.image.hash, it.image.ext);
   if (!existsSync(file)) {
-    add(it.id, 'image_missing', 'error', `image file is missing from the data folder (${it.image.hash.slice(0, 12)}….${it.image.ext})`);
+    add(
+      it.id,
+      'image_missing',
+      'error',
+      `image file is missing from the data folder (${it.image.hash.slice(0, 12)}….${it.image.ext})`,
+    );
     return;
   }
   const size = statSync(file).size;
@@ -178,7 +220,12 @@ function checkMedia(it: FullItem, dataDir: string, add: Add): void {
   if (!m) return;
   const file = mediaPath(dataDir, m.hash, m.ext);
   if (!existsSync(file)) {
-    add(it.id, 'media_missing', 'error', `${m.kind} file is missing from the data folder (${m.hash.slice(0, 12)}….${m.ext})`);
+    add(
+      it.id,
+      'media_missing',
+      'error',
+      `${m.kind} file is missing from the data folder (${m.hash.slice(0, 12)}….${m.ext})`,
+    );
     return;
   }
   if (m.bytes != null && statSync(file).size !== m.bytes) {
@@ -186,7 +233,8 @@ function checkMedia(it: FullItem, dataDir: string, add: Add): void {
     return;
   }
   const seconds = Number(m.meta.seconds);
-  if (seconds > CLIP_WINDOW_SECONDS) add(it.id, 'clip_too_long', 'warning', longClipWarning(m.kind, seconds), { seconds });
+  if (seconds > CLIP_WINDOW_SECONDS)
+    add(it.id, 'clip_too_long', 'warning', longClipWarning(m.kind, seconds), { seconds });
 }
 
 const blank = (s: string) => s.trim() === '';
@@ -202,30 +250,67 @@ function checkLabels(it: FullItem, add: Add): void {
     if (a.kind === 'caption') {
       if (blank(a.data.text)) add(it.id, 'empty_answer', 'error', `${where}: caption is empty`, { annotationId: a.id });
       const n = countImageTokens([{ role: 'user', content: a.data.text }]);
-      if (n > 0) add(it.id, 'image_token_mismatch', 'error', `${where}: caption contains ${n} <image> tag(s)`, { annotationId: a.id, found: n, expected: 0 });
+      if (n > 0)
+        add(it.id, 'image_token_mismatch', 'error', `${where}: caption contains ${n} <image> tag(s)`, {
+          annotationId: a.id,
+          found: n,
+          expected: 0,
+        });
     } else if (a.kind === 'qa') {
-      if (blank(a.data.answer)) add(it.id, 'empty_answer', 'error', `${where}: answer is empty`, { annotationId: a.id });
-      if (blank(a.data.question)) add(it.id, 'empty_question', 'warning', `${where}: question is empty`, { annotationId: a.id });
+      if (blank(a.data.answer))
+        add(it.id, 'empty_answer', 'error', `${where}: answer is empty`, { annotationId: a.id });
+      if (blank(a.data.question))
+        add(it.id, 'empty_question', 'warning', `${where}: question is empty`, { annotationId: a.id });
       const n = countImageTokens([{ role: 'user', content: a.data.question }]);
-      if (n > 1 || (n === 1 && !it.image)) add(it.id, 'image_token_mismatch', 'error', `${where}: ${n} <image> tag(s) in the question but ${expected} image`, { annotationId: a.id, found: n, expected });
+      if (n > 1 || (n === 1 && !it.image))
+        add(
+          it.id,
+          'image_token_mismatch',
+          'error',
+          `${where}: ${n} <image> tag(s) in the question but ${expected} image`,
+          { annotationId: a.id, found: n, expected },
+        );
     } else {
       const msgs = a.data.messages;
-      if (!msgs.some((m) => m.role === 'assistant')) add(it.id, 'no_assistant', 'error', `${where}: no assistant turn`, { annotationId: a.id });
+      if (!msgs.some((m) => m.role === 'assistant'))
+        add(it.id, 'no_assistant', 'error', `${where}: no assistant turn`, { annotationId: a.id });
       msgs.forEach((m, i) => {
-        if (m.role === 'assistant' && blank(m.content)) add(it.id, 'empty_answer', 'error', `${where}: assistant turn ${i + 1} is empty`, { annotationId: a.id, message: i });
-        if (m.role === 'user' && blank(m.content)) add(it.id, 'empty_question', 'warning', `${where}: user turn ${i + 1} is empty`, { annotationId: a.id, message: i });
+        if (m.role === 'assistant' && blank(m.content))
+          add(it.id, 'empty_answer', 'error', `${where}: assistant turn ${i + 1} is empty`, {
+            annotationId: a.id,
+            message: i,
+          });
+        if (m.role === 'user' && blank(m.content))
+          add(it.id, 'empty_question', 'warning', `${where}: user turn ${i + 1} is empty`, {
+            annotationId: a.id,
+            message: i,
+          });
       });
       const n = countImageTokens(msgs);
-      if (n !== expected) add(it.id, 'image_token_mismatch', 'error', `${where}: ${n} <image> tag(s) but ${expected} image`, { annotationId: a.id, found: n, expected });
+      if (n !== expected)
+        add(it.id, 'image_token_mismatch', 'error', `${where}: ${n} <image> tag(s) but ${expected} image`, {
+          annotationId: a.id,
+          found: n,
+          expected,
+        });
     }
   });
 }
 
 /** What a label teaches, as user/assistant text with <image> tags, case of whitespace and Unicode form ignored. */
 function sampleKey(a: FullItem['annotations'][number]): string {
-  const norm = (t: string) => t.replace(/<image>/g, '').normalize('NFC').replace(/\s+/g, ' ').trim();
+  const norm = (t: string) =>
+    t
+      .replace(/<image>/g, '')
+      .normalize('NFC')
+      .replace(/\s+/g, ' ')
+      .trim();
   if (a.kind === 'caption') return JSON.stringify(['caption', norm(a.data.text)]);
-  if (a.kind === 'qa') return JSON.stringify([['user', norm(a.data.question)], ['assistant', norm(a.data.answer)]]);
+  if (a.kind === 'qa')
+    return JSON.stringify([
+      ['user', norm(a.data.question)],
+      ['assistant', norm(a.data.answer)],
+    ]);
   return JSON.stringify(a.data.messages.map((m) => [m.role, norm(m.content)]));
 }
 
@@ -236,15 +321,29 @@ function checkDuplicateSamples(it: FullItem, add: Add): void {
     const key = sampleKey(a);
     const first = seen.get(key);
     if (first === undefined) seen.set(key, k);
-    else add(it.id, 'duplicate_sample', 'error', `${a.kind} ${k + 1} teaches the same as ${it.annotations[first].kind} ${first + 1} (the same question and answer, e.g. from two files of one folder): it would be trained twice; delete one`, { annotationId: a.id, duplicateOf: it.annotations[first].id });
+    else
+      add(
+        it.id,
+        'duplicate_sample',
+        'error',
+        `${a.kind} ${k + 1} teaches the same as ${it.annotations[first].kind} ${first + 1} (the same question and answer, e.g. from two files of one folder): it would be trained twice; delete one`,
+        { annotationId: a.id, duplicateOf: it.annotations[first].id },
+      );
   });
 }
 
 function checkLength(l: ItemLengths, limit: number, add: Add): void {
   l.conversations.forEach((c, k) => {
-    if ('error' in c) add(l.itemId, 'render_error', 'error', `conversation ${k + 1} (${c.kind}): ${c.error}`, { conversation: k });
+    if ('error' in c)
+      add(l.itemId, 'render_error', 'error', `conversation ${k + 1} (${c.kind}): ${c.error}`, { conversation: k });
     else if (c.tokens > limit) {
-      add(l.itemId, 'too_long', 'error', `conversation ${k + 1} (${c.kind}) is ${c.tokens} tokens; the model's context is ${limit}`, { tokens: c.tokens, limit, conversation: k });
+      add(
+        l.itemId,
+        'too_long',
+        'error',
+        `conversation ${k + 1} (${c.kind}) is ${c.tokens} tokens; the model's context is ${limit}`,
+        { tokens: c.tokens, limit, conversation: k },
+      );
     }
   });
 }
@@ -261,7 +360,13 @@ function checkDuplicateImages(items: FullItem[], add: Add): void {
     if (ids.length < 2) continue;
     for (const id of ids) {
       const others = ids.filter((o) => o !== id);
-      add(id, 'duplicate_image', 'warning', `same image as item${others.length > 1 ? 's' : ''} ${others.slice(0, 5).join(', ')}${others.length > 5 ? '…' : ''}`, { others });
+      add(
+        id,
+        'duplicate_image',
+        'warning',
+        `same image as item${others.length > 1 ? 's' : ''} ${others.slice(0, 5).join(', ')}${others.length > 5 ? '…' : ''}`,
+        { others },
+      );
     }
   }
 }
@@ -314,10 +419,12 @@ function checkNearDuplicates(items: FullItem[], threshold: number, add: Add): vo
     sh: Set<string>;
   }
   const caps: Cap[] = [];
-  for (const it of items) for (const a of it.annotations) if (a.kind === 'caption' && !blank(a.data.text)) {
-    const norm = normalizeText(a.data.text);
-    if (norm) caps.push({ itemId: it.id, text: a.data.text, norm, sh: shingles(norm) });
-  }
+  for (const it of items)
+    for (const a of it.annotations)
+      if (a.kind === 'caption' && !blank(a.data.text)) {
+        const norm = normalizeText(a.data.text);
+        if (norm) caps.push({ itemId: it.id, text: a.data.text, norm, sh: shingles(norm) });
+      }
   const H = 32;
   const R = 2;
   const buckets = new Map<string, number[]>();
@@ -352,7 +459,10 @@ function checkNearDuplicates(items: FullItem[], threshold: number, add: Add): vo
         seen.add(key);
         const sim = a.norm === b.norm ? 1 : jaccard(a.sh, b.sh);
         if (sim < threshold) continue;
-        for (const [x, y] of [[a, b], [b, a]] as const) {
+        for (const [x, y] of [
+          [a, b],
+          [b, a],
+        ] as const) {
           let m = found.get(x.itemId);
           if (!m) found.set(x.itemId, (m = new Map()));
           m.set(y.itemId, Math.max(m.get(y.itemId) ?? 0, sim));
@@ -363,18 +473,33 @@ function checkNearDuplicates(items: FullItem[], threshold: number, add: Add): vo
   for (const [itemId, m] of found) {
     const others = [...m.entries()].sort((p, q) => q[1] - p[1] || p[0] - q[0]);
     const best = others[0];
-    add(itemId, 'near_duplicate_caption', 'warning', `caption ${best[1] === 1 ? 'is the same as' : `is ${Math.round(best[1] * 100)}% similar to`} the caption of item ${best[0]}${others.length > 1 ? ` (and ${others.length - 1} more)` : ''}`, {
-      others: others.map(([id, sim]) => ({ itemId: id, similarity: Math.round(sim * 1000) / 1000 })),
-    });
+    add(
+      itemId,
+      'near_duplicate_caption',
+      'warning',
+      `caption ${best[1] === 1 ? 'is the same as' : `is ${Math.round(best[1] * 100)}% similar to`} the caption of item ${best[0]}${others.length > 1 ? ` (and ${others.length - 1} more)` : ''}`,
+      {
+        others: others.map(([id, sim]) => ({ itemId: id, similarity: Math.round(sim * 1000) / 1000 })),
+      },
+    );
   }
 }
 
 /** Stored findings of the latest lint, filtered. */
-export function listLintResults(db: Database, datasetId: number, filter: { rule?: LintRule; severity?: LintSeverity; itemId?: number } = {}): LintFinding[] {
+export function listLintResults(
+  db: Database,
+  datasetId: number,
+  filter: { rule?: LintRule; severity?: LintSeverity; itemId?: number } = {},
+): LintFinding[] {
   const rows = lintResultRows(db, datasetId, filter);
   return rows.map((r) => {
     const data = JSON.parse(r.data_json) as Record<string, unknown>;
-    const f: LintFinding = { itemId: r.item_id, rule: r.rule as LintRule, severity: r.severity as LintSeverity, message: r.message };
+    const f: LintFinding = {
+      itemId: r.item_id,
+      rule: r.rule as LintRule,
+      severity: r.severity as LintSeverity,
+      message: r.message,
+    };
     if (Object.keys(data).length) f.data = data;
     return f;
   });

@@ -20,7 +20,8 @@ export function renderSetupFromFolder(dir: string): ModelRenderSetup {
   if (hit && hit.mtime === mtime) return hit.setup;
   const model = loadHfFolder(dir, { preprocessor: false });
   try {
-    if (model.config.kind === 'vision') throw new Error(`${dir}: a vision-only model has no tokenizer or chat template`);
+    if (model.config.kind === 'vision')
+      throw new Error(`${dir}: a vision-only model has no tokenizer or chat template`);
     const setup: ModelRenderSetup = { ...renderSetupOf(model), contextLength: model.config.text.maxPositionEmbeddings };
     cache.set(dir, { mtime, setup });
     if (cache.size > 8) cache.delete(cache.keys().next().value!);

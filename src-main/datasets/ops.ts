@@ -30,7 +30,8 @@ export class DatasetOpError extends Error {
 }
 
 function requireDataset(db: Database, datasetId: number): void {
-  if (!datasetExists(db, datasetId)) throw new DatasetOpError('not_found', `dataset ${datasetId} does not exist`, 'datasetId');
+  if (!datasetExists(db, datasetId))
+    throw new DatasetOpError('not_found', `dataset ${datasetId} does not exist`, 'datasetId');
 }
 
 function requireItems(db: Database, datasetId: number, itemIds: number[], field = 'itemIds'): ItemRow[] {
@@ -41,7 +42,8 @@ function requireItems(db: Database, datasetId: number, itemIds: number[], field 
     if (seen.has(id)) return;
     seen.add(id);
     const r = getItem(db, id);
-    if (!r || r.dataset_id !== datasetId) throw new DatasetOpError('not_found', `item ${id} is not in dataset ${datasetId}`, `${field}.${i}`);
+    if (!r || r.dataset_id !== datasetId)
+      throw new DatasetOpError('not_found', `item ${id} is not in dataset ${datasetId}`, `${field}.${i}`);
     rows.push(r);
   });
   return rows;
@@ -64,7 +66,15 @@ function validAnnotation(a: unknown, field: string): Annotation {
 
 function insertAnnotation(rec: Recorder, itemId: number, a: Annotation, position: number, now: string): number {
   const id = allocIds(rec.db, 'annotations');
-  rec.insert('annotations', { id, item_id: itemId, kind: a.kind, data_json: JSON.stringify(a.data), position, created_at: now, updated_at: now });
+  rec.insert('annotations', {
+    id,
+    item_id: itemId,
+    kind: a.kind,
+    data_json: JSON.stringify(a.data),
+    position,
+    created_at: now,
+    updated_at: now,
+  });
   return id;
 }
 
@@ -83,7 +93,8 @@ function tagId(rec: Recorder, datasetId: number, name: string, create: boolean):
 function cleanTags(tags: string[]): string[] {
   const out = [...new Set(tags.map((t) => t.trim()))];
   out.forEach((t, i) => {
-    if (t === '' || t.length > 200) throw new DatasetOpError('invalid_request', 'a tag must be 1..200 characters', `tags.${i}`);
+    if (t === '' || t.length > 200)
+      throw new DatasetOpError('invalid_request', 'a tag must be 1..200 characters', `tags.${i}`);
   });
   return out;
 }
@@ -98,7 +109,9 @@ export interface NewItem {
 /** Add items (images are stored first, content-addressed). Returns the new item ids. */
 export async function addItems(db: Database, dataDir: string, datasetId: number, items: NewItem[]): Promise<number[]> {
   requireDataset(db, datasetId);
-  const anns = items.map((it, i) => (it.annotations ?? []).map((a, k) => validAnnotation(a, `items.${i}.annotations.${k}`)));
+  const anns = items.map((it, i) =>
+    (it.annotations ?? []).map((a, k) => validAnnotation(a, `items.${i}.annotations.${k}`)),
+  );
   const stored: (StoredImage | undefined)[] = [];
   for (let i = 0; i < items.length; i++) {
     const src = items[i].image;
@@ -109,7 +122,8 @@ export async function addItems(db: Database, dataDir: string, datasetId: number,
     try {
       stored.push((await storeImage(dataDir, src)).image);
     } catch (err) {
-      if (err instanceof ImageError) throw new DatasetOpError('invalid_request', `${src.original}: ${err.message}`, `items.${i}.image`);
+      if (err instanceof ImageError)
+        throw new DatasetOpError('invalid_request', `${src.original}: ${err.message}`, `items.${i}.image`);
       throw err;
     }
   }
@@ -135,7 +149,8 @@ export async function addItems(db: Database, dataDir: string, datasetId: number,
         updated_at: now,
       });
       anns[i].forEach((a, k) => insertAnnotation(rec, id, a, k, now));
-      for (const t of cleanTags(it.tags ?? [])) rec.insert('item_tags', { item_id: id, tag_id: tagId(rec, datasetId, t, true)! });
+      for (const t of cleanTags(it.tags ?? []))
+        rec.insert('item_tags', { item_id: id, tag_id: tagId(rec, datasetId, t, true)! });
       ids.push(id);
     });
     return ids;
@@ -152,7 +167,13 @@ export function deleteItems(db: Database, datasetId: number, itemIds: number[]):
 }
 
 /** Append (or insert at `position`) an annotation to an item. Returns its id. */
-export function addAnnotation(db: Database, datasetId: number, itemId: number, annotation: Annotation, position?: number): number {
+export function addAnnotation(
+  db: Database,
+  datasetId: number,
+  itemId: number,
+  annotation: Annotation,
+  position?: number,
+): number {
   requireItems(db, datasetId, [itemId], 'itemId');
   const a = validAnnotation(annotation, 'annotation');
   return recordOperation(db, datasetId, `add ${a.kind}`, (rec) => {
@@ -203,7 +224,8 @@ export function setAnnotations(db: Database, datasetId: number, itemId: number, 
       const o = old[i];
       const json = JSON.stringify(a.data);
       if (o && o.kind === a.kind) {
-        if (o.data_json !== json || o.position !== i) rec.update('annotations', { id: o.id }, { data_json: json, position: i, updated_at: now });
+        if (o.data_json !== json || o.position !== i)
+          rec.update('annotations', { id: o.id }, { data_json: json, position: i, updated_at: now });
         ids.push(o.id);
       } else {
         if (o) rec.delete('annotations', { id: o.id });
@@ -270,12 +292,22 @@ export interface ReplaceOptions {
 }
 
 /** Find and replace in the labels of a selection. Returns how many annotations changed. */
-export function replaceText(db: Database, datasetId: number, itemIds: number[], find: string, replacement: string, opts: ReplaceOptions = {}): number {
+export function replaceText(
+  db: Database,
+  datasetId: number,
+  itemIds: number[],
+  find: string,
+  replacement: string,
+  opts: ReplaceOptions = {},
+): number {
   const rows = requireItems(db, datasetId, itemIds);
   if (find === '') throw new DatasetOpError('invalid_request', 'the text to find is empty', 'find');
   let re: RegExp;
   try {
-    re = new RegExp(opts.regex ? find : find.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), opts.caseSensitive === false ? 'gi' : 'g');
+    re = new RegExp(
+      opts.regex ? find : find.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+      opts.caseSensitive === false ? 'gi' : 'g',
+    );
   } catch (err) {
     throw new DatasetOpError('invalid_request', `invalid regular expression: ${(err as Error).message}`, 'find');
   }

@@ -16,7 +16,10 @@ export interface DataPair {
 }
 
 /** Image items of a data file or folder, with their first caption and first tag. */
-export async function readPairs(path: string, o: { split?: string; limit?: number; warn?: (line: string) => void } = {}): Promise<DataPair[]> {
+export async function readPairs(
+  path: string,
+  o: { split?: string; limit?: number; warn?: (line: string) => void } = {},
+): Promise<DataPair[]> {
   let parsed;
   try {
     parsed = await parseSource(resolve(path));
@@ -31,7 +34,13 @@ export async function readPairs(path: string, o: { split?: string; limit?: numbe
       if (o.split && (it.split ?? 'train') !== o.split) continue;
       const cap = it.annotations.find((a) => a.kind === 'caption');
       const image: ImageInput = 'path' in it.image ? it.image.path : Buffer.from(it.image.bytes);
-      out.push({ ref: it.sourcePath, image, text: cap?.kind === 'caption' ? cap.data.text : undefined, label: it.tags?.[0], split: it.split });
+      out.push({
+        ref: it.sourcePath,
+        image,
+        text: cap?.kind === 'caption' ? cap.data.text : undefined,
+        label: it.tags?.[0],
+        split: it.split,
+      });
       if (o.limit !== undefined && out.length >= o.limit) break;
     }
     // images are read by path later: copy bytes of archives before cleanup
@@ -51,7 +60,10 @@ export interface VqaItem {
 }
 
 /** (image, question, answer) triples of a data file or folder, in item order; with `captions`, (image, caption) pairs. */
-export async function readVqaItems(path: string, o: { split?: string; limit?: number; captions?: boolean; warn?: (line: string) => void } = {}): Promise<VqaItem[]> {
+export async function readVqaItems(
+  path: string,
+  o: { split?: string; limit?: number; captions?: boolean; warn?: (line: string) => void } = {},
+): Promise<VqaItem[]> {
   let parsed;
   try {
     parsed = await parseSource(resolve(path));
@@ -69,14 +81,26 @@ export async function readVqaItems(path: string, o: { split?: string; limit?: nu
         const caps = it.annotations.filter((a) => a.kind === 'caption');
         caps.forEach((a, k) => {
           if (a.kind !== 'caption' || (o.limit !== undefined && out.length >= o.limit)) return;
-          out.push({ ref: caps.length > 1 ? `${it.sourcePath}#${k}` : it.sourcePath, image, question: '', answer: a.data.text, split: it.split });
+          out.push({
+            ref: caps.length > 1 ? `${it.sourcePath}#${k}` : it.sourcePath,
+            image,
+            question: '',
+            answer: a.data.text,
+            split: it.split,
+          });
         });
         continue;
       }
       const qas = it.annotations.filter((a) => a.kind === 'qa');
       qas.forEach((a, k) => {
         if (a.kind !== 'qa' || (o.limit !== undefined && out.length >= o.limit)) return;
-        out.push({ ref: qas.length > 1 ? `${it.sourcePath}#${k}` : it.sourcePath, image, question: a.data.question, answer: a.data.answer, split: it.split });
+        out.push({
+          ref: qas.length > 1 ? `${it.sourcePath}#${k}` : it.sourcePath,
+          image,
+          question: a.data.question,
+          answer: a.data.answer,
+          split: it.split,
+        });
       });
     }
     // images are read by path later: copy bytes of archives before cleanup

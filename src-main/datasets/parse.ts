@@ -11,10 +11,27 @@ import { findPidRecordFiles, isPidRecordFile, parseIconVqa } from './formats/ico
 import { findMetadataFiles, parseImagefolder } from './formats/imagefolder';
 import { parseParquetFiles } from './formats/parquet';
 import { NO_LABELS_WARNING, findSampleFolders, parseVqaFolders, parseVqaRecords } from './formats/vqa';
-import { fileKind, jsonRecords, readCsvRecords, removeTree, splitFromName, walkFiles, type JsonRecord, type SkippedEntry } from './read';
+import {
+  fileKind,
+  jsonRecords,
+  readCsvRecords,
+  removeTree,
+  splitFromName,
+  walkFiles,
+  type JsonRecord,
+  type SkippedEntry,
+} from './read';
 import { RecordStage } from './stage';
 import { archiveRoot, extractZip, type ZipLimits } from './zip';
-import { IMPORT_FORMATS, ImportError, isImageName, isItemFileName, type ImportFormat, type ImportProblem, type ParseResult } from './types';
+import {
+  IMPORT_FORMATS,
+  ImportError,
+  isImageName,
+  isItemFileName,
+  type ImportFormat,
+  type ImportProblem,
+  type ParseResult,
+} from './types';
 
 export interface ParseSourceOptions extends ParseOptions {
   /** Force a format instead of detecting it. For a zip, the format of its contents. */
@@ -47,7 +64,11 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
   } catch {
     throw new ImportError(`${source}: not found`, { file: source });
   }
-  if (!st.isFile() && !st.isDirectory()) throw new ImportError(`${source}: not a regular file (${fileKind(st)}); only regular files and folders are imported`, { file: basename(source) });
+  if (!st.isFile() && !st.isDirectory())
+    throw new ImportError(
+      `${source}: not a regular file (${fileKind(st)}); only regular files and folders are imported`,
+      { file: basename(source) },
+    );
   if (options.format && !IMPORT_FORMATS.includes(options.format)) {
     throw new ImportError(`unknown format '${options.format}' (expected one of ${IMPORT_FORMATS.join(', ')})`);
   }
@@ -63,7 +84,10 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
     try {
       extractZip(path, tmp, options.zipLimits);
       const root = archiveRoot(tmp);
-      const inner = await parsePath(root, { ...options, format: options.format === 'zip' ? undefined : options.format });
+      const inner = await parsePath(root, {
+        ...options,
+        format: options.format === 'zip' ? undefined : options.format,
+      });
       inner.problems.forEach((p) => (p.ref = `${basename(path)}:${p.ref}`));
       inner.items.forEach((it) => (it.sourcePath = `${basename(path)}:${it.sourcePath}`));
       if (inner.staged) inner.staged.refPrefix = `${basename(path)}:`;
@@ -71,7 +95,12 @@ export async function parseSource(source: string, options: ParseSourceOptions = 
       return { ...inner, root, archive: path, cleanup: () => (staged?.close(), cleanup()) };
     } catch (err) {
       cleanup();
-      if (err instanceof ImportError) throw new ImportError(`${basename(path)}: ${err.message}`, { file: basename(path), problems: err.problems, cause: err });
+      if (err instanceof ImportError)
+        throw new ImportError(`${basename(path)}: ${err.message}`, {
+          file: basename(path),
+          problems: err.problems,
+          cause: err,
+        });
       throw err;
     }
   }
@@ -87,46 +116,80 @@ async function parsePath(path: string, options: ParseSourceOptions): Promise<Par
   if (!isDir) {
     const name = basename(path);
     if (forced === 'parquet' || (!forced && /\.parquet$/i.test(name))) return parseParquetFiles(ctx, [path]);
-    if (forced === 'imagefolder' || (!forced && /^metadata\.(jsonl|csv|json)$/i.test(name))) return parseImagefolder(ctx, [ctx.label(path), ...walkFiles(root).filter((f) => f !== ctx.label(path) && isItemFileName(f))]);
+    if (forced === 'imagefolder' || (!forced && /^metadata\.(jsonl|csv|json)$/i.test(name)))
+      return parseImagefolder(ctx, [
+        ctx.label(path),
+        ...walkFiles(root).filter((f) => f !== ctx.label(path) && isItemFileName(f)),
+      ]);
     // a pid record file (icon-VQA layout) names image folders, not images: they are looked up beside it
-    if (forced === 'icon-vqa' || (!forced && isPidRecordFile(path, name))) return parseIconVqa(ctx, walkFiles(root), [path]);
+    if (forced === 'icon-vqa' || (!forced && isPidRecordFile(path, name)))
+      return parseIconVqa(ctx, walkFiles(root), [path]);
     if (/\.csv$/i.test(name)) return parseRecordFiles(ctx, [path], forced, stageIn(options));
     if (JSON_EXT.test(name)) return parseRecordFiles(ctx, [path], forced, stageIn(options));
     if (forced === 'folder' || forced === 'vqa-folders') return parsePath(root, options);
-    if (isImageName(name)) throw new ImportError(`${name}: a single image is not a dataset; import the folder that holds it`, { file: name });
-    throw new ImportError(`${name}: unrecognized file type (expected a folder, .zip, .json, .jsonl, .csv or .parquet)`, { file: name });
+    if (isImageName(name))
+      throw new ImportError(`${name}: a single image is not a dataset; import the folder that holds it`, {
+        file: name,
+      });
+    throw new ImportError(
+      `${name}: unrecognized file type (expected a folder, .zip, .json, .jsonl, .csv or .parquet)`,
+      { file: name },
+    );
   }
   const skipped: SkippedEntry[] = [];
   const files = walkFiles(path, { skipped });
   const pidFiles = forced === undefined || forced === 'icon-vqa' ? findPidRecordFiles(path, files) : [];
-  const format = forced ?? (pidFiles.length > 0 && findMetadataFiles(files).length === 0 ? 'icon-vqa' : detectDirectory(files));
+  const format =
+    forced ?? (pidFiles.length > 0 && findMetadataFiles(files).length === 0 ? 'icon-vqa' : detectDirectory(files));
   // links and special files named like dataset files are said to be left out, and why
-  for (const e of skipped) if (isItemFileName(e.rel) || /\.(json|jsonl|ndjson|csv|parquet|txt)$/i.test(e.rel)) ctx.warn(e.rel, `not imported: ${e.reason}`);
+  for (const e of skipped)
+    if (isItemFileName(e.rel) || /\.(json|jsonl|ndjson|csv|parquet|txt)$/i.test(e.rel))
+      ctx.warn(e.rel, `not imported: ${e.reason}`);
   switch (format) {
     case 'imagefolder':
-      if (findMetadataFiles(files).length === 0) throw new ImportError(`${basename(path)}: no metadata.jsonl or metadata.csv found`);
+      if (findMetadataFiles(files).length === 0)
+        throw new ImportError(`${basename(path)}: no metadata.jsonl or metadata.csv found`);
       return parseImagefolder(ctx, files);
     case 'parquet': {
       const pq = files.filter((f) => /\.parquet$/i.test(f));
       if (pq.length === 0) throw new ImportError(`${basename(path)}: no .parquet files found`);
-      return parseParquetFiles(ctx, pq.map((f) => join(path, f)));
+      return parseParquetFiles(
+        ctx,
+        pq.map((f) => join(path, f)),
+      );
     }
     case 'vqa-folders':
-      if (findSampleFolders(files).length === 0) throw new ImportError(`${basename(path)}: no sample folders with a data.json found`);
+      if (findSampleFolders(files).length === 0)
+        throw new ImportError(`${basename(path)}: no sample folders with a data.json found`);
       return parseVqaFolders(ctx, files);
     case 'llava':
     case 'messages':
     case 'vqa': {
       const top = topRecordFiles(files);
-      if (top.length === 0) throw new ImportError(`${basename(path)}: no .json or .jsonl file found at the top of the folder`);
-      return parseRecordFiles(ctx, top.map((f) => join(path, f)), forced, stageIn(options));
+      if (top.length === 0)
+        throw new ImportError(`${basename(path)}: no .json or .jsonl file found at the top of the folder`);
+      return parseRecordFiles(
+        ctx,
+        top.map((f) => join(path, f)),
+        forced,
+        stageIn(options),
+      );
     }
     case 'folder':
-      if (!files.some(isItemFileName)) throw new ImportError(`${basename(path)}: no images, audio or video files found`);
+      if (!files.some(isItemFileName))
+        throw new ImportError(`${basename(path)}: no images, audio or video files found`);
       return parseFolder(ctx, files);
     case 'icon-vqa':
-      if (pidFiles.length === 0) throw new ImportError(`${basename(path)}: no .jsonl file of {pid, question, answer} records found (at the top of the folder or one folder down)`);
-      return parseIconVqa(ctx, files, pidFiles.map((f) => join(path, f)), { samples: true });
+      if (pidFiles.length === 0)
+        throw new ImportError(
+          `${basename(path)}: no .jsonl file of {pid, question, answer} records found (at the top of the folder or one folder down)`,
+        );
+      return parseIconVqa(
+        ctx,
+        files,
+        pidFiles.map((f) => join(path, f)),
+        { samples: true },
+      );
     case 'zip':
       throw new ImportError(`${basename(path)}: is a folder, not a zip archive`);
   }
@@ -138,7 +201,12 @@ function stageIn(options: ParseSourceOptions): string | undefined {
 }
 
 function topRecordFiles(files: string[]): string[] {
-  return files.filter((f) => !f.includes('/') && (JSON_EXT.test(f) || /\.csv$/i.test(f)) && !/^(metadata|dataset_info|dataset_infos|config|state)\.(json|jsonl|csv)$/i.test(f));
+  return files.filter(
+    (f) =>
+      !f.includes('/') &&
+      (JSON_EXT.test(f) || /\.csv$/i.test(f)) &&
+      !/^(metadata|dataset_info|dataset_infos|config|state)\.(json|jsonl|csv)$/i.test(f),
+  );
 }
 
 /** The format of a folder from the files it holds. */
@@ -148,7 +216,9 @@ export function detectDirectory(files: string[]): ImportFormat {
   if (topRecordFiles(files).some((f) => JSON_EXT.test(f))) return 'llava';
   if (findSampleFolders(files).length > 0) return 'vqa-folders';
   if (files.some(isItemFileName)) return 'folder';
-  throw new ImportError('no images or dataset files found (expected images, metadata.jsonl/csv, .json/.jsonl, .parquet or sample folders with data.json)');
+  throw new ImportError(
+    'no images or dataset files found (expected images, metadata.jsonl/csv, .json/.jsonl, .parquet or sample folders with data.json)',
+  );
 }
 
 /** Records looked at to decide a file's kind (conversation, or image + labels) before it is streamed. */
@@ -188,13 +258,21 @@ interface FileRecords {
   problemsTo: number;
 }
 
-function readRecordFiles(ctx: ParseContext, files: string[], forced: ImportFormat | undefined, stage: RecordStage | undefined): ParseResult {
+function readRecordFiles(
+  ctx: ParseContext,
+  files: string[],
+  forced: ImportFormat | undefined,
+  stage: RecordStage | undefined,
+): ParseResult {
   const perFile: FileRecords[] = [];
-  let format: ImportFormat | undefined = forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : undefined;
+  let format: ImportFormat | undefined =
+    forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : undefined;
   for (const file of files) {
     const problemsFrom = ctx.problems.length;
     const label = ctx.label(file);
-    const source: Iterable<JsonRecord> = /\.csv$/i.test(file) ? readCsvRecords(file, label, ctx.problems) : jsonRecords(file, label, ctx.problems);
+    const source: Iterable<JsonRecord> = /\.csv$/i.test(file)
+      ? readCsvRecords(file, label, ctx.problems)
+      : jsonRecords(file, label, ctx.problems);
     const split = splitFromName(basename(file));
     const it = source[Symbol.iterator]();
     const head: JsonRecord[] = [];
@@ -209,12 +287,25 @@ function readRecordFiles(ctx: ParseContext, files: string[], forced: ImportForma
     }
     const convCount = head.filter((r) => conversationKind(r.value)).length;
     const kind: ImportFormat =
-      forced === 'llava' || forced === 'messages' || forced === 'vqa' ? forced : convCount * 2 >= head.length && convCount > 0 ? conversationKind(head.find((r) => conversationKind(r.value))!.value)! : 'vqa';
+      forced === 'llava' || forced === 'messages' || forced === 'vqa'
+        ? forced
+        : convCount * 2 >= head.length && convCount > 0
+          ? conversationKind(head.find((r) => conversationKind(r.value))!.value)!
+          : 'vqa';
     format ??= kind;
-    const f: FileRecords = { file, got: [], count: 0, withLabels: 0, labeledOrMeta: 0, problemsFrom, problemsTo: problemsFrom };
+    const f: FileRecords = {
+      file,
+      got: [],
+      count: 0,
+      withLabels: 0,
+      labeledOrMeta: 0,
+      problemsFrom,
+      problemsTo: problemsFrom,
+    };
     const index = perFile.length;
     const parse = (batch: JsonRecord[]) => {
-      const out = kind === 'vqa' ? parseVqaRecords(ctx, file, batch, split) : parseConversationRecords(ctx, file, batch, split);
+      const out =
+        kind === 'vqa' ? parseVqaRecords(ctx, file, batch, split) : parseConversationRecords(ctx, file, batch, split);
       for (const r of out) {
         f.count++;
         if (r.annotations.length > 0) f.withLabels++;
@@ -243,8 +334,15 @@ function readRecordFiles(ctx: ParseContext, files: string[], forced: ImportForma
   // folder has labels, such a file is left out with ONE warning instead of an unlabeled-item warning per
   // record. Alone (or when no file has labels) it imports as before: unlabeled items, a warning each.
   const unlabeledOnly = (f: FileRecords) =>
-    f.count > 0 && f.labeledOrMeta === 0 && ctx.problems.slice(f.problemsFrom, f.problemsTo).every((p) => p.severity === 'warning' && p.message === NO_LABELS_WARNING);
-  const ignored = perFile.length > 1 && perFile.some((f) => f.withLabels > 0) ? new Set(perFile.filter(unlabeledOnly)) : new Set<FileRecords>();
+    f.count > 0 &&
+    f.labeledOrMeta === 0 &&
+    ctx.problems
+      .slice(f.problemsFrom, f.problemsTo)
+      .every((p) => p.severity === 'warning' && p.message === NO_LABELS_WARNING);
+  const ignored =
+    perFile.length > 1 && perFile.some((f) => f.withLabels > 0)
+      ? new Set(perFile.filter(unlabeledOnly))
+      : new Set<FileRecords>();
   const records: RecordOut[] = [];
   const problems: ImportProblem[] = [];
   let at = 0;
@@ -252,7 +350,11 @@ function readRecordFiles(ctx: ParseContext, files: string[], forced: ImportForma
     append(problems, ctx.problems, at, f.problemsFrom);
     if (ignored.has(f)) {
       const label = ctx.label(f.file);
-      problems.push({ ref: label, message: `not imported: none of its ${f.count} record(s) has labels (question/answer, caption, text or conversation fields); the labels come from the other annotation files`, severity: 'warning' as const });
+      problems.push({
+        ref: label,
+        message: `not imported: none of its ${f.count} record(s) has labels (question/answer, caption, text or conversation fields); the labels come from the other annotation files`,
+        severity: 'warning' as const,
+      });
       stage?.drop(index);
     } else {
       append(problems, ctx.problems, f.problemsFrom, f.problemsTo);

@@ -16,12 +16,18 @@ export function isInside(root: string, child: string): boolean {
  * symbolic links, to lie inside one of `roots`. Backslashes are treated as separators (Windows-made files).
  * Returns a reason instead of throwing so importers can report per item.
  */
-export function resolveInside(roots: string[], base: string, ref: unknown, opts: { mustExist?: boolean } = {}): Resolved {
+export function resolveInside(
+  roots: string[],
+  base: string,
+  ref: unknown,
+  opts: { mustExist?: boolean } = {},
+): Resolved {
   if (typeof ref !== 'string') return { ok: false, reason: `path must be a string, got ${describeType(ref)}` };
   if (ref.trim() === '') return { ok: false, reason: 'path is empty' };
   if (ref.length > 4096) return { ok: false, reason: `path is too long (${ref.length} characters)` };
   if (ref.includes('\0')) return { ok: false, reason: 'path contains a NUL character' };
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) return { ok: false, reason: `remote or URL paths are not supported: ${clip(ref)}` };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref))
+    return { ok: false, reason: `remote or URL paths are not supported: ${clip(ref)}` };
   const norm = ref.replace(/\\/g, '/');
   const target = isAbsolute(norm) ? resolve(norm) : resolve(base, norm);
   const realRoots = roots.map(realOrSelf);
@@ -29,10 +35,13 @@ export function resolveInside(roots: string[], base: string, ref: unknown, opts:
     return { ok: false, reason: `path escapes the import folder: ${clip(ref)}` };
   }
   if (!existsSync(target)) {
-    return opts.mustExist === false ? { ok: true, path: target } : { ok: false, reason: `file not found: ${clip(ref)}` };
+    return opts.mustExist === false
+      ? { ok: true, path: target }
+      : { ok: false, reason: `file not found: ${clip(ref)}` };
   }
   const real = realOrSelf(target);
-  if (!realRoots.some((r) => isInside(r, real))) return { ok: false, reason: `path links outside the import folder: ${clip(ref)}` };
+  if (!realRoots.some((r) => isInside(r, real)))
+    return { ok: false, reason: `path links outside the import folder: ${clip(ref)}` };
   try {
     const st = statSync(real);
     if (!st.isFile()) return { ok: false, reason: `not a regular file (${fileKind(st)}): ${clip(ref)}` };
@@ -46,7 +55,8 @@ export function resolveInside(roots: string[], base: string, ref: unknown, opts:
 export function safeArchiveName(name: string): { ok: true; rel: string } | { ok: false; reason: string } {
   if (name.includes('\0')) return { ok: false, reason: 'entry name contains a NUL character' };
   const norm = name.replace(/\\/g, '/');
-  if (norm.startsWith('/') || /^[a-zA-Z]:/.test(norm)) return { ok: false, reason: `absolute entry path: ${clip(name)}` };
+  if (norm.startsWith('/') || /^[a-zA-Z]:/.test(norm))
+    return { ok: false, reason: `absolute entry path: ${clip(name)}` };
   const parts = norm.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.some((p) => p === '..')) return { ok: false, reason: `entry path escapes the archive: ${clip(name)}` };
   return { ok: true, rel: parts.join('/') };

@@ -2,7 +2,14 @@
 import type { Database } from 'better-sqlite3';
 import type { LintRule } from './lint';
 import { assembleItems, type FullItem, type ItemRow } from './rows';
-import { annotationRowsOf, itemRow, itemSourceRow, itemTagRowsOf, pageItemRows, tagCountRows } from '../storage/items-queries';
+import {
+  annotationRowsOf,
+  itemRow,
+  itemSourceRow,
+  itemTagRowsOf,
+  pageItemRows,
+  tagCountRows,
+} from '../storage/items-queries';
 import type { Split } from './types';
 
 export interface ItemFilter {
@@ -33,7 +40,10 @@ export function getFullItem(db: Database, id: number): (FullItem & { datasetId: 
   return row ? { ...hydrate(db, [row])[0], datasetId: row.dataset_id } : undefined;
 }
 
-export function itemProvenance(db: Database, id: number): { importId: number | null; record: string; imageOriginal: string | null } | null {
+export function itemProvenance(
+  db: Database,
+  id: number,
+): { importId: number | null; record: string; imageOriginal: string | null } | null {
   const r = itemSourceRow(db, id);
   return r ? { importId: r.import_id, record: r.record, imageOriginal: r.image_original } : null;
 }

@@ -4,7 +4,19 @@
 // Record files are untrusted: they are opened only when they are regular files (a FIFO or device would
 // block or never end), JSON arrays and JSON Lines are streamed record by record so memory stays bounded
 // by the largest record (itself limited), and bytes that are not UTF-8 become a warning naming the offset.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmdirSync, unlinkSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  unlinkSync,
+  type Stats,
+} from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { basename, join } from 'node:path';
 import { ImportError, type ImportProblem } from './types';
@@ -48,16 +60,24 @@ export function openRegularFile(file: string, label = basename(file)): { fd: num
   const st = fstatSync(fd);
   if (!st.isFile()) {
     closeSync(fd);
-    throw new ImportError(`${label}: not a regular file (${fileKind(st)}); only regular files are read`, { file: label });
+    throw new ImportError(`${label}: not a regular file (${fileKind(st)}); only regular files are read`, {
+      file: label,
+    });
   }
   return { fd, size: st.size };
 }
 
 /** The bytes of a regular file, refusing files above `maxBytes` before reading them. */
-export function readRegularFile(file: string, label = basename(file), maxBytes = MAX_TEXT_FILE_BYTES, what = 'file'): Buffer {
+export function readRegularFile(
+  file: string,
+  label = basename(file),
+  maxBytes = MAX_TEXT_FILE_BYTES,
+  what = 'file',
+): Buffer {
   const { fd, size } = openRegularFile(file, label);
   try {
-    if (size > maxBytes) throw new ImportError(`${label}: ${what} is too large (${size} bytes; limit ${maxBytes})`, { file: label });
+    if (size > maxBytes)
+      throw new ImportError(`${label}: ${what} is too large (${size} bytes; limit ${maxBytes})`, { file: label });
     const buf = Buffer.allocUnsafe(size);
     let off = 0;
     while (off < size) {
@@ -90,7 +110,11 @@ export interface TextCheck {
 }
 
 export function utf8Warning(label: string, at: number): ImportProblem {
-  return { ref: label, message: `not valid UTF-8 (first bad byte at offset ${at}; Latin-1 or another legacy encoding?): undecodable bytes were replaced by U+FFFD; save the file as UTF-8`, severity: 'warning' };
+  return {
+    ref: label,
+    message: `not valid UTF-8 (first bad byte at offset ${at}; Latin-1 or another legacy encoding?): undecodable bytes were replaced by U+FFFD; save the file as UTF-8`,
+    severity: 'warning',
+  };
 }
 
 /** The text of a regular file in chunks of whole characters, checking UTF-8 as it goes (BOM dropped). */
@@ -194,8 +218,13 @@ export function* jsonRecords(file: string, label: string, problems: ImportProble
       throw new ImportError(`${label}: invalid JSON: ${(err as Error).message}`, { file: label, cause: err });
     }
     const arr = recordsArray(doc);
-    if (!arr) throw new ImportError(`${label}: expected a JSON array of records (or an object holding one), got ${kindOf(doc)}`, { file: label });
-    for (let i = 0; i < arr.records.length; i++) yield { ref: `${label}${arr.key ? `.${arr.key}` : ''}[${i}]`, value: arr.records[i] };
+    if (!arr)
+      throw new ImportError(
+        `${label}: expected a JSON array of records (or an object holding one), got ${kindOf(doc)}`,
+        { file: label },
+      );
+    for (let i = 0; i < arr.records.length; i++)
+      yield { ref: `${label}${arr.key ? `.${arr.key}` : ''}[${i}]`, value: arr.records[i] };
   }
   if (check.invalidAt >= 0) problems.push(utf8Warning(label, check.invalidAt));
 }
@@ -206,7 +235,10 @@ function firstChar(file: string, label: string): string {
   try {
     const b = Buffer.alloc(4096);
     const n = readSync(fd, b, 0, b.length, 0);
-    const s = b.subarray(0, n).toString('utf8').replace(/^\uFEFF/, '');
+    const s = b
+      .subarray(0, n)
+      .toString('utf8')
+      .replace(/^\uFEFF/, '');
     return /\S/.exec(s)?.[0] ?? '';
   } finally {
     closeSync(fd);
@@ -224,7 +256,8 @@ function* jsonl(chunks: Iterable<string>, label: string, problems: ImportProblem
   const finish = function* (tail: string): Generator<JsonRecord> {
     const ref = `${label}:${lineNo}`;
     const total = len + tail.length;
-    if (total > MAX_RECORD_CHARS) problems.push({ ref, message: tooLarge('line', total, MAX_RECORD_CHARS), severity: 'error' });
+    if (total > MAX_RECORD_CHARS)
+      problems.push({ ref, message: tooLarge('line', total, MAX_RECORD_CHARS), severity: 'error' });
     else {
       const line = (parts.length ? parts.join('') + tail : tail).trim();
       if (line !== '') {
@@ -245,7 +278,8 @@ function* jsonl(chunks: Iterable<string>, label: string, problems: ImportProblem
       const nl = c.indexOf('\n', at);
       if (nl < 0) {
         const rest = c.length - at;
-        if (len + rest > MAX_RECORD_CHARS) parts = []; // keep counting, stop keeping
+        if (len + rest > MAX_RECORD_CHARS)
+          parts = []; // keep counting, stop keeping
         else parts.push(c.slice(at));
         len += rest;
         break;
@@ -283,7 +317,14 @@ function* jsonArray(chunks: Iterable<string>, label: string, problems: ImportPro
     since = false;
     index++;
     if (over || total > MAX_RECORD_CHARS) {
-      problems.push({ ref, message: over === 'depth' ? `record is nested too deeply (more than ${MAX_RECORD_DEPTH} levels)` : tooLarge('record', total, MAX_RECORD_CHARS), severity: 'error' });
+      problems.push({
+        ref,
+        message:
+          over === 'depth'
+            ? `record is nested too deeply (more than ${MAX_RECORD_DEPTH} levels)`
+            : tooLarge('record', total, MAX_RECORD_CHARS),
+        severity: 'error',
+      });
       over = undefined;
       return undefined;
     }
@@ -366,7 +407,9 @@ function recordsArray(doc: unknown): { records: unknown[]; key?: string } | unde
   if (Array.isArray(doc)) return { records: doc };
   if (doc && typeof doc === 'object') {
     const entries = Object.entries(doc as Record<string, unknown>).filter(([, v]) => Array.isArray(v));
-    const preferred = entries.find(([k]) => ['data', 'train', 'annotations', 'items', 'samples', 'records'].includes(k));
+    const preferred = entries.find(([k]) =>
+      ['data', 'train', 'annotations', 'items', 'samples', 'records'].includes(k),
+    );
     const pick = preferred ?? (entries.length === 1 ? entries[0] : undefined);
     if (pick) return { records: pick[1] as unknown[], key: pick[0] };
   }
@@ -384,7 +427,11 @@ export function kindOf(v: unknown): string {
  * `maxField` characters is cut to '' and reported through `onTooLarge(row, column, length)` (rows count
  * from 1, the header included), so one huge field costs no more memory than the file itself.
  */
-export function parseCsv(s: string, label: string, opts: { maxField?: number; onTooLarge?: (row: number, col: number, length: number) => void } = {}): string[][] {
+export function parseCsv(
+  s: string,
+  label: string,
+  opts: { maxField?: number; onTooLarge?: (row: number, col: number, length: number) => void } = {},
+): string[][] {
   const maxField = opts.maxField ?? MAX_CSV_FIELD_CHARS;
   const rows: string[][] = [];
   let row: string[] = [];
@@ -405,7 +452,10 @@ export function parseCsv(s: string, label: string, opts: { maxField?: number; on
       let len = 0;
       for (;;) {
         const q = s.indexOf('"', j);
-        if (q < 0) throw new ImportError(`${label}: invalid CSV: unterminated quoted field (row ${rows.length + 1})`, { file: label });
+        if (q < 0)
+          throw new ImportError(`${label}: invalid CSV: unterminated quoted field (row ${rows.length + 1})`, {
+            file: label,
+          });
         len += q - j;
         if (len <= maxField) pieces.push(s.slice(j, q));
         if (s.charCodeAt(q + 1) === 34) {
@@ -455,7 +505,11 @@ export function readCsvRecords(file: string, label: string, problems: ImportProb
   let header: string[] = [];
   const rows = parseCsv(readTextFile(file, label, check), label, {
     onTooLarge: (r, col, length) => {
-      if (!tooLargeAt.has(r)) tooLargeAt.set(r, `${r === 1 ? 'header ' : ''}field ${col + 1}: ${tooLarge('field', length, MAX_CSV_FIELD_CHARS)}`);
+      if (!tooLargeAt.has(r))
+        tooLargeAt.set(
+          r,
+          `${r === 1 ? 'header ' : ''}field ${col + 1}: ${tooLarge('field', length, MAX_CSV_FIELD_CHARS)}`,
+        );
     },
   });
   if (check.invalidAt >= 0) problems.push(utf8Warning(label, check.invalidAt));
@@ -506,7 +560,8 @@ export function walkFiles(root: string, opts: { maxDepth?: number; skipped?: Ski
     const { rel, depth, file } = stack.pop()!;
     if (file) {
       out.push(rel);
-      if (out.length > MAX_WALK_FILES) throw new ImportError(`too many files under ${root} (more than ${MAX_WALK_FILES})`);
+      if (out.length > MAX_WALK_FILES)
+        throw new ImportError(`too many files under ${root} (more than ${MAX_WALK_FILES})`);
       continue;
     }
     const dir = rel ? join(root, rel) : root;
@@ -527,10 +582,20 @@ export function walkFiles(root: string, opts: { maxDepth?: number; skipped?: Ski
         continue; // vanished while walking
       }
       if (st.isDirectory()) {
-        if (depth + 1 > maxDepth) throw new ImportError(`${r.length > 200 ? `${r.slice(0, 200)}…` : r}: folders nested deeper than ${maxDepth} levels`, { file: r.split('/')[0] });
+        if (depth + 1 > maxDepth)
+          throw new ImportError(
+            `${r.length > 200 ? `${r.slice(0, 200)}…` : r}: folders nested deeper than ${maxDepth} levels`,
+            { file: r.split('/')[0] },
+          );
         next.push({ rel: r, depth: depth + 1 });
       } else if (st.isFile()) next.push({ rel: r, depth, file: true });
-      else opts.skipped?.push({ rel: r, reason: st.isSymbolicLink() ? 'a symbolic link (links inside a folder are not followed)' : `${fileKind(st)}, not a regular file` });
+      else
+        opts.skipped?.push({
+          rel: r,
+          reason: st.isSymbolicLink()
+            ? 'a symbolic link (links inside a folder are not followed)'
+            : `${fileKind(st)}, not a regular file`,
+        });
     }
     for (let k = next.length - 1; k >= 0; k--) stack.push(next[k]);
   }
@@ -582,5 +647,7 @@ export function splitFromName(name: string): 'train' | 'val' | 'test' | undefine
  * alone or with a `_data` / `_set` / `_split` suffix (`test_data`, as published layouts name their held-out folder).
  */
 export function splitFromDirName(name: string): 'train' | 'val' | 'test' | undefined {
-  return /^(train|training|val|valid|validation|dev|test|testing)([-_](data|set|split))?$/i.test(name) ? splitFromName(name) : undefined;
+  return /^(train|training|val|valid|validation|dev|test|testing)([-_](data|set|split))?$/i.test(name)
+    ? splitFromName(name)
+    : undefined;
 }

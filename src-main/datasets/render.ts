@@ -25,7 +25,10 @@ export interface ChatFormatter {
   readonly origin?: string;
   /** The template marks assistant text with {% generation %}: the loss mask follows those spans. */
   readonly hasGeneration?: boolean;
-  renderWithSpans?(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): { text: string; generationSpans: Array<[number, number]> };
+  renderWithSpans?(
+    messages: ChatMessage[],
+    opts?: { addGenerationPrompt?: boolean },
+  ): { text: string; generationSpans: Array<[number, number]> };
 }
 
 /** What render needs from a tokenizer (models/tokenizer.ts LensTokenizer satisfies it). */
@@ -61,7 +64,10 @@ export interface RenderSetup {
 }
 
 /** The setup for an item's image when its size is known. */
-export function setupForImage(setup: RenderSetup, size?: { width: number | null; height: number | null } | null): RenderSetup {
+export function setupForImage(
+  setup: RenderSetup,
+  size?: { width: number | null; height: number | null } | null,
+): RenderSetup {
   return setup.forImage && size?.width && size.height ? setup.forImage(size.width, size.height) : setup;
 }
 
@@ -124,7 +130,9 @@ export function renderConversation(messages: ChatMessage[], setup: RenderSetup):
     const prompt = render(messages.slice(0, i), true);
     const upto = render(messages.slice(0, i + 1), false);
     if (!upto.startsWith(prompt) || !full.startsWith(upto)) {
-      throw new RenderError(`the chat template is not prefix-stable at message ${i} (rendering a shorter conversation changes earlier text), so the assistant tokens cannot be located`);
+      throw new RenderError(
+        `the chat template is not prefix-stable at message ${i} (rendering a shorter conversation changes earlier text), so the assistant tokens cannot be located`,
+      );
     }
     const start = lcp(enc(prompt), ids);
     const end = lcp(enc(upto.replace(/\s+$/, '')), ids);
@@ -153,13 +161,25 @@ export function renderConversation(messages: ChatMessage[], setup: RenderSetup):
   if (tags > 0 && imageCount !== tags) {
     throw new RenderError(
       `${tpl.origin ?? 'the chat template'}: the conversation has ${tags} image(s) but the rendered text holds ${imageCount} image token(s) (id ${setup.image.tokenId}); ` +
-        (imageCount === 0 ? 'the template writes no image placeholder, so the model would never see the image' : 'the template places images differently than the conversation does'),
+        (imageCount === 0
+          ? 'the template writes no image placeholder, so the model would never see the image'
+          : 'the template places images differently than the conversation does'),
     );
   }
-  return { text: full, ids: outIds, lossMask: outMask, imageCount, compactIds: ids, compactMask: mask.map((m, k) => (ids[k] === setup.image!.tokenId ? 0 : m)) };
+  return {
+    text: full,
+    ids: outIds,
+    lossMask: outMask,
+    imageCount,
+    compactIds: ids,
+    compactMask: mask.map((m, k) => (ids[k] === setup.image!.tokenId ? 0 : m)),
+  };
 }
 
-function renderSpans(tpl: ChatFormatter, messages: ChatMessage[]): { text: string; generationSpans: Array<[number, number]> } {
+function renderSpans(
+  tpl: ChatFormatter,
+  messages: ChatMessage[],
+): { text: string; generationSpans: Array<[number, number]> } {
   try {
     return tpl.renderWithSpans!(messages, { addGenerationPrompt: false });
   } catch (err) {
@@ -185,8 +205,15 @@ export interface RenderedSample {
  * Render every conversation of an item (see conversation.ts: one per caption, per run of QA pairs,
  * per chat) into training samples.
  */
-export function renderItem(item: { id: number | string; annotations: Annotation[]; hasImage: boolean }, setup: RenderSetup, opts: ConversationOptions = {}): RenderedSample[] {
-  return itemConversations(item.annotations, item.hasImage, { ...opts, captionPrompt: opts.captionPrompt ?? setup.captionPrompt }).map((c, k) => {
+export function renderItem(
+  item: { id: number | string; annotations: Annotation[]; hasImage: boolean },
+  setup: RenderSetup,
+  opts: ConversationOptions = {},
+): RenderedSample[] {
+  return itemConversations(item.annotations, item.hasImage, {
+    ...opts,
+    captionPrompt: opts.captionPrompt ?? setup.captionPrompt,
+  }).map((c, k) => {
     const r = renderConversation(c.messages, setup);
     return { ids: r.ids, lossMask: r.lossMask, imageCount: r.imageCount, key: `${item.id}#${k}` };
   });
@@ -210,16 +237,33 @@ export interface ConversationPreview {
 }
 
 /** The tokenized preview of an item: rendered template text and each token with whether it is in the loss. */
-export function previewItem(item: { annotations: Annotation[]; hasImage: boolean; imageSize?: { width: number | null; height: number | null } | null }, setup: RenderSetup, opts: ConversationOptions = {}): ConversationPreview[] {
+export function previewItem(
+  item: {
+    annotations: Annotation[];
+    hasImage: boolean;
+    imageSize?: { width: number | null; height: number | null } | null;
+  },
+  setup: RenderSetup,
+  opts: ConversationOptions = {},
+): ConversationPreview[] {
   setup = setupForImage(setup, item.imageSize);
-  return itemConversations(item.annotations, item.hasImage, { ...opts, captionPrompt: opts.captionPrompt ?? setup.captionPrompt }).map((c) => {
+  return itemConversations(item.annotations, item.hasImage, {
+    ...opts,
+    captionPrompt: opts.captionPrompt ?? setup.captionPrompt,
+  }).map((c) => {
     const r = renderConversation(c.messages, setup);
     const tokens: PreviewToken[] = r.compactIds.map((id, k) => {
       const t: PreviewToken = { id, text: tokenText(setup.tokenizer, id), inLoss: r.compactMask[k] === 1 };
       if (setup.image && id === setup.image.tokenId) t.repeat = setup.image.count;
       return t;
     });
-    return { kind: c.kind, text: r.text, tokens, totalTokens: r.ids.length, lossTokens: r.lossMask.reduce((a, b) => a + b, 0) };
+    return {
+      kind: c.kind,
+      text: r.text,
+      tokens,
+      totalTokens: r.ids.length,
+      lossTokens: r.lossMask.reduce((a, b) => a + b, 0),
+    };
   });
 }
 

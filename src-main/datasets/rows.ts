@@ -4,7 +4,14 @@ import type { Database } from 'better-sqlite3';
 import type { Annotation, Split } from './types';
 
 export type { ItemRow, AnnotationRow, TagRow, ItemTagRow } from '../storage/items-queries';
-import { datasetAnnotationRows, datasetItemRows, datasetItemTagRows, type ItemRow, type AnnotationRow, type ItemTagRow } from '../storage/items-queries';
+import {
+  datasetAnnotationRows,
+  datasetItemRows,
+  datasetItemTagRows,
+  type ItemRow,
+  type AnnotationRow,
+  type ItemTagRow,
+} from '../storage/items-queries';
 
 export {
   ID_TABLES,
@@ -49,7 +56,13 @@ export interface ItemMedia {
 
 function mediaOf(r: ItemRow): ItemMedia | null {
   if (!r.media_kind || !r.media_hash) return null;
-  return { kind: r.media_kind, hash: r.media_hash, ext: r.media_ext ?? 'bin', bytes: r.bytes, meta: r.media_json ? (JSON.parse(r.media_json) as ItemMedia['meta']) : {} };
+  return {
+    kind: r.media_kind,
+    hash: r.media_hash,
+    ext: r.media_ext ?? 'bin',
+    bytes: r.bytes,
+    meta: r.media_json ? (JSON.parse(r.media_json) as ItemMedia['meta']) : {},
+  };
 }
 
 export function loadItems(db: Database, datasetId: number, opts: { ids?: number[]; split?: Split } = {}): FullItem[] {
@@ -83,7 +96,9 @@ export function assembleItems(rows: ItemRow[], anns: AnnotationRow[], tags: Item
   }
   return rows.map((r) => ({
     id: r.id,
-    image: r.image_hash ? { hash: r.image_hash, ext: r.image_ext ?? 'bin', width: r.width, height: r.height, bytes: r.bytes } : null,
+    image: r.image_hash
+      ? { hash: r.image_hash, ext: r.image_ext ?? 'bin', width: r.width, height: r.height, bytes: r.bytes }
+      : null,
     media: mediaOf(r),
     sourcePath: r.source_path,
     split: r.split,

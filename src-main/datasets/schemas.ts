@@ -8,7 +8,9 @@ export const MAX_TEXT_CHARS = 1_000_000;
 /** Most turns accepted in one conversation. */
 export const MAX_TURNS = 1000;
 
-export const text = z.string().max(MAX_TEXT_CHARS, { message: `text is too long (more than ${MAX_TEXT_CHARS} characters)` });
+export const text = z
+  .string()
+  .max(MAX_TEXT_CHARS, { message: `text is too long (more than ${MAX_TEXT_CHARS} characters)` });
 const pathString = z.string().min(1, { message: 'path is empty' }).max(4096, { message: 'path is too long' });
 
 export const splitSchema = z.enum(['train', 'val', 'test']);
@@ -43,7 +45,11 @@ export const chatTurn = z.looseObject({
 });
 export const messagesRecord = z.looseObject({
   messages: z.array(chatTurn).min(1, { message: 'conversation is empty' }).max(MAX_TURNS),
-  images: z.array(z.union([pathString, z.looseObject({ path: pathString })])).max(64).optional().nullable(),
+  images: z
+    .array(z.union([pathString, z.looseObject({ path: pathString })]))
+    .max(64)
+    .optional()
+    .nullable(),
 });
 export type MessagesRecord = z.infer<typeof messagesRecord>;
 

@@ -54,11 +54,13 @@ export function checkFractions(o: { train: number; val: number; test: number }):
   for (const k of ['train', 'val', 'test'] as const) {
     if (!Number.isFinite(o[k]) || o[k] < 0) throw new DatasetOpError('invalid_request', `${k} must be a number ≥ 0`, k);
   }
-  if (o.train + o.val + o.test <= 0) throw new DatasetOpError('invalid_request', 'train + val + test must be more than 0', 'train');
+  if (o.train + o.val + o.test <= 0)
+    throw new DatasetOpError('invalid_request', 'train + val + test must be more than 0', 'train');
 }
 
 export function splitDataset(db: Database, datasetId: number, opts: SplitOptions): SplitResult {
-  if (!datasetExists(db, datasetId)) throw new DatasetOpError('not_found', `dataset ${datasetId} does not exist`, 'datasetId');
+  if (!datasetExists(db, datasetId))
+    throw new DatasetOpError('not_found', `dataset ${datasetId} does not exist`, 'datasetId');
   checkFractions(opts);
   if (!Number.isInteger(opts.seed)) throw new DatasetOpError('invalid_request', 'seed must be an integer', 'seed');
   let items = itemSplitRows(db, datasetId);
@@ -66,7 +68,8 @@ export function splitDataset(db: Database, datasetId: number, opts: SplitOptions
     const want = new Set(opts.itemIds);
     const found = new Set(items.map((i) => i.id));
     opts.itemIds.forEach((id, i) => {
-      if (!found.has(id)) throw new DatasetOpError('not_found', `item ${id} is not in dataset ${datasetId}`, `itemIds.${i}`);
+      if (!found.has(id))
+        throw new DatasetOpError('not_found', `item ${id} is not in dataset ${datasetId}`, `itemIds.${i}`);
     });
     items = items.filter((i) => want.has(i.id));
   }
@@ -82,7 +85,11 @@ export function splitDataset(db: Database, datasetId: number, opts: SplitOptions
       if (!g) groups.set(key, (g = []));
       g.push(it.id);
     }
-  } else groups.set('all', items.map((i) => i.id));
+  } else
+    groups.set(
+      'all',
+      items.map((i) => i.id),
+    );
   const assignment = new Map<number, Split>();
   const perGroup: Record<string, Record<Split, number>> = {};
   for (const key of [...groups.keys()].sort()) {
@@ -103,7 +110,15 @@ export function splitDataset(db: Database, datasetId: number, opts: SplitOptions
       const s = assignment.get(it.id)!;
       if (it.split !== s) rec.update('items', { id: it.id }, { split: s, updated_at: now });
     }
-    return insertSplitRecord(db, { datasetId, seed: opts.seed, train: fr.train, val: fr.val, test: fr.test, stratifyBy: opts.stratifyBy ?? null, createdAt: now });
+    return insertSplitRecord(db, {
+      datasetId,
+      seed: opts.seed,
+      train: fr.train,
+      val: fr.val,
+      test: fr.test,
+      stratifyBy: opts.stratifyBy ?? null,
+      createdAt: now,
+    });
   });
   return opts.stratifyBy === 'tag' ? { splitId, counts, groups: perGroup } : { splitId, counts };
 }

@@ -19,7 +19,10 @@ export type Split = 'train' | 'val' | 'test';
 
 /** Where an item's image comes from before it is stored content-addressed. */
 export type ImageSource =
-  | { path: string /* absolute, already checked to be inside the import root */; original: string /* as written in the source */ }
+  | {
+      path: string /* absolute, already checked to be inside the import root */;
+      original: string; /* as written in the source */
+    }
   | { bytes: Uint8Array; original: string /* e.g. "data.parquet row 3 column image" or the embedded file name */ };
 
 /** One item as every importer yields it (the pure parse/normalize layer). */
@@ -84,7 +87,23 @@ export function isImageName(name: string): boolean {
   return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
 }
 /** Audio and video an item can hold instead of an image (media/audio.ts, media/video.ts decode them). */
-export const MEDIA_EXTENSIONS = ['.wav', '.wave', '.flac', '.mp3', '.ogg', '.oga', '.opus', '.m4a', '.aac', '.mp4', '.m4v', '.mov', '.webm', '.mkv', '.avi'] as const;
+export const MEDIA_EXTENSIONS = [
+  '.wav',
+  '.wave',
+  '.flac',
+  '.mp3',
+  '.ogg',
+  '.oga',
+  '.opus',
+  '.m4a',
+  '.aac',
+  '.mp4',
+  '.m4v',
+  '.mov',
+  '.webm',
+  '.mkv',
+  '.avi',
+] as const;
 export function isMediaName(name: string): boolean {
   const lower = name.toLowerCase();
   return MEDIA_EXTENSIONS.some((e) => lower.endsWith(e));

@@ -42,7 +42,11 @@ export const DEFAULT_ZIP_LIMITS: ZipLimits = {
 };
 
 /** Extract `zipFile` into the (empty) folder `dest`. Throws ImportError before writing anything when a limit is broken. */
-export function extractZip(zipFile: string, dest: string, limits: Partial<ZipLimits> = {}): { entries: number; bytes: number } {
+export function extractZip(
+  zipFile: string,
+  dest: string,
+  limits: Partial<ZipLimits> = {},
+): { entries: number; bytes: number } {
   const L = { ...DEFAULT_ZIP_LIMITS, ...limits };
   const label = zipFile.split(/[\\/]/).pop() ?? zipFile;
   const data = new Uint8Array(readRegularFile(zipFile, label, L.maxArchiveBytes, 'archive'));
@@ -60,20 +64,43 @@ export function extractZip(zipFile: string, dest: string, limits: Partial<ZipLim
         const key = safe.rel.toLowerCase();
         if (seen.has(key)) throw new ImportError(`${label}: duplicate entry ${safe.rel}`, { file: label });
         seen.add(key);
-        if (entries.length + 1 > L.maxEntries) throw new ImportError(`${label}: too many entries (more than ${L.maxEntries})`, { file: label });
-        if (f.originalSize > L.maxEntryBytes) throw new ImportError(`${label}: entry ${safe.rel} is too large once decompressed (${f.originalSize} bytes; limit ${L.maxEntryBytes})`, { file: label });
+        if (entries.length + 1 > L.maxEntries)
+          throw new ImportError(`${label}: too many entries (more than ${L.maxEntries})`, { file: label });
+        if (f.originalSize > L.maxEntryBytes)
+          throw new ImportError(
+            `${label}: entry ${safe.rel} is too large once decompressed (${f.originalSize} bytes; limit ${L.maxEntryBytes})`,
+            { file: label },
+          );
         const depth = safe.rel.split('/').length - 1;
-        if (depth > L.maxDepth) throw new ImportError(`${label}: entry ${safe.rel.slice(0, 120)}… is nested ${depth} folders deep (limit ${L.maxDepth})`, { file: label });
-        if (safe.rel.length > L.maxPathChars) throw new ImportError(`${label}: entry path ${safe.rel.slice(0, 120)}… is too long (${safe.rel.length} characters; limit ${L.maxPathChars})`, { file: label });
+        if (depth > L.maxDepth)
+          throw new ImportError(
+            `${label}: entry ${safe.rel.slice(0, 120)}… is nested ${depth} folders deep (limit ${L.maxDepth})`,
+            { file: label },
+          );
+        if (safe.rel.length > L.maxPathChars)
+          throw new ImportError(
+            `${label}: entry path ${safe.rel.slice(0, 120)}… is too long (${safe.rel.length} characters; limit ${L.maxPathChars})`,
+            { file: label },
+          );
         if (f.originalSize >= L.ratioMinBytes && f.originalSize / Math.max(1, f.size) > L.maxRatio) {
-          throw new ImportError(`${label}: entry ${safe.rel} has a suspicious compression ratio (${Math.round(f.originalSize / Math.max(1, f.size))}:1; limit ${L.maxRatio}:1; likely a zip bomb)`, { file: label });
+          throw new ImportError(
+            `${label}: entry ${safe.rel} has a suspicious compression ratio (${Math.round(f.originalSize / Math.max(1, f.size))}:1; limit ${L.maxRatio}:1; likely a zip bomb)`,
+            { file: label },
+          );
         }
-        if (f.compression !== 0 && f.compression !== 8) throw new ImportError(`${label}: entry ${safe.rel} uses unsupported compression method ${f.compression}`, { file: label });
+        if (f.compression !== 0 && f.compression !== 8)
+          throw new ImportError(`${label}: entry ${safe.rel} uses unsupported compression method ${f.compression}`, {
+            file: label,
+          });
         total += f.originalSize;
         packed += f.size;
-        if (total > L.maxTotalBytes) throw new ImportError(`${label}: archive expands to more than ${L.maxTotalBytes} bytes`, { file: label });
+        if (total > L.maxTotalBytes)
+          throw new ImportError(`${label}: archive expands to more than ${L.maxTotalBytes} bytes`, { file: label });
         if (total > 1024 * 1024 && total / Math.max(1, packed) > L.maxRatio) {
-          throw new ImportError(`${label}: entries up to ${safe.rel} have a suspicious overall compression ratio (${Math.round(total / Math.max(1, packed))}:1; limit ${L.maxRatio}:1; likely a zip bomb)`, { file: label });
+          throw new ImportError(
+            `${label}: entries up to ${safe.rel} have a suspicious overall compression ratio (${Math.round(total / Math.max(1, packed))}:1; limit ${L.maxRatio}:1; likely a zip bomb)`,
+            { file: label },
+          );
         }
         entries.push({ name: f.name, rel: safe.rel, size: f.originalSize });
         return false;
@@ -81,7 +108,10 @@ export function extractZip(zipFile: string, dest: string, limits: Partial<ZipLim
     });
   } catch (err) {
     if (err instanceof ImportError) throw err;
-    throw new ImportError(`${label}: not a readable zip archive: ${(err as Error).message}`, { file: label, cause: err });
+    throw new ImportError(`${label}: not a readable zip archive: ${(err as Error).message}`, {
+      file: label,
+      cause: err,
+    });
   }
   // Extract in batches of bounded declared size so memory stays bounded.
   const BATCH = 256 * 1024 * 1024;
@@ -109,7 +139,10 @@ export function extractZip(zipFile: string, dest: string, limits: Partial<ZipLim
         mkdirSync(dirname(p), { recursive: true });
         writeFileSync(p, content);
       } catch (err) {
-        throw new ImportError(`${label}: cannot extract ${rel} into ${dest}: ${(err as Error).message}`, { file: label, cause: err });
+        throw new ImportError(`${label}: cannot extract ${rel} into ${dest}: ${(err as Error).message}`, {
+          file: label,
+          cause: err,
+        });
       }
       written += content.length;
     }
@@ -123,7 +156,8 @@ export function archiveRoot(dest: string): string {
   for (let depth = 0; depth < 4; depth++) {
     const names = readdirSync(root).filter((n) => !n.startsWith('.') && n !== '__MACOSX');
     // A lone train/ val/ test/ folder is kept: its name sets the split.
-    if (names.length === 1 && statSync(join(root, names[0])).isDirectory() && !splitFromDirName(names[0])) root = join(root, names[0]);
+    if (names.length === 1 && statSync(join(root, names[0])).isDirectory() && !splitFromDirName(names[0]))
+      root = join(root, names[0]);
     else break;
   }
   return root;

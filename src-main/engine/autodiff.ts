@@ -35,7 +35,12 @@ function fillLike(g: Graph, v: Value, x: number): Value {
   }
   const one = typedArrayFor(v.dtype, 1);
   (one as Float64Array).fill(x);
-  return g.op1('ConstantOfShape', [g.op1('Shape', [v])], { value: { dtype: v.dtype, dims: [1], data: one } }, { outTypes: [{ dtype: v.dtype, shape: v.shape }] });
+  return g.op1(
+    'ConstantOfShape',
+    [g.op1('Shape', [v])],
+    { value: { dtype: v.dtype, dims: [1], data: one } },
+    { outTypes: [{ dtype: v.dtype, shape: v.shape }] },
+  );
 }
 
 /**
@@ -51,8 +56,11 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
     for (let cur: Graph | null = g; cur && !ok; cur = cur.parent) ok = cur === v.graph;
     if (!ok) throw new Error(`gradients: value '${v.name}' is not in graph '${g.name}'`);
   }
-  for (const w of wrt) if (!isFloat(w.dtype)) throw new Error(`gradients: cannot differentiate with respect to '${w.name}' of dtype ${w.dtype}`);
-  for (const y of outs) if (!isFloat(y.dtype)) throw new Error(`gradients: output '${y.name}' has dtype ${y.dtype}, not a float type`);
+  for (const w of wrt)
+    if (!isFloat(w.dtype))
+      throw new Error(`gradients: cannot differentiate with respect to '${w.name}' of dtype ${w.dtype}`);
+  for (const y of outs)
+    if (!isFloat(y.dtype)) throw new Error(`gradients: output '${y.name}' has dtype ${y.dtype}, not a float type`);
 
   const nodes = g.nodes.slice(); // gradient nodes appended below are not walked
 
@@ -92,7 +100,8 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
   return g.scope(scope, () => {
     outs.forEach((y, i) => {
       const seed = opts.seeds?.[i];
-      if (seed && seed.dtype !== y.dtype) throw new Error(`gradients: seed for '${y.name}' has dtype ${seed.dtype}, expected ${y.dtype}`);
+      if (seed && seed.dtype !== y.dtype)
+        throw new Error(`gradients: seed for '${y.name}' has dtype ${seed.dtype}, expected ${y.dtype}`);
       push(y, seed ?? onesLike(g, y));
     });
 
@@ -105,8 +114,18 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
       if (gradOutputs.every((x) => x === null)) continue;
       const spec = getOp(n.opType, n.domain);
       if (spec?.zeroGrad) continue;
-      if (!spec?.grad) throw new Error(`no gradient rule for op '${n.domain ? n.domain + ':' : ''}${n.opType}' (node '${n.name}')`);
-      const ctx: GradContext = { g, node: n, inputs: n.inputs, outputs: n.outputs, gradOutputs, needs, attrs: n.attrs, isWrt };
+      if (!spec?.grad)
+        throw new Error(`no gradient rule for op '${n.domain ? n.domain + ':' : ''}${n.opType}' (node '${n.name}')`);
+      const ctx: GradContext = {
+        g,
+        node: n,
+        inputs: n.inputs,
+        outputs: n.outputs,
+        gradOutputs,
+        needs,
+        attrs: n.attrs,
+        isWrt,
+      };
       let res: readonly (Value | null | undefined)[];
       try {
         res = spec.grad(ctx);
@@ -116,7 +135,10 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
       n.inputs.forEach((x, j) => {
         const gx = res[j];
         if (x && needs[j] && gx) {
-          if (gx.dtype !== x.dtype) throw new Error(`gradient rule for ${n.opType} gave dtype ${gx.dtype} for input ${j} ('${x.name}', ${x.dtype})`);
+          if (gx.dtype !== x.dtype)
+            throw new Error(
+              `gradient rule for ${n.opType} gave dtype ${gx.dtype} for input ${j} ('${x.name}', ${x.dtype})`,
+            );
           push(x, gx);
         }
       });

@@ -19,7 +19,12 @@ export interface EvalPair {
 
 export interface ContrastiveEval {
   pairs: number;
-  zeroShot: { items: number; classes: string[]; accuracy: number | null; predictions: Array<{ label: string; predicted: string }> };
+  zeroShot: {
+    items: number;
+    classes: string[];
+    accuracy: number | null;
+    predictions: Array<{ label: string; predicted: string }>;
+  };
   recall: { imageToText: Record<string, number>; textToImage: Record<string, number> } | null;
   warnings: string[];
 }
@@ -36,7 +41,11 @@ function normalize(v: Float32Array): Float32Array {
 }
 
 /** Recall@k of queries against candidates where query i's match is candidate i. */
-export function recallAtK(sim: (q: number, c: number) => number, n: number, ks: readonly number[] = RECALL_KS): Record<string, number> {
+export function recallAtK(
+  sim: (q: number, c: number) => number,
+  n: number,
+  ks: readonly number[] = RECALL_KS,
+): Record<string, number> {
   const hits = ks.map(() => 0);
   for (let q = 0; q < n; q++) {
     const s = sim(q, q);
@@ -50,7 +59,12 @@ export function recallAtK(sim: (q: number, c: number) => number, n: number, ks: 
 }
 
 /** Embeddings of images and of texts (normalized), in chunks of `chunk`. */
-export async function embedAll(runner: ContrastiveRunner, images: readonly ImageInput[], texts: readonly string[], chunk = 16): Promise<{ images: Float32Array[]; texts: Float32Array[]; warnings: string[] }> {
+export async function embedAll(
+  runner: ContrastiveRunner,
+  images: readonly ImageInput[],
+  texts: readonly string[],
+  chunk = 16,
+): Promise<{ images: Float32Array[]; texts: Float32Array[]; warnings: string[] }> {
   const imgOut: Float32Array[] = [];
   const txtOut: Float32Array[] = [];
   const warnings: string[] = [];
@@ -59,7 +73,10 @@ export async function embedAll(runner: ContrastiveRunner, images: readonly Image
     const im = images.slice(i, i + chunk);
     const tx = texts.slice(i, i + chunk);
     // the graph takes both towers' inputs: a side with nothing left gets one placeholder whose output is dropped
-    const r = await runner.run(im.length ? im : [images[0] ?? { data: new Uint8Array(3), width: 1, height: 1 }], tx.length ? tx : ['']);
+    const r = await runner.run(
+      im.length ? im : [images[0] ?? { data: new Uint8Array(3), width: 1, height: 1 }],
+      tx.length ? tx : [''],
+    );
     if (im.length) imgOut.push(...r.imageEmbeds);
     if (tx.length) txtOut.push(...r.textEmbeds);
     warnings.push(...r.warnings.map((w) => w.replace(/^text (\d+)/, (_, k) => `text ${i + Number(k)}`)));
@@ -67,7 +84,11 @@ export async function embedAll(runner: ContrastiveRunner, images: readonly Image
   return { images: imgOut, texts: txtOut, warnings };
 }
 
-export async function evaluateContrastive(m: ContrastiveModel, pairs: readonly EvalPair[], o: { adapter?: ContrastiveAdapter | null; templates?: string[] } = {}): Promise<ContrastiveEval> {
+export async function evaluateContrastive(
+  m: ContrastiveModel,
+  pairs: readonly EvalPair[],
+  o: { adapter?: ContrastiveAdapter | null; templates?: string[] } = {},
+): Promise<ContrastiveEval> {
   const runner = await ContrastiveRunner.create(m, { adapter: o.adapter });
   try {
     const templates = o.templates?.length ? o.templates : DEFAULT_TEMPLATES;
@@ -76,13 +97,20 @@ export async function evaluateContrastive(m: ContrastiveModel, pairs: readonly E
     const classes = [...new Set(labelled.map((p) => p.label!))].sort();
     const prompts = classes.flatMap((c) => templates.map((t) => t.replace('{}', c)));
     const imgs = [...new Set([...captioned, ...labelled])];
-    const e = await embedAll(runner, imgs.map((p) => p.image), [...captioned.map((p) => p.text!), ...prompts]);
+    const e = await embedAll(
+      runner,
+      imgs.map((p) => p.image),
+      [...captioned.map((p) => p.text!), ...prompts],
+    );
     const imgEmb = new Map(imgs.map((p, i) => [p, e.images[i]]));
     let recall: ContrastiveEval['recall'] = null;
     if (captioned.length >= 2) {
       const I = captioned.map((p) => imgEmb.get(p)!);
       const T = e.texts.slice(0, captioned.length);
-      recall = { imageToText: recallAtK((q, c) => dot(I[q], T[c]), captioned.length), textToImage: recallAtK((q, c) => dot(T[q], I[c]), captioned.length) };
+      recall = {
+        imageToText: recallAtK((q, c) => dot(I[q], T[c]), captioned.length),
+        textToImage: recallAtK((q, c) => dot(T[q], I[c]), captioned.length),
+      };
     }
     const P = e.texts.slice(captioned.length);
     const classEmb = classes.map((_, ci) => {
@@ -99,7 +127,12 @@ export async function evaluateContrastive(m: ContrastiveModel, pairs: readonly E
     const correct = predictions.filter((x) => x.label === x.predicted).length;
     return {
       pairs: captioned.length,
-      zeroShot: { items: labelled.length, classes, accuracy: classes.length >= 2 ? correct / labelled.length : null, predictions },
+      zeroShot: {
+        items: labelled.length,
+        classes,
+        accuracy: classes.length >= 2 ? correct / labelled.length : null,
+        predictions,
+      },
       recall,
       warnings: e.warnings,
     };

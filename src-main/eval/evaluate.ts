@@ -96,13 +96,18 @@ export function compareResults(base: EvalRunResult, tuned: EvalRunResult): Compa
   if (base.task !== tuned.task) throw new Error(`cannot compare a ${base.task} evaluation with a ${tuned.task} one`);
   const byKey = new Map(tuned.predictions.map((p) => [String(p.item.key), p]));
   const missing = base.predictions.filter((p) => !byKey.has(String(p.item.key))).map((p) => p.item.key);
-  const extra = tuned.predictions.filter((p) => !base.predictions.some((b) => String(b.item.key) === String(p.item.key))).map((p) => p.item.key);
+  const extra = tuned.predictions
+    .filter((p) => !base.predictions.some((b) => String(b.item.key) === String(p.item.key)))
+    .map((p) => p.item.key);
   if (missing.length || extra.length)
-    throw new Error(`the two evaluations are not on the same items (only in base: ${JSON.stringify(missing.slice(0, 5))}; only in fine-tuned: ${JSON.stringify(extra.slice(0, 5))})`);
+    throw new Error(
+      `the two evaluations are not on the same items (only in base: ${JSON.stringify(missing.slice(0, 5))}; only in fine-tuned: ${JSON.stringify(extra.slice(0, 5))})`,
+    );
   const main = mainMetric(base.task);
   const metrics: Record<string, MetricComparison> = {};
   for (const k of Object.keys(base.metrics)) {
-    if (k in tuned.metrics) metrics[k] = { base: base.metrics[k], tuned: tuned.metrics[k], delta: tuned.metrics[k] - base.metrics[k] };
+    if (k in tuned.metrics)
+      metrics[k] = { base: base.metrics[k], tuned: tuned.metrics[k], delta: tuned.metrics[k] - base.metrics[k] };
   }
   const items = base.predictions.map((b) => {
     const t = byKey.get(String(b.item.key))!;

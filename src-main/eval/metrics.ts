@@ -15,41 +15,166 @@
 // ---------------------------------------------------------------------------------------------- VQA normalisation
 
 const CONTRACTIONS: Record<string, string> = {
-  aint: "ain't", arent: "aren't", cant: "can't", couldve: "could've", couldnt: "couldn't",
-  "couldn'tve": "couldn't've", "couldnt've": "couldn't've", didnt: "didn't", doesnt: "doesn't", dont: "don't",
-  hadnt: "hadn't", "hadnt've": "hadn't've", "hadn'tve": "hadn't've", hasnt: "hasn't", havent: "haven't", hed: "he'd",
-  "hed've": "he'd've", "he'dve": "he'd've", hes: "he's", howd: "how'd", howll: "how'll", hows: "how's",
+  aint: "ain't",
+  arent: "aren't",
+  cant: "can't",
+  couldve: "could've",
+  couldnt: "couldn't",
+  "couldn'tve": "couldn't've",
+  "couldnt've": "couldn't've",
+  didnt: "didn't",
+  doesnt: "doesn't",
+  dont: "don't",
+  hadnt: "hadn't",
+  "hadnt've": "hadn't've",
+  "hadn'tve": "hadn't've",
+  hasnt: "hasn't",
+  havent: "haven't",
+  hed: "he'd",
+  "hed've": "he'd've",
+  "he'dve": "he'd've",
+  hes: "he's",
+  howd: "how'd",
+  howll: "how'll",
+  hows: "how's",
   // The official table also has "Id've", "I'dve", "Im", "Ive" with capital I; they can never match because words are
   // lowercased before the lookup, so they are left out here with the same effect.
-  isnt: "isn't", itd: "it'd", "itd've": "it'd've", "it'dve": "it'd've", itll: "it'll", "let's": "let's",
-  maam: "ma'am", mightnt: "mightn't", "mightnt've": "mightn't've", "mightn'tve": "mightn't've", mightve: "might've",
-  mustnt: "mustn't", mustve: "must've", neednt: "needn't", notve: "not've", oclock: "o'clock", oughtnt: "oughtn't",
-  "ow's'at": "'ow's'at", "'ows'at": "'ow's'at", "'ow'sat": "'ow's'at", shant: "shan't", "shed've": "she'd've",
-  "she'dve": "she'd've", "she's": "she's", shouldve: "should've", shouldnt: "shouldn't", "shouldnt've": "shouldn't've",
-  "shouldn'tve": "shouldn't've", "somebody'd": 'somebodyd', "somebodyd've": "somebody'd've",
-  "somebody'dve": "somebody'd've", somebodyll: "somebody'll", somebodys: "somebody's", someoned: "someone'd",
-  "someoned've": "someone'd've", "someone'dve": "someone'd've", someonell: "someone'll", someones: "someone's",
-  somethingd: "something'd", "somethingd've": "something'd've", "something'dve": "something'd've",
-  somethingll: "something'll", thats: "that's", thered: "there'd", "thered've": "there'd've",
-  "there'dve": "there'd've", therere: "there're", theres: "there's", theyd: "they'd", "theyd've": "they'd've",
-  "they'dve": "they'd've", theyll: "they'll", theyre: "they're", theyve: "they've", twas: "'twas", wasnt: "wasn't",
-  "wed've": "we'd've", "we'dve": "we'd've", weve: "we've", werent: "weren't", whatll: "what'll", whatre: "what're",
-  whats: "what's", whatve: "what've", whens: "when's", whered: "where'd", wheres: "where's", whereve: "where've",
-  whod: "who'd", "whod've": "who'd've", "who'dve": "who'd've", wholl: "who'll", whos: "who's", whove: "who've",
-  whyll: "why'll", whyre: "why're", whys: "why's", wont: "won't", wouldve: "would've", wouldnt: "wouldn't",
-  "wouldnt've": "wouldn't've", "wouldn'tve": "wouldn't've", yall: "y'all", "yall'll": "y'all'll",
-  "y'allll": "y'all'll", "yall'd've": "y'all'd've", "y'alld've": "y'all'd've", "y'all'dve": "y'all'd've",
-  youd: "you'd", "youd've": "you'd've", "you'dve": "you'd've", youll: "you'll", youre: "you're", youve: "you've",
+  isnt: "isn't",
+  itd: "it'd",
+  "itd've": "it'd've",
+  "it'dve": "it'd've",
+  itll: "it'll",
+  "let's": "let's",
+  maam: "ma'am",
+  mightnt: "mightn't",
+  "mightnt've": "mightn't've",
+  "mightn'tve": "mightn't've",
+  mightve: "might've",
+  mustnt: "mustn't",
+  mustve: "must've",
+  neednt: "needn't",
+  notve: "not've",
+  oclock: "o'clock",
+  oughtnt: "oughtn't",
+  "ow's'at": "'ow's'at",
+  "'ows'at": "'ow's'at",
+  "'ow'sat": "'ow's'at",
+  shant: "shan't",
+  "shed've": "she'd've",
+  "she'dve": "she'd've",
+  "she's": "she's",
+  shouldve: "should've",
+  shouldnt: "shouldn't",
+  "shouldnt've": "shouldn't've",
+  "shouldn'tve": "shouldn't've",
+  "somebody'd": 'somebodyd',
+  "somebodyd've": "somebody'd've",
+  "somebody'dve": "somebody'd've",
+  somebodyll: "somebody'll",
+  somebodys: "somebody's",
+  someoned: "someone'd",
+  "someoned've": "someone'd've",
+  "someone'dve": "someone'd've",
+  someonell: "someone'll",
+  someones: "someone's",
+  somethingd: "something'd",
+  "somethingd've": "something'd've",
+  "something'dve": "something'd've",
+  somethingll: "something'll",
+  thats: "that's",
+  thered: "there'd",
+  "thered've": "there'd've",
+  "there'dve": "there'd've",
+  therere: "there're",
+  theres: "there's",
+  theyd: "they'd",
+  "theyd've": "they'd've",
+  "they'dve": "they'd've",
+  theyll: "they'll",
+  theyre: "they're",
+  theyve: "they've",
+  twas: "'twas",
+  wasnt: "wasn't",
+  "wed've": "we'd've",
+  "we'dve": "we'd've",
+  weve: "we've",
+  werent: "weren't",
+  whatll: "what'll",
+  whatre: "what're",
+  whats: "what's",
+  whatve: "what've",
+  whens: "when's",
+  whered: "where'd",
+  wheres: "where's",
+  whereve: "where've",
+  whod: "who'd",
+  "whod've": "who'd've",
+  "who'dve": "who'd've",
+  wholl: "who'll",
+  whos: "who's",
+  whove: "who've",
+  whyll: "why'll",
+  whyre: "why're",
+  whys: "why's",
+  wont: "won't",
+  wouldve: "would've",
+  wouldnt: "wouldn't",
+  "wouldnt've": "wouldn't've",
+  "wouldn'tve": "wouldn't've",
+  yall: "y'all",
+  "yall'll": "y'all'll",
+  "y'allll": "y'all'll",
+  "yall'd've": "y'all'd've",
+  "y'alld've": "y'all'd've",
+  "y'all'dve": "y'all'd've",
+  youd: "you'd",
+  "youd've": "you'd've",
+  "you'dve": "you'd've",
+  youll: "you'll",
+  youre: "you're",
+  youve: "you've",
 };
 
 const NUMBER_WORDS: Record<string, string> = {
-  none: '0', zero: '0', one: '1', two: '2', three: '3', four: '4', five: '5', six: '6', seven: '7', eight: '8',
-  nine: '9', ten: '10',
+  none: '0',
+  zero: '0',
+  one: '1',
+  two: '2',
+  three: '3',
+  four: '4',
+  five: '5',
+  six: '6',
+  seven: '7',
+  eight: '8',
+  nine: '9',
+  ten: '10',
 };
 
 const ARTICLES = new Set(['a', 'an', 'the']);
 
-const PUNCT = [';', '/', '[', ']', '"', '{', '}', '(', ')', '=', '+', '\\', '_', '-', '>', '<', '@', '`', ',', '?', '!'];
+const PUNCT = [
+  ';',
+  '/',
+  '[',
+  ']',
+  '"',
+  '{',
+  '}',
+  '(',
+  ')',
+  '=',
+  '+',
+  '\\',
+  '_',
+  '-',
+  '>',
+  '<',
+  '@',
+  '`',
+  ',',
+  '?',
+  '!',
+];
 const COMMA_BETWEEN_DIGITS = /(\d)(,)(\d)/;
 /** The official pattern is `(?!<=\d)(\.)(?!\d)`: a typo for a look-behind, so it removes every '.' not followed by a digit. */
 const PERIOD_STRIP = /\.(?!\d)/g;
@@ -117,18 +242,80 @@ export function vqaAccuracy(prediction: string, references: readonly string[]): 
 // ---------------------------------------------------------------------------------------------- tokenisation
 
 /** Tokens coco-caption's PTBTokenizer wrapper drops after tokenising (pycocoevalcap/tokenizer/ptbtokenizer.py). */
-const PTB_DROPPED = new Set(["''", "'", '``', '`', '-lrb-', '-rrb-', '-lcb-', '-rcb-', '.', '?', '!', ',', ':', '-', '--', '...', ';']);
+const PTB_DROPPED = new Set([
+  "''",
+  "'",
+  '``',
+  '`',
+  '-lrb-',
+  '-rrb-',
+  '-lcb-',
+  '-rcb-',
+  '.',
+  '?',
+  '!',
+  ',',
+  ':',
+  '-',
+  '--',
+  '...',
+  ';',
+]);
 /** Words PTB keeps a final period on (abbreviations); other words have it split off as a '.' token. */
-const PTB_ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'st', 'jr', 'sr', 'prof', 'vs', 'etc', 'inc', 'ltd', 'co', 'corp', 'no', 'mt', 'ft', 'ave', 'jan', 'feb', 'mar', 'apr', 'aug', 'sept', 'oct', 'nov', 'dec']);
+const PTB_ABBREVIATIONS = new Set([
+  'mr',
+  'mrs',
+  'ms',
+  'dr',
+  'st',
+  'jr',
+  'sr',
+  'prof',
+  'vs',
+  'etc',
+  'inc',
+  'ltd',
+  'co',
+  'corp',
+  'no',
+  'mt',
+  'ft',
+  'ave',
+  'jan',
+  'feb',
+  'mar',
+  'apr',
+  'aug',
+  'sept',
+  'oct',
+  'nov',
+  'dec',
+]);
 /** PTB's split of informal contractions (Stanford PTBLexer): cannot → can not, gonna → gon na … */
 const PTB_SPLIT_WORDS: Record<string, string[]> = {
-  cannot: ['can', 'not'], gonna: ['gon', 'na'], gotta: ['got', 'ta'], wanna: ['wan', 'na'], lemme: ['lem', 'me'],
-  gimme: ['gim', 'me'], "'tis": ["'t", 'is'], "'twas": ["'t", 'was'],
+  cannot: ['can', 'not'],
+  gonna: ['gon', 'na'],
+  gotta: ['got', 'ta'],
+  wanna: ['wan', 'na'],
+  lemme: ['lem', 'me'],
+  gimme: ['gim', 'me'],
+  "'tis": ["'t", 'is'],
+  "'twas": ["'t", 'was'],
 };
 const PTB_CONTRACTION = /^(.+?)(n't|'s|'m|'re|'ve|'ll|'d)$/;
 const PTB_LEADING = /^(``|\.\.\.|--|["'`([{<$#])/;
 const PTB_TRAILING = /(''|\.\.\.|--|["'`)\]}>,;:?!%])$/;
-const PTB_BRACKETS: Record<string, string> = { '(': '-lrb-', ')': '-rrb-', '[': '-lsb-', ']': '-rsb-', '{': '-lcb-', '}': '-rcb-', '"': "''", '<': '<', '>': '>' };
+const PTB_BRACKETS: Record<string, string> = {
+  '(': '-lrb-',
+  ')': '-rrb-',
+  '[': '-lsb-',
+  ']': '-rsb-',
+  '{': '-lcb-',
+  '}': '-rcb-',
+  '"': "''",
+  '<': '<',
+  '>': '>',
+};
 
 /** One whitespace-free chunk into PTB tokens (already lowercased). */
 function ptbChunk(chunk: string, out: string[]): void {
@@ -304,7 +491,11 @@ export function corpusBleu(
 }
 
 /** Sentence-level BLEU of one hypothesis (add-one smoothing by default, so short near-misses are not all 0). */
-export function sentenceBleu(hypothesis: string | Tokens, references: readonly (string | Tokens)[], options: BleuOptions = {}): number {
+export function sentenceBleu(
+  hypothesis: string | Tokens,
+  references: readonly (string | Tokens)[],
+  options: BleuOptions = {},
+): number {
   return corpusBleu([{ hypothesis, references }], { smoothing: 'add-one', ...options }).bleu;
 }
 
@@ -443,24 +634,49 @@ export function majorityBaseline(preds: readonly ScoredPrediction[]): { answer: 
 /** Score a list of predictions for a task; the shape evaluations store (metrics_json, predictions.scores_json). */
 export function scorePredictions(task: EvalTask, preds: readonly ScoredPrediction[]): TaskScores {
   preds.forEach((p, i) => {
-    if (p.references.length === 0) throw new Error(`scorePredictions: item ${i} has no reference ${task === 'vqa' ? 'answers' : 'captions'}`);
+    if (p.references.length === 0)
+      throw new Error(`scorePredictions: item ${i} has no reference ${task === 'vqa' ? 'answers' : 'captions'}`);
   });
   if (task === 'vqa') {
-    const perItem = preds.map((p) => ({ exact_match: vqaExactMatch(p.prediction, p.references), vqa_accuracy: vqaAccuracy(p.prediction, p.references) }));
-    const mean = (k: 'exact_match' | 'vqa_accuracy') => (perItem.length ? perItem.reduce((s, x) => s + x[k], 0) / perItem.length : 0);
+    const perItem = preds.map((p) => ({
+      exact_match: vqaExactMatch(p.prediction, p.references),
+      vqa_accuracy: vqaAccuracy(p.prediction, p.references),
+    }));
+    const mean = (k: 'exact_match' | 'vqa_accuracy') =>
+      perItem.length ? perItem.reduce((s, x) => s + x[k], 0) / perItem.length : 0;
     const majority = majorityBaseline(preds);
-    return { task, count: preds.length, metrics: { exact_match: mean('exact_match'), vqa_accuracy: mean('vqa_accuracy'), majority_baseline: majority.exactMatch }, perItem, majorityAnswer: majority.answer };
+    return {
+      task,
+      count: preds.length,
+      metrics: {
+        exact_match: mean('exact_match'),
+        vqa_accuracy: mean('vqa_accuracy'),
+        majority_baseline: majority.exactMatch,
+      },
+      perItem,
+      majorityAnswer: majority.answer,
+    };
   }
   const items = preds.map((p) => ({ hypothesis: p.prediction, references: p.references }));
   const bleu = corpusBleu(items);
   const cider = corpusCider(items);
-  const perItem = preds.map((p, i) => ({ bleu4: sentenceBleu(p.prediction, p.references), cider: cider.perItem[i], exact_match: captionExactMatch(p.prediction, p.references) }));
+  const perItem = preds.map((p, i) => ({
+    bleu4: sentenceBleu(p.prediction, p.references),
+    cider: cider.perItem[i],
+    exact_match: captionExactMatch(p.prediction, p.references),
+  }));
   const exact = perItem.length ? perItem.reduce((s, x) => s + x.exact_match, 0) / perItem.length : 0;
   const base = captionBaseline(preds);
   return {
     task,
     count: preds.length,
-    metrics: { bleu4: bleu.bleu, cider: cider.cider, exact_match: exact, baseline_bleu4: base.bleu4, baseline_cider: base.cider },
+    metrics: {
+      bleu4: bleu.bleu,
+      cider: cider.cider,
+      exact_match: exact,
+      baseline_bleu4: base.bleu4,
+      baseline_cider: base.cider,
+    },
     perItem,
     majorityAnswer: base.caption,
   };

@@ -22,7 +22,10 @@ export interface ModelEvalOptions {
 
 export async function evaluateModel(o: ModelEvalOptions): Promise<EvalRunResult> {
   // the shared cache: generation graphs depend on an adapter's structure only (its tensors are graph inputs)
-  const gen = await loadGenerator(o.modelDir, o.adapterDir ?? null, { cacheDir: o.cacheDir ?? graphCacheDir(), quantize: o.quantize });
+  const gen = await loadGenerator(o.modelDir, o.adapterDir ?? null, {
+    cacheDir: o.cacheDir ?? graphCacheDir(),
+    quantize: o.quantize,
+  });
   try {
     return await runEvaluation({
       task: o.task,
@@ -31,7 +34,10 @@ export async function evaluateModel(o: ModelEvalOptions): Promise<EvalRunResult>
       signal: o.signal,
       generate: async (item) => {
         const g = item as GenItem;
-        const r = await gen.generate({ image: g.image, messages: g.messages }, { maxNewTokens: o.maxNewTokens ?? 32, signal: o.signal });
+        const r = await gen.generate(
+          { image: g.image, messages: g.messages },
+          { maxNewTokens: o.maxNewTokens ?? 32, signal: o.signal },
+        );
         return r.text.trim();
       },
     });

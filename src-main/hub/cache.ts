@@ -5,7 +5,19 @@
 //   <cache>/models--ORG--NAME/snapshots/<commit>/<file>    relative symlinks into blobs/ (a copy where links fail)
 //   <cache>/models--ORG--NAME/refs/<revision>              the commit a branch or tag pointed to (no newline)
 // Where: HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 
@@ -27,11 +39,13 @@ const REPO_RE = /^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}\/)?[A-Za-z0-9][A-Za-z0-9._-
 const REV_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]{0,199}$/;
 
 export function checkRepoId(repo: string): void {
-  if (!REPO_RE.test(repo) || repo.includes('..') || repo.endsWith('.git')) throw new Error(`"${repo}" is not a Hub model id (expected ORG/NAME, e.g. HuggingFaceTB/SmolVLM-256M-Instruct)`);
+  if (!REPO_RE.test(repo) || repo.includes('..') || repo.endsWith('.git'))
+    throw new Error(`"${repo}" is not a Hub model id (expected ORG/NAME, e.g. HuggingFaceTB/SmolVLM-256M-Instruct)`);
 }
 
 export function checkRevision(rev: string): void {
-  if (!REV_RE.test(rev) || rev.split('/').some((s) => s === '' || s === '.' || s === '..')) throw new Error(`"${rev}" is not a valid revision (a branch, tag or commit)`);
+  if (!REV_RE.test(rev) || rev.split('/').some((s) => s === '' || s === '.' || s === '..'))
+    throw new Error(`"${rev}" is not a valid revision (a branch, tag or commit)`);
 }
 
 /** Parse ORG/NAME[@REVISION]. */
@@ -50,7 +64,14 @@ export function isCommitHash(rev: string): boolean {
 
 /** A file path inside a repo: relative, '/'-separated, no '..' or empty segments (it becomes a path on disk). */
 export function checkRepoFile(file: string): void {
-  if (!file || file.length > 500 || file.startsWith('/') || file.includes('\\') || file.includes('\0') || file.split('/').some((s) => s === '' || s === '.' || s === '..'))
+  if (
+    !file ||
+    file.length > 500 ||
+    file.startsWith('/') ||
+    file.includes('\\') ||
+    file.includes('\0') ||
+    file.split('/').some((s) => s === '' || s === '.' || s === '..')
+  )
     throw new Error(`refusing the repository file name "${file}" (it would leave the snapshot folder)`);
 }
 

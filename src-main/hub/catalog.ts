@@ -32,7 +32,17 @@ export interface CatalogModel {
   shape: ModelShape | null;
 }
 
-const qwen05 = { vocabSize: 151_646, hiddenSize: 896, intermediateSize: 4864, numLayers: 24, numHeads: 14, numKvHeads: 2, headDim: 64, tieEmbeddings: true, qkvBias: true };
+const qwen05 = {
+  vocabSize: 151_646,
+  hiddenSize: 896,
+  intermediateSize: 4864,
+  numLayers: 24,
+  numHeads: 14,
+  numKvHeads: 2,
+  headDim: 64,
+  tieEmbeddings: true,
+  qkvBias: true,
+};
 
 export const CATALOG: CatalogModel[] = [
   {
@@ -46,9 +56,26 @@ export const CATALOG: CatalogModel[] = [
     modelType: 'llava',
     params: 444_500,
     shape: {
-      vision: { hiddenSize: 64, intermediateSize: 256, numLayers: 2, numHeads: 4, tokensPerImage: 10, patchSize: 16, numChannels: 3 },
+      vision: {
+        hiddenSize: 64,
+        intermediateSize: 256,
+        numLayers: 2,
+        numHeads: 4,
+        tokensPerImage: 10,
+        patchSize: 16,
+        numChannels: 3,
+      },
       projector: { inFeatures: 64, outFeatures: 96, type: 'mlp' },
-      decoder: { vocabSize: 394, hiddenSize: 96, intermediateSize: 256, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 24, tieEmbeddings: false },
+      decoder: {
+        vocabSize: 394,
+        hiddenSize: 96,
+        intermediateSize: 256,
+        numLayers: 2,
+        numHeads: 4,
+        numKvHeads: 2,
+        headDim: 24,
+        tieEmbeddings: false,
+      },
       imageTokens: 9,
       weightBytes: 4,
     },
@@ -64,7 +91,15 @@ export const CATALOG: CatalogModel[] = [
     modelType: 'llava',
     params: 894_000_000,
     shape: {
-      vision: { hiddenSize: 1152, intermediateSize: 4304, numLayers: 26, numHeads: 16, tokensPerImage: 729, patchSize: 14, numChannels: 3 },
+      vision: {
+        hiddenSize: 1152,
+        intermediateSize: 4304,
+        numLayers: 26,
+        numHeads: 16,
+        tokensPerImage: 729,
+        patchSize: 14,
+        numChannels: 3,
+      },
       projector: { inFeatures: 1152, outFeatures: 896, type: 'mlp' },
       decoder: qwen05,
       imageTokens: 729,
@@ -85,9 +120,26 @@ export const CATALOG: CatalogModel[] = [
     modelType: 'llava',
     params: 1_188_000_000,
     shape: {
-      vision: { hiddenSize: 768, intermediateSize: 3072, numLayers: 12, numHeads: 12, tokensPerImage: 50, patchSize: 32, numChannels: 3 },
+      vision: {
+        hiddenSize: 768,
+        intermediateSize: 3072,
+        numLayers: 12,
+        numHeads: 12,
+        tokensPerImage: 50,
+        patchSize: 32,
+        numChannels: 3,
+      },
       projector: { inFeatures: 768, outFeatures: 2048, type: 'mlp' },
-      decoder: { vocabSize: 32_000, hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, headDim: 64, tieEmbeddings: false },
+      decoder: {
+        vocabSize: 32_000,
+        hiddenSize: 2048,
+        intermediateSize: 5632,
+        numLayers: 22,
+        numHeads: 32,
+        numKvHeads: 4,
+        headDim: 64,
+        tieEmbeddings: false,
+      },
       imageTokens: 49,
       weightBytes: 4,
     },
@@ -115,9 +167,26 @@ export const CATALOG: CatalogModel[] = [
     modelType: 'idefics3',
     params: 256_000_000,
     shape: {
-      vision: { hiddenSize: 768, intermediateSize: 3072, numLayers: 12, numHeads: 12, tokensPerImage: 1024, patchSize: 16, numChannels: 3 },
+      vision: {
+        hiddenSize: 768,
+        intermediateSize: 3072,
+        numLayers: 12,
+        numHeads: 12,
+        tokensPerImage: 1024,
+        patchSize: 16,
+        numChannels: 3,
+      },
       projector: { inFeatures: 12288, outFeatures: 576, type: 'linear' },
-      decoder: { vocabSize: 49_280, hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKvHeads: 3, headDim: 64, tieEmbeddings: false },
+      decoder: {
+        vocabSize: 49_280,
+        hiddenSize: 576,
+        intermediateSize: 1536,
+        numLayers: 30,
+        numHeads: 9,
+        numKvHeads: 3,
+        headDim: 64,
+        tieEmbeddings: false,
+      },
       imageTokens: 17 * 64,
       weightBytes: 4,
     },
@@ -133,9 +202,26 @@ export const CATALOG: CatalogModel[] = [
     modelType: 'idefics3',
     params: 507_000_000,
     shape: {
-      vision: { hiddenSize: 768, intermediateSize: 3072, numLayers: 12, numHeads: 12, tokensPerImage: 1024, patchSize: 16, numChannels: 3 },
+      vision: {
+        hiddenSize: 768,
+        intermediateSize: 3072,
+        numLayers: 12,
+        numHeads: 12,
+        tokensPerImage: 1024,
+        patchSize: 16,
+        numChannels: 3,
+      },
       projector: { inFeatures: 12288, outFeatures: 960, type: 'linear' },
-      decoder: { vocabSize: 49_280, hiddenSize: 960, intermediateSize: 2560, numLayers: 32, numHeads: 15, numKvHeads: 5, headDim: 64, tieEmbeddings: false },
+      decoder: {
+        vocabSize: 49_280,
+        hiddenSize: 960,
+        intermediateSize: 2560,
+        numLayers: 32,
+        numHeads: 15,
+        numKvHeads: 5,
+        headDim: 64,
+        tieEmbeddings: false,
+      },
       imageTokens: 17 * 64,
       weightBytes: 4,
     },
@@ -192,14 +278,22 @@ export interface CatalogEstimate {
   fit: 'fits' | 'chat-only' | 'too-big' | null;
 }
 
-export function estimateCatalogModel(m: CatalogModel, availableBytes = availableMemory(), totalBytes = totalmem()): CatalogEstimate {
+export function estimateCatalogModel(
+  m: CatalogModel,
+  availableBytes = availableMemory(),
+  totalBytes = totalmem(),
+): CatalogEstimate {
   // a tower alone cannot chat or train; an unsupported family is not estimated
   if (!m.shape) return { chatBytes: null, trainBytes: null, fit: null };
   const d = m.shape.decoder;
   const kv = 2 * d.numLayers * d.numKvHeads * d.headDim * 2048 * 4;
   const weights = m.params * 4;
   const chatBytes = Math.round(weights + kv + 256 * 1024 * 1024 + 0.1 * (weights + kv));
-  const train = estimateTrainingMemory(m.shape, { method: 'lora', rank: 16, targetModules: LORA_TARGETS, batchSize: 4, maxSeqLen: m.shape.imageTokens + 64 }, { availableBytes, totalBytes });
+  const train = estimateTrainingMemory(
+    m.shape,
+    { method: 'lora', rank: 16, targetModules: LORA_TARGETS, batchSize: 4, maxSeqLen: m.shape.imageTokens + 64 },
+    { availableBytes, totalBytes },
+  );
   const trainBytes = Math.round(train.breakdown.total);
   const fit = trainBytes <= availableBytes ? 'fits' : chatBytes <= availableBytes ? 'chat-only' : 'too-big';
   return { chatBytes, trainBytes, fit };

@@ -38,11 +38,23 @@ export function hubConfigFromEnv(env: Env = process.env): HubConfig {
   } catch {
     throw new HubError('invalid', `HF_ENDPOINT "${endpoint}" is not a URL`);
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new HubError('invalid', `HF_ENDPOINT "${endpoint}" must be an http(s) URL`);
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new HubError('invalid', `HF_ENDPOINT "${endpoint}" must be an http(s) URL`);
   return { endpoint, token };
 }
 
-export type HubErrorKind = 'auth' | 'gated' | 'not_found' | 'rate_limited' | 'server' | 'network' | 'integrity' | 'disk' | 'cancelled' | 'invalid' | 'unsupported';
+export type HubErrorKind =
+  | 'auth'
+  | 'gated'
+  | 'not_found'
+  | 'rate_limited'
+  | 'server'
+  | 'network'
+  | 'integrity'
+  | 'disk'
+  | 'cancelled'
+  | 'invalid'
+  | 'unsupported';
 
 export class HubError extends Error {
   constructor(
@@ -79,7 +91,11 @@ export function parseRetryAfter(v: string | undefined): number | undefined {
 }
 
 /** GET with manual redirects (at most 10); the Authorization header only goes to the endpoint's origin. */
-export async function hubGet(cfg: HubConfig, url: string, opts: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<HubResponse> {
+export async function hubGet(
+  cfg: HubConfig,
+  url: string,
+  opts: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<HubResponse> {
   const origin = new URL(cfg.endpoint).origin;
   let current = url;
   let first: IncomingHttpHeaders | null = null;
@@ -102,14 +118,21 @@ export async function hubGet(cfg: HubConfig, url: string, opts: { headers?: Reco
   throw new HubError('server', `${url}: too many redirects`);
 }
 
-function once(u: URL, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
+function once(
+  u: URL,
+  headers: Record<string, string>,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new HubError('cancelled', 'cancelled'));
     const fn = u.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = fn(u, { method: 'GET', headers });
     const onAbort = () => req.destroy(new HubError('cancelled', 'cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
-    req.setTimeout(timeoutMs, () => req.destroy(new HubError('network', `no answer from ${u.host} for ${Math.round(timeoutMs / 1000)} s`)));
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new HubError('network', `no answer from ${u.host} for ${Math.round(timeoutMs / 1000)} s`)),
+    );
     req.on('response', (res) => {
       res.on('close', () => signal?.removeEventListener('abort', onAbort));
       resolve(res);
@@ -137,7 +160,11 @@ async function readText(res: IncomingMessage, limit: number): Promise<string> {
 }
 
 /** The error a non-2xx answer means, in words that say what to do. */
-export async function errorFor(cfg: HubConfig, r: HubResponse, what: { repo: string; revision?: string; file?: string }): Promise<HubError> {
+export async function errorFor(
+  cfg: HubConfig,
+  r: HubResponse,
+  what: { repo: string; revision?: string; file?: string },
+): Promise<HubError> {
   const status = r.res.statusCode ?? 0;
   const code = header(r.first, 'x-error-code') ?? header(r.res.headers, 'x-error-code');
   let detail = header(r.res.headers, 'x-error-message') ?? '';
@@ -170,12 +197,30 @@ export async function errorFor(cfg: HubConfig, r: HubResponse, what: { repo: str
       status,
     );
   if (status === 404) {
-    if (code === 'RevisionNotFound') return new HubError('not_found', `${repo} has no revision "${what.revision}"${suffix}`, status);
-    if (code === 'EntryNotFound' || what.file) return new HubError('not_found', `${repo} has no file ${what.file ?? ''} at ${what.revision ?? 'this revision'}${suffix}`, status);
+    if (code === 'RevisionNotFound')
+      return new HubError('not_found', `${repo} has no revision "${what.revision}"${suffix}`, status);
+    if (code === 'EntryNotFound' || what.file)
+      return new HubError(
+        'not_found',
+        `${repo} has no file ${what.file ?? ''} at ${what.revision ?? 'this revision'}${suffix}`,
+        status,
+      );
     return new HubError('not_found', `no model ${repo} on ${cfg.endpoint}${suffix}: check the name (ORG/NAME)`, status);
   }
-  if (status === 429) return new HubError('rate_limited', `the Hub is rate limiting requests (429)${suffix}`, status, parseRetryAfter(header(r.res.headers, 'retry-after')));
-  if (status >= 500) return new HubError('server', `the Hub answered ${status}${suffix}`, status, parseRetryAfter(header(r.res.headers, 'retry-after')));
+  if (status === 429)
+    return new HubError(
+      'rate_limited',
+      `the Hub is rate limiting requests (429)${suffix}`,
+      status,
+      parseRetryAfter(header(r.res.headers, 'retry-after')),
+    );
+  if (status >= 500)
+    return new HubError(
+      'server',
+      `the Hub answered ${status}${suffix}`,
+      status,
+      parseRetryAfter(header(r.res.headers, 'retry-after')),
+    );
   return new HubError('server', `unexpected answer ${status} from ${new URL(r.url).host}${suffix}`, status);
 }
 
@@ -202,32 +247,50 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Parse the model-info answer, naming the field that is wrong. */
 export function parseModelInfo(repo: string, json: unknown): ModelInfo {
-  const bad = (field: string, why: string) => new HubError('server', `the Hub's model info for ${repo}: ${field} ${why}`);
+  const bad = (field: string, why: string) =>
+    new HubError('server', `the Hub's model info for ${repo}: ${field} ${why}`);
   if (!json || typeof json !== 'object') throw bad('body', 'is not an object');
   const j = json as { sha?: unknown; siblings?: unknown; gated?: unknown };
   if (typeof j.sha !== 'string' || !HEX40.test(j.sha)) throw bad('sha', 'is not a commit hash');
   if (!Array.isArray(j.siblings)) throw bad('siblings', 'is not a list (the request needs ?blobs=true)');
   const siblings: Sibling[] = [];
   j.siblings.forEach((s: unknown, i) => {
-    const o = s as { rfilename?: unknown; size?: unknown; blobId?: unknown; lfs?: { sha256?: unknown; size?: unknown } | null };
+    const o = s as {
+      rfilename?: unknown;
+      size?: unknown;
+      blobId?: unknown;
+      lfs?: { sha256?: unknown; size?: unknown } | null;
+    };
     if (!o || typeof o.rfilename !== 'string') throw bad(`siblings[${i}].rfilename`, 'is missing');
     const lfs = o.lfs && typeof o.lfs === 'object' ? o.lfs : null;
     if (lfs) {
-      if (typeof lfs.sha256 !== 'string' || !HEX64.test(lfs.sha256)) throw bad(`siblings[${i}].lfs.sha256`, 'is not a sha256');
+      if (typeof lfs.sha256 !== 'string' || !HEX64.test(lfs.sha256))
+        throw bad(`siblings[${i}].lfs.sha256`, 'is not a sha256');
       const size = Number(lfs.size ?? o.size);
       if (!Number.isSafeInteger(size) || size < 0) throw bad(`siblings[${i}].lfs.size`, 'is not a size');
       siblings.push({ file: o.rfilename, size, etag: lfs.sha256, sha256: lfs.sha256, gitSha1: null });
     } else {
-      if (typeof o.blobId !== 'string' || !HEX40.test(o.blobId)) throw bad(`siblings[${i}].blobId`, 'is not a git blob id');
+      if (typeof o.blobId !== 'string' || !HEX40.test(o.blobId))
+        throw bad(`siblings[${i}].blobId`, 'is not a git blob id');
       const size = Number(o.size);
       if (!Number.isSafeInteger(size) || size < 0) throw bad(`siblings[${i}].size`, 'is not a size');
       siblings.push({ file: o.rfilename, size, etag: o.blobId, sha256: null, gitSha1: o.blobId });
     }
   });
-  return { repo, commit: j.sha, siblings, gated: typeof j.gated === 'string' || typeof j.gated === 'boolean' ? j.gated : false };
+  return {
+    repo,
+    commit: j.sha,
+    siblings,
+    gated: typeof j.gated === 'string' || typeof j.gated === 'boolean' ? j.gated : false,
+  };
 }
 
-export async function fetchModelInfo(cfg: HubConfig, repo: string, revision: string, signal?: AbortSignal): Promise<ModelInfo> {
+export async function fetchModelInfo(
+  cfg: HubConfig,
+  repo: string,
+  revision: string,
+  signal?: AbortSignal,
+): Promise<ModelInfo> {
   const url = `${cfg.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
   const r = await hubGet(cfg, url, { signal });
   if ((r.res.statusCode ?? 0) !== 200) throw await errorFor(cfg, r, { repo, revision });

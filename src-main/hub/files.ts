@@ -46,9 +46,18 @@ export function selectFiles(all: string[], repo: string): SelectedFiles {
   const skipped: SelectedFiles['skipped'] = [];
   for (const f of all) {
     if (wantedFile(f)) files.push(f);
-    else skipped.push({ file: f, reason: isPickle(f) ? 'pickle (not loaded: it could run code)' : f.includes('/') ? 'in a subfolder' : 'not needed' });
+    else
+      skipped.push({
+        file: f,
+        reason: isPickle(f)
+          ? 'pickle (not loaded: it could run code)'
+          : f.includes('/')
+            ? 'in a subfolder'
+            : 'not needed',
+      });
   }
-  if (!files.includes('config.json')) throw new Error(`${repo} has no config.json at the top level: it is not a transformers model repository`);
+  if (!files.includes('config.json'))
+    throw new Error(`${repo} has no config.json at the top level: it is not a transformers model repository`);
   const hasWeights = files.some((f) => f.endsWith('.safetensors'));
   if (!hasWeights) {
     const pickles = all.filter(isPickle);
@@ -65,7 +74,10 @@ export function selectFiles(all: string[], repo: string): SelectedFiles {
       files.splice(files.indexOf(s), 1);
       skipped.push({ file: s, reason: 'shard of a second copy (model.safetensors is used)' });
     }
-    skipped.push({ file: 'model.safetensors.index.json', reason: 'index of a second copy (model.safetensors is used)' });
+    skipped.push({
+      file: 'model.safetensors.index.json',
+      reason: 'index of a second copy (model.safetensors is used)',
+    });
   }
   return { files: files.sort(), skipped };
 }

@@ -5,9 +5,28 @@
 // cut short, 429 and 5xx) are retried with backoff, resuming from the bytes already on disk; a file that
 // verifies wrong is deleted and the pull fails naming it. Nothing half-written ever appears in snapshots/.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, mkdirSync, renameSync, rmSync, statSync, statfsSync, truncateSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  readFileSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  truncateSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
-import { errorFor, fetchModelInfo, HubError, resolveUrl, hubGet, type HubConfig, type ModelInfo, type Sibling } from './client';
+import {
+  errorFor,
+  fetchModelInfo,
+  HubError,
+  resolveUrl,
+  hubGet,
+  type HubConfig,
+  type ModelInfo,
+  type Sibling,
+} from './client';
 import { isCommitHash, RepoCache } from './cache';
 import { selectFiles } from './files';
 
@@ -124,7 +143,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 function diskError(e: unknown, file: string, dir: string): HubError | null {
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new HubError('disk', `the disk holding ${dir} is full while writing ${file}: free some space and pull again (the part already downloaded is kept and resumed)`);
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new HubError(
+      'disk',
+      `the disk holding ${dir} is full while writing ${file}: free some space and pull again (the part already downloaded is kept and resumed)`,
+    );
   return null;
 }
 
@@ -158,7 +181,18 @@ async function pullInner(o: PullOptions, stopTimers: Array<() => void>): Promise
   const backoff = o.backoffMs ?? 1000;
   const freeBytes = o.freeBytes ?? defaultFreeBytes;
   const openWriter = o.openWriter ?? defaultWriter;
-  const progress: PullProgress = { phase: 'resolving', file: null, bytes: 0, totalBytes: 0, filesDone: 0, filesTotal: 0, bytesPerSecond: null, etaSeconds: null, retries: 0, message: null };
+  const progress: PullProgress = {
+    phase: 'resolving',
+    file: null,
+    bytes: 0,
+    totalBytes: 0,
+    filesDone: 0,
+    filesTotal: 0,
+    bytesPerSecond: null,
+    etaSeconds: null,
+    retries: 0,
+    message: null,
+  };
   const meter = new Meter();
   let lastEmit = 0;
   let trailing: NodeJS.Timeout | null = null;
@@ -170,10 +204,13 @@ async function pullInner(o: PullOptions, stopTimers: Array<() => void>): Promise
     const now = Date.now();
     if (!force && now - lastEmit < 100) {
       // a throttled update still goes out soon, so a transfer that stalls shows where it stopped
-      trailing ??= setTimeout(() => {
-        trailing = null;
-        emit(true);
-      }, 100 - (now - lastEmit));
+      trailing ??= setTimeout(
+        () => {
+          trailing = null;
+          emit(true);
+        },
+        100 - (now - lastEmit),
+      );
       return;
     }
     if (trailing) clearTimeout(trailing);
@@ -181,7 +218,10 @@ async function pullInner(o: PullOptions, stopTimers: Array<() => void>): Promise
     lastEmit = now;
     meter.add(progress.bytes);
     progress.bytesPerSecond = meter.rate();
-    progress.etaSeconds = progress.bytesPerSecond && progress.bytesPerSecond > 0 ? Math.round((progress.totalBytes - progress.bytes) / progress.bytesPerSecond) : null;
+    progress.etaSeconds =
+      progress.bytesPerSecond && progress.bytesPerSecond > 0
+        ? Math.round((progress.totalBytes - progress.bytes) / progress.bytesPerSecond)
+        : null;
     o.onProgress?.({ ...progress });
   };
   emit(true);
@@ -189,20 +229,39 @@ async function pullInner(o: PullOptions, stopTimers: Array<() => void>): Promise
   const cachedResult = (commit: string, offline: boolean): PullResult | null => {
     const dir = rc.snapshotDir(commit);
     if (!existsSync(dir) || !rc.hasSnapshotFile(commit, 'config.json')) return null;
-    return { repo: o.repo, revision: o.revision, commit, dir, files: [], skipped: [], downloadedBytes: 0, reusedBytes: 0, offline };
+    return {
+      repo: o.repo,
+      revision: o.revision,
+      commit,
+      dir,
+      files: [],
+      skipped: [],
+      downloadedBytes: 0,
+      reusedBytes: 0,
+      offline,
+    };
   };
 
   let info: ModelInfo;
   if (o.offline) {
     const c = rc.resolveRef(o.revision);
     const r = c ? cachedResult(c, true) : null;
-    if (!r) throw new HubError('not_found', `${o.repo}@${o.revision} is not in the Hub cache (${o.cacheDir}) and HF_HUB_OFFLINE is set`);
+    if (!r)
+      throw new HubError(
+        'not_found',
+        `${o.repo}@${o.revision} is not in the Hub cache (${o.cacheDir}) and HF_HUB_OFFLINE is set`,
+      );
     progress.phase = 'done';
     emit(true);
     return r;
   }
   try {
-    info = await withRetries(() => fetchModelInfo(o.hub, o.repo, o.revision, o.signal), { maxAttempts, backoff, signal: o.signal, onRetry: (m) => retried(m) });
+    info = await withRetries(() => fetchModelInfo(o.hub, o.repo, o.revision, o.signal), {
+      maxAttempts,
+      backoff,
+      signal: o.signal,
+      onRetry: (m) => retried(m),
+    });
   } catch (e) {
     // no network: a snapshot already in the cache for this revision is good enough
     const c = e instanceof HubError && e.kind === 'network' ? rc.resolveRef(o.revision) : null;
@@ -222,14 +281,19 @@ async function pullInner(o: PullOptions, stopTimers: Array<() => void>): Promise
 
   const { files, skipped } = (() => {
     try {
-      return selectFiles(info.siblings.map((s) => s.file), o.repo);
+      return selectFiles(
+        info.siblings.map((s) => s.file),
+        o.repo,
+      );
     } catch (e) {
       throw new HubError('unsupported', (e as Error).message);
     }
   })();
   const byName = new Map(info.siblings.map((s) => [s.file, s]));
   // config first (checked before anything big), then small files, then the weights
-  const todo: Sibling[] = files.map((f) => byName.get(f)!).sort((a, b) => (a.file === 'config.json' ? -1 : b.file === 'config.json' ? 1 : a.size - b.size));
+  const todo: Sibling[] = files
+    .map((f) => byName.get(f)!)
+    .sort((a, b) => (a.file === 'config.json' ? -1 : b.file === 'config.json' ? 1 : a.size - b.size));
   progress.totalBytes = todo.reduce((a, s) => a + s.size, 0);
   progress.filesTotal = todo.length;
   mkdirSync(rc.blobsDir, { recursive: true });
@@ -242,7 +306,10 @@ async function pullInner(o: PullOptions, stopTimers: Array<() => void>): Promise
   }
   const free = freeBytes(rc.blobsDir);
   if (needed + DISK_MARGIN > free)
-    throw new HubError('disk', `not enough disk space for ${o.repo}: the download needs ${fmt(needed)} more and ${rc.blobsDir} has ${fmt(free)} free (keep ${fmt(DISK_MARGIN)} spare); free some space or set HF_HUB_CACHE to another disk`);
+    throw new HubError(
+      'disk',
+      `not enough disk space for ${o.repo}: the download needs ${fmt(needed)} more and ${rc.blobsDir} has ${fmt(free)} free (keep ${fmt(DISK_MARGIN)} spare); free some space or set HF_HUB_CACHE to another disk`,
+    );
 
   let downloaded = 0;
   let reused = 0;
@@ -297,10 +364,23 @@ async function pullInner(o: PullOptions, stopTimers: Array<() => void>): Promise
   progress.file = null;
   progress.message = null;
   emit(true);
-  return { repo: o.repo, revision: o.revision, commit: info.commit, dir: rc.snapshotDir(info.commit), files, skipped, downloadedBytes: downloaded, reusedBytes: reused, offline: false };
+  return {
+    repo: o.repo,
+    revision: o.revision,
+    commit: info.commit,
+    dir: rc.snapshotDir(info.commit),
+    files,
+    skipped,
+    downloadedBytes: downloaded,
+    reusedBytes: reused,
+    offline: false,
+  };
 }
 
-async function withRetries<T>(fn: () => Promise<T>, o: { maxAttempts: number; backoff: number; signal?: AbortSignal; onRetry: (m: string) => void }): Promise<T> {
+async function withRetries<T>(
+  fn: () => Promise<T>,
+  o: { maxAttempts: number; backoff: number; signal?: AbortSignal; onRetry: (m: string) => void },
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
@@ -323,7 +403,13 @@ interface BlobOptions {
 }
 
 /** Download one blob with resume and verification; returns the bytes fetched over the network. */
-async function downloadBlob(o: PullOptions, rc: RepoCache, commit: string, s: Sibling, b: BlobOptions): Promise<number> {
+async function downloadBlob(
+  o: PullOptions,
+  rc: RepoCache,
+  commit: string,
+  s: Sibling,
+  b: BlobOptions,
+): Promise<number> {
   const part = rc.incompletePath(s.etag);
   if (sizeOf(part) > s.size) truncateSync(part, 0);
   let fetched = 0;
@@ -340,7 +426,12 @@ async function downloadBlob(o: PullOptions, rc: RepoCache, commit: string, s: Si
       const gained = sizeOf(part) - before;
       fetched += Math.max(0, gained);
       failures = gained > 0 ? 1 : failures + 1;
-      if (failures >= b.maxAttempts) throw new HubError(e.kind, `${s.file}: ${e.message} (gave up after ${failures} attempts; pull again to resume from ${fmt(sizeOf(part))})`, e.status);
+      if (failures >= b.maxAttempts)
+        throw new HubError(
+          e.kind,
+          `${s.file}: ${e.message} (gave up after ${failures} attempts; pull again to resume from ${fmt(sizeOf(part))})`,
+          e.status,
+        );
       const wait = Math.max(Math.min(b.backoff * 2 ** (failures - 1), 30_000), e.retryAfterMs ?? 0);
       b.onRetry(`${s.file}: ${e.message}; resuming from ${fmt(sizeOf(part))} in ${(wait / 1000).toFixed(1)} s`);
       await sleep(wait, o.signal);
@@ -350,19 +441,32 @@ async function downloadBlob(o: PullOptions, rc: RepoCache, commit: string, s: Si
   const got = sizeOf(part);
   if (got !== s.size) {
     rmSync(part, { force: true });
-    throw new HubError('integrity', `${o.repo}/${s.file}: downloaded ${got} bytes, the Hub lists ${s.size}; the file was deleted, pull again`);
+    throw new HubError(
+      'integrity',
+      `${o.repo}/${s.file}: downloaded ${got} bytes, the Hub lists ${s.size}; the file was deleted, pull again`,
+    );
   }
   const actual = await hashFile(part, s.sha256 ? 'sha256' : 'git');
   const expected = s.sha256 ?? s.gitSha1;
   if (actual !== expected) {
     rmSync(part, { force: true });
-    throw new HubError('integrity', `${o.repo}/${s.file}: ${s.sha256 ? 'sha256' : 'git blob id'} is ${actual}, the Hub lists ${expected}: the download is corrupt and was deleted; pull again`);
+    throw new HubError(
+      'integrity',
+      `${o.repo}/${s.file}: ${s.sha256 ? 'sha256' : 'git blob id'} is ${actual}, the Hub lists ${expected}: the download is corrupt and was deleted; pull again`,
+    );
   }
   renameSync(part, rc.blobPath(s.etag));
   return fetched;
 }
 
-async function attempt(o: PullOptions, rc: RepoCache, commit: string, s: Sibling, part: string, b: BlobOptions): Promise<number> {
+async function attempt(
+  o: PullOptions,
+  rc: RepoCache,
+  commit: string,
+  s: Sibling,
+  part: string,
+  b: BlobOptions,
+): Promise<number> {
   let offset = sizeOf(part);
   if (offset === s.size) return 0;
   const url = resolveUrl(o.hub, o.repo, commit, s.file);
@@ -373,7 +477,8 @@ async function attempt(o: PullOptions, rc: RepoCache, commit: string, s: Sibling
     truncateSync(part, 0);
     throw new HubError('network', 'the server refused to resume (416); starting the file again');
   }
-  if (status !== 200 && status !== 206) throw await errorFor(o.hub, r, { repo: o.repo, revision: commit, file: s.file });
+  if (status !== 200 && status !== 206)
+    throw await errorFor(o.hub, r, { repo: o.repo, revision: commit, file: s.file });
   const repoCommit = r.first['x-repo-commit'];
   if (typeof repoCommit === 'string' && repoCommit && repoCommit !== commit) {
     r.res.resume();
@@ -389,7 +494,10 @@ async function attempt(o: PullOptions, rc: RepoCache, commit: string, s: Sibling
     if (!m || Number(m[1]) !== offset) {
       r.res.resume();
       truncateSync(part, 0);
-      throw new HubError('network', `the server resumed at the wrong place (${r.res.headers['content-range'] ?? 'no Content-Range'}); starting the file again`);
+      throw new HubError(
+        'network',
+        `the server resumed at the wrong place (${r.res.headers['content-range'] ?? 'no Content-Range'}); starting the file again`,
+      );
     }
   } else if (offset > 0) {
     // a server that ignores Range sends the whole file: start over
@@ -403,7 +511,8 @@ async function attempt(o: PullOptions, rc: RepoCache, commit: string, s: Sibling
   let got = 0;
   try {
     for await (const chunk of r.res as AsyncIterable<Buffer>) {
-      if (n + chunk.length > s.size) throw new HubError('integrity', `${s.file}: the server sent more than the ${s.size} bytes the Hub lists`);
+      if (n + chunk.length > s.size)
+        throw new HubError('integrity', `${s.file}: the server sent more than the ${s.size} bytes the Hub lists`);
       await w.write(chunk);
       n += chunk.length;
       got += chunk.length;
@@ -413,12 +522,16 @@ async function attempt(o: PullOptions, rc: RepoCache, commit: string, s: Sibling
     if (e instanceof HubError) throw e;
     if (diskError(e, s.file, rc.blobsDir)) throw e;
     if (o.signal?.aborted) throw new HubError('cancelled', 'cancelled');
-    throw new HubError('network', `the transfer of ${s.file} broke off at ${fmt(n)} of ${fmt(s.size)} (${(e as Error).message})`);
+    throw new HubError(
+      'network',
+      `the transfer of ${s.file} broke off at ${fmt(n)} of ${fmt(s.size)} (${(e as Error).message})`,
+    );
   } finally {
     await w.close();
   }
   if (o.signal?.aborted) throw new HubError('cancelled', 'cancelled');
-  if (n < expectedEnd || n < s.size) throw new HubError('network', `the transfer of ${s.file} was cut short at ${fmt(n)} of ${fmt(s.size)}`);
+  if (n < expectedEnd || n < s.size)
+    throw new HubError('network', `the transfer of ${s.file} was cut short at ${fmt(n)} of ${fmt(s.size)}`);
   return got;
 }
 

@@ -3,7 +3,15 @@
 // NaN/Inf, and honour pause (checkpoint, then stop) and cancel (stop, write nothing) between steps.
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanCheckpoints, latestCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, stepDirName } from '../training/checkpoints';
+import {
+  cleanCheckpoints,
+  latestCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+  stepDirName,
+} from '../training/checkpoints';
 import type { JobEvent, JobSpec } from './protocol';
 import { isDiskFull, nameDiskFull } from '../util/disk-full';
 import type { Trainer } from './trainer';
@@ -27,7 +35,12 @@ export function finalDir(outDir: string): string {
 const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
 
 /** Run a job to one of its outcomes. Every event goes through `emit`; errors become a 'failed' event. */
-export async function runJob(spec: JobSpec, resume: boolean, control: JobControl, emit: (e: JobEvent) => void): Promise<JobOutcome> {
+export async function runJob(
+  spec: JobSpec,
+  resume: boolean,
+  control: JobControl,
+  emit: (e: JobEvent) => void,
+): Promise<JobOutcome> {
   const log = (message: string, level: 'info' | 'warn' | 'error' = 'info') => emit({ type: 'log', level, message });
   let trainer: Trainer | null = null;
   let step = 0;
@@ -42,7 +55,13 @@ export async function runJob(spec: JobSpec, resume: boolean, control: JobControl
     await trainer.init(latest ? loadCheckpoint(latest.dir) : null);
     step = trainer.step;
     const plan = trainer.plan;
-    emit({ type: 'started', step, totalSteps: plan.totalSteps, resumedFrom: latest ? latest.step : null, pid: process.pid });
+    emit({
+      type: 'started',
+      step,
+      totalSteps: plan.totalSteps,
+      resumedFrom: latest ? latest.step : null,
+      pid: process.pid,
+    });
 
     let lastSaved = latest ? latest.step : -1;
     let lastEval: Record<string, number> = {};

@@ -25,7 +25,12 @@ function send(e: JobEvent): Promise<void> {
 
 async function run(m: Extract<ParentMessage, { type: 'start' }>): Promise<void> {
   mkdirSync(m.spec.outDir, { recursive: true });
-  const info: ProcessInfo = { pid: process.pid, runId: m.runId, startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString() };
+  const info: ProcessInfo = {
+    pid: process.pid,
+    runId: m.runId,
+    startedAt: new Date().toISOString(),
+    heartbeatAt: new Date().toISOString(),
+  };
   const beat = () => {
     info.heartbeatAt = new Date().toISOString();
     try {
@@ -46,7 +51,11 @@ async function run(m: Extract<ParentMessage, { type: 'start' }>): Promise<void> 
     } catch (err) {
       if (!journalError) {
         journalError = (err as Error).message;
-        pending = send({ type: 'log', level: 'warn', message: `cannot write the run's event journal: ${journalError}` });
+        pending = send({
+          type: 'log',
+          level: 'warn',
+          message: `cannot write the run's event journal: ${journalError}`,
+        });
       }
     }
     pending = send(e);

@@ -5,7 +5,17 @@
 // The process that starts a job takes it, hands it to the job process once forked, and whoever sees the job end
 // removes it; a lock whose holder is dead (crash, SIGKILL, zombie) or whose pid now names another process is stale
 // and is taken over.
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { pidAlive, processStartTime } from '../util/pid';
 
@@ -25,7 +35,9 @@ export class FolderBusyError extends Error {
     readonly folder: string,
     readonly holder: LockInfo,
   ) {
-    super(`run folder ${folder} is in use by process ${holder.pid} (${holder.what}, since ${holder.since}); wait for it to finish or pause it first`);
+    super(
+      `run folder ${folder} is in use by process ${holder.pid} (${holder.what}, since ${holder.since}); wait for it to finish or pause it first`,
+    );
     this.name = 'FolderBusyError';
   }
 }
@@ -55,7 +67,12 @@ export function folderLockHolder(dir: string): LockInfo | null {
   return info && holderAlive(info) ? info : null;
 }
 
-const infoFor = (pid: number, what: string): LockInfo => ({ pid, startTime: processStartTime(pid), since: new Date().toISOString(), what });
+const infoFor = (pid: number, what: string): LockInfo => ({
+  pid,
+  startTime: processStartTime(pid),
+  since: new Date().toISOString(),
+  what,
+});
 
 function writeBeside(dir: string, info: LockInfo): string {
   const tmp = join(dir, `${LOCK_FILE}.${process.pid}.${Math.random().toString(36).slice(2)}`);
@@ -112,7 +129,8 @@ export function acquireFolderLock(dir: string, what: string): FolderLock {
   };
 }
 
-const sameHolder = (a: LockInfo | null, b: LockInfo | null) => !!a && !!b && a.pid === b.pid && a.startTime === b.startTime && a.since === b.since;
+const sameHolder = (a: LockInfo | null, b: LockInfo | null) =>
+  !!a && !!b && a.pid === b.pid && a.startTime === b.startTime && a.since === b.since;
 
 function removeIf(dir: string, pred: (cur: LockInfo | null) => boolean): void {
   if (!pred(readLock(dir))) return;

@@ -62,7 +62,11 @@ export type JobEvent =
   | EvalEvent
   | { type: 'checkpoint'; step: number; path: string; bytes: number; pruned: number[]; metrics: Record<string, number> }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
-  | { type: 'paused'; step: number; /** Set when the job paused itself (e.g. its GPU became unusable). */ reason?: string }
+  | {
+      type: 'paused';
+      step: number;
+      /** Set when the job paused itself (e.g. its GPU became unusable). */ reason?: string;
+    }
   | { type: 'cancelled'; step: number }
   | { type: 'done'; step: number; metrics: Record<string, number>; outputDir: string }
   | { type: 'failed'; step: number; message: string };

@@ -7,7 +7,14 @@ import { listCheckpoints } from '../training/checkpoints';
 import { checkpointRoot } from './driver';
 import { readJournal } from './journal';
 import type { JobEvent } from './protocol';
-import { deleteCheckpointRows, listCheckpointRows, maxMetricStep, recordCheckpoint, setRunProgress, storeMetrics } from './store';
+import {
+  deleteCheckpointRows,
+  listCheckpointRows,
+  maxMetricStep,
+  recordCheckpoint,
+  setRunProgress,
+  storeMetrics,
+} from './store';
 
 export type JobTerminal = Extract<JobEvent, { type: 'paused' | 'cancelled' | 'done' | 'failed' }>;
 
@@ -31,7 +38,9 @@ export function reconcileRun(db: Database, runId: number, outDir: string): JobTe
   })();
   // the outcome counts only when nothing was journaled after it (a resume appends after a pause)
   const last = events.at(-1);
-  return last && (last.type === 'paused' || last.type === 'cancelled' || last.type === 'done' || last.type === 'failed') ? last : null;
+  return last && (last.type === 'paused' || last.type === 'cancelled' || last.type === 'done' || last.type === 'failed')
+    ? last
+    : null;
 }
 
 /** Checkpoint rows = the complete checkpoint folders on disk (rows of missing folders deleted, missing rows added). */
@@ -43,7 +52,18 @@ export function syncCheckpointRows(db: Database, runId: number, outDir: string):
   for (const c of onDisk)
     if (!have.has(c.step)) {
       const metrics = (c.manifest.info as { metrics?: Record<string, number> }).metrics ?? {};
-      recordCheckpoint(db, runId, { type: 'checkpoint', step: c.step, path: c.dir, bytes: c.bytes, pruned: [], metrics });
+      recordCheckpoint(db, runId, {
+        type: 'checkpoint',
+        step: c.step,
+        path: c.dir,
+        bytes: c.bytes,
+        pruned: [],
+        metrics,
+      });
     }
-  deleteCheckpointRows(db, runId, rows.filter((r) => !steps.has(r.step)).map((r) => r.step));
+  deleteCheckpointRows(
+    db,
+    runId,
+    rows.filter((r) => !steps.has(r.step)).map((r) => r.step),
+  );
 }

@@ -15,13 +15,20 @@ import { pidAlive, processIsLive, readProcessFile, writeProcessFile } from './pr
 import type { JobEvent, JobSpec, ParentMessage } from './protocol';
 import { reconcileRun, type JobTerminal } from './reconcile';
 import { acquireFolderLock, releaseFolderLock, type FolderLock } from './folder-lock';
-import { getRun, loadJobSpec, recordCheckpoint, runsWithStatus, saveJobSpec, setRunProgress, storeMetrics, storeTrainingEvaluation, updateRunStatus } from './store';
+import {
+  getRun,
+  loadJobSpec,
+  recordCheckpoint,
+  runsWithStatus,
+  saveJobSpec,
+  setRunProgress,
+  storeMetrics,
+  storeTrainingEvaluation,
+  updateRunStatus,
+} from './store';
 import { loadTrainerModule } from './trainers';
 
-export type RunnerEvent = { runId: number } & (
-  | JobEvent
-  | { type: 'status'; status: RunStatus; error: string | null }
-);
+export type RunnerEvent = { runId: number } & (JobEvent | { type: 'status'; status: RunStatus; error: string | null });
 
 export interface JobRunnerOptions {
   db: Database;
@@ -100,10 +107,14 @@ export class JobRunner {
     const run = getRun(this.db, runId);
     if (!run) throw new Error(`run ${runId} does not exist`);
     if (this.active.has(runId)) throw new Error(`run ${runId} is already running`);
-    if (run.status !== 'queued') throw new Error(`run ${runId} is ${run.status}; only a queued run can be started (use resume for a paused or interrupted one)`);
+    if (run.status !== 'queued')
+      throw new Error(
+        `run ${runId} is ${run.status}; only a queued run can be started (use resume for a paused or interrupted one)`,
+      );
     const normalized: JobSpec = { ...spec, outDir: resolve(spec.outDir) };
     // `validated`: the caller has just run the same checks (the service does, to answer with the estimate)
-    const { totalSteps, memory } = opts.validated ?? (await loadTrainerModule(normalized.trainer)).validateConfig(normalized.config);
+    const { totalSteps, memory } =
+      opts.validated ?? (await loadTrainerModule(normalized.trainer)).validateConfig(normalized.config);
     // the caller may hold the folder's lock already (the service takes it before writing the data snapshot)
     const lock = opts.lock ?? acquireFolderLock(normalized.outDir, `run ${runId}, starting`);
     try {
@@ -122,7 +133,8 @@ export class JobRunner {
     const run = getRun(this.db, runId);
     if (!run) throw new Error(`run ${runId} does not exist`);
     if (this.active.has(runId)) throw new Error(`run ${runId} is already running`);
-    if (!RESUMABLE.includes(run.status)) throw new Error(`run ${runId} is ${run.status}; only a paused or interrupted run can be resumed`);
+    if (!RESUMABLE.includes(run.status))
+      throw new Error(`run ${runId} is ${run.status}; only a paused or interrupted run can be resumed`);
     const spec = loadJobSpec(this.db, runId);
     if (!spec) throw new Error(`run ${runId} has no job spec to resume from`);
     // A job process from an earlier app session may still be finishing its last step: let it go first.
@@ -132,7 +144,10 @@ export class JobRunner {
     const lock = acquireFolderLock(spec.outDir, `run ${runId}, resuming`);
     try {
       const now = getRun(this.db, runId)!;
-      if (this.active.has(runId) || !RESUMABLE.includes(now.status)) throw new Error(`run ${runId} is ${this.active.has(runId) ? 'running' : now.status}; only a paused or interrupted run can be resumed`);
+      if (this.active.has(runId) || !RESUMABLE.includes(now.status))
+        throw new Error(
+          `run ${runId} is ${this.active.has(runId) ? 'running' : now.status}; only a paused or interrupted run can be resumed`,
+        );
       this.reconcile(runId, spec.outDir);
       // a device chosen at resume (e.g. the CPU after the GPU was lost) replaces the run's for this and later resumes
       if (o.provider) {
@@ -205,11 +220,22 @@ export class JobRunner {
       if (spec) cleanCheckpoints(checkpointRoot(spec.outDir));
       // what the job did after its parent stopped listening (it pauses itself when the parent dies) is in its journal
       const t = spec ? this.reconcile(runId, spec.outDir) : null;
-      if (t?.type === 'paused') this.setStatus(runId, 'paused', t.reason ?? 'paused itself when the process that started it went away; resume continues from its checkpoint', t.step);
+      if (t?.type === 'paused')
+        this.setStatus(
+          runId,
+          'paused',
+          t.reason ?? 'paused itself when the process that started it went away; resume continues from its checkpoint',
+          t.step,
+        );
       else if (t?.type === 'done') this.setStatus(runId, 'completed', null, t.step);
       else if (t?.type === 'failed') this.setStatus(runId, 'failed', t.message, t.step);
       else if (t?.type === 'cancelled') this.setStatus(runId, 'cancelled', null, t.step);
-      else this.setStatus(runId, 'interrupted', 'the job process is gone (the app or the job stopped unexpectedly); resume continues from the last checkpoint');
+      else
+        this.setStatus(
+          runId,
+          'interrupted',
+          'the job process is gone (the app or the job stopped unexpectedly); resume continues from the last checkpoint',
+        );
       changed.push(runId);
     }
     return changed;
@@ -279,7 +305,12 @@ export class JobRunner {
     try {
       return reconcileRun(this.db, runId, outDir);
     } catch (err) {
-      this.emit({ runId, type: 'log', level: 'error', message: `could not reconcile run ${runId} with ${outDir}: ${(err as Error).message}` });
+      this.emit({
+        runId,
+        type: 'log',
+        level: 'error',
+        message: `could not reconcile run ${runId} with ${outDir}: ${(err as Error).message}`,
+      });
       return null;
     }
   }
@@ -375,7 +406,12 @@ export class JobRunner {
           break;
       }
     } catch (err) {
-      this.emit({ runId, type: 'log', level: 'error', message: `could not store ${e.type} event: ${(err as Error).message}` });
+      this.emit({
+        runId,
+        type: 'log',
+        level: 'error',
+        message: `could not store ${e.type} event: ${(err as Error).message}`,
+      });
     }
     // predictions are stored; listeners get the evaluation id instead of the list
     this.emit(e.type === 'eval' && e.predictions ? { runId, ...e, predictions: undefined } : { runId, ...e });
@@ -400,8 +436,7 @@ export class JobRunner {
     else if (t?.type === 'paused') {
       status = 'paused';
       error = t.reason ?? null;
-    }
-    else if (t?.type === 'cancelled' || a.requested === 'cancel') status = 'cancelled';
+    } else if (t?.type === 'cancelled' || a.requested === 'cancel') status = 'cancelled';
     else if (t?.type === 'failed') {
       status = 'failed';
       error = t.message;

@@ -44,18 +44,31 @@ export function metricPoints(e: JobEvent): MetricPoint[] {
       { step: e.step, name: 'tokens_per_sec', value: e.tokensPerSec },
     ];
   if (e.type === 'eval')
-    return Object.entries(e.metrics).map(([k, v]) => ({ step: e.step, name: k.startsWith('eval_') ? k : `eval_${k}`, value: Number.isFinite(v) ? v : null }));
+    return Object.entries(e.metrics).map(([k, v]) => ({
+      step: e.step,
+      name: k.startsWith('eval_') ? k : `eval_${k}`,
+      value: Number.isFinite(v) ? v : null,
+    }));
   return [];
 }
 
 export function storeMetrics(db: Database, runId: number, e: JobEvent): void {
-  const points = metricPoints(e).map((p) => ({ ...p, value: p.value !== null && Number.isFinite(p.value) ? p.value : null }));
+  const points = metricPoints(e).map((p) => ({
+    ...p,
+    value: p.value !== null && Number.isFinite(p.value) ? p.value : null,
+  }));
   if (points.length) insertMetrics(db, runId, points);
 }
 
 export function recordCheckpoint(db: Database, runId: number, e: Extract<JobEvent, { type: 'checkpoint' }>): void {
   // the evaluation made at this step (just before the checkpoint) belongs to it
-  upsertStateCheckpoint(db, runId, { step: e.step, path: e.path, bytes: e.bytes, metrics: e.metrics ?? {}, pruned: e.pruned });
+  upsertStateCheckpoint(db, runId, {
+    step: e.step,
+    path: e.path,
+    bytes: e.bytes,
+    metrics: e.metrics ?? {},
+    pruned: e.pruned,
+  });
 }
 
 /** Store the predictions of an evaluation made during training as an evaluation of the run at that step. */

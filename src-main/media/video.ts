@@ -178,7 +178,11 @@ export function uniformFrameIndices(total: number, n: number): number[] {
 export async function extractVideoFrames(
   path: string,
   n: number,
-  opts: { file?: string; limits?: Partial<VideoLimits>; /** scale each frame to this height (aspect kept) */ height?: number } = {},
+  opts: {
+    file?: string;
+    limits?: Partial<VideoLimits>;
+    /** scale each frame to this height (aspect kept) */ height?: number;
+  } = {},
 ): Promise<VideoFrames> {
   const file = opts.file ?? path;
   const lim = { ...VIDEO_LIMITS, ...opts.limits };

@@ -45,7 +45,26 @@ const GEN_CLOSE = '\uFDD1';
 const MARKERS = /[\uFDD0\uFDD1]/g;
 
 // Jinja tags @huggingface/jinja implements (plus generation, rewritten before it sees the text).
-const SUPPORTED_TAGS = new Set(['if', 'elif', 'else', 'endif', 'for', 'endfor', 'set', 'endset', 'macro', 'endmacro', 'call', 'endcall', 'filter', 'endfilter', 'break', 'continue', 'generation', 'endgeneration']);
+const SUPPORTED_TAGS = new Set([
+  'if',
+  'elif',
+  'else',
+  'endif',
+  'for',
+  'endfor',
+  'set',
+  'endset',
+  'macro',
+  'endmacro',
+  'call',
+  'endcall',
+  'filter',
+  'endfilter',
+  'break',
+  'continue',
+  'generation',
+  'endgeneration',
+]);
 
 /**
  * Apply transformers' lstrip_blocks and trim_blocks to the source (as Jinja's lexer does, on the source lines: spaces
@@ -55,8 +74,10 @@ const SUPPORTED_TAGS = new Set(['if', 'elif', 'else', 'endif', 'for', 'endfor', 
  */
 export function rewriteGenerationTags(source: string): string {
   const trimmed = source.replace(/^[ \t]+(?=\{%(?!\+)|\{#)/gm, '').replace(/((?<!\+)%\}|#\})\n/g, '$1');
-  return trimmed.replace(/\{%([-+]?)\s*(end)?generation\s*([-+]?)%\}/g, (_m, pre: string, end: string | undefined, post: string) =>
-    `{{${pre === '-' ? '-' : ''} '${end ? GEN_CLOSE : GEN_OPEN}' ${post === '-' ? '-' : ''}}}`,
+  return trimmed.replace(
+    /\{%([-+]?)\s*(end)?generation\s*([-+]?)%\}/g,
+    (_m, pre: string, end: string | undefined, post: string) =>
+      `{{${pre === '-' ? '-' : ''} '${end ? GEN_CLOSE : GEN_OPEN}' ${post === '-' ? '-' : ''}}}`,
   );
 }
 
@@ -115,7 +136,12 @@ export class ChatTemplate {
 
   constructor(
     source: string,
-    specials: { bos_token?: string | null; eos_token?: string | null; unk_token?: string | null; pad_token?: string | null } = {},
+    specials: {
+      bos_token?: string | null;
+      eos_token?: string | null;
+      unk_token?: string | null;
+      pad_token?: string | null;
+    } = {},
     origin = 'chat_template',
     limits: Partial<TemplateLimits> = {},
   ) {
@@ -123,16 +149,26 @@ export class ChatTemplate {
     this.source = source;
     this.origin = origin;
     this.limits = { ...DEFAULT_TEMPLATE_LIMITS, ...limits };
-    this.specials = { bos_token: specials.bos_token ?? '', eos_token: specials.eos_token ?? '', unk_token: specials.unk_token ?? '', pad_token: specials.pad_token ?? '' };
+    this.specials = {
+      bos_token: specials.bos_token ?? '',
+      eos_token: specials.eos_token ?? '',
+      unk_token: specials.unk_token ?? '',
+      pad_token: specials.pad_token ?? '',
+    };
     this.engineSource = rewriteGenerationTags(source);
     this.hasGeneration = this.engineSource.includes(GEN_OPEN);
     const bad = unsupportedTags(source);
-    if (bad.length) throw new ChatTemplateError(`${origin}: unsupported Jinja feature: ${bad.map((t) => `the {% ${t} %} tag`).join(', ')}`);
+    if (bad.length)
+      throw new ChatTemplateError(
+        `${origin}: unsupported Jinja feature: ${bad.map((t) => `the {% ${t} %} tag`).join(', ')}`,
+      );
     const r = sandboxCall('parse', this.engineSource, {}, this.limits);
     if (!r.ok) {
       if (r.kind === 'limit') throw new ChatTemplateError(`${origin}: parsing ${r.message}`);
       const what = describeEngineError(r.message);
-      throw new ChatTemplateError(what === r.message ? `${origin}: template does not parse (${r.message})` : `${origin}: ${what}`);
+      throw new ChatTemplateError(
+        what === r.message ? `${origin}: template does not parse (${r.message})` : `${origin}: ${what}`,
+      );
     }
   }
 
@@ -152,7 +188,8 @@ export class ChatTemplate {
     const attempt = (content: string | ContentPart[]): string | null => {
       const r = sandboxCall('render', this.engineSource, this.items([{ role: 'user', content }], true), this.limits);
       // a template that overruns a limit on a one-line probe is broken whatever it is given: say so once
-      if (!r.ok && r.kind === 'limit') throw (this.overrun = new ChatTemplateError(`${this.origin}: rendering ${r.message}`));
+      if (!r.ok && r.kind === 'limit')
+        throw (this.overrun = new ChatTemplateError(`${this.origin}: rendering ${r.message}`));
       return r.ok && typeof r.text === 'string' ? r.text.replace(MARKERS, '') : null;
     };
     const asString = attempt(mark);
@@ -174,7 +211,11 @@ export class ChatTemplate {
     return this.probed;
   }
 
-  private items(messages: ChatMessage[], addGenerationPrompt: boolean, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  private items(
+    messages: ChatMessage[],
+    addGenerationPrompt: boolean,
+    extra: Record<string, unknown> = {},
+  ): Record<string, unknown> {
     return { ...this.specials, ...extra, messages, add_generation_prompt: addGenerationPrompt };
   }
 
@@ -188,7 +229,8 @@ export class ChatTemplate {
     if (!Array.isArray(messages)) throw new ChatTemplateError('messages must be a list');
     messages.forEach((m, i) => {
       if (!m || typeof m.role !== 'string') throw new ChatTemplateError(`messages[${i}].role must be a string`);
-      if (typeof m.content !== 'string' && !Array.isArray(m.content)) throw new ChatTemplateError(`messages[${i}].content must be a string or a list of parts`);
+      if (typeof m.content !== 'string' && !Array.isArray(m.content))
+        throw new ChatTemplateError(`messages[${i}].content must be a string or a list of parts`);
     });
     const style = this.contentStyle;
     const strip = (t: string) => t.replace(MARKERS, '');
@@ -199,7 +241,12 @@ export class ChatTemplate {
       }
       return { ...m, content: strip(typeof m.content === 'string' ? m.content : partsToContent(m.content)) };
     });
-    const r = sandboxCall('render', this.engineSource, this.items(shaped, opts.addGenerationPrompt ?? false, opts.extra), this.limits);
+    const r = sandboxCall(
+      'render',
+      this.engineSource,
+      this.items(shaped, opts.addGenerationPrompt ?? false, opts.extra),
+      this.limits,
+    );
     if (!r.ok) {
       if (r.kind === 'limit') throw (this.overrun = new ChatTemplateError(`${this.origin}: rendering ${r.message}`));
       throw new ChatTemplateError(`${this.origin}: rendering failed (${describeEngineError(r.message)})`);
@@ -229,7 +276,10 @@ export class ChatTemplate {
  * ({"chat_template": ...}), then tokenizer_config.json's chat_template (a string, or a list of {name, template}
  * from which "default" is taken). Returns null when the folder has none.
  */
-export function findChatTemplate(dir: string, tokenizerConfig: Record<string, unknown>): { source: string; origin: string } | null {
+export function findChatTemplate(
+  dir: string,
+  tokenizerConfig: Record<string, unknown>,
+): { source: string; origin: string } | null {
   const jinja = join(dir, 'chat_template.jinja');
   if (existsSync(jinja)) return { source: readFileSync(jinja, 'utf8'), origin: jinja };
   const json = join(dir, 'chat_template.json');
@@ -249,7 +299,8 @@ export function findChatTemplate(dir: string, tokenizerConfig: Record<string, un
   if (t === undefined || t === null) return null;
   if (typeof t === 'string') return { source: t, origin };
   if (Array.isArray(t)) {
-    const d = t.find((x) => x && typeof x === 'object' && (x as { name?: unknown }).name === 'default') as { template?: unknown } | undefined;
+    const d = t.find((x) => x && typeof x === 'object' && (x as { name?: unknown }).name === 'default') as
+      { template?: unknown } | undefined;
     if (d && typeof d.template === 'string') return { source: d.template, origin };
     throw new ChatTemplateError(`${origin}: a list of templates without one named "default"`);
   }
@@ -266,14 +317,14 @@ export function missingTemplateWarning(dir: string): string {
  * The bos token is not in the template: the tokenizer's post-processor adds it (encode with special tokens).
  */
 export const LLAVA_CHAT_TEMPLATE =
-  "{% for message in messages %}" +
+  '{% for message in messages %}' +
   "{% if message['role'] == 'system' %}" +
   "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}{{ '\\n' }}" +
-  "{% else %}" +
+  '{% else %}' +
   "{{ message['role'].upper() + ': ' }}" +
   "{% if message['content'] is string %}{{ message['content'] }}" +
   "{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}{{ '<image>\\n' }}{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}" +
   "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}" +
-  "{% endif %}" +
-  "{% endfor %}" +
+  '{% endif %}' +
+  '{% endfor %}' +
   "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}";

@@ -40,19 +40,39 @@ export interface ComposeResult {
   files: string[];
 }
 
-function addImageToken(text: HfModel, token: string): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; id: number; added: boolean } {
+function addImageToken(
+  text: HfModel,
+  token: string,
+): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; id: number; added: boolean } {
   const tk = text.tokenizer!;
   const tokenizer = structuredClone(text.json.tokenizer!);
   const tokenizerConfig = structuredClone(text.json.tokenizerConfig ?? {});
   const existing = tk.tokenToId(token);
   if (existing !== undefined) return { tokenizer, tokenizerConfig, id: existing, added: false };
   const id = tk.vocabSize;
-  const entry = { id, content: token, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+  const entry = {
+    id,
+    content: token,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  };
   tokenizer.added_tokens = [...((tokenizer.added_tokens as unknown[]) ?? []), entry];
   const dec = (tokenizerConfig.added_tokens_decoder as Record<string, unknown>) ?? {};
-  dec[String(id)] = { content: token, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+  dec[String(id)] = {
+    content: token,
+    lstrip: false,
+    normalized: false,
+    rstrip: false,
+    single_word: false,
+    special: true,
+  };
   tokenizerConfig.added_tokens_decoder = dec;
-  const extra = Array.isArray(tokenizerConfig.additional_special_tokens) ? (tokenizerConfig.additional_special_tokens as unknown[]) : [];
+  const extra = Array.isArray(tokenizerConfig.additional_special_tokens)
+    ? (tokenizerConfig.additional_special_tokens as unknown[])
+    : [];
   tokenizerConfig.additional_special_tokens = [...extra, token];
   tokenizerConfig.image_token = token;
   return { tokenizer, tokenizerConfig, id, added: true };
@@ -63,12 +83,23 @@ export function composeLlava(opts: ComposeOptions): ComposeResult {
   let text: HfModel | null = null;
   try {
     if (vision.config.kind !== 'vision')
-      throw new HfFolderError(`${join(opts.visionDir, 'config.json')}: field "model_type": "${vision.config.modelType}" is not a vision tower (clip, clip_vision_model, siglip, siglip_vision_model)`);
-    if (!vision.json.preprocessorConfig) throw new HfFolderError(`${opts.visionDir}: no preprocessor_config.json (the vision tower's image preprocessing)`);
+      throw new HfFolderError(
+        `${join(opts.visionDir, 'config.json')}: field "model_type": "${vision.config.modelType}" is not a vision tower (clip, clip_vision_model, siglip, siglip_vision_model)`,
+      );
+    if (!vision.json.preprocessorConfig)
+      throw new HfFolderError(
+        `${opts.visionDir}: no preprocessor_config.json (the vision tower's image preprocessing)`,
+      );
     text = loadHfFolder(opts.textDir, { tokenizer: false, preprocessor: false });
-    if (text.config.kind !== 'text') throw new HfFolderError(`${join(opts.textDir, 'config.json')}: field "model_type": "${text.config.modelType}" is not a language model (llama, qwen2)`);
+    if (text.config.kind !== 'text')
+      throw new HfFolderError(
+        `${join(opts.textDir, 'config.json')}: field "model_type": "${text.config.modelType}" is not a language model (llama, qwen2)`,
+      );
     // a LLaVA's decoder is LLaMA-style (language_model.model.layers.*); OPT is BLIP-2's decoder, not LLaVA's
-    if (text.config.text.modelType === 'opt') throw new HfFolderError(`${join(opts.textDir, 'config.json')}: field "model_type": "opt" cannot be composed into a LLaVA (llama, qwen2)`);
+    if (text.config.text.modelType === 'opt')
+      throw new HfFolderError(
+        `${join(opts.textDir, 'config.json')}: field "model_type": "opt" cannot be composed into a LLaVA (llama, qwen2)`,
+      );
     if (!text.tokenizer) throw new HfFolderError(`${opts.textDir}: no tokenizer.json`);
     const v = vision.config.vision;
     const t = text.config.text;
@@ -103,7 +134,8 @@ export function composeLlava(opts: ComposeOptions): ComposeResult {
     const textW = text.weights;
     const visionW = vision.weights;
     const source = (name: string): { src: TensorSource; name: string; grow: boolean } | null => {
-      if (name.startsWith(lay.vision!)) return { src: visionW, name: vlay.vision + name.slice(lay.vision!.length), grow: false };
+      if (name.startsWith(lay.vision!))
+        return { src: visionW, name: vlay.vision + name.slice(lay.vision!.length), grow: false };
       if (name === lay.lmHead) return { src: textW, name: tlay.lmHead!, grow: true };
       if (name.startsWith(lay.decoder!)) {
         const inner = name.slice(lay.decoder!.length);

@@ -21,7 +21,16 @@ export class ConfigError extends Error {
   }
 }
 
-export const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_fast', 'gelu_pytorch_tanh', 'quick_gelu', 'silu', 'swish', 'relu'] as const;
+export const ACTIVATIONS = [
+  'gelu',
+  'gelu_new',
+  'gelu_fast',
+  'gelu_pytorch_tanh',
+  'quick_gelu',
+  'silu',
+  'swish',
+  'relu',
+] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
 
 export type VisionModelType = 'clip_vision_model' | 'siglip_vision_model' | 'blip_2_vision_model';
@@ -147,7 +156,15 @@ export type VlmModelConfig = LlavaModelConfig | Idefics3ModelConfig | Blip2Model
 export type ModelConfig = VlmModelConfig | VisionModelConfig | TextModelConfig;
 
 /** A vision tower or a language model alone (compose them into a LLaVA). */
-export const COMPONENT_MODEL_TYPES = ['clip', 'clip_vision_model', 'siglip', 'siglip_vision_model', 'llama', 'qwen2', 'opt'] as const;
+export const COMPONENT_MODEL_TYPES = [
+  'clip',
+  'clip_vision_model',
+  'siglip',
+  'siglip_vision_model',
+  'llama',
+  'qwen2',
+  'opt',
+] as const;
 
 /** Every model_type config.json may have: the families' (registry.ts) and the components'. */
 export function supportedModelTypes(): string[] {
@@ -211,7 +228,8 @@ export class Reader {
   intOrNull(key: string, def: number | null): number | null {
     const v = this.obj[key] === undefined ? def : this.obj[key];
     if (v === null) return null;
-    if (typeof v !== 'number' || !Number.isInteger(v)) this.err(key, `must be an integer or null, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      this.err(key, `must be an integer or null, got ${JSON.stringify(v)}`);
     return v;
   }
   num(key: string, def?: number): number {
@@ -233,7 +251,8 @@ export class Reader {
   }
   act(key: string, def: Activation): Activation {
     const v = this.str(key, def);
-    if (!(ACTIVATIONS as readonly string[]).includes(v)) this.err(key, `unsupported activation "${v}" (supported: ${ACTIVATIONS.join(', ')})`);
+    if (!(ACTIVATIONS as readonly string[]).includes(v))
+      this.err(key, `unsupported activation "${v}" (supported: ${ACTIVATIONS.join(', ')})`);
     return v as Activation;
   }
   sub(key: string): Reader | null {
@@ -246,12 +265,17 @@ export class Reader {
 
 // ---------------------------------------------------------------- families
 
-export function parseVision(r: Reader, modelType: VisionModelType, defaults: Partial<Record<string, unknown>> = {}): VisionConfig {
+export function parseVision(
+  r: Reader,
+  modelType: VisionModelType,
+  defaults: Partial<Record<string, unknown>> = {},
+): VisionConfig {
   const d = (k: string, v: unknown) => (defaults[k] !== undefined ? defaults[k] : v);
   const siglip = modelType === 'siglip_vision_model';
   const hiddenSize = r.int('hidden_size', d('hidden_size', 768) as number);
   const numAttentionHeads = r.int('num_attention_heads', d('num_attention_heads', 12) as number);
-  if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+  if (hiddenSize % numAttentionHeads !== 0)
+    r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
   const imageSize = r.int('image_size', d('image_size', 224) as number);
   const patchSize = r.int('patch_size', d('patch_size', siglip ? 16 : 32) as number);
   if (patchSize > imageSize) r.err('patch_size', `${patchSize} is larger than image_size ${imageSize}`);
@@ -302,7 +326,10 @@ function parseRope(r: Reader, text: { maxPositionEmbeddings: number }): RopeConf
       originalMaxPositionEmbeddings: scaling.int('original_max_position_embeddings'),
     };
   }
-  return scaling.err(typeKey, `unsupported RoPE scaling "${type}" (supported: default, linear, llama3); max_position_embeddings is ${text.maxPositionEmbeddings}`);
+  return scaling.err(
+    typeKey,
+    `unsupported RoPE scaling "${type}" (supported: default, linear, llama3); max_position_embeddings is ${text.maxPositionEmbeddings}`,
+  );
 }
 
 export function parseText(r: Reader, modelType: TextModelType): TextConfig {
@@ -316,7 +343,8 @@ export function parseText(r: Reader, modelType: TextModelType): TextConfig {
   let headDim: number;
   if (r.has('head_dim')) headDim = r.int('head_dim');
   else {
-    if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+    if (hiddenSize % numAttentionHeads !== 0)
+      r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
     headDim = hiddenSize / numAttentionHeads;
   }
   if (headDim % 2 !== 0) r.err('head_dim', `RoPE needs an even head_dim, got ${headDim}`);
@@ -328,7 +356,8 @@ export function parseText(r: Reader, modelType: TextModelType): TextConfig {
   else if (typeof eos === 'number' && Number.isInteger(eos)) eosTokenIds = [eos];
   else if (Array.isArray(eos) && eos.every((x) => Number.isInteger(x))) eosTokenIds = eos as number[];
   else r.err('eos_token_id', `must be an integer, a list of integers or null, got ${JSON.stringify(eos)}`);
-  if (qwen && r.bool('use_sliding_window', false)) r.err('use_sliding_window', 'sliding-window attention is not supported');
+  if (qwen && r.bool('use_sliding_window', false))
+    r.err('use_sliding_window', 'sliding-window attention is not supported');
   return {
     modelType,
     vocabSize: r.int('vocab_size', qwen ? 151936 : 32000),
@@ -368,7 +397,8 @@ export function parseVisionSub(r: Reader): VisionConfig {
 
 export function parseTextSub(r: Reader): TextConfig {
   const mt = modelTypeOf(r, 'llama');
-  if (mt !== 'llama' && mt !== 'qwen2' && mt !== 'opt') r.err('model_type', `unknown text model_type "${mt}" (supported: llama, qwen2, opt)`);
+  if (mt !== 'llama' && mt !== 'qwen2' && mt !== 'opt')
+    r.err('model_type', `unknown text model_type "${mt}" (supported: llama, qwen2, opt)`);
   return parseText(r, mt);
 }
 
@@ -383,7 +413,12 @@ export function parseHfConfig(json: unknown, file = 'config.json'): ModelConfig 
     case 'clip':
     case 'siglip': {
       const vr = r.sub('vision_config') ?? new Reader(file, {}, 'vision_config');
-      return { kind: 'vision', modelType: mt, vision: parseVision(vr, mt === 'clip' ? 'clip_vision_model' : 'siglip_vision_model'), raw: r.obj };
+      return {
+        kind: 'vision',
+        modelType: mt,
+        vision: parseVision(vr, mt === 'clip' ? 'clip_vision_model' : 'siglip_vision_model'),
+        raw: r.obj,
+      };
     }
     case 'clip_vision_model':
     case 'siglip_vision_model':

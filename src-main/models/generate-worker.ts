@@ -67,13 +67,24 @@ export function chatInputsOf(modelDir: string): { image: boolean; audio: boolean
 /** A loaded chat model of any kind: the image generator (generate.ts) or an audio LLM's (audio/chat.ts). */
 interface Hosted {
   readonly provider: string;
-  generate(req: { image?: string | Buffer | null; audio?: AudioClip | null; messages: ChatTurn[] }, opts: GenerateOptions): Promise<GenerateResult>;
+  generate(
+    req: { image?: string | Buffer | null; audio?: AudioClip | null; messages: ChatTurn[] },
+    opts: GenerateOptions,
+  ): Promise<GenerateResult>;
   dispose(): Promise<void>;
 }
 
-async function loadHosted(modelDir: string, adapterDir: string | null, o: Parameters<typeof loadGenerator>[2] = {}): Promise<Hosted> {
+async function loadHosted(
+  modelDir: string,
+  adapterDir: string | null,
+  o: Parameters<typeof loadGenerator>[2] = {},
+): Promise<Hosted> {
   if (isAudioLlmFolder(modelDir)) {
-    const g = await loadAudioChatGenerator(modelDir, adapterDir, { quantize: o.quantize, provider: o.session?.provider, onStatus: o.onStatus });
+    const g = await loadAudioChatGenerator(modelDir, adapterDir, {
+      quantize: o.quantize,
+      provider: o.session?.provider,
+      onStatus: o.onStatus,
+    });
     return {
       provider: g.provider,
       generate: async (req, opts) => {
@@ -87,7 +98,10 @@ async function loadHosted(modelDir: string, adapterDir: string | null, o: Parame
   return {
     provider: g.provider,
     generate: async (req, opts) => {
-      if (req.audio) throw new GenerateError(`${modelDir}: this model cannot take audio (an audio LLM, e.g. one made by lenslab audio compose, can)`);
+      if (req.audio)
+        throw new GenerateError(
+          `${modelDir}: this model cannot take audio (an audio LLM, e.g. one made by lenslab audio compose, can)`,
+        );
       return g.generate({ image: req.image, messages: req.messages }, opts);
     },
     dispose: () => g.dispose(),
@@ -97,7 +111,13 @@ async function loadHosted(modelDir: string, adapterDir: string | null, o: Parame
 function identity(dir: string | null | undefined): string {
   if (!dir) return '';
   const parts: string[] = [dir];
-  for (const f of ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'adapter_config.json', 'adapter_model.safetensors']) {
+  for (const f of [
+    'config.json',
+    'model.safetensors',
+    'model.safetensors.index.json',
+    'adapter_config.json',
+    'adapter_model.safetensors',
+  ]) {
     try {
       const st = statSync(join(dir, f));
       parts.push(`${f}:${st.size}:${st.mtimeMs}`);
@@ -126,11 +146,17 @@ export class GeneratorPool implements GeneratorHost {
   private devices = new Map<string, Promise<ProviderChoice>>();
 
   /** The provider for a request's device, and why. */
-  private async device(req: PoolRequest, onStatus?: (m: string) => void): Promise<{ provider: Provider | undefined; reason: string }> {
+  private async device(
+    req: PoolRequest,
+    onStatus?: (m: string) => void,
+  ): Promise<{ provider: Provider | undefined; reason: string }> {
     const d = req.device;
     if (!d) {
       const p = this.config.session?.provider ?? providerFromEnv();
-      return { provider: undefined, reason: p && p !== 'auto' ? `${PROVIDER_ENV}=${p}` : 'default: CUDA when installed, else the CPU' };
+      return {
+        provider: undefined,
+        reason: p && p !== 'auto' ? `${PROVIDER_ENV}=${p}` : 'default: CUDA when installed, else the CPU',
+      };
     }
     if (d !== 'auto') return { provider: d, reason: 'chosen for this chat' };
     const key = `${identity(req.modelDir)}#${identity(req.adapterDir)}`;
@@ -141,7 +167,10 @@ export class GeneratorPool implements GeneratorHost {
         key: { what: 'generate', model: identity(req.modelDir), adapter: identity(req.adapterDir) },
         cacheDir: this.config.cacheDir,
         probe: async (p) => {
-          const g = await loadHosted(req.modelDir, req.adapterDir ?? null, { cacheDir: this.config.cacheDir, session: { ...this.config.session, provider: p } });
+          const g = await loadHosted(req.modelDir, req.adapterDir ?? null, {
+            cacheDir: this.config.cacheDir,
+            session: { ...this.config.session, provider: p },
+          });
           try {
             const ask = () => g.generate({ messages: [{ role: 'user', content: 'Hello' }] }, { maxNewTokens: 4 });
             await ask(); // warm-up: kernel / shader compilation
@@ -160,7 +189,13 @@ export class GeneratorPool implements GeneratorHost {
     return { provider: r.provider, reason: r.reason };
   }
 
-  private async generator(modelDir: string, adapterDir: string | null, quantize: QuantScheme, onStatus?: (m: string) => void, provider?: Provider): Promise<Hosted> {
+  private async generator(
+    modelDir: string,
+    adapterDir: string | null,
+    quantize: QuantScheme,
+    onStatus?: (m: string) => void,
+    provider?: Provider,
+  ): Promise<Hosted> {
     const key = `${modelDir}\u0000${adapterDir ?? ''}\u0000${quantize}\u0000${provider ?? ''}`;
     const id = `${identity(modelDir)}#${identity(adapterDir)}`;
     const hit = this.gens.get(key);
@@ -195,11 +230,29 @@ export class GeneratorPool implements GeneratorHost {
       if (hooks.signal?.aborted) return cancelledResult();
       const { quantize, ...genOpts } = opts;
       const dev = await this.device(req, hooks.onStatus);
-      const g = await this.generator(req.modelDir, req.adapterDir ?? null, quantize ?? 'none', hooks.onStatus, dev.provider);
+      const g = await this.generator(
+        req.modelDir,
+        req.adapterDir ?? null,
+        quantize ?? 'none',
+        hooks.onStatus,
+        dev.provider,
+      );
       if (hooks.signal?.aborted) return cancelledResult();
-      const image = req.image instanceof Uint8Array && !Buffer.isBuffer(req.image) ? Buffer.from(req.image.buffer, req.image.byteOffset, req.image.byteLength) : req.image;
-      const r = await g.generate({ image, audio: req.audio, messages: req.messages }, { ...genOpts, signal: hooks.signal, onToken: hooks.onToken });
-      return { ...r, device: { provider: g.provider, reason: g.provider === (dev.provider ?? g.provider) ? dev.reason : `${dev.provider} unavailable, fell back` } };
+      const image =
+        req.image instanceof Uint8Array && !Buffer.isBuffer(req.image)
+          ? Buffer.from(req.image.buffer, req.image.byteOffset, req.image.byteLength)
+          : req.image;
+      const r = await g.generate(
+        { image, audio: req.audio, messages: req.messages },
+        { ...genOpts, signal: hooks.signal, onToken: hooks.onToken },
+      );
+      return {
+        ...r,
+        device: {
+          provider: g.provider,
+          reason: g.provider === (dev.provider ?? g.provider) ? dev.reason : `${dev.provider} unavailable, fell back`,
+        },
+      };
     };
     const p = this.tail.then(run, run);
     this.tail = p.catch(() => {});
@@ -218,9 +271,7 @@ export class GeneratorPool implements GeneratorHost {
 // ---------------------------------------------------------------- worker thread
 
 type ToWorker =
-  | { t: 'generate'; rid: number; req: PoolRequest; opts: PoolOptions }
-  | { t: 'cancel'; rid: number }
-  | { t: 'close' };
+  { t: 'generate'; rid: number; req: PoolRequest; opts: PoolOptions } | { t: 'cancel'; rid: number } | { t: 'close' };
 type FromWorker =
   | { t: 'token'; rid: number; id: number; text: string }
   | { t: 'status'; rid: number; message: string }

@@ -36,7 +36,17 @@ import type { LensTokenizer } from './tokenizer';
 import type { ImageInput } from './image-processor';
 import { loadAdapter, type Adapter } from './peft';
 import { Graph } from '../engine/graph/builder';
-import { AdapterInputs, IO, adapterInputTensors, adapterStructure, buildForwardGraph, decoderNames, imageFeatures, llavaEmbeddings, type ForwardGraphOptions } from './llava';
+import {
+  AdapterInputs,
+  IO,
+  adapterInputTensors,
+  adapterStructure,
+  buildForwardGraph,
+  decoderNames,
+  imageFeatures,
+  llavaEmbeddings,
+  type ForwardGraphOptions,
+} from './llava';
 import { GraphWeights } from './layers';
 import { parseQuantScheme, quantKeyVersion, QUANT_SESSION_CONFIG, type QuantScheme } from './quantize';
 import { decoderFor } from './registry';
@@ -140,7 +150,10 @@ export interface Generator {
   readonly provider: string;
   generate(req: GenerateRequest, opts?: GenerateOptions): Promise<GenerateResult>;
   /** Mean token loss per sample over its assistant tokens (the same tokens training puts in the loss). */
-  score(samples: readonly ScoreSample[], opts?: { signal?: AbortSignal; onProgress?(done: number, total: number): void }): Promise<ScoreResult[]>;
+  score(
+    samples: readonly ScoreSample[],
+    opts?: { signal?: AbortSignal; onProgress?(done: number, total: number): void },
+  ): Promise<ScoreResult[]>;
   /** The prompt ids generate() would feed for a request (images expanded for `grid`, default the largest). */
   promptIds(messages: ChatTurn[], hasImage: boolean, grid?: ImageGrid): number[];
   dispose(): Promise<void>;
@@ -160,13 +173,13 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
   }
 }
 
-
 /**
  * Put the image tag in place: with an image and no "<image>" in any turn, "<image>\n" goes before the first user
  * turn's text (as datasets/conversation.ts does for training). Checks the tag count against the image.
  */
 export function placeImage(messages: readonly ChatTurn[], hasImage: boolean): ChatTurn[] {
-  if (!Array.isArray(messages) || messages.length === 0) throw new GenerateError('messages: at least one message is needed');
+  if (!Array.isArray(messages) || messages.length === 0)
+    throw new GenerateError('messages: at least one message is needed');
   messages.forEach((m, i) => {
     if (!m || typeof m.role !== 'string') throw new GenerateError(`messages[${i}].role must be a string`);
     if (typeof m.content !== 'string') throw new GenerateError(`messages[${i}].content must be a string`);
@@ -202,12 +215,17 @@ export function renderPromptIds(setup: RenderSetup, messages: readonly ChatTurn[
   const ids = setup.tokenizer.encode(text, { addSpecialTokens: special });
   if (!setup.image) return ids;
   const img = setup.image;
-  const tags = messages.reduce((n, m) => n + (typeof m.content === 'string' ? m.content.split(IMAGE_TAG).length - 1 : 0), 0);
+  const tags = messages.reduce(
+    (n, m) => n + (typeof m.content === 'string' ? m.content.split(IMAGE_TAG).length - 1 : 0),
+    0,
+  );
   const found = ids.reduce((n, id) => n + (id === img.tokenId ? 1 : 0), 0);
   if (tags > 0 && found !== tags) {
     throw new GenerateError(
       `${setup.template.origin ?? 'the chat template'}: the prompt has ${tags} image(s) but the rendered text holds ${found} image token(s) (id ${img.tokenId}); ` +
-        (found === 0 ? 'the template writes no image placeholder, so the model would not see the image' : 'the template places images differently than the messages do'),
+        (found === 0
+          ? 'the template writes no image placeholder, so the model would not see the image'
+          : 'the template places images differently than the messages do'),
     );
   }
   const expansion = img.ids ?? new Array<number>(img.count).fill(img.tokenId);
@@ -217,7 +235,9 @@ export function renderPromptIds(setup: RenderSetup, messages: readonly ChatTurn[
 // ---------------------------------------------------------------- graph compilation
 
 function fileIdentity(dir: string): unknown {
-  const files = ['config.json', 'model.safetensors', 'model.safetensors.index.json'].filter((f) => existsSync(join(dir, f)));
+  const files = ['config.json', 'model.safetensors', 'model.safetensors.index.json'].filter((f) =>
+    existsSync(join(dir, f)),
+  );
   const idx = join(dir, 'model.safetensors.index.json');
   if (existsSync(idx)) {
     try {
@@ -243,7 +263,15 @@ const SCORE_LABELS = 'labels';
 const FEATURES = 'image_features';
 
 function scoreOptions(kind: 'score-image' | 'score-text', adapter: Adapter | null): ForwardGraphOptions {
-  return { batch: 1, adapter, adapterMode: 'inputs', positions: 'mask', mode: 'full', image: kind === 'score-image', logits: 'all' };
+  return {
+    batch: 1,
+    adapter,
+    adapterMode: 'inputs',
+    positions: 'mask',
+    mode: 'full',
+    image: kind === 'score-image',
+    logits: 'all',
+  };
 }
 
 /** The model's weights inside g, with the adapter's tensors as graph inputs (AdapterInputs). */
@@ -277,11 +305,20 @@ function buildDecoderGraph(model: HfModel, adapter: Adapter | null, quantize: Qu
   const feats = isVlm(cfg) ? g.input(FEATURES, 'float32', ['N', cfg.numImageTokens, t.hiddenSize]) : null;
   const past = [];
   for (let i = 0; i < t.numHiddenLayers; i++)
-    past.push({ key: g.input(IO.pastKey(i), 'float32', [1, t.numKeyValueHeads, 'P', t.headDim]), value: g.input(IO.pastValue(i), 'float32', [1, t.numKeyValueHeads, 'P', t.headDim]) });
+    past.push({
+      key: g.input(IO.pastKey(i), 'float32', [1, t.numKeyValueHeads, 'P', t.headDim]),
+      value: g.input(IO.pastValue(i), 'float32', [1, t.numKeyValueHeads, 'P', t.headDim]),
+    });
   const embeds = llavaEmbeddings(w, cfg, ids, feats);
   const positions = g.scope('positions', () => decoderPositions(ids, mask, 'mask'));
   const names = decoderNames(cfg);
-  const r = decoderFor(t)(w, t, names, { embeds, attentionMask: mask, positions, past }, { logits: 'none', present: true });
+  const r = decoderFor(t)(
+    w,
+    t,
+    names,
+    { embeds, attentionMask: mask, positions, past },
+    { logits: 'none', present: true },
+  );
   // logits of the last position: [1, D] x [V, D]^T with Gemm(transB), so the table is used in checkpoint layout
   const last = g.op1('Slice', [r.hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]);
   const h2 = g.op1('Reshape', [last, g.ints([1, t.hiddenSize])]);
@@ -310,7 +347,12 @@ function buildScoreGraph(model: HfModel, kind: 'score-image' | 'score-text', ada
 }
 
 /** One generation graph of `model` (what compileCached builds on a miss; exported for bench:compile). */
-export function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | null, quantize: QuantScheme = 'none'): Graph {
+export function buildGraph(
+  model: HfModel,
+  kind: GraphKind,
+  adapter: Adapter | null,
+  quantize: QuantScheme = 'none',
+): Graph {
   if (kind === 'vision') return buildVisionGraph(model, adapter, quantize);
   if (kind === 'decoder') return buildDecoderGraph(model, adapter, quantize);
   return buildScoreGraph(model, kind, adapter);
@@ -325,7 +367,10 @@ export function buildGraph(model: HfModel, kind: GraphKind, adapter: Adapter | n
  */
 const openSessions = new Map<string, { session: Promise<Session>; refs: number }>();
 
-function acquireSession(path: string, opts: SessionOptions | undefined): { session: Promise<Session>; release(): Promise<void> } {
+function acquireSession(
+  path: string,
+  opts: SessionOptions | undefined,
+): { session: Promise<Session>; release(): Promise<void> } {
   const key = `${resolve(path)}\u0000${stableStringify(opts ?? {})}`;
   let rec = openSessions.get(key);
   if (!rec) {
@@ -384,7 +429,11 @@ function lastRow(t: ort.Tensor): Float32Array {
 }
 
 function i64(ids: readonly number[]): ort.Tensor {
-  return tensor('int64', [1, ids.length], BigInt64Array.from(ids, (x) => BigInt(x)));
+  return tensor(
+    'int64',
+    [1, ids.length],
+    BigInt64Array.from(ids, (x) => BigInt(x)),
+  );
 }
 function ones(n: number): ort.Tensor {
   return tensor('int64', [1, n], new BigInt64Array(n).fill(1n));
@@ -394,7 +443,11 @@ function ones(n: number): ort.Tensor {
  * A generator for a loaded model (loadHfFolder) and optional adapter (peft.ts loadAdapter). Compiles (or reuses) the
  * prefill and decode graphs and opens their ORT sessions; call dispose() to release them (the model stays open).
  */
-export async function createGenerator(model: HfModel, adapter: Adapter | null = null, options: GeneratorOptions = {}): Promise<Generator> {
+export async function createGenerator(
+  model: HfModel,
+  adapter: Adapter | null = null,
+  options: GeneratorOptions = {},
+): Promise<Generator> {
   if (model.config.kind === 'vision') throw new GenerateError(`${model.dir}: a vision-only model cannot generate text`);
   const cfg: CausalConfig = model.config;
   const setup = renderSetupOf(model);
@@ -408,15 +461,20 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     ...(quantize !== 'none' ? { quantize, quantVersion: quantKeyVersion.current } : {}),
   };
   const sessionOptions: SessionOptions | undefined =
-    quantize === 'int4' ? { ...options.session, config: { ...QUANT_SESSION_CONFIG, ...options.session?.config } } : options.session;
+    quantize === 'int4'
+      ? { ...options.session, config: { ...QUANT_SESSION_CONFIG, ...options.session?.config } }
+      : options.session;
   // the adapter's tensors, fed to every run of a graph that has them as inputs (ort tensors over the adapter's arrays)
   const adapterFeeds = new Map<string, ort.Tensor>();
-  if (adapter) for (const x of adapterInputTensors(adapter, model.weights)) adapterFeeds.set(x.name, tensor('float32', x.dims, x.data));
+  if (adapter)
+    for (const x of adapterInputTensors(adapter, model.weights))
+      adapterFeeds.set(x.name, tensor('float32', x.dims, x.data));
   const run = async (s: RunSession, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> => {
-    if (adapterFeeds.size) for (const n of s.inputNames) {
-      const x = adapterFeeds.get(n);
-      if (x) feeds[n] = x;
-    }
+    if (adapterFeeds.size)
+      for (const n of s.inputNames) {
+        const x = adapterFeeds.get(n);
+        if (x) feeds[n] = x;
+      }
     return s.run(feeds);
   };
   const status = options.onStatus ?? (() => {});
@@ -437,7 +495,12 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
           // the KV cache and the image features stay in device memory between runs; only the logits come back
           const deviceOutputs = [FEATURES];
           for (let i = 0; i < cfg.text.numHiddenLayers; i++) deviceOutputs.push(IO.presentKey(i), IO.presentValue(i));
-          const s = await openProgram(() => buildGraph(model, kind, adapter, q), { cacheDir, key, session: sessionOptions, deviceOutputs });
+          const s = await openProgram(() => buildGraph(model, kind, adapter, q), {
+            cacheDir,
+            key,
+            session: sessionOptions,
+            deviceOutputs,
+          });
           releases.push(() => s.dispose());
           return s;
         }
@@ -473,7 +536,8 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   const t = cfg.text;
   const emptyPast = () => {
     const out: ort.Tensor[] = [];
-    for (let i = 0; i < 2 * t.numHiddenLayers; i++) out.push(tensor('float32', [1, t.numKeyValueHeads, 0, t.headDim], new Float32Array(0)));
+    for (let i = 0; i < 2 * t.numHiddenLayers; i++)
+      out.push(tensor('float32', [1, t.numKeyValueHeads, 0, t.headDim], new Float32Array(0)));
     return out;
   };
 
@@ -508,9 +572,17 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
   }
 
   /** One decoder run over `ids` (new tokens) after `past` (past.length = 2 * layers; length 0 along P = prefill). */
-  async function step(ids: readonly number[], past: ort.Tensor[], pastLen: number, feats: ort.Tensor | null): Promise<{ logits: Float32Array; past: ort.Tensor[] }> {
+  async function step(
+    ids: readonly number[],
+    past: ort.Tensor[],
+    pastLen: number,
+    feats: ort.Tensor | null,
+  ): Promise<{ logits: Float32Array; past: ort.Tensor[] }> {
     const s = await session('decoder');
-    const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64(ids), [IO.attentionMask]: ones(pastLen + ids.length) };
+    const feeds: Record<string, ort.Tensor> = {
+      [IO.inputIds]: i64(ids),
+      [IO.attentionMask]: ones(pastLen + ids.length),
+    };
     if (feats) feeds[FEATURES] = feats;
     for (let i = 0; i < t.numHiddenLayers; i++) {
       feeds[IO.pastKey(i)] = past[2 * i];
@@ -532,7 +604,8 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     const t0 = performance.now();
     validateSamplingOptions(opts);
     const maxNew = opts.maxNewTokens ?? defaultMaxNewTokens(model);
-    if (!Number.isInteger(maxNew) || maxNew < 1) throw new GenerateError(`maxNewTokens must be a positive integer, got ${maxNew}`);
+    if (!Number.isInteger(maxNew) || maxNew < 1)
+      throw new GenerateError(`maxNewTokens must be a positive integer, got ${maxNew}`);
     const sampler = new Sampler(opts);
     const stops = new StopStrings(opts.stop ?? []);
     const hasImage = req.image !== undefined && req.image !== null;
@@ -540,7 +613,8 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
     const img = hasImage ? await pixels(req.image as ImageInput) : null;
     const pv = img?.pv ?? null;
     const ids = promptIds(req.messages, hasImage, img?.grid);
-    if (ids.length >= contextLength) throw new GenerateError(`the prompt is ${ids.length} tokens; the model's context is ${contextLength}`);
+    if (ids.length >= contextLength)
+      throw new GenerateError(`the prompt is ${ids.length} tokens; the model's context is ${contextLength}`);
     const budget = Math.min(maxNew, contextLength - ids.length);
     const tPrep = performance.now();
 
@@ -626,11 +700,21 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
       finishReason: finish,
       promptTokens: ids.length,
       ...(setup.warnings?.length ? { warnings: [...setup.warnings] } : {}),
-      timings: { prepareMs: tPrep - t0, prefillMs, firstTokenMs, decodeMs, decodeTokens, tokensPerSecond: decodeTokens > 0 ? (decodeTokens / decodeMs) * 1000 : NaN },
+      timings: {
+        prepareMs: tPrep - t0,
+        prefillMs,
+        firstTokenMs,
+        decodeMs,
+        decodeTokens,
+        tokensPerSecond: decodeTokens > 0 ? (decodeTokens / decodeMs) * 1000 : NaN,
+      },
     };
   }
 
-  async function score(samples: readonly ScoreSample[], o: { signal?: AbortSignal; onProgress?(done: number, total: number): void } = {}): Promise<ScoreResult[]> {
+  async function score(
+    samples: readonly ScoreSample[],
+    o: { signal?: AbortSignal; onProgress?(done: number, total: number): void } = {},
+  ): Promise<ScoreResult[]> {
     if (disposed) throw new GenerateError('the generator was disposed');
     const out: ScoreResult[] = [];
     for (let k = 0; k < samples.length; k++) {
@@ -647,7 +731,10 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
         if (e instanceof ImageInputError) throw e;
         throw new GenerateError(`sample ${k}: ${(e as Error).message}`);
       }
-      if (r.ids.length > contextLength) throw new GenerateError(`sample ${k}: ${r.ids.length} tokens, more than the model's context of ${contextLength}`);
+      if (r.ids.length > contextLength)
+        throw new GenerateError(
+          `sample ${k}: ${r.ids.length} tokens, more than the model's context of ${contextLength}`,
+        );
       // labels[t] = ids[t + 1] where that token is in the loss (the logits at t predict token t + 1)
       const labels = new BigInt64Array(r.ids.length).fill(-100n);
       let n = 0;
@@ -663,7 +750,11 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
       }
       const pv = img?.pv ?? null;
       const sess = await session(pv ? 'score-image' : 'score-text');
-      const feeds: Record<string, ort.Tensor> = { [IO.inputIds]: i64(r.ids), [IO.attentionMask]: ones(r.ids.length), [SCORE_LABELS]: tensor('int64', [1, r.ids.length], labels) };
+      const feeds: Record<string, ort.Tensor> = {
+        [IO.inputIds]: i64(r.ids),
+        [IO.attentionMask]: ones(r.ids.length),
+        [SCORE_LABELS]: tensor('int64', [1, r.ids.length], labels),
+      };
       if (pv) feeds[IO.pixelValues] = pv;
       const res = await run(sess, feeds);
       const losses = res[SCORE_LOSS].data as Float32Array;
@@ -688,12 +779,17 @@ export async function createGenerator(model: HfModel, adapter: Adapter | null = 
 }
 
 /** Open a model folder (and adapter folder) and create its generator; dispose() also closes the model. */
-export async function loadGenerator(modelDir: string, adapterDir?: string | null, options: GeneratorOptions = {}): Promise<Generator> {
+export async function loadGenerator(
+  modelDir: string,
+  adapterDir?: string | null,
+  options: GeneratorOptions = {},
+): Promise<Generator> {
   if (!existsSync(modelDir)) throw new GenerateError(`${modelDir}: model folder not found`);
   if (adapterDir && !existsSync(adapterDir)) throw new GenerateError(`${adapterDir}: adapter folder not found`);
   const model = loadHfFolder(modelDir);
   try {
-    if (model.config.kind === 'vision') throw new GenerateError(`${modelDir}: a vision-only model cannot generate text`);
+    if (model.config.kind === 'vision')
+      throw new GenerateError(`${modelDir}: a vision-only model cannot generate text`);
     const adapter = adapterDir ? loadAdapter(adapterDir, model.config) : null;
     const g = await createGenerator(model, adapter, options);
     const inner = g.dispose;

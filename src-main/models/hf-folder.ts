@@ -10,7 +10,14 @@ import { ConfigError, isVlm, parseHfConfig, type ModelConfig } from './config';
 import type { FamilyImageProcessor } from './families/types';
 import { vlmFamilyOf } from './registry';
 import { writeTextAtomic } from '../util/atomic-write';
-import { ShardedSafetensors, SafetensorsError, writeWeightsFolder, type TensorInfo, type TensorSource, type TensorToWrite } from './weights/safetensors';
+import {
+  ShardedSafetensors,
+  SafetensorsError,
+  writeWeightsFolder,
+  type TensorInfo,
+  type TensorSource,
+  type TensorToWrite,
+} from './weights/safetensors';
 import { isFloatDtype, type Dtype, type FloatDtype } from './weights/dtype';
 import { canonicalName, expectedTensors, weightLayout, type TensorSpec, type WeightLayout } from './weights/names';
 import { LensTokenizer, TokenizerError } from './tokenizer';
@@ -99,7 +106,10 @@ export interface LoadOptions {
  * A JSON object from a regular file (a FIFO or device would block the read, or never end). Errors name the file;
  * `toError` gives them the caller's error class.
  */
-export function readJsonObject(path: string, toError: (message: string) => Error = (m) => new HfFolderError(m)): Record<string, unknown> {
+export function readJsonObject(
+  path: string,
+  toError: (message: string) => Error = (m) => new HfFolderError(m),
+): Record<string, unknown> {
   let text: string;
   try {
     if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
@@ -139,14 +149,23 @@ export function checkWeights(config: ModelConfig, files: ShardedSafetensors, whe
     if (prev !== undefined) throw new HfFolderError(`${where}: tensors "${prev}" and "${name}" both map to "${canon}"`);
     const info = files.info(name);
     const file = files.fileOf(name).path;
-    if (!isFloatDtype(info.dtype)) throw new HfFolderError(`${file}: tensor "${name}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
+    if (!isFloatDtype(info.dtype))
+      throw new HfFolderError(`${file}: tensor "${name}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
     if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => d !== spec.shape[i]))
-      throw new HfFolderError(`${file}: tensor "${name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(spec.shape)} from config.json`);
+      throw new HfFolderError(
+        `${file}: tensor "${name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(spec.shape)} from config.json`,
+      );
     stored.set(canon, name);
   }
   const missing = specs.filter((s) => !s.optional && !stored.has(s.name)).map((s) => s.name);
-  if (missing.length > 0) throw new HfFolderError(`${where}: missing ${missing.length} tensor(s) that config.json requires: ${listNames(missing)}`);
-  if (extra.length > 0) throw new HfFolderError(`${where}: ${extra.length} unexpected tensor(s) that config.json does not explain: ${listNames(extra)}`);
+  if (missing.length > 0)
+    throw new HfFolderError(
+      `${where}: missing ${missing.length} tensor(s) that config.json requires: ${listNames(missing)}`,
+    );
+  if (extra.length > 0)
+    throw new HfFolderError(
+      `${where}: ${extra.length} unexpected tensor(s) that config.json does not explain: ${listNames(extra)}`,
+    );
   return new HfWeights(files, stored, specs);
 }
 
@@ -159,7 +178,10 @@ export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
 
   if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'))) {
     const pickle = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].find((f) => existsSync(join(dir, f)));
-    if (pickle) throw new HfFolderError(`${join(dir, pickle)}: PyTorch pickle weights are not loaded (they can run code); convert the model to safetensors`);
+    if (pickle)
+      throw new HfFolderError(
+        `${join(dir, pickle)}: PyTorch pickle weights are not loaded (they can run code); convert the model to safetensors`,
+      );
     throw new HfFolderError(`${dir}: no model.safetensors or model.safetensors.index.json`);
   }
   const files = ShardedSafetensors.openFolder(dir);
@@ -184,13 +206,27 @@ export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
       if (existsSync(tokCfgPath)) json.tokenizerConfig = tokenizer.files.tokenizerConfig;
       if (config.kind !== 'vision') {
         const vocab = config.text.vocabSize;
-        if (tokenizer.vocabSize > vocab) throw new HfFolderError(`${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${vocab}`);
+        if (tokenizer.vocabSize > vocab)
+          throw new HfFolderError(
+            `${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${vocab}`,
+          );
       }
       if (isVlm(config) && tokenizer.idToToken(config.imageTokenIndex) === undefined)
-        throw new HfFolderError(`${tokPath}: no token with id ${config.imageTokenIndex} (config.json's ${config.kind === 'llava' ? 'image_token_index' : 'image_token_id'})`);
+        throw new HfFolderError(
+          `${tokPath}: no token with id ${config.imageTokenIndex} (config.json's ${config.kind === 'llava' ? 'image_token_index' : 'image_token_id'})`,
+        );
       const found = findChatTemplate(dir, tokenizer.files.tokenizerConfig);
       if (found) {
-        chatTemplate = new ChatTemplate(found.source, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken, unk_token: tokenizer.unkToken, pad_token: tokenizer.padToken }, found.origin);
+        chatTemplate = new ChatTemplate(
+          found.source,
+          {
+            bos_token: tokenizer.bosToken,
+            eos_token: tokenizer.eosToken,
+            unk_token: tokenizer.unkToken,
+            pad_token: tokenizer.padToken,
+          },
+          found.origin,
+        );
         if (existsSync(join(dir, 'chat_template.jinja'))) json.chatTemplateJinja = found.source;
       }
     } else if (needTok) {
@@ -208,8 +244,13 @@ export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
         images = family.imageProcessor(config, json.preprocessorConfig, ppPath, json.processorConfig);
         imageProcessor = images.base ?? null;
         if (tokenizer) {
-          const missing = family.requiredTokens(config, images.maxGrid()).filter((t) => tokenizer!.tokenToId(t) === undefined);
-          if (missing.length) throw new HfFolderError(`${tokPath}: no token ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''} (a ${config.modelType} model's processor writes them)`);
+          const missing = family
+            .requiredTokens(config, images.maxGrid())
+            .filter((t) => tokenizer!.tokenToId(t) === undefined);
+          if (missing.length)
+            throw new HfFolderError(
+              `${tokPath}: no token ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''} (a ${config.modelType} model's processor writes them)`,
+            );
         }
       } else imageProcessor = new ImageProcessor(parsePreprocessorConfig(json.preprocessorConfig, ppPath));
     } else if (opts.preprocessor ?? config.kind !== 'text') {
@@ -217,7 +258,18 @@ export function loadHfFolder(dir: string, opts: LoadOptions = {}): HfModel {
     }
     const genPath = join(dir, 'generation_config.json');
     if (existsSync(genPath)) json.generationConfig = readJsonObject(genPath);
-    return { dir, config, layout: weightLayout(config), weights, tokenizer, chatTemplate, imageProcessor, images, json, close: () => weights.close() };
+    return {
+      dir,
+      config,
+      layout: weightLayout(config),
+      weights,
+      tokenizer,
+      chatTemplate,
+      imageProcessor,
+      images,
+      json,
+      close: () => weights.close(),
+    };
   } catch (e) {
     weights.close();
     throw e;
@@ -257,14 +309,25 @@ const writeJson = writeJsonAtomic;
 export function saveHfFolder(dir: string, content: HfFolderContent | HfModel): string[] {
   const c: HfFolderContent =
     'layout' in content
-      ? { config: content.json.config, weights: content.weights, tokenizer: content.json.tokenizer, tokenizerConfig: content.json.tokenizerConfig,
-          preprocessorConfig: content.json.preprocessorConfig, processorConfig: content.json.processorConfig, generationConfig: content.json.generationConfig, chatTemplateJinja: content.json.chatTemplateJinja }
+      ? {
+          config: content.json.config,
+          weights: content.weights,
+          tokenizer: content.json.tokenizer,
+          tokenizerConfig: content.json.tokenizerConfig,
+          preprocessorConfig: content.json.preprocessorConfig,
+          processorConfig: content.json.processorConfig,
+          generationConfig: content.json.generationConfig,
+          chatTemplateJinja: content.json.chatTemplateJinja,
+        }
       : content;
   const config = parseHfConfig(c.config, join(dir, 'config.json'));
   const specs = expectedTensors(config);
   const specNames = new Set(specs.map((s) => s.name));
   const unexpected = c.weights.names().filter((n) => !specNames.has(n));
-  if (unexpected.length > 0) throw new HfFolderError(`${dir}: ${unexpected.length} tensor(s) to save that config.json does not explain: ${listNames(unexpected)}`);
+  if (unexpected.length > 0)
+    throw new HfFolderError(
+      `${dir}: ${unexpected.length} tensor(s) to save that config.json does not explain: ${listNames(unexpected)}`,
+    );
   const toWrite: TensorToWrite[] = [];
   for (const s of specs) {
     if (!c.weights.has(s.name)) {
@@ -273,7 +336,9 @@ export function saveHfFolder(dir: string, content: HfFolderContent | HfModel): s
     }
     const info = c.weights.info(s.name);
     if (info.shape.length !== s.shape.length || info.shape.some((d, i) => d !== s.shape[i]))
-      throw new HfFolderError(`${dir}: cannot save, tensor "${s.name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(s.shape)}`);
+      throw new HfFolderError(
+        `${dir}: cannot save, tensor "${s.name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(s.shape)}`,
+      );
     const dtype: FloatDtype = c.dtype ?? (isFloatDtype(info.dtype as Dtype) ? (info.dtype as FloatDtype) : 'F32');
     toWrite.push({ name: s.name, dtype, shape: s.shape, data: () => c.weights.get(s.name) });
   }

@@ -33,7 +33,8 @@ const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.408
 const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
 export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_config.json'): PreprocessorConfig {
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new PreprocessorError(`${file}: not a JSON object`);
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new PreprocessorError(`${file}: not a JSON object`);
   const o = json as Record<string, unknown>;
   const err = (field: string, msg: string): never => {
     throw new PreprocessorError(`${file}: field "${field}": ${msg}`);
@@ -44,13 +45,15 @@ export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_conf
     return v as boolean;
   };
   const posInt = (v: unknown, k: string) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) err(k, `must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+      err(k, `must be a positive integer, got ${JSON.stringify(v)}`);
     return v as number;
   };
   const triple = (k: string, d: [number, number, number]): [number, number, number] => {
     const v = o[k] ?? d;
     const arr = typeof v === 'number' ? [v, v, v] : v;
-    if (!Array.isArray(arr) || arr.length !== 3 || !arr.every((x) => typeof x === 'number' && Number.isFinite(x))) err(k, `must be 3 numbers, got ${JSON.stringify(v)}`);
+    if (!Array.isArray(arr) || arr.length !== 3 || !arr.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      err(k, `must be 3 numbers, got ${JSON.stringify(v)}`);
     return arr as [number, number, number];
   };
   const type = typeof o.image_processor_type === 'string' ? o.image_processor_type : '';
@@ -59,22 +62,33 @@ export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_conf
   const blip = /^blip/i.test(type);
   const square = siglip || blip;
   let size: PreprocessorConfig['size'];
-  const s = o.size ?? (blip ? { height: 384, width: 384 } : siglip ? { height: 224, width: 224 } : { shortest_edge: 224 });
-  if (typeof s === 'number') size = square ? { height: posInt(s, 'size'), width: s } : { shortestEdge: posInt(s, 'size') };
-  else if (s && typeof s === 'object' && 'shortest_edge' in s) size = { shortestEdge: posInt((s as Record<string, unknown>).shortest_edge, 'size.shortest_edge') };
+  const s =
+    o.size ?? (blip ? { height: 384, width: 384 } : siglip ? { height: 224, width: 224 } : { shortest_edge: 224 });
+  if (typeof s === 'number')
+    size = square ? { height: posInt(s, 'size'), width: s } : { shortestEdge: posInt(s, 'size') };
+  else if (s && typeof s === 'object' && 'shortest_edge' in s)
+    size = { shortestEdge: posInt((s as Record<string, unknown>).shortest_edge, 'size.shortest_edge') };
   else if (s && typeof s === 'object' && 'height' in s && 'width' in s)
-    size = { height: posInt((s as Record<string, unknown>).height, 'size.height'), width: posInt((s as Record<string, unknown>).width, 'size.width') };
+    size = {
+      height: posInt((s as Record<string, unknown>).height, 'size.height'),
+      width: posInt((s as Record<string, unknown>).width, 'size.width'),
+    };
   else return err('size', `must be {shortest_edge} or {height, width}, got ${JSON.stringify(s)}`);
   const c = o.crop_size ?? { height: 224, width: 224 };
   let cropSize: PreprocessorConfig['cropSize'];
   if (typeof c === 'number') cropSize = { height: posInt(c, 'crop_size'), width: c };
   else if (c && typeof c === 'object' && 'height' in c && 'width' in c)
-    cropSize = { height: posInt((c as Record<string, unknown>).height, 'crop_size.height'), width: posInt((c as Record<string, unknown>).width, 'crop_size.width') };
+    cropSize = {
+      height: posInt((c as Record<string, unknown>).height, 'crop_size.height'),
+      width: posInt((c as Record<string, unknown>).width, 'crop_size.width'),
+    };
   else return err('crop_size', `must be a number or {height, width}, got ${JSON.stringify(c)}`);
   const resample = o.resample ?? 3;
-  if (typeof resample !== 'number' || ![0, 1, 2, 3, 4, 5].includes(resample)) err('resample', `must be a PIL resample code 0-5, got ${JSON.stringify(resample)}`);
+  if (typeof resample !== 'number' || ![0, 1, 2, 3, 4, 5].includes(resample))
+    err('resample', `must be a PIL resample code 0-5, got ${JSON.stringify(resample)}`);
   const rescaleFactor = o.rescale_factor ?? 1 / 255;
-  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor)) err('rescale_factor', `must be a number, got ${JSON.stringify(rescaleFactor)}`);
+  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor))
+    err('rescale_factor', `must be a number, got ${JSON.stringify(rescaleFactor)}`);
   const imageStd = triple('image_std', siglip ? [0.5, 0.5, 0.5] : OPENAI_CLIP_STD);
   if (imageStd.some((x) => x === 0)) err('image_std', 'has a zero');
   return {
@@ -110,7 +124,11 @@ export type ImageInput = string | Buffer | Uint8Array | RgbImage;
  * keeps the high byte; 16-bit greyscale (PIL mode "I") is clipped to 255, not scaled; CMYK becomes
  * nk - nk*c/255 with nk = 255 - k (Pillow's cmyk2rgb, no ICC). Embedded ICC profiles are ignored, as PIL ignores them.
  */
-export async function decodeRgb(input: string | Buffer | Uint8Array, what = typeof input === 'string' ? input : 'image', opts: DecodeOptions = {}): Promise<RgbImage> {
+export async function decodeRgb(
+  input: string | Buffer | Uint8Array,
+  what = typeof input === 'string' ? input : 'image',
+  opts: DecodeOptions = {},
+): Promise<RgbImage> {
   const rgb = await decodeRgbDropAlpha(input, what);
   if (opts.alpha !== 'white') return rgb;
   let alpha: Buffer;
@@ -119,7 +137,10 @@ export async function decodeRgb(input: string | Buffer | Uint8Array, what = type
   } catch (e) {
     throw new PreprocessorError(`${what}: cannot decode image (${(e as Error).message})`);
   }
-  if (alpha.length !== rgb.width * rgb.height) throw new PreprocessorError(`${what}: the alpha channel has ${alpha.length} values for ${rgb.width}x${rgb.height} pixels`);
+  if (alpha.length !== rgb.width * rgb.height)
+    throw new PreprocessorError(
+      `${what}: the alpha channel has ${alpha.length} values for ${rgb.width}x${rgb.height} pixels`,
+    );
   return compositeOverWhite(rgb, alpha);
 }
 
@@ -134,7 +155,7 @@ export interface DecodeOptions {
 /** Pillow's ImagingAlphaComposite (7-bit fixed point, rounded divisions by 255) of `rgb` + `alpha` over opaque white. */
 export function compositeOverWhite(img: RgbImage, alpha: Uint8Array): RgbImage {
   const P = 7;
-  const div255 = (a: number) => (((a >>> 8) + a) >>> 8);
+  const div255 = (a: number) => ((a >>> 8) + a) >>> 8;
   const out = new Uint8Array(img.data.length);
   for (let i = 0; i < alpha.length; i++) {
     const a = alpha[i];
@@ -157,7 +178,11 @@ async function decodeRgbDropAlpha(input: string | Buffer | Uint8Array, what: str
     const open = () => sharp(input, { ignoreIcc: true });
     const meta = await open().metadata();
     if (meta.space === 'cmyk') {
-      const { data, info } = await open().pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
+      const { data, info } = await open()
+        .pipelineColourspace('cmyk')
+        .toColourspace('cmyk')
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       if (info.channels !== 4) throw new Error(`CMYK image decoded to ${info.channels} channels`);
       const n = info.width * info.height;
       const rgb = new Uint8Array(n * 3);
@@ -171,7 +196,10 @@ async function decodeRgbDropAlpha(input: string | Buffer | Uint8Array, what: str
       return { data: rgb, width: info.width, height: info.height };
     }
     if (meta.depth === 'ushort' && meta.channels === 1) {
-      const { data, info } = await open().toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+      const { data, info } = await open()
+        .toColourspace('grey16')
+        .raw({ depth: 'ushort' })
+        .toBuffer({ resolveWithObject: true });
       const u16 = new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
       const n = info.width * info.height;
       const rgb = new Uint8Array(n * 3);
@@ -182,7 +210,8 @@ async function decodeRgbDropAlpha(input: string | Buffer | Uint8Array, what: str
     if (info.channels !== 3) {
       // greyscale sources come back with one channel on some paths: expand
       const rgb = new Uint8Array(info.width * info.height * 3);
-      for (let i = 0; i < info.width * info.height; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = data[i * info.channels];
+      for (let i = 0; i < info.width * info.height; i++)
+        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = data[i * info.channels];
       return { data: rgb, width: info.width, height: info.height };
     }
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
@@ -264,7 +293,8 @@ export class ImageProcessor {
     let w = width;
     let h = height;
     if (c.doPad) w = h = Math.max(w, h);
-    if (c.doResize) ({ width: w, height: h } = 'shortestEdge' in c.size ? shortestEdgeSize(w, h, c.size.shortestEdge) : c.size);
+    if (c.doResize)
+      ({ width: w, height: h } = 'shortestEdge' in c.size ? shortestEdgeSize(w, h, c.size.shortestEdge) : c.size);
     if (c.doCenterCrop) ({ width: w, height: h } = c.cropSize);
     return { width: w, height: h };
   }
@@ -273,10 +303,12 @@ export class ImageProcessor {
   async prepare(input: ImageInput): Promise<RgbImage> {
     const c = this.config;
     let img: RgbImage = typeof input === 'string' || input instanceof Uint8Array ? await decodeRgb(input) : input;
-    if (img.data.length !== img.width * img.height * 3) throw new PreprocessorError(`image data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3`);
+    if (img.data.length !== img.width * img.height * 3)
+      throw new PreprocessorError(`image data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3`);
     if (c.doPad) img = padToSquareRgb(img, c.imageMean);
     if (c.doResize) {
-      const { width, height } = 'shortestEdge' in c.size ? shortestEdgeSize(img.width, img.height, c.size.shortestEdge) : c.size;
+      const { width, height } =
+        'shortestEdge' in c.size ? shortestEdgeSize(img.width, img.height, c.size.shortestEdge) : c.size;
       img = await resizeRgb(img, width, height, c.resample);
     }
     if (c.doCenterCrop) img = centerCropRgb(img, c.cropSize.width, c.cropSize.height);

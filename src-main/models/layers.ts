@@ -22,7 +22,13 @@
 import type { Graph, Value } from '../engine/graph/builder';
 import type { DType } from '../engine/graph/dtype';
 import type { TensorSource } from './weights/safetensors';
-import { frozenMatMulNBits, quantizeFallbackReason, quantizedGather, quantizedMatMul, type NBitsOptions } from './quantize';
+import {
+  frozenMatMulNBits,
+  quantizeFallbackReason,
+  quantizedGather,
+  quantizedMatMul,
+  type NBitsOptions,
+} from './quantize';
 
 /** LoRA matrices of one module, as graph values (parameters or constants). */
 export interface LoraBinding {
@@ -108,11 +114,17 @@ export class GraphWeights {
     readonly opts: GraphWeightsOptions = {},
   ) {
     this.dtype = opts.dtype ?? 'float32';
-    if (this.dtype !== 'float32' && this.dtype !== 'float64') throw new Error(`GraphWeights: dtype must be float32 or float64 (got ${this.dtype})`);
+    if (this.dtype !== 'float32' && this.dtype !== 'float64')
+      throw new Error(`GraphWeights: dtype must be float32 or float64 (got ${this.dtype})`);
   }
 
   has(name: string): boolean {
-    return !!this.opts.params?.[name] || !!this.opts.lazy?.has(name) || !!this.opts.overrides?.has(name) || this.source.has(name);
+    return (
+      !!this.opts.params?.[name] ||
+      !!this.opts.lazy?.has(name) ||
+      !!this.opts.overrides?.has(name) ||
+      this.source.has(name)
+    );
   }
 
   /** A caller-supplied value for the tensor (a trainable parameter or a lazy tensor), else undefined. */
@@ -154,7 +166,8 @@ export class GraphWeights {
 
   /** Fails at build time (not when the graph is written) for a tensor neither overridden nor in the source. */
   private check(name: string): void {
-    if (!this.opts.overrides?.has(name) && !this.source.has(name)) throw new Error(`weights: no tensor "${name}" in the model`);
+    if (!this.opts.overrides?.has(name) && !this.source.has(name))
+      throw new Error(`weights: no tensor "${name}" in the model`);
   }
 
   /** The tensor in checkpoint layout (a parameter input when trainable, else an initializer). */
@@ -189,7 +202,8 @@ export class GraphWeights {
     this.check(name);
     const info = this.source.has(name) ? this.source.info(name) : null;
     const shape = info?.shape;
-    if (!shape || shape.length !== 2) throw new Error(`weights: "${name}" is not a matrix (shape ${JSON.stringify(shape)})`);
+    if (!shape || shape.length !== 2)
+      throw new Error(`weights: "${name}" is not a matrix (shape ${JSON.stringify(shape)})`);
     const [o, i] = shape;
     // read and transposed only when the graph is written; the source copy is garbage once transposed, the
     // transposed one once written (serialize.ts LazyRef)
@@ -230,7 +244,11 @@ export class GraphWeights {
     if (l) {
       this.loraUsed.add(module);
       let xin = x;
-      if (l.dropout && l.dropout > 0) xin = g.op1('Mul', [x, loraDropoutMask(g, x, l.dropout, this.dropoutSeedValue(), module, this.dtype, this.flatIndexOf(x))]);
+      if (l.dropout && l.dropout > 0)
+        xin = g.op1('Mul', [
+          x,
+          loraDropoutMask(g, x, l.dropout, this.dropoutSeedValue(), module, this.dtype, this.flatIndexOf(x)),
+        ]);
       const at = g.op1('Transpose', [l.a], { perm: [1, 0] });
       const bt = g.op1('Transpose', [l.b], { perm: [1, 0] });
       let z = g.op1('MatMul', [g.op1('MatMul', [xin, at]), bt]);
@@ -242,7 +260,12 @@ export class GraphWeights {
 
   /** Whether `name` is a frozen checkpoint matrix that the quantize option applies to. */
   private quantizable(name: string): boolean {
-    return !!this.opts.quantize && this.dtype === 'float32' && !this.supplied(name) && (this.opts.overrides?.has(name) || this.source.has(name));
+    return (
+      !!this.opts.quantize &&
+      this.dtype === 'float32' &&
+      !this.supplied(name) &&
+      (this.opts.overrides?.has(name) || this.source.has(name))
+    );
   }
 
   /** x [..., in] @ W^T with W quantized, or null (not quantizing, or the layer cannot take the scheme). */
@@ -252,10 +275,24 @@ export class GraphWeights {
     if (!shape || shape.length !== 2) return null;
     const y =
       this.opts.quantizeFor === 'training'
-        ? frozenMatMulNBits(this.g, x, name, shape[0], shape[1], this.opts.quantize!, () => this.data(name), this.opts.nbits)
+        ? frozenMatMulNBits(
+            this.g,
+            x,
+            name,
+            shape[0],
+            shape[1],
+            this.opts.quantize!,
+            () => this.data(name),
+            this.opts.nbits,
+          )
         : quantizedMatMul(this.g, x, name, shape[0], shape[1], this.opts.quantize!, () => this.data(name));
     if (y) this.used.add(name);
-    else this.fallbacks.set(name, { name, shape: [...shape], reason: quantizeFallbackReason(shape, this.opts.quantize!) ?? 'not quantizable' });
+    else
+      this.fallbacks.set(name, {
+        name,
+        shape: [...shape],
+        reason: quantizeFallbackReason(shape, this.opts.quantize!) ?? 'not quantizable',
+      });
     return y;
   }
 
@@ -273,7 +310,12 @@ export class GraphWeights {
   head(h: Value, name: string, out: number): Value {
     const q = this.quantized(h, name);
     if (q) return q;
-    return this.g.op1('Gemm', [h, this.tensor(name)], { transB: 1 }, { outTypes: [{ dtype: this.dtype, shape: [h.shape?.[0] ?? '?', out] }] });
+    return this.g.op1(
+      'Gemm',
+      [h, this.tensor(name)],
+      { transB: 1 },
+      { outTypes: [{ dtype: this.dtype, shape: [h.shape?.[0] ?? '?', out] }] },
+    );
   }
 
   private dropoutSeedValue(): Value {
@@ -342,7 +384,8 @@ export function dropoutMaskReference(seed: number | bigint, module: string, n: n
 function graphMix(g: Graph, x: Value): Value {
   const u = (v: number) => g.constant(new Uint32Array([v]), 'uint32', []);
   const t = { outTypes: [{ dtype: 'uint32' as DType, shape: x.shape }] };
-  const xorShift = (v: Value, k: number) => g.op1('BitwiseXor', [v, g.op1('BitShift', [v, u(k)], { direction: 'RIGHT' }, t)], {}, t);
+  const xorShift = (v: Value, k: number) =>
+    g.op1('BitwiseXor', [v, g.op1('BitShift', [v, u(k)], { direction: 'RIGHT' }, t)], {}, t);
   let h = xorShift(x, 16);
   h = g.op1('Mul', [h, u(MIX_M1)], {}, t);
   h = xorShift(h, 15);
@@ -357,11 +400,29 @@ function graphMix(g: Graph, x: Value): Value {
  */
 /** uint32 flat element indices of x, in x's shape (0, 1, ..., size - 1). */
 export function flatIndexU32(g: Graph, x: Value): Value {
-  const flat = g.op1('Range', [g.constant(0, 'int64', []), g.op1('Size', [x]), g.constant(1, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: ['?'] }] });
-  return g.op1('Reshape', [g.op1('Cast', [flat], { to: 12 }, { outTypes: [{ dtype: 'uint32', shape: ['?'] }] }), g.op1('Shape', [x])], {}, { outTypes: [{ dtype: 'uint32', shape: x.shape }] });
+  const flat = g.op1(
+    'Range',
+    [g.constant(0, 'int64', []), g.op1('Size', [x]), g.constant(1, 'int64', [])],
+    {},
+    { outTypes: [{ dtype: 'int64', shape: ['?'] }] },
+  );
+  return g.op1(
+    'Reshape',
+    [g.op1('Cast', [flat], { to: 12 }, { outTypes: [{ dtype: 'uint32', shape: ['?'] }] }), g.op1('Shape', [x])],
+    {},
+    { outTypes: [{ dtype: 'uint32', shape: x.shape }] },
+  );
 }
 
-export function loraDropoutMask(g: Graph, x: Value, p: number, seed: Value, module: string, dtype: DType, index?: Value): Value {
+export function loraDropoutMask(
+  g: Graph,
+  x: Value,
+  p: number,
+  seed: Value,
+  module: string,
+  dtype: DType,
+  index?: Value,
+): Value {
   const thr = keepThreshold(p);
   const u = (v: number) => g.constant(new Uint32Array([v]), 'uint32', []);
   const scalarU32 = { outTypes: [{ dtype: 'uint32' as DType, shape: [] }] };

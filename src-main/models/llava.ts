@@ -66,7 +66,12 @@ export function llavaEmbeddings(w: GraphWeights, cfg: CausalConfig, ids: Value, 
     // index of each image position into the flattened features: running count over the batch, row-major
     const cnt = g.op1('Reshape', [g.op1('Cast', [isImg], { to: 7 }), g.ints([-1])]);
     const cs = g.op1('CumSum', [cnt, g.constant(0, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: ['?'] }] });
-    const idx = g.op1('Reshape', [g.op1('Sub', [cs, g.constant(1, 'int64', [])]), g.op1('Shape', [ids])], {}, { outTypes: [{ dtype: 'int64', shape: ids.shape }] });
+    const idx = g.op1(
+      'Reshape',
+      [g.op1('Sub', [cs, g.constant(1, 'int64', [])]), g.op1('Shape', [ids])],
+      {},
+      { outTypes: [{ dtype: 'int64', shape: ids.shape }] },
+    );
     const safeIdx = g.op1('Where', [isImg, idx, zero]);
     const img = g.op1('Gather', [flatFeats, safeIdx], { axis: 0 });
     return g.op1('Where', [g.op1('Unsqueeze', [isImg, g.ints([-1])]), img, text]);
@@ -107,13 +112,26 @@ export function packedMask(g: Graph, segments: Value, dtype: DType): { mask: Val
   const s = segments.shape;
   const B = s?.[0] ?? '?';
   const T = s?.[1] ?? '?';
-  const same = g.op1('Equal', [g.op1('Unsqueeze', [segments, g.ints([2])]), g.op1('Unsqueeze', [segments, g.ints([1])])]);
+  const same = g.op1('Equal', [
+    g.op1('Unsqueeze', [segments, g.ints([2])]),
+    g.op1('Unsqueeze', [segments, g.ints([1])]),
+  ]);
   const len = g.op1('Squeeze', [g.op1('Shape', [segments], { start: 1, end: 2 }), g.ints([0])]);
-  const r = g.op1('Range', [g.constant(0, 'int64', []), len, g.constant(1, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: [T] }] });
+  const r = g.op1(
+    'Range',
+    [g.constant(0, 'int64', []), len, g.constant(1, 'int64', [])],
+    {},
+    { outTypes: [{ dtype: 'int64', shape: [T] }] },
+  );
   // [i, j]: key j at or before query i
   const causal = g.op1('LessOrEqual', [g.op1('Unsqueeze', [r, g.ints([0])]), g.op1('Unsqueeze', [r, g.ints([1])])]);
   const seen = g.op1('Cast', [g.op1('And', [same, causal])], { to: 7 });
-  const count = g.op1('ReduceSum', [seen, g.ints([-1])], { keepdims: 0 }, { outTypes: [{ dtype: 'int64', shape: [B, T] }] });
+  const count = g.op1(
+    'ReduceSum',
+    [seen, g.ints([-1])],
+    { keepdims: 0 },
+    { outTypes: [{ dtype: 'int64', shape: [B, T] }] },
+  );
   const positions = g.op1('Sub', [count, g.constant(1, 'int64', [])]);
   const add = g.op1('Where', [same, g.scalar(0, dtype), g.scalar(maskValue(dtype), dtype)]);
   const mask = g.op1('Unsqueeze', [add, g.ints([1])], {}, { outTypes: [{ dtype, shape: [B, 1, T, T] }] });
@@ -121,11 +139,17 @@ export function packedMask(g: Graph, segments: Value, dtype: DType): { mask: Val
 }
 
 /** LLaVA (or text-only causal LM) forward: embeddings + merge + decoder. */
-export function causalForward(w: GraphWeights, cfg: CausalConfig, inp: CausalForwardInputs, o: CausalForwardOptions = {}): DecoderResult {
+export function causalForward(
+  w: GraphWeights,
+  cfg: CausalConfig,
+  inp: CausalForwardInputs,
+  o: CausalForwardOptions = {},
+): DecoderResult {
   const g = w.g;
   if ((inp.pixelValues || inp.imageFeatures) && !isVlm(cfg)) throw new Error('pixel_values given to a text-only model');
   if (inp.pixelValues && inp.imageFeatures) throw new Error('causalForward: pixel values or image features, not both');
-  const fromPixels = (pv: Value, c: VlmModelConfig) => (inp.videoPool ? videoFeatures(w, c, pv, inp.videoPool) : imageFeatures(w, c, pv));
+  const fromPixels = (pv: Value, c: VlmModelConfig) =>
+    inp.videoPool ? videoFeatures(w, c, pv, inp.videoPool) : imageFeatures(w, c, pv);
   const feats = inp.imageFeatures ?? (inp.pixelValues && isVlm(cfg) ? fromPixels(inp.pixelValues, cfg) : null);
   const embeds = llavaEmbeddings(w, cfg, inp.inputIds, feats);
   let positions = inp.positionIds ?? null;
@@ -138,10 +162,18 @@ export function causalForward(w: GraphWeights, cfg: CausalConfig, inp: CausalFor
   }
   if (!positions) {
     const mode = o.positions ?? 'mask';
-    const pastLen = inp.past?.length ? g.op1('Squeeze', [g.op1('Shape', [inp.past[0].key], { start: 2, end: 3 }), g.ints([0])]) : 0;
+    const pastLen = inp.past?.length
+      ? g.op1('Squeeze', [g.op1('Shape', [inp.past[0].key], { start: 2, end: 3 }), g.ints([0])])
+      : 0;
     positions = g.scope('positions', () => decoderPositions(inp.inputIds, inp.attentionMask, mode, pastLen));
   }
-  return decoderFor(cfg.text)(w, cfg.text, decoderNames(cfg), { embeds, attentionMask: mask, positions, past: inp.past }, { logits: o.logits, present: o.present });
+  return decoderFor(cfg.text)(
+    w,
+    cfg.text,
+    decoderNames(cfg),
+    { embeds, attentionMask: mask, positions, past: inp.past },
+    { logits: o.logits, present: o.present },
+  );
 }
 
 // ---- standalone inference graphs -------------------------------------------------------------------------------
@@ -178,7 +210,14 @@ export interface ForwardGraphOptions {
 }
 
 // The adapter as graph constants or graph inputs lives with the adapter files (peft.ts); re-exported for callers here.
-export { ADAPTER_INPUT, AdapterInputs, adapterBindings, adapterInputTensors, adapterStructure, type AdapterInputTensor } from './peft';
+export {
+  ADAPTER_INPUT,
+  AdapterInputs,
+  adapterBindings,
+  adapterInputTensors,
+  adapterStructure,
+  type AdapterInputTensor,
+} from './peft';
 
 /** A standalone ONNX graph of the model's forward with the IO names above. */
 export function buildForwardGraph(model: ModelWeights, o: ForwardGraphOptions = {}): Graph {
@@ -218,12 +257,17 @@ export function buildForwardGraph(model: ModelWeights, o: ForwardGraphOptions = 
         value: g.input(IO.pastValue(i), dtype, [B, t.numKeyValueHeads, 'P', t.headDim]),
       });
   }
-  const positionIds = o.positions === 'input' ? g.input(IO.positionIds, 'int64', [B, mode === 'decode' ? 'S' : 'T']) : null;
+  const positionIds =
+    o.positions === 'input' ? g.input(IO.positionIds, 'int64', [B, mode === 'decode' ? 'S' : 'T']) : null;
   const r = causalForward(
     w,
     cfg,
     { inputIds, attentionMask, pixelValues, positionIds, past, videoPool: o.videoPool },
-    { logits: o.logits ?? (mode === 'full' ? 'all' : 'last'), present: mode !== 'full', positions: o.positions === 'input' ? undefined : o.positions },
+    {
+      logits: o.logits ?? (mode === 'full' ? 'all' : 'last'),
+      present: mode !== 'full',
+      positions: o.positions === 'input' ? undefined : o.positions,
+    },
   );
   g.output(r.logits!, IO.logits);
   if (r.present)

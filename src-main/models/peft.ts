@@ -26,7 +26,15 @@ export class PeftError extends Error {}
 
 /** Decoder projections LoRA can target (LLaMA / Qwen2 names). */
 /** The same roles in a CLIP / SigLIP layer (no gate). */
-const VISION_NAME: Record<LoraTarget, string | null> = { q_proj: 'q_proj', k_proj: 'k_proj', v_proj: 'v_proj', o_proj: 'out_proj', gate_proj: null, up_proj: 'fc1', down_proj: 'fc2' };
+const VISION_NAME: Record<LoraTarget, string | null> = {
+  q_proj: 'q_proj',
+  k_proj: 'k_proj',
+  v_proj: 'v_proj',
+  o_proj: 'out_proj',
+  gate_proj: null,
+  up_proj: 'fc1',
+  down_proj: 'fc2',
+};
 
 export type TrainMode = TrainMethod;
 
@@ -84,7 +92,12 @@ export function targetModulesRegex(config: ModelConfig, spec: Pick<LoraSpec, 'ta
     if (attn.length) groups.push(`self_attn\\.(?:${attn.join('|')})`);
     if (mlp.length) groups.push(`mlp\\.(?:${mlp.join('|')})`);
   }
-  if (groups.length === 0) throw new PeftError(opt ? `LoRA targets ${JSON.stringify(spec.targets)} match no OPT layer (gate_proj has none)` : 'LoRA needs at least one target module');
+  if (groups.length === 0)
+    throw new PeftError(
+      opt
+        ? `LoRA targets ${JSON.stringify(spec.targets)} match no OPT layer (gate_proj has none)`
+        : 'LoRA needs at least one target module',
+    );
   const fam = isVlm(config) ? vlmFamilyOf(config) : null;
   const decPrefix = fam ? fam.peft.decoderLayers : opt ? 'model\\.decoder' : 'model';
   const parts = [`${decPrefix}\\.layers\\.\\d+\\.(?:${groups.join('|')})`];
@@ -108,7 +121,9 @@ export function matchesTarget(target: string | string[], module: string): boolea
 /** Every linear layer of the model (canonical module names) with its shape. */
 function linearModules(config: ModelConfig): Array<{ module: string; out: number; in: number }> {
   return expectedTensors(config)
-    .filter((s) => s.name.endsWith('.weight') && s.shape.length === 2 && /(_proj|\.fc[12]|linear_[12])\.weight$/.test(s.name))
+    .filter(
+      (s) => s.name.endsWith('.weight') && s.shape.length === 2 && /(_proj|\.fc[12]|linear_[12])\.weight$/.test(s.name),
+    )
     .map((s) => ({ module: s.name.slice(0, -'.weight'.length), out: s.shape[0], in: s.shape[1] }));
 }
 
@@ -120,7 +135,11 @@ function alternativeNames(config: ModelConfig, module: string): string[] {
 /** The modules a PEFT target selects, in canonical names (the connector is never a LoRA target). */
 export function resolveLoraModules(config: ModelConfig, target: string | string[]): LoraModule[] {
   const connector = isVlm(config) ? vlmFamilyOf(config).layout(config).projector : undefined;
-  const mods = linearModules(config).filter((m) => !(connector && m.module.startsWith(connector)) && alternativeNames(config, m.module).some((n) => matchesTarget(target, n)));
+  const mods = linearModules(config).filter(
+    (m) =>
+      !(connector && m.module.startsWith(connector)) &&
+      alternativeNames(config, m.module).some((n) => matchesTarget(target, n)),
+  );
   return mods.map((m) => ({
     module: m.module,
     weight: `${m.module}.weight`,
@@ -135,9 +154,14 @@ export function resolveLoraModules(config: ModelConfig, target: string | string[
 export function projectorParams(config: ModelConfig): string[] {
   if (!isVlm(config)) return [];
   const mods = vlmFamilyOf(config).peft.connectorModules;
-  if (mods) return expectedTensors(config).filter((s) => mods.some((m) => s.name.startsWith(`${m}.`))).map((s) => s.name);
+  if (mods)
+    return expectedTensors(config)
+      .filter((s) => mods.some((m) => s.name.startsWith(`${m}.`)))
+      .map((s) => s.name);
   const lay = weightLayout(config);
-  return expectedTensors(config).filter((s) => s.name.startsWith(lay.projector!)).map((s) => s.name);
+  return expectedTensors(config)
+    .filter((s) => s.name.startsWith(lay.projector!))
+    .map((s) => s.name);
 }
 
 /** Every module the 'projector' method saves whole (PEFT's modules_to_save). */
@@ -154,7 +178,11 @@ export function connectorModule(config: ModelConfig): string {
 }
 
 /** adapter_config.json as PEFT writes it. */
-export function adapterConfigJson(config: ModelConfig, spec: LoraSpec, baseModelNameOrPath = ''): Record<string, unknown> {
+export function adapterConfigJson(
+  config: ModelConfig,
+  spec: LoraSpec,
+  baseModelNameOrPath = '',
+): Record<string, unknown> {
   const lora = spec.mode !== 'projector';
   return {
     alpha_pattern: {},
@@ -203,25 +231,42 @@ export function parseAdapterConfig(json: unknown, file = 'adapter_config.json'):
   const err = (f: string, m: string): never => {
     throw new PeftError(`${file}: field "${f}": ${m}`);
   };
-  if ((o.peft_type ?? 'LORA') !== 'LORA') err('peft_type', `only LORA adapters are supported, got ${JSON.stringify(o.peft_type)}`);
+  if ((o.peft_type ?? 'LORA') !== 'LORA')
+    err('peft_type', `only LORA adapters are supported, got ${JSON.stringify(o.peft_type)}`);
   const r = o.r ?? 8;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) err('r', `must be a positive integer, got ${JSON.stringify(r)}`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
+    err('r', `must be a positive integer, got ${JSON.stringify(r)}`);
   const alpha = o.lora_alpha ?? 8;
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha)) err('lora_alpha', `must be a number, got ${JSON.stringify(alpha)}`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha))
+    err('lora_alpha', `must be a number, got ${JSON.stringify(alpha)}`);
   const dropout = o.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) err('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1)
+    err('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
   const tm = o.target_modules;
-  if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.every((x) => typeof x === 'string')))) err('target_modules', `must be a regex string or a list of names, got ${JSON.stringify(tm)}`);
+  if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.every((x) => typeof x === 'string'))))
+    err('target_modules', `must be a regex string or a list of names, got ${JSON.stringify(tm)}`);
   if (o.use_dora === true) err('use_dora', 'DoRA adapters are not supported');
   if ((o.bias ?? 'none') !== 'none') err('bias', `only "none" is supported, got ${JSON.stringify(o.bias)}`);
-  if (o.fan_in_fan_out === true) err('fan_in_fan_out', 'is only used by GPT-2 style Conv1D layers, which these models do not have');
+  if (o.fan_in_fan_out === true)
+    err('fan_in_fan_out', 'is only used by GPT-2 style Conv1D layers, which these models do not have');
   for (const f of ['rank_pattern', 'alpha_pattern'])
-    if (o[f] && typeof o[f] === 'object' && Object.keys(o[f] as object).length > 0) err(f, 'per-module ranks/alphas are not supported');
-  if (o.layers_to_transform !== undefined && o.layers_to_transform !== null) err('layers_to_transform', 'is not supported');
+    if (o[f] && typeof o[f] === 'object' && Object.keys(o[f] as object).length > 0)
+      err(f, 'per-module ranks/alphas are not supported');
+  if (o.layers_to_transform !== undefined && o.layers_to_transform !== null)
+    err('layers_to_transform', 'is not supported');
   const mts = o.modules_to_save ?? [];
-  if (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string')) err('modules_to_save', `must be a list of names, got ${JSON.stringify(mts)}`);
+  if (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string'))
+    err('modules_to_save', `must be a list of names, got ${JSON.stringify(mts)}`);
   const useRslora = o.use_rslora === true;
-  return { r: r as number, alpha: alpha as number, dropout: dropout as number, useRslora, targetModules: tm as string | string[], modulesToSave: mts as string[], raw: o };
+  return {
+    r: r as number,
+    alpha: alpha as number,
+    dropout: dropout as number,
+    useRslora,
+    targetModules: tm as string | string[],
+    modulesToSave: mts as string[],
+    raw: o,
+  };
 }
 
 /** A loaded or trained adapter: per-module A/B matrices plus fully trained tensors (canonical names). */
@@ -236,7 +281,14 @@ export interface Adapter {
 }
 
 /** Save an adapter in PEFT format: adapter_config.json + adapter_model.safetensors (f32). */
-export function saveAdapter(dir: string, config: ModelConfig, spec: LoraSpec, lora: Map<string, { a: Float32Array; b: Float32Array }>, saved: Map<string, Float32Array> = new Map(), baseModel = ''): string[] {
+export function saveAdapter(
+  dir: string,
+  config: ModelConfig,
+  spec: LoraSpec,
+  lora: Map<string, { a: Float32Array; b: Float32Array }>,
+  saved: Map<string, Float32Array> = new Map(),
+  baseModel = '',
+): string[] {
   const acfg = adapterConfigJson(config, spec, baseModel);
   const parsed = parseAdapterConfig(acfg);
   const modules = resolveLoraModules(config, parsed.targetModules);
@@ -248,20 +300,30 @@ export function saveAdapter(dir: string, config: ModelConfig, spec: LoraSpec, lo
       if (spec.mode !== 'projector') throw new PeftError(`no LoRA weights for module "${m.module}"`);
       ab = { a: new Float32Array(spec.r * m.inFeatures), b: new Float32Array(m.outFeatures * spec.r) };
     }
-    if (ab.a.length !== spec.r * m.inFeatures) throw new PeftError(`module "${m.module}": lora_A has ${ab.a.length} values, expected [${spec.r}, ${m.inFeatures}]`);
-    if (ab.b.length !== m.outFeatures * spec.r) throw new PeftError(`module "${m.module}": lora_B has ${ab.b.length} values, expected [${m.outFeatures}, ${spec.r}]`);
+    if (ab.a.length !== spec.r * m.inFeatures)
+      throw new PeftError(
+        `module "${m.module}": lora_A has ${ab.a.length} values, expected [${spec.r}, ${m.inFeatures}]`,
+      );
+    if (ab.b.length !== m.outFeatures * spec.r)
+      throw new PeftError(
+        `module "${m.module}": lora_B has ${ab.b.length} values, expected [${m.outFeatures}, ${spec.r}]`,
+      );
     const { a, b } = ab;
     tensors.push({ name: m.keyA, dtype: 'F32', shape: [spec.r, m.inFeatures], data: () => a });
     tensors.push({ name: m.keyB, dtype: 'F32', shape: [m.outFeatures, spec.r], data: () => b });
   }
   const unknown = [...lora.keys()].filter((k) => !modules.some((m) => m.module === k));
-  if (unknown.length) throw new PeftError(`LoRA weights for modules the adapter config does not target: ${unknown.slice(0, 5).join(', ')}`);
+  if (unknown.length)
+    throw new PeftError(
+      `LoRA weights for modules the adapter config does not target: ${unknown.slice(0, 5).join(', ')}`,
+    );
   if (spec.mode !== 'lora') {
     for (const name of projectorParams(config)) {
       const v = saved.get(name);
       if (!v) throw new PeftError(`mode ${spec.mode}: projector tensor "${name}" is missing`);
       const shape = specs.get(name)!;
-      if (v.length !== shape.reduce((x, y) => x * y, 1)) throw new PeftError(`projector tensor "${name}" has ${v.length} values, expected ${JSON.stringify(shape)}`);
+      if (v.length !== shape.reduce((x, y) => x * y, 1))
+        throw new PeftError(`projector tensor "${name}" has ${v.length} values, expected ${JSON.stringify(shape)}`);
       tensors.push({ name: PREFIX + name, dtype: 'F32', shape, data: () => v });
     }
   }
@@ -284,11 +346,17 @@ export function loadAdapter(dir: string, config: ModelConfig): Adapter {
   const acfg = parseAdapterConfig(json, cfgPath);
   const wPath = join(dir, 'adapter_model.safetensors');
   if (!existsSync(wPath)) {
-    if (existsSync(join(dir, 'adapter_model.bin'))) throw new PeftError(`${join(dir, 'adapter_model.bin')}: PyTorch pickle weights are not loaded (they can run code); save the adapter as safetensors`);
+    if (existsSync(join(dir, 'adapter_model.bin')))
+      throw new PeftError(
+        `${join(dir, 'adapter_model.bin')}: PyTorch pickle weights are not loaded (they can run code); save the adapter as safetensors`,
+      );
     throw new PeftError(`${dir}: no adapter_model.safetensors`);
   }
   const modules = resolveLoraModules(config, acfg.targetModules);
-  if (modules.length === 0) throw new PeftError(`${cfgPath}: field "target_modules": ${JSON.stringify(acfg.targetModules)} matches no linear layer of this ${config.modelType} model`);
+  if (modules.length === 0)
+    throw new PeftError(
+      `${cfgPath}: field "target_modules": ${JSON.stringify(acfg.targetModules)} matches no linear layer of this ${config.modelType} model`,
+    );
   const byModule = new Map(modules.map((m) => [m.module, m]));
   const specs = new Map(expectedTensors(config).map((s) => [s.name, s.shape]));
   const f = SafetensorsFile.open(wPath);
@@ -306,7 +374,9 @@ export function loadAdapter(dir: string, config: ModelConfig): Adapter {
         if (!mod) throw new PeftError(`${wPath}: tensor "${key}" adapts a module that target_modules does not select`);
         const want = m[2] === 'A' ? [acfg.r, mod.inFeatures] : [mod.outFeatures, acfg.r];
         if (info.shape.length !== 2 || info.shape[0] !== want[0] || info.shape[1] !== want[1])
-          throw new PeftError(`${wPath}: tensor "${key}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(want)} (r = ${acfg.r})`);
+          throw new PeftError(
+            `${wPath}: tensor "${key}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(want)} (r = ${acfg.r})`,
+          );
         const e = lora.get(mod.module) ?? {};
         if (m[2] === 'A') e.a = f.get(key);
         else e.b = f.get(key);
@@ -317,23 +387,52 @@ export function loadAdapter(dir: string, config: ModelConfig): Adapter {
       const plain = rest.replace(/\.modules_to_save\.default\./, '.');
       const canon = canonicalName(config, plain);
       const shape = canon ? specs.get(canon) : undefined;
-      if (!canon || !shape || !acfg.modulesToSave.some((mm) => alternativeNames(config, canon).some((n) => n.startsWith(`${mm}.`) || n.includes(`.${mm}.`))))
-        throw new PeftError(`${wPath}: unexpected tensor "${key}" (not a LoRA matrix of a targeted module, not in modules_to_save)`);
+      if (
+        !canon ||
+        !shape ||
+        !acfg.modulesToSave.some((mm) =>
+          alternativeNames(config, canon).some((n) => n.startsWith(`${mm}.`) || n.includes(`.${mm}.`)),
+        )
+      )
+        throw new PeftError(
+          `${wPath}: unexpected tensor "${key}" (not a LoRA matrix of a targeted module, not in modules_to_save)`,
+        );
       if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))
-        throw new PeftError(`${wPath}: tensor "${key}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(shape)}`);
+        throw new PeftError(
+          `${wPath}: tensor "${key}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(shape)}`,
+        );
       saved.set(canon, f.get(key));
     }
-    const missing = modules.filter((m) => !lora.get(m.module)?.a || !lora.get(m.module)?.b).map((m) => m.keyA.replace(/\.lora_A\.weight$/, ''));
-    if (missing.length) throw new PeftError(`${wPath}: missing LoRA matrices for ${missing.length} targeted module(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ' …' : ''}`);
+    const missing = modules
+      .filter((m) => !lora.get(m.module)?.a || !lora.get(m.module)?.b)
+      .map((m) => m.keyA.replace(/\.lora_A\.weight$/, ''));
+    if (missing.length)
+      throw new PeftError(
+        `${wPath}: missing LoRA matrices for ${missing.length} targeted module(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ' …' : ''}`,
+      );
     const done = new Map([...lora].map(([k, v]) => [k, { a: v.a!, b: v.b! }]));
-    return { config: acfg, scaling: loraScaling({ r: acfg.r, alpha: acfg.alpha, useRslora: acfg.useRslora }), modules, lora: done, saved };
+    return {
+      config: acfg,
+      scaling: loraScaling({ r: acfg.r, alpha: acfg.alpha, useRslora: acfg.useRslora }),
+      modules,
+      lora: done,
+      saved,
+    };
   } finally {
     f.close();
   }
 }
 
 /** W + scaling * B @ A for one module (W is [out, in] row-major). */
-export function mergedWeight(w: Float32Array, a: Float32Array, b: Float32Array, out: number, inn: number, r: number, scaling: number): Float32Array {
+export function mergedWeight(
+  w: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  out: number,
+  inn: number,
+  r: number,
+  scaling: number,
+): Float32Array {
   const res = Float32Array.from(w);
   const row = new Float64Array(inn);
   for (let o = 0; o < out; o++) {
@@ -371,10 +470,15 @@ export function mergeAdapter(base: TensorSource, adapter: Adapter): TensorSource
 
 /** A LoRA spec from a decoder-only or LLaVA config's point of view, validated. */
 export function validateLoraSpec(config: VlmModelConfig | TextModelConfig, spec: LoraSpec): void {
-  if (!Number.isInteger(spec.r) || spec.r < 1) throw new PeftError(`LoRA rank must be a positive integer, got ${spec.r}`);
-  if (!(spec.dropout >= 0 && spec.dropout < 1)) throw new PeftError(`LoRA dropout must be in [0, 1), got ${spec.dropout}`);
-  for (const t of spec.targets) if (!(LORA_TARGETS as readonly string[]).includes(t)) throw new PeftError(`unknown LoRA target "${t}" (known: ${LORA_TARGETS.join(', ')})`);
-  if (spec.mode !== 'lora' && !isVlm(config)) throw new PeftError(`mode ${spec.mode} needs a vision-language model (it trains the projector)`);
+  if (!Number.isInteger(spec.r) || spec.r < 1)
+    throw new PeftError(`LoRA rank must be a positive integer, got ${spec.r}`);
+  if (!(spec.dropout >= 0 && spec.dropout < 1))
+    throw new PeftError(`LoRA dropout must be in [0, 1), got ${spec.dropout}`);
+  for (const t of spec.targets)
+    if (!(LORA_TARGETS as readonly string[]).includes(t))
+      throw new PeftError(`unknown LoRA target "${t}" (known: ${LORA_TARGETS.join(', ')})`);
+  if (spec.mode !== 'lora' && !isVlm(config))
+    throw new PeftError(`mode ${spec.mode} needs a vision-language model (it trains the projector)`);
 }
 
 /** LoRA branches of an adapter as constants, by module. */
@@ -418,7 +522,8 @@ export function adapterInputTensors(adapter: Adapter, base: TensorSource): Adapt
   const r = adapter.config.r;
   const check = (name: string, dims: number[], data: Float32Array) => {
     const n = dims.reduce((a, b) => a * b, 1);
-    if (data.length !== n) throw new Error(`adapter tensor ${name}: ${data.length} values, expected ${JSON.stringify(dims)}`);
+    if (data.length !== n)
+      throw new Error(`adapter tensor ${name}: ${data.length} values, expected ${JSON.stringify(dims)}`);
     out.push({ name, dims, data });
   };
   for (const mod of adapter.modules) {
@@ -439,9 +544,13 @@ export function adapterInputTensors(adapter: Adapter, base: TensorSource): Adapt
  * the saved tensors' names and sizes, never the values. Equal structures can share one compiled graph.
  */
 export function adapterStructure(adapter: Adapter): unknown {
-  const modules = adapter.modules.filter((m) => adapter.lora.has(m.module)).map((m) => [m.module, m.inFeatures, m.outFeatures]);
+  const modules = adapter.modules
+    .filter((m) => adapter.lora.has(m.module))
+    .map((m) => [m.module, m.inFeatures, m.outFeatures]);
   modules.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const saved = [...adapter.saved].map(([n, v]) => [n, v.length]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const saved = [...adapter.saved]
+    .map(([n, v]) => [n, v.length])
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return { r: adapter.config.r, scaling: adapter.scaling, modules, saved };
 }
 
@@ -471,7 +580,8 @@ export class AdapterInputs implements LazyTensors {
   tensor(name: string): Value | undefined {
     if (!this.adapter.saved.has(name)) return undefined;
     let v = this.values.get(name);
-    if (!v) this.values.set(name, (v = this.g.input(ADAPTER_INPUT.saved(name), this.dtype, this.base.info(name).shape)));
+    if (!v)
+      this.values.set(name, (v = this.g.input(ADAPTER_INPUT.saved(name), this.dtype, this.base.info(name).shape)));
     return v;
   }
 

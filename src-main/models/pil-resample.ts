@@ -155,7 +155,8 @@ function resampleNearest(img: U8Image, outW: number, outH: number): U8Image {
 
 /** PIL's Image.resize((outW, outH), resample, reducing_gap=None) for an 8-bit image of 1-4 interleaved channels. */
 export function pilResize(img: U8Image, outW: number, outH: number, resample: number = PIL_BICUBIC): U8Image {
-  if (!Number.isInteger(outW) || !Number.isInteger(outH) || outW < 1 || outH < 1) throw new RangeError(`resize target ${outW}x${outH} is not a positive integer size`);
+  if (!Number.isInteger(outW) || !Number.isInteger(outH) || outW < 1 || outH < 1)
+    throw new RangeError(`resize target ${outW}x${outH} is not a positive integer size`);
   if (img.width === outW && img.height === outH) return img;
   if (resample === PIL_NEAREST) return resampleNearest(img, outW, outH);
   const filter = FILTERS[resample];

@@ -101,14 +101,24 @@ export function loadVlm(dir: string): LoadedVlm {
     throw new Error(`${dir}: ${msg}`);
   };
   const cfg = m.config;
-  if (!isVlm(cfg)) return fail(`model_type "${cfg.modelType}" is not a vision-language model; training and chat need one (compose a vision tower with a language model first)`);
+  if (!isVlm(cfg))
+    return fail(
+      `model_type "${cfg.modelType}" is not a vision-language model; training and chat need one (compose a vision tower with a language model first)`,
+    );
   if (!m.tokenizer) fail('no tokenizer.json');
   // a family whose published folders have no template (BLIP-2) brings its own
   const builtIn = vlmFamilyOf(cfg).chat;
   if (!m.chatTemplate && builtIn) m.chatTemplate = familyTemplate(builtIn, m.tokenizer!);
   if (!m.chatTemplate) fail('no chat template (tokenizer_config.json chat_template or chat_template.jinja)');
   if (!m.images) fail('no preprocessor_config.json');
-  return Object.assign(m, { config: cfg, tokenizer: m.tokenizer!, chatTemplate: m.chatTemplate!, images: m.images!, imageTokenId: cfg.imageTokenIndex, numImageTokens: cfg.numImageTokens });
+  return Object.assign(m, {
+    config: cfg,
+    tokenizer: m.tokenizer!,
+    chatTemplate: m.chatTemplate!,
+    images: m.images!,
+    imageTokenId: cfg.imageTokenIndex,
+    numImageTokens: cfg.numImageTokens,
+  });
 }
 
 /**
@@ -125,15 +135,32 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
   const familyOwn = !!builtIn && (!model.chatTemplate || model.chatTemplate.origin === builtIn.origin);
   const template =
     model.chatTemplate ??
-    (builtIn ? familyTemplate(builtIn, tokenizer) : new ChatTemplate(LLAVA_CHAT_TEMPLATE, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken }, 'built-in LLaVA template'));
+    (builtIn
+      ? familyTemplate(builtIn, tokenizer)
+      : new ChatTemplate(
+          LLAVA_CHAT_TEMPLATE,
+          { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken },
+          'built-in LLaVA template',
+        ));
   const warnings = model.chatTemplate || builtIn ? [] : [missingTemplateWarning(model.dir)];
   if (!isVlm(cfg)) return { template, tokenizer, warnings };
   const family = vlmFamilyOf(cfg);
   const images = model.images;
-  const special = familyOwn ? { addSpecialTokens: builtIn!.addSpecialTokens, ...(builtIn!.captionPrompt !== undefined ? { captionPrompt: builtIn!.captionPrompt } : {}) } : {};
+  const special = familyOwn
+    ? {
+        addSpecialTokens: builtIn!.addSpecialTokens,
+        ...(builtIn!.captionPrompt !== undefined ? { captionPrompt: builtIn!.captionPrompt } : {}),
+      }
+    : {};
   const setupFor = (g: ImageGrid): RenderSetup => {
     const ids = family.imageTokenIds(cfg, tokenizer, g);
-    return { template, tokenizer, warnings, ...special, image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids } };
+    return {
+      template,
+      tokenizer,
+      warnings,
+      ...special,
+      image: { tokenId: cfg.imageTokenIndex, count: ids.length, ids },
+    };
   };
   const setup = setupFor(grid ?? images?.maxGrid() ?? { rows: 0, cols: 0 });
   const max = images?.maxGrid();
@@ -152,7 +179,16 @@ export function renderSetupOf(model: HfModel, grid?: ImageGrid): RenderSetup {
 
 /** A family's built-in chat template with the tokenizer's special tokens as variables. */
 function familyTemplate(chat: { template: string; origin: string }, tokenizer: LensTokenizer): ChatTemplate {
-  return new ChatTemplate(chat.template, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken, unk_token: tokenizer.unkToken, pad_token: tokenizer.padToken }, chat.origin);
+  return new ChatTemplate(
+    chat.template,
+    {
+      bos_token: tokenizer.bosToken,
+      eos_token: tokenizer.eosToken,
+      unk_token: tokenizer.unkToken,
+      pad_token: tokenizer.padToken,
+    },
+    chat.origin,
+  );
 }
 
 export interface TrainableVlmOptions {
@@ -197,7 +233,12 @@ export const IMAGE_FEATURES_INPUT = 'image_features';
  * connector's output when it is frozen ('lora' on the decoder), the tower's output when only the connector trains
  * ('projector', 'lora+projector', 'full' without the tower) and the family can split there.
  */
-export function featureCacheLayer(cfg: ModelConfig, method: TrainMethod, lora: LoraOptions | null, fullParts?: Array<'vision' | 'projector' | 'decoder'>): FeatureLayer | null {
+export function featureCacheLayer(
+  cfg: ModelConfig,
+  method: TrainMethod,
+  lora: LoraOptions | null,
+  fullParts?: Array<'vision' | 'projector' | 'decoder'>,
+): FeatureLayer | null {
   if (!isVlm(cfg)) return null;
   if ((method === 'lora' || method === 'lora+projector') && lora?.includeVision) return null;
   const parts = method === 'full' ? (fullParts ?? ['projector', 'decoder']) : [];
@@ -219,12 +260,20 @@ export function featureShape(cfg: VlmModelConfig, layer: FeatureLayer): { tokens
  * The image path alone, up to `layer`: pixel_values [N, 3, S, S] -> IMAGE_FEATURES_INPUT [N, tokens, dim], with the
  * frozen weights as the training graph holds them (opts.quantizeBase), so cached features equal in-graph ones.
  */
-export function buildFeatureGraph(model: ModelLike, layer: FeatureLayer, opts: Pick<TrainableVlmOptions, 'quantizeBase' | 'nbits'> = {}): Graph {
+export function buildFeatureGraph(
+  model: ModelLike,
+  layer: FeatureLayer,
+  opts: Pick<TrainableVlmOptions, 'quantizeBase' | 'nbits'> = {},
+): Graph {
   const cfg = model.config;
   if (!isVlm(cfg)) throw new Error(`a ${cfg.modelType} model has no image features`);
   const g = new Graph(`lenslab_features_${layer}`);
   const qb = opts.quantizeBase ?? 'none';
-  const w = new GraphWeights(g, model.weights, qb === 'none' ? {} : { quantize: qb, quantizeFor: 'training', nbits: opts.nbits });
+  const w = new GraphWeights(
+    g,
+    model.weights,
+    qb === 'none' ? {} : { quantize: qb, quantizeFor: 'training', nbits: opts.nbits },
+  );
   const v = cfg.vision;
   const pv = g.input(IO.pixelValues, 'float32', ['N', v.numChannels, v.imageSize, v.imageSize]);
   const f = layer === 'projected' ? imageFeatures(w, cfg, pv) : vlmFamilyOf(cfg).splitFeatures!.tower(w, cfg, pv);
@@ -253,7 +302,14 @@ export interface TrainableVlm {
   forward: ForwardBuilder;
   /** Forward for the engine's score program: per-row mean token loss [B], token_loss_sum [B], token_count [B]. */
   score: (g: Graph, params: Readonly<Record<string, Value>>) => ScoreResult;
-  dataInputs: { input_ids: 'int64 [B,T]'; attention_mask: 'int64 [B,T]'; labels: 'int64 [B,T], -100 = ignored'; pixel_values?: 'float32 [N,3,H,W]'; image_features?: 'float32 [N,tokens,dim]'; dropout_seed?: 'int64 [], training forward with LoRA dropout > 0' };
+  dataInputs: {
+    input_ids: 'int64 [B,T]';
+    attention_mask: 'int64 [B,T]';
+    labels: 'int64 [B,T], -100 = ignored';
+    pixel_values?: 'float32 [N,3,H,W]';
+    image_features?: 'float32 [N,tokens,dim]';
+    dropout_seed?: 'int64 [], training forward with LoRA dropout > 0';
+  };
 }
 
 function asCausal(cfg: ModelConfig): VlmModelConfig | TextModelConfig {
@@ -265,7 +321,15 @@ function asCausal(cfg: ModelConfig): VlmModelConfig | TextModelConfig {
 export function loraSpec(cfg: ModelConfig, method: TrainMethod, lora: LoraOptions): LoraSpec {
   if (method === 'full') throw new Error("method 'full' has no LoRA spec");
   const targets = lora.targetModules as LoraTarget[];
-  const spec: LoraSpec = { mode: method, r: lora.rank, alpha: lora.alpha, dropout: lora.dropout, targets, includeVision: !!lora.includeVision, useRslora: !!lora.useRslora };
+  const spec: LoraSpec = {
+    mode: method,
+    r: lora.rank,
+    alpha: lora.alpha,
+    dropout: lora.dropout,
+    targets,
+    includeVision: !!lora.includeVision,
+    useRslora: !!lora.useRslora,
+  };
   validateLoraSpec(asCausal(cfg), spec);
   return spec;
 }
@@ -279,7 +343,11 @@ function fullTensorNames(cfg: ModelConfig, parts: Array<'vision' | 'projector' |
   // the connector is whatever is neither vision tower nor decoder (LLaVA's projector; BLIP-2's query tokens, Q-Former
   // and language projection)
   const partOf = (n: string): 'vision' | 'projector' | 'decoder' =>
-    lay.vision && n.startsWith(lay.vision) ? 'vision' : (lay.decoder && n.startsWith(lay.decoder)) || n === lay.lmHead ? 'decoder' : 'projector';
+    lay.vision && n.startsWith(lay.vision)
+      ? 'vision'
+      : (lay.decoder && n.startsWith(lay.decoder)) || n === lay.lmHead
+        ? 'decoder'
+        : 'projector';
   // vision tensors the family's image features never read (LLaVA: post_layernorm, the pooling head, later layers)
   const unusedVision = (n: string): boolean => {
     if (!lay.vision || !n.startsWith(lay.vision) || !isVlm(cfg)) return false;
@@ -291,9 +359,15 @@ function fullTensorNames(cfg: ModelConfig, parts: Array<'vision' | 'projector' |
 }
 
 /** The trainable VLM for a method. */
-export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: LoraOptions | null, opts: TrainableVlmOptions = {}): TrainableVlm {
+export function buildTrainableVlm(
+  model: ModelLike,
+  method: TrainMethod,
+  lora: LoraOptions | null,
+  opts: TrainableVlmOptions = {},
+): TrainableVlm {
   const cfg = asCausal(model.config);
-  if (![...TRAIN_METHODS, 'full'].includes(method)) throw new Error(`unknown training method "${method}" (lora, projector, lora+projector, full)`);
+  if (![...TRAIN_METHODS, 'full'].includes(method))
+    throw new Error(`unknown training method "${method}" (lora, projector, lora+projector, full)`);
   const specs = new Map(expectedTensors(cfg).map((s) => [s.name, s.shape]));
   const params: ParamSpec[] = [];
   const paramInfo = new Map<string, ParamInfo>();
@@ -303,7 +377,8 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     if (!lora) throw new Error(`method ${method} needs LoRA options`);
     spec = loraSpec(cfg, method, lora);
     modules = loraModulesFor(cfg, spec);
-    if (modules.length === 0) throw new Error(`LoRA targets ${JSON.stringify(lora.targetModules)} match no layer of this model`);
+    if (modules.length === 0)
+      throw new Error(`LoRA targets ${JSON.stringify(lora.targetModules)} match no layer of this model`);
     for (const m of modules) {
       params.push({ name: m.keyA, shape: [spec.r, m.inFeatures] }, { name: m.keyB, shape: [m.outFeatures, spec.r] });
       paramInfo.set(m.keyA, { kind: 'lora_A', target: m.module });
@@ -328,7 +403,9 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     const allowed = featureCacheLayer(cfg, method, lora, opts.fullParts);
     // features from before a layer that trains would be stale; 'tower' is also right when the connector is frozen
     if (allowed === null || (allowed === 'tower' && imageInput === 'projected'))
-      throw new Error(`method ${method}${lora?.includeVision ? ' with LoRA on the vision tower' : ''}: image features at the ${imageInput} layer would not follow training`);
+      throw new Error(
+        `method ${method}${lora?.includeVision ? ' with LoRA on the vision tower' : ''}: image features at the ${imageInput} layer would not follow training`,
+      );
   }
   const scaling = spec ? loraScaling(spec) : 1;
 
@@ -340,7 +417,8 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     const fullParams: Record<string, Value> = {};
     for (const n of full) fullParams[n] = p[n];
     const bindings = new Map<string, LoraBinding>();
-    for (const m of modules) bindings.set(m.module, { a: p[m.keyA], b: p[m.keyB], scaling, dropout: training ? (spec?.dropout ?? 0) : 0 });
+    for (const m of modules)
+      bindings.set(m.module, { a: p[m.keyA], b: p[m.keyB], scaling, dropout: training ? (spec?.dropout ?? 0) : 0 });
     const w = new GraphWeights(g, model.weights, { dtype, params: fullParams, lora: bindings, ...quant });
     lastWeights = w;
     const T: (string | number)[] = ['B', 'T'];
@@ -351,14 +429,25 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     let feats: Value | null = null;
     if (!isVlm(cfg)) {
       /* a text-only model: no image input */
-    } else if (imageInput === 'pixels') pixelValues = g.input(IO.pixelValues, dtype, ['N', cfg.vision.numChannels, cfg.vision.imageSize, cfg.vision.imageSize]);
+    } else if (imageInput === 'pixels')
+      pixelValues = g.input(IO.pixelValues, dtype, [
+        'N',
+        cfg.vision.numChannels,
+        cfg.vision.imageSize,
+        cfg.vision.imageSize,
+      ]);
     else {
       const sh = featureShape(cfg, imageInput);
       const x = g.input(IMAGE_FEATURES_INPUT, dtype, ['N', sh.tokens, sh.dim]);
       feats = imageInput === 'projected' ? x : vlmFamilyOf(cfg).splitFeatures!.connector(w, cfg, x);
       if (opts.videoPool) feats = poolFrameFeatures(g, cfg, feats, opts.videoPool);
     }
-    const r = causalForward(w, cfg, { inputIds, attentionMask, pixelValues, imageFeatures: feats, videoPool: opts.videoPool }, { logits: 'all', positions: 'mask', packed: training && !!opts.packed });
+    const r = causalForward(
+      w,
+      cfg,
+      { inputIds, attentionMask, pixelValues, imageFeatures: feats, videoPool: opts.videoPool },
+      { logits: 'all', positions: 'mask', packed: training && !!opts.packed },
+    );
     return g.scope('loss', () => tokenLosses(g, r.logits!, labels, cfg.text.vocabSize));
   };
 
@@ -411,7 +500,16 @@ export function buildTrainableVlm(model: ModelLike, method: TrainMethod, lora: L
     quantizeFallbacks,
     forward,
     score,
-    dataInputs: { input_ids: 'int64 [B,T]', attention_mask: 'int64 [B,T]', labels: 'int64 [B,T], -100 = ignored', ...(isVlm(cfg) && imageInput === 'pixels' ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}), ...(isVlm(cfg) && imageInput !== 'pixels' ? { image_features: 'float32 [N,tokens,dim]' as const } : {}), ...(spec && spec.dropout > 0 ? { dropout_seed: 'int64 [], training forward with LoRA dropout > 0' as const } : {}) },
+    dataInputs: {
+      input_ids: 'int64 [B,T]',
+      attention_mask: 'int64 [B,T]',
+      labels: 'int64 [B,T], -100 = ignored',
+      ...(isVlm(cfg) && imageInput === 'pixels' ? { pixel_values: 'float32 [N,3,H,W]' as const } : {}),
+      ...(isVlm(cfg) && imageInput !== 'pixels' ? { image_features: 'float32 [N,tokens,dim]' as const } : {}),
+      ...(spec && spec.dropout > 0
+        ? { dropout_seed: 'int64 [], training forward with LoRA dropout > 0' as const }
+        : {}),
+    },
   };
 }
 
@@ -421,17 +519,32 @@ export function tokenLosses(g: Graph, logits: Value, labels: Value, vocab: numbe
   const ax1 = g.ints([1]);
   const lg = g.op1('Slice', [logits, g.ints([0]), g.ints([-1]), ax1]);
   const lb = g.op1('Slice', [labels, g.ints([1]), big, ax1]);
-  const ce = softmaxCrossEntropy(g.op1('Reshape', [lg, g.ints([-1, vocab])]), g.op1('Reshape', [lb, g.ints([-1])]), { reduction: 'none', ignoreIndex: -100 });
+  const ce = softmaxCrossEntropy(g.op1('Reshape', [lg, g.ints([-1, vocab])]), g.op1('Reshape', [lb, g.ints([-1])]), {
+    reduction: 'none',
+    ignoreIndex: -100,
+  });
   const shape = g.op1('Shape', [lb]);
-  const perToken = g.op1('Reshape', [ce.loss, shape], {}, { outTypes: [{ dtype: logits.dtype, shape: [labels.shape?.[0] ?? '?', '?'] }] });
-  const valid = g.op1('Cast', [g.op1('Not', [g.op1('Equal', [lb, g.constant(-100, 'int64', [])])])], { to: logits.dtype === 'float64' ? 11 : 1 });
+  const perToken = g.op1(
+    'Reshape',
+    [ce.loss, shape],
+    {},
+    { outTypes: [{ dtype: logits.dtype, shape: [labels.shape?.[0] ?? '?', '?'] }] },
+  );
+  const valid = g.op1('Cast', [g.op1('Not', [g.op1('Equal', [lb, g.constant(-100, 'int64', [])])])], {
+    to: logits.dtype === 'float64' ? 11 : 1,
+  });
   return { perToken, valid };
 }
 
 // ---- adapters ----------------------------------------------------------------------------------------------------
 
 /** Trained values (by parameter name) -> a peft.ts Adapter (for merging or LoRA graphs), without touching disk. */
-export function adapterFromValues(model: ModelLike, method: TrainMethod, lora: LoraOptions | null, values: Record<string, Float32Array>): Adapter {
+export function adapterFromValues(
+  model: ModelLike,
+  method: TrainMethod,
+  lora: LoraOptions | null,
+  values: Record<string, Float32Array>,
+): Adapter {
   if (method === 'full') throw new Error("method 'full' produces a whole model, not an adapter (saveFullModel)");
   const cfg = model.config;
   const spec = loraSpec(cfg, method, lora ?? { rank: 8, alpha: 8, dropout: 0, targetModules: ['q_proj'] });
@@ -444,12 +557,21 @@ export function adapterFromValues(model: ModelLike, method: TrainMethod, lora: L
     map.set(m.module, { a, b });
   }
   const saved = new Map<string, Float32Array>();
-  if (method !== 'lora') for (const n of projectorParams(cfg)) {
-    if (!values[n]) throw new Error(`adapter values: missing projector tensor ${n}`);
-    saved.set(n, values[n]);
-  }
+  if (method !== 'lora')
+    for (const n of projectorParams(cfg)) {
+      if (!values[n]) throw new Error(`adapter values: missing projector tensor ${n}`);
+      saved.set(n, values[n]);
+    }
   return {
-    config: { r: spec.r, alpha: spec.alpha, dropout: spec.dropout, useRslora: spec.useRslora, targetModules: targetModulesRegex(cfg, spec), modulesToSave: method === 'lora' ? [] : connectorModules(cfg), raw: {} },
+    config: {
+      r: spec.r,
+      alpha: spec.alpha,
+      dropout: spec.dropout,
+      useRslora: spec.useRslora,
+      targetModules: targetModulesRegex(cfg, spec),
+      modulesToSave: method === 'lora' ? [] : connectorModules(cfg),
+      raw: {},
+    },
     scaling: loraScaling(spec),
     modules,
     lora: map,
@@ -458,28 +580,39 @@ export function adapterFromValues(model: ModelLike, method: TrainMethod, lora: L
 }
 
 /** PEFT adapter folder: adapter_config.json + adapter_model.safetensors. Returns the files written. */
-export function saveAdapter(dir: string, model: ModelLike, method: TrainMethod, lora: LoraOptions | null, values: Record<string, Float32Array>, baseModel = ''): string[] {
+export function saveAdapter(
+  dir: string,
+  model: ModelLike,
+  method: TrainMethod,
+  lora: LoraOptions | null,
+  values: Record<string, Float32Array>,
+  baseModel = '',
+): string[] {
   const a = adapterFromValues(model, method, lora, values);
   const spec = loraSpec(model.config, method, lora ?? { rank: 8, alpha: 8, dropout: 0, targetModules: ['q_proj'] });
   return savePeftAdapter(dir, model.config, spec, a.lora, a.saved, baseModel);
 }
 
 /** Load a PEFT adapter folder back into (method, lora, values) with the same parameter names as training. */
-export function loadAdapter(dir: string, model: ModelLike): { method: TrainMethod; lora: LoraOptions; values: Record<string, Float32Array>; adapter: Adapter } {
+export function loadAdapter(
+  dir: string,
+  model: ModelLike,
+): { method: TrainMethod; lora: LoraOptions; values: Record<string, Float32Array>; adapter: Adapter } {
   const adapter = loadPeftAdapter(dir, model.config);
   const raw = adapter.config.raw as { lenslab?: { mode?: TrainMethod; targets?: string[]; include_vision?: boolean } };
   const hasProjector = adapter.saved.size > 0;
   const visionPrefix = weightLayout(model.config).vision;
   const method: TrainMethod = raw.lenslab?.mode ?? (hasProjector ? 'lora+projector' : 'lora');
   const targets =
-    raw.lenslab?.targets ??
-    LORA_TARGETS.filter((t) => adapter.modules.some((m) => m.module.endsWith(`.${t}`)));
+    raw.lenslab?.targets ?? LORA_TARGETS.filter((t) => adapter.modules.some((m) => m.module.endsWith(`.${t}`)));
   const lora: LoraOptions = {
     rank: adapter.config.r,
     alpha: adapter.config.alpha,
     dropout: adapter.config.dropout,
     targetModules: [...targets],
-    includeVision: raw.lenslab?.include_vision ?? adapter.modules.some((m) => visionPrefix !== undefined && m.module.startsWith(visionPrefix)),
+    includeVision:
+      raw.lenslab?.include_vision ??
+      adapter.modules.some((m) => visionPrefix !== undefined && m.module.startsWith(visionPrefix)),
     useRslora: adapter.config.useRslora,
   };
   const values: Record<string, Float32Array> = {};
@@ -494,7 +627,12 @@ export function loadAdapter(dir: string, model: ModelLike): { method: TrainMetho
 }
 
 /** A 'full'-method result as a whole Hugging Face folder (the base folder's files, trained tensors replaced). */
-export function saveFullModel(dir: string, model: HfModel, values: Record<string, Float32Array>, o: { dtype?: 'F32' | 'F16' | 'BF16' } = {}): string[] {
+export function saveFullModel(
+  dir: string,
+  model: HfModel,
+  values: Record<string, Float32Array>,
+  o: { dtype?: 'F32' | 'F16' | 'BF16' } = {},
+): string[] {
   const base = model.weights;
   const weights: TensorSource = {
     names: () => base.names(),
@@ -524,7 +662,11 @@ export interface LogitsGraphOptions extends Omit<ForwardGraphOptions, 'adapter' 
 
 /** input_ids, attention_mask, pixel_values -> logits [B, T, V] (see llava.ts for the names). */
 export function buildLogitsGraph(model: ModelLike, o: LogitsGraphOptions = {}): Graph {
-  const a = o.adapter ? ('values' in o.adapter ? adapterFromValues(model, o.adapter.method, o.adapter.lora, o.adapter.values) : o.adapter) : null;
+  const a = o.adapter
+    ? 'values' in o.adapter
+      ? adapterFromValues(model, o.adapter.method, o.adapter.lora, o.adapter.values)
+      : o.adapter
+    : null;
   return buildForwardGraph(model, { ...o, adapter: a, mode: 'full' });
 }
 

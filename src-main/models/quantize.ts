@@ -121,8 +121,14 @@ export function quantizeRows(w: Float32Array, rows: number, cols: number): { q: 
  * unsigned (q + 8 for 4 bits, low nibble first; q + 128 for 8 bits), `scales` [out * in/32] (f16-rounded). 4 bits are
  * ggml's Q4_0 values (d = max / -8, q = trunc(x / d + 8.5) - 8), 8 bits Q8_0's (d = amax / 127, q = round(x / d)).
  */
-export function quantizeNBits(w: Float32Array, out: number, inn: number, bits: 4 | 8): { packed: Uint8Array; scales: Float32Array } {
-  if (inn % INT4_BLOCK) throw new Error(`${bits}-bit blocks need an input size that is a multiple of ${INT4_BLOCK}, got ${inn}`);
+export function quantizeNBits(
+  w: Float32Array,
+  out: number,
+  inn: number,
+  bits: 4 | 8,
+): { packed: Uint8Array; scales: Float32Array } {
+  if (inn % INT4_BLOCK)
+    throw new Error(`${bits}-bit blocks need an input size that is a multiple of ${INT4_BLOCK}, got ${inn}`);
   const nb = inn / INT4_BLOCK;
   const packed = new Uint8Array((out * inn * bits) / 8);
   const scales = new Float32Array(out * nb);
@@ -151,14 +157,21 @@ export function quantizeNBits(w: Float32Array, out: number, inn: number, bits: 4
         const d = Math.fround(amax / 127);
         const id = d ? Math.fround(1 / d) : 0;
         scales[o * nb + b] = f16BitsToF32(f32ToF16Bits(d));
-        for (let j = 0; j < INT4_BLOCK; j++) packed[at + j] = Math.max(-127, Math.min(127, Math.round(w[at + j] * id))) + 128;
+        for (let j = 0; j < INT4_BLOCK; j++)
+          packed[at + j] = Math.max(-127, Math.min(127, Math.round(w[at + j] * id))) + 128;
       }
     }
   return { packed, scales };
 }
 
 /** The float values of quantizeNBits' blocks, [out, in] row-major (what the training graph's backward multiplies by). */
-export function dequantizeNBits(packed: Uint8Array, scales: Float32Array, out: number, inn: number, bits: 4 | 8): Float32Array {
+export function dequantizeNBits(
+  packed: Uint8Array,
+  scales: Float32Array,
+  out: number,
+  inn: number,
+  bits: 4 | 8,
+): Float32Array {
   const w = new Float32Array(out * inn);
   const nb = inn / INT4_BLOCK;
   for (let i = 0; i < w.length; i++) {
@@ -186,20 +199,39 @@ export interface NBitsOptions {
  * (int4 / int8 blocks of 32 along `in`) and a gradient for x (engine/ops/quantized.ts). Returns null when the layer
  * cannot take the blocks (in % 32 != 0): the caller uses float32 for that tensor.
  */
-export function frozenMatMulNBits(g: Graph, x: Value, name: string, out: number, inn: number, scheme: 'int8' | 'int4', read: () => Float32Array, o: NBitsOptions = {}): Value | null {
+export function frozenMatMulNBits(
+  g: Graph,
+  x: Value,
+  name: string,
+  out: number,
+  inn: number,
+  scheme: 'int8' | 'int4',
+  read: () => Float32Array,
+  o: NBitsOptions = {},
+): Value | null {
   if (inn % INT4_BLOCK) return null;
   const bits = scheme === 'int4' ? 4 : 8;
   const nb = inn / INT4_BLOCK;
   const get = shared(() => quantizeNBits(read(), out, inn, bits), 2);
-  const b = g.initializer(`${name}.q${bits}`, 'uint8', [out, nb, (INT4_BLOCK * bits) / 8], { lazy: { read: () => get('packed') } });
+  const b = g.initializer(`${name}.q${bits}`, 'uint8', [out, nb, (INT4_BLOCK * bits) / 8], {
+    lazy: { read: () => get('packed') },
+  });
   const sc = g.initializer(`${name}.q${bits}_scale`, 'float32', [out * nb], { lazy: { read: () => get('scales') } });
   g.useDomain('com.microsoft', 1);
   const outShape = x.shape ? [...x.shape.slice(0, -1), out] : null;
-  return g.op1('MatMulNBits', [x, b, sc], { K: inn, N: out, bits, block_size: INT4_BLOCK, accuracy_level: o.accuracyLevel ?? 4 }, { domain: 'com.microsoft', outTypes: [{ dtype: 'float32', shape: outShape }] });
+  return g.op1(
+    'MatMulNBits',
+    [x, b, sc],
+    { K: inn, N: out, bits, block_size: INT4_BLOCK, accuracy_level: o.accuracyLevel ?? 4 },
+    { domain: 'com.microsoft', outTypes: [{ dtype: 'float32', shape: outShape }] },
+  );
 }
 
 /** Values computed once from one read of the weight and handed out piece by piece (then dropped). */
-function shared<T extends Record<string, ArrayBufferView>>(compute: () => T, parts: number): (k: keyof T) => T[keyof T] {
+function shared<T extends Record<string, ArrayBufferView>>(
+  compute: () => T,
+  parts: number,
+): (k: keyof T) => T[keyof T] {
   let cache: T | null = null;
   let left = parts;
   return (k) => {
@@ -214,39 +246,71 @@ function shared<T extends Record<string, ArrayBufferView>>(compute: () => T, par
  * x [..., in] @ W^T for a frozen W [out, in] read by `read` when the graph is written, quantized by `scheme`.
  * Returns null when the layer cannot take the scheme (int4 with in % 32 != 0): the caller uses float32.
  */
-export function quantizedMatMul(g: Graph, x: Value, name: string, out: number, inn: number, scheme: 'int8' | 'int4', read: () => Float32Array): Value | null {
+export function quantizedMatMul(
+  g: Graph,
+  x: Value,
+  name: string,
+  out: number,
+  inn: number,
+  scheme: 'int8' | 'int4',
+  read: () => Float32Array,
+): Value | null {
   const outShape = x.shape ? [...x.shape.slice(0, -1), out] : null;
   if (scheme === 'int4') {
     if (inn % INT4_BLOCK) return null;
     const get = shared(() => quantizeInt4(read(), out, inn), 2);
     const wq = g.initializer(`${name}.int4`, 'int4', [inn, out], { lazy: { read: () => get('packed') } });
-    const sc = g.initializer(`${name}.int4_scale`, 'float32', [inn / INT4_BLOCK, out], { lazy: { read: () => get('scales') } });
-    const w = g.op1('DequantizeLinear', [wq, sc], { axis: 0, block_size: INT4_BLOCK }, { outTypes: [{ dtype: 'float32', shape: [inn, out] }] });
+    const sc = g.initializer(`${name}.int4_scale`, 'float32', [inn / INT4_BLOCK, out], {
+      lazy: { read: () => get('scales') },
+    });
+    const w = g.op1(
+      'DequantizeLinear',
+      [wq, sc],
+      { axis: 0, block_size: INT4_BLOCK },
+      { outTypes: [{ dtype: 'float32', shape: [inn, out] }] },
+    );
     return g.op1('MatMul', [x, w], {}, { outTypes: [{ dtype: 'float32', shape: outShape }] });
   }
   const get = shared(() => quantizeInt8(read(), out, inn), 2);
   const wq = g.initializer(`${name}.int8`, 'int8', [inn, out], { lazy: { read: () => get('q') } });
   const sc = g.initializer(`${name}.int8_scale`, 'float32', [out], { lazy: { read: () => get('scales') } });
-  const [xq, xs, xz] = g.op('DynamicQuantizeLinear', [x], {}, {
-    outputs: 3,
-    outTypes: [
-      { dtype: 'uint8', shape: x.shape },
-      { dtype: 'float32', shape: [] },
-      { dtype: 'uint8', shape: [] },
-    ],
-  });
+  const [xq, xs, xz] = g.op(
+    'DynamicQuantizeLinear',
+    [x],
+    {},
+    {
+      outputs: 3,
+      outTypes: [
+        { dtype: 'uint8', shape: x.shape },
+        { dtype: 'float32', shape: [] },
+        { dtype: 'uint8', shape: [] },
+      ],
+    },
+  );
   const acc = g.op1('MatMulInteger', [xq, wq, xz], {}, { outTypes: [{ dtype: 'int32', shape: outShape }] });
   const f = g.op1('Cast', [acc], { to: 1 }, { outTypes: [{ dtype: 'float32', shape: outShape }] });
   return g.op1('Mul', [f, g.op1('Mul', [xs, sc])]);
 }
 
 /** Gather rows of a frozen table [rows, cols] stored as int8 rows + per-row scales. */
-export function quantizedGather(g: Graph, name: string, rows: number, cols: number, ids: Value, read: () => Float32Array): Value {
+export function quantizedGather(
+  g: Graph,
+  name: string,
+  rows: number,
+  cols: number,
+  ids: Value,
+  read: () => Float32Array,
+): Value {
   const get = shared(() => quantizeRows(read(), rows, cols), 2);
   const tq = g.initializer(`${name}.rows_int8`, 'int8', [rows, cols], { lazy: { read: () => get('q') } });
   const sc = g.initializer(`${name}.rows_scale`, 'float32', [rows, 1], { lazy: { read: () => get('scales') } });
   const outShape = ids.shape ? [...ids.shape, cols] : null;
   const q = g.op1('Gather', [tq, ids], { axis: 0 }, { outTypes: [{ dtype: 'int8', shape: outShape }] });
-  const s = g.op1('Gather', [sc, ids], { axis: 0 }, { outTypes: [{ dtype: 'float32', shape: ids.shape ? [...ids.shape, 1] : null }] });
+  const s = g.op1(
+    'Gather',
+    [sc, ids],
+    { axis: 0 },
+    { outTypes: [{ dtype: 'float32', shape: ids.shape ? [...ids.shape, 1] : null }] },
+  );
   return g.op1('Mul', [g.op1('Cast', [q], { to: 1 }, { outTypes: [{ dtype: 'float32', shape: outShape }] }), s]);
 }

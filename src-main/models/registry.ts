@@ -3,19 +3,45 @@
 // Qwen2 is the LLaMA decoder with q/k/v biases (TextConfig.qkvBias), SigLIP the ViT of clip-vit.ts with SigLIP's flags.
 
 import type { Value } from '../engine/graph/builder';
-import type { ModelConfig, Reader, TextConfig, TextModelType, VisionConfig, VisionModelType, VlmModelConfig } from './config';
+import type {
+  ModelConfig,
+  Reader,
+  TextConfig,
+  TextModelType,
+  VisionConfig,
+  VisionModelType,
+  VlmModelConfig,
+} from './config';
 import type { VlmFamily } from './families/types';
 import { llavaFamily } from './families/llava';
 import { idefics3Family } from './families/idefics3';
 import { blip2Family, blip2VisionTower } from './families/blip2';
 import type { GraphWeights } from './layers';
 import { optDecoderForward } from './decoder/opt';
-import { decoderForward, type DecoderInputs, type DecoderNames, type DecoderOptions, type DecoderResult } from './decoder/llama';
+import {
+  decoderForward,
+  type DecoderInputs,
+  type DecoderNames,
+  type DecoderOptions,
+  type DecoderResult,
+} from './decoder/llama';
 import { clipVisionTower, type VisionTowerOptions, type VisionTowerResult } from './vision/clip-vit';
 import { siglipVisionTower } from './vision/siglip';
 
-export type VisionTowerBuilder = (w: GraphWeights, cfg: VisionConfig, prefix: string, pixelValues: Value, o?: VisionTowerOptions) => VisionTowerResult;
-export type DecoderBuilder = (w: GraphWeights, cfg: TextConfig, names: DecoderNames, inp: DecoderInputs, o?: DecoderOptions) => DecoderResult;
+export type VisionTowerBuilder = (
+  w: GraphWeights,
+  cfg: VisionConfig,
+  prefix: string,
+  pixelValues: Value,
+  o?: VisionTowerOptions,
+) => VisionTowerResult;
+export type DecoderBuilder = (
+  w: GraphWeights,
+  cfg: TextConfig,
+  names: DecoderNames,
+  inp: DecoderInputs,
+  o?: DecoderOptions,
+) => DecoderResult;
 
 /** The vision-language families, one entry each (a function: the family modules import this one). */
 export function vlmFamilies(): readonly VlmFamily[] {
@@ -35,7 +61,12 @@ export function vlmFamilyForModelType(modelType: string): VlmFamily | undefined 
 /** The family of a parsed vision-language config. */
 export function vlmFamilyOf<C extends VlmModelConfig>(c: C): VlmFamily<C> {
   const f = vlmFamilies().find((x) => x.name === c.kind);
-  if (!f) throw new Error(`no model family "${c.kind}" (supported: ${vlmFamilies().map((x) => x.name).join(', ')})`);
+  if (!f)
+    throw new Error(
+      `no model family "${c.kind}" (supported: ${vlmFamilies()
+        .map((x) => x.name)
+        .join(', ')})`,
+    );
   return f as unknown as VlmFamily<C>;
 }
 
@@ -59,13 +90,17 @@ export const DECODERS: Record<TextModelType, DecoderBuilder> = {
 
 export function visionTowerFor(cfg: VisionConfig): VisionTowerBuilder {
   const b = VISION_TOWERS[cfg.modelType];
-  if (!b) throw new Error(`no vision tower for model_type "${cfg.modelType}" (supported: ${Object.keys(VISION_TOWERS).join(', ')})`);
+  if (!b)
+    throw new Error(
+      `no vision tower for model_type "${cfg.modelType}" (supported: ${Object.keys(VISION_TOWERS).join(', ')})`,
+    );
   return b;
 }
 
 export function decoderFor(cfg: TextConfig): DecoderBuilder {
   const b = DECODERS[cfg.modelType];
-  if (!b) throw new Error(`no decoder for model_type "${cfg.modelType}" (supported: ${Object.keys(DECODERS).join(', ')})`);
+  if (!b)
+    throw new Error(`no decoder for model_type "${cfg.modelType}" (supported: ${Object.keys(DECODERS).join(', ')})`);
   return b;
 }
 

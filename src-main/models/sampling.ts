@@ -30,16 +30,21 @@ export interface SamplingOptions {
 /** Check options, naming the bad field. */
 export function validateSamplingOptions(o: SamplingOptions): void {
   const num = (v: unknown, name: string) => {
-    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v))) throw new SamplingError(`${name} must be a finite number, got ${String(v)}`);
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v)))
+      throw new SamplingError(`${name} must be a finite number, got ${String(v)}`);
   };
   num(o.temperature, 'temperature');
   num(o.topP, 'topP');
   num(o.repetitionPenalty, 'repetitionPenalty');
   num(o.seed, 'seed');
-  if (o.temperature !== undefined && o.temperature < 0) throw new SamplingError(`temperature must be >= 0, got ${o.temperature}`);
-  if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0)) throw new SamplingError(`topK must be a non-negative integer, got ${o.topK}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new SamplingError(`topP must be in (0, 1], got ${o.topP}`);
-  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw new SamplingError(`repetitionPenalty must be > 0, got ${o.repetitionPenalty}`);
+  if (o.temperature !== undefined && o.temperature < 0)
+    throw new SamplingError(`temperature must be >= 0, got ${o.temperature}`);
+  if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0))
+    throw new SamplingError(`topK must be a non-negative integer, got ${o.topK}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1))
+    throw new SamplingError(`topP must be in (0, 1], got ${o.topP}`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0))
+    throw new SamplingError(`repetitionPenalty must be > 0, got ${o.repetitionPenalty}`);
 }
 
 /** Index of the largest value; the first one on ties (torch.argmax). NaN is never chosen unless all are NaN. */
@@ -57,7 +62,11 @@ export function argmax(x: ArrayLike<number>): number {
 }
 
 /** HF RepetitionPenaltyLogitsProcessor, in place: each distinct id in `seen` once. */
-export function applyRepetitionPenalty(scores: Float64Array | Float32Array, seen: Iterable<number>, penalty: number): void {
+export function applyRepetitionPenalty(
+  scores: Float64Array | Float32Array,
+  seen: Iterable<number>,
+  penalty: number,
+): void {
   if (penalty === 1) return;
   const done = new Set<number>();
   for (const id of seen) {
@@ -135,7 +144,11 @@ export function processLogits(logits: ArrayLike<number>, seen: Iterable<number>,
 }
 
 /** The distribution a sampler draws from (all zeros but the argmax when greedy). */
-export function nextTokenDistribution(logits: ArrayLike<number>, seen: Iterable<number>, o: SamplingOptions): Float64Array {
+export function nextTokenDistribution(
+  logits: ArrayLike<number>,
+  seen: Iterable<number>,
+  o: SamplingOptions,
+): Float64Array {
   const s = processLogits(logits, seen, o);
   if (!((o.temperature ?? 0) > 0)) {
     const p = new Float64Array(s.length);

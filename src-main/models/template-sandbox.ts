@@ -25,7 +25,8 @@ export interface TemplateLimits {
 
 export const DEFAULT_TEMPLATE_LIMITS: TemplateLimits = { timeMs: 2000, maxOutputChars: 4_000_000, memoryMb: 256 };
 
-export type SandboxReply = { ok: true; text?: string } | { ok: false; kind: 'parse' | 'render' | 'limit'; message: string };
+export type SandboxReply =
+  { ok: true; text?: string } | { ok: false; kind: 'parse' | 'render' | 'limit'; message: string };
 
 // Plain JS run with eval: true, so it needs no build entry of its own and works the same from source and bundled.
 const WORKER_SOURCE = `
@@ -220,7 +221,12 @@ function start(memoryMb: number): Running {
   const flag = new Int32Array(new SharedArrayBuffer(8));
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { port: port2, flag, jinjaUrl: import.meta.resolve('@huggingface/jinja'), startDelayMs: sandboxTestHooks.startDelayMs },
+    workerData: {
+      port: port2,
+      flag,
+      jinjaUrl: import.meta.resolve('@huggingface/jinja'),
+      startDelayMs: sandboxTestHooks.startDelayMs,
+    },
     transferList: [port2],
     resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
     stdout: true,
@@ -242,18 +248,31 @@ function kill(r: Running): void {
 }
 
 /** Parse (op 'parse') or render a template in the sandbox worker, synchronously. */
-export function sandboxCall(op: 'parse' | 'render', source: string, items: Record<string, unknown>, limits: TemplateLimits = DEFAULT_TEMPLATE_LIMITS): SandboxReply {
+export function sandboxCall(
+  op: 'parse' | 'render',
+  source: string,
+  items: Record<string, unknown>,
+  limits: TemplateLimits = DEFAULT_TEMPLATE_LIMITS,
+): SandboxReply {
   if (running && running.memoryMb !== limits.memoryMb) kill(running);
   const r = (running ??= start(limits.memoryMb));
   if (Atomics.load(r.flag, 1) === 0 && Atomics.wait(r.flag, 1, 0, STARTUP_WAIT_MS) === 'timed-out') {
     kill(r);
-    return { ok: false, kind: 'limit', message: `stopped: the template sandbox did not start within ${STARTUP_WAIT_MS / 1000} s` };
+    return {
+      ok: false,
+      kind: 'limit',
+      message: `stopped: the template sandbox did not start within ${STARTUP_WAIT_MS / 1000} s`,
+    };
   }
   Atomics.store(r.flag, 0, 0);
   try {
     r.port.postMessage({ op, source, items, limits });
   } catch (e) {
-    return { ok: false, kind: 'render', message: `the template's variables cannot be passed to it (${(e as Error).message})` };
+    return {
+      ok: false,
+      kind: 'render',
+      message: `the template's variables cannot be passed to it (${(e as Error).message})`,
+    };
   }
   // the worker checks the time itself; the extra wait covers a loaded machine
   const waitMs = limits.timeMs + 3000;
@@ -261,7 +280,11 @@ export function sandboxCall(op: 'parse' | 'render', source: string, items: Recor
   const got = receiveMessageOnPort(r.port);
   if (!got) {
     kill(r);
-    return { ok: false, kind: 'limit', message: `stopped: no answer within ${waitMs} ms, or the ${limits.memoryMb} MiB memory limit was reached` };
+    return {
+      ok: false,
+      kind: 'limit',
+      message: `stopped: no answer within ${waitMs} ms, or the ${limits.memoryMb} MiB memory limit was reached`,
+    };
   }
   return got.message as SandboxReply;
 }

@@ -16,7 +16,8 @@ export interface TokenizerFiles {
 /** Special tokens in tokenizer_config.json are strings or serialized AddedTokens ({content: "..."}). */
 function tokenString(v: unknown): string | null {
   if (typeof v === 'string') return v;
-  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string')
+    return (v as { content: string }).content;
   return null;
 }
 
@@ -74,16 +75,27 @@ export class LensTokenizer {
   /** one more than the largest id (vocab + added tokens) */
   readonly vocabSize: number;
 
-  constructor(files: TokenizerFiles, source = { tokenizerJson: 'tokenizer.json', tokenizerConfig: 'tokenizer_config.json' }) {
+  constructor(
+    files: TokenizerFiles,
+    source = { tokenizerJson: 'tokenizer.json', tokenizerConfig: 'tokenizer_config.json' },
+  ) {
     this.files = files;
     this.source = source;
     const j = files.tokenizerJson;
-    if (!j.model || typeof j.model !== 'object') throw new TokenizerError(`${source.tokenizerJson}: field "model" is missing or not an object`);
+    if (!j.model || typeof j.model !== 'object')
+      throw new TokenizerError(`${source.tokenizerJson}: field "model" is missing or not an object`);
     const added = j.added_tokens ?? [];
     if (!Array.isArray(added)) throw new TokenizerError(`${source.tokenizerJson}: field "added_tokens" is not a list`);
     added.forEach((t, i) => {
-      if (!t || typeof t !== 'object' || typeof (t as { content?: unknown }).content !== 'string' || !Number.isInteger((t as { id?: unknown }).id))
-        throw new TokenizerError(`${source.tokenizerJson}: added_tokens[${i}] needs an integer "id" and a string "content"`);
+      if (
+        !t ||
+        typeof t !== 'object' ||
+        typeof (t as { content?: unknown }).content !== 'string' ||
+        !Number.isInteger((t as { id?: unknown }).id)
+      )
+        throw new TokenizerError(
+          `${source.tokenizerJson}: added_tokens[${i}] needs an integer "id" and a string "content"`,
+        );
     });
     try {
       this.tk = new Tokenizer({ ...j, added_tokens: added }, files.tokenizerConfig);
@@ -95,7 +107,10 @@ export class LensTokenizer {
       const s = tokenString(c[field]);
       if (s === null) return [null, null];
       const id = this.tk.token_to_id(s);
-      if (id === undefined) throw new TokenizerError(`${source.tokenizerConfig}: field "${field}" is "${s}", which is not in ${source.tokenizerJson}`);
+      if (id === undefined)
+        throw new TokenizerError(
+          `${source.tokenizerConfig}: field "${field}" is "${s}", which is not in ${source.tokenizerJson}`,
+        );
       return [s, id];
     };
     [this.bosToken, this.bosTokenId] = lookup('bos_token');
@@ -129,7 +144,8 @@ export class LensTokenizer {
     const arr = Array.from(ids);
     if (arr.length === 0) return '';
     for (const id of arr) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new TokenizerError(`token id ${id} is outside the vocabulary (size ${this.vocabSize})`);
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+        throw new TokenizerError(`token id ${id} is outside the vocabulary (size ${this.vocabSize})`);
     }
     return this.tk.decode(arr, { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }

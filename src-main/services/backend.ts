@@ -60,11 +60,19 @@ export function createBackend(options: BackendOptions): Backend {
       throw storageError('cannot create the data folder', options.dataDir, err);
     }
   }
-  const db = openDatabase(options.dbFile ?? databasePath(options.dataDir), { nativeBinding: options.sqliteBinding, readonly: options.readonly });
+  const db = openDatabase(options.dbFile ?? databasePath(options.dataDir), {
+    nativeBinding: options.sqliteBinding,
+    readonly: options.readonly,
+  });
   const parts: Part[] = [{ shutdown: async () => {}, close: () => closeDatabase(db) }];
   try {
     const bus = new EventBus();
-    const base = { db, dataDir: options.dataDir, host: options.host ?? 'test', emit: bus.emit.bind(bus) as ServiceContext['emit'] };
+    const base = {
+      db,
+      dataDir: options.dataDir,
+      host: options.host ?? 'test',
+      emit: bus.emit.bind(bus) as ServiceContext['emit'],
+    };
     const work = new WorkRuntime(options.work);
     parts.push({ shutdown: () => work.close(), close: () => work.terminate() });
     const chat = new ChatRuntime(graphCacheDirOf(options.dataDir), options.chat);

@@ -19,7 +19,19 @@ import { createHash } from 'node:crypto';
 import type { Chat, ChatAudio, ChatImage, ChatMessage, ChatRole } from '../contract/chat';
 import { handlers, type ServiceContext } from './context';
 import type { Database } from '../storage/database';
-import { chatMessages, deleteChat, getChatRow, insertChat, insertMessage, listChatRows, renameChat, truncateChat, updateChatSettings, type ChatRow, type MessageRow } from '../storage/chats-queries';
+import {
+  chatMessages,
+  deleteChat,
+  getChatRow,
+  insertChat,
+  insertMessage,
+  listChatRows,
+  renameChat,
+  truncateChat,
+  updateChatSettings,
+  type ChatRow,
+  type MessageRow,
+} from '../storage/chats-queries';
 import { getModelPath } from '../storage/models-queries';
 import { imagePath, storeImage, writeAtomic } from '../datasets/images';
 import { mediaPath } from '../datasets/media-store';
@@ -27,7 +39,13 @@ import { readRegularFile } from '../datasets/read';
 import { decodeAudioInWorker } from '../media/media-worker';
 import { AUDIO_LIMITS } from '../media/limits';
 import { TARGET_SAMPLE_RATE } from '../media/audio';
-import { GeneratorPool, GeneratorWorker, chatInputsOf, type GeneratorHost, type PoolRequest } from '../models/generate-worker';
+import {
+  GeneratorPool,
+  GeneratorWorker,
+  chatInputsOf,
+  type GeneratorHost,
+  type PoolRequest,
+} from '../models/generate-worker';
 import { modelErrorToApi } from './model-errors';
 import type { AudioClip } from '../models/audio/ultravox';
 import { AUDIO_TAG } from '../models/audio/chat';
@@ -60,10 +78,16 @@ export class ChatRuntime {
   get host(): GeneratorHost {
     if (!this.current) {
       const o = this.options;
-      const inProcess = o.inProcess ?? (process.env.LENSLAB_CHAT_IN_PROCESS === '1' || !GeneratorWorker.available(o.entry));
+      const inProcess =
+        o.inProcess ?? (process.env.LENSLAB_CHAT_IN_PROCESS === '1' || !GeneratorWorker.available(o.entry));
       this.current = inProcess
         ? new GeneratorPool({ cacheDir: this.cacheDir, maxGenerators: o.maxGenerators })
-        : new GeneratorWorker({ cacheDir: this.cacheDir, maxGenerators: o.maxGenerators, entry: o.entry, execArgv: o.execArgv });
+        : new GeneratorWorker({
+            cacheDir: this.cacheDir,
+            maxGenerators: o.maxGenerators,
+            entry: o.entry,
+            execArgv: o.execArgv,
+          });
     }
     return this.current;
   }
@@ -175,17 +199,25 @@ async function resolveImage(ctx: ServiceContext, img: ChatImage, save: boolean):
   let path: string | null = null;
   if ('path' in img) {
     path = isAbsolute(img.path) ? img.path : resolve(img.path);
-    if (!existsSync(path) || !statSync(path).isFile()) throw new ApiError('not_found', `image file not found: ${img.path}`, 'image.path');
+    if (!existsSync(path) || !statSync(path).isFile())
+      throw new ApiError('not_found', `image file not found: ${img.path}`, 'image.path');
   } else {
     bytes = Buffer.from(img.base64, 'base64');
     if (bytes.length === 0) throw new ApiError('invalid_request', 'image: the base64 data is empty', 'image.base64');
   }
   if (!save) return { input: path ?? bytes!, hash: null, ext: null };
   try {
-    const { image } = await storeImage(ctx.dataDir, path ? { path, original: path } : { bytes: bytes!, original: 'uploaded image' });
+    const { image } = await storeImage(
+      ctx.dataDir,
+      path ? { path, original: path } : { bytes: bytes!, original: 'uploaded image' },
+    );
     return { input: imagePath(ctx.dataDir, image.hash, image.ext), hash: image.hash, ext: image.ext };
   } catch (e) {
-    throw new ApiError('invalid_request', `image: ${(e as Error).message}`, 'path' in img ? 'image.path' : 'image.base64');
+    throw new ApiError(
+      'invalid_request',
+      `image: ${(e as Error).message}`,
+      'path' in img ? 'image.path' : 'image.base64',
+    );
   }
 }
 
@@ -193,7 +225,9 @@ async function resolveImage(ctx: ServiceContext, img: ChatImage, save: boolean):
  * The model's view of a conversation: the latest image's message carries the one "<image>" tag, the latest audio
  * clip's message the one "<audio>" tag (stray tags typed by the user are dropped).
  */
-export function conversationTurns(msgs: Array<{ role: string; content: string; hasImage: boolean; hasAudio?: boolean }>): { turns: ChatTurn[]; imageIndex: number; audioIndex: number } {
+export function conversationTurns(
+  msgs: Array<{ role: string; content: string; hasImage: boolean; hasAudio?: boolean }>,
+): { turns: ChatTurn[]; imageIndex: number; audioIndex: number } {
   let imageIndex = -1;
   let audioIndex = -1;
   msgs.forEach((m, i) => {
@@ -217,21 +251,29 @@ interface ResolvedAudio {
 }
 
 /** Read a chat's clip (bytes size-limited), decode it off this thread, and store it in the media store when saving. */
-async function resolveAudio(ctx: ServiceContext, a: ChatAudio, save: boolean, signal: AbortSignal): Promise<ResolvedAudio> {
+async function resolveAudio(
+  ctx: ServiceContext,
+  a: ChatAudio,
+  save: boolean,
+  signal: AbortSignal,
+): Promise<ResolvedAudio> {
   let bytes: Uint8Array;
   let label: string;
   let field: string;
   if ('hash' in a) {
     field = 'audio.hash';
     const dir = join(ctx.dataDir, 'media', a.hash.slice(0, 2));
-    const f = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith(`${a.hash}.`) && !n.endsWith('.tmp')) : undefined;
+    const f = existsSync(dir)
+      ? readdirSync(dir).find((n) => n.startsWith(`${a.hash}.`) && !n.endsWith('.tmp'))
+      : undefined;
     if (!f) throw new ApiError('not_found', `no stored audio with hash ${a.hash}`, field);
     label = join(dir, f);
     bytes = readRegularFile(label, label, AUDIO_LIMITS.maxBytes, 'audio file');
   } else if ('path' in a) {
     field = 'audio.path';
     const path = isAbsolute(a.path) ? a.path : resolve(a.path);
-    if (!existsSync(path) || !statSync(path).isFile()) throw new ApiError('not_found', `audio file not found: ${a.path}`, field);
+    if (!existsSync(path) || !statSync(path).isFile())
+      throw new ApiError('not_found', `audio file not found: ${a.path}`, field);
     label = a.path;
     try {
       bytes = readRegularFile(path, label, AUDIO_LIMITS.maxBytes, 'audio file');
@@ -269,7 +311,8 @@ function titleFrom(text: string): string {
 export const chatHandlers = handlers({
   'chat.generate': async (p, ctx, request) => {
     const rt = ctx.chat;
-    if (rt.running.has(p.requestId)) throw new ApiError('conflict', `request ${p.requestId} is already running`, 'requestId');
+    if (rt.running.has(p.requestId))
+      throw new ApiError('conflict', `request ${p.requestId} is already running`, 'requestId');
     const ac = new AbortController();
     rt.running.set(p.requestId, ac);
     try {
@@ -284,39 +327,67 @@ export const chatHandlers = handlers({
       else if (p.modelId !== undefined) {
         modelDir = resolveDir(ctx, modelPathById(ctx, p.modelId), 'modelId', 'model');
         modelId = p.modelId;
-      } else if (typeof settings.modelDir === 'string') modelDir = resolveDir(ctx, settings.modelDir, 'chatId', 'the chat\'s model');
-      else if (modelId !== null) modelDir = resolveDir(ctx, modelPathById(ctx, modelId), 'chatId', 'the chat\'s model');
+      } else if (typeof settings.modelDir === 'string')
+        modelDir = resolveDir(ctx, settings.modelDir, 'chatId', "the chat's model");
+      else if (modelId !== null) modelDir = resolveDir(ctx, modelPathById(ctx, modelId), 'chatId', "the chat's model");
       else throw new ApiError('invalid_request', 'give modelDir or modelId (the model to chat with)', 'modelDir');
       let adapterDir: string | null;
-      if (p.adapterDir !== undefined) adapterDir = p.adapterDir === null ? null : resolveDir(ctx, p.adapterDir, 'adapterDir', 'adapter');
-      else adapterDir = typeof settings.adapterDir === 'string' && !p.modelDir && !p.modelId ? resolveDir(ctx, settings.adapterDir, 'chatId', 'the chat\'s adapter') : null;
+      if (p.adapterDir !== undefined)
+        adapterDir = p.adapterDir === null ? null : resolveDir(ctx, p.adapterDir, 'adapterDir', 'adapter');
+      else
+        adapterDir =
+          typeof settings.adapterDir === 'string' && !p.modelDir && !p.modelId
+            ? resolveDir(ctx, settings.adapterDir, 'chatId', "the chat's adapter")
+            : null;
 
       const firstUser = p.imageTurn ?? p.messages.findIndex((m) => m.role === 'user');
-      if (p.imageTurn !== undefined && p.messages[p.imageTurn]?.role !== 'user') throw new ApiError('invalid_request', `imageTurn ${p.imageTurn} is not a user message`, 'imageTurn');
-      if (p.image && firstUser === -1) throw new ApiError('invalid_request', 'an image needs a user message to attach to', 'image');
-      if (p.audio && firstUser === -1) throw new ApiError('invalid_request', 'an audio clip needs a user message to attach to', 'audio');
+      if (p.imageTurn !== undefined && p.messages[p.imageTurn]?.role !== 'user')
+        throw new ApiError('invalid_request', `imageTurn ${p.imageTurn} is not a user message`, 'imageTurn');
+      if (p.image && firstUser === -1)
+        throw new ApiError('invalid_request', 'an image needs a user message to attach to', 'image');
+      if (p.audio && firstUser === -1)
+        throw new ApiError('invalid_request', 'an audio clip needs a user message to attach to', 'audio');
       // what the model takes besides text is the model's to say
       const accepts = chatInputsOf(modelDir);
-      if (p.audio && !accepts.audio) throw new ApiError('invalid_request', `${modelDir}: this model cannot take audio (an audio LLM can: lenslab audio compose, or import an Ultravox-layout folder)`, 'audio');
-      if (p.image && !accepts.image) throw new ApiError('invalid_request', `${modelDir}: this model takes audio clips, not images`, 'image');
+      if (p.audio && !accepts.audio)
+        throw new ApiError(
+          'invalid_request',
+          `${modelDir}: this model cannot take audio (an audio LLM can: lenslab audio compose, or import an Ultravox-layout folder)`,
+          'audio',
+        );
+      if (p.image && !accepts.image)
+        throw new ApiError('invalid_request', `${modelDir}: this model takes audio clips, not images`, 'image');
       const image = p.image ? await resolveImage(ctx, p.image, save) : null;
       const audio = p.audio ? await resolveAudio(ctx, p.audio, save, ac.signal) : null;
 
       // the whole conversation: stored turns, then the new ones
       const history = chat ? chatMessages(db, chat.id) : [];
       let historyImage: string | null = null;
-      for (const m of history) if (m.image_hash && m.image_ext) historyImage = imagePath(ctx.dataDir, m.image_hash, m.image_ext);
+      for (const m of history)
+        if (m.image_hash && m.image_ext) historyImage = imagePath(ctx.dataDir, m.image_hash, m.image_ext);
       let historyAudio: string | null = null;
-      for (const m of history) if (m.audio_hash && m.audio_ext) historyAudio = mediaPath(ctx.dataDir, m.audio_hash, m.audio_ext);
+      for (const m of history)
+        if (m.audio_hash && m.audio_ext) historyAudio = mediaPath(ctx.dataDir, m.audio_hash, m.audio_ext);
       const all = [
-        ...history.map((m) => ({ role: m.role, content: m.content, hasImage: accepts.image && !!m.image_hash, hasAudio: accepts.audio && !!m.audio_hash })),
-        ...p.messages.map((m, i) => ({ role: m.role, content: m.content, hasImage: !!image && i === firstUser, hasAudio: !!audio && i === firstUser })),
+        ...history.map((m) => ({
+          role: m.role,
+          content: m.content,
+          hasImage: accepts.image && !!m.image_hash,
+          hasAudio: accepts.audio && !!m.audio_hash,
+        })),
+        ...p.messages.map((m, i) => ({
+          role: m.role,
+          content: m.content,
+          hasImage: !!image && i === firstUser,
+          hasAudio: !!audio && i === firstUser,
+        })),
       ];
       const { turns, imageIndex, audioIndex } = conversationTurns(all);
       let audioClip: AudioClip | null = null;
       if (audioIndex !== -1 && audioIndex >= history.length) audioClip = audio!.clip;
       else if (audioIndex !== -1) {
-        if (!historyAudio || !existsSync(historyAudio)) throw new ApiError('not_found', 'the chat\'s audio clip is no longer in the media store', 'chatId');
+        if (!historyAudio || !existsSync(historyAudio))
+          throw new ApiError('not_found', "the chat's audio clip is no longer in the media store", 'chatId');
         try {
           const d = await decodeAudioInWorker(historyAudio, { sampleRate: TARGET_SAMPLE_RATE, signal: ac.signal });
           audioClip = { samples: d.samples, sampleRate: d.sampleRate, name: historyAudio };
@@ -325,8 +396,10 @@ export const chatHandlers = handlers({
         }
       }
       const imageInput = imageIndex === -1 ? null : imageIndex >= history.length ? image!.input : historyImage;
-      if (imageIndex !== -1 && imageInput === null) throw new ApiError('not_found', 'the chat\'s image is no longer in the image store', 'chatId');
-      if (imageInput !== null && typeof imageInput === 'string' && !existsSync(imageInput)) throw new ApiError('not_found', `the chat's image file is missing: ${imageInput}`, 'chatId');
+      if (imageIndex !== -1 && imageInput === null)
+        throw new ApiError('not_found', "the chat's image is no longer in the image store", 'chatId');
+      if (imageInput !== null && typeof imageInput === 'string' && !existsSync(imageInput))
+        throw new ApiError('not_found', `the chat's image file is missing: ${imageInput}`, 'chatId');
 
       // store the new turns before generating (a crash keeps the question)
       let chatId: number | null = chat?.id ?? null;
@@ -351,7 +424,14 @@ export const chatHandlers = handlers({
         ctx.emit('chats.changed', { kind: chat ? 'updated' : 'created', id: chatId! });
       }
 
-      const req: PoolRequest = { modelDir, adapterDir, image: imageInput, audio: audioClip, messages: turns, ...(p.device ? { device: p.device } : {}) };
+      const req: PoolRequest = {
+        modelDir,
+        adapterDir,
+        image: imageInput,
+        audio: audioClip,
+        messages: turns,
+        ...(p.device ? { device: p.device } : {}),
+      };
       let index = 0;
       const cid = chatId;
       let result;
@@ -359,7 +439,8 @@ export const chatHandlers = handlers({
         result = await rt.host.generate(req, options, {
           // chat.cancel, or the client that asked going away
           signal: request ? AbortSignal.any([ac.signal, request.signal]) : ac.signal,
-          onToken: (t) => ctx.emit('chat.token', { requestId: p.requestId, chatId: cid, index: index++, id: t.id, text: t.text }),
+          onToken: (t) =>
+            ctx.emit('chat.token', { requestId: p.requestId, chatId: cid, index: index++, id: t.id, text: t.text }),
           onStatus: (message) => ctx.emit('chat.status', { requestId: p.requestId, message }),
         });
       } catch (e) {
@@ -404,7 +485,10 @@ export const chatHandlers = handlers({
     return { cancelled: true };
   },
   'chats.list': (_p, ctx) => ({ chats: listChatRows(ctx.db).map(toChat) }),
-  'chats.get': (p, ctx) => ({ chat: toChat(requireChat(ctx.db, p.id)), messages: chatMessages(ctx.db, p.id).map(toMessage) }),
+  'chats.get': (p, ctx) => ({
+    chat: toChat(requireChat(ctx.db, p.id)),
+    messages: chatMessages(ctx.db, p.id).map(toMessage),
+  }),
   'chats.update': (p, ctx) => {
     requireChat(ctx.db, p.id);
     if (p.title !== undefined) renameChat(ctx.db, p.id, p.title.trim() || 'New chat');

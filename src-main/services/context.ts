@@ -33,7 +33,11 @@ export interface RequestContext {
 }
 
 /** A handler for contract method M: parsed params in, the method's result out (req: absent when a service calls another's handler). */
-export type Handler<M extends MethodName> = (params: ParsedParams<M>, ctx: ServiceContext, req?: RequestContext) => Result<M> | Promise<Result<M>>;
+export type Handler<M extends MethodName> = (
+  params: ParsedParams<M>,
+  ctx: ServiceContext,
+  req?: RequestContext,
+) => Result<M> | Promise<Result<M>>;
 
 /** Handlers for a subset of methods (what one service file exports). */
 export type Handlers<Names extends MethodName> = { [M in Names]: Handler<M> };

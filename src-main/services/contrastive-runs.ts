@@ -15,9 +15,23 @@ export interface ContrastivePlan {
   evalPairs: number;
 }
 
-export function planContrastiveRun(hp: Hparams, snapshot: DataSnapshot, data: { trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' }): ContrastivePlan {
-  if (hp.method === 'lora+projector') throw new ApiError('invalid_request', 'a CLIP / SigLIP model trains with method "lora" (attention LoRA in both towers) or "projector" (its projections / heads)', 'hparams.method');
-  if (hp.maxSteps !== undefined) throw new ApiError('invalid_request', 'contrastive runs are planned in epochs (give epochs, not maxSteps)', 'hparams.maxSteps');
+export function planContrastiveRun(
+  hp: Hparams,
+  snapshot: DataSnapshot,
+  data: { trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' },
+): ContrastivePlan {
+  if (hp.method === 'lora+projector')
+    throw new ApiError(
+      'invalid_request',
+      'a CLIP / SigLIP model trains with method "lora" (attention LoRA in both towers) or "projector" (its projections / heads)',
+      'hparams.method',
+    );
+  if (hp.maxSteps !== undefined)
+    throw new ApiError(
+      'invalid_request',
+      'contrastive runs are planned in epochs (give epochs, not maxSteps)',
+      'hparams.maxSteps',
+    );
   const options: ContrastivePlan['options'] = {
     method: hp.method === 'projector' ? 'projections' : 'lora',
     towers: 'both',
@@ -36,18 +50,37 @@ export function planContrastiveRun(hp: Hparams, snapshot: DataSnapshot, data: { 
     checkContrastiveOptions(options as ContrastiveTrainOptions, train);
   } catch (e) {
     if (!(e instanceof ContrastiveTrainError)) throw e;
-    const field = /batch size/.test(e.message) ? 'hparams.batchSize' : /accumulation/.test(e.message) ? 'hparams.gradAccum' : 'data';
-    throw new ApiError('invalid_request', `${e.message} (the ${data.trainSplit} split has ${train} image-caption pairs)`, field);
+    const field = /batch size/.test(e.message)
+      ? 'hparams.batchSize'
+      : /accumulation/.test(e.message)
+        ? 'hparams.gradAccum'
+        : 'data';
+    throw new ApiError(
+      'invalid_request',
+      `${e.message} (the ${data.trainSplit} split has ${train} image-caption pairs)`,
+      field,
+    );
   }
   // as ContrastiveStepper plans: per epoch, batches of batchSize with a trailing single pair dropped
   const bs = Math.min(options.batchSize!, train);
   const perEpoch = Math.floor(train / bs) + (train % bs >= 2 ? 1 : 0);
   const totalSteps = Math.floor((perEpoch * options.epochs!) / options.gradAccum!);
-  if (totalSteps < 1) throw new ApiError('invalid_request', `${perEpoch * options.epochs!} batches do not make one step of ${options.gradAccum} accumulated batches`, 'hparams.gradAccum');
+  if (totalSteps < 1)
+    throw new ApiError(
+      'invalid_request',
+      `${perEpoch * options.epochs!} batches do not make one step of ${options.gradAccum} accumulated batches`,
+      'hparams.gradAccum',
+    );
   return { options, totalSteps, trainPairs: train, evalPairs: held };
 }
 
-export function contrastiveJobConfig(modelDir: string, dataFile: string, data: { trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' }, hp: Hparams, plan: ContrastivePlan): ContrastiveJobConfig {
+export function contrastiveJobConfig(
+  modelDir: string,
+  dataFile: string,
+  data: { trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' },
+  hp: Hparams,
+  plan: ContrastivePlan,
+): ContrastiveJobConfig {
   return {
     model: modelDir,
     data: { file: dataFile, trainSplit: data.trainSplit, evalSplit: data.evalSplit },

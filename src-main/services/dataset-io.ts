@@ -72,7 +72,8 @@ export class ImportRuntime {
 
 export const datasetIoHandlers = handlers({
   'datasets.import': async (p, ctx, req) => {
-    if (p.dataset !== undefined && p.datasetId !== undefined) throw new ApiError('invalid_request', 'give dataset (a name) or datasetId, not both', 'datasetId');
+    if (p.dataset !== undefined && p.datasetId !== undefined)
+      throw new ApiError('invalid_request', 'give dataset (a name) or datasetId, not both', 'datasetId');
     if (p.datasetId !== undefined) requireDatasetId(ctx, p.datasetId);
     const existed = p.dataset !== undefined && datasetNameExists(ctx.db, p.dataset);
     let last = 0;
@@ -109,7 +110,10 @@ export const datasetIoHandlers = handlers({
       running.delete(abort);
       if (running.size === 0) runningImports.delete(key);
     });
-    ctx.emit('datasets.changed', { kind: existed || p.datasetId !== undefined ? 'updated' : 'created', id: rep.datasetId });
+    ctx.emit('datasets.changed', {
+      kind: existed || p.datasetId !== undefined ? 'updated' : 'created',
+      id: rep.datasetId,
+    });
     ctx.emit('items.changed', { datasetId: rep.datasetId, reason: 'import' });
     return {
       ...rep,
@@ -138,7 +142,8 @@ export const datasetIoHandlers = handlers({
         overwrite: p.overwrite,
       });
     } catch (err) {
-      if (/not empty|will not overwrite/.test((err as Error).message)) throw new ApiError('conflict', (err as Error).message, 'dir');
+      if (/not empty|will not overwrite/.test((err as Error).message))
+        throw new ApiError('conflict', (err as Error).message, 'dir');
       throw err;
     }
   },
@@ -157,12 +162,15 @@ export const datasetIoHandlers = handlers({
     if (!it) throw new ApiError('not_found', `item ${p.id} does not exist`, 'id');
     if (it.media?.kind !== 'video') throw new ApiError('invalid_request', `item ${p.id} is not a video`, 'id');
     const path = mediaPath(ctx.dataDir, it.media.hash, it.media.ext);
-    if (!existsSync(path)) throw new ApiError('not_found', `the video of item ${p.id} is missing from the data folder (${path})`, 'id');
+    if (!existsSync(path))
+      throw new ApiError('not_found', `the video of item ${p.id} is missing from the data folder (${path})`, 'id');
     if (!findFfmpeg()) throw new ApiError('unavailable', NO_FFMPEG, 'id');
     // ffmpeg runs as a child process with the media limits, so the backend's thread only waits
-    const v = await extractVideoFrames(path, p.frames ?? 8, { file: `item ${p.id}`, height: p.height ?? 72 }).catch((e: unknown) => {
-      throw e instanceof MediaError ? new ApiError('invalid_request', e.message, 'id') : e;
-    });
+    const v = await extractVideoFrames(path, p.frames ?? 8, { file: `item ${p.id}`, height: p.height ?? 72 }).catch(
+      (e: unknown) => {
+        throw e instanceof MediaError ? new ApiError('invalid_request', e.message, 'id') : e;
+      },
+    );
     return {
       frames: v.png.map((png, k) => ({ index: v.indices[k], time: v.times[k], png: png.toString('base64') })),
       total: v.frames,
@@ -203,7 +211,12 @@ export const datasetIoHandlers = handlers({
   'annotations.update': async (p, ctx) => {
     const row = annotationOwner(ctx.db, p.id);
     if (!row) throw new ApiError('not_found', `annotation ${p.id} does not exist`, 'id');
-    if (row.kind !== p.annotation.kind) throw new ApiError('invalid_request', `annotation ${p.id} is a ${row.kind}, not a ${p.annotation.kind}`, 'annotation.kind');
+    if (row.kind !== p.annotation.kind)
+      throw new ApiError(
+        'invalid_request',
+        `annotation ${p.id} is a ${row.kind}, not a ${p.annotation.kind}`,
+        'annotation.kind',
+      );
     const did = await guard(() => ops.updateAnnotation(ctx.db, p.id, p.annotation.data));
     if (did) changed(ctx, row.datasetId, 'edit');
     return { changed: did ? 1 : 0, history: historyState(ctx.db, row.datasetId) };
@@ -231,15 +244,31 @@ export const datasetIoHandlers = handlers({
     return { changed: n, history: historyState(ctx.db, p.datasetId) };
   },
   'items.replaceText': async (p, ctx) => {
-    const n = await guard(() => ops.replaceText(ctx.db, p.datasetId, p.itemIds, p.find, p.replace, { regex: p.regex, caseSensitive: p.caseSensitive, scope: p.scope }));
+    const n = await guard(() =>
+      ops.replaceText(ctx.db, p.datasetId, p.itemIds, p.find, p.replace, {
+        regex: p.regex,
+        caseSensitive: p.caseSensitive,
+        scope: p.scope,
+      }),
+    );
     changed(ctx, p.datasetId, 'edit');
     return { changed: n, history: historyState(ctx.db, p.datasetId) };
   },
   'datasets.search': async (p, ctx) => {
     requireDatasetId(ctx, p.datasetId);
-    if ((p.text === undefined) === (p.itemId === undefined)) throw new ApiError('invalid_request', 'give a text or an itemId, not both', p.text === undefined ? 'text' : 'itemId');
+    if ((p.text === undefined) === (p.itemId === undefined))
+      throw new ApiError(
+        'invalid_request',
+        'give a text or an itemId, not both',
+        p.text === undefined ? 'text' : 'itemId',
+      );
     const dir = modelDir(ctx, p.modelId);
-    if (!isContrastiveFolder(dir)) throw new ApiError('invalid_request', `model ${p.modelId} is not a CLIP or SigLIP model (image search needs one)`, 'modelId');
+    if (!isContrastiveFolder(dir))
+      throw new ApiError(
+        'invalid_request',
+        `model ${p.modelId} is not a CLIP or SigLIP model (image search needs one)`,
+        'modelId',
+      );
     if (p.itemId !== undefined && !isImageItemOf(ctx.db, p.itemId, p.datasetId))
       throw new ApiError('not_found', `item ${p.itemId} is not an image item of dataset ${p.datasetId}`, 'itemId');
     // The worker keeps the item list under this key, which moves with every write to the database, so no edit,
@@ -257,7 +286,13 @@ export const datasetIoHandlers = handlers({
     try {
       const options = { model: dir, adapter, text: p.text, itemId: p.itemId, limit: p.limit };
       let r = await ctx.work.shared().embeddingSearch({ dataDir: ctx.dataDir, itemsKey, options }, { onProgress });
-      if (r.needItems) r = await ctx.work.shared().embeddingSearch({ dataDir: ctx.dataDir, itemsKey, items: searchItemsOf(ctx.db, p.datasetId), options }, { onProgress });
+      if (r.needItems)
+        r = await ctx.work
+          .shared()
+          .embeddingSearch(
+            { dataDir: ctx.dataDir, itemsKey, items: searchItemsOf(ctx.db, p.datasetId), options },
+            { onProgress },
+          );
       if (r.needItems) throw new Error('datasets.search: the worker did not take the item list');
       const items = new Array<{ itemId: number; score: number }>(r.ids.length);
       for (let i = 0; i < items.length; i++) items[i] = { itemId: r.ids[i], score: r.scores[i] };
@@ -275,7 +310,15 @@ export const datasetIoHandlers = handlers({
     return { tags: tagCounts(ctx.db, p.datasetId) };
   },
   'datasets.split': async (p, ctx) => {
-    const r = await guard(() => splitDataset(ctx.db, p.datasetId, { seed: p.seed, train: p.train, val: p.val, test: p.test, stratifyBy: p.stratifyBy }));
+    const r = await guard(() =>
+      splitDataset(ctx.db, p.datasetId, {
+        seed: p.seed,
+        train: p.train,
+        val: p.val,
+        test: p.test,
+        stratifyBy: p.stratifyBy,
+      }),
+    );
     changed(ctx, p.datasetId, 'split');
     return { ...r, history: historyState(ctx.db, p.datasetId) };
   },
@@ -304,30 +347,64 @@ export const datasetIoHandlers = handlers({
         try {
           return await ctx.work.shared().lintLengths({ modelDir: dir, items, conversation });
         } catch (err) {
-          if (err instanceof PreviewSetupError) throw new ApiError('unavailable', `model ${modelId} cannot be used for tokenization: ${err.message}`, 'modelId');
+          if (err instanceof PreviewSetupError)
+            throw new ApiError(
+              'unavailable',
+              `model ${modelId} cannot be used for tokenization: ${err.message}`,
+              'modelId',
+            );
           throw err;
         }
       };
     } else if (p.contextLength !== undefined) {
-      throw new ApiError('invalid_request', 'contextLength needs a modelId (its tokenizer counts the tokens)', 'contextLength');
+      throw new ApiError(
+        'invalid_request',
+        'contextLength needs a modelId (its tokenizer counts the tokens)',
+        'contextLength',
+      );
     }
     let nearImages: LintOptions['nearImages'];
     if (p.imageModelId !== undefined) {
       const dir = modelDir(ctx, p.imageModelId);
-      if (!isContrastiveFolder(dir)) throw new ApiError('invalid_request', `model ${p.imageModelId} is not a CLIP or SigLIP model (near-duplicate images need one)`, 'imageModelId');
+      if (!isContrastiveFolder(dir))
+        throw new ApiError(
+          'invalid_request',
+          `model ${p.imageModelId} is not a CLIP or SigLIP model (near-duplicate images need one)`,
+          'imageModelId',
+        );
       const adapter = p.imageAdapter ? resolveAdapter(ctx, p.imageAdapter) : null;
       const threshold = p.nearDuplicateImageThreshold ?? 0.95;
       const name = getModelRow(ctx.db, p.imageModelId)?.name ?? `model ${p.imageModelId}`;
       nearImages = {
         threshold,
         model: adapter ? `${name} + adapter` : name,
-        find: async (items) => (await ctx.work.shared().nearDuplicateImages({ dataDir: ctx.dataDir, items, options: { model: dir, adapter }, threshold })).items,
+        find: async (items) =>
+          (
+            await ctx.work
+              .shared()
+              .nearDuplicateImages({ dataDir: ctx.dataDir, items, options: { model: dir, adapter }, threshold })
+          ).items,
       };
     } else if (p.imageAdapter !== undefined || p.nearDuplicateImageThreshold !== undefined) {
-      throw new ApiError('invalid_request', 'near-duplicate images need an imageModelId (a CLIP or SigLIP model)', p.imageAdapter !== undefined ? 'imageAdapter' : 'nearDuplicateImageThreshold');
+      throw new ApiError(
+        'invalid_request',
+        'near-duplicate images need an imageModelId (a CLIP or SigLIP model)',
+        p.imageAdapter !== undefined ? 'imageAdapter' : 'nearDuplicateImageThreshold',
+      );
     }
-    const r = await lintDataset(ctx.db, ctx.dataDir, p.datasetId, { deep: p.deep, measure, contextLength: p.contextLength, nearImages });
-    return { datasetId: r.datasetId, items: r.items, counts: r.counts as Record<string, number>, itemsWithErrors: r.itemsWithErrors, findings: r.findings };
+    const r = await lintDataset(ctx.db, ctx.dataDir, p.datasetId, {
+      deep: p.deep,
+      measure,
+      contextLength: p.contextLength,
+      nearImages,
+    });
+    return {
+      datasetId: r.datasetId,
+      items: r.items,
+      counts: r.counts as Record<string, number>,
+      itemsWithErrors: r.itemsWithErrors,
+      findings: r.findings,
+    };
   },
   'datasets.lintResults': (p, ctx) => {
     requireDatasetId(ctx, p.datasetId);
@@ -339,11 +416,27 @@ export const datasetIoHandlers = handlers({
     if (!it) throw new ApiError('not_found', `item ${p.itemId} does not exist`, 'itemId');
     const dir = modelDir(ctx, p.modelId);
     try {
-      return await ctx.work.shared().preview({ modelDir: dir, item: { annotations: it.annotations, hasImage: !!it.image, imageSize: it.image ? { width: it.image.width, height: it.image.height } : null }, opts: { captionPrompt: p.captionPrompt } });
+      return await ctx.work.shared().preview({
+        modelDir: dir,
+        item: {
+          annotations: it.annotations,
+          hasImage: !!it.image,
+          imageSize: it.image ? { width: it.image.width, height: it.image.height } : null,
+        },
+        opts: { captionPrompt: p.captionPrompt },
+      });
     } catch (err) {
-      if (err instanceof PreviewSetupError) throw new ApiError('unavailable', `model ${p.modelId} cannot be used for tokenization: ${err.message}`, 'modelId');
+      if (err instanceof PreviewSetupError)
+        throw new ApiError(
+          'unavailable',
+          `model ${p.modelId} cannot be used for tokenization: ${err.message}`,
+          'modelId',
+        );
       throw new ApiError('invalid_request', `item ${p.itemId}: ${(err as Error).message}`, 'itemId');
     }
   },
-  'datasets.cleanImages': (p, ctx) => collectImageGarbage(ctx.db, ctx.dataDir, { minAgeMs: p.minAgeMinutes === undefined ? undefined : p.minAgeMinutes * 60_000 }),
+  'datasets.cleanImages': (p, ctx) =>
+    collectImageGarbage(ctx.db, ctx.dataDir, {
+      minAgeMs: p.minAgeMinutes === undefined ? undefined : p.minAgeMinutes * 60_000,
+    }),
 });

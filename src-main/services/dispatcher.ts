@@ -1,6 +1,14 @@
 // The one request path every transport shares: validate params → call the handler → validate the result,
 // and turn every failure into a typed error envelope (never a thrown exception, never a crash).
-import { events, isEventName, isMethodName, methods, type Envelope, type EventName, type MethodName } from '../contract/index';
+import {
+  events,
+  isEventName,
+  isMethodName,
+  methods,
+  type Envelope,
+  type EventName,
+  type MethodName,
+} from '../contract/index';
 import { ApiError, errorFromIssues } from '../contract/errors';
 import type { ServiceContext, Handlers, RequestContext } from './context';
 
@@ -56,9 +64,12 @@ export function toApiError(err: unknown, method: string, log: Logger = console):
   const code = (err as { code?: unknown })?.code;
   const message = err instanceof Error ? err.message : String(err);
   if (typeof code === 'string' && code.startsWith('SQLITE_')) {
-    if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new ApiError('conflict', message);
-    if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return new ApiError('conflict', `${message} (a referenced record does not exist or is still in use)`);
-    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return new ApiError('unavailable', `database is busy, try again (${message})`);
+    if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+      return new ApiError('conflict', message);
+    if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY')
+      return new ApiError('conflict', `${message} (a referenced record does not exist or is still in use)`);
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED')
+      return new ApiError('unavailable', `database is busy, try again (${message})`);
   }
   log.error(`[lenslab] ${method} failed:`, err);
   return new ApiError('internal', `${method} failed: ${message}`);

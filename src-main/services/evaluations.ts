@@ -63,7 +63,8 @@ function requireEvaluation(db: Database, id: number, field = 'id'): EvaluationRo
 
 function loadCompleted(db: Database, id: number, field: string): EvalRunResult {
   const row = requireEvaluation(db, id, field);
-  if (row.status !== 'completed') throw new ApiError('conflict', `evaluation ${id} is ${row.status}, not completed`, field);
+  if (row.status !== 'completed')
+    throw new ApiError('conflict', `evaluation ${id} is ${row.status}, not completed`, field);
   return loadEvaluationResult(db, id);
 }
 
@@ -83,7 +84,10 @@ export interface EvaluationRequest {
  * Check an evaluation request, create its row (status running) and run it in the background. `done` settles when the
  * predictions are stored (or the evaluation failed / was cancelled); events evaluations.progress / .status follow it.
  */
-export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id: number; done: Promise<EvaluationRow> } {
+export function startEvaluation(
+  ctx: ServiceContext,
+  p: EvaluationRequest,
+): { id: number; done: Promise<EvaluationRow> } {
   const model = resolveModel(ctx, p.model);
   requireNotAudioLlm(model.dir, 'evaluation', 'id' in p.model ? 'model.id' : 'model.path');
   const adapterDir = p.adapter ? resolveAdapter(ctx, p.adapter) : null;
@@ -91,19 +95,35 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
   const snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
   const ev = evalItems(itemsOfSplit(snapshot, p.data.split), { task: p.task });
   if (ev.items.length === 0)
-    throw new ApiError('invalid_request', `dataset ${p.data.datasetId} has no items with a reference answer in the ${p.data.split} split${snapshot.autoSplit ? ' (it has no split; a 90/10 train/val split was assumed)' : ''}`, 'data.split');
+    throw new ApiError(
+      'invalid_request',
+      `dataset ${p.data.datasetId} has no items with a reference answer in the ${p.data.split} split${snapshot.autoSplit ? ' (it has no split; a 90/10 train/val split was assumed)' : ''}`,
+      'data.split',
+    );
   const items = subsample(ev.items, p.maxItems);
   const runId = p.adapter && 'runId' in p.adapter ? p.adapter.runId : null;
   let checkpointId: number | null = null;
   if (p.adapter && 'runId' in p.adapter && p.adapter.step !== undefined)
-    checkpointId = listCheckpointRows(ctx.db, p.adapter.runId).find((c) => c.step === (p.adapter as { step: number }).step)?.id ?? null;
+    checkpointId =
+      listCheckpointRows(ctx.db, p.adapter.runId).find((c) => c.step === (p.adapter as { step: number }).step)?.id ??
+      null;
   const id = createEvaluation(ctx.db, {
     runId,
     checkpointId,
     modelId: model.modelId,
     datasetId: p.data.datasetId,
     split: p.data.split,
-    config: { pid: process.pid, model: model.dir, adapter: adapterDir, maxItems: p.maxItems ?? null, maxNewTokens: p.maxNewTokens, quantize: p.quantize ?? 'none', items: items.length, autoSplit: snapshot.autoSplit, ...(p.adapter && 'runId' in p.adapter && p.adapter.step !== undefined ? { step: p.adapter.step } : {}) },
+    config: {
+      pid: process.pid,
+      model: model.dir,
+      adapter: adapterDir,
+      maxItems: p.maxItems ?? null,
+      maxNewTokens: p.maxNewTokens,
+      quantize: p.quantize ?? 'none',
+      items: items.length,
+      autoSplit: snapshot.autoSplit,
+      ...(p.adapter && 'runId' in p.adapter && p.adapter.step !== undefined ? { step: p.adapter.step } : {}),
+    },
   });
   const rt = ctx.training;
   const abort = new AbortController();
@@ -130,7 +150,15 @@ export function startEvaluation(ctx: ServiceContext, p: EvaluationRequest): { id
     try {
       let last = 0;
       const result = await host.evaluate(
-        { modelDir: model.dir, adapterDir, task: ev.task, items, maxNewTokens: p.maxNewTokens, cacheDir: graphCacheDirOf(ctx.dataDir), quantize: p.quantize },
+        {
+          modelDir: model.dir,
+          adapterDir,
+          task: ev.task,
+          items,
+          maxNewTokens: p.maxNewTokens,
+          cacheDir: graphCacheDirOf(ctx.dataDir),
+          quantize: p.quantize,
+        },
         {
           signal: abort.signal,
           onProgress: (done, total) => {
@@ -214,7 +242,15 @@ export const evaluationsHandlers = handlers({
     const rows = listPredictions(ctx.db, p.id, p.limit, p.offset);
     const predictions: PredictionData[] = rows.map((r) => {
       const { key, ...scores } = safeJson(r.scores_json) as { key?: string | number } & Record<string, number | null>;
-      return { id: r.id, itemId: r.item_id, key: key ?? null, prompt: r.prompt, output: r.output, references: decodeReferences(r.reference), scores };
+      return {
+        id: r.id,
+        itemId: r.item_id,
+        key: key ?? null,
+        prompt: r.prompt,
+        output: r.output,
+        references: decodeReferences(r.reference),
+        scores,
+      };
     });
     return { predictions, total };
   },
@@ -224,7 +260,18 @@ export const evaluationsHandlers = handlers({
     const tuned = loadCompleted(ctx.db, p.tunedId, 'tunedId');
     try {
       const c = compareResults(base, tuned);
-      return { task: c.task, metrics: c.metrics, items: c.items.map(({ key, prompt, references, base: b, tuned: t, change }) => ({ key, prompt, references, base: b, tuned: t, change })) };
+      return {
+        task: c.task,
+        metrics: c.metrics,
+        items: c.items.map(({ key, prompt, references, base: b, tuned: t, change }) => ({
+          key,
+          prompt,
+          references,
+          base: b,
+          tuned: t,
+          change,
+        })),
+      };
     } catch (e) {
       throw new ApiError('invalid_request', (e as Error).message, 'tunedId');
     }

@@ -49,7 +49,21 @@ export const hubServiceOptions: { backoffMs?: number } = {};
 
 function codeOf(e: unknown): string {
   if (e instanceof HubError)
-    return ({ auth: 'unauthorized', gated: 'unauthorized', not_found: 'not_found', cancelled: 'cancelled', invalid: 'invalid_request', unsupported: 'invalid_request', disk: 'unavailable', rate_limited: 'unavailable', server: 'unavailable', network: 'unavailable', integrity: 'internal' } as const)[e.kind];
+    return (
+      {
+        auth: 'unauthorized',
+        gated: 'unauthorized',
+        not_found: 'not_found',
+        cancelled: 'cancelled',
+        invalid: 'invalid_request',
+        unsupported: 'invalid_request',
+        disk: 'unavailable',
+        rate_limited: 'unavailable',
+        server: 'unavailable',
+        network: 'unavailable',
+        integrity: 'internal',
+      } as const
+    )[e.kind];
   if (e instanceof ApiError) return e.code;
   return 'internal';
 }
@@ -77,7 +91,9 @@ function registeredModelId(ctx: ServiceContext, dir: string): number | null {
 function register(ctx: ServiceContext, dir: string, name: string, commit: string): number {
   const existing = registeredModelId(ctx, dir);
   if (existing) return existing;
-  const names = new Set((modelsHandlers['models.list']({}, ctx) as { models: Array<{ name: string }> }).models.map((m) => m.name));
+  const names = new Set(
+    (modelsHandlers['models.list']({}, ctx) as { models: Array<{ name: string }> }).models.map((m) => m.name),
+  );
   const unique = names.has(name) ? `${name}@${commit.slice(0, 7)}` : name;
   const r = modelsHandlers['models.import']({ path: dir, name: unique }, ctx) as { model: { id: number } };
   return r.model.id;
@@ -145,7 +161,18 @@ export const hubHandlers = handlers({
       repo,
       revision,
       status: 'running',
-      progress: { phase: 'resolving', file: null, bytes: 0, totalBytes: 0, filesDone: 0, filesTotal: 0, bytesPerSecond: null, etaSeconds: null, retries: 0, message: null },
+      progress: {
+        phase: 'resolving',
+        file: null,
+        bytes: 0,
+        totalBytes: 0,
+        filesDone: 0,
+        filesTotal: 0,
+        bytesPerSecond: null,
+        etaSeconds: null,
+        retries: 0,
+        message: null,
+      },
       error: null,
       dir: null,
       commit: null,
@@ -173,12 +200,23 @@ export const hubHandlers = handlers({
             emit();
           },
         });
-        Object.assign(pull, { dir: r.dir, commit: r.commit, downloadedBytes: r.downloadedBytes, reusedBytes: r.reusedBytes });
+        Object.assign(pull, {
+          dir: r.dir,
+          commit: r.commit,
+          downloadedBytes: r.downloadedBytes,
+          reusedBytes: r.reusedBytes,
+        });
         if (p.register ?? true) pull.modelId = register(ctx, r.dir, p.name ?? repo, r.commit);
         pull.status = 'done';
       } catch (e) {
         pull.status = e instanceof HubError && e.kind === 'cancelled' ? 'cancelled' : 'failed';
-        pull.error = { code: codeOf(e), message: pull.status === 'cancelled' ? 'stopped: pull again to resume from the bytes already downloaded' : (e as Error).message };
+        pull.error = {
+          code: codeOf(e),
+          message:
+            pull.status === 'cancelled'
+              ? 'stopped: pull again to resume from the bytes already downloaded'
+              : (e as Error).message,
+        };
       } finally {
         pull.finishedAt = nowIso();
         emit();
@@ -198,7 +236,9 @@ export const hubHandlers = handlers({
   },
   'hub.cached': (_p, ctx) => {
     const cacheDir = hubCacheDir();
-    return { cacheDir, snapshots: listCachedSnapshots(cacheDir).map((s) => ({ ...s, modelId: registeredModelId(ctx, s.dir) })) };
+    return {
+      cacheDir,
+      snapshots: listCachedSnapshots(cacheDir).map((s) => ({ ...s, modelId: registeredModelId(ctx, s.dir) })),
+    };
   },
 });
-

@@ -108,7 +108,14 @@ function openBlip(modelDir: string, adapterDir: string | null): { m: BlipModel; 
 
 function blipRunner(m: BlipModel, ad: BlipAdapter | null, cacheDir: string): BlipRunner {
   // compiled graphs cached per model folder and adapter file contents
-  const adKey = ad ? { r: ad.r, alpha: ad.alpha, modules: [...ad.lora.keys()], sum: [...ad.lora.values()].map((e) => e.a.reduce((s, v) => s + v, 0) + e.b.reduce((s, v) => s + v, 0)) } : null;
+  const adKey = ad
+    ? {
+        r: ad.r,
+        alpha: ad.alpha,
+        modules: [...ad.lora.keys()],
+        sum: [...ad.lora.values()].map((e) => e.a.reduce((s, v) => s + v, 0) + e.b.reduce((s, v) => s + v, 0)),
+      }
+    : null;
   const files = readdirSync(m.dir)
     .filter((f) => /\.(safetensors|json)$/.test(f))
     .sort()
@@ -121,13 +128,25 @@ function blipRunner(m: BlipModel, ad: BlipAdapter | null, cacheDir: string): Bli
 
 /** A BLIP answer to one question about one image (VQA), or a caption continuing the prompt; greedy, as transformers. */
 export async function generateBlip(i: FolderGenerateInput, hooks: InferenceHooks = {}): Promise<GenerateOutput> {
-  if (i.image === null) throw new ApiError('invalid_request', 'an image is required: BLIP answers a question about an image or captions it', 'image');
-  if (i.temperature !== undefined && i.temperature !== 0) throw new ApiError('invalid_request', "BLIP VQA answers greedily (as transformers' generate for BlipForQuestionAnswering): temperature must be 0", 'options.temperature');
-  if (i.quantize !== undefined && i.quantize !== 'none') throw new ApiError('invalid_request', 'quantization is not supported for BLIP models', 'options.quantize');
+  if (i.image === null)
+    throw new ApiError(
+      'invalid_request',
+      'an image is required: BLIP answers a question about an image or captions it',
+      'image',
+    );
+  if (i.temperature !== undefined && i.temperature !== 0)
+    throw new ApiError(
+      'invalid_request',
+      "BLIP VQA answers greedily (as transformers' generate for BlipForQuestionAnswering): temperature must be 0",
+      'options.temperature',
+    );
+  if (i.quantize !== undefined && i.quantize !== 'none')
+    throw new ApiError('invalid_request', 'quantization is not supported for BLIP models', 'options.quantize');
   const { m, ad } = openBlip(i.modelDir, i.adapterDir);
   try {
     const captioning = m.config.architecture === 'BlipForConditionalGeneration';
-    if (!captioning && i.prompt === null) throw new ApiError('invalid_request', 'a user message is required (the question)', 'messages');
+    if (!captioning && i.prompt === null)
+      throw new ApiError('invalid_request', 'a user message is required (the question)', 'messages');
     checkAborted(hooks.signal);
     const runner = blipRunner(m, ad, i.cacheDir);
     const t0 = performance.now();
@@ -165,7 +184,12 @@ async function scoreBlip(i: FolderScoreInput, hooks: InferenceHooks): Promise<Sc
     const warnings: string[] = [];
     const captioning = m.config.architecture === 'BlipForConditionalGeneration';
     const items = await readVqaItems(i.data, { limit: i.limit, captions: captioning, warn: (l) => warnings.push(l) });
-    if (!items.length) throw new ApiError('invalid_request', `${i.data}: no image items with ${captioning ? 'a caption' : 'a question and answer'} to score`, 'data');
+    if (!items.length)
+      throw new ApiError(
+        'invalid_request',
+        `${i.data}: no image items with ${captioning ? 'a caption' : 'a question and answer'} to score`,
+        'data',
+      );
     const runner = blipRunner(m, ad, i.cacheDir);
     const rows: Array<{ ref: string; kind: string; loss: number; tokens: number }> = [];
     let sum = 0;
@@ -174,8 +198,20 @@ async function scoreBlip(i: FolderScoreInput, hooks: InferenceHooks): Promise<Sc
       for (let k = 0; k < items.length; k += 8) {
         checkAborted(hooks.signal);
         const b = items.slice(k, k + 8);
-        const r = captioning ? await runner.captionLoss(b.map((x) => x.image), b.map((x) => x.answer)) : await runner.loss(b.map((x) => x.image), b.map((x) => x.question), b.map((x) => x.answer));
-        const ab = answerBatch(m, b.map((x) => x.answer));
+        const r = captioning
+          ? await runner.captionLoss(
+              b.map((x) => x.image),
+              b.map((x) => x.answer),
+            )
+          : await runner.loss(
+              b.map((x) => x.image),
+              b.map((x) => x.question),
+              b.map((x) => x.answer),
+            );
+        const ab = answerBatch(
+          m,
+          b.map((x) => x.answer),
+        );
         b.forEach((x, j) => {
           let n = 0;
           for (let t = 1; t < ab.length; t++) if (ab.labels[j * ab.length + t] !== -100n) n++;
@@ -206,7 +242,10 @@ async function scoreBlip(i: FolderScoreInput, hooks: InferenceHooks): Promise<Sc
 
 // ---------------------------------------------------------------- CLIP / SigLIP
 
-export function openContrastive(modelDir: string, adapterDir: string | null): { m: ContrastiveModel; ad: ContrastiveAdapter | null } {
+export function openContrastive(
+  modelDir: string,
+  adapterDir: string | null,
+): { m: ContrastiveModel; ad: ContrastiveAdapter | null } {
   let m: ContrastiveModel;
   try {
     m = loadContrastive(modelDir);
@@ -223,12 +262,22 @@ export function openContrastive(modelDir: string, adapterDir: string | null): { 
 
 async function scoreContrastive(i: FolderScoreInput): Promise<ScoreOutput> {
   const warnings: string[] = [];
-  const pairs = (await readPairs(i.data, { warn: (l) => warnings.push(l) })).filter((p) => p.text !== undefined).slice(0, i.limit ?? 32);
-  if (pairs.length < 2) throw new ApiError('invalid_request', `${i.data}: ${pairs.length} captioned image(s); the contrastive loss needs at least 2 pairs`, 'data');
+  const pairs = (await readPairs(i.data, { warn: (l) => warnings.push(l) }))
+    .filter((p) => p.text !== undefined)
+    .slice(0, i.limit ?? 32);
+  if (pairs.length < 2)
+    throw new ApiError(
+      'invalid_request',
+      `${i.data}: ${pairs.length} captioned image(s); the contrastive loss needs at least 2 pairs`,
+      'data',
+    );
   const { m, ad } = openContrastive(i.modelDir, i.adapterDir);
   try {
     const runner = await ContrastiveRunner.create(m, { adapter: ad });
-    const r = await runner.run(pairs.map((p) => p.image), pairs.map((p) => p.text!));
+    const r = await runner.run(
+      pairs.map((p) => p.image),
+      pairs.map((p) => p.text!),
+    );
     await runner.release();
     warnings.push(...r.warnings.map((w) => `warning: ${w}`));
     return {
@@ -246,12 +295,23 @@ async function scoreContrastive(i: FolderScoreInput): Promise<ScoreOutput> {
 }
 
 function metricsOf(e: ContrastiveEval) {
-  return { zeroShot: { items: e.zeroShot.items, classes: e.zeroShot.classes, accuracy: e.zeroShot.accuracy }, recall: e.recall };
+  return {
+    zeroShot: { items: e.zeroShot.items, classes: e.zeroShot.classes, accuracy: e.zeroShot.accuracy },
+    recall: e.recall,
+  };
 }
 
 /** Zero-shot accuracy and recall@K of a CLIP / SigLIP folder on a data file's split, the adapter's beside the base's. */
-export async function evaluateContrastiveFolder(i: FolderEvaluateInput, hooks: InferenceHooks = {}): Promise<EvaluateOutput> {
-  if (!isContrastiveFolder(i.modelDir)) throw new ApiError('invalid_request', `${i.modelDir}: not a CLIP or SigLIP folder (evaluate the other models on a dataset with evaluations.start)`, 'model');
+export async function evaluateContrastiveFolder(
+  i: FolderEvaluateInput,
+  hooks: InferenceHooks = {},
+): Promise<EvaluateOutput> {
+  if (!isContrastiveFolder(i.modelDir))
+    throw new ApiError(
+      'invalid_request',
+      `${i.modelDir}: not a CLIP or SigLIP folder (evaluate the other models on a dataset with evaluations.start)`,
+      'model',
+    );
   const warnings: string[] = [];
   const pairs = await readPairs(i.data, { split: i.split, limit: i.maxItems, warn: (l) => warnings.push(l) });
   if (!pairs.length) throw new ApiError('invalid_request', `${i.data}: no image items in split "${i.split}"`, 'data');
@@ -261,7 +321,15 @@ export async function evaluateContrastiveFolder(i: FolderEvaluateInput, hooks: I
     checkAborted(hooks.signal);
     const base = await evaluateContrastive(m, pairs, { templates: i.templates });
     warnings.push(...base.warnings.map((w) => `warning: ${w}`));
-    return { model: m.config.modelType, split: i.split, items: pairs.length, pairs: base.pairs, base: metricsOf(base), ...(tuned ? { adapter: metricsOf(tuned) } : {}), warnings };
+    return {
+      model: m.config.modelType,
+      split: i.split,
+      items: pairs.length,
+      pairs: base.pairs,
+      base: metricsOf(base),
+      ...(tuned ? { adapter: metricsOf(tuned) } : {}),
+      warnings,
+    };
   } finally {
     m.close();
   }
@@ -269,7 +337,8 @@ export async function evaluateContrastiveFolder(i: FolderEvaluateInput, hooks: I
 
 /** Normalized image (and caption) embeddings of a data file's image items with a CLIP / SigLIP folder. */
 export async function embedFolder(i: Omit<FolderScoreInput, 'cacheDir'>): Promise<EmbedOutput> {
-  if (!isContrastiveFolder(i.modelDir)) throw new ApiError('invalid_request', `${i.modelDir}: not a CLIP or SigLIP folder`, 'model');
+  if (!isContrastiveFolder(i.modelDir))
+    throw new ApiError('invalid_request', `${i.modelDir}: not a CLIP or SigLIP folder`, 'model');
   const warnings: string[] = [];
   const pairs = await readPairs(i.data, { limit: i.limit, warn: (l) => warnings.push(l) });
   if (!pairs.length) throw new ApiError('invalid_request', `${i.data}: no image items`, 'data');
@@ -277,12 +346,21 @@ export async function embedFolder(i: Omit<FolderScoreInput, 'cacheDir'>): Promis
   try {
     const runner = await ContrastiveRunner.create(m, { adapter: ad });
     const withText = pairs.filter((p) => p.text !== undefined);
-    const e = await embedAll(runner, pairs.map((p) => p.image), withText.map((p) => p.text!));
+    const e = await embedAll(
+      runner,
+      pairs.map((p) => p.image),
+      withText.map((p) => p.text!),
+    );
     await runner.release();
     warnings.push(...e.warnings.map((w) => `warning: ${w}`));
     const round = (v: number) => Number(v.toFixed(6));
     const textOf = new Map(withText.map((p, k) => [p, e.texts[k]]));
-    const items = pairs.map((p, k) => ({ ref: p.ref, text: p.text ?? null, imageEmbeds: Array.from(e.images[k], round), textEmbeds: textOf.has(p) ? Array.from(textOf.get(p)!, round) : null }));
+    const items = pairs.map((p, k) => ({
+      ref: p.ref,
+      text: p.text ?? null,
+      imageEmbeds: Array.from(e.images[k], round),
+      textEmbeds: textOf.has(p) ? Array.from(textOf.get(p)!, round) : null,
+    }));
     return { model: m.config.modelType, dim: m.config.projectionDim, items, warnings };
   } finally {
     m.close();
@@ -299,7 +377,9 @@ async function scoreGenerative(i: FolderScoreInput, hooks: InferenceHooks): Prom
     throw new ApiError('invalid_request', `${i.data}: ${(e as Error).message}`, 'data');
   }
   try {
-    const warnings = parsed.problems.map((p) => `${p.severity}: ${p.ref}${p.field ? ` (${p.field})` : ''}: ${p.message}`);
+    const warnings = parsed.problems.map(
+      (p) => `${p.severity}: ${p.ref}${p.field ? ` (${p.field})` : ''}: ${p.message}`,
+    );
     let g;
     try {
       g = await loadGenerator(i.modelDir, i.adapterDir, { cacheDir: i.cacheDir });
@@ -313,19 +393,31 @@ async function scoreGenerative(i: FolderScoreInput, hooks: InferenceHooks): Prom
     for (const item of parsed.items) {
       const image = item.image ? ('path' in item.image ? item.image.path : Buffer.from(item.image.bytes)) : null;
       itemConversations(item.annotations, !!item.image, { captionPrompt }).forEach((c, k, all) => {
-        if (samples.length < limit) samples.push({ image, messages: c.messages, ref: all.length > 1 ? `${item.sourcePath}#${k}` : item.sourcePath, kind: c.kind });
+        if (samples.length < limit)
+          samples.push({
+            image,
+            messages: c.messages,
+            ref: all.length > 1 ? `${item.sourcePath}#${k}` : item.sourcePath,
+            kind: c.kind,
+          });
       });
     }
     let results;
     try {
-      if (samples.length === 0) throw new ApiError('invalid_request', `${i.data}: no samples with annotations to score`, 'data');
+      if (samples.length === 0)
+        throw new ApiError('invalid_request', `${i.data}: no samples with annotations to score`, 'data');
       results = await g.score(samples, { signal: hooks.signal });
     } catch (e) {
       throw modelErrorToApi(e, 'data');
     } finally {
       await g.dispose();
     }
-    const rows = samples.map((s, k) => ({ ref: s.ref, kind: s.kind, loss: Number.isNaN(results[k].loss) ? null : results[k].loss, tokens: results[k].tokens }));
+    const rows = samples.map((s, k) => ({
+      ref: s.ref,
+      kind: s.kind,
+      loss: Number.isNaN(results[k].loss) ? null : results[k].loss,
+      tokens: results[k].tokens,
+    }));
     const tokens = rows.reduce((a, r) => a + r.tokens, 0);
     const scored = rows.filter((r) => r.loss !== null);
     const meanLoss = scored.length ? scored.reduce((a, r) => a + r.loss!, 0) / scored.length : null;
@@ -350,7 +442,8 @@ export async function scoreFolder(i: FolderScoreInput, hooks: InferenceHooks = {
  * checks the signal: a cancelled call stops before the adapter is written (nothing half-written is left).
  */
 export async function trainFolder(i: FolderTrainInput, hooks: InferenceHooks = {}): Promise<TrainOutput> {
-  if (existsSync(i.outDir) && readdirSync(i.outDir).length) throw new ApiError('invalid_request', `${i.outDir} is not empty; choose an empty or new folder`, 'outDir');
+  if (existsSync(i.outDir) && readdirSync(i.outDir).length)
+    throw new ApiError('invalid_request', `${i.outDir} is not empty; choose an empty or new folder`, 'outDir');
   const o = i.options;
   const notes: string[] = [];
   const warnings: string[] = [];
@@ -361,13 +454,35 @@ export async function trainFolder(i: FolderTrainInput, hooks: InferenceHooks = {
   const t0 = Date.now();
   let res: { steps: number; losses: number[] };
   if (isContrastiveFolder(i.modelDir)) {
-    const pairs = (await readPairs(i.data, { split: i.split, warn: (l) => warnings.push(l) })).filter((p) => p.text !== undefined).slice(0, i.limit);
+    const pairs = (await readPairs(i.data, { split: i.split, warn: (l) => warnings.push(l) }))
+      .filter((p) => p.text !== undefined)
+      .slice(0, i.limit);
     const { m } = openContrastive(i.modelDir, null);
     try {
-      notes.push(`${m.config.modelType}: ${pairs.length} image-text pairs from split "${i.split}"; in-batch negatives: batch size = negatives + 1 (accumulation adds none)`);
-      const opts = { method: o.method ?? 'lora', towers: o.towers ?? 'both', targets: o.targetModules, rank: o.rank, alpha: o.alpha, lr: o.lr, epochs: o.epochs, batchSize: o.batchSize, gradAccum: o.gradAccum, seed: o.seed, weightDecay: o.weightDecay, onStep };
+      notes.push(
+        `${m.config.modelType}: ${pairs.length} image-text pairs from split "${i.split}"; in-batch negatives: batch size = negatives + 1 (accumulation adds none)`,
+      );
+      const opts = {
+        method: o.method ?? 'lora',
+        towers: o.towers ?? 'both',
+        targets: o.targetModules,
+        rank: o.rank,
+        alpha: o.alpha,
+        lr: o.lr,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        gradAccum: o.gradAccum,
+        seed: o.seed,
+        weightDecay: o.weightDecay,
+        onStep,
+      };
       try {
-        res = await trainContrastiveToFolder(m, pairs.map((p) => ({ image: p.image, text: p.text! })), opts, i.outDir);
+        res = await trainContrastiveToFolder(
+          m,
+          pairs.map((p) => ({ image: p.image, text: p.text! })),
+          opts,
+          i.outDir,
+        );
       } catch (e) {
         if (e instanceof ContrastiveTrainError) throw new ApiError('invalid_request', e.message, 'options');
         throw e;
@@ -376,14 +491,35 @@ export async function trainFolder(i: FolderTrainInput, hooks: InferenceHooks = {
       m.close();
     }
   } else if (isBlipFolder(i.modelDir)) {
-    if (o.method !== undefined && o.method !== 'lora') throw new ApiError('invalid_request', `method ${o.method}: BLIP models train with lora`, 'options.method');
+    if (o.method !== undefined && o.method !== 'lora')
+      throw new ApiError('invalid_request', `method ${o.method}: BLIP models train with lora`, 'options.method');
     const { m } = openBlip(i.modelDir, null);
     try {
       const captioning = m.config.architecture === 'BlipForConditionalGeneration';
-      const items = await readVqaItems(i.data, { split: i.split, limit: i.limit, captions: captioning, warn: (l) => warnings.push(l) });
+      const items = await readVqaItems(i.data, {
+        split: i.split,
+        limit: i.limit,
+        captions: captioning,
+        warn: (l) => warnings.push(l),
+      });
       const R = BLIP_VQA_RECIPE;
-      notes.push(`BLIP ${captioning ? 'captioning' : 'VQA'}: ${items.length} ${captioning ? 'caption' : 'question'}(s) from split "${i.split}"; LoRA r=${o.rank ?? R.rank} alpha=${o.alpha ?? R.alpha} dropout=${o.dropout ?? R.dropout} on ${(o.targetModules ?? R.targets).join(', ')}`);
-      const opts = { targets: o.targetModules, rank: o.rank, alpha: o.alpha, dropout: o.dropout, lr: o.lr, epochs: o.epochs, batchSize: o.batchSize, gradAccum: o.gradAccum, seed: o.seed, weightDecay: o.weightDecay, clipNorm: o.clipNorm, onStep };
+      notes.push(
+        `BLIP ${captioning ? 'captioning' : 'VQA'}: ${items.length} ${captioning ? 'caption' : 'question'}(s) from split "${i.split}"; LoRA r=${o.rank ?? R.rank} alpha=${o.alpha ?? R.alpha} dropout=${o.dropout ?? R.dropout} on ${(o.targetModules ?? R.targets).join(', ')}`,
+      );
+      const opts = {
+        targets: o.targetModules,
+        rank: o.rank,
+        alpha: o.alpha,
+        dropout: o.dropout,
+        lr: o.lr,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        gradAccum: o.gradAccum,
+        seed: o.seed,
+        weightDecay: o.weightDecay,
+        clipNorm: o.clipNorm,
+        onStep,
+      };
       try {
         res = await trainBlipToFolder(m, items, opts, i.outDir);
       } catch (e) {
@@ -393,6 +529,19 @@ export async function trainFolder(i: FolderTrainInput, hooks: InferenceHooks = {
     } finally {
       m.close();
     }
-  } else throw new ApiError('invalid_request', `${i.modelDir}: not a BLIP or CLIP / SigLIP folder (train the other models with runs.start)`, 'model');
-  return { outDir: i.outDir, steps: res.steps, firstLoss: res.losses[0] ?? null, lastLoss: res.losses.at(-1) ?? null, seconds: (Date.now() - t0) / 1000, notes, warnings };
+  } else
+    throw new ApiError(
+      'invalid_request',
+      `${i.modelDir}: not a BLIP or CLIP / SigLIP folder (train the other models with runs.start)`,
+      'model',
+    );
+  return {
+    outDir: i.outDir,
+    steps: res.steps,
+    firstLoss: res.losses[0] ?? null,
+    lastLoss: res.losses.at(-1) ?? null,
+    seconds: (Date.now() - t0) / 1000,
+    notes,
+    warnings,
+  };
 }

@@ -31,14 +31,22 @@ function adapterDirOf(ctx: ServiceContext, ref: AdapterRef | undefined): string 
 }
 
 /** Run fn on a backend worker of its own, released afterwards; the loaders' errors name `field`, others say `what` failed. */
-async function onWorker<T>(ctx: ServiceContext, signal: AbortSignal | undefined, fn: (host: WorkHost) => Promise<T>, field?: string, what = 'generation'): Promise<T> {
+async function onWorker<T>(
+  ctx: ServiceContext,
+  signal: AbortSignal | undefined,
+  fn: (host: WorkHost) => Promise<T>,
+  field?: string,
+  what = 'generation',
+): Promise<T> {
   const host = ctx.work.newHost();
   try {
     return await fn(host);
   } catch (e) {
     if (signal?.aborted) throw cancelled(signal);
     const api = modelErrorToApi(e, field);
-    throw api.code === 'internal' ? new ApiError('internal', `${what} failed: ${e instanceof Error ? e.message : String(e)}`) : api;
+    throw api.code === 'internal'
+      ? new ApiError('internal', `${what} failed: ${e instanceof Error ? e.message : String(e)}`)
+      : api;
   } finally {
     await ctx.work.release(host);
   }
@@ -60,22 +68,37 @@ export const inferenceHandlers = handlers({
     const o = p.options ?? {};
     if (isBlipFolder(modelDir)) {
       const prompt = p.messages.findLast((m) => m.role === 'user')?.content ?? null;
-      const input = { modelDir, adapterDir, image, prompt, hasSystem: p.messages.some((m) => m.role === 'system'), maxNewTokens: o.maxNewTokens, temperature: o.temperature, quantize: o.quantize, cacheDir: graphCacheDirOf(ctx.dataDir) };
+      const input = {
+        modelDir,
+        adapterDir,
+        image,
+        prompt,
+        hasSystem: p.messages.some((m) => m.role === 'system'),
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature,
+        quantize: o.quantize,
+        cacheDir: graphCacheDirOf(ctx.dataDir),
+      };
       const r = await onWorker(ctx, signal, (h) => h.generateBlip(input, { signal }), 'image');
       if (p.requestId) ctx.emit('inference.token', { requestId: p.requestId, index: 0, text: r.text });
       return r;
     }
-    if (!p.messages.some((m) => m.role === 'user')) throw new ApiError('invalid_request', 'a user message is required', 'messages');
+    if (!p.messages.some((m) => m.role === 'user'))
+      throw new ApiError('invalid_request', 'a user message is required', 'messages');
     const { quantize, ...sampling } = o;
     let index = 0;
     let r;
     try {
-      r = await ctx.chat.host.generate({ modelDir, adapterDir, image, messages: p.messages }, { ...sampling, ...(quantize ? { quantize } : {}) }, {
-        signal,
-        onToken: (t) => {
-          if (p.requestId) ctx.emit('inference.token', { requestId: p.requestId, index: index++, text: t.text });
+      r = await ctx.chat.host.generate(
+        { modelDir, adapterDir, image, messages: p.messages },
+        { ...sampling, ...(quantize ? { quantize } : {}) },
+        {
+          signal,
+          onToken: (t) => {
+            if (p.requestId) ctx.emit('inference.token', { requestId: p.requestId, index: index++, text: t.text });
+          },
         },
-      });
+      );
     } catch (e) {
       if (signal?.aborted) throw cancelled(signal);
       throw modelErrorToApi(e, image ? 'image' : undefined);
@@ -83,22 +106,50 @@ export const inferenceHandlers = handlers({
     // the caller went away mid-answer: what was generated is nobody's (a CLI Ctrl-C reports the cancel)
     if (signal?.aborted) throw cancelled(signal);
     const timings = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, finite(v)]));
-    return { ids: r.ids, text: r.text, finishReason: r.finishReason, promptTokens: r.promptTokens, timings, ...(r.warnings?.length ? { warnings: r.warnings } : {}) };
+    return {
+      ids: r.ids,
+      text: r.text,
+      finishReason: r.finishReason,
+      promptTokens: r.promptTokens,
+      timings,
+      ...(r.warnings?.length ? { warnings: r.warnings } : {}),
+    };
   },
   'inference.evaluate': async (p, ctx, req) => {
     const { dir: modelDir } = resolveModel(ctx, p.model);
     const adapterDir = adapterDirOf(ctx, p.adapter);
     existing(p.data.path, 'data.path', 'any');
-    const input = { modelDir, adapterDir, data: p.data.path, split: p.data.split, maxItems: p.maxItems, templates: p.templates };
-    return onWorker(ctx, req?.signal, (h) => h.evaluateContrastive(input, { signal: req?.signal }), 'data', 'evaluation');
+    const input = {
+      modelDir,
+      adapterDir,
+      data: p.data.path,
+      split: p.data.split,
+      maxItems: p.maxItems,
+      templates: p.templates,
+    };
+    return onWorker(
+      ctx,
+      req?.signal,
+      (h) => h.evaluateContrastive(input, { signal: req?.signal }),
+      'data',
+      'evaluation',
+    );
   },
   'inference.train': async (p, ctx, req) => {
     const signal = req?.signal;
     const { dir: modelDir } = resolveModel(ctx, p.model);
     existing(p.data.path, 'data.path', 'any');
-    const input = { modelDir, data: p.data.path, split: p.data.split, outDir: resolve(p.outDir), limit: p.limit, options: p.options ?? {} };
+    const input = {
+      modelDir,
+      data: p.data.path,
+      split: p.data.split,
+      outDir: resolve(p.outDir),
+      limit: p.limit,
+      options: p.options ?? {},
+    };
     const onStep = (s: { step: number; total: number; loss: number }) => {
-      if (p.requestId) ctx.emit('inference.step', { requestId: p.requestId, step: s.step, total: s.total, loss: finite(s.loss) });
+      if (p.requestId)
+        ctx.emit('inference.step', { requestId: p.requestId, step: s.step, total: s.total, loss: finite(s.loss) });
     };
     return onWorker(ctx, signal, (h) => h.trainFolder(input, { signal, onStep }), undefined, 'training');
   },
@@ -106,7 +157,13 @@ export const inferenceHandlers = handlers({
     const { dir: modelDir } = resolveModel(ctx, p.model);
     const adapterDir = adapterDirOf(ctx, p.adapter);
     existing(p.data.path, 'data.path', 'any');
-    return onWorker(ctx, req?.signal, (h) => h.embed({ modelDir, adapterDir, data: p.data.path, limit: p.limit }), 'data', 'embedding');
+    return onWorker(
+      ctx,
+      req?.signal,
+      (h) => h.embed({ modelDir, adapterDir, data: p.data.path, limit: p.limit }),
+      'data',
+      'embedding',
+    );
   },
   'inference.score': async (p, ctx, req) => {
     const { dir: modelDir } = resolveModel(ctx, p.model);

@@ -3,7 +3,14 @@
 import { ApiError } from '../contract/errors';
 import { errorName } from '../util/worker-host';
 
-const MODEL_ERRORS = new Set(['HfFolderError', 'ConfigError', 'TokenizerError', 'SafetensorsError', 'ChatTemplateError', 'PreprocessorError']);
+const MODEL_ERRORS = new Set([
+  'HfFolderError',
+  'ConfigError',
+  'TokenizerError',
+  'SafetensorsError',
+  'ChatTemplateError',
+  'PreprocessorError',
+]);
 
 /** Map an error from loading a model / adapter / image or generating to an ApiError naming the field. */
 export function modelErrorToApi(e: unknown, field?: string): ApiError {

@@ -16,11 +16,18 @@ import { chatInputsOf } from '../models/generate-worker';
  */
 export function requireNotAudioLlm(dir: string, feature: string, field: string): void {
   if (chatInputsOf(dir).audio)
-    throw new ApiError('invalid_request', `${dir}: ${feature} is not available for audio LLMs yet (train one with \`lenslab audio train\`, chat with it and its adapter in Chat)`, field);
+    throw new ApiError(
+      'invalid_request',
+      `${dir}: ${feature} is not available for audio LLMs yet (train one with \`lenslab audio train\`, chat with it and its adapter in Chat)`,
+      field,
+    );
 }
 
 /** The folder of a model reference: a registered model's path (relative to the data dir) or a folder on disk. */
-export function resolveModel(ctx: ServiceContext, ref: { id: number } | { path: string }): { dir: string; modelId: number | null } {
+export function resolveModel(
+  ctx: ServiceContext,
+  ref: { id: number } | { path: string },
+): { dir: string; modelId: number | null } {
   let dir: string;
   let modelId: number | null = null;
   if ('id' in ref) {
@@ -29,7 +36,12 @@ export function resolveModel(ctx: ServiceContext, ref: { id: number } | { path: 
     dir = isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path);
     modelId = row.id;
   } else dir = resolve(ref.path);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ApiError('invalid_request', `model folder ${dir} does not exist`, 'id' in ref ? 'model.id' : 'model.path');
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new ApiError(
+      'invalid_request',
+      `model folder ${dir} does not exist`,
+      'id' in ref ? 'model.id' : 'model.path',
+    );
   return { dir, modelId };
 }
 
@@ -39,7 +51,8 @@ export function resolveModel(ctx: ServiceContext, ref: { id: number } | { path: 
 export function resolveAdapter(ctx: ServiceContext, ref: { path: string } | { runId: number; step?: number }): string {
   if ('path' in ref) {
     const dir = resolve(ref.path);
-    if (!existsSync(join(dir, 'adapter_config.json'))) throw new ApiError('invalid_request', `${dir} is not an adapter folder (no adapter_config.json)`, 'adapter.path');
+    if (!existsSync(join(dir, 'adapter_config.json')))
+      throw new ApiError('invalid_request', `${dir} is not an adapter folder (no adapter_config.json)`, 'adapter.path');
     return dir;
   }
   if (!getRun(ctx.db, ref.runId)) throw new ApiError('not_found', `run ${ref.runId} does not exist`, 'adapter.runId');
@@ -47,11 +60,17 @@ export function resolveAdapter(ctx: ServiceContext, ref: { path: string } | { ru
     const row = listCheckpointRows(ctx.db, ref.runId).find((c) => c.step === ref.step);
     if (!row) throw new ApiError('not_found', `run ${ref.runId} has no checkpoint at step ${ref.step}`, 'adapter.step');
     const dir = join(isAbsolute(row.path) ? row.path : join(ctx.dataDir, row.path), 'adapter');
-    if (!existsSync(join(dir, 'adapter_config.json'))) throw new ApiError('invalid_request', `the checkpoint at step ${ref.step} holds no adapter`, 'adapter.step');
+    if (!existsSync(join(dir, 'adapter_config.json')))
+      throw new ApiError('invalid_request', `the checkpoint at step ${ref.step} holds no adapter`, 'adapter.step');
     return dir;
   }
   const spec = loadJobSpec(ctx.db, ref.runId);
   const fin = spec ? finalDir(spec.outDir) : null;
-  if (!fin || !existsSync(join(fin, 'adapter_config.json'))) throw new ApiError('conflict', `run ${ref.runId} has no final adapter yet (it has not completed); choose a checkpoint step`, 'adapter.runId');
+  if (!fin || !existsSync(join(fin, 'adapter_config.json')))
+    throw new ApiError(
+      'conflict',
+      `run ${ref.runId} has no final adapter yet (it has not completed); choose a checkpoint step`,
+      'adapter.runId',
+    );
   return fin;
 }

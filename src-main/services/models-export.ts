@@ -34,12 +34,26 @@ export const modelsExportHandlers = handlers({
           },
         },
       );
-      const file = (f: { file: string; bytes: number; tensors: number }) => ({ file: f.file, bytes: f.bytes, tensors: f.tensors });
-      return { dir: r.dir, quant: r.quant, model: file(r.model), mmproj: r.mmproj && file(r.mmproj), modelfile: r.modelfile };
+      const file = (f: { file: string; bytes: number; tensors: number }) => ({
+        file: f.file,
+        bytes: f.bytes,
+        tensors: f.tensors,
+      });
+      return {
+        dir: r.dir,
+        quant: r.quant,
+        model: file(r.model),
+        mmproj: r.mmproj && file(r.mmproj),
+        modelfile: r.modelfile,
+      };
     } catch (e) {
       if (e instanceof GgufExportError || (e as Error).name === 'GgufExportError') {
         const field = (e as GgufExportError).field;
-        throw new ApiError(/not empty/.test((e as Error).message) ? 'conflict' : 'invalid_request', (e as Error).message, field === 'dir' ? 'dir' : field === 'adapter' ? 'adapter' : 'model');
+        throw new ApiError(
+          /not empty/.test((e as Error).message) ? 'conflict' : 'invalid_request',
+          (e as Error).message,
+          field === 'dir' ? 'dir' : field === 'adapter' ? 'adapter' : 'model',
+        );
       }
       throw e;
     } finally {

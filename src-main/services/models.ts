@@ -8,7 +8,16 @@ import { ApiError } from '../contract/errors';
 import type { Model, ModelReport } from '../contract/models';
 import { handlers, type ServiceContext } from './context';
 import type { Database } from '../storage/database';
-import { deleteModelRow, getModelRow, insertModelRow, listModelRows, modelByPath, modelNameTaken, renameModel, type ModelRow } from '../storage/models-queries';
+import {
+  deleteModelRow,
+  getModelRow,
+  insertModelRow,
+  listModelRows,
+  modelByPath,
+  modelNameTaken,
+  renameModel,
+  type ModelRow,
+} from '../storage/models-queries';
 import { loadHfFolder, saveHfFolder, type HfModel } from '../models/hf-folder';
 import { isVlm } from '../models/config';
 import { vlmFamilyOf } from '../models/registry';
@@ -31,7 +40,8 @@ function folderBytes(dir: string): { bytes: number; files: string[] } {
   const files: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     // a Hub cache snapshot holds symlinks into blobs/: count what they point at
-    if (!e.isFile() && !(e.isSymbolicLink() && statSync(join(dir, e.name), { throwIfNoEntry: false })?.isFile())) continue;
+    if (!e.isFile() && !(e.isSymbolicLink() && statSync(join(dir, e.name), { throwIfNoEntry: false })?.isFile()))
+      continue;
     files.push(e.name);
     bytes += statSync(join(dir, e.name)).size;
   }
@@ -47,16 +57,25 @@ export function reportOf(model: HfModel): ModelReport {
   const v = c.kind === 'text' ? null : c.vision;
   const t = c.kind === 'vision' ? null : c.text;
   const warnings: string[] = [];
-  if (c.kind !== 'vision' && !model.chatTemplate) warnings.push('no chat template in the folder: the built-in LLaVA-1.5 template is used');
-  if (c.kind === 'text') warnings.push('a language model alone cannot see images: compose it with a vision tower first');
+  if (c.kind !== 'vision' && !model.chatTemplate)
+    warnings.push('no chat template in the folder: the built-in LLaVA-1.5 template is used');
+  if (c.kind === 'text')
+    warnings.push('a language model alone cannot see images: compose it with a vision tower first');
   const contrastive = c.kind === 'vision' && (c.modelType === 'clip' || c.modelType === 'siglip');
-  if (contrastive) warnings.push(`a ${c.modelType === 'clip' ? 'CLIP' : 'SigLIP'} model searches images and trains contrastively; to chat, compose its vision tower with a language model`);
-  else if (c.kind === 'vision') warnings.push('a vision tower alone cannot answer: compose it with a language model first');
+  if (contrastive)
+    warnings.push(
+      `a ${c.modelType === 'clip' ? 'CLIP' : 'SigLIP'} model searches images and trains contrastively; to chat, compose its vision tower with a language model`,
+    );
+  else if (c.kind === 'vision')
+    warnings.push('a vision tower alone cannot answer: compose it with a language model first');
   const vlm = isVlm(c);
   if (vlm && model.chatTemplate) {
     // a template that drops image parts would make chat and training run without the image: say so up front
     try {
-      if (!model.chatTemplate.writesImages) warnings.push(`${model.chatTemplate.origin}: the chat template writes nothing for an image, so the model could never see one`);
+      if (!model.chatTemplate.writesImages)
+        warnings.push(
+          `${model.chatTemplate.origin}: the chat template writes nothing for an image, so the model could never see one`,
+        );
     } catch (e) {
       warnings.push((e as Error).message);
     }
@@ -72,9 +91,25 @@ export function reportOf(model: HfModel): ModelReport {
     params,
     bytes,
     files,
-    vision: v ? { modelType: v.modelType, imageSize: v.imageSize, patchSize: v.patchSize, hiddenSize: v.hiddenSize, layers: v.numHiddenLayers } : null,
+    vision: v
+      ? {
+          modelType: v.modelType,
+          imageSize: v.imageSize,
+          patchSize: v.patchSize,
+          hiddenSize: v.hiddenSize,
+          layers: v.numHiddenLayers,
+        }
+      : null,
     text: t
-      ? { modelType: t.modelType, hiddenSize: t.hiddenSize, layers: t.numHiddenLayers, heads: t.numAttentionHeads, kvHeads: t.numKeyValueHeads, vocabSize: t.vocabSize, contextLength: t.maxPositionEmbeddings }
+      ? {
+          modelType: t.modelType,
+          hiddenSize: t.hiddenSize,
+          layers: t.numHiddenLayers,
+          heads: t.numAttentionHeads,
+          kvHeads: t.numKeyValueHeads,
+          vocabSize: t.vocabSize,
+          contextLength: t.maxPositionEmbeddings,
+        }
       : null,
     projector: isVlm(c) ? vlmFamilyOf(c).connectorLabel(c) : null,
     imageTokens: shape ? shape.tokensPerFrame * shape.maxFramesPerImage : null,
@@ -98,7 +133,10 @@ export function audioLlmReport(m: LoadedAudioLlm): ModelReport {
   const { bytes, files } = folderBytes(m.dir);
   const t = c.text;
   const warnings = [AUDIO_LLM_LIMITS];
-  if (!m.chatTemplate) warnings.push('no chat template in the folder: the model cannot chat until one is added (tokenizer_config.json chat_template)');
+  if (!m.chatTemplate)
+    warnings.push(
+      'no chat template in the folder: the model cannot chat until one is added (tokenizer_config.json chat_template)',
+    );
   return {
     path: m.dir,
     modelType: c.modelType,
@@ -108,11 +146,27 @@ export function audioLlmReport(m: LoadedAudioLlm): ModelReport {
     bytes,
     files,
     vision: null,
-    text: { modelType: t.modelType, hiddenSize: t.hiddenSize, layers: t.numHiddenLayers, heads: t.numAttentionHeads, kvHeads: t.numKeyValueHeads, vocabSize: t.vocabSize, contextLength: t.maxPositionEmbeddings },
+    text: {
+      modelType: t.modelType,
+      hiddenSize: t.hiddenSize,
+      layers: t.numHiddenLayers,
+      heads: t.numAttentionHeads,
+      kvHeads: t.numKeyValueHeads,
+      vocabSize: t.vocabSize,
+      contextLength: t.maxPositionEmbeddings,
+    },
     projector: `stack ${c.projector.stackFactor} + ${c.projector.act} MLP`,
     imageTokens: null,
     inputs: ['text', 'audio'],
-    audio: { modelType: 'whisper', melBins: c.audio.numMelBins, hiddenSize: c.audio.dModel, layers: c.audio.numLayers, windowSeconds: m.features.config.chunkLength, stackFactor: c.projector.stackFactor, audioTokens: m.tokensPerClip },
+    audio: {
+      modelType: 'whisper',
+      melBins: c.audio.numMelBins,
+      hiddenSize: c.audio.dModel,
+      layers: c.audio.numLayers,
+      windowSeconds: m.features.config.chunkLength,
+      stackFactor: c.projector.stackFactor,
+      audioTokens: m.tokensPerClip,
+    },
     hasTokenizer: true,
     hasChatTemplate: !!m.chatTemplate,
     hasPreprocessor: true,
@@ -124,7 +178,8 @@ export function audioLlmReport(m: LoadedAudioLlm): ModelReport {
 export function inspectFolder(dir: string, field = 'path'): ModelReport {
   const abs = resolve(dir);
   if (!existsSync(abs)) throw new ApiError('invalid_request', `${abs} does not exist`, field);
-  if (!statSync(abs).isDirectory()) throw new ApiError('invalid_request', `${abs} is not a folder (give the folder holding config.json)`, field);
+  if (!statSync(abs).isDirectory())
+    throw new ApiError('invalid_request', `${abs} is not a folder (give the folder holding config.json)`, field);
   if (chatInputsOf(abs).audio) {
     let m: LoadedAudioLlm;
     try {
@@ -201,8 +256,19 @@ function storedPath(ctx: ServiceContext, dir: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : dir;
 }
 
-function insertModel(ctx: ServiceContext, p: { name: string; kind: Model['kind']; dir: string; report: ModelReport; source?: string; baseModelId?: number | null }): Model {
-  if (modelNameTaken(ctx.db, p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
+function insertModel(
+  ctx: ServiceContext,
+  p: {
+    name: string;
+    kind: Model['kind'];
+    dir: string;
+    report: ModelReport;
+    source?: string;
+    baseModelId?: number | null;
+  },
+): Model {
+  if (modelNameTaken(ctx.db, p.name))
+    throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
   const id = insertModelRow(ctx.db, {
     name: p.name,
     kind: p.kind,
@@ -219,7 +285,12 @@ function insertModel(ctx: ServiceContext, p: { name: string; kind: Model['kind']
 
 /** A folder name for something Lenslab writes into <data>/models. */
 function modelsDir(ctx: ServiceContext, name: string): string {
-  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'model';
+  const slug =
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 60) || 'model';
   let dir = join(ctx.dataDir, 'models', slug);
   for (let i = 2; existsSync(dir); i++) dir = join(ctx.dataDir, 'models', `${slug}-${i}`);
   return dir;
@@ -228,7 +299,8 @@ function modelsDir(ctx: ServiceContext, name: string): string {
 function requireEmptyDir(dir: string, overwrite: boolean | undefined, field: string): void {
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new ApiError('invalid_request', `${dir} is a file, not a folder`, field);
-    if (readdirSync(dir).length > 0 && !overwrite) throw new ApiError('conflict', `${dir} is not empty (choose an empty folder or allow overwriting)`, field);
+    if (readdirSync(dir).length > 0 && !overwrite)
+      throw new ApiError('conflict', `${dir} is not empty (choose an empty folder or allow overwriting)`, field);
   }
 }
 
@@ -274,24 +346,36 @@ export const modelsHandlers = handlers({
     return { model: insertModel(ctx, { name, kind: 'base', dir, report, source: 'demo' }), report, created: true };
   },
   'models.compose': (p, ctx) => {
-    if (modelNameTaken(ctx.db, p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
+    if (modelNameTaken(ctx.db, p.name))
+      throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
     inspectFolder(p.visionPath, 'visionPath');
     inspectFolder(p.textPath, 'textPath');
     const out = modelsDir(ctx, p.name);
     let added = false;
     try {
-      const r = composeLlava({ visionDir: resolve(p.visionPath), textDir: resolve(p.textPath), outDir: out, projectorType: p.projectorType, seed: p.seed });
+      const r = composeLlava({
+        visionDir: resolve(p.visionPath),
+        textDir: resolve(p.textPath),
+        outDir: out,
+        projectorType: p.projectorType,
+        seed: p.seed,
+      });
       added = r.addedImageToken;
     } catch (e) {
       rmSync(out, { recursive: true, force: true });
       toApi(e, /vision/i.test((e as Error).message) ? 'visionPath' : 'textPath');
     }
     const report = inspectFolder(out);
-    return { model: insertModel(ctx, { name: p.name, kind: 'base', dir: out, report, source: 'composed' }), report, addedImageToken: added };
+    return {
+      model: insertModel(ctx, { name: p.name, kind: 'base', dir: out, report, source: 'composed' }),
+      report,
+      addedImageToken: added,
+    };
   },
   'models.update': (p, ctx) => {
     const row = getRow(ctx.db, p.id);
-    if (p.name !== row.name && modelNameTaken(ctx.db, p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
+    if (p.name !== row.name && modelNameTaken(ctx.db, p.name))
+      throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
     renameModel(ctx.db, p.id, p.name);
     ctx.emit('models.changed', { kind: 'updated', id: p.id });
     return toModel(ctx, getRow(ctx.db, p.id));
@@ -300,7 +384,12 @@ export const modelsHandlers = handlers({
     const row = getRow(ctx.db, p.id);
     const dir = resolve(absPath(ctx, row.path));
     const inside = isManaged(ctx, dir);
-    if (p.deleteFiles && !inside) throw new ApiError('invalid_request', `${dir} was not created by Lenslab (it is outside the data folder): delete it yourself`, 'deleteFiles');
+    if (p.deleteFiles && !inside)
+      throw new ApiError(
+        'invalid_request',
+        `${dir} was not created by Lenslab (it is outside the data folder): delete it yourself`,
+        'deleteFiles',
+      );
     deleteModelRow(ctx.db, p.id);
     let filesDeleted = false;
     if (p.deleteFiles && inside) {
@@ -326,7 +415,8 @@ export const modelsHandlers = handlers({
     return { dir, files, bytes };
   },
   'models.merge': (p, ctx) => {
-    if (modelNameTaken(ctx.db, p.name)) throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
+    if (modelNameTaken(ctx.db, p.name))
+      throw new ApiError('conflict', `a model named "${p.name}" already exists`, 'name');
     let baseDir: string;
     let baseId: number | null = null;
     if ('id' in p.model) {
@@ -346,7 +436,17 @@ export const modelsHandlers = handlers({
         toApi(e, e instanceof ContrastiveAdapterError ? 'adapter' : 'model');
       }
       const report = inspectFolder(out);
-      return { model: insertModel(ctx, { name: p.name, kind: 'merged', dir: out, report, source: 'merged', baseModelId: baseId }), report };
+      return {
+        model: insertModel(ctx, {
+          name: p.name,
+          kind: 'merged',
+          dir: out,
+          report,
+          source: 'merged',
+          baseModelId: baseId,
+        }),
+        report,
+      };
     }
     let base: HfModel;
     try {
@@ -377,6 +477,16 @@ export const modelsHandlers = handlers({
       base.close();
     }
     const report = inspectFolder(out);
-    return { model: insertModel(ctx, { name: p.name, kind: 'merged', dir: out, report, source: 'merged', baseModelId: baseId }), report };
+    return {
+      model: insertModel(ctx, {
+        name: p.name,
+        kind: 'merged',
+        dir: out,
+        report,
+        source: 'merged',
+        baseModelId: baseId,
+      }),
+      report,
+    };
   },
 });

@@ -23,7 +23,8 @@ export const runsManageHandlers = handlers({
   },
   'runs.rename': (p, ctx) => {
     requireRun(ctx, p.id);
-    if (runNameTaken(ctx.db, p.name, p.id)) throw new ApiError('conflict', `a run named "${p.name}" already exists`, 'name');
+    if (runNameTaken(ctx.db, p.name, p.id))
+      throw new ApiError('conflict', `a run named "${p.name}" already exists`, 'name');
     renameRun(ctx.db, p.id, p.name);
     const r = toRun(requireRun(ctx, p.id));
     ctx.emit('runs.status', { runId: r.id, status: r.status });
@@ -38,11 +39,17 @@ export const runsManageHandlers = handlers({
   },
   'runs.delete': (p, ctx) => {
     const r = requireRun(ctx, p.id);
-    if (r.status === 'queued' || r.status === 'running') throw new ApiError('conflict', `run "${r.name}" is ${r.status}: pause or cancel it before deleting it`, 'id');
+    if (r.status === 'queued' || r.status === 'running')
+      throw new ApiError('conflict', `run "${r.name}" is ${r.status}: pause or cancel it before deleting it`, 'id');
     const outDir = loadJobSpec(ctx.db, p.id)?.outDir ?? null;
     const folder = outDir ? resolve(outDir) : null;
     const managed = folder !== null && folder.startsWith(resolve(ctx.dataDir, 'runs') + sep);
-    if (p.deleteFiles && folder && !managed) throw new ApiError('invalid_request', `${folder} is outside the data folder (a --out folder you chose): delete it yourself`, 'deleteFiles');
+    if (p.deleteFiles && folder && !managed)
+      throw new ApiError(
+        'invalid_request',
+        `${folder} is outside the data folder (a --out folder you chose): delete it yourself`,
+        'deleteFiles',
+      );
     deleteRun(ctx.db, p.id);
     let filesDeleted = false;
     if (p.deleteFiles && folder && managed && existsSync(folder)) {

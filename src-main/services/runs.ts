@@ -78,7 +78,8 @@ export function toTrainingError(e: unknown, fallbackField = 'hparams'): unknown 
     const f = e.issues.find((i) => i.field)?.field;
     return new ApiError('invalid_request', e.message, f ? `hparams.${f}` : 'hparams');
   }
-  if (e instanceof SampleError) return new ApiError('invalid_request', `the data does not fit the model: ${e.message}`, 'data');
+  if (e instanceof SampleError)
+    return new ApiError('invalid_request', `the data does not fit the model: ${e.message}`, 'data');
   if (e instanceof VlmCheckError) return new ApiError('invalid_request', e.message, e.field);
   if (e instanceof MemoryRefusalError) return new ApiError('invalid_request', e.message, 'hparams');
   if (e instanceof Error) return new ApiError('invalid_request', e.message, fallbackField);
@@ -98,7 +99,16 @@ function toMemory(m: MemoryEstimate): MemoryEstimateData {
  * The run check (training/vlm-config.ts checkVlmRun: model + tokenizer loaded, every sample rendered and tokenized,
  * plan, memory estimate) runs in the backend's worker thread (services/work.ts), never on this event loop.
  */
-async function checkVlm(ctx: ServiceContext, p: { model: { id: number } | { path: string }; data: { datasetId: number; trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' }; hparams: Record<string, unknown>; evalMaxItems?: number }, refuseMemory: boolean) {
+async function checkVlm(
+  ctx: ServiceContext,
+  p: {
+    model: { id: number } | { path: string };
+    data: { datasetId: number; trainSplit: 'train' | 'val' | 'test'; evalSplit: 'train' | 'val' | 'test' };
+    hparams: Record<string, unknown>;
+    evalMaxItems?: number;
+  },
+  refuseMemory: boolean,
+) {
   const model = resolveModel(ctx, p.model);
   requireNotAudioLlm(model.dir, 'a training job from the app', 'id' in p.model ? 'model.id' : 'model.path');
   requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
@@ -145,19 +155,38 @@ function toCheckpoint(r: ReturnType<typeof listCheckpointRows>[number]): Checkpo
   } catch {
     /* shown as {} */
   }
-  return { id: r.id, runId: r.run_id, step: r.step, kind: r.kind, path: r.path, bytes: r.bytes, metrics, createdAt: r.created_at };
+  return {
+    id: r.id,
+    runId: r.run_id,
+    step: r.step,
+    kind: r.kind,
+    path: r.path,
+    bytes: r.bytes,
+    metrics,
+    createdAt: r.created_at,
+  };
 }
 
 type StartParams = ParsedParams<'runs.start'>;
 
 /** runs.start for a CLIP / SigLIP model: the 'contrastive' trainer on the dataset's image-caption pairs. */
-async function startContrastive(ctx: ServiceContext, p: StartParams, model: { dir: string; modelId: number | null }, lock: FolderLock | null, lockFolder: (dir: string) => FolderLock) {
+async function startContrastive(
+  ctx: ServiceContext,
+  p: StartParams,
+  model: { dir: string; modelId: number | null },
+  lock: FolderLock | null,
+  lockFolder: (dir: string) => FolderLock,
+) {
   let plan: ReturnType<typeof planContrastiveRun>;
   let hp!: Hparams;
   let snapshot: ReturnType<typeof snapshotDataset>;
   try {
     if (p.outDir && folderEntries(resolve(p.outDir)).length > 0)
-      throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
+      throw new ApiError(
+        'invalid_request',
+        `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`,
+        'outDir',
+      );
     requireDataset(ctx.db, p.data.datasetId, 'data.datasetId');
     snapshot = snapshotDataset(ctx.db, ctx.dataDir, p.data.datasetId);
     try {
@@ -174,11 +203,22 @@ async function startContrastive(ctx: ServiceContext, p: StartParams, model: { di
     name: p.name ?? `contrastive ${plan.options.method} on ${snapshot.source.name}`,
     modelId: model.modelId,
     datasetId: p.data.datasetId,
-    config: { trainer: 'contrastive', model: p.model, data: p.data, hparams: hp, contrastive: plan.options, autoSplit: snapshot.autoSplit },
+    config: {
+      trainer: 'contrastive',
+      model: p.model,
+      data: p.data,
+      hparams: hp,
+      contrastive: plan.options,
+      autoSplit: snapshot.autoSplit,
+    },
     totalSteps: plan.totalSteps,
   });
   const outDir = p.outDir ? resolve(p.outDir) : join(ctx.dataDir, 'runs', String(run.id));
-  const spec: JobSpec = { trainer: 'contrastive', outDir, config: contrastiveJobConfig(model.dir, join(outDir, 'data.json'), p.data, hp, plan) };
+  const spec: JobSpec = {
+    trainer: 'contrastive',
+    outDir,
+    config: contrastiveJobConfig(model.dir, join(outDir, 'data.json'), p.data, hp, plan),
+  };
   try {
     lock ??= lockFolder(outDir);
     writeSnapshot(join(outDir, 'data.json'), snapshot);
@@ -202,7 +242,12 @@ export const runsHandlers = handlers({
     const { check } = await checkVlm(ctx, p, false);
     return {
       memory: toMemory(check.memory),
-      plan: { ...check.plan, trainSamples: check.trainSamples, evalSamples: check.evalSamples, longestSample: check.longestSample },
+      plan: {
+        ...check.plan,
+        trainSamples: check.trainSamples,
+        evalSamples: check.evalSamples,
+        longestSample: check.longestSample,
+      },
       refusal: memoryRefusal(check.memory),
     };
   },
@@ -231,7 +276,11 @@ export const runsHandlers = handlers({
     let checked: Awaited<ReturnType<typeof checkVlm>>;
     try {
       if (p.outDir && folderEntries(resolve(p.outDir)).length > 0)
-        throw new ApiError('invalid_request', `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`, 'outDir');
+        throw new ApiError(
+          'invalid_request',
+          `run folder ${resolve(p.outDir)} is not empty; give an empty or new folder`,
+          'outDir',
+        );
       checked = await checkVlm(ctx, p, true);
     } catch (e) {
       lock?.release();
@@ -273,7 +322,8 @@ export const runsHandlers = handlers({
   'runs.pause': async (p, ctx) => {
     requireRun(ctx.db, p.id);
     const { runner } = ctx.training;
-    if (!runner.isActive(p.id)) throw new ApiError('conflict', `run ${p.id} is ${getRun(ctx.db, p.id)!.status}, not running`, 'id');
+    if (!runner.isActive(p.id))
+      throw new ApiError('conflict', `run ${p.id} is ${getRun(ctx.db, p.id)!.status}, not running`, 'id');
     await runner.pause(p.id);
     return toRun(requireRun(ctx.db, p.id));
   },
@@ -306,6 +356,10 @@ export const runsHandlers = handlers({
     const spec = loadJobSpec(ctx.db, p.id);
     const fin = spec ? finalDir(spec.outDir) : null;
     const has = !!fin && existsSync(fin);
-    return { checkpoints: listCheckpointRows(ctx.db, p.id).map(toCheckpoint), finalDir: has ? fin : null, finalBytes: has ? folderBytes(fin) : null };
+    return {
+      checkpoints: listCheckpointRows(ctx.db, p.id).map(toCheckpoint),
+      finalDir: has ? fin : null,
+      finalBytes: has ? folderBytes(fin) : null,
+    };
   },
 });

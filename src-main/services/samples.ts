@@ -14,11 +14,24 @@ export const samplesHandlers = handlers({
     const family = p.family ?? 'shapes';
     const count = p.count ?? 1200;
     const name = sampleName(family);
-    const list = (await datasetsHandlers['datasets.list']({}, ctx)) as { datasets: Array<{ id: number; name: string; itemCount: number }> };
+    const list = (await datasetsHandlers['datasets.list']({}, ctx)) as {
+      datasets: Array<{ id: number; name: string; itemCount: number }>;
+    };
     const existing = list.datasets.find((d) => d.name === name && d.itemCount > 0);
     if (existing) {
-      const n = async (split: 'train' | 'val' | 'test') => ((await datasetIoHandlers['items.list']({ datasetId: existing.id, limit: 1, split } as never, ctx)) as { total: number }).total;
-      return { datasetId: existing.id, name, items: existing.itemCount, counts: { train: await n('train'), val: await n('val'), test: await n('test') }, created: false };
+      const n = async (split: 'train' | 'val' | 'test') =>
+        (
+          (await datasetIoHandlers['items.list']({ datasetId: existing.id, limit: 1, split } as never, ctx)) as {
+            total: number;
+          }
+        ).total;
+      return {
+        datasetId: existing.id,
+        name,
+        items: existing.itemCount,
+        counts: { train: await n('train'), val: await n('val'), test: await n('test') },
+        created: false,
+      };
     }
     const dir = join(ctx.dataDir, 'samples', `icons-${family}-${count}`);
     if (!existsSync(join(dir, 'vqa.jsonl'))) {
@@ -27,7 +40,16 @@ export const samplesHandlers = handlers({
     }
     // vqa.jsonl only: llava.json holds the same questions (importing both would double every sample)
     const imp = await datasetIoHandlers['datasets.import']({ path: join(dir, 'vqa.jsonl'), dataset: name }, ctx);
-    const split = await datasetIoHandlers['datasets.split']({ datasetId: imp.datasetId, seed: 0, train: 0.8, val: 0.2, test: 0 }, ctx);
-    return { datasetId: imp.datasetId, name, items: split.counts.train + split.counts.val + split.counts.test, counts: split.counts, created: true };
+    const split = await datasetIoHandlers['datasets.split'](
+      { datasetId: imp.datasetId, seed: 0, train: 0.8, val: 0.2, test: 0 },
+      ctx,
+    );
+    return {
+      datasetId: imp.datasetId,
+      name,
+      items: split.counts.train + split.counts.val + split.counts.test,
+      counts: split.counts,
+      created: true,
+    };
   },
 });

@@ -14,5 +14,9 @@ export const systemHandlers = handlers({
     host: ctx.host,
     modelTypes: vlmModelTypes(),
   }),
-  'system.ping': (p) => ({ pong: true as const, ...(p.echo === undefined ? {} : { echo: p.echo }), time: new Date().toISOString() }),
+  'system.ping': (p) => ({
+    pong: true as const,
+    ...(p.echo === undefined ? {} : { echo: p.echo }),
+    time: new Date().toISOString(),
+  }),
 });

@@ -25,7 +25,8 @@ export function jobRunnerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): J
   };
 }
 
-const finite = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Number.isFinite(v) ? v : null]));
+const finite = (m: Record<string, number>) =>
+  Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Number.isFinite(v) ? v : null]));
 
 /**
  * runs.progress goes out at most once per this many ms per run, carrying every step finished since the last one.
@@ -63,7 +64,13 @@ export class ProgressBatcher {
     this.pending.delete(runId);
     this.lastSent.set(runId, Date.now());
     const last = p.points[p.points.length - 1];
-    this.ctx.emit('runs.progress', { runId, step: last.step, totalSteps: p.totalSteps, metrics: last.metrics, points: p.points });
+    this.ctx.emit('runs.progress', {
+      runId,
+      step: last.step,
+      totalSteps: p.totalSteps,
+      metrics: last.metrics,
+      points: p.points,
+    });
   }
 
   /** A run stopped: its next progress (after a resume) goes out at once. */
@@ -138,7 +145,15 @@ export class TrainingRuntime {
     jobs: JobProcessOptions = jobRunnerOptionsFromEnv(),
   ) {
     // jobs compile into the data directory's graph cache, the one chat and evaluations use
-    this.runner = new JobRunner({ db: ctx.db, ...jobs, env: { ...(jobs.env ?? process.env), [GRAPH_CACHE_ENV]: graphCacheDirOf(ctx.dataDir), [FEATURE_CACHE_ENV]: featureCacheDirOf(ctx.dataDir) } });
+    this.runner = new JobRunner({
+      db: ctx.db,
+      ...jobs,
+      env: {
+        ...(jobs.env ?? process.env),
+        [GRAPH_CACHE_ENV]: graphCacheDirOf(ctx.dataDir),
+        [FEATURE_CACHE_ENV]: featureCacheDirOf(ctx.dataDir),
+      },
+    });
     const batcher = new ProgressBatcher(ctx);
     const unsubscribe = this.runner.subscribe((e) => {
       try {
@@ -157,7 +172,8 @@ export class TrainingRuntime {
   recover(): number[] {
     // evaluations whose backend process is gone will never finish
     for (const r of runningEvaluations(this.ctx.db))
-      if (r.pid !== process.pid && (r.pid === null || !pidAlive(r.pid))) failEvaluation(this.ctx.db, r.id, 'the process running it stopped', 'interrupted');
+      if (r.pid !== process.pid && (r.pid === null || !pidAlive(r.pid)))
+        failEvaluation(this.ctx.db, r.id, 'the process running it stopped', 'interrupted');
     return this.runner.recover();
   }
 

@@ -15,7 +15,17 @@
 // SampleError, VlmCheckError, MemoryRefusalError), so the services map them to the same typed API errors.
 // Where the worker entry is not on disk (a bundle without it) or `inProcess` is set, the same work runs in this
 // thread (WorkLocal). This file is also the worker's entry (built as backend-worker.js, electron.vite.config.ts).
-import { keepItems, keptItems, nearDuplicateImages, searchImages, type EmbedOptions, type NearDuplicateImage, type SearchItem, type SearchOptions, type SearchResult } from '../datasets/embedding-search';
+import {
+  keepItems,
+  keptItems,
+  nearDuplicateImages,
+  searchImages,
+  type EmbedOptions,
+  type NearDuplicateImage,
+  type SearchItem,
+  type SearchOptions,
+  type SearchResult,
+} from '../datasets/embedding-search';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SHARE_ENV, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -31,7 +41,22 @@ import { measureLengths, type ItemLengths, type LengthItem } from '../datasets/l
 import type { ConversationOptions } from '../datasets/conversation';
 import { exportGguf, GgufExportError, type GgufExportOptions, type GgufExportReport } from '../export/gguf/export';
 import { ApiError } from '../contract/errors';
-import { embedFolder, evaluateContrastiveFolder, generateBlip, scoreFolder, trainFolder, type EmbedOutput, type EvaluateOutput, type FolderEvaluateInput, type FolderGenerateInput, type FolderScoreInput, type FolderTrainInput, type GenerateOutput, type ScoreOutput, type TrainOutput } from './inference-work';
+import {
+  embedFolder,
+  evaluateContrastiveFolder,
+  generateBlip,
+  scoreFolder,
+  trainFolder,
+  type EmbedOutput,
+  type EvaluateOutput,
+  type FolderEvaluateInput,
+  type FolderGenerateInput,
+  type FolderScoreInput,
+  type FolderTrainInput,
+  type GenerateOutput,
+  type ScoreOutput,
+  type TrainOutput,
+} from './inference-work';
 
 export type GgufExportInput = Omit<GgufExportOptions, 'onProgress'>;
 export type EmbedInput = Omit<FolderScoreInput, 'cacheDir'>;
@@ -82,7 +107,10 @@ export interface WorkHost {
   lintLengths(input: LintLengthsInput): Promise<LintLengthsResult>;
   exportGguf(input: GgufExportInput, hooks?: WorkHooks): Promise<GgufExportReport>;
   embeddingSearch(input: EmbeddingSearchInput, hooks?: WorkHooks): Promise<EmbeddingSearchOutput>;
-  nearDuplicateImages(input: NearDuplicateImagesInput, hooks?: WorkHooks): Promise<{ items: NearDuplicateImage[]; embedded: number }>;
+  nearDuplicateImages(
+    input: NearDuplicateImagesInput,
+    hooks?: WorkHooks,
+  ): Promise<{ items: NearDuplicateImage[]; embedded: number }>;
   score(input: FolderScoreInput, hooks?: WorkHooks): Promise<ScoreOutput>;
   generateBlip(input: FolderGenerateInput, hooks?: WorkHooks): Promise<GenerateOutput>;
   evaluateContrastive(input: FolderEvaluateInput, hooks?: WorkHooks): Promise<EvaluateOutput>;
@@ -161,7 +189,10 @@ export class WorkLocal implements WorkHost {
     r.items.forEach((it, i) => ((ids[i] = it.itemId), (scores[i] = it.score)));
     return { ids, scores, embedded: r.embedded, cached: r.cached };
   }
-  nearDuplicateImages(input: NearDuplicateImagesInput, hooks: WorkHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
+  nearDuplicateImages(
+    input: NearDuplicateImagesInput,
+    hooks: WorkHooks = {},
+  ): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
     return nearDuplicateImages(input.dataDir, input.items, input.options, input.threshold, hooks);
   }
   score(input: FolderScoreInput, hooks: WorkHooks = {}): Promise<ScoreOutput> {
@@ -192,7 +223,8 @@ interface WireError {
 
 function toWire(e: unknown): WireError {
   const fields: Record<string, unknown> = {};
-  if (e && typeof e === 'object') for (const [k, v] of Object.entries(e)) if (k !== 'name' && k !== 'message' && k !== 'stack') fields[k] = v;
+  if (e && typeof e === 'object')
+    for (const [k, v] of Object.entries(e)) if (k !== 'name' && k !== 'message' && k !== 'stack') fields[k] = v;
   return { name: errorName(e), message: e instanceof Error ? e.message : String(e), fields };
 }
 
@@ -315,7 +347,10 @@ export class WorkThread extends WorkerHost<WorkHooks, FromWorker> implements Wor
   embeddingSearch(input: EmbeddingSearchInput, hooks: WorkHooks = {}): Promise<EmbeddingSearchOutput> {
     return this.call({ op: 'embeddingSearch', input }, hooks);
   }
-  nearDuplicateImages(input: NearDuplicateImagesInput, hooks: WorkHooks = {}): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
+  nearDuplicateImages(
+    input: NearDuplicateImagesInput,
+    hooks: WorkHooks = {},
+  ): Promise<{ items: NearDuplicateImage[]; embedded: number }> {
     return this.call({ op: 'nearDuplicateImages', input }, hooks);
   }
   score(input: FolderScoreInput, hooks: WorkHooks = {}): Promise<ScoreOutput> {
@@ -344,7 +379,8 @@ function runWorker(): void {
       port.postMessage(m);
     } catch (e) {
       // a result or error field that cannot be cloned: answer with the message alone
-      if (m.t === 'done' || m.t === 'error') port.postMessage({ t: 'error', rid: m.rid, error: { ...toWire(e), fields: {} } } satisfies FromWorker);
+      if (m.t === 'done' || m.t === 'error')
+        port.postMessage({ t: 'error', rid: m.rid, error: { ...toWire(e), fields: {} } } satisfies FromWorker);
       else throw e;
     }
   };
@@ -381,7 +417,8 @@ function runWorker(): void {
         if (m.op === 'score') return local.score(m.input, hooks);
         if (m.op === 'generateBlip') return local.generateBlip(m.input, hooks);
         if (m.op === 'evaluateContrastive') return local.evaluateContrastive(m.input, hooks);
-        if (m.op === 'trainFolder') return local.trainFolder(m.input, { ...hooks, onStep: (s) => send({ t: 'step', rid: m.rid, ...s }) });
+        if (m.op === 'trainFolder')
+          return local.trainFolder(m.input, { ...hooks, onStep: (s) => send({ t: 'step', rid: m.rid, ...s }) });
         return local.evaluate(m.input, hooks);
       };
       const done = run()

@@ -29,7 +29,8 @@ export interface MessageRow {
   created_at: string;
 }
 
-const CHAT_SELECT = 'SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id) AS message_count FROM chats c';
+const CHAT_SELECT =
+  'SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id) AS message_count FROM chats c';
 
 export function getChatRow(db: Database, id: number): ChatRow | undefined {
   return db.prepare(`${CHAT_SELECT} WHERE c.id = ?`).get(id) as ChatRow | undefined;
@@ -45,23 +46,69 @@ export function chatMessages(db: Database, chatId: number): MessageRow[] {
 }
 
 /** Append a message at the chat's next position; the chat's updated_at moves. */
-export function insertMessage(db: Database, m: { chatId: number; role: ChatRole; content: string; imageHash?: string | null; imageExt?: string | null; audioHash?: string | null; audioExt?: string | null; stats?: Record<string, unknown> }): MessageRow {
-  const pos = (db.prepare('SELECT COALESCE(MAX(position) + 1, 0) AS p FROM messages WHERE chat_id = ?').get(m.chatId) as { p: number }).p;
+export function insertMessage(
+  db: Database,
+  m: {
+    chatId: number;
+    role: ChatRole;
+    content: string;
+    imageHash?: string | null;
+    imageExt?: string | null;
+    audioHash?: string | null;
+    audioExt?: string | null;
+    stats?: Record<string, unknown>;
+  },
+): MessageRow {
+  const pos = (
+    db.prepare('SELECT COALESCE(MAX(position) + 1, 0) AS p FROM messages WHERE chat_id = ?').get(m.chatId) as {
+      p: number;
+    }
+  ).p;
   const now = nowIso();
   const info = db
-    .prepare('INSERT INTO messages (chat_id, role, content, image_hash, image_ext, audio_hash, audio_ext, position, stats_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-    .run(m.chatId, m.role, m.content, m.imageHash ?? null, m.imageExt ?? null, m.audioHash ?? null, m.audioExt ?? null, pos, JSON.stringify(m.stats ?? {}), now);
+    .prepare(
+      'INSERT INTO messages (chat_id, role, content, image_hash, image_ext, audio_hash, audio_ext, position, stats_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    )
+    .run(
+      m.chatId,
+      m.role,
+      m.content,
+      m.imageHash ?? null,
+      m.imageExt ?? null,
+      m.audioHash ?? null,
+      m.audioExt ?? null,
+      pos,
+      JSON.stringify(m.stats ?? {}),
+      now,
+    );
   touchChat(db, m.chatId, now);
   return db.prepare('SELECT * FROM messages WHERE id = ?').get(info.lastInsertRowid) as MessageRow;
 }
 
-export function insertChat(db: Database, c: { title: string; modelId: number | null; settings: Record<string, unknown> }): number {
+export function insertChat(
+  db: Database,
+  c: { title: string; modelId: number | null; settings: Record<string, unknown> },
+): number {
   const now = nowIso();
-  return Number(db.prepare('INSERT INTO chats (title, model_id, settings_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(c.title, c.modelId, JSON.stringify(c.settings), now, now).lastInsertRowid);
+  return Number(
+    db
+      .prepare('INSERT INTO chats (title, model_id, settings_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
+      .run(c.title, c.modelId, JSON.stringify(c.settings), now, now).lastInsertRowid,
+  );
 }
 
-export function updateChatSettings(db: Database, id: number, modelId: number | null, settings: Record<string, unknown>): void {
-  db.prepare('UPDATE chats SET settings_json = ?, model_id = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(settings), modelId, nowIso(), id);
+export function updateChatSettings(
+  db: Database,
+  id: number,
+  modelId: number | null,
+  settings: Record<string, unknown>,
+): void {
+  db.prepare('UPDATE chats SET settings_json = ?, model_id = ?, updated_at = ? WHERE id = ?').run(
+    JSON.stringify(settings),
+    modelId,
+    nowIso(),
+    id,
+  );
 }
 
 export function renameChat(db: Database, id: number, title: string): void {

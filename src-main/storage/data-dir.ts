@@ -3,7 +3,10 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-export function defaultDataDir(platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env): string {
+export function defaultDataDir(
+  platform: NodeJS.Platform = process.platform,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const home = homedir();
   if (platform === 'win32') return join(env.APPDATA || join(home, 'AppData', 'Roaming'), 'Lenslab');
   if (platform === 'darwin') return join(home, 'Library', 'Application Support', 'Lenslab');

@@ -57,7 +57,11 @@ export function storageReason(err: unknown): string {
 /** Whether an error means the path cannot be written (as opposed to a bug or a corrupt file). */
 export function isNotWritable(err: unknown): boolean {
   const code = (err as { code?: string }).code ?? '';
-  return ['EACCES', 'EPERM', 'EROFS'].includes(code) || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN');
+  return (
+    ['EACCES', 'EPERM', 'EROFS'].includes(code) ||
+    code.startsWith('SQLITE_READONLY') ||
+    code.startsWith('SQLITE_CANTOPEN')
+  );
 }
 
 /** A StorageError "<what> <path>: <reason>" (and where, when the failing path is another one). */
@@ -65,7 +69,9 @@ export function storageError(what: string, path: string, err: unknown): StorageE
   if (err instanceof StorageError) return err;
   const at = (err as { path?: string }).path;
   const where = at && at !== path ? ` at ${at}` : '';
-  return new StorageError(`${what} ${path}: ${storageReason(err)}${where}`, path, (err as { code?: string }).code, { cause: err });
+  return new StorageError(`${what} ${path}: ${storageReason(err)}${where}`, path, (err as { code?: string }).code, {
+    cause: err,
+  });
 }
 
 /** Snapshot folders behind read-only connections, removed by closeDatabase. */
@@ -127,7 +133,10 @@ export function openDatabase(file: string, options: OpenOptions = {}): Database 
 /** The most precise StorageError for a database that cannot be written: the folder, the file, or SQLite's reason. */
 function notWritable(file: string, err: unknown): StorageError {
   if (isNotWritable(err)) {
-    for (const [what, path] of [['cannot write the data folder', dirname(file)], ['cannot write the database', file]] as const) {
+    for (const [what, path] of [
+      ['cannot write the data folder', dirname(file)],
+      ['cannot write the database', file],
+    ] as const) {
       try {
         accessSync(path, constants.W_OK);
       } catch (e) {
@@ -139,15 +148,29 @@ function notWritable(file: string, err: unknown): StorageError {
 }
 
 function openReadonly(file: string, options: OpenOptions, list: Migration[]): Database {
-  if (file !== ':memory:' && !existsSync(file)) throw new StorageError(`no Lenslab database at ${file} yet (it is created by the first command that writes)`, file, 'ENOENT');
+  if (file !== ':memory:' && !existsSync(file))
+    throw new StorageError(
+      `no Lenslab database at ${file} yet (it is created by the first command that writes)`,
+      file,
+      'ENOENT',
+    );
   const open = (path: string) => {
-    const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true, ...(options.nativeBinding ? { nativeBinding: options.nativeBinding } : {}) });
+    const db = new BetterSqlite3(path, {
+      readonly: true,
+      fileMustExist: true,
+      ...(options.nativeBinding ? { nativeBinding: options.nativeBinding } : {}),
+    });
     try {
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       db.pragma('foreign_keys = ON');
       const latest = Math.max(0, ...list.map((m) => m.version));
       const have = readVersion(db);
-      if (have < latest) throw new StorageError(`the database ${file} has schema version ${have}, this Lenslab needs ${latest}; open it once where it can be written to upgrade it`, file, undefined);
+      if (have < latest)
+        throw new StorageError(
+          `the database ${file} has schema version ${have}, this Lenslab needs ${latest}; open it once where it can be written to upgrade it`,
+          file,
+          undefined,
+        );
       return db;
     } catch (err) {
       db.close();
@@ -158,7 +181,8 @@ function openReadonly(file: string, options: OpenOptions, list: Migration[]): Da
     return open(file);
   } catch (err) {
     if (err instanceof StorageError) throw err;
-    if (!isNotWritable(err) && (err as { code?: string }).code !== 'SQLITE_IOERR_LOCK') throw storageError('cannot read the database', file, err);
+    if (!isNotWritable(err) && (err as { code?: string }).code !== 'SQLITE_IOERR_LOCK')
+      throw storageError('cannot read the database', file, err);
   }
   // The folder cannot be written, so SQLite cannot create the WAL index: read a snapshot.
   let dir: string;
@@ -216,7 +240,8 @@ export function migrate(db: Database, list: Migration[]): number[] {
   const sorted = [...list].sort((a, b) => a.version - b.version);
   const seen = new Set<number>();
   for (const m of sorted) {
-    if (!Number.isInteger(m.version) || m.version < 1) throw new Error(`migration ${m.name}: version must be a positive integer, got ${m.version}`);
+    if (!Number.isInteger(m.version) || m.version < 1)
+      throw new Error(`migration ${m.name}: version must be a positive integer, got ${m.version}`);
     if (seen.has(m.version)) throw new Error(`migration version ${m.version} is defined twice (${m.name})`);
     seen.add(m.version);
   }
@@ -230,14 +255,20 @@ export function migrate(db: Database, list: Migration[]): number[] {
     const run = db.transaction(() => {
       if (done.get(m.version)) return false;
       m.up(db);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, nowIso());
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        nowIso(),
+      );
       return true;
     });
     let ran: boolean;
     try {
       ran = run.immediate();
     } catch (err) {
-      throw new Error(`migration ${String(m.version).padStart(4, '0')}-${m.name} failed: ${(err as Error).message}`, { cause: err });
+      throw new Error(`migration ${String(m.version).padStart(4, '0')}-${m.name} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     if (ran) applied.push(m.version);
   }

@@ -61,9 +61,11 @@ export function deleteDataset(db: Database, id: number): boolean {
 
 /** The dataset most recently imported from `source` (an absolute path), if it still exists. */
 export function datasetImportedFrom(db: Database, source: string): { id: number; name: string } | undefined {
-  return db.prepare('SELECT i.dataset_id AS id, d.name FROM imports i JOIN datasets d ON d.id = i.dataset_id WHERE i.source = ? ORDER BY i.id DESC LIMIT 1').get(source) as
-    | { id: number; name: string }
-    | undefined;
+  return db
+    .prepare(
+      'SELECT i.dataset_id AS id, d.name FROM imports i JOIN datasets d ON d.id = i.dataset_id WHERE i.source = ? ORDER BY i.id DESC LIMIT 1',
+    )
+    .get(source) as { id: number; name: string } | undefined;
 }
 
 /** A dataset's id and name alone (no counts); undefined when no such dataset. */
@@ -81,7 +83,9 @@ export function datasetNameExists(db: Database, name: string): boolean {
 
 /** An annotation's kind and the dataset its item belongs to. */
 export function annotationOwner(db: Database, annotationId: number): { kind: string; datasetId: number } | undefined {
-  return db.prepare('SELECT a.kind, i.dataset_id AS datasetId FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.id = ?').get(annotationId) as
-    | { kind: string; datasetId: number }
-    | undefined;
+  return db
+    .prepare(
+      'SELECT a.kind, i.dataset_id AS datasetId FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.id = ?',
+    )
+    .get(annotationId) as { kind: string; datasetId: number } | undefined;
 }

@@ -74,7 +74,15 @@ export function createEvaluation(db: Database, e: NewEvaluation): number {
       `INSERT INTO evaluations (run_id, checkpoint_id, model_id, dataset_id, split, config_json, status, created_at)
        VALUES (?, ?, ?, ?, ?, ?, 'running', ?)`,
     )
-    .run(e.runId ?? null, e.checkpointId ?? null, e.modelId ?? null, e.datasetId ?? null, e.split ?? null, JSON.stringify(e.config ?? {}), nowIso());
+    .run(
+      e.runId ?? null,
+      e.checkpointId ?? null,
+      e.modelId ?? null,
+      e.datasetId ?? null,
+      e.split ?? null,
+      JSON.stringify(e.config ?? {}),
+      nowIso(),
+    );
   return Number(info.lastInsertRowid);
 }
 
@@ -86,17 +94,37 @@ export function storeEvaluationResult(db: Database, evaluationId: number, r: Sto
   const now = nowIso();
   db.transaction(() => {
     for (const p of r.predictions) {
-      ins.run(evaluationId, p.item.itemId ?? null, p.item.prompt, p.output, encodeReferences(p.item.references), JSON.stringify({ key: p.item.key, ...p.scores }), now);
+      ins.run(
+        evaluationId,
+        p.item.itemId ?? null,
+        p.item.prompt,
+        p.output,
+        encodeReferences(p.item.references),
+        JSON.stringify({ key: p.item.key, ...p.scores }),
+        now,
+      );
     }
     const changes = db
-      .prepare(`UPDATE evaluations SET status = 'completed', metrics_json = ?, config_json = json_set(config_json, '$.task', ?), finished_at = ? WHERE id = ?`)
+      .prepare(
+        `UPDATE evaluations SET status = 'completed', metrics_json = ?, config_json = json_set(config_json, '$.task', ?), finished_at = ? WHERE id = ?`,
+      )
       .run(JSON.stringify(r.metrics), r.task, now, evaluationId).changes;
     if (changes === 0) throw new Error(`evaluation ${evaluationId} does not exist`);
   })();
 }
 
-export function failEvaluation(db: Database, evaluationId: number, message: string, status: 'failed' | 'cancelled' | 'interrupted' = 'failed'): void {
-  db.prepare('UPDATE evaluations SET status = ?, error = ?, finished_at = ? WHERE id = ?').run(status, message, nowIso(), evaluationId);
+export function failEvaluation(
+  db: Database,
+  evaluationId: number,
+  message: string,
+  status: 'failed' | 'cancelled' | 'interrupted' = 'failed',
+): void {
+  db.prepare('UPDATE evaluations SET status = ?, error = ?, finished_at = ? WHERE id = ?').run(
+    status,
+    message,
+    nowIso(),
+    evaluationId,
+  );
 }
 
 export function getEvaluation(db: Database, id: number): EvaluationRow | undefined {
@@ -110,11 +138,24 @@ export function loadEvaluationResult(db: Database, id: number): StoredEvalResult
   if (row.status !== 'completed') throw new Error(`evaluation ${id} is ${row.status}`);
   const config = JSON.parse(row.config_json) as { task?: EvalTask };
   const preds = db
-    .prepare('SELECT item_id, prompt, output, reference, scores_json FROM predictions WHERE evaluation_id = ? ORDER BY id')
-    .all(id) as { item_id: number | null; prompt: string; output: string; reference: string | null; scores_json: string }[];
+    .prepare(
+      'SELECT item_id, prompt, output, reference, scores_json FROM predictions WHERE evaluation_id = ? ORDER BY id',
+    )
+    .all(id) as {
+    item_id: number | null;
+    prompt: string;
+    output: string;
+    reference: string | null;
+    scores_json: string;
+  }[];
   const predictions: Prediction[] = preds.map((p, i) => {
     const { key, ...scores } = JSON.parse(p.scores_json) as { key?: string | number } & Record<string, number>;
-    const item: EvalItem = { key: key ?? p.item_id ?? i, itemId: p.item_id, prompt: p.prompt, references: decodeReferences(p.reference) };
+    const item: EvalItem = {
+      key: key ?? p.item_id ?? i,
+      itemId: p.item_id,
+      prompt: p.prompt,
+      references: decodeReferences(p.reference),
+    };
     return { item, output: p.output, scores };
   });
   return { task: config.task ?? 'vqa', metrics: JSON.parse(row.metrics_json) as Record<string, number>, predictions };
@@ -122,7 +163,9 @@ export function loadEvaluationResult(db: Database, id: number): StoredEvalResult
 
 /** Predictions stored for an evaluation. */
 export function countPredictions(db: Database, evaluationId: number): number {
-  return (db.prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?').get(evaluationId) as { n: number }).n;
+  return (
+    db.prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?').get(evaluationId) as { n: number }
+  ).n;
 }
 
 export interface PredictionRow {
@@ -137,7 +180,9 @@ export interface PredictionRow {
 /** One page of an evaluation's predictions, in insertion order. */
 export function listPredictions(db: Database, evaluationId: number, limit: number, offset: number): PredictionRow[] {
   return db
-    .prepare('SELECT id, item_id, prompt, output, reference, scores_json FROM predictions WHERE evaluation_id = ? ORDER BY id LIMIT ? OFFSET ?')
+    .prepare(
+      'SELECT id, item_id, prompt, output, reference, scores_json FROM predictions WHERE evaluation_id = ? ORDER BY id LIMIT ? OFFSET ?',
+    )
     .all(evaluationId, limit, offset) as PredictionRow[];
 }
 
@@ -153,10 +198,16 @@ export function listEvaluations(db: Database, filter: { runId?: number; datasetI
     where.push('dataset_id = ?');
     args.push(filter.datasetId);
   }
-  return db.prepare(`SELECT * FROM evaluations${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC`).all(...args) as EvaluationRow[];
+  return db
+    .prepare(
+      `SELECT * FROM evaluations${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC`,
+    )
+    .all(...args) as EvaluationRow[];
 }
 
 /** Evaluations marked running, with the pid of the process that runs them (null when not recorded). */
 export function runningEvaluations(db: Database): { id: number; pid: number | null }[] {
-  return db.prepare(`SELECT id, json_extract(config_json, '$.pid') AS pid FROM evaluations WHERE status = 'running'`).all() as { id: number; pid: number | null }[];
+  return db
+    .prepare(`SELECT id, json_extract(config_json, '$.pid') AS pid FROM evaluations WHERE status = 'running'`)
+    .all() as { id: number; pid: number | null }[];
 }

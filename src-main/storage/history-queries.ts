@@ -33,7 +33,8 @@ export function updateHistRow(db: Database, t: HistTable, key: Record<string, nu
   const cols = Object.keys(patch);
   const params: HistRow = { ...key };
   cols.forEach((c, i) => (params[`v${i}`] = patch[c]));
-  return db.prepare(`UPDATE ${t} SET ${cols.map((c, i) => `${c} = @v${i}`).join(', ')} WHERE ${where(t)}`).run(params).changes;
+  return db.prepare(`UPDATE ${t} SET ${cols.map((c, i) => `${c} = @v${i}`).join(', ')} WHERE ${where(t)}`).run(params)
+    .changes;
 }
 
 export function histRow(db: Database, t: HistTable, key: Record<string, number>): HistRow | undefined {
@@ -47,11 +48,16 @@ export function histChildRows(db: Database, t: HistTable, fk: string, id: number
 
 /** The last applied history entry of a dataset (0: none). */
 export function historyCursor(db: Database, datasetId: number): number {
-  return (db.prepare('SELECT seq FROM history_cursor WHERE dataset_id = ?').get(datasetId) as { seq: number } | undefined)?.seq ?? 0;
+  return (
+    (db.prepare('SELECT seq FROM history_cursor WHERE dataset_id = ?').get(datasetId) as { seq: number } | undefined)
+      ?.seq ?? 0
+  );
 }
 
 export function setHistoryCursor(db: Database, datasetId: number, seq: number): void {
-  db.prepare('INSERT INTO history_cursor (dataset_id, seq) VALUES (?, ?) ON CONFLICT(dataset_id) DO UPDATE SET seq = excluded.seq').run(datasetId, seq);
+  db.prepare(
+    'INSERT INTO history_cursor (dataset_id, seq) VALUES (?, ?) ON CONFLICT(dataset_id) DO UPDATE SET seq = excluded.seq',
+  ).run(datasetId, seq);
 }
 
 /** Drop a dataset's entries after `seq` (the redo entries a new operation replaces). */
@@ -64,14 +70,35 @@ export function deleteHistoryUpTo(db: Database, datasetId: number, seq: number):
   db.prepare('DELETE FROM history WHERE dataset_id = ? AND seq <= ?').run(datasetId, seq);
 }
 
-export function insertHistoryEntry(db: Database, e: { datasetId: number; seq: number; label: string; changesJson: string; createdAt: string }): void {
-  db.prepare('INSERT INTO history (dataset_id, seq, label, changes_json, created_at) VALUES (?, ?, ?, ?, ?)').run(e.datasetId, e.seq, e.label, e.changesJson, e.createdAt);
+export function insertHistoryEntry(
+  db: Database,
+  e: { datasetId: number; seq: number; label: string; changesJson: string; createdAt: string },
+): void {
+  db.prepare('INSERT INTO history (dataset_id, seq, label, changes_json, created_at) VALUES (?, ?, ?, ?, ?)').run(
+    e.datasetId,
+    e.seq,
+    e.label,
+    e.changesJson,
+    e.createdAt,
+  );
 }
 
-export function historyEntryRows(db: Database, datasetId: number): { seq: number; label: string; created_at: string }[] {
-  return db.prepare('SELECT seq, label, created_at FROM history WHERE dataset_id = ? ORDER BY seq').all(datasetId) as { seq: number; label: string; created_at: string }[];
+export function historyEntryRows(
+  db: Database,
+  datasetId: number,
+): { seq: number; label: string; created_at: string }[] {
+  return db.prepare('SELECT seq, label, created_at FROM history WHERE dataset_id = ? ORDER BY seq').all(datasetId) as {
+    seq: number;
+    label: string;
+    created_at: string;
+  }[];
 }
 
-export function historyEntryRow(db: Database, datasetId: number, seq: number): { label: string; changes_json: string } | undefined {
-  return db.prepare('SELECT label, changes_json FROM history WHERE dataset_id = ? AND seq = ?').get(datasetId, seq) as { label: string; changes_json: string } | undefined;
+export function historyEntryRow(
+  db: Database,
+  datasetId: number,
+  seq: number,
+): { label: string; changes_json: string } | undefined {
+  return db.prepare('SELECT label, changes_json FROM history WHERE dataset_id = ? AND seq = ?').get(datasetId, seq) as
+    { label: string; changes_json: string } | undefined;
 }

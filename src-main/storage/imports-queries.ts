@@ -4,12 +4,23 @@ import type { Database } from './database';
 
 export function insertImportRecord(
   db: Database,
-  r: { datasetId: number; source: string; format: string; optionsJson: string; skippedCount: number; problemsJson: string; createdAt: string },
+  r: {
+    datasetId: number;
+    source: string;
+    format: string;
+    optionsJson: string;
+    skippedCount: number;
+    problemsJson: string;
+    createdAt: string;
+  },
 ): number {
   return Number(
     db
-      .prepare('INSERT INTO imports (dataset_id, source, format, options_json, item_count, skipped_count, problems_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(r.datasetId, r.source, r.format, r.optionsJson, 0, r.skippedCount, r.problemsJson, r.createdAt).lastInsertRowid,
+      .prepare(
+        'INSERT INTO imports (dataset_id, source, format, options_json, item_count, skipped_count, problems_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(r.datasetId, r.source, r.format, r.optionsJson, 0, r.skippedCount, r.problemsJson, r.createdAt)
+      .lastInsertRowid,
   );
 }
 
@@ -38,8 +49,12 @@ export function importRowWriter(db: Database): {
     `INSERT INTO items (id, dataset_id, image_hash, image_ext, width, height, bytes, source_path, split, position, created_at, updated_at, media_kind, media_hash, media_ext, media_json)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const insAnn = db.prepare('INSERT INTO annotations (id, item_id, kind, data_json, position, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  const insSrc = db.prepare('INSERT INTO item_sources (item_id, import_id, record, image_original) VALUES (?, ?, ?, ?)');
+  const insAnn = db.prepare(
+    'INSERT INTO annotations (id, item_id, kind, data_json, position, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const insSrc = db.prepare(
+    'INSERT INTO item_sources (item_id, import_id, record, image_original) VALUES (?, ?, ?, ?)',
+  );
   const insTag = db.prepare('INSERT OR IGNORE INTO item_tags (item_id, tag_id) VALUES (?, ?)');
   return {
     item: (...v) => void insItem.run(...v),
@@ -50,7 +65,10 @@ export function importRowWriter(db: Database): {
 }
 
 /** [item id, image or media hash, annotation kind, annotation data_json] of every item and annotation of a dataset, by item then position (streamed raw rows). */
-export function presentItemTuples(db: Database, datasetId: number): IterableIterator<[number, string | null, string | null, string | null]> {
+export function presentItemTuples(
+  db: Database,
+  datasetId: number,
+): IterableIterator<[number, string | null, string | null, string | null]> {
   return db
     .prepare(
       `SELECT i.id, COALESCE(i.image_hash, i.media_hash) AS hash, a.kind, a.data_json AS data FROM items i LEFT JOIN annotations a ON a.item_id = i.id

@@ -7,18 +7,26 @@ import type { MetricPoint, RunStatus } from './runs-queries';
 /** Set one JSON field of a run's config_json (an invalid config becomes {} first). False when no such run. */
 export function setRunConfigField(db: Database, runId: number, path: string, json: string): boolean {
   const r = db
-    .prepare(`UPDATE runs SET config_json = json_set(CASE WHEN json_valid(config_json) THEN config_json ELSE '{}' END, ?, json(?)), updated_at = ? WHERE id = ?`)
+    .prepare(
+      `UPDATE runs SET config_json = json_set(CASE WHEN json_valid(config_json) THEN config_json ELSE '{}' END, ?, json(?)), updated_at = ? WHERE id = ?`,
+    )
     .run(path, json, nowIso(), runId);
   return r.changes > 0;
 }
 
 /** A run's config_json as stored; undefined when no such run. */
 export function runConfigJson(db: Database, runId: number): string | undefined {
-  return (db.prepare('SELECT config_json FROM runs WHERE id = ?').get(runId) as { config_json: string } | undefined)?.config_json;
+  return (db.prepare('SELECT config_json FROM runs WHERE id = ?').get(runId) as { config_json: string } | undefined)
+    ?.config_json;
 }
 
 export function setRunProgress(db: Database, runId: number, step: number, totalSteps: number | null): void {
-  db.prepare('UPDATE runs SET step = ?, total_steps = COALESCE(?, total_steps), updated_at = ? WHERE id = ?').run(step, totalSteps, nowIso(), runId);
+  db.prepare('UPDATE runs SET step = ?, total_steps = COALESCE(?, total_steps), updated_at = ? WHERE id = ?').run(
+    step,
+    totalSteps,
+    nowIso(),
+    runId,
+  );
 }
 
 export interface CheckpointRow {
@@ -47,8 +55,12 @@ export function upsertStateCheckpoint(
       `INSERT INTO checkpoints (run_id, step, kind, path, bytes, metrics_json, created_at) VALUES (?, ?, 'state', ?, ?, ?, ?)
        ON CONFLICT (run_id, step, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, metrics_json = excluded.metrics_json, created_at = excluded.created_at`,
     ).run(runId, ck.step, ck.path, ck.bytes, JSON.stringify(ck.metrics), now);
-    const row = db.prepare(`SELECT id FROM checkpoints WHERE run_id = ? AND step = ? AND kind = 'state'`).get(runId, ck.step) as { id: number };
-    db.prepare(`UPDATE evaluations SET checkpoint_id = ? WHERE run_id = ? AND json_extract(config_json, '$.step') = ?`).run(row.id, runId, ck.step);
+    const row = db
+      .prepare(`SELECT id FROM checkpoints WHERE run_id = ? AND step = ? AND kind = 'state'`)
+      .get(runId, ck.step) as { id: number };
+    db.prepare(
+      `UPDATE evaluations SET checkpoint_id = ? WHERE run_id = ? AND json_extract(config_json, '$.step') = ?`,
+    ).run(row.id, runId, ck.step);
     deleteCheckpointRows(db, runId, ck.pruned);
   })();
 }
@@ -60,7 +72,13 @@ export function listCheckpointRows(db: Database, runId: number): CheckpointRow[]
 /** The highest step with a metric named `name` (or, ending in '%', starting with it); 0 when none. */
 export function maxMetricStep(db: Database, runId: number, name: string): number {
   const op = name.endsWith('%') ? 'LIKE' : '=';
-  return (db.prepare(`SELECT MAX(step) AS s FROM metrics WHERE run_id = ? AND name ${op} ?`).get(runId, name) as { s: number | null }).s ?? 0;
+  return (
+    (
+      db.prepare(`SELECT MAX(step) AS s FROM metrics WHERE run_id = ? AND name ${op} ?`).get(runId, name) as {
+        s: number | null;
+      }
+    ).s ?? 0
+  );
 }
 
 export function deleteCheckpointRows(db: Database, runId: number, steps: readonly number[]): void {
@@ -69,7 +87,9 @@ export function deleteCheckpointRows(db: Database, runId: number, steps: readonl
 }
 
 export function runsWithStatus(db: Database, status: RunStatus): number[] {
-  return (db.prepare('SELECT id FROM runs WHERE status = ? ORDER BY id').all(status) as { id: number }[]).map((r) => r.id);
+  return (db.prepare('SELECT id FROM runs WHERE status = ? ORDER BY id').all(status) as { id: number }[]).map(
+    (r) => r.id,
+  );
 }
 
 /** A run's metric points (by name, then step), filtered by names and/or `step > sinceStep`, also as columns per name. */
@@ -89,7 +109,9 @@ export function metricSeries(
     where.push('step > ?');
     args.push(filter.sinceStep);
   }
-  const points = db.prepare(`SELECT step, name, value FROM metrics WHERE ${where.join(' AND ')} ORDER BY name, step`).all(...args) as MetricPoint[];
+  const points = db
+    .prepare(`SELECT step, name, value FROM metrics WHERE ${where.join(' AND ')} ORDER BY name, step`)
+    .all(...args) as MetricPoint[];
   const series: Record<string, { steps: number[]; values: (number | null)[] }> = {};
   for (const p of points) {
     const s = (series[p.name] ??= { steps: [], values: [] });

@@ -41,11 +41,22 @@ export function modelByPath(db: Database, path: string): { id: number; name: str
 
 export function insertModelRow(
   db: Database,
-  m: { name: string; kind: ModelRow['kind']; family: string | null; path: string; baseModelId: number | null; config: Record<string, unknown>; params: number | null; bytes: number | null },
+  m: {
+    name: string;
+    kind: ModelRow['kind'];
+    family: string | null;
+    path: string;
+    baseModelId: number | null;
+    config: Record<string, unknown>;
+    params: number | null;
+    bytes: number | null;
+  },
 ): number {
   const now = nowIso();
   const info = db
-    .prepare('INSERT INTO models (name, kind, family, path, base_model_id, config_json, params, bytes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    .prepare(
+      'INSERT INTO models (name, kind, family, path, base_model_id, config_json, params, bytes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    )
     .run(m.name, m.kind, m.family, m.path, m.baseModelId, JSON.stringify(m.config), m.params, m.bytes, now, now);
   return Number(info.lastInsertRowid);
 }

@@ -53,7 +53,13 @@ export function getRun(db: Database, id: number): RunSummaryRow | undefined {
 
 export function insertRun(
   db: Database,
-  input: { name: string; config: unknown; modelId?: number | null; datasetId?: number | null; totalSteps?: number | null },
+  input: {
+    name: string;
+    config: unknown;
+    modelId?: number | null;
+    datasetId?: number | null;
+    totalSteps?: number | null;
+  },
 ): RunSummaryRow {
   const now = nowIso();
   const info = db
@@ -61,7 +67,15 @@ export function insertRun(
       `INSERT INTO runs (name, model_id, dataset_id, config_json, status, total_steps, created_at, updated_at)
        VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)`,
     )
-    .run(input.name, input.modelId ?? null, input.datasetId ?? null, JSON.stringify(input.config ?? {}), input.totalSteps ?? null, now, now);
+    .run(
+      input.name,
+      input.modelId ?? null,
+      input.datasetId ?? null,
+      JSON.stringify(input.config ?? {}),
+      input.totalSteps ?? null,
+      now,
+      now,
+    );
   return getRun(db, Number(info.lastInsertRowid))!;
 }
 
@@ -92,7 +106,10 @@ export function renameRun(db: Database, id: number, name: string): boolean {
 
 export function setRunArchived(db: Database, id: number, archived: boolean): boolean {
   const now = nowIso();
-  return db.prepare('UPDATE runs SET archived_at = ?, updated_at = ? WHERE id = ?').run(archived ? now : null, now, id).changes > 0;
+  return (
+    db.prepare('UPDATE runs SET archived_at = ?, updated_at = ? WHERE id = ?').run(archived ? now : null, now, id)
+      .changes > 0
+  );
 }
 
 export function runNameTaken(db: Database, name: string, exceptId: number): boolean {
@@ -117,7 +134,8 @@ export function insertMetrics(db: Database, runId: number, points: MetricPoint[]
   );
   const now = nowIso();
   db.transaction(() => {
-    for (const p of points) stmt.run(runId, p.step, p.name, p.value === null || Number.isNaN(p.value) ? null : p.value, now);
+    for (const p of points)
+      stmt.run(runId, p.step, p.name, p.value === null || Number.isNaN(p.value) ? null : p.value, now);
   })();
 }
 
@@ -138,12 +156,14 @@ export function markInterruptedRuns(db: Database): number {
 
 /** The newest run whose job writes into `outDir` (`lenslab train --out`), if any. */
 export function runOfOutDir(db: Database, outDir: string): { id: number; status: RunStatus } | undefined {
-  return db.prepare(`SELECT id, status FROM runs WHERE json_extract(config_json, '$.job.outDir') = ? ORDER BY id DESC LIMIT 1`).get(outDir) as
-    | { id: number; status: RunStatus }
-    | undefined;
+  return db
+    .prepare(`SELECT id, status FROM runs WHERE json_extract(config_json, '$.job.outDir') = ? ORDER BY id DESC LIMIT 1`)
+    .get(outDir) as { id: number; status: RunStatus } | undefined;
 }
 
 /** A run of the dataset that has not finished (queued, running or paused), if any. */
 export function unfinishedRunOfDataset(db: Database, datasetId: number): { id: number } | undefined {
-  return db.prepare(`SELECT id FROM runs WHERE dataset_id = ? AND status IN ('queued','running','paused') LIMIT 1`).get(datasetId) as { id: number } | undefined;
+  return db
+    .prepare(`SELECT id FROM runs WHERE dataset_id = ? AND status IN ('queued','running','paused') LIMIT 1`)
+    .get(datasetId) as { id: number } | undefined;
 }

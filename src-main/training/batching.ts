@@ -85,9 +85,12 @@ export function checkSamples(
     const key = keyOf(s, i);
     const add = (message: string) => problems.push({ index: i, key, message });
     if (s.ids.length === 0) add('has no tokens');
-    if (s.ids.length !== s.lossMask.length) add(`has ${s.ids.length} token ids but a loss mask of ${s.lossMask.length}`);
+    if (s.ids.length !== s.lossMask.length)
+      add(`has ${s.ids.length} token ids but a loss mask of ${s.lossMask.length}`);
     if (s.ids.length > limits.maxSeqLen)
-      add(`has ${s.ids.length} tokens (image tokens included), more than max_seq_len ${limits.maxSeqLen}; raise max_seq_len, shorten the text or use fewer image tokens`);
+      add(
+        `has ${s.ids.length} tokens (image tokens included), more than max_seq_len ${limits.maxSeqLen}; raise max_seq_len, shorten the text or use fewer image tokens`,
+      );
     let inLoss = 0;
     for (let t = 1; t < s.lossMask.length; t++) if (s.lossMask[t]) inLoss++;
     if (s.ids.length > 0 && inLoss === 0) add('has no assistant tokens to learn from');
@@ -122,7 +125,7 @@ export function collate(samples: readonly RenderedSample[], indices: readonly nu
   }));
   if (problems.length > 0) throw new SampleError(problems);
   const longest = Math.max(...rows.map((r) => r.ids.length));
-  let T = opts.padTo === 'max' ? opts.maxSeqLen ?? longest : longest;
+  let T = opts.padTo === 'max' ? (opts.maxSeqLen ?? longest) : longest;
   if (opts.padTo === 'max' && opts.maxSeqLen === undefined) throw new Error("collate: padTo 'max' needs maxSeqLen");
   const mult = opts.padMultiple ?? 1;
   if (mult > 1) T = Math.ceil(T / mult) * mult;
@@ -144,7 +147,17 @@ export function collate(samples: readonly RenderedSample[], indices: readonly nu
     }
     tokens += r.ids.length;
   });
-  return { batchSize: B, seqLen: T, inputIds, attentionMask, labels, sampleIndices: [...indices], imageCounts: rows.map((r) => r.imageCount), tokens, lossTokens };
+  return {
+    batchSize: B,
+    seqLen: T,
+    inputIds,
+    attentionMask,
+    labels,
+    sampleIndices: [...indices],
+    imageCounts: rows.map((r) => r.imageCount),
+    tokens,
+    lossTokens,
+  };
 }
 
 export interface PackOptions {
@@ -271,15 +284,23 @@ export class BatchSchedule {
   constructor(opts: ScheduleOptions, position?: DataPosition) {
     const { numSamples, batchSize } = opts;
     const gradAccum = opts.gradAccum ?? 1;
-    if (!Number.isInteger(numSamples) || numSamples < 1) throw new Error(`the training split has ${numSamples} samples; it needs at least 1`);
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch_size must be a positive integer, got ${batchSize}`);
-    if (!Number.isInteger(gradAccum) || gradAccum < 1) throw new Error(`grad_accum must be a positive integer, got ${gradAccum}`);
-    if ((opts.epochs === undefined) === (opts.maxSteps === undefined)) throw new Error('give exactly one of epochs or max_steps');
-    if (opts.epochs !== undefined && (!Number.isInteger(opts.epochs) || opts.epochs < 1)) throw new Error(`epochs must be a positive integer, got ${opts.epochs}`);
-    if (opts.maxSteps !== undefined && (!Number.isInteger(opts.maxSteps) || opts.maxSteps < 1)) throw new Error(`max_steps must be a positive integer, got ${opts.maxSteps}`);
+    if (!Number.isInteger(numSamples) || numSamples < 1)
+      throw new Error(`the training split has ${numSamples} samples; it needs at least 1`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new Error(`batch_size must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(gradAccum) || gradAccum < 1)
+      throw new Error(`grad_accum must be a positive integer, got ${gradAccum}`);
+    if ((opts.epochs === undefined) === (opts.maxSteps === undefined))
+      throw new Error('give exactly one of epochs or max_steps');
+    if (opts.epochs !== undefined && (!Number.isInteger(opts.epochs) || opts.epochs < 1))
+      throw new Error(`epochs must be a positive integer, got ${opts.epochs}`);
+    if (opts.maxSteps !== undefined && (!Number.isInteger(opts.maxSteps) || opts.maxSteps < 1))
+      throw new Error(`max_steps must be a positive integer, got ${opts.maxSteps}`);
     this.dropLast = opts.dropLast ?? false;
     if (this.dropLast && numSamples < batchSize)
-      throw new Error(`the training split has ${numSamples} samples, fewer than batch_size ${batchSize} (with drop_last nothing would be trained)`);
+      throw new Error(
+        `the training split has ${numSamples} samples, fewer than batch_size ${batchSize} (with drop_last nothing would be trained)`,
+      );
     this.numSamples = numSamples;
     this.batchSize = batchSize;
     this.gradAccum = gradAccum;
@@ -305,7 +326,8 @@ export class BatchSchedule {
     if (p.seed !== this.seed) throw bad(`was made with seed ${p.seed}, this run uses seed ${this.seed}`);
     for (const k of ['epoch', 'index', 'step'] as const)
       if (!Number.isInteger(p[k]) || p[k] < 0) throw bad(`${k} must be a non-negative integer`);
-    if (p.index >= this.samplesPerEpoch) throw bad(`index is past the end of an epoch of ${this.samplesPerEpoch} samples`);
+    if (p.index >= this.samplesPerEpoch)
+      throw bad(`index is past the end of an epoch of ${this.samplesPerEpoch} samples`);
     if (p.step > this.totalSteps) throw bad(`step is past the total of ${this.totalSteps} steps`);
     this.pos = { ...p };
   }
@@ -317,7 +339,9 @@ export class BatchSchedule {
   /** The visiting order of an epoch (a permutation of 0..n-1 seeded by (seed, epoch) when shuffling). */
   epochOrder(epoch: number): number[] {
     if (this.orderCache?.epoch === epoch) return this.orderCache.order;
-    const order = this.shuffle ? permutation(this.numSamples, deriveSeed(this.seed, epoch)) : Array.from({ length: this.numSamples }, (_, i) => i);
+    const order = this.shuffle
+      ? permutation(this.numSamples, deriveSeed(this.seed, epoch))
+      : Array.from({ length: this.numSamples }, (_, i) => i);
     this.orderCache = { epoch, order };
     return order;
   }
@@ -335,7 +359,10 @@ export class BatchSchedule {
       index = end;
     }
     const step = this.pos.step + 1;
-    this.pos = index >= this.samplesPerEpoch ? { seed: this.seed, epoch: epoch + 1, index: 0, step } : { seed: this.seed, epoch, index, step };
+    this.pos =
+      index >= this.samplesPerEpoch
+        ? { seed: this.seed, epoch: epoch + 1, index: 0, step }
+        : { seed: this.seed, epoch, index, step };
     return { step, epoch, microBatches };
   }
 }

@@ -16,7 +16,14 @@ import { StepExecutor, tensor } from '../engine';
 import type { ImageInput } from '../models/image-processor';
 import { DROPOUT_SEED_INPUT, dropoutStepSeed, GraphWeights, type LoraBinding } from '../models/layers';
 import { blipLinearModules, blipLoraModules, saveBlipAdapter, type BlipAdapter } from '../models/families/blip/adapter';
-import { answerBatch, blipPixelValues, captionForward, questionBatch, vqaForward, type BlipModel } from '../models/families/blip/model';
+import {
+  answerBatch,
+  blipPixelValues,
+  captionForward,
+  questionBatch,
+  vqaForward,
+  type BlipModel,
+} from '../models/families/blip/model';
 import { Rng } from './rng';
 import { presetById } from '../contract/presets';
 
@@ -70,21 +77,40 @@ export interface BlipTrainResult {
 }
 
 function checkOptions(m: BlipModel, o: BlipTrainOptions, n: number): void {
-  if (n < 1) throw new BlipTrainError(m.config.architecture === 'BlipForQuestionAnswering' ? 'no (image, question, answer) items to train on' : 'no captioned images to train on');
-  const ints: Array<[string, number | undefined]> = [['rank', o.rank], ['epochs', o.epochs], ['batch size', o.batchSize], ['grad accumulation', o.gradAccum]];
-  for (const [name, v] of ints) if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new BlipTrainError(`${name} must be a positive integer (got ${v})`);
-  if (o.dropout !== undefined && !(o.dropout >= 0 && o.dropout < 1)) throw new BlipTrainError(`LoRA dropout must be in [0, 1) (got ${o.dropout})`);
-  if (o.lr !== undefined && !(o.lr > 0 && Number.isFinite(o.lr))) throw new BlipTrainError(`learning rate must be a positive number (got ${o.lr})`);
+  if (n < 1)
+    throw new BlipTrainError(
+      m.config.architecture === 'BlipForQuestionAnswering'
+        ? 'no (image, question, answer) items to train on'
+        : 'no captioned images to train on',
+    );
+  const ints: Array<[string, number | undefined]> = [
+    ['rank', o.rank],
+    ['epochs', o.epochs],
+    ['batch size', o.batchSize],
+    ['grad accumulation', o.gradAccum],
+  ];
+  for (const [name, v] of ints)
+    if (v !== undefined && (!Number.isInteger(v) || v < 1))
+      throw new BlipTrainError(`${name} must be a positive integer (got ${v})`);
+  if (o.dropout !== undefined && !(o.dropout >= 0 && o.dropout < 1))
+    throw new BlipTrainError(`LoRA dropout must be in [0, 1) (got ${o.dropout})`);
+  if (o.lr !== undefined && !(o.lr > 0 && Number.isFinite(o.lr)))
+    throw new BlipTrainError(`learning rate must be a positive number (got ${o.lr})`);
 }
 
 /** Train and return the adapter (save it with saveBlipAdapter, or use trainBlipToFolder). */
-export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o: BlipTrainOptions = {}): Promise<BlipTrainResult> {
+export async function trainBlipVqa(
+  m: BlipModel,
+  items: readonly VqaTriple[],
+  o: BlipTrainOptions = {},
+): Promise<BlipTrainResult> {
   checkOptions(m, o, items.length);
   const c = m.config;
   const R = BLIP_VQA_RECIPE;
   const targets = o.targets ?? [...R.targets];
   const full = o.method === 'full';
-  if (o.method !== undefined && o.method !== 'lora' && !full) throw new BlipTrainError(`method "${o.method}" (supported: lora, full)`);
+  if (o.method !== undefined && o.method !== 'lora' && !full)
+    throw new BlipTrainError(`method "${o.method}" (supported: lora, full)`);
   let modules: string[] = [];
   try {
     if (!full) modules = blipLoraModules(c, targets);
@@ -110,7 +136,11 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
     init[`${mod}.lora_A.weight`] = a;
     init[`${mod}.lora_B.weight`] = new Float32Array(out * r);
   }
-  const fullNames = full ? blipTensors(c).map((t) => t.name).filter((n) => m.weights.has(n)) : [];
+  const fullNames = full
+    ? blipTensors(c)
+        .map((t) => t.name)
+        .filter((n) => m.weights.has(n))
+    : [];
   for (const n of fullNames) {
     params.push({ name: n, shape: m.weights.info(n).shape });
     init[n] = Float32Array.from(m.weights.get(n));
@@ -123,7 +153,8 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
       params,
       forward: (g, p) => {
         const lora = new Map<string, LoraBinding>();
-        for (const mod of modules) lora.set(mod, { a: p[`${mod}.lora_A.weight`], b: p[`${mod}.lora_B.weight`], scaling, dropout });
+        for (const mod of modules)
+          lora.set(mod, { a: p[`${mod}.lora_A.weight`], b: p[`${mod}.lora_B.weight`], scaling, dropout });
         const trainable: Record<string, Value> = {};
         for (const n of fullNames) trainable[n] = p[n];
         const w = new GraphWeights(g, m.weights, { lora, params: trainable });
@@ -154,25 +185,37 @@ export async function trainBlipVqa(m: BlipModel, items: readonly VqaTriple[], o:
     init,
   );
   try {
-    const pixels = await blipPixelValues(m, items.map((t) => t.image));
+    const pixels = await blipPixelValues(
+      m,
+      items.map((t) => t.image),
+    );
     const per = 3 * S * S;
     const feedsOf = (idx: number[], step: number, micro: number) => {
       const pv = new Float32Array(idx.length * per);
       idx.forEach((k, j) => pv.set(pixels.data.subarray(k * per, (k + 1) * per), j * per));
-      const ab = answerBatch(m, idx.map((k) => items[k].answer));
-      const feeds: Record<string, ReturnType<typeof tensor>> = { pixel_values: tensor('float32', [idx.length, 3, S, S], pv) };
+      const ab = answerBatch(
+        m,
+        idx.map((k) => items[k].answer),
+      );
+      const feeds: Record<string, ReturnType<typeof tensor>> = {
+        pixel_values: tensor('float32', [idx.length, 3, S, S], pv),
+      };
       if (captioning) {
         feeds.input_ids = tensor('int64', [ab.batch, ab.length], ab.ids);
         feeds.attention_mask = tensor('int64', [ab.batch, ab.length], ab.mask);
       } else {
-        const qb = questionBatch(m, idx.map((k) => items[k].question));
+        const qb = questionBatch(
+          m,
+          idx.map((k) => items[k].question),
+        );
         feeds.input_ids = tensor('int64', [qb.batch, qb.length], qb.ids);
         feeds.attention_mask = tensor('int64', [qb.batch, qb.length], qb.mask);
         feeds.decoder_input_ids = tensor('int64', [ab.batch, ab.length], ab.ids);
         feeds.decoder_attention_mask = tensor('int64', [ab.batch, ab.length], ab.mask);
       }
       feeds.labels = tensor('int64', [ab.batch, ab.length], ab.labels);
-      if (ex.dataInputs.includes(DROPOUT_SEED_INPUT)) feeds[DROPOUT_SEED_INPUT] = tensor('int64', [], [BigInt(dropoutStepSeed(seed, step, micro))]);
+      if (ex.dataInputs.includes(DROPOUT_SEED_INPUT))
+        feeds[DROPOUT_SEED_INPUT] = tensor('int64', [], [BigInt(dropoutStepSeed(seed, step, micro))]);
       return feeds;
     };
     const bs = Math.min(o.batchSize ?? R.batchSize, items.length);
@@ -207,14 +250,31 @@ export function saveBlipModel(m: BlipModel, tensors: Map<string, Float32Array>, 
   mkdirSync(outDir, { recursive: true });
   writeSafetensors(
     join(outDir, 'model.safetensors'),
-    [...tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: m.weights.info(name).shape, data: () => data })),
+    [...tensors].map(([name, data]) => ({
+      name,
+      dtype: 'F32' as const,
+      shape: m.weights.info(name).shape,
+      data: () => data,
+    })),
   );
-  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json', 'vocab.txt'])
+  for (const f of [
+    'config.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'special_tokens_map.json',
+    'preprocessor_config.json',
+    'vocab.txt',
+  ])
     if (existsSync(join(m.dir, f))) copyFileSync(join(m.dir, f), join(outDir, f));
 }
 
 /** Train and write the PEFT adapter to outDir. */
-export async function trainBlipToFolder(m: BlipModel, items: readonly VqaTriple[], o: BlipTrainOptions, outDir: string): Promise<BlipTrainResult> {
+export async function trainBlipToFolder(
+  m: BlipModel,
+  items: readonly VqaTriple[],
+  o: BlipTrainOptions,
+  outDir: string,
+): Promise<BlipTrainResult> {
   const res = await trainBlipVqa(m, items, o);
   mkdirSync(outDir, { recursive: true });
   saveBlipAdapter(outDir, m.config, res.adapter, m.dir);

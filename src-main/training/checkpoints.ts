@@ -76,7 +76,8 @@ export interface CheckpointRef {
 }
 
 export function stepDirName(step: number): string {
-  if (!Number.isInteger(step) || step < 0) throw new Error(`checkpoint step must be a non-negative integer, got ${step}`);
+  if (!Number.isInteger(step) || step < 0)
+    throw new Error(`checkpoint step must be a non-negative integer, got ${step}`);
   return `step-${String(step).padStart(6, '0')}`;
 }
 
@@ -117,7 +118,6 @@ function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-
 export interface SaveOptions {
   /** After saving, keep only the newest K complete checkpoints (default: keep all). */
   keepLastK?: number;
@@ -127,7 +127,12 @@ export interface SaveOptions {
 }
 
 /** Write a checkpoint for `step` under `root` atomically; returns it. An existing checkpoint of the same step is replaced. */
-export function saveCheckpoint(root: string, step: number, files: CheckpointFiles, opts: SaveOptions = {}): CheckpointRef {
+export function saveCheckpoint(
+  root: string,
+  step: number,
+  files: CheckpointFiles,
+  opts: SaveOptions = {},
+): CheckpointRef {
   const name = stepDirName(step);
   mkdirSync(root, { recursive: true });
   const tmp = join(root, `${name}.tmp-${process.pid}`);
@@ -136,7 +141,8 @@ export function saveCheckpoint(root: string, step: number, files: CheckpointFile
   try {
     const entries: ManifestEntry[] = [];
     const paths = Object.keys(files).map(checkRelPath);
-    if (new Set(paths).size !== paths.length) throw new Error(`checkpoint step ${step}: two files map to the same path`);
+    if (new Set(paths).size !== paths.length)
+      throw new Error(`checkpoint step ${step}: two files map to the same path`);
     for (const [rel, file] of Object.entries(files)) {
       const relN = checkRelPath(rel);
       const full = join(tmp, relN);
@@ -144,7 +150,10 @@ export function saveCheckpoint(root: string, step: number, files: CheckpointFile
       if (file.kind === 'safetensors') {
         const list = Object.entries(file.tensors).map(([tname, t]) => {
           const n = t.shape.reduce((a, b) => a * b, 1);
-          if (n !== t.data.length) throw new Error(`checkpoint ${relN}: tensor "${tname}" has shape ${JSON.stringify(t.shape)} (${n} values) but ${t.data.length} values`);
+          if (n !== t.data.length)
+            throw new Error(
+              `checkpoint ${relN}: tensor "${tname}" has shape ${JSON.stringify(t.shape)} (${n} values) but ${t.data.length} values`,
+            );
           return { name: tname, dtype: t.dtype ?? ('F32' as const), shape: t.shape, data: () => t.data };
         });
         writeSafetensors(full, list, file.metadata ?? { format: 'pt' });
@@ -156,7 +165,14 @@ export function saveCheckpoint(root: string, step: number, files: CheckpointFile
       entries.push({ path: relN, bytes: statSync(full).size, sha256: sha256File(full) });
     }
     opts.beforeCommit?.(tmp);
-    const manifest: Manifest = { format: FORMAT, version: VERSION, step, createdAt: new Date().toISOString(), info: opts.info ?? {}, files: entries };
+    const manifest: Manifest = {
+      format: FORMAT,
+      version: VERSION,
+      step,
+      createdAt: new Date().toISOString(),
+      info: opts.info ?? {},
+      files: entries,
+    };
     writeDurable(join(tmp, MANIFEST), Buffer.from(JSON.stringify(manifest, null, 1) + '\n', 'utf8'));
     for (const d of new Set(entries.map((e) => dirname(join(tmp, e.path))))) fsyncPath(d);
     fsyncPath(tmp);
@@ -182,16 +198,23 @@ function removeDir(root: string, name: string): void {
 }
 
 /** Check a checkpoint directory; returns its manifest or a reason it is not a valid checkpoint. */
-export function verifyCheckpoint(dir: string, level: 'size' | 'sha256' = 'sha256'): { ok: true; manifest: Manifest } | { ok: false; reason: string } {
+export function verifyCheckpoint(
+  dir: string,
+  level: 'size' | 'sha256' = 'sha256',
+): { ok: true; manifest: Manifest } | { ok: false; reason: string } {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
   } catch (e) {
-    return { ok: false, reason: `no readable ${MANIFEST} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+    return {
+      ok: false,
+      reason: `no readable ${MANIFEST} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    };
   }
   if (!manifest || manifest.format !== FORMAT || typeof manifest.step !== 'number' || !Array.isArray(manifest.files))
     return { ok: false, reason: `${MANIFEST} is not a ${FORMAT} manifest` };
-  if (manifest.version > VERSION) return { ok: false, reason: `manifest version ${manifest.version} is newer than this Lenslab (${VERSION})` };
+  if (manifest.version > VERSION)
+    return { ok: false, reason: `manifest version ${manifest.version} is newer than this Lenslab (${VERSION})` };
   for (const f of manifest.files) {
     let rel: string;
     try {
@@ -207,7 +230,8 @@ export function verifyCheckpoint(dir: string, level: 'size' | 'sha256' = 'sha256
       return { ok: false, reason: `file ${f.path} is missing` };
     }
     if (size !== f.bytes) return { ok: false, reason: `file ${f.path} is ${size} bytes, the manifest says ${f.bytes}` };
-    if (level === 'sha256' && sha256File(full) !== f.sha256) return { ok: false, reason: `file ${f.path} does not match its sha256` };
+    if (level === 'sha256' && sha256File(full) !== f.sha256)
+      return { ok: false, reason: `file ${f.path} does not match its sha256` };
   }
   return { ok: true, manifest };
 }
@@ -222,7 +246,12 @@ export function listCheckpoints(root: string): CheckpointRef[] {
     const dir = join(root, name);
     const v = verifyCheckpoint(dir, 'size');
     if (!v.ok || v.manifest.step !== Number(m[1])) continue;
-    out.push({ step: v.manifest.step, dir, manifest: v.manifest, bytes: v.manifest.files.reduce((s, f) => s + f.bytes, 0) });
+    out.push({
+      step: v.manifest.step,
+      dir,
+      manifest: v.manifest,
+      bytes: v.manifest.files.reduce((s, f) => s + f.bytes, 0),
+    });
   }
   return out.sort((a, b) => a.step - b.step);
 }

@@ -15,7 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckpointFiles, LoadedCheckpoint, StateTensor } from './checkpoints';
 import { itemsOfSplit, readSnapshot, type DataItem } from './data';
-import { ContrastiveStepper, checkContrastiveOptions, type ContrastivePair, type ContrastiveTrainOptions } from './contrastive';
+import {
+  ContrastiveStepper,
+  checkContrastiveOptions,
+  type ContrastivePair,
+  type ContrastiveTrainOptions,
+} from './contrastive';
 import { evaluateContrastive } from '../eval/contrastive';
 import { ContrastiveRunner, loadContrastive, type ContrastiveModel } from '../models/families/contrastive/model';
 import { saveContrastiveAdapter } from '../models/families/contrastive/adapter';
@@ -35,11 +40,15 @@ export interface ContrastiveJobConfig {
 function parseConfig(config: unknown): ContrastiveJobConfig {
   const c = config as ContrastiveJobConfig;
   if (!c || typeof c !== 'object') throw new Error('contrastive trainer config: not an object');
-  if (typeof c.model !== 'string' || !c.model) throw new Error('contrastive trainer config: field "model" must be a folder');
-  if (!c.data || typeof c.data.file !== 'string') throw new Error('contrastive trainer config: field "data.file" must be a data snapshot');
-  if (!c.options || typeof c.options !== 'object') throw new Error('contrastive trainer config: field "options" is missing');
+  if (typeof c.model !== 'string' || !c.model)
+    throw new Error('contrastive trainer config: field "model" must be a folder');
+  if (!c.data || typeof c.data.file !== 'string')
+    throw new Error('contrastive trainer config: field "data.file" must be a data snapshot');
+  if (!c.options || typeof c.options !== 'object')
+    throw new Error('contrastive trainer config: field "options" is missing');
   for (const k of ['evalEvery', 'saveEvery', 'keepLastK'] as const)
-    if (c[k] !== undefined && (!Number.isInteger(c[k]) || (c[k] as number) < 0)) throw new Error(`contrastive trainer config: field "${k}" must be a whole number >= 0`);
+    if (c[k] !== undefined && (!Number.isInteger(c[k]) || (c[k] as number) < 0))
+      throw new Error(`contrastive trainer config: field "${k}" must be a whole number >= 0`);
   return c;
 }
 
@@ -48,7 +57,12 @@ export function pairOf(it: DataItem): ContrastivePair | null {
   if (!it.image) return null;
   for (const a of it.annotations) {
     const d = a.data as { text?: string; answer?: string; messages?: Array<{ role: string; content: string }> };
-    const t = a.kind === 'caption' ? d.text : a.kind === 'qa' ? d.answer : d.messages?.find((m) => m.role === 'assistant')?.content;
+    const t =
+      a.kind === 'caption'
+        ? d.text
+        : a.kind === 'qa'
+          ? d.answer
+          : d.messages?.find((m) => m.role === 'assistant')?.content;
     if (t && t.trim()) return { image: it.image, text: t.trim() };
   }
   return null;
@@ -89,8 +103,12 @@ export class ContrastiveTrainer implements Trainer {
     const text = readFileSync(this.cfg.data.file, 'utf8');
     this.dataHash = sha256(text);
     const snap = readSnapshot(this.cfg.data.file);
-    const train = itemsOfSplit(snap, this.cfg.data.trainSplit ?? 'train').map(pairOf).filter((p): p is ContrastivePair => !!p);
-    this.evalPairs = itemsOfSplit(snap, this.cfg.data.evalSplit ?? 'val').map(pairOf).filter((p): p is ContrastivePair => !!p);
+    const train = itemsOfSplit(snap, this.cfg.data.trainSplit ?? 'train')
+      .map(pairOf)
+      .filter((p): p is ContrastivePair => !!p);
+    this.evalPairs = itemsOfSplit(snap, this.cfg.data.evalSplit ?? 'val')
+      .map(pairOf)
+      .filter((p): p is ContrastivePair => !!p);
     this.stepper = await ContrastiveStepper.create(this.model, train, this.cfg.options);
     const canEval = this.evalPairs.length >= 2;
     this.plan = {
@@ -110,9 +128,12 @@ export class ContrastiveTrainer implements Trainer {
 
   private restore(ck: LoadedCheckpoint): void {
     const st = ck.json<SavedState>('state.json');
-    if (st.kind !== 'lenslab-contrastive') throw new Error(`checkpoint ${ck.dir} was not written by the contrastive trainer`);
-    if (st.optionsHash !== this.optionsHash()) throw new Error(`checkpoint ${ck.dir} was made with other options; it cannot be resumed with these`);
-    if (st.dataHash !== this.dataHash) throw new Error(`checkpoint ${ck.dir} was made with other data; it cannot be resumed with this run's data`);
+    if (st.kind !== 'lenslab-contrastive')
+      throw new Error(`checkpoint ${ck.dir} was not written by the contrastive trainer`);
+    if (st.optionsHash !== this.optionsHash())
+      throw new Error(`checkpoint ${ck.dir} was made with other options; it cannot be resumed with these`);
+    if (st.dataHash !== this.dataHash)
+      throw new Error(`checkpoint ${ck.dir} was made with other data; it cannot be resumed with this run's data`);
     const opt = ck.tensors('optimizer.safetensors');
     const params: Record<string, Float32Array> = {};
     const m: Record<string, Float32Array> = {};
@@ -131,7 +152,14 @@ export class ContrastiveTrainer implements Trainer {
 
   async trainStep(): Promise<StepResult> {
     const r = await this.stepper.next();
-    return { step: this.stepper.step, loss: r.loss, lr: this.stepper.lr, gradNorm: r.gradNorm, samples: r.pairs, tokens: 0 };
+    return {
+      step: this.stepper.step,
+      loss: r.loss,
+      lr: this.stepper.lr,
+      gradNorm: r.gradNorm,
+      samples: r.pairs,
+      tokens: 0,
+    };
   }
 
   async evaluate(): Promise<EvalResult> {
@@ -149,7 +177,10 @@ export class ContrastiveTrainer implements Trainer {
       for (let i = 0; i + 1 < this.evalPairs.length; i += bs) {
         const b = this.evalPairs.slice(i, i + bs);
         if (b.length < 2) break;
-        const r = await runner.run(b.map((p) => p.image), b.map((p) => p.text));
+        const r = await runner.run(
+          b.map((p) => p.image),
+          b.map((p) => p.text),
+        );
         sum += r.loss! * b.length;
         n += b.length;
       }
@@ -178,7 +209,13 @@ export class ContrastiveTrainer implements Trainer {
       opt[`exp_avg.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(s.m[p.name]) };
       opt[`exp_avg_sq.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(s.v[p.name]) };
     }
-    const state: SavedState = { kind: 'lenslab-contrastive', step: this.stepper.step, t: s.t, optionsHash: this.optionsHash(), dataHash: this.dataHash };
+    const state: SavedState = {
+      kind: 'lenslab-contrastive',
+      step: this.stepper.step,
+      t: s.t,
+      optionsHash: this.optionsHash(),
+      dataHash: this.dataHash,
+    };
     const files: CheckpointFiles = {
       'optimizer.safetensors': { kind: 'safetensors', tensors: opt, metadata: { format: 'pt', t: String(s.t) } },
       'state.json': { kind: 'json', value: state },
@@ -201,7 +238,9 @@ export const contrastiveTrainerModule: TrainerModule = {
   validateConfig(config) {
     const cfg = parseConfig(config);
     const snap = readSnapshot(cfg.data.file);
-    const pairs = itemsOfSplit(snap, cfg.data.trainSplit ?? 'train').map(pairOf).filter(Boolean).length;
+    const pairs = itemsOfSplit(snap, cfg.data.trainSplit ?? 'train')
+      .map(pairOf)
+      .filter(Boolean).length;
     checkContrastiveOptions(cfg.options as ContrastiveTrainOptions, pairs);
     return { totalSteps: null };
   },

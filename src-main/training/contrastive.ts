@@ -17,7 +17,15 @@ import type { ImageInput } from '../models/image-processor';
 import type { LoraBinding } from '../models/layers';
 import { GraphWeights } from '../models/layers';
 import { saveContrastiveAdapter, type ContrastiveAdapter } from '../models/families/contrastive/adapter';
-import { contrastiveLogits, contrastiveLoraModules, contrastiveLoss, contrastiveProjectionModules, contrastiveProjectionTensors, imageEmbeds, textEmbeds } from '../models/families/contrastive/graph';
+import {
+  contrastiveLogits,
+  contrastiveLoraModules,
+  contrastiveLoss,
+  contrastiveProjectionModules,
+  contrastiveProjectionTensors,
+  imageEmbeds,
+  textEmbeds,
+} from '../models/families/contrastive/graph';
 import { imageBatch, textBatch, type ContrastiveModel } from '../models/families/contrastive/model';
 import { Rng } from './rng';
 
@@ -59,12 +67,21 @@ export interface ContrastiveTrainResult {
 export function checkContrastiveOptions(o: ContrastiveTrainOptions, pairs: number): void {
   const bs = o.batchSize ?? 8;
   if (!Number.isInteger(bs) || bs < 2)
-    throw new ContrastiveTrainError(`batch size ${bs}: contrastive training needs at least 2 pairs per batch (the other pairs of a batch are each pair's negatives; a batch of 1 has none)`);
-  if (pairs < 2) throw new ContrastiveTrainError(`the data has ${pairs} image-text pair(s): contrastive training needs at least 2`);
+    throw new ContrastiveTrainError(
+      `batch size ${bs}: contrastive training needs at least 2 pairs per batch (the other pairs of a batch are each pair's negatives; a batch of 1 has none)`,
+    );
+  if (pairs < 2)
+    throw new ContrastiveTrainError(`the data has ${pairs} image-text pair(s): contrastive training needs at least 2`);
   const acc = o.gradAccum ?? 1;
-  if (!Number.isInteger(acc) || acc < 1) throw new ContrastiveTrainError(`grad accumulation must be a positive integer (got ${acc})`);
-  for (const t of o.targets ?? []) if (!TARGETS.includes(t)) throw new ContrastiveTrainError(`target module "${t}" is not an attention projection (supported: ${TARGETS.join(', ')})`);
-  if (o.method !== 'lora' && o.method !== 'projections') throw new ContrastiveTrainError(`method "${o.method}" (supported: lora, projections)`);
+  if (!Number.isInteger(acc) || acc < 1)
+    throw new ContrastiveTrainError(`grad accumulation must be a positive integer (got ${acc})`);
+  for (const t of o.targets ?? [])
+    if (!TARGETS.includes(t))
+      throw new ContrastiveTrainError(
+        `target module "${t}" is not an attention projection (supported: ${TARGETS.join(', ')})`,
+      );
+  if (o.method !== 'lora' && o.method !== 'projections')
+    throw new ContrastiveTrainError(`method "${o.method}" (supported: lora, projections)`);
 }
 
 /**
@@ -90,7 +107,11 @@ export class ContrastiveStepper {
   /** optimizer steps taken */
   step = 0;
 
-  static async create(m: ContrastiveModel, pairs: readonly ContrastivePair[], o: ContrastiveTrainOptions): Promise<ContrastiveStepper> {
+  static async create(
+    m: ContrastiveModel,
+    pairs: readonly ContrastivePair[],
+    o: ContrastiveTrainOptions,
+  ): Promise<ContrastiveStepper> {
     checkContrastiveOptions(o, pairs.length);
     const c = m.config;
     const bs = Math.min(o.batchSize ?? 8, pairs.length);
@@ -100,7 +121,11 @@ export class ContrastiveStepper {
     const scaling = alpha / r;
     const rng = new Rng(o.seed ?? 42);
     const specs = new Map<string, number[]>();
-    for (const name of [...contrastiveLoraModules(c, 'both').map((x) => `${x}.weight`), ...contrastiveProjectionTensors(c).map((s) => s.name)]) specs.set(name, m.weights.info(name).shape);
+    for (const name of [
+      ...contrastiveLoraModules(c, 'both').map((x) => `${x}.weight`),
+      ...contrastiveProjectionTensors(c).map((s) => s.name),
+    ])
+      specs.set(name, m.weights.info(name).shape);
     const modules = o.method === 'lora' ? contrastiveLoraModules(c, o.towers ?? 'both', o.targets ?? TARGETS) : [];
     const full = o.method === 'projections' ? contrastiveProjectionTensors(c) : [];
     const params: Array<{ name: string; shape: number[] }> = [];
@@ -125,7 +150,8 @@ export class ContrastiveStepper {
         params,
         forward: (g, p) => {
           const lora = new Map<string, LoraBinding>();
-          for (const mod of modules) lora.set(mod, { a: p[`${mod}.lora_A.weight`], b: p[`${mod}.lora_B.weight`], scaling });
+          for (const mod of modules)
+            lora.set(mod, { a: p[`${mod}.lora_A.weight`], b: p[`${mod}.lora_B.weight`], scaling });
           const trainable: Record<string, Value> = {};
           for (const s of full) trainable[s.name] = p[s.name];
           const w = new GraphWeights(g, m.weights, { lora, params: trainable });
@@ -143,12 +169,18 @@ export class ContrastiveStepper {
       init,
     );
     // pixel values once per image
-    const pixels = await imageBatch(m, pairs.map((p) => p.image));
+    const pixels = await imageBatch(
+      m,
+      pairs.map((p) => p.image),
+    );
     const per = 3 * S * S;
     const feedsOf = (idx: number[]): Feeds => {
       const pv = new Float32Array(idx.length * per);
       idx.forEach((k, j) => pv.set(pixels.data.subarray(k * per, (k + 1) * per), j * per));
-      const tb = textBatch(m, idx.map((k) => pairs[k].text));
+      const tb = textBatch(
+        m,
+        idx.map((k) => pairs[k].text),
+      );
       return {
         pixel_values: tensor('float32', [idx.length, 3, S, S], pv),
         input_ids: tensor('int64', [tb.batch, tb.length], tb.ids),
@@ -166,7 +198,12 @@ export class ContrastiveStepper {
       }
     }
     const total = Math.floor(all.length / acc);
-    const shape = { r, alpha, scaling, modulesToSave: o.method === 'projections' ? contrastiveProjectionModules(c) : [] };
+    const shape = {
+      r,
+      alpha,
+      scaling,
+      modulesToSave: o.method === 'projections' ? contrastiveProjectionModules(c) : [],
+    };
     return new ContrastiveStepper(m, ex, all, feedsOf, total, acc, o.lr ?? 1e-3, modules, full, shape, params);
   }
 
@@ -200,7 +237,8 @@ export class ContrastiveStepper {
 
   /** Continue from a state() taken after `step` steps. */
   loadState(step: number, st: ExecutorState): void {
-    if (step < 0 || step > this.total) throw new ContrastiveTrainError(`cannot resume at step ${step} of ${this.total}`);
+    if (step < 0 || step > this.total)
+      throw new ContrastiveTrainError(`cannot resume at step ${step} of ${this.total}`);
     this.ex.loadState(st);
     this.step = step;
   }
@@ -211,7 +249,11 @@ export class ContrastiveStepper {
 }
 
 /** Train and return the adapter (save it with saveContrastiveAdapter, or use trainContrastiveToFolder). */
-export async function trainContrastive(m: ContrastiveModel, pairs: readonly ContrastivePair[], o: ContrastiveTrainOptions): Promise<ContrastiveTrainResult> {
+export async function trainContrastive(
+  m: ContrastiveModel,
+  pairs: readonly ContrastivePair[],
+  o: ContrastiveTrainOptions,
+): Promise<ContrastiveTrainResult> {
   const st = await ContrastiveStepper.create(m, pairs, o);
   try {
     const losses: number[] = [];
@@ -227,7 +269,12 @@ export async function trainContrastive(m: ContrastiveModel, pairs: readonly Cont
 }
 
 /** Train and write the PEFT adapter to outDir. */
-export async function trainContrastiveToFolder(m: ContrastiveModel, pairs: readonly ContrastivePair[], o: ContrastiveTrainOptions, outDir: string): Promise<ContrastiveTrainResult> {
+export async function trainContrastiveToFolder(
+  m: ContrastiveModel,
+  pairs: readonly ContrastivePair[],
+  o: ContrastiveTrainOptions,
+  outDir: string,
+): Promise<ContrastiveTrainResult> {
   const res = await trainContrastive(m, pairs, o);
   mkdirSync(outDir, { recursive: true });
   saveContrastiveAdapter(outDir, m.config, res.adapter, m.dir);

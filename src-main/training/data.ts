@@ -98,7 +98,9 @@ export function readSnapshot(file: string): DataSnapshot {
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`data snapshot ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(
+      `data snapshot ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   const r = snapshotSchema.safeParse(json);
   if (!r.success) {
@@ -135,7 +137,10 @@ export interface GenItem extends EvalItem {
  * one caption item per image with all its captions as references (task caption), or the first exchange of a chat.
  * When the items hold both QA and captions, the kind with more items decides the task (the others are left out).
  */
-export function evalItems(items: readonly DataItem[], opts: { task?: EvalTask; captionPrompt?: string } = {}): { task: EvalTask; items: GenItem[] } {
+export function evalItems(
+  items: readonly DataItem[],
+  opts: { task?: EvalTask; captionPrompt?: string } = {},
+): { task: EvalTask; items: GenItem[] } {
   const qa: GenItem[] = [];
   const cap: GenItem[] = [];
   for (const it of items) {

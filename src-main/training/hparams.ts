@@ -24,7 +24,9 @@ export interface HparamIssue {
 /** Invalid hyperparameters; the message names every offending field and its CLI flag. */
 export class HparamsError extends Error {
   constructor(readonly issues: HparamIssue[]) {
-    super(`invalid hyperparameters: ${issues.map((i) => (i.field ? `${i.field} (${cliFlag(i.field.split('.')[0])}): ${i.message}` : i.message)).join('; ')}`);
+    super(
+      `invalid hyperparameters: ${issues.map((i) => (i.field ? `${i.field} (${cliFlag(i.field.split('.')[0])}): ${i.message}` : i.message)).join('; ')}`,
+    );
     this.name = 'HparamsError';
   }
 }
@@ -60,21 +62,28 @@ export interface RunPlan {
  */
 export function planRun(h: Hparams, data: { trainSamples: number; evalSamples?: number }): RunPlan {
   const issues: HparamIssue[] = [];
-  if (data.trainSamples < 1) throw new HparamsError([{ field: '', message: 'the training split is empty: assign items to "train" first' }]);
+  if (data.trainSamples < 1)
+    throw new HparamsError([{ field: '', message: 'the training split is empty: assign items to "train" first' }]);
   const schedule = new BatchSchedule({
     numSamples: data.trainSamples,
     batchSize: h.batchSize,
     gradAccum: h.gradAccum,
     seed: h.seed,
-    epochs: h.maxSteps === undefined ? h.epochs ?? DEFAULT_EPOCHS : undefined,
+    epochs: h.maxSteps === undefined ? (h.epochs ?? DEFAULT_EPOCHS) : undefined,
     maxSteps: h.maxSteps,
   });
   const totalSteps = schedule.totalSteps;
   const warmupSteps = h.warmupSteps ?? Math.floor((h.warmupRatio ?? 0) * totalSteps);
   if (warmupSteps >= totalSteps)
-    issues.push({ field: h.warmupSteps !== undefined ? 'warmupSteps' : 'warmupRatio', message: `warmup (${warmupSteps} steps) must be shorter than the run (${totalSteps} steps)` });
+    issues.push({
+      field: h.warmupSteps !== undefined ? 'warmupSteps' : 'warmupRatio',
+      message: `warmup (${warmupSteps} steps) must be shorter than the run (${totalSteps} steps)`,
+    });
   if (h.evalEvery > 0 && (data.evalSamples ?? 0) === 0)
-    issues.push({ field: 'evalEvery', message: 'evaluation is requested but the dataset has no validation items; set 0 or assign items to "val"' });
+    issues.push({
+      field: 'evalEvery',
+      message: 'evaluation is requested but the dataset has no validation items; set 0 or assign items to "val"',
+    });
   if (issues.length) throw new HparamsError(issues);
   return { totalSteps, stepsPerEpoch: schedule.stepsPerEpoch, warmupSteps, effectiveBatch: h.batchSize * h.gradAccum };
 }
@@ -82,7 +91,11 @@ export function planRun(h: Hparams, data: { trainSamples: number; evalSamples?: 
 // ---------------------------------------------------------------------------------------------- LR schedule
 
 /** The engine's schedule (src-main/engine/optim/schedules.ts) for these hyperparameters and plan. */
-export function lrSchedule(h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRatio'>, totalSteps: number, warmupSteps: number): Schedule {
+export function lrSchedule(
+  h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRatio'>,
+  totalSteps: number,
+  warmupSteps: number,
+): Schedule {
   return { kind: h.schedule, baseLr: h.lr, warmupSteps, totalSteps, minRatio: h.minLrRatio };
 }
 
@@ -91,8 +104,14 @@ export function lrSchedule(h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRatio'>, t
  * Face's get_{constant,linear,cosine}_schedule_with_warmup on the 0-based index step − 1: warmup lr·(step−1)/W, then
  * cosine lr_min + (lr − lr_min)·(1 + cos πp)/2 or linear, with p = (step − 1 − W)/(totalSteps − W); lr_min = lr·minLrRatio.
  */
-export function lrAt(step: number, h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRatio'>, totalSteps: number, warmupSteps: number): number {
-  if (!Number.isInteger(step) || step < 1 || step > totalSteps) throw new Error(`lrAt: step ${step} outside 1..${totalSteps}`);
+export function lrAt(
+  step: number,
+  h: Pick<Hparams, 'lr' | 'schedule' | 'minLrRatio'>,
+  totalSteps: number,
+  warmupSteps: number,
+): number {
+  if (!Number.isInteger(step) || step < 1 || step > totalSteps)
+    throw new Error(`lrAt: step ${step} outside 1..${totalSteps}`);
   return engineLrAt(lrSchedule(h, totalSteps, warmupSteps), step - 1);
 }
 
@@ -118,12 +137,37 @@ function canonical(v: unknown): string {
 export function hparamsHash(h: Hparams): string {
   const rel: Record<string, unknown> = {};
   // a float base leaves the hash as it was before quantizeBase existed: older checkpoints still resume
-  for (const [k, v] of Object.entries(h)) if (!NON_TRAINING_FIELDS.has(k) && !LAYOUT_FIELDS.has(k) && !(k === 'quantizeBase' && v === 'none')) rel[k] = v;
+  for (const [k, v] of Object.entries(h))
+    if (!NON_TRAINING_FIELDS.has(k) && !LAYOUT_FIELDS.has(k) && !(k === 'quantizeBase' && v === 'none')) rel[k] = v;
   return createHash('sha256').update(canonical(rel)).digest('hex');
 }
 
-const NUMBER_FIELDS = new Set(['rank', 'alpha', 'dropout', 'lr', 'weightDecay', 'eps', 'warmupSteps', 'warmupRatio', 'minLrRatio', 'epochs', 'maxSteps', 'batchSize', 'gradAccum', 'maxSeqLen', 'seed', 'evalEvery', 'saveEvery', 'keepLastK', 'clipNorm']);
-const CLI_ALIASES: Record<string, string> = { steps: 'maxSteps', 'max-steps': 'maxSteps', 'target-modules': 'targetModules' };
+const NUMBER_FIELDS = new Set([
+  'rank',
+  'alpha',
+  'dropout',
+  'lr',
+  'weightDecay',
+  'eps',
+  'warmupSteps',
+  'warmupRatio',
+  'minLrRatio',
+  'epochs',
+  'maxSteps',
+  'batchSize',
+  'gradAccum',
+  'maxSeqLen',
+  'seed',
+  'evalEvery',
+  'saveEvery',
+  'keepLastK',
+  'clipNorm',
+]);
+const CLI_ALIASES: Record<string, string> = {
+  steps: 'maxSteps',
+  'max-steps': 'maxSteps',
+  'target-modules': 'targetModules',
+};
 
 /**
  * Hyperparameters from CLI flags (`{ 'batch-size': '8', lr: '1e-4', steps: '200', betas: '0.9,0.99' }`), validated by
@@ -141,20 +185,25 @@ export function hparamsFromCli(flags: Record<string, string>): Hparams {
     }
     if (NUMBER_FIELDS.has(field)) {
       const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n)) issues.push({ field, message: `must be a number (got ${JSON.stringify(value)})` });
+      if (value.trim() === '' || !Number.isFinite(n))
+        issues.push({ field, message: `must be a number (got ${JSON.stringify(value)})` });
       else out[field] = n;
     } else if (field === 'betas') {
       const parts = value.split(',').map((s) => Number(s.trim()));
-      if (parts.length !== 2 || parts.some((p) => !Number.isFinite(p))) issues.push({ field, message: `must be two numbers "b1,b2" (got ${JSON.stringify(value)})` });
+      if (parts.length !== 2 || parts.some((p) => !Number.isFinite(p)))
+        issues.push({ field, message: `must be two numbers "b1,b2" (got ${JSON.stringify(value)})` });
       else out[field] = parts;
-    } else if (field === 'targetModules') out[field] = value.split(',').map((s) => s.trim()).filter(Boolean);
+    } else if (field === 'targetModules')
+      out[field] = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     else if (field === 'evalAtStart' || field === 'packing') {
       const v = value.trim().toLowerCase();
       if (['true', 'yes', '1', ''].includes(v)) out[field] = true;
       else if (['false', 'no', '0'].includes(v)) out[field] = false;
       else issues.push({ field, message: `must be true or false (got ${JSON.stringify(value)})` });
-    }
-    else out[field] = value;
+    } else out[field] = value;
   }
   if (issues.length) throw new HparamsError(issues);
   return parseHparams(out);

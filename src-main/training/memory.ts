@@ -217,7 +217,11 @@ export function quantizedWeightBytes(shape: ModelShape, scheme: 'int8' | 'int4',
   if (projectorTrains) bytes += projectorParams(p) * fb;
   // a connector known by its parameter count (BLIP-2's Q-Former): nearly all of it is matrices of 768-wide inputs
   else if (p.params !== undefined) bytes += p.params * qb;
-  else bytes += mat(p.inFeatures, p.outFeatures) + (p.type === 'mlp' ? mat(p.outFeatures, p.outFeatures) + p.outFeatures * fb : 0) + p.outFeatures * fb;
+  else
+    bytes +=
+      mat(p.inFeatures, p.outFeatures) +
+      (p.type === 'mlp' ? mat(p.outFeatures, p.outFeatures) + p.outFeatures * fb : 0) +
+      p.outFeatures * fb;
   const d = shape.decoder;
   const h = d.hiddenSize;
   const q = d.numHeads * d.headDim;
@@ -228,10 +232,19 @@ export function quantizedWeightBytes(shape: ModelShape, scheme: 'int8' | 'int4',
   if (d.linears && d.params !== undefined) {
     // the listed matrices as blocks; everything else but the table and head (norms, biases, positions) as floats
     const inLinears = d.linears.reduce((n, [o, i]) => n + o * i, 0);
-    bytes += d.linears.reduce((n, [o, i]) => n + mat(i, o), 0) + (d.params - inLinears - d.vocabSize * h * (d.tieEmbeddings ? 1 : 2)) * fb;
+    bytes +=
+      d.linears.reduce((n, [o, i]) => n + mat(i, o), 0) +
+      (d.params - inLinears - d.vocabSize * h * (d.tieEmbeddings ? 1 : 2)) * fb;
     return bytes;
   }
-  const layer = mat(h, q) + 2 * mat(h, kv) + mat(q, h) + 2 * mat(h, I) + mat(I, h) + 2 * h * fb + (d.qkvBias ? (q + 2 * kv) * fb : 0);
+  const layer =
+    mat(h, q) +
+    2 * mat(h, kv) +
+    mat(q, h) +
+    2 * mat(h, I) +
+    mat(I, h) +
+    2 * h * fb +
+    (d.qkvBias ? (q + 2 * kv) * fb : 0);
   bytes += d.numLayers * layer + h * fb;
   return bytes;
 }
@@ -240,7 +253,12 @@ export function quantizedWeightBytes(shape: ModelShape, scheme: 'int8' | 'int4',
 function largestFrozenMatrix(shape: ModelShape): number {
   const d = shape.decoder;
   const q = d.numHeads * d.headDim;
-  let m = Math.max(d.hiddenSize * q, d.hiddenSize * d.intermediateSize, d.hiddenSize * d.vocabSize, shape.projector.inFeatures * shape.projector.outFeatures);
+  let m = Math.max(
+    d.hiddenSize * q,
+    d.hiddenSize * d.intermediateSize,
+    d.hiddenSize * d.vocabSize,
+    shape.projector.inFeatures * shape.projector.outFeatures,
+  );
   if (shape.vision) m = Math.max(m, shape.vision.hiddenSize * shape.vision.intermediateSize);
   return m;
 }
@@ -272,7 +290,9 @@ function breakdownFor(shape: ModelShape, s: TrainSetup) {
     if (usesProj) vision += images * P * v.hiddenSize * 4;
   }
   const parts = {
-    weights: (qz === 'none' ? (pv + pp + pd) * shape.weightBytes : quantizedWeightBytes(shape, qz, usesProj)) * (s.weightCopies ?? 1),
+    weights:
+      (qz === 'none' ? (pv + pp + pd) * shape.weightBytes : quantizedWeightBytes(shape, qz, usesProj)) *
+      (s.weightCopies ?? 1),
     adapter: pl * 4,
     gradients: trainable * 4,
     optimizer: trainable * 2 * 4,
@@ -291,19 +311,26 @@ function breakdownFor(shape: ModelShape, s: TrainSetup) {
  * Estimate the memory of training with `setup` and compare it with `availableBytes` (default: available now).
  * When it does not fit, suggestions name concrete smaller settings that would, computed with the same formula.
  */
-export function estimateTrainingMemory(shape: ModelShape, setup: TrainSetup, opts: { availableBytes?: number; totalBytes?: number } = {}): MemoryEstimate {
+export function estimateTrainingMemory(
+  shape: ModelShape,
+  setup: TrainSetup,
+  opts: { availableBytes?: number; totalBytes?: number } = {},
+): MemoryEstimate {
   const availableBytes = opts.availableBytes ?? availableMemory();
   const totalBytes = opts.totalBytes ?? totalmem();
   const { breakdown, params } = breakdownFor(shape, setup);
   const fits = breakdown.total <= availableBytes;
   const suggestions: string[] = [];
   if (!fits) {
-    const fitsWith = (patch: Partial<TrainSetup>) => breakdownFor(shape, { ...setup, ...patch }).breakdown.total <= availableBytes;
+    const fitsWith = (patch: Partial<TrainSetup>) =>
+      breakdownFor(shape, { ...setup, ...patch }).breakdown.total <= availableBytes;
     // smaller micro-batch, same effective batch through gradient accumulation
     for (let b = setup.batchSize >> 1; b >= 1; b >>= 1) {
       if (fitsWith({ batchSize: b })) {
         const accum = Math.ceil(setup.batchSize / b);
-        suggestions.push(`use batch size ${b} with gradient accumulation ×${accum} (keeps the effective batch of ${setup.batchSize})`);
+        suggestions.push(
+          `use batch size ${b} with gradient accumulation ×${accum} (keeps the effective batch of ${setup.batchSize})`,
+        );
         break;
       }
     }
@@ -315,17 +342,26 @@ export function estimateTrainingMemory(shape: ModelShape, setup: TrainSetup, opt
         break;
       }
     }
-    if (setup.batchSize > 1 && !suggestions.length && fitsWith({ batchSize: 1, maxSeqLen: Math.max(minLen, setup.maxSeqLen >> 1) }))
+    if (
+      setup.batchSize > 1 &&
+      !suggestions.length &&
+      fitsWith({ batchSize: 1, maxSeqLen: Math.max(minLen, setup.maxSeqLen >> 1) })
+    )
       suggestions.push(`use batch size 1 and sequences of at most ${Math.max(minLen, setup.maxSeqLen >> 1)} tokens`);
     if (shape.imageTokens > 64)
-      suggestions.push(`use fewer image tokens per image (now ${shape.imageTokens}; a lower image resolution or a model with fewer patches)`);
+      suggestions.push(
+        `use fewer image tokens per image (now ${shape.imageTokens}; a lower image resolution or a model with fewer patches)`,
+      );
     if (setup.method !== 'projector' && setup.targetModules.length > 2 && !fitsWith({}))
       suggestions.push('target fewer modules with LoRA (e.g. only q_proj and v_proj) or use a lower rank');
     if ((setup.quantizeBase ?? 'none') !== 'int4' && fitsWith({ quantizeBase: 'int4' }))
-      suggestions.push('hold the frozen base as int4 (quantizeBase int4, --quantize-base int4; the adapter stays float32)');
+      suggestions.push(
+        'hold the frozen base as int4 (quantizeBase int4, --quantize-base int4; the adapter stays float32)',
+      );
     if (breakdown.weights + 256 * MIB > availableBytes)
       suggestions.push(`the model's weights alone take ${formatBytes(breakdown.weights)}: choose a smaller model`);
-    if (breakdown.total <= 0.9 * totalBytes) suggestions.push(`close other applications: the machine has ${formatBytes(totalBytes)} in all`);
+    if (breakdown.total <= 0.9 * totalBytes)
+      suggestions.push(`close other applications: the machine has ${formatBytes(totalBytes)} in all`);
   }
   const summary = `needs about ${formatBytes(breakdown.total)} of ${formatBytes(availableBytes)} available`;
   return { fits, breakdown, params, availableBytes, totalBytes, suggestions, summary };
@@ -360,7 +396,11 @@ function decoderLinears(c: VlmModelConfig): Array<[number, number]> {
  * per frame and `framesPerImage` the frames of the largest image (pass it as TrainSetup.imagesPerSample).
  * `weightBytes` defaults to 4 (weights held as float32).
  */
-export function shapeOfVlm(c: VlmModelConfig, weightBytes = 4, images?: FamilyImageProcessor | null): ModelShape & { framesPerImage: number } {
+export function shapeOfVlm(
+  c: VlmModelConfig,
+  weightBytes = 4,
+  images?: FamilyImageProcessor | null,
+): ModelShape & { framesPerImage: number } {
   const s = vlmFamilyOf(c).shape(c, images);
   return {
     vision: { ...s.vision },

@@ -13,7 +13,15 @@ import { RenderError, renderItem, type RenderSetup } from '../datasets/render';
 import { assertSamplesFit, SampleError, type RenderedSample, type SampleProblem } from './batching';
 import { parseHparams, planRun, HparamsError, type Hparams, type RunPlan } from './hparams';
 import { availableMemory, estimateTrainingMemory, memoryRefusal, shapeOfVlm, type MemoryEstimate } from './memory';
-import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type DataSnapshot, type GenItem } from './data';
+import {
+  evalItems,
+  itemsOfSplit,
+  readSnapshot,
+  subsample,
+  type DataItem,
+  type DataSnapshot,
+  type GenItem,
+} from './data';
 import type { EvalTask } from '../eval/metrics';
 
 /**
@@ -57,7 +65,10 @@ export const vlmConfigSchema = z
      */
     featureCache: z.boolean().default(true),
     /** Test hooks. */
-    debug: z.object({ stepDelayMs: z.number().min(0).default(0) }).strict().prefault({}),
+    debug: z
+      .object({ stepDelayMs: z.number().min(0).default(0) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -126,13 +137,17 @@ export function renderSetupFor(m: LoadedVlm): RenderSetup {
  * Every conversation of the items rendered for training; items the template cannot render are SampleErrors.
  * `setup` may depend on the item (its image's tile grid).
  */
-export function renderSamples(items: readonly DataItem[], setup: RenderSetup | ((item: DataItem, index: number) => RenderSetup)): { samples: (RenderedSample & { item: number })[]; problems: SampleProblem[] } {
+export function renderSamples(
+  items: readonly DataItem[],
+  setup: RenderSetup | ((item: DataItem, index: number) => RenderSetup),
+): { samples: (RenderedSample & { item: number })[]; problems: SampleProblem[] } {
   const samples: (RenderedSample & { item: number })[] = [];
   const problems: SampleProblem[] = [];
   items.forEach((it, i) => {
     try {
       const st = typeof setup === 'function' ? setup(it, i) : setup;
-      for (const s of renderItem({ id: it.key, annotations: it.annotations, hasImage: it.image !== null }, st)) samples.push({ ...s, item: i });
+      for (const s of renderItem({ id: it.key, annotations: it.annotations, hasImage: it.image !== null }, st))
+        samples.push({ ...s, item: i });
     } catch (e) {
       if (!(e instanceof RenderError)) throw e;
       problems.push({ index: i, key: it.key, message: e.message });
@@ -175,7 +190,10 @@ export function checkVlmRun(input: {
   const trainItems = itemsOfSplit(input.snapshot, trainSplit);
   const evalData = itemsOfSplit(input.snapshot, evalSplit);
   if (trainItems.length === 0)
-    throw new VlmCheckError(`the dataset "${input.snapshot.source.name}" has no items in the ${trainSplit} split; assign a split first`, 'data');
+    throw new VlmCheckError(
+      `the dataset "${input.snapshot.source.name}" has no items in the ${trainSplit} split; assign a split first`,
+      'data',
+    );
   const m = openVlm(input.modelDir);
   try {
     const setup = renderSetupFor(m);
@@ -185,20 +203,44 @@ export function checkVlmRun(input: {
     assertSamplesFit(rendered.samples, { maxSeqLen: hp.maxSeqLen, vocabSize, maxImagesPerSample: 1 });
     const withoutImage = rendered.samples.filter((s) => s.imageCount === 0 && trainItems[s.item].image !== null);
     if (withoutImage.length)
-      throw new SampleError(withoutImage.map((s) => ({ index: s.item, key: s.key ?? s.item, message: 'has an image but no <image> in its conversation' })));
+      throw new SampleError(
+        withoutImage.map((s) => ({
+          index: s.item,
+          key: s.key ?? s.item,
+          message: 'has an image but no <image> in its conversation',
+        })),
+      );
     const noFile = rendered.samples.filter((s) => s.imageCount > 0 && trainItems[s.item].image === null);
-    if (noFile.length) throw new SampleError(noFile.map((s) => ({ index: s.item, key: s.key ?? s.item, message: 'has <image> in its conversation but no image' })));
+    if (noFile.length)
+      throw new SampleError(
+        noFile.map((s) => ({
+          index: s.item,
+          key: s.key ?? s.item,
+          message: 'has <image> in its conversation but no image',
+        })),
+      );
     const ev = evalItems(evalData, { task: input.evalTask, captionPrompt: setup.captionPrompt });
     const evalSamples = renderSamples(evalData, setup).samples.length;
     const plan = planRun(hp, { trainSamples: rendered.samples.length, evalSamples });
-    if (hp.maxSteps === undefined && plan.totalSteps === 0) throw new HparamsError([{ field: 'epochs', message: 'the run has no steps' }]);
+    if (hp.maxSteps === undefined && plan.totalSteps === 0)
+      throw new HparamsError([{ field: 'epochs', message: 'the run has no steps' }]);
     const longest = Math.max(...rendered.samples.map((s) => s.ids.length));
     const shape = shapeOfVlm(m.config, 4, m.images);
     const memory = estimateTrainingMemory(
       shape,
       // weightCopies 2: the session holds the frozen weights as initializers, and building / loading the graph holds
       // a second copy for a while (bench:train measures 5.2 GiB peak for a 0.45B model whose weights are 1.7 GiB)
-      { method: hp.method, rank: hp.rank, targetModules: hp.targetModules, dropout: hp.dropout, batchSize: hp.batchSize, maxSeqLen: longest, imagesPerSample: shape.framesPerImage, weightCopies: 2, quantizeBase: hp.quantizeBase },
+      {
+        method: hp.method,
+        rank: hp.rank,
+        targetModules: hp.targetModules,
+        dropout: hp.dropout,
+        batchSize: hp.batchSize,
+        maxSeqLen: longest,
+        imagesPerSample: shape.framesPerImage,
+        weightCopies: 2,
+        quantizeBase: hp.quantizeBase,
+      },
       { availableBytes: input.availableBytes ?? memoryLimit() },
     );
     if (!memory.fits && (input.refuseMemory ?? true)) throw new MemoryRefusalError(memory);

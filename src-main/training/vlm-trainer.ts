@@ -28,7 +28,25 @@ import { openProgram } from '../engine/runtime/device-session';
 import { buildScore } from '../engine/programs/score';
 import { stepNames } from '../engine/programs/train-step';
 import { tensor } from '../engine/runtime/tensor';
-import { adapterFromValues, buildFeatureGraph, buildTrainableVlm, DROPOUT_SEED_INPUT, featureCacheLayer, featureShape, IMAGE_FEATURES_INPUT, type FeatureLayer, type TrainableVlmOptions, dropoutStepSeed, loadAdapter, loadVlm, renderSetupOf, saveAdapter, type LoadedVlm, type LoraOptions, type TrainableVlm } from '../models/program';
+import {
+  adapterFromValues,
+  buildFeatureGraph,
+  buildTrainableVlm,
+  DROPOUT_SEED_INPUT,
+  featureCacheLayer,
+  featureShape,
+  IMAGE_FEATURES_INPUT,
+  type FeatureLayer,
+  type TrainableVlmOptions,
+  dropoutStepSeed,
+  loadAdapter,
+  loadVlm,
+  renderSetupOf,
+  saveAdapter,
+  type LoadedVlm,
+  type LoraOptions,
+  type TrainableVlm,
+} from '../models/program';
 import type { RenderSetup } from '../datasets/render';
 import { createGenerator } from '../models/generate';
 import { quantCacheKey } from '../models/quantize';
@@ -36,7 +54,14 @@ import { BatchSchedule, collate, pack, type Batch, type DataPosition, type Rende
 import type { CheckpointFiles, LoadedCheckpoint, StateTensor } from './checkpoints';
 import { hparamsHash, lrAt, parseHparams, planRun, type Hparams } from './hparams';
 import { evalItems, itemsOfSplit, readSnapshot, subsample, type DataItem, type GenItem } from './data';
-import { checkVlmConfig, graphCacheDir, parseVlmConfig, renderSamples, renderSetupFor, type VlmConfig } from './vlm-config';
+import {
+  checkVlmConfig,
+  graphCacheDir,
+  parseVlmConfig,
+  renderSamples,
+  renderSetupFor,
+  type VlmConfig,
+} from './vlm-config';
 import { runEvaluation } from '../eval/evaluate';
 import type { EvalTask } from '../eval/metrics';
 import type { EvalResult, LoopPlan, StepResult, Trainer, TrainerContext, TrainerModule } from '../jobs/trainer';
@@ -180,7 +205,14 @@ class VlmTrainer implements Trainer {
   private newSchedule(position?: DataPosition): BatchSchedule {
     const h = this.hp;
     return new BatchSchedule(
-      { numSamples: this.samples.length, batchSize: h.batchSize, gradAccum: h.gradAccum, seed: h.seed, epochs: h.maxSteps === undefined ? h.epochs : undefined, maxSteps: h.maxSteps },
+      {
+        numSamples: this.samples.length,
+        batchSize: h.batchSize,
+        gradAccum: h.gradAccum,
+        seed: h.seed,
+        epochs: h.maxSteps === undefined ? h.epochs : undefined,
+        maxSteps: h.maxSteps,
+      },
       position,
     );
   }
@@ -196,12 +228,21 @@ class VlmTrainer implements Trainer {
     const setup = await this.itemSetups([...this.trainItems, ...this.evalData]);
     this.samples = renderSamples(this.trainItems, setup).samples;
     this.evalSamples = renderSamples(this.evalData, setup).samples;
-    const ev = evalItems(this.evalData, { task: this.cfg.eval.task, captionPrompt: renderSetupFor(this.model).captionPrompt });
+    const ev = evalItems(this.evalData, {
+      task: this.cfg.eval.task,
+      captionPrompt: renderSetupFor(this.model).captionPrompt,
+    });
     this.task = ev.task;
     this.genItems = subsample(ev.items, this.cfg.eval.maxItems);
     const runPlan = planRun(hp, { trainSamples: this.samples.length, evalSamples: this.evalSamples.length });
     this.warmup = runPlan.warmupSteps;
-    this.plan = { totalSteps: runPlan.totalSteps, evalEvery: hp.evalEvery, evalAtStart: hp.evalAtStart && this.evalSamples.length > 0, saveEvery: hp.saveEvery, keepLastK: hp.keepLastK };
+    this.plan = {
+      totalSteps: runPlan.totalSteps,
+      evalEvery: hp.evalEvery,
+      evalAtStart: hp.evalAtStart && this.evalSamples.length > 0,
+      saveEvery: hp.saveEvery,
+      keepLastK: hp.keepLastK,
+    };
     this.schedule = this.newSchedule();
     const tk = this.model.tokenizer;
     this.padId = tk.padTokenId ?? tk.eosTokenId ?? 0;
@@ -209,7 +250,13 @@ class VlmTrainer implements Trainer {
 
     const lora = hp.method === 'projector' ? null : loraOptions(hp);
     this.featureLayer = this.cfg.featureCache ? featureCacheLayer(this.model.config, hp.method, lora) : null;
-    this.vlmOptions = { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize, imageInput: this.featureLayer ?? 'pixels', quantizeBase: hp.quantizeBase, packed: hp.packing };
+    this.vlmOptions = {
+      maxSeqLen: hp.maxSeqLen,
+      batchSize: hp.batchSize,
+      imageInput: this.featureLayer ?? 'pixels',
+      quantizeBase: hp.quantizeBase,
+      packed: hp.packing,
+    };
     this.tvlm = buildTrainableVlm(this.model, hp.method, lora, this.vlmOptions);
     const cacheKey = {
       what: 'lenslab-train',
@@ -229,19 +276,29 @@ class VlmTrainer implements Trainer {
     this.device = await this.pickDevice();
     this.executor = await this.newExecutor(this.device.provider);
     if (resume) await this.restore(resume);
-    const where = this.executor.provider === this.device.provider ? this.device.reason : `${this.device.provider} unavailable, fell back`;
-    this.ctx.log(`device: ${this.executor.provider} (${where}${this.executor.resident || this.executor.provider === 'webgpu' ? '; parameters and optimizer state stay in GPU memory between steps' : ''})`);
+    const where =
+      this.executor.provider === this.device.provider
+        ? this.device.reason
+        : `${this.device.provider} unavailable, fell back`;
+    this.ctx.log(
+      `device: ${this.executor.provider} (${where}${this.executor.resident || this.executor.provider === 'webgpu' ? '; parameters and optimizer state stay in GPU memory between steps' : ''})`,
+    );
     this.ctx.log(
       `${hp.method} on ${this.samples.length} training samples (${this.trainItems.length} items), ${this.tvlm.params.length} trainable tensors; ` +
         `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s${resume ? `, resumed at step ${this._step}` : ''}`,
     );
     if (hp.quantizeBase !== 'none') {
       const kept = this.tvlm.quantizeFallbacks();
-      this.ctx.log(`frozen base held as ${hp.quantizeBase} blocks of 32 (LoRA${hp.method === 'lora' ? '' : ' and projector'} in float32)`);
+      this.ctx.log(
+        `frozen base held as ${hp.quantizeBase} blocks of 32 (LoRA${hp.method === 'lora' ? '' : ' and projector'} in float32)`,
+      );
       if (kept.length)
         this.ctx.log(
           `note: ${kept.length} frozen matri${kept.length === 1 ? 'x stays' : 'ces stay'} float32 under ${hp.quantizeBase}: ` +
-            kept.slice(0, 6).map((k) => `${k.name} [${k.shape.join(', ')}] (${k.reason})`).join('; ') +
+            kept
+              .slice(0, 6)
+              .map((k) => `${k.name} [${k.shape.join(', ')}] (${k.reason})`)
+              .join('; ') +
             (kept.length > 6 ? `; and ${kept.length - 6} more` : ''),
         );
     }
@@ -252,8 +309,10 @@ class VlmTrainer implements Trainer {
   private async restore(ck: LoadedCheckpoint): Promise<void> {
     const st = ck.json<SavedState>('state.json');
     if (st.kind !== 'lenslab-vlm') throw new Error(`checkpoint ${ck.dir} was not written by the VLM trainer`);
-    if (st.hparamsHash !== hparamsHash(this.hp)) throw new Error(`checkpoint ${ck.dir} was made with other hyperparameters; it cannot be resumed with these`);
-    if (st.dataHash !== this.dataHash) throw new Error(`checkpoint ${ck.dir} was made with other data; it cannot be resumed with this run's data`);
+    if (st.hparamsHash !== hparamsHash(this.hp))
+      throw new Error(`checkpoint ${ck.dir} was made with other hyperparameters; it cannot be resumed with these`);
+    if (st.dataHash !== this.dataHash)
+      throw new Error(`checkpoint ${ck.dir} was made with other data; it cannot be resumed with this run's data`);
     const { values } = loadAdapter(join(ck.dir, 'adapter'), this.model);
     const opt = ck.tensors('optimizer.safetensors');
     const m: Record<string, Float32Array> = {};
@@ -263,7 +322,8 @@ class VlmTrainer implements Trainer {
       const val = values[p.name];
       const mm = opt.get(`exp_avg.${p.name}`);
       const vv = opt.get(`exp_avg_sq.${p.name}`);
-      if (!val || !mm || !vv) throw new Error(`checkpoint ${ck.dir}: no saved ${!val ? 'value' : 'optimizer state'} for ${p.name}`);
+      if (!val || !mm || !vv)
+        throw new Error(`checkpoint ${ck.dir}: no saved ${!val ? 'value' : 'optimizer state'} for ${p.name}`);
       params[p.name] = val;
       m[p.name] = Float32Array.from(mm.data);
       v[p.name] = Float32Array.from(vv.data);
@@ -309,13 +369,27 @@ class VlmTrainer implements Trainer {
     const lay = weightLayout(m.config);
     const prefixes = [lay.vision, layer === 'projected' ? lay.projector : null].filter((p): p is string => !!p);
     const h = createHash('sha256');
-    for (const name of m.weights.names().filter((n) => prefixes.some((p) => n.startsWith(p))).sort()) {
+    for (const name of m.weights
+      .names()
+      .filter((n) => prefixes.some((p) => n.startsWith(p)))
+      .sort()) {
       const d = m.weights.get(name);
       h.update(name).update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
     }
-    const scope = stableStringify({ layer, quantizeBase: this.vlmOptions.quantizeBase ?? 'none', ...quantCacheKey(this.vlmOptions.quantizeBase ?? 'none'), nbits: this.vlmOptions.nbits ?? null, config: m.json.config, preprocessor: m.json.preprocessorConfig ?? null, processor: m.json.processorConfig ?? null, weights: h.digest('hex') });
+    const scope = stableStringify({
+      layer,
+      quantizeBase: this.vlmOptions.quantizeBase ?? 'none',
+      ...quantCacheKey(this.vlmOptions.quantizeBase ?? 'none'),
+      nbits: this.vlmOptions.nbits ?? null,
+      config: m.json.config,
+      preprocessor: m.json.preprocessorConfig ?? null,
+      processor: m.json.processorConfig ?? null,
+      weights: h.digest('hex'),
+    });
     const dir = featureCacheDir();
-    this.ctx.log(`image features: computed once per image at the ${layer === 'projected' ? "connector's output" : "tower's output (the connector trains)"} and cached in ${dir} (keyed in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    this.ctx.log(
+      `image features: computed once per image at the ${layer === 'projected' ? "connector's output" : "tower's output (the connector trains)"} and cached in ${dir} (keyed in ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
     return new FeatureCache({ dir, scope, warn: (msg) => this.ctx.log(`warning: ${msg}`, 'warn') });
   }
 
@@ -366,7 +440,13 @@ class VlmTrainer implements Trainer {
     const quant = { quantizeBase: this.vlmOptions.quantizeBase, nbits: this.vlmOptions.nbits };
     this.vision ??= await openProgram(() => buildFeatureGraph(this.model, layer, quant), {
       cacheDir: graphCacheDir(),
-      key: { kind: 'features', layer, model: folderIdentity(this.cfg.model), ...quant, ...quantCacheKey(quant.quantizeBase ?? 'none') },
+      key: {
+        kind: 'features',
+        layer,
+        model: folderIdentity(this.cfg.model),
+        ...quant,
+        ...quantCacheKey(quant.quantizeBase ?? 'none'),
+      },
       session: this.sessionOptions(),
     });
     const frames = pxs.map((p) => p.length / size);
@@ -377,7 +457,9 @@ class VlmTrainer implements Trainer {
       at += p.length;
     }
     const tv = performance.now();
-    const r = await this.vision.run({ pixel_values: tensor('float32', [all.length / size, v.numChannels, v.imageSize, v.imageSize], all) });
+    const r = await this.vision.run({
+      pixel_values: tensor('float32', [all.length / size, v.numChannels, v.imageSize, v.imageSize], all),
+    });
     this.visionMs += performance.now() - tv;
     this.visionCalls.runs++;
     this.visionCalls.images += pxs.length;
@@ -416,7 +498,8 @@ class VlmTrainer implements Trainer {
     const px = new Float32Array(n * size);
     let at = 0;
     for (const im of images) {
-      if (im.length === 0 || im.length % size !== 0) throw new Error(`image has ${im.length} values, the model takes frames of ${size}`);
+      if (im.length === 0 || im.length % size !== 0)
+        throw new Error(`image has ${im.length} values, the model takes frames of ${size}`);
       px.set(im, at);
       at += im.length;
     }
@@ -439,11 +522,15 @@ class VlmTrainer implements Trainer {
     this.timer.add('vision', this.visionMs - v0);
     this.timer.add('images', tf - ti - (this.visionMs - v0));
     const { tokens, dim } = featureShape(this.model.config, this.featureLayer!);
-    const frames = Math.max(1, feats.reduce((a, f) => a + f.dims[0], 0)); // N >= 1: an unused zero frame when no row has an image
+    const frames = Math.max(
+      1,
+      feats.reduce((a, f) => a + f.dims[0], 0),
+    ); // N >= 1: an unused zero frame when no row has an image
     const x = new Float32Array(frames * tokens * dim);
     let at = 0;
     for (const f of feats) {
-      if (f.dims[1] !== tokens || f.dims[2] !== dim) throw new Error(`image features of shape [${f.dims.join(', ')}], the model takes [frames, ${tokens}, ${dim}]`);
+      if (f.dims[1] !== tokens || f.dims[2] !== dim)
+        throw new Error(`image features of shape [${f.dims.join(', ')}], the model takes [frames, ${tokens}, ${dim}]`);
       x.set(f.data, at);
       at += f.data.length;
     }
@@ -469,15 +556,25 @@ class VlmTrainer implements Trainer {
   async trainStep(): Promise<StepResult> {
     const t0 = performance.now();
     const planned = this.schedule.nextStep();
-    const batches = planned.microBatches.map((idx) => (this.hp.packing ? pack(this.samples, idx, { padId: this.padId }) : collate(this.samples, idx, { padId: this.padId })));
+    const batches = planned.microBatches.map((idx) =>
+      this.hp.packing
+        ? pack(this.samples, idx, { padId: this.padId })
+        : collate(this.samples, idx, { padId: this.padId }),
+    );
     this.timer.add('batch', performance.now() - t0);
     const feeds: Feeds[] = [];
     for (const b of batches) feeds.push(await this.feeds(b, this.trainItems, this.samples));
     if (this.executor.dataInputs.includes(DROPOUT_SEED_INPUT))
-      feeds.forEach((f, i) => (f[DROPOUT_SEED_INPUT] = tensor('int64', [], [BigInt(dropoutStepSeed(this.hp.seed, planned.step, i))])));
+      feeds.forEach(
+        (f, i) =>
+          (f[DROPOUT_SEED_INPUT] = tensor('int64', [], [BigInt(dropoutStepSeed(this.hp.seed, planned.step, i))])),
+      );
     const lossTokens = batches.map((b) => b.lossTokens);
     const total = lossTokens.reduce((a, c) => a + c, 0);
-    const scales = this.executor.accumulation === 1 ? undefined : lossTokens.map((c) => (total > 0 ? c / total : 1 / batches.length));
+    const scales =
+      this.executor.accumulation === 1
+        ? undefined
+        : lossTokens.map((c) => (total > 0 ? c / total : 1 / batches.length));
     const lr = lrAt(planned.step, this.hp, this.plan.totalSteps, this.warmup);
     const r = await this.executor.step(feeds, lr, scales);
     this._step = planned.step;
@@ -520,18 +617,36 @@ class VlmTrainer implements Trainer {
    */
   private async pickDevice(): Promise<ProviderChoice> {
     const asked = this.cfg.provider ?? providerFromEnv() ?? 'auto';
-    if (asked !== 'auto') return { provider: asked, reason: this.cfg.provider ? 'chosen for this run' : `${PROVIDER_ENV}=${asked}`, measured: {}, cached: false };
+    if (asked !== 'auto')
+      return {
+        provider: asked,
+        reason: this.cfg.provider ? 'chosen for this run' : `${PROVIDER_ENV}=${asked}`,
+        measured: {},
+        cached: false,
+      };
     const n = Math.min(this.hp.batchSize, this.samples.length);
-    const probeBatches = Array.from({ length: this.hp.gradAccum }, () => collate(this.samples, Array.from({ length: n }, (_, i) => i), { padId: this.padId }));
+    const probeBatches = Array.from({ length: this.hp.gradAccum }, () =>
+      collate(
+        this.samples,
+        Array.from({ length: n }, (_, i) => i),
+        { padId: this.padId },
+      ),
+    );
     const choice = await chooseProvider({
-      key: { ...(this.cacheKey as object), batchSize: this.hp.batchSize, gradAccum: this.hp.gradAccum, maxSeqLen: this.hp.maxSeqLen },
+      key: {
+        ...(this.cacheKey as object),
+        batchSize: this.hp.batchSize,
+        gradAccum: this.hp.gradAccum,
+        maxSeqLen: this.hp.maxSeqLen,
+      },
       cacheDir: graphCacheDir(),
       probe: async (p) => {
         const ex = await this.newExecutor(p);
         try {
           const feeds: Feeds[] = [];
           for (const b of probeBatches) feeds.push(await this.feeds(b, this.trainItems, this.samples));
-          if (ex.dataInputs.includes(DROPOUT_SEED_INPUT)) feeds.forEach((f) => (f[DROPOUT_SEED_INPUT] = tensor('int64', [], [0n])));
+          if (ex.dataInputs.includes(DROPOUT_SEED_INPUT))
+            feeds.forEach((f) => (f[DROPOUT_SEED_INPUT] = tensor('int64', [], [0n])));
           const one = () => ex.step(ex.accumulation === 1 ? feeds[0] : feeds, 0);
           await one(); // warm-up: kernel / shader compilation
           let best = Infinity;
@@ -552,7 +667,11 @@ class VlmTrainer implements Trainer {
 
   /** Session options of the run's other programs (evaluation scoring, generation): the run's device. */
   private sessionOptions(): SessionOptions {
-    return { provider: this.executor?.provider === 'webgpu' || this.executor?.provider === 'cuda' ? this.executor.provider : 'cpu', spin: TRAIN_SPIN };
+    return {
+      provider:
+        this.executor?.provider === 'webgpu' || this.executor?.provider === 'cuda' ? this.executor.provider : 'cpu',
+      spin: TRAIN_SPIN,
+    };
   }
 
   /** Current trained values by parameter name (call after `await this.executor.sync()`). */
@@ -601,21 +720,35 @@ class VlmTrainer implements Trainer {
     const fs = this.features?.stats;
     if (fs && fs.misses + fs.memoryHits + fs.diskHits > this.loggedLookups) {
       this.loggedLookups = fs.misses + fs.memoryHits + fs.diskHits;
-      this.ctx.log(`image features so far: ${fs.misses} computed, ${fs.memoryHits + fs.diskHits} reused (${fs.diskHits} from disk)${fs.rebuilt ? `, ${fs.rebuilt} unreadable cache files rebuilt` : ''}`);
+      this.ctx.log(
+        `image features so far: ${fs.misses} computed, ${fs.memoryHits + fs.diskHits} reused (${fs.diskHits} from disk)${fs.rebuilt ? `, ${fs.rebuilt} unreadable cache files rebuilt` : ''}`,
+      );
     }
     if (this.genItems.length === 0) return { metrics };
     const hp = this.hp;
-    const adapter = adapterFromValues(this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values());
+    const adapter = adapterFromValues(
+      this.model,
+      hp.method,
+      hp.method === 'projector' ? null : loraOptions(hp),
+      this.values(),
+    );
     // the generation graphs take the adapter as inputs: every evaluation of the run reuses the same cached graphs
     // generation reads the base as the run trains it (int4 / int8 inference graphs of the same blocks' scheme)
-    const gen = await createGenerator(this.model, adapter, { cacheDir: graphCacheDir(), session: this.sessionOptions(), quantize: hp.quantizeBase });
+    const gen = await createGenerator(this.model, adapter, {
+      cacheDir: graphCacheDir(),
+      session: this.sessionOptions(),
+      quantize: hp.quantizeBase,
+    });
     try {
       const r = await runEvaluation({
         task: this.task,
         items: this.genItems,
         generate: async (item) => {
           const g = item as GenItem;
-          const out = await gen.generate({ image: g.image, messages: g.messages }, { maxNewTokens: this.cfg.eval.maxNewTokens });
+          const out = await gen.generate(
+            { image: g.image, messages: g.messages },
+            { maxNewTokens: this.cfg.eval.maxNewTokens },
+          );
           return out.text.trim();
         },
       });
@@ -638,7 +771,14 @@ class VlmTrainer implements Trainer {
     const dir = mkdtempSync(join(tmpdir(), 'lenslab-adapter-'));
     try {
       const hp = this.hp;
-      saveAdapter(dir, this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values(), this.cfg.model);
+      saveAdapter(
+        dir,
+        this.model,
+        hp.method,
+        hp.method === 'projector' ? null : loraOptions(hp),
+        this.values(),
+        this.cfg.model,
+      );
       return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))]));
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -653,7 +793,14 @@ class VlmTrainer implements Trainer {
       opt[`exp_avg.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(s.m[p.name]) };
       opt[`exp_avg_sq.${p.name}`] = { shape: [...p.shape], data: Float32Array.from(s.v[p.name]) };
     }
-    const state: SavedState = { kind: 'lenslab-vlm', step: this._step, t: s.t, hparamsHash: hparamsHash(this.hp), dataHash: this.dataHash, position: this.schedule.position() };
+    const state: SavedState = {
+      kind: 'lenslab-vlm',
+      step: this._step,
+      t: s.t,
+      hparamsHash: hparamsHash(this.hp),
+      dataHash: this.dataHash,
+      position: this.schedule.position(),
+    };
     const files: CheckpointFiles = {
       'optimizer.safetensors': { kind: 'safetensors', tensors: opt, metadata: { format: 'pt', t: String(s.t) } },
       'state.json': { kind: 'json', value: state },
@@ -665,7 +812,14 @@ class VlmTrainer implements Trainer {
   async exportFinal(dir: string): Promise<void> {
     await this.executor.sync();
     const hp = this.hp;
-    saveAdapter(dir, this.model, hp.method, hp.method === 'projector' ? null : loraOptions(hp), this.values(), this.cfg.model);
+    saveAdapter(
+      dir,
+      this.model,
+      hp.method,
+      hp.method === 'projector' ? null : loraOptions(hp),
+      this.values(),
+      this.cfg.model,
+    );
   }
 
   /** The feature cache's counters (hits, misses, rebuilt files), or null when features are not cached. */

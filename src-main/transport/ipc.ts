@@ -80,7 +80,10 @@ export function createRelay(child?: ParentSideLike): Relay {
   const relay: Relay = {
     invoke(method, params) {
       if (typeof method !== 'string' || method.length === 0 || method.length > 200) {
-        return Promise.resolve({ ok: false, error: { code: 'invalid_request', message: 'request has no valid method name', field: 'method' } });
+        return Promise.resolve({
+          ok: false,
+          error: { code: 'invalid_request', message: 'request has no valid method name', field: 'method' },
+        });
       }
       if (!current) return Promise.resolve({ ok: false, error: unavailable('the Lenslab backend is not running') });
       const id = nextId++;
@@ -91,7 +94,14 @@ export function createRelay(child?: ParentSideLike): Relay {
           target.postMessage({ type: 'request', id, method, params } satisfies PortRequest);
         } catch (e) {
           pending.delete(id);
-          resolve({ ok: false, error: { code: 'invalid_request', message: `request could not be sent: ${(e as Error).message}`, field: 'params' } });
+          resolve({
+            ok: false,
+            error: {
+              code: 'invalid_request',
+              message: `request could not be sent: ${(e as Error).message}`,
+              field: 'params',
+            },
+          });
         }
       });
     },

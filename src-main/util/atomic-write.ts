@@ -35,7 +35,14 @@ export function writeFileAtomic(path: string, write: (fd: number) => void, opts:
 /** Write all of `bytes` to `fd`, at `position` when given (else at the current offset), in chunks of at most 1 GiB. */
 export function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
   let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30), position === undefined ? null : position + off);
+  while (off < bytes.length)
+    off += writeSync(
+      fd,
+      bytes,
+      off,
+      Math.min(bytes.length - off, 1 << 30),
+      position === undefined ? null : position + off,
+    );
 }
 
 /** Write `bytes` to `path` atomically. */

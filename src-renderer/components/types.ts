@@ -50,7 +50,12 @@ export interface TranscriptMessage {
   error?: string | null;
   stopped?: boolean;
   /** e.g. { tokens: 42, tokensPerSecond: 7.9 } */
-  stats?: { tokens?: number; tokensPerSecond?: number; seconds?: number; /** where it was generated and why */ device?: string } | null;
+  stats?: {
+    tokens?: number;
+    tokensPerSecond?: number;
+    seconds?: number;
+    /** where it was generated and why */ device?: string;
+  } | null;
   /** Why an answer ended: 'eos' (end of turn), 'stop' (a stop string), 'length' (max tokens), 'cancelled'. */
   finishReason?: string | null;
   /** Saved messages: position in the chat and the stored image (to regenerate or edit). */

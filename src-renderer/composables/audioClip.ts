@@ -45,7 +45,11 @@ export async function readAudio(blob: Blob, name: string): Promise<PendingAudio>
     for (let i = 0; i < d.length; i++) mono[i] += d[i] / buf.numberOfChannels;
   }
   const wav = encodeWav(mono, buf.sampleRate);
-  return { url: URL.createObjectURL(new Blob([wav as BlobPart], { type: 'audio/wav' })), base64: toBase64(wav), name: name.replace(/\.[a-z0-9]+$/i, '') + '.wav' };
+  return {
+    url: URL.createObjectURL(new Blob([wav as BlobPart], { type: 'audio/wav' })),
+    base64: toBase64(wav),
+    name: name.replace(/\.[a-z0-9]+$/i, '') + '.wav',
+  };
 }
 
 /** Whether this window can record from a microphone. */

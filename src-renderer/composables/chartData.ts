@@ -20,7 +20,8 @@ export type Aligned = [number[], ...(number | null)[][]];
  * values <= 0 become null since they cannot be drawn.
  */
 export function alignSeries(series: readonly Pick<ChartSeries, 'points'>[], logScale = false): Aligned {
-  const clean = (v: number | null): number | null => (v === null || !Number.isFinite(v) || (logScale && v <= 0) ? null : v);
+  const clean = (v: number | null): number | null =>
+    v === null || !Number.isFinite(v) || (logScale && v <= 0) ? null : v;
   // Fast path: every series already sorted by step with identical steps (the usual live training case).
   if (series.length > 0 && sameSortedSteps(series)) {
     const xs = series[0].points.map((p) => p.step);
@@ -49,7 +50,11 @@ function sameSortedSteps(series: readonly Pick<ChartSeries, 'points'>[]): boolea
 }
 
 /** A sentence for screen readers: what the chart shows and the latest values. */
-export function chartSummary(title: string, series: readonly ChartSeries[], format: (v: number) => string = String): string {
+export function chartSummary(
+  title: string,
+  series: readonly ChartSeries[],
+  format: (v: number) => string = String,
+): string {
   if (series.every((s) => s.points.length === 0)) return `${title}: no data yet`;
   const parts = series.map((s) => {
     let last: ChartPoint | undefined;
@@ -59,7 +64,9 @@ export function chartSummary(title: string, series: readonly ChartSeries[], form
         break;
       }
     }
-    return last ? `${s.name} ${format(last.value as number)} at step ${last.step} (${s.points.length} points)` : `${s.name} no data`;
+    return last
+      ? `${s.name} ${format(last.value as number)} at step ${last.step} (${s.points.length} points)`
+      : `${s.name} no data`;
   });
   return `${title}: ${parts.join('; ')}`;
 }
@@ -142,7 +149,9 @@ export function tickLabels(splits: readonly (number | null)[], format: (v: numbe
       if (v === null) return '';
       if (v === 0) return '0';
       const a = Math.abs(v);
-      return a < 1e-3 || a >= 1e6 ? v.toExponential(digits - 1).replace('e+', 'e') : String(Number(v.toPrecision(digits)));
+      return a < 1e-3 || a >= 1e6
+        ? v.toExponential(digits - 1).replace('e+', 'e')
+        : String(Number(v.toPrecision(digits)));
     });
     if (distinct(more)) return more;
   }

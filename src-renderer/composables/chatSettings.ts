@@ -18,7 +18,17 @@ export interface ChatSettings {
   quantize: string;
 }
 
-export const DEFAULT_CHAT_SETTINGS: ChatSettings = { systemPrompt: '', temperature: '0', topK: '', topP: '', repetitionPenalty: '', maxNewTokens: '', seed: '', stop: '', quantize: '' };
+export const DEFAULT_CHAT_SETTINGS: ChatSettings = {
+  systemPrompt: '',
+  temperature: '0',
+  topK: '',
+  topP: '',
+  repetitionPenalty: '',
+  maxNewTokens: '',
+  seed: '',
+  stop: '',
+  quantize: '',
+};
 
 const KEY = 'lenslab.chat.settings';
 
@@ -27,7 +37,8 @@ interface KeyValueStore {
   getItem(key: string): string | null;
   setItem(key: string, value: string): void;
 }
-const browserStorage = (): KeyValueStore | null => (globalThis as { localStorage?: KeyValueStore }).localStorage ?? null;
+const browserStorage = (): KeyValueStore | null =>
+  (globalThis as { localStorage?: KeyValueStore }).localStorage ?? null;
 
 export function loadChatSettings(storage: Pick<KeyValueStore, 'getItem'> | null = browserStorage()): ChatSettings {
   try {
@@ -41,7 +52,10 @@ export function loadChatSettings(storage: Pick<KeyValueStore, 'getItem'> | null 
   }
 }
 
-export function saveChatSettings(s: ChatSettings, storage: Pick<KeyValueStore, 'setItem'> | null = browserStorage()): void {
+export function saveChatSettings(
+  s: ChatSettings,
+  storage: Pick<KeyValueStore, 'setItem'> | null = browserStorage(),
+): void {
   try {
     storage?.setItem(KEY, JSON.stringify(s));
   } catch {
@@ -58,13 +72,23 @@ export class SettingsError extends Error {
   }
 }
 
-function number(s: ChatSettings, field: keyof ChatSettings, label: string, min: number, max: number, opts: { int?: boolean; exclusiveMin?: boolean } = {}): number | undefined {
+function number(
+  s: ChatSettings,
+  field: keyof ChatSettings,
+  label: string,
+  min: number,
+  max: number,
+  opts: { int?: boolean; exclusiveMin?: boolean } = {},
+): number | undefined {
   const t = s[field].trim();
   if (!t) return undefined;
   const v = Number(t);
   const low = opts.exclusiveMin ? v <= min : v < min;
   if (!Number.isFinite(v) || low || v > max || (opts.int && !Number.isInteger(v)))
-    throw new SettingsError(field, `${label} must be ${opts.int ? 'a whole number' : 'a number'} ${opts.exclusiveMin ? 'above' : 'from'} ${min}${Number.isFinite(max) ? ` ${opts.exclusiveMin ? 'up to' : 'to'} ${max}` : ' or more'}`);
+    throw new SettingsError(
+      field,
+      `${label} must be ${opts.int ? 'a whole number' : 'a number'} ${opts.exclusiveMin ? 'above' : 'from'} ${min}${Number.isFinite(max) ? ` ${opts.exclusiveMin ? 'up to' : 'to'} ${max}` : ' or more'}`,
+    );
   return v;
 }
 
@@ -83,12 +107,16 @@ export function toOptions(s: ChatSettings): GenerationOptions {
   if (max !== undefined) o.maxNewTokens = max;
   const seed = number(s, 'seed', 'Seed', -(2 ** 31), 2 ** 31 - 1, { int: true });
   if (seed !== undefined) o.seed = seed;
-  const stop = s.stop.split('\n').map((x) => x.replace(/\\n/g, '\n')).filter((x) => x.length > 0);
+  const stop = s.stop
+    .split('\n')
+    .map((x) => x.replace(/\\n/g, '\n'))
+    .filter((x) => x.length > 0);
   if (stop.length > 8) throw new SettingsError('stop', 'at most 8 stop strings');
   if (stop.some((x) => x.length > 200)) throw new SettingsError('stop', 'a stop string has at most 200 characters');
   if (stop.length) o.stop = stop;
   if (s.quantize === 'int8' || s.quantize === 'int4') o.quantize = s.quantize;
-  else if (s.quantize !== '' && s.quantize !== 'none') throw new SettingsError('quantize', 'Weights must be float32, int8 or int4');
+  else if (s.quantize !== '' && s.quantize !== 'none')
+    throw new SettingsError('quantize', 'Weights must be float32, int8 or int4');
   return o;
 }
 
@@ -103,7 +131,12 @@ export function settingsFromOptions(o: Record<string, unknown>, base: ChatSettin
     repetitionPenalty: str(o.repetitionPenalty),
     maxNewTokens: str(o.maxNewTokens),
     seed: str(o.seed),
-    stop: Array.isArray(o.stop) ? o.stop.filter((x) => typeof x === 'string').map((x) => (x as string).replace(/\n/g, '\\n')).join('\n') : '',
+    stop: Array.isArray(o.stop)
+      ? o.stop
+          .filter((x) => typeof x === 'string')
+          .map((x) => (x as string).replace(/\n/g, '\\n'))
+          .join('\n')
+      : '',
     quantize: o.quantize === 'int8' || o.quantize === 'int4' ? o.quantize : '',
   };
 }

@@ -12,7 +12,8 @@ export function itemCaption(item: { annotations: readonly AnnotationLike[] }): s
   if (!a) return 'unlabeled';
   const more = item.annotations.length > 1 ? ` (+${item.annotations.length - 1})` : '';
   if (a.kind === 'caption') return (a.data.text ?? '').trim() + more;
-  if (a.kind === 'qa') return `${(a.data.question ?? '').replace(/<image>\s*/g, '').trim()} → ${(a.data.answer ?? '').trim()}${more}`;
+  if (a.kind === 'qa')
+    return `${(a.data.question ?? '').replace(/<image>\s*/g, '').trim()} → ${(a.data.answer ?? '').trim()}${more}`;
   const turns = a.data.messages ?? [];
   const answer = turns.find((m) => m.role === 'assistant')?.content ?? '';
   const question = turns.find((m) => m.role === 'user')?.content.replace(/<image>\s*/g, '') ?? '';
@@ -49,7 +50,8 @@ export interface QueryFilters {
 
 const SPLITS = new Set(['train', 'val', 'test', 'none']);
 type QueryValue = string | null | undefined | (string | null)[];
-const one = (v: QueryValue): string | undefined => (Array.isArray(v) ? (v[0] ?? undefined) : (v ?? undefined)) || undefined;
+const one = (v: QueryValue): string | undefined =>
+  (Array.isArray(v) ? (v[0] ?? undefined) : (v ?? undefined)) || undefined;
 
 /** Filters from a route query (unknown values are dropped). */
 export function filtersFromQuery<F extends QueryFilters = QueryFilters>(q: Record<string, QueryValue>): F {

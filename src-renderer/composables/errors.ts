@@ -25,7 +25,10 @@ export function describeError(err: unknown, fallbackTitle = 'Something went wron
   const field = typeof e.field === 'string' && e.field ? e.field : undefined;
   if (code && TITLES[code]) return { title: TITLES[code], message, ...(field ? { field } : {}) };
   if (e.name === 'TypeError' && /fetch|network|socket/i.test(message)) {
-    return { title: 'Lost the connection to Lenslab', message: `${message}. Check that Lenslab is still running, then retry.` };
+    return {
+      title: 'Lost the connection to Lenslab',
+      message: `${message}. Check that Lenslab is still running, then retry.`,
+    };
   }
   return { title: fallbackTitle, message, ...(field ? { field } : {}) };
 }

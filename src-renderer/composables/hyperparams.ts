@@ -54,7 +54,10 @@ export function defaultsOf(fields: readonly FieldSpec[]): HyperValues {
 
 /** Parse a number as typed: '3e-4', '0.0003', ' 16 ', '1,000'. Empty or junk -> null. */
 export function parseNumberInput(text: string): number | null {
-  const t = text.trim().replace(/(\d),(?=\d{3}\b)/g, '$1').replace(/_/g, '');
+  const t = text
+    .trim()
+    .replace(/(\d),(?=\d{3}\b)/g, '$1')
+    .replace(/_/g, '');
   if (t === '') return null;
   if (!/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(t)) return null;
   const v = Number(t);
@@ -66,7 +69,12 @@ function fmt(n: number): string {
 }
 
 /** A message in words for a field's value, or null when valid. `raw` is the text typed, for number fields. */
-export function validateField(f: FieldSpec, value: HyperValue | null, values: HyperValues, raw?: string): string | null {
+export function validateField(
+  f: FieldSpec,
+  value: HyperValue | null,
+  values: HyperValues,
+  raw?: string,
+): string | null {
   switch (f.type) {
     case 'number': {
       if (value === null || typeof value !== 'number' || Number.isNaN(value)) {
@@ -74,9 +82,11 @@ export function validateField(f: FieldSpec, value: HyperValue | null, values: Hy
       }
       if (f.integer && !Number.isInteger(value)) return 'Must be a whole number';
       if (f.min !== undefined) {
-        if (f.exclusiveMin ? value <= f.min : value < f.min) return f.exclusiveMin ? `Must be greater than ${fmt(f.min)}` : `Must be at least ${fmt(f.min)}`;
+        if (f.exclusiveMin ? value <= f.min : value < f.min)
+          return f.exclusiveMin ? `Must be greater than ${fmt(f.min)}` : `Must be at least ${fmt(f.min)}`;
       }
-      if (f.max !== undefined && (f.exclusiveMax ? value >= f.max : value > f.max)) return f.exclusiveMax ? `Must be less than ${fmt(f.max)}` : `Must be at most ${fmt(f.max)}`;
+      if (f.max !== undefined && (f.exclusiveMax ? value >= f.max : value > f.max))
+        return f.exclusiveMax ? `Must be less than ${fmt(f.max)}` : `Must be at most ${fmt(f.max)}`;
       break;
     }
     case 'select':
@@ -99,12 +109,21 @@ export function isVisible(f: FieldSpec, values: HyperValues): boolean {
 }
 
 /** Errors for all visible fields, keyed by field key (empty when all are valid). */
-export function validateAll(fields: readonly FieldSpec[], values: HyperValues, raws: Record<string, string> = {}): Record<string, string> {
+export function validateAll(
+  fields: readonly FieldSpec[],
+  values: HyperValues,
+  raws: Record<string, string> = {},
+): Record<string, string> {
   const errors: Record<string, string> = {};
   for (const f of fields) {
     if (!isVisible(f, values)) continue;
     const v = f.key in values ? values[f.key] : null;
-    const msg = validateField(f, f.type === 'number' && f.key in raws ? parseNumberInput(raws[f.key]) : v, values, raws[f.key]);
+    const msg = validateField(
+      f,
+      f.type === 'number' && f.key in raws ? parseNumberInput(raws[f.key]) : v,
+      values,
+      raws[f.key],
+    );
     if (msg) errors[f.key] = msg;
   }
   return errors;

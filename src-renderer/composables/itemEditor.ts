@@ -9,16 +9,25 @@ export function cloneAnnotations(list: readonly EditorAnnotation[]): EditorAnnot
       case 'caption':
         return { ...(a.id !== undefined ? { id: a.id } : {}), kind: 'caption', data: { text: a.data.text } };
       case 'qa':
-        return { ...(a.id !== undefined ? { id: a.id } : {}), kind: 'qa', data: { question: a.data.question, answer: a.data.answer } };
+        return {
+          ...(a.id !== undefined ? { id: a.id } : {}),
+          kind: 'qa',
+          data: { question: a.data.question, answer: a.data.answer },
+        };
       case 'chat':
-        return { ...(a.id !== undefined ? { id: a.id } : {}), kind: 'chat', data: { messages: a.data.messages.map((m) => ({ role: m.role, content: m.content })) } };
+        return {
+          ...(a.id !== undefined ? { id: a.id } : {}),
+          kind: 'chat',
+          data: { messages: a.data.messages.map((m) => ({ role: m.role, content: m.content })) },
+        };
     }
   });
 }
 
 /** Same content (kinds, order, text); ids are ignored, since a save may store the same labels under new ids. */
 export function sameAnnotations(a: readonly EditorAnnotation[], b: readonly EditorAnnotation[]): boolean {
-  const content = (l: readonly EditorAnnotation[]) => JSON.stringify(cloneAnnotations(l).map(({ kind, data }) => ({ kind, data })));
+  const content = (l: readonly EditorAnnotation[]) =>
+    JSON.stringify(cloneAnnotations(l).map(({ kind, data }) => ({ kind, data })));
   return content(a) === content(b);
 }
 
@@ -45,13 +54,19 @@ export function validateAnnotations(list: readonly EditorAnnotation[]): FieldErr
   const errors: FieldError[] = [];
   list.forEach((a, index) => {
     if (a.kind === 'caption') {
-      if (!a.data.text.trim()) errors.push({ index, field: 'text', message: 'The caption is empty: write one or remove it.' });
+      if (!a.data.text.trim())
+        errors.push({ index, field: 'text', message: 'The caption is empty: write one or remove it.' });
     } else if (a.kind === 'qa') {
       if (!a.data.question.trim()) errors.push({ index, field: 'question', message: 'The question is empty.' });
       if (!a.data.answer.trim()) errors.push({ index, field: 'answer', message: 'The answer is empty.' });
     } else {
       const msgs = a.data.messages;
-      if (!msgs.some((m) => m.role === 'assistant')) errors.push({ index, field: 'messages', message: 'A conversation needs at least one assistant turn to learn from.' });
+      if (!msgs.some((m) => m.role === 'assistant'))
+        errors.push({
+          index,
+          field: 'messages',
+          message: 'A conversation needs at least one assistant turn to learn from.',
+        });
       msgs.forEach((m, i) => {
         if (m.role !== 'system' && !splitImageToken(m.content).text.trim()) {
           errors.push({ index, field: `messages.${i}`, message: `The ${m.role} turn is empty.` });

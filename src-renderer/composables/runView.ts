@@ -9,14 +9,16 @@ export const LOWER_IS_BETTER = (name: string) => /loss|perplexity/.test(name);
 /** "lora r8 · lr 2e-4 · 3 epochs · batch 4×1" from a run's config ({hparams: ...}). */
 export function runSummary(config: Record<string, unknown>): string {
   const h = (config.hparams ?? {}) as Record<string, unknown>;
-  if (!h || typeof h !== 'object' || Object.keys(h).length === 0) return typeof config.trainer === 'string' ? String(config.trainer) : '—';
+  if (!h || typeof h !== 'object' || Object.keys(h).length === 0)
+    return typeof config.trainer === 'string' ? String(config.trainer) : '—';
   const parts: string[] = [];
   const method = typeof h.method === 'string' ? h.method : null;
   if (method) parts.push(method !== 'projector' && typeof h.rank === 'number' ? `${method} r${h.rank}` : method);
   if (typeof h.lr === 'number') parts.push(`lr ${h.lr < 1e-2 ? h.lr.toExponential().replace('e+', 'e') : h.lr}`);
   if (typeof h.maxSteps === 'number') parts.push(`${h.maxSteps} steps`);
   else if (typeof h.epochs === 'number') parts.push(`${h.epochs} epoch${h.epochs === 1 ? '' : 's'}`);
-  if (typeof h.batchSize === 'number') parts.push(`batch ${h.batchSize}${typeof h.gradAccum === 'number' && h.gradAccum > 1 ? `×${h.gradAccum}` : ''}`);
+  if (typeof h.batchSize === 'number')
+    parts.push(`batch ${h.batchSize}${typeof h.gradAccum === 'number' && h.gradAccum > 1 ? `×${h.gradAccum}` : ''}`);
   return parts.join(' · ');
 }
 
@@ -63,7 +65,11 @@ function scoreOf(scores: Record<string, number | null>): number | null {
 const joinKey = (p: StoredPrediction) => (p.itemId !== null ? `i${p.itemId}` : `k${String(p.key)}|${p.prompt}`);
 
 /** Predictions for the gallery; with `base`, each item also shows the base model's answer to the same prompt. */
-export function toGallery(preds: readonly StoredPrediction[], imageOf: (itemId: number) => string | null, base?: readonly StoredPrediction[]): Prediction[] {
+export function toGallery(
+  preds: readonly StoredPrediction[],
+  imageOf: (itemId: number) => string | null,
+  base?: readonly StoredPrediction[],
+): Prediction[] {
   const byKey = new Map((base ?? []).map((b) => [`${joinKey(b)}|${b.prompt}`, b]));
   return preds.map((p) => {
     const b = byKey.get(`${joinKey(p)}|${p.prompt}`);
@@ -122,13 +128,18 @@ const SCORE_ROWS: { metric: string; label: string; baseline: string }[] = [
  * The evaluation's main scores beside the base model's on the same items and a trivial baseline's: exact match with
  * "always the most common answer" for VQA; BLEU-4 and CIDEr with "always the most common caption" for captions.
  */
-export function evalScoreRows(tuned: Record<string, number | null>, base: Record<string, number | null> | null): EvalScoreRow[] {
+export function evalScoreRows(
+  tuned: Record<string, number | null>,
+  base: Record<string, number | null> | null,
+): EvalScoreRow[] {
   const caption = tuned.bleu4 !== undefined || tuned.cider !== undefined;
-  return SCORE_ROWS.filter((r) => tuned[r.metric] !== undefined && (caption ? r.metric !== 'exact_match' : true)).map((r) => ({
-    metric: r.metric,
-    label: r.label,
-    tuned: tuned[r.metric] ?? null,
-    base: base?.[r.metric] ?? null,
-    baseline: tuned[r.baseline] ?? null,
-  }));
+  return SCORE_ROWS.filter((r) => tuned[r.metric] !== undefined && (caption ? r.metric !== 'exact_match' : true)).map(
+    (r) => ({
+      metric: r.metric,
+      label: r.label,
+      tuned: tuned[r.metric] ?? null,
+      base: base?.[r.metric] ?? null,
+      baseline: tuned[r.baseline] ?? null,
+    }),
+  );
 }

@@ -26,11 +26,33 @@ export function quickStartPreset(m: PresetModel): Preset {
   if (tiny)
     return {
       label: 'LoRA r16 on every projection, lr 3e-3, 400 steps of 16 (the demo’s recipe)',
-      values: { method: 'lora', rank: 16, alpha: 32, targets: 'all', lr: 3e-3, duration: 'steps', maxSteps: 400, batchSize: 16, gradAccum: 1, evalAtStart: true },
+      values: {
+        method: 'lora',
+        rank: 16,
+        alpha: 32,
+        targets: 'all',
+        lr: 3e-3,
+        duration: 'steps',
+        maxSteps: 400,
+        batchSize: 16,
+        gradAccum: 1,
+        evalAtStart: true,
+      },
     };
   return {
     label: 'LoRA r16 on attention, lr 2e-4, 3 epochs of 4',
-    values: { method: 'lora', rank: 16, alpha: 32, targets: 'attention', lr: 2e-4, duration: 'epochs', epochs: 3, batchSize: 4, gradAccum: 1, evalAtStart: true },
+    values: {
+      method: 'lora',
+      rank: 16,
+      alpha: 32,
+      targets: 'attention',
+      lr: 2e-4,
+      duration: 'epochs',
+      epochs: 3,
+      batchSize: 4,
+      gradAccum: 1,
+      evalAtStart: true,
+    },
   };
 }
 
@@ -40,7 +62,18 @@ export function quickStartPreset(m: PresetModel): Preset {
  */
 export function presetValues(p: TrainPreset, current: HyperValues): HyperValues {
   const h = p.hparams;
-  const v: HyperValues = { ...current, method: h.method, rank: h.rank, alpha: h.alpha, dropout: h.dropout, lr: h.lr, weightDecay: h.weightDecay, schedule: h.schedule, clipNorm: h.clipNorm, warmupRatio: 0 };
+  const v: HyperValues = {
+    ...current,
+    method: h.method,
+    rank: h.rank,
+    alpha: h.alpha,
+    dropout: h.dropout,
+    lr: h.lr,
+    weightDecay: h.weightDecay,
+    schedule: h.schedule,
+    clipNorm: h.clipNorm,
+    warmupRatio: 0,
+  };
   v.targets = targetsValue(h.targetModules);
   if (h.batchSize !== undefined) {
     v.batchSize = h.batchSize;
@@ -57,7 +90,9 @@ export function presetValues(p: TrainPreset, current: HyperValues): HyperValues 
 export function valuesFromHparams(h: Record<string, unknown>, defaults: HyperValues): HyperValues {
   const v: HyperValues = { ...defaults };
   // every form field that is a hyperparameter as it is; the run's length and its targets map to the form's choices
-  for (const f of TRAIN_FIELDS) if (!['epochs', 'maxSteps', 'duration', 'targets'].includes(f.key) && h[f.key] !== undefined && f.key in defaults) v[f.key] = h[f.key] as HyperValues[string];
+  for (const f of TRAIN_FIELDS)
+    if (!['epochs', 'maxSteps', 'duration', 'targets'].includes(f.key) && h[f.key] !== undefined && f.key in defaults)
+      v[f.key] = h[f.key] as HyperValues[string];
   if (typeof h.maxSteps === 'number') {
     v.duration = 'steps';
     v.maxSteps = h.maxSteps;
@@ -73,8 +108,24 @@ const q = (s: string) => (/^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace
 const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** The `lenslab train` command line that starts the same run from a terminal. */
-export function trainCommand(p: { modelPath: string; dataset: string | number; hparams: Record<string, unknown>; outDir?: string; name?: string; trainSplit?: string; evalSplit?: string }): string {
-  const parts = ['lenslab train', '--model', q(p.modelPath), '--data', q(String(p.dataset)), '--out', q(p.outDir ?? './runs/new-run')];
+export function trainCommand(p: {
+  modelPath: string;
+  dataset: string | number;
+  hparams: Record<string, unknown>;
+  outDir?: string;
+  name?: string;
+  trainSplit?: string;
+  evalSplit?: string;
+}): string {
+  const parts = [
+    'lenslab train',
+    '--model',
+    q(p.modelPath),
+    '--data',
+    q(String(p.dataset)),
+    '--out',
+    q(p.outDir ?? './runs/new-run'),
+  ];
   if (p.name) parts.push('--name', q(p.name));
   if (p.trainSplit && p.trainSplit !== 'train') parts.push('--train-split', p.trainSplit);
   if (p.evalSplit && p.evalSplit !== 'val') parts.push('--eval-split', p.evalSplit);
@@ -91,11 +142,18 @@ export function trainCommand(p: { modelPath: string; dataset: string | number; h
 export function trainWarnings(counts: { train: number; val: number } | null, h: Record<string, unknown>): string[] {
   const out: string[] = [];
   if (!counts) return out;
-  if (counts.val > 0 && counts.val < 20) out.push(`The validation split has ${counts.val} item${counts.val === 1 ? '' : 's'}: one answer moves the score by ${Math.round(100 / counts.val)} points. Aim for 20 or more.`);
+  if (counts.val > 0 && counts.val < 20)
+    out.push(
+      `The validation split has ${counts.val} item${counts.val === 1 ? '' : 's'}: one answer moves the score by ${Math.round(100 / counts.val)} points. Aim for 20 or more.`,
+    );
   if (counts.val === 0) out.push('No validation items: the run cannot show how well it answers new images.');
   const batch = Number(h.batchSize ?? 4) * Number(h.gradAccum ?? 1);
-  const epochs = typeof h.maxSteps === 'number' && counts.train > 0 ? (h.maxSteps * batch) / counts.train : Number(h.epochs ?? 3);
-  if (epochs > 20 && counts.train < 1000) out.push(`About ${Math.round(epochs)} passes over ${counts.train} training samples: the model may learn them by heart. Watch the eval loss, or use fewer steps.`);
+  const epochs =
+    typeof h.maxSteps === 'number' && counts.train > 0 ? (h.maxSteps * batch) / counts.train : Number(h.epochs ?? 3);
+  if (epochs > 20 && counts.train < 1000)
+    out.push(
+      `About ${Math.round(epochs)} passes over ${counts.train} training samples: the model may learn them by heart. Watch the eval loss, or use fewer steps.`,
+    );
   return out;
 }
 
@@ -103,7 +161,10 @@ export function trainWarnings(counts: { train: number; val: number } | null, h: 
  * Train loss far below eval loss: the model is learning its training samples rather than the task. Compares the
  * latest eval loss with the mean train loss of the steps before it (up to 20).
  */
-export function overfitWarning(train: readonly { step: number; value: number | null }[], evalLoss: readonly { step: number; value: number | null }[]): string | null {
+export function overfitWarning(
+  train: readonly { step: number; value: number | null }[],
+  evalLoss: readonly { step: number; value: number | null }[],
+): string | null {
   const last = [...evalLoss].reverse().find((p) => p.value !== null);
   if (!last || last.step === 0) return null;
   const recent = train.filter((p) => p.value !== null && p.step <= last.step).slice(-20);

@@ -29,7 +29,9 @@ interface JsonField {
   enum?: readonly string[];
 }
 /** Each field's JSON Schema (type, limits, default, choices), as the contract's zod schema states them. */
-export const HPARAM_SCHEMA = (z.toJSONSchema(hparamsFields, { io: 'input' }) as { properties: Record<HparamKey, JsonField> }).properties;
+export const HPARAM_SCHEMA = (
+  z.toJSONSchema(hparamsFields, { io: 'input' }) as { properties: Record<HparamKey, JsonField> }
+).properties;
 
 const notProjector = (v: HyperValues) => v.method !== 'projector';
 
@@ -37,7 +39,10 @@ const notProjector = (v: HyperValues) => v.method !== 'projector';
  * A number field with the schema's limits and default. `default` only for fields the schema leaves unset (epochs,
  * maxSteps, warmupRatio: the form needs a value to show); the form's own words and layout in `spec`.
  */
-function numberField(key: HparamKey, spec: Omit<NumberSpec, 'type' | 'key' | 'default'> & { default?: number }): NumberSpec {
+function numberField(
+  key: HparamKey,
+  spec: Omit<NumberSpec, 'type' | 'key' | 'default'> & { default?: number },
+): NumberSpec {
   const j = HPARAM_SCHEMA[key];
   const def = spec.default ?? j.default;
   if (typeof def !== 'number') throw new Error(`hyperparameter ${key} has no default in the schema`);
@@ -52,7 +57,12 @@ function numberField(key: HparamKey, spec: Omit<NumberSpec, 'type' | 'key' | 'de
 }
 
 /** A select over one of the schema's lists, in its order, with the form's words for each choice. */
-function choiceField<T extends string>(key: HparamKey, values: readonly T[], words: Record<T, { label: string; hint?: string }>, spec: Omit<SelectSpec, 'type' | 'key' | 'default' | 'options'>): SelectSpec {
+function choiceField<T extends string>(
+  key: HparamKey,
+  values: readonly T[],
+  words: Record<T, { label: string; hint?: string }>,
+  spec: Omit<SelectSpec, 'type' | 'key' | 'default' | 'options'>,
+): SelectSpec {
   const def = HPARAM_SCHEMA[key].default;
   if (typeof def !== 'string') throw new Error(`hyperparameter ${key} has no default in the schema`);
   return { ...spec, key, type: 'select', default: def, options: values.map((v) => ({ value: v, ...words[v] })) };
@@ -103,9 +113,20 @@ export const TRAIN_FIELDS: FieldSpec[] = [
   numberField('maxSteps', { label: 'Steps', default: 100, visibleWhen: (v) => v.duration === 'steps' }),
   numberField('lr', { label: 'Learning rate', help: 'LoRA usually 1e-4 to 3e-4; a projector alone can take 1e-3.' }),
   numberField('batchSize', { label: 'Batch size', help: 'Samples per micro-batch: the main memory knob.' }),
-  numberField('gradAccum', { label: 'Gradient accumulation', help: 'Micro-batches per step: a larger effective batch without more memory.' }),
-  numberField('rank', { label: 'LoRA rank', visibleWhen: notProjector, help: 'Higher learns more and uses more memory.' }),
-  numberField('alpha', { label: 'LoRA alpha', visibleWhen: notProjector, help: 'The update is scaled by alpha / rank.' }),
+  numberField('gradAccum', {
+    label: 'Gradient accumulation',
+    help: 'Micro-batches per step: a larger effective batch without more memory.',
+  }),
+  numberField('rank', {
+    label: 'LoRA rank',
+    visibleWhen: notProjector,
+    help: 'Higher learns more and uses more memory.',
+  }),
+  numberField('alpha', {
+    label: 'LoRA alpha',
+    visibleWhen: notProjector,
+    help: 'The update is scaled by alpha / rank.',
+  }),
   {
     key: 'targets',
     label: 'LoRA layers',
@@ -122,10 +143,21 @@ export const TRAIN_FIELDS: FieldSpec[] = [
     help: 'int4 or int8 holds the frozen model in a fraction of the memory (QLoRA); the adapter stays float32 and applies to the original model.',
   }),
   choiceField('schedule', SCHEDULES, SCHEDULE_WORDS, { label: 'Learning-rate schedule', advanced: true }),
-  numberField('warmupRatio', { label: 'Warmup', default: 0, advanced: true, unit: 'of the steps', help: 'A fraction such as 0.03.' }),
+  numberField('warmupRatio', {
+    label: 'Warmup',
+    default: 0,
+    advanced: true,
+    unit: 'of the steps',
+    help: 'A fraction such as 0.03.',
+  }),
   numberField('weightDecay', { label: 'Weight decay', advanced: true }),
   numberField('clipNorm', { label: 'Gradient clipping', advanced: true, unit: 'norm', help: '0 turns it off.' }),
-  numberField('maxSeqLen', { label: 'Longest sample', advanced: true, unit: 'tokens', help: 'Image tokens count; longer samples are refused, never cut.' }),
+  numberField('maxSeqLen', {
+    label: 'Longest sample',
+    advanced: true,
+    unit: 'tokens',
+    help: 'Image tokens count; longer samples are refused, never cut.',
+  }),
   {
     key: 'packing',
     label: 'Pack samples',
@@ -136,8 +168,20 @@ export const TRAIN_FIELDS: FieldSpec[] = [
   },
   // the one default the app sets apart from the API's: runs started here evaluate the base model at step 0, so the
   // curves show what training gained (the schema keeps it off for scripts)
-  { key: 'evalAtStart', label: 'Evaluate the base model first', type: 'boolean', default: true, advanced: false, help: 'Step 0 on the curves, so the run shows what it gained. Needs validation items.' },
-  numberField('evalEvery', { label: 'Evaluate every', advanced: true, unit: 'steps', help: '0 = only at the end. Needs validation items.' }),
+  {
+    key: 'evalAtStart',
+    label: 'Evaluate the base model first',
+    type: 'boolean',
+    default: true,
+    advanced: false,
+    help: 'Step 0 on the curves, so the run shows what it gained. Needs validation items.',
+  },
+  numberField('evalEvery', {
+    label: 'Evaluate every',
+    advanced: true,
+    unit: 'steps',
+    help: '0 = only at the end. Needs validation items.',
+  }),
   numberField('saveEvery', { label: 'Checkpoint every', advanced: true, unit: 'steps', help: '0 = only at the end.' }),
   numberField('keepLastK', { label: 'Checkpoints kept', advanced: true }),
   numberField('seed', { label: 'Seed', advanced: true }),

@@ -46,7 +46,9 @@ export function isIgnoredName(name: string): boolean {
 function readFile(entry: FileEntryLike): Promise<File> {
   return new Promise((resolve, reject) => {
     if (!entry.file) return reject(new Error(`${entry.name}: cannot be read`));
-    entry.file(resolve, (err) => reject(new Error(`${entry.name}: cannot be read (${String((err as Error)?.message ?? err)})`)));
+    entry.file(resolve, (err) =>
+      reject(new Error(`${entry.name}: cannot be read (${String((err as Error)?.message ?? err)})`)),
+    );
   });
 }
 

@@ -90,7 +90,8 @@ function normalizeKey(k: string): string {
 
 export function parseCombo(combo: string): ParsedCombo {
   // Split on '+' but keep a trailing '+' as the key ('Mod++' or 'Shift+Plus').
-  const parts = combo === '+' ? ['+'] : combo.endsWith('++') ? [...combo.slice(0, -2).split('+'), '+'] : combo.split('+');
+  const parts =
+    combo === '+' ? ['+'] : combo.endsWith('++') ? [...combo.slice(0, -2).split('+'), '+'] : combo.split('+');
   const out: ParsedCombo = { key: '', mod: false, ctrl: false, meta: false, alt: false, shift: false };
   for (let i = 0; i < parts.length; i++) {
     const p = parts[i].trim();
@@ -127,7 +128,12 @@ export function matchesCombo(c: ParsedCombo, e: KeyEventLike, platform: Platform
   const k = normalizeKey(e.key);
   if (k === c.key) return true;
   // Alt/Option and some layouts change e.key (Option+N -> '˜'); fall back to the physical key for letters/digits.
-  return c.key.length === 1 && /[a-z0-9]/.test(c.key) && keyFromCode(e.code) === c.key && (e.altKey || e.ctrlKey || e.metaKey);
+  return (
+    c.key.length === 1 &&
+    /[a-z0-9]/.test(c.key) &&
+    keyFromCode(e.code) === c.key &&
+    (e.altKey || e.ctrlKey || e.metaKey)
+  );
 }
 
 export function isTypingTarget(target: unknown): boolean {
@@ -215,7 +221,11 @@ export interface ShortcutInfo {
 export function describeHotkeys(list: Hotkey[], defaultGroup = 'General'): ShortcutInfo[] {
   return list
     .filter((h) => h.description)
-    .map((h) => ({ keys: Array.isArray(h.keys) ? h.keys : [h.keys], description: h.description as string, group: h.group ?? defaultGroup }));
+    .map((h) => ({
+      keys: Array.isArray(h.keys) ? h.keys : [h.keys],
+      description: h.description as string,
+      group: h.group ?? defaultGroup,
+    }));
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- DOM listeners take Event subtypes

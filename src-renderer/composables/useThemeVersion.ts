@@ -7,7 +7,10 @@ export function useThemeVersion() {
   const g = globalThis as unknown as {
     document?: { documentElement: unknown };
     MutationObserver?: new (cb: () => void) => { observe(t: unknown, o: unknown): void; disconnect(): void };
-    matchMedia?: (q: string) => { addEventListener(t: string, f: () => void): void; removeEventListener(t: string, f: () => void): void };
+    matchMedia?: (q: string) => {
+      addEventListener(t: string, f: () => void): void;
+      removeEventListener(t: string, f: () => void): void;
+    };
   };
   const bump = () => {
     version.value++;

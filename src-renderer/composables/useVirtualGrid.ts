@@ -104,7 +104,16 @@ export function scrollTopToReveal(p: {
 }
 
 export type NavKey = 'ArrowLeft' | 'ArrowRight' | 'ArrowUp' | 'ArrowDown' | 'Home' | 'End' | 'PageUp' | 'PageDown';
-const NAV_KEYS = new Set<string>(['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End', 'PageUp', 'PageDown']);
+const NAV_KEYS = new Set<string>([
+  'ArrowLeft',
+  'ArrowRight',
+  'ArrowUp',
+  'ArrowDown',
+  'Home',
+  'End',
+  'PageUp',
+  'PageDown',
+]);
 export function isNavKey(key: string): key is NavKey {
   return NAV_KEYS.has(key);
 }
@@ -260,7 +269,12 @@ export function useVirtualGrid<K extends GridKey>(opts: UseVirtualGridOptions<K>
 
   function click(index: number, mods: { shiftKey?: boolean; ctrlKey?: boolean; metaKey?: boolean }) {
     const toggle = platform === 'mac' ? !!mods.metaKey : !!mods.ctrlKey;
-    const next = selectByClick({ selected: selected.value, anchor: anchor.value }, index, { range: !!mods.shiftKey, toggle }, opts.keyAt);
+    const next = selectByClick(
+      { selected: selected.value, anchor: anchor.value },
+      index,
+      { range: !!mods.shiftKey, toggle },
+      opts.keyAt,
+    );
     selected.value = next.selected;
     anchor.value = next.anchor;
     focusIndex.value = index;
@@ -319,7 +333,12 @@ export function useVirtualGrid<K extends GridKey>(opts: UseVirtualGridOptions<K>
       e.preventDefault();
       const i = focusIndex.value < 0 ? 0 : focusIndex.value;
       focusIndex.value = i;
-      const next = selectByClick({ selected: selected.value, anchor: anchor.value }, i, { toggle: true, range: e.shiftKey }, opts.keyAt);
+      const next = selectByClick(
+        { selected: selected.value, anchor: anchor.value },
+        i,
+        { toggle: true, range: e.shiftKey },
+        opts.keyAt,
+      );
       selected.value = next.selected;
       anchor.value = next.anchor;
       return 'select';

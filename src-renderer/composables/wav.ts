@@ -18,6 +18,7 @@ export function encodeWav(samples: Float32Array, rate: number): Uint8Array {
   dv.setUint16(34, 16, true);
   ascii(36, 'data');
   dv.setUint32(40, 2 * n, true);
-  for (let i = 0; i < n; i++) dv.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32767))), true);
+  for (let i = 0; i < n; i++)
+    dv.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32767))), true);
   return b;
 }

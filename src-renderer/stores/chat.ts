@@ -61,18 +61,38 @@ export function toTranscript(m: ChatMessage): TranscriptMessage {
     finishReason: s.finishReason ?? null,
     position: m.position,
     imageHash: m.imageHash,
-    stats: m.role === 'assistant' && s.tokens !== undefined ? { tokens: s.tokens, ...(typeof s.tokensPerSecond === 'number' ? { tokensPerSecond: s.tokensPerSecond } : {}), ...(typeof s.device === 'string' ? { device: s.device } : {}) } : null,
+    stats:
+      m.role === 'assistant' && s.tokens !== undefined
+        ? {
+            tokens: s.tokens,
+            ...(typeof s.tokensPerSecond === 'number' ? { tokensPerSecond: s.tokensPerSecond } : {}),
+            ...(typeof s.device === 'string' ? { device: s.device } : {}),
+          }
+        : null,
   };
 }
 
 export const useChatStore = defineStore('chat', () => {
-  const { list: chats, loaded, error, load: loadChats, reloadOn } = useLoadedList(async () => (await api.call('chats.list')).chats);
+  const {
+    list: chats,
+    loaded,
+    error,
+    load: loadChats,
+    reloadOn,
+  } = useLoadedList(async () => (await api.call('chats.list')).chats);
   const panes = ref<Pane[]>([]);
   const byRequest = reactive(new Map<string, TranscriptMessage>());
 
   /** Start over with these targets (one pane, or base + fine-tuned side by side). */
   function setTargets(targets: PaneTarget[]): void {
-    panes.value = targets.map((t, i) => ({ key: `p${i}`, target: t, chatId: null, messages: [], requestId: null, status: null }));
+    panes.value = targets.map((t, i) => ({
+      key: `p${i}`,
+      target: t,
+      chatId: null,
+      messages: [],
+      requestId: null,
+      status: null,
+    }));
   }
 
   /** Open a saved chat in a single pane. */
@@ -97,9 +117,21 @@ export const useChatStore = defineStore('chat', () => {
   /** Where answers are generated: '' = the app's default (LENSLAB_PROVIDER, else CUDA when installed, else CPU). */
   const device = ref<'' | 'auto' | 'cpu' | 'webgpu' | 'cuda'>('');
 
-  async function askPane(pane: Pane, text: string, image: PendingImage | null, settings: AskSettings = {}, audio: PendingAudio | null = null): Promise<void> {
+  async function askPane(
+    pane: Pane,
+    text: string,
+    image: PendingImage | null,
+    settings: AskSettings = {},
+    audio: PendingAudio | null = null,
+  ): Promise<void> {
     const requestId = newRequestId();
-    pane.messages.push({ id: `u-${requestId}`, role: 'user', content: text, imageUrl: image?.url ?? null, audioUrl: audio?.url ?? null });
+    pane.messages.push({
+      id: `u-${requestId}`,
+      role: 'user',
+      content: text,
+      imageUrl: image?.url ?? null,
+      audioUrl: audio?.url ?? null,
+    });
     pane.messages.push({ id: `a-${requestId}`, role: 'assistant', content: '', streaming: true });
     const answer = pane.messages[pane.messages.length - 1];
     byRequest.set(requestId, answer);
@@ -107,7 +139,12 @@ export const useChatStore = defineStore('chat', () => {
     pane.status = null;
     const params: Params<'chat.generate'> = {
       requestId,
-      messages: [...(pane.chatId === null && settings.system?.trim() ? [{ role: 'system' as const, content: settings.system.trim() }] : []), { role: 'user', content: text }],
+      messages: [
+        ...(pane.chatId === null && settings.system?.trim()
+          ? [{ role: 'system' as const, content: settings.system.trim() }]
+          : []),
+        { role: 'user', content: text },
+      ],
       ...(pane.chatId !== null ? { chatId: pane.chatId } : {}),
       modelId: pane.target.modelId,
       adapterDir: pane.target.adapterDir,
@@ -122,7 +159,11 @@ export const useChatStore = defineStore('chat', () => {
       answer.content = r.text;
       answer.stopped = r.finishReason === 'cancelled';
       answer.finishReason = r.finishReason;
-      answer.stats = { tokens: r.ids.length, ...(r.tokensPerSecond !== null ? { tokensPerSecond: r.tokensPerSecond } : {}), ...(r.device ? { device: `${r.device.provider} (${r.device.reason})` } : {}) };
+      answer.stats = {
+        tokens: r.ids.length,
+        ...(r.tokensPerSecond !== null ? { tokensPerSecond: r.tokensPerSecond } : {}),
+        ...(r.device ? { device: `${r.device.provider} (${r.device.reason})` } : {}),
+      };
       // the stored turns carry positions and image hashes (what regenerate and edit need)
       if (r.chatId !== null) {
         const saved = await api.call('chats.get', { id: r.chatId }).catch(() => null);
@@ -139,7 +180,12 @@ export const useChatStore = defineStore('chat', () => {
   }
 
   /** Ask every pane the same question (they run one after another on the backend). */
-  async function ask(text: string, image: PendingImage | null, settings: AskSettings = {}, audio: PendingAudio | null = null): Promise<void> {
+  async function ask(
+    text: string,
+    image: PendingImage | null,
+    settings: AskSettings = {},
+    audio: PendingAudio | null = null,
+  ): Promise<void> {
     await Promise.all(panes.value.map((p) => askPane(p, text, image, settings, audio)));
     void loadChats();
   }
@@ -151,9 +197,12 @@ export const useChatStore = defineStore('chat', () => {
   async function resend(pane: Pane, index: number, text: string, settings: AskSettings = {}): Promise<void> {
     const m = pane.messages[index];
     if (!m || m.role !== 'user' || pane.requestId) return;
-    if (pane.chatId !== null && m.position !== undefined) await api.call('chats.truncate', { id: pane.chatId, fromPosition: m.position });
-    const image: PendingImage | null = m.imageHash && m.imageUrl ? { url: m.imageUrl, base64: '', name: 'image', hash: m.imageHash } : null;
-    const audio: PendingAudio | null = m.audioHash && m.audioUrl ? { url: m.audioUrl, base64: '', name: 'audio', hash: m.audioHash } : null;
+    if (pane.chatId !== null && m.position !== undefined)
+      await api.call('chats.truncate', { id: pane.chatId, fromPosition: m.position });
+    const image: PendingImage | null =
+      m.imageHash && m.imageUrl ? { url: m.imageUrl, base64: '', name: 'image', hash: m.imageHash } : null;
+    const audio: PendingAudio | null =
+      m.audioHash && m.audioUrl ? { url: m.audioUrl, base64: '', name: 'audio', hash: m.audioHash } : null;
     pane.messages = pane.messages.slice(0, index);
     // a system prompt stays in the chat (it was saved before this turn)
     await askPane(pane, text, image, { options: settings.options }, audio);
@@ -168,7 +217,11 @@ export const useChatStore = defineStore('chat', () => {
   }
 
   async function stop(): Promise<void> {
-    await Promise.all(panes.value.filter((p) => p.requestId).map((p) => api.call('chat.cancel', { requestId: p.requestId! }).catch(() => null)));
+    await Promise.all(
+      panes.value
+        .filter((p) => p.requestId)
+        .map((p) => api.call('chat.cancel', { requestId: p.requestId! }).catch(() => null)),
+    );
   }
 
   async function rename(id: number, title: string): Promise<void> {
@@ -191,5 +244,21 @@ export const useChatStore = defineStore('chat', () => {
   });
   reloadOn('chats.changed');
 
-  return { chats, loaded, error, panes, busy, device, loadChats, setTargets, openChat, ask, resend, regenerate, stop, rename, remove };
+  return {
+    chats,
+    loaded,
+    error,
+    panes,
+    busy,
+    device,
+    loadChats,
+    setTargets,
+    openChat,
+    ask,
+    resend,
+    regenerate,
+    stop,
+    rename,
+    remove,
+  };
 });

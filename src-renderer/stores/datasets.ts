@@ -22,7 +22,14 @@ export interface ImportProgress {
 const IMAGE_EXT = /\.(png|jpe?g|webp|gif|bmp|tiff?)$/i;
 
 export const useDatasetsStore = defineStore('datasets', () => {
-  const { list: datasets, loaded, loading, error, load, reloadOn } = useLoadedList(async () => (await api.call('datasets.list')).datasets);
+  const {
+    list: datasets,
+    loaded,
+    loading,
+    error,
+    load,
+    reloadOn,
+  } = useLoadedList(async () => (await api.call('datasets.list')).datasets);
   const importing = ref<ImportProgress | null>(null);
 
   /** Create a dataset; throws ApiError (with .field) so a form can show it next to the input. */
@@ -70,7 +77,10 @@ export const useDatasetsStore = defineStore('datasets', () => {
           // never after the batch id
           const label = uploadLabel(drop.files.map((f) => f.relativePath));
           const several = new Set(drop.files.map((f) => f.relativePath.replace(/^\/+/, '').split('/')[0])).size > 1;
-          const r = await api.call('datasets.import', { path: up.importPath, ...(target.datasetId ? { datasetId: target.datasetId } : several ? { dataset: label.name } : {}) });
+          const r = await api.call('datasets.import', {
+            path: up.importPath,
+            ...(target.datasetId ? { datasetId: target.datasetId } : several ? { dataset: label.name } : {}),
+          });
           reports.push({ ...r, source: label.text });
         } finally {
           void discardUpload(up.batch);
@@ -80,11 +90,19 @@ export const useDatasetsStore = defineStore('datasets', () => {
         const sources = drop.paths.filter((p) => !images.includes(p));
         for (let i = 0; i < sources.length; i++) {
           importing.value = { phase: 'importing', done: 0, total: 0, source: i, sources: sources.length };
-          reports.push(await api.call('datasets.import', { path: sources[i], ...(target.datasetId ? { datasetId: target.datasetId } : {}) }));
+          reports.push(
+            await api.call('datasets.import', {
+              path: sources[i],
+              ...(target.datasetId ? { datasetId: target.datasetId } : {}),
+            }),
+          );
         }
         if (images.length > 0 && target.datasetId) {
           importing.value = { phase: 'importing', done: 0, total: images.length, source: 0, sources: 1 };
-          await api.call('items.add', { datasetId: target.datasetId, items: images.map((imagePath) => ({ imagePath })) });
+          await api.call('items.add', {
+            datasetId: target.datasetId,
+            items: images.map((imagePath) => ({ imagePath })),
+          });
         }
       }
     } finally {
@@ -104,4 +122,3 @@ export const useDatasetsStore = defineStore('datasets', () => {
 });
 
 export { ApiError };
-

@@ -46,7 +46,11 @@ export const useHubStore = defineStore('hub', () => {
   api.on('hub.progress', (p) => {
     upsert(p);
     // a finished pull changes what is cached
-    if (p.status === 'done') void api.call('hub.catalog').then((c) => (catalog.value = c), () => {});
+    if (p.status === 'done')
+      void api.call('hub.catalog').then(
+        (c) => (catalog.value = c),
+        () => {},
+      );
   });
   onReconnect(() => void load());
 

@@ -3,7 +3,12 @@
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
 import type { z } from 'zod';
-import type { AnnotationInput, HistoryState as HistorySchema, Item, LintFinding as LintFindingSchema } from '../../src-main/contract/datasets-io';
+import type {
+  AnnotationInput,
+  HistoryState as HistorySchema,
+  Item,
+  LintFinding as LintFindingSchema,
+} from '../../src-main/contract/datasets-io';
 import type { Result } from '../../src-main/contract/index';
 import { api, errorMessage } from '../api';
 
@@ -43,7 +48,9 @@ export const useItemsStore = defineStore('items', () => {
   const busy = ref(false);
   let generation = 0;
 
-  const activeFilterCount = computed(() => Object.values(filters.value).filter((v) => v !== undefined && v !== '').length);
+  const activeFilterCount = computed(
+    () => Object.values(filters.value).filter((v) => v !== undefined && v !== '').length,
+  );
 
   function params() {
     const f = filters.value;
@@ -108,7 +115,8 @@ export const useItemsStore = defineStore('items', () => {
     const id = datasetId.value;
     if (id === null) return;
     try {
-      const count = (split?: SplitName | 'none') => api.call('items.list', { datasetId: id, limit: 1, ...(split ? { split } : {}) }).then((r) => r.total);
+      const count = (split?: SplitName | 'none') =>
+        api.call('items.list', { datasetId: id, limit: 1, ...(split ? { split } : {}) }).then((r) => r.total);
       const [t, h, l, all, train, val, test, none] = await Promise.all([
         api.call('datasets.tags', { datasetId: id }),
         api.call('datasets.history', { datasetId: id }),
@@ -150,12 +158,19 @@ export const useItemsStore = defineStore('items', () => {
     }
   }
 
-  const tagSelection = (ids: number[], add: string[]) => mutate((datasetId) => api.call('items.tag', { datasetId, itemIds: ids, tags: add }));
-  const untagSelection = (ids: number[], remove: string[]) => mutate((datasetId) => api.call('items.untag', { datasetId, itemIds: ids, tags: remove }));
-  const setSplit = (ids: number[], split: SplitName | null) => mutate((datasetId) => api.call('items.setSplit', { datasetId, itemIds: ids, split }));
+  const tagSelection = (ids: number[], add: string[]) =>
+    mutate((datasetId) => api.call('items.tag', { datasetId, itemIds: ids, tags: add }));
+  const untagSelection = (ids: number[], remove: string[]) =>
+    mutate((datasetId) => api.call('items.untag', { datasetId, itemIds: ids, tags: remove }));
+  const setSplit = (ids: number[], split: SplitName | null) =>
+    mutate((datasetId) => api.call('items.setSplit', { datasetId, itemIds: ids, split }));
   const deleteItems = (ids: number[]) => mutate((datasetId) => api.call('items.delete', { datasetId, itemIds: ids }));
-  const replaceText = (ids: number[], find: string, replace: string, opts: { regex?: boolean; caseSensitive?: boolean; scope?: 'all' | 'answers' } = {}) =>
-    mutate((datasetId) => api.call('items.replaceText', { datasetId, itemIds: ids, find, replace, ...opts }));
+  const replaceText = (
+    ids: number[],
+    find: string,
+    replace: string,
+    opts: { regex?: boolean; caseSensitive?: boolean; scope?: 'all' | 'answers' } = {},
+  ) => mutate((datasetId) => api.call('items.replaceText', { datasetId, itemIds: ids, find, replace, ...opts }));
   const saveAnnotations = (itemId: number, annotations: AnnotationInput[]) =>
     mutate((datasetId) => api.call('items.setAnnotations', { datasetId, itemId, annotations }));
   const autoSplit = (p: { seed: number; train: number; val: number; test: number; stratifyBy?: 'tag' | null }) =>
@@ -163,7 +178,9 @@ export const useItemsStore = defineStore('items', () => {
   const undo = () => mutate((datasetId) => api.call('datasets.undo', { datasetId }));
   const redo = () => mutate((datasetId) => api.call('datasets.redo', { datasetId }));
 
-  async function lint(opts: { modelId?: number; deep?: boolean; imageModelId?: number; nearDuplicateImageThreshold?: number } = {}): Promise<Result<'datasets.lint'>> {
+  async function lint(
+    opts: { modelId?: number; deep?: boolean; imageModelId?: number; nearDuplicateImageThreshold?: number } = {},
+  ): Promise<Result<'datasets.lint'>> {
     const id = datasetId.value;
     if (id === null) throw new Error('no dataset is open');
     linting.value = true;

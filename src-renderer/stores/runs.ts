@@ -74,7 +74,11 @@ export const useRunsStore = defineStore('runs', () => {
   async function loadMetrics(runId: number): Promise<Map<string, ChartPoint[]>> {
     const r = await api.call('runs.metrics', { id: runId });
     const byName = new Map<string, ChartPoint[]>();
-    for (const [name, col] of Object.entries(r.series)) byName.set(name, col.steps.map((step, i) => ({ step, value: col.values[i] })));
+    for (const [name, col] of Object.entries(r.series))
+      byName.set(
+        name,
+        col.steps.map((step, i) => ({ step, value: col.values[i] })),
+      );
     series.value.set(runId, byName);
     seriesVersion.value++;
     triggerRef(series);
@@ -94,14 +98,19 @@ export const useRunsStore = defineStore('runs', () => {
     triggerRef(series);
     return r;
   }
-  async function control(action: 'runs.pause' | 'runs.resume' | 'runs.cancel', id: number, extra: { device?: 'auto' | 'cpu' | 'webgpu' | 'cuda' } = {}): Promise<Run> {
+  async function control(
+    action: 'runs.pause' | 'runs.resume' | 'runs.cancel',
+    id: number,
+    extra: { device?: 'auto' | 'cpu' | 'webgpu' | 'cuda' } = {},
+  ): Promise<Run> {
     const r = await api.call(action, { id, ...extra });
     upsert(r);
     return r;
   }
   const pause = (id: number) => control('runs.pause', id);
   /** Continue a run; `device` moves it (e.g. to the CPU after its GPU was lost). */
-  const resume = (id: number, device?: 'auto' | 'cpu' | 'webgpu' | 'cuda') => control('runs.resume', id, device ? { device } : {});
+  const resume = (id: number, device?: 'auto' | 'cpu' | 'webgpu' | 'cuda') =>
+    control('runs.resume', id, device ? { device } : {});
   const cancel = (id: number) => control('runs.cancel', id);
 
   /** Adapters of finished or stopped runs (final first, then checkpoints newest first). */
@@ -112,9 +121,24 @@ export const useRunsStore = defineStore('runs', () => {
     list.forEach((r, i) => {
       const c = all[i];
       if (!c) return;
-      if (c.finalDir) out.push({ runId: r.id, runName: r.name, step: null, dir: c.finalDir, label: `${r.name} (final)`, modelId: r.modelId });
+      if (c.finalDir)
+        out.push({
+          runId: r.id,
+          runName: r.name,
+          step: null,
+          dir: c.finalDir,
+          label: `${r.name} (final)`,
+          modelId: r.modelId,
+        });
       for (const cp of [...c.checkpoints].reverse()) {
-        out.push({ runId: r.id, runName: r.name, step: cp.step, dir: `${cp.path}/adapter`, label: `${r.name} (step ${cp.step})`, modelId: r.modelId });
+        out.push({
+          runId: r.id,
+          runName: r.name,
+          step: cp.step,
+          dir: `${cp.path}/adapter`,
+          label: `${r.name} (step ${cp.step})`,
+          modelId: r.modelId,
+        });
       }
     });
     adapters.value = out;
@@ -141,12 +165,20 @@ export const useRunsStore = defineStore('runs', () => {
       r.totalSteps = p.totalSteps;
       if (r.status === 'queued') r.status = 'running';
     }
-    live.set(p.runId, { step: p.step, totalSteps: p.totalSteps, etaSec: p.metrics.eta_sec ?? null, metrics: p.metrics, at: Date.now() });
-    for (const pt of p.points) for (const [name, v] of Object.entries(pt.metrics)) if (name !== 'eta_sec') pushPoint(p.runId, name, pt.step, v);
+    live.set(p.runId, {
+      step: p.step,
+      totalSteps: p.totalSteps,
+      etaSec: p.metrics.eta_sec ?? null,
+      metrics: p.metrics,
+      at: Date.now(),
+    });
+    for (const pt of p.points)
+      for (const [name, v] of Object.entries(pt.metrics)) if (name !== 'eta_sec') pushPoint(p.runId, name, pt.step, v);
     seriesVersion.value++;
   });
   api.on('runs.eval', (p) => {
-    for (const [name, v] of Object.entries(p.metrics)) pushPoint(p.runId, name.startsWith('eval_') ? name : `eval_${name}`, p.step, v);
+    for (const [name, v] of Object.entries(p.metrics))
+      pushPoint(p.runId, name.startsWith('eval_') ? name : `eval_${name}`, p.step, v);
     seriesVersion.value++;
   });
   api.on('runs.log', (p) => {

@@ -51,7 +51,10 @@ test('main process: secure window, IPC relay to the backend utilityProcess, even
   assert.equal(created.ok, true, JSON.stringify(created));
   assert.equal(created.result.name, 'From Electron');
   const listed: any = await invoke(trusted, 'datasets.list', {});
-  assert.deepEqual(listed.result.datasets.map((d: any) => d.name), ['From Electron']);
+  assert.deepEqual(
+    listed.result.datasets.map((d: any) => d.name),
+    ['From Electron'],
+  );
   // Invalid requests get typed errors, never a crash.
   const invalid: any = await invoke(trusted, 'datasets.create', { name: 3 });
   assert.deepEqual([invalid.ok, invalid.error.code, invalid.error.field], [false, 'invalid_request', 'name']);
@@ -77,7 +80,14 @@ test('main process: secure window, IPC relay to the backend utilityProcess, even
   for (const permission of ['clipboard-read', 'notifications', 'hid', 'serial', 'usb', 'geolocation', 'media']) {
     assert.equal(record.permissionCheckHandler?.(null, permission, 'file://'), false, `permission check ${permission}`);
   }
-  for (const url of ['javascript:alert(1)', 'mailto:a@b.example', 'lenslab-media://media/x', 'smb://host/share', 'HTTPS://x.example', ' https://x.example']) {
+  for (const url of [
+    'javascript:alert(1)',
+    'mailto:a@b.example',
+    'lenslab-media://media/x',
+    'smb://host/share',
+    'HTTPS://x.example',
+    ' https://x.example',
+  ]) {
     assert.deepEqual(win.webContents.windowOpenHandler!({ url }), { action: 'deny' }, url);
   }
   assert.deepEqual(win.webContents.windowOpenHandler!({ url: 'https://lenslab.example/docs' }), { action: 'deny' });
@@ -86,17 +96,30 @@ test('main process: secure window, IPC relay to the backend utilityProcess, even
   let prevented = false;
   win.webContents.emit('will-navigate', { preventDefault: () => (prevented = true) }, 'https://evil.example/');
   assert.equal(prevented, true);
-  for (const url of ['file:///etc/passwd', `${pathToFileURL(join(tmp.dir, 'out', 'renderer', 'other.html')).href}`, `${MEDIA_SCHEME}://media/thumbs/x`, 'javascript:alert(1)', `${pathToFileURL(rendererIndex).href}?x=1`]) {
+  for (const url of [
+    'file:///etc/passwd',
+    `${pathToFileURL(join(tmp.dir, 'out', 'renderer', 'other.html')).href}`,
+    `${MEDIA_SCHEME}://media/thumbs/x`,
+    'javascript:alert(1)',
+    `${pathToFileURL(rendererIndex).href}?x=1`,
+  ]) {
     prevented = false;
     win.webContents.emit('will-navigate', { preventDefault: () => (prevented = true) }, url);
     assert.equal(prevented, true, url);
   }
   prevented = false;
-  win.webContents.emit('will-navigate', { preventDefault: () => (prevented = true) }, `${pathToFileURL(rendererIndex).href}#/runs`);
+  win.webContents.emit(
+    'will-navigate',
+    { preventDefault: () => (prevented = true) },
+    `${pathToFileURL(rendererIndex).href}#/runs`,
+  );
   assert.equal(prevented, false);
 
   // lenslab-media: serves content-addressed files from the data dir, nothing else.
-  assert.deepEqual(record.privilegedSchemes.map((s) => s.scheme), [MEDIA_SCHEME]);
+  assert.deepEqual(
+    record.privilegedSchemes.map((s) => s.scheme),
+    [MEDIA_SCHEME],
+  );
   const hash = 'cd'.padEnd(64, '0');
   mkdirSync(join(userData, 'thumbs', 'cd'), { recursive: true });
   writeFileSync(join(userData, 'thumbs', 'cd', `${hash}.webp`), 'thumb-bytes');
@@ -112,7 +135,11 @@ test('main process: secure window, IPC relay to the backend utilityProcess, even
   assert.equal(during.error.code, 'unavailable');
   await until(() => record.forks.length === 2, 'the backend restart');
   const again: any = await invoke(trusted, 'datasets.list', {});
-  assert.deepEqual(again.result.datasets.map((d: any) => d.name), ['From Electron'], 'data survived the restart');
+  assert.deepEqual(
+    again.result.datasets.map((d: any) => d.name),
+    ['From Electron'],
+    'data survived the restart',
+  );
 
   // Quitting stops restarts.
   record.appEvents.emit('before-quit');
@@ -126,13 +153,23 @@ test('main process: secure window, IPC relay to the backend utilityProcess, even
 test('dev mode loads the dev server URL and trusts only its origin', async () => {
   const { electron, record } = createFakeElectron(join(tmp.dir, 'dev'));
   FakeBrowserWindow.all = [];
-  const started = startApp(electron, { mainDir: join(tmp.dir, 'out', 'main'), rendererUrl: 'http://localhost:5173', env: {} });
+  const started = startApp(electron, {
+    mainDir: join(tmp.dir, 'out', 'main'),
+    rendererUrl: 'http://localhost:5173',
+    env: {},
+  });
   const win = (await started.ready) as unknown as FakeBrowserWindow;
   assert.deepEqual(win.loaded, { url: 'http://localhost:5173' });
   await started.relay.ready;
   const invoke = record.handlers.get(INVOKE_CHANNEL)!;
-  assert.equal(((await invoke({ senderFrame: { url: 'http://localhost:5173/#/runs' } }, 'runs.list', {})) as any).ok, true);
-  assert.equal(((await invoke({ senderFrame: { url: 'http://localhost:5174/' } }, 'runs.list', {})) as any).error.code, 'unauthorized');
+  assert.equal(
+    ((await invoke({ senderFrame: { url: 'http://localhost:5173/#/runs' } }, 'runs.list', {})) as any).ok,
+    true,
+  );
+  assert.equal(
+    ((await invoke({ senderFrame: { url: 'http://localhost:5174/' } }, 'runs.list', {})) as any).error.code,
+    'unauthorized',
+  );
   record.appEvents.emit('before-quit');
   record.forks[0].kill();
 });

@@ -29,11 +29,18 @@ test('the installers the issue asks for, native modules for Electron, onnxruntim
   assert.deepEqual(config.win.target, ['nsis']);
   assert.equal(config.npmRebuild, true, 'better-sqlite3 and friends rebuilt for the Electron ABI');
   const unpack: string[] = config.asarUnpack;
-  for (const mod of ['onnxruntime-node/bin', 'better-sqlite3/build', 'sharp']) assert.ok(unpack.some((u) => u.includes(mod)), `${mod} is unpacked`);
+  for (const mod of ['onnxruntime-node/bin', 'better-sqlite3/build', 'sharp'])
+    assert.ok(
+      unpack.some((u) => u.includes(mod)),
+      `${mod} is unpacked`,
+    );
   assert.ok(config.files.includes('out/**'));
   const pkg = JSON.parse(read('package.json'));
   assert.equal(config.extraMetadata.main, pkg.main);
-  assert.ok(config.files.some((f: string) => f.startsWith('!') && f.includes('bin')), 'pickled weights are never packed');
+  assert.ok(
+    config.files.some((f: string) => f.startsWith('!') && f.includes('bin')),
+    'pickled weights are never packed',
+  );
 });
 
 test('the release workflow builds on the three GitHub-hosted OSes and smoke-tests the app', () => {

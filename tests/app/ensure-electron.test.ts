@@ -13,10 +13,20 @@ const tmp = tempDir('ensure-electron-');
 after(() => tmp.cleanup());
 
 test('ensure-electron and the main process agree where the Electron build of better-sqlite3 lives', () => {
-  for (const [platform, arch] of [['linux', 'x64'], ['darwin', 'arm64'], ['win32', 'x64']]) {
-    assert.equal(electronSqliteBinding('/app', '41.7.1', platform, arch), electronSqliteBindingPath('/app', '41.7.1', platform, arch));
+  for (const [platform, arch] of [
+    ['linux', 'x64'],
+    ['darwin', 'arm64'],
+    ['win32', 'x64'],
+  ]) {
+    assert.equal(
+      electronSqliteBinding('/app', '41.7.1', platform, arch),
+      electronSqliteBindingPath('/app', '41.7.1', platform, arch),
+    );
   }
-  assert.match(electronSqliteBindingPath('/app', '41.7.1', 'linux', 'x64'), /node_modules\/\.lenslab-electron\/electron-41\.7\.1-linux-x64\/better_sqlite3\.node$/);
+  assert.match(
+    electronSqliteBindingPath('/app', '41.7.1', 'linux', 'x64'),
+    /node_modules\/\.lenslab-electron\/electron-41\.7\.1-linux-x64\/better_sqlite3\.node$/,
+  );
 });
 
 test('the Electron binary check reads electron/path.txt', () => {

@@ -58,13 +58,20 @@ export class FakeUtilityProcess extends EventEmitter {
   private childListeners: ((e: { data: unknown }) => void)[] = [];
   backend: Backend;
   killed = false;
-  constructor(public modulePath: string, public options: Record<string, any>) {
+  constructor(
+    public modulePath: string,
+    public options: Record<string, any>,
+  ) {
     super();
     const port: ChildPortLike = {
       on: (_event, listener) => this.childListeners.push(listener),
       postMessage: (m) => setImmediate(() => this.emit('message', structuredClone(m))),
     };
-    this.backend = createBackend({ dataDir: options.env.LENSLAB_DATA_DIR, host: 'electron', log: { error() {}, warn() {} } });
+    this.backend = createBackend({
+      dataDir: options.env.LENSLAB_DATA_DIR,
+      host: 'electron',
+      log: { error() {}, warn() {} },
+    });
     serveOverPort(this.backend, port);
   }
   postMessage(m: unknown) {

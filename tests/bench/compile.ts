@@ -47,7 +47,8 @@ const hwm = () => status('VmHWM');
 
 function dirBytes(dir: string): number {
   let n = 0;
-  for (const f of readdirSync(dir, { withFileTypes: true })) n += f.isDirectory() ? dirBytes(join(dir, f.name)) : statSync(join(dir, f.name)).size;
+  for (const f of readdirSync(dir, { withFileTypes: true }))
+    n += f.isDirectory() ? dirBytes(join(dir, f.name)) : statSync(join(dir, f.name)).size;
   return n;
 }
 
@@ -66,9 +67,18 @@ async function child(name: string, modelDir: string): Promise<void> {
     const { parseHparams } = await import('../../src-main/training/hparams');
     const hp = parseHparams({ method: 'lora', rank: 16, alpha: 32, dropout: 0, batchSize: 2, lr: 1e-4 });
     const model = loadVlm(modelDir);
-    const tvlm = buildTrainableVlm(model, 'lora', loraOptions(hp), { maxSeqLen: hp.maxSeqLen, batchSize: hp.batchSize });
+    const tvlm = buildTrainableVlm(model, 'lora', loraOptions(hp), {
+      maxSeqLen: hp.maxSeqLen,
+      batchSize: hp.batchSize,
+    });
     const adamw = { beta1: hp.betas[0], beta2: hp.betas[1], eps: hp.eps, weightDecay: hp.weightDecay };
-    build = () => buildTrainStep({ params: tvlm.params, forward: tvlm.forward, adamw, clipNorm: hp.clipNorm > 0 ? hp.clipNorm : null }).graph;
+    build = () =>
+      buildTrainStep({
+        params: tvlm.params,
+        forward: tvlm.forward,
+        adamw,
+        clipNorm: hp.clipNorm > 0 ? hp.clipNorm : null,
+      }).graph;
     key = { bench: 'compile', name };
   } else {
     const { loadHfFolder } = await import('../../src-main/models/hf-folder');
@@ -87,7 +97,14 @@ async function child(name: string, modelDir: string): Promise<void> {
     (globalThis as { gc?: () => void }).gc?.();
     await new Promise((r) => setTimeout(r, 500));
   }
-  const out: CaseOutput = { name, baseHwm, peakHwm, entryBytes: dirBytes(join(cache, entry.hash)), afterGc: status('VmRSS'), ms };
+  const out: CaseOutput = {
+    name,
+    baseHwm,
+    peakHwm,
+    entryBytes: dirBytes(join(cache, entry.hash)),
+    afterGc: status('VmRSS'),
+    ms,
+  };
   entry.release();
   rmSync(cache, { recursive: true, force: true });
   process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -109,18 +126,37 @@ async function main(): Promise<void> {
   const check = vlmTrainerModule.validateConfig({
     model: big.dir,
     data: { file: data },
-    hparams: { method: 'lora', rank: 16, alpha: 32, dropout: 0, maxSteps: 7, batchSize: big.batch, saveEvery: 0, evalEvery: 0, lr: 1e-4 },
+    hparams: {
+      method: 'lora',
+      rank: 16,
+      alpha: 32,
+      dropout: 0,
+      maxSteps: 7,
+      batchSize: big.batch,
+      saveEvery: 0,
+      evalEvery: 0,
+      lr: 1e-4,
+    },
     eval: { maxItems: 1 },
   });
   const est = check.memory!.breakdown;
   console.log(`bench:compile — graph-cache miss, one child process per graph; model ${big.dir}`);
-  console.log(`weights on disk ${formatBytes(weights)}; training memory estimate ${formatBytes(est.total)} (weights term ${formatBytes(est.weights)}${'compile' in est ? `, compile term ${formatBytes((est as unknown as { compile: number }).compile)}` : ''})`);
-  const rows = [['graph', 'base', 'peak', 'peak - base', 'peak / weights', 'peak / estimate', 'RSS after, gc', 'entry', 'time']];
+  console.log(
+    `weights on disk ${formatBytes(weights)}; training memory estimate ${formatBytes(est.total)} (weights term ${formatBytes(est.weights)}${'compile' in est ? `, compile term ${formatBytes((est as unknown as { compile: number }).compile)}` : ''})`,
+  );
+  const rows = [
+    ['graph', 'base', 'peak', 'peak - base', 'peak / weights', 'peak / estimate', 'RSS after, gc', 'entry', 'time'],
+  ];
   for (const name of opt('cases', 'train,vision,decoder').split(',')) {
     process.stderr.write(`[${name}] compiling ...\n`);
-    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, big.dir], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const r = spawnSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, big.dir],
+      { encoding: 'utf8', maxBuffer: 1 << 24 },
+    );
     const line = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status !== 0 || !line.startsWith('{')) throw new Error(`case ${name} failed (${r.status}): ${r.stderr.slice(-3000)}`);
+    if (r.status !== 0 || !line.startsWith('{'))
+      throw new Error(`case ${name} failed (${r.status}): ${r.stderr.slice(-3000)}`);
     const o = JSON.parse(line) as CaseOutput;
     rows.push([
       name,
@@ -144,16 +180,23 @@ async function main(): Promise<void> {
     const peaks: number[] = [];
     for (const which of ['first (miss)', 'second (hit)']) {
       process.stderr.write(`[run] ${which} ...\n`);
-      const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'train.ts'), '--worker', JSON.stringify(input)], {
-        encoding: 'utf8',
-        maxBuffer: 1 << 24,
-        env: { ...process.env, LENSLAB_GRAPH_CACHE: cache },
-      });
+      const r = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', join(here, 'train.ts'), '--worker', JSON.stringify(input)],
+        {
+          encoding: 'utf8',
+          maxBuffer: 1 << 24,
+          env: { ...process.env, LENSLAB_GRAPH_CACHE: cache },
+        },
+      );
       const line = r.stdout.trim().split('\n').pop() ?? '';
-      if (r.status !== 0 || !line.startsWith('{')) throw new Error(`training run failed (${r.status}): ${r.stderr.slice(-3000)}`);
+      if (r.status !== 0 || !line.startsWith('{'))
+        throw new Error(`training run failed (${r.status}): ${r.stderr.slice(-3000)}`);
       const o = JSON.parse(line) as { peakRss: number; estimate: number; initMs: number };
       peaks.push(o.peakRss);
-      console.log(`training run, ${which}: peak RSS ${formatBytes(o.peakRss)} = ${(o.peakRss / o.estimate).toFixed(2)} x the estimate ${formatBytes(o.estimate)}; init ${(o.initMs / 1000).toFixed(1)} s`);
+      console.log(
+        `training run, ${which}: peak RSS ${formatBytes(o.peakRss)} = ${(o.peakRss / o.estimate).toFixed(2)} x the estimate ${formatBytes(o.estimate)}; init ${(o.initMs / 1000).toFixed(1)} s`,
+      );
     }
     console.log(`first / second run peak: ${(peaks[0] / peaks[1]).toFixed(2)}`);
   } finally {

@@ -24,8 +24,17 @@ function arg(name: string, dflt: number): number {
 
 export async function deviceBench(provider: Provider): Promise<void> {
   const cfg: BlockConfig = {
-    B: arg('B', 2), T: arg('T', 32), D: arg('D', 128), heads: arg('heads', 4), kv_heads: arg('kv', 2), ffn: arg('ffn', 256),
-    vocab: arg('vocab', 256), rank: arg('rank', 8), lora_alpha: 16, rms_eps: 1e-6, rope_theta: 10000,
+    B: arg('B', 2),
+    T: arg('T', 32),
+    D: arg('D', 128),
+    heads: arg('heads', 4),
+    kv_heads: arg('kv', 2),
+    ffn: arg('ffn', 256),
+    vocab: arg('vocab', 256),
+    rank: arg('rank', 8),
+    lora_alpha: 16,
+    rms_eps: 1e-6,
+    rope_theta: 10000,
   };
   const steps = arg('steps', 10);
   const warmup = arg('warmup', 2);
@@ -34,12 +43,24 @@ export async function deviceBench(provider: Provider): Promise<void> {
   const params = blockParams(cfg);
   const feeds = blockFeeds(cfg, tensors);
   const stateBytes = params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1) * 4, 0) * 3;
-  const dataBytes = Object.values(feeds).reduce((a, t) => a + t.dims.reduce((x, y) => x * y, 1) * (t.type === 'int64' ? 8 : 4), 0);
-  console.log(`bench:engine --provider ${provider}  LoRA block step B${cfg.B} T${cfg.T} D${cfg.D} heads ${cfg.heads}/${cfg.kv_heads} ffn ${cfg.ffn} vocab ${cfg.vocab} rank ${cfg.rank}; ${steps} timed steps after ${warmup}`);
+  const dataBytes = Object.values(feeds).reduce(
+    (a, t) => a + t.dims.reduce((x, y) => x * y, 1) * (t.type === 'int64' ? 8 : 4),
+    0,
+  );
+  console.log(
+    `bench:engine --provider ${provider}  LoRA block step B${cfg.B} T${cfg.T} D${cfg.D} heads ${cfg.heads}/${cfg.kv_heads} ffn ${cfg.ffn} vocab ${cfg.vocab} rank ${cfg.rank}; ${steps} timed steps after ${warmup}`,
+  );
   console.log(`trainable state (params + AdamW m, v): ${stateBytes} bytes; data feeds: ${dataBytes} bytes per step`);
   const run = async (p: Provider, keepOnDevice: boolean) => {
     const ex = await StepExecutor.create(
-      { params, forward: (g, pp) => blockForward(g, cfg, pp, tensors.frozen), adamw: { weightDecay: 0.01 }, clipNorm: 1, keepOnDevice, session: { provider: p, threads } },
+      {
+        params,
+        forward: (g, pp) => blockForward(g, cfg, pp, tensors.frozen),
+        adamw: { weightDecay: 0.01 },
+        clipNorm: 1,
+        keepOnDevice,
+        session: { provider: p, threads },
+      },
       tensors.init,
     );
     const ms: number[] = [];
@@ -59,7 +80,9 @@ export async function deviceBench(provider: Provider): Promise<void> {
     return { median: ms[ms.length >> 1], min: ms[0], tr, first, last, ran };
   };
   const cpu = await run('cpu', true);
-  console.log(`cpu                  median ${cpu.median.toFixed(1)} ms/step (min ${cpu.min.toFixed(1)}); loss ${cpu.first.toFixed(4)} -> ${cpu.last.toFixed(4)}`);
+  console.log(
+    `cpu                  median ${cpu.median.toFixed(1)} ms/step (min ${cpu.min.toFixed(1)}); loss ${cpu.first.toFixed(4)} -> ${cpu.last.toFixed(4)}`,
+  );
   // CUDA sessions are plain ORT sessions (no gpu-buffer outputs in onnxruntime-node): only the copied path exists
   for (const keep of provider === 'webgpu' ? [true, false] : [false]) {
     const r = await run(provider, keep);
@@ -69,7 +92,11 @@ export async function deviceBench(provider: Provider): Promise<void> {
         `host->device ${per(r.tr?.toDevice ?? 0)} B/step, device->host ${per(r.tr?.fromDevice ?? 0)} B/step; loss ${r.first.toFixed(4)} -> ${r.last.toFixed(4)}`,
     );
   }
-  console.log(`copied moves the state both ways every step (${stateBytes} B each way beyond the data); resident moves the data up and ~12 B of scalars down`);
+  console.log(
+    `copied moves the state both ways every step (${stateBytes} B each way beyond the data); resident moves the data up and ~12 B of scalars down`,
+  );
   if (provider === 'cuda')
-    console.log(`CUDA: the copy share of a step is about (bytes up + down) / the PCIe bandwidth (~12 GB/s for PCIe 3 x16) over the step time above; with a GPU, rerun to judge a native IoBinding path`);
+    console.log(
+      `CUDA: the copy share of a step is about (bytes up + down) / the PCIe bandwidth (~12 GB/s for PCIe 3 x16) over the step time above; with a GPU, rerun to judge a native IoBinding path`,
+    );
 }

@@ -85,13 +85,26 @@ function peakEstimate(): { gflops: number; how: string } {
 
 /** A plain ORT GEMM rate on this machine now ([B*T, D] @ [D, ffn]), as a practical ceiling. */
 async function gemmRate(): Promise<number> {
-  const M = cfg.B * cfg.T, K = cfg.D, N = cfg.ffn;
+  const M = cfg.B * cfg.T,
+    K = cfg.D,
+    N = cfg.ffn;
   const g = new Graph('gemm');
   const a = g.input('a', 'float32', [M, K]);
-  const b = g.initializer('b', 'float32', [K, N], new Float32Array(K * N).map((_, i) => ((i % 13) - 6) / 13));
+  const b = g.initializer(
+    'b',
+    'float32',
+    [K, N],
+    new Float32Array(K * N).map((_, i) => ((i % 13) - 6) / 13),
+  );
   g.output(g.op1('MatMul', [a, b]), 'y');
   const s = await Session.create(serializeModel(g).model, { threads });
-  const feeds = { a: tensor('float32', [M, K], new Float32Array(M * K).map((_, i) => ((i % 7) - 3) / 7)) };
+  const feeds = {
+    a: tensor(
+      'float32',
+      [M, K],
+      new Float32Array(M * K).map((_, i) => ((i % 7) - 3) / 7),
+    ),
+  };
   for (let i = 0; i < 3; i++) await s.run(feeds);
   let best = Infinity;
   for (let r = 0; r < 5; r++) {
@@ -152,9 +165,16 @@ async function profileRun(): Promise<void> {
   const params = blockParams(cfg);
   const prog = buildTrainStep({ params, forward: (g, p) => blockForward(g, cfg, p, t.frozen), clipNorm: 1 });
   const s = await ort.InferenceSession.create(serializeModel(prog.graph).model, {
-    intraOpNumThreads: threads, graphOptimizationLevel: optimization, enableProfiling: true, profileFilePrefix: join(dir, 'prof'),
+    intraOpNumThreads: threads,
+    graphOptimizationLevel: optimization,
+    enableProfiling: true,
+    profileFilePrefix: join(dir, 'prof'),
   });
-  const feeds: Record<string, ReturnType<typeof tensor>> = { ...blockFeeds(cfg, t), lr: tensor('float32', [], [1e-4]), step: tensor('float32', [], [1]) };
+  const feeds: Record<string, ReturnType<typeof tensor>> = {
+    ...blockFeeds(cfg, t),
+    lr: tensor('float32', [], [1e-4]),
+    step: tensor('float32', [], [1]),
+  };
   for (const p of params) {
     feeds[stepNames.param(p.name)] = tensor('float32', p.shape, t.init[p.name]);
     feeds[stepNames.m(p.name)] = tensor('float32', p.shape);
@@ -163,7 +183,12 @@ async function profileRun(): Promise<void> {
   for (let i = 0; i < 8; i++) await s.run(feeds);
   await (s as unknown as { endProfiling(): Promise<void> }).endProfiling();
   const file = readdirSync(dir).find((f) => f.startsWith('prof'))!;
-  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { cat: string; name: string; dur: number; args: { op_name: string } }[];
+  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    cat: string;
+    name: string;
+    dur: number;
+    args: { op_name: string };
+  }[];
   rmSync(dir, { recursive: true, force: true });
   const nodes = new Map<string, { op: string; min: number }>();
   for (const e of events) {
@@ -178,8 +203,18 @@ async function profileRun(): Promise<void> {
     byOp.set(n.op, (byOp.get(n.op) ?? 0) + n.min);
     total += n.min;
   }
-  console.log(`profile: ${nodes.size} kernels; sum of per-kernel fastest times ${(total / 1000).toFixed(1)} ms/step (${(stepFlops(cfg).total / (total / 1e6) / 1e9).toFixed(0)} GFLOP/s) = uncontended estimate`);
-  console.log('  ' + [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([op, us]) => `${op} ${(us / 1000).toFixed(1)}`).join(', ') + ' (ms)');
+  console.log(
+    `profile: ${nodes.size} kernels; sum of per-kernel fastest times ${(total / 1000).toFixed(1)} ms/step (${(stepFlops(cfg).total / (total / 1e6) / 1e9).toFixed(0)} GFLOP/s) = uncontended estimate`,
+  );
+  console.log(
+    '  ' +
+      [...byOp]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10)
+        .map(([op, us]) => `${op} ${(us / 1000).toFixed(1)}`)
+        .join(', ') +
+      ' (ms)',
+  );
   await s.release();
 }
 
@@ -189,7 +224,11 @@ function torchRun(): { ms: number[]; losses: number[]; blas: string; threads: nu
   const ct = torchCoretype();
   if (ct) env.OPENBLAS_CORETYPE = ct;
   else delete env.OPENBLAS_CORETYPE;
-  const res = spawnSync('/usr/bin/python3', [script, JSON.stringify({ ...cfg, init_scale: 0.02, threads, steps, warmup })], { encoding: 'utf8', maxBuffer: 1 << 24, env });
+  const res = spawnSync(
+    '/usr/bin/python3',
+    [script, JSON.stringify({ ...cfg, init_scale: 0.02, threads, steps, warmup })],
+    { encoding: 'utf8', maxBuffer: 1 << 24, env },
+  );
   if (res.status !== 0) throw new Error(`PyTorch bench failed: ${res.stderr || res.error}`);
   return JSON.parse(res.stdout.trim().split('\n').pop()!);
 }
@@ -202,8 +241,12 @@ const median = (xs: number[]) => {
 async function main() {
   const flops = stepFlops(cfg);
   const peak = peakEstimate();
-  console.log(`bench:engine  LoRA transformer-block training step  B${cfg.B} T${cfg.T} D${cfg.D} heads ${cfg.heads}/${cfg.kv_heads} ffn ${cfg.ffn} vocab ${cfg.vocab} rank ${cfg.rank}`);
-  console.log(`threads ${threads}, ${steps} timed steps after ${warmup} warm-up, ${rounds} interleaved rounds, ORT optimization '${optimization}'`);
+  console.log(
+    `bench:engine  LoRA transformer-block training step  B${cfg.B} T${cfg.T} D${cfg.D} heads ${cfg.heads}/${cfg.kv_heads} ffn ${cfg.ffn} vocab ${cfg.vocab} rank ${cfg.rank}`,
+  );
+  console.log(
+    `threads ${threads}, ${steps} timed steps after ${warmup} warm-up, ${rounds} interleaved rounds, ORT optimization '${optimization}'`,
+  );
   console.log(`work per step: ${(flops.total / 1e9).toFixed(2)} GFLOP (forward ${(flops.forward / 1e9).toFixed(2)})`);
   const L: number[] = [];
   const P: number[] = [];
@@ -212,7 +255,9 @@ async function main() {
   let lossCheck = '';
   for (let r = 0; r < rounds; r++) {
     const a = await lenslabRun();
-    const b = args.includes('--skip-torch') ? { ms: [NaN], losses: [NaN], blas: '-', threads: 0, torch: 'skipped' } : torchRun();
+    const b = args.includes('--skip-torch')
+      ? { ms: [NaN], losses: [NaN], blas: '-', threads: 0, torch: 'skipped' }
+      : torchRun();
     L.push(...a.ms);
     P.push(...b.ms);
     torchInfo = b;
@@ -226,17 +271,35 @@ async function main() {
   const gf = (ms: number) => flops.total / (ms / 1000) / 1e9;
   console.log(lossCheck);
   console.log(`times: median (min) per step over ${L.length} steps each`);
-  console.log(`Lenslab (onnxruntime-node ${(await import('onnxruntime-node')).env.versions.common}): median ${lm.toFixed(1)} ms/step (min ${Math.min(...L).toFixed(1)}), ${gf(lm).toFixed(1)} GFLOP/s; graph build + autodiff + serialize + ORT session ${lensInfo.sessionMs.toFixed(0)} ms`);
+  console.log(
+    `Lenslab (onnxruntime-node ${(await import('onnxruntime-node')).env.versions.common}): median ${lm.toFixed(1)} ms/step (min ${Math.min(...L).toFixed(1)}), ${gf(lm).toFixed(1)} GFLOP/s; graph build + autodiff + serialize + ORT session ${lensInfo.sessionMs.toFixed(0)} ms`,
+  );
   if (!Number.isFinite(pm)) console.log('PyTorch skipped (--skip-torch)');
-  else console.log(`PyTorch ${torchInfo.torch} (${torchInfo.threads} threads, BLAS ${torchInfo.blas}, OPENBLAS_CORETYPE=${torchCoretype() || 'auto'}): median ${pm.toFixed(1)} ms/step (min ${Math.min(...P).toFixed(1)}), ${gf(pm).toFixed(1)} GFLOP/s`);
-  if (Number.isFinite(pm)) console.log(`ratio Lenslab/PyTorch step time: ${(lm / pm).toFixed(2)}x of medians, ${(Math.min(...L) / Math.min(...P)).toFixed(2)}x of minimums  (${lm < pm ? 'Lenslab faster' : 'PyTorch faster'})`);
+  else
+    console.log(
+      `PyTorch ${torchInfo.torch} (${torchInfo.threads} threads, BLAS ${torchInfo.blas}, OPENBLAS_CORETYPE=${torchCoretype() || 'auto'}): median ${pm.toFixed(1)} ms/step (min ${Math.min(...P).toFixed(1)}), ${gf(pm).toFixed(1)} GFLOP/s`,
+    );
+  if (Number.isFinite(pm))
+    console.log(
+      `ratio Lenslab/PyTorch step time: ${(lm / pm).toFixed(2)}x of medians, ${(Math.min(...L) / Math.min(...P)).toFixed(2)}x of minimums  (${lm < pm ? 'Lenslab faster' : 'PyTorch faster'})`,
+    );
   console.log(`peak estimate ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.how}`);
-  console.log(`achieved (median; best step in brackets): Lenslab ${((100 * gf(lm)) / peak.gflops).toFixed(1)}% of peak [${((100 * gf(Math.min(...L))) / peak.gflops).toFixed(1)}%], PyTorch ${((100 * gf(pm)) / peak.gflops).toFixed(1)}% [${((100 * gf(Math.min(...P))) / peak.gflops).toFixed(1)}%]; plain ORT GEMM [${cfg.B * cfg.T}x${cfg.D}]@[${cfg.D}x${cfg.ffn}] now: ${gemm.toFixed(1)} GFLOP/s (${((100 * gemm) / peak.gflops).toFixed(1)}%)`);
-  console.log(`load average during run: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} (the machine is shared; figures are noisy)`);
+  console.log(
+    `achieved (median; best step in brackets): Lenslab ${((100 * gf(lm)) / peak.gflops).toFixed(1)}% of peak [${((100 * gf(Math.min(...L))) / peak.gflops).toFixed(1)}%], PyTorch ${((100 * gf(pm)) / peak.gflops).toFixed(1)}% [${((100 * gf(Math.min(...P))) / peak.gflops).toFixed(1)}%]; plain ORT GEMM [${cfg.B * cfg.T}x${cfg.D}]@[${cfg.D}x${cfg.ffn}] now: ${gemm.toFixed(1)} GFLOP/s (${((100 * gemm) / peak.gflops).toFixed(1)}%)`,
+  );
+  console.log(
+    `load average during run: ${(await import('node:os'))
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} (the machine is shared; figures are noisy)`,
+  );
 }
 
 const providerArg = flag('provider');
-(providerArg && providerArg !== 'cpu' ? import('./engine-device').then((m) => m.deviceBench(providerArg as 'webgpu' | 'cuda')) : main()).catch((e) => {
+(providerArg && providerArg !== 'cpu'
+  ? import('./engine-device').then((m) => m.deviceBench(providerArg as 'webgpu' | 'cuda'))
+  : main()
+).catch((e) => {
   console.error(e);
   process.exit(1);
 });

@@ -17,7 +17,14 @@ import { join } from 'node:path';
 import { loadHfFolder } from '../../src-main/models/hf-folder';
 import { createGenerator } from '../../src-main/models/generate';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
-import { loadAdapter, projectorParams, resolveLoraModules, saveAdapter, targetModulesRegex, type LoraSpec } from '../../src-main/models/peft';
+import {
+  loadAdapter,
+  projectorParams,
+  resolveLoraModules,
+  saveAdapter,
+  targetModulesRegex,
+  type LoraSpec,
+} from '../../src-main/models/peft';
 import type { LlavaModelConfig } from '../../src-main/models/config';
 
 const args = process.argv.slice(2);
@@ -38,7 +45,8 @@ mkdirSync(cacheDir, { recursive: true });
 
 function dirBytes(dir: string): number {
   let n = 0;
-  for (const f of readdirSync(dir, { withFileTypes: true })) n += f.isDirectory() ? dirBytes(join(dir, f.name)) : statSync(join(dir, f.name)).size;
+  for (const f of readdirSync(dir, { withFileTypes: true }))
+    n += f.isDirectory() ? dirBytes(join(dir, f.name)) : statSync(join(dir, f.name)).size;
   return n;
 }
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -46,14 +54,26 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const model = loadHfFolder(modelDir);
 const cfg = model.config as LlavaModelConfig;
 const r = Number(opt('rank') ?? 8);
-const spec: LoraSpec = { mode: 'lora+projector', r, alpha: 2 * r, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], includeVision: false, useRslora: false };
+const spec: LoraSpec = {
+  mode: 'lora+projector',
+  r,
+  alpha: 2 * r,
+  dropout: 0,
+  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  includeVision: false,
+  useRslora: false,
+};
 
 /** A checkpoint of the run: small random LoRA matrices and a perturbed projector, as a PEFT folder. */
 function checkpoint(k: number): string {
   let s = 12345 + k;
   const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.02;
   const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
-  for (const m of resolveLoraModules(cfg, targetModulesRegex(cfg, spec))) lora.set(m.module, { a: Float32Array.from({ length: r * m.inFeatures }, rnd), b: Float32Array.from({ length: m.outFeatures * r }, rnd) });
+  for (const m of resolveLoraModules(cfg, targetModulesRegex(cfg, spec)))
+    lora.set(m.module, {
+      a: Float32Array.from({ length: r * m.inFeatures }, rnd),
+      b: Float32Array.from({ length: m.outFeatures * r }, rnd),
+    });
   const saved = new Map(projectorParams(cfg).map((n) => [n, model.weights.get(n).map((x) => x + rnd())]));
   const dir = join(work, `checkpoint-${k}`);
   saveAdapter(dir, cfg, spec, lora, saved);
@@ -61,7 +81,11 @@ function checkpoint(k: number): string {
 }
 
 const messages = [{ role: 'user', content: 'What shapes are in the picture?' }];
-const image = { data: new Uint8Array(cfg.vision.imageSize * cfg.vision.imageSize * 3).fill(128), width: cfg.vision.imageSize, height: cfg.vision.imageSize };
+const image = {
+  data: new Uint8Array(cfg.vision.imageSize * cfg.vision.imageSize * 3).fill(128),
+  width: cfg.vision.imageSize,
+  height: cfg.vision.imageSize,
+};
 
 async function open(label: string, adapterDir: string | null): Promise<number> {
   const adapter = adapterDir ? loadAdapter(adapterDir, cfg) : null;
@@ -73,11 +97,15 @@ async function open(label: string, adapterDir: string | null): Promise<number> {
   await g.generate({ image, messages }, { maxNewTokens: 4 });
   const tGen = performance.now() - t1;
   await g.dispose();
-  console.log(`${label.padEnd(8)} createGenerator ${(tOpen / 1000).toFixed(2).padStart(7)} s   generate 4 tokens ${(tGen / 1000).toFixed(2).padStart(6)} s   cache +${mib(dirBytes(cacheDir) - before)}`);
+  console.log(
+    `${label.padEnd(8)} createGenerator ${(tOpen / 1000).toFixed(2).padStart(7)} s   generate 4 tokens ${(tGen / 1000).toFixed(2).padStart(6)} s   cache +${mib(dirBytes(cacheDir) - before)}`,
+  );
   return tOpen;
 }
 
-console.log(`model ${modelDir} (${cfg.text.numHiddenLayers} layers, hidden ${cfg.text.hiddenSize}), LoRA r=${r} on ${spec.targets.join(',')} + projector`);
+console.log(
+  `model ${modelDir} (${cfg.text.numHiddenLayers} layers, hidden ${cfg.text.hiddenSize}), LoRA r=${r} on ${spec.targets.join(',')} + projector`,
+);
 const c1 = checkpoint(1);
 const c2 = checkpoint(2);
 await open('base', null);

@@ -14,7 +14,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../../src-main/util/mulberry32';
-import { parseUltravox, ultravoxTensors, ultravoxToHf, clipFeatures, numAudioTokens, type UltravoxConfig } from '../../src-main/models/audio/ultravox';
+import {
+  parseUltravox,
+  ultravoxTensors,
+  ultravoxToHf,
+  clipFeatures,
+  numAudioTokens,
+  type UltravoxConfig,
+} from '../../src-main/models/audio/ultravox';
 import { whisperSinusoids, type WhisperEncoderConfig } from '../../src-main/models/audio/whisper';
 import { WhisperFeatureExtractor, whisperFeatureConfig } from '../../src-main/models/audio/log-mel';
 import { AudioLlmCachedGenerator } from '../../src-main/models/audio/generate';
@@ -32,13 +39,41 @@ const RECOMPUTE = Number(opt('recompute', '3'));
 const THREADS = Number(opt('threads', '2'));
 const QUANT = opt('quantize', 'none');
 
-const audio: WhisperEncoderConfig = { dModel: 512, numLayers: 6, numHeads: 8, headDim: 64, ffnDim: 2048, numMelBins: 80, maxSourcePositions: 1500, activation: 'gelu' };
-const text: TextConfig = {
-  modelType: 'qwen2', vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numHiddenLayers: 24, numAttentionHeads: 14, numKeyValueHeads: 2,
-  headDim: 64, hiddenAct: 'silu', maxPositionEmbeddings: 32768, rmsNormEps: 1e-6, rope: { theta: 1000000, type: 'default', factor: 1 },
-  qkvBias: true, oBias: false, mlpBias: false, tieWordEmbeddings: true, bosTokenId: null, eosTokenIds: [151645], padTokenId: null,
+const audio: WhisperEncoderConfig = {
+  dModel: 512,
+  numLayers: 6,
+  numHeads: 8,
+  headDim: 64,
+  ffnDim: 2048,
+  numMelBins: 80,
+  maxSourcePositions: 1500,
+  activation: 'gelu',
 };
-const config: UltravoxConfig = parseUltravox(ultravoxToHf({ audio, text, stackFactor: 4, projectorHidden: 2 * text.hiddenSize, audioTokenIndex: 151646 }), 'bench config');
+const text: TextConfig = {
+  modelType: 'qwen2',
+  vocabSize: 151936,
+  hiddenSize: 896,
+  intermediateSize: 4864,
+  numHiddenLayers: 24,
+  numAttentionHeads: 14,
+  numKeyValueHeads: 2,
+  headDim: 64,
+  hiddenAct: 'silu',
+  maxPositionEmbeddings: 32768,
+  rmsNormEps: 1e-6,
+  rope: { theta: 1000000, type: 'default', factor: 1 },
+  qkvBias: true,
+  oBias: false,
+  mlpBias: false,
+  tieWordEmbeddings: true,
+  bosTokenId: null,
+  eosTokenIds: [151645],
+  padTokenId: null,
+};
+const config: UltravoxConfig = parseUltravox(
+  ultravoxToHf({ audio, text, stackFactor: 4, projectorHidden: 2 * text.hiddenSize, audioTokenIndex: 151646 }),
+  'bench config',
+);
 
 /** Random weights drawn per tensor from a seed of its name (std 0.02, norms 1, sinusoidal positions). */
 function randomSource(c: UltravoxConfig): TensorSource {
@@ -77,10 +112,16 @@ try {
   const rng = mulberry32(7);
   const textIds = (n: number) => Array.from({ length: n }, () => Math.floor(rng() * 150000));
   const prompt = [...textIds(8), ...new Array<number>(nAudio).fill(config.audioTokenIndex), ...textIds(14)];
-  console.log(`audio LLM: Whisper-base-shaped encoder (6x512) + Qwen2-0.5B-shaped decoder (24x896, 151,936 vocab), stack 4: ${frames} frames -> ${nAudio} audio tokens, prompt ${prompt.length} tokens, ${THREADS} threads, weights ${QUANT}`);
+  console.log(
+    `audio LLM: Whisper-base-shaped encoder (6x512) + Qwen2-0.5B-shaped decoder (24x896, 151,936 vocab), stack 4: ${frames} frames -> ${nAudio} audio tokens, prompt ${prompt.length} tokens, ${THREADS} threads, weights ${QUANT}`,
+  );
 
   let t = performance.now();
-  const gen = await AudioLlmCachedGenerator.create({ config, weights }, frames, { dir, threads: THREADS, quantize: QUANT === 'none' ? undefined : (QUANT as 'int8' | 'int4') });
+  const gen = await AudioLlmCachedGenerator.create({ config, weights }, frames, {
+    dir,
+    threads: THREADS,
+    quantize: QUANT === 'none' ? undefined : (QUANT as 'int8' | 'int4'),
+  });
   const compileS = (performance.now() - t) / 1000;
 
   // warm-up run (first-run allocations), then the measured one

@@ -83,7 +83,9 @@ function calibrateWords(dir: string, tokens: number): number {
 }
 /** About `n` tokens of text (a tokenizer gives roughly one token per word of it) before the question. */
 function longText(n: number): string {
-  const words = 'the quick brown fox jumps over the lazy dog while seven red squares and three blue circles wait'.split(' ');
+  const words = 'the quick brown fox jumps over the lazy dog while seven red squares and three blue circles wait'.split(
+    ' ',
+  );
   const out: string[] = [];
   for (let i = 0; i < n; i++) out.push(words[i % words.length]);
   return `${out.join(' ')}.\n`;
@@ -268,7 +270,10 @@ async function child(
     const llama = await import('@fugood/llama.node');
     const dir = join(cacheDir, `gguf-${quant}`);
     const files = readdirSync(dir);
-    const model = join(dir, files.find((f) => f.endsWith('.gguf') && !f.startsWith('mmproj-'))!);
+    const model = join(
+      dir,
+      files.find((f) => f.endsWith('.gguf') && !f.startsWith('mmproj-'))!,
+    );
     const mmproj = files.find((f) => f.startsWith('mmproj-'));
     const t0 = performance.now();
     const ctx = await llama.loadModel({ model, n_ctx: 1024, n_threads: cpus().length, n_gpu_layers: 0, n_parallel: 1 });
@@ -278,27 +283,48 @@ async function child(
     // one answer: a second completion on the context would reuse its cached prompt
     const s0 = performance.now();
     let first = 0;
-    const r = await ctx.completion({ prompt, media_paths: mmproj ? [image] : undefined, n_predict: tokens, temperature: 0, ignore_eos: true }, () => {
-      if (!first) first = performance.now() - s0;
-    });
+    const r = await ctx.completion(
+      { prompt, media_paths: mmproj ? [image] : undefined, n_predict: tokens, temperature: 0, ignore_eos: true },
+      () => {
+        if (!first) first = performance.now() - s0;
+      },
+    );
     keep.push(ctx);
     const ttft = [first];
     const tps = [r.timings.predicted_per_second];
     out.ttftMs = median(ttft);
     out.tokPerS = median(tps);
     const context = contextFromEnv();
-    const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as { text_config?: { max_position_embeddings?: number }; max_position_embeddings?: number };
+    const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as {
+      text_config?: { max_position_embeddings?: number };
+      max_position_embeddings?: number;
+    };
     const maxPos = cfg.text_config?.max_position_embeddings ?? cfg.max_position_embeddings ?? 0;
     if (context.tokens > 0 && maxPos >= context.tokens + tokens + 512) {
-      const lctx = await llama.loadModel({ model, n_ctx: context.tokens + 1024, n_threads: cpus().length, n_gpu_layers: 0, n_parallel: 1 });
+      const lctx = await llama.loadModel({
+        model,
+        n_ctx: context.tokens + 1024,
+        n_threads: cpus().length,
+        n_gpu_layers: 0,
+        n_parallel: 1,
+      });
       if (mmproj) lctx.initMultimodal({ path: join(dir, mmproj), use_gpu: false });
       keep.push(lctx);
       const s1 = performance.now();
       let first1 = 0;
       const long = `USER: <__media__>\n${longText(context.words)}${QUESTION}\nASSISTANT:`;
-      const lr = await lctx.completion({ prompt: long, media_paths: mmproj ? [image] : undefined, n_predict: tokens, temperature: 0, ignore_eos: true }, () => {
-        if (!first1) first1 = performance.now() - s1;
-      });
+      const lr = await lctx.completion(
+        {
+          prompt: long,
+          media_paths: mmproj ? [image] : undefined,
+          n_predict: tokens,
+          temperature: 0,
+          ignore_eos: true,
+        },
+        () => {
+          if (!first1) first1 = performance.now() - s1;
+        },
+      );
       out.longPromptTokens = lr.timings.prompt_n;
       out.longTokPerS = lr.timings.predicted_per_second;
       out.longTtftMs = first1;
@@ -434,12 +460,20 @@ async function main(): Promise<void> {
     if (schemes.length || llamaQuants.length) {
       const context = opt('context', 0);
       if (context > 0) process.env[CONTEXT_ENV] = `${context}:${calibrateWords(m.dir, context)}`;
-      const lines = [`## ${m.name}: weight-only quantization, ${tokens} tokens, ${cpus().length} threads (peak RSS of each child process)`];
+      const lines = [
+        `## ${m.name}: weight-only quantization, ${tokens} tokens, ${cpus().length} threads (peak RSS of each child process)`,
+      ];
       const longHead = context > 0 ? ` prompt tokens (long) | decode tokens/s (long) | slowdown |` : '';
-      lines.push(`| | load+compile (s) | TTFT (ms) | decode tokens/s | peak RSS (MB) | same tokens as f32 |${longHead}`);
+      lines.push(
+        `| | load+compile (s) | TTFT (ms) | decode tokens/s | peak RSS (MB) | same tokens as f32 |${longHead}`,
+      );
       lines.push(`|---|---|---|---|---|---|${context > 0 ? '---|---|---|' : ''}`);
       const longCells = (r: Record<string, number | string | boolean>) =>
-        context <= 0 ? '' : r.longTokPerS === undefined ? ' n/a (context too short) | | |' : ` ${r.longPromptTokens} | ${(r.longTokPerS as number).toFixed(2)} | ${((r.tokPerS as number) / (r.longTokPerS as number)).toFixed(2)}x |`;
+        context <= 0
+          ? ''
+          : r.longTokPerS === undefined
+            ? ' n/a (context too short) | | |'
+            : ` ${r.longPromptTokens} | ${(r.longTokPerS as number).toFixed(2)} | ${((r.tokPerS as number) / (r.longTokPerS as number)).toFixed(2)}x |`;
       let base: Record<string, number | string | boolean> | null = null;
       for (const q of schemes) {
         const qc = join(ROOT, `cache-quant-${q}`);
@@ -448,7 +482,9 @@ async function main(): Promise<void> {
         if (q === 'none') base = r;
         const same = base ? String(r.ids === base.ids) : '';
         console.log(`[${m.name}] Lenslab ${q}: ${JSON.stringify({ ...r, ids: undefined })}`);
-        lines.push(`| Lenslab ${q} | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | ${same} |${longCells(r)}`);
+        lines.push(
+          `| Lenslab ${q} | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | ${same} |${longCells(r)}`,
+        );
         rmSync(qc, { recursive: true, force: true });
       }
       for (const q of llamaQuants) {
@@ -458,7 +494,9 @@ async function main(): Promise<void> {
         const exportS = (performance.now() - t0) / 1000;
         const r = runChild(`llama-${q}`, m.dir, cacheDir, image, tokens, 0);
         console.log(`[${m.name}] llama.cpp ${q}: ${JSON.stringify(r)}`);
-        lines.push(`| llama.cpp ${q.toUpperCase()} (export ${exportS.toFixed(0)} s) | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | |${longCells(r)}`);
+        lines.push(
+          `| llama.cpp ${q.toUpperCase()} (export ${exportS.toFixed(0)} s) | ${((r.loadMs as number) / 1000).toFixed(1)} | ${(r.ttftMs as number).toFixed(0)} | ${(r.tokPerS as number).toFixed(2)} | ${(r.peakRssMb as number).toFixed(0)} | |${longCells(r)}`,
+        );
         rmSync(gdir, { recursive: true, force: true });
       }
       rows.push(lines.join('\n'));
@@ -493,7 +531,11 @@ async function main(): Promise<void> {
 
 if (flag('audio')) {
   // the audio row (10 s clip, Whisper-base + Qwen2-0.5B shapes) runs on its own: tests/bench/generate-audio.ts
-  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(new URL('./generate-audio.ts', import.meta.url)), ...args], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(new URL('./generate-audio.ts', import.meta.url)), ...args],
+    { stdio: 'inherit' },
+  );
   process.exit(r.status ?? 1);
 } else if (args[0] === '--child') {
   const [, phase, modelDir, cacheDir, image, tokens, recompute] = args;

@@ -43,7 +43,11 @@ async function measure(page: Page, base: string, mode: string): Promise<Result> 
   const metrics = async () => {
     const { metrics: m } = (await cdp.send('Performance.getMetrics')) as { metrics: { name: string; value: number }[] };
     const get = (n: string) => (m.find((x) => x.name === n)?.value ?? 0) * 1000;
-    return { task: get('TaskDuration'), script: get('ScriptDuration'), layout: get('LayoutDuration') + get('RecalcStyleDuration') };
+    return {
+      task: get('TaskDuration'),
+      script: get('ScriptDuration'),
+      layout: get('LayoutDuration') + get('RecalcStyleDuration'),
+    };
   };
   const before = await metrics();
   // Runs in the page: flick down to the bottom and back up, one scroll step per animation frame.
@@ -85,13 +89,24 @@ async function measure(page: Page, base: string, mode: string): Promise<Result> 
   };
 }
 
-const server = await createServer({ configFile: join(here, '..', 'renderer', 'gallery', 'vite.config.ts'), server: { port: 0 }, logLevel: 'error' });
+const server = await createServer({
+  configFile: join(here, '..', 'renderer', 'gallery', 'vite.config.ts'),
+  server: { port: 0 },
+  logLevel: 'error',
+});
 await server.listen();
 const base = server.resolvedUrls?.local[0] ?? '';
 const browser = await chromium.launch({
   executablePath: process.env.LENSLAB_CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+  ],
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -100,7 +115,9 @@ try {
   const plain = await measure(page, base, 'plain');
   const f = (x: number) => x.toFixed(1);
   console.log(`grid scroll, ${N} items, ${FRAMES} frames flick down and up (headless Chromium, software rendering)`);
-  console.log('mode      mount ms  DOM cells  frame mean ms  p95 ms  max ms  frames >33ms  CPU/frame ms (script, style+layout)');
+  console.log(
+    'mode      mount ms  DOM cells  frame mean ms  p95 ms  max ms  frames >33ms  CPU/frame ms (script, style+layout)',
+  );
   for (const r of [virtual, plain]) {
     console.log(
       `${r.mode.padEnd(9)} ${f(r.mountMs).padStart(8)}  ${String(r.domCells).padStart(9)}  ${f(r.meanMs).padStart(13)}  ${f(r.p95Ms).padStart(6)}  ${f(r.maxMs).padStart(6)}  ${String(r.over33).padStart(12)}  ${f(r.taskMs).padStart(6)} (${f(r.scriptMs)}, ${f(r.layoutMs)})`,

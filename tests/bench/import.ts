@@ -15,7 +15,17 @@
 //   npm run bench:import -- --records 1000000
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,12 +54,17 @@ async function generate(dir: string, count: number, size: number): Promise<numbe
         raw[o + 1] = inBlock ? c[1] : (y * 2) & 255;
         raw[o + 2] = inBlock ? c[2] : (x ^ y) & 255;
       }
-    const jpg = await sharp(raw, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+    const jpg = await sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+      .jpeg({ quality: 85 })
+      .toBuffer();
     bytes += jpg.length;
     const sub = `part${Math.floor(i / 500)}`;
     mkdirSync(join(dir, sub), { recursive: true });
     writeFileSync(join(dir, sub, `img${String(i).padStart(5, '0')}.jpg`), jpg);
-    writeFileSync(join(dir, sub, `img${String(i).padStart(5, '0')}.txt`), `A ${colours[i % colours.length]} ${shapes[i % shapes.length]} on a gradient, number ${i}.`);
+    writeFileSync(
+      join(dir, sub, `img${String(i).padStart(5, '0')}.txt`),
+      `A ${colours[i % colours.length]} ${shapes[i % shapes.length]} on a gradient, number ${i}.`,
+    );
   }
   return bytes;
 }
@@ -59,7 +74,12 @@ async function generateRecords(dir: string, n: number): Promise<number> {
   mkdirSync(join(dir, 'images'), { recursive: true });
   for (let i = 0; i < 1000; i++) {
     const c = { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 13) % 256 };
-    writeFileSync(join(dir, 'images', `img${i}.jpg`), await sharp({ create: { width: 16, height: 16, channels: 3, background: c } }).jpeg().toBuffer());
+    writeFileSync(
+      join(dir, 'images', `img${i}.jpg`),
+      await sharp({ create: { width: 16, height: 16, channels: 3, background: c } })
+        .jpeg()
+        .toBuffer(),
+    );
   }
   const fd = openSync(join(dir, 'llava.json'), 'w');
   let bytes = 0;
@@ -84,7 +104,8 @@ async function generateRecords(dir: string, n: number): Promise<number> {
   return bytes;
 }
 
-const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0);
+const pct = (sorted: number[], p: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0;
 
 async function recordsChild(mode: string, src: string, work: string): Promise<void> {
   const file = join(src, 'llava.json');
@@ -94,7 +115,9 @@ async function recordsChild(mode: string, src: string, work: string): Promise<vo
     let n = 0;
     for (const r of jsonRecords(file, 'llava.json', [])) if (r.value) n++;
     const seconds = (performance.now() - t0) / 1000;
-    process.stdout.write(JSON.stringify({ mode, records: n, seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ mode, records: n, seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n',
+    );
     return;
   }
   const { monitorEventLoopDelay } = await import('node:perf_hooks');
@@ -121,11 +144,20 @@ async function recordsChild(mode: string, src: string, work: string): Promise<vo
     clearInterval(tick);
     lat.sort((a, b) => a - b);
     const n = (ns: number) => ns / 1e6;
-    return { out, loop: { p50: n(h.percentile(50)), p99: n(h.percentile(99)), max: n(h.max) }, list: { n: lat.length, p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] ?? 0 } };
+    return {
+      out,
+      loop: { p50: n(h.percentile(50)), p99: n(h.percentile(99)), max: n(h.max) },
+      list: { n: lat.length, p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] ?? 0 },
+    };
   };
   const idle = await poll(5000);
   const t1 = performance.now();
-  const during = await poll(be.dispatcher.call('datasets.import' as never, { path: file, dataset: 'bench', groupByImage: false } as never) as Promise<unknown>);
+  const during = await poll(
+    be.dispatcher.call(
+      'datasets.import' as never,
+      { path: file, dataset: 'bench', groupByImage: false } as never,
+    ) as Promise<unknown>,
+  );
   const rep = during.out as { imported: number; annotations: number };
   const seconds = (performance.now() - t1) / 1000;
   // datasets.list counts each dataset's items: after the import it has N more to count, which shows in the
@@ -181,7 +213,9 @@ async function child(mode: string, src: string, work: string): Promise<void> {
     closeDatabase(db);
   }
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ mode, images, seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ mode, images, seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n',
+  );
 }
 
 async function main(): Promise<void> {
@@ -194,12 +228,16 @@ async function main(): Promise<void> {
     const src = join(root, 'src');
     const g0 = performance.now();
     const bytes = await generate(src, count, size);
-    console.log(`generated ${count} JPEGs ${size}×${size} (${(bytes / 1024 / 1024).toFixed(1)} MiB) + captions in ${((performance.now() - g0) / 1000).toFixed(1)} s`);
+    console.log(
+      `generated ${count} JPEGs ${size}×${size} (${(bytes / 1024 / 1024).toFixed(1)} MiB) + captions in ${((performance.now() - g0) / 1000).toFixed(1)} s`,
+    );
     const self = fileURLToPath(import.meta.url);
     const run = (mode: string) => {
       const work = join(root, `work-${mode}`);
       mkdirSync(work, { recursive: true });
-      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, src, work], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, src, work], {
+        encoding: 'utf8',
+      });
       if (r.status !== 0) throw new Error(`${mode} failed:\n${r.stderr}`);
       return JSON.parse(r.stdout.trim().split('\n').pop()!) as { images: number; seconds: number; peakRssMiB: number };
     };
@@ -210,7 +248,8 @@ async function main(): Promise<void> {
     const imp = run('import');
     const base2 = run('baseline');
     const base = base1.seconds <= base2.seconds ? base1 : base2;
-    const fmt = (r: typeof base) => `${(r.images / r.seconds).toFixed(1)} images/s (${r.seconds.toFixed(2)} s), peak RSS ${r.peakRssMiB.toFixed(0)} MiB`;
+    const fmt = (r: typeof base) =>
+      `${(r.images / r.seconds).toFixed(1)} images/s (${r.seconds.toFixed(2)} s), peak RSS ${r.peakRssMiB.toFixed(0)} MiB`;
     console.log(`baseline (read + sha256 + write, best of 2): ${fmt(base)}`);
     console.log(`import (validate + thumbnails + SQLite): ${fmt(imp)}`);
     console.log(`import takes ${(imp.seconds / base.seconds).toFixed(1)}× the baseline time`);
@@ -225,24 +264,40 @@ async function records(n: number): Promise<void> {
     const src = join(root, 'src');
     const g0 = performance.now();
     const bytes = await generateRecords(src, n);
-    console.log(`generated ${n} LLaVA records (${(bytes / 1024 / 1024).toFixed(1)} MiB, 1,000 images) in ${((performance.now() - g0) / 1000).toFixed(1)} s`);
+    console.log(
+      `generated ${n} LLaVA records (${(bytes / 1024 / 1024).toFixed(1)} MiB, 1,000 images) in ${((performance.now() - g0) / 1000).toFixed(1)} s`,
+    );
     const self = fileURLToPath(import.meta.url);
     const run = (mode: string) => {
       const work = join(root, `work-${mode}`);
       mkdirSync(work, { recursive: true });
-      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, src, work], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, src, work], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      });
       if (r.status !== 0) throw new Error(`${mode} failed:\n${r.stderr}`);
       return JSON.parse(r.stdout.trim().split('\n').pop()!);
     };
     spawnSync('sync');
     const base = run('records-baseline');
     const imp = run('records-import');
-    console.log(`baseline (stream + JSON.parse each record): ${(base.records / base.seconds).toFixed(0)} records/s (${base.seconds.toFixed(1)} s), peak RSS ${base.peakRssMiB.toFixed(0)} MiB`);
-    console.log(`import through datasets.import (worker): ${imp.records} items, ${(imp.records / imp.seconds).toFixed(0)} records/s (${imp.seconds.toFixed(1)} s), peak RSS ${imp.peakRssMiB.toFixed(0)} MiB`);
-    const loop = (l: { p50: number; p99: number; max: number }) => `p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms`;
-    console.log(`event loop delay (10 ms resolution included), idle 5 s before: ${loop(imp.idle.loop)}; during the import: ${loop(imp.loop)}`);
-    console.log(`datasets.list latency, idle: ${loop(imp.idle.list)} (${imp.idle.list.n} calls); during the import: ${loop(imp.list)} (${imp.list.n} calls)`);
-    console.log(`datasets.list after the import (${imp.records} items to count): p50 ${imp.listAfter.p50.toFixed(1)} ms, max ${imp.listAfter.max.toFixed(1)} ms (5 calls)`);
+    console.log(
+      `baseline (stream + JSON.parse each record): ${(base.records / base.seconds).toFixed(0)} records/s (${base.seconds.toFixed(1)} s), peak RSS ${base.peakRssMiB.toFixed(0)} MiB`,
+    );
+    console.log(
+      `import through datasets.import (worker): ${imp.records} items, ${(imp.records / imp.seconds).toFixed(0)} records/s (${imp.seconds.toFixed(1)} s), peak RSS ${imp.peakRssMiB.toFixed(0)} MiB`,
+    );
+    const loop = (l: { p50: number; p99: number; max: number }) =>
+      `p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms`;
+    console.log(
+      `event loop delay (10 ms resolution included), idle 5 s before: ${loop(imp.idle.loop)}; during the import: ${loop(imp.loop)}`,
+    );
+    console.log(
+      `datasets.list latency, idle: ${loop(imp.idle.list)} (${imp.idle.list.n} calls); during the import: ${loop(imp.list)} (${imp.list.n} calls)`,
+    );
+    console.log(
+      `datasets.list after the import (${imp.records} items to count): p50 ${imp.listAfter.p50.toFixed(1)} ms, max ${imp.listAfter.max.toFixed(1)} ms (5 calls)`,
+    );
     console.log(`import takes ${(imp.seconds / base.seconds).toFixed(1)}× the baseline time`);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -69,7 +69,8 @@ class Client {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.error) p.reject(new Error(`${m.error.code}: ${m.error.message}${m.error.field ? ` (${m.error.field})` : ''}`));
+      if (m.error)
+        p.reject(new Error(`${m.error.code}: ${m.error.message}${m.error.field ? ` (${m.error.field})` : ''}`));
       else p.resolve(m.result);
     });
   }
@@ -118,7 +119,10 @@ function startWindow(name: string): { h: IntervalHistogram; t: number; probe: No
   let prev = t;
   const probe = setInterval(() => {
     const now = performance.now();
-    if (now - prev > TARGET_MS) stalls.push(`${name.padEnd(16)} +${((prev - t) / 1000).toFixed(2)} s  ${(now - prev).toFixed(0)} ms  after ${lastSeen}`);
+    if (now - prev > TARGET_MS)
+      stalls.push(
+        `${name.padEnd(16)} +${((prev - t) / 1000).toFixed(2)} s  ${(now - prev).toFixed(0)} ms  after ${lastSeen}`,
+      );
     prev = now;
   }, 5);
   if (!values.trace) clearInterval(probe);
@@ -128,7 +132,15 @@ function endWindow(w: { h: IntervalHistogram; t: number; probe: NodeJS.Timeout }
   clearInterval(w.probe);
   w.h.disable();
   const ms = (ns: number) => ns / 1e6;
-  return { name, ms: performance.now() - w.t, count: w.h.count, p50: ms(w.h.percentile(50)), p99: ms(w.h.percentile(99)), max: ms(w.h.max), note };
+  return {
+    name,
+    ms: performance.now() - w.t,
+    count: w.h.count,
+    p50: ms(w.h.percentile(50)),
+    p99: ms(w.h.percentile(99)),
+    max: ms(w.h.max),
+    note,
+  };
 }
 
 // ------------------------------------------------------------------ setup: demo model, demo dataset, split, plan
@@ -140,12 +152,23 @@ const imp = await client.call('datasets.import', { path: join(src, 'llava.json')
 await client.call('datasets.split', { datasetId: imp.datasetId, seed: 0, train: 0.75, val: 0.25, test: 0 });
 const model = { id: demo.model.id };
 const data = { datasetId: imp.datasetId, trainSplit: 'train' as const, evalSplit: 'val' as const };
-const hparams = { method: 'lora' as const, rank: 4, alpha: 8, lr: 2e-3, batchSize: BATCH, maxSteps: STEPS, saveEvery: 50, warmupSteps: 10 };
+const hparams = {
+  method: 'lora' as const,
+  rank: 4,
+  alpha: 8,
+  lr: 2e-3,
+  batchSize: BATCH,
+  maxSteps: STEPS,
+  saveEvery: 50,
+  warmupSteps: 10,
+};
 const est = await client.call('runs.estimate', { model, data, hparams });
 if (est.refusal) throw new Error(`runs.estimate refused the run: ${est.refusal}`);
 const image = join(src, imageName(0));
 say(`lenslab bench:lag — data ${dataDir}`);
-say(`model ${demo.model.name}; ${est.plan.trainSamples} train / ${est.plan.evalSamples} val samples; ${est.plan.totalSteps} LoRA steps of ${BATCH} (memory ${est.memory.summary})`);
+say(
+  `model ${demo.model.name}; ${est.plan.trainSamples} train / ${est.plan.evalSamples} val samples; ${est.plan.totalSteps} LoRA steps of ${BATCH} (memory ${est.memory.summary})`,
+);
 say(`setup ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 await sleep(500);
 
@@ -212,7 +235,13 @@ if (!values['no-chat']) {
     save: false,
   });
   chatTokens = (client.counts.get('chat.token') ?? 0) - before;
-  windows.push(endWindow(w, 'chat.generate', `${r.ids.length} tokens (model load incl.), first token ${r.firstTokenMs.toFixed(0)} ms`));
+  windows.push(
+    endWindow(
+      w,
+      'chat.generate',
+      `${r.ids.length} tokens (model load incl.), first token ${r.firstTokenMs.toFixed(0)} ms`,
+    ),
+  );
 }
 
 // ------------------------------------------------------------------ report
@@ -221,15 +250,26 @@ const base = windows.find((w) => w.name.startsWith('idle'))!;
 const f = (x: number) => x.toFixed(1).padStart(7);
 say();
 say(`event-loop delay, ms (monitorEventLoopDelay, resolution ${RESOLUTION_MS} ms; idle reads ~${RESOLUTION_MS})`);
-say(`${'window'.padEnd(16)} ${'secs'.padStart(6)} ${'samples'.padStart(7)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)}   ratio p50/p99/max vs idle`);
+say(
+  `${'window'.padEnd(16)} ${'secs'.padStart(6)} ${'samples'.padStart(7)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)}   ratio p50/p99/max vs idle`,
+);
 for (const w of windows) {
-  const ratio = w === base ? '-' : `${(w.p50 / base.p50).toFixed(2)} / ${(w.p99 / base.p99).toFixed(2)} / ${(w.max / base.max).toFixed(2)}`;
-  say(`${w.name.padEnd(16)} ${(w.ms / 1000).toFixed(1).padStart(6)} ${String(w.count).padStart(7)} ${f(w.p50)} ${f(w.p99)} ${f(w.max)}   ${ratio.padEnd(22)} ${w.note}`);
+  const ratio =
+    w === base
+      ? '-'
+      : `${(w.p50 / base.p50).toFixed(2)} / ${(w.p99 / base.p99).toFixed(2)} / ${(w.max / base.max).toFixed(2)}`;
+  say(
+    `${w.name.padEnd(16)} ${(w.ms / 1000).toFixed(1).padStart(6)} ${String(w.count).padStart(7)} ${f(w.p50)} ${f(w.p99)} ${f(w.max)}   ${ratio.padEnd(22)} ${w.note}`,
+  );
 }
 const train = windows[0];
 say();
-say(`progress events seen by the WebSocket client: ${progressEvents} (run ${finalStatus}); chat.token events: ${chatTokens}`);
-say(`target: under ${TARGET_MS} ms while training: p99 ${train.p99.toFixed(1)} ms ${train.p99 < TARGET_MS ? 'ok' : 'OVER'}, max ${train.max.toFixed(1)} ms ${train.max < TARGET_MS ? 'ok' : 'OVER'}`);
+say(
+  `progress events seen by the WebSocket client: ${progressEvents} (run ${finalStatus}); chat.token events: ${chatTokens}`,
+);
+say(
+  `target: under ${TARGET_MS} ms while training: p99 ${train.p99.toFixed(1)} ms ${train.p99 < TARGET_MS ? 'ok' : 'OVER'}, max ${train.max.toFixed(1)} ms ${train.max < TARGET_MS ? 'ok' : 'OVER'}`,
+);
 if (values.trace) {
   say(`stalls over ${TARGET_MS} ms (5 ms probe): ${stalls.length}`);
   for (const l of stalls) say(`  ${l}`);

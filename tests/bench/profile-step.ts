@@ -305,10 +305,21 @@ async function plainGemms(timed: Ev[], runs: number): Promise<void> {
   for (const r of top) {
     const g = new Graph('gemm');
     const a = g.input('a', 'float32', [r.M, r.K]);
-    const b = g.initializer('b', 'float32', [r.K, r.N], new Float32Array(r.K * r.N).map((_, i) => ((i % 13) - 6) / 130));
+    const b = g.initializer(
+      'b',
+      'float32',
+      [r.K, r.N],
+      new Float32Array(r.K * r.N).map((_, i) => ((i % 13) - 6) / 130),
+    );
     g.output(g.op1('MatMul', [a, b]), 'y');
     const sess = await Session.create(serializeModel(g).model, { provider: 'cpu' });
-    const feeds = { a: tensor('float32', [r.M, r.K], new Float32Array(r.M * r.K).map((_, i) => ((i % 7) - 3) / 7)) };
+    const feeds = {
+      a: tensor(
+        'float32',
+        [r.M, r.K],
+        new Float32Array(r.M * r.K).map((_, i) => ((i % 7) - 3) / 7),
+      ),
+    };
     for (let i = 0; i < 2; i++) await sess.run(feeds);
     const ms: number[] = [];
     for (let i = 0; i < 7; i++) {

@@ -186,7 +186,10 @@ async function worker(input: WorkerInput): Promise<void> {
     if (after && base) {
       const p = new PhaseTimer();
       p.merge(after);
-      p.merge({ ms: Object.fromEntries(Object.entries(base.ms).map(([k, v]) => [k, -v])), count: Object.fromEntries(Object.entries(base.count).map(([k, v]) => [k, -v])) });
+      p.merge({
+        ms: Object.fromEntries(Object.entries(base.ms).map(([k, v]) => [k, -v])),
+        count: Object.fromEntries(Object.entries(base.count).map(([k, v]) => [k, -v])),
+      });
       phases = p.totals();
     }
     await trainer.dispose?.();
@@ -239,7 +242,16 @@ const LARGE: TinyLlavaOptions = {
  * writer produces (one class token more, dropped by the 'default' feature strategy), in front of the 0.5B's decoder:
  * the FLOPs of a SigLIP-so400m LLaVA, not its exact layers.
  */
-const SIGLIP_SO400M_384: TinyLlavaOptions = { ...LARGE, imageSize: 378, patchSize: 14, visionHidden: 1152, visionLayers: 27, visionHeads: 16, visionIntermediate: 4304, maxPositionEmbeddings: 2048 };
+const SIGLIP_SO400M_384: TinyLlavaOptions = {
+  ...LARGE,
+  imageSize: 378,
+  patchSize: 14,
+  visionHidden: 1152,
+  visionLayers: 27,
+  visionHeads: 16,
+  visionIntermediate: 4304,
+  maxPositionEmbeddings: 2048,
+};
 
 interface BenchModel {
   name: string;
@@ -291,12 +303,24 @@ export async function setup(): Promise<{
   if (slice >= 0) {
     // the 0.5B's shapes with fewer layers (bench:profile's slice): each layer's work is the full model's
     const [v, t] = args[slice + 1].split(',').map(Number);
-    models.push({ name: `0.5B slice ${v}+${t} layers`, dir: join(root, `llava-slice-v${v}-t${t}`), opts: { ...LARGE, visionLayers: v, textLayers: t }, batch: arg('batch-large', 2), slice: { v, t, fullV: LARGE.visionLayers!, fullT: LARGE.textLayers! } });
+    models.push({
+      name: `0.5B slice ${v}+${t} layers`,
+      dir: join(root, `llava-slice-v${v}-t${t}`),
+      opts: { ...LARGE, visionLayers: v, textLayers: t },
+      batch: arg('batch-large', 2),
+      slice: { v, t, fullV: LARGE.visionLayers!, fullT: LARGE.textLayers! },
+    });
   }
   const sig = args.indexOf('--siglip-layers');
   if (sig >= 0) {
     const [v, t] = args[sig + 1].split(',').map(Number);
-    models.push({ name: `SigLIP-so400m 384 px + 0.5B decoder, slice ${v}+${t} layers`, dir: join(root, `llava-siglip384-v${v}-t${t}`), opts: { ...SIGLIP_SO400M_384, visionLayers: v, textLayers: t }, batch: arg('batch-large', 2), slice: { v, t, fullV: SIGLIP_SO400M_384.visionLayers!, fullT: LARGE.textLayers! } });
+    models.push({
+      name: `SigLIP-so400m 384 px + 0.5B decoder, slice ${v}+${t} layers`,
+      dir: join(root, `llava-siglip384-v${v}-t${t}`),
+      opts: { ...SIGLIP_SO400M_384, visionLayers: v, textLayers: t },
+      batch: arg('batch-large', 2),
+      slice: { v, t, fullV: SIGLIP_SO400M_384.visionLayers!, fullT: LARGE.textLayers! },
+    });
   }
   if (slice >= 0 || sig >= 0) {
     /* a slice stands in for the 0.5B */
@@ -312,7 +336,13 @@ export async function setup(): Promise<{
       family: 'idefics3',
     });
   if (!has('skip-blip2') && !has('only-smolvlm'))
-    models.push({ name: 'blip2-0.28b', dir: join(root, 'blip2-0.28b'), opts: {}, batch: arg('batch-blip2', 2), family: 'blip2' });
+    models.push({
+      name: 'blip2-0.28b',
+      dir: join(root, 'blip2-0.28b'),
+      opts: {},
+      batch: arg('batch-blip2', 2),
+      family: 'blip2',
+    });
   for (const m of models)
     if (!existsSync(join(m.dir, 'model.safetensors'))) {
       process.stderr.write(`writing the ${m.name} model to ${m.dir} ...\n`);
@@ -333,7 +363,15 @@ function mixedData(data: string, phrases: number): string {
       : {
           ...it,
           annotations: it.annotations.map((a) =>
-            a.kind === 'qa' ? { ...a, data: { ...a.data, answer: `${(a.data as { answer: string }).answer}, ${'the background is plain white and the shape sits in the middle of it; '.repeat(phrases)}` } } : a,
+            a.kind === 'qa'
+              ? {
+                  ...a,
+                  data: {
+                    ...a.data,
+                    answer: `${(a.data as { answer: string }).answer}, ${'the background is plain white and the shape sits in the middle of it; '.repeat(phrases)}`,
+                  },
+                }
+              : a,
           ),
         },
   );
@@ -350,7 +388,11 @@ function runWorker(input: WorkerInput): WorkerOutput {
       maxBuffer: 1 << 24,
       // the CPU step, as PyTorch's: the trainer's device probe ('auto') would time each new model and batch shape on
       // every other provider first, on a software WebGPU device here for many minutes (LENSLAB_PROVIDER=auto: probe)
-      env: { ...process.env, LENSLAB_GRAPH_CACHE: process.env.LENSLAB_GRAPH_CACHE ?? join(root, 'graph-cache'), LENSLAB_PROVIDER: process.env.LENSLAB_PROVIDER ?? 'cpu' },
+      env: {
+        ...process.env,
+        LENSLAB_GRAPH_CACHE: process.env.LENSLAB_GRAPH_CACHE ?? join(root, 'graph-cache'),
+        LENSLAB_PROVIDER: process.env.LENSLAB_PROVIDER ?? 'cpu',
+      },
     },
   );
   const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -427,11 +469,23 @@ async function main(): Promise<void> {
     }
     if (m.name === 'demo' && !has('skip-variants')) {
       // the same step with ORT's spinning threads (its default), and whole steps through the job driver
-      for (const [label, extra] of [['lenslab, spinning threads', { spin: true }], ['lenslab via job driver', { driver: true }]] as const) {
+      for (const [label, extra] of [
+        ['lenslab, spinning threads', { spin: true }],
+        ['lenslab via job driver', { driver: true }],
+      ] as const) {
         process.stderr.write(`[${m.name}] ${label} ...\n`);
         const v = runWorker({ model: m.dir, data, batchSize: m.batch, steps, warmup, threads, ...extra });
         const st = median(v.ms);
-        rows.push([m.name, label, '', `B${m.batch} T${seq}`, `${st.toFixed(0)} ms`, ((m.batch / st) * 1000).toFixed(2), formatBytes(v.peakRss), `${(st / oursStep).toFixed(2)}x the default step`]);
+        rows.push([
+          m.name,
+          label,
+          '',
+          `B${m.batch} T${seq}`,
+          `${st.toFixed(0)} ms`,
+          ((m.batch / st) * 1000).toFixed(2),
+          formatBytes(v.peakRss),
+          `${(st / oursStep).toFixed(2)}x the default step`,
+        ]);
       }
     }
     if (!has('skip-packing') && !m.family) {
@@ -449,10 +503,32 @@ async function main(): Promise<void> {
       const sp = median(pad.ms);
       const sk = median(pk.ms);
       const seqMixed = Math.round(pad.tokens / pad.samples);
-      rows.push([m.name, 'lenslab, mixed lengths, padded', '', `B${mb} ~T${seqMixed}`, `${sp.toFixed(0)} ms`, ((mb / sp) * 1000).toFixed(2), formatBytes(pad.peakRss), `every 4th answer ${long * 47} tokens longer; loss ${pad.losses[0].toFixed(3)} -> ${pad.losses.at(-1)!.toFixed(3)}`]);
-      rows.push([m.name, 'lenslab, mixed lengths, packed', '', `B${mb} ~T${seqMixed}`, `${sk.toFixed(0)} ms`, ((mb / sk) * 1000).toFixed(2), formatBytes(pk.peakRss), `padded / packed step time ${(sp / sk).toFixed(2)}x; loss ${pk.losses[0].toFixed(3)} -> ${pk.losses.at(-1)!.toFixed(3)}`]);
-      for (const [label, r] of [['padded', pad], ['packed', pk]] as const)
-        if (r.phases) notes.push(`${m.name} step phases, mixed lengths ${label}: ${formatPhases(r.phases, r.ms.length)}`);
+      rows.push([
+        m.name,
+        'lenslab, mixed lengths, padded',
+        '',
+        `B${mb} ~T${seqMixed}`,
+        `${sp.toFixed(0)} ms`,
+        ((mb / sp) * 1000).toFixed(2),
+        formatBytes(pad.peakRss),
+        `every 4th answer ${long * 47} tokens longer; loss ${pad.losses[0].toFixed(3)} -> ${pad.losses.at(-1)!.toFixed(3)}`,
+      ]);
+      rows.push([
+        m.name,
+        'lenslab, mixed lengths, packed',
+        '',
+        `B${mb} ~T${seqMixed}`,
+        `${sk.toFixed(0)} ms`,
+        ((mb / sk) * 1000).toFixed(2),
+        formatBytes(pk.peakRss),
+        `padded / packed step time ${(sp / sk).toFixed(2)}x; loss ${pk.losses[0].toFixed(3)} -> ${pk.losses.at(-1)!.toFixed(3)}`,
+      ]);
+      for (const [label, r] of [
+        ['padded', pad],
+        ['packed', pk],
+      ] as const)
+        if (r.phases)
+          notes.push(`${m.name} step phases, mixed lengths ${label}: ${formatPhases(r.phases, r.ms.length)}`);
     }
     if (!has('skip-cache') && m.family !== 'idefics3') {
       // epoch 1 computes each image's features once (vision program + step without the tower); epoch 2 reads them
@@ -461,8 +537,26 @@ async function main(): Promise<void> {
       const c = runWorker({ model: m.dir, data, batchSize: m.batch, steps: k, warmup: 0, threads, cacheEpochs: true });
       const e1 = median(c.ms.filter((_, i) => c.epochs![i] === 0));
       const e2 = median(c.ms.filter((_, i) => c.epochs![i] === 1));
-      rows.push([m.name, 'lenslab, feature cache: epoch 1', '', `B${m.batch} T${seq}`, `${e1.toFixed(0)} ms`, ((m.batch / e1) * 1000).toFixed(2), formatBytes(c.peakRss), `${k} steps an epoch; vision program computed ${c.visionImages} images, all in epoch 1`]);
-      rows.push([m.name, 'lenslab, feature cache: epoch 2', '', `B${m.batch} T${seq}`, `${e2.toFixed(0)} ms`, ((m.batch / e2) * 1000).toFixed(2), '', `epoch 1 / epoch 2 step time ${(e1 / e2).toFixed(2)}x; whole step without the cache ${(oursStep / e2).toFixed(2)}x epoch 2's`]);
+      rows.push([
+        m.name,
+        'lenslab, feature cache: epoch 1',
+        '',
+        `B${m.batch} T${seq}`,
+        `${e1.toFixed(0)} ms`,
+        ((m.batch / e1) * 1000).toFixed(2),
+        formatBytes(c.peakRss),
+        `${k} steps an epoch; vision program computed ${c.visionImages} images, all in epoch 1`,
+      ]);
+      rows.push([
+        m.name,
+        'lenslab, feature cache: epoch 2',
+        '',
+        `B${m.batch} T${seq}`,
+        `${e2.toFixed(0)} ms`,
+        ((m.batch / e2) * 1000).toFixed(2),
+        '',
+        `epoch 1 / epoch 2 step time ${(e1 / e2).toFixed(2)}x; whole step without the cache ${(oursStep / e2).toFixed(2)}x epoch 2's`,
+      ]);
       if (m.slice && c.phases) {
         // at full depth: epoch 2 is the decoder's layers (this slice's epoch 2 scaled to the full count; embedding,
         // head and AdamW scale with it, so this leans high), and the tower costs its vision program's time in epoch 1
@@ -475,7 +569,8 @@ async function main(): Promise<void> {
           `${m.name}: the tower ${tower.toFixed(0)} ms a step in epoch 1, the step without it (epoch 2) ${e2.toFixed(0)} ms; scaled to ${fullV}+${fullT} layers: tower ~${(towerFull / 1000).toFixed(1)} s, step without it ~${(e2Full / 1000).toFixed(1)} s, so epoch 2 ~${((e2Full + towerFull) / e2Full).toFixed(2)}x faster than a step with the tower`,
         );
       }
-      if (c.phases) notes.push(`${m.name} step phases with the feature cache, both epochs: ${formatPhases(c.phases, c.ms.length)}`);
+      if (c.phases)
+        notes.push(`${m.name} step phases with the feature cache, both epochs: ${formatPhases(c.phases, c.ms.length)}`);
     }
     if (has('skip-torch') || m.family === 'idefics3') continue;
     process.stderr.write(`[${m.name}] pytorch ...\n`);
@@ -488,42 +583,57 @@ async function main(): Promise<void> {
       const specs = join(root, 'blip2-specs.json');
       writeFileSync(specs, JSON.stringify(expectedTensors(parseHfConfig(cfg)).map((s) => [s.name, s.shape])));
       script = 'train_blip2_torch.py';
-      torchCfg = { specs, config: join(m.dir, 'config.json'), B: m.batch, T: seq, answer_tokens: 3, rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], steps, warmup, threads };
-    } else torchCfg = {
-      vision: {
-        hidden: v.hidden_size,
-        layers: v.num_hidden_layers,
-        heads: v.num_attention_heads,
-        inter: v.intermediate_size,
-        image: v.image_size,
-        patch: v.patch_size,
-      },
-      text: {
-        hidden: t.hidden_size,
-        layers: t.num_hidden_layers,
-        heads: t.num_attention_heads,
-        kv: t.num_key_value_heads,
-        inter: t.intermediate_size,
-        vocab: t.vocab_size,
-      },
-      B: m.batch,
-      T: seq,
-      image_tokens: ours.imageTokens,
-      answer_tokens: 3,
-      rank: 16,
-      alpha: 32,
-      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
-      steps,
-      warmup,
-      threads,
-    };
+      torchCfg = {
+        specs,
+        config: join(m.dir, 'config.json'),
+        B: m.batch,
+        T: seq,
+        answer_tokens: 3,
+        rank: 16,
+        alpha: 32,
+        targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+        steps,
+        warmup,
+        threads,
+      };
+    } else
+      torchCfg = {
+        vision: {
+          hidden: v.hidden_size,
+          layers: v.num_hidden_layers,
+          heads: v.num_attention_heads,
+          inter: v.intermediate_size,
+          image: v.image_size,
+          patch: v.patch_size,
+        },
+        text: {
+          hidden: t.hidden_size,
+          layers: t.num_hidden_layers,
+          heads: t.num_attention_heads,
+          kv: t.num_key_value_heads,
+          inter: t.intermediate_size,
+          vocab: t.vocab_size,
+        },
+        B: m.batch,
+        T: seq,
+        image_tokens: ours.imageTokens,
+        answer_tokens: 3,
+        rank: 16,
+        alpha: 32,
+        targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+        steps,
+        warmup,
+        threads,
+      };
     const torch = runTorch(torchCfg, script);
     if ('error' in torch) {
       rows.push([m.name, 'pytorch 1.13', '', '', 'failed', '', '', torch.error.split('\n').pop() ?? '']);
       continue;
     }
     const tStep = median(torch.ms);
-    process.stderr.write(`[${m.name}] pytorch: ${tStep.toFixed(0)} ms a step, peak RSS ${formatBytes(torch.peak_rss)}\n`);
+    process.stderr.write(
+      `[${m.name}] pytorch: ${tStep.toFixed(0)} ms a step, peak RSS ${formatBytes(torch.peak_rss)}\n`,
+    );
     rows.push([
       m.name,
       `pytorch ${torch.torch}`,
@@ -540,7 +650,11 @@ async function main(): Promise<void> {
   const w = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   for (const r of all) console.log(r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(w[i]))).join('  '));
   for (const n of notes) console.log(n);
-  console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} (1/5/15 min) on ${cpus().length} cores`);
+  console.log(
+    `load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} (1/5/15 min) on ${cpus().length} cores`,
+  );
 }
 
 // run only as the entry script (bench:compile imports setup from here)

@@ -10,7 +10,13 @@ type Def = { type: string; [k: string]: unknown };
 const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
 
 /** Visit every string schema under `s`, with the object key it sits under. */
-function walkStrings(s: z.ZodType, key: string, at: string, visit: (s: z.ZodType, key: string, at: string) => void, seen = new Set<unknown>()): void {
+function walkStrings(
+  s: z.ZodType,
+  key: string,
+  at: string,
+  visit: (s: z.ZodType, key: string, at: string) => void,
+  seen = new Set<unknown>(),
+): void {
   if (seen.has(s)) return;
   seen.add(s);
   const d = defOf(s);
@@ -19,7 +25,8 @@ function walkStrings(s: z.ZodType, key: string, at: string, visit: (s: z.ZodType
       visit(s, key, at);
       break;
     case 'object':
-      for (const [k, v] of Object.entries(d.shape as Record<string, z.ZodType>)) walkStrings(v, k, `${at}.${k}`, visit, seen);
+      for (const [k, v] of Object.entries(d.shape as Record<string, z.ZodType>))
+        walkStrings(v, k, `${at}.${k}`, visit, seen);
       break;
     case 'union':
       (d.options as z.ZodType[]).forEach((o, i) => walkStrings(o, key, `${at}|${i}`, visit, seen));
@@ -82,7 +89,10 @@ test('validation errors do not echo huge inputs: unknown keys are listed up to 5
   assert.ok(e.message.length < 2000, `message is ${e.message.length} characters`);
   assert.match(e.message, /key0, key1, key2, key3, key4 and 9996 more: unknown fields/);
   assert.equal(e.field, 'key0');
-  const one = errorFromIssues((methods['datasets.create'].input as z.ZodType).safeParse({ name: 'n', ['q'.repeat(100_000)]: 1 }).error!.issues, 'x');
+  const one = errorFromIssues(
+    (methods['datasets.create'].input as z.ZodType).safeParse({ name: 'n', ['q'.repeat(100_000)]: 1 }).error!.issues,
+    'x',
+  );
   assert.ok(one.field!.length <= 201 && one.message.length < 500, 'a single huge key is clipped too');
   assert.match(one.message, /q…: unknown field$/);
 });

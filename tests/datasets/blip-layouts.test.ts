@@ -13,7 +13,16 @@ import { importDataset } from '../../src-main/datasets/import';
 import { parseSource } from '../../src-main/datasets/parse';
 import { loadItems } from '../../src-main/datasets/rows';
 import { formatProblem, ImportError } from '../../src-main/datasets/types';
-import { HF_CAPTIONS, ICON_TEST, ICON_TRAIN, KARPATHY, cocoKarpathy, hfParquet, hfParquetPaths, iconVqa } from './blip-layouts';
+import {
+  HF_CAPTIONS,
+  ICON_TEST,
+  ICON_TRAIN,
+  KARPATHY,
+  cocoKarpathy,
+  hfParquet,
+  hfParquetPaths,
+  iconVqa,
+} from './blip-layouts';
 
 let tmp: ReturnType<typeof tempDir>;
 let db: Database;
@@ -31,7 +40,12 @@ after(() => {
   tmp.cleanup();
 });
 
-const counts = () => db.prepare('SELECT (SELECT COUNT(*) FROM datasets) AS d, (SELECT COUNT(*) FROM items) AS i, (SELECT COUNT(*) FROM annotations) AS a').get() as { d: number; i: number; a: number };
+const counts = () =>
+  db
+    .prepare(
+      'SELECT (SELECT COUNT(*) FROM datasets) AS d, (SELECT COUNT(*) FROM items) AS i, (SELECT COUNT(*) FROM annotations) AS a',
+    )
+    .get() as { d: number; i: number; a: number };
 
 function qaBySplit(datasetId: number) {
   return loadItems(db, datasetId)
@@ -56,12 +70,18 @@ test('icon-VQA, the parent folder: train.jsonl pids find their images, test_data
   const items = loadItems(db, rep.datasetId);
   const hashes = new Set(items.map((it) => it.image!.hash));
   assert.equal(hashes.size, items.length, 'every item has its own image');
-  const sources = db.prepare('SELECT s.record, s.image_original FROM item_sources s JOIN items i ON i.id = s.item_id WHERE i.dataset_id = ? ORDER BY s.record').all(rep.datasetId) as { record: string; image_original: string }[];
+  const sources = db
+    .prepare(
+      'SELECT s.record, s.image_original FROM item_sources s JOIN items i ON i.id = s.item_id WHERE i.dataset_id = ? ORDER BY s.record',
+    )
+    .all(rep.datasetId) as { record: string; image_original: string }[];
   assert.deepEqual(
     sources.find((s) => s.record === 'train.jsonl:1'),
     { record: 'train.jsonl:1', image_original: 'train_fill_in_blank/train_fill_in_blank/100/image.png' },
   );
-  assert.ok(sources.some((s) => s.record === 'test_data/100/data.json' && s.image_original === 'test_data/100/image.png'));
+  assert.ok(
+    sources.some((s) => s.record === 'test_data/100/data.json' && s.image_original === 'test_data/100/image.png'),
+  );
 });
 
 test('icon-VQA: the train folder alone, the test folder alone, the parent with the train folder one level down, the .jsonl file', async () => {
@@ -77,11 +97,22 @@ test('icon-VQA: the train folder alone, the test folder alone, the parent with t
 
   const testOnly = await importDataset(db, dataDir, join(parent, 'test_data'), { dataset: 'icon-test', strict: true });
   assert.equal(testOnly.format, 'vqa-folders');
-  assert.deepEqual(qaBySplit(testOnly.datasetId), expectedTest.slice().sort(), 'a dropped test_data folder is the held-out split');
+  assert.deepEqual(
+    qaBySplit(testOnly.datasetId),
+    expectedTest.slice().sort(),
+    'a dropped test_data folder is the held-out split',
+  );
 
-  const file = await importDataset(db, dataDir, join(parent, 'train', 'train.jsonl'), { dataset: 'icon-file', strict: true });
+  const file = await importDataset(db, dataDir, join(parent, 'train', 'train.jsonl'), {
+    dataset: 'icon-file',
+    strict: true,
+  });
   assert.equal(file.format, 'icon-vqa');
-  assert.deepEqual(qaBySplit(file.datasetId), expectedTrain.slice().sort(), 'the file alone imports its records, not the test folder');
+  assert.deepEqual(
+    qaBySplit(file.datasetId),
+    expectedTrain.slice().sort(),
+    'the file alone imports its records, not the test folder',
+  );
 });
 
 test('icon-VQA: the image tree alone (no train.jsonl) imports unlabeled with one warning saying where the labels are', async () => {
@@ -91,7 +122,10 @@ test('icon-VQA: the image tree alone (no train.jsonl) imports unlabeled with one
   assert.equal(rep.format, 'folder');
   assert.equal(rep.imported, ICON_TRAIN.length);
   assert.equal(rep.warnings.length, 1);
-  assert.match(rep.warnings[0].message, /labels are in the train\.jsonl beside that folder: import the folder that holds train\.jsonl/);
+  assert.match(
+    rep.warnings[0].message,
+    /labels are in the train\.jsonl beside that folder: import the folder that holds train\.jsonl/,
+  );
   // train.jsonl with the image tree (a drop of both) is the layout again
   const both = fresh('icon-both');
   await iconVqa(both);
@@ -152,7 +186,11 @@ test('HF parquet: sharded train-0000N-of-00002 files with README.md and dataset_
     HF_CAPTIONS.map((t) => ['train', t]),
     'rows of both shards, in shard order, split from the file name',
   );
-  const orig = db.prepare('SELECT s.image_original FROM item_sources s JOIN items i ON i.id = s.item_id WHERE i.dataset_id = ? ORDER BY i.position').all(rep.datasetId) as { image_original: string }[];
+  const orig = db
+    .prepare(
+      'SELECT s.image_original FROM item_sources s JOIN items i ON i.id = s.item_id WHERE i.dataset_id = ? ORDER BY i.position',
+    )
+    .all(rep.datasetId) as { image_original: string }[];
   assert.equal(orig[3].image_original, 'data/train-00001-of-00002.parquet[0].image (football_3.png)');
 
   // a shard left out: imported with one warning naming it
@@ -195,7 +233,11 @@ test('COCO-Karpathy JSON: captions of one image become one item, images relative
     const items = loadItems(db, rep.datasetId);
     assert.deepEqual(
       items.map((it) => it.annotations.map((a) => `${a.kind}:${(a.data as { text: string }).text}`)),
-      [[`caption:${KARPATHY[0].caption}`, `caption:${KARPATHY[1].caption}`], [`caption:${KARPATHY[2].caption}`], [`caption:${KARPATHY[3].caption}`]],
+      [
+        [`caption:${KARPATHY[0].caption}`, `caption:${KARPATHY[1].caption}`],
+        [`caption:${KARPATHY[2].caption}`],
+        [`caption:${KARPATHY[3].caption}`],
+      ],
     );
     assert.deepEqual(
       items.map((it) => it.image!.ext),
@@ -205,22 +247,38 @@ test('COCO-Karpathy JSON: captions of one image become one item, images relative
   // the Karpathy val/test files: one record per image with a list of captions
   const test5 = fresh('coco-test');
   await cocoKarpathy(test5, { name: 'coco_karpathy_test.json' });
-  writeFileSync(join(test5, 'coco_karpathy_test.json'), JSON.stringify([{ image: KARPATHY[0].image, caption: [KARPATHY[0].caption, KARPATHY[1].caption, 'a cake'] }]));
+  writeFileSync(
+    join(test5, 'coco_karpathy_test.json'),
+    JSON.stringify([{ image: KARPATHY[0].image, caption: [KARPATHY[0].caption, KARPATHY[1].caption, 'a cake'] }]),
+  );
   const rt = await importDataset(db, dataDir, test5, { dataset: 'coco-test', strict: true });
   assert.equal(rt.imported, 1);
   assert.equal(rt.format, 'vqa');
-  assert.deepEqual(loadItems(db, rt.datasetId)[0].annotations.map((a) => (a.data as { text: string }).text), [KARPATHY[0].caption, KARPATHY[1].caption, 'a cake']);
+  assert.deepEqual(
+    loadItems(db, rt.datasetId)[0].annotations.map((a) => (a.data as { text: string }).text),
+    [KARPATHY[0].caption, KARPATHY[1].caption, 'a cake'],
+  );
 
   // a record whose image is missing, a record without a caption: named by index and field; strict stores nothing
   const bad = fresh('coco-bad');
   await cocoKarpathy(bad);
-  const recs = [...KARPATHY, { caption: 'a dog', image: 'val2014/missing.jpg', image_id: 'coco_1' }, { caption: 7, image: KARPATHY[3].image, image_id: 'coco_9' }];
+  const recs = [
+    ...KARPATHY,
+    { caption: 'a dog', image: 'val2014/missing.jpg', image_id: 'coco_1' },
+    { caption: 7, image: KARPATHY[3].image, image_id: 'coco_9' },
+  ];
   writeFileSync(join(bad, 'coco_karpathy_train.json'), JSON.stringify(recs));
   const before = counts();
   await assert.rejects(importDataset(db, dataDir, bad, { dataset: 'coco-bad', strict: true }), (err: unknown) => {
     assert.ok(err instanceof ImportError);
-    assert.match(err.message, /coco_karpathy_train\.json\[4\]\.image: file not found: val2014\/missing\.jpg \(and 1 more\)/);
-    assert.deepEqual(err.problems.filter((p) => p.severity === 'error').map(formatProblem)[1], 'coco_karpathy_train.json[5].caption: expected string, received number');
+    assert.match(
+      err.message,
+      /coco_karpathy_train\.json\[4\]\.image: file not found: val2014\/missing\.jpg \(and 1 more\)/,
+    );
+    assert.deepEqual(
+      err.problems.filter((p) => p.severity === 'error').map(formatProblem)[1],
+      'coco_karpathy_train.json[5].caption: expected string, received number',
+    );
     return true;
   });
   assert.deepEqual(counts(), before, 'nothing stored');
@@ -238,14 +296,19 @@ test('icon-VQA: a pid that is not a folder name, or not a string or integer, is 
   const parsed = await parseSource(src);
   try {
     const errs = parsed.problems.filter((p) => p.severity === 'error').map(formatProblem);
-    assert.deepEqual(errs.map((e) => e.replace(/: .*$/, '')), ['train.jsonl:1.pid', 'train.jsonl:2.pid', 'train.jsonl:4']);
+    assert.deepEqual(
+      errs.map((e) => e.replace(/: .*$/, '')),
+      ['train.jsonl:1.pid', 'train.jsonl:2.pid', 'train.jsonl:4'],
+    );
     assert.match(errs[0], /"\.\.\/\.\.\/etc" is not a folder name/);
     assert.match(errs[1], /expected a string or an integer, got object/);
     assert.match(errs[2], /invalid JSON/);
     // an integer pid and a numeric answer are read as the published files write them
     const train = parsed.items.filter((it) => it.split === 'train');
     assert.equal(train.length, 1);
-    assert.deepEqual(train[0].annotations, [{ kind: 'qa', data: { question: 'How many diamonds are there?', answer: '1' } }]);
+    assert.deepEqual(train[0].annotations, [
+      { kind: 'qa', data: { question: 'How many diamonds are there?', answer: '1' } },
+    ]);
   } finally {
     parsed.cleanup();
   }

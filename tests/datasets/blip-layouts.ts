@@ -22,15 +22,26 @@ export const ICON_TEST = [
  */
 export async function iconVqa(root: string, opts: { train?: string; lines?: string[] } = {}): Promise<void> {
   const t = opts.train ? `${opts.train}/` : '';
-  for (const [i, r] of ICON_TRAIN.entries()) write(root, `${t}train_fill_in_blank/train_fill_in_blank/${r.pid}/image.png`, await png(200 + i, 6));
+  for (const [i, r] of ICON_TRAIN.entries())
+    write(root, `${t}train_fill_in_blank/train_fill_in_blank/${r.pid}/image.png`, await png(200 + i, 6));
   write(root, `${t}train.jsonl`, (opts.lines ?? ICON_TRAIN.map((r) => JSON.stringify(r))).join('\n') + '\n');
   for (const [i, r] of ICON_TEST.entries()) {
     write(root, `test_data/${r.id}/image.png`, await png(220 + i, 6));
-    write(root, `test_data/${r.id}/data.json`, JSON.stringify({ question: r.question, answer: r.answer, ques_type: 'fill_in_blank', grade: 'grade1' }));
+    write(
+      root,
+      `test_data/${r.id}/data.json`,
+      JSON.stringify({ question: r.question, answer: r.answer, ques_type: 'fill_in_blank', grade: 'grade1' }),
+    );
   }
 }
 
-export const HF_CAPTIONS = ['a football player kicks the ball', 'two players run on the pitch', 'the goalkeeper dives', 'a crowd in the stadium', 'a referee shows a card'];
+export const HF_CAPTIONS = [
+  'a football player kicks the ball',
+  'two players run on the pitch',
+  'the goalkeeper dives',
+  'a crowd in the stadium',
+  'a referee shows a card',
+];
 
 function captionParquet(images: { bytes: Uint8Array | null; path: string | null }[], texts: string[]): Uint8Array {
   return new Uint8Array(
@@ -52,13 +63,36 @@ function captionParquet(images: { bytes: Uint8Array | null; path: string | null 
 
 /** A `datasets` parquet export in two shards (3 + 2 rows) with its card (README.md) and dataset_info.json. */
 export async function hfParquet(root: string, opts: { shards?: number[] } = {}): Promise<void> {
-  const rows = await Promise.all(HF_CAPTIONS.map(async (text, i) => ({ image: { bytes: new Uint8Array(await png(240 + i, 6)), path: `football_${i}.png` }, text })));
+  const rows = await Promise.all(
+    HF_CAPTIONS.map(async (text, i) => ({
+      image: { bytes: new Uint8Array(await png(240 + i, 6)), path: `football_${i}.png` },
+      text,
+    })),
+  );
   const parts = [rows.slice(0, 3), rows.slice(3)];
   for (const s of opts.shards ?? [0, 1]) {
-    write(root, `data/train-0000${s}-of-00002.parquet`, captionParquet(parts[s].map((r) => r.image), parts[s].map((r) => r.text)));
+    write(
+      root,
+      `data/train-0000${s}-of-00002.parquet`,
+      captionParquet(
+        parts[s].map((r) => r.image),
+        parts[s].map((r) => r.text),
+      ),
+    );
   }
-  write(root, 'README.md', '---\ndataset_info:\n  features:\n  - name: image\n    dtype: image\n  - name: text\n    dtype: string\n  splits:\n  - name: train\n    num_examples: 5\n---\n# football-dataset\n');
-  write(root, 'dataset_info.json', JSON.stringify({ features: { image: { _type: 'Image' }, text: { dtype: 'string', _type: 'Value' } }, splits: { train: { num_examples: 5 } } }));
+  write(
+    root,
+    'README.md',
+    '---\ndataset_info:\n  features:\n  - name: image\n    dtype: image\n  - name: text\n    dtype: string\n  splits:\n  - name: train\n    num_examples: 5\n---\n# football-dataset\n',
+  );
+  write(
+    root,
+    'dataset_info.json',
+    JSON.stringify({
+      features: { image: { _type: 'Image' }, text: { dtype: 'string', _type: 'Value' } },
+      splits: { train: { num_examples: 5 } },
+    }),
+  );
 }
 
 /** A parquet file whose image structs hold only paths (no bytes); the image files exist when `present`. */
@@ -72,17 +106,37 @@ export async function hfParquetPaths(root: string, present: boolean): Promise<vo
 }
 
 export const KARPATHY = [
-  { caption: 'A woman wearing a net on her head cutting a cake. ', image: 'val2014/COCO_val2014_000000522418.jpg', image_id: 'coco_522418' },
-  { caption: 'A woman cutting a large white sheet cake.', image: 'val2014/COCO_val2014_000000522418.jpg', image_id: 'coco_522418' },
-  { caption: 'A child holding a flowered umbrella and petting a yak.', image: 'val2014/COCO_val2014_000000184613.jpg', image_id: 'coco_184613' },
-  { caption: 'A bicycle replica with a clock as the front wheel.', image: 'train2014/COCO_train2014_000000000009.jpg', image_id: 'coco_9' },
+  {
+    caption: 'A woman wearing a net on her head cutting a cake. ',
+    image: 'val2014/COCO_val2014_000000522418.jpg',
+    image_id: 'coco_522418',
+  },
+  {
+    caption: 'A woman cutting a large white sheet cake.',
+    image: 'val2014/COCO_val2014_000000522418.jpg',
+    image_id: 'coco_522418',
+  },
+  {
+    caption: 'A child holding a flowered umbrella and petting a yak.',
+    image: 'val2014/COCO_val2014_000000184613.jpg',
+    image_id: 'coco_184613',
+  },
+  {
+    caption: 'A bicycle replica with a clock as the front wheel.',
+    image: 'train2014/COCO_train2014_000000000009.jpg',
+    image_id: 'coco_9',
+  },
 ];
 
 /** COCO-Karpathy caption JSON (`[{caption, image, image_id}]`) with its images relative to the JSON. */
 export async function cocoKarpathy(root: string, opts: { name?: string } = {}): Promise<void> {
   const names = [...new Set(KARPATHY.map((r) => r.image))];
   for (const [i, n] of names.entries()) {
-    const jpg = await sharp({ create: { width: 8, height: 6, channels: 3, background: { r: 40 * i, g: 90, b: 200 - 30 * i } } }).jpeg().toBuffer();
+    const jpg = await sharp({
+      create: { width: 8, height: 6, channels: 3, background: { r: 40 * i, g: 90, b: 200 - 30 * i } },
+    })
+      .jpeg()
+      .toBuffer();
     write(root, n, jpg);
   }
   write(root, opts.name ?? 'coco_karpathy_train.json', JSON.stringify(KARPATHY));

@@ -24,7 +24,15 @@ test('text search returns the matching images first; results are cached per mode
   const model = join(dir, 'clip');
   const data = join(dir, 'shapes');
   const adapter = join(dir, 'adapter');
-  writeTinyContrastive(model, 'clip', 1, { imageSize: 32, patchSize: 8, hidden: 64, layers: 2, heads: 4, std: 0.1, textPositions: 32 });
+  writeTinyContrastive(model, 'clip', 1, {
+    imageSize: 32,
+    patchSize: 8,
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    std: 0.1,
+    textPositions: 32,
+  });
   await writeContrastiveDataset(data);
   const m = loadContrastive(model);
   const pairs = (await readPairs(data, { split: 'train' })).map((p) => ({ image: p.image, text: p.text! }));
@@ -34,7 +42,10 @@ test('text search returns the matching images first; results are cached per mode
   const dataDir = join(dir, 'lenslab');
   const backend = createBackend({ dataDir, host: 'cli' });
   try {
-    const rep = (await backend.dispatcher.call('datasets.import', { path: join(data, 'val'), dataset: 'val shapes' })) as { datasetId: number };
+    const rep = (await backend.dispatcher.call('datasets.import', {
+      path: join(data, 'val'),
+      dataset: 'val shapes',
+    })) as { datasetId: number };
     const ds = rep.datasetId;
     const items = loadItems(backend.db, ds);
     assert.equal(items.length, 20);
@@ -73,7 +84,8 @@ test('datasets.search over the API: a registered CLIP model, cached embeddings, 
   const backend = createBackend({ dataDir, host: 'cli' });
   try {
     const call = (m: string, p: unknown) => backend.dispatcher.call(m as never, p as never) as Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-    const ds = (await call('datasets.import', { path: join(dir, 'shapes', 'val'), dataset: 'val' })).datasetId as number;
+    const ds = (await call('datasets.import', { path: join(dir, 'shapes', 'val'), dataset: 'val' }))
+      .datasetId as number;
     const modelId = (await call('models.import', { path: model })).model.id as number;
     const items = loadItems(backend.db, ds);
     const r1 = await call('datasets.search', { datasetId: ds, modelId, itemId: items[5].id, limit: 4 });
@@ -82,7 +94,10 @@ test('datasets.search over the API: a registered CLIP model, cached embeddings, 
     assert.deepEqual([r1.embedded, r1.cached], [20, 0]);
     const r2 = await call('datasets.search', { datasetId: ds, modelId, text: 'a red circle' });
     assert.deepEqual([r2.embedded, r2.cached], [0, 20]);
-    await assert.rejects(call('datasets.search', { datasetId: ds, modelId, text: 'x', itemId: items[0].id }), /not both/);
+    await assert.rejects(
+      call('datasets.search', { datasetId: ds, modelId, text: 'x', itemId: items[0].id }),
+      /not both/,
+    );
     await assert.rejects(call('datasets.search', { datasetId: ds, modelId, itemId: 999999 }), /item 999999/);
     // the worker keeps the item list between queries: an edit must not leave it ranking a deleted item
     assert.ok(r2.items.some((it: { itemId: number }) => it.itemId === items[5].id));
@@ -90,7 +105,10 @@ test('datasets.search over the API: a registered CLIP model, cached embeddings, 
     const r3 = await call('datasets.search', { datasetId: ds, modelId, text: 'a red circle' });
     assert.equal(r3.items.length, 19);
     assert.ok(!r3.items.some((it: { itemId: number }) => it.itemId === items[5].id));
-    await assert.rejects(call('datasets.search', { datasetId: ds, modelId, itemId: items[5].id }), /item \d+ is not an image item/);
+    await assert.rejects(
+      call('datasets.search', { datasetId: ds, modelId, itemId: items[5].id }),
+      /item \d+ is not an image item/,
+    );
     await call('datasets.undo', { datasetId: ds });
     assert.equal((await call('datasets.search', { datasetId: ds, modelId, text: 'a red circle' })).items.length, 20);
   } finally {

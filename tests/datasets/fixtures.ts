@@ -7,7 +7,14 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 
 /** A distinct tiny PNG per index (different colour → different hash). */
 export async function png(i: number, size = 4): Promise<Buffer> {
-  return sharp({ create: { width: size, height: size + 1, channels: 3, background: { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 13 + 7) % 256 } } })
+  return sharp({
+    create: {
+      width: size,
+      height: size + 1,
+      channels: 3,
+      background: { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 13 + 7) % 256 },
+    },
+  })
     .png()
     .toBuffer();
 }
@@ -62,7 +69,13 @@ export async function llavaJson(root: string): Promise<void> {
       ],
     });
   }
-  recs.push({ id: 'text-only', conversations: [{ from: 'human', value: 'Hi' }, { from: 'gpt', value: 'Hello!' }] });
+  recs.push({
+    id: 'text-only',
+    conversations: [
+      { from: 'human', value: 'Hi' },
+      { from: 'gpt', value: 'Hello!' },
+    ],
+  });
   write(root, 'data.json', JSON.stringify(recs, null, 1));
 }
 
@@ -74,7 +87,10 @@ export async function messagesJsonl(root: string): Promise<void> {
       JSON.stringify({
         messages: [
           { role: 'system', content: 'You are terse.' },
-          { role: 'user', content: i === 2 ? [{ type: 'image' }, { type: 'text', text: 'Describe.' }] : '<image>Describe.' },
+          {
+            role: 'user',
+            content: i === 2 ? [{ type: 'image' }, { type: 'text', text: 'Describe.' }] : '<image>Describe.',
+          },
           { role: 'assistant', content: CAPTIONS[i] },
         ],
         images: [`imgs/${i}.png`],
@@ -122,5 +138,7 @@ export async function parquetDataset(root: string, name = 'train-00000-of-00001.
 /** Zip every file under `files` (rel path → bytes). */
 export function zipOf(files: Record<string, Uint8Array | string>): Uint8Array {
   const enc = new TextEncoder();
-  return zipSync(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? enc.encode(v) : v])));
+  return zipSync(
+    Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? enc.encode(v) : v])),
+  );
 }

@@ -24,7 +24,10 @@ test('gc removes only unreferenced images, and never ones an undo may bring back
     const ra = await importDataset(db, dataDir, a, { dataset: 'a' });
     const rb = await importDataset(db, dataDir, b, { dataset: 'b' });
     const itemsB = loadItems(db, rb.datasetId);
-    const files = (it: (typeof itemsB)[number]) => [imagePath(dataDir, it.image!.hash, it.image!.ext), thumbPath(dataDir, it.image!.hash)];
+    const files = (it: (typeof itemsB)[number]) => [
+      imagePath(dataDir, it.image!.hash, it.image!.ext),
+      thumbPath(dataDir, it.image!.hash),
+    ];
 
     assert.deepEqual(collectImageGarbage(db, dataDir, { minAgeMs: 0 }).removed, 0);
     ops.deleteItems(db, rb.datasetId, [itemsB[1].id]); // undoable: its image must stay
@@ -67,7 +70,11 @@ test('gc removes a leftover extraction folder 2,000 levels deep (deeper than PAT
     const r = collectImageGarbage(db, dataDir, { minAgeMs: 0 });
     assert.equal(r.removed, 1);
     assert.ok(!existsSync(top), 'the whole chain is gone');
-    assert.deepEqual(readdirSync(dataDir).filter((f) => f.startsWith('.')), [], 'nothing left beside it');
+    assert.deepEqual(
+      readdirSync(dataDir).filter((f) => f.startsWith('.')),
+      [],
+      'nothing left beside it',
+    );
   } finally {
     closeDatabase(db);
     tmp.cleanup();

@@ -26,19 +26,28 @@ after(() => {
 });
 
 const count = (t: string) => (db.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get() as { n: number }).n;
-const storeFiles = () => ['images', 'thumbs'].flatMap((top) => {
-  try {
-    return readdirSync(join(dataDir, top), { recursive: true }).map(String).filter((f) => /\.[a-z]+$/.test(f));
-  } catch {
-    return [];
-  }
-});
+const storeFiles = () =>
+  ['images', 'thumbs'].flatMap((top) => {
+    try {
+      return readdirSync(join(dataDir, top), { recursive: true })
+        .map(String)
+        .filter((f) => /\.[a-z]+$/.test(f));
+    } catch {
+      return [];
+    }
+  });
 const leftovers = () => readdirSync(dataDir).filter((f) => f.startsWith('.lenslab-unzip-'));
 
 async function dataset(name: string, n: number): Promise<string> {
   const dir = join(tmp.dir, name);
   for (let i = 0; i < n; i++) write(dir, `img${i}.png`, await png(1000 + i + name.length * 100));
-  write(dir, 'data.jsonl', Array.from({ length: n }, (_, i) => JSON.stringify({ image: `img${i}.png`, question: `q${i}`, answer: `a${i}` })).join('\n'));
+  write(
+    dir,
+    'data.jsonl',
+    Array.from({ length: n }, (_, i) =>
+      JSON.stringify({ image: `img${i}.png`, question: `q${i}`, answer: `a${i}` }),
+    ).join('\n'),
+  );
   return dir;
 }
 
@@ -47,7 +56,11 @@ test('an import in the worker stores the same as in this thread and relays progr
   const src = await dataset('ok', 5);
   const progress: number[] = [];
   let parsed = -1;
-  const rep = await importInWorker(db, dataDir, src, { dataset: 'ok', onProgress: (d) => progress.push(d), onParsed: (n) => (parsed = n) });
+  const rep = await importInWorker(db, dataDir, src, {
+    dataset: 'ok',
+    onProgress: (d) => progress.push(d),
+    onParsed: (n) => (parsed = n),
+  });
   assert.equal(rep.imported, 5);
   assert.equal(parsed, 5);
   assert.equal(progress.at(-1), 5);
@@ -62,7 +75,10 @@ test('an import in the worker stores the same as in this thread and relays progr
 test('a clear ImportError from the worker keeps its message and problems', async () => {
   const dir = join(tmp.dir, 'bad');
   write(dir, 'data.json', '[{"image": "nope.png", "conversations": [');
-  await assert.rejects(importInWorker(db, dataDir, dir, {}), (e: unknown) => e instanceof ImportError && /data\.json: invalid JSON/.test(e.message));
+  await assert.rejects(
+    importInWorker(db, dataDir, dir, {}),
+    (e: unknown) => e instanceof ImportError && /data\.json: invalid JSON/.test(e.message),
+  );
 });
 
 test('breaking the time limit for reading the source stops the worker and stores nothing', async () => {
@@ -70,7 +86,10 @@ test('breaking the time limit for reading the source stops the worker and stores
   const before = [count('items'), storeFiles().length];
   await assert.rejects(importInWorker(db, dataDir, src, { limits: { parseTimeoutMs: 1 } }), (e: unknown) => {
     assert.ok(e instanceof ImportError);
-    assert.match(e.message, /^slow: import stopped: reading the source took longer than 0 s \(limit parseTimeoutMs\); nothing was stored$/);
+    assert.match(
+      e.message,
+      /^slow: import stopped: reading the source took longer than 0 s \(limit parseTimeoutMs\); nothing was stored$/,
+    );
     return true;
   });
   assert.deepEqual([count('items'), storeFiles().length], before);
@@ -109,13 +128,18 @@ test('a store write that fails (disk full, not writable) names the file, stops t
   let progress = 0;
   await assert.rejects(importDataset(db2, dd, src, { onProgress: () => progress++ }), (e: unknown) => {
     assert.ok(e instanceof ImportError);
-    assert.match(e.message, /^full: import failed: cannot write .*images\/[0-9a-f]{2}\/[0-9a-f]{64}\.png: (ENOTDIR|EEXIST)/);
+    assert.match(
+      e.message,
+      /^full: import failed: cannot write .*images\/[0-9a-f]{2}\/[0-9a-f]{64}\.png: (ENOTDIR|EEXIST)/,
+    );
     return true;
   });
   assert.ok(progress < 30, `the pool stopped (${progress} images done)`);
   const thumbs = (() => {
     try {
-      return readdirSync(join(dd, 'thumbs'), { recursive: true }).map(String).filter((f) => f.endsWith('.webp'));
+      return readdirSync(join(dd, 'thumbs'), { recursive: true })
+        .map(String)
+        .filter((f) => f.endsWith('.webp'));
     } catch {
       return [];
     }
@@ -136,10 +160,16 @@ test('datasets.cancelImport cancels a running import through the API; nothing of
     const off = be.events.subscribe((e) => {
       if (e === 'datasets.importProgress' && !asked) asked = call('datasets.cancelImport', { path: src });
     });
-    await assert.rejects(call('datasets.import', { path: src, dataset: 'apicancel' }), (e: Error) => /^apicancel: import cancelled; nothing was stored$/.test(e.message));
+    await assert.rejects(call('datasets.import', { path: src, dataset: 'apicancel' }), (e: Error) =>
+      /^apicancel: import cancelled; nothing was stored$/.test(e.message),
+    );
     off();
     assert.deepEqual(await asked, { cancelled: true });
-    assert.deepEqual((await call('datasets.list')).datasets.map((d: { name: string }) => d.name), [], 'no dataset, no items');
+    assert.deepEqual(
+      (await call('datasets.list')).datasets.map((d: { name: string }) => d.name),
+      [],
+      'no dataset, no items',
+    );
   } finally {
     be.close();
   }
@@ -149,19 +179,30 @@ test('a full database (SQLITE_FULL) fails the import naming the database file; i
   const { importDataset } = await import('../../src-main/datasets/import');
   const src = await dataset('dbfull', 20);
   // long answers: the rows need pages the database may not grow to
-  write(src, 'data.jsonl', Array.from({ length: 20 }, (_, i) => JSON.stringify({ image: `img${i}.png`, question: `q${i}`, answer: `a${i} `.repeat(2000) })).join('\n'));
+  write(
+    src,
+    'data.jsonl',
+    Array.from({ length: 20 }, (_, i) =>
+      JSON.stringify({ image: `img${i}.png`, question: `q${i}`, answer: `a${i} `.repeat(2000) }),
+    ).join('\n'),
+  );
   const dd = join(tmp.dir, 'dbfull-data');
   const db2 = openDatabase(join(dd, 'lenslab.db'));
   const pages = db2.pragma('page_count', { simple: true }) as number;
   db2.pragma(`max_page_count = ${pages}`); // room for almost nothing: the insert runs out of pages
   await assert.rejects(importDataset(db2, dd, src, {}), (e: unknown) => {
     assert.ok(e instanceof ImportError);
-    assert.match(e.message, /^dbfull: import failed: cannot write the database .*dbfull-data\/lenslab\.db: database or disk is full; nothing was stored$/);
+    assert.match(
+      e.message,
+      /^dbfull: import failed: cannot write the database .*dbfull-data\/lenslab\.db: database or disk is full; nothing was stored$/,
+    );
     return true;
   });
   const left = ['images', 'thumbs'].flatMap((top) => {
     try {
-      return readdirSync(join(dd, top), { recursive: true }).map(String).filter((f) => /\.[a-z]+$/.test(f));
+      return readdirSync(join(dd, top), { recursive: true })
+        .map(String)
+        .filter((f) => /\.[a-z]+$/.test(f));
     } catch {
       return [];
     }

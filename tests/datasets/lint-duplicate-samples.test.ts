@@ -26,10 +26,16 @@ test('the same question from llava.json and vqa.jsonl is flagged as a duplicate 
   const labels = items.items.reduce((n: number, i: any) => n + i.annotations.length, 0);
   assert.ok(lint.counts.duplicate_sample > 0, JSON.stringify(lint.counts));
   assert.equal(lint.counts.duplicate_sample, labels / 2, 'every label has exactly one twin');
-  const { findings } = await okOn(backend, 'datasets.lintResults', { datasetId: imp.datasetId, rule: 'duplicate_sample' });
+  const { findings } = await okOn(backend, 'datasets.lintResults', {
+    datasetId: imp.datasetId,
+    rule: 'duplicate_sample',
+  });
   assert.equal(findings.length, labels / 2);
   assert.ok(findings.every((f: any) => f.severity === 'error'));
-  assert.match(findings[0].message, /^(qa|chat) \d teaches the same as (qa|chat) \d .* it would be trained twice; delete one$/);
+  assert.match(
+    findings[0].message,
+    /^(qa|chat) \d teaches the same as (qa|chat) \d .* it would be trained twice; delete one$/,
+  );
 
   // one file alone: nothing to flag
   const single = await okOn(backend, 'datasets.import', { path: join(src, 'vqa.jsonl'), dataset: 'single' });

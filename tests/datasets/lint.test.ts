@@ -42,7 +42,13 @@ test('every rule finds its item; results are stored and filterable', async () =>
     { file_name: 'a.png', text: 'A small red square on a white table today.' }, // 0
     { file_name: 'b.png', text: 'a small red square on a white table' }, // 1 near-duplicate of 0 (6/7 shingles)
     { file_name: 'c.png', text: '   ' }, // 2 empty caption
-    { file_name: 'd.png', messages: [{ role: 'user', content: 'No image tag here' }, { role: 'assistant', content: 'ok' }] }, // 3 mismatch
+    {
+      file_name: 'd.png',
+      messages: [
+        { role: 'user', content: 'No image tag here' },
+        { role: 'assistant', content: 'ok' },
+      ],
+    }, // 3 mismatch
     { file_name: 'e.png', messages: [{ role: 'user', content: '<image>\nHello?' }] }, // 4 no assistant
     { file_name: 'f.png', question: '<image>\nQ?', answer: '' }, // 5 empty answer
     { file_name: 'g.png', text: long }, // 6 too long for a 30-token context
@@ -52,7 +58,12 @@ test('every rule finds its item; results are stored and filterable', async () =>
   const rep = await importDataset(db, dataDir, src, { dataset: 'lint', strict: true });
   const ids = loadItems(db, rep.datasetId).map((i) => i.id);
   const tk = new WhitespaceTokenizer();
-  const model = { template: chatml, tokenizer: tk, image: { tokenId: tk.encode('<image>')[0], count: 4 }, contextLength: 40 };
+  const model = {
+    template: chatml,
+    tokenizer: tk,
+    image: { tokenId: tk.encode('<image>')[0], count: 4 },
+    contextLength: 40,
+  };
 
   const r = await lintDataset(db, dataDir, rep.datasetId, { model });
   const got = r.findings.map((f) => `${ids.indexOf(f.itemId)}:${f.rule}`);
@@ -68,15 +79,27 @@ test('every rule finds its item; results are stored and filterable', async () =>
     '6:too_long',
     '7:unlabeled',
   ]);
-  assert.match(r.findings.find((f) => f.rule === 'near_duplicate_caption')!.message, /86% similar to the caption of item/);
-  assert.match(r.findings.find((f) => f.rule === 'image_token_mismatch')!.message, /chat 1: 0 <image> tag\(s\) but 1 image/);
+  assert.match(
+    r.findings.find((f) => f.rule === 'near_duplicate_caption')!.message,
+    /86% similar to the caption of item/,
+  );
+  assert.match(
+    r.findings.find((f) => f.rule === 'image_token_mismatch')!.message,
+    /chat 1: 0 <image> tag\(s\) but 1 image/,
+  );
   assert.match(r.findings.find((f) => f.rule === 'too_long')!.message, /is \d+ tokens; the model's context is 40/);
   assert.equal(r.itemsWithErrors, 5);
 
   // Stored and filterable.
-  assert.deepEqual(listLintResults(db, rep.datasetId, { rule: 'duplicate_image' }).map((f) => f.itemId), [ids[0], ids[1]]);
+  assert.deepEqual(
+    listLintResults(db, rep.datasetId, { rule: 'duplicate_image' }).map((f) => f.itemId),
+    [ids[0], ids[1]],
+  );
   assert.equal(listLintResults(db, rep.datasetId, { severity: 'error' }).length, 5);
-  assert.deepEqual(listLintResults(db, rep.datasetId, { itemId: ids[7] }).map((f) => f.rule), ['unlabeled']);
+  assert.deepEqual(
+    listLintResults(db, rep.datasetId, { itemId: ids[7] }).map((f) => f.rule),
+    ['unlabeled'],
+  );
 
   // Damage the image store: a missing file and a corrupted one (same size, so only the deep check sees it).
   const items = loadItems(db, rep.datasetId);
@@ -86,10 +109,22 @@ test('every rule finds its item; results are stored and filterable', async () =>
   bytes[bytes.length - 20] ^= 0xff;
   writeFileSync(fFile, bytes);
   const shallow = await lintDataset(db, dataDir, rep.datasetId, { store: false });
-  assert.deepEqual(shallow.findings.filter((f) => f.rule.startsWith('image_')).map((f) => `${ids.indexOf(f.itemId)}:${f.rule}`), ['2:image_missing', '3:image_token_mismatch']);
+  assert.deepEqual(
+    shallow.findings.filter((f) => f.rule.startsWith('image_')).map((f) => `${ids.indexOf(f.itemId)}:${f.rule}`),
+    ['2:image_missing', '3:image_token_mismatch'],
+  );
   const deep = await lintDataset(db, dataDir, rep.datasetId, { deep: true });
-  assert.deepEqual(deep.findings.filter((f) => f.rule === 'image_missing' || f.rule === 'image_corrupt').map((f) => `${ids.indexOf(f.itemId)}:${f.rule}`), ['2:image_missing', '3:image_corrupt']);
-  assert.equal(listLintResults(db, rep.datasetId, { rule: 'too_long' }).length, 0, 'the stored lint was replaced (no model this time)');
+  assert.deepEqual(
+    deep.findings
+      .filter((f) => f.rule === 'image_missing' || f.rule === 'image_corrupt')
+      .map((f) => `${ids.indexOf(f.itemId)}:${f.rule}`),
+    ['2:image_missing', '3:image_corrupt'],
+  );
+  assert.equal(
+    listLintResults(db, rep.datasetId, { rule: 'too_long' }).length,
+    0,
+    'the stored lint was replaced (no model this time)',
+  );
 });
 
 test('normalizeText folds case, punctuation and spacing', () => {

@@ -54,17 +54,46 @@ test('every labeling operation undoes and redoes, across restarts', async () => 
   };
   const cap = loadItems(db, datasetId)[0].annotations[0];
   await step(/edit caption/, () => ops.updateAnnotation(db, cap.id, { text: 'an edited caption' }));
-  await step(/add qa/, () => ops.addAnnotation(db, datasetId, ids[0], { kind: 'qa', data: { question: 'Colour?', answer: 'Red.' } }));
+  await step(/add qa/, () =>
+    ops.addAnnotation(db, datasetId, ids[0], { kind: 'qa', data: { question: 'Colour?', answer: 'Red.' } }),
+  );
   await step(/add chat/, () =>
-    ops.addAnnotation(db, datasetId, ids[3], { kind: 'chat', data: { messages: [{ role: 'user', content: '<image>\nHi' }, { role: 'assistant', content: 'Hello' }] } }, 0),
+    ops.addAnnotation(
+      db,
+      datasetId,
+      ids[3],
+      {
+        kind: 'chat',
+        data: {
+          messages: [
+            { role: 'user', content: '<image>\nHi' },
+            { role: 'assistant', content: 'Hello' },
+          ],
+        },
+      },
+      0,
+    ),
   );
   await step(/tag good, blue/, () => ops.addTags(db, datasetId, [ids[0], ids[1]], ['good', 'blue']));
   await step(/untag blue/, () => ops.removeTags(db, datasetId, [ids[0], ids[1]], ['blue']));
   await step(/set split val/, () => ops.setSplit(db, datasetId, [ids[1], ids[2]], 'val'));
   await step(/replace "square"/, () => assert.equal(ops.replaceText(db, datasetId, ids, 'square', 'box'), 1));
-  await step(/edit labels/, () => ops.setAnnotations(db, datasetId, ids[2], [{ kind: 'caption', data: { text: 'new' } }, { kind: 'qa', data: { question: 'q', answer: ' ' } }]));
+  await step(/edit labels/, () =>
+    ops.setAnnotations(db, datasetId, ids[2], [
+      { kind: 'caption', data: { text: 'new' } },
+      { kind: 'qa', data: { question: 'q', answer: ' ' } },
+    ]),
+  );
   await step(/delete 2 items/, () => ops.deleteItems(db, datasetId, [ids[0], ids[3]]));
-  await step(/add item/, async () => ops.addItems(db, dataDir, datasetId, [{ image: { bytes: await F.png(77), original: 'dropped.png' }, annotations: [{ kind: 'caption', data: { text: 'dropped' } }], tags: ['new'] }]));
+  await step(/add item/, async () =>
+    ops.addItems(db, dataDir, datasetId, [
+      {
+        image: { bytes: await F.png(77), original: 'dropped.png' },
+        annotations: [{ kind: 'caption', data: { text: 'dropped' } }],
+        tags: ['new'],
+      },
+    ]),
+  );
   await step(/split/, () => splitDataset(db, datasetId, { seed: 3, train: 1, val: 1, test: 0 }));
   await step(/delete caption/, () => ops.deleteAnnotation(db, loadItems(db, datasetId)[0].annotations[0].id));
   assert.equal(new Set(states).size, states.length, 'every operation changed the state');
@@ -100,7 +129,9 @@ test('ids freed by delete are never reused, so undo restores the original ids', 
   const before = loadItems(db, datasetId);
   const last = before[before.length - 1];
   ops.deleteItems(db, datasetId, [last.id]);
-  const [added] = await ops.addItems(db, dataDir, datasetId, [{ annotations: [{ kind: 'caption', data: { text: 'text only' } }] }]);
+  const [added] = await ops.addItems(db, dataDir, datasetId, [
+    { annotations: [{ kind: 'caption', data: { text: 'text only' } }] },
+  ]);
   assert.ok(added > last.id, `new id ${added} must not reuse ${last.id}`);
   ops.undo(db, datasetId);
   ops.undo(db, datasetId);
@@ -113,22 +144,65 @@ test('operations reject bad input with a code and the offending field', async ()
   const otherItem = loadItems(db, b.datasetId)[0].id;
   const mine = loadItems(db, a.datasetId)[0];
   const check = (fn: () => unknown, code: string, field: string, msg: RegExp) =>
-    assert.throws(fn, (e: unknown) => e instanceof ops.DatasetOpError && e.code === code && e.field === field && msg.test(e.message));
-  check(() => ops.deleteItems(db, a.datasetId, [mine.id, otherItem]), 'not_found', 'itemIds.1', /item \d+ is not in dataset/);
+    assert.throws(
+      fn,
+      (e: unknown) => e instanceof ops.DatasetOpError && e.code === code && e.field === field && msg.test(e.message),
+    );
+  check(
+    () => ops.deleteItems(db, a.datasetId, [mine.id, otherItem]),
+    'not_found',
+    'itemIds.1',
+    /item \d+ is not in dataset/,
+  );
   check(() => ops.addTags(db, 9999, [mine.id], ['x']), 'not_found', 'datasetId', /dataset 9999 does not exist/);
-  check(() => ops.updateAnnotation(db, mine.annotations[0].id, { question: 'q' } as never), 'invalid_request', 'data', /answer: expected string/);
-  check(() => ops.addAnnotation(db, a.datasetId, mine.id, { kind: 'chat', data: { messages: [] } }), 'invalid_request', 'annotation', /at least one message/);
-  check(() => ops.addAnnotation(db, a.datasetId, mine.id, { kind: 'chat', data: { messages: [{ role: 'robot', content: 'x' }] } } as never), 'invalid_request', 'annotation', /role/);
+  check(
+    () => ops.updateAnnotation(db, mine.annotations[0].id, { question: 'q' } as never),
+    'invalid_request',
+    'data',
+    /answer: expected string/,
+  );
+  check(
+    () => ops.addAnnotation(db, a.datasetId, mine.id, { kind: 'chat', data: { messages: [] } }),
+    'invalid_request',
+    'annotation',
+    /at least one message/,
+  );
+  check(
+    () =>
+      ops.addAnnotation(db, a.datasetId, mine.id, {
+        kind: 'chat',
+        data: { messages: [{ role: 'robot', content: 'x' }] },
+      } as never),
+    'invalid_request',
+    'annotation',
+    /role/,
+  );
   check(() => ops.addTags(db, a.datasetId, [mine.id], ['  ']), 'invalid_request', 'tags.0', /1\.\.200/);
-  check(() => ops.replaceText(db, a.datasetId, [mine.id], '(', 'x', { regex: true }), 'invalid_request', 'find', /invalid regular expression/);
-  check(() => splitDataset(db, a.datasetId, { seed: 1, train: -1, val: 0, test: 0 }), 'invalid_request', 'train', /≥ 0/);
-  await assert.rejects(ops.addItems(db, dataDir, a.datasetId, [{ image: { bytes: Buffer.from('nope'), original: 'x.png' } }]), (e: unknown) => e instanceof ops.DatasetOpError && e.field === 'items.0.image' && /x\.png: corrupt/.test(e.message));
+  check(
+    () => ops.replaceText(db, a.datasetId, [mine.id], '(', 'x', { regex: true }),
+    'invalid_request',
+    'find',
+    /invalid regular expression/,
+  );
+  check(
+    () => splitDataset(db, a.datasetId, { seed: 1, train: -1, val: 0, test: 0 }),
+    'invalid_request',
+    'train',
+    /≥ 0/,
+  );
+  await assert.rejects(
+    ops.addItems(db, dataDir, a.datasetId, [{ image: { bytes: Buffer.from('nope'), original: 'x.png' } }]),
+    (e: unknown) => e instanceof ops.DatasetOpError && e.field === 'items.0.image' && /x\.png: corrupt/.test(e.message),
+  );
   assert.equal(historyState(db, a.datasetId).entries.length, 0, 'failed operations record nothing');
 });
 
 test('split: seeded, exact counts, stratified by tag', async () => {
   const { datasetId } = await importDataset(db, dataDir, join(tmp.dir, 'src-ids'), { dataset: 'split' });
-  const newItems = Array.from({ length: 37 }, (_, i) => ({ annotations: [{ kind: 'caption' as const, data: { text: `t${i}` } }], tags: [i % 3 === 0 ? 'cat' : 'dog'] }));
+  const newItems = Array.from({ length: 37 }, (_, i) => ({
+    annotations: [{ kind: 'caption' as const, data: { text: `t${i}` } }],
+    tags: [i % 3 === 0 ? 'cat' : 'dog'],
+  }));
   await ops.addItems(db, dataDir, datasetId, newItems);
   const n = loadItems(db, datasetId).length; // 3 imported + 37
   assert.equal(n, 40);
@@ -139,7 +213,11 @@ test('split: seeded, exact counts, stratified by tag', async () => {
   const a2 = loadItems(db, datasetId).map((i) => i.split);
   assert.notDeepEqual(a2, a1, 'another seed gives another assignment');
   splitDataset(db, datasetId, { seed: 42, train: 0.8, val: 0.1, test: 0.1 });
-  assert.deepEqual(loadItems(db, datasetId).map((i) => i.split), a1, 'the same seed gives the same assignment');
+  assert.deepEqual(
+    loadItems(db, datasetId).map((i) => i.split),
+    a1,
+    'the same seed gives the same assignment',
+  );
   const r3 = splitDataset(db, datasetId, { seed: 42, train: 0.5, val: 0.25, test: 0.25, stratifyBy: 'tag' });
   // cat: items 0,3,...,36 → 13; dog: 24; untagged: 3 imported
   assert.deepEqual(r3.groups, {
@@ -154,7 +232,9 @@ test('split: seeded, exact counts, stratified by tag', async () => {
     byTag[k][it.split!]++;
   }
   assert.deepEqual(byTag, r3.groups);
-  const rows = db.prepare('SELECT seed, train, val, test, stratify_by FROM splits WHERE dataset_id = ? ORDER BY id').all(datasetId);
+  const rows = db
+    .prepare('SELECT seed, train, val, test, stratify_by FROM splits WHERE dataset_id = ? ORDER BY id')
+    .all(datasetId);
   assert.equal(rows.length, 4);
   assert.deepEqual(rows[3], { seed: 42, train: 0.5, val: 0.25, test: 0.25, stratify_by: 'tag' });
 });

@@ -57,7 +57,11 @@ test('re-importing the same LLaVA file adds nothing; a changed caption adds that
   );
   assert.equal(again.alreadyPresent[0].message, `already in this dataset (item ${ids[0]})`);
   assert.equal(await total(ds), 4);
-  assert.deepEqual(await call('datasets.history', { datasetId: ds }), hist0, 'an import that adds nothing leaves undo and redo alone');
+  assert.deepEqual(
+    await call('datasets.history', { datasetId: ds }),
+    hist0,
+    'an import that adds nothing leaves undo and redo alone',
+  );
   const provenance = await call('items.get', { id: ids[0] });
   assert.equal(provenance.provenance.importId, first.importId, 'the existing item keeps its provenance');
   assert.deepEqual(provenance.tags, ['keep'], 'and its tags');
@@ -75,7 +79,11 @@ test('re-importing the same LLaVA file adds nothing; a changed caption adds that
   assert.equal(await total(ds), 5);
   const added = (await call('items.list', { datasetId: ds })).items.at(-1);
   assert.equal(added.annotations[0].data.messages[1].content, 'a fixed caption');
-  assert.equal(added.image.hash, (await call('items.get', { id: ids[1] })).image.hash, 'same image, new label: a new item');
+  assert.equal(
+    added.image.hash,
+    (await call('items.get', { id: ids[1] })).image.hash,
+    'same image, new label: a new item',
+  );
   const hist1 = await call('datasets.history', { datasetId: ds });
   assert.equal(hist1.canRedo, false, 'an import that adds items drops the redo, as before');
   assert.equal(hist1.undoLabel, hist0.undoLabel);
@@ -83,7 +91,13 @@ test('re-importing the same LLaVA file adds nothing; a changed caption adds that
   recs[0].conversations[3].value = 'YES.';
   // and a new image adds one item
   F.write(src, 'images/new.png', await F.png(99));
-  recs.push({ image: 'new.png', conversations: [{ from: 'human', value: '<image>\nWhat is new?' }, { from: 'gpt', value: 'This.' }] });
+  recs.push({
+    image: 'new.png',
+    conversations: [
+      { from: 'human', value: '<image>\nWhat is new?' },
+      { from: 'gpt', value: 'This.' },
+    ],
+  });
   writeFileSync(join(src, 'data.json'), JSON.stringify(recs));
   const more = await call('datasets.import', { path: join(src, 'data.json'), datasetId: ds });
   assert.equal(more.imported, 2);
@@ -113,7 +127,11 @@ test('re-dropping a folder after labelling in the app adds only the new images; 
   const ds = first.datasetId;
   const items = (await call('items.list', { datasetId: ds })).items;
   const unlabeled = items.find((i: any) => i.annotations.length === 0);
-  await call('annotations.add', { datasetId: ds, itemId: unlabeled.id, annotation: { kind: 'caption', data: { text: 'a dog, labelled in the app' } } });
+  await call('annotations.add', {
+    datasetId: ds,
+    itemId: unlabeled.id,
+    annotation: { kind: 'caption', data: { text: 'a dog, labelled in the app' } },
+  });
 
   F.write(src, 'cats/img9.png', await F.png(123));
   F.write(src, 'cats/img9.txt', 'a new cat\n');
@@ -121,13 +139,19 @@ test('re-dropping a folder after labelling in the app adds only the new images; 
   assert.equal(again.imported, 1, 'only the new image');
   assert.equal(again.alreadyPresentCount, 4);
   const dog = again.alreadyPresent.find((p: any) => p.itemId === unlabeled.id);
-  assert.match(dog.message, new RegExp(`no labels, and its image is already in this dataset \\(item ${unlabeled.id}\\)`));
+  assert.match(
+    dog.message,
+    new RegExp(`no labels, and its image is already in this dataset \\(item ${unlabeled.id}\\)`),
+  );
   assert.equal(await total(ds), 5);
 
   // strict: a bad record aborts the whole import, already-present items or not; nothing is stored
   F.write(src, 'cats/img10.png', await F.png(124));
   F.write(src, 'cats/broken.png', 'not a png');
-  await assert.rejects(call('datasets.import', { path: src, datasetId: ds, strict: true }), (e: unknown) => e instanceof ApiError && /broken\.png/.test(e.message));
+  await assert.rejects(
+    call('datasets.import', { path: src, datasetId: ds, strict: true }),
+    (e: unknown) => e instanceof ApiError && /broken\.png/.test(e.message),
+  );
   assert.equal(await total(ds), 5);
 });
 
@@ -138,10 +162,18 @@ test('records that duplicate each other in one import are all stored (as before)
   F.write(src, 'vqa.jsonl', `${line}\n${line}\n`);
   const first = await call('datasets.import', { path: join(src, 'vqa.jsonl'), dataset: 'Dups', groupByImage: false });
   assert.equal(first.imported, 2);
-  const again = await call('datasets.import', { path: join(src, 'vqa.jsonl'), datasetId: first.datasetId, groupByImage: false });
+  const again = await call('datasets.import', {
+    path: join(src, 'vqa.jsonl'),
+    datasetId: first.datasetId,
+    groupByImage: false,
+  });
   assert.equal(again.imported, 0);
   assert.equal(again.alreadyPresentCount, 2);
-  assert.equal(new Set(again.alreadyPresent.map((p: any) => p.itemId)).size, 1, 'both match the first of the stored copies');
+  assert.equal(
+    new Set(again.alreadyPresent.map((p: any) => p.itemId)).size,
+    1,
+    'both match the first of the stored copies',
+  );
 });
 
 test('the demo folder: the ground-truth scenes.jsonl is left out with one warning; alone it imports as unlabeled items', async () => {
@@ -153,7 +185,10 @@ test('the demo folder: the ground-truth scenes.jsonl is left out with one warnin
   assert.equal(rep.warnings[0].ref, 'scenes.jsonl');
   assert.match(rep.warnings[0].message, /^not imported: none of its 5 record\(s\) has labels/);
   const items = (await call('items.list', { datasetId: rep.datasetId })).items;
-  assert.ok(items.every((i: any) => i.annotations.some((a: any) => a.kind === 'caption')), 'captions.jsonl is imported');
+  assert.ok(
+    items.every((i: any) => i.annotations.some((a: any) => a.kind === 'caption')),
+    'captions.jsonl is imported',
+  );
   const again = await call('datasets.import', { path: src, datasetId: rep.datasetId });
   assert.equal(again.imported, 0);
   assert.equal(again.alreadyPresentCount, 5);
@@ -174,7 +209,20 @@ test('alreadyPresentKey: label order, end whitespace, CRLF and NFC do not matter
   assert.notEqual(k('h', [cap('a  b')]), k('h', [cap('a b')]));
   assert.notEqual(k('h', [cap('a')]), k('g', [cap('a')]));
   assert.notEqual(k('h', [cap('a')]), k('h', [cap('a'), cap('a')]));
-  assert.notEqual(k('h', [qa('q', 'a')]), k('h', [{ kind: 'chat', data: { messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }] } }]));
+  assert.notEqual(
+    k('h', [qa('q', 'a')]),
+    k('h', [
+      {
+        kind: 'chat',
+        data: {
+          messages: [
+            { role: 'user', content: 'q' },
+            { role: 'assistant', content: 'a' },
+          ],
+        },
+      },
+    ]),
+  );
   assert.notEqual(
     k('h', [{ kind: 'chat', data: { messages: [{ role: 'user', content: 'x' }] } }]),
     k('h', [{ kind: 'chat', data: { messages: [{ role: 'assistant', content: 'x' }] } }]),

@@ -108,7 +108,10 @@ test('zip of a dataset imports like the folder', async () => {
   assert.equal(rep.format, 'vqa');
   assert.equal(rep.imported, 3);
   const items = loadItems(db, rep.datasetId);
-  assert.deepEqual(items[1].annotations.map((a) => a.data), [{ question: 'Q1?', answer: F.CAPTIONS[1] }]);
+  assert.deepEqual(
+    items[1].annotations.map((a) => a.data),
+    [{ question: 'Q1?', answer: F.CAPTIONS[1] }],
+  );
 });
 
 test('export without lenslab fields is plain LLaVA / LLaMA-Factory JSON', async () => {
@@ -154,7 +157,13 @@ test('records about the same image become one item (one split), unless groupByIm
   const rep = await importDataset(db, dataDir, src, { dataset: 'multi-q', strict: true });
   assert.equal(rep.imported, 2);
   const items = loadItems(db, rep.datasetId);
-  assert.deepEqual(items[0].annotations.map((a) => a.data), [{ question: 'Colour?', answer: 'Red.' }, { question: 'Shape?', answer: 'Square.' }]);
+  assert.deepEqual(
+    items[0].annotations.map((a) => a.data),
+    [
+      { question: 'Colour?', answer: 'Red.' },
+      { question: 'Shape?', answer: 'Square.' },
+    ],
+  );
   const prov = db.prepare('SELECT record FROM item_sources WHERE item_id = ?').get(items[0].id) as { record: string };
   assert.equal(prov.record, 'vqa.jsonl:1 (+1 more)');
   const out = join(tmp.dir, 'out', 'multi-q');
@@ -175,7 +184,13 @@ test('parquet in the TRL / LLaMA-Factory shape: messages with content parts + an
         name: 'messages',
         data: [
           [
-            { role: 'user', content: [{ type: 'image', text: null }, { type: 'text', text: 'What is this?' }] },
+            {
+              role: 'user',
+              content: [
+                { type: 'image', text: null },
+                { type: 'text', text: 'What is this?' },
+              ],
+            },
             { role: 'assistant', content: [{ type: 'text', text: 'A tiny square.' }] },
           ],
         ],
@@ -206,7 +221,18 @@ test('parquet in the TRL / LLaMA-Factory shape: messages with content parts + an
   const [item] = loadItems(db, rep.datasetId);
   assert.equal(item.split, 'train');
   assert.ok(item.image);
-  assert.deepEqual(item.annotations.map(({ kind, data }) => ({ kind, data })), [
-    { kind: 'chat', data: { messages: [{ role: 'user', content: '<image>\nWhat is this?' }, { role: 'assistant', content: 'A tiny square.' }] } },
-  ]);
+  assert.deepEqual(
+    item.annotations.map(({ kind, data }) => ({ kind, data })),
+    [
+      {
+        kind: 'chat',
+        data: {
+          messages: [
+            { role: 'user', content: '<image>\nWhat is this?' },
+            { role: 'assistant', content: 'A tiny square.' },
+          ],
+        },
+      },
+    ],
+  );
 });

@@ -7,7 +7,10 @@ export class WhitespaceTokenizer implements TextTokenizer {
   private vocab = new Map<string, number>();
   private inv: string[] = [];
   readonly bosToken = '<s>';
-  constructor(readonly specials = ['<s>', '</s>', '<|im_start|>', '<|im_end|>', '<image>'], readonly addBos = false) {
+  constructor(
+    readonly specials = ['<s>', '</s>', '<|im_start|>', '<|im_end|>', '<image>'],
+    readonly addBos = false,
+  ) {
     for (const s of specials) this.id(s);
   }
   id(t: string): number {
@@ -33,6 +36,9 @@ export class WhitespaceTokenizer implements TextTokenizer {
 /** ChatML, as Qwen2 uses it. */
 export const chatml: ChatFormatter = {
   render(messages: ChatMessage[], opts = {}) {
-    return messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join('') + (opts.addGenerationPrompt ? '<|im_start|>assistant\n' : '');
+    return (
+      messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join('') +
+      (opts.addGenerationPrompt ? '<|im_start|>assistant\n' : '')
+    );
   },
 };

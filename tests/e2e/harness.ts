@@ -24,11 +24,15 @@ export async function startServe(dataDir: string, extraArgs: string[] = []): Pro
   if (!existsSync(join(repoRoot, 'out', 'renderer', 'index.html'))) {
     throw new Error('out/renderer is not built: run `npm run build` (npm test does it for you)');
   }
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'lenslab.mjs'), 'serve', '--port', '0', '--data-dir', dataDir, ...extraArgs], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LENSLAB_DATA_DIR: '' },
-  });
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'bin', 'lenslab.mjs'), 'serve', '--port', '0', '--data-dir', dataDir, ...extraArgs],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LENSLAB_DATA_DIR: '' },
+    },
+  );
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
@@ -67,12 +71,21 @@ export const CHROMIUM = process.env.LENSLAB_CHROMIUM || '/usr/bin/chromium';
 
 export async function launchBrowser(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set LENSLAB_CHROMIUM`);
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set LENSLAB_CHROMIUM`,
+    );
   }
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 }
 

@@ -128,7 +128,8 @@ test('every section renders; runs and datasets come from the backend', async () 
     // the sections that need a model offer the demo model in one click
     // Train names the problem with the (empty) dataset next to its picker
     if (section === 'Train') await page.getByText('“Receipts” has no items yet').waitFor();
-    if (section === 'Chat' || section === 'Models') assert.equal(await page.getByRole('button', { name: 'Add the demo model' }).count(), 1);
+    if (section === 'Chat' || section === 'Models')
+      assert.equal(await page.getByRole('button', { name: 'Add the demo model' }).count(), 1);
     await page.screenshot({ path: screenshotPath(section.toLowerCase()) });
   }
   // the run row shows the interrupted status: serve marks runs left running by a dead process

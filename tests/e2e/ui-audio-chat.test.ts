@@ -61,7 +61,11 @@ test('an audio LLM: Chat from Models, attach a WAV clip, the answer is saved wit
   const notes = join(src, 'notes.txt');
   writeFileSync(notes, 'not a sound');
   await page.getByTestId('chat-audio-input').setInputFiles(notes);
-  await page.getByRole('alert').filter({ hasText: 'Could not attach the audio' }).filter({ hasText: 'notes.txt is not an audio file' }).waitFor();
+  await page
+    .getByRole('alert')
+    .filter({ hasText: 'Could not attach the audio' })
+    .filter({ hasText: 'notes.txt is not an audio file' })
+    .waitFor();
   await page.getByTestId('chat-audio-input').setInputFiles(clip);
   await page.getByTestId('chat-audio-chip').waitFor();
   await page.getByLabel('Your question').fill(s.question);
@@ -69,10 +73,14 @@ test('an audio LLM: Chat from Models, attach a WAV clip, the answer is saved wit
   const log = page.getByRole('log');
   await log.locator('.msg.role-user audio').waitFor();
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 120_000 });
-  const chats = await until(async () => {
-    const r = await call(server, 'chats.list', {});
-    return r.chats.length === 1 && r.chats[0].messageCount === 2 ? r.chats : null;
-  }, 'the saved chat', 60_000);
+  const chats = await until(
+    async () => {
+      const r = await call(server, 'chats.list', {});
+      return r.chats.length === 1 && r.chats[0].messageCount === 2 ? r.chats : null;
+    },
+    'the saved chat',
+    60_000,
+  );
   const saved = await call(server, 'chats.get', { id: chats[0].id });
   assert.match(saved.messages[0].audioHash ?? '', /^[0-9a-f]{64}$/, 'the clip was stored with the question');
   assert.equal(saved.messages[0].audioExt, 'wav');

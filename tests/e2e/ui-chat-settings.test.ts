@@ -45,13 +45,19 @@ test('sampling settings, stop reason, regenerate, edit and copy in the chat', as
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });
   const log = page.getByRole('log');
   const meta = log.locator('.msg.role-assistant .meta');
-  await until(async () => /Max tokens reached · 1 tokens?/.test(await meta.innerText().catch(() => '')), 'the stop reason under the answer').catch(async (e) => {
+  await until(
+    async () => /Max tokens reached · 1 tokens?/.test(await meta.innerText().catch(() => '')),
+    'the stop reason under the answer',
+  ).catch(async (e) => {
     await page.screenshot({ path: screenshotPath('ui-chat-settings-fail') });
     throw new Error(`${e.message}: ${await log.innerText()} / ${JSON.stringify(await call(server, 'chats.list', {}))}`);
   });
   const [c] = (await call(server, 'chats.list', {})).chats;
   let saved = await call(server, 'chats.get', { id: c.id });
-  assert.deepEqual(saved.messages.map((m) => m.role), ['system', 'user', 'assistant']);
+  assert.deepEqual(
+    saved.messages.map((m) => m.role),
+    ['system', 'user', 'assistant'],
+  );
   assert.equal(saved.messages[0].content, 'Answer in one word.');
   assert.deepEqual(c.settings.options, { temperature: 0, maxNewTokens: 1 });
   assert.equal((saved.messages[2].stats as { finishReason: string }).finishReason, 'length');
@@ -66,16 +72,29 @@ test('sampling settings, stop reason, regenerate, edit and copy in the chat', as
   // truncate, creation times are not) and the transcript done streaming.
   const regenerated = async (before: { createdAt: string }) => {
     await page.getByRole('button', { name: 'Regenerate answer' }).click();
-    await until(async () => {
-      const m = (await call(server, 'chats.get', { id: c.id })).messages;
-      return m.length === 3 && m[2].role === 'assistant' && m[2].createdAt !== before.createdAt && !(await log.locator('.msg.streaming').count());
-    }, 'the regenerated answer saved', 60_000);
+    await until(
+      async () => {
+        const m = (await call(server, 'chats.get', { id: c.id })).messages;
+        return (
+          m.length === 3 &&
+          m[2].role === 'assistant' &&
+          m[2].createdAt !== before.createdAt &&
+          !(await log.locator('.msg.streaming').count())
+        );
+      },
+      'the regenerated answer saved',
+      60_000,
+    );
     await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });
     return call(server, 'chats.get', { id: c.id });
   };
   saved = await regenerated(saved.messages[2]);
   const first = saved.messages[2].content;
-  assert.deepEqual((await call(server, 'chats.list', {})).chats[0].settings.options, { temperature: 1.5, topK: 20, seed: 11 });
+  assert.deepEqual((await call(server, 'chats.list', {})).chats[0].settings.options, {
+    temperature: 1.5,
+    topK: 20,
+    seed: 11,
+  });
   saved = await regenerated(saved.messages[2]);
   assert.equal(saved.messages[2].content, first, 'same seed, same sampled answer');
   assert.equal(await log.locator('.msg.role-assistant').count(), 1);
@@ -84,10 +103,14 @@ test('sampling settings, stop reason, regenerate, edit and copy in the chat', as
   await log.getByRole('button', { name: 'Edit question' }).click();
   await log.getByLabel('Edit your question').fill('What shape is it?');
   await log.getByRole('button', { name: 'Save and send' }).click();
-  await until(async () => {
-    const m = (await call(server, 'chats.get', { id: c.id })).messages;
-    return m.length === 3 && m[1].content.includes('What shape is it?') && m[2].role === 'assistant' ? m : null;
-  }, 'the edited question answered', 60_000);
+  await until(
+    async () => {
+      const m = (await call(server, 'chats.get', { id: c.id })).messages;
+      return m.length === 3 && m[1].content.includes('What shape is it?') && m[2].role === 'assistant' ? m : null;
+    },
+    'the edited question answered',
+    60_000,
+  );
   saved = await call(server, 'chats.get', { id: c.id });
   assert.ok(saved.messages[1].imageHash, 'the edited question kept its image');
   await log.locator('.msg.role-user').getByText('What shape is it?').waitFor();
@@ -102,8 +125,11 @@ test('sampling settings, stop reason, regenerate, edit and copy in the chat', as
   await panel.getByRole('button', { name: 'Reset to defaults' }).click();
   assert.equal(await panel.getByLabel('Seed').inputValue(), '');
   await page.getByRole('button', { name: '+ New chat' }).click();
-  await page.getByRole('complementary', { name: 'Saved chats' }).getByRole('button', { name: /^What color is the circle/ }).click();
-  await until(async () => (await panel.getByLabel('Seed').inputValue()) === '11', 'the chat\'s seed back in the panel');
+  await page
+    .getByRole('complementary', { name: 'Saved chats' })
+    .getByRole('button', { name: /^What color is the circle/ })
+    .click();
+  await until(async () => (await panel.getByLabel('Seed').inputValue()) === '11', "the chat's seed back in the panel");
   assert.equal(await panel.getByLabel('Temperature').inputValue(), '1.5');
   await ui.closePage(page);
 });

@@ -31,7 +31,15 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
   await page.getByText('No conversations yet').waitFor();
   await page.getByRole('button', { name: 'Add the demo model' }).click();
-  await until(async () => (await page.getByRole('combobox', { name: 'Model', exact: true }).inputValue().catch(() => '')) !== '', 'the demo model in the chat\'s model picker', 30_000);
+  await until(
+    async () =>
+      (await page
+        .getByRole('combobox', { name: 'Model', exact: true })
+        .inputValue()
+        .catch(() => '')) !== '',
+    "the demo model in the chat's model picker",
+    30_000,
+  );
   await page.getByLabel('Your question').waitFor();
 
   await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Models' }).click();
@@ -44,7 +52,10 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   await page.setViewportSize({ width: 900, height: 700 });
   await until(async () => (await horizontalOverflow(page)) <= 0, 'the models table to fit a 900 px window');
   const remove = await row.getByRole('button', { name: /^Remove / }).boundingBox();
-  assert.ok(remove && remove.x + remove.width <= 900, `the Remove button is inside the window (${JSON.stringify(remove)})`);
+  assert.ok(
+    remove && remove.x + remove.width <= 900,
+    `the Remove button is inside the window (${JSON.stringify(remove)})`,
+  );
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // chat with it about an attached image
@@ -63,7 +74,11 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   const log = page.getByRole('log');
   await log.locator('.msg.role-user img').waitFor();
   // the answer streams into the transcript, then the Send button comes back
-  await page.getByRole('button', { name: /Stop/ }).or(page.getByRole('button', { name: 'Send' })).first().waitFor();
+  await page
+    .getByRole('button', { name: /Stop/ })
+    .or(page.getByRole('button', { name: 'Send' }))
+    .first()
+    .waitFor();
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });
   const chats = await until(async () => {
     const r = await call(server, 'chats.list', {});
@@ -85,10 +100,26 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   const loaded = loadHfFolder(model.path);
   const config = loaded.config as LlavaModelConfig;
   loaded.close();
-  const spec: LoraSpec = { mode: 'lora', r: 4, alpha: 64, dropout: 0, targets: ['q_proj', 'v_proj', 'o_proj'], includeVision: false, useRslora: false };
+  const spec: LoraSpec = {
+    mode: 'lora',
+    r: 4,
+    alpha: 64,
+    dropout: 0,
+    targets: ['q_proj', 'v_proj', 'o_proj'],
+    includeVision: false,
+    useRslora: false,
+  };
   const rng = demoRng(3);
   const modules = resolveLoraModules(config, adapterConfigJson(config, spec).target_modules as string);
-  const lora = new Map(modules.map((m) => [m.module, { a: Float32Array.from({ length: 4 * m.inFeatures }, () => rng.normal()), b: Float32Array.from({ length: m.outFeatures * 4 }, () => rng.normal()) }]));
+  const lora = new Map(
+    modules.map((m) => [
+      m.module,
+      {
+        a: Float32Array.from({ length: 4 * m.inFeatures }, () => rng.normal()),
+        b: Float32Array.from({ length: m.outFeatures * 4 }, () => rng.normal()),
+      },
+    ]),
+  );
   const adapterDir = join(ui.dataDir('e2e-adapter-'), 'adapter');
   saveAdapter(adapterDir, config, spec, lora);
 
@@ -106,7 +137,10 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });
   const texts = await panes.locator('.msg.role-assistant .text').allInnerTexts();
   assert.equal(texts.length, 2);
-  assert.ok(texts.every((t) => t.trim().length > 0), 'both models answered');
+  assert.ok(
+    texts.every((t) => t.trim().length > 0),
+    'both models answered',
+  );
   assert.equal(await panes.locator('.error-text').count(), 0);
   const all = (await call(server, 'chats.list', {})).chats;
   assert.equal(all.length, 3);
@@ -134,19 +168,32 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   const tuned = all.find((c) => c.adapterDir === adapterDir)!;
   const based = all.find((c) => c.title === 'What color is the circle?')!;
   await savedList.locator(`button.open[title="${based.title}"]`).click();
-  await until(async () => (await page.getByLabel('Adapter', { exact: true }).inputValue()) === '', 'the adapter picker back on "None" for the base chat');
+  await until(
+    async () => (await page.getByLabel('Adapter', { exact: true }).inputValue()) === '',
+    'the adapter picker back on "None" for the base chat',
+  );
   assert.equal(await page.getByRole('combobox', { name: 'Model', exact: true }).inputValue(), String(based.modelId));
   assert.equal(await page.getByLabel('Side by side with the base model').isChecked(), false);
   assert.equal(await panes.count(), 1);
-  assert.equal(await panes.locator('.msg.role-assistant .text').count(), 1, 'the base chat\'s transcript is shown');
+  assert.equal(await panes.locator('.msg.role-assistant .text').count(), 1, "the base chat's transcript is shown");
   // its title is the question alone: the list's "fine-tuned" tag says it has an adapter
   assert.equal(tuned.title, 'How many shapes are there?');
-  await savedList.locator('li', { has: page.locator('.tag', { hasText: 'fine-tuned' }) }).locator('button.open').click();
-  await until(async () => (await page.getByLabel('Adapter', { exact: true }).inputValue()) === 'custom', 'the adapter picker on the chat\'s adapter folder');
+  await savedList
+    .locator('li', { has: page.locator('.tag', { hasText: 'fine-tuned' }) })
+    .locator('button.open')
+    .click();
+  await until(
+    async () => (await page.getByLabel('Adapter', { exact: true }).inputValue()) === 'custom',
+    "the adapter picker on the chat's adapter folder",
+  );
   assert.equal(await page.getByLabel('Adapter folder').inputValue(), adapterDir);
   await page.getByText(/^Fine-tuned: /).waitFor();
   await new Promise((r) => setTimeout(r, 600)); // past the adapter folder field's debounce: the opened chat stays open
-  assert.equal(await panes.locator('.msg.role-assistant .text').count(), 1, 'the fine-tuned chat\'s transcript is still shown');
+  assert.equal(
+    await panes.locator('.msg.role-assistant .text').count(),
+    1,
+    "the fine-tuned chat's transcript is still shown",
+  );
   assert.equal(await savedList.locator('li.active').count(), 1);
   await page.screenshot({ path: screenshotPath('ui-chat-reopened-dark') });
   await ui.closePage(page);

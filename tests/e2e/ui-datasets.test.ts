@@ -38,12 +38,23 @@ test('drop a folder, label an item with the keyboard, undo, redo, restart: the l
   const grid = page.getByRole('listbox', { name: 'Items in icons' });
   await grid.getByRole('option').first().waitFor();
   assert.equal(await grid.getByRole('option').count(), 6);
-  await until(() => page.evaluate(() => [...(globalThis as any).document.querySelectorAll('.vgrid img')].every((i: any) => i.complete && i.naturalWidth > 0)), 'thumbnails to load');
+  await until(
+    () =>
+      page.evaluate(() =>
+        [...(globalThis as any).document.querySelectorAll('.vgrid img')].every(
+          (i: any) => i.complete && i.naturalWidth > 0,
+        ),
+      ),
+    'thumbnails to load',
+  );
   await page.screenshot({ path: screenshotPath('ui-dataset-grid') });
 
   // filter to one split after a bulk action: select two items, move them to "test"
   await grid.getByRole('option').nth(0).click();
-  await grid.getByRole('option').nth(1).click({ modifiers: ['Shift'] });
+  await grid
+    .getByRole('option')
+    .nth(1)
+    .click({ modifiers: ['Shift'] });
   const bulk = page.getByRole('toolbar', { name: 'Actions on the selected items' });
   await bulk.getByText('2 selected').waitFor();
   await bulk.getByLabel('Split for the selected items').selectOption('test');
@@ -68,7 +79,10 @@ test('drop a folder, label an item with the keyboard, undo, redo, restart: the l
   const exportDir = join(ui.dataDir('e2e-export-'), 'out');
   await exportCard.getByLabel('Folder on the Lenslab machine').fill(exportDir);
   await exportCard.getByRole('button', { name: 'Export' }).click();
-  await exportCard.getByRole('status').filter({ hasText: /^Exported 6 items/ }).waitFor({ timeout: 30_000 });
+  await exportCard
+    .getByRole('status')
+    .filter({ hasText: /^Exported 6 items/ })
+    .waitFor({ timeout: 30_000 });
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: screenshotPath('ui-dataset-grid-dark') });
   await page.emulateMedia({ colorScheme: 'light' });
@@ -106,11 +120,17 @@ test('drop a folder, label an item with the keyboard, undo, redo, restart: the l
 
   // Ctrl+Z with a clean draft undoes the saved change in the backend; Ctrl+Shift+Z redoes it
   await page.keyboard.press('Control+z');
-  await until(async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length, 'the undo');
+  await until(
+    async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length,
+    'the undo',
+  );
   await page.getByText(/^Undid:/).waitFor();
   assert.equal(await page.getByText('a keyboard-made label').count(), 0);
   await page.keyboard.press('Control+Shift+z');
-  await until(async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length + 1, 'the redo');
+  await until(
+    async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length + 1,
+    'the redo',
+  );
   await page.getByText(/^Redid:/).waitFor();
 
   // next item with the keyboard
@@ -126,11 +146,17 @@ test('drop a folder, label an item with the keyboard, undo, redo, restart: the l
   page = await ui.newPage();
   await page.goto(`${server.url}#/datasets/${saved.datasetId}/items/${itemId}`);
   await page.getByRole('heading', { name: /Label item/ }).waitFor();
-  await until(() => page.locator('textarea').evaluateAll((els) => els.some((e) => (e as any).value === 'a keyboard-made label')), 'the label in the editor');
+  await until(
+    () => page.locator('textarea').evaluateAll((els) => els.some((e) => (e as any).value === 'a keyboard-made label')),
+    'the label in the editor',
+  );
   const history = await call(server, 'datasets.history', { datasetId: saved.datasetId });
   assert.equal(history.canUndo, true);
   await page.getByRole('toolbar', { name: 'Item navigation' }).getByRole('button', { name: /Undo/ }).click();
-  await until(async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length, 'the undo after a restart');
+  await until(
+    async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length,
+    'the undo after a restart',
+  );
   await page.screenshot({ path: screenshotPath('ui-labeling-after-restart') });
   await ui.closePage(page);
   await server.stop();

@@ -13,7 +13,16 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { screenshotPath } from './harness';
 import { call, uiFixture, type UiFixture } from './ui-helpers';
-import { HF_CAPTIONS, ICON_TEST, ICON_TRAIN, KARPATHY, cocoKarpathy, hfParquet, hfParquetPaths, iconVqa } from '../datasets/blip-layouts';
+import {
+  HF_CAPTIONS,
+  ICON_TEST,
+  ICON_TRAIN,
+  KARPATHY,
+  cocoKarpathy,
+  hfParquet,
+  hfParquetPaths,
+  iconVqa,
+} from '../datasets/blip-layouts';
 
 let ui: UiFixture;
 before(async () => {
@@ -52,7 +61,13 @@ async function dropFiles(page: Page, files: DropFile[]): Promise<boolean> {
     for (const f of files) {
       const bytes = Uint8Array.from(g.atob(f.base64), (c: string) => c.charCodeAt(0));
       const name: string = f.relativePath.split('/').pop() ?? '';
-      const type = name.endsWith('.png') ? 'image/png' : name.endsWith('.jpg') ? 'image/jpeg' : name.endsWith('.json') ? 'application/json' : '';
+      const type = name.endsWith('.png')
+        ? 'image/png'
+        : name.endsWith('.jpg')
+          ? 'image/jpeg'
+          : name.endsWith('.json')
+            ? 'application/json'
+            : '';
       const file = new g.File([bytes], name, { type });
       Object.defineProperty(file, 'webkitRelativePath', { value: f.relativePath });
       dt.items.add(file);
@@ -82,8 +97,10 @@ test('drop the icon-VQA, HF parquet and COCO-Karpathy layouts: each imports with
   await page.getByRole('heading', { name: 'Datasets', level: 1 }).waitFor();
   await page.getByRole('region', { name: 'Import a dataset: drop a folder or files here' }).waitFor();
 
-  const datasetByName = async (name: string) => (await call(server, 'datasets.list', {})).datasets.find((d) => d.name === name);
-  const splitCount = async (datasetId: number, split: 'train' | 'val' | 'test') => (await call(server, 'items.list', { datasetId, limit: 1, split })).total;
+  const datasetByName = async (name: string) =>
+    (await call(server, 'datasets.list', {})).datasets.find((d) => d.name === name);
+  const splitCount = async (datasetId: number, split: 'train' | 'val' | 'test') =>
+    (await call(server, 'items.list', { datasetId, limit: 1, split })).total;
   const dropAndReport = async (root: string, name: string, expected: number) => {
     assert.equal(await dropFiles(page, folderFiles(root, name)), true, `the drop of ${name} is taken`);
     const report = page.getByRole('status', { name: `Import report for ${name}` });
@@ -100,15 +117,25 @@ test('drop the icon-VQA, HF parquet and COCO-Karpathy layouts: each imports with
   assert.equal(await splitCount(icon.id, 'test'), ICON_TEST.length);
   const first = (await call(server, 'items.list', { datasetId: icon.id, limit: 1, split: 'train' })).items[0];
   const item = await call(server, 'items.get', { id: first.id });
-  assert.deepEqual(item.annotations.map((a) => a.data), [{ question: ICON_TRAIN[0].question, answer: ICON_TRAIN[0].answer }]);
-  assert.equal(item.provenance?.imageOriginal, `train_fill_in_blank/train_fill_in_blank/${ICON_TRAIN[0].pid}/image.png`);
+  assert.deepEqual(
+    item.annotations.map((a) => a.data),
+    [{ question: ICON_TRAIN[0].question, answer: ICON_TRAIN[0].answer }],
+  );
+  assert.equal(
+    item.provenance?.imageOriginal,
+    `train_fill_in_blank/train_fill_in_blank/${ICON_TRAIN[0].pid}/image.png`,
+  );
   await page.screenshot({ path: screenshotPath('ui-drop-layouts-icon') });
 
   // the train folder alone, then the test folder alone
   const train = await dropAndReport(join(src, 'nested', 'icon_train'), 'icon_train', ICON_TRAIN.length);
   assert.equal(await splitCount(train.id, 'train'), ICON_TRAIN.length);
   const testData = await dropAndReport(join(src, 'nested', 'test_data'), 'test_data', ICON_TEST.length);
-  assert.equal(await splitCount(testData.id, 'test'), ICON_TEST.length, 'a dropped test_data folder is the held-out split');
+  assert.equal(
+    await splitCount(testData.id, 'test'),
+    ICON_TEST.length,
+    'a dropped test_data folder is the held-out split',
+  );
 
   // train.jsonl and its image tree dropped together (two entries): the layout again, whatever the batch is named
   const pair = [
@@ -127,13 +154,19 @@ test('drop the icon-VQA, HF parquet and COCO-Karpathy layouts: each imports with
   assert.equal(await splitCount(football.id, 'train'), HF_CAPTIONS.length);
   const captions = (await call(server, 'items.list', { datasetId: football.id, limit: 10 })).items;
   assert.equal(captions.length, HF_CAPTIONS.length);
-  const texts = await Promise.all(captions.map(async (c) => ((await call(server, 'items.get', { id: c.id })).annotations[0].data as { text: string }).text));
+  const texts = await Promise.all(
+    captions.map(
+      async (c) => ((await call(server, 'items.get', { id: c.id })).annotations[0].data as { text: string }).text,
+    ),
+  );
   assert.deepEqual(texts.sort(), [...HF_CAPTIONS].sort());
 
   // COCO-Karpathy: captions of one image are one item
   const coco = await dropAndReport(join(src, 'coco'), 'coco', new Set(KARPATHY.map((k) => k.image)).size);
   const cocoItems = (await call(server, 'items.list', { datasetId: coco.id, limit: 10 })).items;
-  const counts = await Promise.all(cocoItems.map(async (c) => (await call(server, 'items.get', { id: c.id })).annotations.length));
+  const counts = await Promise.all(
+    cocoItems.map(async (c) => (await call(server, 'items.get', { id: c.id })).annotations.length),
+  );
   assert.deepEqual(counts.sort(), [1, 1, 2]);
   await page.screenshot({ path: screenshotPath('ui-drop-layouts-coco') });
 
@@ -142,7 +175,10 @@ test('drop the icon-VQA, HF parquet and COCO-Karpathy layouts: each imports with
   assert.equal(await dropFiles(page, folderFiles(join(src, 'broken-parquet'), 'broken-parquet')), true);
   const alert = page.getByRole('alert').filter({ hasText: 'The import failed' });
   await alert.waitFor({ timeout: 30_000 });
-  assert.match(await alert.innerText(), /train-00000-of-00001\.parquet\[0\]\.image\.path: file not found: images\/p0\.png/);
+  assert.match(
+    await alert.innerText(),
+    /train-00000-of-00001\.parquet\[0\]\.image\.path: file not found: images\/p0\.png/,
+  );
   assert.equal((await call(server, 'datasets.list', {})).datasets.length, before, 'nothing stored');
   assert.equal(await datasetByName('broken-parquet'), undefined);
   await page.screenshot({ path: screenshotPath('ui-drop-layouts-error') });
@@ -151,7 +187,11 @@ test('drop the icon-VQA, HF parquet and COCO-Karpathy layouts: each imports with
   // blip-vqa-lora preset fills the form with editable values and says plainly when BLIP cannot be trained here
   await page.goto(`${server.url}#/train?dataset=${icon.id}`);
   await page.getByRole('heading', { name: 'Train', level: 1 }).waitFor();
-  await page.getByText(`This dataset has no validation items: the run evaluates on its ${ICON_TEST.length} test items`, { exact: false }).waitFor();
+  await page
+    .getByText(`This dataset has no validation items: the run evaluates on its ${ICON_TEST.length} test items`, {
+      exact: false,
+    })
+    .waitFor();
   assert.equal(await page.locator('#eval-split').inputValue(), 'test');
   await page.locator('#train-recipe').selectOption('blip-vqa-lora');
   await page.getByText(/^Preset blip-vqa-lora:/).waitFor();
@@ -164,7 +204,10 @@ test('drop the icon-VQA, HF parquet and COCO-Karpathy layouts: each imports with
   const problem = page.getByTestId('recipe-problem');
   if (!(info.modelTypes ?? []).includes('blip')) {
     await problem.waitFor();
-    assert.match(await problem.innerText(), /^The blip-vqa-lora preset is for BLIP models \(BlipForQuestionAnswering, config\.json model_type "blip"\)\. The app cannot train BLIP models yet; train them from a terminal: lenslab train --model BLIP_VQA_DIR/);
+    assert.match(
+      await problem.innerText(),
+      /^The blip-vqa-lora preset is for BLIP models \(BlipForQuestionAnswering, config\.json model_type "blip"\)\. The app cannot train BLIP models yet; train them from a terminal: lenslab train --model BLIP_VQA_DIR/,
+    );
   }
   // the values stay editable
   await page.getByLabel('LoRA rank', { exact: true }).fill('8');

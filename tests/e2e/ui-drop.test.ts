@@ -35,7 +35,12 @@ function folderFiles(root: string, name: string): DropFile[] {
     for (const n of readdirSync(dir).sort()) {
       const p = join(dir, n);
       if (statSync(p).isDirectory()) walk(p, `${rel}/${n}`);
-      else out.push({ relativePath: `${rel}/${n}`, base64: readFileSync(p).toString('base64'), type: n.endsWith('.png') ? 'image/png' : n.endsWith('.json') ? 'application/json' : '' });
+      else
+        out.push({
+          relativePath: `${rel}/${n}`,
+          base64: readFileSync(p).toString('base64'),
+          type: n.endsWith('.png') ? 'image/png' : n.endsWith('.json') ? 'application/json' : '',
+        });
     }
   };
   walk(root, name);
@@ -43,7 +48,11 @@ function folderFiles(root: string, name: string): DropFile[] {
 }
 
 /** Build the files in the page, put them in a DataTransfer (kept on window for the drop), and fire dragenter + dragover. */
-async function dragOver(page: Page, selector: string, files: DropFile[]): Promise<{ entries: number; prevented: boolean }> {
+async function dragOver(
+  page: Page,
+  selector: string,
+  files: DropFile[],
+): Promise<{ entries: number; prevented: boolean }> {
   return page.evaluate(
     ({ selector, files }) => {
       const g = globalThis as any;
@@ -87,7 +96,10 @@ test('drop a folder on the DropZone (drag-over highlight, import report), label 
   const src = join(ui.dataDir('e2e-drop-src-'), 'icons');
   await writeDemoDataset(src, { seed: 5, count: 4, families: ['colors'] });
   const files = folderFiles(src, 'icons');
-  assert.ok(files.some((f) => f.relativePath === 'icons/images/00000.png'), 'the demo folder has images under images/');
+  assert.ok(
+    files.some((f) => f.relativePath === 'icons/images/00000.png'),
+    'the demo folder has images under images/',
+  );
 
   let server = await ui.serve(dir);
   let page = await ui.newPage();
@@ -101,7 +113,9 @@ test('drop a folder on the DropZone (drag-over highlight, import report), label 
   // drag over: the zone takes the drag (dragover prevented) and shows its highlight
   const over = await dragOver(page, selector, files);
   assert.equal(over.prevented, true, 'dragover is prevented so that the drop is allowed');
-  t.diagnostic(`items with a webkitGetAsEntry() entry: ${over.entries} of ${files.length} (0: the entry-less path is used)`);
+  t.diagnostic(
+    `items with a webkitGetAsEntry() entry: ${over.entries} of ${files.length} (0: the entry-less path is used)`,
+  );
   await page.locator(`${selector}.dragging`).waitFor();
   await zone.getByText('Release to import').waitFor();
   const border = await zone.locator('.box').evaluate((el) => (globalThis as any).getComputedStyle(el).borderTopStyle);
@@ -141,18 +155,31 @@ test('drop a folder on the DropZone (drag-over highlight, import report), label 
     const it = await call(server, 'items.get', { id: itemId });
     return it.annotations.length === before.annotations.length + 1 ? it : null;
   }, 'the saved QA pair');
-  assert.deepEqual(saved.annotations[saved.annotations.length - 1].data, { question: 'Which color fills it?', answer: 'a dropped label' });
+  assert.deepEqual(saved.annotations[saved.annotations.length - 1].data, {
+    question: 'Which color fills it?',
+    answer: 'a dropped label',
+  });
   // Mod+Z undoes the draft while it still differs from what is stored, so wait until the editor has taken the
   // saved annotations back (status "Saved") and the saved change is what Undo would take back.
-  await page.getByRole('form', { name: `Annotations of item ${itemId}` }).getByRole('status').getByText('Saved', { exact: true }).waitFor();
+  await page
+    .getByRole('form', { name: `Annotations of item ${itemId}` })
+    .getByRole('status')
+    .getByText('Saved', { exact: true })
+    .waitFor();
   await page.locator('button[title^="Undo: "]:not([disabled])').first().waitFor();
 
   // undo, redo with the keyboard
   await page.keyboard.press('Control+z');
-  await until(async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length, 'the undo');
+  await until(
+    async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length,
+    'the undo',
+  );
   await page.getByText(/^Undid:/).waitFor();
   await page.keyboard.press('Control+Shift+z');
-  await until(async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length + 1, 'the redo');
+  await until(
+    async () => (await call(server, 'items.get', { id: itemId })).annotations.length === before.annotations.length + 1,
+    'the redo',
+  );
   await page.getByText(/^Redid:/).waitFor();
   await ui.closePage(page);
 
@@ -160,11 +187,17 @@ test('drop a folder on the DropZone (drag-over highlight, import report), label 
   await server.stop('SIGTERM');
   server = await ui.serve(dir);
   const after = await call(server, 'items.get', { id: itemId });
-  assert.deepEqual(after.annotations.map((a) => a.data), saved.annotations.map((a) => a.data));
+  assert.deepEqual(
+    after.annotations.map((a) => a.data),
+    saved.annotations.map((a) => a.data),
+  );
   page = await ui.newPage();
   await page.goto(`${server.url}#/datasets/${datasetId}/items/${itemId}`);
   await page.getByRole('heading', { name: /Label item/ }).waitFor();
-  await until(() => page.locator('textarea').evaluateAll((els) => els.some((e) => (e as any).value === 'a dropped label')), 'the label in the editor after a restart');
+  await until(
+    () => page.locator('textarea').evaluateAll((els) => els.some((e) => (e as any).value === 'a dropped label')),
+    'the label in the editor after a restart',
+  );
   await page.screenshot({ path: screenshotPath('ui-drop-after-restart') });
   await ui.closePage(page);
   await server.stop();

@@ -26,9 +26,14 @@ test('sample dataset → quick-start preset → run with a step-0 baseline → c
 
   // Train opens on it with the preset
   await page.getByRole('heading', { name: 'Train', level: 1 }).waitFor({ timeout: 120_000 });
-  await page.getByText(/^Quick start: LoRA r16 on every projection, lr 3e-3, 400 steps of 16/).waitFor({ timeout: 30_000 });
+  await page
+    .getByText(/^Quick start: LoRA r16 on every projection, lr 3e-3, 400 steps of 16/)
+    .waitFor({ timeout: 30_000 });
   const { datasets } = await call(server, 'datasets.list', {});
-  assert.deepEqual(datasets.map((d) => d.name), ['Sample: icons (shapes)']);
+  assert.deepEqual(
+    datasets.map((d) => d.name),
+    ['Sample: icons (shapes)'],
+  );
   assert.ok(datasets[0].itemCount > 1000, `${datasets[0].itemCount} items`);
   await page.locator('summary').filter({ hasText: 'The same run from a terminal' }).click();
   const cli = await page.getByTestId('train-cli').innerText();
@@ -36,19 +41,27 @@ test('sample dataset → quick-start preset → run with a step-0 baseline → c
   assert.match(cli, /--lr 0\.003 .*--target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj/);
   assert.match(cli, /--eval-at-start true/);
   await page.getByLabel('Run name').fill('first-run');
-  await page.getByText('Fits', { exact: true }).waitFor({ timeout: 120_000 }).catch(async (e) => {
-    await page.screenshot({ path: screenshotPath('ui-first-run-fail'), fullPage: true });
-    throw e;
-  });
+  await page
+    .getByText('Fits', { exact: true })
+    .waitFor({ timeout: 120_000 })
+    .catch(async (e) => {
+      await page.screenshot({ path: screenshotPath('ui-first-run-fail'), fullPage: true });
+      throw e;
+    });
   await page.getByRole('button', { name: 'Start training' }).click();
   const monitor = page.getByRole('region', { name: 'Run first-run' });
   await monitor.waitFor({ timeout: 60_000 });
   const runId = (await call(server, 'runs.list', {})).runs[0].id;
-  await until(async () => {
-    const r = await call(server, 'runs.get', { id: runId });
-    if (r.status === 'failed') throw new Error(`the run failed: ${JSON.stringify(r)}`);
-    return r.status === 'completed';
-  }, 'the run to complete', 300_000, 1000);
+  await until(
+    async () => {
+      const r = await call(server, 'runs.get', { id: runId });
+      if (r.status === 'failed') throw new Error(`the run failed: ${JSON.stringify(r)}`);
+      return r.status === 'completed';
+    },
+    'the run to complete',
+    300_000,
+    1000,
+  );
   const m = await call(server, 'runs.metrics', { id: runId, names: ['eval_exact_match', 'eval_majority_baseline'] });
   const em = m.series.eval_exact_match;
   assert.equal(em.steps[0], 0, 'the base model is evaluated at step 0');
@@ -81,7 +94,10 @@ test('sample dataset → quick-start preset → run with a step-0 baseline → c
   await page.keyboard.press('Enter');
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 60_000 });
   const meta = page.getByRole('log').locator('.msg.role-assistant .meta');
-  await until(async () => /End of turn|Max tokens reached/.test(await meta.innerText().catch(() => '')), 'the answer and its stop reason');
+  await until(
+    async () => /End of turn|Max tokens reached/.test(await meta.innerText().catch(() => '')),
+    'the answer and its stop reason',
+  );
   const [c] = (await call(server, 'chats.list', {})).chats;
   assert.equal(c.adapterDir, adapterDir);
   assert.deepEqual(c.settings.options, { temperature: 0, maxNewTokens: 8 });
@@ -94,7 +110,10 @@ test('sample dataset → quick-start preset → run with a step-0 baseline → c
   await table.getByRole('button', { name: 'Save' }).click();
   await table.getByRole('link', { name: 'shapes quick start' }).waitFor();
   await table.getByRole('button', { name: 'Archive shapes quick start' }).click();
-  await until(async () => (await table.getByRole('link', { name: 'shapes quick start' }).count()) === 0, 'the archived run hidden');
+  await until(
+    async () => (await table.getByRole('link', { name: 'shapes quick start' }).count()) === 0,
+    'the archived run hidden',
+  );
   await page.getByLabel('Show archived (1)').check();
   await table.getByRole('button', { name: 'Unarchive shapes quick start' }).waitFor();
   page.once('dialog', (d) => void d.accept());

@@ -34,7 +34,10 @@ export async function uiFixture(): Promise<UiFixture> {
       return t.dir;
     },
     async newPage(opts = {}) {
-      const ctx = await browser.newContext({ viewport: { width: opts.width ?? 1280, height: opts.height ?? 800 }, colorScheme: opts.colorScheme ?? 'light' });
+      const ctx = await browser.newContext({
+        viewport: { width: opts.width ?? 1280, height: opts.height ?? 800 },
+        colorScheme: opts.colorScheme ?? 'light',
+      });
       const page = await ctx.newPage();
       const list: string[] = [];
       errors.set(page, list);
@@ -58,7 +61,11 @@ export async function uiFixture(): Promise<UiFixture> {
 }
 
 /** Call the API of a serve process over HTTP (the way a script would). Throws on an error envelope. */
-export async function call<M extends MethodName>(server: ServeProcess, method: M, params: Params<M>): Promise<Result<M>> {
+export async function call<M extends MethodName>(
+  server: ServeProcess,
+  method: M,
+  params: Params<M>,
+): Promise<Result<M>> {
   const res = await fetch(`${server.origin}/api/${method}`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },

@@ -54,11 +54,17 @@ test('pull a model from the Hub with an interruption, stop and resume it, then c
   const item = page.locator('[data-pull="lenslab/demo-llava"]');
   await item.waitFor();
   // it keeps going after the cut transfer, then hangs at 400 kB: the progress shows where it is
-  await until(async () => {
-    const p = (await call(server, 'hub.pulls', {})).pulls[0];
-    return p && p.progress.bytes >= 400_000 && p.progress.retries >= 1 ? p : null;
-  }, 'the download to reach the stall', 30_000).catch(async (e) => {
-    throw new Error(`${e.message}\npulls: ${JSON.stringify((await call(server, 'hub.pulls', {})).pulls)}\nhub log: ${JSON.stringify(hub.log)}\nserve: ${server.output()}`);
+  await until(
+    async () => {
+      const p = (await call(server, 'hub.pulls', {})).pulls[0];
+      return p && p.progress.bytes >= 400_000 && p.progress.retries >= 1 ? p : null;
+    },
+    'the download to reach the stall',
+    30_000,
+  ).catch(async (e) => {
+    throw new Error(
+      `${e.message}\npulls: ${JSON.stringify((await call(server, 'hub.pulls', {})).pulls)}\nhub log: ${JSON.stringify(hub.log)}\nserve: ${server.output()}`,
+    );
   });
   await until(async () => /KB|kB|KiB/.test(await item.innerText()), 'bytes shown');
   await page.screenshot({ path: screenshotPath('ui-hub-pulling') });
@@ -71,7 +77,11 @@ test('pull a model from the Hub with an interruption, stop and resume it, then c
   await item.getByRole('button', { name: 'Resume lenslab/demo-llava' }).click();
   await page.locator('[data-pull="lenslab/demo-llava"][data-status="done"]').waitFor({ timeout: 30_000 });
   const ranged = hub.log.slice(before).filter((l) => l.path.startsWith('/cdn-lfs/'));
-  assert.deepEqual(ranged.map((l) => l.range), ['bytes=400000-'], 'the resumed pull asked only for the rest');
+  assert.deepEqual(
+    ranged.map((l) => l.range),
+    ['bytes=400000-'],
+    'the resumed pull asked only for the rest',
+  );
   assert.ok(!hub.log.some((l) => l.path.includes('pytorch_model.bin')), 'no pickle was fetched');
   assert.match(await item.innerText(), /Added to your models/);
   const { models } = await call(server, 'models.list', {});
@@ -85,16 +95,28 @@ test('pull a model from the Hub with an interruption, stop and resume it, then c
   await writeDemoDataset(src, { seed: 4, count: 1, families: ['colors'] });
   await item.getByRole('link', { name: 'Chat' }).click();
   await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
-  await until(async () => (await page.getByRole('combobox', { name: 'Model', exact: true }).locator('option:checked').innerText().catch(() => '')) === 'lenslab/demo-llava', 'the pulled model picked');
+  await until(
+    async () =>
+      (await page
+        .getByRole('combobox', { name: 'Model', exact: true })
+        .locator('option:checked')
+        .innerText()
+        .catch(() => '')) === 'lenslab/demo-llava',
+    'the pulled model picked',
+  );
   await page.getByTestId('chat-image-input').setInputFiles(join(src, 'images', '00000.png'));
   await page.getByRole('img', { name: /Attached: 00000\.png/ }).waitFor();
   await page.getByLabel('Your question').fill('What color is the circle?');
   await page.keyboard.press('Enter');
   await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 90_000 });
-  const chats = await until(async () => {
-    const r = await call(server, 'chats.list', {});
-    return r.chats.length === 1 && r.chats[0].messageCount === 2 ? r.chats : null;
-  }, 'the saved chat', 30_000);
+  const chats = await until(
+    async () => {
+      const r = await call(server, 'chats.list', {});
+      return r.chats.length === 1 && r.chats[0].messageCount === 2 ? r.chats : null;
+    },
+    'the saved chat',
+    30_000,
+  );
   assert.equal(chats[0].modelId, model!.id);
   const got = await call(server, 'chats.get', { id: chats[0].id });
   assert.ok(got.messages[1].content.length > 0, 'the pulled model answered');
@@ -104,16 +126,35 @@ test('pull a model from the Hub with an interruption, stop and resume it, then c
   const png = readFileSync(join(src, 'images', '00000.png')).toString('base64');
   const res = await fetch(`${server.origin}/v1/chat/completions`, {
     method: 'POST',
-    headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json', 'User-Agent': 'OpenAI/Python 1.54.0' },
+    headers: {
+      Authorization: `Bearer ${server.token}`,
+      'Content-Type': 'application/json',
+      'User-Agent': 'OpenAI/Python 1.54.0',
+    },
     body: JSON.stringify({
       model: 'lenslab/demo-llava',
-      messages: [{ role: 'user', content: [{ type: 'text', text: 'What color is the circle?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What color is the circle?' },
+            { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },
+          ],
+        },
+      ],
       temperature: 0,
     }),
   });
   assert.equal(res.status, 200);
-  const completion = (await res.json()) as { object: string; choices: Array<{ message: { content: string }; finish_reason: string }> };
+  const completion = (await res.json()) as {
+    object: string;
+    choices: Array<{ message: { content: string }; finish_reason: string }>;
+  };
   assert.equal(completion.object, 'chat.completion');
-  assert.equal(completion.choices[0].message.content.trim(), got.messages[1].content.trim(), 'the endpoint answers as the chat did (greedy)');
+  assert.equal(
+    completion.choices[0].message.content.trim(),
+    got.messages[1].content.trim(),
+    'the endpoint answers as the chat did (greedy)',
+  );
   await ui.closePage(page);
 });

@@ -119,13 +119,21 @@ test('text search in the dataset grid ranks the matching images first; more like
   await page.screenshot({ path: screenshotPath('ui-image-search-cleared') });
 
   // the linter compares the images with the same model: the random base model finds these generated icons alike
-  await page.getByLabel('Model to find near-duplicate images with').selectOption({ label: 'Near-duplicate images: tiny CLIP' });
+  await page
+    .getByLabel('Model to find near-duplicate images with')
+    .selectOption({ label: 'Near-duplicate images: tiny CLIP' });
   await page.getByLabel('Near-duplicate image threshold').fill('0.99');
   await page.getByRole('button', { name: 'Check for problems' }).click();
   const lint = page.getByRole('region', { name: 'Dataset problems' });
   await lint.getByText('Near-duplicate images').waitFor({ timeout: 60_000 });
-  const { findings } = await call(server, 'datasets.lintResults', { datasetId: imp.datasetId, rule: 'near_duplicate_image' });
+  const { findings } = await call(server, 'datasets.lintResults', {
+    datasetId: imp.datasetId,
+    rule: 'near_duplicate_image',
+  });
   assert.ok(findings.length > 0);
-  assert.match(findings[0].message, /near-duplicate of the image of item \d+.*cosine (0\.99\d+|1\.0000) ≥ 0\.99 with tiny CLIP/);
+  assert.match(
+    findings[0].message,
+    /near-duplicate of the image of item \d+.*cosine (0\.99\d+|1\.0000) ≥ 0\.99 with tiny CLIP/,
+  );
   await ui.closePage(page);
 });

@@ -30,7 +30,10 @@ test('a folder with the same questions in two files is flagged as duplicate samp
   await until(async () => !(await lint.innerText()).includes('checking'), 'the lint to finish');
   await lint.getByText('Same question twice').waitFor();
   assert.ok(!(await lint.innerText()).includes('ready to train'));
-  const { findings } = await call(server, 'datasets.lintResults', { datasetId: imp.datasetId, rule: 'duplicate_sample' });
+  const { findings } = await call(server, 'datasets.lintResults', {
+    datasetId: imp.datasetId,
+    rule: 'duplicate_sample',
+  });
   assert.ok(findings.length >= 5, `${findings.length} duplicates`);
   await page.screenshot({ path: screenshotPath('ui-lint-duplicates') });
   await ui.closePage(page);

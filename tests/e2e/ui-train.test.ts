@@ -24,7 +24,8 @@ const field = (page: Page, name: string) => page.getByRole('textbox', { name, ex
 
 /** Points in a chart's series, read from its accessible summary ("train loss 2.1 at step 5 (5 points)"). */
 async function chartPoints(page: Page, chart: string, series: string): Promise<number> {
-  const label = (await page.getByRole('figure', { name: chart, exact: true }).getByRole('img').getAttribute('aria-label')) ?? '';
+  const label =
+    (await page.getByRole('figure', { name: chart, exact: true }).getByRole('img').getAttribute('aria-label')) ?? '';
   const m = new RegExp(`${series} [^;]* \\((\\d+) points\\)`).exec(label);
   return m ? Number(m[1]) : 0;
 }
@@ -40,7 +41,11 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await page.goto(`${server.url}#/train?dataset=${ds.datasetId}`);
   await page.getByRole('heading', { name: 'Train', level: 1 }).waitFor();
   await page.getByRole('button', { name: 'Add the demo model' }).click();
-  await until(async () => (await page.getByLabel('Base model').inputValue()) !== '', 'the demo model in the picker', 30_000);
+  await until(
+    async () => (await page.getByLabel('Base model').inputValue()) !== '',
+    'the demo model in the picker',
+    30_000,
+  );
 
   // a run of STEPS steps of 2 samples, a checkpoint every STEPS / 4. A demo-model step takes a few ms, so the run
   // is long enough (seconds, more under load) for the Pause click, which follows the chart's first points, to land
@@ -68,16 +73,27 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await until(async () => (await chartPoints(page, 'Loss', 'train loss')) >= 2, 'loss points', 120_000);
   // where it runs and why (the trainer's device line). A regex hasText sees the raw textContent, where the template's
   // line breaks leave a space at either end that the page does not show: allow it.
-  await monitor.getByLabel('Device').filter({ hasText: /^\s*Runs on CPU · chosen for this run\s*$/ }).waitFor({ timeout: 60_000 });
+  await monitor
+    .getByLabel('Device')
+    .filter({ hasText: /^\s*Runs on CPU · chosen for this run\s*$/ })
+    .waitFor({ timeout: 60_000 });
   await page.screenshot({ path: screenshotPath('ui-train-running') });
 
   // pause: the job finishes its step, checkpoints and stops
   await monitor.getByRole('button', { name: /Pause/ }).click();
-  const settled = await until(async () => {
-    const r = (await call(server, 'runs.list', {})).runs[0];
-    return r && r.status !== 'running' && r;
-  }, 'the run to stop running after Pause', 120_000);
-  assert.equal(settled.status, 'paused', `the run paused (it is ${settled.status} at step ${settled.step}/${settled.totalSteps})`);
+  const settled = await until(
+    async () => {
+      const r = (await call(server, 'runs.list', {})).runs[0];
+      return r && r.status !== 'running' && r;
+    },
+    'the run to stop running after Pause',
+    120_000,
+  );
+  assert.equal(
+    settled.status,
+    'paused',
+    `the run paused (it is ${settled.status} at step ${settled.step}/${settled.totalSteps})`,
+  );
   await monitor.getByRole('heading', { name: 'icons-demo-lora paused' }).waitFor({ timeout: 60_000 });
   const runs = (await call(server, 'runs.list', {})).runs;
   assert.equal(runs.length, 1);
@@ -87,9 +103,17 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await page.screenshot({ path: screenshotPath('ui-train-paused') });
 
   await monitor.getByRole('button', { name: /Resume/ }).click();
-  await until(async () => (await call(server, 'runs.get', { id: runs[0].id })).step > pausedAt, 'steps after the resume', 120_000);
+  await until(
+    async () => (await call(server, 'runs.get', { id: runs[0].id })).step > pausedAt,
+    'steps after the resume',
+    120_000,
+  );
   await until(async () => (await chartPoints(page, 'Loss', 'train loss')) > pausedAt, 'the chart continuing', 60_000);
-  await until(async () => (await call(server, 'runs.get', { id: runs[0].id })).status === 'completed', 'the run to complete', 180_000);
+  await until(
+    async () => (await call(server, 'runs.get', { id: runs[0].id })).status === 'completed',
+    'the run to complete',
+    180_000,
+  );
   await monitor.getByRole('heading', { name: 'icons-demo-lora completed' }).waitFor({ timeout: 60_000 });
   const metrics = await call(server, 'runs.metrics', { id: runs[0].id, names: ['loss'] });
   assert.equal(metrics.series.loss.steps.length, STEPS, 'one loss point per step across the pause');
@@ -100,7 +124,11 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await row.waitFor({ timeout: 60_000 });
   assert.match(await row.innerText(), /completed/);
   assert.match(await row.innerText(), /lora r4/);
-  await until(async () => (await chartPoints(page, 'loss', 'icons-demo-lora')) === STEPS, 'the run curve in Runs', 60_000);
+  await until(
+    async () => (await chartPoints(page, 'loss', 'icons-demo-lora')) === STEPS,
+    'the run curve in Runs',
+    60_000,
+  );
   await page.screenshot({ path: screenshotPath('ui-runs') });
   // a narrow window: the wide runs table scrolls in its own box, the page does not scroll sideways
   await page.setViewportSize({ width: 900, height: 900 });
@@ -111,12 +139,22 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   await row.getByRole('link', { name: 'icons-demo-lora' }).click();
   await page.getByRole('table', { name: 'Checkpoints' }).waitFor({ timeout: 60_000 });
   const preds = page.getByRole('region', { name: 'Predictions per evaluation' });
-  await preds.getByRole('region', { name: 'Predictions' }).getByText(/^Question$/).first().waitFor({ timeout: 60_000 });
+  await preds
+    .getByRole('region', { name: 'Predictions' })
+    .getByText(/^Question$/)
+    .first()
+    .waitFor({ timeout: 60_000 });
   // base vs fine-tuned on the same items: evaluate the base model, its answers appear beside the run's
   await preds.getByRole('button', { name: 'Evaluate the base model on the same items' }).click();
   await preds.getByRole('radio', { name: /Changed vs Base/ }).waitFor({ timeout: 120_000 });
   await preds.getByRole('definition').filter({ hasText: /./ }).first().waitFor({ timeout: 60_000 });
-  assert.ok((await preds.getByRole('term').filter({ hasText: /^Base$/ }).count()) > 0, 'the base answers are shown');
+  assert.ok(
+    (await preds
+      .getByRole('term')
+      .filter({ hasText: /^Base$/ })
+      .count()) > 0,
+    'the base answers are shown',
+  );
   await page.locator('main.content').evaluate((el) => el.scrollTo(0, 0));
   await page.screenshot({ path: screenshotPath('ui-run-detail') });
   await page.emulateMedia({ colorScheme: 'dark' });
@@ -148,7 +186,10 @@ test('start a short run on the demo model, the loss chart grows, pause, resume, 
   const exportDir = join(ui.dataDir('e2e-export-'), 'adapter');
   await adapters.getByLabel('Empty folder to write to').fill(exportDir);
   await adapters.getByRole('button', { name: 'Export adapter' }).click();
-  await adapters.getByRole('status').filter({ hasText: `to ${exportDir}` }).waitFor({ timeout: 30_000 });
+  await adapters
+    .getByRole('status')
+    .filter({ hasText: `to ${exportDir}` })
+    .waitFor({ timeout: 30_000 });
   await ui.closePage(page);
   await server.stop();
 });

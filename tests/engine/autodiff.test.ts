@@ -34,7 +34,13 @@ test('a frozen weight gets no gradient work; the activation through it does', ()
   const y2 = matmul(tanh(matmul(x2, v1)), v2);
   const n0 = g2.nodes.length;
   gradients(y2, [v2]);
-  assert.deepEqual(g2.nodes.slice(n0).map((n) => n.opType).filter((t) => t !== 'Reshape'), ['Gemm']);
+  assert.deepEqual(
+    g2.nodes
+      .slice(n0)
+      .map((n) => n.opType)
+      .filter((t) => t !== 'Reshape'),
+    ['Gemm'],
+  );
 });
 
 test('a missing gradient rule fails with the op name', () => {
@@ -91,10 +97,19 @@ test('gradient of a multiply-used value across a two-layer MLP matches finite di
 test('gradcheck rejects a wrong gradient rule', async () => {
   // Softsign(x) = x / (1 + |x|); register a deliberately wrong rule (missing the square) for this test only.
   registerOp('Softsign', {
-    grad: (c) => [c.g.op1('Div', [c.gradOutputs[0]!, c.g.op1('Add', [c.g.scalar(1, c.inputs[0]!), c.g.op1('Abs', [c.inputs[0]!])])])],
+    grad: (c) => [
+      c.g.op1('Div', [
+        c.gradOutputs[0]!,
+        c.g.op1('Add', [c.g.scalar(1, c.inputs[0]!), c.g.op1('Abs', [c.inputs[0]!])]),
+      ]),
+    ],
   });
   await assert.rejects(
-    gradcheck({ dtype: 'float32', inputs: [{ name: 'x', shape: [4], range: [0.5, 2] }], build: (g, [x]) => g.op1('Softsign', [x]) }),
+    gradcheck({
+      dtype: 'float32',
+      inputs: [{ name: 'x', shape: [4], range: [0.5, 2] }],
+      build: (g, [x]) => g.op1('Softsign', [x]),
+    }),
     /autodiff .* vs finite difference/,
   );
 });

@@ -85,12 +85,17 @@ export function blockTensors(c: BlockConfig, seed: number, scale: number): Block
   for (const p of blockParams(c)) init[p.name] = randn(p.shape[0] * p.shape[1], p.name.endsWith('_A') ? 0.3 : 0.1);
   const N = c.B * c.T;
   const ids = Array.from({ length: N }, () => Math.floor(r() * c.vocab));
-  const mask = Array.from({ length: N }, (_, i) => (Math.floor(i / c.T) === c.B - 1 && i % c.T >= c.T - Math.floor(c.T / 3) ? 0 : 1));
+  const mask = Array.from({ length: N }, (_, i) =>
+    Math.floor(i / c.T) === c.B - 1 && i % c.T >= c.T - Math.floor(c.T / 3) ? 0 : 1,
+  );
   const labels = Array.from({ length: N }, (_, i) => (mask[i] === 0 || i === 0 ? -100 : Math.floor(r() * c.vocab)));
   return { frozen, init, ids, mask, labels };
 }
 
-export function blockFeeds(c: BlockConfig, t: Pick<BlockTensors, 'ids' | 'mask' | 'labels'>): Record<string, ort.Tensor> {
+export function blockFeeds(
+  c: BlockConfig,
+  t: Pick<BlockTensors, 'ids' | 'mask' | 'labels'>,
+): Record<string, ort.Tensor> {
   return {
     input_ids: tensor('int64', [c.B, c.T], t.ids),
     attention_mask: tensor('int64', [c.B, c.T], t.mask),
@@ -100,15 +105,22 @@ export function blockFeeds(c: BlockConfig, t: Pick<BlockTensors, 'ids' | 'mask' 
 
 /** The block's forward pass and mean cross-entropy loss. Weights not among the trainable params `p` (by the names of
  *  frozenShapes) become initializers from `frozen`. */
-export function blockForward(g: Graph, c: BlockConfig, p: Readonly<Record<string, Value>>, frozen: Record<string, Float32Array | ArrayLike<number>>): ForwardResult {
+export function blockForward(
+  g: Graph,
+  c: BlockConfig,
+  p: Readonly<Record<string, Value>>,
+  frozen: Record<string, Float32Array | ArrayLike<number>>,
+): ForwardResult {
   const { hd } = dims(c);
   const { B, T, D, heads: H, kv_heads: KV, vocab: V } = c;
   const W: Record<string, Value> = {};
-  for (const [k, shape] of Object.entries(frozenShapes(c))) W[k] = p[k] ?? g.initializer(`frozen.${k}`, 'float32', shape, Float32Array.from(frozen[k]));
+  for (const [k, shape] of Object.entries(frozenShapes(c)))
+    W[k] = p[k] ?? g.initializer(`frozen.${k}`, 'float32', shape, Float32Array.from(frozen[k]));
   const ids = g.input('input_ids', 'int64', [B, T]);
   const attnMask = g.input('attention_mask', 'int64', [B, T]);
   const labels = g.input('labels', 'int64', [B, T]);
-  const lora = (x: Value, w: Value, m: string) => add(matmul(x, w), mul(matmul(matmul(x, p[`lora_${m}_A`]), p[`lora_${m}_B`]), c.lora_alpha / c.rank));
+  const lora = (x: Value, w: Value, m: string) =>
+    add(matmul(x, w), mul(matmul(matmul(x, p[`lora_${m}_A`]), p[`lora_${m}_B`]), c.lora_alpha / c.rank));
   const heads = (x: Value, n: number) => transpose(reshape(x, [B, T, n, hd]), [0, 2, 1, 3]); // [B, n, T, hd]
 
   let x = g.op1('Gather', [W.embed, ids], { axis: 0 }); // [B, T, D]

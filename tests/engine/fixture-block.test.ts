@@ -19,13 +19,21 @@ test('LoRA transformer-block training steps match PyTorch autograd + clip + torc
     },
     Object.fromEntries(Object.entries(fx.init).map(([k, t]) => [k, t.data])),
   );
-  const feeds = blockFeeds(c, { ids: fx.inputs.input_ids.data, mask: fx.inputs.attention_mask.data, labels: fx.inputs.labels.data });
+  const feeds = blockFeeds(c, {
+    ids: fx.inputs.input_ids.data,
+    mask: fx.inputs.attention_mask.data,
+    labels: fx.inputs.labels.data,
+  });
   let worstGrad = 0;
   for (const [i, ref] of fx.steps.entries()) {
     const r = await ex.step(feeds, ref.lr);
     assert.ok(Math.abs(r.loss - ref.loss) <= 1e-5 * Math.abs(ref.loss), `step ${i + 1} loss ${r.loss} vs ${ref.loss}`);
-    assert.ok(Math.abs(r.gradNorm - ref.grad_norm) <= 1e-4 * ref.grad_norm, `step ${i + 1} grad norm ${r.gradNorm} vs ${ref.grad_norm}`);
-    for (const [name, gref] of Object.entries(ref.grads)) worstGrad = Math.max(worstGrad, assertClose(r.grads[name], gref, 1e-4, `step ${i + 1} grad ${name}`));
+    assert.ok(
+      Math.abs(r.gradNorm - ref.grad_norm) <= 1e-4 * ref.grad_norm,
+      `step ${i + 1} grad norm ${r.gradNorm} vs ${ref.grad_norm}`,
+    );
+    for (const [name, gref] of Object.entries(ref.grads))
+      worstGrad = Math.max(worstGrad, assertClose(r.grads[name], gref, 1e-4, `step ${i + 1} grad ${name}`));
   }
   const st = ex.state();
   for (const [name, t] of Object.entries(fx.final)) assertClose(st.params[name], t, 1e-4, `final ${name}`);

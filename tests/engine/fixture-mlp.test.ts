@@ -22,15 +22,25 @@ test('MLP training steps match PyTorch autograd + torch.optim.AdamW over 10 step
     return { loss: mul(total, 1 / (N * O)) };
   };
   const ex = await StepExecutor.create(
-    { params, forward, adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: fx.config.weight_decay }, outputGrads: true, session: { threads: 1 } },
+    {
+      params,
+      forward,
+      adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: fx.config.weight_decay },
+      outputGrads: true,
+      session: { threads: 1 },
+    },
     Object.fromEntries(Object.entries(fx.init).map(([k, t]) => [k, t.data])),
   );
-  const feeds = { x: tensor('float32', fx.inputs.x.shape, fx.inputs.x.data), y: tensor('float32', fx.inputs.y.shape, fx.inputs.y.data) };
+  const feeds = {
+    x: tensor('float32', fx.inputs.x.shape, fx.inputs.x.data),
+    y: tensor('float32', fx.inputs.y.shape, fx.inputs.y.data),
+  };
   for (const [i, ref] of fx.steps.entries()) {
     const r = await ex.step(feeds, ref.lr);
     assert.ok(Math.abs(r.loss - ref.loss) <= 1e-5 * Math.abs(ref.loss), `step ${i + 1} loss ${r.loss} vs ${ref.loss}`);
     assert.ok(Math.abs(r.gradNorm - ref.grad_norm) <= 1e-4 * ref.grad_norm, `step ${i + 1} grad norm`);
-    for (const [name, gref] of Object.entries(ref.grads)) assertClose(r.grads[name], gref, 1e-4, `step ${i + 1} grad ${name}`);
+    for (const [name, gref] of Object.entries(ref.grads))
+      assertClose(r.grads[name], gref, 1e-4, `step ${i + 1} grad ${name}`);
   }
   const st = ex.state();
   for (const [name, t] of Object.entries(fx.final)) assertClose(st.params[name], t, 1e-4, `final ${name}`);

@@ -31,10 +31,19 @@ export function loadFixture(name: string): Fixture {
 }
 
 /** ||a - ref|| <= rtol ||ref|| and max|a - ref| <= rtol max|ref|. */
-export function assertClose(actual: ort.Tensor | ArrayLike<number>, ref: FixtureTensor, rtol: number, what: string): number {
-  const a = 'dims' in (actual as object) ? toFloat64(actual as ort.Tensor) : Float64Array.from(actual as ArrayLike<number>);
+export function assertClose(
+  actual: ort.Tensor | ArrayLike<number>,
+  ref: FixtureTensor,
+  rtol: number,
+  what: string,
+): number {
+  const a =
+    'dims' in (actual as object) ? toFloat64(actual as ort.Tensor) : Float64Array.from(actual as ArrayLike<number>);
   assert.equal(a.length, ref.data.length, `${what}: ${a.length} values, reference has ${ref.data.length}`);
-  let dn = 0, rn = 0, dmax = 0, rmax = 0;
+  let dn = 0,
+    rn = 0,
+    dmax = 0,
+    rmax = 0;
   for (let i = 0; i < a.length; i++) {
     const d = a[i] - ref.data[i];
     dn += d * d;

@@ -74,13 +74,15 @@ const host = (t: ort.Tensor): HostTensor => ({ dims: [...t.dims].map(Number), da
 async function makeRunner(g: Graph, evaluator: 'ort' | 'js'): Promise<Runner> {
   if (evaluator === 'js') {
     return {
-      run: async (feeds, fetch) => evalGraph(g, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, host(t)])), fetch),
+      run: async (feeds, fetch) =>
+        evalGraph(g, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, host(t)])), fetch),
       dispose: async () => {},
     };
   }
   const s = await Session.create(serializeModel(g).model, { threads: 1, optimization: 'disabled' });
   return {
-    run: async (feeds, fetch) => Object.fromEntries(Object.entries(await s.run(feeds, fetch)).map(([k, t]) => [k, host(t)])),
+    run: async (feeds, fetch) =>
+      Object.fromEntries(Object.entries(await s.run(feeds, fetch)).map(([k, t]) => [k, host(t)])),
     dispose: () => s.dispose(),
   };
 }
@@ -88,17 +90,22 @@ async function makeRunner(g: Graph, evaluator: 'ort' | 'js'): Promise<Runner> {
 /** The forward nodes on a differentiated path (an input depends on a wrt value, an output reaches an output). */
 function differentiatedNodes(nodes: readonly Node[], wrt: readonly Value[], outs: readonly Value[]): Node[] {
   const depends = new Set<Value>(wrt);
-  for (const n of nodes) if (n.inputs.some((x) => x && depends.has(x))) for (const o of n.outputs) if (isFloat(o.dtype)) depends.add(o);
+  for (const n of nodes)
+    if (n.inputs.some((x) => x && depends.has(x))) for (const o of n.outputs) if (isFloat(o.dtype)) depends.add(o);
   const leads = new Set<Value>(outs);
-  for (let i = nodes.length - 1; i >= 0; i--) if (nodes[i].outputs.some((o) => leads.has(o))) for (const x of nodes[i].inputs) if (x) leads.add(x);
-  return nodes.filter((n) => n.outputs.some((o) => depends.has(o) && leads.has(o)) && n.inputs.some((x) => x && depends.has(x)));
+  for (let i = nodes.length - 1; i >= 0; i--)
+    if (nodes[i].outputs.some((o) => leads.has(o))) for (const x of nodes[i].inputs) if (x) leads.add(x);
+  return nodes.filter(
+    (n) => n.outputs.some((o) => depends.has(o) && leads.has(o)) && n.inputs.some((x) => x && depends.has(x)),
+  );
 }
 
 export async function gradcheck(spec: GradcheckSpec): Promise<GradcheckResult> {
   const fdt: DType = spec.dtype ?? 'float64';
   const is64 = fdt === 'float64';
   const evaluator = spec.evaluator ?? 'ort';
-  if (evaluator === 'js' && !is64) throw new Error("gradcheck: evaluator 'js' is a float64 reference (ORT checks float32 itself)");
+  if (evaluator === 'js' && !is64)
+    throw new Error("gradcheck: evaluator 'js' is a float64 reference (ORT checks float32 itself)");
   const eps = spec.eps ?? (is64 ? 1e-6 : 1e-2);
   const rtol = spec.rtol ?? (is64 ? 1e-5 : 2e-2);
   const atol = spec.atol ?? (is64 ? 1e-7 : 2e-3);
@@ -145,7 +152,7 @@ export async function gradcheck(spec: GradcheckSpec): Promise<GradcheckResult> {
 
   // Pass 2: scalar projection + gradients. The projections use their own stream so that a float32 rebuild of the
   // same check (below) gets the same ones.
-  const wrtIdx = spec.inputs.map((inp, k) => (inp.grad ?? isFloat(dtypes[k]) ? k : -1)).filter((k) => k >= 0);
+  const wrtIdx = spec.inputs.map((inp, k) => ((inp.grad ?? isFloat(dtypes[k])) ? k : -1)).filter((k) => k >= 0);
   const projections = shapes.map((s) => {
     const pr = rng((spec.seed ?? 1234) ^ 0x5bd1e995);
     return new Float64Array(s.reduce((a, b) => a * b, 1)).map(() => pr() * 2 - 1);
@@ -156,7 +163,9 @@ export async function gradcheck(spec: GradcheckSpec): Promise<GradcheckResult> {
     // L = sum_i <out_i, R_i>, so dL/dout_i = R_i: the projections are the seeds (the check does not depend on the
     // ReduceSum rule).
     const Rs = outs.map((o, i) =>
-      o.dtype === 'float64' ? g.constant(projections[i], 'float64', shapes[i]) : g.constant(new Float32Array(projections[i]), 'float32', shapes[i]),
+      o.dtype === 'float64'
+        ? g.constant(projections[i], 'float64', shapes[i])
+        : g.constant(new Float32Array(projections[i]), 'float32', shapes[i]),
     );
     const terms = outs.map((o, i) => {
       const p = g.op1('ReduceSum', [g.op1('Mul', [o, Rs[i]])], { keepdims: 0 });
@@ -177,20 +186,26 @@ export async function gradcheck(spec: GradcheckSpec): Promise<GradcheckResult> {
     const types32 = dtypes.map((d) => (d === 'float64' ? 'float32' : d));
     const g32 = buildChecked(types32).g;
     const feeds32 = Object.fromEntries(
-      spec.inputs.map((inp, k) => [inp.name, types32[k] === dtypes[k] ? feeds[inp.name] : tensor('float32', inp.shape, new Float32Array(hostIn[inp.name]!))]),
+      spec.inputs.map((inp, k) => [
+        inp.name,
+        types32[k] === dtypes[k] ? feeds[inp.name] : tensor('float32', inp.shape, new Float32Array(hostIn[inp.name]!)),
+      ]),
     );
-    const [ortRes, jsRes] = await Promise.all([makeRunner(g32, 'ort'), makeRunner(g32, 'js')].map(async (mk) => {
-      const r = await mk;
-      const out = await r.run(feeds32);
-      await r.dispose();
-      return out;
-    }));
+    const [ortRes, jsRes] = await Promise.all(
+      [makeRunner(g32, 'ort'), makeRunner(g32, 'js')].map(async (mk) => {
+        const r = await mk;
+        const out = await r.run(feeds32);
+        await r.dispose();
+        return out;
+      }),
+    );
     for (const name of Object.keys(ortRes)) {
       const a = ortRes[name].data;
       const b = jsRes[name].data;
       assert.deepEqual(jsRes[name].dims, ortRes[name].dims, `js-eval '${name}' dims`);
       a.forEach((v, i) => {
-        if (!(Math.abs(v - b[i]) <= 1e-5 + 1e-4 * Math.abs(v))) assert.fail(`js-eval disagrees with ORT (float32) on '${name}'[${i}]: ${b[i]} vs ${v}`);
+        if (!(Math.abs(v - b[i]) <= 1e-5 + 1e-4 * Math.abs(v)))
+          assert.fail(`js-eval disagrees with ORT (float32) on '${name}'[${i}]: ${b[i]} vs ${v}`);
       });
     }
   }
@@ -203,7 +218,10 @@ export async function gradcheck(spec: GradcheckSpec): Promise<GradcheckResult> {
     const v = Float64Array.from(base);
     v[k] += delta;
     const dt = dtypes[spec.inputs.findIndex((i) => i.name === name)];
-    const f = { ...feeds, [name]: tensor(dt, feeds[name].dims as number[], dt === 'float64' ? v : new Float32Array(v)) };
+    const f = {
+      ...feeds,
+      [name]: tensor(dt, feeds[name].dims as number[], dt === 'float64' ? v : new Float32Array(v)),
+    };
     const r = await runner.run(f, ['loss']);
     return r.loss.data[0];
   };
@@ -235,12 +253,16 @@ export async function gradcheck(spec: GradcheckSpec): Promise<GradcheckResult> {
       if (scale > 0) maxRelErr = Math.max(maxRelErr, err / scale);
       checked++;
       if (!(err <= atol + rtol * scale))
-        assert.fail(`d/d${inp.name}[${e}]: autodiff ${a} vs finite difference ${num} (|err| ${err.toExponential(2)}, tolerance ${(atol + rtol * scale).toExponential(2)})`);
+        assert.fail(
+          `d/d${inp.name}[${e}]: autodiff ${a} vs finite difference ${num} (|err| ${err.toExponential(2)}, tolerance ${(atol + rtol * scale).toExponential(2)})`,
+        );
     }
   }
   await runner.dispose();
   // Count an op as float64-checked only in a float64 check that compared something, where the op ran in float64.
   if (is64 && checked > 0)
-    for (const n of path) if (n.inputs.some((x) => x && x.dtype === 'float64') || n.outputs.some((o) => o.dtype === 'float64')) float64Checked.add(n.domain ? `${n.domain}:${n.opType}` : n.opType);
+    for (const n of path)
+      if (n.inputs.some((x) => x && x.dtype === 'float64') || n.outputs.some((o) => o.dtype === 'float64'))
+        float64Checked.add(n.domain ? `${n.domain}:${n.opType}` : n.opType);
   return { checked, maxAbsErr, maxRelErr };
 }

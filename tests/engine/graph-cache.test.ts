@@ -67,7 +67,11 @@ test('sizes parse as LENSLAB_GRAPH_CACHE_MAX takes them; bad ones are errors nam
   assert.equal(parseByteSize('unlimited'), Infinity);
   assert.equal(parseByteSize('off'), Infinity);
   for (const bad of ['', 'abc', '4X', '-1G', '4 G B', 'G', '4ib', '1e9']) {
-    assert.throws(() => parseByteSize(bad), (e: Error) => e.message.startsWith('LENSLAB_GRAPH_CACHE_MAX:') && e.message.includes(`'${bad}'`), bad);
+    assert.throws(
+      () => parseByteSize(bad),
+      (e: Error) => e.message.startsWith('LENSLAB_GRAPH_CACHE_MAX:') && e.message.includes(`'${bad}'`),
+      bad,
+    );
   }
   assert.equal(graphCacheMaxFromEnv({}), undefined);
   assert.equal(graphCacheMaxFromEnv({ LENSLAB_GRAPH_CACHE_MAX: '' }), undefined);
@@ -87,7 +91,12 @@ test('eviction removes least-recently-used entries until the cache is under its 
   const r = evictGraphCache(dir, { maxBytes: 2500, recentMs: 0 });
   assert.deepEqual(r.evicted, [a, b]);
   assert.ok(r.bytesBefore === 4000 && r.bytesAfter === 2000, JSON.stringify(r));
-  assert.deepEqual(listGraphCache(dir).map((e) => e.hash).sort(), [c, d].sort());
+  assert.deepEqual(
+    listGraphCache(dir)
+      .map((e) => e.hash)
+      .sort(),
+    [c, d].sort(),
+  );
   assert.deepEqual(readdirSync(dir).sort(), [c, d].sort(), 'nothing left behind (renamed-out entries are deleted)');
   // under the cap: nothing happens
   assert.deepEqual(evictGraphCache(dir, { maxBytes: 2500, recentMs: 0 }).evicted, []);
@@ -105,7 +114,12 @@ test('a hit marks an entry used: the next insert evicts the others first', () =>
   // room for two: inserting a fourth evicts 1 and 2 (0 was just used); the new entry stays
   const fourth = compileCached(dir, { i: 3 }, graph(3), { maxBytes: Math.floor(2.5 * size), recentMs: 0 });
   assert.equal(fourth.hit, false);
-  assert.deepEqual(listGraphCache(dir).map((x) => x.hash).sort(), [e[0].hash, fourth.hash].sort());
+  assert.deepEqual(
+    listGraphCache(dir)
+      .map((x) => x.hash)
+      .sort(),
+    [e[0].hash, fourth.hash].sort(),
+  );
   assert.ok(existsSync(fourth.path));
   fourth.release();
 });
@@ -147,7 +161,11 @@ test('LENSLAB_GRAPH_CACHE_MAX caps the cache; a bad value fails before building'
   process.env.LENSLAB_GRAPH_CACHE_MAX = '40k';
   const e = compileCached(dir, { env: 1 }, graph(1));
   e.release();
-  assert.deepEqual(listGraphCache(dir).map((x) => x.hash), [e.hash], 'the old entry went to get under 40 KiB');
+  assert.deepEqual(
+    listGraphCache(dir).map((x) => x.hash),
+    [e.hash],
+    'the old entry went to get under 40 KiB',
+  );
   process.env.LENSLAB_GRAPH_CACHE_MAX = 'lots';
   let built = false;
   assert.throws(

@@ -30,7 +30,10 @@ test('builder infers dtypes and symbolic shapes', () => {
   assert.deepEqual(s.shape, ['B', 'T']);
   const c = g.op1('Cast', [s], { to: 7 });
   assert.equal(c.dtype, 'int64');
-  assert.throws(() => g.op1('MatMul', [x, g.initializer('bad', 'float32', [5, 2], new Float32Array(10))]), /inner dims differ/);
+  assert.throws(
+    () => g.op1('MatMul', [x, g.initializer('bad', 'float32', [5, 2], new Float32Array(10))]),
+    /inner dims differ/,
+  );
   assert.throws(() => g.input('x', 'float32', [1]), /already used/);
 });
 
@@ -43,7 +46,10 @@ test('names are deterministic and scoped', () => {
     return g;
   };
   const a = build();
-  assert.deepEqual(a.nodes.map((n) => n.name), ['layer0/Neg_0', 'layer0/Tanh_0', 'layer1/Neg_0', 'layer1/Tanh_0', 'Add_0', 'Identity_0']);
+  assert.deepEqual(
+    a.nodes.map((n) => n.name),
+    ['layer0/Neg_0', 'layer0/Tanh_0', 'layer1/Neg_0', 'layer1/Tanh_0', 'Add_0', 'Identity_0'],
+  );
   assert.deepEqual(serializeModel(a).model, serializeModel(build()).model);
 });
 
@@ -57,7 +63,10 @@ test('integral numbers for float attributes are written as FLOAT', async () => {
   assert.deepEqual(y.shape, [2, 4]);
   g.output(y, 'y');
   const s = await Session.create(serializeModel(g).model, { threads: 1 });
-  const out = await s.run({ a: tensor('float32', [2, 3], [1, 2, 3, 4, 5, 6]), b: tensor('float32', [4, 3], [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]) });
+  const out = await s.run({
+    a: tensor('float32', [2, 3], [1, 2, 3, 4, 5, 6]),
+    b: tensor('float32', [4, 3], [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]),
+  });
   assert.deepEqual(toNumbers(out.y), [2, 4, 6, 12, 8, 10, 12, 30]);
   assert.deepEqual(out.y.dims, [2, 4]);
   await s.dispose();
@@ -119,7 +128,11 @@ test('unknown execution provider falls back to cpu with a message', async () => 
   const x = g.input('x', 'float32', [1]);
   g.output(g.op1('Neg', [x]), 'y');
   const msgs: string[] = [];
-  const s = await Session.create(serializeModel(g).model, { provider: 'coreml', onWarning: (m) => msgs.push(m), threads: 1 });
+  const s = await Session.create(serializeModel(g).model, {
+    provider: 'coreml',
+    onWarning: (m) => msgs.push(m),
+    threads: 1,
+  });
   assert.equal(s.provider, 'cpu');
   assert.match(s.fallback ?? '', /coreml/);
   assert.equal(msgs.length, 1);
@@ -135,7 +148,10 @@ test('subgraphs (If branches) may use outer values and serialize with unique nam
   thenG.output(thenG.op1('Mul', [twice, thenG.scalar(10)]));
   const elseG = g.subgraph('else');
   elseG.output(elseG.op1('Neg', [twice]));
-  g.output(g.op1('If', [cond], { then_branch: thenG, else_branch: elseG }, { outTypes: [{ dtype: 'float32', shape: [3] }] }), 'y');
+  g.output(
+    g.op1('If', [cond], { then_branch: thenG, else_branch: elseG }, { outTypes: [{ dtype: 'float32', shape: [3] }] }),
+    'y',
+  );
   const names = [...g.nodes, ...thenG.nodes, ...elseG.nodes].map((n) => n.name);
   assert.equal(new Set(names).size, names.length);
   const s = await Session.create(serializeModel(g).model, { threads: 1 });

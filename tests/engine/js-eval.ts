@@ -43,7 +43,8 @@ function broadcastDims(shapes: readonly (readonly number[])[]): number[] {
     for (const s of shapes) {
       const v = s[s.length - rank + i] ?? 1;
       if (v !== 1) {
-        if (d !== 1 && d !== v) throw new Error(`js-eval: cannot broadcast [${shapes.map((x) => `[${x}]`).join(', ')}]`);
+        if (d !== 1 && d !== v)
+          throw new Error(`js-eval: cannot broadcast [${shapes.map((x) => `[${x}]`).join(', ')}]`);
         d = v;
       }
     }
@@ -119,7 +120,8 @@ function reduceSum(x: HostTensor, axesIn: number[] | null, keepdims: boolean): H
 
 /** ONNX RotaryEmbedding (opset 23), 4-D x [B, heads, S, head] with cos/sin [B, S, rd/2], rotate_half pairing. */
 function rotary(x: HostTensor, cos: HostTensor, sin: HostTensor, attrs: Readonly<Record<string, Attr>>): HostTensor {
-  if (attrInt(attrs, 'interleaved', 0) !== 0) throw new Error('js-eval: RotaryEmbedding interleaved=1 is not implemented');
+  if (attrInt(attrs, 'interleaved', 0) !== 0)
+    throw new Error('js-eval: RotaryEmbedding interleaved=1 is not implemented');
   if (x.dims.length !== 4) throw new Error(`js-eval: RotaryEmbedding wants a 4-D input (got [${x.dims}])`);
   const [B, H, S, D] = x.dims;
   const rd = attrInt(attrs, 'rotary_embedding_dim', 0) || D;
@@ -187,7 +189,12 @@ function concat(ts: readonly HostTensor[], axisIn: number): HostTensor {
 }
 
 /** com.microsoft MatMulNBits without zero points: A [..., K] @ W^T, W [N, K] from unsigned blocks and scales. */
-function matMulNBits(a: HostTensor, b: HostTensor, scales: HostTensor, attrs: Readonly<Record<string, Attr>>): HostTensor {
+function matMulNBits(
+  a: HostTensor,
+  b: HostTensor,
+  scales: HostTensor,
+  attrs: Readonly<Record<string, Attr>>,
+): HostTensor {
   const K = attrInt(attrs, 'K', 0);
   const N = attrInt(attrs, 'N', 0);
   const bits = attrInt(attrs, 'bits', 4);
@@ -204,7 +211,11 @@ function matMulNBits(a: HostTensor, b: HostTensor, scales: HostTensor, attrs: Re
 }
 
 /** Evaluate the graph's outputs (or `fetch`, by output name) from `feeds` (by input name). */
-export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: readonly string[]): Record<string, HostTensor> {
+export function evalGraph(
+  g: Graph,
+  feeds: Record<string, HostTensor>,
+  fetch?: readonly string[],
+): Record<string, HostTensor> {
   const vals = new Map<Value, HostTensor>();
   for (const v of g.inputs) {
     const f = feeds[v.name];
@@ -226,17 +237,36 @@ export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: r
     const x = ins[0]!;
     let out: HostTensor;
     switch (n.opType) {
-      case 'Add': out = nary([x, ins[1]!], (a, b) => a + b); break;
-      case 'Sub': out = nary([x, ins[1]!], (a, b) => a - b); break;
-      case 'Mul': out = nary([x, ins[1]!], (a, b) => a * b); break;
-      case 'Div': out = nary([x, ins[1]!], (a, b) => a / b); break;
-      case 'Sum': out = nary(ins as HostTensor[], (...v) => v.reduce((a, b) => a + b, 0)); break;
-      case 'Neg': out = unaryOp(x, (v) => -v); break;
-      case 'Exp': out = unaryOp(x, Math.exp); break;
-      case 'Identity': out = x; break;
-      case 'Erf': out = unaryOp(x, erf64); break;
+      case 'Add':
+        out = nary([x, ins[1]!], (a, b) => a + b);
+        break;
+      case 'Sub':
+        out = nary([x, ins[1]!], (a, b) => a - b);
+        break;
+      case 'Mul':
+        out = nary([x, ins[1]!], (a, b) => a * b);
+        break;
+      case 'Div':
+        out = nary([x, ins[1]!], (a, b) => a / b);
+        break;
+      case 'Sum':
+        out = nary(ins as HostTensor[], (...v) => v.reduce((a, b) => a + b, 0));
+        break;
+      case 'Neg':
+        out = unaryOp(x, (v) => -v);
+        break;
+      case 'Exp':
+        out = unaryOp(x, Math.exp);
+        break;
+      case 'Identity':
+        out = x;
+        break;
+      case 'Erf':
+        out = unaryOp(x, erf64);
+        break;
       case 'Gelu': {
-        if (attrString(n.attrs, 'approximate', 'none') !== 'none') throw new Error('js-eval: only exact Gelu is implemented');
+        if (attrString(n.attrs, 'approximate', 'none') !== 'none')
+          throw new Error('js-eval: only exact Gelu is implemented');
         out = unaryOp(x, (v) => 0.5 * v * (1 + erf64(v * Math.SQRT1_2)));
         break;
       }
@@ -245,7 +275,8 @@ export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: r
         out = rotary(x, ins[1]!, ins[2]!, n.attrs);
         break;
       case 'ReduceSum': {
-        if (attrInt(n.attrs, 'noop_with_empty_axes', 0)) throw new Error('js-eval: ReduceSum noop_with_empty_axes is not implemented');
+        if (attrInt(n.attrs, 'noop_with_empty_axes', 0))
+          throw new Error('js-eval: ReduceSum noop_with_empty_axes is not implemented');
         out = reduceSum(x, ins[1] ? Array.from(ins[1].data) : null, attrInt(n.attrs, 'keepdims', 1) === 1);
         break;
       }
@@ -255,33 +286,52 @@ export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: r
         out = { dims: want.map((d, i) => (d === -1 ? x.data.length / known : d === 0 ? x.dims[i] : d)), data: x.data };
         break;
       }
-      case 'Cast': out = castTo(attrInt(n.attrs, 'to', 0), x); break;
-      case 'MatMul': out = matmul2(x, ins[1]!); break;
+      case 'Cast':
+        out = castTo(attrInt(n.attrs, 'to', 0), x);
+        break;
+      case 'MatMul':
+        out = matmul2(x, ins[1]!);
+        break;
       case 'MatMulNBits':
-        if (ins.length > 3 && ins.slice(3).some(Boolean)) throw new Error('js-eval: MatMulNBits with zero points / g_idx / bias is not implemented');
+        if (ins.length > 3 && ins.slice(3).some(Boolean))
+          throw new Error('js-eval: MatMulNBits with zero points / g_idx / bias is not implemented');
         out = matMulNBits(x, ins[1]!, ins[2]!, n.attrs);
         break;
-      case 'BitwiseAnd': out = nary([x, ins[1]!], (a, b) => a & b); break;
-      case 'BitwiseOr': out = nary([x, ins[1]!], (a, b) => a | b); break;
+      case 'BitwiseAnd':
+        out = nary([x, ins[1]!], (a, b) => a & b);
+        break;
+      case 'BitwiseOr':
+        out = nary([x, ins[1]!], (a, b) => a | b);
+        break;
       case 'Shape': {
         if (n.attrs.start || n.attrs.end) throw new Error('js-eval: Shape with start / end is not implemented');
         out = { dims: [x.dims.length], data: Float64Array.from(x.dims) };
         break;
       }
       case 'ReduceMin': {
-        if (ins[1] || attrInt(n.attrs, 'keepdims', 1) !== 0) throw new Error('js-eval: only ReduceMin over all axes without keepdims is implemented');
+        if (ins[1] || attrInt(n.attrs, 'keepdims', 1) !== 0)
+          throw new Error('js-eval: only ReduceMin over all axes without keepdims is implemented');
         out = { dims: [], data: Float64Array.of(Math.min(...x.data)) };
         break;
       }
-      case 'BitShift': out = nary([x, ins[1]!], attrString(n.attrs, 'direction', '') === 'RIGHT' ? (a, b) => a >>> b : (a, b) => (a << b) & 0xff); break;
+      case 'BitShift':
+        out = nary(
+          [x, ins[1]!],
+          attrString(n.attrs, 'direction', '') === 'RIGHT' ? (a, b) => a >>> b : (a, b) => (a << b) & 0xff,
+        );
+        break;
       case 'Unsqueeze': {
-        const axes = Array.from(ins[1]!.data).map((a) => (a < 0 ? a + x.dims.length + 1 : a)).sort((p, q) => p - q);
+        const axes = Array.from(ins[1]!.data)
+          .map((a) => (a < 0 ? a + x.dims.length + 1 : a))
+          .sort((p, q) => p - q);
         const dims = [...x.dims];
         for (const a of axes) dims.splice(a, 0, 1);
         out = { dims, data: x.data };
         break;
       }
-      case 'Concat': out = concat(ins as HostTensor[], attrInt(n.attrs, 'axis', 0)); break;
+      case 'Concat':
+        out = concat(ins as HostTensor[], attrInt(n.attrs, 'axis', 0));
+        break;
       case 'Slice': {
         if (ins[4]) throw new Error('js-eval: Slice with steps is not implemented');
         const axes = ins[3] ? Array.from(ins[3].data) : Array.from(ins[1]!.data, (_, i) => i);
@@ -297,7 +347,8 @@ export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: r
           const dims = [...cur.dims];
           dims[a] = e0 - s0;
           const data = new Float64Array(size(dims));
-          for (let o = 0; o < outer; o++) data.set(cur.data.subarray((o * d + s0) * inner, (o * d + e0) * inner), o * (e0 - s0) * inner);
+          for (let o = 0; o < outer; o++)
+            data.set(cur.data.subarray((o * d + s0) * inner, (o * d + e0) * inner), o * (e0 - s0) * inner);
           cur = { dims, data };
         });
         out = cur;
@@ -313,24 +364,36 @@ export function evalGraph(g: Graph, feeds: Record<string, HostTensor>, fetch?: r
         const axis = attrInt(n.attrs, 'axis', 1);
         const bs = attrInt(n.attrs, 'block_size', 0);
         const [sc, zp] = [ins[1]!, ins[2]];
-        if (!bs || axis !== x.dims.length - 1) throw new Error('js-eval: only DequantizeLinear blocked along the last axis is implemented');
+        if (!bs || axis !== x.dims.length - 1)
+          throw new Error('js-eval: only DequantizeLinear blocked along the last axis is implemented');
         const last = x.dims[axis];
         const nbl = sc.dims[axis];
-        out = { dims: [...x.dims], data: x.data.map((v, i) => {
-          const j = Math.floor(i / last) * nbl + Math.floor((i % last) / bs);
-          return (v - (zp ? zp.data[j] : 0)) * sc.data[j];
-        }) };
+        out = {
+          dims: [...x.dims],
+          data: x.data.map((v, i) => {
+            const j = Math.floor(i / last) * nbl + Math.floor((i % last) / bs);
+            return (v - (zp ? zp.data[j] : 0)) * sc.data[j];
+          }),
+        };
         break;
       }
       case 'CastLike': {
         const target = n.inputs[1]!.dtype;
-        out = target === 'float64' ? x : target === 'float32' ? unaryOp(x, Math.fround) : (() => { throw new Error(`js-eval: CastLike to ${target} is not implemented`); })();
+        out =
+          target === 'float64'
+            ? x
+            : target === 'float32'
+              ? unaryOp(x, Math.fround)
+              : (() => {
+                  throw new Error(`js-eval: CastLike to ${target} is not implemented`);
+                })();
         break;
       }
       default:
         throw new Error(`js-eval: op '${n.opType}' (node '${n.name}') has no float64 JS kernel`);
     }
-    if (n.outputs.length !== 1) throw new Error(`js-eval: ${n.opType} with ${n.outputs.length} outputs is not implemented`);
+    if (n.outputs.length !== 1)
+      throw new Error(`js-eval: ${n.opType} with ${n.outputs.length} outputs is not implemented`);
     vals.set(n.outputs[0], store(n.outputs[0], out));
   }
   const res: Record<string, HostTensor> = {};

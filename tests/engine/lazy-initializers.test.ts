@@ -82,7 +82,8 @@ test('external chunks read lazy data only when asked, in order, with their names
   );
   assert.deepEqual([...reads.keys()], ['small'], 'only the inline initializer was read while serializing');
   for (const c of chunks) assert.equal(c.read().length, c.length);
-  for (let i = 1; i < chunks.length; i++) assert.ok(chunks[i].offset >= chunks[i - 1].offset + chunks[i - 1].length, 'chunks do not overlap');
+  for (let i = 1; i < chunks.length; i++)
+    assert.ok(chunks[i].offset >= chunks[i - 1].offset + chunks[i - 1].length, 'chunks do not overlap');
 });
 
 test('a model with lazy initializers runs in onnxruntime from its file', async () => {
@@ -106,9 +107,20 @@ test('a lazy read of the wrong size or type fails naming the tensor', () => {
   g.output(g.initializer('w_short', 'float32', [1000], { lazy: { read: () => new Float32Array(999) } }), 'y');
   assert.throws(() => saveModel(g, join(tmp.dir, 'bad.onnx')), /tensor 'w_short': data size mismatch/);
   const h = new Graph('bad2');
-  h.output(h.initializer('w_type', 'float32', [1000], { lazy: { read: () => new Float64Array(1000) as unknown as Float32Array } }), 'y');
-  assert.throws(() => saveModel(h, join(tmp.dir, 'bad2.onnx')), /tensor 'w_type': lazy read gave a Float64Array, not float32 data/);
-  assert.throws(() => new Graph('bad3').initializer('w', 'float32', [1], { lazy: {} } as never), /tensor 'w': lazy data needs a read\(\) function/);
+  h.output(
+    h.initializer('w_type', 'float32', [1000], {
+      lazy: { read: () => new Float64Array(1000) as unknown as Float32Array },
+    }),
+    'y',
+  );
+  assert.throws(
+    () => saveModel(h, join(tmp.dir, 'bad2.onnx')),
+    /tensor 'w_type': lazy read gave a Float64Array, not float32 data/,
+  );
+  assert.throws(
+    () => new Graph('bad3').initializer('w', 'float32', [1], { lazy: {} } as never),
+    /tensor 'w': lazy data needs a read\(\) function/,
+  );
 });
 
 test('garbage left by lazy reads is collected during a save: 2.1 GiB of dropped buffers, peak far below it', () => {
@@ -134,7 +146,14 @@ test('garbage left by lazy reads is collected during a save: 2.1 GiB of dropped 
     saveModel(g, process.argv[1]);
     process.stdout.write(JSON.stringify({ grew: (process.resourceUsage().maxRSS - before) / 1024 }));
   `;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, join(tmp.dir, 'garbage.onnx')], { encoding: 'utf8' });
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', script, join(tmp.dir, 'garbage.onnx')],
+    { encoding: 'utf8' },
+  );
   const { grew } = JSON.parse(out) as { grew: number };
-  assert.ok(grew < 800, `a save that dropped 2176 MiB of buffers grew the peak RSS by ${Math.round(grew)} MiB (limit 800: the largest read plus the 256 MiB bound, with room)`);
+  assert.ok(
+    grew < 800,
+    `a save that dropped 2176 MiB of buffers grew the peak RSS by ${Math.round(grew)} MiB (limit 800: the largest read plus the 256 MiB bound, with room)`,
+  );
 });

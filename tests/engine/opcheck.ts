@@ -26,7 +26,11 @@ export interface FwdOutput {
  * Build, run once, and assert every output's build-time shape matches ORT's dims (symbolic dims match anything,
  * an unknown rank matches any rank).
  */
-export async function forward(inputs: FwdInput[], build: (g: Graph, xs: Value[]) => Value | Value[], opset?: number): Promise<FwdOutput[]> {
+export async function forward(
+  inputs: FwdInput[],
+  build: (g: Graph, xs: Value[]) => Value | Value[],
+  opset?: number,
+): Promise<FwdOutput[]> {
   const g = new Graph('fwd', { opset });
   const xs = inputs.map((i) => g.input(i.name, i.dtype ?? 'float64', i.shape));
   const r = build(g, xs);
@@ -34,7 +38,9 @@ export async function forward(inputs: FwdInput[], build: (g: Graph, xs: Value[])
   const shapes = outs.map((o) => o.shape);
   outs.forEach((o, i) => g.output(o, `out${i}`));
   const s = await Session.create(serializeModel(g).model, { threads: 1, optimization: 'disabled' });
-  const res = await s.run(Object.fromEntries(inputs.map((i) => [i.name, tensor(i.dtype ?? 'float64', i.shape, i.values)])));
+  const res = await s.run(
+    Object.fromEntries(inputs.map((i) => [i.name, tensor(i.dtype ?? 'float64', i.shape, i.values)])),
+  );
   await s.dispose();
   return outs.map((o, i) => {
     const t = res[`out${i}`];

@@ -15,7 +15,12 @@ interface Ref {
   q: Float64Array; // [B, H, S, d]
   k: Float64Array; // [B, Hkv, L, d] (all keys, past first)
   v: Float64Array;
-  B: number; H: number; Hkv: number; S: number; L: number; d: number;
+  B: number;
+  H: number;
+  Hkv: number;
+  S: number;
+  L: number;
+  d: number;
   mask?: number[]; // [B, L] 1 keep 0 pad
   causal: boolean;
 }
@@ -33,7 +38,8 @@ function refAttention(r: Ref): Float64Array {
         const sc = new Float64Array(L);
         for (let j = 0; j < L; j++) {
           let dot = 0;
-          for (let i = 0; i < d; i++) dot += r.q[((b * H + h) * S + t) * d + i] * sq * (r.k[((b * Hkv + kh) * L + j) * d + i] * sq);
+          for (let i = 0; i < d; i++)
+            dot += r.q[((b * H + h) * S + t) * d + i] * sq * (r.k[((b * Hkv + kh) * L + j) * d + i] * sq);
           sc[j] = dot;
           // additive, finite masks (padding and causal add up): a fully padded query row stays finite
           if (r.mask && r.mask[b * L + j] === 0) sc[j] += -1e9;
@@ -52,7 +58,11 @@ function refAttention(r: Ref): Float64Array {
   return out;
 }
 
-const B = 2, H = 4, Hkv = 2, S = 5, d = 8;
+const B = 2,
+  H = 4,
+  Hkv = 2,
+  S = 5,
+  d = 8;
 const q = randomValues(B * H * S * d, 1, -1.5, 1.5);
 const k = randomValues(B * Hkv * S * d, 2, -1.5, 1.5);
 const v = randomValues(B * Hkv * S * d, 3);
@@ -66,8 +76,9 @@ const qkv = (dtype: 'float32' | 'float64') => [
 
 for (const dtype of ['float64', 'float32'] as const)
   test(`attention forward vs direct computation: GQA 4/2 heads, causal, padding mask (${dtype}), no NaN on padded rows`, async () => {
-    const [y] = await runGraph([...qkv(dtype), { name: 'mask', dtype: 'int64', shape: [B, S], values: mask }], (_g, [Q, K, V, M]) =>
-      attention(Q, K, V, { causal: true, mask: M }).out,
+    const [y] = await runGraph(
+      [...qkv(dtype), { name: 'mask', dtype: 'int64', shape: [B, S], values: mask }],
+      (_g, [Q, K, V, M]) => attention(Q, K, V, { causal: true, mask: M }).out,
     );
     assert.deepEqual(y.dims, [B, H, S, d]);
     assert.ok(y.data.every(Number.isFinite), 'all outputs finite');
@@ -76,7 +87,8 @@ for (const dtype of ['float64', 'float32'] as const)
     else {
       // float32: in a fully padded row (-1e9 + score rounds to -1e9) the scores are lost; compare the real rows only
       const keep = (b: number, t: number) => mask.slice(b * S, b * S + t + 1).some((m) => m === 1);
-      const pick = (x: ArrayLike<number>) => Array.from(x).filter((_, i) => keep(Math.floor(i / (H * S * d)), Math.floor(i / d) % S));
+      const pick = (x: ArrayLike<number>) =>
+        Array.from(x).filter((_, i) => keep(Math.floor(i / (H * S * d)), Math.floor(i / d) % S));
       assert.ok(pick(ref).length < ref.length, 'some rows are fully padded');
       assertAllClose(pick(y.data), pick(ref), 2e-5, 2e-5, 'attention');
     }
@@ -91,14 +103,23 @@ test('attention forward, non-causal (vision tower) with equal head counts and no
     ],
     (_g, [Q, K, V]) => attention(Q, K, V).out,
   );
-  assertAllClose(y.data, refAttention({ q: k, k: v, v: q.subarray(0, B * 2 * S * d), B, H: 2, Hkv: 2, S, L: S, d, causal: false }), 1e-12, 1e-12, 'attention');
+  assertAllClose(
+    y.data,
+    refAttention({ q: k, k: v, v: q.subarray(0, B * 2 * S * d), B, H: 2, Hkv: 2, S, L: S, d, causal: false }),
+    1e-12,
+    1e-12,
+    'attention',
+  );
 });
 
 test('decode with a KV cache equals the matching rows of full attention (padding mask over past + new)', async () => {
-  const P = 3, N = S - P; // cache holds the first 3 tokens, 2 new queries
+  const P = 3,
+    N = S - P; // cache holds the first 3 tokens, 2 new queries
   const slice = (x: Float64Array, heads: number, from: number, to: number) => {
     const out: number[] = [];
-    for (let b = 0; b < B; b++) for (let h = 0; h < heads; h++) for (let t = from; t < to; t++) for (let i = 0; i < d; i++) out.push(x[((b * heads + h) * S + t) * d + i]);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < heads; h++)
+        for (let t = from; t < to; t++) for (let i = 0; i < d; i++) out.push(x[((b * heads + h) * S + t) * d + i]);
     return out;
   };
   const outs = await runGraph(
@@ -117,7 +138,9 @@ test('decode with a KV cache equals the matching rows of full attention (padding
   );
   const full = refAttention({ q, k, v, B, H, Hkv, S, L: S, d, mask, causal: true });
   const rows: number[] = [];
-  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = P; t < S; t++) for (let i = 0; i < d; i++) rows.push(full[((b * H + h) * S + t) * d + i]);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let t = P; t < S; t++) for (let i = 0; i < d; i++) rows.push(full[((b * H + h) * S + t) * d + i]);
   assert.deepEqual(outs[0].dims, [B, H, N, d]);
   assertAllClose(outs[0].data, rows, 1e-12, 1e-12, 'decode rows');
   assert.deepEqual(outs[1].dims, [B, Hkv, S, d]);
@@ -180,12 +203,14 @@ test('attention gradient wrt input projection weights (q/k/v from one x; x used 
       { name: 'wv', shape: [Hkv, Din, d], grad: false }, // frozen
       { name: 'mask', shape: [B, S], dtype: 'int64', values: rightPad },
     ],
-    build: (_g, [x, wq, wk, wv, M]) => attention(matmul(x, wq), matmul(x, wk), matmul(x, wv), { causal: true, mask: M }).out,
+    build: (_g, [x, wq, wk, wv, M]) =>
+      attention(matmul(x, wq), matmul(x, wk), matmul(x, wv), { causal: true, mask: M }).out,
   });
 });
 
 test('attention gradient with a KV cache wrt q, k, v, past k/v, and through present key/value', async () => {
-  const P = 3, N = 2;
+  const P = 3,
+    N = 2;
   await gradcheck({
     inputs: [
       { name: 'q', shape: [B, H, N, d] },
@@ -211,19 +236,26 @@ test('attention gradient with symbolic sequence lengths (causal masks built at r
       { name: 'mask', shape: [2, 4], dtype: 'int64', values: [1, 1, 0, 0, 1, 1, 1, 1] },
     ],
     build: (g, [Q, K, V, M]) => {
-      const sym = (x: Value) => g.op1('Identity', [x], {}, { outTypes: [{ dtype: x.dtype, shape: ['B', x.shape![1], 'T', 4] }] });
+      const sym = (x: Value) =>
+        g.op1('Identity', [x], {}, { outTypes: [{ dtype: x.dtype, shape: ['B', x.shape![1], 'T', 4] }] });
       const m = g.op1('Identity', [M], {}, { outTypes: [{ dtype: 'int64', shape: ['B', 'T'] }] });
-      return [attention(sym(Q), sym(K), sym(V), { causal: true }).out, attention(sym(Q), sym(K), sym(V), { causal: true, mask: m }).out];
+      return [
+        attention(sym(Q), sym(K), sym(V), { causal: true }).out,
+        attention(sym(Q), sym(K), sym(V), { causal: true, mask: m }).out,
+      ];
     },
   });
 });
 
 for (const dtype of ['float64', 'float32'] as const)
   test(`decode with a KV cache and no padding mask (is_causal aligned bottom-right), ${dtype}`, async () => {
-    const P = 2, N = S - P;
+    const P = 2,
+      N = S - P;
     const slice = (x: Float64Array, heads: number, from: number, to: number) => {
       const out: number[] = [];
-      for (let b = 0; b < B; b++) for (let h = 0; h < heads; h++) for (let t = from; t < to; t++) for (let i = 0; i < d; i++) out.push(x[((b * heads + h) * S + t) * d + i]);
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < heads; h++)
+          for (let t = from; t < to; t++) for (let i = 0; i < d; i++) out.push(x[((b * heads + h) * S + t) * d + i]);
       return out;
     };
     const [y] = await runGraph(
@@ -238,7 +270,9 @@ for (const dtype of ['float64', 'float32'] as const)
     );
     const full = refAttention({ q, k, v, B, H, Hkv, S, L: S, d, causal: true });
     const rows: number[] = [];
-    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = P; t < S; t++) for (let i = 0; i < d; i++) rows.push(full[((b * H + h) * S + t) * d + i]);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++)
+        for (let t = P; t < S; t++) for (let i = 0; i < d; i++) rows.push(full[((b * H + h) * S + t) * d + i]);
     const tol = dtype === 'float64' ? 1e-12 : 2e-5;
     assertAllClose(y.data, rows, tol, tol, 'decode rows');
   });
@@ -263,7 +297,10 @@ test('attention validates heads, dtypes and cache pairs, naming the tensors; pad
   const V = g.input('v', 'float32', [1, 2, 3, 8]);
   assert.throws(() => attention(Q, K, V), /n_kv_heads 3 does not divide n_heads 4/);
   assert.throws(() => attention(Q, g.input('k64', 'float64', [1, 2, 3, 8]), V), /k 'k64' has dtype float64/);
-  assert.throws(() => attention(Q, K2, V, { pastKey: g.input('pk', 'float32', [1, 2, 1, 8]) }), /pastKey and pastValue go together/);
+  assert.throws(
+    () => attention(Q, K2, V, { pastKey: g.input('pk', 'float32', [1, 2, 1, 8]) }),
+    /pastKey and pastValue go together/,
+  );
   assert.throws(() => attention(g.input('q3', 'float32', [1, 3, 32]), K2, V), /must be \[B, heads, S, head_dim\]/);
   const m = g.input('mask', 'int64', [1, 3]);
   assert.equal(paddingMask(m, 'float32'), paddingMask(m, 'float32'));
@@ -284,12 +321,28 @@ test('the backward recomputes the probabilities by default and reuses them with 
 });
 
 /** A LLaMA/Qwen2 attention block: RMSNorm -> q/k/v projections -> heads -> RoPE -> GQA causal attention -> o_proj + x. */
-function llamaAttentionBlock(g: Graph, x: Value, wn: Value, wq: Value, wk: Value, wv: Value, wo: Value, ids: Value, mask: Value, nH: number, nKv: number, hd: number): Value {
+function llamaAttentionBlock(
+  g: Graph,
+  x: Value,
+  wn: Value,
+  wq: Value,
+  wk: Value,
+  wv: Value,
+  wo: Value,
+  ids: Value,
+  mask: Value,
+  nH: number,
+  nKv: number,
+  hd: number,
+): Value {
   const [Bn, T] = [x.shape![0] as number, x.shape![1] as number];
   const h = rmsNorm(x, wn, { epsilon: 1e-6 });
   const heads = (w: Value, n: number) => transpose(reshape(matmul(h, w), [Bn, T, n, hd]), [0, 2, 1, 3]);
   const cache = ropeCache(g, rangePositions(ids), hd, 10000, { type: 'linear', factor: 2 }, x.dtype);
-  const a = attention(applyRotary(heads(wq, nH), cache), applyRotary(heads(wk, nKv), cache), heads(wv, nKv), { causal: true, mask }).out;
+  const a = attention(applyRotary(heads(wq, nH), cache), applyRotary(heads(wk, nKv), cache), heads(wv, nKv), {
+    causal: true,
+    mask,
+  }).out;
   return add(matmul(reshape(transpose(a, [0, 2, 1, 3]), [Bn, T, nH * hd]), wo), x);
 }
 
@@ -315,7 +368,8 @@ test('LLaMA attention block (RMSNorm, projections, RoPE, GQA causal attention, o
   await gradcheck({
     inputs,
     maxElems: 24,
-    build: (g, [x, wn, wq, wk, wv, wo, ids, mask]) => llamaAttentionBlock(g, x, wn, wq, wk, wv, wo, ids, mask, dims.nH, dims.nKv, dims.hd),
+    build: (g, [x, wn, wq, wk, wv, wo, ids, mask]) =>
+      llamaAttentionBlock(g, x, wn, wq, wk, wv, wo, ids, mask, dims.nH, dims.nKv, dims.hd),
   });
 });
 
@@ -327,7 +381,13 @@ test('LLaMA attention block: float32 (fused RotaryEmbedding) forward matches flo
       name: inp.name,
       dtype: inp.dtype,
       shape: inp.shape,
-      values: inp.values ?? randomValues(inp.shape.reduce((a, b) => a * b, 1), 100 + i, ...(inp.range ?? [-1, 1])),
+      values:
+        inp.values ??
+        randomValues(
+          inp.shape.reduce((a, b) => a * b, 1),
+          100 + i,
+          ...(inp.range ?? [-1, 1]),
+        ),
     }));
     const [y] = await runGraph(feeds, (g, [x, wn, wq, wk, wv, wo, ids, mask]) => {
       const out = llamaAttentionBlock(g, x, wn, wq, wk, wv, wo, ids, mask, dims.nH, dims.nKv, dims.hd);

@@ -7,7 +7,15 @@ import { assertAllClose, runGraph } from './ops-run';
 import { mulberry32 } from '../../src-main/util/mulberry32';
 
 // torch.nn.functional.conv1d by its definition: y[b, o, t] = bias[o] + sum_{c,k} w[o, c, k] x[b, c, t*stride + k - pad]
-function conv1dRef(x: Float64Array, [B, C, T]: number[], w: Float64Array, [O, , K]: number[], bias: Float64Array | null, stride: number, pad: number) {
+function conv1dRef(
+  x: Float64Array,
+  [B, C, T]: number[],
+  w: Float64Array,
+  [O, , K]: number[],
+  bias: Float64Array | null,
+  stride: number,
+  pad: number,
+) {
   const To = Math.floor((T + 2 * pad - K) / stride) + 1;
   const y = new Float64Array(B * O * To);
   for (let b = 0; b < B; b++)
@@ -52,7 +60,11 @@ for (const [B, C, T, O, K, stride, pad] of [
     assert.deepEqual(out.dims, [B, O, ref.To]);
     assertAllClose(out.data, ref.y, 1e-12, 1e-12, 'conv1d');
     await gradcheck({
-      inputs: [{ name: 'x', shape: [B, C, T] }, { name: 'w', shape: [O, C, K] }, { name: 'b', shape: [O] }],
+      inputs: [
+        { name: 'x', shape: [B, C, T] },
+        { name: 'w', shape: [O, C, K] },
+        { name: 'b', shape: [O] },
+      ],
       build: (_g, [xv, wv, bv]) => conv1d(xv, wv, bv, { stride, padding: pad }),
       maxElems: 64,
     });
@@ -66,7 +78,8 @@ test('Conv1d channels-last with a symbolic time length (stride 1), no bias: forw
   const ref = conv1dRef(x, [B, C, T], w, [O, C, K], null, 1, 1);
   // channels-last input = transpose of x
   const xl = new Float64Array(B * T * C);
-  for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) for (let t = 0; t < T; t++) xl[(b * T + t) * C + c] = x[(b * C + c) * T + t];
+  for (let b = 0; b < B; b++)
+    for (let c = 0; c < C; c++) for (let t = 0; t < T; t++) xl[(b * T + t) * C + c] = x[(b * C + c) * T + t];
   const [out] = await runGraph(
     [
       { name: 'x', dtype: 'float64', shape: [B, T, C], values: xl },
@@ -76,17 +89,51 @@ test('Conv1d channels-last with a symbolic time length (stride 1), no bias: forw
   );
   assert.deepEqual(out.dims, [B, T, O]);
   const want = new Float64Array(B * T * O);
-  for (let b = 0; b < B; b++) for (let o = 0; o < O; o++) for (let t = 0; t < T; t++) want[(b * T + t) * O + o] = ref.y[(b * O + o) * T + t];
+  for (let b = 0; b < B; b++)
+    for (let o = 0; o < O; o++) for (let t = 0; t < T; t++) want[(b * T + t) * O + o] = ref.y[(b * O + o) * T + t];
   assertAllClose(out.data, want, 1e-12, 1e-12, 'conv1d channels-last');
   await gradcheck({
-    inputs: [{ name: 'x', shape: [B, T, C] }, { name: 'w', shape: [O, C, K] }],
+    inputs: [
+      { name: 'x', shape: [B, T, C] },
+      { name: 'w', shape: [O, C, K] },
+    ],
     build: (_g, [xv, wv]) => conv1dChannelsLast(relabel(xv, ['B', 'T', C]), wv, null, { padding: 1 }),
     maxElems: 64,
   });
 });
 
 test('Conv1d refuses what it cannot compute, naming the input', async () => {
-  await assert.rejects(() => runGraph([{ name: 'x', dtype: 'float32', shape: [1, 2, 2], values: [0, 0, 0, 0] }, { name: 'w', dtype: 'float32', shape: [1, 2, 5], values: new Array(10).fill(0) }], (_g, [x, w]) => conv1d(x, w, null)), /shorter than the kernel/);
-  await assert.rejects(() => runGraph([{ name: 'x', dtype: 'float32', shape: [1, 3, 4], values: new Array(12).fill(0) }, { name: 'w', dtype: 'float32', shape: [1, 2, 1], values: [0, 0] }], (_g, [x, w]) => conv1d(x, w, null)), /'x' has 3 channels, the weight 2/);
-  await assert.rejects(() => runGraph([{ name: 'x', dtype: 'float32', shape: [1, 4, 2], values: new Array(8).fill(0) }, { name: 'w', dtype: 'float32', shape: [1, 2, 1], values: [0, 0] }], (_g, [x, w]) => conv1dChannelsLast(relabel(x, [1, 'T', 2]), w, null, { stride: 2 })), /static time length/);
+  await assert.rejects(
+    () =>
+      runGraph(
+        [
+          { name: 'x', dtype: 'float32', shape: [1, 2, 2], values: [0, 0, 0, 0] },
+          { name: 'w', dtype: 'float32', shape: [1, 2, 5], values: new Array(10).fill(0) },
+        ],
+        (_g, [x, w]) => conv1d(x, w, null),
+      ),
+    /shorter than the kernel/,
+  );
+  await assert.rejects(
+    () =>
+      runGraph(
+        [
+          { name: 'x', dtype: 'float32', shape: [1, 3, 4], values: new Array(12).fill(0) },
+          { name: 'w', dtype: 'float32', shape: [1, 2, 1], values: [0, 0] },
+        ],
+        (_g, [x, w]) => conv1d(x, w, null),
+      ),
+    /'x' has 3 channels, the weight 2/,
+  );
+  await assert.rejects(
+    () =>
+      runGraph(
+        [
+          { name: 'x', dtype: 'float32', shape: [1, 4, 2], values: new Array(8).fill(0) },
+          { name: 'w', dtype: 'float32', shape: [1, 2, 1], values: [0, 0] },
+        ],
+        (_g, [x, w]) => conv1dChannelsLast(relabel(x, [1, 'T', 2]), w, null, { stride: 2 }),
+      ),
+    /static time length/,
+  );
 });

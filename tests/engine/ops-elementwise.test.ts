@@ -7,11 +7,20 @@ import { erf64 } from './js-eval';
 
 // Broadcasting cases: same shape, scalar, trailing vector, size-1 axes on both sides, lower rank.
 const binaryShapes: [number[], number[]][] = [
-  [[2, 3], [2, 3]],
+  [
+    [2, 3],
+    [2, 3],
+  ],
   [[2, 3], []],
   [[4], [3, 1]],
-  [[2, 1, 3], [4, 1]],
-  [[1, 3], [2, 1]],
+  [
+    [2, 1, 3],
+    [4, 1],
+  ],
+  [
+    [1, 3],
+    [2, 1],
+  ],
 ];
 
 for (const [op, fn, bRange] of [
@@ -68,11 +77,19 @@ for (const [name, fn, range] of unary) {
 }
 
 test('Erf gradient (float32: ORT CPU has no double Erf kernel)', async () => {
-  await gradcheck({ dtype: 'float32', inputs: [{ name: 'x', shape: [2, 5], range: [-2, 2] }], build: (_g, [x]) => E.erf(x) });
+  await gradcheck({
+    dtype: 'float32',
+    inputs: [{ name: 'x', shape: [2, 5], range: [-2, 2] }],
+    build: (_g, [x]) => E.erf(x),
+  });
 });
 
 test('Erf gradient in float64 on the JS reference evaluator, through a product', async () => {
-  await gradcheck({ evaluator: 'js', inputs: [{ name: 'x', shape: [2, 5], range: [-2.5, 2.5] }], build: (_g, [x]) => E.erf(x) });
+  await gradcheck({
+    evaluator: 'js',
+    inputs: [{ name: 'x', shape: [2, 5], range: [-2.5, 2.5] }],
+    build: (_g, [x]) => E.erf(x),
+  });
   await gradcheck({
     evaluator: 'js',
     inputs: [
@@ -85,7 +102,13 @@ test('Erf gradient in float64 on the JS reference evaluator, through a product',
 
 test('the JS reference erf matches known values to 1e-15', () => {
   // erf(0.5), erf(1), erf(2), erf(3) (mpmath, 20 digits)
-  for (const [x, v] of [[0.5, 0.5204998778130465377], [1, 0.8427007929497148693], [2, 0.9953222650189527342], [3, 0.9999779095030014146], [-1, -0.8427007929497148693]])
+  for (const [x, v] of [
+    [0.5, 0.5204998778130465377],
+    [1, 0.8427007929497148693],
+    [2, 0.9953222650189527342],
+    [3, 0.9999779095030014146],
+    [-1, -0.8427007929497148693],
+  ])
     assert.ok(Math.abs(erf64(x) - v) <= 1e-15, `erf(${x}) = ${erf64(x)}, expected ${v}`);
   assert.equal(erf64(0), 0);
   assert.equal(erf64(7), 1);
@@ -103,7 +126,11 @@ for (const [name, fn] of [
   test(`${name} has a zero gradient (float64 finite differences away from the jumps)`, async () => {
     // values at least 0.05 from every integer and half-integer (Round's ties, Sign's 0)
     const xs = [-2.3, -1.8, -0.6, -0.15, 0.2, 0.35, 1.1, 2.7];
-    const alone = await gradcheck({ allowUnused: true, inputs: [{ name: 'x', shape: [8], values: xs }], build: (_g, [x]) => E.mul(fn(x), 3) });
+    const alone = await gradcheck({
+      allowUnused: true,
+      inputs: [{ name: 'x', shape: [8], values: xs }],
+      build: (_g, [x]) => E.mul(fn(x), 3),
+    });
     assert.equal(alone.maxAbsErr, 0, 'exactly zero, as the finite differences');
     await gradcheck({ inputs: [{ name: 'x', shape: [2, 4], values: xs }], build: (_g, [x]) => E.mul(fn(x), x) });
   });

@@ -78,7 +78,10 @@ test('a frozen embedding table gets no gradient work; the requested projection d
   const [gp] = gradients(y, [proj]);
   assert.deepEqual(gp.shape, [4, 2]);
   const back = g.nodes.slice(n0).map((n) => n.opType);
-  assert.ok(!back.includes('ScatterND') && !back.includes('ConstantOfShape'), `unexpected backward ops: ${back.join(',')}`);
+  assert.ok(
+    !back.includes('ScatterND') && !back.includes('ConstantOfShape'),
+    `unexpected backward ops: ${back.join(',')}`,
+  );
   // requested: one ScatterND into a [10,4] buffer
   const g2 = new Graph('trained');
   const t2 = g2.input('embed', 'float32', [10, 4]);
@@ -110,7 +113,11 @@ test('GatherElements gradient (repeated indices), axes 0 and -1', async () => {
 // ---- Where ------------------------------------------------------------------------------------------------------------
 
 for (const [cs, as, bs] of [
-  [[2, 3], [2, 3], [2, 3]],
+  [
+    [2, 3],
+    [2, 3],
+    [2, 3],
+  ],
   [[3], [2, 3], [1]],
   [[2, 1], [3], [2, 3]],
   [[2, 1, 3], [4, 1], []],
@@ -154,8 +161,15 @@ test('Where with one side frozen, maskedFill and a mask from a comparison', asyn
 // ---- Cast -------------------------------------------------------------------------------------------------------------
 
 test('Cast gradient: float32 <-> float64 round trip; casts to int/bool carry none', async () => {
-  await gradcheck({ dtype: 'float32', inputs: [{ name: 'x', shape: [2, 3] }], build: (_g, [x]) => I.cast(square(I.cast(x, 'float64')), 'float32') });
-  await gradcheck({ inputs: [{ name: 'x', shape: [2, 3] }], build: (_g, [x]) => mul(x, I.cast(I.cast(mul(x, 10), 'int64'), 'float64')) });
+  await gradcheck({
+    dtype: 'float32',
+    inputs: [{ name: 'x', shape: [2, 3] }],
+    build: (_g, [x]) => I.cast(square(I.cast(x, 'float64')), 'float32'),
+  });
+  await gradcheck({
+    inputs: [{ name: 'x', shape: [2, 3] }],
+    build: (_g, [x]) => mul(x, I.cast(I.cast(mul(x, 10), 'int64'), 'float64')),
+  });
   await gradcheck({
     dtype: 'float32',
     inputs: [
@@ -170,7 +184,11 @@ test('Cast gradient: float32 <-> float64 round trip; casts to int/bool carry non
 
 test('Cast gradient in float64: through a float32 stretch (back-cast to float64) and float64 -> float64', async () => {
   // x^2 has exact central differences, so a wide eps keeps float32 rounding (~6e-8 relative) far below the tolerance
-  await gradcheck({ eps: 0.05, inputs: [{ name: 'x', shape: [2, 3], range: [0.5, 2] }], build: (_g, [x]) => I.cast(square(I.cast(x, 'float32')), 'float64') });
+  await gradcheck({
+    eps: 0.05,
+    inputs: [{ name: 'x', shape: [2, 3], range: [0.5, 2] }],
+    build: (_g, [x]) => I.cast(square(I.cast(x, 'float32')), 'float64'),
+  });
   await gradcheck({ inputs: [{ name: 'x', shape: [4] }], build: (_g, [x]) => mul(I.cast(square(x), 'float64'), x) });
 });
 
@@ -186,9 +204,13 @@ test('CastLike gradient in float64: to the first input only (the target y gets i
 
 test('comparison helpers', async () => {
   const outs = await forward([{ name: 'x', shape: [4], values: iota(4) }], (_g, [x]) =>
-    [I.less(x, 2), I.lessOrEqual(x, 2), I.greaterOrEqual(x, 2), I.logicalAnd(I.greater(x, 0), I.less(x, 3)), I.logicalOr(I.equal(x, 0), I.equal(x, 3))].map((m) =>
-      I.cast(m, 'float64'),
-    ),
+    [
+      I.less(x, 2),
+      I.lessOrEqual(x, 2),
+      I.greaterOrEqual(x, 2),
+      I.logicalAnd(I.greater(x, 0), I.less(x, 3)),
+      I.logicalOr(I.equal(x, 0), I.equal(x, 3)),
+    ].map((m) => I.cast(m, 'float64')),
   );
   assert.deepEqual(
     outs.map((o) => [...o.data]),

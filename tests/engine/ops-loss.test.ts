@@ -35,13 +35,19 @@ const layouts: { dims: number[]; labels: number[] }[] = [
 for (const { dims, labels } of layouts) {
   const ldims = [dims[0], ...dims.slice(2)];
   test(`SoftmaxCrossEntropyLoss forward vs direct computation, [${dims}] with ignored targets`, async () => {
-    const x = randomValues(dims.reduce((a, b) => a * b, 1), 7, -3, 3);
+    const x = randomValues(
+      dims.reduce((a, b) => a * b, 1),
+      7,
+      -3,
+      3,
+    );
     const outs = await runGraph(
       [
         { name: 'x', dtype: 'float64', shape: dims, values: x },
         { name: 'l', dtype: 'int64', shape: ldims, values: labels },
       ],
-      (_g, [X, L]) => (['mean', 'sum', 'none'] as const).map((reduction) => softmaxCrossEntropy(X, L, { reduction }).loss),
+      (_g, [X, L]) =>
+        (['mean', 'sum', 'none'] as const).map((reduction) => softmaxCrossEntropy(X, L, { reduction }).loss),
     );
     const { per, valid } = refCE(x, dims, labels, -100);
     const count = valid.filter(Boolean).length;
@@ -118,7 +124,10 @@ test('softmaxCrossEntropy rejects float labels and mismatched shapes, naming the
   const g = new Graph('t');
   const x = g.input('logits', 'float32', [4, 10]);
   assert.throws(() => softmaxCrossEntropy(x, g.input('lab', 'float32', [4])), /labels 'lab' must be int64/);
-  assert.throws(() => softmaxCrossEntropy(x, g.input('lab2', 'int64', [5])), /labels 'lab2' \[5\] do not match scores \[4,10\]/);
+  assert.throws(
+    () => softmaxCrossEntropy(x, g.input('lab2', 'int64', [5])),
+    /labels 'lab2' \[5\] do not match scores \[4,10\]/,
+  );
   assert.throws(() => softmaxCrossEntropy(x, g.input('lab3', 'int64', [4, 1])), /rank 1/);
 });
 
@@ -187,7 +196,13 @@ test('labelSmoothedCrossEntropy: all targets ignored gives loss 0 and a zero gra
     },
   );
   assertAllClose(outs[0].data, [0], 0, 0, 'loss');
-  assert.ok([...outs[1].data].every((v) => v === 0), 'gradient');
+  assert.ok(
+    [...outs[1].data].every((v) => v === 0),
+    'gradient',
+  );
   const g = new Graph('t');
-  assert.throws(() => labelSmoothedCrossEntropy(g.input('s', 'float32', [2, 3]), g.input('y', 'int64', [2]), { smoothing: 1 }), /smoothing must be in \[0, 1\)/);
+  assert.throws(
+    () => labelSmoothedCrossEntropy(g.input('s', 'float32', [2, 3]), g.input('y', 'int64', [2]), { smoothing: 1 }),
+    /smoothing must be in \[0, 1\)/,
+  );
 });

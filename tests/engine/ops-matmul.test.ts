@@ -3,11 +3,26 @@ import { gemm, matmul } from '../../src-main/engine/ops/matmul';
 import { gradcheck } from './gradcheck';
 
 const cases: [number[], number[]][] = [
-  [[3, 4], [4, 2]], // plain
-  [[2, 3, 4], [4, 5]], // x @ W (the linear-layer path: dW as one GEMM)
-  [[2, 3, 4], [2, 4, 5]], // batched
-  [[2, 1, 3, 4], [3, 4, 2]], // batch broadcast on both sides
-  [[1, 3, 4], [2, 4, 2]], // size-1 batch broadcast
+  [
+    [3, 4],
+    [4, 2],
+  ], // plain
+  [
+    [2, 3, 4],
+    [4, 5],
+  ], // x @ W (the linear-layer path: dW as one GEMM)
+  [
+    [2, 3, 4],
+    [2, 4, 5],
+  ], // batched
+  [
+    [2, 1, 3, 4],
+    [3, 4, 2],
+  ], // batch broadcast on both sides
+  [
+    [1, 3, 4],
+    [2, 4, 2],
+  ], // size-1 batch broadcast
   [[4], [4, 3]], // 1-D left
   [[2, 3, 4], [4]], // 1-D right
   [[4], [4]], // dot
@@ -27,7 +42,9 @@ for (const [sa, sb] of cases) {
 for (const transA of [false, true])
   for (const transB of [false, true]) {
     test(`Gemm gradient, transA=${transA} transB=${transB}, alpha/beta, broadcast bias`, async () => {
-      const M = 3, K = 4, N = 2;
+      const M = 3,
+        K = 4,
+        N = 2;
       await gradcheck({
         inputs: [
           { name: 'a', shape: transA ? [K, M] : [M, K] },

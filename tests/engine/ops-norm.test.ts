@@ -6,7 +6,14 @@ import { add, mul } from '../../src-main/engine/ops/elementwise';
 import { gradcheck } from './gradcheck';
 import { assertAllClose, randomValues, runGraph } from './ops-run';
 
-function refNorm(x: Float64Array, D: number, w: Float64Array, b: Float64Array | null, eps: number, rms: boolean): Float64Array {
+function refNorm(
+  x: Float64Array,
+  D: number,
+  w: Float64Array,
+  b: Float64Array | null,
+  eps: number,
+  rms: boolean,
+): Float64Array {
   const y = new Float64Array(x.length);
   for (let r = 0; r < x.length / D; r++) {
     const row = x.subarray(r * D, r * D + D);
@@ -39,7 +46,10 @@ for (const dtype of ['float64', 'float32'] as const) {
   });
 }
 
-for (const shape of [[2, 3, 8], [4, 16]]) {
+for (const shape of [
+  [2, 3, 8],
+  [4, 16],
+]) {
   const D = shape[shape.length - 1];
   test(`LayerNormalization gradient wrt x, scale, bias, [${shape}]`, async () => {
     await gradcheck({
@@ -102,6 +112,9 @@ test('norm emitters reject mismatched dtypes with the tensor name', () => {
   const g = new Graph('t');
   const x = g.input('x', 'float32', [2, 4]);
   assert.throws(() => rmsNorm(x, g.constant([1, 1, 1, 1], 'float64', [4])), /rmsNorm\('x'\).*float32/);
-  assert.throws(() => layerNorm(x, g.constant([1, 1, 1, 1], 'float32', [4]), g.constant([0, 0, 0, 0], 'float64', [4])), /layerNorm\('x'\)/);
+  assert.throws(
+    () => layerNorm(x, g.constant([1, 1, 1, 1], 'float32', [4]), g.constant([0, 0, 0, 0], 'float64', [4])),
+    /layerNorm\('x'\)/,
+  );
   assert.throws(() => rmsNorm(new Graph('old', { opset: 17 }).input('y', 'float32', [4]), x), /opset >= 23/);
 });

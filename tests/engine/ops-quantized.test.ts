@@ -6,7 +6,11 @@ import { mulberry32 } from '../../src-main/util/mulberry32';
 import { nbitsGrad } from '../../src-main/engine/ops/quantized';
 
 for (const bits of [4, 8] as const) {
-  for (const [aShape, chunk] of [[[3, 64], 0], [[2, 3, 64], 0], [[2, 3, 64], 128]] as const) {
+  for (const [aShape, chunk] of [
+    [[3, 64], 0],
+    [[2, 3, 64], 0],
+    [[2, 3, 64], 128],
+  ] as const) {
     test(`MatMulNBits (${bits} bits) gradient for A [${aShape}] in float64${chunk ? `, the weight unpacked ${chunk} elements at a time` : ''}`, async () => {
       const saved = nbitsGrad.chunkElements;
       if (chunk) nbitsGrad.chunkElements = chunk; // 2 of the 5 rows per chunk: 3 chunks, the last one short
@@ -24,7 +28,12 @@ for (const bits of [4, 8] as const) {
         ],
         build: (g, [a, b, s]) => {
           g.useDomain('com.microsoft', 1);
-          return g.op1('MatMulNBits', [a, b, s], { K, N, bits, block_size: 32 }, { domain: 'com.microsoft', outTypes: [{ dtype: a.dtype, shape: [...aShape.slice(0, -1), N] }] });
+          return g.op1(
+            'MatMulNBits',
+            [a, b, s],
+            { K, N, bits, block_size: 32 },
+            { domain: 'com.microsoft', outTypes: [{ dtype: a.dtype, shape: [...aShape.slice(0, -1), N] }] },
+          );
         },
       }).finally(() => (nbitsGrad.chunkElements = saved));
     });

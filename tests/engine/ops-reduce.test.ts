@@ -31,11 +31,20 @@ for (const [op, fn] of [
     });
   }
   test(`${op}: empty axes with noop_with_empty_axes is the identity (gradient too)`, async () => {
-    await gradcheck({ inputs: [{ name: 'x', shape: [2, 3] }], build: (_g, [x]) => fn(x, [], { noopWithEmptyAxes: true }) });
+    await gradcheck({
+      inputs: [{ name: 'x', shape: [2, 3] }],
+      build: (_g, [x]) => fn(x, [], { noopWithEmptyAxes: true }),
+    });
   });
   test(`${op} gradient on symbolic dims (runtime shapes/counts)`, async () => {
-    await gradcheck({ inputs: [{ name: 'x', shape: [3, 4] }], build: (_g, [x]) => fn(relabel(x, ['B', 4]), [0], { keepdims: false }) });
-    await gradcheck({ inputs: [{ name: 'x', shape: [3, 4] }], build: (_g, [x]) => fn(relabel(x, ['B', 'T']), [-1], { keepdims: true }) });
+    await gradcheck({
+      inputs: [{ name: 'x', shape: [3, 4] }],
+      build: (_g, [x]) => fn(relabel(x, ['B', 4]), [0], { keepdims: false }),
+    });
+    await gradcheck({
+      inputs: [{ name: 'x', shape: [3, 4] }],
+      build: (_g, [x]) => fn(relabel(x, ['B', 'T']), [-1], { keepdims: true }),
+    });
   });
 }
 
@@ -79,5 +88,8 @@ test('ReduceSum backward with static reduced dims does not read the input (const
   const [gx] = gradients(y, [x]);
   assert.deepEqual(gx.shape, ['B', 'T', 8]);
   const back = g.nodes.slice(n0);
-  assert.ok(!back.some((n) => n.inputs.includes(x)), `backward nodes reading x: ${back.filter((n) => n.inputs.includes(x)).map((n) => n.opType)}`);
+  assert.ok(
+    !back.some((n) => n.inputs.includes(x)),
+    `backward nodes reading x: ${back.filter((n) => n.inputs.includes(x)).map((n) => n.opType)}`,
+  );
 });

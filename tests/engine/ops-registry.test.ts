@@ -9,7 +9,9 @@ import { registeredOps } from '../../src-main/engine/ops/registry';
 import { float64Checked } from './gradcheck';
 
 const here = new URL('.', import.meta.url);
-const families = readdirSync(here).filter((f) => /^ops-.+\.test\.ts$/.test(f) && f !== 'ops-registry.test.ts').sort();
+const families = readdirSync(here)
+  .filter((f) => /^ops-.+\.test\.ts$/.test(f) && f !== 'ops-registry.test.ts')
+  .sort();
 for (const f of families) await import(new URL(f, here).href);
 
 test('every registered gradient rule has a passing float64 gradcheck', () => {

@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph } from '../../src-main/engine/graph/builder';
-import { applyRotary, positionsFromMask, rangePositions, ropeCache, ropeInvFreq, type RopeScaling } from '../../src-main/engine/ops/rotary';
+import {
+  applyRotary,
+  positionsFromMask,
+  rangePositions,
+  ropeCache,
+  ropeInvFreq,
+  type RopeScaling,
+} from '../../src-main/engine/ops/rotary';
 import { matmul } from '../../src-main/engine/ops/matmul';
 import { gradcheck } from './gradcheck';
 import { assertAllClose, randomValues, runGraph } from './ops-run';
@@ -12,7 +19,12 @@ function hfInvFreq(dim: number, base: number, s: RopeScaling | null): number[] {
   for (let i = 0; i < dim; i += 2) inv.push(1 / base ** (i / dim));
   if (!s || s.type === 'default') return inv;
   if (s.type === 'linear') return inv.map((f) => f / s.factor!);
-  const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositionEmbeddings: old } = s as Required<RopeScaling>;
+  const {
+    factor,
+    lowFreqFactor: lo,
+    highFreqFactor: hi,
+    originalMaxPositionEmbeddings: old,
+  } = s as Required<RopeScaling>;
   return inv.map((f) => {
     const wl = (2 * Math.PI) / f;
     const scaled = wl > old / lo ? f / factor : f;
@@ -53,10 +65,17 @@ test('ropeInvFreq matches the transformers formulas (default, linear, llama3 wit
   const ll = ropeInvFreq(16, 10000, scalings[2][1]);
   assert.ok(ll[0] === inv[0] && ll[7] === inv[7] / 8 && ll.some((f, i) => f !== inv[i] && f !== inv[i] / 8), 'bands');
   assert.throws(() => ropeInvFreq(15, 10000), /even/);
-  assert.throws(() => ropeInvFreq(16, 10000, { type: 'yarn' as 'linear', factor: 2 }), /unsupported rope_scaling type 'yarn'/);
+  assert.throws(
+    () => ropeInvFreq(16, 10000, { type: 'yarn' as 'linear', factor: 2 }),
+    /unsupported rope_scaling type 'yarn'/,
+  );
 });
 
-for (const [impl, dtype] of [['fused', 'float32'], ['matmul', 'float64'], ['matmul', 'float32']] as const)
+for (const [impl, dtype] of [
+  ['fused', 'float32'],
+  ['matmul', 'float64'],
+  ['matmul', 'float32'],
+] as const)
   for (const [name, scaling] of scalings) {
     test(`applyRotary ${impl} ${dtype} (${name}) matches HF rotate_half, per-batch positions from a cache offset`, async () => {
       const dims = [2, 3, 4, 16];
@@ -105,12 +124,20 @@ test('positionsFromMask gives left-padded position ids (cumsum - 1, 1 at pads), 
   assert.deepEqual([...p.data], [0, 1, 2, 2, 3, 4]);
 });
 
-for (const shape of [[1, 2, 3, 8], [2, 1, 4, 4]])
+for (const shape of [
+  [1, 2, 3, 8],
+  [2, 1, 4, 4],
+])
   test(`rotary gradient wrt x, float64 rotation-matrix path, [${shape}]`, async () => {
     await gradcheck({
       inputs: [
         { name: 'x', shape },
-        { name: 'pos', shape: [shape[0], shape[2]], dtype: 'int64', values: Array.from({ length: shape[0] * shape[2] }, (_, i) => 3 + 2 * i) },
+        {
+          name: 'pos',
+          shape: [shape[0], shape[2]],
+          dtype: 'int64',
+          values: Array.from({ length: shape[0] * shape[2] }, (_, i) => 3 + 2 * i),
+        },
       ],
       build: (g, [x, pos]) => applyRotary(x, ropeCache(g, pos, shape[3], 10000, scalings[2][1], 'float64')),
     });
@@ -131,7 +158,11 @@ test('RotaryEmbedding (fused) gradient rule wrt x, float32, with a projection be
 // The fused op's rule (the same op with negated sin) in float64: ORT has no double RotaryEmbedding kernel, so the JS
 // reference evaluator runs it (after agreeing with ORT's float32 kernel on the same graph). The rule holds for any
 // cos/sin tables (both halves of a pair share them), so the tables are random, full and partial rotation.
-for (const [dims, rd] of [[[1, 2, 3, 8], 0], [[2, 1, 4, 4], 0], [[2, 2, 3, 8], 4]] as const)
+for (const [dims, rd] of [
+  [[1, 2, 3, 8], 0],
+  [[2, 1, 4, 4], 0],
+  [[2, 2, 3, 8], 4],
+] as const)
   test(`RotaryEmbedding (fused) gradient wrt x in float64, [${dims}]${rd ? `, rotary_embedding_dim ${rd}` : ''}`, async () => {
     const half = (rd || dims[3]) / 2;
     const cache = [dims[0], dims[2], half];
@@ -144,7 +175,10 @@ for (const [dims, rd] of [[[1, 2, 3, 8], 0], [[2, 1, 4, 4], 0], [[2, 2, 3, 8], 4
         { name: 'sin', shape: cache, grad: false },
       ],
       build: (g, [x, w, cos, sin]) =>
-        g.op1('RotaryEmbedding', [g.op1('Mul', [x, w]), cos, sin], { interleaved: 0, ...(rd ? { rotary_embedding_dim: rd, num_heads: dims[1] } : {}) }),
+        g.op1('RotaryEmbedding', [g.op1('Mul', [x, w]), cos, sin], {
+          interleaved: 0,
+          ...(rd ? { rotary_embedding_dim: rd, num_heads: dims[1] } : {}),
+        }),
     });
   });
 
@@ -152,7 +186,13 @@ test('applyRotary rejects bad layouts and float64 fused', () => {
   const g = new Graph('t');
   const pos = g.input('pos', 'int64', [1, 4]);
   const cache = ropeCache(g, pos, 8, 10000);
-  assert.throws(() => applyRotary(g.input('q', 'float32', [1, 4, 8]), cache), /applyRotary\('q'\): expected \[B, n_heads, S, 8\]/);
-  assert.throws(() => applyRotary(g.input('q64', 'float64', [1, 2, 4, 8]), cache, { impl: 'fused' }), /no float64 RotaryEmbedding/);
+  assert.throws(
+    () => applyRotary(g.input('q', 'float32', [1, 4, 8]), cache),
+    /applyRotary\('q'\): expected \[B, n_heads, S, 8\]/,
+  );
+  assert.throws(
+    () => applyRotary(g.input('q64', 'float64', [1, 2, 4, 8]), cache, { impl: 'fused' }),
+    /no float64 RotaryEmbedding/,
+  );
   assert.throws(() => ropeCache(g, g.input('fpos', 'float32', [1, 4]), 8, 10000), /positions 'fpos' must be int64/);
 });

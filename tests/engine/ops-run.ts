@@ -21,7 +21,11 @@ export interface RunOutput {
 }
 
 /** Build with `build(g, inputs)`, mark the returned values as outputs out0.., run once, return them in order. */
-export async function runGraph(inputs: RunInput[], build: (g: Graph, xs: Value[]) => Value | Value[], opset?: number): Promise<RunOutput[]> {
+export async function runGraph(
+  inputs: RunInput[],
+  build: (g: Graph, xs: Value[]) => Value | Value[],
+  opset?: number,
+): Promise<RunOutput[]> {
   const g = new Graph('test', { opset });
   const xs = inputs.map((i) => g.input(i.name, i.dtype, i.shape));
   const r = build(g, xs);
@@ -35,7 +39,13 @@ export async function runGraph(inputs: RunInput[], build: (g: Graph, xs: Value[]
 }
 
 /** Element-wise |a - b| <= atol + rtol |b|, naming the first mismatch. */
-export function assertAllClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string): void {
+export function assertAllClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rtol: number,
+  atol: number,
+  what: string,
+): void {
   assert.equal(actual.length, expected.length, `${what}: ${actual.length} elements, expected ${expected.length}`);
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i];

@@ -13,13 +13,23 @@ const MIN = S.INT64_MIN;
 // ---- Reshape / Flatten / Transpose / (Un)Squeeze -----------------------------------------------------------------
 
 for (const [from, to, expect] of [
-  [[2, 3, 4], [0, -1], [2, 12]],
-  [[2, 3, 4], [4, -1], [4, 6]],
+  [
+    [2, 3, 4],
+    [0, -1],
+    [2, 12],
+  ],
+  [
+    [2, 3, 4],
+    [4, -1],
+    [4, 6],
+  ],
   [[2, 3, 4], [24], [24]],
   [[6], [1, 2, 1, 3], [1, 2, 1, 3]],
 ] as [number[], number[], number[]][]) {
   test(`Reshape [${from}] -> [${to}]: shape and gradient`, async () => {
-    const [o] = await forward([{ name: 'x', shape: from, values: iota(from.reduce((a, b) => a * b, 1)) }], (_g, [x]) => S.reshape(x, to));
+    const [o] = await forward([{ name: 'x', shape: from, values: iota(from.reduce((a, b) => a * b, 1)) }], (_g, [x]) =>
+      S.reshape(x, to),
+    );
     assert.deepEqual(o.dims, expect);
     assert.deepEqual(o.data, Float64Array.from(iota(o.data.length)));
     await gradcheck({ inputs: [{ name: 'x', shape: from }], build: (_g, [x]) => S.reshape(x, to) });
@@ -36,9 +46,18 @@ test('Reshape gradient with symbolic dims: 0-copy target when dims line up, runt
   const [gx] = gradients(y, [x]);
   assert.deepEqual(gx.shape, ['B', 'T', 6]);
   assert.ok(!g.nodes.slice(n0).some((n) => n.opType === 'Shape' && n.inputs[0] === x), 'no runtime Shape of x needed');
-  await gradcheck({ inputs: [{ name: 'x', shape: [2, 3, 6] }], build: (_g, [x]) => S.reshape(relabel(x, ['B', 'T', 6]), [0, 0, 2, 3]) });
-  await gradcheck({ inputs: [{ name: 'x', shape: [2, 3, 6] }], build: (_g, [x]) => S.reshape(relabel(x, ['B', 'T', 6]), [-1, 6]) });
-  await gradcheck({ inputs: [{ name: 'x', shape: [2, 3, 6] }], build: (_g, [x]) => S.reshape(relabel(x, ['B', 'T', 6]), [0, -1]) });
+  await gradcheck({
+    inputs: [{ name: 'x', shape: [2, 3, 6] }],
+    build: (_g, [x]) => S.reshape(relabel(x, ['B', 'T', 6]), [0, 0, 2, 3]),
+  });
+  await gradcheck({
+    inputs: [{ name: 'x', shape: [2, 3, 6] }],
+    build: (_g, [x]) => S.reshape(relabel(x, ['B', 'T', 6]), [-1, 6]),
+  });
+  await gradcheck({
+    inputs: [{ name: 'x', shape: [2, 3, 6] }],
+    build: (_g, [x]) => S.reshape(relabel(x, ['B', 'T', 6]), [0, -1]),
+  });
 });
 
 test('Flatten gradient, axis 1 and -1', async () => {
@@ -47,7 +66,9 @@ test('Flatten gradient, axis 1 and -1', async () => {
 });
 
 test('Transpose gradient: explicit perm and default (reversed) perm', async () => {
-  const [o] = await forward([{ name: 'x', shape: [2, 3, 4], values: iota(24) }], (_g, [x]) => S.transpose(x, [2, 0, 1]));
+  const [o] = await forward([{ name: 'x', shape: [2, 3, 4], values: iota(24) }], (_g, [x]) =>
+    S.transpose(x, [2, 0, 1]),
+  );
   assert.deepEqual(o.dims, [4, 2, 3]);
   assert.equal(o.data[1], 4); // y[0,0,1] = x[0,1,0]
   await gradcheck({ inputs: [{ name: 'x', shape: [2, 3, 4] }], build: (_g, [x]) => S.transpose(x, [2, 0, 1]) });
@@ -66,11 +87,23 @@ test('Squeeze / Unsqueeze gradients with positive, negative and default axes', a
 // ---- Expand ----------------------------------------------------------------------------------------------------------
 
 for (const [xs, target] of [
-  [[3, 1], [2, 3, 4]],
+  [
+    [3, 1],
+    [2, 3, 4],
+  ],
   [[1], [2, 3]],
-  [[1, 4], [3, 1, 1]],
-  [[2, 3], [1, 3]],
-  [[2, 1, 3], [2, 4, 3]],
+  [
+    [1, 4],
+    [3, 1, 1],
+  ],
+  [
+    [2, 3],
+    [1, 3],
+  ],
+  [
+    [2, 1, 3],
+    [2, 4, 3],
+  ],
 ] as [number[], number[]][]) {
   test(`Expand [${xs}] to [${target}] gradient`, async () => {
     await gradcheck({ inputs: [{ name: 'x', shape: xs }], build: (_g, [x]) => S.expand(x, target) });
@@ -158,7 +191,14 @@ test('Split gradient: given sizes with an unused output (null gradient), equal p
 
 // ---- Slice / Pad ---------------------------------------------------------------------------------------------------------
 
-const sliceCases: [string, number[], (number | bigint)[], (number | bigint)[], number[] | undefined, number[] | undefined][] = [
+const sliceCases: [
+  string,
+  number[],
+  (number | bigint)[],
+  (number | bigint)[],
+  number[] | undefined,
+  number[] | undefined,
+][] = [
   ['basic two axes', [5, 6], [1, -4], [4, MAX], [0, 1], undefined],
   ['negative axis, end past the dim', [3, 5], [2], [100], [-1], undefined],
   ['reverse', [4, 3], [-1], [MIN], [0], [-1]],
@@ -173,7 +213,13 @@ const sliceCases: [string, number[], (number | bigint)[], (number | bigint)[], n
 ];
 
 /** numpy-style reference slice of a row-major tensor. */
-function refSlice(shape: number[], starts: (number | bigint)[], ends: (number | bigint)[], axes: number[], steps: number[]): { dims: number[]; data: number[] } {
+function refSlice(
+  shape: number[],
+  starts: (number | bigint)[],
+  ends: (number | bigint)[],
+  axes: number[],
+  steps: number[],
+): { dims: number[]; data: number[] } {
   const r = shape.length;
   const idx: number[][] = shape.map((n) => Array.from({ length: n }, (_, i) => i));
   axes.forEach((a, i) => {
@@ -197,7 +243,9 @@ for (const [name, shape, starts, ends, axes, steps] of sliceCases) {
     const n = shape.reduce((a, b) => a * b, 1);
     const ax = axes ?? starts.map((_, i) => i);
     const st = steps ?? starts.map(() => 1);
-    const [o] = await forward([{ name: 'x', shape, values: iota(n) }], (_g, [x]) => S.slice(x, starts, ends, axes, steps));
+    const [o] = await forward([{ name: 'x', shape, values: iota(n) }], (_g, [x]) =>
+      S.slice(x, starts, ends, axes, steps),
+    );
     const ref = refSlice(shape, starts, ends, ax, st);
     assert.deepEqual(o.dims, ref.dims);
     assert.deepEqual([...o.data], ref.data);

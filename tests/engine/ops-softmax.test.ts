@@ -21,7 +21,10 @@ for (const [shape, axis] of [
 
 test('Softmax/LogSoftmax forward along a middle axis', async () => {
   const vals = [0, 1, 2, 3, 4, 5];
-  const [s, l] = await forward([{ name: 'x', shape: [1, 2, 3], values: vals }], (_g, [x]) => [softmax(x, 1), logSoftmax(x, 1)]);
+  const [s, l] = await forward([{ name: 'x', shape: [1, 2, 3], values: vals }], (_g, [x]) => [
+    softmax(x, 1),
+    logSoftmax(x, 1),
+  ]);
   // along axis 1 pairs (0,3), (1,4), (2,5): softmax = [1/(1+e^3), e^3/(1+e^3)]
   const p = 1 / (1 + Math.exp(3));
   for (let j = 0; j < 3; j++) {
@@ -31,5 +34,8 @@ test('Softmax/LogSoftmax forward along a middle axis', async () => {
 });
 
 test('a chain through Softmax and LogSoftmax (the value is reused)', async () => {
-  await gradcheck({ inputs: [{ name: 'x', shape: [2, 5], range: [-2, 2] }], build: (_g, [x]) => [softmax(x), logSoftmax(softmax(x, 0))] });
+  await gradcheck({
+    inputs: [{ name: 'x', shape: [2, 5], range: [-2, 2] }],
+    build: (_g, [x]) => [softmax(x), logSoftmax(softmax(x, 0))],
+  });
 });

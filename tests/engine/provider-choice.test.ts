@@ -21,7 +21,10 @@ test('auto takes the fastest measured provider, caches the verdict, and names wh
   const dir = join(tmp.dir, 'a');
   const a = await chooseProvider({ key: { model: 'm1' }, cacheDir: dir, probe, candidates: ['cuda', 'webgpu'] });
   assert.equal(a.provider, 'webgpu');
-  assert.match(a.reason, /^auto: measured cpu 20 ms\/step vs cuda 9\.0 ms\/step vs webgpu 5\.0 ms\/step; webgpu is fastest$/);
+  assert.match(
+    a.reason,
+    /^auto: measured cpu 20 ms\/step vs cuda 9\.0 ms\/step vs webgpu 5\.0 ms\/step; webgpu is fastest$/,
+  );
   assert.equal(a.cached, false);
   assert.deepEqual(calls, ['cpu', 'cuda', 'webgpu']);
   assert.ok(existsSync(join(dir, 'provider-choice.json')));
@@ -31,8 +34,13 @@ test('auto takes the fastest measured provider, caches the verdict, and names wh
   assert.equal(calls.length, 3, 'a cached verdict measures nothing');
   // another model is measured again; a slower GPU loses to the CPU; a failing one is ruled out with its reason
   const c = await chooseProvider({
-    key: { model: 'm2' }, cacheDir: dir, candidates: ['cuda', 'webgpu'],
-    probe: async (p) => { if (p === 'cuda') throw new Error('CUDA driver version is insufficient'); return p === 'cpu' ? 3 : 40; },
+    key: { model: 'm2' },
+    cacheDir: dir,
+    candidates: ['cuda', 'webgpu'],
+    probe: async (p) => {
+      if (p === 'cuda') throw new Error('CUDA driver version is insufficient');
+      return p === 'cpu' ? 3 : 40;
+    },
   });
   assert.equal(c.provider, 'cpu');
   assert.match(c.reason, /the CPU is fastest here \(cuda: CUDA driver version is insufficient\)$/);
@@ -43,8 +51,23 @@ test('auto takes the fastest measured provider, caches the verdict, and names wh
 
 test('on llvmpipe a real LoRA step is measured on the CPU and on WebGPU, and auto keeps the faster', async () => {
   const { candidates, skipped } = await gpuCandidates();
-  assert.ok(candidates.includes('webgpu'), `WebGPU adapter expected (Mesa from bookworm-backports): ${skipped.join('; ')}`);
-  const cfg: BlockConfig = { B: 2, T: 16, D: 64, heads: 4, kv_heads: 2, ffn: 128, vocab: 128, rank: 4, lora_alpha: 8, rms_eps: 1e-6, rope_theta: 10000 };
+  assert.ok(
+    candidates.includes('webgpu'),
+    `WebGPU adapter expected (Mesa from bookworm-backports): ${skipped.join('; ')}`,
+  );
+  const cfg: BlockConfig = {
+    B: 2,
+    T: 16,
+    D: 64,
+    heads: 4,
+    kv_heads: 2,
+    ffn: 128,
+    vocab: 128,
+    rank: 4,
+    lora_alpha: 8,
+    rms_eps: 1e-6,
+    rope_theta: 10000,
+  };
   const t = blockTensors(cfg, 0, 0.02);
   const feeds = blockFeeds(cfg, t);
   const choice = await chooseProvider({
@@ -52,7 +75,14 @@ test('on llvmpipe a real LoRA step is measured on the CPU and on WebGPU, and aut
     cacheDir: join(tmp.dir, 'b'),
     candidates: ['webgpu'],
     probe: async (p) => {
-      const ex = await StepExecutor.create({ params: blockParams(cfg), forward: (g, pp) => blockForward(g, cfg, pp, t.frozen), session: { provider: p, threads: 1 } }, t.init);
+      const ex = await StepExecutor.create(
+        {
+          params: blockParams(cfg),
+          forward: (g, pp) => blockForward(g, cfg, pp, t.frozen),
+          session: { provider: p, threads: 1 },
+        },
+        t.init,
+      );
       try {
         await ex.step(feeds, 0);
         assert.equal(ex.provider, p);

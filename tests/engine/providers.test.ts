@@ -7,7 +7,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Graph } from '../../src-main/engine/graph/builder';
 import { serializeModel } from '../../src-main/engine/graph/serialize';
-import { Session, autoProvider, providerFromEnv, providerInstalled, PROVIDER_ENV } from '../../src-main/engine/runtime/session';
+import {
+  Session,
+  autoProvider,
+  providerFromEnv,
+  providerInstalled,
+  PROVIDER_ENV,
+} from '../../src-main/engine/runtime/session';
 import { tensor } from '../../src-main/engine/runtime/tensor';
 import { tempDir } from '../helpers/tmp';
 
@@ -34,19 +40,35 @@ test('LENSLAB_PROVIDER: the known names (any case), unset is undefined, anything
   assert.equal(providerFromEnv({ [PROVIDER_ENV]: 'CUDA' }), 'cuda');
   assert.equal(providerFromEnv({ [PROVIDER_ENV]: 'auto' }), 'auto');
   assert.equal(providerFromEnv({ [PROVIDER_ENV]: 'cpu' }), 'cpu');
-  assert.throws(() => providerFromEnv({ [PROVIDER_ENV]: 'gpu' }), /^Error: LENSLAB_PROVIDER: unknown execution provider 'gpu' \(expected auto, cpu, cuda/);
+  assert.throws(
+    () => providerFromEnv({ [PROVIDER_ENV]: 'gpu' }),
+    /^Error: LENSLAB_PROVIDER: unknown execution provider 'gpu' \(expected auto, cpu, cuda/,
+  );
 });
 
 test("'auto' picks CUDA only when its provider library is installed beside the binding", () => {
-  assert.equal(autoProvider(() => false), 'cpu');
-  assert.equal(autoProvider((p) => p === 'cuda'), 'cuda');
+  assert.equal(
+    autoProvider(() => false),
+    'cpu',
+  );
+  assert.equal(
+    autoProvider((p) => p === 'cuda'),
+    'cuda',
+  );
   assert.equal(providerInstalled('cpu', []), true, 'bundled');
   const bin = join(tmp.dir, 'bin');
   mkdirSync(bin, { recursive: true });
   assert.equal(providerInstalled('cuda', [bin]), false, 'listed by this build but not installed');
-  writeFileSync(join(bin, process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so'), '');
+  writeFileSync(
+    join(bin, process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so'),
+    '',
+  );
   assert.equal(providerInstalled('cuda', [bin]), true);
-  assert.equal(providerInstalled('coreml' as never, [bin]), process.platform === 'darwin', 'only where this build lists it');
+  assert.equal(
+    providerInstalled('coreml' as never, [bin]),
+    process.platform === 'darwin',
+    'only where this build lists it',
+  );
 });
 
 test('the default session provider follows LENSLAB_PROVIDER; CUDA asked for but not installed runs on cpu with a message', async (t) => {
@@ -67,14 +89,22 @@ test('the default session provider follows LENSLAB_PROVIDER; CUDA asked for but 
   assert.equal(msgs.length, 1);
   await s.dispose();
   process.env[PROVIDER_ENV] = 'nonsense';
-  await assert.rejects(Session.create(negGraph(), { threads: 1 }), /LENSLAB_PROVIDER: unknown execution provider 'nonsense'/);
+  await assert.rejects(
+    Session.create(negGraph(), { threads: 1 }),
+    /LENSLAB_PROVIDER: unknown execution provider 'nonsense'/,
+  );
 });
 
 test('a provider that is installed but fails to start falls back to cpu, naming the provider and the reason', async () => {
   const msgs: string[] = [];
   // Claim CUDA's libraries are present: on a machine without them ORT cannot start the provider.
   for (const provider of ['cuda', 'auto'] as const) {
-    const s = await Session.create(negGraph(), { provider, threads: 1, installed: (p) => p === 'cuda', onWarning: (m) => msgs.push(m) });
+    const s = await Session.create(negGraph(), {
+      provider,
+      threads: 1,
+      installed: (p) => p === 'cuda',
+      onWarning: (m) => msgs.push(m),
+    });
     if (cudaLibraryPresent()) {
       assert.equal(s.provider, 'cuda');
     } else {

@@ -70,9 +70,11 @@ test('AdamW + global-norm clip in a step graph match the PyTorch formula (JS ref
   }
   const st = ex.state();
   assert.equal(st.t, 6);
-  for (let i = 0; i < 12; i++) assert.ok(Math.abs(st.params.w[i] - w[i]) < 1e-10, `w[${i}] ${st.params.w[i]} vs ${w[i]}`);
+  for (let i = 0; i < 12; i++)
+    assert.ok(Math.abs(st.params.w[i] - w[i]) < 1e-10, `w[${i}] ${st.params.w[i]} vs ${w[i]}`);
   for (let i = 0; i < 4; i++) assert.ok(Math.abs(st.params.u[i] - u[i]) < 1e-10, `u[${i}]`);
-  for (let i = 0; i < 12; i++) assert.ok(Math.abs(st.m.w[i] - sw.m[i]) < 1e-10 && Math.abs(st.v.w[i] - sw.v[i]) < 1e-10);
+  for (let i = 0; i < 12; i++)
+    assert.ok(Math.abs(st.m.w[i] - sw.m[i]) < 1e-10 && Math.abs(st.v.w[i] - sw.v[i]) < 1e-10);
   await ex.dispose();
 });
 
@@ -108,7 +110,9 @@ test('LR schedules: JS values follow the HF warmup lambdas and the graph emitter
 /** A tiny MLP regression problem: params, data, forward with mean-squared error. */
 function mlpProblem(N: number) {
   const r = rng(11);
-  const D = 3, H = 5, O = 2;
+  const D = 3,
+    H = 5,
+    O = 2;
   const params: ParamSpec[] = [
     { name: 'w1', shape: [D, H] },
     { name: 'b1', shape: [H], decay: false },
@@ -138,8 +142,14 @@ function mlpProblem(N: number) {
 test('gradient accumulation over two half batches equals one full-batch step', async () => {
   const N = 8;
   const P = mlpProblem(N);
-  const full = await StepExecutor.create({ params: P.params, forward: P.forward(N), clipNorm: 0.5, session: { threads: 1 } }, P.init);
-  const accum = await StepExecutor.create({ params: P.params, forward: P.forward(N / 2), clipNorm: 0.5, accumulation: 2, session: { threads: 1 } }, P.init);
+  const full = await StepExecutor.create(
+    { params: P.params, forward: P.forward(N), clipNorm: 0.5, session: { threads: 1 } },
+    P.init,
+  );
+  const accum = await StepExecutor.create(
+    { params: P.params, forward: P.forward(N / 2), clipNorm: 0.5, accumulation: 2, session: { threads: 1 } },
+    P.init,
+  );
   assert.deepEqual([...accum.dataInputs].sort(), ['x', 'y']);
   for (let s = 0; s < 3; s++) {
     const a = await full.step(P.feeds(0, N), 0.01);
@@ -151,7 +161,9 @@ test('gradient accumulation over two half batches equals one full-batch step', a
   }
   const sa = full.state();
   const sb = accum.state();
-  for (const k of ['w1', 'b1', 'w2']) for (let i = 0; i < sa.params[k].length; i++) assert.ok(Math.abs(sa.params[k][i] - sb.params[k][i]) < 1e-5, `${k}[${i}]`);
+  for (const k of ['w1', 'b1', 'w2'])
+    for (let i = 0; i < sa.params[k].length; i++)
+      assert.ok(Math.abs(sa.params[k][i] - sb.params[k][i]) < 1e-5, `${k}[${i}]`);
   await assert.rejects(accum.step([P.feeds(0, 4), P.feeds(0, 4), P.feeds(0, 4)], 0.01), /3 micro-batches/);
   await assert.rejects(full.step({ x: P.feeds(0, N).x }, 0.01), /lacks input 'y'/);
   await full.dispose();
@@ -169,7 +181,10 @@ test('state round-trips into a new executor and training continues identically; 
       return { losses: mul(matmul(mul(d, d), g.constant([0.5, 0.5], 'float32', [2])), 1) };
     },
   };
-  const a = await StepExecutor.create({ params: P.params, forward: P.forward(N), score, session: { threads: 1 } }, P.init);
+  const a = await StepExecutor.create(
+    { params: P.params, forward: P.forward(N), score, session: { threads: 1 } },
+    P.init,
+  );
   const before = toFloat64((await a.score(P.feeds(0, N))).losses);
   assert.equal(before.length, N);
   const first = await a.step(P.feeds(0, N), 0.05);
@@ -184,7 +199,10 @@ test('state round-trips into a new executor and training continues identically; 
   assert.equal(ra.loss, rb.loss);
   assert.deepEqual(a.state(), b.state());
   await assert.rejects(b.score(P.feeds(0, N)), /without a score program/);
-  await assert.rejects(StepExecutor.create({ params: P.params, forward: P.forward(N) }, { w1: P.init.w1, b1: P.init.b1 }), /no initial value for parameter 'w2'/);
+  await assert.rejects(
+    StepExecutor.create({ params: P.params, forward: P.forward(N) }, { w1: P.init.w1, b1: P.init.b1 }),
+    /no initial value for parameter 'w2'/,
+  );
   await a.dispose();
   await b.dispose();
 });
@@ -206,8 +224,22 @@ test('compiled graphs are cached on disk by content hash of the key', async () =
   assert.ok(existsSync(c1.path));
   assert.notEqual(contentHash(key), contentHash({ ...key, shapes: { N: 8 } }));
   // an executor with the same cache key reuses the entry (and learns its data inputs from the session)
-  const ex = await StepExecutor.create({ params: P.params, forward: P.forward(4), cacheDir: tmp.dir, cacheKey: key, session: { threads: 1 } }, P.init);
-  const ex2 = await StepExecutor.create({ params: P.params, forward: () => { throw new Error('should not rebuild'); }, cacheDir: tmp.dir, cacheKey: key, session: { threads: 1 } }, P.init);
+  const ex = await StepExecutor.create(
+    { params: P.params, forward: P.forward(4), cacheDir: tmp.dir, cacheKey: key, session: { threads: 1 } },
+    P.init,
+  );
+  const ex2 = await StepExecutor.create(
+    {
+      params: P.params,
+      forward: () => {
+        throw new Error('should not rebuild');
+      },
+      cacheDir: tmp.dir,
+      cacheKey: key,
+      session: { threads: 1 },
+    },
+    P.init,
+  );
   assert.deepEqual([...ex2.dataInputs].sort(), ['x', 'y']);
   const r1 = await ex.step(P.feeds(0, 4), 0.01);
   const r2 = await ex2.step(P.feeds(0, 4), 0.01);

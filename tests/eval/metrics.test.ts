@@ -50,7 +50,7 @@ test('VQA exact match and soft accuracy', () => {
   assert.throws(() => vqaExactMatch('x', []), /no reference/);
 });
 
-test('caption tokenisation is PTB tokenisation with coco-caption\'s punctuation dropped', () => {
+test("caption tokenisation is PTB tokenisation with coco-caption's punctuation dropped", () => {
   assert.deepEqual(tokenizeCaption('A man, riding a horse.'), ['a', 'man', 'riding', 'a', 'horse']);
   assert.deepEqual(tokenizeCaption("It's 'quoted'!"), ['it', "'s", 'quoted']);
   // Stanford PTBTokenizer's documented example ("Oh , no , '' she 's saying , `` our $ 400 blender ca n't …"),
@@ -60,17 +60,64 @@ test('caption tokenisation is PTB tokenisation with coco-caption\'s punctuation 
     "oh no she 's saying our $ 400 blender ca n't handle something this hard",
   );
   // hyphenated words, decimals, thousands, slashes, abbreviations and acronyms stay whole; cannot and brackets split
-  assert.deepEqual(tokenizeCaption('A black-and-white photo of Mr. Smith in the U.S.'), ['a', 'black-and-white', 'photo', 'of', 'mr.', 'smith', 'in', 'the', 'u.s.']);
-  assert.deepEqual(tokenizeCaption('The 3.5 ft. dog (brown) -- cannot run... 50% of 1,000'), ['the', '3.5', 'ft.', 'dog', 'brown', 'can', 'not', 'run', '50', '%', 'of', '1,000']);
+  assert.deepEqual(tokenizeCaption('A black-and-white photo of Mr. Smith in the U.S.'), [
+    'a',
+    'black-and-white',
+    'photo',
+    'of',
+    'mr.',
+    'smith',
+    'in',
+    'the',
+    'u.s.',
+  ]);
+  assert.deepEqual(tokenizeCaption('The 3.5 ft. dog (brown) -- cannot run... 50% of 1,000'), [
+    'the',
+    '3.5',
+    'ft.',
+    'dog',
+    'brown',
+    'can',
+    'not',
+    'run',
+    '50',
+    '%',
+    'of',
+    '1,000',
+  ]);
   // curly quotes and apostrophes, dashes
-  assert.deepEqual(tokenizeCaption('dogs\' toys and/or cats\u2019 toys \u2014 \u201cnice\u201d'), ['dogs', 'toys', 'and/or', 'cats', 'toys', 'nice']);
-  assert.deepEqual(tokenizeCaption('A woman wearing a net on her head cutting a cake. '), ['a', 'woman', 'wearing', 'a', 'net', 'on', 'her', 'head', 'cutting', 'a', 'cake']);
+  assert.deepEqual(tokenizeCaption("dogs' toys and/or cats\u2019 toys \u2014 \u201cnice\u201d"), [
+    'dogs',
+    'toys',
+    'and/or',
+    'cats',
+    'toys',
+    'nice',
+  ]);
+  assert.deepEqual(tokenizeCaption('A woman wearing a net on her head cutting a cake. '), [
+    'a',
+    'woman',
+    'wearing',
+    'a',
+    'net',
+    'on',
+    'her',
+    'head',
+    'cutting',
+    'a',
+    'cake',
+  ]);
 });
 
 test('BLEU-4 after PTB tokenisation: a hand-computed case (checked with tests/eval/reference_metrics.py)', () => {
   // hyp: a dog 's ball on the red mat (8) · refs: the dog 's ball is on the red mat (9), a ball on a mat (5)
   // clipped matches 8/8, 6/7, 3/6, 1/5; closest reference length 9 → BP = exp(1 − 9/8)
-  const r = corpusBleu([{ hypothesis: "A dog's ball, on the red mat.", references: ["The dog's ball is on the red mat", 'a ball on a mat'] }]);
+  const r = corpusBleu([
+    {
+      hypothesis: "A dog's ball, on the red mat.",
+      references: ["The dog's ball is on the red mat", 'a ball on a mat'],
+    },
+  ]);
   assert.deepEqual(r.matches, [8, 6, 3, 1]);
   assert.deepEqual(r.totals, [8, 7, 6, 5]);
   assert.equal(r.hypothesisLength, 8);
@@ -107,10 +154,26 @@ test('BLEU: hand-computed cases', () => {
 
 // Values from tests/eval/reference_metrics.py (an independent Python rendering of the pycocoevalcap formulas).
 const CORPUS: { hypothesis: string; references: string[] }[] = [
-  { hypothesis: 'a man is riding a horse on the beach', references: ['a man rides a horse on the beach', 'a person riding a horse near the ocean', 'man on a horse at the beach'] },
-  { hypothesis: 'two dogs play in the snow', references: ['two dogs are playing in the snow', 'a pair of dogs playing in snow'] },
-  { hypothesis: 'a red car', references: ['a red car parked on the street', 'a small red car on a road', 'red car next to a curb'] },
-  { hypothesis: 'a plate of food with broccoli', references: ['a plate with broccoli and rice', 'a white plate of food with broccoli', 'food on a plate'] },
+  {
+    hypothesis: 'a man is riding a horse on the beach',
+    references: [
+      'a man rides a horse on the beach',
+      'a person riding a horse near the ocean',
+      'man on a horse at the beach',
+    ],
+  },
+  {
+    hypothesis: 'two dogs play in the snow',
+    references: ['two dogs are playing in the snow', 'a pair of dogs playing in snow'],
+  },
+  {
+    hypothesis: 'a red car',
+    references: ['a red car parked on the street', 'a small red car on a road', 'red car next to a curb'],
+  },
+  {
+    hypothesis: 'a plate of food with broccoli',
+    references: ['a plate with broccoli and rice', 'a white plate of food with broccoli', 'food on a plate'],
+  },
 ];
 
 test('BLEU-1..4 match the Python reference on a small corpus', () => {
@@ -175,8 +238,14 @@ test('scorePredictions gives corpus and per-item scores per task', () => {
     { prediction: 'red', references: ['blue'] },
   ]);
   assert.equal(vqa.metrics.exact_match, 0.5);
-  assert.deepEqual(vqa.perItem.map((p) => p.exact_match), [1, 0]);
-  const cap = scorePredictions('caption', CORPUS.map((c) => ({ prediction: c.hypothesis, references: c.references })));
+  assert.deepEqual(
+    vqa.perItem.map((p) => p.exact_match),
+    [1, 0],
+  );
+  const cap = scorePredictions(
+    'caption',
+    CORPUS.map((c) => ({ prediction: c.hypothesis, references: c.references })),
+  );
   close(cap.metrics.bleu4, 0.5373891136394127, 1e-12);
   close(cap.metrics.cider, 3.0971627176597085, 1e-9);
   assert.equal(cap.perItem.length, 4);
@@ -185,11 +254,27 @@ test('scorePredictions gives corpus and per-item scores per task', () => {
     { prediction: 'A dog runs on the grass.', references: ['a cat sleeps', 'a dog runs on the grass'] },
     { prediction: 'a dog runs', references: ['a dog runs on the grass'] },
   ]);
-  assert.deepEqual(ex.perItem.map((p) => p.exact_match), [1, 0]);
+  assert.deepEqual(
+    ex.perItem.map((p) => p.exact_match),
+    [1, 0],
+  );
   assert.equal(ex.metrics.exact_match, 0.5);
-  assert.deepEqual(Object.keys(ex.metrics).sort(), ['baseline_bleu4', 'baseline_cider', 'bleu4', 'cider', 'exact_match']);
-  assert.equal(ex.perItem[0].bleu4, sentenceBleu('A dog runs on the grass.', ['a cat sleeps', 'a dog runs on the grass']), 'the other scores are unchanged');
-  assert.throws(() => scorePredictions('caption', [{ prediction: 'x', references: [] }]), /item 0 has no reference captions/);
+  assert.deepEqual(Object.keys(ex.metrics).sort(), [
+    'baseline_bleu4',
+    'baseline_cider',
+    'bleu4',
+    'cider',
+    'exact_match',
+  ]);
+  assert.equal(
+    ex.perItem[0].bleu4,
+    sentenceBleu('A dog runs on the grass.', ['a cat sleeps', 'a dog runs on the grass']),
+    'the other scores are unchanged',
+  );
+  assert.throws(
+    () => scorePredictions('caption', [{ prediction: 'x', references: [] }]),
+    /item 0 has no reference captions/,
+  );
 });
 
 test('the caption baseline: the most common reference caption for every item, scored like a model', () => {
@@ -199,15 +284,25 @@ test('the caption baseline: the most common reference caption for every item, sc
     { prediction: 'two birds on a wire', references: ['two birds sit on a wire', 'birds on a power line'] },
   ];
   const b = captionBaseline(preds);
-  assert.equal(b.caption, 'A dog runs on the grass.', 'the same caption after tokenisation counts together; the first spelling is kept');
-  const asModel = scorePredictions('caption', preds.map((p) => ({ ...p, prediction: b.caption })));
+  assert.equal(
+    b.caption,
+    'A dog runs on the grass.',
+    'the same caption after tokenisation counts together; the first spelling is kept',
+  );
+  const asModel = scorePredictions(
+    'caption',
+    preds.map((p) => ({ ...p, prediction: b.caption })),
+  );
   assert.equal(b.bleu4, asModel.metrics.bleu4);
   assert.equal(b.cider, asModel.metrics.cider);
   const model = scorePredictions('caption', preds);
   assert.equal(model.metrics.baseline_bleu4, b.bleu4);
   assert.equal(model.metrics.baseline_cider, b.cider);
   assert.equal(model.majorityAnswer, b.caption);
-  assert.ok(model.metrics.cider > b.cider, `a model describing each image beats the baseline (${model.metrics.cider} vs ${b.cider})`);
+  assert.ok(
+    model.metrics.cider > b.cider,
+    `a model describing each image beats the baseline (${model.metrics.cider} vs ${b.cider})`,
+  );
   assert.deepEqual(captionBaseline([]), { caption: '', bleu4: 0, cider: 0 });
 });
 

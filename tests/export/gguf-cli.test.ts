@@ -32,7 +32,18 @@ test('export --format gguf writes the model, the mmproj and a Modelfile; a secon
   const again = await cli(['export', '--model', DEMO, out, '--format', 'gguf']);
   assert.equal(again.code, 1);
   assert.match(again.err, /not empty.*--overwrite replaces an earlier GGUF export/);
-  const over = await cli(['export', '--model', DEMO, out, '--format', 'gguf', '--overwrite', '--json', '--name', 'Demo LLaVA']);
+  const over = await cli([
+    'export',
+    '--model',
+    DEMO,
+    out,
+    '--format',
+    'gguf',
+    '--overwrite',
+    '--json',
+    '--name',
+    'Demo LLaVA',
+  ]);
   assert.equal(over.code, 0, over.err);
   assert.equal(JSON.parse(over.out).quant, 'q8_0');
   assert.deepEqual(readdirSync(out).sort(), ['Modelfile', 'demo-llava-q8_0.gguf', 'mmproj-demo-llava-q8_0.gguf']);
@@ -49,5 +60,8 @@ test('export --format gguf: usage errors and an unsupported model name the flag 
   writeSiglipQwen2Llava(d, 3);
   const bad = await cli(['export', '--model', d, join(tmp.dir, 'y'), '--format', 'gguf']);
   assert.equal(bad.code, 1);
-  assert.match(bad.err, /GGUF export does not support this llava \(siglip_vision_model \+ qwen2\) model: config\.json mm_projector_type is linear/);
+  assert.match(
+    bad.err,
+    /GGUF export does not support this llava \(siglip_vision_model \+ qwen2\) model: config\.json mm_projector_type is linear/,
+  );
 });

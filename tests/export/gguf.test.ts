@@ -41,7 +41,8 @@ test('Q8_0 and Q4_0 blocks are ggml reference quantization', () => {
   // d = amax / 127 (f16), q = round(x / d): every value within half a step
   for (let b = 0; b < 2; b++) {
     const amax = Math.max(...x.subarray(b * 32, b * 32 + 32).map(Math.abs));
-    for (let j = 0; j < 32; j++) assert.ok(Math.abs(d8[b * 32 + j] - x[b * 32 + j]) <= (amax / 127) * 0.5 + 1e-3 * amax, `q8 ${b},${j}`);
+    for (let j = 0; j < 32; j++)
+      assert.ok(Math.abs(d8[b * 32 + j] - x[b * 32 + j]) <= (amax / 127) * 0.5 + 1e-3 * amax, `q8 ${b},${j}`);
   }
   assert.equal(new Int8Array(q8.buffer)[2 + 5], -127);
   const q4 = encodeQ4_0(x);
@@ -92,7 +93,10 @@ test('the demo LLaVA exports to a llama GGUF, an mmproj GGUF and a Modelfile tha
     assert.equal(tokens.length, 394);
     assert.equal(tokens[4], '<image>');
     assert.equal((kv.get('tokenizer.ggml.token_type') as number[])[1], 3, '<s> is a control token');
-    assert.equal((kv.get('tokenizer.ggml.merges') as string[]).length, ((m.tokenizer!.files.tokenizerJson.model as { merges: unknown[] }).merges).length);
+    assert.equal(
+      (kv.get('tokenizer.ggml.merges') as string[]).length,
+      (m.tokenizer!.files.tokenizerJson.model as { merges: unknown[] }).merges.length,
+    );
     assert.equal(kv.get('tokenizer.ggml.bos_token_id'), 1);
     assert.equal(kv.get('tokenizer.ggml.eos_token_id'), 2);
     assert.equal(kv.get('tokenizer.ggml.padding_token_id'), 3);
@@ -100,8 +104,17 @@ test('the demo LLaVA exports to a llama GGUF, an mmproj GGUF and a Modelfile tha
     assert.equal(kv.get('tokenizer.chat_template'), m.chatTemplate!.source);
     const dec = 'language_model.model.';
     assert.deepEqual(f.tensors.get('token_embd.weight')!.shape, [394, 96]);
-    assert.equal(maxAbs(readGgufTensor(f, 'blk.1.ffn_down.weight'), m.weights.get(`${dec}layers.1.mlp.down_proj.weight`)), 0);
-    assert.equal(maxAbs(readGgufTensor(f, 'blk.0.attn_k.weight'), permuteRope(m.weights.get(`${dec}layers.0.self_attn.k_proj.weight`), 2, 48, 96)), 0);
+    assert.equal(
+      maxAbs(readGgufTensor(f, 'blk.1.ffn_down.weight'), m.weights.get(`${dec}layers.1.mlp.down_proj.weight`)),
+      0,
+    );
+    assert.equal(
+      maxAbs(
+        readGgufTensor(f, 'blk.0.attn_k.weight'),
+        permuteRope(m.weights.get(`${dec}layers.0.self_attn.k_proj.weight`), 2, 48, 96),
+      ),
+      0,
+    );
     assert.equal(maxAbs(readGgufTensor(f, 'output.weight'), m.weights.get('language_model.lm_head.weight')), 0);
     const p = readGguf(r.mmproj!.path);
     assert.equal(p.kv.get('general.architecture'), 'clip');
@@ -109,9 +122,18 @@ test('the demo LLaVA exports to a llama GGUF, an mmproj GGUF and a Modelfile tha
     assert.equal(p.kv.get('clip.vision.image_size'), 48);
     assert.equal(p.kv.get('clip.vision.block_count'), 2, 'feature layer -1: both layers');
     assert.equal(p.kv.get('clip.use_gelu'), false, 'quick_gelu');
-    assert.deepEqual((p.kv.get('clip.vision.image_mean') as number[]).map((v) => +v.toFixed(6)), [0.481455, 0.457828, 0.408211]);
+    assert.deepEqual(
+      (p.kv.get('clip.vision.image_mean') as number[]).map((v) => +v.toFixed(6)),
+      [0.481455, 0.457828, 0.408211],
+    );
     assert.equal(maxAbs(readGgufTensor(p, 'mm.2.weight'), m.weights.get('multi_modal_projector.linear_2.weight')), 0);
-    assert.equal(maxAbs(readGgufTensor(p, 'v.blk.1.ffn_up.weight'), m.weights.get('vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight')), 0);
+    assert.equal(
+      maxAbs(
+        readGgufTensor(p, 'v.blk.1.ffn_up.weight'),
+        m.weights.get('vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight'),
+      ),
+      0,
+    );
     assert.ok(!p.tensors.has('v.post_ln.weight'), 'LLaVA never reads post_layernorm');
     const mf = readFileSync(r.modelfile, 'utf8');
     assert.match(mf, /^FROM \.\/demo-f32\.gguf$/m);
@@ -148,7 +170,10 @@ test('export overwrite rules: a non-empty folder is refused, an earlier GGUF exp
   mkdirSync(out);
   writeFileSync(join(out, 'notes.txt'), 'mine');
   assert.throws(() => exportGguf({ modelDir: DEMO, outDir: out, quant: 'f16' }), /not empty/);
-  assert.throws(() => exportGguf({ modelDir: DEMO, outDir: out, quant: 'f16', overwrite: true }), /not a GGUF export \(it holds notes\.txt\)/);
+  assert.throws(
+    () => exportGguf({ modelDir: DEMO, outDir: out, quant: 'f16', overwrite: true }),
+    /not a GGUF export \(it holds notes\.txt\)/,
+  );
   assert.equal(readFileSync(join(out, 'notes.txt'), 'utf8'), 'mine');
   const out2 = join(tmp, 'ow2');
   exportGguf({ modelDir: DEMO, outDir: out2, quant: 'f16', name: 'a' });
@@ -167,7 +192,9 @@ test('a model llama.cpp cannot represent is refused naming the family and the fi
   writeSiglipQwen2Llava(d, 3);
   assert.throws(
     () => exportGguf({ modelDir: d, outDir: join(tmp, 'x1'), quant: 'f16' }),
-    (e: unknown) => e instanceof GgufExportError && /llava \(siglip_vision_model \+ qwen2\).*mm_projector_type is linear/.test(e.message),
+    (e: unknown) =>
+      e instanceof GgufExportError &&
+      /llava \(siglip_vision_model \+ qwen2\).*mm_projector_type is linear/.test(e.message),
   );
   assert.ok(!existsSync(join(tmp, 'x1')));
 });
@@ -183,7 +210,10 @@ test('a SmolVLM (Idefics3) exports its whole tower, post_layernorm and connector
     assert.equal(p.kv.get('clip.vision.projector.scale_factor'), c.scaleFactor);
     assert.equal(p.kv.get('clip.vision.block_count'), c.vision.numHiddenLayers);
     assert.equal(p.kv.get('clip.vision.projection_dim'), c.text.hiddenSize);
-    assert.equal(p.kv.get('clip.vision.preproc_image_size'), (m.json.preprocessorConfig!.size as { longest_edge: number }).longest_edge);
+    assert.equal(
+      p.kv.get('clip.vision.preproc_image_size'),
+      (m.json.preprocessorConfig!.size as { longest_edge: number }).longest_edge,
+    );
     const last = c.vision.numHiddenLayers - 1;
     for (const [g, hf] of [
       ['v.patch_embd.weight', 'embeddings.patch_embedding.weight'],
@@ -191,7 +221,10 @@ test('a SmolVLM (Idefics3) exports its whole tower, post_layernorm and connector
       ['v.post_ln.weight', 'post_layernorm.weight'],
     ])
       assert.equal(maxAbs(readGgufTensor(p, g), m.weights.get(`model.vision_model.${hf}`)), 0, g);
-    assert.equal(maxAbs(readGgufTensor(p, 'mm.model.fc.weight'), m.weights.get('model.connector.modality_projection.proj.weight')), 0);
+    assert.equal(
+      maxAbs(readGgufTensor(p, 'mm.model.fc.weight'), m.weights.get('model.connector.modality_projection.proj.weight')),
+      0,
+    );
   } finally {
     m.close();
   }
@@ -204,18 +237,48 @@ function writeQwen2(dir: string): void {
   const { tokenizer, tokenizerConfig } = demoTokenizerFiles(512);
   const n = Object.keys((tokenizer.model as { vocab: object }).vocab).length;
   const t: TextConfig = {
-    modelType: 'qwen2', vocabSize: n + 8, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
-    headDim: 16, hiddenAct: 'silu', maxPositionEmbeddings: 256, rmsNormEps: 1e-6, rope: { theta: 1e6, type: 'default', factor: 1 },
-    qkvBias: true, oBias: false, mlpBias: false, tieWordEmbeddings: true, bosTokenId: 1, eosTokenIds: [2], padTokenId: 3,
+    modelType: 'qwen2',
+    vocabSize: n + 8,
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numHiddenLayers: 2,
+    numAttentionHeads: 4,
+    numKeyValueHeads: 2,
+    headDim: 16,
+    hiddenAct: 'silu',
+    maxPositionEmbeddings: 256,
+    rmsNormEps: 1e-6,
+    rope: { theta: 1e6, type: 'default', factor: 1 },
+    qkvBias: true,
+    oBias: false,
+    mlpBias: false,
+    tieWordEmbeddings: true,
+    bosTokenId: 1,
+    eosTokenIds: [2],
+    padTokenId: 3,
   };
   const json = { ...textToHf(t), architectures: ['Qwen2ForCausalLM'] };
   const cfg = parseHfConfig(json);
-  saveHfFolder(dir, { config: json, weights: memorySource(randomWeights(expectedTensors(cfg), 11, 0.25)), tokenizer, tokenizerConfig, generationConfig: { eos_token_id: 2 } });
+  saveHfFolder(dir, {
+    config: json,
+    weights: memorySource(randomWeights(expectedTensors(cfg), 11, 0.25)),
+    tokenizer,
+    tokenizerConfig,
+    generationConfig: { eos_token_id: 2 },
+  });
 }
 
 /** A LoRA adapter on q/v of the demo model with non-zero B. */
 function writeAdapter(dir: string, m: HfModel): void {
-  const spec = { mode: 'lora' as const, r: 4, alpha: 8, dropout: 0, targets: ['q_proj' as const, 'v_proj' as const], includeVision: false, useRslora: false };
+  const spec = {
+    mode: 'lora' as const,
+    r: 4,
+    alpha: 8,
+    dropout: 0,
+    targets: ['q_proj' as const, 'v_proj' as const],
+    includeVision: false,
+    useRslora: false,
+  };
   const rng = demoRng(5);
   const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
   for (let l = 0; l < 2; l++)
@@ -238,7 +301,12 @@ interface Reference {
 }
 
 /** Lenslab's greedy tokens (full recompute, float32 graph) and first-token distribution for a prompt. */
-async function lenslabReference(modelDir: string, adapterDir: string | null, withImage: string | null, steps: number): Promise<Reference> {
+async function lenslabReference(
+  modelDir: string,
+  adapterDir: string | null,
+  withImage: string | null,
+  steps: number,
+): Promise<Reference> {
   const m = loadHfFolder(modelDir);
   try {
     const adapter = adapterDir ? loadAdapter(adapterDir, m.config) : null;
@@ -249,11 +317,28 @@ async function lenslabReference(modelDir: string, adapterDir: string | null, wit
     const ids = renderPromptIds(setup, msgs);
     const cfg = m.config as Exclude<typeof m.config, { kind: 'vision' }>;
     const V = cfg.text.vocabSize;
-    const sess = await Session.create(serializeModel(buildForwardGraph(model, { mode: 'full', logits: 'all', image: !!withImage, adapter, adapterMode: 'merge' } as never)).model, { threads: 1 });
+    const sess = await Session.create(
+      serializeModel(
+        buildForwardGraph(model, {
+          mode: 'full',
+          logits: 'all',
+          image: !!withImage,
+          adapter,
+          adapterMode: 'merge',
+        } as never),
+      ).model,
+      { threads: 1 },
+    );
     let pv: Float32Array | null = null;
     if (withImage && cfg.kind === 'llava') {
       const raw = await sharp(withImage).raw().toBuffer({ resolveWithObject: true });
-      pv = (await m.imageProcessor!.process({ data: new Uint8Array(raw.data), width: raw.info.width, height: raw.info.height })).data;
+      pv = (
+        await m.imageProcessor!.process({
+          data: new Uint8Array(raw.data),
+          width: raw.info.width,
+          height: raw.info.height,
+        })
+      ).data;
     }
     const seq = [...ids];
     const greedy: number[] = [];
@@ -264,7 +349,8 @@ async function lenslabReference(modelDir: string, adapterDir: string | null, wit
         [IO.inputIds]: tensor('int64', [1, T], BigInt64Array.from(seq.map(BigInt))),
         [IO.attentionMask]: tensor('int64', [1, T], new BigInt64Array(T).fill(1n)),
       };
-      if (pv && cfg.kind === 'llava') feeds[IO.pixelValues] = tensor('float32', [1, 3, cfg.vision.imageSize, cfg.vision.imageSize], pv);
+      if (pv && cfg.kind === 'llava')
+        feeds[IO.pixelValues] = tensor('float32', [1, 3, cfg.vision.imageSize, cfg.vision.imageSize], pv);
       const lg = ((await sess.run(feeds))[IO.logits].data as Float32Array).slice((T - 1) * V, T * V);
       if (!probs) {
         const mx = lg.reduce((a, v) => Math.max(a, v), -Infinity);
@@ -310,7 +396,11 @@ async function llamaCpp(model: string, mmproj: string | null, prompt: string, im
   return { greedyText, greedyTokens, top: d.completion_probabilities![0].probs };
 }
 
-async function compare(label: string, modelDir: string, opts: { adapter?: string; image?: string; quant: GgufQuant; tol: number; agree: number }) {
+async function compare(
+  label: string,
+  modelDir: string,
+  opts: { adapter?: string; image?: string; quant: GgufQuant; tol: number; agree: number },
+) {
   const ref = await lenslabReference(modelDir, opts.adapter ?? null, opts.image ?? null, 8);
   const out = join(tmp, `cmp-${label}`);
   const r = exportGguf({ modelDir, adapterDir: opts.adapter, outDir: out, quant: opts.quant, name: 'm' });
@@ -322,13 +412,19 @@ async function compare(label: string, modelDir: string, opts: { adapter?: string
   for (const p of lc.top) {
     const ids = tok.encode(p.tok_str, { addSpecialTokens: false });
     if (ids.length !== 1) continue;
-    assert.ok(Math.abs(ref.probs[ids[0]] - p.prob) <= opts.tol, `${label}: p(${JSON.stringify(p.tok_str)}) llama.cpp ${p.prob.toFixed(4)} vs Lenslab ${ref.probs[ids[0]].toFixed(4)} (tolerance ${opts.tol})`);
+    assert.ok(
+      Math.abs(ref.probs[ids[0]] - p.prob) <= opts.tol,
+      `${label}: p(${JSON.stringify(p.tok_str)}) llama.cpp ${p.prob.toFixed(4)} vs Lenslab ${ref.probs[ids[0]].toFixed(4)} (tolerance ${opts.tol})`,
+    );
   }
   // greedy tokens: the same from the first one on, for at least `agree` tokens (a near-tie after that may go either way
   // within the precision the backends differ by)
   const g = greedyAgreement(tok, ref.greedy, lc.greedyTokens);
   lc.greedyTokens = g.theirs;
-  assert.ok(g.same >= Math.min(opts.agree, g.lens.length), `${label}: greedy tokens agree for ${g.same} of ${g.lens.length}: llama.cpp ${JSON.stringify(g.theirs)} vs Lenslab ${JSON.stringify(g.lens)}`);
+  assert.ok(
+    g.same >= Math.min(opts.agree, g.lens.length),
+    `${label}: greedy tokens agree for ${g.same} of ${g.lens.length}: llama.cpp ${JSON.stringify(g.theirs)} vs Lenslab ${JSON.stringify(g.lens)}`,
+  );
   return { ref, lc };
 }
 
@@ -336,9 +432,15 @@ async function compare(label: string, modelDir: string, opts: { adapter?: string
  * Lenslab's greedy ids and llama.cpp's greedy token strings as hex bytes, and how many agree from the first one on.
  * Compared as bytes: llama.cpp shows a lone byte token as "byte: \\xNN" and a control token (EOS) as "".
  */
-function greedyAgreement(tok: LensTokenizer, ids: number[], llamaTokens: string[]): { lens: string[]; theirs: string[]; same: number } {
+function greedyAgreement(
+  tok: LensTokenizer,
+  ids: number[],
+  llamaTokens: string[],
+): { lens: string[]; theirs: string[]; same: number } {
   const unbyte = new Map(bytesToUnicode().map((ch, b) => [ch, b]));
-  const lens = ids.map((id) => (tok.specialIds.has(id) ? '' : Buffer.from([...tok.idToToken(id)!].map((ch) => unbyte.get(ch)!)).toString('hex')));
+  const lens = ids.map((id) =>
+    tok.specialIds.has(id) ? '' : Buffer.from([...tok.idToToken(id)!].map((ch) => unbyte.get(ch)!)).toString('hex'),
+  );
   const theirs = llamaTokens.map((t) => {
     const b = /^byte: \\x([0-9a-fA-F]{2})$/.exec(t);
     return b ? b[1].toLowerCase() : Buffer.from(t, 'utf8').toString('hex');
@@ -358,7 +460,9 @@ test('llama.cpp runs the exported demo LLaVA (text only): same tokens, same firs
 test('llama.cpp runs the exported demo LLaVA with an image through the mmproj', async () => {
   const img = join(tmp, 'shape.png');
   const s = makeSample(7, 3, { size: 48 });
-  await sharp(Buffer.from(s.rgb), { raw: { width: 48, height: 48, channels: 3 } }).png().toFile(img);
+  await sharp(Buffer.from(s.rgb), { raw: { width: 48, height: 48, channels: 3 } })
+    .png()
+    .toFile(img);
   // llama.cpp computes GELU through an f16 table on the vision side: a looser tolerance than text
   const { ref } = await compare('image-f32', DEMO, { image: img, quant: 'f32', tol: 0.05, agree: 4 });
   assert.ok(ref.greedy.length > 3);
@@ -372,7 +476,9 @@ test('llama.cpp runs an exported SmolVLM (Idefics3) with images split into tiles
   // llama.cpp's idefics3 template asks the vocabulary for a "\n\n" token (SmolVLM's has one); the tiny BPE learned
   // no such merge, so its last merge gives way to it
   const tjPath = join(d, 'tokenizer.json');
-  const tj = JSON.parse(readFileSync(tjPath, 'utf8')) as { model: { vocab: Record<string, number>; merges: (string | string[])[] } };
+  const tj = JSON.parse(readFileSync(tjPath, 'utf8')) as {
+    model: { vocab: Record<string, number>; merges: (string | string[])[] };
+  };
   const last = tj.model.merges.pop()!;
   const pair = Array.isArray(last) ? last : last.split(' ');
   const id = tj.model.vocab[pair.join('')];
@@ -397,13 +503,19 @@ test('llama.cpp runs an exported SmolVLM (Idefics3) with images split into tiles
     ]) {
       assert.equal(m.images!.grid(w, h).rows * m.images!.grid(w, h).cols, grid);
       const img = join(tmp, `smol-${w}x${h}.png`);
-      await sharp(Buffer.from(s.rgb), { raw: { width: 48, height: 48, channels: 3 } }).resize(w, h).png().toFile(img);
+      await sharp(Buffer.from(s.rgb), { raw: { width: 48, height: 48, channels: 3 } })
+        .resize(w, h)
+        .png()
+        .toFile(img);
       const ours = (await gen.generate({ image: img, messages: question }, { maxNewTokens: 8, temperature: 0 })).ids;
       const lc = await llamaCpp(r.model.path, r.mmproj!.path, prompt, img, 8);
       const { lens, theirs, same } = greedyAgreement(tok, ours, lc.greedyTokens);
       // llama.cpp resizes tiles with its own bicubic, not PIL's LANCZOS, and these random weights amplify the
       // difference: the answers part after the first tokens
-      assert.ok(same >= 2, `${w}x${h}: greedy tokens agree for ${same} of ${lens.length}: llama.cpp ${JSON.stringify(theirs)} vs Lenslab ${JSON.stringify(lens)}`);
+      assert.ok(
+        same >= 2,
+        `${w}x${h}: greedy tokens agree for ${same} of ${lens.length}: llama.cpp ${JSON.stringify(theirs)} vs Lenslab ${JSON.stringify(lens)}`,
+      );
       answers.push(theirs.slice(0, 2).join());
     }
   } finally {

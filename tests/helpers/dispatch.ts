@@ -21,5 +21,8 @@ export function dispatchTo(current: () => Backend): {
   ok: (method: string, params?: unknown) => Promise<any>;
   fail: (method: string, params?: unknown) => Promise<ApiErrorData>;
 } {
-  return { ok: (method, params) => okOn(current(), method, params), fail: (method, params) => failOn(current(), method, params) };
+  return {
+    ok: (method, params) => okOn(current(), method, params),
+    fail: (method, params) => failOn(current(), method, params),
+  };
 }

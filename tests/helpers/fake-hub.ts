@@ -78,7 +78,12 @@ export class FakeHub {
     for (const [name, f] of Object.entries(repo.files)) {
       const ff: FakeFile = Buffer.isBuffer(f) ? { data: f } : typeof f === 'string' ? { data: Buffer.from(f) } : f;
       const lfs = ff.lfs ?? name.endsWith('.safetensors');
-      files.set(name, { data: ff.data, lfs, sha256: createHash('sha256').update(ff.data).digest('hex'), blobId: gitBlobId(ff.data) });
+      files.set(name, {
+        data: ff.data,
+        lfs,
+        sha256: createHash('sha256').update(ff.data).digest('hex'),
+        blobId: gitBlobId(ff.data),
+      });
       h.update(name).update(ff.data);
     }
     const commit = h.digest('hex');
@@ -107,14 +112,38 @@ export class FakeHub {
     return f;
   }
 
-  private send(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, body?: Buffer | string): void {
-    this.log.push({ path: req.url ?? '', range: (req.headers.range as string) ?? null, authorization: (req.headers.authorization as string) ?? null, status });
+  private send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    headers: Record<string, string>,
+    body?: Buffer | string,
+  ): void {
+    this.log.push({
+      path: req.url ?? '',
+      range: (req.headers.range as string) ?? null,
+      authorization: (req.headers.authorization as string) ?? null,
+      status,
+    });
     res.writeHead(status, headers);
     res.end(body);
   }
 
-  private error(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
-    this.send(req, res, status, { 'Content-Type': 'application/json', 'X-Error-Code': code, 'X-Error-Message': message, ...extra }, JSON.stringify({ error: message }));
+  private error(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    code: string,
+    message: string,
+    extra: Record<string, string> = {},
+  ): void {
+    this.send(
+      req,
+      res,
+      status,
+      { 'Content-Type': 'application/json', 'X-Error-Code': code, 'X-Error-Message': message, ...extra },
+      JSON.stringify({ error: message }),
+    );
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -128,10 +157,25 @@ export class FakeHub {
     if (!repoId) return this.error(req, res, 404, 'EntryNotFound', 'no such route');
     const repo = this.repos.get(repoId);
     const auth = (req.headers.authorization as string | undefined) ?? null;
-    if (!repo) return this.error(req, res, auth ? 404 : 401, 'RepoNotFound', `Repository Not Found for url: ${req.url}`);
+    if (!repo)
+      return this.error(req, res, auth ? 404 : 401, 'RepoNotFound', `Repository Not Found for url: ${req.url}`);
     if (repo.token) {
-      if (!auth) return this.error(req, res, 401, 'GatedRepo', `Access to model ${repoId} is restricted. You must be authenticated to access it.`);
-      if (auth !== `Bearer ${repo.token}`) return this.error(req, res, 403, 'GatedRepo', `Access to model ${repoId} is restricted and you are not in the authorized list.`);
+      if (!auth)
+        return this.error(
+          req,
+          res,
+          401,
+          'GatedRepo',
+          `Access to model ${repoId} is restricted. You must be authenticated to access it.`,
+        );
+      if (auth !== `Bearer ${repo.token}`)
+        return this.error(
+          req,
+          res,
+          403,
+          'GatedRepo',
+          `Access to model ${repoId} is restricted and you are not in the authorized list.`,
+        );
     }
     const rev = api ? api[2] : resolve![2];
     const commit = /^[0-9a-f]{40}$/.test(rev) && Object.values(repo.refs).includes(rev) ? rev : repo.refs[rev];
@@ -139,31 +183,77 @@ export class FakeHub {
     if (api) {
       const siblings = [...repo.files].map(([name, f]) =>
         url.searchParams.get('blobs') === 'true'
-          ? { rfilename: name, size: f.data.length, blobId: f.lfs ? gitBlobId(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${f.sha256}\nsize ${f.data.length}\n`)) : f.blobId, ...(f.lfs ? { lfs: { sha256: f.sha256, size: f.data.length, pointerSize: 134 } } : {}) }
+          ? {
+              rfilename: name,
+              size: f.data.length,
+              blobId: f.lfs
+                ? gitBlobId(
+                    Buffer.from(
+                      `version https://git-lfs.github.com/spec/v1\noid sha256:${f.sha256}\nsize ${f.data.length}\n`,
+                    ),
+                  )
+                : f.blobId,
+              ...(f.lfs ? { lfs: { sha256: f.sha256, size: f.data.length, pointerSize: 134 } } : {}),
+            }
           : { rfilename: name },
       );
-      return this.send(req, res, 200, { 'Content-Type': 'application/json' }, JSON.stringify({ _id: 'x', id: repoId, sha: commit, private: false, gated: repo.token ? 'manual' : false, siblings }));
+      return this.send(
+        req,
+        res,
+        200,
+        { 'Content-Type': 'application/json' },
+        JSON.stringify({
+          _id: 'x',
+          id: repoId,
+          sha: commit,
+          private: false,
+          gated: repo.token ? 'manual' : false,
+          siblings,
+        }),
+      );
     }
     const file = resolve![3];
     const f = repo.files.get(file);
     if (!f) return this.error(req, res, 404, 'EntryNotFound', `${file} does not exist on "${rev}"`);
     const fault = this.faults.find((x) => x.file === file && x.kind === 'status') ? this.takeFault(file) : null;
-    if (fault && fault.kind === 'status') return this.error(req, res, fault.status, 'Fault', `injected ${fault.status}`, fault.retryAfter !== undefined ? { 'Retry-After': fault.retryAfter } : {});
+    if (fault && fault.kind === 'status')
+      return this.error(
+        req,
+        res,
+        fault.status,
+        'Fault',
+        `injected ${fault.status}`,
+        fault.retryAfter !== undefined ? { 'Retry-After': fault.retryAfter } : {},
+      );
     const common = { 'X-Repo-Commit': commit, ETag: `"${f.lfs ? f.sha256 : f.blobId}"` };
-    if (f.lfs) return this.send(req, res, 302, { ...common, Location: `/cdn-lfs/${f.sha256}`, 'X-Linked-Etag': `"${f.sha256}"`, 'X-Linked-Size': String(f.data.length) });
+    if (f.lfs)
+      return this.send(req, res, 302, {
+        ...common,
+        Location: `/cdn-lfs/${f.sha256}`,
+        'X-Linked-Etag': `"${f.sha256}"`,
+        'X-Linked-Size': String(f.data.length),
+      });
     this.serveBytes(req, res, file, f.data, common);
   }
 
   private serveCdn(req: IncomingMessage, res: ServerResponse, sha: string): void {
     for (const repo of this.repos.values())
-      for (const [name, f] of repo.files) if (f.sha256 === sha) return this.serveBytes(req, res, name, f.data, { ETag: `"${sha}"` });
+      for (const [name, f] of repo.files)
+        if (f.sha256 === sha) return this.serveBytes(req, res, name, f.data, { ETag: `"${sha}"` });
     this.error(req, res, 404, 'EntryNotFound', 'no such object');
   }
 
-  private serveBytes(req: IncomingMessage, res: ServerResponse, file: string, data: Buffer, headers: Record<string, string>): void {
+  private serveBytes(
+    req: IncomingMessage,
+    res: ServerResponse,
+    file: string,
+    data: Buffer,
+    headers: Record<string, string>,
+  ): void {
     const range = /^bytes=(\d+)-$/.exec((req.headers.range as string) ?? '');
     const start = range ? Number(range[1]) : 0;
-    if (start > data.length || (range && start === data.length && data.length > 0)) return this.send(req, res, 416, { 'Content-Range': `bytes */${data.length}` });
+    if (start > data.length || (range && start === data.length && data.length > 0))
+      return this.send(req, res, 416, { 'Content-Range': `bytes */${data.length}` });
     const fault = this.faults.find((x) => x.file === file && x.kind !== 'status') ? this.takeFault(file) : null;
     let body = data.subarray(start);
     if (fault?.kind === 'corrupt') {
@@ -171,9 +261,19 @@ export class FakeHub {
       body[body.length >> 1] ^= 0xff;
     }
     const status = range ? 206 : 200;
-    const h: Record<string, string> = { ...headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length), 'Accept-Ranges': 'bytes' };
+    const h: Record<string, string> = {
+      ...headers,
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': String(body.length),
+      'Accept-Ranges': 'bytes',
+    };
     if (range) h['Content-Range'] = `bytes ${start}-${data.length - 1}/${data.length}`;
-    this.log.push({ path: req.url ?? '', range: (req.headers.range as string) ?? null, authorization: (req.headers.authorization as string) ?? null, status });
+    this.log.push({
+      path: req.url ?? '',
+      range: (req.headers.range as string) ?? null,
+      authorization: (req.headers.authorization as string) ?? null,
+      status,
+    });
     res.writeHead(status, h);
     if (fault?.kind === 'truncate') {
       res.write(body.subarray(0, fault.afterBytes), () => setTimeout(() => res.destroy(), 20));

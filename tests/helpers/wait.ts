@@ -2,7 +2,12 @@
 import type { JobRunner, RunnerEvent } from '../../src-main/jobs/runner';
 
 /** Poll `fn` every `intervalMs` until it returns something truthy (returned), or fail naming `what`. */
-export async function until<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 15_000, intervalMs = 100): Promise<Exclude<T, null | undefined | false>> {
+export async function until<T>(
+  fn: () => Promise<T> | T,
+  what: string,
+  timeoutMs = 15_000,
+  intervalMs = 100,
+): Promise<Exclude<T, null | undefined | false>> {
   const end = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {

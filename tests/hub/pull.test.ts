@@ -1,7 +1,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, statSync, writeFileSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+  symlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { FakeHub } from '../helpers/fake-hub';
 import { tempDir } from '../helpers/tmp';
@@ -42,7 +51,14 @@ describe('hub pull', () => {
     hub.addRepo('org/tiny', { files: FILES });
     hub.addRepo('org/gated', { files: FILES, token: 'hf_right' });
     hub.addRepo('org/pickles', { files: { 'config.json': config, 'pytorch_model.bin': randomBytes(100) } });
-    hub.addRepo('org/big', { files: { 'config.json': config, 'model-00001-of-00002.safetensors': weights, 'model-00002-of-00002.safetensors': shard, 'model.safetensors.index.json': '{}' } });
+    hub.addRepo('org/big', {
+      files: {
+        'config.json': config,
+        'model-00001-of-00002.safetensors': weights,
+        'model-00002-of-00002.safetensors': shard,
+        'model.safetensors.index.json': '{}',
+      },
+    });
   });
   after(async () => {
     await hub.close();
@@ -132,8 +148,14 @@ describe('hub pull', () => {
   });
 
   it('gated repos: 401 without a token, 403 with a wrong one, the token sent to the endpoint', async () => {
-    await assert.rejects(pullModel(opts('org/gated')), (e: HubError) => e.kind === 'auth' && e.status === 401 && /set HF_TOKEN/.test(e.message));
-    await assert.rejects(pullModel(opts('org/gated', { hub: { endpoint: hub.endpoint, token: 'hf_wrong' } })), (e: HubError) => e.kind === 'gated' && e.status === 403 && /accept its conditions/.test(e.message));
+    await assert.rejects(
+      pullModel(opts('org/gated')),
+      (e: HubError) => e.kind === 'auth' && e.status === 401 && /set HF_TOKEN/.test(e.message),
+    );
+    await assert.rejects(
+      pullModel(opts('org/gated', { hub: { endpoint: hub.endpoint, token: 'hf_wrong' } })),
+      (e: HubError) => e.kind === 'gated' && e.status === 403 && /accept its conditions/.test(e.message),
+    );
     const before = hub.log.length;
     const r = await pullModel(opts('org/gated', { hub: { endpoint: hub.endpoint, token: 'hf_right' } }));
     assert.equal(r.files.length, 3);
@@ -143,8 +165,14 @@ describe('hub pull', () => {
   });
 
   it('404s name the repo or the revision', async () => {
-    await assert.rejects(pullModel(opts('org/nope', { hub: { endpoint: hub.endpoint, token: 'hf_x' } })), (e: HubError) => e.kind === 'not_found' && /no model org\/nope/.test(e.message));
-    await assert.rejects(pullModel(opts('org/tiny', { revision: 'v9' })), (e: HubError) => e.kind === 'not_found' && /has no revision "v9"/.test(e.message));
+    await assert.rejects(
+      pullModel(opts('org/nope', { hub: { endpoint: hub.endpoint, token: 'hf_x' } })),
+      (e: HubError) => e.kind === 'not_found' && /no model org\/nope/.test(e.message),
+    );
+    await assert.rejects(
+      pullModel(opts('org/tiny', { revision: 'v9' })),
+      (e: HubError) => e.kind === 'not_found' && /has no revision "v9"/.test(e.message),
+    );
   });
 
   it('429 (Retry-After) and 5xx are retried; a server that keeps failing gives up with the status', async () => {
@@ -155,13 +183,21 @@ describe('hub pull', () => {
     assert.equal(r.files.length, 3);
     assert.equal(seen.at(-1)!.retries, 2);
     hub.fault({ file: 'config.json', kind: 'status', status: 500, times: 10 });
-    await assert.rejects(pullModel(opts('org/tiny', { maxAttempts: 3 })), (e: HubError) => e.kind === 'server' && /config\.json: the Hub answered 500.*gave up after 3 attempts/.test(e.message));
+    await assert.rejects(
+      pullModel(opts('org/tiny', { maxAttempts: 3 })),
+      (e: HubError) =>
+        e.kind === 'server' && /config\.json: the Hub answered 500.*gave up after 3 attempts/.test(e.message),
+    );
     hub.clearFaults();
   });
 
   it('a disk that is too small is refused before downloading; a disk that fills keeps the partial file', async () => {
     const before = hub.log.length;
-    await assert.rejects(pullModel(opts('org/tiny', { freeBytes: () => 1_000_000 })), (e: HubError) => e.kind === 'disk' && /not enough disk space for org\/tiny: the download needs 293 KiB more/.test(e.message));
+    await assert.rejects(
+      pullModel(opts('org/tiny', { freeBytes: () => 1_000_000 })),
+      (e: HubError) =>
+        e.kind === 'disk' && /not enough disk space for org\/tiny: the download needs 293 KiB more/.test(e.message),
+    );
     assert.ok(!hub.log.slice(before).some((l) => l.path.includes('/resolve/')));
     const dir = cacheDir();
     let written = 0;
@@ -170,14 +206,18 @@ describe('hub pull', () => {
       const fh = await open(path, 'a');
       return {
         async write(chunk: Buffer) {
-          if (written + chunk.length > 150_000) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          if (written + chunk.length > 150_000)
+            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
           written += chunk.length;
           await fh.write(chunk);
         },
         close: () => fh.close(),
       };
     };
-    await assert.rejects(pullModel(opts('org/tiny', { cacheDir: dir, openWriter: full })), (e: HubError) => e.kind === 'disk' && /is full while writing model\.safetensors/.test(e.message));
+    await assert.rejects(
+      pullModel(opts('org/tiny', { cacheDir: dir, openWriter: full })),
+      (e: HubError) => e.kind === 'disk' && /is full while writing model\.safetensors/.test(e.message),
+    );
     const part = join(dir, 'models--org--tiny', 'blobs', `${sha256(weights)}.incomplete`);
     assert.ok(statSync(part).size > 0);
     const r = await pullModel(opts('org/tiny', { cacheDir: dir }));
@@ -185,10 +225,19 @@ describe('hub pull', () => {
   });
 
   it('refuses pickle-only repos and lets the caller refuse a config before any weights are fetched', async () => {
-    await assert.rejects(pullModel(opts('org/pickles')), (e: HubError) => e.kind === 'unsupported' && /only as PyTorch pickles \(pytorch_model\.bin\)/.test(e.message));
+    await assert.rejects(
+      pullModel(opts('org/pickles')),
+      (e: HubError) => e.kind === 'unsupported' && /only as PyTorch pickles \(pytorch_model\.bin\)/.test(e.message),
+    );
     const before = hub.log.length;
     await assert.rejects(
-      pullModel(opts('org/tiny', { checkConfig: () => { throw new Error('model_type "llava" is not supported'); } })),
+      pullModel(
+        opts('org/tiny', {
+          checkConfig: () => {
+            throw new Error('model_type "llava" is not supported');
+          },
+        }),
+      ),
       (e: HubError) => e.kind === 'unsupported' && /not supported/.test(e.message),
     );
     assert.ok(!hub.log.slice(before).some((l) => l.path.startsWith('/cdn-lfs/')));
@@ -196,7 +245,12 @@ describe('hub pull', () => {
 
   it('takes every shard of a sharded checkpoint', async () => {
     const r = await pullModel(opts('org/big'));
-    assert.deepEqual(r.files, ['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+    assert.deepEqual(r.files, [
+      'config.json',
+      'model-00001-of-00002.safetensors',
+      'model-00002-of-00002.safetensors',
+      'model.safetensors.index.json',
+    ]);
   });
 
   it('finds a snapshot already in the cache when the Hub cannot be reached, and offline', async () => {
@@ -208,7 +262,10 @@ describe('hub pull', () => {
     assert.equal(o.offline, true);
     const off = await pullModel(opts('org/tiny', { cacheDir: dir, hub: down, offline: true }));
     assert.equal(off.commit, r.commit);
-    await assert.rejects(pullModel(opts('org/other', { cacheDir: dir, hub: down, offline: true })), /not in the Hub cache/);
+    await assert.rejects(
+      pullModel(opts('org/other', { cacheDir: dir, hub: down, offline: true })),
+      /not in the Hub cache/,
+    );
   });
 
   it('does not send the token to another host a redirect points at', async () => {
@@ -220,7 +277,11 @@ describe('hub pull', () => {
     const commit = relay.addRepo('org/tiny', { files: FILES, token: 'hf_right' });
     // point the relay's redirects at the other server
     const orig = (relay as unknown as { handle: (...a: unknown[]) => void }).handle.bind(relay);
-    (relay as unknown as { handle: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void }).handle = (req, res) => {
+    (
+      relay as unknown as {
+        handle: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
+      }
+    ).handle = (req, res) => {
       const end = res.writeHead.bind(res);
       res.writeHead = ((status: number, headers: Record<string, string>) => {
         if (status === 302) headers.Location = `${cdn.endpoint}${headers.Location}`;
@@ -245,7 +306,10 @@ describe('hub settings and names', () => {
   it('reads HF_ENDPOINT, HF_TOKEN, the token file and the cache location like huggingface_hub', () => {
     const t = tempDir('hub-env-');
     try {
-      assert.deepEqual(hubConfigFromEnv({ HF_ENDPOINT: 'http://mirror.local/', HF_TOKEN: 'hf_a', HF_HOME: t.dir }), { endpoint: 'http://mirror.local', token: 'hf_a' });
+      assert.deepEqual(hubConfigFromEnv({ HF_ENDPOINT: 'http://mirror.local/', HF_TOKEN: 'hf_a', HF_HOME: t.dir }), {
+        endpoint: 'http://mirror.local',
+        token: 'hf_a',
+      });
       writeFileSync(join(t.dir, 'token'), 'hf_file\n');
       assert.equal(hubConfigFromEnv({ HF_HOME: t.dir }).token, 'hf_file');
       assert.equal(hubConfigFromEnv({ HF_HOME: join(t.dir, 'none') }).endpoint, 'https://huggingface.co');
@@ -259,15 +323,41 @@ describe('hub settings and names', () => {
   });
 
   it('parses ORG/NAME[@REVISION] and refuses names that could leave the cache', () => {
-    assert.deepEqual(parseRepoRef('HuggingFaceTB/SmolVLM-256M-Instruct'), { repo: 'HuggingFaceTB/SmolVLM-256M-Instruct', revision: 'main' });
+    assert.deepEqual(parseRepoRef('HuggingFaceTB/SmolVLM-256M-Instruct'), {
+      repo: 'HuggingFaceTB/SmolVLM-256M-Instruct',
+      revision: 'main',
+    });
     assert.deepEqual(parseRepoRef('org/name@refs/pr/1'), { repo: 'org/name', revision: 'refs/pr/1' });
-    for (const bad of ['../x', 'a/b/c', 'org/..', 'org/name@../x', 'org/name@', '/abs', 'org\\name']) assert.throws(() => parseRepoRef(bad), /not a Hub model id|not a valid revision/, bad);
-    assert.throws(() => new RepoCache('/tmp', 'org/x').snapshotFile('a'.repeat(40), '../../evil'), /leave the snapshot folder/);
+    for (const bad of ['../x', 'a/b/c', 'org/..', 'org/name@../x', 'org/name@', '/abs', 'org\\name'])
+      assert.throws(() => parseRepoRef(bad), /not a Hub model id|not a valid revision/, bad);
+    assert.throws(
+      () => new RepoCache('/tmp', 'org/x').snapshotFile('a'.repeat(40), '../../evil'),
+      /leave the snapshot folder/,
+    );
   });
 
   it('selects safetensors, configs, tokenizer and templates only', () => {
-    const s = selectFiles(['config.json', 'model.safetensors', 'pytorch_model.bin', 'model.pt', 'chat_template.jinja', 'preprocessor_config.json', 'onnx/model.onnx', 'flax_model.msgpack', 'tokenizer.model'], 'o/n');
-    assert.deepEqual(s.files, ['chat_template.jinja', 'config.json', 'model.safetensors', 'preprocessor_config.json', 'tokenizer.model']);
+    const s = selectFiles(
+      [
+        'config.json',
+        'model.safetensors',
+        'pytorch_model.bin',
+        'model.pt',
+        'chat_template.jinja',
+        'preprocessor_config.json',
+        'onnx/model.onnx',
+        'flax_model.msgpack',
+        'tokenizer.model',
+      ],
+      'o/n',
+    );
+    assert.deepEqual(s.files, [
+      'chat_template.jinja',
+      'config.json',
+      'model.safetensors',
+      'preprocessor_config.json',
+      'tokenizer.model',
+    ]);
     assert.throws(() => selectFiles(['model.safetensors'], 'o/n'), /no config\.json/);
   });
 

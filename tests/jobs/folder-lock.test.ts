@@ -5,7 +5,15 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { makeZombie } from '../helpers/zombie';
-import { acquireFolderLock, folderEntries, folderLockHolder, FolderBusyError, lockPath, readLock, releaseFolderLock } from '../../src-main/jobs/folder-lock';
+import {
+  acquireFolderLock,
+  folderEntries,
+  folderLockHolder,
+  FolderBusyError,
+  lockPath,
+  readLock,
+  releaseFolderLock,
+} from '../../src-main/jobs/folder-lock';
 import { processStartTime } from '../../src-main/util/pid';
 
 const tmp = tempDir('folder-lock-');
@@ -17,7 +25,10 @@ test('the second taker is refused with the holder named; release frees it; a fol
   assert.deepEqual(folderEntries(dir), [], 'a folder holding only its lock counts as empty');
   assert.throws(
     () => acquireFolderLock(dir, 'run 2, starting'),
-    (e: unknown) => e instanceof FolderBusyError && e.holder.pid === process.pid && new RegExp(`^run folder ${dir} is in use by process ${process.pid} \\(run 1, starting, since `).test(e.message),
+    (e: unknown) =>
+      e instanceof FolderBusyError &&
+      e.holder.pid === process.pid &&
+      new RegExp(`^run folder ${dir} is in use by process ${process.pid} \\(run 1, starting, since `).test(e.message),
   );
   assert.equal(folderLockHolder(dir)?.what, 'run 1, starting');
   lock.release();
@@ -48,22 +59,32 @@ test('handOver names the job process; only the named holder releases', async () 
 
 test('stale locks are taken over: dead pid, reused pid (other start time), zombie, unreadable', async () => {
   const cases: [string, () => Promise<{ pid: number; startTime: string | null; done?: () => void }>][] = [
-    ['dead', async () => {
-      const c = spawn(process.execPath, ['-e', '0']);
-      await new Promise((r) => c.on('exit', r));
-      return { pid: c.pid!, startTime: null };
-    }],
+    [
+      'dead',
+      async () => {
+        const c = spawn(process.execPath, ['-e', '0']);
+        await new Promise((r) => c.on('exit', r));
+        return { pid: c.pid!, startTime: null };
+      },
+    ],
     ['reused', async () => ({ pid: process.pid, startTime: '1' })], // this pid, but not the process that took it
   ];
-  if (process.platform === 'linux') cases.push(['zombie', async () => {
-    const z = await makeZombie();
-    return { pid: z.pid, startTime: null, done: z.done };
-  }]);
+  if (process.platform === 'linux')
+    cases.push([
+      'zombie',
+      async () => {
+        const z = await makeZombie();
+        return { pid: z.pid, startTime: null, done: z.done };
+      },
+    ]);
   for (const [name, make] of cases) {
     const dir = join(tmp.dir, `stale-${name}`);
     const h = await make();
     mkdirSync(dir, { recursive: true });
-    writeFileSync(lockPath(dir), JSON.stringify({ pid: h.pid, startTime: h.startTime, since: '2020-01-01T00:00:00.000Z', what: 'old' }));
+    writeFileSync(
+      lockPath(dir),
+      JSON.stringify({ pid: h.pid, startTime: h.startTime, since: '2020-01-01T00:00:00.000Z', what: 'old' }),
+    );
     assert.equal(folderLockHolder(dir), null, name);
     const l = acquireFolderLock(dir, 'new');
     assert.equal(readLock(dir)?.what, 'new', name);

@@ -28,7 +28,18 @@ after(async () => {
 });
 
 const baseConfig = (over: Partial<ToyConfigInput['debug']> = {}, hp: Record<string, unknown> = {}): ToyConfigInput => ({
-  hparams: { maxSteps: 40, batchSize: 8, lr: 0.05, seed: 7, saveEvery: 5, keepLastK: 2, evalEvery: 10, dropout: 0.1, warmupSteps: 4, ...hp },
+  hparams: {
+    maxSteps: 40,
+    batchSize: 8,
+    lr: 0.05,
+    seed: 7,
+    saveEvery: 5,
+    keepLastK: 2,
+    evalEvery: 10,
+    dropout: 0.1,
+    warmupSteps: 4,
+    ...hp,
+  },
   data: { numSamples: 200, evalSamples: 50, dim: 6 },
   debug: { stepDelayMs: 0, ...over },
 });
@@ -63,15 +74,28 @@ test('an uninterrupted run stores metrics, evals and checkpoints (SQLite and dis
   assert.equal(run.status, 'completed');
   assert.equal(run.step, 40);
   assert.equal(run.total_steps, 40);
-  assert.deepEqual(ref.loss.map((p) => p.step), Array.from({ length: 40 }, (_, i) => i + 1));
+  assert.deepEqual(
+    ref.loss.map((p) => p.step),
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  );
   assert.ok(ref.loss[39].value! < ref.loss[0].value!, 'loss goes down');
-  for (const name of ['lr', 'grad_norm', 'samples_per_sec', 'tokens_per_sec']) assert.equal(listMetrics(db, ref.runId, name).length, 40, name);
-  assert.deepEqual(listMetrics(db, ref.runId, 'eval_loss').map((p) => p.step), [10, 20, 30, 40]);
+  for (const name of ['lr', 'grad_norm', 'samples_per_sec', 'tokens_per_sec'])
+    assert.equal(listMetrics(db, ref.runId, name).length, 40, name);
+  assert.deepEqual(
+    listMetrics(db, ref.runId, 'eval_loss').map((p) => p.step),
+    [10, 20, 30, 40],
+  );
   const acc = listMetrics(db, ref.runId, 'eval_accuracy');
   assert.ok(acc[acc.length - 1].value! > 0.7, `eval accuracy ${acc[acc.length - 1].value}`);
   // keep-last-2 on disk and in the checkpoints table
-  assert.deepEqual(listCheckpoints(join(ref.spec.outDir, 'checkpoints')).map((c) => c.step), [35, 40]);
-  assert.deepEqual(listCheckpointRows(db, ref.runId).map((c) => c.step), [35, 40]);
+  assert.deepEqual(
+    listCheckpoints(join(ref.spec.outDir, 'checkpoints')).map((c) => c.step),
+    [35, 40],
+  );
+  assert.deepEqual(
+    listCheckpointRows(db, ref.runId).map((c) => c.step),
+    [35, 40],
+  );
   assert.deepEqual(tmpLeft(ref.spec), []);
   assert.ok(existsSync(join(ref.spec.outDir, 'final', 'model.safetensors')));
   assert.equal(readProcessFile(ref.spec.outDir)?.outcome, 'done');
@@ -92,7 +116,12 @@ test('SIGKILL mid-run → interrupted; resume reaches the same parameters as the
   const resumed = when(r.runId, (e) => e.type === 'started');
   await runner.resume(r.runId);
   const started = await resumed;
-  assert.ok(started.type === 'started' && started.resumedFrom !== null && started.resumedFrom >= 15 && started.resumedFrom % 5 === 0);
+  assert.ok(
+    started.type === 'started' &&
+      started.resumedFrom !== null &&
+      started.resumedFrom >= 15 &&
+      started.resumedFrom % 5 === 0,
+  );
   assert.equal(await runner.wait(r.runId), 'completed');
   assertClose(finalWeights(r.spec), ref.weights);
   // the loss curve, replayed steps included, is the reference's
@@ -126,7 +155,12 @@ test('cancel stops the run and leaves no half-written checkpoint, even when kill
   await seenA;
   assert.equal(await runner.cancel(a.runId), 'cancelled');
   assert.equal(getRun(db, a.runId)!.status, 'cancelled');
-  assert.deepEqual(listCheckpoints(join(a.spec.outDir, 'checkpoints')).map((c) => c.step).filter((s) => s > 5), []);
+  assert.deepEqual(
+    listCheckpoints(join(a.spec.outDir, 'checkpoints'))
+      .map((c) => c.step)
+      .filter((s) => s > 5),
+    [],
+  );
 
   // cancel while the job is blocked inside a checkpoint write: the grace period runs out, it is killed mid-save
   const b = newRun(baseConfig({ commitDelayMs: 1500 }, { saveEvery: 1 }));
@@ -198,9 +232,20 @@ test('recover(): running runs whose process is gone become interrupted; live one
 test('app crash: the orphaned job checkpoints and exits; the next app start marks it paused and resume completes it', async () => {
   const ref = await reference;
   const r = newRun(baseConfig({ stepDelayMs: 15 }));
-  const parent = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'parent.ts'), join(dir, 'lenslab.db'), String(r.runId), JSON.stringify(r.spec)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const parent = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, 'fixtures', 'parent.ts'),
+      join(dir, 'lenslab.db'),
+      String(r.runId),
+      JSON.stringify(r.spec),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const jobPid = await new Promise<number>((resolve, reject) => {
     let out = '';
     parent.stdout!.on('data', (d) => {
@@ -213,7 +258,8 @@ test('app crash: the orphaned job checkpoints and exits; the next app start mark
   parent.kill('SIGKILL');
   // the job notices its parent is gone, finishes the step, checkpoints and exits
   const deadline = Date.now() + 20_000;
-  while (!readProcessFile(r.spec.outDir)?.endedAt && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+  while (!readProcessFile(r.spec.outDir)?.endedAt && Date.now() < deadline)
+    await new Promise((res) => setTimeout(res, 100));
   assert.equal(readProcessFile(r.spec.outDir)?.outcome, 'paused');
   assert.equal(readProcessFile(r.spec.outDir)?.pid, jobPid);
   assert.equal(getRun(db, r.runId)!.status, 'running', 'nobody was left to record the end');
@@ -225,11 +271,27 @@ test('app crash: the orphaned job checkpoints and exits; the next app start mark
 });
 
 /** Start fixtures/parent.ts (a stand-in for `lenslab train`) on a run; resolves with it and its job's pid once the job has checkpointed. */
-async function startParent(r: { runId: number; spec: JobSpec }, resume: boolean, gate?: { loaded: () => void; go: Promise<void> }) {
+async function startParent(
+  r: { runId: number; spec: JobSpec },
+  resume: boolean,
+  gate?: { loaded: () => void; go: Promise<void> },
+) {
   const mode = gate ? 'resume-on-go' : resume ? 'resume' : 'start';
-  const parent = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'parent.ts'), join(dir, 'lenslab.db'), String(r.runId), JSON.stringify(r.spec), mode], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const parent = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, 'fixtures', 'parent.ts'),
+      join(dir, 'lenslab.db'),
+      String(r.runId),
+      JSON.stringify(r.spec),
+      mode,
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   if (gate) {
     await new Promise<void>((res) => parent.stdout!.on('data', (d) => String(d).includes('loaded') && res()));
     gate.loaded();
@@ -259,25 +321,40 @@ test('two resumes of one paused run started together (two processes): one runs, 
   const go = new Promise<void>((res) => (release = res));
   const gate = { go, loaded: () => void (++loaded === 2 && release()) };
   const outcomes = await Promise.allSettled([startParent(r, true, gate), startParent(r, true, gate)]);
-  const ok = outcomes.filter((o) => o.status === 'fulfilled') as PromiseFulfilledResult<Awaited<ReturnType<typeof startParent>>>[];
+  const ok = outcomes.filter((o) => o.status === 'fulfilled') as PromiseFulfilledResult<
+    Awaited<ReturnType<typeof startParent>>
+  >[];
   const refused = outcomes.filter((o) => o.status === 'rejected') as PromiseRejectedResult[];
   assert.equal(ok.length, 1, `exactly one resume runs: ${refused.map((x) => x.reason).join('; ')}`);
   assert.equal(refused.length, 1);
-  assert.match(String(refused[0].reason), new RegExp(`refused run folder ${r.spec.outDir} is in use by process \\d+ \\(run ${r.runId}, `));
+  assert.match(
+    String(refused[0].reason),
+    new RegExp(`refused run folder ${r.spec.outDir} is in use by process \\d+ \\(run ${r.runId}, `),
+  );
   // the one that runs: stop it (its job pauses itself), then finish the run here
   ok[0].value.parent.kill('SIGKILL');
-  await until(() => readProcessFile(r.spec.outDir)?.pid === ok[0].value.jobPid && readProcessFile(r.spec.outDir)?.endedAt, 'the job to pause itself', 20_000);
+  await until(
+    () => readProcessFile(r.spec.outDir)?.pid === ok[0].value.jobPid && readProcessFile(r.spec.outDir)?.endedAt,
+    'the job to pause itself',
+    20_000,
+  );
   runner.recover();
   await runner.resume(r.runId);
   assert.equal(await runner.wait(r.runId), 'completed');
-  assert.deepEqual(listMetrics(db, r.runId, 'loss').map((p) => p.step), Array.from({ length: 40 }, (_, i) => i + 1));
+  assert.deepEqual(
+    listMetrics(db, r.runId, 'loss').map((p) => p.step),
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  );
 });
 
 test('a second run on a folder in use is refused while the first runs, and may start once it has finished', async () => {
   const a = newRun(baseConfig({ stepDelayMs: 10 }));
   const b = newRun(baseConfig());
   await runner.startJob(a.runId, a.spec);
-  await assert.rejects(runner.startJob(b.runId, { ...b.spec, outDir: a.spec.outDir }), new RegExp(`run folder ${a.spec.outDir} is in use by process \\d+ \\(run ${a.runId}, job process`));
+  await assert.rejects(
+    runner.startJob(b.runId, { ...b.spec, outDir: a.spec.outDir }),
+    new RegExp(`run folder ${a.spec.outDir} is in use by process \\d+ \\(run ${a.runId}, job process`),
+  );
   assert.equal(getRun(db, b.runId)!.status, 'queued');
   assert.equal(await runner.wait(a.runId), 'completed');
   assert.equal(folderLockHolder(a.spec.outDir), null, 'the lock went with the job');
@@ -297,7 +374,11 @@ test('SIGKILL of the parent only (the job pauses itself), three times: metrics a
   for (let kill = 0; kill < 3; kill++) {
     const { parent, jobPid } = await startParent(r, kill > 0);
     parent.kill('SIGKILL');
-    await until(() => readProcessFile(r.spec.outDir)?.pid === jobPid && readProcessFile(r.spec.outDir)?.endedAt, `job ${jobPid} to pause itself`, 20_000);
+    await until(
+      () => readProcessFile(r.spec.outDir)?.pid === jobPid && readProcessFile(r.spec.outDir)?.endedAt,
+      `job ${jobPid} to pause itself`,
+      20_000,
+    );
     assert.equal(getRun(db, r.runId)!.status, 'running', 'nobody was left to record the pause');
     assert.ok(runner.recover().includes(r.runId));
     const run = getRun(db, r.runId)!;
@@ -305,13 +386,24 @@ test('SIGKILL of the parent only (the job pauses itself), three times: metrics a
     assert.ok(run.step < 40, `kill ${kill} came before the end (step ${run.step})`);
     rowsMatchDisk();
     assert.equal(listCheckpointRows(db, r.runId).at(-1)?.step, run.step, 'the pause checkpoint is recorded');
-    for (const name of ['loss', 'lr', 'grad_norm']) assert.deepEqual(listMetrics(db, r.runId, name).map((p) => p.step), allSteps(run.step), `${name}, kill ${kill}`);
+    for (const name of ['loss', 'lr', 'grad_norm'])
+      assert.deepEqual(
+        listMetrics(db, r.runId, name).map((p) => p.step),
+        allSteps(run.step),
+        `${name}, kill ${kill}`,
+      );
   }
   await runner.resume(r.runId);
   assert.equal(await runner.wait(r.runId), 'completed');
   rowsMatchDisk();
-  assert.deepEqual(listMetrics(db, r.runId, 'loss').map((p) => p.step), allSteps(40));
-  assert.deepEqual(listMetrics(db, r.runId, 'eval_loss').map((p) => p.step), [10, 20, 30, 40]);
+  assert.deepEqual(
+    listMetrics(db, r.runId, 'loss').map((p) => p.step),
+    allSteps(40),
+  );
+  assert.deepEqual(
+    listMetrics(db, r.runId, 'eval_loss').map((p) => p.step),
+    [10, 20, 30, 40],
+  );
   assertClose(finalWeights(r.spec), ref.weights);
 });
 
@@ -336,7 +428,12 @@ test('a full disk before step 1 (the compiled-graph cache) pauses the run naming
     await runner.startJob(r.runId, r.spec);
     assert.equal(await runner.wait(r.runId), 'paused', getRun(db, r.runId)!.error ?? '');
     const run = getRun(db, r.runId)!;
-    assert.match(run.error ?? '', new RegExp(`^paused: cannot write the compiled-graph cache entry ${cache}/[0-9a-f]{16,}: no space left on device \\(ENOSPC\\)\\. Free some disk space and resume`));
+    assert.match(
+      run.error ?? '',
+      new RegExp(
+        `^paused: cannot write the compiled-graph cache entry ${cache}/[0-9a-f]{16,}: no space left on device \\(ENOSPC\\)\\. Free some disk space and resume`,
+      ),
+    );
     assert.equal(run.step, 0);
     assert.deepEqual(readdirSync(cache), [], 'no partial cache entry is left');
     execFileSync('mount', ['-o', 'remount,size=8m', mnt], { stdio: 'ignore' }); // space freed
@@ -358,7 +455,8 @@ test('the database cannot be written when the job ends (SQLITE_FULL): no crash, 
     if (e.type === 'progress' && e.step === 30) full = true; // from here on every write fails
   });
   (db as unknown as { prepare: (sql: string) => unknown }).prepare = (sql: string) => {
-    if (full && /^\s*(INSERT|UPDATE|DELETE)/i.test(sql)) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    if (full && /^\s*(INSERT|UPDATE|DELETE)/i.test(sql))
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
     return real(sql);
   };
   try {
@@ -369,10 +467,20 @@ test('the database cannot be written when the job ends (SQLITE_FULL): no crash, 
     off();
   }
   assert.equal(getRun(db, r.runId)!.status, 'running', 'the end could not be written');
-  assert.ok(logs.some((m) => new RegExp(`^could not record that run ${r.runId} is completed in the database: database or disk is full \\(SQLITE_FULL\\)`).test(m)), logs.join('\n'));
+  assert.ok(
+    logs.some((m) =>
+      new RegExp(
+        `^could not record that run ${r.runId} is completed in the database: database or disk is full \\(SQLITE_FULL\\)`,
+      ).test(m),
+    ),
+    logs.join('\n'),
+  );
   assert.ok(listMetrics(db, r.runId, 'loss').length < 40, 'steps after the disk filled were not stored');
   // the database can be written again: the next start of the app records the outcome and the missing steps
   assert.ok(runner.recover().includes(r.runId));
   assert.equal(getRun(db, r.runId)!.status, 'completed');
-  assert.deepEqual(listMetrics(db, r.runId, 'loss').map((p) => p.step), Array.from({ length: 40 }, (_, i) => i + 1));
+  assert.deepEqual(
+    listMetrics(db, r.runId, 'loss').map((p) => p.step),
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  );
 });

@@ -45,7 +45,10 @@ const isNode = (s: string) => s.startsWith('node:') || nodeBuiltins.has(s.split(
 
 test('the import scanner finds every import form', () => {
   const text = `import a from 'electron';\nimport type { B } from "electron/main";\nimport 'side';\nexport { c } from './c';\nconst d = await import('node:fs');\nconst e = require("path");\nimport {\n  f,\n} from 'multi';`;
-  assert.deepEqual(importsOf(text).sort(), ['./c', 'electron', 'electron/main', 'multi', 'node:fs', 'path', 'side'].sort());
+  assert.deepEqual(
+    importsOf(text).sort(),
+    ['./c', 'electron', 'electron/main', 'multi', 'node:fs', 'path', 'side'].sort(),
+  );
 });
 
 test('nothing outside src-main/app/ imports electron', () => {
@@ -63,7 +66,8 @@ test('nothing outside src-main/app/ imports electron', () => {
 test('contract/ and the renderer import neither node nor electron', () => {
   const offenders: string[] = [];
   for (const f of [...sources('src-main/contract'), ...sources('src-renderer')]) {
-    for (const s of importsOf(readFileSync(f, 'utf8'))) if (isElectron(s) || isNode(s)) offenders.push(`${relative(root, f)} imports ${s}`);
+    for (const s of importsOf(readFileSync(f, 'utf8')))
+      if (isElectron(s) || isNode(s)) offenders.push(`${relative(root, f)} imports ${s}`);
   }
   assert.deepEqual(offenders, []);
 });
@@ -71,7 +75,9 @@ test('contract/ and the renderer import neither node nor electron', () => {
 test('contract/ does not touch DOM or node globals', () => {
   const offenders: string[] = [];
   for (const f of sources('src-main/contract')) {
-    const text = readFileSync(f, 'utf8').replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '')
+    const text = readFileSync(f, 'utf8')
+      .replace(/\/\/.*$/gm, '')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
       // string literals are prose (method summaries), not uses of a global
       .replace(/'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|`(?:\\.|[^`\\])*`/g, "''");
     for (const g of ['window', 'document', 'process', 'Buffer', '__dirname', 'localStorage']) {
@@ -103,7 +109,12 @@ function srcMainEdges(): { file: string; from: string; to: string; spec: string 
       if (!s.startsWith('.')) continue;
       const target = join(f, '..', s);
       if (relative(base, target).startsWith('..')) continue;
-      edges.push({ file: relative(root, f), from: top(f), to: top(target).replace(/\.ts$/, '') === 'cli' ? 'cli.ts' : top(target), spec: s });
+      edges.push({
+        file: relative(root, f),
+        from: top(f),
+        to: top(target).replace(/\.ts$/, '') === 'cli' ? 'cli.ts' : top(target),
+        spec: s,
+      });
     }
   }
   return edges;
@@ -135,7 +146,10 @@ function directionOffenders(edges: Edge[]): { offenders: string[]; unknown: stri
 
 test('src-main imports go one way: app → transport → services → domain folders → engine, storage', () => {
   const edges = srcMainEdges();
-  assert.ok(edges.some((e) => e.from === 'transport' && e.to === 'services'), 'the scanner sees transport → services');
+  assert.ok(
+    edges.some((e) => e.from === 'transport' && e.to === 'services'),
+    'the scanner sees transport → services',
+  );
   const { offenders, unknown } = directionOffenders(edges);
   assert.deepEqual(unknown, [], 'every src-main folder has a place in LAYERS (tests/lint/imports.test.ts)');
   assert.deepEqual(offenders, []);
@@ -143,8 +157,19 @@ test('src-main imports go one way: app → transport → services → domain fol
 
 test('the direction check fails on back-edges, sideways edges and unknown folders', () => {
   const e = (from: string, to: string): Edge => ({ file: `src-main/${from}/x.ts`, from, to, spec: `../${to}/y` });
-  assert.deepEqual(directionOffenders([e('transport', 'services'), e('services', 'jobs'), e('training', 'datasets'), e('jobs', 'storage'), e('engine', 'util')]), { offenders: [], unknown: [] });
-  assert.deepEqual(directionOffenders([e('services', 'transport')]).offenders, ['src-main/services/x.ts imports ../transport/y (services → transport)']);
+  assert.deepEqual(
+    directionOffenders([
+      e('transport', 'services'),
+      e('services', 'jobs'),
+      e('training', 'datasets'),
+      e('jobs', 'storage'),
+      e('engine', 'util'),
+    ]),
+    { offenders: [], unknown: [] },
+  );
+  assert.deepEqual(directionOffenders([e('services', 'transport')]).offenders, [
+    'src-main/services/x.ts imports ../transport/y (services → transport)',
+  ]);
   assert.equal(directionOffenders([e('storage', 'jobs')]).offenders.length, 1);
   assert.equal(directionOffenders([e('engine', 'storage')]).offenders.length, 1);
   assert.equal(directionOffenders([e('contract', 'services')]).offenders.length, 1);

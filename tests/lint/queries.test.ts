@@ -20,7 +20,10 @@ export function prepareCalls(text: string): number[] {
 }
 
 test('the scanner finds db.prepare( and chained .prepare(, not this.prepare(', () => {
-  assert.deepEqual(prepareCalls("const a = db.prepare('SELECT 1');\n  return db\n    .prepare('x')\nawait this.prepare(input);"), [1, 3]);
+  assert.deepEqual(
+    prepareCalls("const a = db.prepare('SELECT 1');\n  return db\n    .prepare('x')\nawait this.prepare(input);"),
+    [1, 3],
+  );
 });
 
 test('prepare() is called only in src-main/storage/', () => {

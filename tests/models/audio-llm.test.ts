@@ -11,13 +11,28 @@ import { Session } from '../../src-main/engine/runtime/session';
 import { tensor } from '../../src-main/engine/runtime/tensor';
 import { GraphWeights } from '../../src-main/models/layers';
 import { writeTinyAudioLlm } from '../../src-main/models/demo/tiny-audio-llm';
-import { audioFeatures, audioLlmForward, clipFeatures, loadAudioLlm, parseUltravox } from '../../src-main/models/audio/ultravox';
+import {
+  audioFeatures,
+  audioLlmForward,
+  clipFeatures,
+  loadAudioLlm,
+  parseUltravox,
+} from '../../src-main/models/audio/ultravox';
 import { buildTrainableAudioLlm } from '../../src-main/models/audio/train';
 import { toneSample } from '../../src-main/models/demo/tones';
 import { AUDIO_LLM_CASE, audioLlmCaseBatch } from '../fixtures/models/audio/audio-llm-case';
 
-const REF = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/audio/audio-llm-reference.json'), 'utf8')) as {
-  sha256: string; ids: number[][]; labels: number[][]; audioShape: number[]; audio: number[]; logits: number[][]; loss: number; grads: Record<string, number[]>;
+const REF = JSON.parse(
+  readFileSync(join(import.meta.dirname, '../fixtures/models/audio/audio-llm-reference.json'), 'utf8'),
+) as {
+  sha256: string;
+  ids: number[][];
+  labels: number[][];
+  audioShape: number[];
+  audio: number[];
+  logits: number[][];
+  loss: number;
+  grads: Record<string, number[]>;
 };
 const tmp = tempDir('audio-llm-');
 after(() => tmp.cleanup());
@@ -29,7 +44,8 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
-const i64 = (rows: number[][]) => tensor('int64', [rows.length, rows[0].length], BigInt64Array.from(rows.flat().map(BigInt)));
+const i64 = (rows: number[][]) =>
+  tensor('int64', [rows.length, rows[0].length], BigInt64Array.from(rows.flat().map(BigInt)));
 
 test('compose: Whisper + LLaMA + a new projector -> an Ultravox-layout folder; "<audio>" added, embeddings grown by the mean row', () => {
   assert.equal(built.addedAudioToken, true);
@@ -41,10 +57,22 @@ test('compose: Whisper + LLaMA + a new projector -> an Ultravox-layout folder; "
     // 1 s window = 100 frames -> 50 encoder frames -> ceil(50 / 4) = 13 tokens
     assert.equal(m.tokensPerClip, 13);
     const names = m.weights.names();
-    assert.ok(names.some((n) => n.startsWith('audio_tower.layers.0.self_attn.k_proj')) && !names.includes('audio_tower.layers.0.self_attn.k_proj.bias'));
-    for (const n of ['multi_modal_projector.ln_pre.weight', 'multi_modal_projector.linear_1.weight', 'multi_modal_projector.linear_2.weight', 'multi_modal_projector.ln_post.weight', 'language_model.lm_head.weight'])
+    assert.ok(
+      names.some((n) => n.startsWith('audio_tower.layers.0.self_attn.k_proj')) &&
+        !names.includes('audio_tower.layers.0.self_attn.k_proj.bias'),
+    );
+    for (const n of [
+      'multi_modal_projector.ln_pre.weight',
+      'multi_modal_projector.linear_1.weight',
+      'multi_modal_projector.linear_2.weight',
+      'multi_modal_projector.ln_post.weight',
+      'language_model.lm_head.weight',
+    ])
       assert.ok(names.includes(n), n);
-    assert.ok(m.weights.get('multi_modal_projector.ln_pre.weight').every((v) => Math.abs(v - 0.4) < 1e-7), 'RMSNorm weights start at norm_init');
+    assert.ok(
+      m.weights.get('multi_modal_projector.ln_pre.weight').every((v) => Math.abs(v - 0.4) < 1e-7),
+      'RMSNorm weights start at norm_init',
+    );
     const emb = m.weights.get('language_model.model.embed_tokens.weight');
     const D = m.config.text.hiddenSize;
     const V = m.config.text.vocabSize;
@@ -62,13 +90,22 @@ test('compose: Whisper + LLaMA + a new projector -> an Ultravox-layout folder; "
 });
 
 test('tiny composed audio LLM: projected audio, logits, loss and projector gradients match PyTorch', async () => {
-  assert.equal(createHash('sha256').update(readFileSync(join(built.dir, 'model.safetensors'))).digest('hex'), REF.sha256, 'the tiny folder is the one the reference used');
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(built.dir, 'model.safetensors')))
+      .digest('hex'),
+    REF.sha256,
+    'the tiny folder is the one the reference used',
+  );
   const m = loadAudioLlm(built.dir);
   try {
     const b = audioLlmCaseBatch(m);
     assert.deepEqual(b.ids, REF.ids);
     assert.deepEqual(b.labels, REF.labels);
-    const f = clipFeatures(m.features, b.waveforms.map((w) => ({ samples: Float32Array.from(w), sampleRate: 16000 })));
+    const f = clipFeatures(
+      m.features,
+      b.waveforms.map((w) => ({ samples: Float32Array.from(w), sampleRate: 16000 })),
+    );
     const frames = f.dims[2];
     const t = buildTrainableAudioLlm(m, 'projector', null, frames);
     const g = new Graph('audio_llm_ref');
@@ -76,7 +113,10 @@ test('tiny composed audio LLM: projected audio, logits, loss and projector gradi
     for (const s of t.params) p[s.name] = g.input(s.name, 'float32', [...s.shape]);
     const { loss } = t.forward(g, p);
     g.output(loss, 'loss');
-    const grads = gradients(loss, t.params.map((s) => p[s.name]));
+    const grads = gradients(
+      loss,
+      t.params.map((s) => p[s.name]),
+    );
     t.params.forEach((s, i) => g.output(grads[i], `grad.${s.name}`));
     // the audio features and logits from the same weights, in a second graph
     const g2 = new Graph('audio_llm_logits');
@@ -85,12 +125,19 @@ test('tiny composed audio LLM: projected audio, logits, loss and projector gradi
     const mask = g2.input('attention_mask', 'int64', ['B', 'T']);
     const x = g2.input('input_features', 'float32', ['N', m.config.audio.numMelBins, frames]);
     g2.output(audioFeatures(w2, m.config, x), 'audio');
-    g2.output(audioLlmForward(w2, m.config, { inputIds: ids, attentionMask: mask, inputFeatures: x }).logits!, 'logits');
+    g2.output(
+      audioLlmForward(w2, m.config, { inputIds: ids, attentionMask: mask, inputFeatures: x }).logits!,
+      'logits',
+    );
     const init = t.initialValues(0);
     const feeds = Object.fromEntries(t.params.map((s) => [s.name, tensor('float32', [...s.shape], init[s.name])]));
     // right padding kept in the mask (as the reference: causal attention never lets a pad reach a real token)
     const maskRows = b.ids.map((r) => r.map(() => 1));
-    const data = { input_ids: i64(b.ids), attention_mask: i64(maskRows), input_features: tensor('float32', f.dims, f.data) };
+    const data = {
+      input_ids: i64(b.ids),
+      attention_mask: i64(maskRows),
+      input_features: tensor('float32', f.dims, f.data),
+    };
     const s1 = await Session.create(serializeModel(g).model, { threads: 2 });
     const r1 = await s1.run({ ...feeds, ...data, labels: i64(b.labels) });
     await s1.dispose();
@@ -103,7 +150,9 @@ test('tiny composed audio LLM: projected audio, logits, loss and projector gradi
     const [B, T, V] = [...r2.logits.dims].map(Number);
     const k = AUDIO_LLM_CASE.keep;
     const last: number[] = [];
-    for (let bi = 0; bi < B; bi++) for (let ti = T - k; ti < T; ti++) last.push(...(r2.logits.data as Float32Array).subarray((bi * T + ti) * V, (bi * T + ti + 1) * V));
+    for (let bi = 0; bi < B; bi++)
+      for (let ti = T - k; ti < T; ti++)
+        last.push(...(r2.logits.data as Float32Array).subarray((bi * T + ti) * V, (bi * T + ti + 1) * V));
     const ld = maxDiff(last, REF.logits.flat());
     assert.ok(ld < 1e-4, `logits max |diff| ${ld}`);
     const lossDiff = Math.abs((r1.loss.data as Float32Array)[0] - REF.loss);
@@ -123,17 +172,34 @@ test('tiny composed audio LLM: projected audio, logits, loss and projector gradi
 test('bad audio LLM folders and clips are refused, naming the field, the token or the clip', () => {
   const cfgPath = join(built.dir, 'config.json');
   const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
-  assert.throws(() => parseUltravox({ ...cfg, projector_act: 'tanh' }, 'c.json'), /c\.json: field "projector_act": unsupported activation "tanh"/);
-  assert.throws(() => parseUltravox({ ...cfg, audio_config: undefined, audio_model_id: 'openai/whisper-small' }, 'c.json'), /field "audio_config": is required .*openai\/whisper-small/);
-  assert.throws(() => parseUltravox({ ...cfg, text_config: { ...cfg.text_config, model_type: 'gpt2' } }, 'c.json'), /field "text_config\.model_type"/);
-  assert.throws(() => parseUltravox({ ...cfg, audio_token_index: 99999 }, 'c.json'), /field "audio_token_index": 99999 is outside/);
+  assert.throws(
+    () => parseUltravox({ ...cfg, projector_act: 'tanh' }, 'c.json'),
+    /c\.json: field "projector_act": unsupported activation "tanh"/,
+  );
+  assert.throws(
+    () => parseUltravox({ ...cfg, audio_config: undefined, audio_model_id: 'openai/whisper-small' }, 'c.json'),
+    /field "audio_config": is required .*openai\/whisper-small/,
+  );
+  assert.throws(
+    () => parseUltravox({ ...cfg, text_config: { ...cfg.text_config, model_type: 'gpt2' } }, 'c.json'),
+    /field "text_config\.model_type"/,
+  );
+  assert.throws(
+    () => parseUltravox({ ...cfg, audio_token_index: 99999 }, 'c.json'),
+    /field "audio_token_index": 99999 is outside/,
+  );
   writeFileSync(cfgPath, JSON.stringify({ ...cfg, stack_factor: 8 }));
   assert.throws(() => loadAudioLlm(built.dir), /tensor "multi_modal_projector\.(ln_pre|linear_1)\.weight" has shape/);
   writeFileSync(cfgPath, JSON.stringify(cfg));
   const m = loadAudioLlm(built.dir);
   try {
-    assert.throws(() => clipFeatures(m.features, [{ samples: new Float32Array(10), sampleRate: 44100, name: 'a.wav' }]), /a\.wav: sample rate 44100 Hz, the model takes 16000 Hz/);
-    const long = clipFeatures(m.features, [{ samples: toneSample(1, 0, 2.5).samples, sampleRate: 16000, name: 'long.wav' }]);
+    assert.throws(
+      () => clipFeatures(m.features, [{ samples: new Float32Array(10), sampleRate: 44100, name: 'a.wav' }]),
+      /a\.wav: sample rate 44100 Hz, the model takes 16000 Hz/,
+    );
+    const long = clipFeatures(m.features, [
+      { samples: toneSample(1, 0, 2.5).samples, sampleRate: 16000, name: 'long.wav' },
+    ]);
     assert.match(long.warnings[0], /long\.wav: 2\.50 s is longer than the model's 1 s window/);
   } finally {
     m.close();
@@ -146,20 +212,41 @@ test('training: projector, then LoRA + projector with PEFT names; steps on one b
     const frames = m.features.config.nbMaxFrames;
     const lora = { rank: 4, alpha: 8, targetModules: ['q_proj', 'v_proj'] };
     const t = buildTrainableAudioLlm(m, 'lora+projector', lora, frames);
-    assert.deepEqual(t.params.slice(0, 2).map((p) => [p.name, p.shape]), [
-      ['base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_A.weight', [4, 64]],
-      ['base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_B.weight', [64, 4]],
-    ]);
+    assert.deepEqual(
+      t.params.slice(0, 2).map((p) => [p.name, p.shape]),
+      [
+        ['base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_A.weight', [4, 64]],
+        ['base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_B.weight', [64, 4]],
+      ],
+    );
     assert.equal(t.modules.length, 2 * m.config.text.numHiddenLayers);
-    assert.deepEqual(t.projector, ['multi_modal_projector.ln_pre.weight', 'multi_modal_projector.linear_1.weight', 'multi_modal_projector.linear_2.weight', 'multi_modal_projector.ln_post.weight']);
-    assert.throws(() => buildTrainableAudioLlm(m, 'lora', { ...lora, targetModules: ['fc1'] }, frames), /LoRA target "fc1" is not a decoder projection/);
+    assert.deepEqual(t.projector, [
+      'multi_modal_projector.ln_pre.weight',
+      'multi_modal_projector.linear_1.weight',
+      'multi_modal_projector.linear_2.weight',
+      'multi_modal_projector.ln_post.weight',
+    ]);
+    assert.throws(
+      () => buildTrainableAudioLlm(m, 'lora', { ...lora, targetModules: ['fc1'] }, frames),
+      /LoRA target "fc1" is not a decoder projection/,
+    );
     assert.throws(() => buildTrainableAudioLlm(m, 'lora', null, frames), /needs LoRA options/);
     const { StepExecutor } = await import('../../src-main/engine/runtime/step-executor');
     const { trainBatch } = await import('../../src-main/models/audio/train');
     const samples = [0, 1, 2, 3].map((i) => toneSample(9, i));
-    const f = clipFeatures(m.features, samples.map((s) => ({ samples: s.samples, sampleRate: s.sampleRate })));
-    const feeds = trainBatch(m, samples.map((s) => ({ question: s.question, answer: s.answer })), f);
-    const ex = await StepExecutor.create({ params: t.params, forward: t.forward, adamw: { weightDecay: 0 }, session: { threads: 2 } }, t.initialValues(1));
+    const f = clipFeatures(
+      m.features,
+      samples.map((s) => ({ samples: s.samples, sampleRate: s.sampleRate })),
+    );
+    const feeds = trainBatch(
+      m,
+      samples.map((s) => ({ question: s.question, answer: s.answer })),
+      f,
+    );
+    const ex = await StepExecutor.create(
+      { params: t.params, forward: t.forward, adamw: { weightDecay: 0 }, session: { threads: 2 } },
+      t.initialValues(1),
+    );
     const losses: number[] = [];
     for (let s = 0; s < 12; s++) losses.push((await ex.step(feeds as never, 1e-2)).loss);
     assert.ok(losses[11] < 0.5 * losses[0], `loss ${losses[0]} -> ${losses[11]}`);
@@ -187,7 +274,10 @@ test('generation with a KV cache gives the tokens of full recomputation', async 
     const text = await full.answer([s.question], f, t.initialValues(0), t.params, 6);
     await full.dispose();
     const eos = new Set(m.config.text.eosTokenIds);
-    const upToEos = r.ids.slice(0, r.ids.findIndex((id) => eos.has(id)) >= 0 ? r.ids.findIndex((id) => eos.has(id)) : r.ids.length);
+    const upToEos = r.ids.slice(
+      0,
+      r.ids.findIndex((id) => eos.has(id)) >= 0 ? r.ids.findIndex((id) => eos.has(id)) : r.ids.length,
+    );
     assert.equal(m.tokenizer.decode(upToEos, { skipSpecialTokens: true }).trim(), text[0]);
   } finally {
     m.close();
@@ -214,11 +304,15 @@ test('a WAV file at 44.1 kHz reaches the model through the media decoder (resamp
   dv.setUint16(34, 16, true);
   ascii(36, 'data');
   dv.setUint32(40, 2 * n, true);
-  for (let i = 0; i < n; i++) dv.setInt16(44 + 2 * i, Math.round(12000 * Math.sin((2 * Math.PI * 660 * i) / rate)), true);
+  for (let i = 0; i < n; i++)
+    dv.setInt16(44 + 2 * i, Math.round(12000 * Math.sin((2 * Math.PI * 660 * i) / rate)), true);
   const m = loadAudioLlm(built.dir);
   try {
     const raw = await decodeAudio(bytes, 'tone.wav', { sampleRate: null });
-    assert.throws(() => clipFeatures(m.features, [{ ...raw, name: 'tone.wav' }]), /tone\.wav: sample rate 44100 Hz, the model takes 16000 Hz/);
+    assert.throws(
+      () => clipFeatures(m.features, [{ ...raw, name: 'tone.wav' }]),
+      /tone\.wav: sample rate 44100 Hz, the model takes 16000 Hz/,
+    );
     const clip = await decodeAudio(bytes, 'tone.wav');
     assert.equal(clip.sampleRate, 16000);
     const f = clipFeatures(m.features, [{ ...clip, name: 'tone.wav' }]);
@@ -256,8 +350,13 @@ test('a trained audio adapter saves as a PEFT folder, loads back, and merged giv
     saveAudioAdapter(dir, m, 'lora+projector', lora, values, built.dir);
     const cfg = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
     const re = new RegExp(`^(?:${cfg.target_modules})$`);
-    assert.ok(re.test('language_model.model.layers.1.self_attn.q_proj') && re.test('language_model.model.layers.0.mlp.down_proj'));
-    assert.ok(!re.test('audio_tower.layers.0.self_attn.q_proj') && !re.test('language_model.model.layers.0.self_attn.k_proj'));
+    assert.ok(
+      re.test('language_model.model.layers.1.self_attn.q_proj') &&
+        re.test('language_model.model.layers.0.mlp.down_proj'),
+    );
+    assert.ok(
+      !re.test('audio_tower.layers.0.self_attn.q_proj') && !re.test('language_model.model.layers.0.self_attn.k_proj'),
+    );
     assert.deepEqual(cfg.modules_to_save, ['multi_modal_projector']);
     const back = loadAudioAdapter(dir, m);
     assert.equal(back.method, 'lora+projector');
@@ -268,13 +367,27 @@ test('a trained audio adapter saves as a PEFT folder, loads back, and merged giv
     const branch = await AudioLlmGenerator.create(m, t);
     const a1 = (await branch.answer([s.question], f, values, t.params, 5))[0];
     await branch.dispose();
-    const merged = await AudioLlmCachedGenerator.create({ config: m.config, weights: mergeAudioAdapter(m, 'lora+projector', lora, back.values) }, frames);
+    const merged = await AudioLlmCachedGenerator.create(
+      { config: m.config, weights: mergeAudioAdapter(m, 'lora+projector', lora, back.values) },
+      frames,
+    );
     const r = await merged.greedy(promptIds(m, s.question), f, 5, { stopAtEos: true });
     await merged.dispose();
     const eos = new Set(m.config.text.eosTokenIds);
-    assert.equal(m.tokenizer.decode(r.ids.filter((id) => !eos.has(id)), { skipSpecialTokens: true }).trim(), a1);
+    assert.equal(
+      m.tokenizer
+        .decode(
+          r.ids.filter((id) => !eos.has(id)),
+          { skipSpecialTokens: true },
+        )
+        .trim(),
+      a1,
+    );
     writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, r: 8 }));
-    assert.throws(() => loadAudioAdapter(dir, m), /adapter_model\.safetensors: tensor "base_model\.model\.language_model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[4,64\], the model needs \[8,64\]/);
+    assert.throws(
+      () => loadAudioAdapter(dir, m),
+      /adapter_model\.safetensors: tensor "base_model\.model\.language_model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[4,64\], the model needs \[8,64\]/,
+    );
   } finally {
     m.close();
   }

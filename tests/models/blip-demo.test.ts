@@ -16,7 +16,20 @@ test('the BLIP demo runs end to end on the icon-VQA layout and prints the three 
   console.log = (...a: unknown[]) => void lines.push(a.join(' '));
   let code: number;
   try {
-    code = await blipDemo(['--model', 'blip', '--pretrain-steps', '2', '--train', '12', '--test', '6', '--epochs', '1', '--data-dir', tmp.dir]);
+    code = await blipDemo([
+      '--model',
+      'blip',
+      '--pretrain-steps',
+      '2',
+      '--train',
+      '12',
+      '--test',
+      '6',
+      '--epochs',
+      '1',
+      '--data-dir',
+      tmp.dir,
+    ]);
   } finally {
     console.log = log;
   }

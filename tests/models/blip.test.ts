@@ -13,7 +13,15 @@ import { GraphWeights } from '../../src-main/models/layers';
 import { writeTinyBlip } from '../../src-main/models/demo/tiny-blip';
 import { parseBlipConfig } from '../../src-main/models/families/blip/config';
 import { blipImageEmbeds, blipQuestionEmbeds } from '../../src-main/models/families/blip/graph';
-import { BlipRunner, answerBatch, blipPixelValues, buildVqaLossGraph, loadBlip, questionBatch, vqaForward } from '../../src-main/models/families/blip/model';
+import {
+  BlipRunner,
+  answerBatch,
+  blipPixelValues,
+  buildVqaLossGraph,
+  loadBlip,
+  questionBatch,
+  vqaForward,
+} from '../../src-main/models/families/blip/model';
 import { blipVisionModel } from '../../src-main/models/vision/blip-vit';
 import { memorySource } from '../../src-main/models/weights/safetensors';
 import { BLIP_ANSWERS, BLIP_GRAD_TENSORS, BLIP_QUESTIONS, BLIP_SEED, blipImages } from '../fixtures/models/blip-cases';
@@ -29,11 +37,17 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
-const rows = (a: BigInt64Array, T: number) => Array.from({ length: a.length / T }, (_, b) => Array.from(a.subarray(b * T, (b + 1) * T), Number));
+const rows = (a: BigInt64Array, T: number) =>
+  Array.from({ length: a.length / T }, (_, b) => Array.from(a.subarray(b * T, (b + 1) * T), Number));
 
 test('the tiny BLIP folder and its inputs are the ones the reference was computed on', async () => {
   writeTinyBlip(folder, BLIP_SEED);
-  assert.equal(createHash('sha256').update(readFileSync(join(folder, 'model.safetensors'))).digest('hex'), ref.model_sha256);
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(folder, 'model.safetensors')))
+      .digest('hex'),
+    ref.model_sha256,
+  );
   const m = loadBlip(folder);
   const pv = await blipPixelValues(m, blipImages());
   assert.equal(createHash('sha256').update(Buffer.from(pv.data.buffer)).digest('hex'), ref.pixel_values_sha256);
@@ -44,7 +58,10 @@ test('the tiny BLIP folder and its inputs are the ones the reference was compute
   assert.deepEqual(rows(ab.ids, ab.length), ref.decoder_input_ids);
   assert.deepEqual(rows(ab.labels, ab.length), ref.labels);
   // WordPiece as BertTokenizerFast: lowercased, "?" split off, [CLS] ... [SEP]; answers start with [DEC] (bos)
-  assert.equal(m.tokenizer.decode(ref.input_ids[0].filter((_: number, t: number) => ref.attention_mask[0][t])), '[CLS] how many circles are there? [SEP]');
+  assert.equal(
+    m.tokenizer.decode(ref.input_ids[0].filter((_: number, t: number) => ref.attention_mask[0][t])),
+    '[CLS] how many circles are there? [SEP]',
+  );
   assert.equal(ref.decoder_input_ids[0][0], m.config.text.bosTokenId);
   assert.equal(m.tokenizer.decode([ref.decoder_input_ids[0][0]]), '[DEC]');
   m.close();
@@ -96,7 +113,12 @@ test("BLIP-2's q_bias / v_bias form of the vision encoder matches PyTorch (bias 
   const m = loadBlip(folder);
   const vc = { ...m.config.vision, qkvBias: 'qv' as const };
   const D = vc.hiddenSize;
-  const tensors = new Map(m.weights.names().filter((n) => n.startsWith('vision_model.')).map((n) => [n, { dtype: 'F32' as const, shape: m.weights.info(n).shape, data: m.weights.get(n) }]));
+  const tensors = new Map(
+    m.weights
+      .names()
+      .filter((n) => n.startsWith('vision_model.'))
+      .map((n) => [n, { dtype: 'F32' as const, shape: m.weights.info(n).shape, data: m.weights.get(n) }]),
+  );
   for (let l = 0; l < vc.numHiddenLayers; l++) {
     const A = `vision_model.encoder.layers.${l}.self_attn.`;
     const b = tensors.get(`${A}qkv.bias`)!.data as Float32Array;
@@ -134,7 +156,10 @@ test('gradients of the VQA loss match PyTorch (float64 graph, our autodiff, labe
   };
   const { loss } = vqaForward(w, m.config, x);
   g.output(loss.mean, 'loss');
-  const grads = gradients([loss.mean], BLIP_GRAD_TENSORS.map((n) => params[n]));
+  const grads = gradients(
+    [loss.mean],
+    BLIP_GRAD_TENSORS.map((n) => params[n]),
+  );
   grads.forEach((gv, i) => g.output(gv, `grad.${BLIP_GRAD_TENSORS[i]}`));
   const s = await Session.create(serializeModel(g).model, { threads: 2, optimization: 'basic' });
   const pv = await blipPixelValues(m, blipImages());
@@ -148,10 +173,14 @@ test('gradients of the VQA loss match PyTorch (float64 graph, our autodiff, labe
     decoder_attention_mask: tensor('int64', [2, ab.length], ab.mask),
     labels: tensor('int64', [2, ab.length], ab.labels),
   };
-  for (const n of BLIP_GRAD_TENSORS) feeds[`param.${n}`] = tensor('float64', m.weights.info(n).shape, Float64Array.from(m.weights.get(n)));
+  for (const n of BLIP_GRAD_TENSORS)
+    feeds[`param.${n}`] = tensor('float64', m.weights.info(n).shape, Float64Array.from(m.weights.get(n)));
   const res = await s.run(feeds);
   await s.dispose();
-  assert.ok(Math.abs((res.loss.data as Float64Array)[0] - ref.loss) < 1e-6, `loss ${(res.loss.data as Float64Array)[0]} vs ${ref.loss}`);
+  assert.ok(
+    Math.abs((res.loss.data as Float64Array)[0] - ref.loss) < 1e-6,
+    `loss ${(res.loss.data as Float64Array)[0]} vs ${ref.loss}`,
+  );
   // each tensor against its own scale, with no floor: a vision-side gradient that came out small or missing would fail
   // here even where the decoder's gradients are orders of magnitude larger
   for (const n of BLIP_GRAD_TENSORS) {
@@ -161,7 +190,8 @@ test('gradients of the VQA loss match PyTorch (float64 graph, our autodiff, labe
     const diff = maxDiff(got, want);
     // a key bias shifts every score of a query by the same amount, which softmax cancels: its gradient is zero (both
     // sides give rounding noise near 1e-17), so it is compared absolutely
-    if (/\.key\.bias$/.test(n)) assert.ok(scale < 1e-14 && diff < 1e-14, `gradient of ${n}: max diff ${diff}, reference scale ${scale}`);
+    if (/\.key\.bias$/.test(n))
+      assert.ok(scale < 1e-14 && diff < 1e-14, `gradient of ${n}: max diff ${diff}, reference scale ${scale}`);
     else assert.ok(scale > 1e-3 && diff / scale < 1e-6, `gradient of ${n}: max diff ${diff} (its scale ${scale})`);
   }
   m.close();
@@ -172,7 +202,10 @@ test('greedy answers (question encoded once, decoder from [DEC] to [SEP] or 20 t
   const runner = new BlipRunner(m);
   const out = await runner.answer(blipImages(), BLIP_QUESTIONS);
   await runner.release();
-  assert.deepEqual(out.map((o) => o.tokens), ref.greedy);
+  assert.deepEqual(
+    out.map((o) => o.tokens),
+    ref.greedy,
+  );
   assert.equal(out[0].answer, m.tokenizer.decode(ref.greedy[0], { skipSpecialTokens: true }).trim());
   m.close();
 });
@@ -180,13 +213,30 @@ test('greedy answers (question encoded once, decoder from [DEC] to [SEP] or 20 t
 test('bad BLIP folders and configs: errors name the file, tensor or field', () => {
   const d = join(dir, 'no-decoder');
   writeTinyBlip(d, 3, { omit: ['text_decoder.bert.encoder.layer.1.crossattention.self.value.weight'] });
-  assert.throws(() => loadBlip(d), /model\.safetensors: no tensor "text_decoder\.bert\.encoder\.layer\.1\.crossattention\.self\.value\.weight" \(the answer decoder\)/);
-  assert.throws(() => parseBlipConfig({ model_type: 'blip', architectures: ['BlipForImageTextRetrieval'] }, 'c/config.json'), /c\/config\.json.*architectures.*not supported/);
   assert.throws(
-    () => parseBlipConfig({ model_type: 'blip', vision_config: { hidden_size: 64, num_attention_heads: 4 }, text_config: { encoder_hidden_size: 32 } }, 'c.json'),
+    () => loadBlip(d),
+    /model\.safetensors: no tensor "text_decoder\.bert\.encoder\.layer\.1\.crossattention\.self\.value\.weight" \(the answer decoder\)/,
+  );
+  assert.throws(
+    () => parseBlipConfig({ model_type: 'blip', architectures: ['BlipForImageTextRetrieval'] }, 'c/config.json'),
+    /c\/config\.json.*architectures.*not supported/,
+  );
+  assert.throws(
+    () =>
+      parseBlipConfig(
+        {
+          model_type: 'blip',
+          vision_config: { hidden_size: 64, num_attention_heads: 4 },
+          text_config: { encoder_hidden_size: 32 },
+        },
+        'c.json',
+      ),
     /text_config\.encoder_hidden_size.*must equal vision_config\.hidden_size 64/,
   );
-  assert.throws(() => parseBlipConfig({ model_type: 'blip', text_config: { label_smoothing: 1.5 } }, 'c.json'), /label_smoothing.*\[0, 1\)/);
+  assert.throws(
+    () => parseBlipConfig({ model_type: 'blip', text_config: { label_smoothing: 1.5 } }, 'c.json'),
+    /label_smoothing.*\[0, 1\)/,
+  );
 });
 
 test('BlipForConditionalGeneration: caption loss, logits and greedy captions (prompt-free and "a picture of") equal PyTorch', async () => {
@@ -195,22 +245,41 @@ test('BlipForConditionalGeneration: caption loss, logits and greedy captions (pr
   const r = ref.caption;
   const d = join(dir, 'caption');
   writeTinyBlip(d, BLIP_CAPTION_SEED, { architecture: 'BlipForConditionalGeneration' });
-  assert.equal(createHash('sha256').update(readFileSync(join(d, 'model.safetensors'))).digest('hex'), r.model_sha256);
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(d, 'model.safetensors')))
+      .digest('hex'),
+    r.model_sha256,
+  );
   const m = loadBlip(d);
-  assert.ok(!m.weights.names().some((n) => n.startsWith('text_encoder.')), 'the captioning layout has no question encoder');
+  assert.ok(
+    !m.weights.names().some((n) => n.startsWith('text_encoder.')),
+    'the captioning layout has no question encoder',
+  );
   const ab = answerBatch(m, BLIP_CAPTIONS);
   assert.deepEqual(rows(ab.ids, ab.length), r.input_ids);
   assert.deepEqual(m.tokenizer.encode(BLIP_CAPTION_PROMPT), r.prompt_ids);
   const runner = new BlipRunner(m);
   const lo = await runner.captionLoss(blipImages(), BLIP_CAPTIONS);
   assert.ok(Math.abs(lo.loss - r.loss) < 1e-4, `loss ${lo.loss} vs ${r.loss}`);
-  lo.items.forEach((v, i) => assert.ok(Math.abs(v - r.item_losses[i]) < 1e-4, `item ${i}: ${v} vs ${r.item_losses[i]}`));
+  lo.items.forEach((v, i) =>
+    assert.ok(Math.abs(v - r.item_losses[i]) < 1e-4, `item ${i}: ${v} vs ${r.item_losses[i]}`),
+  );
   const free = await runner.caption(blipImages());
-  assert.deepEqual(free.map((x) => x.tokens), r.greedy);
+  assert.deepEqual(
+    free.map((x) => x.tokens),
+    r.greedy,
+  );
   const prompted = await runner.caption(blipImages(), BLIP_CAPTION_PROMPT);
-  assert.deepEqual(prompted.map((x) => x.tokens), r.greedy_prompt);
+  assert.deepEqual(
+    prompted.map((x) => x.tokens),
+    r.greedy_prompt,
+  );
   assert.ok(prompted[0].answer.startsWith('a picture of'), prompted[0].answer);
-  await assert.rejects(runner.answer(blipImages(), BLIP_CAPTIONS), /BlipForConditionalGeneration writes captions; questions need BlipForQuestionAnswering/);
+  await assert.rejects(
+    runner.answer(blipImages(), BLIP_CAPTIONS),
+    /BlipForConditionalGeneration writes captions; questions need BlipForQuestionAnswering/,
+  );
   await runner.release();
   const S = m.config.vision.imageSize;
   const pv = await blipPixelValues(m, blipImages());

@@ -13,7 +13,13 @@ import { tempDir } from '../helpers/tmp';
 import { ConfigError, parseHfConfig } from '../../src-main/models/config';
 import type { Blip2ModelConfig } from '../../src-main/models/families/blip2/config';
 import { writeTinyBlip2 } from '../../src-main/models/demo/tiny-blip2';
-import { adapterFromValues, buildTrainableVlm, loadVlm, renderSetupOf, saveAdapter } from '../../src-main/models/program';
+import {
+  adapterFromValues,
+  buildTrainableVlm,
+  loadVlm,
+  renderSetupOf,
+  saveAdapter,
+} from '../../src-main/models/program';
 import { buildForwardGraph, IO } from '../../src-main/models/llava';
 import { createGenerator, renderPromptIds } from '../../src-main/models/generate';
 import { loadAdapter as loadPeft } from '../../src-main/models/peft';
@@ -23,12 +29,20 @@ import { expectedTensors } from '../../src-main/models/weights/names';
 import { runnableKind } from '../../src-main/models/registry';
 import { estimateTrainingMemory, shapeOfVlm } from '../../src-main/training/memory';
 import { serializeModel, Session, StepExecutor, tensor } from '../../src-main/engine';
-import { BLIP2_ANSWER, BLIP2_LORA, BLIP2_OPTIONS, BLIP2_QUESTION, blip2AdapterValues, blip2Image } from '../fixtures/models/blip2';
+import {
+  BLIP2_ANSWER,
+  BLIP2_LORA,
+  BLIP2_OPTIONS,
+  BLIP2_QUESTION,
+  blip2AdapterValues,
+  blip2Image,
+} from '../fixtures/models/blip2';
 import { gradDirection } from '../fixtures/models/idefics3';
 
 const { dir, cleanup } = tempDir('blip2-');
 after(cleanup);
-const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/blip2-reference.json'), 'utf8')).blip2 as {
+const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/blip2-reference.json'), 'utf8'))
+  .blip2 as {
   seed: number;
   model_sha256: string;
   pixel_values: number[];
@@ -49,12 +63,17 @@ const modelDir = join(dir, 'model');
 writeTinyBlip2(modelDir, ref.seed, BLIP2_OPTIONS);
 const S = 32;
 const pixels = (dtype: 'float32' | 'float64' = 'float32') =>
-  tensor(dtype, [1, 3, S, S], (dtype === 'float32' ? Float32Array.from(ref.pixel_values) : Float64Array.from(ref.pixel_values)) as Float32Array);
+  tensor(
+    dtype,
+    [1, 3, S, S],
+    (dtype === 'float32' ? Float32Array.from(ref.pixel_values) : Float64Array.from(ref.pixel_values)) as Float32Array,
+  );
 const ids64 = (ids: number[]) => tensor('int64', [1, ids.length], BigInt64Array.from(ids.map(BigInt)));
 const ones = (n: number) => tensor('int64', [1, n], new BigInt64Array(n).fill(1n));
 const vqa = [{ role: 'user', content: BLIP2_QUESTION }];
 const vqaTrain = [...vqa, { role: 'assistant', content: BLIP2_ANSWER }];
-const placeImageFirst = (msgs: Array<{ role: string; content: string }>) => msgs.map((x, i) => (i === 0 ? { ...x, content: `<image>\n${x.content}` } : x));
+const placeImageFirst = (msgs: Array<{ role: string; content: string }>) =>
+  msgs.map((x, i) => (i === 0 ? { ...x, content: `<image>\n${x.content}` } : x));
 
 /** Salesforce/blip2-opt-2.7b's config.json (the updated repository: image_token_index, fields at their values). */
 const OPT27 = {
@@ -104,7 +123,10 @@ test('Salesforce/blip2-opt-2.7b config.json: defaults, tensor names and shapes, 
   assert.deepEqual(shape.get('vision_model.encoder.layers.38.self_attn.qkv.weight'), [4224, 1408]);
   assert.deepEqual(shape.get('vision_model.encoder.layers.0.self_attn.q_bias'), [1408]);
   assert.deepEqual(shape.get('qformer.encoder.layer.0.crossattention.attention.key.weight'), [768, 1408]);
-  assert.ok(!shape.has('qformer.encoder.layer.1.crossattention.attention.key.weight'), 'cross-attention every second layer');
+  assert.ok(
+    !shape.has('qformer.encoder.layer.1.crossattention.attention.key.weight'),
+    'cross-attention every second layer',
+  );
   assert.deepEqual(shape.get('qformer.encoder.layer.11.output_query.LayerNorm.weight'), [768]);
   assert.deepEqual(shape.get('language_projection.weight'), [2560, 768]);
   assert.deepEqual(shape.get('language_model.model.decoder.embed_positions.weight'), [2050, 2560]);
@@ -112,7 +134,10 @@ test('Salesforce/blip2-opt-2.7b config.json: defaults, tensor names and shapes, 
   const params = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   assert.ok(Math.abs(params - 3.745e9) < 0.02e9, `blip2-opt-2.7b has ~3.74B parameters, got ${params}`);
   const err = (patch: Record<string, unknown>, re: RegExp) =>
-    assert.throws(() => parseHfConfig({ ...OPT27, ...patch }), (e: unknown) => e instanceof ConfigError && re.test((e as Error).message));
+    assert.throws(
+      () => parseHfConfig({ ...OPT27, ...patch }),
+      (e: unknown) => e instanceof ConfigError && re.test((e as Error).message),
+    );
   err({ image_token_index: undefined }, /image_token_index.*before transformers 4\.47/);
   err({ text_config: { model_type: 't5' } }, /text_config\.model_type.*Flan-T5/);
   err({ qformer_config: { hidden_size: 770 } }, /qformer_config\.num_attention_heads/);
@@ -120,7 +145,12 @@ test('Salesforce/blip2-opt-2.7b config.json: defaults, tensor names and shapes, 
 });
 
 test('the tiny folder: published layout, Blip2Processor prompt ids, BlipImageProcessor pixels as PyTorch gives them', async () => {
-  assert.equal(createHash('sha256').update(readFileSync(join(modelDir, 'model.safetensors'))).digest('hex'), ref.model_sha256);
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(modelDir, 'model.safetensors')))
+      .digest('hex'),
+    ref.model_sha256,
+  );
   const m = loadVlm(modelDir);
   try {
     assert.equal(m.weights.names().length, expectedTensors(m.config).length);
@@ -130,13 +160,28 @@ test('the tiny folder: published layout, Blip2Processor prompt ids, BlipImagePro
     assert.deepEqual(renderPromptIds(setup, [{ role: 'user', content: '<image>\n' }]), ref.caption_ids);
     // training sample: the answer and "\n" are the loss, image tokens, </s> and the question are not
     const { renderConversation } = await import('../../src-main/datasets/render');
-    const r = renderConversation([{ role: 'user', content: `<image>\n${BLIP2_QUESTION}` }, { role: 'assistant', content: BLIP2_ANSWER }] as never, setup);
+    const r = renderConversation(
+      [
+        { role: 'user', content: `<image>\n${BLIP2_QUESTION}` },
+        { role: 'assistant', content: BLIP2_ANSWER },
+      ] as never,
+      setup,
+    );
     assert.deepEqual(r.ids, ref.train_ids);
-    assert.deepEqual(r.ids.map((x, i) => (r.lossMask[i] ? x : -100)), ref.train_labels);
+    assert.deepEqual(
+      r.ids.map((x, i) => (r.lossMask[i] ? x : -100)),
+      ref.train_labels,
+    );
     // caption annotations train prompt-free: image tokens, </s>, the caption and "\n" (in the loss)
     const { renderItem } = await import('../../src-main/datasets/render');
-    const [cap] = renderItem({ id: 1, annotations: [{ kind: 'caption', data: { text: 'two red circles' } }] as never, hasImage: true }, setup);
-    assert.deepEqual(cap.ids, [...ref.caption_ids, ...m.tokenizer.encode('two red circles\n', { addSpecialTokens: false })]);
+    const [cap] = renderItem(
+      { id: 1, annotations: [{ kind: 'caption', data: { text: 'two red circles' } }] as never, hasImage: true },
+      setup,
+    );
+    assert.deepEqual(cap.ids, [
+      ...ref.caption_ids,
+      ...m.tokenizer.encode('two red circles\n', { addSpecialTokens: false }),
+    ]);
     assert.equal(cap.lossMask.indexOf(1), ref.caption_ids.length);
     const f = await m.images.process(blip2Image());
     assert.equal(f.frames, 1);
@@ -153,7 +198,11 @@ test('logits match PyTorch within 1e-4; the generator gives its greedy answer an
   try {
     const sess = await Session.create(serializeModel(buildForwardGraph(m)).model, { threads: 1 });
     const T = ref.input_ids.length;
-    const r = await sess.run({ [IO.inputIds]: ids64(ref.input_ids), [IO.attentionMask]: ones(T), [IO.pixelValues]: pixels() });
+    const r = await sess.run({
+      [IO.inputIds]: ids64(ref.input_ids),
+      [IO.attentionMask]: ones(T),
+      [IO.pixelValues]: pixels(),
+    });
     await sess.dispose();
     const V = m.config.text.vocabSize;
     const lg = r[IO.logits].data as Float32Array;
@@ -167,12 +216,18 @@ test('logits match PyTorch within 1e-4; the generator gives its greedy answer an
       const a = await gen.generate({ image: blip2Image(), messages: vqa }, { maxNewTokens: ref.greedy.length });
       assert.deepEqual(a.ids, ref.greedy);
       assert.equal(a.promptTokens, ref.input_ids.length);
-      const c = await gen.generate({ image: blip2Image(), messages: [{ role: 'user', content: '' }] }, { maxNewTokens: ref.caption_greedy.length });
+      const c = await gen.generate(
+        { image: blip2Image(), messages: [{ role: 'user', content: '' }] },
+        { maxNewTokens: ref.caption_greedy.length },
+      );
       assert.deepEqual(c.ids, ref.caption_greedy);
       // chat: a follow-up question continues the same prompt (image tokens and </s> once, "\n" after each answer)
       const follow = [...vqaTrain, { role: 'user', content: 'Question: what color is it? Answer:' }];
       const f = await gen.generate({ image: blip2Image(), messages: follow }, { maxNewTokens: 2 });
-      const want = [...ref.input_ids.slice(0, m.numImageTokens), ...m.tokenizer.encode(`${BLIP2_QUESTION} ${BLIP2_ANSWER}\nQuestion: what color is it? Answer:`)];
+      const want = [
+        ...ref.input_ids.slice(0, m.numImageTokens),
+        ...m.tokenizer.encode(`${BLIP2_QUESTION} ${BLIP2_ANSWER}\nQuestion: what color is it? Answer:`),
+      ];
       assert.equal(f.promptTokens, want.length);
       assert.deepEqual(renderPromptIds(renderSetupOf(m), placeImageFirst(follow)), want);
       const [s] = await gen.score([{ image: blip2Image(), messages: vqaTrain }]);
@@ -197,7 +252,12 @@ test("float64 training step: the loss and every tensor's gradient match PyTorch"
       tv.initialValues(0),
     );
     const r = await ex.step(
-      { input_ids: ids64(ref.train_ids), attention_mask: ones(T), labels: tensor('int64', [1, T], BigInt64Array.from(ref.train_labels.map(BigInt))), pixel_values: pixels('float64') },
+      {
+        input_ids: ids64(ref.train_ids),
+        attention_mask: ones(T),
+        labels: tensor('int64', [1, T], BigInt64Array.from(ref.train_labels.map(BigInt))),
+        pixel_values: pixels('float64'),
+      },
       0,
     );
     await ex.dispose();
@@ -212,11 +272,20 @@ test("float64 training step: the loss and every tensor's gradient match PyTorch"
       for (let i = 0; i < g.length; i++) dot += g[i] * dv[i];
       const tol = 1e-5 * Math.max(1, want.norm);
       assert.ok(Math.abs(Math.sqrt(n2) - want.norm) < tol, `${p.name}: |grad| ${Math.sqrt(n2)} vs ${want.norm}`);
-      assert.ok(Math.abs(dot - want.dot) < 1e-5 * Math.max(1, Math.abs(want.dot), want.norm), `${p.name}: grad . d ${dot} vs ${want.dot}`);
+      assert.ok(
+        Math.abs(dot - want.dot) < 1e-5 * Math.max(1, Math.abs(want.dot), want.norm),
+        `${p.name}: grad . d ${dot} vs ${want.dot}`,
+      );
       want.head.forEach((v, i) => assert.ok(Math.abs(g[i] - v) < tol, `${p.name}[${i}]: ${g[i]} vs ${v}`));
     }
     // the gradient reaches every part: vision tower, queries, Q-Former, projection, decoder
-    for (const n of ['vision_model.embeddings.patch_embedding.weight', 'query_tokens', 'qformer.encoder.layer.2.crossattention.attention.value.weight', 'language_projection.weight', 'language_model.model.decoder.embed_positions.weight'])
+    for (const n of [
+      'vision_model.embeddings.patch_embedding.weight',
+      'query_tokens',
+      'qformer.encoder.layer.2.crossattention.attention.value.weight',
+      'language_projection.weight',
+      'language_model.model.decoder.embed_positions.weight',
+    ])
       assert.ok(ref.grads[n].norm > 0, `${n} has a gradient`);
   } finally {
     m.close();
@@ -242,7 +311,10 @@ test("a LoRA (q_proj, v_proj) + Q-Former adapter has PEFT's keys for Blip2ForCon
     assert.ok(keys.includes('base_model.model.language_model.model.decoder.layers.1.self_attn.v_proj.lora_B.weight'));
     assert.ok(keys.includes('base_model.model.qformer.encoder.layer.0.crossattention.attention.query.weight'));
     assert.ok(keys.includes('base_model.model.language_projection.bias'));
-    assert.ok(!keys.includes('base_model.model.query_tokens'), 'query_tokens is a parameter, not a module PEFT can save');
+    assert.ok(
+      !keys.includes('base_model.model.query_tokens'),
+      'query_tokens is a parameter, not a module PEFT can save',
+    );
     const back = loadPeft(adir, m.config);
     assert.equal(back.modules.length, 4);
     const gen = await createGenerator(m, back, { cacheDir: join(dir, 'cache') });
@@ -268,9 +340,15 @@ test('bad folders: a Q-Former whose cross-attention layers differ from the confi
     return d;
   };
   // cross_attention_frequency 1: layer 1 should cross-attend, and the file has no crossattention tensors for it
-  assert.throws(() => loadHfFolder(variant('freq1', (r) => (r.qformer_config.cross_attention_frequency = 1))), /qformer\.encoder\.layer\.1\.crossattention/);
+  assert.throws(
+    () => loadHfFolder(variant('freq1', (r) => (r.qformer_config.cross_attention_frequency = 1))),
+    /qformer\.encoder\.layer\.1\.crossattention/,
+  );
   // frequency 3: layer 2's crossattention tensors are in the file but not in the model
-  assert.throws(() => loadHfFolder(variant('freq3', (r) => (r.qformer_config.cross_attention_frequency = 3))), /qformer\.encoder\.layer\.2\.crossattention/);
+  assert.throws(
+    () => loadHfFolder(variant('freq3', (r) => (r.qformer_config.cross_attention_frequency = 3))),
+    /qformer\.encoder\.layer\.2\.crossattention/,
+  );
   // more query tokens than the checkpoint's query_tokens holds
   assert.throws(() => loadHfFolder(variant('nq', (r) => (r.num_query_tokens = 5))), /query_tokens/);
 });
@@ -278,12 +356,27 @@ test('bad folders: a Q-Former whose cross-attention layers differ from the confi
 test('memory: the estimate for BLIP-2 OPT-2.7B says whether LoRA on q_proj/v_proj fits before starting', () => {
   const c = parseHfConfig(OPT27) as Blip2ModelConfig;
   const shape = shapeOfVlm(c);
-  const setup = { method: 'lora' as const, rank: 16, targetModules: ['q_proj', 'v_proj'] as const, dropout: 0.05, batchSize: 2, maxSeqLen: 32 + 40 };
-  const small = estimateTrainingMemory(shape, { ...setup, targetModules: [...setup.targetModules] }, { availableBytes: 8 * 2 ** 30, totalBytes: 16 * 2 ** 30 });
+  const setup = {
+    method: 'lora' as const,
+    rank: 16,
+    targetModules: ['q_proj', 'v_proj'] as const,
+    dropout: 0.05,
+    batchSize: 2,
+    maxSeqLen: 32 + 40,
+  };
+  const small = estimateTrainingMemory(
+    shape,
+    { ...setup, targetModules: [...setup.targetModules] },
+    { availableBytes: 8 * 2 ** 30, totalBytes: 16 * 2 ** 30 },
+  );
   // float32 weights alone: 3.74B x 4 bytes, ~15 GB, as the issue says
   assert.ok(Math.abs(small.breakdown.weights - 3.745e9 * 4) < 0.1e9 * 4, `weights ${small.breakdown.weights}`);
   assert.equal(small.fits, false);
   assert.match(small.summary, /needs about/);
-  const big = estimateTrainingMemory(shape, { ...setup, targetModules: [...setup.targetModules] }, { availableBytes: 64 * 2 ** 30, totalBytes: 64 * 2 ** 30 });
+  const big = estimateTrainingMemory(
+    shape,
+    { ...setup, targetModules: [...setup.targetModules] },
+    { availableBytes: 64 * 2 ** 30, totalBytes: 64 * 2 ** 30 },
+  );
   assert.equal(big.fits, true);
 });

@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { composeLlava } from '../../src-main/models/compose';
 import { loadHfFolder, saveHfFolder } from '../../src-main/models/hf-folder';
-import { parseHfConfig, textToHf, visionToHf, type TextModelConfig, type VisionModelConfig } from '../../src-main/models/config';
+import {
+  parseHfConfig,
+  textToHf,
+  visionToHf,
+  type TextModelConfig,
+  type VisionModelConfig,
+} from '../../src-main/models/config';
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource, writeWeightsFolder } from '../../src-main/models/weights/safetensors';
 import { randomWeights, demoPreprocessorConfig, DEMO_CORPUS_SEED } from '../../src-main/models/demo/tiny-llava';
@@ -19,12 +25,20 @@ after(cleanup);
 function writeVision(out: string, json: Record<string, unknown>, seed: number) {
   const cfg = parseHfConfig(json) as VisionModelConfig;
   mkdirSync(out, { recursive: true });
-  saveHfFolder(out, { config: json, weights: memorySource(randomWeights(expectedTensors(cfg), seed)), preprocessorConfig: demoPreprocessorConfig(cfg.vision.imageSize) });
+  saveHfFolder(out, {
+    config: json,
+    weights: memorySource(randomWeights(expectedTensors(cfg), seed)),
+    preprocessorConfig: demoPreprocessorConfig(cfg.vision.imageSize),
+  });
 }
 
 function writeText(out: string, json: Record<string, unknown>, seed: number, specials: string[]) {
   const cfg = parseHfConfig(json) as TextModelConfig;
-  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), { vocabSize: 300, specialTokens: specials, bosToken: '<s>' });
+  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), {
+    vocabSize: 300,
+    specialTokens: specials,
+    bosToken: '<s>',
+  });
   saveHfFolder(out, {
     config: json,
     weights: memorySource(randomWeights(expectedTensors(cfg), seed)),
@@ -34,22 +48,58 @@ function writeText(out: string, json: Record<string, unknown>, seed: number, spe
   return cfg;
 }
 
-const clipJson = { architectures: ['CLIPVisionModel'], ...visionToHf({
-  modelType: 'clip_vision_model', hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, headDim: 8, numChannels: 3,
-  imageSize: 32, patchSize: 8, hiddenAct: 'quick_gelu', layerNormEps: 1e-5, classToken: true, preLayerNorm: true, patchBias: false, useHead: false,
-  numPatches: 16, numPositions: 17,
-}) };
+const clipJson = {
+  architectures: ['CLIPVisionModel'],
+  ...visionToHf({
+    modelType: 'clip_vision_model',
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numHiddenLayers: 2,
+    numAttentionHeads: 4,
+    headDim: 8,
+    numChannels: 3,
+    imageSize: 32,
+    patchSize: 8,
+    hiddenAct: 'quick_gelu',
+    layerNormEps: 1e-5,
+    classToken: true,
+    preLayerNorm: true,
+    patchBias: false,
+    useHead: false,
+    numPatches: 16,
+    numPositions: 17,
+  }),
+};
 
 test('CLIP tower + LLaMA + new projector -> a LLaVA folder; image token added, embeddings grown by the mean row', () => {
   const vdir = join(dir, 'clip');
   const tdir = join(dir, 'llama');
   writeVision(vdir, clipJson, 1);
   // an LLM whose tokenizer has no <image>; vocab_size == tokenizer size so the new id needs a new row
-  const tjson = { architectures: ['LlamaForCausalLM'], ...textToHf({
-    modelType: 'llama', vocabSize: 300, hiddenSize: 48, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
-    headDim: 12, hiddenAct: 'silu', maxPositionEmbeddings: 256, rmsNormEps: 1e-6, rope: { theta: 10000, type: 'default', factor: 1 },
-    qkvBias: false, oBias: false, mlpBias: false, tieWordEmbeddings: false, bosTokenId: 1, eosTokenIds: [2], padTokenId: null,
-  }) };
+  const tjson = {
+    architectures: ['LlamaForCausalLM'],
+    ...textToHf({
+      modelType: 'llama',
+      vocabSize: 300,
+      hiddenSize: 48,
+      intermediateSize: 96,
+      numHiddenLayers: 2,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 2,
+      headDim: 12,
+      hiddenAct: 'silu',
+      maxPositionEmbeddings: 256,
+      rmsNormEps: 1e-6,
+      rope: { theta: 10000, type: 'default', factor: 1 },
+      qkvBias: false,
+      oBias: false,
+      mlpBias: false,
+      tieWordEmbeddings: false,
+      bosTokenId: 1,
+      eosTokenIds: [2],
+      padTokenId: null,
+    }),
+  };
   writeText(tdir, tjson, 2, ['<unk>', '<s>', '</s>']);
   const out = join(dir, 'composed');
   const r = composeLlava({ visionDir: vdir, textDir: tdir, outDir: out, seed: 3 });
@@ -66,8 +116,14 @@ test('CLIP tower + LLaMA + new projector -> a LLaVA folder; image token added, e
   assert.ok(m.chatTemplate, 'chat template carried over');
   assert.deepEqual(m.json.preprocessorConfig, v.json.preprocessorConfig);
   // vision and decoder tensors are the sources' tensors
-  assert.deepEqual(m.weights.get('vision_tower.vision_model.encoder.layers.1.mlp.fc2.weight'), v.weights.get('vision_model.encoder.layers.1.mlp.fc2.weight'));
-  assert.deepEqual(m.weights.get('language_model.model.layers.0.self_attn.k_proj.weight'), t.weights.get('model.layers.0.self_attn.k_proj.weight'));
+  assert.deepEqual(
+    m.weights.get('vision_tower.vision_model.encoder.layers.1.mlp.fc2.weight'),
+    v.weights.get('vision_model.encoder.layers.1.mlp.fc2.weight'),
+  );
+  assert.deepEqual(
+    m.weights.get('language_model.model.layers.0.self_attn.k_proj.weight'),
+    t.weights.get('model.layers.0.self_attn.k_proj.weight'),
+  );
   // grown rows: originals kept, the new row is the column mean
   const e0 = t.weights.get('model.embed_tokens.weight');
   const e1 = m.weights.get('language_model.model.embed_tokens.weight');
@@ -89,28 +145,80 @@ test('CLIP tower + LLaMA + new projector -> a LLaVA folder; image token added, e
 test('SigLIP (dual-encoder folder) + tied Qwen2 whose tokenizer already has <image>: no growth, strategy full', () => {
   const vdir = join(dir, 'siglip');
   const sigVision = visionToHf({
-    modelType: 'siglip_vision_model', hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, headDim: 8, numChannels: 3,
-    imageSize: 28, patchSize: 8, hiddenAct: 'gelu_pytorch_tanh', layerNormEps: 1e-6, classToken: false, preLayerNorm: false, patchBias: true, useHead: true,
-    numPatches: 9, numPositions: 9,
+    modelType: 'siglip_vision_model',
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numHiddenLayers: 2,
+    numAttentionHeads: 4,
+    headDim: 8,
+    numChannels: 3,
+    imageSize: 28,
+    patchSize: 8,
+    hiddenAct: 'gelu_pytorch_tanh',
+    layerNormEps: 1e-6,
+    classToken: false,
+    preLayerNorm: false,
+    patchBias: true,
+    useHead: true,
+    numPatches: 9,
+    numPositions: 9,
   });
   const sigJson = { model_type: 'siglip', vision_config: sigVision, text_config: { model_type: 'siglip_text_model' } };
   const cfg = parseHfConfig(sigJson) as VisionModelConfig;
   // a dual-encoder checkpoint also holds text-tower tensors: they are ignored
-  const w = randomWeights([...expectedTensors(cfg), { name: 'text_model.embeddings.token_embedding.weight', shape: [10, 32] }, { name: 'logit_scale', shape: [1] }], 4);
+  const w = randomWeights(
+    [
+      ...expectedTensors(cfg),
+      { name: 'text_model.embeddings.token_embedding.weight', shape: [10, 32] },
+      { name: 'logit_scale', shape: [1] },
+    ],
+    4,
+  );
   mkdirSync(vdir, { recursive: true });
   // saveHfFolder only writes what the config explains, so write this file by hand through the lower layer
-  writeWeightsFolder(vdir, [...w].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: () => t.data })));
+  writeWeightsFolder(
+    vdir,
+    [...w].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: () => t.data })),
+  );
   saveJson(join(vdir, 'config.json'), sigJson);
-  saveJson(join(vdir, 'preprocessor_config.json'), { image_processor_type: 'SiglipImageProcessor', size: { height: 28, width: 28 } });
+  saveJson(join(vdir, 'preprocessor_config.json'), {
+    image_processor_type: 'SiglipImageProcessor',
+    size: { height: 28, width: 28 },
+  });
   const tdir = join(dir, 'qwen');
-  const tjson = { architectures: ['Qwen2ForCausalLM'], ...textToHf({
-    modelType: 'qwen2', vocabSize: 320, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 1, numAttentionHeads: 4, numKeyValueHeads: 1,
-    headDim: 8, hiddenAct: 'silu', maxPositionEmbeddings: 256, rmsNormEps: 1e-6, rope: { theta: 1e6, type: 'default', factor: 1 },
-    qkvBias: true, oBias: false, mlpBias: false, tieWordEmbeddings: true, bosTokenId: null, eosTokenIds: [2], padTokenId: null,
-  }) };
+  const tjson = {
+    architectures: ['Qwen2ForCausalLM'],
+    ...textToHf({
+      modelType: 'qwen2',
+      vocabSize: 320,
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numHiddenLayers: 1,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 1,
+      headDim: 8,
+      hiddenAct: 'silu',
+      maxPositionEmbeddings: 256,
+      rmsNormEps: 1e-6,
+      rope: { theta: 1e6, type: 'default', factor: 1 },
+      qkvBias: true,
+      oBias: false,
+      mlpBias: false,
+      tieWordEmbeddings: true,
+      bosTokenId: null,
+      eosTokenIds: [2],
+      padTokenId: null,
+    }),
+  };
   writeText(tdir, tjson, 5, ['<unk>', '<s>', '</s>', '<image>']);
   const out = join(dir, 'composed-siglip');
-  const r = composeLlava({ visionDir: vdir, textDir: tdir, outDir: out, projectorType: 'linear', visionFeatureLayer: -1 });
+  const r = composeLlava({
+    visionDir: vdir,
+    textDir: tdir,
+    outDir: out,
+    projectorType: 'linear',
+    visionFeatureLayer: -1,
+  });
   assert.equal(r.addedImageToken, false);
   assert.equal(r.imageTokenId, 3);
   assert.equal(r.config.text.vocabSize, 320);
@@ -126,9 +234,15 @@ test('SigLIP (dual-encoder folder) + tied Qwen2 whose tokenizer already has <ima
   assert.ok(!names.includes('multi_modal_projector.linear_2.weight'), 'linear projector');
   assert.equal(m.json.config.mm_projector_type, 'linear');
   m.close();
-  assert.throws(() => composeLlava({ visionDir: vdir, textDir: vdir, outDir: join(dir, 'y') }), /siglip\/config\.json: field "model_type": "siglip" is not a language model/);
+  assert.throws(
+    () => composeLlava({ visionDir: vdir, textDir: vdir, outDir: join(dir, 'y') }),
+    /siglip\/config\.json: field "model_type": "siglip" is not a language model/,
+  );
   // composing from something that is not a tower is a clear error
-  assert.throws(() => composeLlava({ visionDir: tdir, textDir: tdir, outDir: join(dir, 'x') }), /qwen\/config\.json: field "model_type": "qwen2" is not a vision tower/);
+  assert.throws(
+    () => composeLlava({ visionDir: tdir, textDir: tdir, outDir: join(dir, 'x') }),
+    /qwen\/config\.json: field "model_type": "qwen2" is not a vision tower/,
+  );
 });
 
 function saveJson(p: string, o: unknown) {

@@ -13,14 +13,33 @@ import { Graph, gradients, serializeModel, Session, tensor } from '../../src-mai
 import { GraphWeights } from '../../src-main/models/layers';
 import { writeTinyContrastive } from '../../src-main/models/demo/tiny-contrastive';
 import { parseContrastiveConfig } from '../../src-main/models/families/contrastive/config';
-import { contrastiveLogits, contrastiveLoss, imageEmbeds, textEmbeds } from '../../src-main/models/families/contrastive/graph';
-import { ContrastiveRunner, imageBatch, loadContrastive, textBatch, textPoolPosition } from '../../src-main/models/families/contrastive/model';
-import { ADAPTER_CASES, CONTRASTIVE_CASES, adapterEvalImages, adapterEvalTexts, contrastiveImages } from '../fixtures/models/contrastive-cases';
+import {
+  contrastiveLogits,
+  contrastiveLoss,
+  imageEmbeds,
+  textEmbeds,
+} from '../../src-main/models/families/contrastive/graph';
+import {
+  ContrastiveRunner,
+  imageBatch,
+  loadContrastive,
+  textBatch,
+  textPoolPosition,
+} from '../../src-main/models/families/contrastive/model';
+import {
+  ADAPTER_CASES,
+  CONTRASTIVE_CASES,
+  adapterEvalImages,
+  adapterEvalTexts,
+  contrastiveImages,
+} from '../fixtures/models/contrastive-cases';
 import { loadContrastiveAdapter } from '../../src-main/models/families/contrastive/adapter';
 
 const { dir, cleanup } = tempDir('contrastive-');
 after(cleanup);
-const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/contrastive-reference.json'), 'utf8'));
+const ref = JSON.parse(
+  readFileSync(join(import.meta.dirname, '../fixtures/models/contrastive-reference.json'), 'utf8'),
+);
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
@@ -35,13 +54,20 @@ for (const c of CONTRASTIVE_CASES) {
 
   test(`${c.kind}: the tiny folder is the one the reference was computed on`, () => {
     writeTinyContrastive(folder, c.kind, c.seed, c.options);
-    assert.equal(createHash('sha256').update(readFileSync(join(folder, 'model.safetensors'))).digest('hex'), r.model_sha256);
+    assert.equal(
+      createHash('sha256')
+        .update(readFileSync(join(folder, 'model.safetensors')))
+        .digest('hex'),
+      r.model_sha256,
+    );
   });
 
   test(`${c.kind}: embeddings, logits and loss match PyTorch (1e-4)`, async () => {
     const m = loadContrastive(folder);
     const tb = textBatch(m, c.texts);
-    const rows = Array.from({ length: tb.batch }, (_, b) => Array.from(tb.ids.subarray(b * tb.length, (b + 1) * tb.length), Number));
+    const rows = Array.from({ length: tb.batch }, (_, b) =>
+      Array.from(tb.ids.subarray(b * tb.length, (b + 1) * tb.length), Number),
+    );
     assert.deepEqual(rows, r.input_ids);
     assert.equal(tb.warnings.length, 1);
     assert.match(tb.warnings[0], /^text 4: \d+ tokens, truncated to the text tower's \d+ positions$/);
@@ -70,7 +96,10 @@ for (const c of CONTRASTIVE_CASES) {
     const o = contrastiveLogits(w, m.config, imageEmbeds(w, m.config, pv), textEmbeds(w, m.config, ids, pool));
     const loss = contrastiveLoss(w, m.config, o);
     g.output(loss, 'loss');
-    const grads = gradients([loss], c.grad.map((n) => params[n]));
+    const grads = gradients(
+      [loss],
+      c.grad.map((n) => params[n]),
+    );
     grads.forEach((gv, i) => g.output(gv, `grad.${c.grad[i]}`));
     const s = await Session.create(serializeModel(g).model, { threads: 2, optimization: 'basic' });
     const ib = await imageBatch(m, contrastiveImages());
@@ -80,7 +109,8 @@ for (const c of CONTRASTIVE_CASES) {
       input_ids: tensor('int64', [tb.batch, tb.length], tb.ids),
       text_pool_index: tensor('int64', [tb.batch], tb.poolIndex),
     };
-    for (const n of c.grad) feeds[`param.${n}`] = tensor('float64', m.weights.info(n).shape, Float64Array.from(m.weights.get(n)));
+    for (const n of c.grad)
+      feeds[`param.${n}`] = tensor('float64', m.weights.info(n).shape, Float64Array.from(m.weights.get(n)));
     const res = await s.run(feeds);
     assert.ok(Math.abs((res.loss.data as Float64Array)[0] - r.loss) < 1e-6);
     for (const n of c.grad) {
@@ -127,22 +157,36 @@ test('a SigLIP folder without logit_bias errors naming the tensor', () => {
 
 test('config errors name the field', () => {
   assert.throws(() => parseContrastiveConfig({ model_type: 'llava' }, 'x/config.json'), /x\/config\.json.*model_type/);
-  assert.throws(() => parseContrastiveConfig({ model_type: 'clip', text_config: { hidden_size: 30, num_attention_heads: 4 } }, 'c.json'), /text_config\.num_attention_heads/);
+  assert.throws(
+    () =>
+      parseContrastiveConfig(
+        { model_type: 'clip', text_config: { hidden_size: 30, num_attention_heads: 4 } },
+        'c.json',
+      ),
+    /text_config\.num_attention_heads/,
+  );
 });
 
-const adapterRef = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/contrastive-adapter-reference.json'), 'utf8'));
+const adapterRef = JSON.parse(
+  readFileSync(join(import.meta.dirname, '../fixtures/models/contrastive-adapter-reference.json'), 'utf8'),
+);
 for (const c of ADAPTER_CASES) {
   test(`${c.kind}: an adapter from the contrastive trainer gives PyTorch's logits with it merged under PEFT's rules`, async () => {
     const folder = join(dir, `adapter-base-${c.kind}`);
     writeTinyContrastive(folder, c.kind, c.seed);
     const m = loadContrastive(folder);
-    const ad = loadContrastiveAdapter(join(import.meta.dirname, '../fixtures/models/contrastive-adapters', c.kind), m.config);
+    const ad = loadContrastiveAdapter(
+      join(import.meta.dirname, '../fixtures/models/contrastive-adapters', c.kind),
+      m.config,
+    );
     const r = adapterRef[c.kind];
     for (const merge of [false, true]) {
       const runner = await ContrastiveRunner.create(m, { adapter: ad, merge });
       const out = await runner.run(adapterEvalImages(), adapterEvalTexts);
       await runner.release();
-      out.logitsPerText.forEach((row, i) => assert.ok(maxDiff(row, r.logits_per_text[i]) < 1e-4, `${merge ? 'merged' : 'LoRA branches'}: row ${i}`));
+      out.logitsPerText.forEach((row, i) =>
+        assert.ok(maxDiff(row, r.logits_per_text[i]) < 1e-4, `${merge ? 'merged' : 'LoRA branches'}: row ${i}`),
+      );
       assert.ok(Math.abs(out.loss! - r.loss) < 1e-4);
     }
     m.close();

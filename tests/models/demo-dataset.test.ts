@@ -3,14 +3,30 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
-import { makeSample, allQuestions, caption, COLORS, FAMILIES, positionWord, type Color, type Scene, type Shape } from '../../src-main/models/demo/shapes';
+import {
+  makeSample,
+  allQuestions,
+  caption,
+  COLORS,
+  FAMILIES,
+  positionWord,
+  type Color,
+  type Scene,
+  type Shape,
+} from '../../src-main/models/demo/shapes';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { decodeRgb } from '../../src-main/models/image-processor';
 
 const { dir, cleanup } = tempDir('demo-dataset-');
 after(cleanup);
 
-interface Found { color: Color; row: number; col: number; shape: Shape | null; pixels: number }
+interface Found {
+  color: Color;
+  row: number;
+  col: number;
+  shape: Shape | null;
+  pixels: number;
+}
 
 /** Recover the objects from the pixels alone: 8-connected non-background components, their colour, cell and shape. */
 function analyse(rgb: Uint8Array, size: number, bg: readonly number[], withShape: boolean): Found[] {
@@ -27,21 +43,26 @@ function analyse(rgb: Uint8Array, size: number, bg: readonly number[], withShape
       pix.push(p);
       const x = p % size;
       const y = Math.floor(p / size);
-      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-        const nx = x + dx;
-        const ny = y + dy;
-        if (nx < 0 || ny < 0 || nx >= size || ny >= size) continue;
-        const q = ny * size + nx;
-        if (!seen[q] && !isBg(q)) {
-          seen[q] = 1;
-          stack.push(q);
+      for (let dy = -1; dy <= 1; dy++)
+        for (let dx = -1; dx <= 1; dx++) {
+          const nx = x + dx;
+          const ny = y + dy;
+          if (nx < 0 || ny < 0 || nx >= size || ny >= size) continue;
+          const q = ny * size + nx;
+          if (!seen[q] && !isBg(q)) {
+            seen[q] = 1;
+            stack.push(q);
+          }
         }
-      }
     }
     // fully covered pixels carry the exact object colour
-    const full = pix.filter((p) => Object.values(COLORS).some((c) => c[0] === rgb[3 * p] && c[1] === rgb[3 * p + 1] && c[2] === rgb[3 * p + 2]));
+    const full = pix.filter((p) =>
+      Object.values(COLORS).some((c) => c[0] === rgb[3 * p] && c[1] === rgb[3 * p + 1] && c[2] === rgb[3 * p + 2]),
+    );
     const c0 = full[0];
-    const color = (Object.keys(COLORS) as Color[]).find((k) => COLORS[k][0] === rgb[3 * c0] && COLORS[k][1] === rgb[3 * c0 + 1] && COLORS[k][2] === rgb[3 * c0 + 2])!;
+    const color = (Object.keys(COLORS) as Color[]).find(
+      (k) => COLORS[k][0] === rgb[3 * c0] && COLORS[k][1] === rgb[3 * c0 + 1] && COLORS[k][2] === rgb[3 * c0 + 2],
+    )!;
     const cx = full.reduce((s, p) => s + (p % size), 0) / full.length + 0.5;
     const cy = full.reduce((s, p) => s + Math.floor(p / size), 0) / full.length + 0.5;
     let shape: Shape | null = null;
@@ -64,7 +85,19 @@ function analyse(rgb: Uint8Array, size: number, bg: readonly number[], withShape
 }
 
 function sceneFromPixels(found: Found[], size: number, bg: Scene['background']): Scene {
-  return { size, background: bg, objects: found.map((f) => ({ shape: f.shape ?? 'circle', color: f.color, row: f.row, col: f.col, cx: 0, cy: 0, r: 0 })) };
+  return {
+    size,
+    background: bg,
+    objects: found.map((f) => ({
+      shape: f.shape ?? 'circle',
+      color: f.color,
+      row: f.row,
+      col: f.col,
+      cx: 0,
+      cy: 0,
+      r: 0,
+    })),
+  };
 }
 
 test('same (seed, index) gives the same sample; other seeds and indexes differ', () => {
@@ -74,7 +107,10 @@ test('same (seed, index) gives the same sample; other seeds and indexes differ',
   assert.notDeepEqual(makeSample(8, 3).scene, a.scene);
   assert.notDeepEqual(makeSample(7, 4).scene, a.scene);
   assert.equal(a.rgb.length, 64 * 64 * 3);
-  assert.deepEqual(a.qa.map((q) => q.family), [...FAMILIES].filter((f) => allQuestions(a.scene, f).length > 0));
+  assert.deepEqual(
+    a.qa.map((q) => q.family),
+    [...FAMILIES].filter((f) => allQuestions(a.scene, f).length > 0),
+  );
 });
 
 test('answers are what the pixels show (large canvas: colour, cell, and shape recovered from the image)', () => {
@@ -83,12 +119,15 @@ test('answers are what the pixels show (large canvas: colour, cell, and shape re
     const s = makeSample(99, i, { size: 192 });
     const found = analyse(s.rgb, 192, s.scene.background, true);
     assert.equal(found.length, s.scene.objects.length, `sample ${i}: object count`);
-    const key = (o: { color: string; shape: string | null; row: number; col: number }) => `${o.row},${o.col},${o.color},${o.shape}`;
+    const key = (o: { color: string; shape: string | null; row: number; col: number }) =>
+      `${o.row},${o.col},${o.color},${o.shape}`;
     assert.deepEqual(found.map(key).sort(), s.scene.objects.map(key).sort(), `sample ${i}: objects`);
     // every question of every family, re-answered from the pixels, agrees with the generator
     const fromPixels = sceneFromPixels(found, 192, s.scene.background);
-    const sorted = (qs: ReturnType<typeof allQuestions>) => [...qs].sort((a, b) => a.question.localeCompare(b.question));
-    for (const f of FAMILIES) assert.deepEqual(sorted(allQuestions(fromPixels, f)), sorted(allQuestions(s.scene, f)), `sample ${i} ${f}`);
+    const sorted = (qs: ReturnType<typeof allQuestions>) =>
+      [...qs].sort((a, b) => a.question.localeCompare(b.question));
+    for (const f of FAMILIES)
+      assert.deepEqual(sorted(allQuestions(fromPixels, f)), sorted(allQuestions(s.scene, f)), `sample ${i} ${f}`);
     assert.equal(caption(fromPixels), s.caption);
     checked += s.qa.length;
   }
@@ -99,11 +138,20 @@ test('the 64x64 dataset: counts, colours and positions recovered from the writte
   const d1 = join(dir, 'a');
   const samples = await writeDemoDataset(d1, { seed: 5, count: 24, captionsInLlava: true });
   const llava = JSON.parse(readFileSync(join(d1, 'llava.json'), 'utf8'));
-  const vqa = readFileSync(join(d1, 'vqa.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const caps = readFileSync(join(d1, 'captions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const vqa = readFileSync(join(d1, 'vqa.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  const caps = readFileSync(join(d1, 'captions.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(readdirSync(join(d1, 'images')).length, 24);
   assert.equal(caps.length, 24);
-  assert.equal(vqa.length, samples.reduce((s, x) => s + x.qa.length, 0));
+  assert.equal(
+    vqa.length,
+    samples.reduce((s, x) => s + x.qa.length, 0),
+  );
   assert.equal(llava.length, vqa.length + 24);
   assert.match(llava[0].conversations[0].value, /^<image>\n/);
   assert.equal(llava[0].conversations[1].from, 'gpt');
@@ -113,7 +161,8 @@ test('the 64x64 dataset: counts, colours and positions recovered from the writte
     const found = analyse(img.data, 64, s.scene.background, false);
     assert.equal(found.length, s.scene.objects.length);
     for (const qa of vqa.filter((q) => q.image.endsWith(`${String(s.index).padStart(5, '0')}.png`))) {
-      if (qa.family === 'counting' && qa.question === 'How many objects are there?') assert.equal(qa.answer, String(found.length));
+      if (qa.family === 'counting' && qa.question === 'How many objects are there?')
+        assert.equal(qa.answer, String(found.length));
       const mColor = /^How many (\w+) objects are there\?$/.exec(qa.question);
       if (mColor) assert.equal(qa.answer, String(found.filter((f) => f.color === mColor[1]).length));
       const mPos = /^Where is the (\w+) (\w+)\?$/.exec(qa.question);
@@ -124,7 +173,8 @@ test('the 64x64 dataset: counts, colours and positions recovered from the writte
         assert.equal(qa.answer, positionWord(f.row, f.col));
       }
       const mShape = /^What shape is the (\w+) object\?$/.exec(qa.question);
-      if (mShape) assert.equal(found.filter((f) => f.color === mShape[1]).length, 1, 'a shape question names a unique colour');
+      if (mShape)
+        assert.equal(found.filter((f) => f.color === mShape[1]).length, 1, 'a shape question names a unique colour');
     }
   }
   // a second write with the same seed is byte-identical
@@ -136,7 +186,10 @@ test('the 64x64 dataset: counts, colours and positions recovered from the writte
 
 test('family selection and disjoint index ranges', () => {
   const s = makeSample(1, 0, { families: ['counting'] });
-  assert.deepEqual(s.qa.map((q) => q.family), ['counting']);
+  assert.deepEqual(
+    s.qa.map((q) => q.family),
+    ['counting'],
+  );
   assert.match(s.qa[0].question, /^How many /);
   assert.match(s.qa[0].answer, /^\d$/);
   const sc = makeSample(1, 0, { minObjects: 5, maxObjects: 5 }).scene;

@@ -10,10 +10,31 @@ import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { loadHfFolder, saveHfFolder, type HfModel } from '../../src-main/models/hf-folder';
 import { makeSample } from '../../src-main/models/demo/shapes';
-import { createGenerator, loadGenerator, openGenerateSessions, renderSetupOf, type Generator } from '../../src-main/models/generate';
+import {
+  createGenerator,
+  loadGenerator,
+  openGenerateSessions,
+  renderSetupOf,
+  type Generator,
+} from '../../src-main/models/generate';
 import { renderConversation } from '../../src-main/datasets/render';
-import { loadAdapter, mergeAdapter, projectorParams, resolveLoraModules, saveAdapter, targetModulesRegex, type Adapter, type LoraSpec } from '../../src-main/models/peft';
-import { ADAPTER_INPUT, adapterInputTensors, adapterStructure, buildForwardGraph, IO } from '../../src-main/models/llava';
+import {
+  loadAdapter,
+  mergeAdapter,
+  projectorParams,
+  resolveLoraModules,
+  saveAdapter,
+  targetModulesRegex,
+  type Adapter,
+  type LoraSpec,
+} from '../../src-main/models/peft';
+import {
+  ADAPTER_INPUT,
+  adapterInputTensors,
+  adapterStructure,
+  buildForwardGraph,
+  IO,
+} from '../../src-main/models/llava';
 import { serializeModel } from '../../src-main/engine/graph/serialize';
 import { Session } from '../../src-main/engine/runtime/session';
 import { tensor } from '../../src-main/engine/runtime/tensor';
@@ -29,12 +50,23 @@ const dir = join(tmp.dir, 'model');
 let m: HfModel;
 let cfg: LlavaModelConfig;
 let image: RgbImage;
-const spec: LoraSpec = { mode: 'lora+projector', r: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'], includeVision: true, useRslora: false };
+const spec: LoraSpec = {
+  mode: 'lora+projector',
+  r: 4,
+  alpha: 8,
+  dropout: 0,
+  targets: ['q_proj', 'v_proj', 'down_proj'],
+  includeVision: true,
+  useRslora: false,
+};
 const adapters: Adapter[] = [];
 const open: Generator[] = [];
 
 /** Graph cache entries (finished ones: temp folders start with a dot). */
-const entries = () => readdirSync(cacheDir).filter((n) => !n.startsWith('.')).sort();
+const entries = () =>
+  readdirSync(cacheDir)
+    .filter((n) => !n.startsWith('.'))
+    .sort();
 
 /** A "checkpoint": the spec's LoRA matrices and a changed projector, from a seed, written and loaded as a PEFT folder. */
 function checkpoint(seed: number, s: LoraSpec, name: string): Adapter {
@@ -45,7 +77,9 @@ function checkpoint(seed: number, s: LoraSpec, name: string): Adapter {
       a: Float32Array.from({ length: s.r * mod.inFeatures }, () => 0.3 * rng.normal()),
       b: Float32Array.from({ length: mod.outFeatures * s.r }, () => 0.3 * rng.normal()),
     });
-  const saved = new Map(projectorParams(cfg).map((n) => [n, m.weights.get(n).map((x) => x * (1 + 0.5 * rng.normal()))]));
+  const saved = new Map(
+    projectorParams(cfg).map((n) => [n, m.weights.get(n).map((x) => x * (1 + 0.5 * rng.normal()))]),
+  );
   const adDir = join(tmp.dir, name);
   saveAdapter(adDir, cfg, s, lora, saved);
   return loadAdapter(adDir, cfg);
@@ -56,14 +90,26 @@ function mergedFolder(adapter: Adapter, name: string): string {
   const out = join(tmp.dir, name);
   const j = m.json;
   saveHfFolder(out, {
-    config: j.config, weights: mergeAdapter(m.weights, adapter), tokenizer: j.tokenizer, tokenizerConfig: j.tokenizerConfig,
-    preprocessorConfig: j.preprocessorConfig, generationConfig: j.generationConfig,
+    config: j.config,
+    weights: mergeAdapter(m.weights, adapter),
+    tokenizer: j.tokenizer,
+    tokenizerConfig: j.tokenizerConfig,
+    preprocessorConfig: j.preprocessorConfig,
+    generationConfig: j.generationConfig,
   });
   return out;
 }
 
 const ask = () => ({ image, messages: [{ role: 'user', content: c.question }] });
-const scored = () => [{ image, messages: [{ role: 'user', content: c.question }, { role: 'assistant', content: 'Two squares and a circle.' }] }];
+const scored = () => [
+  {
+    image,
+    messages: [
+      { role: 'user', content: c.question },
+      { role: 'assistant', content: 'Two squares and a circle.' },
+    ],
+  },
+];
 
 before(() => {
   writeTinyLlava(dir, c.seed, c.options);
@@ -95,15 +141,28 @@ test('adapter inputs: names, shapes, and a structure that ignores the values', (
   const other = { ...a1, config: { ...a1.config, alpha: 16 }, scaling: 4 };
   assert.notDeepEqual(adapterStructure(other), adapterStructure(a1));
   const bad = { ...a1, lora: new Map([[q.module, { a: new Float32Array(3), b: a1.lora.get(q.module)!.b }]]) };
-  assert.throws(() => adapterInputTensors(bad, m.weights), new RegExp(`adapter tensor ${ADAPTER_INPUT.loraA(q.module).replace(/\./g, '\\.')}: 3 values`));
+  assert.throws(
+    () => adapterInputTensors(bad, m.weights),
+    new RegExp(`adapter tensor ${ADAPTER_INPUT.loraA(q.module).replace(/\./g, '\\.')}: 3 values`),
+  );
 });
 
 test("'inputs' forward graph: logits equal the merged graph's within float rounding, per adapter", async () => {
-  const r = renderConversation([{ role: 'user', content: `<image>\n${c.question}` }, { role: 'assistant', content: 'Two squares.' }], renderSetupOf(m));
+  const r = renderConversation(
+    [
+      { role: 'user', content: `<image>\n${c.question}` },
+      { role: 'assistant', content: 'Two squares.' },
+    ],
+    renderSetupOf(m),
+  );
   const pv = await m.imageProcessor!.process(image);
   const data = {
     [IO.inputIds]: tensor('int64', [1, r.ids.length], r.ids),
-    [IO.attentionMask]: tensor('int64', [1, r.ids.length], r.ids.map(() => 1)),
+    [IO.attentionMask]: tensor(
+      'int64',
+      [1, r.ids.length],
+      r.ids.map(() => 1),
+    ),
     [IO.pixelValues]: tensor('float32', [1, 3, pv.height, pv.width], pv.data),
   };
   const g = buildForwardGraph(m, { mode: 'full', image: true, adapter: adapters[0], adapterMode: 'inputs' });
@@ -115,13 +174,18 @@ test("'inputs' forward graph: logits equal the merged graph's within float round
     assert.ok(!inits.has(f.name), f.name);
   }
   const withInputs = await Session.create(serializeModel(g).model);
-  const logitsOf = async (s: Session, extra: Record<string, ReturnType<typeof tensor>> = {}) => (await s.run({ ...data, ...extra }))[IO.logits].data as Float32Array;
+  const logitsOf = async (s: Session, extra: Record<string, ReturnType<typeof tensor>> = {}) =>
+    (await s.run({ ...data, ...extra }))[IO.logits].data as Float32Array;
   try {
     const outs: Float32Array[] = [];
     for (const a of adapters) {
-      const feeds = Object.fromEntries(adapterInputTensors(a, m.weights).map((f) => [f.name, tensor('float32', f.dims, f.data)]));
+      const feeds = Object.fromEntries(
+        adapterInputTensors(a, m.weights).map((f) => [f.name, tensor('float32', f.dims, f.data)]),
+      );
       const got = await logitsOf(withInputs, feeds);
-      const merged = await Session.create(serializeModel(buildForwardGraph(m, { mode: 'full', image: true, adapter: a, adapterMode: 'merge' })).model);
+      const merged = await Session.create(
+        serializeModel(buildForwardGraph(m, { mode: 'full', image: true, adapter: a, adapterMode: 'merge' })).model,
+      );
       try {
         const want = await logitsOf(merged);
         let maxDiff = 0;
@@ -163,12 +227,20 @@ test('generation: two checkpoints share one compiled graph set and each equals i
     const [sc] = await g.score(scored());
     results.push({ ids: r.ids, loss: sc.loss });
     statuses.push(seen);
-    if (k === 0) assert.equal(entries().length, baseEntries.length + 3, 'the first adapter compiles its decoder, vision and score graphs');
+    if (k === 0)
+      assert.equal(
+        entries().length,
+        baseEntries.length + 3,
+        'the first adapter compiles its decoder, vision and score graphs',
+      );
   }
   const after2 = entries();
   assert.equal(after2.length, baseEntries.length + 3, 'the second checkpoint compiles no graph');
   for (const kind of ['decoder', 'vision', 'score-image']) {
-    assert.ok(statuses[1].includes(`loading the ${kind} graph (cached)`), `${kind}: cache hit for the second checkpoint (${statuses[1].join('; ')})`);
+    assert.ok(
+      statuses[1].includes(`loading the ${kind} graph (cached)`),
+      `${kind}: cache hit for the second checkpoint (${statuses[1].join('; ')})`,
+    );
     assert.ok(statuses[0].includes(`loading the ${kind} graph`), `${kind}: compiled for the first`);
   }
   assert.notDeepEqual(results[0].ids, results[1].ids, 'the checkpoints generate different tokens');
@@ -182,7 +254,10 @@ test('generation: two checkpoints share one compiled graph set and each equals i
       const r = await merged.generate(ask(), { maxNewTokens: 10 });
       const [sc] = await merged.score(scored());
       assert.deepEqual(results[k].ids, r.ids, `checkpoint ${k}: greedy tokens equal the merged model's`);
-      assert.ok(Math.abs(results[k].loss - sc.loss) <= 1e-4 * Math.max(1, Math.abs(sc.loss)), `checkpoint ${k}: loss ${results[k].loss} vs merged ${sc.loss}`);
+      assert.ok(
+        Math.abs(results[k].loss - sc.loss) <= 1e-4 * Math.max(1, Math.abs(sc.loss)),
+        `checkpoint ${k}: loss ${results[k].loss} vs merged ${sc.loss}`,
+      );
       assert.ok(Math.abs(results[k].loss - baseScore.loss) > 1e-3, `checkpoint ${k}: the adapter changes the loss`);
     } finally {
       await merged.dispose();
@@ -212,7 +287,10 @@ test('generators with same-structure adapters share their ORT sessions, each wit
   assert.equal(openGenerateSessions(), n0 + 2, 'the second generator opens no session');
   try {
     // interleaved and concurrent runs: each generator feeds its own adapter
-    const [r1, r2] = await Promise.all([g1.generate(ask(), { maxNewTokens: 8 }), g2.generate(ask(), { maxNewTokens: 8 })]);
+    const [r1, r2] = await Promise.all([
+      g1.generate(ask(), { maxNewTokens: 8 }),
+      g2.generate(ask(), { maxNewTokens: 8 }),
+    ]);
     assert.deepEqual(r1.ids, want[0]);
     assert.deepEqual(r2.ids, want[1]);
     await g1.dispose();

@@ -20,7 +20,9 @@ let g: Generator;
 before(async () => {
   writeTinyLlava(modelDir, 0, { initStd: 0.2 });
   const s = makeSample(5, 3, { size: 64 });
-  await sharp(Buffer.from(s.rgb), { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(image);
+  await sharp(Buffer.from(s.rgb), { raw: { width: 64, height: 64, channels: 3 } })
+    .png()
+    .toFile(image);
   g = await loadGenerator(modelDir, null, { cacheDir: join(tmp.dir, 'cache') });
 });
 after(async () => {
@@ -32,26 +34,110 @@ async function cli(argv: string[], raw = false) {
   const out: string[] = [];
   const err: string[] = [];
   const written: string[] = [];
-  const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), ...(raw ? { write: (t: string) => written.push(t) } : {}) };
+  const io = {
+    out: (t: string) => out.push(t),
+    err: (t: string) => err.push(t),
+    ...(raw ? { write: (t: string) => written.push(t) } : {}),
+  };
   const code = await runCli([...argv, '--data-dir', dataDir], io, {});
   return { code, out: out.join('\n'), err: err.join('\n'), written: written.join('') };
 }
 
 test('generate --json gives the library tokens; plain output streams the same text', async () => {
-  const want = await g.generate({ image, messages: [{ role: 'user', content: 'How many squares are there?' }] }, { maxNewTokens: 6 });
-  const r = await cli(['generate', '--model', modelDir, '--image', image, '--prompt', 'How many squares are there?', '--max-new-tokens', '6', '--json']);
+  const want = await g.generate(
+    { image, messages: [{ role: 'user', content: 'How many squares are there?' }] },
+    { maxNewTokens: 6 },
+  );
+  const r = await cli([
+    'generate',
+    '--model',
+    modelDir,
+    '--image',
+    image,
+    '--prompt',
+    'How many squares are there?',
+    '--max-new-tokens',
+    '6',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
   assert.deepEqual(j.ids, want.ids);
   assert.equal(j.text, want.text);
   assert.equal(j.finishReason, 'length');
-  const s = await cli(['generate', '--model', modelDir, '--image', image, '--prompt', 'How many squares are there?', '--max-new-tokens', '6'], true);
+  const s = await cli(
+    [
+      'generate',
+      '--model',
+      modelDir,
+      '--image',
+      image,
+      '--prompt',
+      'How many squares are there?',
+      '--max-new-tokens',
+      '6',
+    ],
+    true,
+  );
   assert.equal(s.code, 0, s.err);
   assert.equal(s.written, `${want.text}\n`);
   // sampling flags reach the sampler: a seed reproduces, temperature changes the answer
-  const a = JSON.parse((await cli(['generate', '--model', modelDir, '--image', image, '--prompt', 'Hi', '--max-new-tokens', '12', '--temperature', '1.2', '--seed', '4', '--json'])).out);
-  const b = JSON.parse((await cli(['generate', '--model', modelDir, '--image', image, '--prompt', 'Hi', '--max-new-tokens', '12', '--temperature', '1.2', '--seed', '4', '--json'])).out);
-  const greedy = JSON.parse((await cli(['generate', '--model', modelDir, '--image', image, '--prompt', 'Hi', '--max-new-tokens', '12', '--json'])).out);
+  const a = JSON.parse(
+    (
+      await cli([
+        'generate',
+        '--model',
+        modelDir,
+        '--image',
+        image,
+        '--prompt',
+        'Hi',
+        '--max-new-tokens',
+        '12',
+        '--temperature',
+        '1.2',
+        '--seed',
+        '4',
+        '--json',
+      ])
+    ).out,
+  );
+  const b = JSON.parse(
+    (
+      await cli([
+        'generate',
+        '--model',
+        modelDir,
+        '--image',
+        image,
+        '--prompt',
+        'Hi',
+        '--max-new-tokens',
+        '12',
+        '--temperature',
+        '1.2',
+        '--seed',
+        '4',
+        '--json',
+      ])
+    ).out,
+  );
+  const greedy = JSON.parse(
+    (
+      await cli([
+        'generate',
+        '--model',
+        modelDir,
+        '--image',
+        image,
+        '--prompt',
+        'Hi',
+        '--max-new-tokens',
+        '12',
+        '--json',
+      ])
+    ).out,
+  );
   assert.deepEqual(a.ids, b.ids);
   assert.notDeepEqual(a.ids, greedy.ids);
 });
@@ -90,8 +176,24 @@ test('score: a LLaVA JSON file, losses equal the library, per-sample and means',
   writeFileSync(
     data,
     JSON.stringify([
-      { id: 'a', image: 'img.png', conversations: [{ from: 'human', value: '<image>\nHow many squares are there?' }, { from: 'gpt', value: 'Two.' }] },
-      { id: 'b', image: 'img.png', conversations: [{ from: 'human', value: '<image>\nWhat is red?' }, { from: 'gpt', value: 'A square.' }, { from: 'human', value: 'And green?' }, { from: 'gpt', value: 'A triangle.' }] },
+      {
+        id: 'a',
+        image: 'img.png',
+        conversations: [
+          { from: 'human', value: '<image>\nHow many squares are there?' },
+          { from: 'gpt', value: 'Two.' },
+        ],
+      },
+      {
+        id: 'b',
+        image: 'img.png',
+        conversations: [
+          { from: 'human', value: '<image>\nWhat is red?' },
+          { from: 'gpt', value: 'A square.' },
+          { from: 'human', value: 'And green?' },
+          { from: 'gpt', value: 'A triangle.' },
+        ],
+      },
     ]),
   );
   const r = await cli(['score', '--model', modelDir, '--data', data, '--json']);
@@ -99,8 +201,22 @@ test('score: a LLaVA JSON file, losses equal the library, per-sample and means',
   const j = JSON.parse(r.out);
   assert.equal(j.samples.length, 2);
   const want = await g.score([
-    { image, messages: [{ role: 'user', content: '<image>\nHow many squares are there?' }, { role: 'assistant', content: 'Two.' }] },
-    { image, messages: [{ role: 'user', content: '<image>\nWhat is red?' }, { role: 'assistant', content: 'A square.' }, { role: 'user', content: 'And green?' }, { role: 'assistant', content: 'A triangle.' }] },
+    {
+      image,
+      messages: [
+        { role: 'user', content: '<image>\nHow many squares are there?' },
+        { role: 'assistant', content: 'Two.' },
+      ],
+    },
+    {
+      image,
+      messages: [
+        { role: 'user', content: '<image>\nWhat is red?' },
+        { role: 'assistant', content: 'A square.' },
+        { role: 'user', content: 'And green?' },
+        { role: 'assistant', content: 'A triangle.' },
+      ],
+    },
   ]);
   for (let i = 0; i < 2; i++) {
     assert.equal(j.samples[i].tokens, want[i].tokens);

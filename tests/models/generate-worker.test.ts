@@ -30,7 +30,10 @@ test('worker: same tokens as in-thread, errors keep their class name, idle stop 
     const got = await w.generate({ modelDir: a, messages }, { maxNewTokens: 6 }, { onToken: (t) => tokens.push(t.id) });
     assert.deepEqual(got.ids, want.ids);
     assert.deepEqual(tokens, want.ids);
-    await assert.rejects(w.generate({ modelDir: join(tmp.dir, 'none'), messages }, {}), (e: Error) => e.name === 'GenerateError' && /none: model folder not found/.test(e.message));
+    await assert.rejects(
+      w.generate({ modelDir: join(tmp.dir, 'none'), messages }, {}),
+      (e: Error) => e.name === 'GenerateError' && /none: model folder not found/.test(e.message),
+    );
     for (let i = 0; i < 100 && w.started; i++) await sleep(50);
     assert.equal(w.started, false, 'the idle worker stopped');
     const again = await w.generate({ modelDir: a, messages }, { maxNewTokens: 6 });

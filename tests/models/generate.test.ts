@@ -5,14 +5,34 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
-import { demoPreprocessorConfig, demoTokenizerFiles, randomWeights, tinyLlavaConfig, writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
+import {
+  demoPreprocessorConfig,
+  demoTokenizerFiles,
+  randomWeights,
+  tinyLlavaConfig,
+  writeTinyLlava,
+} from '../../src-main/models/demo/tiny-llava';
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource } from '../../src-main/models/weights/safetensors';
 import { loadHfFolder, saveHfFolder, type HfModel } from '../../src-main/models/hf-folder';
 import { makeSample } from '../../src-main/models/demo/shapes';
-import { createGenerator, loadGenerator, renderSetupOf, GenerateError, type Generator } from '../../src-main/models/generate';
+import {
+  createGenerator,
+  loadGenerator,
+  renderSetupOf,
+  GenerateError,
+  type Generator,
+} from '../../src-main/models/generate';
 import { renderConversation } from '../../src-main/datasets/render';
-import { loadAdapter, mergeAdapter, resolveLoraModules, saveAdapter, targetModulesRegex, projectorParams, type LoraSpec } from '../../src-main/models/peft';
+import {
+  loadAdapter,
+  mergeAdapter,
+  resolveLoraModules,
+  saveAdapter,
+  targetModulesRegex,
+  projectorParams,
+  type LoraSpec,
+} from '../../src-main/models/peft';
 import { buildForwardGraph, IO } from '../../src-main/models/llava';
 import { serializeModel } from '../../src-main/engine/graph/serialize';
 import { Session } from '../../src-main/engine/runtime/session';
@@ -69,7 +89,13 @@ test('the prompt is the fixture prompt, and the same tokens training puts before
     const compact = ids.filter((id, i) => id !== cfg.imageTokenIndex || ids[i - 1] !== cfg.imageTokenIndex);
     assert.deepEqual(compact, s.c.input_ids, `${s.c.name}: prompt ids`);
     // training's renderer: the generation prompt is exactly what precedes the first loss token
-    const r = renderConversation([{ role: 'user', content: `<image>\n${s.c.question}` }, { role: 'assistant', content: 'Two squares and a circle.' }], renderSetupOf(s.m));
+    const r = renderConversation(
+      [
+        { role: 'user', content: `<image>\n${s.c.question}` },
+        { role: 'assistant', content: 'Two squares and a circle.' },
+      ],
+      renderSetupOf(s.m),
+    );
     const first = r.lossMask.indexOf(1);
     assert.deepEqual(r.ids.slice(0, first), ids, `${s.c.name}: inference prompt == training prefix`);
   }
@@ -113,7 +139,10 @@ test('streaming: one onToken per id, texts concatenate to the answer', async () 
   for (const s of setups) {
     const seen: { id: number; text: string }[] = [];
     const r = await s.g.generate(ask(s), { maxNewTokens: 12, onToken: (t) => seen.push(t) });
-    assert.deepEqual(seen.map((t) => t.id), r.ids);
+    assert.deepEqual(
+      seen.map((t) => t.id),
+      r.ids,
+    );
     assert.equal(seen.map((t) => t.text).join(''), r.text);
     assert.equal(r.text, s.m.tokenizer!.decode(r.ids, { skipSpecialTokens: true }));
     assert.ok(r.timings.firstTokenMs > 0 && r.timings.decodeTokens === 11);
@@ -152,7 +181,12 @@ test('stop strings: the answer ends before the stop string, which is never strea
   for (let i = 2; i < base.ids.length - 1 && k < 0; i++) {
     const upto = tok.decode(base.ids.slice(0, i + 1));
     const next = tok.decode(base.ids.slice(0, i + 2));
-    if (!upto.endsWith('\uFFFD') && next.length > upto.length && !next.slice(upto.length).startsWith('\uFFFD') && upto.length > 0) {
+    if (
+      !upto.endsWith('\uFFFD') &&
+      next.length > upto.length &&
+      !next.slice(upto.length).startsWith('\uFFFD') &&
+      upto.length > 0
+    ) {
       k = i;
       prefixText = upto;
     }
@@ -161,7 +195,11 @@ test('stop strings: the answer ends before the stop string, which is never strea
   const full = tok.decode(base.ids.slice(0, k + 2));
   const stop = full.slice(prefixText.length - 1, prefixText.length + 1);
   const streamed: string[] = [];
-  const r = await s.g.generate(ask(s), { maxNewTokens: 16, stop: ['never-there', stop], onToken: (t) => streamed.push(t.text) });
+  const r = await s.g.generate(ask(s), {
+    maxNewTokens: 16,
+    stop: ['never-there', stop],
+    onToken: (t) => streamed.push(t.text),
+  });
   assert.equal(r.finishReason, 'stop');
   const at = base.text.indexOf(stop);
   assert.equal(r.text, base.text.slice(0, at));
@@ -193,31 +231,59 @@ test('cancel: an aborted signal ends generation between tokens with the text so 
 
 test('text-only prompts, bad requests and bad paths give clear errors', async () => {
   const s = setups[0];
-  const r = await s.g.generate({ messages: [{ role: 'user', content: 'Describe a red circle.' }] }, { maxNewTokens: 4 });
+  const r = await s.g.generate(
+    { messages: [{ role: 'user', content: 'Describe a red circle.' }] },
+    { maxNewTokens: 4 },
+  );
   assert.equal(r.ids.length, 4);
   assert.equal(r.promptTokens, s.g.promptIds([{ role: 'user', content: 'Describe a red circle.' }], false).length);
-  await assert.rejects(s.g.generate({ messages: [{ role: 'user', content: '<image>\nWhat?' }] }), (e: Error) => e instanceof GenerateError && /no image/.test(e.message));
+  await assert.rejects(
+    s.g.generate({ messages: [{ role: 'user', content: '<image>\nWhat?' }] }),
+    (e: Error) => e instanceof GenerateError && /no image/.test(e.message),
+  );
   await assert.rejects(s.g.generate({ image: s.image, messages: [] }), /at least one message/);
   await assert.rejects(s.g.generate(ask(s), { maxNewTokens: 0 }), /maxNewTokens/);
   await assert.rejects(s.g.generate(ask(s), { temperature: -2 }), /temperature/);
-  await assert.rejects(s.g.generate({ image: join(tmp.dir, 'missing.png'), messages: [{ role: 'user', content: 'hi' }] }), /missing\.png/);
+  await assert.rejects(
+    s.g.generate({ image: join(tmp.dir, 'missing.png'), messages: [{ role: 'user', content: 'hi' }] }),
+    /missing\.png/,
+  );
   await assert.rejects(loadGenerator(join(tmp.dir, 'no-such-model')), /no-such-model: model folder not found/);
-  await assert.rejects(loadGenerator(s.dir, join(tmp.dir, 'no-such-adapter')), /no-such-adapter: adapter folder not found/);
+  await assert.rejects(
+    loadGenerator(s.dir, join(tmp.dir, 'no-such-adapter')),
+    /no-such-adapter: adapter folder not found/,
+  );
 });
 
 test('score: mean NLL over assistant tokens, equal to log-softmax of the full forward computed separately', async () => {
   const s = setups[0];
   const answer = 'Two squares.';
-  const messages = [{ role: 'user', content: s.c.question }, { role: 'assistant', content: answer }];
-  const [res, noAnswer] = await s.g.score([{ image: s.image, messages }, { image: s.image, messages: [{ role: 'user', content: s.c.question }] }]);
+  const messages = [
+    { role: 'user', content: s.c.question },
+    { role: 'assistant', content: answer },
+  ];
+  const [res, noAnswer] = await s.g.score([
+    { image: s.image, messages },
+    { image: s.image, messages: [{ role: 'user', content: s.c.question }] },
+  ]);
   // reference: all-position logits of a plain 'full' graph, log-softmax in JS
-  const r = renderConversation([{ role: 'user', content: `<image>\n${s.c.question}` }, { role: 'assistant', content: answer }], renderSetupOf(s.m));
+  const r = renderConversation(
+    [
+      { role: 'user', content: `<image>\n${s.c.question}` },
+      { role: 'assistant', content: answer },
+    ],
+    renderSetupOf(s.m),
+  );
   const sess = await Session.create(serializeModel(buildForwardGraph(s.m, { mode: 'full', image: true })).model);
   try {
     const pv = await s.m.imageProcessor!.process(s.image);
     const out = await sess.run({
       [IO.inputIds]: tensor('int64', [1, r.ids.length], r.ids),
-      [IO.attentionMask]: tensor('int64', [1, r.ids.length], r.ids.map(() => 1)),
+      [IO.attentionMask]: tensor(
+        'int64',
+        [1, r.ids.length],
+        r.ids.map(() => 1),
+      ),
       [IO.pixelValues]: tensor('float32', [1, 3, pv.height, pv.width], pv.data),
     });
     const logits = out[IO.logits].data as Float32Array;
@@ -239,14 +305,30 @@ test('score: mean NLL over assistant tokens, equal to log-softmax of the full fo
   assert.ok(Number.isNaN(noAnswer.loss));
   // the model's own greedy answer scores lower than a random one
   const greedy = await s.g.generate(ask(s), { maxNewTokens: 8 });
-  const [own] = await s.g.score([{ image: s.image, messages: [{ role: 'user', content: s.c.question }, { role: 'assistant', content: greedy.text }] }]);
+  const [own] = await s.g.score([
+    {
+      image: s.image,
+      messages: [
+        { role: 'user', content: s.c.question },
+        { role: 'assistant', content: greedy.text },
+      ],
+    },
+  ]);
   assert.ok(own.loss < res.loss, `${own.loss} < ${res.loss}`);
 });
 
 test('an adapter changes the output, and equals generating from the merged folder', async () => {
   const s = setups[0];
   const cfg = s.m.config as LlavaModelConfig;
-  const spec: LoraSpec = { mode: 'lora+projector', r: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'], includeVision: false, useRslora: false };
+  const spec: LoraSpec = {
+    mode: 'lora+projector',
+    r: 4,
+    alpha: 8,
+    dropout: 0,
+    targets: ['q_proj', 'v_proj', 'down_proj'],
+    includeVision: false,
+    useRslora: false,
+  };
   const rng = new Rng(3);
   const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
   for (const mod of resolveLoraModules(cfg, targetModulesRegex(cfg, spec))) {
@@ -262,8 +344,12 @@ test('an adapter changes the output, and equals generating from the merged folde
   const mergedDir = join(tmp.dir, 'merged');
   const j = s.m.json;
   saveHfFolder(mergedDir, {
-    config: j.config, weights: mergeAdapter(s.m.weights, loadAdapter(adDir, cfg)), tokenizer: j.tokenizer, tokenizerConfig: j.tokenizerConfig,
-    preprocessorConfig: j.preprocessorConfig, generationConfig: j.generationConfig,
+    config: j.config,
+    weights: mergeAdapter(s.m.weights, loadAdapter(adDir, cfg)),
+    tokenizer: j.tokenizer,
+    tokenizerConfig: j.tokenizerConfig,
+    preprocessorConfig: j.preprocessorConfig,
+    generationConfig: j.generationConfig,
   });
   const merged = await loadGenerator(mergedDir, null, { cacheDir });
   try {
@@ -294,13 +380,25 @@ test('ids past the tokenizer (padded embedding rows) are generated without text 
     data[(n + 101) * H + i] = -(1 + (i % 3));
   }
   weights.set('language_model.lm_head.weight', { ...head, data });
-  saveHfFolder(dir, { config: cfg.raw, weights: memorySource(weights), tokenizer, tokenizerConfig, preprocessorConfig: demoPreprocessorConfig(cfg.vision.imageSize) });
+  saveHfFolder(dir, {
+    config: cfg.raw,
+    weights: memorySource(weights),
+    tokenizer,
+    tokenizerConfig,
+    preprocessorConfig: demoPreprocessorConfig(cfg.vision.imageSize),
+  });
   const g = await loadGenerator(dir, null, { cacheDir });
   try {
     const texts: string[] = [];
-    const r = await g.generate({ image: setups[0].image, messages: [{ role: 'user', content: 'Hi' }] }, { maxNewTokens: 4, onToken: (t) => texts.push(t.text) });
+    const r = await g.generate(
+      { image: setups[0].image, messages: [{ role: 'user', content: 'Hi' }] },
+      { maxNewTokens: 4, onToken: (t) => texts.push(t.text) },
+    );
     assert.equal(r.ids.length, 4);
-    assert.ok(r.ids.every((id) => id === n + 100 || id === n + 101), JSON.stringify(r.ids));
+    assert.ok(
+      r.ids.every((id) => id === n + 100 || id === n + 101),
+      JSON.stringify(r.ids),
+    );
     assert.equal(r.text, '');
     assert.deepEqual(texts, ['', '', '', '']);
   } finally {

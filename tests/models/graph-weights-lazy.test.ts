@@ -39,7 +39,10 @@ test('GraphWeights reads checkpoint tensors only when the graph is written, with
   for (const dtype of ['float32', 'float64'] as const) {
     const { source, reads } = countingSource();
     const g = new Graph(`lazy_${dtype}`);
-    const gw = new GraphWeights(g, source, { dtype, overrides: new Map([['extra.weight', new Float32Array([7, 8, 9, 10])]]) });
+    const gw = new GraphWeights(g, source, {
+      dtype,
+      overrides: new Map([['extra.weight', new Float32Array([7, 8, 9, 10])]]),
+    });
     const wt = gw.weightT('lin.weight');
     assert.deepEqual(wt.shape, [3, 2]);
     assert.equal(wt.dtype, dtype);
@@ -79,12 +82,16 @@ test('weightT reads a source with getRange a block of rows at a time and transpo
   const bytes = ser.external!.chunks[0].read();
   const t = new Float32Array(bytes.buffer, bytes.byteOffset, o * i);
   assert.ok(ranges.length >= 2, `read in ${ranges.length} blocks`);
-  assert.equal(ranges.reduce((a, r) => a + r[1], 0), o * i, 'every element read once');
+  assert.equal(
+    ranges.reduce((a, r) => a + r[1], 0),
+    o * i,
+    'every element read once',
+  );
   for (const k of [0, 1, 999, 1000, 4_999_999, 2_345_678]) {
     const [c, r] = [Math.floor(k / o), k % o];
     assert.equal(t[k], w[r * i + c], `element ${k}`);
   }
   let same = true;
-  for (let r = 0; r < o && same; r++) for (let c = 0; c < i; c++) if (t[c * o + r] !== w[r * i + c]) (same = false);
+  for (let r = 0; r < o && same; r++) for (let c = 0; c < i; c++) if (t[c * o + r] !== w[r * i + c]) same = false;
   assert.ok(same, 'the whole matrix is transposed');
 });

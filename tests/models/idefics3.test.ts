@@ -335,7 +335,15 @@ test('a LoRA + connector adapter is saved with the PEFT keys of Idefics3ForCondi
     const g2 = await createGenerator(mm, null, { cacheDir: join(dir, 'cache') });
     try {
       assert.ok(existsSync(join(merged, 'processor_config.json')));
-      const [s2] = await g2.score([{ image: referenceImage(), messages: [{ role: 'user', content: QUESTION }, { role: 'assistant', content: ` ${ANSWER}` }] }]);
+      const [s2] = await g2.score([
+        {
+          image: referenceImage(),
+          messages: [
+            { role: 'user', content: QUESTION },
+            { role: 'assistant', content: ` ${ANSWER}` },
+          ],
+        },
+      ]);
       assert.ok(Math.abs(s2.loss - ref.adapter_loss) < 1e-4, `merged loss ${s2.loss} vs ${ref.adapter_loss}`);
     } finally {
       await g2.dispose();

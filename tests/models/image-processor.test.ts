@@ -4,15 +4,31 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import {
-  ImageProcessor, parsePreprocessorConfig, shortestEdgeSize, centerCropRgb, padToSquareRgb, decodeRgb, type RgbImage,
+  ImageProcessor,
+  parsePreprocessorConfig,
+  shortestEdgeSize,
+  centerCropRgb,
+  padToSquareRgb,
+  decodeRgb,
+  type RgbImage,
 } from '../../src-main/models/image-processor';
 
 const FIX = join(import.meta.dirname, '../fixtures/models');
 const MEAN = [0.48145466, 0.4578275, 0.40821073];
 const STD = [0.26862954, 0.26130258, 0.27577711];
 const clipConfig = (size: number, crop: number) => ({
-  image_processor_type: 'CLIPImageProcessor', do_resize: true, size: { shortest_edge: size }, resample: 3, do_center_crop: true,
-  crop_size: { height: crop, width: crop }, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: MEAN, image_std: STD, do_convert_rgb: true,
+  image_processor_type: 'CLIPImageProcessor',
+  do_resize: true,
+  size: { shortest_edge: size },
+  resample: 3,
+  do_center_crop: true,
+  crop_size: { height: crop, width: crop },
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: MEAN,
+  image_std: STD,
+  do_convert_rgb: true,
 });
 
 function rgb(width: number, height: number, f: (x: number, y: number) => [number, number, number]): RgbImage {
@@ -47,15 +63,31 @@ test('shortest-edge sizes and center-crop offsets follow transformers', () => {
   const c = centerCropRgb(img, 3, 2);
   assert.deepEqual([...c.data], [1, 1, 0, 2, 1, 0, 3, 1, 0, 1, 2, 0, 2, 2, 0, 3, 2, 0]);
   // 6x4 -> 3x3: top = 0 (floor of 0.5), left = 1
-  assert.deepEqual([...centerCropRgb(rgb(6, 4, (x, y) => [x, y, 9]), 3, 3).data.subarray(0, 3)], [1, 0, 9]);
+  assert.deepEqual(
+    [
+      ...centerCropRgb(
+        rgb(6, 4, (x, y) => [x, y, 9]),
+        3,
+        3,
+      ).data.subarray(0, 3),
+    ],
+    [1, 0, 9],
+  );
   // smaller than the crop: zero padding, image centered with ceil on the leading side
-  const small = centerCropRgb(rgb(1, 1, () => [7, 7, 7]), 2, 3);
+  const small = centerCropRgb(
+    rgb(1, 1, () => [7, 7, 7]),
+    2,
+    3,
+  );
   // new top pad = ceil((3-1)/2) = 1, left pad = ceil((2-1)/2) = 1 -> pixel lands at (x=1, y=1)
   assert.deepEqual([...small.data], [0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 7, 7, 0, 0, 0, 0, 0, 0]);
 });
 
 test('LLaVA pad-to-square uses int(mean * 255) and centers the image', () => {
-  const padded = padToSquareRgb(rgb(3, 1, () => [200, 100, 50]), [0.5, 0.2, 0.1]);
+  const padded = padToSquareRgb(
+    rgb(3, 1, () => [200, 100, 50]),
+    [0.5, 0.2, 0.1],
+  );
   assert.equal(padded.width, 3);
   assert.equal(padded.height, 3);
   assert.deepEqual([...padded.data.subarray(0, 3)], [127, 51, 25]);
@@ -107,20 +139,30 @@ test('SigLIP: exact height x width resize, no crop, 0.5 mean/std defaults', asyn
 });
 
 test('decoding: RGBA drops alpha like PIL convert("RGB"); greyscale becomes 3 equal channels', async () => {
-  const rgba = await sharp(Buffer.from([10, 20, 30, 0, 40, 50, 60, 255]), { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();
+  const rgba = await sharp(Buffer.from([10, 20, 30, 0, 40, 50, 60, 255]), { raw: { width: 2, height: 1, channels: 4 } })
+    .png()
+    .toBuffer();
   const a = await decodeRgb(rgba);
   assert.deepEqual([...a.data], [10, 20, 30, 40, 50, 60]);
-  const grey = await sharp(Buffer.from([5, 250]), { raw: { width: 2, height: 1, channels: 1 } }).png().toBuffer();
+  const grey = await sharp(Buffer.from([5, 250]), { raw: { width: 2, height: 1, channels: 1 } })
+    .png()
+    .toBuffer();
   const g = await decodeRgb(grey);
   assert.deepEqual([...g.data], [5, 5, 5, 250, 250, 250]);
   await assert.rejects(decodeRgb(Buffer.from('not an image'), 'photo.png'), /photo\.png: cannot decode image/);
 });
 
 test('bad preprocessor_config.json fields are named', () => {
-  assert.throws(() => parsePreprocessorConfig({ size: { shortest_edge: 0 } }, 'm/preprocessor_config.json'), /m\/preprocessor_config\.json: field "size\.shortest_edge": must be a positive integer/);
+  assert.throws(
+    () => parsePreprocessorConfig({ size: { shortest_edge: 0 } }, 'm/preprocessor_config.json'),
+    /m\/preprocessor_config\.json: field "size\.shortest_edge": must be a positive integer/,
+  );
   assert.throws(() => parsePreprocessorConfig({ image_mean: [0.5, 0.5] }), /field "image_mean": must be 3 numbers/);
   assert.throws(() => parsePreprocessorConfig({ resample: 9 }), /field "resample": must be a PIL resample code/);
-  assert.throws(() => parsePreprocessorConfig({ size: { longest: 3 } }), /field "size": must be \{shortest_edge\} or \{height, width\}/);
+  assert.throws(
+    () => parsePreprocessorConfig({ size: { longest: 3 } }),
+    /field "size": must be \{shortest_edge\} or \{height, width\}/,
+  );
   // old-style integer sizes
   const old = parsePreprocessorConfig({ size: 224, crop_size: 224 });
   assert.deepEqual(old.size, { shortestEdge: 224 });
@@ -128,7 +170,9 @@ test('bad preprocessor_config.json fields are named', () => {
 });
 
 test('EXIF orientation is not applied, as PIL Image.open does not: pixels and size as stored', async () => {
-  const stored = await sharp(Buffer.from([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]), { raw: { width: 2, height: 2, channels: 3 } })
+  const stored = await sharp(Buffer.from([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]), {
+    raw: { width: 2, height: 2, channels: 3 },
+  })
     .png()
     .withMetadata({ orientation: 6 })
     .toBuffer();
@@ -136,7 +180,10 @@ test('EXIF orientation is not applied, as PIL Image.open does not: pixels and si
   const img = await decodeRgb(stored);
   assert.deepEqual([img.width, img.height], [2, 2]);
   assert.deepEqual([...img.data], [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]);
-  const wide = await sharp({ create: { width: 3, height: 1, channels: 3, background: { r: 1, g: 2, b: 3 } } }).jpeg().withMetadata({ orientation: 8 }).toBuffer();
+  const wide = await sharp({ create: { width: 3, height: 1, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+    .jpeg()
+    .withMetadata({ orientation: 8 })
+    .toBuffer();
   const w = await decodeRgb(wide);
   assert.deepEqual([w.width, w.height], [3, 1]);
 });

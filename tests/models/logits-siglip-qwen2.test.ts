@@ -15,7 +15,9 @@ import { writeSiglipQwen2Llava } from '../fixtures/models/siglip-qwen2';
 
 const { dir, cleanup } = tempDir('siglip-qwen2-');
 after(cleanup);
-const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/siglip-qwen2-reference.json'), 'utf8')) as {
+const ref = JSON.parse(
+  readFileSync(join(import.meta.dirname, '../fixtures/models/siglip-qwen2-reference.json'), 'utf8'),
+) as {
   seed: number;
   image: { seed: number; index: number; size: number };
   model_sha256: string;
@@ -26,7 +28,13 @@ const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/model
 
 test('SigLIP + Qwen2 LLaVA logits match the PyTorch reference within 1e-4', async () => {
   writeSiglipQwen2Llava(dir, ref.seed);
-  assert.equal(createHash('sha256').update(readFileSync(join(dir, 'model.safetensors'))).digest('hex'), ref.model_sha256, 'the fixture weights are reproduced');
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(dir, 'model.safetensors')))
+      .digest('hex'),
+    ref.model_sha256,
+    'the fixture weights are reproduced',
+  );
   const m = loadHfFolder(dir);
   if (m.config.kind !== 'llava') throw new Error('llava expected');
   const cfg = m.config;

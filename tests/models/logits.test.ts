@@ -28,7 +28,9 @@ async function setup(c: RefCase): Promise<{ m: HfModel; cfg: LlavaModelConfig; p
   const cfg = m.config;
   const s = makeSample(c.image.seed, c.image.index, { size: cfg.vision.imageSize });
   const pv = await m.imageProcessor!.process({ data: s.rgb, width: s.scene.size, height: s.scene.size });
-  const ids = c.input_ids.flatMap((id) => (id === cfg.imageTokenIndex ? new Array<number>(cfg.numImageTokens).fill(id) : [id]));
+  const ids = c.input_ids.flatMap((id) =>
+    id === cfg.imageTokenIndex ? new Array<number>(cfg.numImageTokens).fill(id) : [id],
+  );
   return { m, cfg, pv: pv.data, ids };
 }
 
@@ -49,7 +51,11 @@ for (const c of ref.cases) {
     const V = cfg.text.vocabSize;
     const run = async (seq: number[]) => {
       const T = seq.length;
-      const r = await sess.run({ [IO.inputIds]: i64(seq, [1, T]), [IO.attentionMask]: i64(ones(T), [1, T]), [IO.pixelValues]: tensor('float32', [1, 3, S, S], pv) });
+      const r = await sess.run({
+        [IO.inputIds]: i64(seq, [1, T]),
+        [IO.attentionMask]: i64(ones(T), [1, T]),
+        [IO.pixelValues]: tensor('float32', [1, 3, S, S], pv),
+      });
       assert.deepEqual(r[IO.logits].dims, [1, T, V]);
       return r[IO.logits].data as Float32Array;
     };
@@ -85,14 +91,27 @@ test('KV cache: prefill + decode steps reproduce the full forward; left padding 
   const pix = tensor('float32', [1, 3, S, S], pv);
   const extra = c.greedy_tokens.slice(0, 3);
   const all = [...ids, ...extra];
-  const ref1 = (await full.run({ [IO.inputIds]: i64(all, [1, all.length]), [IO.attentionMask]: i64(ones(all.length), [1, all.length]), [IO.pixelValues]: pix }))[IO.logits].data as Float32Array;
+  const ref1 = (
+    await full.run({
+      [IO.inputIds]: i64(all, [1, all.length]),
+      [IO.attentionMask]: i64(ones(all.length), [1, all.length]),
+      [IO.pixelValues]: pix,
+    })
+  )[IO.logits].data as Float32Array;
 
   const L0 = ids.length;
   const leftIds = [3, 3, ...ids];
   const leftMask = [0, 0, ...ones(L0)];
-  const feeds2 = (idsArr: number[], maskArr: number[]) => ({ [IO.inputIds]: i64(idsArr, [1, idsArr.length]), [IO.attentionMask]: i64(maskArr, [1, maskArr.length]), [IO.pixelValues]: pix });
+  const feeds2 = (idsArr: number[], maskArr: number[]) => ({
+    [IO.inputIds]: i64(idsArr, [1, idsArr.length]),
+    [IO.attentionMask]: i64(maskArr, [1, maskArr.length]),
+    [IO.pixelValues]: pix,
+  });
 
-  for (const [name, pIds, pMask] of [['unpadded', ids, ones(L0)], ['left-padded', leftIds, leftMask]] as const) {
+  for (const [name, pIds, pMask] of [
+    ['unpadded', ids, ones(L0)],
+    ['left-padded', leftIds, leftMask],
+  ] as const) {
     const pr = await prefill.run(feeds2([...pIds], [...pMask]));
     assert.deepEqual(pr[IO.logits].dims, [1, 1, V]);
     const check = (got: Float32Array, pos: number, what: string) => {
@@ -109,7 +128,11 @@ test('KV cache: prefill + decode steps reproduce the full forward; left padding 
     let mask = [...pMask];
     for (let k = 0; k < extra.length; k++) {
       mask = [...mask, 1];
-      const dr = await decode.run({ [IO.inputIds]: i64([extra[k]], [1, 1]), [IO.attentionMask]: i64(mask, [1, mask.length]), ...past });
+      const dr = await decode.run({
+        [IO.inputIds]: i64([extra[k]], [1, 1]),
+        [IO.attentionMask]: i64(mask, [1, mask.length]),
+        ...past,
+      });
       assert.deepEqual(dr[IO.presentKey(0)].dims, [1, t.numKeyValueHeads, mask.length, t.headDim]);
       check(dr[IO.logits].data as Float32Array, L0 + k, `decode step ${k}`);
       past = {};
@@ -133,7 +156,13 @@ test('batch of 2 with padding on both sides: each row equals its own single-row 
   const sess = await Session.create(serializeModel(buildForwardGraph(m)).model, { threads: 1 });
   const L0 = ids.length;
   const single = async (pix: Float32Array) =>
-    (await sess.run({ [IO.inputIds]: i64(ids, [1, L0]), [IO.attentionMask]: i64(ones(L0), [1, L0]), [IO.pixelValues]: tensor('float32', [1, 3, S, S], pix) }))[IO.logits].data as Float32Array;
+    (
+      await sess.run({
+        [IO.inputIds]: i64(ids, [1, L0]),
+        [IO.attentionMask]: i64(ones(L0), [1, L0]),
+        [IO.pixelValues]: tensor('float32', [1, 3, S, S], pix),
+      })
+    )[IO.logits].data as Float32Array;
   const a = await single(pv);
   const b = await single(pv2);
   const T = L0 + 2;

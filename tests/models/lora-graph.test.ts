@@ -7,11 +7,26 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
-import { adapterFromValues, buildLogitsGraph, buildTrainableVlm, loadAdapter, loadVlm, saveAdapter, type LoadedVlm, type LoraOptions, type TrainMethod } from '../../src-main/models/program';
+import {
+  adapterFromValues,
+  buildLogitsGraph,
+  buildTrainableVlm,
+  loadAdapter,
+  loadVlm,
+  saveAdapter,
+  type LoadedVlm,
+  type LoraOptions,
+  type TrainMethod,
+} from '../../src-main/models/program';
 import { buildTrainStep, Graph, serializeModel, Session, StepExecutor } from '../../src-main/engine';
 import { buildScore } from '../../src-main/engine/programs/score';
 import { tensor } from '../../src-main/engine/runtime/tensor';
-import { DROPOUT_SEED_INPUT, dropoutMaskReference, dropoutStepSeed, loraDropoutMask } from '../../src-main/models/layers';
+import {
+  DROPOUT_SEED_INPUT,
+  dropoutMaskReference,
+  dropoutStepSeed,
+  loraDropoutMask,
+} from '../../src-main/models/layers';
 import { demoRng } from '../../src-main/models/demo/rng';
 import { assertDirectionalGradient, demoRows, makeFeeds, type QaRow } from './program-fixture';
 import type { Adapter } from '../../src-main/models/peft';
@@ -51,7 +66,11 @@ async function logitsOf(adapter: Adapter | null, mode: 'merge' | 'lora'): Promis
   const feeds = makeFeeds(m, rows);
   const g = buildLogitsGraph(m, { adapter, adapterMode: mode });
   const sess = await Session.create(serializeModel(g).model, { threads: 1 });
-  const r = await sess.run({ input_ids: feeds.input_ids, attention_mask: feeds.attention_mask, pixel_values: feeds.pixel_values });
+  const r = await sess.run({
+    input_ids: feeds.input_ids,
+    attention_mask: feeds.attention_mask,
+    pixel_values: feeds.pixel_values,
+  });
   await sess.dispose();
   return r.logits.data as Float32Array;
 }
@@ -64,8 +83,16 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 }
 
 const CASES: Array<[string, TrainMethod, LoraOptions]> = [
-  ['decoder + vision LoRA with a changed projector', 'lora+projector', { rank: 4, alpha: 8, dropout: 0, targetModules: ALL, includeVision: true }],
-  ['attention-only rsLoRA', 'lora', { rank: 8, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'], useRslora: true }],
+  [
+    'decoder + vision LoRA with a changed projector',
+    'lora+projector',
+    { rank: 4, alpha: 8, dropout: 0, targetModules: ALL, includeVision: true },
+  ],
+  [
+    'attention-only rsLoRA',
+    'lora',
+    { rank: 8, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'], useRslora: true },
+  ],
 ];
 for (const [name, method, lora] of CASES) {
   test(`${name}: LoRA branches == merged weights (1e-4); saved PEFT adapter reloads to identical logits`, async () => {
@@ -92,9 +119,16 @@ test('LoRA dropout: training step only, masks a function of dropout_seed (same s
   const lora: LoraOptions = { rank: 4, alpha: 8, dropout: 0.5, targetModules: ['q_proj', 'v_proj', 'down_proj'] };
   const tv = buildTrainableVlm(m, 'lora', lora);
   assert.ok(buildTrainStep({ params: tv.params, forward: tv.forward }).dataInputs.includes(DROPOUT_SEED_INPUT));
-  assert.ok(!buildScore({ params: tv.params, forward: tv.score }).graph.inputs.some((v) => v.name === DROPOUT_SEED_INPUT), 'score graph has no dropout');
+  assert.ok(
+    !buildScore({ params: tv.params, forward: tv.score }).graph.inputs.some((v) => v.name === DROPOUT_SEED_INPUT),
+    'score graph has no dropout',
+  );
   const values = randomValues('lora', lora, 9);
-  const create = () => StepExecutor.create({ params: tv.params, forward: tv.forward, score: { forward: tv.score }, session: { threads: 1 } }, values);
+  const create = () =>
+    StepExecutor.create(
+      { params: tv.params, forward: tv.forward, score: { forward: tv.score }, session: { threads: 1 } },
+      values,
+    );
   const ex = await create();
   const feeds = makeFeeds(m, rows);
   const seeded = (s: number) => ({ ...feeds, [DROPOUT_SEED_INPUT]: tensor('int64', [], [BigInt(s)]) });
@@ -148,20 +182,29 @@ test('LoRA dropout mask: P(drop) = p, mean scale 1, equal to the JS reference, i
     }
     const sd = Math.sqrt((p * (1 - p)) / n);
     assert.ok(Math.abs(dropped / n - p) < 5 * sd, `p ${p}: dropped fraction ${dropped / n}`);
-    assert.ok(Math.abs(sum / n - 1) < 5 * sd / (1 - p), `p ${p}: mean scale ${sum / n}`);
+    assert.ok(Math.abs(sum / n - 1) < (5 * sd) / (1 - p), `p ${p}: mean scale ${sum / n}`);
     // another module / another seed: both dropped in about p^2 of the elements (independent masks)
-    for (const [other, what] of [[b, 'module'], [c, 'seed']] as const) {
+    for (const [other, what] of [
+      [b, 'module'],
+      [c, 'seed'],
+    ] as const) {
       let both = 0;
       for (let i = 0; i < n; i++) if (a[i] === 0 && other[i] === 0) both++;
       const sd2 = Math.sqrt((p * p * (1 - p * p)) / n);
-      assert.ok(Math.abs(both / n - p * p) < 5 * sd2, `p ${p}, other ${what}: both dropped in ${both / n}, independent masks give ${p * p}`);
+      assert.ok(
+        Math.abs(both / n - p * p) < 5 * sd2,
+        `p ${p}, other ${what}: both dropped in ${both / n}, independent masks give ${p * p}`,
+      );
     }
     // neighbours are uncorrelated too (flat index i vs i + 1 and vs the next row)
     for (const lag of [1, shape[2]]) {
       let both = 0;
       for (let i = 0; i + lag < n; i++) if (a[i] === 0 && a[i + lag] === 0) both++;
       const m2 = n - lag;
-      assert.ok(Math.abs(both / m2 - p * p) < 5 * Math.sqrt((p * p * (1 - p * p)) / m2), `p ${p}, lag ${lag}: ${both / m2}`);
+      assert.ok(
+        Math.abs(both / m2 - p * p) < 5 * Math.sqrt((p * p * (1 - p * p)) / m2),
+        `p ${p}, lag ${lag}: ${both / m2}`,
+      );
     }
   }
 });
@@ -173,12 +216,21 @@ test('float64 LoRA gradients with dropout match central differences (the mask is
   try {
     const r32 = await demoRows(small, 11, 2, 'colors');
     const f = makeFeeds(small, r32);
-    const feeds = { ...f, pixel_values: tensor('float64', f.pixel_values.dims as number[], Float64Array.from(f.pixel_values.data as Float32Array)), [DROPOUT_SEED_INPUT]: tensor('int64', [], [5n]) };
+    const feeds = {
+      ...f,
+      pixel_values: tensor(
+        'float64',
+        f.pixel_values.dims as number[],
+        Float64Array.from(f.pixel_values.data as Float32Array),
+      ),
+      [DROPOUT_SEED_INPUT]: tensor('int64', [], [5n]),
+    };
     const lora: LoraOptions = { rank: 4, alpha: 8, dropout: 0.3, targetModules: ['q_proj', 'v_proj', 'up_proj'] };
     const tv = buildTrainableVlm(small, 'lora', lora, { dtype: 'float64' });
     const rng = demoRng(4);
     const init: Record<string, Float64Array> = {};
-    for (const [k, v] of Object.entries(tv.initialValues(0))) init[k] = Float64Array.from(v, (x) => x + 0.1 * rng.normal());
+    for (const [k, v] of Object.entries(tv.initialValues(0)))
+      init[k] = Float64Array.from(v, (x) => x + 0.1 * rng.normal());
     const session = { optimization: 'basic' as const, threads: 1 };
     const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, outputGrads: true, session }, init);
     const grads = (await ex.step(feeds, 0)).grads;

@@ -21,7 +21,8 @@ import { gradDirection } from '../fixtures/models/idefics3';
 
 const { dir, cleanup } = tempDir('opt-');
 after(cleanup);
-const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/blip2-reference.json'), 'utf8')).opt as {
+const ref = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/blip2-reference.json'), 'utf8'))
+  .opt as {
   seed: number;
   model_sha256: string;
   input_ids: number[];
@@ -67,16 +68,27 @@ test('facebook/opt-2.7b config.json: OPTConfig defaults, tensor names, errors na
   assert.ok(!names.has('lm_head.weight'), 'tied head');
   const params = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   assert.ok(Math.abs(params - 2.65e9) < 0.05e9, `opt-2.7b has ~2.65B parameters, got ${params}`);
-  assert.throws(() => parseHfConfig({ model_type: 'opt', hidden_size: 1024, num_attention_heads: 16, word_embed_proj_dim: 512 }), (e: unknown) => e instanceof ConfigError && /word_embed_proj_dim/.test((e as Error).message));
+  assert.throws(
+    () => parseHfConfig({ model_type: 'opt', hidden_size: 1024, num_attention_heads: 16, word_embed_proj_dim: 512 }),
+    (e: unknown) => e instanceof ConfigError && /word_embed_proj_dim/.test((e as Error).message),
+  );
   assert.throws(() => parseHfConfig({ model_type: 'opt', activation_function: 'tanhh' }), /activation_function/);
-  assert.throws(() => parseHfConfig({ model_type: 'opt', hidden_size: 100, num_attention_heads: 3 }), /num_attention_heads/);
+  assert.throws(
+    () => parseHfConfig({ model_type: 'opt', hidden_size: 100, num_attention_heads: 3 }),
+    /num_attention_heads/,
+  );
   // opt-350m style post-LN has no final layer norm
   const post = parseHfConfig({ model_type: 'opt', do_layer_norm_before: false }) as TextModelConfig;
   assert.ok(!expectedTensors(post).some((s) => s.name === 'model.decoder.final_layer_norm.weight'));
 });
 
 test('the tiny OPT folder is the published layout and the reference weights', () => {
-  assert.equal(createHash('sha256').update(readFileSync(join(modelDir, 'model.safetensors'))).digest('hex'), ref.model_sha256);
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(modelDir, 'model.safetensors')))
+      .digest('hex'),
+    ref.model_sha256,
+  );
   const m = loadHfFolder(modelDir);
   try {
     assert.equal(m.config.kind, 'text');
@@ -105,7 +117,9 @@ test('logits match PyTorch within 1e-4; greedy decoding with the KV cache gives 
     assert.ok(d < 1e-4, `max |logit - reference| = ${d}`);
     // prefill + decode: learned positions of the new token come from past + mask
     const L = (m.config as TextModelConfig).text.numHiddenLayers;
-    const prefill = await Session.create(serializeModel(buildForwardGraph(m, { mode: 'prefill' })).model, { threads: 1 });
+    const prefill = await Session.create(serializeModel(buildForwardGraph(m, { mode: 'prefill' })).model, {
+      threads: 1,
+    });
     const decode = await Session.create(serializeModel(buildForwardGraph(m, { mode: 'decode' })).model, { threads: 1 });
     const argmax = (x: Float32Array) => x.reduce((b, v, i) => (v > x[b] ? i : b), 0);
     let out = await prefill.run({ [IO.inputIds]: ids64(ref.input_ids), [IO.attentionMask]: ones(T) });
@@ -115,7 +129,10 @@ test('logits match PyTorch within 1e-4; greedy decoding with the KV cache gives 
       const next = argmax(out[IO.logits].data as Float32Array);
       greedy.push(next);
       if (s === ref.greedy.length - 1) break;
-      const feeds: Record<string, ReturnType<typeof tensor>> = { [IO.inputIds]: ids64([next]), [IO.attentionMask]: ones(len + 1) };
+      const feeds: Record<string, ReturnType<typeof tensor>> = {
+        [IO.inputIds]: ids64([next]),
+        [IO.attentionMask]: ones(len + 1),
+      };
       for (let i = 0; i < L; i++) {
         feeds[IO.pastKey(i)] = out[IO.presentKey(i)];
         feeds[IO.pastValue(i)] = out[IO.presentValue(i)];
@@ -162,7 +179,10 @@ test("float64 training step: the loss and every tensor's gradient match PyTorch"
       const tol = 1e-5 * Math.max(1, want.norm);
       assert.ok(want.norm > 0, `${p.name}: the reference has a gradient`);
       assert.ok(Math.abs(Math.sqrt(n2) - want.norm) < tol, `${p.name}: |grad| ${Math.sqrt(n2)} vs ${want.norm}`);
-      assert.ok(Math.abs(dot - want.dot) < 1e-5 * Math.max(1, Math.abs(want.dot), want.norm), `${p.name}: grad . d ${dot} vs ${want.dot}`);
+      assert.ok(
+        Math.abs(dot - want.dot) < 1e-5 * Math.max(1, Math.abs(want.dot), want.norm),
+        `${p.name}: grad . d ${dot} vs ${want.dot}`,
+      );
       want.head.forEach((v, i) => assert.ok(Math.abs(g[i] - v) < tol, `${p.name}[${i}]: ${g[i]} vs ${v}`));
     }
   } finally {
@@ -172,13 +192,20 @@ test("float64 training step: the loss and every tensor's gradient match PyTorch"
 
 test("LoRA targets use OPT's names: q_proj/v_proj, o_proj as out_proj, up/down as fc1/fc2", () => {
   const c = parseHfConfig({ model_type: 'opt', num_hidden_layers: 2 });
-  const mods = (targets: string[]) => resolveLoraModules(c, targetModulesRegex(c, { targets: targets as never, includeVision: false })).map((x) => x.module);
+  const mods = (targets: string[]) =>
+    resolveLoraModules(c, targetModulesRegex(c, { targets: targets as never, includeVision: false })).map(
+      (x) => x.module,
+    );
   assert.deepEqual(mods(['q_proj', 'v_proj']), [
     'model.decoder.layers.0.self_attn.v_proj',
     'model.decoder.layers.0.self_attn.q_proj',
     'model.decoder.layers.1.self_attn.v_proj',
     'model.decoder.layers.1.self_attn.q_proj',
   ]);
-  assert.deepEqual(mods(['o_proj', 'up_proj', 'down_proj']).slice(0, 3), ['model.decoder.layers.0.self_attn.out_proj', 'model.decoder.layers.0.fc1', 'model.decoder.layers.0.fc2']);
+  assert.deepEqual(mods(['o_proj', 'up_proj', 'down_proj']).slice(0, 3), [
+    'model.decoder.layers.0.self_attn.out_proj',
+    'model.decoder.layers.0.fc1',
+    'model.decoder.layers.0.fc2',
+  ]);
   assert.throws(() => mods(['gate_proj']), /gate_proj/);
 });

@@ -8,7 +8,17 @@ import { pilResize, PIL_BICUBIC } from '../../src-main/models/pil-resample';
 import { decodeRgb, ImageProcessor, parsePreprocessorConfig } from '../../src-main/models/image-processor';
 
 const DIR = join(import.meta.dirname, '../fixtures/models/pil');
-interface Case { input: string; op: 'convert' | 'resize' | 'clip' | 'composite_white'; mode?: string; resample?: number; shortest_edge?: number; crop?: number; width: number; height: number; rgb_b64: string }
+interface Case {
+  input: string;
+  op: 'convert' | 'resize' | 'clip' | 'composite_white';
+  mode?: string;
+  resample?: number;
+  shortest_edge?: number;
+  crop?: number;
+  width: number;
+  height: number;
+  rgb_b64: string;
+}
 const ref = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8')) as { cases: Case[] };
 
 function maxDiff(a: Uint8Array, b: Uint8Array): { max: number; count: number } {
@@ -67,12 +77,21 @@ test('pilResize equals PIL Image.resize for every filter, down and up, odd sizes
 
 test('CLIP shortest-edge resize + center crop equals transformers on PIL, before rescale', async () => {
   for (const c of ref.cases.filter((x) => x.op === 'clip')) {
-    const p = new ImageProcessor(parsePreprocessorConfig({
-      image_processor_type: 'CLIPImageProcessor', size: { shortest_edge: c.shortest_edge }, crop_size: { height: c.crop, width: c.crop }, resample: PIL_BICUBIC,
-    }));
+    const p = new ImageProcessor(
+      parsePreprocessorConfig({
+        image_processor_type: 'CLIPImageProcessor',
+        size: { shortest_edge: c.shortest_edge },
+        crop_size: { height: c.crop, width: c.crop },
+        resample: PIL_BICUBIC,
+      }),
+    );
     const img = await p.prepare(join(DIR, c.input));
     const d = maxDiff(img.data, want(c));
-    assert.equal(d.max, 0, `${c.input} shortest ${c.shortest_edge} crop ${c.crop}: ${d.count} values differ, max ${d.max}`);
+    assert.equal(
+      d.max,
+      0,
+      `${c.input} shortest ${c.shortest_edge} crop ${c.crop}: ${d.count} values differ, max ${d.max}`,
+    );
   }
 });
 
@@ -80,9 +99,14 @@ test('pilResize: a uniform image stays uniform; bad sizes are refused', () => {
   const data = new Uint8Array(7 * 5 * 3);
   for (let i = 0; i < data.length; i += 3) data.set([3, 128, 252], i);
   for (const r of [1, 2, 3, 4, 5]) {
-    for (const [w, h] of [[2, 2], [19, 11], [7, 13]]) {
+    for (const [w, h] of [
+      [2, 2],
+      [19, 11],
+      [7, 13],
+    ]) {
       const out = pilResize({ data, width: 7, height: 5, channels: 3 }, w, h, r);
-      for (let i = 0; i < out.data.length; i += 3) assert.deepEqual([...out.data.subarray(i, i + 3)], [3, 128, 252], `resample ${r} ${w}x${h}`);
+      for (let i = 0; i < out.data.length; i += 3)
+        assert.deepEqual([...out.data.subarray(i, i + 3)], [3, 128, 252], `resample ${r} ${w}x${h}`);
     }
   }
   assert.throws(() => pilResize({ data, width: 7, height: 5, channels: 3 }, 0, 3), /resize target 0x3/);

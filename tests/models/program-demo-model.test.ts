@@ -25,7 +25,10 @@ async function accuracy(m: LoadedVlm, sess: Session, kind: Family | 'caption', n
     seen++;
     const pixels = (await m.imageProcessor!.process({ data: s.rgb, width: 64, height: 64 })).data;
     const row = encodeRow(m, { question: qa.question, answer: qa.answer });
-    const seq = row.ids.slice(0, row.labels.findIndex((x) => x !== -100));
+    const seq = row.ids.slice(
+      0,
+      row.labels.findIndex((x) => x !== -100),
+    );
     if ((await greedyAnswer(m, sess, seq, pixels, kind === 'caption' ? 40 : 4)) === qa.answer) ok++;
   }
   return ok / n;

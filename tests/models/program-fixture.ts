@@ -27,14 +27,22 @@ export async function demoRows(m: LoadedVlm, seed: number, count: number, family
 
 /** Token ids (image expanded) and unshifted labels of one row. */
 export function encodeRow(m: LoadedVlm, r: { question: string; answer: string }): { ids: number[]; labels: number[] } {
-  const prompt = m.chatTemplate.render([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: r.question }] }], { addGenerationPrompt: true });
-  const p = m.tokenizer.encode(prompt).flatMap((id) => (id === m.imageTokenId ? new Array<number>(m.numImageTokens).fill(id) : [id]));
+  const prompt = m.chatTemplate.render(
+    [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: r.question }] }],
+    { addGenerationPrompt: true },
+  );
+  const p = m.tokenizer
+    .encode(prompt)
+    .flatMap((id) => (id === m.imageTokenId ? new Array<number>(m.numImageTokens).fill(id) : [id]));
   const a = [...m.tokenizer.encode(' ' + r.answer, { addSpecialTokens: false }), m.tokenizer.eosTokenId!];
   return { ids: [...p, ...a], labels: [...p.map(() => -100), ...a] };
 }
 
 export function makeFeeds(m: LoadedVlm, rows: QaRow[]): Record<string, ort.Tensor> {
-  return padBatch(m, rows.map((r) => ({ ...encodeRow(m, r), pixels: r.pixels })));
+  return padBatch(
+    m,
+    rows.map((r) => ({ ...encodeRow(m, r), pixels: r.pixels })),
+  );
 }
 
 /**
@@ -60,7 +68,8 @@ export async function assertDirectionalGradient(o: {
   }
   const lossAt = async (s: number) => {
     const v: Record<string, Float64Array> = {};
-    for (const p of o.tv.params) v[p.name] = Float64Array.from(o.init[p.name], (x, i) => x + s * eps * o.dirs[p.name][i]);
+    for (const p of o.tv.params)
+      v[p.name] = Float64Array.from(o.init[p.name], (x, i) => x + s * eps * o.dirs[p.name][i]);
     const e = await StepExecutor.create({ params: o.tv.params, forward: o.tv.forward, session: o.session }, v);
     const l = (await e.step(o.feeds, 0)).loss;
     await e.dispose();
@@ -68,5 +77,8 @@ export async function assertDirectionalGradient(o: {
   };
   const numeric = ((await lossAt(1)) - (await lossAt(-1))) / (2 * eps);
   assert.ok(Math.abs(analytic) > 1e-3, `${o.label}: has a gradient (${analytic})`);
-  assert.ok(Math.abs(analytic - numeric) < 1e-5 * Math.max(1, Math.abs(numeric)), `${o.label}: analytic ${analytic} vs numeric ${numeric}`);
+  assert.ok(
+    Math.abs(analytic - numeric) < 1e-5 * Math.max(1, Math.abs(numeric)),
+    `${o.label}: analytic ${analytic} vs numeric ${numeric}`,
+  );
 }

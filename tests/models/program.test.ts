@@ -7,7 +7,16 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
-import { buildTrainableVlm, buildLogitsGraph, loadVlm, saveAdapter, saveFullModel, loadAdapter, type LoadedVlm, type LoraOptions } from '../../src-main/models/program';
+import {
+  buildTrainableVlm,
+  buildLogitsGraph,
+  loadVlm,
+  saveAdapter,
+  saveFullModel,
+  loadAdapter,
+  type LoadedVlm,
+  type LoraOptions,
+} from '../../src-main/models/program';
 import { buildTrainStep, serializeModel, Session, StepExecutor, tensor } from '../../src-main/engine';
 import { demoRng } from '../../src-main/models/demo/rng';
 import { assertDirectionalGradient, demoRows, makeFeeds, type QaRow } from './program-fixture';
@@ -26,7 +35,12 @@ after(() => {
   cleanup();
 });
 
-const LORA: LoraOptions = { rank: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] };
+const LORA: LoraOptions = {
+  rank: 4,
+  alpha: 8,
+  dropout: 0,
+  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+};
 
 /** Mean token cross-entropy of logits[t] vs labels[t+1] over non-ignored labels, in float64 JS. */
 function referenceLoss(logits: Float32Array, labels: BigInt64Array, B: number, T: number, V: number): number {
@@ -49,7 +63,10 @@ function referenceLoss(logits: Float32Array, labels: BigInt64Array, B: number, T
 
 async function train(method: 'lora' | 'projector' | 'lora+projector' | 'full', steps: number, lr: number) {
   const tv = buildTrainableVlm(m, method, method === 'projector' || method === 'full' ? null : LORA);
-  const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, clipNorm: 1, score: { forward: tv.score }, session: { threads: 1 } }, tv.initialValues(0));
+  const ex = await StepExecutor.create(
+    { params: tv.params, forward: tv.forward, clipNorm: 1, score: { forward: tv.score }, session: { threads: 1 } },
+    tv.initialValues(0),
+  );
   const feeds = makeFeeds(m, rows);
   const losses: number[] = [];
   for (let i = 0; i < steps; i++) losses.push((await ex.step(feeds, lr)).loss);
@@ -65,18 +82,35 @@ test('the training loss equals the shifted cross-entropy of the logits graph; on
   const [B, T] = feeds.input_ids.dims as number[];
   const V = m.config.text.vocabSize;
   const sess = await Session.create(serializeModel(buildLogitsGraph(m)).model, { threads: 1 });
-  const lg = (await sess.run({ input_ids: feeds.input_ids, attention_mask: feeds.attention_mask, pixel_values: feeds.pixel_values })).logits.data as Float32Array;
+  const lg = (
+    await sess.run({
+      input_ids: feeds.input_ids,
+      attention_mask: feeds.attention_mask,
+      pixel_values: feeds.pixel_values,
+    })
+  ).logits.data as Float32Array;
   await sess.dispose();
   const want = referenceLoss(lg, feeds.labels.data as BigInt64Array, B, T, V);
 
   const prog = buildTrainStep({ params: tv.params, forward: tv.forward });
   const names = prog.graph.inputs.map((v) => v.name);
   assert.deepEqual(prog.dataInputs.sort(), ['attention_mask', 'input_ids', 'labels', 'pixel_values']);
-  for (const n of names) assert.ok(/^(param|adam_m|adam_v)\.base_model\.model\..*lora_[AB]\.weight$/.test(n) || ['lr', 'step', ...prog.dataInputs].includes(n), `unexpected graph input ${n}`);
+  for (const n of names)
+    assert.ok(
+      /^(param|adam_m|adam_v)\.base_model\.model\..*lora_[AB]\.weight$/.test(n) ||
+        ['lr', 'step', ...prog.dataInputs].includes(n),
+      `unexpected graph input ${n}`,
+    );
   assert.equal(tv.params.length, 2 * 7 * m.config.text.numHiddenLayers);
-  assert.ok(prog.graph.initializers.some((v) => v.name === 'language_model.model.layers.0.self_attn.q_proj.weight.T'), 'frozen weights are initializers');
+  assert.ok(
+    prog.graph.initializers.some((v) => v.name === 'language_model.model.layers.0.self_attn.q_proj.weight.T'),
+    'frozen weights are initializers',
+  );
 
-  const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, outputGrads: true }, tv.initialValues(3));
+  const ex = await StepExecutor.create(
+    { params: tv.params, forward: tv.forward, outputGrads: true },
+    tv.initialValues(3),
+  );
   const r = await ex.step(feeds, 0);
   await ex.dispose();
   assert.ok(Math.abs(r.loss - want) < 1e-4 * Math.max(1, want), `loss ${r.loss} vs reference ${want}`);
@@ -85,8 +119,10 @@ test('the training loss equals the shifted cross-entropy of the logits graph; on
   for (let b = 0; b < B; b++) for (let t = 1; t < T; t++) if (lb[b * T + t] !== -100n) count++;
   assert.equal(Number((r.outputs.token_count.data as Float32Array)[0]), count);
   // B = 0 at init: A gets no gradient, B does
-  const gA = r.grads['base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_A.weight'].data as Float32Array;
-  const gB = r.grads['base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_B.weight'].data as Float32Array;
+  const gA = r.grads['base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_A.weight']
+    .data as Float32Array;
+  const gB = r.grads['base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_B.weight']
+    .data as Float32Array;
   assert.ok(gA.every((x) => x === 0));
   assert.ok(gB.some((x) => Math.abs(x) > 1e-6));
 });
@@ -107,8 +143,16 @@ test('LoRA: a few steps on one batch reduce the loss; the saved adapter reproduc
   assert.deepEqual(Object.keys(back.values).sort(), Object.keys(values).sort());
   for (const k of Object.keys(values)) assert.deepEqual(back.values[k], values[k]);
   // the adapter's logits give the same loss as the executor's score program
-  const sess = await Session.create(serializeModel(buildLogitsGraph(m, { adapter: back.adapter })).model, { threads: 1 });
-  const lg = (await sess.run({ input_ids: feeds.input_ids, attention_mask: feeds.attention_mask, pixel_values: feeds.pixel_values })).logits.data as Float32Array;
+  const sess = await Session.create(serializeModel(buildLogitsGraph(m, { adapter: back.adapter })).model, {
+    threads: 1,
+  });
+  const lg = (
+    await sess.run({
+      input_ids: feeds.input_ids,
+      attention_mask: feeds.attention_mask,
+      pixel_values: feeds.pixel_values,
+    })
+  ).logits.data as Float32Array;
   await sess.dispose();
   const [B, T] = feeds.input_ids.dims as number[];
   const ref = referenceLoss(lg, feeds.labels.data as BigInt64Array, B, T, m.config.text.vocabSize);
@@ -118,7 +162,12 @@ test('LoRA: a few steps on one batch reduce the loss; the saved adapter reproduc
 test('projector-only trains only the projector (no LoRA tensors anywhere) and reduces the loss', async () => {
   const { tv, losses, values } = await train('projector', 8, 1e-2);
   const names = tv.params.map((p) => p.name).sort();
-  assert.deepEqual(names, ['multi_modal_projector.linear_1.bias', 'multi_modal_projector.linear_1.weight', 'multi_modal_projector.linear_2.bias', 'multi_modal_projector.linear_2.weight']);
+  assert.deepEqual(names, [
+    'multi_modal_projector.linear_1.bias',
+    'multi_modal_projector.linear_1.weight',
+    'multi_modal_projector.linear_2.bias',
+    'multi_modal_projector.linear_2.weight',
+  ]);
   const prog = buildTrainStep({ params: tv.params, forward: tv.forward });
   assert.ok(!prog.graph.inputs.some((v) => v.name.includes('lora')));
   assert.ok(losses[losses.length - 1] < 0.8 * losses[0], `losses ${losses.map((x) => x.toFixed(3)).join(' ')}`);
@@ -127,23 +176,36 @@ test('projector-only trains only the projector (no LoRA tensors anywhere) and re
   const back = loadAdapter(ad, m);
   assert.equal(back.method, 'projector');
   assert.deepEqual(Object.keys(back.values).sort(), names);
-  assert.equal(back.adapter.lora.size > 0 ? [...back.adapter.lora.values()].every((ab) => ab.b.every((x) => x === 0)) : true, true, 'projector mode stores no-op LoRA matrices only');
+  assert.equal(
+    back.adapter.lora.size > 0 ? [...back.adapter.lora.values()].every((ab) => ab.b.every((x) => x === 0)) : true,
+    true,
+    'projector mode stores no-op LoRA matrices only',
+  );
 });
 
 test('lora+projector and full training both reduce the loss; a full result saves as a loadable folder', async () => {
   const lp = await train('lora+projector', 8, 1e-2);
   assert.equal(lp.tv.params.length, 2 * 7 * m.config.text.numHiddenLayers + 4);
-  assert.ok(lp.losses[lp.losses.length - 1] < 0.5 * lp.losses[0], `lora+projector losses ${lp.losses.map((x) => x.toFixed(3)).join(' ')}`);
+  assert.ok(
+    lp.losses[lp.losses.length - 1] < 0.5 * lp.losses[0],
+    `lora+projector losses ${lp.losses.map((x) => x.toFixed(3)).join(' ')}`,
+  );
   const full = await train('full', 8, 3e-3);
   assert.ok(full.tv.params.some((p) => p.name === 'language_model.model.embed_tokens.weight'));
   assert.ok(!full.tv.params.some((p) => p.name.startsWith('vision_tower.')));
-  assert.ok(full.losses[full.losses.length - 1] < 0.5 * full.losses[0], `full losses ${full.losses.map((x) => x.toFixed(3)).join(' ')}`);
+  assert.ok(
+    full.losses[full.losses.length - 1] < 0.5 * full.losses[0],
+    `full losses ${full.losses.map((x) => x.toFixed(3)).join(' ')}`,
+  );
   const out = join(dir, 'full-model');
   saveFullModel(out, m, full.values);
   assert.ok(existsSync(join(out, 'tokenizer.json')));
   const m2 = loadVlm(out);
   assert.deepEqual(m2.weights.get('language_model.model.norm.weight'), full.values['language_model.model.norm.weight']);
-  assert.deepEqual(m2.weights.get('vision_tower.vision_model.post_layernorm.weight'), m.weights.get('vision_tower.vision_model.post_layernorm.weight'));
+  assert.deepEqual(
+    m2.weights.get('vision_tower.vision_model.post_layernorm.weight'),
+    m.weights.get('vision_tower.vision_model.post_layernorm.weight'),
+  );
   m2.close();
 });
 
@@ -155,8 +217,18 @@ test('float64 whole-model gradients (vision tower, projector, decoder) match cen
   try {
     const r32 = await demoRows(small, 11, 2, 'colors');
     const f = makeFeeds(small, r32);
-    const feeds = { ...f, pixel_values: tensor('float64', f.pixel_values.dims as number[], Float64Array.from(f.pixel_values.data as Float32Array)) };
-    const tv = buildTrainableVlm(small, 'full', null, { fullParts: ['vision', 'projector', 'decoder'], dtype: 'float64' });
+    const feeds = {
+      ...f,
+      pixel_values: tensor(
+        'float64',
+        f.pixel_values.dims as number[],
+        Float64Array.from(f.pixel_values.data as Float32Array),
+      ),
+    };
+    const tv = buildTrainableVlm(small, 'full', null, {
+      fullParts: ['vision', 'projector', 'decoder'],
+      dtype: 'float64',
+    });
     // ORT's QuickGelu fusion has a float32-only kernel: float64 sessions run with basic optimizations
     const session = { optimization: 'basic' as const, threads: 1 };
     const init = tv.initialValues(0);

@@ -9,7 +9,13 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { Graph, gradients, saveModel, Session, StepExecutor, tensor, type ort } from '../../src-main/engine';
-import { dequantizeNBits, frozenMatMulNBits, quantizeNBits, quantizeRows, type QuantScheme } from '../../src-main/models/quantize';
+import {
+  dequantizeNBits,
+  frozenMatMulNBits,
+  quantizeNBits,
+  quantizeRows,
+  type QuantScheme,
+} from '../../src-main/models/quantize';
 import { buildTrainableVlm, loadAdapter, loadVlm, saveAdapter, type LoadedVlm } from '../../src-main/models/program';
 import { decodeTensor, encodeQ4_0, encodeQ8_0 } from '../../src-main/export/gguf/format';
 import { demoRng } from '../../src-main/models/demo/rng';
@@ -108,13 +114,28 @@ function dequantizedSource(m: LoadedVlm, scheme: Exclude<QuantScheme, 'none'>): 
 }
 
 /** Loss and LoRA gradients of one batch, by parameter name. */
-async function lossAndGrads(m: { config: LoadedVlm['config']; weights: TensorSource }, scheme: QuantScheme, values: Record<string, Float32Array>, feeds: Record<string, ort.Tensor>, name: string, accuracyLevel: 0 | 4 = 0) {
-  const tv = buildTrainableVlm(m, 'lora', { rank: 4, alpha: 8, dropout: 0, targetModules: [...TARGETS] }, { quantizeBase: scheme, nbits: { accuracyLevel } });
+async function lossAndGrads(
+  m: { config: LoadedVlm['config']; weights: TensorSource },
+  scheme: QuantScheme,
+  values: Record<string, Float32Array>,
+  feeds: Record<string, ort.Tensor>,
+  name: string,
+  accuracyLevel: 0 | 4 = 0,
+) {
+  const tv = buildTrainableVlm(
+    m,
+    'lora',
+    { rank: 4, alpha: 8, dropout: 0, targetModules: [...TARGETS] },
+    { quantizeBase: scheme, nbits: { accuracyLevel } },
+  );
   const g = new Graph('grads');
   const p: Record<string, ReturnType<Graph['input']>> = {};
   for (const s of tv.params) p[s.name] = g.input(`p.${s.name}`, 'float32', s.shape);
   const { loss } = tv.forward(g, p);
-  const gs = gradients(loss, tv.params.map((s) => p[s.name]));
+  const gs = gradients(
+    loss,
+    tv.params.map((s) => p[s.name]),
+  );
   g.output(loss, 'loss');
   tv.params.forEach((s, i) => g.output(gs[i], `g.${s.name}`));
   const path = join(tmp, `${name}.onnx`);
@@ -129,8 +150,19 @@ async function lossAndGrads(m: { config: LoadedVlm['config']; weights: TensorSou
   const r = await run(values);
   const grads: Record<string, Float32Array> = {};
   for (const s of tv.params) grads[s.name] = r[`g.${s.name}`].data as Float32Array;
-  const optBytes = readdirSync(tmp).filter((f) => f.startsWith(`${name}.opt.onnx`)).reduce((a, f) => a + statSync(join(tmp, f)).size, 0);
-  return { tv, loss: (r.loss.data as Float32Array)[0], grads, run, dispose: () => sess.dispose(), onnx: readFileSync(path), opt: readFileSync(optPath), optBytes };
+  const optBytes = readdirSync(tmp)
+    .filter((f) => f.startsWith(`${name}.opt.onnx`))
+    .reduce((a, f) => a + statSync(join(tmp, f)).size, 0);
+  return {
+    tv,
+    loss: (r.loss.data as Float32Array)[0],
+    grads,
+    run,
+    dispose: () => sess.dispose(),
+    onnx: readFileSync(path),
+    opt: readFileSync(optPath),
+    optBytes,
+  };
 }
 
 for (const scheme of ['int4', 'int8'] as const) {
@@ -142,17 +174,34 @@ for (const scheme of ['int4', 'int8'] as const) {
       const tv0 = buildTrainableVlm(m, 'lora', { rank: 4, alpha: 8, dropout: 0, targetModules: [...TARGETS] });
       const values = tv0.initialValues(7);
       // non-zero B, so A gets a gradient too
-      for (const s of tv0.params) if (s.name.includes('lora_B')) values[s.name] = randn(values[s.name].length, s.name.length, 0.05);
+      for (const s of tv0.params)
+        if (s.name.includes('lora_B')) values[s.name] = randn(values[s.name].length, s.name.length, 0.05);
       const q = await lossAndGrads(m, scheme, values, feeds, `q-${scheme}`);
-      const ref = await lossAndGrads({ config: m.config, weights: dequantizedSource(m, scheme) }, 'none', values, feeds, `ref-${scheme}`);
+      const ref = await lossAndGrads(
+        { config: m.config, weights: dequantizedSource(m, scheme) },
+        'none',
+        values,
+        feeds,
+        `ref-${scheme}`,
+      );
       const fl = await lossAndGrads(m, 'none', values, feeds, `float-${scheme}`);
       try {
         assert.ok(q.onnx.includes(Buffer.from('MatMulNBits')), 'the quantized graph runs MatMulNBits');
-        assert.ok(q.onnx.length < (scheme === 'int4' ? 0.35 : 0.5) * fl.onnx.length, `quantized graph ${q.onnx.length} bytes vs float ${fl.onnx.length}`);
+        assert.ok(
+          q.onnx.length < (scheme === 'int4' ? 0.35 : 0.5) * fl.onnx.length,
+          `quantized graph ${q.onnx.length} bytes vs float ${fl.onnx.length}`,
+        );
         // ORT's optimized session graph still unpacks the blocks in the backward: its constant folding did not turn
         // them into float32 copies of the weights
-        assert.ok(q.opt.includes(Buffer.from('MatMulNBits')) && q.opt.includes(Buffer.from(scheme === 'int4' ? 'BitwiseAnd' : 'BitwiseOr')), 'the unpacking is in the optimized graph');
-        assert.ok(q.optBytes < (scheme === 'int4' ? 0.35 : 0.5) * fl.optBytes, `optimized graphs: quantized ${q.optBytes} bytes vs float ${fl.optBytes}`);
+        assert.ok(
+          q.opt.includes(Buffer.from('MatMulNBits')) &&
+            q.opt.includes(Buffer.from(scheme === 'int4' ? 'BitwiseAnd' : 'BitwiseOr')),
+          'the unpacking is in the optimized graph',
+        );
+        assert.ok(
+          q.optBytes < (scheme === 'int4' ? 0.35 : 0.5) * fl.optBytes,
+          `optimized graphs: quantized ${q.optBytes} bytes vs float ${fl.optBytes}`,
+        );
         assert.ok(Math.abs(q.loss - ref.loss) < 1e-4, `loss ${q.loss} vs dequantized-float ${ref.loss}`);
         assert.ok(Math.abs(q.loss - fl.loss) > 1e-6, 'the quantized base is not the float base');
         let maxRel = 0;
@@ -213,7 +262,10 @@ test('an adapter trained on an int4 base is a PEFT adapter that applies to the f
     const tv = buildTrainableVlm(m, 'lora', lora, { quantizeBase: 'int4' });
     const rows = await demoRows(m, 9, 4, 'colors');
     const feeds = makeFeeds(m, rows);
-    const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, clipNorm: 1, session: { threads: 1 } }, tv.initialValues(1));
+    const ex = await StepExecutor.create(
+      { params: tv.params, forward: tv.forward, clipNorm: 1, session: { threads: 1 } },
+      tv.initialValues(1),
+    );
     const losses: number[] = [];
     for (let s = 0; s < 6; s++) losses.push((await ex.step(feeds, 5e-3)).loss);
     await ex.sync();
@@ -227,12 +279,22 @@ test('an adapter trained on an int4 base is a PEFT adapter that applies to the f
     assert.equal(cfg.peft_type, 'LORA');
     const back = loadAdapter(dir, m);
     const names = Object.keys(back.values).sort();
-    assert.ok(names.length > 0 && names.every((n) => /^base_model\.model\..*\.lora_[AB]\.weight$/.test(n) || /lora_[AB]/.test(n)), names.join(', '));
+    assert.ok(
+      names.length > 0 &&
+        names.every((n) => /^base_model\.model\..*\.lora_[AB]\.weight$/.test(n) || /lora_[AB]/.test(n)),
+      names.join(', '),
+    );
     assert.deepEqual(names, Object.keys(values).sort());
     // the same adapter on the float32 base: its loss is below the float base's own (it learned something that carries)
     const f = buildTrainableVlm(m, 'lora', lora);
-    const exF = await StepExecutor.create({ params: f.params, forward: f.forward, session: { threads: 1 } }, back.values);
-    const exB = await StepExecutor.create({ params: f.params, forward: f.forward, session: { threads: 1 } }, f.initialValues(1));
+    const exF = await StepExecutor.create(
+      { params: f.params, forward: f.forward, session: { threads: 1 } },
+      back.values,
+    );
+    const exB = await StepExecutor.create(
+      { params: f.params, forward: f.forward, session: { threads: 1 } },
+      f.initialValues(1),
+    );
     const withAdapter = (await exF.step(feeds, 0)).loss;
     const base = (await exB.step(feeds, 0)).loss;
     await exF.dispose();
@@ -246,22 +308,51 @@ test('an adapter trained on an int4 base is a PEFT adapter that applies to the f
 test('a frozen matrix whose input size is not a multiple of 32 stays float32, is named, and the model trains', async () => {
   const demo = loadVlm(DEMO);
   try {
-    const tvQ = buildTrainableVlm(demo, 'lora', { rank: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'] }, { quantizeBase: 'int4' });
+    const tvQ = buildTrainableVlm(
+      demo,
+      'lora',
+      { rank: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'] },
+      { quantizeBase: 'int4' },
+    );
     assert.deepEqual(tvQ.quantizeFallbacks(), [], 'every demo matrix takes int4 blocks');
   } finally {
     demo.close();
   }
   // an MLP width of 72: down_proj [64, 72] cannot take blocks of 32 along its input, gate/up [72, 64] can
   const dir = join(tmp, 'odd');
-  writeTinyLlava(dir, 3, { textHidden: 64, textIntermediate: 72, textLayers: 2, textHeads: 4, textKvHeads: 2, visionHidden: 32, visionLayers: 1, visionHeads: 2, visionIntermediate: 64, imageSize: 32, patchSize: 16, vocabSize: 300 });
+  writeTinyLlava(dir, 3, {
+    textHidden: 64,
+    textIntermediate: 72,
+    textLayers: 2,
+    textHeads: 4,
+    textKvHeads: 2,
+    visionHidden: 32,
+    visionLayers: 1,
+    visionHeads: 2,
+    visionIntermediate: 64,
+    imageSize: 32,
+    patchSize: 16,
+    vocabSize: 300,
+  });
   const m = loadVlm(dir);
   try {
-    const tv = buildTrainableVlm(m, 'lora', { rank: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'down_proj'] }, { quantizeBase: 'int4' });
+    const tv = buildTrainableVlm(
+      m,
+      'lora',
+      { rank: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'down_proj'] },
+      { quantizeBase: 'int4' },
+    );
     const fb = tv.quantizeFallbacks();
-    assert.deepEqual(fb.map((f) => f.name.replace(/^.*layers\./, 'layers.')).sort(), ['layers.0.mlp.down_proj.weight', 'layers.1.mlp.down_proj.weight']);
+    assert.deepEqual(fb.map((f) => f.name.replace(/^.*layers\./, 'layers.')).sort(), [
+      'layers.0.mlp.down_proj.weight',
+      'layers.1.mlp.down_proj.weight',
+    ]);
     for (const f of fb) assert.match(f.reason, /input size 72 is not a multiple of 32/);
     const rows = await demoRows(m, 9, 2, 'colors');
-    const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, session: { threads: 1 } }, tv.initialValues(1));
+    const ex = await StepExecutor.create(
+      { params: tv.params, forward: tv.forward, session: { threads: 1 } },
+      tv.initialValues(1),
+    );
     const l0 = (await ex.step(makeFeeds(m, rows), 1e-2)).loss;
     const l1 = (await ex.step(makeFeeds(m, rows), 1e-2)).loss;
     await ex.dispose();

@@ -35,11 +35,23 @@ test('chunked float32 reads (whole tensors and ranges) equal whole-buffer conver
       assert.ok(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${name}: same float32 bits`);
       if (name === 'pad') continue;
       // ranges (as GraphWeights reads blocks of rows): the same values as the whole tensor's slice
-      for (const [start, count] of [[0, 10], [8_388_600, 20], [n - 5, 5], [234567, 8_388_609], [n, 0]]) {
+      for (const [start, count] of [
+        [0, 10],
+        [8_388_600, 20],
+        [n - 5, 5],
+        [234567, 8_388_609],
+        [n, 0],
+      ]) {
         const r = f.getRange(name, start, count);
-        assert.ok(Buffer.from(r.buffer).equals(Buffer.from(want.slice(start, start + count).buffer)), `${name}[${start}, +${count})`);
+        assert.ok(
+          Buffer.from(r.buffer).equals(Buffer.from(want.slice(start, start + count).buffer)),
+          `${name}[${start}, +${count})`,
+        );
       }
-      assert.throws(() => f.getRange(name, n - 1, 2), new RegExp(`tensor "${name}": range \\[${n - 1}, ${n + 1}\\) is outside its ${n} elements`));
+      assert.throws(
+        () => f.getRange(name, n - 1, 2),
+        new RegExp(`tensor "${name}": range \\[${n - 1}, ${n + 1}\\) is outside its ${n} elements`),
+      );
     }
   } finally {
     f.close();

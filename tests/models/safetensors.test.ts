@@ -4,7 +4,12 @@ import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import {
-  SafetensorsFile, ShardedSafetensors, readSafetensors, writeSafetensors, writeWeightsFolder, readShardIndex,
+  SafetensorsFile,
+  ShardedSafetensors,
+  readSafetensors,
+  writeSafetensors,
+  writeWeightsFolder,
+  readShardIndex,
   type TensorToWrite,
 } from '../../src-main/models/weights/safetensors';
 import { f16BitsToF32, f32ToF16Bits, f32ToBf16Bits } from '../../src-main/models/weights/dtype';
@@ -52,7 +57,10 @@ test('f16 and bf16: written values are rounded, and rewriting what was read is b
     assert.equal(r1.dtype, dtype);
     for (let i = 0; i < vals.length; i++) {
       const rel = Math.abs(r1.data[i] - vals[i]) / Math.max(Math.abs(vals[i]), 1e-3);
-      assert.ok(rel < (dtype === 'F16' ? 1e-3 : 8e-3) || (dtype === 'F16' && Math.abs(vals[i]) < 1e-4), `${dtype} ${vals[i]} -> ${r1.data[i]}`);
+      assert.ok(
+        rel < (dtype === 'F16' ? 1e-3 : 8e-3) || (dtype === 'F16' && Math.abs(vals[i]) < 1e-4),
+        `${dtype} ${vals[i]} -> ${r1.data[i]}`,
+      );
     }
     writeSafetensors(p2, [{ name: 'x', dtype, shape: [vals.length], data: () => r1.data }]);
     assert.deepEqual(readFileSync(p1), readFileSync(p2));
@@ -130,19 +138,43 @@ function corrupt(name: string, header: unknown, dataLen: number): string {
 test('invalid headers are errors naming the file and the tensor', () => {
   const cases: Array<[string, unknown, number, RegExp]> = [
     ['bad-dtype', { t: { dtype: 'F12', shape: [2], data_offsets: [0, 8] } }, 8, /tensor "t": unknown dtype "F12"/],
-    ['bad-size', { t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8, /tensor "t": data_offsets span 8 bytes but F32\[3\] needs 12/],
-    ['past-end', { t: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 8, /tensor "t": data_offsets end 16 is past the data buffer/],
-    ['overlap', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, 8, /tensor "b": data_offsets start at 4, expected 8/],
-    ['hole', { a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, 8, /tensor "a": data_offsets start at 4, expected 0/],
+    [
+      'bad-size',
+      { t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } },
+      8,
+      /tensor "t": data_offsets span 8 bytes but F32\[3\] needs 12/,
+    ],
+    [
+      'past-end',
+      { t: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } },
+      8,
+      /tensor "t": data_offsets end 16 is past the data buffer/,
+    ],
+    [
+      'overlap',
+      { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } },
+      8,
+      /tensor "b": data_offsets start at 4, expected 8/,
+    ],
+    [
+      'hole',
+      { a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } },
+      8,
+      /tensor "a": data_offsets start at 4, expected 0/,
+    ],
     ['bad-shape', { a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4, /tensor "a": shape \[-1\]/],
   ];
   for (const [name, header, len, re] of cases) {
     const p = corrupt(`${name}.safetensors`, header, len);
-    assert.throws(() => SafetensorsFile.open(p), (e: Error) => {
-      assert.match(e.message, new RegExp(`${name}\\.safetensors`));
-      assert.match(e.message, re);
-      return true;
-    }, name);
+    assert.throws(
+      () => SafetensorsFile.open(p),
+      (e: Error) => {
+        assert.match(e.message, new RegExp(`${name}\\.safetensors`));
+        assert.match(e.message, re);
+        return true;
+      },
+      name,
+    );
   }
   const p = join(dir, 'short.safetensors');
   writeFileSync(p, Buffer.from([1, 2, 3]));
@@ -157,12 +189,23 @@ test('invalid headers are errors naming the file and the tensor', () => {
 test('an index that disagrees with its shards, or escapes the folder, is an error naming the tensor', () => {
   const sub = join(dir, 'badindex');
   mkdirSync(sub);
-  writeSafetensors(join(sub, 'model-00001-of-00001.safetensors'), [{ name: 'a', dtype: 'F32', shape: [1], data: () => new Float32Array([1]) }]);
+  writeSafetensors(join(sub, 'model-00001-of-00001.safetensors'), [
+    { name: 'a', dtype: 'F32', shape: [1], data: () => new Float32Array([1]) },
+  ]);
   const idx = join(sub, 'model.safetensors.index.json');
-  writeFileSync(idx, JSON.stringify({ weight_map: { a: 'model-00001-of-00001.safetensors', b: 'model-00001-of-00001.safetensors' } }));
-  assert.throws(() => ShardedSafetensors.openFolder(sub), /model\.safetensors\.index\.json: weight_map\["b"\] names model-00001-of-00001\.safetensors, which has no such tensor/);
+  writeFileSync(
+    idx,
+    JSON.stringify({ weight_map: { a: 'model-00001-of-00001.safetensors', b: 'model-00001-of-00001.safetensors' } }),
+  );
+  assert.throws(
+    () => ShardedSafetensors.openFolder(sub),
+    /model\.safetensors\.index\.json: weight_map\["b"\] names model-00001-of-00001\.safetensors, which has no such tensor/,
+  );
   writeFileSync(idx, JSON.stringify({ weight_map: { a: '../../etc/passwd' } }));
-  assert.throws(() => ShardedSafetensors.openFolder(sub), /weight_map\["a"\]: path "\.\.\/\.\.\/etc\/passwd" escapes the folder/);
+  assert.throws(
+    () => ShardedSafetensors.openFolder(sub),
+    /weight_map\["a"\]: path "\.\.\/\.\.\/etc\/passwd" escapes the folder/,
+  );
   writeSafetensors(join(sub, 'model-00001-of-00001.safetensors'), [
     { name: 'a', dtype: 'F32', shape: [1], data: () => new Float32Array([1]) },
     { name: 'c', dtype: 'F32', shape: [1], data: () => new Float32Array([2]) },

@@ -39,15 +39,30 @@ test('greedy is argmax of the logits (first on ties), with or without top-k/top-
 
 test('temperature divides the logits', () => {
   // softmax([0.5, 1, 1.5]) by hand
-  close(nextTokenDistribution([1, 2, 3], [], { temperature: 2 }), [0.1863237232, 0.3071958857, 0.5064803911], 1e-9, 'T=2');
+  close(
+    nextTokenDistribution([1, 2, 3], [], { temperature: 2 }),
+    [0.1863237232, 0.3071958857, 0.5064803911],
+    1e-9,
+    'T=2',
+  );
   close(nextTokenDistribution([1, 2, 3], [], { temperature: 1 }), P123, 1e-9, 'T=1');
   // low temperature sharpens: softmax([10, 20, 30]) ≈ [2.06e-9, 4.54e-5, 0.9999546]
-  close(nextTokenDistribution([1, 2, 3], [], { temperature: 0.1 }), [2.0610600e-9, 4.5397868e-5, 0.99995460], 1e-9, 'T=0.1');
+  close(
+    nextTokenDistribution([1, 2, 3], [], { temperature: 0.1 }),
+    [2.06106e-9, 4.5397868e-5, 0.9999546],
+    1e-9,
+    'T=0.1',
+  );
 });
 
 test('top-k keeps the k largest (ties with the k-th kept)', () => {
   // e^2 / (e^2 + e^3), e^3 / (e^2 + e^3)
-  close(nextTokenDistribution([1, 2, 3], [], { temperature: 1, topK: 2 }), [0, 0.2689414214, 0.7310585786], 1e-9, 'k=2');
+  close(
+    nextTokenDistribution([1, 2, 3], [], { temperature: 1, topK: 2 }),
+    [0, 0.2689414214, 0.7310585786],
+    1e-9,
+    'k=2',
+  );
   close(nextTokenDistribution([1, 2, 3], [], { temperature: 1, topK: 0 }), P123, 1e-9, 'k=0 off');
   close(nextTokenDistribution([1, 2, 3], [], { temperature: 1, topK: 5 }), P123, 1e-9, 'k>V off');
   close(nextTokenDistribution([1, 2, 2, 0], [], { temperature: 1, topK: 1 }), [0, 0.5, 0.5, 0], 1e-12, 'tie');
@@ -55,7 +70,12 @@ test('top-k keeps the k largest (ties with the k-th kept)', () => {
 
 test('top-p keeps the smallest most-likely set reaching the mass (HF: remove cumulative-ascending <= 1 - p)', () => {
   // ascending cumulative: 0.0900 (<= 0.3: removed), 0.3348 (> 0.3: kept)
-  close(nextTokenDistribution([1, 2, 3], [], { temperature: 1, topP: 0.7 }), [0, 0.2689414214, 0.7310585786], 1e-9, 'p=0.7');
+  close(
+    nextTokenDistribution([1, 2, 3], [], { temperature: 1, topP: 0.7 }),
+    [0, 0.2689414214, 0.7310585786],
+    1e-9,
+    'p=0.7',
+  );
   // 1 - 0.6 = 0.4 >= 0.3348: only the top token left
   close(nextTokenDistribution([1, 2, 3], [], { temperature: 1, topP: 0.6 }), [0, 0, 1], 1e-12, 'p=0.6');
   // p = 0.95: 1 - p = 0.05 < 0.0900: all kept
@@ -63,9 +83,19 @@ test('top-p keeps the smallest most-likely set reaching the mass (HF: remove cum
   // the most likely token survives any p
   close(nextTokenDistribution([1, 2, 3], [], { temperature: 1, topP: 0.01 }), [0, 0, 1], 1e-12, 'p tiny');
   // top-k then top-p: k=2 gives [0, .269, .731]; p=0.75 → cumulative ascending .269 <= .25? no → both kept
-  close(nextTokenDistribution([1, 2, 3], [], { temperature: 1, topK: 2, topP: 0.75 }), [0, 0.2689414214, 0.7310585786], 1e-9, 'k+p');
+  close(
+    nextTokenDistribution([1, 2, 3], [], { temperature: 1, topK: 2, topP: 0.75 }),
+    [0, 0.2689414214, 0.7310585786],
+    1e-9,
+    'k+p',
+  );
   // temperature applies before top-p: T=0.5 → softmax([2,4,6]) = [.01587624, .11731043, .86681333]; p=0.9: cumulative ascending .0159 <= .1 removed, .1332 kept
-  close(nextTokenDistribution([1, 2, 3], [], { temperature: 0.5, topP: 0.9 }), [0, 0.1192029220, 0.8807970780], 1e-9, 'T then p');
+  close(
+    nextTokenDistribution([1, 2, 3], [], { temperature: 0.5, topP: 0.9 }),
+    [0, 0.119202922, 0.880797078],
+    1e-9,
+    'T then p',
+  );
 });
 
 test('repetition penalty: positive logits divided, negative multiplied, once per distinct id, prompt included', () => {
@@ -114,7 +144,10 @@ test('sampling is seeded: same seed same tokens, other seed other tokens, freque
 });
 
 test('bad options are rejected naming the field', () => {
-  assert.throws(() => new Sampler({ temperature: -1 }), (e: Error) => e instanceof SamplingError && /temperature/.test(e.message));
+  assert.throws(
+    () => new Sampler({ temperature: -1 }),
+    (e: Error) => e instanceof SamplingError && /temperature/.test(e.message),
+  );
   assert.throws(() => new Sampler({ topP: 0 }), /topP/);
   assert.throws(() => new Sampler({ topP: 1.5 }), /topP/);
   assert.throws(() => new Sampler({ topK: 1.5 }), /topK/);

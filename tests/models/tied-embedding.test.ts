@@ -9,7 +9,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
-import { buildTrainableVlm, buildLogitsGraph, loadVlm, type LoadedVlm, type LoraOptions } from '../../src-main/models/program';
+import {
+  buildTrainableVlm,
+  buildLogitsGraph,
+  loadVlm,
+  type LoadedVlm,
+  type LoraOptions,
+} from '../../src-main/models/program';
 import { buildGraph } from '../../src-main/models/generate';
 import { buildScore, buildTrainStep, serializeModel, StepExecutor, tensor, type Graph } from '../../src-main/engine';
 import { demoRng } from '../../src-main/models/demo/rng';
@@ -55,7 +61,12 @@ function checkStoredOnce(m: LoadedVlm, g: Graph, what: string): { sources: Set<s
     const s = sourceOf(m, v.name);
     if (s) sources.set(s, [...(sources.get(s) ?? []), v.name]);
   }
-  for (const [s, inits] of sources) assert.equal(inits.length, 1, `${what}: checkpoint tensor ${s} is stored ${inits.length} times (${inits.join(', ')})`);
+  for (const [s, inits] of sources)
+    assert.equal(
+      inits.length,
+      1,
+      `${what}: checkpoint tensor ${s} is stored ${inits.length} times (${inits.join(', ')})`,
+    );
   const ser = serializeModel(g, { external: { location: 'model.onnx.data', threshold: 1024, align: 1 } });
   assert.ok(ser.external, `${what}: has external data`);
   const extBytes = ser.external.chunks.reduce((a, c) => a + c.length, 0);
@@ -63,9 +74,19 @@ function checkStoredOnce(m: LoadedVlm, g: Graph, what: string): { sources: Set<s
   // masks), which together are smaller than the table: no room for a second copy of it
   const weights = ser.external.chunks.filter((c) => sourceOf(m, c.name));
   const weightBytes = weights.reduce((a, c) => a + c.length, 0);
-  const want = weights.reduce((a, c) => a + 4 * m.weights.info(sourceOf(m, c.name)!).shape.reduce((x, y) => x * y, 1), 0);
-  assert.equal(weightBytes, want, `${what}: external weights ${weightBytes} bytes vs distinct checkpoint tensors ${want}`);
-  assert.ok(extBytes - weightBytes < 4 * V * D, `${what}: ${extBytes - weightBytes} bytes of external data besides the checkpoint's tensors`);
+  const want = weights.reduce(
+    (a, c) => a + 4 * m.weights.info(sourceOf(m, c.name)!).shape.reduce((x, y) => x * y, 1),
+    0,
+  );
+  assert.equal(
+    weightBytes,
+    want,
+    `${what}: external weights ${weightBytes} bytes vs distinct checkpoint tensors ${want}`,
+  );
+  assert.ok(
+    extBytes - weightBytes < 4 * V * D,
+    `${what}: ${extBytes - weightBytes} bytes of external data besides the checkpoint's tensors`,
+  );
   return { sources: new Set(sources.keys()), tableSized };
 }
 
@@ -85,32 +106,63 @@ for (const kind of ['tied', 'untied'] as const) {
       const { sources, tableSized } = checkStoredOnce(m, g, `${kind} ${what}`);
       assert.ok(sources.has(EMBED), `${what}: uses the embedding`);
       // the head is used in checkpoint layout: no "<table>.T" initializer, one table per distinct tensor
-      assert.deepEqual(tableSized.sort(), kind === 'tied' ? [EMBED] : [EMBED, HEAD].sort(), `${kind} ${what}: initializers of the table's size`);
-      assert.ok(!g.initializers.some((v) => v.name === `${EMBED}.T` || v.name === `${HEAD}.T`), `${what}: no transposed head`);
-      assert.ok(g.nodes.some((n) => n.opType === 'Gemm' && n.inputs[1]?.name === (kind === 'tied' ? EMBED : HEAD)), `${what}: the head is a Gemm on the table`);
+      assert.deepEqual(
+        tableSized.sort(),
+        kind === 'tied' ? [EMBED] : [EMBED, HEAD].sort(),
+        `${kind} ${what}: initializers of the table's size`,
+      );
+      assert.ok(
+        !g.initializers.some((v) => v.name === `${EMBED}.T` || v.name === `${HEAD}.T`),
+        `${what}: no transposed head`,
+      );
+      assert.ok(
+        g.nodes.some((n) => n.opType === 'Gemm' && n.inputs[1]?.name === (kind === 'tied' ? EMBED : HEAD)),
+        `${what}: the head is a Gemm on the table`,
+      );
     }
   });
 }
 
 test('tied head, float64: gradients reaching the hidden states (LoRA) and a trainable table (full decoder) match central differences', async () => {
   const d = join(dir, 'tied-f64');
-  writeTinyLlava(d, 3, { initStd: 0.2, tieWordEmbeddings: true, projectorHiddenAct: 'gelu_pytorch_tanh', imageSize: 32, patchSize: 8 });
+  writeTinyLlava(d, 3, {
+    initStd: 0.2,
+    tieWordEmbeddings: true,
+    projectorHiddenAct: 'gelu_pytorch_tanh',
+    imageSize: 32,
+    patchSize: 8,
+  });
   const small = loadVlm(d);
   try {
     const f = makeFeeds(small, await demoRows(small, 5, 2, 'colors'));
-    const feeds = { ...f, pixel_values: tensor('float64', f.pixel_values.dims as number[], Float64Array.from(f.pixel_values.data as Float32Array)) };
+    const feeds = {
+      ...f,
+      pixel_values: tensor(
+        'float64',
+        f.pixel_values.dims as number[],
+        Float64Array.from(f.pixel_values.data as Float32Array),
+      ),
+    };
     const session = { optimization: 'basic' as const, threads: 1 };
     for (const [method, opts] of [
       ['lora', {}],
       ['full', { fullParts: ['decoder'] as Array<'decoder'> }],
     ] as const) {
       const tv = buildTrainableVlm(small, method, method === 'lora' ? LORA : null, { ...opts, dtype: 'float64' });
-      if (method === 'full') assert.ok(tv.params.some((p) => p.name === EMBED) && !tv.params.some((p) => p.name === HEAD), 'the tied table trains as one tensor');
+      if (method === 'full')
+        assert.ok(
+          tv.params.some((p) => p.name === EMBED) && !tv.params.some((p) => p.name === HEAD),
+          'the tied table trains as one tensor',
+        );
       const init: Record<string, Float64Array> = {};
       const rng = demoRng(9);
       // LoRA B starts at 0 (no gradient reaches A): start from small random B so every LoRA tensor has one
-      for (const [n, v] of Object.entries(tv.initialValues(0))) init[n] = Float64Array.from(v, (x) => (method === 'lora' && x === 0 ? 0.05 * rng.normal() : x));
-      const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, outputGrads: true, session }, init);
+      for (const [n, v] of Object.entries(tv.initialValues(0)))
+        init[n] = Float64Array.from(v, (x) => (method === 'lora' && x === 0 ? 0.05 * rng.normal() : x));
+      const ex = await StepExecutor.create(
+        { params: tv.params, forward: tv.forward, outputGrads: true, session },
+        init,
+      );
       const grads = (await ex.step(feeds, 0)).grads;
       await ex.dispose();
       const dirs: Record<string, Float64Array> = {};
@@ -125,7 +177,10 @@ test('tied head, float64: gradients reaching the hidden states (LoRA) and a trai
         let unused = -1;
         for (let r = 0; r < V && unused < 0; r++) if (!ids.has(r)) unused = r;
         assert.ok(unused >= 0);
-        assert.ok(ge.subarray(unused * D, (unused + 1) * D).some((x) => x !== 0), `row ${unused} (not in the batch) gets the head's gradient`);
+        assert.ok(
+          ge.subarray(unused * D, (unused + 1) * D).some((x) => x !== 0),
+          `row ${unused} (not in the batch) gets the head's gradient`,
+        );
       }
     }
   } finally {

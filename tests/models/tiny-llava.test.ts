@@ -49,7 +49,9 @@ test('the PyTorch reference fixture inputs are reproduced exactly: weights, pixe
   for (const c of ref.cases) {
     const d = join(dir, `ref-${c.name}`);
     writeTinyLlava(d, c.seed, c.options);
-    const sha = createHash('sha256').update(readFileSync(join(d, 'model.safetensors'))).digest('hex');
+    const sha = createHash('sha256')
+      .update(readFileSync(join(d, 'model.safetensors')))
+      .digest('hex');
     assert.equal(sha, c.model_sha256, `${c.name}: writeTinyLlava no longer reproduces the reference weights`);
     const m = loadHfFolder(d);
     if (m.config.kind !== 'llava') throw new Error('llava expected');
@@ -63,7 +65,10 @@ test('the PyTorch reference fixture inputs are reproduced exactly: weights, pixe
     }
     assert.equal(s1, c.pixel_values_sum);
     assert.equal(s2, c.pixel_values_sumsq);
-    const prompt = m.chatTemplate!.render([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: c.question }] }], { addGenerationPrompt: true });
+    const prompt = m.chatTemplate!.render(
+      [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: c.question }] }],
+      { addGenerationPrompt: true },
+    );
     assert.equal(prompt, c.prompt);
     const ids = m.tokenizer!.encode(prompt);
     assert.deepEqual(ids, c.input_ids);

@@ -9,7 +9,10 @@ const files = demoTokenizerFiles();
 const tok = new LensTokenizer({ tokenizerJson: files.tokenizer, tokenizerConfig: files.tokenizerConfig });
 
 test('demo tokenizer: special tokens, <image> as one token, <s> added by the post-processor', () => {
-  assert.deepEqual(DEMO_SPECIAL_TOKENS.map((t) => tok.tokenToId(t)), [0, 1, 2, 3, 4]);
+  assert.deepEqual(
+    DEMO_SPECIAL_TOKENS.map((t) => tok.tokenToId(t)),
+    [0, 1, 2, 3, 4],
+  );
   assert.equal(tok.bosTokenId, 1);
   assert.equal(tok.eosTokenId, 2);
   assert.equal(tok.unkTokenId, 0);
@@ -22,7 +25,14 @@ test('demo tokenizer: special tokens, <image> as one token, <s> added by the pos
   assert.equal(ids.filter((i) => i === 4).length, 1);
   assert.deepEqual(tok.encode('<image>\nHow many stars are there?', { addSpecialTokens: false }), ids.slice(1));
   // words of the training text became single tokens
-  assert.deepEqual(tok.tokens('How many triangles are there?', { addSpecialTokens: false }), ['How', 'Ġmany', 'Ġtriangles', 'Ġare', 'Ġthere', '?']);
+  assert.deepEqual(tok.tokens('How many triangles are there?', { addSpecialTokens: false }), [
+    'How',
+    'Ġmany',
+    'Ġtriangles',
+    'Ġare',
+    'Ġthere',
+    '?',
+  ]);
   assert.ok(tok.vocabSize > 300 && tok.vocabSize <= 512, `vocab ${tok.vocabSize}`);
 });
 
@@ -96,7 +106,9 @@ test("published templates render: llava-hf's (selectattr + generation tags) and 
     "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}";
   const ct = new ChatTemplate(llavaHf);
   assert.equal(
-    ct.render([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What is shown?' }] }], { addGenerationPrompt: true }),
+    ct.render([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What is shown?' }] }], {
+      addGenerationPrompt: true,
+    }),
     'USER: <image>\nWhat is shown? ASSISTANT:',
   );
   const chatml =
@@ -105,8 +117,17 @@ test("published templates render: llava-hf's (selectattr + generation tags) and 
     new ChatTemplate(chatml).render([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true }),
     '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
   );
-  const withBos = new ChatTemplate("{{ bos_token }}{% for m in messages %}{{ m['content'] }}{{ eos_token }}{% endfor %}", { bos_token: '<s>', eos_token: '</s>' });
+  const withBos = new ChatTemplate(
+    "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{{ eos_token }}{% endfor %}",
+    { bos_token: '<s>', eos_token: '</s>' },
+  );
   assert.equal(withBos.render([{ role: 'user', content: 'x' }]), '<s>x</s>');
-  assert.throws(() => new ChatTemplate('{% if %}', {}, 'some/tokenizer_config.json: field "chat_template"'), /some\/tokenizer_config\.json: field "chat_template": template does not parse/);
-  assert.throws(() => new ChatTemplate("{{ raise_exception('no system role') }}", {}, 'X').render([]), /X: rendering failed/);
+  assert.throws(
+    () => new ChatTemplate('{% if %}', {}, 'some/tokenizer_config.json: field "chat_template"'),
+    /some\/tokenizer_config\.json: field "chat_template": template does not parse/,
+  );
+  assert.throws(
+    () => new ChatTemplate("{{ raise_exception('no system role') }}", {}, 'X').render([]),
+    /X: rendering failed/,
+  );
 });

@@ -8,7 +8,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { StepExecutor, tensor, type ort } from '../../src-main/engine';
-import { buildTrainableVlm, loadVlm, DROPOUT_SEED_INPUT, type LoadedVlm, type TrainMethod } from '../../src-main/models/program';
+import {
+  buildTrainableVlm,
+  loadVlm,
+  DROPOUT_SEED_INPUT,
+  type LoadedVlm,
+  type TrainMethod,
+} from '../../src-main/models/program';
 import { createGenerator } from '../../src-main/models/generate';
 import { loadHfFolder } from '../../src-main/models/hf-folder';
 import { makeSample } from '../../src-main/models/demo/shapes';
@@ -33,12 +39,18 @@ async function trainBoth(m: LoadedVlm, method: TrainMethod, accumulation: number
   const rows = await demoRows(m, 7, 4, 'counting');
   const batches = [makeFeeds(m, rows.slice(0, 2)), makeFeeds(m, rows.slice(2, 4))];
   const run = async (provider: 'cpu' | 'webgpu') => {
-    const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, clipNorm: 1, accumulation, session: { provider, threads: 1 } }, tv.initialValues(3));
+    const ex = await StepExecutor.create(
+      { params: tv.params, forward: tv.forward, clipNorm: 1, accumulation, session: { provider, threads: 1 } },
+      tv.initialValues(3),
+    );
     const losses: number[] = [];
     const norms: number[] = [];
     let resident = false;
     for (let s = 0; s < steps; s++) {
-      const micro = (accumulation === 1 ? [batches[s % 2]] : batches).map((f, i) => ({ ...f, [DROPOUT_SEED_INPUT]: tensor('int64', [], [BigInt(s * 10 + i)]) }));
+      const micro = (accumulation === 1 ? [batches[s % 2]] : batches).map((f, i) => ({
+        ...f,
+        [DROPOUT_SEED_INPUT]: tensor('int64', [], [BigInt(s * 10 + i)]),
+      }));
       const r = await ex.step(accumulation === 1 ? micro[0] : micro, 2e-3);
       losses.push(r.loss);
       norms.push(r.gradNorm);
@@ -68,12 +80,24 @@ function assertParity(r: Awaited<ReturnType<typeof trainBoth>>, steps: number, l
   assert.ok(r.gpu.resident, `${label}: parameters and moments stay on the device between steps`);
   assert.equal(r.cpu.resident, false);
   for (let s = 0; s < steps; s++) {
-    assert.ok(Math.abs(r.cpu.losses[s] - r.gpu.losses[s]) < 1e-4, `${label} step ${s + 1}: loss cpu ${r.cpu.losses[s]} vs webgpu ${r.gpu.losses[s]}`);
-    assert.ok(Math.abs(r.cpu.norms[s] - r.gpu.norms[s]) < 1e-4 * Math.max(1, r.cpu.norms[s]), `${label} step ${s + 1}: grad norm ${r.cpu.norms[s]} vs ${r.gpu.norms[s]}`);
+    assert.ok(
+      Math.abs(r.cpu.losses[s] - r.gpu.losses[s]) < 1e-4,
+      `${label} step ${s + 1}: loss cpu ${r.cpu.losses[s]} vs webgpu ${r.gpu.losses[s]}`,
+    );
+    assert.ok(
+      Math.abs(r.cpu.norms[s] - r.gpu.norms[s]) < 1e-4 * Math.max(1, r.cpu.norms[s]),
+      `${label} step ${s + 1}: grad norm ${r.cpu.norms[s]} vs ${r.gpu.norms[s]}`,
+    );
   }
   assert.ok(r.cpu.losses[0] !== r.cpu.losses[steps - 1], `${label}: the steps change the parameters`);
-  assert.ok(maxDiff(r.cpu.st.params, r.gpu.st.params) < 1e-4, `${label}: adapter differs by ${maxDiff(r.cpu.st.params, r.gpu.st.params)}`);
-  assert.ok(maxDiff(r.cpu.st.m, r.gpu.st.m) < 1e-4 && maxDiff(r.cpu.st.v, r.gpu.st.v) < 1e-4, `${label}: AdamW moments differ`);
+  assert.ok(
+    maxDiff(r.cpu.st.params, r.gpu.st.params) < 1e-4,
+    `${label}: adapter differs by ${maxDiff(r.cpu.st.params, r.gpu.st.params)}`,
+  );
+  assert.ok(
+    maxDiff(r.cpu.st.m, r.gpu.st.m) < 1e-4 && maxDiff(r.cpu.st.v, r.gpu.st.v) < 1e-4,
+    `${label}: AdamW moments differ`,
+  );
   assert.equal(r.gpu.st.t, steps);
   // per step only the scalars come back (loss, grad norm, token sums): no parameter or moment crosses to the host
   const t = r.gpu.transfer!;
@@ -102,11 +126,18 @@ test('tiny SigLIP + Qwen2 LLaVA: LoRA + projector with gradient accumulation on 
   }
 });
 
-async function greedyBoth(dir: string, imageSize: number, cacheDir: string): Promise<{ cpu: number[][]; gpu: number[][] }> {
+async function greedyBoth(
+  dir: string,
+  imageSize: number,
+  cacheDir: string,
+): Promise<{ cpu: number[][]; gpu: number[][] }> {
   const m = loadHfFolder(dir);
   const s = makeSample(11, 0, { size: imageSize, families: ['colors'] });
   const reqs = [
-    { image: { data: s.rgb, width: imageSize, height: imageSize }, messages: [{ role: 'user', content: s.qa[0].question }] },
+    {
+      image: { data: s.rgb, width: imageSize, height: imageSize },
+      messages: [{ role: 'user', content: s.qa[0].question }],
+    },
     { messages: [{ role: 'user', content: 'Describe the picture.' }] },
   ];
   const out: Record<string, number[][]> = {};

@@ -14,7 +14,9 @@ import { writeTinyWhisper } from '../../src-main/models/demo/tiny-whisper';
 import { toneSample } from '../../src-main/models/demo/tones';
 import { WHISPER_CASES } from '../fixtures/models/audio/whisper-cases';
 
-const REF = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/audio/whisper-reference.json'), 'utf8')) as {
+const REF = JSON.parse(
+  readFileSync(join(import.meta.dirname, '../fixtures/models/audio/whisper-reference.json'), 'utf8'),
+) as {
   cases: Array<{ name: string; sha256: string; features: number[]; statesShape: number[]; states: number[] }>;
 };
 const tmp = tempDir('whisper-enc-');
@@ -32,7 +34,13 @@ for (const c of WHISPER_CASES) {
     const ref = REF.cases.find((r) => r.name === c.name)!;
     const dir = join(tmp.dir, c.name);
     writeTinyWhisper(dir, c.seed, c.options);
-    assert.equal(createHash('sha256').update(readFileSync(join(dir, 'model.safetensors'))).digest('hex'), ref.sha256, 'the tiny folder is the one the reference used');
+    assert.equal(
+      createHash('sha256')
+        .update(readFileSync(join(dir, 'model.safetensors')))
+        .digest('hex'),
+      ref.sha256,
+      'the tiny folder is the one the reference used',
+    );
     const m = loadWhisperEncoder(dir);
     try {
       const feats = m.features.batch(c.clips.map(([s, i, sec]) => toneSample(s, i, sec).samples));
@@ -64,18 +72,27 @@ test('a Whisper folder with a wrong tensor, a mismatched extractor or a pickle i
   const cfgPath = join(dir, 'config.json');
   const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
   writeFileSync(cfgPath, JSON.stringify({ ...cfg, d_model: 48 }));
-  assert.throws(() => loadWhisperEncoder(dir), /model\.safetensors: tensor "model\.encoder\.[^"]+" has shape \[.*\], expected/);
+  assert.throws(
+    () => loadWhisperEncoder(dir),
+    /model\.safetensors: tensor "model\.encoder\.[^"]+" has shape \[.*\], expected/,
+  );
   writeFileSync(cfgPath, JSON.stringify({ ...cfg, encoder_attention_heads: 5 }));
   assert.throws(() => loadWhisperEncoder(dir), /config\.json: field "encoder_attention_heads"/);
   writeFileSync(cfgPath, JSON.stringify({ ...cfg, max_source_positions: 20 }));
-  assert.throws(() => loadWhisperEncoder(dir), /preprocessor_config\.json: field "chunk_length": 1 s is 100 frames, more than the encoder's window of 40/);
+  assert.throws(
+    () => loadWhisperEncoder(dir),
+    /preprocessor_config\.json: field "chunk_length": 1 s is 100 frames, more than the encoder's window of 40/,
+  );
   writeFileSync(cfgPath, JSON.stringify({ ...cfg, model_type: 'wav2vec2' }));
   assert.throws(() => loadWhisperEncoder(dir), /field "model_type": "wav2vec2" is not a Whisper model/);
   writeFileSync(cfgPath, JSON.stringify(cfg));
   const ppPath = join(dir, 'preprocessor_config.json');
   const pp = JSON.parse(readFileSync(ppPath, 'utf8'));
   writeFileSync(ppPath, JSON.stringify({ ...pp, feature_size: 128 }));
-  assert.throws(() => loadWhisperEncoder(dir), /preprocessor_config\.json: field "feature_size": 128 mel bins, but the encoder's num_mel_bins is 80/);
+  assert.throws(
+    () => loadWhisperEncoder(dir),
+    /preprocessor_config\.json: field "feature_size": 128 mel bins, but the encoder's num_mel_bins is 80/,
+  );
   writeFileSync(ppPath, JSON.stringify(pp));
   loadWhisperEncoder(dir).close();
   const pk = join(tmp.dir, 'pickle');
@@ -102,14 +119,17 @@ test('WhisperModel (encoder.*) and bare-encoder layouts load to the same tensors
       mkdirSync(dir, { recursive: true });
       writeSafetensors(
         join(dir, 'model.safetensors'),
-        [...tensors].flatMap(([n, t]) => (rename(n) === null ? [] : [{ name: rename(n)!, dtype: 'F32' as const, shape: t.shape, data: () => t.data }])),
+        [...tensors].flatMap(([n, t]) =>
+          rename(n) === null ? [] : [{ name: rename(n)!, dtype: 'F32' as const, shape: t.shape, data: () => t.data }],
+        ),
       );
       copyFileSync(join(src, 'config.json'), join(dir, 'config.json'));
       copyFileSync(join(src, 'preprocessor_config.json'), join(dir, 'preprocessor_config.json'));
       const m = loadWhisperEncoder(dir);
       try {
         assert.deepEqual(m.weights.names().sort(), ref.weights.names().sort(), name);
-        for (const n of ['encoder.conv1.weight', 'encoder.layers.1.fc2.bias', 'encoder.layer_norm.weight']) assert.deepEqual(m.weights.get(n), ref.weights.get(n), `${name}: ${n}`);
+        for (const n of ['encoder.conv1.weight', 'encoder.layers.1.fc2.bias', 'encoder.layer_norm.weight'])
+          assert.deepEqual(m.weights.get(n), ref.weights.get(n), `${name}: ${n}`);
       } finally {
         m.close();
       }

@@ -4,8 +4,19 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WhisperFeatureExtractor, melFilterBank, parseWhisperFeatureConfig } from '../../src-main/models/audio/log-mel';
 
-const REF = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/models/audio/whisper-features-reference.json'), 'utf8')) as {
-  cases: Array<{ name: string; kind: string; seconds: number; config: Record<string, number>; shape: [number, number]; stride: number; values: number[]; sum: number }>;
+const REF = JSON.parse(
+  readFileSync(join(import.meta.dirname, '../fixtures/models/audio/whisper-features-reference.json'), 'utf8'),
+) as {
+  cases: Array<{
+    name: string;
+    kind: string;
+    seconds: number;
+    config: Record<string, number>;
+    shape: [number, number];
+    stride: number;
+    values: number[];
+    sum: number;
+  }>;
   mel80: { shape: [number, number]; values: number[] };
 };
 
@@ -15,7 +26,8 @@ function clip(kind: string, seconds: number, sr = 16000): Float32Array {
   const y = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const t = i / sr;
-    if (kind === 'tones') y[i] = 0.5 * Math.sin(2 * Math.PI * 440 * t) + (t < seconds / 2 ? 0.25 * Math.sin(2 * Math.PI * 1234.5 * t) : 0);
+    if (kind === 'tones')
+      y[i] = 0.5 * Math.sin(2 * Math.PI * 440 * t) + (t < seconds / 2 ? 0.25 * Math.sin(2 * Math.PI * 1234.5 * t) : 0);
     else if (kind === 'chirp') y[i] = 0.8 * Math.sin(2 * Math.PI * (200 * t + 900 * t * t)) * Math.exp(-0.3 * t);
     else y[i] = (i % 997 === 0 ? 0.9 : 0) + 0.05 * Math.sin(2 * Math.PI * 3000 * t) + 0.01 * Math.sin(i * 0.7) ** 3;
   }
@@ -66,9 +78,15 @@ test('the clip is padded / truncated to the window and the floor is max - 8 (in 
 });
 
 test('preprocessor_config.json errors name the file and the field', () => {
-  assert.throws(() => parseWhisperFeatureConfig({ feature_size: 0 }, 'x/preprocessor_config.json'), /x\/preprocessor_config\.json: field "feature_size"/);
+  assert.throws(
+    () => parseWhisperFeatureConfig({ feature_size: 0 }, 'x/preprocessor_config.json'),
+    /x\/preprocessor_config\.json: field "feature_size"/,
+  );
   assert.throws(() => parseWhisperFeatureConfig({ hop_length: 'a' }, 'p.json'), /p\.json: field "hop_length"/);
-  assert.throws(() => parseWhisperFeatureConfig({ feature_extractor_type: 'Wav2Vec2FeatureExtractor' }, 'p.json'), /feature_extractor_type/);
+  assert.throws(
+    () => parseWhisperFeatureConfig({ feature_extractor_type: 'Wav2Vec2FeatureExtractor' }, 'p.json'),
+    /feature_extractor_type/,
+  );
   const c = parseWhisperFeatureConfig({ feature_size: 128 });
   assert.deepEqual([c.nSamples, c.nbMaxFrames, c.nFft, c.hopLength], [480000, 3000, 400, 160]);
 });

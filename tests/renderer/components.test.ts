@@ -24,13 +24,24 @@ let base = '';
 const pageErrors: string[] = [];
 
 before(async () => {
-  server = await createServer({ configFile: join(here, 'gallery', 'vite.config.ts'), server: { port: 0 }, logLevel: 'error' });
+  server = await createServer({
+    configFile: join(here, 'gallery', 'vite.config.ts'),
+    server: { port: 0 },
+    logLevel: 'error',
+  });
   await server.listen();
   base = server.resolvedUrls?.local[0] ?? '';
   browser = await chromium.launch({
     executablePath: process.env.LENSLAB_CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 });
 after(async () => {
@@ -114,7 +125,11 @@ test('ItemEditor: type, save with Mod+S, undo/redo with Mod+Z / Mod+Shift+Z, Alt
   await page.keyboard.press('Control+s');
   await page.getByText('The answer is empty.').waitFor();
   assert.equal(await page.getByTestId('saved').textContent(), '');
-  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-field')), 'qa-2-answer', 'focus moves to the problem');
+  assert.equal(
+    await page.evaluate(() => document.activeElement?.getAttribute('data-field')),
+    'qa-2-answer',
+    'focus moves to the problem',
+  );
   await page.keyboard.type('A cattail');
   await page.keyboard.press('Control+s');
   await page.waitForFunction(() => document.querySelector('[data-testid=saved]')?.textContent?.includes('A blackbird'));
@@ -141,7 +156,10 @@ test('ItemEditor: type, save with Mod+S, undo/redo with Mod+Z / Mod+Shift+Z, Alt
   const before = await page.locator('.qa').count();
   await page.keyboard.press('Alt+q');
   assert.equal(await page.locator('.qa').count(), before + 1);
-  assert.match((await page.evaluate(() => document.activeElement?.getAttribute('data-field'))) ?? '', /^qa-\d+-question$/);
+  assert.match(
+    (await page.evaluate(() => document.activeElement?.getAttribute('data-field'))) ?? '',
+    /^qa-\d+-question$/,
+  );
   // Toggling the <image> chip rewrites the user turn.
   await page.getByRole('button', { name: '<image>' }).click();
   assert.equal(await page.getByRole('button', { name: '<image>' }).getAttribute('aria-pressed'), 'false');
@@ -170,7 +188,9 @@ test('DropZone highlights while dragging and emits the dropped files', async () 
   assert.doesNotMatch((await zone.getAttribute('class')) ?? '', /dragging/);
 
   // The file picker path: set files on the hidden input.
-  await zone.locator('input[type=file]:not([webkitdirectory])').setInputFiles([{ name: 'b.png', mimeType: 'image/png', buffer: Buffer.from('png') }]);
+  await zone
+    .locator('input[type=file]:not([webkitdirectory])')
+    .setInputFiles([{ name: 'b.png', mimeType: 'image/png', buffer: Buffer.from('png') }]);
   await page.getByText('files: b.png').waitFor();
   await page.close();
 });
@@ -183,13 +203,18 @@ test('LineChart appends live points without re-creating the chart', async () => 
     return Number(document.querySelector('.u-legend .u-value')?.textContent);
   });
   // The demo appends a step every 50 ms.
-  await page.waitForFunction((s) => Number(document.querySelector('.u-legend .u-value')?.textContent) > s + 3, firstStep);
+  await page.waitForFunction(
+    (s) => Number(document.querySelector('.u-legend .u-value')?.textContent) > s + 3,
+    firstStep,
+  );
   const same = await page.evaluate(() => document.querySelector('canvas') === window.__canvas);
   assert.ok(same, 'the same canvas keeps being drawn on');
   assert.equal(await page.locator('canvas').count(), 5);
   // long tick labels (0.001995): the y axis has room for them next to its tick marks (4 px) and gap (5 px)
   const room = await page.evaluate(() => {
-    const fig = [...document.querySelectorAll('figure')].find((f: any) => f.textContent.includes('Constant learning rate')) as any;
+    const fig = [...document.querySelectorAll('figure')].find((f: any) =>
+      f.textContent.includes('Constant learning rate'),
+    ) as any;
     const ctx = document.createElement('canvas').getContext('2d');
     ctx.font = `11px ${getComputedStyle(fig).fontFamily}`;
     return { plotLeft: fig.querySelector('.u-over').offsetLeft, label: ctx.measureText('0.001995').width };
@@ -235,7 +260,10 @@ test('ShortcutHelp opens with ?, closes with Escape; LintPanel filters; MemoryEs
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'hidden' });
   // the demo page prints the v-model after the emitted update re-renders it, which can trail the dialog's hiding
-  await page.getByTestId('open').filter({ hasText: /^false$/ }).waitFor({ timeout: 5_000 });
+  await page
+    .getByTestId('open')
+    .filter({ hasText: /^false$/ })
+    .waitFor({ timeout: 5_000 });
   await page.keyboard.press('Shift+Slash');
   await dialog.waitFor();
   assert.ok(await dialog.getByText('Jump to the next unlabeled item').isVisible());
@@ -269,7 +297,10 @@ test('ChatTranscript streams into the last message and marks the log busy', asyn
   );
   assert.equal(await log.getAttribute('aria-busy'), 'true');
   assert.equal(await tuned.locator('.cursor').count(), 1);
-  assert.equal(await page.getByRole('region', { name: 'Base · demo-llava' }).getByRole('log').getAttribute('aria-busy'), 'false');
+  assert.equal(
+    await page.getByRole('region', { name: 'Base · demo-llava' }).getByRole('log').getAttribute('aria-busy'),
+    'false',
+  );
   await page.close();
 });
 

@@ -9,7 +9,9 @@ test('item filters survive the URL round trip; unknown values are dropped', () =
   assert.deepEqual(filtersFromQuery(filtersToQuery(f)), f);
   assert.deepEqual(filtersFromQuery(filtersToQuery({ unlabeled: false })), { unlabeled: false });
   assert.deepEqual(filtersToQuery({ search: '   ' }), {});
-  assert.deepEqual(filtersFromQuery({ split: 'everything', problem: 'made_up', labels: 'maybe', tag: ['a', 'b'] }), { tag: 'a' });
+  assert.deepEqual(filtersFromQuery({ split: 'everything', problem: 'made_up', labels: 'maybe', tag: ['a', 'b'] }), {
+    tag: 'a',
+  });
 });
 
 test('every lint rule of the contract has a label', () => {
@@ -20,11 +22,28 @@ test('the caption under a thumbnail: first label, question → answer, +N more',
   assert.equal(itemCaption({ annotations: [] }), 'unlabeled');
   assert.equal(itemCaption({ annotations: [{ kind: 'caption', data: { text: ' A red star. ' } }] }), 'A red star.');
   assert.equal(
-    itemCaption({ annotations: [{ kind: 'qa', data: { question: '<image>\nHow many?', answer: 'two' } }, { kind: 'caption', data: { text: 'x' } }] }),
+    itemCaption({
+      annotations: [
+        { kind: 'qa', data: { question: '<image>\nHow many?', answer: 'two' } },
+        { kind: 'caption', data: { text: 'x' } },
+      ],
+    }),
     'How many? → two (+1)',
   );
   assert.equal(
-    itemCaption({ annotations: [{ kind: 'chat', data: { messages: [{ role: 'user', content: '<image>\nColor?' }, { role: 'assistant', content: 'blue' }] } }] }),
+    itemCaption({
+      annotations: [
+        {
+          kind: 'chat',
+          data: {
+            messages: [
+              { role: 'user', content: '<image>\nColor?' },
+              { role: 'assistant', content: 'blue' },
+            ],
+          },
+        },
+      ],
+    }),
     'Color? → blue',
   );
 });

@@ -12,7 +12,10 @@ test('caption evaluations: BLEU-4 and CIDEr beside the base model and the most-c
     { prediction: 'a cat on a sofa', references: ['a cat sleeps on a sofa', 'a dog runs on the grass'] },
   ];
   const tuned = scorePredictions('caption', preds).metrics;
-  const base = scorePredictions('caption', preds.map((p) => ({ ...p, prediction: 'a picture' }))).metrics;
+  const base = scorePredictions(
+    'caption',
+    preds.map((p) => ({ ...p, prediction: 'a picture' })),
+  ).metrics;
   const rows = evalScoreRows(tuned, base);
   assert.deepEqual(
     rows.map((r) => [r.label, r.tuned, r.base, r.baseline]),
@@ -21,7 +24,11 @@ test('caption evaluations: BLEU-4 and CIDEr beside the base model and the most-c
       ['CIDEr', tuned.cider, base.cider, tuned.baseline_cider],
     ],
   );
-  assert.deepEqual(evalScoreRows(tuned, null).map((r) => r.base), [null, null], 'no base evaluation yet');
+  assert.deepEqual(
+    evalScoreRows(tuned, null).map((r) => r.base),
+    [null, null],
+    'no base evaluation yet',
+  );
 });
 
 test('VQA evaluations: exact match beside the base model and always-the-most-common-answer', () => {
@@ -31,13 +38,20 @@ test('VQA evaluations: exact match beside the base model and always-the-most-com
     { prediction: '1', references: ['1'] },
   ]).metrics;
   const rows = evalScoreRows(tuned, { exact_match: 0 });
-  assert.deepEqual(rows.map((r) => [r.label, r.tuned, r.base, r.baseline]), [['Exact match', 2 / 3, 0, 2 / 3]]);
+  assert.deepEqual(
+    rows.map((r) => [r.label, r.tuned, r.base, r.baseline]),
+    [['Exact match', 2 / 3, 0, 2 / 3]],
+  );
 });
 
 test('baselines are named for people, dashed, and the CIDEr baseline shares the CIDEr scale', () => {
   assert.equal(metricLabel('eval_baseline_cider'), 'CIDEr, always the most common caption');
   assert.equal(metricLabel('eval_baseline_bleu4'), 'BLEU-4, always the most common caption');
-  assert.ok(baselineMetric('eval_majority_baseline') && baselineMetric('eval_baseline_bleu4') && baselineMetric('baseline_cider'));
+  assert.ok(
+    baselineMetric('eval_majority_baseline') &&
+      baselineMetric('eval_baseline_bleu4') &&
+      baselineMetric('baseline_cider'),
+  );
   assert.ok(!baselineMetric('eval_bleu4') && !baselineMetric('eval_cider'));
   assert.ok(ownAxisMetric('eval_cider') && ownAxisMetric('eval_baseline_cider'));
   assert.ok(!ownAxisMetric('eval_baseline_bleu4'));

@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDuration, estimateEta, formatBytes, formatMetric, formatPercent } from '../../src-renderer/composables/format';
+import {
+  formatDuration,
+  estimateEta,
+  formatBytes,
+  formatMetric,
+  formatPercent,
+} from '../../src-renderer/composables/format';
 import { useUndoStack } from '../../src-renderer/composables/useUndoStack';
 import { reconnectWatcher } from '../../src-renderer/composables/reconnect';
 import { alignSeries, chartSummary, structureKey } from '../../src-renderer/composables/chartData';
@@ -64,35 +70,101 @@ test('useUndoStack: records, coalesces a typing burst, undo/redo, new edit clear
 });
 
 test('alignSeries merges steps, fills gaps with null, drops non-positive values for log scale', () => {
-  const train = { points: [{ step: 1, value: 2 }, { step: 2, value: 1.5 }, { step: 3, value: 1.2 }, { step: 4, value: 0 }] };
-  const evalS = { points: [{ step: 4, value: 1.4 }, { step: 2, value: 1.6 }] };
+  const train = {
+    points: [
+      { step: 1, value: 2 },
+      { step: 2, value: 1.5 },
+      { step: 3, value: 1.2 },
+      { step: 4, value: 0 },
+    ],
+  };
+  const evalS = {
+    points: [
+      { step: 4, value: 1.4 },
+      { step: 2, value: 1.6 },
+    ],
+  };
   assert.deepEqual(alignSeries([train, evalS]), [
     [1, 2, 3, 4],
     [2, 1.5, 1.2, 0],
     [null, 1.6, null, 1.4],
   ]);
-  assert.deepEqual(alignSeries([train], true), [[1, 2, 3, 4], [2, 1.5, 1.2, null]]);
+  assert.deepEqual(alignSeries([train], true), [
+    [1, 2, 3, 4],
+    [2, 1.5, 1.2, null],
+  ]);
   // Duplicated step: last value wins; NaN becomes a gap.
-  assert.deepEqual(alignSeries([{ points: [{ step: 1, value: 5 }, { step: 1, value: 6 }, { step: 2, value: NaN }] }]), [[1, 2], [6, null]]);
+  assert.deepEqual(
+    alignSeries([
+      {
+        points: [
+          { step: 1, value: 5 },
+          { step: 1, value: 6 },
+          { step: 2, value: NaN },
+        ],
+      },
+    ]),
+    [
+      [1, 2],
+      [6, null],
+    ],
+  );
   assert.deepEqual(alignSeries([]), [[]]);
 });
 
 test('chartSummary and structureKey', () => {
   const s = [
-    { name: 'train', points: [{ step: 1, value: 2 }, { step: 2, value: null }] },
+    {
+      name: 'train',
+      points: [
+        { step: 1, value: 2 },
+        { step: 2, value: null },
+      ],
+    },
     { name: 'eval', points: [] },
   ];
   assert.equal(chartSummary('Loss', s), 'Loss: train 2 at step 1 (2 points); eval no data');
   assert.equal(chartSummary('Loss', [{ name: 'a', points: [] }]), 'Loss: no data yet');
   assert.notEqual(structureKey(s), structureKey([s[0]]));
-  assert.equal(structureKey(s), structureKey(s.map((x) => ({ ...x, points: [] }))), 'points do not change the structure');
+  assert.equal(
+    structureKey(s),
+    structureKey(s.map((x) => ({ ...x, points: [] }))),
+    'points do not change the structure',
+  );
 });
 
 const FIELDS: FieldSpec[] = [
-  { key: 'method', label: 'Method', type: 'select', default: 'lora', options: [{ value: 'lora', label: 'LoRA' }, { value: 'projector', label: 'Projector only' }] },
+  {
+    key: 'method',
+    label: 'Method',
+    type: 'select',
+    default: 'lora',
+    options: [
+      { value: 'lora', label: 'LoRA' },
+      { value: 'projector', label: 'Projector only' },
+    ],
+  },
   { key: 'lr', label: 'Learning rate', type: 'number', default: 2e-4, min: 0, exclusiveMin: true, max: 1 },
-  { key: 'rank', label: 'LoRA rank', type: 'number', default: 8, min: 1, max: 256, integer: true, visibleWhen: (v) => v.method === 'lora' },
-  { key: 'warmup', label: 'Warmup steps', type: 'number', default: 10, min: 0, integer: true, check: (v, all) => (typeof v === 'number' && v > Number(all.steps) ? 'Warmup must not exceed the number of steps' : null) },
+  {
+    key: 'rank',
+    label: 'LoRA rank',
+    type: 'number',
+    default: 8,
+    min: 1,
+    max: 256,
+    integer: true,
+    visibleWhen: (v) => v.method === 'lora',
+  },
+  {
+    key: 'warmup',
+    label: 'Warmup steps',
+    type: 'number',
+    default: 10,
+    min: 0,
+    integer: true,
+    check: (v, all) =>
+      typeof v === 'number' && v > Number(all.steps) ? 'Warmup must not exceed the number of steps' : null,
+  },
   { key: 'steps', label: 'Steps', type: 'number', default: 100, min: 1, integer: true },
   { key: 'name', label: 'Run name', type: 'text', default: '', required: true, maxLength: 10 },
 ];
@@ -121,7 +193,11 @@ test('hyperparams: defaults, number parsing and messages in words', () => {
 test('validateAll skips hidden fields and runs cross-field checks', () => {
   const values = { method: 'projector', lr: 1e-3, rank: 0, warmup: 200, steps: 100, name: 'x' };
   const errors = validateAll(FIELDS, values);
-  assert.deepEqual(errors, { warmup: 'Warmup must not exceed the number of steps' }, 'rank is hidden for projector-only');
+  assert.deepEqual(
+    errors,
+    { warmup: 'Warmup must not exceed the number of steps' },
+    'rank is hidden for projector-only',
+  );
   const raw = validateAll(FIELDS, { ...values, method: 'lora' }, { lr: '1e-3x' });
   assert.deepEqual(Object.keys(raw).sort(), ['lr', 'rank', 'warmup']);
   assert.equal(raw.lr, '“1e-3x” is not a number');
@@ -129,8 +205,15 @@ test('validateAll skips hidden fields and runs cross-field checks', () => {
 
 import { describeError } from '../../src-renderer/composables/errors';
 test('describeError gives a title in words for API error codes and keeps the field', () => {
-  const e = Object.assign(new Error('invalid params: name: must not be empty'), { code: 'invalid_request', field: 'name' });
-  assert.deepEqual(describeError(e), { title: 'Please check the input', message: 'invalid params: name: must not be empty', field: 'name' });
+  const e = Object.assign(new Error('invalid params: name: must not be empty'), {
+    code: 'invalid_request',
+    field: 'name',
+  });
+  assert.deepEqual(describeError(e), {
+    title: 'Please check the input',
+    message: 'invalid params: name: must not be empty',
+    field: 'name',
+  });
   assert.equal(describeError(new TypeError('Failed to fetch')).title, 'Lost the connection to Lenslab');
   assert.deepEqual(describeError('plain words'), { title: 'Something went wrong', message: 'plain words' });
   assert.equal(describeError(new Error('boom'), 'Import failed').title, 'Import failed');
@@ -138,7 +221,11 @@ test('describeError gives a title in words for API error codes and keeps the fie
 
 import { emaSmooth } from '../../src-renderer/composables/chartData';
 test('emaSmooth is debiased, keeps nulls, and is the identity at weight 0', () => {
-  const pts = [{ step: 1, value: 10 }, { step: 2, value: null }, { step: 3, value: 0 }];
+  const pts = [
+    { step: 1, value: 10 },
+    { step: 2, value: null },
+    { step: 3, value: 0 },
+  ];
   const s = emaSmooth(pts, 0.5);
   assert.equal(s[0].value, 10, 'first point is not pulled towards zero');
   assert.equal(s[1].value, null);
@@ -167,7 +254,10 @@ test('tickLabels: more digits only when the format gives two ticks the same labe
   const exp1 = (v: number) => v.toExponential(1).replace('e+', 'e');
   assert.deepEqual(tickLabels([0.001997, 0.001998, 0.001999, null], exp1), ['0.001997', '0.001998', '0.001999', '']);
   assert.deepEqual(tickLabels([0, 0.001, 0.002], exp1), ['0.0e0', '1.0e-3', '2.0e-3']);
-  assert.deepEqual(tickLabels([0.0019, 0.00195, 0.002], (v) => String(Number(v.toPrecision(2)))), ['0.0019', '0.00195', '0.002']);
+  assert.deepEqual(
+    tickLabels([0.0019, 0.00195, 0.002], (v) => String(Number(v.toPrecision(2)))),
+    ['0.0019', '0.00195', '0.002'],
+  );
 });
 
 test('yAxisSize: wide enough for the widest tick label, 40 px at least', () => {

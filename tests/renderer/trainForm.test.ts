@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TRAIN_FIELDS, TARGET_PRESETS, fieldsFor, toHparams, suggestionPatch, formFieldOf } from '../../src-renderer/composables/trainForm';
+import {
+  TRAIN_FIELDS,
+  TARGET_PRESETS,
+  fieldsFor,
+  toHparams,
+  suggestionPatch,
+  formFieldOf,
+} from '../../src-renderer/composables/trainForm';
 import { defaultsOf, validateField } from '../../src-renderer/composables/hyperparams';
 import { parseHparams } from '../../src-main/training/hparams';
 import { DEFAULT_EPOCHS, hparamsFields, hparamsSchema, LORA_TARGETS } from '../../src-main/contract/hparams';
@@ -14,7 +21,16 @@ test("the Train form's defaults are the backend's defaults, and every form value
   // one deliberate difference: runs started in the app evaluate the base model at step 0 (the curves show the gain)
   assert.equal(fromForm.evalAtStart, true);
   assert.deepEqual({ ...fromForm, evalAtStart: false }, backend);
-  const steps = parseHparams(toHparams({ ...defaultsOf(TRAIN_FIELDS), duration: 'steps', maxSteps: 30, method: 'projector', warmupRatio: 0.1, targets: 'all' }));
+  const steps = parseHparams(
+    toHparams({
+      ...defaultsOf(TRAIN_FIELDS),
+      duration: 'steps',
+      maxSteps: 30,
+      method: 'projector',
+      warmupRatio: 0.1,
+      targets: 'all',
+    }),
+  );
   assert.equal(steps.maxSteps, 30);
   assert.equal(steps.epochs, undefined);
   assert.equal(steps.method, 'projector');
@@ -25,7 +41,12 @@ test("the Train form's defaults are the backend's defaults, and every form value
   assert.equal('quantizeBase' in toHparams(defaultsOf(TRAIN_FIELDS)), false, 'a float base sends nothing new');
   assert.equal(parseHparams(toHparams({ ...defaultsOf(TRAIN_FIELDS), packing: true })).packing, true);
   assert.equal('packing' in toHparams(defaultsOf(TRAIN_FIELDS)), false, 'unpacked sends nothing new');
-  assert.deepEqual(suggestionPatch('hold the frozen base as int4 (quantizeBase int4, --quantize-base int4; the adapter stays float32)'), { quantizeBase: 'int4' });
+  assert.deepEqual(
+    suggestionPatch(
+      'hold the frozen base as int4 (quantizeBase int4, --quantize-base int4; the adapter stays float32)',
+    ),
+    { quantizeBase: 'int4' },
+  );
 });
 
 test("the Train form's defaults, limits and choices are the schema's", () => {
@@ -53,7 +74,11 @@ test("the Train form's defaults, limits and choices are the schema's", () => {
     } else if (f.type === 'select') {
       for (const o of f.options) assert.ok(schema(o.value), `${f.key} option ${o.value}`);
       const all = (hparamsFields.shape as Record<string, any>)[f.key].unwrap().options as string[];
-      assert.deepEqual(f.options.map((o) => o.value), all, `${f.key}: every choice of the schema, in its order`);
+      assert.deepEqual(
+        f.options.map((o) => o.value),
+        all,
+        `${f.key}: every choice of the schema, in its order`,
+      );
     }
   }
   assert.equal(checked, TRAIN_FIELDS.length - 2, 'every field but duration and targets is a schema field');
@@ -63,7 +88,10 @@ test("the Train form's defaults, limits and choices are the schema's", () => {
   for (const mods of Object.values(TARGET_PRESETS)) assert.ok(shape.targetModules.safeParse(mods).success);
   const targets = TRAIN_FIELDS.find((f) => f.key === 'targets');
   assert.ok(targets?.type === 'select');
-  assert.deepEqual(targets.options.map((o) => o.value), Object.keys(TARGET_PRESETS));
+  assert.deepEqual(
+    targets.options.map((o) => o.value),
+    Object.keys(TARGET_PRESETS),
+  );
 });
 
 test('recipe presets and cloned runs fill the form; LoRA layers outside its choices are offered as they are', () => {
@@ -71,7 +99,10 @@ test('recipe presets and cloned runs fill the form; LoRA layers outside its choi
   const v = presetValues(blip2, defaultsOf(TRAIN_FIELDS));
   assert.equal(v.targets, 'qv');
   const h = parseHparams(toHparams(v));
-  assert.deepEqual([h.rank, h.alpha, h.dropout, h.lr, h.weightDecay, h.schedule, h.clipNorm], [16, 32, 0.05, 5e-5, 0.01, 'constant', 0]);
+  assert.deepEqual(
+    [h.rank, h.alpha, h.dropout, h.lr, h.weightDecay, h.schedule, h.clipNorm],
+    [16, 32, 0.05, 5e-5, 0.01, 'constant', 0],
+  );
   assert.deepEqual(h.targetModules, ['q_proj', 'v_proj']);
   // BLIP's BERT text model names its projections query / key: a family fact, not a choice of this form; the form
   // offers them as the recipe gives them and the backend names what it does not take
@@ -93,9 +124,17 @@ test('recipe presets and cloned runs fill the form; LoRA layers outside its choi
 });
 
 test('memory suggestions that name values become field changes; backend fields map to form fields', () => {
-  assert.deepEqual(suggestionPatch('use batch size 1 with gradient accumulation ×4 (keeps the effective batch of 4)'), { batchSize: 1, gradAccum: 4 });
-  assert.deepEqual(suggestionPatch('limit sequences to 512 tokens (max_seq_len; image tokens count)'), { maxSeqLen: 512 });
-  assert.deepEqual(suggestionPatch('use batch size 1 and sequences of at most 256 tokens'), { batchSize: 1, maxSeqLen: 256 });
+  assert.deepEqual(suggestionPatch('use batch size 1 with gradient accumulation ×4 (keeps the effective batch of 4)'), {
+    batchSize: 1,
+    gradAccum: 4,
+  });
+  assert.deepEqual(suggestionPatch('limit sequences to 512 tokens (max_seq_len; image tokens count)'), {
+    maxSeqLen: 512,
+  });
+  assert.deepEqual(suggestionPatch('use batch size 1 and sequences of at most 256 tokens'), {
+    batchSize: 1,
+    maxSeqLen: 256,
+  });
   assert.equal(suggestionPatch('close other applications: the machine has 8 GB in all'), null);
   assert.equal(formFieldOf('hparams.lr'), 'lr');
   assert.equal(formFieldOf('hparams.targetModules.2'), 'targets');
@@ -103,20 +142,83 @@ test('memory suggestions that name values become field changes; backend fields m
 });
 
 test('run summaries, best metrics and the prediction gallery rows', () => {
-  assert.equal(runSummary({ hparams: { method: 'lora', rank: 8, lr: 0.0002, epochs: 3, batchSize: 4, gradAccum: 2 } }), 'lora r8 · lr 2e-4 · 3 epochs · batch 4×2');
+  assert.equal(
+    runSummary({ hparams: { method: 'lora', rank: 8, lr: 0.0002, epochs: 3, batchSize: 4, gradAccum: 2 } }),
+    'lora r8 · lr 2e-4 · 3 epochs · batch 4×2',
+  );
   assert.equal(runSummary({ trainer: 'toy' }), 'toy');
-  const best = bestMetrics(new Map([
-    ['loss', [{ step: 1, value: 3 }, { step: 2, value: 1.5 }, { step: 3, value: 2 }]],
-    ['eval_exact_match', [{ step: 2, value: 0.25 }, { step: 4, value: 0.5 }]],
-    ['lr', [{ step: 1, value: 1 }]],
-  ]));
-  assert.deepEqual(best, [{ name: 'loss', value: 1.5, step: 2 }, { name: 'eval_exact_match', value: 0.5, step: 4 }]);
-  const tuned = [{ id: 1, itemId: 7, key: 0, prompt: '<image>\nHow many stars?', output: 'two', references: ['two'], scores: { exact_match: 1 } }];
-  const base = [{ id: 9, itemId: 7, key: 0, prompt: '<image>\nHow many stars?', output: 'red', references: ['two'], scores: { exact_match: 0 } }];
+  const best = bestMetrics(
+    new Map([
+      [
+        'loss',
+        [
+          { step: 1, value: 3 },
+          { step: 2, value: 1.5 },
+          { step: 3, value: 2 },
+        ],
+      ],
+      [
+        'eval_exact_match',
+        [
+          { step: 2, value: 0.25 },
+          { step: 4, value: 0.5 },
+        ],
+      ],
+      ['lr', [{ step: 1, value: 1 }]],
+    ]),
+  );
+  assert.deepEqual(best, [
+    { name: 'loss', value: 1.5, step: 2 },
+    { name: 'eval_exact_match', value: 0.5, step: 4 },
+  ]);
+  const tuned = [
+    {
+      id: 1,
+      itemId: 7,
+      key: 0,
+      prompt: '<image>\nHow many stars?',
+      output: 'two',
+      references: ['two'],
+      scores: { exact_match: 1 },
+    },
+  ];
+  const base = [
+    {
+      id: 9,
+      itemId: 7,
+      key: 0,
+      prompt: '<image>\nHow many stars?',
+      output: 'red',
+      references: ['two'],
+      scores: { exact_match: 0 },
+    },
+  ];
   const rows = toGallery(tuned, (id) => `/thumb/${id}`, base);
-  assert.deepEqual(rows[0], { id: 1, imageUrl: '/thumb/7', question: 'How many stars?', reference: 'two', prediction: 'two', correct: true, score: null, compare: { prediction: 'red', correct: false, score: null } });
+  assert.deepEqual(rows[0], {
+    id: 1,
+    imageUrl: '/thumb/7',
+    question: 'How many stars?',
+    reference: 'two',
+    prediction: 'two',
+    correct: true,
+    score: null,
+    compare: { prediction: 'red', correct: false, score: null },
+  });
   // a caption item is marked by its exact match and still shows its BLEU-4
-  const cap = toGallery([{ id: 2, itemId: 8, key: 1, prompt: '<image>\nDescribe.', output: 'a red star', references: ['a red star'], scores: { bleu4: 0.9, cider: 3, exact_match: 1 } }], () => null);
+  const cap = toGallery(
+    [
+      {
+        id: 2,
+        itemId: 8,
+        key: 1,
+        prompt: '<image>\nDescribe.',
+        output: 'a red star',
+        references: ['a red star'],
+        scores: { bleu4: 0.9, cider: 3, exact_match: 1 },
+      },
+    ],
+    () => null,
+  );
   assert.equal(cap[0].correct, true);
   assert.equal(cap[0].score, 0.9);
 });

@@ -50,7 +50,12 @@ test('walkEntry reads nested folders across readEntries batches, sorted, skippin
 });
 
 test('walkEntry reports an unreadable file by name', async () => {
-  const bad: FileEntryLike = { isFile: true, isDirectory: false, name: 'broken.jpg', file: (_ok, fail) => fail?.(new Error('NotReadableError')) };
+  const bad: FileEntryLike = {
+    isFile: true,
+    isDirectory: false,
+    name: 'broken.jpg',
+    file: (_ok, fail) => fail?.(new Error('NotReadableError')),
+  };
   await assert.rejects(walkEntry(dirEntry('d', [bad])), /broken\.jpg: cannot be read \(NotReadableError\)/);
 });
 
@@ -81,7 +86,10 @@ test('collectDrop captures items synchronously (they are cleared after the event
   (dt as { items: unknown }).items = [];
   (dt as { files: unknown }).files = [];
   const r = await p;
-  assert.deepEqual((r as Extract<DropResult, { kind: 'files' }>).files.map((f) => f.relativePath), ['a.jpg']);
+  assert.deepEqual(
+    (r as Extract<DropResult, { kind: 'files' }>).files.map((f) => f.relativePath),
+    ['a.jpg'],
+  );
 });
 
 test('collectDrop with a path getter (Electron) returns absolute paths, or falls back when none resolve', async () => {
@@ -103,19 +111,40 @@ test('collectPicked uses webkitRelativePath for folder pickers and skips hidden 
   Object.defineProperty(f2, 'webkitRelativePath', { value: 'ds/.git/config' });
   const f3 = new File(['3'], 'b.jpg');
   const r = collectPicked([f1, f2, f3]);
-  assert.deepEqual((r as Extract<DropResult, { kind: 'files' }>).files.map((f) => f.relativePath), ['ds/img/a.jpg', 'b.jpg']);
-  assert.deepEqual(collectPicked([f3], () => '/abs/b.jpg'), { kind: 'paths', paths: ['/abs/b.jpg'] });
+  assert.deepEqual(
+    (r as Extract<DropResult, { kind: 'files' }>).files.map((f) => f.relativePath),
+    ['ds/img/a.jpg', 'b.jpg'],
+  );
+  assert.deepEqual(
+    collectPicked([f3], () => '/abs/b.jpg'),
+    { kind: 'paths', paths: ['/abs/b.jpg'] },
+  );
   // Electron folder picker: every file has a path; the import gets the picked folder once.
   const g = new File(['g'], 'c.jpg');
   Object.defineProperty(g, 'webkitRelativePath', { value: 'ds/c.jpg' });
-  const abs = new Map<File, string>([[f1, '/home/u/ds/img/a.jpg'], [g, '/home/u/ds/c.jpg']]);
-  assert.deepEqual(collectPicked([f1, g], (f) => abs.get(f) ?? ''), { kind: 'paths', paths: ['/home/u/ds'] });
+  const abs = new Map<File, string>([
+    [f1, '/home/u/ds/img/a.jpg'],
+    [g, '/home/u/ds/c.jpg'],
+  ]);
+  assert.deepEqual(
+    collectPicked([f1, g], (f) => abs.get(f) ?? ''),
+    { kind: 'paths', paths: ['/home/u/ds'] },
+  );
   const win = new Map<File, string>([[f1, 'C:\\Users\\u\\ds\\img\\a.jpg']]);
-  assert.deepEqual(collectPicked([f1], (f) => win.get(f) ?? ''), { kind: 'paths', paths: ['C:\\Users\\u\\ds'] });
+  assert.deepEqual(
+    collectPicked([f1], (f) => win.get(f) ?? ''),
+    { kind: 'paths', paths: ['C:\\Users\\u\\ds'] },
+  );
 });
 
 function dragEvent(dt: DataTransferLike | null) {
-  return { dataTransfer: dt, prevented: false, preventDefault() { this.prevented = true; } };
+  return {
+    dataTransfer: dt,
+    prevented: false,
+    preventDefault() {
+      this.prevented = true;
+    },
+  };
 }
 
 test('useDropImport: nested enter/leave keeps the highlight; drop emits; an empty drop is an error in words', async () => {
@@ -166,13 +195,22 @@ test('collectDrop without entries (webkitGetAsEntry() null, as for a scripted dr
   };
   const r = (await collectDrop(dt)) as Extract<DropResult, { kind: 'files' }>;
   assert.equal(r.kind, 'files');
-  assert.deepEqual(r.files.map((f) => f.relativePath), ['icons/images/a.png', 'icons/data.jsonl', 'drop/w.png', 'loose.png']);
+  assert.deepEqual(
+    r.files.map((f) => f.relativePath),
+    ['icons/images/a.png', 'icons/data.jsonl', 'drop/w.png', 'loose.png'],
+  );
   assert.equal(r.files[0].file, files[0]);
   assert.equal(await r.files[1].file.text(), '{}');
 
   // a source that gives items without entries and no `files` list: the items' files are used the same way
-  const itemsOnly = (await collectDrop({ types: ['Files'], files: [], items: dt.items })) as Extract<DropResult, { kind: 'files' }>;
-  assert.deepEqual(itemsOnly.files.map((f) => f.relativePath), r.files.map((f) => f.relativePath));
+  const itemsOnly = (await collectDrop({ types: ['Files'], files: [], items: dt.items })) as Extract<
+    DropResult,
+    { kind: 'files' }
+  >;
+  assert.deepEqual(
+    itemsOnly.files.map((f) => f.relativePath),
+    r.files.map((f) => f.relativePath),
+  );
 
   // next to a walked folder, an entry-less file keeps its relative path too
   const mixed = (await collectDrop({
@@ -183,5 +221,8 @@ test('collectDrop without entries (webkitGetAsEntry() null, as for a scripted dr
       { kind: 'file', webkitGetAsEntry: () => null, getAsFile: () => files[0] },
     ],
   })) as Extract<DropResult, { kind: 'files' }>;
-  assert.deepEqual(mixed.files.map((f) => f.relativePath), ['set/1.jpg', 'icons/images/a.png']);
+  assert.deepEqual(
+    mixed.files.map((f) => f.relativePath),
+    ['set/1.jpg', 'icons/images/a.png'],
+  );
 });

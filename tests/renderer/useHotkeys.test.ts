@@ -14,7 +14,15 @@ import {
 } from '../../src-renderer/composables/useHotkeys';
 
 function ev(key: string, mods: Partial<KeyEventLike> = {}): KeyEventLike & { prevented: boolean } {
-  const e = { key, ctrlKey: false, metaKey: false, altKey: false, shiftKey: false, prevented: false, ...mods } as KeyEventLike & {
+  const e = {
+    key,
+    ctrlKey: false,
+    metaKey: false,
+    altKey: false,
+    shiftKey: false,
+    prevented: false,
+    ...mods,
+  } as KeyEventLike & {
     prevented: boolean;
   };
   e.preventDefault = () => {
@@ -24,7 +32,14 @@ function ev(key: string, mods: Partial<KeyEventLike> = {}): KeyEventLike & { pre
 }
 
 test('parseCombo normalizes modifiers and key names', () => {
-  assert.deepEqual(parseCombo('Mod+Shift+Z'), { key: 'z', mod: true, ctrl: false, meta: false, alt: false, shift: true });
+  assert.deepEqual(parseCombo('Mod+Shift+Z'), {
+    key: 'z',
+    mod: true,
+    ctrl: false,
+    meta: false,
+    alt: false,
+    shift: true,
+  });
   assert.equal(parseCombo('Alt+Down').key, 'ArrowDown');
   assert.equal(parseCombo('esc').key, 'Escape');
   assert.equal(parseCombo('Space').key, ' ');

@@ -29,7 +29,14 @@ test('gridLayout fits as many columns as the min width allows and stretches cell
 
 test('visibleRange renders only the rows in view plus overscan', () => {
   // 10,000 items, 5 columns -> 2,000 rows of stride 100.
-  const r = visibleRange({ count: 10_000, columns: 5, rowStride: 100, scrollTop: 50_000, viewportHeight: 600, overscan: 2 });
+  const r = visibleRange({
+    count: 10_000,
+    columns: 5,
+    rowStride: 100,
+    scrollTop: 50_000,
+    viewportHeight: 600,
+    overscan: 2,
+  });
   assert.equal(r.rowCount, 2000);
   // rows 500..506 visible (506 is partly visible at 50,600 exclusive), overscan 2 each side.
   assert.equal(r.firstRow, 498);
@@ -43,14 +50,30 @@ test('visibleRange renders only the rows in view plus overscan', () => {
 test('visibleRange clamps at both ends and handles a short last row and an empty list', () => {
   const top = visibleRange({ count: 23, columns: 5, rowStride: 100, scrollTop: 0, viewportHeight: 250, overscan: 1 });
   assert.deepEqual([top.firstRow, top.endRow, top.start, top.end], [0, 4, 0, 20]);
-  const bottom = visibleRange({ count: 23, columns: 5, rowStride: 100, scrollTop: 10_000, viewportHeight: 250, overscan: 1 });
+  const bottom = visibleRange({
+    count: 23,
+    columns: 5,
+    rowStride: 100,
+    scrollTop: 10_000,
+    viewportHeight: 250,
+    overscan: 1,
+  });
   assert.equal(bottom.endRow, 5);
   assert.equal(bottom.end, 23, 'last row holds only 3 items');
   assert.ok(bottom.firstRow <= 4);
   const empty = visibleRange({ count: 0, columns: 5, rowStride: 100, scrollTop: 0, viewportHeight: 250, overscan: 1 });
   assert.deepEqual([empty.start, empty.end, empty.totalHeight], [0, 0, 0]);
   // Total height: rows * stride minus the trailing gap plus padding on both sides.
-  const padded = visibleRange({ count: 10, columns: 5, rowStride: 110, scrollTop: 0, viewportHeight: 250, overscan: 0, padding: 8, gap: 10 });
+  const padded = visibleRange({
+    count: 10,
+    columns: 5,
+    rowStride: 110,
+    scrollTop: 0,
+    viewportHeight: 250,
+    overscan: 0,
+    padding: 8,
+    gap: 10,
+  });
   assert.equal(padded.totalHeight, 2 * 110 - 10 + 16);
 });
 
@@ -108,7 +131,15 @@ test('selectByClick: plain, toggle, shift range, toggle+shift adds a range', () 
 });
 
 function key(k: string, mods: Partial<KeyLike> = {}): KeyLike & { prevented: boolean } {
-  const e = { key: k, shiftKey: false, ctrlKey: false, metaKey: false, altKey: false, prevented: false, ...mods } as KeyLike & {
+  const e = {
+    key: k,
+    shiftKey: false,
+    ctrlKey: false,
+    metaKey: false,
+    altKey: false,
+    prevented: false,
+    ...mods,
+  } as KeyLike & {
     prevented: boolean;
   };
   e.preventDefault = () => {
@@ -119,7 +150,13 @@ function key(k: string, mods: Partial<KeyLike> = {}): KeyLike & { prevented: boo
 
 test('useVirtualGrid: reactive range follows scroll and size; keyboard selection', async () => {
   const count = ref(100);
-  const g = useVirtualGrid({ count, keyAt: (i) => i, layout: { minCellWidth: 100, gap: 0, aspect: 1, footer: 0, padding: 0 }, overscan: 0, platform: 'other' });
+  const g = useVirtualGrid({
+    count,
+    keyAt: (i) => i,
+    layout: { minCellWidth: 100, gap: 0, aspect: 1, footer: 0, padding: 0 },
+    overscan: 0,
+    platform: 'other',
+  });
   g.viewportWidth.value = 400; // 4 columns of 100
   g.viewportHeight.value = 250;
   assert.equal(g.layout.value.columns, 4);
@@ -134,7 +171,10 @@ test('useVirtualGrid: reactive range follows scroll and size; keyboard selection
   g.handleKey(key('ArrowRight'));
   g.handleKey(key('ArrowDown', { shiftKey: true }));
   assert.equal(g.focusIndex.value, 5);
-  assert.deepEqual([...g.selected.value].sort((a, b) => a - b), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    [...g.selected.value].sort((a, b) => a - b),
+    [1, 2, 3, 4, 5],
+  );
   // Ctrl+arrow moves focus only; space toggles the focused item.
   g.handleKey(key('ArrowDown', { ctrlKey: true }));
   assert.equal(g.focusIndex.value, 9);
@@ -152,9 +192,15 @@ test('useVirtualGrid: reactive range follows scroll and size; keyboard selection
   // Click with the platform toggle modifier; shrinking the list clamps focus.
   g.click(10, {});
   g.click(12, { ctrlKey: true });
-  assert.deepEqual([...g.selected.value].sort((a, b) => a - b), [10, 12]);
+  assert.deepEqual(
+    [...g.selected.value].sort((a, b) => a - b),
+    [10, 12],
+  );
   g.click(14, { shiftKey: true });
-  assert.deepEqual([...g.selected.value].sort((a, b) => a - b), [12, 13, 14]);
+  assert.deepEqual(
+    [...g.selected.value].sort((a, b) => a - b),
+    [12, 13, 14],
+  );
   count.value = 5;
   await nextTick();
   assert.equal(g.focusIndex.value, 4);

@@ -45,13 +45,15 @@ function judge(c: HostileCase, r: End): string {
     if (/\n\s+at /.test(message)) return `stack trace in the message: ${message.slice(0, 300)}`;
     if (c.outcome === 'import') return `failed, expected an import: ${message.slice(0, 300)}`;
     const all = `${message}\n${r.error.problems}`;
-    if (!c.names.some((n) => all.includes(n))) return `the error names none of ${c.names.join(', ')}: ${message.slice(0, 300)}`;
+    if (!c.names.some((n) => all.includes(n)))
+      return `the error names none of ${c.names.join(', ')}: ${message.slice(0, 300)}`;
     if (c.message && !c.message.test(all)) return `the error does not say ${c.message}: ${all.slice(0, 300)}`;
     return '';
   }
   if (c.outcome === 'error') return `imported ${r.imported} item(s), expected an error`;
   if (c.items !== undefined && r.imported !== c.items) return `imported ${r.imported} item(s), expected ${c.items}`;
-  if (c.report && !c.report.test(r.report ?? '')) return `the report does not say ${c.report}:\n${(r.report ?? '').slice(0, 400)}`;
+  if (c.report && !c.report.test(r.report ?? ''))
+    return `the report does not say ${c.report}:\n${(r.report ?? '').slice(0, 400)}`;
   return '';
 }
 
@@ -88,7 +90,11 @@ test('500+ hostile import sources: each a correct import or a clear ImportError 
         resolve();
       }
     });
-    w.on('error', (err: Error & { code?: string }) => stop(`case ${current} (${cases[current]?.name}) ${err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `needed more than ${HEAP_MB} MiB` : `crashed the worker: ${err.message}`}`));
+    w.on('error', (err: Error & { code?: string }) =>
+      stop(
+        `case ${current} (${cases[current]?.name}) ${err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `needed more than ${HEAP_MB} MiB` : `crashed the worker: ${err.message}`}`,
+      ),
+    );
     w.on('exit', () => stop(`the runner exited during case ${current} (${cases[current]?.name})`));
   });
   cases.forEach((c, i) => {
@@ -118,10 +124,17 @@ test('a sample of hostile sources through `lenslab import`: exit 1 with one clea
   ];
   const dataDir = join(tmp.dir, 'cli-data');
   for (const [c, code] of sample) {
-    const r = spawnSync(process.execPath, [join(root, 'bin/lenslab.mjs'), 'import', c.path, '--data-dir', dataDir], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [join(root, 'bin/lenslab.mjs'), 'import', c.path, '--data-dir', dataDir], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(r.status, code, `${c.name}: exit ${r.status} (signal ${r.signal})\n${r.stderr.slice(0, 800)}`);
     assert.doesNotMatch(r.stderr, /\n\s+at /, `${c.name}: stack trace\n${r.stderr.slice(0, 800)}`);
-    if (code === 1) assert.ok(c.names.some((n) => r.stderr.includes(n)), `${c.name}: the message names none of ${c.names.join(', ')}:\n${r.stderr.slice(0, 800)}`);
+    if (code === 1)
+      assert.ok(
+        c.names.some((n) => r.stderr.includes(n)),
+        `${c.name}: the message names none of ${c.names.join(', ')}:\n${r.stderr.slice(0, 800)}`,
+      );
   }
   assert.ok(!readdirSync(dataDir).some((f) => f.startsWith('.lenslab-unzip-')), 'no extraction folder is left');
 });
@@ -136,25 +149,54 @@ test('hostile model files: a FIFO, socket or folder named model.safetensors / co
     cases.push([name, d, re]);
     void file;
   };
-  mk('fifo-weights', (d) => spawnSync('mkfifo', [join(d, 'model.safetensors')]), 'model.safetensors', /model\.safetensors: not a regular file \(a FIFO\)/);
-  mk('folder-weights', (d) => mkdirSync(join(d, 'model.safetensors')), 'model.safetensors', /model\.safetensors: not a regular file \(a folder\)/);
-  mk('fifo-index', (d) => spawnSync('mkfifo', [join(d, 'model.safetensors.index.json')]), 'model.safetensors.index.json', /model\.safetensors\.index\.json: cannot read index \(not a regular file\)/);
-  mk('huge-header', (d) => {
-    const b = Buffer.alloc(16);
-    b.writeBigUInt64LE(2n ** 60n);
-    writeFileSync(join(d, 'model.safetensors'), b);
-  }, 'model.safetensors', /model\.safetensors: header length \d+ exceeds/);
-  mk('short-header', (d) => {
-    const b = Buffer.alloc(16);
-    b.writeBigUInt64LE(1000n);
-    writeFileSync(join(d, 'model.safetensors'), b);
-  }, 'model.safetensors', /runs past the end/);
+  mk(
+    'fifo-weights',
+    (d) => spawnSync('mkfifo', [join(d, 'model.safetensors')]),
+    'model.safetensors',
+    /model\.safetensors: not a regular file \(a FIFO\)/,
+  );
+  mk(
+    'folder-weights',
+    (d) => mkdirSync(join(d, 'model.safetensors')),
+    'model.safetensors',
+    /model\.safetensors: not a regular file \(a folder\)/,
+  );
+  mk(
+    'fifo-index',
+    (d) => spawnSync('mkfifo', [join(d, 'model.safetensors.index.json')]),
+    'model.safetensors.index.json',
+    /model\.safetensors\.index\.json: cannot read index \(not a regular file\)/,
+  );
+  mk(
+    'huge-header',
+    (d) => {
+      const b = Buffer.alloc(16);
+      b.writeBigUInt64LE(2n ** 60n);
+      writeFileSync(join(d, 'model.safetensors'), b);
+    },
+    'model.safetensors',
+    /model\.safetensors: header length \d+ exceeds/,
+  );
+  mk(
+    'short-header',
+    (d) => {
+      const b = Buffer.alloc(16);
+      b.writeBigUInt64LE(1000n);
+      writeFileSync(join(d, 'model.safetensors'), b);
+    },
+    'model.safetensors',
+    /runs past the end/,
+  );
   // each in a child process with a time limit: a blocking open would hang it, not this test runner
   const script = `import { ShardedSafetensors } from ${JSON.stringify(join(root, 'src-main/models/weights/safetensors.ts'))};
     const out = [];
     for (const d of JSON.parse(process.argv[1])) { try { ShardedSafetensors.openFolder(d); out.push('opened'); } catch (e) { out.push(String(e.message)); } }
     console.log(JSON.stringify(out));`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(cases.map((c) => c[1]))], { encoding: 'utf8', timeout: 30_000, cwd: root });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(cases.map((c) => c[1]))],
+    { encoding: 'utf8', timeout: 30_000, cwd: root },
+  );
   assert.equal(r.status, 0, `exit ${r.status} (signal ${r.signal}): ${r.stderr.slice(0, 500)}`);
   const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as string[];
   cases.forEach(([name, , re], i) => assert.match(got[i], re, name));
@@ -164,7 +206,11 @@ test('hostile model files: a FIFO, socket or folder named model.safetensors / co
   spawnSync('mkfifo', [join(cfg, 'config.json')]);
   const script2 = `import { loadHfFolder } from ${JSON.stringify(join(root, 'src-main/models/hf-folder.ts'))};
     try { loadHfFolder(process.argv[1]); console.log('loaded'); } catch (e) { console.log(String(e.message)); }`;
-  const r2 = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script2, cfg], { encoding: 'utf8', timeout: 30_000, cwd: root });
+  const r2 = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script2, cfg], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    cwd: root,
+  });
   assert.equal(r2.status, 0, `exit ${r2.status} (signal ${r2.signal}): ${r2.stderr.slice(0, 500)}`);
   assert.match(r2.stdout, /config\.json: cannot read \(not a regular file\)/);
 });

@@ -74,17 +74,32 @@ export function pngHeader(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /** Rewrite the sizes (and method) the central directory declares for every entry of a zip. */
-export function patchZip(zip: Uint8Array, patch: (i: number, e: { compressed: number; original: number; method: number }) => Partial<{ compressed: number; original: number; method: number }>): Uint8Array {
+export function patchZip(
+  zip: Uint8Array,
+  patch: (
+    i: number,
+    e: { compressed: number; original: number; method: number },
+  ) => Partial<{ compressed: number; original: number; method: number }>,
+): Uint8Array {
   const out = new Uint8Array(zip);
   const dv = new DataView(out.buffer);
   let i = 0;
   for (let p = 0; p + 46 <= out.length; p++) {
     if (dv.getUint32(p, true) !== 0x02014b50) continue;
-    const e = { method: dv.getUint16(p + 10, true), compressed: dv.getUint32(p + 20, true), original: dv.getUint32(p + 24, true) };
+    const e = {
+      method: dv.getUint16(p + 10, true),
+      compressed: dv.getUint32(p + 20, true),
+      original: dv.getUint32(p + 24, true),
+    };
     const n = { ...e, ...patch(i++, e) };
     dv.setUint16(p + 10, n.method, true);
     dv.setUint32(p + 20, n.compressed >>> 0, true);
@@ -192,19 +207,61 @@ export async function generateHostileCases(root: string): Promise<Generated> {
     mkdirSync(d, { recursive: true });
     return d;
   };
-  const good = await sharp({ create: { width: 8, height: 6, channels: 3, background: { r: 200, g: 30, b: 90 } } }).png().toBuffer();
+  const good = await sharp({ create: { width: 8, height: 6, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+    .png()
+    .toBuffer();
   const noise = Buffer.alloc(40 * 40 * 3);
   for (let i = 0; i < noise.length; i++) noise[i] = (i * 7919) % 251;
-  const bigPng = await sharp(noise, { raw: { width: 40, height: 40, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
-  const jpg = await sharp(noise, { raw: { width: 40, height: 40, channels: 3 } }).jpeg().toBuffer();
+  const bigPng = await sharp(noise, { raw: { width: 40, height: 40, channels: 3 } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
+  const jpg = await sharp(noise, { raw: { width: 40, height: 40, channels: 3 } })
+    .jpeg()
+    .toBuffer();
   put(join(root, 'outside.png'), good);
 
-  const llava = (img: unknown = 'good.png', q = '<image>\nWhat is it?') => ({ image: img, conversations: [{ from: 'human', value: q }, { from: 'gpt', value: 'A shape.' }] });
-  const llavaDoc = JSON.stringify([llava(), llava('good.png', '<image>\nAnd the colour?'), { conversations: [{ from: 'human', value: 'text only' }, { from: 'gpt', value: 'ok' }] }], null, 1);
+  const llava = (img: unknown = 'good.png', q = '<image>\nWhat is it?') => ({
+    image: img,
+    conversations: [
+      { from: 'human', value: q },
+      { from: 'gpt', value: 'A shape.' },
+    ],
+  });
+  const llavaDoc = JSON.stringify(
+    [
+      llava(),
+      llava('good.png', '<image>\nAnd the colour?'),
+      {
+        conversations: [
+          { from: 'human', value: 'text only' },
+          { from: 'gpt', value: 'ok' },
+        ],
+      },
+    ],
+    null,
+    1,
+  );
   const jsonlDoc = [
-    { messages: [{ role: 'user', content: '<image>Describe.' }, { role: 'assistant', content: 'Red.' }], images: ['good.png'] },
-    { messages: [{ role: 'user', content: '<image>Colour?' }, { role: 'assistant', content: 'Pink.' }], images: ['good.png'] },
-    { messages: [{ role: 'user', content: 'Hello' }, { role: 'assistant', content: 'Hi.' }] },
+    {
+      messages: [
+        { role: 'user', content: '<image>Describe.' },
+        { role: 'assistant', content: 'Red.' },
+      ],
+      images: ['good.png'],
+    },
+    {
+      messages: [
+        { role: 'user', content: '<image>Colour?' },
+        { role: 'assistant', content: 'Pink.' },
+      ],
+      images: ['good.png'],
+    },
+    {
+      messages: [
+        { role: 'user', content: 'Hello' },
+        { role: 'assistant', content: 'Hi.' },
+      ],
+    },
   ]
     .map((r) => JSON.stringify(r))
     .join('\n');
@@ -219,35 +276,81 @@ export async function generateHostileCases(root: string): Promise<Generated> {
   for (let k = 1; k <= 25; k++) {
     const at = Math.floor((llavaDoc.length * k) / 26);
     const d = withGood(`trunc-json-${k}`);
-    cases.push({ name: `data.json truncated at ${at}`, path: put(join(d, 'data.json'), llavaDoc.slice(0, at)), names: ['data.json'], outcome: 'either' });
+    cases.push({
+      name: `data.json truncated at ${at}`,
+      path: put(join(d, 'data.json'), llavaDoc.slice(0, at)),
+      names: ['data.json'],
+      outcome: 'either',
+    });
   }
   for (let k = 1; k <= 25; k++) {
     const at = Math.floor((jsonlDoc.length * k) / 26);
     const d = withGood(`trunc-jsonl-${k}`);
-    cases.push({ name: `train.jsonl truncated at ${at}`, path: put(join(d, 'train.jsonl'), jsonlDoc.slice(0, at)), names: ['train.jsonl'], outcome: 'either' });
+    cases.push({
+      name: `train.jsonl truncated at ${at}`,
+      path: put(join(d, 'train.jsonl'), jsonlDoc.slice(0, at)),
+      names: ['train.jsonl'],
+      outcome: 'either',
+    });
   }
   // --- 2. random byte flips ---
   for (let s = 1; s <= 40; s++) {
     const d = withGood(`flip-json-${s}`);
-    cases.push({ name: `data.json with flipped bytes (seed ${s})`, path: put(join(d, 'data.json'), flip(u8(llavaDoc), s, 1 + (s % 5))), names: ['data.json'], outcome: 'either' });
+    cases.push({
+      name: `data.json with flipped bytes (seed ${s})`,
+      path: put(join(d, 'data.json'), flip(u8(llavaDoc), s, 1 + (s % 5))),
+      names: ['data.json'],
+      outcome: 'either',
+    });
   }
   for (let s = 1; s <= 40; s++) {
     const d = withGood(`flip-jsonl-${s}`);
-    cases.push({ name: `train.jsonl with flipped bytes (seed ${s})`, path: put(join(d, 'train.jsonl'), flip(u8(jsonlDoc), 100 + s, 1 + (s % 5))), names: ['train.jsonl'], outcome: 'either' });
+    cases.push({
+      name: `train.jsonl with flipped bytes (seed ${s})`,
+      path: put(join(d, 'train.jsonl'), flip(u8(jsonlDoc), 100 + s, 1 + (s % 5))),
+      names: ['train.jsonl'],
+      outcome: 'either',
+    });
   }
   for (let s = 1; s <= 40; s++) {
     const d = withGood(`flip-csv-${s}`);
-    cases.push({ name: `metadata.csv with flipped bytes (seed ${s})`, path: put(join(d, 'metadata.csv'), flip(u8(csvDoc), 200 + s, 1 + (s % 4))), names: ['metadata.csv'], outcome: 'either' });
+    cases.push({
+      name: `metadata.csv with flipped bytes (seed ${s})`,
+      path: put(join(d, 'metadata.csv'), flip(u8(csvDoc), 200 + s, 1 + (s % 4))),
+      names: ['metadata.csv'],
+      outcome: 'either',
+    });
   }
   // --- 3. Latin-1 bytes: imported, with a warning naming the file ---
   const latin1 = (s: string) => Buffer.from(s, 'latin1');
   for (const [i, text] of ['café', 'naïve résumé', 'Größe ±5°'].entries()) {
     let d = withGood(`latin1-json-${i}`);
-    cases.push({ name: `Latin-1 in data.json (${i})`, path: put(join(d, 'data.json'), latin1(JSON.stringify([llava('good.png', `<image>\n${text}?`)]))), names: ['data.json'], outcome: 'import', items: 1, report: /data\.json.*not valid UTF-8/ });
+    cases.push({
+      name: `Latin-1 in data.json (${i})`,
+      path: put(join(d, 'data.json'), latin1(JSON.stringify([llava('good.png', `<image>\n${text}?`)]))),
+      names: ['data.json'],
+      outcome: 'import',
+      items: 1,
+      report: /data\.json.*not valid UTF-8/,
+    });
     d = withGood(`latin1-jsonl-${i}`);
-    cases.push({ name: `Latin-1 in vqa.jsonl (${i})`, path: put(join(d, 'vqa.jsonl'), latin1(JSON.stringify({ image: 'good.png', question: text, answer: 'yes' }))), names: ['vqa.jsonl'], outcome: 'import', items: 1, report: /vqa\.jsonl.*not valid UTF-8/ });
+    cases.push({
+      name: `Latin-1 in vqa.jsonl (${i})`,
+      path: put(join(d, 'vqa.jsonl'), latin1(JSON.stringify({ image: 'good.png', question: text, answer: 'yes' }))),
+      names: ['vqa.jsonl'],
+      outcome: 'import',
+      items: 1,
+      report: /vqa\.jsonl.*not valid UTF-8/,
+    });
     d = withGood(`latin1-csv-${i}`);
-    cases.push({ name: `Latin-1 in metadata.csv (${i})`, path: put(join(d, 'metadata.csv'), latin1(`file_name,text\ngood.png,${text}\n`)), names: ['metadata.csv'], outcome: 'import', items: 1, report: /metadata\.csv.*not valid UTF-8/ });
+    cases.push({
+      name: `Latin-1 in metadata.csv (${i})`,
+      path: put(join(d, 'metadata.csv'), latin1(`file_name,text\ngood.png,${text}\n`)),
+      names: ['metadata.csv'],
+      outcome: 'import',
+      items: 1,
+      report: /metadata\.csv.*not valid UTF-8/,
+    });
   }
   // --- 4. structural oddities of whole documents ---
   const docs: [string, string | Uint8Array][] = [
@@ -276,10 +379,30 @@ export async function generateHostileCases(root: string): Promise<Generated> {
     ['UTF-16 LE', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('[{"image":"good.png"}]', 'utf16le')])],
     ['garbage after array', `${JSON.stringify([llava()])} trailing`],
     ['two top arrays', '[][]'],
-    ['proto keys', JSON.stringify([{ __proto__: { polluted: 1 }, constructor: { prototype: 1 }, ...llava() }]).replace('"image"', '"__proto__":{"x":1},"image"')],
-    ['10k fields', JSON.stringify([{ ...llava(), ...Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`f${i}`, i])) }])],
+    [
+      'proto keys',
+      JSON.stringify([{ __proto__: { polluted: 1 }, constructor: { prototype: 1 }, ...llava() }]).replace(
+        '"image"',
+        '"__proto__":{"x":1},"image"',
+      ),
+    ],
+    [
+      '10k fields',
+      JSON.stringify([{ ...llava(), ...Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`f${i}`, i])) }]),
+    ],
     ['1 MB key', `[{"${'k'.repeat(1_000_000)}": 1, "image": "good.png"}]`],
-    ['10k turns', JSON.stringify([{ image: 'good.png', conversations: Array.from({ length: 10_000 }, (_, i) => ({ from: i % 2 ? 'gpt' : 'human', value: i ? 'x' : '<image>' })) }])],
+    [
+      '10k turns',
+      JSON.stringify([
+        {
+          image: 'good.png',
+          conversations: Array.from({ length: 10_000 }, (_, i) => ({
+            from: i % 2 ? 'gpt' : 'human',
+            value: i ? 'x' : '<image>',
+          })),
+        },
+      ]),
+    ],
     ['role soup', JSON.stringify([{ image: 'good.png', conversations: [{ from: 'robot', value: 'x' }] }])],
     ['conversations string', JSON.stringify([{ image: 'good.png', conversations: 'hello' }])],
     ['value object', JSON.stringify([{ image: 'good.png', conversations: [{ from: 'human', value: { a: 1 } }] }])],
@@ -289,33 +412,91 @@ export async function generateHostileCases(root: string): Promise<Generated> {
     ['whitespace between', `[\n\n${JSON.stringify(llava())}\n,\n\n${JSON.stringify(llava())}\n]`],
     ['escaped quotes', JSON.stringify([llava('good.png', '<image>\n\\"]},[{"x')])],
     ['unicode escapes', JSON.stringify([llava('good.png', '<image>\n\u2028\u2029\ud83d\ude80')])],
-    ['lone surrogate', '[{"image":"good.png","conversations":[{"from":"human","value":"<image>\\ud800"},{"from":"gpt","value":"x"}]}]'],
+    [
+      'lone surrogate',
+      '[{"image":"good.png","conversations":[{"from":"human","value":"<image>\\ud800"},{"from":"gpt","value":"x"}]}]',
+    ],
     ['two <image> tags, one image', JSON.stringify([llava('good.png', '<image>\n<image>\nTwo?')])],
   ];
   for (const [nm, text] of docs) {
     const d = withGood(`doc-${nm}`);
-    const c: HostileCase = { name: `data.json: ${nm}`, path: put(join(d, 'data.json'), text), names: ['data.json'], outcome: 'either' };
-    if (nm.startsWith('two <image>')) Object.assign(c, { outcome: 'import', items: 1, report: /data\.json\[0\]\.conversations: 2 <image> tags but 1 image/ });
-    if (nm === 'deep array record') Object.assign(c, { outcome: 'error', message: /nested too deeply|expected an object|nothing to import/ });
+    const c: HostileCase = {
+      name: `data.json: ${nm}`,
+      path: put(join(d, 'data.json'), text),
+      names: ['data.json'],
+      outcome: 'either',
+    };
+    if (nm.startsWith('two <image>'))
+      Object.assign(c, {
+        outcome: 'import',
+        items: 1,
+        report: /data\.json\[0\]\.conversations: 2 <image> tags but 1 image/,
+      });
+    if (nm === 'deep array record')
+      Object.assign(c, { outcome: 'error', message: /nested too deeply|expected an object|nothing to import/ });
     cases.push(c);
   }
   for (const [nm, text] of docs.slice(0, 24)) {
     const d = withGood(`jsonl-${nm}`);
-    cases.push({ name: `vqa.jsonl: ${nm}`, path: put(join(d, 'vqa.jsonl'), text), names: ['vqa.jsonl'], outcome: 'either' });
+    cases.push({
+      name: `vqa.jsonl: ${nm}`,
+      path: put(join(d, 'vqa.jsonl'), text),
+      names: ['vqa.jsonl'],
+      outcome: 'either',
+    });
   }
   // --- 5. records and fields over the size limits (named in the error) ---
   {
     let d = withGood('huge-jsonl-line');
     const line = JSON.stringify({ image: 'good.png', question: 'q', answer: 'a'.repeat(17 * 1024 * 1024) });
-    cases.push({ name: 'vqa.jsonl: a 17 MiB line', path: put(join(d, 'vqa.jsonl'), `${JSON.stringify({ image: 'good.png', question: 'q', answer: 'a' })}\n${line}\n`), names: ['vqa.jsonl:2'], outcome: 'import', items: 1, report: /vqa\.jsonl:2.*line is too large \(\d+ characters; limit 16777216\)/ });
+    cases.push({
+      name: 'vqa.jsonl: a 17 MiB line',
+      path: put(
+        join(d, 'vqa.jsonl'),
+        `${JSON.stringify({ image: 'good.png', question: 'q', answer: 'a' })}\n${line}\n`,
+      ),
+      names: ['vqa.jsonl:2'],
+      outcome: 'import',
+      items: 1,
+      report: /vqa\.jsonl:2.*line is too large \(\d+ characters; limit 16777216\)/,
+    });
     d = withGood('huge-json-record');
-    cases.push({ name: 'data.json: a 17 MiB record', path: put(join(d, 'data.json'), `[${JSON.stringify(llava())},${JSON.stringify(llava('good.png', 'x'.repeat(17 * 1024 * 1024)))}]`), names: ['data.json[1]'], outcome: 'import', items: 1, report: /data\.json\[1\].*record is too large/ });
+    cases.push({
+      name: 'data.json: a 17 MiB record',
+      path: put(
+        join(d, 'data.json'),
+        `[${JSON.stringify(llava())},${JSON.stringify(llava('good.png', 'x'.repeat(17 * 1024 * 1024)))}]`,
+      ),
+      names: ['data.json[1]'],
+      outcome: 'import',
+      items: 1,
+      report: /data\.json\[1\].*record is too large/,
+    });
     d = withGood('huge-csv-field');
-    cases.push({ name: 'metadata.csv: a 5 MiB field', path: put(join(d, 'metadata.csv'), `file_name,text\ngood.png,ok\ngood.png,"${'y'.repeat(5 * 1024 * 1024)}"\n`), names: ['metadata.csv:3'], outcome: 'import', items: 1, report: /metadata\.csv:3\.text.*field is too large \(\d+ characters; limit 4194304\)/ });
+    cases.push({
+      name: 'metadata.csv: a 5 MiB field',
+      path: put(join(d, 'metadata.csv'), `file_name,text\ngood.png,ok\ngood.png,"${'y'.repeat(5 * 1024 * 1024)}"\n`),
+      names: ['metadata.csv:3'],
+      outcome: 'import',
+      items: 1,
+      report: /metadata\.csv:3\.text.*field is too large \(\d+ characters; limit 4194304\)/,
+    });
     d = withGood('huge-csv-header');
-    cases.push({ name: 'metadata.csv: a 5 MiB header field', path: put(join(d, 'metadata.csv'), `file_name,${'h'.repeat(5 * 1024 * 1024)}\ngood.png,ok\n`), names: ['metadata.csv:1'], outcome: 'error', message: /limit 4194304/ });
+    cases.push({
+      name: 'metadata.csv: a 5 MiB header field',
+      path: put(join(d, 'metadata.csv'), `file_name,${'h'.repeat(5 * 1024 * 1024)}\ngood.png,ok\n`),
+      names: ['metadata.csv:1'],
+      outcome: 'error',
+      message: /limit 4194304/,
+    });
     d = withGood('huge-jsonl-no-newline');
-    cases.push({ name: 'vqa.jsonl: 20 MiB without a newline', path: put(join(d, 'vqa.jsonl'), 'x'.repeat(20 * 1024 * 1024)), names: ['vqa.jsonl'], outcome: 'error', message: /too large|nothing to import/ });
+    cases.push({
+      name: 'vqa.jsonl: 20 MiB without a newline',
+      path: put(join(d, 'vqa.jsonl'), 'x'.repeat(20 * 1024 * 1024)),
+      names: ['vqa.jsonl'],
+      outcome: 'error',
+      message: /too large|nothing to import/,
+    });
   }
   // --- 6. image paths that must not be followed ---
   const pathRefs: [string, unknown, RegExp][] = [
@@ -350,34 +531,123 @@ export async function generateHostileCases(root: string): Promise<Generated> {
   for (const [nm, ref, why] of pathRefs) {
     let d = withGood(`path-llava-${nm}`);
     await specials(d);
-    cases.push({ name: `llava image: ${nm}`, path: put(join(d, 'data.json'), JSON.stringify([llava(), llava(ref)])), names: ['data.json[1]'], outcome: 'import', items: 1, report: new RegExp(`data\\.json\\[1\\]\\.image.*(${why.source})`) });
+    cases.push({
+      name: `llava image: ${nm}`,
+      path: put(join(d, 'data.json'), JSON.stringify([llava(), llava(ref)])),
+      names: ['data.json[1]'],
+      outcome: 'import',
+      items: 1,
+      report: new RegExp(`data\\.json\\[1\\]\\.image.*(${why.source})`),
+    });
     d = withGood(`path-vqa-${nm}`);
     await specials(d);
-    cases.push({ name: `vqa image: ${nm}`, path: put(join(d, 'vqa.jsonl'), [{ image: 'good.png', question: 'q', answer: 'a' }, { image: ref, question: 'q2', answer: 'b' }].map((r) => JSON.stringify(r)).join('\n')), names: ['vqa.jsonl:2'], outcome: 'import', items: 1, report: new RegExp(`vqa\\.jsonl:2\\.image.*(${why.source})`) });
+    cases.push({
+      name: `vqa image: ${nm}`,
+      path: put(
+        join(d, 'vqa.jsonl'),
+        [
+          { image: 'good.png', question: 'q', answer: 'a' },
+          { image: ref, question: 'q2', answer: 'b' },
+        ]
+          .map((r) => JSON.stringify(r))
+          .join('\n'),
+      ),
+      names: ['vqa.jsonl:2'],
+      outcome: 'import',
+      items: 1,
+      report: new RegExp(`vqa\\.jsonl:2\\.image.*(${why.source})`),
+    });
     d = withGood(`path-msg-${nm}`);
     await specials(d);
-    cases.push({ name: `messages image: ${nm}`, path: put(join(d, 'train.jsonl'), [JSON.parse(jsonlDoc.split('\n')[0]), { messages: [{ role: 'user', content: '<image>x' }, { role: 'assistant', content: 'y' }], images: [ref] }].map((r) => JSON.stringify(r)).join('\n')), names: ['train.jsonl:2'], outcome: 'import', items: 1, report: new RegExp(`train\\.jsonl:2\\.images\\[0\\].*(${why.source})|train\\.jsonl:2.*images`) });
+    cases.push({
+      name: `messages image: ${nm}`,
+      path: put(
+        join(d, 'train.jsonl'),
+        [
+          JSON.parse(jsonlDoc.split('\n')[0]),
+          {
+            messages: [
+              { role: 'user', content: '<image>x' },
+              { role: 'assistant', content: 'y' },
+            ],
+            images: [ref],
+          },
+        ]
+          .map((r) => JSON.stringify(r))
+          .join('\n'),
+      ),
+      names: ['train.jsonl:2'],
+      outcome: 'import',
+      items: 1,
+      report: new RegExp(`train\\.jsonl:2\\.images\\[0\\].*(${why.source})|train\\.jsonl:2.*images`),
+    });
     d = withGood(`path-meta-${nm}`);
     await specials(d);
     if (typeof ref === 'string' || ref === null)
-      cases.push({ name: `imagefolder file_name: ${nm}`, path: put(join(d, 'metadata.jsonl'), [{ file_name: 'good.png', text: 'ok' }, { file_name: ref, text: 'bad' }].map((r) => JSON.stringify(r)).join('\n')), names: ['metadata.jsonl:2'], outcome: 'import', report: new RegExp(`metadata\\.jsonl:2\\.file_name.*(${why.source})`) });
-    else cases.push({ name: `imagefolder file_name: ${nm}`, path: put(join(d, 'metadata.jsonl'), [{ file_name: 'good.png', text: 'ok' }, { file_name: ref, text: 'bad' }].map((r) => JSON.stringify(r)).join('\n')), names: ['metadata.jsonl:2'], outcome: 'import', report: /metadata\.jsonl:2\.file_name/ });
+      cases.push({
+        name: `imagefolder file_name: ${nm}`,
+        path: put(
+          join(d, 'metadata.jsonl'),
+          [
+            { file_name: 'good.png', text: 'ok' },
+            { file_name: ref, text: 'bad' },
+          ]
+            .map((r) => JSON.stringify(r))
+            .join('\n'),
+        ),
+        names: ['metadata.jsonl:2'],
+        outcome: 'import',
+        report: new RegExp(`metadata\\.jsonl:2\\.file_name.*(${why.source})`),
+      });
+    else
+      cases.push({
+        name: `imagefolder file_name: ${nm}`,
+        path: put(
+          join(d, 'metadata.jsonl'),
+          [
+            { file_name: 'good.png', text: 'ok' },
+            { file_name: ref, text: 'bad' },
+          ]
+            .map((r) => JSON.stringify(r))
+            .join('\n'),
+        ),
+        names: ['metadata.jsonl:2'],
+        outcome: 'import',
+        report: /metadata\.jsonl:2\.file_name/,
+      });
   }
   // --- 7. images: corrupt, lying headers, too many pixels, special files in a folder dataset ---
   for (let k = 1; k <= 20; k++) {
     const d = withGood(`img-trunc-${k}`);
     put(join(d, 'bad.png'), bigPng.subarray(0, Math.floor((bigPng.length * k) / 21)));
-    cases.push({ name: `folder: bad.png truncated (${k}/21)`, path: d, names: ['bad.png'], outcome: 'import', items: 1, report: /bad\.png\.image/ });
+    cases.push({
+      name: `folder: bad.png truncated (${k}/21)`,
+      path: d,
+      names: ['bad.png'],
+      outcome: 'import',
+      items: 1,
+      report: /bad\.png\.image/,
+    });
   }
   for (let s = 1; s <= 30; s++) {
     const d = withGood(`img-flip-${s}`);
     put(join(d, 'bad.jpg'), flip(jpg, 300 + s, 1 + (s % 8)));
-    cases.push({ name: `folder: bad.jpg with flipped bytes (seed ${s})`, path: d, names: ['bad.jpg'], outcome: 'either' });
+    cases.push({
+      name: `folder: bad.jpg with flipped bytes (seed ${s})`,
+      path: d,
+      names: ['bad.jpg'],
+      outcome: 'either',
+    });
   }
   for (let s = 1; s <= 20; s++) {
     const d = withGood(`png-flip-${s}`);
     put(join(d, 'bad.png'), flip(bigPng, 400 + s, 1 + (s % 6)));
-    cases.push({ name: `folder: bad.png with flipped bytes (seed ${s})`, path: d, names: ['bad.png'], outcome: 'either' });
+    cases.push({
+      name: `folder: bad.png with flipped bytes (seed ${s})`,
+      path: d,
+      names: ['bad.png'],
+      outcome: 'either',
+    });
   }
   const headers: [string, number, number, RegExp][] = [
     ['16000x16000', 16000, 16000, /too large: 16000×16000 = 256\.0 megapixels \(limit MAX_IMAGE_PIXELS/],
@@ -390,38 +660,105 @@ export async function generateHostileCases(root: string): Promise<Generated> {
   for (const [nm, w, h, why] of headers) {
     const d = withGood(`img-header-${nm}`);
     put(join(d, 'huge.png'), pngHeader(w, h));
-    cases.push({ name: `folder: PNG header claims ${nm}`, path: d, names: ['huge.png'], outcome: 'import', items: 1, report: new RegExp(`huge\\.png\\.image.*(${why.source})`) });
+    cases.push({
+      name: `folder: PNG header claims ${nm}`,
+      path: d,
+      names: ['huge.png'],
+      outcome: 'import',
+      items: 1,
+      report: new RegExp(`huge\\.png\\.image.*(${why.source})`),
+    });
   }
   {
     let d = withGood('img-text');
     put(join(d, 'text.png'), 'this is text, not a picture');
-    cases.push({ name: 'folder: text named .png', path: d, names: ['text.png'], outcome: 'import', items: 1, report: /text\.png\.image: corrupt/ });
+    cases.push({
+      name: 'folder: text named .png',
+      path: d,
+      names: ['text.png'],
+      outcome: 'import',
+      items: 1,
+      report: /text\.png\.image: corrupt/,
+    });
     d = withGood('img-empty');
     put(join(d, 'empty.png'), '');
-    cases.push({ name: 'folder: empty .png', path: d, names: ['empty.png'], outcome: 'import', items: 1, report: /empty\.png\.image.*empty/ });
+    cases.push({
+      name: 'folder: empty .png',
+      path: d,
+      names: ['empty.png'],
+      outcome: 'import',
+      items: 1,
+      report: /empty\.png\.image.*empty/,
+    });
     d = withGood('img-fifo');
     fifo(join(d, 'fifo.png'));
-    cases.push({ name: 'folder: a FIFO named fifo.png', path: d, names: ['fifo.png'], outcome: 'import', items: 1, report: /fifo\.png: not imported: a FIFO \(named pipe\), not a regular file/ });
+    cases.push({
+      name: 'folder: a FIFO named fifo.png',
+      path: d,
+      names: ['fifo.png'],
+      outcome: 'import',
+      items: 1,
+      report: /fifo\.png: not imported: a FIFO \(named pipe\), not a regular file/,
+    });
     d = withGood('img-socket');
     const s = await socket(join(d, 'sock.png'));
     if (s) servers.push(s);
-    cases.push({ name: 'folder: a socket named sock.png', path: d, names: ['sock.png'], outcome: 'import', items: 1, report: /sock\.png: not imported: a socket, not a regular file/ });
+    cases.push({
+      name: 'folder: a socket named sock.png',
+      path: d,
+      names: ['sock.png'],
+      outcome: 'import',
+      items: 1,
+      report: /sock\.png: not imported: a socket, not a regular file/,
+    });
     d = withGood('img-link');
     symlinkSync(join(root, 'outside.png'), join(d, 'link.png'));
     put(join(d, 'link.txt'), 'a caption for the link');
-    cases.push({ name: 'folder: a symlinked image with a caption', path: d, names: ['link.png'], outcome: 'import', items: 1, report: /link\.png: not imported: a symbolic link/ });
+    cases.push({
+      name: 'folder: a symlinked image with a caption',
+      path: d,
+      names: ['link.png'],
+      outcome: 'import',
+      items: 1,
+      report: /link\.png: not imported: a symbolic link/,
+    });
     d = withGood('txt-fifo');
     fifo(join(d, 'good.txt'));
-    cases.push({ name: 'folder: the caption file is a FIFO', path: d, names: ['good.txt'], outcome: 'import', items: 1, report: /good\.txt: not imported: a FIFO/ });
+    cases.push({
+      name: 'folder: the caption file is a FIFO',
+      path: d,
+      names: ['good.txt'],
+      outcome: 'import',
+      items: 1,
+      report: /good\.txt: not imported: a FIFO/,
+    });
     d = withGood('json-fifo');
     fifo(join(d, 'data.json'));
-    cases.push({ name: 'data.json is a FIFO', path: join(d, 'data.json'), names: ['data.json'], outcome: 'error', message: /not a regular file \(a FIFO/ });
+    cases.push({
+      name: 'data.json is a FIFO',
+      path: join(d, 'data.json'),
+      names: ['data.json'],
+      outcome: 'error',
+      message: /not a regular file \(a FIFO/,
+    });
     d = withGood('parquet-fifo');
     fifo(join(d, 'x.parquet'));
-    cases.push({ name: 'x.parquet is a FIFO', path: join(d, 'x.parquet'), names: ['x.parquet'], outcome: 'error', message: /not a regular file \(a FIFO/ });
+    cases.push({
+      name: 'x.parquet is a FIFO',
+      path: join(d, 'x.parquet'),
+      names: ['x.parquet'],
+      outcome: 'error',
+      message: /not a regular file \(a FIFO/,
+    });
     d = withGood('zip-fifo');
     fifo(join(d, 'x.zip'));
-    cases.push({ name: 'x.zip is a FIFO', path: join(d, 'x.zip'), names: ['x.zip'], outcome: 'error', message: /not a regular file \(a FIFO/ });
+    cases.push({
+      name: 'x.zip is a FIFO',
+      path: join(d, 'x.zip'),
+      names: ['x.zip'],
+      outcome: 'error',
+      message: /not a regular file \(a FIFO/,
+    });
   }
   // --- 8. folder trees ---
   {
@@ -432,14 +769,21 @@ export async function generateHostileCases(root: string): Promise<Generated> {
     const parts: string[] = [];
     for (let i = 0; i < 70; i++) parts.push('a');
     mkdirSync(join(p, ...parts), { recursive: true });
-    cases.push({ name: 'folder: a 70-level folder chain', path: d, names: ['deep'], outcome: 'error', message: /nested deeper than 64 levels/ });
+    cases.push({
+      name: 'folder: a 70-level folder chain',
+      path: d,
+      names: ['deep'],
+      outcome: 'error',
+      message: /nested deeper than 64 levels/,
+    });
     d = withGood('chain-60');
     p = join(d, ...Array.from({ length: 60 }, () => 'b'));
     put(join(p, 'deep.png'), good);
     cases.push({ name: 'folder: an image 60 levels down', path: d, names: ['b'], outcome: 'import', items: 2 });
   }
   // --- 9. zip archives ---
-  const zip = (files: Record<string, string | Uint8Array>, level = 6) => zipSync(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, [u8(v), { level }]])) as never);
+  const zip = (files: Record<string, string | Uint8Array>, level = 6) =>
+    zipSync(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, [u8(v), { level }]])) as never);
   const okZip = zip({ 'ds/good.png': good, 'ds/good.txt': 'a caption' });
   const zipCases: [string, () => Uint8Array, 'error' | 'import' | 'either', RegExp?][] = [
     ['zip-slip', () => zip({ '../evil.png': good, 'good.png': good }), 'error', /escapes the archive/],
@@ -448,14 +792,60 @@ export async function generateHostileCases(root: string): Promise<Generated> {
     ['drive entry', () => zip({ 'C:/evil.png': good }), 'error', /absolute entry path/],
     ['backslash slip', () => zip({ '..\\evil.png': good }), 'error', /escapes the archive/],
     ['duplicate names', () => patchZip(zip({ 'a.png': good, 'A.png': good }), () => ({})), 'error', /duplicate entry/],
-    ['2,000-level folder chain', () => zip({ [`${'d/'.repeat(2000)}x.png`]: good, 'good.png': good }), 'error', /nested 2000 folders deep \(limit 64\)/],
-    ['65-level folder chain', () => zip({ [`${'d/'.repeat(65)}x.png`]: good }), 'error', /nested 65 folders deep \(limit 64\)/],
-    ['2,000-character entry name', () => zip({ [`${'n'.repeat(2000)}.png`]: good }), 'error', /too long \(2004 characters; limit 1024\)/],
-    ['entry declares 4 GiB (shipped limits)', () => patchZip(okZip, (i) => (i === 0 ? { original: 0xffffffff } : {})), 'error', /too large once decompressed \(4294967295 bytes; limit 1073741824\)|compression ratio/],
-    ['entries declare 9 GiB in all at 100:1 (shipped limits)', () => patchZip(zip(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}.bin`, 'x']))), () => ({ original: 0x3fffffff, compressed: 0x3fffffff / 100 })), 'error', /expands to more than 8589934592 bytes/],
-    ['300 entries of 256 KiB at ~1000:1 (ratio per entry)', () => zip(Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`z${i}.txt`, new Uint8Array(256 * 1024)])), 9), 'error', /suspicious compression ratio \(\d+:1; limit 200:1/],
-    ['2,000 entries of 32 KiB at ~1000:1 (overall ratio)', () => zip(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`s${i}.txt`, new Uint8Array(32 * 1024)])), 9), 'error', /suspicious overall compression ratio/],
-    ['unsupported method', () => patchZip(okZip, () => ({ method: 99 })), 'error', /unsupported compression method 99|not a readable zip/],
+    [
+      '2,000-level folder chain',
+      () => zip({ [`${'d/'.repeat(2000)}x.png`]: good, 'good.png': good }),
+      'error',
+      /nested 2000 folders deep \(limit 64\)/,
+    ],
+    [
+      '65-level folder chain',
+      () => zip({ [`${'d/'.repeat(65)}x.png`]: good }),
+      'error',
+      /nested 65 folders deep \(limit 64\)/,
+    ],
+    [
+      '2,000-character entry name',
+      () => zip({ [`${'n'.repeat(2000)}.png`]: good }),
+      'error',
+      /too long \(2004 characters; limit 1024\)/,
+    ],
+    [
+      'entry declares 4 GiB (shipped limits)',
+      () => patchZip(okZip, (i) => (i === 0 ? { original: 0xffffffff } : {})),
+      'error',
+      /too large once decompressed \(4294967295 bytes; limit 1073741824\)|compression ratio/,
+    ],
+    [
+      'entries declare 9 GiB in all at 100:1 (shipped limits)',
+      () =>
+        patchZip(zip(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}.bin`, 'x']))), () => ({
+          original: 0x3fffffff,
+          compressed: 0x3fffffff / 100,
+        })),
+      'error',
+      /expands to more than 8589934592 bytes/,
+    ],
+    [
+      '300 entries of 256 KiB at ~1000:1 (ratio per entry)',
+      () =>
+        zip(Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`z${i}.txt`, new Uint8Array(256 * 1024)])), 9),
+      'error',
+      /suspicious compression ratio \(\d+:1; limit 200:1/,
+    ],
+    [
+      '2,000 entries of 32 KiB at ~1000:1 (overall ratio)',
+      () =>
+        zip(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`s${i}.txt`, new Uint8Array(32 * 1024)])), 9),
+      'error',
+      /suspicious overall compression ratio/,
+    ],
+    [
+      'unsupported method',
+      () => patchZip(okZip, () => ({ method: 99 })),
+      'error',
+      /unsupported compression method 99|not a readable zip/,
+    ],
     ['not a zip', () => u8('hello, not a zip'), 'error', /not a readable zip archive/],
     ['empty zip', () => zip({}), 'error', /no images or dataset files found/],
     ['zip in a zip', () => zip({ 'inner.zip': okZip }), 'error', /no images or dataset files found/],
@@ -463,15 +853,32 @@ export async function generateHostileCases(root: string): Promise<Generated> {
   ];
   for (const [nm, make, outcome, msg] of zipCases) {
     const d = dirFor(`zip-${nm}`);
-    cases.push({ name: `zip: ${nm}`, path: put(join(d, 'x.zip'), make()), names: ['x.zip'], outcome, message: msg, items: outcome === 'import' ? 1 : undefined });
+    cases.push({
+      name: `zip: ${nm}`,
+      path: put(join(d, 'x.zip'), make()),
+      names: ['x.zip'],
+      outcome,
+      message: msg,
+      items: outcome === 'import' ? 1 : undefined,
+    });
   }
   for (let k = 1; k <= 20; k++) {
     const d = dirFor(`zip-trunc-${k}`);
-    cases.push({ name: `zip truncated (${k}/21)`, path: put(join(d, 'x.zip'), okZip.subarray(0, Math.floor((okZip.length * k) / 21))), names: ['x.zip'], outcome: 'either' });
+    cases.push({
+      name: `zip truncated (${k}/21)`,
+      path: put(join(d, 'x.zip'), okZip.subarray(0, Math.floor((okZip.length * k) / 21))),
+      names: ['x.zip'],
+      outcome: 'either',
+    });
   }
   for (let s = 1; s <= 30; s++) {
     const d = dirFor(`zip-flip-${s}`);
-    cases.push({ name: `zip with flipped bytes (seed ${s})`, path: put(join(d, 'x.zip'), flip(okZip, 500 + s, 1 + (s % 6))), names: ['x.zip'], outcome: 'either' });
+    cases.push({
+      name: `zip with flipped bytes (seed ${s})`,
+      path: put(join(d, 'x.zip'), flip(okZip, 500 + s, 1 + (s % 6))),
+      names: ['x.zip'],
+      outcome: 'either',
+    });
   }
   // --- 10. Parquet: lying footers, truncation, flipped bytes ---
   const pq = parquetOf([1, 2, 3].map((i) => ({ image: new Uint8Array(good), text: `caption ${i}` })));
@@ -479,44 +886,96 @@ export async function generateHostileCases(root: string): Promise<Generated> {
   const footerLen = pqDv.getUint32(pq.length - 8, true);
   const dataEnd = pq.length - 8 - footerLen;
   const pqCases: [string, () => Uint8Array, 'error' | 'import' | 'either', RegExp?][] = [
-    ['footer claims 2^50 rows', () => parquetWithRows(pq, 2n ** 50n, false), 'error', /declares 1125899906842624 rows \(limit MAX_PARQUET_ROWS/],
-    ['footer claims 2^50 rows, and a column 2^50 values', () => parquetWithRows(pq, 2n ** 50n, true), 'error', /declares 1125899906842624 rows/],
-    ['footer claims 4 rows, row group 3', () => parquetWithRows(pq, 4n, false), 'error', /declares 4 rows but its row groups hold 3/],
-    ['footer claims 1000 rows, and a column 1000 values', () => parquetWithRows(pq, 1000n, true), 'error', /declares 1000 rows but its row groups hold 3/],
+    [
+      'footer claims 2^50 rows',
+      () => parquetWithRows(pq, 2n ** 50n, false),
+      'error',
+      /declares 1125899906842624 rows \(limit MAX_PARQUET_ROWS/,
+    ],
+    [
+      'footer claims 2^50 rows, and a column 2^50 values',
+      () => parquetWithRows(pq, 2n ** 50n, true),
+      'error',
+      /declares 1125899906842624 rows/,
+    ],
+    [
+      'footer claims 4 rows, row group 3',
+      () => parquetWithRows(pq, 4n, false),
+      'error',
+      /declares 4 rows but its row groups hold 3/,
+    ],
+    [
+      'footer claims 1000 rows, and a column 1000 values',
+      () => parquetWithRows(pq, 1000n, true),
+      'error',
+      /declares 1000 rows but its row groups hold 3/,
+    ],
     ['negative rows', () => parquetWithRows(pq, -5n, false), 'error', /invalid row count/],
     ['good', () => pq, 'import'],
     ['PAR1 only', () => u8('PAR1'), 'error', /not a readable Parquet file/],
-    ['footer length beyond the file', () => {
-      const b = new Uint8Array(pq);
-      new DataView(b.buffer).setUint32(b.length - 8, 0x7fffffff, true);
-      return b;
-    }, 'error', /not a readable Parquet file/],
+    [
+      'footer length beyond the file',
+      () => {
+        const b = new Uint8Array(pq);
+        new DataView(b.buffer).setUint32(b.length - 8, 0x7fffffff, true);
+        return b;
+      },
+      'error',
+      /not a readable Parquet file/,
+    ],
   ];
   for (let k = 1; k <= 8; k++) {
     // data cut out of the middle: the footer's page offsets now lie past the end of the data
     const cut = Math.floor((dataEnd - 4) * (k / 9));
-    pqCases.push([`pages past the end (${k}/9 of the data kept)`, () => {
-      const b = new Uint8Array(4 + cut + footerLen + 8);
-      b.set(pq.subarray(0, 4 + cut), 0);
-      b.set(pq.subarray(dataEnd), 4 + cut);
-      return b;
-    }, 'error', /lie past the end of the data/]);
+    pqCases.push([
+      `pages past the end (${k}/9 of the data kept)`,
+      () => {
+        const b = new Uint8Array(4 + cut + footerLen + 8);
+        b.set(pq.subarray(0, 4 + cut), 0);
+        b.set(pq.subarray(dataEnd), 4 + cut);
+        return b;
+      },
+      'error',
+      /lie past the end of the data/,
+    ]);
   }
   for (const [nm, make, outcome, msg] of pqCases) {
     const d = dirFor(`pq-${nm}`);
-    cases.push({ name: `parquet: ${nm}`, path: put(join(d, 'x.parquet'), make()), names: ['x.parquet'], outcome, message: msg, items: outcome === 'import' ? 3 : undefined });
+    cases.push({
+      name: `parquet: ${nm}`,
+      path: put(join(d, 'x.parquet'), make()),
+      names: ['x.parquet'],
+      outcome,
+      message: msg,
+      items: outcome === 'import' ? 3 : undefined,
+    });
   }
   for (let k = 1; k <= 20; k++) {
     const d = dirFor(`pq-trunc-${k}`);
-    cases.push({ name: `parquet truncated (${k}/21)`, path: put(join(d, 'x.parquet'), pq.subarray(0, Math.floor((pq.length * k) / 21))), names: ['x.parquet'], outcome: 'error' });
+    cases.push({
+      name: `parquet truncated (${k}/21)`,
+      path: put(join(d, 'x.parquet'), pq.subarray(0, Math.floor((pq.length * k) / 21))),
+      names: ['x.parquet'],
+      outcome: 'error',
+    });
   }
   for (let s = 1; s <= 40; s++) {
     const d = dirFor(`pq-footer-flip-${s}`);
-    cases.push({ name: `parquet footer with flipped bytes (seed ${s})`, path: put(join(d, 'x.parquet'), flip(pq, 600 + s, 1 + (s % 4), dataEnd, pq.length - 8)), names: ['x.parquet'], outcome: 'either' });
+    cases.push({
+      name: `parquet footer with flipped bytes (seed ${s})`,
+      path: put(join(d, 'x.parquet'), flip(pq, 600 + s, 1 + (s % 4), dataEnd, pq.length - 8)),
+      names: ['x.parquet'],
+      outcome: 'either',
+    });
   }
   for (let s = 1; s <= 30; s++) {
     const d = dirFor(`pq-data-flip-${s}`);
-    cases.push({ name: `parquet data with flipped bytes (seed ${s})`, path: put(join(d, 'x.parquet'), flip(pq, 700 + s, 1 + (s % 6), 4, dataEnd)), names: ['x.parquet'], outcome: 'either' });
+    cases.push({
+      name: `parquet data with flipped bytes (seed ${s})`,
+      path: put(join(d, 'x.parquet'), flip(pq, 700 + s, 1 + (s % 6), 4, dataEnd)),
+      names: ['x.parquet'],
+      outcome: 'either',
+    });
   }
   // --- 11. icon-VQA (train.jsonl of pids naming image folders): pids that are not folder names, image folders
   // that are links out of the import, a pid with several images, a huge line ---
@@ -536,17 +995,45 @@ export async function generateHostileCases(root: string): Promise<Generated> {
       ['object pid', { toString: 'x' }, /expected a string or an integer/],
       ['float pid', 1.5, /expected a string or an integer/],
     ] as [string, unknown, RegExp][]) {
-      cases.push({ name: `icon-vqa: ${nm}`, path: iconDir(nm, [ok, { ...ok, pid }]), names: ['train.jsonl:2'], outcome: 'import', items: 1, report: new RegExp(`train\\.jsonl:2\\.pid.*(${why.source})`) });
+      cases.push({
+        name: `icon-vqa: ${nm}`,
+        path: iconDir(nm, [ok, { ...ok, pid }]),
+        names: ['train.jsonl:2'],
+        outcome: 'import',
+        items: 1,
+        report: new RegExp(`train\\.jsonl:2\\.pid.*(${why.source})`),
+      });
     }
     let d = iconDir('link-out', [ok, { ...ok, pid: '2' }]);
     mkdirSync(join(d, 'train_fill_in_blank', 'train_fill_in_blank', '2'), { recursive: true });
     symlinkSync(join(root, 'outside.png'), join(d, 'train_fill_in_blank', 'train_fill_in_blank', '2', 'image.png'));
-    cases.push({ name: 'icon-vqa: the image of a pid is a link out of the import', path: d, names: ['train.jsonl:2'], outcome: 'import', items: 1, report: /train\.jsonl:2\.pid: no image for pid "2"/ });
+    cases.push({
+      name: 'icon-vqa: the image of a pid is a link out of the import',
+      path: d,
+      names: ['train.jsonl:2'],
+      outcome: 'import',
+      items: 1,
+      report: /train\.jsonl:2\.pid: no image for pid "2"/,
+    });
     d = iconDir('two-images', [ok, { ...ok, pid: '2' }], ['1', '2']);
     put(join(d, 'train_extra', '2', 'image.png'), jpg);
-    cases.push({ name: 'icon-vqa: two image folders for one pid', path: d, names: ['train.jsonl:2'], outcome: 'import', items: 1, report: /train\.jsonl:2\.pid: several images for pid "2"/ });
+    cases.push({
+      name: 'icon-vqa: two image folders for one pid',
+      path: d,
+      names: ['train.jsonl:2'],
+      outcome: 'import',
+      items: 1,
+      report: /train\.jsonl:2\.pid: several images for pid "2"/,
+    });
     d = iconDir('huge-line', [ok, JSON.stringify({ ...ok, question: 'q'.repeat(17 * 1024 * 1024) })]);
-    cases.push({ name: 'icon-vqa: a 17 MiB line', path: d, names: ['train.jsonl:2'], outcome: 'import', items: 1, report: /train\.jsonl:2.*line is too large/ });
+    cases.push({
+      name: 'icon-vqa: a 17 MiB line',
+      path: d,
+      names: ['train.jsonl:2'],
+      outcome: 'import',
+      items: 1,
+      report: /train\.jsonl:2.*line is too large/,
+    });
   }
   return { cases, close: () => servers.forEach((s) => s.close()) };
 }

@@ -16,15 +16,29 @@ void (async () => {
     port.postMessage({ t: 'start', i });
     const t0 = performance.now();
     try {
-      const rep = await importDataset(db, dataDir, cases[i].path, { dataset: `case-${i}`, format: cases[i].format as ImportFormat | undefined });
-      port.postMessage({ t: 'end', i, ms: performance.now() - t0, imported: rep.imported, report: [...rep.skipped, ...rep.warnings].map(formatProblem).join('\n') });
+      const rep = await importDataset(db, dataDir, cases[i].path, {
+        dataset: `case-${i}`,
+        format: cases[i].format as ImportFormat | undefined,
+      });
+      port.postMessage({
+        t: 'end',
+        i,
+        ms: performance.now() - t0,
+        imported: rep.imported,
+        report: [...rep.skipped, ...rep.warnings].map(formatProblem).join('\n'),
+      });
     } catch (err) {
       const e = err as Error;
       port.postMessage({
         t: 'end',
         i,
         ms: performance.now() - t0,
-        error: { importError: err instanceof ImportError, name: e?.name, message: String(e?.message ?? err), problems: err instanceof ImportError ? err.problems.slice(0, 20).map(formatProblem).join('\n') : '' },
+        error: {
+          importError: err instanceof ImportError,
+          name: e?.name,
+          message: String(e?.message ?? err),
+          problems: err instanceof ImportError ? err.problems.slice(0, 20).map(formatProblem).join('\n') : '',
+        },
       });
     }
   }

@@ -52,10 +52,30 @@ test('references through a linked folder, UNC or drive forms, or lookalike dots 
 });
 
 test('archive entry names: traversal, absolute, drive, UNC and NUL forms are refused; lookalike dots are names', () => {
-  for (const name of ['..', '../x', './../x', 'a/../../x', '..\\x', 'a\\..\\..\\x', '/abs', '\\abs', 'C:x', 'c:\\x', 'C:/x', '\\\\server\\share\\x', '//server/share/x', 'x\u0000y']) {
+  for (const name of [
+    '..',
+    '../x',
+    './../x',
+    'a/../../x',
+    '..\\x',
+    'a\\..\\..\\x',
+    '/abs',
+    '\\abs',
+    'C:x',
+    'c:\\x',
+    'C:/x',
+    '\\\\server\\share\\x',
+    '//server/share/x',
+    'x\u0000y',
+  ]) {
     assert.equal(safeArchiveName(name).ok, false, name);
   }
-  for (const [name, rel] of [['a/b.png', 'a/b.png'], ['./a/./b.png', 'a/b.png'], ['\u2024\u2024/x', '\u2024\u2024/x'], ['a\\b.png', 'a/b.png']]) {
+  for (const [name, rel] of [
+    ['a/b.png', 'a/b.png'],
+    ['./a/./b.png', 'a/b.png'],
+    ['\u2024\u2024/x', '\u2024\u2024/x'],
+    ['a\\b.png', 'a/b.png'],
+  ]) {
     assert.deepEqual(safeArchiveName(name), { ok: true, rel }, name);
   }
 });

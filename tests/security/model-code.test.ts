@@ -23,7 +23,7 @@ test('a chat template cannot reach constructors, prototypes, process or require'
     "{{ bos_token.constructor.constructor('globalThis.pwned = 1')() }}",
     "{{ namespace.__init__.__globals__['os'].system('id') }}",
     "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
-    "{{ self._TemplateReference__context.cycler.__init__.__globals__.os }}",
+    '{{ self._TemplateReference__context.cycler.__init__.__globals__.os }}',
     "{{ require('child_process').execSync('id') }}",
     "{{ process.mainModule.require('child_process') }}",
   ];
@@ -39,7 +39,9 @@ test('a chat template cannot reach constructors, prototypes, process or require'
   }
   // JavaScript members of the values are not visible at all
   for (const member of ['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', 'map', 'prototype']) {
-    const out = new ChatTemplate(`{{ messages.${member} }}|{{ messages[0].${member} }}|{{ messages[0].content.${member} }}`).render([{ role: 'user', content: 'hi' }]);
+    const out = new ChatTemplate(
+      `{{ messages.${member} }}|{{ messages[0].${member} }}|{{ messages[0].content.${member} }}`,
+    ).render([{ role: 'user', content: 'hi' }]);
     assert.equal(out, '||', member);
   }
   assert.equal(g.process !== undefined, true);
@@ -60,16 +62,30 @@ test('safetensors: absurd header lengths and offsets are clean errors, not giant
     assert.throws(() => SafetensorsFile.open(p), /exceeds \d+ bytes/, String(n));
   }
   const hostile: Array<[string, unknown, RegExp]> = [
-    ['huge-shape', { t: { dtype: 'F32', shape: [2 ** 26, 2 ** 26, 2 ** 26], data_offsets: [0, 4] } }, /data_offsets span 4 bytes/],
+    [
+      'huge-shape',
+      { t: { dtype: 'F32', shape: [2 ** 26, 2 ** 26, 2 ** 26], data_offsets: [0, 4] } },
+      /data_offsets span 4 bytes/,
+    ],
     ['unsafe-offset', { t: { dtype: 'U8', shape: [1], data_offsets: [2 ** 60, 2 ** 60 + 1] } }, /data_offsets/],
-    ['past-end', { t: { dtype: 'U8', shape: [1_000_000_000], data_offsets: [0, 1_000_000_000] } }, /past the data buffer/],
+    [
+      'past-end',
+      { t: { dtype: 'U8', shape: [1_000_000_000], data_offsets: [0, 1_000_000_000] } },
+      /past the data buffer/,
+    ],
     ['float-dims', { t: { dtype: 'U8', shape: [0.5], data_offsets: [0, 0] } }, /shape/],
     ['proto', null, /tensor "__proto__": data_offsets end 1 is past the data buffer/], // a plain name, no prototype
   ];
   for (const [name, header, re] of hostile) {
-    const text = Buffer.from(name === 'proto' ? '{"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}' : JSON.stringify(header));
+    const text = Buffer.from(
+      name === 'proto' ? '{"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}' : JSON.stringify(header),
+    );
     const p = headerFile(`${name}.safetensors`, BigInt(text.length), text);
-    assert.throws(() => SafetensorsFile.open(p), (e: Error) => re.test(e.message) && e.message.includes(`${name}.safetensors`), name);
+    assert.throws(
+      () => SafetensorsFile.open(p),
+      (e: Error) => re.test(e.message) && e.message.includes(`${name}.safetensors`),
+      name,
+    );
   }
   assert.equal(({} as Record<string, unknown>).dtype, undefined, 'no prototype pollution');
   assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024, 'no large buffers were allocated');

@@ -11,7 +11,11 @@ import { tempDir } from '../helpers/tmp';
 const tmp = tempDir('sec-files-');
 after(() => tmp.cleanup());
 
-function fakeResponse(): { res: ServerResponse; body: Promise<string>; head: () => Record<string, string> | undefined } {
+function fakeResponse(): {
+  res: ServerResponse;
+  body: Promise<string>;
+  head: () => Record<string, string> | undefined;
+} {
   const out = new PassThrough();
   let headers: Record<string, string> | undefined;
   const chunks: Buffer[] = [];
@@ -20,7 +24,9 @@ function fakeResponse(): { res: ServerResponse; body: Promise<string>; head: () 
     out.on('end', () => resolve(Buffer.concat(chunks).toString()));
     out.on('error', reject);
   });
-  const res = Object.assign(out, { writeHead: (_s: number, h: Record<string, string>) => (headers = h) }) as unknown as ServerResponse;
+  const res = Object.assign(out, {
+    writeHead: (_s: number, h: Record<string, string>) => (headers = h),
+  }) as unknown as ServerResponse;
   return { res, body, head: () => headers };
 }
 
@@ -34,7 +40,9 @@ test('a file removed right after it was chosen is still sent whole, without an u
     const { res, body, head } = fakeResponse();
     assert.equal(sendFile(res, file), true);
     rmSync(file); // before the stream had a chance to open it
-    const timeout = new Promise<string>((_, reject) => setTimeout(() => reject(new Error(`no complete body within 5 s (uncaught: ${String(uncaught)})`)), 5000).unref());
+    const timeout = new Promise<string>((_, reject) =>
+      setTimeout(() => reject(new Error(`no complete body within 5 s (uncaught: ${String(uncaught)})`)), 5000).unref(),
+    );
     assert.equal(await Promise.race([body, timeout]), 'png-bytes');
     assert.equal(head()?.['Content-Length'], '9');
     await new Promise((r) => setTimeout(r, 20));

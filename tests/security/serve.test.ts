@@ -48,9 +48,12 @@ function raw(head: string, body: Buffer | string = ''): Promise<RawRes> {
     const done = () => {
       const text = out.toString('latin1');
       const end = text.indexOf('\r\n\r\n');
-      if (end < 0) return reject(new Error(`no response to ${head.split('\r\n')[0]}: ${JSON.stringify(text.slice(0, 200))}`));
+      if (end < 0)
+        return reject(new Error(`no response to ${head.split('\r\n')[0]}: ${JSON.stringify(text.slice(0, 200))}`));
       const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
-      const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      const headers = new Map(
+        lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+      );
       resolve({ status: Number(statusLine.split(' ')[1]), headers, body: text.slice(end + 4) });
     };
     s.on('data', (d) => {
@@ -64,7 +67,9 @@ function raw(head: string, body: Buffer | string = ''): Promise<RawRes> {
         done();
       }
     });
-    s.on('close', () => (out.length ? done() : reject(new Error(`connection closed without a response to ${head.split('\r\n')[0]}`))));
+    s.on('close', () =>
+      out.length ? done() : reject(new Error(`connection closed without a response to ${head.split('\r\n')[0]}`)),
+    );
     s.on('error', () => {}); // a reset after the response is expected for refused bodies
     s.setTimeout(10_000, () => {
       s.destroy();
@@ -78,7 +83,9 @@ function raw(head: string, body: Buffer | string = ''): Promise<RawRes> {
 const req = (method: string, path: string, headers: Record<string, string | undefined> = {}, bodyLen?: number) => {
   const all: Record<string, string | undefined> = { Host: `127.0.0.1:${server.port}`, Connection: 'close', ...headers };
   if (bodyLen !== undefined) all['Content-Length'] = String(bodyLen);
-  const lines = Object.entries(all).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${v}`);
+  const lines = Object.entries(all)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}: ${v}`);
   return `${method} ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`;
 };
 const bearer = () => ({ Authorization: `Bearer ${server.token}` });
@@ -86,7 +93,16 @@ const cookie = () => ({ Cookie: `lenslab_token_${server.port}=${server.token}` }
 
 test('Host must name this loopback server: rebinding names, IPv6, lookalikes and a missing Host are refused', async () => {
   const p = server.port;
-  for (const host of [`localhost.evil.com:${p}`, `127.0.0.1.nip.io:${p}`, `[::1]:${p}`, `evil.example:${p}`, `127.0.0.1:${p + 1}`, `127.0.0.1`, `127.0.0.1:${p}.evil.com`, '']) {
+  for (const host of [
+    `localhost.evil.com:${p}`,
+    `127.0.0.1.nip.io:${p}`,
+    `[::1]:${p}`,
+    `evil.example:${p}`,
+    `127.0.0.1:${p + 1}`,
+    `127.0.0.1`,
+    `127.0.0.1:${p}.evil.com`,
+    '',
+  ]) {
     const r = await raw(req('GET', '/', { ...bearer(), Host: host }));
     assert.equal(r.status, 401, host);
   }
@@ -94,14 +110,24 @@ test('Host must name this loopback server: rebinding names, IPv6, lookalikes and
   const noHost = await raw(`GET /?token=${server.token} HTTP/1.0\r\n\r\n`);
   assert.equal(noHost.status, 401);
   assert.match(noHost.body, /unexpected Host header/);
-  for (const host of [`127.0.0.1:${p}`, `localhost:${p}`]) assert.equal((await raw(req('GET', '/', { ...bearer(), Host: host }))).status, 200, host);
+  for (const host of [`127.0.0.1:${p}`, `localhost:${p}`])
+    assert.equal((await raw(req('GET', '/', { ...bearer(), Host: host }))).status, 200, host);
 });
 
 test('CSRF: a page of another origin cannot use the cookie (JSON, text/plain form posts, uploads, null origin)', async () => {
   const p = server.port;
-  for (const origin of [`http://127.0.0.1:${p + 1}`, 'null', `http://localhost.evil.com:${p}`, `https://127.0.0.1:${p}`, 'http://evil.example']) {
+  for (const origin of [
+    `http://127.0.0.1:${p + 1}`,
+    'null',
+    `http://localhost.evil.com:${p}`,
+    `https://127.0.0.1:${p}`,
+    'http://evil.example',
+  ]) {
     const body = '{"name":"csrf"}';
-    const form = await raw(req('POST', '/api/datasets.create', { ...cookie(), Origin: origin, 'Content-Type': 'text/plain' }, body.length), body);
+    const form = await raw(
+      req('POST', '/api/datasets.create', { ...cookie(), Origin: origin, 'Content-Type': 'text/plain' }, body.length),
+      body,
+    );
     assert.equal(form.status, 401, origin);
     assert.match(form.body, /cross-origin request refused/);
     const put = await raw(req('PUT', '/upload/batch-csrf-01/a.txt', { ...cookie(), Origin: origin }, 1), 'x');
@@ -145,13 +171,23 @@ test('an oversize JSON body is refused with 413 without being read: declared, st
   assert.equal(JSON.parse(declared.body).error.code, 'invalid_request');
   // chunked (no length up front): cut off once past the limit
   const chunk = Buffer.alloc(1024 * 1024, 0x20);
-  const chunks = Buffer.concat(Array.from({ length: Math.ceil(MAX_BODY / chunk.length) + 2 }, () => Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])));
-  const chunked = await raw(req('POST', '/api/datasets.create', { ...bearer(), 'Transfer-Encoding': 'chunked' }), chunks);
+  const chunks = Buffer.concat(
+    Array.from({ length: Math.ceil(MAX_BODY / chunk.length) + 2 }, () =>
+      Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]),
+    ),
+  );
+  const chunked = await raw(
+    req('POST', '/api/datasets.create', { ...bearer(), 'Transfer-Encoding': 'chunked' }),
+    chunks,
+  );
   assert.equal(chunked.status, 413);
   assert.match(JSON.parse(chunked.body).error.message, /larger than \d+ bytes/);
   // the server still answers, and nothing was logged as a crash
   assert.equal((await raw(req('POST', '/api/system.info', bearer(), 0))).status, 200);
-  assert.deepEqual(logs.filter((l) => /request failed/.test(l)), []);
+  assert.deepEqual(
+    logs.filter((l) => /request failed/.test(l)),
+    [],
+  );
 });
 
 test('a malformed method name is a 400 naming the method, not a logged 500', async () => {
@@ -161,7 +197,10 @@ test('a malformed method name is a 400 naming the method, not a logged 500', asy
   const long = await raw(req('POST', `/api/${'m'.repeat(5000)}`, bearer(), 0));
   assert.equal(long.status, 404);
   assert.ok(long.body.length < 400, 'an unknown method name is not echoed in full');
-  assert.deepEqual(logs.filter((l) => /request failed/.test(l)), []);
+  assert.deepEqual(
+    logs.filter((l) => /request failed/.test(l)),
+    [],
+  );
 });
 
 test('a chat image of 15 MB (the contract allows ~50 MB) fits in one WebSocket message; a message past the limit is refused alone', async () => {
@@ -174,7 +213,8 @@ test('a chat image of 15 MB (the contract allows ~50 MB) fits in one WebSocket m
   // 20 MB of base64 (a ~15 MB photo; over the old 16 MiB limit): validated and answered (no model given), the socket stays open
   ws.send(JSON.stringify({ id: 1, method: 'chat.generate', params: { image: { base64: 'A'.repeat(20_000_000) } } }));
   ws.send(JSON.stringify({ id: 2, method: 'system.info' }));
-  for (let i = 0; i < 400 && !replies.some((m) => m.id === 1) && closed === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 400 && !replies.some((m) => m.id === 1) && closed === undefined; i++)
+    await new Promise((r) => setTimeout(r, 25));
   assert.equal(closed, undefined, 'the socket was not closed');
   const big = replies.find((m) => m.id === 1);
   assert.ok(big?.error, JSON.stringify(big));
@@ -203,8 +243,22 @@ test('an error for a request full of unknown fields does not echo them all back'
 test('upload paths cannot leave the batch folder, however encoded', async () => {
   const batch = 'batch-path-0001';
   const bad = [
-    '..%2Fescape.txt', '%2e%2e%2fescape.txt', '%2E%2E/escape.txt', 'a/%2e%2e/%2e%2e/escape.txt', '..%5Cescape.txt', 'a%5C..%5C..%5Cescape.txt',
-    '%2Fetc%2Fescape.txt', 'C%3A%5Cescape.txt', 'C%3A/escape.txt', 'x%00.txt', '%2e', '.hidden', 'a//b.txt', 'dots.../x.txt', 'trail /x.txt', '%ZZ',
+    '..%2Fescape.txt',
+    '%2e%2e%2fescape.txt',
+    '%2E%2E/escape.txt',
+    'a/%2e%2e/%2e%2e/escape.txt',
+    '..%5Cescape.txt',
+    'a%5C..%5C..%5Cescape.txt',
+    '%2Fetc%2Fescape.txt',
+    'C%3A%5Cescape.txt',
+    'C%3A/escape.txt',
+    'x%00.txt',
+    '%2e',
+    '.hidden',
+    'a//b.txt',
+    'dots.../x.txt',
+    'trail /x.txt',
+    '%ZZ',
   ];
   for (const rel of bad) {
     const r = await raw(req('PUT', `/upload/${batch}/${rel}`, bearer(), 1), 'x');
@@ -214,7 +268,10 @@ test('upload paths cannot leave the batch folder, however encoded', async () => 
   const dotted = await raw(req('PUT', `/upload/${batch}/../../../escape.txt`, bearer(), 1), 'x');
   assert.equal(dotted.status, 400);
   // lookalike dots (one dot leader, fullwidth full stop and solidus) are plain characters: stored inside the batch
-  const lookalike = await raw(req('PUT', `/upload/${batch}/%E2%80%A4%E2%80%A4/%EF%BC%8E%EF%BC%8E%EF%BC%8Fx.txt`, bearer(), 1), 'x');
+  const lookalike = await raw(
+    req('PUT', `/upload/${batch}/%E2%80%A4%E2%80%A4/%EF%BC%8E%EF%BC%8E%EF%BC%8Fx.txt`, bearer(), 1),
+    'x',
+  );
   assert.equal(lookalike.status, 200);
   assert.ok(JSON.parse(lookalike.body).result.path.startsWith(join(uploadsRoot(data), batch) + '/'));
   for (const dir of [data, uploadsRoot(data), tmp.dir]) assert.ok(!readdirSync(dir).includes('escape.txt'), dir);
@@ -226,7 +283,10 @@ test('upload paths cannot leave the batch folder, however encoded', async () => 
   const under = await raw(req('PUT', `/upload/${batch}/file.txt/y.txt`, bearer(), 1), 'x');
   assert.equal(under.status, 400);
   assert.equal(JSON.parse(under.body).error.field, 'path');
-  assert.deepEqual(logs.filter((l) => /request failed/.test(l)), []);
+  assert.deepEqual(
+    logs.filter((l) => /request failed/.test(l)),
+    [],
+  );
   // bad batch ids are refused too
   for (const b of ['..', 'short', 'UPPER-CASE-ID', 'batch%2F..%2F..']) {
     const r = await raw(req('PUT', `/upload/${b}/a.txt`, bearer(), 1), 'x');
@@ -238,7 +298,14 @@ test('the token-bearing page: strict CSP, no framing, no referrer, not cached, n
   const r = await raw(req('GET', `/?token=${server.token}`));
   assert.equal(r.status, 200);
   const csp = r.headers.get('content-security-policy') ?? '';
-  for (const d of ["default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"]) assert.ok(csp.includes(d), d);
+  for (const d of [
+    "default-src 'self'",
+    "script-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+  ])
+    assert.ok(csp.includes(d), d);
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
   assert.equal(r.headers.get('x-frame-options'), 'DENY');
   assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
@@ -246,7 +313,10 @@ test('the token-bearing page: strict CSP, no framing, no referrer, not cached, n
   assert.equal(r.headers.get('cache-control'), 'no-store');
   assert.match(r.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
   // API answers and errors carry nosniff and are not cached either
-  for (const res of [await raw(req('POST', '/api/system.info', bearer(), 0)), await raw(req('GET', '/nope', bearer()))]) {
+  for (const res of [
+    await raw(req('POST', '/api/system.info', bearer(), 0)),
+    await raw(req('GET', '/nope', bearer())),
+  ]) {
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(res.headers.get('cache-control'), 'no-store');
   }

@@ -33,7 +33,10 @@ let expected: number[] = [];
 let expectedTuned: number[] = [];
 const adapterDir = join(tmp.dir, 'adapter');
 
-function newBackend(name: string, chat: ChatHostOptions): { backend: Backend; events: { event: string; payload: any }[] } {
+function newBackend(
+  name: string,
+  chat: ChatHostOptions,
+): { backend: Backend; events: { event: string; payload: any }[] } {
   const backend = createBackend({ dataDir: join(tmp.dir, name), dbFile: ':memory:', host: 'test', log: quiet, chat });
   const events: { event: string; payload: any }[] = [];
   backend.events.subscribe((event, payload) => events.push({ event, payload }));
@@ -50,7 +53,10 @@ before(async () => {
   try {
     const d = await decodeAudioFile(clipFile);
     const f = clipFeatures(m.features, [{ samples: d.samples, sampleRate: d.sampleRate }]);
-    const g = await AudioLlmCachedGenerator.create({ config: m.config, weights: m.weights }, m.features.config.nbMaxFrames);
+    const g = await AudioLlmCachedGenerator.create(
+      { config: m.config, weights: m.weights },
+      m.features.config.nbMaxFrames,
+    );
     try {
       expected = (await g.greedy(promptIds(m, sample.question), f, 8, { stopAtEos: true })).ids;
     } finally {
@@ -62,7 +68,10 @@ before(async () => {
     for (const k of Object.keys(v)) v[k] = v[k].map((x, i) => x + 0.5 * Math.sin(i + 1));
     saveAudioAdapter(adapterDir, m, 'projector', null, v, modelDir);
     const a = loadAudioAdapter(adapterDir, m);
-    const gt = await AudioLlmCachedGenerator.create({ config: m.config, weights: mergeAudioAdapter(m, a.method, a.lora, a.values) }, m.features.config.nbMaxFrames);
+    const gt = await AudioLlmCachedGenerator.create(
+      { config: m.config, weights: mergeAudioAdapter(m, a.method, a.lora, a.values) },
+      m.features.config.nbMaxFrames,
+    );
     try {
       expectedTuned = (await gt.greedy(promptIds(m, sample.question), f, 8, { stopAtEos: true })).ids;
     } finally {
@@ -92,9 +101,15 @@ test('models.import registers an Ultravox-layout folder as an audio LLM and says
   assert.equal(report.audio.stackFactor, 4);
   assert.equal(report.vision, null);
   assert.ok(report.params > 0 && report.bytes > 0);
-  assert.ok(report.warnings.some((w: string) => /not available for audio LLMs yet/.test(w) && /GGUF/.test(w)), report.warnings.join('; '));
+  assert.ok(
+    report.warnings.some((w: string) => /not available for audio LLMs yet/.test(w) && /GGUF/.test(w)),
+    report.warnings.join('; '),
+  );
   const { models } = await ok(b, 'models.list', {});
-  assert.deepEqual(models.map((m: any) => [m.id, m.report.kind]), [[model.id, 'audio-llm']]);
+  assert.deepEqual(
+    models.map((m: any) => [m.id, m.report.kind]),
+    [[model.id, 'audio-llm']],
+  );
   // an image model says what it takes too
   const llava = await ok(b, 'models.inspect', { path: llavaDir });
   assert.deepEqual(llava.inputs, ['text', 'image']);
@@ -113,13 +128,25 @@ test('models.import registers an Ultravox-layout folder as an audio LLM and says
 test('chat.generate with an audio clip in the worker: cached answer, streamed, clip stored and reused on a follow-up', async () => {
   const { backend: b, events } = newBackend('worker', { inProcess: false });
   const { model } = await ok(b, 'models.import', { path: modelDir });
-  const r = await ok(b, 'chat.generate', { requestId: 'a1', modelId: model.id, audio: { path: clipFile }, messages: [{ role: 'user', content: sample.question }], options: { maxNewTokens: 8 } });
+  const r = await ok(b, 'chat.generate', {
+    requestId: 'a1',
+    modelId: model.id,
+    audio: { path: clipFile },
+    messages: [{ role: 'user', content: sample.question }],
+    options: { maxNewTokens: 8 },
+  });
   assert.deepEqual(r.ids, expected, 'same tokens as the cached generator called directly');
   const tokens = events.filter((e) => e.event === 'chat.token').map((e) => e.payload);
-  assert.deepEqual(tokens.map((t) => t.id), r.ids);
+  assert.deepEqual(
+    tokens.map((t) => t.id),
+    r.ids,
+  );
   assert.equal(tokens.map((t) => t.text).join(''), r.text);
   const { messages } = await ok(b, 'chats.get', { id: r.chatId });
-  assert.deepEqual(messages.map((m: any) => m.role), ['user', 'assistant']);
+  assert.deepEqual(
+    messages.map((m: any) => m.role),
+    ['user', 'assistant'],
+  );
   const user = messages[0];
   assert.match(user.audioHash, /^[0-9a-f]{64}$/);
   assert.equal(user.audioExt, 'wav');
@@ -127,29 +154,61 @@ test('chat.generate with an audio clip in the worker: cached answer, streamed, c
   assert.ok(existsSync(mediaPath(join(tmp.dir, 'worker'), user.audioHash, 'wav')), 'the clip is in the media store');
   // 13 audio tokens + the question's
   assert.ok(r.promptTokens > 13);
-  const f = await ok(b, 'chat.generate', { requestId: 'a2', chatId: r.chatId, messages: [{ role: 'user', content: 'And again?' }], options: { maxNewTokens: 4 } });
+  const f = await ok(b, 'chat.generate', {
+    requestId: 'a2',
+    chatId: r.chatId,
+    messages: [{ role: 'user', content: 'And again?' }],
+    options: { maxNewTokens: 4 },
+  });
   assert.ok(f.promptTokens > r.promptTokens + r.ids.length, 'the follow-up still holds the stored clip');
   assert.equal(f.ids.length > 0, true);
   // uploaded bytes decode the same way
-  const up = await ok(b, 'chat.generate', { requestId: 'a3', modelId: model.id, audio: { base64: Buffer.from(wav(sample.samples, 16000)).toString('base64') }, messages: [{ role: 'user', content: sample.question }], options: { maxNewTokens: 8 }, save: false });
+  const up = await ok(b, 'chat.generate', {
+    requestId: 'a3',
+    modelId: model.id,
+    audio: { base64: Buffer.from(wav(sample.samples, 16000)).toString('base64') },
+    messages: [{ role: 'user', content: sample.question }],
+    options: { maxNewTokens: 8 },
+    save: false,
+  });
   assert.deepEqual(up.ids, expected);
 });
 
 test('chat.generate refuses mismatched inputs and bad clips, naming the field', async () => {
   const { backend: b } = newBackend('errors', { inProcess: true });
   const { model } = await ok(b, 'models.import', { path: modelDir });
-  let e = await fail(b, 'chat.generate', { requestId: 'e1', modelDir: llavaDir, audio: { path: clipFile }, messages: [{ role: 'user', content: 'hi' }] });
+  let e = await fail(b, 'chat.generate', {
+    requestId: 'e1',
+    modelDir: llavaDir,
+    audio: { path: clipFile },
+    messages: [{ role: 'user', content: 'hi' }],
+  });
   assert.equal(e.code, 'invalid_request');
   assert.equal(e.field, 'audio');
   assert.match(e.message, /cannot take audio/);
-  e = await fail(b, 'chat.generate', { requestId: 'e2', modelId: model.id, image: { path: clipFile }, messages: [{ role: 'user', content: 'hi' }] });
+  e = await fail(b, 'chat.generate', {
+    requestId: 'e2',
+    modelId: model.id,
+    image: { path: clipFile },
+    messages: [{ role: 'user', content: 'hi' }],
+  });
   assert.equal(e.field, 'image');
   assert.match(e.message, /audio clips, not images/);
-  e = await fail(b, 'chat.generate', { requestId: 'e3', modelId: model.id, audio: { base64: Buffer.from('not a sound at all').toString('base64') }, messages: [{ role: 'user', content: 'hi' }] });
+  e = await fail(b, 'chat.generate', {
+    requestId: 'e3',
+    modelId: model.id,
+    audio: { base64: Buffer.from('not a sound at all').toString('base64') },
+    messages: [{ role: 'user', content: 'hi' }],
+  });
   assert.equal(e.code, 'invalid_request');
   assert.equal(e.field, 'audio.base64');
   assert.match(e.message, /uploaded audio: .*not a supported audio file/);
-  e = await fail(b, 'chat.generate', { requestId: 'e4', modelId: model.id, audio: { path: join(tmp.dir, 'missing.wav') }, messages: [{ role: 'user', content: 'hi' }] });
+  e = await fail(b, 'chat.generate', {
+    requestId: 'e4',
+    modelId: model.id,
+    audio: { path: join(tmp.dir, 'missing.wav') },
+    messages: [{ role: 'user', content: 'hi' }],
+  });
   assert.equal(e.code, 'not_found');
   assert.equal(e.field, 'audio.path');
   // nothing half-written: the refused requests stored no chat
@@ -159,11 +218,26 @@ test('chat.generate refuses mismatched inputs and bad clips, naming the field', 
 test('chat.generate with an audio adapter answers as the merged weights do; a broken adapter names the field', async () => {
   const { backend: b } = newBackend('adapter', { inProcess: true });
   assert.notDeepEqual(expectedTuned, expected, 'the adapter changes the answer');
-  const r = await ok(b, 'chat.generate', { requestId: 't1', modelDir, adapterDir, audio: { path: clipFile }, messages: [{ role: 'user', content: sample.question }], options: { maxNewTokens: 8 }, device: 'cpu' });
+  const r = await ok(b, 'chat.generate', {
+    requestId: 't1',
+    modelDir,
+    adapterDir,
+    audio: { path: clipFile },
+    messages: [{ role: 'user', content: sample.question }],
+    options: { maxNewTokens: 8 },
+    device: 'cpu',
+  });
   assert.deepEqual(r.ids, expectedTuned);
   assert.deepEqual(r.device, { provider: 'cpu', reason: 'chosen for this chat' });
   assert.equal((await ok(b, 'chats.get', { id: r.chatId })).chat.adapterDir, adapterDir);
-  const e = await fail(b, 'chat.generate', { requestId: 't2', modelDir, adapterDir: tmp.dir, audio: { path: clipFile }, messages: [{ role: 'user', content: sample.question }], save: false });
+  const e = await fail(b, 'chat.generate', {
+    requestId: 't2',
+    modelDir,
+    adapterDir: tmp.dir,
+    audio: { path: clipFile },
+    messages: [{ role: 'user', content: sample.question }],
+    save: false,
+  });
   assert.equal(e.code, 'invalid_request');
   assert.equal(e.field, 'adapter');
   assert.match(e.message, /not an adapter folder/);

@@ -69,25 +69,50 @@ let datasetId = 0;
 /** One backend's life; `busy` starts every runtime, and a training job that is still running when it closes. */
 async function life(i: number, busy: boolean): Promise<number> {
   let threads = 0;
-  const b: Backend = createBackend({ dataDir, host: 'test', log: quiet, jobs: { entry: TOY_JOB_ENTRY }, chat: { inProcess: false }, work: { inProcess: false } });
+  const b: Backend = createBackend({
+    dataDir,
+    host: 'test',
+    log: quiet,
+    jobs: { entry: TOY_JOB_ENTRY },
+    chat: { inProcess: false },
+    work: { inProcess: false },
+  });
   try {
-  assert.equal((await ok(b, 'system.info')).dataDir, dataDir);
-  await ok(b, 'runs.list');
-  if (busy) {
-    if (!datasetId) datasetId = await importIcons(b.db, dataDir, join(tmp.dir, 'icons'));
-    // the shared backend worker thread
-    const est = await ok(b, 'runs.estimate', { model: { path: modelDir }, data: { datasetId }, hparams: { maxSteps: 2, batchSize: 2 } });
-    assert.equal(est.plan.totalSteps, 2);
-    // the generation worker thread
-    const r = await ok(b, 'chat.generate', { requestId: `r${i}`, modelDir, messages: [{ role: 'user', content: 'hi' }], options: { maxNewTokens: 2 }, save: false });
-    assert.equal(r.ids.length, 2);
-    // a job process, still stepping when the backend closes
-    const run = insertRun(b.db, { name: `life ${i}`, config: {} });
-    const config = { hparams: { maxSteps: 10_000, batchSize: 4, saveEvery: 0 }, data: { numSamples: 32, dim: 3 }, debug: { stepDelayMs: 20 } };
-    await b.ctx.training.runner.startJob(run.id, { trainer: 'toy', outDir: join(tmp.dir, 'runs', String(run.id)), config });
-    assert.ok(children().includes(b.ctx.training.runner.pid(run.id)!), 'the job process runs');
-    threads = snapshot().threads;
-  }
+    assert.equal((await ok(b, 'system.info')).dataDir, dataDir);
+    await ok(b, 'runs.list');
+    if (busy) {
+      if (!datasetId) datasetId = await importIcons(b.db, dataDir, join(tmp.dir, 'icons'));
+      // the shared backend worker thread
+      const est = await ok(b, 'runs.estimate', {
+        model: { path: modelDir },
+        data: { datasetId },
+        hparams: { maxSteps: 2, batchSize: 2 },
+      });
+      assert.equal(est.plan.totalSteps, 2);
+      // the generation worker thread
+      const r = await ok(b, 'chat.generate', {
+        requestId: `r${i}`,
+        modelDir,
+        messages: [{ role: 'user', content: 'hi' }],
+        options: { maxNewTokens: 2 },
+        save: false,
+      });
+      assert.equal(r.ids.length, 2);
+      // a job process, still stepping when the backend closes
+      const run = insertRun(b.db, { name: `life ${i}`, config: {} });
+      const config = {
+        hparams: { maxSteps: 10_000, batchSize: 4, saveEvery: 0 },
+        data: { numSamples: 32, dim: 3 },
+        debug: { stepDelayMs: 20 },
+      };
+      await b.ctx.training.runner.startJob(run.id, {
+        trainer: 'toy',
+        outDir: join(tmp.dir, 'runs', String(run.id)),
+        config,
+      });
+      assert.ok(children().includes(b.ctx.training.runner.pid(run.id)!), 'the job process runs');
+      threads = snapshot().threads;
+    }
   } finally {
     // every other busy backend shuts down gracefully (jobs pause, workers close); the rest only close at once
     if (busy && i % 20 === 0) await b.shutdown();
@@ -103,20 +128,37 @@ test('50 backends open and close without leaking threads, files, handles or chil
   // threads of a terminated worker take a moment to go: the baseline is a count that held for 2 s
   let last = snapshot().threads;
   let since = Date.now();
-  await until(() => {
-    const t = snapshot().threads;
-    if (t !== last) [last, since] = [t, Date.now()];
-    return Date.now() - since >= 2000;
-  }, 'a steady thread count', 60_000, 100);
-  const settled = (a: Snapshot, b: Snapshot) => a.threads <= b.threads && a.fds <= b.fds && a.children === 0 && JSON.stringify(a.resources) === JSON.stringify(b.resources);
+  await until(
+    () => {
+      const t = snapshot().threads;
+      if (t !== last) [last, since] = [t, Date.now()];
+      return Date.now() - since >= 2000;
+    },
+    'a steady thread count',
+    60_000,
+    100,
+  );
+  const settled = (a: Snapshot, b: Snapshot) =>
+    a.threads <= b.threads &&
+    a.fds <= b.fds &&
+    a.children === 0 &&
+    JSON.stringify(a.resources) === JSON.stringify(b.resources);
   const before = snapshot();
   assert.equal(before.children, 0);
 
   let peak = 0;
   for (let i = 1; i <= 50; i++) peak = Math.max(peak, await life(i, i % 10 === 0));
-  assert.ok(peak >= before.threads + 2, `the two workers ran as threads (${peak} threads at the peak, ${before.threads} before)`);
+  assert.ok(
+    peak >= before.threads + 2,
+    `the two workers ran as threads (${peak} threads at the peak, ${before.threads} before)`,
+  );
   let now = snapshot();
-  await until(() => settled((now = snapshot()), before), `resources to return to the baseline ${JSON.stringify(before)}`, 30_000, 100).catch(() => {});
+  await until(
+    () => settled((now = snapshot()), before),
+    `resources to return to the baseline ${JSON.stringify(before)}`,
+    30_000,
+    100,
+  ).catch(() => {});
   assert.deepEqual(now, { ...before, threads: now.threads, fds: now.fds });
   assert.ok(now.threads <= before.threads, `threads: ${now.threads} after, ${before.threads} before`);
   assert.ok(now.fds <= before.fds, `open files: ${now.fds} after, ${before.fds} before`);

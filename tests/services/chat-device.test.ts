@@ -11,7 +11,13 @@ import { okOn as ok } from '../helpers/dispatch';
 const DEMO = join(import.meta.dirname, '../../resources/demo/model');
 const tmp = tempDir('chat-device-');
 process.env.LENSLAB_GRAPH_CACHE = join(tmp.dir, 'graph-cache');
-const backend = createBackend({ dataDir: join(tmp.dir, 'app'), dbFile: ':memory:', host: 'test', log: { error() {}, warn() {} }, chat: { inProcess: true } });
+const backend = createBackend({
+  dataDir: join(tmp.dir, 'app'),
+  dbFile: ':memory:',
+  host: 'test',
+  log: { error() {}, warn() {} },
+  chat: { inProcess: true },
+});
 after(async () => {
   await backend.shutdown();
   backend.close();
@@ -20,7 +26,14 @@ after(async () => {
 
 test('chat.generate on WebGPU gives the CPU answer and says where it ran; auto measures and keeps the faster', async () => {
   const ask = (requestId: string, device?: string) =>
-    ok(backend, 'chat.generate', { requestId, modelDir: DEMO, messages: [{ role: 'user', content: 'Describe the picture.' }], options: { maxNewTokens: 6 }, save: false, ...(device ? { device } : {}) });
+    ok(backend, 'chat.generate', {
+      requestId,
+      modelDir: DEMO,
+      messages: [{ role: 'user', content: 'Describe the picture.' }],
+      options: { maxNewTokens: 6 },
+      save: false,
+      ...(device ? { device } : {}),
+    });
   const cpu = await ask('c', 'cpu');
   assert.deepEqual(cpu.device, { provider: 'cpu', reason: 'chosen for this chat' });
   const gpu = await ask('g', 'webgpu');
@@ -29,7 +42,10 @@ test('chat.generate on WebGPU gives the CPU answer and says where it ran; auto m
   const auto = await ask('a', 'auto');
   // which side wins on llvmpipe depends on the machine's load, so the rule is pinned, not the winner
   // (the min rule itself is tested with fake probes in tests/engine/provider-choice.test.ts)
-  const m = /^auto: measured cpu [\d.]+ ms\/step vs webgpu [\d.]+ ms\/step; (the CPU is fastest here|webgpu is fastest)$/.exec(auto.device.reason);
+  const m =
+    /^auto: measured cpu [\d.]+ ms\/step vs webgpu [\d.]+ ms\/step; (the CPU is fastest here|webgpu is fastest)$/.exec(
+      auto.device.reason,
+    );
   assert.ok(m, auto.device.reason);
   assert.equal(auto.device.provider, m[1] === 'webgpu is fastest' ? 'webgpu' : 'cpu', auto.device.reason);
   assert.deepEqual(auto.ids, cpu.ids);

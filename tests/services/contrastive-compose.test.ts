@@ -28,14 +28,39 @@ function writeLlama(out: string): void {
   const tjson = {
     architectures: ['LlamaForCausalLM'],
     ...textToHf({
-      modelType: 'llama', vocabSize: 300, hiddenSize: 48, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
-      headDim: 12, hiddenAct: 'silu', maxPositionEmbeddings: 256, rmsNormEps: 1e-6, rope: { theta: 10000, type: 'default', factor: 1 },
-      qkvBias: false, oBias: false, mlpBias: false, tieWordEmbeddings: false, bosTokenId: 1, eosTokenIds: [2], padTokenId: null,
+      modelType: 'llama',
+      vocabSize: 300,
+      hiddenSize: 48,
+      intermediateSize: 96,
+      numHiddenLayers: 2,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 2,
+      headDim: 12,
+      hiddenAct: 'silu',
+      maxPositionEmbeddings: 256,
+      rmsNormEps: 1e-6,
+      rope: { theta: 10000, type: 'default', factor: 1 },
+      qkvBias: false,
+      oBias: false,
+      mlpBias: false,
+      tieWordEmbeddings: false,
+      bosTokenId: 1,
+      eosTokenIds: [2],
+      padTokenId: null,
     }),
   };
   const tcfg = parseHfConfig(tjson) as TextModelConfig;
-  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), { vocabSize: 300, specialTokens: ['<unk>', '<s>', '</s>'], bosToken: '<s>' });
-  saveHfFolder(out, { config: tjson, weights: memorySource(randomWeights(expectedTensors(tcfg), 2)), tokenizer, tokenizerConfig: { bos_token: '<s>', eos_token: '</s>' } });
+  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), {
+    vocabSize: 300,
+    specialTokens: ['<unk>', '<s>', '</s>'],
+    bosToken: '<s>',
+  });
+  saveHfFolder(out, {
+    config: tjson,
+    weights: memorySource(randomWeights(expectedTensors(tcfg), 2)),
+    tokenizer,
+    tokenizerConfig: { bos_token: '<s>', eos_token: '</s>' },
+  });
 }
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -46,7 +71,15 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 
 test('a CLIP folder is a contrastive model; its merged fine-tune embeds as base + adapter and composes into a LLaVA', async () => {
   const clip = join(dir, 'clip');
-  writeTinyContrastive(clip, 'clip', 1, { imageSize: 32, patchSize: 8, hidden: 64, layers: 2, heads: 4, std: 0.1, textPositions: 32 });
+  writeTinyContrastive(clip, 'clip', 1, {
+    imageSize: 32,
+    patchSize: 8,
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    std: 0.1,
+    textPositions: 32,
+  });
   // a LoRA adapter on both towers' q/v with random A and B (B nonzero, so the merge changes the weights)
   const adapter = join(dir, 'adapter');
   {
@@ -56,9 +89,17 @@ test('a CLIP folder is a contrastive model; its merged fine-tune embeds as base 
     const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
     for (const mod of contrastiveLoraModules(m.config, 'both', ['q_proj', 'v_proj'])) {
       const [out, inn] = m.weights.info(`${mod}.weight`).shape;
-      lora.set(mod, { a: Float32Array.from({ length: r * inn }, () => 0.2 * rng.normal()), b: Float32Array.from({ length: out * r }, () => 0.2 * rng.normal()) });
+      lora.set(mod, {
+        a: Float32Array.from({ length: r * inn }, () => 0.2 * rng.normal()),
+        b: Float32Array.from({ length: out * r }, () => 0.2 * rng.normal()),
+      });
     }
-    saveContrastiveAdapter(adapter, m.config, { r, alpha: 8, scaling: 2, lora, saved: new Map(), modulesToSave: [] }, clip);
+    saveContrastiveAdapter(
+      adapter,
+      m.config,
+      { r, alpha: 8, scaling: 2, lora, saved: new Map(), modulesToSave: [] },
+      clip,
+    );
     m.close();
   }
   const llama = join(dir, 'llama');
@@ -73,11 +114,18 @@ test('a CLIP folder is a contrastive model; its merged fine-tune embeds as base 
     assert.ok(base.report.warnings.some((w: string) => /searches images/.test(w)));
 
     // merge: a full CLIP folder, registered as a contrastive model
-    const merged = await call('models.merge', { model: { id: base.model.id }, adapter: { path: adapter }, name: 'tiny CLIP fine-tuned' });
+    const merged = await call('models.merge', {
+      model: { id: base.model.id },
+      adapter: { path: adapter },
+      name: 'tiny CLIP fine-tuned',
+    });
     assert.equal(merged.report.kind, 'contrastive');
     assert.equal(merged.model.kind, 'merged');
     assert.equal(merged.model.baseModelId, base.model.id);
-    await assert.rejects(call('models.merge', { model: { id: base.model.id }, adapter: { path: llama }, name: 'bad' }), /adapter_config\.json/);
+    await assert.rejects(
+      call('models.merge', { model: { id: base.model.id }, adapter: { path: llama }, name: 'bad' }),
+      /adapter_config\.json/,
+    );
 
     // the merged folder embeds images and texts as the base with the adapter applied (PEFT's unmerged forward)
     await writeContrastiveDataset(join(dir, 'shapes'), { train: 1, val: 0 });
@@ -105,7 +153,12 @@ test('a CLIP folder is a contrastive model; its merged fine-tune embeds as base 
     }
 
     // the fine-tuned vision tower is the composed LLaVA's
-    const composed = await call('models.compose', { name: 'LLaVA on a budget', visionPath: merged.model.path, textPath: llama, seed: 1 });
+    const composed = await call('models.compose', {
+      name: 'LLaVA on a budget',
+      visionPath: merged.model.path,
+      textPath: llama,
+      seed: 1,
+    });
     assert.equal(composed.report.kind, 'llava');
     const lv = loadHfFolder(composed.model.path, { tokenizer: false, preprocessor: false });
     const mv = loadContrastive(merged.model.path);
@@ -121,7 +174,12 @@ test('a CLIP folder is a contrastive model; its merged fine-tune embeds as base 
       bv.close();
     }
     // the plain CLIP folder still composes as a vision tower
-    const plainLlava = await call('models.compose', { name: 'LLaVA from base CLIP', visionPath: clip, textPath: llama, seed: 1 });
+    const plainLlava = await call('models.compose', {
+      name: 'LLaVA from base CLIP',
+      visionPath: clip,
+      textPath: llama,
+      seed: 1,
+    });
     assert.equal(plainLlava.report.kind, 'llava');
   } finally {
     await backend.shutdown();

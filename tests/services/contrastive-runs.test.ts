@@ -23,11 +23,20 @@ after(async () => {
 test('a contrastive run of a CLIP model: recall beside the base per evaluation, checkpoints, a final adapter', async () => {
   const call = (m: string, p: unknown) => backend.dispatcher.call(m as never, p as never) as Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   const model = join(tmp.dir, 'clip');
-  writeTinyContrastive(model, 'clip', 1, { imageSize: 32, patchSize: 8, hidden: 64, layers: 2, heads: 4, std: 0.1, textPositions: 32 });
+  writeTinyContrastive(model, 'clip', 1, {
+    imageSize: 32,
+    patchSize: 8,
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    std: 0.1,
+    textPositions: 32,
+  });
   const data = join(tmp.dir, 'shapes');
   await writeContrastiveDataset(data, { train: 2, val: 1 });
   const train = (await call('datasets.import', { path: join(data, 'train'), dataset: 'shapes' })).datasetId as number;
-  const ids = async () => ((await call('items.list', { datasetId: train, limit: 100 })).items as Array<{ id: number }>).map((it) => it.id);
+  const ids = async () =>
+    ((await call('items.list', { datasetId: train, limit: 100 })).items as Array<{ id: number }>).map((it) => it.id);
   const trainIds = await ids();
   await call('datasets.import', { path: join(data, 'val'), datasetId: train });
   const valIds = (await ids()).filter((id) => !trainIds.includes(id));
@@ -36,8 +45,14 @@ test('a contrastive run of a CLIP model: recall beside the base per evaluation, 
   await call('items.setSplit', { datasetId: train, itemIds: valIds, split: 'val' });
   const modelId = (await call('models.import', { path: model })).model.id as number;
 
-  await assert.rejects(call('runs.start', { model: { id: modelId }, data: { datasetId: train }, hparams: { batchSize: 1 } }), (e: { field?: string }) => e.field === 'hparams.batchSize');
-  await assert.rejects(call('runs.start', { model: { id: modelId }, data: { datasetId: train }, hparams: { method: 'lora+projector' } }), (e: { field?: string }) => e.field === 'hparams.method');
+  await assert.rejects(
+    call('runs.start', { model: { id: modelId }, data: { datasetId: train }, hparams: { batchSize: 1 } }),
+    (e: { field?: string }) => e.field === 'hparams.batchSize',
+  );
+  await assert.rejects(
+    call('runs.start', { model: { id: modelId }, data: { datasetId: train }, hparams: { method: 'lora+projector' } }),
+    (e: { field?: string }) => e.field === 'hparams.method',
+  );
 
   const events: { event: string; payload: any }[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
   const off = backend.events.subscribe((event, payload) => events.push({ event, payload }));
@@ -49,13 +64,30 @@ test('a contrastive run of a CLIP model: recall beside the base per evaluation, 
   assert.equal(memory, null);
   assert.equal(run.totalSteps, 10);
   assert.match(run.name, /contrastive lora on shapes/);
-  await until(() => events.some((e) => e.event === 'runs.status' && e.payload.runId === run.id && ['completed', 'failed'].includes(e.payload.status)), 'the run', 180_000, 25);
+  await until(
+    () =>
+      events.some(
+        (e) =>
+          e.event === 'runs.status' && e.payload.runId === run.id && ['completed', 'failed'].includes(e.payload.status),
+      ),
+    'the run',
+    180_000,
+    25,
+  );
   off();
-  const final = events.find((e) => e.event === 'runs.status' && e.payload.runId === run.id && e.payload.status !== 'running' && e.payload.status !== 'queued');
+  const final = events.find(
+    (e) =>
+      e.event === 'runs.status' &&
+      e.payload.runId === run.id &&
+      e.payload.status !== 'running' &&
+      e.payload.status !== 'queued',
+  );
   assert.equal(final?.payload.status, 'completed', final?.payload.error ?? '');
 
   // recall at step 0 (the base) and after training, as metric series
-  const { series } = (await call('runs.metrics', { id: run.id })) as { series: Record<string, { steps: number[]; values: Array<number | null> }> };
+  const { series } = (await call('runs.metrics', { id: run.id })) as {
+    series: Record<string, { steps: number[]; values: Array<number | null> }>;
+  };
   const names = Object.keys(series);
   const s = (name: string) => series[names.find((n) => n.endsWith(name)) ?? ''];
   const t2i = s('t2i_R1');
@@ -68,6 +100,12 @@ test('a contrastive run of a CLIP model: recall beside the base per evaluation, 
   assert.ok(cks.checkpoints.some((c: { step: number }) => c.step === 5));
   assert.ok(existsSync(join(cks.finalDir, 'adapter_config.json')));
   // the run's adapter searches the dataset
-  const found = await call('datasets.search', { datasetId: train, modelId, text: 'a red circle', adapter: { runId: run.id }, limit: 5 });
+  const found = await call('datasets.search', {
+    datasetId: train,
+    modelId,
+    text: 'a red circle',
+    adapter: { runId: run.id },
+    limit: 5,
+  });
   assert.equal(found.items.length, 5);
 });

@@ -27,7 +27,12 @@ test('graphCacheDirOf: the data directory, unless LENSLAB_GRAPH_CACHE says other
   assert.equal(graphCacheDirOf('/data', { LENSLAB_GRAPH_CACHE: '/elsewhere/graphs' }), '/elsewhere/graphs');
 });
 
-const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith('.')).sort() : []);
+const entries = (dir: string) =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((n) => !n.startsWith('.'))
+        .sort()
+    : [];
 
 test("a run's evaluation graphs land in the data directory's cache and serve a later evaluation of its adapter", async () => {
   const modelDir = writeTinyModel(join(tmp.dir, 'model'));
@@ -43,21 +48,41 @@ test("a run's evaluation graphs land in the data directory's cache and serve a l
     hparams: { maxSteps: 2, batchSize: 2, rank: 4, evalEvery: 2, saveEvery: 0 },
     evalMaxItems: 2,
   })) as any;
-  await waitFor(() => events.some((e) => e.event === 'runs.status' && e.payload.runId === run.id && ['completed', 'failed'].includes(e.payload.status)), 'the run');
-  const final = events.find((e) => e.event === 'runs.status' && e.payload.runId === run.id && e.payload.status !== 'running');
+  await waitFor(
+    () =>
+      events.some(
+        (e) =>
+          e.event === 'runs.status' && e.payload.runId === run.id && ['completed', 'failed'].includes(e.payload.status),
+      ),
+    'the run',
+  );
+  const final = events.find(
+    (e) => e.event === 'runs.status' && e.payload.runId === run.id && e.payload.status !== 'running',
+  );
   assert.equal(final?.payload.status, 'completed', final?.payload.error ?? '');
   const listed = ((await backend.dispatcher.call('runs.list', {})) as any).runs.find((r: any) => r.id === run.id);
   assert.equal(listed.modelId, null);
   assert.equal(listed.modelName, 'model', 'a run on a model folder outside the Models list is named by the folder');
-  assert.ok(events.some((e) => e.event === 'runs.eval' && e.payload.runId === run.id), 'the run evaluated (generation graphs compiled)');
+  assert.ok(
+    events.some((e) => e.event === 'runs.eval' && e.payload.runId === run.id),
+    'the run evaluated (generation graphs compiled)',
+  );
 
   const cache = graphCacheDirOf(dataDir, {});
   const afterRun = entries(cache);
   assert.ok(afterRun.length >= 3, `the job compiled into ${cache}: ${afterRun.join(', ')}`);
 
-  const ev = (await backend.dispatcher.call('evaluations.start', { model: { path: modelDir }, adapter: { runId: run.id }, data: { datasetId, split: 'val' }, maxNewTokens: 3 })) as any;
+  const ev = (await backend.dispatcher.call('evaluations.start', {
+    model: { path: modelDir },
+    adapter: { runId: run.id },
+    data: { datasetId, split: 'val' },
+    maxNewTokens: 3,
+  })) as any;
   await waitFor(() => events.some((e) => e.event === 'evaluations.status' && e.payload.id === ev.id), 'the evaluation');
   off();
-  assert.equal(events.find((e) => e.event === 'evaluations.status' && e.payload.id === ev.id)?.payload.status, 'completed');
+  assert.equal(
+    events.find((e) => e.event === 'evaluations.status' && e.payload.id === ev.id)?.payload.status,
+    'completed',
+  );
   assert.deepEqual(entries(cache), afterRun, "the adapter's evaluation reused the run's generation graphs");
 });

@@ -36,13 +36,25 @@ test('runs.start and runs.estimate refuse a bad hyperparameter naming its path, 
     [{ rank: 2.5 }, 'hparams.rank', /hparams\.rank: must be an integer \(got 2\.5\)/],
     [{ lr: 0 }, 'hparams.lr', /hparams\.lr: must be > 0 \(got 0\)/],
     [{ batchSize: '8' }, 'hparams.batchSize', /hparams\.batchSize: must be a number \(got "8"\)/],
-    [{ method: 'full' }, 'hparams.method', /hparams\.method: must be one of "lora", "projector", "lora\+projector" \(got "full"\)/],
-    [{ targetModules: ['q_proj', 'query'] }, 'hparams.targetModules.1', /hparams\.targetModules\.1: must be one of "q_proj", .*"down_proj" \(got "query"\)/],
+    [
+      { method: 'full' },
+      'hparams.method',
+      /hparams\.method: must be one of "lora", "projector", "lora\+projector" \(got "full"\)/,
+    ],
+    [
+      { targetModules: ['q_proj', 'query'] },
+      'hparams.targetModules.1',
+      /hparams\.targetModules\.1: must be one of "q_proj", .*"down_proj" \(got "query"\)/,
+    ],
     [{ dropout: 1 }, 'hparams.dropout', /hparams\.dropout: must be < 1 \(got 1\)/],
     [{ evalAtStart: 'yes' }, 'hparams.evalAtStart', /hparams\.evalAtStart: must be true or false \(got "yes"\)/],
     // cross-field checks name the field to change
     [{ epochs: 2, maxSteps: 10 }, 'hparams.maxSteps', /hparams\.maxSteps: give either epochs or maxSteps, not both/],
-    [{ maxSteps: 4, warmupSteps: 4 }, 'hparams.warmupSteps', /hparams\.warmupSteps: warmup \(4 steps\) must be shorter than maxSteps \(4\)/],
+    [
+      { maxSteps: 4, warmupSteps: 4 },
+      'hparams.warmupSteps',
+      /hparams\.warmupSteps: warmup \(4 steps\) must be shorter than maxSteps \(4\)/,
+    ],
     // a field of another program (PEFT's name for the rank) is unknown here, not ignored
     [{ loraRank: 8 }, 'hparams.loraRank', /hparams\.loraRank: unknown field/],
     ['fast', 'hparams', /hparams: must be an object \(got "fast"\)/],
@@ -70,12 +82,19 @@ test('runs recorded by another version read back: this version’s fields typed,
       hparams: { method: 'lora', rank: 4096, lr: 2e-4, targetModules: ['query', 'key'], loraDropout: 0.1, epochs: 2 },
     },
   });
-  const plain = insertRun(backend.db, { name: 'plain', config: { trainer: 'vlm', hparams: { method: 'projector', lr: 1e-3, maxSteps: 30 } } });
+  const plain = insertRun(backend.db, {
+    name: 'plain',
+    config: { trainer: 'vlm', hparams: { method: 'projector', lr: 1e-3, maxSteps: 30 } },
+  });
   const none = insertRun(backend.db, { name: 'toy', config: { trainer: 'toy' } });
   const odd = insertRun(backend.db, { name: 'odd', config: { hparams: 'not an object' } });
 
   const r = await ok('runs.get', { id: older.id });
-  assert.deepEqual(r.config.hparams, { method: 'lora', lr: 2e-4, epochs: 2 }, 'nothing filled in: the defaults of today are not what that run used');
+  assert.deepEqual(
+    r.config.hparams,
+    { method: 'lora', lr: 2e-4, epochs: 2 },
+    'nothing filled in: the defaults of today are not what that run used',
+  );
   assert.deepEqual(r.config.otherHparams, { rank: 4096, targetModules: ['query', 'key'], loraDropout: 0.1 });
   assert.equal(r.config.trainer, 'vlm', 'the rest of the config is kept');
   const p = await ok('runs.get', { id: plain.id });

@@ -20,9 +20,15 @@ describe('hub service', () => {
   const events: any[] = [];
   before(async () => {
     await hub.start();
-    hub.addRepo('lenslab/demo-llava', { files: { ...filesOf(BUNDLED_DEMO_DIR), 'pytorch_model.bin': randomBytes(10) } });
-    hub.addRepo('HuggingFaceTB/SmolVLM-256M-Instruct', { files: { 'config.json': JSON.stringify({ model_type: 'idefics3' }), 'model.safetensors': randomBytes(5000) } });
-    hub.addRepo('Salesforce/blip-vqa-base', { files: { 'config.json': JSON.stringify({ model_type: 'blip' }), 'model.safetensors': randomBytes(5000) } });
+    hub.addRepo('lenslab/demo-llava', {
+      files: { ...filesOf(BUNDLED_DEMO_DIR), 'pytorch_model.bin': randomBytes(10) },
+    });
+    hub.addRepo('HuggingFaceTB/SmolVLM-256M-Instruct', {
+      files: { 'config.json': JSON.stringify({ model_type: 'idefics3' }), 'model.safetensors': randomBytes(5000) },
+    });
+    hub.addRepo('Salesforce/blip-vqa-base', {
+      files: { 'config.json': JSON.stringify({ model_type: 'blip' }), 'model.safetensors': randomBytes(5000) },
+    });
     process.env.HF_ENDPOINT = hub.endpoint;
     process.env.HF_HUB_CACHE = join(tmp.dir, 'hf');
     delete process.env.HF_TOKEN;
@@ -40,7 +46,11 @@ describe('hub service', () => {
     tmp.cleanup();
   });
 
-  const finished = (id: string) => until(async () => (await ok('hub.pulls')).pulls.find((p: any) => p.id === id && p.status !== 'running'), 'pull to finish');
+  const finished = (id: string) =>
+    until(
+      async () => (await ok('hub.pulls')).pulls.find((p: any) => p.id === id && p.status !== 'running'),
+      'pull to finish',
+    );
 
   it('pulls through a cut transfer, registers the snapshot in place and reports progress', async () => {
     hub.fault({ file: 'model.safetensors', kind: 'truncate', afterBytes: 300_000 });
@@ -58,14 +68,25 @@ describe('hub service', () => {
     assert.equal(model.path, done.dir);
     assert.equal(model.report.kind, 'llava');
     assert.ok(model.bytes > 800_000, `the size counts the linked blobs (${model.bytes})`);
-    assert.ok(events.some((e) => e.id === pull.id && e.progress.phase === 'downloading' && e.progress.bytes > 0 && e.progress.bytes < e.progress.totalBytes));
+    assert.ok(
+      events.some(
+        (e) =>
+          e.id === pull.id &&
+          e.progress.phase === 'downloading' &&
+          e.progress.bytes > 0 &&
+          e.progress.bytes < e.progress.totalBytes,
+      ),
+    );
     assert.equal(events.filter((e) => e.id === pull.id).at(-1).status, 'done');
     // pulled again: nothing downloaded, the same model
     const again = await finished((await ok('hub.pull', { repo: 'lenslab/demo-llava@main' })).pull.id);
     assert.equal(again.downloadedBytes, 0);
     assert.equal(again.modelId, done.modelId);
     const cached = await ok('hub.cached');
-    assert.deepEqual(cached.snapshots.map((s: any) => [s.repo, s.modelId]), [['lenslab/demo-llava', done.modelId]]);
+    assert.deepEqual(
+      cached.snapshots.map((s: any) => [s.repo, s.modelId]),
+      [['lenslab/demo-llava', done.modelId]],
+    );
   });
 
   it('refuses an unsupported family after config.json, with the reason, before the weights', async () => {
@@ -89,7 +110,10 @@ describe('hub service', () => {
     hub.addRepo('lenslab/demo-2', { files: filesOf(BUNDLED_DEMO_DIR) });
     hub.fault({ file: 'model.safetensors', kind: 'stall', afterBytes: 400_000 });
     const { pull } = await ok('hub.pull', { repo: 'lenslab/demo-2', name: 'Second demo' });
-    await until(async () => (await ok('hub.pulls')).pulls.find((p: any) => p.id === pull.id).progress.bytes >= 400_000, 'bytes');
+    await until(
+      async () => (await ok('hub.pulls')).pulls.find((p: any) => p.id === pull.id).progress.bytes >= 400_000,
+      'bytes',
+    );
     assert.deepEqual(await ok('hub.cancel', { id: pull.id }), { cancelled: true });
     const stopped = await finished(pull.id);
     assert.equal(stopped.status, 'cancelled');

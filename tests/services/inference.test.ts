@@ -31,24 +31,56 @@ const events: { event: string; payload: any }[] = [];
 before(async () => {
   writeTinyLlava(llava, 0, { initStd: 0.2 });
   writeTinyBlip(blip, BLIP_SEED);
-  writeTinyContrastive(clip, 'clip', 1, { imageSize: 32, patchSize: 8, hidden: 32, layers: 1, heads: 2, std: 0.1, textPositions: 32 });
+  writeTinyContrastive(clip, 'clip', 1, {
+    imageSize: 32,
+    patchSize: 8,
+    hidden: 32,
+    layers: 1,
+    heads: 2,
+    std: 0.1,
+    textPositions: 32,
+  });
   const s = makeSample(5, 3, { size: 64 });
-  await sharp(Buffer.from(s.rgb), { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(image);
+  await sharp(Buffer.from(s.rgb), { raw: { width: 64, height: 64, channels: 3 } })
+    .png()
+    .toFile(image);
   writeFileSync(
     llavaData,
     JSON.stringify([
-      { id: 'a', image: 'img.png', conversations: [{ from: 'human', value: `<image>\n${question}` }, { from: 'gpt', value: 'Two.' }] },
-      { id: 'b', image: 'img.png', conversations: [{ from: 'human', value: '<image>\nWhat is red?' }, { from: 'gpt', value: 'A square.' }] },
+      {
+        id: 'a',
+        image: 'img.png',
+        conversations: [
+          { from: 'human', value: `<image>\n${question}` },
+          { from: 'gpt', value: 'Two.' },
+        ],
+      },
+      {
+        id: 'b',
+        image: 'img.png',
+        conversations: [
+          { from: 'human', value: '<image>\nWhat is red?' },
+          { from: 'gpt', value: 'A square.' },
+        ],
+      },
     ]),
   );
   const lines: string[] = [];
   for (const [i, img] of blipImages().entries()) {
-    await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } }).png().toFile(join(tmp.dir, `b${i}.png`));
+    await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } })
+      .png()
+      .toFile(join(tmp.dir, `b${i}.png`));
     lines.push(JSON.stringify({ image: `b${i}.png`, question: BLIP_QUESTIONS[i], answer: BLIP_ANSWERS[i] }));
   }
   writeFileSync(blipData, lines.join('\n') + '\n');
   // scoring in a real backend worker (the default), generation in this thread (the chat runtime's pool)
-  backend = createBackend({ dataDir: join(tmp.dir, 'data'), dbFile: ':memory:', host: 'test', log: quiet, chat: { inProcess: true } });
+  backend = createBackend({
+    dataDir: join(tmp.dir, 'data'),
+    dbFile: ':memory:',
+    host: 'test',
+    log: quiet,
+    chat: { inProcess: true },
+  });
   backend.events.subscribe((event, payload) => events.push({ event, payload }));
 });
 
@@ -63,7 +95,13 @@ test('inference.generate: the library tokens, streamed as inference.token events
   const want = await g.generate({ image, messages: [{ role: 'user', content: question }] }, { maxNewTokens: 6 });
   await g.dispose();
   events.length = 0;
-  const r = await ok(backend, 'inference.generate', { requestId: 'g1', model: { path: llava }, image: { path: image }, messages: [{ role: 'user', content: question }], options: { maxNewTokens: 6 } });
+  const r = await ok(backend, 'inference.generate', {
+    requestId: 'g1',
+    model: { path: llava },
+    image: { path: image },
+    messages: [{ role: 'user', content: question }],
+    options: { maxNewTokens: 6 },
+  });
   assert.deepEqual(r.ids, want.ids);
   assert.equal(r.text, want.text);
   assert.equal(r.finishReason, 'length');
@@ -74,29 +112,105 @@ test('inference.generate: the library tokens, streamed as inference.token events
 });
 
 test('inference.generate: bad input names the field', async () => {
-  assert.equal((await fail(backend, 'inference.generate', { model: { path: join(tmp.dir, 'nowhere') }, messages: [{ role: 'user', content: 'hi' }] })).field, 'model.path');
-  assert.equal((await fail(backend, 'inference.generate', { model: { path: llava }, messages: [{ role: 'system', content: 'be brief' }] })).field, 'messages');
-  assert.equal((await fail(backend, 'inference.generate', { model: { path: llava }, image: { path: join(tmp.dir, 'nope.png') }, messages: [{ role: 'user', content: 'hi' }] })).field, 'image.path');
-  assert.equal((await fail(backend, 'inference.generate', { model: { path: llava }, messages: [{ role: 'user', content: 'hi' }], options: { beams: 2 } })).field, 'options.beams');
-  const e = await fail(backend, 'inference.generate', { model: { path: llava }, messages: [{ role: 'user', content: 'hi' }], options: { temperature: 1, topP: 2 } });
+  assert.equal(
+    (
+      await fail(backend, 'inference.generate', {
+        model: { path: join(tmp.dir, 'nowhere') },
+        messages: [{ role: 'user', content: 'hi' }],
+      })
+    ).field,
+    'model.path',
+  );
+  assert.equal(
+    (
+      await fail(backend, 'inference.generate', {
+        model: { path: llava },
+        messages: [{ role: 'system', content: 'be brief' }],
+      })
+    ).field,
+    'messages',
+  );
+  assert.equal(
+    (
+      await fail(backend, 'inference.generate', {
+        model: { path: llava },
+        image: { path: join(tmp.dir, 'nope.png') },
+        messages: [{ role: 'user', content: 'hi' }],
+      })
+    ).field,
+    'image.path',
+  );
+  assert.equal(
+    (
+      await fail(backend, 'inference.generate', {
+        model: { path: llava },
+        messages: [{ role: 'user', content: 'hi' }],
+        options: { beams: 2 },
+      })
+    ).field,
+    'options.beams',
+  );
+  const e = await fail(backend, 'inference.generate', {
+    model: { path: llava },
+    messages: [{ role: 'user', content: 'hi' }],
+    options: { temperature: 1, topP: 2 },
+  });
   assert.equal(e.field, 'options');
-  assert.equal((await fail(backend, 'inference.generate', { model: { path: llava }, adapter: { runId: 99 }, messages: [{ role: 'user', content: 'hi' }] })).field, 'adapter.runId');
+  assert.equal(
+    (
+      await fail(backend, 'inference.generate', {
+        model: { path: llava },
+        adapter: { runId: 99 },
+        messages: [{ role: 'user', content: 'hi' }],
+      })
+    ).field,
+    'adapter.runId',
+  );
 });
 
 test('inference.generate: an aborted request is cancelled', async () => {
   const ac = new AbortController();
   ac.abort();
-  const env = await backend.dispatcher.dispatch('inference.generate', { model: { path: llava }, messages: [{ role: 'user', content: 'hi' }] }, { signal: ac.signal });
+  const env = await backend.dispatcher.dispatch(
+    'inference.generate',
+    { model: { path: llava }, messages: [{ role: 'user', content: 'hi' }] },
+    { signal: ac.signal },
+  );
   assert.equal(env.ok, false);
   assert.equal(!env.ok && env.error.code, 'cancelled');
 });
 
 test('inference.generate on a BLIP VQA folder: a greedy answer; BLIP refusals name the field', async () => {
-  const r = await ok(backend, 'inference.generate', { requestId: 'b1', model: { path: blip }, image: { path: join(tmp.dir, 'b0.png') }, messages: [{ role: 'user', content: BLIP_QUESTIONS[0] }] });
+  const r = await ok(backend, 'inference.generate', {
+    requestId: 'b1',
+    model: { path: blip },
+    image: { path: join(tmp.dir, 'b0.png') },
+    messages: [{ role: 'user', content: BLIP_QUESTIONS[0] }],
+  });
   assert.ok(r.ids.length > 0);
-  assert.equal(events.filter((e) => e.event === 'inference.token' && e.payload.requestId === 'b1').map((e) => e.payload.text).join(''), r.text);
-  assert.equal((await fail(backend, 'inference.generate', { model: { path: blip }, messages: [{ role: 'user', content: 'hi' }] })).field, 'image');
-  assert.equal((await fail(backend, 'inference.generate', { model: { path: blip }, image: { path: join(tmp.dir, 'b0.png') }, messages: [{ role: 'user', content: 'hi' }], options: { temperature: 0.7 } })).field, 'options.temperature');
+  assert.equal(
+    events
+      .filter((e) => e.event === 'inference.token' && e.payload.requestId === 'b1')
+      .map((e) => e.payload.text)
+      .join(''),
+    r.text,
+  );
+  assert.equal(
+    (await fail(backend, 'inference.generate', { model: { path: blip }, messages: [{ role: 'user', content: 'hi' }] }))
+      .field,
+    'image',
+  );
+  assert.equal(
+    (
+      await fail(backend, 'inference.generate', {
+        model: { path: blip },
+        image: { path: join(tmp.dir, 'b0.png') },
+        messages: [{ role: 'user', content: 'hi' }],
+        options: { temperature: 0.7 },
+      })
+    ).field,
+    'options.temperature',
+  );
 });
 
 test('inference.score: the library losses per sample, in a backend worker', async () => {
@@ -104,7 +218,15 @@ test('inference.score: the library losses per sample, in a backend worker', asyn
   assert.equal(r.kind, 'tokens');
   assert.equal(r.samples.length, 2);
   const g = await loadGenerator(llava, null, { cacheDir: join(tmp.dir, 'direct-cache') });
-  const [want] = await g.score([{ image, messages: [{ role: 'user', content: `<image>\n${question}` }, { role: 'assistant', content: 'Two.' }] }]);
+  const [want] = await g.score([
+    {
+      image,
+      messages: [
+        { role: 'user', content: `<image>\n${question}` },
+        { role: 'assistant', content: 'Two.' },
+      ],
+    },
+  ]);
   await g.dispose();
   assert.equal(r.samples[0].tokens, want.tokens);
   assert.ok(Math.abs(r.samples[0].loss - want.loss) < 1e-9);
@@ -118,7 +240,12 @@ test('inference.score on BLIP and CLIP folders', async () => {
   assert.equal(b.samples.length, BLIP_QUESTIONS.length);
   assert.equal(b.labelSmoothing, 0.1);
   const capData = join(tmp.dir, 'captions.jsonl');
-  writeFileSync(capData, blipImages().map((_, i) => JSON.stringify({ image: `b${i}.png`, caption: `picture ${i}` })).join('\n') + '\n');
+  writeFileSync(
+    capData,
+    blipImages()
+      .map((_, i) => JSON.stringify({ image: `b${i}.png`, caption: `picture ${i}` }))
+      .join('\n') + '\n',
+  );
   const c = await ok(backend, 'inference.score', { model: { path: clip }, data: { path: capData } });
   assert.equal(c.kind, 'contrastive');
   assert.equal(c.logitsPerText.length, blipImages().length);
@@ -132,36 +259,77 @@ test('inference.score on BLIP and CLIP folders', async () => {
 
 test('inference.evaluate: zero-shot and recall of a CLIP folder on a data split; bad input names the field', async () => {
   const capData = join(tmp.dir, 'labelled.jsonl');
-  writeFileSync(capData, blipImages().map((_, i) => JSON.stringify({ image: `b${i}.png`, caption: `picture ${i}`, tags: [`class ${i % 2}`] })).join('\n') + '\n');
-  const r = await ok(backend, 'inference.evaluate', { model: { path: clip }, adapter: undefined, data: { path: capData, split: 'train' } });
+  writeFileSync(
+    capData,
+    blipImages()
+      .map((_, i) => JSON.stringify({ image: `b${i}.png`, caption: `picture ${i}`, tags: [`class ${i % 2}`] }))
+      .join('\n') + '\n',
+  );
+  const r = await ok(backend, 'inference.evaluate', {
+    model: { path: clip },
+    adapter: undefined,
+    data: { path: capData, split: 'train' },
+  });
   assert.equal(r.items, blipImages().length);
   assert.equal(r.pairs, blipImages().length);
   assert.ok(r.base.recall && r.base.recall.textToImage['R@1'] >= 0 && r.base.recall.textToImage['R@1'] <= 1);
   assert.equal(r.adapter, undefined);
-  assert.equal((await fail(backend, 'inference.evaluate', { model: { path: clip }, data: { path: capData, split: 'dev' } })).field, 'data.split');
-  assert.equal((await fail(backend, 'inference.evaluate', { model: { path: clip }, data: { path: capData } })).field, 'data');
-  assert.equal((await fail(backend, 'inference.evaluate', { model: { path: llava }, data: { path: capData, split: 'train' } })).field, 'model');
+  assert.equal(
+    (await fail(backend, 'inference.evaluate', { model: { path: clip }, data: { path: capData, split: 'dev' } })).field,
+    'data.split',
+  );
+  assert.equal(
+    (await fail(backend, 'inference.evaluate', { model: { path: clip }, data: { path: capData } })).field,
+    'data',
+  );
+  assert.equal(
+    (await fail(backend, 'inference.evaluate', { model: { path: llava }, data: { path: capData, split: 'train' } }))
+      .field,
+    'model',
+  );
 });
 
 test('inference.embed: normalized image and caption embeddings; bad input names the field', async () => {
   const capData = join(tmp.dir, 'embed.jsonl');
-  writeFileSync(capData, [JSON.stringify({ image: 'b0.png', caption: 'a picture' }), JSON.stringify({ image: 'b1.png' })].join('\n') + '\n');
+  writeFileSync(
+    capData,
+    [JSON.stringify({ image: 'b0.png', caption: 'a picture' }), JSON.stringify({ image: 'b1.png' })].join('\n') + '\n',
+  );
   const r = await ok(backend, 'inference.embed', { model: { path: clip }, data: { path: capData } });
   assert.equal(r.items.length, 2);
   const norm = (v: number[]) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
   assert.ok(Math.abs(norm(r.items[0].imageEmbeds) - 1) < 1e-4 && Math.abs(norm(r.items[0].textEmbeds) - 1) < 1e-4);
   assert.equal(r.items[0].imageEmbeds.length, r.dim);
   assert.equal(r.items[1].textEmbeds, null);
-  assert.equal((await ok(backend, 'inference.embed', { model: { path: clip }, data: { path: capData }, limit: 1 })).items.length, 1);
-  assert.equal((await fail(backend, 'inference.embed', { model: { path: llava }, data: { path: capData } })).field, 'model');
-  assert.equal((await fail(backend, 'inference.embed', { model: { path: clip }, data: { path: capData }, limit: -1 })).field, 'limit');
+  assert.equal(
+    (await ok(backend, 'inference.embed', { model: { path: clip }, data: { path: capData }, limit: 1 })).items.length,
+    1,
+  );
+  assert.equal(
+    (await fail(backend, 'inference.embed', { model: { path: llava }, data: { path: capData } })).field,
+    'model',
+  );
+  assert.equal(
+    (await fail(backend, 'inference.embed', { model: { path: clip }, data: { path: capData }, limit: -1 })).field,
+    'limit',
+  );
 });
 
 test('inference.score: bad input names the field (across the worker boundary too)', async () => {
-  assert.equal((await fail(backend, 'inference.score', { model: { path: llava }, data: { path: join(tmp.dir, 'missing.jsonl') } })).field, 'data.path');
-  assert.equal((await fail(backend, 'inference.score', { model: { path: llava }, data: { path: llavaData }, limit: 0 })).field, 'limit');
+  assert.equal(
+    (await fail(backend, 'inference.score', { model: { path: llava }, data: { path: join(tmp.dir, 'missing.jsonl') } }))
+      .field,
+    'data.path',
+  );
+  assert.equal(
+    (await fail(backend, 'inference.score', { model: { path: llava }, data: { path: llavaData }, limit: 0 })).field,
+    'limit',
+  );
   writeFileSync(join(tmp.dir, 'bad.json'), '{ nope');
-  const e = await fail(backend, 'inference.score', { model: { path: llava }, data: { path: join(tmp.dir, 'bad.json') } });
+  const e = await fail(backend, 'inference.score', {
+    model: { path: llava },
+    data: { path: join(tmp.dir, 'bad.json') },
+  });
   assert.equal(e.code, 'invalid_request');
   assert.equal(e.field, 'data');
   assert.equal((await fail(backend, 'inference.score', { model: { path: llava } })).field, 'data');
@@ -170,7 +338,13 @@ test('inference.score: bad input names the field (across the worker boundary too
 test('inference.train: a BLIP LoRA adapter in a folder, steps as inference.step events; bad input names the field', async () => {
   const outDir = join(tmp.dir, 'blip-adapter');
   events.length = 0;
-  const r = await ok(backend, 'inference.train', { requestId: 't1', model: { path: blip }, data: { path: blipData }, outDir, options: { epochs: 1, batchSize: 2, lr: 1e-2 } });
+  const r = await ok(backend, 'inference.train', {
+    requestId: 't1',
+    model: { path: blip },
+    data: { path: blipData },
+    outDir,
+    options: { epochs: 1, batchSize: 2, lr: 1e-2 },
+  });
   assert.equal(r.outDir, outDir);
   assert.ok(r.steps >= 1);
   assert.ok(existsSync(join(outDir, 'adapter_config.json')) && existsSync(join(outDir, 'adapter_model.safetensors')));
@@ -178,11 +352,32 @@ test('inference.train: a BLIP LoRA adapter in a folder, steps as inference.step 
   assert.equal(steps.length, r.steps);
   assert.equal(steps.at(-1)!.payload.loss, r.lastLoss);
   assert.match(r.notes[0], /^BLIP VQA: \d+ question\(s\) from split "train"/);
-  assert.equal((await fail(backend, 'inference.train', { model: { path: blip }, data: { path: blipData }, outDir })).field, 'outDir');
+  assert.equal(
+    (await fail(backend, 'inference.train', { model: { path: blip }, data: { path: blipData }, outDir })).field,
+    'outDir',
+  );
   const fresh = join(tmp.dir, 'fresh');
-  assert.equal((await fail(backend, 'inference.train', { model: { path: llava }, data: { path: blipData }, outDir: fresh })).field, 'model');
-  assert.equal((await fail(backend, 'inference.train', { model: { path: blip }, data: { path: blipData }, outDir: fresh, options: { rank: 'big' } })).field, 'options.rank');
-  const e = await fail(backend, 'inference.train', { model: { path: blip }, data: { path: blipData }, outDir: fresh, options: { targetModules: ['q_proj'] } });
+  assert.equal(
+    (await fail(backend, 'inference.train', { model: { path: llava }, data: { path: blipData }, outDir: fresh })).field,
+    'model',
+  );
+  assert.equal(
+    (
+      await fail(backend, 'inference.train', {
+        model: { path: blip },
+        data: { path: blipData },
+        outDir: fresh,
+        options: { rank: 'big' },
+      })
+    ).field,
+    'options.rank',
+  );
+  const e = await fail(backend, 'inference.train', {
+    model: { path: blip },
+    data: { path: blipData },
+    outDir: fresh,
+    options: { targetModules: ['q_proj'] },
+  });
   assert.equal(e.field, 'options');
   assert.match(e.message, /target module "q_proj" matches no linear layer/);
   assert.equal(existsSync(join(fresh, 'adapter_config.json')), false);
@@ -195,7 +390,11 @@ test('inference.train: an aborted request stops before the adapter is written', 
   const off = backend.events.subscribe((event) => {
     if (event === 'inference.step') ac.abort();
   });
-  const env = await backend.dispatcher.dispatch('inference.train', { requestId: 't2', model: { path: blip }, data: { path: blipData }, outDir, options: { epochs: 3, batchSize: 1 } }, { signal: ac.signal });
+  const env = await backend.dispatcher.dispatch(
+    'inference.train',
+    { requestId: 't2', model: { path: blip }, data: { path: blipData }, outDir, options: { epochs: 3, batchSize: 1 } },
+    { signal: ac.signal },
+  );
   off();
   assert.equal(env.ok, false);
   assert.equal(!env.ok && env.error.code, 'cancelled');

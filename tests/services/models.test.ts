@@ -7,10 +7,22 @@ import { join } from 'node:path';
 import { createBackend, type Backend } from '../../src-main/services/backend';
 import { tempDir } from '../helpers/tmp';
 import { dispatchTo } from '../helpers/dispatch';
-import { writeTinyLlava, randomWeights, demoPreprocessorConfig, DEMO_CORPUS_SEED } from '../../src-main/models/demo/tiny-llava';
+import {
+  writeTinyLlava,
+  randomWeights,
+  demoPreprocessorConfig,
+  DEMO_CORPUS_SEED,
+} from '../../src-main/models/demo/tiny-llava';
 import { loadHfFolder, saveHfFolder } from '../../src-main/models/hf-folder';
 import { adapterConfigJson, resolveLoraModules, saveAdapter, type LoraSpec } from '../../src-main/models/peft';
-import { parseHfConfig, textToHf, visionToHf, type LlavaModelConfig, type TextModelConfig, type VisionModelConfig } from '../../src-main/models/config';
+import {
+  parseHfConfig,
+  textToHf,
+  visionToHf,
+  type LlavaModelConfig,
+  type TextModelConfig,
+  type VisionModelConfig,
+} from '../../src-main/models/config';
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource } from '../../src-main/models/weights/safetensors';
 import { trainByteLevelBpe } from '../../src-main/models/demo/bpe';
@@ -89,32 +101,91 @@ test('inspect and import name the problem; a folder registers once; rename and d
 test('inspect warns about a chat template that drops images, naming the file', async () => {
   const dir = join(tmp.dir, 'no-image-template');
   writeTinyLlava(dir, 3);
-  writeFileSync(join(dir, 'chat_template.jinja'), "{% for m in messages %}{% for p in m['content'] | selectattr('type', 'equalto', 'text') %}{{ p['text'] }}{% endfor %}{% endfor %}");
+  writeFileSync(
+    join(dir, 'chat_template.jinja'),
+    "{% for m in messages %}{% for p in m['content'] | selectattr('type', 'equalto', 'text') %}{{ p['text'] }}{% endfor %}{% endfor %}",
+  );
   const r = await ok('models.inspect', { path: dir });
-  assert.ok(r.warnings.some((w: string) => w.includes(join(dir, 'chat_template.jinja')) && /writes nothing for an image/.test(w)), JSON.stringify(r.warnings));
+  assert.ok(
+    r.warnings.some(
+      (w: string) => w.includes(join(dir, 'chat_template.jinja')) && /writes nothing for an image/.test(w),
+    ),
+    JSON.stringify(r.warnings),
+  );
   const good = join(tmp.dir, 'good-template');
   writeTinyLlava(good, 3);
-  assert.ok(!(await ok('models.inspect', { path: good })).warnings.some((w: string) => /image/.test(w) && /template/.test(w)));
+  assert.ok(
+    !(await ok('models.inspect', { path: good })).warnings.some((w: string) => /image/.test(w) && /template/.test(w)),
+  );
 });
 
 test('compose a LLaVA from a CLIP tower and a LLaMA in the data folder', async () => {
   const vdir = join(tmp.dir, 'clip');
-  const vjson = { architectures: ['CLIPVisionModel'], ...visionToHf({
-    modelType: 'clip_vision_model', hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, headDim: 8, numChannels: 3,
-    imageSize: 32, patchSize: 8, hiddenAct: 'quick_gelu', layerNormEps: 1e-5, classToken: true, preLayerNorm: true, patchBias: false, useHead: false,
-    numPatches: 16, numPositions: 17,
-  }) };
+  const vjson = {
+    architectures: ['CLIPVisionModel'],
+    ...visionToHf({
+      modelType: 'clip_vision_model',
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numHiddenLayers: 2,
+      numAttentionHeads: 4,
+      headDim: 8,
+      numChannels: 3,
+      imageSize: 32,
+      patchSize: 8,
+      hiddenAct: 'quick_gelu',
+      layerNormEps: 1e-5,
+      classToken: true,
+      preLayerNorm: true,
+      patchBias: false,
+      useHead: false,
+      numPatches: 16,
+      numPositions: 17,
+    }),
+  };
   const vcfg = parseHfConfig(vjson) as VisionModelConfig;
-  saveHfFolder(vdir, { config: vjson, weights: memorySource(randomWeights(expectedTensors(vcfg), 1)), preprocessorConfig: demoPreprocessorConfig(32) });
+  saveHfFolder(vdir, {
+    config: vjson,
+    weights: memorySource(randomWeights(expectedTensors(vcfg), 1)),
+    preprocessorConfig: demoPreprocessorConfig(32),
+  });
   const tdir = join(tmp.dir, 'llama');
-  const tjson = { architectures: ['LlamaForCausalLM'], ...textToHf({
-    modelType: 'llama', vocabSize: 300, hiddenSize: 48, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
-    headDim: 12, hiddenAct: 'silu', maxPositionEmbeddings: 256, rmsNormEps: 1e-6, rope: { theta: 10000, type: 'default', factor: 1 },
-    qkvBias: false, oBias: false, mlpBias: false, tieWordEmbeddings: false, bosTokenId: 1, eosTokenIds: [2], padTokenId: null,
-  }) };
+  const tjson = {
+    architectures: ['LlamaForCausalLM'],
+    ...textToHf({
+      modelType: 'llama',
+      vocabSize: 300,
+      hiddenSize: 48,
+      intermediateSize: 96,
+      numHiddenLayers: 2,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 2,
+      headDim: 12,
+      hiddenAct: 'silu',
+      maxPositionEmbeddings: 256,
+      rmsNormEps: 1e-6,
+      rope: { theta: 10000, type: 'default', factor: 1 },
+      qkvBias: false,
+      oBias: false,
+      mlpBias: false,
+      tieWordEmbeddings: false,
+      bosTokenId: 1,
+      eosTokenIds: [2],
+      padTokenId: null,
+    }),
+  };
   const tcfg = parseHfConfig(tjson) as TextModelConfig;
-  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), { vocabSize: 300, specialTokens: ['<unk>', '<s>', '</s>'], bosToken: '<s>' });
-  saveHfFolder(tdir, { config: tjson, weights: memorySource(randomWeights(expectedTensors(tcfg), 2)), tokenizer, tokenizerConfig: { bos_token: '<s>', eos_token: '</s>' } });
+  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), {
+    vocabSize: 300,
+    specialTokens: ['<unk>', '<s>', '</s>'],
+    bosToken: '<s>',
+  });
+  saveHfFolder(tdir, {
+    config: tjson,
+    weights: memorySource(randomWeights(expectedTensors(tcfg), 2)),
+    tokenizer,
+    tokenizerConfig: { bos_token: '<s>', eos_token: '</s>' },
+  });
 
   const text = await ok('models.inspect', { path: tdir });
   assert.equal(text.kind, 'text');
@@ -135,10 +206,26 @@ test('an adapter folder exports as PEFT files and merges into a new registered m
   const loaded = loadHfFolder(base.path);
   const config = loaded.config as LlavaModelConfig;
   loaded.close();
-  const spec: LoraSpec = { mode: 'lora', r: 2, alpha: 4, dropout: 0, targets: ['q_proj', 'v_proj'], includeVision: false, useRslora: false };
+  const spec: LoraSpec = {
+    mode: 'lora',
+    r: 2,
+    alpha: 4,
+    dropout: 0,
+    targets: ['q_proj', 'v_proj'],
+    includeVision: false,
+    useRslora: false,
+  };
   const rng = demoRng(9);
   const modules = resolveLoraModules(config, adapterConfigJson(config, spec).target_modules as string);
-  const lora = new Map(modules.map((m) => [m.module, { a: Float32Array.from({ length: 2 * m.inFeatures }, () => rng.normal()), b: Float32Array.from({ length: m.outFeatures * 2 }, () => rng.normal()) }]));
+  const lora = new Map(
+    modules.map((m) => [
+      m.module,
+      {
+        a: Float32Array.from({ length: 2 * m.inFeatures }, () => rng.normal()),
+        b: Float32Array.from({ length: m.outFeatures * 2 }, () => rng.normal()),
+      },
+    ]),
+  );
   const adir = join(tmp.dir, 'adapter');
   saveAdapter(adir, config, spec, lora);
 
@@ -147,7 +234,10 @@ test('an adapter folder exports as PEFT files and merges into a new registered m
   assert.deepEqual(ex.files, ['adapter_config.json', 'adapter_model.safetensors']);
   assert.ok(ex.bytes > 0);
   assert.equal((await fail('models.exportAdapter', { adapter: { path: adir }, dir: out })).code, 'conflict');
-  assert.equal((await fail('models.exportAdapter', { adapter: { path: tmp.dir }, dir: join(tmp.dir, 'x') })).field, 'adapter.path');
+  assert.equal(
+    (await fail('models.exportAdapter', { adapter: { path: tmp.dir }, dir: join(tmp.dir, 'x') })).field,
+    'adapter.path',
+  );
 
   const merged = await ok('models.merge', { model: { id: base.id }, adapter: { path: adir }, name: 'Merged demo' });
   assert.equal(merged.model.kind, 'merged');

@@ -26,7 +26,10 @@ test('the first step goes out at once, the next ones together after the interval
   assert.equal(sent.length, 1, 'steps 2..6 wait for the interval');
   t.mock.timers.tick(50);
   assert.equal(sent.length, 2);
-  assert.deepEqual(sent[1].payload.points.map((p: any) => p.step), [2, 3, 4, 5, 6]);
+  assert.deepEqual(
+    sent[1].payload.points.map((p: any) => p.step),
+    [2, 3, 4, 5, 6],
+  );
   assert.equal(sent[1].payload.step, 6);
   assert.deepEqual(sent[1].payload.metrics, point(6).metrics);
   // runs are batched separately
@@ -44,7 +47,10 @@ test('flush sends the pending steps before another event; flushAll leaves no tim
   b.add(1, 10, point(2));
   b.add(1, 10, point(3));
   b.flush(1);
-  assert.deepEqual(sent.map((e) => e.payload.points.map((p: any) => p.step)), [[1], [2, 3]]);
+  assert.deepEqual(
+    sent.map((e) => e.payload.points.map((p: any) => p.step)),
+    [[1], [2, 3]],
+  );
   b.flush(1);
   assert.equal(sent.length, 2, 'nothing pending, nothing sent');
   t.mock.timers.tick(500);
@@ -55,7 +61,15 @@ test('flush sends the pending steps before another event; flushAll leaves no tim
   b.add(2, 10, point(1));
   b.add(2, 10, point(2));
   b.flushAll();
-  assert.deepEqual(sent.slice(2).map((e) => [e.payload.runId, e.payload.points.map((p: any) => p.step)]), [[1, [4]], [2, [1]], [1, [5]], [2, [2]]]);
+  assert.deepEqual(
+    sent.slice(2).map((e) => [e.payload.runId, e.payload.points.map((p: any) => p.step)]),
+    [
+      [1, [4]],
+      [2, [1]],
+      [1, [5]],
+      [2, [2]],
+    ],
+  );
   t.mock.timers.tick(1_000);
   assert.equal(sent.length, 6);
 });

@@ -49,10 +49,17 @@ test('rename, archive and delete runs; running runs and folders outside the data
   assert.deepEqual(del, { deleted: true, id: a, filesDeleted: true, folder: join(dataDir, 'runs', '1') });
   assert.ok(!existsSync(join(dataDir, 'runs', '1')));
   assert.equal((await failOn(backend, 'runs.get', { id: a })).code, 'not_found');
-  assert.equal((backend.db.prepare('SELECT COUNT(*) AS n FROM metrics WHERE run_id = ?').get(a) as { n: number }).n, 0, 'its metrics went with it');
+  assert.equal(
+    (backend.db.prepare('SELECT COUNT(*) AS n FROM metrics WHERE run_id = ?').get(a) as { n: number }).n,
+    0,
+    'its metrics went with it',
+  );
   // without deleteFiles the folder stays
   const kept = await okOn(backend, 'runs.delete', { id: b });
   assert.equal(kept.filesDeleted, false);
   assert.ok(existsSync(join(tmp.dir, 'elsewhere', 'data.json')));
-  assert.deepEqual((await okOn(backend, 'runs.list', {})).runs.map((r: any) => r.name), ['live']);
+  assert.deepEqual(
+    (await okOn(backend, 'runs.list', {})).runs.map((r: any) => r.name),
+    ['live'],
+  );
 });

@@ -47,13 +47,19 @@ test('datasets: create, list, update, delete, with events', async () => {
   assert.equal(a.itemCount, 0);
   assert.deepEqual(seen, [{ event: 'datasets.changed', payload: { kind: 'created', id: a.id } }]);
   const list = await ok('datasets.list', {});
-  assert.deepEqual(list.datasets.map((d: any) => d.name), ['Street signs']);
+  assert.deepEqual(
+    list.datasets.map((d: any) => d.name),
+    ['Street signs'],
+  );
   const up = await ok('datasets.update', { id: a.id, name: 'Signs' });
   assert.equal(up.name, 'Signs');
   assert.equal(up.description, 'photos');
   assert.equal((await ok('datasets.get', { id: a.id })).name, 'Signs');
   assert.deepEqual(await ok('datasets.delete', { id: a.id }), { deleted: true, id: a.id });
-  assert.deepEqual(seen.map((s) => (s.payload as any).kind), ['created', 'updated', 'deleted']);
+  assert.deepEqual(
+    seen.map((s) => (s.payload as any).kind),
+    ['created', 'updated', 'deleted'],
+  );
   assert.deepEqual(await ok('datasets.list'), { datasets: [] });
 });
 
@@ -121,16 +127,28 @@ test('runs: list, filter, get, metrics', async () => {
   const r1 = insertRun(backend.db, { name: 'one', config: { lr: 0.001, epochs: 2 }, datasetId: d.id, totalSteps: 20 });
   const r2 = insertRun(backend.db, { name: 'two', config: {} });
   updateRunStatus(backend.db, r1.id, 'running', { step: 3 });
-  insertMetrics(backend.db, r1.id, [{ step: 1, name: 'loss', value: 2.25 }, { step: 2, name: 'loss', value: 1.5 }]);
+  insertMetrics(backend.db, r1.id, [
+    { step: 1, name: 'loss', value: 2.25 },
+    { step: 2, name: 'loss', value: 1.5 },
+  ]);
   const all = await ok('runs.list');
-  assert.deepEqual(all.runs.map((r: any) => r.name), ['two', 'one']);
+  assert.deepEqual(
+    all.runs.map((r: any) => r.name),
+    ['two', 'one'],
+  );
   const running = await ok('runs.list', { status: 'running' });
-  assert.deepEqual(running.runs.map((r: any) => r.id), [r1.id]);
+  assert.deepEqual(
+    running.runs.map((r: any) => r.id),
+    [r1.id],
+  );
   const one = await ok('runs.get', { id: r1.id });
   assert.deepEqual(one.config, { lr: 0.001, epochs: 2 });
   assert.equal(one.datasetName, 'd');
   assert.equal(one.step, 3);
-  assert.deepEqual((await ok('runs.metrics', { id: r1.id, name: 'loss' })).points.map((p: any) => p.value), [2.25, 1.5]);
+  assert.deepEqual(
+    (await ok('runs.metrics', { id: r1.id, name: 'loss' })).points.map((p: any) => p.value),
+    [2.25, 1.5],
+  );
   assert.equal((await fail('runs.list', { status: 'exploded' })).field, 'status');
   assert.equal((await fail('runs.metrics', { id: r2.id + 100 })).code, 'not_found');
 });
@@ -158,6 +176,9 @@ test('a handler that breaks its output contract yields an internal error, not a 
 });
 
 test('events with payloads that break the contract are refused', () => {
-  assert.throws(() => backend.ctx.emit('datasets.changed', { kind: 'exploded', id: 1 } as any), /payload of event datasets.changed: kind/);
+  assert.throws(
+    () => backend.ctx.emit('datasets.changed', { kind: 'exploded', id: 1 } as any),
+    /payload of event datasets.changed: kind/,
+  );
   assert.throws(() => backend.ctx.emit('nope' as any, {} as any), /unknown event/);
 });

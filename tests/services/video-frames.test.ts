@@ -13,7 +13,12 @@ import { dispatchTo } from '../helpers/dispatch';
 
 const MEDIA = join(import.meta.dirname, '..', 'fixtures', 'media');
 const tmp = tempDir('video-frames-');
-const backend = createBackend({ dataDir: join(tmp.dir, 'data'), dbFile: ':memory:', host: 'test', log: { error() {}, warn() {} } });
+const backend = createBackend({
+  dataDir: join(tmp.dir, 'data'),
+  dbFile: ':memory:',
+  host: 'test',
+  log: { error() {}, warn() {} },
+});
 after(() => {
   backend.close();
   tmp.cleanup();
@@ -36,18 +41,29 @@ test('items.videoFrames gives the uniformly sampled frames in time order, scaled
   const r = await ok('items.videoFrames', { id: video.id, frames: 8, height: 64 });
   assert.equal(r.total, 12);
   assert.equal(r.fps, 12);
-  assert.deepEqual(r.frames.map((f: any) => f.index), [0, 1, 3, 4, 6, 7, 9, 11], 'linspace(0, 11, 8) floored');
-  assert.deepEqual(r.frames.map((f: any) => f.time), [0, 1, 3, 4, 6, 7, 9, 11].map((i) => i / 12));
+  assert.deepEqual(
+    r.frames.map((f: any) => f.index),
+    [0, 1, 3, 4, 6, 7, 9, 11],
+    'linspace(0, 11, 8) floored',
+  );
+  assert.deepEqual(
+    r.frames.map((f: any) => f.time),
+    [0, 1, 3, 4, 6, 7, 9, 11].map((i) => i / 12),
+  );
   const xs: number[] = [];
   for (const f of r.frames) {
-    const { data, info } = await sharp(Buffer.from(f.png, 'base64')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(Buffer.from(f.png, 'base64'))
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     assert.deepEqual([info.width, info.height], [64, 64], 'scaled from 32×32 to the asked height');
     const row = info.height >> 1;
     let x = 0;
     while (x < info.width && data[(row * info.width + x) * 3] <= 128) x++;
     xs.push(x / info.width);
   }
-  for (let k = 1; k < xs.length; k++) assert.ok(xs[k] > xs[k - 1], `frame ${k + 1} is right of frame ${k}: ${JSON.stringify(xs)}`);
+  for (let k = 1; k < xs.length; k++)
+    assert.ok(xs[k] > xs[k - 1], `frame ${k + 1} is right of frame ${k}: ${JSON.stringify(xs)}`);
 
   assert.equal((await ok('items.videoFrames', { id: video.id })).frames.length, 8, 'eight by default');
   assert.match((await fail('items.videoFrames', { id: audio.id })).message, /is not a video/);

@@ -10,7 +10,12 @@ for (;;) {
   const row = db.transaction(() => {
     const d = insertDataset(db, { name: `crash-${process.pid}-${i}`, description: payload });
     const now = new Date().toISOString();
-    db.prepare('INSERT INTO items (dataset_id, bytes, created_at, updated_at) VALUES (?, ?, ?, ?)').run(d.id, i, now, now);
+    db.prepare('INSERT INTO items (dataset_id, bytes, created_at, updated_at) VALUES (?, ?, ?, ?)').run(
+      d.id,
+      i,
+      now,
+      now,
+    );
     return d;
   })();
   process.stdout.write(`${row.id}\n`);

@@ -42,7 +42,11 @@ test('SIGKILL during a write loop loses no committed row and leaves an intact da
     const missing = committed.filter((id) => !ids.has(id));
     assert.deepEqual(missing, [], 'every reported commit is present');
     // every dataset row has its item (the two inserts were one transaction)
-    const orphans = db.prepare('SELECT COUNT(*) AS n FROM datasets d WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.dataset_id = d.id)').get() as { n: number };
+    const orphans = db
+      .prepare(
+        'SELECT COUNT(*) AS n FROM datasets d WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.dataset_id = d.id)',
+      )
+      .get() as { n: number };
     assert.equal(orphans.n, 0);
   } finally {
     closeDatabase(db);

@@ -1,8 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDatabase, closeDatabase } from '../../src-main/storage/database';
-import { listDatasets, insertDataset, updateDataset, deleteDataset, getDataset, getDatasetByName } from '../../src-main/storage/datasets-queries';
-import { listRuns, insertRun, updateRunStatus, insertMetrics, listMetrics, markInterruptedRuns, getRun } from '../../src-main/storage/runs-queries';
+import {
+  listDatasets,
+  insertDataset,
+  updateDataset,
+  deleteDataset,
+  getDataset,
+  getDatasetByName,
+} from '../../src-main/storage/datasets-queries';
+import {
+  listRuns,
+  insertRun,
+  updateRunStatus,
+  insertMetrics,
+  listMetrics,
+  markInterruptedRuns,
+  getRun,
+} from '../../src-main/storage/runs-queries';
 import { resolveDataDir, defaultDataDir } from '../../src-main/storage/data-dir';
 
 test('dataset queries: create, list with item counts, rename, delete', () => {
@@ -12,7 +27,10 @@ test('dataset queries: create, list with item counts, rename, delete', () => {
     const a = insertDataset(db, { name: 'cats', description: 'my cats' });
     assert.equal(a.name, 'cats');
     assert.equal(a.item_count, 0);
-    assert.throws(() => insertDataset(db, { name: 'cats' }), (e: any) => e.code === 'SQLITE_CONSTRAINT_UNIQUE');
+    assert.throws(
+      () => insertDataset(db, { name: 'cats' }),
+      (e: any) => e.code === 'SQLITE_CONSTRAINT_UNIQUE',
+    );
     const now = new Date().toISOString();
     db.prepare('INSERT INTO items (dataset_id, created_at, updated_at) VALUES (?, ?, ?)').run(a.id, now, now);
     insertDataset(db, { name: 'dogs' });
@@ -56,9 +74,18 @@ test('run queries: insert, status transitions, metrics, interrupted on restart',
     ]);
     assert.equal(listMetrics(db, r.id).length, 3);
     const r2 = insertRun(db, { name: 'second', config: {} });
-    assert.deepEqual(listRuns(db).map((x) => x.id), [r2.id, r.id]);
-    assert.deepEqual(listRuns(db, { status: 'running' }).map((x) => x.id), [r.id]);
-    assert.deepEqual(listRuns(db, { datasetId: ds.id }).map((x) => x.id), [r.id]);
+    assert.deepEqual(
+      listRuns(db).map((x) => x.id),
+      [r2.id, r.id],
+    );
+    assert.deepEqual(
+      listRuns(db, { status: 'running' }).map((x) => x.id),
+      [r.id],
+    );
+    assert.deepEqual(
+      listRuns(db, { datasetId: ds.id }).map((x) => x.id),
+      [r.id],
+    );
     assert.equal(markInterruptedRuns(db), 1);
     const after = getRun(db, r.id)!;
     assert.equal(after.status, 'interrupted');

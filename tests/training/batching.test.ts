@@ -1,8 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { collate, pack, checkSamples, assertSamplesFit, BatchSchedule, IGNORE_INDEX, SampleError, type RenderedSample } from '../../src-main/training/batching';
+import {
+  collate,
+  pack,
+  checkSamples,
+  assertSamplesFit,
+  BatchSchedule,
+  IGNORE_INDEX,
+  SampleError,
+  type RenderedSample,
+} from '../../src-main/training/batching';
 
-const s = (ids: number[], mask: number[], key?: string, imageCount = 0): RenderedSample => ({ ids, lossMask: mask, imageCount, key });
+const s = (ids: number[], mask: number[], key?: string, imageCount = 0): RenderedSample => ({
+  ids,
+  lossMask: mask,
+  imageCount,
+  key,
+});
 
 test('collate pads right, masks padding and non-assistant tokens with -100', () => {
   const samples = [s([5, 6, 7, 8], [0, 0, 1, 1], 'a', 1), s([9, 10, 11], [0, 1, 1], 'b')];
@@ -25,16 +39,28 @@ test('too-long samples are reported by item, never cut', () => {
   assert.equal(problems.length, 1);
   assert.equal(problems[0].key, 'img_0042.jpg');
   assert.match(problems[0].message, /12 tokens.*max_seq_len 10/);
-  assert.throws(() => assertSamplesFit(samples, { maxSeqLen: 10 }), (e: unknown) => e instanceof SampleError && /img_0042\.jpg/.test(e.message));
+  assert.throws(
+    () => assertSamplesFit(samples, { maxSeqLen: 10 }),
+    (e: unknown) => e instanceof SampleError && /img_0042\.jpg/.test(e.message),
+  );
   assert.throws(() => collate(samples, [0, 1], { padId: 0, maxSeqLen: 10 }), /img_0042\.jpg.*12 tokens/);
 });
 
 test('other sample problems name the item', () => {
   const problems = checkSamples(
-    [s([1, 2], [0, 0], 'no-answer'), s([1, 2, 3], [0, 1], 'mismatch'), s([1, 99], [0, 1], 'vocab'), s([1, 2], [0, 1], 'imgs', 3)],
+    [
+      s([1, 2], [0, 0], 'no-answer'),
+      s([1, 2, 3], [0, 1], 'mismatch'),
+      s([1, 99], [0, 1], 'vocab'),
+      s([1, 2], [0, 1], 'imgs', 3),
+    ],
     { maxSeqLen: 100, vocabSize: 50, maxImagesPerSample: 1 },
   );
-  const by = (k: string) => problems.filter((p) => p.key === k).map((p) => p.message).join(' | ');
+  const by = (k: string) =>
+    problems
+      .filter((p) => p.key === k)
+      .map((p) => p.message)
+      .join(' | ');
   assert.match(by('no-answer'), /no assistant tokens/);
   assert.match(by('mismatch'), /3 token ids but a loss mask of 2/);
   assert.match(by('vocab'), /token id 99 outside the vocabulary/);
@@ -50,11 +76,25 @@ test('schedule: epochs, grad accumulation, seeded order per epoch', () => {
   const steps = [];
   while (!sch.done()) steps.push(sch.nextStep());
   assert.equal(steps.length, 4);
-  assert.deepEqual(steps.map((x) => x.microBatches.map((m) => m.length)), [[3, 3], [3, 1], [3, 3], [3, 1]]);
+  assert.deepEqual(
+    steps.map((x) => x.microBatches.map((m) => m.length)),
+    [
+      [3, 3],
+      [3, 1],
+      [3, 3],
+      [3, 1],
+    ],
+  );
   const epoch0 = steps.slice(0, 2).flatMap((x) => x.microBatches.flat());
   const epoch1 = steps.slice(2).flatMap((x) => x.microBatches.flat());
-  assert.deepEqual([...epoch0].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  assert.deepEqual([...epoch1].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    [...epoch0].sort((a, b) => a - b),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
+  assert.deepEqual(
+    [...epoch1].sort((a, b) => a - b),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   assert.notDeepEqual(epoch0, epoch1);
   assert.throws(() => sch.nextStep(), /done/);
   // same seed → same order; another seed → another
@@ -71,7 +111,10 @@ test('schedule: max steps cycles epochs; drop_last; resuming from a saved positi
   const all = [];
   while (!full.done()) all.push(full.nextStep());
   assert.equal(all.length, 9);
-  assert.deepEqual(all.map((x) => x.epoch), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
+  assert.deepEqual(
+    all.map((x) => x.epoch),
+    [0, 0, 0, 1, 1, 1, 2, 2, 2],
+  );
   for (const st of all) assert.equal(st.microBatches[0].length, 2);
 
   const first = new BatchSchedule(opts);
@@ -89,11 +132,19 @@ test('schedule refuses bad settings with the field named', () => {
   assert.throws(() => new BatchSchedule({ numSamples: 0, batchSize: 2, seed: 1, epochs: 1 }), /at least 1/);
   assert.throws(() => new BatchSchedule({ numSamples: 5, batchSize: 0, seed: 1, epochs: 1 }), /batch_size/);
   assert.throws(() => new BatchSchedule({ numSamples: 5, batchSize: 2, seed: 1 }), /epochs or max_steps/);
-  assert.throws(() => new BatchSchedule({ numSamples: 3, batchSize: 4, seed: 1, epochs: 1, dropLast: true }), /fewer than batch_size/);
+  assert.throws(
+    () => new BatchSchedule({ numSamples: 3, batchSize: 4, seed: 1, epochs: 1, dropLast: true }),
+    /fewer than batch_size/,
+  );
 });
 
 test('pack lays samples end to end, first-fit decreasing, ordinals in the mask, each first label ignored', () => {
-  const samples = [s([1, 2, 3, 4, 5, 6], [0, 0, 1, 1, 1, 1], 'long', 1), s([7, 8, 9], [1, 1, 1], 'a', 1), s([10, 11], [0, 1], 'b'), s([12, 13, 14], [0, 1, 1], 'c', 1)];
+  const samples = [
+    s([1, 2, 3, 4, 5, 6], [0, 0, 1, 1, 1, 1], 'long', 1),
+    s([7, 8, 9], [1, 1, 1], 'a', 1),
+    s([10, 11], [0, 1], 'b'),
+    s([12, 13, 14], [0, 1, 1], 'c', 1),
+  ];
   const padded = collate(samples, [0, 1, 2, 3], { padId: 0 });
   const b = pack(samples, [0, 1, 2, 3], { padId: 0 });
   // capacity = the longest sample (6): [long], [a, c], [b]

@@ -21,8 +21,14 @@ let n = 0;
 const fresh = () => join(base, `r${n++}`);
 
 const files = (step: number): CheckpointFiles => ({
-  'adapter/adapter_model.safetensors': { kind: 'safetensors', tensors: { 'w.lora_A': { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, step]) } } },
-  'optimizer.safetensors': { kind: 'safetensors', tensors: { m: { shape: [3], data: new Float32Array([0.5, 0.25, step]) } } },
+  'adapter/adapter_model.safetensors': {
+    kind: 'safetensors',
+    tensors: { 'w.lora_A': { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, step]) } },
+  },
+  'optimizer.safetensors': {
+    kind: 'safetensors',
+    tensors: { m: { shape: [3], data: new Float32Array([0.5, 0.25, step]) } },
+  },
   'state.json': { kind: 'json', value: { step, rng: { s: [1, 2, 3, 4] } } },
   'adapter/adapter_config.json': { kind: 'bytes', data: '{"r": 8}' },
 });
@@ -35,7 +41,12 @@ test('save writes a manifest with sizes and sha256; load reads the state back', 
   const manifest = JSON.parse(readFileSync(join(ref.dir, 'manifest.json'), 'utf8'));
   assert.equal(manifest.step, 123);
   assert.deepEqual(manifest.info, { loss: 1.5 });
-  assert.deepEqual(manifest.files.map((f: { path: string }) => f.path).sort(), ['adapter/adapter_config.json', 'adapter/adapter_model.safetensors', 'optimizer.safetensors', 'state.json']);
+  assert.deepEqual(manifest.files.map((f: { path: string }) => f.path).sort(), [
+    'adapter/adapter_config.json',
+    'adapter/adapter_model.safetensors',
+    'optimizer.safetensors',
+    'state.json',
+  ]);
   for (const f of manifest.files) assert.match(f.sha256, /^[0-9a-f]{64}$/);
   const ck = loadCheckpoint(ref.dir);
   assert.deepEqual(ck.json('state.json'), { step: 123, rng: { s: [1, 2, 3, 4] } });
@@ -49,7 +60,10 @@ test('save writes a manifest with sizes and sha256; load reads the state back', 
 test('keep-last-K prunes the oldest; latestCheckpoint picks the newest', () => {
   const root = fresh();
   for (const s of [10, 20, 30, 40]) saveCheckpoint(root, s, files(s), { keepLastK: 2 });
-  assert.deepEqual(listCheckpoints(root).map((c) => c.step), [30, 40]);
+  assert.deepEqual(
+    listCheckpoints(root).map((c) => c.step),
+    [30, 40],
+  );
   assert.equal(latestCheckpoint(root)?.step, 40);
   assert.deepEqual(pruneCheckpoints(root, 1), [30]);
   assert.deepEqual(readdirSync(root), ['step-000040']);
@@ -87,7 +101,10 @@ test('a step dir whose files do not match the manifest is not a checkpoint', () 
   assert.throws(() => loadCheckpoint(b.dir), /state\.json does not match its sha256/);
   // a truncated/extended file fails even the size check and is cleaned
   appendFileSync(p, 'x');
-  assert.deepEqual(listCheckpoints(root).map((c) => c.step), [1]);
+  assert.deepEqual(
+    listCheckpoints(root).map((c) => c.step),
+    [1],
+  );
   // a step dir with no manifest at all
   mkdirSync(join(root, 'step-000003'));
   writeFileSync(join(root, 'step-000003', 'state.json'), '{}');
@@ -102,7 +119,13 @@ test('re-saving a step replaces it; paths may not escape the checkpoint', () => 
   assert.deepEqual(loadCheckpoint(join(root, 'step-000007')).json('state.json'), { again: true });
   assert.throws(() => saveCheckpoint(root, 8, { '../evil.json': { kind: 'json', value: 1 } }), /must be relative/);
   assert.throws(() => saveCheckpoint(root, 8, { 'manifest.json': { kind: 'json', value: 1 } }), /reserved/);
-  assert.throws(() => saveCheckpoint(root, 8, { 'a.safetensors': { kind: 'safetensors', tensors: { x: { shape: [2], data: new Float32Array(3) } } } }), /tensor "x" has shape \[2\]/);
+  assert.throws(
+    () =>
+      saveCheckpoint(root, 8, {
+        'a.safetensors': { kind: 'safetensors', tensors: { x: { shape: [2], data: new Float32Array(3) } } },
+      }),
+    /tensor "x" has shape \[2\]/,
+  );
   assert.ok(!existsSync(join(root, 'step-000008')));
   assert.deepEqual(readdirSync(root), ['step-000007']);
 });

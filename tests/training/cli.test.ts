@@ -28,7 +28,11 @@ const vqa = join(tmp.dir, 'icons', 'vqa.jsonl');
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(['--data-dir', dataDir, ...args], { out: (t) => out.push(t), err: (t) => err.push(t) }, env);
+  const code = await runCli(
+    ['--data-dir', dataDir, ...args],
+    { out: (t) => out.push(t), err: (t) => err.push(t) },
+    env,
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -36,13 +40,43 @@ test('usage and hyperparameter errors are refused before anything runs', async (
   const noOut = await cli('train', '--model', modelDir, '--data', vqa);
   assert.equal(noOut.code, 2);
   assert.match(noOut.err, /--out DIR is required/);
-  const bad = await cli('train', '--model', modelDir, '--data', vqa, '--out', join(tmp.dir, 'bad'), '--batch-size', 'four');
+  const bad = await cli(
+    'train',
+    '--model',
+    modelDir,
+    '--data',
+    vqa,
+    '--out',
+    join(tmp.dir, 'bad'),
+    '--batch-size',
+    'four',
+  );
   assert.equal(bad.code, 2);
   assert.match(bad.err, /batchSize \(--batch-size\): must be a number \(got "four"\)/);
-  const both = await cli('train', '--model', modelDir, '--data', vqa, '--out', join(tmp.dir, 'bad'), '--epochs', '2', '--steps', '3');
+  const both = await cli(
+    'train',
+    '--model',
+    modelDir,
+    '--data',
+    vqa,
+    '--out',
+    join(tmp.dir, 'bad'),
+    '--epochs',
+    '2',
+    '--steps',
+    '3',
+  );
   assert.equal(both.code, 2);
   assert.match(both.err, /give either epochs or maxSteps/);
-  const missing = await cli('train', '--model', modelDir, '--data', join(tmp.dir, 'nothing-here'), '--out', join(tmp.dir, 'bad'));
+  const missing = await cli(
+    'train',
+    '--model',
+    modelDir,
+    '--data',
+    join(tmp.dir, 'nothing-here'),
+    '--out',
+    join(tmp.dir, 'bad'),
+  );
   assert.equal(missing.code, 2);
   assert.match(missing.err, /neither a dataset \(id or name\) nor an existing file or folder/);
   assert.equal(existsSync(join(tmp.dir, 'bad')), false, 'no run folder was made');
@@ -50,7 +84,29 @@ test('usage and hyperparameter errors are refused before anything runs', async (
 
 test('train, then evaluate base and adapter on the same items', async () => {
   const out = join(tmp.dir, 'run');
-  const t = await cli('train', '--model', modelDir, '--data', vqa, '--out', out, '--method', 'lora', '--steps', '6', '--batch-size', '4', '--lr', '5e-3', '--dropout', '0', '--save-every', '3', '--eval-items', '2');
+  const t = await cli(
+    'train',
+    '--model',
+    modelDir,
+    '--data',
+    vqa,
+    '--out',
+    out,
+    '--method',
+    'lora',
+    '--steps',
+    '6',
+    '--batch-size',
+    '4',
+    '--lr',
+    '5e-3',
+    '--dropout',
+    '0',
+    '--save-every',
+    '3',
+    '--eval-items',
+    '2',
+  );
   assert.equal(t.code, 0, t.err);
   assert.match(t.out, /imported \d+ item\(s\) from .*vqa\.jsonl into dataset \d+/);
   assert.match(t.out, /plan: 6 steps .* training samples/);
@@ -69,7 +125,20 @@ test('train, then evaluate base and adapter on the same items', async () => {
   const baseId = /evaluation (\d+): vqa on \d+ item\(s\) of dataset .* \(val\)/.exec(base.out)?.[1];
   assert.ok(baseId, base.out);
   assert.match(base.out, /exact_match\s+[\d.]+/);
-  const tuned = await cli('eval', '--model', modelDir, '--run', '1', '--data', vqa, '--max-new-tokens', '3', '--compare', baseId, '--json');
+  const tuned = await cli(
+    'eval',
+    '--model',
+    modelDir,
+    '--run',
+    '1',
+    '--data',
+    vqa,
+    '--max-new-tokens',
+    '3',
+    '--compare',
+    baseId,
+    '--json',
+  );
   assert.equal(tuned.code, 0, tuned.err);
   const j = JSON.parse(tuned.out);
   assert.equal(j.evaluation.id, Number(baseId) + 1);
@@ -85,7 +154,26 @@ test('train, then evaluate base and adapter on the same items', async () => {
 test('Ctrl-C pauses `lenslab train` after a step (with a checkpoint); the same command resumes it to the end', async () => {
   const out = join(tmp.dir, 'run-int');
   const cliPath = fileURLToPath(new URL('../../src-main/cli.ts', import.meta.url));
-  const args = ['--import', 'tsx', cliPath, '--data-dir', dataDir, 'train', '--model', modelDir, '--data', vqa, '--out', out, '--steps', '400', '--batch-size', '2', '--save-every', '0'];
+  const args = [
+    '--import',
+    'tsx',
+    cliPath,
+    '--data-dir',
+    dataDir,
+    'train',
+    '--model',
+    modelDir,
+    '--data',
+    vqa,
+    '--out',
+    out,
+    '--steps',
+    '400',
+    '--batch-size',
+    '2',
+    '--save-every',
+    '0',
+  ];
   // the CLI and its job in one process group, as in a terminal: SIGINT goes to both
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stdout = '';
@@ -109,7 +197,10 @@ test('Ctrl-C pauses `lenslab train` after a step (with a checkpoint); the same c
   const m = /run (\d+) paused at step (\d+)\/400; resume with: lenslab train --out /.exec(stdout);
   assert.ok(m, stdout + stderr);
   assert.ok(Number(m[2]) < 400);
-  assert.ok(existsSync(join(out, 'checkpoints', `step-${m[2].padStart(6, '0')}`, 'adapter', 'adapter_model.safetensors')), 'the pause wrote a checkpoint');
+  assert.ok(
+    existsSync(join(out, 'checkpoints', `step-${m[2].padStart(6, '0')}`, 'adapter', 'adapter_model.safetensors')),
+    'the pause wrote a checkpoint',
+  );
 
   const again = await cli('train', '--out', out);
   assert.equal(again.code, 0, again.err);
@@ -121,7 +212,28 @@ test('Ctrl-C pauses `lenslab train` after a step (with a checkpoint); the same c
 test('SIGKILL of `lenslab train` alone: its job pauses itself; every step and checkpoint is on record, and the same command resumes', async () => {
   const out = join(tmp.dir, 'run-killed');
   const cliPath = fileURLToPath(new URL('../../src-main/cli.ts', import.meta.url));
-  const args = ['--import', 'tsx', cliPath, '--data-dir', dataDir, 'train', '--model', modelDir, '--data', vqa, '--out', out, '--steps', '120', '--batch-size', '2', '--save-every', '4', '--eval-every', '0'];
+  const args = [
+    '--import',
+    'tsx',
+    cliPath,
+    '--data-dir',
+    dataDir,
+    'train',
+    '--model',
+    modelDir,
+    '--data',
+    vqa,
+    '--out',
+    out,
+    '--steps',
+    '120',
+    '--batch-size',
+    '2',
+    '--save-every',
+    '4',
+    '--eval-every',
+    '0',
+  ];
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stdout.on('data', () => undefined);
@@ -133,7 +245,14 @@ test('SIGKILL of `lenslab train` alone: its job pauses itself; every step and ch
     if (last >= 14) child.kill('SIGKILL'); // the CLI only: its job keeps running and pauses itself
   });
   await new Promise((r) => child.on('exit', r));
-  const ended = await until(() => (existsSync(join(out, 'process.json')) && JSON.parse(readFileSync(join(out, 'process.json'), 'utf8')).endedAt ? JSON.parse(readFileSync(join(out, 'process.json'), 'utf8')) : null), 'the job to pause itself', 60_000);
+  const ended = await until(
+    () =>
+      existsSync(join(out, 'process.json')) && JSON.parse(readFileSync(join(out, 'process.json'), 'utf8')).endedAt
+        ? JSON.parse(readFileSync(join(out, 'process.json'), 'utf8'))
+        : null,
+    'the job to pause itself',
+    60_000,
+  );
   assert.equal(ended.outcome, 'paused', stderr);
 
   const again = await cli('train', '--out', out);
@@ -143,7 +262,11 @@ test('SIGKILL of `lenslab train` alone: its job pauses itself; every step and ch
   assert.match(again.out, new RegExp(`run ${runId} completed: 120 steps`));
   const db = openDatabase(join(dataDir, 'lenslab.db'));
   try {
-    assert.deepEqual(listMetrics(db, runId, 'loss').map((p) => p.step), Array.from({ length: 120 }, (_, i) => i + 1), 'every step, those after the kill included');
+    assert.deepEqual(
+      listMetrics(db, runId, 'loss').map((p) => p.step),
+      Array.from({ length: 120 }, (_, i) => i + 1),
+      'every step, those after the kill included',
+    );
     assert.deepEqual(
       listCheckpointRows(db, runId).map((c) => [c.step, c.path]),
       listCheckpoints(join(out, 'checkpoints')).map((c) => [c.step, c.dir]),

@@ -19,26 +19,66 @@ const dataDir = join(dir, 'lenslab');
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await runCli([...args, '--data-dir', dataDir], { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
+  const code = await runCli([...args, '--data-dir', dataDir], {
+    out: (t) => (out += t + '\n'),
+    err: (t) => (err += t + '\n'),
+  });
   return { code, out, err };
 }
 
 test('setup', async () => {
-  writeTinyContrastive(model, 'clip', 1, { imageSize: 32, patchSize: 8, hidden: 64, layers: 2, heads: 4, std: 0.1, textPositions: 32 });
+  writeTinyContrastive(model, 'clip', 1, {
+    imageSize: 32,
+    patchSize: 8,
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    std: 0.1,
+    textPositions: 32,
+  });
   writeTinyContrastive(siglip, 'siglip', 2, { textPositions: 32 });
   const c = await writeContrastiveDataset(data);
   assert.deepEqual([c.train, c.val], [160, 20]);
 });
 
 test('a batch of one is refused with the reason', async () => {
-  const r = await cli(['train', '--method', 'contrastive', '--model', model, '--data', data, '--out', join(dir, 'bad'), '--batch-size', '1']);
+  const r = await cli([
+    'train',
+    '--method',
+    'contrastive',
+    '--model',
+    model,
+    '--data',
+    data,
+    '--out',
+    join(dir, 'bad'),
+    '--batch-size',
+    '1',
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.err, /at least 2 pairs per batch/);
 });
 
 test('contrastive LoRA lifts held-out text->image recall@1 well above the base', async () => {
   const adapter = join(dir, 'adapter');
-  const t = await cli(['train', '--method', 'contrastive', '--model', model, '--data', data, '--out', adapter, '--epochs', '15', '--batch-size', '16', '--lr', '3e-3', '--json']);
+  const t = await cli([
+    'train',
+    '--method',
+    'contrastive',
+    '--model',
+    model,
+    '--data',
+    data,
+    '--out',
+    adapter,
+    '--epochs',
+    '15',
+    '--batch-size',
+    '16',
+    '--lr',
+    '3e-3',
+    '--json',
+  ]);
   assert.equal(t.code, 0, t.err);
   const tr = JSON.parse(t.out);
   assert.equal(tr.steps, 150);

@@ -21,19 +21,48 @@ after(cleanup);
 
 test('contrastive runs evaluate recall per checkpoint beside the base, and resume exactly', async () => {
   const model = join(dir, 'clip');
-  writeTinyContrastive(model, 'clip', 1, { imageSize: 32, patchSize: 8, hidden: 64, layers: 2, heads: 4, std: 0.1, textPositions: 32 });
+  writeTinyContrastive(model, 'clip', 1, {
+    imageSize: 32,
+    patchSize: 8,
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    std: 0.1,
+    textPositions: 32,
+  });
   const data = join(dir, 'shapes');
   await writeContrastiveDataset(data, { train: 2, val: 1 });
   const items: DataItem[] = [];
   for (const split of ['train', 'val'] as const)
     for (const p of await readPairs(data, { split }))
-      items.push({ key: String(items.length), itemId: null, image: p.image as string, annotations: [{ kind: 'caption', data: { text: p.text! } } as unknown as Annotation], split });
+      items.push({
+        key: String(items.length),
+        itemId: null,
+        image: p.image as string,
+        annotations: [{ kind: 'caption', data: { text: p.text! } } as unknown as Annotation],
+        split,
+      });
   const file = join(dir, 'data.json');
-  writeSnapshot(file, { format: 'lenslab-data', version: 1, source: { datasetId: null, name: 'shapes' }, autoSplit: false, items });
-  const config = { model, data: { file }, options: { method: 'lora', epochs: 2, batchSize: 8, lr: 3e-3, rank: 4 }, evalEvery: 5, saveEvery: 5 };
+  writeSnapshot(file, {
+    format: 'lenslab-data',
+    version: 1,
+    source: { datasetId: null, name: 'shapes' },
+    autoSplit: false,
+    items,
+  });
+  const config = {
+    model,
+    data: { file },
+    options: { method: 'lora', epochs: 2, batchSize: 8, lr: 3e-3, rank: 4 },
+    evalEvery: 5,
+    saveEvery: 5,
+  };
   assert.equal(await loadTrainerModule('contrastive'), contrastiveTrainerModule);
   contrastiveTrainerModule.validateConfig(config);
-  assert.throws(() => contrastiveTrainerModule.validateConfig({ ...config, options: { ...config.options, batchSize: 1 } }), /at least 2 pairs per batch/);
+  assert.throws(
+    () => contrastiveTrainerModule.validateConfig({ ...config, options: { ...config.options, batchSize: 1 } }),
+    /at least 2 pairs per batch/,
+  );
   const logs: string[] = [];
   const ctx = (out: string) => ({ outDir: out, log: (m: string) => logs.push(m) });
 
@@ -43,7 +72,8 @@ test('contrastive runs evaluate recall per checkpoint beside the base, and resum
   assert.equal(a.plan.totalSteps, 10, '40 pairs in batches of 8, 2 epochs');
   assert.equal(a.plan.evalAtStart, true);
   const base = await a.evaluate();
-  for (const k of ['i2t_R1', 'i2t_R5', 'i2t_R10', 't2i_R1', 't2i_R5', 't2i_R10', 'loss']) assert.ok(Number.isFinite(base.metrics[k]), `${k} at step 0`);
+  for (const k of ['i2t_R1', 'i2t_R5', 'i2t_R10', 't2i_R1', 't2i_R5', 't2i_R10', 'loss'])
+    assert.ok(Number.isFinite(base.metrics[k]), `${k} at step 0`);
   const lossesA: number[] = [];
   while (a.step < a.plan.totalSteps) lossesA.push((await a.trainStep()).loss);
   const after10 = await a.evaluate();
@@ -82,7 +112,10 @@ test('contrastive runs evaluate recall per checkpoint beside the base, and resum
     m.close();
   }
   // a checkpoint of other options is refused
-  const d = new ContrastiveTrainer({ ...config, options: { ...config.options, lr: 1e-2 } } as never, ctx(join(dir, 'd')));
+  const d = new ContrastiveTrainer(
+    { ...config, options: { ...config.options, lr: 1e-2 } } as never,
+    ctx(join(dir, 'd')),
+  );
   await assert.rejects(d.init(loadCheckpoint(ref.dir)), /other options/);
   await d.dispose();
   assert.ok(logs.some((l) => /contrastive lora on 40 image-text pairs \(20 held out\)/.test(l)));

@@ -30,9 +30,15 @@ function maxDiff(a: number[][], b: number[][]): number {
 }
 
 test('a batch of one is refused with the reason', () => {
-  assert.throws(() => checkContrastiveOptions({ method: 'lora', batchSize: 1 }, 10), /at least 2 pairs per batch.*negatives/);
+  assert.throws(
+    () => checkContrastiveOptions({ method: 'lora', batchSize: 1 }, 10),
+    /at least 2 pairs per batch.*negatives/,
+  );
   assert.throws(() => checkContrastiveOptions({ method: 'lora', batchSize: 4 }, 1), /1 image-text pair\(s\)/);
-  assert.throws(() => checkContrastiveOptions({ method: 'lora', targets: ['fc1'] }, 4), /"fc1" is not an attention projection/);
+  assert.throws(
+    () => checkContrastiveOptions({ method: 'lora', targets: ['fc1'] }, 4),
+    /"fc1" is not an attention projection/,
+  );
 });
 
 test('CLIP LoRA on both towers: the loss goes down and the PEFT adapter applies to the same logits', async () => {
@@ -41,7 +47,12 @@ test('CLIP LoRA on both towers: the loss goes down and the PEFT adapter applies 
   const m = loadContrastive(model);
   const out = join(dir, 'clip-adapter');
   const data = pairs(16);
-  const res = await trainContrastiveToFolder(m, data, { method: 'lora', batchSize: 8, epochs: 4, lr: 3e-3, rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'] }, out);
+  const res = await trainContrastiveToFolder(
+    m,
+    data,
+    { method: 'lora', batchSize: 8, epochs: 4, lr: 3e-3, rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'] },
+    out,
+  );
   assert.equal(res.steps, 8);
   const first = (res.losses[0] + res.losses[1]) / 2;
   const last = (res.losses.at(-1)! + res.losses.at(-2)!) / 2;
@@ -55,8 +66,14 @@ test('CLIP LoRA on both towers: the loss goes down and the PEFT adapter applies 
   assert.ok(cfg.target_modules.includes('text_model.encoder.layers.1.self_attn.v_proj'));
   assert.ok(cfg.target_modules.includes('vision_model.encoder.layers.0.self_attn.q_proj'));
   const f = SafetensorsFile.open(join(out, 'adapter_model.safetensors'));
-  assert.deepEqual(f.info('base_model.model.vision_model.encoder.layers.0.self_attn.q_proj.lora_A.weight').shape, [4, 32]);
-  assert.deepEqual(f.info('base_model.model.text_model.encoder.layers.1.self_attn.v_proj.lora_B.weight').shape, [32, 4]);
+  assert.deepEqual(
+    f.info('base_model.model.vision_model.encoder.layers.0.self_attn.q_proj.lora_A.weight').shape,
+    [4, 32],
+  );
+  assert.deepEqual(
+    f.info('base_model.model.text_model.encoder.layers.1.self_attn.v_proj.lora_B.weight').shape,
+    [32, 4],
+  );
   assert.equal(f.names().length, 16);
   f.close();
 
@@ -83,7 +100,12 @@ test('SigLIP projections method: the heads are saved as modules_to_save and repl
   writeTinyContrastive(model, 'siglip', 4);
   const m = loadContrastive(model);
   const out = join(dir, 'siglip-adapter');
-  const res = await trainContrastiveToFolder(m, pairs(8), { method: 'projections', batchSize: 4, epochs: 2, lr: 1e-3 }, out);
+  const res = await trainContrastiveToFolder(
+    m,
+    pairs(8),
+    { method: 'projections', batchSize: 4, epochs: 2, lr: 1e-3 },
+    out,
+  );
   assert.equal(res.steps, 4);
   const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
   assert.deepEqual(cfg.modules_to_save, ['text_model.head', 'vision_model.head']);
@@ -95,8 +117,14 @@ test('SigLIP projections method: the heads are saved as modules_to_save and repl
   const r1 = await ContrastiveRunner.create(m, { adapter: ad });
   const r0 = await ContrastiveRunner.create(m);
   const ps = pairs(3, 9);
-  const a = await r1.run(ps.map((p) => p.image), ps.map((p) => p.text));
-  const b = await r0.run(ps.map((p) => p.image), ps.map((p) => p.text));
+  const a = await r1.run(
+    ps.map((p) => p.image),
+    ps.map((p) => p.text),
+  );
+  const b = await r0.run(
+    ps.map((p) => p.image),
+    ps.map((p) => p.text),
+  );
   assert.ok(maxDiff(a.logitsPerText, b.logitsPerText) > 1e-4);
   await r1.release();
   await r0.release();

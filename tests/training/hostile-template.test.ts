@@ -32,7 +32,11 @@ test('runs.estimate on folders with runaway templates fails naming the file; the
   const data = { datasetId };
   const cases: Array<[string, string, RegExp]> = [
     ['huge-range', '{% for i in range(1000000000) %}x{% endfor %}', /range too big/],
-    ['nested', '{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}', /stopped after 2000 ms \(time limit\)|exceeds 4000000 characters/],
+    [
+      'nested',
+      '{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}',
+      /stopped after 2000 ms \(time limit\)|exceeds 4000000 characters/,
+    ],
     ['include', "{% include 'evil.jinja' %}", /unsupported Jinja feature: the \{% include %\} tag/],
   ];
   for (const [name, template, want] of cases) {
@@ -45,6 +49,8 @@ test('runs.estimate on folders with runaway templates fails naming the file; the
     assert.ok(Date.now() - t0 < 20000, `${name}: ${Date.now() - t0} ms`);
   }
   // the same server still estimates a sound folder
-  const est = (await backend.dispatcher.call('runs.estimate', { model: { path: modelDir }, data, hparams })) as { plan: { totalSteps: number } };
+  const est = (await backend.dispatcher.call('runs.estimate', { model: { path: modelDir }, data, hparams })) as {
+    plan: { totalSteps: number };
+  };
   assert.equal(est.plan.totalSteps, 2);
 });

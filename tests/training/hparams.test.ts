@@ -1,9 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseHparams, HparamsError, planRun, lrAt, hparamsHash, hparamsFromCli } from '../../src-main/training/hparams';
+import {
+  parseHparams,
+  HparamsError,
+  planRun,
+  lrAt,
+  hparamsHash,
+  hparamsFromCli,
+} from '../../src-main/training/hparams';
 
 const rejects = (input: unknown, field: RegExp) =>
-  assert.throws(() => parseHparams(input), (e: unknown) => e instanceof HparamsError && field.test(e.message), `expected ${field}`);
+  assert.throws(
+    () => parseHparams(input),
+    (e: unknown) => e instanceof HparamsError && field.test(e.message),
+    `expected ${field}`,
+  );
 
 test('defaults fill in; epochs defaults to 3 only when maxSteps is absent', () => {
   const h = parseHparams({});
@@ -32,15 +43,23 @@ test('invalid values are refused with the field and flag named', () => {
 });
 
 test('planRun checks against the dataset size', () => {
-  const plan = planRun(parseHparams({ epochs: 2, batchSize: 4, gradAccum: 2, warmupRatio: 0.25 }), { trainSamples: 30 });
+  const plan = planRun(parseHparams({ epochs: 2, batchSize: 4, gradAccum: 2, warmupRatio: 0.25 }), {
+    trainSamples: 30,
+  });
   // 8 micro-batches per epoch → 4 steps per epoch → 8 steps; warmup floor(0.25·8) = 2
   assert.deepEqual(plan, { totalSteps: 8, stepsPerEpoch: 4, warmupSteps: 2, effectiveBatch: 8 });
   assert.throws(() => planRun(parseHparams({}), { trainSamples: 0 }), /training split is empty/);
-  assert.throws(() => planRun(parseHparams({ epochs: 1, warmupSteps: 5 }), { trainSamples: 8 }), /warmupSteps.*warmup \(5 steps\) must be shorter than the run \(2 steps\)/);
-  assert.throws(() => planRun(parseHparams({ evalEvery: 10 }), { trainSamples: 8, evalSamples: 0 }), /evalEvery.*no validation items/);
+  assert.throws(
+    () => planRun(parseHparams({ epochs: 1, warmupSteps: 5 }), { trainSamples: 8 }),
+    /warmupSteps.*warmup \(5 steps\) must be shorter than the run \(2 steps\)/,
+  );
+  assert.throws(
+    () => planRun(parseHparams({ evalEvery: 10 }), { trainSamples: 8, evalSamples: 0 }),
+    /evalEvery.*no validation items/,
+  );
 });
 
-test('LR schedule (the engine\'s, HF semantics on step − 1): linear warmup then cosine / linear decay', () => {
+test("LR schedule (the engine's, HF semantics on step − 1): linear warmup then cosine / linear decay", () => {
   const h = parseHparams({ lr: 1, schedule: 'cosine' });
   assert.equal(lrAt(1, h, 10, 2), 0);
   assert.equal(lrAt(2, h, 10, 2), 0.5);
@@ -61,7 +80,15 @@ test('hash ignores eval/save cadence but not training settings', () => {
 });
 
 test('CLI flags map to fields; bad numbers and unknown flags are named', () => {
-  const h = hparamsFromCli({ 'batch-size': '8', lr: '1e-4', steps: '200', 'grad-accum': '2', betas: '0.9,0.95', method: 'lora+projector', 'target-modules': 'q_proj,v_proj' });
+  const h = hparamsFromCli({
+    'batch-size': '8',
+    lr: '1e-4',
+    steps: '200',
+    'grad-accum': '2',
+    betas: '0.9,0.95',
+    method: 'lora+projector',
+    'target-modules': 'q_proj,v_proj',
+  });
   assert.equal(h.batchSize, 8);
   assert.equal(h.maxSteps, 200);
   assert.equal(h.gradAccum, 2);
@@ -75,14 +102,20 @@ test('quantizeBase: --quantize-base int4|int8|none, named when wrong; a float ba
   assert.equal(parseHparams({}).quantizeBase, 'none');
   assert.equal(hparamsFromCli({ 'quantize-base': 'int4' }).quantizeBase, 'int4');
   assert.equal(hparamsFromCli({ 'quantize-base': 'int8' }).quantizeBase, 'int8');
-  assert.throws(() => hparamsFromCli({ 'quantize-base': 'int3' }), /quantizeBase \(--quantize-base\): must be one of "none", "int8", "int4" \(got "int3"\)/);
+  assert.throws(
+    () => hparamsFromCli({ 'quantize-base': 'int3' }),
+    /quantizeBase \(--quantize-base\): must be one of "none", "int8", "int4" \(got "int3"\)/,
+  );
   const none = parseHparams({ lr: 1e-3 });
   // the hash of a checkpoint written before the field existed: the same fields without quantizeBase
   const { quantizeBase: _q, ...older } = none;
   void _q;
   assert.equal(hparamsHash(none), hparamsHash(older as typeof none));
   assert.notEqual(hparamsHash(none), hparamsHash(parseHparams({ lr: 1e-3, quantizeBase: 'int4' })));
-  assert.notEqual(hparamsHash(parseHparams({ quantizeBase: 'int8' })), hparamsHash(parseHparams({ quantizeBase: 'int4' })));
+  assert.notEqual(
+    hparamsHash(parseHparams({ quantizeBase: 'int8' })),
+    hparamsHash(parseHparams({ quantizeBase: 'int4' })),
+  );
 });
 
 test('packing: off by default, --packing true|false, and a checkpoint resumes across it (same loss and gradients)', () => {

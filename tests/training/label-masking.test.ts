@@ -25,7 +25,13 @@ test('label masking: only assistant tokens have a loss weight (printed)', () => 
     ],
     setup,
   );
-  const short = renderConversation([{ role: 'user', content: '<image>\nWhat shape?' }, { role: 'assistant', content: 'A circle.' }], setup);
+  const short = renderConversation(
+    [
+      { role: 'user', content: '<image>\nWhat shape?' },
+      { role: 'assistant', content: 'A circle.' },
+    ],
+    setup,
+  );
   const batch = collate(
     [
       { ids: chat.ids, lossMask: chat.lossMask, imageCount: chat.imageCount, key: 'chat' },
@@ -45,7 +51,9 @@ test('label masking: only assistant tokens have a loss weight (printed)', () => 
       const w = label === IGNORE_INDEX ? 0 : 1;
       if (w) weighted[b].push(id);
       const kind = batch.attentionMask[b * T + t] === 0 ? 'pad' : id === imageId ? 'image' : '';
-      rows.push(`${String(t).padStart(3)}  ${String(id).padStart(4)}  ${JSON.stringify(tok.decode([id])).padEnd(14)} weight ${w}${kind ? `  (${kind})` : ''}`);
+      rows.push(
+        `${String(t).padStart(3)}  ${String(id).padStart(4)}  ${JSON.stringify(tok.decode([id])).padEnd(14)} weight ${w}${kind ? `  (${kind})` : ''}`,
+      );
     }
   }
   console.log(rows.join('\n'));
@@ -64,10 +72,14 @@ test('label masking: only assistant tokens have a loss weight (printed)', () => 
     if (cur.length) out.push(tok.decode(cur));
     return out;
   };
-  assert.deepEqual(spans(chat.ids, batch.labels, 0, chat.ids.length), [' There are 2 stars.</s>', ' They are red.</s>']);
+  assert.deepEqual(spans(chat.ids, batch.labels, 0, chat.ids.length), [
+    ' There are 2 stars.</s>',
+    ' They are red.</s>',
+  ]);
   assert.deepEqual(spans(short.ids, batch.labels, T, short.ids.length), [' A circle.</s>']);
   // labels equal the input ids where they count
-  for (let i = 0; i < 2 * T; i++) if (batch.labels[i] !== IGNORE_INDEX) assert.equal(batch.labels[i], batch.inputIds[i]);
+  for (let i = 0; i < 2 * T; i++)
+    if (batch.labels[i] !== IGNORE_INDEX) assert.equal(batch.labels[i], batch.inputIds[i]);
   // image tokens (4 per image), padding and everything before the first answer carry -100
   for (let i = 0; i < 2 * T; i++) {
     if (batch.inputIds[i] === imageId || batch.attentionMask[i] === 0) assert.equal(batch.labels[i], IGNORE_INDEX);

@@ -6,12 +6,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vlmTrainerModule } from '../../src-main/training/vlm-trainer';
 
-const input = JSON.parse(process.argv[2]) as { model: string; data: string; quantizeBase: string; steps: number; batchSize: number };
+const input = JSON.parse(process.argv[2]) as {
+  model: string;
+  data: string;
+  quantizeBase: string;
+  steps: number;
+  batchSize: number;
+};
 const config = {
   model: input.model,
   data: { file: input.data },
   provider: 'cpu',
-  hparams: { method: 'lora', rank: 8, alpha: 16, maxSteps: input.steps, batchSize: input.batchSize, saveEvery: 0, evalEvery: 0, quantizeBase: input.quantizeBase },
+  hparams: {
+    method: 'lora',
+    rank: 8,
+    alpha: 16,
+    maxSteps: input.steps,
+    batchSize: input.batchSize,
+    saveEvery: 0,
+    evalEvery: 0,
+    quantizeBase: input.quantizeBase,
+  },
   eval: { maxItems: 1 },
 };
 const check = vlmTrainerModule.validateConfig(config);
@@ -26,4 +41,6 @@ for (let i = 0; i < input.steps; i++) losses.push((await trainer.trainStep()).lo
 await trainer.dispose?.();
 rmSync(out, { recursive: true, force: true });
 const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-process.stdout.write(`${JSON.stringify({ peakRss: Number(m![1]) * 1024, estimate: check.memory!.breakdown.total, breakdown: check.memory!.breakdown, losses, logs, afterInit })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ peakRss: Number(m![1]) * 1024, estimate: check.memory!.breakdown.total, breakdown: check.memory!.breakdown, losses, logs, afterInit })}\n`,
+);

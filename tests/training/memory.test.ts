@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decoderParams, visionParams, loraParams, estimateTrainingMemory, memoryRefusal, formatBytes, quantizedWeightBytes, shapeOfVlm, type ModelShape } from '../../src-main/training/memory';
+import {
+  decoderParams,
+  visionParams,
+  loraParams,
+  estimateTrainingMemory,
+  memoryRefusal,
+  formatBytes,
+  quantizedWeightBytes,
+  shapeOfVlm,
+  type ModelShape,
+} from '../../src-main/training/memory';
 import { tinyBlip2Parts } from '../../src-main/models/demo/tiny-blip2';
 import { blip2ToHf } from '../../src-main/models/families/blip2/config';
 import { parseHfConfig, type VlmModelConfig } from '../../src-main/models/config';
@@ -9,26 +19,106 @@ const GiB = 1024 ** 3;
 
 test('parameter counts match published model sizes', () => {
   // Qwen2-0.5B: 494,032,768 parameters (tied embeddings, q/k/v biases)
-  assert.equal(decoderParams({ vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numLayers: 24, numHeads: 14, numKvHeads: 2, headDim: 64, tieEmbeddings: true, qkvBias: true }), 494_032_768);
+  assert.equal(
+    decoderParams({
+      vocabSize: 151936,
+      hiddenSize: 896,
+      intermediateSize: 4864,
+      numLayers: 24,
+      numHeads: 14,
+      numKvHeads: 2,
+      headDim: 64,
+      tieEmbeddings: true,
+      qkvBias: true,
+    }),
+    494_032_768,
+  );
   // TinyLlama-1.1B: 1,100,048,384
-  assert.equal(decoderParams({ vocabSize: 32000, hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, headDim: 64, tieEmbeddings: false }), 1_100_048_384);
+  assert.equal(
+    decoderParams({
+      vocabSize: 32000,
+      hiddenSize: 2048,
+      intermediateSize: 5632,
+      numLayers: 22,
+      numHeads: 32,
+      numKvHeads: 4,
+      headDim: 64,
+      tieEmbeddings: false,
+    }),
+    1_100_048_384,
+  );
   // CLIP ViT-L/14 vision tower (224 px, 257 positions): 303,179,776
-  assert.equal(visionParams({ hiddenSize: 1024, intermediateSize: 4096, numLayers: 24, numHeads: 16, tokensPerImage: 257, patchSize: 14, numChannels: 3 }), 303_179_776);
+  assert.equal(
+    visionParams({
+      hiddenSize: 1024,
+      intermediateSize: 4096,
+      numLayers: 24,
+      numHeads: 16,
+      tokensPerImage: 257,
+      patchSize: 14,
+      numChannels: 3,
+    }),
+    303_179_776,
+  );
   // LLaMA-7B with LoRA r=8 on q_proj, v_proj: PEFT prints "trainable params: 4,194,304"
-  assert.equal(loraParams({ vocabSize: 32000, hiddenSize: 4096, intermediateSize: 11008, numLayers: 32, numHeads: 32, numKvHeads: 32, headDim: 128, tieEmbeddings: false }, 8, ['q_proj', 'v_proj']), 4_194_304);
+  assert.equal(
+    loraParams(
+      {
+        vocabSize: 32000,
+        hiddenSize: 4096,
+        intermediateSize: 11008,
+        numLayers: 32,
+        numHeads: 32,
+        numKvHeads: 32,
+        headDim: 128,
+        tieEmbeddings: false,
+      },
+      8,
+      ['q_proj', 'v_proj'],
+    ),
+    4_194_304,
+  );
 });
 
 const small: ModelShape = {
-  vision: { hiddenSize: 768, intermediateSize: 3072, numLayers: 12, numHeads: 12, tokensPerImage: 197, patchSize: 16, numChannels: 3 },
+  vision: {
+    hiddenSize: 768,
+    intermediateSize: 3072,
+    numLayers: 12,
+    numHeads: 12,
+    tokensPerImage: 197,
+    patchSize: 16,
+    numChannels: 3,
+  },
   projector: { inFeatures: 768, outFeatures: 896, type: 'mlp' },
-  decoder: { vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numLayers: 24, numHeads: 14, numKvHeads: 2, headDim: 64, tieEmbeddings: true, qkvBias: true },
+  decoder: {
+    vocabSize: 151936,
+    hiddenSize: 896,
+    intermediateSize: 4864,
+    numLayers: 24,
+    numHeads: 14,
+    numKvHeads: 2,
+    headDim: 64,
+    tieEmbeddings: true,
+    qkvBias: true,
+  },
   imageTokens: 196,
   weightBytes: 4,
 };
-const setup = { method: 'lora' as const, rank: 8, targetModules: ['q_proj', 'v_proj'] as const, batchSize: 8, maxSeqLen: 512 };
+const setup = {
+  method: 'lora' as const,
+  rank: 8,
+  targetModules: ['q_proj', 'v_proj'] as const,
+  batchSize: 8,
+  maxSeqLen: 512,
+};
 
 test('breakdown follows the documented formula', () => {
-  const e = estimateTrainingMemory(small, { ...setup, targetModules: [...setup.targetModules] }, { availableBytes: 64 * GiB, totalBytes: 64 * GiB });
+  const e = estimateTrainingMemory(
+    small,
+    { ...setup, targetModules: [...setup.targetModules] },
+    { availableBytes: 64 * GiB, totalBytes: 64 * GiB },
+  );
   assert.equal(e.fits, true);
   assert.deepEqual(e.suggestions, []);
   const b = e.breakdown;
@@ -39,13 +129,22 @@ test('breakdown follows the documented formula', () => {
   // activations: B·T·L·(6h + 3q + 3kv + 4I + 2·H·T + Σ r) · 4
   const a = 6 * 896 + 3 * 896 + 3 * 128 + 4 * 4864 + 2 * 14 * 512 + 2 * 8;
   assert.equal(b.activations, 8 * 512 * 24 * a * 4);
-  const sum = b.weights + b.adapter + b.gradients + b.optimizer + b.activations + b.logits + b.vision + b.workspace + b.runtime;
+  const sum =
+    b.weights + b.adapter + b.gradients + b.optimizer + b.activations + b.logits + b.vision + b.workspace + b.runtime;
   assert.ok(Math.abs(sum - b.total) < 1);
   // training the projector adds its gradients and optimizer state
-  const proj = estimateTrainingMemory(small, { ...setup, targetModules: [...setup.targetModules], method: 'lora+projector' }, { availableBytes: 64 * GiB });
+  const proj = estimateTrainingMemory(
+    small,
+    { ...setup, targetModules: [...setup.targetModules], method: 'lora+projector' },
+    { availableBytes: 64 * GiB },
+  );
   assert.equal(proj.params.trainable, e.params.lora + e.params.projector);
   // activations grow with batch and sequence length
-  const bigger = estimateTrainingMemory(small, { ...setup, targetModules: [...setup.targetModules], batchSize: 16 }, { availableBytes: 64 * GiB });
+  const bigger = estimateTrainingMemory(
+    small,
+    { ...setup, targetModules: [...setup.targetModules], batchSize: 16 },
+    { availableBytes: 64 * GiB },
+  );
   assert.ok(bigger.breakdown.activations > 1.99 * b.activations);
 });
 
@@ -82,22 +181,39 @@ test('a quantized base prices frozen matrices by their blocks and suggests int4 
   const rest = 24 * (2 * h + 896 + 2 * 128) + h; // norms and q/k/v biases stay float32
   const v = small.vision!;
   const vlin = 12 * (4 * 768 * 768 + 2 * 768 * 3072);
-  const vrest = (3 * 16 * 16 * 768 + 197 * 768 + 768) + 12 * (4 * 768 + 3072 + 768 + 4 * 768) + 4 * 768;
+  const vrest = 3 * 16 * 16 * 768 + 197 * 768 + 768 + 12 * (4 * 768 + 3072 + 768 + 4 * 768) + 4 * 768;
   const proj = (768 * 896 + 896 * 896) * (0.5 + 4 / 32) + 2 * 896 * 4;
   assert.equal(v.hiddenSize, 768);
-  assert.ok(Math.abs(q4.breakdown.weights - ((lin + vlin) * (0.5 + 4 / 32) + table + (rest + vrest) * 4 + proj)) < 1, `${q4.breakdown.weights}`);
+  assert.ok(
+    Math.abs(q4.breakdown.weights - ((lin + vlin) * (0.5 + 4 / 32) + table + (rest + vrest) * 4 + proj)) < 1,
+    `${q4.breakdown.weights}`,
+  );
   assert.ok(q4.breakdown.weights < 0.25 * f.breakdown.weights && q8.breakdown.weights < 0.4 * f.breakdown.weights);
   assert.ok(q4.breakdown.weights < q8.breakdown.weights);
   // the unpacking buffer of the backward: 2 x 6 bytes x the largest frozen matrix (the head) capped at 4M elements
   assert.equal(q4.breakdown.workspace - f.breakdown.workspace, 2 * 6 * (1 << 22));
   // a trained projector keeps its float32 weights
-  const qp = estimateTrainingMemory(small, { ...s, method: 'lora+projector', quantizeBase: 'int4' }, { availableBytes: 64 * GiB });
+  const qp = estimateTrainingMemory(
+    small,
+    { ...s, method: 'lora+projector', quantizeBase: 'int4' },
+    { availableBytes: 64 * GiB },
+  );
   assert.ok(Math.abs(qp.breakdown.weights - q4.breakdown.weights - (projectorFloatBytes() - proj)) < 1);
   // a machine where float32 does not fit but int4 does
-  const tight = estimateTrainingMemory(small, s, { availableBytes: (q4.breakdown.total + f.breakdown.total) / 2, totalBytes: 64 * GiB });
+  const tight = estimateTrainingMemory(small, s, {
+    availableBytes: (q4.breakdown.total + f.breakdown.total) / 2,
+    totalBytes: 64 * GiB,
+  });
   assert.equal(tight.fits, false);
   assert.match(tight.suggestions.join(' | '), /hold the frozen base as int4 \(quantizeBase int4, --quantize-base int4/);
-  assert.doesNotMatch(estimateTrainingMemory(small, { ...s, quantizeBase: 'int4' }, { availableBytes: q4.breakdown.total * 0.9 }).suggestions.join(' '), /hold the frozen base as int4/);
+  assert.doesNotMatch(
+    estimateTrainingMemory(
+      small,
+      { ...s, quantizeBase: 'int4' },
+      { availableBytes: q4.breakdown.total * 0.9 },
+    ).suggestions.join(' '),
+    /hold the frozen base as int4/,
+  );
 });
 
 function projectorFloatBytes(): number {
@@ -107,8 +223,35 @@ function projectorFloatBytes(): number {
 test('a quantized OPT decoder is priced by its own matrices; a BLIP-2-OPT-2.7B-shaped LoRA run fits 12 GiB with int4', () => {
   // Salesforce/blip2-opt-2.7b: ViT-g (39 x 1408, 224 px / 14), Q-Former 12 x 768 with 32 queries, OPT-2.7B
   // (32 x 2560, ffn 10240, vocabulary 50272, tied head)
-  const parts = tinyBlip2Parts({ imageSize: 224, patchSize: 14, visionHidden: 1408, visionLayers: 39, visionHeads: 16, visionIntermediate: 6144, qformerHidden: 768, qformerLayers: 12, qformerHeads: 12, qformerIntermediate: 3072, numQueryTokens: 32, hidden: 2560, layers: 32, heads: 32, ffn: 10240, vocabSize: 50272, maxPositionEmbeddings: 2048, tieWordEmbeddings: true }, 50272, 50265, 2);
-  const cfg = parseHfConfig({ architectures: ['Blip2ForConditionalGeneration'], ...blip2ToHf(parts), torch_dtype: 'float32' }, 'blip2-opt-2.7b') as VlmModelConfig;
+  const parts = tinyBlip2Parts(
+    {
+      imageSize: 224,
+      patchSize: 14,
+      visionHidden: 1408,
+      visionLayers: 39,
+      visionHeads: 16,
+      visionIntermediate: 6144,
+      qformerHidden: 768,
+      qformerLayers: 12,
+      qformerHeads: 12,
+      qformerIntermediate: 3072,
+      numQueryTokens: 32,
+      hidden: 2560,
+      layers: 32,
+      heads: 32,
+      ffn: 10240,
+      vocabSize: 50272,
+      maxPositionEmbeddings: 2048,
+      tieWordEmbeddings: true,
+    },
+    50272,
+    50265,
+    2,
+  );
+  const cfg = parseHfConfig(
+    { architectures: ['Blip2ForConditionalGeneration'], ...blip2ToHf(parts), torch_dtype: 'float32' },
+    'blip2-opt-2.7b',
+  ) as VlmModelConfig;
   const shape = shapeOfVlm(cfg, 4);
   const d = shape.decoder;
   const [h, V] = [2560, 50272];
@@ -118,8 +261,17 @@ test('a quantized OPT decoder is priced by its own matrices; a BLIP-2-OPT-2.7B-s
   const decoder = V * (h + 4) + h * V * 0.625 + linear * 0.625 + (d.params! - linear - V * h) * 4;
   const noDecoder: ModelShape = { ...shape, decoder: { ...d, vocabSize: 0, params: 0, linears: [] } };
   assert.equal(quantizedWeightBytes(shape, 'int4', false) - quantizedWeightBytes(noDecoder, 'int4', false), decoder);
-  const setup = { method: 'lora' as const, rank: 16, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const, batchSize: 4, maxSeqLen: 64, imagesPerSample: 1, weightCopies: 2 };
-  const at = (quantizeBase: 'none' | 'int4') => estimateTrainingMemory(shape, { ...setup, quantizeBase }, { availableBytes: 12 * GiB, totalBytes: 16 * GiB });
+  const setup = {
+    method: 'lora' as const,
+    rank: 16,
+    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const,
+    batchSize: 4,
+    maxSeqLen: 64,
+    imagesPerSample: 1,
+    weightCopies: 2,
+  };
+  const at = (quantizeBase: 'none' | 'int4') =>
+    estimateTrainingMemory(shape, { ...setup, quantizeBase }, { availableBytes: 12 * GiB, totalBytes: 16 * GiB });
   assert.equal(at('none').fits, false, formatBytes(at('none').breakdown.total));
   assert.equal(at('int4').fits, true, formatBytes(at('int4').breakdown.total));
   assert.ok(at('int4').breakdown.total < 9 * GiB, formatBytes(at('int4').breakdown.total));

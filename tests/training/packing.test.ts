@@ -17,7 +17,12 @@ let m: LoadedVlm;
 let rows: QaRow[];
 let samples: RenderedSample[];
 before(async () => {
-  writeTinyLlava(join(dir, 'base'), 2, { initStd: 0.2, projectorHiddenAct: 'gelu_pytorch_tanh', imageSize: 32, patchSize: 8 });
+  writeTinyLlava(join(dir, 'base'), 2, {
+    initStd: 0.2,
+    projectorHiddenAct: 'gelu_pytorch_tanh',
+    imageSize: 32,
+    patchSize: 8,
+  });
   m = loadVlm(join(dir, 'base'));
   rows = [...(await demoRows(m, 11, 3, 'colors')), ...(await demoRows(m, 12, 2, 'counting'))];
   samples = rows.map((r, i) => {
@@ -27,14 +32,24 @@ before(async () => {
   // one sample without its prompt's image: rows of mixed lengths, one with no image at all
   const textOnly = encodeRow(m, { question: 'what is shown?', answer: 'a red square' });
   const noImage = textOnly.ids.flatMap((id, t) => (id === m.imageTokenId ? [] : [[id, textOnly.labels[t]]]));
-  samples.push({ ids: noImage.map((x) => x[0]), lossMask: noImage.map((x) => (x[1] === -100 ? 0 : 1)), imageCount: 0, key: 'text' });
+  samples.push({
+    ids: noImage.map((x) => x[0]),
+    lossMask: noImage.map((x) => (x[1] === -100 ? 0 : 1)),
+    imageCount: 0,
+    key: 'text',
+  });
 });
 after(() => {
   m?.close();
   cleanup();
 });
 
-const LORA: LoraOptions = { rank: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] };
+const LORA: LoraOptions = {
+  rank: 4,
+  alpha: 8,
+  dropout: 0,
+  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+};
 
 /** Float64 feeds of a batch: the images of its samples in sampleIndices order. */
 function feedsOf(b: Batch): Record<string, ort.Tensor> {
@@ -65,7 +80,8 @@ test('a packed batch has the loss and LoRA gradients of the padded batch (float6
   const rng = demoRng(4);
   const plain = buildTrainableVlm(m, 'lora', LORA, { dtype: 'float64' });
   const init: Record<string, Float64Array> = {};
-  for (const [k, v] of Object.entries(plain.initialValues(0))) init[k] = Float64Array.from(v, (x) => x + 0.1 * rng.normal());
+  for (const [k, v] of Object.entries(plain.initialValues(0)))
+    init[k] = Float64Array.from(v, (x) => x + 0.1 * rng.normal());
   const run = async (tv: typeof plain, feeds: Record<string, ort.Tensor>) => {
     const ex = await StepExecutor.create({ params: tv.params, forward: tv.forward, outputGrads: true, session }, init);
     try {
@@ -96,7 +112,15 @@ test('a packed batch has the loss and LoRA gradients of the padded batch (float6
 
   const dirs: Record<string, Float64Array> = {};
   for (const p of tvPacked.params) dirs[p.name] = Float64Array.from(init[p.name], () => rng.normal());
-  await assertDirectionalGradient({ tv: tvPacked, init, grads: got.grads!, dirs, feeds: feedsOf(packed), session, label: 'packed LoRA' });
+  await assertDirectionalGradient({
+    tv: tvPacked,
+    init,
+    grads: got.grads!,
+    dirs,
+    feeds: feedsOf(packed),
+    session,
+    label: 'packed LoRA',
+  });
 });
 
 test('the trainer with packing: true takes the same steps as padded batches (images follow their samples)', async () => {
@@ -116,13 +140,40 @@ test('the trainer with packing: true takes the same steps as padded batches (ima
       const r = JSON.parse(l) as { image: string; question: string; answer: string };
       // every other answer is long, so a batch mixes lengths and short samples share a row
       const answer = i % 2 ? `${r.answer}, ${'and the background is plain white, '.repeat(3)}the end` : r.answer;
-      return { key: String(i), itemId: null, image: join(icons, r.image), annotations: [{ kind: 'qa' as const, data: { question: r.question, answer } }], split: 'train' as const };
+      return {
+        key: String(i),
+        itemId: null,
+        image: join(icons, r.image),
+        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer } }],
+        split: 'train' as const,
+      };
     });
   const data = join(root, 'data.json');
-  writeSnapshot(data, { format: 'lenslab-data', version: 1, source: { datasetId: null, name: 'icons' }, autoSplit: false, items });
+  writeSnapshot(data, {
+    format: 'lenslab-data',
+    version: 1,
+    source: { datasetId: null, name: 'icons' },
+    autoSplit: false,
+    items,
+  });
   const run = async (packing: boolean) => {
-    const hparams = { method: 'lora', rank: 4, alpha: 8, dropout: 0, maxSteps: 3, batchSize: 4, saveEvery: 0, evalEvery: 0, lr: 5e-3, seed: 3, packing };
-    const tr = vlmTrainerModule.createTrainer({ model, data: { file: data }, hparams, eval: { maxItems: 1 }, featureCache: false }, { outDir: mkdtempSync(join(root, 'run-')), log: () => {} });
+    const hparams = {
+      method: 'lora',
+      rank: 4,
+      alpha: 8,
+      dropout: 0,
+      maxSteps: 3,
+      batchSize: 4,
+      saveEvery: 0,
+      evalEvery: 0,
+      lr: 5e-3,
+      seed: 3,
+      packing,
+    };
+    const tr = vlmTrainerModule.createTrainer(
+      { model, data: { file: data }, hparams, eval: { maxItems: 1 }, featureCache: false },
+      { outDir: mkdtempSync(join(root, 'run-')), log: () => {} },
+    );
     await tr.init(null);
     const out: { loss: number; samples: number; tokens: number }[] = [];
     try {
@@ -141,6 +192,9 @@ test('the trainer with packing: true takes the same steps as padded batches (ima
   for (let i = 0; i < padded.length; i++) {
     assert.equal(packed[i].samples, padded[i].samples);
     assert.equal(packed[i].tokens, padded[i].tokens);
-    assert.ok(Math.abs(packed[i].loss - padded[i].loss) < 1e-4 * padded[i].loss, `step ${i + 1}: loss ${packed[i].loss} packed vs ${padded[i].loss}`);
+    assert.ok(
+      Math.abs(packed[i].loss - padded[i].loss) < 1e-4 * padded[i].loss,
+      `step ${i + 1}: loss ${packed[i].loss} packed vs ${padded[i].loss}`,
+    );
   }
 });

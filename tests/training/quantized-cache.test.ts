@@ -28,9 +28,21 @@ async function snapshot(root: string): Promise<string> {
     .split('\n')
     .map((l, i) => {
       const r = JSON.parse(l) as { image: string; question: string; answer: string };
-      return { key: String(i), itemId: null, image: join(icons, r.image), annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }], split: 'train' as const };
+      return {
+        key: String(i),
+        itemId: null,
+        image: join(icons, r.image),
+        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }],
+        split: 'train' as const,
+      };
     });
-  const snap: DataSnapshot = { format: 'lenslab-data', version: 1, source: { datasetId: null, name: 'icons' }, autoSplit: false, items };
+  const snap: DataSnapshot = {
+    format: 'lenslab-data',
+    version: 1,
+    source: { datasetId: null, name: 'icons' },
+    autoSplit: false,
+    items,
+  };
   const data = join(root, 'data.json');
   writeSnapshot(data, snap);
   return data;
@@ -41,12 +53,28 @@ async function train(root: string, model: string, data: string, quantizeBase: 'n
   const config = {
     model,
     data: { file: data },
-    hparams: { method: 'lora', rank: 2, alpha: 4, dropout: 0, maxSteps: 2, batchSize: 3, saveEvery: 0, evalEvery: 0, evalAtStart: false, lr: 5e-3, seed: 3, quantizeBase },
+    hparams: {
+      method: 'lora',
+      rank: 2,
+      alpha: 4,
+      dropout: 0,
+      maxSteps: 2,
+      batchSize: 3,
+      saveEvery: 0,
+      evalEvery: 0,
+      evalAtStart: false,
+      lr: 5e-3,
+      seed: 3,
+      quantizeBase,
+    },
     eval: { maxItems: 1 },
     featureCache: true,
   };
   const logs: string[] = [];
-  const tr = vlmTrainerModule.createTrainer(config, { outDir: mkdtempSync(join(root, 'run-')), log: (m) => logs.push(m) });
+  const tr = vlmTrainerModule.createTrainer(config, {
+    outDir: mkdtempSync(join(root, 'run-')),
+    log: (m) => logs.push(m),
+  });
   await tr.init(null);
   try {
     const losses: number[] = [];
@@ -78,8 +106,14 @@ test('a quantized base keys graphs and image features by scheme and version: ano
     const afterA = graphEntries(graphs);
     assert.ok(afterA.length > 0);
     const keys = afterA.map((h) => readFileSync(join(graphs, h, 'key.json'), 'utf8'));
-    assert.ok(keys.some((k) => k.includes('"quantizeBase":"int4"') && k.includes(`"quantVersion":${version}`)), keys.join('\n'));
-    assert.ok(a.logs.some((l) => l.startsWith('frozen base held as int4 blocks of 32')), a.logs.join('\n'));
+    assert.ok(
+      keys.some((k) => k.includes('"quantizeBase":"int4"') && k.includes(`"quantVersion":${version}`)),
+      keys.join('\n'),
+    );
+    assert.ok(
+      a.logs.some((l) => l.startsWith('frozen base held as int4 blocks of 32')),
+      a.logs.join('\n'),
+    );
 
     // the same scheme and version: every feature from disk, every graph from the cache, the same losses
     const b = await train(root, model, data, 'int4');
@@ -96,7 +130,11 @@ test('a quantized base keys graphs and image features by scheme and version: ano
     const afterD = graphEntries(graphs).length;
     quantKeyVersion.current = version;
     const e = await train(root, model, data, 'none');
-    for (const [what, r] of [['int8', c], [`int4 v${version + 1}`, d], ['float32', e]] as const) {
+    for (const [what, r] of [
+      ['int8', c],
+      [`int4 v${version + 1}`, d],
+      ['float32', e],
+    ] as const) {
       assert.equal(r.stats.diskHits, 0, `${what}: ${JSON.stringify(r.stats)}`);
       assert.equal(r.stats.misses, a.stats.misses, `${what}: ${JSON.stringify(r.stats)}`);
     }
@@ -107,7 +145,10 @@ test('a quantized base keys graphs and image features by scheme and version: ano
     assert.ok(graphEntries(graphs).length >= afterD);
   } finally {
     quantKeyVersion.current = version;
-    for (const [k, v] of [[FEATURE_CACHE_ENV, prev.f], [GRAPH_CACHE_ENV, prev.g]] as const) {
+    for (const [k, v] of [
+      [FEATURE_CACHE_ENV, prev.f],
+      [GRAPH_CACHE_ENV, prev.g],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
@@ -136,7 +177,10 @@ test('a run on a base with a matrix that cannot take blocks of 32 names it in it
     assert.match(note, /down_proj\.weight \[32, 72\] \(input size 72 is not a multiple of 32\)/);
     assert.ok(r.losses.every(Number.isFinite) && r.losses[1] !== r.losses[0], `losses ${r.losses.join(', ')}`);
   } finally {
-    for (const [k, v] of [[FEATURE_CACHE_ENV, prev.f], [GRAPH_CACHE_ENV, prev.g]] as const) {
+    for (const [k, v] of [
+      [FEATURE_CACHE_ENV, prev.f],
+      [GRAPH_CACHE_ENV, prev.g],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }

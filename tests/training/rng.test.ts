@@ -5,7 +5,10 @@ import { Rng, permutation, shuffleInPlace, deriveSeed } from '../../src-main/tra
 test('xoshiro128** matches the reference algorithm from a known state', () => {
   // Reference values: the C algorithm (Blackman & Vigna) from state {1,2,3,4}, computed by hand in Python.
   const r = Rng.fromState({ algo: 'xoshiro128**', s: [1, 2, 3, 4] });
-  assert.deepEqual([r.nextU32(), r.nextU32(), r.nextU32(), r.nextU32(), r.nextU32()], [11520, 0, 5927040, 70819200, 2031721883]);
+  assert.deepEqual(
+    [r.nextU32(), r.nextU32(), r.nextU32(), r.nextU32(), r.nextU32()],
+    [11520, 0, 5927040, 70819200, 2031721883],
+  );
 });
 
 test('same seed → same stream; different seeds differ', () => {
@@ -27,7 +30,10 @@ test('state round-trips through JSON and continues the same stream', () => {
   const saved = JSON.parse(JSON.stringify(r.state()));
   const cont = Array.from({ length: 10 }, () => r.normal());
   const r2 = Rng.fromState(saved);
-  assert.deepEqual(Array.from({ length: 10 }, () => r2.normal()), cont);
+  assert.deepEqual(
+    Array.from({ length: 10 }, () => r2.normal()),
+    cont,
+  );
   assert.throws(() => Rng.fromState({ algo: 'xoshiro128**', s: [0, 0, 0, 0] }), /all-zero/);
   assert.throws(() => Rng.fromState({ algo: 'xoshiro128**', s: [1, 2, 3, -1] } as never), /unsigned 32-bit/);
 });
@@ -53,7 +59,10 @@ test('float in [0,1), int unbiased over a range, normal has unit variance', () =
 
 test('seeded Fisher–Yates gives a permutation, reproducible by seed', () => {
   const p = permutation(50, 9);
-  assert.deepEqual([...p].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    [...p].sort((a, b) => a - b),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
   assert.deepEqual(permutation(50, 9), p);
   assert.notDeepEqual(permutation(50, 10), p);
   assert.deepEqual(shuffleInPlace([], new Rng(1)), []);

@@ -6,7 +6,19 @@ import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { importDataset } from '../../src-main/datasets/import';
 import type { Database } from '../../src-main/storage/database';
 
-export const TINY = { imageSize: 32, patchSize: 8, visionHidden: 32, visionLayers: 1, visionHeads: 2, textHidden: 32, textLayers: 1, textHeads: 2, textKvHeads: 1, textIntermediate: 64, initStd: 0.1 };
+export const TINY = {
+  imageSize: 32,
+  patchSize: 8,
+  visionHidden: 32,
+  visionLayers: 1,
+  visionHeads: 2,
+  textHidden: 32,
+  textLayers: 1,
+  textHeads: 2,
+  textKvHeads: 1,
+  textIntermediate: 64,
+  initStd: 0.1,
+};
 
 export function writeTinyModel(dir: string): string {
   writeTinyLlava(dir, 0, TINY);

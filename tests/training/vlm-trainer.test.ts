@@ -44,7 +44,11 @@ async function fail(method: string, params: unknown): Promise<ApiErrorData> {
 test('estimate and refusals before any run starts, naming the problem', async () => {
   const model = { path: modelDir };
   const data = { datasetId };
-  const est = await backend.dispatcher.call('runs.estimate', { model, data, hparams: { maxSteps: 5, batchSize: 2 } }) as any;
+  const est = (await backend.dispatcher.call('runs.estimate', {
+    model,
+    data,
+    hparams: { maxSteps: 5, batchSize: 2 },
+  })) as any;
   assert.equal(est.plan.totalSteps, 5);
   assert.ok(est.plan.trainSamples > 10 && est.plan.evalSamples >= 1, JSON.stringify(est.plan));
   assert.ok(est.plan.longestSample > 16, 'image tokens are counted');
@@ -65,7 +69,11 @@ test('estimate and refusals before any run starts, naming the problem', async ()
   const notLlava = await fail('runs.start', { model: { path: join(tmp.dir, 'icons') }, data, hparams: {} });
   assert.equal(notLlava.field, 'model');
   assert.match(notLlava.message, /config\.json/);
-  const evalNoVal = await fail('runs.start', { model, data: { datasetId, evalSplit: 'test' }, hparams: { evalEvery: 2 } });
+  const evalNoVal = await fail('runs.start', {
+    model,
+    data: { datasetId, evalSplit: 'test' },
+    hparams: { evalEvery: 2 },
+  });
   assert.equal(evalNoVal.field, 'hparams.evalEvery');
   assert.equal(getRunCount(), runsBefore, 'no run was created');
 });
@@ -75,7 +83,11 @@ test('a run that does not fit in memory is refused with suggestions (LENSLAB_MEM
   const data = { datasetId };
   process.env.LENSLAB_MEMORY_LIMIT = '262M';
   try {
-    const est = (await backend.dispatcher.call('runs.estimate', { model, data, hparams: { maxSteps: 5, batchSize: 64 } })) as any;
+    const est = (await backend.dispatcher.call('runs.estimate', {
+      model,
+      data,
+      hparams: { maxSteps: 5, batchSize: 64 },
+    })) as any;
     assert.equal(est.memory.fits, false);
     assert.equal(est.memory.availableBytes, 262 * 1024 * 1024);
     assert.ok(est.memory.suggestions.length > 0);
@@ -103,7 +115,20 @@ function newJob(debug: { stepDelayMs?: number } = {}) {
   const config: VlmConfigInput = {
     model: modelDir,
     data: { file: join(outDir, 'data.json') },
-    hparams: { method: 'lora+projector', maxSteps: 8, batchSize: 4, gradAccum: 2, lr: 3e-3, dropout: 0.1, saveEvery: 2, keepLastK: 2, evalEvery: 4, seed: 11, rank: 4, alpha: 8 },
+    hparams: {
+      method: 'lora+projector',
+      maxSteps: 8,
+      batchSize: 4,
+      gradAccum: 2,
+      lr: 3e-3,
+      dropout: 0.1,
+      saveEvery: 2,
+      keepLastK: 2,
+      evalEvery: 4,
+      seed: 11,
+      rank: 4,
+      alpha: 8,
+    },
     eval: { maxItems: 3, maxNewTokens: 3 },
     debug,
   };
@@ -123,22 +148,42 @@ test('a SIGKILLed run resumes from its checkpoint to the same adapter as an unin
 
   // metrics for every step, checkpoints on disk and in SQLite
   const loss = listMetrics(backend.db, a.runId, 'loss');
-  assert.deepEqual(loss.map((p) => p.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(
+    loss.map((p) => p.step),
+    [1, 2, 3, 4, 5, 6, 7, 8],
+  );
   for (const name of ['lr', 'grad_norm', 'samples_per_sec', 'tokens_per_sec', 'eval_loss', 'eval_exact_match'])
     assert.ok(listMetrics(backend.db, a.runId, name).length > 0, name);
   const rows = listCheckpointRows(backend.db, a.runId);
-  assert.deepEqual(rows.map((r) => r.step), [6, 8], 'keep-last-2');
+  assert.deepEqual(
+    rows.map((r) => r.step),
+    [6, 8],
+    'keep-last-2',
+  );
   for (const r of rows)
-    for (const f of ['manifest.json', 'state.json', 'optimizer.safetensors', 'adapter/adapter_config.json', 'adapter/adapter_model.safetensors'])
+    for (const f of [
+      'manifest.json',
+      'state.json',
+      'optimizer.safetensors',
+      'adapter/adapter_config.json',
+      'adapter/adapter_model.safetensors',
+    ])
       assert.ok(existsSync(join(r.path, f)), `${r.path}/${f}`);
   assert.deepEqual(readdirSync(join(a.spec.outDir, 'checkpoints')).sort(), ['step-000006', 'step-000008']);
   assert.ok(existsSync(join(a.spec.outDir, 'final', 'adapter_config.json')));
   // evaluations during training: predictions stored, linked to the checkpoint of their step
-  const evals = backend.db.prepare('SELECT id, checkpoint_id, split, config_json FROM evaluations WHERE run_id = ? ORDER BY id').all(a.runId) as any[];
-  assert.deepEqual(evals.map((e) => JSON.parse(e.config_json).step), [4, 8]);
+  const evals = backend.db
+    .prepare('SELECT id, checkpoint_id, split, config_json FROM evaluations WHERE run_id = ? ORDER BY id')
+    .all(a.runId) as any[];
+  assert.deepEqual(
+    evals.map((e) => JSON.parse(e.config_json).step),
+    [4, 8],
+  );
   assert.equal(evals[1].checkpoint_id, rows[1].id);
   assert.equal(evals[0].checkpoint_id, null, 'step 4 kept no checkpoint (pruned)');
-  const preds = backend.db.prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?').get(evals[1].id) as { n: number };
+  const preds = backend.db
+    .prepare('SELECT COUNT(*) AS n FROM predictions WHERE evaluation_id = ?')
+    .get(evals[1].id) as { n: number };
   assert.ok(preds.n >= 1 && preds.n <= 3, `${preds.n} predictions (at most eval.maxItems)`);
   const api = (await backend.dispatcher.call('evaluations.predictions', { id: evals[1].id })) as any;
   assert.equal(api.total, preds.n);
@@ -160,7 +205,10 @@ test('a SIGKILLed run resumes from its checkpoint to the same adapter as an unin
   const ta = adapterTensors(a.spec.outDir);
   const tb = adapterTensors(b.spec.outDir);
   assert.deepEqual([...tb.keys()].sort(), [...ta.keys()].sort());
-  assert.ok([...ta.keys()].some((k) => k.includes('lora_A')) && [...ta.keys()].some((k) => k.includes('multi_modal_projector')), [...ta.keys()].join(', '));
+  assert.ok(
+    [...ta.keys()].some((k) => k.includes('lora_A')) && [...ta.keys()].some((k) => k.includes('multi_modal_projector')),
+    [...ta.keys()].join(', '),
+  );
   let maxDiff = 0;
   for (const [k, va] of ta) {
     const vb = tb.get(k)!;
@@ -170,11 +218,17 @@ test('a SIGKILLed run resumes from its checkpoint to the same adapter as an unin
   const la = listMetrics(backend.db, a.runId, 'loss').map((p) => p.value!);
   const lb = listMetrics(backend.db, b.runId, 'loss').map((p) => p.value!);
   assert.equal(lb.length, 8);
-  for (let i = 0; i < 8; i++) assert.ok(Math.abs(la[i] - lb[i]) <= 1e-5 * Math.max(1, Math.abs(la[i])), `loss at step ${i + 1}: ${la[i]} vs ${lb[i]}`);
+  for (let i = 0; i < 8; i++)
+    assert.ok(
+      Math.abs(la[i] - lb[i]) <= 1e-5 * Math.max(1, Math.abs(la[i])),
+      `loss at step ${i + 1}: ${la[i]} vs ${lb[i]}`,
+    );
 });
 
-test('evaluations.start over the API: the base and a run\'s adapter on the same items, stored and compared', async () => {
-  const runId = (backend.db.prepare("SELECT id FROM runs WHERE status = 'completed' ORDER BY id LIMIT 1").get() as { id: number }).id;
+test("evaluations.start over the API: the base and a run's adapter on the same items, stored and compared", async () => {
+  const runId = (
+    backend.db.prepare("SELECT id FROM runs WHERE status = 'completed' ORDER BY id LIMIT 1").get() as { id: number }
+  ).id;
   const statuses: any[] = [];
   const off = backend.events.subscribe((e, p) => {
     if (e === 'evaluations.status') statuses.push(p);
@@ -188,7 +242,12 @@ test('evaluations.start over the API: the base and a run\'s adapter on the same 
     return statuses.find((s) => s.id === id);
   };
   const start = (adapter?: unknown) =>
-    backend.dispatcher.call('evaluations.start', { model: { path: modelDir }, ...(adapter ? { adapter } : {}), data: { datasetId, split: 'val' }, maxNewTokens: 3 }) as Promise<any>;
+    backend.dispatcher.call('evaluations.start', {
+      model: { path: modelDir },
+      ...(adapter ? { adapter } : {}),
+      data: { datasetId, split: 'val' },
+      maxNewTokens: 3,
+    }) as Promise<any>;
   const base = await start();
   assert.equal(base.status, 'running');
   assert.equal((await settle(base.id)).status, 'completed');
@@ -204,6 +263,10 @@ test('evaluations.start over the API: the base and a run\'s adapter on the same 
   assert.ok(listed.evaluations.some((e: any) => e.id === tuned.id));
   const cmp = (await backend.dispatcher.call('evaluations.compare', { baseId: base.id, tunedId: tuned.id })) as any;
   assert.equal(cmp.items.length, got.predictionCount, 'same items');
-  const noCk = await fail('evaluations.start', { model: { path: modelDir }, adapter: { runId, step: 1 }, data: { datasetId } });
+  const noCk = await fail('evaluations.start', {
+    model: { path: modelDir },
+    adapter: { runId, step: 1 },
+    data: { datasetId },
+  });
   assert.equal(noCk.field, 'adapter.step');
 });

@@ -36,7 +36,19 @@ function newJob(provider: 'cpu' | 'webgpu', stepDelayMs = 0) {
   const config: VlmConfigInput = {
     model: DEMO,
     data: { file: join(outDir, 'data.json') },
-    hparams: { method: 'lora', maxSteps: 50, batchSize: 2, lr: 2e-3, dropout: 0.1, saveEvery: 10, keepLastK: 2, evalEvery: 0, seed: 3, rank: 4, alpha: 8 },
+    hparams: {
+      method: 'lora',
+      maxSteps: 50,
+      batchSize: 2,
+      lr: 2e-3,
+      dropout: 0.1,
+      saveEvery: 10,
+      keepLastK: 2,
+      evalEvery: 0,
+      seed: 3,
+      rank: 4,
+      alpha: 8,
+    },
     eval: { maxItems: 1, maxNewTokens: 2 },
     provider,
     debug: { stepDelayMs },
@@ -70,7 +82,10 @@ test('a 50-step LoRA run on WebGPU, SIGKILLed and resumed, ends with the adapter
   assert.ok(s.resumedFrom !== null && s.resumedFrom >= 20 && s.resumedFrom < 50, `resumed from ${s.resumedFrom}`);
   assert.equal(await runner.wait(b.runId), 'completed', getRun(backend.db, b.runId)?.error ?? '');
   off();
-  assert.ok(logs.some((l) => /^device: webgpu/.test(l)), `the run says where it runs: ${logs.join(' | ')}`);
+  assert.ok(
+    logs.some((l) => /^device: webgpu/.test(l)),
+    `the run says where it runs: ${logs.join(' | ')}`,
+  );
 
   const ta = adapter(a.spec.outDir);
   const tb = adapter(b.spec.outDir);
@@ -86,7 +101,8 @@ test('a 50-step LoRA run on WebGPU, SIGKILLed and resumed, ends with the adapter
   const lb = listMetrics(backend.db, b.runId, 'loss').map((p) => p.value!);
   assert.equal(la.length, 50);
   assert.equal(lb.length, 50);
-  for (let i = 0; i < 50; i++) assert.ok(Math.abs(la[i] - lb[i]) <= 1e-4, `loss at step ${i + 1}: cpu ${la[i]} vs webgpu ${lb[i]}`);
+  for (let i = 0; i < 50; i++)
+    assert.ok(Math.abs(la[i] - lb[i]) <= 1e-4, `loss at step ${i + 1}: cpu ${la[i]} vs webgpu ${lb[i]}`);
   assert.ok(la[49] < la[0], 'the run learns');
 });
 
@@ -104,7 +120,10 @@ test('without a usable GPU a WebGPU run pauses with the reason, and resumes on t
   }
   const run = getRun(backend.db, j.runId)!;
   assert.equal(run.status, 'paused');
-  assert.match(run.error ?? '', /^paused: the WebGPU device cannot run .*adapter.*Resume to continue from the latest checkpoint/);
+  assert.match(
+    run.error ?? '',
+    /^paused: the WebGPU device cannot run .*adapter.*Resume to continue from the latest checkpoint/,
+  );
   await runner.resume(j.runId, { provider: 'cpu' });
   assert.equal(await runner.wait(j.runId), 'completed', getRun(backend.db, j.runId)?.error ?? '');
   assert.equal(listMetrics(backend.db, j.runId, 'loss').length, 4);

@@ -15,7 +15,11 @@ after(cleanup);
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) }, { LENSLAB_DATA_DIR: join(dir, 'data') });
+  const code = await runCli(
+    argv,
+    { out: (t) => out.push(t), err: (t) => err.push(t) },
+    { LENSLAB_DATA_DIR: join(dir, 'data') },
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -23,7 +27,16 @@ test('lenslab audio compose, train (projector, then LoRA from it) and ask, from 
   writeTinyWhisper(join(dir, 'whisper'), 1, { initStd: 0.02, convStd: 0.3 });
   writeTinyTextLlm(join(dir, 'llama'), 2);
   const composed = join(dir, 'audio-llm');
-  let r = await cli(['audio', 'compose', '--whisper', join(dir, 'whisper'), '--llm', join(dir, 'llama'), '--out', composed]);
+  let r = await cli([
+    'audio',
+    'compose',
+    '--whisper',
+    join(dir, 'whisper'),
+    '--llm',
+    join(dir, 'llama'),
+    '--out',
+    composed,
+  ]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /stack-4 projector .* audio token id \d+ \(added\)/);
   const data = join(dir, 'set');
@@ -33,18 +46,78 @@ test('lenslab audio compose, train (projector, then LoRA from it) and ask, from 
     const s = toneSample(3, i);
     // every other clip at 22.05 kHz: resampled on the way in
     const rate = i % 2 ? 22050 : 16000;
-    const x = rate === 16000 ? s.samples : Float32Array.from({ length: Math.round(s.samples.length * rate / 16000) }, (_, k) => s.samples[Math.min(s.samples.length - 1, Math.round(k * 16000 / rate))]);
+    const x =
+      rate === 16000
+        ? s.samples
+        : Float32Array.from(
+            { length: Math.round((s.samples.length * rate) / 16000) },
+            (_, k) => s.samples[Math.min(s.samples.length - 1, Math.round((k * 16000) / rate))],
+          );
     writeFileSync(join(data, 'clips', `${i}.wav`), wav(x, rate));
-    lines.push(JSON.stringify(i < 2 ? { audio: `clips/${i}.wav`, caption: s.caption } : { audio: `clips/${i}.wav`, question: s.question, answer: s.answer }));
+    lines.push(
+      JSON.stringify(
+        i < 2
+          ? { audio: `clips/${i}.wav`, caption: s.caption }
+          : { audio: `clips/${i}.wav`, question: s.question, answer: s.answer },
+      ),
+    );
   }
   writeFileSync(join(data, 'data.jsonl'), lines.join('\n') + '\n');
-  r = await cli(['audio', 'train', '--model', composed, '--data', join(data, 'data.jsonl'), '--out', join(dir, 'stage1'), '--steps', '3', '--batch-size', '4']);
+  r = await cli([
+    'audio',
+    'train',
+    '--model',
+    composed,
+    '--data',
+    join(data, 'data.jsonl'),
+    '--out',
+    join(dir, 'stage1'),
+    '--steps',
+    '3',
+    '--batch-size',
+    '4',
+  ]);
   assert.equal(r.code, 0, r.err);
   assert.ok(existsSync(join(dir, 'stage1', 'adapter_model.safetensors')));
-  r = await cli(['audio', 'train', '--model', composed, '--data', join(data, 'data.jsonl'), '--out', join(dir, 'stage2'), '--method', 'lora+projector', '--init', join(dir, 'stage1'), '--steps', '3', '--batch-size', '4', '--rank', '4', '--target-modules', 'q_proj,v_proj']);
+  r = await cli([
+    'audio',
+    'train',
+    '--model',
+    composed,
+    '--data',
+    join(data, 'data.jsonl'),
+    '--out',
+    join(dir, 'stage2'),
+    '--method',
+    'lora+projector',
+    '--init',
+    join(dir, 'stage1'),
+    '--steps',
+    '3',
+    '--batch-size',
+    '4',
+    '--rank',
+    '4',
+    '--target-modules',
+    'q_proj,v_proj',
+  ]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /lora\+projector, 6 clips, final loss/);
-  r = await cli(['--json', 'audio', 'ask', '--model', composed, '--adapter', join(dir, 'stage2'), '--audio', join(data, 'clips', '3.wav'), '--question', 'How many beeps?', '--max-tokens', '4']);
+  r = await cli([
+    '--json',
+    'audio',
+    'ask',
+    '--model',
+    composed,
+    '--adapter',
+    join(dir, 'stage2'),
+    '--audio',
+    join(data, 'clips', '3.wav'),
+    '--question',
+    'How many beeps?',
+    '--max-tokens',
+    '4',
+  ]);
   assert.equal(r.code, 0, r.err);
   const a = JSON.parse(r.out);
   assert.equal(a.question, 'How many beeps?');
@@ -55,11 +128,29 @@ test('lenslab audio: bad data and bad files are named; usage errors exit 2', asy
   const data = join(dir, 'bad');
   mkdirSync(data, { recursive: true });
   writeFileSync(join(data, 'escape.jsonl'), JSON.stringify({ audio: '../secret.wav', caption: 'x' }) + '\n');
-  let r = await cli(['audio', 'train', '--model', join(dir, 'audio-llm'), '--data', join(data, 'escape.jsonl'), '--out', join(dir, 'x')]);
+  let r = await cli([
+    'audio',
+    'train',
+    '--model',
+    join(dir, 'audio-llm'),
+    '--data',
+    join(data, 'escape.jsonl'),
+    '--out',
+    join(dir, 'x'),
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.err, /escape\.jsonl:1: field "audio": "\.\.\/secret\.wav" leaves the data folder/);
   writeFileSync(join(data, 'noanswer.jsonl'), JSON.stringify({ audio: 'a.wav', question: 'q' }) + '\n');
-  r = await cli(['audio', 'train', '--model', join(dir, 'audio-llm'), '--data', join(data, 'noanswer.jsonl'), '--out', join(dir, 'x')]);
+  r = await cli([
+    'audio',
+    'train',
+    '--model',
+    join(dir, 'audio-llm'),
+    '--data',
+    join(data, 'noanswer.jsonl'),
+    '--out',
+    join(dir, 'x'),
+  ]);
   assert.match(r.err, /noanswer\.jsonl:1: needs "question" and "answer" strings, or a "caption" string/);
   writeFileSync(join(data, 'broken.wav'), 'RIFF....not a wav');
   r = await cli(['audio', 'ask', '--model', join(dir, 'audio-llm'), '--audio', join(data, 'broken.wav')]);

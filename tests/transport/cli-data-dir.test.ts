@@ -39,13 +39,19 @@ test('a data folder that cannot be created: the folder and the reason, for reads
   mkdirSync(parent, { mode: 0o555 });
   chmodSync(parent, 0o555);
   const dir = join(parent, 'data');
-  for (const argv of [['datasets', 'list'], ['datasets', 'create', 'A'], ['runs', 'list']]) {
+  for (const argv of [
+    ['datasets', 'list'],
+    ['datasets', 'create', 'A'],
+    ['runs', 'list'],
+  ]) {
     const r = await lenslab('--data-dir', dir, ...argv);
     assert.equal(r.code, 1, `${argv.join(' ')}: ${r.err}`);
     assert.equal(r.err, `error: cannot create the data folder ${dir}: permission denied (EACCES)`);
   }
   const j = await lenslab('--data-dir', dir, 'datasets', 'list', '--json');
-  assert.deepEqual(JSON.parse(j.err), { error: { code: 'unavailable', message: `cannot create the data folder ${dir}: permission denied (EACCES)` } });
+  assert.deepEqual(JSON.parse(j.err), {
+    error: { code: 'unavailable', message: `cannot create the data folder ${dir}: permission denied (EACCES)` },
+  });
 });
 
 test('a data folder that cannot be written: lists work read-only with a note, writes name the folder', async () => {
@@ -67,13 +73,20 @@ test('a data folder that cannot be written: lists work read-only with a note, wr
   r = await lenslab('--data-dir', dir, 'datasets', 'create', 'More');
   assert.equal(r.code, 1);
   assert.equal(r.err, `error: cannot write the data folder ${dir}: permission denied (EACCES)`);
-  assert.deepEqual(readdirSync(childTmp).filter((f) => f.startsWith('lenslab-readonly-')), [], 'read-only snapshots are removed');
+  assert.deepEqual(
+    readdirSync(childTmp).filter((f) => f.startsWith('lenslab-readonly-')),
+    [],
+    'read-only snapshots are removed',
+  );
   assert.deepEqual(readdirSync(dir).sort(), ['lenslab.db'], 'nothing written in the folder');
 });
 
 test('a database file that cannot be written in a writable folder: writes name the file, lists still work', async () => {
   const dir = join(tmp.dir, 'ro-file');
-  assert.equal(await runCli(['--data-dir', dir, 'datasets', 'create', 'Leaves'], { out: () => {}, err: () => {} }, {}), 0);
+  assert.equal(
+    await runCli(['--data-dir', dir, 'datasets', 'create', 'Leaves'], { out: () => {}, err: () => {} }, {}),
+    0,
+  );
   chmodSync(dir, 0o777);
   chmodSync(join(dir, 'lenslab.db'), 0o444);
   const file = join(dir, 'lenslab.db');
@@ -83,6 +96,9 @@ test('a database file that cannot be written in a writable folder: writes name t
   noStack(r.err);
   r = await lenslab('--data-dir', dir, 'datasets', 'list', '--json');
   assert.equal(r.code, 0, r.err);
-  assert.deepEqual(JSON.parse(r.out).map((d: { name: string }) => d.name), ['Leaves']);
+  assert.deepEqual(
+    JSON.parse(r.out).map((d: { name: string }) => d.name),
+    ['Leaves'],
+  );
   assert.equal(r.err, `note: cannot write the database ${file}: permission denied (EACCES); reading it read-only`);
 });

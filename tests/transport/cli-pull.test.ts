@@ -37,7 +37,10 @@ test('lenslab pull downloads, resumes a cut transfer, registers; --cached and --
   let r = await cli('pull', 'lenslab/demo-llava', '--data-dir', dir);
   assert.equal(r.code, 0, r.err);
   assert.match(r.err, /model\.safetensors: the transfer of model\.safetensors (was cut short|broke off)/);
-  assert.match(r.out, /lenslab\/demo-llava@[0-9a-f]{10}: .* downloaded, 0 B already in the cache\nFolder: .*models--lenslab--demo-llava\/snapshots\/[0-9a-f]{40}\nRegistered as model 1/);
+  assert.match(
+    r.out,
+    /lenslab\/demo-llava@[0-9a-f]{10}: .* downloaded, 0 B already in the cache\nFolder: .*models--lenslab--demo-llava\/snapshots\/[0-9a-f]{40}\nRegistered as model 1/,
+  );
   r = await cli('pull', '--cached', '--json', '--data-dir', dir);
   const cached = JSON.parse(r.out);
   assert.equal(cached.snapshots[0].repo, 'lenslab/demo-llava');

@@ -26,7 +26,10 @@ test('datasets create/list/rename/delete with text and --json output', async () 
   assert.match(r.out, /Created dataset 1 "Leaves"/);
   r = await cli('datasets', 'list', '--json', `--data-dir=${dir}`);
   const list = JSON.parse(r.out);
-  assert.deepEqual(list.map((d: any) => [d.id, d.name, d.description]), [[1, 'Leaves', 'autumn']]);
+  assert.deepEqual(
+    list.map((d: any) => [d.id, d.name, d.description]),
+    [[1, 'Leaves', 'autumn']],
+  );
   r = await cli('datasets', 'create', 'Leaves', '--data-dir', dir);
   assert.equal(r.code, 1);
   assert.match(r.err, /error \(conflict\): a dataset named "Leaves" already exists/);
@@ -69,7 +72,10 @@ test('runs list, usage errors and help', async () => {
 test('LENSLAB_DATA_DIR chooses the data dir when --data-dir is absent', async () => {
   const dir = join(tmp.dir, 'env');
   const out: string[] = [];
-  assert.equal(await runCli(['datasets', 'create', 'E'], { out: (t) => out.push(t), err: () => {} }, { LENSLAB_DATA_DIR: dir }), 0);
+  assert.equal(
+    await runCli(['datasets', 'create', 'E'], { out: (t) => out.push(t), err: () => {} }, { LENSLAB_DATA_DIR: dir }),
+    0,
+  );
   const r = await cli('datasets', 'list', '--json', '--data-dir', dir);
   assert.equal(JSON.parse(r.out)[0].name, 'E');
 });
@@ -77,7 +83,9 @@ test('LENSLAB_DATA_DIR chooses the data dir when --data-dir is absent', async ()
 test('bin/lenslab.mjs runs the CLI from source', async () => {
   const bin = fileURLToPath(new URL('../../bin/lenslab.mjs', import.meta.url));
   const dir = join(tmp.dir, 'bin');
-  const child = spawn(process.execPath, [bin, 'datasets', 'create', 'From bin', '--json', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'datasets', 'create', 'From bin', '--json', '--data-dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (c) => (out += c));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));

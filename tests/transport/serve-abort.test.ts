@@ -13,7 +13,12 @@ import { until } from '../helpers/wait';
 const tmp = tempDir('serve-abort-');
 const modelDir = join(tmp.dir, 'model');
 writeTinyLlava(modelDir, 0, { initStd: 0.2 });
-const backend = createBackend({ dataDir: join(tmp.dir, 'data'), host: 'serve', log: { error() {}, warn() {} }, chat: { inProcess: true } });
+const backend = createBackend({
+  dataDir: join(tmp.dir, 'data'),
+  host: 'serve',
+  log: { error() {}, warn() {} },
+  chat: { inProcess: true },
+});
 const server = await startServer({ backend, staticDir: tmp.dir });
 after(async () => {
   await server.close();
@@ -23,21 +28,41 @@ after(async () => {
 });
 
 test('closing the WebSocket stops the chat generation it asked for', async () => {
-  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`, { headers: { Authorization: `Bearer ${server.token}`, Origin: server.origin } });
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`, {
+    headers: { Authorization: `Bearer ${server.token}`, Origin: server.origin },
+  });
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   let tokens = 0;
   ws.on('message', (data) => {
     const m = JSON.parse(String(data));
     if (m.event === 'chat.token' && ++tokens === 3) ws.close();
   });
-  ws.send(JSON.stringify({ id: 1, method: 'chat.generate', params: { requestId: 'gone', modelDir, messages: [{ role: 'user', content: 'Describe the image.' }], options: { maxNewTokens: 400 } } }));
+  ws.send(
+    JSON.stringify({
+      id: 1,
+      method: 'chat.generate',
+      params: {
+        requestId: 'gone',
+        modelDir,
+        messages: [{ role: 'user', content: 'Describe the image.' }],
+        options: { maxNewTokens: 400 },
+      },
+    }),
+  );
   // the answer nobody reads is still stored, cut short where the socket closed
-  const answer = await until(async () => {
-    const list = (await backend.dispatcher.call('chats.list', {})) as { chats: { id: number }[] };
-    if (!list.chats.length) return null;
-    const { messages } = (await backend.dispatcher.call('chats.get', { id: list.chats[0].id })) as { messages: { role: string; stats: any }[] };
-    return messages.find((m) => m.role === 'assistant') ?? null;
-  }, 'the assistant message', 60_000, 50);
+  const answer = await until(
+    async () => {
+      const list = (await backend.dispatcher.call('chats.list', {})) as { chats: { id: number }[] };
+      if (!list.chats.length) return null;
+      const { messages } = (await backend.dispatcher.call('chats.get', { id: list.chats[0].id })) as {
+        messages: { role: string; stats: any }[];
+      };
+      return messages.find((m) => m.role === 'assistant') ?? null;
+    },
+    'the assistant message',
+    60_000,
+    50,
+  );
   assert.equal(answer.stats.finishReason, 'cancelled');
   assert.ok(answer.stats.tokens >= 3 && answer.stats.tokens < 400, `${answer.stats.tokens} tokens`);
 });

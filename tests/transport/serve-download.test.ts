@@ -23,7 +23,8 @@ after(async () => {
   tmp.cleanup();
 });
 
-const get = (path: string, auth = true) => fetch(`${server.origin}${path}`, { headers: auth ? { Authorization: `Bearer ${server.token}` } : {} });
+const get = (path: string, auth = true) =>
+  fetch(`${server.origin}${path}`, { headers: auth ? { Authorization: `Bearer ${server.token}` } : {} });
 
 test('a dataset downloads as a zip of its export; the temporary folder is gone afterwards', async () => {
   const src = join(tmp.dir, 'icons');

@@ -47,13 +47,23 @@ const pythonSdkHeaders = () => ({
 });
 
 function post(path: string, body: unknown, headers: Record<string, string> = pythonSdkHeaders()) {
-  return fetch(`${server.origin}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return fetch(`${server.origin}${path}`, {
+    method: 'POST',
+    headers,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
 const question = (extra: Record<string, unknown> = {}) => ({
   messages: [
     { role: 'system', content: 'You are a helpful assistant.' },
-    { role: 'user', content: [{ type: 'text', text: 'What color is the circle?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png}`, detail: 'auto' } }] },
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'What color is the circle?' },
+        { type: 'image_url', image_url: { url: `data:image/png;base64,${png}`, detail: 'auto' } },
+      ],
+    },
   ],
   model: modelName,
   max_tokens: 8,
@@ -70,7 +80,10 @@ test('the token is required; /v1/models lists the registered models', async () =
   assert.equal(res.status, 200);
   const list = (await res.json()) as { object: string; data: Array<{ id: string; object: string; owned_by: string }> };
   assert.equal(list.object, 'list');
-  assert.deepEqual(list.data.map((m) => [m.id, m.object]), [[modelName, 'model']]);
+  assert.deepEqual(
+    list.data.map((m) => [m.id, m.object]),
+    [[modelName, 'model']],
+  );
 });
 
 test('an image_url request (Python SDK shape) answers like chat.generate with the same image', async () => {
@@ -89,7 +102,10 @@ test('an image_url request (Python SDK shape) answers like chat.generate with th
     requestId: 'direct',
     modelId,
     image: { base64: png },
-    messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'What color is the circle?' }],
+    messages: [
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: 'What color is the circle?' },
+    ],
     imageTurn: 1,
     options: { maxNewTokens: 8, temperature: 0 },
     save: false,
@@ -97,23 +113,33 @@ test('an image_url request (Python SDK shape) answers like chat.generate with th
   assert.equal(body.choices[0].message.content, direct.text);
   assert.equal(body.usage.prompt_tokens, direct.promptTokens);
   // without the image the prompt is shorter: the image was really used
-  const text = await post('/v1/chat/completions', { ...question(), messages: [{ role: 'user', content: 'What color is the circle?' }] });
+  const text = await post('/v1/chat/completions', {
+    ...question(),
+    messages: [{ role: 'user', content: 'What color is the circle?' }],
+  });
   assert.ok(((await text.json()) as any).usage.prompt_tokens < body.usage.prompt_tokens);
 });
 
 test('stream: true (Node SDK shape) sends chunks, the finish reason, usage and [DONE]', async () => {
-  const res = await post('/v1/chat/completions', question({ stream: true, stream_options: { include_usage: true }, max_tokens: 6 }), {
-    Authorization: `Bearer ${server.token}`,
-    'Content-Type': 'application/json',
-    Accept: 'application/json',
-    'User-Agent': 'OpenAI/JS 4.73.0',
-    'X-Stainless-Lang': 'js',
-  });
+  const res = await post(
+    '/v1/chat/completions',
+    question({ stream: true, stream_options: { include_usage: true }, max_tokens: 6 }),
+    {
+      Authorization: `Bearer ${server.token}`,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+      'User-Agent': 'OpenAI/JS 4.73.0',
+      'X-Stainless-Lang': 'js',
+    },
+  );
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
   const raw = await res.text();
   const events = raw.split('\n\n').filter(Boolean);
-  assert.ok(events.every((e) => e.startsWith('data: ')), raw);
+  assert.ok(
+    events.every((e) => e.startsWith('data: ')),
+    raw,
+  );
   assert.equal(events.at(-1), 'data: [DONE]');
   const chunks = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)));
   assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0].id));
@@ -133,8 +159,34 @@ test('stream: true (Node SDK shape) sends chunks, the finish reason, usage and [
 test('errors come in the OpenAI error shape and name the parameter', async () => {
   const cases: Array<[unknown, number, RegExp, string | null]> = [
     [question({ model: 'nope' }), 404, /no model "nope"/, 'model'],
-    [{ ...question(), messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }] }, 400, /data URL .* does not fetch/, 'messages[0].content[0].image_url.url'],
-    [{ ...question(), messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }, { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }] }, 400, /2 images/, 'messages'],
+    [
+      {
+        ...question(),
+        messages: [
+          { role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] },
+        ],
+      },
+      400,
+      /data URL .* does not fetch/,
+      'messages[0].content[0].image_url.url',
+    ],
+    [
+      {
+        ...question(),
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },
+              { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },
+            ],
+          },
+        ],
+      },
+      400,
+      /2 images/,
+      'messages',
+    ],
     [question({ tools: [{ type: 'function', function: { name: 'f' } }] }), 400, /tools are not supported/, 'tools'],
     [question({ temperature: 5 }), 400, /temperature must be a number from 0 to 2/, 'temperature'],
     [question({ n: 2 }), 400, /only n = 1/, 'n'],
@@ -160,7 +212,13 @@ test('maps sampling parameters and places an image in a later user turn', () => 
       { role: 'developer', content: 'Be brief.' },
       { role: 'user', content: 'Hi' },
       { role: 'assistant', content: 'Hello' },
-      { role: 'user', content: [{ type: 'text', text: 'And this?' }, { type: 'image_url', image_url: { url: 'data:image/jpeg;base64,AAAA' } }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'And this?' },
+          { type: 'image_url', image_url: { url: 'data:image/jpeg;base64,AAAA' } },
+        ],
+      },
     ],
     temperature: 0.7,
     top_p: 0.9,
@@ -170,7 +228,18 @@ test('maps sampling parameters and places an image in a later user turn', () => 
     seed: 7,
     stop: 'END',
   });
-  assert.deepEqual(r.messages.map((m) => m.role), ['system', 'user', 'assistant', 'user']);
+  assert.deepEqual(
+    r.messages.map((m) => m.role),
+    ['system', 'user', 'assistant', 'user'],
+  );
   assert.deepEqual(r.image, { base64: 'AAAA', turn: 3 });
-  assert.deepEqual(r.options, { temperature: 0.7, topP: 0.9, topK: 40, repetitionPenalty: 1.1, maxNewTokens: 50, seed: 7, stop: ['END'] });
+  assert.deepEqual(r.options, {
+    temperature: 0.7,
+    topP: 0.9,
+    topK: 40,
+    repetitionPenalty: 1.1,
+    maxNewTokens: 50,
+    seed: 7,
+    stop: ['END'],
+  });
 });

@@ -32,13 +32,27 @@ after(async () => {
   tmp.cleanup();
 });
 
-function http(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+function http(
+  method: string,
+  path: string,
+  body?: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: server.port, method, path, headers: { Authorization: `Bearer ${server.token}`, ...headers } }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : null }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        method,
+        path,
+        headers: { Authorization: `Bearer ${server.token}`, ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : null }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -74,13 +88,17 @@ test('a dropped folder uploads file by file, imports from its staging path, and 
   const files = ['llava.json', ...readdirSync(join(src, 'images')).map((f) => `images/${f}`)];
   let root = '';
   for (const f of files) {
-    const r = await http('PUT', `/upload/${batch}/${encodeURIComponent(`icons/${f}`)}`, readFileSync(join(src, f)), { 'Content-Type': 'application/octet-stream' });
+    const r = await http('PUT', `/upload/${batch}/${encodeURIComponent(`icons/${f}`)}`, readFileSync(join(src, f)), {
+      'Content-Type': 'application/octet-stream',
+    });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(readFileSync(r.json.result.path).length, readFileSync(join(src, f)).length);
     root = r.json.result.root;
   }
   assert.equal(root, join(uploadsRoot(data), batch));
-  const imported = await http('POST', '/api/datasets.import', JSON.stringify({ path: join(root, 'icons') }), { 'Content-Type': 'application/json' });
+  const imported = await http('POST', '/api/datasets.import', JSON.stringify({ path: join(root, 'icons') }), {
+    'Content-Type': 'application/json',
+  });
   assert.equal(imported.status, 200, JSON.stringify(imported.json));
   assert.equal(imported.json.result.datasetName, 'icons');
   assert.equal(imported.json.result.imported, 3);

@@ -37,7 +37,11 @@ interface Res {
   headers: Record<string, string | string[] | undefined>;
   body: string;
 }
-function http(method: string, path: string, opts: { headers?: Record<string, string>; body?: string } = {}): Promise<Res> {
+function http(
+  method: string,
+  path: string,
+  opts: { headers?: Record<string, string>; body?: string } = {},
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port: server.port, method, path, headers: opts.headers }, (res) => {
       let body = '';
@@ -93,7 +97,15 @@ test('the page opened with ?token= sets a per-port HttpOnly cookie that then aut
 });
 
 test('static paths cannot escape the renderer folder', async () => {
-  for (const p of ['/../secret.txt', '/%2e%2e/secret.txt', '/assets/%2e%2e/%2e%2e/secret.txt', '/..%2fsecret.txt', '/%00', '/.hidden', '/assets/..%5c..%5csecret.txt']) {
+  for (const p of [
+    '/../secret.txt',
+    '/%2e%2e/secret.txt',
+    '/assets/%2e%2e/%2e%2e/secret.txt',
+    '/..%2fsecret.txt',
+    '/%00',
+    '/.hidden',
+    '/assets/..%5c..%5csecret.txt',
+  ]) {
     const r = await http('GET', p, { headers: auth() });
     assert.equal(r.status, 404, p);
     assert.doesNotMatch(r.body, /do not serve/);
@@ -108,11 +120,17 @@ test('a wrong Host header is refused even with the token (DNS rebinding)', async
 });
 
 test('POST /api/<method> runs the method; garbage gets a validation error naming the field', async () => {
-  const created = await http('POST', '/api/datasets.create', { headers: auth(), body: JSON.stringify({ name: 'Birds' }) });
+  const created = await http('POST', '/api/datasets.create', {
+    headers: auth(),
+    body: JSON.stringify({ name: 'Birds' }),
+  });
   assert.equal(created.status, 200);
   assert.equal(JSON.parse(created.body).result.name, 'Birds');
   const list = await http('POST', '/api/datasets.list', { headers: auth() });
-  assert.deepEqual(JSON.parse(list.body).result.datasets.map((d: any) => d.name), ['Birds']);
+  assert.deepEqual(
+    JSON.parse(list.body).result.datasets.map((d: any) => d.name),
+    ['Birds'],
+  );
   const bad = await http('POST', '/api/datasets.create', { headers: auth(), body: JSON.stringify({ name: ['x'] }) });
   assert.equal(bad.status, 400);
   assert.equal(JSON.parse(bad.body).error.code, 'invalid_request');
@@ -171,7 +189,7 @@ test('WebSocket: requests, typed errors, garbage and pushed events', async () =>
     new Promise<any>((resolve) => {
       const check = () => {
         const i = inbox.findIndex(pred);
-        if (i >= 0) return resolve(inbox.splice(i, 1)[0]), true;
+        if (i >= 0) return (resolve(inbox.splice(i, 1)[0]), true);
         return false;
       };
       if (!check()) {

@@ -20,7 +20,10 @@ export class ParseContext {
   readonly root: string;
   readonly roots: string[];
   readonly problems: ImportProblem[] = [];
-  constructor(root: string, readonly options: ParseOptions = {}) {
+  constructor(
+    root: string,
+    readonly options: ParseOptions = {},
+  ) {
     this.root = resolve(root);
     this.roots = options.imageRoot ? [this.root, resolve(options.imageRoot)] : [this.root];
   }
@@ -48,7 +51,13 @@ export class ParseContext {
    */
   image(ref: string, field: string, written: unknown, file: string): ImageSource | undefined {
     // LLaVA-style files name images relative to a separate image folder: also look in `images/` beside the file.
-    const bases = [dirname(file), this.root, ...(this.options.imageRoot ? [resolve(this.options.imageRoot)] : []), join(dirname(file), 'images'), join(this.root, 'images')];
+    const bases = [
+      dirname(file),
+      this.root,
+      ...(this.options.imageRoot ? [resolve(this.options.imageRoot)] : []),
+      join(dirname(file), 'images'),
+      join(this.root, 'images'),
+    ];
     let first: string | undefined;
     for (const base of [...new Set(bases)]) {
       const r = resolveInside(this.roots, base, written);

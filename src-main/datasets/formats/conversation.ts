@@ -15,12 +15,22 @@ export function conversationKind(v: unknown): 'llava' | 'messages' | undefined {
 }
 
 /** Parse conversation records from `file`. Bad records become problems; good ones records. */
-export function parseConversationRecords(ctx: ParseContext, file: string, records: JsonRecord[], split?: RecordOut['split']): RecordOut[] {
+export function parseConversationRecords(
+  ctx: ParseContext,
+  file: string,
+  records: JsonRecord[],
+  split?: RecordOut['split'],
+): RecordOut[] {
   const out: RecordOut[] = [];
   for (const { ref, value } of records) {
     const kind = conversationKind(value);
     if (!kind) {
-      ctx.error(ref, isRecord(value) ? 'record has neither `conversations` nor `messages`' : `expected an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
+      ctx.error(
+        ref,
+        isRecord(value)
+          ? 'record has neither `conversations` nor `messages`'
+          : `expected an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
+      );
       continue;
     }
     const rec = kind === 'llava' ? fromLlava(ctx, file, ref, value) : fromMessages(ctx, file, ref, value);
@@ -32,21 +42,36 @@ export function parseConversationRecords(ctx: ParseContext, file: string, record
   return out;
 }
 
-function finish(ctx: ParseContext, ref: string, messages: ChatMessage[], images: ImageSource[], raw: Record<string, unknown>): RecordOut | undefined {
+function finish(
+  ctx: ParseContext,
+  ref: string,
+  messages: ChatMessage[],
+  images: ImageSource[],
+  raw: Record<string, unknown>,
+): RecordOut | undefined {
   if (images.length > 1) {
-    ctx.error(ref, `has ${images.length} images; a Lenslab item holds one image (split the sample or keep one image)`, 'images');
+    ctx.error(
+      ref,
+      `has ${images.length} images; a Lenslab item holds one image (split the sample or keep one image)`,
+      'images',
+    );
     return undefined;
   }
   const tags = countImageTokens(messages);
   if (tags > images.length) {
     const field = 'conversations' in raw ? 'conversations' : 'messages';
-    ctx.warn(ref, `${tags} ${IMAGE_TOKEN} tags but ${images.length} image${images.length === 1 ? '' : 's'}: each tag stands for one image, so this record cannot be trained as it is (the linter reports it as image_token_mismatch); remove the extra tag${tags - images.length === 1 ? '' : 's'}`, field);
+    ctx.warn(
+      ref,
+      `${tags} ${IMAGE_TOKEN} tags but ${images.length} image${images.length === 1 ? '' : 's'}: each tag stands for one image, so this record cannot be trained as it is (the linter reports it as image_token_mismatch); remove the extra tag${tags - images.length === 1 ? '' : 's'}`,
+      field,
+    );
   }
   const meta = readMeta(ctx, ref, raw.lenslab);
   let annotations: Annotation[] | undefined;
   if (meta?.kind && meta.kind !== 'chat') {
     annotations = conversationToAnnotations(meta.kind, messages);
-    if (!annotations) ctx.warn(ref, `conversation does not have the shape of a ${meta.kind}; kept as a chat`, 'lenslab.kind');
+    if (!annotations)
+      ctx.warn(ref, `conversation does not have the shape of a ${meta.kind}; kept as a chat`, 'lenslab.kind');
   }
   annotations ??= [{ kind: 'chat', data: { messages } }];
   return { ref, image: images[0], annotations, meta };
@@ -65,7 +90,11 @@ function fromLlava(ctx: ParseContext, file: string, ref: string, value: unknown)
     const t = rec.conversations[i];
     const role = normalizeRole(t.from);
     if (!role) {
-      ctx.error(ref, `unsupported speaker '${t.from}' (expected human/user, gpt/assistant or system)`, `conversations[${i}].from`);
+      ctx.error(
+        ref,
+        `unsupported speaker '${t.from}' (expected human/user, gpt/assistant or system)`,
+        `conversations[${i}].from`,
+      );
       return undefined;
     }
     messages.push({ role, content: t.value });
@@ -95,7 +124,8 @@ function fromMessages(ctx: ParseContext, file: string, ref: string, value: unkno
       ctx.error(ref, `unsupported role '${t.role}' (expected system, user or assistant)`, `messages[${i}].role`);
       return undefined;
     }
-    const content = typeof t.content === 'string' ? t.content : joinParts(t.content as { type: string; text?: string }[]);
+    const content =
+      typeof t.content === 'string' ? t.content : joinParts(t.content as { type: string; text?: string }[]);
     messages.push({ role, content });
   }
   const images: ImageSource[] = [];

@@ -13,7 +13,8 @@ export function parseFolder(ctx: ParseContext, files = walkFiles(ctx.root)) {
   const present = new Set(files); // the walk skips symbolic links, so a sidecar cannot point outside
   for (const rel of files) {
     if (!isItemFileName(rel)) {
-      if (rel.toLowerCase().endsWith('.txt') && !images.has(stem(rel))) ctx.warn(rel, 'caption file has no image, audio or video file beside it; ignored');
+      if (rel.toLowerCase().endsWith('.txt') && !images.has(stem(rel)))
+        ctx.warn(rel, 'caption file has no image, audio or video file beside it; ignored');
       continue;
     }
     const abs = join(ctx.root, rel);
@@ -40,7 +41,8 @@ export function parseFolder(ctx: ParseContext, files = walkFiles(ctx.root)) {
         ctx.error(rel, `caption in ${sidecar} is too long (${text.length} characters; limit ${MAX_TEXT_CHARS})`);
         continue;
       }
-      if (text.includes('\uFFFD')) ctx.warn(rel, `caption file ${sidecar} is not valid UTF-8; undecodable bytes were replaced`);
+      if (text.includes('\uFFFD'))
+        ctx.warn(rel, `caption file ${sidecar} is not valid UTF-8; undecodable bytes were replaced`);
       if (text === '') ctx.warn(rel, `caption file ${sidecar} is empty; imported without a caption`);
       else item.annotations.push({ kind: 'caption', data: { text } });
     }
@@ -48,7 +50,11 @@ export function parseFolder(ctx: ParseContext, files = walkFiles(ctx.root)) {
   }
   // icon-VQA's image tree (<pid>/image.png) imported without the train.jsonl that labels it
   const imageFiles = files.filter(isItemFileName);
-  if (imageFiles.length > 0 && items.every((it) => it.annotations.length === 0) && imageFiles.every((f) => /(^|\/)[^/]+\/image\.[^./]+$/i.test(f))) {
+  if (
+    imageFiles.length > 0 &&
+    items.every((it) => it.annotations.length === 0) &&
+    imageFiles.every((f) => /(^|\/)[^/]+\/image\.[^./]+$/i.test(f))
+  ) {
     ctx.warn(
       '.',
       `every image is an image.* file in a folder of its own, as the icon-VQA layout stores them by pid (train_fill_in_blank/<pid>/image.png); their labels are in the train.jsonl beside that folder: import the folder that holds train.jsonl (or drop train.jsonl together with this folder) to get the questions and answers. Imported without labels.`,

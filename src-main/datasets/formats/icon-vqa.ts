@@ -63,7 +63,10 @@ function imageFoldersByName(files: readonly string[]): Map<string, string[]> {
 
 /** Whether a relative path runs through a folder whose name starts with the split (train_fill_in_blank → train). */
 function underSplit(rel: string, split: Split): boolean {
-  return rel.split('/').slice(0, -1).some((seg) => splitFromName(seg) === split);
+  return rel
+    .split('/')
+    .slice(0, -1)
+    .some((seg) => splitFromName(seg) === split);
 }
 
 /**
@@ -71,7 +74,12 @@ function underSplit(rel: string, split: Split): boolean {
  * (relative to `ctx.root`). With `samples`, sample folders with a data.json that no record uses are imported
  * too, as held-out items.
  */
-export function parseIconVqa(ctx: ParseContext, files: readonly string[], recordFiles: readonly string[], opts: { samples?: boolean } = {}) {
+export function parseIconVqa(
+  ctx: ParseContext,
+  files: readonly string[],
+  recordFiles: readonly string[],
+  opts: { samples?: boolean } = {},
+) {
   const index = imageFoldersByName(files);
   const present = new Set(files);
   const used = new Set<string>();
@@ -81,7 +89,10 @@ export function parseIconVqa(ctx: ParseContext, files: readonly string[], record
     const split = splitFromName(basename(file));
     for (const { ref, value } of jsonRecords(file, label, ctx.problems)) {
       if (!isRecord(value)) {
-        ctx.error(ref, `expected an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
+        ctx.error(
+          ref,
+          `expected an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
+        );
         continue;
       }
       const pid = value.pid;
@@ -104,7 +115,8 @@ export function parseIconVqa(ctx: ParseContext, files: readonly string[], record
         continue;
       }
       // answers such as 3 are sometimes written as numbers
-      const answer = typeof value.answer === 'number' && Number.isFinite(value.answer) ? String(value.answer) : value.answer;
+      const answer =
+        typeof value.answer === 'number' && Number.isFinite(value.answer) ? String(value.answer) : value.answer;
       const annotations = labelsFromRow(ctx, ref, { question: value.question, answer });
       if (!annotations) continue;
       let candidates = index.get(key) ?? [];
@@ -117,11 +129,19 @@ export function parseIconVqa(ctx: ParseContext, files: readonly string[], record
         if (bare.length > 0) candidates = bare;
       }
       if (candidates.length === 0) {
-        ctx.error(ref, `no image for pid ${JSON.stringify(key)}: expected a folder named ${key} holding image.png (e.g. train_fill_in_blank/train_fill_in_blank/${key}/image.png)`, 'pid');
+        ctx.error(
+          ref,
+          `no image for pid ${JSON.stringify(key)}: expected a folder named ${key} holding image.png (e.g. train_fill_in_blank/train_fill_in_blank/${key}/image.png)`,
+          'pid',
+        );
         continue;
       }
       if (candidates.length > 1) {
-        ctx.error(ref, `several images for pid ${JSON.stringify(key)} (${candidates.slice(0, 3).join(', ')}${candidates.length > 3 ? ', …' : ''})`, 'pid');
+        ctx.error(
+          ref,
+          `several images for pid ${JSON.stringify(key)} (${candidates.slice(0, 3).join(', ')}${candidates.length > 3 ? ', …' : ''})`,
+          'pid',
+        );
         continue;
       }
       const rel = candidates[0];
@@ -133,5 +153,9 @@ export function parseIconVqa(ctx: ParseContext, files: readonly string[], record
     const dirs = findSampleFolders([...files]).filter((d) => !used.has(d));
     for (const r of sampleFolderRecords(ctx, [...files], dirs, 'test')) records.push(r);
   }
-  return { format: 'icon-vqa' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
+  return {
+    format: 'icon-vqa' as const,
+    items: assemble(records, { groupByImage: ctx.options.groupByImage }),
+    problems: ctx.problems,
+  };
 }

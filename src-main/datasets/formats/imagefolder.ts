@@ -21,11 +21,16 @@ export function parseImagefolder(ctx: ParseContext, files = walkFiles(ctx.root))
   for (const rel of metas) {
     const file = join(ctx.root, rel);
     const label = ctx.label(file);
-    const raw = rel.toLowerCase().endsWith('.csv') ? readCsvRecords(file, label, ctx.problems) : readJsonRecords(file, label, ctx.problems);
+    const raw = rel.toLowerCase().endsWith('.csv')
+      ? readCsvRecords(file, label, ctx.problems)
+      : readJsonRecords(file, label, ctx.problems);
     const split = rel.includes('/') ? splitFromDirName(rel.split('/')[0]) : undefined;
     for (const { ref, value } of raw) {
       if (!isRecord(value)) {
-        ctx.error(ref, `expected an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
+        ctx.error(
+          ref,
+          `expected an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
+        );
         continue;
       }
       const r = imagefolderRow.safeParse(value);
@@ -49,7 +54,16 @@ export function parseImagefolder(ctx: ParseContext, files = walkFiles(ctx.root))
     if (used.has(abs)) continue;
     if (!metaDirs.some((d) => d === '.' || rel.startsWith(`${d}/`))) continue;
     ctx.warn(rel, 'image has no metadata row; imported without labels');
-    records.push({ ref: rel, image: { path: abs, original: rel }, annotations: [], split: rel.includes('/') ? splitFromDirName(rel.split('/')[0]) : undefined });
+    records.push({
+      ref: rel,
+      image: { path: abs, original: rel },
+      annotations: [],
+      split: rel.includes('/') ? splitFromDirName(rel.split('/')[0]) : undefined,
+    });
   }
-  return { format: 'imagefolder' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
+  return {
+    format: 'imagefolder' as const,
+    items: assemble(records, { groupByImage: ctx.options.groupByImage }),
+    problems: ctx.problems,
+  };
 }

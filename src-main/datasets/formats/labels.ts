@@ -11,7 +11,20 @@ export const CAPTION_KEYS = ['text', 'caption', 'captions', 'description', 'sent
 export const QUESTION_KEYS = ['question', 'q', 'query', 'instruction', 'prompt'];
 export const ANSWER_KEYS = ['answer', 'a', 'answers', 'response', 'output', 'multiple_choice_answer'];
 // audio / video: an item holds a clip instead of an image (HF audiofolder, JSONL with an `audio` or `video` field)
-export const IMAGE_KEYS = ['file_name', 'image', 'image_path', 'img', 'image_file', 'filename', 'path', 'images', 'audio', 'video', 'audio_path', 'video_path'];
+export const IMAGE_KEYS = [
+  'file_name',
+  'image',
+  'image_path',
+  'img',
+  'image_file',
+  'filename',
+  'path',
+  'images',
+  'audio',
+  'video',
+  'audio_path',
+  'video_path',
+];
 const IGNORED = new Set(['lenslab', 'id', 'split', 'tags', ...IMAGE_KEYS]);
 
 export interface LabelOptions {
@@ -25,14 +38,22 @@ function pick(row: Record<string, unknown>, keys: string[]): [string, unknown] |
 }
 
 class FieldError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(message);
   }
 }
 
 function str(field: string, v: unknown): string {
-  if (typeof v !== 'string') throw new FieldError(field, `expected string, received ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`);
-  if (v.length > MAX_TEXT_CHARS) throw new FieldError(field, `text is too long (${v.length} characters; limit ${MAX_TEXT_CHARS})`);
+  if (typeof v !== 'string')
+    throw new FieldError(
+      field,
+      `expected string, received ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`,
+    );
+  if (v.length > MAX_TEXT_CHARS)
+    throw new FieldError(field, `text is too long (${v.length} characters; limit ${MAX_TEXT_CHARS})`);
   return v;
 }
 
@@ -49,7 +70,8 @@ function answerOf(field: string, v: unknown): string {
 }
 
 function captionsOf(field: string, v: unknown): Annotation[] {
-  if (Array.isArray(v)) return v.map((c, i) => ({ kind: 'caption' as const, data: { text: str(`${field}[${i}]`, c) } }));
+  if (Array.isArray(v))
+    return v.map((c, i) => ({ kind: 'caption' as const, data: { text: str(`${field}[${i}]`, c) } }));
   return [{ kind: 'caption', data: { text: str(field, v) } }];
 }
 
@@ -71,7 +93,13 @@ function chatOf(field: string, v: unknown): ChatMessage[] {
     if (!role) throw new FieldError(`${field}[${i}].role`, `unsupported role '${speaker}'`);
     const raw = t.content ?? t.value;
     const content = Array.isArray(raw)
-      ? joinParts(raw.map((p, k) => (isRecord(p) && p.type === 'image' ? { type: 'image' } : { type: 'text', text: str(`${field}[${i}].content[${k}].text`, isRecord(p) ? p.text : p) })))
+      ? joinParts(
+          raw.map((p, k) =>
+            isRecord(p) && p.type === 'image'
+              ? { type: 'image' }
+              : { type: 'text', text: str(`${field}[${i}].content[${k}].text`, isRecord(p) ? p.text : p) },
+          ),
+        )
       : str(`${field}[${i}].content`, raw);
     return { role, content };
   });
@@ -81,7 +109,12 @@ function chatOf(field: string, v: unknown): ChatMessage[] {
  * Annotations from a flat record. Returns undefined (after reporting) when a label field is malformed;
  * an empty list when the record has no labels (an item to be labeled).
  */
-export function labelsFromRow(ctx: ParseContext, ref: string, row: Record<string, unknown>, opts: LabelOptions = {}): Annotation[] | undefined {
+export function labelsFromRow(
+  ctx: ParseContext,
+  ref: string,
+  row: Record<string, unknown>,
+  opts: LabelOptions = {},
+): Annotation[] | undefined {
   try {
     return labels(ctx, ref, row, opts);
   } catch (err) {
@@ -113,7 +146,13 @@ function labels(ctx: ParseContext, ref: string, row: Record<string, unknown>, op
       const a = pick(p, [...ANSWER_KEYS, 'assistant']);
       if (!q) throw new FieldError(`${qaList[0]}[${i}].question`, 'missing');
       if (!a) throw new FieldError(`${qaList[0]}[${i}].answer`, 'missing');
-      return { kind: 'qa' as const, data: { question: str(`${qaList[0]}[${i}].${q[0]}`, q[1]), answer: answerOf(`${qaList[0]}[${i}].${a[0]}`, a[1]) } };
+      return {
+        kind: 'qa' as const,
+        data: {
+          question: str(`${qaList[0]}[${i}].${q[0]}`, q[1]),
+          answer: answerOf(`${qaList[0]}[${i}].${a[0]}`, a[1]),
+        },
+      };
     });
   }
   const q = pick(row, QUESTION_KEYS);
@@ -123,12 +162,18 @@ function labels(ctx: ParseContext, ref: string, row: Record<string, unknown>, op
   const c = pick(row, CAPTION_KEYS);
   if (c) return captionsOf(c[0], c[1]);
   if (q || a) {
-    throw new FieldError(q ? 'answer' : 'question', `missing (the record has '${(q ?? a)![0]}' but no ${q ? 'answer' : 'question'})`);
+    throw new FieldError(
+      q ? 'answer' : 'question',
+      `missing (the record has '${(q ?? a)![0]}' but no ${q ? 'answer' : 'question'})`,
+    );
   }
   const others = Object.entries(row).filter(([k, v]) => !IGNORED.has(k) && typeof v === 'string');
   if (others.length === 1) return captionsOf(others[0][0], others[0][1]);
   if (others.length > 1) {
-    ctx.warn(ref, `several text columns (${others.map(([k]) => k).join(', ')}); none used: choose one with the text column option`);
+    ctx.warn(
+      ref,
+      `several text columns (${others.map(([k]) => k).join(', ')}); none used: choose one with the text column option`,
+    );
   }
   return [];
 }

@@ -11,7 +11,7 @@ import { IMAGE_KEYS, labelsFromRow } from './labels';
 export function isVqaRecord(v: unknown): boolean {
   if (!isRecord(v)) return false;
   const hasImage = IMAGE_KEYS.some((k) => typeof v[k] === 'string');
-  return hasImage && (('question' in v || 'q' in v || 'query' in v) || Array.isArray(v.qa));
+  return hasImage && ('question' in v || 'q' in v || 'query' in v || Array.isArray(v.qa));
 }
 
 function imageField(row: Record<string, unknown>): [string, unknown] | undefined {
@@ -27,11 +27,19 @@ function imageField(row: Record<string, unknown>): [string, unknown] | undefined
 /** The per-record warning for a record with an image and no labels. */
 export const NO_LABELS_WARNING = 'no question/answer or caption fields; imported without labels';
 
-export function parseVqaRecords(ctx: ParseContext, file: string, records: JsonRecord[], split?: RecordOut['split']): RecordOut[] {
+export function parseVqaRecords(
+  ctx: ParseContext,
+  file: string,
+  records: JsonRecord[],
+  split?: RecordOut['split'],
+): RecordOut[] {
   const out: RecordOut[] = [];
   for (const { ref, value } of records) {
     if (!isRecord(value)) {
-      ctx.error(ref, `expected an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
+      ctx.error(
+        ref,
+        `expected an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
+      );
       continue;
     }
     const f = imageField(value);
@@ -63,14 +71,23 @@ export function findSampleFolders(files: string[]): string[] {
 
 export function parseVqaFolders(ctx: ParseContext, files: string[]) {
   const records = sampleFolderRecords(ctx, files, findSampleFolders(files));
-  return { format: 'vqa-folders' as const, items: assemble(records, { groupByImage: ctx.options.groupByImage }), problems: ctx.problems };
+  return {
+    format: 'vqa-folders' as const,
+    items: assemble(records, { groupByImage: ctx.options.groupByImage }),
+    problems: ctx.problems,
+  };
 }
 
 /**
  * The records of sample folders (`dirs`, relative to the root). A sample's split comes from its top folder
  * (`test/`, `test_data/`), else from the root's own name (a dropped `test_data` folder), else `defaultSplit`.
  */
-export function sampleFolderRecords(ctx: ParseContext, files: string[], dirs: string[], defaultSplit?: Split): RecordOut[] {
+export function sampleFolderRecords(
+  ctx: ParseContext,
+  files: string[],
+  dirs: string[],
+  defaultSplit?: Split,
+): RecordOut[] {
   const records: RecordOut[] = [];
   const rootSplit = splitFromDirName(basename(ctx.root));
   const inDirOf = new Map<string, string[]>();
@@ -106,7 +123,10 @@ export function sampleFolderRecords(ctx: ParseContext, files: string[], dirs: st
       const row = rows[i];
       const rowRef = Array.isArray(doc) ? `${ref}[${i}]` : ref;
       if (!isRecord(row)) {
-        ctx.error(rowRef, `expected an object, got ${row === null ? 'null' : Array.isArray(row) ? 'an array' : typeof row}`);
+        ctx.error(
+          rowRef,
+          `expected an object, got ${row === null ? 'null' : Array.isArray(row) ? 'an array' : typeof row}`,
+        );
         bad = true;
         break;
       }
@@ -129,12 +149,23 @@ export function sampleFolderRecords(ctx: ParseContext, files: string[], dirs: st
       const named = inDir.filter((f) => /^image\./i.test(basename(f)));
       const pickRel = named.length === 1 ? named[0] : inDir.length === 1 ? inDir[0] : undefined;
       if (!pickRel) {
-        ctx.error(ref, inDir.length === 0 ? 'no image in the sample folder' : `several images in the sample folder (${inDir.map((f) => basename(f)).join(', ')}) and no image field`);
+        ctx.error(
+          ref,
+          inDir.length === 0
+            ? 'no image in the sample folder'
+            : `several images in the sample folder (${inDir.map((f) => basename(f)).join(', ')}) and no image field`,
+        );
         continue;
       }
       image = { path: join(ctx.root, pickRel), original: pickRel };
     }
-    records.push({ ref, image, annotations, meta, split: (dir.includes('/') ? splitFromDirName(dir.split('/')[0]) : undefined) ?? rootSplit ?? defaultSplit });
+    records.push({
+      ref,
+      image,
+      annotations,
+      meta,
+      split: (dir.includes('/') ? splitFromDirName(dir.split('/')[0]) : undefined) ?? rootSplit ?? defaultSplit,
+    });
   }
   return records;
 }

@@ -54,7 +54,8 @@ export type Attr =
   | { type: 'graph'; value: Graph };
 
 /** What callers may pass as an attribute; plain numbers become INT unless non-integral or a known float attribute. */
-export type AttrInput = Attr | number | bigint | boolean | string | readonly number[] | readonly string[] | Graph | TensorData;
+export type AttrInput =
+  Attr | number | bigint | boolean | string | readonly number[] | readonly string[] | Graph | TensorData;
 
 /** Explicit attribute constructors, for when a plain JS value would be ambiguous. */
 export const attr = {
@@ -69,15 +70,29 @@ export const attr = {
 };
 
 /** Attribute names that are FLOAT in the standard ops even when given an integral JS number (e.g. Gemm alpha=1). */
-const FLOAT_ATTRS = new Set(['alpha', 'beta', 'gamma', 'epsilon', 'bias', 'lambd', 'value_float', 'scale', 'softcap', 'ratio', 'momentum']);
+const FLOAT_ATTRS = new Set([
+  'alpha',
+  'beta',
+  'gamma',
+  'epsilon',
+  'bias',
+  'lambd',
+  'value_float',
+  'scale',
+  'softcap',
+  'ratio',
+  'momentum',
+]);
 const FLOATS_ATTRS = new Set(['value_floats', 'scales', 'coefficients']);
 /** Per-op exceptions to FLOAT_ATTRS (names that are INT for that op). */
 const INT_ATTR_EXCEPTIONS: Record<string, Set<string>> = {};
 
 function normalizeAttr(opType: string, name: string, v: AttrInput): Attr {
   if (v instanceof Graph) return { type: 'graph', value: v };
-  if (typeof v === 'object' && v !== null && 'type' in v && typeof (v as Attr).type === 'string' && 'value' in v) return v as Attr;
-  if (typeof v === 'object' && v !== null && 'dtype' in v && 'dims' in v) return { type: 'tensor', value: v as TensorData };
+  if (typeof v === 'object' && v !== null && 'type' in v && typeof (v as Attr).type === 'string' && 'value' in v)
+    return v as Attr;
+  if (typeof v === 'object' && v !== null && 'dtype' in v && 'dims' in v)
+    return { type: 'tensor', value: v as TensorData };
   if (typeof v === 'boolean') return { type: 'int', value: v ? 1 : 0 };
   if (typeof v === 'bigint') return { type: 'int', value: v };
   if (typeof v === 'string') return { type: 'string', value: v };
@@ -240,7 +255,11 @@ export class Graph {
    * An anonymous constant (an initializer named `const_<n>`), deduplicated by content for small tensors.
    * `values` may be a number (scalar, dims []), an array, or a typed array.
    */
-  constant(values: number | bigint | boolean | ArrayLike<number | bigint | boolean> | TypedArray, dtype: DType = 'float32', dims?: readonly number[]): Value {
+  constant(
+    values: number | bigint | boolean | ArrayLike<number | bigint | boolean> | TypedArray,
+    dtype: DType = 'float32',
+    dims?: readonly number[],
+  ): Value {
     const arr: ArrayLike<number | bigint | boolean> =
       typeof values === 'number' || typeof values === 'bigint' || typeof values === 'boolean' ? [values] : values;
     const shape = dims ?? (typeof values === 'object' ? [arr.length] : []);
@@ -303,7 +322,12 @@ export class Graph {
    * Output dtypes/shapes come from `opts.outTypes`, else the registered shape rule, else the first input's dtype with
    * unknown shape.
    */
-  op(opType: string, inputs: readonly (Value | null | undefined)[], attrs: Record<string, AttrInput | undefined> = {}, opts: OpOptions = {}): Value[] {
+  op(
+    opType: string,
+    inputs: readonly (Value | null | undefined)[],
+    attrs: Record<string, AttrInput | undefined> = {},
+    opts: OpOptions = {},
+  ): Value[] {
     const ins = inputs.map((x) => x ?? null);
     while (ins.length && ins[ins.length - 1] === null) ins.pop();
     for (const [i, x] of ins.entries()) {
@@ -329,10 +353,22 @@ export class Graph {
     const firstDtype = ins.find((x) => x)?.dtype ?? 'float32';
     const nodeName = opts.name ? this.claimName(opts.name) : this.freshName(opType);
     const outputs: Value[] = [];
-    const node: Node = { id: this.nodeCounter.n++, opType, domain, name: nodeName, inputs: ins, outputs, attrs: nattrs };
+    const node: Node = {
+      id: this.nodeCounter.n++,
+      opType,
+      domain,
+      name: nodeName,
+      inputs: ins,
+      outputs,
+      attrs: nattrs,
+    };
     for (let i = 0; i < nOut; i++) {
       const t = types[i] ?? { dtype: firstDtype, shape: null };
-      const vname = Array.isArray(opts.outputs) ? this.claimName(opts.outputs[i], false) : nOut === 1 ? `${nodeName}` : `${nodeName}:${i}`;
+      const vname = Array.isArray(opts.outputs)
+        ? this.claimName(opts.outputs[i], false)
+        : nOut === 1
+          ? `${nodeName}`
+          : `${nodeName}:${i}`;
       if (!Array.isArray(opts.outputs)) this.names.used.add(vname);
       outputs.push(new Value(this, vname, t.dtype, t.shape, node, 'node'));
     }
@@ -341,7 +377,12 @@ export class Graph {
   }
 
   /** Emit a single-output node. */
-  op1(opType: string, inputs: readonly (Value | null | undefined)[], attrs: Record<string, AttrInput | undefined> = {}, opts: Omit<OpOptions, 'outputs'> & { output?: string } = {}): Value {
+  op1(
+    opType: string,
+    inputs: readonly (Value | null | undefined)[],
+    attrs: Record<string, AttrInput | undefined> = {},
+    opts: Omit<OpOptions, 'outputs'> & { output?: string } = {},
+  ): Value {
     return this.op(opType, inputs, attrs, { ...opts, outputs: opts.output ? [opts.output] : 1 })[0];
   }
 
@@ -364,7 +405,12 @@ export class Graph {
   output(v: Value, name?: string): Value {
     let out = v;
     if ((name !== undefined && name !== v.name) || v.kind !== 'node' || this.outputs.includes(v)) {
-      out = this.op1('Identity', [v], {}, { output: name ?? this.freshName(`${v.name}_out`), outTypes: [{ dtype: v.dtype, shape: v.shape }] });
+      out = this.op1(
+        'Identity',
+        [v],
+        {},
+        { output: name ?? this.freshName(`${v.name}_out`), outTypes: [{ dtype: v.dtype, shape: v.shape }] },
+      );
     }
     this.outputs.push(out);
     return out;
@@ -399,15 +445,21 @@ export function makeTensorData(
   data: TypedArray | ExternalRef | LazyRef | ArrayLike<number | bigint | boolean>,
   what: string,
 ): TensorData {
-  for (const d of dims) if (!Number.isInteger(d) || d < 0) throw new Error(`tensor '${what}': bad dim ${d} in [${dims.join(',')}]`);
+  for (const d of dims)
+    if (!Number.isInteger(d) || d < 0) throw new Error(`tensor '${what}': bad dim ${d} in [${dims.join(',')}]`);
   const n = dims.reduce((a, b) => a * b, 1);
-  if (typeof data === 'object' && data !== null && 'external' in data) return { dtype, dims: dims.slice(), data: data as ExternalRef };
+  if (typeof data === 'object' && data !== null && 'external' in data)
+    return { dtype, dims: dims.slice(), data: data as ExternalRef };
   if (typeof data === 'object' && data !== null && 'lazy' in data) {
-    if (typeof (data as LazyRef).lazy?.read !== 'function') throw new Error(`tensor '${what}': lazy data needs a read() function`);
+    if (typeof (data as LazyRef).lazy?.read !== 'function')
+      throw new Error(`tensor '${what}': lazy data needs a read() function`);
     return { dtype, dims: dims.slice(), data: data as LazyRef };
   }
-  const arr = isTypedArrayOf(dtype, data) ? (data as TypedArray) : toTypedArray(dtype, data as ArrayLike<number | bigint | boolean>);
-  if (dtype === 'int4' ? arr.length !== Math.ceil(n / 2) : arr.length !== n) throw new Error(`tensor '${what}': ${arr.length} elements for dims [${dims.join(',')}] (${n} expected)`);
+  const arr = isTypedArrayOf(dtype, data)
+    ? (data as TypedArray)
+    : toTypedArray(dtype, data as ArrayLike<number | bigint | boolean>);
+  if (dtype === 'int4' ? arr.length !== Math.ceil(n / 2) : arr.length !== n)
+    throw new Error(`tensor '${what}': ${arr.length} elements for dims [${dims.join(',')}] (${n} expected)`);
   return { dtype, dims: dims.slice(), data: arr };
 }
 

@@ -103,7 +103,8 @@ export function typedArrayFor(dtype: DType, n: number): TypedArray {
 export function toTypedArray(dtype: DType, values: ArrayLike<number | bigint | boolean> | TypedArray): TypedArray {
   if (isTypedArrayOf(dtype, values)) return values as TypedArray;
   const out = typedArrayFor(dtype, values.length);
-  if (dtype === 'float16' || dtype === 'bfloat16') throw new Error(`toTypedArray: give ${dtype} data as raw Uint16Array bits`);
+  if (dtype === 'float16' || dtype === 'bfloat16')
+    throw new Error(`toTypedArray: give ${dtype} data as raw Uint16Array bits`);
   if (dtype === 'int64' || dtype === 'uint64') {
     const o = out as BigInt64Array;
     for (let i = 0; i < values.length; i++) {

@@ -34,33 +34,51 @@ function aString(n: Node, name: string, dflt: string): string {
 
 /** Make `target` (an existing value, e.g. a graph output) the output of an Identity of `src`. */
 function bind(g: Graph, src: Value, target: Value): void {
-  const node: Node = { id: -1, opType: 'Identity', domain: '', name: g.freshName('lowered_Identity'), inputs: [src], outputs: [target], attrs: {} };
+  const node: Node = {
+    id: -1,
+    opType: 'Identity',
+    domain: '',
+    name: g.freshName('lowered_Identity'),
+    inputs: [src],
+    outputs: [target],
+    attrs: {},
+  };
   g.nodes.push(node);
 }
 
 function lowerAttention(g: Graph, n: Node): void {
   const [Q, K, V, M, PK, PV] = n.inputs as (Value | null)[];
-  if (n.inputs.length > 6 && n.inputs.slice(6).some(Boolean)) throw new Error(`lower for webgpu: ${n.name}: nonpad_kv_seqlen is not supported`);
+  if (n.inputs.length > 6 && n.inputs.slice(6).some(Boolean))
+    throw new Error(`lower for webgpu: ${n.name}: nonpad_kv_seqlen is not supported`);
   if (aFloat(n, 'softcap', 0) !== 0) throw new Error(`lower for webgpu: ${n.name}: softcap is not supported`);
   const qs = Q!.shape;
   const ks = K!.shape;
-  if (!qs || !ks || qs.length !== 4 || ks.length !== 4) throw new Error(`lower for webgpu: ${n.name}: only the 4-D [B, heads, S, head_dim] layout is supported`);
+  if (!qs || !ks || qs.length !== 4 || ks.length !== 4)
+    throw new Error(`lower for webgpu: ${n.name}: only the 4-D [B, heads, S, head_dim] layout is supported`);
   const H = qs[1];
   const Hkv = ks[1];
   const d = qs[3];
-  if (typeof H !== 'number' || typeof Hkv !== 'number' || typeof d !== 'number') throw new Error(`lower for webgpu: ${n.name}: head counts and head_dim must be static`);
+  if (typeof H !== 'number' || typeof Hkv !== 'number' || typeof d !== 'number')
+    throw new Error(`lower for webgpu: ${n.name}: head counts and head_dim must be static`);
   const dt = Q!.dtype;
   const scale = aFloat(n, 'scale', 1 / Math.sqrt(d));
   const causal = aInt(n, 'is_causal', 0) === 1;
   const mode = aInt(n, 'qk_matmul_output_mode', 0);
-  if (n.outputs.length > 3 && mode !== 3) throw new Error(`lower for webgpu: ${n.name}: qk_matmul_output_mode ${mode} is not supported`);
+  if (n.outputs.length > 3 && mode !== 3)
+    throw new Error(`lower for webgpu: ${n.name}: qk_matmul_output_mode ${mode} is not supported`);
   const Kt = PK ? g.op1('Concat', [PK, K!], { axis: 2 }) : K!;
   const Vt = PV ? g.op1('Concat', [PV, V!], { axis: 2 }) : V!;
   const grouped = (x: Value) => (H === Hkv ? x : g.op1('Reshape', [x, g.ints([0, Hkv, -1, 0])])); // [B,H,S,x] -> [B,Hkv,G*S,x]
   const perHead = (x: Value) => (H === Hkv ? x : g.op1('Reshape', [x, g.ints([0, H, -1, 0])]));
-  let s = perHead(g.op1('Mul', [g.op1('MatMul', [grouped(Q!), g.op1('Transpose', [Kt], { perm: [0, 1, 3, 2] })]), g.scalar(scale, dt)]));
+  let s = perHead(
+    g.op1('Mul', [
+      g.op1('MatMul', [grouped(Q!), g.op1('Transpose', [Kt], { perm: [0, 1, 3, 2] })]),
+      g.scalar(scale, dt),
+    ]),
+  );
   if (M) {
-    const add = M.dtype === 'bool' ? g.op1('Where', [M, g.scalar(0, dt), g.scalar(dt === 'float16' ? -3e4 : -1e9, dt)]) : M;
+    const add =
+      M.dtype === 'bool' ? g.op1('Where', [M, g.scalar(0, dt), g.scalar(dt === 'float16' ? -3e4 : -1e9, dt)]) : M;
     s = g.op1('Add', [s, add]);
   }
   if (causal) {
@@ -102,14 +120,19 @@ function lowerSoftmaxCrossEntropy(g: Graph, n: Node): void {
     lab = g.op1('Where', [isIgnored, g.constant(0, labels!.dtype, []), labels!]);
     valid = g.op1('Cast', [g.op1('Not', [isIgnored])], { to });
   }
-  const picked = g.op1('Squeeze', [g.op1('GatherElements', [logp, g.op1('Unsqueeze', [lab, axis1])], { axis: 1 }), axis1]);
+  const picked = g.op1('Squeeze', [
+    g.op1('GatherElements', [logp, g.op1('Unsqueeze', [lab, axis1])], { axis: 1 }),
+    axis1,
+  ]);
   let nll = g.op1('Neg', [picked]);
   if (valid) nll = g.op1('Mul', [nll, valid]);
   let loss: Value;
   if (red === 'none') loss = nll;
   else if (red === 'sum') loss = g.op1('ReduceSum', [nll], { keepdims: 0 });
   else {
-    const count = valid ? g.op1('ReduceSum', [valid], { keepdims: 0 }) : g.op1('Cast', [g.op1('Size', [labels!])], { to });
+    const count = valid
+      ? g.op1('ReduceSum', [valid], { keepdims: 0 })
+      : g.op1('Cast', [g.op1('Size', [labels!])], { to });
     loss = g.op1('Div', [g.op1('ReduceSum', [nll], { keepdims: 0 }), count]);
   }
   bind(g, loss, n.outputs[0]);
@@ -130,11 +153,17 @@ function lowerSum(g: Graph, n: Node): void {
  */
 function lowerEqual(g: Graph, n: Node): boolean {
   const [a, b] = n.inputs as Value[];
-  const big = (v: Value) => v.kind === 'initializer' && !!v.constValue && v.constValue.dims.reduce((x, y) => x * y, 1) > 64;
-  if (!a || !b || (a.dtype !== 'int64' && a.dtype !== 'int32') || a.dtype !== b.dtype || (!big(a) && !big(b))) return false;
+  const big = (v: Value) =>
+    v.kind === 'initializer' && !!v.constValue && v.constValue.dims.reduce((x, y) => x * y, 1) > 64;
+  if (!a || !b || (a.dtype !== 'int64' && a.dtype !== 'int32') || a.dtype !== b.dtype || (!big(a) && !big(b)))
+    return false;
   const f = (v: Value) => {
     if (!big(v)) return g.op1('Cast', [v], { to: 1 });
-    const c = g.constant(Float32Array.from(v.constValue!.data as ArrayLike<number | bigint>, Number), 'float32', v.constValue!.dims);
+    const c = g.constant(
+      Float32Array.from(v.constValue!.data as ArrayLike<number | bigint>, Number),
+      'float32',
+      v.constValue!.dims,
+    );
     DEVICE_ONLY.add(c);
     return c;
   };
@@ -163,7 +192,8 @@ export function lowerForWebGpu(g: Graph): number {
       g.nodes.push(n);
       continue;
     }
-    if (rule(g, n) === false) g.nodes.push(n); // a rule may decline; else its nodes are appended at this node's place
+    if (rule(g, n) === false)
+      g.nodes.push(n); // a rule may decline; else its nodes are appended at this node's place
     else count++;
   }
   return count;

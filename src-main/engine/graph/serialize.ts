@@ -56,15 +56,27 @@ function tensorBytes(name: string, td: TensorData, length: number): Uint8Array {
   let arr: TypedArray;
   if ('lazy' in td.data) {
     arr = td.data.lazy.read();
-    if (!isTypedArrayOf(td.dtype, arr)) throw new Error(`tensor '${name}': lazy read gave a ${(arr as object)?.constructor?.name ?? typeof arr}, not ${td.dtype} data`);
+    if (!isTypedArrayOf(td.dtype, arr))
+      throw new Error(
+        `tensor '${name}': lazy read gave a ${(arr as object)?.constructor?.name ?? typeof arr}, not ${td.dtype} data`,
+      );
   } else arr = td.data;
-  if (arr.byteLength !== length) throw new Error(`tensor '${name}': data size mismatch (${arr.byteLength} bytes for dims [${td.dims.join(',')}] of ${td.dtype}, ${length} expected)`);
+  if (arr.byteLength !== length)
+    throw new Error(
+      `tensor '${name}': data size mismatch (${arr.byteLength} bytes for dims [${td.dims.join(',')}] of ${td.dtype}, ${length} expected)`,
+    );
   return bytesOf(arr);
 }
 
 export function serializeModel(graph: Graph, opts: SerializeOptions = {}): SerializedModel {
   if (graph.parent) throw new Error('serializeModel: pass the root graph, not a subgraph');
-  const ext = opts.external ? { location: opts.external.location, threshold: opts.external.threshold ?? 1024, align: opts.external.align ?? 4096 } : null;
+  const ext = opts.external
+    ? {
+        location: opts.external.location,
+        threshold: opts.external.threshold ?? 1024,
+        align: opts.external.align ?? 4096,
+      }
+    : null;
   const chunks: ExternalChunk[] = [];
   let extSize = 0;
   const domains = new Map<string, number>([['', graph.opset], ...Object.entries(graph.domains)]);
@@ -152,7 +164,10 @@ export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Seria
 
   const writeGraph = (w: PbWriter, g: Graph, isSub: boolean): void => {
     for (const n of g.nodes) {
-      if (n.domain && !domains.has(n.domain)) throw new Error(`node '${n.name}' (${n.opType}) uses domain '${n.domain}' with no opset; pass it in GraphOptions.domains`);
+      if (n.domain && !domains.has(n.domain))
+        throw new Error(
+          `node '${n.name}' (${n.opType}) uses domain '${n.domain}' with no opset; pass it in GraphOptions.domains`,
+        );
       w.message(1, (nw) => {
         for (const x of n.inputs) nw.string(1, x ? x.name : '');
         for (const o of n.outputs) nw.string(2, o.name);
@@ -165,7 +180,9 @@ export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Seria
     w.string(2, g.name);
     for (const v of g.initializers) w.message(5, (tw) => writeTensor(tw, v.name, g.initData.get(v)!, !isSub));
     const inputNames = new Set(g.inputs.map((v) => v.name));
-    for (const v of g.initializers) if (inputNames.has(v.name)) throw new Error(`'${v.name}' is both a graph input and an initializer (a fed value would be ignored)`);
+    for (const v of g.initializers)
+      if (inputNames.has(v.name))
+        throw new Error(`'${v.name}' is both a graph input and an initializer (a fed value would be ignored)`);
     for (const v of g.inputs) w.message(11, (vw) => writeValueInfo(vw, v, true));
     if (g.outputs.length === 0 && !isSub) throw new Error(`graph '${g.name}' has no outputs`);
     for (const v of g.outputs) w.message(12, (vw) => writeValueInfo(vw, v, opts.outputShapes ?? true));
@@ -190,10 +207,17 @@ const GC_AFTER_BYTES = 256 * 2 ** 20;
  * The data file is written chunk by chunk, each lazy initializer read just before its write, so the peak memory of a
  * save is the in-memory initializers plus the largest lazy one (and up to GC_AFTER_BYTES of garbage), not all of them.
  */
-export function saveModel(graph: Graph, path: string, opts: Omit<SerializeOptions, 'external'> & { externalThreshold?: number } = {}): { modelPath: string; dataPath: string | null } {
+export function saveModel(
+  graph: Graph,
+  path: string,
+  opts: Omit<SerializeOptions, 'external'> & { externalThreshold?: number } = {},
+): { modelPath: string; dataPath: string | null } {
   const threshold = opts.externalThreshold ?? 1024;
   const location = `${basename(path)}.data`;
-  const ser = serializeModel(graph, { ...opts, external: Number.isFinite(threshold) ? { location, threshold } : undefined });
+  const ser = serializeModel(graph, {
+    ...opts,
+    external: Number.isFinite(threshold) ? { location, threshold } : undefined,
+  });
   let dataPath: string | null = null;
   if (ser.external) {
     dataPath = `${path}.data`;

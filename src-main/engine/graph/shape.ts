@@ -10,7 +10,11 @@ export interface OutType {
   dtype: DType;
   shape: Shape | null;
 }
-export type ShapeRule = (inputs: readonly (Value | null)[], attrs: Readonly<Record<string, Attr>>, nOutputs: number) => (OutType | null)[];
+export type ShapeRule = (
+  inputs: readonly (Value | null)[],
+  attrs: Readonly<Record<string, Attr>>,
+  nOutputs: number,
+) => (OutType | null)[];
 
 const rules = new Map<string, ShapeRule>();
 
@@ -89,14 +93,46 @@ export function normAxis(axis: number, rank: number): number {
 }
 
 const same: ShapeRule = (ins) => [ins[0] ? { dtype: ins[0].dtype, shape: ins[0].shape } : null];
-const broadcastRule: ShapeRule = (ins) => [{ dtype: ins[0]!.dtype, shape: broadcastShapes(...ins.map((x) => x!.shape)) }];
+const broadcastRule: ShapeRule = (ins) => [
+  { dtype: ins[0]!.dtype, shape: broadcastShapes(...ins.map((x) => x!.shape)) },
+];
 const compareRule: ShapeRule = (ins) => [{ dtype: 'bool', shape: broadcastShapes(...ins.map((x) => x!.shape)) }];
 
 // ---- structural and elementwise rules -----------------------------------------------------------------------------
 
-for (const op of ['Identity', 'Neg', 'Sqrt', 'Reciprocal', 'Exp', 'Log', 'Tanh', 'Sigmoid', 'Erf', 'Abs', 'Relu', 'Sign',
-  'Floor', 'Ceil', 'Round', 'Sin', 'Cos', 'Softmax', 'LogSoftmax', 'Gelu', 'Elu', 'LeakyRelu', 'Softplus', 'Not',
-  'HardSigmoid', 'Clip', 'Dropout', 'Trilu', 'LayerNormalization', 'RMSNormalization', 'RotaryEmbedding'])
+for (const op of [
+  'Identity',
+  'Neg',
+  'Sqrt',
+  'Reciprocal',
+  'Exp',
+  'Log',
+  'Tanh',
+  'Sigmoid',
+  'Erf',
+  'Abs',
+  'Relu',
+  'Sign',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sin',
+  'Cos',
+  'Softmax',
+  'LogSoftmax',
+  'Gelu',
+  'Elu',
+  'LeakyRelu',
+  'Softplus',
+  'Not',
+  'HardSigmoid',
+  'Clip',
+  'Dropout',
+  'Trilu',
+  'LayerNormalization',
+  'RMSNormalization',
+  'RotaryEmbedding',
+])
   registerShapeRule(op, same);
 for (const op of ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'And', 'Or', 'Xor', 'Mod'])
   registerShapeRule(op, broadcastRule);
@@ -104,7 +140,9 @@ for (const op of ['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual']) 
 registerShapeRule('IsNaN', (ins) => [{ dtype: 'bool', shape: ins[0]!.shape }]);
 registerShapeRule('IsInf', (ins) => [{ dtype: 'bool', shape: ins[0]!.shape }]);
 
-registerShapeRule('Where', (ins) => [{ dtype: ins[1]!.dtype, shape: broadcastShapes(ins[0]!.shape, ins[1]!.shape, ins[2]!.shape) }]);
+registerShapeRule('Where', (ins) => [
+  { dtype: ins[1]!.dtype, shape: broadcastShapes(ins[0]!.shape, ins[1]!.shape, ins[2]!.shape) },
+]);
 
 registerShapeRule('Cast', (ins, attrs) => {
   const to = attrInt(attrs, 'to', 0);
@@ -135,7 +173,8 @@ registerShapeRule('MatMul', (ins) => {
   const bs = b.shape.length === 1 ? [b.shape[0], 1] : b.shape;
   const k1 = as[as.length - 1];
   const k2 = bs[bs.length - 2];
-  if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) throw new Error(`MatMul inner dims differ: ${k1} vs ${k2}`);
+  if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2)
+    throw new Error(`MatMul inner dims differ: ${k1} vs ${k2}`);
   const batch = broadcastShapes(as.slice(0, -2), bs.slice(0, -2))!;
   const out: Dim[] = [...batch];
   if (a.shape.length !== 1) out.push(as[as.length - 2]);
@@ -177,7 +216,16 @@ function reduceRule(axesFromInput: boolean): ShapeRule {
     return [{ dtype: x.dtype, shape: out }];
   };
 }
-for (const op of ['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp'])
+for (const op of [
+  'ReduceSum',
+  'ReduceMean',
+  'ReduceMax',
+  'ReduceMin',
+  'ReduceProd',
+  'ReduceL2',
+  'ReduceSumSquare',
+  'ReduceLogSumExp',
+])
   registerShapeRule(op, reduceRule(true));
 registerShapeRule('ArgMax', (ins, attrs) => {
   const [r] = reduceRule(false)(ins, { ...attrs, axes: { type: 'ints', value: [attrInt(attrs, 'axis', 0)] } }, 1);
@@ -204,7 +252,8 @@ registerShapeRule('Reshape', (ins, attrs) => {
   } else {
     const a = numel(x.shape);
     const b = numel(out);
-    if (a !== null && b !== null && a !== b) throw new Error(`Reshape: ${a} elements cannot become [${target.join(',')}]`);
+    if (a !== null && b !== null && a !== b)
+      throw new Error(`Reshape: ${a} elements cannot become [${target.join(',')}]`);
   }
   return [{ dtype: x.dtype, shape: out }];
 });
@@ -235,14 +284,20 @@ registerShapeRule('Flatten', (ins, attrs) => {
   if (axis < 0) axis += x.shape.length;
   const a = numel(x.shape.slice(0, axis));
   const b = numel(x.shape.slice(axis));
-  return [{ dtype: x.dtype, shape: [a ?? (axis === 1 ? x.shape[0] : '?'), b ?? (axis === x.shape.length - 1 ? x.shape[axis] : '?')] }];
+  return [
+    {
+      dtype: x.dtype,
+      shape: [a ?? (axis === 1 ? x.shape[0] : '?'), b ?? (axis === x.shape.length - 1 ? x.shape[axis] : '?')],
+    },
+  ];
 });
 
 registerShapeRule('Transpose', (ins, attrs) => {
   const x = ins[0]!;
   if (x.shape === null) return [{ dtype: x.dtype, shape: null }];
   const perm = attrInts(attrs, 'perm') ?? x.shape.map((_, i) => x.shape!.length - 1 - i);
-  if (perm.length !== x.shape.length) throw new Error(`Transpose: perm [${perm}] does not match rank ${x.shape.length}`);
+  if (perm.length !== x.shape.length)
+    throw new Error(`Transpose: perm [${perm}] does not match rank ${x.shape.length}`);
   return [{ dtype: x.dtype, shape: perm.map((p) => x.shape![p]) }];
 });
 
@@ -281,7 +336,11 @@ registerShapeRule('Concat', (ins, attrs) => {
   const axis = normAxis(attrInt(attrs, 'axis', 0), r);
   const out: Dim[] = [...xs[0].shape!];
   const parts = xs.map((x) => x.shape![axis]);
-  out[axis] = parts.every((p) => typeof p === 'number') ? (parts as number[]).reduce((a, b) => a + b, 0) : parts.length === 1 ? parts[0] : '?';
+  out[axis] = parts.every((p) => typeof p === 'number')
+    ? (parts as number[]).reduce((a, b) => a + b, 0)
+    : parts.length === 1
+      ? parts[0]
+      : '?';
   return [{ dtype: xs[0].dtype, shape: out }];
 });
 
@@ -305,7 +364,9 @@ registerShapeRule('Constant', (_ins, attrs) => {
   if (v && v.type === 'tensor') return [{ dtype: v.value.dtype, shape: v.value.dims }];
   if (attrs.value_float) return [{ dtype: 'float32', shape: [] }];
   if (attrs.value_int) return [{ dtype: 'int64', shape: [] }];
-  if (attrs.value_ints && attrs.value_ints.type === 'ints') return [{ dtype: 'int64', shape: [attrs.value_ints.value.length] }];
-  if (attrs.value_floats && attrs.value_floats.type === 'floats') return [{ dtype: 'float32', shape: [attrs.value_floats.value.length] }];
+  if (attrs.value_ints && attrs.value_ints.type === 'ints')
+    return [{ dtype: 'int64', shape: [attrs.value_ints.value.length] }];
+  if (attrs.value_floats && attrs.value_floats.type === 'floats')
+    return [{ dtype: 'float32', shape: [attrs.value_floats.value.length] }];
   return [null];
 });

@@ -30,7 +30,20 @@ export const HOST_FLOAT_CONST_LIMIT = 256;
 /** Constants a lowering wants on the device whatever their size (see lower-webgpu.ts lowerEqual). */
 export const DEVICE_ONLY = new WeakSet<Value>();
 
-const UNARY = new Set(['Identity', 'Cast', 'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Abs', 'Relu', 'Sigmoid', 'Tanh', 'Not']);
+const UNARY = new Set([
+  'Identity',
+  'Cast',
+  'Neg',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Reciprocal',
+  'Abs',
+  'Relu',
+  'Sigmoid',
+  'Tanh',
+  'Not',
+]);
 const INT_TYPES = new Set(['int64', 'int32', 'int16', 'int8', 'uint64', 'uint32', 'uint16', 'uint8', 'bool']);
 
 export interface SplitGraphs {
@@ -51,7 +64,8 @@ export function splitHostDevice(g: Graph): SplitGraphs {
   for (const v of g.inputs) if (isHostInput(v)) host.add(v);
   for (const v of g.initializers) {
     const d = inMemoryData(g.initData.get(v)!);
-    if (d && !DEVICE_ONLY.has(v) && d.length <= (INT_TYPES.has(v.dtype) ? HOST_CONST_LIMIT : HOST_FLOAT_CONST_LIMIT)) host.add(v);
+    if (d && !DEVICE_ONLY.has(v) && d.length <= (INT_TYPES.has(v.dtype) ? HOST_CONST_LIMIT : HOST_FLOAT_CONST_LIMIT))
+      host.add(v);
   }
   // first graph input (and axis) holding each symbolic dim
   const symbolSource = new Map<string, { input: Value; axis: number }>();
@@ -81,7 +95,8 @@ export function splitHostDevice(g: Graph): SplitGraphs {
     const r = f();
     for (const v of g.initializers.slice(inits)) host.add(v);
     for (const n of g.nodes.splice(start)) {
-      for (const x of n.inputs) if (x && !host.has(x)) throw new Error(`split: '${n.name}' built on device value '${x.name}'`);
+      for (const x of n.inputs)
+        if (x && !host.has(x)) throw new Error(`split: '${n.name}' built on device value '${x.name}'`);
       hostNodes.push(n);
       for (const o of n.outputs) host.add(o);
     }
@@ -92,25 +107,39 @@ export function splitHostDevice(g: Graph): SplitGraphs {
   const shapeExpr = (n: Node, x: Value, start: number, end: number): Value => {
     if (x.kind === 'input') {
       const full = shapeOf(x);
-      return start === 0 && end === x.shape!.length ? full : emit(() => g.op1('Slice', [full, g.ints([start]), g.ints([end]), g.ints([0])]));
+      return start === 0 && end === x.shape!.length
+        ? full
+        : emit(() => g.op1('Slice', [full, g.ints([start]), g.ints([end]), g.ints([0])]));
     }
     const shape = x.shape;
     if (shape === null || shape.includes('?')) {
       const viaProducer = shapeFromProducer(x);
-      if (viaProducer) return start === 0 && end === shape?.length ? viaProducer : emit(() => g.op1('Slice', [viaProducer, g.ints([start]), g.ints([end]), g.ints([0])]));
+      if (viaProducer)
+        return start === 0 && end === shape?.length
+          ? viaProducer
+          : emit(() => g.op1('Slice', [viaProducer, g.ints([start]), g.ints([end]), g.ints([0])]));
     }
-    if (shape === null) throw new Error(`split for the accelerator: ${n.opType} '${n.name}' reads the shape of '${x.name}', whose rank is unknown`);
+    if (shape === null)
+      throw new Error(
+        `split for the accelerator: ${n.opType} '${n.name}' reads the shape of '${x.name}', whose rank is unknown`,
+      );
     const parts: Value[] = [];
     for (let i = start; i < end; i++) {
       const d = shape[i];
       if (typeof d === 'number') parts.push(emit(() => g.ints([d])));
       else {
         const src = d === '?' ? undefined : symbolSource.get(d);
-        if (!src) throw new Error(`split for the accelerator: ${n.opType} '${n.name}' reads dim ${i} of '${x.name}' [${shape.join(',')}], which no graph input determines`);
-        parts.push(emit(() => g.op1('Slice', [shapeOf(src.input), g.ints([src.axis]), g.ints([src.axis + 1]), g.ints([0])])));
+        if (!src)
+          throw new Error(
+            `split for the accelerator: ${n.opType} '${n.name}' reads dim ${i} of '${x.name}' [${shape.join(',')}], which no graph input determines`,
+          );
+        parts.push(
+          emit(() => g.op1('Slice', [shapeOf(src.input), g.ints([src.axis]), g.ints([src.axis + 1]), g.ints([0])])),
+        );
       }
     }
-    if (parts.every((p) => p.constValue)) return emit(() => g.ints(parts.map((p) => Number((p.constValue!.data as BigInt64Array)[0]))));
+    if (parts.every((p) => p.constValue))
+      return emit(() => g.ints(parts.map((p) => Number((p.constValue!.data as BigInt64Array)[0]))));
     return parts.length === 1 ? parts[0] : emit(() => g.op1('Concat', parts, { axis: 0 }));
   };
 
@@ -129,11 +158,19 @@ export function splitHostDevice(g: Graph): SplitGraphs {
         // 0 copies the input's dim, -1 is the input's size over the product of the others
         const inShape = fullShape(p.inputs[0]);
         if (!inShape) return null;
-        const parts = c.map((d, i) => (d === 0 ? emit(() => g.op1('Slice', [inShape, g.ints([i]), g.ints([i + 1]), g.ints([0])])) : d > 0 ? emit(() => g.ints([d])) : null));
+        const parts = c.map((d, i) =>
+          d === 0
+            ? emit(() => g.op1('Slice', [inShape, g.ints([i]), g.ints([i + 1]), g.ints([0])]))
+            : d > 0
+              ? emit(() => g.ints([d]))
+              : null,
+        );
         const k = c.indexOf(-1);
         if (k >= 0) {
           const known = parts.filter((x): x is Value => !!x);
-          const others = known.length ? emit(() => g.op1('ReduceProd', [g.op1('Concat', known, { axis: 0 })], { keepdims: 1 })) : emit(() => g.ints([1]));
+          const others = known.length
+            ? emit(() => g.op1('ReduceProd', [g.op1('Concat', known, { axis: 0 })], { keepdims: 1 }))
+            : emit(() => g.ints([1]));
           parts[k] = emit(() => g.op1('Div', [g.op1('ReduceProd', [inShape], { keepdims: 1 }), others]));
         }
         return emit(() => g.op1('Concat', parts as Value[], { axis: 0 }));
@@ -157,7 +194,10 @@ export function splitHostDevice(g: Graph): SplitGraphs {
           dims.push(d);
           continue;
         }
-        const at = (x: number) => (x < 0 ? emit(() => g.op1('Max', [g.op1('Add', [d, g.ints([x])]), g.ints([0])])) : emit(() => g.op1('Min', [d, g.ints([Math.min(x, Number.MAX_SAFE_INTEGER)])])));
+        const at = (x: number) =>
+          x < 0
+            ? emit(() => g.op1('Max', [g.op1('Add', [d, g.ints([x])]), g.ints([0])]))
+            : emit(() => g.op1('Min', [d, g.ints([Math.min(x, Number.MAX_SAFE_INTEGER)])]));
         dims.push(emit(() => g.op1('Max', [g.op1('Sub', [at(ends[k]), at(starts[k])]), g.ints([0])])));
       }
       return emit(() => g.op1('Concat', dims, { axis: 0 }));
@@ -172,7 +212,8 @@ export function splitHostDevice(g: Graph): SplitGraphs {
   const fullShape = (x: Value): Value | null => {
     if (host.has(x)) return emit(() => g.op1('Shape', [x]));
     if (x.kind === 'input') return shapeOf(x);
-    if (x.shape && !x.shape.includes('?') && x.shape.every((d) => typeof d === 'number' || symbolSource.has(d))) return shapeExpr(x.producer!, x, 0, x.shape.length);
+    if (x.shape && !x.shape.includes('?') && x.shape.every((d) => typeof d === 'number' || symbolSource.has(d)))
+      return shapeExpr(x.producer!, x, 0, x.shape.length);
     return shapeFromProducer(x);
   };
 
@@ -182,7 +223,8 @@ export function splitHostDevice(g: Graph): SplitGraphs {
     const x = n.inputs[0];
     if (!hasGraph && n.domain === '' && (n.opType === 'Shape' || n.opType === 'Size') && x && !host.has(x)) {
       const rank = x.shape?.length;
-      if (rank === undefined) throw new Error(`split for the accelerator: ${n.opType} '${n.name}' of '${x.name}', whose rank is unknown`);
+      if (rank === undefined)
+        throw new Error(`split for the accelerator: ${n.opType} '${n.name}' of '${x.name}', whose rank is unknown`);
       const norm = (a: number) => Math.min(rank, Math.max(0, a < 0 ? a + rank : a));
       const sa = n.attrs.start;
       const ea = n.attrs.end;
@@ -191,7 +233,17 @@ export function splitHostDevice(g: Graph): SplitGraphs {
       const s = shapeExpr(n, x, start, end);
       const out = n.outputs[0];
       const value = n.opType === 'Shape' ? s : emit(() => g.op1('ReduceProd', [s], { keepdims: 0 }));
-      emit(() => g.nodes.push({ id: -1, opType: 'Identity', domain: '', name: g.freshName('split_Identity'), inputs: [value], outputs: [out], attrs: {} }));
+      emit(() =>
+        g.nodes.push({
+          id: -1,
+          opType: 'Identity',
+          domain: '',
+          name: g.freshName('split_Identity'),
+          inputs: [value],
+          outputs: [out],
+          attrs: {},
+        }),
+      );
       continue;
     }
     if (!hasGraph && n.inputs.every((v) => !v || host.has(v))) {
@@ -222,12 +274,14 @@ export function splitHostDevice(g: Graph): SplitGraphs {
   if (needed.size > 0) {
     hostGraph = new Graph(`${g.name}_host`, { opset: g.opset, domains: g.domains });
     const used = new Set<Value>();
-    for (const n of hostNodes) if (needed.has(n)) {
-      hostGraph.nodes.push(n);
-      for (const v of n.inputs) if (v) used.add(v);
-    }
+    for (const n of hostNodes)
+      if (needed.has(n)) {
+        hostGraph.nodes.push(n);
+        for (const v of n.inputs) if (v) used.add(v);
+      }
     for (const v of g.inputs) if (used.has(v)) hostGraph.inputs.push(v);
-    for (const v of g.initializers) if (used.has(v)) (hostGraph.initializers.push(v), hostGraph.initData.set(v, g.initData.get(v)!));
+    for (const v of g.initializers)
+      if (used.has(v)) (hostGraph.initializers.push(v), hostGraph.initData.set(v, g.initData.get(v)!));
     for (const v of boundary) hostGraph.outputs.push(v);
     for (const v of hostOutputs) if (!boundary.has(v)) hostGraph.outputs.push(v);
   }
@@ -236,7 +290,8 @@ export function splitHostDevice(g: Graph): SplitGraphs {
   device.nodes.push(...deviceNodes);
   for (const v of g.inputs) if (deviceUses.has(v) && !v.name.startsWith(SHAPE_INPUT_PREFIX)) device.inputs.push(v);
   for (const v of boundary) device.inputs.push(v);
-  for (const v of g.initializers) if (deviceUses.has(v)) (device.initializers.push(v), device.initData.set(v, g.initData.get(v)!));
+  for (const v of g.initializers)
+    if (deviceUses.has(v)) (device.initializers.push(v), device.initData.set(v, g.initData.get(v)!));
   for (const v of g.outputs) if (!producer.has(v)) device.outputs.push(v);
   return { host: hostGraph, device };
 }

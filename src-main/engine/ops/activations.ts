@@ -24,8 +24,10 @@ const GELU_TANH_K = 0.044715;
 /** GELU(x) = x * Phi(x), or its tanh approximation. */
 export function gelu(x: Value, o: GeluOptions = {}): Value {
   const approx = o.approximate ?? 'none';
-  if (approx !== 'none' && approx !== 'tanh') throw new Error(`gelu('${x.name}'): approximate must be 'none' or 'tanh' (got '${approx}')`);
-  if ((o.fused ?? true) && x.graph.opset >= 20) return x.graph.op1('Gelu', [x], approx === 'tanh' ? { approximate: 'tanh' } : {});
+  if (approx !== 'none' && approx !== 'tanh')
+    throw new Error(`gelu('${x.name}'): approximate must be 'none' or 'tanh' (got '${approx}')`);
+  if ((o.fused ?? true) && x.graph.opset >= 20)
+    return x.graph.op1('Gelu', [x], approx === 'tanh' ? { approximate: 'tanh' } : {});
   return geluComposite(x, approx);
 }
 
@@ -48,7 +50,11 @@ export function geluComposite(x: Value, approximate: GeluApproximation = 'none')
 export function erfSeries(x: Value): Value {
   const g = x.graph;
   const lim = 6;
-  const xc = g.op1('Where', [g.op1('Greater', [x, g.scalar(lim, x)]), g.scalar(lim, x), g.op1('Where', [g.op1('Less', [x, g.scalar(-lim, x)]), g.scalar(-lim, x), x])]);
+  const xc = g.op1('Where', [
+    g.op1('Greater', [x, g.scalar(lim, x)]),
+    g.scalar(lim, x),
+    g.op1('Where', [g.op1('Less', [x, g.scalar(-lim, x)]), g.scalar(-lim, x), x]),
+  ]);
   const y = square(xc);
   let r: Value = add(mul(y, 2 / 201), 1);
   for (let n = 99; n >= 1; n--) r = add(mul(mul(y, r), 2 / (2 * n + 1)), 1);
@@ -91,7 +97,9 @@ export function activation(name: string, x: Value): Value {
     case 'relu':
       return relu(x);
     default:
-      throw new Error(`activation '${name}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, silu, swish, relu)`);
+      throw new Error(
+        `activation '${name}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, silu, swish, relu)`,
+      );
   }
 }
 

@@ -45,7 +45,8 @@ export function paddingMask(attentionMask: Value, dtype: DType): Value {
   const hit = byType.get(dtype);
   if (hit) return hit;
   const s = attentionMask.shape;
-  if (s && s.length !== 2) throw new Error(`paddingMask: attention mask '${attentionMask.name}' must be [B, L] (got [${s}])`);
+  if (s && s.length !== 2)
+    throw new Error(`paddingMask: attention mask '${attentionMask.name}' must be [B, L] (got [${s}])`);
   const to = ONNX_FLOAT[dtype];
   if (to === undefined) throw new Error(`paddingMask: dtype must be a float type (got ${dtype})`);
   const g = attentionMask.graph;
@@ -95,19 +96,28 @@ export function attention(q: Value, k: Value, v: Value, o: AttentionOptions = {}
   const g = graphOf(q, k, v, o.mask, o.pastKey, o.pastValue);
   const name = `attention('${q.name}')`;
   if (g.opset < 23) throw new Error(`${name}: Attention needs opset >= 23 (graph has ${g.opset})`);
-  for (const [what, t] of [['k', k], ['v', v], ['pastKey', o.pastKey], ['pastValue', o.pastValue]] as const)
-    if (t && t.dtype !== q.dtype) throw new Error(`${name}: ${what} '${t.name}' has dtype ${t.dtype}, expected ${q.dtype}`);
+  for (const [what, t] of [
+    ['k', k],
+    ['v', v],
+    ['pastKey', o.pastKey],
+    ['pastValue', o.pastValue],
+  ] as const)
+    if (t && t.dtype !== q.dtype)
+      throw new Error(`${name}: ${what} '${t.name}' has dtype ${t.dtype}, expected ${q.dtype}`);
   const qs = knownShape(q, name);
   const ks = knownShape(k, name);
   const vs = knownShape(v, name);
-  if (qs.length !== 4 || ks.length !== 4 || vs.length !== 4) throw new Error(`${name}: q, k, v must be [B, heads, S, head_dim] (got [${qs}], [${ks}], [${vs}])`);
+  if (qs.length !== 4 || ks.length !== 4 || vs.length !== 4)
+    throw new Error(`${name}: q, k, v must be [B, heads, S, head_dim] (got [${qs}], [${ks}], [${vs}])`);
   const H = qs[1];
   const Hkv = ks[1];
-  if (typeof H !== 'number' || typeof Hkv !== 'number') throw new Error(`${name}: head counts must be static (got ${H}, ${Hkv})`);
+  if (typeof H !== 'number' || typeof Hkv !== 'number')
+    throw new Error(`${name}: head counts must be static (got ${H}, ${Hkv})`);
   if (H % Hkv !== 0) throw new Error(`${name}: n_kv_heads ${Hkv} does not divide n_heads ${H}`);
   if (vs[1] !== Hkv) throw new Error(`${name}: v '${v.name}' has ${vs[1]} heads, k has ${Hkv}`);
   const d = qs[3];
-  if (typeof d !== 'number' || ks[3] !== d) throw new Error(`${name}: head_dim of q [${qs}] and k [${ks}] must be equal and static`);
+  if (typeof d !== 'number' || ks[3] !== d)
+    throw new Error(`${name}: head_dim of q [${qs}] and k [${ks}] must be equal and static`);
   if (!!o.pastKey !== !!o.pastValue) throw new Error(`${name}: pastKey and pastValue go together`);
 
   const past = !!o.pastKey;
@@ -117,7 +127,8 @@ export function attention(q: Value, k: Value, v: Value, o: AttentionOptions = {}
   let isCausal = !!o.causal;
   if (mask) {
     if (mask.shape && mask.shape.length === 2) mask = paddingMask(mask, q.dtype);
-    else if (mask.dtype !== q.dtype) throw new Error(`${name}: additive mask '${mask.name}' must have dtype ${q.dtype} (got ${mask.dtype})`);
+    else if (mask.dtype !== q.dtype)
+      throw new Error(`${name}: additive mask '${mask.name}' must have dtype ${q.dtype} (got ${mask.dtype})`);
     // ORT's CPU kernel wants the mask's query axis to be S (no broadcast there), and its float64 path (the ONNX
     // function body) fails to load with is_causal plus a mask: fold the causal part into the mask instead.
     if (isCausal || mask.shape?.[mask.shape.length - 2] !== qs[2]) {
@@ -136,8 +147,15 @@ export function attention(q: Value, k: Value, v: Value, o: AttentionOptions = {}
       : []),
     ...(o.saveProbs ? [{ dtype: q.dtype, shape: [qs[0], H, qs[2], L] }] : []),
   ];
-  const attrs = { is_causal: isCausal ? 1 : undefined, scale: o.scale, qk_matmul_output_mode: o.saveProbs ? 3 : undefined };
-  const outs = g.op('Attention', [q, k, v, mask, o.pastKey, o.pastValue], attrs, { outputs: outTypes.length, outTypes });
+  const attrs = {
+    is_causal: isCausal ? 1 : undefined,
+    scale: o.scale,
+    qk_matmul_output_mode: o.saveProbs ? 3 : undefined,
+  };
+  const outs = g.op('Attention', [q, k, v, mask, o.pastKey, o.pastValue], attrs, {
+    outputs: outTypes.length,
+    outTypes,
+  });
   return past ? { out: outs[0], presentKey: outs[1], presentValue: outs[2] } : { out: outs[0] };
 }
 
@@ -155,7 +173,8 @@ function attentionGrad(c: GradContext): (Value | null)[] {
   const H = qs[1] as number;
   const Hkv = ks[1] as number;
   const d = qs[3];
-  if (typeof d !== 'number' || typeof H !== 'number' || typeof Hkv !== 'number') throw new Error('head counts and head_dim must be static');
+  if (typeof d !== 'number' || typeof H !== 'number' || typeof Hkv !== 'number')
+    throw new Error('head counts and head_dim must be static');
   const dt = Q!.dtype;
   if (dt !== 'float32' && dt !== 'float64') throw new Error(`gradient needs float32 or float64 (got ${dt})`);
   // The scale is a FLOAT (32-bit) attribute. ORT runs float64 Attention as the ONNX function body, which multiplies q
@@ -185,7 +204,10 @@ function attentionGrad(c: GradContext): (Value | null)[] {
       const len = (v: Value) => g.op1('Squeeze', [g.op1('Shape', [v], { start: 2, end: 3 }), g.ints([0])]);
       const S = qs[2];
       const L = Kt.shape?.[2] ?? '?';
-      s = g.op1('Add', [s, causalMask(g, typeof S === 'number' ? S : len(Q!), typeof L === 'number' ? L : len(Kt), S, L, dt)]);
+      s = g.op1('Add', [
+        s,
+        causalMask(g, typeof S === 'number' ? S : len(Q!), typeof L === 'number' ? L : len(Kt), S, L, dt),
+      ]);
     }
     return g.op1('Softmax', [s], { axis: -1 });
   };
@@ -202,7 +224,10 @@ function attentionGrad(c: GradContext): (Value | null)[] {
     if (needV) dVt = g.op1('MatMul', [T(Pg), gYg]); // [B, Hkv, L, d]
     if (c.needs[0] || needK) {
       const dP = g.op1('MatMul', [gYg, T(Vt)]);
-      const dS = g.op1('Mul', [Pg, g.op1('Sub', [dP, g.op1('ReduceSum', [g.op1('Mul', [dP, Pg]), g.ints([-1])], { keepdims: 1 })])]);
+      const dS = g.op1('Mul', [
+        Pg,
+        g.op1('Sub', [dP, g.op1('ReduceSum', [g.op1('Mul', [dP, Pg]), g.ints([-1])], { keepdims: 1 })]),
+      ]);
       const dSs = g.op1('Mul', [dS, g.scalar(scale, dt)]);
       if (c.needs[0]) dQ = perHead(g.op1('MatMul', [dSs, Kt]));
       if (needK) dKt = g.op1('MatMul', [T(dSs), Qg]);
@@ -240,7 +265,7 @@ function fullMask(mask: Value, q: Value, k: Value, pastKey: Value | null, causal
   const g = mask.graph;
   const S = q.shape![2];
   const Snew = k.shape![2];
-  const P = pastKey ? pastKey.shape?.[2] ?? '?' : 0;
+  const P = pastKey ? (pastKey.shape?.[2] ?? '?') : 0;
   const key = [S, Snew, P, causal].join('|');
   const memo = !key.includes('?');
   let byKey = fullMasks.get(mask);
@@ -256,7 +281,9 @@ function fullMask(mask: Value, q: Value, k: Value, pastKey: Value | null, causal
     else lN = pastKey ? g.op1('Add', [len(pastKey), len(k)]) : len(k);
     out = g.op1('Add', [mask, causalMask(g, sN, lN, S, typeof lN === 'number' ? lN : '?', q.dtype)]);
   } else {
-    const shape = g.op1('Concat', [g.ints([1, 1]), g.op1('Shape', [q], { start: 2, end: 3 }), g.ints([1])], { axis: 0 });
+    const shape = g.op1('Concat', [g.ints([1, 1]), g.op1('Shape', [q], { start: 2, end: 3 }), g.ints([1])], {
+      axis: 0,
+    });
     out = g.op1('Expand', [mask, shape]);
   }
   if (memo) byKey.set(key, out);

@@ -27,14 +27,18 @@ export function conv1dChannelsLast(x: Value, weight: Value, bias: Value | null, 
   const stride = o.stride ?? 1;
   const pad = o.padding ?? 0;
   const ws = weight.shape;
-  if (!ws || ws.length !== 3 || !ws.every((d) => typeof d === 'number')) throw new Error(`conv1d: weight '${weight.name}' must have a static shape [out, in, kernel] (got [${ws}])`);
+  if (!ws || ws.length !== 3 || !ws.every((d) => typeof d === 'number'))
+    throw new Error(`conv1d: weight '${weight.name}' must have a static shape [out, in, kernel] (got [${ws}])`);
   const [O, C, K] = ws as number[];
   const xs = x.shape;
   if (!xs || xs.length !== 3) throw new Error(`conv1d: input '${x.name}' must be [B, T, ${C}] (got [${xs}])`);
-  if (typeof xs[2] === 'number' && xs[2] !== C) throw new Error(`conv1d: input '${x.name}' has ${xs[2]} channels, the weight ${C}`);
-  if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(pad) || pad < 0) throw new Error(`conv1d: stride ${stride} / padding ${pad} must be integers >= 1 / >= 0`);
+  if (typeof xs[2] === 'number' && xs[2] !== C)
+    throw new Error(`conv1d: input '${x.name}' has ${xs[2]} channels, the weight ${C}`);
+  if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(pad) || pad < 0)
+    throw new Error(`conv1d: stride ${stride} / padding ${pad} must be integers >= 1 / >= 0`);
   const T = xs[1];
-  if (stride > 1 && typeof T !== 'number') throw new Error(`conv1d: a strided conv needs a static time length (input '${x.name}' is [${xs}])`);
+  if (stride > 1 && typeof T !== 'number')
+    throw new Error(`conv1d: a strided conv needs a static time length (input '${x.name}' is [${xs}])`);
   const xp = pad > 0 ? g.op1('Pad', [x, g.ints([0, pad, 0, 0, pad, 0])]) : x;
   let taps: Value[];
   if (typeof T === 'number') {
@@ -42,7 +46,8 @@ export function conv1dChannelsLast(x: Value, weight: Value, bias: Value | null, 
     const out = Math.floor((Tp - K) / stride) + 1;
     if (out < 1) throw new Error(`conv1d: time length ${T} is shorter than the kernel (${K}) after padding ${pad}`);
     taps = [];
-    for (let k = 0; k < K; k++) taps.push(g.op1('Slice', [xp, g.ints([k]), g.ints([k + stride * (out - 1) + 1]), g.ints([1]), g.ints([stride])]));
+    for (let k = 0; k < K; k++)
+      taps.push(g.op1('Slice', [xp, g.ints([k]), g.ints([k + stride * (out - 1) + 1]), g.ints([1]), g.ints([stride])]));
   } else {
     // stride 1, symbolic T: tap k is xp[:, k : k + T + 2 pad - K + 1], written with a negative end
     taps = [];
@@ -53,7 +58,11 @@ export function conv1dChannelsLast(x: Value, weight: Value, bias: Value | null, 
   }
   const cols = taps.length === 1 ? taps[0] : g.op1('Concat', taps, { axis: 2 });
   // weight [O, C, K] -> [O, K, C] -> [O, K*C] -> [K*C, O] (tap-major rows, as the columns above)
-  const w2 = g.op1('Transpose', [g.op1('Reshape', [g.op1('Transpose', [weight], { perm: [0, 2, 1] }), g.ints([O, K * C])])], { perm: [1, 0] });
+  const w2 = g.op1(
+    'Transpose',
+    [g.op1('Reshape', [g.op1('Transpose', [weight], { perm: [0, 2, 1] }), g.ints([O, K * C])])],
+    { perm: [1, 0] },
+  );
   const y = g.op1('MatMul', [cols, w2]);
   return bias ? g.op1('Add', [y, bias]) : y;
 }
@@ -62,7 +71,8 @@ export function conv1dChannelsLast(x: Value, weight: Value, bias: Value | null, 
 export function conv1d(x: Value, weight: Value, bias: Value | null, o: Conv1dOptions = {}): Value {
   const g = x.graph;
   const C = weight.shape?.[1];
-  if (typeof x.shape?.[1] === 'number' && typeof C === 'number' && x.shape[1] !== C) throw new Error(`conv1d: input '${x.name}' has ${x.shape[1]} channels, the weight ${C}`);
+  if (typeof x.shape?.[1] === 'number' && typeof C === 'number' && x.shape[1] !== C)
+    throw new Error(`conv1d: input '${x.name}' has ${x.shape[1]} channels, the weight ${C}`);
   const y = conv1dChannelsLast(g.op1('Transpose', [x], { perm: [0, 2, 1] }), weight, bias, o);
   return g.op1('Transpose', [y], { perm: [0, 2, 1] });
 }

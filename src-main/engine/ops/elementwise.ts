@@ -43,7 +43,10 @@ registerOp('Add', {
   grad: (c) => {
     const gy = c.gradOutputs[0]!;
     const s = shapes(c);
-    return [c.needs[0] ? unbroadcast(c.g, gy, s.y, s.a, 'Add grad') : null, c.needs[1] ? unbroadcast(c.g, gy, s.y, s.b, 'Add grad') : null];
+    return [
+      c.needs[0] ? unbroadcast(c.g, gy, s.y, s.a, 'Add grad') : null,
+      c.needs[1] ? unbroadcast(c.g, gy, s.y, s.b, 'Add grad') : null,
+    ];
   },
 });
 
@@ -51,7 +54,10 @@ registerOp('Sub', {
   grad: (c) => {
     const gy = c.gradOutputs[0]!;
     const s = shapes(c);
-    return [c.needs[0] ? unbroadcast(c.g, gy, s.y, s.a, 'Sub grad') : null, c.needs[1] ? unbroadcast(c.g, neg(gy), s.y, s.b, 'Sub grad') : null];
+    return [
+      c.needs[0] ? unbroadcast(c.g, gy, s.y, s.a, 'Sub grad') : null,
+      c.needs[1] ? unbroadcast(c.g, neg(gy), s.y, s.b, 'Sub grad') : null,
+    ];
   },
 });
 
@@ -62,7 +68,10 @@ registerOp('Sub', {
  */
 function siluOperand(c: GradContext): number {
   const [a, b] = c.inputs as Value[];
-  for (const [i, x, s] of [[0, a, b], [1, b, a]] as const) {
+  for (const [i, x, s] of [
+    [0, a, b],
+    [1, b, a],
+  ] as const) {
     const p = s.producer;
     if (p && p.opType === 'Sigmoid' && p.domain === '' && p.inputs[0] === x && !c.isWrt?.(s)) return i;
   }

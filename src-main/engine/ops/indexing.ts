@@ -17,13 +17,19 @@ import { type Operand, dtypeOf, graphOf, knownShape, lift, unbroadcast } from '.
 
 /** Gather `indices` (int32/int64, may be negative) along `axis` of `data`; e.g. embedding lookup with axis 0. */
 export function gather(data: Value, indices: Value, axis = 0): Value {
-  if (indices.dtype !== 'int64' && indices.dtype !== 'int32') throw new Error(`gather('${data.name}'): indices '${indices.name}' must be int32/int64, got ${indices.dtype}`);
+  if (indices.dtype !== 'int64' && indices.dtype !== 'int32')
+    throw new Error(`gather('${data.name}'): indices '${indices.name}' must be int32/int64, got ${indices.dtype}`);
   return graphOf(data, indices).op1('Gather', [data, indices], { axis });
 }
 
 /** out[i][j] = data[index[i][j]][j] (axis 0) etc.; `indices` has the output's shape. */
 export function gatherElements(data: Value, indices: Value, axis = 0): Value {
-  return graphOf(data, indices).op1('GatherElements', [data, indices], { axis }, { outTypes: [{ dtype: data.dtype, shape: indices.shape }] });
+  return graphOf(data, indices).op1(
+    'GatherElements',
+    [data, indices],
+    { axis },
+    { outTypes: [{ dtype: data.dtype, shape: indices.shape }] },
+  );
 }
 
 /** cond ? a : b, broadcasting all three; numbers become constants of the other operand's dtype. */
@@ -57,7 +63,8 @@ export const greater = (a: Operand, b: Operand): Value => compare('Greater', a, 
 export const greaterOrEqual = (a: Operand, b: Operand): Value => compare('GreaterOrEqual', a, b);
 export const logicalAnd = (a: Value, b: Value): Value => graphOf(a, b).op1('And', [a, b]);
 export const logicalOr = (a: Value, b: Value): Value => graphOf(a, b).op1('Or', [a, b]);
-export const logicalNot = (a: Value): Value => a.graph.op1('Not', [a], {}, { outTypes: [{ dtype: 'bool', shape: a.shape }] });
+export const logicalNot = (a: Value): Value =>
+  a.graph.op1('Not', [a], {}, { outTypes: [{ dtype: 'bool', shape: a.shape }] });
 
 /**
  * Fill `x` with `value` where `mask` is false (e.g. -inf / large negative for masked attention scores, 0 for padding):
@@ -97,19 +104,36 @@ registerOp('Gather', {
     const gy = c.gradOutputs[0]!;
     const idx = ndIndices(g, indices);
     if (a === 0) {
-      const out = g.op1('ScatterND', [zerosLike(g, data), idx, gy], { reduction: 'add' }, { outTypes: [{ dtype: data.dtype, shape: ds }] });
+      const out = g.op1(
+        'ScatterND',
+        [zerosLike(g, data), idx, gy],
+        { reduction: 'add' },
+        { outTypes: [{ dtype: data.dtype, shape: ds }] },
+      );
       return [out, null];
     }
     // Move the index dims to the front: dY [D<a, I, D>a] -> [I, D<a, D>a]; scatter into [D_a, D<a, D>a]; move D_a back.
-    const perm = [...Array.from({ length: q }, (_, i) => a + i), ...Array.from({ length: a }, (_, i) => i), ...Array.from({ length: r - 1 - a }, (_, i) => a + q + i)];
+    const perm = [
+      ...Array.from({ length: q }, (_, i) => a + i),
+      ...Array.from({ length: a }, (_, i) => i),
+      ...Array.from({ length: r - 1 - a }, (_, i) => a + q + i),
+    ];
     const gyT = g.op1('Transpose', [gy], { perm });
     const zShape = [ds[a], ...ds.slice(0, a), ...ds.slice(a + 1)];
     let zdims: Value;
     if (zShape.every((d) => typeof d === 'number')) zdims = g.ints(zShape as number[]);
-    else zdims = g.op1('Concat', [shapeOf(g, data, a, a + 1), shapeOf(g, data, 0, a), shapeOf(g, data, a + 1)], { axis: 0 });
+    else
+      zdims = g.op1('Concat', [shapeOf(g, data, a, a + 1), shapeOf(g, data, 0, a), shapeOf(g, data, a + 1)], {
+        axis: 0,
+      });
     const zeros = constantOfShape(g, zdims, 0, data.dtype);
     zeros.shape = zShape;
-    const sc = g.op1('ScatterND', [zeros, idx, gyT], { reduction: 'add' }, { outTypes: [{ dtype: data.dtype, shape: zShape }] });
+    const sc = g.op1(
+      'ScatterND',
+      [zeros, idx, gyT],
+      { reduction: 'add' },
+      { outTypes: [{ dtype: data.dtype, shape: zShape }] },
+    );
     const back = Array.from({ length: r }, (_, j) => (j < a ? j + 1 : j === a ? 0 : j));
     return [g.op1('Transpose', [sc], { perm: back }), null];
   },
@@ -121,7 +145,12 @@ registerOp('GatherElements', {
     const g = c.g;
     const [data, indices] = c.inputs as Value[];
     const axis = aInt(c.attrs, 'axis', 0);
-    const out = g.op1('ScatterElements', [zerosLike(g, data), indices, c.gradOutputs[0]!], { axis, reduction: 'add' }, { outTypes: [{ dtype: data.dtype, shape: data.shape }] });
+    const out = g.op1(
+      'ScatterElements',
+      [zerosLike(g, data), indices, c.gradOutputs[0]!],
+      { axis, reduction: 'add' },
+      { outTypes: [{ dtype: data.dtype, shape: data.shape }] },
+    );
     return [out, null];
   },
 });

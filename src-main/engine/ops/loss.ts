@@ -32,22 +32,34 @@ export interface CrossEntropyResult {
 export function softmaxCrossEntropy(scores: Value, labels: Value, o: CrossEntropyOptions = {}): CrossEntropyResult {
   const g = graphOf(scores, labels);
   const reduction = o.reduction ?? 'mean';
-  if (!['mean', 'sum', 'none'].includes(reduction)) throw new Error(`softmaxCrossEntropy('${scores.name}'): reduction must be mean, sum or none (got '${reduction}')`);
+  if (!['mean', 'sum', 'none'].includes(reduction))
+    throw new Error(`softmaxCrossEntropy('${scores.name}'): reduction must be mean, sum or none (got '${reduction}')`);
   if (labels.dtype !== 'int64' && labels.dtype !== 'int32')
-    throw new Error(`softmaxCrossEntropy('${scores.name}'): labels '${labels.name}' must be int64 or int32 (got ${labels.dtype})`);
+    throw new Error(
+      `softmaxCrossEntropy('${scores.name}'): labels '${labels.name}' must be int64 or int32 (got ${labels.dtype})`,
+    );
   const ss = scores.shape;
   const ls = labels.shape;
   if (ss && ls) {
     if (ss.length < 2 || ls.length !== ss.length - 1)
-      throw new Error(`softmaxCrossEntropy('${scores.name}'): scores [${ss}] need rank >= 2 and labels '${labels.name}' [${ls}] rank ${ss.length - 1}`);
+      throw new Error(
+        `softmaxCrossEntropy('${scores.name}'): scores [${ss}] need rank >= 2 and labels '${labels.name}' [${ls}] rank ${ss.length - 1}`,
+      );
     const expect = [ss[0], ...ss.slice(2)];
     expect.forEach((d, i) => {
       if (typeof d === 'number' && typeof ls[i] === 'number' && d !== ls[i])
-        throw new Error(`softmaxCrossEntropy('${scores.name}'): labels '${labels.name}' [${ls}] do not match scores [${ss}] (expected [${expect}])`);
+        throw new Error(
+          `softmaxCrossEntropy('${scores.name}'): labels '${labels.name}' [${ls}] do not match scores [${ss}] (expected [${expect}])`,
+        );
     });
   }
   const ignore = o.ignoreIndex === undefined ? -100 : o.ignoreIndex;
-  const [loss, logProb] = g.op('SoftmaxCrossEntropyLoss', [scores, labels], { reduction, ignore_index: ignore ?? undefined }, { outputs: 2 });
+  const [loss, logProb] = g.op(
+    'SoftmaxCrossEntropyLoss',
+    [scores, labels],
+    { reduction, ignore_index: ignore ?? undefined },
+    { outputs: 2 },
+  );
   return { loss, logProb };
 }
 
@@ -80,7 +92,11 @@ registerOp('SoftmaxCrossEntropyLoss', {
       const C: Dim = xs[1];
       let classes: Value;
       if (typeof C === 'number') {
-        classes = g.constant(Array.from({ length: C }, (_, i) => i), labels.dtype, classShape.map((d) => (d === -1 ? C : d)));
+        classes = g.constant(
+          Array.from({ length: C }, (_, i) => i),
+          labels.dtype,
+          classShape.map((d) => (d === -1 ? C : d)),
+        );
       } else {
         const n = g.op1('Squeeze', [g.op1('Shape', [x], { start: 1, end: 2 }), g.ints([0])]);
         const zero = g.constant(0, 'int64', []);
@@ -90,10 +106,15 @@ registerOp('SoftmaxCrossEntropyLoss', {
         classes = g.op1('Reshape', [range, g.ints(classShape)]);
       }
       const labU = g.op1('Unsqueeze', [labels, g.ints([1])]);
-      const onehot = g.op1('Cast', [g.op1('Equal', [labU, classes])], { to: dt === 'float64' ? 11 : dt === 'float16' ? 10 : 1 });
+      const onehot = g.op1('Cast', [g.op1('Equal', [labU, classes])], {
+        to: dt === 'float64' ? 11 : dt === 'float16' ? 10 : 1,
+      });
       const d = g.op1('Sub', [p, onehot]);
       const toDt = { to: dt === 'float64' ? 11 : dt === 'float16' ? 10 : 1 };
-      const valid = ignore === null ? null : g.op1('Cast', [g.op1('Not', [g.op1('Equal', [labels, g.constant(ignore, labels.dtype, [])])])], toDt);
+      const valid =
+        ignore === null
+          ? null
+          : g.op1('Cast', [g.op1('Not', [g.op1('Equal', [labels, g.constant(ignore, labels.dtype, [])])])], toDt);
       let w: Value; // per-target weight, labels' shape (or a scalar)
       if (red === 'none') {
         w = valid ? g.op1('Mul', [gl, valid]) : gl;
@@ -147,11 +168,14 @@ export interface LabelSmoothedResult {
 export function labelSmoothedCrossEntropy(scores: Value, labels: Value, o: LabelSmoothedOptions): LabelSmoothedResult {
   const g = graphOf(scores, labels);
   const e = o.smoothing;
-  if (!(e >= 0 && e < 1)) throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): smoothing must be in [0, 1) (got ${e})`);
+  if (!(e >= 0 && e < 1))
+    throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): smoothing must be in [0, 1) (got ${e})`);
   const ss = scores.shape;
-  if (!ss || ss.length !== 2) throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): scores must be [N, C] (got [${ss}])`);
+  if (!ss || ss.length !== 2)
+    throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): scores must be [N, C] (got [${ss}])`);
   const C = ss[1];
-  if (typeof C !== 'number') throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): the class count must be static (got ${C})`);
+  if (typeof C !== 'number')
+    throw new Error(`labelSmoothedCrossEntropy('${scores.name}'): the class count must be static (got ${C})`);
   const ignore = o.ignoreIndex === undefined ? -100 : o.ignoreIndex;
   const { loss: nll, logProb } = softmaxCrossEntropy(scores, labels, { reduction: 'none', ignoreIndex: ignore });
   const dt = scores.dtype;
@@ -163,7 +187,10 @@ export function labelSmoothedCrossEntropy(scores: Value, labels: Value, o: Label
   let per = nll;
   if (e > 0) {
     const smooth = g.op1('Mul', [g.op1('ReduceSum', [logProb, g.ints([1])], { keepdims: 0 }), g.scalar(-1 / C, dt)]);
-    per = g.op1('Add', [g.op1('Mul', [nll, g.scalar(1 - e, dt)]), g.op1('Mul', [g.op1('Mul', [smooth, g.scalar(e, dt)]), valid])]);
+    per = g.op1('Add', [
+      g.op1('Mul', [nll, g.scalar(1 - e, dt)]),
+      g.op1('Mul', [g.op1('Mul', [smooth, g.scalar(e, dt)]), valid]),
+    ]);
   }
   const sum = g.op1('ReduceSum', [per], { keepdims: 0 });
   const count = g.op1('ReduceSum', [valid], { keepdims: 0 });

@@ -55,7 +55,10 @@ registerOp('MatMul', {
     let gB: Value | null = null;
     if (c.needs[0]) {
       // dA = dY @ B^T, summed over batch axes A was broadcast along
-      let r = as.length === 2 && bs.length === 2 ? g.op1('Gemm', [gy, B2], { transB: 1 }) : g.op1('MatMul', [gy, transposeLast(g, B2)]);
+      let r =
+        as.length === 2 && bs.length === 2
+          ? g.op1('Gemm', [gy, B2], { transB: 1 })
+          : g.op1('MatMul', [gy, transposeLast(g, B2)]);
       r = unbroadcast(g, r, [...batch, M, K], as, 'MatMul grad');
       gA = a1 ? g.op1('Squeeze', [r, g.ints([0])]) : r;
     }
@@ -88,7 +91,11 @@ registerOp('Gemm', {
     const ta = aInt(c.attrs, 'transA', 0);
     const tb = aInt(c.attrs, 'transB', 0);
     const G = (x: Value, y: Value, tx: number, ty: number) =>
-      g.op1('Gemm', [x, y], { alpha: alpha !== 1 ? alpha : undefined, transA: tx || undefined, transB: ty || undefined });
+      g.op1('Gemm', [x, y], {
+        alpha: alpha !== 1 ? alpha : undefined,
+        transA: tx || undefined,
+        transB: ty || undefined,
+      });
     let gA: Value | null = null;
     let gB: Value | null = null;
     let gC: Value | null = null;

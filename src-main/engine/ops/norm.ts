@@ -26,10 +26,18 @@ export interface NormOptions {
  */
 export function layerNorm(x: Value, scale: Value, bias: Value | null = null, o: NormOptions = {}): Value {
   const g = graphOf(x, scale, bias);
-  if (g.opset < 17) throw new Error(`layerNorm('${x.name}'): LayerNormalization needs opset >= 17 (graph has ${g.opset})`);
+  if (g.opset < 17)
+    throw new Error(`layerNorm('${x.name}'): LayerNormalization needs opset >= 17 (graph has ${g.opset})`);
   if (scale.dtype !== x.dtype || (bias && bias.dtype !== x.dtype))
-    throw new Error(`layerNorm('${x.name}'): scale/bias dtype must be ${x.dtype} (got ${scale.dtype}${bias ? '/' + bias.dtype : ''})`);
-  return g.op('LayerNormalization', [x, scale, bias], { axis: o.axis ?? -1, epsilon: o.epsilon ?? 1e-5 }, { outputs: 3 })[0];
+    throw new Error(
+      `layerNorm('${x.name}'): scale/bias dtype must be ${x.dtype} (got ${scale.dtype}${bias ? '/' + bias.dtype : ''})`,
+    );
+  return g.op(
+    'LayerNormalization',
+    [x, scale, bias],
+    { axis: o.axis ?? -1, epsilon: o.epsilon ?? 1e-5 },
+    { outputs: 3 },
+  )[0];
 }
 
 /**
@@ -39,7 +47,8 @@ export function layerNorm(x: Value, scale: Value, bias: Value | null = null, o: 
 export function rmsNorm(x: Value, weight: Value, o: NormOptions = {}): Value {
   const g = graphOf(x, weight);
   if (g.opset < 23) throw new Error(`rmsNorm('${x.name}'): RMSNormalization needs opset >= 23 (graph has ${g.opset})`);
-  if (weight.dtype !== x.dtype) throw new Error(`rmsNorm('${x.name}'): weight dtype must be ${x.dtype} (got ${weight.dtype})`);
+  if (weight.dtype !== x.dtype)
+    throw new Error(`rmsNorm('${x.name}'): weight dtype must be ${x.dtype} (got ${weight.dtype})`);
   return g.op1('RMSNormalization', [x, weight], { axis: o.axis ?? -1, epsilon: o.epsilon ?? 1e-6 });
 }
 
@@ -49,7 +58,9 @@ function lnShape(ins: readonly (Value | null)[], attrs: Parameters<typeof aInt>[
   const x = ins[0]!;
   const stash = aInt(attrs, 'stash_type', 1);
   const statDtype = stash === 1 ? 'float32' : x.dtype;
-  const out: { dtype: Value['dtype']; shape: Dim[] | null }[] = [{ dtype: x.dtype, shape: x.shape ? [...x.shape] : null }];
+  const out: { dtype: Value['dtype']; shape: Dim[] | null }[] = [
+    { dtype: x.dtype, shape: x.shape ? [...x.shape] : null },
+  ];
   if (nOut > 1) {
     let st: Dim[] | null = null;
     if (x.shape) {
@@ -106,10 +117,15 @@ registerOp('LayerNormalization', {
     if (c.needs[0]) {
       // dx = invstd * (gxh - mean(gxh) - xhat * mean(gxh * xhat)), gxh = gy * scale
       const gxh = g.op1('Mul', [gy, scale]);
-      const t = g.op1('Sub', [g.op1('Sub', [gxh, mean1(gxh)]), g.op1('Mul', [xhat!, mean1(g.op1('Mul', [gxh, xhat!]))])]);
+      const t = g.op1('Sub', [
+        g.op1('Sub', [gxh, mean1(gxh)]),
+        g.op1('Mul', [xhat!, mean1(g.op1('Mul', [gxh, xhat!]))]),
+      ]);
       gx = g.op1('Mul', [t, invstd!]);
     }
-    const gs = c.needs[1] ? unbroadcast(g, g.op1('Mul', [gy, xhat!]), x.shape, scale.shape, 'LayerNormalization grad') : null;
+    const gs = c.needs[1]
+      ? unbroadcast(g, g.op1('Mul', [gy, xhat!]), x.shape, scale.shape, 'LayerNormalization grad')
+      : null;
     const gb = bias && c.needs[2] ? unbroadcast(g, gy, x.shape, bias.shape, 'LayerNormalization grad') : null;
     return [gx, gs, gb];
   },
@@ -132,7 +148,9 @@ registerOp('RMSNormalization', {
       const gxh = g.op1('Mul', [gy, scale]);
       gx = g.op1('Mul', [g.op1('Sub', [gxh, g.op1('Mul', [xhat, mean1(g.op1('Mul', [gxh, xhat]))])]), r]);
     }
-    const gs = c.needs[1] ? unbroadcast(g, g.op1('Mul', [gy, xhat]), x.shape, scale.shape, 'RMSNormalization grad') : null;
+    const gs = c.needs[1]
+      ? unbroadcast(g, g.op1('Mul', [gy, xhat]), x.shape, scale.shape, 'RMSNormalization grad')
+      : null;
     return [gx, gs];
   },
 });

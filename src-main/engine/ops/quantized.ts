@@ -18,7 +18,10 @@ import { aInt, registerOp } from './registry';
  */
 export function runtimeZero(g: Graph, live: Value): Value {
   const shape = g.op1('Shape', [live], {}, { outTypes: [{ dtype: 'int64', shape: [live.shape?.length ?? '?'] }] });
-  return g.op1('Mul', [g.op1('ReduceMin', [shape], { keepdims: 0 }, { outTypes: [{ dtype: 'int64', shape: [] }] }), g.constant(0, 'int64', [])]);
+  return g.op1('Mul', [
+    g.op1('ReduceMin', [shape], { keepdims: 0 }, { outTypes: [{ dtype: 'int64', shape: [] }] }),
+    g.constant(0, 'int64', []),
+  ]);
 }
 
 /**
@@ -28,27 +31,62 @@ export function runtimeZero(g: Graph, live: Value): Value {
 export const nbitsGrad = { chunkElements: 1 << 22 };
 
 /** The float weight [N, K] (the scales' type) that a MatMulNBits node's B and scales stand for (`zero64`: runtimeZero). */
-export function dequantizeNBitsGraph(g: Graph, b: Value, scales: Value, n: number, k: number, bits: number, blockSize: number, zero64: Value): Value {
+export function dequantizeNBitsGraph(
+  g: Graph,
+  b: Value,
+  scales: Value,
+  n: number,
+  k: number,
+  bits: number,
+  blockSize: number,
+  zero64: Value,
+): Value {
   const nb = k / blockSize;
   const dt = scales.dtype;
   const zero = g.op1('Cast', [zero64], { to: ONNX_DTYPE.uint8 }, { outTypes: [{ dtype: 'uint8', shape: [] }] });
-  const u8 = (v: number) => g.op1('BitwiseOr', [g.constant(new Uint8Array([v]), 'uint8', []), zero], {}, { outTypes: [{ dtype: 'uint8', shape: [] }] });
+  const u8 = (v: number) =>
+    g.op1(
+      'BitwiseOr',
+      [g.constant(new Uint8Array([v]), 'uint8', []), zero],
+      {},
+      { outTypes: [{ dtype: 'uint8', shape: [] }] },
+    );
   const blocks = [n, nb, blockSize];
   let q: Value;
   if (bits === 4) {
     const t = { outTypes: [{ dtype: 'uint8' as const, shape: [n, nb, blockSize / 2, 1] }] };
     const lo = g.op1('Unsqueeze', [g.op1('BitwiseAnd', [b, u8(0x0f)]), g.ints([-1])], {}, t);
     const hi = g.op1('Unsqueeze', [g.op1('BitShift', [b, u8(4)], { direction: 'RIGHT' }), g.ints([-1])], {}, t);
-    const both = g.op1('Concat', [lo, hi], { axis: -1 }, { outTypes: [{ dtype: 'uint8', shape: [n, nb, blockSize / 2, 2] }] });
+    const both = g.op1(
+      'Concat',
+      [lo, hi],
+      { axis: -1 },
+      { outTypes: [{ dtype: 'uint8', shape: [n, nb, blockSize / 2, 2] }] },
+    );
     q = g.op1('Reshape', [both, g.ints(blocks)], {}, { outTypes: [{ dtype: 'uint8', shape: blocks }] });
   } else if (bits === 8) q = g.op1('BitwiseOr', [b, zero], {}, { outTypes: [{ dtype: 'uint8', shape: blocks }] });
   else throw new Error(`MatMulNBits gradient: ${bits} bits is not supported (4 or 8)`);
   // one DequantizeLinear (blocks along the last axis, the zero point expanded at run time) writes the only float
   // buffer of the chain; the scales are reshaped at run time too, so neither becomes a folded initializer copy
-  const perBlock = g.op1('Add', [g.ints([n, nb, 1]), g.op1('Unsqueeze', [zero64, g.ints([0])])], {}, { outTypes: [{ dtype: 'int64', shape: [3] }] });
+  const perBlock = g.op1(
+    'Add',
+    [g.ints([n, nb, 1]), g.op1('Unsqueeze', [zero64, g.ints([0])])],
+    {},
+    { outTypes: [{ dtype: 'int64', shape: [3] }] },
+  );
   const sc = g.op1('Reshape', [scales, perBlock], {}, { outTypes: [{ dtype: dt, shape: [n, nb, 1] }] });
-  const zp = g.op1('Expand', [u8(bits === 4 ? 8 : 128), perBlock], {}, { outTypes: [{ dtype: 'uint8', shape: [n, nb, 1] }] });
-  const w = g.op1('DequantizeLinear', [q, sc, zp], { axis: 2, block_size: blockSize }, { outTypes: [{ dtype: dt, shape: blocks }] });
+  const zp = g.op1(
+    'Expand',
+    [u8(bits === 4 ? 8 : 128), perBlock],
+    {},
+    { outTypes: [{ dtype: 'uint8', shape: [n, nb, 1] }] },
+  );
+  const w = g.op1(
+    'DequantizeLinear',
+    [q, sc, zp],
+    { axis: 2, block_size: blockSize },
+    { outTypes: [{ dtype: dt, shape: blocks }] },
+  );
   return g.op1('Reshape', [w, g.ints([n, k])], {}, { outTypes: [{ dtype: dt, shape: [n, k] }] });
 }
 
@@ -57,8 +95,12 @@ registerOp(
   {
     grad: (c) => {
       const g = c.g;
-      if (c.inputs.length > 3 && c.inputs.slice(3).some(Boolean)) throw new Error('MatMulNBits gradient: zero_points / g_idx / bias inputs are not supported');
-      if (c.needs.slice(1).some(Boolean)) throw new Error('MatMulNBits gradient: only the activation input A can be differentiated (the weight is frozen)');
+      if (c.inputs.length > 3 && c.inputs.slice(3).some(Boolean))
+        throw new Error('MatMulNBits gradient: zero_points / g_idx / bias inputs are not supported');
+      if (c.needs.slice(1).some(Boolean))
+        throw new Error(
+          'MatMulNBits gradient: only the activation input A can be differentiated (the weight is frozen)',
+        );
       if (!c.needs[0]) return [];
       const [, b, scales] = c.inputs as Value[];
       const n = aInt(c.attrs, 'N', 0);
@@ -69,19 +111,41 @@ registerOp(
       const gy = c.gradOutputs[0]!;
       const zero64 = runtimeZero(g, gy);
       const outShape = gy.shape ? [...gy.shape.slice(0, -1), k] : null;
-      const mm = (gyc: Value, w: Value) => g.op1('MatMul', [gyc, w], {}, { outTypes: [{ dtype: gy.dtype, shape: outShape }] });
+      const mm = (gyc: Value, w: Value) =>
+        g.op1('MatMul', [gyc, w], {}, { outTypes: [{ dtype: gy.dtype, shape: outShape }] });
       const chunk = nbitsGrad.chunkElements;
       if (n * k <= chunk) return [mm(gy, dequantizeNBitsGraph(g, b, scales, n, k, bits, bs, zero64))];
       // dX = sum over row chunks of dY[..., rows] W[rows, :]: one chunk's float32 rows live at a time (the slices of
       // the initializers start at a run-time offset, so they are not folded into copies either)
       const rows = Math.max(1, Math.floor(chunk / k));
-      const at = (v: number) => g.op1('Add', [g.ints([v]), g.op1('Unsqueeze', [zero64, g.ints([0])])], {}, { outTypes: [{ dtype: 'int64', shape: [1] }] });
+      const at = (v: number) =>
+        g.op1(
+          'Add',
+          [g.ints([v]), g.op1('Unsqueeze', [zero64, g.ints([0])])],
+          {},
+          { outTypes: [{ dtype: 'int64', shape: [1] }] },
+        );
       let acc: Value | null = null;
       for (let r0 = 0; r0 < n; r0 += rows) {
         const r1 = Math.min(n, r0 + rows);
-        const bc = g.op1('Slice', [b, at(r0), at(r1), g.ints([0])], {}, { outTypes: [{ dtype: b.dtype, shape: [r1 - r0, ...(b.shape ?? []).slice(1)] }] });
-        const sc = g.op1('Slice', [scales, at(r0 * nb), at(r1 * nb), g.ints([0])], {}, { outTypes: [{ dtype: scales.dtype, shape: [(r1 - r0) * nb] }] });
-        const gyc = g.op1('Slice', [gy, g.ints([r0]), g.ints([r1]), g.ints([-1])], {}, { outTypes: [{ dtype: gy.dtype, shape: gy.shape ? [...gy.shape.slice(0, -1), r1 - r0] : null }] });
+        const bc = g.op1(
+          'Slice',
+          [b, at(r0), at(r1), g.ints([0])],
+          {},
+          { outTypes: [{ dtype: b.dtype, shape: [r1 - r0, ...(b.shape ?? []).slice(1)] }] },
+        );
+        const sc = g.op1(
+          'Slice',
+          [scales, at(r0 * nb), at(r1 * nb), g.ints([0])],
+          {},
+          { outTypes: [{ dtype: scales.dtype, shape: [(r1 - r0) * nb] }] },
+        );
+        const gyc = g.op1(
+          'Slice',
+          [gy, g.ints([r0]), g.ints([r1]), g.ints([-1])],
+          {},
+          { outTypes: [{ dtype: gy.dtype, shape: gy.shape ? [...gy.shape.slice(0, -1), r1 - r0] : null }] },
+        );
         const part = mm(gyc, dequantizeNBitsGraph(g, bc, sc, r1 - r0, k, bits, bs, zero64));
         acc = acc ? g.op1('Add', [acc, part]) : part;
       }

@@ -22,14 +22,22 @@ export interface ReduceOptions {
 /** `axes` null/undefined: every axis (unless noopWithEmptyAxes). Axes may be negative, or a runtime int64 value. */
 function reduce(op: string, x: Value, axes: readonly number[] | Value | null | undefined, o: ReduceOptions): Value {
   const g = x.graph;
-  const ax = axes === null || axes === undefined ? null : Array.isArray(axes) ? g.ints(axes as number[]) : (axes as Value);
-  return g.op1(op, [x, ax], { keepdims: (o.keepdims ?? true) ? 1 : 0, noop_with_empty_axes: o.noopWithEmptyAxes ? 1 : undefined });
+  const ax =
+    axes === null || axes === undefined ? null : Array.isArray(axes) ? g.ints(axes as number[]) : (axes as Value);
+  return g.op1(op, [x, ax], {
+    keepdims: (o.keepdims ?? true) ? 1 : 0,
+    noop_with_empty_axes: o.noopWithEmptyAxes ? 1 : undefined,
+  });
 }
 
-export const reduceSum = (x: Value, axes?: readonly number[] | Value | null, o: ReduceOptions = {}): Value => reduce('ReduceSum', x, axes, o);
-export const reduceMean = (x: Value, axes?: readonly number[] | Value | null, o: ReduceOptions = {}): Value => reduce('ReduceMean', x, axes, o);
-export const reduceMax = (x: Value, axes?: readonly number[] | Value | null, o: ReduceOptions = {}): Value => reduce('ReduceMax', x, axes, o);
-export const reduceMin = (x: Value, axes?: readonly number[] | Value | null, o: ReduceOptions = {}): Value => reduce('ReduceMin', x, axes, o);
+export const reduceSum = (x: Value, axes?: readonly number[] | Value | null, o: ReduceOptions = {}): Value =>
+  reduce('ReduceSum', x, axes, o);
+export const reduceMean = (x: Value, axes?: readonly number[] | Value | null, o: ReduceOptions = {}): Value =>
+  reduce('ReduceMean', x, axes, o);
+export const reduceMax = (x: Value, axes?: readonly number[] | Value | null, o: ReduceOptions = {}): Value =>
+  reduce('ReduceMax', x, axes, o);
+export const reduceMin = (x: Value, axes?: readonly number[] | Value | null, o: ReduceOptions = {}): Value =>
+  reduce('ReduceMin', x, axes, o);
 
 // ---- gradient rules -------------------------------------------------------------------------------------------------
 
@@ -50,14 +58,18 @@ function reduceInfo(c: GradContext): ReduceInfo {
   const raw = c.inputs[1] ? constInts(c.inputs[1]) : [];
   if (raw === null) return { identity: false, axes: null, keep, rank };
   if (raw.length === 0 && noop) return { identity: true, axes: [], keep, rank };
-  const axes = raw.length === 0 ? Array.from({ length: rank }, (_, i) => i) : [...new Set(raw.map((a) => normAxis(a, rank)))].sort((a, b) => a - b);
+  const axes =
+    raw.length === 0
+      ? Array.from({ length: rank }, (_, i) => i)
+      : [...new Set(raw.map((a) => normAxis(a, rank)))].sort((a, b) => a - b);
   return { identity: false, axes, keep, rank };
 }
 
 /** A tensor in keepdims form (size-1 reduced axes) from an output-shaped one. */
 function keepForm(c: GradContext, info: ReduceInfo, v: Value): Value {
   if (info.keep) return v;
-  if (info.axes === null) throw new Error(`${c.node.opType} grad: with keepdims=0 the axes must be a build-time constant`);
+  if (info.axes === null)
+    throw new Error(`${c.node.opType} grad: with keepdims=0 the axes must be a build-time constant`);
   return c.g.op1('Unsqueeze', [v, c.g.ints(info.axes)]);
 }
 
@@ -79,7 +91,11 @@ function reducedCount(c: GradContext, info: ReduceInfo): Value {
   const xs = x.shape!;
   if (info.axes !== null) {
     const dims: Dim[] = info.axes.map((a) => xs[a]);
-    if (dims.every((d) => typeof d === 'number')) return g.scalar((dims as number[]).reduce((a, b) => a * b, 1), x);
+    if (dims.every((d) => typeof d === 'number'))
+      return g.scalar(
+        (dims as number[]).reduce((a, b) => a * b, 1),
+        x,
+      );
   }
   // size(X) / size(Y), at run time
   const sx = g.op1('Cast', [g.op1('Size', [x])], { to: ONNX_DTYPE[x.dtype] });
@@ -115,7 +131,10 @@ function extremumGrad(c: GradContext): Value[] {
   const y = keepForm(c, info, c.outputs[0]);
   // mask of the extrema, each weighted 1/(number of ties)
   const mask = g.op1('Cast', [g.op1('Equal', [x, y])], { to: ONNX_DTYPE[x.dtype] });
-  const ties = g.op1('ReduceSum', [mask, c.inputs[1]], { keepdims: 1, noop_with_empty_axes: aInt(c.attrs, 'noop_with_empty_axes', 0) || undefined });
+  const ties = g.op1('ReduceSum', [mask, c.inputs[1]], {
+    keepdims: 1,
+    noop_with_empty_axes: aInt(c.attrs, 'noop_with_empty_axes', 0) || undefined,
+  });
   return [mul(mask, div(keepForm(c, info, gy), ties))];
 }
 

@@ -37,7 +37,8 @@ export interface RopeCache {
 
 /** Inverse frequencies [head_dim/2] as transformers computes them (default, linear, llama3 rope types). */
 export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling | null = null): Float64Array {
-  if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2 !== 0) throw new Error(`ropeInvFreq: head_dim must be a positive even integer (got ${headDim})`);
+  if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2 !== 0)
+    throw new Error(`ropeInvFreq: head_dim must be a positive even integer (got ${headDim})`);
   if (!(theta > 0)) throw new Error(`ropeInvFreq: rope_theta must be > 0 (got ${theta})`);
   const h = headDim / 2;
   const inv = new Float64Array(h).map((_, i) => 1 / Math.pow(theta, (2 * i) / headDim));
@@ -68,10 +69,20 @@ export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling
  * cos/sin tables for int64 `positions` [B or 1, S]: angle = position * inv_freq, computed in `dtype` (default float32,
  * as transformers does; pass 'float64' for float64 graphs).
  */
-export function ropeCache(g: Graph, positions: Value, headDim: number, theta: number, scaling: RopeScaling | null = null, dtype: DType = 'float32'): RopeCache {
-  if (positions.dtype !== 'int64' && positions.dtype !== 'int32') throw new Error(`ropeCache: positions '${positions.name}' must be int64 (got ${positions.dtype})`);
-  if (positions.shape && positions.shape.length !== 2) throw new Error(`ropeCache: positions '${positions.name}' must be [B, S] (got [${positions.shape}])`);
-  if (dtype !== 'float32' && dtype !== 'float64' && dtype !== 'float16') throw new Error(`ropeCache: dtype must be float32, float64 or float16 (got ${dtype})`);
+export function ropeCache(
+  g: Graph,
+  positions: Value,
+  headDim: number,
+  theta: number,
+  scaling: RopeScaling | null = null,
+  dtype: DType = 'float32',
+): RopeCache {
+  if (positions.dtype !== 'int64' && positions.dtype !== 'int32')
+    throw new Error(`ropeCache: positions '${positions.name}' must be int64 (got ${positions.dtype})`);
+  if (positions.shape && positions.shape.length !== 2)
+    throw new Error(`ropeCache: positions '${positions.name}' must be [B, S] (got [${positions.shape}])`);
+  if (dtype !== 'float32' && dtype !== 'float64' && dtype !== 'float16')
+    throw new Error(`ropeCache: dtype must be float32, float64 or float16 (got ${dtype})`);
   const inv = ropeInvFreq(headDim, theta, scaling);
   const cdt = dtype === 'float64' ? 'float64' : 'float32'; // angles in float32 at least
   const invC = g.constant(cdt === 'float64' ? inv : new Float32Array(inv), cdt, [1, 1, headDim / 2]);
@@ -91,9 +102,15 @@ export function rangePositions(ids: Value, past: Value | number = 0): Value {
   const g = ids.graph;
   const S = ids.shape?.[1] ?? '?';
   const start = typeof past === 'number' ? g.constant(past, 'int64', []) : past;
-  if (start.dtype !== 'int64') throw new Error(`rangePositions: past '${start.name}' must be an int64 scalar (got ${start.dtype})`);
+  if (start.dtype !== 'int64')
+    throw new Error(`rangePositions: past '${start.name}' must be an int64 scalar (got ${start.dtype})`);
   const n = g.op1('Squeeze', [g.op1('Shape', [ids], { start: 1, end: 2 }), g.ints([0])]);
-  const r = g.op1('Range', [start, g.op1('Add', [start, n]), g.constant(1, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: [S] }] });
+  const r = g.op1(
+    'Range',
+    [start, g.op1('Add', [start, n]), g.constant(1, 'int64', [])],
+    {},
+    { outTypes: [{ dtype: 'int64', shape: [S] }] },
+  );
   return g.op1('Unsqueeze', [r, g.ints([0])]);
 }
 
@@ -104,12 +121,22 @@ export function rangePositions(ids: Value, past: Value | number = 0): Value {
 export function positionsFromMask(mask: Value, ids: Value): Value {
   const g = graphOf(mask, ids);
   const m = mask.dtype === 'int64' ? mask : g.op1('Cast', [mask], { to: 7 });
-  const cs = g.op1('CumSum', [m, g.constant(1, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: mask.shape }] });
+  const cs = g.op1(
+    'CumSum',
+    [m, g.constant(1, 'int64', [])],
+    {},
+    { outTypes: [{ dtype: 'int64', shape: mask.shape }] },
+  );
   const one = g.constant(1, 'int64', []);
   const pos = g.op1('Where', [g.op1('Equal', [m, g.constant(0, 'int64', [])]), one, g.op1('Sub', [cs, one])]);
   const S = g.op1('Shape', [ids], { start: 1, end: 2 });
   const start = g.op1('Neg', [S]);
-  return g.op1('Slice', [pos, start, g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])], {}, { outTypes: [{ dtype: 'int64', shape: [mask.shape?.[0] ?? '?', ids.shape?.[1] ?? '?'] }] });
+  return g.op1(
+    'Slice',
+    [pos, start, g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])],
+    {},
+    { outTypes: [{ dtype: 'int64', shape: [mask.shape?.[0] ?? '?', ids.shape?.[1] ?? '?'] }] },
+  );
 }
 
 export interface RotaryOptions {
@@ -127,8 +154,10 @@ export function applyRotary(x: Value, cache: RopeCache, o: RotaryOptions = {}): 
   const impl = o.impl ?? 'auto';
   const fused = impl === 'fused' || (impl === 'auto' && x.dtype !== 'float64');
   if (fused) {
-    if (x.dtype === 'float64') throw new Error(`applyRotary('${x.name}'): ORT has no float64 RotaryEmbedding kernel; use impl 'matmul'`);
-    if (g.opset < 23) throw new Error(`applyRotary('${x.name}'): RotaryEmbedding needs opset >= 23 (graph has ${g.opset})`);
+    if (x.dtype === 'float64')
+      throw new Error(`applyRotary('${x.name}'): ORT has no float64 RotaryEmbedding kernel; use impl 'matmul'`);
+    if (g.opset < 23)
+      throw new Error(`applyRotary('${x.name}'): RotaryEmbedding needs opset >= 23 (graph has ${g.opset})`);
     let { cos, sin } = cache;
     if (cos.dtype !== x.dtype) {
       const to = { to: x.dtype === 'float16' ? 10 : 1 };
@@ -137,7 +166,9 @@ export function applyRotary(x: Value, cache: RopeCache, o: RotaryOptions = {}): 
     }
     // the op wants cos/sin batch == x batch: broadcast a shared [1, S, h] table
     if (cos.shape?.[0] === 1 && xs?.[0] !== 1) {
-      const target = g.op1('Concat', [g.op1('Shape', [x], { start: 0, end: 1 }), g.op1('Shape', [cos], { start: 1 })], { axis: 0 });
+      const target = g.op1('Concat', [g.op1('Shape', [x], { start: 0, end: 1 }), g.op1('Shape', [cos], { start: 1 })], {
+        axis: 0,
+      });
       const t = { dtype: cos.dtype, shape: [xs?.[0] ?? '?', ...(cos.shape?.slice(1) ?? ['?', hd / 2])] };
       cos = g.op1('Expand', [cos, target], {}, { outTypes: [t] });
       sin = g.op1('Expand', [sin, target], {}, { outTypes: [t] });
@@ -147,7 +178,10 @@ export function applyRotary(x: Value, cache: RopeCache, o: RotaryOptions = {}): 
   // composite: x * cos + (x @ R) * sin, R the rotate_half matrix
   if (!cache.full || cache.full.cos.dtype !== x.dtype) {
     const widen = (t: Value) => {
-      let v = t.dtype === x.dtype ? t : g.op1('Cast', [t], { to: x.dtype === 'float64' ? 11 : x.dtype === 'float16' ? 10 : 1 });
+      let v =
+        t.dtype === x.dtype
+          ? t
+          : g.op1('Cast', [t], { to: x.dtype === 'float64' ? 11 : x.dtype === 'float16' ? 10 : 1 });
       v = g.op1('Concat', [v, v], { axis: -1 });
       return g.op1('Unsqueeze', [v, g.ints([1])]);
     };

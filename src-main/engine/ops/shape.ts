@@ -49,7 +49,12 @@ export function constantOfShape(g: Graph, dims: Value | readonly number[], value
   else (one as Float64Array)[0] = value;
   const dv = Array.isArray(dims) ? g.ints(dims as number[]) : (dims as Value);
   const st = Array.isArray(dims) ? (dims as number[]) : constInts(dv);
-  return g.op1('ConstantOfShape', [dv], { value: { dtype, dims: [1], data: one } }, { outTypes: [{ dtype, shape: st ?? null }] });
+  return g.op1(
+    'ConstantOfShape',
+    [dv],
+    { value: { dtype, dims: [1], data: one } },
+    { outTypes: [{ dtype, shape: st ?? null }] },
+  );
 }
 
 /** Zeros with `like`'s dtype and shape (static dims: no dependency on `like`'s data). */
@@ -79,7 +84,9 @@ export function reshapeTo(g: Graph, v: Value, target: Shape, fallback: () => Val
   });
   if (unknown > 1 || (hasZero && unknown > 0)) ok = false;
   const out = ok
-    ? g.op1('Reshape', [v, g.ints(dims)], hasZero ? { allowzero: 1 } : {}, { outTypes: [{ dtype: v.dtype, shape: target }] })
+    ? g.op1('Reshape', [v, g.ints(dims)], hasZero ? { allowzero: 1 } : {}, {
+        outTypes: [{ dtype: v.dtype, shape: target }],
+      })
     : g.op1('Reshape', [v, fallback()], {}, { outTypes: [{ dtype: v.dtype, shape: target }] });
   return out;
 }
@@ -125,9 +132,21 @@ export function concat(xs: readonly Value[], axis: number): Value {
 }
 
 /** x[starts:ends:steps] along `axes` (default 0..n-1); bounds may be negative and are clamped as in ONNX. */
-export function slice(x: Value, starts: IntsOrValue, ends: IntsOrValue, axes?: IntsOrValue, steps?: IntsOrValue): Value {
+export function slice(
+  x: Value,
+  starts: IntsOrValue,
+  ends: IntsOrValue,
+  axes?: IntsOrValue,
+  steps?: IntsOrValue,
+): Value {
   const g = x.graph;
-  return g.op1('Slice', [x, intsInput(g, starts), intsInput(g, ends), axes ? intsInput(g, axes) : null, steps ? intsInput(g, steps) : null]);
+  return g.op1('Slice', [
+    x,
+    intsInput(g, starts),
+    intsInput(g, ends),
+    axes ? intsInput(g, axes) : null,
+    steps ? intsInput(g, steps) : null,
+  ]);
 }
 
 /**
@@ -183,7 +202,8 @@ function symbolicSliceLen(d: Dim, start: number, end: number, step: number): Dim
   const [a, c] = step > 0 ? [ae - as, ce - cs] : [as - ae, cs - ce];
   if (a === 0 && c <= 0) return 0;
   if (a === 1 && c === 0 && Math.abs(step) === 1) return d;
-  if (step === 1 && ((as === 0 && cs === 0 && ae === 0 && ce === 1) || (as === 1 && cs === -1 && ae === 1 && ce === 0))) return 1;
+  if (step === 1 && ((as === 0 && cs === 0 && ae === 0 && ce === 1) || (as === 1 && cs === -1 && ae === 1 && ce === 0)))
+    return 1;
   return '?';
 }
 
@@ -204,7 +224,10 @@ registerShapeRule('Slice', (ins) => {
       return;
     }
     const d = x.shape![k];
-    out[k] = typeof d === 'number' ? sliceLen(d, starts[i], ends[i], steps[i]).len : symbolicSliceLen(d, starts[i], ends[i], steps[i]);
+    out[k] =
+      typeof d === 'number'
+        ? sliceLen(d, starts[i], ends[i], steps[i]).len
+        : symbolicSliceLen(d, starts[i], ends[i], steps[i]);
   });
   return [{ dtype: x.dtype, shape: out }];
 });
@@ -219,7 +242,8 @@ registerShapeRule('Split', (ins, attrs, nOut) => {
     const s = constInts(ins[1]);
     sizes = s ?? Array.from({ length: nOut }, () => '?');
     if (s && s.length !== nOut) throw new Error(`Split: ${s.length} sizes for ${nOut} outputs`);
-    if (s && typeof d === 'number' && s.reduce((a, b) => a + b, 0) !== d) throw new Error(`Split: sizes [${s}] do not sum to dim ${d}`);
+    if (s && typeof d === 'number' && s.reduce((a, b) => a + b, 0) !== d)
+      throw new Error(`Split: sizes [${s}] do not sum to dim ${d}`);
   } else if (typeof d === 'number') {
     const parts = attrInt(attrs, 'num_outputs', nOut);
     const chunk = Math.ceil(d / parts);
@@ -266,7 +290,9 @@ registerOp('Squeeze', {
     if (axes === null) return reshapeBack(c);
     axes = axes.map((a) => normAxis(a, s.length)).sort((a, b) => a - b);
     if (axes.length === 0) return [c.gradOutputs[0]!];
-    return [c.g.op1('Unsqueeze', [c.gradOutputs[0]!, c.g.ints(axes)], {}, { outTypes: [{ dtype: x.dtype, shape: s }] })];
+    return [
+      c.g.op1('Unsqueeze', [c.gradOutputs[0]!, c.g.ints(axes)], {}, { outTypes: [{ dtype: x.dtype, shape: s }] }),
+    ];
   },
 });
 
@@ -329,13 +355,21 @@ registerOp('Concat', {
         let end: number | bigint;
         if (i <= j) {
           start = (sizes.slice(0, i) as number[]).reduce((a, b) => a + b, 0);
-          end = i < j ? start + (sizes[i] as number) : -(sizes.slice(j + 1) as number[]).reduce((a, b) => a + b, 0) || INT64_MAX;
+          end =
+            i < j
+              ? start + (sizes[i] as number)
+              : -(sizes.slice(j + 1) as number[]).reduce((a, b) => a + b, 0) || INT64_MAX;
         } else {
           const after = (sizes.slice(i) as number[]).reduce((a, b) => a + b, 0);
           start = -after;
           end = -after + (sizes[i] as number) || INT64_MAX;
         }
-        res[i] = g.op1('Slice', [gy, g.ints([start]), g.ints([end]), g.ints([axis])], {}, { outTypes: [{ dtype: gy.dtype, shape: xs[i].shape }] });
+        res[i] = g.op1(
+          'Slice',
+          [gy, g.ints([start]), g.ints([end]), g.ints([axis])],
+          {},
+          { outTypes: [{ dtype: gy.dtype, shape: xs[i].shape }] },
+        );
       });
       return res;
     }
@@ -344,7 +378,13 @@ registerOp('Concat', {
     xs.forEach((x, i) => {
       const len = shapeOf(g, x, axis, axis + 1);
       const end = g.op1('Add', [offset, len]);
-      if (c.needs[i]) res[i] = g.op1('Slice', [gy, offset, end, g.ints([axis])], {}, { outTypes: [{ dtype: gy.dtype, shape: x.shape }] });
+      if (c.needs[i])
+        res[i] = g.op1(
+          'Slice',
+          [gy, offset, end, g.ints([axis])],
+          {},
+          { outTypes: [{ dtype: gy.dtype, shape: x.shape }] },
+        );
       offset = end;
     });
     return res;
@@ -358,7 +398,11 @@ registerOp('Split', {
     const r = knownShape(x, 'Split grad').length;
     const axis = normAxis(aInt(c.attrs, 'axis', 0), r);
     const parts = c.outputs.map((o, i) => c.gradOutputs[i] ?? zerosLike(g, o));
-    return [parts.length === 1 ? parts[0] : g.op1('Concat', parts, { axis }, { outTypes: [{ dtype: x.dtype, shape: x.shape }] })];
+    return [
+      parts.length === 1
+        ? parts[0]
+        : g.op1('Concat', parts, { axis }, { outTypes: [{ dtype: x.dtype, shape: x.shape }] }),
+    ];
   },
 });
 
@@ -375,8 +419,8 @@ registerOp('Slice', {
     const r = xs.length;
     const starts = constInts(c.inputs[1]);
     const ends = constInts(c.inputs[2]);
-    const axesIn = c.inputs[3] ? constInts(c.inputs[3]) : starts?.map((_, i) => i) ?? null;
-    const steps = c.inputs[4] ? constInts(c.inputs[4]) : starts?.map(() => 1) ?? null;
+    const axesIn = c.inputs[3] ? constInts(c.inputs[3]) : (starts?.map((_, i) => i) ?? null);
+    const steps = c.inputs[4] ? constInts(c.inputs[4]) : (starts?.map(() => 1) ?? null);
     if (!starts || !ends || !axesIn || !steps) throw new Error('Slice grad: starts/ends/axes/steps must be constants');
     let gy = c.gradOutputs[0]!;
     const ys = c.outputs[0].shape ? [...c.outputs[0].shape] : xs.map(() => '?' as Dim);
@@ -407,7 +451,8 @@ registerOp('Slice', {
         endp[k] = n - p0 - span;
         return;
       }
-      if (Math.abs(step) !== 1) throw new Error(`Slice grad: step ${step} along axis ${k} needs a static dim (got '${n}')`);
+      if (Math.abs(step) !== 1)
+        throw new Error(`Slice grad: step ${step} along axis ${k} needs a static dim (got '${n}')`);
       // Runtime clamping for a symbolic dim.
       const nv = g.op1('Shape', [x], { start: k || undefined, end: k + 1 });
       const norm = (b: number, lo: Value, hi: Value): Value => {
@@ -433,7 +478,13 @@ registerOp('Slice', {
     if (reverse.length) {
       gy = g.op1(
         'Slice',
-        [gy, g.ints(reverse.map(() => -1)), g.ints(reverse.map(() => INT64_MIN)), g.ints(reverse), g.ints(reverse.map(() => -1))],
+        [
+          gy,
+          g.ints(reverse.map(() => -1)),
+          g.ints(reverse.map(() => INT64_MIN)),
+          g.ints(reverse),
+          g.ints(reverse.map(() => -1)),
+        ],
         {},
         { outTypes: [{ dtype: gy.dtype, shape: ys }] },
       );
@@ -451,12 +502,21 @@ registerOp('Slice', {
       );
       const span = stride * (len - 1) + 1;
       ys[k] = span;
-      gy = g.op1('Slice', [flat, g.ints([0]), g.ints([span]), g.ints([k])], {}, { outTypes: [{ dtype: gy.dtype, shape: [...ys] }] });
+      gy = g.op1(
+        'Slice',
+        [flat, g.ints([0]), g.ints([span]), g.ints([k])],
+        {},
+        { outTypes: [{ dtype: gy.dtype, shape: [...ys] }] },
+      );
     }
     const all = [...begin, ...endp];
     const pads = all.every((p) => typeof p === 'number')
       ? g.ints(all as number[])
-      : g.op1('Concat', all.map((p) => (typeof p === 'number' ? i64(g, p) : p)), { axis: 0 });
+      : g.op1(
+          'Concat',
+          all.map((p) => (typeof p === 'number' ? i64(g, p) : p)),
+          { axis: 0 },
+        );
     return [g.op1('Pad', [gy, pads], {}, { outTypes: [{ dtype: x.dtype, shape: xs }] })];
   },
 });
@@ -467,7 +527,8 @@ registerOp('Pad', {
     const x = c.inputs[0]!;
     const xs = knownShape(x, 'Pad grad');
     const mode = c.attrs.mode;
-    if (mode && mode.type === 'string' && mode.value !== 'constant') throw new Error(`Pad grad: mode '${mode.value}' is not supported (constant only)`);
+    if (mode && mode.type === 'string' && mode.value !== 'constant')
+      throw new Error(`Pad grad: mode '${mode.value}' is not supported (constant only)`);
     const pads = constInts(c.inputs[1]);
     const axes = c.inputs[3] ? constInts(c.inputs[3]) : xs.map((_, i) => i);
     if (!pads || !axes) throw new Error('Pad grad: pads/axes must be constants');
@@ -491,7 +552,8 @@ registerOp('Pad', {
     });
     let gx = c.gradOutputs[0]!;
     if (sliceAxes.length) gx = g.op1('Slice', [gx, g.ints(sStarts), g.ints(sEnds), g.ints(sliceAxes)]);
-    if (back.some((v) => v !== 0)) gx = g.op1('Pad', [gx, g.ints(back)], {}, { outTypes: [{ dtype: x.dtype, shape: xs }] });
+    if (back.some((v) => v !== 0))
+      gx = g.op1('Pad', [gx, g.ints(back)], {}, { outTypes: [{ dtype: x.dtype, shape: xs }] });
     return [gx];
   },
 });

@@ -14,7 +14,8 @@ export function logSoftmax(x: Value, axis = -1): Value {
 }
 
 function axisOf(opset: number, attrs: Parameters<typeof aInt>[0]): number {
-  if (opset < 13) throw new Error(`Softmax/LogSoftmax gradient needs opset >= 13 (single-axis semantics); graph has ${opset}`);
+  if (opset < 13)
+    throw new Error(`Softmax/LogSoftmax gradient needs opset >= 13 (single-axis semantics); graph has ${opset}`);
   return aInt(attrs, 'axis', -1);
 }
 

@@ -30,7 +30,13 @@ export interface AdamWScalars {
  * Scalars in `dtype` (the parameters' dtype). They are computed in float64 and cast once: in float32,
  * 1 - 0.999^t loses ~1e-5 relative accuracy, which would bias every parameter's update the same way.
  */
-export function adamwScalars(g: Graph, lr: Value, t: Value, cfg: AdamWConfig = {}, dtype: DType = lr.dtype): AdamWScalars {
+export function adamwScalars(
+  g: Graph,
+  lr: Value,
+  t: Value,
+  cfg: AdamWConfig = {},
+  dtype: DType = lr.dtype,
+): AdamWScalars {
   const c = { ...ADAMW_DEFAULTS, ...cfg };
   const F64 = ONNX_DTYPE.float64;
   return g.scope('adamw', () => {

@@ -16,7 +16,10 @@ export function clipByGlobalNorm(g: Graph, grads: readonly Value[], maxNorm: num
   return g.scope('clip', () => {
     const norm = globalNorm(g, grads);
     const dt = norm.dtype;
-    const coef = g.op1('Min', [g.op1('Div', [g.scalar(maxNorm, dt), g.op1('Add', [norm, g.scalar(1e-6, dt)])]), g.scalar(1, dt)]);
+    const coef = g.op1('Min', [
+      g.op1('Div', [g.scalar(maxNorm, dt), g.op1('Add', [norm, g.scalar(1e-6, dt)])]),
+      g.scalar(1, dt),
+    ]);
     return { grads: grads.map((x) => g.op1('Mul', [x, coef])), norm };
   });
 }

@@ -8,7 +8,14 @@ export interface AdamWState {
 }
 
 /** In-place PyTorch AdamW step on `p` (t is 1-based). */
-export function adamwReference(p: Float64Array, grad: ArrayLike<number>, st: AdamWState, lr: number, t: number, cfg: AdamWConfig = {}): void {
+export function adamwReference(
+  p: Float64Array,
+  grad: ArrayLike<number>,
+  st: AdamWState,
+  lr: number,
+  t: number,
+  cfg: AdamWConfig = {},
+): void {
   const c = { ...ADAMW_DEFAULTS, ...cfg };
   const bc1 = 1 - c.beta1 ** t;
   const bc2 = 1 - c.beta2 ** t;

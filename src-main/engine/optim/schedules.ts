@@ -17,7 +17,8 @@ export interface Schedule {
 function check(s: Schedule): { w: number; T: number; minR: number } {
   const w = s.warmupSteps ?? 0;
   if (!Number.isInteger(w) || w < 0) throw new Error(`schedule: warmupSteps must be a non-negative integer, got ${w}`);
-  if (s.kind !== 'constant' && (s.totalSteps === undefined || s.totalSteps <= 0)) throw new Error(`schedule '${s.kind}': totalSteps is required`);
+  if (s.kind !== 'constant' && (s.totalSteps === undefined || s.totalSteps <= 0))
+    throw new Error(`schedule '${s.kind}': totalSteps is required`);
   return { w, T: s.totalSteps ?? 0, minR: s.minRatio ?? 0 };
 }
 

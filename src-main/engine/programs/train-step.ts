@@ -75,7 +75,8 @@ export interface StepProgram {
 
 function paramInputs(g: Graph, params: readonly ParamSpec[]): Record<string, Value> {
   const dts = new Set(params.map((p) => p.dtype ?? 'float32'));
-  if (dts.size > 1) throw new Error(`train step: all trainable parameters must share one dtype (got ${[...dts].join(', ')})`);
+  if (dts.size > 1)
+    throw new Error(`train step: all trainable parameters must share one dtype (got ${[...dts].join(', ')})`);
   const seen = new Set<string>();
   const out: Record<string, Value> = {};
   for (const p of params) {
@@ -86,19 +87,27 @@ function paramInputs(g: Graph, params: readonly ParamSpec[]): Record<string, Val
   return out;
 }
 
-function runForward(g: Graph, o: TrainProgramOptions, params: Record<string, Value>): { loss: Value; extra: string[]; grads: Value[]; dataInputs: string[] } {
+function runForward(
+  g: Graph,
+  o: TrainProgramOptions,
+  params: Record<string, Value>,
+): { loss: Value; extra: string[]; grads: Value[]; dataInputs: string[] } {
   const before = new Set(g.inputs);
   const res = g.scope('fwd', () => o.forward(g, params));
   const dataInputs = g.inputs.filter((v) => !before.has(v)).map((v) => v.name);
   const loss = res.loss;
-  if (loss.shape !== null && loss.shape.length !== 0) throw new Error(`train step: loss must be a scalar, got shape [${loss.shape.join(',')}]`);
+  if (loss.shape !== null && loss.shape.length !== 0)
+    throw new Error(`train step: loss must be a scalar, got shape [${loss.shape.join(',')}]`);
   g.output(loss, stepNames.loss);
   const extra: string[] = [];
   for (const [k, v] of Object.entries(res.outputs ?? {})) {
     g.output(v, k);
     extra.push(k);
   }
-  const grads = gradients(loss, o.params.map((p) => params[p.name]));
+  const grads = gradients(
+    loss,
+    o.params.map((p) => params[p.name]),
+  );
   if (o.outputGrads) o.params.forEach((p, i) => g.output(grads[i], stepNames.grad(p.name)));
   return { loss, extra, grads, dataInputs };
 }
@@ -107,7 +116,14 @@ function scalarInputs(g: Graph): { lr: Value; step: Value } {
   return { lr: g.input(stepNames.lr, 'float32', []), step: g.input(stepNames.step, 'float32', []) };
 }
 
-function applyUpdates(g: Graph, o: TrainProgramOptions, params: Record<string, Value>, grads: Value[], lr: Value, step: Value): void {
+function applyUpdates(
+  g: Graph,
+  o: TrainProgramOptions,
+  params: Record<string, Value>,
+  grads: Value[],
+  lr: Value,
+  step: Value,
+): void {
   let gs = grads;
   let norm: Value;
   if (o.clipNorm !== undefined && o.clipNorm !== null) {
@@ -121,7 +137,9 @@ function applyUpdates(g: Graph, o: TrainProgramOptions, params: Record<string, V
     const dt = p.dtype ?? 'float32';
     const m = g.input(stepNames.m(p.name), dt, p.shape);
     const v = g.input(stepNames.v(p.name), dt, p.shape);
-    const u = g.scope(`adamw/${p.name}`, () => adamwUpdate(g, s, params[p.name], gs[i], m, v, o.adamw, p.decay ?? true));
+    const u = g.scope(`adamw/${p.name}`, () =>
+      adamwUpdate(g, s, params[p.name], gs[i], m, v, o.adamw, p.decay ?? true),
+    );
     g.output(u.p, stepNames.paramOut(p.name));
     g.output(u.m, stepNames.mOut(p.name));
     g.output(u.v, stepNames.vOut(p.name));
@@ -163,6 +181,18 @@ export function buildApplyStep(o: Omit<TrainProgramOptions, 'forward'>): StepPro
   const params = paramInputs(g, o.params);
   const { lr, step } = scalarInputs(g);
   const grads = o.params.map((p) => g.input(stepNames.acc(p.name), p.dtype ?? 'float32', p.shape));
-  applyUpdates(g, { ...o, forward: () => { throw new Error('unused'); } }, params, grads, lr, step);
+  applyUpdates(
+    g,
+    {
+      ...o,
+      forward: () => {
+        throw new Error('unused');
+      },
+    },
+    params,
+    grads,
+    lr,
+    step,
+  );
   return { kind: 'apply', graph: g, params: o.params, dataInputs: [], extraOutputs: [] };
 }

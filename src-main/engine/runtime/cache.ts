@@ -11,7 +11,18 @@
 
 import { nameDiskFull } from '../../util/disk-full';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Graph } from '../graph/builder';
 import { DTYPE_BYTES } from '../graph/dtype';
@@ -31,7 +42,10 @@ export function stableStringify(x: unknown): string {
     if (typeof x === 'number' && !Number.isFinite(x)) return `"${x}"`;
     return JSON.stringify(x) ?? 'null';
   }
-  if (ArrayBuffer.isView(x)) return `{"$typed":"${x.constructor.name}","sha256":"${createHash('sha256').update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)).digest('hex')}"}`;
+  if (ArrayBuffer.isView(x))
+    return `{"$typed":"${x.constructor.name}","sha256":"${createHash('sha256')
+      .update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength))
+      .digest('hex')}"}`;
   if (Array.isArray(x)) return `[${x.map(stableStringify).join(',')}]`;
   const o = x as Record<string, unknown>;
   return `{${Object.keys(o)
@@ -42,7 +56,9 @@ export function stableStringify(x: unknown): string {
 }
 
 export function contentHash(key: unknown): string {
-  return createHash('sha256').update(stableStringify({ v: ENGINE_GRAPH_VERSION, key })).digest('hex');
+  return createHash('sha256')
+    .update(stableStringify({ v: ENGINE_GRAPH_VERSION, key }))
+    .digest('hex');
 }
 
 // ---------------------------------------------------------------- size cap
@@ -224,7 +240,8 @@ export function evictGraphCache(cacheDir: string, o: EvictOptions = {}): Evictio
   for (const n of names) {
     const p = join(cacheDir, n);
     try {
-      if (n.startsWith('.evict-') || (n.startsWith('.tmp-') && now - statSync(p).mtimeMs > STALE_TMP_MS)) rmSync(p, { recursive: true, force: true });
+      if (n.startsWith('.evict-') || (n.startsWith('.tmp-') && now - statSync(p).mtimeMs > STALE_TMP_MS))
+        rmSync(p, { recursive: true, force: true });
     } catch {
       /* still mapped somewhere (Windows): a later pass */
     }
@@ -254,7 +271,10 @@ export function evictGraphCache(cacheDir: string, o: EvictOptions = {}): Evictio
       kept.push(e.hash);
       continue;
     }
-    const trash = join(cacheDir, `.evict-${e.hash.slice(0, 16)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    const trash = join(
+      cacheDir,
+      `.evict-${e.hash.slice(0, 16)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    );
     try {
       renameSync(dir, trash); // out of the cache at once: no reader finds a half-deleted entry
     } catch {
@@ -292,7 +312,12 @@ export interface CompileCachedOptions extends EvictOptions {
 }
 
 /** Return the cached model for `key`, building and saving it with `build()` on a miss (then evicting down to the cap). */
-export function compileCached(cacheDir: string, key: unknown, build: () => Graph, opts: CompileCachedOptions = {}): CachedModel {
+export function compileCached(
+  cacheDir: string,
+  key: unknown,
+  build: () => Graph,
+  opts: CompileCachedOptions = {},
+): CachedModel {
   const hash = contentHash(key);
   const dir = join(cacheDir, hash);
   const path = join(dir, 'model.onnx');
@@ -338,11 +363,17 @@ export function compileCached(cacheDir: string, key: unknown, build: () => Graph
  * cache entry (needs cacheDir + key). A cache entry given out here stays held (not evicted) for the rest of the
  * thread's life; use compileCached and its release() for a shorter hold.
  */
-export function modelSource(graph: Graph | (() => Graph), o: { cacheDir?: string; key?: unknown; maxInlineBytes?: number } = {}): string | Uint8Array {
-  if (o.cacheDir && o.key !== undefined) return compileCached(o.cacheDir, o.key, typeof graph === 'function' ? graph : () => graph).path;
+export function modelSource(
+  graph: Graph | (() => Graph),
+  o: { cacheDir?: string; key?: unknown; maxInlineBytes?: number } = {},
+): string | Uint8Array {
+  if (o.cacheDir && o.key !== undefined)
+    return compileCached(o.cacheDir, o.key, typeof graph === 'function' ? graph : () => graph).path;
   const g = typeof graph === 'function' ? graph() : graph;
   let bytes = 0;
-  for (const td of g.initData.values()) if (!('external' in td.data)) bytes += td.dims.reduce((a, b) => a * b, 1) * DTYPE_BYTES[td.dtype];
-  if (bytes > (o.maxInlineBytes ?? 1 << 30)) throw new Error(`graph '${g.name}' has ${bytes} bytes of initializers: give cacheDir and key to load it from disk`);
+  for (const td of g.initData.values())
+    if (!('external' in td.data)) bytes += td.dims.reduce((a, b) => a * b, 1) * DTYPE_BYTES[td.dtype];
+  if (bytes > (o.maxInlineBytes ?? 1 << 30))
+    throw new Error(`graph '${g.name}' has ${bytes} bytes of initializers: give cacheDir and key to load it from disk`);
   return serializeModel(g).model;
 }

@@ -168,14 +168,19 @@ export class SplitSession implements RunSession {
     const inputs = new Set<string>();
     for (const n of host?.inputNames ?? []) if (!n.startsWith(SHAPE_INPUT_PREFIX)) inputs.add(n);
     for (const n of device.inputNames) if (!this.hostOutputs.has(n)) inputs.add(n);
-    for (const n of host?.inputNames ?? []) if (n.startsWith(SHAPE_INPUT_PREFIX)) inputs.add(n.slice(SHAPE_INPUT_PREFIX.length));
+    for (const n of host?.inputNames ?? [])
+      if (n.startsWith(SHAPE_INPUT_PREFIX)) inputs.add(n.slice(SHAPE_INPUT_PREFIX.length));
     this.inputNames = [...inputs];
     const outs = [...device.outputNames];
     for (const n of this.hostOutputs) if (!device.inputNames.includes(n)) outs.push(n);
     this.outputNames = outs;
   }
 
-  static async create(host: string | Uint8Array, device: string | Uint8Array, o: ProgramOptions = {}): Promise<SplitSession> {
+  static async create(
+    host: string | Uint8Array,
+    device: string | Uint8Array,
+    o: ProgramOptions = {},
+  ): Promise<SplitSession> {
     const s = o.session ?? {};
     const source = typeof device === 'string' ? device : `<${device.byteLength} bytes>`;
     const common = {
@@ -184,9 +189,15 @@ export class SplitSession implements RunSession {
       logSeverityLevel: s.logSeverity ?? 3,
     };
     let hostSession: ort.InferenceSession | null = null;
-    const load = (m: string | Uint8Array, opts: ort.InferenceSession.SessionOptions) => (typeof m === 'string' ? ort.InferenceSession.create(m, opts) : ort.InferenceSession.create(m, opts));
+    const load = (m: string | Uint8Array, opts: ort.InferenceSession.SessionOptions) =>
+      typeof m === 'string' ? ort.InferenceSession.create(m, opts) : ort.InferenceSession.create(m, opts);
     try {
-      hostSession = await load(host, { ...common, executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });
+      hostSession = await load(host, {
+        ...common,
+        executionProviders: ['cpu'],
+        intraOpNumThreads: 1,
+        interOpNumThreads: 1,
+      });
     } catch (e) {
       throw new Error(`cannot load the CPU prologue of ${source}: ${(e as Error).message}`);
     }
@@ -216,20 +227,32 @@ export class SplitSession implements RunSession {
   }
 
   async run(feeds: Record<string, ort.Tensor>, fetch?: readonly string[]): Promise<Record<string, ort.Tensor>> {
-    for (const name of this.inputNames) if (!(name in feeds)) throw new Error(`run ${this.source}: missing input '${name}'`);
+    for (const name of this.inputNames)
+      if (!(name in feeds)) throw new Error(`run ${this.source}: missing input '${name}'`);
     for (const name of Object.keys(feeds))
-      if (!this.inputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an input of this model (inputs: ${this.inputNames.join(', ')})`);
-    if (fetch) for (const name of fetch) if (!this.outputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an output of this model`);
+      if (!this.inputNames.includes(name))
+        throw new Error(
+          `run ${this.source}: '${name}' is not an input of this model (inputs: ${this.inputNames.join(', ')})`,
+        );
+    if (fetch)
+      for (const name of fetch)
+        if (!this.outputNames.includes(name))
+          throw new Error(`run ${this.source}: '${name}' is not an output of this model`);
     let hostOut: Record<string, ort.Tensor> = {};
     if (this.host) {
       const hf: Record<string, ort.Tensor> = {};
       for (const n of this.host.inputNames) {
         if (n.startsWith(SHAPE_INPUT_PREFIX)) {
           const src = feeds[n.slice(SHAPE_INPUT_PREFIX.length)];
-          hf[n] = tensor('int64', [src.dims.length], BigInt64Array.from(src.dims, (d) => BigInt(d)));
+          hf[n] = tensor(
+            'int64',
+            [src.dims.length],
+            BigInt64Array.from(src.dims, (d) => BigInt(d)),
+          );
         } else {
           const t = feeds[n];
-          if (onDevice(t)) throw new Error(`run ${this.source}: input '${n}' is read by the CPU prologue and must be a CPU tensor`);
+          if (onDevice(t))
+            throw new Error(`run ${this.source}: input '${n}' is read by the CPU prologue and must be a CPU tensor`);
           hf[n] = t;
         }
       }
@@ -249,7 +272,10 @@ export class SplitSession implements RunSession {
       out = (await this.device.run(df, want)) as Record<string, ort.Tensor>;
     } catch (e) {
       // the inputs were checked above: what fails here is the device (lost, out of memory, driver reset)
-      throw new DeviceError(`the WebGPU device failed running ${this.source}: ${(e as Error).message.split('\n')[0]}`, 'webgpu');
+      throw new DeviceError(
+        `the WebGPU device failed running ${this.source}: ${(e as Error).message.split('\n')[0]}`,
+        'webgpu',
+      );
     }
     let down = 0;
     for (const [n, t] of Object.entries(out)) if (!this.deviceOutputs.has(n) && !onDevice(t)) down += bytesOf(t);
@@ -276,7 +302,8 @@ export class DeviceReader {
   constructor(private readonly specs: readonly { dtype: DType; shape: readonly number[] }[]) {}
 
   async read(ts: readonly ort.Tensor[]): Promise<ort.Tensor[]> {
-    if (ts.length !== this.specs.length) throw new Error(`device reader: ${ts.length} tensors for ${this.specs.length} slots`);
+    if (ts.length !== this.specs.length)
+      throw new Error(`device reader: ${ts.length} tensors for ${this.specs.length} slots`);
     if (!ts.some(onDevice)) return ts.slice();
     if (!this.session) {
       const g = new Graph('read_back');
@@ -286,7 +313,11 @@ export class DeviceReader {
         return `y${i}`;
       });
       const { serializeModel } = await import('../graph/serialize');
-      this.session = ort.InferenceSession.create(serializeModel(g).model, { executionProviders: ['webgpu'], preferredOutputLocation: 'cpu', logSeverityLevel: 3 });
+      this.session = ort.InferenceSession.create(serializeModel(g).model, {
+        executionProviders: ['webgpu'],
+        preferredOutputLocation: 'cpu',
+        logSeverityLevel: 3,
+      });
     }
     try {
       const s = await this.session;
@@ -296,7 +327,10 @@ export class DeviceReader {
       return this.names.map((n) => out[n]);
     } catch (e) {
       this.session = null;
-      throw new DeviceError(`reading the training state back from the WebGPU device failed: ${(e as Error).message.split('\n')[0]}`, 'webgpu');
+      throw new DeviceError(
+        `reading the training state back from the WebGPU device failed: ${(e as Error).message.split('\n')[0]}`,
+        'webgpu',
+      );
     }
   }
 

@@ -37,14 +37,18 @@ let webgpuUsable: Promise<string | null> | null = null;
 /** null when a WebGPU adapter runs a tiny graph here, else the reason it does not (checked once per process). */
 export function webgpuUnavailable(): Promise<string | null> {
   return (webgpuUsable ??= (async () => {
-    if (!ort.listSupportedBackends().some((b) => b.name === 'webgpu')) return 'this onnxruntime-node build has no WebGPU provider';
+    if (!ort.listSupportedBackends().some((b) => b.name === 'webgpu'))
+      return 'this onnxruntime-node build has no WebGPU provider';
     try {
       // a one-node model (Identity of a float input), written by hand: no engine import cycle
       const { Graph } = await import('../graph/builder');
       const { serializeModel } = await import('../graph/serialize');
       const g = new Graph('probe');
       g.output(g.op1('Identity', [g.input('x', 'float32', [1])]), 'y');
-      const s = await ort.InferenceSession.create(serializeModel(g).model, { executionProviders: ['webgpu'], logSeverityLevel: 4 });
+      const s = await ort.InferenceSession.create(serializeModel(g).model, {
+        executionProviders: ['webgpu'],
+        logSeverityLevel: 4,
+      });
       await s.run({ x: new ort.Tensor('float32', new Float32Array([1]), [1]) });
       await s.release();
       return null;
@@ -55,7 +59,9 @@ export function webgpuUnavailable(): Promise<string | null> {
 }
 
 /** GPU providers worth probing here, and why the others are not. */
-export async function gpuCandidates(installed: (p: Provider) => boolean = (p) => providerInstalled(p)): Promise<{ candidates: Provider[]; skipped: string[] }> {
+export async function gpuCandidates(
+  installed: (p: Provider) => boolean = (p) => providerInstalled(p),
+): Promise<{ candidates: Provider[]; skipped: string[] }> {
   const candidates: Provider[] = [];
   const skipped: string[] = [];
   if (installed('cuda')) candidates.push('cuda');
@@ -68,7 +74,13 @@ export async function gpuCandidates(installed: (p: Provider) => boolean = (p) =>
 
 /** This machine and runtime, for the cache key (a new GPU driver is not seen: delete the file to measure again). */
 function machineKey(): unknown {
-  return { host: hostname(), cpu: cpus()[0]?.model ?? '?', cores: cpus().length, ort: ort.env.versions.common, platform: `${process.platform}-${process.arch}` };
+  return {
+    host: hostname(),
+    cpu: cpus()[0]?.model ?? '?',
+    cores: cpus().length,
+    ort: ort.env.versions.common,
+    platform: `${process.platform}-${process.arch}`,
+  };
 }
 
 function readCache(path: string): Record<string, ProviderChoice> {
@@ -92,7 +104,10 @@ export interface ChooseOptions {
 
 /** The provider 'auto' means for this program here: the fastest measured, the CPU unless a GPU beat it. */
 export async function chooseProvider(o: ChooseOptions): Promise<ProviderChoice> {
-  const id = createHash('sha256').update(stableStringify({ machine: machineKey(), key: o.key })).digest('hex').slice(0, 32);
+  const id = createHash('sha256')
+    .update(stableStringify({ machine: machineKey(), key: o.key }))
+    .digest('hex')
+    .slice(0, 32);
   const path = o.cacheDir ? join(o.cacheDir, FILE) : null;
   if (path && existsSync(path)) {
     const hit = readCache(path)[id];
@@ -101,7 +116,12 @@ export async function chooseProvider(o: ChooseOptions): Promise<ProviderChoice> 
   const found = o.candidates ? { candidates: o.candidates, skipped: [] as string[] } : await gpuCandidates();
   let choice: ProviderChoice;
   if (found.candidates.length === 0) {
-    choice = { provider: 'cpu', reason: `auto: no GPU provider usable here (${found.skipped.join('; ')})`, measured: {}, cached: false };
+    choice = {
+      provider: 'cpu',
+      reason: `auto: no GPU provider usable here (${found.skipped.join('; ')})`,
+      measured: {},
+      cached: false,
+    };
   } else {
     const measured: Partial<Record<Provider, number>> = {};
     const failed: string[] = [];
@@ -115,7 +135,8 @@ export async function chooseProvider(o: ChooseOptions): Promise<ProviderChoice> 
     }
     let best: Provider = 'cpu';
     for (const [p, ms] of Object.entries(measured) as [Provider, number][]) if (ms < measured[best]!) best = p;
-    const fmt = (p: Provider) => `${p} ${measured[p]! < 10 ? measured[p]!.toFixed(1) : Math.round(measured[p]!)} ms/step`;
+    const fmt = (p: Provider) =>
+      `${p} ${measured[p]! < 10 ? measured[p]!.toFixed(1) : Math.round(measured[p]!)} ms/step`;
     const list = (Object.keys(measured) as Provider[]).map(fmt).join(' vs ');
     choice = {
       provider: best,

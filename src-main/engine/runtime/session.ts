@@ -9,7 +9,19 @@ import { dirname, join } from 'node:path';
 
 export type Provider = 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
 
-const BYTES: Record<string, number> = { float32: 4, float16: 2, float64: 8, int64: 8, int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1, bool: 1 };
+const BYTES: Record<string, number> = {
+  float32: 4,
+  float16: 2,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  uint32: 4,
+  int16: 2,
+  uint16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
 
 export interface SessionOptions {
   /**
@@ -60,7 +72,10 @@ const PROVIDER_NAMES: readonly (Provider | 'auto')[] = ['auto', 'cpu', 'cuda', '
 export function providerFromEnv(env: NodeJS.ProcessEnv = process.env): Provider | 'auto' | undefined {
   const v = env[PROVIDER_ENV]?.trim().toLowerCase();
   if (!v) return undefined;
-  if (!(PROVIDER_NAMES as readonly string[]).includes(v)) throw new Error(`${PROVIDER_ENV}: unknown execution provider '${env[PROVIDER_ENV]}' (expected ${PROVIDER_NAMES.join(', ')})`);
+  if (!(PROVIDER_NAMES as readonly string[]).includes(v))
+    throw new Error(
+      `${PROVIDER_ENV}: unknown execution provider '${env[PROVIDER_ENV]}' (expected ${PROVIDER_NAMES.join(', ')})`,
+    );
   return v as Provider | 'auto';
 }
 
@@ -91,7 +106,8 @@ export function providerInstalled(name: Provider, dirs: readonly string[] = bind
   const b = ort.listSupportedBackends().find((x) => x.name === name);
   if (!b) return false;
   if (b.bundled) return true;
-  const lib = process.platform === 'win32' ? `onnxruntime_providers_${name}.dll` : `libonnxruntime_providers_${name}.so`;
+  const lib =
+    process.platform === 'win32' ? `onnxruntime_providers_${name}.dll` : `libonnxruntime_providers_${name}.so`;
   return dirs.some((d) => existsSync(join(d, lib)));
 }
 
@@ -186,7 +202,9 @@ export class Session {
         fallback = `execution provider '${want}' is not installed (README, "GPU": npm rebuild onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12); using cpu`;
       } else {
         try {
-          return Object.assign(new Session(await load([want, 'cpu']), want, null, source), { profiled: !!base.enableProfiling });
+          return Object.assign(new Session(await load([want, 'cpu']), want, null, source), {
+            profiled: !!base.enableProfiling,
+          });
         } catch (e) {
           fallback = `execution provider '${want}' failed to start (${(e as Error).message.split('\n')[0]}); using cpu`;
         }
@@ -194,7 +212,9 @@ export class Session {
       warn(`lenslab engine: ${fallback}`);
     }
     try {
-      return Object.assign(new Session(await load(['cpu']), 'cpu', fallback, source), { profiled: !!base.enableProfiling });
+      return Object.assign(new Session(await load(['cpu']), 'cpu', fallback, source), {
+        profiled: !!base.enableProfiling,
+      });
     } catch (e) {
       throw new Error(`cannot load ONNX model ${source}: ${(e as Error).message}`);
     }
@@ -205,12 +225,19 @@ export class Session {
    * (default all).
    */
   async run(feeds: Record<string, ort.Tensor>, fetch?: readonly string[]): Promise<Record<string, ort.Tensor>> {
-    for (const name of this.inputNames) if (!(name in feeds)) throw new Error(`run ${this.source}: missing input '${name}'`);
+    for (const name of this.inputNames)
+      if (!(name in feeds)) throw new Error(`run ${this.source}: missing input '${name}'`);
     // a training step feeds hundreds of state tensors: a set, not a scan of the input list per feed
     const inputs = (this.inputSet ??= new Set(this.inputNames));
     for (const name of Object.keys(feeds))
-      if (!inputs.has(name)) throw new Error(`run ${this.source}: '${name}' is not an input of this model (inputs: ${this.inputNames.join(', ')})`);
-    if (fetch) for (const name of fetch) if (!this.outputNames.includes(name)) throw new Error(`run ${this.source}: '${name}' is not an output of this model`);
+      if (!inputs.has(name))
+        throw new Error(
+          `run ${this.source}: '${name}' is not an input of this model (inputs: ${this.inputNames.join(', ')})`,
+        );
+    if (fetch)
+      for (const name of fetch)
+        if (!this.outputNames.includes(name))
+          throw new Error(`run ${this.source}: '${name}' is not an output of this model`);
     const res = fetch ? await this.inner.run(feeds, fetch as string[]) : await this.inner.run(feeds);
     if (this.provider !== 'cpu') {
       // a plain session on an accelerator takes CPU tensors and returns CPU tensors: every feed goes up, every output

@@ -6,7 +6,14 @@
 
 import * as ort from 'onnxruntime-node';
 import type { TypedArray } from '../graph/dtype';
-import { buildApplyStep, buildGradStep, buildTrainStep, stepNames, type ParamSpec, type TrainProgramOptions } from '../programs/train-step';
+import {
+  buildApplyStep,
+  buildGradStep,
+  buildTrainStep,
+  stepNames,
+  type ParamSpec,
+  type TrainProgramOptions,
+} from '../programs/train-step';
 import { buildScore, type ScoreProgramOptions } from '../programs/score';
 import { DeviceReader, onDevice, openProgram, type RunSession } from './device-session';
 import type { SessionOptions } from './session';
@@ -82,15 +89,32 @@ export class StepExecutor {
     readonly extraOutputs: readonly string[],
   ) {}
 
-  static async create(o: StepExecutorOptions, init: Record<string, TypedArray | ArrayLike<number>>): Promise<StepExecutor> {
+  static async create(
+    o: StepExecutorOptions,
+    init: Record<string, TypedArray | ArrayLike<number>>,
+  ): Promise<StepExecutor> {
     const acc = o.accumulation ?? 1;
-    if (!Number.isInteger(acc) || acc < 1) throw new Error(`step executor: accumulation must be a positive integer, got ${acc}`);
-    const key = (kind: string) => (o.cacheKey === undefined ? undefined : { kind, key: o.cacheKey, adamw: o.adamw ?? null, clip: o.clipNorm ?? null, params: o.params });
+    if (!Number.isInteger(acc) || acc < 1)
+      throw new Error(`step executor: accumulation must be a positive integer, got ${acc}`);
+    const key = (kind: string) =>
+      o.cacheKey === undefined
+        ? undefined
+        : { kind, key: o.cacheKey, adamw: o.adamw ?? null, clip: o.clipNorm ?? null, params: o.params };
     // parameters, moments and accumulators are outputs fed back as the next run's inputs: on an accelerator they stay
     // in device memory between steps (device-session.ts), only the loss, grad norm and extra outputs come to the CPU
-    const resident = o.params.flatMap((p) => [stepNames.paramOut(p.name), stepNames.mOut(p.name), stepNames.vOut(p.name), stepNames.accOut(p.name)]);
+    const resident = o.params.flatMap((p) => [
+      stepNames.paramOut(p.name),
+      stepNames.mOut(p.name),
+      stepNames.vOut(p.name),
+      stepNames.accOut(p.name),
+    ]);
     const src = (kind: string, build: () => import('../graph/builder').Graph) =>
-      openProgram(build, { cacheDir: o.cacheDir, key: key(kind), session: o.session, deviceOutputs: kind === 'score' || o.keepOnDevice === false ? [] : resident });
+      openProgram(build, {
+        cacheDir: o.cacheDir,
+        key: key(kind),
+        session: o.session,
+        deviceOutputs: kind === 'score' || o.keepOnDevice === false ? [] : resident,
+      });
     let fused: RunSession | null = null;
     let grad: RunSession | null = null;
     let apply: RunSession | null = null;
@@ -102,24 +126,52 @@ export class StepExecutor {
       extra = p.extraOutputs;
     };
     if (acc === 1) {
-      fused = await src('fused', () => { const p = buildTrainStep(o); program(p); return p.graph; });
+      fused = await src('fused', () => {
+        const p = buildTrainStep(o);
+        program(p);
+        return p.graph;
+      });
     } else {
-      grad = await src('grad', () => { const p = buildGradStep(o); program(p); return p.graph; });
+      grad = await src('grad', () => {
+        const p = buildGradStep(o);
+        program(p);
+        return p.graph;
+      });
       apply = await src('apply', () => buildApplyStep(o).graph);
     }
     if (o.score) scorer = await src('score', () => buildScore({ ...o.score!, params: o.params }).graph);
     const main = fused ?? grad!;
-    const fixed = new Set<string>(o.params.flatMap((p) => [stepNames.param(p.name), stepNames.m(p.name), stepNames.v(p.name), stepNames.acc(p.name)]));
+    const fixed = new Set<string>(
+      o.params.flatMap((p) => [
+        stepNames.param(p.name),
+        stepNames.m(p.name),
+        stepNames.v(p.name),
+        stepNames.acc(p.name),
+      ]),
+    );
     fixed.add(stepNames.lr).add(stepNames.step).add(stepNames.gradScale);
     if (dataInputs.length === 0) dataInputs = main.inputNames.filter((x) => !fixed.has(x)); // cache hit: read from the session
-    if (extra.length === 0) extra = main.outputNames.filter((x) => x !== stepNames.loss && x !== stepNames.gradNorm && !x.startsWith('new.') && !x.startsWith('grad.'));
+    if (extra.length === 0)
+      extra = main.outputNames.filter(
+        (x) => x !== stepNames.loss && x !== stepNames.gradNorm && !x.startsWith('new.') && !x.startsWith('grad.'),
+      );
     const ex = new StepExecutor(o.params, acc, fused, grad, apply, scorer, dataInputs, extra);
     for (const p of o.params) {
       const d = init[p.name];
       if (!d) throw new Error(`step executor: no initial value for parameter '${p.name}'`);
-      if (d.length !== n(p.shape)) throw new Error(`step executor: parameter '${p.name}' has ${d.length} values, shape [${p.shape.join(',')}] needs ${n(p.shape)}`);
+      if (d.length !== n(p.shape))
+        throw new Error(
+          `step executor: parameter '${p.name}' has ${d.length} values, shape [${p.shape.join(',')}] needs ${n(p.shape)}`,
+        );
       const dt = p.dtype ?? 'float32';
-      ex.params.set(p.name, tensor(dt, p.shape, dt === 'float64' ? Float64Array.from(d as ArrayLike<number>) : Float32Array.from(d as ArrayLike<number>)));
+      ex.params.set(
+        p.name,
+        tensor(
+          dt,
+          p.shape,
+          dt === 'float64' ? Float64Array.from(d as ArrayLike<number>) : Float32Array.from(d as ArrayLike<number>),
+        ),
+      );
       ex.m.set(p.name, tensor(dt, p.shape));
       ex.v.set(p.name, tensor(dt, p.shape));
     }
@@ -132,7 +184,10 @@ export class StepExecutor {
     return f;
   }
   private optFeeds(lr: number): Feeds {
-    const f: Feeds = { [stepNames.lr]: tensor('float32', [], [lr]), [stepNames.step]: tensor('float32', [], [this.t + 1]) };
+    const f: Feeds = {
+      [stepNames.lr]: tensor('float32', [], [lr]),
+      [stepNames.step]: tensor('float32', [], [this.t + 1]),
+    };
     for (const p of this.specs) {
       f[stepNames.m(p.name)] = this.m.get(p.name)!;
       f[stepNames.v(p.name)] = this.v.get(p.name)!;
@@ -149,9 +204,14 @@ export class StepExecutor {
   }
   private dataSet: Set<string> | null = null;
   private checkData(feeds: Feeds, i: number): void {
-    for (const k of this.dataInputs) if (!(k in feeds)) throw new Error(`train step: micro-batch ${i} lacks input '${k}'`);
+    for (const k of this.dataInputs)
+      if (!(k in feeds)) throw new Error(`train step: micro-batch ${i} lacks input '${k}'`);
     const known = (this.dataSet ??= new Set(this.dataInputs));
-    for (const k of Object.keys(feeds)) if (!known.has(k)) throw new Error(`train step: micro-batch ${i} has unknown input '${k}' (inputs: ${this.dataInputs.join(', ')})`);
+    for (const k of Object.keys(feeds))
+      if (!known.has(k))
+        throw new Error(
+          `train step: micro-batch ${i} has unknown input '${k}' (inputs: ${this.dataInputs.join(', ')})`,
+        );
   }
 
   /**
@@ -161,7 +221,8 @@ export class StepExecutor {
   async step(batches: Feeds | Feeds[], lr: number, scales?: number[]): Promise<StepResult> {
     const list = Array.isArray(batches) ? batches : [batches];
     if (list.length === 0) throw new Error('train step: no micro-batches');
-    if (list.length > this.accumulation) throw new Error(`train step: ${list.length} micro-batches, executor built for accumulation ${this.accumulation}`);
+    if (list.length > this.accumulation)
+      throw new Error(`train step: ${list.length} micro-batches, executor built for accumulation ${this.accumulation}`);
     if (!Number.isFinite(lr)) throw new Error(`train step: lr must be finite, got ${lr}`);
     const t0 = performance.now();
     const sc = scales ?? list.map(() => 1 / list.length);
@@ -178,7 +239,13 @@ export class StepExecutor {
       const loss = scalarOf(r[stepNames.loss]);
       const grads: Record<string, ort.Tensor> = {};
       for (const p of this.specs) if (stepNames.grad(p.name) in r) grads[p.name] = r[stepNames.grad(p.name)];
-      const out = { loss, microLosses: [loss], gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(r, this.extraOutputs), grads };
+      const out = {
+        loss,
+        microLosses: [loss],
+        gradNorm: scalarOf(r[stepNames.gradNorm]),
+        outputs: pick(r, this.extraOutputs),
+        grads,
+      };
       this.phases.add('step.prep', t1 - t0);
       this.phases.add('step.run', t2 - t1);
       this.phases.add('step.post', performance.now() - t2);
@@ -212,7 +279,13 @@ export class StepExecutor {
     this.phases.add('step.run', runMs);
     this.phases.add('step.prep', tb - t0 - runMs);
     this.phases.add('step.post', performance.now() - tb);
-    return { loss: losses.reduce((a, l, i) => a + l * sc[i], 0), microLosses: losses, gradNorm: scalarOf(r[stepNames.gradNorm]), outputs: pick(last, this.extraOutputs), grads: {} };
+    return {
+      loss: losses.reduce((a, l, i) => a + l * sc[i], 0),
+      microLosses: losses,
+      gradNorm: scalarOf(r[stepNames.gradNorm]),
+      outputs: pick(last, this.extraOutputs),
+      grads: {},
+    };
   }
 
   /** Run the score program (per-sample losses) with the current parameters. */
@@ -233,7 +306,14 @@ export class StepExecutor {
    */
   async sync(): Promise<void> {
     if (!this.resident) return;
-    const order = this.specs.flatMap((p) => [[this.params, p], [this.m, p], [this.v, p]] as const);
+    const order = this.specs.flatMap(
+      (p) =>
+        [
+          [this.params, p],
+          [this.m, p],
+          [this.v, p],
+        ] as const,
+    );
     this.reader ??= new DeviceReader(order.map(([, p]) => ({ dtype: p.dtype ?? 'float32', shape: p.shape })));
     const cpu = await this.reader.read(order.map(([m, p]) => m.get(p.name)!));
     order.forEach(([m, p], i) => {
@@ -267,7 +347,11 @@ export class StepExecutor {
     for (const m of [this.params, this.m, this.v]) for (const t of m.values()) if (onDevice(t)) t.dispose();
     for (const p of this.specs) {
       const dt = p.dtype ?? 'float32';
-      for (const [what, src, dst] of [['params', s.params, this.params], ['m', s.m, this.m], ['v', s.v, this.v]] as const) {
+      for (const [what, src, dst] of [
+        ['params', s.params, this.params],
+        ['m', s.m, this.m],
+        ['v', s.v, this.v],
+      ] as const) {
         const d = src[p.name];
         if (!d || d.length !== n(p.shape)) throw new Error(`loadState: ${what}['${p.name}'] missing or of wrong size`);
         dst.set(p.name, tensor(dt, p.shape, dt === 'float64' ? Float64Array.from(d) : Float32Array.from(d)));
@@ -283,7 +367,9 @@ export class StepExecutor {
 
   /** Host<->device bytes of the step sessions so far (accelerators only; null on the CPU). */
   transfer(): { runs: number; toDevice: number; fromDevice: number } | null {
-    const ss = [this.fused, this.grad, this.apply].filter((s): s is RunSession => !!s && s.provider !== 'cpu' && 'transfer' in s);
+    const ss = [this.fused, this.grad, this.apply].filter(
+      (s): s is RunSession => !!s && s.provider !== 'cpu' && 'transfer' in s,
+    );
     if (ss.length === 0) return null;
     const t = { runs: 0, toDevice: 0, fromDevice: 0 };
     for (const s of ss) {

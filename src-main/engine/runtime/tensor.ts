@@ -27,7 +27,11 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
  * An ORT tensor of `dtype` and `dims`. `data` may be a typed array of the right kind (used without copying), a plain
  * array of numbers/bigints/booleans (converted; int64 accepts numbers), or omitted (zeros).
  */
-export function tensor(dtype: DType, dims: readonly number[], data?: TypedArray | ArrayLike<number | bigint | boolean>): ort.Tensor {
+export function tensor(
+  dtype: DType,
+  dims: readonly number[],
+  data?: TypedArray | ArrayLike<number | bigint | boolean>,
+): ort.Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
   let arr: TypedArray;
   if (data === undefined) arr = typedArrayFor(dtype, n);

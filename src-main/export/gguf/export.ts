@@ -63,7 +63,11 @@ function checkOutDir(dir: string, overwrite: boolean | undefined): void {
   if (entries.length === 0) return;
   if (!overwrite) throw new GgufExportError(`${dir}: folder is not empty (choose another or allow overwriting)`, 'dir');
   const foreign = entries.find((e) => !EXPORT_FILE.test(e) || !statSync(join(dir, e)).isFile());
-  if (foreign) throw new GgufExportError(`${dir}: will not overwrite a folder that is not a GGUF export (it holds ${foreign}); choose an empty folder`, 'dir');
+  if (foreign)
+    throw new GgufExportError(
+      `${dir}: will not overwrite a folder that is not a GGUF export (it holds ${foreign}); choose an empty folder`,
+      'dir',
+    );
 }
 
 function slug(s: string): string {
@@ -89,15 +93,22 @@ export function checkGgufSupport(m: HfModel): void {
   const no = (field: string, why: string): never => {
     throw new GgufExportError(`GGUF export does not support this ${fam} model: config.json ${field} ${why}`, 'model');
   };
-  if (c.kind === 'vision') return no('model_type', `is ${c.modelType}: a vision tower alone is not a model llama.cpp can chat with (export a LLaVA or a text model)`);
+  if (c.kind === 'vision')
+    return no(
+      'model_type',
+      `is ${c.modelType}: a vision tower alone is not a model llama.cpp can chat with (export a LLaVA or a text model)`,
+    );
   const t: TextConfig = c.text;
-  if (t.hiddenAct !== 'silu' && t.hiddenAct !== 'swish') no(`${vlm ? 'text_config.' : ''}hidden_act`, `is ${t.hiddenAct}; llama.cpp's llama/qwen2 use SiLU`);
-  if (t.modelType === 'qwen2' && (t.oBias || t.mlpBias)) no('text_config', 'has o_proj or MLP biases, which qwen2 in llama.cpp has no tensors for');
+  if (t.hiddenAct !== 'silu' && t.hiddenAct !== 'swish')
+    no(`${vlm ? 'text_config.' : ''}hidden_act`, `is ${t.hiddenAct}; llama.cpp's llama/qwen2 use SiLU`);
+  if (t.modelType === 'qwen2' && (t.oBias || t.mlpBias))
+    no('text_config', 'has o_proj or MLP biases, which qwen2 in llama.cpp has no tensors for');
   if (!m.tokenizer) no('tokenizer.json', 'is missing');
   if (!vlm) return;
   // a decoder without its vision side would chat blind: a family without an mmproj writer is refused whole
   const g = visionExport(vlm);
-  if (!g) no('model_type', `is ${vlm.modelType}: Lenslab cannot write this family's vision side (mmproj) for llama.cpp yet`);
+  if (!g)
+    no('model_type', `is ${vlm.modelType}: Lenslab cannot write this family's vision side (mmproj) for llama.cpp yet`);
   g!.check(vlm, no);
   if (!m.images) no('preprocessor_config.json', 'is missing (image mean and std)');
 }
@@ -140,7 +151,13 @@ export function llama3RopeFactors(t: TextConfig): Float32Array {
   return out;
 }
 
-function decoderPlan(c: { text: TextConfig }, decPrefix: string, lmHead: string, w: TensorSource, quant: GgufQuant): GgufTensorPlan[] {
+function decoderPlan(
+  c: { text: TextConfig },
+  decPrefix: string,
+  lmHead: string,
+  w: TensorSource,
+  quant: GgufQuant,
+): GgufTensorPlan[] {
   const t = c.text;
   const plans: GgufTensorPlan[] = [];
   const add = (name: string, src: string, opts: { output?: boolean; permuteHeads?: number } = {}) => {
@@ -167,7 +184,8 @@ function decoderPlan(c: { text: TextConfig }, decPrefix: string, lmHead: string,
       ['attn_v', 'v_proj', 0],
     ] as const) {
       add(`${B}${g}.weight`, `${L}self_attn.${hf}.weight`, { permuteHeads: llama && heads ? heads : undefined });
-      if (t.qkvBias) add(`${B}${g}.bias`, `${L}self_attn.${hf}.bias`, { permuteHeads: llama && heads ? heads : undefined });
+      if (t.qkvBias)
+        add(`${B}${g}.bias`, `${L}self_attn.${hf}.bias`, { permuteHeads: llama && heads ? heads : undefined });
     }
     add(`${B}attn_output.weight`, `${L}self_attn.o_proj.weight`);
     if (t.oBias) add(`${B}attn_output.bias`, `${L}self_attn.o_proj.bias`);
@@ -186,7 +204,13 @@ function decoderPlan(c: { text: TextConfig }, decPrefix: string, lmHead: string,
   return plans;
 }
 
-function decoderKv(m: HfModel, t: TextConfig, name: string, quant: GgufQuant, fileType: number): Map<string, GgufValue> {
+function decoderKv(
+  m: HfModel,
+  t: TextConfig,
+  name: string,
+  quant: GgufQuant,
+  fileType: number,
+): Map<string, GgufValue> {
   const arch = t.modelType;
   const kv = new Map<string, GgufValue>();
   kv.set('general.architecture', { type: 'string', value: arch });
@@ -241,27 +265,50 @@ export function exportGguf(o: GgufExportOptions): GgufExportReport {
     const tmp = join(dirname(dir), `.${basename(dir)}.gguf-export-${process.pid}-${Date.now()}`);
     mkdirSync(tmp, { recursive: true });
     try {
-      const fileType = LlamaFileType[o.quant === 'f32' ? 'F32' : o.quant === 'f16' ? 'F16' : o.quant === 'q8_0' ? 'Q8_0' : 'Q4_0'];
+      const fileType =
+        LlamaFileType[o.quant === 'f32' ? 'F32' : o.quant === 'f16' ? 'F16' : o.quant === 'q8_0' ? 'Q8_0' : 'Q4_0'];
       const modelFile = `${base}-${o.quant}.gguf`;
       const decPrefix = m.layout.decoder!;
       const model = {
         file: modelFile,
-        ...writeGguf(join(tmp, modelFile), decoderKv(m, c.text, name, o.quant, fileType), decoderPlan(c, decPrefix, m.layout.lmHead!, weights, o.quant), (i, n) =>
-          o.onProgress?.({ file: modelFile, tensor: i, tensors: n }),
+        ...writeGguf(
+          join(tmp, modelFile),
+          decoderKv(m, c.text, name, o.quant, fileType),
+          decoderPlan(c, decPrefix, m.layout.lmHead!, weights, o.quant),
+          (i, n) => o.onProgress?.({ file: modelFile, tensor: i, tensors: n }),
         ),
       };
       let mmproj: GgufExportReport['mmproj'] = null;
       if (isVlm(c)) {
         const g = visionExport(c)!;
         const f = `mmproj-${base}-${o.quant === 'q4_0' ? 'q8_0' : o.quant}.gguf`;
-        mmproj = { file: f, ...writeGguf(join(tmp, f), g.kv(c, m.images!, name, o.quant), g.tensors(c, weights, o.quant), (i, n) => o.onProgress?.({ file: f, tensor: i, tensors: n })) };
+        mmproj = {
+          file: f,
+          ...writeGguf(join(tmp, f), g.kv(c, m.images!, name, o.quant), g.tensors(c, weights, o.quant), (i, n) =>
+            o.onProgress?.({ file: f, tensor: i, tensors: n }),
+          ),
+        };
       }
-      writeFileSync(join(tmp, 'Modelfile'), ollamaModelfile({ model: modelFile, mmproj: mmproj?.file ?? null, template: m.chatTemplate, tokenizer: m.tokenizer! }));
+      writeFileSync(
+        join(tmp, 'Modelfile'),
+        ollamaModelfile({
+          model: modelFile,
+          mmproj: mmproj?.file ?? null,
+          template: m.chatTemplate,
+          tokenizer: m.tokenizer!,
+        }),
+      );
       if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
       mkdirSync(dirname(dir), { recursive: true });
       renameSync(tmp, dir);
       const fix = <T extends { path: string; file: string }>(r: T): T => ({ ...r, path: join(dir, r.file) });
-      return { dir, quant: o.quant, model: fix(model), mmproj: mmproj && fix(mmproj), modelfile: join(dir, 'Modelfile') };
+      return {
+        dir,
+        quant: o.quant,
+        model: fix(model),
+        mmproj: mmproj && fix(mmproj),
+        modelfile: join(dir, 'Modelfile'),
+      };
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
       throw e;

@@ -82,7 +82,8 @@ export function rolePieces(t: ChatTemplate, bos: string | null): RolePieces | nu
       ),
       [MARK('S'), MARK('U1')],
     );
-    if (withSys && withSys[1].endsWith(userPre)) system = [strip(withSys[0]), withSys[1].slice(0, withSys[1].length - userPre.length)];
+    if (withSys && withSys[1].endsWith(userPre))
+      system = [strip(withSys[0]), withSys[1].slice(0, withSys[1].length - userPre.length)];
   } catch {
     system = null;
   }
@@ -93,7 +94,9 @@ const goString = (s: string) => s.replace(/\{\{/g, '{{ "{{" }}');
 
 export function goTemplate(p: RolePieces): string {
   // one line, no whitespace trimming: the pieces' own newlines are part of the prompt
-  const sys = p.system ? `{{ if eq .Role "system" }}${goString(p.system[0])}{{ .Content }}${goString(p.system[1])}{{ else ` : '{{ ';
+  const sys = p.system
+    ? `{{ if eq .Role "system" }}${goString(p.system[0])}{{ .Content }}${goString(p.system[1])}{{ else `
+    : '{{ ';
   return (
     `{{ if not (and .Messages (eq (index .Messages 0).Role "system")) }}${goString(p.preamble)}{{ end }}` +
     `{{ range .Messages }}` +
@@ -107,7 +110,12 @@ function quote(s: string): string {
   return JSON.stringify(s);
 }
 
-export function ollamaModelfile(o: { model: string; mmproj: string | null; template: ChatTemplate | null; tokenizer: LensTokenizer }): string {
+export function ollamaModelfile(o: {
+  model: string;
+  mmproj: string | null;
+  template: ChatTemplate | null;
+  tokenizer: LensTokenizer;
+}): string {
   const lines = [`# ollama create <name> -f Modelfile`, `FROM ./${o.model}`];
   if (o.mmproj) lines.push(`FROM ./${o.mmproj}`);
   const pieces = o.template ? rolePieces(o.template, o.tokenizer.bosToken) : null;

@@ -2,7 +2,15 @@
 // Q8_0 / Q4_0). Used to check exported files and to read a GGUF back; every count and length is bounded so a
 // corrupt or hostile file gives an error naming the field rather than a huge allocation.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { GGML_TYPE_NAMES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GgufValueType, decodeTensor, tensorBytes, type GgmlTypeName } from './format';
+import {
+  GGML_TYPE_NAMES,
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GgufValueType,
+  decodeTensor,
+  tensorBytes,
+  type GgmlTypeName,
+} from './format';
 
 export type GgufReadValue = number | bigint | boolean | string | GgufReadValue[];
 
@@ -42,7 +50,8 @@ class Cursor {
     this.buf = Buffer.alloc(0);
   }
   private ensure(n: number, what: string): void {
-    if (this.pos + n > this.size) throw new Error(`${this.path}: truncated GGUF file (reading ${what} at byte ${this.pos})`);
+    if (this.pos + n > this.size)
+      throw new Error(`${this.path}: truncated GGUF file (reading ${what} at byte ${this.pos})`);
     if (this.pos + n > MAX_HEADER) throw new Error(`${this.path}: GGUF header larger than ${MAX_HEADER} bytes`);
     if (this.pos >= this.start && this.pos + n <= this.start + this.buf.length) return;
     const len = Math.min(this.size - this.pos, Math.max(n, 1 << 20));
@@ -126,7 +135,8 @@ class Cursor {
       case GgufValueType.UINT64:
       case GgufValueType.INT64: {
         this.ensure(8, what);
-        const v = type === GgufValueType.UINT64 ? this.buf.readBigUInt64LE(this.at()) : this.buf.readBigInt64LE(this.at());
+        const v =
+          type === GgufValueType.UINT64 ? this.buf.readBigUInt64LE(this.at()) : this.buf.readBigInt64LE(this.at());
         this.pos += 8;
         return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
       }
@@ -161,7 +171,8 @@ export function readGguf(path: string): GgufFile {
     if (version !== 2 && version !== 3) throw new Error(`${path}: GGUF version ${version} is not supported (2 or 3)`);
     const nTensors = c.u64('tensor count');
     const nKv = c.u64('metadata count');
-    if (nTensors > 1_000_000 || nKv > 1_000_000) throw new Error(`${path}: implausible counts (${nTensors} tensors, ${nKv} metadata keys)`);
+    if (nTensors > 1_000_000 || nKv > 1_000_000)
+      throw new Error(`${path}: implausible counts (${nTensors} tensors, ${nKv} metadata keys)`);
     const kv = new Map<string, GgufReadValue>();
     for (let i = 0; i < nKv; i++) {
       const key = c.string(`metadata key ${i}`);
@@ -169,8 +180,12 @@ export function readGguf(path: string): GgufFile {
       if (kv.has(key)) throw new Error(`${path}: duplicate metadata key ${key}`);
       kv.set(key, c.value(type, key));
     }
-    const alignment = typeof kv.get('general.alignment') === 'number' ? (kv.get('general.alignment') as number) : GGUF_DEFAULT_ALIGNMENT;
-    if (alignment <= 0 || (alignment & (alignment - 1)) !== 0) throw new Error(`${path}: general.alignment ${alignment} is not a power of two`);
+    const alignment =
+      typeof kv.get('general.alignment') === 'number'
+        ? (kv.get('general.alignment') as number)
+        : GGUF_DEFAULT_ALIGNMENT;
+    if (alignment <= 0 || (alignment & (alignment - 1)) !== 0)
+      throw new Error(`${path}: general.alignment ${alignment} is not a power of two`);
     const raw: { name: string; shape: number[]; type: GgmlTypeName; rel: number }[] = [];
     for (let i = 0; i < nTensors; i++) {
       const name = c.string(`tensor ${i} name`);

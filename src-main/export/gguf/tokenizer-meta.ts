@@ -27,7 +27,8 @@ export function bpePreName(tokenizerJson: Record<string, unknown>, file = 'token
   const where = `${file}: pre_tokenizer`;
   if (!pre) throw new GgufTokenizerError(`${where} is missing; llama.cpp needs to know how byte-level BPE splits text`);
   if (pre.type === 'ByteLevel') {
-    if (pre.use_regex === false) throw new GgufTokenizerError(`${where}: ByteLevel without a regex split has no llama.cpp pre-tokenizer`);
+    if (pre.use_regex === false)
+      throw new GgufTokenizerError(`${where}: ByteLevel without a regex split has no llama.cpp pre-tokenizer`);
     return 'gpt-2';
   }
   if (pre.type === 'Sequence' && Array.isArray(pre.pretokenizers)) {
@@ -38,33 +39,48 @@ export function bpePreName(tokenizerJson: Record<string, unknown>, file = 'token
       if (regex.includes(LLAMA3_DIGITS)) return 'llama-bpe';
       if (regex.includes(QWEN2_DIGITS)) return 'qwen2';
     }
-    if (parts.length === 2 && parts[0].type === 'Digits' && parts[0].individual_digits && parts[1].type === 'ByteLevel') return 'smollm';
+    if (parts.length === 2 && parts[0].type === 'Digits' && parts[0].individual_digits && parts[1].type === 'ByteLevel')
+      return 'smollm';
   }
-  throw new GgufTokenizerError(`${where} (${JSON.stringify(pre).slice(0, 120)}…) matches none of the pre-tokenizers Lenslab maps to llama.cpp's (gpt-2, llama-bpe, qwen2, smollm)`);
+  throw new GgufTokenizerError(
+    `${where} (${JSON.stringify(pre).slice(0, 120)}…) matches none of the pre-tokenizers Lenslab maps to llama.cpp's (gpt-2, llama-bpe, qwen2, smollm)`,
+  );
 }
 
 function mergeStrings(merges: unknown, file: string): string[] {
   if (!Array.isArray(merges)) throw new GgufTokenizerError(`${file}: model.merges is missing`);
   return merges.map((m, i) => {
     if (typeof m === 'string') return m;
-    if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') return `${m[0]} ${m[1]}`;
+    if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string')
+      return `${m[0]} ${m[1]}`;
     throw new GgufTokenizerError(`${file}: model.merges[${i}] is neither "a b" nor ["a", "b"]`);
   });
 }
 
 /** Every tokenizer.* key for a model whose embedding has `vocabSize` rows. */
-export function tokenizerMetadata(tok: LensTokenizer, vocabSize: number, chatTemplate: string | null): Map<string, GgufValue> {
+export function tokenizerMetadata(
+  tok: LensTokenizer,
+  vocabSize: number,
+  chatTemplate: string | null,
+): Map<string, GgufValue> {
   const file = tok.source.tokenizerJson;
   const json = tok.files.tokenizerJson;
-  const model = json.model as { type?: string; vocab?: Record<string, number>; merges?: unknown; byte_fallback?: boolean } | undefined;
+  const model = json.model as
+    { type?: string; vocab?: Record<string, number>; merges?: unknown; byte_fallback?: boolean } | undefined;
   if (!model || model.type !== 'BPE' || !model.vocab || typeof model.vocab !== 'object')
-    throw new GgufTokenizerError(`${file}: model.type ${JSON.stringify(model?.type)} is not supported for GGUF export (BPE tokenizers only: byte-level like GPT-2 / Qwen2 / LLaMA-3, or SentencePiece-style with byte fallback like LLaMA 2)`);
+    throw new GgufTokenizerError(
+      `${file}: model.type ${JSON.stringify(model?.type)} is not supported for GGUF export (BPE tokenizers only: byte-level like GPT-2 / Qwen2 / LLaMA-3, or SentencePiece-style with byte fallback like LLaMA 2)`,
+    );
   const added = new Map<number, { content: string; special: boolean }>();
-  for (const a of (json.added_tokens as Array<{ id: number; content: string; special?: boolean }>) ?? []) added.set(a.id, { content: a.content, special: !!a.special });
+  for (const a of (json.added_tokens as Array<{ id: number; content: string; special?: boolean }>) ?? [])
+    added.set(a.id, { content: a.content, special: !!a.special });
   const byId: string[] = [];
   for (const [t, id] of Object.entries(model.vocab)) byId[id] = t;
   for (const [id, a] of added) byId[id] = a.content;
-  if (byId.length > vocabSize) throw new GgufTokenizerError(`${file}: the tokenizer has ${byId.length} tokens but the model's embedding only ${vocabSize} rows`);
+  if (byId.length > vocabSize)
+    throw new GgufTokenizerError(
+      `${file}: the tokenizer has ${byId.length} tokens but the model's embedding only ${vocabSize} rows`,
+    );
   const spm = model.byte_fallback === true;
   const tokens: string[] = [];
   const types: number[] = [];

@@ -2,13 +2,25 @@
 // at a time (a model never has to fit in memory twice). The file is written under a temporary name and renamed
 // into place, so a failed export leaves no half-written .gguf behind.
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GgmlType, GgufValueType, encodeTensor, tensorBytes, type GgmlTypeName } from './format';
+import {
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GGUF_VERSION,
+  GgmlType,
+  GgufValueType,
+  encodeTensor,
+  tensorBytes,
+  type GgmlTypeName,
+} from './format';
 
 export type GgufScalar =
   | { type: 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'u64' | 'i64' | 'f32' | 'f64'; value: number }
   | { type: 'bool'; value: boolean }
   | { type: 'string'; value: string };
-export type GgufValue = GgufScalar | { type: 'array'; itemType: 'string'; value: string[] } | { type: 'array'; itemType: 'u32' | 'i32' | 'f32'; value: ArrayLike<number> };
+export type GgufValue =
+  | GgufScalar
+  | { type: 'array'; itemType: 'string'; value: string[] }
+  | { type: 'array'; itemType: 'u32' | 'i32' | 'f32'; value: ArrayLike<number> };
 
 export interface GgufTensorPlan {
   name: string;
@@ -136,7 +148,12 @@ export interface GgufWriteReport {
 }
 
 /** Write a GGUF file: `kv` in order (general.alignment is added when absent), then `tensors` in order. */
-export function writeGguf(path: string, kv: Map<string, GgufValue>, tensors: GgufTensorPlan[], onTensor?: (i: number, n: number) => void): GgufWriteReport {
+export function writeGguf(
+  path: string,
+  kv: Map<string, GgufValue>,
+  tensors: GgufTensorPlan[],
+  onTensor?: (i: number, n: number) => void,
+): GgufWriteReport {
   const names = new Set<string>();
   for (const t of tensors) {
     if (names.has(t.name)) throw new Error(`GGUF: tensor ${t.name} is listed twice`);
@@ -186,9 +203,11 @@ export function writeGguf(path: string, kv: Map<string, GgufValue>, tensors: Ggu
     tensors.forEach((t, i) => {
       const values = t.read();
       const n = t.shape.reduce((a, d) => a * d, 1);
-      if (values.length !== n) throw new Error(`GGUF: tensor ${t.name} has ${values.length} values, its shape [${t.shape}] needs ${n}`);
+      if (values.length !== n)
+        throw new Error(`GGUF: tensor ${t.name} has ${values.length} values, its shape [${t.shape}] needs ${n}`);
       const bytes = encodeTensor(t.type, values);
-      if (bytes.length !== sizes[i]) throw new Error(`GGUF: tensor ${t.name} encoded to ${bytes.length} bytes, expected ${sizes[i]}`);
+      if (bytes.length !== sizes[i])
+        throw new Error(`GGUF: tensor ${t.name} encoded to ${bytes.length} bytes, expected ${sizes[i]}`);
       writeSync(fd, bytes);
       const pad = (align - (bytes.length % align)) % align;
       if (pad) writeSync(fd, zeros, 0, pad);

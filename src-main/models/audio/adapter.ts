@@ -19,23 +19,39 @@ const PREFIX = 'base_model.model.';
 function targetRegex(targets: readonly string[]): string {
   const attn = targets.filter((t) => (ATTENTION_TARGETS as readonly string[]).includes(t));
   const mlp = targets.filter((t) => (MLP_TARGETS as readonly string[]).includes(t));
-  const alts = [...(attn.length ? [`self_attn\\.(?:${attn.join('|')})`] : []), ...(mlp.length ? [`mlp\\.(?:${mlp.join('|')})`] : [])];
+  const alts = [
+    ...(attn.length ? [`self_attn\\.(?:${attn.join('|')})`] : []),
+    ...(mlp.length ? [`mlp\\.(?:${mlp.join('|')})`] : []),
+  ];
   return `language_model\\.model\\.layers\\.\\d+\\.(?:${alts.join('|')})`;
 }
 
 /** Write the adapter folder; returns the files written. */
-export function saveAudioAdapter(dir: string, m: { config: UltravoxConfig; weights: TensorSource }, method: AudioTrainMethod, lora: AudioLoraOptions | null, values: Record<string, Float32Array>, baseModel = ''): string[] {
+export function saveAudioAdapter(
+  dir: string,
+  m: { config: UltravoxConfig; weights: TensorSource },
+  method: AudioTrainMethod,
+  lora: AudioLoraOptions | null,
+  values: Record<string, Float32Array>,
+  baseModel = '',
+): string[] {
   const frames = 2 * m.config.audio.maxSourcePositions;
   const t = buildTrainableAudioLlm(m, method, lora, frames);
   for (const p of t.params) {
     const v = values[p.name];
     if (!v) throw new Error(`adapter values: missing ${p.name}`);
-    if (v.length !== p.shape.reduce((a, b) => a * b, 1)) throw new Error(`adapter values: ${p.name} has ${v.length} values for shape [${p.shape}]`);
+    if (v.length !== p.shape.reduce((a, b) => a * b, 1))
+      throw new Error(`adapter values: ${p.name} has ${v.length} values for shape [${p.shape}]`);
   }
   mkdirSync(dir, { recursive: true });
   writeSafetensors(
     join(dir, 'adapter_model.safetensors'),
-    t.params.map((p) => ({ name: p.name.startsWith(PREFIX) ? p.name : PREFIX + p.name, dtype: 'F32' as const, shape: [...p.shape], data: () => values[p.name] })),
+    t.params.map((p) => ({
+      name: p.name.startsWith(PREFIX) ? p.name : PREFIX + p.name,
+      dtype: 'F32' as const,
+      shape: [...p.shape],
+      data: () => values[p.name],
+    })),
   );
   writeJsonAtomic(join(dir, 'adapter_config.json'), {
     peft_type: 'LORA',
@@ -56,21 +72,31 @@ export function saveAudioAdapter(dir: string, m: { config: UltravoxConfig; weigh
 }
 
 /** Read an adapter folder back into the training parameter names (checked against the model). */
-export function loadAudioAdapter(dir: string, m: { config: UltravoxConfig; weights: TensorSource }): { method: AudioTrainMethod; lora: AudioLoraOptions | null; values: Record<string, Float32Array> } {
+export function loadAudioAdapter(
+  dir: string,
+  m: { config: UltravoxConfig; weights: TensorSource },
+): { method: AudioTrainMethod; lora: AudioLoraOptions | null; values: Record<string, Float32Array> } {
   const cfgPath = join(dir, 'adapter_config.json');
   const wPath = join(dir, 'adapter_model.safetensors');
-  if (!existsSync(cfgPath) || !existsSync(wPath)) throw new HfFolderError(`${dir}: not an adapter folder (adapter_config.json and adapter_model.safetensors)`);
+  if (!existsSync(cfgPath) || !existsSync(wPath))
+    throw new HfFolderError(`${dir}: not an adapter folder (adapter_config.json and adapter_model.safetensors)`);
   const cfg = readJsonObject(cfgPath);
-  if (cfg.peft_type !== 'LORA') throw new HfFolderError(`${cfgPath}: field "peft_type": "${String(cfg.peft_type)}" is not LORA`);
+  if (cfg.peft_type !== 'LORA')
+    throw new HfFolderError(`${cfgPath}: field "peft_type": "${String(cfg.peft_type)}" is not LORA`);
   const ll = (cfg.lenslab ?? {}) as { mode?: string; targets?: string[] };
   const tensors = readSafetensors(wPath);
   const hasProjector = [...tensors.keys()].some((k) => k.startsWith(`${PREFIX}${ULTRAVOX_LAYOUT.projector}`));
   const hasLora = [...tensors.keys()].some((k) => k.endsWith('.lora_A.weight'));
   const method = (ll.mode ?? (hasLora ? (hasProjector ? 'lora+projector' : 'lora') : 'projector')) as AudioTrainMethod;
-  const targets = ll.targets ?? [...new Set([...tensors.keys()].map((k) => /\.(\w+_proj)\.lora_A\.weight$/.exec(k)?.[1]).filter((x): x is string => !!x))];
+  const targets = ll.targets ?? [
+    ...new Set(
+      [...tensors.keys()].map((k) => /\.(\w+_proj)\.lora_A\.weight$/.exec(k)?.[1]).filter((x): x is string => !!x),
+    ),
+  ];
   const r = cfg.r;
   const alpha = cfg.lora_alpha;
-  if (hasLora && (typeof r !== 'number' || typeof alpha !== 'number')) throw new HfFolderError(`${cfgPath}: fields "r" and "lora_alpha" must be numbers`);
+  if (hasLora && (typeof r !== 'number' || typeof alpha !== 'number'))
+    throw new HfFolderError(`${cfgPath}: fields "r" and "lora_alpha" must be numbers`);
   const lora = method === 'projector' ? null : { rank: r as number, alpha: alpha as number, targetModules: targets };
   const t = buildTrainableAudioLlm(m, method, lora, 2 * m.config.audio.maxSourcePositions);
   const values: Record<string, Float32Array> = {};
@@ -78,16 +104,29 @@ export function loadAudioAdapter(dir: string, m: { config: UltravoxConfig; weigh
     const key = p.name.startsWith(PREFIX) ? p.name : PREFIX + p.name;
     const ten = tensors.get(key);
     if (!ten) throw new HfFolderError(`${wPath}: missing tensor "${key}"`);
-    if (ten.shape.length !== p.shape.length || ten.shape.some((d, i) => d !== p.shape[i])) throw new HfFolderError(`${wPath}: tensor "${key}" has shape ${JSON.stringify(ten.shape)}, the model needs ${JSON.stringify(p.shape)}`);
+    if (ten.shape.length !== p.shape.length || ten.shape.some((d, i) => d !== p.shape[i]))
+      throw new HfFolderError(
+        `${wPath}: tensor "${key}" has shape ${JSON.stringify(ten.shape)}, the model needs ${JSON.stringify(p.shape)}`,
+      );
     values[p.name] = ten.data;
   }
-  const extra = [...tensors.keys()].filter((k) => !t.params.some((p) => (p.name.startsWith(PREFIX) ? p.name : PREFIX + p.name) === k));
-  if (extra.length) throw new HfFolderError(`${wPath}: ${extra.length} tensor(s) this model has no place for: ${extra.slice(0, 4).join(', ')}`);
+  const extra = [...tensors.keys()].filter(
+    (k) => !t.params.some((p) => (p.name.startsWith(PREFIX) ? p.name : PREFIX + p.name) === k),
+  );
+  if (extra.length)
+    throw new HfFolderError(
+      `${wPath}: ${extra.length} tensor(s) this model has no place for: ${extra.slice(0, 4).join(', ')}`,
+    );
   return { method, lora, values };
 }
 
 /** The base weights with the adapter merged: LoRA modules W + (alpha / r) B A, the projector replaced. */
-export function mergeAudioAdapter(m: { config: UltravoxConfig; weights: TensorSource }, method: AudioTrainMethod, lora: AudioLoraOptions | null, values: Record<string, Float32Array>): TensorSource {
+export function mergeAudioAdapter(
+  m: { config: UltravoxConfig; weights: TensorSource },
+  method: AudioTrainMethod,
+  lora: AudioLoraOptions | null,
+  values: Record<string, Float32Array>,
+): TensorSource {
   const t = buildTrainableAudioLlm(m, method, lora, 2 * m.config.audio.maxSourcePositions);
   const byWeight = new Map(t.modules.map((mod) => [`${mod.module}.weight`, mod]));
   const scaling = lora ? lora.alpha / lora.rank : 1;

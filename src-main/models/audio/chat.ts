@@ -48,14 +48,22 @@ export interface AudioChatGenerator {
 export async function loadAudioChatGenerator(
   modelDir: string,
   adapterDir: string | null,
-  o: { threads?: number; quantize?: 'none' | 'int8' | 'int4'; provider?: SessionOptions['provider']; onStatus?(m: string): void } = {},
+  o: {
+    threads?: number;
+    quantize?: 'none' | 'int8' | 'int4';
+    provider?: SessionOptions['provider'];
+    onStatus?(m: string): void;
+  } = {},
 ): Promise<AudioChatGenerator> {
   if (!existsSync(modelDir)) throw new GenerateError(`${modelDir}: model folder not found`);
   if (adapterDir && !existsSync(adapterDir)) throw new GenerateError(`${adapterDir}: adapter folder not found`);
   const m = loadAudioLlm(modelDir);
   let cached: AudioLlmCachedGenerator;
   try {
-    if (!m.chatTemplate) throw new GenerateError(`${modelDir}: no chat template (tokenizer_config.json chat_template or chat_template.jinja)`);
+    if (!m.chatTemplate)
+      throw new GenerateError(
+        `${modelDir}: no chat template (tokenizer_config.json chat_template or chat_template.jinja)`,
+      );
     let weights: TensorSource = m.weights;
     if (adapterDir) {
       try {
@@ -67,7 +75,11 @@ export async function loadAudioChatGenerator(
     }
     o.onStatus?.(`compiling ${modelDir}`);
     const quantize = o.quantize && o.quantize !== 'none' ? o.quantize : undefined;
-    cached = await AudioLlmCachedGenerator.create({ config: m.config, weights }, m.features.config.nbMaxFrames, { threads: o.threads, quantize, provider: o.provider });
+    cached = await AudioLlmCachedGenerator.create({ config: m.config, weights }, m.features.config.nbMaxFrames, {
+      threads: o.threads,
+      quantize,
+      provider: o.provider,
+    });
   } catch (e) {
     m.close();
     throw e;
@@ -81,19 +93,25 @@ export async function loadAudioChatGenerator(
 
   function promptIds(messages: readonly ChatTurn[], hasAudio: boolean): number[] {
     const tagged = messages.filter((t) => t.content.includes(AUDIO_TAG)).length;
-    if (tagged > 1 || messages.some((t) => t.content.split(AUDIO_TAG).length > 2)) throw new GenerateError(`the conversation has more than one "${AUDIO_TAG}"; one clip at a time is supported`);
+    if (tagged > 1 || messages.some((t) => t.content.split(AUDIO_TAG).length > 2))
+      throw new GenerateError(`the conversation has more than one "${AUDIO_TAG}"; one clip at a time is supported`);
     if (tagged === 1 && !hasAudio) throw new GenerateError(`a turn has "${AUDIO_TAG}" but no audio clip was given`);
     const firstUser = messages.findIndex((t) => t.role === 'user');
     if (hasAudio && firstUser === -1) throw new GenerateError('an audio clip needs a user message');
     const turns = messages.map((t, i) => ({
       role: t.role,
-      content: (hasAudio && tagged === 0 && i === firstUser ? `${AUDIO_TAG}\n${t.content}` : t.content).split(AUDIO_TAG).join(m.audioToken),
+      content: (hasAudio && tagged === 0 && i === firstUser ? `${AUDIO_TAG}\n${t.content}` : t.content)
+        .split(AUDIO_TAG)
+        .join(m.audioToken),
     }));
     const text = template.render(turns, { addGenerationPrompt: true });
     const bos = tok.bosToken;
     const ids = tok.encode(text, { addSpecialTokens: !(bos && text.startsWith(bos)) });
     const n = ids.filter((id) => id === m.config.audioTokenIndex).length;
-    if (n !== (hasAudio ? 1 : 0)) throw new GenerateError(`${template.origin}: the prompt has ${n} audio placeholders "${m.audioToken}" for ${hasAudio ? 'one clip' : 'no clip'}`);
+    if (n !== (hasAudio ? 1 : 0))
+      throw new GenerateError(
+        `${template.origin}: the prompt has ${n} audio placeholders "${m.audioToken}" for ${hasAudio ? 'one clip' : 'no clip'}`,
+      );
     return expandAudioTokens(m, ids);
   }
 
@@ -102,15 +120,19 @@ export async function loadAudioChatGenerator(
     const t0 = performance.now();
     validateSamplingOptions(opts);
     const maxNew = opts.maxNewTokens ?? 128;
-    if (!Number.isInteger(maxNew) || maxNew < 1) throw new GenerateError(`maxNewTokens must be a positive integer, got ${maxNew}`);
+    if (!Number.isInteger(maxNew) || maxNew < 1)
+      throw new GenerateError(`maxNewTokens must be a positive integer, got ${maxNew}`);
     const hasAudio = !!req.audio;
     const ids = promptIds(req.messages, hasAudio);
-    if (ids.length >= contextLength) throw new GenerateError(`the prompt is ${ids.length} tokens; the model's context is ${contextLength}`);
+    if (ids.length >= contextLength)
+      throw new GenerateError(`the prompt is ${ids.length} tokens; the model's context is ${contextLength}`);
     const warnings: string[] = [];
     // without a clip the prefill graph still takes input_features: silence, which no placeholder reads
     let feats;
     try {
-      feats = clipFeatures(fx, [req.audio ?? { samples: new Float32Array(fx.config.samplingRate), sampleRate: fx.config.samplingRate }]);
+      feats = clipFeatures(fx, [
+        req.audio ?? { samples: new Float32Array(fx.config.samplingRate), sampleRate: fx.config.samplingRate },
+      ]);
     } catch (e) {
       throw new GenerateError((e as Error).message);
     }
@@ -174,7 +196,14 @@ export async function loadAudioChatGenerator(
       finishReason: finish,
       promptTokens: ids.length,
       ...(warnings.length ? { warnings } : {}),
-      timings: { prepareMs: tPrep - t0, prefillMs: r.prefillMs, firstTokenMs, decodeMs, decodeTokens, tokensPerSecond: decodeTokens > 0 ? (decodeTokens / decodeMs) * 1000 : NaN },
+      timings: {
+        prepareMs: tPrep - t0,
+        prefillMs: r.prefillMs,
+        firstTokenMs,
+        decodeMs,
+        decodeTokens,
+        tokensPerSecond: decodeTokens > 0 ? (decodeTokens / decodeMs) * 1000 : NaN,
+      },
     };
   }
 

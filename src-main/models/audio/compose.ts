@@ -12,7 +12,14 @@ import { demoRng } from '../demo/rng';
 import type { TensorSource } from '../weights/safetensors';
 import { writeModelFolder } from './folder';
 import { loadWhisperEncoder } from './whisper';
-import { ULTRAVOX_LAYOUT, parseUltravox, projectorTensorsOf, ultravoxTensors, ultravoxToHf, type UltravoxConfig } from './ultravox';
+import {
+  ULTRAVOX_LAYOUT,
+  parseUltravox,
+  projectorTensorsOf,
+  ultravoxTensors,
+  ultravoxToHf,
+  type UltravoxConfig,
+} from './ultravox';
 
 export interface ComposeAudioOptions {
   /** Whisper folder (WhisperForConditionalGeneration / WhisperModel) with preprocessor_config.json */
@@ -38,7 +45,10 @@ export interface ComposeAudioResult {
   files: string[];
 }
 
-function addSpecialToken(text: HfModel, token: string): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; id: number; added: boolean } {
+function addSpecialToken(
+  text: HfModel,
+  token: string,
+): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; id: number; added: boolean } {
   const tk = text.tokenizer!;
   const tokenizer = structuredClone(text.json.tokenizer!);
   const tokenizerConfig = structuredClone(text.json.tokenizerConfig ?? {});
@@ -46,11 +56,23 @@ function addSpecialToken(text: HfModel, token: string): { tokenizer: Record<stri
   tokenizerConfig.audio_token = token;
   if (existing !== undefined) return { tokenizer, tokenizerConfig, id: existing, added: false };
   const id = tk.vocabSize;
-  tokenizer.added_tokens = [...((tokenizer.added_tokens as unknown[]) ?? []), { id, content: token, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }];
+  tokenizer.added_tokens = [
+    ...((tokenizer.added_tokens as unknown[]) ?? []),
+    { id, content: token, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+  ];
   const dec = (tokenizerConfig.added_tokens_decoder as Record<string, unknown>) ?? {};
-  dec[String(id)] = { content: token, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+  dec[String(id)] = {
+    content: token,
+    lstrip: false,
+    normalized: false,
+    rstrip: false,
+    single_word: false,
+    special: true,
+  };
   tokenizerConfig.added_tokens_decoder = dec;
-  const extra = Array.isArray(tokenizerConfig.additional_special_tokens) ? (tokenizerConfig.additional_special_tokens as unknown[]) : [];
+  const extra = Array.isArray(tokenizerConfig.additional_special_tokens)
+    ? (tokenizerConfig.additional_special_tokens as unknown[])
+    : [];
   tokenizerConfig.additional_special_tokens = [...extra, token];
   return { tokenizer, tokenizerConfig, id, added: true };
 }
@@ -61,7 +83,9 @@ export function composeAudioLlm(o: ComposeAudioOptions): ComposeAudioResult {
   try {
     text = loadHfFolder(o.textDir, { tokenizer: false, preprocessor: false });
     if (text.config.kind !== 'text' || (text.config.modelType !== 'llama' && text.config.modelType !== 'qwen2'))
-      throw new HfFolderError(`${join(o.textDir, 'config.json')}: field "model_type": "${text.config.modelType}" is not a language model an audio LLM can use (llama, qwen2)`);
+      throw new HfFolderError(
+        `${join(o.textDir, 'config.json')}: field "model_type": "${text.config.modelType}" is not a language model an audio LLM can use (llama, qwen2)`,
+      );
     if (!text.tokenizer) throw new HfFolderError(`${o.textDir}: no tokenizer.json`);
     const t = text.config.text;
     const tok = addSpecialToken(text, o.audioToken ?? '<audio>');
@@ -90,7 +114,8 @@ export function composeAudioLlm(o: ComposeAudioOptions): ComposeAudioResult {
     const L = ULTRAVOX_LAYOUT;
     const textW = text.weights;
     const source = (name: string): { src: TensorSource; name: string; grow: boolean } => {
-      if (name.startsWith(L.audio)) return { src: audio.weights, name: 'encoder.' + name.slice(L.audio.length), grow: false };
+      if (name.startsWith(L.audio))
+        return { src: audio.weights, name: 'encoder.' + name.slice(L.audio.length), grow: false };
       if (name === L.lmHead) return { src: textW, name: 'lm_head.weight', grow: true };
       const inner = name.slice(L.decoder.length);
       return { src: textW, name: 'model.' + inner, grow: inner === 'embed_tokens.weight' };

@@ -12,16 +12,25 @@ import type { TensorSpec } from '../weights/names';
 import { ShardedSafetensors, writeWeightsFolder, type TensorSource, type TensorToWrite } from '../weights/safetensors';
 import type { FloatDtype } from '../weights/dtype';
 
-const list = (names: string[], max = 8) => names.slice(0, max).join(', ') + (names.length > max ? ` and ${names.length - max} more` : '');
+const list = (names: string[], max = 8) =>
+  names.slice(0, max).join(', ') + (names.length > max ? ` and ${names.length - max} more` : '');
 
 /**
  * The folder's safetensors under canonical names. `canonical(stored)` gives the canonical name, or null for tensors
  * the model never reads (e.g. a Whisper folder's decoder). `missingHint` is added to the missing-tensors error.
  */
-export function openCheckedWeights(dir: string, specs: TensorSpec[], canonical: (stored: string) => string | null, missingHint = ''): HfWeights {
+export function openCheckedWeights(
+  dir: string,
+  specs: TensorSpec[],
+  canonical: (stored: string) => string | null,
+  missingHint = '',
+): HfWeights {
   if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'))) {
     const pickle = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].find((f) => existsSync(join(dir, f)));
-    if (pickle) throw new HfFolderError(`${join(dir, pickle)}: PyTorch pickle weights are not loaded (they can run code); convert the model to safetensors`);
+    if (pickle)
+      throw new HfFolderError(
+        `${join(dir, pickle)}: PyTorch pickle weights are not loaded (they can run code); convert the model to safetensors`,
+      );
     throw new HfFolderError(`${dir}: no model.safetensors or model.safetensors.index.json`);
   }
   const files = ShardedSafetensors.openFolder(dir);
@@ -39,17 +48,27 @@ export function openCheckedWeights(dir: string, specs: TensorSpec[], canonical: 
         continue;
       }
       const prev = stored.get(canon);
-      if (prev !== undefined) throw new HfFolderError(`${where}: tensors "${prev}" and "${name}" both map to "${canon}"`);
+      if (prev !== undefined)
+        throw new HfFolderError(`${where}: tensors "${prev}" and "${name}" both map to "${canon}"`);
       const info = files.info(name);
       const file = files.fileOf(name).path;
-      if (!isFloatDtype(info.dtype)) throw new HfFolderError(`${file}: tensor "${name}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
+      if (!isFloatDtype(info.dtype))
+        throw new HfFolderError(`${file}: tensor "${name}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
       if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => d !== spec.shape[i]))
-        throw new HfFolderError(`${file}: tensor "${name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(spec.shape)} from config.json`);
+        throw new HfFolderError(
+          `${file}: tensor "${name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(spec.shape)} from config.json`,
+        );
       stored.set(canon, name);
     }
     const missing = specs.filter((s) => !s.optional && !stored.has(s.name)).map((s) => s.name);
-    if (missing.length > 0) throw new HfFolderError(`${where}: missing ${missing.length} tensor(s) that config.json requires: ${list(missing)}${missingHint}`);
-    if (extra.length > 0) throw new HfFolderError(`${where}: ${extra.length} unexpected tensor(s) that config.json does not explain: ${list(extra)}`);
+    if (missing.length > 0)
+      throw new HfFolderError(
+        `${where}: missing ${missing.length} tensor(s) that config.json requires: ${list(missing)}${missingHint}`,
+      );
+    if (extra.length > 0)
+      throw new HfFolderError(
+        `${where}: ${extra.length} unexpected tensor(s) that config.json does not explain: ${list(extra)}`,
+      );
     return new HfWeights(files, stored, specs);
   } catch (e) {
     files.close();
@@ -69,7 +88,9 @@ export function writeModelFolder(
     if (!weights.has(s.name)) throw new HfFolderError(`${dir}: cannot save, tensor "${s.name}" is missing`);
     const info = weights.info(s.name);
     if (info.shape.length !== s.shape.length || info.shape.some((d, i) => d !== s.shape[i]))
-      throw new HfFolderError(`${dir}: cannot save, tensor "${s.name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(s.shape)}`);
+      throw new HfFolderError(
+        `${dir}: cannot save, tensor "${s.name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(s.shape)}`,
+      );
     return { name: s.name, dtype: o.dtype ?? 'F32', shape: s.shape, data: () => weights.get(s.name) };
   });
   mkdirSync(dir, { recursive: true });

@@ -25,7 +25,11 @@ export class AudioLlmCachedGenerator {
     private readonly decode: Session,
   ) {}
 
-  static async create(m: { config: UltravoxConfig; weights: TensorSource }, frames: number, o: { dir?: string; threads?: number; quantize?: 'int8' | 'int4'; provider?: SessionOptions['provider'] } = {}): Promise<AudioLlmCachedGenerator> {
+  static async create(
+    m: { config: UltravoxConfig; weights: TensorSource },
+    frames: number,
+    o: { dir?: string; threads?: number; quantize?: 'int8' | 'int4'; provider?: SessionOptions['provider'] } = {},
+  ): Promise<AudioLlmCachedGenerator> {
     const open = async (mode: 'prefill' | 'decode') => {
       const g = buildAudioLlmGraph(m, mode, frames, { quantize: o.quantize });
       if (!o.dir) return Session.create(serializeModel(g).model, { threads: o.threads ?? 2, provider: o.provider });
@@ -44,7 +48,12 @@ export class AudioLlmCachedGenerator {
   }
 
   /** Greedy continuation of `ids` (audio placeholder already expanded) for the clips' input_features. */
-  async greedy(ids: readonly number[], features: { data: Float32Array; dims: [number, number, number] }, maxNew: number, o: { stopAtEos?: boolean } = {}): Promise<CachedGreedyResult> {
+  async greedy(
+    ids: readonly number[],
+    features: { data: Float32Array; dims: [number, number, number] },
+    maxNew: number,
+    o: { stopAtEos?: boolean } = {},
+  ): Promise<CachedGreedyResult> {
     const V = this.c.text.vocabSize;
     const eos = new Set(this.c.text.eosTokenIds);
     const out: number[] = [];

@@ -29,23 +29,38 @@ export interface WhisperFeatureConfig {
 }
 
 /** preprocessor_config.json of a Whisper folder (WhisperFeatureExtractor), with transformers' defaults. */
-export function parseWhisperFeatureConfig(json: Record<string, unknown>, file = 'preprocessor_config.json'): WhisperFeatureConfig {
+export function parseWhisperFeatureConfig(
+  json: Record<string, unknown>,
+  file = 'preprocessor_config.json',
+): WhisperFeatureConfig {
   const int = (key: string, def: number, min: number, max: number): number => {
     const v = json[key] ?? def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new Error(`${file}: field "${key}": must be an integer in [${min}, ${max}] (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      throw new Error(`${file}: field "${key}": must be an integer in [${min}, ${max}] (got ${JSON.stringify(v)})`);
     return v;
   };
   const fx = json.feature_extractor_type;
-  if (fx !== undefined && fx !== 'WhisperFeatureExtractor') throw new Error(`${file}: field "feature_extractor_type": "${String(fx)}" is not WhisperFeatureExtractor`);
+  if (fx !== undefined && fx !== 'WhisperFeatureExtractor')
+    throw new Error(`${file}: field "feature_extractor_type": "${String(fx)}" is not WhisperFeatureExtractor`);
   const featureSize = int('feature_size', 80, 1, 512);
   const samplingRate = int('sampling_rate', 16000, 1000, 192000);
   const hopLength = int('hop_length', 160, 1, 100000);
   const chunkLength = int('chunk_length', 30, 1, 600);
   const nFft = int('n_fft', 400, 2, 16384);
   const pv = json.padding_value ?? 0;
-  if (typeof pv !== 'number' || !Number.isFinite(pv)) throw new Error(`${file}: field "padding_value": must be a number (got ${JSON.stringify(pv)})`);
+  if (typeof pv !== 'number' || !Number.isFinite(pv))
+    throw new Error(`${file}: field "padding_value": must be a number (got ${JSON.stringify(pv)})`);
   const nSamples = chunkLength * samplingRate;
-  return { featureSize, samplingRate, hopLength, chunkLength, nFft, paddingValue: pv, nSamples, nbMaxFrames: Math.floor(nSamples / hopLength) };
+  return {
+    featureSize,
+    samplingRate,
+    hopLength,
+    chunkLength,
+    nFft,
+    paddingValue: pv,
+    nSamples,
+    nbMaxFrames: Math.floor(nSamples / hopLength),
+  };
 }
 
 /** WhisperFeatureExtractor's defaults (whisper-tiny/base/small: 80 bins, 16 kHz, hop 160, 30 s, n_fft 400). */
@@ -80,7 +95,13 @@ function linspace(a: number, b: number, n: number): Float64Array {
  * audio_utils.mel_filter_bank(num_frequency_bins, num_mel_filters, min_frequency, max_frequency, sampling_rate,
  * norm='slaney', mel_scale='slaney'): [num_frequency_bins, num_mel_filters], row-major.
  */
-export function melFilterBank(numFrequencyBins: number, numMelFilters: number, minFrequency: number, maxFrequency: number, samplingRate: number): Float64Array {
+export function melFilterBank(
+  numFrequencyBins: number,
+  numMelFilters: number,
+  minFrequency: number,
+  maxFrequency: number,
+  samplingRate: number,
+): Float64Array {
   const melFreqs = linspace(hertzToMelSlaney(minFrequency), hertzToMelSlaney(maxFrequency), numMelFilters + 2);
   const filterFreqs = melFreqs.map(melToHertzSlaney);
   const fftFreqs = linspace(0, Math.floor(samplingRate / 2), numFrequencyBins);
@@ -133,7 +154,8 @@ export class WhisperFeatureExtractor {
     const hop = c.hopLength;
     const half = Math.floor(n / 2);
     const len = c.nSamples;
-    if (len <= half) throw new Error(`WhisperFeatureExtractor: the window (${len} samples) must be longer than n_fft / 2 (${half})`);
+    if (len <= half)
+      throw new Error(`WhisperFeatureExtractor: the window (${len} samples) must be longer than n_fft / 2 (${half})`);
     // pad / truncate to the window, as float32 (np.asarray(raw_speech, dtype=np.float32))
     const x = new Float32Array(len).fill(c.paddingValue);
     const samples = Math.min(waveform.length, len);
@@ -173,14 +195,19 @@ export class WhisperFeatureExtractor {
   }
 
   /** Features of several clips stacked [N, featureSize, nbMaxFrames] (input_features). */
-  batch(clips: ReadonlyArray<Float32Array | Float64Array | readonly number[]>): { data: Float32Array; dims: [number, number, number]; truncated: boolean[] } {
+  batch(clips: ReadonlyArray<Float32Array | Float64Array | readonly number[]>): {
+    data: Float32Array;
+    dims: [number, number, number];
+    truncated: boolean[];
+  } {
     const c = this.config;
     const per = c.featureSize * c.nbMaxFrames;
     const data = new Float32Array(clips.length * per);
     const truncated: boolean[] = [];
     clips.forEach((clip, i) => {
       const r = this.extract(clip);
-      if (r.frames !== c.nbMaxFrames) throw new Error(`WhisperFeatureExtractor: ${r.frames} frames, expected ${c.nbMaxFrames}`);
+      if (r.frames !== c.nbMaxFrames)
+        throw new Error(`WhisperFeatureExtractor: ${r.frames} frames, expected ${c.nbMaxFrames}`);
       data.set(r.data, i * per);
       truncated.push(r.truncated);
     });
@@ -200,7 +227,7 @@ export class MixedRadixFft {
 
   constructor(readonly n: number) {
     let m = n;
-    for (let p = 2; m > 1; ) {
+    for (let p = 2; m > 1;) {
       if (m % p === 0) {
         this.factors.push(p);
         m /= p;
@@ -225,7 +252,15 @@ export class MixedRadixFft {
     return { re: this.outRe, im: this.outIm };
   }
 
-  private rec(xr: Float64Array, xi: Float64Array, inOff: number, stride: number, n: number, outOff: number, fi: number): void {
+  private rec(
+    xr: Float64Array,
+    xi: Float64Array,
+    inOff: number,
+    stride: number,
+    n: number,
+    outOff: number,
+    fi: number,
+  ): void {
     const or = this.outRe;
     const oi = this.outIm;
     if (n === 1) {

@@ -19,7 +19,15 @@ import { ATTENTION_TARGETS, MLP_TARGETS, TRAIN_METHODS, type TrainMethod } from 
 import { tokenLosses } from '../program';
 import { demoRng } from '../demo/rng';
 import type { TensorSource } from '../weights/safetensors';
-import { ULTRAVOX_LAYOUT, audioLlmForward, expandAudioTokens, projectorTensorsOf, ultravoxTensors, type LoadedAudioLlm, type UltravoxConfig } from './ultravox';
+import {
+  ULTRAVOX_LAYOUT,
+  audioLlmForward,
+  expandAudioTokens,
+  projectorTensorsOf,
+  ultravoxTensors,
+  type LoadedAudioLlm,
+  type UltravoxConfig,
+} from './ultravox';
 
 export type AudioTrainMethod = TrainMethod;
 
@@ -42,7 +50,9 @@ export interface AudioLoraModule {
 }
 
 export function audioLoraModules(c: UltravoxConfig, targets: readonly string[]): AudioLoraModule[] {
-  for (const t of targets) if (!ATTN.includes(t) && !MLP.includes(t)) throw new Error(`LoRA target "${t}" is not a decoder projection (${[...ATTN, ...MLP].join(', ')})`);
+  for (const t of targets)
+    if (!ATTN.includes(t) && !MLP.includes(t))
+      throw new Error(`LoRA target "${t}" is not a decoder projection (${[...ATTN, ...MLP].join(', ')})`);
   const shapes = new Map(ultravoxTensors(c).map((s) => [s.name, s.shape]));
   const out: AudioLoraModule[] = [];
   for (let l = 0; l < c.text.numHiddenLayers; l++)
@@ -50,7 +60,13 @@ export function audioLoraModules(c: UltravoxConfig, targets: readonly string[]):
       if (!targets.includes(t)) continue;
       const module = `${ULTRAVOX_LAYOUT.decoder}layers.${l}.${ATTN.includes(t) ? 'self_attn' : 'mlp'}.${t}`;
       const [o, i] = shapes.get(`${module}.weight`)!;
-      out.push({ module, keyA: `base_model.model.${module}.lora_A.weight`, keyB: `base_model.model.${module}.lora_B.weight`, inFeatures: i, outFeatures: o });
+      out.push({
+        module,
+        keyA: `base_model.model.${module}.lora_A.weight`,
+        keyB: `base_model.model.${module}.lora_B.weight`,
+        inFeatures: i,
+        outFeatures: o,
+      });
     }
   return out;
 }
@@ -73,14 +89,21 @@ export function buildTrainableAudioLlm(
   frames: number,
 ): TrainableAudioLlm {
   const c = m.config;
-  if (!(TRAIN_METHODS as readonly string[]).includes(method)) throw new Error(`unknown training method "${method}" (projector, lora, lora+projector)`);
+  if (!(TRAIN_METHODS as readonly string[]).includes(method))
+    throw new Error(`unknown training method "${method}" (projector, lora, lora+projector)`);
   const modules = method === 'projector' ? [] : audioLoraModules(c, lora?.targetModules ?? []);
-  if (method !== 'projector' && (!lora || modules.length === 0)) throw new Error(`method ${method} needs LoRA options with at least one target module`);
-  if (lora && (!Number.isInteger(lora.rank) || lora.rank < 1)) throw new Error(`LoRA rank must be a positive integer (got ${lora.rank})`);
+  if (method !== 'projector' && (!lora || modules.length === 0))
+    throw new Error(`method ${method} needs LoRA options with at least one target module`);
+  if (lora && (!Number.isInteger(lora.rank) || lora.rank < 1))
+    throw new Error(`LoRA rank must be a positive integer (got ${lora.rank})`);
   const projector = method === 'lora' ? [] : projectorTensorsOf(c.projector).map((s) => s.name);
   const shapes = new Map(ultravoxTensors(c).map((s) => [s.name, s.shape]));
   const params: ParamSpec[] = [];
-  for (const mod of modules) params.push({ name: mod.keyA, shape: [lora!.rank, mod.inFeatures] }, { name: mod.keyB, shape: [mod.outFeatures, lora!.rank] });
+  for (const mod of modules)
+    params.push(
+      { name: mod.keyA, shape: [lora!.rank, mod.inFeatures] },
+      { name: mod.keyB, shape: [mod.outFeatures, lora!.rank] },
+    );
   for (const n of projector) params.push({ name: n, shape: shapes.get(n)!, decay: shapes.get(n)!.length > 1 });
   const scaling = lora ? lora.alpha / lora.rank : 1;
 
@@ -105,7 +128,10 @@ export function buildTrainableAudioLlm(
     const t = g.scope('loss', () => tokenLosses(g, r.logits!, labels, c.text.vocabSize));
     const sum = g.op1('ReduceSum', [t.perToken], { keepdims: 0 });
     const count = g.op1('ReduceSum', [t.valid], { keepdims: 0 });
-    return { loss: g.op1('Div', [sum, g.op1('Max', [count, g.scalar(1, sum)])]), outputs: { token_loss_sum: sum, token_count: count } };
+    return {
+      loss: g.op1('Div', [sum, g.op1('Max', [count, g.scalar(1, sum)])]),
+      outputs: { token_loss_sum: sum, token_count: count },
+    };
   };
 
   const logitsGraph = () => {
@@ -145,12 +171,16 @@ export interface AudioExample {
 
 /** Prompt ids (audio placeholder expanded) of one question, rendered by the model's chat template. */
 export function promptIds(m: LoadedAudioLlm, question: string): number[] {
-  if (!m.chatTemplate) throw new Error(`${m.dir}: no chat template (tokenizer_config.json chat_template or chat_template.jinja)`);
-  const text = m.chatTemplate.render([{ role: 'user', content: `${m.audioToken}\n${question}` }], { addGenerationPrompt: true });
+  if (!m.chatTemplate)
+    throw new Error(`${m.dir}: no chat template (tokenizer_config.json chat_template or chat_template.jinja)`);
+  const text = m.chatTemplate.render([{ role: 'user', content: `${m.audioToken}\n${question}` }], {
+    addGenerationPrompt: true,
+  });
   const bos = m.tokenizer.bosToken;
   const ids = m.tokenizer.encode(text, { addSpecialTokens: !(bos && text.startsWith(bos)) });
   const n = ids.filter((id) => id === m.config.audioTokenIndex).length;
-  if (n !== 1) throw new Error(`${m.chatTemplate.origin}: the prompt has ${n} audio placeholders "${m.audioToken}" for one clip`);
+  if (n !== 1)
+    throw new Error(`${m.chatTemplate.origin}: the prompt has ${n} audio placeholders "${m.audioToken}" for one clip`);
   return expandAudioTokens(m, ids);
 }
 
@@ -169,7 +199,11 @@ export interface TrainFeeds {
 }
 
 /** A right-padded training batch: loss on the answer tokens only. `features` = the clips' input_features in order. */
-export function trainBatch(m: LoadedAudioLlm, examples: readonly AudioExample[], features: { data: Float32Array; dims: [number, number, number] }): TrainFeeds {
+export function trainBatch(
+  m: LoadedAudioLlm,
+  examples: readonly AudioExample[],
+  features: { data: Float32Array; dims: [number, number, number] },
+): TrainFeeds {
   const rows = examples.map((e) => {
     const p = promptIds(m, e.question);
     const a = answerIds(m, e.answer);
@@ -208,7 +242,13 @@ export class AudioLlmGenerator {
   }
 
   /** Left-padded batch of prompts, greedy until eos or maxNew tokens; returns the decoded answers (trimmed). */
-  async answer(questions: readonly string[], features: { data: Float32Array; dims: [number, number, number] }, values: Record<string, Float32Array>, params: readonly ParamSpec[], maxNew = 4): Promise<string[]> {
+  async answer(
+    questions: readonly string[],
+    features: { data: Float32Array; dims: [number, number, number] },
+    values: Record<string, Float32Array>,
+    params: readonly ParamSpec[],
+    maxNew = 4,
+  ): Promise<string[]> {
     const m = this.m;
     const eos = new Set(m.config.text.eosTokenIds);
     const seqs = questions.map((q) => promptIds(m, q));
@@ -221,11 +261,18 @@ export class AudioLlmGenerator {
       const B = seqs.length;
       const ids = new BigInt64Array(B * T);
       const mask = new BigInt64Array(B * T);
-      seqs.forEach((s, b) => s.forEach((id, t) => {
-        ids[b * T + T - s.length + t] = BigInt(id);
-        mask[b * T + T - s.length + t] = 1n;
-      }));
-      const r = await this.session.run({ ...pf, input_ids: tensor('int64', [B, T], ids), attention_mask: tensor('int64', [B, T], mask), input_features: feats });
+      seqs.forEach((s, b) =>
+        s.forEach((id, t) => {
+          ids[b * T + T - s.length + t] = BigInt(id);
+          mask[b * T + T - s.length + t] = 1n;
+        }),
+      );
+      const r = await this.session.run({
+        ...pf,
+        input_ids: tensor('int64', [B, T], ids),
+        attention_mask: tensor('int64', [B, T], mask),
+        input_features: feats,
+      });
       const lg = r.logits.data as Float32Array;
       const V = m.config.text.vocabSize;
       for (let b = 0; b < B; b++) {

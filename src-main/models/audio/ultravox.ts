@@ -29,7 +29,15 @@ import { LensTokenizer } from '../tokenizer';
 import { decoderTensors, type TensorSpec } from '../weights/names';
 import { openCheckedWeights } from './folder';
 import { WhisperFeatureExtractor, parseWhisperFeatureConfig } from './log-mel';
-import { checkFeaturesFitEncoder, parseWhisperEncoder, whisperEncoder, whisperEncoderTensors, whisperEncoderToHf, whisperOutputLength, type WhisperEncoderConfig } from './whisper';
+import {
+  checkFeaturesFitEncoder,
+  parseWhisperEncoder,
+  whisperEncoder,
+  whisperEncoderTensors,
+  whisperEncoderToHf,
+  whisperOutputLength,
+  type WhisperEncoderConfig,
+} from './whisper';
 
 export interface AudioProjectorConfig {
   stackFactor: number;
@@ -71,27 +79,48 @@ export function parseUltravox(json: Record<string, unknown>, file = 'config.json
   const mt = r.str('model_type');
   if (mt !== 'ultravox') r.err('model_type', `"${mt}" is not an Ultravox-layout audio LLM (ultravox)`);
   const ar = r.sub('audio_config');
-  if (!ar) r.err('audio_config', `is required (the Whisper encoder's config; a folder that only names audio_model_id "${String(json.audio_model_id ?? '')}" must be saved with its audio tower)`);
+  if (!ar)
+    r.err(
+      'audio_config',
+      `is required (the Whisper encoder's config; a folder that only names audio_model_id "${String(json.audio_model_id ?? '')}" must be saved with its audio tower)`,
+    );
   const tr = r.sub('text_config');
-  if (!tr) r.err('text_config', `is required (the language model's config; text_model_id "${String(json.text_model_id ?? '')}" alone is not enough)`);
+  if (!tr)
+    r.err(
+      'text_config',
+      `is required (the language model's config; text_model_id "${String(json.text_model_id ?? '')}" alone is not enough)`,
+    );
   const audio = parseWhisperEncoder(ar!);
   const text = parseTextSub(tr!);
-  if (text.modelType !== 'llama' && text.modelType !== 'qwen2') tr!.err('model_type', `"${text.modelType}" is not a decoder an audio LLM can use here (llama, qwen2)`);
+  if (text.modelType !== 'llama' && text.modelType !== 'qwen2')
+    tr!.err('model_type', `"${text.modelType}" is not a decoder an audio LLM can use here (llama, qwen2)`);
   const stackFactor = r.int('stack_factor', 8);
   if (stackFactor > 64) r.err('stack_factor', `${stackFactor} is more than 64`);
   const hiddenSize = r.int('hidden_size', 4096);
   const act = r.str('projector_act', 'swiglu');
-  if (!PROJECTOR_ACTS.includes(act)) r.err('projector_act', `unsupported activation "${act}" (supported: ${PROJECTOR_ACTS.join(', ')})`);
-  if (act === 'swiglu' && hiddenSize % 2 !== 0) r.err('hidden_size', `swiglu needs an even hidden_size (got ${hiddenSize})`);
+  if (!PROJECTOR_ACTS.includes(act))
+    r.err('projector_act', `unsupported activation "${act}" (supported: ${PROJECTOR_ACTS.join(', ')})`);
+  if (act === 'swiglu' && hiddenSize % 2 !== 0)
+    r.err('hidden_size', `swiglu needs an even hidden_size (got ${hiddenSize})`);
   const audioTokenIndex = r.int('audio_token_index', undefined, 0);
-  if (audioTokenIndex >= text.vocabSize) r.err('audio_token_index', `${audioTokenIndex} is outside text_config.vocab_size ${text.vocabSize}`);
+  if (audioTokenIndex >= text.vocabSize)
+    r.err('audio_token_index', `${audioTokenIndex} is outside text_config.vocab_size ${text.vocabSize}`);
   const mid = act === 'swiglu' ? hiddenSize / 2 : hiddenSize;
   return {
     kind: 'ultravox',
     modelType: 'ultravox',
     audio,
     text,
-    projector: { stackFactor, hiddenSize, act, normInit: r.num('norm_init', 0.4), lnMid: r.bool('projector_ln_mid', false), inFeatures: audio.dModel * stackFactor, midFeatures: mid, outFeatures: text.hiddenSize },
+    projector: {
+      stackFactor,
+      hiddenSize,
+      act,
+      normInit: r.num('norm_init', 0.4),
+      lnMid: r.bool('projector_ln_mid', false),
+      inFeatures: audio.dModel * stackFactor,
+      midFeatures: mid,
+      outFeatures: text.hiddenSize,
+    },
     audioTokenIndex,
     raw: json,
   };
@@ -112,7 +141,10 @@ export function ultravoxToHf(c: UltravoxConfigInput): Record<string, unknown> {
     architectures: ['UltravoxModel'],
     model_type: 'ultravox',
     audio_config: whisperEncoderToHf(c.audio),
-    text_config: { architectures: [c.text.modelType === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'], ...textToHf(c.text) },
+    text_config: {
+      architectures: [c.text.modelType === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+      ...textToHf(c.text),
+    },
     stack_factor: c.stackFactor,
     hidden_size: c.projectorHidden,
     projector_act: c.projectorAct ?? 'swiglu',
@@ -130,14 +162,22 @@ export function projectorTensorsOf(p: AudioProjectorConfig, prefix: string = ULT
     { name: `${prefix}linear_1.weight`, shape: [p.hiddenSize, p.inFeatures] },
     { name: `${prefix}linear_2.weight`, shape: [p.outFeatures, p.midFeatures] },
   ];
-  out.push(p.lnMid ? { name: `${prefix}ln_mid.weight`, shape: [p.midFeatures] } : { name: `${prefix}ln_post.weight`, shape: [p.outFeatures] });
+  out.push(
+    p.lnMid
+      ? { name: `${prefix}ln_mid.weight`, shape: [p.midFeatures] }
+      : { name: `${prefix}ln_post.weight`, shape: [p.outFeatures] },
+  );
   return out;
 }
 
 /** Every tensor of the checkpoint, canonical (= published Ultravox) names. */
 export function ultravoxTensors(c: UltravoxConfig): TensorSpec[] {
   const L = ULTRAVOX_LAYOUT;
-  return [...whisperEncoderTensors(c.audio, L.audio), ...projectorTensorsOf(c.projector), ...decoderTensors(c.text, L.decoder, L.lmHead)];
+  return [
+    ...whisperEncoderTensors(c.audio, L.audio),
+    ...projectorTensorsOf(c.projector),
+    ...decoderTensors(c.text, L.decoder, L.lmHead),
+  ];
 }
 
 /** Stored -> canonical: the published names; a tied lm_head copy is ignored. */
@@ -189,7 +229,12 @@ export function audioEmbeddings(w: GraphWeights, c: UltravoxConfig, ids: Value, 
     const flat = g.op1('Reshape', [features, g.ints([-1, c.text.hiddenSize])]);
     const cnt = g.op1('Reshape', [g.op1('Cast', [isAudio], { to: 7 }), g.ints([-1])]);
     const cs = g.op1('CumSum', [cnt, g.constant(0, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: ['?'] }] });
-    const idx = g.op1('Reshape', [g.op1('Sub', [cs, g.constant(1, 'int64', [])]), g.op1('Shape', [ids])], {}, { outTypes: [{ dtype: 'int64', shape: ids.shape }] });
+    const idx = g.op1(
+      'Reshape',
+      [g.op1('Sub', [cs, g.constant(1, 'int64', [])]), g.op1('Shape', [ids])],
+      {},
+      { outTypes: [{ dtype: 'int64', shape: ids.shape }] },
+    );
     const rows = g.op1('Gather', [flat, g.op1('Where', [isAudio, idx, zero])], { axis: 0 });
     return g.op1('Where', [g.op1('Unsqueeze', [isAudio, g.ints([-1])]), rows, text]);
   });
@@ -202,12 +247,23 @@ export interface AudioLlmInputs {
 }
 
 /** The whole forward: audio features, merge, decoder (positions from the mask: left padding works). */
-export function audioLlmForward(w: GraphWeights, c: UltravoxConfig, inp: AudioLlmInputs, o: { logits?: 'all' | 'last' } = {}): DecoderResult {
+export function audioLlmForward(
+  w: GraphWeights,
+  c: UltravoxConfig,
+  inp: AudioLlmInputs,
+  o: { logits?: 'all' | 'last' } = {},
+): DecoderResult {
   const g = w.g;
   const feats = inp.inputFeatures ? audioFeatures(w, c, inp.inputFeatures) : null;
   const embeds = audioEmbeddings(w, c, inp.inputIds, feats);
   const positions = g.scope('positions', () => decoderPositions(inp.inputIds, inp.attentionMask, 'mask'));
-  return decoderFor(c.text)(w, c.text, { prefix: ULTRAVOX_LAYOUT.decoder, lmHead: ULTRAVOX_LAYOUT.lmHead }, { embeds, attentionMask: inp.attentionMask, positions }, { logits: o.logits ?? 'all' });
+  return decoderFor(c.text)(
+    w,
+    c.text,
+    { prefix: ULTRAVOX_LAYOUT.decoder, lmHead: ULTRAVOX_LAYOUT.lmHead },
+    { embeds, attentionMask: inp.attentionMask, positions },
+    { logits: o.logits ?? 'all' },
+  );
 }
 
 /**
@@ -216,7 +272,12 @@ export function audioLlmForward(w: GraphWeights, c: UltravoxConfig, inp: AudioLl
  * attention_mask [B, P+1], past_key_values.<i>.key/value [B, n_kv, P, head_dim] -> logits + present (text only: the
  * audio lives in the cache). Positions come from the mask (left padding works).
  */
-export function buildAudioLlmGraph(m: { config: UltravoxConfig; weights: TensorSource }, mode: 'prefill' | 'decode', frames: number, o: { quantize?: 'int8' | 'int4' } = {}): Graph {
+export function buildAudioLlmGraph(
+  m: { config: UltravoxConfig; weights: TensorSource },
+  mode: 'prefill' | 'decode',
+  frames: number,
+  o: { quantize?: 'int8' | 'int4' } = {},
+): Graph {
   const c = m.config;
   const t = c.text;
   const g = new Graph(`ultravox_${mode}`);
@@ -241,7 +302,13 @@ export function buildAudioLlmGraph(m: { config: UltravoxConfig; weights: TensorS
     pastLen = g.op1('Squeeze', [g.op1('Shape', [past[0].key], { start: 2, end: 3 }), g.ints([0])]);
   }
   const positions = g.scope('positions', () => decoderPositions(ids, mask, 'mask', pastLen));
-  const r = decoderFor(t)(w, t, names, { embeds, attentionMask: mask, positions, past }, { logits: 'last', present: true });
+  const r = decoderFor(t)(
+    w,
+    t,
+    names,
+    { embeds, attentionMask: mask, positions, past },
+    { logits: 'last', present: true },
+  );
   g.output(r.logits!, 'logits');
   r.present!.forEach((p, i) => {
     g.output(p.key, `present.${i}.key`);
@@ -251,7 +318,12 @@ export function buildAudioLlmGraph(m: { config: UltravoxConfig; weights: TensorS
 }
 
 /** The graph input of the clips' features: float32 [N, mel bins, frames] (frames static: the extractor's window). */
-export function inputFeaturesInput(g: Graph, c: UltravoxConfig, frames: number, dtype: 'float32' | 'float64' = 'float32'): Value {
+export function inputFeaturesInput(
+  g: Graph,
+  c: UltravoxConfig,
+  frames: number,
+  dtype: 'float32' | 'float64' = 'float32',
+): Value {
   return g.input('input_features', dtype, ['N', c.audio.numMelBins, frames]);
 }
 
@@ -268,7 +340,11 @@ export interface LoadedAudioLlm {
   audioToken: string;
   /** audio tokens per clip (the extractor's window through the encoder and the stacking) */
   tokensPerClip: number;
-  json: { config: Record<string, unknown>; preprocessorConfig: Record<string, unknown>; tokenizerConfig: Record<string, unknown> };
+  json: {
+    config: Record<string, unknown>;
+    preprocessorConfig: Record<string, unknown>;
+    tokenizerConfig: Record<string, unknown>;
+  };
   close(): void;
 }
 
@@ -278,7 +354,8 @@ export function loadAudioLlm(dir: string): LoadedAudioLlm {
   const configJson = readJsonObject(cfgPath);
   const config = parseUltravox(configJson, cfgPath);
   const ppPath = join(dir, 'preprocessor_config.json');
-  if (!existsSync(ppPath)) throw new HfFolderError(`${dir}: no preprocessor_config.json (the Whisper feature extractor's settings)`);
+  if (!existsSync(ppPath))
+    throw new HfFolderError(`${dir}: no preprocessor_config.json (the Whisper feature extractor's settings)`);
   const preprocessorConfig = readJsonObject(ppPath);
   const fc = parseWhisperFeatureConfig(preprocessorConfig, ppPath);
   checkFeaturesFitEncoder(fc, config.audio, ppPath);
@@ -286,13 +363,33 @@ export function loadAudioLlm(dir: string): LoadedAudioLlm {
   if (!existsSync(tokPath)) throw new HfFolderError(`${dir}: no tokenizer.json`);
   const tokCfgPath = join(dir, 'tokenizer_config.json');
   const tokenizer = LensTokenizer.fromFiles(tokPath, tokCfgPath);
-  if (tokenizer.vocabSize > config.text.vocabSize) throw new HfFolderError(`${tokPath}: has ${tokenizer.vocabSize} tokens but text_config.vocab_size is ${config.text.vocabSize}`);
+  if (tokenizer.vocabSize > config.text.vocabSize)
+    throw new HfFolderError(
+      `${tokPath}: has ${tokenizer.vocabSize} tokens but text_config.vocab_size is ${config.text.vocabSize}`,
+    );
   const audioToken = tokenizer.idToToken(config.audioTokenIndex);
-  if (audioToken === undefined) throw new HfFolderError(`${tokPath}: no token with id ${config.audioTokenIndex} (config.json's audio_token_index)`);
+  if (audioToken === undefined)
+    throw new HfFolderError(`${tokPath}: no token with id ${config.audioTokenIndex} (config.json's audio_token_index)`);
   const tokenizerConfig = tokenizer.files.tokenizerConfig;
   const found = findChatTemplate(dir, tokenizerConfig);
-  const chatTemplate = found ? new ChatTemplate(found.source, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken, unk_token: tokenizer.unkToken, pad_token: tokenizer.padToken }, found.origin) : null;
-  const weights = openCheckedWeights(dir, ultravoxTensors(config), (s) => ultravoxCanonicalName(config, s), ' (a published Ultravox folder that holds only the projector needs its audio tower and language model saved into it)');
+  const chatTemplate = found
+    ? new ChatTemplate(
+        found.source,
+        {
+          bos_token: tokenizer.bosToken,
+          eos_token: tokenizer.eosToken,
+          unk_token: tokenizer.unkToken,
+          pad_token: tokenizer.padToken,
+        },
+        found.origin,
+      )
+    : null;
+  const weights = openCheckedWeights(
+    dir,
+    ultravoxTensors(config),
+    (s) => ultravoxCanonicalName(config, s),
+    ' (a published Ultravox folder that holds only the projector needs its audio tower and language model saved into it)',
+  );
   return {
     dir,
     config,
@@ -308,7 +405,10 @@ export function loadAudioLlm(dir: string): LoadedAudioLlm {
 }
 
 /** Token ids of a prompt: the placeholder token expanded to tokensPerClip copies per clip. */
-export function expandAudioTokens(m: Pick<LoadedAudioLlm, 'config' | 'tokensPerClip'>, ids: readonly number[]): number[] {
+export function expandAudioTokens(
+  m: Pick<LoadedAudioLlm, 'config' | 'tokensPerClip'>,
+  ids: readonly number[],
+): number[] {
   return ids.flatMap((id) => (id === m.config.audioTokenIndex ? new Array<number>(m.tokensPerClip).fill(id) : [id]));
 }
 
@@ -321,15 +421,23 @@ export interface AudioClip {
 }
 
 /** input_features of clips, with a warning per clip cut to the window. */
-export function clipFeatures(fx: WhisperFeatureExtractor, clips: readonly AudioClip[]): { data: Float32Array; dims: [number, number, number]; warnings: string[] } {
+export function clipFeatures(
+  fx: WhisperFeatureExtractor,
+  clips: readonly AudioClip[],
+): { data: Float32Array; dims: [number, number, number]; warnings: string[] } {
   const warnings: string[] = [];
   clips.forEach((c, i) => {
     if (c.sampleRate !== fx.config.samplingRate)
-      throw new Error(`${c.name ?? `clip ${i}`}: sample rate ${c.sampleRate} Hz, the model takes ${fx.config.samplingRate} Hz (resample it first)`);
+      throw new Error(
+        `${c.name ?? `clip ${i}`}: sample rate ${c.sampleRate} Hz, the model takes ${fx.config.samplingRate} Hz (resample it first)`,
+      );
   });
   const b = fx.batch(clips.map((c) => c.samples));
   b.truncated.forEach((t, i) => {
-    if (t) warnings.push(`${clips[i].name ?? `clip ${i}`}: ${(clips[i].samples.length / clips[i].sampleRate).toFixed(2)} s is longer than the model's ${fx.config.chunkLength} s window; the rest is cut`);
+    if (t)
+      warnings.push(
+        `${clips[i].name ?? `clip ${i}`}: ${(clips[i].samples.length / clips[i].sampleRate).toFixed(2)} s is longer than the model's ${fx.config.chunkLength} s window; the rest is cut`,
+      );
   });
   return { data: b.data, dims: b.dims, warnings };
 }

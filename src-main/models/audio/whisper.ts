@@ -47,7 +47,8 @@ export function parseWhisperEncoder(r: Reader): WhisperEncoderConfig {
   if (mt !== 'whisper') r.err('model_type', `"${mt}" is not a Whisper model (whisper)`);
   const dModel = r.int('d_model', 384);
   const numHeads = r.int('encoder_attention_heads', 6);
-  if (dModel % numHeads !== 0) r.err('encoder_attention_heads', `d_model ${dModel} is not divisible by ${numHeads} heads`);
+  if (dModel % numHeads !== 0)
+    r.err('encoder_attention_heads', `d_model ${dModel} is not divisible by ${numHeads} heads`);
   const act = r.act('activation_function', 'gelu');
   const numLayers = r.int('encoder_layers', 4);
   if (numLayers > 256) r.err('encoder_layers', `${numLayers} is larger than any model Lenslab can run (at most 256)`);
@@ -58,7 +59,16 @@ export function parseWhisperEncoder(r: Reader): WhisperEncoderConfig {
   if (maxSourcePositions > 100000) r.err('max_source_positions', `${maxSourcePositions} is more than 100000`);
   if (dModel > 16384) r.err('d_model', `${dModel} is larger than any model Lenslab can run (at most 16384)`);
   if (ffnDim > 65536) r.err('encoder_ffn_dim', `${ffnDim} is larger than any model Lenslab can run (at most 65536)`);
-  return { dModel, numLayers, numHeads, headDim: dModel / numHeads, ffnDim, numMelBins, maxSourcePositions, activation: act };
+  return {
+    dModel,
+    numLayers,
+    numHeads,
+    headDim: dModel / numHeads,
+    ffnDim,
+    numMelBins,
+    maxSourcePositions,
+    activation: act,
+  };
 }
 
 /** The config.json fields that describe this encoder (for writing an audio LLM's audio_config). */
@@ -92,7 +102,10 @@ export function whisperEncoderTensors(c: WhisperEncoderConfig, prefix: string): 
       out.push({ name: `${L}self_attn.${proj}.weight`, shape: [d, d] });
       if (proj !== 'k_proj') out.push({ name: `${L}self_attn.${proj}.bias`, shape: [d] });
     }
-    out.push({ name: `${L}self_attn_layer_norm.weight`, shape: [d] }, { name: `${L}self_attn_layer_norm.bias`, shape: [d] });
+    out.push(
+      { name: `${L}self_attn_layer_norm.weight`, shape: [d] },
+      { name: `${L}self_attn_layer_norm.bias`, shape: [d] },
+    );
     out.push({ name: `${L}fc1.weight`, shape: [c.ffnDim, d] }, { name: `${L}fc1.bias`, shape: [c.ffnDim] });
     out.push({ name: `${L}fc2.weight`, shape: [d, c.ffnDim] }, { name: `${L}fc2.bias`, shape: [d] });
     out.push({ name: `${L}final_layer_norm.weight`, shape: [d] }, { name: `${L}final_layer_norm.bias`, shape: [d] });
@@ -121,7 +134,9 @@ function whisperLayer(w: GraphWeights, c: WhisperEncoderConfig, L: string, x: Va
   const g = w.g;
   const H = c.numHeads;
   const d = c.headDim;
-  let y = layerNorm(x, w.tensor(`${L}self_attn_layer_norm.weight`), w.tensor(`${L}self_attn_layer_norm.bias`), { epsilon: 1e-5 });
+  let y = layerNorm(x, w.tensor(`${L}self_attn_layer_norm.weight`), w.tensor(`${L}self_attn_layer_norm.bias`), {
+    epsilon: 1e-5,
+  });
   const q = splitHeads(g, w.linear(y, `${L}self_attn.q_proj`, { bias: true }), H, d);
   const k = splitHeads(g, w.linear(y, `${L}self_attn.k_proj`, { bias: false }), H, d);
   const v = splitHeads(g, w.linear(y, `${L}self_attn.v_proj`, { bias: true }), H, d);
@@ -140,10 +155,15 @@ export function whisperEncoder(w: GraphWeights, c: WhisperEncoderConfig, prefix:
   const g = w.g;
   const s = inputFeatures.shape;
   if (!s || s.length !== 3 || (typeof s[1] === 'number' && s[1] !== c.numMelBins) || typeof s[2] !== 'number')
-    throw new Error(`whisper encoder: input_features '${inputFeatures.name}' must be [N, ${c.numMelBins}, frames] with a static number of frames (got [${s}])`);
+    throw new Error(
+      `whisper encoder: input_features '${inputFeatures.name}' must be [N, ${c.numMelBins}, frames] with a static number of frames (got [${s}])`,
+    );
   const T = s[2];
   const max = 2 * c.maxSourcePositions;
-  if (T > max) throw new Error(`whisper encoder: ${T} input frames is more than the encoder's window (${max} = 2 x max_source_positions)`);
+  if (T > max)
+    throw new Error(
+      `whisper encoder: ${T} input frames is more than the encoder's window (${max} = 2 x max_source_positions)`,
+    );
   const P = p(prefix);
   return g.scope('audio/encoder', () => {
     let x = g.op1('Transpose', [inputFeatures], { perm: [0, 2, 1] });
@@ -193,9 +213,14 @@ export interface WhisperEncoderModel {
 
 /** Check that a feature extractor feeds this encoder: same mel bins, a window the position table covers. */
 export function checkFeaturesFitEncoder(f: WhisperFeatureConfig, c: WhisperEncoderConfig, file: string): void {
-  if (f.featureSize !== c.numMelBins) throw new HfFolderError(`${file}: field "feature_size": ${f.featureSize} mel bins, but the encoder's num_mel_bins is ${c.numMelBins}`);
+  if (f.featureSize !== c.numMelBins)
+    throw new HfFolderError(
+      `${file}: field "feature_size": ${f.featureSize} mel bins, but the encoder's num_mel_bins is ${c.numMelBins}`,
+    );
   if (f.nbMaxFrames > 2 * c.maxSourcePositions)
-    throw new HfFolderError(`${file}: field "chunk_length": ${f.chunkLength} s is ${f.nbMaxFrames} frames, more than the encoder's window of ${2 * c.maxSourcePositions} (2 x max_source_positions)`);
+    throw new HfFolderError(
+      `${file}: field "chunk_length": ${f.chunkLength} s is ${f.nbMaxFrames} frames, more than the encoder's window of ${2 * c.maxSourcePositions} (2 x max_source_positions)`,
+    );
 }
 
 export function loadWhisperEncoder(dir: string): WhisperEncoderModel {
@@ -204,10 +229,18 @@ export function loadWhisperEncoder(dir: string): WhisperEncoderModel {
   const configJson = readJsonObject(cfgPath);
   const config = parseWhisperEncoder(new Reader(cfgPath, configJson, ''));
   const ppPath = join(dir, 'preprocessor_config.json');
-  if (!existsSync(ppPath)) throw new HfFolderError(`${dir}: no preprocessor_config.json (Whisper's feature extractor settings)`);
+  if (!existsSync(ppPath))
+    throw new HfFolderError(`${dir}: no preprocessor_config.json (Whisper's feature extractor settings)`);
   const preprocessorConfig = readJsonObject(ppPath);
   const fc = parseWhisperFeatureConfig(preprocessorConfig, ppPath);
   checkFeaturesFitEncoder(fc, config, ppPath);
   const weights = openCheckedWeights(dir, whisperEncoderTensors(config, 'encoder.'), whisperCanonicalName);
-  return { dir, config, features: new WhisperFeatureExtractor(fc), weights, json: { config: configJson, preprocessorConfig }, close: () => weights.close() };
+  return {
+    dir,
+    config,
+    features: new WhisperFeatureExtractor(fc),
+    weights,
+    json: { config: configJson, preprocessorConfig },
+    close: () => weights.close(),
+  };
 }

@@ -63,12 +63,25 @@ export function embedTokens(w: GraphWeights, names: DecoderNames, ids: Value): V
  * padding); 'mask' gives cumsum(attention_mask) - 1 over past + new, last S columns (generate() with left padding).
  * For unpadded or right-padded rows both agree on every real token.
  */
-export function decoderPositions(ids: Value, attentionMask: Value, mode: 'range' | 'mask', pastLength: Value | number = 0): Value {
+export function decoderPositions(
+  ids: Value,
+  attentionMask: Value,
+  mode: 'range' | 'mask',
+  pastLength: Value | number = 0,
+): Value {
   return mode === 'mask' ? positionsFromMask(attentionMask, ids) : rangePositions(ids, pastLength);
 }
 
 /** One decoder layer; returns the new hidden states and its present k/v (past + new, or the new ones alone). */
-export function decoderLayer(w: GraphWeights, cfg: TextConfig, layerPrefix: string, x: Value, rope: RopeCache, mask: Value, past: KvPair | null): { x: Value; present: KvPair | null } {
+export function decoderLayer(
+  w: GraphWeights,
+  cfg: TextConfig,
+  layerPrefix: string,
+  x: Value,
+  rope: RopeCache,
+  mask: Value,
+  past: KvPair | null,
+): { x: Value; present: KvPair | null } {
   const g = w.g;
   const L = layerPrefix;
   const H = cfg.numAttentionHeads;
@@ -80,7 +93,13 @@ export function decoderLayer(w: GraphWeights, cfg: TextConfig, layerPrefix: stri
   const v = splitHeads(g, w.linear(h, `${L}self_attn.v_proj`, { bias: cfg.qkvBias }), Hkv, d);
   q = applyRotary(q, rope);
   k = applyRotary(k, rope);
-  const a = attention(q, k, v, { causal: true, mask, pastKey: past?.key, pastValue: past?.value, scale: 1 / Math.sqrt(d) });
+  const a = attention(q, k, v, {
+    causal: true,
+    mask,
+    pastKey: past?.key,
+    pastValue: past?.value,
+    scale: 1 / Math.sqrt(d),
+  });
   x = g.op1('Add', [x, w.linear(mergeHeads(g, a.out, H, d), `${L}self_attn.o_proj`, { bias: cfg.oBias })]);
   h = rmsNorm(x, w.tensor(`${L}post_attention_layernorm.weight`), { epsilon: cfg.rmsNormEps });
   const gate = activation(cfg.hiddenAct, w.linear(h, `${L}mlp.gate_proj`, { bias: cfg.mlpBias }));
@@ -92,16 +111,25 @@ export function decoderLayer(w: GraphWeights, cfg: TextConfig, layerPrefix: stri
 }
 
 /** The decoder stack + final norm + lm_head. */
-export function decoderForward(w: GraphWeights, cfg: TextConfig, names: DecoderNames, inp: DecoderInputs, o: DecoderOptions = {}): DecoderResult {
+export function decoderForward(
+  w: GraphWeights,
+  cfg: TextConfig,
+  names: DecoderNames,
+  inp: DecoderInputs,
+  o: DecoderOptions = {},
+): DecoderResult {
   const g = w.g;
-  if (inp.past && inp.past.length !== cfg.numHiddenLayers) throw new Error(`decoder: ${inp.past.length} past k/v pairs for ${cfg.numHiddenLayers} layers`);
+  if (inp.past && inp.past.length !== cfg.numHiddenLayers)
+    throw new Error(`decoder: ${inp.past.length} past k/v pairs for ${cfg.numHiddenLayers} layers`);
   const rope = g.scope('rope', () => ropeCache(g, inp.positions, cfg.headDim, cfg.rope.theta, cfg.rope, w.dtype));
   const wantPresent = !!inp.past || !!o.present;
   let x = inp.embeds;
   const present: KvPair[] = [];
   for (let l = 0; l < cfg.numHiddenLayers; l++) {
     const past = inp.past ? inp.past[l] : null;
-    const r = g.scope(`decoder/layer${l}`, () => decoderLayer(w, cfg, `${names.prefix}layers.${l}.`, x, rope, inp.attentionMask, past));
+    const r = g.scope(`decoder/layer${l}`, () =>
+      decoderLayer(w, cfg, `${names.prefix}layers.${l}.`, x, rope, inp.attentionMask, past),
+    );
     x = r.x;
     if (r.present) present.push(r.present);
   }
@@ -109,7 +137,8 @@ export function decoderForward(w: GraphWeights, cfg: TextConfig, names: DecoderN
   let logits: Value | null = null;
   const mode = o.logits ?? 'all';
   if (mode !== 'none') {
-    const hs = mode === 'last' ? g.op1('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]) : hidden;
+    const hs =
+      mode === 'last' ? g.op1('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]) : hidden;
     logits = g.scope('lm_head', () => lmHead(w, cfg, names, hs));
   }
   return { hidden, logits, present: wantPresent ? present : null };
@@ -130,11 +159,21 @@ export function lmHead(w: GraphWeights, cfg: TextConfig, names: DecoderNames, hi
   const D = cfg.hiddenSize;
   const V = cfg.vocabSize;
   const shape = hidden.shape;
-  const flat = g.op1('Reshape', [hidden, g.ints([-1, D])], {}, { outTypes: [{ dtype: hidden.dtype, shape: ['?', D] }] });
+  const flat = g.op1(
+    'Reshape',
+    [hidden, g.ints([-1, D])],
+    {},
+    { outTypes: [{ dtype: hidden.dtype, shape: ['?', D] }] },
+  );
   // Gemm(transB) on the float table, or the quantized form when the weights are quantized (a quantized base)
   const logits = w.head(flat, name, V);
   // [B, S] of hidden (its leading dims) + [V]
   const lead = g.op1('Shape', [hidden], { start: 0, end: -1 });
   const outShape = g.op1('Concat', [lead, g.ints([V])], { axis: 0 });
-  return g.op1('Reshape', [logits, outShape], {}, { outTypes: [{ dtype: hidden.dtype, shape: shape ? [...shape.slice(0, -1), V] : null }] });
+  return g.op1(
+    'Reshape',
+    [logits, outShape],
+    {},
+    { outTypes: [{ dtype: hidden.dtype, shape: shape ? [...shape.slice(0, -1), V] : null }] },
+  );
 }

@@ -24,7 +24,14 @@ import { layerNorm } from '../../engine/ops/norm';
 import { Reader, type TextConfig } from '../config';
 import { mergeHeads, splitHeads, type GraphWeights } from '../layers';
 import type { TensorSpec } from '../weights/names';
-import { lmHead, type DecoderInputs, type DecoderNames, type DecoderOptions, type DecoderResult, type KvPair } from './llama';
+import {
+  lmHead,
+  type DecoderInputs,
+  type DecoderNames,
+  type DecoderOptions,
+  type DecoderResult,
+  type KvPair,
+} from './llama';
 
 /** OPT's own config fields (TextConfig.opt). */
 export interface OptOptions {
@@ -43,11 +50,16 @@ export interface OptOptions {
 export function parseOpt(r: Reader): TextConfig {
   const hiddenSize = r.int('hidden_size', 768);
   const numAttentionHeads = r.int('num_attention_heads', 12);
-  if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+  if (hiddenSize % numAttentionHeads !== 0)
+    r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
   const layerNormBefore = r.bool('do_layer_norm_before', true);
-  if (!r.bool('layer_norm_elementwise_affine', true)) r.err('layer_norm_elementwise_affine', 'layer norms without weights are not supported');
+  if (!r.bool('layer_norm_elementwise_affine', true))
+    r.err('layer_norm_elementwise_affine', 'layer norms without weights are not supported');
   if (r.has('word_embed_proj_dim') && r.int('word_embed_proj_dim') !== hiddenSize)
-    r.err('word_embed_proj_dim', `${r.obj.word_embed_proj_dim} differs from hidden_size ${hiddenSize} (project_in / project_out, as in opt-350m, are not supported)`);
+    r.err(
+      'word_embed_proj_dim',
+      `${r.obj.word_embed_proj_dim} differs from hidden_size ${hiddenSize} (project_in / project_out, as in opt-350m, are not supported)`,
+    );
   const eos = r.obj.eos_token_id === undefined ? 2 : r.obj.eos_token_id;
   let eosTokenIds: number[];
   if (eos === null) eosTokenIds = [];
@@ -149,18 +161,32 @@ export function optTensors(t: TextConfig, prefix: string, lmHeadName: string): T
 }
 
 /** One OPTDecoderLayer; returns the new hidden states and its present k/v (past + new, or the new ones alone). */
-export function optLayer(w: GraphWeights, cfg: TextConfig, L: string, x: Value, mask: Value, past: KvPair | null): { x: Value; present: KvPair } {
+export function optLayer(
+  w: GraphWeights,
+  cfg: TextConfig,
+  L: string,
+  x: Value,
+  mask: Value,
+  past: KvPair | null,
+): { x: Value; present: KvPair } {
   const g = w.g;
   const o = optOf(cfg);
   const H = cfg.numAttentionHeads;
   const d = cfg.headDim;
   const bias = o.enableBias;
-  const ln = (v: Value, name: string) => layerNorm(v, w.tensor(`${L}${name}.weight`), w.tensor(`${L}${name}.bias`), { epsilon: o.layerNormEps });
+  const ln = (v: Value, name: string) =>
+    layerNorm(v, w.tensor(`${L}${name}.weight`), w.tensor(`${L}${name}.bias`), { epsilon: o.layerNormEps });
   const h = o.layerNormBefore ? ln(x, 'self_attn_layer_norm') : x;
   const q = splitHeads(g, w.linear(h, `${L}self_attn.q_proj`, { bias }), H, d);
   const k = splitHeads(g, w.linear(h, `${L}self_attn.k_proj`, { bias }), H, d);
   const v = splitHeads(g, w.linear(h, `${L}self_attn.v_proj`, { bias }), H, d);
-  const a = attention(q, k, v, { causal: true, mask, pastKey: past?.key, pastValue: past?.value, scale: 1 / Math.sqrt(d) });
+  const a = attention(q, k, v, {
+    causal: true,
+    mask,
+    pastKey: past?.key,
+    pastValue: past?.value,
+    scale: 1 / Math.sqrt(d),
+  });
   x = g.op1('Add', [x, w.linear(mergeHeads(g, a.out, H, d), `${L}self_attn.out_proj`, { bias })]);
   if (!o.layerNormBefore) x = ln(x, 'self_attn_layer_norm');
   const f = o.layerNormBefore ? ln(x, 'final_layer_norm') : x;
@@ -172,10 +198,17 @@ export function optLayer(w: GraphWeights, cfg: TextConfig, L: string, x: Value, 
 }
 
 /** The OPT decoder stack + final norm + lm_head, with the LLaMA decoder's inputs and results (registry DECODERS). */
-export function optDecoderForward(w: GraphWeights, cfg: TextConfig, names: DecoderNames, inp: DecoderInputs, o: DecoderOptions = {}): DecoderResult {
+export function optDecoderForward(
+  w: GraphWeights,
+  cfg: TextConfig,
+  names: DecoderNames,
+  inp: DecoderInputs,
+  o: DecoderOptions = {},
+): DecoderResult {
   const g = w.g;
   const opt = optOf(cfg);
-  if (inp.past && inp.past.length !== cfg.numHiddenLayers) throw new Error(`decoder: ${inp.past.length} past k/v pairs for ${cfg.numHiddenLayers} layers`);
+  if (inp.past && inp.past.length !== cfg.numHiddenLayers)
+    throw new Error(`decoder: ${inp.past.length} past k/v pairs for ${cfg.numHiddenLayers} layers`);
   const p = names.prefix;
   let x = inp.embeds;
   const pos = g.scope('embed_positions', () => {
@@ -191,7 +224,10 @@ export function optDecoderForward(w: GraphWeights, cfg: TextConfig, names: Decod
     x = r.x;
     present.push(r.present);
   }
-  if (opt.finalLayerNorm) x = layerNorm(x, w.tensor(`${p}final_layer_norm.weight`), w.tensor(`${p}final_layer_norm.bias`), { epsilon: opt.layerNormEps });
+  if (opt.finalLayerNorm)
+    x = layerNorm(x, w.tensor(`${p}final_layer_norm.weight`), w.tensor(`${p}final_layer_norm.bias`), {
+      epsilon: opt.layerNormEps,
+    });
   let logits: Value | null = null;
   const mode = o.logits ?? 'all';
   if (mode !== 'none') {

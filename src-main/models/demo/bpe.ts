@@ -58,7 +58,8 @@ export function trainByteLevelBpe(texts: Iterable<string>, opts: BpeTrainOptions
   for (const s of opts.specialTokens) vocab.set(s, vocab.size);
   // bytes in byte order, as tokenizers' ByteLevel.alphabet() sorted
   for (const ch of [...b2u].sort()) if (!vocab.has(ch)) vocab.set(ch, vocab.size);
-  if (opts.vocabSize < vocab.size) throw new Error(`vocabSize ${opts.vocabSize} is smaller than the ${vocab.size} special + byte tokens`);
+  if (opts.vocabSize < vocab.size)
+    throw new Error(`vocabSize ${opts.vocabSize} is smaller than the ${vocab.size} special + byte tokens`);
 
   // words as symbol arrays, sorted for determinism
   const words = [...wordCounts.entries()]
@@ -98,7 +99,13 @@ export function trainByteLevelBpe(texts: Iterable<string>, opts: BpeTrainOptions
   }
 
   const added = opts.specialTokens.map((content, id) => ({
-    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
   }));
   const post =
     opts.bosToken === null
@@ -112,7 +119,9 @@ export function trainByteLevelBpe(texts: Iterable<string>, opts: BpeTrainOptions
             { SpecialToken: { id: opts.bosToken, type_id: 1 } },
             { Sequence: { id: 'B', type_id: 1 } },
           ],
-          special_tokens: { [opts.bosToken]: { id: opts.bosToken, ids: [vocab.get(opts.bosToken)], tokens: [opts.bosToken] } },
+          special_tokens: {
+            [opts.bosToken]: { id: opts.bosToken, ids: [vocab.get(opts.bosToken)], tokens: [opts.bosToken] },
+          },
         };
   return {
     version: '1.0',

@@ -24,7 +24,10 @@ export function contrastiveClasses(): string[] {
 }
 
 /** Write the dataset; returns the item counts per split. */
-export async function writeContrastiveDataset(out: string, o: ContrastiveDatasetOptions = {}): Promise<{ train: number; val: number; classes: string[] }> {
+export async function writeContrastiveDataset(
+  out: string,
+  o: ContrastiveDatasetOptions = {},
+): Promise<{ train: number; val: number; classes: string[] }> {
   const size = o.size ?? 48;
   const seed = o.seed ?? 7;
   const classes = contrastiveClasses();
@@ -40,7 +43,11 @@ export async function writeContrastiveDataset(out: string, o: ContrastiveDataset
         const r = size * (0.22 + 0.12 * rng.float());
         const cx = r + (size - 2 * r) * rng.float();
         const cy = r + (size - 2 * r) * rng.float();
-        const scene: Scene = { size, background: BACKGROUNDS[rng.int(BACKGROUNDS.length)], objects: [{ shape, color, row: 1, col: 1, cx, cy, r }] };
+        const scene: Scene = {
+          size,
+          background: BACKGROUNDS[rng.int(BACKGROUNDS.length)],
+          objects: [{ shape, color, row: 1, col: 1, cx, cy, r }],
+        };
         const png = await encodePng(rasterize(scene), size);
         const name = String(i).padStart(3, '0');
         writeFileSync(join(dir, `${name}.png`), png);

@@ -37,7 +37,13 @@ export function padBatch(m: LoadedVlm, rows: readonly DemoRow[]): Record<string,
 }
 
 /** Greedy answer to `prompt` (ids, image tokens expanded) with a logits graph session: up to maxNew tokens, EOS ends it. */
-export async function greedyAnswer(m: LoadedVlm, sess: Session, prompt: readonly number[], pixels: Float32Array, maxNew: number): Promise<string> {
+export async function greedyAnswer(
+  m: LoadedVlm,
+  sess: Session,
+  prompt: readonly number[],
+  pixels: Float32Array,
+  maxNew: number,
+): Promise<string> {
   const V = m.config.text.vocabSize;
   const S = m.config.vision.imageSize;
   const seq = [...prompt];

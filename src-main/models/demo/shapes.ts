@@ -66,7 +66,10 @@ export interface SceneOptions {
 export function makeScene(rng: Rng, opts: SceneOptions = {}): Scene {
   const size = opts.size ?? 64;
   const n = rng.between(opts.minObjects ?? 1, Math.min(opts.maxObjects ?? 5, 9));
-  const cells = rng.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 8]).slice(0, n).sort((a, b) => a - b);
+  const cells = rng
+    .shuffle([0, 1, 2, 3, 4, 5, 6, 7, 8])
+    .slice(0, n)
+    .sort((a, b) => a - b);
   const cell = size / 3;
   const objects = cells.map((c) => {
     const row = Math.floor(c / 3);
@@ -74,7 +77,15 @@ export function makeScene(rng: Rng, opts: SceneOptions = {}): Scene {
     const r = cell * (0.26 + 0.08 * rng.next()); // 0.26..0.34 of a cell
     const jx = cell * 0.06 * (2 * rng.next() - 1);
     const jy = cell * 0.06 * (2 * rng.next() - 1);
-    return { shape: rng.pick(SHAPES), color: rng.pick(COLOR_NAMES), row, col, cx: (col + 0.5) * cell + jx, cy: (row + 0.5) * cell + jy, r };
+    return {
+      shape: rng.pick(SHAPES),
+      color: rng.pick(COLOR_NAMES),
+      row,
+      col,
+      cx: (col + 0.5) * cell + jx,
+      cy: (row + 0.5) * cell + jy,
+      r,
+    };
   });
   return { size, background: rng.pick(BACKGROUNDS), objects };
 }
@@ -170,15 +181,27 @@ export function allQuestions(scene: Scene, family: Family): QA[] {
   const qs: QA[] = [];
   switch (family) {
     case 'counting':
-      for (const s of SHAPES) qs.push({ family, question: `How many ${plural(s)} are there?`, answer: String(objs.filter((o) => o.shape === s).length) });
-      for (const c of COLOR_NAMES) qs.push({ family, question: `How many ${c} objects are there?`, answer: String(objs.filter((o) => o.color === c).length) });
+      for (const s of SHAPES)
+        qs.push({
+          family,
+          question: `How many ${plural(s)} are there?`,
+          answer: String(objs.filter((o) => o.shape === s).length),
+        });
+      for (const c of COLOR_NAMES)
+        qs.push({
+          family,
+          question: `How many ${c} objects are there?`,
+          answer: String(objs.filter((o) => o.color === c).length),
+        });
       qs.push({ family, question: 'How many objects are there?', answer: String(objs.length) });
       break;
     case 'colors':
-      for (const [s, o] of unique(objs, (o) => o.shape)) qs.push({ family, question: `What color is the ${s}?`, answer: o.color });
+      for (const [s, o] of unique(objs, (o) => o.shape))
+        qs.push({ family, question: `What color is the ${s}?`, answer: o.color });
       break;
     case 'shapes':
-      for (const [c, o] of unique(objs, (o) => o.color)) qs.push({ family, question: `What shape is the ${c} object?`, answer: o.shape });
+      for (const [c, o] of unique(objs, (o) => o.color))
+        qs.push({ family, question: `What shape is the ${c} object?`, answer: o.shape });
       break;
     case 'positions':
       for (const [, o] of unique(objs, (o) => `${o.color} ${o.shape}`))
@@ -198,7 +221,9 @@ export function caption(scene: Scene): string {
     if (g) g.n++;
     else groups.push({ key, color: o.color, shape: o.shape, n: 1 });
   }
-  const parts = groups.map((g) => (g.n === 1 ? `a ${g.color} ${g.shape}` : `${NUMBER_WORDS[g.n]} ${g.color} ${plural(g.shape)}`));
+  const parts = groups.map((g) =>
+    g.n === 1 ? `a ${g.color} ${g.shape}` : `${NUMBER_WORDS[g.n]} ${g.color} ${plural(g.shape)}`,
+  );
   const text = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
   return text.charAt(0).toUpperCase() + text.slice(1) + '.';
 }
@@ -228,5 +253,11 @@ export function makeSample(seed: number, index: number, opts: SampleOptions = {}
     const qs = allQuestions(scene, f);
     if (qs.length > 0) qa.push(rng.pick(qs));
   }
-  return { index, scene, rgb: opts.render === false ? new Uint8Array(0) : rasterize(scene), qa, caption: caption(scene) };
+  return {
+    index,
+    scene,
+    rgb: opts.render === false ? new Uint8Array(0) : rasterize(scene),
+    qa,
+    caption: caption(scene),
+  };
 }

@@ -20,19 +20,46 @@ import { DEMO_CORPUS_SEED } from './tiny-llava';
 export const OPT_SPECIAL_TOKENS = ['<s>', '<pad>', '</s>', '<unk>'];
 
 /** OPT's tokenizer files at a toy vocabulary; `extraTokens` are added special tokens after the BPE vocabulary. */
-export function optTokenizerFiles(bpeSize = 320, extraTokens: string[] = []): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; vocab: Record<string, number>; size: number } {
-  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 3000), { vocabSize: bpeSize, specialTokens: OPT_SPECIAL_TOKENS, bosToken: '</s>' });
+export function optTokenizerFiles(
+  bpeSize = 320,
+  extraTokens: string[] = [],
+): {
+  tokenizer: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown>;
+  vocab: Record<string, number>;
+  size: number;
+} {
+  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 3000), {
+    vocabSize: bpeSize,
+    specialTokens: OPT_SPECIAL_TOKENS,
+    bosToken: '</s>',
+  });
   const vocab = (tokenizer.model as { vocab: Record<string, number> }).vocab;
   let size = Object.keys(vocab).length;
   const added = tokenizer.added_tokens as Array<Record<string, unknown>>;
   const ids: Record<string, number> = { ...vocab };
   for (const t of extraTokens) {
-    added.push({ id: size, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    added.push({
+      id: size,
+      content: t,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     ids[t] = size++;
   }
   const decoder: Record<string, unknown> = {};
   for (const t of added)
-    decoder[String(t.id)] = { content: t.content, lstrip: false, normalized: t.id as number < 4, rstrip: false, single_word: false, special: true };
+    decoder[String(t.id)] = {
+      content: t.content,
+      lstrip: false,
+      normalized: (t.id as number) < 4,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
   const tokenizerConfig: Record<string, unknown> = {
     add_bos_token: true,
     add_prefix_space: false,
@@ -93,7 +120,11 @@ export function tinyOptText(vocabSize: number, o: TinyOptOptions = {}): TextConf
 }
 
 /** Random weights: matrices and biases ~ N(0, std), LayerNorm weights ~ 1 + N(0, std) (any spelling of layer norm). */
-export function randomBlip2Weights(specs: Array<{ name: string; shape: number[] }>, seed: number, std: number): Map<string, Tensor> {
+export function randomBlip2Weights(
+  specs: Array<{ name: string; shape: number[] }>,
+  seed: number,
+  std: number,
+): Map<string, Tensor> {
   const rng = demoRng(seed);
   const out = new Map<string, Tensor>();
   for (const s of specs) {
@@ -163,7 +194,12 @@ export interface TinyBlip2Options extends TinyOptOptions {
 }
 
 /** The normalized config of a tiny BLIP-2 (before parsing). */
-export function tinyBlip2Parts(o: TinyBlip2Options, vocabSize: number, imageTokenIndex: number, eos: number): { vision: VisionConfig; qformer: QFormerConfig; text: TextConfig; numQueryTokens: number; imageTokenIndex: number } {
+export function tinyBlip2Parts(
+  o: TinyBlip2Options,
+  vocabSize: number,
+  imageTokenIndex: number,
+  eos: number,
+): { vision: VisionConfig; qformer: QFormerConfig; text: TextConfig; numQueryTokens: number; imageTokenIndex: number } {
   const imageSize = o.imageSize ?? 32;
   const patchSize = o.patchSize ?? 8;
   const vh = o.visionHidden ?? 32;
@@ -201,7 +237,13 @@ export function tinyBlip2Parts(o: TinyBlip2Options, vocabSize: number, imageToke
     vocabSize: 30522,
     maxPositionEmbeddings: 512,
   };
-  return { vision, qformer, text: tinyOptText(vocabSize, { ...o, eosTokenId: eos }), numQueryTokens: o.numQueryTokens ?? 4, imageTokenIndex };
+  return {
+    vision,
+    qformer,
+    text: tinyOptText(vocabSize, { ...o, eosTokenId: eos }),
+    numQueryTokens: o.numQueryTokens ?? 4,
+    imageTokenIndex,
+  };
 }
 
 /** Write a random tiny Blip2ForConditionalGeneration folder (OPT decoder, image_token_index layout); returns its config. */

@@ -3,7 +3,14 @@
 // trained on the demo dataset's text, tokenizer_config.json with a LLaVA-1.5 style chat template, and a
 // CLIPImageProcessor preprocessor_config.json. Deterministic in the seed (the tokenizer does not depend on it).
 import { mkdirSync } from 'node:fs';
-import { llavaToHf, parseHfConfig, type Activation, type LlavaModelConfig, type TextConfig, type VisionConfig } from '../config';
+import {
+  llavaToHf,
+  parseHfConfig,
+  type Activation,
+  type LlavaModelConfig,
+  type TextConfig,
+  type VisionConfig,
+} from '../config';
 import { expectedTensors } from '../weights/names';
 import { memorySource, type Tensor } from '../weights/safetensors';
 import { saveHfFolder } from '../hf-folder';
@@ -41,17 +48,33 @@ export interface TinyLlavaOptions {
 const tokenizerCache = new Map<number, string>();
 
 /** tokenizer.json + tokenizer_config.json of the demo model (BPE trained on demo text). */
-export function demoTokenizerFiles(vocabSize = 512): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
+export function demoTokenizerFiles(vocabSize = 512): {
+  tokenizer: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown>;
+} {
   // training takes a second or two; the result only depends on vocabSize
   let cached = tokenizerCache.get(vocabSize);
   if (cached === undefined) {
-    cached = JSON.stringify(trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 3000), { vocabSize, specialTokens: DEMO_SPECIAL_TOKENS, bosToken: '<s>' }));
+    cached = JSON.stringify(
+      trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 3000), {
+        vocabSize,
+        specialTokens: DEMO_SPECIAL_TOKENS,
+        bosToken: '<s>',
+      }),
+    );
     tokenizerCache.set(vocabSize, cached);
   }
   const tokenizer = JSON.parse(cached) as Record<string, unknown>;
   const addedTokensDecoder: Record<string, unknown> = {};
   DEMO_SPECIAL_TOKENS.forEach((content, id) => {
-    addedTokensDecoder[String(id)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+    addedTokensDecoder[String(id)] = {
+      content,
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
   });
   const tokenizerConfig = {
     add_bos_token: true,
@@ -72,35 +95,76 @@ export function demoTokenizerFiles(vocabSize = 512): { tokenizer: Record<string,
   return { tokenizer, tokenizerConfig };
 }
 
-export function tinyLlavaConfig(vocabSize: number, imageTokenIndex: number, o: TinyLlavaOptions = {}): LlavaModelConfig {
+export function tinyLlavaConfig(
+  vocabSize: number,
+  imageTokenIndex: number,
+  o: TinyLlavaOptions = {},
+): LlavaModelConfig {
   const imageSize = o.imageSize ?? 64;
   const patchSize = o.patchSize ?? 8;
   const vh = o.visionHidden ?? 64;
   const vheads = o.visionHeads ?? 4;
   const numPatches = (imageSize / patchSize) ** 2;
   const vision: VisionConfig = {
-    modelType: 'clip_vision_model', hiddenSize: vh, intermediateSize: o.visionIntermediate ?? 4 * vh, numHiddenLayers: o.visionLayers ?? 2,
-    numAttentionHeads: vheads, headDim: vh / vheads, numChannels: 3, imageSize, patchSize, hiddenAct: 'quick_gelu', layerNormEps: 1e-5,
-    classToken: true, preLayerNorm: true, patchBias: false, useHead: false, numPatches, numPositions: numPatches + 1,
+    modelType: 'clip_vision_model',
+    hiddenSize: vh,
+    intermediateSize: o.visionIntermediate ?? 4 * vh,
+    numHiddenLayers: o.visionLayers ?? 2,
+    numAttentionHeads: vheads,
+    headDim: vh / vheads,
+    numChannels: 3,
+    imageSize,
+    patchSize,
+    hiddenAct: 'quick_gelu',
+    layerNormEps: 1e-5,
+    classToken: true,
+    preLayerNorm: true,
+    patchBias: false,
+    useHead: false,
+    numPatches,
+    numPositions: numPatches + 1,
   };
   const th = o.textHidden ?? 96;
   const heads = o.textHeads ?? 4;
   const text: TextConfig = {
-    modelType: 'llama', vocabSize, hiddenSize: th, intermediateSize: o.textIntermediate ?? 256, numHiddenLayers: o.textLayers ?? 2,
-    numAttentionHeads: heads, numKeyValueHeads: o.textKvHeads ?? 2, headDim: th / heads, hiddenAct: 'silu',
-    maxPositionEmbeddings: o.maxPositionEmbeddings ?? 512, rmsNormEps: 1e-6, rope: { theta: 10000, type: 'default', factor: 1 },
-    qkvBias: false, oBias: false, mlpBias: false, tieWordEmbeddings: o.tieWordEmbeddings ?? false,
-    bosTokenId: 1, eosTokenIds: [2], padTokenId: 3,
+    modelType: 'llama',
+    vocabSize,
+    hiddenSize: th,
+    intermediateSize: o.textIntermediate ?? 256,
+    numHiddenLayers: o.textLayers ?? 2,
+    numAttentionHeads: heads,
+    numKeyValueHeads: o.textKvHeads ?? 2,
+    headDim: th / heads,
+    hiddenAct: 'silu',
+    maxPositionEmbeddings: o.maxPositionEmbeddings ?? 512,
+    rmsNormEps: 1e-6,
+    rope: { theta: 10000, type: 'default', factor: 1 },
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    tieWordEmbeddings: o.tieWordEmbeddings ?? false,
+    bosTokenId: 1,
+    eosTokenIds: [2],
+    padTokenId: 3,
   };
   const json = llavaToHf({
-    vision, text, imageTokenIndex, projectorType: o.projectorType, projectorHiddenAct: o.projectorHiddenAct ?? 'gelu',
-    visionFeatureLayer: o.visionFeatureLayer ?? -1, visionFeatureSelectStrategy: o.visionFeatureSelectStrategy ?? 'default',
+    vision,
+    text,
+    imageTokenIndex,
+    projectorType: o.projectorType,
+    projectorHiddenAct: o.projectorHiddenAct ?? 'gelu',
+    visionFeatureLayer: o.visionFeatureLayer ?? -1,
+    visionFeatureSelectStrategy: o.visionFeatureSelectStrategy ?? 'default',
   });
   return parseHfConfig(json, 'tiny-llava config.json') as LlavaModelConfig;
 }
 
 /** Random weights for every tensor a config expects: matrices ~ N(0, std), biases ~ N(0, std), norm weights ~ 1 + N(0, std). */
-export function randomWeights(specs: Array<{ name: string; shape: number[] }>, seed: number, std = 0.02): Map<string, Tensor> {
+export function randomWeights(
+  specs: Array<{ name: string; shape: number[] }>,
+  seed: number,
+  std = 0.02,
+): Map<string, Tensor> {
   const rng = demoRng(seed);
   const out = new Map<string, Tensor>();
   for (const s of specs) {
@@ -132,7 +196,11 @@ export function demoPreprocessorConfig(imageSize: number): Record<string, unknow
 }
 
 /** Write a random-initialized tiny LLaVA folder; returns its normalized config. */
-export function writeTinyLlava(dir: string, seed: number, opts: TinyLlavaOptions & { maxShardBytes?: number; dtype?: 'F32' | 'F16' | 'BF16' } = {}): LlavaModelConfig {
+export function writeTinyLlava(
+  dir: string,
+  seed: number,
+  opts: TinyLlavaOptions & { maxShardBytes?: number; dtype?: 'F32' | 'F16' | 'BF16' } = {},
+): LlavaModelConfig {
   const { tokenizer, tokenizerConfig } = demoTokenizerFiles(opts.vocabSize ?? 512);
   const vocab = (tokenizer.model as { vocab: Record<string, number> }).vocab;
   const vocabSize = Object.keys(vocab).length;

@@ -28,7 +28,10 @@ export interface TinyWhisperOptions {
   convStd?: number;
 }
 
-export function tinyWhisperJson(o: TinyWhisperOptions = {}): { config: Record<string, unknown>; preprocessorConfig: Record<string, unknown> } {
+export function tinyWhisperJson(o: TinyWhisperOptions = {}): {
+  config: Record<string, unknown>;
+  preprocessorConfig: Record<string, unknown>;
+} {
   const chunk = o.chunkLength ?? 1;
   const d = o.dModel ?? 32;
   const heads = o.heads ?? 4;
@@ -87,7 +90,10 @@ function whisperDecoderTensors(c: Record<string, number>, prefix: string): Tenso
         out.push({ name: `${L}${att}.${proj}.weight`, shape: [d, d] });
         if (proj !== 'k_proj') out.push({ name: `${L}${att}.${proj}.bias`, shape: [d] });
       }
-      out.push({ name: `${L}${att}_layer_norm.weight`, shape: [d] }, { name: `${L}${att}_layer_norm.bias`, shape: [d] });
+      out.push(
+        { name: `${L}${att}_layer_norm.weight`, shape: [d] },
+        { name: `${L}${att}_layer_norm.bias`, shape: [d] },
+      );
     }
     out.push({ name: `${L}fc1.weight`, shape: [f, d] }, { name: `${L}fc1.bias`, shape: [f] });
     out.push({ name: `${L}fc2.weight`, shape: [d, f] }, { name: `${L}fc2.bias`, shape: [d] });
@@ -98,7 +104,12 @@ function whisperDecoderTensors(c: Record<string, number>, prefix: string): Tenso
 }
 
 /** Random tensors for specs: matrices ~ N(0, std), norm weights 1 + N(0, 0.1), biases N(0, 0.1); `special` overrides. */
-export function randomTensors(specs: TensorSpec[], seed: number, std: number, special: (name: string, n: number) => Float32Array | null = () => null): Map<string, Tensor> {
+export function randomTensors(
+  specs: TensorSpec[],
+  seed: number,
+  std: number,
+  special: (name: string, n: number) => Float32Array | null = () => null,
+): Map<string, Tensor> {
   const rng = demoRng(seed);
   const m = new Map<string, Tensor>();
   for (const s of specs) {
@@ -107,7 +118,8 @@ export function randomTensors(specs: TensorSpec[], seed: number, std: number, sp
     if (!data) {
       data = new Float32Array(n);
       const isNorm = /(layer_?norm|ln_|norm)[^.]*\.weight$/.test(s.name);
-      for (let i = 0; i < n; i++) data[i] = isNorm ? 1 + 0.1 * rng.normal() : s.name.endsWith('.bias') ? 0.1 * rng.normal() : std * rng.normal();
+      for (let i = 0; i < n; i++)
+        data[i] = isNorm ? 1 + 0.1 * rng.normal() : s.name.endsWith('.bias') ? 0.1 * rng.normal() : std * rng.normal();
     }
     m.set(s.name, { dtype: 'F32', shape: s.shape, data });
   }
@@ -118,14 +130,21 @@ export function randomTensors(specs: TensorSpec[], seed: number, std: number, sp
 export function writeTinyWhisper(dir: string, seed: number, o: TinyWhisperOptions = {}): string[] {
   const { config, preprocessorConfig } = tinyWhisperJson(o);
   const enc = parseWhisperEncoder(new Reader('tiny whisper config', config, ''));
-  const specs = [...whisperEncoderTensors(enc, 'model.encoder.'), ...whisperDecoderTensors(config as unknown as Record<string, number>, 'model.decoder.')];
+  const specs = [
+    ...whisperEncoderTensors(enc, 'model.encoder.'),
+    ...whisperDecoderTensors(config as unknown as Record<string, number>, 'model.decoder.'),
+  ];
   const convRng = demoRng(seed + 0x5eed);
   const weights = memorySource(
     randomTensors(specs, seed, o.initStd ?? 0.02, (name, n) => {
       if (name === 'model.encoder.embed_positions.weight') return whisperSinusoids(enc.maxSourcePositions, enc.dModel);
-      if (o.convStd !== undefined && /^model\.encoder\.conv[12]\.weight$/.test(name)) return Float32Array.from({ length: n }, () => o.convStd! * convRng.normal());
+      if (o.convStd !== undefined && /^model\.encoder\.conv[12]\.weight$/.test(name))
+        return Float32Array.from({ length: n }, () => o.convStd! * convRng.normal());
       return null;
     }),
   );
-  return writeModelFolder(dir, specs, weights, { 'config.json': config, 'preprocessor_config.json': preprocessorConfig });
+  return writeModelFolder(dir, specs, weights, {
+    'config.json': config,
+    'preprocessor_config.json': preprocessorConfig,
+  });
 }

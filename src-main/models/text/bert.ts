@@ -40,10 +40,17 @@ export interface BertAttentionOptions {
 }
 
 /** BertAttention (self + output) under `prefix` (e.g. "encoder.layer.0.attention." or "...crossattention."). */
-export function bertAttention(w: GraphWeights, c: BertBlockConfig, prefix: string, x: Value, o: BertAttentionOptions = {}): Value {
+export function bertAttention(
+  w: GraphWeights,
+  c: BertBlockConfig,
+  prefix: string,
+  x: Value,
+  o: BertAttentionOptions = {},
+): Value {
   const g = w.g;
   const H = c.numAttentionHeads;
-  if (c.hiddenSize % H !== 0) throw new Error(`BERT block: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${H}`);
+  if (c.hiddenSize % H !== 0)
+    throw new Error(`BERT block: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${H}`);
   const d = c.hiddenSize / H;
   const src = o.kv ?? x;
   const S = `${prefix}${o.inner ?? 'self'}.`;
@@ -52,7 +59,12 @@ export function bertAttention(w: GraphWeights, c: BertBlockConfig, prefix: strin
   const v = splitHeads(g, w.linear(src, `${S}value`), H, d);
   const a = attention(q, k, v, { scale: 1 / Math.sqrt(d), mask: o.mask ?? null, causal: !!o.causal }).out;
   const y = w.linear(mergeHeads(g, a, H, d), `${prefix}output.dense`);
-  return layerNorm(g.op1('Add', [y, x]), w.tensor(`${prefix}output.LayerNorm.weight`), w.tensor(`${prefix}output.LayerNorm.bias`), { epsilon: c.layerNormEps });
+  return layerNorm(
+    g.op1('Add', [y, x]),
+    w.tensor(`${prefix}output.LayerNorm.weight`),
+    w.tensor(`${prefix}output.LayerNorm.bias`),
+    { epsilon: c.layerNormEps },
+  );
 }
 
 export interface BertFeedForwardNames {
@@ -63,13 +75,21 @@ export interface BertFeedForwardNames {
 }
 
 /** BertIntermediate + BertOutput under the layer prefix. */
-export function bertFeedForward(w: GraphWeights, c: BertBlockConfig, layerPrefix: string, x: Value, n: BertFeedForwardNames = {}): Value {
+export function bertFeedForward(
+  w: GraphWeights,
+  c: BertBlockConfig,
+  layerPrefix: string,
+  x: Value,
+  n: BertFeedForwardNames = {},
+): Value {
   const g = w.g;
   const I = `${layerPrefix}${n.intermediate ?? 'intermediate'}.`;
   const O = `${layerPrefix}${n.output ?? 'output'}.`;
   const h = activation(c.hiddenAct, w.linear(x, `${I}dense`));
   const y = w.linear(h, `${O}dense`);
-  return layerNorm(g.op1('Add', [y, x]), w.tensor(`${O}LayerNorm.weight`), w.tensor(`${O}LayerNorm.bias`), { epsilon: c.layerNormEps });
+  return layerNorm(g.op1('Add', [y, x]), w.tensor(`${O}LayerNorm.weight`), w.tensor(`${O}LayerNorm.bias`), {
+    epsilon: c.layerNormEps,
+  });
 }
 
 export interface BertLayerOptions {
@@ -83,9 +103,16 @@ export interface BertLayerOptions {
 }
 
 /** One post-LN layer: self-attention, optional cross-attention, feed-forward. */
-export function bertLayer(w: GraphWeights, c: BertBlockConfig, layerPrefix: string, x: Value, o: BertLayerOptions = {}): Value {
+export function bertLayer(
+  w: GraphWeights,
+  c: BertBlockConfig,
+  layerPrefix: string,
+  x: Value,
+  o: BertLayerOptions = {},
+): Value {
   let h = bertAttention(w, c, `${layerPrefix}attention.`, x, { mask: o.mask, causal: o.causal });
-  if (o.encoderHidden) h = bertAttention(w, c, `${layerPrefix}crossattention.`, h, { kv: o.encoderHidden, mask: o.encoderMask });
+  if (o.encoderHidden)
+    h = bertAttention(w, c, `${layerPrefix}crossattention.`, h, { kv: o.encoderHidden, mask: o.encoderMask });
   return bertFeedForward(w, c, layerPrefix, h, o.ffn);
 }
 
@@ -97,7 +124,11 @@ export interface BertLayerTensorOptions {
 }
 
 /** Tensors of one layer (names and shapes), for a family's tensor list. */
-export function bertLayerTensors(c: BertBlockConfig, layerPrefix: string, o: BertLayerTensorOptions = {}): { name: string; shape: number[] }[] {
+export function bertLayerTensors(
+  c: BertBlockConfig,
+  layerPrefix: string,
+  o: BertLayerTensorOptions = {},
+): { name: string; shape: number[] }[] {
   const D = c.hiddenSize;
   const E = c.encoderHiddenSize ?? D;
   const out: { name: string; shape: number[] }[] = [];
@@ -139,20 +170,35 @@ export interface BertEmbeddingOptions {
 }
 
 /** LayerNorm(word_embeddings[ids] + position_embeddings[positions] [+ token_type_embeddings[0]]); prefix "...embeddings.". */
-export function bertEmbeddings(w: GraphWeights, c: BertBlockConfig, prefix: string, inputIds: Value, o: BertEmbeddingOptions = {}): Value {
+export function bertEmbeddings(
+  w: GraphWeights,
+  c: BertBlockConfig,
+  prefix: string,
+  inputIds: Value,
+  o: BertEmbeddingOptions = {},
+): Value {
   const g = w.g;
   let x = w.embedding(`${prefix}word_embeddings.weight`, inputIds);
   let pos = o.positionIds ?? null;
   if (!pos) {
     const len = g.op1('Squeeze', [g.op1('Shape', [inputIds], { start: 1, end: 2 }), g.ints([0])]);
-    pos = g.op1('Range', [g.constant(0, 'int64', []), len, g.constant(1, 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: [inputIds.shape?.[1] ?? 'S'] }] });
+    pos = g.op1(
+      'Range',
+      [g.constant(0, 'int64', []), len, g.constant(1, 'int64', [])],
+      {},
+      { outTypes: [{ dtype: 'int64', shape: [inputIds.shape?.[1] ?? 'S'] }] },
+    );
   }
   x = g.op1('Add', [x, g.op1('Gather', [w.tensor(`${prefix}position_embeddings.weight`), pos], { axis: 0 })]);
   if (o.tokenType) {
-    const row = g.op1('Gather', [w.tensor(`${prefix}token_type_embeddings.weight`), g.constant(0, 'int64', [])], { axis: 0 });
+    const row = g.op1('Gather', [w.tensor(`${prefix}token_type_embeddings.weight`), g.constant(0, 'int64', [])], {
+      axis: 0,
+    });
     x = g.op1('Add', [x, row]);
   }
-  return layerNorm(x, w.tensor(`${prefix}LayerNorm.weight`), w.tensor(`${prefix}LayerNorm.bias`), { epsilon: c.layerNormEps });
+  return layerNorm(x, w.tensor(`${prefix}LayerNorm.weight`), w.tensor(`${prefix}LayerNorm.bias`), {
+    epsilon: c.layerNormEps,
+  });
 }
 
 /**
@@ -160,9 +206,18 @@ export function bertEmbeddings(w: GraphWeights, c: BertBlockConfig, prefix: stri
  * decoder(LayerNorm(act(transform.dense(h)))) + bias. `decoderWeight` names the [V, D] table (the stored
  * `cls.predictions.decoder.weight`, or the word embeddings when tied).
  */
-export function bertLmHead(w: GraphWeights, c: BertBlockConfig, prefix: string, h: Value, vocab: number, decoderWeight = `${prefix}decoder.weight`): Value {
+export function bertLmHead(
+  w: GraphWeights,
+  c: BertBlockConfig,
+  prefix: string,
+  h: Value,
+  vocab: number,
+  decoderWeight = `${prefix}decoder.weight`,
+): Value {
   const g = w.g;
   let t = activation(c.hiddenAct, w.linear(h, `${prefix}transform.dense`));
-  t = layerNorm(t, w.tensor(`${prefix}transform.LayerNorm.weight`), w.tensor(`${prefix}transform.LayerNorm.bias`), { epsilon: c.layerNormEps });
+  t = layerNorm(t, w.tensor(`${prefix}transform.LayerNorm.weight`), w.tensor(`${prefix}transform.LayerNorm.bias`), {
+    epsilon: c.layerNormEps,
+  });
   return g.op1('Add', [w.head(t, decoderWeight, vocab), w.tensor(`${prefix}bias`)]);
 }

@@ -49,7 +49,8 @@ export function blipVisionTensors(c: BlipVisionConfig, prefix: string): { name: 
     const L = `${prefix}encoder.layers.${l}.`;
     out.push({ name: `${L}self_attn.qkv.weight`, shape: [3 * D, D] });
     if (c.qkvBias === 'full') out.push({ name: `${L}self_attn.qkv.bias`, shape: [3 * D] });
-    if (c.qkvBias === 'qv') out.push({ name: `${L}self_attn.q_bias`, shape: [D] }, { name: `${L}self_attn.v_bias`, shape: [D] });
+    if (c.qkvBias === 'qv')
+      out.push({ name: `${L}self_attn.q_bias`, shape: [D] }, { name: `${L}self_attn.v_bias`, shape: [D] });
     out.push(
       { name: `${L}self_attn.projection.weight`, shape: [D, D] },
       { name: `${L}self_attn.projection.bias`, shape: [D] },
@@ -63,7 +64,10 @@ export function blipVisionTensors(c: BlipVisionConfig, prefix: string): { name: 
       { name: `${L}layer_norm2.bias`, shape: [D] },
     );
   }
-  out.push({ name: `${prefix}post_layernorm.weight`, shape: [D] }, { name: `${prefix}post_layernorm.bias`, shape: [D] });
+  out.push(
+    { name: `${prefix}post_layernorm.weight`, shape: [D] },
+    { name: `${prefix}post_layernorm.bias`, shape: [D] },
+  );
   return out;
 }
 
@@ -75,8 +79,15 @@ export function blipVisionEmbeddings(w: GraphWeights, c: BlipVisionConfig, prefi
   const C = c.numChannels;
   const D = c.hiddenSize;
   const ps = pixelValues.shape;
-  if (ps && (ps.length !== 4 || (typeof ps[1] === 'number' && ps[1] !== C) || (typeof ps[2] === 'number' && ps[2] !== c.imageSize)))
-    throw new Error(`BLIP vision: pixel_values '${pixelValues.name}' must be [N, ${C}, ${c.imageSize}, ${c.imageSize}] (got [${ps}])`);
+  if (
+    ps &&
+    (ps.length !== 4 ||
+      (typeof ps[1] === 'number' && ps[1] !== C) ||
+      (typeof ps[2] === 'number' && ps[2] !== c.imageSize))
+  )
+    throw new Error(
+      `BLIP vision: pixel_values '${pixelValues.name}' must be [N, ${C}, ${c.imageSize}, ${c.imageSize}] (got [${ps}])`,
+    );
   let x = pixelValues;
   if (n * p !== c.imageSize) x = g.op1('Slice', [x, g.ints([0, 0]), g.ints([n * p, n * p]), g.ints([2, 3])]);
   x = g.op1('Reshape', [x, g.ints([0, C, n, p, n, p])]);
@@ -88,7 +99,12 @@ export function blipVisionEmbeddings(w: GraphWeights, c: BlipVisionConfig, prefi
   x = g.op1('Add', [x, w.tensor(`${E}patch_embedding.bias`)]);
   const cls = g.op1('Reshape', [w.tensor(`${E}class_embedding`), g.ints([1, 1, D])]);
   const target = g.op1('Concat', [g.op1('Shape', [x], { end: 1 }), g.ints([1, D])], { axis: 0 });
-  const clsN = g.op1('Expand', [cls, target], {}, { outTypes: [{ dtype: x.dtype, shape: [x.shape?.[0] ?? '?', 1, D] }] });
+  const clsN = g.op1(
+    'Expand',
+    [cls, target],
+    {},
+    { outTypes: [{ dtype: x.dtype, shape: [x.shape?.[0] ?? '?', 1, D] }] },
+  );
   x = g.op1('Concat', [clsN, x], { axis: 1 });
   const pos = g.op1('Reshape', [w.tensor(`${E}position_embedding`), g.ints([1, n * n + 1, D])]);
   return g.op1('Add', [x, pos]);
@@ -116,8 +132,14 @@ export function blipVisionLayer(w: GraphWeights, c: BlipVisionConfig, layerPrefi
   const eps = c.layerNormEps;
   let y = layerNorm(x, w.tensor(`${L}layer_norm1.weight`), w.tensor(`${L}layer_norm1.bias`), { epsilon: eps });
   // [N, T, 3D] -> [N, T, 3, H, d] -> [3, N, H, T, d]
-  const qkv = g.op1('Transpose', [g.op1('Reshape', [qkvProjection(w, c, `${L}self_attn.`, y), g.ints([0, 0, 3, H, d])])], { perm: [2, 0, 3, 1, 4] });
-  const [q, k, v] = g.op('Split', [qkv, g.ints([1, 1, 1])], { axis: 0 }, { outputs: 3 }).map((t) => g.op1('Squeeze', [t, g.ints([0])]));
+  const qkv = g.op1(
+    'Transpose',
+    [g.op1('Reshape', [qkvProjection(w, c, `${L}self_attn.`, y), g.ints([0, 0, 3, H, d])])],
+    { perm: [2, 0, 3, 1, 4] },
+  );
+  const [q, k, v] = g
+    .op('Split', [qkv, g.ints([1, 1, 1])], { axis: 0 }, { outputs: 3 })
+    .map((t) => g.op1('Squeeze', [t, g.ints([0])]));
   const a = attention(q, k, v, { scale: 1 / Math.sqrt(d) }).out;
   x = g.op1('Add', [x, w.linear(mergeHeads(g, a, H, d), `${L}self_attn.projection`)]);
   y = layerNorm(x, w.tensor(`${L}layer_norm2.weight`), w.tensor(`${L}layer_norm2.bias`), { epsilon: eps });
@@ -127,8 +149,14 @@ export function blipVisionLayer(w: GraphWeights, c: BlipVisionConfig, layerPrefi
 
 /** last_hidden_state [N, 1 + n^2, D] = post_layernorm(encoder(embeddings)); prefix e.g. "vision_model.". */
 export function blipVisionModel(w: GraphWeights, c: BlipVisionConfig, prefix: string, pixelValues: Value): Value {
-  if (c.hiddenSize % c.numAttentionHeads !== 0) throw new Error(`BLIP vision: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numAttentionHeads}`);
+  if (c.hiddenSize % c.numAttentionHeads !== 0)
+    throw new Error(
+      `BLIP vision: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numAttentionHeads}`,
+    );
   let x = w.g.scope('vision/embeddings', () => blipVisionEmbeddings(w, c, prefix, pixelValues));
-  for (let l = 0; l < c.numHiddenLayers; l++) x = w.g.scope(`vision/layer${l}`, () => blipVisionLayer(w, c, `${prefix}encoder.layers.${l}.`, x));
-  return layerNorm(x, w.tensor(`${prefix}post_layernorm.weight`), w.tensor(`${prefix}post_layernorm.bias`), { epsilon: c.layerNormEps });
+  for (let l = 0; l < c.numHiddenLayers; l++)
+    x = w.g.scope(`vision/layer${l}`, () => blipVisionLayer(w, c, `${prefix}encoder.layers.${l}.`, x));
+  return layerNorm(x, w.tensor(`${prefix}post_layernorm.weight`), w.tensor(`${prefix}post_layernorm.bias`), {
+    epsilon: c.layerNormEps,
+  });
 }

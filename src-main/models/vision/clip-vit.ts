@@ -38,7 +38,9 @@ export function visionEmbeddings(w: GraphWeights, cfg: VisionConfig, prefix: str
   const h = cfg.hiddenSize;
   const ps = pixelValues.shape;
   if (ps && (ps.length !== 4 || (typeof ps[1] === 'number' && ps[1] !== C)))
-    throw new Error(`vision tower: pixel_values '${pixelValues.name}' must be [N, ${C}, ${cfg.imageSize}, ${cfg.imageSize}] (got [${ps}])`);
+    throw new Error(
+      `vision tower: pixel_values '${pixelValues.name}' must be [N, ${C}, ${cfg.imageSize}, ${cfg.imageSize}] (got [${ps}])`,
+    );
   let x = pixelValues;
   if (n * p !== cfg.imageSize) x = g.op1('Slice', [x, g.ints([0, 0]), g.ints([n * p, n * p]), g.ints([2, 3])]);
   // [N, C, n, p, n, p] -> [N, n, n, C, p, p] -> [N, n*n, C*p*p]
@@ -54,11 +56,19 @@ export function visionEmbeddings(w: GraphWeights, cfg: VisionConfig, prefix: str
   if (cfg.classToken) {
     const cls = g.op1('Reshape', [w.tensor(`${E}class_embedding`), g.ints([1, 1, h])]);
     const target = g.op1('Concat', [g.op1('Shape', [x], { end: 1 }), g.ints([1, h])], { axis: 0 });
-    const clsN = g.op1('Expand', [cls, target], {}, { outTypes: [{ dtype: x.dtype, shape: [x.shape?.[0] ?? '?', 1, h] }] });
+    const clsN = g.op1(
+      'Expand',
+      [cls, target],
+      {},
+      { outTypes: [{ dtype: x.dtype, shape: [x.shape?.[0] ?? '?', 1, h] }] },
+    );
     x = g.op1('Concat', [clsN, x], { axis: 1 });
   }
   x = g.op1('Add', [x, w.tensor(`${E}position_embedding.weight`)]);
-  if (cfg.preLayerNorm) x = layerNorm(x, w.tensor(`${prefix}pre_layrnorm.weight`), w.tensor(`${prefix}pre_layrnorm.bias`), { epsilon: cfg.layerNormEps });
+  if (cfg.preLayerNorm)
+    x = layerNorm(x, w.tensor(`${prefix}pre_layrnorm.weight`), w.tensor(`${prefix}pre_layrnorm.bias`), {
+      epsilon: cfg.layerNormEps,
+    });
   return x;
 }
 
@@ -81,10 +91,17 @@ export function visionLayer(w: GraphWeights, cfg: VisionConfig, layerPrefix: str
 }
 
 /** The tower up to the last requested hidden state. `prefix` is e.g. "vision_tower.vision_model.". */
-export function visionTower(w: GraphWeights, cfg: VisionConfig, prefix: string, pixelValues: Value, o: VisionTowerOptions = {}): VisionTowerResult {
+export function visionTower(
+  w: GraphWeights,
+  cfg: VisionConfig,
+  prefix: string,
+  pixelValues: Value,
+  o: VisionTowerOptions = {},
+): VisionTowerResult {
   const want = o.states ?? [cfg.numHiddenLayers];
   for (const i of want)
-    if (!Number.isInteger(i) || i < 0 || i > cfg.numHiddenLayers) throw new Error(`vision tower: hidden state ${i} does not exist (0..${cfg.numHiddenLayers})`);
+    if (!Number.isInteger(i) || i < 0 || i > cfg.numHiddenLayers)
+      throw new Error(`vision tower: hidden state ${i} does not exist (0..${cfg.numHiddenLayers})`);
   const upTo = Math.max(...want);
   const states = new Map<number, Value>();
   let x = w.g.scope('vision/embeddings', () => visionEmbeddings(w, cfg, prefix, pixelValues));

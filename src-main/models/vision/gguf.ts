@@ -56,7 +56,10 @@ export function mmprojKv(o: {
   kv.set('general.architecture', { type: 'string', value: 'clip' });
   kv.set('general.type', { type: 'string', value: 'mmproj' });
   kv.set('general.name', { type: 'string', value: o.name });
-  kv.set('general.file_type', { type: 'u32', value: o.quant === 'f32' ? LlamaFileType.F32 : o.quant === 'f16' ? LlamaFileType.F16 : LlamaFileType.Q8_0 });
+  kv.set('general.file_type', {
+    type: 'u32',
+    value: o.quant === 'f32' ? LlamaFileType.F32 : o.quant === 'f16' ? LlamaFileType.F16 : LlamaFileType.Q8_0,
+  });
   kv.set('clip.has_text_encoder', { type: 'bool', value: false });
   kv.set('clip.has_vision_encoder', { type: 'bool', value: true });
   kv.set('clip.projector_type', { type: 'string', value: o.projectorType });

@@ -9,7 +9,13 @@ import type { VisionConfig } from '../config';
 import type { GraphWeights } from '../layers';
 import { visionTower, type VisionTowerOptions, type VisionTowerResult } from './clip-vit';
 
-export function siglipVisionTower(w: GraphWeights, cfg: VisionConfig, prefix: string, pixelValues: Value, o: VisionTowerOptions = {}): VisionTowerResult {
+export function siglipVisionTower(
+  w: GraphWeights,
+  cfg: VisionConfig,
+  prefix: string,
+  pixelValues: Value,
+  o: VisionTowerOptions = {},
+): VisionTowerResult {
   if (cfg.modelType !== 'siglip_vision_model') throw new Error(`siglipVisionTower: config is ${cfg.modelType}`);
   return visionTower(w, cfg, prefix, pixelValues, o);
 }
@@ -17,5 +23,7 @@ export function siglipVisionTower(w: GraphWeights, cfg: VisionConfig, prefix: st
 /** SiglipVisionModel's last_hidden_state: post_layernorm(hidden_states[-1]). */
 export function siglipLastHiddenState(w: GraphWeights, cfg: VisionConfig, prefix: string, pixelValues: Value): Value {
   const r = visionTower(w, cfg, prefix, pixelValues, { states: [cfg.numHiddenLayers] });
-  return layerNorm(r.last, w.tensor(`${prefix}post_layernorm.weight`), w.tensor(`${prefix}post_layernorm.bias`), { epsilon: cfg.layerNormEps });
+  return layerNorm(r.last, w.tensor(`${prefix}post_layernorm.weight`), w.tensor(`${prefix}post_layernorm.bias`), {
+    epsilon: cfg.layerNormEps,
+  });
 }

@@ -145,7 +145,12 @@ export function expectedTensors(config: ModelConfig): TensorSpec[] {
 }
 
 /** Non-parameter buffers older transformers versions saved; they are skipped on load (never an error). */
-const IGNORED_BUFFERS = [/(^|\.)position_ids$/, /(^|\.)rotary_emb\.inv_freq$/, /(^|\.)masked_bias$/, /(^|\.)attn\.bias$/];
+const IGNORED_BUFFERS = [
+  /(^|\.)position_ids$/,
+  /(^|\.)rotary_emb\.inv_freq$/,
+  /(^|\.)masked_bias$/,
+  /(^|\.)attn\.bias$/,
+];
 
 /**
  * Map a stored tensor name to its canonical name; null when the tensor is known to be irrelevant
@@ -166,7 +171,11 @@ export function canonicalName(config: ModelConfig, stored: string): string | nul
 }
 
 /** The LLaVA parts, for code that builds one part at a time. */
-export function llavaParts(config: LlavaModelConfig): { vision: TensorSpec[]; projector: TensorSpec[]; decoder: TensorSpec[] } {
+export function llavaParts(config: LlavaModelConfig): {
+  vision: TensorSpec[];
+  projector: TensorSpec[];
+  decoder: TensorSpec[];
+} {
   const lay = weightLayout(config);
   return {
     vision: visionTensors(config.vision, lay.vision!),

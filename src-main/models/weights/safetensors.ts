@@ -4,10 +4,29 @@
 // header {"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets": [begin, end]}}, then the byte
 // buffer; offsets are relative to the buffer start. Reading is lazy: the header is parsed and validated on open,
 // each tensor is read from the file descriptor on demand, so a multi-GB file is never loaded whole.
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { writeAll, writeFileAtomic, writeTextAtomic } from '../../util/atomic-write';
-import { DTYPE_BYTES, bytesToF32, f32ToBytes, isDtype, isFloatDtype, numel, type Dtype, type FloatDtype } from './dtype';
+import {
+  DTYPE_BYTES,
+  bytesToF32,
+  f32ToBytes,
+  isDtype,
+  isFloatDtype,
+  numel,
+  type Dtype,
+  type FloatDtype,
+} from './dtype';
 
 export interface TensorInfo {
   name: string;
@@ -71,7 +90,13 @@ export class SafetensorsFile implements TensorSource {
   readonly dataStart: number;
   private fd: number | null;
 
-  private constructor(path: string, fd: number, metadata: Record<string, string>, tensors: Map<string, TensorInfo>, dataStart: number) {
+  private constructor(
+    path: string,
+    fd: number,
+    metadata: Record<string, string>,
+    tensors: Map<string, TensorInfo>,
+    dataStart: number,
+  ) {
     this.path = path;
     this.fd = fd;
     this.metadata = metadata;
@@ -89,7 +114,11 @@ export class SafetensorsFile implements TensorSource {
     }
     try {
       const st = fstatSync(fd);
-      if (!st.isFile()) fail(path, `not a regular file (${st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a folder' : 'a device'}); weights are read only from regular files`);
+      if (!st.isFile())
+        fail(
+          path,
+          `not a regular file (${st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a folder' : 'a device'}); weights are read only from regular files`,
+        );
       const size = st.size;
       if (size < 8) fail(path, `file is ${size} bytes, too short for a safetensors header`);
       const lenBuf = Buffer.alloc(8);
@@ -153,7 +182,8 @@ export class SafetensorsFile implements TensorSource {
   /** Elements [start, start + count) of the flattened tensor as float32 (read as get() reads). */
   getRange(name: string, start: number, count: number): Float32Array {
     const t = this.info(name);
-    if (!isFloatDtype(t.dtype) && t.dtype !== 'F64') fail(this.path, `tensor "${name}" has dtype ${t.dtype}; only F32, F16, BF16 (and F64) load as float32`);
+    if (!isFloatDtype(t.dtype) && t.dtype !== 'F64')
+      fail(this.path, `tensor "${name}" has dtype ${t.dtype}; only F32, F16, BF16 (and F64) load as float32`);
     const total = numel(t.shape);
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > total)
       fail(this.path, `tensor "${name}": range [${start}, ${start + count}) is outside its ${total} elements`);
@@ -180,7 +210,11 @@ export class SafetensorsFile implements TensorSource {
   }
 }
 
-function parseHeader(file: string, text: string, bufferLen: number): { metadata: Record<string, string>; tensors: Map<string, TensorInfo> } {
+function parseHeader(
+  file: string,
+  text: string,
+  bufferLen: number,
+): { metadata: Record<string, string>; tensors: Map<string, TensorInfo> } {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -205,12 +239,21 @@ function parseHeader(file: string, text: string, bufferLen: number): { metadata:
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
       fail(file, `tensor "${name}": shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`);
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[1] < off[0])
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+      off[1] < off[0]
+    )
       fail(file, `tensor "${name}": data_offsets ${JSON.stringify(off)} is not [begin, end] with begin <= end`);
     const expected = numel(e.shape) * DTYPE_BYTES[e.dtype];
     if (off[1] - off[0] !== expected)
-      fail(file, `tensor "${name}": data_offsets span ${off[1] - off[0]} bytes but ${e.dtype}${JSON.stringify(e.shape)} needs ${expected}`);
-    if (off[1] > bufferLen) fail(file, `tensor "${name}": data_offsets end ${off[1]} is past the data buffer (${bufferLen} bytes)`);
+      fail(
+        file,
+        `tensor "${name}": data_offsets span ${off[1] - off[0]} bytes but ${e.dtype}${JSON.stringify(e.shape)} needs ${expected}`,
+      );
+    if (off[1] > bufferLen)
+      fail(file, `tensor "${name}": data_offsets end ${off[1]} is past the data buffer (${bufferLen} bytes)`);
     tensors.set(name, { name, dtype: e.dtype, shape: e.shape.slice(), offsets: [off[0], off[1]] });
   }
   // Tensors must not overlap and must cover the buffer without holes (as the reference implementation checks).
@@ -218,7 +261,10 @@ function parseHeader(file: string, text: string, bufferLen: number): { metadata:
   let pos = 0;
   for (const t of sorted) {
     if (t.offsets[0] !== pos)
-      fail(file, `tensor "${t.name}": data_offsets start at ${t.offsets[0]}, expected ${pos} (tensors overlap or leave a hole)`);
+      fail(
+        file,
+        `tensor "${t.name}": data_offsets start at ${t.offsets[0]}, expected ${pos} (tensors overlap or leave a hole)`,
+      );
     pos = t.offsets[1];
   }
   if (pos !== bufferLen) fail(file, `data buffer is ${bufferLen} bytes but tensors cover ${pos}`);
@@ -236,7 +282,11 @@ export interface TensorToWrite {
 }
 
 /** Write a safetensors file (atomic). Tensors are laid out sorted by name; metadata defaults to {"format":"pt"}. */
-export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> = { format: 'pt' }): void {
+export function writeSafetensors(
+  path: string,
+  tensors: TensorToWrite[],
+  metadata: Record<string, string> = { format: 'pt' },
+): void {
   const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const header: Record<string, unknown> = { __metadata__: metadata };
   let pos = 0;
@@ -262,11 +312,16 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
       const n = numel(t.shape);
       let bytes: Uint8Array;
       if (d instanceof Float32Array) {
-        if (d.length !== n) fail(path, `tensor "${t.name}": shape ${JSON.stringify(t.shape)} needs ${n} values, got ${d.length}`);
+        if (d.length !== n)
+          fail(path, `tensor "${t.name}": shape ${JSON.stringify(t.shape)} needs ${n} values, got ${d.length}`);
         bytes = f32ToBytes(d, t.dtype);
       } else {
         bytes = d;
-        if (bytes.length !== n * DTYPE_BYTES[t.dtype]) fail(path, `tensor "${t.name}": raw bytes length ${bytes.length} does not match ${t.dtype}${JSON.stringify(t.shape)}`);
+        if (bytes.length !== n * DTYPE_BYTES[t.dtype])
+          fail(
+            path,
+            `tensor "${t.name}": raw bytes length ${bytes.length} does not match ${t.dtype}${JSON.stringify(t.shape)}`,
+          );
       }
       writeAll(fd, bytes);
     }
@@ -279,7 +334,8 @@ export function readSafetensors(path: string): Map<string, Tensor> {
   try {
     const out = new Map<string, Tensor>();
     for (const t of f.tensors.values()) {
-      if (!isFloatDtype(t.dtype)) fail(path, `tensor "${t.name}" has dtype ${t.dtype}; only F32, F16, BF16 load as float32`);
+      if (!isFloatDtype(t.dtype))
+        fail(path, `tensor "${t.name}" has dtype ${t.dtype}; only F32, F16, BF16 load as float32`);
       out.set(t.name, { dtype: t.dtype, shape: t.shape, data: f.get(t.name) });
     }
     return out;
@@ -317,7 +373,8 @@ export function readShardIndex(path: string): ShardIndex {
   }
   const o = json as { metadata?: unknown; weight_map?: unknown };
   if (!o || typeof o !== 'object') fail(path, 'index is not a JSON object');
-  if (!o.weight_map || typeof o.weight_map !== 'object' || Array.isArray(o.weight_map)) fail(path, 'field "weight_map" is missing or not an object');
+  if (!o.weight_map || typeof o.weight_map !== 'object' || Array.isArray(o.weight_map))
+    fail(path, 'field "weight_map" is missing or not an object');
   const weightMap = new Map<string, string>();
   for (const [name, file] of Object.entries(o.weight_map as Record<string, unknown>)) {
     if (typeof file !== 'string' || file.length === 0) fail(path, `weight_map["${name}"] is not a file name`);
@@ -347,16 +404,20 @@ export class ShardedSafetensors implements TensorSource {
         if (prev) throw new SafetensorsError(`tensor "${name}" is in both ${prev.path} and ${f.path}`);
         if (weightMap) {
           const listed = weightMap.get(name);
-          if (listed === undefined) throw new SafetensorsError(`${f.path}: tensor "${name}" is not listed in ${indexPath}`);
+          if (listed === undefined)
+            throw new SafetensorsError(`${f.path}: tensor "${name}" is not listed in ${indexPath}`);
           if (resolve(dirname(indexPath!), listed) !== resolve(f.path))
-            throw new SafetensorsError(`${indexPath}: weight_map["${name}"] says ${listed} but the tensor is in ${basename(f.path)}`);
+            throw new SafetensorsError(
+              `${indexPath}: weight_map["${name}"] says ${listed} but the tensor is in ${basename(f.path)}`,
+            );
         }
         this.where.set(name, f);
       }
     }
     if (weightMap) {
       for (const [name, file] of weightMap) {
-        if (!this.where.has(name)) throw new SafetensorsError(`${indexPath}: weight_map["${name}"] names ${file}, which has no such tensor`);
+        if (!this.where.has(name))
+          throw new SafetensorsError(`${indexPath}: weight_map["${name}"] names ${file}, which has no such tensor`);
       }
     }
   }
@@ -393,7 +454,10 @@ export class ShardedSafetensors implements TensorSource {
   }
   fileOf(name: string): SafetensorsFile {
     const f = this.where.get(name);
-    if (!f) throw new SafetensorsError(`no tensor named "${name}" in ${this.indexPath ?? this.files.map((x) => x.path).join(', ')}`);
+    if (!f)
+      throw new SafetensorsError(
+        `no tensor named "${name}" in ${this.indexPath ?? this.files.map((x) => x.path).join(', ')}`,
+      );
     return f;
   }
   info(name: string): TensorInfo {

@@ -13,10 +13,4 @@ export interface Migration {
   up(db: Database): void;
 }
 
-export const migrations: Migration[] = [
-  m0001,
-  m0002,
-  m0003,
-  m0004,
-  m0005,
-];
+export const migrations: Migration[] = [m0001, m0002, m0003, m0004, m0005];

@@ -15,7 +15,8 @@ export async function trainAdapter(ctx: CommandContext, params: Params<'inferenc
         if (event !== 'inference.step') return;
         const s = payload as { requestId: string; step: number; total: number; loss: number | null };
         if (s.requestId !== requestId) return;
-        if (s.step === 1 || s.step === s.total || s.step % 10 === 0) ctx.io.err(`step ${s.step}/${s.total} loss ${(s.loss ?? NaN).toFixed(4)}`);
+        if (s.step === 1 || s.step === s.total || s.step % 10 === 0)
+          ctx.io.err(`step ${s.step}/${s.total} loss ${(s.loss ?? NaN).toFixed(4)}`);
       });
       try {
         return await call('inference.train', { ...params, requestId });
@@ -29,6 +30,9 @@ export async function trainAdapter(ctx: CommandContext, params: Params<'inferenc
   for (const n of r.notes) note(n);
   const summary = { out: r.outDir, steps: r.steps, firstLoss: r.firstLoss, lastLoss: r.lastLoss, seconds: r.seconds };
   if (ctx.json) printJson(ctx, summary);
-  else note(`wrote a PEFT adapter to ${summary.out} after ${summary.steps} steps (loss ${summary.firstLoss?.toFixed(4)} -> ${summary.lastLoss?.toFixed(4)}, ${summary.seconds.toFixed(1)} s)`);
+  else
+    note(
+      `wrote a PEFT adapter to ${summary.out} after ${summary.steps} steps (loss ${summary.firstLoss?.toFixed(4)} -> ${summary.lastLoss?.toFixed(4)}, ${summary.seconds.toFixed(1)} s)`,
+    );
   return 0;
 }

@@ -16,7 +16,13 @@ import { decodeAudioFile } from '../../media/audio';
 import { composeAudioLlm } from '../../models/audio/compose';
 import { clipFeatures, loadAudioLlm, type AudioClip, type LoadedAudioLlm } from '../../models/audio/ultravox';
 import { AudioLlmCachedGenerator } from '../../models/audio/generate';
-import { buildTrainableAudioLlm, promptIds, trainBatch, type AudioExample, type AudioTrainMethod } from '../../models/audio/train';
+import {
+  buildTrainableAudioLlm,
+  promptIds,
+  trainBatch,
+  type AudioExample,
+  type AudioTrainMethod,
+} from '../../models/audio/train';
 import { loadAudioAdapter, mergeAudioAdapter, saveAudioAdapter } from '../../models/audio/adapter';
 import { StepExecutor } from '../../engine/runtime/step-executor';
 import { lrAt } from '../../engine/optim/schedules';
@@ -87,9 +93,11 @@ export function readAudioJsonl(file: string): Record_[] {
     if (typeof r.audio !== 'string' || !r.audio) bad(`${ref}: field "audio": a path to the clip is required`, 'data');
     const p = resolve(root, r.audio as string);
     const rel = relative(root, p);
-    if (isAbsolute(r.audio as string) || rel.startsWith('..') || isAbsolute(rel)) bad(`${ref}: field "audio": "${String(r.audio)}" leaves the data folder`, 'data');
+    if (isAbsolute(r.audio as string) || rel.startsWith('..') || isAbsolute(rel))
+      bad(`${ref}: field "audio": "${String(r.audio)}" leaves the data folder`, 'data');
     if (typeof r.caption === 'string') out.push({ audio: p, ref, question: CAPTION_QUESTION, answer: r.caption });
-    else if (typeof r.question === 'string' && typeof r.answer === 'string') out.push({ audio: p, ref, question: r.question, answer: r.answer });
+    else if (typeof r.question === 'string' && typeof r.answer === 'string')
+      out.push({ audio: p, ref, question: r.question, answer: r.answer });
     else bad(`${ref}: needs "question" and "answer" strings, or a "caption" string`, 'data');
   });
   if (out.length === 0) bad(`${file}: no records`, 'data');
@@ -97,8 +105,21 @@ export function readAudioJsonl(file: string): Record_[] {
 }
 
 async function compose(argv: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parse(argv, { whisper: { type: 'string' }, llm: { type: 'string' }, out: { type: 'string' }, stack: { type: 'string' }, 'projector-hidden': { type: 'string' }, 'audio-token': { type: 'string' }, seed: { type: 'string' } }, false);
-  if (!values.whisper || !values.llm || !values.out) throw new UsageError('--whisper DIR, --llm DIR and --out DIR are required');
+  const { values } = parse(
+    argv,
+    {
+      whisper: { type: 'string' },
+      llm: { type: 'string' },
+      out: { type: 'string' },
+      stack: { type: 'string' },
+      'projector-hidden': { type: 'string' },
+      'audio-token': { type: 'string' },
+      seed: { type: 'string' },
+    },
+    false,
+  );
+  if (!values.whisper || !values.llm || !values.out)
+    throw new UsageError('--whisper DIR, --llm DIR and --out DIR are required');
   let r;
   try {
     r = composeAudioLlm({
@@ -106,7 +127,8 @@ async function compose(argv: string[], ctx: CommandContext): Promise<number> {
       textDir: values.llm,
       outDir: values.out,
       stackFactor: values.stack === undefined ? undefined : intArg(values.stack, '--stack'),
-      projectorHidden: values['projector-hidden'] === undefined ? undefined : intArg(values['projector-hidden'], '--projector-hidden'),
+      projectorHidden:
+        values['projector-hidden'] === undefined ? undefined : intArg(values['projector-hidden'], '--projector-hidden'),
       audioToken: values['audio-token'],
       seed: values.seed === undefined ? 0 : Number(values.seed),
     });
@@ -114,8 +136,17 @@ async function compose(argv: string[], ctx: CommandContext): Promise<number> {
     if (e instanceof UsageError) throw e;
     return bad((e as Error).message);
   }
-  if (ctx.json) printJson(ctx, { out: values.out, audioTokenId: r.audioTokenId, addedAudioToken: r.addedAudioToken, files: r.files });
-  else ctx.io.out(`wrote ${values.out}: ${r.config.audio.numLayers}x${r.config.audio.dModel} Whisper encoder + stack-${r.config.projector.stackFactor} projector + ${r.config.text.modelType} ${r.config.text.numHiddenLayers}x${r.config.text.hiddenSize}; audio token id ${r.audioTokenId}${r.addedAudioToken ? ' (added)' : ''}`);
+  if (ctx.json)
+    printJson(ctx, {
+      out: values.out,
+      audioTokenId: r.audioTokenId,
+      addedAudioToken: r.addedAudioToken,
+      files: r.files,
+    });
+  else
+    ctx.io.out(
+      `wrote ${values.out}: ${r.config.audio.numLayers}x${r.config.audio.dModel} Whisper encoder + stack-${r.config.projector.stackFactor} projector + ${r.config.text.modelType} ${r.config.text.numHiddenLayers}x${r.config.text.hiddenSize}; audio token id ${r.audioTokenId}${r.addedAudioToken ? ' (added)' : ''}`,
+    );
   return 0;
 }
 
@@ -123,21 +154,35 @@ async function train(argv: string[], ctx: CommandContext): Promise<number> {
   const { values } = parse(
     argv,
     {
-      model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, method: { type: 'string' }, init: { type: 'string' }, steps: { type: 'string' },
-      'batch-size': { type: 'string' }, lr: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' }, 'target-modules': { type: 'string' }, seed: { type: 'string' },
+      model: { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      method: { type: 'string' },
+      init: { type: 'string' },
+      steps: { type: 'string' },
+      'batch-size': { type: 'string' },
+      lr: { type: 'string' },
+      rank: { type: 'string' },
+      alpha: { type: 'string' },
+      'target-modules': { type: 'string' },
+      seed: { type: 'string' },
     },
     false,
   );
-  if (!values.model || !values.data || !values.out) throw new UsageError('--model DIR, --data FILE.jsonl and --out ADAPTER_DIR are required');
+  if (!values.model || !values.data || !values.out)
+    throw new UsageError('--model DIR, --data FILE.jsonl and --out ADAPTER_DIR are required');
   const method = (values.method ?? 'projector') as AudioTrainMethod;
-  if (!(TRAIN_METHODS as readonly string[]).includes(method)) throw new UsageError(`--method ${method}: projector, lora or lora+projector`);
+  if (!(TRAIN_METHODS as readonly string[]).includes(method))
+    throw new UsageError(`--method ${method}: projector, lora or lora+projector`);
   const steps = intArg(values.steps ?? '300', '--steps');
   const batch = intArg(values['batch-size'] ?? '16', '--batch-size');
   const lr = Number(values.lr ?? '1e-2');
   if (!(lr > 0)) throw new UsageError(`--lr must be a positive number, got ${values.lr}`);
   const rank = intArg(values.rank ?? '16', '--rank');
   const alpha = Number(values.alpha ?? String(2 * rank));
-  const targets = (values['target-modules'] ?? 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj').split(',').filter(Boolean);
+  const targets = (values['target-modules'] ?? 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj')
+    .split(',')
+    .filter(Boolean);
   const seed = Number(values.seed ?? '0');
   const records = readAudioJsonl(values.data);
   const m = openModel(values.model);
@@ -164,24 +209,46 @@ async function train(argv: string[], ctx: CommandContext): Promise<number> {
       // a projector trained before carries over; LoRA matrices too when their shapes match
       for (const [k, v] of Object.entries(prev.values)) if (init[k] && init[k].length === v.length) init[k] = v;
     }
-    const ex = await StepExecutor.create({ params: t.params, forward: t.forward, adamw: { weightDecay: 0 }, clipNorm: 1.0, session: { threads: 2 } }, init);
+    const ex = await StepExecutor.create(
+      { params: t.params, forward: t.forward, adamw: { weightDecay: 0 }, clipNorm: 1.0, session: { threads: 2 } },
+      init,
+    );
     const per = f.dims[1] * f.dims[2];
     const rng = demoRng(seed + 1);
-    const sched = { kind: 'cosine' as const, baseLr: lr, warmupSteps: Math.round(steps * 0.05), totalSteps: steps, minRatio: 0.1 };
+    const sched = {
+      kind: 'cosine' as const,
+      baseLr: lr,
+      warmupSteps: Math.round(steps * 0.05),
+      totalSteps: steps,
+      minRatio: 0.1,
+    };
     let avg = 0;
     for (let s = 0; s < steps; s++) {
-      const idx = Array.from({ length: Math.min(batch, records.length) }, () => Math.floor(rng.next() * records.length));
+      const idx = Array.from({ length: Math.min(batch, records.length) }, () =>
+        Math.floor(rng.next() * records.length),
+      );
       const data = new Float32Array(idx.length * per);
       idx.forEach((j, k) => data.set(f.data.subarray(j * per, (j + 1) * per), k * per));
-      const r = await ex.step(trainBatch(m, idx.map((j) => records[j]), { data, dims: [idx.length, f.dims[1], f.dims[2]] }) as never, lrAt(sched, s));
+      const r = await ex.step(
+        trainBatch(
+          m,
+          idx.map((j) => records[j]),
+          { data, dims: [idx.length, f.dims[1], f.dims[2]] },
+        ) as never,
+        lrAt(sched, s),
+      );
       avg = s === 0 ? r.loss : 0.9 * avg + 0.1 * r.loss;
-      if (!ctx.json && ((s + 1) % 25 === 0 || s === steps - 1)) ctx.io.out(`step ${s + 1}/${steps}  loss ${avg.toFixed(4)}`);
+      if (!ctx.json && ((s + 1) % 25 === 0 || s === steps - 1))
+        ctx.io.out(`step ${s + 1}/${steps}  loss ${avg.toFixed(4)}`);
     }
     const trained: Record<string, Float32Array> = {};
     for (const [k, v] of Object.entries(ex.paramTensors())) trained[k] = Float32Array.from(v.data as Float32Array);
     const files = saveAudioAdapter(values.out, m, method, lora, trained, values.model);
     if (ctx.json) printJson(ctx, { out: values.out, method, steps, loss: avg, files });
-    else ctx.io.out(`wrote ${join(values.out, files[0])} (${method}, ${records.length} clips, final loss ${avg.toFixed(4)})`);
+    else
+      ctx.io.out(
+        `wrote ${join(values.out, files[0])} (${method}, ${records.length} clips, final loss ${avg.toFixed(4)})`,
+      );
     return 0;
   } finally {
     m.close();
@@ -189,7 +256,17 @@ async function train(argv: string[], ctx: CommandContext): Promise<number> {
 }
 
 async function ask(argv: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parse(argv, { model: { type: 'string' }, audio: { type: 'string' }, adapter: { type: 'string' }, question: { type: 'string' }, 'max-tokens': { type: 'string' } }, false);
+  const { values } = parse(
+    argv,
+    {
+      model: { type: 'string' },
+      audio: { type: 'string' },
+      adapter: { type: 'string' },
+      question: { type: 'string' },
+      'max-tokens': { type: 'string' },
+    },
+    false,
+  );
   if (!values.model || !values.audio) throw new UsageError('--model DIR and --audio FILE are required');
   const maxNew = intArg(values['max-tokens'] ?? '32', '--max-tokens');
   const m = openModel(values.model);
@@ -211,7 +288,12 @@ async function ask(argv: string[], ctx: CommandContext): Promise<number> {
     try {
       const r = await gen.greedy(promptIds(m, question), f, maxNew, { stopAtEos: true });
       const eos = new Set(m.config.text.eosTokenIds);
-      const answer = m.tokenizer.decode(r.ids.filter((id) => !eos.has(id)), { skipSpecialTokens: true }).trim();
+      const answer = m.tokenizer
+        .decode(
+          r.ids.filter((id) => !eos.has(id)),
+          { skipSpecialTokens: true },
+        )
+        .trim();
       if (ctx.json) printJson(ctx, { question, answer, tokens: r.ids.length });
       else ctx.io.out(answer);
     } finally {
@@ -232,6 +314,10 @@ export const audioCommand: CommandGroup = {
     if (sub === 'compose') return compose(rest, ctx);
     if (sub === 'train') return train(rest, ctx);
     if (sub === 'ask') return ask(rest, ctx);
-    throw new UsageError(sub ? `unknown audio command "${sub}" (compose, train, ask)` : 'an audio command is required (compose, train, ask)');
+    throw new UsageError(
+      sub
+        ? `unknown audio command "${sub}" (compose, train, ask)`
+        : 'an audio command is required (compose, train, ask)',
+    );
   },
 };

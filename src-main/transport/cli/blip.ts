@@ -20,16 +20,28 @@ export function blipGenerateParams(argv: string[]): Params<'inference.generate'>
   const { values } = parse(
     argv,
     {
-      model: { type: 'string' }, adapter: { type: 'string' }, image: { type: 'string' }, prompt: { type: 'string' }, system: { type: 'string' },
-      'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, quantize: { type: 'string' },
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      image: { type: 'string' },
+      prompt: { type: 'string' },
+      system: { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      quantize: { type: 'string' },
     },
     false,
   );
-  if (values.image === undefined) throw new UsageError('--image FILE is required: BLIP answers a question about an image or captions it');
-  if (values.temperature !== undefined && Number(values.temperature) !== 0) throw new UsageError('BLIP VQA answers greedily (as transformers\' generate for BlipForQuestionAnswering): --temperature must be 0');
-  if (values.quantize !== undefined && values.quantize !== 'none') throw new UsageError('--quantize is not supported for BLIP models');
+  if (values.image === undefined)
+    throw new UsageError('--image FILE is required: BLIP answers a question about an image or captions it');
+  if (values.temperature !== undefined && Number(values.temperature) !== 0)
+    throw new UsageError(
+      "BLIP VQA answers greedily (as transformers' generate for BlipForQuestionAnswering): --temperature must be 0",
+    );
+  if (values.quantize !== undefined && values.quantize !== 'none')
+    throw new UsageError('--quantize is not supported for BLIP models');
   const image = requirePath(values.image, '--image', 'any');
-  const maxNewTokens = values['max-new-tokens'] === undefined ? undefined : intArg(values['max-new-tokens'], '--max-new-tokens');
+  const maxNewTokens =
+    values['max-new-tokens'] === undefined ? undefined : intArg(values['max-new-tokens'], '--max-new-tokens');
   const messages: Params<'inference.generate'>['messages'] = [];
   if (values.system !== undefined) messages.push({ role: 'system', content: values.system });
   if (values.prompt !== undefined) messages.push({ role: 'user', content: values.prompt });
@@ -41,20 +53,41 @@ export async function blipTrain(argv: string[], ctx: CommandContext): Promise<nu
   const { values } = parse(
     argv,
     {
-      method: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'train-split': { type: 'string' }, preset: { type: 'string' },
-      'target-modules': { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' }, dropout: { type: 'string' },
-      lr: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'grad-accum': { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' },
-      limit: { type: 'string' }, schedule: { type: 'string' }, 'clip-norm': { type: 'string' },
+      method: { type: 'string' },
+      model: { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      'train-split': { type: 'string' },
+      preset: { type: 'string' },
+      'target-modules': { type: 'string' },
+      rank: { type: 'string' },
+      alpha: { type: 'string' },
+      dropout: { type: 'string' },
+      lr: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'grad-accum': { type: 'string' },
+      seed: { type: 'string' },
+      'weight-decay': { type: 'string' },
+      limit: { type: 'string' },
+      schedule: { type: 'string' },
+      'clip-norm': { type: 'string' },
     },
     false,
   );
-  if (values.schedule !== undefined && values.schedule !== 'constant') throw new UsageError(`--schedule ${values.schedule}: BLIP training runs the recipe's constant learning rate`);
-  if (values.method !== undefined && values.method !== 'lora') throw new UsageError(`--method ${values.method}: BLIP models train with lora`);
-  if (values.preset !== undefined && values.preset !== 'blip-vqa-lora') throw new UsageError(`--preset ${values.preset}: a BLIP VQA folder takes the blip-vqa-lora preset (its defaults apply without --preset too)`);
+  if (values.schedule !== undefined && values.schedule !== 'constant')
+    throw new UsageError(`--schedule ${values.schedule}: BLIP training runs the recipe's constant learning rate`);
+  if (values.method !== undefined && values.method !== 'lora')
+    throw new UsageError(`--method ${values.method}: BLIP models train with lora`);
+  if (values.preset !== undefined && values.preset !== 'blip-vqa-lora')
+    throw new UsageError(
+      `--preset ${values.preset}: a BLIP VQA folder takes the blip-vqa-lora preset (its defaults apply without --preset too)`,
+    );
   if (!values.data) throw new UsageError('--data PATH is required');
   if (!values.out) throw new UsageError('--out DIR is required (the adapter folder)');
   const out = resolve(values.out);
-  if (existsSync(out) && readdirSync(out).length) throw new UsageError(`--out ${out} is not empty; choose an empty or new folder`);
+  if (existsSync(out) && readdirSync(out).length)
+    throw new UsageError(`--out ${out} is not empty; choose an empty or new folder`);
   const num = (v: string | undefined, name: string) => {
     if (v === undefined) return undefined;
     const x = Number(v);
@@ -65,16 +98,27 @@ export async function blipTrain(argv: string[], ctx: CommandContext): Promise<nu
   const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
   if (!values.model) throw new UsageError('--model DIR is required');
   requirePath(values.data, '--data', 'any');
-  const targetModules = values['target-modules']?.split(',').map((s) => s.trim()).filter(Boolean);
+  const targetModules = values['target-modules']
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return trainAdapter(ctx, {
     model: { path: resolve(values.model) },
     data: { path: values.data, split: split as 'train' | 'val' | 'test' },
     outDir: out,
     limit,
     options: {
-      targetModules, rank: num(values.rank, '--rank'), alpha: num(values.alpha, '--alpha'), dropout: num(values.dropout, '--dropout'), lr: num(values.lr, '--lr'),
-      epochs: num(values.epochs, '--epochs'), batchSize: num(values['batch-size'], '--batch-size'), gradAccum: num(values['grad-accum'], '--grad-accum'),
-      seed: num(values.seed, '--seed'), weightDecay: num(values['weight-decay'], '--weight-decay'), clipNorm: num(values['clip-norm'], '--clip-norm'),
+      targetModules,
+      rank: num(values.rank, '--rank'),
+      alpha: num(values.alpha, '--alpha'),
+      dropout: num(values.dropout, '--dropout'),
+      lr: num(values.lr, '--lr'),
+      epochs: num(values.epochs, '--epochs'),
+      batchSize: num(values['batch-size'], '--batch-size'),
+      gradAccum: num(values['grad-accum'], '--grad-accum'),
+      seed: num(values.seed, '--seed'),
+      weightDecay: num(values['weight-decay'], '--weight-decay'),
+      clipNorm: num(values['clip-norm'], '--clip-norm'),
     },
   });
 }

@@ -68,7 +68,13 @@ export async function withBackend<T>(
   try {
     backend = createBackend({ dataDir: ctx.dataDir, host: 'cli', recoverRuns: false });
   } catch (err) {
-    if (!opts.readonly || !(err instanceof StorageError) || !isNotWritable({ code: err.code }) || !existsSync(databasePath(ctx.dataDir))) throw err;
+    if (
+      !opts.readonly ||
+      !(err instanceof StorageError) ||
+      !isNotWritable({ code: err.code }) ||
+      !existsSync(databasePath(ctx.dataDir))
+    )
+      throw err;
     backend = createBackend({ dataDir: ctx.dataDir, host: 'cli', recoverRuns: false, readonly: true });
     ctx.io.err(`note: ${err.message}; reading it read-only`);
   }
@@ -76,7 +82,8 @@ export async function withBackend<T>(
   const onSigint = () => interrupt.abort(new ApiError('cancelled', 'interrupted (Ctrl-C)'));
   if (opts.interruptible) process.once('SIGINT', onSigint);
   try {
-    const call: Call = (method, ...args) => backend.dispatcher.call(method, args[0], { signal: interrupt.signal }) as Promise<Result<typeof method>>;
+    const call: Call = (method, ...args) =>
+      backend.dispatcher.call(method, args[0], { signal: interrupt.signal }) as Promise<Result<typeof method>>;
     return await fn(call, backend);
   } finally {
     process.removeListener('SIGINT', onSigint);
@@ -97,7 +104,8 @@ export function table(headers: string[], rows: (string | number | null | undefin
 
 /** Parse a positive integer argument or throw a UsageError naming it. */
 export function intArg(value: string | undefined, name: string): number {
-  if (value === undefined || !/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`${name} must be a positive integer, got ${value ?? 'nothing'}`);
+  if (value === undefined || !/^\d+$/.test(value) || Number(value) < 1)
+    throw new UsageError(`${name} must be a positive integer, got ${value ?? 'nothing'}`);
   return Number(value);
 }
 
@@ -107,15 +115,23 @@ export function requirePath(value: string | undefined, flag: string, kind: 'file
   const p = resolve(value);
   if (!existsSync(p)) throw new ApiError('not_found', `${value}: not found (${flag})`, flag.replace(/^--/, ''));
   const st = statSync(p);
-  if (kind === 'dir' && !st.isDirectory()) throw new ApiError('invalid_request', `${value}: is not a folder (${flag})`, flag.replace(/^--/, ''));
-  if (kind === 'file' && !st.isFile()) throw new ApiError('invalid_request', `${value}: is not a file (${flag})`, flag.replace(/^--/, ''));
+  if (kind === 'dir' && !st.isDirectory())
+    throw new ApiError('invalid_request', `${value}: is not a folder (${flag})`, flag.replace(/^--/, ''));
+  if (kind === 'file' && !st.isFile())
+    throw new ApiError('invalid_request', `${value}: is not a file (${flag})`, flag.replace(/^--/, ''));
   return p;
 }
 
 /** --model and --adapter as references the service takes (both checked to exist here, naming the flag). */
-export function modelRefs(model: string | undefined, adapter: string | undefined): { model: { path: string }; adapter?: { path: string } } {
+export function modelRefs(
+  model: string | undefined,
+  adapter: string | undefined,
+): { model: { path: string }; adapter?: { path: string } } {
   const modelDir = requirePath(model, '--model', 'dir');
-  return { model: { path: modelDir }, ...(adapter === undefined ? {} : { adapter: { path: requirePath(adapter, '--adapter', 'dir') } }) };
+  return {
+    model: { path: modelDir },
+    ...(adapter === undefined ? {} : { adapter: { path: requirePath(adapter, '--adapter', 'dir') } }),
+  };
 }
 
 export { ApiError, resolveDataDir };

@@ -34,16 +34,35 @@ export const embedCommand: CommandGroup = {
   summary: 'normalized image and text embeddings of a data file with a CLIP / SigLIP model',
   usage: embedUsage,
   async run(argv, ctx) {
-    const { values } = parse(argv, { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, limit: { type: 'string' } }, false);
+    const { values } = parse(
+      argv,
+      { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, limit: { type: 'string' } },
+      false,
+    );
     if (!values.data) throw new UsageError('--data PATH is required');
     const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
     const refs = modelRefs(values.model, values.adapter);
     requirePath(values.data, '--data', 'any');
-    const r = await withBackend(ctx, (call) => call('inference.embed', { ...refs, data: { path: values.data! }, limit }), { readonly: true, interruptible: true });
+    const r = await withBackend(
+      ctx,
+      (call) => call('inference.embed', { ...refs, data: { path: values.data! }, limit }),
+      { readonly: true, interruptible: true },
+    );
     for (const w of r.warnings) ctx.io.err(w);
-    const items = r.items.map((x) => ({ ref: x.ref, text: x.text, image_embeds: x.imageEmbeds, text_embeds: x.textEmbeds }));
+    const items = r.items.map((x) => ({
+      ref: x.ref,
+      text: x.text,
+      image_embeds: x.imageEmbeds,
+      text_embeds: x.textEmbeds,
+    }));
     if (ctx.json) printJson(ctx, { model: r.model, dim: r.dim, items });
-    else ctx.io.out(table(['ITEM', 'TEXT', 'DIM'], items.map((x) => [x.ref, x.text, x.image_embeds.length])));
+    else
+      ctx.io.out(
+        table(
+          ['ITEM', 'TEXT', 'DIM'],
+          items.map((x) => [x.ref, x.text, x.image_embeds.length]),
+        ),
+      );
     return 0;
   },
 };
@@ -59,16 +78,34 @@ function fmtEval(e: Metrics | undefined, k: string, which: 'imageToText' | 'text
 export async function contrastiveEval(argv: string[], ctx: CommandContext): Promise<number> {
   const { values } = parse(
     argv,
-    { model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' }, 'max-items': { type: 'string' }, template: { type: 'string', multiple: true } },
+    {
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      data: { type: 'string' },
+      split: { type: 'string' },
+      'max-items': { type: 'string' },
+      template: { type: 'string', multiple: true },
+    },
     false,
   );
   if (!values.data) throw new UsageError('--data PATH is required');
   const max = values['max-items'] === undefined ? undefined : intArg(values['max-items'], '--max-items');
   const split = values.split ?? 'val';
-  if (split !== 'train' && split !== 'val' && split !== 'test') throw new UsageError('--split must be train, val or test');
+  if (split !== 'train' && split !== 'val' && split !== 'test')
+    throw new UsageError('--split must be train, val or test');
   const refs = modelRefs(values.model, values.adapter);
   requirePath(values.data, '--data', 'any');
-  const r = await withBackend(ctx, (call) => call('inference.evaluate', { ...refs, data: { path: values.data!, split }, maxItems: max, templates: values.template as string[] | undefined }), { readonly: true, interruptible: true });
+  const r = await withBackend(
+    ctx,
+    (call) =>
+      call('inference.evaluate', {
+        ...refs,
+        data: { path: values.data!, split },
+        maxItems: max,
+        templates: values.template as string[] | undefined,
+      }),
+    { readonly: true, interruptible: true },
+  );
   for (const w of r.warnings) ctx.io.err(w);
   const { base, adapter: tuned } = r;
   if (ctx.json) {
@@ -78,7 +115,13 @@ export async function contrastiveEval(argv: string[], ctx: CommandContext): Prom
   const ad = !!tuned;
   const cols = ad ? ['METRIC', 'BASE', 'ADAPTER'] : ['METRIC', 'BASE'];
   const acc = (e: Metrics | undefined) => (e?.zeroShot.accuracy == null ? '-' : e.zeroShot.accuracy.toFixed(3));
-  const rows: (string | number)[][] = [[`zero-shot accuracy (${base.zeroShot.items} items, ${base.zeroShot.classes.length} classes)`, acc(base), ...(ad ? [acc(tuned)] : [])]];
+  const rows: (string | number)[][] = [
+    [
+      `zero-shot accuracy (${base.zeroShot.items} items, ${base.zeroShot.classes.length} classes)`,
+      acc(base),
+      ...(ad ? [acc(tuned)] : []),
+    ],
+  ];
   for (const k of ['R@1', 'R@5', 'R@10']) {
     rows.push([`text->image ${k}`, fmtEval(base, k, 'textToImage'), ...(ad ? [fmtEval(tuned, k, 'textToImage')] : [])]);
     rows.push([`image->text ${k}`, fmtEval(base, k, 'imageToText'), ...(ad ? [fmtEval(tuned, k, 'imageToText')] : [])]);
@@ -93,16 +136,30 @@ export async function contrastiveTrain(argv: string[], ctx: CommandContext): Pro
   const { values } = parse(
     argv,
     {
-      method: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'train-split': { type: 'string' },
-      'contrastive-method': { type: 'string' }, towers: { type: 'string' }, 'target-modules': { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
-      lr: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'grad-accum': { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' },
+      method: { type: 'string' },
+      model: { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      'train-split': { type: 'string' },
+      'contrastive-method': { type: 'string' },
+      towers: { type: 'string' },
+      'target-modules': { type: 'string' },
+      rank: { type: 'string' },
+      alpha: { type: 'string' },
+      lr: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'grad-accum': { type: 'string' },
+      seed: { type: 'string' },
+      'weight-decay': { type: 'string' },
     },
     false,
   );
   if (!values.data) throw new UsageError('--data PATH is required');
   if (!values.out) throw new UsageError('--out DIR is required (the adapter folder)');
   const out = resolve(values.out);
-  if (existsSync(out) && readdirSync(out).length) throw new UsageError(`--out ${out} is not empty; choose an empty or new folder`);
+  if (existsSync(out) && readdirSync(out).length)
+    throw new UsageError(`--out ${out} is not empty; choose an empty or new folder`);
   const num = (v: string | undefined, name: string) => {
     if (v === undefined) return undefined;
     const x = Number(v);
@@ -110,9 +167,11 @@ export async function contrastiveTrain(argv: string[], ctx: CommandContext): Pro
     return x;
   };
   const towers = values.towers ?? 'both';
-  if (towers !== 'text' && towers !== 'vision' && towers !== 'both') throw new UsageError('--towers must be text, vision or both');
+  if (towers !== 'text' && towers !== 'vision' && towers !== 'both')
+    throw new UsageError('--towers must be text, vision or both');
   const method = values['contrastive-method'] ?? 'lora';
-  if (method !== 'lora' && method !== 'projections') throw new UsageError('--contrastive-method must be lora or projections');
+  if (method !== 'lora' && method !== 'projections')
+    throw new UsageError('--contrastive-method must be lora or projections');
   const split = values['train-split'] ?? 'train';
   if (!values.model) throw new UsageError('--model DIR is required');
   requirePath(values.data, '--data', 'any');
@@ -121,9 +180,19 @@ export async function contrastiveTrain(argv: string[], ctx: CommandContext): Pro
     data: { path: values.data, split: split as 'train' | 'val' | 'test' },
     outDir: out,
     options: {
-      method, towers, targetModules: values['target-modules']?.split(',').map((s) => s.trim()).filter(Boolean),
-      rank: num(values.rank, '--rank'), alpha: num(values.alpha, '--alpha'), lr: num(values.lr, '--lr'), epochs: num(values.epochs, '--epochs'),
-      batchSize: num(values['batch-size'], '--batch-size'), gradAccum: num(values['grad-accum'], '--grad-accum'), seed: num(values.seed, '--seed'),
+      method,
+      towers,
+      targetModules: values['target-modules']
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      rank: num(values.rank, '--rank'),
+      alpha: num(values.alpha, '--alpha'),
+      lr: num(values.lr, '--lr'),
+      epochs: num(values.epochs, '--epochs'),
+      batchSize: num(values['batch-size'], '--batch-size'),
+      gradAccum: num(values['grad-accum'], '--grad-accum'),
+      seed: num(values.seed, '--seed'),
       weightDecay: num(values['weight-decay'], '--weight-decay'),
     },
   });

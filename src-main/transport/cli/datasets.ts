@@ -22,13 +22,21 @@ export const datasetsCommand: CommandGroup = {
         const { datasets } = await withBackend(ctx, (call) => call('datasets.list'), { readonly: true });
         if (ctx.json) printJson(ctx, datasets);
         else if (datasets.length === 0) ctx.io.out('No datasets yet. Create one with: lenslab datasets create NAME');
-        else ctx.io.out(table(['ID', 'NAME', 'ITEMS', 'UPDATED'], datasets.map((d) => [d.id, d.name, d.itemCount, d.updatedAt])));
+        else
+          ctx.io.out(
+            table(
+              ['ID', 'NAME', 'ITEMS', 'UPDATED'],
+              datasets.map((d) => [d.id, d.name, d.itemCount, d.updatedAt]),
+            ),
+          );
         return 0;
       }
       case 'create': {
         const { values, positionals } = parse(rest, { description: { type: 'string' } });
         if (positionals.length !== 1) throw new UsageError('create takes exactly one NAME (quote names with spaces)');
-        const d = await withBackend(ctx, (call) => call('datasets.create', { name: positionals[0], description: values.description }));
+        const d = await withBackend(ctx, (call) =>
+          call('datasets.create', { name: positionals[0], description: values.description }),
+        );
         if (ctx.json) printJson(ctx, d);
         else ctx.io.out(`Created dataset ${d.id} "${d.name}"`);
         return 0;
@@ -36,7 +44,9 @@ export const datasetsCommand: CommandGroup = {
       case 'rename': {
         const { positionals } = parse(rest, {});
         if (positionals.length !== 2) throw new UsageError('rename takes ID and NAME');
-        const d = await withBackend(ctx, (call) => call('datasets.update', { id: intArg(positionals[0], 'ID'), name: positionals[1] }));
+        const d = await withBackend(ctx, (call) =>
+          call('datasets.update', { id: intArg(positionals[0], 'ID'), name: positionals[1] }),
+        );
         if (ctx.json) printJson(ctx, d);
         else ctx.io.out(`Renamed dataset ${d.id} to "${d.name}"`);
         return 0;

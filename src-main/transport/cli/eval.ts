@@ -65,9 +65,11 @@ export const evalCommand: CommandGroup = {
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    if (split !== 'train' && split !== 'val' && split !== 'test') throw new UsageError('--split must be train, val or test');
+    if (split !== 'train' && split !== 'val' && split !== 'test')
+      throw new UsageError('--split must be train, val or test');
     const task = values.task;
-    if (task !== undefined && task !== 'vqa' && task !== 'caption') throw new UsageError('--task must be vqa or caption');
+    if (task !== undefined && task !== 'vqa' && task !== 'caption')
+      throw new UsageError('--task must be vqa or caption');
     const show = values.show === undefined ? 5 : /^\d+$/.test(values.show) ? Number(values.show) : NaN;
     if (!Number.isInteger(show)) throw new UsageError('--show must be a number ≥ 0');
     const note = (line: string) => ctx.io.err(line);
@@ -79,7 +81,12 @@ export const evalCommand: CommandGroup = {
         const adapter = values.adapter
           ? { path: resolve(values.adapter) }
           : values.run
-            ? { runId: intArg(values.run, '--run'), ...(values.step !== undefined ? { step: /^\d+$/.test(values.step) ? Number(values.step) : intArg(values.step, '--step') } : {}) }
+            ? {
+                runId: intArg(values.run, '--run'),
+                ...(values.step !== undefined
+                  ? { step: /^\d+$/.test(values.step) ? Number(values.step) : intArg(values.step, '--step') }
+                  : {}),
+              }
             : undefined;
         let shown = -1;
         const off = backend.events.subscribe((event, payload) => {
@@ -99,7 +106,8 @@ export const evalCommand: CommandGroup = {
             adapter,
             data: { datasetId: data.datasetId, split },
             maxItems: values['max-items'] === undefined ? undefined : intArg(values['max-items'], '--max-items'),
-            maxNewTokens: values['max-new-tokens'] === undefined ? 32 : intArg(values['max-new-tokens'], '--max-new-tokens'),
+            maxNewTokens:
+              values['max-new-tokens'] === undefined ? 32 : intArg(values['max-new-tokens'], '--max-new-tokens'),
             task: task as 'vqa' | 'caption' | undefined,
             quantize: quantize === 'none' ? undefined : quantize,
             wait: true,
@@ -113,26 +121,45 @@ export const evalCommand: CommandGroup = {
           return 1;
         }
         const preds = await call('evaluations.predictions', { id, limit: 1000 });
-        const cmp = values.compare ? await call('evaluations.compare', { baseId: intArg(values.compare, '--compare'), tunedId: id }) : null;
+        const cmp = values.compare
+          ? await call('evaluations.compare', { baseId: intArg(values.compare, '--compare'), tunedId: id })
+          : null;
         if (ctx.json) {
-          printJson(ctx, { evaluation: ev, comparison: cmp && { metrics: cmp.metrics }, predictions: preds.predictions });
+          printJson(ctx, {
+            evaluation: ev,
+            comparison: cmp && { metrics: cmp.metrics },
+            predictions: preds.predictions,
+          });
           return 0;
         }
         const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
         ctx.io.out(
           `evaluation ${id}: ${ev.task} on ${ev.predictionCount} item(s) of dataset "${data.name}" (${split}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
         );
-        ctx.io.out(Object.entries(ev.metrics).map(([k, v]) => `  ${k.padEnd(12)} ${fmt(v)}`).join('\n'));
+        ctx.io.out(
+          Object.entries(ev.metrics)
+            .map(([k, v]) => `  ${k.padEnd(12)} ${fmt(v)}`)
+            .join('\n'),
+        );
         if (cmp) {
           ctx.io.out(`against evaluation ${values.compare}:`);
-          ctx.io.out(Object.entries(cmp.metrics).map(([k, m]) => `  ${k.padEnd(12)} ${m.base.toFixed(4)} -> ${m.tuned.toFixed(4)} (${m.delta >= 0 ? '+' : ''}${m.delta.toFixed(4)})`).join('\n'));
+          ctx.io.out(
+            Object.entries(cmp.metrics)
+              .map(
+                ([k, m]) =>
+                  `  ${k.padEnd(12)} ${m.base.toFixed(4)} -> ${m.tuned.toFixed(4)} (${m.delta >= 0 ? '+' : ''}${m.delta.toFixed(4)})`,
+              )
+              .join('\n'),
+          );
           const better = cmp.items.filter((i) => i.change === 'better').length;
           const worse = cmp.items.filter((i) => i.change === 'worse').length;
           ctx.io.out(`  items: ${better} better, ${worse} worse, ${cmp.items.length - better - worse} same`);
         }
         for (const p of preds.predictions.slice(0, show)) {
           const main = p.scores.exact_match ?? p.scores.cider ?? null;
-          ctx.io.out(`  ${main === 1 ? '✓' : main === 0 ? '✗' : ' '} ${JSON.stringify(p.prompt)} -> ${JSON.stringify(p.output)} (reference ${JSON.stringify(p.references[0] ?? '')})`);
+          ctx.io.out(
+            `  ${main === 1 ? '✓' : main === 0 ? '✗' : ' '} ${JSON.stringify(p.prompt)} -> ${JSON.stringify(p.output)} (reference ${JSON.stringify(p.references[0] ?? '')})`,
+          );
         }
         return 0;
       },

@@ -82,7 +82,8 @@ function generateParams(argv: string[]): Params<'inference.generate'> {
   const image = values.image === undefined ? null : requirePath(values.image, '--image', 'file');
   const topK = values['top-k'] === undefined ? undefined : intArg(values['top-k'], '--top-k');
   const options = {
-    maxNewTokens: values['max-new-tokens'] === undefined ? undefined : intArg(values['max-new-tokens'], '--max-new-tokens'),
+    maxNewTokens:
+      values['max-new-tokens'] === undefined ? undefined : intArg(values['max-new-tokens'], '--max-new-tokens'),
     temperature: numArg(values.temperature, '--temperature'),
     topK,
     topP: numArg(values['top-p'], '--top-p'),
@@ -100,7 +101,12 @@ function generateParams(argv: string[]): Params<'inference.generate'> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  return { ...refs, ...(image ? { image: { path: image } } : {}), messages, options: { ...options, ...(values.quantize !== undefined ? { quantize } : {}) } };
+  return {
+    ...refs,
+    ...(image ? { image: { path: image } } : {}),
+    messages,
+    options: { ...options, ...(values.quantize !== undefined ? { quantize } : {}) },
+  };
 }
 
 export const generateCommand: CommandGroup = {
@@ -133,7 +139,15 @@ export const generateCommand: CommandGroup = {
         } finally {
           off();
         }
-        if (ctx.json) printJson(ctx, { ids: r.ids, text: r.text, finishReason: r.finishReason, promptTokens: r.promptTokens, timings: r.timings, ...(r.warnings ? { warnings: r.warnings } : {}) });
+        if (ctx.json)
+          printJson(ctx, {
+            ids: r.ids,
+            text: r.text,
+            finishReason: r.finishReason,
+            promptTokens: r.promptTokens,
+            timings: r.timings,
+            ...(r.warnings ? { warnings: r.warnings } : {}),
+          });
         else {
           if (write) write('\n');
           else ctx.io.out(line);
@@ -155,26 +169,66 @@ export const scoreCommand: CommandGroup = {
     requirePath(values.data, '--data', 'any');
     const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
     const refs = modelRefs(values.model, values.adapter);
-    const r = await withBackend(ctx, (call) => call('inference.score', { ...refs, data: { path: values.data! }, limit }), { readonly: true, interruptible: true });
+    const r = await withBackend(
+      ctx,
+      (call) => call('inference.score', { ...refs, data: { path: values.data! }, limit }),
+      { readonly: true, interruptible: true },
+    );
     for (const w of r.warnings) ctx.io.err(w);
     if (r.kind === 'contrastive') {
-      if (ctx.json) printJson(ctx, { model: r.model, lossType: r.lossType, loss: r.loss, items: r.items, logitsPerText: r.logitsPerText });
+      if (ctx.json)
+        printJson(ctx, {
+          model: r.model,
+          lossType: r.lossType,
+          loss: r.loss,
+          items: r.items,
+          logitsPerText: r.logitsPerText,
+        });
       else {
         ctx.io.out(`batch of ${r.items.length} pairs, ${r.lossType} loss ${r.loss.toFixed(4)}`);
-        ctx.io.out(table(['TEXT \\ IMAGE', ...r.items.map((_, j) => String(j + 1))], r.logitsPerText.map((row, i) => [`${i + 1} ${r.items[i].text.slice(0, 30)}`, ...row.map((v) => v.toFixed(2))])));
+        ctx.io.out(
+          table(
+            ['TEXT \\ IMAGE', ...r.items.map((_, j) => String(j + 1))],
+            r.logitsPerText.map((row, i) => [
+              `${i + 1} ${r.items[i].text.slice(0, 30)}`,
+              ...row.map((v) => v.toFixed(2)),
+            ]),
+          ),
+        );
       }
       return 0;
     }
     const { samples: rows, meanLoss: mean, tokenWeightedLoss: perToken, tokens, labelSmoothing } = r;
-    if (ctx.json) printJson(ctx, { samples: rows, meanLoss: mean, tokenWeightedLoss: perToken, tokens, ...(labelSmoothing !== undefined ? { labelSmoothing } : {}) });
+    if (ctx.json)
+      printJson(ctx, {
+        samples: rows,
+        meanLoss: mean,
+        tokenWeightedLoss: perToken,
+        tokens,
+        ...(labelSmoothing !== undefined ? { labelSmoothing } : {}),
+      });
     else if (labelSmoothing !== undefined) {
       // BLIP: every item has answer tokens
-      ctx.io.out(table(['SAMPLE', 'LOSS', 'TOKENS'], rows.map((x) => [x.ref, x.loss!.toFixed(4), x.tokens])));
-      ctx.io.out(`mean loss ${mean!.toFixed(4)} over ${rows.length} sample(s); ${perToken!.toFixed(4)} per token (label smoothing ${labelSmoothing})`);
+      ctx.io.out(
+        table(
+          ['SAMPLE', 'LOSS', 'TOKENS'],
+          rows.map((x) => [x.ref, x.loss!.toFixed(4), x.tokens]),
+        ),
+      );
+      ctx.io.out(
+        `mean loss ${mean!.toFixed(4)} over ${rows.length} sample(s); ${perToken!.toFixed(4)} per token (label smoothing ${labelSmoothing})`,
+      );
     } else {
       const scored = rows.filter((x) => x.loss !== null);
-      ctx.io.out(table(['SAMPLE', 'KIND', 'TOKENS', 'LOSS'], rows.map((x) => [x.ref, x.kind, x.tokens, x.loss === null ? null : x.loss.toFixed(4)])));
-      ctx.io.out(`mean loss ${mean === null ? '-' : mean.toFixed(4)} over ${scored.length} sample(s); ${perToken === null ? '-' : perToken.toFixed(4)} per token over ${tokens} token(s)`);
+      ctx.io.out(
+        table(
+          ['SAMPLE', 'KIND', 'TOKENS', 'LOSS'],
+          rows.map((x) => [x.ref, x.kind, x.tokens, x.loss === null ? null : x.loss.toFixed(4)]),
+        ),
+      );
+      ctx.io.out(
+        `mean loss ${mean === null ? '-' : mean.toFixed(4)} over ${scored.length} sample(s); ${perToken === null ? '-' : perToken.toFixed(4)} per token over ${tokens} token(s)`,
+      );
     }
     return 0;
   },

@@ -64,39 +64,49 @@ export const importCommand: CommandGroup = {
       'no-group': { type: 'boolean' },
     });
     if (positionals.length !== 1) throw new UsageError('import takes exactly one PATH');
-    const rep = await withBackend(ctx, (call, backend) => {
-      let shown = -1;
-      const off = ctx.json
-        ? () => {}
-        : backend.events.subscribe((event, payload) => {
-            if (event !== 'datasets.importProgress') return;
-            const e = payload as { done: number; total: number };
-            const pct = e.total ? Math.floor((100 * e.done) / e.total) : 100;
-            if (pct >= shown + 10 || e.done === e.total) {
-              shown = pct;
-              ctx.io.err(`images ${e.done}/${e.total}`);
-            }
-          });
-      return call('datasets.import', {
-        path: positionals[0],
-        dataset: values.dataset,
-        datasetId: values['dataset-id'] === undefined ? undefined : intArg(values['dataset-id'], '--dataset-id'),
-        format: oneOf(values.format, IMPORT_FORMATS, '--format'),
-        strict: values.strict,
-        imageRoot: values['image-root'],
-        textColumn: values['text-column'],
-        imageColumn: values['image-column'],
-        groupByImage: values['no-group'] ? false : undefined,
-      }).finally(off);
-    }, { interruptible: true });
+    const rep = await withBackend(
+      ctx,
+      (call, backend) => {
+        let shown = -1;
+        const off = ctx.json
+          ? () => {}
+          : backend.events.subscribe((event, payload) => {
+              if (event !== 'datasets.importProgress') return;
+              const e = payload as { done: number; total: number };
+              const pct = e.total ? Math.floor((100 * e.done) / e.total) : 100;
+              if (pct >= shown + 10 || e.done === e.total) {
+                shown = pct;
+                ctx.io.err(`images ${e.done}/${e.total}`);
+              }
+            });
+        return call('datasets.import', {
+          path: positionals[0],
+          dataset: values.dataset,
+          datasetId: values['dataset-id'] === undefined ? undefined : intArg(values['dataset-id'], '--dataset-id'),
+          format: oneOf(values.format, IMPORT_FORMATS, '--format'),
+          strict: values.strict,
+          imageRoot: values['image-root'],
+          textColumn: values['text-column'],
+          imageColumn: values['image-column'],
+          groupByImage: values['no-group'] ? false : undefined,
+        }).finally(off);
+      },
+      { interruptible: true },
+    );
     if (ctx.json) {
       printJson(ctx, rep);
       return 0;
     }
-    ctx.io.out(`Imported ${rep.imported} item(s) with ${rep.annotations} label(s) into dataset ${rep.datasetId} "${rep.datasetName}" (format ${rep.format}).`);
+    ctx.io.out(
+      `Imported ${rep.imported} item(s) with ${rep.annotations} label(s) into dataset ${rep.datasetId} "${rep.datasetName}" (format ${rep.format}).`,
+    );
     ctx.io.out(`Images: ${rep.imagesStored} stored, ${rep.imagesReused} already present.`);
-    if (rep.alreadyPresentCount > 0) ctx.io.out(`Not imported again: ${rep.alreadyPresentCount} item(s) already in this dataset (same image, same labels).`);
-    const line = (p: { ref: string; field?: string; message: string }) => `  ${p.ref}${p.field ? `${p.field.startsWith('[') ? '' : '.'}${p.field}` : ''}: ${p.message}`;
+    if (rep.alreadyPresentCount > 0)
+      ctx.io.out(
+        `Not imported again: ${rep.alreadyPresentCount} item(s) already in this dataset (same image, same labels).`,
+      );
+    const line = (p: { ref: string; field?: string; message: string }) =>
+      `  ${p.ref}${p.field ? `${p.field.startsWith('[') ? '' : '.'}${p.field}` : ''}: ${p.message}`;
     if (rep.skippedCount > 0) {
       ctx.io.out(`Skipped ${rep.skippedCount} record(s):`);
       for (const p of rep.skipped.slice(0, 50)) ctx.io.out(line(p));
@@ -132,33 +142,51 @@ export const exportCommand: CommandGroup = {
     if (positionals.length !== 2) throw new UsageError('export takes DATASET_ID and DIR');
     const format = oneOf(values.format, EXPORT_FORMATS, '--format');
     if (!format) throw new UsageError('--format is required');
-    const rep = await withBackend(ctx, (call) =>
-      call('datasets.export', {
-        datasetId: intArg(positionals[0], 'DATASET_ID'),
-        dir: positionals[1],
-        format,
-        split: oneOf(values.split, ['train', 'val', 'test'] as const, '--split'),
-        lenslabFields: values.plain ? false : undefined,
-        overwrite: values.overwrite,
-      }),
+    const rep = await withBackend(
+      ctx,
+      (call) =>
+        call('datasets.export', {
+          datasetId: intArg(positionals[0], 'DATASET_ID'),
+          dir: positionals[1],
+          format,
+          split: oneOf(values.split, ['train', 'val', 'test'] as const, '--split'),
+          lenslabFields: values.plain ? false : undefined,
+          overwrite: values.overwrite,
+        }),
       { readonly: true },
     ).catch((e: unknown) => {
       // the service speaks of "allow overwriting"; on the command line that is --overwrite
-      if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite) throw new ApiError(e.code, `${e.message}; --overwrite replaces an earlier export there`, e.field);
+      if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite)
+        throw new ApiError(e.code, `${e.message}; --overwrite replaces an earlier export there`, e.field);
       throw e;
     });
     if (ctx.json) printJson(ctx, rep);
     else {
-      ctx.io.out(`Exported ${rep.items} item(s) as ${rep.records} ${format} record(s) and ${rep.images} image(s) to ${rep.file}`);
+      ctx.io.out(
+        `Exported ${rep.items} item(s) as ${rep.records} ${format} record(s) and ${rep.images} image(s) to ${rep.file}`,
+      );
       for (const s of rep.skipped.slice(0, 50)) ctx.io.out(`  skipped item ${s.itemId}: ${s.reason}`);
     }
     return 0;
   },
 };
 
-type ExportValues = { format?: string; overwrite?: boolean; model?: string; adapter?: string; run?: string; step?: string; quant?: string; name?: string };
+type ExportValues = {
+  format?: string;
+  overwrite?: boolean;
+  model?: string;
+  adapter?: string;
+  run?: string;
+  step?: string;
+  quant?: string;
+  name?: string;
+};
 
-async function exportModel(values: ExportValues, positionals: string[], ctx: Parameters<CommandGroup['run']>[1]): Promise<number> {
+async function exportModel(
+  values: ExportValues,
+  positionals: string[],
+  ctx: Parameters<CommandGroup['run']>[1],
+): Promise<number> {
   if (values.format !== 'gguf') throw new UsageError('--model exports need --format gguf');
   if (!values.model) throw new UsageError('--format gguf needs --model DIR (or a registered model id)');
   if (positionals.length !== 1) throw new UsageError('a GGUF export takes one output folder OUT');
@@ -168,7 +196,10 @@ async function exportModel(values: ExportValues, positionals: string[], ctx: Par
   const adapter = values.adapter
     ? { path: values.adapter }
     : values.run
-      ? { runId: intArg(values.run, '--run'), step: values.step === undefined ? undefined : intArg(values.step, '--step') }
+      ? {
+          runId: intArg(values.run, '--run'),
+          step: values.step === undefined ? undefined : intArg(values.step, '--step'),
+        }
       : undefined;
   const quant = oneOf(values.quant, GGUF_QUANTS, '--quant');
   const rep = await withBackend(ctx, (call, backend) => {
@@ -184,9 +215,17 @@ async function exportModel(values: ExportValues, positionals: string[], ctx: Par
             ctx.io.err(`tensors ${e.done}/${e.total}`);
           }
         });
-    return call('models.exportGguf', { model, adapter, dir: positionals[0], quant, name: values.name, overwrite: values.overwrite }).finally(off);
+    return call('models.exportGguf', {
+      model,
+      adapter,
+      dir: positionals[0],
+      quant,
+      name: values.name,
+      overwrite: values.overwrite,
+    }).finally(off);
   }).catch((e: unknown) => {
-    if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite) throw new ApiError(e.code, `${e.message}; --overwrite replaces an earlier GGUF export there`, e.field);
+    if (e instanceof ApiError && e.code === 'conflict' && !values.overwrite)
+      throw new ApiError(e.code, `${e.message}; --overwrite replaces an earlier GGUF export there`, e.field);
     throw e;
   });
   if (ctx.json) printJson(ctx, rep);

@@ -36,9 +36,13 @@ export function formatProgress(e: ProgressEvent, width = 24): string {
 export function formatEvent(e: RunnerEvent): string | null {
   switch (e.type) {
     case 'started':
-      return e.resumedFrom !== null ? `resumed from the checkpoint at step ${e.resumedFrom} (${e.totalSteps} steps in all)` : `training ${e.totalSteps} steps`;
+      return e.resumedFrom !== null
+        ? `resumed from the checkpoint at step ${e.resumedFrom} (${e.totalSteps} steps in all)`
+        : `training ${e.totalSteps} steps`;
     case 'eval':
-      return `eval at step ${e.step}: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${num(v)}`).join(', ')}`;
+      return `eval at step ${e.step}: ${Object.entries(e.metrics)
+        .map(([k, v]) => `${k} ${num(v)}`)
+        .join(', ')}`;
     case 'checkpoint':
       return `checkpoint at step ${e.step}: ${e.path}`;
     case 'log':
@@ -48,7 +52,9 @@ export function formatEvent(e: RunnerEvent): string | null {
     case 'cancelled':
       return `cancelled at step ${e.step}`;
     case 'done':
-      return `done: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${num(v)}`).join(', ')}; output in ${e.outputDir}`;
+      return `done: ${Object.entries(e.metrics)
+        .map(([k, v]) => `${k} ${num(v)}`)
+        .join(', ')}; output in ${e.outputDir}`;
     case 'failed':
       return `failed: ${e.message}`;
     default:

@@ -35,7 +35,10 @@ export function progressLine(p: Pull): string {
   if (pr.phase === 'resolving') return `${p.repo}: asking the Hub…`;
   const pct = pr.totalBytes ? Math.floor((100 * pr.bytes) / pr.totalBytes) : 0;
   const speed = pr.bytesPerSecond ? `${fmt(Math.round(pr.bytesPerSecond))}/s` : '';
-  return `${p.repo} ${pr.phase === 'verifying' ? 'verifying' : ''} ${pr.file ?? ''} ${pct}% ${fmt(pr.bytes)}/${fmt(pr.totalBytes)} (${pr.filesDone}/${pr.filesTotal} files) ${speed} ETA ${clock(pr.etaSeconds)}`.replace(/\s+/g, ' ');
+  return `${p.repo} ${pr.phase === 'verifying' ? 'verifying' : ''} ${pr.file ?? ''} ${pct}% ${fmt(pr.bytes)}/${fmt(pr.totalBytes)} (${pr.filesDone}/${pr.filesTotal} files) ${speed} ETA ${clock(pr.etaSeconds)}`.replace(
+    /\s+/g,
+    ' ',
+  );
 }
 
 export const pullCommand: CommandGroup = {
@@ -43,7 +46,12 @@ export const pullCommand: CommandGroup = {
   summary: 'download a model from the Hugging Face Hub',
   usage,
   async run(argv, ctx) {
-    const { values, positionals } = parse(argv, { name: { type: 'string' }, 'no-register': { type: 'boolean' }, catalog: { type: 'boolean' }, cached: { type: 'boolean' } });
+    const { values, positionals } = parse(argv, {
+      name: { type: 'string' },
+      'no-register': { type: 'boolean' },
+      catalog: { type: 'boolean' },
+      cached: { type: 'boolean' },
+    });
     if (values.catalog) {
       const c = await withBackend(ctx, (call) => call('hub.catalog'));
       if (ctx.json) printJson(ctx, c);
@@ -59,7 +67,8 @@ export const pullCommand: CommandGroup = {
               e.trainBytes ? fmt(e.trainBytes) : '-',
               e.supported ? (e.fit ?? 'compose') : `not supported: ${e.note}`,
             ]),
-          ) + `\n\nMemory available now: ${fmt(c.availableBytes)} of ${fmt(c.totalBytes)}. Hub: ${c.endpoint}, cache ${c.cacheDir}.`,
+          ) +
+            `\n\nMemory available now: ${fmt(c.availableBytes)} of ${fmt(c.totalBytes)}. Hub: ${c.endpoint}, cache ${c.cacheDir}.`,
         );
       return 0;
     }
@@ -67,12 +76,23 @@ export const pullCommand: CommandGroup = {
       const c = await withBackend(ctx, (call) => call('hub.cached'));
       if (ctx.json) printJson(ctx, c);
       else if (!c.snapshots.length) ctx.io.out(`No models in ${c.cacheDir}.`);
-      else ctx.io.out(table(['REPO', 'COMMIT', 'REFS', 'SIZE', 'MODEL ID', 'FOLDER'], c.snapshots.map((s) => [s.repo, s.commit.slice(0, 10), s.refs.join(','), fmt(s.bytes), s.modelId, s.dir])));
+      else
+        ctx.io.out(
+          table(
+            ['REPO', 'COMMIT', 'REFS', 'SIZE', 'MODEL ID', 'FOLDER'],
+            c.snapshots.map((s) => [s.repo, s.commit.slice(0, 10), s.refs.join(','), fmt(s.bytes), s.modelId, s.dir]),
+          ),
+        );
       return 0;
     }
-    if (positionals.length !== 1) throw new UsageError(positionals.length ? 'give one ORG/NAME[@REVISION]' : 'missing ORG/NAME');
+    if (positionals.length !== 1)
+      throw new UsageError(positionals.length ? 'give one ORG/NAME[@REVISION]' : 'missing ORG/NAME');
     return withBackend(ctx, async (call, backend) => {
-      const { pull } = await call('hub.pull', { repo: positionals[0], name: values.name, register: !values['no-register'] });
+      const { pull } = await call('hub.pull', {
+        repo: positionals[0],
+        name: values.name,
+        register: !values['no-register'],
+      });
       const tty = !!process.stderr.isTTY && !ctx.json;
       let last = '';
       const final = await new Promise<Pull>((resolve) => {
@@ -97,7 +117,9 @@ export const pullCommand: CommandGroup = {
       if (tty) process.stderr.write('\n');
       if (ctx.json) printJson(ctx, final);
       if (final.status === 'cancelled') {
-        ctx.io.err(`Stopped. Run the same command to resume (${fmt(final.progress.bytes)} of ${fmt(final.progress.totalBytes)} kept).`);
+        ctx.io.err(
+          `Stopped. Run the same command to resume (${fmt(final.progress.bytes)} of ${fmt(final.progress.totalBytes)} kept).`,
+        );
         return 1;
       }
       if (final.status === 'failed') throw new ApiError(final.error!.code as never, final.error!.message);
@@ -105,7 +127,9 @@ export const pullCommand: CommandGroup = {
         ctx.io.out(
           `${final.repo}@${final.commit!.slice(0, 10)}: ${fmt(final.downloadedBytes)} downloaded, ${fmt(final.reusedBytes)} already in the cache\n` +
             `Folder: ${final.dir}\n` +
-            (final.modelId ? `Registered as model ${final.modelId}. Chat: lenslab generate --model ${final.dir} --prompt "…"` : ''),
+            (final.modelId
+              ? `Registered as model ${final.modelId}. Chat: lenslab generate --model ${final.dir} --prompt "…"`
+              : ''),
         );
       return 0;
     });

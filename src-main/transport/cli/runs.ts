@@ -16,15 +16,31 @@ export const runsCommand: CommandGroup = {
     const [sub, ...rest] = argv;
     if (sub !== 'list') throw new UsageError(sub ? `unknown runs command "${sub}"` : 'missing runs command');
     const { values } = parse(rest, { status: { type: 'string' } }, false);
-    const { runs } = await withBackend(ctx, (call) => call('runs.list', { status: values.status as RunStatus | undefined }), { readonly: true });
+    const { runs } = await withBackend(
+      ctx,
+      (call) => call('runs.list', { status: values.status as RunStatus | undefined }),
+      { readonly: true },
+    );
     if (ctx.json) printJson(ctx, runs);
     else if (runs.length === 0)
-      ctx.io.out(values.status ? `No runs with status ${values.status}.` : 'No runs yet. Start one with `lenslab train` or from the Train section of the app.');
+      ctx.io.out(
+        values.status
+          ? `No runs with status ${values.status}.`
+          : 'No runs yet. Start one with `lenslab train` or from the Train section of the app.',
+      );
     else
       ctx.io.out(
         table(
           ['ID', 'NAME', 'STATUS', 'STEP', 'DATASET', 'MODEL', 'CREATED'],
-          runs.map((r) => [r.id, r.name, r.status, r.totalSteps ? `${r.step}/${r.totalSteps}` : r.step, r.datasetName, r.modelName, r.createdAt]),
+          runs.map((r) => [
+            r.id,
+            r.name,
+            r.status,
+            r.totalSteps ? `${r.step}/${r.totalSteps}` : r.step,
+            r.datasetName,
+            r.modelName,
+            r.createdAt,
+          ]),
         ),
       );
     return 0;

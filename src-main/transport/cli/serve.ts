@@ -20,7 +20,8 @@ export const serveCommand: CommandGroup = {
     const { values } = parse(argv, { port: { type: 'string' }, static: { type: 'string' } }, false);
     let port = 0;
     if (values.port !== undefined) {
-      if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) throw new UsageError(`--port must be 0..65535, got ${values.port}`);
+      if (!/^\d+$/.test(values.port) || Number(values.port) > 65535)
+        throw new UsageError(`--port must be 0..65535, got ${values.port}`);
       port = Number(values.port);
     }
     const backend = createBackend({ dataDir: ctx.dataDir, host: 'serve' });
@@ -31,7 +32,8 @@ export const serveCommand: CommandGroup = {
       backend.close();
       throw e;
     }
-    if (ctx.json) ctx.io.out(JSON.stringify({ url: server.url, port: server.port, token: server.token, dataDir: ctx.dataDir }));
+    if (ctx.json)
+      ctx.io.out(JSON.stringify({ url: server.url, port: server.port, token: server.token, dataDir: ctx.dataDir }));
     else {
       ctx.io.out(`Lenslab is running. Data: ${ctx.dataDir}`);
       ctx.io.out(`Open ${server.url}`);

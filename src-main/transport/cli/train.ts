@@ -63,7 +63,11 @@ Options:
  * A dataset for --data: an id, a name, or a path (imported into a new dataset unless a dataset was already imported
  * from that path, which is then reused).
  */
-export async function resolveDataArg(call: Call, arg: string, note: (line: string) => void): Promise<{ datasetId: number; name: string }> {
+export async function resolveDataArg(
+  call: Call,
+  arg: string,
+  note: (line: string) => void,
+): Promise<{ datasetId: number; name: string }> {
   if (/^\d+$/.test(arg) && Number(arg) >= 1 && Number.isSafeInteger(Number(arg))) {
     try {
       const d = await call('datasets.get', { id: Number(arg) });
@@ -75,7 +79,8 @@ export async function resolveDataArg(call: Call, arg: string, note: (line: strin
   const byName = arg.length <= 200 ? (await call('datasets.find', { name: arg })).dataset : null;
   if (byName) return { datasetId: byName.id, name: byName.name };
   const path = resolve(arg);
-  if (!existsSync(path)) throw new UsageError(`--data: "${arg}" is neither a dataset (id or name) nor an existing file or folder`);
+  if (!existsSync(path))
+    throw new UsageError(`--data: "${arg}" is neither a dataset (id or name) nor an existing file or folder`);
   const prev = (await call('datasets.find', { importedFrom: path })).dataset;
   if (prev) {
     note(`using dataset ${prev.id} "${prev.name}", imported from ${path} before`);
@@ -85,7 +90,9 @@ export async function resolveDataArg(call: Call, arg: string, note: (line: strin
   let name = base;
   for (let i = 2; (await call('datasets.find', { name })).dataset; i++) name = `${base} (${i})`;
   const rep = await call('datasets.import', { path, dataset: name });
-  note(`imported ${rep.imported} item(s) from ${path} into dataset ${rep.datasetId} "${rep.datasetName}"${rep.skippedCount ? ` (${rep.skippedCount} record(s) skipped)` : ''}`);
+  note(
+    `imported ${rep.imported} item(s) from ${path} into dataset ${rep.datasetId} "${rep.datasetName}"${rep.skippedCount ? ` (${rep.skippedCount} record(s) skipped)` : ''}`,
+  );
   return { datasetId: rep.datasetId, name: rep.datasetName };
 }
 
@@ -110,14 +117,14 @@ export function foregroundIO(ctx: CommandContext): ForegroundIO {
   };
 }
 
-
 export const trainCommand: CommandGroup = {
   name: 'train',
   summary: 'fine-tune a model with LoRA / the projector (progress bar; Ctrl-C pauses, rerun resumes)',
   usage,
   async run(argv, ctx) {
     // CLIP / SigLIP contrastive fine-tuning runs in the foreground and writes a PEFT adapter (cli/contrastive.ts)
-    if (argv.some((a, i) => a === '--method=contrastive' || (a === '--method' && argv[i + 1] === 'contrastive'))) return contrastiveTrain(argv, ctx);
+    if (argv.some((a, i) => a === '--method=contrastive' || (a === '--method' && argv[i + 1] === 'contrastive')))
+      return contrastiveTrain(argv, ctx);
     // BLIP VQA: LoRA in the foreground, a PEFT adapter in --out (cli/blip.ts)
     if (isBlipFolder(modelArg(argv))) return blipTrain(argv, ctx);
     const hpOptions = Object.fromEntries(HP_FLAGS.map((f) => [f, { type: 'string' as const }]));
@@ -137,7 +144,8 @@ export const trainCommand: CommandGroup = {
       false,
     );
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
-    if (!values.out) throw new UsageError('--out DIR is required (the run folder; the same --out resumes a paused run)');
+    if (!values.out)
+      throw new UsageError('--out DIR is required (the run folder; the same --out resumes a paused run)');
     const flags: Record<string, string> = {};
     const all = values as Record<string, string | boolean | undefined>;
     for (const f of HP_FLAGS) if (typeof all[f] === 'string') flags[f] = all[f] as string;
@@ -147,7 +155,8 @@ export const trainCommand: CommandGroup = {
       return v;
     };
     const evalItems = values['eval-items'] === undefined ? undefined : Number(values['eval-items']);
-    if (evalItems !== undefined && (!Number.isInteger(evalItems) || evalItems < 1)) throw new UsageError('--eval-items must be a positive integer');
+    if (evalItems !== undefined && (!Number.isInteger(evalItems) || evalItems < 1))
+      throw new UsageError('--eval-items must be a positive integer');
     const outDir = resolve(values.out as string);
     const note = (line: string) => (ctx.json ? ctx.io.err(line) : ctx.io.out(line));
 
@@ -157,15 +166,20 @@ export const trainCommand: CommandGroup = {
     try {
       // another process works in this folder (a run starting or resuming, or its job): say which, whatever the run
       const holder = folderLockHolder(outDir);
-      if (holder && holder.pid !== process.pid) throw new ApiError('conflict', new FolderBusyError(outDir, holder).message, 'out');
+      if (holder && holder.pid !== process.pid)
+        throw new ApiError('conflict', new FolderBusyError(outDir, holder).message, 'out');
       const existing = (await call('runs.find', { outDir })).run;
       let runId: number;
       const t0 = Date.now();
       if (existing) {
-        if (existing.status === 'running') throw new ApiError('conflict', `run ${existing.id} in ${outDir} is running in another process`, 'out');
+        if (existing.status === 'running')
+          throw new ApiError('conflict', `run ${existing.id} in ${outDir} is running in another process`, 'out');
         if (existing.status !== 'paused' && existing.status !== 'interrupted')
-          throw new UsageError(`--out ${outDir} already holds run ${existing.id} (${existing.status}); choose another folder`);
-        if (Object.keys(flags).length || values.model || values.data) note(`resuming run ${existing.id} with the settings it started with (the options given are not used)`);
+          throw new UsageError(
+            `--out ${outDir} already holds run ${existing.id} (${existing.status}); choose another folder`,
+          );
+        if (Object.keys(flags).length || values.model || values.data)
+          note(`resuming run ${existing.id} with the settings it started with (the options given are not used)`);
         else note(`resuming run ${existing.id} from its last checkpoint`);
         runId = existing.id;
         const id = runId;
@@ -174,8 +188,12 @@ export const trainCommand: CommandGroup = {
       }
       if (!values.model) throw new UsageError('--model DIR is required');
       if (!values.data) throw new UsageError('--data PATH_OR_DATASET is required');
-      if (folderEntries(outDir).length > 0) throw new UsageError(`--out ${outDir} is not empty and holds no run of this data folder; choose an empty or new folder`);
-      if (typeof values.preset === 'string') Object.assign(flags, withPreset(values.preset, resolve(values.model as string), flags, note));
+      if (folderEntries(outDir).length > 0)
+        throw new UsageError(
+          `--out ${outDir} is not empty and holds no run of this data folder; choose an empty or new folder`,
+        );
+      if (typeof values.preset === 'string')
+        Object.assign(flags, withPreset(values.preset, resolve(values.model as string), flags, note));
       let hparams;
       try {
         hparams = hparamsFromCli(flags);
@@ -185,19 +203,32 @@ export const trainCommand: CommandGroup = {
       }
       const model = { path: resolve(values.model as string) };
       const data = await resolveDataArg(call, values.data as string, note);
-      const dataRef = { datasetId: data.datasetId, trainSplit: split(values['train-split'], '--train-split'), evalSplit: split(values['eval-split'], '--eval-split') };
+      const dataRef = {
+        datasetId: data.datasetId,
+        trainSplit: split(values['train-split'], '--train-split'),
+        evalSplit: split(values['eval-split'], '--eval-split'),
+      };
       const est = await call('runs.estimate', { model, data: dataRef, hparams });
       const p = est.plan;
       note(
         `plan: ${p.totalSteps} steps (${p.stepsPerEpoch}/epoch, batch ${p.effectiveBatch}) on ${p.trainSamples} training samples, ${p.evalSamples} eval samples; longest sample ${p.longestSample} tokens`,
       );
-      note(`memory: ${est.memory.summary} (weights ${formatBytes(est.memory.breakdown.weights)}, activations ${formatBytes(est.memory.breakdown.activations)})`);
+      note(
+        `memory: ${est.memory.summary} (weights ${formatBytes(est.memory.breakdown.weights)}, activations ${formatBytes(est.memory.breakdown.activations)})`,
+      );
       if (est.refusal) {
         ctx.io.err(`error: ${est.refusal}`);
         return 1;
       }
       const followed = await followRun(ctx, backend, call, async () => {
-        const started = await call('runs.start', { name: values.name as string | undefined, model, data: dataRef, hparams, evalMaxItems: evalItems, outDir });
+        const started = await call('runs.start', {
+          name: values.name as string | undefined,
+          model,
+          data: dataRef,
+          hparams,
+          evalMaxItems: evalItems,
+          outDir,
+        });
         note(`run ${started.run.id} started in ${outDir}`);
         return started.run.id;
       });
@@ -216,7 +247,12 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'paused', 'interru
  * Start (or resume) a run with `begin` and follow it through the backend's run events to the end of its job,
  * printing what runInForeground prints for a job it runs; Ctrl-C pauses the run (runs.pause) after the current step.
  */
-async function followRun(ctx: CommandContext, backend: Backend, call: Call, begin: () => Promise<number>): Promise<{ runId: number; status: RunStatus }> {
+async function followRun(
+  ctx: CommandContext,
+  backend: Backend,
+  call: Call,
+  begin: () => Promise<number>,
+): Promise<{ runId: number; status: RunStatus }> {
   const io = foregroundIO(ctx);
   let runId: number | null = null;
   let totalSteps = 0;
@@ -239,7 +275,16 @@ async function followRun(ctx: CommandContext, backend: Backend, call: Call, begi
       case 'runs.started': {
         const e = payload as EventPayload<'runs.started'>;
         totalSteps = e.totalSteps;
-        return line(formatEvent({ runId: e.runId, type: 'started', step: e.resumedFrom ?? 0, totalSteps: e.totalSteps, resumedFrom: e.resumedFrom, pid: 0 }));
+        return line(
+          formatEvent({
+            runId: e.runId,
+            type: 'started',
+            step: e.resumedFrom ?? 0,
+            totalSteps: e.totalSteps,
+            resumedFrom: e.resumedFrom,
+            pid: 0,
+          }),
+        );
       }
       case 'runs.progress': {
         const e = payload as EventPayload<'runs.progress'>;
@@ -247,7 +292,17 @@ async function followRun(ctx: CommandContext, backend: Backend, call: Call, begi
         const every = Math.max(1, Math.round(total / 20));
         for (const pt of io.isTTY ? e.points.slice(-1) : e.points) {
           const m = pt.metrics;
-          const text = formatProgress({ type: 'progress', step: pt.step, totalSteps: total, loss: m.loss ?? n, lr: m.lr ?? n, gradNorm: m.grad_norm ?? n, samplesPerSec: m.samples_per_sec ?? n, tokensPerSec: m.tokens_per_sec ?? n, etaSec: m.eta_sec ?? n });
+          const text = formatProgress({
+            type: 'progress',
+            step: pt.step,
+            totalSteps: total,
+            loss: m.loss ?? n,
+            lr: m.lr ?? n,
+            gradNorm: m.grad_norm ?? n,
+            samplesPerSec: m.samples_per_sec ?? n,
+            tokensPerSec: m.tokens_per_sec ?? n,
+            etaSec: m.eta_sec ?? n,
+          });
           if (io.isTTY) {
             io.write(`\r\x1b[2K${text}`);
             barShown = true;
@@ -257,11 +312,23 @@ async function followRun(ctx: CommandContext, backend: Backend, call: Call, begi
       }
       case 'runs.eval': {
         const e = payload as EventPayload<'runs.eval'>;
-        return line(formatEvent({ runId: e.runId, type: 'eval', step: e.step, metrics: finiteOnly(e.metrics) } as RunnerEvent));
+        return line(
+          formatEvent({ runId: e.runId, type: 'eval', step: e.step, metrics: finiteOnly(e.metrics) } as RunnerEvent),
+        );
       }
       case 'runs.checkpoint': {
         const e = payload as EventPayload<'runs.checkpoint'>;
-        return line(formatEvent({ runId: e.runId, type: 'checkpoint', step: e.step, path: e.path, bytes: e.bytes, pruned: e.pruned, metrics: {} }));
+        return line(
+          formatEvent({
+            runId: e.runId,
+            type: 'checkpoint',
+            step: e.step,
+            path: e.path,
+            bytes: e.bytes,
+            pruned: e.pruned,
+            metrics: {},
+          }),
+        );
       }
       case 'runs.log': {
         const e = payload as EventPayload<'runs.log'>;
@@ -269,7 +336,16 @@ async function followRun(ctx: CommandContext, backend: Backend, call: Call, begi
       }
       case 'runs.ended': {
         const e = payload as EventPayload<'runs.ended'>;
-        if (e.kind === 'done') return line(formatEvent({ runId: e.runId, type: 'done', step: e.step, metrics: finiteOnly(e.metrics ?? {}), outputDir: e.outputDir ?? '' }));
+        if (e.kind === 'done')
+          return line(
+            formatEvent({
+              runId: e.runId,
+              type: 'done',
+              step: e.step,
+              metrics: finiteOnly(e.metrics ?? {}),
+              outputDir: e.outputDir ?? '',
+            }),
+          );
         return line(formatEvent({ runId: e.runId, type: e.kind, step: e.step }));
       }
       case 'runs.status': {
@@ -305,7 +381,8 @@ async function followRun(ctx: CommandContext, backend: Backend, call: Call, begi
   try {
     const id = await begin();
     runId = id;
-    for (const [event, payload] of early.splice(0)) if ((payload as { runId?: number }).runId === id) handle(event, payload);
+    for (const [event, payload] of early.splice(0))
+      if ((payload as { runId?: number }).runId === id) handle(event, payload);
     return { runId: id, status: await ended };
   } finally {
     process.removeListener('SIGINT', onSigint);
@@ -331,20 +408,38 @@ function modelTypeOf(dir: string): string | null {
 }
 
 /** The flags of --preset ID under the user's own flags; a preset that cannot train this model is a usage error saying why. */
-export function withPreset(id: string, modelDir: string, flags: Record<string, string>, note: (line: string) => void): Record<string, string> {
+export function withPreset(
+  id: string,
+  modelDir: string,
+  flags: Record<string, string>,
+  note: (line: string) => void,
+): Record<string, string> {
   const preset = presetById(id);
   if (!preset) throw new UsageError(`--preset: unknown preset "${id}" (one of ${TRAIN_PRESET_IDS.join(', ')})`);
-  const problem = presetProblem(preset, { loadedModelTypes: vlmModelTypes(), modelType: modelTypeOf(modelDir), modelLabel: modelDir });
+  const problem = presetProblem(preset, {
+    loadedModelTypes: vlmModelTypes(),
+    modelType: modelTypeOf(modelDir),
+    modelLabel: modelDir,
+  });
   if (problem) throw new UsageError(problem);
   const base = presetFlags(preset);
   // the user's duration replaces the preset's
   if ('steps' in flags || 'max-steps' in flags) delete base.epochs;
   const given = Object.keys(flags);
-  note(`preset ${preset.id}: ${preset.description}${given.length ? ` Given: ${given.map((k) => `--${k}`).join(' ')}.` : ''}`);
+  note(
+    `preset ${preset.id}: ${preset.description}${given.length ? ` Given: ${given.map((k) => `--${k}`).join(' ')}.` : ''}`,
+  );
   return { ...base, ...flags };
 }
 
-async function finish(ctx: CommandContext, call: Call, runId: number, status: string, outDir: string, t0: number): Promise<number> {
+async function finish(
+  ctx: CommandContext,
+  call: Call,
+  runId: number,
+  status: string,
+  outDir: string,
+  t0: number,
+): Promise<number> {
   const run = await call('runs.get', { id: runId });
   const ck = await call('runs.checkpoints', { id: runId });
   const last = ck.checkpoints.at(-1);
@@ -355,12 +450,19 @@ async function finish(ctx: CommandContext, call: Call, runId: number, status: st
   const took = formatDuration((Date.now() - t0) / 1000);
   if (status === 'completed') {
     ctx.io.out(`run ${runId} completed: ${run.step} steps in ${took}; adapter in ${ck.finalDir}`);
-    if (last) ctx.io.out(`final metrics: ${Object.entries(last.metrics).map(([k, v]) => `${k} ${v === null ? 'n/a' : Number(v.toPrecision(4))}`).join(', ')}`);
+    if (last)
+      ctx.io.out(
+        `final metrics: ${Object.entries(last.metrics)
+          .map(([k, v]) => `${k} ${v === null ? 'n/a' : Number(v.toPrecision(4))}`)
+          .join(', ')}`,
+      );
     return 0;
   }
   if (status === 'paused') {
     const dirFlag = ctx.dataDir === resolveDataDir(undefined, ctx.env) ? '' : ` --data-dir ${ctx.dataDir}`;
-    ctx.io.out(`run ${runId} paused at step ${run.step}/${run.totalSteps}; resume with: lenslab train --out ${outDir}${dirFlag}`);
+    ctx.io.out(
+      `run ${runId} paused at step ${run.step}/${run.totalSteps}; resume with: lenslab train --out ${outDir}${dirFlag}`,
+    );
     return 0;
   }
   ctx.io.err(`run ${runId} ${status}${run.error ? `: ${run.error}` : ''}`);

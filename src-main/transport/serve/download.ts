@@ -31,9 +31,19 @@ function files(dir: string): string[] {
 const STORED = /\.(png|jpe?g|webp|gif|safetensors|zip|gz|parquet)$/i;
 
 /** Stream the files of `dir` as a zip, names relative to it. */
-export async function sendZip(res: ServerResponse, dir: string, name: string, headers: Record<string, string>): Promise<void> {
+export async function sendZip(
+  res: ServerResponse,
+  dir: string,
+  name: string,
+  headers: Record<string, string>,
+): Promise<void> {
   const list = files(dir);
-  res.writeHead(200, { ...headers, 'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`, 'Cache-Control': 'no-store' });
+  res.writeHead(200, {
+    ...headers,
+    'Content-Type': 'application/zip',
+    'Content-Disposition': `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+    'Cache-Control': 'no-store',
+  });
   await new Promise<void>((resolve, reject) => {
     const zip = new Zip((err, chunk, final) => {
       if (err) return reject(err);
@@ -45,7 +55,9 @@ export async function sendZip(res: ServerResponse, dir: string, name: string, he
     });
     (async () => {
       for (const f of list) {
-        const entry = STORED.test(f) ? new ZipPassThrough(relative(dir, f).split(sep).join('/')) : new ZipDeflate(relative(dir, f).split(sep).join('/'), { level: 6 });
+        const entry = STORED.test(f)
+          ? new ZipPassThrough(relative(dir, f).split(sep).join('/'))
+          : new ZipDeflate(relative(dir, f).split(sep).join('/'), { level: 6 });
         zip.add(entry);
         for await (const c of createReadStream(f) as AsyncIterable<Buffer>) {
           entry.push(new Uint8Array(c.buffer, c.byteOffset, c.length));
@@ -63,9 +75,18 @@ export function isDownload(pathname: string): boolean {
 }
 
 /** Answer a download request; errors are ApiErrors for the caller to send. */
-export async function handleDownload(url: URL, res: ServerResponse, backend: Backend, headers: Record<string, string>): Promise<void> {
+export async function handleDownload(
+  url: URL,
+  res: ServerResponse,
+  backend: Backend,
+  headers: Record<string, string>,
+): Promise<void> {
   const m = ROUTE.exec(url.pathname);
-  if (!m) throw new ApiError('not_found', `no download ${url.pathname} (dataset/<id>.zip, adapter/<runId>.zip, model/<id>.zip)`);
+  if (!m)
+    throw new ApiError(
+      'not_found',
+      `no download ${url.pathname} (dataset/<id>.zip, adapter/<runId>.zip, model/<id>.zip)`,
+    );
   const [, kind, idText] = m;
   const id = Number(idText);
   const call = async (method: string, params: unknown) => {
@@ -89,7 +110,10 @@ export async function handleDownload(url: URL, res: ServerResponse, backend: Bac
       await sendZip(res, join(tmp, 'out'), `${ds.name}-${format}.zip`, headers);
     } else {
       const step = url.searchParams.get('step');
-      await call('models.exportAdapter', { adapter: { runId: id, ...(step ? { step: Number(step) } : {}) }, dir: join(tmp, 'out') });
+      await call('models.exportAdapter', {
+        adapter: { runId: id, ...(step ? { step: Number(step) } : {}) },
+        dir: join(tmp, 'out'),
+      });
       await sendZip(res, join(tmp, 'out'), `run-${id}-adapter${step ? `-step-${step}` : ''}.zip`, headers);
     }
   } finally {

@@ -42,8 +42,23 @@ interface Target {
 async function call(backend: Backend, method: string, params: unknown): Promise<any> {
   const env = await backend.dispatcher.dispatch(method, params);
   if (!env.ok) {
-    const status = { invalid_request: 400, unauthorized: 401, not_found: 404, conflict: 409, cancelled: 499, unavailable: 503, internal: 500 }[env.error.code] ?? 500;
-    throw new OpenAiError(status, env.error.message, env.error.field ? `${env.error.field}` : null, status >= 500 ? 'server_error' : 'invalid_request_error', env.error.code);
+    const status =
+      {
+        invalid_request: 400,
+        unauthorized: 401,
+        not_found: 404,
+        conflict: 409,
+        cancelled: 499,
+        unavailable: 503,
+        internal: 500,
+      }[env.error.code] ?? 500;
+    throw new OpenAiError(
+      status,
+      env.error.message,
+      env.error.field ? `${env.error.field}` : null,
+      status >= 500 ? 'server_error' : 'invalid_request_error',
+      env.error.code,
+    );
   }
   return env.result;
 }
@@ -52,12 +67,25 @@ async function call(backend: Backend, method: string, params: unknown): Promise<
 async function targets(backend: Backend): Promise<Target[]> {
   const out: Target[] = [];
   const { models } = await call(backend, 'models.list', {});
-  for (const m of models) if (m.available && m.report?.kind === 'llava') out.push({ id: m.name, modelId: m.id, adapterDir: null, created: Math.floor(Date.parse(m.createdAt) / 1000) || 0 });
+  for (const m of models)
+    if (m.available && m.report?.kind === 'llava')
+      out.push({
+        id: m.name,
+        modelId: m.id,
+        adapterDir: null,
+        created: Math.floor(Date.parse(m.createdAt) / 1000) || 0,
+      });
   const { runs } = await call(backend, 'runs.list', { status: 'completed' });
   for (const r of runs) {
     if (r.modelId === null) continue;
     const c = await call(backend, 'runs.checkpoints', { id: r.id }).catch(() => null);
-    if (c?.finalDir) out.push({ id: `run-${r.id}`, modelId: r.modelId, adapterDir: c.finalDir, created: Math.floor(Date.parse(r.createdAt) / 1000) || 0 });
+    if (c?.finalDir)
+      out.push({
+        id: `run-${r.id}`,
+        modelId: r.modelId,
+        adapterDir: c.finalDir,
+        created: Math.floor(Date.parse(r.createdAt) / 1000) || 0,
+      });
   }
   return out;
 }
@@ -83,15 +111,20 @@ function num(v: unknown, param: string, min: number, max: number, int = false): 
 
 /** Validate an OpenAI chat.completions request body and map it to chat.generate's terms. */
 export function parseChatRequest(body: unknown): ParsedRequest {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new OpenAiError(400, 'the body must be a JSON object');
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    throw new OpenAiError(400, 'the body must be a JSON object');
   const b = body as Record<string, unknown>;
-  if (typeof b.model !== 'string' || !b.model) throw new OpenAiError(400, 'model is required (GET /v1/models lists them)', 'model');
-  if (!Array.isArray(b.messages) || b.messages.length === 0) throw new OpenAiError(400, 'messages must be a non-empty array', 'messages');
+  if (typeof b.model !== 'string' || !b.model)
+    throw new OpenAiError(400, 'model is required (GET /v1/models lists them)', 'model');
+  if (!Array.isArray(b.messages) || b.messages.length === 0)
+    throw new OpenAiError(400, 'messages must be a non-empty array', 'messages');
   if (b.n !== undefined && b.n !== null && b.n !== 1) throw new OpenAiError(400, 'only n = 1 is supported', 'n');
-  if (b.tools !== undefined && b.tools !== null && !(Array.isArray(b.tools) && b.tools.length === 0)) throw new OpenAiError(400, 'tools are not supported by this server', 'tools');
+  if (b.tools !== undefined && b.tools !== null && !(Array.isArray(b.tools) && b.tools.length === 0))
+    throw new OpenAiError(400, 'tools are not supported by this server', 'tools');
   if (b.logprobs === true) throw new OpenAiError(400, 'logprobs are not supported by this server', 'logprobs');
   const rf = b.response_format as { type?: unknown } | undefined | null;
-  if (rf && rf.type !== 'text') throw new OpenAiError(400, 'only response_format {type: "text"} is supported', 'response_format');
+  if (rf && rf.type !== 'text')
+    throw new OpenAiError(400, 'only response_format {type: "text"} is supported', 'response_format');
   const messages: ParsedRequest['messages'] = [];
   let image: ParsedRequest['image'] = null;
   let images = 0;
@@ -99,7 +132,12 @@ export function parseChatRequest(body: unknown): ParsedRequest {
     const param = `messages[${i}]`;
     if (!m || typeof m !== 'object') throw new OpenAiError(400, `${param} must be an object`, param);
     const { role, content } = m as { role?: unknown; content?: unknown };
-    if (typeof role !== 'string' || !ROLES.has(role)) throw new OpenAiError(400, `${param}.role must be system, developer, user or assistant (tool messages are not supported)`, `${param}.role`);
+    if (typeof role !== 'string' || !ROLES.has(role))
+      throw new OpenAiError(
+        400,
+        `${param}.role must be system, developer, user or assistant (tool messages are not supported)`,
+        `${param}.role`,
+      );
     let text = '';
     if (typeof content === 'string') text = content;
     else if (Array.isArray(content)) {
@@ -114,22 +152,36 @@ export function parseChatRequest(body: unknown): ParsedRequest {
           if (role !== 'user') throw new OpenAiError(400, `${pp}: images go in user messages`, pp);
           const iu = p.image_url as { url?: unknown } | string | undefined;
           const url = typeof iu === 'string' ? iu : iu?.url;
-          if (typeof url !== 'string') throw new OpenAiError(400, `${pp}.image_url.url must be a string`, `${pp}.image_url.url`);
+          if (typeof url !== 'string')
+            throw new OpenAiError(400, `${pp}.image_url.url must be a string`, `${pp}.image_url.url`);
           const m2 = DATA_URL.exec(url);
-          if (!m2) throw new OpenAiError(400, `${pp}.image_url.url must be a data URL (data:image/png;base64,…): this server does not fetch images from the network`, `${pp}.image_url.url`);
+          if (!m2)
+            throw new OpenAiError(
+              400,
+              `${pp}.image_url.url must be a data URL (data:image/png;base64,…): this server does not fetch images from the network`,
+              `${pp}.image_url.url`,
+            );
           images++;
           image = { base64: url.slice(m2[0].length), turn: messages.length };
         } else throw new OpenAiError(400, `${pp}.type must be "text" or "image_url"`, `${pp}.type`);
       });
       text = parts.join('\n');
     } else if (content === null && role === 'assistant') text = '';
-    else throw new OpenAiError(400, `${param}.content must be a string or an array of content parts`, `${param}.content`);
+    else
+      throw new OpenAiError(400, `${param}.content must be a string or an array of content parts`, `${param}.content`);
     messages.push({ role: role === 'developer' ? 'system' : (role as 'system' | 'user' | 'assistant'), content: text });
   });
-  if (images > 1) throw new OpenAiError(400, `the request has ${images} images: these models look at one image per conversation`, 'messages');
-  if (messages.at(-1)!.role !== 'user') throw new OpenAiError(400, 'the last message must be from the user', 'messages');
+  if (images > 1)
+    throw new OpenAiError(
+      400,
+      `the request has ${images} images: these models look at one image per conversation`,
+      'messages',
+    );
+  if (messages.at(-1)!.role !== 'user')
+    throw new OpenAiError(400, 'the last message must be from the user', 'messages');
   const stop = b.stop === undefined || b.stop === null ? undefined : typeof b.stop === 'string' ? [b.stop] : b.stop;
-  if (stop !== undefined && (!Array.isArray(stop) || stop.length > 4 || stop.some((s) => typeof s !== 'string' || !s))) throw new OpenAiError(400, 'stop must be a string or up to 4 non-empty strings', 'stop');
+  if (stop !== undefined && (!Array.isArray(stop) || stop.length > 4 || stop.some((s) => typeof s !== 'string' || !s)))
+    throw new OpenAiError(400, 'stop must be a string or up to 4 non-empty strings', 'stop');
   const so = b.stream_options as { include_usage?: unknown } | undefined | null;
   const options: ParsedRequest['options'] = {};
   const temperature = num(b.temperature, 'temperature', 0, 2);
@@ -140,19 +192,42 @@ export function parseChatRequest(body: unknown): ParsedRequest {
   if (topK !== undefined) options.topK = topK;
   const rep = num(b.repetition_penalty, 'repetition_penalty', 0.01, 10);
   if (rep !== undefined) options.repetitionPenalty = rep;
-  const maxTokens = num(b.max_completion_tokens ?? b.max_tokens, b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens', 1, 4096, true);
+  const maxTokens = num(
+    b.max_completion_tokens ?? b.max_tokens,
+    b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens',
+    1,
+    4096,
+    true,
+  );
   if (maxTokens !== undefined) options.maxNewTokens = maxTokens;
   const seed = num(b.seed, 'seed', -(2 ** 31), 2 ** 31 - 1, true);
   if (seed !== undefined) options.seed = seed;
   if (stop) options.stop = stop as string[];
-  return { model: b.model, stream: b.stream === true, includeUsage: so?.include_usage === true, messages, image, options };
+  return {
+    model: b.model,
+    stream: b.stream === true,
+    includeUsage: so?.include_usage === true,
+    messages,
+    image,
+    options,
+  };
 }
 
 const FINISH = { eos: 'stop', stop: 'stop', length: 'length', cancelled: 'stop' } as const;
 
-export async function handleOpenAi(req: IncomingMessage, res: ServerResponse, url: URL, backend: Backend, readBody: (req: IncomingMessage) => Promise<string>, send: Send): Promise<void> {
+export async function handleOpenAi(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  backend: Backend,
+  readBody: (req: IncomingMessage) => Promise<string>,
+  send: Send,
+): Promise<void> {
   const fail = (e: unknown) => {
-    const err = e instanceof OpenAiError ? e : new OpenAiError(500, (e as Error).message ?? 'internal error', null, 'server_error');
+    const err =
+      e instanceof OpenAiError
+        ? e
+        : new OpenAiError(500, (e as Error).message ?? 'internal error', null, 'server_error');
     if (!res.headersSent) send(res, err.status, err.body());
     else if (!res.writableEnded) {
       res.write(`data: ${JSON.stringify(err.body())}\n\n`);
@@ -162,10 +237,20 @@ export async function handleOpenAi(req: IncomingMessage, res: ServerResponse, ur
   try {
     if (url.pathname === '/v1/models' && req.method === 'GET') {
       const list = await targets(backend);
-      send(res, 200, { object: 'list', data: list.map((t) => ({ id: t.id, object: 'model', created: t.created, owned_by: 'lenslab' })) });
+      send(res, 200, {
+        object: 'list',
+        data: list.map((t) => ({ id: t.id, object: 'model', created: t.created, owned_by: 'lenslab' })),
+      });
       return;
     }
-    if (url.pathname !== '/v1/chat/completions') throw new OpenAiError(404, `no route ${req.method} ${url.pathname} (this server has GET /v1/models and POST /v1/chat/completions)`, null, 'invalid_request_error', 'not_found');
+    if (url.pathname !== '/v1/chat/completions')
+      throw new OpenAiError(
+        404,
+        `no route ${req.method} ${url.pathname} (this server has GET /v1/models and POST /v1/chat/completions)`,
+        null,
+        'invalid_request_error',
+        'not_found',
+      );
     if (req.method !== 'POST') throw new OpenAiError(405, 'use POST', null);
     let body: unknown;
     try {
@@ -176,7 +261,14 @@ export async function handleOpenAi(req: IncomingMessage, res: ServerResponse, ur
     }
     const r = parseChatRequest(body);
     const target = (await targets(backend)).find((t) => t.id === r.model);
-    if (!target) throw new OpenAiError(404, `no model "${r.model}": GET /v1/models lists the names`, 'model', 'invalid_request_error', 'model_not_found');
+    if (!target)
+      throw new OpenAiError(
+        404,
+        `no model "${r.model}": GET /v1/models lists the names`,
+        'model',
+        'invalid_request_error',
+        'model_not_found',
+      );
     const requestId = `oai-${randomUUID()}`;
     const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(Date.now() / 1000);
@@ -197,8 +289,19 @@ export async function handleOpenAi(req: IncomingMessage, res: ServerResponse, ur
         created,
         model: r.model,
         system_fingerprint: null,
-        choices: [{ index: 0, message: { role: 'assistant', content: g.text, refusal: null }, logprobs: null, finish_reason: FINISH[g.finishReason as keyof typeof FINISH] }],
-        usage: { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length },
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: g.text, refusal: null },
+            logprobs: null,
+            finish_reason: FINISH[g.finishReason as keyof typeof FINISH],
+          },
+        ],
+        usage: {
+          prompt_tokens: g.promptTokens,
+          completion_tokens: g.ids.length,
+          total_tokens: g.promptTokens + g.ids.length,
+        },
       });
       return;
     }
@@ -209,7 +312,12 @@ export async function handleOpenAi(req: IncomingMessage, res: ServerResponse, ur
     const start = () => {
       if (started) return;
       started = true;
-      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Content-Type-Options': 'nosniff' });
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-store',
+        Connection: 'keep-alive',
+        'X-Content-Type-Options': 'nosniff',
+      });
       res.write(chunk({ role: 'assistant', content: '' }, null));
     };
     const off = backend.events.subscribe((event, payload) => {
@@ -227,7 +335,9 @@ export async function handleOpenAi(req: IncomingMessage, res: ServerResponse, ur
       start();
       res.write(chunk({}, FINISH[g.finishReason as keyof typeof FINISH]));
       if (r.includeUsage)
-        res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: r.model, system_fingerprint: null, choices: [], usage: { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length } })}\n\n`);
+        res.write(
+          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: r.model, system_fingerprint: null, choices: [], usage: { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length } })}\n\n`,
+        );
       res.write('data: [DONE]\n\n');
       res.end();
     } finally {

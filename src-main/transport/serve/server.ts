@@ -194,9 +194,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       return;
     }
     const setCookie: Record<string, string> =
-      source === 'query'
-        ? { 'Set-Cookie': `${cookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=/` }
-        : {};
+      source === 'query' ? { 'Set-Cookie': `${cookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=/` } : {};
 
     if (url.pathname.startsWith(UPLOAD_PREFIX)) {
       if (!originAllowed(req.headers.origin, port)) {
@@ -209,7 +207,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         else if (req.method === 'DELETE' && rel === null) {
           uploads.remove(batch);
           sendJson(res, 200, { result: { deleted: true } });
-        } else sendError(res, new ApiError('invalid_request', 'use PUT /upload/<batch>/<path> or DELETE /upload/<batch>', 'method'), { Allow: 'PUT, DELETE' });
+        } else
+          sendError(
+            res,
+            new ApiError('invalid_request', 'use PUT /upload/<batch>/<path> or DELETE /upload/<batch>', 'method'),
+            { Allow: 'PUT, DELETE' },
+          );
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         if (!req.complete) res.setHeader('Connection', 'close');
@@ -229,7 +232,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
     if (url.pathname.startsWith('/api/')) {
       if (req.method !== 'POST') {
-        sendError(res, new ApiError('invalid_request', 'use POST with a JSON body for /api/<method>', 'method'), { Allow: 'POST' });
+        sendError(res, new ApiError('invalid_request', 'use POST with a JSON body for /api/<method>', 'method'), {
+          Allow: 'POST',
+        });
         return;
       }
       if (!originAllowed(req.headers.origin, port)) {
@@ -257,7 +262,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         try {
           params = JSON.parse(body);
         } catch (e) {
-          sendError(res, new ApiError('invalid_request', `request body is not valid JSON: ${(e as Error).message}`, 'params'));
+          sendError(
+            res,
+            new ApiError('invalid_request', `request body is not valid JSON: ${(e as Error).message}`, 'params'),
+          );
           return;
         }
       }
@@ -286,7 +294,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     }
 
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendError(res, new ApiError('invalid_request', `${req.method} is not allowed here`, 'method'), { Allow: 'GET, HEAD' });
+      sendError(res, new ApiError('invalid_request', `${req.method} is not allowed here`, 'method'), {
+        Allow: 'GET, HEAD',
+      });
       return;
     }
 
@@ -326,7 +336,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       socket.destroy();
     };
     if (!authenticate(req, url, token, port)) return refuse(401, 'Unauthorized');
-    if (!hostAllowed(req.headers.host, port) || !originAllowed(req.headers.origin, port)) return refuse(403, 'Forbidden');
+    if (!hostAllowed(req.headers.host, port) || !originAllowed(req.headers.origin, port))
+      return refuse(403, 'Forbidden');
     if (url.pathname !== '/ws') return refuse(404, 'Not Found');
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
@@ -347,13 +358,23 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (text === null) throw new Error('binary frames are not accepted');
       msg = JSON.parse(text);
     } catch (e) {
-      send(ws, { id: null, error: new ApiError('invalid_request', `message is not valid JSON: ${(e as Error).message}`).toData() });
+      send(ws, {
+        id: null,
+        error: new ApiError('invalid_request', `message is not valid JSON: ${(e as Error).message}`).toData(),
+      });
       return;
     }
     const m = msg as { id?: unknown; method?: unknown; params?: unknown } | null;
     const id = m && typeof m === 'object' && (typeof m.id === 'string' || typeof m.id === 'number') ? m.id : null;
     if (!m || typeof m !== 'object' || Array.isArray(m) || id === null) {
-      send(ws, { id, error: new ApiError('invalid_request', 'a request is {id, method, params} with a string or number id', 'id').toData() });
+      send(ws, {
+        id,
+        error: new ApiError(
+          'invalid_request',
+          'a request is {id, method, params} with a string or number id',
+          'id',
+        ).toData(),
+      });
       return;
     }
     const env = await backend.dispatcher.dispatch(m.method, m.params, { signal });

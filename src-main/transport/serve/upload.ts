@@ -23,13 +23,32 @@ export function uploadsRoot(dataDir: string): string {
 
 /** Split and check a relative upload path; throws invalid_request naming what is wrong. */
 export function safeRelativePath(rel: string): string[] {
-  if (rel.length === 0 || rel.length > 4096) throw new ApiError('invalid_request', 'upload path must be 1..4096 characters', 'path');
-  if (/[\u0000-\u001f\u007f\\:*?"<>|]/.test(rel)) throw new ApiError('invalid_request', `upload path ${JSON.stringify(rel)} has a character that is not allowed`, 'path');
+  if (rel.length === 0 || rel.length > 4096)
+    throw new ApiError('invalid_request', 'upload path must be 1..4096 characters', 'path');
+  if (/[\u0000-\u001f\u007f\\:*?"<>|]/.test(rel))
+    throw new ApiError(
+      'invalid_request',
+      `upload path ${JSON.stringify(rel)} has a character that is not allowed`,
+      'path',
+    );
   const segments = rel.split('/');
-  if (segments.length > 32) throw new ApiError('invalid_request', 'upload path is nested more than 32 folders deep', 'path');
+  if (segments.length > 32)
+    throw new ApiError('invalid_request', 'upload path is nested more than 32 folders deep', 'path');
   for (const s of segments) {
-    if (s.length === 0 || s === '.' || s === '..' || s.startsWith('.') || s.length > 255 || s.endsWith(' ') || s.endsWith('.')) {
-      throw new ApiError('invalid_request', `upload path ${JSON.stringify(rel)}: segment ${JSON.stringify(s)} is not allowed`, 'path');
+    if (
+      s.length === 0 ||
+      s === '.' ||
+      s === '..' ||
+      s.startsWith('.') ||
+      s.length > 255 ||
+      s.endsWith(' ') ||
+      s.endsWith('.')
+    ) {
+      throw new ApiError(
+        'invalid_request',
+        `upload path ${JSON.stringify(rel)}: segment ${JSON.stringify(s)} is not allowed`,
+        'path',
+      );
     }
   }
   return segments;
@@ -51,7 +70,8 @@ export class Uploads {
   }
 
   private batchDir(batch: string): string {
-    if (!BATCH.test(batch)) throw new ApiError('invalid_request', 'upload batch id must be 8..64 characters of a-z, 0-9 and -', 'batch');
+    if (!BATCH.test(batch))
+      throw new ApiError('invalid_request', 'upload batch id must be 8..64 characters of a-z, 0-9 and -', 'batch');
     return join(uploadsRoot(this.dataDir), batch);
   }
 
@@ -76,23 +96,32 @@ export class Uploads {
     const root = this.batchDir(batch);
     const segments = safeRelativePath(rel);
     const target = resolve(root, ...segments);
-    if (!target.startsWith(resolve(root) + sep)) throw new ApiError('invalid_request', 'upload path escapes its folder', 'path');
+    if (!target.startsWith(resolve(root) + sep))
+      throw new ApiError('invalid_request', 'upload path escapes its folder', 'path');
     const declared = Number(req.headers['content-length'] ?? NaN);
-    if (Number.isFinite(declared) && declared > MAX_UPLOAD_FILE) throw new ApiError('invalid_request', `${rel}: larger than ${MAX_UPLOAD_FILE} bytes`, 'path');
+    if (Number.isFinite(declared) && declared > MAX_UPLOAD_FILE)
+      throw new ApiError('invalid_request', `${rel}: larger than ${MAX_UPLOAD_FILE} bytes`, 'path');
     const state = this.batches.get(batch) ?? { files: 0, bytes: 0 };
-    if (state.files >= MAX_BATCH_FILES) throw new ApiError('invalid_request', `an upload holds at most ${MAX_BATCH_FILES} files`, 'batch');
+    if (state.files >= MAX_BATCH_FILES)
+      throw new ApiError('invalid_request', `an upload holds at most ${MAX_BATCH_FILES} files`, 'batch');
     state.files++;
     this.batches.set(batch, state);
     try {
       mkdirSync(dirname(target), { recursive: true });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTDIR' || code === 'EEXIST') throw new ApiError('invalid_request', `${rel}: a file of the same name as one of its folders was uploaded`, 'path');
+      if (code === 'ENOTDIR' || code === 'EEXIST')
+        throw new ApiError(
+          'invalid_request',
+          `${rel}: a file of the same name as one of its folders was uploaded`,
+          'path',
+        );
       throw e;
     }
     // a file and a folder of the same name (a/b and a/b/c) cannot both exist
     try {
-      if (statSync(target).isDirectory()) throw new ApiError('invalid_request', `${rel}: a folder of that name was uploaded`, 'path');
+      if (statSync(target).isDirectory())
+        throw new ApiError('invalid_request', `${rel}: a folder of that name was uploaded`, 'path');
     } catch (e) {
       if (e instanceof ApiError) throw e;
     }
@@ -112,8 +141,10 @@ export class Uploads {
       req.on('data', (c: Buffer) => {
         size += c.length;
         state.bytes += c.length;
-        if (size > MAX_UPLOAD_FILE) abort(new ApiError('invalid_request', `${rel}: larger than ${MAX_UPLOAD_FILE} bytes`, 'path'));
-        else if (state.bytes > MAX_BATCH_BYTES) abort(new ApiError('invalid_request', `the upload is larger than ${MAX_BATCH_BYTES} bytes in all`, 'batch'));
+        if (size > MAX_UPLOAD_FILE)
+          abort(new ApiError('invalid_request', `${rel}: larger than ${MAX_UPLOAD_FILE} bytes`, 'path'));
+        else if (state.bytes > MAX_BATCH_BYTES)
+          abort(new ApiError('invalid_request', `the upload is larger than ${MAX_BATCH_BYTES} bytes in all`, 'batch'));
       });
       req.on('error', () => abort(new ApiError('invalid_request', `${rel}: the upload was interrupted`, 'path')));
       req.on('aborted', () => abort(new ApiError('invalid_request', `${rel}: the upload was interrupted`, 'path')));

@@ -24,7 +24,14 @@ if (!base) throw new Error('vite did not report a URL');
 const browser = await chromium.launch({
   executablePath: process.env.LENSLAB_CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+  ],
 });
 const errors: string[] = [];
 try {

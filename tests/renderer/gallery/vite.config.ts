@@ -8,6 +8,10 @@ export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   plugins: [vue()],
   logLevel: 'warn',
-  server: { host: '127.0.0.1', strictPort: false, fs: { allow: [fileURLToPath(new URL('../../..', import.meta.url))] } },
+  server: {
+    host: '127.0.0.1',
+    strictPort: false,
+    fs: { allow: [fileURLToPath(new URL('../../..', import.meta.url))] },
+  },
   optimizeDeps: { include: ['vue', 'uplot'] },
 });

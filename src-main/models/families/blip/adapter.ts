@@ -45,7 +45,9 @@ export function blipLoraModules(c: BlipConfig, targets: readonly string[]): stri
   const picked = mods.filter((m) => targets.some((t) => m === t || m.endsWith(`.${t}`)));
   for (const t of targets)
     if (!mods.some((m) => m === t || m.endsWith(`.${t}`)))
-      throw new BlipAdapterError(`target module "${t}" matches no linear layer of this ${c.architecture} (e.g. query, key, value, dense, qkv, projection, fc1, fc2)`);
+      throw new BlipAdapterError(
+        `target module "${t}" matches no linear layer of this ${c.architecture} (e.g. query, key, value, dense, qkv, projection, fc1, fc2)`,
+      );
   return picked;
 }
 
@@ -57,7 +59,8 @@ export function saveBlipAdapter(dir: string, c: BlipConfig, ad: BlipAdapter, bas
     const sh = mods.get(module);
     if (!sh) throw new BlipAdapterError(`no linear module "${module}" in a ${c.architecture} model`);
     const [out, inn] = sh;
-    if (a.length !== ad.r * inn || b.length !== out * ad.r) throw new BlipAdapterError(`module "${module}": LoRA sizes do not match [${ad.r}, ${inn}] / [${out}, ${ad.r}]`);
+    if (a.length !== ad.r * inn || b.length !== out * ad.r)
+      throw new BlipAdapterError(`module "${module}": LoRA sizes do not match [${ad.r}, ${inn}] / [${out}, ${ad.r}]`);
     tensors.push({ name: `${PREFIX}${module}.lora_A.weight`, dtype: 'F32', shape: [ad.r, inn], data: () => a });
     tensors.push({ name: `${PREFIX}${module}.lora_B.weight`, dtype: 'F32', shape: [out, ad.r], data: () => b });
   }
@@ -93,12 +96,16 @@ export function loadBlipAdapter(dir: string, c: BlipConfig): BlipAdapter {
   } catch (e) {
     throw new BlipAdapterError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
   }
-  if (j.peft_type !== 'LORA') throw new BlipAdapterError(`${cfgPath}: peft_type must be "LORA" (got ${JSON.stringify(j.peft_type)})`);
+  if (j.peft_type !== 'LORA')
+    throw new BlipAdapterError(`${cfgPath}: peft_type must be "LORA" (got ${JSON.stringify(j.peft_type)})`);
   const r = j.r;
   const alpha = j.lora_alpha ?? r;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw new BlipAdapterError(`${cfgPath}: field "r" must be a positive integer`);
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha)) throw new BlipAdapterError(`${cfgPath}: field "lora_alpha" must be a number`);
-  if (Array.isArray(j.modules_to_save) && j.modules_to_save.length) throw new BlipAdapterError(`${cfgPath}: modules_to_save is not supported for BLIP adapters`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
+    throw new BlipAdapterError(`${cfgPath}: field "r" must be a positive integer`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha))
+    throw new BlipAdapterError(`${cfgPath}: field "lora_alpha" must be a number`);
+  if (Array.isArray(j.modules_to_save) && j.modules_to_save.length)
+    throw new BlipAdapterError(`${cfgPath}: modules_to_save is not supported for BLIP adapters`);
   const scaling = j.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
   const wPath = join(dir, 'adapter_model.safetensors');
   if (!existsSync(wPath)) throw new BlipAdapterError(`${dir}: no adapter_model.safetensors`);
@@ -107,23 +114,34 @@ export function loadBlipAdapter(dir: string, c: BlipConfig): BlipAdapter {
   try {
     const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
     for (const key of f.names()) {
-      if (!key.startsWith(PREFIX)) throw new BlipAdapterError(`${wPath}: tensor "${key}" does not start with "${PREFIX}"`);
+      if (!key.startsWith(PREFIX))
+        throw new BlipAdapterError(`${wPath}: tensor "${key}" does not start with "${PREFIX}"`);
       const rest = key.slice(PREFIX.length).replace('.default.', '.');
       const m = /^(.*)\.lora_([AB])\.weight$/.exec(rest);
       if (!m) throw new BlipAdapterError(`${wPath}: tensor "${key}" is not a LoRA matrix`);
       const sh = mods.get(m[1]);
-      if (!sh) throw new BlipAdapterError(`${wPath}: tensor "${key}" adapts "${m[1]}", which is not a linear layer of this ${c.architecture}`);
+      if (!sh)
+        throw new BlipAdapterError(
+          `${wPath}: tensor "${key}" adapts "${m[1]}", which is not a linear layer of this ${c.architecture}`,
+        );
       const [out, inn] = sh;
       const shape = f.info(key).shape;
       const want = m[2] === 'A' ? [r, inn] : [out, r];
-      if (shape.join() !== want.join()) throw new BlipAdapterError(`${wPath}: tensor "${key}" has shape [${shape}], expected [${want}]`);
+      if (shape.join() !== want.join())
+        throw new BlipAdapterError(`${wPath}: tensor "${key}" has shape [${shape}], expected [${want}]`);
       const e = lora.get(m[1]) ?? { a: new Float32Array(0), b: new Float32Array(0) };
       if (m[2] === 'A') e.a = f.get(key);
       else e.b = f.get(key);
       lora.set(m[1], e);
     }
-    for (const [module, e] of lora) if (!e.a.length || !e.b.length) throw new BlipAdapterError(`${wPath}: module "${module}" has only one of lora_A / lora_B`);
-    const tm = Array.isArray(j.target_modules) ? (j.target_modules as string[]) : typeof j.target_modules === 'string' ? [j.target_modules] : [...lora.keys()];
+    for (const [module, e] of lora)
+      if (!e.a.length || !e.b.length)
+        throw new BlipAdapterError(`${wPath}: module "${module}" has only one of lora_A / lora_B`);
+    const tm = Array.isArray(j.target_modules)
+      ? (j.target_modules as string[])
+      : typeof j.target_modules === 'string'
+        ? [j.target_modules]
+        : [...lora.keys()];
     const dropout = typeof j.lora_dropout === 'number' ? j.lora_dropout : 0;
     return { r, alpha, scaling, dropout, targetModules: tm, lora };
   } finally {
@@ -137,13 +155,20 @@ export function blipLoraBindings(ad: BlipAdapter, c: BlipConfig, g: Graph): Map<
   const out = new Map<string, LoraBinding>();
   for (const [module, { a, b }] of ad.lora) {
     const [o, i] = mods.get(module)!;
-    out.set(module, { a: g.constant(a, 'float32', [ad.r, i]), b: g.constant(b, 'float32', [o, ad.r]), scaling: ad.scaling });
+    out.set(module, {
+      a: g.constant(a, 'float32', [ad.r, i]),
+      b: g.constant(b, 'float32', [o, ad.r]),
+      scaling: ad.scaling,
+    });
   }
   return out;
 }
 
 /** W + scaling * B A for every adapted module (PEFT's merge_and_unload), as replacement tensors. */
-export function mergedBlipTensors(ad: BlipAdapter, base: { get(name: string): Float32Array }): Map<string, Float32Array> {
+export function mergedBlipTensors(
+  ad: BlipAdapter,
+  base: { get(name: string): Float32Array },
+): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const [module, { a, b }] of ad.lora) {
     const name = `${module}.weight`;

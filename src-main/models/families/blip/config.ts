@@ -11,7 +11,10 @@ import type { BlipVisionConfig } from '../../vision/blip-vit';
 import type { BertBlockConfig } from '../../text/bert';
 
 export type BlipArchitecture = 'BlipForQuestionAnswering' | 'BlipForConditionalGeneration';
-export const BLIP_ARCHITECTURES: readonly BlipArchitecture[] = ['BlipForQuestionAnswering', 'BlipForConditionalGeneration'];
+export const BLIP_ARCHITECTURES: readonly BlipArchitecture[] = [
+  'BlipForQuestionAnswering',
+  'BlipForConditionalGeneration',
+];
 
 export interface BlipTextConfig extends BertBlockConfig {
   vocabSize: number;
@@ -36,11 +39,14 @@ export interface BlipConfig {
 function parseText(r: Reader): BlipTextConfig {
   const hiddenSize = r.int('hidden_size', 768);
   const numAttentionHeads = r.int('num_attention_heads', 8);
-  if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+  if (hiddenSize % numAttentionHeads !== 0)
+    r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
   const hiddenAct = r.str('hidden_act', 'gelu');
-  if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu', 'silu'].includes(hiddenAct)) r.err('hidden_act', `"${hiddenAct}" is not supported`);
+  if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu', 'silu'].includes(hiddenAct))
+    r.err('hidden_act', `"${hiddenAct}" is not supported`);
   const labelSmoothing = r.num('label_smoothing', 0.1);
-  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) r.err('label_smoothing', `must be in [0, 1) (got ${labelSmoothing})`);
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1))
+    r.err('label_smoothing', `must be in [0, 1) (got ${labelSmoothing})`);
   return {
     vocabSize: r.int('vocab_size', 30524),
     hiddenSize,
@@ -62,12 +68,14 @@ function parseText(r: Reader): BlipTextConfig {
 function parseVisionBlip(r: Reader): BlipVisionConfig {
   const hiddenSize = r.int('hidden_size', 768);
   const numAttentionHeads = r.int('num_attention_heads', 12);
-  if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+  if (hiddenSize % numAttentionHeads !== 0)
+    r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
   const imageSize = r.int('image_size', 384);
   const patchSize = r.int('patch_size', 16);
   if (patchSize > imageSize) r.err('patch_size', `${patchSize} is larger than image_size ${imageSize}`);
   const hiddenAct = r.str('hidden_act', 'gelu');
-  if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'quick_gelu', 'relu'].includes(hiddenAct)) r.err('hidden_act', `"${hiddenAct}" is not supported`);
+  if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'quick_gelu', 'relu'].includes(hiddenAct))
+    r.err('hidden_act', `"${hiddenAct}" is not supported`);
   return {
     hiddenSize,
     intermediateSize: r.int('intermediate_size', 3072),
@@ -95,19 +103,29 @@ export function parseBlipConfig(json: unknown, file = 'config.json'): BlipConfig
   if (mt !== 'blip') r.err('model_type', `"${mt}" is not BLIP`);
   const archs = (json as { architectures?: unknown }).architectures;
   const arch = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : 'BlipForQuestionAnswering';
-  if (!BLIP_ARCHITECTURES.includes(arch as BlipArchitecture)) r.err('architectures', `"${arch}" is not supported (supported: ${BLIP_ARCHITECTURES.join(', ')})`);
+  if (!BLIP_ARCHITECTURES.includes(arch as BlipArchitecture))
+    r.err('architectures', `"${arch}" is not supported (supported: ${BLIP_ARCHITECTURES.join(', ')})`);
   const vision = parseVisionBlip(r.sub('vision_config') ?? new Reader(file, {}, 'vision_config'));
   const tr = r.sub('text_config') ?? new Reader(file, {}, 'text_config');
   const text = parseText(tr);
   if (text.encoderHiddenSize !== vision.hiddenSize)
-    tr.err('encoder_hidden_size', `${text.encoderHiddenSize} must equal vision_config.hidden_size ${vision.hiddenSize} (the text encoder attends to the image)`);
+    tr.err(
+      'encoder_hidden_size',
+      `${text.encoderHiddenSize} must equal vision_config.hidden_size ${vision.hiddenSize} (the text encoder attends to the image)`,
+    );
   if (arch === 'BlipForQuestionAnswering' && text.encoderHiddenSize !== text.hiddenSize)
-    tr.err('encoder_hidden_size', `${text.encoderHiddenSize} must equal hidden_size ${text.hiddenSize} (the answer decoder attends to the question)`);
+    tr.err(
+      'encoder_hidden_size',
+      `${text.encoderHiddenSize} must equal hidden_size ${text.hiddenSize} (the answer decoder attends to the question)`,
+    );
   return { kind: 'blip', architecture: arch as BlipArchitecture, vision, text, raw: json as Record<string, unknown> };
 }
 
 /** config.json of a BLIP model (every field written). */
-export function blipToHf(c: Omit<BlipConfig, 'raw' | 'kind'>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function blipToHf(
+  c: Omit<BlipConfig, 'raw' | 'kind'>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   const v = c.vision;
   const t = c.text;
   return {

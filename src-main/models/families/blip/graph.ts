@@ -37,7 +37,8 @@ export function blipTensors(c: BlipConfig): { name: string; shape: number[] }[] 
       { name: `${prefix}embeddings.LayerNorm.weight`, shape: [D] },
       { name: `${prefix}embeddings.LayerNorm.bias`, shape: [D] },
     );
-    for (let l = 0; l < t.numHiddenLayers; l++) out.push(...bertLayerTensors(t, `${prefix}encoder.layer.${l}.`, { crossAttention: true }));
+    for (let l = 0; l < t.numHiddenLayers; l++)
+      out.push(...bertLayerTensors(t, `${prefix}encoder.layer.${l}.`, { crossAttention: true }));
   };
   if (c.architecture === 'BlipForQuestionAnswering') textModel(ENCODER_PREFIX);
   const d = decoderPrefixes(c);
@@ -73,20 +74,41 @@ export interface BlipTextModelOptions {
 }
 
 /** BlipTextModel(add_pooling_layer=False) last_hidden_state [B, S, D] under `prefix`. */
-export function blipTextModel(w: GraphWeights, c: BlipConfig, prefix: string, inputIds: Value, o: BlipTextModelOptions): Value {
+export function blipTextModel(
+  w: GraphWeights,
+  c: BlipConfig,
+  prefix: string,
+  inputIds: Value,
+  o: BlipTextModelOptions,
+): Value {
   const t = c.text;
   let x = w.g.scope(`${prefix}embeddings`, () => bertEmbeddings(w, t, `${prefix}embeddings.`, inputIds));
   for (let l = 0; l < t.numHiddenLayers; l++)
     x = w.g.scope(`${prefix}layer${l}`, () =>
-      bertLayer(w, t, `${prefix}encoder.layer.${l}.`, x, { mask: o.mask ?? null, causal: o.causal, encoderHidden: o.encoderHidden, encoderMask: o.encoderMask ?? null }),
+      bertLayer(w, t, `${prefix}encoder.layer.${l}.`, x, {
+        mask: o.mask ?? null,
+        causal: o.causal,
+        encoderHidden: o.encoderHidden,
+        encoderMask: o.encoderMask ?? null,
+      }),
     );
   return x;
 }
 
 /** VQA: the question encoded with the image, [B, S, D]. */
-export function blipQuestionEmbeds(w: GraphWeights, c: BlipConfig, inputIds: Value, attentionMask: Value | null, imageEmbeds: Value): Value {
+export function blipQuestionEmbeds(
+  w: GraphWeights,
+  c: BlipConfig,
+  inputIds: Value,
+  attentionMask: Value | null,
+  imageEmbeds: Value,
+): Value {
   if (c.architecture !== 'BlipForQuestionAnswering') throw new Error(`BLIP: ${c.architecture} has no question encoder`);
-  return blipTextModel(w, c, ENCODER_PREFIX, inputIds, { mask: attentionMask, causal: false, encoderHidden: imageEmbeds });
+  return blipTextModel(w, c, ENCODER_PREFIX, inputIds, {
+    mask: attentionMask,
+    causal: false,
+    encoderHidden: imageEmbeds,
+  });
 }
 
 /** The decoder's LM-head weight: cls.predictions.decoder.weight, or the word embeddings when the folder ties them. */
@@ -97,7 +119,14 @@ export function decoderHeadWeight(w: GraphWeights, c: BlipConfig): string {
 }
 
 /** Decoder logits [B, T, V] of decoder ids [B, T] attending to `encoderHidden` (question or image). */
-export function blipDecoderLogits(w: GraphWeights, c: BlipConfig, decoderIds: Value, decoderMask: Value | null, encoderHidden: Value, encoderMask: Value | null): Value {
+export function blipDecoderLogits(
+  w: GraphWeights,
+  c: BlipConfig,
+  decoderIds: Value,
+  decoderMask: Value | null,
+  encoderHidden: Value,
+  encoderMask: Value | null,
+): Value {
   const g = w.g;
   const d = decoderPrefixes(c);
   const h = blipTextModel(w, c, d.bert, decoderIds, { mask: decoderMask, causal: true, encoderHidden, encoderMask });
@@ -106,7 +135,12 @@ export function blipDecoderLogits(w: GraphWeights, c: BlipConfig, decoderIds: Va
   const flat = g.op1('Reshape', [h, g.ints([-1, D])]);
   const logits = bertLmHead(w, c.text, d.cls, flat, V, decoderHeadWeight(w, c));
   const shape = g.op1('Concat', [g.op1('Shape', [decoderIds]), g.ints([V])], { axis: 0 });
-  return g.op1('Reshape', [logits, shape], {}, { outTypes: [{ dtype: logits.dtype, shape: [decoderIds.shape?.[0] ?? 'B', decoderIds.shape?.[1] ?? 'T', V] }] });
+  return g.op1(
+    'Reshape',
+    [logits, shape],
+    {},
+    { outTypes: [{ dtype: logits.dtype, shape: [decoderIds.shape?.[0] ?? 'B', decoderIds.shape?.[1] ?? 'T', V] }] },
+  );
 }
 
 /** Label-smoothed next-token loss of logits [B, T, V] against labels [B, T] (-100 ignored): logits[:, :-1] vs labels[:, 1:]. */
@@ -114,9 +148,24 @@ export function blipLmLoss(w: GraphWeights, c: BlipConfig, logits: Value, labels
   const g = w.g;
   const V = c.text.vocabSize;
   const big = Number.MAX_SAFE_INTEGER;
-  const shifted = g.op1('Slice', [logits, g.ints([0]), g.ints([-1]), g.ints([1])], {}, { outTypes: [{ dtype: logits.dtype, shape: [logits.shape?.[0] ?? 'B', '?', V] }] });
-  const next = g.op1('Slice', [labels, g.ints([1]), g.ints([big]), g.ints([1])], {}, { outTypes: [{ dtype: labels.dtype, shape: [labels.shape?.[0] ?? 'B', '?'] }] });
-  const flatLogits = g.op1('Reshape', [shifted, g.ints([-1, V])], {}, { outTypes: [{ dtype: logits.dtype, shape: ['?', V] }] });
+  const shifted = g.op1(
+    'Slice',
+    [logits, g.ints([0]), g.ints([-1]), g.ints([1])],
+    {},
+    { outTypes: [{ dtype: logits.dtype, shape: [logits.shape?.[0] ?? 'B', '?', V] }] },
+  );
+  const next = g.op1(
+    'Slice',
+    [labels, g.ints([1]), g.ints([big]), g.ints([1])],
+    {},
+    { outTypes: [{ dtype: labels.dtype, shape: [labels.shape?.[0] ?? 'B', '?'] }] },
+  );
+  const flatLogits = g.op1(
+    'Reshape',
+    [shifted, g.ints([-1, V])],
+    {},
+    { outTypes: [{ dtype: logits.dtype, shape: ['?', V] }] },
+  );
   const flatLabels = g.op1('Reshape', [next, g.ints([-1])], {}, { outTypes: [{ dtype: labels.dtype, shape: ['?'] }] });
   return labelSmoothedCrossEntropy(flatLogits, flatLabels, { smoothing: c.text.labelSmoothing });
 }

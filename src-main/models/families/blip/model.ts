@@ -21,7 +21,14 @@ import { blipLoraBindings, mergedBlipTensors, type BlipAdapter } from './adapter
 import { LensTokenizer } from '../../tokenizer';
 import { ShardedSafetensors, type TensorInfo, type TensorSource } from '../../weights/safetensors';
 import { parseBlipConfig, type BlipConfig } from './config';
-import { blipDecoderLogits, blipImageEmbeds, blipLmLoss, blipQuestionEmbeds, blipTensors, ignoredBlipTensor } from './graph';
+import {
+  blipDecoderLogits,
+  blipImageEmbeds,
+  blipLmLoss,
+  blipQuestionEmbeds,
+  blipTensors,
+  ignoredBlipTensor,
+} from './graph';
 
 export class BlipError extends Error {}
 
@@ -88,7 +95,10 @@ function role(name: string): string {
 export function loadBlip(dir: string): BlipModel {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new BlipError(`${dir}: no config.json`);
-  const config = parseBlipConfig(readJsonObject(configPath, (m) => new BlipError(m)), configPath);
+  const config = parseBlipConfig(
+    readJsonObject(configPath, (m) => new BlipError(m)),
+    configPath,
+  );
   if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json')))
     throw new BlipError(`${dir}: no model.safetensors or model.safetensors.index.json`);
   const files = ShardedSafetensors.openFolder(dir);
@@ -99,20 +109,30 @@ export function loadBlip(dir: string): BlipModel {
     for (const spec of blipTensors(config)) {
       if (!stored.has(spec.name)) {
         if (spec.name === tiedHead) continue; // tied to the decoder's word embeddings
-        throw new BlipError(`${where}: no tensor "${spec.name}"${role(spec.name)}, which a ${config.architecture} model needs`);
+        throw new BlipError(
+          `${where}: no tensor "${spec.name}"${role(spec.name)}, which a ${config.architecture} model needs`,
+        );
       }
       const shape = files.fileOf(spec.name).info(spec.name).shape;
-      if (shape.join() !== spec.shape.join()) throw new BlipError(`${where}: tensor "${spec.name}" has shape [${shape}], config.json gives [${spec.shape}]`);
+      if (shape.join() !== spec.shape.join())
+        throw new BlipError(`${where}: tensor "${spec.name}" has shape [${shape}], config.json gives [${spec.shape}]`);
     }
     const weights = new BlipWeights(files, stored);
     const tokPath = join(dir, 'tokenizer.json');
     if (!existsSync(tokPath)) throw new BlipError(`${dir}: no tokenizer.json (a BLIP model needs one)`);
     const tokenizer = LensTokenizer.fromFiles(tokPath, join(dir, 'tokenizer_config.json'));
     if (tokenizer.vocabSize > config.text.vocabSize)
-      throw new BlipError(`${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's text_config.vocab_size is ${config.text.vocabSize}`);
+      throw new BlipError(
+        `${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's text_config.vocab_size is ${config.text.vocabSize}`,
+      );
     const ppPath = join(dir, 'preprocessor_config.json');
     if (!existsSync(ppPath)) throw new BlipError(`${dir}: no preprocessor_config.json (a BLIP model needs one)`);
-    const imageProcessor = new ImageProcessor(parsePreprocessorConfig(readJsonObject(ppPath, (m) => new BlipError(m)), ppPath));
+    const imageProcessor = new ImageProcessor(
+      parsePreprocessorConfig(
+        readJsonObject(ppPath, (m) => new BlipError(m)),
+        ppPath,
+      ),
+    );
     return { dir, config, weights, tokenizer, imageProcessor, close: () => weights.close() };
   } catch (e) {
     files.close();
@@ -176,12 +196,18 @@ export function answerBatch(m: BlipModel, answers: readonly string[]): IdBatch &
 }
 
 /** pixel_values [N, 3, S, S] through BlipImageProcessor. */
-export async function blipPixelValues(m: BlipModel, images: readonly ImageInput[]): Promise<{ data: Float32Array; n: number; size: number }> {
+export async function blipPixelValues(
+  m: BlipModel,
+  images: readonly ImageInput[],
+): Promise<{ data: Float32Array; n: number; size: number }> {
   const S = m.config.vision.imageSize;
   const data = new Float32Array(images.length * 3 * S * S);
   for (let i = 0; i < images.length; i++) {
     const pv = await m.imageProcessor.process(images[i]);
-    if (pv.height !== S || pv.width !== S) throw new BlipError(`image ${i + 1}: the processor gives ${pv.width}x${pv.height}, the vision model takes ${S}x${S}`);
+    if (pv.height !== S || pv.width !== S)
+      throw new BlipError(
+        `image ${i + 1}: the processor gives ${pv.width}x${pv.height}, the vision model takes ${S}x${S}`,
+      );
     data.set(pv.data, i * 3 * S * S);
   }
   return { data, n: images.length, size: S };
@@ -230,7 +256,10 @@ export function buildAnswerStepGraph(m: BlipModel, o: BlipGraphOptions = {}): Gr
   const qm = g.input('question_mask', 'int64', ['B', 'S']);
   const logits = blipDecoderLogits(w, m.config, ids, null, q, qm);
   const last = g.op1('Slice', [logits, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]);
-  g.output(g.op1('Reshape', [last, g.ints([-1, V])], {}, { outTypes: [{ dtype: w.dtype, shape: ['B', V] }] }), 'logits');
+  g.output(
+    g.op1('Reshape', [last, g.ints([-1, V])], {}, { outTypes: [{ dtype: w.dtype, shape: ['B', V] }] }),
+    'logits',
+  );
   return g;
 }
 
@@ -280,7 +309,10 @@ export function captionForward(w: GraphWeights, c: BlipConfig, x: CaptionInputs)
   const g = w.g;
   const logits = blipDecoderLogits(w, c, x.ids, x.mask, blipImageEmbeds(w, c, x.pv), null);
   const loss = blipLmLoss(w, c, logits, x.labels);
-  const rows = g.op1('Reshape', [loss.perTarget, g.op1('Concat', [g.op1('Shape', [x.ids], { end: 1 }), g.ints([-1])], { axis: 0 })]);
+  const rows = g.op1('Reshape', [
+    loss.perTarget,
+    g.op1('Concat', [g.op1('Shape', [x.ids], { end: 1 }), g.ints([-1])], { axis: 0 }),
+  ]);
   const rowLoss = g.op1('ReduceSum', [rows, g.ints([1])], { keepdims: 0 });
   return { logits, loss, rowLoss };
 }
@@ -320,7 +352,10 @@ export function vqaForward(w: GraphWeights, c: BlipConfig, x: VqaInputs) {
   const logits = blipDecoderLogits(w, c, x.dids, x.dmask, q, x.mask);
   const loss = blipLmLoss(w, c, logits, x.labels);
   // per-row sums of the per-target losses: [B*(T-1)] -> [B, T-1] -> [B]
-  const rows = g.op1('Reshape', [loss.perTarget, g.op1('Concat', [g.op1('Shape', [x.dids], { end: 1 }), g.ints([-1])], { axis: 0 })]);
+  const rows = g.op1('Reshape', [
+    loss.perTarget,
+    g.op1('Concat', [g.op1('Shape', [x.dids], { end: 1 }), g.ints([-1])], { axis: 0 }),
+  ]);
   const rowLoss = g.op1('ReduceSum', [rows, g.ints([1])], { keepdims: 0 });
   return { logits, loss, rowLoss };
 }
@@ -360,9 +395,18 @@ export class BlipRunner {
 
   private async session(which: 'question' | 'step' | 'loss' | 'image' | 'captionLoss'): Promise<Session> {
     const o = this.o;
-    const builders = { question: buildQuestionGraph, step: buildAnswerStepGraph, loss: buildVqaLossGraph, image: buildImageGraph, captionLoss: buildCaptionLossGraph };
+    const builders = {
+      question: buildQuestionGraph,
+      step: buildAnswerStepGraph,
+      loss: buildVqaLossGraph,
+      image: buildImageGraph,
+      captionLoss: buildCaptionLossGraph,
+    };
     const key = o.cacheKey === undefined ? undefined : { which, key: o.cacheKey };
-    const s = await Session.create(modelSource(() => builders[which](this.model, o), { cacheDir: o.cacheDir, key }), { threads: o.threads ?? 2 });
+    const s = await Session.create(
+      modelSource(() => builders[which](this.model, o), { cacheDir: o.cacheDir, key }),
+      { threads: o.threads ?? 2 },
+    );
     if (which === 'question') this.question = s;
     else if (which === 'step') this.step = s;
     else if (which === 'loss') this.lossSession = s;
@@ -379,7 +423,11 @@ export class BlipRunner {
     const encMask = tensor('int64', [1, L], new BigInt64Array(L).fill(1n));
     const ids = [...start];
     while (ids.length < maxLength) {
-      const s = await st.run({ decoder_input_ids: tensor('int64', [1, ids.length], BigInt64Array.from(ids.map(BigInt))), question_embeds: enc, question_mask: encMask });
+      const s = await st.run({
+        decoder_input_ids: tensor('int64', [1, ids.length], BigInt64Array.from(ids.map(BigInt))),
+        question_embeds: enc,
+        question_mask: encMask,
+      });
       const lg = s.logits.data as Float32Array;
       let best = 0;
       for (let v = 1; v < lg.length; v++) if (lg[v] > lg[best]) best = v;
@@ -391,7 +439,12 @@ export class BlipRunner {
 
   private text(ids: number[]): string {
     // ids past the tokenizer's (a vocab_size padded beyond it) have no text: skipped, as a fast tokenizer's decode does
-    return this.model.tokenizer.decode(ids.filter((t) => t < this.model.tokenizer.vocabSize), { skipSpecialTokens: true }).trim();
+    return this.model.tokenizer
+      .decode(
+        ids.filter((t) => t < this.model.tokenizer.vocabSize),
+        { skipSpecialTokens: true },
+      )
+      .trim();
   }
 
   /**
@@ -399,9 +452,16 @@ export class BlipRunner {
    * style, its [CLS] replaced by bos and its final [SEP] dropped) to [SEP] or max_length 20 counting the prompt.
    * `text` is the prompt and the continuation, as transformers decodes the whole sequence.
    */
-  async caption(images: readonly ImageInput[], prompt = '', o: { maxLength?: number } = {}): Promise<Array<BlipAnswer & { promptTokens: number }>> {
+  async caption(
+    images: readonly ImageInput[],
+    prompt = '',
+    o: { maxLength?: number } = {},
+  ): Promise<Array<BlipAnswer & { promptTokens: number }>> {
     const c = this.model.config;
-    if (c.architecture !== 'BlipForConditionalGeneration') throw new BlipError(`${this.model.dir}: ${c.architecture} answers questions; captions need BlipForConditionalGeneration`);
+    if (c.architecture !== 'BlipForConditionalGeneration')
+      throw new BlipError(
+        `${this.model.dir}: ${c.architecture} answers questions; captions need BlipForConditionalGeneration`,
+      );
     const is = this.image ?? (await this.session('image'));
     const S = c.vision.imageSize;
     const start = prompt ? this.model.tokenizer.encode(prompt).slice(0, -1) : [c.text.bosTokenId];
@@ -417,8 +477,12 @@ export class BlipRunner {
   }
 
   /** Captioning losses of (image, caption) pairs: the batch's mean and each item's token mean. */
-  async captionLoss(images: readonly ImageInput[], captions: readonly string[]): Promise<{ loss: number; sum: number; count: number; items: number[] }> {
-    if (images.length !== captions.length) throw new BlipError(`${images.length} image(s) for ${captions.length} caption(s): they pair up one to one`);
+  async captionLoss(
+    images: readonly ImageInput[],
+    captions: readonly string[],
+  ): Promise<{ loss: number; sum: number; count: number; items: number[] }> {
+    if (images.length !== captions.length)
+      throw new BlipError(`${images.length} image(s) for ${captions.length} caption(s): they pair up one to one`);
     const ls = this.captionLossSession ?? (await this.session('captionLoss'));
     const S = this.model.config.vision.imageSize;
     const pv = await blipPixelValues(this.model, images);
@@ -429,14 +493,27 @@ export class BlipRunner {
       attention_mask: tensor('int64', [ab.batch, ab.length], ab.mask),
       labels: tensor('int64', [ab.batch, ab.length], ab.labels),
     });
-    return { loss: (r.loss.data as Float32Array)[0], sum: (r.loss_sum.data as Float32Array)[0], count: (r.loss_count.data as Float32Array)[0], items: itemMeans(r.row_loss.data as Float32Array, ab) };
+    return {
+      loss: (r.loss.data as Float32Array)[0],
+      sum: (r.loss_sum.data as Float32Array)[0],
+      count: (r.loss_count.data as Float32Array)[0],
+      items: itemMeans(r.row_loss.data as Float32Array, ab),
+    };
   }
 
   /** Greedy answers, one per (image, question) pair. */
-  async answer(images: readonly ImageInput[], questions: readonly string[], o: { maxLength?: number } = {}): Promise<BlipAnswer[]> {
-    if (images.length !== questions.length) throw new BlipError(`${images.length} image(s) for ${questions.length} question(s): they pair up one to one`);
+  async answer(
+    images: readonly ImageInput[],
+    questions: readonly string[],
+    o: { maxLength?: number } = {},
+  ): Promise<BlipAnswer[]> {
+    if (images.length !== questions.length)
+      throw new BlipError(`${images.length} image(s) for ${questions.length} question(s): they pair up one to one`);
     const c = this.model.config;
-    if (c.architecture !== 'BlipForQuestionAnswering') throw new BlipError(`${this.model.dir}: ${c.architecture} writes captions; questions need BlipForQuestionAnswering`);
+    if (c.architecture !== 'BlipForQuestionAnswering')
+      throw new BlipError(
+        `${this.model.dir}: ${c.architecture} writes captions; questions need BlipForQuestionAnswering`,
+      );
     const out: BlipAnswer[] = [];
     const qs = this.question ?? (await this.session('question'));
     const S = c.vision.imageSize;
@@ -456,9 +533,15 @@ export class BlipRunner {
   }
 
   /** Losses of (image, question, answer) triples: the batch's mean (as transformers) and each item's token mean. */
-  async loss(images: readonly ImageInput[], questions: readonly string[], answers: readonly string[]): Promise<{ loss: number; sum: number; count: number; items: number[] }> {
+  async loss(
+    images: readonly ImageInput[],
+    questions: readonly string[],
+    answers: readonly string[],
+  ): Promise<{ loss: number; sum: number; count: number; items: number[] }> {
     if (images.length !== questions.length || questions.length !== answers.length)
-      throw new BlipError(`${images.length} image(s), ${questions.length} question(s), ${answers.length} answer(s): they pair up one to one`);
+      throw new BlipError(
+        `${images.length} image(s), ${questions.length} question(s), ${answers.length} answer(s): they pair up one to one`,
+      );
     const ls = this.lossSession ?? (await this.session('loss'));
     const S = this.model.config.vision.imageSize;
     const pv = await blipPixelValues(this.model, images);
@@ -472,10 +555,16 @@ export class BlipRunner {
       decoder_attention_mask: tensor('int64', [ab.batch, ab.length], ab.mask),
       labels: tensor('int64', [ab.batch, ab.length], ab.labels),
     });
-    return { loss: (r.loss.data as Float32Array)[0], sum: (r.loss_sum.data as Float32Array)[0], count: (r.loss_count.data as Float32Array)[0], items: itemMeans(r.row_loss.data as Float32Array, ab) };
+    return {
+      loss: (r.loss.data as Float32Array)[0],
+      sum: (r.loss_sum.data as Float32Array)[0],
+      count: (r.loss_count.data as Float32Array)[0],
+      items: itemMeans(r.row_loss.data as Float32Array, ab),
+    };
   }
 
   async release(): Promise<void> {
-    for (const x of [this.question, this.step, this.lossSession, this.image, this.captionLossSession]) await x?.dispose();
+    for (const x of [this.question, this.step, this.lossSession, this.image, this.captionLossSession])
+      await x?.dispose();
   }
 }

@@ -42,7 +42,8 @@ const GELUS = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu', 'silu'];
 function parseBlip2Vision(r: Reader): VisionConfig {
   const hiddenSize = r.int('hidden_size', 1408);
   const numAttentionHeads = r.int('num_attention_heads', 16);
-  if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+  if (hiddenSize % numAttentionHeads !== 0)
+    r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
   const imageSize = r.int('image_size', 224);
   const patchSize = r.int('patch_size', 14);
   if (patchSize > imageSize) r.err('patch_size', `${patchSize} is larger than image_size ${imageSize}`);
@@ -72,9 +73,11 @@ function parseBlip2Vision(r: Reader): VisionConfig {
 function parseQFormer(r: Reader, encoderHiddenSize: number): QFormerConfig {
   const hiddenSize = r.int('hidden_size', 768);
   const numAttentionHeads = r.int('num_attention_heads', 12);
-  if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+  if (hiddenSize % numAttentionHeads !== 0)
+    r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
   const hiddenAct = r.str('hidden_act', 'gelu');
-  if (!GELUS.includes(hiddenAct)) r.err('hidden_act', `unsupported activation "${hiddenAct}" (supported: ${GELUS.join(', ')})`);
+  if (!GELUS.includes(hiddenAct))
+    r.err('hidden_act', `unsupported activation "${hiddenAct}" (supported: ${GELUS.join(', ')})`);
   const pe = r.str('position_embedding_type', 'absolute');
   if (pe !== 'absolute') r.err('position_embedding_type', `"${pe}" is not supported (absolute)`);
   return {
@@ -96,7 +99,11 @@ export function parseBlip2(r: Reader): Blip2ModelConfig {
   const qformer = parseQFormer(r.sub('qformer_config') ?? new Reader(r.file, {}, 'qformer_config'), vision.hiddenSize);
   const tr = r.sub('text_config') ?? new Reader(r.file, {}, 'text_config');
   const tmt = tr.str('model_type', 'opt');
-  if (tmt !== 'opt') tr.err('model_type', `"${tmt}" is not supported as BLIP-2's language model (opt; Flan-T5 encoder-decoders are not)`);
+  if (tmt !== 'opt')
+    tr.err(
+      'model_type',
+      `"${tmt}" is not supported as BLIP-2's language model (opt; Flan-T5 encoder-decoders are not)`,
+    );
   const text = parseOpt(tr);
   const numQueryTokens = r.int('num_query_tokens', 32);
   if (!r.has('image_token_index') && !r.has('image_token_id'))
@@ -104,8 +111,14 @@ export function parseBlip2(r: Reader): Blip2ModelConfig {
       'image_token_index',
       'is missing: this is the BLIP-2 layout from before transformers 4.47, whose processor does not write image tokens; use the updated checkpoint (its config.json has image_token_index and the tokenizer an "<image>" token)',
     );
-  const imageTokenIndex = r.has('image_token_index') ? r.int('image_token_index', undefined, 0) : r.int('image_token_id', undefined, 0);
-  if (imageTokenIndex >= text.vocabSize) r.err('image_token_index', `${imageTokenIndex} is outside the language model's vocabulary (${text.vocabSize} rows)`);
+  const imageTokenIndex = r.has('image_token_index')
+    ? r.int('image_token_index', undefined, 0)
+    : r.int('image_token_id', undefined, 0);
+  if (imageTokenIndex >= text.vocabSize)
+    r.err(
+      'image_token_index',
+      `${imageTokenIndex} is outside the language model's vocabulary (${text.vocabSize} rows)`,
+    );
   return {
     kind: 'blip2',
     modelType: 'blip-2',
@@ -121,7 +134,13 @@ export function parseBlip2(r: Reader): Blip2ModelConfig {
 }
 
 /** A complete Blip2ForConditionalGeneration config.json (the image_token_index layout). */
-export function blip2ToHf(c: { vision: VisionConfig; qformer: QFormerConfig; text: TextConfig; numQueryTokens: number; imageTokenIndex: number }): Record<string, unknown> {
+export function blip2ToHf(c: {
+  vision: VisionConfig;
+  qformer: QFormerConfig;
+  text: TextConfig;
+  numQueryTokens: number;
+  imageTokenIndex: number;
+}): Record<string, unknown> {
   const v = c.vision;
   const q = c.qformer;
   return {

@@ -31,16 +31,16 @@ const LAYOUT = {
 };
 
 export const BLIP2_CHAT_TEMPLATE =
-  "{%- set ns = namespace(text=false, image=false) -%}" +
+  '{%- set ns = namespace(text=false, image=false) -%}' +
   "{%- for message in messages -%}{%- if '<image>' in message['content'] -%}{%- set ns.image = true -%}{%- endif -%}{%- endfor -%}" +
   "{%- if ns.image -%}{{ '<image>' }}{%- endif -%}{{ bos_token }}" +
-  "{%- for message in messages -%}" +
+  '{%- for message in messages -%}' +
   "{%- if message['role'] == 'user' -%}" +
   "{%- set t = message['content'] | replace('<image>\\n', '') | replace('<image>', '') | trim -%}" +
   "{%- if t -%}{{ (' ' if ns.text else '') + t }}{%- set ns.text = true -%}{%- endif -%}" +
   "{%- elif message['role'] == 'assistant' -%}" +
   "{%- generation -%}{{ (' ' if ns.text else '') + (message['content'] | trim) + '\\n' }}{%- endgeneration -%}" +
-  "{%- set ns.text = false -%}" +
+  '{%- set ns.text = false -%}' +
   '{%- endif -%}' +
   '{%- endfor -%}';
 
@@ -76,7 +76,11 @@ export const blip2Family: VlmFamily<Blip2ModelConfig> = {
   canonicalName(c, stored) {
     if (stored === LAYOUT.lmHead && c.tieWordEmbeddings) return null;
     // the Q-Former's text path (feed-forward for text tokens, embeddings) never runs for generation
-    if (/^qformer\.encoder\.layer\.\d+\.(intermediate|output)\./.test(stored) || stored.startsWith('qformer.embeddings.')) return null;
+    if (
+      /^qformer\.encoder\.layer\.\d+\.(intermediate|output)\./.test(stored) ||
+      stored.startsWith('qformer.embeddings.')
+    )
+      return null;
     return stored;
   },
   imageFeatures(w, c, pixelValues) {
@@ -96,10 +100,14 @@ export const blip2Family: VlmFamily<Blip2ModelConfig> = {
     const side = 'height' in s ? (s.height === s.width ? s.height : -1) : s.shortestEdge;
     const out = pc.doCenterCrop ? (pc.cropSize.height === pc.cropSize.width ? pc.cropSize.height : -1) : side;
     if (out !== c.vision.imageSize)
-      throw new PreprocessorError(`${file}: field "size": ${JSON.stringify(pc.raw.size ?? null)} does not give the vision model's image_size ${c.vision.imageSize} x ${c.vision.imageSize} (config.json)`);
+      throw new PreprocessorError(
+        `${file}: field "size": ${JSON.stringify(pc.raw.size ?? null)} does not give the vision model's image_size ${c.vision.imageSize} x ${c.vision.imageSize} (config.json)`,
+      );
     const nq = processorConfig?.num_query_tokens;
     if (nq !== undefined && nq !== null && nq !== c.numQueryTokens)
-      throw new PreprocessorError(`processor_config.json: field "num_query_tokens": ${JSON.stringify(nq)} does not match config.json's num_query_tokens ${c.numQueryTokens}`);
+      throw new PreprocessorError(
+        `processor_config.json: field "num_query_tokens": ${JSON.stringify(nq)} does not match config.json's num_query_tokens ${c.numQueryTokens}`,
+      );
     const p = new ImageProcessor(pc);
     return {
       base: p,
@@ -121,7 +129,12 @@ export const blip2Family: VlmFamily<Blip2ModelConfig> = {
     connectorModules: ['qformer', 'language_projection'],
     alternativeNames: (m) => [m],
   },
-  chat: { template: BLIP2_CHAT_TEMPLATE, origin: 'built-in BLIP-2 template', addSpecialTokens: false, captionPrompt: '' },
+  chat: {
+    template: BLIP2_CHAT_TEMPLATE,
+    origin: 'built-in BLIP-2 template',
+    addSpecialTokens: false,
+    captionPrompt: '',
+  },
   shape: (c) => ({
     vision: {
       hiddenSize: c.vision.hiddenSize,
@@ -136,7 +149,10 @@ export const blip2Family: VlmFamily<Blip2ModelConfig> = {
       inFeatures: c.qformer.hiddenSize,
       outFeatures: c.text.hiddenSize,
       type: 'linear',
-      params: qformerTensors(c.qformer, c.numQueryTokens, c.text.hiddenSize).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0),
+      params: qformerTensors(c.qformer, c.numQueryTokens, c.text.hiddenSize).reduce(
+        (n, s) => n + s.shape.reduce((a, b) => a * b, 1),
+        0,
+      ),
     },
     tokensPerFrame: c.numQueryTokens,
     maxFramesPerImage: 1,
@@ -148,7 +164,10 @@ export type { Blip2ModelConfig };
 /** The vision model as a registry tower: last_hidden_state (post_layernorm) only, the one state BLIP-2 reads. */
 export const blip2VisionTower: VisionTowerBuilder = (w, cfg, prefix, pixelValues, o = {}) => {
   const want = o.states ?? [cfg.numHiddenLayers];
-  if (want.some((i) => i !== cfg.numHiddenLayers)) throw new Error(`BLIP-2 vision model: only the last hidden state (${cfg.numHiddenLayers}) is computed, not ${JSON.stringify(want)}`);
+  if (want.some((i) => i !== cfg.numHiddenLayers))
+    throw new Error(
+      `BLIP-2 vision model: only the last hidden state (${cfg.numHiddenLayers}) is computed, not ${JSON.stringify(want)}`,
+    );
   const last = blipVisionModel(w, blip2VisionConfig(cfg), prefix, pixelValues);
   return { states: new Map([[cfg.numHiddenLayers, last]]), last };
 };

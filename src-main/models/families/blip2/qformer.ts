@@ -42,8 +42,17 @@ export function qformerTensors(q: QFormerConfig, numQueryTokens: number, textHid
     { name: 'qformer.layernorm.bias', shape: [D] },
   ];
   for (let l = 0; l < q.numHiddenLayers; l++)
-    out.push(...bertLayerTensors(block(q), `qformer.encoder.layer.${l}.`, { crossAttention: hasCrossAttention(q, l), ffn: QUERY_FFN, inner: INNER }));
-  out.push({ name: 'language_projection.weight', shape: [textHidden, D] }, { name: 'language_projection.bias', shape: [textHidden] });
+    out.push(
+      ...bertLayerTensors(block(q), `qformer.encoder.layer.${l}.`, {
+        crossAttention: hasCrossAttention(q, l),
+        ffn: QUERY_FFN,
+        inner: INNER,
+      }),
+    );
+  out.push(
+    { name: 'language_projection.weight', shape: [textHidden, D] },
+    { name: 'language_projection.bias', shape: [textHidden] },
+  );
   return out;
 }
 
@@ -53,10 +62,20 @@ export function qformerFeatures(w: GraphWeights, q: QFormerConfig, numQueryToken
   const c = block(q);
   const D = q.hiddenSize;
   let x = g.scope('qformer/embeddings', () => {
-    const tokens = layerNorm(w.tensor('query_tokens'), w.tensor('qformer.layernorm.weight'), w.tensor('qformer.layernorm.bias'), { epsilon: q.layerNormEps });
+    const tokens = layerNorm(
+      w.tensor('query_tokens'),
+      w.tensor('qformer.layernorm.weight'),
+      w.tensor('qformer.layernorm.bias'),
+      { epsilon: q.layerNormEps },
+    );
     // one copy of the queries per image: [1, Q, D] -> [N, Q, D]
     const target = g.op1('Concat', [g.op1('Shape', [image], { end: 1 }), g.ints([numQueryTokens, D])], { axis: 0 });
-    return g.op1('Expand', [tokens, target], {}, { outTypes: [{ dtype: tokens.dtype, shape: [image.shape?.[0] ?? '?', numQueryTokens, D] }] });
+    return g.op1(
+      'Expand',
+      [tokens, target],
+      {},
+      { outTypes: [{ dtype: tokens.dtype, shape: [image.shape?.[0] ?? '?', numQueryTokens, D] }] },
+    );
   });
   for (let l = 0; l < q.numHiddenLayers; l++) {
     const L = `qformer.encoder.layer.${l}.`;

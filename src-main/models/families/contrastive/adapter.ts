@@ -34,13 +34,21 @@ function specsOf(c: ContrastiveConfig): Map<string, number[]> {
 }
 
 /** Write a PEFT adapter folder. */
-export function saveContrastiveAdapter(dir: string, c: ContrastiveConfig, ad: ContrastiveAdapter, baseModel = ''): void {
+export function saveContrastiveAdapter(
+  dir: string,
+  c: ContrastiveConfig,
+  ad: ContrastiveAdapter,
+  baseModel = '',
+): void {
   const specs = specsOf(c);
   const tensors: Array<{ name: string; dtype: 'F32'; shape: number[]; data: () => Float32Array }> = [];
   for (const [module, { a, b }] of ad.lora) {
     const [out, inn] = specs.get(`${module}.weight`) ?? [];
     if (out === undefined) throw new ContrastiveAdapterError(`no module "${module}" in a ${c.modelType} model`);
-    if (a.length !== ad.r * inn || b.length !== out * ad.r) throw new ContrastiveAdapterError(`module "${module}": LoRA sizes do not match [${ad.r}, ${inn}] / [${out}, ${ad.r}]`);
+    if (a.length !== ad.r * inn || b.length !== out * ad.r)
+      throw new ContrastiveAdapterError(
+        `module "${module}": LoRA sizes do not match [${ad.r}, ${inn}] / [${out}, ${ad.r}]`,
+      );
     tensors.push({ name: `${PREFIX}${module}.lora_A.weight`, dtype: 'F32', shape: [ad.r, inn], data: () => a });
     tensors.push({ name: `${PREFIX}${module}.lora_B.weight`, dtype: 'F32', shape: [out, ad.r], data: () => b });
   }
@@ -64,7 +72,10 @@ export function saveContrastiveAdapter(dir: string, c: ContrastiveConfig, ad: Co
     target_modules: [...ad.lora.keys()],
     modules_to_save: ad.modulesToSave.length ? ad.modulesToSave : null,
     revision: null,
-    auto_mapping: { base_model_class: c.kind === 'clip' ? 'CLIPModel' : 'SiglipModel', parent_library: `transformers.models.${c.kind}.modeling_${c.kind}` },
+    auto_mapping: {
+      base_model_class: c.kind === 'clip' ? 'CLIPModel' : 'SiglipModel',
+      parent_library: `transformers.models.${c.kind}.modeling_${c.kind}`,
+    },
   };
   mkdirSync(dir, { recursive: true });
   writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors);
@@ -81,11 +92,14 @@ export function loadContrastiveAdapter(dir: string, c: ContrastiveConfig): Contr
   } catch (e) {
     throw new ContrastiveAdapterError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
   }
-  if (j.peft_type !== 'LORA') throw new ContrastiveAdapterError(`${cfgPath}: peft_type must be "LORA" (got ${JSON.stringify(j.peft_type)})`);
+  if (j.peft_type !== 'LORA')
+    throw new ContrastiveAdapterError(`${cfgPath}: peft_type must be "LORA" (got ${JSON.stringify(j.peft_type)})`);
   const r = j.r;
   const alpha = j.lora_alpha ?? r;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw new ContrastiveAdapterError(`${cfgPath}: field "r" must be a positive integer`);
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha)) throw new ContrastiveAdapterError(`${cfgPath}: field "lora_alpha" must be a number`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
+    throw new ContrastiveAdapterError(`${cfgPath}: field "r" must be a positive integer`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha))
+    throw new ContrastiveAdapterError(`${cfgPath}: field "lora_alpha" must be a number`);
   const scaling = j.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
   const wPath = join(dir, 'adapter_model.safetensors');
   if (!existsSync(wPath)) throw new ContrastiveAdapterError(`${dir}: no adapter_model.safetensors`);
@@ -93,21 +107,27 @@ export function loadContrastiveAdapter(dir: string, c: ContrastiveConfig): Contr
   try {
     const specs = specsOf(c);
     const known = new Set(contrastiveLoraModules(c, 'both', ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2']));
-    for (const s of specs.keys()) if (s.endsWith('.weight') && specs.get(s)!.length === 2) known.add(s.slice(0, -'.weight'.length));
+    for (const s of specs.keys())
+      if (s.endsWith('.weight') && specs.get(s)!.length === 2) known.add(s.slice(0, -'.weight'.length));
     const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
     const saved = new Map<string, Float32Array>();
     const names = f.names();
     for (const key of names) {
-      if (!key.startsWith(PREFIX)) throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" does not start with "${PREFIX}"`);
+      if (!key.startsWith(PREFIX))
+        throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" does not start with "${PREFIX}"`);
       const rest = key.slice(PREFIX.length).replace('.default.', '.');
       const m = /^(.*)\.lora_([AB])\.weight$/.exec(rest);
       if (m) {
         const module = m[1];
-        if (!known.has(module)) throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" adapts "${module}", which is not a linear layer of this ${c.modelType} model`);
+        if (!known.has(module))
+          throw new ContrastiveAdapterError(
+            `${wPath}: tensor "${key}" adapts "${module}", which is not a linear layer of this ${c.modelType} model`,
+          );
         const [out, inn] = specs.get(`${module}.weight`)!;
         const shape = f.info(key).shape;
         const want = m[2] === 'A' ? [r, inn] : [out, r];
-        if (shape.join() !== want.join()) throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" has shape [${shape}], expected [${want}]`);
+        if (shape.join() !== want.join())
+          throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" has shape [${shape}], expected [${want}]`);
         const e = lora.get(module) ?? { a: new Float32Array(0), b: new Float32Array(0) };
         if (m[2] === 'A') e.a = f.get(key);
         else e.b = f.get(key);
@@ -116,12 +136,18 @@ export function loadContrastiveAdapter(dir: string, c: ContrastiveConfig): Contr
       }
       const name = rest.replace('.modules_to_save.', '.');
       const shape = specs.get(name);
-      if (!shape) throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" is neither a LoRA matrix nor a tensor of this ${c.modelType} model`);
+      if (!shape)
+        throw new ContrastiveAdapterError(
+          `${wPath}: tensor "${key}" is neither a LoRA matrix nor a tensor of this ${c.modelType} model`,
+        );
       const got = f.info(key).shape;
-      if (got.reduce((x, y) => x * y, 1) !== shape.reduce((x, y) => x * y, 1)) throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" has shape [${got}], the model's is [${shape}]`);
+      if (got.reduce((x, y) => x * y, 1) !== shape.reduce((x, y) => x * y, 1))
+        throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" has shape [${got}], the model's is [${shape}]`);
       saved.set(name, f.get(key));
     }
-    for (const [module, e] of lora) if (!e.a.length || !e.b.length) throw new ContrastiveAdapterError(`${wPath}: module "${module}" has only one of lora_A / lora_B`);
+    for (const [module, e] of lora)
+      if (!e.a.length || !e.b.length)
+        throw new ContrastiveAdapterError(`${wPath}: module "${module}" has only one of lora_A / lora_B`);
     const mts = Array.isArray(j.modules_to_save) ? (j.modules_to_save as string[]) : [];
     return { r, alpha, scaling, lora, saved, modulesToSave: mts };
   } finally {
@@ -135,13 +161,21 @@ export function adapterLoraBindings(ad: ContrastiveAdapter, c: ContrastiveConfig
   const lora = new Map<string, LoraBinding>();
   for (const [module, { a, b }] of ad.lora) {
     const [out, inn] = specs.get(`${module}.weight`)!;
-    lora.set(module, { a: g.constant(a, 'float32', [ad.r, inn]), b: g.constant(b, 'float32', [out, ad.r]), scaling: ad.scaling });
+    lora.set(module, {
+      a: g.constant(a, 'float32', [ad.r, inn]),
+      b: g.constant(b, 'float32', [out, ad.r]),
+      scaling: ad.scaling,
+    });
   }
   return lora;
 }
 
 /** W + scaling * B A for every adapted module (PEFT's merge_and_unload), as replacement tensors. */
-export function mergedTensors(ad: ContrastiveAdapter, c: ContrastiveConfig, base: { get(name: string): Float32Array }): Map<string, Float32Array> {
+export function mergedTensors(
+  ad: ContrastiveAdapter,
+  c: ContrastiveConfig,
+  base: { get(name: string): Float32Array },
+): Map<string, Float32Array> {
   const specs = specsOf(c);
   const out = new Map<string, Float32Array>(ad.saved);
   for (const [module, { a, b }] of ad.lora) {

@@ -39,7 +39,8 @@ function parseText(r: Reader, kind: ContrastiveKind): ContrastiveTextConfig {
   const clip = kind === 'clip';
   const hiddenSize = r.int('hidden_size', clip ? 512 : 768);
   const numAttentionHeads = r.int('num_attention_heads', clip ? 8 : 12);
-  if (hiddenSize % numAttentionHeads !== 0) r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
+  if (hiddenSize % numAttentionHeads !== 0)
+    r.err('num_attention_heads', `${numAttentionHeads} does not divide hidden_size ${hiddenSize}`);
   return {
     vocabSize: r.int('vocab_size', clip ? 49408 : 32000),
     hiddenSize,
@@ -62,25 +63,36 @@ export function parseContrastiveConfig(json: unknown, file = 'config.json'): Con
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(file, '', 'is not a JSON object');
   const r = new Reader(file, json as Record<string, unknown>, '');
   const mt = r.str('model_type', '');
-  if (mt !== 'clip' && mt !== 'siglip') r.err('model_type', `"${mt}" is not a contrastive image-text model (supported: clip, siglip)`);
+  if (mt !== 'clip' && mt !== 'siglip')
+    r.err('model_type', `"${mt}" is not a contrastive image-text model (supported: clip, siglip)`);
   const kind = mt as ContrastiveKind;
   const vr = r.sub('vision_config') ?? new Reader(file, {}, 'vision_config');
   const tr = r.sub('text_config') ?? new Reader(file, {}, 'text_config');
   const vision = parseVision(vr, kind === 'clip' ? 'clip_vision_model' : 'siglip_vision_model');
   const text = parseText(tr, kind);
-  if (kind === 'siglip' && !vision.useHead) vr.err('vision_use_head', 'SiglipModel pools images with its attention head; vision_use_head false has no image embedding');
+  if (kind === 'siglip' && !vision.useHead)
+    vr.err(
+      'vision_use_head',
+      'SiglipModel pools images with its attention head; vision_use_head false has no image embedding',
+    );
   let projectionDim: number;
   if (kind === 'clip') projectionDim = r.int('projection_dim', 512);
   else {
     if (text.projectionSize !== vision.hiddenSize)
-      tr.err('projection_size', `${text.projectionSize} must equal vision_config.hidden_size ${vision.hiddenSize} (the text and image embeddings are compared)`);
+      tr.err(
+        'projection_size',
+        `${text.projectionSize} must equal vision_config.hidden_size ${vision.hiddenSize} (the text and image embeddings are compared)`,
+      );
     projectionDim = vision.hiddenSize;
   }
   return { kind, modelType: kind, vision, text, projectionDim, raw: json as Record<string, unknown> };
 }
 
 /** config.json of a contrastive model (every field written). */
-export function contrastiveToHf(c: Omit<ContrastiveConfig, 'raw' | 'modelType'>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function contrastiveToHf(
+  c: Omit<ContrastiveConfig, 'raw' | 'modelType'>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   const v = c.vision;
   const t = c.text;
   const clip = c.kind === 'clip';

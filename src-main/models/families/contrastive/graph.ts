@@ -33,7 +33,8 @@ function layerSpecs(prefix: string, n: number, h: number, inter: number): Tensor
   const out: TensorSpec[] = [];
   for (let l = 0; l < n; l++) {
     const L = `${prefix}encoder.layers.${l}.`;
-    for (const p of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) out.push({ name: `${L}self_attn.${p}.weight`, shape: [h, h] }, { name: `${L}self_attn.${p}.bias`, shape: [h] });
+    for (const p of ['q_proj', 'k_proj', 'v_proj', 'out_proj'])
+      out.push({ name: `${L}self_attn.${p}.weight`, shape: [h, h] }, { name: `${L}self_attn.${p}.bias`, shape: [h] });
     out.push({ name: `${L}layer_norm1.weight`, shape: [h] }, { name: `${L}layer_norm1.bias`, shape: [h] });
     out.push({ name: `${L}mlp.fc1.weight`, shape: [inter, h] }, { name: `${L}mlp.fc1.bias`, shape: [inter] });
     out.push({ name: `${L}mlp.fc2.weight`, shape: [h, inter] }, { name: `${L}mlp.fc2.bias`, shape: [h] });
@@ -57,12 +58,22 @@ export function contrastiveTensors(c: ContrastiveConfig): TensorSpec[] {
     { name: `${T}final_layer_norm.bias`, shape: [t.hiddenSize] },
   ];
   if (clip) out.push({ name: `${V}embeddings.class_embedding`, shape: [v.hiddenSize] });
-  out.push({ name: `${V}embeddings.patch_embedding.weight`, shape: [v.hiddenSize, v.numChannels, v.patchSize, v.patchSize] });
+  out.push({
+    name: `${V}embeddings.patch_embedding.weight`,
+    shape: [v.hiddenSize, v.numChannels, v.patchSize, v.patchSize],
+  });
   if (!clip) out.push({ name: `${V}embeddings.patch_embedding.bias`, shape: [v.hiddenSize] });
   out.push({ name: `${V}embeddings.position_embedding.weight`, shape: [v.numPositions, v.hiddenSize] });
-  if (clip) out.push({ name: `${V}pre_layrnorm.weight`, shape: [v.hiddenSize] }, { name: `${V}pre_layrnorm.bias`, shape: [v.hiddenSize] });
+  if (clip)
+    out.push(
+      { name: `${V}pre_layrnorm.weight`, shape: [v.hiddenSize] },
+      { name: `${V}pre_layrnorm.bias`, shape: [v.hiddenSize] },
+    );
   out.push(...layerSpecs(V, v.numHiddenLayers, v.hiddenSize, v.intermediateSize));
-  out.push({ name: `${V}post_layernorm.weight`, shape: [v.hiddenSize] }, { name: `${V}post_layernorm.bias`, shape: [v.hiddenSize] });
+  out.push(
+    { name: `${V}post_layernorm.weight`, shape: [v.hiddenSize] },
+    { name: `${V}post_layernorm.bias`, shape: [v.hiddenSize] },
+  );
   if (clip) {
     out.push({ name: 'visual_projection.weight', shape: [c.projectionDim, v.hiddenSize] });
     out.push({ name: 'text_projection.weight', shape: [c.projectionDim, t.hiddenSize] });
@@ -97,7 +108,11 @@ export function contrastiveCanonicalName(stored: string): string | null {
 }
 
 /** LoRA target regex (PEFT target_modules) of the towers' attention projections. */
-export function contrastiveLoraModules(c: ContrastiveConfig, towers: 'text' | 'vision' | 'both', projections: readonly string[] = ['q_proj', 'k_proj', 'v_proj', 'out_proj']): string[] {
+export function contrastiveLoraModules(
+  c: ContrastiveConfig,
+  towers: 'text' | 'vision' | 'both',
+  projections: readonly string[] = ['q_proj', 'k_proj', 'v_proj', 'out_proj'],
+): string[] {
   const out: string[] = [];
   const add = (prefix: string, n: number) => {
     for (let l = 0; l < n; l++) for (const p of projections) out.push(`${prefix}encoder.layers.${l}.self_attn.${p}`);
@@ -134,12 +149,27 @@ function mapHead(w: GraphWeights, c: ContrastiveConfig, x: Value): Value {
   const d = h / H;
   const P = `${VISION_PREFIX}head.`;
   const target = g.op1('Concat', [g.op1('Shape', [x], { end: 1 }), g.ints([1, h])], { axis: 0 });
-  const probe = g.op1('Expand', [w.tensor(`${P}probe`), target], {}, { outTypes: [{ dtype: w.dtype, shape: [x.shape?.[0] ?? 'N', 1, h] }] });
+  const probe = g.op1(
+    'Expand',
+    [w.tensor(`${P}probe`), target],
+    {},
+    { outTypes: [{ dtype: w.dtype, shape: [x.shape?.[0] ?? 'N', 1, h] }] },
+  );
   const W = w.tensor(`${P}attention.in_proj_weight`);
   const b = w.tensor(`${P}attention.in_proj_bias`);
   const proj = (inp: Value, i: number) => {
-    const wi = g.op1('Slice', [W, g.ints([i * h]), g.ints([(i + 1) * h]), g.ints([0])], {}, { outTypes: [{ dtype: w.dtype, shape: [h, h] }] });
-    const bi = g.op1('Slice', [b, g.ints([i * h]), g.ints([(i + 1) * h]), g.ints([0])], {}, { outTypes: [{ dtype: w.dtype, shape: [h] }] });
+    const wi = g.op1(
+      'Slice',
+      [W, g.ints([i * h]), g.ints([(i + 1) * h]), g.ints([0])],
+      {},
+      { outTypes: [{ dtype: w.dtype, shape: [h, h] }] },
+    );
+    const bi = g.op1(
+      'Slice',
+      [b, g.ints([i * h]), g.ints([(i + 1) * h]), g.ints([0])],
+      {},
+      { outTypes: [{ dtype: w.dtype, shape: [h] }] },
+    );
     return g.op1('Add', [g.op1('MatMul', [inp, g.op1('Transpose', [wi], { perm: [1, 0] })]), bi]);
   };
   const q = splitHeads(g, proj(probe, 0), H, d);
@@ -158,9 +188,15 @@ export function imageEmbeds(w: GraphWeights, c: ContrastiveConfig, pixelValues: 
   const g = w.g;
   const v = c.vision;
   const last = visionTower(w, v, VISION_PREFIX, pixelValues).last;
-  const ln = (x: Value) => layerNorm(x, w.tensor(`${VISION_PREFIX}post_layernorm.weight`), w.tensor(`${VISION_PREFIX}post_layernorm.bias`), { epsilon: v.layerNormEps });
+  const ln = (x: Value) =>
+    layerNorm(x, w.tensor(`${VISION_PREFIX}post_layernorm.weight`), w.tensor(`${VISION_PREFIX}post_layernorm.bias`), {
+      epsilon: v.layerNormEps,
+    });
   if (c.kind === 'clip') {
-    const cls = g.op1('Reshape', [g.op1('Slice', [last, g.ints([0]), g.ints([1]), g.ints([1])]), g.ints([-1, v.hiddenSize])]);
+    const cls = g.op1('Reshape', [
+      g.op1('Slice', [last, g.ints([0]), g.ints([1]), g.ints([1])]),
+      g.ints([-1, v.hiddenSize]),
+    ]);
     return w.linear(ln(cls), 'visual_projection');
   }
   return g.scope('vision/head', () => mapHead(w, c, ln(last)));
@@ -185,13 +221,26 @@ export interface ContrastiveOutputs {
 }
 
 /** logits of normalized embeddings as CLIPModel / SiglipModel compute them. */
-export function contrastiveLogits(w: GraphWeights, c: ContrastiveConfig, image: Value, text: Value): ContrastiveOutputs {
+export function contrastiveLogits(
+  w: GraphWeights,
+  c: ContrastiveConfig,
+  image: Value,
+  text: Value,
+): ContrastiveOutputs {
   const g = w.g;
   const img = l2normalize(w, image);
   const txt = l2normalize(w, text);
-  let logits = g.op1('Mul', [g.op1('MatMul', [txt, g.op1('Transpose', [img], { perm: [1, 0] })]), g.op1('Exp', [w.tensor('logit_scale')])]);
+  let logits = g.op1('Mul', [
+    g.op1('MatMul', [txt, g.op1('Transpose', [img], { perm: [1, 0] })]),
+    g.op1('Exp', [w.tensor('logit_scale')]),
+  ]);
   if (c.kind === 'siglip') logits = g.op1('Add', [logits, w.tensor('logit_bias')]);
-  return { imageEmbeds: img, textEmbeds: txt, logitsPerText: logits, logitsPerImage: g.op1('Transpose', [logits], { perm: [1, 0] }) };
+  return {
+    imageEmbeds: img,
+    textEmbeds: txt,
+    logitsPerText: logits,
+    logitsPerImage: g.op1('Transpose', [logits], { perm: [1, 0] }),
+  };
 }
 
 /** The contrastive loss of a paired batch (text i <-> image i): CLIP's symmetric InfoNCE or SigLIP's sigmoid loss. */
@@ -199,7 +248,16 @@ export function contrastiveLoss(w: GraphWeights, c: ContrastiveConfig, o: Contra
   const g = w.g;
   const lt = o.logitsPerText;
   const n = g.op1('Shape', [lt], { start: 0, end: 1 });
-  const idx = g.op1('Range', [g.constant(new BigInt64Array([0n]), 'int64', []), g.op1('Squeeze', [n, g.ints([0])]), g.constant(new BigInt64Array([1n]), 'int64', [])], {}, { outTypes: [{ dtype: 'int64', shape: [lt.shape?.[0] ?? 'B'] }] });
+  const idx = g.op1(
+    'Range',
+    [
+      g.constant(new BigInt64Array([0n]), 'int64', []),
+      g.op1('Squeeze', [n, g.ints([0])]),
+      g.constant(new BigInt64Array([1n]), 'int64', []),
+    ],
+    {},
+    { outTypes: [{ dtype: 'int64', shape: [lt.shape?.[0] ?? 'B'] }] },
+  );
   if (c.kind === 'clip') {
     const a = softmaxCrossEntropy(lt, idx).loss;
     const b = softmaxCrossEntropy(o.logitsPerImage, idx).loss;

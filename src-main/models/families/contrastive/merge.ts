@@ -19,7 +19,12 @@ export interface ContrastiveMergeReport {
 
 const FLOAT = new Set(['F32', 'F16', 'BF16', 'F64']);
 
-export function mergeContrastiveFolder(baseDir: string, adapterDir: string, outDir: string, o: { dtype?: 'F32' | 'F16' | 'BF16' } = {}): ContrastiveMergeReport {
+export function mergeContrastiveFolder(
+  baseDir: string,
+  adapterDir: string,
+  outDir: string,
+  o: { dtype?: 'F32' | 'F16' | 'BF16' } = {},
+): ContrastiveMergeReport {
   const base = resolve(baseDir);
   const out = resolve(outDir);
   const m: ContrastiveModel = loadContrastive(base);
@@ -33,13 +38,20 @@ export function mergeContrastiveFolder(baseDir: string, adapterDir: string, outD
       if (!FLOAT.has(info.dtype)) continue;
       const canonical = contrastiveCanonicalName(stored);
       const replaced = canonical !== null ? merged.get(canonical) : undefined;
-      const dtype = o.dtype ?? (replaced ? 'F32' : info.dtype === 'F64' ? 'F32' : (info.dtype as 'F32' | 'F16' | 'BF16'));
+      const dtype =
+        o.dtype ?? (replaced ? 'F32' : info.dtype === 'F64' ? 'F32' : (info.dtype as 'F32' | 'F16' | 'BF16'));
       tensors.push({ name: stored, dtype, shape: info.shape, data: () => replaced ?? files.get(stored) });
     }
     mkdirSync(out, { recursive: true });
     const written: string[] = [];
     for (const f of readdirSync(base)) {
-      if (f.endsWith('.safetensors') || f.endsWith('.safetensors.index.json') || f.endsWith('.bin') || !statSync(join(base, f)).isFile()) continue;
+      if (
+        f.endsWith('.safetensors') ||
+        f.endsWith('.safetensors.index.json') ||
+        f.endsWith('.bin') ||
+        !statSync(join(base, f)).isFile()
+      )
+        continue;
       copyFileSync(join(base, f), join(out, f));
       written.push(f);
     }

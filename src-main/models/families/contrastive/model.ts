@@ -16,7 +16,14 @@ import { LensTokenizer } from '../../tokenizer';
 import { ShardedSafetensors, type TensorSource, type TensorInfo } from '../../weights/safetensors';
 import { adapterLoraBindings, mergedTensors, type ContrastiveAdapter } from './adapter';
 import { parseContrastiveConfig, type ContrastiveConfig } from './config';
-import { contrastiveCanonicalName, contrastiveLogits, contrastiveLoss, contrastiveTensors, imageEmbeds, textEmbeds } from './graph';
+import {
+  contrastiveCanonicalName,
+  contrastiveLogits,
+  contrastiveLoss,
+  contrastiveTensors,
+  imageEmbeds,
+  textEmbeds,
+} from './graph';
 
 export class ContrastiveError extends Error {}
 
@@ -75,7 +82,10 @@ function tensorRole(name: string): string {
 export function loadContrastive(dir: string): ContrastiveModel {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new ContrastiveError(`${dir}: no config.json`);
-  const config = parseContrastiveConfig(readJsonObject(configPath, (m) => new ContrastiveError(m)), configPath);
+  const config = parseContrastiveConfig(
+    readJsonObject(configPath, (m) => new ContrastiveError(m)),
+    configPath,
+  );
   if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json')))
     throw new ContrastiveError(`${dir}: no model.safetensors or model.safetensors.index.json`);
   const files = ShardedSafetensors.openFolder(dir);
@@ -88,23 +98,36 @@ export function loadContrastive(dir: string): ContrastiveModel {
     }
     for (const spec of contrastiveTensors(config)) {
       const s = stored.get(spec.name);
-      if (s === undefined) throw new ContrastiveError(`${where}: no tensor "${spec.name}"${tensorRole(spec.name)}, which a ${config.modelType} model needs`);
+      if (s === undefined)
+        throw new ContrastiveError(
+          `${where}: no tensor "${spec.name}"${tensorRole(spec.name)}, which a ${config.modelType} model needs`,
+        );
       const shape = files.fileOf(s).info(s).shape;
       const a = shape.reduce((x, y) => x * y, 1);
       const b = spec.shape.reduce((x, y) => x * y, 1);
       // logit_scale is [] in CLIP and [1] in SigLIP checkpoints; both hold one value
       const ok = shape.length === spec.shape.length ? shape.every((d, i) => d === spec.shape[i]) : a === 1 && b === 1;
-      if (!ok) throw new ContrastiveError(`${where}: tensor "${s}" has shape [${shape}], config.json gives [${spec.shape}]`);
+      if (!ok)
+        throw new ContrastiveError(`${where}: tensor "${s}" has shape [${shape}], config.json gives [${spec.shape}]`);
     }
     const weights = new CanonicalWeights(files, stored);
     const tokPath = join(dir, 'tokenizer.json');
-    if (!existsSync(tokPath)) throw new ContrastiveError(`${dir}: no tokenizer.json (a ${config.modelType} model needs one)`);
+    if (!existsSync(tokPath))
+      throw new ContrastiveError(`${dir}: no tokenizer.json (a ${config.modelType} model needs one)`);
     const tokenizer = LensTokenizer.fromFiles(tokPath, join(dir, 'tokenizer_config.json'));
     if (tokenizer.vocabSize > config.text.vocabSize)
-      throw new ContrastiveError(`${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's text_config.vocab_size is ${config.text.vocabSize}`);
+      throw new ContrastiveError(
+        `${tokPath}: has ${tokenizer.vocabSize} tokens but config.json's text_config.vocab_size is ${config.text.vocabSize}`,
+      );
     const ppPath = join(dir, 'preprocessor_config.json');
-    if (!existsSync(ppPath)) throw new ContrastiveError(`${dir}: no preprocessor_config.json (a ${config.modelType} model needs one)`);
-    const imageProcessor = new ImageProcessor(parsePreprocessorConfig(readJsonObject(ppPath, (m) => new ContrastiveError(m)), ppPath));
+    if (!existsSync(ppPath))
+      throw new ContrastiveError(`${dir}: no preprocessor_config.json (a ${config.modelType} model needs one)`);
+    const imageProcessor = new ImageProcessor(
+      parsePreprocessorConfig(
+        readJsonObject(ppPath, (m) => new ContrastiveError(m)),
+        ppPath,
+      ),
+    );
     return { dir, config, weights, storedFiles: files, tokenizer, imageProcessor, close: () => weights.close() };
   } catch (e) {
     files.close();
@@ -168,12 +191,18 @@ export function textBatch(m: ContrastiveModel, texts: readonly string[]): TextBa
 }
 
 /** pixel_values [N, 3, S, S] of images through the model's processor. */
-export async function imageBatch(m: ContrastiveModel, images: readonly ImageInput[]): Promise<{ data: Float32Array; n: number; size: number }> {
+export async function imageBatch(
+  m: ContrastiveModel,
+  images: readonly ImageInput[],
+): Promise<{ data: Float32Array; n: number; size: number }> {
   const S = m.config.vision.imageSize;
   const data = new Float32Array(images.length * 3 * S * S);
   for (let i = 0; i < images.length; i++) {
     const pv = await m.imageProcessor.process(images[i]);
-    if (pv.height !== S || pv.width !== S) throw new ContrastiveError(`image ${i + 1}: the processor gives ${pv.width}x${pv.height}, the vision tower takes ${S}x${S}`);
+    if (pv.height !== S || pv.width !== S)
+      throw new ContrastiveError(
+        `image ${i + 1}: the processor gives ${pv.width}x${pv.height}, the vision tower takes ${S}x${S}`,
+      );
     data.set(pv.data, i * 3 * S * S);
   }
   return { data, n: images.length, size: S };
@@ -239,8 +268,14 @@ export class ContrastiveRunner {
     private o: ContrastiveGraphOptions & { cacheDir?: string; cacheKey?: unknown },
   ) {}
 
-  static async create(m: ContrastiveModel, o: ContrastiveGraphOptions & { cacheDir?: string; cacheKey?: unknown } = {}): Promise<ContrastiveRunner> {
-    const src = modelSource(() => buildContrastiveGraph(m, o), { cacheDir: o.cacheDir, key: o.cacheKey === undefined ? undefined : { loss: true, key: o.cacheKey } });
+  static async create(
+    m: ContrastiveModel,
+    o: ContrastiveGraphOptions & { cacheDir?: string; cacheKey?: unknown } = {},
+  ): Promise<ContrastiveRunner> {
+    const src = modelSource(() => buildContrastiveGraph(m, o), {
+      cacheDir: o.cacheDir,
+      key: o.cacheKey === undefined ? undefined : { loss: true, key: o.cacheKey },
+    });
     return new ContrastiveRunner(m, await Session.create(src, { threads: 2 }), o);
   }
 
@@ -248,7 +283,10 @@ export class ContrastiveRunner {
   private async unpaired(): Promise<Session> {
     if (!this.embedSession) {
       const o = this.o;
-      const src = modelSource(() => buildContrastiveGraph(this.model, o, false), { cacheDir: o.cacheDir, key: o.cacheKey === undefined ? undefined : { loss: false, key: o.cacheKey } });
+      const src = modelSource(() => buildContrastiveGraph(this.model, o, false), {
+        cacheDir: o.cacheDir,
+        key: o.cacheKey === undefined ? undefined : { loss: false, key: o.cacheKey },
+      });
       this.embedSession = await Session.create(src, { threads: 2 });
     }
     return this.embedSession;
@@ -259,11 +297,17 @@ export class ContrastiveRunner {
     if (texts.length === 0) return { embeds: [], warnings: [] };
     if (!this.textSession) {
       const o = this.o;
-      const src = modelSource(() => buildTextGraph(this.model, o), { cacheDir: o.cacheDir, key: o.cacheKey === undefined ? undefined : { text: true, key: o.cacheKey } });
+      const src = modelSource(() => buildTextGraph(this.model, o), {
+        cacheDir: o.cacheDir,
+        key: o.cacheKey === undefined ? undefined : { text: true, key: o.cacheKey },
+      });
       this.textSession = await Session.create(src, { threads: 2 });
     }
     const tb = textBatch(this.model, texts);
-    const r = await this.textSession.run({ input_ids: tensor('int64', [tb.batch, tb.length], tb.ids), text_pool_index: tensor('int64', [tb.batch], tb.poolIndex) });
+    const r = await this.textSession.run({
+      input_ids: tensor('int64', [tb.batch, tb.length], tb.ids),
+      text_pool_index: tensor('int64', [tb.batch], tb.poolIndex),
+    });
     const E = this.model.config.projectionDim;
     const all = r.text_features.data as Float32Array;
     const embeds = Array.from({ length: tb.batch }, (_, i) => {

@@ -14,8 +14,9 @@ const VP = 'model.vision_model.';
 
 function check(c: Idefics3ModelConfig, no: (field: string, why: string) => never): void {
   const v = c.vision;
-  if (!['gelu', 'gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(v.hiddenAct)) no('vision_config.hidden_act', `is ${v.hiddenAct}; llama.cpp's idefics3 tower uses GELU`);
-  if (!v.patchBias) no('vision_config', 'has a patch embedding without bias, which llama.cpp\'s idefics3 tower expects');
+  if (!['gelu', 'gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(v.hiddenAct))
+    no('vision_config.hidden_act', `is ${v.hiddenAct}; llama.cpp's idefics3 tower uses GELU`);
+  if (!v.patchBias) no('vision_config', "has a patch embedding without bias, which llama.cpp's idefics3 tower expects");
 }
 
 function tensors(c: Idefics3ModelConfig, w: TensorSource, quant: GgufQuant): GgufTensorPlan[] {
@@ -31,7 +32,12 @@ function tensors(c: Idefics3ModelConfig, w: TensorSource, quant: GgufQuant): Ggu
   return plans;
 }
 
-function kv(c: Idefics3ModelConfig, images: FamilyImageProcessor, name: string, quant: GgufQuant): Map<string, GgufValue> {
+function kv(
+  c: Idefics3ModelConfig,
+  images: FamilyImageProcessor,
+  name: string,
+  quant: GgufQuant,
+): Map<string, GgufValue> {
   const ip = (images as Idefics3ImageProcessor).config;
   const kv = mmprojKv({
     name,

@@ -10,13 +10,28 @@ import type { FamilyImageProcessor, VlmGgufExport } from '../types';
 
 function check(c: LlavaModelConfig, no: (field: string, why: string) => never): void {
   const v = c.vision;
-  if (c.projector.type !== 'mlp') no('mm_projector_type', `is ${c.projector.type}; llama.cpp's LLaVA projector ("mlp") is linear_1 -> GELU -> linear_2`);
-  if (!/^gelu/.test(c.projector.hiddenAct)) no('projector_hidden_act', `is ${c.projector.hiddenAct}; llama.cpp's mlp projector uses GELU`);
-  if (c.visionFeatureLayers.length !== 1) no('vision_feature_layer', `lists ${c.visionFeatureLayers.length} layers; llama.cpp's mlp projector takes one`);
+  if (c.projector.type !== 'mlp')
+    no(
+      'mm_projector_type',
+      `is ${c.projector.type}; llama.cpp's LLaVA projector ("mlp") is linear_1 -> GELU -> linear_2`,
+    );
+  if (!/^gelu/.test(c.projector.hiddenAct))
+    no('projector_hidden_act', `is ${c.projector.hiddenAct}; llama.cpp's mlp projector uses GELU`);
+  if (c.visionFeatureLayers.length !== 1)
+    no('vision_feature_layer', `lists ${c.visionFeatureLayers.length} layers; llama.cpp's mlp projector takes one`);
   if (c.visionFeatureLayers[0] < 1) no('vision_feature_layer', 'selects the patch embeddings (no encoder layer)');
-  if (v.classToken && c.visionFeatureSelectStrategy !== 'default') no('vision_feature_select_strategy', `is "${c.visionFeatureSelectStrategy}"; llama.cpp drops the class token of CLIP ("default")`);
-  if (!v.classToken && c.visionFeatureSelectStrategy !== 'full') no('vision_feature_select_strategy', `is "default" on a tower without a class token (it drops a patch); llama.cpp keeps every patch`);
-  if (!['quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(v.hiddenAct)) no('vision_config.hidden_act', `is ${v.hiddenAct}; llama.cpp's clip has GELU and quick GELU`);
+  if (v.classToken && c.visionFeatureSelectStrategy !== 'default')
+    no(
+      'vision_feature_select_strategy',
+      `is "${c.visionFeatureSelectStrategy}"; llama.cpp drops the class token of CLIP ("default")`,
+    );
+  if (!v.classToken && c.visionFeatureSelectStrategy !== 'full')
+    no(
+      'vision_feature_select_strategy',
+      `is "default" on a tower without a class token (it drops a patch); llama.cpp keeps every patch`,
+    );
+  if (!['quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(v.hiddenAct))
+    no('vision_config.hidden_act', `is ${v.hiddenAct}; llama.cpp's clip has GELU and quick GELU`);
 }
 
 function tensors(c: LlavaModelConfig, w: TensorSource, quant: GgufQuant): GgufTensorPlan[] {
