@@ -14,7 +14,13 @@
 // a string template become "<image>\n" + text.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_TEMPLATE_LIMITS, sandboxCall, type TemplateLimits } from './template-sandbox';
+import {
+  DEFAULT_TEMPLATE_LIMITS,
+  sandboxCall,
+  stopTemplateSandbox,
+  type SandboxReply,
+  type TemplateLimits,
+} from './template-sandbox';
 
 export class ChatTemplateError extends Error {}
 
@@ -182,11 +188,23 @@ export class ChatTemplate {
     return this.probe().writesImages;
   }
 
+  /**
+   * One render in the sandbox. An overrun is confirmed once on a fresh worker before it is reported: a loaded machine
+   * can starve the worker past limits an ordinary template never comes near, and an overrun is remembered (every
+   * later render of this template is refused at once), so one stall must not fail the rest of a run's samples.
+   */
+  private renderInSandbox(items: Record<string, unknown>): SandboxReply {
+    const r = sandboxCall('render', this.engineSource, items, this.limits);
+    if (r.ok || r.kind !== 'limit') return r;
+    stopTemplateSandbox();
+    return sandboxCall('render', this.engineSource, items, this.limits);
+  }
+
   private probe(): { style: 'parts' | 'string'; writesImages: boolean } {
     if (this.probed) return this.probed;
     const mark = 'lenslab probe text 7f3a';
     const attempt = (content: string | ContentPart[]): string | null => {
-      const r = sandboxCall('render', this.engineSource, this.items([{ role: 'user', content }], true), this.limits);
+      const r = this.renderInSandbox(this.items([{ role: 'user', content }], true));
       // a template that overruns a limit on a one-line probe is broken whatever it is given: say so once
       if (!r.ok && r.kind === 'limit')
         throw (this.overrun = new ChatTemplateError(`${this.origin}: rendering ${r.message}`));
@@ -241,12 +259,7 @@ export class ChatTemplate {
       }
       return { ...m, content: strip(typeof m.content === 'string' ? m.content : partsToContent(m.content)) };
     });
-    const r = sandboxCall(
-      'render',
-      this.engineSource,
-      this.items(shaped, opts.addGenerationPrompt ?? false, opts.extra),
-      this.limits,
-    );
+    const r = this.renderInSandbox(this.items(shaped, opts.addGenerationPrompt ?? false, opts.extra));
     if (!r.ok) {
       if (r.kind === 'limit') throw (this.overrun = new ChatTemplateError(`${this.origin}: rendering ${r.message}`));
       throw new ChatTemplateError(`${this.origin}: rendering failed (${describeEngineError(r.message)})`);

@@ -160,6 +160,8 @@ new Promise((res) => setTimeout(res, startDelayMs)).then(() => import(jinjaUrl))
     Atomics.notify(flag, 0);
   };
   port.on('message', (req) => {
+    // tests: a worker starved of the CPU (it neither renders nor checks its clock)
+    if (req.stallMs) for (const end = Date.now() + req.stallMs; Date.now() < end; );
     const limits = req.limits;
     deadline = Date.now() + limits.timeMs;
     budget = limits.maxOutputChars * 4;
@@ -210,7 +212,7 @@ let running: Running | null = null;
 /** Worker starts and restarts, for tests. */
 export const sandboxStats = { starts: 0, kills: 0 };
 /** For tests: how long a new worker waits before loading the template engine (a slow start on a loaded machine). */
-export const sandboxTestHooks = { startDelayMs: 0 };
+export const sandboxTestHooks = { startDelayMs: 0, /** the next request stalls the worker this long */ stallNextMs: 0 };
 // Starting a worker and loading the template engine takes a few hundred ms on a quiet machine and many seconds on a
 // loaded one; that is not the template's time, so it has its own, generous wait.
 const STARTUP_WAIT_MS = 60_000;
@@ -266,7 +268,9 @@ export function sandboxCall(
   }
   Atomics.store(r.flag, 0, 0);
   try {
-    r.port.postMessage({ op, source, items, limits });
+    const stallMs = sandboxTestHooks.stallNextMs;
+    sandboxTestHooks.stallNextMs = 0;
+    r.port.postMessage({ op, source, items, limits, stallMs });
   } catch (e) {
     return {
       ok: false,
