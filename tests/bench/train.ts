@@ -39,9 +39,10 @@ import { BLIP2_BENCH, writeTinyBlip2 } from '../../src-main/models/demo/tiny-bli
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { parseHfConfig } from '../../src-main/models/config';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
-import { readSnapshot, writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
+import { readSnapshot, writeSnapshot } from '../../src-main/training/data';
 import { formatBytes } from '../../src-main/training/memory';
 import { formatPhases, PhaseTimer, type PhaseTotals } from '../../src-main/util/phase-timer';
+import { writeIconSnapshot } from '../helpers/icon-snapshot';
 
 const args = process.argv.slice(2);
 const arg = (name: string, d: number) => {
@@ -271,28 +272,7 @@ export async function setup(): Promise<{
   const icons = join(root, 'icons');
   if (!existsSync(join(icons, 'vqa.jsonl')))
     await writeDemoDataset(icons, { seed: 3, count: 64, size: 64, families: ['colors'] });
-  const items = readFileSync(join(icons, 'vqa.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l, i) => {
-      const r = JSON.parse(l) as { image: string; question: string; answer: string };
-      return {
-        key: String(i),
-        itemId: null,
-        image: join(icons, r.image),
-        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }],
-        split: 'train' as const,
-      };
-    });
-  const snap: DataSnapshot = {
-    format: 'lenslab-data',
-    version: 1,
-    source: { datasetId: null, name: 'bench icons' },
-    autoSplit: false,
-    items,
-  };
-  const data = join(root, 'data.json');
-  writeSnapshot(data, snap);
+  const data = writeIconSnapshot(icons, join(root, 'data.json'), { name: 'bench icons' });
   // the bundled demo base (resources/demo/model) when present, else the demo writer's default tiny LLaVA
   const bundled = join(here, '..', '..', 'resources', 'demo', 'model');
   const demoDir = existsSync(join(bundled, 'config.json')) ? bundled : join(root, 'demo');

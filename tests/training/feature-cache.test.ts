@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
-import { writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
+import { type DataSnapshot } from '../../src-main/training/data';
 import { vlmTrainerModule } from '../../src-main/training/vlm-trainer';
 import {
   encodeEntry,
@@ -19,6 +19,7 @@ import {
 import { featureCacheLayer } from '../../src-main/models/program';
 import { loadHfFolder } from '../../src-main/models/hf-folder';
 import { writeTinyModel } from './vlm-fixture';
+import { writeIconSnapshot } from '../helpers/icon-snapshot';
 
 interface Probe {
   visionCalls: { runs: number; images: number };
@@ -29,28 +30,7 @@ async function setup(root: string): Promise<{ model: string; data: string }> {
   const model = writeTinyModel(join(root, 'model'));
   const icons = join(root, 'icons');
   await writeDemoDataset(icons, { seed: 7, count: 8, size: 32, families: ['colors'] });
-  const items = readFileSync(join(icons, 'vqa.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l, i) => {
-      const r = JSON.parse(l) as { image: string; question: string; answer: string };
-      return {
-        key: String(i),
-        itemId: null,
-        image: join(icons, r.image),
-        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }],
-        split: 'train' as const,
-      };
-    });
-  const snap: DataSnapshot = {
-    format: 'lenslab-data',
-    version: 1,
-    source: { datasetId: null, name: 'icons' },
-    autoSplit: false,
-    items,
-  };
-  const data = join(root, 'data.json');
-  writeSnapshot(data, snap);
+  const data = writeIconSnapshot(icons, join(root, 'data.json'));
   return { model, data };
 }
 

@@ -5,13 +5,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
-import { writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
 import { formatBytes } from '../../src-main/training/memory';
+import { writeIconSnapshot } from '../helpers/icon-snapshot';
 
 const { dir: tmp, cleanup } = tempDir('mem-measured-');
 after(cleanup);
@@ -33,28 +32,7 @@ test('the memory estimate is within 15% of the measured peak RSS for float32, in
   });
   const icons = join(tmp, 'icons');
   await writeDemoDataset(icons, { seed: 3, count: 8, size: 32, families: ['colors'] });
-  const items = readFileSync(join(icons, 'vqa.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l, i) => {
-      const r = JSON.parse(l) as { image: string; question: string; answer: string };
-      return {
-        key: String(i),
-        itemId: null,
-        image: join(icons, r.image),
-        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }],
-        split: 'train' as const,
-      };
-    });
-  const snap: DataSnapshot = {
-    format: 'lenslab-data',
-    version: 1,
-    source: { datasetId: null, name: 'mem icons' },
-    autoSplit: false,
-    items,
-  };
-  const data = join(tmp, 'data.json');
-  writeSnapshot(data, snap);
+  const data = writeIconSnapshot(icons, join(tmp, 'data.json'), { name: 'mem icons' });
   const rows: string[] = [];
   const results: Record<string, { peakRss: number; estimate: number }> = {};
   for (const quantizeBase of ['none', 'int8', 'int4']) {

@@ -11,6 +11,7 @@ import { StepExecutor, tensor, type ort } from '../../src-main/engine';
 import { demoRng } from '../../src-main/models/demo/rng';
 import { collate, pack, type Batch, type RenderedSample } from '../../src-main/training/batching';
 import { assertDirectionalGradient, demoRows, encodeRow, type QaRow } from '../models/program-fixture';
+import { writeIconSnapshot } from '../helpers/icon-snapshot';
 
 const { dir, cleanup } = tempDir('packing-');
 let m: LoadedVlm;
@@ -124,37 +125,17 @@ test('a packed batch has the loss and LoRA gradients of the padded batch (float6
 });
 
 test('the trainer with packing: true takes the same steps as padded batches (images follow their samples)', async () => {
-  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { mkdtempSync } = await import('node:fs');
   const { writeDemoDataset } = await import('../../src-main/models/demo/dataset');
-  const { writeSnapshot } = await import('../../src-main/training/data');
   const { vlmTrainerModule } = await import('../../src-main/training/vlm-trainer');
   const { writeTinyModel } = await import('./vlm-fixture');
   const root = mkdtempSync(join(dir, 'trainer-'));
   const model = writeTinyModel(join(root, 'model'));
   const icons = join(root, 'icons');
   await writeDemoDataset(icons, { seed: 7, count: 8, size: 32, families: ['colors'] });
-  const items = readFileSync(join(icons, 'vqa.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l, i) => {
-      const r = JSON.parse(l) as { image: string; question: string; answer: string };
-      // every other answer is long, so a batch mixes lengths and short samples share a row
-      const answer = i % 2 ? `${r.answer}, ${'and the background is plain white, '.repeat(3)}the end` : r.answer;
-      return {
-        key: String(i),
-        itemId: null,
-        image: join(icons, r.image),
-        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer } }],
-        split: 'train' as const,
-      };
-    });
-  const data = join(root, 'data.json');
-  writeSnapshot(data, {
-    format: 'lenslab-data',
-    version: 1,
-    source: { datasetId: null, name: 'icons' },
-    autoSplit: false,
-    items,
+  // every other answer is long, so a batch mixes lengths and short samples share a row
+  const data = writeIconSnapshot(icons, join(root, 'data.json'), {
+    answer: (a, i) => (i % 2 ? `${a}, ${'and the background is plain white, '.repeat(3)}the end` : a),
   });
   const run = async (packing: boolean) => {
     const hparams = {

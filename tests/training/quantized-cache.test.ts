@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
-import { writeSnapshot, type DataSnapshot } from '../../src-main/training/data';
 import { vlmTrainerModule } from '../../src-main/training/vlm-trainer';
 import { FEATURE_CACHE_ENV } from '../../src-main/training/feature-cache';
 import { GRAPH_CACHE_ENV } from '../../src-main/storage/data-dir';
 import { quantCacheKey, quantKeyVersion } from '../../src-main/models/quantize';
 import { TINY } from './vlm-fixture';
+import { writeIconSnapshot } from '../helpers/icon-snapshot';
 
 interface Probe {
   featureStats(): { diskHits: number; memoryHits: number; misses: number } | null;
@@ -23,28 +23,7 @@ interface Probe {
 async function snapshot(root: string): Promise<string> {
   const icons = join(root, 'icons');
   await writeDemoDataset(icons, { seed: 7, count: 6, size: 32, families: ['colors'] });
-  const items = readFileSync(join(icons, 'vqa.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l, i) => {
-      const r = JSON.parse(l) as { image: string; question: string; answer: string };
-      return {
-        key: String(i),
-        itemId: null,
-        image: join(icons, r.image),
-        annotations: [{ kind: 'qa' as const, data: { question: r.question, answer: r.answer } }],
-        split: 'train' as const,
-      };
-    });
-  const snap: DataSnapshot = {
-    format: 'lenslab-data',
-    version: 1,
-    source: { datasetId: null, name: 'icons' },
-    autoSplit: false,
-    items,
-  };
-  const data = join(root, 'data.json');
-  writeSnapshot(data, snap);
+  const data = writeIconSnapshot(icons, join(root, 'data.json'));
   return data;
 }
 
