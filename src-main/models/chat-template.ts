@@ -14,13 +14,7 @@
 // a string template become "<image>\n" + text.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  DEFAULT_TEMPLATE_LIMITS,
-  sandboxCall,
-  stopTemplateSandbox,
-  type SandboxReply,
-  type TemplateLimits,
-} from './template-sandbox';
+import { DEFAULT_TEMPLATE_LIMITS, sandboxCall, type SandboxReply, type TemplateLimits } from './template-sandbox';
 
 export class ChatTemplateError extends Error {}
 
@@ -189,14 +183,14 @@ export class ChatTemplate {
   }
 
   /**
-   * One render in the sandbox. An overrun is confirmed once on a fresh worker before it is reported: a loaded machine
-   * can starve the worker past limits an ordinary template never comes near, and an overrun is remembered (every
-   * later render of this template is refused at once), so one stall must not fail the rest of a run's samples.
+   * One render in the sandbox. An overrun is confirmed by a second try before it is reported: a loaded machine can
+   * starve the worker past limits an ordinary template never comes near, and an overrun is remembered (every later
+   * render of this template is refused at once), so one stall must not fail the rest of a run's samples. A worker
+   * that gave no answer has already been replaced by sandboxCall.
    */
   private renderInSandbox(items: Record<string, unknown>): SandboxReply {
     const r = sandboxCall('render', this.engineSource, items, this.limits);
     if (r.ok || r.kind !== 'limit') return r;
-    stopTemplateSandbox();
     return sandboxCall('render', this.engineSource, items, this.limits);
   }
 

@@ -183,7 +183,7 @@ test("the sandbox refuses what Jinja's sandbox refuses, and runaway templates en
     () => hog.render([]),
     /evil\/chat_template\.json: field "chat_template": rendering stopped: (no answer within 4000 ms, or the 256 MiB memory limit was reached|after 1000 ms)/,
   );
-  // an overrun is confirmed once on a fresh worker, so the hog may end two workers
+  // an overrun is confirmed by a second try, so the hog may end two workers
   assert.ok(sandboxStats.kills <= kills + 2);
   // and the next render works
   assert.equal(
@@ -212,7 +212,7 @@ test("a slow sandbox start-up (a loaded machine) does not count against a render
   assert.throws(() => loop.render([]), /rendering stopped after 300 ms \(time limit\)/);
 });
 
-test('one render starved past its limits is tried again on a fresh worker; later renders are not refused', () => {
+test('one render starved past its limits is tried again; later renders are not refused', () => {
   const t = new ChatTemplate('{{ messages[0].content }}', {}, 'slow/chat_template.jinja', { timeMs: 200 });
   assert.equal(t.render([{ role: 'user', content: 'before' }]), 'before');
   sandboxTestHooks.stallNextMs = 3500; // past timeMs + 3000 ms: the call gets no answer
