@@ -13,12 +13,13 @@
 // Training graphs (a quantized frozen base under float32 LoRA, QLoRA-style) need dX through every frozen matmul, so
 // they use another form (frozenMatMulNBits): the weight is stored once, as MatMulNBits' own packed blocks along the
 // input axis (int4: Q4_0 blocks as above, stored q + 8; int8: ggml's Q8_0 blocks, d = amax / 127 as f16, stored
-// q + 128), and the forward is an explicit com.microsoft MatMulNBits node (ORT's kernel, int8 compute at accuracy
-// level 4). The DequantizeLinear -> MatMul form is not used there: ORT fuses it only while the int4 initializer has
+// q + 128), and the forward is an explicit com.microsoft MatMulNBits node (ORT's kernel; accuracy level 0, float32
+// compute on the unpacked blocks: exact, and on the 0.45B LLaVA's step 4.0 s against 4.2 s at level 4, whose int8
+// compute with VNNI does not beat ORT's float GEMM at training's row counts). The DequantizeLinear -> MatMul form is not used there: ORT fuses it only while the int4 initializer has
 // no other reader, and the backward must read the same weight (a second DequantizeLinear of it, or one shared with
 // the forward, stays unfused: float GEMM plus a dequantization, and a shared one keeps every float weight alive
 // until the backward). The backward (engine/ops/quantized.ts) unpacks the same bytes with standard ops (BitwiseAnd,
-// BitShift, Cast, Sub, Mul) into the float weight [out, in] and multiplies: dX = dY W. Measured on a 1024x2816
+// BitShift, Concat, a per-axis DequantizeLinear) into the float weight [out, in] and multiplies: dX = dY W. Measured on a 1024x2816
 // layer, 426 rows, forward + dX, 2 threads: float32 Gemm 106 ms, DequantizeLinear (unfused) 157 ms, MatMulNBits +
 // unpack 73 ms (one-off measurement on a loaded machine: ratios only).
 import type { Graph, Value } from '../engine/graph/builder';
@@ -189,7 +190,7 @@ export function quantizeFallbackReason(shape: readonly number[], scheme: QuantSc
   return null;
 }
 
-/** MatMulNBits' accuracy level in training graphs: 4 = int8 compute (VNNI); 0 = float32 compute (exact in tests). */
+/** MatMulNBits' accuracy level in training graphs: 0 (default) = float32 compute; 4 = int8 compute (VNNI). */
 export interface NBitsOptions {
   accuracyLevel?: 0 | 1 | 4;
 }
@@ -222,7 +223,7 @@ export function frozenMatMulNBits(
   return g.op1(
     'MatMulNBits',
     [x, b, sc],
-    { K: inn, N: out, bits, block_size: INT4_BLOCK, accuracy_level: o.accuracyLevel ?? 4 },
+    { K: inn, N: out, bits, block_size: INT4_BLOCK, accuracy_level: o.accuracyLevel ?? 0 },
     { domain: 'com.microsoft', outTypes: [{ dtype: 'float32', shape: outShape }] },
   );
 }

@@ -1,4 +1,4 @@
-// npm run bench:profile [-- --vision-layers 2 --text-layers 4 --batch 2 --steps 2 --feature-cache --sum --keep]
+// npm run bench:profile [-- --vision-layers 2 --text-layers 4 --batch 2 --steps 2 --feature-cache --quantize-base int4 --sum --keep]
 //
 // Where a training step's time goes, from ORT's own profiler (session.ts LENSLAB_ORT_PROFILE): the VLM trainer runs
 // the LoRA step (rank 16, q/k/v/o, as bench:train) on a LLaVA in the ~0.45B model's shapes (CLIP-B/16 at 224 px =
@@ -21,6 +21,8 @@ const visionLayers = arg('vision-layers', 2);
 const textLayers = arg('text-layers', 4);
 const batch = arg('batch', 2);
 const steps = arg('steps', 2);
+const qi = args.indexOf('--quantize-base');
+const quantizeBase = qi >= 0 ? args[qi + 1] : 'none';
 
 interface Ev {
   cat: string;
@@ -99,6 +101,8 @@ function suspect(e: Ev): string | null {
   if (/LayerNorm|SimplifiedLayerNorm|RMSNorm|ReduceMean|Pow|Sqrt|Reciprocal/.test(op))
     return 'norms (LayerNorm / RMSNorm pieces)';
   if (op === 'Cast') return 'casts';
+  if (op === 'DequantizeLinear' || op === 'BitwiseAnd' || op === 'BitShift' || op === 'BitwiseOr')
+    return 'unpacking quantized weights for dX';
   if (op === 'Where' || op === 'Expand' || op === 'Equal' || op === 'Not' || op === 'And' || op === 'Or')
     return 'Where / Expand / mask chains';
   if (op === 'Transpose') return 'transposes';
@@ -164,6 +168,7 @@ async function main(): Promise<void> {
       saveEvery: 0,
       evalEvery: 0,
       lr: 1e-4,
+      ...(quantizeBase !== 'none' ? { quantizeBase } : {}),
     },
     eval: { maxItems: 1 },
     featureCache: args.includes('--feature-cache'),

@@ -360,12 +360,26 @@ export function evalGraph(
         break;
       }
       case 'DequantizeLinear': {
-        // blocked along `axis` (scale and zero point: x's shape with that axis divided by block_size)
+        // per axis (a 1-D scale and zero point along `axis`) or blocked along the last axis (scale and zero point:
+        // x's shape with that axis divided by block_size)
         const axis = attrInt(n.attrs, 'axis', 1);
         const bs = attrInt(n.attrs, 'block_size', 0);
         const [sc, zp] = [ins[1]!, ins[2]];
+        if (!bs && sc.dims.length === 1) {
+          const a = axis < 0 ? axis + x.dims.length : axis;
+          const inner = x.dims.slice(a + 1).reduce((p, q) => p * q, 1);
+          const len = x.dims[a];
+          out = {
+            dims: [...x.dims],
+            data: x.data.map((v, i) => {
+              const j = Math.floor(i / inner) % len;
+              return (v - (zp ? zp.data[j] : 0)) * sc.data[j];
+            }),
+          };
+          break;
+        }
         if (!bs || axis !== x.dims.length - 1)
-          throw new Error('js-eval: only DequantizeLinear blocked along the last axis is implemented');
+          throw new Error('js-eval: DequantizeLinear is implemented per axis or blocked along the last axis');
         const last = x.dims[axis];
         const nbl = sc.dims[axis];
         out = {

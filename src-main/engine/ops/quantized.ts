@@ -66,26 +66,29 @@ export function dequantizeNBitsGraph(
     q = g.op1('Reshape', [both, g.ints(blocks)], {}, { outTypes: [{ dtype: 'uint8', shape: blocks }] });
   } else if (bits === 8) q = g.op1('BitwiseOr', [b, zero], {}, { outTypes: [{ dtype: 'uint8', shape: blocks }] });
   else throw new Error(`MatMulNBits gradient: ${bits} bits is not supported (4 or 8)`);
-  // one DequantizeLinear (blocks along the last axis, the zero point expanded at run time) writes the only float
-  // buffer of the chain; the scales are reshaped at run time too, so neither becomes a folded initializer copy
-  const perBlock = g.op1(
+  // one DequantizeLinear writes the only float buffer of the chain: per axis over the [blocks, block_size] view (a
+  // scale and zero point per row) rather than blocked (block_size attribute), which ORT 1.30 runs three times slower
+  // (6.2 vs 2.1 ms for a 4864x896 matrix on 2 cores); the scales are reshaped and the zero point expanded at run time,
+  // so neither becomes a folded initializer copy
+  const rows = g.op1(
     'Add',
-    [g.ints([n, nb, 1]), g.op1('Unsqueeze', [zero64, g.ints([0])])],
+    [g.ints([n * nb]), g.op1('Unsqueeze', [zero64, g.ints([0])])],
     {},
-    { outTypes: [{ dtype: 'int64', shape: [3] }] },
+    { outTypes: [{ dtype: 'int64', shape: [1] }] },
   );
-  const sc = g.op1('Reshape', [scales, perBlock], {}, { outTypes: [{ dtype: dt, shape: [n, nb, 1] }] });
-  const zp = g.op1(
-    'Expand',
-    [u8(bits === 4 ? 8 : 128), perBlock],
+  const flat = g.op1(
+    'Reshape',
+    [q, g.op1('Concat', [rows, g.ints([blockSize])], { axis: 0 }, { outTypes: [{ dtype: 'int64', shape: [2] }] })],
     {},
-    { outTypes: [{ dtype: 'uint8', shape: [n, nb, 1] }] },
+    { outTypes: [{ dtype: 'uint8', shape: [n * nb, blockSize] }] },
   );
+  const sc = g.op1('Reshape', [scales, rows], {}, { outTypes: [{ dtype: dt, shape: [n * nb] }] });
+  const zp = g.op1('Expand', [u8(bits === 4 ? 8 : 128), rows], {}, { outTypes: [{ dtype: 'uint8', shape: [n * nb] }] });
   const w = g.op1(
     'DequantizeLinear',
-    [q, sc, zp],
-    { axis: 2, block_size: blockSize },
-    { outTypes: [{ dtype: dt, shape: blocks }] },
+    [flat, sc, zp],
+    { axis: 0 },
+    { outTypes: [{ dtype: dt, shape: [n * nb, blockSize] }] },
   );
   return g.op1('Reshape', [w, g.ints([n, k])], {}, { outTypes: [{ dtype: dt, shape: [n, k] }] });
 }

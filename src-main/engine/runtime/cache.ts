@@ -33,7 +33,9 @@ import { collectGarbage } from '../../util/gc';
 // 2: the LM head is a Gemm(transB) on the checkpoint-layout table (a tied embedding stored once, decoder/llama.ts
 //    lmHead); the training program's cache key (training/vlm-trainer.ts) has no version of its own.
 // 3: the SiLU gate x * Sigmoid(x) has one folded gradient rule (ops/elementwise.ts), two passes fewer a layer.
-export const ENGINE_GRAPH_VERSION = 3;
+// 4: a quantized weight's gradient unpacks with a per-axis DequantizeLinear (ops/quantized.ts), not a blocked one;
+//    MatMulNBits in training graphs computes in float32 (accuracy level 0, models/quantize.ts).
+export const ENGINE_GRAPH_VERSION = 4;
 
 /** JSON with sorted object keys (typed arrays and bigints made explicit), so equal keys hash equally. */
 export function stableStringify(x: unknown): string {
