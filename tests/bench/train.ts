@@ -1,11 +1,12 @@
-// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --skip-quant --skip-packing --batch-demo 16 --batch-large 2 --batch-mixed 4 --large-layers V,T --siglip-layers V,T]
+// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --skip-quant --skip-packing --batch-demo 16 --batch-large 2 --batch-mixed 4 --large-layers V,T --siglip-layers V,T --large-vocab N]
 //
 // LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
 // step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
 //   demo: the demo LLaVA (resources/demo/model: CLIP-style 2x64 tower at 48 px = 9 image tokens, 2x96 LLaMA decoder;
 //         else the demo writer's 64 px default), icons, batch 16
 //   0.5B: a random LLaVA of about half a billion parameters (CLIP-B/16-like 12x768 tower at 224 px = 196 image tokens,
-//         Qwen2-0.5B-like 24x896 decoder with 14/2 heads and a 4864 MLP; demo tokenizer, so a 512-token vocabulary)
+//         Qwen2-0.5B-like 24x896 decoder with 14/2 heads and a 4864 MLP; demo tokenizer, so a 512-token vocabulary;
+//         --large-vocab 151936: Qwen2-0.5B's tied 151,936-row table and head, the rest of the rows unused by the text)
 //   smolvlm-256m: a random Idefics3 in SmolVLM-256M's shapes (12x768 SigLIP at 512 px, pixel shuffle x4 = 64 image
 //         tokens per frame, 30x576 SmolLM2 decoder, 49,152 vocabulary, untied head), one frame per image, batch 2
 //         (--skip-smolvlm, --only-smolvlm); train_torch.py models LLaVA only, so it has no PyTorch row
@@ -304,8 +305,19 @@ export async function setup(): Promise<{
   }
   if (slice >= 0 || sig >= 0) {
     /* a slice stands in for the 0.5B */
-  } else if (!has('skip-large'))
-    models.push({ name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) });
+  } else if (!has('skip-large')) {
+    const vocab = arg('large-vocab', 0);
+    models.push(
+      vocab
+        ? {
+            name: `0.5B vocab ${vocab}`,
+            dir: join(root, `llava-0.5b-vocab${vocab}`),
+            opts: { ...LARGE, configVocabSize: vocab, tieWordEmbeddings: true },
+            batch: arg('batch-large', 2),
+          }
+        : { name: '0.5B', dir: join(root, 'llava-0.5b'), opts: LARGE, batch: arg('batch-large', 2) },
+    );
+  }
   if (has('only-smolvlm') || has('only-blip2')) models.length = 0;
   if (!has('skip-smolvlm') && !has('only-blip2'))
     models.push({

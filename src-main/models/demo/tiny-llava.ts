@@ -35,6 +35,11 @@ export interface TinyLlavaOptions {
   textKvHeads?: number;
   textIntermediate?: number;
   vocabSize?: number;
+  /**
+   * config vocab_size when larger than the tokenizer's (Qwen2-0.5B: 151,936 rows for 151,646 tokens): the token table
+   * and head get rows no text produces; benchmarks use it for a real LM head's size with the small demo tokenizer
+   */
+  configVocabSize?: number;
   tieWordEmbeddings?: boolean;
   visionFeatureLayer?: number;
   visionFeatureSelectStrategy?: 'default' | 'full';
@@ -203,7 +208,7 @@ export function writeTinyLlava(
 ): LlavaModelConfig {
   const { tokenizer, tokenizerConfig } = demoTokenizerFiles(opts.vocabSize ?? 512);
   const vocab = (tokenizer.model as { vocab: Record<string, number> }).vocab;
-  const vocabSize = Object.keys(vocab).length;
+  const vocabSize = Math.max(Object.keys(vocab).length, opts.configVocabSize ?? 0);
   const config = tinyLlavaConfig(vocabSize, vocab['<image>'], opts);
   const weights = randomWeights(expectedTensors(config), seed, opts.initStd ?? 0.02);
   mkdirSync(dir, { recursive: true });
