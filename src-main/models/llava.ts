@@ -92,7 +92,9 @@ export interface CausalForwardInputs {
 }
 
 export interface CausalForwardOptions {
-  logits?: 'all' | 'last' | 'none';
+  logits?: 'all' | 'last' | 'none' | 'rows';
+  /** int64 [K] flattened [B, T] positions whose logits are computed (logits 'rows', decoder/llama.ts decoderLogits). */
+  logitRows?: Value;
   present?: boolean;
   /** How positions are derived when positionIds is not given (default 'mask'; see decoderPositions). */
   positions?: 'range' | 'mask';
@@ -172,7 +174,7 @@ export function causalForward(
     cfg.text,
     decoderNames(cfg),
     { embeds, attentionMask: mask, positions, past: inp.past },
-    { logits: o.logits, present: o.present },
+    { logits: o.logits, logitRows: o.logitRows, present: o.present },
   );
 }
 

@@ -442,13 +442,14 @@ export function buildTrainableVlm(
       feats = imageInput === 'projected' ? x : vlmFamilyOf(cfg).splitFeatures!.connector(w, cfg, x);
       if (opts.videoPool) feats = poolFrameFeatures(g, cfg, feats, opts.videoPool);
     }
+    const sel = g.scope('loss', () => labelPositions(g, labels));
     const r = causalForward(
       w,
       cfg,
       { inputIds, attentionMask, pixelValues, imageFeatures: feats, videoPool: opts.videoPool },
-      { logits: 'all', positions: 'mask', packed: training && !!opts.packed },
+      { logits: 'rows', logitRows: sel.rows, positions: 'mask', packed: training && !!opts.packed },
     );
-    return g.scope('loss', () => tokenLosses(g, r.logits!, labels, cfg.text.vocabSize));
+    return g.scope('loss', () => selectedTokenLosses(g, r.logits!, sel));
   };
 
   const forward: ForwardBuilder = (g, p) => {
@@ -460,8 +461,8 @@ export function buildTrainableVlm(
   };
   const score = (g: Graph, p: Readonly<Record<string, Value>>): ScoreResult => {
     const t = build(g, p, false);
-    const sum = g.op1('ReduceSum', [t.perToken, g.ints([1])], { keepdims: 0 });
-    const count = g.op1('ReduceSum', [t.valid, g.ints([1])], { keepdims: 0 });
+    const sum = perSampleSum(g, t.perToken, t.sample, t.batch);
+    const count = perSampleSum(g, t.valid, t.sample, t.batch);
     const losses = g.op1('Div', [sum, g.op1('Max', [count, g.scalar(1, sum)])]);
     return { losses, outputs: { token_loss_sum: sum, token_count: count } };
   };
@@ -513,27 +514,80 @@ export function buildTrainableVlm(
   };
 }
 
-/** Causal shift + cross-entropy: per-token losses [B, T-1] (0 where ignored) and the valid mask [B, T-1] (float). */
-export function tokenLosses(g: Graph, logits: Value, labels: Value, vocab: number): { perToken: Value; valid: Value } {
-  const big = g.ints([Number.MAX_SAFE_INTEGER]);
-  const ax1 = g.ints([1]);
-  const lg = g.op1('Slice', [logits, g.ints([0]), g.ints([-1]), ax1]);
-  const lb = g.op1('Slice', [labels, g.ints([1]), big, ax1]);
-  const ce = softmaxCrossEntropy(g.op1('Reshape', [lg, g.ints([-1, vocab])]), g.op1('Reshape', [lb, g.ints([-1])]), {
-    reduction: 'none',
-    ignoreIndex: -100,
-  });
-  const shape = g.op1('Shape', [lb]);
-  const perToken = g.op1(
+/** The positions whose logits enter the loss, from labels [B, T] (unshifted, -100 = ignored). */
+export interface LabelPositions {
+  /** int64 [K + 1]: b * T + t for every t whose next label (labels[b, t + 1]) counts, then one padding row 0 */
+  rows: Value;
+  /** int64 [K + 1]: those labels, then -100 for the padding row (which keeps K + 1 >= 1 rows without labels) */
+  labels: Value;
+  /** int64 [K + 1]: the batch row b of each */
+  sample: Value;
+  /** int64 [1]: B */
+  batch: Value;
+}
+
+/**
+ * The causal shift as a selection: logits[b, t] predicts labels[b, t + 1], so the rows that count are those whose
+ * shifted label is not -100 (found with NonZero at run time). A training step then computes the LM head and its
+ * softmax for its answer tokens only, not for image and prompt tokens.
+ */
+export function labelPositions(g: Graph, labels: Value): LabelPositions {
+  const i64 = (shape: (string | number)[]) => ({ outTypes: [{ dtype: 'int64' as const, shape }] });
+  const ignore = g.constant(-100, 'int64', []);
+  // labels shifted left by one, -100 in the last column: [B, T]
+  const B = g.op1('Shape', [labels], { start: 0, end: 1 }, i64([1]));
+  const T = g.op1('Shape', [labels], { start: 1, end: 2 }, i64([1]));
+  const last = g.op1('Expand', [ignore, g.op1('Concat', [B, g.ints([1])], { axis: 0 }, i64([2]))], {}, i64(['B', 1]));
+  const next = g.op1('Slice', [labels, g.ints([1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]);
+  const shifted = g.op1('Concat', [next, last], { axis: 1 }, i64(['B', 'T']));
+  const flat = g.op1('Reshape', [shifted, g.ints([-1])], {}, i64(['?']));
+  const keep = g.op1('Not', [g.op1('Equal', [flat, ignore])]);
+  // 'label_rows' names the run-time count (K + 1), so a host/device split (graph/split.ts) can read it on the host
+  const nz = g.op1(
     'Reshape',
-    [ce.loss, shape],
+    [g.op1('NonZero', [keep], {}, i64([1, 'label_count'])), g.ints([-1])],
     {},
-    { outTypes: [{ dtype: logits.dtype, shape: [labels.shape?.[0] ?? '?', '?'] }] },
+    i64(['label_count']),
   );
-  const valid = g.op1('Cast', [g.op1('Not', [g.op1('Equal', [lb, g.constant(-100, 'int64', [])])])], {
+  const rows = g.op1('Concat', [nz, g.ints([0])], { axis: 0 }, i64(['label_rows']));
+  const picked = g.op1('Gather', [flat, nz], { axis: 0 }, i64(['label_count']));
+  return {
+    rows,
+    labels: g.op1(
+      'Concat',
+      [picked, g.constant(new BigInt64Array([-100n]), 'int64', [1])],
+      { axis: 0 },
+      i64(['label_rows']),
+    ),
+    sample: g.op1('Div', [rows, T], {}, i64(['label_rows'])),
+    batch: B,
+  };
+}
+
+/** Cross-entropy of the selected rows' logits [K + 1, V]: per-row losses [K + 1] (0 where ignored) and valid mask. */
+export function selectedTokenLosses(
+  g: Graph,
+  logits: Value,
+  sel: LabelPositions,
+): { perToken: Value; valid: Value; sample: Value; batch: Value } {
+  const ce = softmaxCrossEntropy(logits, sel.labels, { reduction: 'none', ignoreIndex: -100 });
+  const valid = g.op1('Cast', [g.op1('Not', [g.op1('Equal', [sel.labels, g.constant(-100, 'int64', [])])])], {
     to: logits.dtype === 'float64' ? 11 : 1,
   });
-  return { perToken, valid };
+  return { perToken: ce.loss, valid, sample: sel.sample, batch: sel.batch };
+}
+
+/** Sums of `values` [K] per batch row: [B] (one-hot [B, K] of `sample` times values). */
+function perSampleSum(g: Graph, values: Value, sample: Value, batch: Value): Value {
+  const range = g.op1('Range', [
+    g.constant(0, 'int64', []),
+    g.op1('Squeeze', [batch, g.ints([0])]),
+    g.constant(1, 'int64', []),
+  ]);
+  const onehot = g.op1('Cast', [g.op1('Equal', [g.op1('Unsqueeze', [range, g.ints([1])]), sample])], {
+    to: values.dtype === 'float64' ? 11 : 1,
+  });
+  return g.op1('Squeeze', [g.op1('MatMul', [onehot, g.op1('Unsqueeze', [values, g.ints([1])])]), g.ints([1])]);
 }
 
 // ---- adapters ----------------------------------------------------------------------------------------------------

@@ -86,6 +86,11 @@ export interface TrainSetup {
   batchSize: number;
   /** Longest sequence in tokens, image tokens included. */
   maxSeqLen: number;
+  /**
+   * Most tokens one sample learns (its loss mask's ones): the training graph computes logits for those positions
+   * only (models/program.ts labelPositions). Default maxSeqLen.
+   */
+  labelTokens?: number;
   imagesPerSample?: number;
   /** How many copies of the base weights the runtime holds (e.g. 2 if train and eval sessions do not share them). */
   weightCopies?: number;
@@ -297,7 +302,7 @@ function breakdownFor(shape: ModelShape, s: TrainSetup) {
     gradients: trainable * 4,
     optimizer: trainable * 2 * 4,
     activations: layerAct * d.numLayers,
-    logits: B * T * d.vocabSize * 4 * 3,
+    logits: (B * Math.min(T, s.labelTokens ?? T) + 1) * d.vocabSize * 4 * 3,
     vision,
     workspace: 2 * layerAct + (qz === 'none' ? 0 : 2 * 6 * Math.min(largestFrozenMatrix(shape), 1 << 22)),
   };

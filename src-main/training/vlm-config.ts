@@ -225,6 +225,7 @@ export function checkVlmRun(input: {
     if (hp.maxSteps === undefined && plan.totalSteps === 0)
       throw new HparamsError([{ field: 'epochs', message: 'the run has no steps' }]);
     const longest = Math.max(...rendered.samples.map((s) => s.ids.length));
+    const mostLabels = Math.max(...rendered.samples.map((s) => s.lossMask.reduce((n, v) => n + (v ? 1 : 0), 0)));
     const shape = shapeOfVlm(m.config, 4, m.images);
     const memory = estimateTrainingMemory(
       shape,
@@ -237,6 +238,7 @@ export function checkVlmRun(input: {
         dropout: hp.dropout,
         batchSize: hp.batchSize,
         maxSeqLen: longest,
+        labelTokens: mostLabels,
         imagesPerSample: shape.framesPerImage,
         weightCopies: 2,
         quantizeBase: hp.quantizeBase,

@@ -127,6 +127,64 @@ test('the training loss equals the shifted cross-entropy of the logits graph; on
   assert.ok(gB.some((x) => Math.abs(x) > 1e-6));
 });
 
+test('the LM head runs on label positions only: per-sample scores match the logits graph, no labels give zeros', async () => {
+  const tv = buildTrainableVlm(m, 'lora', LORA);
+  const feeds = makeFeeds(m, rows);
+  const [B, T] = feeds.input_ids.dims as number[];
+  const V = m.config.text.vocabSize;
+  // the second row learns nothing: its score is 0 over 0 tokens, the others' are unchanged
+  const lb = BigInt64Array.from(feeds.labels.data as BigInt64Array);
+  lb.fill(-100n, T, 2 * T);
+  const withHole = { ...feeds, labels: tensor('int64', [B, T], lb) };
+  const sess = await Session.create(serializeModel(buildLogitsGraph(m)).model, { threads: 1 });
+  const lg = (
+    await sess.run({
+      input_ids: feeds.input_ids,
+      attention_mask: feeds.attention_mask,
+      pixel_values: feeds.pixel_values,
+    })
+  ).logits.data as Float32Array;
+  await sess.dispose();
+
+  const prog = buildTrainStep({ params: tv.params, forward: tv.forward });
+  assert.ok(
+    prog.graph.nodes.some((n) => n.opType === 'NonZero'),
+    'the training graph selects label positions at run time',
+  );
+  const init = tv.initialValues(3);
+  const ex = await StepExecutor.create(
+    {
+      params: tv.params,
+      forward: tv.forward,
+      outputGrads: true,
+      score: { forward: tv.score },
+      session: { threads: 1 },
+    },
+    init,
+  );
+  const scored = await ex.score(withHole);
+  const losses = scored.losses.data as Float32Array;
+  const counts = scored.token_count.data as Float32Array;
+  for (let b = 0; b < B; b++) {
+    const one = (a: BigInt64Array | Float32Array, n: number) => a.slice(b * n, (b + 1) * n);
+    const want = b === 1 ? 0 : referenceLoss(one(lg, T * V) as Float32Array, one(lb, T) as BigInt64Array, 1, T, V);
+    assert.ok(Math.abs(losses[b] - want) < 1e-4 * Math.max(1, want), `row ${b}: score ${losses[b]} vs ${want}`);
+    let n = 0;
+    for (let t = 1; t < T; t++) if (lb[b * T + t] !== -100n) n++;
+    assert.equal(counts[b], n, `row ${b} token count`);
+  }
+  // a batch without any label: loss 0 and no gradient at all (with labels, lora_B has one: the test above)
+  const none = await ex.step({ ...feeds, labels: tensor('int64', [B, T], new BigInt64Array(B * T).fill(-100n)) }, 0);
+  assert.ok(none.loss === 0, `loss ${none.loss} without labels`);
+  assert.equal(Number((none.outputs.token_count.data as Float32Array)[0]), 0);
+  for (const [name, g] of Object.entries(none.grads))
+    assert.ok(
+      (g.data as Float32Array).every((x) => x === 0),
+      `${name} has a gradient without labels`,
+    );
+  await ex.dispose();
+});
+
 test('LoRA: a few steps on one batch reduce the loss; the saved adapter reproduces the trained model', async () => {
   const { losses, values, scored, feeds } = await train('lora', 8, 1e-2);
   assert.ok(losses[losses.length - 1] < 0.5 * losses[0], `losses ${losses.map((x) => x.toFixed(3)).join(' ')}`);

@@ -125,10 +125,18 @@ test('breakdown follows the documented formula', () => {
   assert.equal(b.weights, (e.params.vision + e.params.projector + e.params.decoder) * 4);
   assert.equal(e.params.trainable, e.params.lora);
   assert.equal(b.optimizer, 2 * b.gradients);
-  assert.equal(b.logits, 8 * 512 * 151936 * 4 * 3);
+  // logits of every position (and the one padding row) unless the data says how many tokens a sample learns
+  assert.equal(b.logits, (8 * 512 + 1) * 151936 * 4 * 3);
   // activations: B·T·L·(6h + 3q + 3kv + 4I + 2·H·T + Σ r) · 4
   const a = 6 * 896 + 3 * 896 + 3 * 128 + 4 * 4864 + 2 * 14 * 512 + 2 * 8;
   assert.equal(b.activations, 8 * 512 * 24 * a * 4);
+  const opts = { availableBytes: 64 * GiB, totalBytes: 64 * GiB };
+  const few = estimateTrainingMemory(
+    small,
+    { ...setup, targetModules: [...setup.targetModules], labelTokens: 20 },
+    opts,
+  );
+  assert.equal(few.breakdown.logits, (8 * 20 + 1) * 151936 * 4 * 3);
   const sum =
     b.weights + b.adapter + b.gradients + b.optimizer + b.activations + b.logits + b.vision + b.workspace + b.runtime;
   assert.ok(Math.abs(sum - b.total) < 1);

@@ -67,7 +67,7 @@ export function splitHostDevice(g: Graph): SplitGraphs {
     if (d && !DEVICE_ONLY.has(v) && d.length <= (INT_TYPES.has(v.dtype) ? HOST_CONST_LIMIT : HOST_FLOAT_CONST_LIMIT))
       host.add(v);
   }
-  // first graph input (and axis) holding each symbolic dim
+  // first graph input (and axis) holding each symbolic dim; then host values that introduce one (below)
   const symbolSource = new Map<string, { input: Value; axis: number }>();
   for (const v of g.inputs)
     v.shape?.forEach((d, axis) => {
@@ -205,6 +205,18 @@ export function splitHostDevice(g: Graph): SplitGraphs {
     if (UNARY.has(p.opType) && p.inputs[0]) {
       return fullShape(p.inputs[0]);
     }
+    if (p.opType === 'Gather' && p.inputs[0] && p.inputs[1]) {
+      // data's dims around the axis, the indices' dims in its place (rows chosen on the host: the loss's label positions)
+      const rank = p.inputs[0].shape?.length;
+      const ds = fullShape(p.inputs[0]);
+      const is = fullShape(p.inputs[1]);
+      if (rank === undefined || !ds || !is) return null;
+      const ax = p.attrs.axis?.type === 'int' ? Number(p.attrs.axis.value) : 0;
+      const a = ax < 0 ? ax + rank : ax;
+      const part = (from: number, to: number) =>
+        emit(() => g.op1('Slice', [ds, g.ints([from]), g.ints([to]), g.ints([0])]));
+      return emit(() => g.op1('Concat', [part(0, a), is, part(a + 1, rank)], { axis: 0 }));
+    }
     return null;
   };
 
@@ -248,7 +260,13 @@ export function splitHostDevice(g: Graph): SplitGraphs {
     }
     if (!hasGraph && n.inputs.every((v) => !v || host.has(v))) {
       hostNodes.push(n);
-      for (const o of n.outputs) host.add(o);
+      for (const o of n.outputs) {
+        host.add(o);
+        // a symbol a host value introduces (a count of positions the host chose at run time): read from its shape
+        o.shape?.forEach((d, axis) => {
+          if (typeof d === 'string' && d !== '?' && !symbolSource.has(d)) symbolSource.set(d, { input: o, axis });
+        });
+      }
     } else deviceNodes.push(n);
   }
 

@@ -35,7 +35,8 @@ import { collectGarbage } from '../../util/gc';
 // 3: the SiLU gate x * Sigmoid(x) has one folded gradient rule (ops/elementwise.ts), two passes fewer a layer.
 // 4: a quantized weight's gradient unpacks with a per-axis DequantizeLinear (ops/quantized.ts), not a blocked one;
 //    MatMulNBits in training graphs computes in float32 (accuracy level 0, models/quantize.ts).
-export const ENGINE_GRAPH_VERSION = 4;
+// 5: training and score graphs compute the LM head for label positions only (models/program.ts labelPositions).
+export const ENGINE_GRAPH_VERSION = 5;
 
 /** JSON with sorted object keys (typed arrays and bigints made explicit), so equal keys hash equally. */
 export function stableStringify(x: unknown): string {

@@ -16,7 +16,7 @@ import { Session } from '../../engine/runtime/session';
 import { tensor } from '../../engine/runtime/tensor';
 import { GraphWeights, type LoraBinding } from '../layers';
 import { ATTENTION_TARGETS, MLP_TARGETS, TRAIN_METHODS, type TrainMethod } from '../../contract/hparams';
-import { tokenLosses } from '../program';
+import { labelPositions, selectedTokenLosses } from '../program';
 import { demoRng } from '../demo/rng';
 import type { TensorSource } from '../weights/safetensors';
 import {
@@ -124,8 +124,9 @@ export function buildTrainableAudioLlm(
     const w = weightsFor(g, p);
     const inp = dataInputs(g);
     const labels = g.input('labels', 'int64', ['B', 'T']);
-    const r = audioLlmForward(w, c, inp, { logits: 'all' });
-    const t = g.scope('loss', () => tokenLosses(g, r.logits!, labels, c.text.vocabSize));
+    const sel = g.scope('loss', () => labelPositions(g, labels));
+    const r = audioLlmForward(w, c, inp, { logits: 'rows', logitRows: sel.rows });
+    const t = g.scope('loss', () => selectedTokenLosses(g, r.logits!, sel));
     const sum = g.op1('ReduceSum', [t.perToken], { keepdims: 0 });
     const count = g.op1('ReduceSum', [t.valid], { keepdims: 0 });
     return {

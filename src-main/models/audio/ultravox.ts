@@ -251,7 +251,7 @@ export function audioLlmForward(
   w: GraphWeights,
   c: UltravoxConfig,
   inp: AudioLlmInputs,
-  o: { logits?: 'all' | 'last' } = {},
+  o: { logits?: 'all' | 'last' | 'rows'; logitRows?: Value } = {},
 ): DecoderResult {
   const g = w.g;
   const feats = inp.inputFeatures ? audioFeatures(w, c, inp.inputFeatures) : null;
@@ -262,7 +262,7 @@ export function audioLlmForward(
     c.text,
     { prefix: ULTRAVOX_LAYOUT.decoder, lmHead: ULTRAVOX_LAYOUT.lmHead },
     { embeds, attentionMask: inp.attentionMask, positions },
-    { logits: o.logits ?? 'all' },
+    { logits: o.logits ?? 'all', logitRows: o.logitRows },
   );
 }
 

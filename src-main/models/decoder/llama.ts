@@ -34,8 +34,13 @@ export interface DecoderInputs {
 }
 
 export interface DecoderOptions {
-  /** Which logits to compute: every position (default), only the last one ([B, 1, V]), or none. */
-  logits?: 'all' | 'last' | 'none';
+  /**
+   * Which logits to compute: every position (default), only the last one ([B, 1, V]), none, or the rows of
+   * `logitRows` ([K, V]).
+   */
+  logits?: 'all' | 'last' | 'none' | 'rows';
+  /** int64 [K]: positions b * S + s of the flattened [B, S] hidden states whose logits are wanted ('rows'). */
+  logitRows?: Value;
   /** Return present key/values even without `past` (prefill). Default: only when `past` is given. */
   present?: boolean;
 }
@@ -134,14 +139,45 @@ export function decoderForward(
     if (r.present) present.push(r.present);
   }
   const hidden = rmsNorm(x, w.tensor(`${names.prefix}norm.weight`), { epsilon: cfg.rmsNormEps });
-  let logits: Value | null = null;
-  const mode = o.logits ?? 'all';
-  if (mode !== 'none') {
-    const hs =
-      mode === 'last' ? g.op1('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]) : hidden;
-    logits = g.scope('lm_head', () => lmHead(w, cfg, names, hs));
-  }
+  const logits = decoderLogits(w, cfg, names, hidden, o);
   return { hidden, logits, present: wantPresent ? present : null };
+}
+
+/**
+ * The logits `o` asks for from the final hidden states [B, S, hidden] (decoder results of every family). Rows: the
+ * head runs on the gathered rows only, so a training step computes logits for its label positions alone (the LM
+ * head of a 151,936-token vocabulary is a quarter of a 0.5B decoder's FLOPs, and [B*S, V] logits are saved three
+ * times over for the backward); Gather's gradient scatters back into the other positions' zeros.
+ */
+export function decoderLogits(
+  w: GraphWeights,
+  cfg: TextConfig,
+  names: DecoderNames,
+  hidden: Value,
+  o: DecoderOptions,
+): Value | null {
+  const g = w.g;
+  const mode = o.logits ?? 'all';
+  if (mode === 'none') return null;
+  let hs = hidden;
+  if (mode === 'last') hs = g.op1('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]);
+  else if (mode === 'rows') {
+    if (!o.logitRows) throw new Error("decoder: logits 'rows' needs logitRows");
+    const D = cfg.hiddenSize;
+    const flat = g.op1(
+      'Reshape',
+      [hidden, g.ints([-1, D])],
+      {},
+      { outTypes: [{ dtype: hidden.dtype, shape: ['?', D] }] },
+    );
+    hs = g.op1(
+      'Gather',
+      [flat, o.logitRows],
+      { axis: 0 },
+      { outTypes: [{ dtype: hidden.dtype, shape: [o.logitRows.shape?.[0] ?? '?', D] }] },
+    );
+  }
+  return g.scope('lm_head', () => lmHead(w, cfg, names, hs));
 }
 
 /**

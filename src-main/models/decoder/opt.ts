@@ -25,7 +25,7 @@ import { Reader, type TextConfig } from '../config';
 import { mergeHeads, splitHeads, type GraphWeights } from '../layers';
 import type { TensorSpec } from '../weights/names';
 import {
-  lmHead,
+  decoderLogits,
   type DecoderInputs,
   type DecoderNames,
   type DecoderOptions,
@@ -228,11 +228,6 @@ export function optDecoderForward(
     x = layerNorm(x, w.tensor(`${p}final_layer_norm.weight`), w.tensor(`${p}final_layer_norm.bias`), {
       epsilon: opt.layerNormEps,
     });
-  let logits: Value | null = null;
-  const mode = o.logits ?? 'all';
-  if (mode !== 'none') {
-    const hs = mode === 'last' ? g.op1('Slice', [x, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]) : x;
-    logits = g.scope('lm_head', () => lmHead(w, cfg, names, hs));
-  }
+  const logits = decoderLogits(w, cfg, names, x, o);
   return { hidden: x, logits, present: wantPresent ? present : null };
 }
