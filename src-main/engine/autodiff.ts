@@ -3,8 +3,8 @@
 // not requested gets none, while the activations flowing through it do. Gradients of a value used several times are
 // summed. A node on the path whose op has no registered rule is an error naming the op.
 
-import type { Graph, Value } from './graph/builder';
-import { isFloat, typedArrayFor } from './graph/dtype';
+import type { Graph, Node, Value } from './graph/builder';
+import { ONNX_DTYPE, isFloat, typedArrayFor } from './graph/dtype';
 import { numel } from './graph/shape';
 import './ops';
 import { getOp, type GradContext } from './ops/registry';
@@ -18,6 +18,12 @@ export interface GradientOptions {
   scope?: string;
   /** Give zeros (instead of an error) for a wrt value that does not influence the outputs. */
   allowUnused?: boolean;
+  /**
+   * Gradient checkpointing: the segment a forward node belongs to (e.g. its decoder layer), or null. The backward
+   * of a segment reads a recomputation of the segment's values instead of the forward's, so ORT frees the forward's
+   * as soon as the forward is done with them and only the values entering segments stay alive until the backward.
+   */
+  recompute?: (node: Node) => string | null;
 }
 
 /** Ones shaped like `v` (a small constant when the shape is static, else ConstantOfShape(Shape(v))). */
@@ -96,6 +102,78 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
   const wrtSet = new Set(wrt);
   const isWrt = (v: Value) => wrtSet.has(v);
 
+  // gradient checkpointing: each segment's nodes on a gradient path (and what they read inside the segment) are
+  // emitted again when the backward reaches the segment's last node, from its inputs plus a run-time zero taken from
+  // the incoming gradient: the copies cannot run before the backward needs them, and ORT cannot merge them with the
+  // forward's nodes (common subexpressions)
+  const segmentOf = new Map<Node, string>();
+  if (opts.recompute)
+    for (const n of nodes) {
+      const sg = opts.recompute(n);
+      if (sg !== null) segmentOf.set(n, sg);
+    }
+  const recomputed = new Set<string>();
+  const clones = new Map<Value, Value>();
+  const producer = new Map<Value, Node>();
+  for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
+  const initializers = new Set(g.initializers);
+  const recomputeSegment = (seg: string, live: Value) => {
+    const inSeg = (v: Value | null) => !!v && segmentOf.get(producer.get(v)!) === seg;
+    // the segment's nodes that get a gradient rule, and (inside the segment) everything they read
+    const need = new Set<Node>();
+    const stack = nodes.filter(
+      (n) =>
+        segmentOf.get(n) === seg &&
+        n.outputs.some((o) => depends.has(o) && leads.has(o)) &&
+        n.inputs.some((x) => !!x && depends.has(x) && isFloat(x.dtype)),
+    );
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (need.has(n)) continue;
+      need.add(n);
+      for (const x of n.inputs) if (x && inSeg(x)) stack.push(producer.get(x)!);
+    }
+    const zeros = new Map<string, Value>();
+    const zeroOf = (dtype: Value['dtype']) => {
+      let z = zeros.get(dtype);
+      if (!z) {
+        const shape = g.op1(
+          'Shape',
+          [live],
+          {},
+          { outTypes: [{ dtype: 'int64', shape: [live.shape?.length ?? '?'] }] },
+        );
+        const zi = g.op1('Mul', [
+          g.op1('ReduceMin', [shape], { keepdims: 0 }, { outTypes: [{ dtype: 'int64', shape: [] }] }),
+          g.constant(0, 'int64', []),
+        ]);
+        z = g.op1('Cast', [zi], { to: ONNX_DTYPE[dtype] }, { outTypes: [{ dtype, shape: [] }] });
+        zeros.set(dtype, z);
+      }
+      return z;
+    };
+    const gated = new Map<Value, Value>();
+    const gate = (x: Value): Value => {
+      if (!isFloat(x.dtype) || initializers.has(x) || x.constValue) return x;
+      let y = gated.get(x);
+      if (!y)
+        gated.set(x, (y = g.op1('Add', [x, zeroOf(x.dtype)], {}, { outTypes: [{ dtype: x.dtype, shape: x.shape }] })));
+      return y;
+    };
+    g.scope(`recompute/${seg}`, () => {
+      for (const n of nodes) {
+        if (!need.has(n)) continue;
+        const ins = n.inputs.map((x) => (x ? (inSeg(x) ? clones.get(x)! : gate(x)) : null));
+        const outs = g.op(n.opType, ins, n.attrs, {
+          domain: n.domain || undefined,
+          outputs: n.outputs.length,
+          outTypes: n.outputs.map((o) => ({ dtype: o.dtype, shape: o.shape })),
+        });
+        n.outputs.forEach((o, i) => clones.set(o, outs[i]));
+      }
+    });
+  };
+
   const scope = opts.scope ?? 'grad';
   return g.scope(scope, () => {
     outs.forEach((y, i) => {
@@ -116,11 +194,20 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
       if (spec?.zeroGrad) continue;
       if (!spec?.grad)
         throw new Error(`no gradient rule for op '${n.domain ? n.domain + ':' : ''}${n.opType}' (node '${n.name}')`);
+      const seg = segmentOf.get(n);
+      if (seg !== undefined && !recomputed.has(seg)) {
+        recomputed.add(seg);
+        recomputeSegment(
+          seg,
+          gradOutputs.find((x) => !!x)!,
+        );
+      }
+      const re = (v: Value | null) => (v && seg !== undefined ? (clones.get(v) ?? v) : v);
       const ctx: GradContext = {
         g,
         node: n,
-        inputs: n.inputs,
-        outputs: n.outputs,
+        inputs: n.inputs.map(re),
+        outputs: n.outputs.map((o) => re(o)!),
         gradOutputs,
         needs,
         attrs: n.attrs,

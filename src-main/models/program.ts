@@ -514,6 +514,14 @@ export function buildTrainableVlm(
   };
 }
 
+/**
+ * Gradient checkpointing's segments (engine/autodiff.ts recompute): one per layer of a decoder, vision tower, Q-Former
+ * or text tower, named by its graph scope ("fwd/decoder/layer3/..." -> "decoder/layer3").
+ */
+export function layerSegment(node: { name: string }): string | null {
+  return /(?:^|\/)((?:decoder|vision|qformer|text)\/layer\d+)\//.exec(node.name)?.[1] ?? null;
+}
+
 /** The positions whose logits enter the loss, from labels [B, T] (unshifted, -100 = ignored). */
 export interface LabelPositions {
   /** int64 [K + 1]: b * T + t for every t whose next label (labels[b, t + 1]) counts, then one padding row 0 */

@@ -120,7 +120,7 @@ export function lrAt(
 /** Fields that do not change the trained result (how often to evaluate/save); left out of the hash. */
 const NON_TRAINING_FIELDS = new Set(['evalEvery', 'evalAtStart', 'saveEvery', 'keepLastK']);
 /** Fields that change how a step is computed but not its loss and gradients; a checkpoint resumes across them. */
-const LAYOUT_FIELDS = new Set(['packing']);
+const LAYOUT_FIELDS = new Set(['packing', 'gradientCheckpointing']);
 
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
@@ -198,7 +198,7 @@ export function hparamsFromCli(flags: Record<string, string>): Hparams {
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean);
-    else if (field === 'evalAtStart' || field === 'packing') {
+    else if (field === 'evalAtStart' || field === 'packing' || field === 'gradientCheckpointing') {
       const v = value.trim().toLowerCase();
       if (['true', 'yes', '1', ''].includes(v)) out[field] = true;
       else if (['false', 'no', '0'].includes(v)) out[field] = false;

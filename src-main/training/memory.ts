@@ -96,6 +96,8 @@ export interface TrainSetup {
   weightCopies?: number;
   /** Frozen base held as int8 / int4 blocks (training/hparams quantizeBase); default none. */
   quantizeBase?: 'none' | 'int8' | 'int4';
+  /** Each decoder layer recomputed in the backward (hparams gradientCheckpointing): only layer inputs are kept. */
+  gradientCheckpointing?: boolean;
 }
 
 export interface MemoryBreakdown {
@@ -301,10 +303,13 @@ function breakdownFor(shape: ModelShape, s: TrainSetup) {
     adapter: pl * 4,
     gradients: trainable * 4,
     optimizer: trainable * 2 * 4,
-    activations: layerAct * d.numLayers,
+    // checkpointed: each layer's input is kept, and one layer's activations exist at a time (in the workspace)
+    activations: s.gradientCheckpointing ? B * T * d.hiddenSize * 4 * d.numLayers : layerAct * d.numLayers,
     logits: (B * Math.min(T, s.labelTokens ?? T) + 1) * d.vocabSize * 4 * 3,
     vision,
-    workspace: 2 * layerAct + (qz === 'none' ? 0 : 2 * 6 * Math.min(largestFrozenMatrix(shape), 1 << 22)),
+    workspace:
+      (s.gradientCheckpointing ? 3 : 2) * layerAct +
+      (qz === 'none' ? 0 : 2 * 6 * Math.min(largestFrozenMatrix(shape), 1 << 22)),
   };
   const sub = Object.values(parts).reduce((a, b) => a + b, 0);
   const runtime = 256 * MIB + 0.1 * sub;

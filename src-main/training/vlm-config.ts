@@ -242,6 +242,7 @@ export function checkVlmRun(input: {
         imagesPerSample: shape.framesPerImage,
         weightCopies: 2,
         quantizeBase: hp.quantizeBase,
+        gradientCheckpointing: hp.gradientCheckpointing,
       },
       { availableBytes: input.availableBytes ?? memoryLimit() },
     );

@@ -32,6 +32,7 @@ import {
   adapterFromValues,
   buildFeatureGraph,
   buildTrainableVlm,
+  layerSegment,
   DROPOUT_SEED_INPUT,
   featureCacheLayer,
   featureShape,
@@ -265,6 +266,7 @@ class VlmTrainer implements Trainer {
       lora,
       ...(this.featureLayer ? { imageInput: this.featureLayer } : {}),
       ...(hp.packing ? { packed: true } : {}),
+      ...(hp.gradientCheckpointing ? { recompute: 'layers' } : {}),
       // a quantized base names its scheme and version: graphs of another scheme or version are never read
       ...quantCacheKey(hp.quantizeBase),
     };
@@ -599,6 +601,7 @@ class VlmTrainer implements Trainer {
       {
         params: this.tvlm.params,
         forward: this.tvlm.forward,
+        ...(hp.gradientCheckpointing ? { recompute: layerSegment } : {}),
         adamw: { beta1: hp.betas[0], beta2: hp.betas[1], eps: hp.eps, weightDecay: hp.weightDecay },
         clipNorm: hp.clipNorm > 0 ? hp.clipNorm : null,
         accumulation: hp.gradAccum,

@@ -166,6 +166,14 @@ export const TRAIN_FIELDS: FieldSpec[] = [
     advanced: true,
     help: 'Short samples share a row (attention kept within each sample): less padding, the same loss and gradients.',
   },
+  {
+    key: 'gradientCheckpointing',
+    label: 'Recompute activations',
+    type: 'boolean',
+    default: HPARAM_SCHEMA.gradientCheckpointing.default === true,
+    advanced: true,
+    help: 'Gradient checkpointing: each layer is computed again in the backward instead of kept, so training needs less memory and a step takes about a third longer.',
+  },
   // the one default the app sets apart from the API's: runs started here evaluate the base model at step 0, so the
   // curves show what training gained (the schema keeps it off for scripts)
   {
@@ -238,6 +246,7 @@ export function toHparams(v: HyperValues): HparamsInput {
   else h.epochs = num('epochs');
   if (num('warmupRatio') > 0) h.warmupRatio = num('warmupRatio');
   if (v.packing === true) h.packing = true;
+  if (v.gradientCheckpointing === true) h.gradientCheckpointing = true;
   // a float base sends nothing, as before the field existed
   if (v.quantizeBase !== HPARAM_SCHEMA.quantizeBase.default) h.quantizeBase = v.quantizeBase as BaseQuant;
   if (v.method !== 'projector') {

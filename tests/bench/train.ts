@@ -1,4 +1,4 @@
-// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --skip-quant --skip-packing --batch-demo 16 --batch-large 2 --batch-mixed 4 --large-layers V,T --siglip-layers V,T --large-vocab N]
+// npm run bench:train [-- --steps 5 --warmup 2 --threads N --skip-torch --torch-spin --skip-large --skip-variants --skip-cache --skip-quant --skip-packing --batch-demo 16 --batch-large 2 --batch-mixed 4 --large-layers V,T --siglip-layers V,T --large-vocab N --checkpointing]
 //
 // LoRA training throughput (samples/s) and peak RSS of Lenslab's VLM trainer (training/vlm-trainer.ts, one training
 // step = forward + our autodiff backward + clip + AdamW in one ONNX graph on onnxruntime-node), on
@@ -22,7 +22,8 @@
 // (--skip-cache to leave out): 2 epochs over batch x min(steps, 5) samples, the median step of epoch 1 (features
 // computed) vs epoch 2 (read back); the other rows run the whole step, vision tower included, as PyTorch does.
 // With an int4 frozen base (--skip-quant to leave out): the same step, its peak RSS and step time against the float32
-// base's row (hparams.quantizeBase: MatMulNBits forward, the blocks unpacked for dX; LoRA in float32).
+// base's row (hparams.quantizeBase: MatMulNBits forward, the blocks unpacked for dX; LoRA in float32). With
+// --checkpointing, the step with each layer recomputed in the backward (hparams.gradientCheckpointing), float32 and int4.
 // Sequence packing (--skip-packing to leave out): a mixed-length copy of the data (every fourth answer about two
 // samples longer), the same steps padded vs packed (hparams.packing). --large-layers V,T replaces the 0.5B by its
 // shapes with V vision and T decoder layers (bench:profile's slice), for runs that must stay short; --siglip-layers V,T
@@ -71,6 +72,8 @@ interface WorkerInput {
   cacheEpochs?: boolean;
   /** Frozen base held as int8 / int4 blocks (hparams.quantizeBase). */
   quantizeBase?: 'int8' | 'int4';
+  /** hparams.gradientCheckpointing: each layer recomputed in the backward. */
+  gradientCheckpointing?: boolean;
   /** hparams.packing: a micro-batch's samples packed end to end instead of padded. */
   packing?: boolean;
 }
@@ -117,6 +120,7 @@ async function worker(input: WorkerInput): Promise<void> {
       evalEvery: 0,
       lr: 1e-4,
       ...(input.quantizeBase ? { quantizeBase: input.quantizeBase } : {}),
+      ...(input.gradientCheckpointing ? { gradientCheckpointing: true } : {}),
       ...(input.packing ? { packing: true } : {}),
     },
     eval: { maxItems: 1 },
@@ -443,14 +447,22 @@ async function main(): Promise<void> {
     if (ours.phases) notes.push(`${m.name} step phases (lenslab): ${formatPhases(ours.phases, ours.ms.length)}`);
     // each row as soon as it is measured (a long PyTorch run cut short still leaves ours)
     process.stderr.write(`[${m.name}] ${rows.at(-1)!.join(' | ')}\n`);
-    if (!has('skip-quant')) {
-      // the same step on an int4 frozen base (QLoRA-style: MatMulNBits forward, blocks unpacked for dX)
-      process.stderr.write(`[${m.name}] lenslab, int4 base ...\n`);
-      const q = runWorker({ model: m.dir, data, batchSize: m.batch, steps, warmup, threads, quantizeBase: 'int4' });
+    // the same step on an int4 frozen base (QLoRA-style: MatMulNBits forward, blocks unpacked for dX), and with
+    // --checkpointing each layer recomputed in the backward, on the float32 and the int4 base
+    const variants: [string, Partial<WorkerInput>][] = [];
+    if (!has('skip-quant')) variants.push(['lenslab, int4 base', { quantizeBase: 'int4' }]);
+    if (has('checkpointing')) {
+      variants.push(['lenslab, recompute', { gradientCheckpointing: true }]);
+      if (!has('skip-quant'))
+        variants.push(['lenslab, int4 + recompute', { quantizeBase: 'int4', gradientCheckpointing: true }]);
+    }
+    for (const [label, extra] of variants) {
+      process.stderr.write(`[${m.name}] ${label} ...\n`);
+      const q = runWorker({ model: m.dir, data, batchSize: m.batch, steps, warmup, threads, ...extra });
       const st = median(q.ms);
       rows.push([
         m.name,
-        'lenslab, int4 base',
+        label,
         '',
         `B${m.batch} T${seq}`,
         `${st.toFixed(0)} ms`,
@@ -458,6 +470,7 @@ async function main(): Promise<void> {
         formatBytes(q.peakRss),
         `${formatBytes(q.estimate)} est.; vs float32 base: peak RSS ${(q.peakRss / ours.peakRss).toFixed(2)}x, step time ${(st / oursStep).toFixed(2)}x; loss ${q.losses[0].toFixed(3)} -> ${q.losses.at(-1)!.toFixed(3)}`,
       ]);
+      process.stderr.write(`[${m.name}] ${rows.at(-1)!.join(' | ')}\n`);
     }
     if (m.name === 'demo' && !has('skip-variants')) {
       // the same step with ORT's spinning threads (its default), and whole steps through the job driver

@@ -128,3 +128,18 @@ test('packing: off by default, --packing true|false, and a checkpoint resumes ac
   void _p;
   assert.equal(hparamsHash(parseHparams({ lr: 1e-3 })), hparamsHash(older as ReturnType<typeof parseHparams>));
 });
+
+test('gradientCheckpointing: off by default, --gradient-checkpointing true|false, resumable across it', () => {
+  assert.equal(parseHparams({}).gradientCheckpointing, false);
+  assert.equal(hparamsFromCli({ 'gradient-checkpointing': 'true' }).gradientCheckpointing, true);
+  assert.equal(hparamsFromCli({ 'gradient-checkpointing': 'no' }).gradientCheckpointing, false);
+  assert.throws(
+    () => hparamsFromCli({ 'gradient-checkpointing': 'sometimes' }),
+    /gradientCheckpointing \(--gradient-checkpointing\): must be true or false/,
+  );
+  // the same loss and gradients: a run's hash (and so its checkpoints) does not depend on it
+  assert.equal(
+    hparamsHash(parseHparams({ lr: 1e-3 })),
+    hparamsHash(parseHparams({ lr: 1e-3, gradientCheckpointing: true })),
+  );
+});

@@ -11,7 +11,7 @@
 
 import { Graph, type Value } from '../graph/builder';
 import type { DType } from '../graph/dtype';
-import { gradients } from '../autodiff';
+import { gradients, type GradientOptions } from '../autodiff';
 import { adamwScalars, adamwUpdate, type AdamWConfig } from '../optim/adamw';
 import { clipByGlobalNorm, globalNorm } from '../optim/clip';
 
@@ -41,6 +41,8 @@ export interface TrainProgramOptions {
   outputGrads?: boolean;
   /** Clip gradients to this global L2 norm (none when undefined/null). */
   clipNorm?: number | null;
+  /** Gradient checkpointing: the segment of each forward node, recomputed in the backward (autodiff.ts). */
+  recompute?: GradientOptions['recompute'];
   opset?: number;
   name?: string;
 }
@@ -107,6 +109,7 @@ function runForward(
   const grads = gradients(
     loss,
     o.params.map((p) => params[p.name]),
+    { recompute: o.recompute },
   );
   if (o.outputGrads) o.params.forEach((p, i) => g.output(grads[i], stepNames.grad(p.name)));
   return { loss, extra, grads, dataInputs };

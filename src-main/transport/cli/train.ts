@@ -52,6 +52,8 @@ Options:
   --quantize-base none|int8|int4   hold the frozen base as int8 / int4 blocks of 32 (QLoRA; less memory, the
                       adapter stays float32 and applies to the float base; default none)
   --packing true      pack each micro-batch's samples end to end instead of padding them (same loss and gradients)
+  --gradient-checkpointing true   recompute each layer in the backward instead of keeping its activations (less
+                      memory, about a third more compute a step; same loss and gradients)
   also: --dropout --target-modules q_proj,v_proj --weight-decay --warmup-steps|--warmup-ratio --schedule
         cosine|linear|constant --min-lr-ratio --max-seq-len --keep-last-k --clip-norm --betas b1,b2 --eps
   --eval-items N      items of the eval split generated at each evaluation (64)
