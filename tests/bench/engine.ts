@@ -19,6 +19,7 @@ import { Session } from '../../src-main/engine/runtime/session';
 import { StepExecutor } from '../../src-main/engine/runtime/step-executor';
 import { tensor } from '../../src-main/engine/runtime/tensor';
 import { blockFeeds, blockForward, blockParams, blockTensors, type BlockConfig } from '../engine/block';
+import { torchBlasWarning } from './torch-blas';
 
 const args = process.argv.slice(2);
 function arg(name: string, dflt: number): number {
@@ -274,8 +275,10 @@ async function main() {
   console.log(
     `Lenslab (onnxruntime-node ${(await import('onnxruntime-node')).env.versions.common}): median ${lm.toFixed(1)} ms/step (min ${Math.min(...L).toFixed(1)}), ${gf(lm).toFixed(1)} GFLOP/s; graph build + autodiff + serialize + ORT session ${lensInfo.sessionMs.toFixed(0)} ms`,
   );
+  const blasWarning = torchBlasWarning();
   if (!Number.isFinite(pm)) console.log('PyTorch skipped (--skip-torch)');
-  else
+  else if (blasWarning) console.log(blasWarning);
+  if (Number.isFinite(pm))
     console.log(
       `PyTorch ${torchInfo.torch} (${torchInfo.threads} threads, BLAS ${torchInfo.blas}, OPENBLAS_CORETYPE=${torchCoretype() || 'auto'}): median ${pm.toFixed(1)} ms/step (min ${Math.min(...P).toFixed(1)}), ${gf(pm).toFixed(1)} GFLOP/s`,
     );

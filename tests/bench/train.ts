@@ -45,6 +45,7 @@ import { readSnapshot, writeSnapshot } from '../../src-main/training/data';
 import { formatBytes } from '../../src-main/training/memory';
 import { formatPhases, PhaseTimer, type PhaseTotals } from '../../src-main/util/phase-timer';
 import { writeIconSnapshot } from '../helpers/icon-snapshot';
+import { torchBlasWarning } from './torch-blas';
 
 const args = process.argv.slice(2);
 const arg = (name: string, d: number) => {
@@ -425,6 +426,8 @@ async function main(): Promise<void> {
   console.log(
     `bench:train — LoRA (rank 16, q/k/v/o) training steps, ${threads} threads, ${steps} timed steps after ${warmup} warm-up; median step time`,
   );
+  const blasWarning = has('skip-torch') ? null : torchBlasWarning();
+  if (blasWarning) console.log(blasWarning);
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const m of models) {
