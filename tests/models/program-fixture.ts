@@ -5,7 +5,15 @@ import assert from 'node:assert/strict';
 import { StepExecutor, type StepExecutorOptions } from '../../src-main/engine';
 import { padBatch } from '../../src-main/models/demo/feeds';
 import { makeSample, type Family } from '../../src-main/models/demo/shapes';
-import type { LoadedVlm, TrainableVlm } from '../../src-main/models/program';
+import type { LoadedVlm, LoraOptions, TrainableVlm } from '../../src-main/models/program';
+
+/** LoRA r4 / alpha 8 without dropout on all seven decoder projections: the engine tests' adapter. */
+export const LORA_ALL_TARGETS: LoraOptions = {
+  rank: 4,
+  alpha: 8,
+  dropout: 0,
+  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+};
 
 export interface QaRow {
   pixels: Float32Array;
@@ -81,4 +89,28 @@ export async function assertDirectionalGradient(o: {
     Math.abs(analytic - numeric) < 1e-5 * Math.max(1, Math.abs(numeric)),
     `${o.label}: analytic ${analytic} vs numeric ${numeric}`,
   );
+}
+
+/**
+ * The largest difference between two steps' gradients and the largest gradient (of the params whose names pass
+ * `only`, default all), for "same gradients" checks.
+ */
+export function gradientDifference(
+  params: readonly { name: string }[],
+  got: Record<string, ort.Tensor>,
+  want: Record<string, ort.Tensor>,
+  only: (name: string) => boolean = () => true,
+): { maxErr: number; maxAbs: number } {
+  let maxErr = 0;
+  let maxAbs = 0;
+  for (const p of params) {
+    if (!only(p.name)) continue;
+    const a = got[p.name].data as Float64Array;
+    const b = want[p.name].data as Float64Array;
+    for (let i = 0; i < b.length; i++) {
+      maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(b[i]));
+    }
+  }
+  return { maxErr, maxAbs };
 }

@@ -15,11 +15,10 @@ import {
   saveFullModel,
   loadAdapter,
   type LoadedVlm,
-  type LoraOptions,
 } from '../../src-main/models/program';
-import { buildTrainStep, serializeModel, Session, StepExecutor, tensor } from '../../src-main/engine';
+import { buildTrainStep, serializeModel, Session, StepExecutor, tensor, type ort } from '../../src-main/engine';
 import { demoRng } from '../../src-main/models/demo/rng';
-import { assertDirectionalGradient, demoRows, makeFeeds, type QaRow } from './program-fixture';
+import { assertDirectionalGradient, demoRows, LORA_ALL_TARGETS, makeFeeds, type QaRow } from './program-fixture';
 import { existsSync } from 'node:fs';
 
 const { dir, cleanup } = tempDir('program-');
@@ -35,12 +34,18 @@ after(() => {
   cleanup();
 });
 
-const LORA: LoraOptions = {
-  rank: 4,
-  alpha: 8,
-  dropout: 0,
-  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-};
+const LORA = LORA_ALL_TARGETS;
+
+/** The base model's logits [B, T, V] for a batch, from the inference logits graph. */
+async function baseLogits(feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
+  const sess = await Session.create(serializeModel(buildLogitsGraph(m)).model, { threads: 1 });
+  try {
+    const { input_ids, attention_mask, pixel_values } = feeds;
+    return (await sess.run({ input_ids, attention_mask, pixel_values })).logits.data as Float32Array;
+  } finally {
+    await sess.dispose();
+  }
+}
 
 /** Mean token cross-entropy of logits[t] vs labels[t+1] over non-ignored labels, in float64 JS. */
 function referenceLoss(logits: Float32Array, labels: BigInt64Array, B: number, T: number, V: number): number {
@@ -81,15 +86,7 @@ test('the training loss equals the shifted cross-entropy of the logits graph; on
   const feeds = makeFeeds(m, rows);
   const [B, T] = feeds.input_ids.dims as number[];
   const V = m.config.text.vocabSize;
-  const sess = await Session.create(serializeModel(buildLogitsGraph(m)).model, { threads: 1 });
-  const lg = (
-    await sess.run({
-      input_ids: feeds.input_ids,
-      attention_mask: feeds.attention_mask,
-      pixel_values: feeds.pixel_values,
-    })
-  ).logits.data as Float32Array;
-  await sess.dispose();
+  const lg = await baseLogits(feeds);
   const want = referenceLoss(lg, feeds.labels.data as BigInt64Array, B, T, V);
 
   const prog = buildTrainStep({ params: tv.params, forward: tv.forward });
@@ -136,15 +133,7 @@ test('the LM head runs on label positions only: per-sample scores match the logi
   const lb = BigInt64Array.from(feeds.labels.data as BigInt64Array);
   lb.fill(-100n, T, 2 * T);
   const withHole = { ...feeds, labels: tensor('int64', [B, T], lb) };
-  const sess = await Session.create(serializeModel(buildLogitsGraph(m)).model, { threads: 1 });
-  const lg = (
-    await sess.run({
-      input_ids: feeds.input_ids,
-      attention_mask: feeds.attention_mask,
-      pixel_values: feeds.pixel_values,
-    })
-  ).logits.data as Float32Array;
-  await sess.dispose();
+  const lg = await baseLogits(feeds);
 
   const prog = buildTrainStep({ params: tv.params, forward: tv.forward });
   assert.ok(

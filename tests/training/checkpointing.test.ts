@@ -16,7 +16,7 @@ import {
 } from '../../src-main/models/program';
 import { buildTrainStep, StepExecutor, tensor, type ort } from '../../src-main/engine';
 import { demoRng } from '../../src-main/models/demo/rng';
-import { demoRows, makeFeeds, type QaRow } from '../models/program-fixture';
+import { demoRows, gradientDifference, LORA_ALL_TARGETS, makeFeeds, type QaRow } from '../models/program-fixture';
 
 const { dir, cleanup } = tempDir('checkpointing-');
 let m: LoadedVlm;
@@ -31,13 +31,7 @@ after(() => {
   cleanup();
 });
 
-const LORA: LoraOptions = {
-  rank: 4,
-  alpha: 8,
-  dropout: 0.1,
-  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-  includeVision: true,
-};
+const LORA: LoraOptions = { ...LORA_ALL_TARGETS, dropout: 0.1, includeVision: true };
 
 /** The float32 feeds of makeFeeds with float64 pixels. */
 function feeds64(): Record<string, ort.Tensor> {
@@ -77,18 +71,8 @@ test('checkpointed layers give the same loss and gradients (float64), with LoRA 
   const want = await run(false);
   const got = await run(true);
   assert.ok(Math.abs(got.loss - want.loss) < 1e-12 * Math.abs(want.loss), `loss ${got.loss} vs ${want.loss}`);
-  let maxErr = 0;
-  let maxAbs = 0;
-  let vision = 0;
-  for (const p of tv.params) {
-    const a = got.grads![p.name].data as Float64Array;
-    const b = want.grads![p.name].data as Float64Array;
-    for (let i = 0; i < b.length; i++) {
-      maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
-      maxAbs = Math.max(maxAbs, Math.abs(b[i]));
-      if (p.name.includes('vision')) vision = Math.max(vision, Math.abs(b[i]));
-    }
-  }
+  const { maxErr, maxAbs } = gradientDifference(tv.params, got.grads!, want.grads!);
+  const vision = gradientDifference(tv.params, got.grads!, want.grads!, (n) => n.includes('vision')).maxAbs;
   assert.ok(maxAbs > 1e-3 && vision > 1e-6, 'the gradients (vision tower included) are not trivial');
   assert.ok(maxErr < 1e-11 * maxAbs, `gradients differ by ${maxErr} (largest ${maxAbs})`);
 });

@@ -6,11 +6,18 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
-import { buildTrainableVlm, loadVlm, type LoadedVlm, type LoraOptions } from '../../src-main/models/program';
+import { buildTrainableVlm, loadVlm, type LoadedVlm } from '../../src-main/models/program';
 import { StepExecutor, tensor, type ort } from '../../src-main/engine';
 import { demoRng } from '../../src-main/models/demo/rng';
 import { collate, pack, type Batch, type RenderedSample } from '../../src-main/training/batching';
-import { assertDirectionalGradient, demoRows, encodeRow, type QaRow } from '../models/program-fixture';
+import {
+  assertDirectionalGradient,
+  demoRows,
+  encodeRow,
+  gradientDifference,
+  LORA_ALL_TARGETS,
+  type QaRow,
+} from '../models/program-fixture';
 import { writeIconSnapshot } from '../helpers/icon-snapshot';
 
 const { dir, cleanup } = tempDir('packing-');
@@ -45,12 +52,7 @@ after(() => {
   cleanup();
 });
 
-const LORA: LoraOptions = {
-  rank: 4,
-  alpha: 8,
-  dropout: 0,
-  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-};
+const LORA = LORA_ALL_TARGETS;
 
 /** Float64 feeds of a batch: the images of its samples in sampleIndices order. */
 function feedsOf(b: Batch): Record<string, ort.Tensor> {
@@ -95,16 +97,7 @@ test('a packed batch has the loss and LoRA gradients of the padded batch (float6
   const tvPacked = buildTrainableVlm(m, 'lora', LORA, { dtype: 'float64', packed: true });
   const got = await run(tvPacked, feedsOf(packed));
   assert.ok(Math.abs(got.loss - want.loss) < 1e-12 * Math.abs(want.loss), `loss ${got.loss} vs ${want.loss}`);
-  let maxErr = 0;
-  let maxAbs = 0;
-  for (const p of plain.params) {
-    const a = got.grads![p.name].data as Float64Array;
-    const b = want.grads![p.name].data as Float64Array;
-    for (let i = 0; i < b.length; i++) {
-      maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
-      maxAbs = Math.max(maxAbs, Math.abs(b[i]));
-    }
-  }
+  const { maxErr, maxAbs } = gradientDifference(plain.params, got.grads!, want.grads!);
   assert.ok(maxAbs > 1e-3, 'the gradients are not trivial');
   assert.ok(maxErr < 1e-11 * maxAbs, `gradients differ by ${maxErr} (largest ${maxAbs})`);
   // the padded batch through the packed graph (one sample a row) is the same step too
