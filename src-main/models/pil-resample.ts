@@ -181,21 +181,23 @@ export function pilResize(img: U8Image, outW: number, outH: number, resample: nu
     const tmp = new Uint8Array(outW * rows * c);
     const { ksize, bounds, kk } = horiz;
     const acc = new Float64Array(c);
-    for (let y = 0; y < rows; y++) {
-      const rowOff = (y + y0) * img.width * c;
-      for (let xx = 0; xx < outW; xx++) {
-        const xmin = bounds[xx * 2];
-        const xmax = bounds[xx * 2 + 1];
-        acc.fill(ONE / 2);
-        for (let x = 0; x < xmax; x++) {
-          const w = kk[xx * ksize + x];
-          const si = rowOff + (x + xmin) * c;
-          for (let ch = 0; ch < c; ch++) acc[ch] += img.data[si + ch] * w;
+    if (c === 3) horizontalRgb(img.data, img.width, y0, rows, outW, horiz, tmp);
+    else
+      for (let y = 0; y < rows; y++) {
+        const rowOff = (y + y0) * img.width * c;
+        for (let xx = 0; xx < outW; xx++) {
+          const xmin = bounds[xx * 2];
+          const xmax = bounds[xx * 2 + 1];
+          acc.fill(ONE / 2);
+          for (let x = 0; x < xmax; x++) {
+            const w = kk[xx * ksize + x];
+            const si = rowOff + (x + xmin) * c;
+            for (let ch = 0; ch < c; ch++) acc[ch] += img.data[si + ch] * w;
+          }
+          const di = (y * outW + xx) * c;
+          for (let ch = 0; ch < c; ch++) tmp[di + ch] = clip8(acc[ch]);
         }
-        const di = (y * outW + xx) * c;
-        for (let ch = 0; ch < c; ch++) tmp[di + ch] = clip8(acc[ch]);
       }
-    }
     src = { data: tmp, width: outW, height: rows, channels: c };
   }
   if (!needV) return src;
@@ -203,6 +205,10 @@ export function pilResize(img: U8Image, outW: number, outH: number, resample: nu
   const { ksize, kk } = vert;
   const acc = new Float64Array(c);
   const rowLen = src.width * c;
+  if (c === 3) {
+    verticalRgb(src.data, src.width, outH, vbounds, vert, out);
+    return { data: out, width: src.width, height: outH, channels: c };
+  }
   for (let yy = 0; yy < outH; yy++) {
     const ymin = vbounds[yy * 2];
     const ymax = vbounds[yy * 2 + 1];
@@ -218,4 +224,74 @@ export function pilResize(img: U8Image, outW: number, outH: number, resample: nu
     }
   }
   return { data: out, width: src.width, height: outH, channels: c };
+}
+
+// RGB passes with the three sums in locals (the images models see are RGB): the same integer sums in the same order
+// as the general loops, about three times faster than a Float64Array accumulator per pixel
+
+function horizontalRgb(
+  data: Uint8Array,
+  width: number,
+  y0: number,
+  rows: number,
+  outW: number,
+  { ksize, bounds, kk }: Coeffs,
+  tmp: Uint8Array,
+): void {
+  const half = ONE / 2;
+  for (let y = 0; y < rows; y++) {
+    const rowOff = (y + y0) * width * 3;
+    for (let xx = 0; xx < outW; xx++) {
+      const xmin = bounds[xx * 2];
+      const xmax = bounds[xx * 2 + 1];
+      let r = half;
+      let g = half;
+      let b = half;
+      let si = rowOff + xmin * 3;
+      const k0 = xx * ksize;
+      for (let x = 0; x < xmax; x++, si += 3) {
+        const w = kk[k0 + x];
+        r += data[si] * w;
+        g += data[si + 1] * w;
+        b += data[si + 2] * w;
+      }
+      const di = (y * outW + xx) * 3;
+      tmp[di] = clip8(r);
+      tmp[di + 1] = clip8(g);
+      tmp[di + 2] = clip8(b);
+    }
+  }
+}
+
+function verticalRgb(
+  data: Uint8Array,
+  width: number,
+  outH: number,
+  vbounds: Int32Array,
+  { ksize, kk }: Coeffs,
+  out: Uint8Array,
+): void {
+  const half = ONE / 2;
+  const rowLen = width * 3;
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = vbounds[yy * 2];
+    const ymax = vbounds[yy * 2 + 1];
+    const k0 = yy * ksize;
+    for (let xx = 0; xx < width; xx++) {
+      let r = half;
+      let g = half;
+      let b = half;
+      let si = ymin * rowLen + xx * 3;
+      for (let y = 0; y < ymax; y++, si += rowLen) {
+        const w = kk[k0 + y];
+        r += data[si] * w;
+        g += data[si + 1] * w;
+        b += data[si + 2] * w;
+      }
+      const di = (yy * width + xx) * 3;
+      out[di] = clip8(r);
+      out[di + 1] = clip8(g);
+      out[di + 2] = clip8(b);
+    }
+  }
 }

@@ -408,16 +408,17 @@ class VlmTrainer implements Trainer {
     const out: (ImageFeatures | null)[] = keys.map((k) => cache.lookup(k));
     const missing = [...new Set(keys.filter((_, i) => !out[i]))];
     if (missing.length) {
-      const pxs: Float32Array[] = [];
-      // pixels of a cached image are not needed again: processed here, not kept in the pixel cache
-      for (const k of missing) {
-        const p = paths[keys.indexOf(k)];
-        try {
-          pxs.push((await this.model.images.process(p)).data);
-        } catch (e) {
-          throw new Error(`image ${p}: ${(e as Error).message}`);
-        }
-      }
+      // pixels of a cached image are not needed again: processed here (concurrently), not kept in the pixel cache
+      const pxs = await Promise.all(
+        missing.map(async (k) => {
+          const p = paths[keys.indexOf(k)];
+          try {
+            return (await this.model.images.process(p)).data;
+          } catch (e) {
+            throw new Error(`image ${p}: ${(e as Error).message}`);
+          }
+        }),
+      );
       const computed = await this.runVision(pxs);
       missing.forEach((k, i) => cache.store(k, computed[i]));
       for (let i = 0; i < out.length; i++) out[i] ??= computed[missing.indexOf(keys[i])];
@@ -491,7 +492,17 @@ class VlmTrainer implements Trainer {
       paths.push(item.image);
     }
     if (this.featureLayer) return this.featureFeeds(b, paths, ti);
-    for (const p of paths) images.push(this.pixels.peek(p) ?? (await this.pixels.get(p)));
+    // the batch's new images are decoded concurrently: sharp runs each in libuv's pool, so they overlap on the cores
+    const got = new Map<string, Float32Array>();
+    const misses: string[] = [];
+    for (const p of paths) {
+      const hit = got.get(p) ?? this.pixels.peek(p);
+      if (hit) got.set(p, hit);
+      else if (!misses.includes(p)) misses.push(p);
+    }
+    const decoded = await Promise.all(misses.map((p) => this.pixels.get(p)));
+    misses.forEach((p, i) => got.set(p, decoded[i]));
+    for (const p of paths) images.push(got.get(p)!);
     const tf = performance.now();
     this.timer.add('images', tf - ti);
     // every image is one or more frames of `size` values (tiles + global image for families that split images)

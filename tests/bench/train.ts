@@ -80,6 +80,8 @@ interface WorkerInput {
 }
 interface WorkerOutput {
   initMs: number;
+  /** peak RSS when init was done (0 through the job driver) */
+  initPeakRss: number;
   ms: number[];
   samples: number;
   tokens: number;
@@ -143,6 +145,8 @@ async function worker(input: WorkerInput): Promise<void> {
   let samples = 0;
   let tokens = 0;
   let initMs = 0;
+  // VmHWM when init is done (graphs built, sessions open): whether a run's peak is the steps' or the loading's
+  let initPeak = 0;
   let phases: PhaseTotals | undefined;
   let visionImages: number | undefined;
   if (input.driver) {
@@ -172,6 +176,7 @@ async function worker(input: WorkerInput): Promise<void> {
     const t0 = performance.now();
     await trainer.init(null);
     initMs = performance.now() - t0;
+    initPeak = peakRss();
     let base: PhaseTotals | undefined;
     const warm = input.cacheEpochs ? 0 : input.warmup;
     const total = input.cacheEpochs ? trainer.plan.totalSteps : input.warmup + input.steps;
@@ -211,6 +216,7 @@ async function worker(input: WorkerInput): Promise<void> {
     tokens,
     losses,
     peakRss: peakRss(),
+    initPeakRss: initPeak,
     estimate: m.breakdown.total,
     imageTokens: (cfg.vision_config.image_size / cfg.vision_config.patch_size) ** 2,
     params: { total: m.params.vision + m.params.projector + m.params.decoder, trainable: m.params.trainable },
@@ -445,7 +451,7 @@ async function main(): Promise<void> {
       `${oursStep.toFixed(0)} ms`,
       oursSps.toFixed(2),
       formatBytes(ours.peakRss),
-      `${formatBytes(ours.estimate)} est.; init ${(ours.initMs / 1000).toFixed(1)} s; loss ${ours.losses[0].toFixed(3)} -> ${ours.losses.at(-1)!.toFixed(3)}`,
+      `${formatBytes(ours.estimate)} est.; init ${(ours.initMs / 1000).toFixed(1)} s, peak after it ${formatBytes(ours.initPeakRss)}; loss ${ours.losses[0].toFixed(3)} -> ${ours.losses.at(-1)!.toFixed(3)}`,
     ]);
     if (ours.phases) notes.push(`${m.name} step phases (lenslab): ${formatPhases(ours.phases, ours.ms.length)}`);
     // each row as soon as it is measured (a long PyTorch run cut short still leaves ours)
@@ -471,7 +477,7 @@ async function main(): Promise<void> {
         `${st.toFixed(0)} ms`,
         ((m.batch / st) * 1000).toFixed(2),
         formatBytes(q.peakRss),
-        `${formatBytes(q.estimate)} est.; vs float32 base: peak RSS ${(q.peakRss / ours.peakRss).toFixed(2)}x, step time ${(st / oursStep).toFixed(2)}x; loss ${q.losses[0].toFixed(3)} -> ${q.losses.at(-1)!.toFixed(3)}`,
+        `${formatBytes(q.estimate)} est.; vs float32 base: peak RSS ${(q.peakRss / ours.peakRss).toFixed(2)}x, step time ${(st / oursStep).toFixed(2)}x; peak after init ${formatBytes(q.initPeakRss)}; loss ${q.losses[0].toFixed(3)} -> ${q.losses.at(-1)!.toFixed(3)}`,
       ]);
       process.stderr.write(`[${m.name}] ${rows.at(-1)!.join(' | ')}\n`);
     }
