@@ -69,7 +69,11 @@ test('the memory estimate is within 15% of the measured peak RSS for float32, in
       );
     results[quantizeBase] = o;
     rows.push(
-      `${quantizeBase}: measured ${formatBytes(o.peakRss)}, estimate ${formatBytes(o.estimate)} (${(o.estimate / o.peakRss).toFixed(2)}x); weights term ${formatBytes(o.breakdown.weights)}; losses ${o.losses.map((l) => l.toFixed(3)).join(' ')}`,
+      `${quantizeBase}: measured ${formatBytes(o.peakRss)}, estimate ${formatBytes(o.estimate)} (${(o.estimate / o.peakRss).toFixed(2)}x); terms ${Object.entries(
+        o.breakdown,
+      )
+        .map(([k, v]) => `${k} ${formatBytes(v)}`)
+        .join(', ')}; losses ${o.losses.map((l) => l.toFixed(3)).join(' ')}`,
     );
     assert.ok(o.losses.every(Number.isFinite), `${quantizeBase}: finite losses`);
   }

@@ -81,7 +81,7 @@ test('estimate and refusals before any run starts, naming the problem', async ()
 test('a run that does not fit in memory is refused with suggestions (LENSLAB_MEMORY_LIMIT)', async () => {
   const model = { path: modelDir };
   const data = { datasetId };
-  process.env.LENSLAB_MEMORY_LIMIT = '262M';
+  process.env.LENSLAB_MEMORY_LIMIT = '198M';
   try {
     const est = (await backend.dispatcher.call('runs.estimate', {
       model,
@@ -89,9 +89,9 @@ test('a run that does not fit in memory is refused with suggestions (LENSLAB_MEM
       hparams: { maxSteps: 5, batchSize: 64 },
     })) as any;
     assert.equal(est.memory.fits, false);
-    assert.equal(est.memory.availableBytes, 262 * 1024 * 1024);
+    assert.equal(est.memory.availableBytes, 198 * 1024 * 1024);
     assert.ok(est.memory.suggestions.length > 0);
-    assert.match(est.refusal, /^not enough memory: training needs about [\d.]+ MiB of 262\.0 MiB available .*Try: /);
+    assert.match(est.refusal, /^not enough memory: training needs about [\d.]+ MiB of 198\.0 MiB available .*Try: /);
     const before = getRunCount();
     const r = await fail('runs.start', { model, data, hparams: { maxSteps: 5, batchSize: 64 } });
     assert.equal(r.code, 'invalid_request');
