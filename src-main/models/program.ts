@@ -24,7 +24,7 @@
 // (to re-weight micro-batches by tokens).
 
 import { Graph, type Value } from '../engine/graph/builder';
-import type { DType } from '../engine/graph/dtype';
+import { ONNX_DTYPE, type DType } from '../engine/graph/dtype';
 import type { ForwardBuilder, ParamSpec } from '../engine/programs/train-step';
 import type { ScoreResult } from '../engine/programs/score';
 import { softmaxCrossEntropy } from '../engine/ops/loss';
@@ -449,7 +449,7 @@ export function buildTrainableVlm(
       { inputIds, attentionMask, pixelValues, imageFeatures: feats, videoPool: opts.videoPool },
       { logits: 'rows', logitRows: sel.rows, positions: 'mask', packed: training && !!opts.packed },
     );
-    return g.scope('loss', () => selectedTokenLosses(g, r.logits!, sel));
+    return { ...g.scope('loss', () => selectedTokenLosses(g, r.logits!, sel)), sel };
   };
 
   const forward: ForwardBuilder = (g, p) => {
@@ -461,8 +461,7 @@ export function buildTrainableVlm(
   };
   const score = (g: Graph, p: Readonly<Record<string, Value>>): ScoreResult => {
     const t = build(g, p, false);
-    const sum = perSampleSum(g, t.perToken, t.sample, t.batch);
-    const count = perSampleSum(g, t.valid, t.sample, t.batch);
+    const [sum, count] = perSampleSums(g, t.sel.sample, t.sel.batch, t.perToken, t.valid);
     const losses = g.op1('Div', [sum, g.op1('Max', [count, g.scalar(1, sum)])]);
     return { losses, outputs: { token_loss_sum: sum, token_count: count } };
   };
@@ -573,29 +572,27 @@ export function labelPositions(g: Graph, labels: Value): LabelPositions {
 }
 
 /** Cross-entropy of the selected rows' logits [K + 1, V]: per-row losses [K + 1] (0 where ignored) and valid mask. */
-export function selectedTokenLosses(
-  g: Graph,
-  logits: Value,
-  sel: LabelPositions,
-): { perToken: Value; valid: Value; sample: Value; batch: Value } {
+export function selectedTokenLosses(g: Graph, logits: Value, sel: LabelPositions): { perToken: Value; valid: Value } {
   const ce = softmaxCrossEntropy(logits, sel.labels, { reduction: 'none', ignoreIndex: -100 });
   const valid = g.op1('Cast', [g.op1('Not', [g.op1('Equal', [sel.labels, g.constant(-100, 'int64', [])])])], {
-    to: logits.dtype === 'float64' ? 11 : 1,
+    to: ONNX_DTYPE[logits.dtype],
   });
-  return { perToken: ce.loss, valid, sample: sel.sample, batch: sel.batch };
+  return { perToken: ce.loss, valid };
 }
 
-/** Sums of `values` [K] per batch row: [B] (one-hot [B, K] of `sample` times values). */
-function perSampleSum(g: Graph, values: Value, sample: Value, batch: Value): Value {
+/** Sums of each of `values` ([K], one dtype) per batch row: [B] each, through one one-hot [B, K] of `sample`. */
+function perSampleSums(g: Graph, sample: Value, batch: Value, ...values: Value[]): Value[] {
   const range = g.op1('Range', [
     g.constant(0, 'int64', []),
     g.op1('Squeeze', [batch, g.ints([0])]),
     g.constant(1, 'int64', []),
   ]);
   const onehot = g.op1('Cast', [g.op1('Equal', [g.op1('Unsqueeze', [range, g.ints([1])]), sample])], {
-    to: values.dtype === 'float64' ? 11 : 1,
+    to: ONNX_DTYPE[values[0].dtype],
   });
-  return g.op1('Squeeze', [g.op1('MatMul', [onehot, g.op1('Unsqueeze', [values, g.ints([1])])]), g.ints([1])]);
+  return values.map((v) =>
+    g.op1('Squeeze', [g.op1('MatMul', [onehot, g.op1('Unsqueeze', [v, g.ints([1])])]), g.ints([1])]),
+  );
 }
 
 // ---- adapters ----------------------------------------------------------------------------------------------------
