@@ -114,11 +114,9 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
     }
   const recomputed = new Set<string>();
   const clones = new Map<Value, Value>();
-  const producer = new Map<Value, Node>();
-  for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
   const initializers = new Set(g.initializers);
   const recomputeSegment = (seg: string, live: Value) => {
-    const inSeg = (v: Value | null) => !!v && segmentOf.get(producer.get(v)!) === seg;
+    const inSeg = (v: Value | null) => !!v?.producer && segmentOf.get(v.producer) === seg;
     // the segment's nodes that get a gradient rule, and (inside the segment) everything they read
     const need = new Set<Node>();
     const stack = nodes.filter(
@@ -131,7 +129,7 @@ export function gradients(ys: Value | readonly Value[], wrt: readonly Value[], o
       const n = stack.pop()!;
       if (need.has(n)) continue;
       need.add(n);
-      for (const x of n.inputs) if (x && inSeg(x)) stack.push(producer.get(x)!);
+      for (const x of n.inputs) if (x && inSeg(x)) stack.push(x.producer!);
     }
     const zeros = new Map<string, Value>();
     const zeroOf = (dtype: Value['dtype']) => {

@@ -86,21 +86,19 @@ test('with checkpointing the backward reads no value computed inside a layer, on
       ...(recompute ? { recompute: layerSegment } : {}),
     });
     const nodes = prog.graph.nodes;
-    const producer = new Map<unknown, (typeof nodes)[number]>();
-    for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
     const fwd = nodes.filter((n) => n.name.startsWith('fwd/'));
     // a layer's values that leave it (read by a forward node outside the layer): these stay alive either way
     const leaving = new Set<unknown>();
     for (const n of fwd)
       for (const x of n.inputs) {
-        const p = x && producer.get(x);
+        const p = x?.producer;
         if (p && layerSegment(p) && layerSegment(p) !== layerSegment(n)) leaving.add(x);
       }
     const internal = new Set<string>();
     for (const n of nodes)
       if (n.name.startsWith('grad/') && !n.name.startsWith('grad/recompute/'))
         for (const x of n.inputs) {
-          const p = x && producer.get(x);
+          const p = x?.producer;
           if (p && p.name.startsWith('fwd/') && layerSegment(p) && !leaving.has(x)) internal.add(p.name);
         }
     return { internal, recomputed: nodes.filter((n) => n.name.startsWith('grad/recompute/')).length };
