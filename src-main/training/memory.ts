@@ -96,7 +96,7 @@ export interface TrainSetup {
   weightCopies?: number;
   /** Frozen base held as int8 / int4 blocks (training/hparams quantizeBase); default none. */
   quantizeBase?: 'none' | 'int8' | 'int4';
-  /** Each decoder layer recomputed in the backward (hparams gradientCheckpointing): only layer inputs are kept. */
+  /** Each decoder layer recomputed in the backward (hparams gradientCheckpointing): layer inputs are kept. */
   gradientCheckpointing?: boolean;
 }
 
@@ -310,8 +310,9 @@ function breakdownFor(shape: ModelShape, s: TrainSetup) {
     gradients: trainable * 4,
     optimizer: trainable * 2 * 4,
     // checkpointed: each layer's input is kept and one layer's activations exist at a time (in the workspace); the
-    // peaks measured with bench:train --checkpointing (0.45B and 0.58B LLaVAs, float32 and int4 bases) kept about a
-    // quarter of the activations' memory, so that share is priced (CHECKPOINT_KEPT) where it is more
+    // peaks measured with bench:train --checkpointing (0.45B and 0.58B LLaVAs, float32 and int4 bases, while training
+    // sessions still used ORT's memory pattern) kept about a quarter of the activations' memory, so that share is
+    // priced (CHECKPOINT_KEPT) where it is more; without the pattern it reads high (int4 0.45B: 1.4 vs 1.3 GiB)
     activations: s.gradientCheckpointing
       ? Math.max(B * T * d.hiddenSize * 4, CHECKPOINT_KEPT * layerAct) * d.numLayers
       : layerAct * d.numLayers,

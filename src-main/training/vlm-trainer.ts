@@ -121,6 +121,20 @@ function toI64(a: Int32Array): BigInt64Array {
 }
 
 /** A small LRU of preprocessed images (pixel values), bounded in bytes. */
+/** `f`'s result, or its failure with the image's path in front. */
+async function aboutImage<T>(path: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw new Error(`image ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** An image's pixel values through the model's processor; a failure names the image. */
+function imagePixels(model: LoadedVlm, path: string): Promise<Float32Array> {
+  return aboutImage(path, async () => (await model.images.process(path)).data);
+}
+
 class PixelCache {
   private map = new Map<string, Float32Array>();
   private bytes = 0;
@@ -140,12 +154,7 @@ class PixelCache {
   async get(path: string): Promise<Float32Array> {
     const hit = this.peek(path);
     if (hit) return hit;
-    let px: Float32Array;
-    try {
-      px = (await this.model.images.process(path)).data;
-    } catch (e) {
-      throw new Error(`image ${path}: ${(e as Error).message}`);
-    }
+    const px = await imagePixels(this.model, path);
     this.map.set(path, px);
     this.bytes += px.byteLength;
     for (const [k, v] of this.map) {
@@ -348,12 +357,8 @@ class VlmTrainer implements Trainer {
     const byPath = new Map<string, RenderSetup>();
     for (const it of items) {
       if (!it.image || byPath.has(it.image)) continue;
-      let grid;
-      try {
-        grid = await images.gridOf(it.image);
-      } catch (e) {
-        throw new Error(`image ${it.image}: ${(e as Error).message}`);
-      }
+      const image = it.image;
+      const grid = await aboutImage(image, () => images.gridOf(image));
       const key = `${grid.rows}x${grid.cols}`;
       if (!byGrid.has(key)) byGrid.set(key, renderSetupOf(this.model, grid));
       byPath.set(it.image, byGrid.get(key)!);
@@ -409,16 +414,7 @@ class VlmTrainer implements Trainer {
     const missing = [...new Set(keys.filter((_, i) => !out[i]))];
     if (missing.length) {
       // pixels of a cached image are not needed again: processed here (concurrently), not kept in the pixel cache
-      const pxs = await Promise.all(
-        missing.map(async (k) => {
-          const p = paths[keys.indexOf(k)];
-          try {
-            return (await this.model.images.process(p)).data;
-          } catch (e) {
-            throw new Error(`image ${p}: ${(e as Error).message}`);
-          }
-        }),
-      );
+      const pxs = await Promise.all(missing.map((k) => imagePixels(this.model, paths[keys.indexOf(k)])));
       const computed = await this.runVision(pxs);
       missing.forEach((k, i) => cache.store(k, computed[i]));
       for (let i = 0; i < out.length; i++) out[i] ??= computed[missing.indexOf(keys[i])];
