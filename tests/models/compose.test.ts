@@ -3,20 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
+import { writeTinyLlamaLm } from '../helpers/tiny-llama';
 import { composeLlava } from '../../src-main/models/compose';
 import { loadHfFolder, saveHfFolder } from '../../src-main/models/hf-folder';
-import {
-  parseHfConfig,
-  textToHf,
-  visionToHf,
-  type TextModelConfig,
-  type VisionModelConfig,
-} from '../../src-main/models/config';
+import { parseHfConfig, textToHf, visionToHf, type VisionModelConfig } from '../../src-main/models/config';
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource, writeWeightsFolder } from '../../src-main/models/weights/safetensors';
-import { randomWeights, demoPreprocessorConfig, DEMO_CORPUS_SEED } from '../../src-main/models/demo/tiny-llava';
-import { trainByteLevelBpe } from '../../src-main/models/demo/bpe';
-import { demoCorpus } from '../../src-main/models/demo/dataset';
+import { randomWeights, demoPreprocessorConfig } from '../../src-main/models/demo/tiny-llava';
 import { LLAVA_CHAT_TEMPLATE } from '../../src-main/models/chat-template';
 
 const { dir, cleanup } = tempDir('compose-');
@@ -30,22 +23,6 @@ function writeVision(out: string, json: Record<string, unknown>, seed: number) {
     weights: memorySource(randomWeights(expectedTensors(cfg), seed)),
     preprocessorConfig: demoPreprocessorConfig(cfg.vision.imageSize),
   });
-}
-
-function writeText(out: string, json: Record<string, unknown>, seed: number, specials: string[]) {
-  const cfg = parseHfConfig(json) as TextModelConfig;
-  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), {
-    vocabSize: 300,
-    specialTokens: specials,
-    bosToken: '<s>',
-  });
-  saveHfFolder(out, {
-    config: json,
-    weights: memorySource(randomWeights(expectedTensors(cfg), seed)),
-    tokenizer,
-    tokenizerConfig: { bos_token: '<s>', eos_token: '</s>', chat_template: LLAVA_CHAT_TEMPLATE },
-  });
-  return cfg;
 }
 
 const clipJson = {
@@ -76,31 +53,7 @@ test('CLIP tower + LLaMA + new projector -> a LLaVA folder; image token added, e
   const tdir = join(dir, 'llama');
   writeVision(vdir, clipJson, 1);
   // an LLM whose tokenizer has no <image>; vocab_size == tokenizer size so the new id needs a new row
-  const tjson = {
-    architectures: ['LlamaForCausalLM'],
-    ...textToHf({
-      modelType: 'llama',
-      vocabSize: 300,
-      hiddenSize: 48,
-      intermediateSize: 96,
-      numHiddenLayers: 2,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      headDim: 12,
-      hiddenAct: 'silu',
-      maxPositionEmbeddings: 256,
-      rmsNormEps: 1e-6,
-      rope: { theta: 10000, type: 'default', factor: 1 },
-      qkvBias: false,
-      oBias: false,
-      mlpBias: false,
-      tieWordEmbeddings: false,
-      bosTokenId: 1,
-      eosTokenIds: [2],
-      padTokenId: null,
-    }),
-  };
-  writeText(tdir, tjson, 2, ['<unk>', '<s>', '</s>']);
+  writeTinyLlamaLm(tdir, { chatTemplate: LLAVA_CHAT_TEMPLATE });
   const out = join(dir, 'composed');
   const r = composeLlava({ visionDir: vdir, textDir: tdir, outDir: out, seed: 3 });
   assert.equal(r.addedImageToken, true);
@@ -210,7 +163,12 @@ test('SigLIP (dual-encoder folder) + tied Qwen2 whose tokenizer already has <ima
       padTokenId: null,
     }),
   };
-  writeText(tdir, tjson, 5, ['<unk>', '<s>', '</s>', '<image>']);
+  writeTinyLlamaLm(tdir, {
+    json: tjson,
+    seed: 5,
+    specials: ['<unk>', '<s>', '</s>', '<image>'],
+    chatTemplate: LLAVA_CHAT_TEMPLATE,
+  });
   const out = join(dir, 'composed-siglip');
   const r = composeLlava({
     visionDir: vdir,

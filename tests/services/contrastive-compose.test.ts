@@ -5,6 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
+import { writeTinyLlamaLm } from '../helpers/tiny-llama';
 import { createBackend } from '../../src-main/services/backend';
 import { writeTinyContrastive } from '../../src-main/models/demo/tiny-contrastive';
 import { writeContrastiveDataset } from '../../src-main/models/demo/contrastive-dataset';
@@ -12,56 +13,11 @@ import { ContrastiveRunner, loadContrastive } from '../../src-main/models/famili
 import { loadContrastiveAdapter, saveContrastiveAdapter } from '../../src-main/models/families/contrastive/adapter';
 import { contrastiveLoraModules } from '../../src-main/models/families/contrastive/graph';
 import { readPairs } from '../../src-main/transport/cli/contrastive';
-import { loadHfFolder, saveHfFolder } from '../../src-main/models/hf-folder';
-import { parseHfConfig, textToHf, type TextModelConfig } from '../../src-main/models/config';
-import { expectedTensors } from '../../src-main/models/weights/names';
-import { memorySource } from '../../src-main/models/weights/safetensors';
-import { randomWeights, DEMO_CORPUS_SEED } from '../../src-main/models/demo/tiny-llava';
-import { trainByteLevelBpe } from '../../src-main/models/demo/bpe';
-import { demoCorpus } from '../../src-main/models/demo/dataset';
+import { loadHfFolder } from '../../src-main/models/hf-folder';
 import { demoRng } from '../../src-main/models/demo/rng';
 
 const { dir, cleanup } = tempDir('contrastive-compose-');
 after(cleanup);
-
-function writeLlama(out: string): void {
-  const tjson = {
-    architectures: ['LlamaForCausalLM'],
-    ...textToHf({
-      modelType: 'llama',
-      vocabSize: 300,
-      hiddenSize: 48,
-      intermediateSize: 96,
-      numHiddenLayers: 2,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      headDim: 12,
-      hiddenAct: 'silu',
-      maxPositionEmbeddings: 256,
-      rmsNormEps: 1e-6,
-      rope: { theta: 10000, type: 'default', factor: 1 },
-      qkvBias: false,
-      oBias: false,
-      mlpBias: false,
-      tieWordEmbeddings: false,
-      bosTokenId: 1,
-      eosTokenIds: [2],
-      padTokenId: null,
-    }),
-  };
-  const tcfg = parseHfConfig(tjson) as TextModelConfig;
-  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), {
-    vocabSize: 300,
-    specialTokens: ['<unk>', '<s>', '</s>'],
-    bosToken: '<s>',
-  });
-  saveHfFolder(out, {
-    config: tjson,
-    weights: memorySource(randomWeights(expectedTensors(tcfg), 2)),
-    tokenizer,
-    tokenizerConfig: { bos_token: '<s>', eos_token: '</s>' },
-  });
-}
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let m = 0;
@@ -103,7 +59,7 @@ test('a CLIP folder is a contrastive model; its merged fine-tune embeds as base 
     m.close();
   }
   const llama = join(dir, 'llama');
-  writeLlama(llama);
+  writeTinyLlamaLm(llama);
 
   const backend = createBackend({ dataDir: join(dir, 'data'), host: 'cli' });
   try {

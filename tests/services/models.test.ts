@@ -6,27 +6,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createBackend, type Backend } from '../../src-main/services/backend';
 import { tempDir } from '../helpers/tmp';
+import { writeTinyLlamaLm } from '../helpers/tiny-llama';
 import { dispatchTo } from '../helpers/dispatch';
-import {
-  writeTinyLlava,
-  randomWeights,
-  demoPreprocessorConfig,
-  DEMO_CORPUS_SEED,
-} from '../../src-main/models/demo/tiny-llava';
+import { writeTinyLlava, randomWeights, demoPreprocessorConfig } from '../../src-main/models/demo/tiny-llava';
 import { loadHfFolder, saveHfFolder } from '../../src-main/models/hf-folder';
 import { adapterConfigJson, resolveLoraModules, saveAdapter, type LoraSpec } from '../../src-main/models/peft';
-import {
-  parseHfConfig,
-  textToHf,
-  visionToHf,
-  type LlavaModelConfig,
-  type TextModelConfig,
-  type VisionModelConfig,
-} from '../../src-main/models/config';
+import { parseHfConfig, visionToHf, type LlavaModelConfig, type VisionModelConfig } from '../../src-main/models/config';
 import { expectedTensors } from '../../src-main/models/weights/names';
 import { memorySource } from '../../src-main/models/weights/safetensors';
-import { trainByteLevelBpe } from '../../src-main/models/demo/bpe';
-import { demoCorpus } from '../../src-main/models/demo/dataset';
 import { demoRng } from '../../src-main/models/demo/rng';
 
 const tmp = tempDir('models-svc-');
@@ -150,42 +137,7 @@ test('compose a LLaVA from a CLIP tower and a LLaMA in the data folder', async (
     preprocessorConfig: demoPreprocessorConfig(32),
   });
   const tdir = join(tmp.dir, 'llama');
-  const tjson = {
-    architectures: ['LlamaForCausalLM'],
-    ...textToHf({
-      modelType: 'llama',
-      vocabSize: 300,
-      hiddenSize: 48,
-      intermediateSize: 96,
-      numHiddenLayers: 2,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      headDim: 12,
-      hiddenAct: 'silu',
-      maxPositionEmbeddings: 256,
-      rmsNormEps: 1e-6,
-      rope: { theta: 10000, type: 'default', factor: 1 },
-      qkvBias: false,
-      oBias: false,
-      mlpBias: false,
-      tieWordEmbeddings: false,
-      bosTokenId: 1,
-      eosTokenIds: [2],
-      padTokenId: null,
-    }),
-  };
-  const tcfg = parseHfConfig(tjson) as TextModelConfig;
-  const tokenizer = trainByteLevelBpe(demoCorpus(DEMO_CORPUS_SEED, 200), {
-    vocabSize: 300,
-    specialTokens: ['<unk>', '<s>', '</s>'],
-    bosToken: '<s>',
-  });
-  saveHfFolder(tdir, {
-    config: tjson,
-    weights: memorySource(randomWeights(expectedTensors(tcfg), 2)),
-    tokenizer,
-    tokenizerConfig: { bos_token: '<s>', eos_token: '</s>' },
-  });
+  writeTinyLlamaLm(tdir);
 
   const text = await ok('models.inspect', { path: tdir });
   assert.equal(text.kind, 'text');
