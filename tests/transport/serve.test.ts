@@ -217,3 +217,44 @@ test('WebSocket: requests, typed errors, garbage and pushed events', async () =>
   assert.equal(info.result.host, 'serve');
   ws.close();
 });
+
+test('close() lets a request in flight finish, then refuses new connections', async () => {
+  const other = await startServer({ backend, staticDir });
+  const body = JSON.stringify({});
+  const answered = new Promise<Res>((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: other.port,
+        method: 'POST',
+        path: '/api/datasets.list',
+        headers: { Authorization: `Bearer ${other.token}`, 'Content-Type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+      },
+    );
+    req.on('error', reject);
+    // half the body now, the rest once the server is closing: the request is in flight when close() is called
+    req.write(body.slice(0, 1));
+    setTimeout(() => {
+      closing = other.close();
+      setTimeout(() => req.end(body.slice(1)), 50);
+    }, 50);
+  });
+  let closing: Promise<void> | undefined;
+  const res = await answered;
+  assert.equal(res.status, 200, res.body);
+  assert.ok(JSON.parse(res.body).result, res.body);
+  await closing;
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: other.port, path: '/', agent: false }, resolve);
+      req.on('error', reject);
+      req.end();
+    }),
+    /ECONNREFUSED/,
+  );
+});

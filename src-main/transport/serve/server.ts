@@ -21,6 +21,8 @@ import { handleOpenAi, OPENAI_PREFIX } from './openai';
 import { handleDownload, isDownload } from './download';
 
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL('../../../out/renderer', import.meta.url));
+/** How long close() lets requests in flight finish before cutting their connections. */
+const CLOSE_GRACE_MS = 2000;
 /**
  * Largest JSON request (POST /api body or WebSocket message). The contract's largest field is a chat image as
  * base64 (at most 70,000,000 characters), so a smaller limit would refuse requests the contract allows (and a
@@ -168,7 +170,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const uploads = new Uploads(backend.dataDir);
   uploads.clearAll();
 
+  let closing: Promise<void> | undefined;
   const server = createServer((req, res) => {
+    // while closing, a connection ends with the response it is answering instead of idling out the grace period
+    res.once('finish', () => {
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
     handle(req, res).catch((err) => {
       log(`request failed: ${(err as Error).stack ?? err}`);
       if (!res.headersSent) sendError(res, new ApiError('internal', 'request failed'));
@@ -401,7 +408,6 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const origin = `http://127.0.0.1:${port}`;
   log(`listening on ${origin}`);
 
-  let closing: Promise<void> | undefined;
   return {
     url: `${origin}/?token=${token}`,
     origin,
@@ -412,8 +418,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         unsubscribe();
         for (const ws of wss.clients) ws.terminate();
         wss.close();
-        server.close(() => done());
-        for (const s of sockets) s.destroy();
+        // Requests already being answered (an image the page is loading) finish rather than being reset; idle
+        // keep-alive sockets close now, and whatever is still open after the grace period is cut.
+        server.close(() => {
+          clearTimeout(cut);
+          done();
+        });
+        server.closeIdleConnections();
+        const cut = setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, CLOSE_GRACE_MS);
       });
       return closing;
     },
