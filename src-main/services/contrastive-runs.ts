@@ -32,6 +32,17 @@ export function planContrastiveRun(
       'contrastive runs are planned in epochs (give epochs, not maxSteps)',
       'hparams.maxSteps',
     );
+  // settings the image-text trainer has no use for are refused rather than silently dropped
+  const unsupported: [keyof Hparams, boolean, string][] = [
+    [
+      'quantizeBase',
+      hp.quantizeBase !== 'none',
+      'a CLIP / SigLIP run keeps its frozen towers float32 (quantizeBase "none")',
+    ],
+    ['packing', hp.packing, 'a CLIP / SigLIP batch has one caption per image: nothing to pack'],
+    ['gradientCheckpointing', hp.gradientCheckpointing, 'a CLIP / SigLIP run keeps its activations (no recomputation)'],
+  ];
+  for (const [field, set, why] of unsupported) if (set) throw new ApiError('invalid_request', why, `hparams.${field}`);
   const options: ContrastivePlan['options'] = {
     method: hp.method === 'projector' ? 'projections' : 'lora',
     towers: 'both',

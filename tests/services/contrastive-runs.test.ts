@@ -53,6 +53,13 @@ test('a contrastive run of a CLIP model: recall beside the base per evaluation, 
     call('runs.start', { model: { id: modelId }, data: { datasetId: train }, hparams: { method: 'lora+projector' } }),
     (e: { field?: string }) => e.field === 'hparams.method',
   );
+  // settings the image-text trainer would not honour are refused by name
+  for (const hparams of [{ quantizeBase: 'int4' as const }, { packing: true }, { gradientCheckpointing: true }])
+    await assert.rejects(
+      call('runs.start', { model: { id: modelId }, data: { datasetId: train }, hparams }),
+      (e: { field?: string; message: string }) =>
+        e.field === `hparams.${Object.keys(hparams)[0]}` && /CLIP \/ SigLIP/.test(e.message),
+    );
 
   const events: { event: string; payload: any }[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
   const off = backend.events.subscribe((event, payload) => events.push({ event, payload }));
