@@ -77,43 +77,17 @@ function handPng(w: number, h: number, colorType: number, px: Buffer, filters: n
 
 test('every colour type sharp writes at 8 bits decodes to the same RGB as sharp', async () => {
   const [w, h] = [37, 23];
+  const encode = (channels: 1 | 2 | 3 | 4, seed: number, opts: sharp.PngOptions = {}) =>
+    sharp(pixels(w, h, channels, seed), { raw: { width: w, height: h, channels } })
+      .png(opts)
+      .toBuffer();
   const cases: [string, Promise<Buffer>][] = [
-    [
-      'rgb',
-      sharp(pixels(w, h, 3, 1), { raw: { width: w, height: h, channels: 3 } })
-        .png()
-        .toBuffer(),
-    ],
-    [
-      'rgba',
-      sharp(pixels(w, h, 4, 2), { raw: { width: w, height: h, channels: 4 } })
-        .png()
-        .toBuffer(),
-    ],
-    [
-      'grey',
-      sharp(pixels(w, h, 1, 3), { raw: { width: w, height: h, channels: 1 } })
-        .png()
-        .toBuffer(),
-    ],
-    [
-      'grey+alpha',
-      sharp(pixels(w, h, 2, 4), { raw: { width: w, height: h, channels: 2 } })
-        .png()
-        .toBuffer(),
-    ],
-    [
-      'palette',
-      sharp(pixels(w, h, 3, 5), { raw: { width: w, height: h, channels: 3 } })
-        .png({ palette: true, colours: 200 })
-        .toBuffer(),
-    ],
-    [
-      'rgb, adaptive filtering',
-      sharp(pixels(w, h, 3, 6), { raw: { width: w, height: h, channels: 3 } })
-        .png({ adaptiveFiltering: true, compressionLevel: 9 })
-        .toBuffer(),
-    ],
+    ['rgb', encode(3, 1)],
+    ['rgba', encode(4, 2)],
+    ['grey', encode(1, 3)],
+    ['grey+alpha', encode(2, 4)],
+    ['palette', encode(3, 5, { palette: true, colours: 200 })],
+    ['rgb, adaptive filtering', encode(3, 6, { adaptiveFiltering: true, compressionLevel: 9 })],
   ];
   for (const [name, made] of cases) {
     const png = await made;
