@@ -15,9 +15,11 @@
 //   gradients    = trainable × 4
 //   optimizer    = trainable × 2 × 4                   (AdamW first and second moments, fp32)
 //   activations  = B · T · L · a · 4, the decoder tensors kept for the backward pass, with per token and layer
-//                  a = 6h + 3·q + 3·kv + 4·I + 2·H·T + Σ_targets (r + dropout·in)
+//                  a = 6h + 3·q + 3·kv + m·I + 2·H·T + Σ_targets (r + dropout·in)
 //                  (h hidden, q = H·d query width, kv = H_kv·d, I MLP width, H heads, T sequence length incl. image
-//                  tokens; the 2·H·T term is the attention scores and probabilities). Backward always runs through
+//                  tokens; the 2·H·T term is the attention scores and probabilities; m = 4 for a gated MLP, LLaMA's
+//                  gate, up, activation and product, m = 2 for a two-matrix one, OPT's fc1 output and activation, told
+//                  apart by the decoder's listed matrices a layer). Backward always runs through
 //                  the whole decoder: LoRA sits in every layer, and projector gradients flow back through all of it.
 //   logits       = B · T · V · 4 × 3                   (logits, log-softmax, their gradient)
 //   vision       = images · (P·(6h_v + 2·I_v) + 2·H_v·P²) · 4   (frozen tower: forward only, one layer live at a time)
@@ -270,6 +272,28 @@ function largestFrozenMatrix(shape: ModelShape): number {
   return m;
 }
 
+/**
+ * Intermediate-width tensors a decoder layer's MLP keeps per token: 2 when the layers list two matrices besides
+ * q, k, v and o (OPT's fc1 and fc2: fc1's output and its activation), else 4 (a gated MLP: gate, up, activation,
+ * product). bench:blip2-large measured OPT-2.7B's layers at half the gated price or less.
+ */
+function mlpActivations(d: ModelShape['decoder']): number {
+  if (!d.linears || d.numLayers === 0) return 4;
+  return d.linears.length / d.numLayers - 4 === 2 ? 2 : 4;
+}
+
+/**
+ * How many copies of the frozen base a training process holds (TrainSetup.weightCopies): 2 for a float32 base (the
+ * session's initializers, and a second copy while the graph is built and loaded: bench:train's 0.45B peaks at 3.3 GiB
+ * after init for 1.7 GiB of weights), and for int8, whose blocks were not measured at a size where they show. An int4
+ * base's graph is compiled one tensor at a time, and a process that loaded its training session held 1.36x its blocks
+ * (bench:blip2-large, BLIP-2 OPT-2.7B shapes: 3.2 GiB resident for 2.35 GiB of blocks, 1.9 GiB of it anonymous, the
+ * rest pages of the memory-mapped data file), so 1.4 copies are priced.
+ */
+export function baseWeightCopies(quantizeBase: 'none' | 'int8' | 'int4'): number {
+  return quantizeBase === 'int4' ? 1.4 : 2;
+}
+
 /** What a training process holds besides the priced parts (see breakdownFor). */
 const RUNTIME_BASE = 192 * MIB;
 
@@ -292,7 +316,8 @@ function breakdownFor(shape: ModelShape, s: TrainSetup) {
   const kv = d.numKvHeads * d.headDim;
   let loraExtra = 0;
   if (usesLora) for (const t of s.targetModules) loraExtra += s.rank + ((s.dropout ?? 0) > 0 ? linearDims(d, t)[0] : 0);
-  const perTokenLayer = 6 * d.hiddenSize + 3 * q + 3 * kv + 4 * d.intermediateSize + 2 * d.numHeads * T + loraExtra;
+  const perTokenLayer =
+    6 * d.hiddenSize + 3 * q + 3 * kv + mlpActivations(d) * d.intermediateSize + 2 * d.numHeads * T + loraExtra;
   const layerAct = B * T * perTokenLayer * 4;
   const images = B * (s.imagesPerSample ?? 1);
   let vision = 0;

@@ -12,7 +12,14 @@ import { loadVlm, renderSetupOf, type LoadedVlm } from '../models/program';
 import { RenderError, renderItem, type RenderSetup } from '../datasets/render';
 import { assertSamplesFit, SampleError, type RenderedSample, type SampleProblem } from './batching';
 import { parseHparams, planRun, HparamsError, type Hparams, type RunPlan } from './hparams';
-import { availableMemory, estimateTrainingMemory, memoryRefusal, shapeOfVlm, type MemoryEstimate } from './memory';
+import {
+  availableMemory,
+  baseWeightCopies,
+  estimateTrainingMemory,
+  memoryRefusal,
+  shapeOfVlm,
+  type MemoryEstimate,
+} from './memory';
 import {
   evalItems,
   itemsOfSplit,
@@ -229,8 +236,9 @@ export function checkVlmRun(input: {
     const shape = shapeOfVlm(m.config, 4, m.images);
     const memory = estimateTrainingMemory(
       shape,
-      // weightCopies 2: the session holds the frozen weights as initializers, and building / loading the graph holds
-      // a second copy for a while (bench:train measures 5.2 GiB peak for a 0.45B model whose weights are 1.7 GiB)
+      // weightCopies: a float base is held twice (the session's initializers, and building / loading the graph holds
+      // a second copy for a while: bench:train measures 5.2 GiB peak for a 0.45B model whose weights are 1.7 GiB); an
+      // int4 base's blocks 1.4 times (memory.ts baseWeightCopies)
       {
         method: hp.method,
         rank: hp.rank,
@@ -240,7 +248,7 @@ export function checkVlmRun(input: {
         maxSeqLen: longest,
         labelTokens: mostLabels,
         imagesPerSample: shape.framesPerImage,
-        weightCopies: 2,
+        weightCopies: baseWeightCopies(hp.quantizeBase),
         quantizeBase: hp.quantizeBase,
         gradientCheckpointing: hp.gradientCheckpointing,
       },

@@ -55,7 +55,7 @@ const arg = (name: string, d: number) => {
 const has = (name: string) => args.includes(`--${name}`);
 const here = fileURLToPath(new URL('.', import.meta.url));
 
-interface WorkerInput {
+export interface WorkerInput {
   model: string;
   data: string;
   batchSize: number;
@@ -77,8 +77,10 @@ interface WorkerInput {
   gradientCheckpointing?: boolean;
   /** hparams.packing: a micro-batch's samples packed end to end instead of padded. */
   packing?: boolean;
+  /** hparams.maxSeqLen: longer samples are refused (default the trainer's). */
+  maxSeqLen?: number;
 }
-interface WorkerOutput {
+export interface WorkerOutput {
   initMs: number;
   /** peak RSS when init was done (0 through the job driver) */
   initPeakRss: number;
@@ -95,6 +97,8 @@ interface WorkerOutput {
   /** cacheEpochs: each step's epoch (0-based) and the images the vision program computed. */
   epochs?: number[];
   visionImages?: number;
+  /** The trainer's log lines (device, init time, the quantized base). */
+  logs: string[];
 }
 
 // ------------------------------------------------------------------------------------------------ worker (child)
@@ -125,6 +129,7 @@ async function worker(input: WorkerInput): Promise<void> {
       ...(input.quantizeBase ? { quantizeBase: input.quantizeBase } : {}),
       ...(input.gradientCheckpointing ? { gradientCheckpointing: true } : {}),
       ...(input.packing ? { packing: true } : {}),
+      ...(input.maxSeqLen ? { maxSeqLen: input.maxSeqLen } : {}),
     },
     eval: { maxItems: 1 },
     // the whole step, vision tower included (as PyTorch's), unless the cache is what is measured
@@ -140,6 +145,7 @@ async function worker(input: WorkerInput): Promise<void> {
   }
   const check = vlmTrainerModule.validateConfig(config);
   const out = mkdtempSync(join(tmpdir(), 'lenslab-bench-run-'));
+  const logs: string[] = [];
   const ms: number[] = [];
   const losses: number[] = [];
   let samples = 0;
@@ -172,7 +178,7 @@ async function worker(input: WorkerInput): Promise<void> {
       if (e.type === 'started' || e.type === 'progress') last = performance.now();
     });
   } else {
-    const trainer = vlmTrainerModule.createTrainer(config, { outDir: out, log: () => {} });
+    const trainer = vlmTrainerModule.createTrainer(config, { outDir: out, log: (l: string) => logs.push(l) });
     const t0 = performance.now();
     await trainer.init(null);
     initMs = performance.now() - t0;
@@ -223,6 +229,7 @@ async function worker(input: WorkerInput): Promise<void> {
     phases,
     epochs,
     visionImages,
+    logs,
   };
   if (input.cacheEpochs) rmSync(process.env.LENSLAB_FEATURE_CACHE!, { recursive: true, force: true });
   process.stdout.write(`${JSON.stringify(res)}\n`);
@@ -382,7 +389,7 @@ function mixedData(data: string, phrases: number): string {
   return file;
 }
 
-function runWorker(input: WorkerInput): WorkerOutput {
+export function runWorker(input: WorkerInput): WorkerOutput {
   const r = spawnSync(
     process.execPath,
     ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', JSON.stringify(input)],

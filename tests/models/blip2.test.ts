@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp';
 import { ConfigError, parseHfConfig } from '../../src-main/models/config';
 import type { Blip2ModelConfig } from '../../src-main/models/families/blip2/config';
-import { writeTinyBlip2 } from '../../src-main/models/demo/tiny-blip2';
+import { lazyRandomBlip2Weights, writeTinyBlip2 } from '../../src-main/models/demo/tiny-blip2';
 import {
   adapterFromValues,
   buildTrainableVlm,
@@ -287,6 +287,42 @@ test("float64 training step: the loss and every tensor's gradient match PyTorch"
       'language_model.model.decoder.embed_positions.weight',
     ])
       assert.ok(ref.grads[n].norm > 0, `${n} has a gradient`);
+  } finally {
+    m.close();
+  }
+});
+
+test('a streamed float16 folder (bench:blip2-large): F16 tensors, torch_dtype float16, the lazy source values, the same bytes on a second write', () => {
+  const write = (name: string) => {
+    const d = join(dir, name);
+    writeTinyBlip2(d, 5, BLIP2_OPTIONS, { dtype: 'F16', stream: true });
+    return d;
+  };
+  const a = write('streamed-a');
+  const b = write('streamed-b');
+  const bytes = (d: string) => readFileSync(join(d, 'model.safetensors'));
+  assert.ok(bytes(a).equals(bytes(b)));
+  const m = loadHfFolder(a);
+  try {
+    assert.equal(m.json.config.torch_dtype, 'float16');
+    const specs = expectedTensors(m.config);
+    const names = m.weights.names();
+    assert.equal(names.length, specs.length);
+    assert.ok(names.every((n) => m.weights.info(n).dtype === 'F16'));
+    // the values the lazy source makes (again on every read), rounded to float16; layer norms near 1, the rest near 0
+    const src = lazyRandomBlip2Weights(specs, 5, BLIP2_OPTIONS.initStd ?? 0.02);
+    for (const n of [
+      'language_model.model.decoder.layers.0.self_attn.q_proj.weight',
+      'vision_model.post_layernorm.weight',
+    ]) {
+      const want = src.get(n);
+      assert.deepEqual(src.get(n), want);
+      const got = m.weights.get(n);
+      assert.equal(got.length, want.length);
+      for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-3 * Math.abs(want[i]) + 1e-7, n);
+      const mean = got.reduce((x, y) => x + y, 0) / got.length;
+      assert.ok(Math.abs(mean - (n.endsWith('layernorm.weight') ? 1 : 0)) < 0.1, `${n}: mean ${mean}`);
+    }
   } finally {
     m.close();
   }

@@ -10,11 +10,12 @@ import { parseHfConfig, type TextConfig, type TextModelConfig, type VisionConfig
 import { blip2ToHf, type Blip2ModelConfig, type QFormerConfig } from '../families/blip2/config';
 import { optToHf } from '../decoder/opt';
 import { expectedTensors } from '../weights/names';
-import { memorySource, type Tensor } from '../weights/safetensors';
+import { memorySource, type Tensor, type TensorSource } from '../weights/safetensors';
+import { numel, type FloatDtype } from '../weights/dtype';
 import { saveHfFolder } from '../hf-folder';
 import { trainByteLevelBpe } from './bpe';
 import { demoCorpus } from './dataset';
-import { demoRng } from './rng';
+import { demoRng, subSeed } from './rng';
 import { DEMO_CORPUS_SEED } from './tiny-llava';
 
 export const OPT_SPECIAL_TOKENS = ['<s>', '<pad>', '</s>', '<unk>'];
@@ -137,6 +138,37 @@ export function randomBlip2Weights(
   return out;
 }
 
+/**
+ * The same kind of random weights as randomBlip2Weights, made one tensor at a time when read (each from its own
+ * stream, subSeed(seed, its index in `specs`)): a folder of billions of parameters is written while only the tensor
+ * being written is in memory. get() makes the tensor again on every call.
+ */
+export function lazyRandomBlip2Weights(
+  specs: Array<{ name: string; shape: number[] }>,
+  seed: number,
+  std: number,
+): TensorSource {
+  const byName = new Map(specs.map((s, i) => [s.name, { shape: s.shape, index: i }]));
+  const spec = (n: string) => {
+    const s = byName.get(n);
+    if (!s) throw new Error(`no tensor named "${n}"`);
+    return s;
+  };
+  return {
+    names: () => [...byName.keys()],
+    has: (n) => byName.has(n),
+    info: (n) => ({ dtype: 'F32', shape: spec(n).shape }),
+    get: (n) => {
+      const s = spec(n);
+      const rng = demoRng(subSeed(seed, s.index));
+      const data = new Float32Array(numel(s.shape));
+      const base = /(norm|Norm|layer_norm\d?)\.weight$/.test(n) ? 1 : 0;
+      for (let i = 0; i < data.length; i++) data[i] = base + std * rng.normal();
+      return data;
+    },
+  };
+}
+
 /** Write a random tiny OPTForCausalLM folder; returns its parsed config. */
 export function writeTinyOpt(dir: string, seed: number, o: TinyOptOptions = {}): TextModelConfig {
   const tok = optTokenizerFiles();
@@ -176,6 +208,32 @@ export const BLIP2_BENCH: TinyBlip2Options = {
   heads: 12,
   ffn: 3072,
   maxPositionEmbeddings: 512,
+};
+
+/**
+ * Salesforce/blip2-opt-2.7b's shapes: EVA ViT-g (39 x 1408, 16 heads, MLP 6144) at 224 px in 14 px patches (257
+ * tokens), the Q-Former (12 x 768, 32 queries), OPT-2.7B (32 x 2560, 32 heads, ffn 10240, 50,272-row tied table,
+ * 2048 positions). The toy tokenizer's vocabulary sits in the first rows of the table.
+ */
+export const BLIP2_OPT_2_7B: TinyBlip2Options = {
+  imageSize: 224,
+  patchSize: 14,
+  visionHidden: 1408,
+  visionLayers: 39,
+  visionHeads: 16,
+  visionIntermediate: 6144,
+  qformerHidden: 768,
+  qformerLayers: 12,
+  qformerHeads: 12,
+  qformerIntermediate: 3072,
+  numQueryTokens: 32,
+  hidden: 2560,
+  layers: 32,
+  heads: 32,
+  ffn: 10240,
+  vocabSize: 50272,
+  maxPositionEmbeddings: 2048,
+  tieWordEmbeddings: true,
 };
 
 export interface TinyBlip2Options extends TinyOptOptions {
@@ -246,17 +304,35 @@ export function tinyBlip2Parts(
   };
 }
 
+export interface WriteBlip2Options {
+  /** Storage dtype of every tensor (config.json's torch_dtype follows); default F32. */
+  dtype?: FloatDtype;
+  /**
+   * Make each tensor only when it is written (lazyRandomBlip2Weights) instead of all of them first: for folders too
+   * large to hold in memory. The values differ from the default's (one stream per tensor).
+   */
+  stream?: boolean;
+}
+
 /** Write a random tiny Blip2ForConditionalGeneration folder (OPT decoder, image_token_index layout); returns its config. */
-export function writeTinyBlip2(dir: string, seed: number, o: TinyBlip2Options = {}): Blip2ModelConfig {
+export function writeTinyBlip2(
+  dir: string,
+  seed: number,
+  o: TinyBlip2Options = {},
+  w: WriteBlip2Options = {},
+): Blip2ModelConfig {
   const tok = optTokenizerFiles(320, ['<image>']);
   // LAVIS trained BLIP-2 to end captions with "\n"; the published text_config.eos_token_id is its token (50118)
   const newline = tok.vocab['\u010a'];
   const parts = tinyBlip2Parts(o, o.vocabSize ?? tok.size + 7, tok.vocab['<image>'], newline);
   const config = parseHfConfig(blip2ToHf(parts), 'tiny-blip2 config.json') as Blip2ModelConfig;
   mkdirSync(dir, { recursive: true });
+  const specs = expectedTensors(config);
+  const std = o.initStd ?? 0.02;
   saveHfFolder(dir, {
     config: config.raw,
-    weights: memorySource(randomBlip2Weights(expectedTensors(config), seed, o.initStd ?? 0.02)),
+    weights: w.stream ? lazyRandomBlip2Weights(specs, seed, std) : memorySource(randomBlip2Weights(specs, seed, std)),
+    ...(w.dtype ? { dtype: w.dtype } : {}),
     tokenizer: tok.tokenizer,
     tokenizerConfig: { ...tok.tokenizerConfig, processor_class: 'Blip2Processor' },
     preprocessorConfig: {
