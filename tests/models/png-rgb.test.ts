@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crc32, deflateSync } from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type PngOptions } from 'sharp';
 import { decodePngRgb } from '../../src-main/models/png-rgb';
 import { decodeRgb } from '../../src-main/models/image-processor';
 import { demoRng } from '../../src-main/models/demo/rng';
@@ -77,7 +77,7 @@ function handPng(w: number, h: number, colorType: number, px: Buffer, filters: n
 
 test('every colour type sharp writes at 8 bits decodes to the same RGB as sharp', async () => {
   const [w, h] = [37, 23];
-  const encode = (channels: 1 | 2 | 3 | 4, seed: number, opts: sharp.PngOptions = {}) =>
+  const encode = (channels: 1 | 2 | 3 | 4, seed: number, opts: PngOptions = {}) =>
     sharp(pixels(w, h, channels, seed), { raw: { width: w, height: h, channels } })
       .png(opts)
       .toBuffer();
