@@ -91,7 +91,9 @@ function suspect(e: Ev): string | null {
   const op = e.args?.op_name ?? '';
   const n = e.name;
   if (GEMM.has(op)) {
-    const s = [...shapes(e), ...(e.args?.output_type_shape ?? []).map((o) => Object.values(o)[0] ?? [])];
+    // MatMulNBits' packed weight is [N, K / 32, 16] bytes: its 16 is a block's bytes, not a LoRA rank
+    const ins = op === 'MatMulNBits' ? shapes(e).slice(0, 1) : shapes(e);
+    const s = [...ins, ...(e.args?.output_type_shape ?? []).map((o) => Object.values(o)[0] ?? [])];
     const thin = s.some((x) => x.length >= 2 && x[x.length - 1] === 16);
     if (thin) return 'LoRA thin matmuls (a dim of 16)';
     if (/attn|attention/i.test(n) && !/proj/i.test(n)) return 'attention score / value matmuls';
