@@ -10,7 +10,7 @@
 // the transformers >= 4.52 names model.language_model.layers.N… are accepted as well; Idefics3: model.text_model.…);
 // the family (families/<family>/ peft) says which module prefixes hold the decoder and vision layers and which
 // module the 'projector' method saves whole (modules_to_save).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isVlm, type ModelConfig, type TextModelConfig, type VlmModelConfig } from './config';
 import { vlmFamilyOf } from './registry';
@@ -22,7 +22,15 @@ import type { DType } from '../engine/graph/dtype';
 import type { LazyTensors, LoraBinding } from './layers';
 import { ATTENTION_TARGETS, LORA_TARGETS, MLP_TARGETS, type LoraTarget, type TrainMethod } from '../contract/hparams';
 
-export class PeftError extends Error {}
+export { PeftError, loraScaling, parseAdapterConfig, type ParsedAdapterConfig } from './peft-folder';
+import {
+  LoraPairs,
+  PeftError,
+  loraScaling,
+  parseAdapterConfig,
+  readAdapterFolder,
+  type ParsedAdapterConfig,
+} from './peft-folder';
 
 /** Decoder projections LoRA can target (LLaMA / Qwen2 names). */
 /** The same roles in a CLIP / SigLIP layer (no gate). */
@@ -47,10 +55,6 @@ export interface LoraSpec {
   /** also put adapters on the vision tower's matching projections */
   includeVision: boolean;
   useRslora: boolean;
-}
-
-export function loraScaling(spec: Pick<LoraSpec, 'r' | 'alpha' | 'useRslora'>): number {
-  return spec.useRslora ? spec.alpha / Math.sqrt(spec.r) : spec.alpha / spec.r;
 }
 
 /** One adapted linear layer. */
@@ -215,60 +219,6 @@ export function adapterConfigJson(
   };
 }
 
-export interface ParsedAdapterConfig {
-  r: number;
-  alpha: number;
-  dropout: number;
-  useRslora: boolean;
-  targetModules: string | string[];
-  modulesToSave: string[];
-  raw: Record<string, unknown>;
-}
-
-export function parseAdapterConfig(json: unknown, file = 'adapter_config.json'): ParsedAdapterConfig {
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new PeftError(`${file}: not a JSON object`);
-  const o = json as Record<string, unknown>;
-  const err = (f: string, m: string): never => {
-    throw new PeftError(`${file}: field "${f}": ${m}`);
-  };
-  if ((o.peft_type ?? 'LORA') !== 'LORA')
-    err('peft_type', `only LORA adapters are supported, got ${JSON.stringify(o.peft_type)}`);
-  const r = o.r ?? 8;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
-    err('r', `must be a positive integer, got ${JSON.stringify(r)}`);
-  const alpha = o.lora_alpha ?? 8;
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha))
-    err('lora_alpha', `must be a number, got ${JSON.stringify(alpha)}`);
-  const dropout = o.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1)
-    err('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
-  const tm = o.target_modules;
-  if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.every((x) => typeof x === 'string'))))
-    err('target_modules', `must be a regex string or a list of names, got ${JSON.stringify(tm)}`);
-  if (o.use_dora === true) err('use_dora', 'DoRA adapters are not supported');
-  if ((o.bias ?? 'none') !== 'none') err('bias', `only "none" is supported, got ${JSON.stringify(o.bias)}`);
-  if (o.fan_in_fan_out === true)
-    err('fan_in_fan_out', 'is only used by GPT-2 style Conv1D layers, which these models do not have');
-  for (const f of ['rank_pattern', 'alpha_pattern'])
-    if (o[f] && typeof o[f] === 'object' && Object.keys(o[f] as object).length > 0)
-      err(f, 'per-module ranks/alphas are not supported');
-  if (o.layers_to_transform !== undefined && o.layers_to_transform !== null)
-    err('layers_to_transform', 'is not supported');
-  const mts = o.modules_to_save ?? [];
-  if (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string'))
-    err('modules_to_save', `must be a list of names, got ${JSON.stringify(mts)}`);
-  const useRslora = o.use_rslora === true;
-  return {
-    r: r as number,
-    alpha: alpha as number,
-    dropout: dropout as number,
-    useRslora,
-    targetModules: tm as string | string[],
-    modulesToSave: mts as string[],
-    raw: o,
-  };
-}
-
 /** A loaded or trained adapter: per-module A/B matrices plus fully trained tensors (canonical names). */
 export interface Adapter {
   config: ParsedAdapterConfig;
@@ -335,23 +285,7 @@ export function saveAdapter(
 
 /** Load a PEFT LoRA adapter for a base model config; every tensor is checked against the modules it adapts. */
 export function loadAdapter(dir: string, config: ModelConfig): Adapter {
-  const cfgPath = join(dir, 'adapter_config.json');
-  if (!existsSync(cfgPath)) throw new PeftError(`${dir}: no adapter_config.json`);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(cfgPath, 'utf8'));
-  } catch (e) {
-    throw new PeftError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
-  }
-  const acfg = parseAdapterConfig(json, cfgPath);
-  const wPath = join(dir, 'adapter_model.safetensors');
-  if (!existsSync(wPath)) {
-    if (existsSync(join(dir, 'adapter_model.bin')))
-      throw new PeftError(
-        `${join(dir, 'adapter_model.bin')}: PyTorch pickle weights are not loaded (they can run code); save the adapter as safetensors`,
-      );
-    throw new PeftError(`${dir}: no adapter_model.safetensors`);
-  }
+  const { cfgPath, wPath, config: acfg } = readAdapterFolder(dir);
   const modules = resolveLoraModules(config, acfg.targetModules);
   if (modules.length === 0)
     throw new PeftError(
@@ -361,7 +295,7 @@ export function loadAdapter(dir: string, config: ModelConfig): Adapter {
   const specs = new Map(expectedTensors(config).map((s) => [s.name, s.shape]));
   const f = SafetensorsFile.open(wPath);
   try {
-    const lora = new Map<string, { a?: Float32Array; b?: Float32Array }>();
+    const lora = new LoraPairs(acfg.r, wPath);
     const saved = new Map<string, Float32Array>();
     for (const key of f.names()) {
       if (!key.startsWith(PREFIX)) throw new PeftError(`${wPath}: tensor "${key}" does not start with "${PREFIX}"`);
@@ -372,15 +306,7 @@ export function loadAdapter(dir: string, config: ModelConfig): Adapter {
         const canon = canonicalName(config, `${m[1]}.weight`);
         const mod = canon ? byModule.get(canon.slice(0, -'.weight'.length)) : undefined;
         if (!mod) throw new PeftError(`${wPath}: tensor "${key}" adapts a module that target_modules does not select`);
-        const want = m[2] === 'A' ? [acfg.r, mod.inFeatures] : [mod.outFeatures, acfg.r];
-        if (info.shape.length !== 2 || info.shape[0] !== want[0] || info.shape[1] !== want[1])
-          throw new PeftError(
-            `${wPath}: tensor "${key}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(want)} (r = ${acfg.r})`,
-          );
-        const e = lora.get(mod.module) ?? {};
-        if (m[2] === 'A') e.a = f.get(key);
-        else e.b = f.get(key);
-        lora.set(mod.module, e);
+        lora.add(f, key, mod.module, m[2] as 'A' | 'B', mod.outFeatures, mod.inFeatures);
         continue;
       }
       // modules_to_save: "<module>.<param>" (PEFT strips "modules_to_save.default")
@@ -403,19 +329,16 @@ export function loadAdapter(dir: string, config: ModelConfig): Adapter {
         );
       saved.set(canon, f.get(key));
     }
-    const missing = modules
-      .filter((m) => !lora.get(m.module)?.a || !lora.get(m.module)?.b)
-      .map((m) => m.keyA.replace(/\.lora_A\.weight$/, ''));
+    const missing = modules.filter((m) => !lora.complete(m.module)).map((m) => m.keyA.replace(/\.lora_A\.weight$/, ''));
     if (missing.length)
       throw new PeftError(
         `${wPath}: missing LoRA matrices for ${missing.length} targeted module(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ' …' : ''}`,
       );
-    const done = new Map([...lora].map(([k, v]) => [k, { a: v.a!, b: v.b! }]));
     return {
       config: acfg,
       scaling: loraScaling({ r: acfg.r, alpha: acfg.alpha, useRslora: acfg.useRslora }),
       modules,
-      lora: done,
+      lora: lora.pairs(),
       saved,
     };
   } finally {

@@ -4,10 +4,11 @@
 // written as the user gave it (e.g. ["query", "key"], the published BLIP VQA recipe): PEFT selects every linear module
 // whose name ends with "." + entry, which is the set `blipLoraModules` trains, so PEFT loads the same modules.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Graph } from '../../../engine/graph/builder';
 import { writeJsonAtomic } from '../../hf-folder';
+import { LoraPairs, loraScaling, readAdapterFolder } from '../../peft-folder';
 import type { LoraBinding } from '../../layers';
 import { SafetensorsFile, writeSafetensors } from '../../weights/safetensors';
 import type { BlipConfig } from './config';
@@ -88,62 +89,34 @@ export function saveBlipAdapter(dir: string, c: BlipConfig, ad: BlipAdapter, bas
 
 /** Read a PEFT adapter of a BLIP model; every tensor is checked against the module it adapts. */
 export function loadBlipAdapter(dir: string, c: BlipConfig): BlipAdapter {
-  const cfgPath = join(dir, 'adapter_config.json');
-  if (!existsSync(cfgPath)) throw new BlipAdapterError(`${dir}: no adapter_config.json`);
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(readFileSync(cfgPath, 'utf8'));
-  } catch (e) {
-    throw new BlipAdapterError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
-  }
-  if (j.peft_type !== 'LORA')
-    throw new BlipAdapterError(`${cfgPath}: peft_type must be "LORA" (got ${JSON.stringify(j.peft_type)})`);
-  const r = j.r;
-  const alpha = j.lora_alpha ?? r;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
-    throw new BlipAdapterError(`${cfgPath}: field "r" must be a positive integer`);
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha))
-    throw new BlipAdapterError(`${cfgPath}: field "lora_alpha" must be a number`);
-  if (Array.isArray(j.modules_to_save) && j.modules_to_save.length)
-    throw new BlipAdapterError(`${cfgPath}: modules_to_save is not supported for BLIP adapters`);
-  const scaling = j.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
-  const wPath = join(dir, 'adapter_model.safetensors');
-  if (!existsSync(wPath)) throw new BlipAdapterError(`${dir}: no adapter_model.safetensors`);
+  const fail = (m: string) => new BlipAdapterError(m);
+  const { cfgPath, wPath, config } = readAdapterFolder(dir, fail);
+  if (config.modulesToSave.length) throw fail(`${cfgPath}: modules_to_save is not supported for BLIP adapters`);
+  const { r, alpha } = config;
   const mods = blipLinearModules(c);
   const f = SafetensorsFile.open(wPath);
   try {
-    const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
+    const lora = new LoraPairs(r, wPath, fail);
     for (const key of f.names()) {
-      if (!key.startsWith(PREFIX))
-        throw new BlipAdapterError(`${wPath}: tensor "${key}" does not start with "${PREFIX}"`);
+      if (!key.startsWith(PREFIX)) throw fail(`${wPath}: tensor "${key}" does not start with "${PREFIX}"`);
       const rest = key.slice(PREFIX.length).replace('.default.', '.');
       const m = /^(.*)\.lora_([AB])\.weight$/.exec(rest);
-      if (!m) throw new BlipAdapterError(`${wPath}: tensor "${key}" is not a LoRA matrix`);
+      if (!m) throw fail(`${wPath}: tensor "${key}" is not a LoRA matrix`);
       const sh = mods.get(m[1]);
       if (!sh)
-        throw new BlipAdapterError(
-          `${wPath}: tensor "${key}" adapts "${m[1]}", which is not a linear layer of this ${c.architecture}`,
-        );
-      const [out, inn] = sh;
-      const shape = f.info(key).shape;
-      const want = m[2] === 'A' ? [r, inn] : [out, r];
-      if (shape.join() !== want.join())
-        throw new BlipAdapterError(`${wPath}: tensor "${key}" has shape [${shape}], expected [${want}]`);
-      const e = lora.get(m[1]) ?? { a: new Float32Array(0), b: new Float32Array(0) };
-      if (m[2] === 'A') e.a = f.get(key);
-      else e.b = f.get(key);
-      lora.set(m[1], e);
+        throw fail(`${wPath}: tensor "${key}" adapts "${m[1]}", which is not a linear layer of this ${c.architecture}`);
+      lora.add(f, key, m[1], m[2] as 'A' | 'B', sh[0], sh[1]);
     }
-    for (const [module, e] of lora)
-      if (!e.a.length || !e.b.length)
-        throw new BlipAdapterError(`${wPath}: module "${module}" has only one of lora_A / lora_B`);
-    const tm = Array.isArray(j.target_modules)
-      ? (j.target_modules as string[])
-      : typeof j.target_modules === 'string'
-        ? [j.target_modules]
-        : [...lora.keys()];
-    const dropout = typeof j.lora_dropout === 'number' ? j.lora_dropout : 0;
-    return { r, alpha, scaling, dropout, targetModules: tm, lora };
+    const pairs = lora.pairs();
+    const tm = typeof config.targetModules === 'string' ? [config.targetModules] : config.targetModules;
+    return {
+      r,
+      alpha,
+      scaling: loraScaling({ r, alpha, useRslora: config.useRslora }),
+      dropout: config.dropout,
+      targetModules: tm,
+      lora: pairs,
+    };
   } finally {
     f.close();
   }

@@ -5,10 +5,11 @@
 // the base module's tensors. target_modules is written as the list of full module names (PEFT matches a list entry
 // by equality or by "." + entry suffix), so any PEFT version selects exactly the trained modules.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Graph } from '../../../engine/graph/builder';
 import { writeJsonAtomic } from '../../hf-folder';
+import { LoraPairs, loraScaling, readAdapterFolder } from '../../peft-folder';
 import type { LoraBinding } from '../../layers';
 import { SafetensorsFile, writeSafetensors } from '../../weights/safetensors';
 import type { ContrastiveConfig } from './config';
@@ -84,32 +85,17 @@ export function saveContrastiveAdapter(
 
 /** Read a PEFT adapter of a CLIP / SigLIP model; every tensor is checked against the module it adapts. */
 export function loadContrastiveAdapter(dir: string, c: ContrastiveConfig): ContrastiveAdapter {
-  const cfgPath = join(dir, 'adapter_config.json');
-  if (!existsSync(cfgPath)) throw new ContrastiveAdapterError(`${dir}: no adapter_config.json`);
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(readFileSync(cfgPath, 'utf8'));
-  } catch (e) {
-    throw new ContrastiveAdapterError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
-  }
-  if (j.peft_type !== 'LORA')
-    throw new ContrastiveAdapterError(`${cfgPath}: peft_type must be "LORA" (got ${JSON.stringify(j.peft_type)})`);
-  const r = j.r;
-  const alpha = j.lora_alpha ?? r;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
-    throw new ContrastiveAdapterError(`${cfgPath}: field "r" must be a positive integer`);
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha))
-    throw new ContrastiveAdapterError(`${cfgPath}: field "lora_alpha" must be a number`);
-  const scaling = j.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
-  const wPath = join(dir, 'adapter_model.safetensors');
-  if (!existsSync(wPath)) throw new ContrastiveAdapterError(`${dir}: no adapter_model.safetensors`);
+  const fail = (m: string) => new ContrastiveAdapterError(m);
+  const { wPath, config } = readAdapterFolder(dir, fail);
+  const { r, alpha } = config;
+  const scaling = loraScaling({ r, alpha, useRslora: config.useRslora });
   const f = SafetensorsFile.open(wPath);
   try {
     const specs = specsOf(c);
     const known = new Set(contrastiveLoraModules(c, 'both', ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2']));
     for (const s of specs.keys())
       if (s.endsWith('.weight') && specs.get(s)!.length === 2) known.add(s.slice(0, -'.weight'.length));
-    const lora = new Map<string, { a: Float32Array; b: Float32Array }>();
+    const lora = new LoraPairs(r, wPath, fail);
     const saved = new Map<string, Float32Array>();
     const names = f.names();
     for (const key of names) {
@@ -124,14 +110,7 @@ export function loadContrastiveAdapter(dir: string, c: ContrastiveConfig): Contr
             `${wPath}: tensor "${key}" adapts "${module}", which is not a linear layer of this ${c.modelType} model`,
           );
         const [out, inn] = specs.get(`${module}.weight`)!;
-        const shape = f.info(key).shape;
-        const want = m[2] === 'A' ? [r, inn] : [out, r];
-        if (shape.join() !== want.join())
-          throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" has shape [${shape}], expected [${want}]`);
-        const e = lora.get(module) ?? { a: new Float32Array(0), b: new Float32Array(0) };
-        if (m[2] === 'A') e.a = f.get(key);
-        else e.b = f.get(key);
-        lora.set(module, e);
+        lora.add(f, key, module, m[2] as 'A' | 'B', out, inn);
         continue;
       }
       const name = rest.replace('.modules_to_save.', '.');
@@ -145,11 +124,7 @@ export function loadContrastiveAdapter(dir: string, c: ContrastiveConfig): Contr
         throw new ContrastiveAdapterError(`${wPath}: tensor "${key}" has shape [${got}], the model's is [${shape}]`);
       saved.set(name, f.get(key));
     }
-    for (const [module, e] of lora)
-      if (!e.a.length || !e.b.length)
-        throw new ContrastiveAdapterError(`${wPath}: module "${module}" has only one of lora_A / lora_B`);
-    const mts = Array.isArray(j.modules_to_save) ? (j.modules_to_save as string[]) : [];
-    return { r, alpha, scaling, lora, saved, modulesToSave: mts };
+    return { r, alpha, scaling, lora: lora.pairs(), saved, modulesToSave: config.modulesToSave };
   } finally {
     f.close();
   }
