@@ -327,6 +327,26 @@ export class ImageProcessor {
     return this.toPixelValues(await this.prepare(input));
   }
 
+  /**
+   * pixel_values [N, 3, S, S] of a batch, processed concurrently (decoders that run in libuv's pool overlap); an
+   * image the processor does not bring to S x S is refused with `fail`, naming it and `what` takes S x S.
+   */
+  async squareBatch(
+    images: readonly ImageInput[],
+    S: number,
+    fail: (message: string) => Error,
+    what = 'the vision model',
+  ): Promise<{ data: Float32Array; n: number; size: number }> {
+    const pvs = await Promise.all(images.map((im) => this.process(im)));
+    const data = new Float32Array(images.length * 3 * S * S);
+    pvs.forEach((pv, i) => {
+      if (pv.height !== S || pv.width !== S)
+        throw fail(`image ${i + 1}: the processor gives ${pv.width}x${pv.height}, ${what} takes ${S}x${S}`);
+      data.set(pv.data, i * 3 * S * S);
+    });
+    return { data, n: images.length, size: S };
+  }
+
   toPixelValues(img: RgbImage): PixelValues {
     const c = this.config;
     const hw = img.width * img.height;

@@ -54,6 +54,21 @@ test('rescale + normalize by hand, channel-major output', async () => {
   assert.ok(Math.abs(pv.data[4 + 2] - (199 / 255 - MEAN[1]) / STD[1]) < 1e-6);
 });
 
+test('a square batch stacks the pixel values of each image in order and names an image of another size', async () => {
+  const p = new ImageProcessor(parsePreprocessorConfig(clipConfig(2, 2)));
+  const images = [0, 1, 2].map((k) => rgb(2, 2, (x, y) => [10 * k + x, 100 + y, 50 * k]));
+  const b = await p.squareBatch(images, 2, (m) => new Error(m));
+  assert.deepEqual([b.n, b.size, b.data.length], [3, 2, 36]);
+  for (let k = 0; k < 3; k++)
+    assert.deepEqual([...b.data.subarray(k * 12, k * 12 + 12)], [...(await p.process(images[k])).data]);
+  // no center crop: a 4x2 image stays 4x2 after the shortest-edge resize, and the batch names it
+  const noCrop = new ImageProcessor(parsePreprocessorConfig({ ...clipConfig(2, 2), do_center_crop: false }));
+  await assert.rejects(
+    noCrop.squareBatch([images[0], rgb(4, 2, () => [1, 2, 3])], 2, (m) => new RangeError(m), 'the tower'),
+    (e: Error) => e instanceof RangeError && /^image 2: the processor gives 4x2, the tower takes 2x2$/.test(e.message),
+  );
+});
+
 test('shortest-edge sizes and center-crop offsets follow transformers', () => {
   assert.deepEqual(shortestEdgeSize(40, 20, 10), { width: 20, height: 10 });
   assert.deepEqual(shortestEdgeSize(33, 50, 16), { width: 16, height: 24 }); // int(16 * 50 / 33) = 24

@@ -196,21 +196,11 @@ export function answerBatch(m: BlipModel, answers: readonly string[]): IdBatch &
 }
 
 /** pixel_values [N, 3, S, S] through BlipImageProcessor. */
-export async function blipPixelValues(
+export function blipPixelValues(
   m: BlipModel,
   images: readonly ImageInput[],
 ): Promise<{ data: Float32Array; n: number; size: number }> {
-  const S = m.config.vision.imageSize;
-  const data = new Float32Array(images.length * 3 * S * S);
-  for (let i = 0; i < images.length; i++) {
-    const pv = await m.imageProcessor.process(images[i]);
-    if (pv.height !== S || pv.width !== S)
-      throw new BlipError(
-        `image ${i + 1}: the processor gives ${pv.width}x${pv.height}, the vision model takes ${S}x${S}`,
-      );
-    data.set(pv.data, i * 3 * S * S);
-  }
-  return { data, n: images.length, size: S };
+  return m.imageProcessor.squareBatch(images, m.config.vision.imageSize, (msg) => new BlipError(msg));
 }
 
 export interface BlipGraphOptions {

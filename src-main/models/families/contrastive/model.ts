@@ -191,21 +191,16 @@ export function textBatch(m: ContrastiveModel, texts: readonly string[]): TextBa
 }
 
 /** pixel_values [N, 3, S, S] of images through the model's processor. */
-export async function imageBatch(
+export function imageBatch(
   m: ContrastiveModel,
   images: readonly ImageInput[],
 ): Promise<{ data: Float32Array; n: number; size: number }> {
-  const S = m.config.vision.imageSize;
-  const data = new Float32Array(images.length * 3 * S * S);
-  for (let i = 0; i < images.length; i++) {
-    const pv = await m.imageProcessor.process(images[i]);
-    if (pv.height !== S || pv.width !== S)
-      throw new ContrastiveError(
-        `image ${i + 1}: the processor gives ${pv.width}x${pv.height}, the vision tower takes ${S}x${S}`,
-      );
-    data.set(pv.data, i * 3 * S * S);
-  }
-  return { data, n: images.length, size: S };
+  return m.imageProcessor.squareBatch(
+    images,
+    m.config.vision.imageSize,
+    (msg) => new ContrastiveError(msg),
+    'the vision tower',
+  );
 }
 
 export interface ContrastiveGraphOptions {
