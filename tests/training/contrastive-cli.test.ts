@@ -57,6 +57,27 @@ test('a batch of one is refused with the reason', async () => {
   ]);
   assert.equal(r.code, 1);
   assert.match(r.err, /at least 2 pairs per batch/);
+  // flags that are not numbers are usage errors naming the flag (an empty one is not read as 0)
+  for (const [flag, value] of [
+    ['--rank', ''],
+    ['--lr', 'fast'],
+  ]) {
+    const u = await cli([
+      'train',
+      '--method',
+      'contrastive',
+      '--model',
+      model,
+      '--data',
+      data,
+      '--out',
+      join(dir, 'bad'),
+      flag,
+      value,
+    ]);
+    assert.equal(u.code, 2, u.err);
+    assert.match(u.err, new RegExp(`${flag} must be a number \\(got "${value}"\\)`));
+  }
 });
 
 test('contrastive LoRA lifts held-out text->image recall@1 well above the base', async () => {

@@ -1,9 +1,67 @@
 // The foreground adapter training of `lenslab train` for BLIP and CLIP / SigLIP folders (blip.ts, contrastive.ts
 // parse their flags): one inference.train call, its steps printed from inference.step events; Ctrl-C cancels it
 // before the adapter is written.
+import { existsSync, readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { CommandContext } from './command';
-import { printJson, withBackend } from './command';
+import { printJson, requirePath, UsageError, withBackend } from './command';
 import type { Params } from '../../contract/index';
+
+/** The flags every foreground adapter run shares, checked: --model, --data, an empty --out, --train-split. */
+export interface AdapterRunFlags {
+  model?: string;
+  data?: string;
+  out?: string;
+  'train-split'?: string;
+  'target-modules'?: string;
+}
+
+/** The run's model, data and output folder from the shared flags (usage errors name the flag). */
+export function adapterRunBase(v: AdapterRunFlags): Pick<Params<'inference.train'>, 'model' | 'data' | 'outDir'> {
+  if (!v.data) throw new UsageError('--data PATH is required');
+  if (!v.out) throw new UsageError('--out DIR is required (the adapter folder)');
+  const out = resolve(v.out);
+  if (existsSync(out) && readdirSync(out).length)
+    throw new UsageError(`--out ${out} is not empty; choose an empty or new folder`);
+  if (!v.model) throw new UsageError('--model DIR is required');
+  requirePath(v.data, '--data', 'any');
+  const split = v['train-split'] ?? 'train';
+  return {
+    model: { path: resolve(v.model) },
+    data: { path: v.data, split: split as 'train' | 'val' | 'test' },
+    outDir: out,
+  };
+}
+
+/** A numeric flag, undefined when absent; anything but a finite number (an empty string too) is a usage error. */
+export function numFlag(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${name} must be a number (got "${v}")`);
+  return x;
+}
+
+/** The training numbers both recipes take (--rank ... --weight-decay), each undefined when absent. */
+export function trainNumberFlags(v: Record<string, string | undefined>) {
+  return {
+    rank: numFlag(v.rank, '--rank'),
+    alpha: numFlag(v.alpha, '--alpha'),
+    lr: numFlag(v.lr, '--lr'),
+    epochs: numFlag(v.epochs, '--epochs'),
+    batchSize: numFlag(v['batch-size'], '--batch-size'),
+    gradAccum: numFlag(v['grad-accum'], '--grad-accum'),
+    seed: numFlag(v.seed, '--seed'),
+    weightDecay: numFlag(v['weight-decay'], '--weight-decay'),
+  };
+}
+
+/** --target-modules a,b as a list (undefined when absent). */
+export function targetModulesFlag(v: string | undefined): string[] | undefined {
+  return v
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
 
 export async function trainAdapter(ctx: CommandContext, params: Params<'inference.train'>): Promise<number> {
   const requestId = `cli-${process.pid}-${Date.now()}`;

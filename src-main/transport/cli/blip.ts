@@ -4,13 +4,11 @@
 // BLIP folder; `lenslab score` needs no BLIP flags (inference.score). Data: any file or folder `lenslab datasets
 // import` reads; every question-answer annotation of an image item is one triple.
 
-import { existsSync, readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { CommandContext } from './command';
 import { UsageError, intArg, modelRefs, parse, requirePath } from './command';
 import type { Params } from '../../contract/index';
 import { isBlipFolder } from '../../models/families/blip/model';
-import { trainAdapter } from './adapter-train';
+import { adapterRunBase, numFlag, targetModulesFlag, trainAdapter, trainNumberFlags } from './adapter-train';
 import { readVqaItems, type VqaItem } from '../../datasets/pairs';
 
 export { isBlipFolder, readVqaItems, type VqaItem };
@@ -83,42 +81,15 @@ export async function blipTrain(argv: string[], ctx: CommandContext): Promise<nu
     throw new UsageError(
       `--preset ${values.preset}: a BLIP VQA folder takes the blip-vqa-lora preset (its defaults apply without --preset too)`,
     );
-  if (!values.data) throw new UsageError('--data PATH is required');
-  if (!values.out) throw new UsageError('--out DIR is required (the adapter folder)');
-  const out = resolve(values.out);
-  if (existsSync(out) && readdirSync(out).length)
-    throw new UsageError(`--out ${out} is not empty; choose an empty or new folder`);
-  const num = (v: string | undefined, name: string) => {
-    if (v === undefined) return undefined;
-    const x = Number(v);
-    if (v.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${name} must be a number (got "${v}")`);
-    return x;
-  };
-  const split = values['train-split'] ?? 'train';
   const limit = values.limit === undefined ? undefined : intArg(values.limit, '--limit');
-  if (!values.model) throw new UsageError('--model DIR is required');
-  requirePath(values.data, '--data', 'any');
-  const targetModules = values['target-modules']
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
   return trainAdapter(ctx, {
-    model: { path: resolve(values.model) },
-    data: { path: values.data, split: split as 'train' | 'val' | 'test' },
-    outDir: out,
+    ...adapterRunBase(values),
     limit,
     options: {
-      targetModules,
-      rank: num(values.rank, '--rank'),
-      alpha: num(values.alpha, '--alpha'),
-      dropout: num(values.dropout, '--dropout'),
-      lr: num(values.lr, '--lr'),
-      epochs: num(values.epochs, '--epochs'),
-      batchSize: num(values['batch-size'], '--batch-size'),
-      gradAccum: num(values['grad-accum'], '--grad-accum'),
-      seed: num(values.seed, '--seed'),
-      weightDecay: num(values['weight-decay'], '--weight-decay'),
-      clipNorm: num(values['clip-norm'], '--clip-norm'),
+      targetModules: targetModulesFlag(values['target-modules']),
+      ...trainNumberFlags(values),
+      dropout: numFlag(values.dropout, '--dropout'),
+      clipNorm: numFlag(values['clip-norm'], '--clip-norm'),
     },
   });
 }

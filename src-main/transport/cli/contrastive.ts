@@ -4,14 +4,12 @@
 // Data: any file or folder `lenslab datasets import` reads; an item's first caption is its text, its first tag its
 // class name for zero-shot, its split selects it for --split.
 
-import { existsSync, readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { CommandContext, CommandGroup } from './command';
 import { UsageError, intArg, modelRefs, parse, printJson, requirePath, table, withBackend } from './command';
 import type { Result } from '../../contract/index';
 import { readPairs, type DataPair } from '../../datasets/pairs';
 import { isContrastiveFolder } from '../../models/families/contrastive/folder';
-import { trainAdapter } from './adapter-train';
+import { adapterRunBase, targetModulesFlag, trainAdapter, trainNumberFlags } from './adapter-train';
 
 export { isContrastiveFolder, readPairs, type DataPair };
 
@@ -155,45 +153,19 @@ export async function contrastiveTrain(argv: string[], ctx: CommandContext): Pro
     },
     false,
   );
-  if (!values.data) throw new UsageError('--data PATH is required');
-  if (!values.out) throw new UsageError('--out DIR is required (the adapter folder)');
-  const out = resolve(values.out);
-  if (existsSync(out) && readdirSync(out).length)
-    throw new UsageError(`--out ${out} is not empty; choose an empty or new folder`);
-  const num = (v: string | undefined, name: string) => {
-    if (v === undefined) return undefined;
-    const x = Number(v);
-    if (!Number.isFinite(x)) throw new UsageError(`${name} must be a number (got "${v}")`);
-    return x;
-  };
   const towers = values.towers ?? 'both';
   if (towers !== 'text' && towers !== 'vision' && towers !== 'both')
     throw new UsageError('--towers must be text, vision or both');
   const method = values['contrastive-method'] ?? 'lora';
   if (method !== 'lora' && method !== 'projections')
     throw new UsageError('--contrastive-method must be lora or projections');
-  const split = values['train-split'] ?? 'train';
-  if (!values.model) throw new UsageError('--model DIR is required');
-  requirePath(values.data, '--data', 'any');
   return trainAdapter(ctx, {
-    model: { path: resolve(values.model) },
-    data: { path: values.data, split: split as 'train' | 'val' | 'test' },
-    outDir: out,
+    ...adapterRunBase(values),
     options: {
       method,
       towers,
-      targetModules: values['target-modules']
-        ?.split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-      rank: num(values.rank, '--rank'),
-      alpha: num(values.alpha, '--alpha'),
-      lr: num(values.lr, '--lr'),
-      epochs: num(values.epochs, '--epochs'),
-      batchSize: num(values['batch-size'], '--batch-size'),
-      gradAccum: num(values['grad-accum'], '--grad-accum'),
-      seed: num(values.seed, '--seed'),
-      weightDecay: num(values['weight-decay'], '--weight-decay'),
+      targetModules: targetModulesFlag(values['target-modules']),
+      ...trainNumberFlags(values),
     },
   });
 }
