@@ -61,6 +61,17 @@ test('add the demo model, ask about an image, the answer streams in and is saved
   // chat with it about an attached image
   await row.getByRole('link', { name: 'Chat' }).click();
   await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
+  // the attach button's icon is drawn: its paths are SVG elements with a size (slotted into the shared LineIcon)
+  const icon = await page
+    .getByRole('button', { name: 'Attach an image' })
+    .locator('svg path, svg circle, svg rect')
+    .first()
+    .evaluate((el) => ({
+      svg: el.namespaceURI,
+      box: (el as unknown as { getBBox(): { width: number } }).getBBox().width,
+    }));
+  assert.equal(icon.svg, 'http://www.w3.org/2000/svg');
+  assert.ok(icon.box > 0, 'the icon has a drawn path');
   // a file that is not an image is refused in words
   const notes = join(ui.dataDir('e2e-notes-'), 'notes.txt');
   writeFileSync(notes, 'not an image');
