@@ -419,12 +419,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         for (const ws of wss.clients) ws.terminate();
         wss.close();
         // Requests already being answered (an image the page is loading) finish rather than being reset; idle
-        // keep-alive sockets close now, and whatever is still open after the grace period is cut.
+        // keep-alive sockets close now (server.close does that since Node 19), and whatever is still open after the
+        // grace period is cut.
         server.close(() => {
           clearTimeout(cut);
           done();
         });
-        server.closeIdleConnections();
         const cut = setTimeout(() => {
           for (const s of sockets) s.destroy();
         }, CLOSE_GRACE_MS);
