@@ -42,19 +42,9 @@ test('setup', async () => {
 });
 
 test('a batch of one is refused with the reason', async () => {
-  const r = await cli([
-    'train',
-    '--method',
-    'contrastive',
-    '--model',
-    model,
-    '--data',
-    data,
-    '--out',
-    join(dir, 'bad'),
-    '--batch-size',
-    '1',
-  ]);
+  const train = (...flags: string[]) =>
+    cli(['train', '--method', 'contrastive', '--model', model, '--data', data, '--out', join(dir, 'bad'), ...flags]);
+  const r = await train('--batch-size', '1');
   assert.equal(r.code, 1);
   assert.match(r.err, /at least 2 pairs per batch/);
   // flags that are not numbers are usage errors naming the flag (an empty one is not read as 0)
@@ -62,19 +52,7 @@ test('a batch of one is refused with the reason', async () => {
     ['--rank', ''],
     ['--lr', 'fast'],
   ]) {
-    const u = await cli([
-      'train',
-      '--method',
-      'contrastive',
-      '--model',
-      model,
-      '--data',
-      data,
-      '--out',
-      join(dir, 'bad'),
-      flag,
-      value,
-    ]);
+    const u = await train(flag, value);
     assert.equal(u.code, 2, u.err);
     assert.match(u.err, new RegExp(`${flag} must be a number \\(got "${value}"\\)`));
   }

@@ -156,6 +156,21 @@ test('lenslab audio: bad data and bad files are named; usage errors exit 2', asy
   r = await cli(['audio', 'ask', '--model', join(dir, 'audio-llm'), '--audio', join(data, 'broken.wav')]);
   assert.equal(r.code, 1);
   assert.match(r.err, /broken\.wav/);
+  // a flag that is not a number is a usage error naming it, before any work
+  r = await cli([
+    'audio',
+    'train',
+    '--model',
+    join(dir, 'audio-llm'),
+    '--data',
+    join(data, 'noanswer.jsonl'),
+    '--out',
+    join(dir, 'x'),
+    '--alpha',
+    'big',
+  ]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--alpha must be a number \(got "big"\)/);
   r = await cli(['audio', 'listen']);
   assert.equal(r.code, 2);
   assert.match(r.err, /unknown audio command "listen"/);

@@ -4,16 +4,15 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CommandContext } from './command';
-import { printJson, requirePath, UsageError, withBackend } from './command';
+import { numArg, printJson, requirePath, UsageError, withBackend } from './command';
 import type { Params } from '../../contract/index';
 
-/** The flags every foreground adapter run shares, checked: --model, --data, an empty --out, --train-split. */
+/** The flags every foreground adapter run shares: --model, --data, --out (which must be empty), --train-split. */
 export interface AdapterRunFlags {
   model?: string;
   data?: string;
   out?: string;
   'train-split'?: string;
-  'target-modules'?: string;
 }
 
 /** The run's model, data and output folder from the shared flags (usage errors name the flag). */
@@ -33,34 +32,18 @@ export function adapterRunBase(v: AdapterRunFlags): Pick<Params<'inference.train
   };
 }
 
-/** A numeric flag, undefined when absent; anything but a finite number (an empty string too) is a usage error. */
-export function numFlag(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${name} must be a number (got "${v}")`);
-  return x;
-}
-
 /** The training numbers both recipes take (--rank ... --weight-decay), each undefined when absent. */
 export function trainNumberFlags(v: Record<string, string | undefined>) {
   return {
-    rank: numFlag(v.rank, '--rank'),
-    alpha: numFlag(v.alpha, '--alpha'),
-    lr: numFlag(v.lr, '--lr'),
-    epochs: numFlag(v.epochs, '--epochs'),
-    batchSize: numFlag(v['batch-size'], '--batch-size'),
-    gradAccum: numFlag(v['grad-accum'], '--grad-accum'),
-    seed: numFlag(v.seed, '--seed'),
-    weightDecay: numFlag(v['weight-decay'], '--weight-decay'),
+    rank: numArg(v.rank, '--rank'),
+    alpha: numArg(v.alpha, '--alpha'),
+    lr: numArg(v.lr, '--lr'),
+    epochs: numArg(v.epochs, '--epochs'),
+    batchSize: numArg(v['batch-size'], '--batch-size'),
+    gradAccum: numArg(v['grad-accum'], '--grad-accum'),
+    seed: numArg(v.seed, '--seed'),
+    weightDecay: numArg(v['weight-decay'], '--weight-decay'),
   };
-}
-
-/** --target-modules a,b as a list (undefined when absent). */
-export function targetModulesFlag(v: string | undefined): string[] | undefined {
-  return v
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
 }
 
 export async function trainAdapter(ctx: CommandContext, params: Params<'inference.train'>): Promise<number> {

@@ -10,7 +10,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { CommandContext, CommandGroup } from './command';
-import { UsageError, intArg, parse, printJson } from './command';
+import { UsageError, intArg, listArg, numArg, parse, printJson } from './command';
 import { ApiError } from '../../contract/errors';
 import { decodeAudioFile } from '../../media/audio';
 import { composeAudioLlm } from '../../models/audio/compose';
@@ -27,7 +27,7 @@ import { loadAudioAdapter, mergeAudioAdapter, saveAudioAdapter } from '../../mod
 import { StepExecutor } from '../../engine/runtime/step-executor';
 import { lrAt } from '../../engine/optim/schedules';
 import { demoRng } from '../../models/demo/rng';
-import { TRAIN_METHODS } from '../../contract/hparams';
+import { LORA_TARGETS, TRAIN_METHODS } from '../../contract/hparams';
 
 const USAGE = `lenslab audio compose --whisper DIR --llm DIR --out DIR [--stack 4] [--projector-hidden N] [--audio-token "<audio>"] [--seed 0]
 lenslab audio train   --model DIR --data FILE.jsonl --out ADAPTER_DIR [--method projector|lora|lora+projector]
@@ -130,7 +130,7 @@ async function compose(argv: string[], ctx: CommandContext): Promise<number> {
       projectorHidden:
         values['projector-hidden'] === undefined ? undefined : intArg(values['projector-hidden'], '--projector-hidden'),
       audioToken: values['audio-token'],
-      seed: values.seed === undefined ? 0 : Number(values.seed),
+      seed: numArg(values.seed, '--seed') ?? 0,
     });
   } catch (e) {
     if (e instanceof UsageError) throw e;
@@ -179,11 +179,9 @@ async function train(argv: string[], ctx: CommandContext): Promise<number> {
   const lr = Number(values.lr ?? '1e-2');
   if (!(lr > 0)) throw new UsageError(`--lr must be a positive number, got ${values.lr}`);
   const rank = intArg(values.rank ?? '16', '--rank');
-  const alpha = Number(values.alpha ?? String(2 * rank));
-  const targets = (values['target-modules'] ?? 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj')
-    .split(',')
-    .filter(Boolean);
-  const seed = Number(values.seed ?? '0');
+  const alpha = numArg(values.alpha, '--alpha') ?? 2 * rank;
+  const targets = listArg(values['target-modules']) ?? [...LORA_TARGETS];
+  const seed = numArg(values.seed, '--seed') ?? 0;
   const records = readAudioJsonl(values.data);
   const m = openModel(values.model);
   try {

@@ -5,10 +5,10 @@
 // import` reads; every question-answer annotation of an image item is one triple.
 
 import type { CommandContext } from './command';
-import { UsageError, intArg, modelRefs, parse, requirePath } from './command';
+import { UsageError, intArg, listArg, modelRefs, numArg, parse, requirePath } from './command';
 import type { Params } from '../../contract/index';
 import { isBlipFolder } from '../../models/families/blip/model';
-import { adapterRunBase, numFlag, targetModulesFlag, trainAdapter, trainNumberFlags } from './adapter-train';
+import { adapterRunBase, trainAdapter, trainNumberFlags } from './adapter-train';
 import { readVqaItems, type VqaItem } from '../../datasets/pairs';
 
 export { isBlipFolder, readVqaItems, type VqaItem };
@@ -86,10 +86,10 @@ export async function blipTrain(argv: string[], ctx: CommandContext): Promise<nu
     ...adapterRunBase(values),
     limit,
     options: {
-      targetModules: targetModulesFlag(values['target-modules']),
+      targetModules: listArg(values['target-modules']),
       ...trainNumberFlags(values),
-      dropout: numFlag(values.dropout, '--dropout'),
-      clipNorm: numFlag(values['clip-norm'], '--clip-norm'),
+      dropout: numArg(values.dropout, '--dropout'),
+      clipNorm: numArg(values['clip-norm'], '--clip-norm'),
     },
   });
 }

@@ -109,6 +109,22 @@ export function intArg(value: string | undefined, name: string): number {
   return Number(value);
 }
 
+/** A numeric flag, undefined when absent; anything but a finite number (an empty string too) is a usage error. */
+export function numArg(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const x = Number(value);
+  if (value.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${name} must be a number (got "${value}")`);
+  return x;
+}
+
+/** A comma-separated list flag (entries trimmed, empty ones dropped), undefined when absent. */
+export function listArg(value: string | undefined): string[] | undefined {
+  return value
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 /** A path flag that must exist (a file, a folder or either); errors name the flag. */
 export function requirePath(value: string | undefined, flag: string, kind: 'file' | 'dir' | 'any'): string {
   if (!value) throw new UsageError(`${flag} is required`);

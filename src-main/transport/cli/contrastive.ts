@@ -5,11 +5,11 @@
 // class name for zero-shot, its split selects it for --split.
 
 import type { CommandContext, CommandGroup } from './command';
-import { UsageError, intArg, modelRefs, parse, printJson, requirePath, table, withBackend } from './command';
+import { UsageError, intArg, listArg, modelRefs, parse, printJson, requirePath, table, withBackend } from './command';
 import type { Result } from '../../contract/index';
 import { readPairs, type DataPair } from '../../datasets/pairs';
 import { isContrastiveFolder } from '../../models/families/contrastive/folder';
-import { adapterRunBase, targetModulesFlag, trainAdapter, trainNumberFlags } from './adapter-train';
+import { adapterRunBase, trainAdapter, trainNumberFlags } from './adapter-train';
 
 export { isContrastiveFolder, readPairs, type DataPair };
 
@@ -164,7 +164,7 @@ export async function contrastiveTrain(argv: string[], ctx: CommandContext): Pro
     options: {
       method,
       towers,
-      targetModules: targetModulesFlag(values['target-modules']),
+      targetModules: listArg(values['target-modules']),
       ...trainNumberFlags(values),
     },
   });
