@@ -15,7 +15,7 @@ import { numel, type FloatDtype } from '../weights/dtype';
 import { saveHfFolder } from '../hf-folder';
 import { trainByteLevelBpe } from './bpe';
 import { demoCorpus } from './dataset';
-import { demoRng, subSeed } from './rng';
+import { demoRng, subSeed, type Rng } from './rng';
 import { DEMO_CORPUS_SEED } from './tiny-llava';
 
 export const OPT_SPECIAL_TOKENS = ['<s>', '<pad>', '</s>', '<unk>'];
@@ -120,7 +120,15 @@ export function tinyOptText(vocabSize: number, o: TinyOptOptions = {}): TextConf
   };
 }
 
-/** Random weights: matrices and biases ~ N(0, std), LayerNorm weights ~ 1 + N(0, std) (any spelling of layer norm). */
+/** One tensor's random values from `rng`: ~ N(0, std), LayerNorm weights ~ 1 + N(0, std) (any spelling of layer norm). */
+function randomTensor(name: string, shape: number[], rng: Rng, std: number): Float32Array {
+  const data = new Float32Array(numel(shape));
+  const base = /(norm|Norm|layer_norm\d?)\.weight$/.test(name) ? 1 : 0;
+  for (let i = 0; i < data.length; i++) data[i] = base + std * rng.normal();
+  return data;
+}
+
+/** Random weights: matrices and biases ~ N(0, std), LayerNorm weights ~ 1 + N(0, std), all from one stream. */
 export function randomBlip2Weights(
   specs: Array<{ name: string; shape: number[] }>,
   seed: number,
@@ -128,13 +136,8 @@ export function randomBlip2Weights(
 ): Map<string, Tensor> {
   const rng = demoRng(seed);
   const out = new Map<string, Tensor>();
-  for (const s of specs) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    const isNorm = /(norm|Norm|layer_norm\d?)\.weight$/.test(s.name);
-    for (let i = 0; i < n; i++) data[i] = (isNorm ? 1 : 0) + std * rng.normal();
-    out.set(s.name, { dtype: 'F32', shape: s.shape, data });
-  }
+  for (const s of specs)
+    out.set(s.name, { dtype: 'F32', shape: s.shape, data: randomTensor(s.name, s.shape, rng, std) });
   return out;
 }
 
@@ -160,11 +163,7 @@ export function lazyRandomBlip2Weights(
     info: (n) => ({ dtype: 'F32', shape: spec(n).shape }),
     get: (n) => {
       const s = spec(n);
-      const rng = demoRng(subSeed(seed, s.index));
-      const data = new Float32Array(numel(s.shape));
-      const base = /(norm|Norm|layer_norm\d?)\.weight$/.test(n) ? 1 : 0;
-      for (let i = 0; i < data.length; i++) data[i] = base + std * rng.normal();
-      return data;
+      return randomTensor(n, s.shape, demoRng(subSeed(seed, s.index)), std);
     },
   };
 }
