@@ -120,7 +120,6 @@ function toI64(a: Int32Array): BigInt64Array {
   return out;
 }
 
-/** A small LRU of preprocessed images (pixel values), bounded in bytes. */
 /** `f`'s result, or its failure with the image's path in front. */
 async function aboutImage<T>(path: string, f: () => Promise<T>): Promise<T> {
   try {
@@ -135,6 +134,7 @@ function imagePixels(model: LoadedVlm, path: string): Promise<Float32Array> {
   return aboutImage(path, async () => (await model.images.process(path)).data);
 }
 
+/** A small LRU of preprocessed images (pixel values), bounded in bytes. */
 class PixelCache {
   private map = new Map<string, Float32Array>();
   private bytes = 0;
@@ -488,7 +488,8 @@ class VlmTrainer implements Trainer {
       paths.push(item.image);
     }
     if (this.featureLayer) return this.featureFeeds(b, paths, ti);
-    // the batch's new images are decoded concurrently: sharp runs each in libuv's pool, so they overlap on the cores
+    // the batch's new images are processed concurrently: their file reads (and sharp's decodes, for what is not a
+    // plain PNG) run in libuv's pool and overlap
     const got = new Map<string, Float32Array>();
     const misses: string[] = [];
     for (const p of paths) {
