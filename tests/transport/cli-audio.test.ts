@@ -127,48 +127,31 @@ test('lenslab audio compose, train (projector, then LoRA from it) and ask, from 
 test('lenslab audio: bad data and bad files are named; usage errors exit 2', async () => {
   const data = join(dir, 'bad');
   mkdirSync(data, { recursive: true });
+  const train = (file: string, ...flags: string[]) =>
+    cli([
+      'audio',
+      'train',
+      '--model',
+      join(dir, 'audio-llm'),
+      '--data',
+      join(data, file),
+      '--out',
+      join(dir, 'x'),
+      ...flags,
+    ]);
   writeFileSync(join(data, 'escape.jsonl'), JSON.stringify({ audio: '../secret.wav', caption: 'x' }) + '\n');
-  let r = await cli([
-    'audio',
-    'train',
-    '--model',
-    join(dir, 'audio-llm'),
-    '--data',
-    join(data, 'escape.jsonl'),
-    '--out',
-    join(dir, 'x'),
-  ]);
+  let r = await train('escape.jsonl');
   assert.equal(r.code, 1);
   assert.match(r.err, /escape\.jsonl:1: field "audio": "\.\.\/secret\.wav" leaves the data folder/);
   writeFileSync(join(data, 'noanswer.jsonl'), JSON.stringify({ audio: 'a.wav', question: 'q' }) + '\n');
-  r = await cli([
-    'audio',
-    'train',
-    '--model',
-    join(dir, 'audio-llm'),
-    '--data',
-    join(data, 'noanswer.jsonl'),
-    '--out',
-    join(dir, 'x'),
-  ]);
+  r = await train('noanswer.jsonl');
   assert.match(r.err, /noanswer\.jsonl:1: needs "question" and "answer" strings, or a "caption" string/);
   writeFileSync(join(data, 'broken.wav'), 'RIFF....not a wav');
   r = await cli(['audio', 'ask', '--model', join(dir, 'audio-llm'), '--audio', join(data, 'broken.wav')]);
   assert.equal(r.code, 1);
   assert.match(r.err, /broken\.wav/);
   // a flag that is not a number is a usage error naming it, before any work
-  r = await cli([
-    'audio',
-    'train',
-    '--model',
-    join(dir, 'audio-llm'),
-    '--data',
-    join(data, 'noanswer.jsonl'),
-    '--out',
-    join(dir, 'x'),
-    '--alpha',
-    'big',
-  ]);
+  r = await train('noanswer.jsonl', '--alpha', 'big');
   assert.equal(r.code, 2);
   assert.match(r.err, /--alpha must be a number \(got "big"\)/);
   r = await cli(['audio', 'listen']);
