@@ -113,6 +113,21 @@ export function flatRange(min: number | null, max: number | null, minPad = 1): [
 }
 
 /**
+ * A log y range that hugs the data (its min / 1.15 to its max x 1.15, not whole decades) and that uPlot can split:
+ * the bottom is floored to one significant digit (k x 10^e). uPlot's log splits step up from the bottom by 10^e,
+ * rounding each step to that power's decimals; from a bottom such as 0.0998 the first step lands on 0.11, past the
+ * decade, whose increment it has no decimals for, so every later split rounds to 0 and the list grows until the page
+ * throws "Invalid array length" (a training loss whose minimum was 0.1148 did this).
+ */
+export function logRange(min: number | null, max: number | null): [number, number] {
+  if (min === null || max === null || !(min > 0) || !(max > 0)) return [0.1, 10];
+  const lo = min / 1.15;
+  const e = Math.floor(Math.log10(lo));
+  const k = Math.min(9, Math.max(1, Math.floor((lo / Math.pow(10, e)) * (1 + 1e-12))));
+  return [Number(`${k}e${e}`), max * 1.15];
+}
+
+/**
  * Which ticks of a log axis get a label: the powers of ten (0.01, 0.1, 1), or 1/2/5 × a power of ten, or every
  * whole mantissa, whichever first gives two labels. uPlot also labelled the axis's bottom, where the range hugs the
  * data, with an odd number such as 0.001164. Unlabelled ticks are null (they keep their grid line).

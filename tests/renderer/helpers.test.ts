@@ -234,7 +234,7 @@ test('emaSmooth is debiased, keeps nulls, and is the identity at weight 0', () =
   assert.deepEqual(emaSmooth(pts, 0), pts);
 });
 
-import { flatRange, tickLabels, yAxisSize, logTickFilter } from '../../src-renderer/composables/chartData';
+import { flatRange, tickLabels, yAxisSize, logTickFilter, logRange } from '../../src-renderer/composables/chartData';
 
 test('flatRange: a lone value gets a range around it (not crossing zero for non-negative data); differing min/max keep the default', () => {
   assert.deepEqual(flatRange(2000, 2000), [1800, 2200]);
@@ -276,6 +276,26 @@ test('logTickFilter: a log axis labels powers of ten, not the odd value where it
   // nothing nice: every whole mantissa, else every tick as it came
   assert.deepEqual(logTickFilter([0.31, 0.4, 0.6]), [null, 0.4, 0.6]);
   assert.deepEqual(logTickFilter([0.31, 0.33]), [0.31, 0.33]);
+});
+
+test("logRange: hugs the data from a one-digit bottom, so uPlot's log splits step onto the next power of ten", () => {
+  // a loss curve whose minimum was 0.1148 gave the bottom 0.0998: uPlot stepped to 0.11 and never ended
+  assert.deepEqual(logRange(0.1148, 2), [0.09, 2.3]);
+  assert.deepEqual(logRange(0.0115, 0.5), [0.01, 0.575]);
+  assert.deepEqual(logRange(null, 1), [0.1, 10]);
+  assert.deepEqual(logRange(0, 1), [0.1, 10]);
+  // uPlot's rule: from the bottom, add 10^e and round to e's decimals until the next power of ten
+  for (let x = 1e-9; x < 1e4; x *= 1.0137) {
+    const [lo, hi] = logRange(x, 10 * x);
+    assert.ok(lo <= x / 1.15 && lo > x / 1.15 / 10, `${x}: bottom ${lo}`);
+    const e = Math.floor(Math.log10(lo) + 1e-9);
+    const dec = Math.max(0, -e);
+    let split = lo;
+    while (split < Math.pow(10, e + 1) - 1e-12 * Math.pow(10, e + 1))
+      split = Number((split + Math.pow(10, e)).toFixed(dec));
+    assert.equal(split, Number(`1e${e + 1}`), `${x}: from ${lo} the steps of 1e${e} pass the decade at ${split}`);
+    assert.ok(hi >= 10 * x);
+  }
 });
 
 test('reconnectWatcher: called when the connection is open again after being lost, not on the first open', () => {
