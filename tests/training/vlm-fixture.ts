@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { writeTinyLlava } from '../../src-main/models/demo/tiny-llava';
 import { writeDemoDataset } from '../../src-main/models/demo/dataset';
+import type { Family } from '../../src-main/models/demo/shapes';
 import { importDataset } from '../../src-main/datasets/import';
 import type { Database } from '../../src-main/storage/database';
 
@@ -25,9 +26,15 @@ export function writeTinyModel(dir: string): string {
   return dir;
 }
 
-/** Write the icon images + vqa.jsonl under `dir` and import them into `db`; returns the dataset id. */
-export async function importIcons(db: Database, dataDir: string, dir: string, count = 24): Promise<number> {
-  await writeDemoDataset(dir, { seed: 5, count, size: 32, families: ['colors'] });
+/** Write icon images + vqa.jsonl (questions of `families`) under `dir`, import them into `db`; returns the dataset id. */
+export async function importIcons(
+  db: Database,
+  dataDir: string,
+  dir: string,
+  count = 24,
+  families: Family[] = ['colors'],
+): Promise<number> {
+  await writeDemoDataset(dir, { seed: 5, count, size: 32, families });
   const rep = await importDataset(db, dataDir, join(dir, 'vqa.jsonl'), { dataset: 'icons' });
   return rep.datasetId;
 }

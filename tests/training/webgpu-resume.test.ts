@@ -26,7 +26,9 @@ after(async () => {
   backend.close();
   tmp.cleanup();
 });
-const datasetId = await importIcons(backend.db, join(tmp.dir, 'app'), join(tmp.dir, 'icons'), 16);
+// shape questions, which the demo base has never learned: on colours (which it answers) the loss is near zero and
+// AdamW's normalized steps follow the float noise of each device's gradient, so two devices part at the 1e-3 level
+const datasetId = await importIcons(backend.db, join(tmp.dir, 'app'), join(tmp.dir, 'icons'), 16, ['shapes']);
 
 let n = 0;
 function newJob(provider: 'cpu' | 'webgpu', stepDelayMs = 0) {
