@@ -31,6 +31,8 @@ export const modelsExportMethods = defineMethods({
       model: GgufFile,
       mmproj: GgufFile.nullable(),
       modelfile: z.string(),
+      /** What llama.cpp will compute differently from Lenslab with these files (its known bugs), in words. */
+      notes: z.array(z.string()),
     }),
     summary:
       'Export a model (with an adapter merged in) as GGUF for llama.cpp / Ollama / LM Studio: the decoder, an mmproj for the vision side, an Ollama Modelfile.',

@@ -45,6 +45,7 @@ export const modelsExportHandlers = handlers({
         model: file(r.model),
         mmproj: r.mmproj && file(r.mmproj),
         modelfile: r.modelfile,
+        notes: r.notes,
       };
     } catch (e) {
       if (e instanceof GgufExportError || (e as Error).name === 'GgufExportError') {

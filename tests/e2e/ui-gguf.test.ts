@@ -44,6 +44,8 @@ test('Models view: export the demo model as q8_0 GGUF with progress, then a non-
   assert.match(text, /Wrote \S+\.gguf \+ mmproj-\S+-q8_0\.gguf/);
   assert.match(text, /ollama create my-model -f Modelfile/);
   assert.match(text, /--mmproj mmproj-/);
+  // llama.cpp's known LLaVA bug, in words beside the result
+  assert.match(await result.getByRole('note').innerText(), /^Note: llama\.cpp's LLaVA graph .*first \(top-left\) patch/);
   const files = readdirSync(out).sort();
   assert.ok(files.includes('Modelfile'), `Modelfile in ${files.join(', ')}`);
   const ggufs = files.filter((f) => f.endsWith('.gguf'));

@@ -27,6 +27,7 @@ test('export --format gguf writes the model, the mmproj and a Modelfile; a secon
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(readdirSync(out).sort(), ['Modelfile', 'demo-llava-q4_0.gguf', 'mmproj-demo-llava-q8_0.gguf']);
   assert.match(r.out, /demo-llava-q4_0\.gguf \(21 tensors/);
+  assert.match(r.out, /^Note: llama\.cpp's LLaVA graph places the vision tower's class token after the patches/m);
   assert.match(r.err, /tensors 21\/21/);
   assert.equal(readGguf(join(out, 'demo-llava-q4_0.gguf')).kv.get('general.name'), 'Demo LLaVA');
   const again = await cli(['export', '--model', DEMO, out, '--format', 'gguf']);

@@ -51,6 +51,8 @@ export interface GgufExportReport {
   model: GgufWriteReport & { file: string };
   mmproj: (GgufWriteReport & { file: string }) | null;
   modelfile: string;
+  /** what llama.cpp will compute differently from Lenslab with these files (its known bugs), in words */
+  notes: string[];
 }
 
 /** Files an export writes; a folder with anything else in it is not an earlier export. */
@@ -279,6 +281,7 @@ export function exportGguf(o: GgufExportOptions): GgufExportReport {
         ),
       };
       let mmproj: GgufExportReport['mmproj'] = null;
+      const notes: string[] = [];
       if (isVlm(c)) {
         const g = visionExport(c)!;
         const f = `mmproj-${base}-${o.quant === 'q4_0' ? 'q8_0' : o.quant}.gguf`;
@@ -288,6 +291,7 @@ export function exportGguf(o: GgufExportOptions): GgufExportReport {
             o.onProgress?.({ file: f, tensor: i, tensors: n }),
           ),
         };
+        notes.push(...(g.notes?.(c) ?? []));
       }
       writeFileSync(
         join(tmp, 'Modelfile'),
@@ -308,6 +312,7 @@ export function exportGguf(o: GgufExportOptions): GgufExportReport {
         model: fix(model),
         mmproj: mmproj && fix(mmproj),
         modelfile: join(dir, 'Modelfile'),
+        notes,
       };
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });

@@ -77,6 +77,8 @@ export interface VlmGgufExport<C> {
   /** metadata of the mmproj file; `images` is the family's own processor (image size, mean and std) */
   kv(c: C, images: FamilyImageProcessor, name: string, quant: GgufQuant): Map<string, GgufValue>;
   tensors(c: C, weights: TensorSource, quant: GgufQuant): GgufTensorPlan[];
+  /** What llama.cpp will compute differently from transformers with this export (its known bugs), for the user. */
+  notes?(c: C): string[];
 }
 
 export interface VlmFamily<C extends VlmModelConfig = VlmModelConfig> {

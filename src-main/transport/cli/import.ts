@@ -235,6 +235,7 @@ async function exportModel(
     ctx.io.out(`  ${rep.model.file} (${rep.model.tensors} tensors, ${mb(rep.model.bytes)})`);
     if (rep.mmproj) ctx.io.out(`  ${rep.mmproj.file} (${rep.mmproj.tensors} tensors, ${mb(rep.mmproj.bytes)})`);
     ctx.io.out(`  Modelfile: ollama create NAME -f ${rep.modelfile}`);
+    for (const n of rep.notes) ctx.io.out(`Note: ${n}.`);
   }
   return 0;
 }

@@ -74,4 +74,16 @@ function kv(c: LlavaModelConfig, images: FamilyImageProcessor, name: string, qua
   return kv;
 }
 
-export const llavaGguf: VlmGgufExport<LlavaModelConfig> = { check, kv, tensors };
+// llama.cpp's LLaVA graph (tools/mtmd/models/llava.cpp, in @fugood/llama.node 1.7.15 and upstream as of July 2026)
+// appends the class token after the patches while its position ids and patch selection assume it comes first:
+// measured on the demo model, its caption of a scene equals ours of the same scene with the top-left cell blanked.
+function notes(c: LlavaModelConfig): string[] {
+  if (!c.vision.classToken) return [];
+  return [
+    "llama.cpp's LLaVA graph places the vision tower's class token after the patches (a llama.cpp bug): it drops the " +
+      "image's first (top-left) patch and shifts the others' positions by one, so its answers about an image can " +
+      "differ from Lenslab's and transformers'; the files are written as transformers reads the model",
+  ];
+}
+
+export const llavaGguf: VlmGgufExport<LlavaModelConfig> = { check, kv, tensors, notes };
