@@ -465,11 +465,9 @@ test('llama.cpp runs the exported demo LLaVA (text only): same tokens, same firs
 
 test('llama.cpp runs the exported demo LLaVA with an image through the mmproj', async () => {
   const img = join(tmp, 'shape.png');
-  // llama.cpp's LLaVA graph (tools/mtmd/models/llava.cpp, as bundled here) appends the class token after the patches
-  // while its position ids and patch selection still assume it comes first: each patch gets the position embedding of
-  // the one before it, the first patch (the scene's top-left cell) is dropped and the class token's output becomes
-  // the last image token. Lenslab follows transformers. So the scene here leaves the top-left cell empty, where that
-  // bug changes little on this model; with a shape there llama.cpp describes the scene without it.
+  // llama.cpp drops a LLaVA's first patch (the scene's top-left cell) and shifts the others' positions: the bug the
+  // export's note names (families/llava/gguf.ts). So the scene here leaves that cell empty, where the bug changes
+  // little on this model; with a shape there llama.cpp describes the scene without it.
   const s = makeSample(7, 0, { size: 48 });
   assert.ok(s.scene.objects.length > 1 && !s.scene.objects.some((o) => o.row === 0 && o.col === 0));
   await sharp(Buffer.from(s.rgb), { raw: { width: 48, height: 48, channels: 3 } })
